@@ -1,0 +1,49 @@
+# Granary: the two commands a new user needs are `make demo` and `make test`.
+# Every target runs scripts/setup first (idempotent: a no-op when everything is installed).
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: all setup build demo test test-cpp test-python test-asan bench format clean
+
+all: build
+
+setup:
+	@scripts/setup
+
+$(BUILD)/build.ninja: | setup
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_ARGS)
+
+build: setup $(BUILD)/build.ninja
+	ninja -C $(BUILD) -j $(JOBS)
+
+demo: build
+	scripts/demo
+
+test: build
+	$(MAKE) --no-print-directory test-cpp test-python
+
+test-cpp:
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+test-python:
+	GRANARY_BIN=$(CURDIR)/$(BUILD)/granary .venv/bin/python -m pytest -q tests
+
+# The C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer (part of CI).
+test-asan: setup
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGRANARY_SANITIZE=ON \
+	  -DGRANARY_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	ninja -C $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:detect_container_overflow=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) --timeout 900
+
+bench: build
+	scripts/bench
+
+format:
+	find src bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

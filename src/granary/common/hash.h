@@ -1,0 +1,23 @@
+// Stable, non-cryptographic hashing for fingerprints (registry versions) and partitioning.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace granary {
+
+// 64-bit FNV-1a. Stable across platforms and releases: stored fingerprints depend on it.
+constexpr uint64_t Fnv1a64(std::string_view data, uint64_t seed = 0xcbf29ce484222325ULL) {
+  uint64_t h = seed;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// 16 lower-case hex digits.
+std::string HexFingerprint(std::string_view data);
+
+}  // namespace granary

@@ -1,0 +1,81 @@
+#include "granary/common/time.h"
+
+#include <gtest/gtest.h>
+
+namespace granary {
+namespace {
+
+int64_t Micros(std::string_view s) { return ParseTimestamp(s).ValueOrDie().micros; }
+
+TEST(ParseTimestamp, AcceptsDateOnlyAsMidnightUtc) {
+  EXPECT_EQ(Micros("1970-01-01"), 0);
+  EXPECT_EQ(Micros("2026-11-23"), Timestamp::FromSeconds(1795392000).micros);
+}
+
+TEST(ParseTimestamp, NaiveValuesAreUtc) {
+  EXPECT_EQ(Micros("2026-11-23T02:00:00"), Micros("2026-11-23T02:00:00Z"));
+  EXPECT_EQ(Micros("2026-11-23 02:00:00"), Micros("2026-11-23T02:00:00Z"));
+  EXPECT_EQ(Micros("2026-11-23T02:00"), Micros("2026-11-23T02:00:00Z"));
+}
+
+TEST(ParseTimestamp, AppliesOffsets) {
+  EXPECT_EQ(Micros("2026-11-23T03:00:00+01:00"), Micros("2026-11-23T02:00:00Z"));
+  EXPECT_EQ(Micros("2026-11-22T20:30:00-0530"), Micros("2026-11-23T02:00:00Z"));
+  EXPECT_EQ(Micros("2026-11-23T04:00:00+02"), Micros("2026-11-23T02:00:00Z"));
+  EXPECT_EQ(Micros("2026-11-23T02:00:00-00:00"), Micros("2026-11-23T02:00:00Z"));
+}
+
+TEST(ParseTimestamp, KeepsMicrosecondsAndTruncatesBeyond) {
+  EXPECT_EQ(Micros("1970-01-01T00:00:00.5Z"), 500000);
+  EXPECT_EQ(Micros("1970-01-01T00:00:00.000001Z"), 1);
+  EXPECT_EQ(Micros("1970-01-01T00:00:00.123456789Z"), 123456);
+}
+
+TEST(ParseTimestamp, HandlesDatesBeforeTheEpochAndLeapYears) {
+  EXPECT_EQ(Micros("1969-12-31T23:59:59Z"), -1000000);
+  EXPECT_TRUE(ParseTimestamp("2024-02-29").ok());
+  EXPECT_FALSE(ParseTimestamp("2023-02-29").ok());
+}
+
+TEST(ParseTimestamp, RejectsMalformedTextWithAClearMessage) {
+  for (const char* bad : {"", "2026-13-01", "2026-11-31", "26-11-23", "2026-11-23T25:00",
+                          "2026-11-23T02:00:00+1", "2026-11-23T02:00:00 UTC", "yesterday",
+                          "2026-11-23T02:00:00."}) {
+    auto r = ParseTimestamp(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("expected ISO 8601"), std::string::npos) << bad;
+  }
+}
+
+TEST(FormatTimestamp, RoundTripsThroughParse) {
+  for (const char* s : {"1970-01-01T00:00:00Z", "2026-11-23T02:00:00Z", "1969-12-31T23:59:59.999999Z",
+                        "2000-02-29T12:34:56.000001Z", "1900-01-01T00:00:00Z"}) {
+    EXPECT_EQ(FormatTimestamp(ParseTimestamp(s).ValueOrDie()), s);
+  }
+}
+
+TEST(ParseDuration, AcceptsUnitsAndCombinations) {
+  EXPECT_EQ(ParseDuration("90d").ValueOrDie(), Duration::Days(90));
+  EXPECT_EQ(ParseDuration("36h").ValueOrDie(), Duration::Hours(36));
+  EXPECT_EQ(ParseDuration("2w").ValueOrDie(), Duration::Days(14));
+  EXPECT_EQ(ParseDuration("1d12h").ValueOrDie(), Duration::Hours(36));
+  EXPECT_EQ(ParseDuration("15m").ValueOrDie(), Duration::Minutes(15));
+  EXPECT_EQ(ParseDuration("500ms").ValueOrDie(), Duration::Microseconds(500000));
+  EXPECT_EQ(ParseDuration("0").ValueOrDie(), Duration{});
+}
+
+TEST(ParseDuration, RejectsMissingOrUnknownUnits) {
+  for (const char* bad : {"", "90", "90x", "d", "-1d", "1.5h", "99999999999999999999d"}) {
+    EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
+  }
+}
+
+TEST(FormatDuration, UsesTheLargestExactUnits) {
+  EXPECT_EQ(FormatDuration(Duration::Days(90)), "90d");
+  EXPECT_EQ(FormatDuration(Duration::Hours(36)), "1d12h");
+  EXPECT_EQ(FormatDuration(Duration{}), "0s");
+}
+
+}  // namespace
+}  // namespace granary

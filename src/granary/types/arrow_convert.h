@@ -1,0 +1,44 @@
+// The one place where Granary types meet Arrow types: type mapping, and moving single values in
+// and out of Arrow arrays. Stateless functions; thread-safe.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "granary/common/result.h"
+#include "granary/types/value.h"
+
+namespace arrow {
+class Array;
+class ArrayBuilder;
+class DataType;
+}  // namespace arrow
+
+namespace granary {
+
+// The Arrow type Granary writes for a value type. Timestamps are timestamp[us, tz=UTC]; lists are
+// list<item: T> with non-null items.
+std::shared_ptr<arrow::DataType> ToArrowType(ValueType type);
+
+// The value type that an Arrow column naturally maps to: any signed integer up to 32 bits (and
+// uint8/uint16) is int32; int64 and uint32 are int64; float16 and float32 are float32; any string,
+// binary or timestamp flavour (and dates) maps to string, bytes or timestamp; dictionaries map
+// to their value type; list, large_list and fixed_size_list map to list<T>.
+// Anything else (decimal, struct, map, uint64, ...) is InvalidArgument naming the Arrow type.
+Result<ValueType> FromArrowType(const arrow::DataType& type);
+
+// Whether a source column of `source` type can be read as `declared` without loss: the same
+// natural type, or a widening (int32 -> int64, int32 -> float64, float32 -> float64, and the same
+// for list elements). The error says "<declared> but source column is <source>".
+Status CheckReadableAs(const arrow::DataType& source, ValueType declared);
+
+// The value at row `i`, converted to `type` (which must satisfy CheckReadableAs). Null if null.
+Result<Value> ValueAt(const arrow::Array& array, int64_t i, ValueType type);
+
+// Appends `value` (null, or of exactly `type`) to a builder made for ToArrowType(type).
+Status AppendValue(arrow::ArrayBuilder* builder, ValueType type, const Value& value);
+
+// Builds an array of ToArrowType(type) from values (each null or of `type`).
+Result<std::shared_ptr<arrow::Array>> MakeArray(ValueType type, const std::vector<Value>& values);
+
+}  // namespace granary
