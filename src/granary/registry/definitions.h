@@ -1,0 +1,115 @@
+// The definitions model: what a feature repository declares (Feast's concepts).
+//
+// Plain values produced by the YAML loader (loader.h), checked by the validator (validator.h) and
+// stored as versions by a RegistryStore (registry_store.h). Every object remembers where it was
+// defined so that messages can point at a file and line. Thread-compatible.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "granary/common/time.h"
+#include "granary/types/value_type.h"
+
+namespace granary {
+
+// A place in a definitions file; line is 1-based, 0 when unknown.
+struct SourceLocation {
+  std::string file;
+  int line = 0;
+  // "defs/customer.yaml:14", "defs/customer.yaml" or "" .
+  std::string ToString() const;
+};
+
+// The kinds of objects, as named on the command line and in messages.
+enum class ObjectKind { kEntity, kDataSource, kFeatureView, kFeatureService };
+// "entity", "data source", "feature view", "feature service".
+std::string_view ObjectKindName(ObjectKind kind);
+
+struct Entity {
+  std::string name;
+  std::vector<std::string> join_keys;       // at least one
+  std::vector<ValueType> join_key_types;    // same length as join_keys
+  std::string description;
+  std::map<std::string, std::string> tags;
+  SourceLocation location;
+};
+
+enum class SourceFormat { kParquet, kCsv, kDelta };
+std::string_view SourceFormatName(SourceFormat format);
+
+struct DataSource {
+  std::string name;
+  SourceFormat format = SourceFormat::kParquet;
+  // A file, a directory, or a glob; relative paths are relative to the repository root.
+  std::string path;
+  std::string timestamp_field;              // required: the event time of each row
+  std::string created_timestamp_column;     // optional: when the row was written (tie-breaker)
+  std::string date_partition_column;        // optional: a date partition column for pruning
+  // Source column name -> name used in definitions (features, timestamps, join keys).
+  std::map<std::string, std::string> field_mapping;
+  std::string description;
+  std::map<std::string, std::string> tags;
+  SourceLocation location;
+
+  // The source column that a definition name reads from (inverse of field_mapping).
+  std::string SourceColumnFor(const std::string& name) const;
+};
+
+struct Field {
+  std::string name;
+  ValueType type;
+  std::string description;
+  SourceLocation location;
+};
+
+struct FeatureView {
+  std::string name;
+  std::vector<std::string> entities;  // names of entities; their join keys key the view
+  std::string source;                 // name of a DataSource
+  Duration ttl;                       // 0 = no limit
+  bool online = true;
+  std::vector<Field> schema;          // the features
+  std::string owner;
+  std::string description;
+  std::map<std::string, std::string> tags;
+  SourceLocation location;
+
+  const Field* FindFeature(const std::string& feature) const;
+};
+
+struct FeatureProjection {
+  std::string view;
+  std::vector<std::string> features;  // empty: every feature of the view
+  SourceLocation location;
+};
+
+struct FeatureService {
+  std::string name;
+  std::vector<FeatureProjection> projections;
+  std::string owner;
+  std::string description;
+  std::map<std::string, std::string> tags;
+  SourceLocation location;
+};
+
+// Everything a repository defines. Names are unique within a kind (the validator checks).
+struct Definitions {
+  std::string project;
+  std::vector<Entity> entities;
+  std::vector<DataSource> data_sources;
+  std::vector<FeatureView> feature_views;
+  std::vector<FeatureService> feature_services;
+
+  const Entity* FindEntity(const std::string& name) const;
+  const DataSource* FindDataSource(const std::string& name) const;
+  const FeatureView* FindFeatureView(const std::string& name) const;
+  const FeatureService* FindFeatureService(const std::string& name) const;
+
+  // Sorts every kind by name, for stable output and fingerprints.
+  void SortByName();
+};
+
+}  // namespace granary

@@ -1,0 +1,332 @@
+#include "granary/registry/loader.h"
+
+#include <fmt/format.h>
+#include <fnmatch.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "granary/common/strings.h"
+#include "granary/registry/yaml_reader.h"
+
+namespace granary {
+namespace {
+
+const std::vector<std::string> kTopLevelKeys = {"entities", "data_sources", "feature_views",
+                                                "feature_services"};
+
+std::string Quoted(std::string_view kind, const std::optional<std::string>& name) {
+  return fmt::format("{} '{}'", kind, name.value_or("?"));
+}
+
+void LoadEntity(const std::string& file, const YAML::Node& node, Definitions* out,
+                Diagnostics* diag) {
+  YamlMap m(node, file, "entity", diag);
+  if (!m.valid()) return;
+  auto name = m.String("name", true);
+  YamlMap e(node, file, Quoted("entity", name), diag);
+  Entity entity;
+  entity.name = name.value_or("");
+  entity.location = e.location();
+  entity.join_keys = e.StringList("join_keys", false);
+  e.Node("name", false);
+  if (entity.join_keys.empty() && name) entity.join_keys = {*name};
+  YAML::Node types = e.Node("value_type", true);
+  std::vector<std::string> type_names;
+  if (types.IsScalar()) {
+    type_names.assign(entity.join_keys.size(), types.Scalar());
+  } else if (types.IsSequence()) {
+    type_names = e.StringList("value_type", true);
+    if (type_names.size() != entity.join_keys.size()) {
+      e.Error("value_type", fmt::format("lists {} types for {} join keys; give one per join key",
+                                        type_names.size(), entity.join_keys.size()));
+      type_names.clear();
+    }
+  } else if (types.IsDefined() && !types.IsNull()) {
+    e.Error("value_type", "must be a type such as int64, or a list with one per join key");
+  }
+  bool ok = !type_names.empty() || !types.IsDefined();
+  for (const std::string& t : type_names) {
+    auto vt = ValueType::Parse(t);
+    if (!vt.ok()) {
+      e.Error("value_type", vt.status().message());
+      ok = false;
+    } else if (vt->is_list) {
+      e.Error("value_type", "a join key cannot be a list");
+      ok = false;
+    } else {
+      entity.join_key_types.push_back(*vt);
+    }
+  }
+  if (auto d = e.String("description", false)) entity.description = *d;
+  entity.tags = e.StringMap("tags");
+  e.CheckUnknownKeys();
+  if (name && ok && entity.join_key_types.size() == entity.join_keys.size()) {
+    out->entities.push_back(std::move(entity));
+  }
+}
+
+void LoadDataSource(const std::string& file, const YAML::Node& node, Definitions* out,
+                    Diagnostics* diag) {
+  YamlMap m(node, file, "data source", diag);
+  if (!m.valid()) return;
+  auto name = m.String("name", true);
+  YamlMap s(node, file, Quoted("data source", name), diag);
+  s.Node("name", false);
+  DataSource source;
+  source.name = name.value_or("");
+  source.location = s.location();
+  bool ok = name.has_value();
+  std::string type = s.String("type", false).value_or("file");
+  auto path = s.String("path", true);
+  ok = ok && path.has_value();
+  source.path = path.value_or("");
+  auto format = s.String("format", false);
+  if (type == "delta") {
+    source.format = SourceFormat::kDelta;
+    if (format && *format != "delta") s.Error("format", "must be delta (or be left out) for a delta source");
+  } else if (type == "file") {
+    std::string f = format.value_or("");
+    if (f.empty()) {
+      std::string lower = source.path;
+      std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+      f = lower.ends_with(".csv") || lower.ends_with(".csv.gz") ? "csv" : "parquet";
+    }
+    if (f == "parquet") {
+      source.format = SourceFormat::kParquet;
+    } else if (f == "csv") {
+      source.format = SourceFormat::kCsv;
+    } else {
+      s.Error("format", fmt::format("'{}' is not a file format; use parquet or csv", f));
+      ok = false;
+    }
+  } else {
+    s.Error("type", fmt::format("'{}' is not a source type; use file (Parquet or CSV) or delta", type));
+    ok = false;
+  }
+  auto ts = s.String("timestamp_field", true);
+  ok = ok && ts.has_value();
+  source.timestamp_field = ts.value_or("");
+  source.created_timestamp_column = s.String("created_timestamp_column", false).value_or("");
+  source.date_partition_column = s.String("date_partition_column", false).value_or("");
+  source.field_mapping = s.StringMap("field_mapping");
+  source.description = s.String("description", false).value_or("");
+  source.tags = s.StringMap("tags");
+  s.CheckUnknownKeys();
+  if (ok) out->data_sources.push_back(std::move(source));
+}
+
+void LoadFeatureView(const std::string& file, const YAML::Node& node, Definitions* out,
+                     Diagnostics* diag) {
+  YamlMap m(node, file, "feature view", diag);
+  if (!m.valid()) return;
+  auto name = m.String("name", true);
+  const std::string what = Quoted("feature view", name);
+  YamlMap v(node, file, what, diag);
+  v.Node("name", false);
+  FeatureView view;
+  view.name = name.value_or("");
+  view.location = v.location();
+  bool ok = name.has_value();
+  view.entities = v.StringList("entities", true);
+  auto source = v.String("source", true);
+  ok = ok && source.has_value() && !view.entities.empty();
+  view.source = source.value_or("");
+  if (auto ttl = v.String("ttl", false)) {
+    auto d = ParseDuration(*ttl);
+    if (d.ok()) {
+      view.ttl = *d;
+    } else {
+      v.Error("ttl", d.status().message());
+      ok = false;
+    }
+  }
+  view.online = v.Bool("online").value_or(true);
+  YAML::Node schema = v.Node("schema", true);
+  if (schema.IsDefined() && !schema.IsNull() && !schema.IsSequence()) {
+    v.Error("schema", "must be a list of fields such as {name: tenure_days, type: int64}");
+    ok = false;
+  } else if (schema.IsSequence()) {
+    if (schema.size() == 0) {
+      v.Error("schema", "must list at least one feature");
+      ok = false;
+    }
+    for (const auto& item : schema) {
+      YamlMap fm(item, file, what + " field", diag);
+      if (!fm.valid()) {
+        ok = false;
+        continue;
+      }
+      auto fname = fm.String("name", true);
+      YamlMap f(item, file, fmt::format("{}: field '{}'", what, fname.value_or("?")), diag);
+      f.Node("name", false);
+      Field field;
+      field.name = fname.value_or("");
+      field.location = f.location();
+      auto type = f.String("type", true);
+      if (type) {
+        auto vt = ValueType::Parse(*type);
+        if (vt.ok()) field.type = *vt; else { f.Error("type", vt.status().message()); ok = false; }
+      }
+      field.description = f.String("description", false).value_or("");
+      f.CheckUnknownKeys();
+      ok = ok && fname && type;
+      view.schema.push_back(std::move(field));
+    }
+  } else {
+    ok = false;
+  }
+  view.owner = v.String("owner", false).value_or("");
+  view.description = v.String("description", false).value_or("");
+  view.tags = v.StringMap("tags");
+  v.CheckUnknownKeys();
+  if (ok) out->feature_views.push_back(std::move(view));
+}
+
+void LoadFeatureService(const std::string& file, const YAML::Node& node, Definitions* out,
+                        Diagnostics* diag) {
+  YamlMap m(node, file, "feature service", diag);
+  if (!m.valid()) return;
+  auto name = m.String("name", true);
+  const std::string what = Quoted("feature service", name);
+  YamlMap s(node, file, what, diag);
+  s.Node("name", false);
+  FeatureService service;
+  service.name = name.value_or("");
+  service.location = s.location();
+  bool ok = name.has_value();
+  YAML::Node features = s.Node("features", true);
+  if (features.IsSequence() && features.size() > 0) {
+    for (const auto& item : features) {
+      FeatureProjection p;
+      p.location = LocationOf(file, item);
+      if (item.IsScalar()) {
+        const std::string& text = item.Scalar();
+        size_t colon = text.find(':');
+        p.view = text.substr(0, colon);
+        if (colon != std::string::npos) p.features = {text.substr(colon + 1)};
+      } else {
+        YamlMap pm(item, file, what + " projection", diag);
+        if (!pm.valid()) {
+          ok = false;
+          continue;
+        }
+        auto view = pm.String("view", true);
+        p.view = view.value_or("");
+        p.features = pm.StringList("features", false);
+        pm.CheckUnknownKeys();
+        if (!view) ok = false;
+      }
+      service.projections.push_back(std::move(p));
+    }
+  } else if (features.IsDefined() && !features.IsNull()) {
+    s.Error("features",
+            "must be a non-empty list of views or {view: NAME, features: [a, b]} projections");
+    ok = false;
+  } else {
+    ok = false;
+  }
+  service.owner = s.String("owner", false).value_or("");
+  service.description = s.String("description", false).value_or("");
+  service.tags = s.StringMap("tags");
+  s.CheckUnknownKeys();
+  if (ok) out->feature_services.push_back(std::move(service));
+}
+
+bool IsIgnored(const std::string& relative, const std::vector<std::string>& patterns) {
+  for (const std::string& p : patterns) {
+    if (fnmatch(p.c_str(), relative.c_str(), 0) == 0) return true;
+    std::string dir = p;
+    while (!dir.empty() && dir.back() == '/') dir.pop_back();
+    if (!dir.empty() && relative.starts_with(dir + "/")) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void LoadDefinitionsText(const std::string& file, const std::string& text, Definitions* out,
+                         Diagnostics* diag) {
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    diag->Error(SourceLocation{file, e.mark.is_null() ? 0 : e.mark.line + 1},
+                fmt::format("unreadable YAML: {}; check the indentation and quoting there", e.msg));
+    return;
+  }
+  if (!doc.IsDefined() || doc.IsNull()) return;  // an empty file defines nothing
+  bool has_known = doc.IsMap() && std::any_of(kTopLevelKeys.begin(), kTopLevelKeys.end(),
+                                              [&](const std::string& k) { return doc[k].IsDefined(); });
+  if (!has_known) {
+    diag->Warning(LocationOf(file, doc),
+                  fmt::format("skipped: no top-level {} (list it in .granaryignore to silence this)",
+                              Join(kTopLevelKeys, ", ")));
+    return;
+  }
+  YamlMap top(doc, file, "file", diag);
+  using LoadFn = void (*)(const std::string&, const YAML::Node&, Definitions*, Diagnostics*);
+  const std::pair<const char*, LoadFn> kinds[] = {{"entities", LoadEntity},
+                                                  {"data_sources", LoadDataSource},
+                                                  {"feature_views", LoadFeatureView},
+                                                  {"feature_services", LoadFeatureService}};
+  for (const auto& [key, load] : kinds) {
+    YAML::Node list = top.Node(key, false);
+    if (!list.IsDefined() || list.IsNull()) continue;
+    if (!list.IsSequence()) {
+      top.Error(key, "must be a list (each item starting with '- ')");
+      continue;
+    }
+    for (const auto& item : list) load(file, item, out, diag);
+  }
+  top.CheckUnknownKeys();
+}
+
+Result<std::vector<std::filesystem::path>> FindDefinitionFiles(const RepoConfig& config) {
+  std::vector<std::string> ignore;
+  if (std::ifstream in(config.root / ".granaryignore"); in) {
+    std::string line;
+    while (std::getline(in, line)) {
+      while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
+      if (!line.empty() && line[0] != '#') ignore.push_back(line);
+    }
+  }
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  auto it = std::filesystem::recursive_directory_iterator(
+      config.root, std::filesystem::directory_options::skip_permission_denied, ec);
+  if (ec) return Status::IOError(fmt::format("cannot list {}: {}", config.root.string(), ec.message()));
+  for (auto end = std::filesystem::recursive_directory_iterator(); it != end; it.increment(ec)) {
+    if (ec) return Status::IOError(fmt::format("cannot list {}: {}", config.root.string(), ec.message()));
+    const auto& path = it->path();
+    const std::string name = path.filename().string();
+    const std::string relative = path.lexically_relative(config.root).string();
+    if (name.starts_with(".") || IsIgnored(relative, ignore)) {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file()) continue;
+    if (relative == "granary.yaml") continue;
+    if (path.extension() == ".yaml" || path.extension() == ".yml") files.push_back(path);
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+Result<Definitions> LoadRepositoryDefinitions(const RepoConfig& config, Diagnostics* diag) {
+  GRANARY_ASSIGN_OR_RAISE(auto files, FindDefinitionFiles(config));
+  Definitions defs;
+  defs.project = config.project;
+  for (const auto& path : files) {
+    std::ifstream in(path);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    if (!in) return Status::IOError(fmt::format("cannot read {}", path.string()));
+    LoadDefinitionsText(path.lexically_relative(config.root).string(), buffer.str(), &defs, diag);
+  }
+  return defs;
+}
+
+}  // namespace granary

@@ -1,0 +1,174 @@
+#include "granary/registry/loader.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "granary/registry/repo_config.h"
+#include "granary/registry/serialize.h"
+#include "granary/registry/test_util.h"
+
+namespace granary {
+namespace {
+
+using testing::kValidDefinitions;
+using testing::LoadAndValidate;
+using testing::OnlyError;
+
+std::string Replace(std::string text, const std::string& from, const std::string& to) {
+  size_t pos = text.find(from);
+  EXPECT_NE(pos, std::string::npos) << from;
+  return text.replace(pos, from.size(), to);
+}
+
+TEST(Loader, LoadsEveryKindWithTypesAndLocations) {
+  Definitions defs;
+  Diagnostics diag = LoadAndValidate(kValidDefinitions, &defs);
+  ASSERT_FALSE(diag.has_errors()) << diag.ToStatus().ToString();
+  ASSERT_EQ(defs.entities.size(), 2u);
+  EXPECT_EQ(defs.entities[0].join_key_types[0], ValueType::Scalar(ScalarType::kInt64));
+  const FeatureView& v = defs.feature_views.at(0);
+  EXPECT_EQ(v.ttl, Duration::Days(90));
+  EXPECT_EQ(v.schema.at(2).type, ValueType::List(ScalarType::kFloat32));
+  EXPECT_EQ(v.location.ToString(), "defs.yaml:13");
+  EXPECT_EQ(defs.data_sources.at(0).SourceColumnFor("payment_failures_30d"), "fail_cnt");
+  EXPECT_EQ(defs.data_sources.at(0).format, SourceFormat::kParquet);
+  EXPECT_EQ(defs.feature_services.at(1).projections.at(0).features,
+            std::vector<std::string>{"failure_rate_90d"});
+}
+
+TEST(Loader, UnreadableYamlNamesFileAndLine) {
+  Diagnostics diag = LoadAndValidate("entities:\n  - {name: customer\n  - oops: [\n");
+  EXPECT_EQ(diag.error_count(), 1);
+  EXPECT_NE(OnlyError(diag).find("defs.yaml:"), std::string::npos);
+  EXPECT_NE(OnlyError(diag).find("unreadable YAML"), std::string::npos);
+}
+
+TEST(Loader, BadTtlIsAnErrorAtItsLine) {
+  Diagnostics diag = LoadAndValidate(Replace(kValidDefinitions, "ttl: 90d", "ttl: 90 days"));
+  EXPECT_EQ(OnlyError(diag).substr(0, 12), "defs.yaml:16");
+  EXPECT_NE(OnlyError(diag).find("feature view 'customer_risk': 'ttl' invalid duration '90 days'"),
+            std::string::npos)
+      << OnlyError(diag);
+}
+
+TEST(Loader, MissingTimestampFieldIsAnError) {
+  Diagnostics diag =
+      LoadAndValidate(Replace(kValidDefinitions, "    timestamp_field: event_timestamp\n", ""));
+  // The view that uses the source is reported as well: its source is not defined then.
+  ASSERT_TRUE(diag.has_errors());
+  EXPECT_NE(diag.ToStatus().message().find(
+                "data source 'customer_payments': 'timestamp_field' is required"),
+            std::string::npos)
+      << diag.ToStatus().message();
+}
+
+TEST(Loader, UnknownKeysSuggestTheIntendedOne) {
+  Diagnostics diag = LoadAndValidate(Replace(kValidDefinitions, "online: true", "onlin: true"));
+  EXPECT_NE(OnlyError(diag).find("unknown key 'onlin', did you mean 'online'?"), std::string::npos)
+      << OnlyError(diag);
+}
+
+TEST(Loader, RejectsUnknownFieldTypesAndListJoinKeys) {
+  Diagnostics diag = LoadAndValidate(Replace(kValidDefinitions, "type: float64", "type: decimal"));
+  EXPECT_NE(OnlyError(diag).find("field 'failure_rate_90d': 'type' unknown type 'decimal'"),
+            std::string::npos)
+      << OnlyError(diag);
+}
+
+TEST(Loader, FilesWithoutDefinitionsAreSkippedWithAWarning) {
+  Definitions defs;
+  Diagnostics diag;
+  LoadDefinitionsText("ci.yaml", "steps: [build, test]\n", &defs, &diag);
+  EXPECT_FALSE(diag.has_errors());
+  ASSERT_EQ(diag.Warnings().size(), 1u);
+  EXPECT_NE(diag.Warnings()[0].find("skipped"), std::string::npos);
+}
+
+TEST(Serialize, CanonicalYamlRoundTripsAndIsStable) {
+  Definitions defs;
+  ASSERT_FALSE(LoadAndValidate(kValidDefinitions, &defs).has_errors());
+  defs.project = "parking";
+  std::string text = DefinitionsToYaml(defs);
+  auto back = DefinitionsFromYaml(text, "registry");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  back->project = "parking";
+  EXPECT_EQ(DefinitionsToYaml(*back), text);
+  EXPECT_EQ(DefinitionsFingerprint(*back), DefinitionsFingerprint(defs));
+  // Order of definition in files does not change the fingerprint.
+  std::reverse(defs.entities.begin(), defs.entities.end());
+  EXPECT_EQ(DefinitionsFingerprint(*back), DefinitionsFingerprint(defs));
+}
+
+class RepoConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("granary_cfg_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void Write(const std::string& name, const std::string& text) {
+    std::filesystem::create_directories((dir_ / name).parent_path());
+    std::ofstream(dir_ / name) << text;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(RepoConfigTest, DefaultsToEmbeddedStores) {
+  Write("granary.yaml", "project: parking\n");
+  auto config = LoadRepoConfig(dir_);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->online_store.type, "rocksdb");
+  EXPECT_EQ(config->offline_store.type, "file");
+  EXPECT_EQ(config->RegistryPath(), dir_ / "data/registry.db");
+  EXPECT_EQ(config->online_store.key_ttl, Duration::Days(90));
+}
+
+TEST_F(RepoConfigTest, SubstitutesEnvironmentVariablesInValues) {
+  Write("granary.yaml",
+        "project: parking\nonline_store: {type: redis, connection_string: "
+        "\"127.0.0.1:6379,password=${TEST_REDIS_PASSWORD}\", username: \"${TEST_USER:-default}\"}\n");
+  auto lookup = [](const char* name) -> const char* {
+    return std::string(name) == "TEST_REDIS_PASSWORD" ? "s3cr3t: {x}" : nullptr;
+  };
+  auto config = LoadRepoConfig(dir_, lookup);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->online_store.connection_string, "127.0.0.1:6379,password=s3cr3t: {x}");
+  EXPECT_EQ(config->online_store.username, "default");
+}
+
+TEST_F(RepoConfigTest, UnsetVariableIsAnErrorNamingIt) {
+  Write("granary.yaml", "project: parking\nonline_store: {type: redis_cluster, nodes: [\"${NOPE_X}\"]}\n");
+  auto config = LoadRepoConfig(dir_, [](const char*) -> const char* { return nullptr; });
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("granary.yaml:2"), std::string::npos);
+  EXPECT_NE(config.status().message().find("NOPE_X is not set"), std::string::npos);
+}
+
+TEST_F(RepoConfigTest, RejectsUnknownStoreTypesAndMissingFile) {
+  Write("granary.yaml", "project: parking\nonline_store: {type: dynamodb}\n");
+  auto config = LoadRepoConfig(dir_);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("use rocksdb, redis or redis_cluster"), std::string::npos);
+  EXPECT_EQ(LoadRepoConfig(dir_ / "nowhere").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(RepoConfigTest, FindsDefinitionFilesButSkipsHiddenAndIgnored) {
+  Write("granary.yaml", "project: p\n");
+  Write("a.yaml", "entities: []\n");
+  Write("sub/b.yml", "entities: []\n");
+  Write(".hidden/c.yaml", "entities: []\n");
+  Write("vendor/d.yaml", "entities: []\n");
+  Write(".granaryignore", "# comment\nvendor/\n");
+  auto config = LoadRepoConfig(dir_).ValueOrDie();
+  auto files = FindDefinitionFiles(config).ValueOrDie();
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0], dir_ / "a.yaml");
+  EXPECT_EQ(files[1], dir_ / "sub/b.yml");
+}
+
+}  // namespace
+}  // namespace granary

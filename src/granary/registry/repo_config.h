@@ -1,0 +1,53 @@
+// RepoConfig: the repository's granary.yaml (project, registry, offline and online store).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "granary/common/result.h"
+#include "granary/common/time.h"
+
+namespace granary {
+
+struct OnlineStoreConfig {
+  std::string type = "rocksdb";     // rocksdb (embedded, default) | redis | redis_cluster
+  std::string path = "data/online";  // rocksdb: directory, relative to the repository root
+  // redis: "host:port[,password=...][,username=...][,db=N]"
+  std::string connection_string;
+  std::vector<std::string> nodes;    // redis_cluster: seed nodes "host:port"
+  std::string username;              // redis, redis_cluster (ACL user)
+  std::string password;              // redis, redis_cluster
+  Duration key_ttl = Duration::Days(90);  // expiry of online keys, refreshed on every write
+};
+
+struct OfflineStoreConfig {
+  std::string type = "file";  // file: the embedded engine over Parquet, CSV and Delta Lake
+};
+
+struct RepoConfig {
+  std::filesystem::path root;         // absolute
+  std::string project;
+  std::string registry = "data/registry.db";
+  OfflineStoreConfig offline_store;
+  OnlineStoreConfig online_store;
+
+  // An absolute path for a path written in the repository (relative to root).
+  std::filesystem::path Resolve(const std::string& path) const;
+  std::filesystem::path RegistryPath() const { return Resolve(registry); }
+  std::filesystem::path ConfigPath() const { return root / "granary.yaml"; }
+};
+
+using EnvLookup = std::function<const char*(const char*)>;
+
+// Replaces ${VAR} and ${VAR:-default} with the environment's values. An unset variable without
+// a default is an error naming it. "$${" escapes a literal "${".
+Result<std::string> SubstituteEnv(std::string_view text, const EnvLookup& lookup);
+
+// Reads <root>/granary.yaml; unknown keys, bad values and unset variables are errors with the
+// file, line and a fix. `lookup` defaults to the process environment.
+Result<RepoConfig> LoadRepoConfig(const std::filesystem::path& root,
+                                  const EnvLookup& lookup = nullptr);
+
+}  // namespace granary
