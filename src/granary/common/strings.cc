@@ -28,7 +28,23 @@ std::string ClosestMatch(std::string_view word, const std::vector<std::string>& 
       best = c;
     }
   }
-  return best;
+  if (!best.empty()) return best;
+  // An abbreviation ("event_ts" for "event_timestamp"): the one name sharing the longest prefix,
+  // when that prefix covers most of the word.
+  size_t best_prefix = std::max<size_t>(4, word.size() * 2 / 3) - 1;
+  bool unique = false;
+  for (const std::string& c : candidates) {
+    size_t p = 0;
+    while (p < word.size() && p < c.size() && word[p] == c[p]) ++p;
+    if (p > best_prefix) {
+      best_prefix = p;
+      best = c;
+      unique = true;
+    } else if (p == best_prefix && !best.empty()) {
+      unique = false;
+    }
+  }
+  return unique ? best : std::string();
 }
 
 std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates) {
