@@ -23,10 +23,9 @@ bool LoadValidDefinitions(Context& ctx, const RepoConfig& config, Definitions* o
     ctx.Fail(defs.status());
     return false;
   }
-  if (!diag.has_errors()) {
-    FileSourceInspector inspector(config.root);
-    ValidateDefinitions(*defs, &inspector, &diag);
-  }
+  // Validation runs even after load errors, so one run reports every problem.
+  FileSourceInspector inspector(config.root);
+  ValidateDefinitions(*defs, &inspector, &diag);
   for (const std::string& w : diag.Warnings()) fmt::print(stderr, "warning: {}\n", w);
   if (diag.has_errors()) {
     ctx.Fail(diag.ToStatus());

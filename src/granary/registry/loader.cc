@@ -136,12 +136,8 @@ void LoadFeatureView(const std::string& file, const YAML::Node& node, Definition
   view.source = source.value_or("");
   if (auto ttl = v.String("ttl", false)) {
     auto d = ParseDuration(*ttl);
-    if (d.ok()) {
-      view.ttl = *d;
-    } else {
-      v.Error("ttl", d.status().message());
-      ok = false;
-    }
+    // A bad ttl is reported but the view is kept, so that references to it do not fail too.
+    if (d.ok()) view.ttl = *d; else v.Error("ttl", d.status().message());
   }
   view.online = v.Bool("online").value_or(true);
   YAML::Node schema = v.Node("schema", true);
@@ -168,7 +164,7 @@ void LoadFeatureView(const std::string& file, const YAML::Node& node, Definition
       auto type = f.String("type", true);
       if (type) {
         auto vt = ValueType::Parse(*type);
-        if (vt.ok()) field.type = *vt; else { f.Error("type", vt.status().message()); ok = false; }
+        if (vt.ok()) field.type = *vt; else f.Error("type", vt.status().message());
       }
       field.description = f.String("description", false).value_or("");
       f.CheckUnknownKeys();
