@@ -1,10 +1,14 @@
 #include "granary/offline/delta_log.h"
 
+// RapidJSON rather than simdjson: the pyarrow wheel's libparquet exports the symbols of its own,
+// newer simdjson, which interpose on Debian's libsimdjson in any process that loads both (ASan
+// caught the mismatch). Arrow's bundled RapidJSON lives in namespace arrow::rapidjson, so the
+// header-only Debian copy used here cannot clash.
 #include <arrow/api.h>
 #include <arrow/io/api.h>
 #include <fmt/format.h>
 #include <parquet/arrow/reader.h>
-#include <simdjson.h>
+#include <rapidjson/document.h>
 
 #include <algorithm>
 #include <fstream>
@@ -13,7 +17,20 @@
 namespace granary {
 namespace {
 
-Result<std::shared_ptr<arrow::DataType>> DeltaType(simdjson::dom::element type);
+using JsonValue = rapidjson::Value;
+
+Result<std::shared_ptr<arrow::DataType>> DeltaType(const JsonValue& type);
+
+const JsonValue* Member(const JsonValue& v, const char* name) {
+  if (!v.IsObject()) return nullptr;
+  auto it = v.FindMember(name);
+  return it == v.MemberEnd() ? nullptr : &it->value;
+}
+
+bool BoolMember(const JsonValue& v, const char* name, bool fallback) {
+  const JsonValue* m = Member(v, name);
+  return m != nullptr && m->IsBool() ? m->GetBool() : fallback;
+}
 
 Result<std::shared_ptr<arrow::DataType>> PrimitiveType(std::string_view name) {
   if (name == "long") return arrow::int64();
@@ -38,48 +55,50 @@ Result<std::shared_ptr<arrow::DataType>> PrimitiveType(std::string_view name) {
   return Status::InvalidArgument(fmt::format("unsupported Delta type '{}'", name));
 }
 
-Result<std::shared_ptr<arrow::Field>> DeltaField(simdjson::dom::element field) {
-  std::string_view name;
-  simdjson::dom::element type;
-  if (field["name"].get(name) || field["type"].get(type)) {
+Result<std::shared_ptr<arrow::Field>> DeltaField(const JsonValue& field) {
+  const JsonValue* name = Member(field, "name");
+  const JsonValue* type = Member(field, "type");
+  if (name == nullptr || !name->IsString() || type == nullptr) {
     return Status::Corruption("a Delta schema field lacks 'name' or 'type'");
   }
-  GRANARY_ASSIGN_OR_RAISE(auto arrow_type, DeltaType(type));
-  bool nullable = true;
-  if (field["nullable"].get(nullable)) nullable = true;  // absent: nullable, as Delta's default
-  return arrow::field(std::string(name), arrow_type, nullable);
+  GRANARY_ASSIGN_OR_RAISE(auto arrow_type, DeltaType(*type));
+  // An absent 'nullable' means nullable, as Delta's default.
+  return arrow::field(name->GetString(), arrow_type, BoolMember(field, "nullable", true));
 }
 
-Result<std::shared_ptr<arrow::DataType>> DeltaType(simdjson::dom::element type) {
-  std::string_view primitive;
-  if (!type.get(primitive)) return PrimitiveType(primitive);
-  std::string_view kind;
-  if (type["type"].get(kind)) return Status::Corruption("a Delta type has no 'type'");
+Result<std::shared_ptr<arrow::DataType>> DeltaType(const JsonValue& type) {
+  if (type.IsString()) return PrimitiveType(std::string_view(type.GetString(), type.GetStringLength()));
+  const JsonValue* kind_value = Member(type, "type");
+  if (kind_value == nullptr || !kind_value->IsString()) {
+    return Status::Corruption("a Delta type has no 'type'");
+  }
+  const std::string_view kind = kind_value->GetString();
   if (kind == "struct") {
-    simdjson::dom::array fields;
-    if (type["fields"].get(fields)) return Status::Corruption("a Delta struct has no 'fields'");
+    const JsonValue* fields = Member(type, "fields");
+    if (fields == nullptr || !fields->IsArray()) {
+      return Status::Corruption("a Delta struct has no 'fields'");
+    }
     arrow::FieldVector out;
-    for (auto f : fields) {
+    for (const auto& f : fields->GetArray()) {
       GRANARY_ASSIGN_OR_RAISE(auto field, DeltaField(f));
       out.push_back(field);
     }
     return arrow::struct_(out);
   }
   if (kind == "array") {
-    simdjson::dom::element element;
-    if (type["elementType"].get(element)) return Status::Corruption("a Delta array has no elementType");
-    GRANARY_ASSIGN_OR_RAISE(auto element_type, DeltaType(element));
-    bool contains_null = true;
-    if (type["containsNull"].get(contains_null)) contains_null = true;
-    return arrow::list(arrow::field("element", element_type, contains_null));
+    const JsonValue* element = Member(type, "elementType");
+    if (element == nullptr) return Status::Corruption("a Delta array has no elementType");
+    GRANARY_ASSIGN_OR_RAISE(auto element_type, DeltaType(*element));
+    return arrow::list(arrow::field("element", element_type, BoolMember(type, "containsNull", true)));
   }
   if (kind == "map") {
-    simdjson::dom::element key, value;
-    if (type["keyType"].get(key) || type["valueType"].get(value)) {
+    const JsonValue* key = Member(type, "keyType");
+    const JsonValue* value = Member(type, "valueType");
+    if (key == nullptr || value == nullptr) {
       return Status::Corruption("a Delta map lacks keyType or valueType");
     }
-    GRANARY_ASSIGN_OR_RAISE(auto key_type, DeltaType(key));
-    GRANARY_ASSIGN_OR_RAISE(auto value_type, DeltaType(value));
+    GRANARY_ASSIGN_OR_RAISE(auto key_type, DeltaType(*key));
+    GRANARY_ASSIGN_OR_RAISE(auto value_type, DeltaType(*value));
     return arrow::map(key_type, value_type);
   }
   return Status::InvalidArgument(fmt::format("unsupported Delta type '{}'", kind));
@@ -101,14 +120,14 @@ Result<std::optional<std::string>> SchemaFromCheckpoint(const std::filesystem::p
   if (!in) return std::optional<std::string>();
   std::stringstream buf;
   buf << in.rdbuf();
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  int64_t version;
-  if (parser.parse(simdjson::padded_string(buf.str())).get(doc) || doc["version"].get(version)) {
+  rapidjson::Document doc;
+  doc.Parse(buf.str().c_str());
+  const JsonValue* version_value = doc.HasParseError() ? nullptr : Member(doc, "version");
+  if (version_value == nullptr || !version_value->IsInt64()) {
     return Status::Corruption(fmt::format("{} is not valid JSON with a version",
                                           (log / "_last_checkpoint").string()));
   }
-  const std::string prefix = fmt::format("{:020}.checkpoint", version);
+  const std::string prefix = fmt::format("{:020}.checkpoint", version_value->GetInt64());
   std::vector<std::filesystem::path> parts;
   for (const auto& entry : std::filesystem::directory_iterator(log)) {
     std::string name = entry.path().filename().string();
@@ -144,11 +163,9 @@ Result<std::optional<std::string>> SchemaFromCheckpoint(const std::filesystem::p
 }  // namespace
 
 Result<std::shared_ptr<arrow::Schema>> DeltaSchemaToArrow(std::string_view schema_json) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (parser.parse(simdjson::padded_string(schema_json)).get(doc)) {
-    return Status::Corruption("the Delta schemaString is not valid JSON");
-  }
+  rapidjson::Document doc;
+  doc.Parse(schema_json.data(), schema_json.size());
+  if (doc.HasParseError()) return Status::Corruption("the Delta schemaString is not valid JSON");
   GRANARY_ASSIGN_OR_RAISE(auto type, DeltaType(doc));
   if (type->id() != arrow::Type::STRUCT) return Status::Corruption("a Delta schema must be a struct");
   return arrow::schema(type->fields());
@@ -171,7 +188,6 @@ Result<std::shared_ptr<arrow::Schema>> ReadDeltaSchema(const std::filesystem::pa
     if (v >= 0) commits.emplace_back(v, entry.path());
   }
   std::sort(commits.rbegin(), commits.rend());
-  simdjson::dom::parser parser;
   for (const auto& [version, path] : commits) {
     std::ifstream in(path);
     std::string line, schema;
@@ -179,12 +195,14 @@ Result<std::shared_ptr<arrow::Schema>> ReadDeltaSchema(const std::filesystem::pa
     while (std::getline(in, line)) {
       ++line_number;
       if (line.find("\"metaData\"") == std::string::npos) continue;
-      simdjson::dom::element action;
-      std::string_view schema_string;
-      if (parser.parse(simdjson::padded_string(line)).get(action)) {
+      rapidjson::Document action;
+      action.Parse(line.c_str(), line.size());
+      if (action.HasParseError()) {
         return Status::Corruption(fmt::format("{}:{}: not valid JSON", path.string(), line_number));
       }
-      if (!action["metaData"]["schemaString"].get(schema_string)) schema = schema_string;
+      const JsonValue* meta = Member(action, "metaData");
+      const JsonValue* schema_string = meta ? Member(*meta, "schemaString") : nullptr;
+      if (schema_string != nullptr && schema_string->IsString()) schema = schema_string->GetString();
     }
     if (!schema.empty()) return DeltaSchemaToArrow(schema);
   }
