@@ -128,10 +128,14 @@ void RunDescribe(Context& ctx, const std::string& kind_arg, const std::string& n
                                           DidYouMean(name, names),
                                           names.empty() ? "none" : Join(names, ", "))));
   };
-  if (*kind == "entities") describe(defs.entities, "entity");
-  else if (*kind == "data-sources") describe(defs.data_sources, "data source");
-  else if (*kind == "feature-views") describe(defs.feature_views, "feature view");
-  else describe(defs.feature_services, "feature service");
+  if (*kind == "entities")
+    describe(defs.entities, "entity");
+  else if (*kind == "data-sources")
+    describe(defs.data_sources, "data source");
+  else if (*kind == "feature-views")
+    describe(defs.feature_views, "feature view");
+  else
+    describe(defs.feature_services, "feature service");
 }
 
 }  // namespace

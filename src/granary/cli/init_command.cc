@@ -22,7 +22,8 @@ online_store: {{type: rocksdb, path: data/online}}
 # online_store: {{type: redis_cluster, nodes: ["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"]}}
 )";
 
-constexpr const char* kDefinitions = R"(# Definitions: entities, data sources, feature views and feature services.
+constexpr const char* kDefinitions =
+    R"(# Definitions: entities, data sources, feature views and feature services.
 entities:
   - name: customer
     join_keys: [customer_id]
@@ -89,31 +90,36 @@ Status WriteSampleData(const std::filesystem::path& path) {
   if (!out.ok()) return Status::IOError(out.status().ToString());
   auto st = parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), *out, 1 << 20);
   if (st.ok()) st = (*out)->Close();
-  if (!st.ok()) return Status::IOError(fmt::format("cannot write {}: {}", path.string(), st.ToString()));
+  if (!st.ok())
+    return Status::IOError(fmt::format("cannot write {}: {}", path.string(), st.ToString()));
   return Status::OK();
 }
 
 void RunInit(Context& ctx, const std::string& name) {
   if (name.empty() || name.find_first_of("/ \\") != std::string::npos) {
-    return ctx.Fail(Status::InvalidArgument(fmt::format(
-        "invalid project name '{}': use letters, digits, '_' or '-'", name)));
+    return ctx.Fail(Status::InvalidArgument(
+        fmt::format("invalid project name '{}': use letters, digits, '_' or '-'", name)));
   }
   std::filesystem::path dir = std::filesystem::path(ctx.repo) / name;
   std::error_code ec;
   if (std::filesystem::exists(dir, ec) && !std::filesystem::is_empty(dir, ec)) {
-    return ctx.Fail(Status::AlreadyExists(fmt::format(
-        "{} exists and is not empty; choose another name or remove it", dir.string())));
+    return ctx.Fail(Status::AlreadyExists(
+        fmt::format("{} exists and is not empty; choose another name or remove it", dir.string())));
   }
   std::filesystem::create_directories(dir / "data", ec);
-  if (ec) return ctx.Fail(Status::IOError(fmt::format("cannot create {}: {}", dir.string(), ec.message())));
-  std::ofstream(dir / "granary.yaml") << fmt::format(fmt::runtime(kConfig), fmt::arg("project", name));
+  if (ec)
+    return ctx.Fail(
+        Status::IOError(fmt::format("cannot create {}: {}", dir.string(), ec.message())));
+  std::ofstream(dir / "granary.yaml")
+      << fmt::format(fmt::runtime(kConfig), fmt::arg("project", name));
   std::ofstream(dir / "features.yaml") << kDefinitions;
   std::ofstream(dir / ".gitignore") << "data/registry.db*\ndata/online/\n";
   Status st = WriteSampleData(dir / "data/customer_stats.parquet");
   if (!st.ok()) return ctx.Fail(st);
-  fmt::print("Created feature repository {}:\n  granary.yaml\n  features.yaml\n"
-             "  data/customer_stats.parquet (sample data)\nNext: cd {} && granary apply\n",
-             dir.string(), dir.string());
+  fmt::print(
+      "Created feature repository {}:\n  granary.yaml\n  features.yaml\n"
+      "  data/customer_stats.parquet (sample data)\nNext: cd {} && granary apply\n",
+      dir.string(), dir.string());
 }
 
 }  // namespace

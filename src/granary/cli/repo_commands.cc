@@ -104,7 +104,8 @@ void RunTeardown(Context& ctx) {
   for (const char* suffix : {"", "-wal", "-shm"}) {
     remove(std::filesystem::path(config.RegistryPath().string() + suffix));
   }
-  if (removed == 0 && ctx.exit_code == 0) fmt::print("Nothing to remove: the project was not applied.\n");
+  if (removed == 0 && ctx.exit_code == 0)
+    fmt::print("Nothing to remove: the project was not applied.\n");
 }
 
 }  // namespace

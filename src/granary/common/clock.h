@@ -20,7 +20,8 @@ class SystemClock final : public Clock {
  public:
   Timestamp Now() const override {
     auto now = std::chrono::system_clock::now().time_since_epoch();
-    return Timestamp::FromMicros(std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+    return Timestamp::FromMicros(
+        std::chrono::duration_cast<std::chrono::microseconds>(now).count());
   }
   // A process-wide instance.
   static const SystemClock& Default() {

@@ -83,10 +83,10 @@ class [[nodiscard]] Status {
 #define GRANARY_CONCAT(a, b) GRANARY_CONCAT_INNER(a, b)
 
 // Returns from the calling function when `expr` (a Status or Result) is not OK.
-#define GRANARY_RETURN_NOT_OK(expr)                                     \
-  do {                                                                  \
+#define GRANARY_RETURN_NOT_OK(expr)                                         \
+  do {                                                                      \
     ::granary::Status _granary_st = ::granary::internal::GetStatus((expr)); \
-    if (!_granary_st.ok()) return _granary_st;                             \
+    if (!_granary_st.ok()) return _granary_st;                              \
   } while (false)
 
 namespace granary::internal {

@@ -54,7 +54,8 @@ TEST(Result, OkStatusWithoutValueBecomesInternalError) {
 TEST(Strings, SuggestsCloseNames) {
   EXPECT_EQ(ClosestMatch("custmer", {"customer", "parking_bay"}), "customer");
   EXPECT_EQ(ClosestMatch("zzz", {"customer", "parking_bay"}), "");
-  EXPECT_EQ(ClosestMatch("event_ts", {"driver_id", "event_timestamp", "created"}), "event_timestamp");
+  EXPECT_EQ(ClosestMatch("event_ts", {"driver_id", "event_timestamp", "created"}),
+            "event_timestamp");
   EXPECT_EQ(DidYouMean("feature_view", {"feature_views", "entities"}),
             ", did you mean 'feature_views'?");
 }

@@ -26,10 +26,10 @@ bool ReadDigits(std::string_view s, size_t& pos, int n, int& out) {
 }
 
 Status BadTimestamp(std::string_view text, std::string_view why) {
-  return Status::InvalidArgument(fmt::format(
-      "invalid timestamp '{}': {}; expected ISO 8601 such as 2026-11-23T02:00:00Z, "
-      "2026-11-23 02:00:00+01:00 or 2026-11-23",
-      text, why));
+  return Status::InvalidArgument(
+      fmt::format("invalid timestamp '{}': {}; expected ISO 8601 such as 2026-11-23T02:00:00Z, "
+                  "2026-11-23 02:00:00+01:00 or 2026-11-23",
+                  text, why));
 }
 
 bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
@@ -168,20 +168,30 @@ Result<Duration> ParseDuration(std::string_view text) {
       n = n * 10 + (s[pos++] - '0');
     }
     size_t unit_start = pos;
-    while (pos < s.size() && ((s[pos] >= 'a' && s[pos] <= 'z') || (s[pos] >= 'A' && s[pos] <= 'Z'))) {
+    while (pos < s.size() &&
+           ((s[pos] >= 'a' && s[pos] <= 'z') || (s[pos] >= 'A' && s[pos] <= 'Z'))) {
       ++pos;
     }
     std::string_view unit = s.substr(unit_start, pos - unit_start);
     int64_t scale;
-    if (unit == "w") scale = Duration::Days(7).micros;
-    else if (unit == "d") scale = Duration::Days(1).micros;
-    else if (unit == "h") scale = Duration::Hours(1).micros;
-    else if (unit == "m") scale = Duration::Minutes(1).micros;
-    else if (unit == "s") scale = Duration::Seconds(1).micros;
-    else if (unit == "ms") scale = 1000;
-    else if (unit == "us") scale = 1;
-    else if (unit.empty()) return bad("a number has no unit");
-    else return bad(fmt::format("unknown unit '{}'", unit));
+    if (unit == "w")
+      scale = Duration::Days(7).micros;
+    else if (unit == "d")
+      scale = Duration::Days(1).micros;
+    else if (unit == "h")
+      scale = Duration::Hours(1).micros;
+    else if (unit == "m")
+      scale = Duration::Minutes(1).micros;
+    else if (unit == "s")
+      scale = Duration::Seconds(1).micros;
+    else if (unit == "ms")
+      scale = 1000;
+    else if (unit == "us")
+      scale = 1;
+    else if (unit.empty())
+      return bad("a number has no unit");
+    else
+      return bad(fmt::format("unknown unit '{}'", unit));
     if (n > std::numeric_limits<int64_t>::max() / scale) return bad("it is too large");
     total += n * scale;
     if (total < 0) return bad("it is too large");

@@ -38,9 +38,9 @@ TEST(ParseTimestamp, HandlesDatesBeforeTheEpochAndLeapYears) {
 }
 
 TEST(ParseTimestamp, RejectsMalformedTextWithAClearMessage) {
-  for (const char* bad : {"", "2026-13-01", "2026-11-31", "26-11-23", "2026-11-23T25:00",
-                          "2026-11-23T02:00:00+1", "2026-11-23T02:00:00 UTC", "yesterday",
-                          "2026-11-23T02:00:00."}) {
+  for (const char* bad :
+       {"", "2026-13-01", "2026-11-31", "26-11-23", "2026-11-23T25:00", "2026-11-23T02:00:00+1",
+        "2026-11-23T02:00:00 UTC", "yesterday", "2026-11-23T02:00:00."}) {
     auto r = ParseTimestamp(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
@@ -49,8 +49,9 @@ TEST(ParseTimestamp, RejectsMalformedTextWithAClearMessage) {
 }
 
 TEST(FormatTimestamp, RoundTripsThroughParse) {
-  for (const char* s : {"1970-01-01T00:00:00Z", "2026-11-23T02:00:00Z", "1969-12-31T23:59:59.999999Z",
-                        "2000-02-29T12:34:56.000001Z", "1900-01-01T00:00:00Z"}) {
+  for (const char* s :
+       {"1970-01-01T00:00:00Z", "2026-11-23T02:00:00Z", "1969-12-31T23:59:59.999999Z",
+        "2000-02-29T12:34:56.000001Z", "1900-01-01T00:00:00Z"}) {
     EXPECT_EQ(FormatTimestamp(ParseTimestamp(s).ValueOrDie()), s);
   }
 }

@@ -67,7 +67,8 @@ Result<std::shared_ptr<arrow::Field>> DeltaField(const JsonValue& field) {
 }
 
 Result<std::shared_ptr<arrow::DataType>> DeltaType(const JsonValue& type) {
-  if (type.IsString()) return PrimitiveType(std::string_view(type.GetString(), type.GetStringLength()));
+  if (type.IsString())
+    return PrimitiveType(std::string_view(type.GetString(), type.GetStringLength()));
   const JsonValue* kind_value = Member(type, "type");
   if (kind_value == nullptr || !kind_value->IsString()) {
     return Status::Corruption("a Delta type has no 'type'");
@@ -89,7 +90,8 @@ Result<std::shared_ptr<arrow::DataType>> DeltaType(const JsonValue& type) {
     const JsonValue* element = Member(type, "elementType");
     if (element == nullptr) return Status::Corruption("a Delta array has no elementType");
     GRANARY_ASSIGN_OR_RAISE(auto element_type, DeltaType(*element));
-    return arrow::list(arrow::field("element", element_type, BoolMember(type, "containsNull", true)));
+    return arrow::list(
+        arrow::field("element", element_type, BoolMember(type, "containsNull", true)));
   }
   if (kind == "map") {
     const JsonValue* key = Member(type, "keyType");
@@ -124,8 +126,8 @@ Result<std::optional<std::string>> SchemaFromCheckpoint(const std::filesystem::p
   doc.Parse(buf.str().c_str());
   const JsonValue* version_value = doc.HasParseError() ? nullptr : Member(doc, "version");
   if (version_value == nullptr || !version_value->IsInt64()) {
-    return Status::Corruption(fmt::format("{} is not valid JSON with a version",
-                                          (log / "_last_checkpoint").string()));
+    return Status::Corruption(
+        fmt::format("{} is not valid JSON with a version", (log / "_last_checkpoint").string()));
   }
   const std::string prefix = fmt::format("{:020}.checkpoint", version_value->GetInt64());
   std::vector<std::filesystem::path> parts;
@@ -139,11 +141,13 @@ Result<std::optional<std::string>> SchemaFromCheckpoint(const std::filesystem::p
     if (!file.ok()) return Status::IOError(file.status().ToString());
     auto reader = parquet::arrow::OpenFile(*file, arrow::default_memory_pool());
     if (!reader.ok()) {
-      return Status::Corruption(fmt::format("checkpoint {}: {}", part.string(), reader.status().message()));
+      return Status::Corruption(
+          fmt::format("checkpoint {}: {}", part.string(), reader.status().message()));
     }
     auto table = (*reader)->ReadTable();
     if (!table.ok()) {
-      return Status::Corruption(fmt::format("checkpoint {}: {}", part.string(), table.status().message()));
+      return Status::Corruption(
+          fmt::format("checkpoint {}: {}", part.string(), table.status().message()));
     }
     auto column = (*table)->GetColumnByName("metaData");
     if (column == nullptr) continue;
@@ -167,7 +171,8 @@ Result<std::shared_ptr<arrow::Schema>> DeltaSchemaToArrow(std::string_view schem
   doc.Parse(schema_json.data(), schema_json.size());
   if (doc.HasParseError()) return Status::Corruption("the Delta schemaString is not valid JSON");
   GRANARY_ASSIGN_OR_RAISE(auto type, DeltaType(doc));
-  if (type->id() != arrow::Type::STRUCT) return Status::Corruption("a Delta schema must be a struct");
+  if (type->id() != arrow::Type::STRUCT)
+    return Status::Corruption("a Delta schema must be a struct");
   return arrow::schema(type->fields());
 }
 
@@ -202,7 +207,8 @@ Result<std::shared_ptr<arrow::Schema>> ReadDeltaSchema(const std::filesystem::pa
       }
       const JsonValue* meta = Member(action, "metaData");
       const JsonValue* schema_string = meta ? Member(*meta, "schemaString") : nullptr;
-      if (schema_string != nullptr && schema_string->IsString()) schema = schema_string->GetString();
+      if (schema_string != nullptr && schema_string->IsString())
+        schema = schema_string->GetString();
     }
     if (!schema.empty()) return DeltaSchemaToArrow(schema);
   }

@@ -31,7 +31,8 @@ Result<std::vector<std::filesystem::path>> ListDataFiles(const std::filesystem::
         if (it->is_directory()) it.disable_recursion_pending();
         continue;
       }
-      if (it->is_regular_file() && it->path().string().ends_with(extension)) out.push_back(it->path());
+      if (it->is_regular_file() && it->path().string().ends_with(extension))
+        out.push_back(it->path());
     }
     if (ec) return Status::IOError(fmt::format("cannot list {}: {}", text, ec.message()));
     std::sort(out.begin(), out.end());
@@ -41,7 +42,8 @@ Result<std::vector<std::filesystem::path>> ListDataFiles(const std::filesystem::
   // '**/' may stand for any number of folders.
   size_t first = text.find_first_of("*?[");
   size_t slash = text.rfind('/', first);
-  std::filesystem::path base = slash == std::string::npos ? "." : text.substr(0, slash == 0 ? 1 : slash);
+  std::filesystem::path base =
+      slash == std::string::npos ? "." : text.substr(0, slash == 0 ? 1 : slash);
   std::string pattern = text;
   std::string collapsed = pattern;
   for (size_t p; (p = collapsed.find("**/")) != std::string::npos;) collapsed.erase(p, 3);
@@ -49,11 +51,12 @@ Result<std::vector<std::filesystem::path>> ListDataFiles(const std::filesystem::
   for (auto it = std::filesystem::recursive_directory_iterator(base, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
     if (!it->is_regular_file()) continue;
-    std::string candidate = slash == std::string::npos ? it->path().lexically_normal().string()
-                                                       : it->path().string();
+    std::string candidate =
+        slash == std::string::npos ? it->path().lexically_normal().string() : it->path().string();
     if (fnmatch(pattern.c_str(), candidate.c_str(), FNM_PATHNAME) == 0 ||
         fnmatch(collapsed.c_str(), candidate.c_str(), FNM_PATHNAME) == 0 ||
-        (pattern.find("**") != std::string::npos && fnmatch(pattern.c_str(), candidate.c_str(), 0) == 0)) {
+        (pattern.find("**") != std::string::npos &&
+         fnmatch(pattern.c_str(), candidate.c_str(), 0) == 0)) {
       out.push_back(it->path());
     }
   }

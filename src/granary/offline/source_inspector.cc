@@ -15,32 +15,35 @@ namespace {
 
 Result<std::shared_ptr<arrow::Schema>> ParquetSchema(const std::filesystem::path& file) {
   auto in = arrow::io::ReadableFile::Open(file.string());
-  if (!in.ok()) return Status::IOError(fmt::format("cannot open {}: {}", file.string(), in.status().message()));
+  if (!in.ok())
+    return Status::IOError(fmt::format("cannot open {}: {}", file.string(), in.status().message()));
   auto reader = parquet::arrow::OpenFile(*in, arrow::default_memory_pool());
   if (!reader.ok()) {
-    return Status::InvalidArgument(fmt::format("{} is not a readable Parquet file: {}", file.string(),
-                                               reader.status().message()));
+    return Status::InvalidArgument(fmt::format("{} is not a readable Parquet file: {}",
+                                               file.string(), reader.status().message()));
   }
   std::shared_ptr<arrow::Schema> schema;
   auto st = (*reader)->GetSchema(&schema);
   if (!st.ok()) {
-    return Status::InvalidArgument(fmt::format("{}: cannot map its Parquet schema to Arrow: {}",
-                                               file.string(), st.message()));
+    return Status::InvalidArgument(
+        fmt::format("{}: cannot map its Parquet schema to Arrow: {}", file.string(), st.message()));
   }
   return schema;
 }
 
 Result<std::shared_ptr<arrow::Schema>> CsvHeader(const std::filesystem::path& file) {
   auto in = arrow::io::ReadableFile::Open(file.string());
-  if (!in.ok()) return Status::IOError(fmt::format("cannot open {}: {}", file.string(), in.status().message()));
+  if (!in.ok())
+    return Status::IOError(fmt::format("cannot open {}: {}", file.string(), in.status().message()));
   auto read_options = arrow::csv::ReadOptions::Defaults();
   read_options.block_size = 1 << 16;
-  auto reader = arrow::csv::StreamingReader::Make(arrow::io::default_io_context(), *in, read_options,
-                                                  arrow::csv::ParseOptions::Defaults(),
-                                                  arrow::csv::ConvertOptions::Defaults());
+  auto reader = arrow::csv::StreamingReader::Make(
+      arrow::io::default_io_context(), *in, read_options, arrow::csv::ParseOptions::Defaults(),
+      arrow::csv::ConvertOptions::Defaults());
   if (!reader.ok()) {
-    return Status::InvalidArgument(fmt::format("{} is not a readable CSV file with a header row: {}",
-                                               file.string(), reader.status().message()));
+    return Status::InvalidArgument(
+        fmt::format("{} is not a readable CSV file with a header row: {}", file.string(),
+                    reader.status().message()));
   }
   return (*reader)->schema();
 }
@@ -54,7 +57,8 @@ Result<std::optional<InspectedSchema>> FileSourceInspector::Inspect(const DataSo
     switch (source.format) {
       case SourceFormat::kDelta: {
         auto schema = ReadDeltaSchema(path);
-        if (schema.status().code() == StatusCode::kNotFound) return std::optional<InspectedSchema>();
+        if (schema.status().code() == StatusCode::kNotFound)
+          return std::optional<InspectedSchema>();
         if (!schema.ok()) return schema.status();
         return std::optional(InspectedSchema{*schema, true});
       }
@@ -74,7 +78,8 @@ Result<std::optional<InspectedSchema>> FileSourceInspector::Inspect(const DataSo
         for (const auto& part : relative) {
           std::string segment = part.string();
           size_t eq = segment.find('=');
-          if (eq != std::string::npos && eq > 0 && schema->GetFieldByName(segment.substr(0, eq)) == nullptr) {
+          if (eq != std::string::npos && eq > 0 &&
+              schema->GetFieldByName(segment.substr(0, eq)) == nullptr) {
             fields.push_back(arrow::field(segment.substr(0, eq), arrow::utf8()));
           }
         }

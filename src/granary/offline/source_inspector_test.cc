@@ -15,13 +15,15 @@ const std::filesystem::path kTestData = GRANARY_TESTDATA_DIR;
 // avg_daily_trips (int32 in the file).
 std::string DriverDefs(const std::string& avg_type, const std::string& path) {
   return "entities:\n  - {name: driver, join_keys: [driver_id], value_type: int64}\n"
-         "data_sources:\n  - {name: driver_stats, path: " + path +
+         "data_sources:\n  - {name: driver_stats, path: " +
+         path +
          ", timestamp_field: event_timestamp, created_timestamp_column: created}\n"
          "feature_views:\n  - name: driver_hourly\n    entities: [driver]\n"
          "    source: driver_stats\n    ttl: 1d\n    schema:\n"
          "      - {name: conv_rate, type: float32}\n"
          "      - {name: acc_rate, type: float64}\n"
-         "      - {name: avg_daily_trips, type: " + avg_type + "}\n";
+         "      - {name: avg_daily_trips, type: " +
+         avg_type + "}\n";
 }
 
 Diagnostics Validate(const std::string& text) {
@@ -66,7 +68,8 @@ TEST(SourceValidation, MissingDataIsAWarningNotAnError) {
   Diagnostics diag = Validate(DriverDefs("int32", "feast/not_there_yet.parquet"));
   EXPECT_FALSE(diag.has_errors());
   ASSERT_EQ(diag.Warnings().size(), 1u);
-  EXPECT_NE(diag.Warnings()[0].find("no data at 'feast/not_there_yet.parquet' yet"), std::string::npos);
+  EXPECT_NE(diag.Warnings()[0].find("no data at 'feast/not_there_yet.parquet' yet"),
+            std::string::npos);
 }
 
 TEST(SourceValidation, UnreadableParquetIsAClearError) {
@@ -111,7 +114,8 @@ TEST(DeltaLog, AFolderWithoutALogIsNotADeltaTable) {
   auto schema = ReadDeltaSchema(kTestData / "delta-golden/no-delta-log-folder/delta");
   ASSERT_FALSE(schema.ok());
   EXPECT_NE(schema.status().message().find("has no _delta_log folder"), std::string::npos);
-  EXPECT_EQ(ReadDeltaSchema(kTestData / "delta-golden/absent").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ReadDeltaSchema(kTestData / "delta-golden/absent").status().code(),
+            StatusCode::kNotFound);
 }
 
 TEST(DeltaLog, MapsDeltaTypesToArrow) {
@@ -124,7 +128,8 @@ TEST(DeltaLog, MapsDeltaTypesToArrow) {
   EXPECT_EQ((*schema)->ToString(),
             "id: int64 not null\nts: timestamp[us, tz=UTC]\nemb: list<element: float not null>\n"
             "price: decimal128(10, 2)");
-  EXPECT_FALSE(DeltaSchemaToArrow(R"({"type":"struct","fields":[{"name":"x","type":"variant"}]})").ok());
+  EXPECT_FALSE(
+      DeltaSchemaToArrow(R"({"type":"struct","fields":[{"name":"x","type":"variant"}]})").ok());
 }
 
 }  // namespace

@@ -11,19 +11,26 @@ std::string SourceLocation::ToString() const {
 
 std::string_view ObjectKindName(ObjectKind kind) {
   switch (kind) {
-    case ObjectKind::kEntity: return "entity";
-    case ObjectKind::kDataSource: return "data source";
-    case ObjectKind::kFeatureView: return "feature view";
-    case ObjectKind::kFeatureService: return "feature service";
+    case ObjectKind::kEntity:
+      return "entity";
+    case ObjectKind::kDataSource:
+      return "data source";
+    case ObjectKind::kFeatureView:
+      return "feature view";
+    case ObjectKind::kFeatureService:
+      return "feature service";
   }
   return "object";
 }
 
 std::string_view SourceFormatName(SourceFormat format) {
   switch (format) {
-    case SourceFormat::kParquet: return "parquet";
-    case SourceFormat::kCsv: return "csv";
-    case SourceFormat::kDelta: return "delta";
+    case SourceFormat::kParquet:
+      return "parquet";
+    case SourceFormat::kCsv:
+      return "csv";
+    case SourceFormat::kDelta:
+      return "delta";
   }
   return "unknown";
 }

@@ -30,8 +30,8 @@ std::string_view ObjectKindName(ObjectKind kind);
 
 struct Entity {
   std::string name;
-  std::vector<std::string> join_keys;       // at least one
-  std::vector<ValueType> join_key_types;    // same length as join_keys
+  std::vector<std::string> join_keys;     // at least one
+  std::vector<ValueType> join_key_types;  // same length as join_keys
   std::string description;
   std::map<std::string, std::string> tags;
   SourceLocation location;
@@ -45,9 +45,9 @@ struct DataSource {
   SourceFormat format = SourceFormat::kParquet;
   // A file, a directory, or a glob; relative paths are relative to the repository root.
   std::string path;
-  std::string timestamp_field;              // required: the event time of each row
-  std::string created_timestamp_column;     // optional: when the row was written (tie-breaker)
-  std::string date_partition_column;        // optional: a date partition column for pruning
+  std::string timestamp_field;           // required: the event time of each row
+  std::string created_timestamp_column;  // optional: when the row was written (tie-breaker)
+  std::string date_partition_column;     // optional: a date partition column for pruning
   // Source column name -> name used in definitions (features, timestamps, join keys).
   std::map<std::string, std::string> field_mapping;
   std::string description;
@@ -71,7 +71,7 @@ struct FeatureView {
   std::string source;                 // name of a DataSource
   Duration ttl;                       // 0 = no limit
   bool online = true;
-  std::vector<Field> schema;          // the features
+  std::vector<Field> schema;  // the features
   std::string owner;
   std::string description;
   std::map<std::string, std::string> tags;

@@ -86,7 +86,8 @@ void LoadDataSource(const std::string& file, const YAML::Node& node, Definitions
   auto format = s.String("format", false);
   if (type == "delta") {
     source.format = SourceFormat::kDelta;
-    if (format && *format != "delta") s.Error("format", "must be delta (or be left out) for a delta source");
+    if (format && *format != "delta")
+      s.Error("format", "must be delta (or be left out) for a delta source");
   } else if (type == "file") {
     std::string f = format.value_or("");
     if (f.empty()) {
@@ -103,7 +104,8 @@ void LoadDataSource(const std::string& file, const YAML::Node& node, Definitions
       ok = false;
     }
   } else {
-    s.Error("type", fmt::format("'{}' is not a source type; use file (Parquet or CSV) or delta", type));
+    s.Error("type",
+            fmt::format("'{}' is not a source type; use file (Parquet or CSV) or delta", type));
     ok = false;
   }
   auto ts = s.String("timestamp_field", true);
@@ -137,7 +139,10 @@ void LoadFeatureView(const std::string& file, const YAML::Node& node, Definition
   if (auto ttl = v.String("ttl", false)) {
     auto d = ParseDuration(*ttl);
     // A bad ttl is reported but the view is kept, so that references to it do not fail too.
-    if (d.ok()) view.ttl = *d; else v.Error("ttl", d.status().message());
+    if (d.ok())
+      view.ttl = *d;
+    else
+      v.Error("ttl", d.status().message());
   }
   view.online = v.Bool("online").value_or(true);
   YAML::Node schema = v.Node("schema", true);
@@ -164,7 +169,10 @@ void LoadFeatureView(const std::string& file, const YAML::Node& node, Definition
       auto type = f.String("type", true);
       if (type) {
         auto vt = ValueType::Parse(*type);
-        if (vt.ok()) field.type = *vt; else f.Error("type", vt.status().message());
+        if (vt.ok())
+          field.type = *vt;
+        else
+          f.Error("type", vt.status().message());
       }
       field.description = f.String("description", false).value_or("");
       f.CheckUnknownKeys();
@@ -254,12 +262,14 @@ void LoadDefinitionsText(const std::string& file, const std::string& text, Defin
     return;
   }
   if (!doc.IsDefined() || doc.IsNull()) return;  // an empty file defines nothing
-  bool has_known = doc.IsMap() && std::any_of(kTopLevelKeys.begin(), kTopLevelKeys.end(),
-                                              [&](const std::string& k) { return doc[k].IsDefined(); });
+  bool has_known =
+      doc.IsMap() && std::any_of(kTopLevelKeys.begin(), kTopLevelKeys.end(),
+                                 [&](const std::string& k) { return doc[k].IsDefined(); });
   if (!has_known) {
-    diag->Warning(LocationOf(file, doc),
-                  fmt::format("skipped: no top-level {} (list it in .granaryignore to silence this)",
-                              Join(kTopLevelKeys, ", ")));
+    diag->Warning(
+        LocationOf(file, doc),
+        fmt::format("skipped: no top-level {} (list it in .granaryignore to silence this)",
+                    Join(kTopLevelKeys, ", ")));
     return;
   }
   YamlMap top(doc, file, "file", diag);
@@ -293,9 +303,11 @@ Result<std::vector<std::filesystem::path>> FindDefinitionFiles(const RepoConfig&
   std::error_code ec;
   auto it = std::filesystem::recursive_directory_iterator(
       config.root, std::filesystem::directory_options::skip_permission_denied, ec);
-  if (ec) return Status::IOError(fmt::format("cannot list {}: {}", config.root.string(), ec.message()));
+  if (ec)
+    return Status::IOError(fmt::format("cannot list {}: {}", config.root.string(), ec.message()));
   for (auto end = std::filesystem::recursive_directory_iterator(); it != end; it.increment(ec)) {
-    if (ec) return Status::IOError(fmt::format("cannot list {}: {}", config.root.string(), ec.message()));
+    if (ec)
+      return Status::IOError(fmt::format("cannot list {}: {}", config.root.string(), ec.message()));
     const auto& path = it->path();
     const std::string name = path.filename().string();
     const std::string relative = path.lexically_relative(config.root).string();

@@ -128,9 +128,10 @@ TEST_F(RepoConfigTest, DefaultsToEmbeddedStores) {
 }
 
 TEST_F(RepoConfigTest, SubstitutesEnvironmentVariablesInValues) {
-  Write("granary.yaml",
-        "project: parking\nonline_store: {type: redis, connection_string: "
-        "\"127.0.0.1:6379,password=${TEST_REDIS_PASSWORD}\", username: \"${TEST_USER:-default}\"}\n");
+  Write(
+      "granary.yaml",
+      "project: parking\nonline_store: {type: redis, connection_string: "
+      "\"127.0.0.1:6379,password=${TEST_REDIS_PASSWORD}\", username: \"${TEST_USER:-default}\"}\n");
   auto lookup = [](const char* name) -> const char* {
     return std::string(name) == "TEST_REDIS_PASSWORD" ? "s3cr3t: {x}" : nullptr;
   };
@@ -141,7 +142,8 @@ TEST_F(RepoConfigTest, SubstitutesEnvironmentVariablesInValues) {
 }
 
 TEST_F(RepoConfigTest, UnsetVariableIsAnErrorNamingIt) {
-  Write("granary.yaml", "project: parking\nonline_store: {type: redis_cluster, nodes: [\"${NOPE_X}\"]}\n");
+  Write("granary.yaml",
+        "project: parking\nonline_store: {type: redis_cluster, nodes: [\"${NOPE_X}\"]}\n");
   auto config = LoadRepoConfig(dir_, [](const char*) -> const char* { return nullptr; });
   ASSERT_FALSE(config.ok());
   EXPECT_NE(config.status().message().find("granary.yaml:2"), std::string::npos);
@@ -152,7 +154,8 @@ TEST_F(RepoConfigTest, RejectsUnknownStoreTypesAndMissingFile) {
   Write("granary.yaml", "project: parking\nonline_store: {type: dynamodb}\n");
   auto config = LoadRepoConfig(dir_);
   ASSERT_FALSE(config.ok());
-  EXPECT_NE(config.status().message().find("use rocksdb, redis or redis_cluster"), std::string::npos);
+  EXPECT_NE(config.status().message().find("use rocksdb, redis or redis_cluster"),
+            std::string::npos);
   EXPECT_EQ(LoadRepoConfig(dir_ / "nowhere").status().code(), StatusCode::kNotFound);
 }
 

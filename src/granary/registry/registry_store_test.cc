@@ -34,7 +34,8 @@ TEST_F(RegistryStoreTest, MissingRegistryTellsToApply) {
 }
 
 TEST_F(RegistryStoreTest, CommitsVersionsAndReadsTheLatestBack) {
-  auto store = OpenSqliteRegistry(dir_ / "sub/registry.db", OpenMode::kCreateIfMissing).ValueOrDie();
+  auto store =
+      OpenSqliteRegistry(dir_ / "sub/registry.db", OpenMode::kCreateIfMissing).ValueOrDie();
   EXPECT_FALSE(store->Latest().ValueOrDie().has_value());
   auto v1 = store->Commit(defs_, Timestamp::FromSeconds(100)).ValueOrDie();
   defs_.entities[0].description = "changed";
@@ -44,7 +45,8 @@ TEST_F(RegistryStoreTest, CommitsVersionsAndReadsTheLatestBack) {
   EXPECT_NE(v1.fingerprint, v2.fingerprint);
 
   store.reset();
-  auto reopened = OpenSqliteRegistry(dir_ / "sub/registry.db", OpenMode::kOpenExisting).ValueOrDie();
+  auto reopened =
+      OpenSqliteRegistry(dir_ / "sub/registry.db", OpenMode::kOpenExisting).ValueOrDie();
   auto latest = reopened->Latest().ValueOrDie();
   ASSERT_TRUE(latest.has_value());
   EXPECT_EQ(latest->info.version, 2);

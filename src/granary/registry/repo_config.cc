@@ -30,7 +30,8 @@ Status SubstituteScalars(YAML::Node node, const EnvLookup& lookup, const std::st
     return Status::OK();
   }
   if (node.IsSequence()) {
-    for (size_t i = 0; i < node.size(); ++i) GRANARY_RETURN_NOT_OK(SubstituteScalars(node[i], lookup, file));
+    for (size_t i = 0; i < node.size(); ++i)
+      GRANARY_RETURN_NOT_OK(SubstituteScalars(node[i], lookup, file));
   } else if (node.IsMap()) {
     for (auto kv : node) GRANARY_RETURN_NOT_OK(SubstituteScalars(kv.second, lookup, file));
   }
@@ -59,8 +60,8 @@ Result<std::string> SubstituteEnv(std::string_view text, const EnvLookup& lookup
     }
     size_t close = text.find('}', i + 2);
     if (close == std::string_view::npos) {
-      return Status::InvalidArgument(fmt::format(
-          "unterminated '${{' in '{}': write ${{NAME}}, or $${{ for a literal", text));
+      return Status::InvalidArgument(
+          fmt::format("unterminated '${{' in '{}': write ${{NAME}}, or $${{ for a literal", text));
     }
     std::string_view inner = text.substr(i + 2, close - i - 2);
     std::string name(inner);
@@ -124,7 +125,8 @@ Result<RepoConfig> LoadRepoConfig(const std::filesystem::path& root, const EnvLo
   }
   if (auto registry = top.String("registry", false)) config.registry = *registry;
 
-  if (YAML::Node offline = top.Node("offline_store", false); offline.IsDefined() && !offline.IsNull()) {
+  if (YAML::Node offline = top.Node("offline_store", false);
+      offline.IsDefined() && !offline.IsNull()) {
     YamlMap m(offline, file, "offline_store", &diag);
     if (auto type = m.String("type", true)) {
       config.offline_store.type = *type;
@@ -138,7 +140,10 @@ Result<RepoConfig> LoadRepoConfig(const std::filesystem::path& root, const EnvLo
     if (auto type = m.String("type", true)) o.type = *type;
     if (auto ttl = m.String("key_ttl", false)) {
       auto d = ParseDuration(*ttl);
-      if (d.ok()) o.key_ttl = *d; else m.Error("key_ttl", d.status().message());
+      if (d.ok())
+        o.key_ttl = *d;
+      else
+        m.Error("key_ttl", d.status().message());
     }
     if (auto u = m.String("username", false)) o.username = *u;
     if (auto p = m.String("password", false)) o.password = *p;
@@ -149,8 +154,9 @@ Result<RepoConfig> LoadRepoConfig(const std::filesystem::path& root, const EnvLo
     } else if (o.type == "redis_cluster") {
       o.nodes = m.StringList("nodes", true);
     } else {
-      m.Error("type", fmt::format("'{}' is not an online store; use rocksdb, redis or redis_cluster",
-                                  o.type));
+      m.Error(
+          "type",
+          fmt::format("'{}' is not an online store; use rocksdb, redis or redis_cluster", o.type));
     }
     m.CheckUnknownKeys();
   }

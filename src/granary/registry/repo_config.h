@@ -12,13 +12,13 @@
 namespace granary {
 
 struct OnlineStoreConfig {
-  std::string type = "rocksdb";     // rocksdb (embedded, default) | redis | redis_cluster
+  std::string type = "rocksdb";      // rocksdb (embedded, default) | redis | redis_cluster
   std::string path = "data/online";  // rocksdb: directory, relative to the repository root
   // redis: "host:port[,password=...][,username=...][,db=N]"
   std::string connection_string;
-  std::vector<std::string> nodes;    // redis_cluster: seed nodes "host:port"
-  std::string username;              // redis, redis_cluster (ACL user)
-  std::string password;              // redis, redis_cluster
+  std::vector<std::string> nodes;         // redis_cluster: seed nodes "host:port"
+  std::string username;                   // redis, redis_cluster (ACL user)
+  std::string password;                   // redis, redis_cluster
   Duration key_ttl = Duration::Days(90);  // expiry of online keys, refreshed on every write
 };
 
@@ -27,7 +27,7 @@ struct OfflineStoreConfig {
 };
 
 struct RepoConfig {
-  std::filesystem::path root;         // absolute
+  std::filesystem::path root;  // absolute
   std::string project;
   std::string registry = "data/registry.db";
   OfflineStoreConfig offline_store;

@@ -35,7 +35,9 @@ YAML::Node MapNode(const std::map<std::string, std::string>& items) {
 
 class FieldWriter {
  public:
-  void Add(const std::string& key, const YAML::Node& value) { fields_.emplace_back(key, Emit(value)); }
+  void Add(const std::string& key, const YAML::Node& value) {
+    fields_.emplace_back(key, Emit(value));
+  }
   void Add(const std::string& key, const std::string& value) { Add(key, YAML::Node(value)); }
   void AddIfSet(const std::string& key, const std::string& value) {
     if (!value.empty()) Add(key, value);
@@ -63,7 +65,10 @@ ObjectFields FieldsOf(const Entity& e) {
   w.Add("join_keys", ListNode(e.join_keys));
   std::vector<std::string> types;
   for (const ValueType& t : e.join_key_types) types.push_back(t.ToString());
-  if (types.size() == 1) w.Add("value_type", types[0]); else w.Add("value_type", ListNode(types));
+  if (types.size() == 1)
+    w.Add("value_type", types[0]);
+  else
+    w.Add("value_type", ListNode(types));
   w.AddIfSet("description", e.description);
   w.AddIfSet("tags", e.tags);
   return w.Take();

@@ -23,7 +23,9 @@ CREATE TABLE IF NOT EXISTS registry_versions (
 // Owns a prepared statement.
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  Statement(sqlite3* db, const char* sql) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
   ~Statement() { sqlite3_finalize(stmt_); }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
@@ -59,18 +61,19 @@ class SqliteRegistry final : public RegistryStore {
   }
 
   Result<std::optional<RegistryVersion>> Latest() override {
-    Statement s(db_, "SELECT version, applied_at, fingerprint, project, definitions "
-                     "FROM registry_versions ORDER BY version DESC LIMIT 1");
+    Statement s(db_,
+                "SELECT version, applied_at, fingerprint, project, definitions "
+                "FROM registry_versions ORDER BY version DESC LIMIT 1");
     if (!s.prepared()) return Error("read the latest version");
     int rc = sqlite3_step(s.get());
     if (rc == SQLITE_DONE) return std::optional<RegistryVersion>();
     if (rc != SQLITE_ROW) return Error("read the latest version");
     RegistryVersion v;
     v.info = InfoFromRow(s.get());
-    GRANARY_ASSIGN_OR_RAISE(v.definitions,
-                            DefinitionsFromYaml(Column(s.get(), 4),
-                                                fmt::format("{} (version {})", path_.string(),
-                                                            v.info.version)));
+    GRANARY_ASSIGN_OR_RAISE(
+        v.definitions,
+        DefinitionsFromYaml(Column(s.get(), 4),
+                            fmt::format("{} (version {})", path_.string(), v.info.version)));
     v.definitions.project = v.info.project;
     return std::optional<RegistryVersion>(std::move(v));
   }
@@ -82,14 +85,17 @@ class SqliteRegistry final : public RegistryStore {
     info.fingerprint = DefinitionsFingerprint(defs);
     info.project = defs.project;
     const std::string text = DefinitionsToYaml(defs);
-    Statement s(db_, "INSERT INTO registry_versions (version, applied_at, fingerprint, project, "
-                     "definitions) VALUES ((SELECT COALESCE(MAX(version), 0) + 1 FROM "
-                     "registry_versions), ?, ?, ?, ?) RETURNING version");
-    bool ok = s.prepared() && sqlite3_bind_int64(s.get(), 1, applied_at.micros) == SQLITE_OK &&
-              sqlite3_bind_text(s.get(), 2, info.fingerprint.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-              sqlite3_bind_text(s.get(), 3, info.project.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-              sqlite3_bind_text(s.get(), 4, text.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-              sqlite3_step(s.get()) == SQLITE_ROW;
+    Statement s(db_,
+                "INSERT INTO registry_versions (version, applied_at, fingerprint, project, "
+                "definitions) VALUES ((SELECT COALESCE(MAX(version), 0) + 1 FROM "
+                "registry_versions), ?, ?, ?, ?) RETURNING version");
+    bool ok =
+        s.prepared() && sqlite3_bind_int64(s.get(), 1, applied_at.micros) == SQLITE_OK &&
+        sqlite3_bind_text(s.get(), 2, info.fingerprint.c_str(), -1, SQLITE_TRANSIENT) ==
+            SQLITE_OK &&
+        sqlite3_bind_text(s.get(), 3, info.project.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+        sqlite3_bind_text(s.get(), 4, text.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+        sqlite3_step(s.get()) == SQLITE_ROW;
     if (!ok) {
       Status st = Error("store a new version");
       (void)Exec("ROLLBACK");
@@ -102,8 +108,9 @@ class SqliteRegistry final : public RegistryStore {
   }
 
   Result<std::vector<RegistryVersionInfo>> History(int limit) override {
-    Statement s(db_, "SELECT version, applied_at, fingerprint, project FROM registry_versions "
-                     "ORDER BY version DESC LIMIT ?");
+    Statement s(db_,
+                "SELECT version, applied_at, fingerprint, project FROM registry_versions "
+                "ORDER BY version DESC LIMIT ?");
     if (!s.prepared() || sqlite3_bind_int(s.get(), 1, limit) != SQLITE_OK) {
       return Error("read the version history");
     }
@@ -130,7 +137,8 @@ class SqliteRegistry final : public RegistryStore {
     int version = 0;
     {
       Statement s(db_, "PRAGMA user_version");
-      if (!s.prepared() || sqlite3_step(s.get()) != SQLITE_ROW) return Error("read the schema version");
+      if (!s.prepared() || sqlite3_step(s.get()) != SQLITE_ROW)
+        return Error("read the schema version");
       version = sqlite3_column_int(s.get(), 0);
     }
     if (version > kSchemaVersion) {
@@ -150,7 +158,7 @@ class SqliteRegistry final : public RegistryStore {
       sqlite3_free(err);
       int code = sqlite3_errcode(db_);
       return Status(code == SQLITE_BUSY || code == SQLITE_LOCKED ? StatusCode::kUnavailable
-                                                                  : StatusCode::kIOError,
+                                                                 : StatusCode::kIOError,
                     fmt::format("registry {}: {}", path_.string(), msg));
     }
     return Status::OK();
@@ -159,12 +167,14 @@ class SqliteRegistry final : public RegistryStore {
   Status Error(std::string_view what) {
     int code = sqlite3_errcode(db_);
     if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
-      return Status::Corruption(fmt::format("registry {} is not a readable registry ({}); restore "
-                                            "it from a backup or remove it and apply again",
-                                            path_.string(), sqlite3_errmsg(db_)));
+      return Status::Corruption(
+          fmt::format("registry {} is not a readable registry ({}); restore "
+                      "it from a backup or remove it and apply again",
+                      path_.string(), sqlite3_errmsg(db_)));
     }
-    return Status(code == SQLITE_BUSY ? StatusCode::kUnavailable : StatusCode::kIOError,
-                  fmt::format("registry {}: cannot {}: {}", path_.string(), what, sqlite3_errmsg(db_)));
+    return Status(
+        code == SQLITE_BUSY ? StatusCode::kUnavailable : StatusCode::kIOError,
+        fmt::format("registry {}: cannot {}: {}", path_.string(), what, sqlite3_errmsg(db_)));
   }
 
   sqlite3* db_;
@@ -183,8 +193,8 @@ Result<std::unique_ptr<RegistryStore>> OpenSqliteRegistry(const std::filesystem:
     }
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
     if (ec) {
-      return Status::IOError(fmt::format("cannot create {}: {}", path.parent_path().string(),
-                                         ec.message()));
+      return Status::IOError(
+          fmt::format("cannot create {}: {}", path.parent_path().string(), ec.message()));
     }
   }
   sqlite3* db = nullptr;
@@ -201,9 +211,10 @@ Result<std::unique_ptr<RegistryStore>> OpenSqliteRegistry(const std::filesystem:
   if (!st.ok()) {
     if (st.code() == StatusCode::kIOError &&
         st.message().find("not a database") != std::string::npos) {
-      return Status::Corruption(fmt::format("{} is not a Granary registry (not a SQLite database); "
-                                            "point 'registry' in granary.yaml elsewhere or remove it",
-                                            path.string()));
+      return Status::Corruption(
+          fmt::format("{} is not a Granary registry (not a SQLite database); "
+                      "point 'registry' in granary.yaml elsewhere or remove it",
+                      path.string()));
     }
     return st;
   }

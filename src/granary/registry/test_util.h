@@ -52,8 +52,8 @@ inline Diagnostics LoadAndValidate(const std::string& text, Definitions* out = n
 
 // The only error's text; "" when there is none, "<n errors>" when there are several.
 inline std::string OnlyError(const Diagnostics& diag) {
-  if (diag.error_count() != 1) return "<" + std::to_string(diag.error_count()) + " errors: " +
-                                      diag.ToStatus().message() + ">";
+  if (diag.error_count() != 1)
+    return "<" + std::to_string(diag.error_count()) + " errors: " + diag.ToStatus().message() + ">";
   return diag.ToStatus().message();
 }
 

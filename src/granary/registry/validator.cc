@@ -68,8 +68,11 @@ void CheckViewAgainstSchema(const Definitions& defs, const FeatureView& view,
   const arrow::Schema& schema = *inspected.schema;
   std::vector<std::string> columns = schema.field_names();
   const std::string what = fmt::format("feature view '{}'", view.name);
-  auto column = [&](const std::string& name) { return schema.GetFieldByName(source.SourceColumnFor(name)); };
-  auto missing = [&](const SourceLocation& where, const std::string& role, const std::string& name) {
+  auto column = [&](const std::string& name) {
+    return schema.GetFieldByName(source.SourceColumnFor(name));
+  };
+  auto missing = [&](const SourceLocation& where, const std::string& role,
+                     const std::string& name) {
     std::string col = source.SourceColumnFor(name);
     diag->Error(where, fmt::format("{}: {} '{}' has no column '{}' in data source '{}' ({}){}; "
                                    "the columns are: {}",
@@ -86,10 +89,10 @@ void CheckViewAgainstSchema(const Definitions& defs, const FeatureView& view,
       } else if (inspected.typed) {
         Status st = CheckReadableAs(*field->type(), entity->join_key_types[i]);
         if (!st.ok()) {
-          diag->Error(view.location, fmt::format("{}: join key '{}' of entity '{}' is {}; make the "
-                                                 "entity's value_type match the data",
-                                                 what, entity->join_keys[i], entity->name,
-                                                 st.message()));
+          diag->Error(view.location,
+                      fmt::format("{}: join key '{}' of entity '{}' is {}; make the "
+                                  "entity's value_type match the data",
+                                  what, entity->join_keys[i], entity->name, st.message()));
         }
       }
     }
@@ -101,9 +104,10 @@ void CheckViewAgainstSchema(const Definitions& defs, const FeatureView& view,
     } else if (inspected.typed) {
       Status st = CheckReadableAs(*field->type(), f.type);
       if (!st.ok()) {
-        diag->Error(f.location,
-                    fmt::format("{}: field '{}' is {} '{}'; change the field's type to match the data",
-                                what, f.name, st.message(), source.SourceColumnFor(f.name)));
+        diag->Error(
+            f.location,
+            fmt::format("{}: field '{}' is {} '{}'; change the field's type to match the data",
+                        what, f.name, st.message(), source.SourceColumnFor(f.name)));
       }
     }
   }
@@ -118,16 +122,17 @@ void CheckSourceColumns(const DataSource& source, const InspectedSchema& inspect
     const char* key;
     const std::string& name;
   };
-  for (const TimeColumn& t : {TimeColumn{"timestamp_field", source.timestamp_field},
-                              TimeColumn{"created_timestamp_column", source.created_timestamp_column}}) {
+  for (const TimeColumn& t :
+       {TimeColumn{"timestamp_field", source.timestamp_field},
+        TimeColumn{"created_timestamp_column", source.created_timestamp_column}}) {
     if (t.name.empty()) continue;
     std::string col = source.SourceColumnFor(t.name);
     auto field = schema.GetFieldByName(col);
     if (field == nullptr) {
-      diag->Error(source.location,
-                  fmt::format("{}: {} '{}' is not a column of {}{}; the columns are: {}", what,
-                              t.key, col, source.path, DidYouMean(col, columns),
-                              Join(columns, ", ")));
+      diag->Error(
+          source.location,
+          fmt::format("{}: {} '{}' is not a column of {}{}; the columns are: {}", what, t.key, col,
+                      source.path, DidYouMean(col, columns), Join(columns, ", ")));
     } else if (inspected.typed && !IsTimestampColumn(*field->type())) {
       diag->Error(source.location,
                   fmt::format("{}: {} '{}' is {}, not a timestamp; point it at a timestamp column",
@@ -152,7 +157,8 @@ void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Di
     std::set<std::string> keys;
     for (const std::string& k : e.join_keys) {
       if (!keys.insert(k).second) {
-        diag->Error(e.location, fmt::format("entity '{}': join key '{}' is listed twice", e.name, k));
+        diag->Error(e.location,
+                    fmt::format("entity '{}': join key '{}' is listed twice", e.name, k));
       }
     }
   }
@@ -162,9 +168,10 @@ void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Di
     for (const auto& [column, name] : s.field_mapping) {
       auto [it, inserted] = targets.emplace(name, column);
       if (!inserted) {
-        diag->Error(s.location, fmt::format("data source '{}': field_mapping maps both '{}' and '{}' "
-                                            "to '{}'; map each name once",
-                                            s.name, it->second, column, name));
+        diag->Error(s.location,
+                    fmt::format("data source '{}': field_mapping maps both '{}' and '{}' "
+                                "to '{}'; map each name once",
+                                s.name, it->second, column, name));
       }
     }
   }
@@ -175,19 +182,21 @@ void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Di
     for (const std::string& e : v.entities) {
       const Entity* entity = defs.FindEntity(e);
       if (entity == nullptr) {
-        diag->Error(v.location, fmt::format("{}: unknown entity '{}'{}; define it under entities: "
-                                            "or fix the name (entities: {})",
-                                            what, e, DidYouMean(e, entity_names),
-                                            entity_names.empty() ? "none" : Join(entity_names, ", ")));
+        diag->Error(v.location,
+                    fmt::format("{}: unknown entity '{}'{}; define it under entities: "
+                                "or fix the name (entities: {})",
+                                what, e, DidYouMean(e, entity_names),
+                                entity_names.empty() ? "none" : Join(entity_names, ", ")));
         continue;
       }
       join_keys.insert(entity->join_keys.begin(), entity->join_keys.end());
     }
     if (defs.FindDataSource(v.source) == nullptr) {
-      diag->Error(v.location, fmt::format("{}: unknown data source '{}'{}; define it under "
-                                          "data_sources: or fix the name (data sources: {})",
-                                          what, v.source, DidYouMean(v.source, source_names),
-                                          source_names.empty() ? "none" : Join(source_names, ", ")));
+      diag->Error(v.location,
+                  fmt::format("{}: unknown data source '{}'{}; define it under "
+                              "data_sources: or fix the name (data sources: {})",
+                              what, v.source, DidYouMean(v.source, source_names),
+                              source_names.empty() ? "none" : Join(source_names, ", ")));
     }
     if (v.ttl.micros < 0) diag->Error(v.location, what + ": ttl must not be negative");
     std::map<std::string, const Field*> features;
@@ -223,9 +232,10 @@ void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Di
       }
       auto [it, inserted] = seen_views.emplace(p.view, p.location);
       if (!inserted) {
-        diag->Error(p.location, fmt::format("{}: feature view '{}' is projected twice (also at {}); "
-                                            "list its features in one projection",
-                                            what, p.view, it->second.ToString()));
+        diag->Error(p.location,
+                    fmt::format("{}: feature view '{}' is projected twice (also at {}); "
+                                "list its features in one projection",
+                                what, p.view, it->second.ToString()));
       }
       std::set<std::string> listed;
       for (const std::string& feature : p.features) {
@@ -236,8 +246,8 @@ void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Di
                                               what, p.view, feature, DidYouMean(feature, names),
                                               Join(names, ", ")));
         } else if (!listed.insert(feature).second) {
-          diag->Error(p.location, fmt::format("{}: feature '{}:{}' is listed twice", what, p.view,
-                                              feature));
+          diag->Error(p.location,
+                      fmt::format("{}: feature '{}:{}' is listed twice", what, p.view, feature));
         }
       }
     }
@@ -247,8 +257,8 @@ void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Di
   for (const DataSource& source : defs.data_sources) {
     auto inspected = inspector->Inspect(source);
     if (!inspected.ok()) {
-      diag->Error(source.location, fmt::format("data source '{}': {}", source.name,
-                                               inspected.status().message()));
+      diag->Error(source.location,
+                  fmt::format("data source '{}': {}", source.name, inspected.status().message()));
       continue;
     }
     if (!inspected->has_value()) {

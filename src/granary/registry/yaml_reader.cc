@@ -12,7 +12,10 @@ SourceLocation LocationOf(const std::string& file, const YAML::Node& node) {
 }
 
 YamlMap::YamlMap(const YAML::Node& node, std::string file, std::string what, Diagnostics* diag)
-    : node_(node), file_(std::move(file)), what_(std::move(what)), diag_(diag),
+    : node_(node),
+      file_(std::move(file)),
+      what_(std::move(what)),
+      diag_(diag),
       valid_(node.IsMap()) {
   if (!valid_) {
     diag_->Error(LocationOf(file_, node_),
@@ -30,9 +33,8 @@ SourceLocation YamlMap::LocationOfKey(const std::string& key) const {
 }
 
 void YamlMap::Error(const std::string& key, const std::string& message) {
-  diag_->Error(LocationOfKey(key),
-               key.empty() ? fmt::format("{}: {}", what_, message)
-                           : fmt::format("{}: '{}' {}", what_, key, message));
+  diag_->Error(LocationOfKey(key), key.empty() ? fmt::format("{}: {}", what_, message)
+                                               : fmt::format("{}: '{}' {}", what_, key, message));
 }
 
 void YamlMap::Warning(const std::string& key, const std::string& message) {

@@ -9,14 +9,22 @@ namespace {
 
 std::shared_ptr<arrow::DataType> ScalarArrowType(ScalarType t) {
   switch (t) {
-    case ScalarType::kBool: return arrow::boolean();
-    case ScalarType::kInt32: return arrow::int32();
-    case ScalarType::kInt64: return arrow::int64();
-    case ScalarType::kFloat32: return arrow::float32();
-    case ScalarType::kFloat64: return arrow::float64();
-    case ScalarType::kString: return arrow::utf8();
-    case ScalarType::kBytes: return arrow::binary();
-    case ScalarType::kTimestamp: return arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
+    case ScalarType::kBool:
+      return arrow::boolean();
+    case ScalarType::kInt32:
+      return arrow::int32();
+    case ScalarType::kInt64:
+      return arrow::int64();
+    case ScalarType::kFloat32:
+      return arrow::float32();
+    case ScalarType::kFloat64:
+      return arrow::float64();
+    case ScalarType::kString:
+      return arrow::utf8();
+    case ScalarType::kBytes:
+      return arrow::binary();
+    case ScalarType::kTimestamp:
+      return arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
   }
   return arrow::null();
 }
@@ -24,27 +32,35 @@ std::shared_ptr<arrow::DataType> ScalarArrowType(ScalarType t) {
 Result<ScalarType> ScalarFromArrow(const arrow::DataType& type) {
   using arrow::Type;
   switch (type.id()) {
-    case Type::BOOL: return ScalarType::kBool;
+    case Type::BOOL:
+      return ScalarType::kBool;
     case Type::INT8:
     case Type::INT16:
     case Type::INT32:
     case Type::UINT8:
-    case Type::UINT16: return ScalarType::kInt32;
+    case Type::UINT16:
+      return ScalarType::kInt32;
     case Type::INT64:
-    case Type::UINT32: return ScalarType::kInt64;
+    case Type::UINT32:
+      return ScalarType::kInt64;
     case Type::HALF_FLOAT:
-    case Type::FLOAT: return ScalarType::kFloat32;
-    case Type::DOUBLE: return ScalarType::kFloat64;
+    case Type::FLOAT:
+      return ScalarType::kFloat32;
+    case Type::DOUBLE:
+      return ScalarType::kFloat64;
     case Type::STRING:
     case Type::LARGE_STRING:
-    case Type::STRING_VIEW: return ScalarType::kString;
+    case Type::STRING_VIEW:
+      return ScalarType::kString;
     case Type::BINARY:
     case Type::LARGE_BINARY:
     case Type::BINARY_VIEW:
-    case Type::FIXED_SIZE_BINARY: return ScalarType::kBytes;
+    case Type::FIXED_SIZE_BINARY:
+      return ScalarType::kBytes;
     case Type::TIMESTAMP:
     case Type::DATE32:
-    case Type::DATE64: return ScalarType::kTimestamp;
+    case Type::DATE64:
+      return ScalarType::kTimestamp;
     case Type::DICTIONARY:
       return ScalarFromArrow(*static_cast<const arrow::DictionaryType&>(type).value_type());
     default:
@@ -71,15 +87,20 @@ int64_t TimestampMicros(const arrow::Array& array, int64_t i) {
       return static_cast<const arrow::Date32Array&>(array).Value(i) * 86'400'000'000LL;
     case arrow::Type::DATE64:
       return static_cast<const arrow::Date64Array&>(array).Value(i) * 1000;
-    default: break;
+    default:
+      break;
   }
   const auto& ts_type = static_cast<const arrow::TimestampType&>(*array.type());
   int64_t v = static_cast<const arrow::TimestampArray&>(array).Value(i);
   switch (ts_type.unit()) {
-    case arrow::TimeUnit::SECOND: return v * 1'000'000;
-    case arrow::TimeUnit::MILLI: return v * 1000;
-    case arrow::TimeUnit::MICRO: return v;
-    case arrow::TimeUnit::NANO: return v >= 0 ? v / 1000 : -((-v + 999) / 1000);
+    case arrow::TimeUnit::SECOND:
+      return v * 1'000'000;
+    case arrow::TimeUnit::MILLI:
+      return v * 1000;
+    case arrow::TimeUnit::MICRO:
+      return v;
+    case arrow::TimeUnit::NANO:
+      return v >= 0 ? v / 1000 : -((-v + 999) / 1000);
   }
   return v;
 }
@@ -92,18 +113,25 @@ Result<Value> ScalarAt(const arrow::Array& array, int64_t i, ScalarType want) {
   }
   GRANARY_ASSIGN_OR_RAISE(ScalarType have, ScalarFromArrow(*array.type()));
   if (!Widens(have, want)) {
-    return Status::InvalidArgument(fmt::format("cannot read {} as {}", array.type()->ToString(),
-                                               ScalarTypeName(want)));
+    return Status::InvalidArgument(
+        fmt::format("cannot read {} as {}", array.type()->ToString(), ScalarTypeName(want)));
   }
   auto integer = [&]() -> int64_t {
     switch (array.type_id()) {
-      case arrow::Type::INT8: return static_cast<const arrow::Int8Array&>(array).Value(i);
-      case arrow::Type::INT16: return static_cast<const arrow::Int16Array&>(array).Value(i);
-      case arrow::Type::INT32: return static_cast<const arrow::Int32Array&>(array).Value(i);
-      case arrow::Type::UINT8: return static_cast<const arrow::UInt8Array&>(array).Value(i);
-      case arrow::Type::UINT16: return static_cast<const arrow::UInt16Array&>(array).Value(i);
-      case arrow::Type::UINT32: return static_cast<const arrow::UInt32Array&>(array).Value(i);
-      default: return static_cast<const arrow::Int64Array&>(array).Value(i);
+      case arrow::Type::INT8:
+        return static_cast<const arrow::Int8Array&>(array).Value(i);
+      case arrow::Type::INT16:
+        return static_cast<const arrow::Int16Array&>(array).Value(i);
+      case arrow::Type::INT32:
+        return static_cast<const arrow::Int32Array&>(array).Value(i);
+      case arrow::Type::UINT8:
+        return static_cast<const arrow::UInt8Array&>(array).Value(i);
+      case arrow::Type::UINT16:
+        return static_cast<const arrow::UInt16Array&>(array).Value(i);
+      case arrow::Type::UINT32:
+        return static_cast<const arrow::UInt32Array&>(array).Value(i);
+      default:
+        return static_cast<const arrow::Int64Array&>(array).Value(i);
     }
   };
   auto floating = [&]() -> double {
@@ -112,17 +140,25 @@ Result<Value> ScalarAt(const arrow::Array& array, int64_t i, ScalarType want) {
         return static_cast<double>(arrow::util::Float16::FromBits(
                                        static_cast<const arrow::HalfFloatArray&>(array).Value(i))
                                        .ToFloat());
-      case arrow::Type::FLOAT: return static_cast<const arrow::FloatArray&>(array).Value(i);
-      case arrow::Type::DOUBLE: return static_cast<const arrow::DoubleArray&>(array).Value(i);
-      default: return static_cast<double>(integer());
+      case arrow::Type::FLOAT:
+        return static_cast<const arrow::FloatArray&>(array).Value(i);
+      case arrow::Type::DOUBLE:
+        return static_cast<const arrow::DoubleArray&>(array).Value(i);
+      default:
+        return static_cast<double>(integer());
     }
   };
   switch (want) {
-    case ScalarType::kBool: return Value(static_cast<const arrow::BooleanArray&>(array).Value(i));
-    case ScalarType::kInt32: return Value(static_cast<int32_t>(integer()));
-    case ScalarType::kInt64: return Value(integer());
-    case ScalarType::kFloat32: return Value(static_cast<float>(floating()));
-    case ScalarType::kFloat64: return Value(floating());
+    case ScalarType::kBool:
+      return Value(static_cast<const arrow::BooleanArray&>(array).Value(i));
+    case ScalarType::kInt32:
+      return Value(static_cast<int32_t>(integer()));
+    case ScalarType::kInt64:
+      return Value(integer());
+    case ScalarType::kFloat32:
+      return Value(static_cast<float>(floating()));
+    case ScalarType::kFloat64:
+      return Value(floating());
     case ScalarType::kString:
     case ScalarType::kBytes: {
       std::string s;
@@ -142,12 +178,14 @@ Result<Value> ScalarAt(const arrow::Array& array, int64_t i, ScalarType want) {
         case arrow::Type::FIXED_SIZE_BINARY:
           s = std::string(static_cast<const arrow::FixedSizeBinaryArray&>(array).GetView(i));
           break;
-        default: return Status::Internal("unexpected string type " + array.type()->ToString());
+        default:
+          return Status::Internal("unexpected string type " + array.type()->ToString());
       }
       if (want == ScalarType::kBytes) return Value(Bytes{std::move(s)});
       return Value(std::move(s));
     }
-    case ScalarType::kTimestamp: return Value(Timestamp::FromMicros(TimestampMicros(array, i)));
+    case ScalarType::kTimestamp:
+      return Value(Timestamp::FromMicros(TimestampMicros(array, i)));
   }
   return Status::Internal("unhandled scalar type");
 }
@@ -262,14 +300,22 @@ Result<Value> ValueAt(const arrow::Array& array, int64_t i, ValueType type) {
       return Status::InvalidArgument("list views are not supported: " + array.type()->ToString());
   }
   switch (type.scalar) {
-    case ScalarType::kBool: return ListAt<bool>(*values, offset, length, type.scalar);
-    case ScalarType::kInt32: return ListAt<int32_t>(*values, offset, length, type.scalar);
-    case ScalarType::kInt64: return ListAt<int64_t>(*values, offset, length, type.scalar);
-    case ScalarType::kFloat32: return ListAt<float>(*values, offset, length, type.scalar);
-    case ScalarType::kFloat64: return ListAt<double>(*values, offset, length, type.scalar);
-    case ScalarType::kString: return ListAt<std::string>(*values, offset, length, type.scalar);
-    case ScalarType::kBytes: return ListAt<Bytes>(*values, offset, length, type.scalar);
-    case ScalarType::kTimestamp: return ListAt<Timestamp>(*values, offset, length, type.scalar);
+    case ScalarType::kBool:
+      return ListAt<bool>(*values, offset, length, type.scalar);
+    case ScalarType::kInt32:
+      return ListAt<int32_t>(*values, offset, length, type.scalar);
+    case ScalarType::kInt64:
+      return ListAt<int64_t>(*values, offset, length, type.scalar);
+    case ScalarType::kFloat32:
+      return ListAt<float>(*values, offset, length, type.scalar);
+    case ScalarType::kFloat64:
+      return ListAt<double>(*values, offset, length, type.scalar);
+    case ScalarType::kString:
+      return ListAt<std::string>(*values, offset, length, type.scalar);
+    case ScalarType::kBytes:
+      return ListAt<Bytes>(*values, offset, length, type.scalar);
+    case ScalarType::kTimestamp:
+      return ListAt<Timestamp>(*values, offset, length, type.scalar);
   }
   return Status::Internal("unhandled list type");
 }

@@ -22,16 +22,25 @@ std::vector<std::pair<ValueType, std::vector<Value>>> Samples() {
       {ValueType::Scalar(S::kFloat32), {Value(1.5f), Value(), Value(-0.25f)}},
       {ValueType::Scalar(S::kFloat64), {Value(0.125), Value(), Value(1e300)}},
       {ValueType::Scalar(S::kString), {Value("héllo wörld"), Value(), Value("")}},
-      {ValueType::Scalar(S::kBytes), {Value(Bytes{std::string("\0\x01\xff", 3)}), Value(), Value(Bytes{})}},
+      {ValueType::Scalar(S::kBytes),
+       {Value(Bytes{std::string("\0\x01\xff", 3)}), Value(), Value(Bytes{})}},
       {ValueType::Scalar(S::kTimestamp), {Value(t0), Value(), Value(Timestamp::FromMicros(-1))}},
-      {ValueType::List(S::kBool), {Value(std::vector<bool>{true, false}), Value(), Value(std::vector<bool>{})}},
-      {ValueType::List(S::kInt32), {Value(std::vector<int32_t>{1, 2}), Value(), Value(std::vector<int32_t>{})}},
-      {ValueType::List(S::kInt64), {Value(std::vector<int64_t>{3}), Value(), Value(std::vector<int64_t>{4, 5})}},
-      {ValueType::List(S::kFloat32), {Value(std::vector<float>{0.1f, 0.2f, 0.3f}), Value(), Value(std::vector<float>{})}},
-      {ValueType::List(S::kFloat64), {Value(std::vector<double>{1.0}), Value(), Value(std::vector<double>{2, 3})}},
-      {ValueType::List(S::kString), {Value(std::vector<std::string>{"a", "ß"}), Value(), Value(std::vector<std::string>{""})}},
-      {ValueType::List(S::kBytes), {Value(std::vector<Bytes>{Bytes{"x"}}), Value(), Value(std::vector<Bytes>{})}},
-      {ValueType::List(S::kTimestamp), {Value(std::vector<Timestamp>{t0}), Value(), Value(std::vector<Timestamp>{})}},
+      {ValueType::List(S::kBool),
+       {Value(std::vector<bool>{true, false}), Value(), Value(std::vector<bool>{})}},
+      {ValueType::List(S::kInt32),
+       {Value(std::vector<int32_t>{1, 2}), Value(), Value(std::vector<int32_t>{})}},
+      {ValueType::List(S::kInt64),
+       {Value(std::vector<int64_t>{3}), Value(), Value(std::vector<int64_t>{4, 5})}},
+      {ValueType::List(S::kFloat32),
+       {Value(std::vector<float>{0.1f, 0.2f, 0.3f}), Value(), Value(std::vector<float>{})}},
+      {ValueType::List(S::kFloat64),
+       {Value(std::vector<double>{1.0}), Value(), Value(std::vector<double>{2, 3})}},
+      {ValueType::List(S::kString),
+       {Value(std::vector<std::string>{"a", "ß"}), Value(), Value(std::vector<std::string>{""})}},
+      {ValueType::List(S::kBytes),
+       {Value(std::vector<Bytes>{Bytes{"x"}}), Value(), Value(std::vector<Bytes>{})}},
+      {ValueType::List(S::kTimestamp),
+       {Value(std::vector<Timestamp>{t0}), Value(), Value(std::vector<Timestamp>{})}},
   };
 }
 
@@ -51,7 +60,8 @@ TEST(ArrowConvert, EveryTypeRoundTripsThroughArrowArrays) {
 
 TEST(ArrowConvert, MapsForeignArrowTypesToTheirNaturalType) {
   EXPECT_EQ(FromArrowType(*arrow::int16()).ValueOrDie(), ValueType::Scalar(ScalarType::kInt32));
-  EXPECT_EQ(FromArrowType(*arrow::large_utf8()).ValueOrDie(), ValueType::Scalar(ScalarType::kString));
+  EXPECT_EQ(FromArrowType(*arrow::large_utf8()).ValueOrDie(),
+            ValueType::Scalar(ScalarType::kString));
   EXPECT_EQ(FromArrowType(*arrow::timestamp(arrow::TimeUnit::NANO)).ValueOrDie(),
             ValueType::Scalar(ScalarType::kTimestamp));
   EXPECT_EQ(FromArrowType(*arrow::dictionary(arrow::int32(), arrow::utf8())).ValueOrDie(),

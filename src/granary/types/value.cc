@@ -26,10 +26,7 @@ struct IsVector<std::vector<T>> : std::true_type {
 
 std::string ScalarToString(bool v) { return v ? "true" : "false"; }
 template <typename T>
-  requires std::is_arithmetic_v<T>
-std::string ScalarToString(T v) {
-  return fmt::format("{}", v);
-}
+requires std::is_arithmetic_v<T> std::string ScalarToString(T v) { return fmt::format("{}", v); }
 std::string ScalarToString(const std::string& v) { return fmt::format("\"{}\"", v); }
 std::string ScalarToString(const Bytes& v) { return fmt::format("<{} bytes>", v.data.size()); }
 std::string ScalarToString(Timestamp v) { return FormatTimestamp(v); }

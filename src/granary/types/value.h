@@ -22,16 +22,16 @@ struct Bytes {
 
 class Value {
  public:
-  using Storage = std::variant<std::monostate, bool, int32_t, int64_t, float, double, std::string,
-                               Bytes, Timestamp, std::vector<bool>, std::vector<int32_t>,
-                               std::vector<int64_t>, std::vector<float>, std::vector<double>,
-                               std::vector<std::string>, std::vector<Bytes>,
-                               std::vector<Timestamp>>;
+  using Storage =
+      std::variant<std::monostate, bool, int32_t, int64_t, float, double, std::string, Bytes,
+                   Timestamp, std::vector<bool>, std::vector<int32_t>, std::vector<int64_t>,
+                   std::vector<float>, std::vector<double>, std::vector<std::string>,
+                   std::vector<Bytes>, std::vector<Timestamp>>;
 
   Value() = default;  // null
   template <typename T>
-    requires std::is_constructible_v<Storage, T&&>
-  Value(T&& v) : data_(std::forward<T>(v)) {}  // NOLINT: implicit by design
+  requires std::is_constructible_v<Storage, T&&> Value(T&& v)
+      : data_(std::forward<T>(v)) {}               // NOLINT: implicit by design
   Value(const char* s) : data_(std::string(s)) {}  // NOLINT
 
   static Value Null() { return Value(); }

@@ -17,14 +17,22 @@ struct Alias {
 
 // Lower-cased names; Feast's type names lower-case to several of these.
 constexpr std::array<Alias, 17> kAliases = {{
-    {"bool", ScalarType::kBool},          {"boolean", ScalarType::kBool},
-    {"int32", ScalarType::kInt32},        {"int64", ScalarType::kInt64},
-    {"float32", ScalarType::kFloat32},    {"float", ScalarType::kFloat32},
-    {"float64", ScalarType::kFloat64},    {"double", ScalarType::kFloat64},
-    {"string", ScalarType::kString},      {"str", ScalarType::kString},
-    {"bytes", ScalarType::kBytes},        {"binary", ScalarType::kBytes},
-    {"timestamp", ScalarType::kTimestamp}, {"unix_timestamp", ScalarType::kTimestamp},
-    {"unixtimestamp", ScalarType::kTimestamp}, {"datetime", ScalarType::kTimestamp},
+    {"bool", ScalarType::kBool},
+    {"boolean", ScalarType::kBool},
+    {"int32", ScalarType::kInt32},
+    {"int64", ScalarType::kInt64},
+    {"float32", ScalarType::kFloat32},
+    {"float", ScalarType::kFloat32},
+    {"float64", ScalarType::kFloat64},
+    {"double", ScalarType::kFloat64},
+    {"string", ScalarType::kString},
+    {"str", ScalarType::kString},
+    {"bytes", ScalarType::kBytes},
+    {"binary", ScalarType::kBytes},
+    {"timestamp", ScalarType::kTimestamp},
+    {"unix_timestamp", ScalarType::kTimestamp},
+    {"unixtimestamp", ScalarType::kTimestamp},
+    {"datetime", ScalarType::kTimestamp},
     {"int", ScalarType::kInt64},
 }};
 
@@ -50,14 +58,22 @@ bool ParseScalar(std::string_view name, ScalarType* out) {
 
 std::string_view ScalarTypeName(ScalarType t) {
   switch (t) {
-    case ScalarType::kBool: return "bool";
-    case ScalarType::kInt32: return "int32";
-    case ScalarType::kInt64: return "int64";
-    case ScalarType::kFloat32: return "float32";
-    case ScalarType::kFloat64: return "float64";
-    case ScalarType::kString: return "string";
-    case ScalarType::kBytes: return "bytes";
-    case ScalarType::kTimestamp: return "timestamp";
+    case ScalarType::kBool:
+      return "bool";
+    case ScalarType::kInt32:
+      return "int32";
+    case ScalarType::kInt64:
+      return "int64";
+    case ScalarType::kFloat32:
+      return "float32";
+    case ScalarType::kFloat64:
+      return "float64";
+    case ScalarType::kString:
+      return "string";
+    case ScalarType::kBytes:
+      return "bytes";
+    case ScalarType::kTimestamp:
+      return "timestamp";
   }
   return "unknown";
 }
@@ -71,8 +87,8 @@ Result<ValueType> ValueType::Parse(std::string_view text) {
   const std::string s = Lower(text);
   std::string_view inner = s;
   bool is_list = false;
-  for (auto [open, close] : {std::pair<std::string_view, char>{"list<", '>'},
-                             {"array(", ')'}, {"array<", '>'}}) {
+  for (auto [open, close] :
+       {std::pair<std::string_view, char>{"list<", '>'}, {"array(", ')'}, {"array<", '>'}}) {
     if (inner.starts_with(open) && inner.size() > open.size() && inner.back() == close) {
       inner = inner.substr(open.size(), inner.size() - open.size() - 1);
       is_list = true;

@@ -2,8 +2,8 @@
 //
 // A scalar type or a list of one (embeddings are list<float32>). Written in definitions as
 // "bool", "int32", "int64", "float32", "float64", "string", "bytes", "timestamp" and
-// "list<T>"; Feast's names (Int64, Float32, String, UnixTimestamp, Array(Float32), ...) are accepted
-// too. Plain value; thread-safe.
+// "list<T>"; Feast's names (Int64, Float32, String, UnixTimestamp, Array(Float32), ...) are
+// accepted too. Plain value; thread-safe.
 #pragma once
 
 #include <cstdint>
