@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "granary/common/temp_dir.h"
 #include "granary/registry/repo_config.h"
 #include "granary/registry/serialize.h"
 #include "granary/registry/test_util.h"
@@ -103,18 +104,12 @@ TEST(Serialize, CanonicalYamlRoundTripsAndIsStable) {
 
 class RepoConfigTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("granary_cfg_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   void Write(const std::string& name, const std::string& text) {
     std::filesystem::create_directories((dir_ / name).parent_path());
     std::ofstream(dir_ / name) << text;
   }
-  std::filesystem::path dir_;
+  TempDir tmp_ = TempDir::Make("granary_cfg_").ValueOrDie();
+  const std::filesystem::path dir_ = tmp_.path();
 };
 
 TEST_F(RepoConfigTest, DefaultsToEmbeddedStores) {

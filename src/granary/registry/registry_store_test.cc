@@ -6,6 +6,7 @@
 #include <fstream>
 #include <thread>
 
+#include "granary/common/temp_dir.h"
 #include "granary/registry/test_util.h"
 
 namespace granary {
@@ -14,15 +15,11 @@ namespace {
 class RegistryStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("granary_reg_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
     ASSERT_FALSE(testing::LoadAndValidate(testing::kValidDefinitions, &defs_).has_errors());
     defs_.project = "parking";
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::filesystem::path dir_;
+  TempDir tmp_ = TempDir::Make("granary_reg_").ValueOrDie();
+  const std::filesystem::path dir_ = tmp_.path();
   Definitions defs_;
 };
 

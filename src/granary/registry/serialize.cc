@@ -45,6 +45,13 @@ class FieldWriter {
   void AddIfSet(const std::string& key, const std::map<std::string, std::string>& value) {
     if (!value.empty()) Add(key, MapNode(value));
   }
+  // The keys every kind may end with.
+  void AddDocumentation(const std::string& owner, const std::string& description,
+                        const std::map<std::string, std::string>& tags) {
+    AddIfSet("owner", owner);
+    AddIfSet("description", description);
+    AddIfSet("tags", tags);
+  }
   ObjectFields Take() { return std::move(fields_); }
 
  private:
@@ -69,8 +76,7 @@ ObjectFields FieldsOf(const Entity& e) {
     w.Add("value_type", types[0]);
   else
     w.Add("value_type", ListNode(types));
-  w.AddIfSet("description", e.description);
-  w.AddIfSet("tags", e.tags);
+  w.AddDocumentation("", e.description, e.tags);
   return w.Take();
 }
 
@@ -84,8 +90,7 @@ ObjectFields FieldsOf(const DataSource& s) {
   w.AddIfSet("created_timestamp_column", s.created_timestamp_column);
   w.AddIfSet("date_partition_column", s.date_partition_column);
   w.AddIfSet("field_mapping", s.field_mapping);
-  w.AddIfSet("description", s.description);
-  w.AddIfSet("tags", s.tags);
+  w.AddDocumentation("", s.description, s.tags);
   return w.Take();
 }
 
@@ -105,9 +110,7 @@ ObjectFields FieldsOf(const FeatureView& v) {
     schema.push_back(Flow(field));
   }
   w.Add("schema", schema);
-  w.AddIfSet("owner", v.owner);
-  w.AddIfSet("description", v.description);
-  w.AddIfSet("tags", v.tags);
+  w.AddDocumentation(v.owner, v.description, v.tags);
   return w.Take();
 }
 
@@ -126,9 +129,7 @@ ObjectFields FieldsOf(const FeatureService& s) {
     }
   }
   w.Add("features", features);
-  w.AddIfSet("owner", s.owner);
-  w.AddIfSet("description", s.description);
-  w.AddIfSet("tags", s.tags);
+  w.AddDocumentation(s.owner, s.description, s.tags);
   return w.Take();
 }
 

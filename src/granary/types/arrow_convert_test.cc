@@ -8,6 +8,8 @@
 
 #include <filesystem>
 
+#include "granary/common/temp_dir.h"
+
 namespace granary {
 namespace {
 
@@ -104,8 +106,8 @@ TEST(ParquetAbi, WritesAndReadsEveryValueTypeThroughTheCppApi) {
     columns.push_back(MakeArray(type, values).ValueOrDie());
   }
   auto table = arrow::Table::Make(arrow::schema(fields), columns);
-  auto path = std::filesystem::temp_directory_path() /
-              ("granary_abi_" + std::to_string(::getpid()) + ".parquet");
+  TempDir dir = TempDir::Make("granary_abi_").ValueOrDie();
+  auto path = dir.path() / "all_types.parquet";
   {
     auto out = arrow::io::FileOutputStream::Open(path.string()).ValueOrDie();
     ASSERT_TRUE(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out, 2).ok());
@@ -114,7 +116,6 @@ TEST(ParquetAbi, WritesAndReadsEveryValueTypeThroughTheCppApi) {
   auto in = arrow::io::ReadableFile::Open(path.string()).ValueOrDie();
   auto reader = parquet::arrow::OpenFile(in, arrow::default_memory_pool()).ValueOrDie();
   auto back = reader->ReadTable().ValueOrDie();
-  std::filesystem::remove(path);
   ASSERT_EQ(back->num_rows(), 3);
   n = 0;
   for (const auto& [type, values] : Samples()) {
