@@ -1,11 +1,12 @@
 // RegistryStore: the applied definitions, kept as versions (one per `apply` that changed them).
 //
-// Later subsystems keep their state here too (materialization watermarks and run history). The
+// Materialization keeps its state here too: watermarks and run history. The
 // SQLite implementation is safe when several processes (the CLI, a server, a scheduler) open the
 // same file at once: it uses WAL mode, a busy timeout, and one transaction per write.
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +30,42 @@ struct RegistryVersion {
   Definitions definitions;
 };
 
+enum class RunStatus { kRunning, kSucceeded, kFailed };
+// "running", "succeeded", "failed".
+std::string_view RunStatusName(RunStatus status);
+
+// One materialization of one feature view over [interval_start, interval_end] (both inclusive).
+struct MaterializationRun {
+  int64_t id = 0;  // assigned by StartRun
+  std::string view;
+  Timestamp interval_start;
+  Timestamp interval_end;
+  std::string
+      trigger;  // what started it: "materialize", "materialize-incremental", "schedule", ...
+  Timestamp started_at;
+  std::optional<Timestamp> finished_at;  // unset while running
+  RunStatus status = RunStatus::kRunning;
+  int64_t rows_read = 0;
+  int64_t entities_written = 0;
+  int64_t entities_skipped = 0;  // not rewritten: the online value was as new or newer
+  std::string error;             // set when failed
+  int64_t pid = 0;               // the process that ran it, to spot runs cut off by a crash
+  std::string host;
+};
+
+// How a finished run ends.
+struct RunOutcome {
+  RunStatus status = RunStatus::kSucceeded;  // kSucceeded or kFailed
+  Timestamp finished_at;
+  int64_t rows_read = 0;
+  int64_t entities_written = 0;
+  int64_t entities_skipped = 0;
+  std::string error;
+  // On success, the view's watermark becomes this (if later than the current one), in the same
+  // transaction as the run's record: a watermark never moves without a succeeded run.
+  std::optional<Timestamp> advance_watermark_to;
+};
+
 // Thread-compatible: one instance per thread; processes may share the underlying store.
 class RegistryStore {
  public:
@@ -42,6 +79,18 @@ class RegistryStore {
   virtual Result<std::vector<RegistryVersionInfo>> History(int limit) = 0;
   // Where the store lives, for messages.
   virtual std::string Describe() const = 0;
+
+  // Materialization state (materialize/ keeps it here so every process sees the same).
+
+  // view -> watermark: the end of the newest interval materialized without a gap.
+  virtual Result<std::map<std::string, Timestamp>> Watermarks() = 0;
+  // Records a run as running and returns its id. Runs of this host still marked running whose
+  // process is gone (a crash, kill -9) are first marked failed, with an error that says so.
+  virtual Result<int64_t> StartRun(const MaterializationRun& run) = 0;
+  // Records how run `id` ended and, on success, advances its view's watermark atomically.
+  virtual Status FinishRun(int64_t id, const RunOutcome& outcome) = 0;
+  // The newest runs first, of one view or (view empty) of all, at most `limit`.
+  virtual Result<std::vector<MaterializationRun>> Runs(const std::string& view, int limit) = 0;
 };
 
 enum class OpenMode { kOpenExisting, kCreateIfMissing };

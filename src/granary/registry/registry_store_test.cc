@@ -1,6 +1,9 @@
 #include "granary/registry/registry_store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -80,6 +83,124 @@ TEST_F(RegistryStoreTest, ConcurrentWritersGetDistinctVersions) {
   auto history = store->History(100).ValueOrDie();
   ASSERT_EQ(history.size(), 40u);
   EXPECT_EQ(history.front().version, 40);
+}
+
+MaterializationRun RunOf(const std::string& view, int64_t end_seconds, int64_t pid = getpid()) {
+  MaterializationRun run;
+  run.view = view;
+  run.interval_start = Timestamp::FromSeconds(0);
+  run.interval_end = Timestamp::FromSeconds(end_seconds);
+  run.trigger = "materialize-incremental";
+  run.started_at = Timestamp::FromSeconds(end_seconds + 1);
+  run.pid = pid;
+  run.host = "testhost";
+  return run;
+}
+
+RunOutcome Outcome(RunStatus status, std::optional<int64_t> watermark_seconds) {
+  RunOutcome outcome;
+  outcome.status = status;
+  outcome.finished_at = Timestamp::FromSeconds(5000);
+  outcome.rows_read = 10;
+  outcome.entities_written = 4;
+  outcome.entities_skipped = 1;
+  if (status == RunStatus::kFailed) outcome.error = "redis 127.0.0.1:7000: connection refused";
+  if (watermark_seconds) outcome.advance_watermark_to = Timestamp::FromSeconds(*watermark_seconds);
+  return outcome;
+}
+
+TEST_F(RegistryStoreTest, WatermarkAdvancesOnlyWithASucceededRunAndNeverBackwards) {
+  auto store = OpenSqliteRegistry(dir_ / "registry.db", OpenMode::kCreateIfMissing).ValueOrDie();
+  EXPECT_TRUE(store->Watermarks().ValueOrDie().empty());
+
+  int64_t failed = store->StartRun(RunOf("customer_risk", 100)).ValueOrDie();
+  ASSERT_TRUE(store->FinishRun(failed, Outcome(RunStatus::kFailed, 100)).ok());
+  EXPECT_TRUE(store->Watermarks().ValueOrDie().empty()) << "a failed run moved the watermark";
+
+  int64_t ok = store->StartRun(RunOf("customer_risk", 200)).ValueOrDie();
+  ASSERT_TRUE(store->FinishRun(ok, Outcome(RunStatus::kSucceeded, 200)).ok());
+  EXPECT_EQ(store->Watermarks().ValueOrDie().at("customer_risk"), Timestamp::FromSeconds(200));
+
+  int64_t older = store->StartRun(RunOf("customer_risk", 150)).ValueOrDie();
+  ASSERT_TRUE(store->FinishRun(older, Outcome(RunStatus::kSucceeded, 150)).ok());
+  EXPECT_EQ(store->Watermarks().ValueOrDie().at("customer_risk"), Timestamp::FromSeconds(200));
+
+  int64_t no_advance = store->StartRun(RunOf("customer_risk", 900)).ValueOrDie();
+  ASSERT_TRUE(store->FinishRun(no_advance, Outcome(RunStatus::kSucceeded, std::nullopt)).ok());
+  EXPECT_EQ(store->Watermarks().ValueOrDie().at("customer_risk"), Timestamp::FromSeconds(200));
+}
+
+TEST_F(RegistryStoreTest, RunHistoryKeepsCountsAndErrorsNewestFirst) {
+  auto store = OpenSqliteRegistry(dir_ / "registry.db", OpenMode::kCreateIfMissing).ValueOrDie();
+  int64_t a = store->StartRun(RunOf("bay_demand", 100)).ValueOrDie();
+  int64_t b = store->StartRun(RunOf("customer_risk", 100)).ValueOrDie();
+  ASSERT_TRUE(store->FinishRun(a, Outcome(RunStatus::kSucceeded, 100)).ok());
+  ASSERT_TRUE(store->FinishRun(b, Outcome(RunStatus::kFailed, std::nullopt)).ok());
+  int64_t c = store->StartRun(RunOf("customer_risk", 200)).ValueOrDie();
+
+  auto all = store->Runs("", 10).ValueOrDie();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].id, c);
+  EXPECT_EQ(all[0].status, RunStatus::kRunning);
+  EXPECT_FALSE(all[0].finished_at.has_value());
+
+  auto risk = store->Runs("customer_risk", 10).ValueOrDie();
+  ASSERT_EQ(risk.size(), 2u);
+  EXPECT_EQ(risk[1].id, b);
+  EXPECT_EQ(risk[1].status, RunStatus::kFailed);
+  EXPECT_EQ(risk[1].error, "redis 127.0.0.1:7000: connection refused");
+  EXPECT_EQ(risk[1].rows_read, 10);
+  EXPECT_EQ(risk[1].entities_written, 4);
+  EXPECT_EQ(risk[1].entities_skipped, 1);
+  EXPECT_EQ(risk[1].trigger, "materialize-incremental");
+  EXPECT_EQ(risk[1].interval_end, Timestamp::FromSeconds(100));
+  EXPECT_EQ(*risk[1].finished_at, Timestamp::FromSeconds(5000));
+
+  EXPECT_EQ(store->FinishRun(a, Outcome(RunStatus::kSucceeded, 100)).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store->FinishRun(999, Outcome(RunStatus::kSucceeded, 100)).code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(RegistryStoreTest, ARunWhoseProcessDiedIsRecordedFailedByTheNextRun) {
+  auto store = OpenSqliteRegistry(dir_ / "registry.db", OpenMode::kCreateIfMissing).ValueOrDie();
+  // A real process that is gone: fork a child that exits at once, and reap it.
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(0);
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+
+  int64_t crashed = store->StartRun(RunOf("customer_risk", 100, child)).ValueOrDie();
+  int64_t alive = store->StartRun(RunOf("bay_demand", 100)).ValueOrDie();  // this process
+  auto runs = store->Runs("", 10).ValueOrDie();
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[1].id, crashed);
+  EXPECT_EQ(runs[1].status, RunStatus::kFailed);
+  EXPECT_NE(runs[1].error.find("interrupted"), std::string::npos) << runs[1].error;
+  EXPECT_NE(runs[1].error.find("watermark was not advanced"), std::string::npos);
+  EXPECT_EQ(runs[0].id, alive);
+  EXPECT_EQ(runs[0].status, RunStatus::kRunning);
+  EXPECT_TRUE(store->Watermarks().ValueOrDie().empty());
+}
+
+TEST_F(RegistryStoreTest, AVersionOneRegistryIsMigratedOnOpen) {
+  const auto path = dir_ / "registry.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE registry_versions (version INTEGER PRIMARY KEY, "
+                           "applied_at INTEGER NOT NULL, fingerprint TEXT NOT NULL, project TEXT "
+                           "NOT NULL, definitions TEXT NOT NULL); PRAGMA user_version = 1;",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto store = OpenSqliteRegistry(path, OpenMode::kOpenExisting).ValueOrDie();
+  int64_t id = store->StartRun(RunOf("customer_risk", 100)).ValueOrDie();
+  ASSERT_TRUE(store->FinishRun(id, Outcome(RunStatus::kSucceeded, 100)).ok());
+  EXPECT_EQ(store->Watermarks().ValueOrDie().size(), 1u);
 }
 
 TEST_F(RegistryStoreTest, AFileThatIsNotARegistryIsReportedAsCorrupt) {

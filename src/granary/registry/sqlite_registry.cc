@@ -1,5 +1,9 @@
 #include <fmt/format.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include "granary/registry/registry_store.h"
 #include "granary/registry/serialize.h"
@@ -8,7 +12,7 @@ namespace granary {
 namespace {
 
 // The schema version this code writes (PRAGMA user_version). Older files are migrated on open.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS registry_versions (
@@ -18,6 +22,32 @@ CREATE TABLE IF NOT EXISTS registry_versions (
   project      TEXT    NOT NULL,
   definitions  TEXT    NOT NULL    -- canonical YAML (serialize.h)
 );
+)sql";
+
+// Version 2: materialization state.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE IF NOT EXISTS watermarks (
+  view         TEXT    PRIMARY KEY,
+  watermark    INTEGER NOT NULL,   -- microseconds since the epoch, UTC
+  updated_at   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS materialization_runs (
+  id                INTEGER PRIMARY KEY AUTOINCREMENT,
+  view              TEXT    NOT NULL,
+  interval_start    INTEGER NOT NULL,
+  interval_end      INTEGER NOT NULL,
+  triggered_by      TEXT    NOT NULL,
+  started_at        INTEGER NOT NULL,
+  finished_at       INTEGER,          -- NULL while running
+  status            TEXT    NOT NULL, -- running | succeeded | failed
+  rows_read         INTEGER NOT NULL DEFAULT 0,
+  entities_written  INTEGER NOT NULL DEFAULT 0,
+  entities_skipped  INTEGER NOT NULL DEFAULT 0,
+  error             TEXT    NOT NULL DEFAULT '',
+  pid               INTEGER NOT NULL,
+  host              TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS materialization_runs_by_view ON materialization_runs (view, id);
 )sql";
 
 // Owns a prepared statement.
@@ -123,7 +153,183 @@ class SqliteRegistry final : public RegistryStore {
 
   std::string Describe() const override { return path_.string(); }
 
+  Result<std::map<std::string, Timestamp>> Watermarks() override {
+    Statement s(db_, "SELECT view, watermark FROM watermarks");
+    if (!s.prepared()) return Error("read watermarks");
+    std::map<std::string, Timestamp> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      out[Column(s.get(), 0)] = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 1));
+    }
+    if (rc != SQLITE_DONE) return Error("read watermarks");
+    return out;
+  }
+
+  Result<int64_t> StartRun(const MaterializationRun& run) override {
+    GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
+    Result<int64_t> id = InsertRun(run);
+    if (!id.ok()) {
+      (void)Exec("ROLLBACK");
+      return id;
+    }
+    GRANARY_RETURN_NOT_OK(Exec("COMMIT"));
+    return id;
+  }
+
+  Status FinishRun(int64_t id, const RunOutcome& outcome) override {
+    GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
+    Status st = UpdateRun(id, outcome);
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      return st;
+    }
+    return Exec("COMMIT");
+  }
+
+  Result<std::vector<MaterializationRun>> Runs(const std::string& view, int limit) override {
+    Statement s(db_,
+                "SELECT id, view, interval_start, interval_end, triggered_by, started_at, "
+                "finished_at, status, rows_read, entities_written, entities_skipped, error, pid, "
+                "host FROM materialization_runs WHERE (?1 = '' OR view = ?1) ORDER BY id DESC "
+                "LIMIT ?2");
+    if (!s.prepared() ||
+        sqlite3_bind_text(s.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_int(s.get(), 2, limit) != SQLITE_OK) {
+      return Error("read the run history");
+    }
+    std::vector<MaterializationRun> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      sqlite3_stmt* r = s.get();
+      MaterializationRun run;
+      run.id = sqlite3_column_int64(r, 0);
+      run.view = Column(r, 1);
+      run.interval_start = Timestamp::FromMicros(sqlite3_column_int64(r, 2));
+      run.interval_end = Timestamp::FromMicros(sqlite3_column_int64(r, 3));
+      run.trigger = Column(r, 4);
+      run.started_at = Timestamp::FromMicros(sqlite3_column_int64(r, 5));
+      if (sqlite3_column_type(r, 6) != SQLITE_NULL) {
+        run.finished_at = Timestamp::FromMicros(sqlite3_column_int64(r, 6));
+      }
+      const std::string status = Column(r, 7);
+      run.status = status == "succeeded" ? RunStatus::kSucceeded
+                   : status == "failed"  ? RunStatus::kFailed
+                                         : RunStatus::kRunning;
+      run.rows_read = sqlite3_column_int64(r, 8);
+      run.entities_written = sqlite3_column_int64(r, 9);
+      run.entities_skipped = sqlite3_column_int64(r, 10);
+      run.error = Column(r, 11);
+      run.pid = sqlite3_column_int64(r, 12);
+      run.host = Column(r, 13);
+      out.push_back(std::move(run));
+    }
+    if (rc != SQLITE_DONE) return Error("read the run history");
+    return out;
+  }
+
  private:
+  // Marks runs of this host whose process no longer exists as failed; inside a transaction.
+  Status FailInterruptedRuns(const std::string& host, Timestamp now) {
+    std::vector<int64_t> dead;
+    {
+      Statement s(db_,
+                  "SELECT id, pid FROM materialization_runs WHERE status = 'running' AND host = ?");
+      if (!s.prepared() ||
+          sqlite3_bind_text(s.get(), 1, host.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+        return Error("read running runs");
+      }
+      while (sqlite3_step(s.get()) == SQLITE_ROW) {
+        const pid_t pid = static_cast<pid_t>(sqlite3_column_int64(s.get(), 1));
+        if (pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH) {
+          dead.push_back(sqlite3_column_int64(s.get(), 0));
+        }
+      }
+    }
+    for (int64_t id : dead) {
+      RunOutcome outcome;
+      outcome.status = RunStatus::kFailed;
+      outcome.finished_at = now;
+      outcome.error =
+          "interrupted: the process running it ended before it finished (a crash, kill -9 or "
+          "power loss); the watermark was not advanced, so the next run covers this interval";
+      GRANARY_RETURN_NOT_OK(UpdateRun(id, outcome, /*keep_counts=*/true));
+    }
+    return Status::OK();
+  }
+
+  Result<int64_t> InsertRun(const MaterializationRun& run) {
+    GRANARY_RETURN_NOT_OK(FailInterruptedRuns(run.host, run.started_at));
+    Statement s(db_,
+                "INSERT INTO materialization_runs (view, interval_start, interval_end, "
+                "triggered_by, started_at, status, pid, host) VALUES (?, ?, ?, ?, ?, 'running', "
+                "?, ?)");
+    bool ok =
+        s.prepared() &&
+        sqlite3_bind_text(s.get(), 1, run.view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+        sqlite3_bind_int64(s.get(), 2, run.interval_start.micros) == SQLITE_OK &&
+        sqlite3_bind_int64(s.get(), 3, run.interval_end.micros) == SQLITE_OK &&
+        sqlite3_bind_text(s.get(), 4, run.trigger.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+        sqlite3_bind_int64(s.get(), 5, run.started_at.micros) == SQLITE_OK &&
+        sqlite3_bind_int64(s.get(), 6, run.pid) == SQLITE_OK &&
+        sqlite3_bind_text(s.get(), 7, run.host.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+        sqlite3_step(s.get()) == SQLITE_DONE;
+    if (!ok) return Error("record a materialization run");
+    return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+  }
+
+  Status UpdateRun(int64_t id, const RunOutcome& outcome, bool keep_counts = false) {
+    std::string view;
+    {
+      Statement s(db_, "SELECT view, status FROM materialization_runs WHERE id = ?");
+      if (!s.prepared() || sqlite3_bind_int64(s.get(), 1, id) != SQLITE_OK) {
+        return Error("read a materialization run");
+      }
+      if (sqlite3_step(s.get()) != SQLITE_ROW) {
+        return Status::NotFound(
+            fmt::format("registry {}: no materialization run {}", path_.string(), id));
+      }
+      view = Column(s.get(), 0);
+      if (Column(s.get(), 1) != "running") {
+        return Status::FailedPrecondition(fmt::format(
+            "registry {}: materialization run {} already finished", path_.string(), id));
+      }
+    }
+    Statement s(db_, keep_counts
+                         ? "UPDATE materialization_runs SET status = ?, finished_at = ?, "
+                           "error = ? WHERE id = ?"
+                         : "UPDATE materialization_runs SET status = ?, finished_at = ?, "
+                           "error = ?, rows_read = ?, entities_written = ?, entities_skipped = ? "
+                           "WHERE id = ?");
+    const char* status = outcome.status == RunStatus::kSucceeded ? "succeeded" : "failed";
+    bool ok =
+        s.prepared() && sqlite3_bind_text(s.get(), 1, status, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_bind_int64(s.get(), 2, outcome.finished_at.micros) == SQLITE_OK &&
+        sqlite3_bind_text(s.get(), 3, outcome.error.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK;
+    if (ok && keep_counts) {
+      ok = sqlite3_bind_int64(s.get(), 4, id) == SQLITE_OK;
+    } else if (ok) {
+      ok = sqlite3_bind_int64(s.get(), 4, outcome.rows_read) == SQLITE_OK &&
+           sqlite3_bind_int64(s.get(), 5, outcome.entities_written) == SQLITE_OK &&
+           sqlite3_bind_int64(s.get(), 6, outcome.entities_skipped) == SQLITE_OK &&
+           sqlite3_bind_int64(s.get(), 7, id) == SQLITE_OK;
+    }
+    if (!ok || sqlite3_step(s.get()) != SQLITE_DONE) return Error("record how a run ended");
+    if (outcome.status != RunStatus::kSucceeded || !outcome.advance_watermark_to) {
+      return Status::OK();
+    }
+    Statement w(db_,
+                "INSERT INTO watermarks (view, watermark, updated_at) VALUES (?1, ?2, ?3) "
+                "ON CONFLICT (view) DO UPDATE SET watermark = MAX(watermark, ?2), "
+                "updated_at = ?3");
+    ok = w.prepared() &&
+         sqlite3_bind_text(w.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+         sqlite3_bind_int64(w.get(), 2, outcome.advance_watermark_to->micros) == SQLITE_OK &&
+         sqlite3_bind_int64(w.get(), 3, outcome.finished_at.micros) == SQLITE_OK &&
+         sqlite3_step(w.get()) == SQLITE_DONE;
+    if (!ok) return Error("advance a watermark");
+    return Status::OK();
+  }
+
   static RegistryVersionInfo InfoFromRow(sqlite3_stmt* s) {
     RegistryVersionInfo info;
     info.version = sqlite3_column_int64(s, 0);
@@ -148,6 +354,7 @@ class SqliteRegistry final : public RegistryStore {
           path_.string(), version, kSchemaVersion));
     }
     if (version < 1) GRANARY_RETURN_NOT_OK(Exec(kSchemaV1));
+    if (version < 2) GRANARY_RETURN_NOT_OK(Exec(kSchemaV2));
     return Exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
   }
 
