@@ -3,10 +3,12 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 20
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all setup build demo test test-cpp test-python test-asan bench format clean
+.PHONY: all setup build demo test test-cpp test-python test-asan fuzz bench format clean
 
 all: build
 
@@ -39,6 +41,13 @@ test-asan: setup
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:detect_container_overflow=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) --timeout 900
 
+# Every libFuzzer target under fuzz/ for FUZZ_SECONDS each (part of CI, briefly). Built with clang.
+fuzz: setup
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DGRANARY_FUZZ=ON -DGRANARY_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	ninja -C $(FUZZ_BUILD) -j $(JOBS) granary_fuzzers
+	scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 bench: build
 	scripts/bench
 
@@ -46,4 +55,4 @@ format:
 	find src bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
