@@ -224,6 +224,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (q != std::string_view::npos) request.query = std::string(target.substr(q + 1));
     request.content_type = std::string(req[bhttp::field::content_type]);
     request.body = std::move(req.body());
+    request.executor = stream_.get_executor();
     keep_alive_ = req.keep_alive();
     version_ = req.version();
     server_->in_flight.fetch_add(1);

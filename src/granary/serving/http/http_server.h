@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -37,6 +38,9 @@ struct HttpRequest {
   std::string query;   // after '?', may be empty
   std::string body;
   std::string content_type;
+  // The executor of the worker thread the request arrived on: pass it to asynchronous store
+  // calls so their completions run on this thread.
+  boost::asio::any_io_executor executor;
 };
 
 struct HttpResponse {

@@ -168,6 +168,19 @@ TEST(HttpServer, AHandlerMayAnswerLaterFromAnotherThread) {
   for (auto& t : helpers) t.join();
 }
 
+TEST(HttpServer, HandlersGetTheExecutorOfTheirWorkerThread) {
+  Route on_worker{"GET", "/post", [](HttpRequest& req, Respond respond) {
+                    const auto handler_thread = std::this_thread::get_id();
+                    boost::asio::post(req.executor, [respond, handler_thread] {
+                      const bool same = std::this_thread::get_id() == handler_thread;
+                      respond({200, "text/plain", same ? "same thread" : "other thread"});
+                    });
+                  }};
+  auto server = StartServer({}, {on_worker});
+  Client client(server->port());
+  EXPECT_EQ(client.Send(bhttp::verb::get, "/post").body(), "same thread");
+}
+
 TEST(HttpServer, AThrowingHandlerGives500AndTheServerKeepsServing) {
   Route bad{"GET", "/bad", [](HttpRequest&, Respond) { throw std::runtime_error("boom"); }};
   auto server = StartServer({}, {bad, Health()});
