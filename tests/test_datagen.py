@@ -92,7 +92,7 @@ def test_delta_table_reads_with_delta_rs_like_the_parquet_copy(tiny):
         assert n == 25 * 96
 
     # A pruned read through the partition column.
-    one_day = table.to_pyarrow_table(filters=[("event_date", "=", "2026-02-01")])
+    one_day = table.to_pyarrow_table(filters=[("event_date", "=", datetime.date(2026, 2, 1))])
     assert one_day.num_rows == 50 * 96
 
 
