@@ -335,7 +335,6 @@ void GenerateCustomer(const World& world, uint64_t seed, int64_t id, CustomerBat
     }
     // Payment attempts at the end of the session; a declined one is retried up to twice.
     int64_t at = stop + (5 + static_cast<int64_t>(rng.Below(55))) * kSecond;
-    int64_t paid_at = INT64_MIN;
     for (int32_t attempt = 1; attempt <= 3; ++attempt) {
       const int method = method_at(at);
       const double p =
@@ -349,7 +348,6 @@ void GenerateCustomer(const World& world, uint64_t seed, int64_t id, CustomerBat
                                  amount, method, ok, reason, attempt});
       }
       if (ok) {
-        paid_at = at;
         // Disputes (with the operator) and chargebacks (through the bank) of this payment.
         for (bool chargeback : {false, true}) {
           const double pr = chargeback ? bp.chargeback_p : bp.dispute_p;
@@ -368,7 +366,6 @@ void GenerateCustomer(const World& world, uint64_t seed, int64_t id, CustomerBat
       }
       at += WholeSeconds((10.0 * 60.0 + rng.Exponential(8.0 * 3600.0)) * kSecond);
     }
-    (void)paid_at;
     if (overstay_u < bp.overstay_p) {
       const int64_t ts = start + WholeSeconds(overstay_at * static_cast<double>(stop - start));
       const int64_t violation_id = id * 1'000'000 + violation_seq++;
