@@ -33,7 +33,7 @@ def test_datagen_reports_every_table_and_writes_a_manifest(tiny):
     repo, out = tiny
     for table in ("customers", "customer_payments", "customer_profiles", "payments", "disputes",
                   "violations", "parking_sessions", "bays", "bay_occupancy",
-                  "bay_occupancy_delta"):
+                  "bay_occupancy_delta", "customer_risk_labels", "bay_demand_labels"):
         assert f"\n{table} " in "\n" + out.stdout, out.stdout
     assert "wrote " in out.stdout and "rows/s" in out.stdout
     manifest = json.loads((repo / "data" / "datagen.json").read_text())

@@ -119,6 +119,7 @@ void CustomerBatch::clear() {
   violations.clear();
   profiles.clear();
   payment_stats.clear();
+  risk_labels.clear();
 }
 
 void AppendPaymentStats(const World& world, uint64_t seed, int64_t customer_id, Timestamp signup,
@@ -414,6 +415,31 @@ void GenerateCustomer(const World& world, uint64_t seed, int64_t id, CustomerBat
 
   AppendPaymentStats(world, seed, id, c.signup, *out, first_session, first_payment, first_dispute,
                      first_violation, &out->payment_stats);
+
+  // Two training examples at whole hours in [start, end - 30 days], once signed up; the label
+  // looks forward, as labels do, over the events in the data.
+  Rng label_rng(seed, Stream::kLabels, static_cast<uint64_t>(id));
+  const int64_t label_hours = (end - 30 * kDay - world.start.micros) / kHour;
+  int64_t label_at[2] = {0, 0};
+  for (int64_t& t : label_at) {
+    t = label_hours > 0
+            ? world.start.micros + static_cast<int64_t>(label_rng.Below(label_hours + 1)) * kHour
+            : INT64_MIN;
+  }
+  std::sort(std::begin(label_at), std::end(label_at));
+  for (int64_t t : label_at) {
+    if (t == INT64_MIN || t < signup) continue;
+    bool problem = false;
+    for (size_t i = first_payment; i < out->payments.size() && !problem; ++i) {
+      const PaymentRow& p = out->payments[i];
+      problem = !p.succeeded && p.ts.micros > t && p.ts.micros <= t + 30 * kDay;
+    }
+    for (size_t i = first_dispute; i < out->disputes.size() && !problem; ++i) {
+      const int64_t ts = out->disputes[i].ts.micros;
+      problem = ts > t && ts <= t + 30 * kDay;
+    }
+    out->risk_labels.push_back({id, Timestamp{t}, problem});
+  }
   out->customers.push_back(c);
 }
 

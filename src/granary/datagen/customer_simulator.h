@@ -102,6 +102,14 @@ struct PaymentStatsRow {
   PaymentStats stats;
 };
 
+// A training example for the risk model: at `ts`, will the customer have a payment problem (a
+// failed payment attempt, a dispute or a chargeback) in (ts, ts + 30 days]?
+struct RiskLabelRow {
+  int64_t customer_id;
+  Timestamp ts;
+  bool payment_problem_next_30d;
+};
+
 // Everything generated for a set of customers, in customer order.
 struct CustomerBatch {
   std::vector<CustomerRow> customers;
@@ -111,6 +119,7 @@ struct CustomerBatch {
   std::vector<ViolationRow> violations;
   std::vector<ProfileRow> profiles;
   std::vector<PaymentStatsRow> payment_stats;
+  std::vector<RiskLabelRow> risk_labels;
 
   void clear();
 };

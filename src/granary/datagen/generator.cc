@@ -28,7 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using BatchFn = Result<std::shared_ptr<arrow::RecordBatch>> (*)(const CustomerBatch&);
 
-constexpr int kCustomerTables = 7;
+constexpr int kCustomerTables = 8;
 struct CustomerTable {
   const char* name;
   const char* file;
@@ -42,10 +42,12 @@ const CustomerTable kCustomerTableList[kCustomerTables] = {
     {"violations", "violations.parquet", ViolationsSchema},
     {"customer_profiles", "customer_profiles.parquet", CustomerProfilesSchema},
     {"customer_payments", "customer_payments.parquet", CustomerPaymentsSchema},
+    {"customer_risk_labels", "customer_risk_labels.parquet", CustomerRiskLabelsSchema},
 };
 
 constexpr const char* kOccupancyDir = "bay_occupancy";
 constexpr const char* kOccupancyDelta = "bay_occupancy_delta";
+constexpr const char* kDemandLabels = "bay_demand_labels";
 
 std::string DateText(int64_t day) {
   const CivilDate d = CivilFromDays(day);
@@ -109,14 +111,24 @@ class TelemetryGroup {
   Status Run() {
     const int64_t first_day = DayOf(world_.start), end_day = DayOf(world_.end);
     for (auto& sim : sims_) sim->Run(world_.start - kTick, world_.start, nullptr);  // warm-up
+    GRANARY_ASSIGN_OR_RAISE(
+        labels_writer_,
+        ParquetFileWriter::Open(root_ / kDemandLabels / fmt::format("part-{:05d}.parquet", group_),
+                                BayDemandLabelsSchema()));
     for (int64_t day = first_day; day < end_day; ++day) {
       batch_.clear();
       for (auto& sim : sims_) sim->Run(StartOfDay(day + 1) - kTick, world_.start, &batch_);
       GRANARY_RETURN_NOT_OK(WriteDeltaFile(day));
       GRANARY_RETURN_NOT_OK(AppendMonthFile(day));
+      labels_ = BayDemandLabels();
+      AppendBayDemandLabels(world_, options_.seed, batch_, &labels_);
+      GRANARY_ASSIGN_OR_RAISE(auto labels, BayDemandLabelsBatch(labels_));
+      GRANARY_RETURN_NOT_OK(labels_writer_->Write(*labels));
       progress_->Add(static_cast<int64_t>(batch_.size()));
     }
     if (month_writer_) GRANARY_RETURN_NOT_OK(CloseMonthFile());
+    label_rows_ = labels_writer_->rows();
+    GRANARY_ASSIGN_OR_RAISE(label_bytes_, labels_writer_->Close());
     return Status::OK();
   }
 
@@ -124,6 +136,8 @@ class TelemetryGroup {
   int64_t parquet_files() const { return parquet_files_; }
   int64_t parquet_bytes() const { return parquet_bytes_; }
   int64_t rows() const { return rows_; }
+  int64_t label_rows() const { return label_rows_; }
+  int64_t label_bytes() const { return label_bytes_; }
 
  private:
   Status WriteDeltaFile(int64_t day) {
@@ -191,6 +205,9 @@ class TelemetryGroup {
   TelemetryBatch batch_;
   std::vector<DeltaAddFile> adds_;
   std::unique_ptr<ParquetFileWriter> month_writer_;
+  std::unique_ptr<ParquetFileWriter> labels_writer_;
+  BayDemandLabels labels_;
+  int64_t label_rows_ = 0, label_bytes_ = 0;
   int64_t month_ = -1;
   int64_t parquet_files_ = 0, parquet_bytes_ = 0, rows_ = 0;
 };
@@ -361,8 +378,11 @@ Result<DatagenSummary> Generate(const DatagenOptions& options) {
           GenerateCustomer(world, options.seed, id, &batch);
         std::vector<std::shared_ptr<arrow::RecordBatch>> batches(kCustomerTables);
         GRANARY_ASSIGN_OR_RAISE(batches[0], CustomersBatch(batch, world));
-        const BatchFn rest[] = {SessionsBatch,   PaymentsBatch,         DisputesBatch,
-                                ViolationsBatch, CustomerProfilesBatch, CustomerPaymentsBatch};
+        // In the order of kCustomerTableList, after customers.
+        static constexpr BatchFn rest[] = {
+            SessionsBatch,         PaymentsBatch,         DisputesBatch,          ViolationsBatch,
+            CustomerProfilesBatch, CustomerPaymentsBatch, CustomerRiskLabelsBatch};
+        static_assert(std::size(rest) == kCustomerTables - 1);
         for (int i = 1; i < kCustomerTables; ++i) {
           GRANARY_ASSIGN_OR_RAISE(batches[i], rest[i - 1](batch));
         }
@@ -396,6 +416,7 @@ Result<DatagenSummary> Generate(const DatagenOptions& options) {
     const int64_t per_group = (bays + groups - 1) / groups;
     fs::create_directories(root / kOccupancyDir, ec);
     fs::create_directories(root / kOccupancyDelta, ec);
+    if (!ec) fs::create_directories(root / kDemandLabels, ec);
     if (ec) return Status::IOError(fmt::format("cannot create folders in {}", root.string()));
     Progress progress("bay telemetry", bays * options.scale.days * kTicksPerDay, "rows",
                       options.progress);
@@ -416,6 +437,7 @@ Result<DatagenSummary> Generate(const DatagenOptions& options) {
     std::vector<DeltaAddFile> adds;
     TableSummary parquet{"bay_occupancy", kOccupancyDir};
     TableSummary delta{"bay_occupancy_delta", kOccupancyDelta};
+    TableSummary labels{"bay_demand_labels", kDemandLabels};
     for (auto& part : parts) {
       for (DeltaAddFile& a : part->adds()) {
         delta.bytes += a.size;
@@ -424,6 +446,9 @@ Result<DatagenSummary> Generate(const DatagenOptions& options) {
       parquet.rows += part->rows();
       parquet.files += part->parquet_files();
       parquet.bytes += part->parquet_bytes();
+      labels.rows += part->label_rows();
+      labels.bytes += part->label_bytes();
+      ++labels.files;
     }
     std::sort(adds.begin(), adds.end(),
               [](const DeltaAddFile& a, const DeltaAddFile& b) { return a.path < b.path; });
@@ -440,6 +465,7 @@ Result<DatagenSummary> Generate(const DatagenOptions& options) {
     GRANARY_RETURN_NOT_OK(WriteDeltaLog(root / kOccupancyDelta, spec, adds));
     summary.tables.push_back(parquet);
     summary.tables.push_back(delta);
+    summary.tables.push_back(labels);
   }
 
   GRANARY_RETURN_NOT_OK(WriteManifest(root / "datagen.json", options, summary));

@@ -26,7 +26,7 @@ constexpr int64_t kDay = 86'400'000'000LL;
 
 DatagenOptions TestOptions(const fs::path& out, int threads) {
   DatagenOptions o;
-  o.scale = ScaleParams{"test", 600, 12, 8, 21, 100, 4};
+  o.scale = ScaleParams{"test", 600, 12, 8, 40, 100, 4};
   o.seed = 11;
   o.end = ParseTimestamp("2026-03-02").ValueOrDie();
   o.out = out;
@@ -101,7 +101,9 @@ TEST_F(GeneratedDataSet, WritesEveryTableWithItsSchemaAndTheReportedRowCounts) {
       {"bays.parquet", BaysSchema()},
       {"local_events.parquet", LocalEventsSchema()},
       {"holidays.parquet", HolidaysSchema()},
-      {"bay_occupancy", BayOccupancySchema(true)}};
+      {"customer_risk_labels.parquet", CustomerRiskLabelsSchema()},
+      {"bay_occupancy", BayOccupancySchema(true)},
+      {"bay_demand_labels", BayDemandLabelsSchema()}};
   for (const auto& [path, schema] : schemas) {
     SCOPED_TRACE(path);
     auto table = ReadParquet(Out() / path);
@@ -142,10 +144,10 @@ TEST_F(GeneratedDataSet, RowCountsFollowTheScale) {
 
 TEST_F(GeneratedDataSet, NoTimestampIsLaterThanTheSnapshot) {
   const Timestamp end = TestOptions(Out(), 2).end;
-  for (const char* path :
-       {"customers.parquet", "parking_sessions.parquet", "payments.parquet", "disputes.parquet",
-        "violations.parquet", "customer_profiles.parquet", "customer_payments.parquet",
-        "bays.parquet", "local_events.parquet", "bay_occupancy"}) {
+  for (const char* path : {"customers.parquet", "parking_sessions.parquet", "payments.parquet",
+                           "disputes.parquet", "violations.parquet", "customer_profiles.parquet",
+                           "customer_payments.parquet", "bays.parquet", "local_events.parquet",
+                           "customer_risk_labels.parquet", "bay_occupancy", "bay_demand_labels"}) {
     auto table = ReadParquet(Out() / path);
     for (const auto& field : table->schema()->fields()) {
       if (field->type()->id() != arrow::Type::TIMESTAMP) continue;
@@ -324,6 +326,63 @@ TEST_F(GeneratedDataSet, CustomerWindowsEqualABruteForceRecomputationFromTheRawE
     }
   }
   EXPECT_GT(checked, 500);
+}
+
+TEST_F(GeneratedDataSet, TrainingLabelsLookForwardFromTheirTimestamp) {
+  const World w = MakeWorld(TestOptions(Out(), 2));
+  // Demand: the mean occupancy of the next 4 ticks of the same bay, recomputed from telemetry.
+  auto occupancy = ReadParquet(Out() / "bay_occupancy");
+  std::map<std::pair<int64_t, int64_t>, int32_t> occupied;
+  for (int64_t i = 0; i < occupancy->num_rows(); ++i) {
+    occupied[{Col<I64>(*occupancy, "parking_bay_id").Value(i),
+              Col<Ts>(*occupancy, "event_timestamp").Value(i)}] =
+        Col<arrow::Int32Array>(*occupancy, "occupied").Value(i);
+  }
+  auto demand = ReadParquet(Out() / "bay_demand_labels");
+  EXPECT_EQ(demand->num_rows(), 12 * 40);
+  for (int64_t i = 0; i < demand->num_rows(); ++i) {
+    const int64_t bay = Col<I64>(*demand, "parking_bay_id").Value(i);
+    const int64_t t = Col<Ts>(*demand, "event_timestamp").Value(i);
+    int64_t sum = 0;
+    for (int k = 1; k <= 4; ++k) {
+      auto it = occupied.find({bay, t + k * kTick.micros});
+      ASSERT_NE(it, occupied.end()) << "label at " << t << " looks past the telemetry";
+      sum += it->second;
+    }
+    ASSERT_EQ(Col<arrow::DoubleArray>(*demand, "occupancy_next_1h").Value(i),
+              static_cast<double>(sum) / (4.0 * w.bays[bay - 1].capacity));
+  }
+
+  // Risk: a failed payment, dispute or chargeback in (t, t + 30 days], from the raw tables.
+  std::map<int64_t, std::vector<int64_t>> problems;
+  auto payments = ReadParquet(Out() / "payments.parquet");
+  for (int64_t i = 0; i < payments->num_rows(); ++i) {
+    if (Col<arrow::StringArray>(*payments, "status").GetView(i) == "failed") {
+      problems[Col<I64>(*payments, "customer_id").Value(i)].push_back(
+          Col<Ts>(*payments, "event_timestamp").Value(i));
+    }
+  }
+  auto disputes = ReadParquet(Out() / "disputes.parquet");
+  for (int64_t i = 0; i < disputes->num_rows(); ++i) {
+    problems[Col<I64>(*disputes, "customer_id").Value(i)].push_back(
+        Col<Ts>(*disputes, "event_timestamp").Value(i));
+  }
+  auto risk = ReadParquet(Out() / "customer_risk_labels.parquet");
+  ASSERT_GT(risk->num_rows(), 600);
+  int64_t positives = 0;
+  for (int64_t i = 0; i < risk->num_rows(); ++i) {
+    const int64_t c = Col<I64>(*risk, "customer_id").Value(i);
+    const int64_t t = Col<Ts>(*risk, "event_timestamp").Value(i);
+    ASSERT_GE(t, w.start.micros);
+    ASSERT_LE(t, w.end.micros - 30 * kDay);
+    bool want = false;
+    for (int64_t p : problems[c]) want = want || (p > t && p <= t + 30 * kDay);
+    const bool got = Col<arrow::BooleanArray>(*risk, "payment_problem_next_30d").Value(i);
+    ASSERT_EQ(got, want) << "customer " << c << " at " << t;
+    positives += got;
+  }
+  EXPECT_GT(positives, 0);
+  EXPECT_LT(positives, risk->num_rows());
 }
 
 TEST_F(GeneratedDataSet, RiskyCustomersFailMorePaymentsThanCommuters) {

@@ -32,6 +32,7 @@ enum class Stream : uint64_t {
   kBayTelemetry = 4,
   kCustomer = 5,
   kFileIds = 6,
+  kLabels = 7,
 };
 
 class Rng {

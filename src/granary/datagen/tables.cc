@@ -3,6 +3,7 @@
 #include <arrow/api.h>
 #include <fmt/format.h>
 
+#include "granary/datagen/random.h"
 #include "granary/types/arrow_convert.h"
 
 namespace granary::datagen {
@@ -139,6 +140,17 @@ std::shared_ptr<arrow::Schema> CustomerPaymentsSchema() {
        field("failure_rate_90d", F64()), field("chargebacks_90d", I64(), false),
        field("disputes_90d", I64(), false), field("violations_90d", I64(), false),
        field("sessions_90d", I64(), false), field("avg_session_minutes_90d", F64())});
+}
+
+std::shared_ptr<arrow::Schema> CustomerRiskLabelsSchema() {
+  return arrow::schema({field("customer_id", I64(), false), field("event_timestamp", Ts(), false),
+                        field("payment_problem_next_30d", Bool(), false)});
+}
+
+std::shared_ptr<arrow::Schema> BayDemandLabelsSchema() {
+  return arrow::schema({field("parking_bay_id", I64(), false),
+                        field("event_timestamp", Ts(), false),
+                        field("occupancy_next_1h", F64(), false)});
 }
 
 std::shared_ptr<arrow::Schema> BaysSchema() {
@@ -283,6 +295,42 @@ Result<std::shared_ptr<arrow::RecordBatch>> CustomerPaymentsBatch(const Customer
         13, s.sessions_90d > 0,
         static_cast<double>(s.session_micros_90d) / static_cast<double>(s.sessions_90d) / 60e6);
   }
+  return f.Finish();
+}
+
+Result<std::shared_ptr<arrow::RecordBatch>> CustomerRiskLabelsBatch(const CustomerBatch& b) {
+  Filler f(CustomerRiskLabelsSchema(), Rows(b.risk_labels.size()));
+  for (const RiskLabelRow& r : b.risk_labels) {
+    f.I64(0, r.customer_id);
+    f.Ts(1, r.ts);
+    f.Bool(2, r.payment_problem_next_30d);
+  }
+  return f.Finish();
+}
+
+void AppendBayDemandLabels(const World& w, uint64_t seed, const TelemetryBatch& day,
+                           BayDemandLabels* out) {
+  for (size_t first = 0; first + kTicksPerDay <= day.size(); first += kTicksPerDay) {
+    const int64_t bay_id = day.bay_id[first];
+    const int64_t day_number = DayOf(Timestamp{day.event_timestamp[first]});
+    Rng rng(seed, Stream::kLabels,
+            (static_cast<uint64_t>(bay_id) << 32) ^ static_cast<uint64_t>(day_number));
+    const size_t at = first + rng.Below(kTicksPerDay - 4);  // the next 4 ticks are in this day
+    int64_t occupied = 0;
+    for (size_t k = at + 1; k <= at + 4; ++k) occupied += day.occupied[k];
+    out->bay_id.push_back(bay_id);
+    out->event_timestamp.push_back(day.event_timestamp[at]);
+    out->occupancy_next_1h.push_back(static_cast<double>(occupied) /
+                                     (4.0 * w.bays[bay_id - 1].capacity));
+  }
+}
+
+Result<std::shared_ptr<arrow::RecordBatch>> BayDemandLabelsBatch(const BayDemandLabels& b) {
+  const auto n = Rows(b.bay_id.size());
+  Filler f(BayDemandLabelsSchema(), n);
+  f.Check(f.Col<arrow::Int64Builder>(0)->AppendValues(b.bay_id.data(), n));
+  f.Check(f.Col<arrow::TimestampBuilder>(1)->AppendValues(b.event_timestamp.data(), n));
+  f.Check(f.Col<arrow::DoubleBuilder>(2)->AppendValues(b.occupancy_next_1h.data(), n));
   return f.Finish();
 }
 

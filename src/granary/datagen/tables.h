@@ -24,6 +24,8 @@ std::shared_ptr<arrow::Schema> DisputesSchema();
 std::shared_ptr<arrow::Schema> ViolationsSchema();
 std::shared_ptr<arrow::Schema> CustomerProfilesSchema();
 std::shared_ptr<arrow::Schema> CustomerPaymentsSchema();
+std::shared_ptr<arrow::Schema> CustomerRiskLabelsSchema();
+std::shared_ptr<arrow::Schema> BayDemandLabelsSchema();
 std::shared_ptr<arrow::Schema> BaysSchema();
 std::shared_ptr<arrow::Schema> LocalEventsSchema();
 std::shared_ptr<arrow::Schema> HolidaysSchema();
@@ -38,10 +40,22 @@ Result<std::shared_ptr<arrow::RecordBatch>> DisputesBatch(const CustomerBatch& b
 Result<std::shared_ptr<arrow::RecordBatch>> ViolationsBatch(const CustomerBatch& b);
 Result<std::shared_ptr<arrow::RecordBatch>> CustomerProfilesBatch(const CustomerBatch& b);
 Result<std::shared_ptr<arrow::RecordBatch>> CustomerPaymentsBatch(const CustomerBatch& b);
+Result<std::shared_ptr<arrow::RecordBatch>> CustomerRiskLabelsBatch(const CustomerBatch& b);
 Result<std::shared_ptr<arrow::RecordBatch>> BaysBatch(const World& w);
 Result<std::shared_ptr<arrow::RecordBatch>> LocalEventsBatch(const World& w);
 Result<std::shared_ptr<arrow::RecordBatch>> HolidaysBatch(const World& w);
 Result<std::shared_ptr<arrow::RecordBatch>> BayOccupancyBatch(const TelemetryBatch& b,
                                                               bool with_event_date);
+
+// Training examples for the demand model, one per bay and day: at a tick t (00:00 to 22:45), the
+// mean occupancy over the next hour's 4 ticks (t, t + 1 h].
+struct BayDemandLabels {
+  std::vector<int64_t> bay_id, event_timestamp;
+  std::vector<double> occupancy_next_1h;
+};
+// Picks the examples of one day from a day of telemetry (rows grouped by bay, 96 ticks each).
+void AppendBayDemandLabels(const World& w, uint64_t seed, const TelemetryBatch& day,
+                           BayDemandLabels* out);
+Result<std::shared_ptr<arrow::RecordBatch>> BayDemandLabelsBatch(const BayDemandLabels& b);
 
 }  // namespace granary::datagen
