@@ -78,7 +78,8 @@ Status RunTasks(const std::vector<std::function<Status()>>& tasks, int threads,
     }
   };
   std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  const int n = std::min<int>(threads, static_cast<int>(tasks.size()));
+  for (int t = 1; t < n; ++t) pool.emplace_back(work);
   work();
   for (auto& t : pool) t.join();
   return first_error;
