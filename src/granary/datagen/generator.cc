@@ -97,8 +97,8 @@ Status WriteWholeTable(const fs::path& path, const std::shared_ptr<arrow::Schema
   return Status::OK();
 }
 
-// The telemetry of one group of bays, day by day: a Delta data file per day and a plain Parquet
-// file per month.
+// The telemetry of one group of bays, day by day: a Delta data file per day, a plain Parquet file
+// per month, and the day's demand labels appended to the group's label file. One thread.
 class TelemetryGroup {
  public:
   TelemetryGroup(const World& world, const DatagenOptions& options, int group, size_t first_bay,
