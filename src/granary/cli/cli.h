@@ -24,5 +24,6 @@ struct Context {
 void RegisterInitCommand(CLI::App& app, Context& ctx);
 void RegisterRepoCommands(CLI::App& app, Context& ctx);     // apply, plan, teardown
 void RegisterCatalogCommands(CLI::App& app, Context& ctx);  // list, describe
+void RegisterHistoricalCommand(CLI::App& app, Context& ctx);  // get-historical-features
 
 }  // namespace granary::cli

@@ -142,6 +142,7 @@ Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
   }
   fragment->row_groups.clear();
   fragment->bytes_estimated = 0;
+  fragment->rows_estimated = 0;
   for (int rg = 0; rg < meta.num_row_groups(); ++rg) {
     ++*row_groups_total;
     auto rg_meta = meta.RowGroup(rg);
@@ -154,6 +155,7 @@ Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
       }
     }
     fragment->row_groups.push_back(rg);
+    fragment->rows_estimated += rg_meta->num_rows();
     for (int leaf : leaves) {
       fragment->bytes_estimated += rg_meta->ColumnChunk(leaf)->total_uncompressed_size();
     }

@@ -36,6 +36,7 @@ struct Fragment {
   std::shared_ptr<parquet::FileMetaData> metadata;
   std::vector<int> row_groups;
   int64_t bytes_estimated = 0;
+  int64_t rows_estimated = 0;  // rows in `row_groups`
 };
 
 // What to read from each fragment.

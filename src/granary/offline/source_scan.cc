@@ -273,6 +273,7 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
           static_cast<int64_t>(std::filesystem::file_size(fragment.path, ec));
     }
     impl->stats.bytes_estimated += fragment.bytes_estimated;
+    impl->stats.rows_estimated += fragment.rows_estimated;
     kept.push_back(std::move(fragment));
   }
   impl->fragments = std::move(kept);

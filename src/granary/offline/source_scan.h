@@ -49,6 +49,8 @@ struct SourceScanStats {
   // Uncompressed bytes of the needed columns in the row groups to read (Parquet; file sizes for
   // CSV); an estimate of the data's size in memory, for planning (0 when unknown).
   int64_t bytes_estimated = 0;
+  // Rows in the row groups to read (Parquet); 0 when unknown (CSV). For progress reports.
+  int64_t rows_estimated = 0;
 };
 
 // Reads one feature view's source. Columns of every batch, in this order: the join keys of the

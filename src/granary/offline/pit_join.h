@@ -1,0 +1,77 @@
+// The point-in-time join: for each entity row (keys, t), the feature row of one view with the same
+// keys and the latest event timestamp in [t - ttl, t] (ties: latest created timestamp, then the
+// row read last). The exact rules are in docs/POINT_IN_TIME.md.
+//
+// Engine: feature rows stream from a FeatureSourceScan. When they fit in the memory budget they
+// are joined in memory; otherwise they are split by a hash of the join keys into partitions
+// (EntityPartitioner, spilling to Arrow IPC files) and joined one partition at a time. Within a
+// join, rows are bucketed by key hash; buckets are sorted by (key hash, event time, created time,
+// read order) and swept on all cores.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "granary/common/result.h"
+#include "granary/common/time.h"
+#include "granary/offline/source_scan.h"
+
+namespace arrow {
+class Array;
+class ChunkedArray;
+class RecordBatch;
+}  // namespace arrow
+
+namespace granary {
+
+class KeyColumns;
+class Progress;
+
+// 2 GiB: the default memory budget of training-set retrieval.
+inline constexpr int64_t kDefaultMemoryBudget = int64_t{2} << 30;
+
+struct JoinOptions {
+  // Bytes of feature data (and join state) held in memory at once; past it the engine spills.
+  int64_t memory_budget_bytes = kDefaultMemoryBudget;
+  int threads = 0;  // 0: every core
+  // Ignore feature rows whose created timestamp is after the entity row's time.
+  bool created_timestamp_cutoff = false;
+  std::filesystem::path spill_dir;  // empty: the system's temp dir
+  Progress* progress = nullptr;     // counts rows read from the source's files; may be null
+};
+
+struct ViewJoinStats {
+  SourceScanStats scan;
+  int partitions = 1;         // 1: joined in memory without partitioning
+  int64_t bytes_spilled = 0;  // written to spill files
+  int64_t rows_matched = 0;   // entity rows that got a feature row
+};
+
+// One chunk of feature rows as the matcher sees it. `index_offset` is the index of its first row
+// in the concatenation of all chunks (the read order).
+struct FeatureRowsView {
+  const KeyColumns* keys;
+  const arrow::Array* event_ts;    // timestamp[us, UTC], never null (the scan drops those)
+  const arrow::Array* created_ts;  // timestamp[us, UTC] or null when the source has none
+  int64_t index_offset;
+};
+
+// The matching step alone: for each entity row i, the index (in read order) of the feature row
+// that the rules choose, or -1. Entity rows with a null key or time get -1. `ttl` 0 means no
+// lower bound. Runs on `threads` threads (0: every core). Exposed for tests and benchmarks.
+Result<std::vector<int64_t>> MatchPointInTime(const KeyColumns& entity_keys,
+                                              const arrow::Array& entity_ts,
+                                              const std::vector<FeatureRowsView>& features,
+                                              Duration ttl, bool created_timestamp_cutoff,
+                                              int threads);
+
+// Joins one feature view to the entity rows. `entities` has the view's join key columns (named and
+// typed as the scan's) and `event_timestamp` (timestamp[us, UTC]). Returns one column per feature
+// of the scan, in its order, with exactly one value per entity row, in the entities' order (null
+// when no feature row qualifies). Consumes the scan.
+Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
+    const arrow::RecordBatch& entities, FeatureSourceScan* scan, Duration ttl,
+    const JoinOptions& options, ViewJoinStats* stats);
+
+}  // namespace granary
