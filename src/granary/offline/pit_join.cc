@@ -281,7 +281,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
       return Status::Internal(fmt::format("entity rows lack join key '{}'", k));
     }
   }
-  const int64_t budget = std::max<int64_t>(options.memory_budget_bytes, 1 << 20);
+  const int64_t budget = std::max<int64_t>(options.memory_budget_bytes, 1);
   int64_t matched = 0;
 
   // Read into memory while it fits; past the budget, switch to partitions that spill.
