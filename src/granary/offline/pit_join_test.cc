@@ -205,8 +205,8 @@ TEST(PointInTimeJoin, AgreesWithABruteForceOracleOnRandomData) {
   const uint64_t first_seed = env != nullptr ? std::stoull(env) : std::random_device{}();
   for (uint64_t round = 0; round < 60; ++round) {
     const uint64_t seed = first_seed + round;
-    SCOPED_TRACE("seed " + std::to_string(seed) + " (rerun with GRANARY_TEST_SEED=" +
-                 std::to_string(seed) + ")");
+    SCOPED_TRACE("seed " + std::to_string(seed) +
+                 " (rerun with GRANARY_TEST_SEED=" + std::to_string(seed) + ")");
     RandomCase c = MakeCase(seed);
     auto dir = TempDir::Make("granary-diff-").ValueOrDie();
     std::filesystem::create_directories(dir.path() / "src");
