@@ -136,7 +136,8 @@ void RegisterHistoricalCommand(CLI::App& app, Context& ctx) {
       "get-historical-features",
       "Build a point-in-time-correct training set: feature values as of each entity row's time");
   cmd->add_option("--entities", args->entities,
-                  "Entity rows (.parquet or .csv): join keys and event_timestamp")
+                  "Entity rows (.parquet or .csv; relative to the current folder): join keys and "
+                  "event_timestamp")
       ->required();
   cmd->add_option("--features", args->features, "Features as view:feature,view:feature,...");
   cmd->add_option("--feature-service", args->feature_service, "A feature service's name");
