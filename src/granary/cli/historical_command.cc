@@ -122,8 +122,9 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
                                        : "");
     }
   }
-  fmt::print(stderr, "wrote {} rows x {} columns to {} in {:.1f}s\n", table->num_rows(),
-             table->num_columns(), args.output, seconds);
+  fmt::print(stderr, "wrote {} rows x {} columns to {} in {:.1f}s (peak Arrow memory {} MiB)\n",
+             table->num_rows(), table->num_columns(), args.output, seconds,
+             arrow::default_memory_pool()->max_memory() >> 20);
   (void)ctx;
   return Status::OK();
 }

@@ -1,6 +1,7 @@
 #include "granary/offline/historical.h"
 
 #include <arrow/api.h>
+#include <arrow/util/byte_size.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -45,6 +46,23 @@ Result<int> EntityTimeColumn(const arrow::Schema& schema) {
       "the entity rows have several timestamp columns ({}) and none is named 'event_timestamp'; "
       "rename the one that is the time of each row to 'event_timestamp'",
       Join(names, ", ")));
+}
+
+// Bytes per value of a column in memory, for budgeting (strings and lists: a guess).
+int64_t ValueWidth(ValueType type) {
+  if (type.is_list) return 32;
+  switch (type.scalar) {
+    case ScalarType::kBool:
+      return 1;
+    case ScalarType::kInt32:
+    case ScalarType::kFloat32:
+      return 4;
+    case ScalarType::kString:
+    case ScalarType::kBytes:
+      return 16;
+    default:
+      return 8;
+  }
 }
 
 Result<std::shared_ptr<arrow::Array>> Combined(const std::shared_ptr<arrow::ChunkedArray>& column) {
@@ -178,8 +196,20 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
     }
   }
 
+  // The memory budget covers the whole retrieval: the entity rows and the output columns already
+  // built are subtracted from what a view's join may use, as is twice the view's own output
+  // (its columns are gathered, then put back into input order).
+  int64_t held = 0;
+  for (const auto& column : entity_table->columns()) {
+    for (const auto& chunk : column->chunks()) held += arrow::util::TotalBufferSize(*chunk);
+  }
   for (const auto& group : resolved.views) {
     const FeatureView& view = *group.view;
+    int64_t view_output = 0;
+    for (const auto& f : group.features) view_output += n * ValueWidth(view.FindFeature(f)->type);
+    const int64_t join_budget = std::max(request.memory_budget_bytes - held - 2 * view_output,
+                                         request.memory_budget_bytes / 4);
+    held += view_output;
     SourceScanOptions scan_options;
     scan_options.features = group.features;
     if (max_t) {
@@ -212,7 +242,7 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
     auto entity_batch = arrow::RecordBatch::Make(arrow::schema(fields), n, arrays);
 
     JoinOptions join_options;
-    join_options.memory_budget_bytes = request.memory_budget_bytes;
+    join_options.memory_budget_bytes = join_budget;
     join_options.threads = request.threads;
     join_options.created_timestamp_cutoff = request.created_timestamp_cutoff;
     join_options.spill_dir = request.spill_dir;

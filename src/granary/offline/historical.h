@@ -31,6 +31,8 @@ struct HistoricalRequest {
   bool full_feature_names = false;
   // Ignore feature rows whose created timestamp is after the entity row's time.
   bool created_timestamp_cutoff = false;
+  // Bytes of memory for the whole retrieval: entity rows, output and each view's join (which
+  // spills past its share). At least a quarter of it always goes to the join.
   int64_t memory_budget_bytes = kDefaultMemoryBudget;
   int threads = 0;                  // 0: every core
   std::filesystem::path spill_dir;  // empty: the system's temp dir

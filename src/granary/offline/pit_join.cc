@@ -97,42 +97,69 @@ Result<std::vector<int64_t>> MatchPointInTime(const KeyColumns& entity_keys,
   std::vector<int64_t> winners(n, -1);
   bool injective = entity_keys.hash_is_injective();
 
-  // Feature records, in read order.
-  std::vector<FeatureRecord> frecs;
-  int64_t total = 0;
-  for (const auto& chunk : features) total += chunk.keys->length();
-  frecs.reserve(total);
-  std::vector<uint64_t> hashes;
+  // Feature records, written straight into bucket order in two parallel passes over the chunks:
+  // count per (chunk, bucket), then place. Within a bucket, chunks keep read order.
+  const size_t chunks = features.size();
   std::vector<int64_t> chunk_offsets;
   for (const auto& chunk : features) {
     injective = injective && chunk.keys->hash_is_injective();
     chunk_offsets.push_back(chunk.index_offset);
-    const int64_t rows = chunk.keys->length();
-    hashes.resize(rows);
+  }
+  std::vector<std::vector<uint64_t>> chunk_hashes(chunks);
+  std::vector<std::vector<int64_t>> chunk_counts(chunks);  // per bucket
+  auto usable = [&](const FeatureRowsView& chunk, int64_t i) {
+    return !chunk.keys->IsNull(i) && !chunk.event_ts->IsNull(i);
+  };
+  GRANARY_RETURN_NOT_OK(ParallelFor(static_cast<int64_t>(chunks), threads, [&](int64_t c) {
+    const auto& chunk = features[c];
+    auto& hashes = chunk_hashes[c];
+    hashes.resize(chunk.keys->length());
     chunk.keys->HashRows(hashes.data());
+    auto& counts = chunk_counts[c];
+    counts.assign(kBuckets, 0);
+    for (int64_t i = 0; i < chunk.keys->length(); ++i) {
+      if (usable(chunk, i)) ++counts[BucketOf(hashes[i])];
+    }
+    return Status::OK();
+  }));
+  std::vector<int64_t> foff(kBuckets + 1, 0);
+  for (int b = 0; b < kBuckets; ++b) {
+    int64_t at = foff[b];
+    for (size_t c = 0; c < chunks; ++c) {
+      const int64_t count = chunk_counts[c][b];
+      chunk_counts[c][b] = at;  // now: where chunk c starts writing in bucket b
+      at += count;
+    }
+    foff[b + 1] = at;
+  }
+  std::vector<FeatureRecord> fb(foff[kBuckets]);
+  GRANARY_RETURN_NOT_OK(ParallelFor(static_cast<int64_t>(chunks), threads, [&](int64_t c) {
+    const auto& chunk = features[c];
+    const auto& hashes = chunk_hashes[c];
+    auto& next = chunk_counts[c];
     const int64_t* ts = Int64Values(*chunk.event_ts);
     const int64_t* created = chunk.created_ts ? Int64Values(*chunk.created_ts) : nullptr;
-    for (int64_t i = 0; i < rows; ++i) {
-      if (chunk.keys->IsNull(i) || chunk.event_ts->IsNull(i)) continue;
-      int64_t c = INT64_MIN;
-      if (created != nullptr && chunk.created_ts->IsValid(i)) c = created[i];
-      frecs.push_back({hashes[i], ts[i], c, chunk.index_offset + i});
+    for (int64_t i = 0; i < chunk.keys->length(); ++i) {
+      if (!usable(chunk, i)) continue;
+      int64_t cr = INT64_MIN;
+      if (created != nullptr && chunk.created_ts->IsValid(i)) cr = created[i];
+      fb[next[BucketOf(hashes[i])]++] = {hashes[i], ts[i], cr, chunk.index_offset + i};
     }
-  }
+    chunk_hashes[c] = {};
+    return Status::OK();
+  }));
   std::vector<EntityRecord> erecs;
   erecs.reserve(n);
-  hashes.resize(n);
-  entity_keys.HashRows(hashes.data());
-  const int64_t* ets = Int64Values(entity_ts);
-  for (int64_t i = 0; i < n; ++i) {
-    if (entity_keys.IsNull(i) || entity_ts.IsNull(i)) continue;
-    erecs.push_back({hashes[i], ets[i], i});
+  {
+    std::vector<uint64_t> hashes(n);
+    entity_keys.HashRows(hashes.data());
+    const int64_t* ets = Int64Values(entity_ts);
+    for (int64_t i = 0; i < n; ++i) {
+      if (entity_keys.IsNull(i) || entity_ts.IsNull(i)) continue;
+      erecs.push_back({hashes[i], ets[i], i});
+    }
   }
-  hashes.clear();
-  hashes.shrink_to_fit();
-
-  std::vector<int64_t> foff, eoff;
-  std::vector<FeatureRecord> fb = Bucketize(std::move(frecs), &foff);
+  std::vector<int64_t> eoff;
   std::vector<EntityRecord> eb = Bucketize(std::move(erecs), &eoff);
 
   // Feature index -> (chunk, row), for key comparisons when hashes may collide.
@@ -197,8 +224,8 @@ int64_t BatchBytes(const arrow::RecordBatch& batch) {
   return total;
 }
 
-// Join state per feature row besides the data: records while sorting (two copies of 32 bytes).
-constexpr int64_t kStateBytesPerRow = 64;
+// Join state per feature row besides the data: its 32-byte record and 8 bytes of hash.
+constexpr int64_t kStateBytesPerRow = 40;
 
 // Joins entity rows to feature batches held in memory; returns the feature columns (the batches'
 // columns from `first_feature` on), one value per entity row.
