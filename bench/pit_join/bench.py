@@ -13,7 +13,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -158,17 +157,22 @@ out.to_parquet(p['out'], index=False)
 """
 
 
-def run_measured(cmd, env=None):
-    """Runs cmd; returns (seconds, peak RSS in MiB) of that process alone."""
+def run_measured(cmd):
+    """Runs cmd; returns (seconds, peak RSS in MiB) of that process alone.
+
+    Measured through /usr/bin/time: a child forked straight from this Python process would
+    report this process's own peak (Linux carries the high-water mark across fork and exec)."""
+    report = Path(os.environ.get("TMPDIR", "/tmp")) / f"pit_join_rss.{os.getpid()}"
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(report)] + cmd,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - t0
-    err = proc.stderr.read().decode()
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        sys.exit(f"{cmd[0]} failed ({proc.returncode}):\n{err}")
-    return seconds, usage.ru_maxrss / 1024
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else
+                           f"exit {proc.returncode}")
+    rss_kib = int(report.read_text().split()[-1])
+    report.unlink()
+    return seconds, rss_kib / 1024
 
 
 def granary_cmd(repo, data, out, k, f, budget, threads):
@@ -209,7 +213,7 @@ def main():
     ap.add_argument("--views", type=int, default=3, help="K feature views")
     ap.add_argument("--rows", type=int, default=10_000_000, help="M rows per view")
     ap.add_argument("--features", type=int, default=10, help="F features per view")
-    ap.add_argument("--keys", type=int, default=500_000, help="distinct join keys")
+    ap.add_argument("--keys", type=int, default=200_000, help="distinct join keys")
     ap.add_argument("--budget", default="4GiB", help="Granary's memory budget, main case")
     ap.add_argument("--small-budget", default="512MiB",
                     help="budget of the larger-than-memory case (Granary and DuckDB)")
@@ -223,8 +227,8 @@ def main():
                     help="N=100K, M=1M: a smoke run in well under a minute")
     args = ap.parse_args()
     if args.quick:
-        args.entities, args.rows, args.keys = 100_000, 1_000_000, 50_000
-        args.small_budget = "128MiB"
+        args.entities, args.rows, args.keys = 100_000, 1_000_000, 20_000
+        args.small_budget = "256MiB"
         args.data += "-quick"
     data = Path(args.data)
     n, k, m, f = args.entities, args.views, args.rows, args.features
@@ -243,43 +247,49 @@ def main():
     results = {}
 
     def bench(name, make_cmd, repeat):
-        runs = [run_measured(make_cmd()) for _ in range(repeat)]
+        try:
+            runs = [run_measured(make_cmd()) for _ in range(repeat)]
+        except RuntimeError as e:
+            print(f"{name:<34} did not finish: {str(e)[:120]}", flush=True)
+            return False
         secs = statistics.median(r[0] for r in runs)
         rss = max(r[1] for r in runs)
         results[name] = (secs, rss)
         print(f"{name:<34} {secs:8.2f} s  (runs: {', '.join(f'{r[0]:.2f}' for r in runs)})"
               f"  peak RSS {rss:8.0f} MiB", flush=True)
+        return True
 
     outs = {"granary": data / "out_granary.parquet", "duckdb": data / "out_duckdb.parquet",
             "pandas": data / "out_pandas.parquet"}
     print(f"\n== main case (Granary --memory-budget {args.budget}; DuckDB and pandas unlimited)")
-    bench("granary", lambda: granary_cmd(repo, data, outs["granary"], k, f, args.budget,
-                                         args.threads), args.repeat)
-    bench("duckdb ASOF JOIN", lambda: [py, "-c", DUCKDB_SCRIPT, json.dumps(
-        dict(params, out=str(outs["duckdb"])))], args.repeat)
-    if not args.no_pandas:
-        bench("pandas merge_asof", lambda: [py, "-c", PANDAS_SCRIPT, json.dumps(
-            dict(params, out=str(outs["pandas"])))], args.pandas_repeat)
-    else:
+    if not bench("granary", lambda: granary_cmd(repo, data, outs["granary"], k, f, args.budget,
+                                                args.threads), args.repeat):
+        sys.exit("granary failed")
+    if not bench("duckdb ASOF JOIN", lambda: [py, "-c", DUCKDB_SCRIPT, json.dumps(
+            dict(params, out=str(outs["duckdb"])))], args.repeat):
+        del outs["duckdb"]
+    if args.no_pandas or not bench("pandas merge_asof", lambda: [py, "-c", PANDAS_SCRIPT, json.dumps(
+            dict(params, out=str(outs["pandas"])))], args.pandas_repeat):
         del outs["pandas"]
     check_agree(outs, k, f)
 
     print(f"\n== larger than the memory budget: {args.small_budget} for Granary and DuckDB")
     small = {"granary": data / "out_granary_small.parquet",
              "duckdb": data / "out_duckdb_small.parquet"}
-    bench(f"granary --memory-budget {args.small_budget}",
-          lambda: granary_cmd(repo, data, small["granary"], k, f, args.small_budget,
-                              args.threads), args.repeat)
+    if not bench(f"granary --memory-budget {args.small_budget}",
+                 lambda: granary_cmd(repo, data, small["granary"], k, f, args.small_budget,
+                                     args.threads), args.repeat):
+        sys.exit("granary failed")
     limit = args.small_budget.replace("iB", "B")
-    bench(f"duckdb memory_limit={limit}", lambda: [py, "-c", DUCKDB_SCRIPT, json.dumps(
-        dict(params, out=str(small["duckdb"]), memory_limit=limit))], args.repeat)
+    if not bench(f"duckdb memory_limit={limit}", lambda: [py, "-c", DUCKDB_SCRIPT, json.dumps(
+            dict(params, out=str(small["duckdb"]), memory_limit=limit))], args.repeat):
+        del small["duckdb"]
     check_agree({**small, "granary (main)": outs["granary"]}, k, f)
 
-    g, d = results["granary"][0], results["duckdb ASOF JOIN"][0]
-    print(f"\nratios: DuckDB/Granary time {d / g:.2f}x", end="")
-    if "pandas merge_asof" in results:
-        print(f", pandas/Granary time {results['pandas merge_asof'][0] / g:.1f}x", end="")
-    print()
+    g = results["granary"][0]
+    ratios = [f"{name}/Granary time {results[name][0] / g:.2f}x"
+              for name in ("duckdb ASOF JOIN", "pandas merge_asof") if name in results]
+    print("\nratios: " + ", ".join(ratios))
 
 
 if __name__ == "__main__":

@@ -216,8 +216,11 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
       scan_options.end = Timestamp::FromMicros(*max_t);
       if (view.ttl.micros > 0) scan_options.start = Timestamp::FromMicros(*min_t) - view.ttl;
     }
+    // Planning only (key types, the row estimate); the join reads the source itself.
+    SourceScanOptions plan_options = scan_options;
+    plan_options.with_features = false;
     GRANARY_ASSIGN_OR_RAISE(auto scan,
-                            FeatureSourceScan::Open(config.root, defs, view, scan_options));
+                            FeatureSourceScan::Open(config.root, defs, view, plan_options));
     // The entity side: the view's join keys cast to the entity's declared types, and the time.
     arrow::FieldVector fields;
     arrow::ArrayVector arrays;
@@ -247,13 +250,17 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
     join_options.created_timestamp_cutoff = request.created_timestamp_cutoff;
     join_options.spill_dir = request.spill_dir;
     std::unique_ptr<Progress> progress;
-    if (request.show_progress) {
-      progress = std::make_unique<Progress>(view.name, scan->stats().rows_estimated, "rows");
+    // A progress line only for work long enough to watch (a million rows or an unknown count).
+    const int64_t estimate = scan->stats().rows_estimated;
+    if (request.show_progress && (estimate == 0 || estimate >= 1'000'000)) {
+      progress = std::make_unique<Progress>(view.name, estimate, "rows");
       join_options.progress = progress.get();
     }
+    scan.reset();
+    ViewSource source{config.root, &defs, &view, scan_options};
     ViewJoinStats view_stats;
-    GRANARY_ASSIGN_OR_RAISE(auto columns, PointInTimeJoin(*entity_batch, scan.get(), view.ttl,
-                                                          join_options, &view_stats));
+    GRANARY_ASSIGN_OR_RAISE(auto columns,
+                            PointInTimeJoin(*entity_batch, source, join_options, &view_stats));
     if (progress) progress->Finish();
     for (size_t f = 0; f < columns.size(); ++f) {
       out_fields.push_back(arrow::field(group.output_names[f], columns[f]->type()));

@@ -72,6 +72,7 @@ Result<KeyColumns> KeyColumns::Make(std::vector<std::shared_ptr<arrow::Array>> c
             fmt::format("a join key of type {} is not supported", array->type()->ToString()));
     }
     if (array->length() != out.length_) return Status::Internal("key columns differ in length");
+    out.may_have_nulls_ = out.may_have_nulls_ || array->null_count() != 0;
     c.array = std::move(array);
     out.columns_.push_back(std::move(c));
   }
@@ -79,6 +80,7 @@ Result<KeyColumns> KeyColumns::Make(std::vector<std::shared_ptr<arrow::Array>> c
 }
 
 bool KeyColumns::IsNull(int64_t row) const {
+  if (!may_have_nulls_) return false;
   for (const Column& c : columns_) {
     if (c.array->IsNull(row)) return true;
   }

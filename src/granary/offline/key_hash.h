@@ -62,6 +62,7 @@ class KeyColumns {
 
   std::vector<Column> columns_;
   int64_t length_ = 0;
+  bool may_have_nulls_ = false;
 };
 
 }  // namespace granary

@@ -2,11 +2,16 @@
 // keys and the latest event timestamp in [t - ttl, t] (ties: latest created timestamp, then the
 // row read last). The exact rules are in docs/POINT_IN_TIME.md.
 //
-// Engine: feature rows stream from a FeatureSourceScan. When they fit in the memory budget they
-// are joined in memory; otherwise they are split by a hash of the join keys into partitions
-// (EntityPartitioner, spilling to Arrow IPC files) and joined one partition at a time. Within a
-// join, rows are bucketed by key hash; buckets are sorted by (key hash, event time, created time,
-// read order) and swept on all cores.
+// Engine, per view, in two passes over the source (FeatureSourceScan):
+//  1. match: read only join keys and timestamps. When they fit in the memory budget they are
+//     matched in memory; otherwise they are split by a hash of the join keys into partitions
+//     (EntityPartitioner, spilling to Arrow IPC files) and matched one partition at a time.
+//     Matching buckets rows by key hash, sorts each bucket by (key hash, event time, created
+//     time, read order) and sweeps it, on all cores. The result: for each entity row, the read
+//     position of its chosen feature row.
+//  2. gather: read the features and keep only the chosen rows, then put them in entity order.
+// Feature values of rows that are not chosen are decoded but never held, so memory scales with
+// the keys and times of the range plus the output, not with the width of the view.
 #pragma once
 
 #include <filesystem>
@@ -16,6 +21,7 @@
 #include "granary/common/result.h"
 #include "granary/common/time.h"
 #include "granary/offline/source_scan.h"
+#include "granary/registry/definitions.h"
 
 namespace arrow {
 class Array;
@@ -42,19 +48,20 @@ struct JoinOptions {
 };
 
 struct ViewJoinStats {
-  SourceScanStats scan;
+  SourceScanStats scan;       // the match pass (keys and times)
   int partitions = 1;         // 1: joined in memory without partitioning
   int64_t bytes_spilled = 0;  // written to spill files
   int64_t rows_matched = 0;   // entity rows that got a feature row
 };
 
-// One chunk of feature rows as the matcher sees it. `index_offset` is the index of its first row
-// in the concatenation of all chunks (the read order).
+// One chunk of feature rows as the matcher sees it. Each row has an index in the read order:
+// `row_index[i]` (int64, ascending across all chunks) when given, else `index_offset + i`.
 struct FeatureRowsView {
   const KeyColumns* keys;
   const arrow::Array* event_ts;    // timestamp[us, UTC], never null (the scan drops those)
   const arrow::Array* created_ts;  // timestamp[us, UTC] or null when the source has none
-  int64_t index_offset;
+  int64_t index_offset = 0;
+  const arrow::Array* row_index = nullptr;
 };
 
 // The matching step alone: for each entity row i, the index (in read order) of the feature row
@@ -66,12 +73,22 @@ Result<std::vector<int64_t>> MatchPointInTime(const KeyColumns& entity_keys,
                                               Duration ttl, bool created_timestamp_cutoff,
                                               int threads);
 
+// What to read for one view: the source of `view` (resolved against `repo_root`), over
+// `options`' time range and features. The join sets the with_* columns of each pass itself.
+struct ViewSource {
+  std::filesystem::path repo_root;
+  const Definitions* defs = nullptr;
+  const FeatureView* view = nullptr;
+  SourceScanOptions options;
+};
+
 // Joins one feature view to the entity rows. `entities` has the view's join key columns (named and
-// typed as the scan's) and `event_timestamp` (timestamp[us, UTC]). Returns one column per feature
-// of the scan, in its order, with exactly one value per entity row, in the entities' order (null
-// when no feature row qualifies). Consumes the scan.
+// typed as the entities declare) and `event_timestamp` (timestamp[us, UTC]). Returns one column
+// per requested feature, in order, with exactly one value per entity row, in the entities' order
+// (null when no feature row qualifies). If the source changes between the two passes (files
+// added or rewritten), the join fails with an error rather than mixing versions.
 Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
-    const arrow::RecordBatch& entities, FeatureSourceScan* scan, Duration ttl,
-    const JoinOptions& options, ViewJoinStats* stats);
+    const arrow::RecordBatch& entities, const ViewSource& source, const JoinOptions& options,
+    ViewJoinStats* stats);
 
 }  // namespace granary

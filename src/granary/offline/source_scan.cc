@@ -74,6 +74,7 @@ struct FeatureSourceScan::Impl {
   std::vector<std::string> join_keys;
   std::vector<std::string> features;
   bool has_created = false;
+  int ts_index = 0;
   SourceScanOptions options;
   FragmentRequest request;
   std::vector<Fragment> fragments;
@@ -117,7 +118,6 @@ Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Impl::Convert(
     arrays.push_back(*cast);
   }
   // The event-time filter: start <= ts <= end and not null.
-  const int ts_index = static_cast<int>(join_keys.size());
   const auto& ts = *arrays[ts_index]->data();
   const int64_t* ts_values = ts.GetValues<int64_t>(1);
   const int64_t lo = options.start ? options.start->micros : INT64_MIN;
@@ -147,6 +147,7 @@ const std::shared_ptr<arrow::Schema>& FeatureSourceScan::schema() const { return
 const std::vector<std::string>& FeatureSourceScan::join_keys() const { return impl_->join_keys; }
 const std::vector<std::string>& FeatureSourceScan::features() const { return impl_->features; }
 bool FeatureSourceScan::has_created_timestamp() const { return impl_->has_created; }
+int FeatureSourceScan::event_timestamp_index() const { return impl_->ts_index; }
 const SourceScanStats& FeatureSourceScan::stats() const { return impl_->stats; }
 
 Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
@@ -169,14 +170,16 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
     }
     for (size_t k = 0; k < entity->join_keys.size(); ++k) {
       impl->join_keys.push_back(entity->join_keys[k]);
+      if (!options.with_join_keys) continue;
       impl->columns.push_back({entity->join_keys[k], source->SourceColumnFor(entity->join_keys[k]),
                                entity->join_key_types[k]});
     }
   }
+  impl->ts_index = static_cast<int>(impl->columns.size());
   const ValueType ts_type = ValueType::Scalar(ScalarType::kTimestamp);
   impl->columns.push_back(
       {kEventTimestampColumn, source->SourceColumnFor(source->timestamp_field), ts_type});
-  if (!source->created_timestamp_column.empty()) {
+  if (!source->created_timestamp_column.empty() && options.with_created_timestamp) {
     impl->has_created = true;
     impl->columns.push_back({kCreatedTimestampColumn,
                              source->SourceColumnFor(source->created_timestamp_column), ts_type});
@@ -185,6 +188,7 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
   if (wanted.empty()) {
     for (const Field& f : view.schema) wanted.push_back(f.name);
   }
+  if (!options.with_features) wanted.clear();
   for (const std::string& name : wanted) {
     const Field* field = view.FindFeature(name);
     if (field == nullptr) {
@@ -208,7 +212,7 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
     if (!snapshot.ok()) return snapshot.status().WithContext(impl->what);
     for (OutputColumn& c : impl->columns) c.file_name = snapshot->PhysicalName(c.file_name);
     if (!date_partition.empty()) date_partition = snapshot->PhysicalName(date_partition);
-    const std::string ts_physical = impl->columns[impl->join_keys.size()].file_name;
+    const std::string ts_physical = impl->columns[impl->ts_index].file_name;
     for (DeltaDataFile& file : snapshot->files) {
       ++impl->stats.files_total;
       if (DeltaStatsExclude(file.stats_json, ts_physical, options.start, options.end)) {
@@ -239,7 +243,7 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
     }
   }
   for (const OutputColumn& c : impl->columns) impl->request.columns.push_back(c.file_name);
-  impl->request.timestamp_column = impl->columns[impl->join_keys.size()].file_name;
+  impl->request.timestamp_column = impl->columns[impl->ts_index].file_name;
   impl->request.start = options.start;
   impl->request.end = options.end;
   impl->request.batch_rows = options.batch_rows;

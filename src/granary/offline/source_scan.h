@@ -32,6 +32,11 @@ struct SourceScanOptions {
   std::optional<Timestamp> end;
   // Features of the view to read, by name; empty reads every feature of the view.
   std::vector<std::string> features;
+  // Leave column groups out of the batches (the event timestamp is always read: it filters).
+  // A join reads keys and times first, then only the features of the rows it chose.
+  bool with_join_keys = true;
+  bool with_created_timestamp = true;
+  bool with_features = true;
   // Rows per batch read from a file (batches may be smaller after filtering).
   int64_t batch_rows = 64 * 1024;
 };
@@ -56,7 +61,8 @@ struct SourceScanStats {
 // Reads one feature view's source. Columns of every batch, in this order: the join keys of the
 // view's entities (named and typed as the entities declare), `event_timestamp`
 // (timestamp[us, UTC]), `created_timestamp` (timestamp[us, UTC], only when the source has a
-// created_timestamp_column), then the features (typed as the view declares). field_mapping is
+// created_timestamp_column), then the features (typed as the view declares); the with_* options
+// leave groups out. field_mapping is
 // applied (a source column is read under the name it maps to); columns missing from a file (older
 // Delta versions, files written before a column existed) are null; rows whose event timestamp is
 // null are dropped.
@@ -80,7 +86,10 @@ class FeatureSourceScan {
   const std::shared_ptr<arrow::Schema>& schema() const;
   const std::vector<std::string>& join_keys() const;
   const std::vector<std::string>& features() const;
+  // Whether the batches have a `created_timestamp` column.
   bool has_created_timestamp() const;
+  // Where `event_timestamp` is in the batches.
+  int event_timestamp_index() const;
 
   // The next non-empty batch, or nullptr at the end.
   Result<std::shared_ptr<arrow::RecordBatch>> Next();
