@@ -43,9 +43,8 @@ struct MatchLayout {
   int row_index = -1;
 };
 
-// Matches entity rows against match-pass batches held in memory; winners[i] is the read index of
-// entity row i's chosen feature row, or -1.
-Result<std::vector<int64_t>> MatchBatches(
+// Matches entity rows against match-pass batches held in memory: the chosen row of each.
+Result<std::vector<ChosenRow>> MatchBatches(
     const arrow::RecordBatch& entities, const std::vector<std::string>& join_keys,
     const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches, const MatchLayout& layout,
     Duration ttl, const JoinOptions& options) {
@@ -78,10 +77,10 @@ Result<std::vector<int64_t>> MatchBatches(
                           options.created_timestamp_cutoff, options.threads);
 }
 
-// Pass 1: the read index of each entity row's chosen feature row (or -1).
-Result<std::vector<int64_t>> MatchPass(const arrow::RecordBatch& entities, const ViewSource& source,
-                                       const JoinOptions& options, ViewJoinStats* stats,
-                                       SourceScanStats* scan_stats) {
+// Pass 1: each entity row's chosen feature row.
+Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
+                                         const ViewSource& source, const JoinOptions& options,
+                                         ViewJoinStats* stats, SourceScanStats* scan_stats) {
   SourceScanOptions scan_options = source.options;
   scan_options.with_features = false;
   GRANARY_ASSIGN_OR_RAISE(auto scan, FeatureSourceScan::Open(source.repo_root, *source.defs,
@@ -173,7 +172,7 @@ Result<std::vector<int64_t>> MatchPass(const arrow::RecordBatch& entities, const
           .push_back(i);
     }
   }
-  std::vector<int64_t> winners(n, -1);
+  std::vector<ChosenRow> winners(n);
   auto all_entities = arrow::RecordBatch::Make(entities.schema(), n, entities.columns());
   for (int p = 0; p < parts; ++p) {
     if (rows_of[p].empty()) {
@@ -217,10 +216,17 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   stats->scan = match_stats;
   const int64_t n = entities.num_rows();
 
+  if (options.after_match_pass) options.after_match_pass();
   // Chosen rows in read order, with the entity rows that chose them.
-  std::vector<std::pair<int64_t, int64_t>> chosen;  // (read index, entity row)
+  struct Gather {
+    int64_t index;
+    int64_t entity_row;
+    int64_t event_ts;
+    bool operator<(const Gather& o) const { return index < o.index; }
+  };
+  std::vector<Gather> chosen;
   for (int64_t i = 0; i < n; ++i) {
-    if (winners[i] >= 0) chosen.emplace_back(winners[i], i);
+    if (winners[i].index >= 0) chosen.push_back({winners[i].index, i, winners[i].event_ts});
   }
   winners = {};
   std::sort(chosen.begin(), chosen.end());
@@ -241,15 +247,20 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   gathered_rows.reserve(chosen.size());
   size_t next = 0;
   int64_t offset = 0;
-  const bool changed_before = !SamePlan(scan->stats(), match_stats);
-  while (!changed_before && next < chosen.size()) {
+  bool changed = !SamePlan(scan->stats(), match_stats);
+  const int ts_index = scan->event_timestamp_index();
+  while (!changed && next < chosen.size()) {
     GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
     if (batch == nullptr) break;
     const int64_t end = offset + batch->num_rows();
+    const int64_t* ts = batch->column(ts_index)->data()->GetValues<int64_t>(1);
     std::vector<int64_t> local;
-    for (; next < chosen.size() && chosen[next].first < end; ++next) {
-      local.push_back(chosen[next].first - offset);
-      gathered_rows.push_back(chosen[next].second);
+    for (; next < chosen.size() && chosen[next].index < end; ++next) {
+      const int64_t row = chosen[next].index - offset;
+      // The same read position must hold the same row as in the match pass.
+      if (ts[row] != chosen[next].event_ts) changed = true;
+      local.push_back(row);
+      gathered_rows.push_back(chosen[next].entity_row);
     }
     offset = end;
     if (local.empty()) continue;
@@ -260,7 +271,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
       pieces[c].push_back(*taken);
     }
   }
-  if (changed_before || next < chosen.size()) {
+  if (changed || next < chosen.size()) {
     return Status::FailedPrecondition(fmt::format(
         "feature view '{}': its source changed while it was being read (files were added, "
         "removed or rewritten between the two passes of the join); run the retrieval again",

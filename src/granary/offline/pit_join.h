@@ -15,6 +15,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -45,6 +46,8 @@ struct JoinOptions {
   bool created_timestamp_cutoff = false;
   std::filesystem::path spill_dir;  // empty: the system's temp dir
   Progress* progress = nullptr;     // counts rows read from the source's files; may be null
+  // Called between the match pass and the gather pass; for tests that change the source there.
+  std::function<void()> after_match_pass;
 };
 
 struct ViewJoinStats {
@@ -64,14 +67,21 @@ struct FeatureRowsView {
   const arrow::Array* row_index = nullptr;
 };
 
-// The matching step alone: for each entity row i, the index (in read order) of the feature row
-// that the rules choose, or -1. Entity rows with a null key or time get -1. `ttl` 0 means no
-// lower bound. Runs on `threads` threads (0: every core). Exposed for tests and benchmarks.
-Result<std::vector<int64_t>> MatchPointInTime(const KeyColumns& entity_keys,
-                                              const arrow::Array& entity_ts,
-                                              const std::vector<FeatureRowsView>& features,
-                                              Duration ttl, bool created_timestamp_cutoff,
-                                              int threads);
+// A feature row chosen for an entity row: its index in the read order (-1: none) and its event
+// time in microseconds (so a second read can check it is the same row).
+struct ChosenRow {
+  int64_t index = -1;
+  int64_t event_ts = 0;
+};
+
+// The matching step alone: for each entity row, the feature row that the rules choose. Entity
+// rows with a null key or time get none. `ttl` 0 means no lower bound. Runs on `threads` threads
+// (0: every core). Exposed for tests and benchmarks.
+Result<std::vector<ChosenRow>> MatchPointInTime(const KeyColumns& entity_keys,
+                                                const arrow::Array& entity_ts,
+                                                const std::vector<FeatureRowsView>& features,
+                                                Duration ttl, bool created_timestamp_cutoff,
+                                                int threads);
 
 // What to read for one view: the source of `view` (resolved against `repo_root`), over
 // `options`' time range and features. The join sets the with_* columns of each pass itself.

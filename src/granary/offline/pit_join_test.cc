@@ -247,6 +247,95 @@ TEST(PointInTimeJoin, AgreesWithABruteForceOracleOnRandomData) {
   }
 }
 
+// A source folder with one file of (driver_id, event_timestamp, rate) rows.
+void WriteSource(const std::filesystem::path& file, const std::vector<int64_t>& hours) {
+  arrow::Int64Builder ids;
+  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                             arrow::default_memory_pool());
+  arrow::DoubleBuilder rate;
+  for (int64_t h : hours) {
+    (void)ids.Append(1);
+    (void)ts.Append(h * 3'600'000'000LL);
+    (void)rate.Append(static_cast<double>(h));
+  }
+  auto table = arrow::Table::Make(
+      arrow::schema(
+          {arrow::field("driver_id", arrow::int64()),
+           arrow::field("event_timestamp", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
+           arrow::field("rate", arrow::float64())}),
+      {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie(), rate.Finish().ValueOrDie()});
+  auto out = arrow::io::FileOutputStream::Open(file.string()).ValueOrDie();
+  ASSERT_TRUE(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out, 1024).ok());
+  ASSERT_TRUE(out->Close().ok());
+}
+
+TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) {
+  auto dir = TempDir::Make("granary-changed-").ValueOrDie();
+  std::filesystem::create_directories(dir.path() / "src");
+  WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
+  Definitions defs;
+  defs.entities.push_back({"driver", {"driver_id"}, {ValueType::Scalar(ScalarType::kInt64)}});
+  DataSource source;
+  source.name = "src";
+  source.path = (dir.path() / "src").string();
+  source.timestamp_field = "event_timestamp";
+  defs.data_sources.push_back(source);
+  FeatureView view;
+  view.name = "v";
+  view.entities = {"driver"};
+  view.source = "src";
+  view.schema.push_back(Field{"rate", ValueType::Scalar(ScalarType::kFloat64), "", {}});
+  defs.feature_views.push_back(view);
+  arrow::Int64Builder ids;
+  (void)ids.Append(1);
+  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                             arrow::default_memory_pool());
+  (void)ts.Append(10 * 3'600'000'000LL);
+  auto entities =
+      arrow::RecordBatch::Make(arrow::schema({arrow::field("driver_id", arrow::int64()),
+                                              arrow::field("event_timestamp", ts.type())}),
+                               1, {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie()});
+  ViewSource vs{dir.path(), &defs, &defs.feature_views[0], {}};
+
+  JoinOptions unchanged;
+  auto ok = PointInTimeJoin(*entities, vs, unchanged, nullptr);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ((*ok)[0]->GetScalar(0).ValueOrDie()->ToString(), "3");
+
+  for (int variant = 0; variant < 2; ++variant) {
+    JoinOptions options;
+    options.after_match_pass = [&] {
+      if (variant == 0) {
+        WriteSource(dir.path() / "src/a.parquet", {1, 2, 4});  // same shape, other rows
+      } else {
+        WriteSource(dir.path() / "src/b.parquet", {5});  // one more file
+      }
+    };
+    WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
+    std::filesystem::remove(dir.path() / "src/b.parquet");
+    auto changed = PointInTimeJoin(*entities, vs, options, nullptr);
+    ASSERT_FALSE(changed.ok()) << "variant " << variant;
+    EXPECT_NE(changed.status().message().find("its source changed while it was being read"),
+              std::string::npos)
+        << changed.status().message();
+  }
+}
+
+TEST(EntityPartitioner, AMissingSpillFolderIsAClearError) {
+  auto schema = arrow::schema({arrow::field("id", arrow::int64())});
+  PartitionerOptions options;
+  options.num_partitions = 2;
+  options.memory_budget_bytes = 1;
+  options.spill_parent = "/nonexistent/granary-spill-parent";
+  auto partitioner = EntityPartitioner::Make(schema, {"id"}, options).ValueOrDie();
+  arrow::Int64Builder ids;
+  (void)ids.AppendValues({1, 2, 3});
+  auto st = partitioner->Append(arrow::RecordBatch::Make(schema, 3, {ids.Finish().ValueOrDie()}));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("cannot create a spill folder under /nonexistent"), std::string::npos)
+      << st.message();
+}
+
 TEST(EntityPartitioner, SpillsPastTheBudgetAndKeepsAppendOrderPerPartition) {
   auto schema =
       arrow::schema({arrow::field("id", arrow::int64()), arrow::field("seq", arrow::int64())});

@@ -82,14 +82,14 @@ const int64_t* Int64Values(const arrow::Array& array) {
 
 }  // namespace
 
-Result<std::vector<int64_t>> MatchPointInTime(const KeyColumns& entity_keys,
-                                              const arrow::Array& entity_ts,
-                                              const std::vector<FeatureRowsView>& features,
-                                              Duration ttl, bool created_timestamp_cutoff,
-                                              int threads) {
+Result<std::vector<ChosenRow>> MatchPointInTime(const KeyColumns& entity_keys,
+                                                const arrow::Array& entity_ts,
+                                                const std::vector<FeatureRowsView>& features,
+                                                Duration ttl, bool created_timestamp_cutoff,
+                                                int threads) {
   threads = ThreadCount(threads);
   const int64_t n = entity_keys.length();
-  std::vector<int64_t> winners(n, -1);
+  std::vector<ChosenRow> winners(n);
   bool injective = entity_keys.hash_is_injective();
 
   // Feature records, written straight into bucket order in two parallel passes over the chunks:
@@ -208,7 +208,7 @@ Result<std::vector<int64_t>> MatchPointInTime(const KeyColumns& entity_keys,
             auto [c, row] = locate(F[j].index);
             if (!entity_keys.Equals(E[e].row, *features[c].keys, row)) continue;
           }
-          winners[E[e].row] = F[j].index;
+          winners[E[e].row] = {F[j].index, F[j].ts};
           break;
         }
       }
