@@ -269,12 +269,12 @@ Status ReplayCheckpointPart(const std::filesystem::path& part, ReplayState* stat
     const std::string& name = field.field->name();
     if (name == "add" || name == "metaData" || name == "protocol") collect(field);
   }
-  std::shared_ptr<arrow::Table> table;
-  auto st = (*reader)->ReadTable(wanted, &table);
-  if (!st.ok()) {
-    return Status::Corruption(fmt::format("checkpoint {}: {}", part.string(), st.message()));
+  auto table = (*reader)->ReadTable(wanted);
+  if (!table.ok()) {
+    return Status::Corruption(
+        fmt::format("checkpoint {}: {}", part.string(), table.status().message()));
   }
-  auto combined = table->CombineChunksToBatch();
+  auto combined = (*table)->CombineChunksToBatch();
   if (!combined.ok()) return Status::Corruption("checkpoint " + part.string());
   const auto& batch = **combined;
   auto column = [&](const char* name) -> const arrow::StructArray* {

@@ -24,9 +24,7 @@ std::shared_ptr<arrow::Table> ReadExpected(const std::filesystem::path& folder) 
   for (const auto& f : files) {
     auto in = arrow::io::ReadableFile::Open(f.string()).ValueOrDie();
     auto reader = parquet::arrow::OpenFile(in, arrow::default_memory_pool()).ValueOrDie();
-    std::shared_ptr<arrow::Table> t;
-    EXPECT_TRUE(reader->ReadTable(&t).ok());
-    tables.push_back(t);
+    tables.push_back(reader->ReadTable().ValueOrDie());
   }
   if (tables.empty()) return nullptr;
   auto options = arrow::ConcatenateTablesOptions::Defaults();

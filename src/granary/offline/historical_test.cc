@@ -112,8 +112,7 @@ std::vector<DriverRow> ReadDriverStats() {
   auto in = arrow::io::ReadableFile::Open((kTestData / "feast/driver_stats.parquet").string())
                 .ValueOrDie();
   auto reader = parquet::arrow::OpenFile(in, arrow::default_memory_pool()).ValueOrDie();
-  std::shared_ptr<arrow::Table> table;
-  EXPECT_TRUE(reader->ReadTable(&table).ok());
+  std::shared_ptr<arrow::Table> table = reader->ReadTable().ValueOrDie();
   auto col = [&](const char* name) {
     return arrow::Concatenate(table->GetColumnByName(name)->chunks()).ValueOrDie();
   };

@@ -274,7 +274,11 @@ TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) 
   std::filesystem::create_directories(dir.path() / "src");
   WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
   Definitions defs;
-  defs.entities.push_back({"driver", {"driver_id"}, {ValueType::Scalar(ScalarType::kInt64)}});
+  Entity entity;
+  entity.name = "driver";
+  entity.join_keys = {"driver_id"};
+  entity.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
+  defs.entities.push_back(entity);
   DataSource source;
   source.name = "src";
   source.path = (dir.path() / "src").string();

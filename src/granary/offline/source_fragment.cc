@@ -11,6 +11,8 @@
 #include <parquet/metadata.h>
 #include <parquet/statistics.h>
 
+#include <algorithm>
+
 #include "granary/offline/delta_log.h"
 
 namespace granary {
@@ -213,7 +215,7 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
     parquet::ArrowReaderProperties props;
     props.set_batch_size(request.batch_rows);
     props.set_pre_buffer(true);
-    props.set_use_threads(true);  // columns of a row group decode in parallel
+    props.set_use_threads(request.parquet_use_threads);
     props.set_coerce_int96_timestamp_unit(arrow::TimeUnit::MICRO);
     auto file_reader = parquet::ParquetFileReader::OpenFile(
         path, /*memory_map=*/false, parquet::default_reader_properties(), fragment.metadata);
@@ -243,6 +245,93 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
     return Status::InvalidArgument(
         fmt::format("{} is not a readable Parquet file: {}", path, e.what()));
   }
+}
+
+struct FragmentPrefetcher::Queue {
+  std::deque<std::shared_ptr<arrow::RecordBatch>> batches;
+  bool finished = false;
+  Status error;
+};
+
+FragmentPrefetcher::FragmentPrefetcher(const std::vector<Fragment>* fragments,
+                                       const FragmentRequest* request, int files_ahead,
+                                       int batches_ahead)
+    : fragments_(fragments),
+      request_(request),
+      files_ahead_(std::max(1, files_ahead)),
+      batches_ahead_(static_cast<size_t>(std::max(1, batches_ahead))) {
+  for (size_t i = 0; i < fragments_->size(); ++i) queues_.push_back(std::make_unique<Queue>());
+  const int readers = static_cast<int>(std::min<size_t>(files_ahead_, fragments_->size()));
+  for (int r = 0; r < readers; ++r) readers_.emplace_back([this] { ReadLoop(); });
+}
+
+FragmentPrefetcher::~FragmentPrefetcher() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : readers_) t.join();
+}
+
+void FragmentPrefetcher::ReadLoop() {
+  while (true) {
+    size_t i;
+    {
+      std::unique_lock lock(mu_);
+      // Claim the next fragment, but stay within files_ahead of the consumer.
+      cv_.wait(lock, [&] { return stop_ || next_claim_ < consuming_ + files_ahead_; });
+      if (stop_ || next_claim_ >= fragments_->size()) return;
+      i = next_claim_++;
+    }
+    Queue& queue = *queues_[i];
+    auto finish = [&](Status st) {
+      std::lock_guard lock(mu_);
+      queue.error = std::move(st);
+      queue.finished = true;
+      cv_.notify_all();
+    };
+    auto reader = OpenFragment((*fragments_)[i], *request_);
+    if (!reader.ok()) {
+      finish(reader.status());
+      continue;
+    }
+    while (true) {
+      std::shared_ptr<arrow::RecordBatch> batch;
+      auto st = (*reader)->ReadNext(&batch);
+      if (!st.ok()) {
+        finish(Status::InvalidArgument(st.message()));
+        break;
+      }
+      if (batch == nullptr) {
+        finish(Status::OK());
+        break;
+      }
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || queue.batches.size() < batches_ahead_; });
+      if (stop_) return;
+      queue.batches.push_back(std::move(batch));
+      cv_.notify_all();
+    }
+  }
+}
+
+Result<FragmentPrefetcher::Item> FragmentPrefetcher::Next() {
+  std::unique_lock lock(mu_);
+  while (consuming_ < queues_.size()) {
+    Queue& queue = *queues_[consuming_];
+    cv_.wait(lock, [&] { return !queue.batches.empty() || queue.finished; });
+    if (!queue.batches.empty()) {
+      Item item{std::move(queue.batches.front()), consuming_};
+      queue.batches.pop_front();
+      cv_.notify_all();
+      return item;
+    }
+    if (!queue.error.ok()) return queue.error;
+    ++consuming_;
+    cv_.notify_all();
+  }
+  return Item{};
 }
 
 }  // namespace granary

@@ -3,11 +3,15 @@
 // batches under source column names. FeatureSourceScan (source_scan.h) builds on them.
 #pragma once
 
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "granary/common/result.h"
@@ -49,6 +53,9 @@ struct FragmentRequest {
   // CSV: the Arrow type to read each column as (others: utf8).
   std::map<std::string, std::shared_ptr<arrow::DataType>> csv_types;
   int64_t batch_rows = 64 * 1024;
+  // Decode a Parquet file's columns on Arrow's thread pool (worth it when files are read one at
+  // a time).
+  bool parquet_use_threads = true;
 };
 
 // Hive partition values (key=value folders, percent-decoded; __HIVE_DEFAULT_PARTITION__ is null)
@@ -65,5 +72,40 @@ Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
 // file's own names and types.
 Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& fragment,
                                                                const FragmentRequest& request);
+
+// Reads fragments on background threads, up to `files_ahead` files at once (each on its own
+// thread) and at most `batches_ahead` batches per file ahead of the consumer, and hands out their
+// raw batches in fragment order, then row order. One consumer thread calls Next(); the
+// destructor stops and joins the readers. Memory: at most files_ahead * batches_ahead batches.
+class FragmentPrefetcher {
+ public:
+  FragmentPrefetcher(const std::vector<Fragment>* fragments, const FragmentRequest* request,
+                     int files_ahead, int batches_ahead);
+  ~FragmentPrefetcher();
+  FragmentPrefetcher(const FragmentPrefetcher&) = delete;
+  FragmentPrefetcher& operator=(const FragmentPrefetcher&) = delete;
+
+  struct Item {
+    std::shared_ptr<arrow::RecordBatch> batch;  // nullptr at the end of all fragments
+    size_t fragment = 0;
+  };
+  Result<Item> Next();
+
+ private:
+  struct Queue;
+  void ReadLoop();
+
+  const std::vector<Fragment>* fragments_;
+  const FragmentRequest* request_;
+  const int files_ahead_;
+  const size_t batches_ahead_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Queue>> queues_;  // one per fragment; guarded by mu_
+  size_t next_claim_ = 0;                       // guarded by mu_
+  size_t consuming_ = 0;                        // the consumer's fragment; guarded by mu_
+  bool stop_ = false;                           // guarded by mu_
+  std::vector<std::thread> readers_;
+};
 
 }  // namespace granary

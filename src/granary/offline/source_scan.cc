@@ -78,9 +78,7 @@ struct FeatureSourceScan::Impl {
   SourceScanOptions options;
   FragmentRequest request;
   std::vector<Fragment> fragments;
-  size_t next_fragment = 0;
-  std::shared_ptr<arrow::RecordBatchReader> current;
-  const Fragment* current_fragment = nullptr;
+  std::unique_ptr<FragmentPrefetcher> prefetcher;  // started by the first Next()
   SourceScanStats stats;
 
   Result<std::shared_ptr<arrow::RecordBatch>> Convert(const arrow::RecordBatch& raw,
@@ -286,25 +284,21 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
 
 Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Next() {
   Impl& s = *impl_;
+  if (s.prefetcher == nullptr) {
+    // Several files: decode them in parallel (one reader thread each, two at a time), each
+    // file's columns in sequence. One file: decode its columns in parallel instead.
+    const int files_ahead = s.fragments.size() > 1 ? 2 : 1;
+    s.request.parquet_use_threads = files_ahead == 1;
+    s.prefetcher = std::make_unique<FragmentPrefetcher>(&s.fragments, &s.request, files_ahead,
+                                                        /*batches_ahead=*/4);
+  }
   while (true) {
-    if (s.current == nullptr) {
-      if (s.next_fragment >= s.fragments.size()) return std::shared_ptr<arrow::RecordBatch>();
-      s.current_fragment = &s.fragments[s.next_fragment++];
-      auto reader = OpenFragment(*s.current_fragment, s.request);
-      if (!reader.ok()) return reader.status().WithContext(s.what);
-      s.current = *reader;
-    }
-    std::shared_ptr<arrow::RecordBatch> raw;
-    auto st = s.current->ReadNext(&raw);
-    if (!st.ok()) {
-      return Status::InvalidArgument(fmt::format("{}: {}", s.what, st.message()));
-    }
-    if (raw == nullptr) {
-      s.current.reset();
-      continue;
-    }
+    auto item = s.prefetcher->Next();
+    if (!item.ok()) return item.status().WithContext(s.what);
+    if (item->batch == nullptr) return std::shared_ptr<arrow::RecordBatch>();
+    const auto& raw = item->batch;
     s.stats.rows_scanned += raw->num_rows();
-    GRANARY_ASSIGN_OR_RAISE(auto batch, s.Convert(*raw, *s.current_fragment));
+    GRANARY_ASSIGN_OR_RAISE(auto batch, s.Convert(*raw, s.fragments[item->fragment]));
     if (batch->num_rows() == 0) continue;
     s.stats.rows_returned += batch->num_rows();
     return batch;

@@ -63,13 +63,12 @@ Result<std::shared_ptr<arrow::Table>> ReadTableFile(
       return Status::InvalidArgument(fmt::format("{} is not a readable Parquet file: {}",
                                                  path.string(), reader.status().message()));
     }
-    std::shared_ptr<arrow::Table> table;
-    auto st = (*reader)->ReadTable(&table);
-    if (!st.ok()) {
-      return Status::InvalidArgument(
-          fmt::format("{} is not a readable Parquet file: {}", path.string(), st.message()));
+    auto table = (*reader)->ReadTable();
+    if (!table.ok()) {
+      return Status::InvalidArgument(fmt::format("{} is not a readable Parquet file: {}",
+                                                 path.string(), table.status().message()));
     }
-    return table;
+    return *table;
   } catch (const std::exception& e) {
     return Status::InvalidArgument(
         fmt::format("{} is not a readable Parquet file: {}", path.string(), e.what()));
