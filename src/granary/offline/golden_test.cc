@@ -61,7 +61,9 @@ TEST_P(GoldenCaseTest, GivesTheExpectedRows) {
     ASSERT_TRUE(expected.ok()) << expected.status().ToString();
     EXPECT_EQ(Render(*actual), Render(*expected)) << "memory budget " << budget << " bytes";
     if (budget == 1) {
-      for (const auto& v : stats.views) EXPECT_GT(v.join.partitions, 1) << v.name;
+      for (const auto& v : stats.views) {
+        if (v.join.scan.rows_returned > 0) EXPECT_GT(v.join.partitions, 1) << v.name;
+      }
     }
   }
 }

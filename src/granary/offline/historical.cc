@@ -244,6 +244,19 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
     arrays.push_back(entity_time);
     auto entity_batch = arrow::RecordBatch::Make(arrow::schema(fields), n, arrays);
 
+    if (!max_t) {
+      // No entity row has a time: nothing to look up, every value is null (the source was still
+      // opened above, so a missing or unreadable source is reported all the same).
+      for (size_t f = 0; f < group.features.size(); ++f) {
+        auto type = ToArrowType(view.FindFeature(group.features[f])->type);
+        auto nulls = arrow::MakeArrayOfNull(type, n);
+        if (!nulls.ok()) return Status::Internal(nulls.status().ToString());
+        out_fields.push_back(arrow::field(group.output_names[f], type));
+        out_columns.push_back(std::make_shared<arrow::ChunkedArray>(*nulls));
+      }
+      if (stats != nullptr) stats->views.push_back({view.name, {}});
+      continue;
+    }
     JoinOptions join_options;
     join_options.memory_budget_bytes = join_budget;
     join_options.threads = request.threads;
