@@ -148,7 +148,8 @@ void RegisterHistoricalCommand(CLI::App& app, Context& ctx) {
                 "Ignore feature rows created after the entity row's time (no backfill leakage)");
   cmd->add_option("-o,--output", args->output, "Output file (.parquet or .csv)")->required();
   cmd->add_option("--memory-budget", args->memory_budget,
-                  "Memory for feature data; beyond it the join spills to disk (e.g. 2GiB)")
+                  "Memory for the retrieval (entity rows, output, join state); past it the join "
+                  "spills to disk (e.g. 512MiB, 2GiB)")
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "Worker threads (0: every core)")
       ->capture_default_str();
