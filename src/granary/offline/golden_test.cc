@@ -62,7 +62,9 @@ TEST_P(GoldenCaseTest, GivesTheExpectedRows) {
     EXPECT_EQ(Render(*actual), Render(*expected)) << "memory budget " << budget << " bytes";
     if (budget == 1) {
       for (const auto& v : stats.views) {
-        if (v.join.scan.rows_returned > 0) EXPECT_GT(v.join.partitions, 1) << v.name;
+        if (v.join.scan.rows_returned > 0) {
+          EXPECT_GT(v.join.partitions, 1) << v.name;
+        }
       }
     }
   }

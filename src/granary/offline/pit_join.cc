@@ -7,10 +7,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "granary/common/progress.h"
 #include "granary/offline/key_hash.h"
 #include "granary/offline/partitioner.h"
+#include "granary/offline/pit_stream.h"
 
 namespace granary {
 namespace {
@@ -92,12 +94,48 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
   layout.created_index = scan->has_created_timestamp() ? layout.ts_index + 1 : -1;
   const Duration ttl = source.view->ttl;
   const int64_t budget = std::max<int64_t>(options.memory_budget_bytes, 1);
+  const int64_t n = entities.num_rows();
+  const int threads =
+      options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  int64_t reported = 0;  // rows read from files, as told to the progress reporter
+  auto report = [&] {
+    if (options.progress == nullptr) return;
+    options.progress->Add(scan->stats().rows_scanned - reported);
+    reported = scan->stats().rows_scanned;
+  };
+
+  // When the entity side fits in half the budget, stream: feature rows are offered to entity
+  // rows and dropped, so memory does not grow with the source.
+  if (StreamingMatcher::MemoryFor(n, threads) <= budget / 2) {
+    std::vector<std::shared_ptr<arrow::Array>> entity_key_arrays;
+    for (const auto& k : join_keys) entity_key_arrays.push_back(entities.GetColumnByName(k));
+    GRANARY_ASSIGN_OR_RAISE(KeyColumns entity_keys, KeyColumns::Make(entity_key_arrays));
+    auto entity_ts = entities.GetColumnByName(kEventTimestampColumn);
+    GRANARY_ASSIGN_OR_RAISE(auto matcher,
+                            StreamingMatcher::Make(&entity_keys, entity_ts.get(), ttl,
+                                                   options.created_timestamp_cutoff, threads));
+    int64_t offset = 0;
+    while (true) {
+      GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
+      report();
+      if (batch == nullptr) break;
+      std::vector<std::shared_ptr<arrow::Array>> keys(batch->columns().begin(),
+                                                      batch->columns().begin() + layout.key_count);
+      GRANARY_ASSIGN_OR_RAISE(KeyColumns feature_keys, KeyColumns::Make(std::move(keys)));
+      GRANARY_RETURN_NOT_OK(matcher->Offer(
+          feature_keys, *batch->column(layout.ts_index),
+          layout.created_index >= 0 ? batch->column(layout.created_index).get() : nullptr, offset));
+      offset += batch->num_rows();
+    }
+    *scan_stats = scan->stats();
+    stats->partitions = 0;
+    return matcher->Finish();
+  }
 
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
   int64_t bytes = 0, rows = 0;
   std::unique_ptr<EntityPartitioner> partitioner;
   std::shared_ptr<arrow::Schema> indexed_schema;
-  int64_t reported = 0;  // rows read from files, as told to the progress reporter
   // Past the budget, rows carry their read index into the partitions.
   auto with_index = [&](const std::shared_ptr<arrow::RecordBatch>& batch,
                         int64_t first) -> Result<std::shared_ptr<arrow::RecordBatch>> {
@@ -110,10 +148,7 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
   };
   while (true) {
     GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
-    if (options.progress != nullptr) {
-      options.progress->Add(scan->stats().rows_scanned - reported);
-      reported = scan->stats().rows_scanned;
-    }
+    report();
     if (batch == nullptr) break;
     const int64_t first = rows;
     rows += batch->num_rows();
@@ -162,7 +197,6 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
   std::vector<std::shared_ptr<arrow::Array>> entity_key_arrays;
   for (const auto& k : join_keys) entity_key_arrays.push_back(entities.GetColumnByName(k));
   GRANARY_ASSIGN_OR_RAISE(KeyColumns entity_keys, KeyColumns::Make(entity_key_arrays));
-  const int64_t n = entities.num_rows();
   std::vector<std::vector<int64_t>> rows_of(parts);
   {
     std::vector<uint64_t> hashes(n);

@@ -3,12 +3,13 @@
 // row read last). The exact rules are in docs/POINT_IN_TIME.md.
 //
 // Engine, per view, in two passes over the source (FeatureSourceScan):
-//  1. match: read only join keys and timestamps. When they fit in the memory budget they are
-//     matched in memory; otherwise they are split by a hash of the join keys into partitions
-//     (EntityPartitioner, spilling to Arrow IPC files) and matched one partition at a time.
-//     Matching buckets rows by key hash, sorts each bucket by (key hash, event time, created
-//     time, read order) and sweeps it, on all cores. The result: for each entity row, the read
-//     position of its chosen feature row.
+//  1. match: read only join keys and timestamps. When the entity rows' matching state fits in
+//     half the memory budget (the usual case), feature rows stream through a StreamingMatcher
+//     (pit_stream.h) and are not kept. Otherwise keys and times are held while they fit in the
+//     budget, or else split by a hash of the join keys into partitions (EntityPartitioner,
+//     spilling to Arrow IPC files) and matched one partition at a time: rows are bucketed by key
+//     hash, each bucket sorted by (key hash, event time, created time, read order) and swept, on
+//     all cores. The result: for each entity row, the read position of its chosen feature row.
 //  2. gather: read the features and keep only the chosen rows, then put them in entity order.
 // Feature values of rows that are not chosen are decoded but never held, so memory scales with
 // the keys and times of the range plus the output, not with the width of the view.
@@ -51,8 +52,10 @@ struct JoinOptions {
 };
 
 struct ViewJoinStats {
-  SourceScanStats scan;       // the match pass (keys and times)
-  int partitions = 1;         // 1: joined in memory without partitioning
+  SourceScanStats scan;  // the match pass (keys and times)
+  // How the match pass ran: 0 streamed (StreamingMatcher: the entity side fit in half the
+  // budget), 1 sorted in memory, >1 partitioned (and spilled past the budget).
+  int partitions = 0;
   int64_t bytes_spilled = 0;  // written to spill files
   int64_t rows_matched = 0;   // entity rows that got a feature row
 };

@@ -8,6 +8,7 @@
 #include <parquet/arrow/writer.h>
 
 #include <random>
+#include <set>
 
 #include "granary/common/temp_dir.h"
 #include "granary/offline/historical.h"
@@ -25,7 +26,6 @@ struct RandomCase {
   bool cutoff;
   int64_t ttl_minutes;
   int files;
-  int64_t budget;
   // Feature rows in read order (file 0 first).
   std::vector<int64_t> f_key;
   std::vector<int64_t> f_ts;
@@ -49,8 +49,6 @@ RandomCase MakeCase(uint64_t seed) {
   c.cutoff = uniform(0, 2) == 0;
   c.ttl_minutes = uniform(0, 1) == 0 ? 0 : uniform(1, 20);
   c.files = static_cast<int>(uniform(1, 3));
-  const int64_t budgets[] = {kDefaultMemoryBudget, 1, 4096};
-  c.budget = budgets[uniform(0, 2)];
   const int64_t keys = uniform(1, 12);
   const int64_t rows = uniform(0, 300);
   for (int64_t i = 0; i < rows; ++i) {
@@ -203,6 +201,7 @@ TEST(PointInTimeJoin, AgreesWithABruteForceOracleOnRandomData) {
   // A new seed each run; GRANARY_TEST_SEED=<seed> replays a failing one first.
   const char* env = std::getenv("GRANARY_TEST_SEED");
   const uint64_t first_seed = env != nullptr ? std::stoull(env) : std::random_device{}();
+  std::set<int> modes;  // engine paths taken
   for (uint64_t round = 0; round < 60; ++round) {
     const uint64_t seed = first_seed + round;
     SCOPED_TRACE("seed " + std::to_string(seed) +
@@ -212,10 +211,6 @@ TEST(PointInTimeJoin, AgreesWithABruteForceOracleOnRandomData) {
     std::filesystem::create_directories(dir.path() / "src");
     WriteFeatureFiles(c, dir.path() / "src", seed);
     Definitions defs = MakeDefinitions(c, (dir.path() / "src").string());
-    HistoricalRequest request;
-    request.features = {{"view", "row"}};
-    request.created_timestamp_cutoff = c.cutoff;
-    request.memory_budget_bytes = c.budget;
     arrow::FieldVector fields{arrow::field("k1", KeyArray(c.kind, c.e_key, 0)->type())};
     arrow::ArrayVector arrays{KeyArray(c.kind, c.e_key, 0)};
     if (c.kind == KeyKind::kTwoKeys) {
@@ -224,27 +219,41 @@ TEST(PointInTimeJoin, AgreesWithABruteForceOracleOnRandomData) {
     }
     fields.push_back(arrow::field("event_timestamp", arrow::timestamp(arrow::TimeUnit::MICRO)));
     arrays.push_back(TimeArray(c.e_ts));
-    request.entities =
-        arrow::Table::Make(arrow::schema(fields), arrays, static_cast<int64_t>(c.e_key.size()));
     RepoConfig config;
     config.root = dir.path();
-    auto out = GetHistoricalFeatures(config, defs, request);
-    ASSERT_TRUE(out.ok()) << out.status().ToString();
-    ASSERT_EQ((*out)->num_rows(), static_cast<int64_t>(c.e_key.size()));
-    auto column = (*out)->GetColumnByName("row");
-    ASSERT_NE(column, nullptr);
-    int64_t i = 0;
-    for (const auto& chunk : column->chunks()) {
-      const auto& values = static_cast<const arrow::Int64Array&>(*chunk);
-      for (int64_t j = 0; j < values.length(); ++j, ++i) {
-        // Two-key cases key on (k, k % 3): equal exactly when k is equal.
-        const int64_t want = Oracle(c, c.e_key[i], c.e_ts[i]);
-        const int64_t got = values.IsNull(j) ? -1 : values.Value(j);
-        ASSERT_EQ(got, want) << "entity row " << i << " (key " << c.e_key[i] << "), budget "
-                             << c.budget << ", ttl " << c.ttl_minutes << "m, cutoff " << c.cutoff;
+    // Every engine path: streaming (the default budget), keys and times sorted in memory (a
+    // budget too small for streaming), and partitioned with spilling (tiny budgets).
+    for (int64_t budget : {kDefaultMemoryBudget, int64_t{25'000}, int64_t{4096}, int64_t{1}}) {
+      HistoricalRequest request;
+      request.features = {{"view", "row"}};
+      request.created_timestamp_cutoff = c.cutoff;
+      request.memory_budget_bytes = budget;
+      request.entities =
+          arrow::Table::Make(arrow::schema(fields), arrays, static_cast<int64_t>(c.e_key.size()));
+      HistoricalStats stats;
+      auto out = GetHistoricalFeatures(config, defs, request, &stats);
+      ASSERT_TRUE(out.ok()) << out.status().ToString();
+      ASSERT_EQ((*out)->num_rows(), static_cast<int64_t>(c.e_key.size()));
+      if (!c.e_key.empty() && !c.f_key.empty()) {
+        modes.insert(std::min(stats.views[0].join.partitions, 2));
+      }
+      auto column = (*out)->GetColumnByName("row");
+      ASSERT_NE(column, nullptr);
+      int64_t i = 0;
+      for (const auto& chunk : column->chunks()) {
+        const auto& values = static_cast<const arrow::Int64Array&>(*chunk);
+        for (int64_t j = 0; j < values.length(); ++j, ++i) {
+          // Two-key cases key on (k, k % 3): equal exactly when k is equal.
+          const int64_t want = Oracle(c, c.e_key[i], c.e_ts[i]);
+          const int64_t got = values.IsNull(j) ? -1 : values.Value(j);
+          ASSERT_EQ(got, want) << "entity row " << i << " (key " << c.e_key[i] << "), budget "
+                               << budget << ", ttl " << c.ttl_minutes << "m, cutoff " << c.cutoff;
+        }
       }
     }
   }
+  // 0: streamed, 1: sorted in memory, 2: partitioned.
+  EXPECT_EQ(modes, (std::set<int>{0, 1, 2}));
 }
 
 // A source folder with one file of (driver_id, event_timestamp, rate) rows.

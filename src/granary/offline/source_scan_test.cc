@@ -7,6 +7,8 @@
 #include <parquet/arrow/writer.h>
 
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "granary/common/temp_dir.h"
 #include "granary/registry/loader.h"
@@ -192,6 +194,28 @@ TEST(FeatureSourceScan, DeltaSourcePrunesFilesByLogStatisticsAndTypesPartitionVa
   }
   EXPECT_EQ(ids, (std::set<int64_t>{0, 2}));
   EXPECT_EQ(table->GetColumnByName("part")->type()->ToString(), "timestamp[us, tz=UTC]");
+}
+
+TEST(FeatureSourceScan, DeltaColumnMappingReadsPhysicalColumnsUnderLogicalNames) {
+  const std::string yaml =
+      "entities:\n  - {name: thing, join_keys: [LongType], value_type: int64}\n"
+      "data_sources:\n  - {name: src, path: delta-golden/table-with-columnmapping-mode-name/delta,"
+      " type: delta, timestamp_field: TimestampType}\n"
+      "feature_views:\n  - name: v\n    entities: [thing]\n    source: src\n    ttl: 0\n"
+      "    schema:\n      - {name: DoubleType, type: float64}\n";
+  Definitions defs = Load(yaml);
+  auto scan = FeatureSourceScan::Open(kTestData, defs, defs.feature_views[0], {});
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  auto table = FeatureSourceScan::ToReader(scan.MoveValueUnsafe(), nullptr)->ToTable().ValueOrDie();
+  ASSERT_EQ(table->num_rows(), 5);  // the sixth row has a null time
+  std::map<int64_t, double> values;
+  auto keys = arrow::Concatenate(table->GetColumnByName("LongType")->chunks()).ValueOrDie();
+  auto doubles = arrow::Concatenate(table->GetColumnByName("DoubleType")->chunks()).ValueOrDie();
+  for (int64_t i = 0; i < keys->length(); ++i) {
+    values[static_cast<const arrow::Int64Array&>(*keys).Value(i)] =
+        static_cast<const arrow::DoubleArray&>(*doubles).Value(i);
+  }
+  EXPECT_EQ(values, (std::map<int64_t, double>{{0, 0.0}, {1, 1.0}, {2, 2.0}, {3, 3.0}, {4, 4.0}}));
 }
 
 }  // namespace
