@@ -217,6 +217,9 @@ def main():
     ap.add_argument("--budget", default="4GiB", help="Granary's memory budget, main case")
     ap.add_argument("--small-budget", default="512MiB",
                     help="budget of the larger-than-memory case (Granary and DuckDB)")
+    ap.add_argument("--tiny-budget", default="256MiB",
+                    help="a Granary-only case where the entity side does not fit either, so the "
+                         "join partitions and spills")
     ap.add_argument("--repeat", type=int, default=3, help="runs of Granary and DuckDB (median)")
     ap.add_argument("--pandas-repeat", type=int, default=1, help="runs of pandas")
     ap.add_argument("--no-pandas", action="store_true")
@@ -229,6 +232,7 @@ def main():
     if args.quick:
         args.entities, args.rows, args.keys = 100_000, 1_000_000, 20_000
         args.small_budget = "256MiB"
+        args.tiny_budget = "48MiB"
         args.data += "-quick"
     data = Path(args.data)
     n, k, m, f = args.entities, args.views, args.rows, args.features
@@ -284,7 +288,13 @@ def main():
     if not bench(f"duckdb memory_limit={limit}", lambda: [py, "-c", DUCKDB_SCRIPT, json.dumps(
             dict(params, out=str(small["duckdb"]), memory_limit=limit))], args.repeat):
         del small["duckdb"]
-    check_agree({**small, "granary (main)": outs["granary"]}, k, f)
+    small["granary (main)"] = outs["granary"]
+    tiny = data / "out_granary_tiny.parquet"
+    if bench(f"granary --memory-budget {args.tiny_budget}",
+             lambda: granary_cmd(repo, data, tiny, k, f, args.tiny_budget, args.threads),
+             args.repeat):
+        small[f"granary {args.tiny_budget}"] = tiny
+    check_agree(small, k, f)
 
     g = results["granary"][0]
     ratios = [f"{name}/Granary time {results[name][0] / g:.2f}x"
