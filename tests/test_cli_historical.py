@@ -96,8 +96,10 @@ def test_feature_service_full_names_csv_output_and_a_spilling_budget_agree(cli, 
         "--feature-service", "driver_v1", "--full-feature-names", "-o", repo / "a.csv", "-q", check=True)
     spilled = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
                   "--feature-service", "driver_v1", "--full-feature-names", "-o", repo / "b.csv",
-                  "--memory-budget", "1KiB", "--threads", "2", check=True)
+                  "--memory-budget", "100", "--threads", "2", check=True)
     assert "partitions" in spilled.stderr and "spilled" in spilled.stderr
+    assert "warning: the entity rows and the training set itself take about 0 MiB, more than " \
+        "--memory-budget 100;" in spilled.stderr
     a = pacsv.read_csv(repo / "a.csv")
     assert a.column_names == ["driver_id", "event_timestamp", "label",
                               "driver_hourly__conv_rate", "driver_hourly__avg_daily_trips"]

@@ -105,6 +105,13 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   GRANARY_ASSIGN_OR_RAISE(request.entities, ReadTableFile(args.entities, csv_types));
   HistoricalStats stats;
   GRANARY_ASSIGN_OR_RAISE(auto table, GetHistoricalFeatures(config, defs, request, &stats));
+  if (stats.resident_bytes > request.memory_budget_bytes) {
+    fmt::print(stderr,
+               "warning: the entity rows and the training set itself take about {} MiB, more "
+               "than --memory-budget {}; the joins kept to a quarter of the budget, but the "
+               "result had to be held whole\n",
+               stats.resident_bytes >> 20, args.memory_budget);
+  }
   GRANARY_RETURN_NOT_OK(WriteTableFile(*table, args.output));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -203,6 +203,13 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
   for (const auto& column : entity_table->columns()) {
     for (const auto& chunk : column->chunks()) held += arrow::util::TotalBufferSize(*chunk);
   }
+  int64_t resident = held;
+  for (const auto& group : resolved.views) {
+    for (const auto& f : group.features) {
+      resident += n * ValueWidth(group.view->FindFeature(f)->type);
+    }
+  }
+  if (stats != nullptr) stats->resident_bytes = resident;
   for (const auto& group : resolved.views) {
     const FeatureView& view = *group.view;
     int64_t view_output = 0;

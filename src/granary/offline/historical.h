@@ -45,6 +45,9 @@ struct HistoricalStats {
     ViewJoinStats join;
   };
   std::vector<View> views;
+  // Estimated bytes of the entity rows plus the output columns, which stay in memory whatever
+  // the budget (the result is one table).
+  int64_t resident_bytes = 0;
 };
 
 // The requested features resolved to (view, features) in request order, with their output column
