@@ -12,7 +12,8 @@
 //     all cores. The result: for each entity row, the read position of its chosen feature row.
 //  2. gather: read the features and keep only the chosen rows, then put them in entity order.
 // Feature values of rows that are not chosen are decoded but never held, so memory scales with
-// the keys and times of the range plus the output, not with the width of the view.
+// the entity rows and the output (streaming), or with the keys and times of the range up to the
+// budget (otherwise), never with the width of the view.
 #pragma once
 
 #include <filesystem>
