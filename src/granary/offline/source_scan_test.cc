@@ -127,6 +127,30 @@ TEST(FeatureSourceScan, DatePartitionFoldersArePrunedWithoutOpeningFiles) {
   EXPECT_EQ((*scan)->stats().files_pruned, 2);
 }
 
+TEST(FeatureSourceScan, HivePartitionValuesAreColumnsTypedByTheView) {
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  WriteHourly(dir.path() / "data/zone=7/region=eu%2Fwest/p.parquet", 0, 3, 3);
+  WriteHourly(dir.path() / "data/zone=__HIVE_DEFAULT_PARTITION__/region=us/p.parquet", 0, 2, 2);
+  std::string yaml = Defs("data");
+  yaml += "      - {name: zone, type: int64}\n      - {name: region, type: string}\n";
+  Definitions defs = Load(yaml);
+  auto scan = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], {});
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  auto table = FeatureSourceScan::ToReader(scan.MoveValueUnsafe(), nullptr)->ToTable().ValueOrDie();
+  ASSERT_EQ(table->num_rows(), 5);
+  auto zone = arrow::Concatenate(table->GetColumnByName("zone")->chunks()).ValueOrDie();
+  auto region = arrow::Concatenate(table->GetColumnByName("region")->chunks()).ValueOrDie();
+  EXPECT_EQ(zone->type()->id(), arrow::Type::INT64);
+  // Files in path order: "zone=7/..." sorts before "zone=__HIVE...".
+  const auto& zones = static_cast<const arrow::Int64Array&>(*zone);
+  EXPECT_EQ(zones.Value(0), 7);
+  EXPECT_EQ(zones.Value(2), 7);
+  EXPECT_EQ(zones.null_count(), 2);
+  EXPECT_TRUE(zones.IsNull(3) && zones.IsNull(4));
+  EXPECT_EQ(static_cast<const arrow::StringArray&>(*region).GetString(0), "eu/west");
+  EXPECT_EQ(static_cast<const arrow::StringArray&>(*region).GetString(4), "us");
+}
+
 TEST(FeatureSourceScan, CsvIsTypedByTheViewAndBadValuesNameTheFile) {
   auto dir = TempDir::Make("granary-scan-").ValueOrDie();
   std::ofstream(dir.path() / "a.csv") << "driver_id,event_timestamp,rate\n"
