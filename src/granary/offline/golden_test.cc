@@ -41,8 +41,8 @@ TEST_P(GoldenCaseTest, GivesTheExpectedRows) {
   RepoConfig config;
   config.root = dir.path();
   config.project = "golden";
-  // Once with the default budget (in memory) and once with a tiny one (partitions, spilling):
-  // both must give the same rows.
+  // Once with the default budget (the streaming match) and once with a tiny one (partitions,
+  // spilling): both must give the same rows.
   for (int64_t budget : {g.request.memory_budget_bytes, int64_t{1}}) {
     HistoricalRequest request = g.request;
     request.memory_budget_bytes = budget;
