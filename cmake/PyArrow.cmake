@@ -1,5 +1,5 @@
 # Locates Apache Arrow C++ and Parquet inside the pinned pyarrow wheel of the project's .venv and
-# defines the imported targets Arrow::arrow and Arrow::parquet. Binaries get an RPATH to the wheel's
+# defines the imported targets Arrow::arrow, Arrow::parquet and Arrow::compute. Binaries get an RPATH to the wheel's
 # library folder, so they run without LD_LIBRARY_PATH.
 set(GRANARY_PYTHON "${CMAKE_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH
     "Python interpreter whose pyarrow provides Arrow C++ (run scripts/setup to create it)")
@@ -28,5 +28,15 @@ foreach(_lib arrow parquet)
     INTERFACE_INCLUDE_DIRECTORIES "${PYARROW_INCLUDE_DIR}")
 endforeach()
 set_property(TARGET Arrow::parquet APPEND PROPERTY INTERFACE_LINK_LIBRARIES Arrow::arrow)
+# Arrow::compute: the compute kernels (cast, sort, take, filter), a library of its own since Arrow 21;
+# call arrow::compute::Initialize() before the first kernel.
+find_library(_path_arrow_compute NAMES arrow_compute PATHS "${PYARROW_LIBRARY_DIR}" NO_DEFAULT_PATH
+             REQUIRED)
+add_library(Arrow::compute SHARED IMPORTED GLOBAL)
+set_target_properties(Arrow::compute PROPERTIES
+  IMPORTED_LOCATION "${_path_arrow_compute}"
+  INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${PYARROW_INCLUDE_DIR}"
+  INTERFACE_INCLUDE_DIRECTORIES "${PYARROW_INCLUDE_DIR}"
+  INTERFACE_LINK_LIBRARIES Arrow::arrow)
 list(APPEND CMAKE_BUILD_RPATH "${PYARROW_LIBRARY_DIR}")
 list(APPEND CMAKE_INSTALL_RPATH "${PYARROW_LIBRARY_DIR}")

@@ -25,5 +25,6 @@ void RegisterInitCommand(CLI::App& app, Context& ctx);
 void RegisterRepoCommands(CLI::App& app, Context& ctx);     // apply, plan, teardown
 void RegisterCatalogCommands(CLI::App& app, Context& ctx);  // list, describe
 void RegisterDatagenCommand(CLI::App& app, Context& ctx);   // datagen
+void RegisterHistoricalCommand(CLI::App& app, Context& ctx);  // get-historical-features
 
 }  // namespace granary::cli

@@ -14,9 +14,13 @@ namespace granary {
 
 class TempDir {
  public:
-  // Creates "<tmp>/<prefix>XXXXXX" with mode 0700.
+  // Creates "<tmp>/<prefix>XXXXXX" with mode 0700 ($TMPDIR or /tmp).
   static Result<TempDir> Make(const std::string& prefix) {
-    std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "XXXXXX")).string();
+    return MakeIn(std::filesystem::temp_directory_path(), prefix);
+  }
+  // Creates "<parent>/<prefix>XXXXXX" with mode 0700; `parent` must exist.
+  static Result<TempDir> MakeIn(const std::filesystem::path& parent, const std::string& prefix) {
+    std::string pattern = (parent / (prefix + "XXXXXX")).string();
     if (mkdtemp(pattern.data()) == nullptr) {
       return Status::IOError("cannot create a temporary folder from " + pattern);
     }

@@ -1,8 +1,13 @@
 #include "granary/types/arrow_convert.h"
 
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <arrow/compute/initialize.h>
+#include <arrow/util/bitmap_ops.h>
 #include <arrow/util/float16.h>
 #include <fmt/format.h>
+
+#include <mutex>
 
 namespace granary {
 namespace {
@@ -230,7 +235,150 @@ Status AppendList(arrow::ArrayBuilder* b, const std::vector<T>& items) {
   return Status::OK();
 }
 
+void InitializeCompute() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    auto st = arrow::compute::Initialize();
+    (void)st;  // fails only when already initialized
+  });
+}
+
+int64_t FloorDiv(int64_t v, int64_t d) { return v >= 0 ? v / d : -((-v + d - 1) / d); }
+
+template <typename StringArrayT>
+Result<std::shared_ptr<arrow::Array>> ParseTimestamps(const StringArrayT& strings,
+                                                      std::string_view column) {
+  arrow::TimestampBuilder builder(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                                  arrow::default_memory_pool());
+  if (!builder.Reserve(strings.length()).ok()) return Status::Internal("out of memory");
+  for (int64_t i = 0; i < strings.length(); ++i) {
+    if (strings.IsNull(i) || strings.GetView(i).empty()) {
+      builder.UnsafeAppendNull();
+      continue;
+    }
+    std::string_view text = strings.GetView(i);
+    auto ts = ParseTimestamp(text);
+    if (!ts.ok()) {
+      return Status::InvalidArgument(fmt::format("column '{}', row {}: '{}' is not a timestamp: {}",
+                                                 column, i + 1, text, ts.status().message()));
+    }
+    builder.UnsafeAppend(ts->micros);
+  }
+  std::shared_ptr<arrow::Array> out;
+  if (!builder.Finish(&out).ok()) return Status::Internal("cannot finish timestamps");
+  return out;
+}
+
 }  // namespace
+
+Result<std::shared_ptr<arrow::Array>> ToUtcMicros(const std::shared_ptr<arrow::Array>& array,
+                                                  std::string_view column) {
+  const auto utc = arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
+  switch (array->type_id()) {
+    case arrow::Type::DICTIONARY: {
+      InitializeCompute();
+      auto decoded = arrow::compute::Cast(
+          *array, static_cast<const arrow::DictionaryType&>(*array->type()).value_type());
+      if (!decoded.ok())
+        return Status::InvalidArgument(
+            fmt::format("column '{}': {}", column, decoded.status().message()));
+      return ToUtcMicros(*decoded, column);
+    }
+    case arrow::Type::STRING:
+      return ParseTimestamps(static_cast<const arrow::StringArray&>(*array), column);
+    case arrow::Type::LARGE_STRING:
+      return ParseTimestamps(static_cast<const arrow::LargeStringArray&>(*array), column);
+    case arrow::Type::STRING_VIEW:
+      return ParseTimestamps(static_cast<const arrow::StringViewArray&>(*array), column);
+    case arrow::Type::TIMESTAMP:
+    case arrow::Type::DATE32:
+    case arrow::Type::DATE64:
+      break;
+    default:
+      return Status::InvalidArgument(
+          fmt::format("column '{}' is {}, not a timestamp", column, array->type()->ToString()));
+  }
+  int64_t scale_mul = 1, scale_div = 1;
+  if (array->type_id() == arrow::Type::DATE32) {
+    scale_mul = 86'400'000'000LL;
+  } else if (array->type_id() == arrow::Type::DATE64) {
+    scale_mul = 1000;
+  } else {
+    const auto& ts = static_cast<const arrow::TimestampType&>(*array->type());
+    switch (ts.unit()) {
+      case arrow::TimeUnit::SECOND:
+        scale_mul = 1'000'000;
+        break;
+      case arrow::TimeUnit::MILLI:
+        scale_mul = 1000;
+        break;
+      case arrow::TimeUnit::MICRO:
+        // Same values; only the type (time zone) may change, which costs no copy.
+        {
+          auto d = array->data()->Copy();
+          d->type = utc;
+          return arrow::MakeArray(d);
+        }
+      case arrow::TimeUnit::NANO:
+        scale_div = 1000;
+        break;
+    }
+  }
+  const auto& data = *array->data();
+  auto buffer = arrow::AllocateBuffer(array->length() * sizeof(int64_t));
+  if (!buffer.ok()) return Status::Internal("out of memory converting timestamps");
+  auto* out = reinterpret_cast<int64_t*>((*buffer)->mutable_data());
+  if (array->type_id() == arrow::Type::DATE32) {
+    const int32_t* in = data.GetValues<int32_t>(1);
+    for (int64_t i = 0; i < array->length(); ++i) out[i] = in[i] * scale_mul;
+  } else {
+    const int64_t* in = data.GetValues<int64_t>(1);
+    if (scale_div > 1) {
+      for (int64_t i = 0; i < array->length(); ++i) out[i] = FloorDiv(in[i], scale_div);
+    } else {
+      for (int64_t i = 0; i < array->length(); ++i) out[i] = in[i] * scale_mul;
+    }
+  }
+  std::shared_ptr<arrow::Buffer> validity;
+  if (data.null_count != 0 && data.buffers[0] != nullptr) {
+    auto copied = arrow::internal::CopyBitmap(arrow::default_memory_pool(), data.buffers[0]->data(),
+                                              data.offset, data.length);
+    if (!copied.ok()) return Status::Internal("out of memory converting timestamps");
+    validity = std::move(*copied);
+  }
+  return arrow::MakeArray(arrow::ArrayData::Make(utc, array->length(),
+                                                 {validity, std::move(*buffer)}, data.null_count));
+}
+
+Result<std::shared_ptr<arrow::Array>> CastToValueType(const std::shared_ptr<arrow::Array>& array,
+                                                      ValueType type, std::string_view column) {
+  if (!type.is_list && type.scalar == ScalarType::kTimestamp) return ToUtcMicros(array, column);
+  const auto target = ToArrowType(type);
+  if (array->type()->Equals(*target)) return array;
+  InitializeCompute();
+  const bool from_string =
+      array->type_id() == arrow::Type::STRING || array->type_id() == arrow::Type::LARGE_STRING;
+  if (!from_string && array->type_id() != arrow::Type::DICTIONARY &&
+      array->type_id() != arrow::Type::NA) {
+    Status readable = CheckReadableAs(*array->type(), type);
+    if (!readable.ok()) {
+      return Status::InvalidArgument(
+          fmt::format("column '{}' is declared {}", column, readable.message()));
+    }
+  }
+  if (type.is_list && type.scalar == ScalarType::kTimestamp) {
+    return Status::InvalidArgument(fmt::format(
+        "column '{}': list<timestamp> is read only from list<timestamp[us, UTC]>", column));
+  }
+  auto options = arrow::compute::CastOptions::Safe(target);
+  auto cast = arrow::compute::Cast(*array, options);
+  if (!cast.ok()) {
+    return Status::InvalidArgument(fmt::format("column '{}': cannot read {} as {}: {}", column,
+                                               array->type()->ToString(), type.ToString(),
+                                               cast.status().message()));
+  }
+  return cast->make_array();
+}
 
 std::shared_ptr<arrow::DataType> ToArrowType(ValueType type) {
   auto scalar = ScalarArrowType(type.scalar);

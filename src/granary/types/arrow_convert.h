@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "granary/common/result.h"
@@ -37,6 +38,20 @@ Result<Value> ValueAt(const arrow::Array& array, int64_t i, ValueType type);
 
 // Appends `value` (null, or of exactly `type`) to a builder made for ToArrowType(type).
 Status AppendValue(arrow::ArrayBuilder* builder, ValueType type, const Value& value);
+
+// Timestamps as timestamp[us, tz=UTC]: from a timestamp of any unit (naive means UTC; nanoseconds
+// are floored to microseconds), date32/date64 (midnight UTC), or strings in ParseTimestamp's
+// forms (nulls and empty strings are null). `column` names the column in errors, which also give
+// the row and the bad text.
+Result<std::shared_ptr<arrow::Array>> ToUtcMicros(const std::shared_ptr<arrow::Array>& array,
+                                                  std::string_view column);
+
+// Converts a column to ToArrowType(type): the identity, a widening that CheckReadableAs accepts,
+// dictionaries decoded, strings parsed (numbers, booleans, timestamps: for CSV and partition
+// values), timestamps through ToUtcMicros. Anything else is InvalidArgument "<column>: ...".
+// Uses Arrow's compute kernels; thread-safe.
+Result<std::shared_ptr<arrow::Array>> CastToValueType(const std::shared_ptr<arrow::Array>& array,
+                                                      ValueType type, std::string_view column);
 
 // Builds an array of ToArrowType(type) from values (each null or of `type`).
 Result<std::shared_ptr<arrow::Array>> MakeArray(ValueType type, const std::vector<Value>& values);

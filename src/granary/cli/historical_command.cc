@@ -1,0 +1,174 @@
+// get-historical-features: a point-in-time-correct training set from the offline store.
+#include <arrow/api.h>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <thread>
+
+#include "granary/cli/cli.h"
+#include "granary/common/progress.h"
+#include "granary/common/strings.h"
+#include "granary/offline/historical.h"
+#include "granary/offline/table_io.h"
+#include "granary/registry/registry_store.h"
+#include "granary/types/arrow_convert.h"
+
+namespace granary::cli {
+namespace {
+
+struct HistoricalArgs {
+  std::string entities;
+  std::string features;
+  std::string feature_service;
+  bool full_feature_names = false;
+  bool created_timestamp_cutoff = false;
+  std::string output;
+  std::string memory_budget = "2GiB";
+  int threads = 0;
+  std::string spill_dir;
+  bool quiet = false;
+};
+
+// "2GiB", "512MiB", "1.5G", "800M", "1000000" (bytes).
+Result<int64_t> ParseByteSize(const std::string& text) {
+  size_t end = 0;
+  double number = 0;
+  try {
+    number = std::stod(text, &end);
+  } catch (const std::exception&) {
+    end = 0;
+  }
+  const std::string unit = end == 0 ? "?" : text.substr(end);
+  static const std::vector<std::pair<std::string, double>> kUnits = {
+      {"", 1},          {"B", 1},
+      {"K", 1e3},       {"KB", 1e3},
+      {"KiB", 1 << 10}, {"M", 1e6},
+      {"MB", 1e6},      {"MiB", 1 << 20},
+      {"G", 1e9},       {"GB", 1e9},
+      {"GiB", 1 << 30}, {"T", 1e12},
+      {"TB", 1e12},     {"TiB", 1099511627776.0}};
+  for (const auto& [name, scale] : kUnits) {
+    if (unit == name && number > 0) return static_cast<int64_t>(number * scale);
+  }
+  return Status::InvalidArgument(
+      fmt::format("--memory-budget '{}' is not a size: write e.g. 2GiB, 512MiB or 800MB", text));
+}
+
+Result<Definitions> LoadApplied(const RepoConfig& config) {
+  GRANARY_ASSIGN_OR_RAISE(auto store,
+                          OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting));
+  GRANARY_ASSIGN_OR_RAISE(auto latest, store->Latest());
+  if (!latest) {
+    return Status::FailedPrecondition(fmt::format(
+        "registry {} holds no version yet: run 'granary apply'", config.RegistryPath().string()));
+  }
+  return std::move(latest->definitions);
+}
+
+Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& args) {
+  const auto start = std::chrono::steady_clock::now();
+  GRANARY_ASSIGN_OR_RAISE(Definitions defs, LoadApplied(config));
+  HistoricalRequest request;
+  if (args.features.empty() == args.feature_service.empty()) {
+    return Status::InvalidArgument("give --features view:feature,... or --feature-service NAME");
+  }
+  for (size_t pos = 0; pos <= args.features.size() && !args.features.empty();) {
+    size_t comma = args.features.find(',', pos);
+    if (comma == std::string::npos) comma = args.features.size();
+    std::string item = args.features.substr(pos, comma - pos);
+    if (!item.empty()) {
+      GRANARY_ASSIGN_OR_RAISE(FeatureRef ref, FeatureRef::Parse(item));
+      request.features.push_back(std::move(ref));
+    }
+    pos = comma + 1;
+  }
+  request.feature_service = args.feature_service;
+  request.full_feature_names = args.full_feature_names;
+  request.created_timestamp_cutoff = args.created_timestamp_cutoff;
+  GRANARY_ASSIGN_OR_RAISE(request.memory_budget_bytes, ParseByteSize(args.memory_budget));
+  request.threads = args.threads;
+  request.spill_dir = args.spill_dir;
+  request.show_progress = !args.quiet;
+  // Resolve first, so a bad feature name fails before any data is read.
+  GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
+  // CSV entity files: join keys typed as the entities declare them ("007" stays a string).
+  std::map<std::string, std::shared_ptr<arrow::DataType>> csv_types;
+  for (const auto& group : resolved.views) {
+    for (const auto& entity_name : group.view->entities) {
+      const Entity* entity = defs.FindEntity(entity_name);
+      if (entity == nullptr) continue;
+      for (size_t k = 0; k < entity->join_keys.size(); ++k) {
+        csv_types[entity->join_keys[k]] = ToArrowType(entity->join_key_types[k]);
+      }
+    }
+  }
+  GRANARY_ASSIGN_OR_RAISE(request.entities, ReadTableFile(args.entities, csv_types));
+  HistoricalStats stats;
+  GRANARY_ASSIGN_OR_RAISE(auto table, GetHistoricalFeatures(config, defs, request, &stats));
+  if (stats.resident_bytes > request.memory_budget_bytes) {
+    fmt::print(stderr,
+               "warning: the entity rows and the training set itself take about {} MiB, more "
+               "than --memory-budget {}; the joins kept to a quarter of the budget, but the "
+               "result had to be held whole\n",
+               stats.resident_bytes >> 20, args.memory_budget);
+  }
+  GRANARY_RETURN_NOT_OK(WriteTableFile(*table, args.output));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!args.quiet) {
+    for (const auto& v : stats.views) {
+      const auto& s = v.join.scan;
+      fmt::print(stderr,
+                 "{}: {} rows read of {} files ({} pruned), {} of {} row groups pruned, {} of {} "
+                 "entity rows matched{}\n",
+                 v.name, Progress::HumanCount(s.rows_scanned), s.files_total, s.files_pruned,
+                 s.row_groups_pruned, s.row_groups_total, Progress::HumanCount(v.join.rows_matched),
+                 Progress::HumanCount(table->num_rows()),
+                 v.join.partitions > 1 ? fmt::format(", {} partitions, {} MiB spilled",
+                                                     v.join.partitions, v.join.bytes_spilled >> 20)
+                                       : "");
+    }
+  }
+  fmt::print(stderr, "wrote {} rows x {} columns to {} in {:.1f}s (peak Arrow memory {} MiB)\n",
+             table->num_rows(), table->num_columns(), args.output, seconds,
+             arrow::default_memory_pool()->max_memory() >> 20);
+  (void)ctx;
+  return Status::OK();
+}
+
+}  // namespace
+
+void RegisterHistoricalCommand(CLI::App& app, Context& ctx) {
+  auto args = std::make_shared<HistoricalArgs>();
+  auto* cmd = app.add_subcommand(
+      "get-historical-features",
+      "Build a point-in-time-correct training set: feature values as of each entity row's time");
+  cmd->add_option("--entities", args->entities,
+                  "Entity rows (.parquet or .csv; relative to the current folder): join keys and "
+                  "event_timestamp")
+      ->required();
+  cmd->add_option("--features", args->features, "Features as view:feature,view:feature,...");
+  cmd->add_option("--feature-service", args->feature_service, "A feature service's name");
+  cmd->add_flag("--full-feature-names", args->full_feature_names,
+                "Name feature columns view__feature");
+  cmd->add_flag("--created-timestamp-cutoff", args->created_timestamp_cutoff,
+                "Ignore feature rows created after the entity row's time (no backfill leakage)");
+  cmd->add_option("-o,--output", args->output, "Output file (.parquet or .csv)")->required();
+  cmd->add_option("--memory-budget", args->memory_budget,
+                  "Memory for the retrieval (entity rows, output, join state); past it the join "
+                  "spills to disk (e.g. 512MiB, 2GiB)")
+      ->capture_default_str();
+  cmd->add_option("--threads", args->threads, "Worker threads (0: every core)")
+      ->capture_default_str();
+  cmd->add_option("--spill-dir", args->spill_dir,
+                  "Folder for spill files (default: $TMPDIR or /tmp)");
+  cmd->add_flag("-q,--quiet", args->quiet, "No progress or per-view summary");
+  cmd->callback([&ctx, args] {
+    RepoConfig config;
+    if (!ctx.LoadConfig(&config)) return;
+    Status st = Run(ctx, config, *args);
+    if (!st.ok()) ctx.Fail(st);
+  });
+}
+
+}  // namespace granary::cli

@@ -1,0 +1,294 @@
+#include "granary/offline/historical.h"
+
+#include <arrow/api.h>
+#include <arrow/util/byte_size.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "granary/common/progress.h"
+#include "granary/common/strings.h"
+#include "granary/types/arrow_convert.h"
+
+namespace granary {
+namespace {
+
+std::vector<std::string> ViewNames(const Definitions& defs) {
+  std::vector<std::string> names;
+  for (const auto& v : defs.feature_views) names.push_back(v.name);
+  return names;
+}
+
+bool IsTimeType(const arrow::DataType& type) {
+  return type.id() == arrow::Type::TIMESTAMP || type.id() == arrow::Type::DATE32 ||
+         type.id() == arrow::Type::DATE64;
+}
+
+// The entity time column: `event_timestamp`, or the only timestamp/date column.
+Result<int> EntityTimeColumn(const arrow::Schema& schema) {
+  int index = schema.GetFieldIndex(kEventTimestampColumn);
+  if (index >= 0) return index;
+  std::vector<int> candidates;
+  for (int i = 0; i < schema.num_fields(); ++i) {
+    if (IsTimeType(*schema.field(i)->type())) candidates.push_back(i);
+  }
+  if (candidates.size() == 1) return candidates[0];
+  if (candidates.empty()) {
+    return Status::InvalidArgument(fmt::format(
+        "the entity rows have no 'event_timestamp' column and no timestamp column (columns: {}); "
+        "add the time of each row as 'event_timestamp'",
+        Join(schema.field_names(), ", ")));
+  }
+  std::vector<std::string> names;
+  for (int i : candidates) names.push_back(schema.field(i)->name());
+  return Status::InvalidArgument(fmt::format(
+      "the entity rows have several timestamp columns ({}) and none is named 'event_timestamp'; "
+      "rename the one that is the time of each row to 'event_timestamp'",
+      Join(names, ", ")));
+}
+
+// Bytes per value of a column in memory, for budgeting (strings and lists: a guess).
+int64_t ValueWidth(ValueType type) {
+  if (type.is_list) return 32;
+  switch (type.scalar) {
+    case ScalarType::kBool:
+      return 1;
+    case ScalarType::kInt32:
+    case ScalarType::kFloat32:
+      return 4;
+    case ScalarType::kString:
+    case ScalarType::kBytes:
+      return 16;
+    default:
+      return 8;
+  }
+}
+
+Result<std::shared_ptr<arrow::Array>> Combined(const std::shared_ptr<arrow::ChunkedArray>& column) {
+  if (column->num_chunks() == 1) return column->chunk(0);
+  if (column->num_chunks() == 0) {
+    auto empty = arrow::MakeArrayOfNull(column->type(), 0);
+    if (!empty.ok()) return Status::Internal(empty.status().ToString());
+    return *empty;
+  }
+  auto combined = arrow::Concatenate(column->chunks());
+  if (!combined.ok()) return Status::Internal(combined.status().ToString());
+  return *combined;
+}
+
+}  // namespace
+
+Result<ResolvedFeatures> ResolveFeatures(const Definitions& defs,
+                                         const HistoricalRequest& request) {
+  std::vector<FeatureRef> refs = request.features;
+  if (!request.feature_service.empty()) {
+    if (!refs.empty()) {
+      return Status::InvalidArgument("give either features or a feature service, not both");
+    }
+    const FeatureService* service = defs.FindFeatureService(request.feature_service);
+    if (service == nullptr) {
+      std::vector<std::string> names;
+      for (const auto& s : defs.feature_services) names.push_back(s.name);
+      return Status::InvalidArgument(fmt::format(
+          "unknown feature service '{}'{} (feature services: {})", request.feature_service,
+          DidYouMean(request.feature_service, names), names.empty() ? "none" : Join(names, ", ")));
+    }
+    for (const FeatureProjection& p : service->projections) {
+      const FeatureView* view = defs.FindFeatureView(p.view);
+      if (view == nullptr) {
+        return Status::InvalidArgument(fmt::format(
+            "feature service '{}' names unknown feature view '{}'", service->name, p.view));
+      }
+      if (p.features.empty()) {
+        for (const Field& f : view->schema) refs.push_back({p.view, f.name});
+      } else {
+        for (const auto& f : p.features) refs.push_back({p.view, f});
+      }
+    }
+  }
+  if (refs.empty()) return Status::InvalidArgument("no features requested");
+  ResolvedFeatures out;
+  std::map<std::string, std::string> output_owner;  // output name -> "view:feature"
+  for (const FeatureRef& ref : refs) {
+    const FeatureView* view = defs.FindFeatureView(ref.view);
+    if (view == nullptr) {
+      auto names = ViewNames(defs);
+      return Status::InvalidArgument(
+          fmt::format("unknown feature view '{}' in '{}'{} (feature "
+                      "views: {})",
+                      ref.view, ref.ToString(), DidYouMean(ref.view, names),
+                      names.empty() ? "none" : Join(names, ", ")));
+    }
+    if (view->FindFeature(ref.feature) == nullptr) {
+      std::vector<std::string> names;
+      for (const Field& f : view->schema) names.push_back(f.name);
+      return Status::InvalidArgument(
+          fmt::format("feature view '{}' has no feature '{}'{} "
+                      "(features: {})",
+                      view->name, ref.feature, DidYouMean(ref.feature, names), Join(names, ", ")));
+    }
+    const std::string output = ref.OutputName(request.full_feature_names);
+    auto [it, inserted] = output_owner.emplace(output, ref.ToString());
+    if (!inserted) {
+      if (it->second == ref.ToString()) continue;  // the same feature twice: once is enough
+      return Status::InvalidArgument(
+          fmt::format("features '{}' and '{}' would both be named '{}'; use --full-feature-names "
+                      "(view__feature) or request only one of them",
+                      it->second, ref.ToString(), output));
+    }
+    auto group = std::find_if(out.views.begin(), out.views.end(),
+                              [&](const auto& v) { return v.view == view; });
+    if (group == out.views.end()) {
+      out.views.push_back({view, {}, {}});
+      group = out.views.end() - 1;
+    }
+    group->features.push_back(ref.feature);
+    group->output_names.push_back(output);
+  }
+  return out;
+}
+
+Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& config,
+                                                            const Definitions& defs,
+                                                            const HistoricalRequest& request,
+                                                            HistoricalStats* stats) {
+  if (request.entities == nullptr) return Status::InvalidArgument("no entity rows given");
+  GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
+  const auto& entity_table = request.entities;
+  const auto& entity_schema = *entity_table->schema();
+  GRANARY_ASSIGN_OR_RAISE(int time_index, EntityTimeColumn(entity_schema));
+  const std::string time_name = entity_schema.field(time_index)->name();
+  GRANARY_ASSIGN_OR_RAISE(auto time_raw, Combined(entity_table->column(time_index)));
+  GRANARY_ASSIGN_OR_RAISE(auto entity_time, ToUtcMicros(time_raw, time_name));
+  const int64_t n = entity_table->num_rows();
+
+  // Time range of the entity rows, for pruning.
+  std::optional<int64_t> min_t, max_t;
+  {
+    const int64_t* t = entity_time->data()->GetValues<int64_t>(1);
+    for (int64_t i = 0; i < n; ++i) {
+      if (entity_time->IsNull(i)) continue;
+      min_t = std::min(min_t.value_or(t[i]), t[i]);
+      max_t = std::max(max_t.value_or(t[i]), t[i]);
+    }
+  }
+
+  std::vector<std::shared_ptr<arrow::Field>> out_fields;
+  std::vector<std::shared_ptr<arrow::ChunkedArray>> out_columns;
+  for (int i = 0; i < entity_schema.num_fields(); ++i) {
+    if (i == time_index) {
+      out_fields.push_back(arrow::field(time_name, entity_time->type()));
+      out_columns.push_back(std::make_shared<arrow::ChunkedArray>(entity_time));
+    } else {
+      out_fields.push_back(entity_schema.field(i));
+      out_columns.push_back(entity_table->column(i));
+    }
+  }
+  for (const auto& group : resolved.views) {
+    for (const auto& name : group.output_names) {
+      if (entity_schema.GetFieldIndex(name) >= 0) {
+        return Status::InvalidArgument(
+            fmt::format("feature '{}' of view '{}' has the name of an entity column; use "
+                        "--full-feature-names or rename the entity column",
+                        name, group.view->name));
+      }
+    }
+  }
+
+  // The memory budget covers the whole retrieval: the entity rows and the output columns already
+  // built are subtracted from what a view's join may use, as is twice the view's own output
+  // (its columns are gathered, then put back into input order).
+  int64_t held = 0;
+  for (const auto& column : entity_table->columns()) {
+    for (const auto& chunk : column->chunks()) held += arrow::util::TotalBufferSize(*chunk);
+  }
+  int64_t resident = held;
+  for (const auto& group : resolved.views) {
+    for (const auto& f : group.features) {
+      resident += n * ValueWidth(group.view->FindFeature(f)->type);
+    }
+  }
+  if (stats != nullptr) stats->resident_bytes = resident;
+  for (const auto& group : resolved.views) {
+    const FeatureView& view = *group.view;
+    int64_t view_output = 0;
+    for (const auto& f : group.features) view_output += n * ValueWidth(view.FindFeature(f)->type);
+    const int64_t join_budget = std::max(request.memory_budget_bytes - held - 2 * view_output,
+                                         request.memory_budget_bytes / 4);
+    held += view_output;
+    SourceScanOptions scan_options;
+    scan_options.features = group.features;
+    if (max_t) {
+      scan_options.end = Timestamp::FromMicros(*max_t);
+      if (view.ttl.micros > 0) scan_options.start = Timestamp::FromMicros(*min_t) - view.ttl;
+    }
+    // Planning only (key types, the row estimate); the join reads the source itself.
+    SourceScanOptions plan_options = scan_options;
+    plan_options.with_features = false;
+    GRANARY_ASSIGN_OR_RAISE(auto scan,
+                            FeatureSourceScan::Open(config.root, defs, view, plan_options));
+    // The entity side: the view's join keys cast to the entity's declared types, and the time.
+    arrow::FieldVector fields;
+    arrow::ArrayVector arrays;
+    for (size_t k = 0; k < scan->join_keys().size(); ++k) {
+      const std::string& key = scan->join_keys()[k];
+      int index = entity_schema.GetFieldIndex(key);
+      if (index < 0) {
+        return Status::InvalidArgument(fmt::format(
+            "the entity rows have no column '{}', a join key of feature view '{}' (columns: {})",
+            key, view.name, Join(entity_schema.field_names(), ", ")));
+      }
+      const auto& key_field = scan->schema()->field(static_cast<int>(k));
+      GRANARY_ASSIGN_OR_RAISE(ValueType type, FromArrowType(*key_field->type()));
+      GRANARY_ASSIGN_OR_RAISE(auto raw, Combined(entity_table->column(index)));
+      auto cast = CastToValueType(raw, type, key);
+      if (!cast.ok()) return cast.status().WithContext("entity rows");
+      fields.push_back(key_field);
+      arrays.push_back(*cast);
+    }
+    fields.push_back(arrow::field(kEventTimestampColumn, entity_time->type()));
+    arrays.push_back(entity_time);
+    auto entity_batch = arrow::RecordBatch::Make(arrow::schema(fields), n, arrays);
+
+    if (!max_t) {
+      // No entity row has a time: nothing to look up, every value is null (the source was still
+      // opened above, so a missing or unreadable source is reported all the same).
+      for (size_t f = 0; f < group.features.size(); ++f) {
+        auto type = ToArrowType(view.FindFeature(group.features[f])->type);
+        auto nulls = arrow::MakeArrayOfNull(type, n);
+        if (!nulls.ok()) return Status::Internal(nulls.status().ToString());
+        out_fields.push_back(arrow::field(group.output_names[f], type));
+        out_columns.push_back(std::make_shared<arrow::ChunkedArray>(*nulls));
+      }
+      if (stats != nullptr) stats->views.push_back({view.name, {}});
+      continue;
+    }
+    JoinOptions join_options;
+    join_options.memory_budget_bytes = join_budget;
+    join_options.threads = request.threads;
+    join_options.created_timestamp_cutoff = request.created_timestamp_cutoff;
+    join_options.spill_dir = request.spill_dir;
+    std::unique_ptr<Progress> progress;
+    // A progress line only for work long enough to watch (a million rows or an unknown count).
+    const int64_t estimate = scan->stats().rows_estimated;
+    if (request.show_progress && (estimate == 0 || estimate >= 1'000'000)) {
+      progress = std::make_unique<Progress>(view.name, estimate, "rows");
+      join_options.progress = progress.get();
+    }
+    scan.reset();
+    ViewSource source{config.root, &defs, &view, scan_options};
+    ViewJoinStats view_stats;
+    GRANARY_ASSIGN_OR_RAISE(auto columns,
+                            PointInTimeJoin(*entity_batch, source, join_options, &view_stats));
+    if (progress) progress->Finish();
+    for (size_t f = 0; f < columns.size(); ++f) {
+      out_fields.push_back(arrow::field(group.output_names[f], columns[f]->type()));
+      out_columns.push_back(columns[f]);
+    }
+    if (stats != nullptr) stats->views.push_back({view.name, view_stats});
+  }
+  return arrow::Table::Make(arrow::schema(out_fields), out_columns, n);
+}
+
+}  // namespace granary

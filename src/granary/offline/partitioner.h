@@ -1,0 +1,95 @@
+// EntityPartitioner: splits a stream of rows by a hash of their join keys into a fixed number of
+// partitions, in bounded memory. Rows of one entity always land in the same partition, so a join
+// or a "latest row per entity" can then work one partition at a time.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "granary/common/result.h"
+#include "granary/common/temp_dir.h"
+
+namespace arrow {
+class RecordBatch;
+class Schema;
+class Table;
+namespace ipc {
+class RecordBatchWriter;
+}
+}  // namespace arrow
+
+namespace granary {
+
+struct PartitionerOptions {
+  int num_partitions = 64;  // at least 1
+  // Bytes of buffered rows kept in memory; past it, the largest partitions are written to Arrow
+  // IPC files until half of it is left. The bound counts Arrow buffers of the buffered batches.
+  int64_t memory_budget_bytes = int64_t{1} << 30;
+  // Folder for the spill folder (a TempDir made on the first spill); empty: the system's temp dir.
+  std::filesystem::path spill_parent;
+};
+
+struct PartitionerStats {
+  int64_t rows = 0;
+  int64_t bytes_in_memory = 0;       // now
+  int64_t peak_bytes_in_memory = 0;  // highest seen
+  int64_t bytes_spilled = 0;         // written to spill files, in total
+  int64_t spills = 0;                // partition flushes to disk
+};
+
+// Not thread-safe while appending; after Finish(), ReadPartition() may run on several threads at
+// once, while Release() belongs to the one thread that owns the partitioner.
+class EntityPartitioner {
+ public:
+  // `key_columns` name columns of `schema`; their types must be supported by KeyColumns.
+  static Result<std::unique_ptr<EntityPartitioner>> Make(std::shared_ptr<arrow::Schema> schema,
+                                                         std::vector<std::string> key_columns,
+                                                         PartitionerOptions options);
+  ~EntityPartitioner();
+
+  // The partition of a row whose key hash (KeyColumns::HashRows) is `hash`: the high bits, so a
+  // join may bucket by the low bits within a partition without correlation.
+  static int PartitionOf(uint64_t hash, int num_partitions) {
+    return static_cast<int>(((hash >> 32) * static_cast<uint64_t>(num_partitions)) >> 32);
+  }
+
+  // Appends the rows of `batch` (of the partitioner's schema) to their partitions, keeping their
+  // order; may spill. Rows with a null key go to partition 0.
+  Status Append(const std::shared_ptr<arrow::RecordBatch>& batch);
+  // Ends appending: closes spill files. Append after Finish is an error.
+  Status Finish();
+
+  int num_partitions() const { return options_.num_partitions; }
+  // All rows of partition `i`, in the order they were appended (spilled rows, then the ones
+  // still in memory). Reading does not release them; Release() does.
+  Result<std::shared_ptr<arrow::Table>> ReadPartition(int i) const;
+  // Drops partition `i`'s buffered rows and spill file.
+  void Release(int i);
+
+  const PartitionerStats& stats() const { return stats_; }
+
+ private:
+  EntityPartitioner(std::shared_ptr<arrow::Schema> schema, std::vector<int> key_indices,
+                    PartitionerOptions options);
+  Status SpillLargest();
+  Status SpillPartition(int i);
+
+  struct Partition {
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+    int64_t bytes = 0;
+    std::filesystem::path spill_path;
+    std::shared_ptr<arrow::ipc::RecordBatchWriter> writer;
+  };
+  std::shared_ptr<arrow::Schema> schema_;
+  std::vector<int> key_indices_;
+  PartitionerOptions options_;
+  std::vector<Partition> partitions_;
+  std::optional<TempDir> spill_dir_;
+  bool finished_ = false;
+  PartitionerStats stats_;
+};
+
+}  // namespace granary

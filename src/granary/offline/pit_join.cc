@@ -1,0 +1,348 @@
+// PointInTimeJoin: the match pass (in memory or partitioned with spill) and the gather pass.
+#include "granary/offline/pit_join.h"
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <arrow/util/byte_size.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "granary/common/progress.h"
+#include "granary/offline/key_hash.h"
+#include "granary/offline/partitioner.h"
+#include "granary/offline/pit_stream.h"
+
+namespace granary {
+namespace {
+
+constexpr const char* kRowIndexColumn = "__granary_row";
+
+int64_t BatchBytes(const arrow::RecordBatch& batch) {
+  int64_t total = 0;
+  for (const auto& column : batch.columns()) total += arrow::util::TotalBufferSize(*column);
+  return total;
+}
+
+// Matching state per feature row besides its keys and times: a 32-byte record and 8 bytes of
+// hash while the records are built.
+constexpr int64_t kStateBytesPerRow = 40;
+
+Result<std::shared_ptr<arrow::Array>> Int64Array(const std::vector<int64_t>& values) {
+  arrow::Int64Builder builder;
+  if (!builder.AppendValues(values).ok()) return Status::Internal("out of memory");
+  std::shared_ptr<arrow::Array> out;
+  if (!builder.Finish(&out).ok()) return Status::Internal("out of memory");
+  return out;
+}
+
+// Columns of a match-pass batch: keys, event time, created time (or -1), row index (or -1).
+struct MatchLayout {
+  int key_count = 0;
+  int ts_index = 0;
+  int created_index = -1;
+  int row_index = -1;
+};
+
+// Matches entity rows against match-pass batches held in memory: the chosen row of each.
+Result<std::vector<ChosenRow>> MatchBatches(
+    const arrow::RecordBatch& entities, const std::vector<std::string>& join_keys,
+    const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches, const MatchLayout& layout,
+    Duration ttl, const JoinOptions& options) {
+  std::vector<std::shared_ptr<arrow::Array>> entity_key_arrays;
+  for (const auto& k : join_keys) entity_key_arrays.push_back(entities.GetColumnByName(k));
+  GRANARY_ASSIGN_OR_RAISE(KeyColumns entity_keys, KeyColumns::Make(entity_key_arrays));
+  std::vector<KeyColumns> feature_keys;
+  feature_keys.reserve(batches.size());
+  for (const auto& batch : batches) {
+    std::vector<std::shared_ptr<arrow::Array>> keys(batch->columns().begin(),
+                                                    batch->columns().begin() + layout.key_count);
+    GRANARY_ASSIGN_OR_RAISE(KeyColumns kc, KeyColumns::Make(std::move(keys)));
+    feature_keys.push_back(std::move(kc));
+  }
+  std::vector<FeatureRowsView> views;
+  int64_t offset = 0;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    const auto& batch = *batches[i];
+    FeatureRowsView view;
+    view.keys = &feature_keys[i];
+    view.event_ts = batch.column(layout.ts_index).get();
+    view.created_ts =
+        layout.created_index >= 0 ? batch.column(layout.created_index).get() : nullptr;
+    view.index_offset = offset;
+    view.row_index = layout.row_index >= 0 ? batch.column(layout.row_index).get() : nullptr;
+    views.push_back(view);
+    offset += batch.num_rows();
+  }
+  return MatchPointInTime(entity_keys, *entities.GetColumnByName(kEventTimestampColumn), views, ttl,
+                          options.created_timestamp_cutoff, options.threads);
+}
+
+// Pass 1: each entity row's chosen feature row.
+Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
+                                         const ViewSource& source, const JoinOptions& options,
+                                         ViewJoinStats* stats, SourceScanStats* scan_stats) {
+  SourceScanOptions scan_options = source.options;
+  scan_options.with_features = false;
+  GRANARY_ASSIGN_OR_RAISE(auto scan, FeatureSourceScan::Open(source.repo_root, *source.defs,
+                                                             *source.view, scan_options));
+  const auto& join_keys = scan->join_keys();
+  MatchLayout layout;
+  layout.key_count = static_cast<int>(join_keys.size());
+  layout.ts_index = scan->event_timestamp_index();
+  layout.created_index = scan->has_created_timestamp() ? layout.ts_index + 1 : -1;
+  const Duration ttl = source.view->ttl;
+  const int64_t budget = std::max<int64_t>(options.memory_budget_bytes, 1);
+  const int64_t n = entities.num_rows();
+  const int threads =
+      options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  int64_t reported = 0;  // rows read from files, as told to the progress reporter
+  auto report = [&] {
+    if (options.progress == nullptr) return;
+    options.progress->Add(scan->stats().rows_scanned - reported);
+    reported = scan->stats().rows_scanned;
+  };
+
+  // When the entity side fits in half the budget, stream: feature rows are offered to entity
+  // rows and dropped, so memory does not grow with the source.
+  if (StreamingMatcher::MemoryFor(n, threads) <= budget / 2) {
+    std::vector<std::shared_ptr<arrow::Array>> entity_key_arrays;
+    for (const auto& k : join_keys) entity_key_arrays.push_back(entities.GetColumnByName(k));
+    GRANARY_ASSIGN_OR_RAISE(KeyColumns entity_keys, KeyColumns::Make(entity_key_arrays));
+    auto entity_ts = entities.GetColumnByName(kEventTimestampColumn);
+    GRANARY_ASSIGN_OR_RAISE(auto matcher,
+                            StreamingMatcher::Make(&entity_keys, entity_ts.get(), ttl,
+                                                   options.created_timestamp_cutoff, threads));
+    int64_t offset = 0;
+    while (true) {
+      GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
+      report();
+      if (batch == nullptr) break;
+      std::vector<std::shared_ptr<arrow::Array>> keys(batch->columns().begin(),
+                                                      batch->columns().begin() + layout.key_count);
+      GRANARY_ASSIGN_OR_RAISE(KeyColumns feature_keys, KeyColumns::Make(std::move(keys)));
+      GRANARY_RETURN_NOT_OK(matcher->Offer(
+          feature_keys, *batch->column(layout.ts_index),
+          layout.created_index >= 0 ? batch->column(layout.created_index).get() : nullptr, offset));
+      offset += batch->num_rows();
+    }
+    *scan_stats = scan->stats();
+    stats->partitions = 0;
+    return matcher->Finish();
+  }
+
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  int64_t bytes = 0, rows = 0;
+  std::unique_ptr<EntityPartitioner> partitioner;
+  std::shared_ptr<arrow::Schema> indexed_schema;
+  // Past the budget, rows carry their read index into the partitions.
+  auto with_index = [&](const std::shared_ptr<arrow::RecordBatch>& batch,
+                        int64_t first) -> Result<std::shared_ptr<arrow::RecordBatch>> {
+    std::vector<int64_t> index(batch->num_rows());
+    for (int64_t i = 0; i < batch->num_rows(); ++i) index[i] = first + i;
+    GRANARY_ASSIGN_OR_RAISE(auto array, Int64Array(index));
+    auto added = batch->AddColumn(batch->num_columns(), kRowIndexColumn, array);
+    if (!added.ok()) return Status::Internal(added.status().ToString());
+    return *added;
+  };
+  while (true) {
+    GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
+    report();
+    if (batch == nullptr) break;
+    const int64_t first = rows;
+    rows += batch->num_rows();
+    if (partitioner != nullptr) {
+      GRANARY_ASSIGN_OR_RAISE(auto indexed, with_index(batch, first));
+      GRANARY_RETURN_NOT_OK(partitioner->Append(indexed));
+      continue;
+    }
+    bytes += BatchBytes(*batch);
+    batches.push_back(std::move(batch));
+    if (bytes + rows * kStateBytesPerRow > budget) {
+      // Each partition's rows and matching state take about a quarter of the budget.
+      const int64_t per_row = bytes / rows + kStateBytesPerRow + 8;
+      const int64_t estimate = std::max(scan->stats().rows_estimated, rows) * per_row;
+      const int64_t parts = std::clamp<int64_t>((estimate * 4 + budget - 1) / budget, 2, 4096);
+      PartitionerOptions popts;
+      popts.num_partitions = static_cast<int>(parts);
+      popts.memory_budget_bytes = budget / 2;
+      popts.spill_parent = options.spill_dir;
+      indexed_schema = batches.front()->schema();
+      auto added = indexed_schema->AddField(indexed_schema->num_fields(),
+                                            arrow::field(kRowIndexColumn, arrow::int64()));
+      if (!added.ok()) return Status::Internal(added.status().ToString());
+      indexed_schema = *added;
+      GRANARY_ASSIGN_OR_RAISE(partitioner,
+                              EntityPartitioner::Make(indexed_schema, join_keys, popts));
+      int64_t at = 0;
+      for (auto& b : batches) {
+        GRANARY_ASSIGN_OR_RAISE(auto indexed, with_index(b, at));
+        at += b->num_rows();
+        b.reset();
+        GRANARY_RETURN_NOT_OK(partitioner->Append(indexed));
+      }
+      batches.clear();
+    }
+  }
+  *scan_stats = scan->stats();
+  if (partitioner == nullptr) {
+    stats->partitions = 1;
+    return MatchBatches(entities, join_keys, batches, layout, ttl, options);
+  }
+  GRANARY_RETURN_NOT_OK(partitioner->Finish());
+  layout.row_index = indexed_schema->num_fields() - 1;
+  const int parts = partitioner->num_partitions();
+  // Entity rows by partition, in input order within each.
+  std::vector<std::shared_ptr<arrow::Array>> entity_key_arrays;
+  for (const auto& k : join_keys) entity_key_arrays.push_back(entities.GetColumnByName(k));
+  GRANARY_ASSIGN_OR_RAISE(KeyColumns entity_keys, KeyColumns::Make(entity_key_arrays));
+  std::vector<std::vector<int64_t>> rows_of(parts);
+  {
+    std::vector<uint64_t> hashes(n);
+    entity_keys.HashRows(hashes.data());
+    for (int64_t i = 0; i < n; ++i) {
+      rows_of[entity_keys.IsNull(i) ? 0 : EntityPartitioner::PartitionOf(hashes[i], parts)]
+          .push_back(i);
+    }
+  }
+  std::vector<ChosenRow> winners(n);
+  auto all_entities = arrow::RecordBatch::Make(entities.schema(), n, entities.columns());
+  for (int p = 0; p < parts; ++p) {
+    if (rows_of[p].empty()) {
+      partitioner->Release(p);
+      continue;
+    }
+    GRANARY_ASSIGN_OR_RAISE(auto table, partitioner->ReadPartition(p));
+    partitioner->Release(p);
+    GRANARY_ASSIGN_OR_RAISE(auto entity_rows, Int64Array(rows_of[p]));
+    auto part_entities = arrow::compute::Take(all_entities, entity_rows);
+    if (!part_entities.ok()) return Status::Internal(part_entities.status().ToString());
+    arrow::TableBatchReader reader(*table);
+    auto part_batches = reader.ToRecordBatches();
+    if (!part_batches.ok()) return Status::Internal("cannot read a partition");
+    GRANARY_ASSIGN_OR_RAISE(auto part_winners,
+                            MatchBatches(*part_entities->record_batch(), join_keys, *part_batches,
+                                         layout, ttl, options));
+    for (size_t i = 0; i < rows_of[p].size(); ++i) winners[rows_of[p][i]] = part_winners[i];
+    rows_of[p] = {};
+  }
+  stats->partitions = parts;
+  stats->bytes_spilled = partitioner->stats().bytes_spilled;
+  return winners;
+}
+
+bool SamePlan(const SourceScanStats& a, const SourceScanStats& b) {
+  return a.files_total == b.files_total && a.files_pruned == b.files_pruned &&
+         a.row_groups_total == b.row_groups_total && a.row_groups_pruned == b.row_groups_pruned &&
+         a.rows_estimated == b.rows_estimated;
+}
+
+}  // namespace
+
+Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
+    const arrow::RecordBatch& entities, const ViewSource& source, const JoinOptions& options,
+    ViewJoinStats* stats) {
+  ViewJoinStats local_stats;
+  if (stats == nullptr) stats = &local_stats;
+  SourceScanStats match_stats;
+  GRANARY_ASSIGN_OR_RAISE(auto winners, MatchPass(entities, source, options, stats, &match_stats));
+  stats->scan = match_stats;
+  const int64_t n = entities.num_rows();
+
+  if (options.after_match_pass) options.after_match_pass();
+  // Chosen rows in read order, with the entity rows that chose them.
+  struct Gather {
+    int64_t index;
+    int64_t entity_row;
+    int64_t event_ts;
+    bool operator<(const Gather& o) const { return index < o.index; }
+  };
+  std::vector<Gather> chosen;
+  for (int64_t i = 0; i < n; ++i) {
+    if (winners[i].index >= 0) chosen.push_back({winners[i].index, i, winners[i].event_ts});
+  }
+  winners = {};
+  std::sort(chosen.begin(), chosen.end());
+  stats->rows_matched = static_cast<int64_t>(chosen.size());
+
+  // Pass 2: the same rows again (same files, row groups and filter, so the same read indices),
+  // now with the features; keep the chosen rows only.
+  SourceScanOptions scan_options = source.options;
+  scan_options.with_join_keys = false;
+  scan_options.with_created_timestamp = false;
+  GRANARY_ASSIGN_OR_RAISE(auto scan, FeatureSourceScan::Open(source.repo_root, *source.defs,
+                                                             *source.view, scan_options));
+  const int first_feature = scan->event_timestamp_index() + 1;
+  const auto schema = scan->schema();
+  const int feature_count = schema->num_fields() - first_feature;
+  std::vector<arrow::ArrayVector> pieces(feature_count);
+  std::vector<int64_t> gathered_rows;  // entity row of each gathered value, in gather order
+  gathered_rows.reserve(chosen.size());
+  size_t next = 0;
+  int64_t offset = 0;
+  bool changed = !SamePlan(scan->stats(), match_stats);
+  const int ts_index = scan->event_timestamp_index();
+  while (!changed && next < chosen.size()) {
+    GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
+    if (batch == nullptr) break;
+    const int64_t end = offset + batch->num_rows();
+    const int64_t* ts = batch->column(ts_index)->data()->GetValues<int64_t>(1);
+    std::vector<int64_t> local;
+    for (; next < chosen.size() && chosen[next].index < end; ++next) {
+      const int64_t row = chosen[next].index - offset;
+      // The same read position must hold the same row as in the match pass.
+      if (ts[row] != chosen[next].event_ts) changed = true;
+      local.push_back(row);
+      gathered_rows.push_back(chosen[next].entity_row);
+    }
+    offset = end;
+    if (local.empty()) continue;
+    GRANARY_ASSIGN_OR_RAISE(auto indices, Int64Array(local));
+    for (int c = 0; c < feature_count; ++c) {
+      auto taken = arrow::compute::Take(*batch->column(first_feature + c), *indices);
+      if (!taken.ok()) return Status::Internal(taken.status().ToString());
+      pieces[c].push_back(*taken);
+    }
+  }
+  if (changed || next < chosen.size()) {
+    return Status::FailedPrecondition(fmt::format(
+        "feature view '{}': its source changed while it was being read (files were added, "
+        "removed or rewritten between the two passes of the join); run the retrieval again",
+        source.view->name));
+  }
+  chosen = {};
+  // Put the gathered values into entity order: entity row i takes gathered position p(i).
+  arrow::Int64Builder order;
+  if (!order.Resize(n).ok()) return Status::Internal("out of memory");
+  {
+    std::vector<int64_t> position(n, -1);
+    for (size_t p = 0; p < gathered_rows.size(); ++p) position[gathered_rows[p]] = p;
+    for (int64_t i = 0; i < n; ++i) {
+      if (position[i] < 0) {
+        order.UnsafeAppendNull();
+      } else {
+        order.UnsafeAppend(position[i]);
+      }
+    }
+  }
+  std::shared_ptr<arrow::Array> order_array;
+  if (!order.Finish(&order_array).ok()) return Status::Internal("out of memory");
+  std::vector<std::shared_ptr<arrow::ChunkedArray>> out;
+  for (int c = 0; c < feature_count; ++c) {
+    const auto& type = schema->field(first_feature + c)->type();
+    if (pieces[c].empty()) {
+      auto nulls = arrow::MakeArrayOfNull(type, n);
+      if (!nulls.ok()) return Status::Internal(nulls.status().ToString());
+      out.push_back(std::make_shared<arrow::ChunkedArray>(*nulls));
+      continue;
+    }
+    auto column = std::make_shared<arrow::ChunkedArray>(std::move(pieces[c]), type);
+    auto taken = arrow::compute::Take(column, order_array);
+    if (!taken.ok()) return Status::Internal(taken.status().ToString());
+    out.push_back(taken->chunked_array());
+  }
+  return out;
+}
+
+}  // namespace granary

@@ -1,0 +1,108 @@
+// The point-in-time join: for each entity row (keys, t), the feature row of one view with the same
+// keys and the latest event timestamp in [t - ttl, t] (ties: latest created timestamp, then the
+// row read last). The exact rules are in docs/POINT_IN_TIME.md.
+//
+// Engine, per view, in two passes over the source (FeatureSourceScan):
+//  1. match: read only join keys and timestamps. When the entity rows' matching state fits in
+//     half the memory budget (the usual case), feature rows stream through a StreamingMatcher
+//     (pit_stream.h) and are not kept. Otherwise keys and times are held while they fit in the
+//     budget, or else split by a hash of the join keys into partitions (EntityPartitioner,
+//     spilling to Arrow IPC files) and matched one partition at a time: rows are bucketed by key
+//     hash, each bucket sorted by (key hash, event time, created time, read order) and swept, on
+//     all cores. The result: for each entity row, the read position of its chosen feature row.
+//  2. gather: read the features and keep only the chosen rows, then put them in entity order.
+// Feature values of rows that are not chosen are decoded but never held, so memory scales with
+// the entity rows and the output (streaming), or with the keys and times of the range up to the
+// budget (otherwise), never with the width of the view.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "granary/common/result.h"
+#include "granary/common/time.h"
+#include "granary/offline/source_scan.h"
+#include "granary/registry/definitions.h"
+
+namespace arrow {
+class Array;
+class ChunkedArray;
+class RecordBatch;
+}  // namespace arrow
+
+namespace granary {
+
+class KeyColumns;
+class Progress;
+
+// 2 GiB: the default memory budget of training-set retrieval.
+inline constexpr int64_t kDefaultMemoryBudget = int64_t{2} << 30;
+
+struct JoinOptions {
+  // Bytes of feature data (and join state) held in memory at once; past it the engine spills.
+  int64_t memory_budget_bytes = kDefaultMemoryBudget;
+  int threads = 0;  // 0: every core
+  // Ignore feature rows whose created timestamp is after the entity row's time.
+  bool created_timestamp_cutoff = false;
+  std::filesystem::path spill_dir;  // empty: the system's temp dir
+  Progress* progress = nullptr;     // counts rows read from the source's files; may be null
+  // Called between the match pass and the gather pass; for tests that change the source there.
+  std::function<void()> after_match_pass;
+};
+
+struct ViewJoinStats {
+  SourceScanStats scan;  // the match pass (keys and times)
+  // How the match pass ran: 0 streamed (StreamingMatcher: the entity side fit in half the
+  // budget), 1 sorted in memory, >1 partitioned (and spilled past the budget).
+  int partitions = 0;
+  int64_t bytes_spilled = 0;  // written to spill files
+  int64_t rows_matched = 0;   // entity rows that got a feature row
+};
+
+// One chunk of feature rows as the matcher sees it. Each row has an index in the read order:
+// `row_index[i]` (int64, ascending across all chunks) when given, else `index_offset + i`.
+struct FeatureRowsView {
+  const KeyColumns* keys;
+  const arrow::Array* event_ts;    // timestamp[us, UTC], never null (the scan drops those)
+  const arrow::Array* created_ts;  // timestamp[us, UTC] or null when the source has none
+  int64_t index_offset = 0;
+  const arrow::Array* row_index = nullptr;
+};
+
+// A feature row chosen for an entity row: its index in the read order (-1: none) and its event
+// time in microseconds (so a second read can check it is the same row).
+struct ChosenRow {
+  int64_t index = -1;
+  int64_t event_ts = 0;
+};
+
+// The matching step alone: for each entity row, the feature row that the rules choose. Entity
+// rows with a null key or time get none. `ttl` 0 means no lower bound. Runs on `threads` threads
+// (0: every core). Exposed for tests and benchmarks.
+Result<std::vector<ChosenRow>> MatchPointInTime(const KeyColumns& entity_keys,
+                                                const arrow::Array& entity_ts,
+                                                const std::vector<FeatureRowsView>& features,
+                                                Duration ttl, bool created_timestamp_cutoff,
+                                                int threads);
+
+// What to read for one view: the source of `view` (resolved against `repo_root`), over
+// `options`' time range and features. The join sets the with_* columns of each pass itself.
+struct ViewSource {
+  std::filesystem::path repo_root;
+  const Definitions* defs = nullptr;
+  const FeatureView* view = nullptr;
+  SourceScanOptions options;
+};
+
+// Joins one feature view to the entity rows. `entities` has the view's join key columns (named and
+// typed as the entities declare) and `event_timestamp` (timestamp[us, UTC]). Returns one column
+// per requested feature, in order, with exactly one value per entity row, in the entities' order
+// (null when no feature row qualifies). If the source changes between the two passes (files
+// added or rewritten), the join fails with an error rather than mixing versions.
+Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
+    const arrow::RecordBatch& entities, const ViewSource& source, const JoinOptions& options,
+    ViewJoinStats* stats);
+
+}  // namespace granary

@@ -1,0 +1,205 @@
+#include "granary/offline/pit_stream.h"
+
+#include <arrow/api.h>
+
+#include <algorithm>
+#include <thread>
+
+namespace granary {
+namespace {
+
+// A feature row offered to an entity row; index -1 means none. Ordered by (ts, created, index).
+struct Candidate {
+  int64_t ts = 0;
+  int64_t created = INT64_MIN;
+  int64_t index = -1;
+
+  bool Beats(const Candidate& o) const {
+    if (o.index < 0) return index >= 0;
+    if (ts != o.ts) return ts > o.ts;
+    if (created != o.created) return created > o.created;
+    return index > o.index;
+  }
+};
+
+struct Group {
+  uint64_t hash;
+  int64_t representative;  // an entity row of this key, for exact key comparison
+  int64_t begin, end;      // its slots
+};
+
+}  // namespace
+
+struct StreamingMatcher::Impl {
+  const KeyColumns* entity_keys;
+  Duration ttl;
+  bool cutoff;
+  int threads;
+  bool injective;
+  // Slots: the usable entity rows grouped by key, each group sorted by time.
+  std::vector<int64_t> slot_row;
+  std::vector<int64_t> slot_ts;
+  std::vector<Group> groups;
+  std::vector<int32_t> table;  // open addressing over groups; -1 empty
+  uint64_t mask = 0;
+  std::vector<std::vector<Candidate>> best;  // per worker, per slot
+  int64_t entity_rows = 0;
+};
+
+StreamingMatcher::~StreamingMatcher() = default;
+
+int64_t StreamingMatcher::MemoryFor(int64_t entity_rows, int threads) {
+  // Slots (16 B), sort records (24 B), groups and table (~40 B), offers (24 B per worker).
+  return entity_rows * (80 + 24 * static_cast<int64_t>(std::max(1, threads)));
+}
+
+Result<std::unique_ptr<StreamingMatcher>> StreamingMatcher::Make(const KeyColumns* entity_keys,
+                                                                 const arrow::Array* entity_ts,
+                                                                 Duration ttl,
+                                                                 bool created_timestamp_cutoff,
+                                                                 int threads) {
+  std::unique_ptr<StreamingMatcher> m(new StreamingMatcher());
+  m->impl_ = std::make_unique<Impl>();
+  Impl& s = *m->impl_;
+  s.entity_keys = entity_keys;
+  s.ttl = ttl;
+  s.cutoff = created_timestamp_cutoff;
+  s.threads = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
+  s.injective = entity_keys->hash_is_injective();
+  const int64_t n = entity_keys->length();
+  s.entity_rows = n;
+  struct Record {
+    uint64_t hash;
+    int64_t ts;
+    int64_t row;
+  };
+  std::vector<Record> records;
+  records.reserve(n);
+  {
+    std::vector<uint64_t> hashes(n);
+    entity_keys->HashRows(hashes.data());
+    const int64_t* ts = entity_ts->data()->GetValues<int64_t>(1);
+    for (int64_t i = 0; i < n; ++i) {
+      if (entity_keys->IsNull(i) || entity_ts->IsNull(i)) continue;
+      records.push_back({hashes[i], ts[i], i});
+    }
+  }
+  std::sort(records.begin(), records.end(), [](const Record& a, const Record& b) {
+    if (a.hash != b.hash) return a.hash < b.hash;
+    if (a.ts != b.ts) return a.ts < b.ts;
+    return a.row < b.row;
+  });
+  // Runs of equal hash are one key, unless hashes collide: then split the run by exact key,
+  // keeping each key's rows in time order.
+  for (size_t begin = 0; begin < records.size();) {
+    size_t end = begin;
+    while (end < records.size() && records[end].hash == records[begin].hash) ++end;
+    std::vector<int64_t> reps;  // representative row of each key in the run
+    std::vector<int> key_of(end - begin, 0);
+    if (!s.injective) {
+      for (size_t i = begin; i < end; ++i) {
+        size_t k = 0;
+        while (k < reps.size() && !entity_keys->Equals(reps[k], *entity_keys, records[i].row)) ++k;
+        if (k == reps.size()) reps.push_back(records[i].row);
+        key_of[i - begin] = static_cast<int>(k);
+      }
+    } else {
+      reps.push_back(records[begin].row);
+    }
+    for (size_t k = 0; k < reps.size(); ++k) {
+      Group g{records[begin].hash, reps[k], static_cast<int64_t>(s.slot_row.size()), 0};
+      for (size_t i = begin; i < end; ++i) {
+        if (key_of[i - begin] != static_cast<int>(k)) continue;
+        s.slot_row.push_back(records[i].row);
+        s.slot_ts.push_back(records[i].ts);
+      }
+      g.end = static_cast<int64_t>(s.slot_row.size());
+      s.groups.push_back(g);
+    }
+    begin = end;
+  }
+  records = {};
+  size_t capacity = 16;
+  while (capacity < s.groups.size() * 2) capacity <<= 1;
+  s.mask = capacity - 1;
+  s.table.assign(capacity, -1);
+  for (size_t g = 0; g < s.groups.size(); ++g) {
+    uint64_t at = s.groups[g].hash & s.mask;
+    while (s.table[at] >= 0) at = (at + 1) & s.mask;
+    s.table[at] = static_cast<int32_t>(g);
+  }
+  s.best.assign(s.threads, std::vector<Candidate>(s.slot_row.size()));
+  return m;
+}
+
+Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event_ts,
+                               const arrow::Array* created_ts, int64_t index_offset) {
+  Impl& s = *impl_;
+  const int64_t rows = keys.length();
+  if (rows == 0 || s.groups.empty()) return Status::OK();
+  std::vector<uint64_t> hashes(rows);
+  keys.HashRows(hashes.data());
+  const int64_t* ts = event_ts.data()->GetValues<int64_t>(1);
+  const int64_t* created = created_ts ? created_ts->data()->GetValues<int64_t>(1) : nullptr;
+  const bool injective = s.injective && keys.hash_is_injective();
+  auto work = [&](int worker, int64_t from, int64_t to) {
+    std::vector<Candidate>& best = s.best[worker];
+    for (int64_t i = from; i < to; ++i) {
+      if (keys.IsNull(i) || event_ts.IsNull(i)) continue;
+      const Group* group = nullptr;
+      for (uint64_t at = hashes[i] & s.mask;; at = (at + 1) & s.mask) {
+        const int32_t g = s.table[at];
+        if (g < 0) break;
+        const Group& candidate = s.groups[g];
+        if (candidate.hash == hashes[i] &&
+            (injective || s.entity_keys->Equals(candidate.representative, keys, i))) {
+          group = &candidate;
+          break;
+        }
+      }
+      if (group == nullptr) continue;
+      Candidate offer;
+      offer.ts = ts[i];
+      offer.created = created != nullptr && created_ts->IsValid(i) ? created[i] : INT64_MIN;
+      offer.index = index_offset + i;
+      const int64_t activation = s.cutoff ? std::max(offer.ts, offer.created) : offer.ts;
+      const int64_t* first = s.slot_ts.data() + group->begin;
+      const int64_t* last = s.slot_ts.data() + group->end;
+      const int64_t slot = std::lower_bound(first, last, activation) - s.slot_ts.data();
+      if (slot >= group->end) continue;  // after every entity row of its key
+      if (offer.Beats(best[slot])) best[slot] = offer;
+    }
+  };
+  const int workers = rows >= 4096 ? s.threads : 1;
+  if (workers == 1) {
+    work(0, 0, rows);
+    return Status::OK();
+  }
+  std::vector<std::thread> pool;
+  for (int w = 1; w < workers; ++w) {
+    pool.emplace_back(work, w, rows * w / workers, rows * (w + 1) / workers);
+  }
+  work(0, 0, rows / workers);
+  for (auto& t : pool) t.join();
+  return Status::OK();
+}
+
+std::vector<ChosenRow> StreamingMatcher::Finish() {
+  Impl& s = *impl_;
+  std::vector<ChosenRow> out(s.entity_rows);
+  for (const Group& group : s.groups) {
+    Candidate running;
+    for (int64_t slot = group.begin; slot < group.end; ++slot) {
+      for (const auto& per_worker : s.best) {
+        if (per_worker[slot].Beats(running)) running = per_worker[slot];
+      }
+      if (running.index < 0) continue;
+      const int64_t t = s.slot_ts[slot];
+      if (s.ttl.micros > 0 && running.ts < t - s.ttl.micros) continue;
+      out[s.slot_row[slot]] = {running.index, running.ts};
+    }
+  }
+  return out;
+}
+
+}  // namespace granary

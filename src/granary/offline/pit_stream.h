@@ -1,0 +1,51 @@
+// StreamingMatcher: the point-in-time match with memory that depends on the entity rows only.
+//
+// The entity rows are grouped by join key (a hash table of groups, each group's rows sorted by
+// time). Each feature row, as it streams by, is "offered" to the first entity row of its key whose
+// time is at or after the feature row's activation time: its event time, or with the created
+// timestamp cutoff the later of its event and created times. An entity row's choice is then the
+// greatest offer (by event time, created time, read order) made to it or to an earlier row of its
+// group, a running maximum along the group; it is dropped when its event time is older than the
+// entity row's time minus the ttl (then every other offer is older too). This gives exactly the
+// rules of docs/POINT_IN_TIME.md without sorting or holding the feature rows.
+//
+// Offer() may be called from one thread at a time; it uses `threads` workers inside.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "granary/common/result.h"
+#include "granary/common/time.h"
+#include "granary/offline/key_hash.h"
+#include "granary/offline/pit_join.h"
+
+namespace granary {
+
+class StreamingMatcher {
+ public:
+  // `entity_keys` and `entity_ts` (timestamp[us, UTC]) must outlive the matcher.
+  static Result<std::unique_ptr<StreamingMatcher>> Make(const KeyColumns* entity_keys,
+                                                        const arrow::Array* entity_ts, Duration ttl,
+                                                        bool created_timestamp_cutoff, int threads);
+
+  // Bytes the matcher needs for `entity_rows` entity rows on `threads` threads, for budgeting.
+  static int64_t MemoryFor(int64_t entity_rows, int threads);
+
+  // Offers the rows of one batch; `index_offset` is the read index of its first row. `keys` must
+  // have the entity keys' types.
+  Status Offer(const KeyColumns& keys, const arrow::Array& event_ts, const arrow::Array* created_ts,
+               int64_t index_offset);
+
+  // The chosen row of each entity row. Call once, after the last Offer.
+  std::vector<ChosenRow> Finish();
+
+  ~StreamingMatcher();
+
+ private:
+  StreamingMatcher() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace granary

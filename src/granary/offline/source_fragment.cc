@@ -1,0 +1,337 @@
+#include "granary/offline/source_fragment.h"
+
+#include <arrow/api.h>
+#include <arrow/csv/api.h>
+#include <arrow/io/api.h>
+#include <fmt/format.h>
+#include <parquet/arrow/reader.h>
+#include <parquet/arrow/schema.h>
+#include <parquet/exception.h>
+#include <parquet/file_reader.h>
+#include <parquet/metadata.h>
+#include <parquet/statistics.h>
+
+#include <algorithm>
+
+#include "granary/offline/delta_log.h"
+
+namespace granary {
+namespace {
+
+// Wraps a batch reader with the objects it borrows from, and turns Parquet's exceptions into
+// errors naming the file.
+class OwningReader final : public arrow::RecordBatchReader {
+ public:
+  OwningReader(std::shared_ptr<void> owner, std::shared_ptr<arrow::RecordBatchReader> inner,
+               std::string path)
+      : owner_(std::move(owner)), inner_(std::move(inner)), path_(std::move(path)) {}
+  std::shared_ptr<arrow::Schema> schema() const override { return inner_->schema(); }
+  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* batch) override {
+    try {
+      auto st = inner_->ReadNext(batch);
+      if (!st.ok()) return st.WithMessage(path_, ": ", st.message());
+      return st;
+    } catch (const std::exception& e) {
+      return arrow::Status::IOError(path_, ": ", e.what());
+    }
+  }
+
+ private:
+  std::shared_ptr<void> owner_;
+  std::shared_ptr<arrow::RecordBatchReader> inner_;
+  std::string path_;
+};
+
+// Microseconds per unit of a Parquet timestamp column, or 0 when the column is no timestamp or
+// date whose statistics can be compared.
+int64_t MicrosPerUnit(const parquet::ColumnDescriptor& column) {
+  const auto& logical = column.logical_type();
+  if (logical == nullptr) return 0;
+  if (logical->is_timestamp()) {
+    const auto& ts = static_cast<const parquet::TimestampLogicalType&>(*logical);
+    switch (ts.time_unit()) {
+      case parquet::LogicalType::TimeUnit::MILLIS:
+        return 1000;
+      case parquet::LogicalType::TimeUnit::MICROS:
+        return 1;
+      case parquet::LogicalType::TimeUnit::NANOS:
+        return -1000;  // divide
+      default:
+        return 0;
+    }
+  }
+  if (logical->is_date()) return 86'400'000'000LL;
+  return 0;
+}
+
+int64_t ToMicros(int64_t value, int64_t per_unit) {
+  if (per_unit > 0) return value * per_unit;
+  const int64_t d = -per_unit;
+  return value >= 0 ? value / d : -((-value + d - 1) / d);
+}
+
+// The min and max of a row group's timestamp column in UTC microseconds, when known.
+std::optional<std::pair<int64_t, int64_t>> RowGroupRange(const parquet::RowGroupMetaData& rg,
+                                                         int leaf,
+                                                         const parquet::ColumnDescriptor& column) {
+  const int64_t per_unit = MicrosPerUnit(column);
+  if (per_unit == 0) return std::nullopt;
+  auto chunk = rg.ColumnChunk(leaf);
+  if (chunk == nullptr || !chunk->is_stats_set()) return std::nullopt;
+  auto stats = chunk->statistics();
+  if (stats == nullptr || !stats->HasMinMax()) return std::nullopt;
+  if (column.physical_type() == parquet::Type::INT64) {
+    const auto& typed = static_cast<const parquet::Int64Statistics&>(*stats);
+    return std::pair(ToMicros(typed.min(), per_unit), ToMicros(typed.max(), per_unit));
+  }
+  if (column.physical_type() == parquet::Type::INT32) {
+    const auto& typed = static_cast<const parquet::Int32Statistics&>(*stats);
+    return std::pair(ToMicros(typed.min(), per_unit), ToMicros(typed.max(), per_unit));
+  }
+  return std::nullopt;
+}
+
+void CollectLeaves(const parquet::arrow::SchemaField& field, std::vector<int>* out) {
+  if (field.is_leaf()) out->push_back(field.column_index);
+  for (const auto& child : field.children) CollectLeaves(child, out);
+}
+
+}  // namespace
+
+std::map<std::string, std::optional<std::string>> HivePartitionValues(
+    const std::filesystem::path& root, const std::filesystem::path& file) {
+  std::map<std::string, std::optional<std::string>> out;
+  if (file == root) return out;
+  for (const auto& part : file.lexically_relative(root).parent_path()) {
+    const std::string segment = part.string();
+    const size_t eq = segment.find('=');
+    if (eq == std::string::npos || eq == 0) continue;
+    std::string value = PercentDecode(segment.substr(eq + 1));
+    out[segment.substr(0, eq)] =
+        value == "__HIVE_DEFAULT_PARTITION__" ? std::nullopt : std::optional(value);
+  }
+  return out;
+}
+
+Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
+                           int64_t* row_groups_total, int64_t* row_groups_pruned) {
+  const std::string path = fragment->path.string();
+  try {
+    auto reader = parquet::ParquetFileReader::OpenFile(path, /*memory_map=*/false);
+    fragment->metadata = reader->metadata();
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    if (!std::filesystem::exists(fragment->path, ec)) {
+      return Status::IOError(fmt::format("cannot open {}: the file does not exist", path));
+    }
+    return Status::InvalidArgument(
+        fmt::format("{} is not a readable Parquet file: {}", path, e.what()));
+  }
+  const auto& meta = *fragment->metadata;
+  const auto* schema = meta.schema();
+  // Leaves of the needed top-level columns, and the timestamp leaf.
+  std::vector<int> leaves;
+  int ts_leaf = -1;
+  for (int i = 0; i < schema->num_columns(); ++i) {
+    const auto column_path = schema->Column(i)->path();
+    const std::vector<std::string>& path_parts = column_path->ToDotVector();
+    if (path_parts.empty()) continue;
+    const std::string& top = path_parts[0];
+    for (const auto& c : request.columns) {
+      if (c == top) leaves.push_back(i);
+    }
+    if (path_parts.size() == 1 && top == request.timestamp_column) ts_leaf = i;
+  }
+  fragment->row_groups.clear();
+  fragment->bytes_estimated = 0;
+  fragment->rows_estimated = 0;
+  for (int rg = 0; rg < meta.num_row_groups(); ++rg) {
+    ++*row_groups_total;
+    auto rg_meta = meta.RowGroup(rg);
+    if (ts_leaf >= 0 && (request.start || request.end)) {
+      auto range = RowGroupRange(*rg_meta, ts_leaf, *schema->Column(ts_leaf));
+      if (range && ((request.start && range->second < request.start->micros) ||
+                    (request.end && range->first > request.end->micros))) {
+        ++*row_groups_pruned;
+        continue;
+      }
+    }
+    fragment->row_groups.push_back(rg);
+    fragment->rows_estimated += rg_meta->num_rows();
+    for (int leaf : leaves) {
+      fragment->bytes_estimated += rg_meta->ColumnChunk(leaf)->total_uncompressed_size();
+    }
+  }
+  return Status::OK();
+}
+
+Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& fragment,
+                                                               const FragmentRequest& request) {
+  const std::string path = fragment.path.string();
+  if (fragment.format == FragmentFormat::kCsv) {
+    auto in = arrow::io::ReadableFile::Open(path);
+    if (!in.ok()) {
+      return Status::IOError(fmt::format("cannot open {}: {}", path, in.status().message()));
+    }
+    auto read_options = arrow::csv::ReadOptions::Defaults();
+    read_options.block_size = 1 << 20;
+    auto convert = arrow::csv::ConvertOptions::Defaults();
+    convert.include_columns = request.columns;
+    convert.include_missing_columns = false;
+    // Only the columns this file has: read its header first.
+    {
+      auto header_in = arrow::io::ReadableFile::Open(path);
+      if (!header_in.ok()) return Status::IOError("cannot open " + path);
+      auto header_options = read_options;
+      header_options.block_size = 1 << 16;
+      auto header = arrow::csv::StreamingReader::Make(
+          arrow::io::default_io_context(), *header_in, header_options,
+          arrow::csv::ParseOptions::Defaults(), arrow::csv::ConvertOptions::Defaults());
+      if (!header.ok()) {
+        return Status::InvalidArgument(
+            fmt::format("{} is not a readable CSV file with a header "
+                        "row: {}",
+                        path, header.status().message()));
+      }
+      convert.include_columns.clear();
+      for (const auto& c : request.columns) {
+        if ((*header)->schema()->GetFieldIndex(c) >= 0) convert.include_columns.push_back(c);
+      }
+    }
+    for (const auto& c : convert.include_columns) {
+      auto it = request.csv_types.find(c);
+      convert.column_types[c] = it != request.csv_types.end() ? it->second : arrow::utf8();
+    }
+    auto reader =
+        arrow::csv::StreamingReader::Make(arrow::io::default_io_context(), *in, read_options,
+                                          arrow::csv::ParseOptions::Defaults(), convert);
+    if (!reader.ok()) {
+      return Status::InvalidArgument(fmt::format("{}: {}", path, reader.status().message()));
+    }
+    return std::shared_ptr<arrow::RecordBatchReader>(
+        std::make_shared<OwningReader>(nullptr, *reader, path));
+  }
+  try {
+    parquet::ArrowReaderProperties props;
+    props.set_batch_size(request.batch_rows);
+    props.set_pre_buffer(true);
+    props.set_use_threads(request.parquet_use_threads);
+    props.set_coerce_int96_timestamp_unit(arrow::TimeUnit::MICRO);
+    auto file_reader = parquet::ParquetFileReader::OpenFile(
+        path, /*memory_map=*/false, parquet::default_reader_properties(), fragment.metadata);
+    auto made = parquet::arrow::FileReader::Make(arrow::default_memory_pool(),
+                                                 std::move(file_reader), props);
+    if (!made.ok()) {
+      return Status::InvalidArgument(fmt::format("{}: cannot map its Parquet schema to Arrow: {}",
+                                                 path, made.status().message()));
+    }
+    std::shared_ptr<parquet::arrow::FileReader> owner = std::move(*made);
+    std::vector<int> leaves;
+    const auto& fields = owner->manifest().schema_fields;
+    for (const auto& wanted : request.columns) {
+      for (const auto& field : fields) {
+        if (field.field->name() == wanted) CollectLeaves(field, &leaves);
+      }
+    }
+    std::sort(leaves.begin(), leaves.end());
+    leaves.erase(std::unique(leaves.begin(), leaves.end()), leaves.end());
+    auto inner = owner->GetRecordBatchReader(fragment.row_groups, leaves);
+    if (!inner.ok()) {
+      return Status::InvalidArgument(fmt::format("{}: {}", path, inner.status().message()));
+    }
+    return std::shared_ptr<arrow::RecordBatchReader>(std::make_shared<OwningReader>(
+        owner, std::shared_ptr<arrow::RecordBatchReader>(std::move(*inner)), path));
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(
+        fmt::format("{} is not a readable Parquet file: {}", path, e.what()));
+  }
+}
+
+struct FragmentPrefetcher::Queue {
+  std::deque<std::shared_ptr<arrow::RecordBatch>> batches;
+  bool finished = false;
+  Status error;
+};
+
+FragmentPrefetcher::FragmentPrefetcher(const std::vector<Fragment>* fragments,
+                                       const FragmentRequest* request, int files_ahead,
+                                       int batches_ahead)
+    : fragments_(fragments),
+      request_(request),
+      files_ahead_(std::max(1, files_ahead)),
+      batches_ahead_(static_cast<size_t>(std::max(1, batches_ahead))) {
+  for (size_t i = 0; i < fragments_->size(); ++i) queues_.push_back(std::make_unique<Queue>());
+  const int readers = static_cast<int>(std::min<size_t>(files_ahead_, fragments_->size()));
+  for (int r = 0; r < readers; ++r) readers_.emplace_back([this] { ReadLoop(); });
+}
+
+FragmentPrefetcher::~FragmentPrefetcher() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : readers_) t.join();
+}
+
+void FragmentPrefetcher::ReadLoop() {
+  while (true) {
+    size_t i;
+    {
+      std::unique_lock lock(mu_);
+      // Claim the next fragment, but stay within files_ahead of the consumer.
+      cv_.wait(lock, [&] { return stop_ || next_claim_ < consuming_ + files_ahead_; });
+      if (stop_ || next_claim_ >= fragments_->size()) return;
+      i = next_claim_++;
+    }
+    Queue& queue = *queues_[i];
+    auto finish = [&](Status st) {
+      std::lock_guard lock(mu_);
+      queue.error = std::move(st);
+      queue.finished = true;
+      cv_.notify_all();
+    };
+    auto reader = OpenFragment((*fragments_)[i], *request_);
+    if (!reader.ok()) {
+      finish(reader.status());
+      continue;
+    }
+    while (true) {
+      std::shared_ptr<arrow::RecordBatch> batch;
+      auto st = (*reader)->ReadNext(&batch);
+      if (!st.ok()) {
+        finish(Status::InvalidArgument(st.message()));
+        break;
+      }
+      if (batch == nullptr) {
+        finish(Status::OK());
+        break;
+      }
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || queue.batches.size() < batches_ahead_; });
+      if (stop_) return;
+      queue.batches.push_back(std::move(batch));
+      cv_.notify_all();
+    }
+  }
+}
+
+Result<FragmentPrefetcher::Item> FragmentPrefetcher::Next() {
+  std::unique_lock lock(mu_);
+  while (consuming_ < queues_.size()) {
+    Queue& queue = *queues_[consuming_];
+    cv_.wait(lock, [&] { return !queue.batches.empty() || queue.finished; });
+    if (!queue.batches.empty()) {
+      Item item{std::move(queue.batches.front()), consuming_};
+      queue.batches.pop_front();
+      cv_.notify_all();
+      return item;
+    }
+    if (!queue.error.ok()) return queue.error;
+    ++consuming_;
+    cv_.notify_all();
+  }
+  return Item{};
+}
+
+}  // namespace granary

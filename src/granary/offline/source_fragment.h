@@ -1,0 +1,111 @@
+// Fragments of a data source: one data file each (Parquet, CSV, or a Delta table's Parquet file),
+// with partition values, planned and pruned for an event-time range, and read as raw Arrow
+// batches under source column names. FeatureSourceScan (source_scan.h) builds on them.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "granary/common/result.h"
+#include "granary/common/time.h"
+
+namespace arrow {
+class RecordBatch;
+class RecordBatchReader;
+class DataType;
+}  // namespace arrow
+namespace parquet {
+class FileMetaData;
+}
+
+namespace granary {
+
+enum class FragmentFormat { kParquet, kCsv };
+
+// One data file to read.
+struct Fragment {
+  std::filesystem::path path;
+  FragmentFormat format = FragmentFormat::kParquet;
+  // Column (as named in the files) -> value from hive folders or the Delta log; nullopt is null.
+  std::map<std::string, std::optional<std::string>> partition_values;
+  // Parquet: footer and the row groups to read (after pruning).
+  std::shared_ptr<parquet::FileMetaData> metadata;
+  std::vector<int> row_groups;
+  int64_t bytes_estimated = 0;
+  int64_t rows_estimated = 0;  // rows in `row_groups`
+};
+
+// What to read from each fragment.
+struct FragmentRequest {
+  // Columns as named in the files; a column absent from a file is left out of its batches.
+  std::vector<std::string> columns;
+  // The event-time column (as named in the files), for row-group pruning; "" for none.
+  std::string timestamp_column;
+  std::optional<Timestamp> start, end;  // inclusive
+  // CSV: the Arrow type to read each column as (others: utf8).
+  std::map<std::string, std::shared_ptr<arrow::DataType>> csv_types;
+  int64_t batch_rows = 64 * 1024;
+  // Decode a Parquet file's columns on Arrow's thread pool (worth it when files are read one at
+  // a time).
+  bool parquet_use_threads = true;
+};
+
+// Hive partition values (key=value folders, percent-decoded; __HIVE_DEFAULT_PARTITION__ is null)
+// of `file` below `root`.
+std::map<std::string, std::optional<std::string>> HivePartitionValues(
+    const std::filesystem::path& root, const std::filesystem::path& file);
+
+// Reads the footer of a Parquet fragment and keeps the row groups whose timestamp statistics can
+// hold rows in range; counts total and pruned row groups. IOError/InvalidArgument name the file.
+Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
+                           int64_t* row_groups_total, int64_t* row_groups_pruned);
+
+// Opens a batch reader over a planned fragment: the requested columns that the file has, in the
+// file's own names and types.
+Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& fragment,
+                                                               const FragmentRequest& request);
+
+// Reads fragments on background threads, up to `files_ahead` files at once (each on its own
+// thread) and at most `batches_ahead` batches per file ahead of the consumer, and hands out their
+// raw batches in fragment order, then row order. One consumer thread calls Next(); the
+// destructor stops and joins the readers. Memory: at most files_ahead * batches_ahead batches.
+class FragmentPrefetcher {
+ public:
+  FragmentPrefetcher(const std::vector<Fragment>* fragments, const FragmentRequest* request,
+                     int files_ahead, int batches_ahead);
+  ~FragmentPrefetcher();
+  FragmentPrefetcher(const FragmentPrefetcher&) = delete;
+  FragmentPrefetcher& operator=(const FragmentPrefetcher&) = delete;
+
+  struct Item {
+    std::shared_ptr<arrow::RecordBatch> batch;  // nullptr at the end of all fragments
+    size_t fragment = 0;
+  };
+  Result<Item> Next();
+
+ private:
+  struct Queue;
+  void ReadLoop();
+
+  const std::vector<Fragment>* fragments_;
+  const FragmentRequest* request_;
+  const int files_ahead_;
+  const size_t batches_ahead_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Queue>> queues_;  // one per fragment; guarded by mu_
+  size_t next_claim_ = 0;                       // guarded by mu_
+  size_t consuming_ = 0;                        // the consumer's fragment; guarded by mu_
+  bool stop_ = false;                           // guarded by mu_
+  std::vector<std::thread> readers_;
+};
+
+}  // namespace granary

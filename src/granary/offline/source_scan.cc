@@ -1,0 +1,335 @@
+#include "granary/offline/source_scan.h"
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <fmt/format.h>
+#include <parquet/metadata.h>
+#include <rapidjson/document.h>
+
+#include "granary/offline/delta_log.h"
+#include "granary/offline/file_listing.h"
+#include "granary/offline/source_fragment.h"
+#include "granary/types/arrow_convert.h"
+
+namespace granary {
+
+namespace {
+
+// One column of the scan's output and where it comes from.
+struct OutputColumn {
+  std::string name;       // as in the definitions (and the output)
+  std::string file_name;  // as in the data files (field_mapping and Delta column mapping undone)
+  ValueType type;
+};
+
+std::optional<int64_t> JsonTimestamp(const rapidjson::Value* v) {
+  if (v == nullptr) return std::nullopt;
+  if (v->IsString()) {
+    auto ts = ParseTimestamp(v->GetString());
+    if (ts.ok()) return ts->micros;
+  }
+  return std::nullopt;
+}
+
+// Whether a Delta file's statistics show no row of its timestamp column in [start, end].
+bool DeltaStatsExclude(const std::string& stats_json, const std::string& column,
+                       const std::optional<Timestamp>& start, const std::optional<Timestamp>& end) {
+  if (stats_json.empty()) return false;
+  rapidjson::Document doc;
+  doc.Parse(stats_json.c_str());
+  if (doc.HasParseError() || !doc.IsObject()) return false;
+  auto value_of = [&](const char* kind) -> const rapidjson::Value* {
+    auto it = doc.FindMember(kind);
+    if (it == doc.MemberEnd() || !it->value.IsObject()) return nullptr;
+    auto col = it->value.FindMember(column.c_str());
+    return col == it->value.MemberEnd() ? nullptr : &col->value;
+  };
+  auto min = JsonTimestamp(value_of("minValues"));
+  auto max = JsonTimestamp(value_of("maxValues"));
+  // Delta writes timestamp statistics truncated to milliseconds: widen the max by 1 ms.
+  if (max) *max += 999;
+  if (start && max && *max < start->micros) return true;
+  if (end && min && *min > end->micros) return true;
+  return false;
+}
+
+// Whether a date partition value (a day) lies wholly outside [start, end].
+bool DatePartitionExcludes(const std::optional<std::string>& value,
+                           const std::optional<Timestamp>& start,
+                           const std::optional<Timestamp>& end) {
+  if (!value) return false;
+  auto day = ParseTimestamp(*value);
+  if (!day.ok()) return false;
+  const int64_t first = day->micros;
+  const int64_t last = first + Duration::Days(1).micros - 1;
+  return (start && last < start->micros) || (end && first > end->micros);
+}
+
+}  // namespace
+
+struct FeatureSourceScan::Impl {
+  std::string what;  // "feature view 'v' (data source 's')" for messages
+  std::vector<OutputColumn> columns;
+  std::shared_ptr<arrow::Schema> schema;
+  std::vector<std::string> join_keys;
+  std::vector<std::string> features;
+  bool has_created = false;
+  int ts_index = 0;
+  SourceScanOptions options;
+  FragmentRequest request;
+  std::vector<Fragment> fragments;
+  std::unique_ptr<FragmentPrefetcher> prefetcher;  // started by the first Next()
+  SourceScanStats stats;
+
+  Result<std::shared_ptr<arrow::RecordBatch>> Convert(const arrow::RecordBatch& raw,
+                                                      const Fragment& fragment);
+};
+
+Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Impl::Convert(
+    const arrow::RecordBatch& raw, const Fragment& fragment) {
+  const int64_t n = raw.num_rows();
+  std::vector<std::shared_ptr<arrow::Array>> arrays;
+  arrays.reserve(columns.size());
+  for (const OutputColumn& c : columns) {
+    std::shared_ptr<arrow::Array> source = raw.GetColumnByName(c.file_name);
+    if (source == nullptr) {
+      auto part = fragment.partition_values.find(c.file_name);
+      if (part != fragment.partition_values.end()) {
+        std::shared_ptr<arrow::Scalar> scalar =
+            part->second ? std::make_shared<arrow::StringScalar>(*part->second)
+                         : arrow::MakeNullScalar(arrow::utf8());
+        auto repeated = arrow::MakeArrayFromScalar(*scalar, n);
+        if (!repeated.ok()) return Status::Internal(repeated.status().ToString());
+        source = *repeated;
+      }
+    }
+    if (source == nullptr) {
+      auto nulls = arrow::MakeArrayOfNull(ToArrowType(c.type), n);
+      if (!nulls.ok()) return Status::Internal(nulls.status().ToString());
+      arrays.push_back(*nulls);
+      continue;
+    }
+    auto cast = CastToValueType(source, c.type, c.file_name);
+    if (!cast.ok()) {
+      return cast.status().WithContext(fmt::format("{}: {}", what, fragment.path.string()));
+    }
+    arrays.push_back(*cast);
+  }
+  // The event-time filter: start <= ts <= end and not null.
+  const auto& ts = *arrays[ts_index]->data();
+  const int64_t* ts_values = ts.GetValues<int64_t>(1);
+  const int64_t lo = options.start ? options.start->micros : INT64_MIN;
+  const int64_t hi = options.end ? options.end->micros : INT64_MAX;
+  arrow::BooleanBuilder keep;
+  if (!keep.Resize(n).ok()) return Status::Internal("out of memory");
+  int64_t kept = 0;
+  const arrow::Array& ts_array = *arrays[ts_index];
+  for (int64_t i = 0; i < n; ++i) {
+    bool in = ts_array.IsValid(i) && ts_values[i] >= lo && ts_values[i] <= hi;
+    keep.UnsafeAppend(in);
+    kept += in;
+  }
+  auto batch = arrow::RecordBatch::Make(schema, n, std::move(arrays));
+  if (kept == n) return batch;
+  std::shared_ptr<arrow::Array> mask;
+  if (!keep.Finish(&mask).ok()) return Status::Internal("out of memory");
+  auto filtered = arrow::compute::Filter(batch, mask);
+  if (!filtered.ok()) return Status::Internal(filtered.status().ToString());
+  return filtered->record_batch();
+}
+
+FeatureSourceScan::FeatureSourceScan(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FeatureSourceScan::~FeatureSourceScan() = default;
+
+const std::shared_ptr<arrow::Schema>& FeatureSourceScan::schema() const { return impl_->schema; }
+const std::vector<std::string>& FeatureSourceScan::join_keys() const { return impl_->join_keys; }
+const std::vector<std::string>& FeatureSourceScan::features() const { return impl_->features; }
+bool FeatureSourceScan::has_created_timestamp() const { return impl_->has_created; }
+int FeatureSourceScan::event_timestamp_index() const { return impl_->ts_index; }
+const SourceScanStats& FeatureSourceScan::stats() const { return impl_->stats; }
+
+Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
+    const std::filesystem::path& repo_root, const Definitions& defs, const FeatureView& view,
+    SourceScanOptions options) {
+  auto impl = std::make_unique<Impl>();
+  const DataSource* source = defs.FindDataSource(view.source);
+  if (source == nullptr) {
+    return Status::InvalidArgument(
+        fmt::format("feature view '{}': unknown data source '{}'", view.name, view.source));
+  }
+  impl->what = fmt::format("feature view '{}' (data source '{}')", view.name, source->name);
+  impl->options = options;
+  // Columns by definition name; file names are resolved below once the format is known.
+  for (const std::string& entity_name : view.entities) {
+    const Entity* entity = defs.FindEntity(entity_name);
+    if (entity == nullptr) {
+      return Status::InvalidArgument(
+          fmt::format("feature view '{}': unknown entity '{}'", view.name, entity_name));
+    }
+    for (size_t k = 0; k < entity->join_keys.size(); ++k) {
+      impl->join_keys.push_back(entity->join_keys[k]);
+      if (!options.with_join_keys) continue;
+      impl->columns.push_back({entity->join_keys[k], source->SourceColumnFor(entity->join_keys[k]),
+                               entity->join_key_types[k]});
+    }
+  }
+  impl->ts_index = static_cast<int>(impl->columns.size());
+  const ValueType ts_type = ValueType::Scalar(ScalarType::kTimestamp);
+  impl->columns.push_back(
+      {kEventTimestampColumn, source->SourceColumnFor(source->timestamp_field), ts_type});
+  if (!source->created_timestamp_column.empty() && options.with_created_timestamp) {
+    impl->has_created = true;
+    impl->columns.push_back({kCreatedTimestampColumn,
+                             source->SourceColumnFor(source->created_timestamp_column), ts_type});
+  }
+  std::vector<std::string> wanted = options.features;
+  if (wanted.empty()) {
+    for (const Field& f : view.schema) wanted.push_back(f.name);
+  }
+  if (!options.with_features) wanted.clear();
+  for (const std::string& name : wanted) {
+    const Field* field = view.FindFeature(name);
+    if (field == nullptr) {
+      return Status::InvalidArgument(
+          fmt::format("feature view '{}' has no feature '{}'", view.name, name));
+    }
+    impl->features.push_back(name);
+    impl->columns.push_back({name, source->SourceColumnFor(name), field->type});
+  }
+  arrow::FieldVector fields;
+  for (const OutputColumn& c : impl->columns) {
+    fields.push_back(arrow::field(c.name, ToArrowType(c.type)));
+  }
+  impl->schema = arrow::schema(fields);
+
+  std::filesystem::path path(source->path);
+  if (path.is_relative()) path = repo_root / path;
+  std::string date_partition = source->date_partition_column;
+  if (source->format == SourceFormat::kDelta) {
+    auto snapshot = ReadDeltaSnapshot(path);
+    if (!snapshot.ok()) return snapshot.status().WithContext(impl->what);
+    for (OutputColumn& c : impl->columns) c.file_name = snapshot->PhysicalName(c.file_name);
+    if (!date_partition.empty()) date_partition = snapshot->PhysicalName(date_partition);
+    const std::string ts_physical = impl->columns[impl->ts_index].file_name;
+    for (DeltaDataFile& file : snapshot->files) {
+      ++impl->stats.files_total;
+      if (DeltaStatsExclude(file.stats_json, ts_physical, options.start, options.end)) {
+        ++impl->stats.files_pruned;
+        continue;
+      }
+      Fragment fragment;
+      fragment.path = file.path;
+      for (auto& [logical, value] : file.partition_values) {
+        fragment.partition_values[snapshot->PhysicalName(logical)] = value;
+      }
+      impl->fragments.push_back(std::move(fragment));
+    }
+  } else {
+    const bool csv = source->format == SourceFormat::kCsv;
+    GRANARY_ASSIGN_OR_RAISE(auto files, ListDataFiles(path, csv ? ".csv" : ".parquet"));
+    if (files.empty()) {
+      return Status::NotFound(fmt::format("{}: no {} files at {}", impl->what,
+                                          SourceFormatName(source->format), path.string()));
+    }
+    for (const auto& file : files) {
+      ++impl->stats.files_total;
+      Fragment fragment;
+      fragment.path = file;
+      fragment.format = csv ? FragmentFormat::kCsv : FragmentFormat::kParquet;
+      fragment.partition_values = HivePartitionValues(path, file);
+      impl->fragments.push_back(std::move(fragment));
+    }
+  }
+  for (const OutputColumn& c : impl->columns) impl->request.columns.push_back(c.file_name);
+  impl->request.timestamp_column = impl->columns[impl->ts_index].file_name;
+  impl->request.start = options.start;
+  impl->request.end = options.end;
+  impl->request.batch_rows = options.batch_rows;
+  for (const OutputColumn& c : impl->columns) {
+    // Timestamps are parsed by Granary (every ISO 8601 form, offsets); other scalars by Arrow.
+    const bool text = c.type.is_list || c.type.scalar == ScalarType::kTimestamp;
+    impl->request.csv_types[c.file_name] = text ? arrow::utf8() : ToArrowType(c.type);
+  }
+  // Prune by date partition, then plan Parquet row groups.
+  std::vector<Fragment> kept;
+  for (Fragment& fragment : impl->fragments) {
+    if (!date_partition.empty()) {
+      auto it = fragment.partition_values.find(date_partition);
+      if (it != fragment.partition_values.end() &&
+          DatePartitionExcludes(it->second, options.start, options.end)) {
+        ++impl->stats.files_pruned;
+        continue;
+      }
+    }
+    if (fragment.format == FragmentFormat::kParquet) {
+      Status st = PlanParquetFragment(impl->request, &fragment, &impl->stats.row_groups_total,
+                                      &impl->stats.row_groups_pruned);
+      if (!st.ok()) return st.WithContext(impl->what);
+      if (fragment.row_groups.empty() && fragment.metadata->num_row_groups() > 0) {
+        ++impl->stats.files_pruned;
+        continue;
+      }
+    } else {
+      std::error_code ec;
+      fragment.bytes_estimated =
+          static_cast<int64_t>(std::filesystem::file_size(fragment.path, ec));
+    }
+    impl->stats.bytes_estimated += fragment.bytes_estimated;
+    impl->stats.rows_estimated += fragment.rows_estimated;
+    kept.push_back(std::move(fragment));
+  }
+  impl->fragments = std::move(kept);
+  return std::unique_ptr<FeatureSourceScan>(new FeatureSourceScan(std::move(impl)));
+}
+
+Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Next() {
+  Impl& s = *impl_;
+  if (s.prefetcher == nullptr) {
+    // Several files: decode them in parallel (one reader thread each, two at a time), each
+    // file's columns in sequence. One file: decode its columns in parallel instead.
+    const int files_ahead = s.fragments.size() > 1 ? 2 : 1;
+    s.request.parquet_use_threads = files_ahead == 1;
+    s.prefetcher = std::make_unique<FragmentPrefetcher>(&s.fragments, &s.request, files_ahead,
+                                                        /*batches_ahead=*/4);
+  }
+  while (true) {
+    auto item = s.prefetcher->Next();
+    if (!item.ok()) return item.status().WithContext(s.what);
+    if (item->batch == nullptr) return std::shared_ptr<arrow::RecordBatch>();
+    const auto& raw = item->batch;
+    s.stats.rows_scanned += raw->num_rows();
+    GRANARY_ASSIGN_OR_RAISE(auto batch, s.Convert(*raw, s.fragments[item->fragment]));
+    if (batch->num_rows() == 0) continue;
+    s.stats.rows_returned += batch->num_rows();
+    return batch;
+  }
+}
+
+namespace {
+
+class ScanReader final : public arrow::RecordBatchReader {
+ public:
+  explicit ScanReader(std::unique_ptr<FeatureSourceScan> scan) : scan_(std::move(scan)) {}
+  std::shared_ptr<arrow::Schema> schema() const override { return scan_->schema(); }
+  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* batch) override {
+    auto next = scan_->Next();
+    if (!next.ok()) return arrow::Status::Invalid(next.status().message());
+    *batch = *next;
+    return arrow::Status::OK();
+  }
+  const FeatureSourceScan& scan() const { return *scan_; }
+
+ private:
+  std::unique_ptr<FeatureSourceScan> scan_;
+};
+
+}  // namespace
+
+std::shared_ptr<arrow::RecordBatchReader> FeatureSourceScan::ToReader(
+    std::unique_ptr<FeatureSourceScan> scan, const SourceScanStats** stats_out) {
+  auto reader = std::make_shared<ScanReader>(std::move(scan));
+  if (stats_out != nullptr) *stats_out = &reader->scan().stats();
+  return reader;
+}
+
+}  // namespace granary

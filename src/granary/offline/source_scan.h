@@ -1,0 +1,114 @@
+// FeatureSourceScan: a streaming read of one feature view's data source (Parquet files, folders
+// and globs with hive partitions; CSV; Delta Lake) over an event-time range, as Arrow batches
+// named and typed by the definitions. The offline store's joins and materialization read sources
+// only through it.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "granary/common/result.h"
+#include "granary/common/time.h"
+#include "granary/registry/definitions.h"
+
+namespace arrow {
+class RecordBatch;
+class RecordBatchReader;
+class Schema;
+}  // namespace arrow
+
+namespace granary {
+
+// The column names a scan produces besides join keys and features.
+inline constexpr const char* kEventTimestampColumn = "event_timestamp";
+inline constexpr const char* kCreatedTimestampColumn = "created_timestamp";
+
+struct SourceScanOptions {
+  // Rows with start <= event_timestamp <= end (both inclusive) are returned; nullopt: unbounded.
+  std::optional<Timestamp> start;
+  std::optional<Timestamp> end;
+  // Features of the view to read, by name; empty reads every feature of the view.
+  std::vector<std::string> features;
+  // Leave column groups out of the batches (the event timestamp is always read: it filters).
+  // A join reads keys and times first, then only the features of the rows it chose.
+  bool with_join_keys = true;
+  bool with_created_timestamp = true;
+  bool with_features = true;
+  // Rows per batch read from a file (batches may be smaller after filtering).
+  int64_t batch_rows = 64 * 1024;
+};
+
+// What a scan read and skipped. Pruning counts are known after Open; row counts grow as batches
+// are read.
+struct SourceScanStats {
+  int64_t files_total = 0;
+  int64_t files_pruned = 0;       // by partition values or file statistics (Delta), or all of a
+                                  // file's row groups pruned
+  int64_t row_groups_total = 0;   // Parquet row groups of files not pruned by partition/file
+  int64_t row_groups_pruned = 0;  // by the timestamp column's min/max statistics
+  int64_t rows_scanned = 0;       // rows read from files, before the event-time filter
+  int64_t rows_returned = 0;      // rows in the returned batches
+  // Uncompressed bytes of the needed columns in the row groups to read (Parquet; file sizes for
+  // CSV); an estimate of the data's size in memory, for planning (0 when unknown).
+  int64_t bytes_estimated = 0;
+  // Rows in the row groups to read (Parquet); 0 when unknown (CSV). For progress reports.
+  int64_t rows_estimated = 0;
+};
+
+// Reads one feature view's source. Columns of every batch, in this order: the join keys of the
+// view's entities (named and typed as the entities declare), `event_timestamp`
+// (timestamp[us, UTC]), `created_timestamp` (timestamp[us, UTC], only when the source has a
+// created_timestamp_column), then the features (typed as the view declares); the with_* options
+// leave groups out. field_mapping is
+// applied (a source column is read under the name it maps to); columns missing from a file (older
+// Delta versions, files written before a column existed) are null; rows whose event timestamp is
+// null are dropped.
+//
+// Order: files in path order (Delta: live files in path order), row groups and rows in file order.
+// Batches come back in that order, so the position of a row in the stream is stable; the join
+// uses it to break full ties (see docs/POINT_IN_TIME.md).
+//
+// Not thread-safe: one thread calls Next(). Behind it, files are decoded ahead on background
+// threads (two files at once, at most four batches each; a single file's columns on Arrow's
+// pool instead), which the scan stops and joins when it is destroyed.
+class FeatureSourceScan {
+ public:
+  // Plans the scan: resolves the source (relative paths against `repo_root`), lists files, replays
+  // the Delta log, prunes files (date partitions, Delta stats) and Parquet row groups (min/max of
+  // the timestamp column) by the range. Errors name the view, the source and the file.
+  static Result<std::unique_ptr<FeatureSourceScan>> Open(const std::filesystem::path& repo_root,
+                                                         const Definitions& defs,
+                                                         const FeatureView& view,
+                                                         SourceScanOptions options);
+  ~FeatureSourceScan();
+
+  const std::shared_ptr<arrow::Schema>& schema() const;
+  const std::vector<std::string>& join_keys() const;
+  const std::vector<std::string>& features() const;
+  // Whether the batches have a `created_timestamp` column.
+  bool has_created_timestamp() const;
+  // Where `event_timestamp` is in the batches.
+  int event_timestamp_index() const;
+
+  // The next non-empty batch, or nullptr at the end.
+  Result<std::shared_ptr<arrow::RecordBatch>> Next();
+
+  const SourceScanStats& stats() const;
+
+  // The scan as an arrow::RecordBatchReader (which owns it); errors become arrow::Status with the
+  // same message. Stats stay readable through `stats_out` (may be null), valid while the reader
+  // lives.
+  static std::shared_ptr<arrow::RecordBatchReader> ToReader(std::unique_ptr<FeatureSourceScan> scan,
+                                                            const SourceScanStats** stats_out);
+
+  struct Impl;
+
+ private:
+  explicit FeatureSourceScan(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace granary

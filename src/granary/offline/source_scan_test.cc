@@ -1,0 +1,246 @@
+// FeatureSourceScan: pruning by the time range, typing by the definitions, Delta sources, errors.
+#include "granary/offline/source_scan.h"
+
+#include <arrow/api.h>
+#include <arrow/io/api.h>
+#include <gtest/gtest.h>
+#include <parquet/arrow/writer.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "granary/common/temp_dir.h"
+#include "granary/registry/loader.h"
+
+namespace granary {
+namespace {
+
+const std::filesystem::path kTestData = GRANARY_TESTDATA_DIR;
+
+Definitions Load(const std::string& yaml) {
+  Diagnostics diag;
+  Definitions defs;
+  LoadDefinitionsText("defs.yaml", yaml, &defs, &diag);
+  EXPECT_FALSE(diag.has_errors()) << diag.ToStatus().ToString();
+  return defs;
+}
+
+std::string Defs(const std::string& path, const std::string& extra_source = "",
+                 const std::string& format = "parquet") {
+  return "entities:\n  - {name: driver, join_keys: [driver_id], value_type: int64}\n"
+         "data_sources:\n  - {name: src, path: '" +
+         path + "', format: " + format + ", timestamp_field: event_timestamp" + extra_source +
+         "}\nfeature_views:\n  - name: v\n    entities: [driver]\n    source: src\n"
+         "    ttl: 1d\n    schema:\n      - {name: rate, type: float64}\n";
+}
+
+// A Parquet file of `rows` rows, one per hour from `first_hour`, in row groups of `group` rows.
+void WriteHourly(const std::filesystem::path& path, int64_t first_hour, int rows, int group) {
+  arrow::Int32Builder ids;
+  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MILLI),
+                             arrow::default_memory_pool());
+  arrow::FloatBuilder rate;
+  for (int i = 0; i < rows; ++i) {
+    (void)ids.Append(i % 5);
+    (void)ts.Append((first_hour + i) * 3'600'000);
+    (void)rate.Append(static_cast<float>(i) / 4);
+  }
+  auto table = arrow::Table::Make(
+      arrow::schema({arrow::field("driver_id", arrow::int32()),
+                     arrow::field("event_timestamp", arrow::timestamp(arrow::TimeUnit::MILLI)),
+                     arrow::field("rate", arrow::float32())}),
+      {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie(), rate.Finish().ValueOrDie()});
+  std::filesystem::create_directories(path.parent_path());
+  auto out = arrow::io::FileOutputStream::Open(path.string()).ValueOrDie();
+  ASSERT_TRUE(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out, group).ok());
+  ASSERT_TRUE(out->Close().ok());
+}
+
+int64_t CountRows(FeatureSourceScan* scan) {
+  int64_t n = 0;
+  while (true) {
+    auto batch = scan->Next();
+    EXPECT_TRUE(batch.ok()) << batch.status().ToString();
+    if (!batch.ok() || *batch == nullptr) return n;
+    n += (*batch)->num_rows();
+  }
+}
+
+TEST(FeatureSourceScan, PrunesFilesAndRowGroupsByTheTimeRangeAndReadsExactlyTheRange) {
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  WriteHourly(dir.path() / "data/a.parquet", 0, 100, 10);     // hours 0..99
+  WriteHourly(dir.path() / "data/b.parquet", 1000, 100, 10);  // hours 1000..1099
+  Definitions defs = Load(Defs("data"));
+  SourceScanOptions options;
+  options.start = Timestamp::FromSeconds(25 * 3600);  // hours 25..44 inclusive
+  options.end = Timestamp::FromSeconds(44 * 3600);
+  auto scan = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], options);
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  EXPECT_EQ(CountRows(scan->get()), 20);
+  const auto& stats = (*scan)->stats();
+  EXPECT_EQ(stats.files_total, 2);
+  EXPECT_EQ(stats.files_pruned, 1);  // b.parquet: every row group outside
+  EXPECT_EQ(stats.row_groups_total, 20);
+  EXPECT_EQ(stats.row_groups_pruned, 10 + 7);  // all of b, and a's groups 0,1,5..9
+  EXPECT_EQ(stats.rows_scanned, 30);           // a's groups 2, 3, 4
+  EXPECT_EQ(stats.rows_returned, 20);
+}
+
+TEST(FeatureSourceScan, ColumnsAreNamedAndTypedByTheDefinitions) {
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  WriteHourly(dir.path() / "data.parquet", 0, 10, 5);
+  Definitions defs =
+      Load(Defs("data.parquet", ", field_mapping: {rate: speed}")
+               .replace(Defs("data.parquet", ", field_mapping: {rate: speed}").find("name: rate"),
+                        10, "name: speed"));
+  auto scan = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], {});
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  EXPECT_EQ((*scan)->schema()->ToString(),
+            "driver_id: int64\nevent_timestamp: timestamp[us, tz=UTC]\nspeed: double");
+  auto batch = (*scan)->Next().ValueOrDie();
+  ASSERT_NE(batch, nullptr);
+  EXPECT_TRUE(batch->schema()->Equals(*(*scan)->schema()));
+  EXPECT_EQ(static_cast<const arrow::TimestampArray&>(*batch->column(1)).Value(1), 3'600'000'000);
+  // The same scan as an arrow::RecordBatchReader.
+  const SourceScanStats* stats = nullptr;
+  auto reader = FeatureSourceScan::ToReader(
+      FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], {}).MoveValueUnsafe(),
+      &stats);
+  auto table = reader->ToTable().ValueOrDie();
+  EXPECT_EQ(table->num_rows(), 10);
+  EXPECT_EQ(stats->rows_returned, 10);
+}
+
+TEST(FeatureSourceScan, DatePartitionFoldersArePrunedWithoutOpeningFiles) {
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  WriteHourly(dir.path() / "data/day=1970-01-01/p.parquet", 0, 24, 24);
+  WriteHourly(dir.path() / "data/day=1970-01-02/p.parquet", 24, 24, 24);
+  WriteHourly(dir.path() / "data/day=1970-01-03/p.parquet", 48, 24, 24);
+  Definitions defs = Load(Defs("data", ", date_partition_column: day"));
+  SourceScanOptions options;
+  options.start = Timestamp::FromSeconds(30 * 3600);
+  options.end = Timestamp::FromSeconds(31 * 3600);
+  auto scan = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], options);
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  EXPECT_EQ(CountRows(scan->get()), 2);
+  EXPECT_EQ((*scan)->stats().files_pruned, 2);
+}
+
+TEST(FeatureSourceScan, HivePartitionValuesAreColumnsTypedByTheView) {
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  WriteHourly(dir.path() / "data/zone=7/region=eu%2Fwest/p.parquet", 0, 3, 3);
+  WriteHourly(dir.path() / "data/zone=__HIVE_DEFAULT_PARTITION__/region=us/p.parquet", 0, 2, 2);
+  std::string yaml = Defs("data");
+  yaml += "      - {name: zone, type: int64}\n      - {name: region, type: string}\n";
+  Definitions defs = Load(yaml);
+  auto scan = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], {});
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  auto table = FeatureSourceScan::ToReader(scan.MoveValueUnsafe(), nullptr)->ToTable().ValueOrDie();
+  ASSERT_EQ(table->num_rows(), 5);
+  auto zone = arrow::Concatenate(table->GetColumnByName("zone")->chunks()).ValueOrDie();
+  auto region = arrow::Concatenate(table->GetColumnByName("region")->chunks()).ValueOrDie();
+  EXPECT_EQ(zone->type()->id(), arrow::Type::INT64);
+  // Files in path order: "zone=7/..." sorts before "zone=__HIVE...".
+  const auto& zones = static_cast<const arrow::Int64Array&>(*zone);
+  EXPECT_EQ(zones.Value(0), 7);
+  EXPECT_EQ(zones.Value(2), 7);
+  EXPECT_EQ(zones.null_count(), 2);
+  EXPECT_TRUE(zones.IsNull(3) && zones.IsNull(4));
+  EXPECT_EQ(static_cast<const arrow::StringArray&>(*region).GetString(0), "eu/west");
+  EXPECT_EQ(static_cast<const arrow::StringArray&>(*region).GetString(4), "us");
+}
+
+TEST(FeatureSourceScan, CsvIsTypedByTheViewAndBadValuesNameTheFile) {
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  std::ofstream(dir.path() / "a.csv") << "driver_id,event_timestamp,rate\n"
+                                         "1,2024-01-01T00:00:00+01:00,0.5\n"
+                                         "2,2024-01-01 00:00:00,1\n";
+  Definitions defs = Load(Defs("a.csv", "", "csv"));
+  auto scan = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], {});
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  auto batch = (*scan)->Next().ValueOrDie();
+  ASSERT_NE(batch, nullptr);
+  EXPECT_EQ(batch->column(0)->type()->id(), arrow::Type::INT64);
+  EXPECT_EQ(batch->column(2)->type()->id(), arrow::Type::DOUBLE);
+  EXPECT_EQ(static_cast<const arrow::TimestampArray&>(*batch->column(1)).Value(0),
+            Timestamp::FromSeconds(1704063600).micros);
+
+  std::ofstream(dir.path() / "a.csv") << "driver_id,event_timestamp,rate\n1,yesterday,0.5\n";
+  auto bad = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], {});
+  ASSERT_TRUE(bad.ok());
+  auto next = (*bad)->Next();
+  ASSERT_FALSE(next.ok());
+  EXPECT_NE(next.status().message().find("a.csv"), std::string::npos) << next.status().message();
+  EXPECT_NE(next.status().message().find("'yesterday' is not a timestamp"), std::string::npos)
+      << next.status().message();
+}
+
+TEST(FeatureSourceScan, MissingAndCorruptFilesAreClearErrors) {
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  Definitions defs = Load(Defs("nothing_here"));
+  auto missing = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], {});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("no parquet files at"), std::string::npos);
+
+  std::ofstream(dir.path() / "broken.parquet") << "PAR1 this is not parquet";
+  Definitions broken = Load(Defs("broken.parquet"));
+  auto corrupt = FeatureSourceScan::Open(dir.path(), broken, broken.feature_views[0], {});
+  ASSERT_FALSE(corrupt.ok());
+  EXPECT_NE(corrupt.status().message().find("broken.parquet is not a readable Parquet file"),
+            std::string::npos)
+      << corrupt.status().message();
+}
+
+TEST(FeatureSourceScan, DeltaSourcePrunesFilesByLogStatisticsAndTypesPartitionValues) {
+  const std::string yaml =
+      "entities:\n  - {name: thing, join_keys: [id], value_type: int64}\n"
+      "data_sources:\n  - {name: src, path: delta-golden/kernel-timestamp-timestamp_micros/delta,"
+      " type: delta, timestamp_field: time}\n"
+      "feature_views:\n  - name: v\n    entities: [thing]\n    source: src\n    ttl: 0\n"
+      "    schema:\n      - {name: part, type: timestamp}\n";
+  Definitions defs = Load(yaml);
+  SourceScanOptions options;
+  options.start = ParseTimestamp("1999-06-01").ValueOrDie();
+  options.end = ParseTimestamp("2021-01-01").ValueOrDie();
+  auto scan = FeatureSourceScan::Open(kTestData, defs, defs.feature_views[0], options);
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  auto table = FeatureSourceScan::ToReader(scan.MoveValueUnsafe(), nullptr)->ToTable().ValueOrDie();
+  ASSERT_EQ(table->num_rows(), 2);  // ids 2 (2000-01-01) and 0 (2020-02-01)
+  auto scan_again = FeatureSourceScan::Open(kTestData, defs, defs.feature_views[0], options);
+  EXPECT_EQ((*scan_again)->stats().files_total, 5);
+  EXPECT_GE((*scan_again)->stats().files_pruned, 2);  // 1969 and 1999-01-01 by their stats
+  std::set<int64_t> ids;
+  auto id_column = arrow::Concatenate(table->GetColumnByName("id")->chunks()).ValueOrDie();
+  for (int64_t i = 0; i < id_column->length(); ++i) {
+    ids.insert(static_cast<const arrow::Int64Array&>(*id_column).Value(i));
+  }
+  EXPECT_EQ(ids, (std::set<int64_t>{0, 2}));
+  EXPECT_EQ(table->GetColumnByName("part")->type()->ToString(), "timestamp[us, tz=UTC]");
+}
+
+TEST(FeatureSourceScan, DeltaColumnMappingReadsPhysicalColumnsUnderLogicalNames) {
+  const std::string yaml =
+      "entities:\n  - {name: thing, join_keys: [LongType], value_type: int64}\n"
+      "data_sources:\n  - {name: src, path: delta-golden/table-with-columnmapping-mode-name/delta,"
+      " type: delta, timestamp_field: TimestampType}\n"
+      "feature_views:\n  - name: v\n    entities: [thing]\n    source: src\n    ttl: 0\n"
+      "    schema:\n      - {name: DoubleType, type: float64}\n";
+  Definitions defs = Load(yaml);
+  auto scan = FeatureSourceScan::Open(kTestData, defs, defs.feature_views[0], {});
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  auto table = FeatureSourceScan::ToReader(scan.MoveValueUnsafe(), nullptr)->ToTable().ValueOrDie();
+  ASSERT_EQ(table->num_rows(), 5);  // the sixth row has a null time
+  std::map<int64_t, double> values;
+  auto keys = arrow::Concatenate(table->GetColumnByName("LongType")->chunks()).ValueOrDie();
+  auto doubles = arrow::Concatenate(table->GetColumnByName("DoubleType")->chunks()).ValueOrDie();
+  for (int64_t i = 0; i < keys->length(); ++i) {
+    values[static_cast<const arrow::Int64Array&>(*keys).Value(i)] =
+        static_cast<const arrow::DoubleArray&>(*doubles).Value(i);
+  }
+  EXPECT_EQ(values, (std::map<int64_t, double>{{0, 0.0}, {1, 1.0}, {2, 2.0}, {3, 3.0}, {4, 4.0}}));
+}
+
+}  // namespace
+}  // namespace granary

@@ -1,0 +1,239 @@
+"""get-historical-features end to end: the CLI over real files, Delta tables, errors."""
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from conftest import TESTDATA
+
+DEFS = """
+entities:
+  - {name: driver, join_keys: [driver_id], value_type: int64}
+data_sources:
+  - {name: driver_stats, path: data/driver_stats.parquet, timestamp_field: event_timestamp,
+     created_timestamp_column: created}
+feature_views:
+  - name: driver_hourly
+    entities: [driver]
+    source: driver_stats
+    ttl: 2h
+    schema:
+      - {name: conv_rate, type: float32}
+      - {name: acc_rate, type: float64}
+      - {name: avg_daily_trips, type: int64}
+feature_services:
+  - name: driver_v1
+    features:
+      - {view: driver_hourly, features: [conv_rate, avg_daily_trips]}
+"""
+
+ENTITIES = """driver_id,event_timestamp,label
+1001,2024-09-01T10:00:00Z,1
+1002,2024-09-02 11:30:00+02:00,0
+1001,2024-09-01T10:00:00Z,1
+9999,2024-09-01,0
+1003,2024-09-03T00:30:00,1
+"""
+
+
+def make_repo(tmp_path, cli, defs=DEFS):
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "granary.yaml").write_text("project: hist\n")
+    (repo / "features.yaml").write_text(defs)
+    shutil.copy(TESTDATA / "feast" / "driver_stats.parquet", repo / "data" / "driver_stats.parquet")
+    (repo / "entities.csv").write_text(ENTITIES)
+    cli("-C", repo, "apply", check=True)
+    return repo
+
+
+def expected_row(driver, ts_us, ttl_us=2 * 3600 * 1_000_000):
+    """The rule written out over Feast's driver_stats, independently of the engine."""
+    table = pq.read_table(TESTDATA / "feast" / "driver_stats.parquet").to_pylist()
+    best = None
+    for r in table:
+        t = int(r["event_timestamp"].timestamp() * 1_000_000)
+        c = int(r["created"].timestamp() * 1_000_000)
+        if r["driver_id"] != driver or t > ts_us or t < ts_us - ttl_us:
+            continue
+        if best is None or (t, c) >= best[0]:
+            best = ((t, c), r)
+    return best[1] if best else None
+
+
+def test_training_set_from_csv_entities_to_parquet(cli, tmp_path):
+    repo = make_repo(tmp_path, cli)
+    out = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
+              "--features", "driver_hourly:conv_rate,driver_hourly:avg_daily_trips",
+              "--output", repo / "train.parquet", check=True)
+    assert "wrote 5 rows x 5 columns to" in out.stderr
+    assert "driver_hourly: 1.81K rows read of 1 files" in out.stderr
+    table = pq.read_table(repo / "train.parquet")
+    assert table.column_names == ["driver_id", "event_timestamp", "label", "conv_rate",
+                                  "avg_daily_trips"]
+    assert str(table.schema.field("event_timestamp").type) == "timestamp[us, tz=UTC]"
+    rows = table.to_pylist()
+    assert [r["driver_id"] for r in rows] == [1001, 1002, 1001, 9999, 1003]
+    assert [r["label"] for r in rows] == [1, 0, 1, 0, 1]
+    for r in rows:
+        ts = int(r["event_timestamp"].timestamp() * 1_000_000)
+        want = expected_row(r["driver_id"], ts)
+        if want is None:
+            assert r["conv_rate"] is None and r["avg_daily_trips"] is None
+        else:
+            assert abs(r["conv_rate"] - want["conv_rate"]) < 1e-6
+            assert r["avg_daily_trips"] == want["avg_daily_trips"]
+    # 1002's time was given at +02:00: 09:30 UTC.
+    assert rows[1]["event_timestamp"].isoformat() == "2024-09-02T09:30:00+00:00"
+    assert rows[3]["conv_rate"] is None
+
+
+def test_feature_service_full_names_csv_output_and_a_spilling_budget_agree(cli, tmp_path):
+    repo = make_repo(tmp_path, cli)
+    cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
+        "--feature-service", "driver_v1", "--full-feature-names", "-o", repo / "a.csv", "-q", check=True)
+    spilled = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
+                  "--feature-service", "driver_v1", "--full-feature-names", "-o", repo / "b.csv",
+                  "--memory-budget", "100", "--threads", "2", check=True)
+    assert "partitions" in spilled.stderr and "spilled" in spilled.stderr
+    assert "warning: the entity rows and the training set itself take about 0 MiB, more than " \
+        "--memory-budget 100;" in spilled.stderr
+    a = pacsv.read_csv(repo / "a.csv")
+    assert a.column_names == ["driver_id", "event_timestamp", "label",
+                              "driver_hourly__conv_rate", "driver_hourly__avg_daily_trips"]
+    assert (repo / "a.csv").read_text() == (repo / "b.csv").read_text()
+
+
+def test_errors_are_clear_and_leave_no_output(cli, tmp_path):
+    repo = make_repo(tmp_path, cli)
+    (repo / "keep.parquet").write_bytes(b"previous result")
+    bad = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
+              "--features", "driver_hourly:conv_rat", "-o", repo / "keep.parquet", check=False)
+    assert bad.returncode == 1
+    assert "feature view 'driver_hourly' has no feature 'conv_rat', did you mean 'conv_rate'?" \
+        in bad.stderr
+    assert (repo / "keep.parquet").read_bytes() == b"previous result"
+
+    missing = cli("-C", repo, "get-historical-features", "--entities", repo / "nope.csv",
+                  "--features", "driver_hourly:conv_rate", "-o", repo / "x.parquet", check=False)
+    assert "nope.csv: no such file" in missing.stderr
+    budget = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
+                 "--features", "driver_hourly:conv_rate", "-o", repo / "x.parquet",
+                 "--memory-budget", "lots", check=False)
+    assert "--memory-budget 'lots' is not a size" in budget.stderr
+    both = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
+               "-o", repo / "x.parquet", check=False)
+    assert "give --features view:feature,... or --feature-service NAME" in both.stderr
+
+    (repo / "data" / "driver_stats.parquet").write_bytes(b"PAR1 garbage")
+    corrupt = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
+                  "--features", "driver_hourly:conv_rate", "-o", repo / "x.parquet", check=False)
+    assert corrupt.returncode == 1
+    assert "driver_stats.parquet is not a readable Parquet file" in corrupt.stderr
+    assert not (repo / "x.parquet").exists()
+    assert not list(repo.glob(".x.parquet.tmp-*"))
+
+
+DELTA_SCHEMA = {"type": "struct", "fields": [
+    {"name": "driver_id", "type": "long", "nullable": True, "metadata": {}},
+    {"name": "ts", "type": "timestamp", "nullable": True, "metadata": {}},
+    {"name": "score", "type": "double", "nullable": True, "metadata": {}},
+]}
+
+
+def write_delta_table(root):
+    """A Delta table with removes and a checkpoint, the way Spark lays one out:
+    v0 adds f0, f1; v1 removes f0 and adds f2 (checkpoint at v1); v2 removes f1 and adds f3.
+    The JSON commits up to the checkpoint are deleted, so replay must start from it."""
+    log = root / "_delta_log"
+    log.mkdir(parents=True)
+    files = {
+        "f0.parquet": [(1, "2024-01-01T00:00:00Z", 0.0)],   # removed in v1
+        "f1.parquet": [(1, "2024-01-01T01:00:00Z", 1.0)],   # removed in v2
+        "f2.parquet": [(1, "2024-01-01T00:30:00Z", 2.0), (2, "2024-01-01T00:00:00Z", 2.5)],
+        "f3.parquet": [(2, "2024-01-01T02:00:00Z", 3.0)],
+    }
+    for name, rows in files.items():
+        pq.write_table(pa.table({
+            "driver_id": pa.array([r[0] for r in rows], pa.int64()),
+            "ts": pa.array([r[1] for r in rows], pa.string()).cast(pa.timestamp("us", tz="UTC")),
+            "score": pa.array([r[2] for r in rows], pa.float64()),
+        }), root / name)
+
+    def add(name):
+        return {"path": name, "partitionValues": {}, "size": (root / name).stat().st_size,
+                "modificationTime": 0, "dataChange": True}
+
+    protocol = {"minReaderVersion": 1, "minWriterVersion": 2}
+    metadata = {"id": "t", "format": {"provider": "parquet", "options": {}},
+                "schemaString": json.dumps(DELTA_SCHEMA), "partitionColumns": [],
+                "configuration": {}, "createdTime": 0}
+    commits = [
+        [{"protocol": protocol}, {"metaData": metadata}, {"add": add("f0.parquet")},
+         {"add": add("f1.parquet")}],
+        [{"remove": {"path": "f0.parquet", "deletionTimestamp": 1, "dataChange": True}},
+         {"add": add("f2.parquet")}],
+        [{"remove": {"path": "f1.parquet", "deletionTimestamp": 2, "dataChange": True}},
+         {"add": add("f3.parquet")}],
+    ]
+    for version, actions in enumerate(commits):
+        (log / f"{version:020}.json").write_text("\n".join(json.dumps(a) for a in actions) + "\n")
+    # The checkpoint of version 1: one row per action of the state (protocol, metaData, adds).
+    str_map = pa.map_(pa.string(), pa.string())
+    add_type = pa.struct([("path", pa.string()), ("partitionValues", str_map),
+                          ("size", pa.int64()), ("modificationTime", pa.int64()),
+                          ("dataChange", pa.bool_()), ("stats", pa.string())])
+    meta_type = pa.struct([("id", pa.string()), ("schemaString", pa.string()),
+                           ("partitionColumns", pa.list_(pa.string())),
+                           ("configuration", str_map)])
+    proto_type = pa.struct([("minReaderVersion", pa.int32()), ("minWriterVersion", pa.int32())])
+    live = [add("f1.parquet"), add("f2.parquet")]
+    adds = [None, None] + [dict(a, partitionValues=[], stats=None) for a in live]
+    metas = [None, {"id": "t", "schemaString": json.dumps(DELTA_SCHEMA), "partitionColumns": [],
+                    "configuration": []}, None, None]
+    protos = [protocol, None, None, None]
+    pq.write_table(pa.table({"protocol": pa.array(protos, proto_type),
+                             "metaData": pa.array(metas, meta_type),
+                             "add": pa.array(adds, add_type)}),
+                   log / f"{1:020}.checkpoint.parquet")
+    (log / "_last_checkpoint").write_text(json.dumps({"version": 1, "size": 4}))
+    (log / f"{0:020}.json").unlink()
+    (log / f"{1:020}.json").unlink()
+
+
+def test_delta_source_with_removes_and_a_checkpoint(cli, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "granary.yaml").write_text("project: delta\n")
+    (repo / "features.yaml").write_text("""
+entities:
+  - {name: driver, join_keys: [driver_id], value_type: int64}
+data_sources:
+  - {name: scores, type: delta, path: data/scores, timestamp_field: ts}
+feature_views:
+  - name: driver_scores
+    entities: [driver]
+    source: scores
+    ttl: 1d
+    schema:
+      - {name: score, type: float64}
+""")
+    write_delta_table(repo / "data" / "scores")
+    cli("-C", repo, "apply", check=True)
+    (repo / "e.csv").write_text("driver_id,event_timestamp\n"
+                                "1,2024-01-01T00:10:00Z\n"    # f0 (removed) would give 0.0
+                                "1,2024-01-01T03:00:00Z\n"    # f1 (removed) would give 1.0
+                                "2,2024-01-01T01:00:00Z\n"
+                                "2,2024-01-01T02:00:00Z\n")
+    cli("-C", repo, "get-historical-features", "--entities", repo / "e.csv",
+        "--features", "driver_scores:score", "-o", repo / "out.parquet", check=True)
+    scores = pq.read_table(repo / "out.parquet").column("score").to_pylist()
+    assert scores == [None, 2.0, 2.5, 3.0]
+
+    (repo / "data" / "scores" / "f3.parquet").unlink()
+    gone = cli("-C", repo, "get-historical-features", "--entities", repo / "e.csv",
+               "--features", "driver_scores:score", "-o", repo / "out2.parquet", check=False)
+    assert gone.returncode == 1
+    assert "f3.parquet: the file does not exist" in gone.stderr
