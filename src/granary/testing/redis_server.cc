@@ -128,7 +128,9 @@ Result<std::unique_ptr<RedisServer>> RedisServer::Start(const RedisServerOptions
       args.insert(args.end(),
                   {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                    "--cluster-node-timeout", "500", "--cluster-port",
-                   std::to_string(server->bus_port_), "--cluster-replica-validity-factor", "0"});
+                   std::to_string(server->bus_port_), "--cluster-replica-validity-factor", "0",
+                   // replicas appear in CLUSTER SLOTS once their offset is not 0
+                   "--repl-ping-replica-period", "1"});
     }
     args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
     std::vector<char*> argv;
@@ -332,6 +334,22 @@ Result<std::unique_ptr<RedisCluster>> RedisCluster::Start(int masters, int repli
   std::vector<int> all;
   for (int i = 0; i < total; ++i) all.push_back(i);
   GRANARY_RETURN_NOT_OK(c->WaitForClusterOk(all, total));
+  // Every node also lists each master's replicas (clients read them from CLUSTER SLOTS).
+  for (int i = 0; i < total; ++i) {
+    while (true) {
+      GRANARY_ASSIGN_OR_RAISE(RedisReply slots, c->nodes_[i]->Check({"CLUSTER", "SLOTS"}));
+      bool complete = static_cast<int>(slots.elements.size()) == masters;
+      for (const RedisReply& range : slots.elements) {
+        complete = complete && static_cast<int>(range.elements.size()) == 3 + replicas_per_master;
+      }
+      if (complete) break;
+      if (Clock::now() > deadline) {
+        return Status::Unavailable("cluster node " + c->nodes_[i]->address() +
+                                   " does not list every replica in CLUSTER SLOTS");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
   return c;
 }
 
@@ -425,6 +443,32 @@ Status RedisCluster::FinishSlotMigration(int slot, int to) {
     if (!role.ok() || *role != "master") continue;
     GRANARY_RETURN_NOT_OK(
         nodes_[m]->Check({"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", ids_[to]}).status());
+  }
+  return Status::OK();
+}
+
+Status RedisCluster::WaitForReplication() {
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  for (int r = masters_; r < num_nodes(); ++r) {
+    if (!nodes_[r]->running()) continue;
+    while (true) {
+      auto role = nodes_[r]->Info("replication", "role");
+      if (!role.ok()) return role.status();
+      if (*role != "slave") break;  // promoted
+      auto host_port = nodes_[r]->Info("replication", "master_port");
+      int master = -1;
+      for (int m = 0; m < num_nodes(); ++m) {
+        if (host_port.ok() && std::to_string(nodes_[m]->port()) == *host_port) master = m;
+      }
+      if (master < 0 || !nodes_[master]->running()) break;
+      auto want = nodes_[master]->Info("replication", "master_repl_offset");
+      auto have = nodes_[r]->Info("replication", "slave_repl_offset");
+      if (want.ok() && have.ok() && *want == *have) break;
+      if (Clock::now() > deadline) {
+        return Status::Unavailable("replica " + nodes_[r]->address() + " did not catch up in 10 s");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
   return Status::OK();
 }

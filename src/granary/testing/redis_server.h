@@ -110,6 +110,10 @@ class RedisCluster {
   Status MigrateKeys(int slot, int from, int to, const std::vector<std::string>& keys);
   Status FinishSlotMigration(int slot, int to);
 
+  // Waits until every live replica has applied everything its master wrote so far (at most 10 s),
+  // so that a failover loses nothing.
+  Status WaitForReplication();
+
   // Crashes master `i` (SIGKILL) and waits until one of its replicas serves its slots and the
   // cluster is ok again (at most 20 s).
   Status KillMasterAndWaitForFailover(int i);

@@ -119,6 +119,7 @@ void Connection::OnConnected() {
   in_.reset(new char[in_capacity_]);
   StartRead();
   StartWrite();
+  ArmTimer();
 }
 
 void Connection::StartWrite() {
@@ -219,11 +220,15 @@ void Connection::HandleInternal(Internal what, const Reply& reply) {
 }
 
 void Connection::ArmTimer() {
-  if (timer_armed_) return;
+  // A timer armed for a later time (the connect deadline) is moved earlier when needed.
+  if (timer_armed_ && armed_for_ <= deadline_) return;
   timer_armed_ = true;
+  armed_for_ = deadline_;
+  const uint64_t generation = ++timer_generation_;
   timer_.expires_at(deadline_);
   auto self = shared_from_this();
-  timer_.async_wait([this, self](const boost::system::error_code& ec) {
+  timer_.async_wait([this, self, generation](const boost::system::error_code& ec) {
+    if (generation != timer_generation_) return;  // re-armed since
     timer_armed_ = false;
     if (ec || state_ == State::kFailed) return;
     OnTimer();

@@ -97,6 +97,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer timer_;
   bool timer_armed_ = false;
+  std::chrono::steady_clock::time_point armed_for_;
+  uint64_t timer_generation_ = 0;
   std::chrono::steady_clock::time_point deadline_;  // connect deadline, or last progress + timeout
   State state_ = State::kNew;
   Status failure_;
