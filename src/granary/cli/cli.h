@@ -24,5 +24,6 @@ struct Context {
 void RegisterInitCommand(CLI::App& app, Context& ctx);
 void RegisterRepoCommands(CLI::App& app, Context& ctx);     // apply, plan, teardown
 void RegisterCatalogCommands(CLI::App& app, Context& ctx);  // list, describe
+void RegisterOnlineCommands(CLI::App& app, Context& ctx);   // get-online-features
 
 }  // namespace granary::cli

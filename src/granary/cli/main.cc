@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   granary::cli::RegisterInitCommand(app, ctx);
   granary::cli::RegisterRepoCommands(app, ctx);
   granary::cli::RegisterCatalogCommands(app, ctx);
+  granary::cli::RegisterOnlineCommands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
