@@ -66,9 +66,7 @@ void RunGetOnlineFeatures(Context& ctx, const Options& options) {
         "{} holds no definitions yet; run 'granary apply' first", config.RegistryPath().string())));
   }
   auto definitions = std::make_shared<const Definitions>(std::move((*latest)->definitions));
-  OnlineStoreOptions store_options;
-  store_options.io_threads = 1;
-  auto store = OpenOnlineStore(config, store_options);
+  auto store = OpenOnlineStore(config);
   if (!store.ok()) return ctx.Fail(store.status());
   auto service =
       OnlineFeaturesService::Make(definitions, store->get(), config.online_store.key_ttl);

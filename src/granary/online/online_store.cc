@@ -32,7 +32,6 @@ Result<std::unique_ptr<OnlineStore>> OpenOnlineStore(const RepoConfig& config,
     o.clock = options.clock;
     o.connect_timeout = options.connect_timeout;
     o.request_timeout = options.request_timeout;
-    o.io_threads = options.io_threads;
     GRANARY_ASSIGN_OR_RAISE(auto store, RedisOnlineStore::Open(std::move(o)));
     return std::unique_ptr<OnlineStore>(std::move(store));
   }

@@ -15,8 +15,9 @@
 //
 // Threading contract:
 //   - All methods are thread-safe, and may be called from any number of threads at once.
-//   - WriteBatch, Read, DeleteViews and DeleteAll block the calling thread until done; never call
-//     them from a thread that runs an io_context you pass to AsyncRead.
+//   - WriteBatch, Read, DeleteViews and DeleteAll block the calling thread until done (Redis: the
+//     calling thread runs their I/O itself, on connections of its own); do not call them from a
+//     thread that serves an io_context you pass to AsyncRead, whose work would wait meanwhile.
 //   - AsyncRead never blocks the calling thread on the network: Redis connections used by it are
 //     owned per io_context and run on that io_context's thread (the one per-core worker of the
 //     HTTP server). The completion handler runs on `executor` (through asio::post), never
@@ -88,8 +89,6 @@ struct OnlineStoreOptions {
   // Redis: how long to wait for a connection, and for any reply before the node counts as down.
   Duration connect_timeout = Duration::Seconds(2);
   Duration request_timeout = Duration::Seconds(2);
-  // Redis: threads of the store's own io_context, which serve the blocking calls.
-  int io_threads = 2;
 };
 
 // Opens the store described by config.online_store for project config.project. RocksDB: creates

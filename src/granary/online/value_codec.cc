@@ -224,6 +224,21 @@ bool IndexBody(const ViewLayout& view, std::string_view body, const BodyHeader& 
   const auto& features = view.features();
   const unsigned char* bitmap =
       reinterpret_cast<const unsigned char*>(body.data()) + header.bitmap_offset;
+  // Fast path: fixed-width values and no nulls sit at offsets known in advance.
+  if (view.fixed_values_size() >= 0) {
+    bool any_null = false;
+    for (int i = 0; i < view.null_bitmap_bytes(); ++i) any_null = any_null || bitmap[i] != 0;
+    if (!any_null) {
+      if (body.size() - header.values_offset != static_cast<size_t>(view.fixed_values_size())) {
+        return false;
+      }
+      const auto& fixed = view.fixed_offsets();
+      for (size_t i = 0; i < features.size(); ++i) {
+        offsets[i] = static_cast<uint32_t>(header.values_offset + fixed[i]);
+      }
+      return true;
+    }
+  }
   size_t pos = header.values_offset;
   for (size_t i = 0; i < features.size(); ++i) {
     if (bitmap[i / 8] & (1u << (i % 8))) {

@@ -151,6 +151,22 @@ TEST(ValueCodec, TruncatedOrPaddedBodiesAreRejected) {
   EXPECT_FALSE(IndexBody(*view, longer, header, offsets.data()));
 }
 
+TEST(ValueCodec, FixedWidthBodiesWithoutNullsUseKnownOffsetsAndStillCheckTheirSize) {
+  Definitions defs = OnlineDefinitions();
+  auto view = Layout(defs, "risk");  // float64, int64: fixed width
+  ASSERT_EQ(view->fixed_values_size(), 16);
+  EXPECT_EQ(Layout(defs, "every_type")->fixed_values_size(), -1);
+  std::string body;
+  ASSERT_TRUE(EncodeBody(*view, WriteOrder{7}, {Value(2.5), Value(int64_t{-3})}, &body).ok());
+  EXPECT_EQ(Decode(*view, body), (std::vector<Value>{Value(2.5), Value(int64_t{-3})}));
+  std::vector<uint32_t> offsets(2);
+  BodyHeader header;
+  for (std::string bad : {body + "x", body.substr(0, body.size() - 1)}) {
+    ASSERT_TRUE(ParseBodyHeader(bad, 2, &header));
+    EXPECT_FALSE(IndexBody(*view, bad, header, offsets.data())) << bad.size();
+  }
+}
+
 TEST(ValueCodec, WideningColumnsAreEncodedAsTheDeclaredType) {
   Definitions defs = OnlineDefinitions();
   auto view = Layout(defs, "risk");  // score float64, failures int64

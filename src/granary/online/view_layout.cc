@@ -46,6 +46,36 @@ Result<std::shared_ptr<const ViewLayout>> ViewLayout::Make(const Definitions& de
   std::sort(layout->join_keys_.begin(), layout->join_keys_.end(),
             [](const Column& a, const Column& b) { return a.name < b.name; });
   for (const Field& f : view.schema) layout->features_.push_back({f.name, f.type});
+  int64_t fixed = 0;
+  for (const Column& f : layout->features_) {
+    int width = 0;
+    if (!f.type.is_list) {
+      switch (f.type.scalar) {
+        case ScalarType::kBool:
+          width = 1;
+          break;
+        case ScalarType::kInt32:
+        case ScalarType::kFloat32:
+          width = 4;
+          break;
+        case ScalarType::kInt64:
+        case ScalarType::kFloat64:
+        case ScalarType::kTimestamp:
+          width = 8;
+          break;
+        default:
+          break;
+      }
+    }
+    if (width == 0) {
+      fixed = -1;
+      layout->fixed_offsets_.clear();
+      break;
+    }
+    layout->fixed_offsets_.push_back(static_cast<uint32_t>(fixed));
+    fixed += width;
+  }
+  layout->fixed_values_size_ = fixed;
 
   // The fingerprint covers everything that decides how a body is read and which entity it
   // belongs to. Integer join keys are one key type (see entity_key.h), so int32 <-> int64 is left

@@ -49,6 +49,10 @@ class ViewLayout {
   Duration key_ttl() const { return key_ttl_; }
   // Bytes of the null bitmap in a body: ceil(features / 8).
   int null_bitmap_bytes() const { return static_cast<int>((features_.size() + 7) / 8); }
+  // When every feature has a fixed width (no strings, bytes or lists): the bytes of the values of
+  // a body without nulls, and where each value starts among them; -1 otherwise.
+  int64_t fixed_values_size() const { return fixed_values_size_; }
+  const std::vector<uint32_t>& fixed_offsets() const { return fixed_offsets_; }
 
  private:
   ViewLayout() = default;
@@ -59,6 +63,8 @@ class ViewLayout {
   std::vector<Column> features_;
   Duration ttl_;
   Duration key_ttl_;
+  int64_t fixed_values_size_ = -1;
+  std::vector<uint32_t> fixed_offsets_;
 };
 
 using ViewLayouts = std::map<std::string, std::shared_ptr<const ViewLayout>, std::less<>>;

@@ -232,6 +232,20 @@ Result<std::unique_ptr<OnlineFeaturesService>> OnlineFeaturesService::Make(
       service->join_key_types_.emplace(e.join_keys[i], e.join_key_types[i]);
     }
   }
+  std::unordered_map<std::string, int> short_names;
+  for (const auto& [name, layout] : service->layouts_) {
+    for (const auto& f : layout->features()) ++short_names[f.name];
+  }
+  for (const auto& [name, layout] : service->layouts_) {
+    for (size_t f = 0; f < layout->features().size(); ++f) {
+      const std::string& feature = layout->features()[f].name;
+      FeatureEntry entry{layout, static_cast<int>(f), feature, name + "__" + feature};
+      entry.id = static_cast<uint32_t>(service->features_.size());
+      entry.short_name_shared = short_names[feature] > 1;
+      entry.short_name_is_join_key = service->join_key_types_.count(feature) > 0;
+      service->features_.emplace(name + ":" + feature, std::move(entry));
+    }
+  }
   service->definitions_ = std::move(definitions);
   service->store_ = store;
   return service;
@@ -244,9 +258,6 @@ Status OnlineFeaturesService::ConvertEntities(const OnlineFeaturesRequest& reque
         "the request has no entities; give each join key's values, e.g. "
         "\"entities\": {\"customer_id\": [1001, 1002]}");
   }
-  std::vector<std::string> known;
-  for (const auto& [name, type] : join_key_types_) known.push_back(name);
-  std::sort(known.begin(), known.end());
   const EntityColumn& first = request.entities.front();
   out->num_rows = first.values.size();
   for (const EntityColumn& column : request.entities) {
@@ -258,6 +269,9 @@ Status OnlineFeaturesService::ConvertEntities(const OnlineFeaturesRequest& reque
     }
     auto type = join_key_types_.find(column.name);
     if (type == join_key_types_.end()) {
+      std::vector<std::string> known;
+      for (const auto& [name, t] : join_key_types_) known.push_back(name);
+      std::sort(known.begin(), known.end());
       return Status::InvalidArgument(
           fmt::format("entities: '{}' is not a join key of any entity{}; the join keys are: {}",
                       column.name, DidYouMean(column.name, known), Join(known, ", ")));
@@ -289,14 +303,37 @@ Status OnlineFeaturesService::ConvertEntities(const OnlineFeaturesRequest& reque
   return Status::OK();
 }
 
+Status OnlineFeaturesService::UnknownFeature(std::string_view text) const {
+  auto ref = FeatureRef::Parse(text);
+  if (!ref.ok()) return Status::InvalidArgument("features: " + ref.status().message());
+  auto layout = layouts_.find(ref->view);
+  if (layout == layouts_.end()) {
+    if (definitions_->FindFeatureView(ref->view) != nullptr) {
+      return Status::InvalidArgument(fmt::format(
+          "feature view '{}' is not online (online: false); set online: true and materialize "
+          "it, or read it offline",
+          ref->view));
+    }
+    std::vector<std::string> online_views;
+    for (const auto& [name, l] : layouts_) online_views.push_back(name);
+    return Status::InvalidArgument(fmt::format("unknown feature view '{}' in '{}'{}", ref->view,
+                                               text, DidYouMean(ref->view, online_views)));
+  }
+  std::vector<std::string> names;
+  for (const auto& f : layout->second->features()) names.push_back(f.name);
+  return Status::InvalidArgument(fmt::format("feature view '{}' has no feature '{}'{}", ref->view,
+                                             ref->feature, DidYouMean(ref->feature, names)));
+}
+
 Result<ResolvedOnlineRequest> OnlineFeaturesService::Resolve(
     const OnlineFeaturesRequest& request) const {
-  // The features, in requested order.
-  std::vector<FeatureRef> refs;
+  // The features, in requested order, as "view:feature" references.
   if (!request.features.empty() && !request.feature_service.empty()) {
     return Status::InvalidArgument(
         "the request gives both features and feature_service; give one of them");
   }
+  std::vector<std::string> service_refs;
+  std::vector<std::string_view> refs;
   if (!request.feature_service.empty()) {
     const FeatureService* service = definitions_->FindFeatureService(request.feature_service);
     if (service == nullptr) {
@@ -307,22 +344,17 @@ Result<ResolvedOnlineRequest> OnlineFeaturesService::Resolve(
                                                  DidYouMean(request.feature_service, names)));
     }
     for (const FeatureProjection& p : service->projections) {
-      if (p.features.empty()) {
-        const FeatureView* view = definitions_->FindFeatureView(p.view);
-        if (view != nullptr) {
-          for (const Field& f : view->schema) refs.push_back({p.view, f.name});
-        } else {
-          refs.push_back({p.view, ""});  // reported below
-        }
+      const FeatureView* view = definitions_->FindFeatureView(p.view);
+      if (p.features.empty() && view != nullptr) {
+        for (const Field& f : view->schema) service_refs.push_back(p.view + ":" + f.name);
+      } else if (p.features.empty()) {
+        service_refs.push_back(p.view + ":?");  // reported below
       }
-      for (const std::string& f : p.features) refs.push_back({p.view, f});
+      for (const std::string& f : p.features) service_refs.push_back(p.view + ":" + f);
     }
+    refs.assign(service_refs.begin(), service_refs.end());
   } else {
-    for (const std::string& text : request.features) {
-      auto ref = FeatureRef::Parse(text);
-      if (!ref.ok()) return Status::InvalidArgument("features: " + ref.status().message());
-      refs.push_back(std::move(*ref));
-    }
+    refs.assign(request.features.begin(), request.features.end());
   }
   if (refs.empty()) {
     return Status::InvalidArgument(
@@ -332,57 +364,46 @@ Result<ResolvedOnlineRequest> OnlineFeaturesService::Resolve(
 
   ResolvedOnlineRequest out;
   GRANARY_RETURN_NOT_OK(ConvertEntities(request, &out));
-
-  std::map<std::string, uint32_t, std::less<>> view_slot;
-  std::map<std::string, std::string, std::less<>> output_owner;  // output name -> "view:feature"
-  std::vector<std::string> online_views;
-  for (const auto& [name, layout] : layouts_) online_views.push_back(name);
-  for (const FeatureRef& ref : refs) {
-    auto layout = layouts_.find(ref.view);
-    if (layout == layouts_.end()) {
-      if (definitions_->FindFeatureView(ref.view) != nullptr) {
-        return Status::InvalidArgument(
-            fmt::format("feature view '{}' is not online (online: false); set online: true and "
-                        "materialize it, or read it offline",
-                        ref.view));
+  out.columns.reserve(refs.size());
+  // Output names must be unique: a feature requested twice, or two features of one name
+  // without full names (only possible for names that several views use), or a feature named as
+  // a join key of the request.
+  std::vector<uint8_t> seen(features_.size(), 0);
+  std::vector<size_t> shared_names;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    auto entry = features_.find(refs[i]);
+    if (entry == features_.end()) return UnknownFeature(refs[i]);
+    const FeatureEntry& e = entry->second;
+    if (seen[e.id]++) {
+      return Status::InvalidArgument(fmt::format("feature '{}' is requested twice", refs[i]));
+    }
+    if (!request.full_feature_names && e.short_name_shared) shared_names.push_back(i);
+    if (!request.full_feature_names && e.short_name_is_join_key) {
+      for (const EntityColumn& column : out.entities) {
+        if (column.name == e.short_name) {
+          return Status::InvalidArgument(fmt::format(
+              "feature '{}' has the name of the join key '{}'; set full_feature_names to true",
+              refs[i], column.name));
+        }
       }
-      return Status::InvalidArgument(fmt::format("unknown feature view '{}' in '{}'{}", ref.view,
-                                                 ref.ToString(),
-                                                 DidYouMean(ref.view, online_views)));
     }
-    const ViewLayout& view = *layout->second;
-    const int feature = view.FeatureIndex(ref.feature);
-    if (feature < 0) {
-      std::vector<std::string> names;
-      for (const auto& f : view.features()) names.push_back(f.name);
-      return Status::InvalidArgument(fmt::format("feature view '{}' has no feature '{}'{}",
-                                                 ref.view, ref.feature,
-                                                 DidYouMean(ref.feature, names)));
-    }
-    auto [slot, added] = view_slot.emplace(ref.view, static_cast<uint32_t>(out.read.views.size()));
-    if (added) out.read.views.push_back(ViewRead{layout->second, {}, nullptr});
-    ViewRead& read = out.read.views[slot->second];
-    if (std::find(read.features.begin(), read.features.end(), feature) != read.features.end()) {
-      return Status::InvalidArgument(
-          fmt::format("feature '{}' is requested twice", ref.ToString()));
-    }
-    std::string name = ref.OutputName(request.full_feature_names);
-    auto [owner, fresh] = output_owner.emplace(name, ref.ToString());
-    if (!fresh) {
-      return Status::InvalidArgument(fmt::format(
-          "features '{}' and '{}' would both be named '{}'; set full_feature_names to true",
-          owner->second, ref.ToString(), name));
-    }
-    for (const EntityColumn& e : out.entities) {
-      if (e.name == name) {
+    uint32_t slot = 0;
+    while (slot < out.read.views.size() && out.read.views[slot].view != e.view) ++slot;
+    if (slot == out.read.views.size()) out.read.views.push_back(ViewRead{e.view, {}, nullptr});
+    ViewRead& read = out.read.views[slot];
+    out.columns.push_back({request.full_feature_names ? e.full_name : e.short_name, slot,
+                           static_cast<uint32_t>(read.features.size())});
+    read.features.push_back(e.index);
+  }
+  for (size_t a = 0; a < shared_names.size(); ++a) {
+    for (size_t b = a + 1; b < shared_names.size(); ++b) {
+      const auto& name = out.columns[shared_names[a]].name;
+      if (name == out.columns[shared_names[b]].name) {
         return Status::InvalidArgument(fmt::format(
-            "feature '{}' has the name of the join key '{}'; set full_feature_names to true",
-            ref.ToString(), name));
+            "features '{}' and '{}' would both be named '{}'; set full_feature_names to true",
+            refs[shared_names[a]], refs[shared_names[b]], name));
       }
     }
-    out.columns.push_back(
-        {std::move(name), slot->second, static_cast<uint32_t>(read.features.size())});
-    read.features.push_back(feature);
   }
 
   // One key column per set of join keys, shared by the views keyed by it.

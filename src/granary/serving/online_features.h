@@ -80,7 +80,8 @@ class OnlineFeaturesService {
   void AsyncGetOnlineFeatures(const boost::asio::any_io_executor& executor,
                               const OnlineFeaturesRequest& request, Callback done) const;
 
-  // Writes Feast's response for a resolved request and what the store returned.
+  // Writes Feast's response for a resolved request and what the store returned. The request must
+  // come from this service (its column names point into it).
   static void WriteResponse(const ResolvedOnlineRequest& request, const OnlineFeatures& features,
                             std::string* json);
 
@@ -91,10 +92,27 @@ class OnlineFeaturesService {
     ValueType type;
   };
   Status ConvertEntities(const OnlineFeaturesRequest& request, ResolvedOnlineRequest* out) const;
+  // The error for a reference that names no online feature.
+  Status UnknownFeature(std::string_view text) const;
+
+  // One online feature, found by its "view:feature" reference.
+  struct FeatureEntry {
+    std::shared_ptr<const ViewLayout> view;
+    int index = 0;  // in view->features()
+    std::string short_name, full_name;
+    uint32_t id = 0;                 // dense, for per-request bookkeeping
+    bool short_name_shared = false;  // another online view has a feature of this name
+    bool short_name_is_join_key = false;
+  };
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
 
   std::shared_ptr<const Definitions> definitions_;
   OnlineStore* store_ = nullptr;
   ViewLayouts layouts_;
+  std::unordered_map<std::string, FeatureEntry, StringHash, std::equal_to<>> features_;
   std::unordered_map<std::string, ValueType> join_key_types_;  // every entity's join keys
 };
 

@@ -6,30 +6,22 @@
 
 namespace granary::redis {
 
-Status FindSection(std::string_view value, uint32_t view_id, std::string_view* body) {
-  *body = {};
+Status BadEntityValue(std::string_view value, size_t at) {
   if (value.empty() || value[0] != kEntityValueVersion) {
     return Status::Corruption(fmt::format(
         "an online value has layout version {} (this Granary reads version 1); it was written by "
         "another Granary release, or the key holds foreign data",
         value.empty() ? -1 : static_cast<int>(static_cast<unsigned char>(value[0]))));
   }
-  size_t pos = 1;
-  while (pos < value.size()) {
-    if (value.size() - pos < 5) break;
-    const uint32_t id = layout::LoadFixed<uint32_t>(value.data() + pos);
-    pos += 4;
-    uint64_t len = 0;
-    if (!layout::GetVarint(value, &pos, &len) || value.size() - pos < len) break;
-    if (id == view_id) {
-      *body = value.substr(pos, len);
-      return Status::OK();
-    }
-    pos += len;
-  }
-  if (pos == value.size()) return Status::OK();
   return Status::Corruption(
-      fmt::format("an online value of {} bytes is truncated at byte {}", value.size(), pos));
+      fmt::format("an online value of {} bytes is truncated at byte {}", value.size(), at));
+}
+
+Status FindSection(std::string_view value, uint32_t view_id, std::string_view* body) {
+  *body = {};
+  return ForEachSection(value, [&](uint32_t id, std::string_view b) {
+    if (id == view_id && body->empty()) *body = b;
+  });
 }
 
 void AppendSection(std::string* value, uint32_t view_id, std::string_view body) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,11 @@ constexpr char kEntityValueVersion = '\x01';
 // for the view. Corruption when the value is malformed or of another layout version.
 Status FindSection(std::string_view value, uint32_t view_id, std::string_view* body);
 
+// Calls f(view_id, body) for each section of an entity value, in order. Corruption when the value
+// is malformed or of another layout version.
+template <typename F>
+Status ForEachSection(std::string_view value, F&& f);
+
 // Appends a section (for tests and tools; the server builds values with the write script).
 void AppendSection(std::string* value, uint32_t view_id, std::string_view body);
 
@@ -34,5 +40,32 @@ extern const char* const kWriteScript;
 // KEYS: entity keys. ARGV: view ids (4 bytes each). Removes those views' sections, and the key
 // when none is left. Returns how many keys changed.
 extern const char* const kDeleteViewsScript;
+
+Status BadEntityValue(std::string_view value, size_t at);
+
+template <typename F>
+Status ForEachSection(std::string_view value, F&& f) {
+  if (value.empty() || value[0] != kEntityValueVersion) return BadEntityValue(value, 0);
+  size_t pos = 1;
+  while (pos < value.size()) {
+    if (value.size() - pos < 5) return BadEntityValue(value, pos);
+    uint32_t id;
+    std::memcpy(&id, value.data() + pos, 4);
+    pos += 4;
+    uint64_t len = 0;
+    int shift = 0;
+    while (true) {  // varint
+      if (pos >= value.size() || shift > 63) return BadEntityValue(value, pos);
+      const unsigned char b = static_cast<unsigned char>(value[pos++]);
+      len |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (b < 0x80) break;
+      shift += 7;
+    }
+    if (value.size() - pos < len) return BadEntityValue(value, pos);
+    f(id, value.substr(pos, len));
+    pos += len;
+  }
+  return Status::OK();
+}
 
 }  // namespace granary::redis

@@ -35,11 +35,17 @@ std::chrono::milliseconds Millis(Duration d) {
   return std::chrono::milliseconds(std::max<int64_t>(1, d.micros / 1000));
 }
 
-// A batch whose outcome a blocking caller waits for.
+}  // namespace
+
+// A batch whose outcome a blocking caller waits for (on its own thread's io_context).
 class SyncBatch : public Batch {
  public:
-  std::future<Status> Future() { return promise_.get_future(); }
-  void OnDone(Status status) override { promise_.set_value(status.ok() ? error_ : status); }
+  void OnDone(Status status) override {
+    if (!status.ok() && error_.ok()) error_ = std::move(status);
+    done = true;
+  }
+  const Status& status() const { return error_; }
+  bool done = false;
 
  protected:
   void SetError(Status s) {
@@ -47,9 +53,10 @@ class SyncBatch : public Batch {
   }
 
  private:
-  std::promise<Status> promise_;
   Status error_;
 };
+
+namespace {
 
 // Any commands; keeps every reply.
 class CollectBatch : public SyncBatch {
@@ -128,15 +135,23 @@ class ReadBatch : public Batch {
     if (status.ok()) status = error_;
     if (!status.ok()) return done_(status);
     const std::string& arena = *builder_.arena();
-    for (size_t v = 0; v < view_base_.size(); ++v) {
+    // One pass over each fetched value: every section goes to the views that asked for it.
+    std::vector<std::pair<uint32_t, size_t>> wanted;  // (view id, view) of one key column
+    for (const auto& [column, base] : columns_) {
+      wanted.clear();
+      for (size_t v = 0; v < view_base_.size(); ++v) {
+        if (view_base_[v] == base) wanted.emplace_back(view_ids_[v], v);
+      }
       for (size_t r = 0; r < num_rows(); ++r) {
-        const auto [offset, size] = spans_[view_base_[v] + r];
+        const auto [offset, size] = spans_[base + r];
         if (size == 0) continue;
-        std::string_view value(arena.data() + offset, size);
-        std::string_view body;
-        Status st = redis::FindSection(value, view_ids_[v], &body);
+        Status st = redis::ForEachSection(
+            std::string_view(arena.data() + offset, size), [&](uint32_t id, std::string_view body) {
+              for (const auto& [view_id, v] : wanted) {
+                if (view_id == id) builder_.SetBody(v, r, body.data() - arena.data(), body.size());
+              }
+            });
         if (!st.ok()) return done_(st);
-        if (!body.empty()) builder_.SetBody(v, r, body.data() - arena.data(), body.size());
       }
     }
     done_(builder_.Finish(clock_->Now()));
@@ -174,11 +189,9 @@ std::atomic<uint64_t> g_serial{0};
 
 }  // namespace
 
-struct RedisOnlineStore::Worker {
+struct RedisOnlineStore::ThreadSession {
   asio::io_context io{1};
-  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
   std::unique_ptr<redis::RedisClusterRouter> router;
-  std::thread thread;
 };
 
 uint64_t RedisOnlineStore::NextSerial() { return ++g_serial; }
@@ -254,20 +267,16 @@ Result<std::unique_ptr<RedisOnlineStore>> RedisOnlineStore::Open(Options options
   store->write_script_ = redis::kWriteScript;
   store->delete_script_ = redis::kDeleteViewsScript;
   store->topology_ = std::make_shared<redis::RedisTopology>(std::move(config));
-  for (int i = 0; i < std::max(1, options.io_threads); ++i) {
-    auto w = std::make_unique<Worker>();
-    w->router = std::make_unique<redis::RedisClusterRouter>(w->io.get_executor(), store->topology_);
-    w->thread = std::thread([io = &w->io] { io->run(); });
-    store->workers_.push_back(std::move(w));
-  }
+  ThreadSession& session = store->ThisThread();
   if (options.cluster) {
-    std::promise<Status> refreshed;
-    auto future = refreshed.get_future();
-    auto& router = *store->workers_[0]->router;
-    asio::post(store->workers_[0]->io, [&router, &refreshed] {
-      router.Refresh([&refreshed](Status s) { refreshed.set_value(std::move(s)); });
+    Status refreshed;
+    bool done = false;
+    session.router->Refresh([&](Status s) {
+      refreshed = std::move(s);
+      done = true;
     });
-    GRANARY_RETURN_NOT_OK(future.get());
+    RunUntil(session, &done);
+    GRANARY_RETURN_NOT_OK(refreshed);
   }
   // Load the scripts where the first master is (others load them on NOSCRIPT); this checks the
   // address and the credentials as well.
@@ -277,7 +286,7 @@ Result<std::unique_ptr<RedisOnlineStore>> RedisOnlineStore::Open(Options options
     load->Add(0, false,
               [&](CommandWriter& w) { w.Begin(3).Arg("SCRIPT").Arg("LOAD").Arg(*script); });
   }
-  GRANARY_RETURN_NOT_OK(store->RunSync(load, load->Future()));
+  GRANARY_RETURN_NOT_OK(store->RunSync(load));
   for (const auto& r : load->replies) {
     if (r.type != ReplyType::kString) {
       return Status::Unavailable(
@@ -290,14 +299,9 @@ Result<std::unique_ptr<RedisOnlineStore>> RedisOnlineStore::Open(Options options
 }
 
 RedisOnlineStore::~RedisOnlineStore() {
-  for (auto& w : workers_) {
-    // Close the connections on their own thread, then let the thread finish.
-    asio::post(w->io, [&w] { w->router.reset(); });
-    w->guard.reset();
-  }
-  for (auto& w : workers_) {
-    if (w->thread.joinable()) w->thread.join();
-  }
+  // Routers go before their io_contexts; no call is running (the store outlives its calls).
+  for (auto& session : sessions_) session->router.reset();
+  sessions_.clear();
   std::lock_guard<std::mutex> lock(external_mu_);
   external_.clear();
 }
@@ -308,13 +312,34 @@ std::string RedisOnlineStore::Describe() const {
   return fmt::format("{} at {}", options_.cluster ? "redis cluster" : "redis", nodes);
 }
 
-redis::RedisClusterRouter& RedisOnlineStore::NextRouter() {
-  return *workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()]->router;
+RedisOnlineStore::ThreadSession& RedisOnlineStore::ThisThread() {
+  struct Cache {
+    uint64_t serial = 0;
+    ThreadSession* session = nullptr;
+  };
+  thread_local Cache cache;
+  if (cache.serial == serial_) return *cache.session;
+  std::lock_guard<std::mutex> lock(sessions_mu_);
+  auto session = std::make_unique<ThreadSession>();
+  session->router =
+      std::make_unique<redis::RedisClusterRouter>(session->io.get_executor(), topology_);
+  sessions_.push_back(std::move(session));
+  cache = {serial_, sessions_.back().get()};
+  return *cache.session;
 }
 
-Status RedisOnlineStore::RunSync(const std::shared_ptr<Batch>& batch, std::future<Status> done) {
-  NextRouter().Execute(batch);
-  return done.get();
+void RedisOnlineStore::RunUntil(ThreadSession& session, const bool* done) {
+  while (!*done) {
+    if (session.io.stopped()) session.io.restart();
+    session.io.run_one();
+  }
+}
+
+Status RedisOnlineStore::RunSync(const std::shared_ptr<SyncBatch>& batch) {
+  ThreadSession& session = ThisThread();
+  session.router->Execute(batch);
+  RunUntil(session, &batch->done);
+  return batch->status();
 }
 
 std::vector<redis::NodeAddress> RedisOnlineStore::Masters() const {
@@ -336,15 +361,17 @@ Result<WriteStats> RedisOnlineStore::WriteBatch(const ViewLayout& view,
   const std::string view_id = ViewIdBytes(view.view_id());
   const int64_t ttl_ms =
       view.key_ttl().micros <= 0 ? 0 : std::max<int64_t>(1, view.key_ttl().micros / 1000);
-  const size_t max_in_flight = 2 * workers_.size();
-  std::deque<std::pair<std::shared_ptr<WriteScriptBatch>, std::future<Status>>> in_flight;
+  // Batches in flight at once on this thread: their pipelines overlap on every node.
+  constexpr size_t kMaxInFlight = 4;
+  ThreadSession& session = ThisThread();
+  std::deque<std::shared_ptr<WriteScriptBatch>> in_flight;
   WriteStats total;
   Status first_error;
   auto wait_one = [&] {
-    auto [batch, future] = std::move(in_flight.front());
+    auto batch = std::move(in_flight.front());
     in_flight.pop_front();
-    Status st = future.get();
-    if (!st.ok() && first_error.ok()) first_error = st;
+    RunUntil(session, &batch->done);
+    if (!batch->status().ok() && first_error.ok()) first_error = batch->status();
     total += batch->stats;
   };
 
@@ -388,10 +415,9 @@ Result<WriteStats> RedisOnlineStore::WriteBatch(const ViewLayout& view,
       batch->keys_per_command.push_back(static_cast<uint16_t>(count));
       g = g_end;
     }
-    auto future = batch->Future();
-    NextRouter().Execute(batch);
-    in_flight.emplace_back(std::move(batch), std::move(future));
-    if (in_flight.size() >= max_in_flight) wait_one();
+    session.router->Execute(batch);
+    in_flight.push_back(std::move(batch));
+    if (in_flight.size() >= kMaxInFlight) wait_one();
   }
   while (!in_flight.empty()) wait_one();
   GRANARY_RETURN_NOT_OK(first_error.WithContext(Describe()));
@@ -400,15 +426,18 @@ Result<WriteStats> RedisOnlineStore::WriteBatch(const ViewLayout& view,
 
 Result<OnlineFeatures> RedisOnlineStore::Read(const OnlineReadRequest& request) {
   GRANARY_RETURN_NOT_OK(request.Validate());
-  std::promise<Result<OnlineFeatures>> promise;
-  auto future = promise.get_future();
-  auto batch = std::make_shared<ReadBatch>(
-      request, prefix_, options_.clock,
-      [&promise](Result<OnlineFeatures> r) { promise.set_value(std::move(r)); });
-  NextRouter().Execute(batch);
-  auto result = future.get();
-  if (!result.ok()) return result.status().WithContext(Describe());
-  return result;
+  std::optional<Result<OnlineFeatures>> result;
+  bool done = false;
+  auto batch =
+      std::make_shared<ReadBatch>(request, prefix_, options_.clock, [&](Result<OnlineFeatures> r) {
+        result.emplace(std::move(r));
+        done = true;
+      });
+  ThreadSession& session = ThisThread();
+  session.router->Execute(batch);
+  RunUntil(session, &done);
+  if (!result->ok()) return result->status().WithContext(Describe());
+  return std::move(*result);
 }
 
 void RedisOnlineStore::AsyncRead(const asio::any_io_executor& executor, OnlineReadRequest request,
@@ -464,7 +493,7 @@ Status RedisOnlineStore::ForEachKeyPage(
         w.Begin(6).Arg("SCAN").Arg(cursor).Arg("MATCH").Arg(pattern).Arg("COUNT").Arg(
             int64_t{1000});
       });
-      GRANARY_RETURN_NOT_OK(RunSync(scan, scan->Future()).WithContext(Describe()));
+      GRANARY_RETURN_NOT_OK(RunSync(scan).WithContext(Describe()));
       const redis::OwnedReply& reply = scan->replies.at(0);
       if (reply.type != ReplyType::kArray || reply.elements.size() != 2) {
         return Status::Unavailable(fmt::format("{}: unexpected SCAN reply from {}: {}", Describe(),
@@ -491,7 +520,7 @@ Status RedisOnlineStore::DeleteViews(const std::vector<std::string>& view_names)
         for (const std::string& id : ids) w.Arg(id);
       });
     }
-    GRANARY_RETURN_NOT_OK(RunSync(batch, batch->Future()).WithContext(Describe()));
+    GRANARY_RETURN_NOT_OK(RunSync(batch).WithContext(Describe()));
     for (const auto& r : batch->replies) {
       if (r.type == ReplyType::kError) return Status::Internal(Describe() + ": " + r.str);
     }
@@ -505,7 +534,7 @@ Status RedisOnlineStore::DeleteAll() {
     for (const std::string& key : keys) {
       batch->Add(KeySlot(key), false, [&](CommandWriter& w) { w.Begin(2).Arg("UNLINK").Arg(key); });
     }
-    return RunSync(batch, batch->Future()).WithContext(Describe());
+    return RunSync(batch).WithContext(Describe());
   });
 }
 

@@ -7,13 +7,14 @@
 // connections live on the caller's io_context (no extra thread, no lock on a request), pipeline
 // per node, and follow MOVED/ASK.
 //
-// Blocking calls (WriteBatch, Read, deletes) run on the store's own io_context threads; AsyncRead
-// runs on the caller's (see OnlineStore's threading contract). Every io_context that calls
-// AsyncRead must be run by exactly one thread (the HTTP server's one-io_context-per-core model).
+// Blocking calls (WriteBatch, Read, deletes) run their I/O on the calling thread: each thread
+// that calls them gets an io_context and connections of its own (kept until the store goes), so
+// a call costs no thread hand-off and threads never share a connection. AsyncRead runs on the
+// caller's io_context (see OnlineStore's threading contract); every io_context that calls it must
+// be run by exactly one thread (the HTTP server's one-io_context-per-core model).
 #pragma once
 
 #include <atomic>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,7 +38,6 @@ class RedisOnlineStore final : public OnlineStore {
     const Clock* clock = &SystemClock::Default();
     Duration connect_timeout = Duration::Seconds(2);
     Duration request_timeout = Duration::Seconds(2);
-    int io_threads = 2;
   };
 
   // Reads "host:port[,password=...][,username=...][,db=N]" into options (nodes, password,
@@ -62,11 +62,14 @@ class RedisOnlineStore final : public OnlineStore {
   const redis::RouterStats& stats() const { return topology_->stats(); }
 
  private:
-  struct Worker;
+  struct ThreadSession;
   RedisOnlineStore() = default;
-  // Runs a batch on one of the store's threads and waits for it.
-  Status RunSync(const std::shared_ptr<redis::Batch>& batch, std::future<Status> done);
-  redis::RedisClusterRouter& NextRouter();
+  // The calling thread's io_context and router for this store.
+  ThreadSession& ThisThread();
+  // Runs the calling thread's io_context until `*done`.
+  static void RunUntil(ThreadSession& session, const bool* done);
+  // Runs a batch on the calling thread and waits for it.
+  Status RunSync(const std::shared_ptr<class SyncBatch>& batch);
   redis::RedisClusterRouter* RouterFor(const boost::asio::any_io_executor& executor);
   std::vector<redis::NodeAddress> Masters() const;
   // SCANs every master for this project's keys and runs `act` on each page of keys.
@@ -77,9 +80,10 @@ class RedisOnlineStore final : public OnlineStore {
   std::string write_script_, delete_script_;  // sources
   std::string write_sha_, delete_sha_;
   std::shared_ptr<redis::RedisTopology> topology_;
-  std::vector<std::unique_ptr<Worker>> workers_;
-  std::atomic<size_t> next_worker_{0};
   const uint64_t serial_ = NextSerial();
+  // Sessions of the threads that made blocking calls; guarded by sessions_mu_.
+  std::mutex sessions_mu_;
+  std::vector<std::unique_ptr<ThreadSession>> sessions_;
   // Routers for callers' io_contexts, by execution context.
   std::mutex external_mu_;
   std::vector<std::pair<const void*, std::unique_ptr<redis::RedisClusterRouter>>> external_;

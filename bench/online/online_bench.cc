@@ -1,0 +1,554 @@
+// online_bench: online read latency of Granary's stores beside raw baselines measured in the same
+// run, in Feast's public benchmark shape (25 views x 10 features = 250 features per entity,
+// 1M entities, requests of 1, 10, 100 and 500 entities). See docs/PERFORMANCE.md.
+//
+//   build/bench/online_bench [--entities N] [--requests N] [--batches 1,10,100,500]
+//                            [--stores rocksdb,redis,redis_cluster]
+//
+// For each store it loads the entities (through OnlineStore::WriteBatch, timed), then for each
+// batch size sends the same random entity sequence to
+//   - Granary Read (decoded values, statuses, ttl checks): p50, p99, requests/s, entities/s;
+//   - Granary Read + the feature server's JSON (OnlineFeaturesService, no HTTP);
+//   - the baseline: RocksDB MultiGet of the same records / a minimal hiredis client pipelining
+//     GET of the same keys (to the owning node in the cluster), no decoding.
+// Redis memory per entity (INFO used_memory) is printed beside the raw value bytes, and beside the
+// memory of the same bodies stored as one hash per entity (one field per view), the layout the
+// design started from. The Redis servers are started by the benchmark on free ports.
+#include <arrow/api.h>
+#include <fmt/format.h>
+#include <hiredis/hiredis.h>
+#include <rocksdb/db.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "granary/common/temp_dir.h"
+#include "granary/online/redis/redis_store.h"
+#include "granary/online/redis/slot_map.h"
+#include "granary/online/rocksdb/rocksdb_store.h"
+#include "granary/online/varint.h"
+#include "granary/serving/online_features.h"
+#include "granary/testing/redis_server.h"
+
+namespace granary {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct Config {
+  int64_t entities = 1'000'000;
+  int views = 25;
+  int features = 10;
+  int requests = 4000;  // per batch size (fewer for large batches, see RequestsFor)
+  std::vector<std::string> stores = {"rocksdb", "redis", "redis_cluster"};
+  std::vector<int> batch_sizes = {1, 10, 100, 500};
+};
+
+int RequestsFor(const Config& c, int batch) {
+  return std::max(100, std::min(c.requests, static_cast<int>(c.requests * 10 / (batch + 9))));
+}
+
+// 25 views of 10 features: 5 int64 then 5 float64 (80 raw bytes per view).
+Definitions BenchDefinitions(const Config& c) {
+  Definitions defs;
+  defs.project = "bench";
+  Entity customer;
+  customer.name = "customer";
+  customer.join_keys = {"customer_id"};
+  customer.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
+  defs.entities.push_back(customer);
+  for (int v = 0; v < c.views; ++v) {
+    FeatureView view;
+    view.name = fmt::format("view_{:02}", v);
+    view.entities = {"customer"};
+    view.source = "src";
+    for (int f = 0; f < c.features; ++f) {
+      Field field;
+      field.name = fmt::format("f{:02}", f);
+      field.type =
+          ValueType::Scalar(f < c.features / 2 ? ScalarType::kInt64 : ScalarType::kFloat64);
+      view.schema.push_back(field);
+    }
+    defs.feature_views.push_back(view);
+  }
+  return defs;
+}
+
+std::shared_ptr<arrow::RecordBatch> MakeBatch(const ViewLayout& view, int64_t begin, int64_t end,
+                                              Timestamp event) {
+  arrow::Int64Builder ids;
+  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                             arrow::default_memory_pool());
+  std::vector<std::shared_ptr<arrow::Array>> arrays;
+  (void)ids.Reserve(end - begin);
+  (void)ts.Reserve(end - begin);
+  for (int64_t i = begin; i < end; ++i) {
+    ids.UnsafeAppend(i);
+    ts.UnsafeAppend(event.micros);
+  }
+  arrays.push_back(ids.Finish().ValueOrDie());
+  arrays.push_back(ts.Finish().ValueOrDie());
+  arrow::FieldVector fields = {arrow::field("customer_id", arrow::int64()),
+                               arrow::field("event_timestamp", ts.type())};
+  std::mt19937_64 rng(static_cast<uint64_t>(begin) * 31 + view.view_id());
+  for (const auto& f : view.features()) {
+    if (f.type.scalar == ScalarType::kInt64) {
+      arrow::Int64Builder b;
+      (void)b.Reserve(end - begin);
+      for (int64_t i = begin; i < end; ++i) b.UnsafeAppend(static_cast<int64_t>(rng() % 100000));
+      arrays.push_back(b.Finish().ValueOrDie());
+      fields.push_back(arrow::field(f.name, arrow::int64()));
+    } else {
+      arrow::DoubleBuilder b;
+      (void)b.Reserve(end - begin);
+      for (int64_t i = begin; i < end; ++i)
+        b.UnsafeAppend(static_cast<double>(rng() % 1000000) / 7.0);
+      arrays.push_back(b.Finish().ValueOrDie());
+      fields.push_back(arrow::field(f.name, arrow::float64()));
+    }
+  }
+  return arrow::RecordBatch::Make(arrow::schema(fields), end - begin, arrays);
+}
+
+struct Stats {
+  double p50_us = 0, p99_us = 0, requests_per_s = 0;
+};
+
+template <typename F>
+Stats Measure(int requests, F&& one) {
+  std::vector<double> us;
+  us.reserve(requests);
+  const auto start = SteadyClock::now();
+  for (int i = 0; i < requests; ++i) {
+    const auto t0 = SteadyClock::now();
+    one(i);
+    us.push_back(std::chrono::duration<double, std::micro>(SteadyClock::now() - t0).count());
+  }
+  const double total_s = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  std::sort(us.begin(), us.end());
+  Stats s;
+  s.p50_us = us[us.size() / 2];
+  s.p99_us = us[std::min(us.size() - 1, us.size() * 99 / 100)];
+  s.requests_per_s = requests / total_s;
+  return s;
+}
+
+void PrintRow(std::string_view store, int batch, std::string_view what, const Stats& s) {
+  fmt::print("{:<14} {:>5}  {:<26} {:>9.1f} {:>9.1f} {:>10.0f} {:>12.0f}\n", store, batch, what,
+             s.p50_us, s.p99_us, s.requests_per_s, s.requests_per_s * batch);
+}
+
+// The random entities of every request, the same for Granary and the baseline.
+std::vector<std::vector<int64_t>> RequestEntities(const Config& c, int batch, int requests) {
+  std::mt19937_64 rng(1234 + batch);
+  std::vector<std::vector<int64_t>> out(requests);
+  for (auto& r : out) {
+    for (int i = 0; i < batch; ++i) r.push_back(static_cast<int64_t>(rng() % c.entities));
+  }
+  return out;
+}
+
+OnlineReadRequest ReadRequestFor(const ViewLayouts& layouts, const std::vector<int64_t>& ids) {
+  auto keys = std::make_shared<EntityKeyColumn>();
+  for (int64_t id : ids) {
+    entity_key::AppendInteger(keys->buffer(), id);
+    keys->FinishKey();
+  }
+  OnlineReadRequest request;
+  for (const auto& [name, layout] : layouts) {
+    std::vector<int> all(layout->features().size());
+    for (size_t f = 0; f < all.size(); ++f) all[f] = static_cast<int>(f);
+    request.views.push_back(ViewRead{layout, all, keys});
+  }
+  return request;
+}
+
+OnlineFeaturesRequest ServiceRequestFor(const Definitions& defs, const std::vector<int64_t>& ids) {
+  OnlineFeaturesRequest request;
+  request.full_feature_names = true;
+  for (const auto& v : defs.feature_views) {
+    for (const auto& f : v.schema) request.features.push_back(v.name + ":" + f.name);
+  }
+  OnlineFeaturesRequest::EntityColumn column;
+  column.name = "customer_id";
+  for (int64_t id : ids) column.values.emplace_back(id);
+  request.entities.push_back(std::move(column));
+  return request;
+}
+
+Status Load(OnlineStore& store, const Config& c, const ViewLayouts& layouts,
+            std::string_view name) {
+  const Timestamp event = SystemClock::Default().Now() - Duration::Hours(1);
+  const auto start = SteadyClock::now();
+  const int64_t chunk = 20'000;
+  std::vector<std::pair<std::shared_ptr<const ViewLayout>, int64_t>> work;
+  for (const auto& [n, layout] : layouts) {
+    for (int64_t b = 0; b < c.entities; b += chunk) work.emplace_back(layout, b);
+  }
+  // Two writer threads, as the materializer would write several views at once.
+  std::atomic<size_t> next{0};
+  std::atomic<int64_t> rows{0};
+  Status first;
+  std::mutex mu;
+  auto writer = [&] {
+    for (size_t i = next++; i < work.size(); i = next++) {
+      auto [layout, begin] = work[i];
+      auto batch = MakeBatch(*layout, begin, std::min(c.entities, begin + chunk), event);
+      auto st = store.WriteBatch(*layout, *batch);
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first.ok()) first = st.status();
+        return;
+      }
+      rows += st->written;
+    }
+  };
+  std::thread a(writer), b(writer);
+  a.join();
+  b.join();
+  GRANARY_RETURN_NOT_OK(first);
+  const double s = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  fmt::print("load {:<14} {} view rows in {:.1f} s: {:.0f} rows/s ({:.0f} entities x 25 views)\n",
+             name, rows.load(), s, rows.load() / s, static_cast<double>(c.entities));
+  return Status::OK();
+}
+
+// ------------------------------------------------------------------------------- baselines
+
+// A minimal hiredis client: one connection per node, pipelined GETs routed by slot.
+class RawRedis {
+ public:
+  static Result<RawRedis> Connect(const std::vector<std::string>& masters, bool cluster) {
+    RawRedis raw;
+    raw.cluster_ = cluster;
+    for (const std::string& m : masters) {
+      GRANARY_ASSIGN_OR_RAISE(redis::NodeAddress a, redis::NodeAddress::Parse(m));
+      redisContext* c = redisConnect(a.host.c_str(), a.port);
+      if (c == nullptr || c->err) return Status::Unavailable("hiredis cannot connect to " + m);
+      raw.nodes_.push_back(c);
+      raw.ports_.push_back(a.port);
+    }
+    return raw;
+  }
+  // Slot -> node, from CLUSTER SLOTS of the first node.
+  Status LoadSlots() {
+    if (!cluster_) return Status::OK();
+    slot_node_.assign(redis::kNumSlots, 0);
+    auto* r = static_cast<redisReply*>(redisCommand(nodes_[0], "CLUSTER SLOTS"));
+    for (size_t i = 0; r && i < r->elements; ++i) {
+      redisReply* range = r->element[i];
+      int port = static_cast<int>(range->element[2]->element[1]->integer);
+      for (size_t n = 0; n < ports_.size(); ++n) {
+        if (ports_[n] != port) continue;
+        for (long long s = range->element[0]->integer; s <= range->element[1]->integer; ++s)
+          slot_node_[s] = static_cast<int>(n);
+      }
+    }
+    if (r) freeReplyObject(r);
+    return Status::OK();
+  }
+  // GETs every key (pipelined per node); returns the bytes received.
+  size_t GetAll(const std::vector<std::string>& keys) {
+    std::vector<int> node_of(keys.size(), 0);
+    std::vector<int> sent(nodes_.size(), 0);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      node_of[i] = cluster_ ? slot_node_[redis::KeySlot(keys[i])] : 0;
+      const char* argv[2] = {"GET", keys[i].data()};
+      size_t lens[2] = {3, keys[i].size()};
+      redisAppendCommandArgv(nodes_[node_of[i]], 2, argv, lens);
+      ++sent[node_of[i]];
+    }
+    size_t bytes = 0;
+    for (size_t n = 0; n < nodes_.size(); ++n) {
+      for (int i = 0; i < sent[n]; ++i) {
+        void* reply = nullptr;
+        redisGetReply(nodes_[n], &reply);
+        if (reply) {
+          bytes += static_cast<redisReply*>(reply)->len;
+          freeReplyObject(reply);
+        }
+      }
+    }
+    return bytes;
+  }
+  void Close() {
+    for (auto* c : nodes_) redisFree(c);
+    nodes_.clear();
+  }
+
+ private:
+  bool cluster_ = false;
+  std::vector<redisContext*> nodes_;
+  std::vector<int> ports_;
+  std::vector<int> slot_node_;
+};
+
+std::string RedisKey(int64_t id) {
+  std::string k = "bench:";
+  entity_key::AppendInteger(&k, id);
+  return k;
+}
+
+int64_t UsedMemory(const testing::RedisServer& s) {
+  return std::stoll(s.Info("memory", "used_memory").ValueOrDie());
+}
+
+// ------------------------------------------------------------------------------- runs
+
+Status RunStore(const Config& c, const std::string& kind, const Definitions& defs,
+                const ViewLayouts& layouts) {
+  std::optional<TempDir> dir;
+  std::unique_ptr<testing::RedisServer> server;
+  std::unique_ptr<testing::RedisCluster> cluster;
+  std::unique_ptr<OnlineStore> store;
+  RocksDbOnlineStore* rocks = nullptr;
+  std::vector<std::string> masters;
+  int64_t memory_before = 0;
+  if (kind == "rocksdb") {
+    GRANARY_ASSIGN_OR_RAISE(dir, TempDir::Make("granary_bench_"));
+    GRANARY_ASSIGN_OR_RAISE(auto s, RocksDbOnlineStore::Open(dir->path() / "online", {}));
+    rocks = s.get();
+    store = std::move(s);
+  } else {
+    RedisOnlineStore::Options o;
+    o.project = "bench";
+    o.cluster = kind == "redis_cluster";
+    if (o.cluster) {
+      GRANARY_ASSIGN_OR_RAISE(cluster, testing::RedisCluster::Start(3, 0));
+      o.nodes = cluster->SeedNodes();
+      masters = o.nodes;
+      for (int n = 0; n < 3; ++n) memory_before += UsedMemory(cluster->node(n));
+    } else {
+      GRANARY_ASSIGN_OR_RAISE(server, testing::RedisServer::Start());
+      o.nodes = {server->address()};
+      masters = o.nodes;
+      memory_before = UsedMemory(*server);
+    }
+    GRANARY_ASSIGN_OR_RAISE(auto s, RedisOnlineStore::Open(o));
+    store = std::move(s);
+  }
+  GRANARY_RETURN_NOT_OK(Load(*store, c, layouts, kind));
+  if (!masters.empty()) {
+    int64_t after = 0;
+    if (cluster) {
+      for (int n = 0; n < 3; ++n) after += UsedMemory(cluster->node(n));
+    } else {
+      after = UsedMemory(*server);
+    }
+    const double per_entity = static_cast<double>(after - memory_before) / c.entities;
+    const int raw = c.views * c.features * 8;
+    fmt::print(
+        "memory {:<12} {:.0f} bytes per entity (INFO used_memory), raw values {} bytes: "
+        "{:.2f}x\n",
+        kind, per_entity, raw, per_entity / raw);
+  }
+  auto service = OnlineFeaturesService::Make(std::make_shared<Definitions>(defs), store.get(),
+                                             Duration::Days(90))
+                     .ValueOrDie();
+
+  std::optional<RawRedis> raw;
+  if (!masters.empty()) {
+    GRANARY_ASSIGN_OR_RAISE(raw, RawRedis::Connect(masters, cluster != nullptr));
+    GRANARY_RETURN_NOT_OK(raw->LoadSlots());
+  }
+  rocksdb::DB* raw_db = nullptr;
+  std::unique_ptr<rocksdb::DB> raw_db_owner;
+  if (rocks != nullptr) {
+    // The baseline opens the same files read-only, beside the store's own handle.
+    rocksdb::Options options;
+    GRANARY_RETURN_NOT_OK(rocks->CompactAndCount().status());
+    auto st = rocksdb::DB::OpenForReadOnly(options, (dir->path() / "online").string(), &raw_db);
+    if (!st.ok()) return Status::IOError(st.ToString());
+    raw_db_owner.reset(raw_db);
+  }
+
+  fmt::print("{:<14} {:>5}  {:<26} {:>9} {:>9} {:>10} {:>12}\n", "store", "batch", "what", "p50 us",
+             "p99 us", "requests/s", "entities/s");
+  for (int batch : c.batch_sizes) {
+    const int requests = RequestsFor(c, batch);
+    auto entities = RequestEntities(c, batch, requests + 50);
+    std::vector<OnlineReadRequest> reads;
+    std::vector<OnlineFeaturesRequest> service_requests;
+    for (const auto& ids : entities) {
+      reads.push_back(ReadRequestFor(layouts, ids));
+      service_requests.push_back(ServiceRequestFor(defs, ids));
+    }
+    int64_t present = 0;
+    auto read = [&](int i) {
+      auto got = store->Read(reads[i]);
+      if (!got.ok()) {
+        fmt::print(stderr, "read failed: {}\n", got.status().ToString());
+        std::exit(1);
+      }
+      present += got->row_status(0, 0) == FeatureStatus::kPresent;
+    };
+    for (int i = 0; i < 50; ++i) read(requests + i);  // warm up connections and caches
+    PrintRow(kind, batch, "granary read", Measure(requests, read));
+    if (present < requests) {
+      return Status::Internal(
+          fmt::format("only {} of {} requests found their entity", present, requests));
+    }
+    std::string json;
+    PrintRow(kind, batch, "granary read + JSON", Measure(requests, [&](int i) {
+               Status st = service->GetOnlineFeatures(service_requests[i], &json);
+               if (!st.ok()) {
+                 fmt::print(stderr, "service: {}\n", st.ToString());
+                 std::exit(1);
+               }
+             }));
+    if (raw) {
+      std::vector<std::vector<std::string>> keys;
+      for (const auto& ids : entities) {
+        keys.emplace_back();
+        for (int64_t id : ids) keys.back().push_back(RedisKey(id));
+      }
+      for (int i = 0; i < 50; ++i) raw->GetAll(keys[requests + i]);
+      PrintRow(kind, batch, "baseline hiredis GET",
+               Measure(requests, [&](int i) { raw->GetAll(keys[i]); }));
+    }
+    if (raw_db != nullptr) {
+      std::vector<std::vector<std::string>> keys;
+      for (const auto& ids : entities) {
+        keys.emplace_back();
+        for (int64_t id : ids) {
+          for (const auto& [name, layout] : layouts) {
+            std::string k;
+            entity_key::AppendInteger(&k, id);
+            layout::PutBigEndian32(&k, layout->view_id());
+            keys.back().push_back(std::move(k));
+          }
+        }
+      }
+      auto multiget = [&](int i) {
+        std::vector<rocksdb::Slice> slices(keys[i].begin(), keys[i].end());
+        std::vector<rocksdb::PinnableSlice> values(slices.size());
+        std::vector<rocksdb::Status> statuses(slices.size());
+        raw_db->MultiGet(rocksdb::ReadOptions(), raw_db->DefaultColumnFamily(), slices.size(),
+                         slices.data(), values.data(), statuses.data());
+      };
+      for (int i = 0; i < 50; ++i) multiget(requests + i);
+      PrintRow(kind, batch, "baseline rocksdb MultiGet", Measure(requests, multiget));
+    }
+  }
+  if (raw) raw->Close();
+  return Status::OK();
+}
+
+// The same bodies as one hash per entity (a field per view), against Granary's one string per
+// entity, on a fresh server: memory per entity of each.
+Status CompareLayouts(const Config& c, const ViewLayouts& layouts) {
+  const int64_t n = std::min<int64_t>(c.entities, 50'000);
+  GRANARY_ASSIGN_OR_RAISE(auto server, testing::RedisServer::Start());
+  RedisOnlineStore::Options o;
+  o.project = "bench";
+  o.nodes = {server->address()};
+  GRANARY_ASSIGN_OR_RAISE(auto store, RedisOnlineStore::Open(o));
+  const int64_t empty = UsedMemory(*server);
+  Config small = c;
+  small.entities = n;
+  GRANARY_RETURN_NOT_OK(Load(*store, small, layouts, "redis (sample)"));
+  const int64_t strings = UsedMemory(*server) - empty;
+  // Rewrite each entity's sections as hash fields, then drop the strings.
+  redisContext* ctx = redisConnect("127.0.0.1", server->port());
+  int64_t value_bytes = 0;
+  for (int64_t id = 0; id < n; ++id) {
+    std::string key = RedisKey(id);
+    auto* r = static_cast<redisReply*>(redisCommand(ctx, "GET %b", key.data(), key.size()));
+    std::string value(r->str, r->len);
+    freeReplyObject(r);
+    value_bytes += static_cast<int64_t>(value.size());
+    size_t pos = 1;
+    std::vector<std::string> args = {"HSET", key + "#h"};
+    while (pos < value.size()) {
+      std::string field = value.substr(pos, 4);
+      pos += 4;
+      uint64_t len = 0;
+      layout::GetVarint(value, &pos, &len);
+      args.push_back(field);
+      args.push_back(value.substr(pos, len));
+      pos += len;
+    }
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    r = static_cast<redisReply*>(
+        redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    freeReplyObject(r);
+    r = static_cast<redisReply*>(
+        redisCommand(ctx, "PEXPIRE %b 7776000000", (key + "#h").data(), key.size() + 2));
+    freeReplyObject(r);
+    r = static_cast<redisReply*>(redisCommand(ctx, "DEL %b", key.data(), key.size()));
+    freeReplyObject(r);
+  }
+  redisFree(ctx);
+  const int64_t hashes = UsedMemory(*server) - empty;
+  const double raw = c.views * c.features * 8;
+  fmt::print(
+      "layout sample of {} entities: stored value {:.0f} bytes per entity; Redis memory per "
+      "entity: one string (Granary) {:.0f} ({:.2f}x raw), one hash with a field per view {:.0f} "
+      "({:.2f}x raw)\n",
+      n, static_cast<double>(value_bytes) / n, static_cast<double>(strings) / n, strings / n / raw,
+      static_cast<double>(hashes) / n, hashes / n / raw);
+  return Status::OK();
+}
+
+}  // namespace
+}  // namespace granary
+
+int main(int argc, char** argv) {
+  granary::Config c;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--entities") {
+      c.entities = std::stoll(value);
+    } else if (flag == "--requests") {
+      c.requests = std::stoi(value);
+    } else if (flag == "--batches") {
+      c.batch_sizes.clear();
+      for (size_t s = 0; s <= value.size();) {
+        size_t comma = value.find(',', s);
+        if (comma == std::string::npos) comma = value.size();
+        c.batch_sizes.push_back(std::stoi(value.substr(s, comma - s)));
+        s = comma + 1;
+      }
+    } else if (flag == "--stores") {
+      c.stores.clear();
+      for (size_t s = 0; s <= value.size();) {
+        size_t comma = value.find(',', s);
+        if (comma == std::string::npos) comma = value.size();
+        c.stores.push_back(value.substr(s, comma - s));
+        s = comma + 1;
+      }
+    } else {
+      fmt::print(stderr,
+                 "usage: {} [--entities N] [--requests N] [--batches 1,10,...] [--stores a,b,c]\n",
+                 argv[0]);
+      return 2;
+    }
+  }
+  fmt::print(
+      "online_bench: {} entities, {} views x {} features ({} features per entity, {} raw "
+      "value bytes), {} cores\n",
+      c.entities, c.views, c.features, c.views * c.features, c.views * c.features * 8,
+      std::thread::hardware_concurrency());
+  granary::Definitions defs = granary::BenchDefinitions(c);
+  auto layouts = granary::MakeViewLayouts(defs, granary::Duration::Days(90)).ValueOrDie();
+  for (const std::string& kind : c.stores) {
+    granary::Status st = granary::RunStore(c, kind, defs, layouts);
+    if (!st.ok()) {
+      fmt::print(stderr, "{}: {}\n", kind, st.ToString());
+      return 1;
+    }
+  }
+  granary::Status st = granary::CompareLayouts(c, layouts);
+  if (!st.ok()) {
+    fmt::print(stderr, "layout comparison: {}\n", st.ToString());
+    return 1;
+  }
+  return 0;
+}
