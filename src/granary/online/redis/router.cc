@@ -312,7 +312,8 @@ class RedisClusterRouter::Run : public ReplyHandler, public std::enable_shared_f
     }
   }
   void FlushTouched() {
-    // Hold the connections: a flush may fail one, and failing may drop the router's reference.
+    // A flush never fails a connection synchronously (connects and writes complete later), so
+    // the pointers stay valid through the loop.
     std::vector<Connection*> touched;
     touched.swap(touched_);
     for (Connection* c : touched) c->Flush();

@@ -1,16 +1,19 @@
-// online_bench: online read latency of Granary's stores beside raw baselines measured in the same
+// online_latency: online read latency of Granary's stores beside raw baselines measured in the same
 // run, in Feast's public benchmark shape (25 views x 10 features = 250 features per entity,
 // 1M entities, requests of 1, 10, 100 and 500 entities). See docs/PERFORMANCE.md.
 //
-//   build/bench/online_bench [--entities N] [--requests N] [--batches 1,10,100,500]
-//                            [--stores rocksdb,redis,redis_cluster]
+//   build/bench/online_latency [--entities N] [--requests N] [--rounds N]
+//       [--batches 1,10,100,500] [--stores rocksdb,redis,redis_cluster] [--rocksdb-cache-mb N]
 //
 // For each store it loads the entities (through OnlineStore::WriteBatch, timed), then for each
-// batch size sends the same random entity sequence to
+// batch size measures, in rounds that alternate between them:
 //   - Granary Read (decoded values, statuses, ttl checks): p50, p99, requests/s, entities/s;
 //   - Granary Read + the feature server's JSON (OnlineFeaturesService, no HTTP);
-//   - the baseline: RocksDB MultiGet of the same records / a minimal hiredis client pipelining
-//     GET of the same keys (to the owning node in the cluster), no decoding.
+//   - the baselines, no decoding: RocksDB MultiGet of the same records, and the same prefix scan
+//     Granary does (Seek + Next); a minimal hiredis client pipelining GET of the same keys (to the
+//     owning node in the cluster).
+// Each contender reads its own uniformly random entities (none reads what another just warmed);
+// the figures are the medians over the rounds of each round's p50, p99 and rate.
 // Redis memory per entity (INFO used_memory) is printed beside the raw value bytes, and beside the
 // memory of the same bodies stored as one hash per entity (one field per view), the layout the
 // design started from. The Redis servers are started by the benchmark on free ports.
@@ -18,9 +21,12 @@
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -42,6 +48,8 @@ struct Config {
   int views = 25;
   int features = 10;
   int requests = 4000;  // per batch size (fewer for large batches, see RequestsFor)
+  int rounds = 5;       // the requests are split in rounds; medians over rounds are printed
+  size_t rocksdb_cache_mb = 256;
   std::vector<std::string> stores = {"rocksdb", "redis", "redis_cluster"};
   std::vector<int> batch_sizes = {1, 10, 100, 500};
 };
@@ -135,14 +143,25 @@ Stats Measure(int requests, F&& one) {
   return s;
 }
 
+Stats Median(std::vector<Stats> rounds) {
+  auto median = [&](double Stats::*field) {
+    std::vector<double> v;
+    for (const Stats& s : rounds) v.push_back(s.*field);
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  return Stats{median(&Stats::p50_us), median(&Stats::p99_us), median(&Stats::requests_per_s)};
+}
+
 void PrintRow(std::string_view store, int batch, std::string_view what, const Stats& s) {
   fmt::print("{:<14} {:>5}  {:<26} {:>9.1f} {:>9.1f} {:>10.0f} {:>12.0f}\n", store, batch, what,
              s.p50_us, s.p99_us, s.requests_per_s, s.requests_per_s * batch);
 }
 
-// The random entities of every request, the same for Granary and the baseline.
-std::vector<std::vector<int64_t>> RequestEntities(const Config& c, int batch, int requests) {
-  std::mt19937_64 rng(1234 + batch);
+// Random entities for `requests` requests; `seed` differs per contender and round.
+std::vector<std::vector<int64_t>> RequestEntities(const Config& c, int batch, int requests,
+                                                  uint64_t seed) {
+  std::mt19937_64 rng(seed);
   std::vector<std::vector<int64_t>> out(requests);
   for (auto& r : out) {
     for (int i = 0; i < batch; ++i) r.push_back(static_cast<int64_t>(rng() % c.entities));
@@ -308,7 +327,9 @@ Status RunStore(const Config& c, const std::string& kind, const Definitions& def
   int64_t memory_before = 0;
   if (kind == "rocksdb") {
     GRANARY_ASSIGN_OR_RAISE(dir, TempDir::Make("granary_bench_"));
-    GRANARY_ASSIGN_OR_RAISE(auto s, RocksDbOnlineStore::Open(dir->path() / "online", {}));
+    RocksDbOnlineStore::Options options;
+    options.block_cache_bytes = c.rocksdb_cache_mb << 20;
+    GRANARY_ASSIGN_OR_RAISE(auto s, RocksDbOnlineStore::Open(dir->path() / "online", options));
     rocks = s.get();
     store = std::move(s);
   } else {
@@ -356,8 +377,13 @@ Status RunStore(const Config& c, const std::string& kind, const Definitions& def
   rocksdb::DB* raw_db = nullptr;
   std::unique_ptr<rocksdb::DB> raw_db_owner;
   if (rocks != nullptr) {
-    // The baseline opens the same files read-only, beside the store's own handle.
+    // The baseline opens the same files read-only, beside the store's own handle, with the same
+    // table settings (block cache, bloom filter) as RocksDbOnlineStore.
     rocksdb::Options options;
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = rocksdb::NewLRUCache(c.rocksdb_cache_mb << 20);
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     GRANARY_RETURN_NOT_OK(rocks->CompactAndCount().status());
     auto st = rocksdb::DB::OpenForReadOnly(options, (dir->path() / "online").string(), &raw_db);
     if (!st.ok()) return Status::IOError(st.ToString());
@@ -367,69 +393,128 @@ Status RunStore(const Config& c, const std::string& kind, const Definitions& def
   fmt::print("{:<14} {:>5}  {:<26} {:>9} {:>9} {:>10} {:>12}\n", "store", "batch", "what", "p50 us",
              "p99 us", "requests/s", "entities/s");
   for (int batch : c.batch_sizes) {
-    const int requests = RequestsFor(c, batch);
-    auto entities = RequestEntities(c, batch, requests + 50);
-    std::vector<OnlineReadRequest> reads;
-    std::vector<OnlineFeaturesRequest> service_requests;
-    for (const auto& ids : entities) {
-      reads.push_back(ReadRequestFor(layouts, ids));
-      service_requests.push_back(ServiceRequestFor(defs, ids));
-    }
-    int64_t present = 0;
-    auto read = [&](int i) {
-      auto got = store->Read(reads[i]);
-      if (!got.ok()) {
-        fmt::print(stderr, "read failed: {}\n", got.status().ToString());
-        std::exit(1);
-      }
-      present += got->row_status(0, 0) == FeatureStatus::kPresent;
+    const int per_round = std::max(20, RequestsFor(c, batch) / c.rounds);
+    // The contenders of this store, each timing requests [0, n) of its own requests.
+    struct Contender {
+      std::string what;
+      std::function<void(const std::vector<std::vector<int64_t>>&)> prepare;
+      std::function<void(int)> run;
+      std::vector<Stats> rounds;
     };
-    for (int i = 0; i < 50; ++i) read(requests + i);  // warm up connections and caches
-    PrintRow(kind, batch, "granary read", Measure(requests, read));
-    if (present < requests) {
-      return Status::Internal(
-          fmt::format("only {} of {} requests found their entity", present, requests));
-    }
+    std::vector<Contender> contenders;
+    std::vector<OnlineReadRequest> reads;
+    int64_t present = 0, asked = 0;
+    contenders.push_back({"granary read",
+                          [&](const auto& entities) {
+                            reads.clear();
+                            for (const auto& ids : entities)
+                              reads.push_back(ReadRequestFor(layouts, ids));
+                          },
+                          [&](int i) {
+                            auto got = store->Read(reads[i]);
+                            if (!got.ok()) {
+                              fmt::print(stderr, "read failed: {}\n", got.status().ToString());
+                              std::exit(1);
+                            }
+                            present += got->row_status(0, 0) == FeatureStatus::kPresent;
+                            ++asked;
+                          },
+                          {}});
+    std::vector<OnlineFeaturesRequest> service_requests;
     std::string json;
-    PrintRow(kind, batch, "granary read + JSON", Measure(requests, [&](int i) {
-               Status st = service->GetOnlineFeatures(service_requests[i], &json);
-               if (!st.ok()) {
-                 fmt::print(stderr, "service: {}\n", st.ToString());
-                 std::exit(1);
-               }
-             }));
+    contenders.push_back({"granary read + JSON",
+                          [&](const auto& entities) {
+                            service_requests.clear();
+                            for (const auto& ids : entities) {
+                              service_requests.push_back(ServiceRequestFor(defs, ids));
+                            }
+                          },
+                          [&](int i) {
+                            Status st = service->GetOnlineFeatures(service_requests[i], &json);
+                            if (!st.ok()) {
+                              fmt::print(stderr, "service: {}\n", st.ToString());
+                              std::exit(1);
+                            }
+                          },
+                          {}});
+    std::vector<std::vector<std::string>> keys, prefixes;
     if (raw) {
-      std::vector<std::vector<std::string>> keys;
-      for (const auto& ids : entities) {
-        keys.emplace_back();
-        for (int64_t id : ids) keys.back().push_back(RedisKey(id));
-      }
-      for (int i = 0; i < 50; ++i) raw->GetAll(keys[requests + i]);
-      PrintRow(kind, batch, "baseline hiredis GET",
-               Measure(requests, [&](int i) { raw->GetAll(keys[i]); }));
+      contenders.push_back({"baseline hiredis GET",
+                            [&](const auto& entities) {
+                              keys.clear();
+                              for (const auto& ids : entities) {
+                                keys.emplace_back();
+                                for (int64_t id : ids) keys.back().push_back(RedisKey(id));
+                              }
+                            },
+                            [&](int i) { raw->GetAll(keys[i]); },
+                            {}});
     }
     if (raw_db != nullptr) {
-      std::vector<std::vector<std::string>> keys;
-      for (const auto& ids : entities) {
-        keys.emplace_back();
-        for (int64_t id : ids) {
-          for (const auto& [name, layout] : layouts) {
-            std::string k;
-            entity_key::AppendInteger(&k, id);
-            layout::PutBigEndian32(&k, layout->view_id());
-            keys.back().push_back(std::move(k));
-          }
-        }
+      contenders.push_back({"baseline rocksdb MultiGet",
+                            [&](const auto& entities) {
+                              keys.clear();
+                              for (const auto& ids : entities) {
+                                keys.emplace_back();
+                                for (int64_t id : ids) {
+                                  for (const auto& [name, layout] : layouts) {
+                                    std::string k;
+                                    entity_key::AppendInteger(&k, id);
+                                    layout::PutBigEndian32(&k, layout->view_id());
+                                    keys.back().push_back(std::move(k));
+                                  }
+                                }
+                              }
+                            },
+                            [&](int i) {
+                              std::vector<rocksdb::Slice> slices(keys[i].begin(), keys[i].end());
+                              std::vector<rocksdb::PinnableSlice> values(slices.size());
+                              std::vector<rocksdb::Status> statuses(slices.size());
+                              raw_db->MultiGet(rocksdb::ReadOptions(),
+                                               raw_db->DefaultColumnFamily(), slices.size(),
+                                               slices.data(), values.data(), statuses.data());
+                            },
+                            {}});
+      contenders.push_back(
+          {"baseline rocksdb Seek+Next",
+           [&](const auto& entities) {
+             prefixes.clear();
+             for (const auto& ids : entities) {
+               prefixes.emplace_back();
+               for (int64_t id : ids) {
+                 std::string k;
+                 entity_key::AppendInteger(&k, id);
+                 prefixes.back().push_back(std::move(k));
+               }
+             }
+           },
+           [&](int i) {
+             std::unique_ptr<rocksdb::Iterator> it(raw_db->NewIterator(rocksdb::ReadOptions()));
+             size_t bytes = 0;
+             for (const std::string& prefix : prefixes[i]) {
+               for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+                 bytes += it->value().size();
+               }
+             }
+             if (bytes == 0) std::exit(1);
+           },
+           {}});
+    }
+    for (int round = 0; round < c.rounds; ++round) {
+      for (size_t k = 0; k < contenders.size(); ++k) {
+        Contender& contender = contenders[k];
+        const uint64_t seed = (static_cast<uint64_t>(batch) << 32) ^ (round * 131 + k * 7 + 1);
+        contender.prepare(RequestEntities(c, batch, per_round + 10, seed));
+        for (int i = per_round; i < per_round + 10; ++i) contender.run(i);  // warm connections
+        contender.rounds.push_back(Measure(per_round, contender.run));
       }
-      auto multiget = [&](int i) {
-        std::vector<rocksdb::Slice> slices(keys[i].begin(), keys[i].end());
-        std::vector<rocksdb::PinnableSlice> values(slices.size());
-        std::vector<rocksdb::Status> statuses(slices.size());
-        raw_db->MultiGet(rocksdb::ReadOptions(), raw_db->DefaultColumnFamily(), slices.size(),
-                         slices.data(), values.data(), statuses.data());
-      };
-      for (int i = 0; i < 50; ++i) multiget(requests + i);
-      PrintRow(kind, batch, "baseline rocksdb MultiGet", Measure(requests, multiget));
+    }
+    for (const Contender& contender : contenders) {
+      PrintRow(kind, batch, contender.what, Median(contender.rounds));
+    }
+    if (present < asked) {
+      return Status::Internal(
+          fmt::format("only {} of {} reads found their entity", present, asked));
     }
   }
   if (raw) raw->Close();
@@ -508,6 +593,10 @@ int main(int argc, char** argv) {
       c.entities = std::stoll(value);
     } else if (flag == "--requests") {
       c.requests = std::stoi(value);
+    } else if (flag == "--rounds") {
+      c.rounds = std::max(1, std::stoi(value));
+    } else if (flag == "--rocksdb-cache-mb") {
+      c.rocksdb_cache_mb = std::stoul(value);
     } else if (flag == "--batches") {
       c.batch_sizes.clear();
       for (size_t s = 0; s <= value.size();) {
@@ -526,13 +615,14 @@ int main(int argc, char** argv) {
       }
     } else {
       fmt::print(stderr,
-                 "usage: {} [--entities N] [--requests N] [--batches 1,10,...] [--stores a,b,c]\n",
+                 "usage: {} [--entities N] [--requests N] [--rounds N] [--batches 1,10,...] "
+                 "[--stores a,b,c] [--rocksdb-cache-mb N]\n",
                  argv[0]);
       return 2;
     }
   }
   fmt::print(
-      "online_bench: {} entities, {} views x {} features ({} features per entity, {} raw "
+      "online_latency: {} entities, {} views x {} features ({} features per entity, {} raw "
       "value bytes), {} cores\n",
       c.entities, c.views, c.features, c.views * c.features, c.views * c.features * 8,
       std::thread::hardware_concurrency());
@@ -545,6 +635,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  if (std::find(c.stores.begin(), c.stores.end(), "redis") == c.stores.end()) return 0;
   granary::Status st = granary::CompareLayouts(c, layouts);
   if (!st.ok()) {
     fmt::print(stderr, "layout comparison: {}\n", st.ToString());
