@@ -19,7 +19,6 @@
 // design started from. The Redis servers are started by the benchmark on free ports.
 #include <arrow/api.h>
 #include <fmt/format.h>
-#include <hiredis/hiredis.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
@@ -37,9 +36,15 @@
 #include "granary/online/varint.h"
 #include "granary/serving/online_features.h"
 #include "granary/testing/redis_server.h"
+#include "redis_baseline.h"
 
 namespace granary {
 namespace {
+
+using bench::RawRedis;
+using bench::RedisKey;
+using bench::RewriteAsHashes;
+using bench::UsedMemory;
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -232,86 +237,6 @@ Status Load(OnlineStore& store, const Config& c, const ViewLayouts& layouts,
   fmt::print("load {:<14} {} view rows in {:.1f} s: {:.0f} rows/s ({:.0f} entities x 25 views)\n",
              name, rows.load(), s, rows.load() / s, static_cast<double>(c.entities));
   return Status::OK();
-}
-
-// ------------------------------------------------------------------------------- baselines
-
-// A minimal hiredis client: one connection per node, pipelined GETs routed by slot.
-class RawRedis {
- public:
-  static Result<RawRedis> Connect(const std::vector<std::string>& masters, bool cluster) {
-    RawRedis raw;
-    raw.cluster_ = cluster;
-    for (const std::string& m : masters) {
-      GRANARY_ASSIGN_OR_RAISE(redis::NodeAddress a, redis::NodeAddress::Parse(m));
-      redisContext* c = redisConnect(a.host.c_str(), a.port);
-      if (c == nullptr || c->err) return Status::Unavailable("hiredis cannot connect to " + m);
-      raw.nodes_.push_back(c);
-      raw.ports_.push_back(a.port);
-    }
-    return raw;
-  }
-  // Slot -> node, from CLUSTER SLOTS of the first node.
-  Status LoadSlots() {
-    if (!cluster_) return Status::OK();
-    slot_node_.assign(redis::kNumSlots, 0);
-    auto* r = static_cast<redisReply*>(redisCommand(nodes_[0], "CLUSTER SLOTS"));
-    for (size_t i = 0; r && i < r->elements; ++i) {
-      redisReply* range = r->element[i];
-      int port = static_cast<int>(range->element[2]->element[1]->integer);
-      for (size_t n = 0; n < ports_.size(); ++n) {
-        if (ports_[n] != port) continue;
-        for (long long s = range->element[0]->integer; s <= range->element[1]->integer; ++s)
-          slot_node_[s] = static_cast<int>(n);
-      }
-    }
-    if (r) freeReplyObject(r);
-    return Status::OK();
-  }
-  // GETs every key (pipelined per node); returns the bytes received.
-  size_t GetAll(const std::vector<std::string>& keys) {
-    std::vector<int> node_of(keys.size(), 0);
-    std::vector<int> sent(nodes_.size(), 0);
-    for (size_t i = 0; i < keys.size(); ++i) {
-      node_of[i] = cluster_ ? slot_node_[redis::KeySlot(keys[i])] : 0;
-      const char* argv[2] = {"GET", keys[i].data()};
-      size_t lens[2] = {3, keys[i].size()};
-      redisAppendCommandArgv(nodes_[node_of[i]], 2, argv, lens);
-      ++sent[node_of[i]];
-    }
-    size_t bytes = 0;
-    for (size_t n = 0; n < nodes_.size(); ++n) {
-      for (int i = 0; i < sent[n]; ++i) {
-        void* reply = nullptr;
-        redisGetReply(nodes_[n], &reply);
-        if (reply) {
-          bytes += static_cast<redisReply*>(reply)->len;
-          freeReplyObject(reply);
-        }
-      }
-    }
-    return bytes;
-  }
-  void Close() {
-    for (auto* c : nodes_) redisFree(c);
-    nodes_.clear();
-  }
-
- private:
-  bool cluster_ = false;
-  std::vector<redisContext*> nodes_;
-  std::vector<int> ports_;
-  std::vector<int> slot_node_;
-};
-
-std::string RedisKey(int64_t id) {
-  std::string k = "bench:";
-  entity_key::AppendInteger(&k, id);
-  return k;
-}
-
-int64_t UsedMemory(const testing::RedisServer& s) {
-  return std::stoll(s.Info("memory", "used_memory").ValueOrDie());
 }
 
 // ------------------------------------------------------------------------------- runs
@@ -536,41 +461,7 @@ Status CompareLayouts(const Config& c, const ViewLayouts& layouts) {
   GRANARY_RETURN_NOT_OK(Load(*store, small, layouts, "redis (sample)"));
   const int64_t strings = UsedMemory(*server) - empty;
   // Rewrite each entity's sections as hash fields, then drop the strings.
-  redisContext* ctx = redisConnect("127.0.0.1", server->port());
-  int64_t value_bytes = 0;
-  for (int64_t id = 0; id < n; ++id) {
-    std::string key = RedisKey(id);
-    auto* r = static_cast<redisReply*>(redisCommand(ctx, "GET %b", key.data(), key.size()));
-    std::string value(r->str, r->len);
-    freeReplyObject(r);
-    value_bytes += static_cast<int64_t>(value.size());
-    size_t pos = 1;
-    std::vector<std::string> args = {"HSET", key + "#h"};
-    while (pos < value.size()) {
-      std::string field = value.substr(pos, 4);
-      pos += 4;
-      uint64_t len = 0;
-      layout::GetVarint(value, &pos, &len);
-      args.push_back(field);
-      args.push_back(value.substr(pos, len));
-      pos += len;
-    }
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    r = static_cast<redisReply*>(
-        redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()));
-    freeReplyObject(r);
-    r = static_cast<redisReply*>(
-        redisCommand(ctx, "PEXPIRE %b 7776000000", (key + "#h").data(), key.size() + 2));
-    freeReplyObject(r);
-    r = static_cast<redisReply*>(redisCommand(ctx, "DEL %b", key.data(), key.size()));
-    freeReplyObject(r);
-  }
-  redisFree(ctx);
+  GRANARY_ASSIGN_OR_RAISE(int64_t value_bytes, RewriteAsHashes(*server, n));
   const int64_t hashes = UsedMemory(*server) - empty;
   const double raw = c.views * c.features * 8;
   fmt::print(

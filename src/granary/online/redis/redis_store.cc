@@ -4,13 +4,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <charconv>
 #include <deque>
 #include <numeric>
-#include <thread>
 
 #include "granary/online/redis/entity_value.h"
 #include "granary/online/value_codec.h"
