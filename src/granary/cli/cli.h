@@ -26,5 +26,6 @@ void RegisterRepoCommands(CLI::App& app, Context& ctx);     // apply, plan, tear
 void RegisterCatalogCommands(CLI::App& app, Context& ctx);  // list, describe
 void RegisterDatagenCommand(CLI::App& app, Context& ctx);   // datagen
 void RegisterHistoricalCommand(CLI::App& app, Context& ctx);  // get-historical-features
+void RegisterOnlineCommands(CLI::App& app, Context& ctx);   // get-online-features
 
 }  // namespace granary::cli

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   granary::cli::RegisterCatalogCommands(app, ctx);
   granary::cli::RegisterDatagenCommand(app, ctx);
   granary::cli::RegisterHistoricalCommand(app, ctx);
+  granary::cli::RegisterOnlineCommands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,6 +6,7 @@
 #include "granary/cli/cli.h"
 #include "granary/common/clock.h"
 #include "granary/offline/source_inspector.h"
+#include "granary/online/online_store.h"
 #include "granary/registry/loader.h"
 #include "granary/registry/plan.h"
 #include "granary/registry/registry_store.h"
@@ -82,14 +83,21 @@ void RunPlanOrApply(Context& ctx, bool apply) {
 void RunTeardown(Context& ctx) {
   RepoConfig config;
   if (!ctx.LoadConfig(&config)) return;
-  if (config.online_store.type != "rocksdb") {
-    return ctx.Fail(Status::FailedPrecondition(fmt::format(
-        "teardown of a {} online store is not supported yet; nothing was removed. Delete the "
-        "project's keys in Redis yourself, then remove {}",
-        config.online_store.type, config.RegistryPath().string())));
+  // The online data goes first, through the store: if the store cannot be reached, nothing is
+  // removed and teardown can be run again.
+  const bool embedded = config.online_store.type == "rocksdb";
+  const auto online_path = config.Resolve(config.online_store.path);
+  int removed = 0;
+  if (!embedded || std::filesystem::exists(online_path)) {
+    auto store = OpenOnlineStore(config);
+    if (!store.ok()) return ctx.Fail(store.status().WithContext("nothing was removed"));
+    Status st = (*store)->DeleteAll();
+    if (!st.ok()) return ctx.Fail(st.WithContext("teardown of the online store"));
+    fmt::print("removed the online data of project {} ({})\n", config.project,
+               (*store)->Describe());
+    ++removed;
   }
   std::error_code ec;
-  int removed = 0;
   auto remove = [&](const std::filesystem::path& p) {
     if (!std::filesystem::exists(p, ec)) return;
     std::filesystem::remove_all(p, ec);
@@ -100,7 +108,7 @@ void RunTeardown(Context& ctx) {
     fmt::print("removed {}\n", p.string());
     ++removed;
   };
-  remove(config.Resolve(config.online_store.path));
+  if (embedded) remove(online_path);
   for (const char* suffix : {"", "-wal", "-shm"}) {
     remove(std::filesystem::path(config.RegistryPath().string() + suffix));
   }
@@ -116,7 +124,7 @@ void RegisterRepoCommands(CLI::App& app, Context& ctx) {
   app.add_subcommand("plan", "Show what apply would change, without writing anything")
       ->callback([&ctx] { RunPlanOrApply(ctx, /*apply=*/false); });
   app.add_subcommand("teardown",
-                     "Remove the registry and the embedded online store's data of the project")
+                     "Remove the project's online data (RocksDB or Redis) and its registry")
       ->callback([&ctx] { RunTeardown(ctx); });
 }
 

@@ -71,6 +71,9 @@ struct FeatureView {
   std::string source;                 // name of a DataSource
   Duration ttl;                       // 0 = no limit
   bool online = true;
+  // How long the online store keeps an entity's values after their last write (refreshed on
+  // every write); 0 = the online store's key_ttl.
+  Duration online_key_ttl;
   std::vector<Field> schema;  // the features
   std::string owner;
   std::string description;

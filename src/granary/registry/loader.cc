@@ -145,6 +145,15 @@ void LoadFeatureView(const std::string& file, const YAML::Node& node, Definition
       v.Error("ttl", d.status().message());
   }
   view.online = v.Bool("online").value_or(true);
+  if (auto key_ttl = v.String("online_key_ttl", false)) {
+    auto d = ParseDuration(*key_ttl);
+    if (d.ok() && d->micros > 0)
+      view.online_key_ttl = *d;
+    else
+      v.Error("online_key_ttl", d.ok() ? "must be positive, e.g. 30d (leave it out to use "
+                                         "online_store.key_ttl)"
+                                       : d.status().message());
+  }
   YAML::Node schema = v.Node("schema", true);
   if (schema.IsDefined() && !schema.IsNull() && !schema.IsSequence()) {
     v.Error("schema", "must be a list of fields such as {name: tenure_days, type: int64}");

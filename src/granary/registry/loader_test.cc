@@ -54,6 +54,20 @@ TEST(Loader, BadTtlIsAnErrorAtItsLine) {
       << OnlyError(diag);
 }
 
+TEST(Loader, OnlineKeyTtlIsOptionalPositiveAndCanonical) {
+  Definitions defs;
+  ASSERT_FALSE(
+      LoadAndValidate(
+          Replace(kValidDefinitions, "online: true", "online: true\n    online_key_ttl: 7d"), &defs)
+          .has_errors());
+  EXPECT_EQ(defs.feature_views.at(0).online_key_ttl, Duration::Days(7));
+  EXPECT_NE(DefinitionsToYaml(defs).find("online_key_ttl: 7d"), std::string::npos);
+  Diagnostics diag = LoadAndValidate(
+      Replace(kValidDefinitions, "online: true", "online: true\n    online_key_ttl: 0"));
+  EXPECT_NE(OnlyError(diag).find("'online_key_ttl' must be positive"), std::string::npos)
+      << OnlyError(diag);
+}
+
 TEST(Loader, MissingTimestampFieldIsAnError) {
   Diagnostics diag =
       LoadAndValidate(Replace(kValidDefinitions, "    timestamp_field: event_timestamp\n", ""));
@@ -120,6 +134,7 @@ TEST_F(RepoConfigTest, DefaultsToEmbeddedStores) {
   EXPECT_EQ(config->offline_store.type, "file");
   EXPECT_EQ(config->RegistryPath(), dir_ / "data/registry.db");
   EXPECT_EQ(config->online_store.key_ttl, Duration::Days(90));
+  EXPECT_FALSE(config->online_store.read_from_replicas);
 }
 
 TEST_F(RepoConfigTest, SubstitutesEnvironmentVariablesInValues) {

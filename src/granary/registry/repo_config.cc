@@ -153,6 +153,7 @@ Result<RepoConfig> LoadRepoConfig(const std::filesystem::path& root, const EnvLo
       if (auto cs = m.String("connection_string", true)) o.connection_string = *cs;
     } else if (o.type == "redis_cluster") {
       o.nodes = m.StringList("nodes", true);
+      o.read_from_replicas = m.Bool("read_from_replicas").value_or(false);
     } else {
       m.Error(
           "type",

@@ -20,6 +20,7 @@ struct OnlineStoreConfig {
   std::string username;                   // redis, redis_cluster (ACL user)
   std::string password;                   // redis, redis_cluster
   Duration key_ttl = Duration::Days(90);  // expiry of online keys, refreshed on every write
+  bool read_from_replicas = false;        // redis_cluster: serve reads from replicas (READONLY)
 };
 
 struct OfflineStoreConfig {

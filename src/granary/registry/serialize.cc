@@ -101,6 +101,7 @@ ObjectFields FieldsOf(const FeatureView& v) {
   w.Add("source", v.source);
   w.Add("ttl", v.ttl.is_zero() ? std::string("0") : FormatDuration(v.ttl));
   w.Add("online", YAML::Node(v.online));
+  if (!v.online_key_ttl.is_zero()) w.Add("online_key_ttl", FormatDuration(v.online_key_ttl));
   YAML::Node schema(YAML::NodeType::Sequence);
   for (const Field& f : v.schema) {
     YAML::Node field(YAML::NodeType::Map);

@@ -1,0 +1,107 @@
+#include "granary/online/online_features.h"
+
+#include <fmt/format.h>
+
+#include "granary/types/arrow_convert.h"
+
+namespace granary {
+
+std::string_view FeatureStatusName(FeatureStatus status) {
+  switch (status) {
+    case FeatureStatus::kInvalid:
+      return "INVALID";
+    case FeatureStatus::kPresent:
+      return "PRESENT";
+    case FeatureStatus::kNullValue:
+      return "NULL_VALUE";
+    case FeatureStatus::kNotFound:
+      return "NOT_FOUND";
+    case FeatureStatus::kOutsideMaxAge:
+      return "OUTSIDE_MAX_AGE";
+  }
+  return "INVALID";
+}
+
+Status OnlineReadRequest::Validate() const {
+  for (size_t v = 0; v < views.size(); ++v) {
+    const ViewRead& read = views[v];
+    if (read.view == nullptr || read.keys == nullptr) {
+      return Status::InvalidArgument(fmt::format("view read {} has no layout or no keys", v));
+    }
+    if (read.keys->size() != num_rows()) {
+      return Status::InvalidArgument(
+          fmt::format("feature view '{}' has {} entity keys, the first view has {}",
+                      read.view->name(), read.keys->size(), num_rows()));
+    }
+    for (int f : read.features) {
+      if (f < 0 || static_cast<size_t>(f) >= read.view->features().size()) {
+        return Status::InvalidArgument(
+            fmt::format("feature view '{}' has no feature #{}", read.view->name(), f));
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Result<std::shared_ptr<arrow::Array>> OnlineFeatures::ToArrow(size_t v, size_t j) const {
+  const ValueType type = views_[v].view->features()[views_[v].features[j]].type;
+  std::vector<Value> values;
+  values.reserve(num_rows_);
+  for (size_t r = 0; r < num_rows_; ++r) values.push_back(value(v, j, r).ToValue());
+  return MakeArray(type, values);
+}
+
+OnlineFeaturesBuilder::OnlineFeaturesBuilder(const OnlineReadRequest& request) {
+  out_.num_rows_ = request.num_rows();
+  out_.views_ = request.views;
+  out_.cells_.resize(out_.views_.size() * out_.num_rows_);
+  bodies_.resize(out_.cells_.size());
+  size_t total = 0;
+  for (const ViewRead& read : out_.views_) {
+    out_.offset_base_.push_back(total);
+    total += read.features.size() * out_.num_rows_;
+  }
+  out_.offsets_.resize(total, kNullOffset);
+}
+
+Result<OnlineFeatures> OnlineFeaturesBuilder::Finish(Timestamp now) {
+  std::vector<uint32_t> all_offsets;
+  for (size_t v = 0; v < out_.views_.size(); ++v) {
+    const ViewRead& read = out_.views_[v];
+    const ViewLayout& view = *read.view;
+    all_offsets.resize(view.features().size());
+    const bool has_ttl = view.ttl().micros > 0;
+    const int64_t oldest = has_ttl ? (now - view.ttl()).micros : 0;
+    for (size_t r = 0; r < out_.num_rows_; ++r) {
+      const Span span = bodies_[out_.cell(v, r)];
+      OnlineFeatures::Cell& cell = out_.cells_[out_.cell(v, r)];
+      if (span.size == 0) continue;  // NOT_FOUND
+      std::string_view body(out_.arena_.data() + span.offset, span.size);
+      BodyHeader header;
+      if (!ParseBodyHeader(body, view.features().size(), &header)) {
+        return Status::Corruption(
+            fmt::format("feature view '{}': a stored value of {} bytes is too short to read ({})",
+                        view.name(), span.size, read.keys->key(r).size()));
+      }
+      // A value written under another schema of the view is not this view's data any more.
+      if (header.fingerprint != view.fingerprint()) continue;
+      if (!IndexBody(view, body, header, all_offsets.data())) {
+        return Status::Corruption(fmt::format(
+            "feature view '{}': a stored value of {} bytes does not match the view's schema "
+            "although its fingerprint does; rewrite the view (materialize) to repair it",
+            view.name(), span.size));
+      }
+      cell.event_micros = header.order.event_micros;
+      cell.status = has_ttl && header.order.event_micros < oldest ? FeatureStatus::kOutsideMaxAge
+                                                                  : FeatureStatus::kPresent;
+      uint32_t* offsets = &out_.offsets_[out_.offset_index(v, 0, r)];
+      for (size_t j = 0; j < read.features.size(); ++j) {
+        uint32_t at = all_offsets[read.features[j]];
+        offsets[j] = at == kNullOffset ? kNullOffset : static_cast<uint32_t>(span.offset + at);
+      }
+    }
+  }
+  return std::move(out_);
+}
+
+}  // namespace granary

@@ -1,0 +1,134 @@
+// What an online read asks for (OnlineReadRequest) and what it returns (OnlineFeatures): for each
+// requested feature of each view and each entity row, a status, the value and the row's event
+// timestamp, columnar, read in place from the fetched bytes (no allocation per value).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "granary/common/result.h"
+#include "granary/online/entity_key.h"
+#include "granary/online/value_codec.h"
+#include "granary/online/view_layout.h"
+
+namespace arrow {
+class Array;
+}
+
+namespace granary {
+
+// Feast's field statuses, with its numbering (gRPC FieldStatus).
+enum class FeatureStatus : uint8_t {
+  kInvalid = 0,
+  kPresent = 1,
+  kNullValue = 2,      // the entity has a fresh row for the view, and this feature is null in it
+  kNotFound = 3,       // no row for the entity (or only one written under another schema)
+  kOutsideMaxAge = 4,  // the row is older than now - the view's ttl
+};
+
+// "PRESENT", "NULL_VALUE", ...
+std::string_view FeatureStatusName(FeatureStatus status);
+
+// The features to read from one view, for every entity row.
+struct ViewRead {
+  std::shared_ptr<const ViewLayout> view;
+  std::vector<int> features;  // indices into view->features(), in output order
+  // One key per entity row. Views with the same join keys should share one column: a store then
+  // fetches each entity once.
+  std::shared_ptr<const EntityKeyColumn> keys;
+};
+
+struct OnlineReadRequest {
+  std::vector<ViewRead> views;
+  // Every view's keys have this many rows.
+  size_t num_rows() const { return views.empty() ? 0 : views[0].keys->size(); }
+  // InvalidArgument when a view has no layout or keys, or the key columns differ in length.
+  Status Validate() const;
+};
+
+// The result of one read. Movable; thread-compatible.
+class OnlineFeatures {
+ public:
+  OnlineFeatures() = default;
+  OnlineFeatures(OnlineFeatures&&) = default;
+  OnlineFeatures& operator=(OnlineFeatures&&) = default;
+
+  size_t num_rows() const { return num_rows_; }
+  size_t num_views() const { return views_.size(); }
+  const ViewRead& view_read(size_t v) const { return views_[v]; }
+
+  // PRESENT (a fresh row), NOT_FOUND or OUTSIDE_MAX_AGE, for the view's row of entity `r`.
+  FeatureStatus row_status(size_t v, size_t r) const { return cells_[cell(v, r)].status; }
+  // The row's event timestamp; the epoch when NOT_FOUND.
+  Timestamp event_timestamp(size_t v, size_t r) const {
+    return Timestamp::FromMicros(cells_[cell(v, r)].event_micros);
+  }
+  // Feature j of views[v].features for entity row r: PRESENT, NULL_VALUE, NOT_FOUND or
+  // OUTSIDE_MAX_AGE.
+  FeatureStatus status(size_t v, size_t j, size_t r) const {
+    FeatureStatus s = row_status(v, r);
+    if (s != FeatureStatus::kPresent) return s;
+    return offsets_[offset_index(v, j, r)] == kNullOffset ? FeatureStatus::kNullValue
+                                                          : FeatureStatus::kPresent;
+  }
+  // The value; null unless status() is PRESENT.
+  ValueRef value(size_t v, size_t j, size_t r) const {
+    ValueRef ref;
+    ref.type = views_[v].view->features()[views_[v].features[j]].type;
+    if (row_status(v, r) == FeatureStatus::kPresent) {
+      uint32_t at = offsets_[offset_index(v, j, r)];
+      if (at != kNullOffset) ref.data = arena_.data() + at;
+    }
+    return ref;
+  }
+  // Feature j of view v for every row, as an Arrow array of ToArrowType(type); nulls where the
+  // status is not PRESENT.
+  Result<std::shared_ptr<arrow::Array>> ToArrow(size_t v, size_t j) const;
+
+ private:
+  friend class OnlineFeaturesBuilder;
+  struct Cell {
+    int64_t event_micros = 0;
+    FeatureStatus status = FeatureStatus::kNotFound;
+  };
+  size_t cell(size_t v, size_t r) const { return v * num_rows_ + r; }
+  size_t offset_index(size_t v, size_t j, size_t r) const {
+    return offset_base_[v] + r * views_[v].features.size() + j;
+  }
+
+  size_t num_rows_ = 0;
+  std::vector<ViewRead> views_;
+  std::string arena_;                // fetched bytes; bodies and values point into it
+  std::vector<Cell> cells_;          // per (view, row)
+  std::vector<size_t> offset_base_;  // per view: first index into offsets_
+  std::vector<uint32_t> offsets_;    // per (view, row, requested feature): arena offset or null
+};
+
+// Used by stores to assemble an OnlineFeatures: append fetched bytes to arena(), point each
+// (view, row) at its body, then Finish. One per read; not thread-safe.
+class OnlineFeaturesBuilder {
+ public:
+  explicit OnlineFeaturesBuilder(const OnlineReadRequest& request);
+
+  std::string* arena() { return &out_.arena_; }
+  // The body of view v for row r is arena()[offset, offset + size).
+  void SetBody(size_t v, size_t r, size_t offset, size_t size) {
+    bodies_[out_.cell(v, r)] = {static_cast<uint32_t>(offset), static_cast<uint32_t>(size)};
+  }
+  // Checks fingerprints and ttl against `now`, finds the requested values. Corruption when a
+  // body of the right schema is malformed, naming the view.
+  Result<OnlineFeatures> Finish(Timestamp now);
+
+ private:
+  struct Span {
+    uint32_t offset = 0;
+    uint32_t size = 0;  // 0: not found
+  };
+  OnlineFeatures out_;
+  std::vector<Span> bodies_;  // per (view, row)
+};
+
+}  // namespace granary

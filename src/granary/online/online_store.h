@@ -1,0 +1,100 @@
+// OnlineStore: the latest feature values per entity, for serving (docs/ONLINE_LAYOUT.md).
+//
+// One interface over the embedded store (RocksDB, the default) and Redis (standalone or
+// Cluster), built by OpenOnlineStore from granary.yaml's online_store.
+//
+// Semantics every store keeps:
+//   - Write-if-newer, atomically per entity and view: a row replaces the stored one only when its
+//     (event_timestamp, created_timestamp) is not older (WriteOrder); a stored value written
+//     under another schema of the view is always replaced. A late batch never overwrites a
+//     fresher row, even with concurrent writers.
+//   - Key expiry: every write, including one skipped because the stored row is newer, keeps the
+//     entity for at least the view's key_ttl from now (0 = forever).
+//   - Reads: statuses per value (FeatureStatus); a row older than now - ttl is OUTSIDE_MAX_AGE,
+//     with the Clock given at open time.
+//
+// Threading contract:
+//   - All methods are thread-safe, and may be called from any number of threads at once.
+//   - WriteBatch, Read, DeleteViews and DeleteAll block the calling thread until done (Redis: the
+//     calling thread runs their I/O itself, on connections of its own); do not call them from a
+//     thread that serves an io_context you pass to AsyncRead, whose work would wait meanwhile.
+//   - AsyncRead never blocks the calling thread on the network: Redis connections used by it are
+//     owned per io_context and run on that io_context's thread (the one per-core worker of the
+//     HTTP server). The completion handler runs on `executor` (through asio::post), never
+//     inline inside AsyncRead. RocksDB answers from memory/disk inline (MultiGet), then posts.
+//   - The store must outlive every pending AsyncRead, and every io_context passed to AsyncRead
+//     must outlive the store: stop the io_contexts, destroy the store, then the io_contexts.
+//     Each such io_context must be run by one thread (the server's one io_context per core).
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "granary/common/clock.h"
+#include "granary/common/result.h"
+#include "granary/online/online_features.h"
+#include "granary/online/view_layout.h"
+#include "granary/registry/repo_config.h"
+
+namespace arrow {
+class RecordBatch;
+}
+
+namespace granary {
+
+struct WriteStats {
+  int64_t written = 0;        // rows stored
+  int64_t skipped_older = 0;  // rows not stored because the stored row is newer
+
+  WriteStats& operator+=(const WriteStats& o) {
+    written += o.written;
+    skipped_older += o.skipped_older;
+    return *this;
+  }
+};
+
+class OnlineStore {
+ public:
+  virtual ~OnlineStore() = default;
+
+  // Writes the rows of one view: columns named as the view's join keys, `event_timestamp`,
+  // optionally `created_timestamp`, and one per feature (BodyEncoder). Large batches are split
+  // and written in parallel per node. Rows for the same entity within a batch are applied in
+  // order of WriteOrder, as separate writes would be.
+  virtual Result<WriteStats> WriteBatch(const ViewLayout& view, const arrow::RecordBatch& rows) = 0;
+
+  // Reads the requested features for every entity row.
+  virtual Result<OnlineFeatures> Read(const OnlineReadRequest& request) = 0;
+
+  // As Read, without blocking; `done` runs on `executor` (see the threading contract above).
+  using ReadCallback = std::function<void(Result<OnlineFeatures>)>;
+  virtual void AsyncRead(const boost::asio::any_io_executor& executor, OnlineReadRequest request,
+                         ReadCallback done) = 0;
+
+  // Removes the stored values of these views (by name) for every entity.
+  virtual Status DeleteViews(const std::vector<std::string>& view_names) = 0;
+  // Removes everything this project stored (teardown).
+  virtual Status DeleteAll() = 0;
+
+  // "rocksdb at /repo/data/online", "redis at 127.0.0.1:6379", for messages.
+  virtual std::string Describe() const = 0;
+};
+
+struct OnlineStoreOptions {
+  const Clock* clock = &SystemClock::Default();  // for ttl checks and key expiry; not owned
+  // Redis: how long to wait for a connection, and for any reply before the node counts as down.
+  Duration connect_timeout = Duration::Seconds(2);
+  Duration request_timeout = Duration::Seconds(2);
+};
+
+// Opens the store described by config.online_store for project config.project. RocksDB: creates
+// its folder when missing. Redis: connects (and, for a cluster, reads the slot map) before
+// returning, so a wrong address or password fails here, with a message naming the server.
+Result<std::unique_ptr<OnlineStore>> OpenOnlineStore(const RepoConfig& config,
+                                                     const OnlineStoreOptions& options = {});
+
+}  // namespace granary

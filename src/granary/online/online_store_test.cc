@@ -1,0 +1,286 @@
+// The behaviour every online store shares, run against each of them: RocksDB, Redis standalone
+// and Redis Cluster (real redis-server processes on 127.0.0.1).
+#include "granary/online/online_store.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <random>
+#include <thread>
+
+#include "granary/online/store_fixture.h"
+#include "granary/online/test_util.h"
+
+namespace granary {
+namespace {
+
+using testing::EveryTypeValues;
+using testing::MakeRows;
+using testing::MakeViewRead;
+using testing::Row;
+
+const Timestamp kT0 = Timestamp::FromSeconds(1'800'000'000);
+
+class OnlineStoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    defs_ = testing::OnlineDefinitions();
+    layouts_ = MakeViewLayouts(defs_, Duration::Days(90)).ValueOrDie();
+    auto env = testing::StartStoreFixture(GetParam(), &clock_);
+    ASSERT_TRUE(env.ok()) << env.status().ToString();
+    env_ = std::move(*env);
+    store_ = env_->store();
+  }
+
+  std::shared_ptr<const ViewLayout> View(const std::string& name) { return layouts_.at(name); }
+
+  WriteStats Write(const std::string& view, const std::vector<Row>& rows) {
+    auto stats = store_->WriteBatch(*View(view), *MakeRows(*View(view), rows));
+    EXPECT_TRUE(stats.ok()) << stats.status().ToString();
+    return stats.ok() ? *stats : WriteStats{};
+  }
+
+  OnlineFeatures ReadOne(const std::string& view, const std::vector<std::vector<Value>>& keys,
+                         std::vector<int> features = {}) {
+    OnlineReadRequest request;
+    request.views.push_back(MakeViewRead(View(view), keys, std::move(features)));
+    auto result = store_->Read(request);
+    EXPECT_TRUE(result.ok()) << result.status().ToString();
+    return result.ok() ? std::move(*result) : OnlineFeatures();
+  }
+
+  Definitions defs_;
+  ViewLayouts layouts_;
+  ManualClock clock_{kT0};
+  std::unique_ptr<testing::StoreFixture> env_;
+  OnlineStore* store_ = nullptr;
+};
+
+TEST_P(OnlineStoreTest, EveryValueTypeRoundTripsAndNullsAreNullValue) {
+  std::vector<Row> rows;
+  for (int64_t i = 0; i < 50; ++i) {
+    rows.push_back(Row{{Value(i)}, kT0 - Duration::Minutes(i), {}, EveryTypeValues(i, i == 7)});
+  }
+  WriteStats stats = Write("every_type", rows);
+  EXPECT_EQ(stats.written, 50);
+  EXPECT_EQ(stats.skipped_older, 0);
+
+  std::vector<std::vector<Value>> keys;
+  for (int64_t i = 0; i < 50; ++i) keys.push_back({Value(i)});
+  OnlineFeatures got = ReadOne("every_type", keys);
+  ASSERT_EQ(got.num_rows(), 50u);
+  for (size_t r = 0; r < 50; ++r) {
+    EXPECT_EQ(got.event_timestamp(0, r), kT0 - Duration::Minutes(r));
+    std::vector<Value> expected = EveryTypeValues(r, r == 7);
+    for (size_t f = 0; f < 16; ++f) {
+      EXPECT_EQ(got.value(0, f, r).ToValue(), expected[f]) << "row " << r << " feature " << f;
+      EXPECT_EQ(got.status(0, f, r), r == 7 ? FeatureStatus::kNullValue : FeatureStatus::kPresent);
+    }
+  }
+  // Arrow output of one column.
+  auto column = got.ToArrow(0, 2);
+  ASSERT_TRUE(column.ok());
+  EXPECT_EQ((*column)->length(), 50);
+  EXPECT_EQ((*column)->null_count(), 1);
+}
+
+TEST_P(OnlineStoreTest, StatusesForMissingStaleAndFreshRowsWithTtlBoundaryInclusive) {
+  // risk has ttl 1h.
+  Write("risk",
+        {Row{{Value(int64_t{1})}, kT0 - Duration::Hours(1), {}, {Value(0.5), Value::Null()}},
+         Row{{Value(int64_t{2})},
+             kT0 - Duration::Hours(1) - Duration::Microseconds(1),
+             {},
+             {Value(0.7), Value(int64_t{3})}}});
+  OnlineFeatures got =
+      ReadOne("risk", {{Value(int64_t{1})}, {Value(int64_t{2})}, {Value(int64_t{404})}});
+  EXPECT_EQ(got.status(0, 0, 0), FeatureStatus::kPresent);  // exactly now - ttl: fresh
+  EXPECT_EQ(got.status(0, 1, 0), FeatureStatus::kNullValue);
+  EXPECT_EQ(got.value(0, 0, 0).AsFloat64(), 0.5);
+  EXPECT_EQ(got.status(0, 0, 1), FeatureStatus::kOutsideMaxAge);
+  EXPECT_TRUE(got.value(0, 0, 1).is_null());
+  EXPECT_EQ(got.event_timestamp(0, 1), kT0 - Duration::Hours(1) - Duration::Microseconds(1));
+  EXPECT_EQ(got.status(0, 0, 2), FeatureStatus::kNotFound);
+  EXPECT_EQ(got.status(0, 1, 2), FeatureStatus::kNotFound);
+  EXPECT_EQ(got.event_timestamp(0, 2), Timestamp::FromMicros(0));
+
+  clock_.Advance(Duration::Seconds(1));
+  got = ReadOne("risk", {{Value(int64_t{1})}});
+  EXPECT_EQ(got.status(0, 0, 0), FeatureStatus::kOutsideMaxAge);
+  EXPECT_EQ(FeatureStatusName(FeatureStatus::kOutsideMaxAge), "OUTSIDE_MAX_AGE");
+  EXPECT_EQ(static_cast<int>(FeatureStatus::kOutsideMaxAge), 4);
+}
+
+TEST_P(OnlineStoreTest, OlderRowsNeverReplaceNewerOnesAndCreatedTimeBreaksTies) {
+  auto row = [](Timestamp event, std::optional<Timestamp> created, double score) {
+    return Row{{Value(int64_t{9})}, event, created, {Value(score), Value(int64_t{0})}};
+  };
+  EXPECT_EQ(Write("risk", {row(kT0, {}, 1.0)}).written, 1);
+  WriteStats older = Write("risk", {row(kT0 - Duration::Seconds(1), kT0, 2.0)});
+  EXPECT_EQ(older.written, 0);
+  EXPECT_EQ(older.skipped_older, 1);
+  EXPECT_EQ(ReadOne("risk", {{Value(int64_t{9})}}).value(0, 0, 0).AsFloat64(), 1.0);
+
+  // Same event time: a created time beats none, a later created time beats an earlier one.
+  EXPECT_EQ(Write("risk", {row(kT0, kT0, 3.0)}).written, 1);
+  EXPECT_EQ(Write("risk", {row(kT0, kT0 - Duration::Seconds(1), 4.0)}).skipped_older, 1);
+  EXPECT_EQ(Write("risk", {row(kT0, {}, 5.0)}).skipped_older, 1);
+  EXPECT_EQ(ReadOne("risk", {{Value(int64_t{9})}}).value(0, 0, 0).AsFloat64(), 3.0);
+  // An equal order is written (a corrected re-run of the same rows takes effect).
+  EXPECT_EQ(Write("risk", {row(kT0, kT0, 6.0)}).written, 1);
+  EXPECT_EQ(ReadOne("risk", {{Value(int64_t{9})}}).value(0, 0, 0).AsFloat64(), 6.0);
+
+  // Several rows of one entity in one batch: the newest ends stored, whatever the batch order.
+  Write("risk",
+        {row(kT0 + Duration::Seconds(3), {}, 8.0), row(kT0 + Duration::Seconds(2), {}, 7.0)});
+  EXPECT_EQ(ReadOne("risk", {{Value(int64_t{9})}}).value(0, 0, 0).AsFloat64(), 8.0);
+}
+
+TEST_P(OnlineStoreTest, ConcurrentWritersKeepTheNewestRowOfEveryEntity) {
+  constexpr int kThreads = 4, kEntities = 300, kRounds = 6;
+  std::vector<std::thread> threads;
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(seed + t);
+      for (int round = 0; round < kRounds; ++round) {
+        std::vector<Row> rows;
+        for (int64_t e = 0; e < kEntities; ++e) {
+          // Each (thread, round) writes a distinct event time; the newest is thread 3, round 5
+          // for even entities and thread 0, round 0 for odd ones.
+          int rank = e % 2 == 0 ? round * kThreads + t
+                                : (kRounds - 1 - round) * kThreads + (kThreads - 1 - t);
+          rows.push_back(Row{{Value(e)},
+                             kT0 + Duration::Seconds(rank),
+                             {},
+                             {Value(static_cast<double>(rank)), Value(int64_t{t})}});
+        }
+        std::shuffle(rows.begin(), rows.end(), rng);
+        auto stats = store_->WriteBatch(*View("risk"), *MakeRows(*View("risk"), rows));
+        ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+        EXPECT_EQ(stats->written + stats->skipped_older, kEntities);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  clock_.Set(kT0);
+  std::vector<std::vector<Value>> keys;
+  for (int64_t e = 0; e < kEntities; ++e) keys.push_back({Value(e)});
+  OnlineFeatures got = ReadOne("risk", keys);
+  const double newest = kThreads * kRounds - 1;
+  for (size_t e = 0; e < kEntities; ++e) {
+    ASSERT_EQ(got.status(0, 0, e), FeatureStatus::kPresent) << e;
+    EXPECT_EQ(got.value(0, 0, e).AsFloat64(), newest) << "entity " << e;
+  }
+}
+
+TEST_P(OnlineStoreTest, SeveralViewsAndEntityTypesInOneReadWithFeatureSubsets) {
+  Write("risk", {Row{{Value(int64_t{5})}, kT0, {}, {Value(0.25), Value(int64_t{2})}}});
+  Write("every_type", {Row{{Value(int64_t{5})}, kT0, {}, EveryTypeValues(5)}});
+  Write("bay_stats", {Row{{Value("A-12")}, kT0, {}, {Value(0.9)}}});
+  Write("trip_stats", {Row{{Value(int32_t{7}), Value("r1")}, kT0, {}, {Value(int32_t{42})}}});
+
+  OnlineReadRequest request;
+  auto customers = MakeViewRead(View("risk"), {{Value(int64_t{5})}, {Value(int64_t{6})}}, {1});
+  request.views.push_back(customers);
+  // every_type shares the customer key column: a store fetches each entity once.
+  request.views.push_back(ViewRead{View("every_type"), {5, 2}, customers.keys});
+  request.views.push_back(MakeViewRead(View("bay_stats"), {{Value("A-12")}, {Value("B-1")}}));
+  request.views.push_back(MakeViewRead(
+      View("trip_stats"), {{Value(int32_t{7}), Value("r1")}, {Value(int32_t{7}), Value("r2")}}));
+  auto got = store_->Read(request);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->value(0, 0, 0).AsInt64(), 2);
+  EXPECT_EQ(got->status(0, 0, 1), FeatureStatus::kNotFound);
+  EXPECT_EQ(got->value(1, 0, 0).AsBytes(), "caf\xc3\xa9 #5");
+  EXPECT_EQ(got->value(1, 1, 0).AsInt64(), int64_t{1} << 40 | 5);
+  EXPECT_EQ(got->value(2, 0, 0).AsFloat64(), 0.9);
+  EXPECT_EQ(got->status(2, 0, 1), FeatureStatus::kNotFound);
+  EXPECT_EQ(got->value(3, 0, 0).AsInt32(), 42);
+  EXPECT_EQ(got->status(3, 0, 1), FeatureStatus::kNotFound);
+}
+
+TEST_P(OnlineStoreTest, ValuesOfAnOlderSchemaAreNotFoundAndAlwaysReplaced) {
+  Write("risk", {Row{{Value(int64_t{1})}, kT0, {}, {Value(0.5), Value(int64_t{1})}}});
+  Definitions changed = defs_;
+  changed.feature_views[1].schema[1].type = ValueType::Scalar(ScalarType::kFloat64);
+  auto v2 = ViewLayout::Make(changed, changed.feature_views[1], Duration::Days(90)).ValueOrDie();
+  ASSERT_NE(v2->fingerprint(), View("risk")->fingerprint());
+
+  OnlineReadRequest request;
+  request.views.push_back(MakeViewRead(v2, {{Value(int64_t{1})}}));
+  auto got = store_->Read(request);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->status(0, 1, 0), FeatureStatus::kNotFound);
+
+  // An older row of the new schema replaces the newer row of the old one.
+  auto rows = MakeRows(
+      *v2, {Row{{Value(int64_t{1})}, kT0 - Duration::Minutes(5), {}, {Value(0.75), Value(2.5)}}});
+  auto stats = store_->WriteBatch(*v2, *rows);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->written, 1);
+  got = store_->Read(request);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->value(0, 1, 0).AsFloat64(), 2.5);
+}
+
+TEST_P(OnlineStoreTest, DeleteViewsRemovesOnlyThoseViewsAndDeleteAllEverything) {
+  Write("risk", {Row{{Value(int64_t{1})}, kT0, {}, {Value(0.5), Value(int64_t{1})}}});
+  Write("every_type", {Row{{Value(int64_t{1})}, kT0, {}, EveryTypeValues(1)}});
+  Write("bay_stats", {Row{{Value("A")}, kT0, {}, {Value(0.9)}}});
+  ASSERT_TRUE(store_->DeleteViews({"risk"}).ok());
+  EXPECT_EQ(ReadOne("risk", {{Value(int64_t{1})}}).status(0, 0, 0), FeatureStatus::kNotFound);
+  EXPECT_EQ(ReadOne("every_type", {{Value(int64_t{1})}}).status(0, 0, 0), FeatureStatus::kPresent);
+  EXPECT_EQ(ReadOne("bay_stats", {{Value("A")}}).status(0, 0, 0), FeatureStatus::kPresent);
+  ASSERT_TRUE(store_->DeleteAll().ok());
+  EXPECT_EQ(ReadOne("every_type", {{Value(int64_t{1})}}).status(0, 0, 0), FeatureStatus::kNotFound);
+  EXPECT_EQ(ReadOne("bay_stats", {{Value("A")}}).status(0, 0, 0), FeatureStatus::kNotFound);
+}
+
+TEST_P(OnlineStoreTest, AsyncReadCompletesOnTheCallersExecutor) {
+  Write("risk", {Row{{Value(int64_t{3})}, kT0, {}, {Value(1.25), Value(int64_t{4})}}});
+  boost::asio::io_context io;
+  OnlineReadRequest request;
+  request.views.push_back(MakeViewRead(View("risk"), {{Value(int64_t{3})}, {Value(int64_t{4})}}));
+  std::optional<Result<OnlineFeatures>> result;
+  std::thread::id ran_on;
+  int calls = 0;
+  store_->AsyncRead(io.get_executor(), request, [&](Result<OnlineFeatures> r) {
+    result.emplace(std::move(r));
+    ran_on = std::this_thread::get_id();
+    ++calls;
+  });
+  EXPECT_EQ(calls, 0);  // never inline
+  // The io_context keeps the store's connections: run it until the read is done, as a server's
+  // worker thread would run it forever.
+  std::thread runner([&] {
+    while (calls == 0) io.run_one();
+  });
+  const auto runner_id = runner.get_id();
+  runner.join();
+  ASSERT_EQ(calls, 1);
+  EXPECT_EQ(ran_on, runner_id);
+  ASSERT_TRUE(result->ok()) << result->status().ToString();
+  EXPECT_EQ((*result)->value(0, 0, 0).AsFloat64(), 1.25);
+  EXPECT_EQ((*result)->status(0, 0, 1), FeatureStatus::kNotFound);
+  // The store goes before the io_context it used (the threading contract).
+  env_.reset();
+  store_ = nullptr;
+}
+
+TEST_P(OnlineStoreTest, BadRowsAreRejectedBeforeAnythingIsWritten) {
+  auto rows =
+      MakeRows(*View("risk"), {Row{{Value(int64_t{1})}, kT0, {}, {Value(0.5), Value(int64_t{1})}},
+                               Row{{Value::Null()}, kT0, {}, {Value(0.5), Value(int64_t{1})}}});
+  auto stats = store_->WriteBatch(*View("risk"), *rows);
+  ASSERT_FALSE(stats.ok());
+  EXPECT_EQ(stats.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadOne("risk", {{Value(int64_t{1})}}).status(0, 0, 0), FeatureStatus::kNotFound);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, OnlineStoreTest, ::testing::ValuesIn(testing::StoreKinds()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace granary

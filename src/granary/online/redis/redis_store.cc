@@ -1,0 +1,539 @@
+#include "granary/online/redis/redis_store.h"
+
+#include <arrow/api.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <charconv>
+#include <deque>
+#include <numeric>
+
+#include "granary/online/redis/entity_value.h"
+#include "granary/online/value_codec.h"
+
+namespace granary {
+namespace {
+
+namespace asio = boost::asio;
+using redis::Batch;
+using redis::CommandWriter;
+using redis::KeySlot;
+using redis::Reply;
+using redis::ReplyType;
+
+// Keys per EVALSHA on a standalone server, and rows per batch sent to the store threads. In a
+// cluster each EVALSHA has one key: keys of a batch rarely share a slot, and a multi-key command
+// meets TRYAGAIN while its slot migrates.
+constexpr size_t kKeysPerScript = 64;
+constexpr int64_t kRowsPerBatch = 4096;
+
+std::chrono::milliseconds Millis(Duration d) {
+  return std::chrono::milliseconds(std::max<int64_t>(1, d.micros / 1000));
+}
+
+}  // namespace
+
+// A batch whose outcome a blocking caller waits for (on its own thread's io_context).
+class SyncBatch : public Batch {
+ public:
+  void OnDone(Status status) override {
+    if (!status.ok() && error_.ok()) error_ = std::move(status);
+    done = true;
+  }
+  const Status& status() const { return error_; }
+  bool done = false;
+
+ protected:
+  void SetError(Status s) {
+    if (error_.ok()) error_ = std::move(s);
+  }
+
+ private:
+  Status error_;
+};
+
+namespace {
+
+// Any commands; keeps every reply.
+class CollectBatch : public SyncBatch {
+ public:
+  void OnReply(size_t i, const Reply& reply) override {
+    if (replies.size() < commands.size()) replies.resize(commands.size());
+    replies[i] = redis::OwnedReply::From(reply);
+  }
+  std::vector<redis::OwnedReply> replies;
+};
+
+// EVALSHA of the write script: counts stored and skipped rows.
+class WriteScriptBatch : public SyncBatch {
+ public:
+  void OnReply(size_t i, const Reply& reply) override {
+    if (reply.type == ReplyType::kInteger) {
+      stats.written += reply.integer;
+      stats.skipped_older += static_cast<int64_t>(keys_per_command[i]) - reply.integer;
+      return;
+    }
+    SetError(
+        reply.is_error() && reply.str.rfind("GRANARY", 0) == 0
+            ? Status::Corruption(std::string(reply.str.substr(8)))
+            : Status::Internal("unexpected reply to the write script: " + std::string(reply.str)));
+  }
+  std::vector<uint16_t> keys_per_command;
+  WriteStats stats;
+};
+
+// GET of every entity key of a read; assembles the OnlineFeatures when done.
+class ReadBatch : public Batch {
+ public:
+  ReadBatch(const OnlineReadRequest& request, const std::string& prefix, const Clock* clock,
+            OnlineStore::ReadCallback done)
+      : builder_(request), clock_(clock), done_(std::move(done)) {
+    // One GET per row of each distinct key column.
+    for (const ViewRead& read : request.views) {
+      const EntityKeyColumn* column = read.keys.get();
+      size_t base = commands.size();
+      bool seen = false;
+      for (const auto& [c, b] : columns_) {
+        if (c == column) {
+          base = b;
+          seen = true;
+        }
+      }
+      view_base_.push_back(base);
+      if (seen) continue;
+      columns_.emplace_back(column, base);
+      std::string key = prefix;
+      for (size_t r = 0; r < column->size(); ++r) {
+        key.resize(prefix.size());
+        key.append(column->key(r));
+        Add(KeySlot(key), /*read_only=*/true,
+            [&](CommandWriter& w) { w.Begin(2).Arg("GET").Arg(key); });
+      }
+    }
+    spans_.resize(commands.size());
+    view_ids_.reserve(request.views.size());
+    for (const ViewRead& read : request.views) view_ids_.push_back(read.view->view_id());
+    builder_.arena()->reserve(commands.size() * 256);
+  }
+
+  void OnReply(size_t i, const Reply& reply) override {
+    if (reply.type == ReplyType::kString) {
+      spans_[i] = {builder_.arena()->size(), reply.str.size()};
+      builder_.arena()->append(reply.str);
+    } else if (reply.type != ReplyType::kNil && error_.ok()) {
+      error_ = reply.is_error() && reply.ErrorCode() == "WRONGTYPE"
+                   ? Status::Corruption("an online key holds a value that is not a Granary value")
+                   : Status::Unavailable("unexpected reply to GET: " + std::string(reply.str));
+    }
+  }
+
+  void OnDone(Status status) override {
+    if (status.ok()) status = error_;
+    if (!status.ok()) return done_(status);
+    const std::string& arena = *builder_.arena();
+    // One pass over each fetched value: every section goes to the views that asked for it.
+    std::vector<std::pair<uint32_t, size_t>> wanted;  // (view id, view) of one key column
+    for (const auto& [column, base] : columns_) {
+      wanted.clear();
+      for (size_t v = 0; v < view_base_.size(); ++v) {
+        if (view_base_[v] == base) wanted.emplace_back(view_ids_[v], v);
+      }
+      for (size_t r = 0; r < num_rows(); ++r) {
+        const auto [offset, size] = spans_[base + r];
+        if (size == 0) continue;
+        Status st = redis::ForEachSection(
+            std::string_view(arena.data() + offset, size), [&](uint32_t id, std::string_view body) {
+              for (const auto& [view_id, v] : wanted) {
+                if (view_id == id) builder_.SetBody(v, r, body.data() - arena.data(), body.size());
+              }
+            });
+        if (!st.ok()) return done_(st);
+      }
+    }
+    done_(builder_.Finish(clock_->Now()));
+  }
+
+ private:
+  size_t num_rows() const { return columns_.empty() ? 0 : columns_[0].first->size(); }
+
+  OnlineFeaturesBuilder builder_;
+  const Clock* clock_;
+  OnlineStore::ReadCallback done_;
+  std::vector<std::pair<const EntityKeyColumn*, size_t>> columns_;  // first command of each
+  std::vector<size_t> view_base_;  // per view: first command of its key column
+  std::vector<uint32_t> view_ids_;
+  std::vector<std::pair<size_t, size_t>> spans_;  // per command: value in the arena (size 0: none)
+  Status error_;
+};
+
+Result<int> ParseInt(std::string_view text) {
+  int v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size()) {
+    return Status::InvalidArgument(fmt::format("'{}' is not a number", text));
+  }
+  return v;
+}
+
+std::string ViewIdBytes(uint32_t id) {
+  std::string s;
+  layout::PutFixed<uint32_t>(&s, id);
+  return s;
+}
+
+std::atomic<uint64_t> g_serial{0};
+
+}  // namespace
+
+struct RedisOnlineStore::ThreadSession {
+  asio::io_context io{1};
+  std::unique_ptr<redis::RedisClusterRouter> router;
+};
+
+uint64_t RedisOnlineStore::NextSerial() { return ++g_serial; }
+
+Status RedisOnlineStore::ParseConnectionString(std::string_view text, Options* options) {
+  size_t start = 0;
+  bool first = true;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string_view part =
+        text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
+    start = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
+    if (first) {
+      first = false;
+      auto address = redis::NodeAddress::Parse(part);
+      if (!address.ok()) {
+        return Status::InvalidArgument("online_store.connection_string: " +
+                                       address.status().message());
+      }
+      options->nodes = {address->ToString()};
+      continue;
+    }
+    size_t eq = part.find('=');
+    std::string_view name = part.substr(0, eq);
+    std::string_view value =
+        eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
+    if (name == "password") {
+      options->password = std::string(value);
+    } else if (name == "username") {
+      options->username = std::string(value);
+    } else if (name == "db") {
+      auto db = ParseInt(value);
+      if (!db.ok() || *db < 0) {
+        return Status::InvalidArgument(
+            fmt::format("online_store.connection_string: db={} is not a database number", value));
+      }
+      options->db = *db;
+    } else {
+      return Status::InvalidArgument(
+          fmt::format("online_store.connection_string: unknown option '{}'; write "
+                      "host:port[,password=...][,username=...][,db=N] (TLS is not supported)",
+                      name));
+    }
+  }
+  return Status::OK();
+}
+
+Result<std::unique_ptr<RedisOnlineStore>> RedisOnlineStore::Open(Options options) {
+  if (options.nodes.empty()) {
+    return Status::InvalidArgument(
+        "no Redis address: set online_store.connection_string (redis) "
+        "or online_store.nodes (redis_cluster) in granary.yaml");
+  }
+  if (!options.cluster && options.nodes.size() != 1) {
+    return Status::InvalidArgument("a standalone Redis store takes exactly one address");
+  }
+  redis::RouterConfig config;
+  config.cluster = options.cluster;
+  for (const std::string& n : options.nodes) {
+    GRANARY_ASSIGN_OR_RAISE(redis::NodeAddress a, redis::NodeAddress::Parse(n));
+    config.seeds.push_back(std::move(a));
+  }
+  config.connection.username = options.username;
+  config.connection.password = options.password;
+  config.connection.db = options.cluster ? 0 : options.db;
+  config.connection.connect_timeout = Millis(options.connect_timeout);
+  config.connection.request_timeout = Millis(options.request_timeout);
+  config.read_from_replicas = options.cluster && options.read_from_replicas;
+
+  std::unique_ptr<RedisOnlineStore> store(new RedisOnlineStore());
+  store->options_ = options;
+  store->prefix_ = options.project + ":";
+  store->write_script_ = redis::kWriteScript;
+  store->delete_script_ = redis::kDeleteViewsScript;
+  store->topology_ = std::make_shared<redis::RedisTopology>(std::move(config));
+  ThreadSession& session = store->ThisThread();
+  if (options.cluster) {
+    Status refreshed;
+    bool done = false;
+    session.router->Refresh([&](Status s) {
+      refreshed = std::move(s);
+      done = true;
+    });
+    RunUntil(session, &done);
+    GRANARY_RETURN_NOT_OK(refreshed);
+  }
+  // Load the scripts where the first master is (others load them on NOSCRIPT); this checks the
+  // address and the credentials as well.
+  auto load = std::make_shared<CollectBatch>();
+  load->pinned_node = store->Masters().at(0);
+  for (const std::string* script : {&store->write_script_, &store->delete_script_}) {
+    load->Add(0, false,
+              [&](CommandWriter& w) { w.Begin(3).Arg("SCRIPT").Arg("LOAD").Arg(*script); });
+  }
+  GRANARY_RETURN_NOT_OK(store->RunSync(load));
+  for (const auto& r : load->replies) {
+    if (r.type != ReplyType::kString) {
+      return Status::Unavailable(
+          fmt::format("{}: SCRIPT LOAD failed: {}", store->Describe(), r.str));
+    }
+  }
+  store->write_sha_ = load->replies[0].str;
+  store->delete_sha_ = load->replies[1].str;
+  return store;
+}
+
+RedisOnlineStore::~RedisOnlineStore() {
+  // Routers go before their io_contexts; no call is running (the store outlives its calls).
+  for (auto& session : sessions_) session->router.reset();
+  sessions_.clear();
+  std::lock_guard<std::mutex> lock(external_mu_);
+  external_.clear();
+}
+
+std::string RedisOnlineStore::Describe() const {
+  std::string nodes;
+  for (const auto& n : options_.nodes) nodes += (nodes.empty() ? "" : ",") + n;
+  return fmt::format("{} at {}", options_.cluster ? "redis cluster" : "redis", nodes);
+}
+
+RedisOnlineStore::ThreadSession& RedisOnlineStore::ThisThread() {
+  struct Cache {
+    uint64_t serial = 0;
+    ThreadSession* session = nullptr;
+  };
+  thread_local Cache cache;
+  if (cache.serial == serial_) return *cache.session;
+  std::lock_guard<std::mutex> lock(sessions_mu_);
+  auto session = std::make_unique<ThreadSession>();
+  session->router =
+      std::make_unique<redis::RedisClusterRouter>(session->io.get_executor(), topology_);
+  sessions_.push_back(std::move(session));
+  cache = {serial_, sessions_.back().get()};
+  return *cache.session;
+}
+
+void RedisOnlineStore::RunUntil(ThreadSession& session, const bool* done) {
+  while (!*done) {
+    if (session.io.stopped()) session.io.restart();
+    session.io.run_one();
+  }
+}
+
+Status RedisOnlineStore::RunSync(const std::shared_ptr<SyncBatch>& batch) {
+  ThreadSession& session = ThisThread();
+  session.router->Execute(batch);
+  RunUntil(session, &batch->done);
+  return batch->status();
+}
+
+std::vector<redis::NodeAddress> RedisOnlineStore::Masters() const {
+  if (!options_.cluster) return {topology_->config().seeds.at(0)};
+  uint64_t version = 0;
+  auto slots = topology_->slots(&version);
+  std::vector<redis::NodeAddress> out;
+  if (slots) {
+    for (uint16_t m : slots->Masters()) out.push_back(slots->nodes()[m]);
+  }
+  if (out.empty()) out.push_back(topology_->config().seeds.at(0));
+  return out;
+}
+
+Result<WriteStats> RedisOnlineStore::WriteBatch(const ViewLayout& view,
+                                                const arrow::RecordBatch& rows) {
+  GRANARY_ASSIGN_OR_RAISE(EntityKeyColumn keys, EncodeEntityKeys(view, rows));
+  GRANARY_ASSIGN_OR_RAISE(BodyEncoder encoder, BodyEncoder::Make(view, rows));
+  const std::string view_id = ViewIdBytes(view.view_id());
+  const int64_t ttl_ms =
+      view.key_ttl().micros <= 0 ? 0 : std::max<int64_t>(1, view.key_ttl().micros / 1000);
+  // Batches in flight at once on this thread: their pipelines overlap on every node.
+  constexpr size_t kMaxInFlight = 4;
+  ThreadSession& session = ThisThread();
+  std::deque<std::shared_ptr<WriteScriptBatch>> in_flight;
+  WriteStats total;
+  Status first_error;
+  auto wait_one = [&] {
+    auto batch = std::move(in_flight.front());
+    in_flight.pop_front();
+    RunUntil(session, &batch->done);
+    if (!batch->status().ok() && first_error.ok()) first_error = batch->status();
+    total += batch->stats;
+  };
+
+  std::string key, body;
+  std::vector<uint32_t> order;
+  std::vector<uint16_t> slots;
+  for (int64_t begin = 0; begin < rows.num_rows(); begin += kRowsPerBatch) {
+    const int64_t end = std::min(rows.num_rows(), begin + kRowsPerBatch);
+    auto batch = std::make_shared<WriteScriptBatch>();
+    batch->script = &write_script_;
+    // Rows in batch order (a key's rows stay in order), up to kKeysPerScript per EVALSHA.
+    const size_t n = static_cast<size_t>(end - begin);
+    slots.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      key.assign(prefix_).append(keys.key(begin + i));
+      slots[i] = options_.cluster ? KeySlot(key) : 0;
+    }
+    order.resize(n);
+    std::iota(order.begin(), order.end(), 0);
+    for (size_t g = 0; g < n;) {
+      size_t g_end = g;
+      const size_t limit = options_.cluster ? 1 : kKeysPerScript;
+      while (g_end < n && g_end - g < limit) ++g_end;
+      const size_t count = g_end - g;
+      Status encode_status;
+      batch->Add(slots[order[g]], false, [&](CommandWriter& w) {
+        w.Begin(3 + 2 * count + 2).Arg("EVALSHA").Arg(write_sha_).Arg(static_cast<int64_t>(count));
+        for (size_t i = g; i < g_end; ++i) {
+          key.assign(prefix_).append(keys.key(begin + order[i]));
+          w.Arg(key);
+        }
+        w.Arg(view_id).Arg(ttl_ms);
+        for (size_t i = g; i < g_end; ++i) {
+          body.clear();
+          Status st = encoder.Append(begin + order[i], &body);
+          if (!st.ok() && encode_status.ok()) encode_status = st;
+          w.Arg(body);
+        }
+      });
+      GRANARY_RETURN_NOT_OK(encode_status);
+      batch->keys_per_command.push_back(static_cast<uint16_t>(count));
+      g = g_end;
+    }
+    session.router->Execute(batch);
+    in_flight.push_back(std::move(batch));
+    if (in_flight.size() >= kMaxInFlight) wait_one();
+  }
+  while (!in_flight.empty()) wait_one();
+  GRANARY_RETURN_NOT_OK(first_error.WithContext(Describe()));
+  return total;
+}
+
+Result<OnlineFeatures> RedisOnlineStore::Read(const OnlineReadRequest& request) {
+  GRANARY_RETURN_NOT_OK(request.Validate());
+  std::optional<Result<OnlineFeatures>> result;
+  bool done = false;
+  auto batch =
+      std::make_shared<ReadBatch>(request, prefix_, options_.clock, [&](Result<OnlineFeatures> r) {
+        result.emplace(std::move(r));
+        done = true;
+      });
+  ThreadSession& session = ThisThread();
+  session.router->Execute(batch);
+  RunUntil(session, &done);
+  if (!result->ok()) return result->status().WithContext(Describe());
+  return std::move(*result);
+}
+
+void RedisOnlineStore::AsyncRead(const asio::any_io_executor& executor, OnlineReadRequest request,
+                                 ReadCallback done) {
+  Status valid = request.Validate();
+  if (!valid.ok()) {
+    asio::post(executor, [done = std::move(done), valid] { done(valid); });
+    return;
+  }
+  redis::RedisClusterRouter* router = RouterFor(executor);
+  std::string where = Describe();
+  auto batch = std::make_shared<ReadBatch>(
+      request, prefix_, options_.clock,
+      [done = std::move(done), where = std::move(where)](Result<OnlineFeatures> r) {
+        if (!r.ok()) return done(r.status().WithContext(where));
+        done(std::move(r));
+      });
+  router->Execute(batch);  // posts: `done` never runs inside AsyncRead
+}
+
+redis::RedisClusterRouter* RedisOnlineStore::RouterFor(const asio::any_io_executor& executor) {
+  const void* context = &asio::query(executor, asio::execution::context);
+  struct Cache {
+    uint64_t serial = 0;
+    const void* context = nullptr;
+    redis::RedisClusterRouter* router = nullptr;
+  };
+  thread_local Cache cache;
+  if (cache.serial == serial_ && cache.context == context) return cache.router;
+  std::lock_guard<std::mutex> lock(external_mu_);
+  redis::RedisClusterRouter* router = nullptr;
+  for (auto& [c, r] : external_) {
+    if (c == context) router = r.get();
+  }
+  if (router == nullptr) {
+    external_.emplace_back(context,
+                           std::make_unique<redis::RedisClusterRouter>(executor, topology_));
+    router = external_.back().second.get();
+  }
+  cache = {serial_, context, router};
+  return router;
+}
+
+Status RedisOnlineStore::ForEachKeyPage(
+    const std::function<Status(const std::vector<std::string>&)>& act) {
+  for (const redis::NodeAddress& master : Masters()) {
+    std::string cursor = "0";
+    do {
+      auto scan = std::make_shared<CollectBatch>();
+      scan->pinned_node = master;
+      const std::string pattern = prefix_ + "*";
+      scan->Add(0, true, [&](CommandWriter& w) {
+        w.Begin(6).Arg("SCAN").Arg(cursor).Arg("MATCH").Arg(pattern).Arg("COUNT").Arg(
+            int64_t{1000});
+      });
+      GRANARY_RETURN_NOT_OK(RunSync(scan).WithContext(Describe()));
+      const redis::OwnedReply& reply = scan->replies.at(0);
+      if (reply.type != ReplyType::kArray || reply.elements.size() != 2) {
+        return Status::Unavailable(fmt::format("{}: unexpected SCAN reply from {}: {}", Describe(),
+                                               master.ToString(), reply.str));
+      }
+      cursor = reply.elements[0].str;
+      std::vector<std::string> keys;
+      for (const auto& k : reply.elements[1].elements) keys.push_back(k.str);
+      if (!keys.empty()) GRANARY_RETURN_NOT_OK(act(keys));
+    } while (cursor != "0");
+  }
+  return Status::OK();
+}
+
+Status RedisOnlineStore::DeleteViews(const std::vector<std::string>& view_names) {
+  std::vector<std::string> ids;
+  for (const std::string& name : view_names) ids.push_back(ViewIdBytes(ViewIdOf(name)));
+  return ForEachKeyPage([&](const std::vector<std::string>& keys) {
+    auto batch = std::make_shared<CollectBatch>();
+    batch->script = &delete_script_;
+    for (const std::string& key : keys) {
+      batch->Add(KeySlot(key), false, [&](CommandWriter& w) {
+        w.Begin(4 + ids.size()).Arg("EVALSHA").Arg(delete_sha_).Arg(int64_t{1}).Arg(key);
+        for (const std::string& id : ids) w.Arg(id);
+      });
+    }
+    GRANARY_RETURN_NOT_OK(RunSync(batch).WithContext(Describe()));
+    for (const auto& r : batch->replies) {
+      if (r.type == ReplyType::kError) return Status::Internal(Describe() + ": " + r.str);
+    }
+    return Status::OK();
+  });
+}
+
+Status RedisOnlineStore::DeleteAll() {
+  return ForEachKeyPage([&](const std::vector<std::string>& keys) {
+    auto batch = std::make_shared<CollectBatch>();
+    for (const std::string& key : keys) {
+      batch->Add(KeySlot(key), false, [&](CommandWriter& w) { w.Begin(2).Arg("UNLINK").Arg(key); });
+    }
+    return RunSync(batch).WithContext(Describe());
+  });
+}
+
+}  // namespace granary

@@ -1,0 +1,323 @@
+#include "granary/online/rocksdb/rocksdb_store.h"
+
+#include <arrow/api.h>
+#include <fmt/format.h>
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <limits>
+#include <numeric>
+
+#include "granary/common/hash.h"
+#include "granary/online/value_codec.h"
+
+namespace granary {
+namespace {
+
+constexpr char kRecordVersion = '\x01';
+constexpr size_t kRecordHeader = 9;  // version byte + expiry (int64 microseconds)
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+// Rows compared and written under one set of locks.
+constexpr int64_t kChunkRows = 256;
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what, const std::string& where) {
+  if (s.ok()) return Status::OK();
+  std::string msg = fmt::format("rocksdb {} in {}: {}", what, where, s.ToString());
+  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+    return Status::Unavailable(msg +
+                               " (another process, such as a running server, holds the embedded "
+                               "online store; stop it or use Redis for shared access)");
+  }
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  return Status::IOError(msg);
+}
+
+void AppendRecordKey(std::string* out, std::string_view entity, uint32_t view_id) {
+  out->append(entity);
+  layout::PutBigEndian32(out, view_id);
+}
+
+int64_t ExpiryOf(std::string_view record) { return layout::LoadFixed<int64_t>(record.data() + 1); }
+
+}  // namespace
+
+struct RocksDbOnlineStore::CompactionFilterImpl final : public rocksdb::CompactionFilter {
+  explicit CompactionFilterImpl(const Clock* clock) : clock(clock) {}
+  bool Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value, std::string*,
+              bool*) const override {
+    if (value.size() < kRecordHeader || value[0] != kRecordVersion) return false;
+    return ExpiryOf(std::string_view(value.data(), value.size())) <= clock->Now().micros;
+  }
+  const char* Name() const override { return "granary.expiry"; }
+  const Clock* clock;
+};
+
+Result<std::unique_ptr<RocksDbOnlineStore>> RocksDbOnlineStore::Open(
+    const std::filesystem::path& path, const Options& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) {
+    return Status::IOError(
+        fmt::format("cannot create the online store folder {}: {}", path.string(), ec.message()));
+  }
+  std::unique_ptr<RocksDbOnlineStore> store(new RocksDbOnlineStore());
+  store->path_ = path;
+  store->options_ = options;
+  store->filter_ = std::make_unique<CompactionFilterImpl>(options.clock);
+  store->stripes_ = std::make_unique<std::array<std::mutex, kStripes>>();
+
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.IncreaseParallelism(2);
+  db_options.compaction_filter = store->filter_.get();
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.whole_key_filtering = true;
+  table.cache_index_and_filter_blocks = false;
+  db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  db_options.compression = rocksdb::kLZ4Compression;
+  rocksdb::DB* db = nullptr;
+  GRANARY_RETURN_NOT_OK(
+      FromRocks(rocksdb::DB::Open(db_options, path.string(), &db), "open", path.string()));
+  store->db_.reset(db);
+  return store;
+}
+
+RocksDbOnlineStore::~RocksDbOnlineStore() {
+  if (db_) (void)db_->Close();
+}
+
+std::string RocksDbOnlineStore::Describe() const { return "rocksdb at " + path_.string(); }
+
+Result<WriteStats> RocksDbOnlineStore::WriteBatch(const ViewLayout& view,
+                                                  const arrow::RecordBatch& rows) {
+  GRANARY_ASSIGN_OR_RAISE(EntityKeyColumn keys, EncodeEntityKeys(view, rows));
+  GRANARY_ASSIGN_OR_RAISE(BodyEncoder encoder, BodyEncoder::Make(view, rows));
+  WriteStats total;
+  for (int64_t begin = 0; begin < rows.num_rows(); begin += kChunkRows) {
+    GRANARY_ASSIGN_OR_RAISE(
+        WriteStats s,
+        WriteChunk(view, encoder, keys, begin, std::min(rows.num_rows(), begin + kChunkRows)));
+    total += s;
+  }
+  return total;
+}
+
+Result<WriteStats> RocksDbOnlineStore::WriteChunk(const ViewLayout& view,
+                                                  const BodyEncoder& encoder,
+                                                  const EntityKeyColumn& keys, int64_t begin,
+                                                  int64_t end) {
+  const size_t n = static_cast<size_t>(end - begin);
+  std::string key_bytes;
+  std::vector<uint32_t> key_end(n);
+  for (size_t i = 0; i < n; ++i) {
+    AppendRecordKey(&key_bytes, keys.key(begin + i), view.view_id());
+    key_end[i] = static_cast<uint32_t>(key_bytes.size());
+  }
+  auto key_of = [&](size_t i) {
+    size_t b = i == 0 ? 0 : key_end[i - 1];
+    return std::string_view(key_bytes.data() + b, key_end[i] - b);
+  };
+  // Rows by key (bytewise, as RocksDB orders keys), then by row order.
+  std::vector<uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint32_t a, uint32_t b) { return key_of(a) < key_of(b); });
+  std::vector<rocksdb::Slice> unique_keys;
+  std::vector<size_t> group_start;  // index into `order` where each unique key starts
+  for (size_t i = 0; i < n; ++i) {
+    if (i == 0 || key_of(order[i]) != key_of(order[i - 1])) {
+      std::string_view k = key_of(order[i]);
+      unique_keys.emplace_back(k.data(), k.size());
+      group_start.push_back(i);
+    }
+  }
+  group_start.push_back(n);
+
+  std::vector<size_t> stripes;
+  stripes.reserve(unique_keys.size());
+  for (const rocksdb::Slice& k : unique_keys) {
+    stripes.push_back(Fnv1a64(std::string_view(k.data(), k.size())) % kStripes);
+  }
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  for (size_t s : stripes) (*stripes_)[s].lock();
+  struct Unlock {
+    std::array<std::mutex, kStripes>& m;
+    const std::vector<size_t>& s;
+    ~Unlock() {
+      for (auto it = s.rbegin(); it != s.rend(); ++it) m[*it].unlock();
+    }
+  } unlock{*stripes_, stripes};
+
+  std::vector<rocksdb::PinnableSlice> stored(unique_keys.size());
+  std::vector<rocksdb::Status> statuses(unique_keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), unique_keys.size(),
+                unique_keys.data(), stored.data(), statuses.data(), /*sorted_input=*/true);
+
+  const int64_t now = options_.clock->Now().micros;
+  const int64_t expiry = view.key_ttl().micros <= 0 || now > kNever - view.key_ttl().micros
+                             ? kNever
+                             : now + view.key_ttl().micros;
+  WriteStats stats;
+  rocksdb::WriteBatch batch;
+  std::string record;
+  for (size_t g = 0; g + 1 < group_start.size(); ++g) {
+    const rocksdb::Status& st = statuses[g];
+    if (!st.ok() && !st.IsNotFound()) {
+      return FromRocks(st, "read", path_.string());
+    }
+    // The stored row competes only when it is live and of this schema.
+    std::optional<WriteOrder> current;
+    std::string_view stored_body;
+    if (st.ok() && stored[g].size() >= kRecordHeader && stored[g][0] == kRecordVersion) {
+      std::string_view rec(stored[g].data(), stored[g].size());
+      BodyHeader header;
+      stored_body = rec.substr(kRecordHeader);
+      if (ExpiryOf(rec) > now && ParseBodyHeader(stored_body, view.features().size(), &header) &&
+          header.fingerprint == view.fingerprint()) {
+        current = header.order;
+      }
+    }
+    int64_t winner = -1;
+    for (size_t i = group_start[g]; i < group_start[g + 1]; ++i) {
+      const int64_t row = begin + order[i];
+      WriteOrder o = encoder.Order(row);
+      if (current && o.Compare(*current) < 0) {
+        ++stats.skipped_older;
+        continue;
+      }
+      ++stats.written;
+      current = o;
+      winner = row;
+    }
+    record.clear();
+    record.push_back(kRecordVersion);
+    layout::PutFixed<int64_t>(&record, expiry);
+    if (winner >= 0) {
+      GRANARY_RETURN_NOT_OK(encoder.Append(winner, &record));
+    } else {
+      record.append(stored_body);  // skipped: keep the newer row, refresh its expiry
+    }
+    batch.Put(unique_keys[g], rocksdb::Slice(record));
+  }
+  GRANARY_RETURN_NOT_OK(
+      FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "write", path_.string()));
+  return stats;
+}
+
+Result<OnlineFeatures> RocksDbOnlineStore::Read(const OnlineReadRequest& request) {
+  GRANARY_RETURN_NOT_OK(request.Validate());
+  // An entity's views are adjacent (key = entity key + view id): one Seek per entity and a few
+  // Next() read them all, which costs less than a point lookup per view (MultiGet).
+  struct Group {
+    const EntityKeyColumn* keys;
+    std::vector<std::pair<uint32_t, size_t>> views;  // (view id, index in the request)
+  };
+  std::vector<Group> groups;
+  for (size_t v = 0; v < request.views.size(); ++v) {
+    const ViewRead& read = request.views[v];
+    auto same = [&](const Group& g) { return g.keys == read.keys.get(); };
+    auto g = std::find_if(groups.begin(), groups.end(), same);
+    if (g == groups.end()) g = groups.insert(groups.end(), Group{read.keys.get(), {}});
+    g->views.emplace_back(read.view->view_id(), v);
+  }
+  const Timestamp now = options_.clock->Now();
+  OnlineFeaturesBuilder builder(request);
+  std::string* arena = builder.arena();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (const Group& group : groups) {
+    for (size_t r = 0; r < group.keys->size(); ++r) {
+      const std::string_view entity = group.keys->key(r);
+      const rocksdb::Slice prefix(entity.data(), entity.size());
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+        const rocksdb::Slice key = it->key();
+        if (key.size() != entity.size() + 4) continue;  // a longer entity key with this prefix
+        const unsigned char* id_bytes =
+            reinterpret_cast<const unsigned char*>(key.data()) + entity.size();
+        const uint32_t id = (uint32_t{id_bytes[0]} << 24) | (uint32_t{id_bytes[1]} << 16) |
+                            (uint32_t{id_bytes[2]} << 8) | uint32_t{id_bytes[3]};
+        for (const auto& [view_id, v] : group.views) {
+          if (view_id != id) continue;
+          const rocksdb::Slice value = it->value();
+          std::string_view rec(value.data(), value.size());
+          if (rec.size() < kRecordHeader || rec[0] != kRecordVersion) {
+            return Status::Corruption(fmt::format(
+                "{}: a record of {} bytes has an unknown layout version; it was written by "
+                "another Granary release",
+                Describe(), rec.size()));
+          }
+          if (ExpiryOf(rec) <= now.micros) continue;  // expired, not compacted away yet
+          const size_t at = arena->size();
+          arena->append(rec.substr(kRecordHeader));
+          builder.SetBody(v, r, at, rec.size() - kRecordHeader);
+        }
+      }
+      GRANARY_RETURN_NOT_OK(FromRocks(it->status(), "read", path_.string()));
+    }
+  }
+  return builder.Finish(now);
+}
+
+void RocksDbOnlineStore::AsyncRead(const boost::asio::any_io_executor& executor,
+                                   OnlineReadRequest request, ReadCallback done) {
+  auto result = std::make_shared<Result<OnlineFeatures>>(Read(request));
+  boost::asio::post(executor,
+                    [result, done = std::move(done)]() mutable { done(std::move(*result)); });
+}
+
+Status RocksDbOnlineStore::DeleteViews(const std::vector<std::string>& view_names) {
+  std::vector<std::string> suffixes;
+  for (const std::string& name : view_names) {
+    std::string s;
+    layout::PutBigEndian32(&s, ViewIdOf(name));
+    suffixes.push_back(std::move(s));
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  rocksdb::WriteBatch batch;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    rocksdb::Slice key = it->key();
+    if (key.size() < 4) continue;
+    std::string_view suffix(key.data() + key.size() - 4, 4);
+    if (std::find(suffixes.begin(), suffixes.end(), suffix) != suffixes.end()) {
+      batch.Delete(key);
+    }
+    if (batch.Count() >= 10000) {
+      GRANARY_RETURN_NOT_OK(
+          FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "delete", path_.string()));
+      batch.Clear();
+    }
+  }
+  GRANARY_RETURN_NOT_OK(FromRocks(it->status(), "scan", path_.string()));
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "delete", path_.string());
+}
+
+Status RocksDbOnlineStore::DeleteAll() {
+  // Every key starts with an entity key tag byte (0x01..0x06), so [0x00, 0xff) covers them all.
+  const std::string begin(1, '\x00'), end(1, '\xff');
+  GRANARY_RETURN_NOT_OK(
+      FromRocks(db_->DeleteRange(rocksdb::WriteOptions(), db_->DefaultColumnFamily(), begin, end),
+                "delete", path_.string()));
+  rocksdb::Slice b(begin), e(end);
+  return FromRocks(db_->CompactRange(rocksdb::CompactRangeOptions(), &b, &e), "compaction",
+                   path_.string());
+}
+
+Result<int64_t> RocksDbOnlineStore::CompactAndCount() {
+  GRANARY_RETURN_NOT_OK(
+      FromRocks(db_->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr), "compaction",
+                path_.string()));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  int64_t count = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++count;
+  GRANARY_RETURN_NOT_OK(FromRocks(it->status(), "scan", path_.string()));
+  return count;
+}
+
+}  // namespace granary

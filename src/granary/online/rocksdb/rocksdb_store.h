@@ -1,0 +1,68 @@
+// The embedded online store: RocksDB in the repository's data folder (the default).
+//
+// One RocksDB record per (entity, view): key = entity key bytes + view id (4 bytes, big-endian),
+// so an entity's views are adjacent and one MultiGet reads them from the same blocks; value =
+// version byte, expiry time, body (docs/ONLINE_LAYOUT.md, "RocksDB").
+//
+// Write-if-newer is a compare-and-write under striped per-key locks inside the process (RocksDB
+// allows one process to open a database; the lock file refuses a second). A merge operator
+// would make writes blind and lose the count of skipped rows, so it is not used. Expired records
+// read as NOT_FOUND and are dropped by a compaction filter.
+//
+// Thread-safe (see OnlineStore).
+#pragma once
+
+#include <array>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+
+#include "granary/online/online_store.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace granary {
+
+class RocksDbOnlineStore final : public OnlineStore {
+ public:
+  struct Options {
+    const Clock* clock = &SystemClock::Default();
+    size_t block_cache_bytes = 256u << 20;
+  };
+  // Opens (creating when missing) the database in `path`. A second process gets Unavailable
+  // with the holder named by RocksDB's lock error.
+  static Result<std::unique_ptr<RocksDbOnlineStore>> Open(const std::filesystem::path& path,
+                                                          const Options& options);
+  ~RocksDbOnlineStore() override;
+
+  Result<WriteStats> WriteBatch(const ViewLayout& view, const arrow::RecordBatch& rows) override;
+  Result<OnlineFeatures> Read(const OnlineReadRequest& request) override;
+  void AsyncRead(const boost::asio::any_io_executor& executor, OnlineReadRequest request,
+                 ReadCallback done) override;
+  Status DeleteViews(const std::vector<std::string>& view_names) override;
+  Status DeleteAll() override;
+  std::string Describe() const override;
+
+  // Runs a full compaction (dropping expired records) and returns how many records remain; for
+  // tests and operations.
+  Result<int64_t> CompactAndCount();
+
+ private:
+  struct CompactionFilterImpl;
+  RocksDbOnlineStore() = default;
+  Result<WriteStats> WriteChunk(const ViewLayout& view, const class BodyEncoder& encoder,
+                                const EntityKeyColumn& keys, int64_t begin, int64_t end);
+
+  static constexpr size_t kStripes = 4096;
+  std::filesystem::path path_;
+  Options options_;
+  std::unique_ptr<CompactionFilterImpl> filter_;
+  std::unique_ptr<rocksdb::DB> db_;
+  // Serialises compare-and-write per key: a key's stripe is hash(key) % kStripes; a writer locks
+  // the stripes of its chunk in increasing order (so two writers never deadlock).
+  std::unique_ptr<std::array<std::mutex, kStripes>> stripes_;
+};
+
+}  // namespace granary

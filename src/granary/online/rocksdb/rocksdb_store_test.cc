@@ -1,0 +1,88 @@
+// RocksDB specifics: expiry by the store's clock, compaction, the single-process lock.
+#include "granary/online/rocksdb/rocksdb_store.h"
+
+#include <gtest/gtest.h>
+
+#include "granary/common/temp_dir.h"
+#include "granary/online/test_util.h"
+
+namespace granary {
+namespace {
+
+using testing::MakeRows;
+using testing::MakeViewRead;
+using testing::Row;
+
+const Timestamp kT0 = Timestamp::FromSeconds(1'800'000'000);
+
+class RocksDbStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    defs_ = testing::OnlineDefinitions();
+    layouts_ = MakeViewLayouts(defs_, Duration::Days(90)).ValueOrDie();
+    RocksDbOnlineStore::Options options;
+    options.clock = &clock_;
+    auto store = RocksDbOnlineStore::Open(dir_.path() / "online", options);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+  }
+  FeatureStatus BayStatus(const std::string& bay) {
+    OnlineReadRequest request;
+    request.views.push_back(MakeViewRead(layouts_.at("bay_stats"), {{Value(bay)}}));
+    return store_->Read(request).ValueOrDie().status(0, 0, 0);
+  }
+  WriteStats WriteBay(const std::string& bay, Timestamp event) {
+    auto view = layouts_.at("bay_stats");
+    return store_->WriteBatch(*view, *MakeRows(*view, {Row{{Value(bay)}, event, {}, {Value(0.5)}}}))
+        .ValueOrDie();
+  }
+
+  TempDir dir_ = TempDir::Make("granary_rocks_").ValueOrDie();
+  Definitions defs_;
+  ViewLayouts layouts_;
+  ManualClock clock_{kT0};
+  std::unique_ptr<RocksDbOnlineStore> store_;
+};
+
+TEST_F(RocksDbStoreTest, KeysExpireAfterTheViewKeyTtlAndSkippedWritesRefreshIt) {
+  // bay_stats keeps keys 2h after their last write.
+  EXPECT_EQ(WriteBay("A", kT0).written, 1);
+  clock_.Advance(Duration::Minutes(90));
+  EXPECT_EQ(WriteBay("A", kT0 - Duration::Hours(1)).skipped_older, 1);  // refreshes the expiry
+  clock_.Advance(Duration::Minutes(60));  // 2.5h after the first write, 1h after the refresh
+  EXPECT_EQ(BayStatus("A"), FeatureStatus::kPresent);
+  EXPECT_EQ(store_->CompactAndCount().ValueOrDie(), 1);
+  clock_.Advance(Duration::Minutes(61));
+  EXPECT_EQ(BayStatus("A"), FeatureStatus::kNotFound);
+  // The compaction filter drops it; a new write after expiry is not compared with it.
+  EXPECT_EQ(store_->CompactAndCount().ValueOrDie(), 0);
+  EXPECT_EQ(WriteBay("A", kT0 - Duration::Hours(5)).written, 1);
+}
+
+TEST_F(RocksDbStoreTest, ExpiredRowsDoNotBlockOlderWritesBeforeCompaction) {
+  EXPECT_EQ(WriteBay("B", kT0).written, 1);
+  clock_.Advance(Duration::Hours(3));
+  EXPECT_EQ(WriteBay("B", kT0 - Duration::Hours(1)).written, 1);
+  EXPECT_EQ(BayStatus("B"), FeatureStatus::kPresent);
+}
+
+TEST_F(RocksDbStoreTest, ASecondOpenOfTheSameFolderIsUnavailableWithAFix) {
+  auto second = RocksDbOnlineStore::Open(dir_.path() / "online", {});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(second.status().message().find("another process"), std::string::npos)
+      << second.status().ToString();
+}
+
+TEST_F(RocksDbStoreTest, DataSurvivesReopening) {
+  WriteBay("C", kT0);
+  store_.reset();
+  RocksDbOnlineStore::Options options;
+  options.clock = &clock_;
+  store_ = RocksDbOnlineStore::Open(dir_.path() / "online", options).ValueOrDie();
+  EXPECT_EQ(BayStatus("C"), FeatureStatus::kPresent);
+  EXPECT_EQ(store_->Describe(), "rocksdb at " + (dir_.path() / "online").string());
+}
+
+}  // namespace
+}  // namespace granary

@@ -1,0 +1,79 @@
+// ViewLayout: how one feature view is stored online (docs/ONLINE_LAYOUT.md).
+//
+// Built from the applied definitions; immutable afterwards, so one instance is shared by every
+// thread. It fixes:
+//   - the view id: 4 bytes naming the view inside an entity's stored value (a hash of its name);
+//   - the schema fingerprint: 4 bytes stored in every value, a hash of the view's name, join keys
+//     and features with their types in order. A value written under another schema (features
+//     added, removed, renamed or retyped by a later apply) has another fingerprint and is read as
+//     NOT_FOUND, never decoded with the wrong types;
+//   - the join keys in canonical order (sorted by name) and the features in schema order.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "granary/common/result.h"
+#include "granary/registry/definitions.h"
+
+namespace granary {
+
+class ViewLayout {
+ public:
+  struct Column {
+    std::string name;
+    ValueType type;
+  };
+
+  // The layout of `view`, whose entities must be defined in `defs`. `default_key_ttl` is the
+  // online store's key_ttl, used when the view does not set online_key_ttl.
+  static Result<std::shared_ptr<const ViewLayout>> Make(const Definitions& defs,
+                                                        const FeatureView& view,
+                                                        Duration default_key_ttl);
+
+  const std::string& name() const { return name_; }
+  uint32_t view_id() const { return view_id_; }
+  uint32_t fingerprint() const { return fingerprint_; }
+  // The join keys of the view's entities, sorted by name (the canonical key order).
+  const std::vector<Column>& join_keys() const { return join_keys_; }
+  // The features, in the view's schema order (the order of values in a stored body).
+  const std::vector<Column>& features() const { return features_; }
+  // The index of a feature in features(), or -1.
+  int FeatureIndex(std::string_view name) const;
+  // Values older than now - ttl are OUTSIDE_MAX_AGE; 0 = no limit.
+  Duration ttl() const { return ttl_; }
+  // How long a store keeps an entity after its last write; 0 = forever.
+  Duration key_ttl() const { return key_ttl_; }
+  // Bytes of the null bitmap in a body: ceil(features / 8).
+  int null_bitmap_bytes() const { return static_cast<int>((features_.size() + 7) / 8); }
+  // When every feature has a fixed width (no strings, bytes or lists): the bytes of the values of
+  // a body without nulls, and where each value starts among them; -1 otherwise.
+  int64_t fixed_values_size() const { return fixed_values_size_; }
+  const std::vector<uint32_t>& fixed_offsets() const { return fixed_offsets_; }
+
+ private:
+  ViewLayout() = default;
+  std::string name_;
+  uint32_t view_id_ = 0;
+  uint32_t fingerprint_ = 0;
+  std::vector<Column> join_keys_;
+  std::vector<Column> features_;
+  Duration ttl_;
+  Duration key_ttl_;
+  int64_t fixed_values_size_ = -1;
+  std::vector<uint32_t> fixed_offsets_;
+};
+
+using ViewLayouts = std::map<std::string, std::shared_ptr<const ViewLayout>, std::less<>>;
+
+// The layouts of every online view of `defs`, by view name. Two views whose ids collide (a 2^-32
+// chance per pair) are an InvalidArgument naming both, with the fix (rename one).
+Result<ViewLayouts> MakeViewLayouts(const Definitions& defs, Duration default_key_ttl);
+
+// The 4-byte view id of a view name (stable across releases: stored data depends on it).
+uint32_t ViewIdOf(std::string_view view_name);
+
+}  // namespace granary

@@ -1,0 +1,481 @@
+#include "granary/serving/online_features.h"
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <charconv>
+#include <map>
+
+#include "granary/common/strings.h"
+#include "granary/serving/json_format.h"
+#include "granary/types/feature_ref.h"
+
+namespace granary {
+namespace {
+
+using EntityColumn = OnlineFeaturesRequest::EntityColumn;
+
+std::string LineAndColumn(std::string_view text, size_t offset) {
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return fmt::format("line {}, column {}", line, column);
+}
+
+std::string JsonTypeName(const rapidjson::Value& v) {
+  switch (v.GetType()) {
+    case rapidjson::kNullType:
+      return "null";
+    case rapidjson::kFalseType:
+    case rapidjson::kTrueType:
+      return "a boolean";
+    case rapidjson::kObjectType:
+      return "an object";
+    case rapidjson::kArrayType:
+      return "an array";
+    case rapidjson::kStringType:
+      return "a string";
+    case rapidjson::kNumberType:
+      return "a number";
+  }
+  return "a value";
+}
+
+// The type of a given value, in words, for messages.
+std::string GivenAs(const Value& v, bool from_text) {
+  if (v.is_null()) return "null";
+  if (from_text) return fmt::format("'{}'", v.get<std::string>());
+  if (v.is<std::string>()) return fmt::format("the string \"{}\"", v.get<std::string>());
+  if (v.is<bool>()) return v.get<bool>() ? "true" : "false";
+  return v.ToString();
+}
+
+// A request entity value as a value of the join key's type.
+Result<Value> ToJoinKeyValue(const Value& v, ValueType type, bool from_text) {
+  const std::string type_name = type.ToString();
+  auto wrong = [&](std::string_view hint) {
+    return Status::InvalidArgument(
+        fmt::format("{} is not {} {}{}", GivenAs(v, from_text),
+                    type_name == "int32" || type_name == "int64" ? "an" : "a", type_name, hint));
+  };
+  if (v.is_null()) return wrong("; join key values must not be null");
+  const bool text = from_text || v.is<std::string>();
+  const std::string* s = v.is<std::string>() ? &v.get<std::string>() : nullptr;
+  switch (type.scalar) {
+    case ScalarType::kInt32:
+    case ScalarType::kInt64: {
+      int64_t n = 0;
+      if (v.is<int64_t>()) {
+        n = v.get<int64_t>();
+      } else if (from_text && s) {
+        auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), n);
+        if (ec != std::errc() || p != s->data() + s->size()) return wrong("");
+      } else {
+        return wrong(s ? "; write the number without quotes" : "");
+      }
+      if (type.scalar == ScalarType::kInt32) {
+        if (n < INT32_MIN || n > INT32_MAX) return wrong(": it is out of the int32 range");
+        return Value(static_cast<int32_t>(n));
+      }
+      return Value(n);
+    }
+    case ScalarType::kFloat32:
+    case ScalarType::kFloat64: {
+      double d = 0;
+      if (v.is<int64_t>()) {
+        d = static_cast<double>(v.get<int64_t>());
+      } else if (v.is<double>()) {
+        d = v.get<double>();
+      } else if (from_text && s) {
+        auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), d);
+        if (ec != std::errc() || p != s->data() + s->size()) return wrong("");
+      } else {
+        return wrong(s ? "; write the number without quotes" : "");
+      }
+      if (type.scalar == ScalarType::kFloat32) return Value(static_cast<float>(d));
+      return Value(d);
+    }
+    case ScalarType::kString:
+      if (s) return Value(*s);
+      return wrong("; write it as a string, in quotes");
+    case ScalarType::kBytes: {
+      if (!s) return wrong("; write bytes as a base64 string");
+      auto bytes = serving::DecodeBase64(*s);
+      if (!bytes.ok()) return wrong(": " + bytes.status().message());
+      return Value(Bytes{std::move(*bytes)});
+    }
+    case ScalarType::kBool:
+      if (v.is<bool>()) return v;
+      if (from_text && s && (*s == "true" || *s == "false")) return Value(*s == "true");
+      return wrong(from_text ? "; write true or false" : "; write true or false without quotes");
+    case ScalarType::kTimestamp: {
+      if (!text || !s) return wrong("; write an RFC 3339 time such as \"2026-11-23T02:00:00Z\"");
+      auto ts = ParseTimestamp(*s);
+      if (!ts.ok()) return wrong(": " + ts.status().message());
+      return Value(*ts);
+    }
+  }
+  return wrong("");
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------ parsing
+
+Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
+  if (doc.HasParseError()) {
+    return Status::InvalidArgument(fmt::format("the request is not valid JSON: {}: {}",
+                                               LineAndColumn(json, doc.GetErrorOffset()),
+                                               rapidjson::GetParseError_En(doc.GetParseError())));
+  }
+  if (!doc.IsObject()) {
+    return Status::InvalidArgument(
+        "the request must be a JSON object such as {\"features\": [\"view:feature\"], "
+        "\"entities\": {\"customer_id\": [1001]}}");
+  }
+  OnlineFeaturesRequest request;
+  static const std::vector<std::string> kKeys = {"features", "feature_service", "entities",
+                                                 "full_feature_names"};
+  for (const auto& member : doc.GetObject()) {
+    std::string_view key(member.name.GetString(), member.name.GetStringLength());
+    const rapidjson::Value& v = member.value;
+    if (key == "features") {
+      if (!v.IsArray()) {
+        return Status::InvalidArgument(
+            "features: must be a list of \"view:feature\" strings, not " + JsonTypeName(v));
+      }
+      for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+        if (!v[i].IsString()) {
+          return Status::InvalidArgument(fmt::format(
+              "features[{}]: must be a \"view:feature\" string, not {}", i, JsonTypeName(v[i])));
+        }
+        request.features.emplace_back(v[i].GetString(), v[i].GetStringLength());
+      }
+    } else if (key == "feature_service") {
+      if (!v.IsString()) {
+        return Status::InvalidArgument("feature_service: must be a string, not " + JsonTypeName(v));
+      }
+      request.feature_service.assign(v.GetString(), v.GetStringLength());
+    } else if (key == "full_feature_names") {
+      if (!v.IsBool()) {
+        return Status::InvalidArgument("full_feature_names: must be true or false, not " +
+                                       JsonTypeName(v));
+      }
+      request.full_feature_names = v.GetBool();
+    } else if (key == "entities") {
+      if (!v.IsObject()) {
+        return Status::InvalidArgument(
+            "entities: must be an object of join key to a list of values, such as "
+            "{\"customer_id\": [1001, 1002]}");
+      }
+      for (const auto& column : v.GetObject()) {
+        EntityColumn out;
+        out.name.assign(column.name.GetString(), column.name.GetStringLength());
+        if (!column.value.IsArray()) {
+          return Status::InvalidArgument(
+              fmt::format("entities.{}: must be a list of values, not {}", out.name,
+                          JsonTypeName(column.value)));
+        }
+        out.values.reserve(column.value.Size());
+        for (rapidjson::SizeType i = 0; i < column.value.Size(); ++i) {
+          const rapidjson::Value& x = column.value[i];
+          if (x.IsInt64()) {
+            out.values.emplace_back(x.GetInt64());
+          } else if (x.IsUint64()) {
+            return Status::InvalidArgument(fmt::format(
+                "entities.{}[{}]: {} is too large for an int64", out.name, i, x.GetUint64()));
+          } else if (x.IsNumber()) {
+            out.values.emplace_back(x.GetDouble());
+          } else if (x.IsString()) {
+            out.values.emplace_back(std::string(x.GetString(), x.GetStringLength()));
+          } else if (x.IsBool()) {
+            out.values.emplace_back(x.GetBool());
+          } else if (x.IsNull()) {
+            out.values.emplace_back();
+          } else {
+            return Status::InvalidArgument(
+                fmt::format("entities.{}[{}]: must be a number, string or boolean, not {}",
+                            out.name, i, JsonTypeName(x)));
+          }
+        }
+        request.entities.push_back(std::move(out));
+      }
+    } else {
+      return Status::InvalidArgument(
+          fmt::format("unknown request field '{}'{}; the fields are features, feature_service, "
+                      "entities and full_feature_names",
+                      key, DidYouMean(key, kKeys)));
+    }
+  }
+  return request;
+}
+
+// ------------------------------------------------------------------------------ service
+
+Result<std::unique_ptr<OnlineFeaturesService>> OnlineFeaturesService::Make(
+    std::shared_ptr<const Definitions> definitions, OnlineStore* store, Duration default_key_ttl) {
+  std::unique_ptr<OnlineFeaturesService> service(new OnlineFeaturesService());
+  GRANARY_ASSIGN_OR_RAISE(service->layouts_, MakeViewLayouts(*definitions, default_key_ttl));
+  for (const Entity& e : definitions->entities) {
+    for (size_t i = 0; i < e.join_keys.size() && i < e.join_key_types.size(); ++i) {
+      service->join_key_types_.emplace(e.join_keys[i], e.join_key_types[i]);
+    }
+  }
+  std::unordered_map<std::string, int> short_names;
+  for (const auto& [name, layout] : service->layouts_) {
+    for (const auto& f : layout->features()) ++short_names[f.name];
+  }
+  for (const auto& [name, layout] : service->layouts_) {
+    for (size_t f = 0; f < layout->features().size(); ++f) {
+      const std::string& feature = layout->features()[f].name;
+      FeatureEntry entry{layout, static_cast<int>(f), feature, name + "__" + feature};
+      entry.id = static_cast<uint32_t>(service->features_.size());
+      entry.short_name_shared = short_names[feature] > 1;
+      entry.short_name_is_join_key = service->join_key_types_.count(feature) > 0;
+      service->features_.emplace(name + ":" + feature, std::move(entry));
+    }
+  }
+  service->definitions_ = std::move(definitions);
+  service->store_ = store;
+  return service;
+}
+
+Status OnlineFeaturesService::ConvertEntities(const OnlineFeaturesRequest& request,
+                                              ResolvedOnlineRequest* out) const {
+  if (request.entities.empty()) {
+    return Status::InvalidArgument(
+        "the request has no entities; give each join key's values, e.g. "
+        "\"entities\": {\"customer_id\": [1001, 1002]}");
+  }
+  const EntityColumn& first = request.entities.front();
+  out->num_rows = first.values.size();
+  for (const EntityColumn& column : request.entities) {
+    for (const EntityColumn& other : out->entities) {
+      if (other.name == column.name) {
+        return Status::InvalidArgument(
+            fmt::format("entities: join key '{}' is given twice", column.name));
+      }
+    }
+    auto type = join_key_types_.find(column.name);
+    if (type == join_key_types_.end()) {
+      std::vector<std::string> known;
+      for (const auto& [name, t] : join_key_types_) known.push_back(name);
+      std::sort(known.begin(), known.end());
+      return Status::InvalidArgument(
+          fmt::format("entities: '{}' is not a join key of any entity{}; the join keys are: {}",
+                      column.name, DidYouMean(column.name, known), Join(known, ", ")));
+    }
+    if (column.values.size() != out->num_rows) {
+      return Status::InvalidArgument(fmt::format(
+          "entities: '{}' has {} values but '{}' has {}; give every join key one value per entity "
+          "row",
+          column.name, column.values.size(), first.name, out->num_rows));
+    }
+    if (column.values.empty()) {
+      return Status::InvalidArgument(
+          fmt::format("entities: '{}' has no values; give at least one entity", column.name));
+    }
+    EntityColumn typed;
+    typed.name = column.name;
+    typed.values.reserve(column.values.size());
+    for (size_t i = 0; i < column.values.size(); ++i) {
+      auto v = ToJoinKeyValue(column.values[i], type->second, column.from_text);
+      if (!v.ok()) {
+        return Status::InvalidArgument(fmt::format("entities.{}[{}]: {} (join key '{}' is {})",
+                                                   column.name, i, v.status().message(),
+                                                   column.name, type->second.ToString()));
+      }
+      typed.values.push_back(std::move(*v));
+    }
+    out->entities.push_back(std::move(typed));
+  }
+  return Status::OK();
+}
+
+Status OnlineFeaturesService::UnknownFeature(std::string_view text) const {
+  auto ref = FeatureRef::Parse(text);
+  if (!ref.ok()) return Status::InvalidArgument("features: " + ref.status().message());
+  auto layout = layouts_.find(ref->view);
+  if (layout == layouts_.end()) {
+    if (definitions_->FindFeatureView(ref->view) != nullptr) {
+      return Status::InvalidArgument(fmt::format(
+          "feature view '{}' is not online (online: false); set online: true and materialize "
+          "it, or read it offline",
+          ref->view));
+    }
+    std::vector<std::string> online_views;
+    for (const auto& [name, l] : layouts_) online_views.push_back(name);
+    return Status::InvalidArgument(fmt::format("unknown feature view '{}' in '{}'{}", ref->view,
+                                               text, DidYouMean(ref->view, online_views)));
+  }
+  std::vector<std::string> names;
+  for (const auto& f : layout->second->features()) names.push_back(f.name);
+  return Status::InvalidArgument(fmt::format("feature view '{}' has no feature '{}'{}", ref->view,
+                                             ref->feature, DidYouMean(ref->feature, names)));
+}
+
+Result<ResolvedOnlineRequest> OnlineFeaturesService::Resolve(
+    const OnlineFeaturesRequest& request) const {
+  // The features, in requested order, as "view:feature" references.
+  if (!request.features.empty() && !request.feature_service.empty()) {
+    return Status::InvalidArgument(
+        "the request gives both features and feature_service; give one of them");
+  }
+  std::vector<std::string> service_refs;
+  std::vector<std::string_view> refs;
+  if (!request.feature_service.empty()) {
+    const FeatureService* service = definitions_->FindFeatureService(request.feature_service);
+    if (service == nullptr) {
+      std::vector<std::string> names;
+      for (const auto& s : definitions_->feature_services) names.push_back(s.name);
+      return Status::InvalidArgument(fmt::format("unknown feature service '{}'{}",
+                                                 request.feature_service,
+                                                 DidYouMean(request.feature_service, names)));
+    }
+    for (const FeatureProjection& p : service->projections) {
+      const FeatureView* view = definitions_->FindFeatureView(p.view);
+      if (p.features.empty() && view != nullptr) {
+        for (const Field& f : view->schema) service_refs.push_back(p.view + ":" + f.name);
+      } else if (p.features.empty()) {
+        service_refs.push_back(p.view + ":?");  // reported below
+      }
+      for (const std::string& f : p.features) service_refs.push_back(p.view + ":" + f);
+    }
+    refs.assign(service_refs.begin(), service_refs.end());
+  } else {
+    refs.assign(request.features.begin(), request.features.end());
+  }
+  if (refs.empty()) {
+    return Status::InvalidArgument(
+        "the request names no features; give \"features\": [\"view:feature\", ...] or "
+        "\"feature_service\": \"name\"");
+  }
+
+  ResolvedOnlineRequest out;
+  GRANARY_RETURN_NOT_OK(ConvertEntities(request, &out));
+  out.columns.reserve(refs.size());
+  // Output names must be unique: a feature requested twice, or two features of one name
+  // without full names (only possible for names that several views use), or a feature named as
+  // a join key of the request.
+  std::vector<uint8_t> seen(features_.size(), 0);
+  std::vector<size_t> shared_names;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    auto entry = features_.find(refs[i]);
+    if (entry == features_.end()) return UnknownFeature(refs[i]);
+    const FeatureEntry& e = entry->second;
+    if (seen[e.id]++) {
+      return Status::InvalidArgument(fmt::format("feature '{}' is requested twice", refs[i]));
+    }
+    if (!request.full_feature_names && e.short_name_shared) shared_names.push_back(i);
+    if (!request.full_feature_names && e.short_name_is_join_key) {
+      for (const EntityColumn& column : out.entities) {
+        if (column.name == e.short_name) {
+          return Status::InvalidArgument(fmt::format(
+              "feature '{}' has the name of the join key '{}'; set full_feature_names to true",
+              refs[i], column.name));
+        }
+      }
+    }
+    uint32_t slot = 0;
+    while (slot < out.read.views.size() && out.read.views[slot].view != e.view) ++slot;
+    if (slot == out.read.views.size()) out.read.views.push_back(ViewRead{e.view, {}, nullptr});
+    ViewRead& read = out.read.views[slot];
+    out.columns.push_back({request.full_feature_names ? e.full_name : e.short_name, slot,
+                           static_cast<uint32_t>(read.features.size())});
+    read.features.push_back(e.index);
+  }
+  for (size_t a = 0; a < shared_names.size(); ++a) {
+    for (size_t b = a + 1; b < shared_names.size(); ++b) {
+      const auto& name = out.columns[shared_names[a]].name;
+      if (name == out.columns[shared_names[b]].name) {
+        return Status::InvalidArgument(fmt::format(
+            "features '{}' and '{}' would both be named '{}'; set full_feature_names to true",
+            refs[shared_names[a]], refs[shared_names[b]], name));
+      }
+    }
+  }
+
+  // One key column per set of join keys, shared by the views keyed by it.
+  std::map<std::string, std::shared_ptr<EntityKeyColumn>> key_columns;
+  for (ViewRead& read : out.read.views) {
+    std::string signature;
+    std::vector<const EntityColumn*> columns;
+    for (const ViewLayout::Column& k : read.view->join_keys()) {
+      const EntityColumn* found = nullptr;
+      for (const EntityColumn& e : out.entities) {
+        if (e.name == k.name) found = &e;
+      }
+      if (found == nullptr) {
+        return Status::InvalidArgument(
+            fmt::format("feature view '{}' is keyed by '{}', which the request does not give; add "
+                        "\"{}\": [...] to entities",
+                        read.view->name(), k.name, k.name));
+      }
+      auto integer = [](ScalarType t) {
+        return t == ScalarType::kInt32 || t == ScalarType::kInt64;
+      };
+      const ScalarType given = found->values[0].type().scalar;
+      if (given != k.type.scalar && !(integer(given) && integer(k.type.scalar))) {
+        return Status::InvalidArgument(fmt::format(
+            "join key '{}' is {} in feature view '{}' but {} in another entity; give the join "
+            "key one type in the definitions",
+            k.name, k.type.ToString(), read.view->name(), found->values[0].type().ToString()));
+      }
+      signature += k.name + '\n';
+      columns.push_back(found);
+    }
+    auto& keys = key_columns[signature];
+    if (keys == nullptr) {
+      keys = std::make_shared<EntityKeyColumn>();
+      keys->Reserve(out.num_rows, out.num_rows * 12 * columns.size());
+      for (size_t r = 0; r < out.num_rows; ++r) {
+        for (const EntityColumn* c : columns) {
+          GRANARY_RETURN_NOT_OK(entity_key::AppendValue(keys->buffer(), c->values[r]));
+        }
+        keys->FinishKey();
+      }
+    }
+    read.keys = keys;
+  }
+  return out;
+}
+
+Status OnlineFeaturesService::GetOnlineFeatures(const OnlineFeaturesRequest& request,
+                                                std::string* json) const {
+  GRANARY_ASSIGN_OR_RAISE(ResolvedOnlineRequest resolved, Resolve(request));
+  GRANARY_ASSIGN_OR_RAISE(OnlineFeatures features, store_->Read(resolved.read));
+  WriteResponse(resolved, features, json);
+  return Status::OK();
+}
+
+void OnlineFeaturesService::AsyncGetOnlineFeatures(const boost::asio::any_io_executor& executor,
+                                                   const OnlineFeaturesRequest& request,
+                                                   Callback done) const {
+  auto resolved = Resolve(request);
+  if (!resolved.ok()) {
+    boost::asio::post(executor, [done = std::move(done), st = resolved.status()] { done(st); });
+    return;
+  }
+  auto shared = std::make_shared<ResolvedOnlineRequest>(std::move(*resolved));
+  OnlineReadRequest read = shared->read;
+  store_->AsyncRead(executor, std::move(read),
+                    [shared, done = std::move(done)](Result<OnlineFeatures> features) {
+                      if (!features.ok()) return done(features.status());
+                      std::string json;
+                      WriteResponse(*shared, *features, &json);
+                      done(std::move(json));
+                    });
+}
+
+}  // namespace granary

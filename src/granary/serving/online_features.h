@@ -1,0 +1,119 @@
+// The get-online-features service, independent of any transport: Feast's request (JSON, or the
+// command line's options) in, Feast's response JSON out (docs/ONLINE_LAYOUT.md, "Serving").
+//
+//   request:  {"features": ["customer_risk:failure_rate_90d", ...] | "feature_service": "name",
+//              "entities": {"customer_id": [1001, 1002]}, "full_feature_names": false}
+//   response: {"metadata": {"feature_names": ["customer_id", "failure_rate_90d", ...]},
+//              "results": [{"values": [...], "statuses": [...], "event_timestamps": [...]}, ...]}
+//
+// The response lists the request's entity columns first (status PRESENT, event time the epoch),
+// then one column per feature in the requested order. Bytes are base64; timestamps RFC 3339 UTC;
+// NaN and infinities are written as NaN, Infinity, -Infinity (as Python's json module does).
+//
+// Thread-safe: one service serves every thread. The HTTP server calls ParseOnlineFeaturesRequest
+// and AsyncGetOnlineFeatures and only moves bytes.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "granary/common/result.h"
+#include "granary/online/online_store.h"
+#include "granary/registry/definitions.h"
+
+namespace granary {
+
+struct OnlineFeaturesRequest {
+  std::vector<std::string> features;  // "view:feature"
+  std::string feature_service;        // instead of features
+  struct EntityColumn {
+    std::string name;  // a join key
+    // As given: from JSON, int64 (integers), float64, string, bool or null; from text, strings.
+    std::vector<Value> values;
+    bool from_text = false;  // values are command-line text, parsed by the join key's type
+  };
+  std::vector<EntityColumn> entities;  // in request order
+  bool full_feature_names = false;
+};
+
+// Parses Feast's request JSON. InvalidArgument naming the line and column of bad JSON, or the
+// field of a bad shape ("entities.customer_id[2]: ...").
+Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json);
+
+// A request checked against the definitions, ready to read and to answer.
+struct ResolvedOnlineRequest {
+  OnlineReadRequest read;  // one ViewRead per view, features in first-requested order
+  struct Column {
+    std::string name;      // output name: "feature" or "view__feature"
+    uint32_t view = 0;     // index into read.views
+    uint32_t feature = 0;  // index into read.views[view].features
+  };
+  std::vector<Column> columns;  // the feature columns, in requested order
+  // The entity columns, typed by their join keys' types, in request order.
+  std::vector<OnlineFeaturesRequest::EntityColumn> entities;
+  size_t num_rows = 0;
+};
+
+class OnlineFeaturesService {
+ public:
+  // `store` is not owned and must outlive the service. `default_key_ttl` is the online store's
+  // key_ttl (views' key expiry when they set none).
+  static Result<std::unique_ptr<OnlineFeaturesService>> Make(
+      std::shared_ptr<const Definitions> definitions, OnlineStore* store, Duration default_key_ttl);
+
+  // Checks the request: unknown views, features or services (with suggestions), views that are
+  // not online, a missing or unknown join key, a value of the wrong type, lists of unequal
+  // length, no features, no entities, duplicate output names. InvalidArgument says what and
+  // where, and how to fix it.
+  Result<ResolvedOnlineRequest> Resolve(const OnlineFeaturesRequest& request) const;
+
+  // Reads and writes the response JSON into `json`. Blocks (CLI, Python).
+  Status GetOnlineFeatures(const OnlineFeaturesRequest& request, std::string* json) const;
+
+  // The same without blocking: `done` runs on `executor` (OnlineStore::AsyncRead's contract).
+  using Callback = std::function<void(Result<std::string>)>;
+  void AsyncGetOnlineFeatures(const boost::asio::any_io_executor& executor,
+                              const OnlineFeaturesRequest& request, Callback done) const;
+
+  // Writes Feast's response for a resolved request and what the store returned. The request must
+  // come from this service (its column names point into it).
+  static void WriteResponse(const ResolvedOnlineRequest& request, const OnlineFeatures& features,
+                            std::string* json);
+
+ private:
+  OnlineFeaturesService() = default;
+  struct JoinKey {
+    std::string name;
+    ValueType type;
+  };
+  Status ConvertEntities(const OnlineFeaturesRequest& request, ResolvedOnlineRequest* out) const;
+  // The error for a reference that names no online feature.
+  Status UnknownFeature(std::string_view text) const;
+
+  // One online feature, found by its "view:feature" reference.
+  struct FeatureEntry {
+    std::shared_ptr<const ViewLayout> view;
+    int index = 0;  // in view->features()
+    std::string short_name, full_name;
+    uint32_t id = 0;                 // dense, for per-request bookkeeping
+    bool short_name_shared = false;  // another online view has a feature of this name
+    bool short_name_is_join_key = false;
+  };
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+
+  std::shared_ptr<const Definitions> definitions_;
+  OnlineStore* store_ = nullptr;
+  ViewLayouts layouts_;
+  std::unordered_map<std::string, FeatureEntry, StringHash, std::equal_to<>> features_;
+  std::unordered_map<std::string, ValueType> join_key_types_;  // every entity's join keys
+};
+
+}  // namespace granary

@@ -1,0 +1,268 @@
+#include "granary/serving/online_features.h"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include "granary/common/temp_dir.h"
+#include "granary/online/rocksdb/rocksdb_store.h"
+#include "granary/online/test_util.h"
+
+namespace granary {
+namespace {
+
+using testing::MakeRows;
+using testing::Row;
+
+const Timestamp kT0 = Timestamp::FromSeconds(1'800'000'000);  // 2027-01-15T08:00:00Z
+
+const std::string kDefinitions = std::string(testing::kOnlineDefinitions) + R"yaml(
+feature_services:
+  - name: risk_service
+    features:
+      - {view: risk, features: [failures]}
+      - bay_stats
+      - "risk:score"
+)yaml";
+
+class OnlineFeaturesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto defs = std::make_shared<Definitions>(testing::OnlineDefinitions(kDefinitions));
+    layouts_ = MakeViewLayouts(*defs, Duration::Days(90)).ValueOrDie();
+    RocksDbOnlineStore::Options options;
+    options.clock = &clock_;
+    store_ = RocksDbOnlineStore::Open(dir_.path() / "online", options).ValueOrDie();
+    service_ = OnlineFeaturesService::Make(defs, store_.get(), Duration::Days(90)).ValueOrDie();
+    auto risk = layouts_.at("risk");
+    ASSERT_TRUE(store_
+                    ->WriteBatch(*risk, *MakeRows(*risk,
+                                                  {
+                                                      Row{{Value(int64_t{1})},
+                                                          kT0 - Duration::Minutes(30),
+                                                          {},
+                                                          {Value(0.25), Value::Null()}},
+                                                      Row{{Value(int64_t{2})},
+                                                          kT0 - Duration::Hours(2),
+                                                          {},
+                                                          {Value(0.5), Value(int64_t{4})}},
+                                                  }))
+                    .ok());
+  }
+
+  std::string Get(std::string_view request_json) {
+    auto request = ParseOnlineFeaturesRequest(request_json);
+    EXPECT_TRUE(request.ok()) << request.status().ToString();
+    std::string json;
+    Status st = service_->GetOnlineFeatures(*request, &json);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return json;
+  }
+  std::string Error(std::string_view request_json) {
+    auto request = ParseOnlineFeaturesRequest(request_json);
+    if (!request.ok()) return request.status().message();
+    auto resolved = service_->Resolve(*request);
+    EXPECT_FALSE(resolved.ok()) << "no error for " << request_json;
+    EXPECT_EQ(resolved.status().code(), StatusCode::kInvalidArgument);
+    return resolved.status().message();
+  }
+
+  TempDir dir_ = TempDir::Make("granary_serving_").ValueOrDie();
+  ManualClock clock_{kT0};
+  ViewLayouts layouts_;
+  std::unique_ptr<RocksDbOnlineStore> store_;
+  std::unique_ptr<OnlineFeaturesService> service_;
+};
+
+TEST_F(OnlineFeaturesTest, AnswersInFeastsShapeWithEveryStatus) {
+  std::string json = Get(R"({"features": ["risk:score", "risk:failures"],
+                             "entities": {"customer_id": [1, 2, 3]}})");
+  EXPECT_EQ(
+      json,
+      R"({"metadata":{"feature_names":["customer_id","score","failures"]},"results":[)"
+      R"({"values":[1,2,3],"statuses":["PRESENT","PRESENT","PRESENT"],"event_timestamps":)"
+      R"(["1970-01-01T00:00:00Z","1970-01-01T00:00:00Z","1970-01-01T00:00:00Z"]},)"
+      R"({"values":[0.25,null,null],"statuses":["PRESENT","OUTSIDE_MAX_AGE","NOT_FOUND"],)"
+      R"("event_timestamps":["2027-01-15T07:30:00Z","2027-01-15T06:00:00Z","1970-01-01T00:00:00Z"]},)"
+      R"({"values":[null,null,null],"statuses":["NULL_VALUE","OUTSIDE_MAX_AGE","NOT_FOUND"],)"
+      R"("event_timestamps":["2027-01-15T07:30:00Z","2027-01-15T06:00:00Z","1970-01-01T00:00:00Z"]}]})");
+}
+
+TEST_F(OnlineFeaturesTest, EveryValueTypeIsWrittenAsFeastDoesWithFullNames) {
+  auto every = layouts_.at("every_type");
+  ASSERT_TRUE(
+      store_
+          ->WriteBatch(
+              *every,
+              *MakeRows(*every, {Row{{Value(int64_t{5})}, kT0, {}, testing::EveryTypeValues(5)}}))
+          .ok());
+  std::string json = Get(R"({"features": ["every_type:f_bool", "every_type:f_int32",
+      "every_type:f_int64", "every_type:f_float32", "every_type:f_float64", "every_type:f_string",
+      "every_type:f_bytes", "every_type:f_timestamp", "every_type:l_float32",
+      "every_type:l_bytes", "every_type:l_timestamp", "every_type:l_int64"],
+      "entities": {"customer_id": [5]}, "full_feature_names": true})");
+  rapidjson::Document doc;
+  doc.Parse(json.c_str());
+  ASSERT_FALSE(doc.HasParseError()) << json;
+  const auto& names = doc["metadata"]["feature_names"];
+  EXPECT_STREQ(names[1].GetString(), "every_type__f_bool");
+  auto value = [&](int column) -> const rapidjson::Value& {
+    return doc["results"][column]["values"][0];
+  };
+  EXPECT_EQ(value(1).GetBool(), false);
+  EXPECT_EQ(value(2).GetInt(), -12);
+  EXPECT_EQ(value(3).GetInt64(), (int64_t{1} << 40) | 5);
+  EXPECT_EQ(value(4).GetDouble(), 6.5);
+  EXPECT_EQ(value(5).GetDouble(), 5.1);
+  EXPECT_STREQ(value(6).GetString(), "caf\xc3\xa9 #5");
+  EXPECT_STREQ(value(7).GetString(), "AP8QNQ==");  // base64 of 00 ff 10 '5'
+  EXPECT_STREQ(value(8).GetString(), "2023-11-14T22:13:20.123461Z");
+  EXPECT_NE(json.find("[0.25,-1e+30,6.5]"), std::string::npos) << json;  // float32, shortest
+  EXPECT_NE(json.find(R"(["AA==","eno="])"), std::string::npos);
+  EXPECT_NE(json.find(R"(["1969-12-31T23:59:59.999995Z","1970-01-01T00:00:05Z"])"),
+            std::string::npos);
+  EXPECT_NE(json.find(R"("values":[[]])"), std::string::npos);  // an empty list is not null
+  EXPECT_STREQ(doc["results"][1]["statuses"][0].GetString(), "PRESENT");
+}
+
+TEST_F(OnlineFeaturesTest, KeysAreTheSameFromJsonNumbersAndCommandLineText) {
+  OnlineFeaturesRequest request;
+  request.features = {"risk:score"};
+  request.entities.push_back({"customer_id", {Value("1")}, /*from_text=*/true});
+  std::string from_text;
+  ASSERT_TRUE(service_->GetOnlineFeatures(request, &from_text).ok());
+  EXPECT_EQ(from_text, Get(R"({"features": ["risk:score"], "entities": {"customer_id": [1]}})"));
+  EXPECT_NE(from_text.find("0.25"), std::string::npos);
+}
+
+TEST_F(OnlineFeaturesTest, AFeatureServiceListsItsFeaturesInOrderAcrossEntities) {
+  auto bays = layouts_.at("bay_stats");
+  ASSERT_TRUE(
+      store_->WriteBatch(*bays, *MakeRows(*bays, {Row{{Value("A1")}, kT0, {}, {Value(0.75)}}}))
+          .ok());
+  std::string json = Get(R"({"feature_service": "risk_service",
+      "entities": {"customer_id": [1], "bay_id": ["A1"]}})");
+  EXPECT_NE(json.find(R"("feature_names":["customer_id","bay_id","failures","occupancy","score"])"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find(R"({"values":[0.75],"statuses":["PRESENT"])"), std::string::npos) << json;
+}
+
+TEST_F(OnlineFeaturesTest, AsyncAnswersTheSameOnTheExecutor) {
+  auto request = ParseOnlineFeaturesRequest(
+      R"({"features": ["risk:score"], "entities": {"customer_id": [1, 2]}})");
+  ASSERT_TRUE(request.ok());
+  boost::asio::io_context io;
+  std::optional<Result<std::string>> got;
+  service_->AsyncGetOnlineFeatures(io.get_executor(), *request,
+                                   [&](Result<std::string> r) { got.emplace(std::move(r)); });
+  EXPECT_FALSE(got.has_value());
+  io.run();
+  ASSERT_TRUE(got.has_value() && got->ok());
+  std::string sync;
+  ASSERT_TRUE(service_->GetOnlineFeatures(*request, &sync).ok());
+  EXPECT_EQ(**got, sync);
+
+  // Errors arrive the same way.
+  request->features = {"nope:x"};
+  got.reset();
+  service_->AsyncGetOnlineFeatures(io.get_executor(), *request,
+                                   [&](Result<std::string> r) { got.emplace(std::move(r)); });
+  io.restart();
+  io.run();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(OnlineFeaturesTest, BadJsonAndBadShapesSayWhere) {
+  EXPECT_NE(Error("{\"features\": [\"risk:score\"]\n \"entities\": {}}")
+                .find("not valid JSON: line 2, column 2: Missing a comma"),
+            std::string::npos)
+      << Error("{\"features\": [\"risk:score\"]\n \"entities\": {}}");
+  EXPECT_NE(Error("[1]").find("must be a JSON object"), std::string::npos);
+  EXPECT_NE(Error(R"({"features": "risk:score"})").find("features: must be a list"),
+            std::string::npos);
+  EXPECT_NE(Error(R"({"features": ["risk:score", 3]})").find("features[1]: must be"),
+            std::string::npos);
+  EXPECT_NE(Error(R"({"features": [], "entities": {"customer_id": 1}})")
+                .find("entities.customer_id: must be a list of values, not a number"),
+            std::string::npos);
+  EXPECT_NE(Error(R"({"features": [], "entities": {"customer_id": [[1]]}})")
+                .find("entities.customer_id[0]: must be a number, string or boolean, not an array"),
+            std::string::npos);
+  EXPECT_NE(Error(R"({"feature": ["risk:score"]})")
+                .find("unknown request field 'feature', did you mean 'features'?"),
+            std::string::npos)
+      << Error(R"({"feature": ["risk:score"]})");
+  EXPECT_NE(Error(R"({"features": [], "entities": {"customer_id": [18446744073709551615]}})")
+                .find("too large for an int64"),
+            std::string::npos);
+}
+
+TEST_F(OnlineFeaturesTest, InvalidRequestsNameWhatAndWhereAndHowToFix) {
+  auto expect = [&](std::string_view request, std::string_view message) {
+    std::string error = Error(request);
+    EXPECT_NE(error.find(message), std::string::npos)
+        << "request: " << request << "\nerror: " << error;
+  };
+  const std::string ok_entities = R"("entities": {"customer_id": [1]})";
+  expect(R"({"entities": {"customer_id": [1]}})", "the request names no features");
+  expect(R"({"features": ["risk:score"]})", "the request has no entities");
+  expect(R"({"features": ["risk:score"], "feature_service": "risk_service", )" + ok_entities + "}",
+         "both features and feature_service");
+  expect(R"({"features": ["rsk:score"], )" + ok_entities + "}",
+         "unknown feature view 'rsk' in 'rsk:score', did you mean 'risk'?");
+  expect(R"({"features": ["risk:scor"], )" + ok_entities + "}",
+         "feature view 'risk' has no feature 'scor', did you mean 'score'?");
+  expect(R"({"features": ["offline_only:x"], )" + ok_entities + "}",
+         "feature view 'offline_only' is not online (online: false)");
+  expect(R"({"features": ["riskscore"], )" + ok_entities + "}", "write it as view:feature");
+  expect(R"({"feature_service": "risk_servce", )" + ok_entities + "}",
+         "unknown feature service 'risk_servce', did you mean 'risk_service'?");
+  expect(R"({"features": ["bay_stats:occupancy"], )" + ok_entities + "}",
+         "feature view 'bay_stats' is keyed by 'bay_id', which the request does not give; add "
+         "\"bay_id\": [...] to entities");
+  expect(R"({"features": ["risk:score"], "entities": {"customer": [1]}})",
+         "entities: 'customer' is not a join key of any entity");
+  expect(R"({"features": ["risk:score"], "entities": {"customer_id": ["1"]}})",
+         "entities.customer_id[0]: the string \"1\" is not an int64; write the number without "
+         "quotes (join key 'customer_id' is int64)");
+  expect(R"({"features": ["risk:score"], "entities": {"customer_id": [1.5]}})",
+         "entities.customer_id[0]: 1.5 is not an int64");
+  expect(R"({"features": ["risk:score"], "entities": {"customer_id": [null]}})",
+         "must not be null");
+  expect(R"({"features": ["risk:score", "bay_stats:occupancy"],
+             "entities": {"customer_id": [1, 2], "bay_id": ["A"]}})",
+         "entities: 'bay_id' has 1 values but 'customer_id' has 2");
+  expect(R"({"features": ["risk:score"], "entities": {"customer_id": []}})",
+         "'customer_id' has no values");
+  expect(R"({"features": ["risk:score", "risk:score"], )" + ok_entities + "}",
+         "feature 'risk:score' is requested twice");
+  expect(R"({"features": ["trip_stats:minutes"], "entities": {"driver_id": [3000000000],
+             "rider_id": ["r"]}})",
+         "3000000000 is not an int32: it is out of the int32 range");
+}
+
+TEST_F(OnlineFeaturesTest, SameFeatureNameInTwoViewsNeedsFullNames) {
+  Definitions defs = testing::OnlineDefinitions(kDefinitions);
+  defs.feature_views[2].schema[0].name = "score";  // bay_stats.score
+  auto store_defs = std::make_shared<Definitions>(defs);
+  auto service =
+      OnlineFeaturesService::Make(store_defs, store_.get(), Duration::Days(90)).ValueOrDie();
+  auto request = ParseOnlineFeaturesRequest(
+      R"({"features": ["risk:score", "bay_stats:score"],
+          "entities": {"customer_id": [1], "bay_id": ["A"]}})");
+  auto resolved = service->Resolve(*request);
+  ASSERT_FALSE(resolved.ok());
+  EXPECT_NE(resolved.status().message().find(
+                "features 'risk:score' and 'bay_stats:score' would both be named 'score'; set "
+                "full_feature_names to true"),
+            std::string::npos)
+      << resolved.status().ToString();
+  request->full_feature_names = true;
+  EXPECT_TRUE(service->Resolve(*request).ok());
+}
+
+}  // namespace
+}  // namespace granary

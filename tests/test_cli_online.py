@@ -1,0 +1,201 @@
+"""get-online-features and teardown end to end, on the embedded store and on a real redis-server.
+
+Rows are written with granary_test_online_load (a test tool built beside the granary binary that
+calls OnlineStore::WriteBatch) until the materialize command exists.
+"""
+import datetime as dt
+import json
+import shutil
+import socket
+import subprocess
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def rfc3339(t):
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture
+def loader(granary_bin):
+    path = granary_bin.parent / "granary_test_online_load"
+    if not path.exists():
+        pytest.fail(f"{path} does not exist: run 'make build' first")
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def redis_port(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(500):
+            if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
+                              text=True).stdout.strip() == "PONG":
+                break
+            time.sleep(0.01)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def make_repo(cli, tmp_path, online_store=None):
+    cli("init", "shop", check=True)
+    repo = tmp_path / "shop"
+    if online_store:
+        text = (repo / "granary.yaml").read_text()
+        text = text.replace("online_store: {type: rocksdb, path: data/online}", online_store)
+        (repo / "granary.yaml").write_text(text)
+    cli("-C", repo, "apply", check=True)
+    # Fresh rows: customer 1001 twice (the newer must win), 1002 once with a null feature.
+    table = pa.table({
+        "customer_id": pa.array([1001, 1001, 1002], pa.int64()),
+        "event_timestamp": pa.array([NOW - dt.timedelta(hours=1), NOW - dt.timedelta(hours=3),
+                                     NOW - dt.timedelta(hours=2)], pa.timestamp("us", tz="UTC")),
+        "created": pa.array([NOW, NOW, NOW], pa.timestamp("us", tz="UTC")),
+        "payment_failures_30d": pa.array([3, 9, None], pa.int64()),
+        "failure_rate_90d": pa.array([0.25, 0.5, 0.125], pa.float64()),
+        "tenure_days": pa.array([400, 399, 30], pa.int64()),
+    })
+    pq.write_table(table, repo / "data" / "fresh.parquet")
+    return repo
+
+
+def load(loader, repo):
+    out = subprocess.run([str(loader), str(repo), "customer_stats", str(repo / "data" / "fresh.parquet")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "wrote 3 rows" in out.stdout or "wrote 2 rows" in out.stdout, out.stdout
+
+
+def expected_response(full_names=False):
+    prefix = "customer_stats__" if full_names else ""
+    t1, t2, epoch = rfc3339(NOW - dt.timedelta(hours=1)), rfc3339(NOW - dt.timedelta(hours=2)), \
+        "1970-01-01T00:00:00Z"
+    return {
+        "metadata": {"feature_names": ["customer_id", prefix + "payment_failures_30d",
+                                       prefix + "failure_rate_90d", prefix + "tenure_days"]},
+        "results": [
+            {"values": [1001, 1002, 4242], "statuses": ["PRESENT"] * 3,
+             "event_timestamps": [epoch] * 3},
+            {"values": [3, None, None], "statuses": ["PRESENT", "NULL_VALUE", "NOT_FOUND"],
+             "event_timestamps": [t1, t2, epoch]},
+            {"values": [0.25, 0.125, None], "statuses": ["PRESENT", "PRESENT", "NOT_FOUND"],
+             "event_timestamps": [t1, t2, epoch]},
+            {"values": [400, 30, None], "statuses": ["PRESENT", "PRESENT", "NOT_FOUND"],
+             "event_timestamps": [t1, t2, epoch]},
+        ],
+    }
+
+
+FEATURES = "customer_stats:payment_failures_30d,customer_stats:failure_rate_90d"
+
+
+def test_get_online_features_from_the_embedded_store(cli, tmp_path, loader):
+    repo = make_repo(cli, tmp_path)
+    load(loader, repo)
+    out = cli("-C", repo, "get-online-features", "--features", FEATURES,
+              "--features", "customer_stats:tenure_days", "--entity", "customer_id=1001,1002,4242",
+              check=True)
+    assert json.loads(out.stdout) == expected_response()
+    out = cli("-C", repo, "get-online-features", "--feature-service", "customer_risk_v1",
+              "--entity", "customer_id=1001,1002,4242", "--full-feature-names", check=True)
+    assert json.loads(out.stdout) == expected_response(full_names=True)
+
+
+def test_the_sample_data_is_older_than_the_ttl(cli, tmp_path, loader):
+    cli("init", "old", check=True)
+    repo = tmp_path / "old"
+    cli("-C", repo, "apply", check=True)
+    subprocess.run([str(loader), str(repo), "customer_stats",
+                    str(repo / "data" / "customer_stats.parquet")], check=True,
+                   capture_output=True)
+    out = cli("-C", repo, "get-online-features", "--features", "customer_stats:tenure_days",
+              "--entity", "customer_id=1001", check=True)
+    column = json.loads(out.stdout)["results"][1]
+    # Written on 2026-01-03 with a 90 day ttl: never PRESENT after that (Feast's issue #6821).
+    assert column == {"values": [None], "statuses": ["OUTSIDE_MAX_AGE"],
+                      "event_timestamps": ["2026-01-03T00:00:00Z"]}
+
+
+def test_get_online_features_from_redis_and_teardown_deletes_the_keys(cli, tmp_path, loader,
+                                                                      redis_port):
+    repo = make_repo(cli, tmp_path,
+                     f'online_store: {{type: redis, connection_string: "127.0.0.1:{redis_port}"}}')
+    load(loader, repo)
+    out = cli("-C", repo, "get-online-features", "--features", FEATURES,
+              "--features", "customer_stats:tenure_days", "--entity", "customer_id=1001,1002,4242",
+              check=True)
+    assert json.loads(out.stdout) == expected_response()
+    keys = subprocess.run(["redis-cli", "-p", str(redis_port), "--scan"],
+                          capture_output=True).stdout.splitlines()  # binary entity keys
+    assert len(keys) == 2 and all(k.startswith(b"shop:") for k in keys), keys
+
+    out = cli("-C", repo, "teardown", check=True)
+    assert f"removed the online data of project shop (redis at 127.0.0.1:{redis_port})" in out.stdout
+    assert subprocess.run(["redis-cli", "-p", str(redis_port), "dbsize"], capture_output=True,
+                          text=True).stdout.strip() == "0"
+    assert not (repo / "data" / "registry.db").exists()
+
+
+def test_a_redis_server_that_is_down_fails_fast_and_teardown_keeps_everything(cli, tmp_path):
+    port = free_port()
+    repo = make_repo(cli, tmp_path,
+                     f'online_store: {{type: redis, connection_string: "127.0.0.1:{port}"}}')
+    start = time.monotonic()
+    out = cli("-C", repo, "get-online-features", "--features", FEATURES,
+              "--entity", "customer_id=1001", check=False)
+    assert f"cannot connect to redis at 127.0.0.1:{port}" in out.stderr
+    assert time.monotonic() - start < 60  # a clear error, never a hang
+    out = cli("-C", repo, "teardown", check=False)
+    assert "nothing was removed" in out.stderr
+    assert (repo / "data" / "registry.db").exists()
+
+
+def test_bad_requests_are_clear_errors(cli, tmp_path):
+    repo = make_repo(cli, tmp_path)
+    cases = [
+        (["--features", "customer_stats:tenure_day", "--entity", "customer_id=1"],
+         "feature view 'customer_stats' has no feature 'tenure_day', did you mean 'tenure_days'?"),
+        (["--features", "customer_stat:tenure_days", "--entity", "customer_id=1"],
+         "unknown feature view 'customer_stat'"),
+        (["--features", "customer_stats:tenure_days", "--entity", "customer_id=abc"],
+         "entities.customer_id[0]: 'abc' is not an int64"),
+        (["--features", "customer_stats:tenure_days", "--entity", "customer=1"],
+         "'customer' is not a join key of any entity, did you mean 'customer_id'?"),
+        (["--features", "customer_stats:tenure_days", "--entity", "customer_id"],
+         "--entity customer_id: write KEY=V1,V2,..."),
+        (["--entity", "customer_id=1"], "give --features view:feature,... or --feature-service"),
+        (["--feature-service", "nope", "--entity", "customer_id=1"],
+         "unknown feature service 'nope'"),
+    ]
+    for args, message in cases:
+        out = cli("-C", repo, "get-online-features", *args, check=False)
+        assert out.returncode == 1, (args, out.stdout, out.stderr)
+        assert message in out.stderr, (args, out.stderr)
+        assert out.stdout == ""
+    out = cli("-C", repo, "get-online-features", "--features", FEATURES, check=False)
+    assert out.returncode != 0 and "--entity is required" in out.stderr
+
+
+def test_get_online_features_before_apply_says_to_apply(cli, tmp_path):
+    cli("init", "fresh", check=True)
+    out = cli("-C", tmp_path / "fresh", "get-online-features", "--features", FEATURES,
+              "--entity", "customer_id=1", check=False)
+    assert out.returncode == 1
+    assert "granary apply" in out.stderr
