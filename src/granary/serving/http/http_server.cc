@@ -157,8 +157,15 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  // On the worker thread after it stopped: releases the socket.
+  void ForceClose() {
+    beast::error_code ec;
+    stream_.socket().close(ec);
+  }
+
  private:
   void ReadHeader() {
+    if (server_->stopping.load()) return Close();  // no new requests once Stop() began
     parser_.emplace();
     parser_->body_limit(server_->options.body_limit_bytes);
     parser_->header_limit(kHeaderLimitBytes);
@@ -430,6 +437,13 @@ void HttpServer::Stop() {
     for (auto& worker : impl_->workers) worker->ioc.stop();
     for (auto& worker : impl_->workers) {
       if (worker->thread.joinable()) worker->thread.join();
+    }
+    // The threads are gone: close what is left (connections that were mid-write when Stop()
+    // began), so no client waits on a socket nobody serves.
+    for (auto& worker : impl_->workers) {
+      for (auto& weak : worker->sessions) {
+        if (auto s = weak.lock()) s->ForceClose();
+      }
     }
   });
 }
