@@ -47,6 +47,12 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::exception& e) {
+    // Subsystems return errors as values; an exception that gets here is a bug. Say so plainly
+    // rather than abort with a core dump.
+    fmt::print(stderr, "error: internal error (a bug in Granary, please report it): {}\n",
+               e.what());
+    return 1;
   }
   return ctx.exit_code;
 }

@@ -39,9 +39,6 @@ int DaysInMonth(int y, int m) {
   return m == 2 && IsLeap(y) ? 29 : kDays[m - 1];
 }
 
-// Floor division for negative timestamps.
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
 }  // namespace
 
 int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
@@ -123,24 +120,27 @@ Result<Timestamp> ParseTimestamp(std::string_view text) {
   return Timestamp::FromMicros(seconds * kMicrosPerSecond + fraction_micros);
 }
 
-std::string FormatTimestamp(Timestamp ts) {
-  const int64_t secs = FloorDiv(ts.micros, kMicrosPerSecond);
-  const int64_t frac = ts.micros - secs * kMicrosPerSecond;
-  int64_t z = FloorDiv(secs, kSecondsPerDay);
-  const int64_t sod = secs - z * kSecondsPerDay;
-  // civil_from_days (inverse of DaysFromCivil).
-  z += 719468;
+CivilDate CivilFromDays(int64_t days) {
+  // Howard Hinnant's civil_from_days algorithm (public domain description).
+  const int64_t z = days + 719468;
   const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
   const unsigned doe = static_cast<unsigned>(z - era * 146097);
   const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t y = static_cast<int64_t>(yoe) + era * 400;
   const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
   const unsigned mp = (5 * doy + 2) / 153;
   const unsigned d = doy - (153 * mp + 2) / 5 + 1;
   const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  y += m <= 2;
-  std::string out = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", y, m, d, sod / 3600,
-                                (sod / 60) % 60, sod % 60);
+  return CivilDate{static_cast<int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0), m, d};
+}
+
+std::string FormatTimestamp(Timestamp ts) {
+  const int64_t secs = FloorDiv(ts.micros, kMicrosPerSecond);
+  const int64_t frac = ts.micros - secs * kMicrosPerSecond;
+  const int64_t days = FloorDiv(secs, kSecondsPerDay);
+  const int64_t sod = secs - days * kSecondsPerDay;
+  const CivilDate date = CivilFromDays(days);
+  std::string out = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", date.year, date.month,
+                                date.day, sod / 3600, (sod / 60) % 60, sod % 60);
   if (frac != 0) out += fmt::format(".{:06}", frac);
   out += 'Z';
   return out;

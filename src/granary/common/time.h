@@ -58,4 +58,17 @@ std::string FormatDuration(Duration d);
 // Days since 1970-01-01 for a proleptic Gregorian date (no range checks).
 int64_t DaysFromCivil(int64_t year, unsigned month, unsigned day);
 
+// A proleptic Gregorian date.
+struct CivilDate {
+  int64_t year;
+  unsigned month, day;  // 1-12, 1-31
+};
+// The date of a day since 1970-01-01 (the inverse of DaysFromCivil).
+CivilDate CivilFromDays(int64_t days);
+
+// a / b rounded towards negative infinity (b > 0): the day or second of a negative timestamp.
+constexpr int64_t FloorDiv(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
+
 }  // namespace granary

@@ -56,6 +56,29 @@ TEST(FormatTimestamp, RoundTripsThroughParse) {
   }
 }
 
+TEST(CivilFromDays, InvertsDaysFromCivilAcrossErasAndLeapDays) {
+  for (int64_t days = -800'000; days <= 3'000'000; days += 997) {
+    const CivilDate d = CivilFromDays(days);
+    EXPECT_EQ(DaysFromCivil(d.year, d.month, d.day), days);
+  }
+  const CivilDate leap = CivilFromDays(DaysFromCivil(2024, 2, 29));
+  EXPECT_EQ(leap.year, 2024);
+  EXPECT_EQ(leap.month, 2u);
+  EXPECT_EQ(leap.day, 29u);
+  const CivilDate before = CivilFromDays(-1);
+  EXPECT_EQ(before.year, 1969);
+  EXPECT_EQ(before.month, 12u);
+  EXPECT_EQ(before.day, 31u);
+}
+
+TEST(FloorDiv, RoundsTowardsNegativeInfinity) {
+  EXPECT_EQ(FloorDiv(7, 2), 3);
+  EXPECT_EQ(FloorDiv(-7, 2), -4);
+  EXPECT_EQ(FloorDiv(-8, 2), -4);
+  EXPECT_EQ(FloorDiv(-1, 1'000'000), -1);
+  EXPECT_EQ(FloorDiv(0, 1000), 0);
+}
+
 TEST(ParseDuration, AcceptsUnitsAndCombinations) {
   EXPECT_EQ(ParseDuration("90d").ValueOrDie(), Duration::Days(90));
   EXPECT_EQ(ParseDuration("36h").ValueOrDie(), Duration::Hours(36));

@@ -1,3 +1,4 @@
+#include "granary/common/threads.h"
 #include "granary/datagen/generator.h"
 
 #include <arrow/api.h>
@@ -343,9 +344,7 @@ Result<DatagenSummary> Generate(const DatagenOptions& options) {
   DatagenSummary summary;
   summary.start = world.start;
   summary.end = world.end;
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = ThreadCount(options.threads);
 
   // The city: small tables written at once.
   for (auto [name, file, schema, batch] :

@@ -174,19 +174,6 @@ std::vector<LocalEvent> ZoneEvents(const DatagenOptions& options, const Zone& zo
 
 }  // namespace
 
-CivilDate CivilFromDays(int64_t day) {
-  // Howard Hinnant's civil_from_days (proleptic Gregorian).
-  const int64_t z = day + 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const int64_t doe = z - era * 146097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  const auto d = static_cast<unsigned>(doy - (153 * mp + 2) / 5 + 1);
-  const auto m = static_cast<unsigned>(mp < 10 ? mp + 3 : mp - 9);
-  return CivilDate{yoe + era * 400 + (m <= 2 ? 1 : 0), m, d};
-}
-
 const char* ZoneKindName(ZoneKind kind) {
   static const char* const kNames[kZoneKinds] = {"centre",  "business", "shopping", "residential",
                                                  "station", "stadium",  "hospital", "university"};

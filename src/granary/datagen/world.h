@@ -110,13 +110,6 @@ World MakeWorld(const DatagenOptions& options);
 // Day, Boxing Day.
 std::vector<Holiday> HolidaysBetween(int64_t first_day, int64_t last_day);
 
-// The civil date of a day since the epoch.
-struct CivilDate {
-  int64_t year;
-  unsigned month, day;
-};
-CivilDate CivilFromDays(int64_t day);
-
 // Day of the week of a day since the epoch: 0 = Monday ... 6 = Sunday.
 inline int Weekday(int64_t day) { return static_cast<int>(((day % 7) + 7 + 3) % 7); }
 

@@ -5,32 +5,21 @@
 // caught the mismatch). Arrow's bundled RapidJSON lives in namespace arrow::rapidjson, so the
 // header-only Debian copy used here cannot clash.
 #include <arrow/api.h>
-#include <arrow/io/api.h>
 #include <fmt/format.h>
-#include <parquet/arrow/reader.h>
 #include <rapidjson/document.h>
 
-#include <algorithm>
-#include <fstream>
-#include <sstream>
+#include <cstdio>
+
+#include "granary/offline/delta_json.h"
 
 namespace granary {
 namespace {
 
+using delta_json::BoolMember;
+using delta_json::Member;
 using JsonValue = rapidjson::Value;
 
 Result<std::shared_ptr<arrow::DataType>> DeltaType(const JsonValue& type);
-
-const JsonValue* Member(const JsonValue& v, const char* name) {
-  if (!v.IsObject()) return nullptr;
-  auto it = v.FindMember(name);
-  return it == v.MemberEnd() ? nullptr : &it->value;
-}
-
-bool BoolMember(const JsonValue& v, const char* name, bool fallback) {
-  const JsonValue* m = Member(v, name);
-  return m != nullptr && m->IsBool() ? m->GetBool() : fallback;
-}
 
 Result<std::shared_ptr<arrow::DataType>> PrimitiveType(std::string_view name) {
   if (name == "long") return arrow::int64();
@@ -106,64 +95,6 @@ Result<std::shared_ptr<arrow::DataType>> DeltaType(const JsonValue& type) {
   return Status::InvalidArgument(fmt::format("unsupported Delta type '{}'", kind));
 }
 
-// Version number of a commit file name "00000000000000000012.json", or -1.
-int64_t CommitVersion(const std::string& name) {
-  if (name.size() != 25 || !name.ends_with(".json")) return -1;
-  int64_t v = 0;
-  for (size_t i = 0; i < 20; ++i) {
-    if (name[i] < '0' || name[i] > '9') return -1;
-    v = v * 10 + (name[i] - '0');
-  }
-  return v;
-}
-
-Result<std::optional<std::string>> SchemaFromCheckpoint(const std::filesystem::path& log) {
-  std::ifstream in(log / "_last_checkpoint");
-  if (!in) return std::optional<std::string>();
-  std::stringstream buf;
-  buf << in.rdbuf();
-  rapidjson::Document doc;
-  doc.Parse(buf.str().c_str());
-  const JsonValue* version_value = doc.HasParseError() ? nullptr : Member(doc, "version");
-  if (version_value == nullptr || !version_value->IsInt64()) {
-    return Status::Corruption(
-        fmt::format("{} is not valid JSON with a version", (log / "_last_checkpoint").string()));
-  }
-  const std::string prefix = fmt::format("{:020}.checkpoint", version_value->GetInt64());
-  std::vector<std::filesystem::path> parts;
-  for (const auto& entry : std::filesystem::directory_iterator(log)) {
-    std::string name = entry.path().filename().string();
-    if (name.starts_with(prefix) && name.ends_with(".parquet")) parts.push_back(entry.path());
-  }
-  std::sort(parts.begin(), parts.end());
-  for (const auto& part : parts) {
-    auto file = arrow::io::ReadableFile::Open(part.string());
-    if (!file.ok()) return Status::IOError(file.status().ToString());
-    auto reader = parquet::arrow::OpenFile(*file, arrow::default_memory_pool());
-    if (!reader.ok()) {
-      return Status::Corruption(
-          fmt::format("checkpoint {}: {}", part.string(), reader.status().message()));
-    }
-    auto table = (*reader)->ReadTable();
-    if (!table.ok()) {
-      return Status::Corruption(
-          fmt::format("checkpoint {}: {}", part.string(), table.status().message()));
-    }
-    auto column = (*table)->GetColumnByName("metaData");
-    if (column == nullptr) continue;
-    for (const auto& chunk : column->chunks()) {
-      const auto& meta = static_cast<const arrow::StructArray&>(*chunk);
-      auto schema_field = meta.GetFieldByName("schemaString");
-      if (schema_field == nullptr) continue;
-      const auto& strings = static_cast<const arrow::StringArray&>(*schema_field);
-      for (int64_t i = 0; i < meta.length(); ++i) {
-        if (meta.IsValid(i) && strings.IsValid(i)) return std::optional(strings.GetString(i));
-      }
-    }
-  }
-  return std::optional<std::string>();
-}
-
 }  // namespace
 
 Result<std::shared_ptr<arrow::Schema>> DeltaSchemaToArrow(std::string_view schema_json) {
@@ -177,45 +108,9 @@ Result<std::shared_ptr<arrow::Schema>> DeltaSchemaToArrow(std::string_view schem
 }
 
 Result<std::shared_ptr<arrow::Schema>> ReadDeltaSchema(const std::filesystem::path& table) {
-  std::error_code ec;
-  if (!std::filesystem::exists(table, ec)) {
-    return Status::NotFound(fmt::format("no Delta table at {}", table.string()));
-  }
-  const auto log = table / "_delta_log";
-  if (!std::filesystem::is_directory(log, ec)) {
-    return Status::InvalidArgument(fmt::format(
-        "{} is not a Delta table: it has no _delta_log folder; use type: file for plain Parquet",
-        table.string()));
-  }
-  std::vector<std::pair<int64_t, std::filesystem::path>> commits;
-  for (const auto& entry : std::filesystem::directory_iterator(log, ec)) {
-    int64_t v = CommitVersion(entry.path().filename().string());
-    if (v >= 0) commits.emplace_back(v, entry.path());
-  }
-  std::sort(commits.rbegin(), commits.rend());
-  for (const auto& [version, path] : commits) {
-    std::ifstream in(path);
-    std::string line, schema;
-    int line_number = 0;
-    while (std::getline(in, line)) {
-      ++line_number;
-      if (line.find("\"metaData\"") == std::string::npos) continue;
-      rapidjson::Document action;
-      action.Parse(line.c_str(), line.size());
-      if (action.HasParseError()) {
-        return Status::Corruption(fmt::format("{}:{}: not valid JSON", path.string(), line_number));
-      }
-      const JsonValue* meta = Member(action, "metaData");
-      const JsonValue* schema_string = meta ? Member(*meta, "schemaString") : nullptr;
-      if (schema_string != nullptr && schema_string->IsString())
-        schema = schema_string->GetString();
-    }
-    if (!schema.empty()) return DeltaSchemaToArrow(schema);
-  }
-  GRANARY_ASSIGN_OR_RAISE(auto from_checkpoint, SchemaFromCheckpoint(log));
-  if (from_checkpoint) return DeltaSchemaToArrow(*from_checkpoint);
-  return Status::Corruption(fmt::format(
-      "Delta table {} has no metaData action in its log or checkpoint", table.string()));
+  // The same replay as reading the table, so validation accepts exactly the tables a scan reads.
+  GRANARY_ASSIGN_OR_RAISE(DeltaSnapshot snapshot, ReadDeltaSnapshot(table));
+  return snapshot.schema;
 }
 
 }  // namespace granary

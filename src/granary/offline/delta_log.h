@@ -23,9 +23,8 @@ namespace granary {
 // decimal(p,s), array, struct and map.
 Result<std::shared_ptr<arrow::Schema>> DeltaSchemaToArrow(std::string_view schema_json);
 
-// The schema of the newest metaData action of the table at `table` (its folder). Reads the JSON
-// commits and, when they do not hold one, the checkpoint named by _last_checkpoint. NotFound when
-// `table` does not exist; InvalidArgument when it has no _delta_log; Corruption on bad logs.
+// The logical schema of the table at `table` (its folder) at its newest version: the schema of
+// ReadDeltaSnapshot(table), with its errors (the same replay and protocol checks as a scan).
 Result<std::shared_ptr<arrow::Schema>> ReadDeltaSchema(const std::filesystem::path& table);
 
 // One live data file of a Delta snapshot.
@@ -55,7 +54,7 @@ struct DeltaSnapshot {
   std::string column_mapping_mode = "none";
   // Logical column name -> physical column name in the data files (identity without mapping).
   std::map<std::string, std::string> physical_names;
-  // Live files, sorted by path (the documented file order of the offline store).
+  // Live files, sorted byte-wise by path (the documented file order of the offline store).
   std::vector<DeltaDataFile> files;
 
   const std::string& PhysicalName(const std::string& logical) const;

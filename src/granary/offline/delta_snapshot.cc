@@ -10,12 +10,15 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <charconv>
+#include <limits>
 #include <fstream>
 #include <functional>
 #include <set>
 #include <sstream>
 
 #include "granary/common/strings.h"
+#include "granary/offline/delta_json.h"
 #include "granary/offline/delta_log.h"
 
 namespace granary {
@@ -23,16 +26,8 @@ namespace {
 
 using JsonValue = rapidjson::Value;
 
-const JsonValue* Member(const JsonValue& v, const char* name) {
-  if (!v.IsObject()) return nullptr;
-  auto it = v.FindMember(name);
-  return it == v.MemberEnd() ? nullptr : &it->value;
-}
-
-std::string StringMember(const JsonValue& v, const char* name) {
-  const JsonValue* m = Member(v, name);
-  return m != nullptr && m->IsString() ? std::string(m->GetString(), m->GetStringLength()) : "";
-}
+using delta_json::Member;
+using delta_json::StringMember;
 
 // Reader features whose meaning the offline store handles. deletionVectors is accepted in the
 // protocol, but a live file that carries one is refused (see Finish).
@@ -74,34 +69,65 @@ bool AllDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-LogListing ListLog(const std::filesystem::path& log) {
+// A decimal number that fills all of `text`; nullopt when it does not fit in T.
+template <typename T>
+std::optional<T> ParseDecimal(std::string_view text) {
+  T value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+Result<LogListing> ListLog(const std::filesystem::path& log) {
   LogListing out;
-  for (const auto& entry : std::filesystem::directory_iterator(log)) {
-    const std::string name = entry.path().filename().string();
+  std::error_code ec;
+  auto cannot_list = [&] {
+    return Status::IOError(fmt::format("cannot list the Delta log {}: {}", log.string(),
+                                       ec.message()));
+  };
+  std::filesystem::directory_iterator it(log, ec);
+  if (ec) return cannot_list();
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (ec) return cannot_list();
+    const std::string name = it->path().filename().string();
     if (name.size() < 21 || !AllDigits(std::string_view(name).substr(0, 20)) || name[20] != '.')
       continue;
-    const int64_t version = std::stoll(name.substr(0, 20));
+    const auto parsed_version = ParseDecimal<int64_t>(std::string_view(name).substr(0, 20));
+    if (!parsed_version) {
+      return Status::Corruption(fmt::format(
+          "{}: the version number in the file name does not fit in 64 bits; a Delta log file "
+          "is named by its version, at most {}",
+          it->path().string(), std::numeric_limits<int64_t>::max()));
+    }
+    const int64_t version = *parsed_version;
     const std::string rest = name.substr(21);
     if (rest == "json") {
-      out.commits.push_back({version, entry.path()});
+      out.commits.push_back({version, it->path()});
     } else if (rest == "checkpoint.parquet") {
-      out.checkpoints[version] = {1, {entry.path()}};
+      out.checkpoints[version] = {1, {it->path()}};
     } else if (rest.starts_with("checkpoint.") && rest.ends_with(".parquet")) {
       // checkpoint.<part>.<parts>.parquet (multi-part) or checkpoint.<uuid>.parquet (v2)
       std::string middle = rest.substr(11, rest.size() - 11 - 8);
       size_t dot = middle.find('.');
       if (dot != std::string::npos && AllDigits(middle.substr(0, dot)) &&
           AllDigits(middle.substr(dot + 1))) {
+        const auto parts_count = ParseDecimal<int>(std::string_view(middle).substr(dot + 1));
+        if (!parts_count) {
+          return Status::Corruption(fmt::format(
+              "{}: the number of checkpoint parts in the file name is out of range",
+              it->path().string()));
+        }
         auto& [parts, files] = out.checkpoints[version];
-        parts = std::stoi(middle.substr(dot + 1));
-        files.push_back(entry.path());
+        parts = *parts_count;
+        files.push_back(it->path());
       } else {
-        out.v2_checkpoints.push_back(entry.path());
+        out.v2_checkpoints.push_back(it->path());
       }
     } else if (rest.starts_with("checkpoint.") && rest.ends_with(".json")) {
-      out.v2_checkpoints.push_back(entry.path());
+      out.v2_checkpoints.push_back(it->path());
     }
   }
+  if (ec) return cannot_list();
   std::sort(out.commits.begin(), out.commits.end(),
             [](const NamedFile& a, const NamedFile& b) { return a.version < b.version; });
   for (auto& [version, entry] : out.checkpoints)
@@ -252,7 +278,10 @@ std::vector<std::string> StringListAt(const std::shared_ptr<arrow::Array>& a, in
 
 Status ReplayCheckpointPart(const std::filesystem::path& part, ReplayState* state) {
   auto file = arrow::io::ReadableFile::Open(part.string());
-  if (!file.ok()) return Status::IOError(fmt::format("cannot open {}", part.string()));
+  if (!file.ok()) {
+    return Status::IOError(
+        fmt::format("cannot open checkpoint {}: {}", part.string(), file.status().message()));
+  }
   auto reader = parquet::arrow::OpenFile(*file, arrow::default_memory_pool());
   if (!reader.ok()) {
     return Status::Corruption(
@@ -418,7 +447,9 @@ Result<DeltaSnapshot> Finish(const std::filesystem::path& table, int64_t version
     snap.files.push_back(std::move(file));
   }
   std::sort(snap.files.begin(), snap.files.end(),
-            [](const DeltaDataFile& a, const DeltaDataFile& b) { return a.path < b.path; });
+            [](const DeltaDataFile& a, const DeltaDataFile& b) {
+              return a.path.native() < b.path.native();  // byte-wise, as file listings
+            });
   return snap;
 }
 
@@ -460,11 +491,11 @@ Result<DeltaSnapshot> ReadDeltaSnapshot(const std::filesystem::path& table) {
   const auto log = table / "_delta_log";
   if (!std::filesystem::is_directory(log, ec)) {
     return Status::InvalidArgument(fmt::format(
-        "{} is not a Delta table: it has no _delta_log folder; use format: parquet for plain "
-        "Parquet",
+        "{} is not a Delta table: it has no _delta_log folder; for plain Parquet or CSV files "
+        "use type: file",
         table.string()));
   }
-  LogListing listing = ListLog(log);
+  GRANARY_ASSIGN_OR_RAISE(LogListing listing, ListLog(log));
   // The newest complete checkpoint, preferring the one _last_checkpoint names.
   std::optional<int64_t> checkpoint;
   auto complete = [&](int64_t v) {

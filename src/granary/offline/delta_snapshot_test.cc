@@ -5,10 +5,15 @@
 #include <gtest/gtest.h>
 #include <parquet/arrow/reader.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <regex>
 
+#include "granary/common/temp_dir.h"
 #include "granary/offline/delta_log.h"
 #include "granary/offline/file_listing.h"
 
@@ -186,6 +191,85 @@ TEST(DeltaSnapshot, MultiPartCheckpointAndCorruptLastCheckpoint) {
 
 TEST(DeltaSnapshot, PercentDecodesPaths) {
   EXPECT_EQ(PercentDecode("a%20b%253A/c%2"), "a b%3A/c%2");
+}
+
+// A minimal Delta table: one commit with protocol, metaData and an add per path (the data files
+// need not exist to replay the log).
+void WriteLog(const std::filesystem::path& table, const std::vector<std::string>& paths) {
+  std::filesystem::create_directories(table / "_delta_log");
+  std::ofstream commit(table / "_delta_log/00000000000000000000.json");
+  commit << R"({"protocol":{"minReaderVersion":1,"minWriterVersion":2}})" << "\n"
+         << R"({"metaData":{"id":"t","format":{"provider":"parquet","options":{}},)"
+         << R"("schemaString":"{\"type\":\"struct\",\"fields\":[{\"name\":\"x\",)"
+         << R"(\"type\":\"long\",\"nullable\":true,\"metadata\":{}}]}",)"
+         << R"("partitionColumns":[],"configuration":{}}})" << "\n";
+  for (const std::string& path : paths) {
+    commit << R"({"add":{"path":")" << path
+           << R"(","partitionValues":{},"size":1,"modificationTime":0,"dataChange":true}})"
+           << "\n";
+  }
+}
+
+TEST(DeltaSnapshot, LiveFilesAreInByteWisePathOrder) {
+  auto dir = TempDir::Make("granary-delta-order-").ValueOrDie();
+  WriteLog(dir.path(), {"region=us/part-0.parquet", "region=us-east/part-0.parquet"});
+  auto snapshot = ReadDeltaSnapshot(dir.path());
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status().ToString();
+  ASSERT_EQ(snapshot->files.size(), 2u);
+  // '-' (0x2d) sorts before '/' (0x2f): us-east first, as docs/POINT_IN_TIME.md says.
+  EXPECT_EQ(snapshot->files[0].path, dir.path() / "region=us-east/part-0.parquet");
+  EXPECT_EQ(snapshot->files[1].path, dir.path() / "region=us/part-0.parquet");
+}
+
+TEST(DeltaSnapshot, AVersionTooLargeForSixtyFourBitsIsCorruptionNamingTheFile) {
+  auto dir = TempDir::Make("granary-delta-version-").ValueOrDie();
+  WriteLog(dir.path(), {});
+  std::ofstream(dir.path() / "_delta_log/99999999999999999999.json") << "{}\n";
+  auto snapshot = ReadDeltaSnapshot(dir.path());
+  ASSERT_FALSE(snapshot.ok());
+  EXPECT_EQ(snapshot.status().code(), StatusCode::kCorruption) << snapshot.status().ToString();
+  EXPECT_NE(snapshot.status().message().find("99999999999999999999.json"), std::string::npos)
+      << snapshot.status().message();
+  EXPECT_NE(snapshot.status().message().find("does not fit in 64 bits"), std::string::npos)
+      << snapshot.status().message();
+  // Validation reads the same log and fails the same way, without an exception.
+  EXPECT_EQ(ReadDeltaSchema(dir.path()).status().code(), StatusCode::kCorruption);
+}
+
+TEST(DeltaSnapshot, ALogThatCannotBeListedIsAnIOErrorNamingIt) {
+  auto dir = TempDir::Make("granary-delta-unlistable-").ValueOrDie();
+  WriteLog(dir.path(), {});
+  const std::string log = (dir.path() / "_delta_log").string();
+  auto expect_io_error = [&](const Result<DeltaSnapshot>& snapshot, const char* why) {
+    ASSERT_FALSE(snapshot.ok()) << why;
+    EXPECT_EQ(snapshot.status().code(), StatusCode::kIOError) << why << ": "
+                                                              << snapshot.status().ToString();
+    EXPECT_NE(snapshot.status().message().find("cannot list the Delta log " + log),
+              std::string::npos)
+        << why << ": " << snapshot.status().message();
+  };
+  // No file descriptor left for opendir: the lowest free descriptor is the soft limit. Works as
+  // root too, which permission bits do not stop.
+  {
+    rlimit saved{};
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    const int lowest_free = dup(0);
+    ASSERT_GE(lowest_free, 0);
+    close(lowest_free);
+    rlimit tight = saved;
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    auto snapshot = ReadDeltaSnapshot(dir.path());
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    expect_io_error(snapshot, "no descriptors");
+  }
+  // A log folder without read permission (root ignores permission bits: only checked as others).
+  if (geteuid() != 0) {
+    std::filesystem::permissions(log, std::filesystem::perms::none);
+    auto snapshot = ReadDeltaSnapshot(dir.path());
+    std::filesystem::permissions(log, std::filesystem::perms::owner_all);
+    expect_io_error(snapshot, "chmod 000");
+  }
 }
 
 }  // namespace

@@ -10,6 +10,15 @@ namespace {
 
 bool HasGlob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
 
+// Byte-wise order of the whole path string, as docs/POINT_IN_TIME.md promises ("region=us-east/"
+// before "region=us/", since '-' < '/'); std::filesystem::path compares component by component.
+void SortByteWise(std::vector<std::filesystem::path>* paths) {
+  std::sort(paths->begin(), paths->end(),
+            [](const std::filesystem::path& a, const std::filesystem::path& b) {
+              return a.native() < b.native();
+            });
+}
+
 bool Skipped(const std::filesystem::path& p) {
   std::string name = p.filename().string();
   return name.starts_with(".") || name.starts_with("_");
@@ -27,15 +36,16 @@ Result<std::vector<std::filesystem::path>> ListDataFiles(const std::filesystem::
     if (!std::filesystem::is_directory(path, ec)) return out;
     for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
          !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      std::error_code type_ec;  // an entry that cannot be stat'ed is no data file
       if (Skipped(it->path())) {
-        if (it->is_directory()) it.disable_recursion_pending();
+        if (it->is_directory(type_ec)) it.disable_recursion_pending();
         continue;
       }
-      if (it->is_regular_file() && it->path().string().ends_with(extension))
+      if (it->is_regular_file(type_ec) && it->path().string().ends_with(extension))
         out.push_back(it->path());
     }
     if (ec) return Status::IOError(fmt::format("cannot list {}: {}", text, ec.message()));
-    std::sort(out.begin(), out.end());
+    SortByteWise(&out);
     return out;
   }
   // A glob: walk from the longest prefix without wildcards, match the rest with fnmatch where
@@ -50,7 +60,8 @@ Result<std::vector<std::filesystem::path>> ListDataFiles(const std::filesystem::
   if (!std::filesystem::is_directory(base, ec)) return out;
   for (auto it = std::filesystem::recursive_directory_iterator(base, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (!it->is_regular_file()) continue;
+    std::error_code type_ec;
+    if (!it->is_regular_file(type_ec)) continue;
     std::string candidate =
         slash == std::string::npos ? it->path().lexically_normal().string() : it->path().string();
     if (fnmatch(pattern.c_str(), candidate.c_str(), FNM_PATHNAME) == 0 ||
@@ -61,7 +72,7 @@ Result<std::vector<std::filesystem::path>> ListDataFiles(const std::filesystem::
     }
   }
   if (ec) return Status::IOError(fmt::format("cannot list {}: {}", base.string(), ec.message()));
-  std::sort(out.begin(), out.end());
+  SortByteWise(&out);
   return out;
 }
 

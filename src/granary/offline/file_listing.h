@@ -9,7 +9,7 @@
 
 namespace granary {
 
-// The data files a path names, sorted: the file itself; every file under a folder (recursively,
+// The data files a path names, sorted byte-wise by their path strings: the file itself; every file under a folder (recursively,
 // skipping hidden ones and names starting with '_', as Spark and Hive write them) whose name ends
 // with `extension`; or every match of a glob (*, ?, [..] and ** for any folders). An empty list
 // when nothing matches.

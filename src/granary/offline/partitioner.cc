@@ -12,15 +12,12 @@
 #include "granary/offline/key_hash.h"
 
 namespace granary {
-namespace {
 
 int64_t BatchBytes(const arrow::RecordBatch& batch) {
   int64_t total = 0;
   for (const auto& column : batch.columns()) total += arrow::util::TotalBufferSize(*column);
   return total;
 }
-
-}  // namespace
 
 EntityPartitioner::EntityPartitioner(std::shared_ptr<arrow::Schema> schema,
                                      std::vector<int> key_indices, PartitionerOptions options)
@@ -125,9 +122,9 @@ Status EntityPartitioner::SpillPartition(int i) {
     auto dir = TempDir::MakeIn(parent, "granary-spill-");
     if (!dir.ok()) {
       return Status::IOError(
-          fmt::format("cannot create a spill folder under {}: set a folder "
+          fmt::format("cannot create a spill folder under {}: {}; set a folder "
                       "with room for the data (TMPDIR or --spill-dir)",
-                      parent.string()));
+                      parent.string(), dir.status().message()));
     }
     spill_dir_.emplace(std::move(*dir));
   }
@@ -139,7 +136,10 @@ Status EntityPartitioner::SpillPartition(int i) {
                                          part.spill_path.string(), out.status().message()));
     }
     auto writer = arrow::ipc::MakeStreamWriter(*out, schema_);
-    if (!writer.ok()) return Status::IOError(writer.status().ToString());
+    if (!writer.ok()) {
+      return Status::IOError(fmt::format("cannot start spill file {}: {}",
+                                         part.spill_path.string(), writer.status().message()));
+    }
     part.writer = *writer;
   }
   for (const auto& batch : part.batches) {
@@ -163,7 +163,10 @@ Status EntityPartitioner::Finish() {
     if (p.writer == nullptr) continue;
     auto st = p.writer->Close();
     p.writer.reset();
-    if (!st.ok()) return Status::IOError("cannot close spill file " + p.spill_path.string());
+    if (!st.ok()) {
+      return Status::IOError(fmt::format("cannot close spill file {}: {} (is the disk full?)",
+                                         p.spill_path.string(), st.message()));
+    }
   }
   return Status::OK();
 }
@@ -173,15 +176,29 @@ Result<std::shared_ptr<arrow::Table>> EntityPartitioner::ReadPartition(int i) co
   const Partition& part = partitions_.at(i);
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
   if (!part.spill_path.empty()) {
-    auto in = arrow::io::ReadableFile::Open(part.spill_path.string());
-    if (!in.ok()) return Status::IOError("cannot open spill file " + part.spill_path.string());
+    const std::string path = part.spill_path.string();
+    auto in = arrow::io::ReadableFile::Open(path);
+    if (!in.ok()) {
+      return Status::IOError(fmt::format(
+          "cannot open spill file {}: {} (was the spill folder removed during the retrieval?)",
+          path, in.status().message()));
+    }
+    // The file was written by this process moments ago: unreadable contents mean it was changed
+    // meanwhile, or the disk returned bad data.
+    auto unreadable = [&](const arrow::Status& st) {
+      if (st.IsIOError()) {
+        return Status::IOError(fmt::format("cannot read spill file {}: {}", path, st.message()));
+      }
+      return Status::Corruption(fmt::format(
+          "spill file {} is unreadable: {} (was it changed during the retrieval?)", path,
+          st.message()));
+    };
     auto reader = arrow::ipc::RecordBatchStreamReader::Open(*in);
-    if (!reader.ok()) return Status::Corruption("bad spill file " + part.spill_path.string());
+    if (!reader.ok()) return unreadable(reader.status());
     while (true) {
       std::shared_ptr<arrow::RecordBatch> batch;
-      if (!(*reader)->ReadNext(&batch).ok()) {
-        return Status::Corruption("bad spill file " + part.spill_path.string());
-      }
+      auto st = (*reader)->ReadNext(&batch);
+      if (!st.ok()) return unreadable(st);
       if (batch == nullptr) break;
       batches.push_back(std::move(batch));
     }

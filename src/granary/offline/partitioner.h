@@ -23,6 +23,10 @@ class RecordBatchWriter;
 
 namespace granary {
 
+// Bytes of the Arrow buffers a batch references (shared buffers counted once): what holding it
+// costs, for memory budgets.
+int64_t BatchBytes(const arrow::RecordBatch& batch);
+
 struct PartitionerOptions {
   int num_partitions = 64;  // at least 1
   // Bytes of buffered rows kept in memory; past it, the largest partitions are written to Arrow

@@ -3,13 +3,12 @@
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
-#include <arrow/util/byte_size.h>
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <thread>
 
 #include "granary/common/progress.h"
+#include "granary/common/threads.h"
 #include "granary/offline/key_hash.h"
 #include "granary/offline/partitioner.h"
 #include "granary/offline/pit_stream.h"
@@ -18,12 +17,6 @@ namespace granary {
 namespace {
 
 constexpr const char* kRowIndexColumn = "__granary_row";
-
-int64_t BatchBytes(const arrow::RecordBatch& batch) {
-  int64_t total = 0;
-  for (const auto& column : batch.columns()) total += arrow::util::TotalBufferSize(*column);
-  return total;
-}
 
 // Matching state per feature row besides its keys and times: a 32-byte record and 8 bytes of
 // hash while the records are built.
@@ -81,12 +74,13 @@ Result<std::vector<ChosenRow>> MatchBatches(
 
 // Pass 1: each entity row's chosen feature row.
 Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
-                                         const ViewSource& source, const JoinOptions& options,
-                                         ViewJoinStats* stats, SourceScanStats* scan_stats) {
+                                         const ViewSource& source, const SourceSnapshot& files,
+                                         const JoinOptions& options, ViewJoinStats* stats,
+                                         SourceScanStats* scan_stats) {
   SourceScanOptions scan_options = source.options;
   scan_options.with_features = false;
-  GRANARY_ASSIGN_OR_RAISE(auto scan, FeatureSourceScan::Open(source.repo_root, *source.defs,
-                                                             *source.view, scan_options));
+  GRANARY_ASSIGN_OR_RAISE(
+      auto scan, FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
   const auto& join_keys = scan->join_keys();
   MatchLayout layout;
   layout.key_count = static_cast<int>(join_keys.size());
@@ -95,8 +89,7 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
   const Duration ttl = source.view->ttl;
   const int64_t budget = std::max<int64_t>(options.memory_budget_bytes, 1);
   const int64_t n = entities.num_rows();
-  const int threads =
-      options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  const int threads = ThreadCount(options.threads);
   int64_t reported = 0;  // rows read from files, as told to the progress reporter
   auto report = [&] {
     if (options.progress == nullptr) return;
@@ -220,7 +213,12 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
     if (!part_entities.ok()) return Status::Internal(part_entities.status().ToString());
     arrow::TableBatchReader reader(*table);
     auto part_batches = reader.ToRecordBatches();
-    if (!part_batches.ok()) return Status::Internal("cannot read a partition");
+    if (!part_batches.ok()) {
+      return Status::Internal(fmt::format("feature view '{}': splitting partition {} of {} into "
+                                          "batches failed: {}",
+                                          source.view->name, p, parts,
+                                          part_batches.status().message()));
+    }
     GRANARY_ASSIGN_OR_RAISE(auto part_winners,
                             MatchBatches(*part_entities->record_batch(), join_keys, *part_batches,
                                          layout, ttl, options));
@@ -245,8 +243,13 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
     ViewJoinStats* stats) {
   ViewJoinStats local_stats;
   if (stats == nullptr) stats = &local_stats;
+  // Both passes read the files of one listing (one Delta version): files added or commits made
+  // in between are not seen, so only a change to the files read can fail the join.
+  GRANARY_ASSIGN_OR_RAISE(SourceSnapshot files,
+                          SourceSnapshot::Read(source.repo_root, *source.defs, *source.view));
   SourceScanStats match_stats;
-  GRANARY_ASSIGN_OR_RAISE(auto winners, MatchPass(entities, source, options, stats, &match_stats));
+  GRANARY_ASSIGN_OR_RAISE(auto winners,
+                          MatchPass(entities, source, files, options, stats, &match_stats));
   stats->scan = match_stats;
   const int64_t n = entities.num_rows();
 
@@ -271,8 +274,8 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   SourceScanOptions scan_options = source.options;
   scan_options.with_join_keys = false;
   scan_options.with_created_timestamp = false;
-  GRANARY_ASSIGN_OR_RAISE(auto scan, FeatureSourceScan::Open(source.repo_root, *source.defs,
-                                                             *source.view, scan_options));
+  GRANARY_ASSIGN_OR_RAISE(
+      auto scan, FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
   const int first_feature = scan->event_timestamp_index() + 1;
   const auto schema = scan->schema();
   const int feature_count = schema->num_fields() - first_feature;
@@ -307,8 +310,8 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   }
   if (changed || next < chosen.size()) {
     return Status::FailedPrecondition(fmt::format(
-        "feature view '{}': its source changed while it was being read (files were added, "
-        "removed or rewritten between the two passes of the join); run the retrieval again",
+        "feature view '{}': its source changed while it was being read (files it read were "
+        "rewritten between the two passes of the join); run the retrieval again",
         source.view->name));
   }
   chosen = {};

@@ -99,8 +99,9 @@ struct ViewSource {
 // Joins one feature view to the entity rows. `entities` has the view's join key columns (named and
 // typed as the entities declare) and `event_timestamp` (timestamp[us, UTC]). Returns one column
 // per requested feature, in order, with exactly one value per entity row, in the entities' order
-// (null when no feature row qualifies). If the source changes between the two passes (files
-// added or rewritten), the join fails with an error rather than mixing versions.
+// (null when no feature row qualifies). Both passes read the files listed (the Delta version
+// replayed) once at the start, so files added or commits made meanwhile are not seen; if a file
+// read is rewritten or removed between the passes, the join fails rather than mixing versions.
 Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
     const arrow::RecordBatch& entities, const ViewSource& source, const JoinOptions& options,
     ViewJoinStats* stats);

@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 #include <parquet/arrow/writer.h>
 
+#include <fmt/format.h>
+
+#include <fstream>
 #include <random>
 #include <set>
 
@@ -38,7 +41,9 @@ struct RandomCase {
 constexpr int64_t kMinute = 60'000'000;
 constexpr int64_t kBase = 1'700'000'000'000'000;  // 2023-11-14, in microseconds
 
-RandomCase MakeCase(uint64_t seed) {
+// A random case; `large` ones have more than 4096 feature rows per file (the batch size from
+// which StreamingMatcher::Offer splits a batch over its threads).
+RandomCase MakeCase(uint64_t seed, bool large = false) {
   std::mt19937_64 rng(seed);
   auto uniform = [&](int64_t lo, int64_t hi) {
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
@@ -48,9 +53,9 @@ RandomCase MakeCase(uint64_t seed) {
   c.has_created = uniform(0, 1) == 1;
   c.cutoff = uniform(0, 2) == 0;
   c.ttl_minutes = uniform(0, 1) == 0 ? 0 : uniform(1, 20);
-  c.files = static_cast<int>(uniform(1, 3));
-  const int64_t keys = uniform(1, 12);
-  const int64_t rows = uniform(0, 300);
+  c.files = large ? 2 : static_cast<int>(uniform(1, 3));
+  const int64_t keys = large ? uniform(50, 400) : uniform(1, 12);
+  const int64_t rows = large ? uniform(10'000, 12'000) : uniform(0, 300);
   for (int64_t i = 0; i < rows; ++i) {
     c.f_key.push_back(uniform(0, keys - 1));
     c.f_ts.push_back(kBase + uniform(0, 40) * kMinute);
@@ -74,7 +79,7 @@ RandomCase MakeCase(uint64_t seed) {
     sorted.f_file[i] = c.f_file[order[i]];
   }
   c = sorted;
-  const int64_t entities = uniform(0, 120);
+  const int64_t entities = large ? uniform(1000, 2000) : uniform(0, 120);
   for (int64_t i = 0; i < entities; ++i) {
     c.e_key.push_back(uniform(0, keys + 1));  // some keys have no feature rows
     if (uniform(0, 19) == 0) {
@@ -155,7 +160,9 @@ Definitions MakeDefinitions(const RandomCase& c, const std::string& path) {
   return defs;
 }
 
-void WriteFeatureFiles(const RandomCase& c, const std::filesystem::path& dir, uint64_t seed) {
+// Writes the feature rows; each file's row groups hold `rows_per_group` rows.
+void WriteFeatureFiles(const RandomCase& c, const std::filesystem::path& dir,
+                       int64_t rows_per_group) {
   for (int f = 0; f < c.files; ++f) {
     std::vector<int64_t> keys, rows;
     std::vector<std::optional<int64_t>> ts, created;
@@ -191,69 +198,101 @@ void WriteFeatureFiles(const RandomCase& c, const std::filesystem::path& dir, ui
                    (dir / ("part-" + std::to_string(f) + ".parquet")).string())
                    .ValueOrDie();
     ASSERT_TRUE(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out,
-                                           /*chunk_size=*/1 + static_cast<int64_t>(seed % 50))
+                                           rows_per_group)
                     .ok());
     ASSERT_TRUE(out->Close().ok());
   }
 }
 
-TEST(PointInTimeJoin, AgreesWithABruteForceOracleOnRandomData) {
-  // A new seed each run; GRANARY_TEST_SEED=<seed> replays a failing one first.
+// Runs retrieval on case `c` with each memory budget and `threads` threads, and checks every
+// entity row's result against the oracle; adds the engine paths taken to `modes`.
+void CheckAgainstOracle(const RandomCase& c, int64_t rows_per_group,
+                        const std::vector<int64_t>& budgets, int threads, std::set<int>* modes) {
+  auto dir = TempDir::Make("granary-diff-").ValueOrDie();
+  std::filesystem::create_directories(dir.path() / "src");
+  WriteFeatureFiles(c, dir.path() / "src", rows_per_group);
+  Definitions defs = MakeDefinitions(c, (dir.path() / "src").string());
+  arrow::FieldVector fields{arrow::field("k1", KeyArray(c.kind, c.e_key, 0)->type())};
+  arrow::ArrayVector arrays{KeyArray(c.kind, c.e_key, 0)};
+  if (c.kind == KeyKind::kTwoKeys) {
+    fields.push_back(arrow::field("k2", arrow::utf8()));
+    arrays.push_back(KeyArray(c.kind, c.e_key, 1));
+  }
+  fields.push_back(arrow::field("event_timestamp", arrow::timestamp(arrow::TimeUnit::MICRO)));
+  arrays.push_back(TimeArray(c.e_ts));
+  RepoConfig config;
+  config.root = dir.path();
+  for (int64_t budget : budgets) {
+    HistoricalRequest request;
+    request.features = {{"view", "row"}};
+    request.created_timestamp_cutoff = c.cutoff;
+    request.memory_budget_bytes = budget;
+    request.threads = threads;
+    request.entities =
+        arrow::Table::Make(arrow::schema(fields), arrays, static_cast<int64_t>(c.e_key.size()));
+    HistoricalStats stats;
+    auto out = GetHistoricalFeatures(config, defs, request, &stats);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ASSERT_EQ((*out)->num_rows(), static_cast<int64_t>(c.e_key.size()));
+    if (!c.e_key.empty() && !c.f_key.empty()) {
+      modes->insert(std::min(stats.views[0].join.partitions, 2));
+    }
+    auto column = (*out)->GetColumnByName("row");
+    ASSERT_NE(column, nullptr);
+    int64_t i = 0;
+    for (const auto& chunk : column->chunks()) {
+      const auto& values = static_cast<const arrow::Int64Array&>(*chunk);
+      for (int64_t j = 0; j < values.length(); ++j, ++i) {
+        // Two-key cases key on (k, k % 3): equal exactly when k is equal.
+        const int64_t want = Oracle(c, c.e_key[i], c.e_ts[i]);
+        const int64_t got = values.IsNull(j) ? -1 : values.Value(j);
+        ASSERT_EQ(got, want) << "entity row " << i << " (key " << c.e_key[i] << "), budget "
+                             << budget << ", ttl " << c.ttl_minutes << "m, cutoff " << c.cutoff;
+      }
+    }
+  }
+}
+
+// A new seed each run; GRANARY_TEST_SEED=<seed> replays a failing one first.
+uint64_t FirstSeed() {
   const char* env = std::getenv("GRANARY_TEST_SEED");
-  const uint64_t first_seed = env != nullptr ? std::stoull(env) : std::random_device{}();
+  return env != nullptr ? std::stoull(env) : std::random_device{}();
+}
+
+TEST(PointInTimeJoin, AgreesWithABruteForceOracleOnRandomData) {
+  const uint64_t first_seed = FirstSeed();
   std::set<int> modes;  // engine paths taken
   for (uint64_t round = 0; round < 60; ++round) {
     const uint64_t seed = first_seed + round;
     SCOPED_TRACE("seed " + std::to_string(seed) +
                  " (rerun with GRANARY_TEST_SEED=" + std::to_string(seed) + ")");
-    RandomCase c = MakeCase(seed);
-    auto dir = TempDir::Make("granary-diff-").ValueOrDie();
-    std::filesystem::create_directories(dir.path() / "src");
-    WriteFeatureFiles(c, dir.path() / "src", seed);
-    Definitions defs = MakeDefinitions(c, (dir.path() / "src").string());
-    arrow::FieldVector fields{arrow::field("k1", KeyArray(c.kind, c.e_key, 0)->type())};
-    arrow::ArrayVector arrays{KeyArray(c.kind, c.e_key, 0)};
-    if (c.kind == KeyKind::kTwoKeys) {
-      fields.push_back(arrow::field("k2", arrow::utf8()));
-      arrays.push_back(KeyArray(c.kind, c.e_key, 1));
-    }
-    fields.push_back(arrow::field("event_timestamp", arrow::timestamp(arrow::TimeUnit::MICRO)));
-    arrays.push_back(TimeArray(c.e_ts));
-    RepoConfig config;
-    config.root = dir.path();
     // Every engine path: streaming (the default budget), keys and times sorted in memory (a
     // budget too small for streaming), and partitioned with spilling (tiny budgets).
-    for (int64_t budget : {kDefaultMemoryBudget, int64_t{25'000}, int64_t{4096}, int64_t{1}}) {
-      HistoricalRequest request;
-      request.features = {{"view", "row"}};
-      request.created_timestamp_cutoff = c.cutoff;
-      request.memory_budget_bytes = budget;
-      request.entities =
-          arrow::Table::Make(arrow::schema(fields), arrays, static_cast<int64_t>(c.e_key.size()));
-      HistoricalStats stats;
-      auto out = GetHistoricalFeatures(config, defs, request, &stats);
-      ASSERT_TRUE(out.ok()) << out.status().ToString();
-      ASSERT_EQ((*out)->num_rows(), static_cast<int64_t>(c.e_key.size()));
-      if (!c.e_key.empty() && !c.f_key.empty()) {
-        modes.insert(std::min(stats.views[0].join.partitions, 2));
-      }
-      auto column = (*out)->GetColumnByName("row");
-      ASSERT_NE(column, nullptr);
-      int64_t i = 0;
-      for (const auto& chunk : column->chunks()) {
-        const auto& values = static_cast<const arrow::Int64Array&>(*chunk);
-        for (int64_t j = 0; j < values.length(); ++j, ++i) {
-          // Two-key cases key on (k, k % 3): equal exactly when k is equal.
-          const int64_t want = Oracle(c, c.e_key[i], c.e_ts[i]);
-          const int64_t got = values.IsNull(j) ? -1 : values.Value(j);
-          ASSERT_EQ(got, want) << "entity row " << i << " (key " << c.e_key[i] << "), budget "
-                               << budget << ", ttl " << c.ttl_minutes << "m, cutoff " << c.cutoff;
-        }
-      }
-    }
+    CheckAgainstOracle(MakeCase(seed), 1 + static_cast<int64_t>(seed % 50),
+                       {kDefaultMemoryBudget, int64_t{25'000}, int64_t{4096}, int64_t{1}},
+                       /*threads=*/0, &modes);
+    if (HasFatalFailure()) return;
   }
   // 0: streamed, 1: sorted in memory, 2: partitioned.
   EXPECT_EQ(modes, (std::set<int>{0, 1, 2}));
+}
+
+TEST(PointInTimeJoin, AgreesWithTheOracleWhenLargeBatchesAreMatchedOnSeveralThreads) {
+  // Files of more than 4096 rows, read as one batch each: the streaming matcher splits each batch
+  // over 4 threads, whose per-thread candidates Finish merges.
+  const uint64_t first_seed = FirstSeed();
+  std::set<int> modes;
+  for (uint64_t round = 0; round < 3; ++round) {
+    const uint64_t seed = first_seed + round;
+    SCOPED_TRACE("seed " + std::to_string(seed) +
+                 " (rerun with GRANARY_TEST_SEED=" + std::to_string(seed) + ")");
+    RandomCase c = MakeCase(seed, /*large=*/true);
+    ASSERT_GT(c.f_key.size(), 5000u);
+    const int64_t one_group = static_cast<int64_t>(c.f_key.size());
+    CheckAgainstOracle(c, one_group, {kDefaultMemoryBudget, int64_t{1}}, /*threads=*/4, &modes);
+    if (HasFatalFailure()) return;
+  }
+  EXPECT_EQ(modes, (std::set<int>{0, 2}));  // streamed, and partitioned
 }
 
 // A source folder with one file of (driver_id, event_timestamp, rate) rows.
@@ -315,23 +354,98 @@ TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) 
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ((*ok)[0]->GetScalar(0).ValueOrDie()->ToString(), "3");
 
-  for (int variant = 0; variant < 2; ++variant) {
+  // The files read are rewritten between the passes: an error, not a mix of versions.
+  {
     JoinOptions options;
     options.after_match_pass = [&] {
-      if (variant == 0) {
-        WriteSource(dir.path() / "src/a.parquet", {1, 2, 4});  // same shape, other rows
-      } else {
-        WriteSource(dir.path() / "src/b.parquet", {5});  // one more file
-      }
+      WriteSource(dir.path() / "src/a.parquet", {1, 2, 4});  // same shape, other rows
     };
-    WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
-    std::filesystem::remove(dir.path() / "src/b.parquet");
     auto changed = PointInTimeJoin(*entities, vs, options, nullptr);
-    ASSERT_FALSE(changed.ok()) << "variant " << variant;
+    ASSERT_FALSE(changed.ok());
     EXPECT_NE(changed.status().message().find("its source changed while it was being read"),
               std::string::npos)
         << changed.status().message();
   }
+  // A file added to the folder between the passes is not part of this read: the join answers
+  // from the files it listed first.
+  {
+    WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
+    JoinOptions options;
+    options.after_match_pass = [&] { WriteSource(dir.path() / "src/b.parquet", {5}); };
+    auto added = PointInTimeJoin(*entities, vs, options, nullptr);
+    ASSERT_TRUE(added.ok()) << added.status().ToString();
+    EXPECT_EQ((*added)[0]->GetScalar(0).ValueOrDie()->ToString(), "3");
+  }
+}
+
+// Appends commit `version` to a Delta table of (driver_id, event_timestamp, rate): protocol and
+// metaData with the first, then an add of `file` (relative to the table).
+void CommitDelta(const std::filesystem::path& table, int version, const std::string& file) {
+  std::filesystem::create_directories(table / "_delta_log");
+  std::ofstream commit(table / "_delta_log" / fmt::format("{:020}.json", version));
+  if (version == 0) {
+    commit << R"({"protocol":{"minReaderVersion":1,"minWriterVersion":2}})" << "\n"
+           << R"({"metaData":{"id":"t","format":{"provider":"parquet","options":{}},)"
+           << R"("schemaString":"{\"type\":\"struct\",\"fields\":[)"
+           << R"({\"name\":\"driver_id\",\"type\":\"long\",\"nullable\":true,\"metadata\":{}},)"
+           << R"({\"name\":\"event_timestamp\",\"type\":\"timestamp\",\"nullable\":true,)"
+           << R"(\"metadata\":{}},)"
+           << R"({\"name\":\"rate\",\"type\":\"double\",\"nullable\":true,\"metadata\":{}}]}",)"
+           << R"("partitionColumns":[],"configuration":{}}})" << "\n";
+  }
+  commit << R"({"add":{"path":")" << file
+         << R"(","partitionValues":{},"size":1,"modificationTime":0,"dataChange":true}})" << "\n";
+}
+
+TEST(PointInTimeJoin, ADeltaCommitBetweenThePassesIsNotSeenAndDoesNotFailTheJoin) {
+  auto dir = TempDir::Make("granary-delta-commit-").ValueOrDie();
+  const auto table = dir.path() / "table";
+  std::filesystem::create_directories(table);
+  WriteSource(table / "part-0.parquet", {1, 2, 3});
+  CommitDelta(table, 0, "part-0.parquet");
+  Definitions defs;
+  Entity entity;
+  entity.name = "driver";
+  entity.join_keys = {"driver_id"};
+  entity.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
+  defs.entities.push_back(entity);
+  DataSource source;
+  source.name = "src";
+  source.path = table.string();
+  source.format = SourceFormat::kDelta;
+  source.timestamp_field = "event_timestamp";
+  defs.data_sources.push_back(source);
+  FeatureView view;
+  view.name = "v";
+  view.entities = {"driver"};
+  view.source = "src";
+  view.schema.push_back(Field{"rate", ValueType::Scalar(ScalarType::kFloat64), "", {}});
+  defs.feature_views.push_back(view);
+  arrow::Int64Builder ids;
+  (void)ids.Append(1);
+  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                             arrow::default_memory_pool());
+  (void)ts.Append(10 * 3'600'000'000LL);
+  auto entities =
+      arrow::RecordBatch::Make(arrow::schema({arrow::field("driver_id", arrow::int64()),
+                                              arrow::field("event_timestamp", ts.type())}),
+                               1, {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie()});
+  ViewSource vs{dir.path(), &defs, &defs.feature_views[0], {}};
+  JoinOptions options;
+  // A writer commits a newer row for the same driver between the passes.
+  options.after_match_pass = [&] {
+    WriteSource(table / "part-1.parquet", {5});
+    CommitDelta(table, 1, "part-1.parquet");
+  };
+  ViewJoinStats stats;
+  auto joined = PointInTimeJoin(*entities, vs, options, &stats);
+  ASSERT_TRUE(joined.ok()) << joined.status().ToString();
+  EXPECT_EQ((*joined)[0]->GetScalar(0).ValueOrDie()->ToString(), "3");  // version 0's answer
+  EXPECT_EQ(stats.scan.files_total, 1);
+  // The next retrieval sees version 1.
+  auto next = PointInTimeJoin(*entities, vs, JoinOptions{}, nullptr);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ((*next)[0]->GetScalar(0).ValueOrDie()->ToString(), "5");
 }
 
 TEST(EntityPartitioner, AMissingSpillFolderIsAClearError) {

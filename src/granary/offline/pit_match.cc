@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "granary/common/threads.h"
 #include "granary/offline/key_hash.h"
 #include "granary/offline/pit_join.h"
 
@@ -33,11 +34,6 @@ constexpr int kBuckets = 1 << kBucketBits;
 
 // Buckets use low bits of the hash; partitions use the high bits (EntityPartitioner::PartitionOf).
 inline int BucketOf(uint64_t hash) { return static_cast<int>(hash & (kBuckets - 1)); }
-
-int ThreadCount(int requested) {
-  if (requested > 0) return requested;
-  return std::max(1u, std::thread::hardware_concurrency());
-}
 
 // Runs fn(i) for i in [0, n) on `threads` threads; the first error wins.
 Status ParallelFor(int64_t n, int threads, const std::function<Status(int64_t)>& fn) {

@@ -1,3 +1,4 @@
+#include "granary/common/threads.h"
 #include "granary/offline/pit_stream.h"
 
 #include <arrow/api.h>
@@ -64,7 +65,7 @@ Result<std::unique_ptr<StreamingMatcher>> StreamingMatcher::Make(const KeyColumn
   s.entity_keys = entity_keys;
   s.ttl = ttl;
   s.cutoff = created_timestamp_cutoff;
-  s.threads = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
+  s.threads = ThreadCount(threads);
   s.injective = entity_keys->hash_is_injective();
   const int64_t n = entity_keys->length();
   s.entity_rows = n;

@@ -14,6 +14,7 @@
 #include <algorithm>
 
 #include "granary/offline/delta_log.h"
+#include "granary/types/arrow_convert.h"
 
 namespace granary {
 namespace {
@@ -31,6 +32,10 @@ class OwningReader final : public arrow::RecordBatchReader {
       auto st = inner_->ReadNext(batch);
       if (!st.ok()) return st.WithMessage(path_, ": ", st.message());
       return st;
+    } catch (const parquet::ParquetStatusException& e) {  // carries the I/O or decoding status
+      return e.status().WithMessage(path_, ": ", e.status().message());
+    } catch (const parquet::ParquetException& e) {  // data that cannot be decoded
+      return arrow::Status::Invalid(path_, ": ", e.what());
     } catch (const std::exception& e) {
       return arrow::Status::IOError(path_, ": ", e.what());
     }
@@ -42,53 +47,64 @@ class OwningReader final : public arrow::RecordBatchReader {
   std::string path_;
 };
 
-// Microseconds per unit of a Parquet timestamp column, or 0 when the column is no timestamp or
-// date whose statistics can be compared.
-int64_t MicrosPerUnit(const parquet::ColumnDescriptor& column) {
-  const auto& logical = column.logical_type();
-  if (logical == nullptr) return 0;
-  if (logical->is_timestamp()) {
-    const auto& ts = static_cast<const parquet::TimestampLogicalType&>(*logical);
-    switch (ts.time_unit()) {
-      case parquet::LogicalType::TimeUnit::MILLIS:
-        return 1000;
-      case parquet::LogicalType::TimeUnit::MICROS:
-        return 1;
-      case parquet::LogicalType::TimeUnit::NANOS:
-        return -1000;  // divide
-      default:
-        return 0;
-    }
-  }
-  if (logical->is_date()) return 86'400'000'000LL;
-  return 0;
-}
+// What the statistics of a Parquet column count: days (a date) or a timestamp unit.
+struct StatsUnit {
+  bool days = false;
+  arrow::TimeUnit::type unit = arrow::TimeUnit::MICRO;
 
-int64_t ToMicros(int64_t value, int64_t per_unit) {
-  if (per_unit > 0) return value * per_unit;
-  const int64_t d = -per_unit;
-  return value >= 0 ? value / d : -((-value + d - 1) / d);
+  int64_t ToMicros(int64_t value) const {
+    return days ? value * Duration::Days(1).micros : TimestampToMicros(value, unit);
+  }
+};
+
+// The unit of a Parquet timestamp or date column; nullopt for any other column, whose statistics
+// are not times.
+std::optional<StatsUnit> StatsUnitOf(const parquet::ColumnDescriptor& column) {
+  const auto& logical = column.logical_type();
+  if (logical == nullptr) return std::nullopt;
+  if (logical->is_date()) return StatsUnit{true};
+  if (!logical->is_timestamp()) return std::nullopt;
+  switch (static_cast<const parquet::TimestampLogicalType&>(*logical).time_unit()) {
+    case parquet::LogicalType::TimeUnit::MILLIS:
+      return StatsUnit{false, arrow::TimeUnit::MILLI};
+    case parquet::LogicalType::TimeUnit::MICROS:
+      return StatsUnit{false, arrow::TimeUnit::MICRO};
+    case parquet::LogicalType::TimeUnit::NANOS:
+      return StatsUnit{false, arrow::TimeUnit::NANO};
+    default:
+      return std::nullopt;
+  }
 }
 
 // The min and max of a row group's timestamp column in UTC microseconds, when known.
 std::optional<std::pair<int64_t, int64_t>> RowGroupRange(const parquet::RowGroupMetaData& rg,
                                                          int leaf,
                                                          const parquet::ColumnDescriptor& column) {
-  const int64_t per_unit = MicrosPerUnit(column);
-  if (per_unit == 0) return std::nullopt;
+  const std::optional<StatsUnit> unit = StatsUnitOf(column);
+  if (!unit) return std::nullopt;
   auto chunk = rg.ColumnChunk(leaf);
   if (chunk == nullptr || !chunk->is_stats_set()) return std::nullopt;
   auto stats = chunk->statistics();
   if (stats == nullptr || !stats->HasMinMax()) return std::nullopt;
   if (column.physical_type() == parquet::Type::INT64) {
     const auto& typed = static_cast<const parquet::Int64Statistics&>(*stats);
-    return std::pair(ToMicros(typed.min(), per_unit), ToMicros(typed.max(), per_unit));
+    return std::pair(unit->ToMicros(typed.min()), unit->ToMicros(typed.max()));
   }
   if (column.physical_type() == parquet::Type::INT32) {
     const auto& typed = static_cast<const parquet::Int32Statistics&>(*stats);
-    return std::pair(ToMicros(typed.min(), per_unit), ToMicros(typed.max(), per_unit));
+    return std::pair(unit->ToMicros(typed.min()), unit->ToMicros(typed.max()));
   }
   return std::nullopt;
+}
+
+// A failure while reading a fragment's batches (the message names the file): the file system
+// or disk (IOError), Parquet data that cannot be decoded (Corruption: a truncated or damaged
+// file), or CSV text that does not parse as its column's type (InvalidArgument: the data is the
+// user's input, to fix).
+Status ReadError(const arrow::Status& st, const Fragment& fragment) {
+  if (st.IsIOError()) return Status::IOError(st.message());
+  if (fragment.format == FragmentFormat::kCsv) return Status::InvalidArgument(st.message());
+  return Status::Corruption(fmt::format("{} (the file is damaged or truncated)", st.message()));
 }
 
 void CollectLeaves(const parquet::arrow::SchemaField& field, std::vector<int>* out) {
@@ -241,8 +257,11 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
     }
     return std::shared_ptr<arrow::RecordBatchReader>(std::make_shared<OwningReader>(
         owner, std::shared_ptr<arrow::RecordBatchReader>(std::move(*inner)), path));
+  } catch (const parquet::ParquetStatusException& e) {  // I/O (a file removed since planning)
+    return ReadError(e.status().WithMessage("cannot read ", path, ": ", e.status().message()),
+                     fragment);
   } catch (const std::exception& e) {
-    return Status::InvalidArgument(
+    return Status::Corruption(
         fmt::format("{} is not a readable Parquet file: {}", path, e.what()));
   }
 }
@@ -300,7 +319,7 @@ void FragmentPrefetcher::ReadLoop() {
       std::shared_ptr<arrow::RecordBatch> batch;
       auto st = (*reader)->ReadNext(&batch);
       if (!st.ok()) {
-        finish(Status::InvalidArgument(st.message()));
+        finish(ReadError(st, (*fragments_)[i]));
         break;
       }
       if (batch == nullptr) {

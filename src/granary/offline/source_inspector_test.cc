@@ -110,6 +110,36 @@ TEST(DeltaLog, ReadsSchemaOfTablesWithCheckpoints) {
   }
 }
 
+TEST(DeltaLog, ValidationReadsTheSchemaByTheSameReplayAsTheScan) {
+  // No _last_checkpoint and no commit with a metaData action: the schema is in the checkpoint
+  // found by listing the log.
+  auto vacuumed = ReadDeltaSchema(kTestData / "delta-rs/checkpoints_vacuumed");
+  ASSERT_TRUE(vacuumed.ok()) << vacuumed.status().ToString();
+  EXPECT_GT((*vacuumed)->num_fields(), 0);
+  auto no_pointer = ReadDeltaSchema(kTestData / "delta-rs/with_checkpoint_no_last_checkpoint");
+  ASSERT_TRUE(no_pointer.ok()) << no_pointer.status().ToString();
+  EXPECT_GT((*no_pointer)->num_fields(), 0);
+  // A corrupt _last_checkpoint is ignored, as the scan ignores it.
+  auto corrupt = ReadDeltaSchema(kTestData / "delta-golden/corrupted-last-checkpoint-kernel/delta");
+  ASSERT_TRUE(corrupt.ok()) << corrupt.status().ToString();
+  // The protocol is checked: a table the scan refuses fails validation too.
+  auto protocol =
+      ReadDeltaSchema(kTestData / "delta-golden/deltalog-invalid-protocol-version/delta");
+  ASSERT_FALSE(protocol.ok());
+  EXPECT_NE(protocol.status().message().find("needs reader version 99"), std::string::npos)
+      << protocol.status().message();
+  // Through the inspector that `granary apply` uses.
+  DataSource source;
+  source.name = "vacuumed";
+  source.path = "delta-rs/checkpoints_vacuumed";
+  source.format = SourceFormat::kDelta;
+  FileSourceInspector inspector(kTestData);
+  auto inspected = inspector.Inspect(source);
+  ASSERT_TRUE(inspected.ok()) << inspected.status().ToString();
+  ASSERT_TRUE(inspected->has_value());
+  EXPECT_EQ((*inspected)->schema->ToString(), (*vacuumed)->ToString());
+}
+
 TEST(DeltaLog, AFolderWithoutALogIsNotADeltaTable) {
   auto schema = ReadDeltaSchema(kTestData / "delta-golden/no-delta-log-folder/delta");
   ASSERT_FALSE(schema.ok());

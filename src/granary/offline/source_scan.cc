@@ -148,16 +148,77 @@ bool FeatureSourceScan::has_created_timestamp() const { return impl_->has_create
 int FeatureSourceScan::event_timestamp_index() const { return impl_->ts_index; }
 const SourceScanStats& FeatureSourceScan::stats() const { return impl_->stats; }
 
-Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
-    const std::filesystem::path& repo_root, const Definitions& defs, const FeatureView& view,
-    SourceScanOptions options) {
-  auto impl = std::make_unique<Impl>();
+namespace {
+
+// The data source `view` reads.
+Result<const DataSource*> SourceOf(const Definitions& defs, const FeatureView& view) {
   const DataSource* source = defs.FindDataSource(view.source);
   if (source == nullptr) {
     return Status::InvalidArgument(
         fmt::format("feature view '{}': unknown data source '{}'", view.name, view.source));
   }
-  impl->what = fmt::format("feature view '{}' (data source '{}')", view.name, source->name);
+  return source;
+}
+
+// "feature view 'v' (data source 's')", for messages.
+std::string Describe(const FeatureView& view, const DataSource& source) {
+  return fmt::format("feature view '{}' (data source '{}')", view.name, source.name);
+}
+
+}  // namespace
+
+Result<SourceSnapshot> SourceSnapshot::Read(const std::filesystem::path& repo_root,
+                                            const Definitions& defs, const FeatureView& view) {
+  GRANARY_ASSIGN_OR_RAISE(const DataSource* source, SourceOf(defs, view));
+  SourceSnapshot out;
+  out.format = source->format;
+  std::filesystem::path path(source->path);
+  if (path.is_relative()) path = repo_root / path;
+  if (source->format == SourceFormat::kDelta) {
+    auto delta = ReadDeltaSnapshot(path);
+    if (!delta.ok()) return delta.status().WithContext(Describe(view, *source));
+    out.delta_version = delta->version;
+    out.physical_names = delta->physical_names;
+    for (DeltaDataFile& file : delta->files) {
+      File f;
+      f.path = std::move(file.path);
+      for (auto& [logical, value] : file.partition_values) {
+        f.partition_values[delta->PhysicalName(logical)] = std::move(value);
+      }
+      f.delta_stats_json = std::move(file.stats_json);
+      out.files.push_back(std::move(f));
+    }
+    return out;
+  }
+  const bool csv = source->format == SourceFormat::kCsv;
+  GRANARY_ASSIGN_OR_RAISE(auto files, ListDataFiles(path, csv ? ".csv" : ".parquet"));
+  if (files.empty()) {
+    return Status::NotFound(fmt::format("{}: no {} files at {}", Describe(view, *source),
+                                        SourceFormatName(source->format), path.string()));
+  }
+  for (auto& file : files) {
+    File f;
+    f.partition_values = HivePartitionValues(path, file);
+    f.path = std::move(file);
+    out.files.push_back(std::move(f));
+  }
+  return out;
+}
+
+Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
+    const std::filesystem::path& repo_root, const Definitions& defs, const FeatureView& view,
+    SourceScanOptions options) {
+  GRANARY_ASSIGN_OR_RAISE(SourceSnapshot snapshot, SourceSnapshot::Read(repo_root, defs, view));
+  return Open(snapshot, defs, view, std::move(options));
+}
+
+Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceSnapshot& snapshot,
+                                                                   const Definitions& defs,
+                                                                   const FeatureView& view,
+                                                                   SourceScanOptions options) {
+  auto impl = std::make_unique<Impl>();
+  GRANARY_ASSIGN_OR_RAISE(const DataSource* source, SourceOf(defs, view));
+  impl->what = Describe(view, *source);
   impl->options = options;
   // Columns by definition name; file names are resolved below once the format is known.
   for (const std::string& entity_name : view.entities) {
@@ -202,43 +263,27 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
   }
   impl->schema = arrow::schema(fields);
 
-  std::filesystem::path path(source->path);
-  if (path.is_relative()) path = repo_root / path;
+  auto physical = [&](const std::string& logical) -> const std::string& {
+    auto it = snapshot.physical_names.find(logical);
+    return it == snapshot.physical_names.end() ? logical : it->second;
+  };
+  for (OutputColumn& c : impl->columns) c.file_name = physical(c.file_name);
   std::string date_partition = source->date_partition_column;
-  if (source->format == SourceFormat::kDelta) {
-    auto snapshot = ReadDeltaSnapshot(path);
-    if (!snapshot.ok()) return snapshot.status().WithContext(impl->what);
-    for (OutputColumn& c : impl->columns) c.file_name = snapshot->PhysicalName(c.file_name);
-    if (!date_partition.empty()) date_partition = snapshot->PhysicalName(date_partition);
-    const std::string ts_physical = impl->columns[impl->ts_index].file_name;
-    for (DeltaDataFile& file : snapshot->files) {
-      ++impl->stats.files_total;
-      if (DeltaStatsExclude(file.stats_json, ts_physical, options.start, options.end)) {
-        ++impl->stats.files_pruned;
-        continue;
-      }
-      Fragment fragment;
-      fragment.path = file.path;
-      for (auto& [logical, value] : file.partition_values) {
-        fragment.partition_values[snapshot->PhysicalName(logical)] = value;
-      }
-      impl->fragments.push_back(std::move(fragment));
+  if (!date_partition.empty()) date_partition = physical(date_partition);
+  const std::string ts_physical = impl->columns[impl->ts_index].file_name;
+  const bool delta = snapshot.delta_version >= 0;
+  for (const SourceSnapshot::File& file : snapshot.files) {
+    ++impl->stats.files_total;
+    if (delta && DeltaStatsExclude(file.delta_stats_json, ts_physical, options.start, options.end)) {
+      ++impl->stats.files_pruned;
+      continue;
     }
-  } else {
-    const bool csv = source->format == SourceFormat::kCsv;
-    GRANARY_ASSIGN_OR_RAISE(auto files, ListDataFiles(path, csv ? ".csv" : ".parquet"));
-    if (files.empty()) {
-      return Status::NotFound(fmt::format("{}: no {} files at {}", impl->what,
-                                          SourceFormatName(source->format), path.string()));
-    }
-    for (const auto& file : files) {
-      ++impl->stats.files_total;
-      Fragment fragment;
-      fragment.path = file;
-      fragment.format = csv ? FragmentFormat::kCsv : FragmentFormat::kParquet;
-      fragment.partition_values = HivePartitionValues(path, file);
-      impl->fragments.push_back(std::move(fragment));
-    }
+    Fragment fragment;
+    fragment.path = file.path;
+    fragment.format =
+        snapshot.format == SourceFormat::kCsv ? FragmentFormat::kCsv : FragmentFormat::kParquet;
+    fragment.partition_values = file.partition_values;
+    impl->fragments.push_back(std::move(fragment));
   }
   for (const OutputColumn& c : impl->columns) impl->request.columns.push_back(c.file_name);
   impl->request.timestamp_column = impl->columns[impl->ts_index].file_name;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,6 +59,30 @@ struct SourceScanStats {
   int64_t rows_estimated = 0;
 };
 
+// The data files of one view's source at one moment, before pruning: the files a file source's
+// path names, listed once, or the live files of a Delta table at the version its log had when
+// replayed (with its column mapping). Scans opened over the same snapshot read the same files,
+// whatever is added to the folder or committed to the table meanwhile: the two passes of a join
+// share one. A plain value; thread-compatible.
+struct SourceSnapshot {
+  struct File {
+    std::filesystem::path path;
+    // Column (as named in the files) -> value from hive folders or the Delta log; nullopt: null.
+    std::map<std::string, std::optional<std::string>> partition_values;
+    std::string delta_stats_json;  // the Delta add action's "stats", or ""
+  };
+  SourceFormat format = SourceFormat::kParquet;
+  int64_t delta_version = -1;  // the replayed Delta table version; -1 for file sources
+  std::vector<File> files;     // in read order: byte-wise by path
+  // Delta column mapping: logical column name -> physical name in the files (absent: the same).
+  std::map<std::string, std::string> physical_names;
+
+  // Lists the files of `view`'s source (relative paths against `repo_root`) or replays its Delta
+  // log. NotFound when a file source names no file; errors name the view and the source.
+  static Result<SourceSnapshot> Read(const std::filesystem::path& repo_root,
+                                     const Definitions& defs, const FeatureView& view);
+};
+
 // Reads one feature view's source. Columns of every batch, in this order: the join keys of the
 // view's entities (named and typed as the entities declare), `event_timestamp`
 // (timestamp[us, UTC]), `created_timestamp` (timestamp[us, UTC], only when the source has a
@@ -80,6 +105,12 @@ class FeatureSourceScan {
   // the Delta log, prunes files (date partitions, Delta stats) and Parquet row groups (min/max of
   // the timestamp column) by the range. Errors name the view, the source and the file.
   static Result<std::unique_ptr<FeatureSourceScan>> Open(const std::filesystem::path& repo_root,
+                                                         const Definitions& defs,
+                                                         const FeatureView& view,
+                                                         SourceScanOptions options);
+  // As Open, over the files of `snapshot` (SourceSnapshot::Read of the same view) instead of
+  // listing them again.
+  static Result<std::unique_ptr<FeatureSourceScan>> Open(const SourceSnapshot& snapshot,
                                                          const Definitions& defs,
                                                          const FeatureView& view,
                                                          SourceScanOptions options);

@@ -193,6 +193,37 @@ TEST(FeatureSourceScan, MissingAndCorruptFilesAreClearErrors) {
       << corrupt.status().message();
 }
 
+TEST(FeatureSourceScan, FilesRemovedOrDamagedAfterPlanningAreIOErrorOrCorruption) {
+  auto dir = TempDir::Make("granary-scan-damaged-").ValueOrDie();
+  const auto file = dir.path() / "src/a.parquet";
+  Definitions defs = Load(Defs("src"));
+  // Removed (vacuumed) between planning and reading: the file system's answer.
+  WriteHourly(file, 0, 100, 50);
+  auto scan = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], {});
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  std::filesystem::remove(file);
+  auto gone = (*scan)->Next();
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.status().code(), StatusCode::kIOError) << gone.status().ToString();
+  EXPECT_NE(gone.status().message().find(file.string()), std::string::npos)
+      << gone.status().message();
+  // Damaged: the data pages overwritten, the footer intact.
+  WriteHourly(file, 0, 100, 50);
+  scan = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], {});
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  {
+    std::fstream bytes(file, std::ios::in | std::ios::out | std::ios::binary);
+    bytes.seekp(4);
+    const std::string garbage(200, '\xff');
+    bytes.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  auto damaged = (*scan)->Next();
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_EQ(damaged.status().code(), StatusCode::kCorruption) << damaged.status().ToString();
+  EXPECT_NE(damaged.status().message().find(file.string()), std::string::npos)
+      << damaged.status().message();
+}
+
 TEST(FeatureSourceScan, DeltaSourcePrunesFilesByLogStatisticsAndTypesPartitionValues) {
   const std::string yaml =
       "entities:\n  - {name: thing, join_keys: [id], value_type: int64}\n"

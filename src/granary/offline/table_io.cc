@@ -11,12 +11,43 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstring>
+#include <fstream>
+#include <string>
+#include <string_view>
 
 namespace granary {
 namespace {
 
 enum class FileKind { kParquet, kCsv };
+
+// The process's file mode creation mask, read without changing it. umask(2) reads the mask only
+// by setting it, and the mask is process-wide: setting it to 0 for a moment would give files
+// that other threads create meanwhile the wrong mode. Linux shows it in /proc/self/status; where
+// that is missing, it is read once, on first use.
+mode_t CurrentUmask() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Umask:", 0) != 0) continue;
+    std::string_view digits(line);
+    digits.remove_prefix(6);
+    while (!digits.empty() && (digits.front() == ' ' || digits.front() == '\t')) {
+      digits.remove_prefix(1);
+    }
+    unsigned mask = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), mask, 8);
+    if (ec == std::errc() && end != digits.data()) return static_cast<mode_t>(mask & 0777);
+    break;
+  }
+  static const mode_t once = [] {
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    return mask;
+  }();
+  return once;
+}
 
 Result<FileKind> KindOf(const std::filesystem::path& path) {
   const std::string ext = path.extension().string();
@@ -85,9 +116,7 @@ Status WriteTableFile(const arrow::Table& table, const std::filesystem::path& pa
         fmt::format("cannot create a file in {}: {}", folder.string(), std::strerror(errno)));
   }
   // mkstemp makes the file private; give it the mode a new file would get.
-  const mode_t mask = ::umask(0);
-  ::umask(mask);
-  (void)::fchmod(fd, 0666 & ~mask);
+  (void)::fchmod(fd, 0666 & ~CurrentUmask());
   ::close(fd);
   auto fail = [&](const std::string& what) {
     std::error_code ec;

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "granary/types/arrow_convert.h"
 
 namespace granary {
@@ -51,7 +53,8 @@ Result<std::shared_ptr<arrow::Array>> OnlineFeatures::ToArrow(size_t v, size_t j
   return MakeArray(type, values);
 }
 
-OnlineFeaturesBuilder::OnlineFeaturesBuilder(const OnlineReadRequest& request) {
+OnlineFeaturesBuilder::OnlineFeaturesBuilder(const OnlineReadRequest& request, size_t max_bytes)
+    : max_bytes_(std::min(max_bytes, kMaxOnlineReadBytes)) {
   out_.num_rows_ = request.num_rows();
   out_.views_ = request.views;
   out_.cells_.resize(out_.views_.size() * out_.num_rows_);
@@ -65,6 +68,12 @@ OnlineFeaturesBuilder::OnlineFeaturesBuilder(const OnlineReadRequest& request) {
 }
 
 Result<OnlineFeatures> OnlineFeaturesBuilder::Finish(Timestamp now) {
+  if (out_.arena_.size() > max_bytes_) {
+    return Status::InvalidArgument(fmt::format(
+        "an online read of {} entity rows fetched {} bytes of stored values, more than the "
+        "limit of {} bytes per read; ask for fewer entity rows (or fewer views) per request",
+        out_.num_rows_, out_.arena_.size(), max_bytes_));
+  }
   std::vector<uint32_t> all_offsets;
   for (size_t v = 0; v < out_.views_.size(); ++v) {
     const ViewRead& read = out_.views_[v];
@@ -79,9 +88,10 @@ Result<OnlineFeatures> OnlineFeaturesBuilder::Finish(Timestamp now) {
       std::string_view body(out_.arena_.data() + span.offset, span.size);
       BodyHeader header;
       if (!ParseBodyHeader(body, view.features().size(), &header)) {
-        return Status::Corruption(
-            fmt::format("feature view '{}': a stored value of {} bytes is too short to read ({})",
-                        view.name(), span.size, read.keys->key(r).size()));
+        return Status::Corruption(fmt::format(
+            "feature view '{}': the stored value of entity row {} is {} bytes, too short for a "
+            "value header; it is corrupt: materialize the view again to replace it",
+            view.name(), r, span.size));
       }
       // A value written under another schema of the view is not this view's data any more.
       if (header.fingerprint != view.fingerprint()) continue;

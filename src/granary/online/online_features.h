@@ -107,11 +107,17 @@ class OnlineFeatures {
   std::vector<uint32_t> offsets_;    // per (view, row, requested feature): arena offset or null
 };
 
+// The most bytes of stored values one read may fetch (just under 4 GiB): values are found by
+// 32-bit offsets into them.
+inline constexpr size_t kMaxOnlineReadBytes = size_t{kNullOffset};
+
 // Used by stores to assemble an OnlineFeatures: append fetched bytes to arena(), point each
 // (view, row) at its body, then Finish. One per read; not thread-safe.
 class OnlineFeaturesBuilder {
  public:
-  explicit OnlineFeaturesBuilder(const OnlineReadRequest& request);
+  // `max_bytes`: the limit on arena() (kMaxOnlineReadBytes; tests pass less).
+  explicit OnlineFeaturesBuilder(const OnlineReadRequest& request,
+                                 size_t max_bytes = kMaxOnlineReadBytes);
 
   std::string* arena() { return &out_.arena_; }
   // The body of view v for row r is arena()[offset, offset + size).
@@ -119,7 +125,8 @@ class OnlineFeaturesBuilder {
     bodies_[out_.cell(v, r)] = {static_cast<uint32_t>(offset), static_cast<uint32_t>(size)};
   }
   // Checks fingerprints and ttl against `now`, finds the requested values. Corruption when a
-  // body of the right schema is malformed, naming the view.
+  // body of the right schema is malformed, naming the view; InvalidArgument when the arena holds
+  // more than the limit (the offsets set by SetBody would have wrapped).
   Result<OnlineFeatures> Finish(Timestamp now);
 
  private:
@@ -129,6 +136,7 @@ class OnlineFeaturesBuilder {
   };
   OnlineFeatures out_;
   std::vector<Span> bodies_;  // per (view, row)
+  size_t max_bytes_;
 };
 
 }  // namespace granary

@@ -21,7 +21,8 @@
 //   - AsyncRead never blocks the calling thread on the network: Redis connections used by it are
 //     owned per io_context and run on that io_context's thread (the one per-core worker of the
 //     HTTP server). The completion handler runs on `executor` (through asio::post), never
-//     inline inside AsyncRead. RocksDB answers from memory/disk inline (MultiGet), then posts.
+//     inline inside AsyncRead. RocksDB answers from memory/disk inline (a seek per entity), then
+//     posts.
 //   - The store must outlive every pending AsyncRead, and every io_context passed to AsyncRead
 //     must outlive the store: stop the io_contexts, destroy the store, then the io_contexts.
 //     Each such io_context must be run by one thread (the server's one io_context per core).

@@ -136,6 +136,49 @@ TEST_P(OnlineStoreTest, OlderRowsNeverReplaceNewerOnesAndCreatedTimeBreaksTies) 
   EXPECT_EQ(ReadOne("risk", {{Value(int64_t{9})}}).value(0, 0, 0).AsFloat64(), 8.0);
 }
 
+TEST_P(OnlineStoreTest, WriteOrderIsExactForTimestampsPastTwoToTheFiftyThreeMicroseconds) {
+  // Near 9999-12-31, microseconds need 58 bits: a double (Redis's Lua numbers) holds them only to
+  // the nearest 32, so T and T + 1 us would compare equal there.
+  const Timestamp t = Timestamp::FromMicros(253'402'214'400'000'000);  // 9999-12-31T00:00:00Z
+  const Timestamp epoch = Timestamp::FromMicros(0);
+  const Duration us = Duration::Microseconds(1);
+  auto row = [](int64_t bay, Timestamp event, Timestamp created, double occupancy) {
+    return Row{{Value("bay" + std::to_string(bay))}, event, created, {Value(occupancy)}};
+  };
+  // The first write of each entity must stay; the second is older by exactly 1 us:
+  // 1: a later event by 1 us beats an earlier event with a much later created time.
+  // 2: equal events; created 1 us later, both far after the event (delta near 2^58 us).
+  // 3: equal events; created 1 us later, both far before the event (negative deltas).
+  const std::vector<std::pair<Row, Row>> cases = {
+      {row(1, t + us, t, 1.0), row(1, t, t + Duration::Days(1), 2.0)},
+      {row(2, epoch, t + us, 1.0), row(2, epoch, t, 2.0)},
+      {row(3, t, epoch + us, 1.0), row(3, t, epoch, 2.0)},
+  };
+  for (const auto& [newer, older] : cases) {
+    EXPECT_EQ(Write("bay_stats", {newer}).written, 1);
+    WriteStats second = Write("bay_stats", {older});
+    EXPECT_EQ(second.written, 0) << newer.keys[0].ToString();
+    EXPECT_EQ(second.skipped_older, 1) << newer.keys[0].ToString();
+  }
+  // In one batch too (each store orders a key's rows itself).
+  for (const auto& [newer, older] : cases) {
+    Row newer_again = newer, older_again = older;
+    newer_again.keys = {Value("again" + newer.keys[0].ToString())};
+    older_again.keys = newer_again.keys;
+    Write("bay_stats", {older_again, newer_again});
+  }
+  std::vector<std::vector<Value>> keys;
+  for (const auto& [newer, older] : cases) keys.push_back(newer.keys);
+  for (const auto& [newer, older] : cases) {
+    keys.push_back({Value("again" + newer.keys[0].ToString())});
+  }
+  OnlineFeatures got = ReadOne("bay_stats", keys);
+  for (size_t r = 0; r < keys.size(); ++r) {
+    ASSERT_EQ(got.status(0, 0, r), FeatureStatus::kPresent) << r;
+    EXPECT_EQ(got.value(0, 0, r).AsFloat64(), 1.0) << keys[r][0].ToString();
+  }
+}
+
 TEST_P(OnlineStoreTest, ConcurrentWritersKeepTheNewestRowOfEveryEntity) {
   constexpr int kThreads = 4, kEntities = 300, kRounds = 6;
   std::vector<std::thread> threads;
@@ -277,6 +320,42 @@ TEST_P(OnlineStoreTest, BadRowsAreRejectedBeforeAnythingIsWritten) {
   ASSERT_FALSE(stats.ok());
   EXPECT_EQ(stats.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ReadOne("risk", {{Value(int64_t{1})}}).status(0, 0, 0), FeatureStatus::kNotFound);
+}
+
+TEST_P(OnlineStoreTest, ABadRowLateInALargeBatchLeavesNothingWritten) {
+  // 6000 rows over several write chunks (RocksDB: 256 rows; Redis: 4096 rows per pipeline); row
+  // 5000 has a null list element, which only the encoding of that row would meet.
+  constexpr int64_t kRows = 6000, kBadRow = 5000;
+  std::vector<Row> rows;
+  for (int64_t i = 0; i < kRows; ++i) rows.push_back(Row{{Value(i)}, kT0, {}, EveryTypeValues(i)});
+  auto batch = MakeRows(*View("every_type"), rows);
+  const int column = batch->schema()->GetFieldIndex("l_int64");
+  ASSERT_GE(column, 0);
+  arrow::ListBuilder lists(arrow::default_memory_pool(), std::make_shared<arrow::Int64Builder>());
+  auto* items = static_cast<arrow::Int64Builder*>(lists.value_builder());
+  for (int64_t i = 0; i < kRows; ++i) {
+    ASSERT_TRUE(lists.Append().ok());
+    ASSERT_TRUE(items->Append(i).ok());
+    if (i == kBadRow) ASSERT_TRUE(items->AppendNull().ok());
+  }
+  std::shared_ptr<arrow::Array> with_null;
+  ASSERT_TRUE(lists.Finish(&with_null).ok());
+  batch = batch->SetColumn(column, batch->schema()->field(column), with_null).ValueOrDie();
+
+  auto stats = store_->WriteBatch(*View("every_type"), *batch);
+  ASSERT_FALSE(stats.ok());
+  EXPECT_EQ(stats.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(stats.status().message().find("null list element in row 5000"), std::string::npos)
+      << stats.status().message();
+  // A read on the same thread runs its event loop (where queued Redis batches would go out):
+  // still nothing of the batch is stored.
+  std::vector<std::vector<Value>> keys;
+  for (int64_t i = 0; i < kRows; ++i) keys.push_back({Value(i)});
+  OnlineFeatures got = ReadOne("every_type", keys, {0});
+  ASSERT_EQ(got.num_rows(), static_cast<size_t>(kRows));
+  int64_t stored = 0;
+  for (size_t r = 0; r < got.num_rows(); ++r) stored += got.status(0, 0, r) != FeatureStatus::kNotFound;
+  EXPECT_EQ(stored, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, OnlineStoreTest, ::testing::ValuesIn(testing::StoreKinds()),

@@ -38,20 +38,18 @@ void WriteBinary(const arrow::Array& a, int64_t i, std::string* out) {
   out->append(v);
 }
 
-template <int64_t kMultiplier, int64_t kDivisor>
+template <arrow::TimeUnit::type kUnit>
 void WriteTimestamp(const arrow::Array& a, int64_t i, std::string* out) {
-  int64_t v = static_cast<const arrow::TimestampArray&>(a).Value(i);
-  if constexpr (kDivisor > 1) {
-    v = v >= 0 ? v / kDivisor : -((-v + kDivisor - 1) / kDivisor);  // floor
-  }
-  PutFixed<int64_t>(out, v * kMultiplier);
+  PutFixed<int64_t>(out,
+                    TimestampToMicros(static_cast<const arrow::TimestampArray&>(a).Value(i), kUnit));
 }
 
 void WriteDate32(const arrow::Array& a, int64_t i, std::string* out) {
   PutFixed<int64_t>(out, static_cast<const arrow::Date32Array&>(a).Value(i) * 86'400'000'000LL);
 }
 void WriteDate64(const arrow::Array& a, int64_t i, std::string* out) {
-  PutFixed<int64_t>(out, static_cast<const arrow::Date64Array&>(a).Value(i) * 1000);
+  PutFixed<int64_t>(out, TimestampToMicros(static_cast<const arrow::Date64Array&>(a).Value(i),
+                                           arrow::TimeUnit::MILLI));
 }
 
 template <typename Out>
@@ -121,13 +119,13 @@ ScalarWriter WriterFor(const arrow::DataType& type, ScalarType want) {
       if (id != Type::TIMESTAMP) return nullptr;
       switch (static_cast<const arrow::TimestampType&>(type).unit()) {
         case arrow::TimeUnit::SECOND:
-          return WriteTimestamp<1'000'000, 1>;
+          return WriteTimestamp<arrow::TimeUnit::SECOND>;
         case arrow::TimeUnit::MILLI:
-          return WriteTimestamp<1000, 1>;
+          return WriteTimestamp<arrow::TimeUnit::MILLI>;
         case arrow::TimeUnit::MICRO:
-          return WriteTimestamp<1, 1>;
+          return WriteTimestamp<arrow::TimeUnit::MICRO>;
         case arrow::TimeUnit::NANO:
-          return WriteTimestamp<1, 1000>;
+          return WriteTimestamp<arrow::TimeUnit::NANO>;
       }
       return nullptr;
   }
@@ -355,6 +353,24 @@ struct BodyEncoder::Column {
   bool slow = false;  // read through ValueAt (dictionaries, list views...)
 };
 
+// Where the elements of list row `row` are in the column's child values: (first, count).
+std::pair<int64_t, int64_t> BodyEncoder::ListRange(const Column& c, int64_t row) {
+  switch (c.array->type_id()) {
+    case arrow::Type::LIST: {
+      const auto& l = static_cast<const arrow::ListArray&>(*c.array);
+      return {l.value_offset(row), l.value_length(row)};
+    }
+    case arrow::Type::LARGE_LIST: {
+      const auto& l = static_cast<const arrow::LargeListArray&>(*c.array);
+      return {l.value_offset(row), l.value_length(row)};
+    }
+    default: {
+      const auto& l = static_cast<const arrow::FixedSizeListArray&>(*c.array);
+      return {l.value_offset(row), l.value_length(row)};
+    }
+  }
+}
+
 Result<BodyEncoder> BodyEncoder::Make(const ViewLayout& view, const arrow::RecordBatch& rows) {
   BodyEncoder enc;
   enc.view_ = &view;
@@ -411,25 +427,46 @@ Result<BodyEncoder> BodyEncoder::Make(const ViewLayout& view, const arrow::Recor
       col->scalar = WriterFor(*col->values->type(), f.type.scalar);
     }
     col->slow = col->scalar == nullptr;
+    GRANARY_RETURN_NOT_OK(enc.CheckRows(enc.columns_.size(), *col));
     enc.columns_.push_back(std::move(col));
   }
   return enc;
 }
 
+Status BodyEncoder::CheckRows(size_t f, const Column& c) const {
+  const int64_t rows = c.array->length();
+  if (c.slow) {
+    for (int64_t row = 0; row < rows; ++row) {
+      if (c.array->IsNull(row)) continue;
+      auto value = ValueAt(*c.array, row, c.type);
+      if (!value.ok()) {
+        return Status::InvalidArgument(fmt::format("feature view '{}': feature '{}', row {}: {}",
+                                                   view_->name(), view_->features()[f].name, row,
+                                                   value.status().message()));
+      }
+    }
+    return Status::OK();
+  }
+  if (!c.type.is_list || c.values->null_count() == 0) return Status::OK();
+  for (int64_t row = 0; row < rows; ++row) {
+    if (c.array->IsNull(row)) continue;
+    const auto [begin, length] = ListRange(c, row);
+    for (int64_t j = begin; j < begin + length; ++j) {
+      if (c.values->IsNull(j)) {
+        return Status::InvalidArgument(fmt::format(
+            "feature view '{}': feature '{}' has a null list element in row {}; list elements "
+            "must not be null (drop or replace the nulls before writing)",
+            view_->name(), view_->features()[f].name, row));
+      }
+    }
+  }
+  return Status::OK();
+}
+
 WriteOrder BodyEncoder::Order(int64_t row) const {
   auto micros = [](const arrow::Array* a, int64_t i) {
-    int64_t v = static_cast<const arrow::TimestampArray&>(*a).Value(i);
-    switch (static_cast<const arrow::TimestampType&>(*a->type()).unit()) {
-      case arrow::TimeUnit::SECOND:
-        return v * 1'000'000;
-      case arrow::TimeUnit::MILLI:
-        return v * 1000;
-      case arrow::TimeUnit::MICRO:
-        return v;
-      case arrow::TimeUnit::NANO:
-        return v >= 0 ? v / 1000 : -((-v + 999) / 1000);
-    }
-    return v;
+    return TimestampToMicros(static_cast<const arrow::TimestampArray&>(*a).Value(i),
+                             static_cast<const arrow::TimestampType&>(*a->type()).unit());
   };
   WriteOrder order;
   order.event_micros = micros(event_, row);
@@ -463,37 +500,8 @@ Status BodyEncoder::Append(int64_t row, std::string* out) const {
       c.scalar(*c.array, row, out);
       continue;
     }
-    int64_t begin = 0, length = 0;
-    switch (c.array->type_id()) {
-      case arrow::Type::LIST: {
-        const auto& l = static_cast<const arrow::ListArray&>(*c.array);
-        begin = l.value_offset(row);
-        length = l.value_length(row);
-        break;
-      }
-      case arrow::Type::LARGE_LIST: {
-        const auto& l = static_cast<const arrow::LargeListArray&>(*c.array);
-        begin = l.value_offset(row);
-        length = l.value_length(row);
-        break;
-      }
-      default: {
-        const auto& l = static_cast<const arrow::FixedSizeListArray&>(*c.array);
-        begin = l.value_offset(row);
-        length = l.value_length(row);
-        break;
-      }
-    }
-    if (c.values->null_count() > 0) {
-      for (int64_t j = begin; j < begin + length; ++j) {
-        if (c.values->IsNull(j)) {
-          return Status::InvalidArgument(fmt::format(
-              "feature view '{}': feature '{}' has a null list element in row {}; list elements "
-              "must not be null",
-              view_->name(), view_->features()[f].name, row));
-        }
-      }
-    }
+    // Make checked that no element is null.
+    const auto [begin, length] = ListRange(c, row);
     PutVarint(out, static_cast<uint64_t>(length));
     for (int64_t j = begin; j < begin + length; ++j) c.scalar(*c.values, j, out);
   }

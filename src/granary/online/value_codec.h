@@ -12,7 +12,7 @@
 //
 // Encoding reads Arrow arrays directly (no per-value variants); decoding finds each value's
 // offset once and reads values in place (no allocation). Thread-safe functions; BodyEncoder is
-// thread-compatible.
+// thread-compatible (see there).
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "granary/common/result.h"
@@ -104,17 +105,29 @@ struct ValueRef {
 // feature (named as the feature, of a type readable as it: CheckReadableAs), `event_timestamp`
 // (any timestamp unit; never null) and optionally `created_timestamp`. A missing feature column
 // is an error; extra columns are ignored.
+//
+// Make checks every row, so a store can reject a bad batch before it writes anything: once Make
+// succeeds, Append does not fail on any row of the batch.
+//
+// Thread-compatible: after Make, Append and Order are const and may run on several threads at
+// once (each with its own `out`); the batch must outlive the encoder.
 class BodyEncoder {
  public:
+  // InvalidArgument, naming the view, feature and row: a missing or mistyped column, a null
+  // event_timestamp, a null list element, or a value that cannot be read as its feature's type.
   static Result<BodyEncoder> Make(const ViewLayout& view, const arrow::RecordBatch& rows);
 
-  // Appends the body of row `row` to `out`. InvalidArgument for a null element in a list.
+  // Appends the body of row `row` to `out`.
   Status Append(int64_t row, std::string* out) const;
   WriteOrder Order(int64_t row) const;
 
   struct Column;  // how one feature column is encoded
 
  private:
+  // The per-row checks of feature column `f`: no null list element, every value readable.
+  Status CheckRows(size_t f, const Column& c) const;
+  static std::pair<int64_t, int64_t> ListRange(const Column& c, int64_t row);
+
   const ViewLayout* view_ = nullptr;
   const arrow::Array* event_ = nullptr;
   const arrow::Array* created_ = nullptr;

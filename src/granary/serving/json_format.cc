@@ -6,8 +6,6 @@
 namespace granary::serving {
 namespace {
 
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
 char* TwoDigits(char* p, unsigned v) {
   p[0] = static_cast<char>('0' + v / 10);
   p[1] = static_cast<char>('0' + v % 10);
@@ -30,18 +28,11 @@ int DecodeChar(char c) {
 size_t FormatRfc3339(Timestamp ts, char* out) {
   const int64_t secs = FloorDiv(ts.micros, 1'000'000);
   const int64_t frac = ts.micros - secs * 1'000'000;
-  int64_t z = FloorDiv(secs, 86'400);
-  const int64_t sod = secs - z * 86'400;
-  z += 719468;  // civil_from_days
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t y = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  y += m <= 2;
+  const int64_t days = FloorDiv(secs, 86'400);
+  const int64_t sod = secs - days * 86'400;
+  const CivilDate date = CivilFromDays(days);
+  const int64_t y = date.year;
+  const unsigned m = date.month, d = date.day;
   char* p = out;
   if (y >= 0 && y <= 9999) {
     p = TwoDigits(p, static_cast<unsigned>(y / 100));

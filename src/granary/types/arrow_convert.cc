@@ -89,25 +89,16 @@ bool Widens(ScalarType from, ScalarType to) {
 int64_t TimestampMicros(const arrow::Array& array, int64_t i) {
   switch (array.type_id()) {
     case arrow::Type::DATE32:
-      return static_cast<const arrow::Date32Array&>(array).Value(i) * 86'400'000'000LL;
+      return static_cast<const arrow::Date32Array&>(array).Value(i) * Duration::Days(1).micros;
     case arrow::Type::DATE64:
-      return static_cast<const arrow::Date64Array&>(array).Value(i) * 1000;
+      return TimestampToMicros(static_cast<const arrow::Date64Array&>(array).Value(i),
+                               arrow::TimeUnit::MILLI);
     default:
       break;
   }
   const auto& ts_type = static_cast<const arrow::TimestampType&>(*array.type());
-  int64_t v = static_cast<const arrow::TimestampArray&>(array).Value(i);
-  switch (ts_type.unit()) {
-    case arrow::TimeUnit::SECOND:
-      return v * 1'000'000;
-    case arrow::TimeUnit::MILLI:
-      return v * 1000;
-    case arrow::TimeUnit::MICRO:
-      return v;
-    case arrow::TimeUnit::NANO:
-      return v >= 0 ? v / 1000 : -((-v + 999) / 1000);
-  }
-  return v;
+  return TimestampToMicros(static_cast<const arrow::TimestampArray&>(array).Value(i),
+                           ts_type.unit());
 }
 
 // Reads one non-null scalar of `want` type from a non-list array.
@@ -243,8 +234,6 @@ void InitializeCompute() {
   });
 }
 
-int64_t FloorDiv(int64_t v, int64_t d) { return v >= 0 ? v / d : -((-v + d - 1) / d); }
-
 template <typename StringArrayT>
 Result<std::shared_ptr<arrow::Array>> ParseTimestamps(const StringArrayT& strings,
                                                       std::string_view column) {
@@ -298,31 +287,16 @@ Result<std::shared_ptr<arrow::Array>> ToUtcMicros(const std::shared_ptr<arrow::A
       return Status::InvalidArgument(
           fmt::format("column '{}' is {}, not a timestamp", column, array->type()->ToString()));
   }
-  int64_t scale_mul = 1, scale_div = 1;
-  if (array->type_id() == arrow::Type::DATE32) {
-    scale_mul = 86'400'000'000LL;
-  } else if (array->type_id() == arrow::Type::DATE64) {
-    scale_mul = 1000;
-  } else {
-    const auto& ts = static_cast<const arrow::TimestampType&>(*array->type());
-    switch (ts.unit()) {
-      case arrow::TimeUnit::SECOND:
-        scale_mul = 1'000'000;
-        break;
-      case arrow::TimeUnit::MILLI:
-        scale_mul = 1000;
-        break;
-      case arrow::TimeUnit::MICRO:
-        // Same values; only the type (time zone) may change, which costs no copy.
-        {
-          auto d = array->data()->Copy();
-          d->type = utc;
-          return arrow::MakeArray(d);
-        }
-      case arrow::TimeUnit::NANO:
-        scale_div = 1000;
-        break;
-    }
+  // date64 counts milliseconds; a timestamp its unit.
+  const arrow::TimeUnit::type unit =
+      array->type_id() == arrow::Type::TIMESTAMP
+          ? static_cast<const arrow::TimestampType&>(*array->type()).unit()
+          : arrow::TimeUnit::MILLI;
+  if (array->type_id() == arrow::Type::TIMESTAMP && unit == arrow::TimeUnit::MICRO) {
+    // Same values; only the type (time zone) may change, which costs no copy.
+    auto d = array->data()->Copy();
+    d->type = utc;
+    return arrow::MakeArray(d);
   }
   const auto& data = *array->data();
   auto buffer = arrow::AllocateBuffer(array->length() * sizeof(int64_t));
@@ -330,14 +304,10 @@ Result<std::shared_ptr<arrow::Array>> ToUtcMicros(const std::shared_ptr<arrow::A
   auto* out = reinterpret_cast<int64_t*>((*buffer)->mutable_data());
   if (array->type_id() == arrow::Type::DATE32) {
     const int32_t* in = data.GetValues<int32_t>(1);
-    for (int64_t i = 0; i < array->length(); ++i) out[i] = in[i] * scale_mul;
+    for (int64_t i = 0; i < array->length(); ++i) out[i] = in[i] * Duration::Days(1).micros;
   } else {
     const int64_t* in = data.GetValues<int64_t>(1);
-    if (scale_div > 1) {
-      for (int64_t i = 0; i < array->length(); ++i) out[i] = FloorDiv(in[i], scale_div);
-    } else {
-      for (int64_t i = 0; i < array->length(); ++i) out[i] = in[i] * scale_mul;
-    }
+    for (int64_t i = 0; i < array->length(); ++i) out[i] = TimestampToMicros(in[i], unit);
   }
   std::shared_ptr<arrow::Buffer> validity;
   if (data.null_count != 0 && data.buffers[0] != nullptr) {

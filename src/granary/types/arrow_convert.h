@@ -6,7 +6,10 @@
 #include <string_view>
 #include <vector>
 
+#include <arrow/type_fwd.h>
+
 #include "granary/common/result.h"
+#include "granary/common/time.h"
 #include "granary/types/value.h"
 
 namespace arrow {
@@ -38,6 +41,23 @@ Result<Value> ValueAt(const arrow::Array& array, int64_t i, ValueType type);
 
 // Appends `value` (null, or of exactly `type`) to a builder made for ToArrowType(type).
 Status AppendValue(arrow::ArrayBuilder* builder, ValueType type, const Value& value);
+
+// Microseconds of a timestamp `value` counted in `unit`; nanoseconds are floored (towards the
+// past), as everywhere in Granary. The one conversion of time units: callers with other unit
+// enums (Parquet's) map them to Arrow's.
+constexpr int64_t TimestampToMicros(int64_t value, arrow::TimeUnit::type unit) {
+  switch (unit) {
+    case arrow::TimeUnit::SECOND:
+      return value * 1'000'000;
+    case arrow::TimeUnit::MILLI:
+      return value * 1000;
+    case arrow::TimeUnit::MICRO:
+      return value;
+    case arrow::TimeUnit::NANO:
+      return FloorDiv(value, 1000);
+  }
+  return value;
+}
 
 // Timestamps as timestamp[us, tz=UTC]: from a timestamp of any unit (naive means UTC; nanoseconds
 // are floored to microseconds), date32/date64 (midnight UTC), or strings in ParseTimestamp's

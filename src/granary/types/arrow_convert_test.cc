@@ -46,6 +46,16 @@ std::vector<std::pair<ValueType, std::vector<Value>>> Samples() {
   };
 }
 
+TEST(TimestampToMicros, ScalesEveryUnitAndFloorsNanoseconds) {
+  EXPECT_EQ(TimestampToMicros(2, arrow::TimeUnit::SECOND), 2'000'000);
+  EXPECT_EQ(TimestampToMicros(-3, arrow::TimeUnit::MILLI), -3000);
+  EXPECT_EQ(TimestampToMicros(42, arrow::TimeUnit::MICRO), 42);
+  EXPECT_EQ(TimestampToMicros(1999, arrow::TimeUnit::NANO), 1);
+  EXPECT_EQ(TimestampToMicros(-1, arrow::TimeUnit::NANO), -1);  // the microsecond it lies in
+  EXPECT_EQ(TimestampToMicros(-1000, arrow::TimeUnit::NANO), -1);
+  static_assert(TimestampToMicros(5, arrow::TimeUnit::MILLI) == 5000);
+}
+
 TEST(ArrowConvert, EveryTypeRoundTripsThroughArrowArrays) {
   for (const auto& [type, values] : Samples()) {
     auto array = MakeArray(type, values);

@@ -40,6 +40,7 @@ void Connection::Send(std::string_view command, ReplyHandler* handler, uint32_t 
   if (pending_.empty()) deadline_ = SteadyClock::now() + options_.request_timeout;
   out_.append(command);
   pending_.push_back({handler, tag});
+  ++sent_;
 }
 
 void Connection::Flush() {

@@ -19,6 +19,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "granary/common/status.h"
@@ -68,9 +69,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const NodeAddress& address() const { return options_.address; }
   size_t pending() const { return pending_.size(); }
 
-  // The scripts the router has sent SCRIPT LOAD for on this connection (so NOSCRIPT replies for
-  // commands already in flight do not load them again).
-  std::vector<const std::string*> scripts_loaded;
+  // Commands queued with Send() so far: the position of the next one in this connection's order.
+  uint64_t sent() const { return sent_; }
+
+  // Per script source, the sent() position of the last SCRIPT LOAD the router queued here. A
+  // NOSCRIPT reply to a command queued before it needs no other load (the load runs before the
+  // command is sent again); one to a command queued after it means the server lost its scripts
+  // again (SCRIPT FLUSH, a restart), so the router loads once more.
+  std::vector<std::pair<const std::string*, uint64_t>> script_loads;
 
  private:
   enum class State { kNew, kConnecting, kReady, kFailed };
@@ -109,6 +115,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<char[]> in_;
   size_t in_capacity_ = 0, in_begin_ = 0, in_end_ = 0;
   std::deque<Pending> pending_;
+  uint64_t sent_ = 0;
   Reply reply_;  // reused between replies
 };
 

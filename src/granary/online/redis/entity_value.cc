@@ -31,8 +31,9 @@ void AppendSection(std::string* value, uint32_t view_id, std::string_view body) 
   value->append(body);
 }
 
-// Lua 5.1 numbers are doubles: timestamps (microseconds) are exact up to 2^53, about the year
-// 287,000; lengths and deltas too.
+// Lua 5.1 numbers are doubles, exact only up to 2^53: microsecond timestamps pass that in the
+// year 2255, so the script compares write orders byte by byte, never as numbers. Lengths of
+// values (far below 2^53) are the only numbers it computes with.
 const char* const kWriteScript = R"lua(-- granary write-if-newer, layout v1 (docs/ONLINE_LAYOUT.md)
 local view = ARGV[1]
 local ttl = tonumber(ARGV[2])
@@ -59,34 +60,67 @@ local function put_varint(n)
   return out .. char(n)
 end
 
--- The event timestamp: int64 little-endian at bytes 5..12 of a body.
-local function event_of(body)
-  local b1, b2, b3, b4, b5, b6, b7, b8 = byte(body, 5, 12)
-  if b8 >= 128 then
-    return -((((((((255 - b8) * 256 + (255 - b7)) * 256 + (255 - b6)) * 256 + (255 - b5)) * 256
-      + (255 - b4)) * 256 + (255 - b3)) * 256 + (255 - b2)) * 256 + (255 - b1)) - 1
+-- -1, 0 or 1 as a < b, a = b, a > b.
+local function sign(a, b)
+  if a < b then return -1 end
+  if a > b then return 1 end
+  return 0
+end
+
+-- Compares the event timestamps (int64 little-endian at bytes 5..12) of two bodies exactly: the
+-- top byte with its sign bit flipped, then the lower bytes, most significant first.
+local function compare_events(x, y)
+  local c = sign((byte(x, 12) + 128) % 256, (byte(y, 12) + 128) % 256)
+  local i = 11
+  while c == 0 and i >= 5 do
+    c = sign(byte(x, i), byte(y, i))
+    i = i - 1
   end
-  return ((((((b8 * 256 + b7) * 256 + b6) * 256 + b5) * 256 + b4) * 256 + b3) * 256 + b2) * 256 + b1
+  return c
 end
 
--- created - event, or nil when the row has no created timestamp (a varint at byte 13).
-local function created_of(body)
-  local c = get_varint(body, 13)
-  if c == nil or c == 0 then return nil end
-  c = c - 1
-  if c % 2 == 1 then return -(c + 1) / 2 end
-  return c / 2
+-- The created varint at byte 13 (0: no created timestamp, else zigzag(created - event) + 1) as
+-- its 7-bit groups, least significant first, without high zero groups.
+local function created_groups(body)
+  local groups, pos = {}, 13
+  while true do
+    local b = byte(body, pos)
+    if b == nil then return nil end
+    pos = pos + 1
+    if b < 128 then
+      groups[#groups + 1] = b
+      break
+    end
+    groups[#groups + 1] = b - 128
+  end
+  while #groups > 1 and groups[#groups] == 0 do groups[#groups] = nil end
+  return groups
 end
 
--- Whether `new` may replace `old`: another schema, or an order that is not older.
+-- Compares two varints given as groups, as unsigned numbers.
+local function compare_groups(a, b)
+  if #a ~= #b then return sign(#a, #b) end
+  for i = #a, 1, -1 do
+    if a[i] ~= b[i] then return sign(a[i], b[i]) end
+  end
+  return 0
+end
+
+-- Whether `new` may replace `old`: another schema, or an order that is not older. With equal
+-- events, created times compare as their deltas to the event: v = zigzag(d) + 1 is odd for
+-- d >= 0 (larger v, larger d) and even for d < 0 (larger v, smaller d).
 local function replaces(new, old)
   if #old < 13 or sub(new, 1, 4) ~= sub(old, 1, 4) then return true end
-  local en, eo = event_of(new), event_of(old)
-  if en ~= eo then return en > eo end
-  local cn, co = created_of(new), created_of(old)
-  if co == nil then return true end
-  if cn == nil then return false end
-  return cn >= co
+  local events = compare_events(new, old)
+  if events ~= 0 then return events > 0 end
+  local gn, go = created_groups(new), created_groups(old)
+  if go == nil or (#go == 1 and go[1] == 0) then return true end
+  if gn == nil or (#gn == 1 and gn[1] == 0) then return false end
+  local n_negative, o_negative = gn[1] % 2 == 0, go[1] % 2 == 0
+  if n_negative ~= o_negative then return o_negative end
+  local c = compare_groups(gn, go)
+  if n_negative then return c <= 0 end
+  return c >= 0
 end
 
 local written = 0

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <deque>
 #include <numeric>
+#include <thread>
 
 #include "granary/online/redis/entity_value.h"
 #include "granary/online/value_codec.h"
@@ -75,10 +76,13 @@ class WriteScriptBatch : public SyncBatch {
       stats.skipped_older += static_cast<int64_t>(keys_per_command[i]) - reply.integer;
       return;
     }
-    SetError(
-        reply.is_error() && reply.str.rfind("GRANARY", 0) == 0
-            ? Status::Corruption(std::string(reply.str.substr(8)))
-            : Status::Internal("unexpected reply to the write script: " + std::string(reply.str)));
+    if (!reply.is_error()) {  // the script returns a count or an error, nothing else
+      return SetError(
+          Status::Internal("unexpected reply to the write script: " + std::string(reply.str)));
+    }
+    SetError(reply.str.rfind("GRANARY", 0) == 0
+                 ? Status::Corruption(std::string(reply.str.substr(8)))
+                 : redis::ErrorReplyStatus("the write script (EVALSHA)", reply.str));
   }
   std::vector<uint16_t> keys_per_command;
   WriteStats stats;
@@ -123,8 +127,8 @@ class ReadBatch : public Batch {
       spans_[i] = {builder_.arena()->size(), reply.str.size()};
       builder_.arena()->append(reply.str);
     } else if (reply.type != ReplyType::kNil && error_.ok()) {
-      error_ = reply.is_error() && reply.ErrorCode() == "WRONGTYPE"
-                   ? Status::Corruption("an online key holds a value that is not a Granary value")
+      error_ = reply.is_error()
+                   ? redis::ErrorReplyStatus("GET", reply.str)
                    : Status::Unavailable("unexpected reply to GET: " + std::string(reply.str));
     }
   }
@@ -187,10 +191,96 @@ std::atomic<uint64_t> g_serial{0};
 
 }  // namespace
 
-struct RedisOnlineStore::ThreadSession {
+namespace redis {
+
+// One thread's io_context and router (with its connections) for one store.
+struct ThreadSession {
+  std::thread::id owner;
   asio::io_context io{1};
-  std::unique_ptr<redis::RedisClusterRouter> router;
+  std::unique_ptr<RedisClusterRouter> router;  // destroyed before `io`
 };
+
+// The sessions of one store, at most one per thread. Thread-safe.
+class ThreadSessionTable {
+ public:
+  explicit ThreadSessionTable(std::shared_ptr<RedisTopology> topology)
+      : topology_(std::move(topology)) {}
+
+  // The calling thread's session, made on first use. `made` says whether it is new.
+  ThreadSession* ForThisThread(bool* made) {
+    const std::thread::id self = std::this_thread::get_id();
+    std::lock_guard<std::mutex> lock(mu_);
+    *made = false;
+    for (const auto& session : sessions_) {
+      if (session->owner == self) return session.get();
+    }
+    auto session = std::make_unique<ThreadSession>();
+    session->owner = self;
+    session->router = std::make_unique<RedisClusterRouter>(session->io.get_executor(), topology_);
+    sessions_.push_back(std::move(session));
+    *made = true;
+    return sessions_.back().get();
+  }
+
+  // Closes and forgets the session of `thread` (which has no call running).
+  void Release(std::thread::id thread) {
+    std::unique_ptr<ThreadSession> gone;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+        if ((*it)->owner == thread) {
+          gone = std::move(*it);
+          sessions_.erase(it);
+          break;
+        }
+      }
+    }
+    // Closed outside the lock: closing connections runs no code of other sessions.
+  }
+
+  // Closes every session (the store is going; no call is running).
+  void Clear() {
+    std::vector<std::unique_ptr<ThreadSession>> gone;
+    std::lock_guard<std::mutex> lock(mu_);
+    gone.swap(sessions_);
+  }
+
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return sessions_.size();
+  }
+
+ private:
+  const std::shared_ptr<RedisTopology> topology_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<ThreadSession>> sessions_;  // guarded by mu_
+};
+
+}  // namespace redis
+
+namespace {
+
+// Per thread: the session tables holding a session of this thread. When the thread exits, its
+// sessions are released from the stores that still exist, so a store used by many short-lived
+// threads does not keep their connections open.
+class ThreadExitHook {
+ public:
+  void Add(const std::shared_ptr<redis::ThreadSessionTable>& table) {
+    std::erase_if(tables_, [](const auto& t) { return t.expired(); });
+    tables_.push_back(table);
+  }
+  ~ThreadExitHook() {
+    const std::thread::id self = std::this_thread::get_id();
+    for (const auto& weak : tables_) {
+      if (auto table = weak.lock()) table->Release(self);
+    }
+  }
+
+ private:
+  std::vector<std::weak_ptr<redis::ThreadSessionTable>> tables_;
+};
+
+}  // namespace
 
 uint64_t RedisOnlineStore::NextSerial() { return ++g_serial; }
 
@@ -265,6 +355,7 @@ Result<std::unique_ptr<RedisOnlineStore>> RedisOnlineStore::Open(Options options
   store->write_script_ = redis::kWriteScript;
   store->delete_script_ = redis::kDeleteViewsScript;
   store->topology_ = std::make_shared<redis::RedisTopology>(std::move(config));
+  store->sessions_ = std::make_shared<redis::ThreadSessionTable>(store->topology_);
   ThreadSession& session = store->ThisThread();
   if (options.cluster) {
     Status refreshed;
@@ -286,9 +377,12 @@ Result<std::unique_ptr<RedisOnlineStore>> RedisOnlineStore::Open(Options options
   }
   GRANARY_RETURN_NOT_OK(store->RunSync(load));
   for (const auto& r : load->replies) {
+    if (r.type == ReplyType::kError) {
+      return redis::ErrorReplyStatus("SCRIPT LOAD", r.str).WithContext(store->Describe());
+    }
     if (r.type != ReplyType::kString) {
       return Status::Unavailable(
-          fmt::format("{}: SCRIPT LOAD failed: {}", store->Describe(), r.str));
+          fmt::format("{}: unexpected reply to SCRIPT LOAD: {}", store->Describe(), r.str));
     }
   }
   store->write_sha_ = load->replies[0].str;
@@ -297,9 +391,9 @@ Result<std::unique_ptr<RedisOnlineStore>> RedisOnlineStore::Open(Options options
 }
 
 RedisOnlineStore::~RedisOnlineStore() {
-  // Routers go before their io_contexts; no call is running (the store outlives its calls).
-  for (auto& session : sessions_) session->router.reset();
-  sessions_.clear();
+  // No call is running (the store outlives its calls). Exiting threads may still release their
+  // own sessions meanwhile: the table is shared with their exit hooks.
+  if (sessions_) sessions_->Clear();
   std::lock_guard<std::mutex> lock(external_mu_);
   external_.clear();
 }
@@ -317,14 +411,18 @@ RedisOnlineStore::ThreadSession& RedisOnlineStore::ThisThread() {
   };
   thread_local Cache cache;
   if (cache.serial == serial_) return *cache.session;
-  std::lock_guard<std::mutex> lock(sessions_mu_);
-  auto session = std::make_unique<ThreadSession>();
-  session->router =
-      std::make_unique<redis::RedisClusterRouter>(session->io.get_executor(), topology_);
-  sessions_.push_back(std::move(session));
-  cache = {serial_, sessions_.back().get()};
-  return *cache.session;
+  // A thread that switches between stores finds its session of this one again.
+  bool made = false;
+  ThreadSession* session = sessions_->ForThisThread(&made);
+  if (made) {
+    thread_local ThreadExitHook exit_hook;
+    exit_hook.Add(sessions_);
+  }
+  cache = {serial_, session};
+  return *session;
 }
+
+size_t RedisOnlineStore::thread_sessions() const { return sessions_->size(); }
 
 void RedisOnlineStore::RunUntil(ThreadSession& session, const bool* done) {
   while (!*done) {
@@ -409,7 +507,12 @@ Result<WriteStats> RedisOnlineStore::WriteBatch(const ViewLayout& view,
           w.Arg(body);
         }
       });
-      GRANARY_RETURN_NOT_OK(encode_status);
+      if (!encode_status.ok()) {
+        // Batches already queued run on this thread's event loop: finish them now rather than
+        // when the thread next makes a call, long after this one returned.
+        while (!in_flight.empty()) wait_one();
+        return encode_status;
+      }
       batch->keys_per_command.push_back(static_cast<uint16_t>(count));
       g = g_end;
     }
@@ -493,6 +596,9 @@ Status RedisOnlineStore::ForEachKeyPage(
       });
       GRANARY_RETURN_NOT_OK(RunSync(scan).WithContext(Describe()));
       const redis::OwnedReply& reply = scan->replies.at(0);
+      if (reply.type == ReplyType::kError) {
+        return redis::ErrorReplyStatus("SCAN", reply.str).WithContext(Describe());
+      }
       if (reply.type != ReplyType::kArray || reply.elements.size() != 2) {
         return Status::Unavailable(fmt::format("{}: unexpected SCAN reply from {}: {}", Describe(),
                                                master.ToString(), reply.str));
@@ -520,7 +626,10 @@ Status RedisOnlineStore::DeleteViews(const std::vector<std::string>& view_names)
     }
     GRANARY_RETURN_NOT_OK(RunSync(batch).WithContext(Describe()));
     for (const auto& r : batch->replies) {
-      if (r.type == ReplyType::kError) return Status::Internal(Describe() + ": " + r.str);
+      if (r.type == ReplyType::kError) {
+        return redis::ErrorReplyStatus("the delete script (EVALSHA)", r.str)
+            .WithContext(Describe());
+      }
     }
     return Status::OK();
   });
@@ -532,7 +641,13 @@ Status RedisOnlineStore::DeleteAll() {
     for (const std::string& key : keys) {
       batch->Add(KeySlot(key), false, [&](CommandWriter& w) { w.Begin(2).Arg("UNLINK").Arg(key); });
     }
-    return RunSync(batch).WithContext(Describe());
+    GRANARY_RETURN_NOT_OK(RunSync(batch).WithContext(Describe()));
+    for (const auto& r : batch->replies) {
+      if (r.type == ReplyType::kError) {
+        return redis::ErrorReplyStatus("UNLINK", r.str).WithContext(Describe());
+      }
+    }
+    return Status::OK();
   });
 }
 

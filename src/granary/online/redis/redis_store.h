@@ -8,8 +8,9 @@
 // per node, and follow MOVED/ASK.
 //
 // Blocking calls (WriteBatch, Read, deletes) run their I/O on the calling thread: each thread
-// that calls them gets an io_context and connections of its own (kept until the store goes), so
-// a call costs no thread hand-off and threads never share a connection. AsyncRead runs on the
+// that calls them gets an io_context and connections of its own, one session per (store,
+// thread) kept until the store goes or the thread exits, so a call costs no thread hand-off and
+// threads never share a connection. AsyncRead runs on the
 // caller's io_context (see OnlineStore's threading contract); every io_context that calls it must
 // be run by exactly one thread (the HTTP server's one-io_context-per-core model).
 #pragma once
@@ -24,6 +25,10 @@
 #include "granary/online/redis/router.h"
 
 namespace granary {
+namespace redis {
+struct ThreadSession;
+class ThreadSessionTable;
+}  // namespace redis
 
 class RedisOnlineStore final : public OnlineStore {
  public:
@@ -60,9 +65,11 @@ class RedisOnlineStore final : public OnlineStore {
   std::string KeyOf(std::string_view entity_key) const { return prefix_ + std::string(entity_key); }
   // Redirects, retries and reconnections so far.
   const redis::RouterStats& stats() const { return topology_->stats(); }
+  // Threads holding a session (an io_context and connections) of this store; for tests.
+  size_t thread_sessions() const;
 
  private:
-  struct ThreadSession;
+  using ThreadSession = redis::ThreadSession;
   RedisOnlineStore() = default;
   // The calling thread's io_context and router for this store.
   ThreadSession& ThisThread();
@@ -81,9 +88,9 @@ class RedisOnlineStore final : public OnlineStore {
   std::string write_sha_, delete_sha_;
   std::shared_ptr<redis::RedisTopology> topology_;
   const uint64_t serial_ = NextSerial();
-  // Sessions of the threads that made blocking calls; guarded by sessions_mu_.
-  std::mutex sessions_mu_;
-  std::vector<std::unique_ptr<ThreadSession>> sessions_;
+  // Sessions of the threads that made blocking calls, one per thread; shared with those threads'
+  // exit hooks, which release their sessions.
+  std::shared_ptr<redis::ThreadSessionTable> sessions_;
   // Routers for callers' io_contexts, by execution context.
   std::mutex external_mu_;
   std::vector<std::pair<const void*, std::unique_ptr<redis::RedisClusterRouter>>> external_;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -263,20 +264,119 @@ TEST_F(RedisStoreTest, ProjectsAndDatabasesAreSeparate) {
   EXPECT_EQ(ReadBay(*c, "A")->status(0, 0, 0), FeatureStatus::kPresent);
 }
 
-TEST_F(RedisStoreTest, ScriptsAreLoadedAgainAfterAScriptFlush) {
+TEST_F(RedisStoreTest, ScriptsAreLoadedAgainAfterEveryScriptFlush) {
   auto server = RedisServer::Start().ValueOrDie();
   auto store = Open(OptionsFor(*server, "flush"));
   ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(server->Check({"SCRIPT", "FLUSH"}).ok());
-  std::vector<Row> rows;
-  for (int i = 0; i < 500; ++i)
-    rows.push_back(Row{{Value("bay" + std::to_string(i))}, kT0, {}, {Value(0.5)}});
   auto view = layouts_.at("bay_stats");
-  auto stats = store->WriteBatch(*view, *MakeRows(*view, rows));
-  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
-  EXPECT_EQ(stats->written, 500);
-  ASSERT_TRUE(store->DeleteViews({"bay_stats"}).ok());
-  EXPECT_EQ(server->Check({"DBSIZE"})->integer, 0);
+  // Each flush loses the scripts the connection loaded after the previous one.
+  for (int flush = 0; flush < 3; ++flush) {
+    SCOPED_TRACE("flush " + std::to_string(flush));
+    ASSERT_TRUE(server->Check({"SCRIPT", "FLUSH"}).ok());
+    std::vector<Row> rows;
+    for (int i = 0; i < 500; ++i) {
+      rows.push_back(
+          Row{{Value("bay" + std::to_string(i))}, kT0 + Duration::Seconds(flush), {}, {Value(0.5)}});
+    }
+    auto stats = store->WriteBatch(*view, *MakeRows(*view, rows));
+    ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+    EXPECT_EQ(stats->written, 500);
+    ASSERT_TRUE(server->Check({"SCRIPT", "FLUSH"}).ok());
+    ASSERT_TRUE(store->DeleteViews({"bay_stats"}).ok());
+    EXPECT_EQ(server->Check({"DBSIZE"})->integer, 0);
+  }
+}
+
+TEST_F(RedisStoreTest, PermissionAndMemoryRefusalsAreNotRetryableAndSayWhatToFix) {
+  RedisServerOptions server_options;
+  server_options.acl_users = {{"noscripts", "on >pw ~* &* +@all -@scripting"},
+                              {"noget", "on >pw ~* &* +@all -get"}};
+  auto server = RedisServer::Start(server_options).ValueOrDie();
+  auto options = OptionsFor(*server, "refusals");
+  options.password = "pw";
+  // SCRIPT LOAD refused at open.
+  options.username = "noscripts";
+  auto refused = RedisOnlineStore::Open(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition)
+      << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("may not run SCRIPT LOAD (NOPERM"), std::string::npos)
+      << refused.status().message();
+  EXPECT_NE(refused.status().message().find("ACL rules"), std::string::npos);
+  // GET refused on a read.
+  options.username = "noget";
+  auto store = Open(options);
+  ASSERT_NE(store, nullptr);
+  auto read = ReadBay(*store, "A");
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), StatusCode::kFailedPrecondition) << read.status().ToString();
+  EXPECT_NE(read.status().message().find("may not run GET"), std::string::npos)
+      << read.status().message();
+  // Writes refused while the server is at maxmemory.
+  ASSERT_TRUE(server->Check({"CONFIG", "SET", "maxmemory", "1"}).ok());
+  Status full = WriteBay(*store, "A", kT0);
+  ASSERT_TRUE(server->Check({"CONFIG", "SET", "maxmemory", "0"}).ok());
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.code(), StatusCode::kFailedPrecondition) << full.ToString();
+  EXPECT_NE(full.message().find("out of memory"), std::string::npos) << full.message();
+  EXPECT_NE(full.message().find("raise maxmemory"), std::string::npos) << full.message();
+  EXPECT_TRUE(WriteBay(*store, "A", kT0).ok());
+}
+
+int64_t ConnectedClients(const RedisServer& server) {
+  auto clients = server.Info("clients", "connected_clients");
+  EXPECT_TRUE(clients.ok()) << clients.status().ToString();
+  return clients.ok() ? std::stoll(*clients) : -1;
+}
+
+TEST_F(RedisStoreTest, AThreadKeepsOneSessionPerStoreAndExitedThreadsReleaseTheirs) {
+  auto server = RedisServer::Start().ValueOrDie();
+  auto a = Open(OptionsFor(*server, "a"));
+  auto b = Open(OptionsFor(*server, "b"));
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(WriteBay(*a, "A", kT0).ok());
+  ASSERT_TRUE(WriteBay(*b, "A", kT0).ok());
+  // Counted with the fixture's own connection, which INFO opens for itself.
+  const int64_t baseline = ConnectedClients(*server);
+  // One thread switching between two stores reuses its session of each.
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(ReadBay(*a, "A").ok());
+    ASSERT_TRUE(ReadBay(*b, "A").ok());
+  }
+  EXPECT_EQ(ConnectedClients(*server), baseline);
+  EXPECT_EQ(a->thread_sessions(), 1u);
+  EXPECT_EQ(b->thread_sessions(), 1u);
+
+  // Threads that made calls and exited leave no session (nor connection) behind.
+  for (int t = 0; t < 20; ++t) {
+    std::thread worker([&] {
+      EXPECT_TRUE(ReadBay(*a, "A").ok());
+      EXPECT_TRUE(WriteBay(*b, "B", kT0).ok());
+    });
+    worker.join();
+  }
+  EXPECT_EQ(a->thread_sessions(), 1u);
+  EXPECT_EQ(b->thread_sessions(), 1u);
+  // The server notices the closed sockets on its own schedule: wait for it (bounded).
+  int64_t clients = ConnectedClients(*server);
+  for (int i = 0; i < 200 && clients != baseline; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    clients = ConnectedClients(*server);
+  }
+  EXPECT_EQ(clients, baseline);
+  // A store destroyed before a thread that used it exits: the thread's exit finds it gone.
+  std::atomic<bool> used{false}, release{false};
+  std::thread late([&] {
+    EXPECT_TRUE(ReadBay(*b, "A").ok());
+    used = true;
+    while (!release) std::this_thread::yield();
+  });
+  while (!used) std::this_thread::yield();
+  b.reset();
+  release = true;
+  late.join();
+  EXPECT_TRUE(ReadBay(*a, "A").ok());
 }
 
 TEST(RedisConnectionString, ParsesOptionsAndRejectsUnknownOnes) {

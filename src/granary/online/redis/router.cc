@@ -38,6 +38,29 @@ bool ParseRedirect(std::string_view text, uint16_t* slot, NodeAddress* to) {
 
 }  // namespace
 
+Status ErrorReplyStatus(std::string_view command, std::string_view error) {
+  const std::string_view code = error.substr(0, error.find(' '));
+  if (code == "NOPERM") {
+    return Status::FailedPrecondition(fmt::format(
+        "the user may not run {} ({}); grant it in the user's ACL rules (Granary needs "
+        "+@read +@write +@keyspace +@scripting and key access ~<project>:*)",
+        command, error));
+  }
+  if (code == "OOM") {
+    return Status::FailedPrecondition(fmt::format(
+        "the server is out of memory for {} ({}); raise maxmemory, free memory, or choose an "
+        "eviction policy (maxmemory-policy) that may drop keys",
+        command, error));
+  }
+  if (code == "WRONGTYPE") {
+    return Status::Corruption(fmt::format(
+        "{} met a key that holds another type of value ({}); the key is not Granary's: use "
+        "another project name or remove the key",
+        command, error));
+  }
+  return Status::Unavailable(fmt::format("{} failed: {}", command, error));
+}
+
 // --------------------------------------------------------------------------------- topology
 
 std::shared_ptr<const SlotMap> RedisTopology::slots(uint64_t* version) const {
@@ -156,7 +179,9 @@ class RedisClusterRouter::Run : public ReplyHandler, public std::enable_shared_f
         attempts_(batch_->commands.size(), 0),
         asking_(batch_->commands.size(), 0),
         remaining_(batch_->commands.size()),
-        retry_timer_(router->executor_) {}
+        retry_timer_(router->executor_) {
+    if (batch_->script != nullptr) sent_at_.resize(batch_->commands.size());
+  }
 
   void Start() {
     self_ = shared_from_this();
@@ -206,6 +231,7 @@ class RedisClusterRouter::Run : public ReplyHandler, public std::enable_shared_f
     sent_to_[i] = node;
     asking_[i] = asking;
     if (asking) conn->Send(EncodeCommand({"ASKING"}), this, kIgnoreTag);
+    if (!sent_at_.empty()) sent_at_[i] = conn->sent();
     conn->Send(batch_->bytes(i), this, static_cast<uint32_t>(i));
     Touch(conn);
   }
@@ -236,20 +262,37 @@ class RedisClusterRouter::Run : public ReplyHandler, public std::enable_shared_f
   void ReloadScriptAndResend(size_t i) {
     const std::string* source = batch_->script;
     Node& node = router_->nodes_[sent_to_[i]];
-    if (source == nullptr || ++attempts_[i] > kMaxAttempts) {
-      return Fail(i, Status::Internal("Redis answered NOSCRIPT and the script cannot be loaded"));
+    if (source == nullptr) {
+      return Fail(i, Status::Internal("Redis answered NOSCRIPT to a batch that has no script"));
+    }
+    if (++attempts_[i] > kMaxAttempts) {
+      return Fail(i, Status::Unavailable(fmt::format(
+                         "redis at {} keeps answering NOSCRIPT after SCRIPT LOAD: its scripts are "
+                         "flushed continuously, or the user may not run SCRIPT LOAD (grant "
+                         "+@scripting in its ACL)",
+                         node.address.ToString())));
     }
     Connection* conn = node.connection.get();
     if (conn == nullptr || conn->failed()) {
       return Retry(i, Status::Unavailable("connection lost while loading the script"));
     }
-    auto& loaded = conn->scripts_loaded;
-    if (std::find(loaded.begin(), loaded.end(), source) == loaded.end()) {
+    auto& loads = conn->script_loads;
+    auto load = std::find_if(loads.begin(), loads.end(),
+                             [&](const auto& l) { return l.first == source; });
+    // A load queued after this command was sent runs before it is sent again; otherwise the
+    // server lost the script after any earlier load, and it is loaded once more.
+    if (load == loads.end() || load->second < sent_at_[i]) {
+      const uint64_t at = conn->sent();
       // Commands behind it on this connection run after the load: pipelining keeps order.
       conn->Send(EncodeCommand({"SCRIPT", "LOAD", *source}), this, kIgnoreTag);
-      loaded.push_back(source);
+      if (load == loads.end()) {
+        loads.emplace_back(source, at);
+      } else {
+        load->second = at;
+      }
     }
     if (asking_[i]) conn->Send(EncodeCommand({"ASKING"}), this, kIgnoreTag);
+    sent_at_[i] = conn->sent();
     conn->Send(batch_->bytes(i), this, static_cast<uint32_t>(i));
     Touch(conn);
     FlushTouched();
@@ -325,6 +368,8 @@ class RedisClusterRouter::Run : public ReplyHandler, public std::enable_shared_f
   std::vector<uint16_t> sent_to_;
   std::vector<uint8_t> attempts_;
   std::vector<uint8_t> asking_;
+  // Script batches: per command, its sent() position on the connection it went to last.
+  std::vector<uint64_t> sent_at_;
   size_t remaining_;
   Status error_;
   std::vector<uint32_t> retry_queue_;

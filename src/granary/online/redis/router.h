@@ -72,6 +72,10 @@ class RedisTopology {
 };
 
 // A batch of commands to run. Fill `buffer` and `commands` with Add(), then Execute().
+//
+// Not thread-safe: one thread fills it; from Execute() until OnDone() the router's thread owns
+// it (OnReply and OnDone run there) and no other thread may touch it; after OnDone the thread
+// that waited for it may read what the callbacks stored.
 class Batch {
  public:
   virtual ~Batch() = default;
@@ -111,6 +115,13 @@ class Batch {
   // The Lua source of the batch's EVALSHA commands, loaded when a node answers NOSCRIPT.
   const std::string* script = nullptr;
 };
+
+// The status of an error reply that reached a batch (redirects and retryable errors never do):
+// what it means for the caller, with the fix when an operator must act. NOPERM (the ACL user
+// may not run the command) and OOM (maxmemory reached) are FailedPrecondition: retrying cannot
+// help; WRONGTYPE (a key holds a value that is not Granary's) is Corruption; anything else
+// (BUSY, a refused connection limit, ...) is Unavailable. Callers add where (the store).
+Status ErrorReplyStatus(std::string_view command, std::string_view error);
 
 class RedisClusterRouter {
  public:

@@ -1,8 +1,9 @@
 // The embedded online store: RocksDB in the repository's data folder (the default).
 //
 // One RocksDB record per (entity, view): key = entity key bytes + view id (4 bytes, big-endian),
-// so an entity's views are adjacent and one MultiGet reads them from the same blocks; value =
-// version byte, expiry time, body (docs/ONLINE_LAYOUT.md, "RocksDB").
+// so an entity's views are adjacent: a read seeks once per entity and walks its views with
+// Next(), from the same blocks; value = version byte, expiry time, body (docs/ONLINE_LAYOUT.md,
+// "RocksDB").
 //
 // Write-if-newer is a compare-and-write under striped per-key locks inside the process (RocksDB
 // allows one process to open a database; the lock file refuses a second). A merge operator
