@@ -149,6 +149,15 @@ class Redis:
                 total_bytes += int(m.group(2))
         return round(total_bytes / total_keys) if total_keys else 0
 
+    def cpu_seconds(self):
+        """CPU time (user + system) the servers used so far."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for proc in self.procs:
+            fields = pathlib.Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / tick
+
     def stop(self):
         for proc in self.procs:
             proc.terminate()
@@ -157,18 +166,20 @@ class Redis:
 
 
 def timed(cmd):
-    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS MiB, stdout)."""
-    full = ["/usr/bin/time", "-f", "__rss_kb=%M", *cmd]
+    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS MiB, CPU seconds, stdout)."""
+    full = ["/usr/bin/time", "-f", "__rss_kb=%M __cpu=%U+%S", *cmd]
     start = time.monotonic()
     proc = subprocess.run(full, capture_output=True, text=True)
     seconds = time.monotonic() - start
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
     rss = int(re.search(r"__rss_kb=(\d+)", proc.stderr).group(1)) / 1024
-    return seconds, rss, proc.stdout
+    user, system = re.search(r"__cpu=([\d.]+)\+([\d.]+)", proc.stderr).groups()
+    return seconds, rss, float(user) + float(system), proc.stdout
 
 
 def redis_benchmark(ports, cluster, n, size, pipeline, clients):
+    """redis-benchmark SETs: values per second."""
     cmd = ["redis-benchmark", "-p", str(ports[0]), "-t", "set", "-n", str(n), "-r", str(n),
            "-d", str(size), "-P", str(pipeline), "-c", str(clients), "--csv"]
     if cluster:
@@ -188,7 +199,7 @@ def main():
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3, help="runs per store (median)")
     parser.add_argument("--stores", default="rocksdb,redis,redis_cluster")
-    parser.add_argument("--budgets", default="1GiB,128MiB",
+    parser.add_argument("--budgets", default="1GiB,32MiB",
                         help="--memory-budget values to run on each store")
     parser.add_argument("--pipeline", type=int, default=64, help="redis-benchmark -P")
     parser.add_argument("--clients", type=int, default=4, help="redis-benchmark -c")
@@ -203,7 +214,7 @@ def main():
     t = time.monotonic()
     generate(data, args.entities, args.features, args.history, args.files)
     size = sum(p.stat().st_size for p in data.glob("*.parquet"))
-    log(f"machine: {os.cpu_count()} cores; data: {args.entities:,} entities x {args.features} "
+    log(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; data: {args.entities:,} entities x {args.features} "
         f"features, {args.entities * args.history:,} rows in {args.files} Parquet files "
         f"({size / 2**20:.0f} MiB; ready in {time.monotonic() - t:.1f}s)")
 
@@ -232,17 +243,21 @@ def main():
             subprocess.run([str(GRANARY), "-C", str(repo), "apply"], check=True,
                            capture_output=True)
             for budget in args.budgets.split(","):
-                times, rss = [], []
+                times, rss, cpu, server_cpu = [], [], [], []
                 line = ""
                 for _ in range(args.runs):
                     if server:
                         server.flush()
+                        before = server.cpu_seconds()
                     shutil.rmtree(repo / "data" / "online", ignore_errors=True)
-                    seconds, peak, out = timed([str(GRANARY), "-C", str(repo), "materialize",
-                                                "2026-10-01", END, "-q", "--memory-budget",
-                                                budget])
+                    seconds, peak, used, out = timed([str(GRANARY), "-C", str(repo),
+                                                      "materialize", "2026-10-01", END, "-q",
+                                                      "--memory-budget", budget])
                     times.append(seconds)
                     rss.append(peak)
+                    cpu.append(used)
+                    if server:
+                        server_cpu.append(server.cpu_seconds() - before)
                     line = out.strip()
                     if server:
                         assert server.keys() == args.entities, (server.keys(), line)
@@ -250,23 +265,47 @@ def main():
                 rate = args.entities / median
                 log(f"{store:14s} budget {budget:7s} granary materialize: median {median:6.2f}s "
                     f"({', '.join(f'{x:.2f}' for x in times)}), {rate / 1000:7.1f}K entities/s, "
-                    f"peak RSS {max(rss):6.0f} MiB")
+                    f"peak RSS {max(rss):6.0f} MiB, granary CPU {statistics.median(cpu):.2f}s"
+                    + (f", Redis CPU {statistics.median(server_cpu) * 1e6 / args.entities:.1f} "
+                       f"us/entity" if server else ""))
                 log(f"    {line}")
                 results.append((store, budget, rate, max(rss)))
+            if store == "rocksdb":
+                baseline = ROOT / "build" / "bench" / "materialize_rocksdb_baseline"
+                # Granary's record: version and expiry (9 bytes), then the body: fingerprint,
+                # event time, created (a 5-byte varint here), null bitmap, 8 bytes per feature.
+                record = 9 + 4 + 8 + 5 + (args.features + 7) // 8 + 8 * args.features
+                rates = []
+                for _ in range(args.runs):
+                    target = work / "raw-rocksdb"
+                    shutil.rmtree(target, ignore_errors=True)
+                    out = subprocess.run([str(baseline), str(target), str(args.entities),
+                                          str(record), "2"], capture_output=True, text=True,
+                                         check=True).stdout
+                    rates.append(float(out.strip()))
+                base = statistics.median(rates)
+                mine = max(r for s, b, r, _ in results if s == store)
+                log(f"{store:14s} baseline raw RocksDB batched Puts of {record}-byte values, "
+                    f"2 threads: median {base / 1000:.1f}K values/s "
+                    f"({', '.join(f'{r / 1000:.0f}K' for r in rates)}); granary / raw = "
+                    f"{mine / base:.2f}")
             if server:
                 value = server.average_value_size()
                 key_len = len("bench:") + 4
                 mem = server.used_memory() / args.entities
-                rates = []
+                rates, bench_cpu = [], []
                 for _ in range(args.runs):
                     server.flush()
+                    before = server.cpu_seconds()
                     rates.append(redis_benchmark(server.ports, store == "redis_cluster",
                                                  args.entities, value, args.pipeline,
                                                  args.clients))
+                    bench_cpu.append(server.cpu_seconds() - before)
                 base = statistics.median(rates)
                 log(f"{store:14s} baseline redis-benchmark SET -P {args.pipeline} -c "
                     f"{args.clients} -d {value} (the stored value size; keys ~{key_len} B): "
-                    f"median {base / 1000:.1f}K values/s ({', '.join(f'{r / 1000:.0f}K' for r in rates)})")
+                    f"median {base / 1000:.1f}K values/s ({', '.join(f'{r / 1000:.0f}K' for r in rates)}), "
+                    f"Redis CPU {statistics.median(bench_cpu) * 1e6 / args.entities:.1f} us/value")
                 mine = max(r for s, b, r, _ in results if s == store)
                 log(f"{store:14s} granary / raw Redis = {mine / base:.2f} "
                     f"(goal >= 0.5); Redis memory after granary: {mem:.0f} B per entity")
