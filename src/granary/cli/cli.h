@@ -5,7 +5,9 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "granary/common/result.h"
 #include "granary/common/status.h"
+#include "granary/common/time.h"
 #include "granary/registry/repo_config.h"
 
 namespace granary::cli {
@@ -22,10 +24,18 @@ struct Context {
 };
 
 void RegisterInitCommand(CLI::App& app, Context& ctx);
-void RegisterRepoCommands(CLI::App& app, Context& ctx);     // apply, plan, teardown
-void RegisterCatalogCommands(CLI::App& app, Context& ctx);  // list, describe
-void RegisterDatagenCommand(CLI::App& app, Context& ctx);   // datagen
-void RegisterHistoricalCommand(CLI::App& app, Context& ctx);  // get-historical-features
-void RegisterOnlineCommands(CLI::App& app, Context& ctx);   // get-online-features
+void RegisterRepoCommands(CLI::App& app, Context& ctx);         // apply, plan, teardown
+void RegisterCatalogCommands(CLI::App& app, Context& ctx);      // list, describe
+void RegisterDatagenCommand(CLI::App& app, Context& ctx);       // datagen
+void RegisterHistoricalCommand(CLI::App& app, Context& ctx);    // get-historical-features
+void RegisterOnlineCommands(CLI::App& app, Context& ctx);       // get-online-features
+void RegisterMaterializeCommands(CLI::App& app, Context& ctx);  // materialize(-incremental)
+void RegisterStatusCommand(CLI::App& app, Context& ctx);        // status
+void RegisterScheduleCommand(CLI::App& app, Context& ctx);      // schedule
+
+// "2GiB", "512MiB", "1.5G", "800M", "1000000" (bytes); InvalidArgument naming `option`.
+Result<int64_t> ParseByteSize(const std::string& text, std::string_view option);
+// An ISO 8601 time or "now" (then `now`); InvalidArgument naming `what`.
+Result<Timestamp> ParseTimeArgument(const std::string& text, std::string_view what, Timestamp now);
 
 }  // namespace granary::cli

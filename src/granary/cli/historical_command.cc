@@ -29,31 +29,6 @@ struct HistoricalArgs {
   bool quiet = false;
 };
 
-// "2GiB", "512MiB", "1.5G", "800M", "1000000" (bytes).
-Result<int64_t> ParseByteSize(const std::string& text) {
-  size_t end = 0;
-  double number = 0;
-  try {
-    number = std::stod(text, &end);
-  } catch (const std::exception&) {
-    end = 0;
-  }
-  const std::string unit = end == 0 ? "?" : text.substr(end);
-  static const std::vector<std::pair<std::string, double>> kUnits = {
-      {"", 1},          {"B", 1},
-      {"K", 1e3},       {"KB", 1e3},
-      {"KiB", 1 << 10}, {"M", 1e6},
-      {"MB", 1e6},      {"MiB", 1 << 20},
-      {"G", 1e9},       {"GB", 1e9},
-      {"GiB", 1 << 30}, {"T", 1e12},
-      {"TB", 1e12},     {"TiB", 1099511627776.0}};
-  for (const auto& [name, scale] : kUnits) {
-    if (unit == name && number > 0) return static_cast<int64_t>(number * scale);
-  }
-  return Status::InvalidArgument(
-      fmt::format("--memory-budget '{}' is not a size: write e.g. 2GiB, 512MiB or 800MB", text));
-}
-
 Result<Definitions> LoadApplied(const RepoConfig& config) {
   GRANARY_ASSIGN_OR_RAISE(auto store,
                           OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting));
@@ -85,7 +60,8 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   request.feature_service = args.feature_service;
   request.full_feature_names = args.full_feature_names;
   request.created_timestamp_cutoff = args.created_timestamp_cutoff;
-  GRANARY_ASSIGN_OR_RAISE(request.memory_budget_bytes, ParseByteSize(args.memory_budget));
+  GRANARY_ASSIGN_OR_RAISE(request.memory_budget_bytes,
+                          ParseByteSize(args.memory_budget, "--memory-budget"));
   request.threads = args.threads;
   request.spill_dir = args.spill_dir;
   request.show_progress = !args.quiet;

@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
   granary::cli::RegisterDatagenCommand(app, ctx);
   granary::cli::RegisterHistoricalCommand(app, ctx);
   granary::cli::RegisterOnlineCommands(app, ctx);
+  granary::cli::RegisterMaterializeCommands(app, ctx);
+  granary::cli::RegisterStatusCommand(app, ctx);
+  granary::cli::RegisterScheduleCommand(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

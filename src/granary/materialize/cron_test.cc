@@ -89,6 +89,30 @@ TEST(Cron, ErrorsNameTheFieldAndTheFix) {
   EXPECT_NE(ErrorOf("").find("has 0 fields"), std::string::npos);
 }
 
+TEST(Cron, EdgeCasesOfRangesStepsAndSpacing) {
+  // 2026-11-25 is a Wednesday. FRI-7 runs to Sunday written as 7.
+  EXPECT_EQ(NextAfter("0 0 * * 5-7", "2026-11-25T00:00:00Z"), "2026-11-27T00:00:00Z");
+  EXPECT_EQ(NextAfter("0 0 * * 5-7", "2026-11-29T00:00:00Z"), "2026-12-04T00:00:00Z");
+  // A step larger than its range leaves only the start.
+  EXPECT_EQ(NextAfter("0-10/30 * * * *", "2026-11-25T10:00:00Z"), "2026-11-25T11:00:00Z");
+  // Tabs and repeated spaces separate fields as well.
+  EXPECT_EQ(NextAfter("0\t2   *  * *", "2026-11-25T01:00:00Z"), "2026-11-25T02:00:00Z");
+  // The last minute of the year rolls over into the next.
+  EXPECT_EQ(NextAfter("59 23 31 12 *", "2026-12-31T23:59:00Z"), "2027-12-31T23:59:00Z");
+  // A day that only some months have: the 31st skips the short months.
+  EXPECT_EQ(NextAfter("0 0 31 * *", "2027-01-31T00:00:00Z"), "2027-03-31T00:00:00Z");
+  // Seconds in `after` are ignored: the next whole minute that matches.
+  EXPECT_EQ(NextAfter("* * * * *", "2026-11-25T10:00:59.999999Z"), "2026-11-25T10:01:00Z");
+}
+
+TEST(Cron, QuartzExtensionsAreRejectedWithAMessage) {
+  // Not crontab(5): L, W, # and a sixth (seconds) field.
+  EXPECT_FALSE(CronSchedule::Parse("0 0 L * *").ok());
+  EXPECT_FALSE(CronSchedule::Parse("0 0 15W * *").ok());
+  EXPECT_FALSE(CronSchedule::Parse("0 0 * * 1#2").ok());
+  EXPECT_NE(ErrorOf("0 0 2 * * *").find("has 6 fields"), std::string::npos);
+}
+
 class LocalZone : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -64,6 +64,17 @@ struct RunOutcome {
   // On success, the view's watermark becomes this (if later than the current one), in the same
   // transaction as the run's record: a watermark never moves without a succeeded run.
   std::optional<Timestamp> advance_watermark_to;
+  // The online layout (schema fingerprint) the run wrote, kept with the watermark. When the
+  // stored watermark has another layout, it is replaced (even by an earlier time) rather than
+  // advanced: the data it stood for is no longer readable online.
+  std::string watermark_layout;
+};
+
+// A view's watermark with the online layout it was reached under.
+struct WatermarkState {
+  Timestamp watermark;
+  std::string layout;  // RunOutcome::watermark_layout of the run that set it; "" when unknown
+  Timestamp updated_at;
 };
 
 // Thread-compatible: one instance per thread; processes may share the underlying store.
@@ -84,6 +95,8 @@ class RegistryStore {
 
   // view -> watermark: the end of the newest interval materialized without a gap.
   virtual Result<std::map<std::string, Timestamp>> Watermarks() = 0;
+  // view -> watermark with its layout and when it last moved.
+  virtual Result<std::map<std::string, WatermarkState>> WatermarkStates() = 0;
   // Records a run as running and returns its id. Runs of this host still marked running whose
   // process is gone (a crash, kill -9) are first marked failed, with an error that says so.
   virtual Result<int64_t> StartRun(const MaterializationRun& run) = 0;

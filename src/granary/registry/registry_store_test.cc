@@ -203,6 +203,62 @@ TEST_F(RegistryStoreTest, AVersionOneRegistryIsMigratedOnOpen) {
   EXPECT_EQ(store->Watermarks().ValueOrDie().size(), 1u);
 }
 
+TEST_F(RegistryStoreTest, AWatermarkOfAnotherLayoutIsReplacedNotAdvanced) {
+  auto store = OpenSqliteRegistry(dir_ / "registry.db", OpenMode::kCreateIfMissing).ValueOrDie();
+  auto finish = [&](int64_t end, std::string layout) {
+    int64_t id = store->StartRun(RunOf("customer_risk", end)).ValueOrDie();
+    RunOutcome outcome = Outcome(RunStatus::kSucceeded, end);
+    outcome.watermark_layout = std::move(layout);
+    ASSERT_TRUE(store->FinishRun(id, outcome).ok());
+  };
+  finish(200, "aaaa0001");
+  finish(150, "aaaa0001");  // same layout: never backwards
+  auto states = store->WatermarkStates().ValueOrDie();
+  EXPECT_EQ(states.at("customer_risk").watermark, Timestamp::FromSeconds(200));
+  EXPECT_EQ(states.at("customer_risk").layout, "aaaa0001");
+  EXPECT_EQ(states.at("customer_risk").updated_at, Timestamp::FromSeconds(5000));
+  finish(120, "bbbb0002");  // the schema changed: the earlier end replaces it
+  states = store->WatermarkStates().ValueOrDie();
+  EXPECT_EQ(states.at("customer_risk").watermark, Timestamp::FromSeconds(120));
+  EXPECT_EQ(states.at("customer_risk").layout, "bbbb0002");
+  EXPECT_EQ(store->Watermarks().ValueOrDie().at("customer_risk"), Timestamp::FromSeconds(120));
+}
+
+TEST_F(RegistryStoreTest, AVersionTwoRegistryKeepsItsWatermarksWithAnUnknownLayout) {
+  const auto path = dir_ / "registry.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE registry_versions (version INTEGER PRIMARY KEY, "
+                           "applied_at INTEGER NOT NULL, fingerprint TEXT NOT NULL, project TEXT "
+                           "NOT NULL, definitions TEXT NOT NULL);"
+                           "CREATE TABLE watermarks (view TEXT PRIMARY KEY, watermark INTEGER NOT "
+                           "NULL, updated_at INTEGER NOT NULL);"
+                           "CREATE TABLE materialization_runs (id INTEGER PRIMARY KEY "
+                           "AUTOINCREMENT, view TEXT NOT NULL, interval_start INTEGER NOT NULL, "
+                           "interval_end INTEGER NOT NULL, triggered_by TEXT NOT NULL, started_at "
+                           "INTEGER NOT NULL, finished_at INTEGER, status TEXT NOT NULL, rows_read "
+                           "INTEGER NOT NULL DEFAULT 0, entities_written INTEGER NOT NULL DEFAULT "
+                           "0, entities_skipped INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL "
+                           "DEFAULT '', pid INTEGER NOT NULL, host TEXT NOT NULL);"
+                           "INSERT INTO watermarks VALUES ('customer_risk', 7000000, 8000000);"
+                           "PRAGMA user_version = 2;",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto store = OpenSqliteRegistry(path, OpenMode::kOpenExisting).ValueOrDie();
+  auto states = store->WatermarkStates().ValueOrDie();
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states.at("customer_risk").watermark, Timestamp::FromSeconds(7));
+  EXPECT_EQ(states.at("customer_risk").layout, "");
+  store.reset();
+  // Opening again does not migrate twice.
+  store = OpenSqliteRegistry(path, OpenMode::kOpenExisting).ValueOrDie();
+  EXPECT_EQ(store->WatermarkStates().ValueOrDie().size(), 1u);
+}
+
 TEST_F(RegistryStoreTest, AFileThatIsNotARegistryIsReportedAsCorrupt) {
   std::filesystem::create_directories(dir_);
   std::ofstream(dir_ / "registry.db") << "this is not sqlite, just some text that is long enough "

@@ -12,7 +12,7 @@ namespace granary {
 namespace {
 
 // The schema version this code writes (PRAGMA user_version). Older files are migrated on open.
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS registry_versions (
@@ -48,6 +48,12 @@ CREATE TABLE IF NOT EXISTS materialization_runs (
   host              TEXT    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS materialization_runs_by_view ON materialization_runs (view, id);
+)sql";
+
+// Version 3: the online layout (schema fingerprint) a watermark was reached under; '' for
+// watermarks of version 2 files (unknown: materialization starts such a view over).
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE watermarks ADD COLUMN layout TEXT NOT NULL DEFAULT '';
 )sql";
 
 // Owns a prepared statement.
@@ -160,6 +166,21 @@ class SqliteRegistry final : public RegistryStore {
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
       out[Column(s.get(), 0)] = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 1));
+    }
+    if (rc != SQLITE_DONE) return Error("read watermarks");
+    return out;
+  }
+
+  Result<std::map<std::string, WatermarkState>> WatermarkStates() override {
+    Statement s(db_, "SELECT view, watermark, layout, updated_at FROM watermarks");
+    if (!s.prepared()) return Error("read watermarks");
+    std::map<std::string, WatermarkState> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      WatermarkState& state = out[Column(s.get(), 0)];
+      state.watermark = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 1));
+      state.layout = Column(s.get(), 2);
+      state.updated_at = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 3));
     }
     if (rc != SQLITE_DONE) return Error("read watermarks");
     return out;
@@ -317,14 +338,19 @@ class SqliteRegistry final : public RegistryStore {
     if (outcome.status != RunStatus::kSucceeded || !outcome.advance_watermark_to) {
       return Status::OK();
     }
+    // Same layout: the watermark only moves forward. Another layout: the old watermark stood for
+    // data the online store no longer reads, so this run's end replaces it.
     Statement w(db_,
-                "INSERT INTO watermarks (view, watermark, updated_at) VALUES (?1, ?2, ?3) "
-                "ON CONFLICT (view) DO UPDATE SET watermark = MAX(watermark, ?2), "
-                "updated_at = ?3");
+                "INSERT INTO watermarks (view, watermark, updated_at, layout) "
+                "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (view) DO UPDATE SET "
+                "watermark = CASE WHEN layout = ?4 THEN MAX(watermark, ?2) ELSE ?2 END, "
+                "updated_at = ?3, layout = ?4");
     ok = w.prepared() &&
          sqlite3_bind_text(w.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
          sqlite3_bind_int64(w.get(), 2, outcome.advance_watermark_to->micros) == SQLITE_OK &&
          sqlite3_bind_int64(w.get(), 3, outcome.finished_at.micros) == SQLITE_OK &&
+         sqlite3_bind_text(w.get(), 4, outcome.watermark_layout.c_str(), -1, SQLITE_TRANSIENT) ==
+             SQLITE_OK &&
          sqlite3_step(w.get()) == SQLITE_DONE;
     if (!ok) return Error("advance a watermark");
     return Status::OK();
@@ -355,6 +381,7 @@ class SqliteRegistry final : public RegistryStore {
     }
     if (version < 1) GRANARY_RETURN_NOT_OK(Exec(kSchemaV1));
     if (version < 2) GRANARY_RETURN_NOT_OK(Exec(kSchemaV2));
+    if (version < 3) GRANARY_RETURN_NOT_OK(Exec(kSchemaV3));
     return Exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
   }
 

@@ -1,0 +1,169 @@
+// materialize, materialize-incremental: the latest feature values from the offline sources into
+// the online store (materialize/materializer.h; docs/OPERATIONS.md).
+#include <fmt/format.h>
+
+#include <atomic>
+#include <csignal>
+
+#include "granary/cli/cli.h"
+#include "granary/cli/materialize_args.h"
+#include "granary/cli/signals.h"
+#include "granary/common/progress.h"
+#include "granary/materialize/interval.h"
+#include "granary/materialize/materializer.h"
+
+namespace granary::cli {
+
+void AddMaterializeOptions(CLI::App* cmd, MaterializeArgs* args) {
+  cmd->add_option("--views", args->views,
+                  "Feature views to materialize, comma-separated (default: every online view)");
+  cmd->add_option("--memory-budget", args->memory_budget,
+                  "Memory for picking each entity's latest row and the batches in flight; past "
+                  "it the first pass spills to disk (e.g. 512MiB, 2GiB)")
+      ->capture_default_str();
+  cmd->add_option("--write-threads", args->write_threads,
+                  "Parallel writers to the online store (0: two per core)")
+      ->capture_default_str();
+  cmd->add_option("--write-batch-rows", args->write_batch_rows, "Rows per online store write")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--spill-dir", args->spill_dir,
+                  "Folder for spill files (default: $TMPDIR or /tmp)");
+  cmd->add_flag("-q,--quiet", args->quiet, "No progress bars");
+}
+
+std::vector<std::string> SplitViews(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size() && !text.empty()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(start, comma - start);
+    if (!item.empty()) out.push_back(std::move(item));
+    start = comma + 1;
+  }
+  return out;
+}
+
+Result<MaterializeOptions> MakeMaterializeOptions(const MaterializeArgs& args) {
+  MaterializeOptions options;
+  GRANARY_ASSIGN_OR_RAISE(options.memory_budget_bytes,
+                          ParseByteSize(args.memory_budget, "--memory-budget"));
+  options.write_threads = args.write_threads;
+  options.write_batch_rows = args.write_batch_rows;
+  options.spill_dir = args.spill_dir;
+  options.progress.mode =
+      args.quiet ? ProgressOptions::Mode::kSilent : ProgressOptions::Mode::kDetect;
+  return options;
+}
+
+std::string DescribeView(const ViewMaterialization& v) {
+  if (v.up_to_date) return fmt::format("{}: up to date ({})", v.view, v.watermark_note);
+  std::string line =
+      fmt::format("{}: {} .. {}", v.view, FormatIntervalStart(v.start), FormatTimestamp(v.end));
+  if (v.started_over) line += " (the schema changed since the watermark: started over)";
+  const auto& s = v.scan;
+  line += fmt::format(
+      ": {} rows read ({} of {} files and {} of {} row groups pruned), {} entities: {} written, "
+      "{} skipped (online row newer)",
+      Progress::HumanCount(static_cast<double>(s.rows_scanned)), s.files_pruned, s.files_total,
+      s.row_groups_pruned, s.row_groups_total,
+      Progress::HumanCount(static_cast<double>(v.entities)),
+      Progress::HumanCount(static_cast<double>(v.entities_written)),
+      Progress::HumanCount(static_cast<double>(v.entities_skipped)));
+  if (v.null_key_rows > 0)
+    line += fmt::format(", {} rows with a null join key ignored", v.null_key_rows);
+  if (v.partitions > 0) {
+    line += fmt::format(", {} partitions ({} MiB spilled)", v.partitions, v.bytes_spilled >> 20);
+  }
+  const double rate = v.seconds > 0 ? static_cast<double>(v.entities) / v.seconds : 0;
+  line += fmt::format(", in {:.1f}s ({} entities/s)", v.seconds, Progress::HumanCount(rate));
+  if (!v.status.ok()) return line + fmt::format("\n  FAILED: {}", v.status.message());
+  if (!v.watermark_note.empty()) {
+    line += "; " + v.watermark_note;
+  } else if (v.watermark_after) {
+    line += fmt::format("; watermark {}", FormatTimestamp(*v.watermark_after));
+  }
+  return line;
+}
+
+namespace {
+
+struct IntervalArgs {
+  std::string start;
+  std::string end;
+};
+
+void RunMaterialize(Context& ctx, MaterializeRequest::Kind kind, const IntervalArgs& times,
+                    const MaterializeArgs& args) {
+  RepoConfig config;
+  if (!ctx.LoadConfig(&config)) return;
+  auto options = MakeMaterializeOptions(args);
+  if (!options.ok()) return ctx.Fail(options.status());
+  const Timestamp now = options->clock->Now();
+  MaterializeRequest request;
+  request.kind = kind;
+  request.views = SplitViews(args.views);
+  request.trigger =
+      kind == MaterializeRequest::Kind::kIncremental ? "materialize-incremental" : "materialize";
+  auto end = ParseTimeArgument(times.end, "END", now);
+  if (!end.ok()) return ctx.Fail(end.status());
+  request.end = *end;
+  if (kind == MaterializeRequest::Kind::kInterval) {
+    auto start = ParseTimeArgument(times.start, "START", now);
+    if (!start.ok()) return ctx.Fail(start.status());
+    request.start = *start;
+  }
+  options->after_view = [](const ViewMaterialization& v) {
+    fmt::print("{}\n", DescribeView(v));
+    std::fflush(stdout);
+  };
+  std::atomic<bool> cancelled{false};
+  auto signals = SignalWatcher::Start([&cancelled](int sig) {
+    fmt::print(stderr,
+               "{}: stopping; the view in progress is recorded as failed and its "
+               "watermark stays (press again to quit at once)\n",
+               sig == SIGINT ? "interrupted" : "terminated");
+    cancelled.store(true);
+  });
+  auto report = Materialize(config, request, *options, nullptr, &cancelled);
+  const int sig = signals->received();
+  signals.reset();
+  if (!report.ok()) return ctx.Fail(report.status());
+  if (!report->status.ok()) {
+    ctx.Fail(report->status);
+    if (sig != 0) ctx.exit_code = 128 + sig;
+  }
+}
+
+}  // namespace
+
+void RegisterMaterializeCommands(CLI::App& app, Context& ctx) {
+  {
+    auto times = std::make_shared<IntervalArgs>();
+    auto args = std::make_shared<MaterializeArgs>();
+    CLI::App* cmd = app.add_subcommand(
+        "materialize",
+        "Write the latest feature values with event times in [START, END] to the online store");
+    cmd->add_option("START", times->start, "Interval start, inclusive (ISO 8601)")->required();
+    cmd->add_option("END", times->end, "Interval end, inclusive (ISO 8601 or 'now')")->required();
+    AddMaterializeOptions(cmd, args.get());
+    cmd->callback([&ctx, times, args] {
+      RunMaterialize(ctx, MaterializeRequest::Kind::kInterval, *times, *args);
+    });
+  }
+  {
+    auto times = std::make_shared<IntervalArgs>();
+    auto args = std::make_shared<MaterializeArgs>();
+    CLI::App* cmd = app.add_subcommand(
+        "materialize-incremental",
+        "Write the feature values that arrived since each view's watermark, up to END");
+    cmd->add_option("END", times->end, "Interval end, inclusive (ISO 8601 or 'now')")->required();
+    AddMaterializeOptions(cmd, args.get());
+    cmd->callback([&ctx, times, args] {
+      RunMaterialize(ctx, MaterializeRequest::Kind::kIncremental, *times, *args);
+    });
+  }
+}
+
+}  // namespace granary::cli

@@ -1,0 +1,105 @@
+// The first pass of materialization: which source row is each entity's latest in an interval.
+//
+// The latest row of an entity is the greatest by (event_timestamp, created_timestamp, read
+// position): a null created timestamp (or a source without that column) is older than any value,
+// and a full tie goes to the row read last, as the point-in-time join chooses
+// (docs/POINT_IN_TIME.md, with t = the interval's end and no ttl). Rows with a null join key
+// belong to no entity and are never chosen.
+//
+// Only join keys and timestamps are read. The answer is a list of read positions (and their event
+// times, so the second pass can check it reads the same rows), sorted by position: the second
+// pass (gather_writer.h) then reads the features in the same order and keeps just those rows.
+//
+// Memory: one hash table entry per entity (LatestRowTable) while the entities fit in the budget;
+// otherwise the keys and times are split by entity into partitions (EntityPartitioner, spilled to
+// Arrow IPC files past half the budget) and each partition gets a table of its own. The list of
+// chosen rows costs 16 bytes per entity either way.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "granary/common/result.h"
+#include "granary/offline/pit_join.h"
+#include "granary/offline/source_scan.h"
+
+namespace arrow {
+class Array;
+}
+
+namespace granary {
+
+class Progress;
+
+// The latest row of each entity among the rows offered to it. Not thread-safe.
+class LatestRowTable {
+ public:
+  // `single_integer_key`: the view has one join key of an integer-like type (its hash is then
+  // exact and keys are kept as 8 bytes); otherwise keys are kept as bytes.
+  explicit LatestRowTable(bool single_integer_key) : integer_keys_(single_integer_key) {}
+
+  // Offers rows: `keys` are the join key columns, `event_ts` and `created_ts` (may be null)
+  // timestamp[us] columns of the same length. Row i has read position `positions[i]` when
+  // `positions` (int64) is given, else `position_offset + i`.
+  Status Offer(const std::vector<std::shared_ptr<arrow::Array>>& keys, const arrow::Array& event_ts,
+               const arrow::Array* created_ts, int64_t position_offset,
+               const arrow::Array* positions = nullptr);
+
+  int64_t entities() const;
+  // Rows offered with a null join key (never chosen).
+  int64_t null_key_rows() const { return null_key_rows_; }
+  // An estimate of the table's memory, in bytes.
+  int64_t memory_bytes() const;
+  // Bytes an entry costs, for planning before any row is seen.
+  static int64_t BytesPerEntity(bool single_integer_key);
+
+  // Appends the chosen rows (unsorted) to `out` and empties the table.
+  void TakeChosen(std::vector<ChosenRow>* out);
+
+ private:
+  struct Entry {
+    int64_t event = 0;
+    int64_t created = 0;  // INT64_MIN: none
+    int64_t position = 0;
+  };
+  void OfferOne(Entry* slot, bool inserted, const Entry& row);
+
+  bool integer_keys_;
+  std::unordered_map<uint64_t, Entry> by_integer_;
+  std::unordered_map<std::string, Entry> by_bytes_;
+  int64_t key_bytes_ = 0;  // bytes of keys longer than the inline string buffer
+  int64_t null_key_rows_ = 0;
+};
+
+struct LatestRowsOptions {
+  // Bytes for the table (or the partitions' buffers and one partition's table).
+  int64_t memory_budget_bytes = int64_t{1} << 30;
+  std::filesystem::path spill_dir;               // empty: the system's temp dir
+  Progress* progress = nullptr;                  // counts rows read; may be null
+  const std::atomic<bool>* cancelled = nullptr;  // checked between batches; may be null
+  int force_partitions = 0;                      // tests: > 0 partitions this many ways
+};
+
+struct LatestRowsStats {
+  SourceScanStats scan;
+  int partitions = 0;  // 0: one table in memory; > 0: partitioned this many ways
+  int64_t bytes_spilled = 0;
+  int64_t null_key_rows = 0;
+  int64_t peak_state_bytes = 0;  // the table, or the partitioner's buffers plus a partition's
+};
+
+// Runs the first pass over `source` (its scan options give the interval; the join key and
+// timestamp columns are read, never the features). The chosen rows come back sorted by position.
+Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
+                                                const LatestRowsOptions& options,
+                                                LatestRowsStats* stats);
+
+// Whether two scans of the same source and range planned the same files and row groups (a
+// second pass compares its plan with the first's to notice a source that changed in between).
+bool SameScanPlan(const SourceScanStats& a, const SourceScanStats& b);
+
+}  // namespace granary

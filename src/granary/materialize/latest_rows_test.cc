@@ -1,0 +1,147 @@
+// The first pass against a brute-force implementation of the rules on random data with many ties,
+// in memory and partitioned with spilling; and the whole run against the same oracle.
+#include "granary/materialize/latest_rows.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <tuple>
+
+#include "granary/materialize/test_repo.h"
+
+namespace granary {
+namespace {
+
+using testing::At;
+using testing::RiskRow;
+using testing::TestRepo;
+
+// Rows with few distinct times and created times (many ties, some full ties), in files.
+std::vector<std::vector<RiskRow>> RandomFiles(uint64_t seed, int files, int rows_per_file,
+                                              int64_t customers) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::vector<RiskRow>> out(files);
+  double value = 0;
+  for (auto& file : out) {
+    for (int i = 0; i < rows_per_file; ++i) {
+      RiskRow r;
+      r.customer_id = static_cast<int64_t>(rng() % customers);
+      r.event = At("2026-11-25T00:00:00Z") + Duration::Hours(static_cast<int64_t>(rng() % 4));
+      const int c = static_cast<int>(rng() % 4);
+      if (c > 0) r.created = At("2026-11-25T00:00:00Z") + Duration::Minutes(c);
+      r.score = ++value;  // identifies the row
+      file.push_back(r);
+    }
+  }
+  return out;
+}
+
+// The rules: greatest (event, created with null lowest, read position).
+std::map<int64_t, const RiskRow*> Oracle(const std::vector<std::vector<RiskRow>>& files) {
+  std::map<int64_t, std::tuple<int64_t, int64_t, int64_t>> best;
+  std::map<int64_t, const RiskRow*> out;
+  int64_t position = 0;
+  for (const auto& file : files) {
+    for (const RiskRow& r : file) {
+      auto key = std::make_tuple(
+          r.event.micros, r.created ? r.created->micros : std::numeric_limits<int64_t>::min(),
+          position++);
+      auto it = best.find(r.customer_id);
+      if (it == best.end() || key > it->second) {
+        best[r.customer_id] = key;
+        out[r.customer_id] = &r;
+      }
+    }
+  }
+  return out;
+}
+
+struct Mode {
+  const char* name;
+  int force_partitions;
+  int64_t budget;
+};
+
+class LatestRowsAgainstTheRules : public ::testing::TestWithParam<std::tuple<Mode, uint64_t>> {};
+
+TEST_P(LatestRowsAgainstTheRules, MaterializedValuesAreTheLatestRows) {
+  const auto& [mode, seed] = GetParam();
+  auto repo = TestRepo::Make("rocksdb");
+  auto files = RandomFiles(seed, 3, 3000, 500);
+  for (size_t f = 0; f < files.size(); ++f) {
+    repo->WriteRows("part-" + std::to_string(f), files[f], /*row_group_rows=*/700);
+  }
+  MaterializeOptions options = repo->Options();
+  options.force_partitions = mode.force_partitions;
+  options.memory_budget_bytes = mode.budget;
+  options.write_batch_rows = 50;
+  MaterializeRequest request;
+  request.kind = MaterializeRequest::Kind::kInterval;
+  request.start = At("2026-11-24T00:00:00Z");
+  request.end = At("2026-11-25T10:00:00Z");
+  auto report = Materialize(repo->config, request, options, repo->store(), nullptr);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  const ViewMaterialization& v = report->views[0];
+  ASSERT_TRUE(v.status.ok()) << v.status.ToString();
+  if (mode.force_partitions > 0) {
+    EXPECT_EQ(v.partitions, mode.force_partitions);
+    EXPECT_GT(v.bytes_spilled, 0) << "the tiny budget should have spilled";
+  } else {
+    EXPECT_EQ(v.partitions, 0);
+  }
+  const auto expected = Oracle(files);
+  EXPECT_EQ(v.entities, static_cast<int64_t>(expected.size()));
+  std::vector<int64_t> ids;
+  for (const auto& [id, row] : expected) ids.push_back(id);
+  auto online = repo->ReadRisk(ids);
+  for (const auto& [id, row] : expected) {
+    ASSERT_EQ(online[id].status, FeatureStatus::kPresent) << "seed " << seed << " id " << id;
+    ASSERT_EQ(online[id].score, row->score) << "seed " << seed << " id " << id;
+    ASSERT_EQ(online[id].event, row->event) << "seed " << seed << " id " << id;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Seeds, LatestRowsAgainstTheRules,
+    ::testing::Combine(::testing::Values(Mode{"in_memory", 0, int64_t{1} << 30},
+                                         Mode{"partitioned_spilled", 7, 16 * 1024}),
+                       ::testing::Values(1u, 2u, 3u)),
+    [](const auto& info) {
+      return std::string(std::get<0>(info.param).name) + "_seed" +
+             std::to_string(std::get<1>(info.param));
+    });
+
+TEST(LatestRowTable, CompoundKeysWithStringsAndNullsKeepTheLatestRowEach) {
+  arrow::StringBuilder names;
+  arrow::Int32Builder numbers;
+  arrow::TimestampBuilder events(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                                 arrow::default_memory_pool());
+  // (name, number, event): "a",1 twice (the later wins), "a",2 (another entity), "ab" vs "a"
+  // with the same bytes run together must differ, and a null key.
+  ASSERT_TRUE(names.AppendValues({"a", "a", "a", "ab", "a"}).ok());
+  ASSERT_TRUE(names.AppendNull().ok());
+  ASSERT_TRUE(numbers.AppendValues({1, 1, 2, 1, 1, 1}).ok());
+  ASSERT_TRUE(events.AppendValues({10, 30, 20, 5, 30}).ok());
+  ASSERT_TRUE(events.Append(99).ok());
+  std::vector<std::shared_ptr<arrow::Array>> keys = {names.Finish().ValueOrDie(),
+                                                     numbers.Finish().ValueOrDie()};
+  auto event = events.Finish().ValueOrDie();
+  LatestRowTable table(/*single_integer_key=*/false);
+  ASSERT_TRUE(table.Offer(keys, *event, nullptr, 100).ok());
+  EXPECT_EQ(table.entities(), 3);
+  EXPECT_EQ(table.null_key_rows(), 1);
+  std::vector<ChosenRow> chosen;
+  table.TakeChosen(&chosen);
+  std::sort(chosen.begin(), chosen.end(),
+            [](const ChosenRow& a, const ChosenRow& b) { return a.index < b.index; });
+  ASSERT_EQ(chosen.size(), 3u);
+  EXPECT_EQ(chosen[0].index, 102);  // "a",2
+  EXPECT_EQ(chosen[1].index, 103);  // "ab",1
+  EXPECT_EQ(chosen[2].index, 104);  // "a",1: event 30 twice, the row read last
+  EXPECT_EQ(chosen[2].event_ts, 30);
+  EXPECT_EQ(table.entities(), 0);
+}
+
+}  // namespace
+}  // namespace granary

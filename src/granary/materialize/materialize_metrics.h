@@ -1,0 +1,62 @@
+// Prometheus metrics of materialization, in one MetricsRegistry shared with the feature server
+// (docs/OPERATIONS.md, "Metrics").
+//
+// Counted by the runs of this process (RecordRunMetrics):
+//   granary_materialize_runs_total{view,status}        runs finished; status succeeded | failed
+//   granary_materialize_rows_read_total{view}          source rows read
+//   granary_materialize_entities_written_total{view}
+//   granary_materialize_entities_skipped_total{view}   not written: the online row was newer
+//   granary_materialize_run_duration_seconds{view}     histogram
+// Computed from the registry at each scrape (MaterializationStateMetrics), so any process that
+// serves metrics shows the runs of every process, and a restart loses nothing:
+//   granary_materialize_watermark_timestamp_seconds{view}
+//   granary_materialize_staleness_seconds{view}        now - watermark; +Inf when the view was
+//   never
+//                                                      materialized (or its schema changed since)
+//   granary_materialize_last_success_timestamp_seconds{view}
+//   granary_materialize_last_run_succeeded{view}       1 or 0 (a run cut off by a crash is 0)
+//   granary_materialize_running{view}                  1 while a run is in progress
+//   granary_materialize_state_up                       0 when the registry could not be read
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "granary/common/clock.h"
+#include "granary/common/metrics.h"
+#include "granary/registry/registry_store.h"
+#include "granary/registry/repo_config.h"
+
+namespace granary {
+
+// Counts one finished run. Thread-safe.
+void RecordRunMetrics(MetricsRegistry& metrics, const std::string& view, RunStatus status,
+                      int64_t rows_read, int64_t entities_written, int64_t entities_skipped,
+                      double seconds);
+
+// A collector of the per-view state; removed from the registry when destroyed. Thread-safe.
+class MaterializationStateMetrics {
+ public:
+  // `metrics` and `clock` must outlive the returned object.
+  static std::unique_ptr<MaterializationStateMetrics> Register(MetricsRegistry* metrics,
+                                                               RepoConfig config,
+                                                               const Clock* clock);
+  ~MaterializationStateMetrics();
+  MaterializationStateMetrics(const MaterializationStateMetrics&) = delete;
+  MaterializationStateMetrics& operator=(const MaterializationStateMetrics&) = delete;
+
+ private:
+  MaterializationStateMetrics(MetricsRegistry* metrics, RepoConfig config, const Clock* clock)
+      : metrics_(metrics), config_(std::move(config)), clock_(clock) {}
+  void Collect(MetricWriter& out);
+
+  MetricsRegistry* metrics_;
+  RepoConfig config_;
+  const Clock* clock_;
+  int collector_id_ = 0;
+  std::mutex mu_;                            // one scrape at a time
+  std::unique_ptr<RegistryStore> registry_;  // guarded by mu_; opened on first use
+};
+
+}  // namespace granary

@@ -1,0 +1,317 @@
+#include "granary/materialize/materializer.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "granary/common/strings.h"
+#include "granary/materialize/gather_writer.h"
+#include "granary/materialize/interval.h"
+#include "granary/materialize/latest_rows.h"
+#include "granary/materialize/materialize_metrics.h"
+#include "granary/materialize/repository_lock.h"
+#include "granary/online/view_layout.h"
+#include "granary/registry/registry_store.h"
+
+namespace granary {
+namespace {
+
+bool IsCancelled(const std::atomic<bool>* cancelled) {
+  return cancelled != nullptr && cancelled->load();
+}
+
+// Bytes of one source row of the view in Arrow, roughly, for sizing pass two's batches.
+int64_t EstimatedRowBytes(const ViewLayout& layout) {
+  int64_t bytes = 16 + 8 * static_cast<int64_t>(layout.join_keys().size());
+  for (const auto& f : layout.features()) {
+    bytes += f.type.is_list || f.type.scalar == ScalarType::kString ||
+                     f.type.scalar == ScalarType::kBytes
+                 ? 32
+                 : 8;
+  }
+  return bytes;
+}
+
+// The views to run, in the order asked (or the definitions' order).
+Result<std::vector<const FeatureView*>> SelectViews(const Definitions& defs,
+                                                    const std::vector<std::string>& names) {
+  std::vector<const FeatureView*> out;
+  std::vector<std::string> online;
+  for (const FeatureView& v : defs.feature_views) {
+    if (v.online) online.push_back(v.name);
+  }
+  if (names.empty()) {
+    for (const FeatureView& v : defs.feature_views) {
+      if (v.online) out.push_back(&v);
+    }
+    if (out.empty()) {
+      return Status::FailedPrecondition(
+          "no feature view is online (every view has online: false); nothing to materialize");
+    }
+    return out;
+  }
+  for (const std::string& name : names) {
+    const FeatureView* view = defs.FindFeatureView(name);
+    if (view == nullptr) {
+      return Status::InvalidArgument(
+          fmt::format("--views: no feature view '{}'{}; online views: {}", name,
+                      DidYouMean(name, online), online.empty() ? "none" : Join(online, ", ")));
+    }
+    if (!view->online) {
+      return Status::InvalidArgument(
+          fmt::format("--views: feature view '{}' is not online (online: false), so it is never "
+                      "materialized; set online: true and apply, or leave it out",
+                      name));
+    }
+    if (std::find(out.begin(), out.end(), view) == out.end()) out.push_back(view);
+  }
+  return out;
+}
+
+struct RunContext {
+  const RepoConfig& config;
+  const MaterializeRequest& request;
+  const MaterializeOptions& options;
+  const Definitions& defs;
+  RegistryStore& registry;
+  OnlineStore& store;
+  const std::atomic<bool>* cancelled;
+};
+
+// Pass one and pass two of one view; fills the counts of `out`.
+Status MaterializeRows(const RunContext& ctx, const FeatureView& view, const ViewLayout& layout,
+                       ViewMaterialization* out) {
+  ViewSource source;
+  source.repo_root = ctx.config.root;
+  source.defs = &ctx.defs;
+  source.view = &view;
+  source.options.start = out->start;
+  source.options.end = out->end;
+
+  LatestRowsOptions latest;
+  latest.memory_budget_bytes = ctx.options.memory_budget_bytes;
+  latest.spill_dir = ctx.options.spill_dir;
+  latest.cancelled = ctx.cancelled;
+  latest.force_partitions = ctx.options.force_partitions;
+  LatestRowsStats latest_stats;
+  std::vector<ChosenRow> chosen;
+  {
+    Progress progress(fmt::format("{}: latest rows", view.name), 0, "rows", ctx.options.progress);
+    latest.progress = &progress;
+    auto selected = SelectLatestRows(source, latest, &latest_stats);
+    out->scan = latest_stats.scan;
+    if (!selected.ok()) return selected.status();
+    chosen = std::move(*selected);
+  }
+  out->rows_in_range = latest_stats.scan.rows_returned;
+  out->null_key_rows = latest_stats.null_key_rows;
+  out->entities = static_cast<int64_t>(chosen.size());
+  out->partitions = latest_stats.partitions;
+  out->bytes_spilled = latest_stats.bytes_spilled;
+  out->peak_state_bytes = latest_stats.peak_state_bytes;
+  if (chosen.empty()) return Status::OK();
+
+  GatherWriteOptions write;
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  write.threads = ctx.options.write_threads > 0 ? ctx.options.write_threads : 2 * cores;
+  write.batch_rows = std::max<int64_t>(1, ctx.options.write_batch_rows);
+  // About a dozen batches are in flight (decoded ahead, queued, being written): keep them
+  // within a quarter of the budget.
+  write.scan_batch_rows = std::clamp<int64_t>(
+      ctx.options.memory_budget_bytes / 4 / 12 / EstimatedRowBytes(layout), 1024, 64 * 1024);
+  write.cancelled = ctx.cancelled;
+  if (ctx.options.after_write) {
+    write.after_write = [&ctx, &view](const WriteStats& s) {
+      ctx.options.after_write(view.name, s);
+    };
+  }
+  Progress progress(fmt::format("{}: write", view.name), out->entities, "entities",
+                    ctx.options.progress);
+  write.progress = &progress;
+  GatherWriteStats write_stats;
+  Status st =
+      GatherAndWrite(source, latest_stats.scan, chosen, layout, &ctx.store, write, &write_stats);
+  out->entities_written = write_stats.written.written;
+  out->entities_skipped = write_stats.written.skipped_older;
+  return st;
+}
+
+ViewMaterialization MaterializeOneView(const RunContext& ctx, const FeatureView& view,
+                                       const ViewLayout& layout,
+                                       const std::optional<WatermarkState>& state) {
+  const auto began = std::chrono::steady_clock::now();
+  ViewMaterialization out;
+  out.view = view.name;
+  const std::string tag = LayoutTag(layout);
+  const ViewInterval plan = ctx.request.kind == MaterializeRequest::Kind::kIncremental
+                                ? PlanIncremental(state, tag, view.ttl, ctx.request.end)
+                                : PlanInterval(state, tag, ctx.request.start, ctx.request.end);
+  out.start = plan.start;
+  out.end = plan.end;
+  out.up_to_date = plan.up_to_date;
+  out.started_over =
+      plan.layout_changed && ctx.request.kind == MaterializeRequest::Kind::kIncremental;
+  out.watermark_before = plan.watermark;
+  out.watermark_after = plan.watermark;
+  out.watermark_note = plan.watermark_note;
+  if (plan.up_to_date) return out;
+
+  MaterializationRun run;
+  run.view = view.name;
+  run.interval_start = plan.start.value_or(kUnboundedStart);
+  run.interval_end = plan.end;
+  run.trigger = ctx.request.trigger;
+  run.started_at = ctx.options.clock->Now();
+  run.pid = getpid();
+  run.host = ThisHost();
+  auto run_id = ctx.registry.StartRun(run);
+  if (!run_id.ok()) {
+    out.status = run_id.status();
+    return out;
+  }
+  out.run_id = *run_id;
+
+  Status st = MaterializeRows(ctx, view, layout, &out);
+  if (st.ok() && IsCancelled(ctx.cancelled)) {
+    st = Status::Cancelled(fmt::format("feature view '{}': materialization cancelled", view.name));
+  }
+  RunOutcome outcome;
+  outcome.status = st.ok() ? RunStatus::kSucceeded : RunStatus::kFailed;
+  outcome.finished_at = ctx.options.clock->Now();
+  outcome.rows_read = out.scan.rows_scanned;
+  outcome.entities_written = out.entities_written;
+  outcome.entities_skipped = out.entities_skipped;
+  outcome.error = st.ok() ? "" : st.message();
+  if (st.ok() && plan.advances_watermark) outcome.advance_watermark_to = plan.end;
+  outcome.watermark_layout = tag;
+  Status recorded = ctx.registry.FinishRun(out.run_id, outcome);
+  if (st.ok() && !recorded.ok()) st = recorded.WithContext("recording the run");
+  out.status = st;
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  if (st.ok()) {
+    auto states = ctx.registry.WatermarkStates();
+    if (states.ok()) {
+      auto it = states->find(view.name);
+      if (it != states->end() && it->second.layout == tag)
+        out.watermark_after = it->second.watermark;
+    }
+  }
+  if (ctx.options.metrics != nullptr) {
+    RecordRunMetrics(*ctx.options.metrics, view.name, outcome.status, outcome.rows_read,
+                     outcome.entities_written, outcome.entities_skipped, out.seconds);
+  }
+  return out;
+}
+
+Result<MaterializeReport> RunLocked(const RepoConfig& config, const MaterializeRequest& request,
+                                    const MaterializeOptions& options, OnlineStore* store,
+                                    const std::atomic<bool>* cancelled) {
+  const Timestamp now = options.clock->Now();
+  if (request.end > now) {
+    return Status::InvalidArgument(fmt::format(
+        "END {} is in the future (now is {}): it would become the watermark, and incremental runs "
+        "would never read rows that arrive later with earlier times; use a time at or before now",
+        FormatTimestamp(request.end), FormatTimestamp(now)));
+  }
+  if (request.kind == MaterializeRequest::Kind::kInterval && request.start > request.end) {
+    return Status::InvalidArgument(fmt::format(
+        "START {} is after END {}", FormatTimestamp(request.start), FormatTimestamp(request.end)));
+  }
+  GRANARY_ASSIGN_OR_RAISE(auto registry,
+                          OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting));
+  GRANARY_ASSIGN_OR_RAISE(auto latest, registry->Latest());
+  if (!latest) {
+    return Status::FailedPrecondition(fmt::format(
+        "registry {} holds no definitions yet: run 'granary apply' first", registry->Describe()));
+  }
+  const Definitions& defs = latest->definitions;
+  GRANARY_ASSIGN_OR_RAISE(auto views, SelectViews(defs, request.views));
+  GRANARY_ASSIGN_OR_RAISE(ViewLayouts layouts, MakeViewLayouts(defs, config.online_store.key_ttl));
+  std::unique_ptr<OnlineStore> owned;
+  if (store == nullptr) {
+    auto opened = OpenOnlineStore(config, options.store_options);
+    if (!opened.ok()) {
+      Status st = opened.status();
+      if (st.code() == StatusCode::kUnavailable && config.online_store.type == "rocksdb") {
+        return st.WithContext(
+            "the embedded online store is open in another process (e.g. granary serve); "
+            "materialize through that server (POST /materialize-incremental) or stop it first");
+      }
+      return st;
+    }
+    owned = std::move(*opened);
+    store = owned.get();
+  }
+  GRANARY_ASSIGN_OR_RAISE(auto states, registry->WatermarkStates());
+  RunContext ctx{config, request, options, defs, *registry, *store, cancelled};
+  MaterializeReport report;
+  for (const FeatureView* view : views) {
+    if (IsCancelled(cancelled)) {
+      if (report.status.ok()) report.status = Status::Cancelled("materialization cancelled");
+      break;
+    }
+    std::optional<WatermarkState> state;
+    if (auto it = states.find(view->name); it != states.end()) state = it->second;
+    ViewMaterialization done = MaterializeOneView(ctx, *view, *layouts.at(view->name), state);
+    if (!done.status.ok() && (report.status.ok() || done.status.code() == StatusCode::kCancelled)) {
+      report.status = done.status;
+    }
+    if (options.after_view) options.after_view(done);
+    report.views.push_back(std::move(done));
+    if (report.status.code() == StatusCode::kCancelled) break;
+  }
+  return report;
+}
+
+std::string Describe(const MaterializeRequest& request) {
+  return request.kind == MaterializeRequest::Kind::kIncremental
+             ? fmt::format("{} (materialize-incremental {})", request.trigger,
+                           FormatTimestamp(request.end))
+             : fmt::format("{} (materialize {} {})", request.trigger,
+                           FormatTimestamp(request.start), FormatTimestamp(request.end));
+}
+
+}  // namespace
+
+Result<MaterializeReport> Materialize(const RepoConfig& config, const MaterializeRequest& request,
+                                      const MaterializeOptions& options, OnlineStore* store,
+                                      const std::atomic<bool>* cancelled) {
+  GRANARY_ASSIGN_OR_RAISE(
+      auto lock,
+      RepositoryLock::Acquire(config.RegistryPath(), Describe(request), options.clock->Now()));
+  return RunLocked(config, request, options, store, cancelled);
+}
+
+Result<std::unique_ptr<MaterializationJob>> MaterializationJob::Start(RepoConfig config,
+                                                                      MaterializeRequest request,
+                                                                      MaterializeOptions options,
+                                                                      OnlineStore* store) {
+  GRANARY_ASSIGN_OR_RAISE(
+      std::unique_ptr<RepositoryLock> lock,
+      RepositoryLock::Acquire(config.RegistryPath(), Describe(request), options.clock->Now()));
+  std::unique_ptr<MaterializationJob> job(new MaterializationJob());
+  MaterializationJob* self = job.get();
+  job->thread_ =
+      std::thread([self, lock = std::move(lock), config = std::move(config),
+                   request = std::move(request), options = std::move(options), store]() mutable {
+        self->result_.emplace(RunLocked(config, request, options, store, &self->cancelled_));
+        lock.reset();  // before done_: a caller that sees done may start the next run at once
+        self->done_.store(true);
+      });
+  return job;
+}
+
+MaterializationJob::~MaterializationJob() {
+  Cancel();
+  Wait();
+}
+
+const Result<MaterializeReport>& MaterializationJob::Wait() {
+  std::lock_guard lock(join_mu_);
+  if (thread_.joinable()) thread_.join();
+  return *result_;
+}
+
+}  // namespace granary

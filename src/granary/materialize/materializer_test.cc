@@ -1,0 +1,387 @@
+// Materialization end to end on real stores: Parquet files in a temporary repository, the SQLite
+// registry, and RocksDB, a redis-server or a 3+3 Redis Cluster.
+#include "granary/materialize/materializer.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "granary/materialize/interval.h"
+#include "granary/materialize/repository_lock.h"
+#include "granary/materialize/test_repo.h"
+
+namespace granary {
+namespace {
+
+using testing::At;
+using testing::OnlineRisk;
+using testing::RiskRow;
+using testing::TestRepo;
+
+std::vector<int64_t> Ids(int64_t from, int64_t to) {
+  std::vector<int64_t> out;
+  for (int64_t i = from; i <= to; ++i) out.push_back(i);
+  return out;
+}
+
+OnlineRisk Present(const char* event, double score, int64_t failures = 0) {
+  return OnlineRisk{FeatureStatus::kPresent, At(event), score, failures};
+}
+
+// A copy: callers pass a temporary report.
+ViewMaterialization OnlyView(const Result<MaterializeReport>& report) {
+  EXPECT_TRUE(report.ok()) << report.status().ToString();
+  if (!report.ok() || report->views.size() != 1) {
+    ADD_FAILURE() << "expected one view";
+    return {};
+  }
+  return report->views[0];
+}
+
+class MaterializeOnEveryStore : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MaterializeOnEveryStore, IncrementalRunsPickUpOnlyNewRows) {
+  auto repo = TestRepo::Make(GetParam());
+  std::vector<RiskRow> rows;
+  for (int64_t id = 1; id <= 50; ++id)
+    rows.push_back({id, At("2026-11-25T08:00:00Z"), {}, 1.0 * id});
+  rows.push_back({1, At("2026-11-24T08:00:00Z"), {}, -1});   // older history
+  rows.push_back({2, At("2026-11-22T00:00:00Z"), {}, -2});   // before END - ttl: not read
+  rows.push_back({60, At("2026-11-25T10:00:00Z"), {}, 60});  // exactly at the first END
+  repo->WriteRows("day1", rows);
+
+  const auto first = OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z")));
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  EXPECT_EQ(FormatIntervalStart(first.start), "2026-11-23T10:00:00Z");  // END - ttl
+  EXPECT_EQ(first.rows_in_range, 52);
+  EXPECT_EQ(first.entities, 51);
+  EXPECT_EQ(first.entities_written, 51);
+  EXPECT_EQ(first.entities_skipped, 0);
+  EXPECT_EQ(repo->Watermark(), At("2026-11-25T10:00:00Z"));
+
+  // New rows after the watermark, and a late row before it (an incremental run never reads it).
+  repo->WriteRows(
+      "day2", {{3, At("2026-11-25T11:00:00Z"), {}, 300}, {4, At("2026-11-25T09:00:00Z"), {}, 400}});
+  repo->clock.Set(At("2026-11-25T12:00:00Z"));
+  const auto second = OnlyView(repo->Incremental(At("2026-11-25T11:30:00Z")));
+  ASSERT_TRUE(second.status.ok()) << second.status.ToString();
+  EXPECT_EQ(FormatIntervalStart(second.start), "2026-11-25T10:00:00.000001Z");
+  EXPECT_EQ(second.rows_in_range, 1);  // customer 60's row at the old watermark is not re-read
+  EXPECT_EQ(second.entities_written, 1);
+  EXPECT_EQ(repo->Watermark(), At("2026-11-25T11:30:00Z"));
+
+  auto online = repo->ReadRisk({1, 2, 3, 4, 60, 99});
+  EXPECT_EQ(online[1], Present("2026-11-25T08:00:00Z", 1));
+  EXPECT_EQ(online[2], Present("2026-11-25T08:00:00Z", 2));
+  EXPECT_EQ(online[3], Present("2026-11-25T11:00:00Z", 300));
+  EXPECT_EQ(online[4], Present("2026-11-25T08:00:00Z", 4));
+  EXPECT_EQ(online[60], Present("2026-11-25T10:00:00Z", 60));
+  EXPECT_EQ(online[99].status, FeatureStatus::kNotFound);
+
+  auto runs = repo->Registry()->Runs("risk", 10).ValueOrDie();
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].status, RunStatus::kSucceeded);
+  EXPECT_EQ(runs[0].entities_written, 1);
+  EXPECT_EQ(runs[0].trigger, "materialize-incremental");
+  EXPECT_EQ(runs[1].interval_end, At("2026-11-25T10:00:00Z"));
+}
+
+TEST_P(MaterializeOnEveryStore, ARerunChangesNothing) {
+  auto repo = TestRepo::Make(GetParam());
+  std::vector<RiskRow> rows;
+  for (int64_t id = 1; id <= 200; ++id) {
+    rows.push_back({id, At("2026-11-25T06:00:00Z"), At("2026-11-25T06:30:00Z"), 0.5 * id, id});
+    rows.push_back({id, At("2026-11-25T07:00:00Z"), {}, 2.0 * id, id + 1});
+  }
+  repo->WriteRows("rows", rows);
+  ASSERT_TRUE(OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z"))).status.ok());
+  const auto before = repo->ReadRisk(Ids(1, 200));
+  EXPECT_EQ(before.at(7), Present("2026-11-25T07:00:00Z", 14, 8));
+
+  // The same END again: nothing to read, no run recorded.
+  const auto again = OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z")));
+  EXPECT_TRUE(again.status.ok());
+  EXPECT_TRUE(again.up_to_date);
+  EXPECT_EQ(again.run_id, 0);
+  EXPECT_EQ(again.scan.rows_scanned, 0);
+  EXPECT_EQ(repo->Registry()->Runs("risk", 10).ValueOrDie().size(), 1u);
+
+  // The same interval explicitly: the same rows again, the same online state and watermark.
+  const auto rerun =
+      OnlyView(repo->Interval(At("2026-11-23T10:00:00Z"), At("2026-11-25T10:00:00Z")));
+  ASSERT_TRUE(rerun.status.ok()) << rerun.status.ToString();
+  EXPECT_EQ(rerun.entities, 200);
+  EXPECT_EQ(rerun.entities_skipped, 0);
+  EXPECT_EQ(repo->ReadRisk(Ids(1, 200)), before);
+  EXPECT_EQ(repo->Watermark(), At("2026-11-25T10:00:00Z"));
+}
+
+TEST_P(MaterializeOnEveryStore, LateOlderRowsNeverOverwriteNewerOnlineValues) {
+  auto repo = TestRepo::Make(GetParam());
+  repo->WriteRows("current", {{1, At("2026-11-25T08:00:00Z"), {}, 1},
+                              {2, At("2026-11-25T08:00:00Z"), At("2026-11-25T09:00:00Z"), 2}});
+  ASSERT_TRUE(OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z"))).status.ok());
+  // The files that held the newer rows are gone (retention), and late, older rows arrive: one
+  // with an earlier event time, one with the same event time but an earlier created time.
+  std::filesystem::remove(repo->config.root / "data/payments/current.parquet");
+  repo->WriteRows("late", {{1, At("2026-11-25T07:00:00Z"), {}, 99},
+                           {2, At("2026-11-25T08:00:00Z"), At("2026-11-25T08:30:00Z"), 98}});
+  const auto backfill =
+      OnlyView(repo->Interval(At("2026-11-25T00:00:00Z"), At("2026-11-25T10:00:00Z")));
+  ASSERT_TRUE(backfill.status.ok()) << backfill.status.ToString();
+  EXPECT_EQ(backfill.entities, 2);
+  EXPECT_EQ(backfill.entities_written, 0);
+  EXPECT_EQ(backfill.entities_skipped, 2);
+  auto online = repo->ReadRisk({1, 2});
+  EXPECT_EQ(online[1], Present("2026-11-25T08:00:00Z", 1));
+  EXPECT_EQ(online[2], Present("2026-11-25T08:00:00Z", 2));
+  EXPECT_EQ(repo->Registry()->Runs("risk", 1).ValueOrDie()[0].entities_skipped, 2);
+}
+
+TEST_P(MaterializeOnEveryStore, ASchemaChangeMakesTheNextIncrementalRunStartOver) {
+  auto repo = TestRepo::Make(GetParam());
+  std::vector<RiskRow> rows;
+  for (int64_t id = 1; id <= 10; ++id)
+    rows.push_back({id, At("2026-11-25T08:00:00Z"), {}, 1.0 * id});
+  repo->WriteRows("rows", rows);
+  ASSERT_TRUE(OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z"))).status.ok());
+
+  // A later apply adds a feature: the values stored under the old schema read as NOT_FOUND.
+  std::string changed = testing::kRiskDefinitions;
+  changed += "      - {name: note, type: string}\n";
+  repo->Apply(changed);
+  EXPECT_EQ(repo->ReadRisk({1})[1].status, FeatureStatus::kNotFound);
+
+  // No new rows, yet the next incremental run reads one ttl back and fills the store again.
+  const auto next = OnlyView(repo->Incremental(At("2026-11-25T11:00:00Z")));
+  ASSERT_TRUE(next.status.ok()) << next.status.ToString();
+  EXPECT_TRUE(next.started_over);
+  EXPECT_EQ(FormatIntervalStart(next.start), "2026-11-23T11:00:00Z");
+  EXPECT_EQ(next.entities_written, 10);
+  EXPECT_EQ(repo->ReadRisk({1})[1], Present("2026-11-25T08:00:00Z", 1));
+  auto states = repo->Registry()->WatermarkStates().ValueOrDie();
+  EXPECT_EQ(states.at("risk").watermark, At("2026-11-25T11:00:00Z"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, MaterializeOnEveryStore,
+                         ::testing::ValuesIn(testing::StoreKinds()),
+                         [](const auto& info) { return info.param; });
+
+TEST(Materialize, ARedisKilledMidRunLeavesTheWatermarkAndARerunConverges) {
+  auto redis = testing::RedisServer::Start().ValueOrDie();
+  auto repo = TestRepo::Make("rocksdb");
+  repo->config.online_store.type = "redis";
+  repo->config.online_store.connection_string = redis->address();
+  std::vector<RiskRow> rows;
+  for (int64_t id = 1; id <= 400; ++id)
+    rows.push_back({id, At("2026-11-25T08:00:00Z"), {}, 1.0 * id});
+  repo->WriteRows("rows", rows);
+
+  MaterializeOptions options = repo->Options();
+  options.write_batch_rows = 16;
+  options.write_threads = 1;
+  std::atomic<int> batches{0};
+  options.after_write = [&](const std::string&, const WriteStats&) {
+    if (++batches == 2) redis->Kill();
+  };
+  auto report = repo->Incremental(At("2026-11-25T10:00:00Z"), options);
+  const auto failed = OnlyView(report);
+  ASSERT_FALSE(failed.status.ok());
+  EXPECT_EQ(report->status.code(), failed.status.code());
+  EXPECT_NE(failed.status.message().find("redis"), std::string::npos) << failed.status.ToString();
+  EXPECT_GT(failed.entities_written, 0);
+  EXPECT_LT(failed.entities_written, 400);
+  EXPECT_FALSE(repo->Watermark().has_value());
+  auto runs = repo->Registry()->Runs("risk", 10).ValueOrDie();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].status, RunStatus::kFailed);
+  EXPECT_EQ(runs[0].error, failed.status.message());
+  EXPECT_TRUE(runs[0].finished_at.has_value());
+
+  // Redis comes back (empty: it kept nothing on disk); the re-run covers the same interval.
+  auto again = testing::RedisServer::Start().ValueOrDie();
+  repo->config.online_store.connection_string = again->address();
+  repo->CloseStore();
+  const auto rerun = OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z")));
+  ASSERT_TRUE(rerun.status.ok()) << rerun.status.ToString();
+  EXPECT_EQ(FormatIntervalStart(rerun.start), "2026-11-23T10:00:00Z");
+  EXPECT_EQ(rerun.entities_written, 400);
+  auto online = repo->ReadRisk(Ids(1, 400));
+  for (int64_t id = 1; id <= 400; ++id) {
+    ASSERT_EQ(online[id], Present("2026-11-25T08:00:00Z", 1.0 * id)) << id;
+  }
+  EXPECT_EQ(repo->Watermark(), At("2026-11-25T10:00:00Z"));
+}
+
+TEST(Materialize, ACancelledRunIsRecordedFailedAndTheRerunConverges) {
+  auto repo = TestRepo::Make("rocksdb");
+  std::vector<RiskRow> rows;
+  for (int64_t id = 1; id <= 400; ++id)
+    rows.push_back({id, At("2026-11-25T08:00:00Z"), {}, 1.0 * id});
+  repo->WriteRows("rows", rows);
+  MaterializeOptions options = repo->Options();
+  options.write_batch_rows = 16;
+  options.write_threads = 1;
+  std::atomic<bool> cancelled{false};
+  options.after_write = [&](const std::string&, const WriteStats&) { cancelled = true; };
+  auto report = repo->Incremental(At("2026-11-25T10:00:00Z"), options, &cancelled);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->status.code(), StatusCode::kCancelled);
+  EXPECT_EQ(OnlyView(report).status.code(), StatusCode::kCancelled);
+  EXPECT_LT(OnlyView(report).entities_written, 400);
+  EXPECT_FALSE(repo->Watermark().has_value());
+  auto runs = repo->Registry()->Runs("risk", 10).ValueOrDie();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].status, RunStatus::kFailed);
+  EXPECT_NE(runs[0].error.find("cancelled"), std::string::npos);
+
+  ASSERT_TRUE(OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z"))).status.ok());
+  auto online = repo->ReadRisk(Ids(1, 400));
+  for (int64_t id = 1; id <= 400; ++id) {
+    ASSERT_EQ(online[id], Present("2026-11-25T08:00:00Z", 1.0 * id)) << id;
+  }
+}
+
+TEST(Materialize, ASecondRunOfTheRepositoryIsRefusedWhileOneRuns) {
+  auto repo = TestRepo::Make("rocksdb");
+  repo->WriteRows("rows", {{1, At("2026-11-25T08:00:00Z"), {}, 1}});
+  {
+    auto held = RepositoryLock::Acquire(repo->config.RegistryPath(), "a test", repo->clock.Now());
+    ASSERT_TRUE(held.ok()) << held.status().ToString();
+    auto refused = repo->Incremental(At("2026-11-25T10:00:00Z"));
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), StatusCode::kAlreadyExists);
+    EXPECT_NE(refused.status().message().find("another materialization of this repository is "
+                                              "running (a test as pid " +
+                                              std::to_string(getpid())),
+              std::string::npos)
+        << refused.status().message();
+  }
+  // In the background, as a server runs it: a second job is refused at once, not queued.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  MaterializeOptions options = repo->Options();
+  options.after_write = [released](const std::string&, const WriteStats&) { released.wait(); };
+  MaterializeRequest request;
+  request.end = At("2026-11-25T10:00:00Z");
+  request.trigger = "server";
+  auto first = MaterializationJob::Start(repo->config, request, options, repo->store());
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto second = MaterializationJob::Start(repo->config, request, repo->Options(), repo->store());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_FALSE((*first)->done());
+  release.set_value();
+  const auto& done = (*first)->Wait();
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_TRUE(done->status.ok()) << done->status.ToString();
+  EXPECT_TRUE((*first)->done());
+  EXPECT_EQ(repo->Registry()->Runs("risk", 1).ValueOrDie()[0].trigger, "server");
+  // Once it is done, the next run goes ahead (and is up to date).
+  auto third = MaterializationJob::Start(repo->config, request, repo->Options(), repo->store());
+  ASSERT_TRUE(third.ok()) << third.status().ToString();
+  EXPECT_TRUE((*third)->Wait()->views[0].up_to_date);
+}
+
+TEST(Materialize, AnExplicitIntervalAfterAGapLeavesTheWatermark) {
+  auto repo = TestRepo::Make("rocksdb");
+  repo->WriteRows("rows",
+                  {{1, At("2026-11-20T08:00:00Z"), {}, 1}, {2, At("2026-11-24T08:00:00Z"), {}, 2}});
+  // No watermark yet: the first explicit interval sets it.
+  ASSERT_TRUE(
+      OnlyView(repo->Interval(At("2026-11-20T00:00:00Z"), At("2026-11-21T00:00:00Z"))).status.ok());
+  EXPECT_EQ(repo->Watermark(), At("2026-11-21T00:00:00Z"));
+  const auto gap = OnlyView(repo->Interval(At("2026-11-24T00:00:00Z"), At("2026-11-25T00:00:00Z")));
+  ASSERT_TRUE(gap.status.ok());
+  EXPECT_EQ(gap.entities_written, 1);
+  EXPECT_NE(gap.watermark_note.find("the watermark stays at 2026-11-21T00:00:00Z"),
+            std::string::npos);
+  EXPECT_EQ(repo->Watermark(), At("2026-11-21T00:00:00Z"));
+  // Connected to it: the watermark moves.
+  ASSERT_TRUE(
+      OnlyView(repo->Interval(At("2026-11-21T00:00:00Z"), At("2026-11-25T00:00:00Z"))).status.ok());
+  EXPECT_EQ(repo->Watermark(), At("2026-11-25T00:00:00Z"));
+}
+
+TEST(Materialize, ATtlZeroViewReadsEverythingOnItsFirstIncrementalRun) {
+  std::string defs = testing::kRiskDefinitions;
+  defs.replace(defs.find("ttl: 2d"), 7, "ttl: 0");
+  auto repo = TestRepo::Make("rocksdb", defs);
+  repo->WriteRows("rows", {{1, At("2001-01-01T00:00:00Z"), {}, 1}});
+  const auto run = OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z")));
+  ASSERT_TRUE(run.status.ok());
+  EXPECT_FALSE(run.start.has_value());
+  EXPECT_EQ(run.entities_written, 1);
+  EXPECT_EQ(repo->Registry()->Runs("risk", 1).ValueOrDie()[0].interval_start.micros,
+            std::numeric_limits<int64_t>::min());
+}
+
+TEST(Materialize, BadRequestsAreRefusedBeforeAnythingIsRead) {
+  std::string defs = testing::kRiskDefinitions;
+  defs += R"yaml(  - name: risk_archive
+    entities: [customer]
+    source: payments
+    online: false
+    schema:
+      - {name: score, type: float64}
+)yaml";
+  auto repo = TestRepo::Make("rocksdb", defs);
+  auto future = repo->Incremental(At("2026-11-25T12:00:01Z"));
+  ASSERT_FALSE(future.ok());
+  EXPECT_NE(future.status().message().find("is in the future (now is 2026-11-25T12:00:00Z)"),
+            std::string::npos);
+  MaterializeRequest request;
+  request.end = At("2026-11-25T10:00:00Z");
+  request.views = {"rsik"};
+  auto unknown = Materialize(repo->config, request, repo->Options(), repo->store(), nullptr);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.status().message().find("no feature view 'rsik', did you mean 'risk'?"),
+            std::string::npos)
+      << unknown.status().message();
+  request.views = {"risk_archive"};
+  auto offline = Materialize(repo->config, request, repo->Options(), repo->store(), nullptr);
+  ASSERT_FALSE(offline.ok());
+  EXPECT_NE(offline.status().message().find("is not online"), std::string::npos);
+  auto backwards = repo->Interval(At("2026-11-25T10:00:00Z"), At("2026-11-24T10:00:00Z"));
+  ASSERT_FALSE(backwards.ok());
+  EXPECT_NE(backwards.status().message().find("is after END"), std::string::npos);
+  EXPECT_TRUE(repo->Registry()->Runs("", 10).ValueOrDie().empty());
+}
+
+TEST(Materialize, AnEmbeddedStoreOpenElsewhereIsAClearError) {
+  auto repo = TestRepo::Make("rocksdb");
+  repo->WriteRows("rows", {{1, At("2026-11-25T08:00:00Z"), {}, 1}});
+  repo->store();  // held open, as a running server would
+  MaterializeRequest request;
+  request.end = At("2026-11-25T10:00:00Z");
+  auto report = Materialize(repo->config, request, repo->Options(), nullptr, nullptr);
+  ASSERT_FALSE(report.ok());
+  EXPECT_NE(report.status().message().find("open in another process (e.g. granary serve)"),
+            std::string::npos)
+      << report.status().message();
+  repo->CloseStore();
+  report = Materialize(repo->config, request, repo->Options(), nullptr, nullptr);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->status.ok()) << report->status.ToString();
+}
+
+TEST(Materialize, RunsAreCountedInMetrics) {
+  auto repo = TestRepo::Make("rocksdb");
+  repo->WriteRows("rows", {{1, At("2026-11-25T08:00:00Z"), {}, 1},
+                           {1, At("2026-11-25T07:00:00Z"), {}, 0},
+                           {2, At("2026-11-25T08:00:00Z"), {}, 2}});
+  ASSERT_TRUE(OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z"))).status.ok());
+  const std::string text = repo->metrics.Render();
+  EXPECT_NE(text.find("granary_materialize_runs_total{view=\"risk\",status=\"succeeded\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("granary_materialize_rows_read_total{view=\"risk\"} 3"), std::string::npos);
+  EXPECT_NE(text.find("granary_materialize_entities_written_total{view=\"risk\"} 2"),
+            std::string::npos);
+  EXPECT_NE(text.find("granary_materialize_run_duration_seconds_count{view=\"risk\"} 1"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace granary
