@@ -152,10 +152,12 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
     const std::filesystem::path& repo_root, const Definitions& defs, const FeatureView& view,
     SourceScanOptions options) {
   auto impl = std::make_unique<Impl>();
-  const DataSource* source = defs.FindDataSource(view.source);
+  // A push source's rows live in its batch source.
+  const DataSource* source = defs.FindOfflineSource(view.source);
   if (source == nullptr) {
     return Status::InvalidArgument(
-        fmt::format("feature view '{}': unknown data source '{}'", view.name, view.source));
+        fmt::format("feature view '{}': unknown data source '{}' (or its batch_source)", view.name,
+                    view.source));
   }
   impl->what = fmt::format("feature view '{}' (data source '{}')", view.name, source->name);
   impl->options = options;
