@@ -27,5 +27,6 @@ void RegisterCatalogCommands(CLI::App& app, Context& ctx);  // list, describe
 void RegisterDatagenCommand(CLI::App& app, Context& ctx);   // datagen
 void RegisterHistoricalCommand(CLI::App& app, Context& ctx);  // get-historical-features
 void RegisterOnlineCommands(CLI::App& app, Context& ctx);   // get-online-features
+void RegisterServeCommand(CLI::App& app, Context& ctx);     // serve
 
 }  // namespace granary::cli

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   granary::cli::RegisterDatagenCommand(app, ctx);
   granary::cli::RegisterHistoricalCommand(app, ctx);
   granary::cli::RegisterOnlineCommands(app, ctx);
+  granary::cli::RegisterServeCommand(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
