@@ -84,6 +84,10 @@ void RunList(Context& ctx, const std::string& kind_arg) {
     PrintTable({"NAME", "JOIN KEYS", "TYPE", "DESCRIPTION"}, rows);
   } else if (*kind == "data-sources") {
     for (const DataSource& s : defs.data_sources) {
+      if (s.is_push()) {
+        rows.push_back({s.name, "push", "(batch_source: " + s.batch_source + ")", ""});
+        continue;
+      }
       rows.push_back({s.name, std::string(SourceFormatName(s.format)), s.path, s.timestamp_field});
     }
     PrintTable({"NAME", "FORMAT", "PATH", "TIMESTAMP FIELD"}, rows);

@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   granary::cli::RegisterMaterializeCommands(app, ctx);
   granary::cli::RegisterStatusCommand(app, ctx);
   granary::cli::RegisterScheduleCommand(app, ctx);
+  granary::cli::RegisterServeCommand(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -17,7 +17,7 @@
 #include "granary/common/progress.h"
 #include "granary/datagen/bay_simulator.h"
 #include "granary/datagen/customer_simulator.h"
-#include "granary/datagen/delta_writer.h"
+#include "granary/offline/delta_writer.h"
 #include "granary/datagen/parquet_output.h"
 #include "granary/datagen/random.h"
 #include "granary/datagen/tables.h"

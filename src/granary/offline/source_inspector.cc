@@ -11,9 +11,8 @@
 #include "granary/offline/file_listing.h"
 
 namespace granary {
-namespace {
 
-Result<std::shared_ptr<arrow::Schema>> ParquetSchema(const std::filesystem::path& file) {
+Result<std::shared_ptr<arrow::Schema>> ReadParquetSchema(const std::filesystem::path& file) {
   auto in = arrow::io::ReadableFile::Open(file.string());
   if (!in.ok())
     return Status::IOError(fmt::format("cannot open {}: {}", file.string(), in.status().message()));
@@ -31,7 +30,7 @@ Result<std::shared_ptr<arrow::Schema>> ParquetSchema(const std::filesystem::path
   return schema;
 }
 
-Result<std::shared_ptr<arrow::Schema>> CsvHeader(const std::filesystem::path& file) {
+Result<std::shared_ptr<arrow::Schema>> ReadCsvHeader(const std::filesystem::path& file) {
   auto in = arrow::io::ReadableFile::Open(file.string());
   if (!in.ok())
     return Status::IOError(fmt::format("cannot open {}: {}", file.string(), in.status().message()));
@@ -48,8 +47,6 @@ Result<std::shared_ptr<arrow::Schema>> CsvHeader(const std::filesystem::path& fi
   return (*reader)->schema();
 }
 
-}  // namespace
-
 Result<std::optional<InspectedSchema>> FileSourceInspector::Inspect(const DataSource& source) {
   std::filesystem::path path(source.path);
   if (path.is_relative()) path = root_ / path;
@@ -65,13 +62,13 @@ Result<std::optional<InspectedSchema>> FileSourceInspector::Inspect(const DataSo
       case SourceFormat::kCsv: {
         GRANARY_ASSIGN_OR_RAISE(auto files, ListDataFiles(path, ".csv"));
         if (files.empty()) return std::optional<InspectedSchema>();
-        GRANARY_ASSIGN_OR_RAISE(auto schema, CsvHeader(files.front()));
+        GRANARY_ASSIGN_OR_RAISE(auto schema, ReadCsvHeader(files.front()));
         return std::optional(InspectedSchema{schema, false});
       }
       case SourceFormat::kParquet: {
         GRANARY_ASSIGN_OR_RAISE(auto files, ListDataFiles(path, ".parquet"));
         if (files.empty()) return std::optional<InspectedSchema>();
-        GRANARY_ASSIGN_OR_RAISE(auto schema, ParquetSchema(files.front()));
+        GRANARY_ASSIGN_OR_RAISE(auto schema, ReadParquetSchema(files.front()));
         // Hive-style partition folders (key=value) between the source path and the file.
         std::filesystem::path relative = files.front().lexically_relative(path).parent_path();
         arrow::FieldVector fields = schema->fields();

@@ -5,7 +5,16 @@
 
 #include "granary/registry/validator.h"
 
+namespace arrow {
+class Schema;
+}
+
 namespace granary {
+
+// The Arrow schema of a Parquet file. IOError or InvalidArgument naming the file.
+Result<std::shared_ptr<arrow::Schema>> ReadParquetSchema(const std::filesystem::path& file);
+// The columns of a CSV file (its header row), typed by Arrow's inference of its first rows.
+Result<std::shared_ptr<arrow::Schema>> ReadCsvHeader(const std::filesystem::path& file);
 
 // Resolves source paths against a repository root. Thread-compatible.
 class FileSourceInspector final : public SourceInspector {

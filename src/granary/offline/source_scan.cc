@@ -152,10 +152,11 @@ namespace {
 
 // The data source `view` reads.
 Result<const DataSource*> SourceOf(const Definitions& defs, const FeatureView& view) {
-  const DataSource* source = defs.FindDataSource(view.source);
+  const DataSource* source = defs.FindOfflineSource(view.source);  // a push source's rows live in its batch source
   if (source == nullptr) {
     return Status::InvalidArgument(
-        fmt::format("feature view '{}': unknown data source '{}'", view.name, view.source));
+        fmt::format("feature view '{}': unknown data source '{}' (or its batch_source)", view.name,
+                    view.source));
   }
   return source;
 }

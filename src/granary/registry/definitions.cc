@@ -70,6 +70,12 @@ const Entity* Definitions::FindEntity(const std::string& name) const {
 const DataSource* Definitions::FindDataSource(const std::string& name) const {
   return FindByName(data_sources, name);
 }
+const DataSource* Definitions::FindOfflineSource(const std::string& name) const {
+  const DataSource* source = FindDataSource(name);
+  if (source == nullptr || !source->is_push()) return source;
+  const DataSource* batch = FindDataSource(source->batch_source);
+  return batch == nullptr || batch->is_push() ? nullptr : batch;
+}
 const FeatureView* Definitions::FindFeatureView(const std::string& name) const {
   return FindByName(feature_views, name);
 }

@@ -40,9 +40,15 @@ struct Entity {
 enum class SourceFormat { kParquet, kCsv, kDelta };
 std::string_view SourceFormatName(SourceFormat format);
 
+// A file or Delta source (the offline data of feature views), or a push source (Feast's
+// PushSource): rows pushed to the feature server's POST /push, which names a batch source that
+// holds them offline. A push source has no path or columns of its own: views reading it read its
+// batch source offline, and pushed rows are named as the batch source's columns.
 struct DataSource {
   std::string name;
   SourceFormat format = SourceFormat::kParquet;
+  // type: push: the file or Delta source holding the pushed rows offline; empty otherwise.
+  std::string batch_source;
   // A file, a directory, or a glob; relative paths are relative to the repository root.
   std::string path;
   std::string timestamp_field;           // required: the event time of each row
@@ -56,6 +62,7 @@ struct DataSource {
 
   // The source column that a definition name reads from (inverse of field_mapping).
   std::string SourceColumnFor(const std::string& name) const;
+  bool is_push() const { return !batch_source.empty(); }
 };
 
 struct Field {
@@ -108,6 +115,9 @@ struct Definitions {
 
   const Entity* FindEntity(const std::string& name) const;
   const DataSource* FindDataSource(const std::string& name) const;
+  // The source whose files hold the rows of source `name`: its batch source for a push source,
+  // else the source itself; null when either is not defined.
+  const DataSource* FindOfflineSource(const std::string& name) const;
   const FeatureView* FindFeatureView(const std::string& name) const;
   const FeatureService* FindFeatureService(const std::string& name) const;
 

@@ -80,6 +80,26 @@ void LoadDataSource(const std::string& file, const YAML::Node& node, Definitions
   source.location = s.location();
   bool ok = name.has_value();
   std::string type = s.String("type", false).value_or("file");
+  if (type == "push") {
+    // Feast's PushSource: everything about the rows comes from the batch source.
+    auto batch = s.String("batch_source", true);
+    ok = ok && batch.has_value();
+    source.batch_source = batch.value_or("");
+    for (const char* key : {"path", "format", "timestamp_field", "created_timestamp_column",
+                            "date_partition_column", "field_mapping"}) {
+      if (s.Node(key, false).IsDefined()) {
+        s.Error(key,
+                "is not allowed here: a push source takes it from its batch_source; set it "
+                "there and remove it here");
+        ok = false;
+      }
+    }
+    source.description = s.String("description", false).value_or("");
+    source.tags = s.StringMap("tags");
+    s.CheckUnknownKeys();
+    if (ok) out->data_sources.push_back(std::move(source));
+    return;
+  }
   auto path = s.String("path", true);
   ok = ok && path.has_value();
   source.path = path.value_or("");
@@ -104,8 +124,13 @@ void LoadDataSource(const std::string& file, const YAML::Node& node, Definitions
       ok = false;
     }
   } else {
-    s.Error("type",
-            fmt::format("'{}' is not a source type; use file (Parquet or CSV) or delta", type));
+    s.Error("type", fmt::format("'{}' is not a source type; use file (Parquet or CSV), delta or "
+                                "push",
+                                type));
+    ok = false;
+  }
+  if (s.Node("batch_source", false).IsDefined()) {
+    s.Error("batch_source", "is only for push sources (type: push); remove it");
     ok = false;
   }
   auto ts = s.String("timestamp_field", true);

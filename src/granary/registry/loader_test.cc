@@ -116,6 +116,25 @@ TEST(Serialize, CanonicalYamlRoundTripsAndIsStable) {
   EXPECT_EQ(DefinitionsFingerprint(*back), DefinitionsFingerprint(defs));
 }
 
+TEST(Serialize, PushSourceRoundTripsThroughTheCanonicalForm) {
+  Definitions defs;
+  ASSERT_FALSE(LoadAndValidate(Replace(kValidDefinitions, "feature_views:\n",
+                                       "  - {name: payments_push, type: push, batch_source: "
+                                       "customer_payments, description: live}\n"
+                                       "feature_views:\n"),
+                               &defs)
+                   .has_errors());
+  const std::string text = DefinitionsToYaml(defs);
+  EXPECT_NE(text.find("name: payments_push\n    type: push\n    batch_source: customer_payments\n"
+                      "    description: live"),
+            std::string::npos)
+      << text;
+  auto back = DefinitionsFromYaml(text, "registry");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->FindDataSource("payments_push")->batch_source, "customer_payments");
+  EXPECT_EQ(DefinitionsFingerprint(*back), DefinitionsFingerprint(defs));
+}
+
 class RepoConfigTest : public ::testing::Test {
  protected:
   void Write(const std::string& name, const std::string& text) {

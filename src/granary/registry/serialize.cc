@@ -83,6 +83,12 @@ ObjectFields FieldsOf(const Entity& e) {
 ObjectFields FieldsOf(const DataSource& s) {
   FieldWriter w;
   w.Add("name", s.name);
+  if (s.is_push()) {
+    w.Add("type", "push");
+    w.Add("batch_source", s.batch_source);
+    w.AddDocumentation("", s.description, s.tags);
+    return w.Take();
+  }
   w.Add("type", s.format == SourceFormat::kDelta ? "delta" : "file");
   if (s.format != SourceFormat::kDelta) w.Add("format", std::string(SourceFormatName(s.format)));
   w.Add("path", s.path);

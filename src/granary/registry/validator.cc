@@ -141,6 +141,40 @@ void CheckSourceColumns(const DataSource& source, const InspectedSchema& inspect
   }
 }
 
+// Rows pushed to a push source are typed by the views reading it: a column that two of them read
+// must have one type.
+void CheckPushSourceColumns(const Definitions& defs, Diagnostics* diag) {
+  for (const DataSource& push : defs.data_sources) {
+    if (!push.is_push()) continue;
+    struct Use {
+      ValueType type;
+      const FeatureView* view;
+    };
+    std::map<std::string, Use> columns;
+    for (const FeatureView& v : defs.feature_views) {
+      if (v.source != push.name) continue;
+      auto check = [&](const std::string& name, ValueType type, const SourceLocation& where) {
+        auto [it, inserted] = columns.emplace(name, Use{type, &v});
+        if (!inserted && it->second.type != type) {
+          diag->Error(where, fmt::format("feature view '{}': '{}' is {} here but {} in feature "
+                                         "view '{}', which reads the same push source '{}'; "
+                                         "give it one type",
+                                         v.name, name, type.ToString(), it->second.type.ToString(),
+                                         it->second.view->name, push.name));
+        }
+      };
+      for (const std::string& e : v.entities) {
+        const Entity* entity = defs.FindEntity(e);
+        if (entity == nullptr) continue;
+        for (size_t i = 0; i < entity->join_keys.size() && i < entity->join_key_types.size(); ++i) {
+          check(entity->join_keys[i], entity->join_key_types[i], v.location);
+        }
+      }
+      for (const Field& f : v.schema) check(f.name, f.type, f.location);
+    }
+  }
+}
+
 }  // namespace
 
 void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Diagnostics* diag) {
@@ -164,6 +198,23 @@ void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Di
   }
 
   for (const DataSource& s : defs.data_sources) {
+    if (s.is_push()) {
+      const DataSource* batch = defs.FindDataSource(s.batch_source);
+      if (batch == nullptr) {
+        diag->Error(s.location,
+                    fmt::format("data source '{}': unknown batch_source '{}'{}; name the file or "
+                                "delta source that keeps the pushed rows offline (data sources: "
+                                "{})",
+                                s.name, s.batch_source, DidYouMean(s.batch_source, source_names),
+                                Join(source_names, ", ")));
+      } else if (batch->is_push()) {
+        diag->Error(s.location,
+                    fmt::format("data source '{}': batch_source '{}' is a push source itself; "
+                                "name a file or delta source",
+                                s.name, s.batch_source));
+      }
+      continue;
+    }
     std::map<std::string, std::string> targets;
     for (const auto& [column, name] : s.field_mapping) {
       auto [it, inserted] = targets.emplace(name, column);
@@ -219,6 +270,8 @@ void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Di
     }
   }
 
+  CheckPushSourceColumns(defs, diag);
+
   for (const FeatureService& s : defs.feature_services) {
     const std::string what = fmt::format("feature service '{}'", s.name);
     std::map<std::string, SourceLocation> seen_views;
@@ -255,6 +308,7 @@ void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Di
 
   if (inspector == nullptr) return;
   for (const DataSource& source : defs.data_sources) {
+    if (source.is_push()) continue;  // its batch source holds the data
     auto inspected = inspector->Inspect(source);
     if (!inspected.ok()) {
       diag->Error(source.location,
@@ -270,7 +324,9 @@ void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Di
     }
     CheckSourceColumns(source, **inspected, diag);
     for (const FeatureView& v : defs.feature_views) {
-      if (v.source == source.name) CheckViewAgainstSchema(defs, v, source, **inspected, diag);
+      if (defs.FindOfflineSource(v.source) == &source) {
+        CheckViewAgainstSchema(defs, v, source, **inspected, diag);
+      }
     }
   }
 }

@@ -93,5 +93,87 @@ TEST(Validator, NamesMustNotHoldDoubleUnderscores) {
       << diag.ToStatus().message();
 }
 
+// A push source over the valid repository's file source, and a view reading it.
+constexpr const char* kPushSource = R"yaml(
+  - name: payments_push
+    type: push
+    batch_source: customer_payments
+)yaml";
+
+std::string WithPushSource(const std::string& batch, const std::string& view_extra = "") {
+  std::string text = Replace(kValidDefinitions, "feature_views:\n",
+                             Replace(kPushSource, "customer_payments", batch) + "feature_views:\n");
+  return text + view_extra;
+}
+
+TEST(Validator, PushSourceNamesItsBatchSourceAndViewsReadThroughIt) {
+  Definitions defs;
+  Diagnostics diag = LoadAndValidate(
+      Replace(WithPushSource("customer_payments"), "source: customer_payments\n    ttl",
+              "source: payments_push\n    ttl"),
+      &defs);
+  ASSERT_FALSE(diag.has_errors()) << diag.ToStatus().ToString();
+  const DataSource* push = defs.FindDataSource("payments_push");
+  ASSERT_NE(push, nullptr);
+  EXPECT_TRUE(push->is_push());
+  EXPECT_EQ(defs.FindOfflineSource("payments_push"), defs.FindDataSource("customer_payments"));
+  EXPECT_EQ(defs.FindOfflineSource("customer_payments"), defs.FindDataSource("customer_payments"));
+}
+
+TEST(Validator, PushSourceWithUnknownBatchSourceSuggests) {
+  Diagnostics diag = LoadAndValidate(WithPushSource("customer_paymnts"));
+  EXPECT_NE(OnlyError(diag).find("data source 'payments_push': unknown batch_source "
+                                 "'customer_paymnts', did you mean 'customer_payments'?"),
+            std::string::npos)
+      << OnlyError(diag);
+}
+
+TEST(Validator, PushSourceCannotBeTheBatchSourceOfAnother) {
+  Diagnostics diag =
+      LoadAndValidate(Replace(WithPushSource("customer_payments"), "feature_views:\n",
+                              "  - {name: push2, type: push, batch_source: payments_push}\n"
+                              "feature_views:\n"));
+  EXPECT_NE(OnlyError(diag).find("batch_source 'payments_push' is a push source itself"),
+            std::string::npos)
+      << OnlyError(diag);
+}
+
+TEST(Validator, PushSourceTakesNoPathOrColumns) {
+  Diagnostics diag = LoadAndValidate(Replace(WithPushSource("customer_payments"),
+                                             "batch_source: customer_payments\n",
+                                             "batch_source: customer_payments\n"
+                                             "    path: data/x.parquet\n"));
+  EXPECT_NE(OnlyError(diag).find(
+                "data source 'payments_push': 'path' is not allowed here: a push source takes it "
+                "from its batch_source"),
+            std::string::npos)
+      << OnlyError(diag);
+  diag = LoadAndValidate(
+      Replace(kValidDefinitions, "    type: file\n", "    type: file\n    batch_source: other\n"));
+  EXPECT_NE(OnlyError(diag).find("'batch_source' is only for push sources (type: push)"),
+            std::string::npos)
+      << OnlyError(diag);
+}
+
+TEST(Validator, ViewsOfOnePushSourceGiveASharedColumnOneType) {
+  const std::string second_view = R"yaml(
+  - name: customer_risk_fast
+    entities: [customer]
+    source: payments_push
+    schema:
+      - {name: failure_rate_90d, type: float32}
+)yaml";
+  std::string text =
+      Replace(WithPushSource("customer_payments"), "source: customer_payments\n    ttl",
+              "source: payments_push\n    ttl");
+  text = Replace(text, "feature_services:\n", second_view.substr(1) + "feature_services:\n");
+  Diagnostics diag = LoadAndValidate(text);
+  EXPECT_NE(OnlyError(diag).find("feature view 'customer_risk_fast': 'failure_rate_90d' is "
+                                 "float32 here but float64 in feature view 'customer_risk', which "
+                                 "reads the same push source 'payments_push'"),
+            std::string::npos)
+      << OnlyError(diag);
+}
+
 }  // namespace
 }  // namespace granary

@@ -22,4 +22,7 @@ void AppendBase64(std::string_view data, std::string* out);
 // Decodes standard or URL-safe base64, padding optional; InvalidArgument on other characters.
 Result<std::string> DecodeBase64(std::string_view text);
 
+// "line 3, column 14": where byte `offset` of `text` is (1-based), for JSON parse errors.
+std::string LineAndColumn(std::string_view text, size_t offset);
+
 }  // namespace granary::serving

@@ -18,19 +18,6 @@ namespace {
 
 using EntityColumn = OnlineFeaturesRequest::EntityColumn;
 
-std::string LineAndColumn(std::string_view text, size_t offset) {
-  size_t line = 1, column = 1;
-  for (size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
-  }
-  return fmt::format("line {}, column {}", line, column);
-}
-
 std::string JsonTypeName(const rapidjson::Value& v) {
   switch (v.GetType()) {
     case rapidjson::kNullType:
@@ -136,7 +123,7 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
   doc.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
   if (doc.HasParseError()) {
     return Status::InvalidArgument(fmt::format("the request is not valid JSON: {}: {}",
-                                               LineAndColumn(json, doc.GetErrorOffset()),
+                                               serving::LineAndColumn(json, doc.GetErrorOffset()),
                                                rapidjson::GetParseError_En(doc.GetParseError())));
   }
   if (!doc.IsObject()) {

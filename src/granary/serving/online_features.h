@@ -80,6 +80,11 @@ class OnlineFeaturesService {
   void AsyncGetOnlineFeatures(const boost::asio::any_io_executor& executor,
                               const OnlineFeaturesRequest& request, Callback done) const;
 
+  // The definitions and the online layouts of their views, as given to Make().
+  const Definitions& definitions() const { return *definitions_; }
+  const std::shared_ptr<const Definitions>& shared_definitions() const { return definitions_; }
+  const ViewLayouts& layouts() const { return layouts_; }
+
   // Writes Feast's response for a resolved request and what the store returned. The request must
   // come from this service (its column names point into it).
   static void WriteResponse(const ResolvedOnlineRequest& request, const OnlineFeatures& features,

@@ -25,7 +25,7 @@ Status Run(const std::string& repo, const std::string& view_name, const std::str
   const Definitions& defs = latest->definitions;
   const FeatureView* view = defs.FindFeatureView(view_name);
   if (view == nullptr) return Status::NotFound("no feature view " + view_name);
-  const DataSource* source = defs.FindDataSource(view->source);
+  const DataSource* source = defs.FindOfflineSource(view->source);
   GRANARY_ASSIGN_OR_RAISE(auto layout, ViewLayout::Make(defs, *view, config.online_store.key_ttl));
 
   auto file = arrow::io::ReadableFile::Open(parquet);

@@ -7,6 +7,8 @@
 #include <boost/beast/http.hpp>
 #include <thread>
 
+#include "granary/serving/http/test_client.h"
+
 namespace granary::http {
 namespace {
 
@@ -15,46 +17,7 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
-// A blocking HTTP/1.1 client over one connection, for tests.
-class Client {
- public:
-  explicit Client(uint16_t port) : socket_(ioc_) {
-    socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-  }
-
-  bhttp::response<bhttp::string_body> Send(
-      bhttp::verb method, const std::string& target, const std::string& body = "",
-      const std::vector<std::pair<std::string, std::string>>& headers = {}) {
-    bhttp::request<bhttp::string_body> req(method, target, 11);
-    req.set(bhttp::field::host, "127.0.0.1");
-    for (const auto& [k, v] : headers) req.set(k, v);
-    req.body() = body;
-    req.prepare_payload();
-    bhttp::write(socket_, req);
-    return Read();
-  }
-
-  void SendRaw(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
-
-  bhttp::response<bhttp::string_body> Read() {
-    bhttp::response<bhttp::string_body> res;
-    bhttp::read(socket_, buffer_, res);
-    return res;
-  }
-
-  // True when the server closed the connection (a read sees end of stream).
-  bool ClosedByServer() {
-    beast::error_code ec;
-    char byte;
-    socket_.read_some(asio::buffer(&byte, 1), ec);
-    return ec == asio::error::eof || ec == asio::error::connection_reset;
-  }
-
- private:
-  asio::io_context ioc_;
-  tcp::socket socket_;
-  beast::flat_buffer buffer_;
-};
+using testing::Client;
 
 Route Echo() {
   return {"POST", "/echo", [](HttpRequest& req, Respond respond) {

@@ -1,4 +1,4 @@
-#include "granary/datagen/delta_writer.h"
+#include "granary/offline/delta_writer.h"
 
 #include <arrow/api.h>
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 #include "granary/common/temp_dir.h"
 #include "granary/offline/delta_log.h"
 
-namespace granary::datagen {
+namespace granary {
 namespace {
 
 TEST(DeltaWriter, TimestampStatisticsUseMillisecondsAndZ) {
@@ -74,4 +74,4 @@ TEST(DeltaWriter, WritesOneCommitAndRefusesToOverwriteIt) {
 }
 
 }  // namespace
-}  // namespace granary::datagen
+}  // namespace granary

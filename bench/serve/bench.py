@@ -1,0 +1,280 @@
+"""Feature server benchmark: `granary serve` under vegeta at fixed rates and at its maximum.
+
+Feast's public benchmark shape: 25 feature views x 10 features (5 int64, 5 float64), 1M entities,
+requests of 1, 10, 100 or 500 random entities for 50 features (5 views) or 250 features (all).
+For each store (RocksDB, Redis) it loads the online store (bench/serve/serve_load), starts
+`granary serve`, and drives it with vegeta (open loop) at fixed rates, then at its maximum
+(--max-workers concurrent requests as fast as they go), reporting p50, p99, p99.9, the maximum
+latency and the successful requests per second. Beside it, in the same run and at the same rates,
+the raw Redis baseline (bench/serve/serve_redis_rate): the GETs Granary's server sends for the
+request, and the HMGETs Feast's Redis online store would send on its own layout. Run it through
+bench/serve/run.
+"""
+import argparse
+import base64
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+VEGETA = ROOT / ".tools" / "bin" / "vegeta"
+GRANARY = ROOT / "build" / "granary"
+LOAD = ROOT / "build" / "bench" / "serve_load"
+REDIS_RATE = ROOT / "build" / "bench" / "serve_redis_rate"
+VIEWS, FEATURES_PER_VIEW = 25, 10
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def definitions():
+    lines = ["entities:", "  - {name: customer, join_keys: [customer_id], value_type: int64}",
+             "data_sources:",
+             "  - {name: src, path: data/src, timestamp_field: event_timestamp}",
+             "feature_views:"]
+    for v in range(VIEWS):
+        lines += [f"  - name: view_{v:02}", "    entities: [customer]", "    source: src",
+                  "    schema:"]
+        for f in range(FEATURES_PER_VIEW):
+            kind = "int64" if f < FEATURES_PER_VIEW // 2 else "float64"
+            lines.append(f"      - {{name: f{f:02}, type: {kind}}}")
+    return "\n".join(lines) + "\n"
+
+
+def feature_refs(n_features):
+    return [f"view_{v:02}:f{f:02}" for v in range(n_features // FEATURES_PER_VIEW)
+            for f in range(FEATURES_PER_VIEW)]
+
+
+def run(cmd, **kw):
+    return subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def wait_for_port(port, proc, what, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"{what} did not listen on {port}")
+
+
+class Redis:
+    def __init__(self, workdir):
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc, "redis-server")
+        self.version = subprocess.run(["redis-server", "--version"], capture_output=True,
+                                      text=True).stdout.split()[2].removeprefix("v=")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def make_repo(path, store_yaml):
+    if path.exists():
+        shutil.rmtree(path)
+    (path / "data").mkdir(parents=True)
+    (path / "granary.yaml").write_text(f"project: serve_bench\nonline_store: {store_yaml}\n")
+    (path / "features.yaml").write_text(definitions())
+    run([GRANARY, "-C", path, "apply"], capture_output=True)
+
+
+class Server:
+    def __init__(self, repo, threads, max_entities):
+        self.port = free_port()
+        self.log = open(repo / "serve.log", "w")
+        self.proc = subprocess.Popen(
+            [str(GRANARY), "-C", str(repo), "serve", "--port", str(self.port), "--threads",
+             str(threads), "--max-entities", str(max_entities), "--body-limit-bytes",
+             str(16 << 20)], stdout=self.log, stderr=self.log)
+        wait_for_port(self.port, self.proc, "granary serve")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        self.log.close()
+
+
+def targets_file(path, port, batch, n_features, entities, count, seed):
+    """vegeta targets (JSON lines), each a request for `batch` random entities."""
+    rng = np.random.default_rng(seed)
+    features = feature_refs(n_features)
+    url = f"http://127.0.0.1:{port}/get-online-features"
+    with open(path, "w") as out:
+        for _ in range(count):
+            ids = rng.integers(0, entities, batch).tolist()
+            body = json.dumps({"features": features, "entities": {"customer_id": ids},
+                               "full_feature_names": True})
+            out.write(json.dumps({"method": "POST", "url": url,
+                                  "body": base64.b64encode(body.encode()).decode(),
+                                  "header": {"Content-Type": ["application/json"]}}) + "\n")
+
+
+def percentiles_us(latencies_ns):
+    a = np.sort(np.asarray(latencies_ns, dtype=np.float64)) / 1000.0
+    if len(a) == 0:
+        return {"p50_us": 0, "p99_us": 0, "p999_us": 0, "max_us": 0}
+    pick = lambda p: float(a[min(len(a) - 1, int(p * len(a)))])
+    return {"p50_us": pick(0.50), "p99_us": pick(0.99), "p999_us": pick(0.999),
+            "max_us": float(a[-1])}
+
+
+def vegeta(targets, rate, duration, workdir, max_workers):
+    """One vegeta attack; rate 0 means as fast as max_workers concurrent requests go."""
+    out = workdir / "results.bin"
+    cmd = [VEGETA, "attack", "-format=json", f"-targets={targets}", f"-duration={duration}s",
+           "-max-body=0", "-timeout=10s", "-keepalive=true", f"-output={out}"]
+    if rate > 0:
+        cmd += [f"-rate={rate}/s", "-workers=32", f"-max-workers={max_workers}"]
+    else:
+        cmd += ["-rate=0", f"-max-workers={max_workers}", f"-workers={max_workers}"]
+    run(cmd, stdout=subprocess.DEVNULL)
+    csv = subprocess.run([str(VEGETA), "encode", "-to=csv", str(out)], check=True,
+                         capture_output=True, text=True).stdout
+    latencies, ok, errors, first, last = [], 0, 0, None, None
+    for line in csv.splitlines():
+        cols = line.split(",")
+        ts, code, latency = int(cols[0]), int(cols[1]), int(cols[2])
+        first = ts if first is None else min(first, ts)
+        last = ts if last is None else max(last, ts)
+        if code == 200:
+            ok += 1
+            latencies.append(latency)
+        else:
+            errors += 1
+    elapsed = max(1e-9, (last - first) / 1e9) if first is not None else duration
+    result = percentiles_us(latencies)
+    result.update({"rate": rate, "ok": ok, "errors": errors,
+                   "achieved_rate": ok / max(elapsed, duration if rate > 0 else elapsed)})
+    return result
+
+
+def redis_baseline(port, mode, batch, n_features, entities, rate, duration):
+    out = subprocess.run(
+        [str(REDIS_RATE), "--port", str(port), "--mode", mode, "--project", "serve_bench",
+         "--entities", str(entities), "--batch", str(batch), "--features", str(n_features),
+         "--rate", str(rate), "--duration", str(duration), "--threads", "4"],
+        capture_output=True, text=True)
+    if out.returncode != 0 and not out.stdout:
+        sys.exit(f"serve_redis_rate failed: {out.stderr}")
+    return json.loads(out.stdout)
+
+
+def fmt_us(v):
+    return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} us"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--entities", type=int, default=1_000_000)
+    ap.add_argument("--stores", default="rocksdb,redis")
+    ap.add_argument("--batches", default="1,10,100,500")
+    ap.add_argument("--features", default="250,50")
+    ap.add_argument("--rates", default="1000,5000,10000",
+                    help="fixed rates (req/s); a rate above 90%% of the measured maximum is "
+                         "skipped (it would only measure the queue)")
+    ap.add_argument("--duration", type=float, default=10, help="seconds per measurement")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="server workers")
+    ap.add_argument("--max-workers", type=int, default=64,
+                    help="vegeta's concurrent requests (at the maximum rate: this many)")
+    ap.add_argument("--feast-hashes", type=int, default=100_000,
+                    help="entities written in Feast's Redis layout for the HMGET baseline")
+    ap.add_argument("--data", default=str(ROOT / "build" / "bench-data" / "serve"))
+    ap.add_argument("--quick", action="store_true",
+                    help="100K entities, 3 s per measurement: a smoke run, not figures")
+    if "--quick" in sys.argv[1:]:
+        ap.set_defaults(entities=100_000, duration=3, feast_hashes=10_000)
+    args = ap.parse_args()
+    data = Path(args.data)
+    data.mkdir(parents=True, exist_ok=True)
+    batches = [int(b) for b in args.batches.split(",")]
+    feature_counts = [int(f) for f in args.features.split(",")]
+    rates = [int(r) for r in args.rates.split(",")]
+    vegeta_version = "v12.13.0"
+    print(f"machine: {os.cpu_count()} cores, {platform.platform()}; vegeta {vegeta_version}; "
+          f"{args.entities} entities x {VIEWS} views x {FEATURES_PER_VIEW} features; "
+          f"{args.duration:g} s per measurement; server: {args.threads} workers", flush=True)
+
+    results = []
+    for store in args.stores.split(","):
+        repo = data / store
+        redis = Redis(data / "redis") if store == "redis" else None
+        try:
+            if store == "redis":
+                make_repo(repo, f'{{type: redis, connection_string: "127.0.0.1:{redis.port}"}}')
+                print(f"== redis {redis.version} on 127.0.0.1:{redis.port}", flush=True)
+                run([LOAD, repo, args.entities, args.feast_hashes])
+            else:
+                make_repo(repo, "{type: rocksdb, path: data/online}")
+                print("== rocksdb", flush=True)
+                run([LOAD, repo, args.entities])
+            server = Server(repo, args.threads, max(batches))
+            try:
+                for n_features in feature_counts:
+                    for batch in batches:
+                        case = {"store": store, "batch": batch, "features": n_features}
+                        targets = data / f"targets-{batch}-{n_features}.json"
+                        count = max(200, min(20_000, 200_000 // batch))
+                        targets_file(targets, server.port, batch, n_features, args.entities,
+                                     count, seed=batch * 1000 + n_features)
+                        vegeta(targets, 0, min(2, args.duration), data, args.max_workers)  # warm
+                        top = vegeta(targets, 0, args.duration, data, args.max_workers)
+                        results.append({**case, "kind": "max", **top})
+                        print(f"{store:7} batch {batch:3} x {n_features:3} features: max "
+                              f"{top['achieved_rate']:.0f} req/s (p50 {fmt_us(top['p50_us'])}, "
+                              f"p99 {fmt_us(top['p99_us'])}, errors {top['errors']})", flush=True)
+                        for rate in rates:
+                            if rate > 0.9 * top["achieved_rate"]:
+                                print(f"{'':7} {rate} req/s: skipped, above 90% of the maximum",
+                                      flush=True)
+                                continue
+                            r = vegeta(targets, rate, args.duration, data, args.max_workers)
+                            results.append({**case, "kind": "rate", **r})
+                            line = (f"{'':7} {rate:5} req/s: granary p50 {fmt_us(r['p50_us'])} "
+                                    f"p99 {fmt_us(r['p99_us'])} p99.9 {fmt_us(r['p999_us'])} "
+                                    f"max {fmt_us(r['max_us'])} errors {r['errors']}")
+                            if redis is not None:
+                                for mode in ("get", "hmget"):
+                                    if mode == "hmget" and args.feast_hashes <= 0:
+                                        continue
+                                    entities = args.entities if mode == "get" else args.feast_hashes
+                                    b = redis_baseline(redis.port, mode, batch, n_features,
+                                                       entities, rate, args.duration)
+                                    results.append({**case, "kind": f"redis_{mode}", **b})
+                                    line += (f" | raw {mode.upper()} p50 {fmt_us(b['p50_us'])} "
+                                             f"p99 {fmt_us(b['p99_us'])} p99.9 "
+                                             f"{fmt_us(b['p999_us'])}")
+                            print(line, flush=True)
+            finally:
+                server.stop()
+        finally:
+            if redis is not None:
+                redis.stop()
+    (data / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"results: {data / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

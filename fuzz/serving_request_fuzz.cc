@@ -1,0 +1,125 @@
+// Fuzzes the feature server's request decoders with arbitrary bytes: get-online-features (parse,
+// resolve against definitions, and the response written for an all-NOT_FOUND read) and push
+// (parse and type the df by the views). Properties beyond "never crash": a resolved request has
+// one key per entity row and view; the response is valid JSON with one result per column and
+// one value per row; a parsed push is a valid Arrow table with at least one row.
+#include <arrow/api.h>
+#include <rapidjson/document.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string_view>
+
+#include "granary/online/online_features.h"
+#include "granary/registry/loader.h"
+#include "granary/serving/online_features.h"
+#include "granary/serving/push.h"
+
+namespace {
+
+constexpr const char* kDefinitions = R"yaml(
+entities:
+  - {name: customer, join_keys: [customer_id], value_type: int64}
+  - {name: bay, join_keys: [bay_id], value_type: string}
+  - {name: trip, join_keys: [driver_id, rider_id], value_type: [int32, bytes]}
+data_sources:
+  - {name: src, path: data/src, timestamp_field: event_timestamp, created_timestamp_column: created}
+  - {name: src_push, type: push, batch_source: src}
+feature_views:
+  - name: risk
+    entities: [customer]
+    source: src_push
+    ttl: 1d
+    schema:
+      - {name: score, type: float64}
+      - {name: failures, type: int64}
+      - {name: labels, type: list<string>}
+      - {name: seen, type: timestamp}
+  - name: bay_stats
+    entities: [bay]
+    source: src
+    schema:
+      - {name: score, type: float32}
+      - {name: open, type: bool}
+  - name: trip_stats
+    entities: [trip]
+    source: src
+    schema:
+      - {name: minutes, type: int32}
+      - {name: blob, type: bytes}
+feature_services:
+  - name: all
+    features: [risk, bay_stats, "trip_stats:minutes"]
+)yaml";
+
+struct Fixture {
+  std::shared_ptr<const granary::Definitions> defs;
+  std::unique_ptr<granary::OnlineFeaturesService> service;
+};
+
+const Fixture& GetFixture() {
+  static const Fixture fixture = [] {
+    auto defs = std::make_shared<granary::Definitions>();
+    granary::Diagnostics diag;
+    granary::LoadDefinitionsText("fuzz.yaml", kDefinitions, defs.get(), &diag);
+    if (diag.has_errors()) {
+      std::fprintf(stderr, "%s\n", diag.ToStatus().ToString().c_str());
+      std::abort();
+    }
+    defs->project = "fuzz";
+    Fixture f;
+    f.defs = defs;
+    f.service =
+        granary::OnlineFeaturesService::Make(defs, nullptr, granary::Duration::Days(1)).ValueOrDie();
+    return f;
+  }();
+  return fixture;
+}
+
+[[noreturn]] void Fail(const char* what, std::string_view input) {
+  std::fprintf(stderr, "%s\ninput: %.*s\n", what, static_cast<int>(input.size()), input.data());
+  std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const Fixture& f = GetFixture();
+
+  if (auto request = granary::ParseOnlineFeaturesRequest(text); request.ok()) {
+    if (auto resolved = f.service->Resolve(*request); resolved.ok()) {
+      for (const granary::ViewRead& read : resolved->read.views) {
+        if (read.keys->size() != resolved->num_rows) Fail("a key per entity row", text);
+      }
+      granary::OnlineFeaturesBuilder builder(resolved->read);
+      auto features = builder.Finish(granary::Timestamp::FromSeconds(1'800'000'000));
+      if (!features.ok()) Fail("an empty read must finish", text);
+      std::string json;
+      granary::OnlineFeaturesService::WriteResponse(*resolved, *features, &json);
+      rapidjson::Document doc;
+      doc.Parse(json.c_str(), json.size());
+      if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("results")) {
+        Fail(("the response is not valid JSON: " + json).c_str(), text);
+      }
+      const auto& results = doc["results"];
+      if (results.Size() != resolved->entities.size() + resolved->columns.size()) {
+        Fail("one result per column", text);
+      }
+      for (const auto& column : results.GetArray()) {
+        if (column["values"].Size() != resolved->num_rows ||
+            column["statuses"].Size() != resolved->num_rows) {
+          Fail("one value per row", text);
+        }
+      }
+    }
+  }
+
+  if (auto push = granary::ParsePushRequest(text, *f.defs); push.ok()) {
+    if (push->rows == nullptr || push->rows->num_rows() <= 0) Fail("a push has rows", text);
+    if (!push->rows->ValidateFull().ok()) Fail("the pushed table is invalid", text);
+  }
+  return 0;
+}

@@ -1,0 +1,144 @@
+// serve: the HTTP/JSON feature server (docs/SERVING.md). Runs until SIGTERM or SIGINT, then stops
+// accepting, lets requests in flight finish (up to --drain-timeout) and exits 0.
+#include <fmt/format.h>
+#include <signal.h>
+
+#include "granary/cli/cli.h"
+#include "granary/online/online_store.h"
+#include "granary/serving/http/http_server.h"
+#include "granary/serving/http_routes.h"
+#include "granary/serving/server_log.h"
+#include "granary/serving/service.h"
+
+namespace granary::cli {
+namespace {
+
+struct Options {
+  std::string host = "127.0.0.1";
+  int port = 6566;  // Feast's default
+  int threads = 0;
+  std::string token;
+  size_t max_entities = 10'000;
+  size_t body_limit_bytes = 4 << 20;
+  std::string read_timeout = "10s";
+  std::string idle_timeout = "60s";
+  std::string drain_timeout = "10s";
+  std::string registry_poll = "1s";
+};
+
+Result<std::chrono::milliseconds> Millis(const std::string& option, const std::string& text) {
+  auto d = ParseDuration(text);
+  if (!d.ok() || d->micros < 0) {
+    return Status::InvalidArgument(
+        fmt::format("{} '{}' is not a duration; write e.g. 500ms, 10s or 1m", option, text));
+  }
+  return std::chrono::milliseconds(d->micros / 1000);
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "::1" || host.starts_with("127.");
+}
+
+Status Serve(const RepoConfig& config, const Options& o) {
+  if (o.port < 0 || o.port > 65535) {
+    return Status::InvalidArgument(fmt::format("--port {} is not a port (0 to 65535)", o.port));
+  }
+  if (o.max_entities == 0) return Status::InvalidArgument("--max-entities must be at least 1");
+  http::HttpServerOptions http_options;
+  http_options.host = o.host;
+  http_options.port = static_cast<uint16_t>(o.port);
+  http_options.threads = o.threads;
+  http_options.body_limit_bytes = o.body_limit_bytes;
+  http_options.bearer_token = o.token;
+  http_options.metrics = &MetricsRegistry::Default();
+  GRANARY_ASSIGN_OR_RAISE(http_options.read_timeout, Millis("--read-timeout", o.read_timeout));
+  GRANARY_ASSIGN_OR_RAISE(http_options.idle_timeout, Millis("--idle-timeout", o.idle_timeout));
+  GRANARY_ASSIGN_OR_RAISE(http_options.drain_timeout, Millis("--drain-timeout", o.drain_timeout));
+
+  FeatureServerOptions options;
+  options.repo_root = config.root;
+  options.registry_path = config.RegistryPath();
+  options.default_key_ttl = config.online_store.key_ttl;
+  options.store_kind = config.online_store.type;
+  options.max_entities = o.max_entities;
+  GRANARY_ASSIGN_OR_RAISE(options.registry_poll_interval,
+                          Millis("--registry-poll", o.registry_poll));
+  if (options.registry_poll_interval.count() == 0) {
+    return Status::InvalidArgument("--registry-poll must be longer than 0 (e.g. 1s)");
+  }
+
+  // Signals go to the thread waiting for them below, never to a worker: block them before any
+  // thread starts (threads inherit the mask).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  GRANARY_ASSIGN_OR_RAISE(std::unique_ptr<OnlineStore> store, OpenOnlineStore(config));
+  GRANARY_ASSIGN_OR_RAISE(std::unique_ptr<FeatureServer> server,
+                          FeatureServer::Make(std::move(options), store.get()));
+  GRANARY_ASSIGN_OR_RAISE(std::unique_ptr<http::HttpServer> http,
+                          http::HttpServer::Start(http_options, HttpRoutes(server->endpoints())));
+  ServerLog(fmt::format(
+      "granary serve: listening on http://{}:{} ({} workers); online store {}; registry version "
+      "{} of project {}{}",
+      o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host, http->port(),
+      o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()),
+      store->Describe(), server->registry().Current()->info.version,
+      server->registry().Current()->info.project,
+      o.token.empty() ? "" : "; bearer token required"));
+  if (!IsLoopback(o.host) && o.token.empty()) {
+    ServerLog(fmt::format(
+        "warning: serving on {} without a bearer token: anyone who can reach the port can read "
+        "and push features; set GRANARY_SERVE_TOKEN (or --token)",
+        o.host));
+  }
+
+  int received = 0;
+  sigwait(&signals, &received);
+  ServerLog(fmt::format("granary serve: {}: draining {} requests in flight, then stopping",
+                        received == SIGTERM ? "SIGTERM" : "SIGINT", http->in_flight()));
+  http->Stop();
+  server.reset();  // waits for pushes still writing
+  store.reset();   // before the workers' io_contexts (OnlineStore's threading contract)
+  http.reset();
+  ServerLog("granary serve: stopped");
+  return Status::OK();
+}
+
+}  // namespace
+
+void RegisterServeCommand(CLI::App& app, Context& ctx) {
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Serve online features over HTTP/JSON (Feast's feature server API) until SIGTERM");
+  cmd->add_option("--host", o->host,
+                  "Address to listen on; 127.0.0.1 serves this machine only, 0.0.0.0 every "
+                  "interface");
+  cmd->add_option("--port", o->port, "Port to listen on (0: any free port, logged at start)");
+  cmd->add_option("--threads", o->threads, "Worker threads (0: one per core)");
+  cmd->add_option("--token", o->token,
+                  "Require 'Authorization: Bearer <token>' on every endpoint but /health "
+                  "(prefer the environment variable: a command line is visible to other users)")
+      ->envname("GRANARY_SERVE_TOKEN")
+      ->default_str("");
+  cmd->add_option("--max-entities", o->max_entities,
+                  "Most entity rows one get-online-features request may ask for");
+  cmd->add_option("--body-limit-bytes", o->body_limit_bytes, "Largest request body, in bytes");
+  cmd->add_option("--read-timeout", o->read_timeout,
+                  "Time to receive one whole request before the connection is closed");
+  cmd->add_option("--idle-timeout", o->idle_timeout, "Keep-alive connection idle time limit");
+  cmd->add_option("--drain-timeout", o->drain_timeout,
+                  "On SIGTERM, how long requests in flight may take to finish");
+  cmd->add_option("--registry-poll", o->registry_poll,
+                  "How often to check the registry for a new apply");
+  cmd->callback([&ctx, o] {
+    RepoConfig config;
+    if (!ctx.LoadConfig(&config)) return;
+    Status st = Serve(config, *o);
+    if (!st.ok()) ctx.Fail(st);
+  });
+}
+
+}  // namespace granary::cli

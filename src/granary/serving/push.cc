@@ -1,0 +1,489 @@
+#include "granary/serving/push.h"
+
+#include <arrow/api.h>
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "granary/common/strings.h"
+#include "granary/serving/json_format.h"
+#include "granary/types/arrow_convert.h"
+
+namespace granary {
+namespace {
+
+// A JSON value as it appears in the request, shortened, for messages.
+std::string Shown(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  std::string text(buf.GetString(), buf.GetSize());
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return text;
+}
+
+Result<Value> JsonScalar(const rapidjson::Value& v, ScalarType type) {
+  auto expected = [&](std::string_view hint = "") {
+    return Status::InvalidArgument(
+        fmt::format("expected {}, got {}{}", ValueType::Scalar(type).ToString(), Shown(v), hint));
+  };
+  switch (type) {
+    case ScalarType::kInt32:
+    case ScalarType::kInt64: {
+      if (!v.IsInt64()) return expected(v.IsString() ? "; write the number without quotes" : "");
+      const int64_t n = v.GetInt64();
+      if (type == ScalarType::kInt64) return Value(n);
+      if (n < INT32_MIN || n > INT32_MAX) return expected(" (out of the int32 range)");
+      return Value(static_cast<int32_t>(n));
+    }
+    case ScalarType::kFloat32:
+    case ScalarType::kFloat64: {
+      if (!v.IsNumber()) return expected(v.IsString() ? "; write the number without quotes" : "");
+      const double d = v.GetDouble();
+      if (type == ScalarType::kFloat32) return Value(static_cast<float>(d));
+      return Value(d);
+    }
+    case ScalarType::kString:
+      if (!v.IsString()) return expected("; write it in quotes");
+      return Value(std::string(v.GetString(), v.GetStringLength()));
+    case ScalarType::kBytes: {
+      if (!v.IsString()) return expected("; write bytes as a base64 string");
+      auto bytes = serving::DecodeBase64(std::string_view(v.GetString(), v.GetStringLength()));
+      if (!bytes.ok()) return expected(": " + bytes.status().message());
+      return Value(Bytes{std::move(*bytes)});
+    }
+    case ScalarType::kBool:
+      if (!v.IsBool()) return expected("; write true or false");
+      return Value(v.GetBool());
+    case ScalarType::kTimestamp: {
+      if (!v.IsString()) {
+        return expected("; write an RFC 3339 time such as \"2026-11-23T02:00:00Z\"");
+      }
+      auto ts = ParseTimestamp(std::string_view(v.GetString(), v.GetStringLength()));
+      if (!ts.ok()) return expected(": " + ts.status().message());
+      return Value(*ts);
+    }
+  }
+  return expected();
+}
+
+template <typename T>
+Value CollectList(const rapidjson::Value& array, ScalarType element, Status* error) {
+  std::vector<T> out;
+  out.reserve(array.Size());
+  for (rapidjson::SizeType i = 0; i < array.Size(); ++i) {
+    if (array[i].IsNull()) {
+      *error = Status::InvalidArgument(fmt::format(
+          "element {} of the list is null; list elements may not be null (the whole list may)", i));
+      return Value();
+    }
+    auto v = JsonScalar(array[i], element);
+    if (!v.ok()) {
+      *error = Status::InvalidArgument(fmt::format("element {}: {}", i, v.status().message()));
+      return Value();
+    }
+    out.push_back(v->get<T>());
+  }
+  return Value(std::move(out));
+}
+
+Result<Value> JsonValue(const rapidjson::Value& v, ValueType type) {
+  if (v.IsNull()) return Value();
+  if (!type.is_list) return JsonScalar(v, type.scalar);
+  if (!v.IsArray()) {
+    return Status::InvalidArgument(
+        fmt::format("expected {} (a JSON list), got {}", type.ToString(), Shown(v)));
+  }
+  Status error;
+  Value out;
+  switch (type.scalar) {
+    case ScalarType::kBool:
+      out = CollectList<bool>(v, type.scalar, &error);
+      break;
+    case ScalarType::kInt32:
+      out = CollectList<int32_t>(v, type.scalar, &error);
+      break;
+    case ScalarType::kInt64:
+      out = CollectList<int64_t>(v, type.scalar, &error);
+      break;
+    case ScalarType::kFloat32:
+      out = CollectList<float>(v, type.scalar, &error);
+      break;
+    case ScalarType::kFloat64:
+      out = CollectList<double>(v, type.scalar, &error);
+      break;
+    case ScalarType::kString:
+      out = CollectList<std::string>(v, type.scalar, &error);
+      break;
+    case ScalarType::kBytes:
+      out = CollectList<Bytes>(v, type.scalar, &error);
+      break;
+    case ScalarType::kTimestamp:
+      out = CollectList<Timestamp>(v, type.scalar, &error);
+      break;
+  }
+  if (!error.ok()) return error;
+  return out;
+}
+
+// The type of a column no view declares, from its first non-null value.
+Result<ValueType> InferType(const std::string& column, const rapidjson::Value& values) {
+  for (rapidjson::SizeType i = 0; i < values.Size(); ++i) {
+    const rapidjson::Value& v = values[i];
+    if (v.IsNull()) continue;
+    if (v.IsBool()) return ValueType::Scalar(ScalarType::kBool);
+    if (v.IsInt64()) return ValueType::Scalar(ScalarType::kInt64);
+    if (v.IsNumber()) return ValueType::Scalar(ScalarType::kFloat64);
+    if (v.IsString()) return ValueType::Scalar(ScalarType::kString);
+    return Status::InvalidArgument(fmt::format(
+        "df.{}[{}]: the column is not read by any feature view of the push source, so its values "
+        "must be numbers, strings or booleans, not {}",
+        column, i, Shown(v)));
+  }
+  return ValueType::Scalar(ScalarType::kString);  // all null
+}
+
+Status BadShape(std::string_view what) { return Status::InvalidArgument(std::string(what)); }
+
+}  // namespace
+
+std::string_view PushTargetName(PushTarget to) {
+  switch (to) {
+    case PushTarget::kOnline:
+      return "online";
+    case PushTarget::kOffline:
+      return "offline";
+    case PushTarget::kOnlineAndOffline:
+      return "online_and_offline";
+  }
+  return "online";
+}
+
+Result<PushTarget> ParsePushTarget(std::string_view text) {
+  for (PushTarget t : {PushTarget::kOnline, PushTarget::kOffline, PushTarget::kOnlineAndOffline}) {
+    if (text == PushTargetName(t)) return t;
+  }
+  return Status::InvalidArgument(fmt::format(
+      "to: '{}' is not a push target; use \"online\", \"offline\" or \"online_and_offline\"",
+      text));
+}
+
+Result<std::map<std::string, ValueType>> PushColumnTypes(const Definitions& defs,
+                                                         const std::string& push_source) {
+  const DataSource* push = defs.FindDataSource(push_source);
+  if (push == nullptr || !push->is_push()) {
+    std::vector<std::string> names;
+    for (const DataSource& s : defs.data_sources) {
+      if (s.is_push()) names.push_back(s.name);
+    }
+    return Status::InvalidArgument(
+        fmt::format("push_source_name: '{}' is not {}{}; the push sources are: {}", push_source,
+                    push == nullptr ? "a data source" : "a push source (type: push)",
+                    DidYouMean(push_source, names),
+                    names.empty() ? "none (define one with type: push)" : Join(names, ", ")));
+  }
+  const DataSource* batch = defs.FindOfflineSource(push_source);
+  if (batch == nullptr) {
+    return Status::FailedPrecondition(
+        fmt::format("push source '{}' names batch_source '{}', which is not defined", push_source,
+                    push->batch_source));
+  }
+  std::map<std::string, ValueType> types;
+  const ValueType timestamp = ValueType::Scalar(ScalarType::kTimestamp);
+  types[batch->SourceColumnFor(batch->timestamp_field)] = timestamp;
+  if (!batch->created_timestamp_column.empty()) {
+    types[batch->SourceColumnFor(batch->created_timestamp_column)] = timestamp;
+  }
+  for (const FeatureView& v : defs.feature_views) {
+    if (v.source != push_source) continue;
+    for (const std::string& e : v.entities) {
+      const Entity* entity = defs.FindEntity(e);
+      if (entity == nullptr) continue;
+      for (size_t i = 0; i < entity->join_keys.size() && i < entity->join_key_types.size(); ++i) {
+        types.emplace(batch->SourceColumnFor(entity->join_keys[i]), entity->join_key_types[i]);
+      }
+    }
+    for (const Field& f : v.schema) types.emplace(batch->SourceColumnFor(f.name), f.type);
+  }
+  return types;
+}
+
+Result<PushRequest> ParsePushRequest(std::string_view json, const Definitions& defs) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag>(json.data(),
+                                                                                 json.size());
+  if (doc.HasParseError()) {
+    return Status::InvalidArgument(fmt::format("the request is not valid JSON: {}: {}",
+                                               serving::LineAndColumn(json, doc.GetErrorOffset()),
+                                               rapidjson::GetParseError_En(doc.GetParseError())));
+  }
+  if (!doc.IsObject()) {
+    return BadShape(
+        "the request must be a JSON object such as {\"push_source_name\": \"name\", \"df\": "
+        "{\"customer_id\": [1001], ...}, \"to\": \"online\"}");
+  }
+  PushRequest request;
+  const rapidjson::Value* df = nullptr;
+  static const std::vector<std::string> kKeys = {"push_source_name", "df", "to",
+                                                 "allow_registry_cache", "transform_on_write"};
+  for (const auto& member : doc.GetObject()) {
+    std::string_view key(member.name.GetString(), member.name.GetStringLength());
+    const rapidjson::Value& v = member.value;
+    if (key == "push_source_name") {
+      if (!v.IsString()) return BadShape("push_source_name: must be a string");
+      request.push_source_name.assign(v.GetString(), v.GetStringLength());
+    } else if (key == "df") {
+      if (!v.IsObject()) {
+        return BadShape(
+            "df: must be an object of column name to a list of values, such as "
+            "{\"customer_id\": [1001, 1002], \"event_timestamp\": [\"2026-11-23T02:00:00Z\", "
+            "...]}");
+      }
+      df = &v;
+    } else if (key == "to") {
+      if (!v.IsString())
+        return BadShape(
+            "to: must be \"online\", \"offline\" or "
+            "\"online_and_offline\"");
+      GRANARY_ASSIGN_OR_RAISE(
+          request.to, ParsePushTarget(std::string_view(v.GetString(), v.GetStringLength())));
+    } else if (key == "allow_registry_cache" || key == "transform_on_write") {
+      if (!v.IsBool()) return BadShape(fmt::format("{}: must be true or false", key));
+    } else {
+      return Status::InvalidArgument(
+          fmt::format("unknown request field '{}'{}; the fields are push_source_name, df and to",
+                      key, DidYouMean(key, kKeys)));
+    }
+  }
+  if (request.push_source_name.empty()) {
+    return BadShape("push_source_name: missing; name the push source to write to");
+  }
+  if (df == nullptr) return BadShape("df: missing; give the rows as {column: [values]}");
+  GRANARY_ASSIGN_OR_RAISE(auto types, PushColumnTypes(defs, request.push_source_name));
+
+  arrow::FieldVector fields;
+  arrow::ArrayVector arrays;
+  int64_t num_rows = -1;
+  std::string first_column;
+  for (const auto& member : df->GetObject()) {
+    const std::string name(member.name.GetString(), member.name.GetStringLength());
+    const rapidjson::Value& values = member.value;
+    if (!values.IsArray()) {
+      return Status::InvalidArgument(
+          fmt::format("df.{}: must be a list of values, not {}", name, Shown(values)));
+    }
+    if (num_rows < 0) {
+      num_rows = values.Size();
+      first_column = name;
+    } else if (values.Size() != num_rows) {
+      return Status::InvalidArgument(
+          fmt::format("df.{} has {} values but df.{} has {}; give every column one value per row",
+                      name, values.Size(), first_column, num_rows));
+    }
+    for (const auto& f : fields) {
+      if (f->name() == name) {
+        return Status::InvalidArgument(fmt::format("df: column '{}' is given twice", name));
+      }
+    }
+    ValueType type;
+    if (auto it = types.find(name); it != types.end()) {
+      type = it->second;
+    } else {
+      GRANARY_ASSIGN_OR_RAISE(type, InferType(name, values));
+    }
+    std::vector<Value> column;
+    column.reserve(values.Size());
+    for (rapidjson::SizeType i = 0; i < values.Size(); ++i) {
+      auto v = JsonValue(values[i], type);
+      if (!v.ok()) {
+        return Status::InvalidArgument(fmt::format("df.{}[{}]: {}", name, i, v.status().message()));
+      }
+      column.push_back(std::move(*v));
+    }
+    GRANARY_ASSIGN_OR_RAISE(auto array, MakeArray(type, column));
+    fields.push_back(arrow::field(name, array->type()));
+    arrays.push_back(std::move(array));
+  }
+  if (num_rows <= 0) return BadShape("df: has no rows; give at least one value per column");
+  request.rows = arrow::Table::Make(arrow::schema(fields), arrays, num_rows);
+  return request;
+}
+
+// ------------------------------------------------------------------------------ the push core
+
+namespace {
+
+struct ViewBatch {
+  const ViewLayout* layout;
+  std::shared_ptr<arrow::RecordBatch> rows;
+};
+
+// The rows of one online view, as OnlineStore::WriteBatch takes them.
+Result<ViewBatch> BatchForView(const DataSource& batch, const std::string& push_source,
+                               const ViewLayout& layout, const arrow::Table& rows) {
+  arrow::FieldVector fields;
+  arrow::ArrayVector arrays;
+  auto column = [&](const std::string& name,
+                    const char* role) -> Result<std::shared_ptr<arrow::Array>> {
+    const std::string source_column = batch.SourceColumnFor(name);
+    auto c = rows.GetColumnByName(source_column);
+    if (c == nullptr) {
+      return Status::InvalidArgument(fmt::format(
+          "df: missing column '{}' ({} of feature view '{}', which reads push source '{}'); "
+          "the df has: {}",
+          source_column, role, layout.name(), push_source,
+          Join(rows.schema()->field_names(), ", ")));
+    }
+    if (c->num_chunks() == 1) return c->chunk(0);
+    auto combined = arrow::Concatenate(c->chunks());
+    if (!combined.ok()) return Status::Internal(combined.status().ToString());
+    return *combined;
+  };
+  auto no_nulls = [&](const arrow::Array& a, const std::string& name) -> Status {
+    if (a.null_count() == 0) return Status::OK();
+    for (int64_t i = 0; i < a.length(); ++i) {
+      if (a.IsNull(i)) {
+        return Status::InvalidArgument(
+            fmt::format("df.{}[{}]: must not be null (every pushed row needs it)",
+                        batch.SourceColumnFor(name), i));
+      }
+    }
+    return Status::OK();
+  };
+  for (const ViewLayout::Column& key : layout.join_keys()) {
+    GRANARY_ASSIGN_OR_RAISE(auto raw, column(key.name, "a join key"));
+    GRANARY_ASSIGN_OR_RAISE(
+        auto typed, CastToValueType(raw, key.type, "df." + batch.SourceColumnFor(key.name)));
+    GRANARY_RETURN_NOT_OK(no_nulls(*typed, key.name));
+    fields.push_back(arrow::field(key.name, typed->type()));
+    arrays.push_back(std::move(typed));
+  }
+  {
+    GRANARY_ASSIGN_OR_RAISE(auto raw, column(batch.timestamp_field, "the timestamp_field"));
+    GRANARY_ASSIGN_OR_RAISE(auto typed,
+                            ToUtcMicros(raw, "df." + batch.SourceColumnFor(batch.timestamp_field)));
+    GRANARY_RETURN_NOT_OK(no_nulls(*typed, batch.timestamp_field));
+    fields.push_back(arrow::field("event_timestamp", typed->type()));
+    arrays.push_back(std::move(typed));
+  }
+  if (!batch.created_timestamp_column.empty() &&
+      rows.GetColumnByName(batch.SourceColumnFor(batch.created_timestamp_column)) != nullptr) {
+    GRANARY_ASSIGN_OR_RAISE(auto raw, column(batch.created_timestamp_column, "the created time"));
+    GRANARY_ASSIGN_OR_RAISE(
+        auto typed,
+        ToUtcMicros(raw, "df." + batch.SourceColumnFor(batch.created_timestamp_column)));
+    fields.push_back(arrow::field("created_timestamp", typed->type()));
+    arrays.push_back(std::move(typed));
+  }
+  for (const ViewLayout::Column& f : layout.features()) {
+    GRANARY_ASSIGN_OR_RAISE(auto raw, column(f.name, "a feature"));
+    GRANARY_ASSIGN_OR_RAISE(auto typed,
+                            CastToValueType(raw, f.type, "df." + batch.SourceColumnFor(f.name)));
+    fields.push_back(arrow::field(f.name, typed->type()));
+    arrays.push_back(std::move(typed));
+  }
+  return ViewBatch{
+      &layout, arrow::RecordBatch::Make(arrow::schema(fields), rows.num_rows(), std::move(arrays))};
+}
+
+}  // namespace
+
+Result<PushResult> Push(const PushContext& context, const std::string& push_source_name,
+                        const arrow::Table& rows, PushTarget to) {
+  const Definitions& defs = *context.definitions;
+  GRANARY_RETURN_NOT_OK(PushColumnTypes(defs, push_source_name).status());
+  const DataSource* batch = defs.FindOfflineSource(push_source_name);
+  if (rows.num_rows() == 0) {
+    return Status::InvalidArgument("the pushed rows are empty; give at least one row");
+  }
+  PushResult result;
+  result.rows = rows.num_rows();
+  // Check and convert everything before writing anything.
+  std::vector<ViewBatch> batches;
+  if (to != PushTarget::kOffline) {
+    for (const FeatureView& v : defs.feature_views) {
+      if (v.source != push_source_name || !v.online) continue;
+      auto layout = context.layouts->find(v.name);
+      if (layout == context.layouts->end()) continue;
+      GRANARY_ASSIGN_OR_RAISE(ViewBatch b,
+                              BatchForView(*batch, push_source_name, *layout->second, rows));
+      batches.push_back(std::move(b));
+      result.views.push_back(v.name);
+    }
+    if (batches.empty()) {
+      return Status::InvalidArgument(fmt::format(
+          "no online feature view reads push source '{}', so there is nothing to write online; "
+          "set source: {} (and online: true) on a view, or push with \"to\": \"offline\"",
+          push_source_name, push_source_name));
+    }
+  }
+  if (to != PushTarget::kOnline) {
+    auto appended = AppendToSource(context.repo_root, *batch, rows, *context.clock);
+    if (!appended.ok()) {
+      return appended.status().WithContext(
+          fmt::format("offline append to data source '{}'", batch->name));
+    }
+    result.offline = std::move(*appended);
+  }
+  for (const ViewBatch& b : batches) {
+    auto stats = context.store->WriteBatch(*b.layout, *b.rows);
+    if (!stats.ok()) {
+      return stats.status().WithContext(fmt::format(
+          "online write of feature view '{}'{}", b.layout->name(),
+          to == PushTarget::kOnlineAndOffline ? " (the rows were appended offline)" : ""));
+    }
+    result.online += *stats;
+  }
+  return result;
+}
+
+std::string PushResultJson(const std::string& push_source_name, PushTarget to,
+                           const PushResult& result, const std::filesystem::path& repo_root) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("push_source_name");
+  w.String(push_source_name.c_str(), static_cast<rapidjson::SizeType>(push_source_name.size()));
+  w.Key("to");
+  const std::string_view target = PushTargetName(to);
+  w.String(target.data(), static_cast<rapidjson::SizeType>(target.size()));
+  w.Key("rows");
+  w.Int64(result.rows);
+  if (to != PushTarget::kOffline) {
+    w.Key("online");
+    w.StartObject();
+    w.Key("views");
+    w.StartArray();
+    for (const std::string& v : result.views) {
+      w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
+    }
+    w.EndArray();
+    w.Key("written");
+    w.Int64(result.online.written);
+    w.Key("skipped_older");
+    w.Int64(result.online.skipped_older);
+    w.EndObject();
+  }
+  if (to != PushTarget::kOnline) {
+    w.Key("offline");
+    w.StartObject();
+    w.Key("files");
+    w.StartArray();
+    for (const auto& f : result.offline.files) {
+      const std::string name = f.lexically_relative(repo_root).string();
+      w.String(name.c_str(), static_cast<rapidjson::SizeType>(name.size()));
+    }
+    w.EndArray();
+    if (result.offline.delta_version >= 0) {
+      w.Key("delta_version");
+      w.Int64(result.offline.delta_version);
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace granary

@@ -1,0 +1,95 @@
+// Push: rows of a push source written to the online store and/or appended to its batch source
+// offline (Feast's push; the feature server's POST /push, docs/SERVING.md).
+//
+// A push source (registry/definitions.h) names a batch source; the feature views whose source is
+// the push source are written online. Pushed rows are named as the batch source's columns (what
+// its files hold, before field_mapping): every join key, feature and the timestamp_field of each
+// online view reading the push source, optionally its created_timestamp_column, and for an
+// offline append any other column of the source.
+//
+// Order of a push: everything is checked first (columns, types, nulls in keys and times), then
+// the offline append (one atomic file or Delta commit), then one write-if-newer batch per online
+// view. A failure after the offline append leaves rows offline that the next materialization
+// brings online; a failure before it writes nothing. Each view's batch is atomic per entity, not
+// across views.
+//
+// Push is transport-free: the HTTP server calls ParsePushRequest and Push; the Python SDK can
+// call Push with an Arrow table. Thread-safe; Push blocks (run it off the server's workers).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "granary/common/clock.h"
+#include "granary/common/result.h"
+#include "granary/offline/source_append.h"
+#include "granary/online/online_store.h"
+#include "granary/registry/definitions.h"
+
+namespace arrow {
+class Table;
+}
+
+namespace granary {
+
+enum class PushTarget { kOnline, kOffline, kOnlineAndOffline };
+// "online", "offline", "online_and_offline" (Feast's names).
+std::string_view PushTargetName(PushTarget to);
+Result<PushTarget> ParsePushTarget(std::string_view text);
+
+struct PushRequest {
+  std::string push_source_name;
+  std::shared_ptr<arrow::Table> rows;  // columns named as the batch source's columns
+  PushTarget to = PushTarget::kOnline;
+};
+
+// The type of each column a push to `push_source` may carry (by source column name): the join
+// keys and features of every view reading it, and its batch source's timestamp columns.
+// InvalidArgument when `push_source` is not a push source, with the push sources there are.
+Result<std::map<std::string, ValueType>> PushColumnTypes(const Definitions& defs,
+                                                         const std::string& push_source);
+
+// Parses Feast's push request, typing each df column by PushColumnTypes (other columns by their
+// JSON values: numbers, strings, booleans):
+//   {"push_source_name": "payments_push", "df": {"customer_id": [1001], ...},
+//    "to": "online" | "offline" | "online_and_offline"}
+// ("to" defaults to "online"; Feast's "allow_registry_cache" and "transform_on_write" are
+// accepted and ignored). Timestamps are RFC 3339 strings; bytes base64; NaN and Infinity as
+// Python's json module writes them. InvalidArgument says what and where, e.g.
+// `df.customer_id[3]: expected int64, got "abc"`.
+Result<PushRequest> ParsePushRequest(std::string_view json, const Definitions& defs);
+
+// What a push needs: the applied definitions, the online layouts of their views, the store and
+// the repository root (relative source paths). Not owned; they must outlive the call.
+struct PushContext {
+  const Definitions* definitions = nullptr;
+  const ViewLayouts* layouts = nullptr;
+  OnlineStore* store = nullptr;
+  std::filesystem::path repo_root;
+  const Clock* clock = &SystemClock::Default();
+};
+
+struct PushResult {
+  int64_t rows = 0;
+  std::vector<std::string> views;  // online views written, in definition order
+  WriteStats online;               // summed over the views
+  SourceAppendResult offline;      // files (and Delta version) appended; empty when online only
+};
+
+// The push core (see the header comment). `rows` may use any Arrow types that convert to the
+// declared ones without loss (CastToValueType), and timestamps as any timestamp type or RFC 3339
+// text. InvalidArgument for a bad push (naming the column and row), Unavailable when the store is
+// down, IOError when the offline append fails.
+Result<PushResult> Push(const PushContext& context, const std::string& push_source_name,
+                        const arrow::Table& rows, PushTarget to);
+
+// Push's outcome as the JSON body the feature server answers with (file paths relative to
+// `repo_root`).
+std::string PushResultJson(const std::string& push_source_name, PushTarget to,
+                           const PushResult& result, const std::filesystem::path& repo_root);
+
+}  // namespace granary

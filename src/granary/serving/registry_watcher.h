@@ -1,0 +1,95 @@
+// RegistryWatcher: the feature server's view of the registry, kept current while it serves.
+//
+// Requests read an immutable ServingSnapshot (the applied definitions, their online layouts, the
+// resolved features and the GET /registry body) through Current(): one atomic load, no lock.
+// A background thread asks the registry for its newest version number about once a second (one
+// small SQLite query); after a `granary apply` it loads the new definitions, builds the next
+// snapshot and swaps it in. Requests that started on the old snapshot finish on it (they hold a
+// reference). A version that fails to load (unreadable, or definitions the server cannot serve)
+// keeps the old snapshot; the error is logged once per version and counted
+// (granary_registry_reloads_total{outcome="failure"}).
+//
+// Thread-safe: Current() from any thread; Poll() is serialized internally.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "granary/common/metrics.h"
+#include "granary/common/result.h"
+#include "granary/online/online_store.h"
+#include "granary/registry/registry_store.h"
+#include "granary/serving/online_features.h"
+
+namespace granary {
+
+// One applied version, ready to serve. Immutable.
+struct ServingSnapshot {
+  RegistryVersionInfo info;
+  std::unique_ptr<OnlineFeaturesService> online;  // definitions, layouts, resolved features
+  std::string registry_json;                      // GET /registry
+
+  const Definitions& definitions() const { return online->definitions(); }
+};
+
+// Builds the snapshot of one version; InvalidArgument when its views cannot be laid out.
+Result<std::shared_ptr<const ServingSnapshot>> MakeServingSnapshot(RegistryVersion version,
+                                                                   OnlineStore* store,
+                                                                   Duration default_key_ttl);
+
+struct RegistryWatcherOptions {
+  std::filesystem::path registry_path;
+  OnlineStore* store = nullptr;  // not owned; outlives the watcher
+  Duration default_key_ttl;      // online_store.key_ttl
+  // How often the background thread checks for a new version; 0: no thread (tests call Poll).
+  std::chrono::milliseconds poll_interval{1000};
+  MetricsRegistry* metrics = &MetricsRegistry::Default();
+};
+
+class RegistryWatcher {
+ public:
+  // Opens the registry and loads its newest version. FailedPrecondition when nothing was applied
+  // yet (run granary apply), or the error of loading it.
+  static Result<std::unique_ptr<RegistryWatcher>> Start(RegistryWatcherOptions options);
+  ~RegistryWatcher();  // stops and joins the polling thread
+  RegistryWatcher(const RegistryWatcher&) = delete;
+  RegistryWatcher& operator=(const RegistryWatcher&) = delete;
+
+  // The snapshot to serve a request with.
+  std::shared_ptr<const ServingSnapshot> Current() const {
+    return current_.load(std::memory_order_acquire);
+  }
+
+  // Checks for a newer version now and swaps it in. OK when nothing changed or the reload worked;
+  // the error otherwise (the old snapshot stays).
+  Status Poll();
+
+ private:
+  explicit RegistryWatcher(RegistryWatcherOptions options);
+  void Run();
+  Status Reload();
+
+  const RegistryWatcherOptions options_;
+  std::atomic<std::shared_ptr<const ServingSnapshot>> current_;
+  Counter* reload_success_ = nullptr;
+  Counter* reload_failure_ = nullptr;
+  Gauge* version_gauge_ = nullptr;
+
+  std::mutex poll_mu_;                       // serializes Poll()
+  std::unique_ptr<RegistryStore> registry_;  // guarded by poll_mu_
+  int64_t failed_version_ = 0;               // guarded by poll_mu_: last version that failed
+  std::string last_error_;                   // guarded by poll_mu_
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stop_ = false;  // guarded by stop_mu_
+  std::thread thread_;
+};
+
+}  // namespace granary

@@ -1,0 +1,127 @@
+// The feature server's endpoints, independent of any transport (docs/SERVING.md).
+//
+// A FeatureServer holds what every endpoint shares (ServingContext: the online store, the
+// RegistryWatcher, the metrics, a small pool for blocking work) and a table of Endpoints, filled
+// by one Register*Endpoints function per group, one file each:
+//   online_endpoints.cc   POST /get-online-features
+//   push_endpoints.cc     POST /push
+//   admin_endpoints.cc    GET /health, GET /metrics, GET /registry
+// A transport turns the table into its routes (http_routes.h for HTTP) and maps a reply's Status
+// to its own codes; handlers never see HTTP.
+//
+// Handlers run on the transport's worker thread and must not block it: store reads go through
+// OnlineStore::AsyncRead on `request.executor`; blocking work (push writes, offline appends)
+// runs on the context's blocking pool. `respond` may be called from any thread, exactly once.
+//
+// Lifetime: stop the transport (so no handler runs and its io_contexts are idle) before
+// destroying the FeatureServer; destroy the FeatureServer before the store.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "granary/common/clock.h"
+#include "granary/common/metrics.h"
+#include "granary/common/result.h"
+#include "granary/online/online_store.h"
+#include "granary/serving/registry_watcher.h"
+
+namespace granary {
+
+struct ServiceRequest {
+  std::string body;
+  std::string query;  // after '?', may be empty
+  // The worker thread's executor: asynchronous store calls complete on it.
+  boost::asio::any_io_executor executor;
+};
+
+// An answer: OK with a body, or an error Status (InvalidArgument: the caller's mistake;
+// Unavailable: the store is down; ...), which the transport maps to its codes. An error's body is
+// the transport's error document, unless the handler gives one (GET /health does).
+struct ServiceReply {
+  Status status;
+  std::string body;
+  std::string content_type = "application/json";
+
+  static ServiceReply Ok(std::string body, std::string content_type = "application/json") {
+    return {Status::OK(), std::move(body), std::move(content_type)};
+  }
+  static ServiceReply Error(Status status) { return {std::move(status), {}, "application/json"}; }
+};
+
+using ServiceRespond = std::function<void(ServiceReply)>;
+using ServiceHandler = std::function<void(ServiceRequest& request, ServiceRespond respond)>;
+
+struct Endpoint {
+  std::string method;  // "GET", "POST"
+  std::string path;    // "/get-online-features"
+  ServiceHandler handler;
+  bool is_public = false;  // answered without the bearer token (health checks)
+};
+
+struct FeatureServerOptions {
+  std::filesystem::path repo_root;      // relative source paths (push to offline)
+  std::filesystem::path registry_path;  // the SQLite registry
+  Duration default_key_ttl;             // online_store.key_ttl
+  std::string store_kind;               // "rocksdb", "redis", ...: the store metrics' label
+  // Entity rows one get-online-features request may ask for (more: 400).
+  size_t max_entities = 10'000;
+  std::chrono::milliseconds registry_poll_interval{1000};  // 0: no background polling
+  int blocking_threads = 2;                                // push writes and offline appends
+  MetricsRegistry* metrics = &MetricsRegistry::Default();
+  const Clock* clock = &SystemClock::Default();
+};
+
+// Metric series the endpoints update, looked up once (updates are lock-free).
+struct ServingMetrics {
+  Histogram* store_read_seconds = nullptr;  // online store read of a get-online-features
+  Histogram* entities_per_request = nullptr;
+  Counter* push_rows = nullptr;
+  MetricsRegistry* registry = nullptr;
+  // Errors answered, by endpoint path and kind (the status code's name); counted on the error
+  // path only.
+  void CountError(std::string_view path, const Status& status) const;
+};
+
+// What the endpoint groups share. Thread-safe.
+struct ServingContext {
+  FeatureServerOptions options;
+  OnlineStore* store = nullptr;
+  std::unique_ptr<RegistryWatcher> registry;
+  ServingMetrics metrics;
+  std::unique_ptr<boost::asio::thread_pool> blocking;
+  // The health check's read: one key of a view no definitions have (reads NOT_FOUND when the
+  // store is up).
+  OnlineReadRequest health_probe;
+};
+
+class FeatureServer {
+ public:
+  // Loads the registry (FailedPrecondition when nothing was applied) and builds the endpoints.
+  // `store` is not owned.
+  static Result<std::unique_ptr<FeatureServer>> Make(FeatureServerOptions options,
+                                                     OnlineStore* store);
+  ~FeatureServer();  // waits for blocking work, stops the registry polling
+
+  const std::vector<Endpoint>& endpoints() const { return endpoints_; }
+  RegistryWatcher& registry() { return *context_.registry; }
+  ServingContext& context() { return context_; }
+
+ private:
+  FeatureServer() = default;
+  ServingContext context_;
+  std::vector<Endpoint> endpoints_;
+};
+
+// The endpoint groups (one file each).
+void RegisterOnlineEndpoints(ServingContext& context, std::vector<Endpoint>* endpoints);
+void RegisterPushEndpoints(ServingContext& context, std::vector<Endpoint>* endpoints);
+void RegisterAdminEndpoints(ServingContext& context, std::vector<Endpoint>* endpoints);
+
+}  // namespace granary
