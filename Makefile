@@ -31,7 +31,8 @@ test-cpp:
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 test-python:
-	GRANARY_BIN=$(CURDIR)/$(BUILD)/granary .venv/bin/python -m pytest -q tests
+	GRANARY_BIN=$(CURDIR)/$(BUILD)/granary GRANARY_PYTHONPATH=$(CURDIR)/$(BUILD)/python \
+	  .venv/bin/python -m pytest -q tests
 
 # The C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer (part of CI).
 test-asan: setup

@@ -1,7 +1,13 @@
 # Locates Apache Arrow C++ and Parquet inside the pinned pyarrow wheel of the project's .venv and
 # defines the imported targets Arrow::arrow, Arrow::parquet and Arrow::compute. Binaries get an RPATH to the wheel's
 # library folder, so they run without LD_LIBRARY_PATH.
-set(GRANARY_PYTHON "${CMAKE_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH
+# Under `pip install .` (scikit-build-core) the interpreter that runs pip.
+if(DEFINED SKBUILD AND DEFINED Python_EXECUTABLE)
+  set(_granary_python_default "${Python_EXECUTABLE}")
+else()
+  set(_granary_python_default "${CMAKE_SOURCE_DIR}/.venv/bin/python")
+endif()
+set(GRANARY_PYTHON "${_granary_python_default}" CACHE FILEPATH
     "Python interpreter whose pyarrow provides Arrow C++ (run scripts/setup to create it)")
 if(NOT EXISTS "${GRANARY_PYTHON}")
   message(FATAL_ERROR "No Python at ${GRANARY_PYTHON}: run scripts/setup (or make setup) first.")

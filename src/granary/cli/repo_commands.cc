@@ -7,77 +7,39 @@
 #include "granary/common/clock.h"
 #include "granary/offline/source_inspector.h"
 #include "granary/online/online_store.h"
-#include "granary/registry/loader.h"
-#include "granary/registry/plan.h"
-#include "granary/registry/registry_store.h"
-#include "granary/registry/serialize.h"
+#include "granary/registry/apply.h"
 
 namespace granary::cli {
 namespace {
 
-// Loads and validates the repository's definitions, printing warnings; false (with the errors
-// printed) when they are not valid.
-bool LoadValidDefinitions(Context& ctx, const RepoConfig& config, Definitions* out) {
-  Diagnostics diag;
-  auto defs = LoadRepositoryDefinitions(config, &diag);
-  if (!defs.ok()) {
-    ctx.Fail(defs.status());
-    return false;
-  }
-  // Validation runs even after load errors, so one run reports every problem.
-  FileSourceInspector inspector(config.root);
-  ValidateDefinitions(*defs, &inspector, &diag);
-  for (const std::string& w : diag.Warnings()) fmt::print(stderr, "warning: {}\n", w);
-  if (diag.has_errors()) {
-    ctx.Fail(diag.ToStatus());
-    return false;
-  }
-  *out = std::move(*defs);
-  return true;
-}
-
 void RunPlanOrApply(Context& ctx, bool apply) {
   RepoConfig config;
   if (!ctx.LoadConfig(&config)) return;
-  Definitions defs;
-  if (!LoadValidDefinitions(ctx, config, &defs)) return;
-
-  const bool exists = std::filesystem::exists(config.RegistryPath());
-  Definitions before;
-  std::unique_ptr<RegistryStore> store;
-  std::optional<RegistryVersion> latest;
-  if (exists || apply) {
-    auto opened = OpenSqliteRegistry(config.RegistryPath(),
-                                     apply ? OpenMode::kCreateIfMissing : OpenMode::kOpenExisting);
-    if (!opened.ok()) return ctx.Fail(opened.status());
-    store = std::move(*opened);
-    auto l = store->Latest();
-    if (!l.ok()) return ctx.Fail(l.status());
-    latest = std::move(*l);
-    if (latest) before = latest->definitions;
-  }
-  const auto changes = PlanChanges(before, defs);
-  const std::string fingerprint = DefinitionsFingerprint(defs);
+  FileSourceInspector inspector(config.root);
+  std::vector<std::string> warnings;
+  auto outcome = PlanOrApply(config, &inspector, apply ? ApplyMode::kApply : ApplyMode::kPlan,
+                             SystemClock::Default().Now(), &warnings);
+  for (const std::string& w : warnings) fmt::print(stderr, "warning: {}\n", w);
+  if (!outcome.ok()) return ctx.Fail(outcome.status());
+  const Definitions& defs = outcome->definitions;
   fmt::print("Project {}: {} entities, {} data sources, {} feature views, {} feature services\n",
              config.project, defs.entities.size(), defs.data_sources.size(),
              defs.feature_views.size(), defs.feature_services.size());
-  if (latest && latest->info.fingerprint == fingerprint) {
-    fmt::print("No changes: registry version {} ({}) is up to date.\n", latest->info.version,
-               config.RegistryPath().string());
+  if (outcome->up_to_date) {
+    fmt::print("No changes: registry version {} ({}) is up to date.\n",
+               outcome->previous->version, config.RegistryPath().string());
     return;
   }
-  fmt::print("{}", FormatPlan(changes));
-  if (latest && changes.empty()) {
-    fmt::print("(the project name changed from '{}')\n", latest->info.project);
+  fmt::print("{}", FormatPlan(outcome->changes));
+  if (outcome->previous && outcome->changes.empty()) {
+    fmt::print("(the project name changed from '{}')\n", outcome->previous->project);
   }
   if (!apply) {
     fmt::print("Nothing was written; run 'granary apply' to store this as a new version.\n");
     return;
   }
-  auto info = store->Commit(defs, SystemClock::Default().Now());
-  if (!info.ok()) return ctx.Fail(info.status());
-  fmt::print("Applied: registry version {} (fingerprint {}) in {}\n", info->version,
-             info->fingerprint, config.RegistryPath().string());
+  fmt::print("Applied: registry version {} (fingerprint {}) in {}\n", outcome->applied->version,
+             outcome->applied->fingerprint, config.RegistryPath().string());
 }
 
 void RunTeardown(Context& ctx) {

@@ -212,6 +212,8 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
   if (stats != nullptr) stats->resident_bytes = resident;
   for (const auto& group : resolved.views) {
     const FeatureView& view = *group.view;
+    GRANARY_RETURN_NOT_OK(
+        CheckCancelled(request.cancel, fmt::format("reading feature view '{}'", view.name)));
     int64_t view_output = 0;
     for (const auto& f : group.features) view_output += n * ValueWidth(view.FindFeature(f)->type);
     const int64_t join_budget = std::max(request.memory_budget_bytes - held - 2 * view_output,
@@ -269,6 +271,7 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
     join_options.threads = request.threads;
     join_options.created_timestamp_cutoff = request.created_timestamp_cutoff;
     join_options.spill_dir = request.spill_dir;
+    join_options.cancel = request.cancel;
     std::unique_ptr<Progress> progress;
     // A progress line only for work long enough to watch (a million rows or an unknown count).
     const int64_t estimate = scan->stats().rows_estimated;

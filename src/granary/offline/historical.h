@@ -37,6 +37,9 @@ struct HistoricalRequest {
   int threads = 0;                  // 0: every core
   std::filesystem::path spill_dir;  // empty: the system's temp dir
   bool show_progress = false;       // a Progress line per view on stderr
+  // Polled between batches, partitions and views; once set, the retrieval stops and returns
+  // kCancelled (Ctrl-C in Python). Not owned; may be null.
+  const CancelFlag* cancel = nullptr;
 };
 
 struct HistoricalStats {

@@ -195,6 +195,22 @@ feature_views:
   EXPECT_GT(matched, 100);
 }
 
+TEST(HistoricalFeatures, ACancelledRetrievalReturnsCancelledNamingTheView) {
+  Definitions defs = Load(kFeastPairs);
+  HistoricalRequest request;
+  request.entities = ReadTableFile(kTestData / "feast/customer_driver_pairs.csv").ValueOrDie();
+  request.feature_service = "training_v1";
+  CancelFlag flag;
+  request.cancel = &flag;
+  auto out = GetHistoricalFeatures(TestDataRepo(), defs, request);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  flag.Cancel();
+  out = GetHistoricalFeatures(TestDataRepo(), defs, request);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kCancelled);
+  EXPECT_EQ(out.status().message(), "reading feature view 'driver_bookings' was cancelled");
+}
+
 TEST(HistoricalFeatures, UnknownNamesAreErrorsWithSuggestions) {
   Definitions defs = Load(kFeastPairs);
   HistoricalRequest request;

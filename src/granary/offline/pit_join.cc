@@ -87,6 +87,7 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
   layout.ts_index = scan->event_timestamp_index();
   layout.created_index = scan->has_created_timestamp() ? layout.ts_index + 1 : -1;
   const Duration ttl = source.view->ttl;
+  const std::string what = fmt::format("reading feature view '{}'", source.view->name);
   const int64_t budget = std::max<int64_t>(options.memory_budget_bytes, 1);
   const int64_t n = entities.num_rows();
   const int threads = ThreadCount(options.threads);
@@ -109,6 +110,7 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
                                                    options.created_timestamp_cutoff, threads));
     int64_t offset = 0;
     while (true) {
+      GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
       GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
       report();
       if (batch == nullptr) break;
@@ -140,6 +142,7 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
     return *added;
   };
   while (true) {
+    GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
     GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
     report();
     if (batch == nullptr) break;
@@ -202,6 +205,7 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
   std::vector<ChosenRow> winners(n);
   auto all_entities = arrow::RecordBatch::Make(entities.schema(), n, entities.columns());
   for (int p = 0; p < parts; ++p) {
+    GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
     if (rows_of[p].empty()) {
       partitioner->Release(p);
       continue;
@@ -286,7 +290,9 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   int64_t offset = 0;
   bool changed = !SamePlan(scan->stats(), match_stats);
   const int ts_index = scan->event_timestamp_index();
+  const std::string what = fmt::format("reading feature view '{}'", source.view->name);
   while (!changed && next < chosen.size()) {
+    GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
     GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
     if (batch == nullptr) break;
     const int64_t end = offset + batch->num_rows();

@@ -21,6 +21,7 @@
 #include <memory>
 #include <vector>
 
+#include "granary/common/cancel.h"
 #include "granary/common/result.h"
 #include "granary/common/time.h"
 #include "granary/offline/source_scan.h"
@@ -48,6 +49,8 @@ struct JoinOptions {
   bool created_timestamp_cutoff = false;
   std::filesystem::path spill_dir;  // empty: the system's temp dir
   Progress* progress = nullptr;     // counts rows read from the source's files; may be null
+  // Polled between batches and partitions; once set, the join returns kCancelled. May be null.
+  const CancelFlag* cancel = nullptr;
   // Called between the match pass and the gather pass; for tests that change the source there.
   std::function<void()> after_match_pass;
 };

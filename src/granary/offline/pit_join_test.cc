@@ -448,6 +448,67 @@ TEST(PointInTimeJoin, ADeltaCommitBetweenThePassesIsNotSeenAndDoesNotFailTheJoin
   EXPECT_EQ((*next)[0]->GetScalar(0).ValueOrDie()->ToString(), "5");
 }
 
+TEST(PointInTimeJoin, ACancelFlagStopsEveryPassWithCancelled) {
+  auto dir = TempDir::Make("granary-cancel-").ValueOrDie();
+  std::filesystem::create_directories(dir.path() / "src");
+  WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
+  Definitions defs;
+  Entity entity;
+  entity.name = "driver";
+  entity.join_keys = {"driver_id"};
+  entity.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
+  defs.entities.push_back(entity);
+  DataSource source;
+  source.name = "src";
+  source.path = (dir.path() / "src").string();
+  source.timestamp_field = "event_timestamp";
+  defs.data_sources.push_back(source);
+  FeatureView view;
+  view.name = "v";
+  view.entities = {"driver"};
+  view.source = "src";
+  view.schema.push_back(Field{"rate", ValueType::Scalar(ScalarType::kFloat64), "", {}});
+  defs.feature_views.push_back(view);
+  arrow::Int64Builder ids;
+  (void)ids.Append(1);
+  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                             arrow::default_memory_pool());
+  (void)ts.Append(10 * 3'600'000'000LL);
+  auto entities =
+      arrow::RecordBatch::Make(arrow::schema({arrow::field("driver_id", arrow::int64()),
+                                              arrow::field("event_timestamp", ts.type())}),
+                               1, {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie()});
+  ViewSource vs{dir.path(), &defs, &defs.feature_views[0], {}};
+
+  // Set before the join: the match pass stops, streamed (default budget) or held (1 byte).
+  for (int64_t budget : {kDefaultMemoryBudget, int64_t{1}}) {
+    CancelFlag flag;
+    flag.Cancel();
+    JoinOptions options;
+    options.memory_budget_bytes = budget;
+    options.cancel = &flag;
+    auto out = PointInTimeJoin(*entities, vs, options, nullptr);
+    ASSERT_FALSE(out.ok()) << "budget " << budget;
+    EXPECT_EQ(out.status().code(), StatusCode::kCancelled);
+    EXPECT_EQ(out.status().message(), "reading feature view 'v' was cancelled");
+  }
+  // Set between the passes: the gather pass stops.
+  CancelFlag flag;
+  JoinOptions options;
+  options.cancel = &flag;
+  options.after_match_pass = [&] { flag.Cancel(); };
+  auto out = PointInTimeJoin(*entities, vs, options, nullptr);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kCancelled);
+  // A flag that is never set changes nothing.
+  CancelFlag unset;
+  JoinOptions plain;
+  plain.cancel = &unset;
+  auto ok = PointInTimeJoin(*entities, vs, plain, nullptr);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ((*ok)[0]->GetScalar(0).ValueOrDie()->ToString(), "3");
+}
+
 TEST(EntityPartitioner, AMissingSpillFolderIsAClearError) {
   auto schema = arrow::schema({arrow::field("id", arrow::int64())});
   PartitionerOptions options;

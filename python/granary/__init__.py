@@ -1,0 +1,70 @@
+"""Granary: a feature store for machine learning, from Python.
+
+    from granary import FeatureStore
+    store = FeatureStore(repo_path="examples/parking")
+    training = store.get_historical_features(entity_df, features=[...]).to_df()
+    online = store.get_online_features(features=[...], entity_rows=[{...}]).to_dict()
+
+The API follows Feast's; docs/PYTHON.md lists every difference.
+"""
+import os
+
+# Arrow's allocator (mimalloc) returns freed memory to the OS after 10 ms by default, and the
+# training-set engine then spends more time on page faults than on joining (see the granary CLI).
+# Only effective when granary is imported before pyarrow.
+os.environ.setdefault("MIMALLOC_PURGE_DELAY", "5000")
+
+import pyarrow  # noqa: E402  (loads libarrow before the native module that links it)
+
+from ._granary import (  # noqa: E402
+    AlreadyExists,
+    Cancelled,
+    Corruption,
+    FailedPrecondition,
+    GranaryError,
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    StorageIOError,
+    Unavailable,
+)
+from .definitions import (  # noqa: E402
+    DataSource,
+    Entity,
+    FeatureService,
+    FeatureView,
+    FeatureViewProjection,
+    Field,
+    Plan,
+    PlanChange,
+)
+from .feature_store import FeatureStore, GranaryWarning  # noqa: E402
+from .online_response import OnlineResponse  # noqa: E402
+from .retrieval_job import RetrievalJob  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyExists",
+    "Cancelled",
+    "Corruption",
+    "DataSource",
+    "Entity",
+    "FailedPrecondition",
+    "FeatureService",
+    "FeatureStore",
+    "FeatureView",
+    "FeatureViewProjection",
+    "Field",
+    "GranaryError",
+    "GranaryWarning",
+    "InternalError",
+    "InvalidArgument",
+    "NotFound",
+    "OnlineResponse",
+    "Plan",
+    "PlanChange",
+    "RetrievalJob",
+    "StorageIOError",
+    "Unavailable",
+]

@@ -1,0 +1,313 @@
+"""FeatureStore: a feature repository (the folder with granary.yaml), as in Feast.
+
+Differences from Feast are listed in docs/PYTHON.md.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+import warnings
+from collections.abc import Mapping
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import pyarrow as pa
+
+from . import _granary
+from .definitions import (Catalog, DataSource, Entity, FeatureService, FeatureView, Plan,
+                          make_plan)
+from .online_response import OnlineResponse
+from .retrieval_job import RetrievalJob
+
+
+class GranaryWarning(UserWarning):
+    """A warning from the definitions (e.g. a source whose data does not exist yet)."""
+
+
+class FeatureStore:
+    """A feature repository: its definitions, registry, offline sources and online store.
+
+    Thread-safe: one FeatureStore may serve several threads; long calls release the GIL. The
+    online store is opened by the first get_online_features call and kept open until close() (or
+    the end of a `with` block). The embedded RocksDB store admits one process at a time: close the
+    store before another process (the CLI, a server) opens it.
+    """
+
+    def __init__(self, repo_path: Union[str, os.PathLike] = "."):
+        self.repo_path = os.path.abspath(os.fspath(repo_path))
+        self._core = _granary.FeatureStoreCore.open(self.repo_path)
+
+    # ------------------------------------------------------------------ repository and registry
+
+    @property
+    def project(self) -> str:
+        return self._core.project
+
+    @property
+    def registry_path(self) -> str:
+        return self._core.registry_path
+
+    def plan(self) -> Plan:
+        """What apply() would change in the registry; writes nothing."""
+        return self._with_warnings(make_plan(self._core.plan()))
+
+    def apply(self, objects: Any = None, objects_to_delete: Any = None,
+              partial: bool = True) -> Plan:
+        """Validates the repository's *.yaml definitions (sources checked against their data)
+        and stores them as a new registry version, unless they are unchanged. Raises
+        InvalidArgument listing every error; warnings become GranaryWarning.
+
+        Unlike Feast, Granary's definitions live in YAML files, not in Python objects:
+        `objects` and `objects_to_delete` must be None.
+        """
+        if objects is not None or objects_to_delete is not None:
+            raise _granary.InvalidArgument(
+                "apply() takes no objects: Granary's definitions live in the repository's "
+                f"*.yaml files ({self.repo_path}); edit them and call apply()")
+        return self._with_warnings(make_plan(self._core.apply()))
+
+    def refresh_registry(self) -> None:
+        """Reads the registry's latest version now (e.g. after `granary apply` elsewhere)."""
+        self._core.definitions(True)
+
+    def _catalog(self, allow_cache: bool = False) -> Catalog:
+        return Catalog(self._core.definitions(not allow_cache))
+
+    @staticmethod
+    def _with_warnings(plan: Plan) -> Plan:
+        for w in plan.warnings:
+            warnings.warn(w, GranaryWarning, stacklevel=3)
+        return plan
+
+    @staticmethod
+    def _filter(objects: Iterable, tags: Optional[Dict[str, str]]) -> list:
+        if not tags:
+            return list(objects)
+        return [o for o in objects if all(o.tags.get(k) == v for k, v in tags.items())]
+
+    def list_entities(self, allow_cache: bool = False,
+                      tags: Optional[Dict[str, str]] = None) -> List[Entity]:
+        return self._filter(self._catalog(allow_cache).entities.values(), tags)
+
+    def list_data_sources(self, allow_cache: bool = False,
+                          tags: Optional[Dict[str, str]] = None) -> List[DataSource]:
+        return self._filter(self._catalog(allow_cache).data_sources.values(), tags)
+
+    def list_feature_views(self, allow_cache: bool = False,
+                           tags: Optional[Dict[str, str]] = None) -> List[FeatureView]:
+        return self._filter(self._catalog(allow_cache).feature_views.values(), tags)
+
+    def list_feature_services(self, allow_cache: bool = False,
+                              tags: Optional[Dict[str, str]] = None) -> List[FeatureService]:
+        return self._filter(self._catalog(allow_cache).feature_services.values(), tags)
+
+    @staticmethod
+    def _get(kind: str, objects: Dict[str, Any], name: str):
+        found = objects.get(name)
+        if found is not None:
+            return found
+        close = difflib.get_close_matches(name, list(objects), n=1)
+        hint = f", did you mean '{close[0]}'?" if close else ""
+        known = ", ".join(sorted(objects)) or "none"
+        raise _granary.NotFound(f"unknown {kind} '{name}'{hint} ({kind}s: {known})")
+
+    def get_entity(self, name: str, allow_cache: bool = False) -> Entity:
+        return self._get("entity", self._catalog(allow_cache).entities, name)
+
+    def get_data_source(self, name: str, allow_cache: bool = False) -> DataSource:
+        return self._get("data source", self._catalog(allow_cache).data_sources, name)
+
+    def get_feature_view(self, name: str, allow_cache: bool = False) -> FeatureView:
+        return self._get("feature view", self._catalog(allow_cache).feature_views, name)
+
+    def get_feature_service(self, name: str, allow_cache: bool = False) -> FeatureService:
+        return self._get("feature service", self._catalog(allow_cache).feature_services, name)
+
+    # ------------------------------------------------------------------ training sets
+
+    def get_historical_features(
+        self,
+        entity_df: Any,
+        features: Union[Sequence[str], FeatureService, None] = None,
+        full_feature_names: bool = False,
+        *,
+        feature_service: Union[str, FeatureService, None] = None,
+        created_timestamp_cutoff: bool = False,
+        memory_budget: Optional[int] = None,
+        threads: int = 0,
+        spill_dir: Optional[Union[str, os.PathLike]] = None,
+        progress: bool = False,
+    ) -> RetrievalJob:
+        """The point-in-time-correct training set of `entity_df` (docs/POINT_IN_TIME.md).
+
+        entity_df: a pandas DataFrame, a pyarrow Table or RecordBatch, or any object with
+        `__arrow_c_stream__` (polars, ...), holding the join keys of every requested view and the
+        entity time: `event_timestamp`, or else the only timestamp column. Naive times are UTC;
+        time-zone-aware ones are converted. Other columns pass through unchanged.
+        features: ["view:feature", ...] or a FeatureService; or feature_service= a name.
+        Granary only: created_timestamp_cutoff ignores rows created after the entity time;
+        memory_budget (bytes, default 2 GiB) bounds the join, which spills past it to spill_dir;
+        threads (0: every core); progress shows a progress line on stderr for large views.
+
+        The join runs here, without the GIL; Ctrl-C stops it (KeyboardInterrupt).
+        """
+        feature_refs, service = _feature_request(features, feature_service)
+        table = _entity_table(entity_df)
+        budget = (self._core.DEFAULT_MEMORY_BUDGET_BYTES if memory_budget is None
+                  else _positive_int("memory_budget", memory_budget))
+        result, entity_columns = self._core.get_historical_features(
+            table, feature_refs, service, bool(full_feature_names),
+            bool(created_timestamp_cutoff), budget, _non_negative_int("threads", threads),
+            os.fspath(spill_dir) if spill_dir is not None else "", bool(progress))
+        training = pa.table(result)
+        return RetrievalJob(training, bool(full_feature_names),
+                            training.column_names[entity_columns:])
+
+    # ------------------------------------------------------------------ online features
+
+    def get_online_features(
+        self,
+        features: Union[Sequence[str], FeatureService, None] = None,
+        entity_rows: Optional[Iterable[Mapping]] = None,
+        full_feature_names: bool = False,
+        *,
+        feature_service: Union[str, FeatureService, None] = None,
+        entities: Optional[Mapping[str, Any]] = None,
+    ) -> OnlineResponse:
+        """The latest values of `features` for some entities, from the online store.
+
+        features: ["view:feature", ...] or a FeatureService; or feature_service= a name.
+        entity_rows: [{"customer_id": 1001}, ...] (Feast's form), or entities={"customer_id":
+        [1001, ...]} (the feature server's form; lists, numpy arrays, pandas Series or Arrow
+        arrays). Checked as the CLI and the feature server check a request.
+        """
+        feature_refs, service = _feature_request(features, feature_service)
+        columns = _entity_columns(entity_rows, entities)
+        table, entity_count, feature_count = self._core.get_online_features(
+            feature_refs, service, columns, bool(full_feature_names))
+        return OnlineResponse(pa.table(table), entity_count, feature_count)
+
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Closes the online store and the registry; a later call opens them again."""
+        self._core.close()
+
+    def __enter__(self) -> "FeatureStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FeatureStore(repo_path={self.repo_path!r}, project={self.project!r})"
+
+
+# ---------------------------------------------------------------------- argument checks
+
+
+def _feature_request(features, feature_service) -> Tuple[List[str], str]:
+    if isinstance(features, FeatureService):
+        if feature_service is not None:
+            raise _granary.InvalidArgument(
+                "give either features or feature_service, not both")
+        features, feature_service = None, features
+    if isinstance(feature_service, FeatureService):
+        feature_service = feature_service.name
+    if features is not None and feature_service is not None:
+        raise _granary.InvalidArgument("give either features or feature_service, not both")
+    if features is None and feature_service is None:
+        raise _granary.InvalidArgument(
+            'give features=["view:feature", ...] or feature_service="name"')
+    if feature_service is not None:
+        if not isinstance(feature_service, str):
+            raise _granary.InvalidArgument(
+                f"feature_service must be a name or a FeatureService, not "
+                f"{type(feature_service).__name__}")
+        return [], feature_service
+    if isinstance(features, str) or not isinstance(features, Iterable):
+        raise _granary.InvalidArgument(
+            f'features must be a list of "view:feature" strings, not {features!r}')
+    refs = list(features)
+    for i, ref in enumerate(refs):
+        if not isinstance(ref, str):
+            raise _granary.InvalidArgument(
+                f'features[{i}] must be a "view:feature" string, not {type(ref).__name__}')
+    return refs, ""
+
+
+def _entity_table(entity_df):
+    if isinstance(entity_df, str):
+        raise _granary.InvalidArgument(
+            "entity_df must be a DataFrame or an Arrow table; a SQL query is not supported (read "
+            "the rows first, e.g. pyarrow.parquet.read_table(path))")
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(entity_df, pandas.DataFrame):
+        try:
+            return pa.Table.from_pandas(entity_df, preserve_index=False)
+        except (pa.ArrowException, TypeError, ValueError) as e:
+            raise _granary.InvalidArgument(
+                f"entity_df: a column cannot be converted to Arrow: {e}") from e
+    if isinstance(entity_df, pa.RecordBatch):
+        return pa.Table.from_batches([entity_df])
+    return entity_df  # a pa.Table or another __arrow_c_stream__ object; checked natively
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _granary.InvalidArgument(f"{name} must be a positive int, not {value!r}")
+    return value
+
+
+def _non_negative_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _granary.InvalidArgument(f"{name} must be an int >= 0, not {value!r}")
+    return value
+
+
+_NATIVE = (int, float, str, bytes, bool, type(None))
+
+
+def _values(name: str, values) -> list:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise _granary.InvalidArgument(
+            f"entities['{name}'] must be a list of values, not {type(values).__name__}")
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values.to_pylist()
+    if hasattr(values, "tolist"):  # numpy arrays, pandas Series
+        return values.tolist()
+    out = list(values)
+    for i, v in enumerate(out):
+        if not isinstance(v, _NATIVE) and hasattr(v, "item") and not hasattr(v, "isoformat"):
+            out[i] = v.item()  # numpy scalars
+    return out
+
+
+def _entity_columns(entity_rows, entities) -> List[Tuple[str, list]]:
+    if (entity_rows is None) == (entities is None):
+        raise _granary.InvalidArgument(
+            'give entity_rows=[{"customer_id": 1001}, ...] or entities={"customer_id": [1001, '
+            '...]}, one of the two')
+    if entities is not None:
+        if not isinstance(entities, Mapping):
+            raise _granary.InvalidArgument(
+                f"entities must be a dict of join key to values, not {type(entities).__name__}")
+        return [(str(k), _values(str(k), v)) for k, v in entities.items()]
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(entity_rows, pandas.DataFrame):
+        return [(str(k), entity_rows[k].tolist()) for k in entity_rows.columns]
+    rows = list(entity_rows)
+    if not rows:
+        raise _granary.InvalidArgument(
+            'entity_rows is empty; give at least one row such as {"customer_id": 1001}')
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise _granary.InvalidArgument(
+                f"entity_rows[{i}] must be a dict of join key to value, not {type(row).__name__}")
+    keys = list(rows[0].keys())
+    for i, row in enumerate(rows):
+        if row.keys() != rows[0].keys():
+            raise _granary.InvalidArgument(
+                f"entity_rows[{i}] has the keys {sorted(row.keys())} but entity_rows[0] has "
+                f"{sorted(keys)}; give every row the same join keys")
+    return [(str(k), _values(str(k), [row[k] for row in rows])) for k in keys]

@@ -1,0 +1,91 @@
+#include "feature_store_core.h"
+
+#include <fmt/format.h>
+
+#include "granary/common/clock.h"
+#include "granary/offline/source_inspector.h"
+
+namespace granary::python {
+
+Result<std::unique_ptr<FeatureStoreCore>> FeatureStoreCore::Open(
+    const std::filesystem::path& repo) {
+  GRANARY_ASSIGN_OR_RAISE(RepoConfig config, LoadRepoConfig(repo));
+  return std::unique_ptr<FeatureStoreCore>(new FeatureStoreCore(std::move(config)));
+}
+
+Status FeatureStoreCore::OpenRegistryLocked() {
+  if (registry_ != nullptr) return Status::OK();
+  if (!std::filesystem::exists(config_.RegistryPath())) {
+    return Status::FailedPrecondition(
+        fmt::format("no registry at {}: run FeatureStore.apply() (or 'granary apply') first",
+                    config_.RegistryPath().string()));
+  }
+  GRANARY_ASSIGN_OR_RAISE(registry_,
+                          OpenSqliteRegistry(config_.RegistryPath(), OpenMode::kOpenExisting));
+  return Status::OK();
+}
+
+Result<FeatureStoreCore::Applied> FeatureStoreCore::Latest(bool check_for_newer) {
+  std::lock_guard lock(mu_);
+  if (applied_.definitions != nullptr && !check_for_newer) return applied_;
+  GRANARY_RETURN_NOT_OK(OpenRegistryLocked());
+  if (applied_.definitions != nullptr) {
+    GRANARY_ASSIGN_OR_RAISE(auto history, registry_->History(1));
+    if (!history.empty() && history[0].version == applied_.version) return applied_;
+  }
+  GRANARY_ASSIGN_OR_RAISE(auto latest, registry_->Latest());
+  if (!latest) {
+    return Status::FailedPrecondition(
+        fmt::format("registry {} holds no version yet: run FeatureStore.apply() (or 'granary "
+                    "apply') first",
+                    config_.RegistryPath().string()));
+  }
+  applied_.definitions = std::make_shared<const Definitions>(std::move(latest->definitions));
+  applied_.version = latest->info.version;
+  return applied_;
+}
+
+Result<ApplyOutcome> FeatureStoreCore::PlanOrApply(ApplyMode mode,
+                                                   std::vector<std::string>* warnings) {
+  FileSourceInspector inspector(config_.root);
+  GRANARY_ASSIGN_OR_RAISE(
+      ApplyOutcome outcome,
+      granary::PlanOrApply(config_, &inspector, mode, SystemClock::Default().Now(), warnings));
+  if (mode == ApplyMode::kApply) {
+    std::lock_guard lock(mu_);
+    // The next Latest(true) reads the registry again (and sees this version or a newer one).
+    applied_ = {};
+  }
+  return outcome;
+}
+
+Result<FeatureStoreCore::Online> FeatureStoreCore::OnlineService() {
+  GRANARY_ASSIGN_OR_RAISE(Applied applied, Latest(/*check_for_newer=*/false));
+  std::lock_guard lock(mu_);
+  if (online_.service != nullptr && online_version_ == applied.version) return online_;
+  if (online_.store == nullptr) {
+    GRANARY_ASSIGN_OR_RAISE(auto store, OpenOnlineStore(config_));
+    online_.store = std::move(store);
+  }
+  GRANARY_ASSIGN_OR_RAISE(auto service,
+                          OnlineFeaturesService::Make(applied.definitions, online_.store.get(),
+                                                      config_.online_store.key_ttl));
+  online_.service = std::move(service);
+  online_version_ = applied.version;
+  return online_;
+}
+
+void FeatureStoreCore::Close() {
+  Online closing;
+  std::unique_ptr<RegistryStore> registry;
+  {
+    std::lock_guard lock(mu_);
+    closing = std::move(online_);
+    online_ = {};
+    registry = std::move(registry_);
+    applied_ = {};
+  }
+  // Destroyed outside the lock; a call in flight keeps its own references.
+}
+
+}  // namespace granary::python

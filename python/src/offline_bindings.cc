@@ -1,0 +1,65 @@
+// FeatureStoreCore.get_historical_features: entity rows in and the training set out as Arrow
+// streams (no copy either way); the point-in-time join runs without the GIL and stops on Ctrl-C.
+#include <arrow/api.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include "bindings.h"
+#include "feature_store_core.h"
+#include "granary/offline/historical.h"
+
+namespace granary::python {
+
+void BindOffline(nb::class_<FeatureStoreCore>& cls) {
+  cls.attr("DEFAULT_MEMORY_BUDGET_BYTES") = kDefaultMemoryBudget;
+  cls.def(
+      "get_historical_features",
+      [](FeatureStoreCore& self, nb::handle entity_rows, const std::vector<std::string>& features,
+         const std::string& feature_service, bool full_feature_names,
+         bool created_timestamp_cutoff, int64_t memory_budget_bytes, int threads,
+         const std::string& spill_dir, bool progress) {
+        HistoricalRequest request;
+        for (const std::string& text : features) {
+          request.features.push_back(ValueOrThrow(FeatureRef::Parse(text)));
+        }
+        request.feature_service = feature_service;
+        request.full_feature_names = full_feature_names;
+        request.created_timestamp_cutoff = created_timestamp_cutoff;
+        if (memory_budget_bytes <= 0) {
+          ThrowIfError(Status::InvalidArgument(
+              "memory_budget must be a positive number of bytes, e.g. 2 << 30 for 2 GiB"));
+        }
+        request.memory_budget_bytes = memory_budget_bytes;
+        request.threads = threads;
+        request.spill_dir = spill_dir;
+        request.show_progress = progress;
+        request.entities = ImportArrowTable(entity_rows, "entity_df");
+        FeatureStoreCore::Applied applied;
+        {
+          nb::gil_scoped_release release;
+          applied = ValueOrThrow(self.Latest(/*check_for_newer=*/true));
+          // A bad feature name fails before any data is read, without a worker thread.
+          ThrowIfError(ResolveFeatures(*applied.definitions, request).status());
+        }
+        CancelFlag cancel;
+        request.cancel = &cancel;
+        std::shared_ptr<arrow::Table> table;
+        ThrowIfError(RunInterruptible(
+            [&]() -> Status {
+              GRANARY_ASSIGN_OR_RAISE(
+                  table, GetHistoricalFeatures(self.config(), *applied.definitions, request));
+              return Status::OK();
+            },
+            &cancel));
+        const int entity_columns = request.entities->num_columns();
+        return nb::make_tuple(ExportArrowTable(std::move(table)), entity_columns);
+      },
+      nb::arg("entity_rows"), nb::arg("features"), nb::arg("feature_service"),
+      nb::arg("full_feature_names"), nb::arg("created_timestamp_cutoff"),
+      nb::arg("memory_budget_bytes"), nb::arg("threads"), nb::arg("spill_dir"),
+      nb::arg("progress"),
+      "The point-in-time-correct training set of the entity rows (docs/POINT_IN_TIME.md): "
+      "(table, number of entity columns).");
+}
+
+}  // namespace granary::python

@@ -1,0 +1,29 @@
+// CancelFlag: a request to stop a long job (Ctrl-C in Python, a server shutting down). One thread
+// sets it; the job polls it between units of work (batches, partitions, views) and returns
+// StatusCode::kCancelled, leaving nothing half-written. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <string_view>
+
+#include "granary/common/status.h"
+
+namespace granary {
+
+class CancelFlag {
+ public:
+  void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+};
+
+// Cancelled("<what> was cancelled") when `flag` is set; OK when it is null or not set.
+inline Status CheckCancelled(const CancelFlag* flag, std::string_view what) {
+  if (flag == nullptr || !flag->cancelled()) return Status::OK();
+  return Status::Cancelled(std::string(what) + " was cancelled");
+}
+
+}  // namespace granary

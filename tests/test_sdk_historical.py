@@ -1,0 +1,210 @@
+"""The Python SDK's get_historical_features on the tiny parking data: pandas and Arrow inputs,
+naive and time-zone-aware times, zero-copy Arrow, checked row by row against a direct reading of
+the rule (docs/POINT_IN_TIME.md), and errors."""
+import bisect
+import datetime as dt
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sdk_fixtures import offline_store, parking_data, parking_repo  # noqa: F401
+
+import granary
+
+PAYMENTS = ["payments_30d", "payment_failures_30d", "failure_rate_30d", "payments_90d",
+            "payment_failures_90d", "failure_rate_90d", "chargebacks_90d", "disputes_90d",
+            "violations_90d", "sessions_90d", "avg_session_minutes_90d"]
+SERVICE_COLUMNS = PAYMENTS + ["tenure_days", "payment_method"]
+
+
+def labels(repo) -> pa.Table:
+    return pq.read_table(repo / "data" / "customer_risk_labels.parquet")
+
+
+class Oracle:
+    """The point-in-time rule written out over one view's Parquet file: per key, rows sorted by
+    (event time, created); the answer for (key, t) is the last row at or before t, if it is not
+    older than t - ttl."""
+
+    def __init__(self, path, key, ttl, created=None):
+        self.ttl = ttl
+        self.rows = {}
+        for row in pq.read_table(path).to_pylist():
+            self.rows.setdefault(row[key], []).append(row)
+        for rows in self.rows.values():
+            rows.sort(key=lambda r: (r["event_timestamp"], r[created] if created else 0))
+        self.times = {k: [r["event_timestamp"] for r in rows] for k, rows in self.rows.items()}
+
+    def at(self, key, t):
+        times = self.times.get(key, [])
+        i = bisect.bisect_right(times, t) - 1
+        if i < 0 or (self.ttl and times[i] < t - self.ttl):
+            return None
+        return self.rows[key][i]
+
+
+def check_against_oracle(repo, training: pa.Table, entities: pa.Table):
+    payments = Oracle(repo / "data" / "customer_payments.parquet", "customer_id",
+                      dt.timedelta(days=90), created="created")
+    profiles = Oracle(repo / "data" / "customer_profiles.parquet", "customer_id", None)
+    got = training.to_pylist()
+    assert len(got) == entities.num_rows
+    matched = 0
+    for row, entity in zip(got, entities.to_pylist()):
+        assert row["customer_id"] == entity["customer_id"]
+        t = entity["event_timestamp"]
+        want = payments.at(entity["customer_id"], t)
+        for f in PAYMENTS:
+            assert row[f] == (want[f] if want else None), (entity, f)
+        profile = profiles.at(entity["customer_id"], t)
+        assert row["tenure_days"] == (profile["tenure_days"] if profile else None)
+        assert row["payment_method"] == (profile["payment_method"] if profile else None)
+        matched += want is not None
+    assert matched > entities.num_rows // 2  # the data is not all misses
+
+
+def test_training_set_from_a_pandas_frame_matches_the_rule_row_by_row(offline_store, parking_repo):
+    entities = labels(parking_repo)
+    df = entities.to_pandas()
+    job = offline_store.get_historical_features(df, feature_service="customer_risk_v1")
+    assert isinstance(job, granary.RetrievalJob)
+    assert job.features == SERVICE_COLUMNS
+    training = job.to_arrow()
+    assert training.column_names == entities.column_names + SERVICE_COLUMNS
+    assert str(training.schema.field("event_timestamp").type) == "timestamp[us, tz=UTC]"
+    check_against_oracle(parking_repo, training, entities)
+    frame = job.to_df()
+    assert isinstance(frame, pd.DataFrame) and len(frame) == entities.num_rows
+    assert str(frame["event_timestamp"].dt.tz) == "UTC"
+
+
+def test_arrow_input_and_a_feature_list_give_the_same_table(offline_store, parking_repo):
+    entities = labels(parking_repo)
+    by_service = offline_store.get_historical_features(
+        entities.to_pandas(), feature_service="customer_risk_v1").to_arrow()
+    refs = offline_store.get_feature_service("customer_risk_v1").feature_refs
+    by_list = offline_store.get_historical_features(entities, features=refs).to_arrow()
+    by_object = offline_store.get_historical_features(
+        entities, offline_store.get_feature_service("customer_risk_v1")).to_arrow()
+    batch = offline_store.get_historical_features(
+        entities.combine_chunks().to_batches()[0], features=refs).to_arrow()
+    assert by_list.equals(by_service) and by_object.equals(by_service) and batch.equals(by_service)
+
+
+def test_arrow_crosses_without_a_copy_both_ways(offline_store, parking_repo):
+    entities = labels(parking_repo).combine_chunks()
+    training = offline_store.get_historical_features(
+        entities, features=["customer_profile:tenure_days"]).to_arrow()
+    # The entity columns come back as the very buffers that went in.
+    for name in ("customer_id", "payment_problem_next_30d"):
+        sent = entities.column(name).chunk(0).buffers()
+        returned = training.column(name).chunk(0).buffers()
+        assert [b.address for b in returned if b] == [b.address for b in sent if b], name
+
+
+def test_naive_times_are_utc_and_aware_times_are_converted(offline_store, parking_repo):
+    entities = labels(parking_repo).to_pandas()
+    features = ["customer_payments_stats:payments_30d", "customer_profile:tenure_days"]
+    utc = offline_store.get_historical_features(entities, features=features).to_df()
+    naive = entities.assign(event_timestamp=entities["event_timestamp"].dt.tz_localize(None))
+    berlin = entities.assign(
+        event_timestamp=entities["event_timestamp"].dt.tz_convert("Europe/Berlin"))
+    for variant in (naive, berlin):
+        out = offline_store.get_historical_features(variant, features=features).to_df()
+        pd.testing.assert_frame_equal(out, utc)
+    # Arrow input: naive in another unit (ns), and aware in New York.
+    table = pa.Table.from_pandas(naive, preserve_index=False)
+    table = table.set_column(1, "event_timestamp", table.column(1).cast(pa.timestamp("ns")))
+    out = offline_store.get_historical_features(table, features=features).to_df()
+    pd.testing.assert_frame_equal(out, utc)
+    ny = pa.Table.from_pandas(
+        entities.assign(event_timestamp=entities["event_timestamp"].dt.tz_convert(
+            "America/New_York")), preserve_index=False)
+    out = offline_store.get_historical_features(ny, features=features).to_df()
+    pd.testing.assert_frame_equal(out, utc)
+
+
+def test_full_feature_names_and_extra_columns(offline_store, parking_repo):
+    entities = labels(parking_repo).slice(0, 50).append_column(
+        "note", pa.array([f"row {i}" for i in range(50)]))
+    job = offline_store.get_historical_features(
+        entities, features=["customer_profile:tenure_days", "customer_payments_stats:payments_30d"],
+        full_feature_names=True)
+    assert job.full_feature_names
+    assert job.to_arrow().column_names == [
+        "customer_id", "event_timestamp", "payment_problem_next_30d", "note",
+        "customer_profile__tenure_days", "customer_payments_stats__payments_30d"]
+    assert job.to_arrow().column("note").to_pylist() == [f"row {i}" for i in range(50)]
+
+
+def test_bay_demand_from_the_delta_table(offline_store, parking_repo):
+    entities = pq.read_table(parking_repo / "data" / "bay_demand_labels")
+    job = offline_store.get_historical_features(entities, feature_service="demand_prediction_v1")
+    table = job.to_arrow()
+    assert table.num_rows == entities.num_rows
+    assert table.column("occupancy_1h").null_count < entities.num_rows // 10
+    assert table.column("zone").null_count == 0  # bays.parquet: ttl 0, a row from the start
+
+
+def test_duplicate_entity_rows_are_kept_in_order(offline_store, parking_repo):
+    rows = labels(parking_repo).slice(0, 3)
+    entities = pa.concat_tables([rows, rows])
+    out = offline_store.get_historical_features(
+        entities, features=["customer_profile:tenure_days"]).to_arrow()
+    assert out.column("customer_id").to_pylist() == rows.column("customer_id").to_pylist() * 2
+    values = out.column("tenure_days").to_pylist()
+    assert values[:3] == values[3:]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"features": ["customer_profile:tenure_dayz"]},
+     "feature view 'customer_profile' has no feature 'tenure_dayz', did you mean 'tenure_days'"),
+    ({"features": ["customer_profil:tenure_days"]}, "unknown feature view 'customer_profil'"),
+    ({"features": ["tenure_days"]}, "view:feature"),
+    ({"features": "customer_profile:tenure_days"}, "must be a list"),
+    ({"feature_service": "customer_risk"}, "unknown feature service 'customer_risk'"),
+    ({"features": ["customer_profile:tenure_days"], "feature_service": "customer_risk_v1"},
+     "not both"),
+    ({}, "give features"),
+    ({"features": ["customer_profile:tenure_days"], "memory_budget": 0}, "memory_budget"),
+])
+def test_bad_requests_raise_invalid_argument(offline_store, parking_repo, kwargs, message):
+    entities = labels(parking_repo).slice(0, 5)
+    with pytest.raises(granary.InvalidArgument) as error:
+        offline_store.get_historical_features(entities, **kwargs)
+    assert message in str(error.value)
+    assert isinstance(error.value, ValueError)
+
+
+def test_bad_entity_rows_raise_invalid_argument(offline_store, parking_repo):
+    features = ["customer_profile:tenure_days"]
+    entities = labels(parking_repo).slice(0, 5)
+    with pytest.raises(granary.InvalidArgument,
+                       match="no column 'customer_id', a join key of feature view "
+                             "'customer_profile'"):
+        offline_store.get_historical_features(entities.drop_columns(["customer_id"]), features)
+    with pytest.raises(granary.InvalidArgument, match="no 'event_timestamp' column"):
+        offline_store.get_historical_features(entities.drop_columns(["event_timestamp"]), features)
+    bad_time = entities.set_column(1, "event_timestamp", pa.array(["yesterday"] * 5))
+    with pytest.raises(granary.InvalidArgument, match="yesterday"):
+        offline_store.get_historical_features(bad_time, features)
+    with pytest.raises(granary.InvalidArgument, match="SQL query is not supported"):
+        offline_store.get_historical_features("SELECT * FROM labels", features)
+    with pytest.raises(granary.InvalidArgument, match="not list"):
+        offline_store.get_historical_features([{"customer_id": 1}], features)
+    mixed = pd.DataFrame({"customer_id": [1, "x"], "event_timestamp": [pd.Timestamp(0)] * 2})
+    with pytest.raises(granary.InvalidArgument, match="cannot be converted to Arrow"):
+        offline_store.get_historical_features(mixed, features)
+
+
+def test_a_missing_source_file_is_an_error_naming_it(parking_data, tmp_path):
+    from sdk_fixtures import make_parking_repo
+    repo = make_parking_repo(tmp_path / "parking", parking_data)
+    store = granary.FeatureStore(repo)
+    store.apply()
+    (repo / "data" / "customer_profiles.parquet").unlink()
+    entities = labels(repo).slice(0, 5)
+    with pytest.raises(granary.GranaryError, match="customer_profiles.parquet"):
+        store.get_historical_features(entities, features=["customer_profile:tenure_days"])
