@@ -44,7 +44,7 @@ Status RunInterruptible(const std::function<Status()>& work, CancelFlag* cancel)
   if (interrupted) {
     nb::python_error error;  // takes the pending exception (KeyboardInterrupt)
     if (!outcome.ok()) {
-      nb::object value = error.value();
+      nb::handle value = error.value();
       if (nb::hasattr(value, "add_note")) {
         value.attr("add_note")("granary: " + outcome.message());
       }
