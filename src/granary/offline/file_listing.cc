@@ -61,6 +61,11 @@ Result<std::vector<std::filesystem::path>> ListDataFiles(const std::filesystem::
   for (auto it = std::filesystem::recursive_directory_iterator(base, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
     std::error_code type_ec;
+    // Hidden and '_' entries (_delta_log, _SUCCESS, .crc) are no data, as in a folder listing.
+    if (Skipped(it->path())) {
+      if (it->is_directory(type_ec)) it.disable_recursion_pending();
+      continue;
+    }
     if (!it->is_regular_file(type_ec)) continue;
     std::string candidate =
         slash == std::string::npos ? it->path().lexically_normal().string() : it->path().string();

@@ -102,7 +102,13 @@ std::optional<std::pair<int64_t, int64_t>> RowGroupRange(const parquet::RowGroup
 // file), or CSV text that does not parse as its column's type (InvalidArgument: the data is the
 // user's input, to fix).
 Status ReadError(const arrow::Status& st, const Fragment& fragment) {
-  if (st.IsIOError()) return Status::IOError(st.message());
+  // Arrow reports both the operating system's errors and Parquet's decoding errors (thrift,
+  // page headers) as IOError; only the former carry an errno.
+  const bool from_os = st.detail() != nullptr && std::string_view(st.detail()->type_id()) ==
+                                                     std::string_view("arrow::ErrnoDetail");
+  if (st.IsIOError() && (from_os || fragment.format == FragmentFormat::kCsv)) {
+    return Status::IOError(st.message());
+  }
   if (fragment.format == FragmentFormat::kCsv) return Status::InvalidArgument(st.message());
   return Status::Corruption(fmt::format("{} (the file is damaged or truncated)", st.message()));
 }

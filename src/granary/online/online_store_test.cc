@@ -340,7 +340,9 @@ TEST_P(OnlineStoreTest, ABadRowLateInALargeBatchLeavesNothingWritten) {
   }
   std::shared_ptr<arrow::Array> with_null;
   ASSERT_TRUE(lists.Finish(&with_null).ok());
-  batch = batch->SetColumn(column, batch->schema()->field(column), with_null).ValueOrDie();
+  batch = batch->SetColumn(column, batch->schema()->field(column)->WithType(with_null->type()),
+                          with_null)
+              .ValueOrDie();
 
   auto stats = store_->WriteBatch(*View("every_type"), *batch);
   ASSERT_FALSE(stats.ok());

@@ -223,13 +223,13 @@ TEST(ValueCodec, EncoderErrorsNameTheViewColumnAndRow) {
                                    arrow::field("l_int32", arrow::list(arrow::int32())),
                                    list.Finish().ValueOrDie())
                        .ValueOrDie();
+  // Found when the encoder is made (one pass over the column), before any row is written.
   auto encoder = BodyEncoder::Make(*view, *with_null);
-  ASSERT_TRUE(encoder.ok());
-  std::string body;
-  Status st = encoder->Append(0, &body);
-  EXPECT_NE(st.message().find("feature 'l_int32' has a null list element in row 0"),
+  ASSERT_FALSE(encoder.ok());
+  EXPECT_EQ(encoder.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(encoder.status().message().find("feature 'l_int32' has a null list element in row 0"),
             std::string::npos)
-      << st.ToString();
+      << encoder.status().ToString();
 }
 
 TEST(ViewLayout, FingerprintChangesWithTheSchemaButNotWithIntegerKeyWidth) {

@@ -312,7 +312,17 @@ TEST_F(RedisStoreTest, PermissionAndMemoryRefusalsAreNotRetryableAndSayWhatToFix
   EXPECT_EQ(read.status().code(), StatusCode::kFailedPrecondition) << read.status().ToString();
   EXPECT_NE(read.status().message().find("may not run GET"), std::string::npos)
       << read.status().message();
-  // Writes refused while the server is at maxmemory.
+  // The write script meets the same ACL rule (GET inside the script).
+  Status script_refused = WriteBay(*store, "A", kT0);
+  ASSERT_FALSE(script_refused.ok());
+  EXPECT_EQ(script_refused.code(), StatusCode::kFailedPrecondition) << script_refused.ToString();
+  EXPECT_NE(script_refused.message().find("ACL rules"), std::string::npos)
+      << script_refused.message();
+  // Writes refused while the server is at maxmemory (a user who may write).
+  options.username.clear();
+  options.password.clear();
+  store = Open(options);
+  ASSERT_NE(store, nullptr);
   ASSERT_TRUE(server->Check({"CONFIG", "SET", "maxmemory", "1"}).ok());
   Status full = WriteBay(*store, "A", kT0);
   ASSERT_TRUE(server->Check({"CONFIG", "SET", "maxmemory", "0"}).ok());

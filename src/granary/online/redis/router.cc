@@ -40,7 +40,9 @@ bool ParseRedirect(std::string_view text, uint16_t* slot, NodeAddress* to) {
 
 Status ErrorReplyStatus(std::string_view command, std::string_view error) {
   const std::string_view code = error.substr(0, error.find(' '));
-  if (code == "NOPERM") {
+  // A command refused inside a script comes back as ERR with this text (Redis 7).
+  if (code == "NOPERM" ||
+      error.find("user executing the script can't run this command") != std::string_view::npos) {
     return Status::FailedPrecondition(fmt::format(
         "the user may not run {} ({}); grant it in the user's ACL rules (Granary needs "
         "+@read +@write +@keyspace +@scripting and key access ~<project>:*)",
