@@ -4,6 +4,7 @@
 #pragma once
 
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/string.h>  // in every file: a cast instantiated without it fails at run time
 
 #include <functional>
 #include <memory>
