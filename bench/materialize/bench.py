@@ -82,10 +82,20 @@ feature_views:
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(cluster_bus=False):
+    """A free port of 127.0.0.1; with cluster_bus, one whose port + 10000 (Redis Cluster's bus
+    port) is a valid port and free too."""
+    rng = np.random.default_rng()
+    while True:
+        port = int(rng.integers(20000, 55000)) if cluster_bus else 0
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                if cluster_bus:
+                    b.bind(("127.0.0.1", port + 10000))
+                return a.getsockname()[1]
+        except OSError:
+            continue
 
 
 def redis_cli(port, *args):
@@ -100,7 +110,7 @@ class Redis:
         self.procs, self.ports = [], []
         count = max(1, masters)
         for i in range(count):
-            port = free_port()
+            port = free_port(cluster_bus=bool(masters))
             d = workdir / f"redis-{port}"
             d.mkdir()
             args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
