@@ -2,17 +2,17 @@
 look at a training set, waiting for the feature server and querying it over HTTP.
 
 Usage (from scripts/demo):
-  demo_steps.py entity-rows DATA_DIR OUT_DIR       write OUT_DIR/{customer_risk,demand_prediction}.parquet
+  demo_steps.py entity-rows DATA_DIR OUT_DIR       OUT_DIR/{customer_risk,demand_prediction}.parquet
   demo_steps.py show-training-set FILE SECONDS     rows, columns, time, the first rows
   demo_steps.py wait-health PORT TIMEOUT_SECONDS   until GET /health answers 200
   demo_steps.py query PORT SERVICE JOIN_KEY ID...  POST /get-online-features, print JSON and latency
 """
+import http.client
 import json
 import pathlib
 import statistics
 import sys
 import time
-import http.client
 
 import pyarrow as pa
 import pyarrow.dataset as ds
