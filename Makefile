@@ -22,7 +22,7 @@ build: setup $(BUILD)/build.ninja
 	ninja -C $(BUILD) -j $(JOBS)
 
 demo: build
-	scripts/demo
+	GRANARY_BIN=$(CURDIR)/$(BUILD)/granary DEMO_DIR=$(CURDIR)/$(BUILD)/demo/parking scripts/demo
 
 test: build
 	$(MAKE) --no-print-directory test-cpp test-python
