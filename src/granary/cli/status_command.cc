@@ -115,7 +115,7 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
   for (const FeatureView& v : latest->definitions.feature_views) {
     if (!v.online) continue;
     views.push_back(v.name);
-    tags.push_back(LayoutTag(*layouts.at(v.name)));
+    tags.push_back(LayoutTag(*layouts.at(v.name), config.online_store));
   }
   const Timestamp now = SystemClock::Default().Now();
   GRANARY_ASSIGN_OR_RAISE(auto statuses, CollectViewStatus(*registry, views, tags, now, args.runs));
@@ -198,7 +198,7 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
         head += fmt::format("watermark {} ({} ago)", FormatTimestamp(*s.watermark),
                             HumanAge(*s.staleness));
       } else if (s.layout_changed) {
-        head += fmt::format("schema changed since the watermark {}: stale until the next run",
+        head += fmt::format("schema or online store changed since the watermark {}: stale until the next run",
                             FormatTimestamp(*s.stale_watermark));
       } else {
         head += "never materialized";

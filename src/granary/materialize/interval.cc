@@ -1,7 +1,13 @@
 #include "granary/materialize/interval.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
+#include <string_view>
+#include <vector>
+
+#include "granary/common/hash.h"
 #include "granary/online/view_layout.h"
 
 namespace granary {
@@ -23,8 +29,39 @@ std::optional<Timestamp> ValidWatermark(const std::optional<WatermarkState>& sta
 
 }  // namespace
 
-std::string LayoutTag(const ViewLayout& layout) {
-  return fmt::format("{:08x}", layout.fingerprint());
+namespace {
+
+// What tells one online store apart from another: its type and where it lives.
+std::string StoreIdentity(const OnlineStoreConfig& store) {
+  if (store.type == "redis") {
+    // "host:port[,password=...][,username=...][,db=N]": the address and the database only.
+    std::string out = "redis|";
+    size_t pos = 0;
+    bool first = true;
+    while (pos <= store.connection_string.size()) {
+      size_t comma = store.connection_string.find(',', pos);
+      if (comma == std::string::npos) comma = store.connection_string.size();
+      std::string_view part(store.connection_string.data() + pos, comma - pos);
+      if (first || part.starts_with("db=")) out.append(part).push_back('|');
+      first = false;
+      pos = comma + 1;
+    }
+    return out;
+  }
+  if (store.type == "redis_cluster") {
+    std::vector<std::string> nodes = store.nodes;
+    std::sort(nodes.begin(), nodes.end());
+    return fmt::format("redis_cluster|{}", fmt::join(nodes, ","));
+  }
+  return fmt::format("{}|{}", store.type, store.path);
+}
+
+}  // namespace
+
+std::string LayoutTag(const ViewLayout& layout, const OnlineStoreConfig& store) {
+  const uint64_t identity = Fnv1a64(StoreIdentity(store));
+  return fmt::format("{:08x}-{:08x}", layout.fingerprint(),
+                     static_cast<uint32_t>(identity ^ (identity >> 32)));
 }
 
 ViewInterval PlanIncremental(const std::optional<WatermarkState>& state,

@@ -8,8 +8,9 @@
 //     interval leaves no gap after it (START <= watermark + 1 us) or there is none yet; a later
 //     START would skip the rows in between silently, so the watermark then stays.
 //   - A watermark reached under another online layout (the view's schema changed with a later
-//     apply, so the online store reads the old values as NOT_FOUND) counts as no watermark: the
-//     next incremental run starts the view over.
+//     apply, so the online store reads the old values as NOT_FOUND) or in another online store
+//     (granary.yaml now points at a new, empty store) counts as no watermark: the next
+//     incremental run starts the view over.
 // Plain functions; thread-safe.
 #pragma once
 
@@ -19,6 +20,7 @@
 
 #include "granary/common/time.h"
 #include "granary/registry/registry_store.h"
+#include "granary/registry/repo_config.h"
 
 namespace granary {
 
@@ -42,8 +44,10 @@ struct ViewInterval {
   std::string watermark_note;
 };
 
-// The layout tag stored with a watermark: the schema fingerprint as 8 hex digits.
-std::string LayoutTag(const ViewLayout& layout);
+// The layout tag stored with a watermark: the schema fingerprint and the online store's identity
+// (its type and where it is: RocksDB path, Redis host:port and db, cluster seed nodes; never
+// credentials), each as 8 hex digits, "5e3a91c0-0b1d44e2".
+std::string LayoutTag(const ViewLayout& layout, const OnlineStoreConfig& store);
 
 ViewInterval PlanIncremental(const std::optional<WatermarkState>& state,
                              const std::string& layout_tag, Duration ttl, Timestamp end);

@@ -70,7 +70,7 @@ void MaterializationStateMetrics::Collect(MetricWriter& out) {
     std::vector<std::string> views, tags;
     for (const auto& [name, layout] : layouts) {
       views.push_back(name);
-      tags.push_back(LayoutTag(*layout));
+      tags.push_back(LayoutTag(*layout, config_.online_store));
     }
     GRANARY_ASSIGN_OR_RAISE(auto statuses,
                             CollectViewStatus(*registry_, views, tags, clock_->Now(), 1));

@@ -144,7 +144,7 @@ ViewMaterialization MaterializeOneView(const RunContext& ctx, const FeatureView&
   const auto began = std::chrono::steady_clock::now();
   ViewMaterialization out;
   out.view = view.name;
-  const std::string tag = LayoutTag(layout);
+  const std::string tag = LayoutTag(layout, ctx.config.online_store);
   const ViewInterval plan = ctx.request.kind == MaterializeRequest::Kind::kIncremental
                                 ? PlanIncremental(state, tag, view.ttl, ctx.request.end)
                                 : PlanInterval(state, tag, ctx.request.start, ctx.request.end);

@@ -167,6 +167,36 @@ INSTANTIATE_TEST_SUITE_P(Stores, MaterializeOnEveryStore,
                          ::testing::ValuesIn(testing::StoreKinds()),
                          [](const auto& info) { return info.param; });
 
+TEST(Materialize, AnotherOnlineStoreMakesTheNextIncrementalRunStartOver) {
+  // granary.yaml pointed at a new, empty store: the watermark reached in the old one must not
+  // make the new one look up to date.
+  auto repo = TestRepo::Make("rocksdb");
+  std::vector<RiskRow> rows;
+  for (int64_t id = 1; id <= 50; ++id)
+    rows.push_back({id, At("2026-11-25T06:00:00Z"), {}, 1.0, id});
+  repo->WriteRows("rows", rows);
+  ASSERT_TRUE(OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z"))).status.ok());
+  repo->CloseStore();
+  repo->config.online_store.path = "data/online-moved";
+  const auto moved = OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z")));
+  ASSERT_TRUE(moved.status.ok()) << moved.status.ToString();
+  EXPECT_FALSE(moved.up_to_date);
+  EXPECT_EQ(moved.entities, 50);
+  EXPECT_EQ(repo->ReadRisk(Ids(1, 50)).at(7), Present("2026-11-25T06:00:00Z", 1.0, 7));
+  // The password is not part of a store's identity; the address is.
+  OnlineStoreConfig a;
+  a.type = "redis";
+  a.connection_string = "10.0.0.5:6379,password=old";
+  OnlineStoreConfig b = a;
+  b.connection_string = "10.0.0.5:6379,password=new";
+  OnlineStoreConfig c = a;
+  c.connection_string = "10.0.0.6:6379,password=old";
+  auto layouts = MakeViewLayouts(repo->definitions(), Duration::Days(90)).ValueOrDie();
+  const ViewLayout& layout = *layouts.at("risk");
+  EXPECT_EQ(LayoutTag(layout, a), LayoutTag(layout, b));
+  EXPECT_NE(LayoutTag(layout, a), LayoutTag(layout, c));
+}
+
 TEST(Materialize, ARedisKilledMidRunLeavesTheWatermarkAndARerunConverges) {
   auto redis = testing::RedisServer::Start().ValueOrDie();
   auto repo = TestRepo::Make("rocksdb");

@@ -213,6 +213,7 @@ class TestRepo {
   }
 
   MetricsRegistry metrics;
+  const Definitions& definitions() const { return defs_; }
 
  private:
   TestRepo() = default;
