@@ -18,7 +18,7 @@ from .definitions import (Catalog, DataSource, Entity, FeatureService, FeatureVi
                           make_plan)
 from .online_response import OnlineResponse
 from .operations import (MaterializeReport, PushMode, PushResult, StoreStatus, ViewStatus,
-                         raise_failed_run, from_micros, to_micros)
+                         from_micros, report_or_raise, to_micros)
 from .retrieval_job import RetrievalJob
 
 
@@ -252,7 +252,7 @@ class FeatureStore:
             _non_negative_int("write_threads", write_threads),
             _positive_int("write_batch_rows", write_batch_rows),
             os.fspath(spill_dir) if spill_dir is not None else "", bool(progress))
-        return raise_failed_run(*outcome)
+        return report_or_raise(*outcome)
 
     def push(self, push_source_name: str, df: Any, allow_registry_cache: bool = True,
              to: Union[PushMode, str] = PushMode.ONLINE) -> PushResult:

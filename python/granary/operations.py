@@ -21,6 +21,8 @@ def to_micros(value: Any, what: str) -> int:
     a pandas Timestamp, a numpy datetime64, a date (its midnight UTC) or ISO 8601 text ('now')."""
     if isinstance(value, str):
         return _granary.parse_timestamp(value, what)
+    if value is None or (hasattr(value, "isoformat") and value != value):  # pandas.NaT
+        raise _granary.InvalidArgument(f"{what} is missing ({value!r}); give a time")
     if isinstance(value, dt.datetime):
         if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
             value = value.replace(tzinfo=dt.timezone.utc)
@@ -31,7 +33,7 @@ def to_micros(value: Any, what: str) -> int:
     if type(value).__name__ == "datetime64":  # numpy, without importing it
         import numpy as np
         if np.isnat(value):
-            raise _granary.InvalidArgument(f"{what} is NaT; give a time")
+            raise _granary.InvalidArgument(f"{what} is missing (NaT); give a time")
         return int(value.astype("datetime64[us]").astype(np.int64))
     raise _granary.InvalidArgument(
         f"{what} must be a datetime, a date or ISO 8601 text such as '2026-11-23T02:00:00Z', "
@@ -127,7 +129,7 @@ class MaterializeReport:
 _ERRORS = {cls.code: cls for cls in _granary.GranaryError.__subclasses__()}
 
 
-def raise_failed_run(views: List[Dict[str, Any]], code: str, message: str) -> MaterializeReport:
+def report_or_raise(views: List[Dict[str, Any]], code: str, message: str) -> MaterializeReport:
     """The report, or the exception of `code` (with the report as its `report`) on failure."""
     report = MaterializeReport([ViewMaterialization._from_native(v) for v in views])
     if code == "OK":
