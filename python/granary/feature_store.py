@@ -234,8 +234,9 @@ class FeatureStore:
         spill_dir: Optional[Union[str, os.PathLike]] = None,
         progress: bool = False,
     ) -> MaterializeReport:
-        """As materialize(), from each view's watermark (or its first row) to end_date
-        (`granary materialize-incremental`); a view with nothing new is "up_to_date"."""
+        """As materialize(), for the event times in (watermark, end_date] of each view
+        (`granary materialize-incremental`); without a watermark [end_date - ttl, end_date], or
+        every row up to end_date when the ttl is 0. A view with nothing new is "up_to_date"."""
         end = to_micros(end_date, "end_date")
         return self._materialize(True, None, end, feature_views, views, memory_budget,
                                  write_threads, write_batch_rows, spill_dir, progress)
