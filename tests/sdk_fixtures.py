@@ -5,6 +5,7 @@ build/python, where the normal CMake build puts the native module beside links t
 python/granary/*.py) or, when unset, build/python of this checkout, goes first on sys.path. If
 neither holds a build, `import granary` finds an installed package (`pip install .`).
 """
+import datetime as dt
 import os
 import pathlib
 import shutil
@@ -30,6 +31,12 @@ ONLINE_VIEWS = {
     "customer_profile": "customer_profiles.parquet",
     "bay_static": "bays.parquet",
 }
+# The ttl the online tests give customer_payments_stats (shorten_payments_ttl): the tiny data's
+# rows are all under 61 days old, so the example's 90d would never show OUTSIDE_MAX_AGE.
+PAYMENTS_TTL = dt.timedelta(days=30)
+ONLINE_FEATURES = ["customer_payments_stats:payments_30d",
+                   "customer_payments_stats:failure_rate_30d", "customer_profile:tenure_days",
+                   "customer_profile:payment_method"]
 
 
 def run(*args, cwd=None):
@@ -81,11 +88,21 @@ def fresh_repo(parking_data, tmp_path):
     return make_parking_repo(tmp_path / "parking", parking_data)
 
 
+def shorten_payments_ttl(repo: pathlib.Path) -> None:
+    """customer_payments_stats gets PAYMENTS_TTL instead of 90d (before apply)."""
+    defs = repo / "customer_risk.yaml"
+    text = defs.read_text()
+    assert text.count("ttl: 90d") == 1, text
+    defs.write_text(text.replace("ttl: 90d", f"ttl: {PAYMENTS_TTL.days}d"))
+
+
 @pytest.fixture(scope="session")
 def online_repo(parking_data, tmp_path_factory):
-    """An applied copy whose online store holds every row of ONLINE_VIEWS' files, written by
-    granary_test_online_load (OnlineStore::WriteBatch; the newest row per entity wins)."""
+    """An applied copy (customer_payments_stats' ttl shortened to PAYMENTS_TTL) whose online store
+    holds every row of ONLINE_VIEWS' files, written by granary_test_online_load
+    (OnlineStore::WriteBatch; the newest row per entity wins)."""
     repo = make_parking_repo(tmp_path_factory.mktemp("online") / "parking", parking_data)
+    shorten_payments_ttl(repo)
     granary.FeatureStore(repo).apply()
     loader = GRANARY_BIN.parent / "granary_test_online_load"
     for view, file in ONLINE_VIEWS.items():
@@ -99,3 +116,45 @@ def latest_rows(path: pathlib.Path, key: str, created: str = None) -> dict:
     order = [("event_timestamp", "ascending")] + ([(created, "ascending")] if created else [])
     rows = table.sort_by(order).to_pylist()
     return {row[key]: row for row in rows}
+
+
+def expected_online(online_repo, customers):
+    """Per feature of ONLINE_FEATURES: the values, statuses and event times the online store must
+    answer once it holds every row of the source files."""
+    now = dt.datetime.now(dt.timezone.utc)
+    payments = latest_rows(online_repo / "data" / "customer_payments.parquet", "customer_id",
+                           created="created")
+    profiles = latest_rows(online_repo / "data" / "customer_profiles.parquet", "customer_id")
+    out = {}
+    for ref in ONLINE_FEATURES:
+        view, feature = ref.split(":")
+        rows, ttl = ((payments, PAYMENTS_TTL) if view == "customer_payments_stats"
+                     else (profiles, None))
+        values, statuses, times = [], [], []
+        for c in customers:
+            row = rows.get(c)
+            if row is None:
+                values.append(None), statuses.append("NOT_FOUND"), times.append(None)
+                continue
+            times.append(row["event_timestamp"])
+            if ttl is not None and row["event_timestamp"] < now - ttl:
+                values.append(None), statuses.append("OUTSIDE_MAX_AGE")
+            elif row[feature] is None:
+                values.append(None), statuses.append("NULL_VALUE")
+            else:
+                values.append(row[feature]), statuses.append("PRESENT")
+        out[feature] = (values, statuses, times)
+    return out
+
+
+def customers_to_ask(online_repo):
+    """Customers covering every status: fresh, quiet for long (outside PAYMENTS_TTL), with a null
+    feature, and unknown."""
+    payments = latest_rows(online_repo / "data" / "customer_payments.parquet", "customer_id",
+                           created="created")
+    now = dt.datetime.now(dt.timezone.utc)
+    fresh = [c for c, r in payments.items() if r["event_timestamp"] >= now - PAYMENTS_TTL]
+    old = [c for c, r in payments.items() if r["event_timestamp"] < now - PAYMENTS_TTL]
+    null = [c for c, r in payments.items()
+            if r["failure_rate_30d"] is None and c in set(fresh)]
+    return fresh[:20] + old[:5] + null[:5] + [10_000_001]

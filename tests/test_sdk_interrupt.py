@@ -1,7 +1,8 @@
-"""Ctrl-C stops a long get_historical_features: a child process sends SIGINT to itself from a
-Python timer thread (which can only run because the join released the GIL) while the join reads
-80 M feature rows, and gets KeyboardInterrupt carrying the engine's "was cancelled" note (the
-engine stopped itself; it did not run to the end). The store then still works."""
+"""Ctrl-C stops a long get_historical_features and a long materialization: a child process sends
+SIGINT to itself from a Python timer thread (which can only run because the call released the
+GIL) while the core reads 80 M feature rows, and gets KeyboardInterrupt carrying the core's
+"cancelled" note (the core stopped itself; it did not run to the end). The store then still
+works; the cancelled materialization is recorded failed and keeps its watermark."""
 import json
 import os
 import subprocess
@@ -94,3 +95,39 @@ def test_sigint_stops_a_long_retrieval_and_the_store_still_works(big_repo):
     assert out["outcome"] == "interrupted", out
     assert out["notes"] == ["granary: reading feature view 'big' was cancelled"], out
     assert out["after"] == 10
+
+
+MATERIALIZE_CHILD = r"""
+import json, os, signal, sys, threading
+sys.path.insert(0, sys.argv[2])
+import granary
+
+store = granary.FeatureStore(sys.argv[1])
+timer = threading.Timer(float(sys.argv[3]), lambda: os.kill(os.getpid(), signal.SIGINT))
+out = {}
+timer.start()
+try:
+    store.materialize_incremental("now", ["big"], memory_budget=64 << 20)
+    out["outcome"] = "finished"
+except KeyboardInterrupt as e:
+    out["outcome"] = "interrupted"
+    out["notes"] = getattr(e, "__notes__", [])
+big = store.status()["big"]
+out["watermark"] = big.watermark and big.watermark.isoformat()
+out["last_run"] = [big.last_run.status, big.last_run.error]
+print(json.dumps(out))
+"""
+
+
+def test_sigint_stops_a_long_materialization_and_records_it_failed(big_repo):
+    proc = subprocess.run([sys.executable, "-c", MATERIALIZE_CHILD, str(big_repo),
+                           str(_BUILD_PYTHON), "1.0"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["outcome"] == "interrupted", out
+    [note] = out["notes"]
+    assert note.startswith("granary: ") and "cancelled" in note, out
+    # The view in progress is recorded failed; its watermark did not move.
+    assert out["watermark"] is None
+    assert out["last_run"][0] == "failed" and "cancelled" in out["last_run"][1], out

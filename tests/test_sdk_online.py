@@ -1,7 +1,6 @@
 """The Python SDK's get_online_features over the embedded store (rows written by
 granary_test_online_load): values, statuses and event times checked against the newest row per
 entity of the source files; the same validation and messages as the CLI; the one-process lock."""
-import datetime as dt
 import json
 import subprocess
 
@@ -10,13 +9,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from sdk_fixtures import (GRANARY_BIN, latest_rows, online_repo, parking_data,  # noqa: F401
-                          run)
+from sdk_fixtures import (GRANARY_BIN, ONLINE_FEATURES as FEATURES,  # noqa: F401
+                          customers_to_ask, expected_online as expected, latest_rows,
+                          online_repo, parking_data, run)
 
 import granary
-
-FEATURES = ["customer_payments_stats:payments_30d", "customer_payments_stats:failure_rate_30d",
-            "customer_profile:tenure_days", "customer_profile:payment_method"]
 
 
 @pytest.fixture(scope="module")
@@ -24,47 +21,6 @@ def online_store(online_repo):
     store = granary.FeatureStore(online_repo)
     yield store
     store.close()
-
-
-def expected(online_repo, customers):
-    """Per feature: the values, statuses and event times the store must answer."""
-    now = dt.datetime.now(dt.timezone.utc)
-    payments = latest_rows(online_repo / "data" / "customer_payments.parquet", "customer_id",
-                           created="created")
-    profiles = latest_rows(online_repo / "data" / "customer_profiles.parquet", "customer_id")
-    out = {}
-    for ref in FEATURES:
-        view, feature = ref.split(":")
-        rows, ttl = ((payments, dt.timedelta(days=90)) if view == "customer_payments_stats"
-                     else (profiles, None))
-        values, statuses, times = [], [], []
-        for c in customers:
-            row = rows.get(c)
-            if row is None:
-                values.append(None), statuses.append("NOT_FOUND"), times.append(None)
-                continue
-            times.append(row["event_timestamp"])
-            if ttl is not None and row["event_timestamp"] < now - ttl:
-                values.append(None), statuses.append("OUTSIDE_MAX_AGE")
-            elif row[feature] is None:
-                values.append(None), statuses.append("NULL_VALUE")
-            else:
-                values.append(row[feature]), statuses.append("PRESENT")
-        out[feature] = (values, statuses, times)
-    return out
-
-
-def customers_to_ask(online_repo):
-    """Customers covering every status: fresh, churned long ago (outside the 90-day ttl), with a
-    null feature, and unknown."""
-    payments = latest_rows(online_repo / "data" / "customer_payments.parquet", "customer_id",
-                           created="created")
-    now = dt.datetime.now(dt.timezone.utc)
-    fresh = [c for c, r in payments.items() if r["event_timestamp"] >= now - dt.timedelta(days=90)]
-    old = [c for c, r in payments.items() if r["event_timestamp"] < now - dt.timedelta(days=90)]
-    null = [c for c, r in payments.items()
-            if r["failure_rate_30d"] is None and c in set(fresh)]
-    return fresh[:20] + old[:5] + null[:5] + [10_000_001]
 
 
 def test_values_statuses_and_times_match_the_newest_rows(online_store, online_repo):

@@ -7,15 +7,24 @@
    copy) vs a copy of the same table through Arrow IPC, and vs to_pandas().
 3. Online lookups (embedded store): get_online_features(...).to_dict() for 1 and 100 entities,
    beside `granary get-online-features` (process start, registry and store opening included).
+4. Materialization: FeatureStore.materialize(...) of the customer views into an empty embedded
+   store, beside `granary materialize` of the same interval (the same core; a process per run).
+5. Push: FeatureStore.push(...) of a pandas DataFrame (1 and 10,000 rows, online), beside
+   `granary serve`'s POST /push of the same rows as JSON over HTTP on 127.0.0.1 (two copies of
+   the repository: the embedded store admits one process).
 
 Data: `granary datagen` (small scale unless --quick) into build/bench-data/python_sdk, reused.
 Medians of --runs runs; the machine is shared and noisy, so compare within one run.
 """
 import argparse
+import datetime as dt
+import http.client
 import json
 import os
 import platform
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -156,6 +165,132 @@ def bench_online(repo, runs):
     return results, cli
 
 
+CUSTOMER_VIEWS = ["customer_payments_stats", "customer_profile"]
+
+
+def bench_materialize(repo, runs):
+    """A fresh online store per run (the store's folder removed between runs)."""
+    online = repo / "data" / "online"
+    start, end = "2000-01-01T00:00:00Z", "2026-11-01T00:00:00Z"
+
+    def python():
+        shutil.rmtree(online, ignore_errors=True)
+        with granary.FeatureStore(repo) as store:
+            begin = time.perf_counter()
+            report = store.materialize(start, end, CUSTOMER_VIEWS)
+            return time.perf_counter() - begin, report
+
+    def cli():
+        shutil.rmtree(online, ignore_errors=True)
+        begin = time.perf_counter()
+        run(BIN, "-C", repo, "materialize", start, end, "--views", ",".join(CUSTOMER_VIEWS), "-q")
+        return time.perf_counter() - begin
+
+    py_all, cli_all, report = [], [], None
+    for _ in range(runs):
+        seconds, report = python()
+        py_all.append(seconds)
+        cli_all.append(cli())
+    entities = sum(v.entities_written for v in report.views)
+    rows = sum(v.rows_scanned for v in report.views)
+    py, c = statistics.median(py_all), statistics.median(cli_all)
+    print(f"  {rows} rows read, {entities} entities written: Python {py:.3f}s {fmt(py_all)}, "
+          f"CLI {c:.3f}s {fmt(cli_all)}", flush=True)
+    shutil.rmtree(online, ignore_errors=True)
+    return rows, entities, py, c
+
+
+PUSH_DEFS = """
+data_sources:
+  - {name: customer_profile_push, type: push, batch_source: customer_profile_source}
+"""
+
+
+def push_repo(repo, name):
+    """A copy of `repo` whose customer_profile view reads a push source."""
+    copy = repo.parent / f"{repo.name}-{name}"
+    shutil.copytree(repo, copy, symlinks=True, ignore=shutil.ignore_patterns("online", "*.db*"))
+    defs = copy / "customer_risk.yaml"
+    defs.write_text(defs.read_text().replace("    source: customer_profile_source",
+                                             "    source: customer_profile_push"))
+    (copy / "push.yaml").write_text(PUSH_DEFS)
+    run(BIN, "-C", copy, "apply")
+    return copy
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_push(repo, runs):
+    import pandas as pd
+    py_repo, http_repo = push_repo(repo, "push-python"), push_repo(repo, "push-http")
+    port = free_port()
+    server = subprocess.Popen([str(BIN), "-C", str(http_repo), "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline or server.poll() is not None:
+                sys.exit("granary serve did not come up")
+            time.sleep(0.05)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        methods = ["card", "paypal", "invoice"]
+        results, pushes = [], 0
+        with granary.FeatureStore(py_repo) as store:
+            for n, repeats in ((1, max(runs * 100, 500)), (10_000, runs)):
+                py_all, http_all = [], []
+                for r in range(repeats):
+                    pushes += 1  # every push newer than the last: all rows are written
+                    at = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc) + dt.timedelta(
+                        seconds=pushes)
+                    frame = pd.DataFrame({
+                        "customer_id": range(1, n + 1), "event_timestamp": [at] * n,
+                        "tenure_days": [r] * n, "payment_method": [methods[r % 3]] * n,
+                        "is_business": [r % 2 == 0] * n})
+                    begin = time.perf_counter()
+                    result = store.push("customer_profile_push", frame)
+                    py_all.append(time.perf_counter() - begin)
+                    assert result.written == n, result
+                    begin = time.perf_counter()
+                    body = json.dumps({
+                        "push_source_name": "customer_profile_push", "to": "online",
+                        "df": {"customer_id": frame["customer_id"].tolist(),
+                               "event_timestamp": [at.strftime("%Y-%m-%dT%H:%M:%SZ")] * n,
+                               "tenure_days": frame["tenure_days"].tolist(),
+                               "payment_method": frame["payment_method"].tolist(),
+                               "is_business": frame["is_business"].tolist()}})
+                    conn.request("POST", "/push", body=body,
+                                 headers={"Content-Type": "application/json"})
+                    answer = conn.getresponse()
+                    payload = answer.read()
+                    http_all.append(time.perf_counter() - begin)
+                    assert answer.status == 200, payload
+                py, h = statistics.median(py_all), statistics.median(http_all)
+                results.append((n, py, h))
+                print(f"  {n} rows: Python push {py * 1e3:.2f} ms, POST /push (JSON built "
+                      f"from the same DataFrame, over HTTP) {h * 1e3:.2f} ms; medians of "
+                      f"{repeats}", flush=True)
+        conn.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    return results
+
+
 def fmt(times):
     return "(" + ", ".join(f"{t:.2f}" for t in times) + ")"
 
@@ -178,8 +313,13 @@ def main():
                 bench_handover(store, repo, runs)
             print("== online lookups, embedded store", flush=True)
             bench_online(repo, runs)
+            print("== materialization: Python vs the CLI", flush=True)
+            bench_materialize(repo, runs)
+            print("== push online: Python vs the feature server's POST /push", flush=True)
+            bench_push(repo, runs)
     finally:
-        shutil.rmtree(repo)
+        for path in (repo, *repo.parent.glob(f"{repo.name}-push-*")):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":

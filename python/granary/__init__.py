@@ -4,6 +4,8 @@
     store = FeatureStore(repo_path="examples/parking")
     training = store.get_historical_features(entity_df, features=[...]).to_df()
     online = store.get_online_features(features=[...], entity_rows=[{...}]).to_dict()
+    store.materialize_incremental(end_date=datetime.now(timezone.utc)); store.status()
+    store.push("payments_push", df, to="online_and_offline")
 
 The API follows Feast's; docs/PYTHON.md lists every difference.
 """
@@ -40,6 +42,15 @@ from .definitions import (  # noqa: E402
 )
 from .feature_store import FeatureStore, GranaryWarning  # noqa: E402
 from .online_response import OnlineResponse  # noqa: E402
+from .operations import (  # noqa: E402
+    MaterializationRun,
+    MaterializeReport,
+    PushMode,
+    PushResult,
+    StoreStatus,
+    ViewMaterialization,
+    ViewStatus,
+)
 from .retrieval_job import RetrievalJob  # noqa: E402
 
 __version__ = "0.1.0"
@@ -60,11 +71,18 @@ __all__ = [
     "GranaryWarning",
     "InternalError",
     "InvalidArgument",
+    "MaterializationRun",
+    "MaterializeReport",
     "NotFound",
     "OnlineResponse",
     "Plan",
     "PlanChange",
+    "PushMode",
+    "PushResult",
     "RetrievalJob",
     "StorageIOError",
+    "StoreStatus",
     "Unavailable",
+    "ViewMaterialization",
+    "ViewStatus",
 ]

@@ -27,7 +27,7 @@ class Entity:
     value_types: List[str]
     description: str = ""
     tags: Dict[str, str] = dataclasses.field(default_factory=dict)
-    location: str = ""  # "entities.yaml:3": where it is defined
+    location: str = ""  # where it is defined: "<registry> (version N):<line>" when read back
 
     @property
     def join_key(self) -> str:

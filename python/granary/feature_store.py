@@ -17,6 +17,8 @@ from . import _granary
 from .definitions import (Catalog, DataSource, Entity, FeatureService, FeatureView, Plan,
                           make_plan)
 from .online_response import OnlineResponse
+from .operations import (MaterializeReport, PushMode, PushResult, StoreStatus, ViewStatus,
+                         from_micros, report_or_raise, to_micros)
 from .retrieval_job import RetrievalJob
 
 
@@ -187,6 +189,105 @@ class FeatureStore:
             feature_refs, service, columns, bool(full_feature_names))
         return OnlineResponse(pa.table(table), entity_count, feature_count)
 
+    # ------------------------------------------------------------------ operations
+
+    def materialize(
+        self,
+        start_date: Any,
+        end_date: Any,
+        feature_views: Optional[Sequence[str]] = None,
+        *,
+        views: Optional[Sequence[str]] = None,
+        memory_budget: Optional[int] = None,
+        write_threads: int = 0,
+        write_batch_rows: int = 4096,
+        spill_dir: Optional[Union[str, os.PathLike]] = None,
+        progress: bool = False,
+    ) -> MaterializeReport:
+        """Writes each entity's latest feature values with event times in [start_date, end_date]
+        to the online store (`granary materialize`; docs/OPERATIONS.md), view by view; each view's
+        run is recorded in the registry and moves its watermark on success.
+
+        start_date, end_date: datetimes (naive: UTC; aware: converted), dates, or ISO 8601 text
+        ('now' too); end_date must not be in the future. feature_views (or views=): names;
+        default every online view. memory_budget (bytes, default 1 GiB) bounds picking the
+        latest rows, which spills past it to spill_dir; write_threads (0: two per core).
+
+        Runs without the GIL; Ctrl-C stops it (KeyboardInterrupt): the view in progress is
+        recorded failed and keeps its watermark. A failed view raises the exception of its error
+        with the MaterializeReport as its `report`; otherwise returns the report.
+        """
+        start = to_micros(start_date, "start_date")
+        end = to_micros(end_date, "end_date")
+        return self._materialize(False, start, end, feature_views, views, memory_budget,
+                                 write_threads, write_batch_rows, spill_dir, progress)
+
+    def materialize_incremental(
+        self,
+        end_date: Any,
+        feature_views: Optional[Sequence[str]] = None,
+        *,
+        views: Optional[Sequence[str]] = None,
+        memory_budget: Optional[int] = None,
+        write_threads: int = 0,
+        write_batch_rows: int = 4096,
+        spill_dir: Optional[Union[str, os.PathLike]] = None,
+        progress: bool = False,
+    ) -> MaterializeReport:
+        """As materialize(), for the event times in (watermark, end_date] of each view
+        (`granary materialize-incremental`); without a watermark [end_date - ttl, end_date], or
+        every row up to end_date when the ttl is 0. A view with nothing new is "up_to_date"."""
+        end = to_micros(end_date, "end_date")
+        return self._materialize(True, None, end, feature_views, views, memory_budget,
+                                 write_threads, write_batch_rows, spill_dir, progress)
+
+    def _materialize(self, incremental, start, end, feature_views, views, memory_budget,
+                     write_threads, write_batch_rows, spill_dir, progress) -> MaterializeReport:
+        if feature_views is not None and views is not None:
+            raise _granary.InvalidArgument("give either feature_views or views, not both")
+        names = _view_names(feature_views if feature_views is not None else views)
+        budget = (1 << 30) if memory_budget is None else _positive_int("memory_budget",
+                                                                       memory_budget)
+        outcome = self._core.materialize(
+            incremental, start, end, names, budget,
+            _non_negative_int("write_threads", write_threads),
+            _positive_int("write_batch_rows", write_batch_rows),
+            os.fspath(spill_dir) if spill_dir is not None else "", bool(progress))
+        return report_or_raise(*outcome)
+
+    def push(self, push_source_name: str, df: Any, allow_registry_cache: bool = True,
+             to: Union[PushMode, str] = PushMode.ONLINE) -> PushResult:
+        """Writes rows of a push source (the feature server's POST /push, docs/SERVING.md):
+        online to every view reading it (write-if-newer), offline appended to its batch source
+        (one atomic file or Delta commit), or both (offline first).
+
+        df: a pandas DataFrame, a pyarrow Table or RecordBatch, or any `__arrow_c_stream__`
+        object, with columns named as the batch source's columns: every join key, feature and
+        the timestamp field (naive times: UTC). to: PushMode or "online", "offline",
+        "online_and_offline". allow_registry_cache is accepted for Feast's sake; the registry is
+        always checked for a newer version (one SQLite query).
+        """
+        if not isinstance(push_source_name, str):
+            raise _granary.InvalidArgument(
+                f"push_source_name must be a str, not {type(push_source_name).__name__}")
+        target = to.value if isinstance(to, PushMode) else to
+        if not isinstance(target, str):
+            raise _granary.InvalidArgument(
+                f'to must be a PushMode or "online", "offline" or "online_and_offline", not '
+                f"{to!r}")
+        table = _arrow_input("df", df)
+        d = self._core.push(push_source_name, table, target)
+        return PushResult(push_source_name=push_source_name, to=target, rows=d["rows"],
+                          views=list(d["views"]), written=d["written"],
+                          skipped_older=d["skipped_older"], files=list(d["files"]),
+                          delta_version=None if d["delta_version"] < 0 else d["delta_version"])
+
+    def status(self, recent_runs: int = 10) -> StoreStatus:
+        """Each online view's watermark, staleness, last run and success rate over its last
+        `recent_runs` finished runs: the data of `granary status --json`, from the registry."""
+        now, views = self._core.status(_positive_int("recent_runs", recent_runs))
+        return StoreStatus(now=from_micros(now), views=[ViewStatus._from_native(v) for v in views])
+
     # ------------------------------------------------------------------ lifetime
 
     def close(self) -> None:
@@ -241,16 +342,41 @@ def _entity_table(entity_df):
         raise _granary.InvalidArgument(
             "entity_df must be a DataFrame or an Arrow table; a SQL query is not supported (read "
             "the rows first, e.g. pyarrow.parquet.read_table(path))")
+    return _arrow_input("entity_df", entity_df)
+
+
+def _arrow_input(name: str, data):
     pandas = sys.modules.get("pandas")
-    if pandas is not None and isinstance(entity_df, pandas.DataFrame):
+    if pandas is not None and isinstance(data, pandas.DataFrame):
         try:
-            return pa.Table.from_pandas(entity_df, preserve_index=False)
+            return pa.Table.from_pandas(data, preserve_index=False)
         except (pa.ArrowException, TypeError, ValueError) as e:
             raise _granary.InvalidArgument(
-                f"entity_df: a column cannot be converted to Arrow: {e}") from e
-    if isinstance(entity_df, pa.RecordBatch):
-        return pa.Table.from_batches([entity_df])
-    return entity_df  # a pa.Table or another __arrow_c_stream__ object; checked natively
+                f"{name}: a column cannot be converted to Arrow: {e}") from e
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    return data  # a pa.Table or another __arrow_c_stream__ object; checked natively
+
+
+def _view_names(views) -> List[str]:
+    if views is None:
+        return []
+    if isinstance(views, str) or not isinstance(views, Iterable):
+        raise _granary.InvalidArgument(
+            f'feature_views must be a list of view names such as ["customer_profile"], not '
+            f"{views!r}")
+    names = []
+    for i, v in enumerate(views):
+        name = v.name if isinstance(v, FeatureView) else v
+        if not isinstance(name, str):
+            raise _granary.InvalidArgument(
+                f"feature_views[{i}] must be a view name or a FeatureView, not "
+                f"{type(v).__name__}")
+        names.append(name)
+    if not names:
+        raise _granary.InvalidArgument(
+            "feature_views is empty; give view names, or None for every online view")
+    return names
 
 
 def _positive_int(name: str, value) -> int:

@@ -1,10 +1,18 @@
 // Shared pieces of the granary._granary module: errors as Python exceptions, Arrow streams both
 // ways, the native store, and the registration function of each area (one file per area:
-// registry, offline, online; materialization and push/status add theirs the same way).
+// registry, offline, online, operations: materialization, push and status).
 #pragma once
 
 #include <nanobind/nanobind.h>
-#include <nanobind/stl/string.h>  // in every file: a cast instantiated without it fails at run time
+// Every file of the module sees the same type casters: a template such as
+// accessor::operator=<std::string> instantiated in a file without the std::string caster would
+// be a different function under the same name, and the linker may keep either (it kept the
+// broken one once: std::bad_cast at import).
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/unique_ptr.h>
+#include <nanobind/stl/vector.h>
 
 #include <functional>
 #include <memory>
@@ -58,13 +66,18 @@ std::shared_ptr<arrow::Table> ImportArrowTable(nb::handle source, const char* wh
 nb::object ExportArrowTable(std::shared_ptr<arrow::Table> table);
 
 // Runs `work` on a worker thread with the GIL released, while the calling thread polls for
-// signals (PyErr_CheckSignals) every 50 ms. On Ctrl-C (or any signal handler that raises) it sets
-// `cancel`, waits for `work` to return, and raises the handler's exception (KeyboardInterrupt)
-// with the C++ outcome added as a note. Must be called with the GIL held.
-Status RunInterruptible(const std::function<Status()>& work, CancelFlag* cancel);
+// signals (PyErr_CheckSignals) every 50 ms. On Ctrl-C (or any signal handler that raises) it
+// calls `cancel` (which asks `work` to stop, e.g. sets its CancelFlag), waits for `work` to
+// return, and raises the handler's exception (KeyboardInterrupt) with the C++ outcome added as a
+// note. Otherwise returns what `work` returned. Must be called with the GIL held.
+Status RunInterruptible(const std::function<Status()>& work, const std::function<void()>& cancel);
+inline Status RunInterruptible(const std::function<Status()>& work, CancelFlag* cancel) {
+  return RunInterruptible(work, [cancel] { cancel->Cancel(); });
+}
 
 void BindRegistry(nb::class_<FeatureStoreCore>& cls);
 void BindOffline(nb::class_<FeatureStoreCore>& cls);
 void BindOnline(nb::class_<FeatureStoreCore>& cls);
+void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls);
 
 }  // namespace granary::python

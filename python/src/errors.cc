@@ -36,8 +36,9 @@ void BindErrors(nb::module_& m) {
       {StatusCode::kInternal, "InternalError", nullptr},
   };
   for (const ErrorClass& c : classes) {
-    nb::object bases = c.builtin ? nb::object(nb::make_tuple(nb::handle(g_base), nb::handle(c.builtin)))
-                                 : nb::object(nb::make_tuple(nb::handle(g_base)));
+    nb::object bases = c.builtin
+                           ? nb::object(nb::make_tuple(nb::handle(g_base), nb::handle(c.builtin)))
+                           : nb::object(nb::make_tuple(nb::handle(g_base)));
     nb::dict attributes;
     attributes["code"] = std::string(StatusCodeName(c.code));
     const std::string qualified = std::string("granary.") + c.name;

@@ -10,7 +10,7 @@
 
 namespace granary::python {
 
-Status RunInterruptible(const std::function<Status()>& work, CancelFlag* cancel) {
+Status RunInterruptible(const std::function<Status()>& work, const std::function<void()>& cancel) {
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
@@ -35,7 +35,7 @@ Status RunInterruptible(const std::function<Status()>& work, CancelFlag* cancel)
         // which stays set as this thread's error until we return.
         if (PyErr_CheckSignals() != 0) interrupted = true;
       }
-      if (interrupted) cancel->Cancel();
+      if (interrupted) cancel();
       lock.lock();
     }
     lock.unlock();

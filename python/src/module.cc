@@ -1,5 +1,4 @@
 // granary._granary: the native module under the granary package (python/granary/).
-#include <nanobind/stl/unique_ptr.h>
 
 #include "bindings.h"
 #include "feature_store_core.h"
@@ -14,4 +13,5 @@ NB_MODULE(_granary, m) {
   BindRegistry(cls);
   BindOffline(cls);
   BindOnline(cls);
+  BindOperations(m, cls);
 }

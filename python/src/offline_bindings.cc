@@ -1,8 +1,6 @@
 // FeatureStoreCore.get_historical_features: entity rows in and the training set out as Arrow
 // streams (no copy either way); the point-in-time join runs without the GIL and stops on Ctrl-C.
 #include <arrow/api.h>
-#include <nanobind/stl/string.h>
-#include <nanobind/stl/vector.h>
 
 #include "bindings.h"
 #include "feature_store_core.h"
@@ -15,9 +13,8 @@ void BindOffline(nb::class_<FeatureStoreCore>& cls) {
   cls.def(
       "get_historical_features",
       [](FeatureStoreCore& self, nb::handle entity_rows, const std::vector<std::string>& features,
-         const std::string& feature_service, bool full_feature_names,
-         bool created_timestamp_cutoff, int64_t memory_budget_bytes, int threads,
-         const std::string& spill_dir, bool progress) {
+         const std::string& feature_service, bool full_feature_names, bool created_timestamp_cutoff,
+         int64_t memory_budget_bytes, int threads, const std::string& spill_dir, bool progress) {
         HistoricalRequest request;
         for (const std::string& text : features) {
           request.features.push_back(ValueOrThrow(FeatureRef::Parse(text)));
@@ -56,8 +53,7 @@ void BindOffline(nb::class_<FeatureStoreCore>& cls) {
       },
       nb::arg("entity_rows"), nb::arg("features"), nb::arg("feature_service"),
       nb::arg("full_feature_names"), nb::arg("created_timestamp_cutoff"),
-      nb::arg("memory_budget_bytes"), nb::arg("threads"), nb::arg("spill_dir"),
-      nb::arg("progress"),
+      nb::arg("memory_budget_bytes"), nb::arg("threads"), nb::arg("spill_dir"), nb::arg("progress"),
       "The point-in-time-correct training set of the entity rows (docs/POINT_IN_TIME.md): "
       "(table, number of entity columns).");
 }

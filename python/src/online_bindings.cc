@@ -3,9 +3,6 @@
 // table: entity columns, feature values, then one status and one event-time column per feature.
 #include <arrow/api.h>
 #include <fmt/format.h>
-#include <nanobind/stl/pair.h>
-#include <nanobind/stl/string.h>
-#include <nanobind/stl/vector.h>
 
 #include "bindings.h"
 #include "feature_store_core.h"
@@ -28,8 +25,7 @@ Value ToRequestValue(nb::handle v, const std::string& column, size_t index) {
     long long n = PyLong_AsLongLongAndOverflow(o, &overflow);
     if (overflow != 0) {
       ThrowIfError(Status::InvalidArgument(fmt::format(
-          "entities.{}[{}]: {} is out of the int64 range", column, index,
-          nb::str(v).c_str())));
+          "entities.{}[{}]: {} is out of the int64 range", column, index, nb::str(v).c_str())));
     }
     return Value(static_cast<int64_t>(n));
   }
@@ -145,8 +141,7 @@ void BindOnline(nb::class_<FeatureStoreCore>& cls) {
           table = ValueOrThrow(ResponseTable(resolved, read));
           feature_columns = resolved.columns.size();
         }
-        return nb::make_tuple(ExportArrowTable(std::move(table)), entities.size(),
-                              feature_columns);
+        return nb::make_tuple(ExportArrowTable(std::move(table)), entities.size(), feature_columns);
       },
       nb::arg("features"), nb::arg("feature_service"), nb::arg("entities"),
       nb::arg("full_feature_names"),

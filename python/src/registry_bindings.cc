@@ -1,7 +1,5 @@
 // FeatureStoreCore: opening, plan/apply, and the applied definitions as plain Python dicts (the
 // Python side wraps them in Entity, FeatureView, ... objects: python/granary/definitions.py).
-#include <nanobind/stl/string.h>
-#include <nanobind/stl/unique_ptr.h>
 
 #include "bindings.h"
 #include "feature_store_core.h"
@@ -166,10 +164,12 @@ void BindRegistry(nb::class_<FeatureStoreCore>& cls) {
            return ValueOrThrow(FeatureStoreCore::Open(repo_path));
          },
          nb::arg("repo_path"), "Loads <repo_path>/granary.yaml.")
-      .def_prop_ro("repo_path", [](const FeatureStoreCore& self) { return self.config().root.string(); })
+      .def_prop_ro("repo_path",
+                   [](const FeatureStoreCore& self) { return self.config().root.string(); })
       .def_prop_ro("project", [](const FeatureStoreCore& self) { return self.config().project; })
-      .def_prop_ro("registry_path",
-                   [](const FeatureStoreCore& self) { return self.config().RegistryPath().string(); })
+      .def_prop_ro(
+          "registry_path",
+          [](const FeatureStoreCore& self) { return self.config().RegistryPath().string(); })
       .def_prop_ro("online_store_type",
                    [](const FeatureStoreCore& self) { return self.config().online_store.type; })
       .def("plan", [](FeatureStoreCore& self) { return RunPlanOrApply(self, ApplyMode::kPlan); })

@@ -109,16 +109,10 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
     return Status::FailedPrecondition(fmt::format(
         "registry {} holds no definitions yet: run 'granary apply' first", registry->Describe()));
   }
-  GRANARY_ASSIGN_OR_RAISE(ViewLayouts layouts,
-                          MakeViewLayouts(latest->definitions, config.online_store.key_ttl));
-  std::vector<std::string> views, tags;
-  for (const FeatureView& v : latest->definitions.feature_views) {
-    if (!v.online) continue;
-    views.push_back(v.name);
-    tags.push_back(LayoutTag(*layouts.at(v.name), config.online_store));
-  }
   const Timestamp now = SystemClock::Default().Now();
-  GRANARY_ASSIGN_OR_RAISE(auto statuses, CollectViewStatus(*registry, views, tags, now, args.runs));
+  GRANARY_ASSIGN_OR_RAISE(
+      auto statuses,
+      CollectOnlineViewStatus(*registry, latest->definitions, config.online_store, now, args.runs));
   std::vector<std::string> stale;
   if (max_staleness) {
     for (const ViewStatus& s : statuses) {
@@ -198,8 +192,9 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
         head += fmt::format("watermark {} ({} ago)", FormatTimestamp(*s.watermark),
                             HumanAge(*s.staleness));
       } else if (s.layout_changed) {
-        head += fmt::format("schema or online store changed since the watermark {}: stale until the next run",
-                            FormatTimestamp(*s.stale_watermark));
+        head += fmt::format(
+            "schema or online store changed since the watermark {}: stale until the next run",
+            FormatTimestamp(*s.stale_watermark));
       } else {
         head += "never materialized";
       }

@@ -65,15 +65,9 @@ void MaterializationStateMetrics::Collect(MetricWriter& out) {
     }
     GRANARY_ASSIGN_OR_RAISE(auto latest, registry_->Latest());
     if (!latest) return Status::OK();
-    GRANARY_ASSIGN_OR_RAISE(ViewLayouts layouts,
-                            MakeViewLayouts(latest->definitions, config_.online_store.key_ttl));
-    std::vector<std::string> views, tags;
-    for (const auto& [name, layout] : layouts) {
-      views.push_back(name);
-      tags.push_back(LayoutTag(*layout, config_.online_store));
-    }
     GRANARY_ASSIGN_OR_RAISE(auto statuses,
-                            CollectViewStatus(*registry_, views, tags, clock_->Now(), 1));
+                            CollectOnlineViewStatus(*registry_, latest->definitions,
+                                                    config_.online_store, clock_->Now(), 1));
     for (const ViewStatus& s : statuses) {
       const MetricLabels labels = {{"view", s.view}};
       if (s.watermark) {

@@ -5,7 +5,9 @@
 
 #include <cerrno>
 
+#include "granary/materialize/interval.h"
 #include "granary/materialize/repository_lock.h"
+#include "granary/online/view_layout.h"
 
 namespace granary {
 
@@ -58,6 +60,20 @@ Result<std::vector<ViewStatus>> CollectViewStatus(RegistryStore& registry,
 
 bool IsStale(const ViewStatus& status, Duration max_staleness) {
   return !status.staleness || *status.staleness > max_staleness;
+}
+
+Result<std::vector<ViewStatus>> CollectOnlineViewStatus(RegistryStore& registry,
+                                                        const Definitions& defs,
+                                                        const OnlineStoreConfig& store,
+                                                        Timestamp now, int recent) {
+  GRANARY_ASSIGN_OR_RAISE(ViewLayouts layouts, MakeViewLayouts(defs, store.key_ttl));
+  std::vector<std::string> views, tags;
+  for (const FeatureView& v : defs.feature_views) {
+    if (!v.online) continue;
+    views.push_back(v.name);
+    tags.push_back(LayoutTag(*layouts.at(v.name), store));
+  }
+  return CollectViewStatus(registry, views, tags, now, recent);
 }
 
 }  // namespace granary

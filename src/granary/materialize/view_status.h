@@ -10,7 +10,9 @@
 
 #include "granary/common/result.h"
 #include "granary/common/time.h"
+#include "granary/registry/definitions.h"
 #include "granary/registry/registry_store.h"
+#include "granary/registry/repo_config.h"
 
 namespace granary {
 
@@ -43,6 +45,13 @@ Result<std::vector<ViewStatus>> CollectViewStatus(RegistryStore& registry,
                                                   const std::vector<std::string>& views,
                                                   const std::vector<std::string>& layout_tags,
                                                   Timestamp now, int recent);
+
+// The same for every online view of `defs` (in definition order), each with its layout tag in
+// `store` (interval.h's LayoutTag): what `granary status`, the metrics and the SDK show.
+Result<std::vector<ViewStatus>> CollectOnlineViewStatus(RegistryStore& registry,
+                                                        const Definitions& defs,
+                                                        const OnlineStoreConfig& store,
+                                                        Timestamp now, int recent);
 
 // Whether a view is older than `max_staleness` (a view never materialized is).
 bool IsStale(const ViewStatus& status, Duration max_staleness);
