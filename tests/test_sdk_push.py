@@ -155,8 +155,8 @@ def test_push_online_and_offline(store, push_repo):
      "tenure_days"),
     ("customer_profile_push", "null key", "online", granary.InvalidArgument,
      "df.customer_id[1]: must not be null"),
-    # The offline-only path leaves the null check to the file writer (a StorageIOError today).
-    ("customer_profile_push", "null key", "offline", granary.GranaryError, "customer_id"),
+    ("customer_profile_push", "null key", "offline", granary.InvalidArgument,
+     "df.customer_id[1]: must not be null"),
     ("customer_profile_push", "null key", "online_and_offline", granary.InvalidArgument,
      "df.customer_id[1]: must not be null"),
 ])

@@ -388,6 +388,44 @@ Result<ViewBatch> BatchForView(const DataSource& batch, const std::string& push_
       &layout, arrow::RecordBatch::Make(arrow::schema(fields), rows.num_rows(), std::move(arrays))};
 }
 
+// Rows bound for the offline source alone must still carry what every reader of the source needs:
+// the join keys of the views that read it and the event time, never null (the same messages as
+// the online path).
+Status CheckOfflineRows(const Definitions& defs, const DataSource& batch,
+                        const std::string& push_source, const arrow::Table& rows) {
+  std::vector<std::string> required;
+  for (const FeatureView& v : defs.feature_views) {
+    if (v.source != push_source) continue;
+    for (const std::string& entity_name : v.entities) {
+      const Entity* entity = defs.FindEntity(entity_name);
+      if (entity == nullptr) continue;
+      for (const std::string& key : entity->join_keys) required.push_back(key);
+    }
+  }
+  required.push_back(batch.timestamp_field);
+  for (const std::string& name : required) {
+    const std::string column = batch.SourceColumnFor(name);
+    auto c = rows.GetColumnByName(column);
+    if (c == nullptr) {
+      return Status::InvalidArgument(
+          fmt::format("df: missing column '{}' (needed by the readers of push source '{}'); the "
+                      "df has: {}",
+                      column, push_source, Join(rows.schema()->field_names(), ", ")));
+    }
+    if (c->null_count() == 0) continue;
+    int64_t row = 0;
+    for (const auto& chunk : c->chunks()) {
+      for (int64_t i = 0; i < chunk->length(); ++i, ++row) {
+        if (chunk->IsNull(i)) {
+          return Status::InvalidArgument(
+              fmt::format("df.{}[{}]: must not be null (every pushed row needs it)", column, row));
+        }
+      }
+    }
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Result<PushResult> Push(const PushContext& context, const std::string& push_source_name,
@@ -418,6 +456,9 @@ Result<PushResult> Push(const PushContext& context, const std::string& push_sour
           "set source: {} (and online: true) on a view, or push with \"to\": \"offline\"",
           push_source_name, push_source_name));
     }
+  }
+  if (to == PushTarget::kOffline) {
+    GRANARY_RETURN_NOT_OK(CheckOfflineRows(defs, *batch, push_source_name, rows));
   }
   if (to != PushTarget::kOnline) {
     auto appended = AppendToSource(context.repo_root, *batch, rows, *context.clock);
