@@ -136,6 +136,46 @@ TEST_P(OnlineStoreTest, OlderRowsNeverReplaceNewerOnesAndCreatedTimeBreaksTies) 
   EXPECT_EQ(ReadOne("risk", {{Value(int64_t{9})}}).value(0, 0, 0).AsFloat64(), 8.0);
 }
 
+TEST_P(OnlineStoreTest, ABatchOfNewAndKnownEntitiesStoresTheNewAndKeepsNewerKnownValues) {
+  // Redis stores absent keys with SET NX and the rest with the write script; both must count
+  // and order rows exactly as the script alone would, also over several chunks of 4096 rows.
+  auto row = [](int64_t id, Timestamp event, double score) {
+    return Row{{Value(id)}, event, {}, {Value(score), Value(id)}};
+  };
+  std::vector<Row> known;
+  for (int64_t id = 0; id < 3000; ++id) known.push_back(row(id, kT0, 1.0));
+  EXPECT_EQ(Write("risk", known).written, 3000);
+  std::vector<Row> mixed;
+  for (int64_t id = 0; id < 9000; ++id) {
+    // Known entities: older rows (skipped) for even ids, newer ones for odd ids.
+    const bool is_known = id < 3000;
+    const Timestamp at = !is_known     ? kT0
+                         : id % 2 == 0 ? kT0 - Duration::Seconds(1)
+                                       : kT0 + Duration::Seconds(1);
+    mixed.push_back(row(id, at, 2.0));
+  }
+  // One new entity twice, the newer row first, and another the older row first.
+  mixed.push_back(row(20000, kT0 + Duration::Seconds(5), 5.0));
+  mixed.push_back(row(20000, kT0 + Duration::Seconds(4), 4.0));
+  mixed.push_back(row(20001, kT0 + Duration::Seconds(4), 4.0));
+  mixed.push_back(row(20001, kT0 + Duration::Seconds(5), 5.0));
+  WriteStats stats = Write("risk", mixed);
+  EXPECT_EQ(stats.written, 1500 + 6000 + 3);
+  EXPECT_EQ(stats.skipped_older, 1500 + 1);
+  std::vector<std::vector<Value>> keys;
+  for (int64_t id = 0; id < 9000; ++id) keys.push_back({Value(id)});
+  keys.push_back({Value(int64_t{20000})});
+  keys.push_back({Value(int64_t{20001})});
+  OnlineFeatures got = ReadOne("risk", keys);
+  for (int64_t id = 0; id < 9000; ++id) {
+    ASSERT_EQ(got.status(0, 0, id), FeatureStatus::kPresent) << id;
+    const double expected = id < 3000 && id % 2 == 0 ? 1.0 : 2.0;
+    ASSERT_EQ(got.value(0, 0, id).AsFloat64(), expected) << id;
+  }
+  EXPECT_EQ(got.value(0, 0, 9000).AsFloat64(), 5.0);
+  EXPECT_EQ(got.value(0, 0, 9001).AsFloat64(), 5.0);
+}
+
 TEST_P(OnlineStoreTest, WriteOrderIsExactForTimestampsPastTwoToTheFiftyThreeMicroseconds) {
   // Near 9999-12-31, microseconds need 58 bits: a double (Redis's Lua numbers) holds them only to
   // the nearest 32, so T and T + 1 us would compare equal there.
@@ -340,7 +380,8 @@ TEST_P(OnlineStoreTest, ABadRowLateInALargeBatchLeavesNothingWritten) {
   }
   std::shared_ptr<arrow::Array> with_null;
   ASSERT_TRUE(lists.Finish(&with_null).ok());
-  batch = batch->SetColumn(column, batch->schema()->field(column)->WithType(with_null->type()),
+  batch = batch
+              ->SetColumn(column, batch->schema()->field(column)->WithType(with_null->type()),
                           with_null)
               .ValueOrDie();
 
@@ -356,7 +397,8 @@ TEST_P(OnlineStoreTest, ABadRowLateInALargeBatchLeavesNothingWritten) {
   OnlineFeatures got = ReadOne("every_type", keys, {0});
   ASSERT_EQ(got.num_rows(), static_cast<size_t>(kRows));
   int64_t stored = 0;
-  for (size_t r = 0; r < got.num_rows(); ++r) stored += got.status(0, 0, r) != FeatureStatus::kNotFound;
+  for (size_t r = 0; r < got.num_rows(); ++r)
+    stored += got.status(0, 0, r) != FeatureStatus::kNotFound;
   EXPECT_EQ(stored, 0);
 }
 

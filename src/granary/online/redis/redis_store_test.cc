@@ -312,8 +312,10 @@ TEST_F(RedisStoreTest, PermissionAndMemoryRefusalsAreNotRetryableAndSayWhatToFix
   EXPECT_EQ(read.status().code(), StatusCode::kFailedPrecondition) << read.status().ToString();
   EXPECT_NE(read.status().message().find("may not run GET"), std::string::npos)
       << read.status().message();
-  // The write script meets the same ACL rule (GET inside the script).
-  Status script_refused = WriteBay(*store, "A", kT0);
+  // A new key is stored with SET NX, which this user may run; rewriting it takes the write
+  // script, which meets the same ACL rule (GET inside the script).
+  ASSERT_TRUE(WriteBay(*store, "A", kT0).ok());
+  Status script_refused = WriteBay(*store, "A", kT0 + Duration::Seconds(1));
   ASSERT_FALSE(script_refused.ok());
   EXPECT_EQ(script_refused.code(), StatusCode::kFailedPrecondition) << script_refused.ToString();
   EXPECT_NE(script_refused.message().find("ACL rules"), std::string::npos)
@@ -330,6 +332,12 @@ TEST_F(RedisStoreTest, PermissionAndMemoryRefusalsAreNotRetryableAndSayWhatToFix
   EXPECT_EQ(full.code(), StatusCode::kFailedPrecondition) << full.ToString();
   EXPECT_NE(full.message().find("out of memory"), std::string::npos) << full.message();
   EXPECT_NE(full.message().find("raise maxmemory"), std::string::npos) << full.message();
+  // The same for a new key (SET NX rather than the script).
+  ASSERT_TRUE(server->Check({"CONFIG", "SET", "maxmemory", "1"}).ok());
+  Status full_new = WriteBay(*store, "B", kT0);
+  ASSERT_TRUE(server->Check({"CONFIG", "SET", "maxmemory", "0"}).ok());
+  EXPECT_EQ(full_new.code(), StatusCode::kFailedPrecondition) << full_new.ToString();
+  EXPECT_NE(full_new.message().find("raise maxmemory"), std::string::npos) << full_new.message();
   EXPECT_TRUE(WriteBay(*store, "A", kT0).ok());
 }
 
