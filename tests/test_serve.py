@@ -567,3 +567,24 @@ def test_materialize_incremental_through_the_server(cli, tmp_path, serve):
     assert body["error"]["message"].startswith("the request is not valid JSON: line 1, column ")
     assert server.stop() == 0
     assert "materialize-incremental starting" in server.log()
+
+
+def test_sigterm_cancels_and_joins_a_materialization_before_stopping(cli, tmp_path, serve):
+    repo = make_repo(cli, tmp_path)
+    n = 200_000  # enough rows that the run is usually still going when SIGTERM arrives
+    pq.write_table(pa.table({
+        "customer_id": pa.array(range(n), pa.int64()),
+        "event_timestamp": pa.array([NOW - dt.timedelta(hours=1)] * n,
+                                    pa.timestamp("us", tz="UTC")),
+        "failures": pa.array(range(n), pa.int64()),
+        "rate": pa.array([0.5] * n, pa.float64()),
+    }), repo / "data" / "payments" / "part-1.parquet")
+    server = serve(repo)
+    status, body = server.post("/materialize-incremental", {"views": ["risk"]})
+    assert status == 202, body
+    assert server.stop() == 0
+    log = server.log()
+    # Cancelled or finished, the run ended (its thread joined) before the server stopped.
+    end = log.index("materialize-incremental up to")
+    assert end < log.index("granary serve: stopped"), log
+    assert "SIGTERM: draining" in log
