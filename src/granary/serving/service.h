@@ -81,7 +81,8 @@ struct FeatureServerOptions {
   // Entity rows one get-online-features request may ask for (more: 400).
   size_t max_entities = 10'000;
   std::chrono::milliseconds registry_poll_interval{1000};  // 0: no background polling
-  int blocking_threads = 2;                                // push writes and offline appends
+  // Push writes and offline appends, /metrics rendering, starting materialization runs.
+  int blocking_threads = 2;
   MetricsRegistry* metrics = &MetricsRegistry::Default();
   const Clock* clock = &SystemClock::Default();
   // POST /materialize-incremental and the materialization metrics exist when `repository` is
