@@ -63,6 +63,8 @@ class MaterializeEndpointTest : public ::testing::TestWithParam<std::string> {
     if (server_ != nullptr) server_->CancelBackgroundWork();
     if (http_ != nullptr) http_->Stop();
     server_.reset();
+    // The store before the workers' io_contexts: its Redis connections live on them.
+    if (http_ != nullptr) repo_->CloseStore();
     http_.reset();
   }
 
