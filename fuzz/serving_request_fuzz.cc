@@ -1,8 +1,9 @@
 // Fuzzes the feature server's request decoders with arbitrary bytes: get-online-features (parse,
 // resolve against definitions, and the response written for an all-NOT_FOUND read) and push
-// (parse and type the df by the views). Properties beyond "never crash": a resolved request has
-// one key per entity row and view; the response is valid JSON with one result per column and
-// one value per row; a parsed push is a valid Arrow table with at least one row.
+// (parse and type the df by the views) and materialize-incremental (parse, check the views).
+// Properties beyond "never crash": a resolved request has one key per entity row and view; the
+// response is valid JSON with one result per column and one value per row; a parsed push is a
+// valid Arrow table with at least one row; views that pass the check are online views.
 #include <arrow/api.h>
 #include <rapidjson/document.h>
 
@@ -14,6 +15,7 @@
 
 #include "granary/online/online_features.h"
 #include "granary/registry/loader.h"
+#include "granary/serving/materialize_request.h"
 #include "granary/serving/online_features.h"
 #include "granary/serving/push.h"
 
@@ -120,6 +122,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto push = granary::ParsePushRequest(text, *f.defs); push.ok()) {
     if (push->rows == nullptr || push->rows->num_rows() <= 0) Fail("a push has rows", text);
     if (!push->rows->ValidateFull().ok()) Fail("the pushed table is invalid", text);
+  }
+
+  if (auto body = granary::ParseMaterializeRequest(text); body.ok()) {
+    if (granary::CheckMaterializeViews(*f.defs, *body).ok()) {
+      for (const std::string& name : body->views) {
+        const granary::FeatureView* view = f.defs->FindFeatureView(name);
+        if (view == nullptr || !view->online) Fail("a checked view is an online view", text);
+      }
+    }
   }
   return 0;
 }

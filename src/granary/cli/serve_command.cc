@@ -61,6 +61,7 @@ Status Serve(const RepoConfig& config, const Options& o) {
   options.default_key_ttl = config.online_store.key_ttl;
   options.store_kind = config.online_store.type;
   options.max_entities = o.max_entities;
+  options.repository = config;  // POST /materialize-incremental
   GRANARY_ASSIGN_OR_RAISE(options.registry_poll_interval,
                           Millis("--registry-poll", o.registry_poll));
   if (options.registry_poll_interval.count() == 0) {
@@ -99,8 +100,9 @@ Status Serve(const RepoConfig& config, const Options& o) {
   sigwait(&signals, &received);
   ServerLog(fmt::format("granary serve: {}: draining {} requests in flight, then stopping",
                         received == SIGTERM ? "SIGTERM" : "SIGINT", http->in_flight()));
+  server->CancelBackgroundWork();  // a materialization in progress stops; its waiter is answered
   http->Stop();
-  server.reset();  // waits for pushes still writing
+  server.reset();  // waits for pushes still writing and joins the materialization
   store.reset();   // before the workers' io_contexts (OnlineStore's threading contract)
   http.reset();
   ServerLog("granary serve: stopped");

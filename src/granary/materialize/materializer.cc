@@ -287,19 +287,21 @@ Result<MaterializeReport> Materialize(const RepoConfig& config, const Materializ
 Result<std::unique_ptr<MaterializationJob>> MaterializationJob::Start(RepoConfig config,
                                                                       MaterializeRequest request,
                                                                       MaterializeOptions options,
-                                                                      OnlineStore* store) {
+                                                                      OnlineStore* store,
+                                                                      OnDone on_done) {
   GRANARY_ASSIGN_OR_RAISE(
       std::unique_ptr<RepositoryLock> lock,
       RepositoryLock::Acquire(config.RegistryPath(), Describe(request), options.clock->Now()));
   std::unique_ptr<MaterializationJob> job(new MaterializationJob());
   MaterializationJob* self = job.get();
-  job->thread_ =
-      std::thread([self, lock = std::move(lock), config = std::move(config),
-                   request = std::move(request), options = std::move(options), store]() mutable {
-        self->result_.emplace(RunLocked(config, request, options, store, &self->cancelled_));
-        lock.reset();  // before done_: a caller that sees done may start the next run at once
-        self->done_.store(true);
-      });
+  job->thread_ = std::thread([self, lock = std::move(lock), config = std::move(config),
+                              request = std::move(request), options = std::move(options), store,
+                              on_done = std::move(on_done)]() mutable {
+    self->result_.emplace(RunLocked(config, request, options, store, &self->cancelled_));
+    lock.reset();  // before done_: a caller that sees done may start the next run at once
+    self->done_.store(true);
+    if (on_done) on_done(*self->result_);
+  });
   return job;
 }
 

@@ -124,11 +124,15 @@ class MaterializationJob {
  public:
   // Takes the repository lock on the calling thread (kAlreadyExists at once when another run,
   // in this process or another, holds it; map it to 409) and starts the run on a new thread.
-  // `store` must outlive the job.
+  // `store` must outlive the job. `on_done` (optional) is called on the job's thread with the
+  // result once the run has ended, the lock is released and done() is true; it must not destroy
+  // the job or wait for it.
+  using OnDone = std::function<void(const Result<MaterializeReport>&)>;
   static Result<std::unique_ptr<MaterializationJob>> Start(RepoConfig config,
                                                            MaterializeRequest request,
                                                            MaterializeOptions options,
-                                                           OnlineStore* store);
+                                                           OnlineStore* store,
+                                                           OnDone on_done = nullptr);
   ~MaterializationJob();  // Cancel(), then Wait()
   MaterializationJob(const MaterializationJob&) = delete;
   MaterializationJob& operator=(const MaterializationJob&) = delete;

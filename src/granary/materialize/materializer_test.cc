@@ -308,8 +308,17 @@ TEST(Materialize, ASecondRunOfTheRepositoryIsRefusedWhileOneRuns) {
   EXPECT_TRUE((*first)->done());
   EXPECT_EQ(repo->Registry()->Runs("risk", 1).ValueOrDie()[0].trigger, "server");
   // Once it is done, the next run goes ahead (and is up to date).
-  auto third = MaterializationJob::Start(repo->config, request, repo->Options(), repo->store());
+  // on_done sees the result on the job's thread, after the lock is released.
+  std::promise<bool> seen;
+  auto third = MaterializationJob::Start(
+      repo->config, request, repo->Options(), repo->store(),
+      [&seen, &repo](const Result<MaterializeReport>& result) {
+        auto next = RepositoryLock::Acquire(repo->config.RegistryPath(), "a test",
+                                            At("2026-11-25T12:00:00Z"));
+        seen.set_value(result.ok() && result->views[0].up_to_date && next.ok());
+      });
   ASSERT_TRUE(third.ok()) << third.status().ToString();
+  EXPECT_TRUE(seen.get_future().get());
   EXPECT_TRUE((*third)->Wait()->views[0].up_to_date);
 }
 

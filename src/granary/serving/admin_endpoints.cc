@@ -3,6 +3,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <boost/asio/post.hpp>
+
 #include "granary/serving/service.h"
 
 namespace granary {
@@ -66,9 +68,13 @@ void RegisterAdminEndpoints(ServingContext& context, std::vector<Endpoint>* endp
                           Health(context, request, std::move(respond));
                         },
                         /*is_public=*/true});
+  // Rendered on the blocking pool: the materialization state collector reads the registry
+  // (SQLite), which may wait while a run records its end.
   endpoints->push_back({"GET", "/metrics", [&context](ServiceRequest&, ServiceRespond respond) {
-                          respond(ServiceReply::Ok(context.metrics.registry->Render(),
-                                                   "text/plain; version=0.0.4; charset=utf-8"));
+                          boost::asio::post(*context.blocking, [&context, respond] {
+                            respond(ServiceReply::Ok(context.metrics.registry->Render(),
+                                                     "text/plain; version=0.0.4; charset=utf-8"));
+                          });
                         }});
   endpoints->push_back({"GET", "/registry", [&context](ServiceRequest&, ServiceRespond respond) {
                           respond(ServiceReply::Ok(context.registry->Current()->registry_json));

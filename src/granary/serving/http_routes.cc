@@ -36,7 +36,10 @@ std::vector<http::Route> HttpRoutes(const std::vector<Endpoint>& endpoints) {
       ServiceRequest request{std::move(req.body), std::move(req.query), req.executor};
       handler(request, [respond = std::move(respond)](ServiceReply reply) {
         if (reply.status.ok()) {
-          return respond({200, std::move(reply.content_type), std::move(reply.body), {}});
+          return respond({reply.accepted ? 202 : 200,
+                          std::move(reply.content_type),
+                          std::move(reply.body),
+                          {}});
         }
         const int code = HttpStatusOf(reply.status);
         if (!reply.body.empty()) {

@@ -78,12 +78,18 @@ Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(FeatureServerOptions 
   RegisterOnlineEndpoints(ctx, &server->endpoints_);
   RegisterPushEndpoints(ctx, &server->endpoints_);
   RegisterAdminEndpoints(ctx, &server->endpoints_);
-  // POST /materialize-incremental joins here (its own group) once materialization exists.
+  RegisterMaterializeEndpoints(ctx, &server->endpoints_);
   return server;
 }
 
+void FeatureServer::CancelBackgroundWork() { CancelMaterialization(context_); }
+
 FeatureServer::~FeatureServer() {
+  CancelMaterialization(context_);
+  // The pool first: a request still starting a run there is refused (cancelled above).
   if (context_.blocking) context_.blocking->join();
+  JoinMaterialization(context_);
+  context_.materialization.reset();
   context_.registry.reset();
 }
 

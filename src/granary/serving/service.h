@@ -6,15 +6,19 @@
 //   online_endpoints.cc   POST /get-online-features
 //   push_endpoints.cc     POST /push
 //   admin_endpoints.cc    GET /health, GET /metrics, GET /registry
+//   materialize_endpoints.cc  POST /materialize-incremental
 // A transport turns the table into its routes (http_routes.h for HTTP) and maps a reply's Status
 // to its own codes; handlers never see HTTP.
 //
 // Handlers run on the transport's worker thread and must not block it: store reads go through
 // OnlineStore::AsyncRead on `request.executor`; blocking work (push writes, offline appends)
-// runs on the context's blocking pool. `respond` may be called from any thread, exactly once.
+// runs on the context's blocking pool; a materialization runs on a thread of its own
+// (MaterializationJob). `respond` may be called from any thread, exactly once.
 //
-// Lifetime: stop the transport (so no handler runs and its io_contexts are idle) before
-// destroying the FeatureServer; destroy the FeatureServer before the store.
+// Lifetime: call FeatureServer::CancelBackgroundWork() before stopping the transport (so a request
+// waiting for a materialization is answered during the drain), stop the transport (so no handler
+// runs and its io_contexts are idle) before destroying the FeatureServer; destroy the FeatureServer
+// before the store.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -23,12 +27,14 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "granary/common/clock.h"
 #include "granary/common/metrics.h"
 #include "granary/common/result.h"
+#include "granary/materialize/materializer.h"
 #include "granary/online/online_store.h"
 #include "granary/serving/registry_watcher.h"
 
@@ -48,6 +54,8 @@ struct ServiceReply {
   Status status;
   std::string body;
   std::string content_type = "application/json";
+  // OK, and the work goes on after the answer (HTTP 202 Accepted).
+  bool accepted = false;
 
   static ServiceReply Ok(std::string body, std::string content_type = "application/json") {
     return {Status::OK(), std::move(body), std::move(content_type)};
@@ -73,9 +81,15 @@ struct FeatureServerOptions {
   // Entity rows one get-online-features request may ask for (more: 400).
   size_t max_entities = 10'000;
   std::chrono::milliseconds registry_poll_interval{1000};  // 0: no background polling
-  int blocking_threads = 2;                                // push writes and offline appends
+  // Push writes and offline appends, /metrics rendering, starting materialization runs.
+  int blocking_threads = 2;
   MetricsRegistry* metrics = &MetricsRegistry::Default();
   const Clock* clock = &SystemClock::Default();
+  // POST /materialize-incremental and the materialization metrics exist when `repository` is
+  // set: the repository's configuration (its root and registry are the ones above). Each run
+  // takes `materialize` as its options, with the clock and metrics above.
+  std::optional<RepoConfig> repository;
+  MaterializeOptions materialize;
 };
 
 // Metric series the endpoints update, looked up once (updates are lock-free).
@@ -89,6 +103,8 @@ struct ServingMetrics {
   void CountError(std::string_view path, const Status& status) const;
 };
 
+struct ServerMaterialization;  // materialize_endpoints.cc
+
 // What the endpoint groups share. Thread-safe.
 struct ServingContext {
   FeatureServerOptions options;
@@ -99,6 +115,9 @@ struct ServingContext {
   // The health check's read: one key of a view no definitions have (reads NOT_FOUND when the
   // store is up).
   OnlineReadRequest health_probe;
+  // The materialization run of POST /materialize-incremental (materialize_endpoints.cc); null
+  // when options.repository is unset.
+  std::shared_ptr<ServerMaterialization> materialization;
 };
 
 class FeatureServer {
@@ -107,7 +126,12 @@ class FeatureServer {
   // `store` is not owned.
   static Result<std::unique_ptr<FeatureServer>> Make(FeatureServerOptions options,
                                                      OnlineStore* store);
-  ~FeatureServer();  // waits for blocking work, stops the registry polling
+  ~FeatureServer();  // cancels and joins a materialization, waits for blocking work, stops the
+                     // registry polling
+
+  // Cancels a materialization in progress and refuses new ones (503), so a request waiting for
+  // one is answered; call on shutdown before stopping the transport. Idempotent.
+  void CancelBackgroundWork();
 
   const std::vector<Endpoint>& endpoints() const { return endpoints_; }
   RegistryWatcher& registry() { return *context_.registry; }
@@ -123,5 +147,12 @@ class FeatureServer {
 void RegisterOnlineEndpoints(ServingContext& context, std::vector<Endpoint>* endpoints);
 void RegisterPushEndpoints(ServingContext& context, std::vector<Endpoint>* endpoints);
 void RegisterAdminEndpoints(ServingContext& context, std::vector<Endpoint>* endpoints);
+// Also creates context.materialization (and registers the materialization state metrics) when
+// context.options.repository is set; nothing otherwise.
+void RegisterMaterializeEndpoints(ServingContext& context, std::vector<Endpoint>* endpoints);
+// The shutdown steps of context.materialization (no-ops when null): Cancel refuses new runs and
+// cancels the one in progress; Join waits for it.
+void CancelMaterialization(ServingContext& context);
+void JoinMaterialization(ServingContext& context);
 
 }  // namespace granary

@@ -1,0 +1,287 @@
+// POST /materialize-incremental over real HTTP on 127.0.0.1, against RocksDB and a real
+// redis-server: a run through the server's open store, its report, the features then served,
+// 409 while a run (of this server or another process) holds the repository lock, bad bodies,
+// the materialization metrics on GET /metrics, and cancellation on shutdown.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <future>
+#include <thread>
+
+#include "granary/materialize/repository_lock.h"
+#include "granary/materialize/test_repo.h"
+#include "granary/serving/http/test_client.h"
+#include "granary/serving/http_routes.h"
+#include "granary/serving/service.h"
+
+namespace granary {
+namespace {
+
+using http::testing::Client;
+using testing::At;
+using testing::TestRepo;
+
+rapidjson::Document Json(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse(text.c_str());
+  EXPECT_FALSE(doc.HasParseError()) << text;
+  return doc;
+}
+
+class MaterializeEndpointTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    repo_ = TestRepo::Make(GetParam());
+    repo_->WriteRows("rows", {{1, At("2026-11-24T08:00:00Z"), {}, 0.5, 3},
+                              {2, At("2026-11-24T09:00:00Z"), {}, 0.25, 4},
+                              {1, At("2026-11-24T07:00:00Z"), {}, 0.75, 5}});
+  }
+  void TearDown() override { Stop(); }
+
+  // Starts the server; `after_write` (may be empty) runs after each write of a run.
+  void Start(std::function<void(const std::string&, const WriteStats&)> after_write = {}) {
+    FeatureServerOptions options;
+    options.repo_root = repo_->config.root;
+    options.registry_path = repo_->config.RegistryPath();
+    options.default_key_ttl = repo_->config.online_store.key_ttl;
+    options.store_kind = GetParam();
+    options.registry_poll_interval = std::chrono::milliseconds(20);
+    options.metrics = &metrics_;
+    options.clock = &repo_->clock;
+    options.repository = repo_->config;
+    options.materialize.write_threads = 2;
+    options.materialize.after_write = std::move(after_write);
+    server_ = FeatureServer::Make(options, repo_->store()).ValueOrDie();
+    http::HttpServerOptions http_options;
+    http_options.port = 0;
+    // One worker: a request that waited on the worker for a run would stall every other one.
+    http_options.threads = 1;
+    http_options.metrics = &metrics_;
+    http_ = http::HttpServer::Start(http_options, HttpRoutes(server_->endpoints())).ValueOrDie();
+  }
+  void Stop() {
+    if (server_ != nullptr) server_->CancelBackgroundWork();
+    if (http_ != nullptr) http_->Stop();
+    server_.reset();
+    // The store before the workers' io_contexts: its Redis connections live on them.
+    if (http_ != nullptr) repo_->CloseStore();
+    http_.reset();
+  }
+
+  // The score of customer 1 and 2 as served ("NOT_FOUND" when absent).
+  std::vector<std::string> ServedScores() {
+    Client client(http_->port());
+    auto res = client.Post("/get-online-features",
+                           R"({"features": ["risk:score"], "entities": {"customer_id": [1, 2]}})");
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+    auto doc = Json(res.body());
+    std::vector<std::string> out;
+    const auto& score = doc["results"][1];
+    for (rapidjson::SizeType i = 0; i < score["values"].Size(); ++i) {
+      out.push_back(score["values"][i].IsNull() ? score["statuses"][i].GetString()
+                                                : std::to_string(score["values"][i].GetDouble()));
+    }
+    return out;
+  }
+
+  std::unique_ptr<TestRepo> repo_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<FeatureServer> server_;
+  std::unique_ptr<http::HttpServer> http_;
+};
+
+TEST_P(MaterializeEndpointTest, WaitAnswersTheReportAndTheFeaturesAreThenServed) {
+  Start();
+  EXPECT_EQ(ServedScores(), (std::vector<std::string>{"NOT_FOUND", "NOT_FOUND"}));
+  Client client(http_->port());
+  auto res = client.Post("/materialize-incremental",
+                         R"({"end": "2026-11-25T10:00:00Z", "views": ["risk"], "wait": true})");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  auto doc = Json(res.body());
+  EXPECT_STREQ(doc["status"].GetString(), "succeeded");
+  EXPECT_STREQ(doc["end"].GetString(), "2026-11-25T10:00:00Z");
+  ASSERT_EQ(doc["views"].Size(), 1u);
+  const auto& view = doc["views"][0];
+  EXPECT_STREQ(view["view"].GetString(), "risk");
+  EXPECT_STREQ(view["status"].GetString(), "succeeded");
+  EXPECT_EQ(view["rows_scanned"].GetInt64(), 3);
+  EXPECT_EQ(view["entities"].GetInt64(), 2);
+  EXPECT_EQ(view["entities_written"].GetInt64(), 2);
+  EXPECT_EQ(view["entities_skipped"].GetInt64(), 0);
+  EXPECT_STREQ(view["watermark_after"].GetString(), "2026-11-25T10:00:00Z");
+  EXPECT_GT(view["run_id"].GetInt64(), 0);
+  EXPECT_EQ(repo_->Watermark(), At("2026-11-25T10:00:00Z"));
+  EXPECT_EQ(repo_->Registry()->Runs("risk", 1).ValueOrDie()[0].trigger, "server");
+  EXPECT_EQ(ServedScores(), (std::vector<std::string>{"0.500000", "0.250000"}));
+
+  // The run's counters and the registry's state, in the server's one registry.
+  res = client.Get("/metrics");
+  ASSERT_EQ(res.result_int(), 200);
+  for (const char* series :
+       {"granary_materialize_runs_total{view=\"risk\",status=\"succeeded\"} 1",
+        "granary_materialize_entities_written_total{view=\"risk\"} 2",
+        "granary_materialize_watermark_timestamp_seconds{view=\"risk\"} ",
+        "granary_materialize_running{view=\"risk\"} 0", "granary_materialize_state_up 1",
+        "granary_http_requests_total{path=\"/materialize-incremental\",code=\"200\"} 1"}) {
+    EXPECT_NE(res.body().find(series), std::string::npos) << series << "\n" << res.body();
+  }
+
+  // Again, with nothing new, in Feast's words (which wait by default): up to date, nothing read.
+  res = client.Post("/materialize-incremental",
+                    R"({"end_ts": "2026-11-25T10:00:00Z", "feature_views": ["risk"]})");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  EXPECT_STREQ(Json(res.body())["views"][0]["status"].GetString(), "up_to_date");
+}
+
+TEST_P(MaterializeEndpointTest, AnEmptyBodyStartsARunOfEveryViewUpToNowAndAnswers202) {
+  Start();
+  Client client(http_->port());
+  auto res = client.Send(boost::beast::http::verb::post, "/materialize-incremental");
+  ASSERT_EQ(res.result_int(), 202) << res.body();
+  auto doc = Json(res.body());
+  EXPECT_STREQ(doc["status"].GetString(), "started");
+  EXPECT_STREQ(doc["end"].GetString(), FormatTimestamp(repo_->clock.Now()).c_str());
+  ASSERT_EQ(doc["views"].Size(), 1u);
+  EXPECT_STREQ(doc["views"][0].GetString(), "risk");
+  // The run goes on after the answer; its features appear when it is done.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (ServedScores()[0] == "NOT_FOUND" && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(ServedScores(), (std::vector<std::string>{"0.500000", "0.250000"}));
+}
+
+TEST_P(MaterializeEndpointTest, ASecondRequestWhileARunIsInProgressIs409AndWorkersStayFree) {
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> first{true};
+  Start([&](const std::string&, const WriteStats&) {
+    if (first.exchange(false)) entered.set_value();
+    released.wait();
+  });
+  // A waiting request: answered when the run ends, on its own connection.
+  auto waiting = std::async(std::launch::async, [this] {
+    Client client(http_->port());
+    return client.Post("/materialize-incremental",
+                       R"({"end": "2026-11-25T10:00:00Z", "wait": true})");
+  });
+  entered.get_future().wait();  // the run is writing, and held there
+
+  Client client(http_->port());
+  auto res = client.Post("/materialize-incremental", R"({"end": "2026-11-25T10:00:00Z"})");
+  EXPECT_EQ(res.result_int(), 409) << res.body();
+  auto doc = Json(res.body());
+  EXPECT_NE(std::string(doc["error"]["message"].GetString())
+                .find("a materialization started through this server is running (up to "
+                      "2026-11-25T10:00:00Z, views all online"),
+            std::string::npos)
+      << res.body();
+  // The one worker is free while the run goes on: other endpoints answer.
+  EXPECT_EQ(client.Get("/health").result_int(), 200);
+  // (The run is held after its write, so what it wrote is already served.)
+  EXPECT_EQ(ServedScores(), (std::vector<std::string>{"0.500000", "0.250000"}));
+  res = client.Get("/metrics");
+  EXPECT_NE(res.body().find("granary_materialize_running{view=\"risk\"} 1"), std::string::npos)
+      << res.body();
+
+  release.set_value();
+  auto done = waiting.get();
+  ASSERT_EQ(done.result_int(), 200) << done.body();
+  EXPECT_EQ(Json(done.body())["views"][0]["entities_written"].GetInt64(), 2);
+  // Once it has ended, the next run goes ahead.
+  res = client.Post("/materialize-incremental", R"({"wait": true})");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+}
+
+TEST_P(MaterializeEndpointTest, ALockHeldByAnotherProcessIs409NamingIt) {
+  Start();
+  // What another process's run holds (flock is per open file, so this conflicts like one).
+  auto held = RepositoryLock::Acquire(repo_->config.RegistryPath(), "materialize-incremental",
+                                      repo_->clock.Now());
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+  Client client(http_->port());
+  auto res = client.Post("/materialize-incremental", R"({"wait": true})");
+  EXPECT_EQ(res.result_int(), 409) << res.body();
+  EXPECT_NE(res.body().find("another materialization of this repository is running "
+                            "(materialize-incremental as pid " +
+                            std::to_string(getpid())),
+            std::string::npos)
+      << res.body();
+  held->reset();
+  res = client.Post("/materialize-incremental", R"({"wait": true})");
+  EXPECT_EQ(res.result_int(), 200) << res.body();
+}
+
+TEST_P(MaterializeEndpointTest, BadBodiesAre400SayingWhatAndWhere) {
+  Start();
+  Client client(http_->port());
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{\n \"end\": }", "the request is not valid JSON: line 2, column 9"},
+      {"[1]", "the request must be a JSON object, not a list; the body is {\"end\""},
+      {R"({"end": 5})", "end: must be a string, not a number"},
+      {R"({"end": "yesterday"})", "end: 'yesterday' is not a time ("},
+      {R"({"end": "2026-11-25T12:00:01Z"})",
+       "end: 2026-11-25T12:00:01Z is in the future (now is 2026-11-25T12:00:00Z)"},
+      {R"({"views": "risk"})", "views: must be a list of feature view names, not a string"},
+      {R"({"views": []})", "views: the list is empty; leave it out"},
+      {R"({"views": ["risk", 7]})", "views[1]: must be a feature view's name, not a number"},
+      {R"({"views": ["rsik"]})", "views[0]: no feature view 'rsik', did you mean 'risk'?"},
+      {R"({"wait": "yes"})", "wait: must be true or false, not a string"},
+      {R"({"wiat": true})", "unknown field 'wiat', did you mean 'wait'?"},
+      {R"({"end": "2026-11-25T10:00:00Z", "end_ts": "2026-11-25T10:00:00Z"})",
+       "end and end_ts are the same field (Feast's name and Granary's); give one"},
+      {R"({"feature_views": ["risk", "rsik"]})", "feature_views[1]: no feature view 'rsik'"},
+  };
+  for (const auto& [body, message] : cases) {
+    auto res = client.Post("/materialize-incremental", body);
+    EXPECT_EQ(res.result_int(), 400) << body << " -> " << res.body();
+    auto doc = Json(res.body());
+    ASSERT_TRUE(doc.IsObject() && doc.HasMember("error")) << res.body();
+    const std::string got = doc["error"]["message"].GetString();
+    EXPECT_NE(got.find(message), std::string::npos) << body << " -> " << got;
+  }
+  EXPECT_FALSE(repo_->Watermark().has_value());  // nothing ran
+  auto res = client.Get("/metrics");
+  EXPECT_NE(res.body().find("granary_serving_errors_total{path=\"/materialize-incremental\","
+                            "kind=\"invalid_argument\"} " +
+                            std::to_string(cases.size())),
+            std::string::npos)
+      << res.body();
+}
+
+TEST_P(MaterializeEndpointTest, ShutdownCancelsTheRunAndAnswersItsWaiter) {
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> first{true};
+  Start([&](const std::string&, const WriteStats&) {
+    if (first.exchange(false)) entered.set_value();
+    released.wait();
+  });
+  auto waiting = std::async(std::launch::async, [this] {
+    Client client(http_->port());
+    return client.Post("/materialize-incremental", R"({"wait": true})");
+  });
+  entered.get_future().wait();
+  server_->CancelBackgroundWork();  // what granary serve does on SIGTERM, before draining
+  release.set_value();
+  auto res = waiting.get();
+  EXPECT_EQ(res.result_int(), 503) << res.body();
+  auto doc = Json(res.body());
+  EXPECT_STREQ(doc["status"].GetString(), "cancelled");
+  EXPECT_STREQ(doc["views"][0]["status"].GetString(), "cancelled");
+  EXPECT_FALSE(repo_->Watermark().has_value());  // a cancelled run leaves it
+  // No new run starts while stopping.
+  Client client(http_->port());
+  res = client.Post("/materialize-incremental", "{}");
+  EXPECT_EQ(res.result_int(), 503) << res.body();
+  EXPECT_NE(res.body().find("the server is stopping"), std::string::npos) << res.body();
+  Stop();  // joins the run before the store closes (the fixture's store outlives it)
+  EXPECT_EQ(repo_->Registry()->Runs("risk", 1).ValueOrDie()[0].status, RunStatus::kFailed);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, MaterializeEndpointTest, ::testing::Values("rocksdb", "redis"));
+
+}  // namespace
+}  // namespace granary
