@@ -126,9 +126,12 @@ class Redis:
                     break
                 time.sleep(0.01)
         if masters:
-            subprocess.run(["redis-cli", "--cluster", "create",
-                            *[f"127.0.0.1:{p}" for p in self.ports], "--cluster-yes"],
-                           check=True, capture_output=True, timeout=60)
+            created = subprocess.run(["redis-cli", "--cluster", "create",
+                                      *[f"127.0.0.1:{p}" for p in self.ports], "--cluster-yes"],
+                                     capture_output=True, text=True, timeout=60)
+            if created.returncode != 0:
+                self.stop()  # no server outlives a failed set-up
+                sys.exit(f"redis-cli --cluster create failed: {created.stdout}{created.stderr}")
             for _ in range(1000):
                 if all("cluster_state:ok" in redis_cli(p, "cluster", "info") for p in self.ports):
                     break
