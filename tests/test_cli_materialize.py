@@ -5,7 +5,6 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -13,6 +12,8 @@ import urllib.request
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from redis_helpers import free_port, redis_cli, start_redis, stop_redis
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
@@ -43,37 +44,15 @@ def rfc3339(t):
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def redis_cli(port, *args):
-    return subprocess.run(["redis-cli", "-p", str(port), *map(str, args)], capture_output=True,
-                          text=True, timeout=10).stdout.strip()
-
-
 @pytest.fixture
 def redis(tmp_path):
     """A redis-server on a free port: (port, process)."""
     port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_redis(port, tmp_path)
     try:
-        for _ in range(500):
-            if redis_cli(port, "ping") == "PONG":
-                break
-            time.sleep(0.01)
         yield port, proc
     finally:
-        proc.send_signal(signal.SIGCONT)
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
+        stop_redis(proc)
 def write_rows(path, ids, at, score_of=lambda i: i * 0.5):
     n = len(ids)
     table = pa.table({

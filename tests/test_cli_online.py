@@ -6,13 +6,14 @@ calls OnlineStore::WriteBatch) until the materialize command exists.
 import datetime as dt
 import json
 import shutil
-import socket
 import subprocess
 import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from redis_helpers import free_port, start_redis, stop_redis
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
@@ -29,31 +30,14 @@ def loader(granary_bin):
     return path
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def redis_port(tmp_path):
     port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_redis(port, tmp_path)
     try:
-        for _ in range(500):
-            if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
-                              text=True).stdout.strip() == "PONG":
-                break
-            time.sleep(0.01)
         yield port
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
+        stop_redis(proc)
 def make_repo(cli, tmp_path, online_store=None):
     cli("init", "shop", check=True)
     repo = tmp_path / "shop"

@@ -12,7 +12,6 @@ import datetime as dt
 import http.client
 import json
 import os
-import socket
 import subprocess
 import time
 
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from redis_helpers import free_port
 from conftest import TESTDATA
 
 DATASET = TESTDATA / "parking-birmingham" / "dataset.csv"
@@ -149,12 +149,6 @@ def same(actual, expected):
     if pd.isna(expected):
         return actual is None
     return actual == expected
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

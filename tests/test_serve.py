@@ -17,18 +17,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from redis_helpers import free_port, start_redis
+
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 EPOCH = "1970-01-01T00:00:00Z"
 
 
 def rfc3339(t):
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 DEFS = """
@@ -447,20 +443,6 @@ def test_serve_refuses_a_repository_without_definitions(cli, tmp_path, granary_b
     out = cli("-C", repo, "serve", "--port", str(free_port()), check=False)
     assert out.returncode == 1
     assert "error:" in out.stderr and ("granary apply" in out.stderr), out.stderr
-
-
-def start_redis(port, tmp_path):
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(500):
-        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
-                          text=True).stdout.strip() == "PONG":
-            return proc
-        time.sleep(0.01)
-    proc.kill()
-    pytest.fail("redis-server did not start")
 
 
 def test_redis_stopped_and_restarted_under_the_server(cli, tmp_path, serve):
