@@ -29,6 +29,7 @@
 #include <random>
 #include <thread>
 
+#include "../common/shape_batch.h"
 #include "granary/common/temp_dir.h"
 #include "granary/online/redis/redis_store.h"
 #include "granary/online/redis/slot_map.h"
@@ -87,42 +88,6 @@ Definitions BenchDefinitions(const Config& c) {
     defs.feature_views.push_back(view);
   }
   return defs;
-}
-
-std::shared_ptr<arrow::RecordBatch> MakeBatch(const ViewLayout& view, int64_t begin, int64_t end,
-                                              Timestamp event) {
-  arrow::Int64Builder ids;
-  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
-                             arrow::default_memory_pool());
-  std::vector<std::shared_ptr<arrow::Array>> arrays;
-  (void)ids.Reserve(end - begin);
-  (void)ts.Reserve(end - begin);
-  for (int64_t i = begin; i < end; ++i) {
-    ids.UnsafeAppend(i);
-    ts.UnsafeAppend(event.micros);
-  }
-  arrays.push_back(ids.Finish().ValueOrDie());
-  arrays.push_back(ts.Finish().ValueOrDie());
-  arrow::FieldVector fields = {arrow::field("customer_id", arrow::int64()),
-                               arrow::field("event_timestamp", ts.type())};
-  std::mt19937_64 rng(static_cast<uint64_t>(begin) * 31 + view.view_id());
-  for (const auto& f : view.features()) {
-    if (f.type.scalar == ScalarType::kInt64) {
-      arrow::Int64Builder b;
-      (void)b.Reserve(end - begin);
-      for (int64_t i = begin; i < end; ++i) b.UnsafeAppend(static_cast<int64_t>(rng() % 100000));
-      arrays.push_back(b.Finish().ValueOrDie());
-      fields.push_back(arrow::field(f.name, arrow::int64()));
-    } else {
-      arrow::DoubleBuilder b;
-      (void)b.Reserve(end - begin);
-      for (int64_t i = begin; i < end; ++i)
-        b.UnsafeAppend(static_cast<double>(rng() % 1000000) / 7.0);
-      arrays.push_back(b.Finish().ValueOrDie());
-      fields.push_back(arrow::field(f.name, arrow::float64()));
-    }
-  }
-  return arrow::RecordBatch::Make(arrow::schema(fields), end - begin, arrays);
 }
 
 struct Stats {
@@ -219,7 +184,7 @@ Status Load(OnlineStore& store, const Config& c, const ViewLayouts& layouts,
   auto writer = [&] {
     for (size_t i = next++; i < work.size(); i = next++) {
       auto [layout, begin] = work[i];
-      auto batch = MakeBatch(*layout, begin, std::min(c.entities, begin + chunk), event);
+      auto batch = MakeShapeBatch(*layout, begin, std::min(c.entities, begin + chunk), event);
       auto st = store.WriteBatch(*layout, *batch);
       if (!st.ok()) {
         std::lock_guard<std::mutex> lock(mu);

@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "../common/shape_batch.h"
 #include "granary/common/progress.h"
 #include "granary/online/online_store.h"
 #include "granary/registry/registry_store.h"
@@ -21,41 +22,6 @@ namespace granary {
 namespace {
 
 constexpr int64_t kChunk = 20'000;
-
-std::shared_ptr<arrow::RecordBatch> MakeBatch(const ViewLayout& view, int64_t begin, int64_t end,
-                                              Timestamp event) {
-  arrow::Int64Builder ids;
-  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
-                             arrow::default_memory_pool());
-  (void)ids.Reserve(end - begin);
-  (void)ts.Reserve(end - begin);
-  for (int64_t i = begin; i < end; ++i) {
-    ids.UnsafeAppend(i);
-    ts.UnsafeAppend(event.micros);
-  }
-  arrow::ArrayVector arrays = {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie()};
-  arrow::FieldVector fields = {arrow::field("customer_id", arrow::int64()),
-                               arrow::field("event_timestamp", ts.type())};
-  std::mt19937_64 rng(static_cast<uint64_t>(begin) * 31 + view.view_id());
-  for (const auto& f : view.features()) {
-    if (f.type.scalar == ScalarType::kInt64) {
-      arrow::Int64Builder b;
-      (void)b.Reserve(end - begin);
-      for (int64_t i = begin; i < end; ++i) b.UnsafeAppend(static_cast<int64_t>(rng() % 100000));
-      arrays.push_back(b.Finish().ValueOrDie());
-      fields.push_back(arrow::field(f.name, arrow::int64()));
-    } else {
-      arrow::DoubleBuilder b;
-      (void)b.Reserve(end - begin);
-      for (int64_t i = begin; i < end; ++i) {
-        b.UnsafeAppend(static_cast<double>(rng() % 1000000) / 7.0);
-      }
-      arrays.push_back(b.Finish().ValueOrDie());
-      fields.push_back(arrow::field(f.name, arrow::float64()));
-    }
-  }
-  return arrow::RecordBatch::Make(arrow::schema(fields), end - begin, arrays);
-}
 
 Status LoadGranary(OnlineStore& store, const ViewLayouts& layouts, int64_t entities) {
   const Timestamp event = SystemClock::Default().Now() - Duration::Hours(1);
@@ -72,7 +38,7 @@ Status LoadGranary(OnlineStore& store, const ViewLayouts& layouts, int64_t entit
     for (size_t i = next++; i < work.size(); i = next++) {
       auto [layout, begin] = work[i];
       const int64_t end = std::min(entities, begin + kChunk);
-      auto st = store.WriteBatch(*layout, *MakeBatch(*layout, begin, end, event));
+      auto st = store.WriteBatch(*layout, *MakeShapeBatch(*layout, begin, end, event));
       if (!st.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first.ok()) first = st.status();
@@ -151,8 +117,8 @@ Status Run(const std::string& repo, int64_t entities, int64_t feast_hashes) {
     GRANARY_RETURN_NOT_OK(LoadGranary(*store, layouts, entities));
     const double s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    fmt::print("loaded {} entities x {} views into {} in {:.1f} s ({:.0f} view rows/s)\n",
-               entities, layouts.size(), store->Describe(), s,
+    fmt::print("loaded {} entities x {} views into {} in {:.1f} s ({:.0f} view rows/s)\n", entities,
+               layouts.size(), store->Describe(), s,
                static_cast<double>(entities * layouts.size()) / s);
   }
   if (feast_hashes > 0) {
@@ -161,9 +127,8 @@ Status Run(const std::string& repo, int64_t entities, int64_t feast_hashes) {
     }
     const std::string& address = config.online_store.connection_string;
     const size_t colon = address.rfind(':');
-    GRANARY_RETURN_NOT_OK(LoadFeastHashes(address.substr(0, colon),
-                                          std::stoi(address.substr(colon + 1)), layouts,
-                                          feast_hashes));
+    GRANARY_RETURN_NOT_OK(LoadFeastHashes(
+        address.substr(0, colon), std::stoi(address.substr(colon + 1)), layouts, feast_hashes));
     fmt::print("loaded {} entities in Feast's Redis layout (feast:<id>)\n", feast_hashes);
   }
   return Status::OK();
@@ -177,7 +142,8 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "usage: serve_load REPO ENTITIES [FEAST_HASHES]\n");
     return 2;
   }
-  granary::Status st = granary::Run(argv[1], std::stoll(argv[2]), argc > 3 ? std::stoll(argv[3]) : 0);
+  granary::Status st =
+      granary::Run(argv[1], std::stoll(argv[2]), argc > 3 ? std::stoll(argv[3]) : 0);
   if (!st.ok()) {
     fmt::print(stderr, "error: {}\n", st.message());
     return 1;
