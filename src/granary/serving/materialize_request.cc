@@ -32,7 +32,7 @@ Result<MaterializeIncrementalBody> ParseMaterializeRequest(std::string_view json
   MaterializeIncrementalBody body;
   if (json.find_first_not_of(" \t\r\n") == std::string_view::npos) return body;
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
   if (doc.HasParseError()) {
     return Status::InvalidArgument(fmt::format("the request is not valid JSON: {}: {}",
                                                serving::LineAndColumn(json, doc.GetErrorOffset()),

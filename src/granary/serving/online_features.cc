@@ -120,7 +120,9 @@ Result<Value> ToJoinKeyValue(const Value& v, ValueType type, bool from_text) {
 
 Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) {
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
+  // Strings must be valid UTF-8: they become Arrow strings and JSON in the response.
+  doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseValidateEncodingFlag>(
+      json.data(), json.size());
   if (doc.HasParseError()) {
     return Status::InvalidArgument(fmt::format("the request is not valid JSON: {}: {}",
                                                serving::LineAndColumn(json, doc.GetErrorOffset()),

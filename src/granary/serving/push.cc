@@ -212,8 +212,9 @@ Result<std::map<std::string, ValueType>> PushColumnTypes(const Definitions& defs
 
 Result<PushRequest> ParsePushRequest(std::string_view json, const Definitions& defs) {
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag>(json.data(),
-                                                                                 json.size());
+  // Strings must be valid UTF-8 (Arrow string columns, Parquet files).
+  doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag |
+            rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
   if (doc.HasParseError()) {
     return Status::InvalidArgument(fmt::format("the request is not valid JSON: {}: {}",
                                                serving::LineAndColumn(json, doc.GetErrorOffset()),

@@ -204,6 +204,11 @@ TEST_F(PushTest, BadRequestsSayWhatAndWhere) {
             "the request is not valid JSON: line 1, column 65: Missing a name for object "
             "member.");
   EXPECT_EQ(ParseError(R"([1])").substr(0, 38), "the request must be a JSON object such");
+  // Bytes that are not UTF-8 inside a string (found by the fuzzer: they made an invalid Arrow
+  // string column of a column no view reads).
+  EXPECT_EQ(
+      ParseError("{\"push_source_name\": \"payments_push\", \"df\": {\"note\": [\"a\xff\"]}}"),
+      "the request is not valid JSON: line 1, column 58: Invalid encoding in string.");
 }
 
 TEST_F(PushTest, NanAndInfinityAreAcceptedAsPythonWritesThem) {
