@@ -208,7 +208,7 @@ TEST_F(PushTest, BadRequestsSayWhatAndWhere) {
   // string column of a column no view reads).
   EXPECT_EQ(
       ParseError("{\"push_source_name\": \"payments_push\", \"df\": {\"note\": [\"a\xff\"]}}"),
-      "the request is not valid JSON: line 1, column 58: Invalid encoding in string.");
+      "the request is not valid JSON: line 1, column 57: Invalid encoding in string.");
 }
 
 TEST_F(PushTest, NanAndInfinityAreAcceptedAsPythonWritesThem) {
