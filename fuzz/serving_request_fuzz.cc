@@ -73,8 +73,8 @@ const Fixture& GetFixture() {
     defs->project = "fuzz";
     Fixture f;
     f.defs = defs;
-    f.service =
-        granary::OnlineFeaturesService::Make(defs, nullptr, granary::Duration::Days(1)).ValueOrDie();
+    f.service = granary::OnlineFeaturesService::Make(defs, nullptr, granary::Duration::Days(1))
+                    .ValueOrDie();
     return f;
   }();
   return fixture;

@@ -32,7 +32,7 @@ void RegisterOnlineCommands(CLI::App& app, Context& ctx);       // get-online-fe
 void RegisterMaterializeCommands(CLI::App& app, Context& ctx);  // materialize(-incremental)
 void RegisterStatusCommand(CLI::App& app, Context& ctx);        // status
 void RegisterScheduleCommand(CLI::App& app, Context& ctx);      // schedule
-void RegisterServeCommand(CLI::App& app, Context& ctx);           // serve
+void RegisterServeCommand(CLI::App& app, Context& ctx);         // serve
 
 // "2GiB", "512MiB", "1.5G", "800M", "1000000" (bytes); InvalidArgument naming `option`.
 Result<int64_t> ParseByteSize(const std::string& text, std::string_view option);

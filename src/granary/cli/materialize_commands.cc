@@ -61,7 +61,8 @@ std::string DescribeView(const ViewMaterialization& v) {
   if (v.up_to_date) return fmt::format("{}: up to date ({})", v.view, v.watermark_note);
   std::string line =
       fmt::format("{}: {} .. {}", v.view, FormatIntervalStart(v.start), FormatTimestamp(v.end));
-  if (v.started_over) line += " (the schema or the online store changed since the watermark: started over)";
+  if (v.started_over)
+    line += " (the schema or the online store changed since the watermark: started over)";
   const auto& s = v.scan;
   line += fmt::format(
       ": {} rows read ({} of {} files and {} of {} row groups pruned), {} entities: {} written, "

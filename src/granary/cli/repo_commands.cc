@@ -26,8 +26,8 @@ void RunPlanOrApply(Context& ctx, bool apply) {
              config.project, defs.entities.size(), defs.data_sources.size(),
              defs.feature_views.size(), defs.feature_services.size());
   if (outcome->up_to_date) {
-    fmt::print("No changes: registry version {} ({}) is up to date.\n",
-               outcome->previous->version, config.RegistryPath().string());
+    fmt::print("No changes: registry version {} ({}) is up to date.\n", outcome->previous->version,
+               config.RegistryPath().string());
     return;
   }
   fmt::print("{}", FormatPlan(outcome->changes));

@@ -1,4 +1,3 @@
-#include "granary/common/threads.h"
 #include "granary/datagen/generator.h"
 
 #include <arrow/api.h>
@@ -15,13 +14,14 @@
 #include <thread>
 
 #include "granary/common/progress.h"
+#include "granary/common/threads.h"
 #include "granary/datagen/bay_simulator.h"
 #include "granary/datagen/customer_simulator.h"
-#include "granary/offline/delta_writer.h"
 #include "granary/datagen/parquet_output.h"
 #include "granary/datagen/random.h"
 #include "granary/datagen/tables.h"
 #include "granary/datagen/world.h"
+#include "granary/offline/delta_writer.h"
 
 namespace granary::datagen {
 namespace {

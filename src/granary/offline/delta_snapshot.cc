@@ -11,9 +11,9 @@
 
 #include <algorithm>
 #include <charconv>
-#include <limits>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -82,8 +82,8 @@ Result<LogListing> ListLog(const std::filesystem::path& log) {
   LogListing out;
   std::error_code ec;
   auto cannot_list = [&] {
-    return Status::IOError(fmt::format("cannot list the Delta log {}: {}", log.string(),
-                                       ec.message()));
+    return Status::IOError(
+        fmt::format("cannot list the Delta log {}: {}", log.string(), ec.message()));
   };
   std::filesystem::directory_iterator it(log, ec);
   if (ec) return cannot_list();
@@ -113,9 +113,9 @@ Result<LogListing> ListLog(const std::filesystem::path& log) {
           AllDigits(middle.substr(dot + 1))) {
         const auto parts_count = ParseDecimal<int>(std::string_view(middle).substr(dot + 1));
         if (!parts_count) {
-          return Status::Corruption(fmt::format(
-              "{}: the number of checkpoint parts in the file name is out of range",
-              it->path().string()));
+          return Status::Corruption(
+              fmt::format("{}: the number of checkpoint parts in the file name is out of range",
+                          it->path().string()));
         }
         auto& [parts, files] = out.checkpoints[version];
         parts = *parts_count;

@@ -4,7 +4,6 @@
 #include <arrow/io/api.h>
 #include <gtest/gtest.h>
 #include <parquet/arrow/reader.h>
-
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -198,11 +197,13 @@ TEST(DeltaSnapshot, PercentDecodesPaths) {
 void WriteLog(const std::filesystem::path& table, const std::vector<std::string>& paths) {
   std::filesystem::create_directories(table / "_delta_log");
   std::ofstream commit(table / "_delta_log/00000000000000000000.json");
-  commit << R"({"protocol":{"minReaderVersion":1,"minWriterVersion":2}})" << "\n"
+  commit << R"({"protocol":{"minReaderVersion":1,"minWriterVersion":2}})"
+         << "\n"
          << R"({"metaData":{"id":"t","format":{"provider":"parquet","options":{}},)"
          << R"("schemaString":"{\"type\":\"struct\",\"fields\":[{\"name\":\"x\",)"
          << R"(\"type\":\"long\",\"nullable\":true,\"metadata\":{}}]}",)"
-         << R"("partitionColumns":[],"configuration":{}}})" << "\n";
+         << R"("partitionColumns":[],"configuration":{}}})"
+         << "\n";
   for (const std::string& path : paths) {
     commit << R"({"add":{"path":")" << path
            << R"(","partitionValues":{},"size":1,"modificationTime":0,"dataChange":true}})"
@@ -242,8 +243,8 @@ TEST(DeltaSnapshot, ALogThatCannotBeListedIsAnIOErrorNamingIt) {
   const std::string log = (dir.path() / "_delta_log").string();
   auto expect_io_error = [&](const Result<DeltaSnapshot>& snapshot, const char* why) {
     ASSERT_FALSE(snapshot.ok()) << why;
-    EXPECT_EQ(snapshot.status().code(), StatusCode::kIOError) << why << ": "
-                                                              << snapshot.status().ToString();
+    EXPECT_EQ(snapshot.status().code(), StatusCode::kIOError)
+        << why << ": " << snapshot.status().ToString();
     EXPECT_NE(snapshot.status().message().find("cannot list the Delta log " + log),
               std::string::npos)
         << why << ": " << snapshot.status().message();

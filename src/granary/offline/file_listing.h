@@ -9,10 +9,10 @@
 
 namespace granary {
 
-// The data files a path names, sorted byte-wise by their path strings: the file itself; every file under a folder (recursively,
-// skipping hidden ones and names starting with '_', as Spark and Hive write them) whose name ends
-// with `extension`; or every match of a glob (*, ?, [..] and ** for any folders). An empty list
-// when nothing matches.
+// The data files a path names, sorted byte-wise by their path strings: the file itself; every file
+// under a folder (recursively, skipping hidden ones and names starting with '_', as Spark and Hive
+// write them) whose name ends with `extension`; or every match of a glob (*, ?, [..] and ** for any
+// folders). An empty list when nothing matches.
 Result<std::vector<std::filesystem::path>> ListDataFiles(const std::filesystem::path& path,
                                                          const std::string& extension);
 

@@ -33,13 +33,13 @@ TEST(ListDataFiles, FolderFilesAreInByteWisePathOrderNotComponentOrder) {
   Touch(root / "region=us/_SUCCESS.parquet");  // skipped: starts with '_'
   auto files = ListDataFiles(root, ".parquet");
   ASSERT_TRUE(files.ok()) << files.status().ToString();
-  EXPECT_EQ(Relative(*files, root),
-            (std::vector<std::string>{"region=us-east/part-0.parquet", "region=us/part-0.parquet"}));
+  EXPECT_EQ(Relative(*files, root), (std::vector<std::string>{"region=us-east/part-0.parquet",
+                                                              "region=us/part-0.parquet"}));
 
   auto globbed = ListDataFiles(root / "region=*/*.parquet", ".parquet");
   ASSERT_TRUE(globbed.ok()) << globbed.status().ToString();
-  EXPECT_EQ(Relative(*globbed, root),
-            (std::vector<std::string>{"region=us-east/part-0.parquet", "region=us/part-0.parquet"}));
+  EXPECT_EQ(Relative(*globbed, root), (std::vector<std::string>{"region=us-east/part-0.parquet",
+                                                                "region=us/part-0.parquet"}));
 }
 
 }  // namespace

@@ -137,8 +137,8 @@ Status EntityPartitioner::SpillPartition(int i) {
     }
     auto writer = arrow::ipc::MakeStreamWriter(*out, schema_);
     if (!writer.ok()) {
-      return Status::IOError(fmt::format("cannot start spill file {}: {}",
-                                         part.spill_path.string(), writer.status().message()));
+      return Status::IOError(fmt::format("cannot start spill file {}: {}", part.spill_path.string(),
+                                         writer.status().message()));
     }
     part.writer = *writer;
   }
@@ -189,9 +189,9 @@ Result<std::shared_ptr<arrow::Table>> EntityPartitioner::ReadPartition(int i) co
       if (st.IsIOError()) {
         return Status::IOError(fmt::format("cannot read spill file {}: {}", path, st.message()));
       }
-      return Status::Corruption(fmt::format(
-          "spill file {} is unreadable: {} (was it changed during the retrieval?)", path,
-          st.message()));
+      return Status::Corruption(
+          fmt::format("spill file {} is unreadable: {} (was it changed during the retrieval?)",
+                      path, st.message()));
     };
     auto reader = arrow::ipc::RecordBatchStreamReader::Open(*in);
     if (!reader.ok()) return unreadable(reader.status());

@@ -79,8 +79,8 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
                                          SourceScanStats* scan_stats) {
   SourceScanOptions scan_options = source.options;
   scan_options.with_features = false;
-  GRANARY_ASSIGN_OR_RAISE(
-      auto scan, FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
+  GRANARY_ASSIGN_OR_RAISE(auto scan,
+                          FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
   const auto& join_keys = scan->join_keys();
   MatchLayout layout;
   layout.key_count = static_cast<int>(join_keys.size());
@@ -218,10 +218,10 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
     arrow::TableBatchReader reader(*table);
     auto part_batches = reader.ToRecordBatches();
     if (!part_batches.ok()) {
-      return Status::Internal(fmt::format("feature view '{}': splitting partition {} of {} into "
-                                          "batches failed: {}",
-                                          source.view->name, p, parts,
-                                          part_batches.status().message()));
+      return Status::Internal(
+          fmt::format("feature view '{}': splitting partition {} of {} into "
+                      "batches failed: {}",
+                      source.view->name, p, parts, part_batches.status().message()));
     }
     GRANARY_ASSIGN_OR_RAISE(auto part_winners,
                             MatchBatches(*part_entities->record_batch(), join_keys, *part_batches,
@@ -278,8 +278,8 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   SourceScanOptions scan_options = source.options;
   scan_options.with_join_keys = false;
   scan_options.with_created_timestamp = false;
-  GRANARY_ASSIGN_OR_RAISE(
-      auto scan, FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
+  GRANARY_ASSIGN_OR_RAISE(auto scan,
+                          FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
   const int first_feature = scan->event_timestamp_index() + 1;
   const auto schema = scan->schema();
   const int feature_count = schema->num_fields() - first_feature;

@@ -4,10 +4,9 @@
 
 #include <arrow/api.h>
 #include <arrow/io/api.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <parquet/arrow/writer.h>
-
-#include <fmt/format.h>
 
 #include <fstream>
 #include <random>
@@ -197,9 +196,8 @@ void WriteFeatureFiles(const RandomCase& c, const std::filesystem::path& dir,
     auto out = arrow::io::FileOutputStream::Open(
                    (dir / ("part-" + std::to_string(f) + ".parquet")).string())
                    .ValueOrDie();
-    ASSERT_TRUE(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out,
-                                           rows_per_group)
-                    .ok());
+    ASSERT_TRUE(
+        parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out, rows_per_group).ok());
     ASSERT_TRUE(out->Close().ok());
   }
 }
@@ -384,17 +382,20 @@ void CommitDelta(const std::filesystem::path& table, int version, const std::str
   std::filesystem::create_directories(table / "_delta_log");
   std::ofstream commit(table / "_delta_log" / fmt::format("{:020}.json", version));
   if (version == 0) {
-    commit << R"({"protocol":{"minReaderVersion":1,"minWriterVersion":2}})" << "\n"
+    commit << R"({"protocol":{"minReaderVersion":1,"minWriterVersion":2}})"
+           << "\n"
            << R"({"metaData":{"id":"t","format":{"provider":"parquet","options":{}},)"
            << R"("schemaString":"{\"type\":\"struct\",\"fields\":[)"
            << R"({\"name\":\"driver_id\",\"type\":\"long\",\"nullable\":true,\"metadata\":{}},)"
            << R"({\"name\":\"event_timestamp\",\"type\":\"timestamp\",\"nullable\":true,)"
            << R"(\"metadata\":{}},)"
            << R"({\"name\":\"rate\",\"type\":\"double\",\"nullable\":true,\"metadata\":{}}]}",)"
-           << R"("partitionColumns":[],"configuration":{}}})" << "\n";
+           << R"("partitionColumns":[],"configuration":{}}})"
+           << "\n";
   }
   commit << R"({"add":{"path":")" << file
-         << R"(","partitionValues":{},"size":1,"modificationTime":0,"dataChange":true}})" << "\n";
+         << R"(","partitionValues":{},"size":1,"modificationTime":0,"dataChange":true}})"
+         << "\n";
 }
 
 TEST(PointInTimeJoin, ADeltaCommitBetweenThePassesIsNotSeenAndDoesNotFailTheJoin) {

@@ -1,10 +1,11 @@
-#include "granary/common/threads.h"
 #include "granary/offline/pit_stream.h"
 
 #include <arrow/api.h>
 
 #include <algorithm>
 #include <thread>
+
+#include "granary/common/threads.h"
 
 namespace granary {
 namespace {

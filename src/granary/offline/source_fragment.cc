@@ -267,8 +267,7 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
     return ReadError(e.status().WithMessage("cannot read ", path, ": ", e.status().message()),
                      fragment);
   } catch (const std::exception& e) {
-    return Status::Corruption(
-        fmt::format("{} is not a readable Parquet file: {}", path, e.what()));
+    return Status::Corruption(fmt::format("{} is not a readable Parquet file: {}", path, e.what()));
   }
 }
 

@@ -152,7 +152,8 @@ namespace {
 
 // The data source `view` reads.
 Result<const DataSource*> SourceOf(const Definitions& defs, const FeatureView& view) {
-  const DataSource* source = defs.FindOfflineSource(view.source);  // a push source's rows live in its batch source
+  const DataSource* source =
+      defs.FindOfflineSource(view.source);  // a push source's rows live in its batch source
   if (source == nullptr) {
     return Status::InvalidArgument(
         fmt::format("feature view '{}': unknown data source '{}' (or its batch_source)", view.name,
@@ -275,7 +276,8 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
   const bool delta = snapshot.delta_version >= 0;
   for (const SourceSnapshot::File& file : snapshot.files) {
     ++impl->stats.files_total;
-    if (delta && DeltaStatsExclude(file.delta_stats_json, ts_physical, options.start, options.end)) {
+    if (delta &&
+        DeltaStatsExclude(file.delta_stats_json, ts_physical, options.start, options.end)) {
       ++impl->stats.files_pruned;
       continue;
     }

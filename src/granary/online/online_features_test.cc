@@ -27,9 +27,9 @@ Result<OnlineFeatures> ReadRisk(size_t rows, size_t max_bytes, size_t* arena_byt
     std::string body;
     WriteOrder order;
     order.event_micros = now.micros;
-    GRANARY_RETURN_NOT_OK(EncodeBody(
-        *view, order, {Value(0.5 + static_cast<double>(r)), Value(static_cast<int64_t>(r))},
-        &body));
+    GRANARY_RETURN_NOT_OK(
+        EncodeBody(*view, order,
+                   {Value(0.5 + static_cast<double>(r)), Value(static_cast<int64_t>(r))}, &body));
     const size_t at = builder.arena()->size();
     builder.arena()->append(body);
     builder.SetBody(0, r, at, body.size());

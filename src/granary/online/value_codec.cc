@@ -40,8 +40,8 @@ void WriteBinary(const arrow::Array& a, int64_t i, std::string* out) {
 
 template <arrow::TimeUnit::type kUnit>
 void WriteTimestamp(const arrow::Array& a, int64_t i, std::string* out) {
-  PutFixed<int64_t>(out,
-                    TimestampToMicros(static_cast<const arrow::TimestampArray&>(a).Value(i), kUnit));
+  PutFixed<int64_t>(
+      out, TimestampToMicros(static_cast<const arrow::TimestampArray&>(a).Value(i), kUnit));
 }
 
 void WriteDate32(const arrow::Array& a, int64_t i, std::string* out) {

@@ -79,10 +79,8 @@ feature_views:
   auto out = Run(ApplyMode::kApply, &warnings);
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(out.status().message().find("bad.yaml:3"), std::string::npos)
-      << out.status().message();
-  EXPECT_NE(out.status().message().find("bad.yaml:4"), std::string::npos)
-      << out.status().message();
+  EXPECT_NE(out.status().message().find("bad.yaml:3"), std::string::npos) << out.status().message();
+  EXPECT_NE(out.status().message().find("bad.yaml:4"), std::string::npos) << out.status().message();
   EXPECT_FALSE(std::filesystem::exists(config_.RegistryPath()));
 }
 

@@ -72,28 +72,19 @@ class JsonOut {
   // The shortest text that reads back as the same double, as a JSON number: "0.1", "1e+30", and
   // "5.0" rather than "5" so that readers keep it a float (as Python writes it). NaN and the
   // infinities as Python's json module writes them.
-  void Float64(double d) {
-    if (!NonFinite(d)) {
-      char buf[40];
-      auto [end, ec] = std::to_chars(buf, buf + sizeof(buf) - 2, d);
-      if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) == end) {
-        *end++ = '.';
-        *end++ = '0';
-      }
-      out_->append(buf, end - buf);
-    }
-  }
+  void Float64(double d) { Float(d); }
   // As Float64, shortest for a float32 (0.1, not 0.10000000149011612).
-  void Float32(float f) {
-    if (!NonFinite(f)) {
-      char buf[40];
-      auto [end, ec] = std::to_chars(buf, buf + sizeof(buf) - 2, f);
-      if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) == end) {
-        *end++ = '.';
-        *end++ = '0';
-      }
-      out_->append(buf, end - buf);
+  void Float32(float f) { Float(f); }
+  template <typename F>
+  void Float(F v) {
+    if (NonFinite(v)) return;
+    char buf[40];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf) - 2, v);
+    if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) == end) {
+      *end++ = '.';
+      *end++ = '0';
     }
+    out_->append(buf, end - buf);
   }
   void Bool(bool b) { out_->append(b ? "true" : "false"); }
   void Null() { out_->append("null", 4); }

@@ -2,11 +2,11 @@
 // and out of Arrow arrays. Stateless functions; thread-safe.
 #pragma once
 
+#include <arrow/type_fwd.h>
+
 #include <memory>
 #include <string_view>
 #include <vector>
-
-#include <arrow/type_fwd.h>
 
 #include "granary/common/result.h"
 #include "granary/common/time.h"

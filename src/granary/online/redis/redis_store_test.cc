@@ -275,8 +275,8 @@ TEST_F(RedisStoreTest, ScriptsAreLoadedAgainAfterEveryScriptFlush) {
     ASSERT_TRUE(server->Check({"SCRIPT", "FLUSH"}).ok());
     std::vector<Row> rows;
     for (int i = 0; i < 500; ++i) {
-      rows.push_back(
-          Row{{Value("bay" + std::to_string(i))}, kT0 + Duration::Seconds(flush), {}, {Value(0.5)}});
+      rows.push_back(Row{
+          {Value("bay" + std::to_string(i))}, kT0 + Duration::Seconds(flush), {}, {Value(0.5)}});
     }
     auto stats = store->WriteBatch(*view, *MakeRows(*view, rows));
     ASSERT_TRUE(stats.ok()) << stats.status().ToString();

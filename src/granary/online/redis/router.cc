@@ -43,10 +43,10 @@ Status ErrorReplyStatus(std::string_view command, std::string_view error) {
   // A command refused inside a script comes back as ERR with this text (Redis 7).
   if (code == "NOPERM" ||
       error.find("user executing the script can't run this command") != std::string_view::npos) {
-    return Status::FailedPrecondition(fmt::format(
-        "the user may not run {} ({}); grant it in the user's ACL rules (Granary needs "
-        "+@read +@write +@keyspace +@scripting and key access ~<project>:*)",
-        command, error));
+    return Status::FailedPrecondition(
+        fmt::format("the user may not run {} ({}); grant it in the user's ACL rules (Granary needs "
+                    "+@read +@write +@keyspace +@scripting and key access ~<project>:*)",
+                    command, error));
   }
   if (code == "OOM") {
     return Status::FailedPrecondition(fmt::format(
@@ -279,8 +279,8 @@ class RedisClusterRouter::Run : public ReplyHandler, public std::enable_shared_f
       return Retry(i, Status::Unavailable("connection lost while loading the script"));
     }
     auto& loads = conn->script_loads;
-    auto load = std::find_if(loads.begin(), loads.end(),
-                             [&](const auto& l) { return l.first == source; });
+    auto load =
+        std::find_if(loads.begin(), loads.end(), [&](const auto& l) { return l.first == source; });
     // A load queued after this command was sent runs before it is sent again; otherwise the
     // server lost the script after any earlier load, and it is loaded once more.
     if (load == loads.end() || load->second < sent_at_[i]) {
