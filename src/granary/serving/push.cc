@@ -211,6 +211,7 @@ Result<std::map<std::string, ValueType>> PushColumnTypes(const Definitions& defs
 }
 
 Result<PushRequest> ParsePushRequest(std::string_view json, const Definitions& defs) {
+  GRANARY_RETURN_NOT_OK(serving::CheckNonFiniteTokens(json));
   rapidjson::Document doc;
   // Strings must be valid UTF-8 (Arrow string columns, Parquet files).
   doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag |

@@ -209,6 +209,13 @@ TEST_F(PushTest, BadRequestsSayWhatAndWhere) {
   EXPECT_EQ(
       ParseError("{\"push_source_name\": \"payments_push\", \"df\": {\"note\": [\"a\xff\"]}}"),
       "the request is not valid JSON: line 1, column 57: Invalid encoding in string.");
+  // A non-finite token glued to an exponent (found by the fuzzer: RapidJSON read past its buffer).
+  EXPECT_EQ(ParseError(R"({"push_source_name": "payments_push", "df": {"score": [NaNe299]}})"),
+            "the request is not valid JSON: line 1, column 59: NaN cannot be followed by 'e'");
+  // The same text inside a string is a string.
+  EXPECT_TRUE(ParsePushRequest(
+                  R"({"push_source_name": "payments_push", "df": {"note": ["NaNe299"]}})", *defs_)
+                  .ok());
 }
 
 TEST_F(PushTest, NanAndInfinityAreAcceptedAsPythonWritesThem) {
