@@ -86,16 +86,17 @@ def make_repo(cli, tmp_path, online_store=None):
 class Server:
     """A `granary serve` process; stopped (SIGTERM, then SIGKILL) by stop()."""
 
-    def __init__(self, binary, repo, port=None, env=None, args=()):
+    def __init__(self, binary, repo, port=None, env=None, args=(), preexec_fn=None):
         self.port = port or free_port()
         self.log_path = repo / f"serve-{self.port}.log"
         full_env = dict(os.environ)
         full_env.update(env or {})
+        threads = () if "--threads" in args else ("--threads", "2")
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [str(binary), "-C", str(repo), "serve", "--port", str(self.port),
-                 "--threads", "2", "--registry-poll", "50ms", *args],
-                stdout=log, stderr=log, env=full_env)
+                [str(binary), "-C", str(repo), "serve", "--port", str(self.port), *threads,
+                 "--registry-poll", "50ms", *args],
+                stdout=log, stderr=log, env=full_env, preexec_fn=preexec_fn)
         deadline = time.time() + 15
         while True:
             try:
