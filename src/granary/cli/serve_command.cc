@@ -25,6 +25,7 @@ struct Options {
   std::string idle_timeout = "60s";
   int max_connections = 4096;
   int max_in_flight = 1024;
+  std::string max_queue_delay = "25ms";
   bool metrics_public = false;
   std::string drain_timeout = "10s";
   std::string registry_poll = "1s";
@@ -79,6 +80,8 @@ Status Serve(const RepoConfig& config, const Options& o) {
   GRANARY_ASSIGN_OR_RAISE(http_options.read_timeout, Millis("--read-timeout", o.read_timeout));
   GRANARY_ASSIGN_OR_RAISE(http_options.idle_timeout, Millis("--idle-timeout", o.idle_timeout));
   GRANARY_ASSIGN_OR_RAISE(http_options.drain_timeout, Millis("--drain-timeout", o.drain_timeout));
+  GRANARY_ASSIGN_OR_RAISE(http_options.max_queue_delay,
+                          Millis("--max-queue-delay", o.max_queue_delay));
 
   FeatureServerOptions options;
   options.repo_root = config.root;
@@ -124,9 +127,10 @@ Status Serve(const RepoConfig& config, const Options& o) {
       o.token.empty() || !o.metrics_public ? "" : " (not on /metrics: --metrics-public)"));
   const auto bound = [](int n) { return n > 0 ? std::to_string(n) : std::string("no bound"); };
   ServerLog(fmt::format(
-      "limits: {} connections, {} requests in flight (beyond them: 503 with Retry-After); {} "
-      "file descriptors",
+      "limits: {} connections, {} requests in flight, {} waiting to be read (beyond them: 503 "
+      "with Retry-After); {} file descriptors",
       bound(o.max_connections), bound(o.max_in_flight),
+      http_options.max_queue_delay.count() > 0 ? o.max_queue_delay : std::string("no bound"),
       fd_limit < 0 ? std::string("unlimited") : std::to_string(fd_limit)));
   if (fd_limit > 0 && (o.max_connections == 0 || o.max_connections + 256 > fd_limit)) {
     ServerLog(fmt::format(
@@ -185,6 +189,9 @@ void RegisterServeCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("--max-in-flight", o->max_in_flight,
                   "Requests received and not yet answered beyond which a request gets a 503 with "
                   "Retry-After at once (0: no bound)");
+  cmd->add_option("--max-queue-delay", o->max_queue_delay,
+                  "A request that waited longer than this in its socket before a worker read it "
+                  "gets a 503 with Retry-After at once: the server is behind (0: no bound)");
   cmd->add_flag("--metrics-public", o->metrics_public,
                 "Serve /metrics without the bearer token (for a Prometheus scraper on a private "
                 "network); /metrics needs the token otherwise");

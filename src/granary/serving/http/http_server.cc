@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -173,6 +175,7 @@ struct OverloadMetrics {
   Gauge* open_connections = nullptr;
   Counter* shed_connection_limit = nullptr;     // 503: the worker is at its connection limit
   Counter* shed_in_flight_limit = nullptr;      // 503: the worker is at its in-flight limit
+  Counter* shed_queue_delay = nullptr;          // 503: the request waited too long to be read
   Counter* refused_connection_limit = nullptr;  // closed at accept: far beyond the limit
   Counter* refused_fd_limit = nullptr;          // out of descriptors: refused with the reserve
   Counter* accept_errors = nullptr;             // accept failed and nothing could be done
@@ -230,7 +233,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // `shed`: the worker is at its connection limit; the request gets a 503 and the connection
   // closes.
   Session(tcp::socket socket, HttpServer::Impl* server, Worker* worker, bool shed)
-      : stream_(std::move(socket)), server_(server), worker_(worker), shed_(shed) {
+      : stream_(std::move(socket)),
+        idle_timer_(stream_.get_executor()),
+        server_(server),
+        worker_(worker),
+        shed_(shed) {
     worker_->connections.fetch_add(1, std::memory_order_relaxed);
     if (server_->overload.open_connections != nullptr) server_->overload.open_connections->Add(1);
   }
@@ -243,6 +250,7 @@ class Session : public std::enable_shared_from_this<Session> {
       beast::error_code ec;
       stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
       stream_.close();
+      idle_timer_.cancel();
       Uncount();
     }
   }
@@ -255,7 +263,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  // Waits for the first byte of the next request under the idle timeout; then the whole
+  // Waits for the first bytes of the next request under the idle timeout; then the whole
   // request must arrive within the read timeout.
   void ReadHeader() {
     if (server_->stopping.load()) return Close();  // no new requests once Stop() began
@@ -263,14 +271,59 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(server_->options.body_limit_bytes);
     parser_->header_limit(kHeaderLimitBytes);
     in_request_ = false;
+    queue_delay_ = {};
     if (buffer_.size() > 0) return ReadRequest();  // pipelined: the next request began already
-    stream_.expires_after(server_->options.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
-                            [self = shared_from_this()](beast::error_code ec, size_t n) {
-                              if (ec) return self->Close();  // idle timeout, end, reset
-                              self->buffer_.commit(n);
-                              self->ReadRequest();
-                            });
+    WaitForRequest();
+  }
+
+  void WaitForRequest() {
+    const uint64_t generation = ++wait_generation_;
+    idle_timer_.expires_after(server_->options.idle_timeout);
+    idle_timer_.async_wait([self = shared_from_this(), generation](beast::error_code ec) {
+      if (ec || generation != self->wait_generation_) return;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);  // the wait below ends: the connection closes
+    });
+    stream_.socket().async_wait(tcp::socket::wait_read,
+                                [self = shared_from_this()](beast::error_code ec) {
+                                  ++self->wait_generation_;
+                                  self->idle_timer_.cancel();
+                                  if (ec) return self->Close();  // idle timeout, closed
+                                  self->ReceiveFirstBytes();
+                                });
+  }
+
+  // Reads what has arrived with the kernel's receive time of it (SO_TIMESTAMPNS, set at accept),
+  // so that the request's wait in the socket queue before this worker got to it is known.
+  void ReceiveFirstBytes() {
+    auto buffer = buffer_.prepare(kFirstReadBytes);
+    iovec iov{buffer.data(), buffer.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(stream_.socket().native_handle(), &msg, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      return WaitForRequest();
+    }
+    if (n <= 0) return Close();  // end of stream, reset
+    buffer_.commit(static_cast<size_t>(n));
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+        timespec arrived{};
+        std::memcpy(&arrived, CMSG_DATA(c), sizeof arrived);
+        timespec now{};
+        clock_gettime(CLOCK_REALTIME, &now);
+        const auto waited = std::chrono::seconds(now.tv_sec - arrived.tv_sec) +
+                            std::chrono::nanoseconds(now.tv_nsec - arrived.tv_nsec);
+        if (waited.count() > 0) {
+          queue_delay_ = std::chrono::duration_cast<std::chrono::microseconds>(waited);
+        }
+      }
+    }
+    ReadRequest();
   }
 
   void ReadRequest() {
@@ -352,6 +405,15 @@ class Session : public std::enable_shared_from_this<Session> {
                               "{} connections open on this worker (--max-connections {})",
                               worker_->connections.load(std::memory_order_relaxed) - 1,
                               server_->options.max_connections)));
+    }
+    const auto max_delay = server_->options.max_queue_delay;
+    if (max_delay.count() > 0 && queue_delay_ > max_delay) {
+      if (server_->overload.shed_queue_delay != nullptr) {
+        server_->overload.shed_queue_delay->Increment();
+      }
+      return Write(route, server_->Overloaded(fmt::format(
+                              "the request waited {} ms for this worker (--max-queue-delay {} ms)",
+                              queue_delay_.count() / 1000, max_delay.count())));
     }
     if (server_->worker_max_in_flight > 0 && worker_in_flight >= server_->worker_max_in_flight) {
       if (server_->overload.shed_in_flight_limit != nullptr) {
@@ -445,6 +507,7 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.close();
+    idle_timer_.cancel();
     Uncount();
   }
 
@@ -460,6 +523,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   beast::tcp_stream stream_;
+  asio::steady_timer idle_timer_;  // waiting for the first bytes of a request
+  uint64_t wait_generation_ = 0;   // a timer that fires after its wait ended does nothing
+  // How long the current request's first bytes waited in the socket before they were read.
+  std::chrono::microseconds queue_delay_{0};
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   HttpServer::Impl* server_;
@@ -503,6 +570,9 @@ void HttpServer::Impl::Admit(Worker* worker, tcp::socket socket) {
     shed = true;
   }
   socket.set_option(tcp::no_delay(true), ec);
+  // The kernel's receive time of each segment, for the queue delay (see ReceiveFirstBytes).
+  int one = 1;
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
   auto session = std::make_shared<Session>(std::move(socket), this, worker, shed);
   worker->sessions.remove_if([](const std::weak_ptr<Session>& s) { return s.expired(); });
   worker->sessions.push_back(session);
@@ -624,6 +694,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
   if (!ec) first.bind(endpoint, ec);
   if (!ec) first.listen(asio::socket_base::max_listen_connections, ec);
   if (!ec) first.native_non_blocking(true, ec);  // the refusal loop must never block
+  if (!ec) {
+    // Turns the kernel's receive timestamps on now (they start a moment after the first socket
+    // asks for them), so the first connections' queue delays are known too.
+    int one = 1;
+    ::setsockopt(first.native_handle(), SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+  }
   if (ec) {
     return Status::IOError(fmt::format(
         "cannot listen on {}:{}: {}{}", impl->options.host, port, ec.message(),
@@ -673,6 +749,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
         &m.GetCounter("granary_http_shed_requests_total", kShed, {{"limit", "connections"}});
     o.shed_in_flight_limit =
         &m.GetCounter("granary_http_shed_requests_total", kShed, {{"limit", "in_flight"}});
+    o.shed_queue_delay =
+        &m.GetCounter("granary_http_shed_requests_total", kShed, {{"limit", "queue_delay"}});
     constexpr std::string_view kRefused =
         "Connections refused at accept, by reason: far beyond --max-connections (closed), or "
         "out of file descriptors (answered 503 with the reserve descriptor).";

@@ -340,6 +340,38 @@ TEST(HttpServer, FarBeyondTheConnectionLimitANewConnectionIsClosedAtAccept) {
   EXPECT_EQ(open.front()->Send(bhttp::verb::get, "/health").result_int(), 200);
 }
 
+TEST(HttpServer, ARequestThatWaitedLongerThanTheMaxQueueDelayGets503) {
+  MetricsRegistry metrics;
+  std::atomic<bool> blocking{false};
+  // A handler that holds its worker (handlers must not block; this one plays an overloaded
+  // worker), so the next request waits in its socket.
+  Route busy{"POST", "/busy", [&](HttpRequest&, Respond respond) {
+               blocking = true;
+               std::this_thread::sleep_for(std::chrono::milliseconds(300));
+               respond({200, "text/plain", "done"});
+             }};
+  auto server = StartServer(
+      {.threads = 1, .max_queue_delay = std::chrono::milliseconds(50), .metrics = &metrics},
+      {busy, Health()});
+  Client waiting(server->port());
+  EXPECT_EQ(waiting.Send(bhttp::verb::get, "/health").result_int(), 200);  // connected, served
+  Client holder(server->port());
+  std::thread hold([&] { EXPECT_EQ(holder.Send(bhttp::verb::post, "/busy").body(), "done"); });
+  while (!blocking) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto res = waiting.Send(bhttp::verb::get, "/health");  // read 300 ms later at the earliest
+  hold.join();
+  EXPECT_EQ(res.result_int(), 503);
+  EXPECT_EQ(res[bhttp::field::retry_after], "1");
+  EXPECT_NE(res.body().find("for this worker (--max-queue-delay 50 ms); retry after 1 s"),
+            std::string::npos)
+      << res.body();
+  EXPECT_TRUE(res.keep_alive());
+  EXPECT_EQ(waiting.Send(bhttp::verb::get, "/health").result_int(), 200);  // not behind now
+  EXPECT_NE(metrics.Render().find(R"(granary_http_shed_requests_total{limit="queue_delay"} 1)"),
+            std::string::npos)
+      << metrics.Render();
+}
+
 TEST(HttpServer, CountsRequestsByPathAndStatusInMetrics) {
   MetricsRegistry metrics;
   auto server = StartServer({.metrics = &metrics}, {Echo(), Health()});
