@@ -15,6 +15,7 @@
 #include <list>
 #include <mutex>
 #include <optional>
+#include <utility>
 
 namespace granary::http {
 namespace {
@@ -121,6 +122,8 @@ class UniqueFd {
   UniqueFd(const UniqueFd&) = delete;
   UniqueFd& operator=(const UniqueFd&) = delete;
   int get() const { return fd_; }
+  // Gives the descriptor up without closing it.
+  int Release() { return std::exchange(fd_, -1); }
   void Reset(int fd = -1) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = fd;
@@ -185,6 +188,7 @@ struct HttpServer::Impl {
   HttpServerOptions options;
   std::vector<Route> routes;
   std::vector<std::unique_ptr<Worker>> workers;
+  tcp listen_protocol = tcp::v4();
   std::atomic<int64_t> in_flight{0};
   std::atomic<bool> stopping{false};
   std::once_flag stop_once;
@@ -217,6 +221,7 @@ struct HttpServer::Impl {
   }
   void Accept(Worker* worker);
   void Admit(Worker* worker, tcp::socket socket);
+  void AdmitOn(Worker* worker, tcp::socket socket);
   void OnAcceptError(Worker* worker, const beast::error_code& ec);
   int RefuseWaitingConnections(Worker* worker);
   void LogFdShortage(int64_t refused, const beast::error_code& ec);
@@ -550,7 +555,40 @@ void HttpServer::Impl::Accept(Worker* worker) {
                                  });
 }
 
+// The kernel wakes whichever worker waits in accept, so an idle worker would take most new
+// connections while a busy one takes few; keep-alive connections stay where they land. So a
+// connection goes to the worker with the fewest open connections (moved there as a descriptor
+// when that is another worker): least connections, as SO_REUSEPORT's hash spread them before.
 void HttpServer::Impl::Admit(Worker* worker, tcp::socket socket) {
+  Worker* target = worker;
+  for (auto& w : workers) {
+    if (w->connections.load(std::memory_order_relaxed) <
+        target->connections.load(std::memory_order_relaxed)) {
+      target = w.get();
+    }
+  }
+  if (target == worker || target->connections.load(std::memory_order_relaxed) + 1 >=
+                              worker->connections.load(std::memory_order_relaxed)) {
+    return AdmitOn(worker, std::move(socket));
+  }
+  beast::error_code ec;
+  auto fd = std::make_shared<UniqueFd>(socket.release(ec));
+  if (ec) return;  // cannot happen on a socket with no operation pending; it closed
+  // Counted on the target from now, so a burst of accepts spreads before the moves arrive.
+  target->connections.fetch_add(1, std::memory_order_relaxed);
+  asio::post(target->ioc, [this, target, fd] {
+    target->connections.fetch_sub(1, std::memory_order_relaxed);
+    if (stopping.load()) return;  // the descriptor closes with `fd`
+    beast::error_code assign_ec;
+    tcp::socket moved(target->ioc);
+    moved.assign(listen_protocol, fd->get(), assign_ec);
+    if (assign_ec) return;
+    fd->Release();
+    AdmitOn(target, std::move(moved));
+  });
+}
+
+void HttpServer::Impl::AdmitOn(Worker* worker, tcp::socket socket) {
   beast::error_code ec;
   const int open = worker->connections.load(std::memory_order_relaxed);
   bool shed = false;
@@ -710,6 +748,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
             : ""));
   }
   port = first.local_endpoint().port();
+  impl->listen_protocol = endpoint.protocol();
   for (int i = 1; i < threads; ++i) {
     const int fd = ::fcntl(first.native_handle(), F_DUPFD_CLOEXEC, 0);
     if (fd >= 0) {

@@ -6,6 +6,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "granary/serving/http/test_client.h"
@@ -370,6 +372,26 @@ TEST(HttpServer, ARequestThatWaitedLongerThanTheMaxQueueDelayGets503) {
   EXPECT_NE(metrics.Render().find(R"(granary_http_shed_requests_total{limit="queue_delay"} 1)"),
             std::string::npos)
       << metrics.Render();
+}
+
+TEST(HttpServer, NewConnectionsGoToTheWorkerWithFewest) {
+  // Each connection stays on the worker that admitted it; its handler runs there.
+  Route whoami{"GET", "/whoami", [](HttpRequest&, Respond respond) {
+                 std::ostringstream id;
+                 id << std::this_thread::get_id();
+                 respond({200, "text/plain", id.str()});
+               }};
+  auto server = StartServer({.threads = 2}, {whoami});
+  std::vector<std::unique_ptr<Client>> open;
+  std::map<std::string, int> per_worker;
+  for (int i = 0; i < 20; ++i) {
+    open.push_back(std::make_unique<Client>(server->port()));
+    ++per_worker[open.back()->Send(bhttp::verb::get, "/whoami").body()];
+  }
+  ASSERT_EQ(per_worker.size(), 2u);
+  for (const auto& [thread, count] : per_worker) {
+    EXPECT_GE(count, 8) << "connections by worker thread: " << thread << " has " << count;
+  }
 }
 
 TEST(HttpServer, CountsRequestsByPathAndStatusInMetrics) {
