@@ -169,6 +169,9 @@ struct Worker {
   // the thread joined) and tests may read it.
   std::atomic<int> connections{0};
   int in_flight = 0;  // requests received and not yet answered; this thread only
+  // Since when the requests read have waited longer than max_queue_delay; zero when the last one
+  // did not. This thread only.
+  SteadyClock::time_point queue_delay_above_since{};
   // Metric series looked up once per (route, status) by this thread; no lock afterwards.
   std::map<std::pair<int, int>, Counter*> request_counters;
 };
@@ -411,14 +414,18 @@ class Session : public std::enable_shared_from_this<Session> {
                               worker_->connections.load(std::memory_order_relaxed) - 1,
                               server_->options.max_connections)));
     }
-    const auto max_delay = server_->options.max_queue_delay;
-    if (max_delay.count() > 0 && queue_delay_ > max_delay) {
+    if (ShedForQueueDelay()) {
       if (server_->overload.shed_queue_delay != nullptr) {
         server_->overload.shed_queue_delay->Increment();
       }
       return Write(route, server_->Overloaded(fmt::format(
-                              "the request waited {} ms for this worker (--max-queue-delay {} ms)",
-                              queue_delay_.count() / 1000, max_delay.count())));
+                              "the request waited {} ms for this worker, and requests have waited "
+                              "over {} ms for {} ms (--max-queue-delay {} ms)",
+                              queue_delay_.count() / 1000, server_->options.max_queue_delay.count(),
+                              std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  SteadyClock::now() - worker_->queue_delay_above_since)
+                                  .count(),
+                              server_->options.max_queue_delay.count())));
     }
     if (server_->worker_max_in_flight > 0 && worker_in_flight >= server_->worker_max_in_flight) {
       if (server_->overload.shed_in_flight_limit != nullptr) {
@@ -467,6 +474,22 @@ class Session : public std::enable_shared_from_this<Session> {
         Write(route, JsonError(500, fmt::format("internal error: {}", e.what())));
       }
     }
+  }
+
+  // As CoDel: a request is shed when it waited longer than max_queue_delay and requests have
+  // kept waiting longer than that for queue_delay_interval: the worker has a standing queue, not
+  // a moment's hiccup (a pause of the machine, a burst), which is let through.
+  bool ShedForQueueDelay() {
+    const auto max_delay = server_->options.max_queue_delay;
+    if (max_delay.count() <= 0) return false;
+    auto& since = worker_->queue_delay_above_since;
+    if (queue_delay_ <= max_delay) {
+      since = {};
+      return false;
+    }
+    const auto now = SteadyClock::now();
+    if (since == SteadyClock::time_point{}) since = now;
+    return now - since >= server_->options.queue_delay_interval;
   }
 
   void Write(int route, HttpResponse response) {
