@@ -34,6 +34,8 @@ constexpr size_t kFirstReadBytes = 4096;
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(50);
 // Out of file descriptors: one log line per this period at most.
 constexpr int64_t kFdLogPeriodMs = 10'000;
+// Connections a worker accepts at once when it finds them waiting.
+constexpr int kAcceptBatch = 64;
 
 std::string_view CodeName(int status) {
   switch (status) {
@@ -169,9 +171,6 @@ struct Worker {
   // the thread joined) and tests may read it.
   std::atomic<int> connections{0};
   int in_flight = 0;  // requests received and not yet answered; this thread only
-  // Since when the requests read have waited longer than max_queue_delay; zero when the last one
-  // did not. This thread only.
-  SteadyClock::time_point queue_delay_above_since{};
   // Metric series looked up once per (route, status) by this thread; no lock afterwards.
   std::map<std::pair<int, int>, Counter*> request_counters;
 };
@@ -414,18 +413,14 @@ class Session : public std::enable_shared_from_this<Session> {
                               worker_->connections.load(std::memory_order_relaxed) - 1,
                               server_->options.max_connections)));
     }
-    if (ShedForQueueDelay()) {
+    const auto max_delay = server_->options.max_queue_delay;
+    if (max_delay.count() > 0 && queue_delay_ > max_delay) {
       if (server_->overload.shed_queue_delay != nullptr) {
         server_->overload.shed_queue_delay->Increment();
       }
       return Write(route, server_->Overloaded(fmt::format(
-                              "the request waited {} ms for this worker, and requests have waited "
-                              "over {} ms for {} ms (--max-queue-delay {} ms)",
-                              queue_delay_.count() / 1000, server_->options.max_queue_delay.count(),
-                              std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  SteadyClock::now() - worker_->queue_delay_above_since)
-                                  .count(),
-                              server_->options.max_queue_delay.count())));
+                              "the request waited {} ms for this worker (--max-queue-delay {} ms)",
+                              queue_delay_.count() / 1000, max_delay.count())));
     }
     if (server_->worker_max_in_flight > 0 && worker_in_flight >= server_->worker_max_in_flight) {
       if (server_->overload.shed_in_flight_limit != nullptr) {
@@ -474,22 +469,6 @@ class Session : public std::enable_shared_from_this<Session> {
         Write(route, JsonError(500, fmt::format("internal error: {}", e.what())));
       }
     }
-  }
-
-  // As CoDel: a request is shed when it waited longer than max_queue_delay and requests have
-  // kept waiting longer than that for queue_delay_interval: the worker has a standing queue, not
-  // a moment's hiccup (a pause of the machine, a burst), which is let through.
-  bool ShedForQueueDelay() {
-    const auto max_delay = server_->options.max_queue_delay;
-    if (max_delay.count() <= 0) return false;
-    auto& since = worker_->queue_delay_above_since;
-    if (queue_delay_ <= max_delay) {
-      since = {};
-      return false;
-    }
-    const auto now = SteadyClock::now();
-    if (since == SteadyClock::time_point{}) since = now;
-    return now - since >= server_->options.queue_delay_interval;
   }
 
   void Write(int route, HttpResponse response) {
@@ -568,14 +547,23 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void HttpServer::Impl::Accept(Worker* worker) {
-  worker->acceptor->async_accept(worker->ioc,
-                                 [this, worker](beast::error_code ec, tcp::socket socket) {
-                                   if (ec == asio::error::operation_aborted || stopping.load())
-                                     return;
-                                   if (ec) return OnAcceptError(worker, ec);
-                                   Admit(worker, std::move(socket));
-                                   Accept(worker);
-                                 });
+  worker->acceptor->async_accept(
+      worker->ioc, [this, worker](beast::error_code ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || stopping.load()) return;
+        if (ec) return OnAcceptError(worker, ec);
+        Admit(worker, std::move(socket));
+        // Take what else waits in the accept queue now, not one per turn of the event loop: a
+        // worker busy with requests would accept too slowly, the queue would fill and new
+        // clients' SYNs be dropped (then retried after a second or more).
+        for (int i = 0; i < kAcceptBatch; ++i) {
+          tcp::socket next(worker->ioc);
+          worker->acceptor->accept(next, ec);  // non-blocking: would_block when none waits
+          if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+          if (ec) return OnAcceptError(worker, ec);
+          Admit(worker, std::move(next));
+        }
+        Accept(worker);
+      });
 }
 
 // The kernel wakes whichever worker waits in accept, so an idle worker would take most new
@@ -755,6 +743,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
   if (!ec) first.bind(endpoint, ec);
   if (!ec) first.listen(asio::socket_base::max_listen_connections, ec);
   if (!ec) first.native_non_blocking(true, ec);  // the refusal loop must never block
+  if (!ec) first.non_blocking(true, ec);         // nor the accept loop (would_block)
   if (!ec) {
     // Turns the kernel's receive timestamps on now (they start a moment after the first socket
     // asks for them), so the first connections' queue delays are known too.
@@ -778,6 +767,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
       impl->workers[i]->acceptor.emplace(impl->workers[i]->ioc);
       impl->workers[i]->acceptor->assign(endpoint.protocol(), fd, ec);
     }
+    if (fd >= 0 && !ec) impl->workers[i]->acceptor->non_blocking(true, ec);
     if (fd < 0 || ec) {
       if (fd >= 0 && !impl->workers[i]->acceptor->is_open()) ::close(fd);
       return Status::IOError(

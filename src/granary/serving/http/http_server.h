@@ -21,14 +21,13 @@
 // and beyond that plus a margin it is closed at accept; beyond `max_in_flight` requests received
 // and not yet answered a request gets a 503 with Retry-After at once (the connection stays open);
 // a request that waited in its socket longer than `max_queue_delay` before the worker read it
-// (the kernel's receive timestamp says when it arrived), while requests have kept waiting that
-// long for `queue_delay_interval` (a standing queue, not a hiccup: as CoDel), gets the same 503,
-// at the cost of a parse and a short write, so an overloaded worker sheds the requests that
-// queued instead of serving every request late. The requests admitted keep their latency and the
-// clients, answered at once, do not pile up connections. Out of file descriptors (EMFILE), a worker
-// gives up a descriptor it keeps in reserve to accept and refuse (503) the connections waiting, and
-// backs off when it cannot, so the accept loop never spins; it logs that once per 10 s and counts
-// it in the metrics.
+// (the kernel's receive timestamp says when it arrived) gets the same 503, at the cost of a
+// parse and a short write, so an overloaded worker sheds the requests that queued instead of
+// serving every request late. The requests admitted keep their latency and the clients, answered
+// at once, do not pile up connections. Out
+// of file descriptors (EMFILE), a worker gives up a descriptor it keeps in reserve to accept and
+// refuse (503) the connections waiting, and backs off when it cannot, so the accept loop never
+// spins; it logs that once per 10 s and counts it in the metrics.
 //
 // Stop() stops accepting, lets in-flight requests finish (up to a drain timeout), closes idle
 // connections and joins the workers.
@@ -95,10 +94,8 @@ struct HttpServerOptions {
   int max_connections = 0;
   int max_in_flight = 0;
   // A request whose first bytes waited longer than this in its socket before the worker read
-  // them, when the worker's requests have waited that long for queue_delay_interval, gets a 503
-  // at once (the worker is behind); 0: no bound.
+  // them gets a 503 at once (the worker is behind); 0: no bound.
   std::chrono::milliseconds max_queue_delay{0};
-  std::chrono::milliseconds queue_delay_interval{100};
   std::chrono::seconds retry_after{1};  // the Retry-After of a 503 when overloaded
   // "Authorization: Bearer <token>" is required when set (the scheme in any case, RFC 7235).
   std::string bearer_token;
