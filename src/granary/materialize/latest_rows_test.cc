@@ -8,7 +8,7 @@
 #include <random>
 #include <tuple>
 
-#include "granary/materialize/test_repo.h"
+#include "granary/testing/materialize_repository.h"
 
 namespace granary {
 namespace {
