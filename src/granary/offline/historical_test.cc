@@ -240,6 +240,7 @@ TEST(HistoricalFeatures, UnknownNamesAreErrorsWithSuggestions) {
 }
 
 TEST(HistoricalFeatures, TheEntityTimeIsEventTimestampOrTheOnlyTimestampColumn) {
+  GRANARY_REQUIRE_TESTDATA("feast");
   Definitions defs = Load(kFeastPairs);
   auto make = [](std::vector<std::shared_ptr<arrow::Field>> fields) {
     arrow::ArrayVector arrays;
