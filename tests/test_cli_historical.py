@@ -285,3 +285,14 @@ def test_data_errors_name_the_file_the_column_and_the_row(cli, tmp_path):
               "--feature-service", "customer_risk_v1", "-o", repo / "o.csv", "-q", check=False)
     assert f"{repo / 'times.csv'}: column 'event_timestamp', row 2: 'later' is not a timestamp" \
         in out.stderr, out.stderr
+
+
+def test_csv_output_writes_timestamps_in_rfc_3339(cli, tmp_path):
+    repo = starter_repo(cli, tmp_path)
+    sample = pq.read_table(repo / "data" / "customer_stats.parquet")
+    newest = max(sample.column("event_timestamp").to_pylist())
+    (repo / "e.csv").write_text(f"customer_id,event_timestamp\n1001,{newest.isoformat()}\n")
+    cli("-C", repo, "get-historical-features", "--entities", repo / "e.csv",
+        "--feature-service", "customer_risk_v1", "-o", repo / "o.csv", "-q", check=True)
+    lines = (repo / "o.csv").read_text().splitlines()
+    assert lines[1].startswith(f'1001,"{newest.strftime("%Y-%m-%dT%H:%M:%SZ")}",'), lines
