@@ -70,6 +70,8 @@ nb::dict RunDict(const MaterializationRun& run) {
   d["error"] = run.error;
   d["pid"] = run.pid;
   d["host"] = run.host;
+  d["note"] = run.note;
+  d["newest_event"] = Micros(run.newest_event);
   return d;
 }
 
@@ -85,6 +87,9 @@ nb::dict StatusDict(const ViewStatus& s) {
   d["last_success"] = s.last_success ? nb::object(RunDict(*s.last_success)) : nb::none();
   d["recent_runs"] = s.recent_runs;
   d["recent_succeeded"] = s.recent_succeeded;
+  d["consecutive_failures"] = s.consecutive_failures;
+  d["newest_event"] = Micros(s.newest_event);
+  d["data_age_micros"] = s.data_age ? nb::object(nb::int_(s.data_age->micros)) : nb::none();
   return d;
 }
 
@@ -96,8 +101,8 @@ Result<std::pair<Timestamp, std::vector<ViewStatus>>> CollectStatus(const RepoCo
   GRANARY_ASSIGN_OR_RAISE(auto registry,
                           OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting));
   const Timestamp now = SystemClock::Default().Now();
-  GRANARY_ASSIGN_OR_RAISE(
-      auto statuses, CollectOnlineViewStatus(*registry, defs, config.online_store, now, recent));
+  GRANARY_ASSIGN_OR_RAISE(auto statuses,
+                          CollectOnlineViewStatus(*registry, defs, config, now, recent));
   return std::make_pair(now, std::move(statuses));
 }
 
