@@ -108,8 +108,11 @@ def test_a_killed_unreaped_run_is_not_running_and_keeps_what_it_wrote(cli, grana
         wait_until(lambda: is_zombie(proc.pid), "the killed run to become a zombie")
         server.send_signal(signal.SIGCONT)
 
-        risk = status_json(cli, repo)["risk"]
-        assert not risk["running"]
+        # The lock goes when the last thread of the killed process is gone, which may be a moment
+        # after its main thread shows as a zombie; by pid (which a zombie keeps) it would never go.
+        risk = wait_until(lambda: (lambda r: not r["running"] and r)(status_json(cli, repo)["risk"]),
+                          "status to see the killed run's lock released")
+        assert is_zombie(proc.pid)
         assert risk["last_run"]["status"] == "failed" and "interrupted" in risk["last_run"]["error"]
         assert risk["last_run"]["entities_written"] > 0
 
@@ -145,3 +148,63 @@ def test_status_shows_the_age_of_the_newest_data_online_and_precise_durations(cl
     finished = re.search(r"finished \S+ \(([0-9.]+)(m?s)\)", text)
     assert finished, text
     assert "." in finished.group(1) or finished.group(2) == "ms", text
+
+
+PUSH_DEFINITIONS = """
+entities:
+  - {name: customer, join_keys: [customer_id], value_type: int64}
+data_sources:
+  - {name: payments, path: data/payments, timestamp_field: event_timestamp}
+  - {name: payments_push, type: push, batch_source: payments}
+feature_views:
+  - name: risk_live
+    entities: [customer]
+    source: payments_push
+    ttl: 2d
+    schema:
+      - {name: score, type: float64}
+"""
+
+
+def test_push_views_show_their_last_push_instead_of_never_materialized(cli, granary_bin,
+                                                                       tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from test_online_data_loss import Server
+
+    repo = tmp_path / "pushrepo"
+    (repo / "data" / "payments").mkdir(parents=True)
+    (repo / "granary.yaml").write_text("project: pushes\n")
+    (repo / "features.yaml").write_text(PUSH_DEFINITIONS)
+    pq.write_table(pa.table({
+        "customer_id": pa.array([1], pa.int64()),
+        "event_timestamp": pa.array([NOW - dt.timedelta(days=30)], pa.timestamp("us", tz="UTC")),
+        "score": pa.array([0.5], pa.float64())}), repo / "data" / "payments" / "a.parquet")
+    cli("-C", repo, "apply", check=True)
+    before = cli("-C", repo, "status")
+    assert "risk_live: never materialized nor pushed" in before.stdout, before.stdout
+
+    server = Server(granary_bin, repo)
+    try:
+        body = json.dumps({"push_source_name": "payments_push", "to": "online",
+                           "df": {"customer_id": [7, 8], "score": [1.0, 2.0],
+                                  "event_timestamp": [rfc3339(NOW)] * 2}})
+        conn = __import__("http.client").client.HTTPConnection("127.0.0.1", server.port,
+                                                                timeout=10)
+        conn.request("POST", "/push", body=body)
+        res = conn.getresponse()
+        assert res.status == 200, res.read()
+        res.read()
+        conn.close()
+    finally:
+        server.stop()  # writes the pushes not recorded yet
+
+    after = cli("-C", repo, "status", "--max-staleness", "1h")
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "risk_live: pushed, not materialized; last push " in after.stdout, after.stdout
+    assert "2 rows pushed" in after.stdout
+    risk = status_json(cli, repo)["risk_live"]
+    assert risk["push_view"] and risk["rows_pushed"] == 2 and risk["last_push_at"], risk
+    assert risk["staleness_seconds"] < 3600
+    stale = cli("-C", repo, "status", "--max-staleness", "1ms")
+    assert stale.returncode == 2 and "risk_live (last push " in stale.stderr, stale.stderr

@@ -204,6 +204,9 @@ class ViewStatus:
     consecutive_failures: int = 0
     newest_event: Optional[dt.datetime] = None
     data_age: Optional[dt.timedelta] = None
+    push_view: bool = False  # reads a push source; staleness counts the last push
+    last_push_at: Optional[dt.datetime] = None
+    rows_pushed: int = 0
 
     @property
     def success_rate(self) -> Optional[float]:
@@ -222,7 +225,9 @@ class ViewStatus:
             recent_runs=d["recent_runs"], recent_succeeded=d["recent_succeeded"],
             consecutive_failures=d["consecutive_failures"],
             newest_event=from_micros(d["newest_event"]),
-            data_age=None if d["data_age_micros"] is None else d["data_age_micros"] * _MICRO)
+            data_age=None if d["data_age_micros"] is None else d["data_age_micros"] * _MICRO,
+            push_view=d["push_view"], last_push_at=from_micros(d["last_push_at"]),
+            rows_pushed=d["rows_pushed"])
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,9 @@ nb::dict StatusDict(const ViewStatus& s) {
   d["consecutive_failures"] = s.consecutive_failures;
   d["newest_event"] = Micros(s.newest_event);
   d["data_age_micros"] = s.data_age ? nb::object(nb::int_(s.data_age->micros)) : nb::none();
+  d["push_view"] = s.push_view;
+  d["last_push_at"] = s.push ? nb::object(nb::int_(s.push->last_push_at.micros)) : nb::none();
+  d["rows_pushed"] = s.push ? s.push->rows : 0;
   return d;
 }
 
@@ -186,6 +189,9 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
           PushContext context;
           context.definitions = applied.definitions.get();
           context.repo_root = self.config().root;
+          // Recorded for `granary status` (written when the call returns).
+          PushLog log(self.config().RegistryPath(), &SystemClock::Default());
+          context.log = &log;
           FeatureStoreCore::Online online;
           ViewLayouts layouts;
           if (target == PushTarget::kOffline) {

@@ -114,7 +114,14 @@ std::string StaleReason(const ViewStatus& s, const ViewDataCheck* check, Duratio
   if (s.layout_changed) {
     return fmt::format("{} (its schema changed since the last run; materialize it again)", s.view);
   }
-  if (!s.watermark) return fmt::format("{} (never materialized)", s.view);
+  if (!s.watermark && s.push) {
+    return fmt::format("{} (last push {}, {} old > {})", s.view,
+                       FormatTimestamp(s.push->last_push_at), HumanAge(*s.staleness),
+                       FormatDuration(max_staleness));
+  }
+  if (!s.watermark) {
+    return fmt::format("{} (never materialized{})", s.view, s.push_view ? " nor pushed" : "");
+  }
   return fmt::format("{} (watermark {}, {} old > {})", s.view, FormatTimestamp(*s.watermark),
                      HumanAge(*s.staleness), FormatDuration(max_staleness));
 }
@@ -256,6 +263,16 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
       } else {
         w.Null();
       }
+      w.Key("push_view");
+      w.Bool(s.push_view);
+      w.Key("last_push_at");
+      if (s.push) {
+        w.String(FormatTimestamp(s.push->last_push_at).c_str());
+      } else {
+        w.Null();
+      }
+      w.Key("rows_pushed");
+      w.Int64(s.push ? s.push->rows : 0);
       w.Key("schema_changed");
       w.Bool(s.layout_changed);
       w.Key("running");
@@ -317,8 +334,15 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
         head += fmt::format(
             "schema or online store changed since the watermark {}: stale until the next run",
             FormatTimestamp(*s.stale_watermark));
+      } else if (s.push) {
+        head += "pushed, not materialized";
       } else {
-        head += "never materialized";
+        head += s.push_view ? "never materialized nor pushed" : "never materialized";
+      }
+      if (s.push) {
+        head += fmt::format("; last push {} ({} ago), {} rows pushed",
+                            FormatTimestamp(s.push->last_push_at),
+                            HumanAge(now - s.push->last_push_at), s.push->rows);
       }
       if (s.recent_runs > 0) {
         head +=

@@ -77,13 +77,29 @@ Result<std::vector<ViewStatus>> CollectOnlineViewStatus(RegistryStore& registry,
   const OnlineStoreConfig& store = config.online_store;
   GRANARY_ASSIGN_OR_RAISE(ViewLayouts layouts, MakeViewLayouts(defs, store.key_ttl));
   std::vector<std::string> views, tags;
+  std::vector<bool> pushed;
   for (const FeatureView& v : defs.feature_views) {
     if (!v.online) continue;
     views.push_back(v.name);
     tags.push_back(LayoutTag(*layouts.at(v.name), store));
+    const DataSource* source = defs.FindDataSource(v.source);
+    pushed.push_back(source != nullptr && source->is_push());
   }
   GRANARY_ASSIGN_OR_RAISE(auto holder, RepositoryLock::CurrentHolder(config.RegistryPath()));
-  return CollectViewStatus(registry, views, tags, holder, now, recent);
+  GRANARY_ASSIGN_OR_RAISE(auto out, CollectViewStatus(registry, views, tags, holder, now, recent));
+  GRANARY_ASSIGN_OR_RAISE(auto pushes, registry.Pushes());
+  for (size_t v = 0; v < out.size(); ++v) {
+    ViewStatus& s = out[v];
+    s.push_view = pushed[v];
+    if (!s.push_view) continue;
+    if (auto it = pushes.find(s.view); it != pushes.end()) {
+      s.push = it->second;
+      if (!s.watermark || *s.watermark < s.push->last_push_at) {
+        s.staleness = now - s.push->last_push_at;
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace granary

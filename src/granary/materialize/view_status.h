@@ -32,6 +32,11 @@ struct ViewStatus {
   std::optional<Duration> data_age;
   // The watermark's run wrote an online marker, so the store can be checked against it.
   bool online_marker = false;
+  // The view reads a push source: rows also arrive by push (the feature server's POST /push),
+  // recorded in `push` once pushed. Its staleness is then now minus the later of the watermark and
+  // the last push.
+  bool push_view = false;
+  std::optional<PushRecord> push;
   // The newest run. A run still marked running whose process no longer holds the repository lock
   // (a crash, kill -9) is shown as failed, as the next run will record it.
   std::optional<MaterializationRun> last_run;

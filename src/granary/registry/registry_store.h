@@ -96,6 +96,13 @@ struct WatermarkState {
   bool online_marker = false;
 };
 
+// The pushes of one view (rows written online by the feature server's POST /push or the SDK's
+// push): a push view may have no watermark, so status shows its last push.
+struct PushRecord {
+  Timestamp last_push_at;
+  int64_t rows = 0;  // rows pushed online since pushes were first recorded
+};
+
 // Thread-compatible: one instance per thread; processes may share the underlying store.
 class RegistryStore {
  public:
@@ -131,6 +138,12 @@ class RegistryStore {
   virtual Status FinishRun(int64_t id, const RunOutcome& outcome) = 0;
   // The newest runs first, of one view or (view empty) of all, at most `limit`.
   virtual Result<std::vector<MaterializationRun>> Runs(const std::string& view, int limit) = 0;
+
+  // Adds `rows` rows pushed online to `view`, the last at `at` (writers batch their pushes:
+  // serving/push_log.h).
+  virtual Status RecordPush(const std::string& view, Timestamp at, int64_t rows) = 0;
+  // view -> its pushes, for the views pushed to.
+  virtual Result<std::map<std::string, PushRecord>> Pushes() = 0;
 };
 
 enum class OpenMode { kOpenExisting, kCreateIfMissing };

@@ -240,6 +240,19 @@ TEST_F(RegistryStoreTest, TheNewestEventTimeOnlyMovesForwardUnderOneLayout) {
   EXPECT_EQ(runs[0].note, "a note");
 }
 
+TEST_F(RegistryStoreTest, PushesAreAddedUpPerView) {
+  auto store = OpenSqliteRegistry(dir_ / "registry.db", OpenMode::kCreateIfMissing).ValueOrDie();
+  EXPECT_TRUE(store->Pushes().ValueOrDie().empty());
+  ASSERT_TRUE(store->RecordPush("risk", Timestamp::FromSeconds(100), 3).ok());
+  ASSERT_TRUE(store->RecordPush("risk", Timestamp::FromSeconds(90), 2).ok());  // late batch
+  ASSERT_TRUE(store->RecordPush("bays", Timestamp::FromSeconds(50), 1).ok());
+  auto pushes = store->Pushes().ValueOrDie();
+  ASSERT_EQ(pushes.size(), 2u);
+  EXPECT_EQ(pushes.at("risk").last_push_at, Timestamp::FromSeconds(100));
+  EXPECT_EQ(pushes.at("risk").rows, 5);
+  EXPECT_EQ(pushes.at("bays").rows, 1);
+}
+
 TEST_F(RegistryStoreTest, AVersionOneRegistryIsMigratedOnOpen) {
   const auto path = dir_ / "registry.db";
   {

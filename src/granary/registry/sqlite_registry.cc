@@ -53,13 +53,18 @@ ALTER TABLE watermarks ADD COLUMN layout TEXT NOT NULL DEFAULT '';
 )sql";
 
 // Version 4: run liveness by the repository lock's token, why a run read what it read, the
-// newest event time written online, and whether a watermark's run left an online marker.
+// newest event time written online, whether a watermark's run left an online marker, and pushes.
 constexpr const char* kSchemaV4 = R"sql(
 ALTER TABLE materialization_runs ADD COLUMN lock_token TEXT NOT NULL DEFAULT '';
 ALTER TABLE materialization_runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
 ALTER TABLE materialization_runs ADD COLUMN newest_event INTEGER;  -- NULL: no row written
 ALTER TABLE watermarks ADD COLUMN newest_event INTEGER;
 ALTER TABLE watermarks ADD COLUMN online_marker INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS view_pushes (
+  view          TEXT    PRIMARY KEY,
+  last_push_at  INTEGER NOT NULL,   -- microseconds since the epoch, UTC
+  rows          INTEGER NOT NULL
+);
 )sql";
 
 // Owns a prepared statement.
@@ -240,6 +245,34 @@ class SqliteRegistry final : public RegistryStore {
     }
     GRANARY_RETURN_NOT_OK(Exec("COMMIT"));
     return id;
+  }
+
+  Status RecordPush(const std::string& view, Timestamp at, int64_t rows) override {
+    Statement s(db_,
+                "INSERT INTO view_pushes (view, last_push_at, rows) VALUES (?1, ?2, ?3) "
+                "ON CONFLICT (view) DO UPDATE SET last_push_at = MAX(last_push_at, ?2), "
+                "rows = rows + ?3");
+    bool ok = s.prepared() &&
+              sqlite3_bind_text(s.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+              sqlite3_bind_int64(s.get(), 2, at.micros) == SQLITE_OK &&
+              sqlite3_bind_int64(s.get(), 3, rows) == SQLITE_OK &&
+              sqlite3_step(s.get()) == SQLITE_DONE;
+    if (!ok) return Error("record a push");
+    return Status::OK();
+  }
+
+  Result<std::map<std::string, PushRecord>> Pushes() override {
+    Statement s(db_, "SELECT view, last_push_at, rows FROM view_pushes");
+    if (!s.prepared()) return Error("read pushes");
+    std::map<std::string, PushRecord> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      PushRecord& record = out[Column(s.get(), 0)];
+      record.last_push_at = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 1));
+      record.rows = sqlite3_column_int64(s.get(), 2);
+    }
+    if (rc != SQLITE_DONE) return Error("read pushes");
+    return out;
   }
 
   Status FinishRun(int64_t id, const RunOutcome& outcome) override {
