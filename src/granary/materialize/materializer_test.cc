@@ -9,8 +9,8 @@
 #include "granary/materialize/interval.h"
 #include "granary/materialize/online_check.h"
 #include "granary/materialize/repository_lock.h"
-#include "granary/materialize/test_repo.h"
 #include "granary/materialize/view_status.h"
+#include "granary/testing/materialize_repository.h"
 
 namespace granary {
 namespace {
