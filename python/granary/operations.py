@@ -175,20 +175,23 @@ class MaterializationRun:
     error: str
     pid: int
     host: str
+    note: str = ""  # why it read what it read (e.g. a reload of lost online data)
+    newest_event: Optional[dt.datetime] = None  # the newest event time among the rows chosen
 
     @classmethod
     def _from_native(cls, d: Optional[Dict[str, Any]]) -> Optional["MaterializationRun"]:
         if d is None:
             return None
-        times = ("interval_start", "interval_end", "started_at", "finished_at")
+        times = ("interval_start", "interval_end", "started_at", "finished_at", "newest_event")
         return cls(**{k: (from_micros(v) if k in times else v) for k, v in d.items()})
 
 
 @dataclass(frozen=True)
 class ViewStatus:
     """An online view's materialization state (`granary status`): watermark, staleness (None:
-    never materialized under the current schema, i.e. infinitely stale), last run, success rate
-    over the recent runs."""
+    never materialized under the current schema, i.e. infinitely stale), the newest event time
+    materialized online and its age, last run, success rate over the recent runs and the failed
+    runs in a row."""
     view: str
     watermark: Optional[dt.datetime]
     staleness: Optional[dt.timedelta]
@@ -198,6 +201,12 @@ class ViewStatus:
     last_success: Optional[MaterializationRun]
     recent_runs: int
     recent_succeeded: int
+    consecutive_failures: int = 0
+    newest_event: Optional[dt.datetime] = None
+    data_age: Optional[dt.timedelta] = None
+    push_view: bool = False  # reads a push source; staleness counts the last push
+    last_push_at: Optional[dt.datetime] = None
+    rows_pushed: int = 0
 
     @property
     def success_rate(self) -> Optional[float]:
@@ -213,7 +222,12 @@ class ViewStatus:
             schema_changed=d["schema_changed"], running=d["running"],
             last_run=MaterializationRun._from_native(d["last_run"]),
             last_success=MaterializationRun._from_native(d["last_success"]),
-            recent_runs=d["recent_runs"], recent_succeeded=d["recent_succeeded"])
+            recent_runs=d["recent_runs"], recent_succeeded=d["recent_succeeded"],
+            consecutive_failures=d["consecutive_failures"],
+            newest_event=from_micros(d["newest_event"]),
+            data_age=None if d["data_age_micros"] is None else d["data_age_micros"] * _MICRO,
+            push_view=d["push_view"], last_push_at=from_micros(d["last_push_at"]),
+            rows_pushed=d["rows_pushed"])
 
 
 @dataclass(frozen=True)
@@ -234,6 +248,11 @@ class StoreStatus:
         return [v.view for v in self.views
                 if v.staleness is None or v.staleness > max_staleness]
 
+    def failing(self, max_failures: int) -> List[str]:
+        """The views whose newest runs failed more than max_failures times in a row, as `granary
+        status --max-failures` names them."""
+        return [v.view for v in self.views if v.consecutive_failures > max_failures]
+
     def to_df(self):
         """One row per view (pandas), with the last run's status, time and error."""
         import pandas as pd
@@ -247,5 +266,7 @@ class StoreStatus:
                 "last_run_finished_at": run.finished_at if run else None,
                 "last_run_error": run.error if run else None,
                 "recent_runs": v.recent_runs, "recent_succeeded": v.recent_succeeded,
-                "success_rate": v.success_rate})
+                "success_rate": v.success_rate,
+                "consecutive_failures": v.consecutive_failures,
+                "newest_event": v.newest_event, "data_age": v.data_age})
         return pd.DataFrame(rows)

@@ -70,6 +70,8 @@ nb::dict RunDict(const MaterializationRun& run) {
   d["error"] = run.error;
   d["pid"] = run.pid;
   d["host"] = run.host;
+  d["note"] = run.note;
+  d["newest_event"] = Micros(run.newest_event);
   return d;
 }
 
@@ -85,6 +87,12 @@ nb::dict StatusDict(const ViewStatus& s) {
   d["last_success"] = s.last_success ? nb::object(RunDict(*s.last_success)) : nb::none();
   d["recent_runs"] = s.recent_runs;
   d["recent_succeeded"] = s.recent_succeeded;
+  d["consecutive_failures"] = s.consecutive_failures;
+  d["newest_event"] = Micros(s.newest_event);
+  d["data_age_micros"] = s.data_age ? nb::object(nb::int_(s.data_age->micros)) : nb::none();
+  d["push_view"] = s.push_view;
+  d["last_push_at"] = s.push ? nb::object(nb::int_(s.push->last_push_at.micros)) : nb::none();
+  d["rows_pushed"] = s.push ? s.push->rows : 0;
   return d;
 }
 
@@ -96,8 +104,8 @@ Result<std::pair<Timestamp, std::vector<ViewStatus>>> CollectStatus(const RepoCo
   GRANARY_ASSIGN_OR_RAISE(auto registry,
                           OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting));
   const Timestamp now = SystemClock::Default().Now();
-  GRANARY_ASSIGN_OR_RAISE(
-      auto statuses, CollectOnlineViewStatus(*registry, defs, config.online_store, now, recent));
+  GRANARY_ASSIGN_OR_RAISE(auto statuses,
+                          CollectOnlineViewStatus(*registry, defs, config, now, recent));
   return std::make_pair(now, std::move(statuses));
 }
 
@@ -181,6 +189,9 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
           PushContext context;
           context.definitions = applied.definitions.get();
           context.repo_root = self.config().root;
+          // Recorded for `granary status` (written when the call returns).
+          PushLog log(self.config().RegistryPath(), &SystemClock::Default());
+          context.log = &log;
           FeatureStoreCore::Online online;
           ViewLayouts layouts;
           if (target == PushTarget::kOffline) {

@@ -63,6 +63,7 @@ std::string DescribeView(const ViewMaterialization& v) {
       fmt::format("{}: {} .. {}", v.view, FormatIntervalStart(v.start), FormatTimestamp(v.end));
   if (v.started_over)
     line += " (the schema or the online store changed since the watermark: started over)";
+  if (!v.reload_reason.empty()) line += fmt::format(" (reloaded: {})", v.reload_reason);
   const auto& s = v.scan;
   line += fmt::format(
       ": {} rows read ({} of {} files and {} of {} row groups pruned), {} entities: {} written, "

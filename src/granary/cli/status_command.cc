@@ -1,15 +1,18 @@
-// status: per online view, its watermark, staleness, last run and success rate; with
-// --max-staleness, exit 2 naming the stale views (for cron, a monitor or a readiness check).
+// status: per online view, its watermark, the age of its newest data online, last run and success
+// rate; with --max-staleness, exit 2 naming the stale views, with --max-failures, exit 3 naming
+// the views failing in a row (for cron, a monitor or a readiness check; docs/OPERATIONS.md).
 #include <fmt/format.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <chrono>
+#include <map>
 
 #include "granary/cli/cli.h"
 #include "granary/common/clock.h"
 #include "granary/common/progress.h"
 #include "granary/materialize/interval.h"
+#include "granary/materialize/online_check.h"
 #include "granary/materialize/view_status.h"
 #include "granary/online/view_layout.h"
 #include "granary/registry/registry_store.h"
@@ -17,19 +20,29 @@
 namespace granary::cli {
 namespace {
 
-// Exit code when views are stale: distinct from 1 (the command itself failed).
+// Exit codes when an alert fires: distinct from 1 (the command itself failed). Stale views win
+// when both fire; stderr names every view either way.
 constexpr int kStaleExitCode = 2;
+constexpr int kFailingExitCode = 3;
 
 struct StatusArgs {
   std::string max_staleness;
+  int max_failures = -1;  // -1: no alert
   bool json = false;
   int runs = 10;
 };
 
+// A duration with the precision it has: "35ms", "0.6s", "42s", "12m05s", "3h07m", "331d04h".
 std::string HumanAge(Duration d) {
   if (d.micros < 0) return "0s";
-  const auto seconds = std::chrono::seconds(d.micros / 1'000'000);
-  return Progress::HumanDuration(seconds);
+  const double seconds = static_cast<double>(d.micros) / 1e6;
+  if (seconds < 0.1) return fmt::format("{}ms", d.micros / 1000);
+  if (seconds < 10) return fmt::format("{:.1f}s", seconds);
+  const int64_t s = d.micros / 1'000'000;
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  if (s < 48 * 3600) return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+  return fmt::format("{}d{:02}h", s / 86400, (s % 86400) / 3600);
 }
 
 std::string RunLine(const MaterializationRun& run) {
@@ -43,6 +56,7 @@ std::string RunLine(const MaterializationRun& run) {
     line += fmt::format(", started {}", FormatTimestamp(run.started_at));
   }
   line += fmt::format(", {} rows read, {} entities written", run.rows_read, run.entities_written);
+  if (!run.note.empty()) line += fmt::format("; {}", run.note);
   return line;
 }
 
@@ -82,16 +96,43 @@ void WriteRun(rapidjson::Writer<rapidjson::StringBuffer>& w, const Materializati
   w.Int64(run.pid);
   w.Key("host");
   w.String(run.host.c_str());
+  w.Key("note");
+  w.String(run.note.c_str());
+  w.Key("newest_event");
+  if (run.newest_event) {
+    w.String(FormatTimestamp(*run.newest_event).c_str());
+  } else {
+    w.Null();
+  }
   w.EndObject();
 }
 
-std::string StaleReason(const ViewStatus& s, Duration max_staleness) {
+std::string StaleReason(const ViewStatus& s, const ViewDataCheck* check, Duration max_staleness) {
+  if (check != nullptr && check->state == ViewDataCheck::State::kLost) {
+    return fmt::format("{} ({}; materialize-incremental reloads it)", s.view, check->reason);
+  }
   if (s.layout_changed) {
     return fmt::format("{} (its schema changed since the last run; materialize it again)", s.view);
   }
-  if (!s.watermark) return fmt::format("{} (never materialized)", s.view);
+  if (!s.watermark && s.push) {
+    return fmt::format("{} (last push {}, {} old > {})", s.view,
+                       FormatTimestamp(s.push->last_push_at), HumanAge(*s.staleness),
+                       FormatDuration(max_staleness));
+  }
+  if (!s.watermark) {
+    return fmt::format("{} (never materialized{})", s.view, s.push_view ? " nor pushed" : "");
+  }
   return fmt::format("{} (watermark {}, {} old > {})", s.view, FormatTimestamp(*s.watermark),
                      HumanAge(*s.staleness), FormatDuration(max_staleness));
+}
+
+std::string FailingReason(const ViewStatus& s) {
+  std::string reason = fmt::format("{} ({} failed run{} in a row", s.view, s.consecutive_failures,
+                                   s.consecutive_failures == 1 ? "" : "s");
+  if (s.last_finished && !s.last_finished->error.empty()) {
+    reason += fmt::format(", the last: {}", s.last_finished->error);
+  }
+  return reason + ")";
 }
 
 Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
@@ -102,6 +143,10 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
     max_staleness = *d;
   }
   if (args.runs < 1) return Status::InvalidArgument("--runs must be at least 1");
+  if (args.max_failures < -1) {
+    return Status::InvalidArgument(
+        "--max-failures must be 0 or more (0: alert on any failed newest run)");
+  }
   GRANARY_ASSIGN_OR_RAISE(auto registry,
                           OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting));
   GRANARY_ASSIGN_OR_RAISE(auto latest, registry->Latest());
@@ -110,14 +155,50 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
         "registry {} holds no definitions yet: run 'granary apply' first", registry->Describe()));
   }
   const Timestamp now = SystemClock::Default().Now();
-  GRANARY_ASSIGN_OR_RAISE(
-      auto statuses,
-      CollectOnlineViewStatus(*registry, latest->definitions, config.online_store, now, args.runs));
-  std::vector<std::string> stale;
-  if (max_staleness) {
-    for (const ViewStatus& s : statuses) {
-      if (IsStale(s, *max_staleness)) stale.push_back(StaleReason(s, *max_staleness));
+  GRANARY_ASSIGN_OR_RAISE(auto statuses, CollectOnlineViewStatus(*registry, latest->definitions,
+                                                                 config, now, args.runs));
+  // What the online store still holds (online_check.h). A store that cannot be opened here (the
+  // embedded store held by a server, Redis down) leaves the views unchecked, saying why.
+  std::map<std::string, ViewDataCheck> checks;
+  std::string store_note;
+  {
+    OnlineStoreOptions store_options;
+    store_options.connect_timeout = Duration::Seconds(1);
+    auto store = OpenOnlineStore(config, store_options);
+    if (!store.ok()) {
+      store_note =
+          store.status().code() == StatusCode::kUnavailable && config.online_store.type == "rocksdb"
+              ? "the embedded store is open in another process (a server: its /health "
+                "checks it)"
+              : store.status().message();
+    } else {
+      GRANARY_ASSIGN_OR_RAISE(auto found,
+                              CheckOnlineData(*registry, latest->definitions, config, **store));
+      for (ViewDataCheck& c : found) checks[c.view] = std::move(c);
     }
+  }
+  auto check_of = [&](const ViewStatus& s) -> const ViewDataCheck* {
+    auto it = checks.find(s.view);
+    return it == checks.end() ? nullptr : &it->second;
+  };
+  auto is_lost = [&](const ViewStatus& s) {
+    const ViewDataCheck* c = check_of(s);
+    return c != nullptr && c->state == ViewDataCheck::State::kLost;
+  };
+  // A view whose online data is lost is as stale as one never materialized.
+  auto is_stale = [&](const ViewStatus& s) {
+    return max_staleness && (IsStale(s, *max_staleness) || is_lost(s));
+  };
+  std::vector<std::string> stale;
+  for (const ViewStatus& s : statuses) {
+    if (is_stale(s)) stale.push_back(StaleReason(s, check_of(s), *max_staleness));
+  }
+  std::vector<std::string> failing;
+  auto is_failing = [&](const ViewStatus& s) {
+    return args.max_failures >= 0 && IsFailing(s, args.max_failures);
+  };
+  for (const ViewStatus& s : statuses) {
+    if (is_failing(s)) failing.push_back(FailingReason(s));
   }
 
   if (args.json) {
@@ -137,7 +218,19 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
     w.Key("stale");
     w.StartArray();
     for (const ViewStatus& s : statuses) {
-      if (max_staleness && IsStale(s, *max_staleness)) w.String(s.view.c_str());
+      if (is_stale(s)) w.String(s.view.c_str());
+    }
+    w.EndArray();
+    w.Key("max_failures");
+    if (args.max_failures >= 0) {
+      w.Int(args.max_failures);
+    } else {
+      w.Null();
+    }
+    w.Key("failing");
+    w.StartArray();
+    for (const ViewStatus& s : statuses) {
+      if (is_failing(s)) w.String(s.view.c_str());
     }
     w.EndArray();
     w.Key("views");
@@ -158,6 +251,28 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
       } else {
         w.Null();
       }
+      w.Key("newest_event");
+      if (s.newest_event) {
+        w.String(FormatTimestamp(*s.newest_event).c_str());
+      } else {
+        w.Null();
+      }
+      w.Key("data_age_seconds");
+      if (s.data_age) {
+        w.Double(static_cast<double>(s.data_age->micros) / 1e6);
+      } else {
+        w.Null();
+      }
+      w.Key("push_view");
+      w.Bool(s.push_view);
+      w.Key("last_push_at");
+      if (s.push) {
+        w.String(FormatTimestamp(s.push->last_push_at).c_str());
+      } else {
+        w.Null();
+      }
+      w.Key("rows_pushed");
+      w.Int64(s.push ? s.push->rows : 0);
       w.Key("schema_changed");
       w.Bool(s.layout_changed);
       w.Key("running");
@@ -178,6 +293,24 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
       w.Int(s.recent_runs);
       w.Key("recent_succeeded");
       w.Int(s.recent_succeeded);
+      w.Key("consecutive_failures");
+      w.Int(s.consecutive_failures);
+      w.Key("online_data");
+      w.StartObject();
+      const ViewDataCheck* check = check_of(s);
+      w.Key("state");
+      w.String(
+          std::string(ViewDataStateName(check ? check->state : ViewDataCheck::State::kNotChecked))
+              .c_str());
+      w.Key("reason");
+      w.String(check ? check->reason.c_str() : store_note.c_str());
+      w.Key("lost_shards");
+      w.StartArray();
+      if (check) {
+        for (const std::string& shard : check->lost_shards) w.String(shard.c_str());
+      }
+      w.EndArray();
+      w.EndObject();
       w.EndObject();
     }
     w.EndArray();
@@ -191,19 +324,39 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
       if (s.watermark) {
         head += fmt::format("watermark {} ({} ago)", FormatTimestamp(*s.watermark),
                             HumanAge(*s.staleness));
+        if (s.newest_event) {
+          head += fmt::format(", newest data {} ({} old)", FormatTimestamp(*s.newest_event),
+                              HumanAge(*s.data_age));
+        } else {
+          head += ", age of the newest data unknown (kept from the next run that writes rows)";
+        }
       } else if (s.layout_changed) {
         head += fmt::format(
             "schema or online store changed since the watermark {}: stale until the next run",
             FormatTimestamp(*s.stale_watermark));
+      } else if (s.push) {
+        head += "pushed, not materialized";
       } else {
-        head += "never materialized";
+        head += s.push_view ? "never materialized nor pushed" : "never materialized";
+      }
+      if (s.push) {
+        head += fmt::format("; last push {} ({} ago), {} rows pushed",
+                            FormatTimestamp(s.push->last_push_at),
+                            HumanAge(now - s.push->last_push_at), s.push->rows);
       }
       if (s.recent_runs > 0) {
         head +=
             fmt::format("; {} of the last {} runs succeeded", s.recent_succeeded, s.recent_runs);
       }
+      if (s.consecutive_failures > 0) {
+        head += fmt::format("; {} failed in a row", s.consecutive_failures);
+      }
       if (s.running) head += "; running now";
       fmt::print("{}\n", head);
+      if (is_lost(s)) {
+        fmt::print("  ONLINE DATA LOST: {}; the next materialize-incremental reloads it\n",
+                   check_of(s)->reason);
+      }
       if (s.last_run) {
         fmt::print("  last run {}\n", RunLine(*s.last_run));
         if (s.last_run->status == RunStatus::kFailed) {
@@ -216,10 +369,18 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
       }
     }
   }
+  if (!args.json && !store_note.empty()) {
+    fmt::print("online data not checked: {}\n", store_note);
+  }
   if (!stale.empty()) {
     fmt::print(stderr, "stale (older than {}): {}\n", FormatDuration(*max_staleness),
                fmt::join(stale, "; "));
     ctx.exit_code = kStaleExitCode;
+  }
+  if (!failing.empty()) {
+    fmt::print(stderr, "failing (more than {} failed run{} in a row): {}\n", args.max_failures,
+               args.max_failures == 1 ? "" : "s", fmt::join(failing, "; "));
+    if (ctx.exit_code == 0) ctx.exit_code = kFailingExitCode;
   }
   return Status::OK();
 }
@@ -232,6 +393,9 @@ void RegisterStatusCommand(CLI::App& app, Context& ctx) {
       "status", "Show each online view's watermark, staleness, last run and success rate");
   cmd->add_option("--max-staleness", args->max_staleness,
                   "Exit with code 2, naming them, when views are older than this (e.g. 26h)");
+  cmd->add_option("--max-failures", args->max_failures,
+                  "Exit with code 3, naming them, when views' newest runs failed more than this "
+                  "many times in a row (0: any failed newest run)");
   cmd->add_flag("--json", args->json, "Print JSON for machines");
   cmd->add_option("--runs", args->runs, "How many recent runs the success rate covers")
       ->capture_default_str();

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "granary/materialize/interval.h"
+#include "granary/materialize/online_check.h"
 #include "granary/materialize/view_status.h"
 #include "granary/online/view_layout.h"
 
@@ -44,9 +45,9 @@ void RecordRunMetrics(MetricsRegistry& metrics, const std::string& view, RunStat
 }
 
 std::unique_ptr<MaterializationStateMetrics> MaterializationStateMetrics::Register(
-    MetricsRegistry* metrics, RepoConfig config, const Clock* clock) {
+    MetricsRegistry* metrics, RepoConfig config, const Clock* clock, OnlineStore* store) {
   std::unique_ptr<MaterializationStateMetrics> out(
-      new MaterializationStateMetrics(metrics, std::move(config), clock));
+      new MaterializationStateMetrics(metrics, std::move(config), clock, store));
   MaterializationStateMetrics* self = out.get();
   out->collector_id_ = metrics->AddCollector([self](MetricWriter& w) { self->Collect(w); });
   return out;
@@ -65,9 +66,8 @@ void MaterializationStateMetrics::Collect(MetricWriter& out) {
     }
     GRANARY_ASSIGN_OR_RAISE(auto latest, registry_->Latest());
     if (!latest) return Status::OK();
-    GRANARY_ASSIGN_OR_RAISE(auto statuses,
-                            CollectOnlineViewStatus(*registry_, latest->definitions,
-                                                    config_.online_store, clock_->Now(), 1));
+    GRANARY_ASSIGN_OR_RAISE(auto statuses, CollectOnlineViewStatus(*registry_, latest->definitions,
+                                                                   config_, clock_->Now(), 1));
     for (const ViewStatus& s : statuses) {
       const MetricLabels labels = {{"view", s.view}};
       if (s.watermark) {
@@ -92,6 +92,28 @@ void MaterializationStateMetrics::Collect(MetricWriter& out) {
       }
       out.Gauge("granary_materialize_running", "1 while a run of the view is in progress", labels,
                 s.running ? 1 : 0);
+      out.Gauge("granary_materialize_consecutive_failures",
+                "The newest finished runs of the view that failed in a row (attempts that failed "
+                "before starting included)",
+                labels, s.consecutive_failures);
+    }
+    if (store_ != nullptr) {
+      GRANARY_ASSIGN_OR_RAISE(auto checks,
+                              CheckOnlineData(*registry_, latest->definitions, config_, *store_));
+      bool readable = true;
+      for (const ViewDataCheck& c : checks) {
+        if (c.state == ViewDataCheck::State::kNotChecked) {
+          readable = readable && !c.markers_unreadable;
+          continue;
+        }
+        out.Gauge("granary_online_data_lost",
+                  "1 when the online store lost data the view's watermark promises (a shard "
+                  "without its marker), else 0",
+                  {{"view", c.view}}, c.state == ViewDataCheck::State::kLost ? 1 : 0);
+      }
+      out.Gauge("granary_online_markers_up",
+                "1 when the online store's view markers could be read, else 0", {},
+                readable ? 1 : 0);
     }
     return Status::OK();
   };

@@ -16,7 +16,12 @@
 //   granary_materialize_last_success_timestamp_seconds{view}
 //   granary_materialize_last_run_succeeded{view}       1 or 0 (a run cut off by a crash is 0)
 //   granary_materialize_running{view}                  1 while a run is in progress
+//   granary_materialize_consecutive_failures{view}     newest finished runs failed in a row
 //   granary_materialize_state_up                       0 when the registry could not be read
+// With the online store given (a feature server's), also its view markers (online_check.h):
+//   granary_online_data_lost{view}                     1 when the view's online data is lost
+//                                                      (some shard lost its marker), else 0
+//   granary_online_markers_up                          0 when the markers could not be read
 #pragma once
 
 #include <memory>
@@ -25,6 +30,7 @@
 
 #include "granary/common/clock.h"
 #include "granary/common/metrics.h"
+#include "granary/online/online_store.h"
 #include "granary/registry/registry_store.h"
 #include "granary/registry/repo_config.h"
 
@@ -38,22 +44,26 @@ void RecordRunMetrics(MetricsRegistry& metrics, const std::string& view, RunStat
 // A collector of the per-view state; removed from the registry when destroyed. Thread-safe.
 class MaterializationStateMetrics {
  public:
-  // `metrics` and `clock` must outlive the returned object.
+  // `metrics`, `clock` and `store` (may be null: no online data metrics) must outlive the
+  // returned object.
   static std::unique_ptr<MaterializationStateMetrics> Register(MetricsRegistry* metrics,
                                                                RepoConfig config,
-                                                               const Clock* clock);
+                                                               const Clock* clock,
+                                                               OnlineStore* store = nullptr);
   ~MaterializationStateMetrics();
   MaterializationStateMetrics(const MaterializationStateMetrics&) = delete;
   MaterializationStateMetrics& operator=(const MaterializationStateMetrics&) = delete;
 
  private:
-  MaterializationStateMetrics(MetricsRegistry* metrics, RepoConfig config, const Clock* clock)
-      : metrics_(metrics), config_(std::move(config)), clock_(clock) {}
+  MaterializationStateMetrics(MetricsRegistry* metrics, RepoConfig config, const Clock* clock,
+                              OnlineStore* store)
+      : metrics_(metrics), config_(std::move(config)), clock_(clock), store_(store) {}
   void Collect(MetricWriter& out);
 
   MetricsRegistry* metrics_;
   RepoConfig config_;
   const Clock* clock_;
+  OnlineStore* store_;
   int collector_id_ = 0;
   std::mutex mu_;                            // one scrape at a time
   std::unique_ptr<RegistryStore> registry_;  // guarded by mu_; opened on first use

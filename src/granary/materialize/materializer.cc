@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 
 #include "granary/common/strings.h"
 #include "granary/materialize/gather_writer.h"
 #include "granary/materialize/interval.h"
 #include "granary/materialize/latest_rows.h"
 #include "granary/materialize/materialize_metrics.h"
+#include "granary/materialize/online_check.h"
 #include "granary/materialize/repository_lock.h"
 #include "granary/online/view_layout.h"
 #include "granary/registry/registry_store.h"
@@ -78,6 +80,40 @@ struct RunContext {
   RegistryStore& registry;
   OnlineStore& store;
   const std::atomic<bool>* cancelled;
+  const std::string& lock_token;  // recorded with each run (its liveness)
+};
+
+// Records a running run's counts in the registry as the writers go, so that a run cut off
+// (kill -9) keeps what it wrote: at the first batch, then at most once a second. Thread-safe:
+// writer threads call Add; the registry is used by one of them at a time (the main thread waits
+// in GatherAndWrite meanwhile).
+class RunProgressRecorder {
+ public:
+  RunProgressRecorder(RegistryStore& registry, int64_t run_id, int64_t rows_read)
+      : registry_(registry), run_id_(run_id), rows_read_(rows_read) {}
+
+  void Add(const WriteStats& batch) {
+    written_.fetch_add(batch.written);
+    skipped_.fetch_add(batch.skipped_older);
+    std::unique_lock lock(mu_, std::try_to_lock);
+    if (!lock.owns_lock()) return;  // another writer is recording
+    const auto now = std::chrono::steady_clock::now();
+    if (recorded_once_ && now - last_ < std::chrono::seconds(1)) return;
+    recorded_once_ = true;
+    last_ = now;
+    // Best effort: a registry busy for a moment costs a progress record, not the run.
+    (void)registry_.UpdateRunProgress(run_id_, rows_read_, written_.load(), skipped_.load());
+  }
+
+ private:
+  RegistryStore& registry_;
+  const int64_t run_id_;
+  const int64_t rows_read_;
+  std::atomic<int64_t> written_{0};
+  std::atomic<int64_t> skipped_{0};
+  std::mutex mu_;
+  bool recorded_once_ = false;                  // guarded by mu_
+  std::chrono::steady_clock::time_point last_;  // guarded by mu_
 };
 
 // Pass one and pass two of one view; fills the counts of `out`.
@@ -112,6 +148,10 @@ Status MaterializeRows(const RunContext& ctx, const FeatureView& view, const Vie
   out->bytes_spilled = latest_stats.bytes_spilled;
   out->peak_state_bytes = latest_stats.peak_state_bytes;
   if (chosen.empty()) return Status::OK();
+  int64_t newest = chosen.front().event_ts;
+  for (const ChosenRow& row : chosen) newest = std::max(newest, row.event_ts);
+  out->newest_event = Timestamp::FromMicros(newest);
+  (void)ctx.registry.UpdateRunProgress(out->run_id, out->scan.rows_scanned, 0, 0);
 
   GatherWriteOptions write;
   const int cores = std::max(1u, std::thread::hardware_concurrency());
@@ -122,11 +162,11 @@ Status MaterializeRows(const RunContext& ctx, const FeatureView& view, const Vie
   write.scan_batch_rows = std::clamp<int64_t>(
       ctx.options.memory_budget_bytes / 4 / 12 / EstimatedRowBytes(layout), 1024, 64 * 1024);
   write.cancelled = ctx.cancelled;
-  if (ctx.options.after_write) {
-    write.after_write = [&ctx, &view](const WriteStats& s) {
-      ctx.options.after_write(view.name, s);
-    };
-  }
+  RunProgressRecorder recorder(ctx.registry, out->run_id, out->scan.rows_scanned);
+  write.after_write = [&ctx, &view, &recorder](const WriteStats& s) {
+    recorder.Add(s);
+    if (ctx.options.after_write) ctx.options.after_write(view.name, s);
+  };
   Progress progress(fmt::format("{}: write", view.name), out->entities, "entities",
                     ctx.options.progress);
   write.progress = &progress;
@@ -138,13 +178,20 @@ Status MaterializeRows(const RunContext& ctx, const FeatureView& view, const Vie
   return st;
 }
 
+// `reload_reason`: the online data this view's watermark promises is lost (online_check.h); the
+// run then ignores the watermark and reads the ttl window, as a first run does.
 ViewMaterialization MaterializeOneView(const RunContext& ctx, const FeatureView& view,
                                        const ViewLayout& layout,
-                                       const std::optional<WatermarkState>& state) {
+                                       std::optional<WatermarkState> state,
+                                       const std::string& reload_reason) {
   const auto began = std::chrono::steady_clock::now();
   ViewMaterialization out;
   out.view = view.name;
   const std::string tag = LayoutTag(layout, ctx.config.online_store);
+  // The watermark the view had before, under this layout (a reload keeps it as its floor).
+  std::optional<Timestamp> promised;
+  if (state && state->layout == tag) promised = state->watermark;
+  if (!reload_reason.empty()) state.reset();
   const ViewInterval plan = ctx.request.kind == MaterializeRequest::Kind::kIncremental
                                 ? PlanIncremental(state, tag, view.ttl, ctx.request.end)
                                 : PlanInterval(state, tag, ctx.request.start, ctx.request.end);
@@ -156,6 +203,8 @@ ViewMaterialization MaterializeOneView(const RunContext& ctx, const FeatureView&
   out.watermark_before = plan.watermark;
   out.watermark_after = plan.watermark;
   out.watermark_note = plan.watermark_note;
+  out.reload_reason = reload_reason;
+  if (!reload_reason.empty()) out.watermark_before = promised;
   if (plan.up_to_date) return out;
 
   MaterializationRun run;
@@ -166,6 +215,10 @@ ViewMaterialization MaterializeOneView(const RunContext& ctx, const FeatureView&
   run.started_at = ctx.options.clock->Now();
   run.pid = getpid();
   run.host = ThisHost();
+  run.lock_token = ctx.lock_token;
+  if (!reload_reason.empty()) {
+    run.note = fmt::format("reload over the ttl window: {}", reload_reason);
+  }
   auto run_id = ctx.registry.StartRun(run);
   if (!run_id.ok()) {
     out.status = run_id.status();
@@ -177,6 +230,19 @@ ViewMaterialization MaterializeOneView(const RunContext& ctx, const FeatureView&
   if (st.ok() && IsCancelled(ctx.cancelled)) {
     st = Status::Cancelled(fmt::format("feature view '{}': materialization cancelled", view.name));
   }
+  // The marker goes into the store before the watermark moves (online_check.h): it never
+  // promises less than the registry does.
+  bool wrote_marker = false;
+  if (st.ok() && plan.advances_watermark) {
+    ViewMarker marker;
+    marker.layout = tag;
+    // A reload promises only what it read: up to END, even when the lost watermark was later.
+    marker.watermark = promised && reload_reason.empty() ? std::max(*promised, plan.end) : plan.end;
+    marker.run_id = out.run_id;
+    st = ctx.store.PutViewMarker(view.name, marker)
+             .WithContext(fmt::format("feature view '{}': writing its online marker", view.name));
+    wrote_marker = st.ok();
+  }
   RunOutcome outcome;
   outcome.status = st.ok() ? RunStatus::kSucceeded : RunStatus::kFailed;
   outcome.finished_at = ctx.options.clock->Now();
@@ -184,8 +250,10 @@ ViewMaterialization MaterializeOneView(const RunContext& ctx, const FeatureView&
   outcome.entities_written = out.entities_written;
   outcome.entities_skipped = out.entities_skipped;
   outcome.error = st.ok() ? "" : st.message();
+  outcome.newest_event = out.newest_event;
   if (st.ok() && plan.advances_watermark) outcome.advance_watermark_to = plan.end;
   outcome.watermark_layout = tag;
+  outcome.wrote_online_marker = wrote_marker;
   Status recorded = ctx.registry.FinishRun(out.run_id, outcome);
   if (st.ok() && !recorded.ok()) st = recorded.WithContext("recording the run");
   out.status = st;
@@ -207,7 +275,8 @@ ViewMaterialization MaterializeOneView(const RunContext& ctx, const FeatureView&
 
 Result<MaterializeReport> RunLocked(const RepoConfig& config, const MaterializeRequest& request,
                                     const MaterializeOptions& options, OnlineStore* store,
-                                    const std::atomic<bool>* cancelled) {
+                                    const std::atomic<bool>* cancelled,
+                                    const std::string& lock_token) {
   const Timestamp now = options.clock->Now();
   if (request.end > now) {
     return Status::InvalidArgument(fmt::format(
@@ -245,7 +314,27 @@ Result<MaterializeReport> RunLocked(const RepoConfig& config, const MaterializeR
     store = owned.get();
   }
   GRANARY_ASSIGN_OR_RAISE(auto states, registry->WatermarkStates());
-  RunContext ctx{config, request, options, defs, *registry, *store, cancelled};
+  // Every incremental run first checks that the store still holds what the watermarks promise;
+  // a view whose data is lost is reloaded over its ttl window. Markers that cannot be read leave
+  // the views as they are: the writes that follow meet the same failure and say so.
+  std::map<std::string, std::string> lost;
+  if (request.kind == MaterializeRequest::Kind::kIncremental) {
+    std::vector<std::string> names, tags;
+    bool promised = false;
+    for (const FeatureView* view : views) {
+      names.push_back(view->name);
+      tags.push_back(LayoutTag(*layouts.at(view->name), config.online_store));
+      auto it = states.find(view->name);
+      promised = promised || (it != states.end() && it->second.online_marker);
+    }
+    if (promised) {
+      for (const ViewDataCheck& check :
+           CheckViewMarkers(names, tags, states, store->ReadViewMarkers())) {
+        if (check.state == ViewDataCheck::State::kLost) lost[check.view] = check.reason;
+      }
+    }
+  }
+  RunContext ctx{config, request, options, defs, *registry, *store, cancelled, lock_token};
   MaterializeReport report;
   for (const FeatureView* view : views) {
     if (IsCancelled(cancelled)) {
@@ -254,7 +343,9 @@ Result<MaterializeReport> RunLocked(const RepoConfig& config, const MaterializeR
     }
     std::optional<WatermarkState> state;
     if (auto it = states.find(view->name); it != states.end()) state = it->second;
-    ViewMaterialization done = MaterializeOneView(ctx, *view, *layouts.at(view->name), state);
+    auto reload = lost.find(view->name);
+    ViewMaterialization done = MaterializeOneView(ctx, *view, *layouts.at(view->name), state,
+                                                  reload == lost.end() ? "" : reload->second);
     if (!done.status.ok() && (report.status.ok() || done.status.code() == StatusCode::kCancelled)) {
       report.status = done.status;
     }
@@ -273,15 +364,77 @@ std::string Describe(const MaterializeRequest& request) {
                            FormatTimestamp(request.start), FormatTimestamp(request.end));
 }
 
+// Records `error`, which stopped an attempt before any view started, as a failed run of each view
+// it would have run, so that status, the metrics and the success rate count it. When those views
+// cannot be known (no registry, no definitions, a bad --views), there is nothing to record it
+// against and only the caller sees it, as for a bad request (InvalidArgument). `lock_token`: the
+// lock held (empty when refused).
+void RecordFailedAttempt(const RepoConfig& config, const MaterializeRequest& request,
+                         const MaterializeOptions& options, const Status& error,
+                         const std::string& lock_token) {
+  // Stopped by its caller, or a request refused as written (a bad END or START, which the
+  // caller sees and must fix): not an attempt that failed.
+  if (error.code() == StatusCode::kCancelled || error.code() == StatusCode::kInvalidArgument) {
+    return;
+  }
+  auto registry = OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting);
+  if (!registry.ok()) return;
+  auto latest = (*registry)->Latest();
+  if (!latest.ok() || !*latest) return;
+  auto views = SelectViews((*latest)->definitions, request.views);
+  if (!views.ok()) return;
+  auto states = (*registry)->WatermarkStates();
+  const Timestamp now = options.clock->Now();
+  for (const FeatureView* view : *views) {
+    MaterializationRun run;
+    run.view = view->name;
+    run.interval_start =
+        request.kind == MaterializeRequest::Kind::kInterval ? request.start : kUnboundedStart;
+    if (request.kind == MaterializeRequest::Kind::kIncremental && states.ok()) {
+      if (auto it = states->find(view->name); it != states->end()) {
+        run.interval_start = it->second.watermark;
+      }
+    }
+    run.interval_end = request.end;
+    run.trigger = request.trigger;
+    run.started_at = now;
+    run.finished_at = now;
+    run.status = RunStatus::kFailed;
+    run.error = error.message();
+    run.pid = getpid();
+    run.host = ThisHost();
+    run.lock_token = lock_token;
+    // Best effort: the registry itself may be what failed.
+    if (!(*registry)->RecordFailedRun(run).ok()) return;
+    if (options.metrics != nullptr) {
+      RecordRunMetrics(*options.metrics, view->name, RunStatus::kFailed, 0, 0, 0, 0);
+    }
+  }
+}
+
+// Takes the lock and runs; an attempt that fails before any view starts is recorded.
+Result<MaterializeReport> LockAndRun(const RepoConfig& config, const MaterializeRequest& request,
+                                     const MaterializeOptions& options, OnlineStore* store,
+                                     const std::atomic<bool>* cancelled) {
+  auto lock =
+      RepositoryLock::Acquire(config.RegistryPath(), Describe(request), options.clock->Now());
+  if (!lock.ok()) {
+    RecordFailedAttempt(config, request, options, lock.status(), "");
+    return lock.status();
+  }
+  auto report = RunLocked(config, request, options, store, cancelled, (*lock)->token());
+  if (!report.ok()) {
+    RecordFailedAttempt(config, request, options, report.status(), (*lock)->token());
+  }
+  return report;
+}
+
 }  // namespace
 
 Result<MaterializeReport> Materialize(const RepoConfig& config, const MaterializeRequest& request,
                                       const MaterializeOptions& options, OnlineStore* store,
                                       const std::atomic<bool>* cancelled) {
-  GRANARY_ASSIGN_OR_RAISE(
-      auto lock,
-      RepositoryLock::Acquire(config.RegistryPath(), Describe(request), options.clock->Now()));
-  return RunLocked(config, request, options, store, cancelled);
+  return LockAndRun(config, request, options, store, cancelled);
 }
 
 Result<std::unique_ptr<MaterializationJob>> MaterializationJob::Start(RepoConfig config,
@@ -289,15 +442,23 @@ Result<std::unique_ptr<MaterializationJob>> MaterializationJob::Start(RepoConfig
                                                                       MaterializeOptions options,
                                                                       OnlineStore* store,
                                                                       OnDone on_done) {
-  GRANARY_ASSIGN_OR_RAISE(
-      std::unique_ptr<RepositoryLock> lock,
-      RepositoryLock::Acquire(config.RegistryPath(), Describe(request), options.clock->Now()));
+  auto acquired =
+      RepositoryLock::Acquire(config.RegistryPath(), Describe(request), options.clock->Now());
+  if (!acquired.ok()) {
+    RecordFailedAttempt(config, request, options, acquired.status(), "");
+    return acquired.status();
+  }
+  std::unique_ptr<RepositoryLock> lock = std::move(*acquired);
   std::unique_ptr<MaterializationJob> job(new MaterializationJob());
   MaterializationJob* self = job.get();
   job->thread_ = std::thread([self, lock = std::move(lock), config = std::move(config),
                               request = std::move(request), options = std::move(options), store,
                               on_done = std::move(on_done)]() mutable {
-    self->result_.emplace(RunLocked(config, request, options, store, &self->cancelled_));
+    const std::string& token = lock->token();
+    self->result_.emplace(RunLocked(config, request, options, store, &self->cancelled_, token));
+    if (!self->result_->ok()) {
+      RecordFailedAttempt(config, request, options, self->result_->status(), token);
+    }
     lock.reset();  // before done_: a caller that sees done may start the next run at once
     self->done_.store(true);
     if (on_done) on_done(*self->result_);

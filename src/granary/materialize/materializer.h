@@ -11,10 +11,19 @@
 //   4. pass two reads those rows' features and writes them with OnlineStore::WriteBatch from
 //      parallel writers, reading ahead while writing (gather_writer.h). The store's
 //      write-if-newer decides: an online row that is newer stays (counted as skipped);
-//   5. on success the run is recorded and the watermark moved in one registry transaction.
+//   5. on success the view's marker is written into the online store (OnlineStore::PutViewMarker:
+//      what the watermark will promise), then the run is recorded and the watermark moved in one
+//      registry transaction.
+// An incremental run first compares the markers with the watermarks (online_check.h): a view
+// whose online data is lost (FLUSHALL, a master back empty, a deleted RocksDB folder) is reloaded
+// from the offline store over its ttl window, and its run says why (MaterializationRun::note).
 // A failure (a store down, a source unreadable), a cancellation, a crash or kill -9 leaves the
 // watermark where it was; the run is recorded failed with the error (after a crash, by the next
-// run); a re-run writes the same rows again and converges to the same online state.
+// run, keeping the counts it recorded as it went); a re-run writes the same rows again and
+// converges to the same online state. An attempt that fails before any view starts (the lock held
+// by another run, the store down or refusing the credentials) is recorded too: a failed run of
+// each view it would have run, with the error. A run is alive while its process holds the
+// repository lock under the token recorded with the run (repository_lock.h), never by its pid.
 //
 // Thread-safe: Materialize() may be called from any thread; runs of the same repository refuse
 // to overlap (kAlreadyExists). MaterializationJob runs one in the background, for a server.
@@ -82,6 +91,9 @@ struct ViewMaterialization {
   Status status;
   bool up_to_date = false;    // incremental: nothing after the watermark; nothing read
   bool started_over = false;  // incremental: the schema changed since the watermark
+  // Incremental: the online data the watermark promised was lost (online_check.h), so the view
+  // was reloaded over its ttl window; what was found. Empty otherwise.
+  std::string reload_reason;
   std::optional<Timestamp> watermark_before;  // valid for the current schema
   std::optional<Timestamp> watermark_after;
   std::string watermark_note;  // why the watermark did not move, when it did not
@@ -90,8 +102,9 @@ struct ViewMaterialization {
   int64_t null_key_rows = 0;   // rows in range with a null join key (belong to no entity)
   int64_t entities = 0;        // entities with a row in range (their latest rows)
   int64_t entities_written = 0;
-  int64_t entities_skipped = 0;  // the online store held a newer row
-  int partitions = 0;            // 0: pass one in memory
+  int64_t entities_skipped = 0;           // the online store held a newer row
+  std::optional<Timestamp> newest_event;  // the newest event time among the rows chosen
+  int partitions = 0;                     // 0: pass one in memory
   int64_t bytes_spilled = 0;
   int64_t peak_state_bytes = 0;
   double seconds = 0;
@@ -111,7 +124,9 @@ struct MaterializeReport {
 // started.
 // Errors before any view runs come back as the Result: kAlreadyExists while another run of the
 // repository holds its lock (naming it), InvalidArgument for bad views or times,
-// FailedPrecondition without applied definitions, and the store's open error.
+// FailedPrecondition without applied definitions, and the store's open error. Each but
+// InvalidArgument (a request to fix, not an attempt that failed) is recorded as a failed run of
+// the views it would have run, when those are known (see above).
 Result<MaterializeReport> Materialize(const RepoConfig& config, const MaterializeRequest& request,
                                       const MaterializeOptions& options, OnlineStore* store,
                                       const std::atomic<bool>* cancelled);

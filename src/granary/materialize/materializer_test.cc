@@ -7,7 +7,9 @@
 #include <future>
 
 #include "granary/materialize/interval.h"
+#include "granary/materialize/online_check.h"
 #include "granary/materialize/repository_lock.h"
+#include "granary/materialize/view_status.h"
 #include "granary/testing/materialize_repository.h"
 
 namespace granary {
@@ -84,6 +86,116 @@ TEST_P(MaterializeOnEveryStore, IncrementalRunsPickUpOnlyNewRows) {
   EXPECT_EQ(runs[0].entities_written, 1);
   EXPECT_EQ(runs[0].trigger, "materialize-incremental");
   EXPECT_EQ(runs[1].interval_end, At("2026-11-25T10:00:00Z"));
+}
+
+// What the store holds now against the registry's watermarks (online_check.h), by view.
+std::map<std::string, ViewDataCheck> CheckNow(TestRepo& repo) {
+  auto checks = CheckOnlineData(*repo.Registry(), repo.definitions(), repo.config, *repo.store());
+  EXPECT_TRUE(checks.ok()) << checks.status().ToString();
+  std::map<std::string, ViewDataCheck> out;
+  if (checks.ok()) {
+    for (ViewDataCheck& c : *checks) out[c.view] = std::move(c);
+  }
+  return out;
+}
+
+// The data loss an operator meets: FLUSHALL on Redis, one master of the cluster flushed (a
+// restarted empty master is RedisClusterMasterRestartedEmpty below), the RocksDB folder deleted.
+void LoseOnlineData(TestRepo& repo, const std::string& kind) {
+  if (kind == "rocksdb") {
+    repo.CloseStore();
+    std::filesystem::remove_all(repo.config.Resolve(repo.config.online_store.path));
+  } else if (kind == "redis") {
+    ASSERT_TRUE(testing::SharedRedisServer().ValueOrDie()->Check({"FLUSHALL"}).ok());
+  } else {
+    auto* cluster = testing::SharedRedisCluster().ValueOrDie();
+    const int master = cluster->MasterOf(0).ValueOrDie();
+    ASSERT_TRUE(cluster->node(master).Check({"FLUSHALL"}).ok());
+  }
+}
+
+// Checks that the loss shows, that the next incremental run reloads the view over its ttl window
+// and says why, and that the store holds every entity again.
+void ExpectReloadAfterLoss(TestRepo& repo, const std::vector<std::string>& expected_lost_shards,
+                           size_t shards) {
+  auto lost = CheckNow(repo).at("risk");
+  ASSERT_EQ(lost.state, ViewDataCheck::State::kLost) << lost.reason;
+  EXPECT_EQ(lost.lost_shards, expected_lost_shards);
+  EXPECT_EQ(lost.shards, static_cast<int>(shards));
+  EXPECT_NE(lost.reason.find("no marker on " + expected_lost_shards[0]), std::string::npos)
+      << lost.reason;
+  auto before = repo.ReadRisk(Ids(1, 300));
+  int missing = 0;
+  for (const auto& [id, row] : before) missing += row.status == FeatureStatus::kNotFound ? 1 : 0;
+  EXPECT_GT(missing, 0);
+
+  repo.clock.Set(At("2026-11-25T12:00:00Z"));
+  const auto reload = OnlyView(repo.Incremental(At("2026-11-25T11:00:00Z")));
+  ASSERT_TRUE(reload.status.ok()) << reload.status.ToString();
+  EXPECT_NE(reload.reload_reason.find("online data lost"), std::string::npos)
+      << reload.reload_reason;
+  EXPECT_EQ(FormatIntervalStart(reload.start), "2026-11-23T11:00:00Z");  // END - ttl
+  EXPECT_EQ(reload.entities, 300);
+  EXPECT_EQ(reload.entities_written + reload.entities_skipped, 300);
+  EXPECT_GE(reload.entities_written, missing);
+  auto run = repo.Registry()->Runs("risk", 1).ValueOrDie().at(0);
+  EXPECT_EQ(run.status, RunStatus::kSucceeded);
+  EXPECT_EQ(run.note.rfind("reload over the ttl window: online data lost: no marker on ", 0), 0u)
+      << run.note;
+  EXPECT_EQ(repo.Watermark(), At("2026-11-25T11:00:00Z"));
+  auto online = repo.ReadRisk(Ids(1, 300));
+  for (int64_t id = 1; id <= 300; ++id) {
+    ASSERT_EQ(online[id], Present("2026-11-25T08:00:00Z", 1.0 * id)) << id;
+  }
+  EXPECT_EQ(CheckNow(repo).at("risk").state, ViewDataCheck::State::kIntact);
+  // Nothing lost now: the next run is incremental again.
+  const auto next = OnlyView(repo.Incremental(At("2026-11-25T11:30:00Z")));
+  EXPECT_TRUE(next.reload_reason.empty()) << next.reload_reason;
+  EXPECT_EQ(next.entities, 0);
+}
+
+std::vector<RiskRow> ThreeHundredCustomers() {
+  std::vector<RiskRow> rows;
+  for (int64_t id = 1; id <= 300; ++id) {
+    rows.push_back({id, At("2026-11-25T08:00:00Z"), {}, 1.0 * id});
+  }
+  return rows;
+}
+
+TEST_P(MaterializeOnEveryStore, LostOnlineDataIsDetectedAndReloadedByTheNextIncrementalRun) {
+  auto repo = TestRepo::Make(GetParam());
+  repo->WriteRows("rows", ThreeHundredCustomers());
+  EXPECT_EQ(CheckNow(*repo).at("risk").state, ViewDataCheck::State::kNotChecked);  // nothing yet
+  ASSERT_TRUE(OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z"))).status.ok());
+  auto intact = CheckNow(*repo).at("risk");
+  EXPECT_EQ(intact.state, ViewDataCheck::State::kIntact) << intact.reason;
+  EXPECT_TRUE(repo->Registry()->WatermarkStates().ValueOrDie().at("risk").online_marker);
+
+  std::vector<std::string> lost_shards = {repo->store()->Describe()};
+  size_t shards = 1;
+  if (GetParam() == "redis_cluster") {
+    auto* cluster = testing::SharedRedisCluster().ValueOrDie();
+    lost_shards = {cluster->node(cluster->MasterOf(0).ValueOrDie()).address()};
+    shards = 3;
+  }
+  LoseOnlineData(*repo, GetParam());
+  if (GetParam() == "rocksdb") lost_shards = {repo->store()->Describe()};  // reopened, empty
+  ExpectReloadAfterLoss(*repo, lost_shards, shards);
+}
+
+TEST(Materialize, RedisClusterMasterRestartedEmptyIsDetectedAndReloaded) {
+  // A cluster of its own, without replicas: the restarted master keeps its slots, empty.
+  auto cluster = testing::RedisCluster::Start(3, 0);
+  ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
+  auto repo = TestRepo::Make("rocksdb");
+  repo->config.online_store.type = "redis_cluster";
+  repo->config.online_store.nodes = (*cluster)->SeedNodes();
+  repo->WriteRows("rows", ThreeHundredCustomers());
+  ASSERT_TRUE(OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z"))).status.ok());
+  EXPECT_EQ(CheckNow(*repo).at("risk").state, ViewDataCheck::State::kIntact);
+  ASSERT_TRUE((*cluster)->RestartMasterEmpty(1).ok());
+  ASSERT_EQ((*cluster)->node(1).Check({"DBSIZE"}).ValueOrDie().integer, 0);
+  ExpectReloadAfterLoss(*repo, {(*cluster)->node(1).address()}, 3);
 }
 
 TEST_P(MaterializeOnEveryStore, ARerunChangesNothing) {
@@ -420,6 +532,81 @@ TEST(Materialize, RunsAreCountedInMetrics) {
             std::string::npos);
   EXPECT_NE(text.find("granary_materialize_run_duration_seconds_count{view=\"risk\"} 1"),
             std::string::npos);
+}
+
+TEST(Materialize, AnAttemptThatFailsBeforeAnyViewStartsIsRecordedAndCounted) {
+  auto repo = TestRepo::Make("rocksdb");
+  repo->WriteRows("rows", {{1, At("2026-11-25T08:00:00Z"), {}, 1}});
+  ASSERT_TRUE(OnlyView(repo->Incremental(At("2026-11-25T09:00:00Z"))).status.ok());
+  // The store is down: nothing listens on port 1.
+  RepoConfig down = repo->config;
+  down.online_store.type = "redis";
+  down.online_store.connection_string = "127.0.0.1:1";
+  MaterializeRequest request;
+  request.end = At("2026-11-25T10:00:00Z");
+  request.trigger = "schedule";
+  auto report = Materialize(down, request, repo->Options(), nullptr, nullptr);
+  ASSERT_FALSE(report.ok());
+  // And the lock is held by another run.
+  {
+    auto held = RepositoryLock::Acquire(repo->config.RegistryPath(), "a test", repo->clock.Now());
+    ASSERT_TRUE(held.ok()) << held.status().ToString();
+    ASSERT_EQ(repo->Incremental(At("2026-11-25T10:00:00Z")).status().code(),
+              StatusCode::kAlreadyExists);
+  }
+  auto runs = repo->Registry()->Runs("risk", 10).ValueOrDie();
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0].status, RunStatus::kFailed);
+  EXPECT_NE(runs[0].error.find("another materialization of this repository is running"),
+            std::string::npos)
+      << runs[0].error;
+  EXPECT_EQ(runs[1].status, RunStatus::kFailed);
+  EXPECT_EQ(runs[1].trigger, "schedule");
+  EXPECT_EQ(runs[1].error, report.status().message());
+  EXPECT_NE(runs[1].error.find("127.0.0.1:1"), std::string::npos) << runs[1].error;
+  EXPECT_EQ(runs[1].interval_start, At("2026-11-25T09:00:00Z"));  // from the watermark
+  EXPECT_EQ(runs[1].interval_end, At("2026-11-25T10:00:00Z"));
+  EXPECT_EQ(runs[2].status, RunStatus::kSucceeded);
+  EXPECT_EQ(repo->Watermark(), At("2026-11-25T09:00:00Z"));
+
+  auto statuses = CollectOnlineViewStatus(*repo->Registry(), repo->definitions(), repo->config,
+                                          repo->clock.Now(), 10)
+                      .ValueOrDie();
+  EXPECT_EQ(statuses[0].recent_runs, 3);
+  EXPECT_EQ(statuses[0].recent_succeeded, 1);
+  EXPECT_EQ(statuses[0].consecutive_failures, 2);
+  EXPECT_TRUE(IsFailing(statuses[0], 1));
+  const std::string text = repo->metrics.Render();
+  EXPECT_NE(text.find("granary_materialize_runs_total{view=\"risk\",status=\"failed\"} 2"),
+            std::string::npos)
+      << text;
+}
+
+TEST(Materialize, ARunRecordsItsCountsAsItGoes) {
+  auto repo = TestRepo::Make("rocksdb");
+  std::vector<RiskRow> rows;
+  for (int64_t id = 1; id <= 300; ++id) rows.push_back({id, At("2026-11-25T08:00:00Z"), {}, 1.0});
+  repo->WriteRows("rows", rows);
+  MaterializeOptions options = repo->Options();
+  options.write_threads = 1;
+  options.write_batch_rows = 100;
+  std::vector<MaterializationRun> seen;  // the run as the registry holds it at each batch
+  options.after_write = [&](const std::string&, const WriteStats&) {
+    seen.push_back(repo->Registry()->Runs("risk", 1).ValueOrDie().at(0));
+  };
+  ASSERT_TRUE(OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z"), options)).status.ok());
+  ASSERT_EQ(seen.size(), 3u);
+  // A run cut off after its first batch would keep these counts (the registry's interrupted-run
+  // rule keeps what was recorded).
+  EXPECT_EQ(seen[0].status, RunStatus::kRunning);
+  EXPECT_EQ(seen[0].rows_read, 300);
+  EXPECT_EQ(seen[0].entities_written, 100);
+  EXPECT_FALSE(seen[0].lock_token.empty());
+  auto done = repo->Registry()->Runs("risk", 1).ValueOrDie().at(0);
+  EXPECT_EQ(done.entities_written, 300);
+  EXPECT_EQ(done.newest_event, At("2026-11-25T08:00:00Z"));
+  auto state = repo->Registry()->WatermarkStates().ValueOrDie().at("risk");
+  EXPECT_EQ(state.newest_event, At("2026-11-25T08:00:00Z"));
 }
 
 }  // namespace

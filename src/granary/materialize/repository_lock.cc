@@ -6,9 +6,48 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <random>
+#include <thread>
 
 namespace granary {
+namespace {
+
+constexpr std::string_view kTokenPrefix = "token: ";
+
+// 128 random bits in hex.
+std::string NewToken() {
+  std::random_device device;
+  std::string out;
+  for (int i = 0; i < 4; ++i) out += fmt::format("{:08x}", static_cast<uint32_t>(device()));
+  return out;
+}
+
+// The lock file's text: the holder's note, then its token.
+std::string ReadLockFile(int fd) {
+  std::string text(1024, '\0');
+  const ssize_t n = pread(fd, text.data(), text.size(), 0);
+  text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return text;
+}
+
+// The first line (the note), without its newline.
+std::string NoteOf(const std::string& text) {
+  std::string note = text.substr(0, text.find('\n'));
+  while (!note.empty() && note.back() == '\0') note.pop_back();
+  return note;
+}
+
+std::string TokenOf(const std::string& text) {
+  const size_t at = text.find(kTokenPrefix);
+  if (at == std::string::npos) return "";
+  const size_t begin = at + kTokenPrefix.size();
+  const size_t end = text.find('\n', begin);
+  return text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
+
+}  // namespace
 
 std::string ThisHost() {
   char name[256] = {};
@@ -29,12 +68,16 @@ Result<std::unique_ptr<RepositoryLock>> RepositoryLock::Acquire(
     return Status::IOError(
         fmt::format("cannot open the materialization lock {}: {}", path.string(), strerror(errno)));
   }
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  // A reader probing with CurrentHolder holds a shared lock for an instant: retry for a short
+  // while before calling the lock taken.
+  int locked = flock(fd, LOCK_EX | LOCK_NB);
+  for (int attempt = 0; locked != 0 && errno == EWOULDBLOCK && attempt < 20; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    locked = flock(fd, LOCK_EX | LOCK_NB);
+  }
+  if (locked != 0) {
     const int err = errno;
-    std::string holder(512, '\0');
-    const ssize_t n = pread(fd, holder.data(), holder.size(), 0);
-    holder.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
+    const std::string holder = NoteOf(ReadLockFile(fd));
     close(fd);
     if (err != EWOULDBLOCK) {
       return Status::IOError(fmt::format("cannot lock {}: {}", path.string(), strerror(err)));
@@ -44,11 +87,43 @@ Result<std::unique_ptr<RepositoryLock>> RepositoryLock::Acquire(
         "stop that process (the lock is {})",
         holder.empty() ? "holder unknown" : holder, path.string()));
   }
-  const std::string note = fmt::format("{} as pid {} on {} since {}\n", what, getpid(), ThisHost(),
-                                       FormatTimestamp(now));
-  // The note is only for messages; the lock is held whether or not it can be written.
-  if (ftruncate(fd, 0) == 0) (void)!pwrite(fd, note.data(), note.size(), 0);
-  return std::unique_ptr<RepositoryLock>(new RepositoryLock(fd));
+  std::string token = NewToken();
+  const std::string note = fmt::format("{} as pid {} on {} since {}\n{}{}\n", what, getpid(),
+                                       ThisHost(), FormatTimestamp(now), kTokenPrefix, token);
+  // The lock is held whether or not the note can be written; without it, readers cannot tell
+  // this holder's runs alive (CurrentHolder reads no token), so say so.
+  if (ftruncate(fd, 0) != 0 ||
+      pwrite(fd, note.data(), note.size(), 0) != static_cast<ssize_t>(note.size())) {
+    const int err = errno;
+    flock(fd, LOCK_UN);
+    close(fd);
+    return Status::IOError(
+        fmt::format("cannot write the materialization lock {}: {}", path.string(), strerror(err)));
+  }
+  return std::unique_ptr<RepositoryLock>(new RepositoryLock(fd, std::move(token)));
+}
+
+Result<std::optional<std::string>> RepositoryLock::CurrentHolder(
+    const std::filesystem::path& registry_path) {
+  const std::filesystem::path path = PathFor(registry_path);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return Status::IOError(
+        fmt::format("cannot open the materialization lock {}: {}", path.string(), strerror(errno)));
+  }
+  std::optional<std::string> holder;
+  if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+    flock(fd, LOCK_UN);
+  } else if (errno == EWOULDBLOCK) {
+    holder = TokenOf(ReadLockFile(fd));
+  } else {
+    const int err = errno;
+    close(fd);
+    return Status::IOError(fmt::format("cannot probe {}: {}", path.string(), strerror(err)));
+  }
+  close(fd);
+  return holder;
 }
 
 RepositoryLock::~RepositoryLock() {

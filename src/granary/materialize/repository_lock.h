@@ -5,13 +5,17 @@
 // it when the holder's process ends however it ends (kill -9 included), so it is never stale.
 // flock locks belong to an open file, so two threads of one process that each Acquire also
 // exclude each other. While held, the file says who holds it (process, host, since when, what),
-// which a refused caller puts in its message.
+// which a refused caller puts in its message, and the holder's token: a random string drawn at
+// each Acquire, recorded with every run the holder starts. A run recorded running is alive exactly
+// while the lock is held under its token (CurrentHolder); a killed process loses the lock even
+// before it is reaped, and a reused pid never gets the token back.
 //
 // Not copyable; owned through unique_ptr. Thread-compatible.
 #pragma once
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "granary/common/result.h"
@@ -32,9 +36,19 @@ class RepositoryLock {
 
   static std::filesystem::path PathFor(const std::filesystem::path& registry_path);
 
+  // The token of the holder of the lock of `registry_path` now; nullopt when nobody holds it.
+  // Probes with a shared lock for an instant (Acquire waits out such probes). IOError when the
+  // lock file exists but cannot be read.
+  static Result<std::optional<std::string>> CurrentHolder(
+      const std::filesystem::path& registry_path);
+
+  // This holder's token (see above).
+  const std::string& token() const { return token_; }
+
  private:
-  explicit RepositoryLock(int fd) : fd_(fd) {}
+  RepositoryLock(int fd, std::string token) : fd_(fd), token_(std::move(token)) {}
   int fd_;
+  std::string token_;
 };
 
 // This machine's host name, as recorded with each run.

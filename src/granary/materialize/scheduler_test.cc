@@ -140,6 +140,29 @@ TEST_F(SchedulerTest, ARunThatFailsEveryRetryIsCountedAndTheScheduleGoesOn) {
   EXPECT_FALSE(repo_->Watermark().has_value());
 }
 
+TEST_F(SchedulerTest, EveryAttemptThatFailsBeforeAnyViewStartsLeavesARecord) {
+  options_.retries = 2;
+  JumpingWaiter waiter(&repo_->clock);
+  Scheduler* scheduler_ptr = nullptr;
+  waiter.on_wait = [&](size_t i) {
+    if (i == 3) scheduler_ptr->Stop();
+  };
+  RepoConfig down = repo_->config;  // nothing listens on port 1
+  down.online_store.type = "redis";
+  down.online_store.connection_string = "127.0.0.1:1";
+  Scheduler scheduler(down, cron_, options_, &repo_->clock, &waiter);
+  scheduler_ptr = &scheduler;
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(scheduler.state().failures, 1);
+  auto runs = repo_->Registry()->Runs("risk", 10).ValueOrDie();
+  ASSERT_EQ(runs.size(), 3u);  // the attempt and its two retries
+  for (const auto& run : runs) {
+    EXPECT_EQ(run.status, RunStatus::kFailed);
+    EXPECT_EQ(run.trigger, "schedule");
+    EXPECT_NE(run.error.find("127.0.0.1:1"), std::string::npos) << run.error;
+  }
+}
+
 TEST_F(SchedulerTest, StopCancelsARunInProgressAndLeavesTheWatermark) {
   std::vector<RiskRow> rows;
   for (int64_t id = 1; id <= 300; ++id) rows.push_back({id, At("2026-11-24T09:00:00Z"), {}, 1});

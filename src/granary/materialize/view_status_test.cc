@@ -1,7 +1,6 @@
 #include "granary/materialize/view_status.h"
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "granary/materialize/materialize_metrics.h"
@@ -14,14 +13,15 @@ namespace {
 using testing::At;
 using testing::TestRepo;
 
-MaterializationRun RunOf(const std::string& view, const char* end, int64_t pid = getpid()) {
+MaterializationRun RunOf(const std::string& view, const char* end, const std::string& token = "") {
   MaterializationRun run;
+  run.lock_token = token;
   run.view = view;
   run.interval_start = At("2026-11-20T00:00:00Z");
   run.interval_end = At(end);
   run.trigger = "schedule";
   run.started_at = At(end);
-  run.pid = pid;
+  run.pid = getpid();
   run.host = ThisHost();
   return run;
 }
@@ -40,14 +40,6 @@ void Finish(RegistryStore& registry, int64_t id, bool ok, const char* end,
   ASSERT_TRUE(registry.FinishRun(id, outcome).ok());
 }
 
-pid_t GoneProcess() {
-  pid_t child = fork();
-  if (child == 0) _exit(0);
-  int status = 0;
-  waitpid(child, &status, 0);
-  return child;
-}
-
 TEST(ViewStatus, WatermarkStalenessLastRunAndSuccessRate) {
   auto dir = TempDir::Make("granary_status_").ValueOrDie();
   auto registry =
@@ -58,14 +50,16 @@ TEST(ViewStatus, WatermarkStalenessLastRunAndSuccessRate) {
          "2026-11-24T02:00:00Z", "aaaa");
   Finish(*registry, registry->StartRun(RunOf("risk", "2026-11-25T02:00:00Z")).ValueOrDie(), false,
          "2026-11-25T02:00:00Z", "aaaa");
-  // A run cut off by kill -9: still marked running, its process gone.
-  registry->StartRun(RunOf("bays", "2026-11-25T02:00:00Z", GoneProcess())).ValueOrDie();
+  // A run cut off by kill -9: still marked running, its lock no longer held (its pid is this
+  // process's: liveness is the lock's, not the pid's).
+  registry->StartRun(RunOf("bays", "2026-11-25T02:00:00Z", "killed")).ValueOrDie();
   // A view whose schema changed after its last run.
   Finish(*registry, registry->StartRun(RunOf("trips", "2026-11-25T02:00:00Z")).ValueOrDie(), true,
          "2026-11-25T02:00:00Z", "old-layout");
 
   auto statuses = CollectViewStatus(*registry, {"risk", "bays", "trips", "never"},
-                                    {"aaaa", "bbbb", "cccc", "dddd"}, At("2026-11-25T12:00:00Z"), 2)
+                                    {"aaaa", "bbbb", "cccc", "dddd"}, std::nullopt,
+                                    At("2026-11-25T12:00:00Z"), 2)
                       .ValueOrDie();
   ASSERT_EQ(statuses.size(), 4u);
   const ViewStatus& risk = statuses[0];
@@ -77,6 +71,9 @@ TEST(ViewStatus, WatermarkStalenessLastRunAndSuccessRate) {
   EXPECT_EQ(risk.last_success->interval_end, At("2026-11-24T02:00:00Z"));
   EXPECT_EQ(risk.recent_runs, 2);  // the last 2 of 3
   EXPECT_EQ(risk.recent_succeeded, 1);
+  EXPECT_EQ(risk.consecutive_failures, 1);
+  EXPECT_TRUE(IsFailing(risk, 0));
+  EXPECT_FALSE(IsFailing(risk, 1));
   EXPECT_FALSE(risk.running);
   EXPECT_TRUE(IsStale(risk, Duration::Hours(26)));
   EXPECT_FALSE(IsStale(risk, Duration::Hours(34)));
@@ -88,6 +85,7 @@ TEST(ViewStatus, WatermarkStalenessLastRunAndSuccessRate) {
   EXPECT_FALSE(bays.running);
   EXPECT_EQ(bays.recent_runs, 1);
   EXPECT_EQ(bays.recent_succeeded, 0);
+  EXPECT_EQ(bays.consecutive_failures, 1);
 
   const ViewStatus& trips = statuses[2];
   EXPECT_TRUE(trips.layout_changed);
@@ -100,16 +98,37 @@ TEST(ViewStatus, WatermarkStalenessLastRunAndSuccessRate) {
   EXPECT_TRUE(IsStale(never, Duration::Days(365)));
 }
 
-TEST(ViewStatus, ARunOfALiveProcessIsRunning) {
+TEST(ViewStatus, ARunIsRunningWhileItsTokenHoldsTheRepositoryLock) {
   auto dir = TempDir::Make("granary_status_").ValueOrDie();
-  auto registry =
-      OpenSqliteRegistry(dir.path() / "registry.db", OpenMode::kCreateIfMissing).ValueOrDie();
-  registry->StartRun(RunOf("risk", "2026-11-25T02:00:00Z")).ValueOrDie();
-  auto statuses =
-      CollectViewStatus(*registry, {"risk"}, {"aaaa"}, At("2026-11-25T12:00:00Z"), 10).ValueOrDie();
+  const auto path = dir.path() / "registry.db";
+  auto registry = OpenSqliteRegistry(path, OpenMode::kCreateIfMissing).ValueOrDie();
+  EXPECT_EQ(RepositoryLock::CurrentHolder(path).ValueOrDie(), std::nullopt);  // no lock file
+  auto lock = RepositoryLock::Acquire(path, "a test", At("2026-11-25T02:00:00Z")).ValueOrDie();
+  ASSERT_FALSE(lock->token().empty());
+  ASSERT_EQ(RepositoryLock::CurrentHolder(path).ValueOrDie(), lock->token());
+  // A run of an earlier holder (killed, maybe not yet reaped) and the holder's own run.
+  registry->StartRun(RunOf("bays", "2026-11-25T01:00:00Z", "an-earlier-holder")).ValueOrDie();
+  registry->StartRun(RunOf("risk", "2026-11-25T02:00:00Z", lock->token())).ValueOrDie();
+  auto holder = RepositoryLock::CurrentHolder(path).ValueOrDie();
+  auto statuses = CollectViewStatus(*registry, {"risk", "bays"}, {"aaaa", "bbbb"}, holder,
+                                    At("2026-11-25T12:00:00Z"), 10)
+                      .ValueOrDie();
   EXPECT_TRUE(statuses[0].running);
   EXPECT_EQ(statuses[0].last_run->status, RunStatus::kRunning);
   EXPECT_EQ(statuses[0].recent_runs, 0);
+  EXPECT_FALSE(statuses[1].running);
+  EXPECT_EQ(statuses[1].last_run->status, RunStatus::kFailed);
+
+  // The holder dies (its lock goes with it): its run is no longer running, though its process id
+  // is still this live process's.
+  lock.reset();
+  EXPECT_EQ(RepositoryLock::CurrentHolder(path).ValueOrDie(), std::nullopt);
+  statuses =
+      CollectViewStatus(*registry, {"risk"}, {"aaaa"}, std::nullopt, At("2026-11-25T12:00:00Z"), 10)
+          .ValueOrDie();
+  EXPECT_FALSE(statuses[0].running);
+  EXPECT_EQ(statuses[0].last_run->status, RunStatus::kFailed);
+  EXPECT_NE(statuses[0].last_run->error.find("interrupted"), std::string::npos);
 }
 
 TEST(MaterializationStateMetrics, StalenessAndLastSuccessComeFromTheRegistryAtScrapeTime) {

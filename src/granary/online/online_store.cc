@@ -2,10 +2,45 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+
 #include "granary/online/redis/redis_store.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
 
 namespace granary {
+
+std::string EncodeViewMarker(const ViewMarker& marker) {
+  return fmt::format("v1 {} {} {}", marker.layout.empty() ? "-" : marker.layout,
+                     marker.watermark.micros, marker.run_id);
+}
+
+Result<ViewMarker> DecodeViewMarker(std::string_view text, std::string_view where) {
+  auto bad = [&] {
+    return Status::Corruption(fmt::format(
+        "{}: '{}' is not a Granary view marker (\"v1 <layout> <watermark> <run id>\"); remove "
+        "it and run materialize-incremental",
+        where, text.substr(0, 80)));
+  };
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t space = text.find(' ', start);
+    if (space == std::string_view::npos) space = text.size();
+    parts.push_back(text.substr(start, space - start));
+    start = space + 1;
+  }
+  if (parts.size() != 4 || parts[0] != "v1") return bad();
+  ViewMarker marker;
+  marker.layout = parts[1] == "-" ? "" : std::string(parts[1]);
+  auto number = [](std::string_view s, int64_t* out) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+    return ec == std::errc() && p == s.data() + s.size();
+  };
+  if (!number(parts[2], &marker.watermark.micros) || !number(parts[3], &marker.run_id)) {
+    return bad();
+  }
+  return marker;
+}
 
 Result<std::unique_ptr<OnlineStore>> OpenOnlineStore(const RepoConfig& config,
                                                      const OnlineStoreOptions& options) {

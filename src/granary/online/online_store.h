@@ -13,6 +13,15 @@
 //   - Reads: statuses per value (FeatureStatus); a row older than now - ttl is OUTSIDE_MAX_AGE,
 //     with the Clock given at open time.
 //
+//   - View markers (docs/ONLINE_LAYOUT.md, "View markers"): a materialization that advances a
+//     view's watermark first writes a marker into the store itself, on every shard (each master
+//     of a Redis Cluster; the one server or database otherwise): the view, the layout tag and the
+//     watermark its data stands for. A shard whose data is lost (FLUSHALL, a Redis without
+//     persistence restarting, a master coming back empty, a RocksDB folder deleted) loses its
+//     markers with it, so comparing the markers with the registry's watermarks tells lost data
+//     from data never written. Markers never expire and are not entity values: reads never see
+//     them, DeleteViews removes the views' markers and DeleteAll all of them.
+//
 // Threading contract:
 //   - All methods are thread-safe, and may be called from any number of threads at once.
 //   - WriteBatch, Read, DeleteViews and DeleteAll block the calling thread until done (Redis: the
@@ -31,8 +40,10 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "granary/common/clock.h"
@@ -46,6 +57,25 @@ class RecordBatch;
 }
 
 namespace granary {
+
+// What a view's watermark promises, as kept in the store (see "View markers" above).
+struct ViewMarker {
+  std::string layout;   // the layout tag (materialize/interval.h) the data was written under
+  Timestamp watermark;  // the latest row of each entity up to here was written (within ttl)
+  int64_t run_id = 0;   // the run that wrote it, for messages
+  bool operator==(const ViewMarker&) const = default;
+};
+
+// The markers one shard of a store holds.
+struct ShardMarkers {
+  std::string shard;  // a cluster master "10.0.0.5:6379"; else the store's Describe()
+  std::map<std::string, ViewMarker> views;  // by view name; empty: none (lost, or never written)
+};
+
+// A marker as stores keep it: "v1 <layout> <watermark micros> <run id>" (docs/ONLINE_LAYOUT.md).
+std::string EncodeViewMarker(const ViewMarker& marker);
+// Corruption naming `where` when `text` is not such a marker.
+Result<ViewMarker> DecodeViewMarker(std::string_view text, std::string_view where);
 
 struct WriteStats {
   int64_t written = 0;        // rows stored
@@ -76,10 +106,16 @@ class OnlineStore {
   virtual void AsyncRead(const boost::asio::any_io_executor& executor, OnlineReadRequest request,
                          ReadCallback done) = 0;
 
-  // Removes the stored values of these views (by name) for every entity.
+  // Removes the stored values of these views (by name) for every entity, and their markers.
   virtual Status DeleteViews(const std::vector<std::string>& view_names) = 0;
-  // Removes everything this project stored (teardown).
+  // Removes everything this project stored, markers included (teardown).
   virtual Status DeleteAll() = 0;
+
+  // Writes `marker` for view `view` on every shard (replacing the view's marker there). Blocks.
+  virtual Status PutViewMarker(const std::string& view, const ViewMarker& marker) = 0;
+  // The markers of every shard, one entry per shard in a stable order. Blocks. An unreachable
+  // shard is an error (Unavailable), not an empty entry: only data that is gone reads as lost.
+  virtual Result<std::vector<ShardMarkers>> ReadViewMarkers() = 0;
 
   // "rocksdb at /repo/data/online", "redis at 127.0.0.1:6379", for messages.
   virtual std::string Describe() const = 0;

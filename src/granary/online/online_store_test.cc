@@ -6,6 +6,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "granary/testing/online_definitions.h"
@@ -319,6 +320,54 @@ TEST_P(OnlineStoreTest, DeleteViewsRemovesOnlyThoseViewsAndDeleteAllEverything) 
   ASSERT_TRUE(store_->DeleteAll().ok());
   EXPECT_EQ(ReadOne("every_type", {{Value(int64_t{1})}}).status(0, 0, 0), FeatureStatus::kNotFound);
   EXPECT_EQ(ReadOne("bay_stats", {{Value("A")}}).status(0, 0, 0), FeatureStatus::kNotFound);
+}
+
+TEST_P(OnlineStoreTest, ViewMarkersAreOnEveryShardAndGoWithTheirViews) {
+  auto none = store_->ReadViewMarkers();
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  ASSERT_EQ(none->size(), GetParam() == "redis_cluster" ? 3u : 1u);  // the fixture's 3 masters
+  for (const ShardMarkers& shard : *none) EXPECT_TRUE(shard.views.empty()) << shard.shard;
+
+  Write("risk", {Row{{Value(int64_t{1})}, kT0, {}, {Value(0.5), Value(int64_t{1})}}});
+  Write("bay_stats", {Row{{Value("A")}, kT0, {}, {Value(0.9)}}});
+  const ViewMarker risk{"aaaa0001-0000beef", kT0, 17};
+  const ViewMarker bays{"", kT0 - Duration::Days(1), 18};
+  ASSERT_TRUE(store_->PutViewMarker("risk", risk).ok());
+  ASSERT_TRUE(store_->PutViewMarker("bay_stats", bays).ok());
+  auto markers = store_->ReadViewMarkers().ValueOrDie();
+  std::set<std::string> shards;
+  for (const ShardMarkers& shard : markers) {
+    shards.insert(shard.shard);
+    ASSERT_EQ(shard.views.size(), 2u) << shard.shard;
+    EXPECT_EQ(shard.views.at("risk"), risk);
+    EXPECT_EQ(shard.views.at("bay_stats"), bays);
+  }
+  EXPECT_EQ(shards.size(), markers.size());  // one entry per shard
+  // Markers are not entity values: reads and deletes of values go on as before.
+  EXPECT_EQ(ReadOne("risk", {{Value(int64_t{1})}}).status(0, 0, 0), FeatureStatus::kPresent);
+  ASSERT_TRUE(store_->DeleteViews({"risk"}).ok());
+  for (const ShardMarkers& shard : store_->ReadViewMarkers().ValueOrDie()) {
+    EXPECT_EQ(shard.views.count("risk"), 0u) << shard.shard;
+    EXPECT_EQ(shard.views.at("bay_stats"), bays) << shard.shard;
+  }
+  EXPECT_EQ(ReadOne("bay_stats", {{Value("A")}}).status(0, 0, 0), FeatureStatus::kPresent);
+  ASSERT_TRUE(store_->DeleteAll().ok());
+  for (const ShardMarkers& shard : store_->ReadViewMarkers().ValueOrDie()) {
+    EXPECT_TRUE(shard.views.empty()) << shard.shard;
+  }
+}
+
+TEST(ViewMarker, EncodesAndDecodesAndRefusesOtherText) {
+  const ViewMarker marker{"5e3a91c0-0b1d44e2", Timestamp::FromMicros(-5), 42};
+  EXPECT_EQ(EncodeViewMarker(marker), "v1 5e3a91c0-0b1d44e2 -5 42");
+  EXPECT_EQ(DecodeViewMarker(EncodeViewMarker(marker), "here").ValueOrDie(), marker);
+  EXPECT_EQ(DecodeViewMarker(EncodeViewMarker({"", kT0, 0}), "here").ValueOrDie().layout, "");
+  for (std::string_view bad : {"", "v1", "v2 a 1 2", "v1 a b 2", "v1 a 1 2 3", "v1 a 1 2x"}) {
+    auto decoded = DecodeViewMarker(bad, "redis at x: marker of risk");
+    ASSERT_FALSE(decoded.ok()) << bad;
+    EXPECT_EQ(decoded.status().code(), StatusCode::kCorruption);
+    EXPECT_NE(decoded.status().message().find("redis at x: marker of risk"), std::string::npos);
+  }
 }
 
 TEST_P(OnlineStoreTest, AsyncReadCompletesOnTheCallersExecutor) {

@@ -49,8 +49,17 @@ struct MaterializationRun {
   int64_t entities_written = 0;
   int64_t entities_skipped = 0;  // not rewritten: the online value was as new or newer
   std::string error;             // set when failed
-  int64_t pid = 0;               // the process that ran it, to spot runs cut off by a crash
+  int64_t pid = 0;               // the process that ran it (for people; liveness is lock_token's)
   std::string host;
+  // The token of the repository lock (materialize/repository_lock.h) its process held. A run
+  // marked running is alive only while the lock is held under this token: a process that is
+  // killed, even one not yet reaped, or whose pid is reused, no longer holds it.
+  std::string lock_token;
+  // Why the run read what it read, when it is not the plain interval ("reload: the online data
+  // of this view is lost on 127.0.0.1:7001 ..."); empty otherwise.
+  std::string note;
+  // The newest event time among the rows it wrote; unset when it wrote none.
+  std::optional<Timestamp> newest_event;
 };
 
 // How a finished run ends.
@@ -61,6 +70,7 @@ struct RunOutcome {
   int64_t entities_written = 0;
   int64_t entities_skipped = 0;
   std::string error;
+  std::optional<Timestamp> newest_event;  // MaterializationRun::newest_event
   // On success, the view's watermark becomes this (if later than the current one), in the same
   // transaction as the run's record: a watermark never moves without a succeeded run.
   std::optional<Timestamp> advance_watermark_to;
@@ -68,6 +78,9 @@ struct RunOutcome {
   // stored watermark has another layout, it is replaced (even by an earlier time) rather than
   // advanced: the data it stood for is no longer readable online.
   std::string watermark_layout;
+  // The run wrote the view's marker into the online store (OnlineStore::PutViewMarker) before
+  // it finished: the watermark can then be checked against the store.
+  bool wrote_online_marker = false;
 };
 
 // A view's watermark with the online layout it was reached under.
@@ -75,6 +88,19 @@ struct WatermarkState {
   Timestamp watermark;
   std::string layout;  // RunOutcome::watermark_layout of the run that set it; "" when unknown
   Timestamp updated_at;
+  // The newest event time written online by the succeeded runs under this layout (the age of
+  // the data the store holds); unset when they wrote no row or were recorded before it was kept.
+  std::optional<Timestamp> newest_event;
+  // The run that set it wrote an online marker (RunOutcome::wrote_online_marker): the store can
+  // be checked for the data this watermark promises. False for watermarks of older versions.
+  bool online_marker = false;
+};
+
+// The pushes of one view (rows written online by the feature server's POST /push or the SDK's
+// push): a push view may have no watermark, so status shows its last push.
+struct PushRecord {
+  Timestamp last_push_at;
+  int64_t rows = 0;  // rows pushed online since pushes were first recorded
 };
 
 // Thread-compatible: one instance per thread; processes may share the underlying store.
@@ -97,13 +123,27 @@ class RegistryStore {
   virtual Result<std::map<std::string, Timestamp>> Watermarks() = 0;
   // view -> watermark with its layout and when it last moved.
   virtual Result<std::map<std::string, WatermarkState>> WatermarkStates() = 0;
-  // Records a run as running and returns its id. Runs of this host still marked running whose
-  // process is gone (a crash, kill -9) are first marked failed, with an error that says so.
+  // Records a run as running and returns its id. The caller holds the repository lock under
+  // `run.lock_token`: every other run still marked running was cut off (a crash, kill -9) and is
+  // first marked failed, keeping the counts it recorded, with an error that says so. With an
+  // empty token nothing else is marked.
   virtual Result<int64_t> StartRun(const MaterializationRun& run) = 0;
+  // Records the counts of running run `id` so far, so that a run cut off keeps what it wrote.
+  virtual Status UpdateRunProgress(int64_t id, int64_t rows_read, int64_t entities_written,
+                                   int64_t entities_skipped) = 0;
+  // Records an attempt that failed before it started (the store down, the lock held by another
+  // run): `run` with status kFailed, finished_at and error set. Returns its id.
+  virtual Result<int64_t> RecordFailedRun(const MaterializationRun& run) = 0;
   // Records how run `id` ended and, on success, advances its view's watermark atomically.
   virtual Status FinishRun(int64_t id, const RunOutcome& outcome) = 0;
   // The newest runs first, of one view or (view empty) of all, at most `limit`.
   virtual Result<std::vector<MaterializationRun>> Runs(const std::string& view, int limit) = 0;
+
+  // Adds `rows` rows pushed online to `view`, the last at `at` (writers batch their pushes:
+  // serving/push_log.h).
+  virtual Status RecordPush(const std::string& view, Timestamp at, int64_t rows) = 0;
+  // view -> its pushes, for the views pushed to.
+  virtual Result<std::map<std::string, PushRecord>> Pushes() = 0;
 };
 
 enum class OpenMode { kOpenExisting, kCreateIfMissing };

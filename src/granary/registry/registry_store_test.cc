@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -162,26 +161,96 @@ TEST_F(RegistryStoreTest, RunHistoryKeepsCountsAndErrorsNewestFirst) {
             StatusCode::kNotFound);
 }
 
-TEST_F(RegistryStoreTest, ARunWhoseProcessDiedIsRecordedFailedByTheNextRun) {
+TEST_F(RegistryStoreTest, ARunUnderAnotherLockTokenIsRecordedFailedByTheNextRunKeepingItsCounts) {
   auto store = OpenSqliteRegistry(dir_ / "registry.db", OpenMode::kCreateIfMissing).ValueOrDie();
-  // A real process that is gone: fork a child that exits at once, and reap it.
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) _exit(0);
-  int wstatus = 0;
-  ASSERT_EQ(waitpid(child, &wstatus, 0), child);
-
-  int64_t crashed = store->StartRun(RunOf("customer_risk", 100, child)).ValueOrDie();
-  int64_t alive = store->StartRun(RunOf("bay_demand", 100)).ValueOrDie();  // this process
+  // Liveness is the lock's, not the pid's: the cut-off run's process may even still exist (a
+  // zombie, or a reused pid: here it is this very process).
+  MaterializationRun first = RunOf("customer_risk", 100);
+  first.lock_token = "token-of-a-killed-run";
+  int64_t crashed = store->StartRun(first).ValueOrDie();
+  ASSERT_TRUE(store->UpdateRunProgress(crashed, 1000, 700, 5).ok());
+  MaterializationRun second = RunOf("bay_demand", 100);
+  second.lock_token = "token-held-now";
+  int64_t alive = store->StartRun(second).ValueOrDie();
   auto runs = store->Runs("", 10).ValueOrDie();
   ASSERT_EQ(runs.size(), 2u);
   EXPECT_EQ(runs[1].id, crashed);
   EXPECT_EQ(runs[1].status, RunStatus::kFailed);
   EXPECT_NE(runs[1].error.find("interrupted"), std::string::npos) << runs[1].error;
   EXPECT_NE(runs[1].error.find("watermark was not advanced"), std::string::npos);
+  EXPECT_EQ(runs[1].rows_read, 1000);
+  EXPECT_EQ(runs[1].entities_written, 700);
+  EXPECT_EQ(runs[1].entities_skipped, 5);
+  EXPECT_EQ(runs[1].lock_token, "token-of-a-killed-run");
   EXPECT_EQ(runs[0].id, alive);
   EXPECT_EQ(runs[0].status, RunStatus::kRunning);
   EXPECT_TRUE(store->Watermarks().ValueOrDie().empty());
+  // A caller without a token marks nothing.
+  int64_t third = store->StartRun(RunOf("customer_risk", 200)).ValueOrDie();
+  EXPECT_EQ(store->Runs("bay_demand", 1).ValueOrDie()[0].status, RunStatus::kRunning);
+  EXPECT_GT(third, alive);
+}
+
+TEST_F(RegistryStoreTest, AnAttemptThatFailedBeforeStartingIsRecordedWithItsError) {
+  auto store = OpenSqliteRegistry(dir_ / "registry.db", OpenMode::kCreateIfMissing).ValueOrDie();
+  MaterializationRun run = RunOf("customer_risk", 100);
+  run.status = RunStatus::kFailed;
+  run.finished_at = Timestamp::FromSeconds(102);
+  run.error = "redis at 127.0.0.1:1: connection refused";
+  int64_t id = store->RecordFailedRun(run).ValueOrDie();
+  auto runs = store->Runs("customer_risk", 10).ValueOrDie();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].id, id);
+  EXPECT_EQ(runs[0].status, RunStatus::kFailed);
+  EXPECT_EQ(runs[0].error, run.error);
+  EXPECT_EQ(runs[0].finished_at, Timestamp::FromSeconds(102));
+  EXPECT_TRUE(store->Watermarks().ValueOrDie().empty());
+}
+
+TEST_F(RegistryStoreTest, TheNewestEventTimeOnlyMovesForwardUnderOneLayout) {
+  auto store = OpenSqliteRegistry(dir_ / "registry.db", OpenMode::kCreateIfMissing).ValueOrDie();
+  auto finish = [&](int64_t end, std::optional<int64_t> newest, const std::string& layout,
+                    bool marker) {
+    MaterializationRun run = RunOf("customer_risk", end);
+    run.note = "a note";
+    int64_t id = store->StartRun(run).ValueOrDie();
+    RunOutcome outcome = Outcome(RunStatus::kSucceeded, end);
+    if (newest) outcome.newest_event = Timestamp::FromSeconds(*newest);
+    outcome.watermark_layout = layout;
+    outcome.wrote_online_marker = marker;
+    ASSERT_TRUE(store->FinishRun(id, outcome).ok());
+  };
+  finish(100, 90, "a", true);
+  auto state = store->WatermarkStates().ValueOrDie().at("customer_risk");
+  EXPECT_EQ(state.newest_event, Timestamp::FromSeconds(90));
+  EXPECT_TRUE(state.online_marker);
+  finish(200, std::nullopt, "a", true);  // wrote nothing: the data is as old as before
+  state = store->WatermarkStates().ValueOrDie().at("customer_risk");
+  EXPECT_EQ(state.newest_event, Timestamp::FromSeconds(90));
+  finish(300, 80, "a", false);  // an older row: the newest stays
+  state = store->WatermarkStates().ValueOrDie().at("customer_risk");
+  EXPECT_EQ(state.newest_event, Timestamp::FromSeconds(90));
+  EXPECT_FALSE(state.online_marker);
+  finish(400, 70, "b", true);  // a new layout starts over
+  state = store->WatermarkStates().ValueOrDie().at("customer_risk");
+  EXPECT_EQ(state.newest_event, Timestamp::FromSeconds(70));
+  EXPECT_EQ(state.watermark, Timestamp::FromSeconds(400));
+  auto runs = store->Runs("customer_risk", 1).ValueOrDie();
+  EXPECT_EQ(runs[0].newest_event, Timestamp::FromSeconds(70));
+  EXPECT_EQ(runs[0].note, "a note");
+}
+
+TEST_F(RegistryStoreTest, PushesAreAddedUpPerView) {
+  auto store = OpenSqliteRegistry(dir_ / "registry.db", OpenMode::kCreateIfMissing).ValueOrDie();
+  EXPECT_TRUE(store->Pushes().ValueOrDie().empty());
+  ASSERT_TRUE(store->RecordPush("risk", Timestamp::FromSeconds(100), 3).ok());
+  ASSERT_TRUE(store->RecordPush("risk", Timestamp::FromSeconds(90), 2).ok());  // late batch
+  ASSERT_TRUE(store->RecordPush("bays", Timestamp::FromSeconds(50), 1).ok());
+  auto pushes = store->Pushes().ValueOrDie();
+  ASSERT_EQ(pushes.size(), 2u);
+  EXPECT_EQ(pushes.at("risk").last_push_at, Timestamp::FromSeconds(100));
+  EXPECT_EQ(pushes.at("risk").rows, 5);
+  EXPECT_EQ(pushes.at("bays").rows, 1);
 }
 
 TEST_F(RegistryStoreTest, AVersionOneRegistryIsMigratedOnOpen) {

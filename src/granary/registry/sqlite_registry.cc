@@ -1,9 +1,5 @@
 #include <fmt/format.h>
-#include <signal.h>
 #include <sqlite3.h>
-#include <unistd.h>
-
-#include <cerrno>
 
 #include "granary/registry/registry_store.h"
 #include "granary/registry/serialize.h"
@@ -12,7 +8,7 @@ namespace granary {
 namespace {
 
 // The schema version this code writes (PRAGMA user_version). Older files are migrated on open.
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS registry_versions (
@@ -54,6 +50,21 @@ CREATE INDEX IF NOT EXISTS materialization_runs_by_view ON materialization_runs 
 // watermarks of version 2 files (unknown: materialization starts such a view over).
 constexpr const char* kSchemaV3 = R"sql(
 ALTER TABLE watermarks ADD COLUMN layout TEXT NOT NULL DEFAULT '';
+)sql";
+
+// Version 4: run liveness by the repository lock's token, why a run read what it read, the
+// newest event time written online, whether a watermark's run left an online marker, and pushes.
+constexpr const char* kSchemaV4 = R"sql(
+ALTER TABLE materialization_runs ADD COLUMN lock_token TEXT NOT NULL DEFAULT '';
+ALTER TABLE materialization_runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
+ALTER TABLE materialization_runs ADD COLUMN newest_event INTEGER;  -- NULL: no row written
+ALTER TABLE watermarks ADD COLUMN newest_event INTEGER;
+ALTER TABLE watermarks ADD COLUMN online_marker INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS view_pushes (
+  view          TEXT    PRIMARY KEY,
+  last_push_at  INTEGER NOT NULL,   -- microseconds since the epoch, UTC
+  rows          INTEGER NOT NULL
+);
 )sql";
 
 // Owns a prepared statement.
@@ -172,7 +183,9 @@ class SqliteRegistry final : public RegistryStore {
   }
 
   Result<std::map<std::string, WatermarkState>> WatermarkStates() override {
-    Statement s(db_, "SELECT view, watermark, layout, updated_at FROM watermarks");
+    Statement s(db_,
+                "SELECT view, watermark, layout, updated_at, newest_event, online_marker FROM "
+                "watermarks");
     if (!s.prepared()) return Error("read watermarks");
     std::map<std::string, WatermarkState> out;
     int rc;
@@ -181,6 +194,10 @@ class SqliteRegistry final : public RegistryStore {
       state.watermark = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 1));
       state.layout = Column(s.get(), 2);
       state.updated_at = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 3));
+      if (sqlite3_column_type(s.get(), 4) != SQLITE_NULL) {
+        state.newest_event = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 4));
+      }
+      state.online_marker = sqlite3_column_int(s.get(), 5) != 0;
     }
     if (rc != SQLITE_DONE) return Error("read watermarks");
     return out;
@@ -197,6 +214,67 @@ class SqliteRegistry final : public RegistryStore {
     return id;
   }
 
+  Status UpdateRunProgress(int64_t id, int64_t rows_read, int64_t entities_written,
+                           int64_t entities_skipped) override {
+    Statement s(db_,
+                "UPDATE materialization_runs SET rows_read = ?, entities_written = ?, "
+                "entities_skipped = ? WHERE id = ? AND status = 'running'");
+    bool ok = s.prepared() && sqlite3_bind_int64(s.get(), 1, rows_read) == SQLITE_OK &&
+              sqlite3_bind_int64(s.get(), 2, entities_written) == SQLITE_OK &&
+              sqlite3_bind_int64(s.get(), 3, entities_skipped) == SQLITE_OK &&
+              sqlite3_bind_int64(s.get(), 4, id) == SQLITE_OK &&
+              sqlite3_step(s.get()) == SQLITE_DONE;
+    if (!ok) return Error("record a run's progress");
+    return Status::OK();
+  }
+
+  Result<int64_t> RecordFailedRun(const MaterializationRun& run) override {
+    GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
+    Result<int64_t> id = InsertRun(run);
+    if (id.ok()) {
+      RunOutcome outcome;
+      outcome.status = RunStatus::kFailed;
+      outcome.finished_at = run.finished_at.value_or(run.started_at);
+      outcome.error = run.error;
+      Status st = UpdateRun(*id, outcome);
+      if (!st.ok()) id = st;
+    }
+    if (!id.ok()) {
+      (void)Exec("ROLLBACK");
+      return id;
+    }
+    GRANARY_RETURN_NOT_OK(Exec("COMMIT"));
+    return id;
+  }
+
+  Status RecordPush(const std::string& view, Timestamp at, int64_t rows) override {
+    Statement s(db_,
+                "INSERT INTO view_pushes (view, last_push_at, rows) VALUES (?1, ?2, ?3) "
+                "ON CONFLICT (view) DO UPDATE SET last_push_at = MAX(last_push_at, ?2), "
+                "rows = rows + ?3");
+    bool ok = s.prepared() &&
+              sqlite3_bind_text(s.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+              sqlite3_bind_int64(s.get(), 2, at.micros) == SQLITE_OK &&
+              sqlite3_bind_int64(s.get(), 3, rows) == SQLITE_OK &&
+              sqlite3_step(s.get()) == SQLITE_DONE;
+    if (!ok) return Error("record a push");
+    return Status::OK();
+  }
+
+  Result<std::map<std::string, PushRecord>> Pushes() override {
+    Statement s(db_, "SELECT view, last_push_at, rows FROM view_pushes");
+    if (!s.prepared()) return Error("read pushes");
+    std::map<std::string, PushRecord> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      PushRecord& record = out[Column(s.get(), 0)];
+      record.last_push_at = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 1));
+      record.rows = sqlite3_column_int64(s.get(), 2);
+    }
+    if (rc != SQLITE_DONE) return Error("read pushes");
+    return out;
+  }
+
   Status FinishRun(int64_t id, const RunOutcome& outcome) override {
     GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
     Status st = UpdateRun(id, outcome);
@@ -211,8 +289,8 @@ class SqliteRegistry final : public RegistryStore {
     Statement s(db_,
                 "SELECT id, view, interval_start, interval_end, triggered_by, started_at, "
                 "finished_at, status, rows_read, entities_written, entities_skipped, error, pid, "
-                "host FROM materialization_runs WHERE (?1 = '' OR view = ?1) ORDER BY id DESC "
-                "LIMIT ?2");
+                "host, lock_token, note, newest_event FROM materialization_runs WHERE (?1 = '' "
+                "OR view = ?1) ORDER BY id DESC LIMIT ?2");
     if (!s.prepared() ||
         sqlite3_bind_text(s.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK ||
         sqlite3_bind_int(s.get(), 2, limit) != SQLITE_OK) {
@@ -242,6 +320,11 @@ class SqliteRegistry final : public RegistryStore {
       run.error = Column(r, 11);
       run.pid = sqlite3_column_int64(r, 12);
       run.host = Column(r, 13);
+      run.lock_token = Column(r, 14);
+      run.note = Column(r, 15);
+      if (sqlite3_column_type(r, 16) != SQLITE_NULL) {
+        run.newest_event = Timestamp::FromMicros(sqlite3_column_int64(r, 16));
+      }
       out.push_back(std::move(run));
     }
     if (rc != SQLITE_DONE) return Error("read the run history");
@@ -249,22 +332,20 @@ class SqliteRegistry final : public RegistryStore {
   }
 
  private:
-  // Marks runs of this host whose process no longer exists as failed; inside a transaction.
-  Status FailInterruptedRuns(const std::string& host, Timestamp now) {
+  // Marks the runs still recorded running under another lock token than `token` (which the
+  // caller holds) as failed: their process lost the lock, so it is gone. Inside a transaction.
+  Status FailInterruptedRuns(const std::string& token, Timestamp now) {
+    if (token.empty()) return Status::OK();
     std::vector<int64_t> dead;
     {
       Statement s(db_,
-                  "SELECT id, pid FROM materialization_runs WHERE status = 'running' AND host = ?");
+                  "SELECT id FROM materialization_runs WHERE status = 'running' AND lock_token "
+                  "!= ?");
       if (!s.prepared() ||
-          sqlite3_bind_text(s.get(), 1, host.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+          sqlite3_bind_text(s.get(), 1, token.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK) {
         return Error("read running runs");
       }
-      while (sqlite3_step(s.get()) == SQLITE_ROW) {
-        const pid_t pid = static_cast<pid_t>(sqlite3_column_int64(s.get(), 1));
-        if (pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH) {
-          dead.push_back(sqlite3_column_int64(s.get(), 0));
-        }
-      }
+      while (sqlite3_step(s.get()) == SQLITE_ROW) dead.push_back(sqlite3_column_int64(s.get(), 0));
     }
     for (int64_t id : dead) {
       RunOutcome outcome;
@@ -279,11 +360,11 @@ class SqliteRegistry final : public RegistryStore {
   }
 
   Result<int64_t> InsertRun(const MaterializationRun& run) {
-    GRANARY_RETURN_NOT_OK(FailInterruptedRuns(run.host, run.started_at));
+    GRANARY_RETURN_NOT_OK(FailInterruptedRuns(run.lock_token, run.started_at));
     Statement s(db_,
                 "INSERT INTO materialization_runs (view, interval_start, interval_end, "
-                "triggered_by, started_at, status, pid, host) VALUES (?, ?, ?, ?, ?, 'running', "
-                "?, ?)");
+                "triggered_by, started_at, status, pid, host, lock_token, note) VALUES (?, ?, ?, "
+                "?, ?, 'running', ?, ?, ?, ?)");
     bool ok =
         s.prepared() &&
         sqlite3_bind_text(s.get(), 1, run.view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
@@ -293,6 +374,8 @@ class SqliteRegistry final : public RegistryStore {
         sqlite3_bind_int64(s.get(), 5, run.started_at.micros) == SQLITE_OK &&
         sqlite3_bind_int64(s.get(), 6, run.pid) == SQLITE_OK &&
         sqlite3_bind_text(s.get(), 7, run.host.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+        sqlite3_bind_text(s.get(), 8, run.lock_token.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+        sqlite3_bind_text(s.get(), 9, run.note.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
         sqlite3_step(s.get()) == SQLITE_DONE;
     if (!ok) return Error("record a materialization run");
     return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
@@ -319,8 +402,8 @@ class SqliteRegistry final : public RegistryStore {
                          ? "UPDATE materialization_runs SET status = ?, finished_at = ?, "
                            "error = ? WHERE id = ?"
                          : "UPDATE materialization_runs SET status = ?, finished_at = ?, "
-                           "error = ?, rows_read = ?, entities_written = ?, entities_skipped = ? "
-                           "WHERE id = ?");
+                           "error = ?, rows_read = ?, entities_written = ?, entities_skipped = ?, "
+                           "newest_event = ? WHERE id = ?");
     const char* status = outcome.status == RunStatus::kSucceeded ? "succeeded" : "failed";
     bool ok =
         s.prepared() && sqlite3_bind_text(s.get(), 1, status, -1, SQLITE_STATIC) == SQLITE_OK &&
@@ -332,25 +415,33 @@ class SqliteRegistry final : public RegistryStore {
       ok = sqlite3_bind_int64(s.get(), 4, outcome.rows_read) == SQLITE_OK &&
            sqlite3_bind_int64(s.get(), 5, outcome.entities_written) == SQLITE_OK &&
            sqlite3_bind_int64(s.get(), 6, outcome.entities_skipped) == SQLITE_OK &&
-           sqlite3_bind_int64(s.get(), 7, id) == SQLITE_OK;
+           (outcome.newest_event ? sqlite3_bind_int64(s.get(), 7, outcome.newest_event->micros)
+                                 : sqlite3_bind_null(s.get(), 7)) == SQLITE_OK &&
+           sqlite3_bind_int64(s.get(), 8, id) == SQLITE_OK;
     }
     if (!ok || sqlite3_step(s.get()) != SQLITE_DONE) return Error("record how a run ended");
     if (outcome.status != RunStatus::kSucceeded || !outcome.advance_watermark_to) {
       return Status::OK();
     }
-    // Same layout: the watermark only moves forward. Another layout: the old watermark stood for
-    // data the online store no longer reads, so this run's end replaces it.
+    // Same layout: the watermark and the newest event time only move forward. Another layout:
+    // the old watermark stood for data the online store no longer reads, so this run's end
+    // replaces it. The online marker flag is the newest run's.
     Statement w(db_,
-                "INSERT INTO watermarks (view, watermark, updated_at, layout) "
-                "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (view) DO UPDATE SET "
+                "INSERT INTO watermarks (view, watermark, updated_at, layout, newest_event, "
+                "online_marker) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (view) DO UPDATE SET "
+                "newest_event = CASE WHEN layout = ?4 AND newest_event IS NOT NULL AND "
+                "(?5 IS NULL OR newest_event > ?5) THEN newest_event ELSE ?5 END, "
                 "watermark = CASE WHEN layout = ?4 THEN MAX(watermark, ?2) ELSE ?2 END, "
-                "updated_at = ?3, layout = ?4");
+                "updated_at = ?3, layout = ?4, online_marker = ?6");
     ok = w.prepared() &&
          sqlite3_bind_text(w.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
          sqlite3_bind_int64(w.get(), 2, outcome.advance_watermark_to->micros) == SQLITE_OK &&
          sqlite3_bind_int64(w.get(), 3, outcome.finished_at.micros) == SQLITE_OK &&
          sqlite3_bind_text(w.get(), 4, outcome.watermark_layout.c_str(), -1, SQLITE_TRANSIENT) ==
              SQLITE_OK &&
+         (outcome.newest_event ? sqlite3_bind_int64(w.get(), 5, outcome.newest_event->micros)
+                               : sqlite3_bind_null(w.get(), 5)) == SQLITE_OK &&
+         sqlite3_bind_int(w.get(), 6, outcome.wrote_online_marker ? 1 : 0) == SQLITE_OK &&
          sqlite3_step(w.get()) == SQLITE_DONE;
     if (!ok) return Error("advance a watermark");
     return Status::OK();
@@ -382,6 +473,7 @@ class SqliteRegistry final : public RegistryStore {
     if (version < 1) GRANARY_RETURN_NOT_OK(Exec(kSchemaV1));
     if (version < 2) GRANARY_RETURN_NOT_OK(Exec(kSchemaV2));
     if (version < 3) GRANARY_RETURN_NOT_OK(Exec(kSchemaV3));
+    if (version < 4) GRANARY_RETURN_NOT_OK(Exec(kSchemaV4));
     return Exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
   }
 

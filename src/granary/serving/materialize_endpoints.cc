@@ -246,7 +246,7 @@ void RegisterMaterializeEndpoints(ServingContext& context, std::vector<Endpoint>
   m->options.clock = context.options.clock;
   m->options.metrics = context.options.metrics;
   m->state_metrics = MaterializationStateMetrics::Register(context.options.metrics, m->config,
-                                                           context.options.clock);
+                                                           context.options.clock, context.store);
   context.materialization = std::move(m);
   endpoints->push_back({"POST", kPath, [&context](ServiceRequest& request, ServiceRespond respond) {
                           HandleMaterialize(context, request, std::move(respond));

@@ -479,6 +479,7 @@ Result<PushResult> Push(const PushContext& context, const std::string& push_sour
     }
     result.online += *stats;
   }
+  if (context.log != nullptr && !batches.empty()) context.log->Record(result.views, result.rows);
   return result;
 }
 

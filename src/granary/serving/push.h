@@ -29,6 +29,7 @@
 #include "granary/offline/source_append.h"
 #include "granary/online/online_store.h"
 #include "granary/registry/definitions.h"
+#include "granary/serving/push_log.h"
 
 namespace arrow {
 class Table;
@@ -71,6 +72,7 @@ struct PushContext {
   OnlineStore* store = nullptr;
   std::filesystem::path repo_root;
   const Clock* clock = &SystemClock::Default();
+  PushLog* log = nullptr;  // records the online writes (push_log.h); may be null
 };
 
 struct PushResult {

@@ -74,6 +74,7 @@ Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(FeatureServerOptions 
   GRANARY_ASSIGN_OR_RAISE(ctx.health_probe, HealthProbe(ctx.options.default_key_ttl));
   ctx.blocking =
       std::make_unique<boost::asio::thread_pool>(std::max(1, ctx.options.blocking_threads));
+  ctx.push_log = std::make_unique<PushLog>(ctx.options.registry_path, ctx.options.clock);
 
   RegisterOnlineEndpoints(ctx, &server->endpoints_);
   RegisterPushEndpoints(ctx, &server->endpoints_);
@@ -90,6 +91,7 @@ FeatureServer::~FeatureServer() {
   if (context_.blocking) context_.blocking->join();
   JoinMaterialization(context_);
   context_.materialization.reset();
+  context_.push_log.reset();  // writes the pushes not recorded yet
   context_.registry.reset();
 }
 

@@ -36,6 +36,7 @@
 #include "granary/common/result.h"
 #include "granary/materialize/materializer.h"
 #include "granary/online/online_store.h"
+#include "granary/serving/push_log.h"
 #include "granary/serving/registry_watcher.h"
 
 namespace granary {
@@ -118,6 +119,8 @@ struct ServingContext {
   // The materialization run of POST /materialize-incremental (materialize_endpoints.cc); null
   // when options.repository is unset.
   std::shared_ptr<ServerMaterialization> materialization;
+  // Records pushes in the registry for `granary status` (push_log.h).
+  std::unique_ptr<PushLog> push_log;
 };
 
 class FeatureServer {

@@ -133,21 +133,8 @@ Result<std::unique_ptr<RedisServer>> RedisServer::Start(const RedisServerOptions
                    "--repl-ping-replica-period", "1"});
     }
     args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    pid_t parent = ::getpid();
-    pid_t pid = ::fork();
-    if (pid < 0) return Status::IOError("fork() failed");
-    if (pid == 0) {
-      // The server dies with the test process, even when that one crashes.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(1);
-      ::execvp("redis-server", argv.data());
-      ::_exit(127);
-    }
-    server->pid_ = pid;
+    server->args_ = std::move(args);
+    GRANARY_RETURN_NOT_OK(server->Spawn());
     last = server->WaitUntilReady();
     if (last.ok()) {
       for (const auto& [user, rules] : options.acl_users) {
@@ -161,6 +148,30 @@ Result<std::unique_ptr<RedisServer>> RedisServer::Start(const RedisServerOptions
     // Most likely the port was taken in between: try another.
   }
   return last;
+}
+
+Status RedisServer::Spawn() {
+  std::vector<char*> argv;
+  for (std::string& a : args_) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return Status::IOError("fork() failed");
+  if (pid == 0) {
+    // The server dies with the test process, even when that one crashes.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(1);
+    ::execvp("redis-server", argv.data());
+    ::_exit(127);
+  }
+  pid_ = pid;
+  return Status::OK();
+}
+
+Status RedisServer::RestartEmpty() {
+  Kill();  // no persistence: the data goes with the process; nodes.conf stays in the folder
+  GRANARY_RETURN_NOT_OK(Spawn());
+  return WaitUntilReady();
 }
 
 Status RedisServer::WaitUntilReady() {
@@ -351,6 +362,13 @@ Result<std::unique_ptr<RedisCluster>> RedisCluster::Start(int masters, int repli
     }
   }
   return c;
+}
+
+Status RedisCluster::RestartMasterEmpty(int i) {
+  GRANARY_RETURN_NOT_OK(nodes_[i]->RestartEmpty());
+  std::vector<int> all;
+  for (int n = 0; n < num_nodes(); ++n) all.push_back(n);
+  return WaitForClusterOk(all, num_nodes());
 }
 
 Status RedisCluster::WaitForClusterOk(const std::vector<int>& nodes, int expected_known) {

@@ -13,6 +13,7 @@
 //   cluster->SeedNodes();                  // every node's address
 //   cluster->KillMaster(0);                // crash a master...
 //   cluster->WaitForFailover(0);           // ...and wait for its replica to take over
+//   cluster->RestartMasterEmpty(1);        // a master without persistence back empty
 //
 // Not thread-safe: use one object from one thread (the servers themselves serve any client).
 #pragma once
@@ -68,6 +69,9 @@ class RedisServer {
   // The value of one field of INFO ("used_memory"), as text.
   Result<std::string> Info(const std::string& section, const std::string& field) const;
 
+  // Crashes the server (SIGKILL) and starts it again on the same port and folder: it comes back
+  // empty (no persistence), with the cluster configuration of its nodes.conf.
+  Status RestartEmpty();
   void Stop();    // SIGTERM, wait; SIGKILL after 5 s
   void Kill();    // SIGKILL now (a crash)
   void Pause();   // SIGSTOP: the port accepts connections but nothing answers
@@ -75,8 +79,10 @@ class RedisServer {
 
  private:
   RedisServer() = default;
+  Status Spawn();  // forks and execs args_
   Status WaitUntilReady();
 
+  std::vector<std::string> args_;  // the redis-server command line
   RedisServerOptions options_;
   std::optional<TempDir> dir_;
   pid_t pid_ = -1;
@@ -117,6 +123,11 @@ class RedisCluster {
   // Crashes master `i` (SIGKILL) and waits until one of its replicas serves its slots and the
   // cluster is ok again (at most 20 s).
   Status KillMasterAndWaitForFailover(int i);
+
+  // Restarts master `i` empty (RedisServer::RestartEmpty), as a master without persistence that
+  // crashed and came back before any failover (a cluster without replicas), and waits until the
+  // cluster is ok again (at most 20 s). Its slots are its own again, and hold no keys.
+  Status RestartMasterEmpty(int i);
 
  private:
   RedisCluster() = default;

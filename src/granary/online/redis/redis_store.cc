@@ -400,15 +400,18 @@ Status RedisOnlineStore::ForEachKeyPage(
 Status RedisOnlineStore::DeleteViews(const std::vector<std::string>& view_names) {
   std::vector<std::string> ids;
   for (const std::string& name : view_names) ids.push_back(ViewIdBytes(ViewIdOf(name)));
+  GRANARY_RETURN_NOT_OK(DeleteViewMarkers(view_names));
   return ForEachKeyPage([&](const std::vector<std::string>& keys) {
     auto batch = std::make_shared<CollectBatch>();
     batch->script = &delete_script_;
     for (const std::string& key : keys) {
+      if (IsMarkerKey(key)) continue;  // a hash, not an entity value
       batch->Add(KeySlot(key), false, [&](CommandWriter& w) {
         w.Begin(4 + ids.size()).Arg("EVALSHA").Arg(delete_sha_).Arg(int64_t{1}).Arg(key);
         for (const std::string& id : ids) w.Arg(id);
       });
     }
+    if (batch->commands.empty()) return Status::OK();
     GRANARY_RETURN_NOT_OK(RunSync(batch).WithContext(Describe()));
     for (const auto& r : batch->replies) {
       if (r.type == ReplyType::kError) {

@@ -60,6 +60,8 @@ class RedisOnlineStore final : public OnlineStore {
                  ReadCallback done) override;
   Status DeleteViews(const std::vector<std::string>& view_names) override;
   Status DeleteAll() override;
+  Status PutViewMarker(const std::string& view, const ViewMarker& marker) override;
+  Result<std::vector<ShardMarkers>> ReadViewMarkers() override;
   std::string Describe() const override;
 
   // The Redis key of an entity key; for tests and tools.
@@ -80,6 +82,17 @@ class RedisOnlineStore final : public OnlineStore {
   std::vector<redis::NodeAddress> Masters() const;
   // SCANs every master for this project's keys and runs `act` on each page of keys.
   Status ForEachKeyPage(const std::function<Status(const std::vector<std::string>&)>& act);
+  // The view markers' hash of each shard (redis_markers.cc).
+  struct MarkerShard {
+    std::string shard;  // master address, or Describe() standalone
+    std::string key;
+  };
+  std::vector<MarkerShard> MarkerShards() const;
+  Status DeleteViewMarkers(const std::vector<std::string>& view_names);
+  bool IsMarkerKey(const std::string& key) const {
+    return key.size() > prefix_.size() && key.compare(0, prefix_.size(), prefix_) == 0 &&
+           key[prefix_.size()] == '\0';
+  }
 
   Options options_;
   std::string prefix_;

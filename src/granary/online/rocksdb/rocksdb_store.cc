@@ -42,6 +42,11 @@ void AppendRecordKey(std::string* out, std::string_view entity, uint32_t view_id
   layout::PutBigEndian32(out, view_id);
 }
 
+// View markers: "\0marker\0" + view name (rocksdb_store.h).
+constexpr std::string_view kMarkerPrefix("\0marker\0", 8);
+
+bool IsMarkerKey(const rocksdb::Slice& key) { return !key.empty() && key[0] == '\0'; }
+
 int64_t ExpiryOf(std::string_view record) { return layout::LoadFixed<int64_t>(record.data() + 1); }
 
 }  // namespace
@@ -281,9 +286,12 @@ Status RocksDbOnlineStore::DeleteViews(const std::vector<std::string>& view_name
   }
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   rocksdb::WriteBatch batch;
+  for (const std::string& name : view_names) {
+    batch.Delete(std::string(kMarkerPrefix) + name);
+  }
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     rocksdb::Slice key = it->key();
-    if (key.size() < 4) continue;
+    if (key.size() < 4 || IsMarkerKey(key)) continue;
     std::string_view suffix(key.data() + key.size() - 4, 4);
     if (std::find(suffixes.begin(), suffixes.end(), suffix) != suffixes.end()) {
       batch.Delete(key);
@@ -309,13 +317,36 @@ Status RocksDbOnlineStore::DeleteAll() {
                    path_.string());
 }
 
+Status RocksDbOnlineStore::PutViewMarker(const std::string& view, const ViewMarker& marker) {
+  rocksdb::WriteOptions sync;
+  sync.sync = true;  // a marker must not outlive the data it stands for, nor come before it
+  return FromRocks(db_->Put(sync, std::string(kMarkerPrefix) + view, EncodeViewMarker(marker)),
+                   "write a view marker", path_.string());
+}
+
+Result<std::vector<ShardMarkers>> RocksDbOnlineStore::ReadViewMarkers() {
+  ShardMarkers shard;
+  shard.shard = Describe();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  const rocksdb::Slice prefix(kMarkerPrefix.data(), kMarkerPrefix.size());
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const std::string view = it->key().ToString().substr(kMarkerPrefix.size());
+    GRANARY_ASSIGN_OR_RAISE(
+        shard.views[view],
+        DecodeViewMarker(std::string_view(it->value().data(), it->value().size()),
+                         fmt::format("{}: marker of {}", Describe(), view)));
+  }
+  GRANARY_RETURN_NOT_OK(FromRocks(it->status(), "scan", path_.string()));
+  return std::vector<ShardMarkers>{std::move(shard)};
+}
+
 Result<int64_t> RocksDbOnlineStore::CompactAndCount() {
   GRANARY_RETURN_NOT_OK(
       FromRocks(db_->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr), "compaction",
                 path_.string()));
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   int64_t count = 0;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) ++count;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) count += IsMarkerKey(it->key()) ? 0 : 1;
   GRANARY_RETURN_NOT_OK(FromRocks(it->status(), "scan", path_.string()));
   return count;
 }

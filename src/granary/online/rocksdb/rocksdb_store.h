@@ -10,6 +10,9 @@
 // would make writes blind and lose the count of skipped rows, so it is not used. Expired records
 // read as NOT_FOUND and are dropped by a compaction filter.
 //
+// View markers are records of their own, "\0marker\0<view>": the leading zero byte sorts them
+// before every entity key (whose first byte is a type tag, 1 to 6), so reads never meet them.
+//
 // Thread-safe (see OnlineStore).
 #pragma once
 
@@ -44,10 +47,12 @@ class RocksDbOnlineStore final : public OnlineStore {
                  ReadCallback done) override;
   Status DeleteViews(const std::vector<std::string>& view_names) override;
   Status DeleteAll() override;
+  Status PutViewMarker(const std::string& view, const ViewMarker& marker) override;
+  Result<std::vector<ShardMarkers>> ReadViewMarkers() override;
   std::string Describe() const override;
 
-  // Runs a full compaction (dropping expired records) and returns how many records remain; for
-  // tests and operations.
+  // Runs a full compaction (dropping expired records) and returns how many entity records remain
+  // (markers not counted); for tests and operations.
   Result<int64_t> CompactAndCount();
 
  private:
