@@ -154,7 +154,7 @@ TEST(ValueCodec, TruncatedOrPaddedBodiesAreRejected) {
 }
 
 TEST(ValueCodec, CreatedTimesAnyDistanceFromTheEventRoundTripWithoutOverflow) {
-  // Found by the value_codec fuzzer: a stored created code far from the event time made
+  // Seen while writing the value_codec fuzzer: a stored created code far from the event time made
   // event + UnZigZag(code - 1) overflow (UBSan); times from a source file can be as far apart.
   Definitions defs = OnlineDefinitions();
   auto view = Layout(defs, "risk");
