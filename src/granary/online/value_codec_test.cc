@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "granary/online/entity_key.h"
-#include "granary/online/test_util.h"
+#include "granary/testing/online_definitions.h"
 
 namespace granary {
 namespace {
