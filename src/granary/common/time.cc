@@ -153,6 +153,14 @@ Result<Duration> ParseDuration(std::string_view text) {
         "90d, 36h or 1d12h, or 0 for no limit",
         text, why));
   };
+  auto too_large = [&] {
+    return Status::InvalidArgument(fmt::format(
+        "duration too large: '{}' is more than the largest duration Granary can hold "
+        "(106751991d, about 292,000 years, in int64 microseconds); use a smaller value such as "
+        "3650d, "
+        "or 0 for no limit",
+        text));
+  };
   std::string_view s = text;
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
   while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
@@ -164,8 +172,9 @@ Result<Duration> ParseDuration(std::string_view text) {
     if (s[pos] < '0' || s[pos] > '9') return bad("expected a number");
     int64_t n = 0;
     while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      if (n > std::numeric_limits<int64_t>::max() / 10) return bad("the number is too large");
-      n = n * 10 + (s[pos++] - '0');
+      const int digit = s[pos++] - '0';
+      if (n > (std::numeric_limits<int64_t>::max() - digit) / 10) return too_large();
+      n = n * 10 + digit;
     }
     size_t unit_start = pos;
     while (pos < s.size() &&
@@ -192,9 +201,12 @@ Result<Duration> ParseDuration(std::string_view text) {
       return bad("a number has no unit");
     else
       return bad(fmt::format("unknown unit '{}'", unit));
-    if (n > std::numeric_limits<int64_t>::max() / scale) return bad("it is too large");
-    total += n * scale;
-    if (total < 0) return bad("it is too large");
+    // total + n * scale must stay within int64 microseconds; checked before computing either
+    // so that no signed arithmetic overflows.
+    if (n > std::numeric_limits<int64_t>::max() / scale) return too_large();
+    const int64_t part = n * scale;
+    if (part > std::numeric_limits<int64_t>::max() - total) return too_large();
+    total += part;
   }
   return Duration{total};
 }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace granary {
 namespace {
 
@@ -93,6 +95,26 @@ TEST(ParseDuration, RejectsMissingOrUnknownUnits) {
   for (const char* bad : {"", "90", "90x", "d", "-1d", "1.5h", "99999999999999999999d"}) {
     EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
   }
+}
+
+TEST(ParseDuration, RejectsValuesBeyondInt64MicrosecondsWithoutOverflow) {
+  // The largest whole number of days fits, and so does the sum with the hours left over.
+  EXPECT_EQ(ParseDuration("106751991d").ValueOrDie(), Duration::Days(106751991));
+  EXPECT_EQ(ParseDuration("106751991d4h").ValueOrDie(),
+            Duration{Duration::Days(106751991).micros + Duration::Hours(4).micros});
+  // Each part fits on its own but the sum does not (the signed overflow UBSan reported in
+  // `total += n * scale`), a single part is too large, or the number itself is.
+  for (const char* big : {"106751991d5h", "106751992d", "9223372036854775807us1us",
+                          "9223372036854775808us", "99999999999999999999d", "15250285w"}) {
+    auto d = ParseDuration(big);
+    ASSERT_FALSE(d.ok()) << big;
+    EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument) << big;
+    EXPECT_NE(d.status().message().find("duration too large"), std::string::npos)
+        << d.status().ToString();
+    EXPECT_NE(d.status().message().find(big), std::string::npos) << d.status().ToString();
+  }
+  EXPECT_EQ(ParseDuration("9223372036854775807us").ValueOrDie(),
+            Duration{std::numeric_limits<int64_t>::max()});
 }
 
 TEST(FormatDuration, UsesTheLargestExactUnits) {

@@ -282,6 +282,45 @@ TEST(DeltaSnapshot, ALogThatCannotBeListedIsAnIOErrorNamingIt) {
   }
 }
 
+TEST(DeltaSnapshot, DecimalsOutsideArrowsPrecisionAreErrorsNotAborts) {
+  // Seen while writing the delta_log fuzzer: arrow::decimal128 aborts the process on a precision
+  // outside 1..38, so a schemaString with decimal(0,0) or decimal(39,2) took the process down.
+  auto schema = [](const std::string& type) {
+    return R"({"type":"struct","fields":[{"name":"d","type":")" + type +
+           R"(","nullable":true,"metadata":{}}]})";
+  };
+  for (const char* bad :
+       {"decimal(0,0)", "decimal(39,2)", "decimal(-5,0)", "decimal(10,11)", "decimal(5, -1)"}) {
+    auto result = DeltaSchemaToArrow(schema(bad));
+    ASSERT_FALSE(result.ok()) << bad;
+    EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(result.status().message().find(std::string("'") + bad + "'"), std::string::npos)
+        << result.status().message();
+    EXPECT_NE(result.status().message().find("precision from 1 to 38"), std::string::npos)
+        << result.status().message();
+  }
+  for (const char* good : {"decimal(1,0)", "decimal(38,38)", "decimal(10, 2)"}) {
+    auto result = DeltaSchemaToArrow(schema(good));
+    ASSERT_TRUE(result.ok()) << good << ": " << result.status().ToString();
+    EXPECT_EQ((*result)->field(0)->type()->id(), arrow::Type::DECIMAL128) << good;
+  }
+  // Through a whole log replay: an error naming the type, as a scan reports it.
+  auto dir = TempDir::Make("granary-delta-decimal-").ValueOrDie();
+  std::filesystem::create_directories(dir.path() / "_delta_log");
+  std::ofstream(dir.path() / "_delta_log/00000000000000000000.json")
+      << R"({"protocol":{"minReaderVersion":1,"minWriterVersion":2}})"
+      << "\n"
+      << R"({"metaData":{"id":"t","format":{"provider":"parquet","options":{}},)"
+      << R"("schemaString":"{\"type\":\"struct\",\"fields\":[{\"name\":\"d\",)"
+      << R"(\"type\":\"decimal(0,0)\",\"nullable\":true,\"metadata\":{}}]}",)"
+      << R"("partitionColumns":[],"configuration":{}}})"
+      << "\n";
+  auto snapshot = ReadDeltaSnapshot(dir.path());
+  ASSERT_FALSE(snapshot.ok());
+  EXPECT_NE(snapshot.status().message().find("decimal(0,0)"), std::string::npos)
+      << snapshot.status().message();
+}
+
 TEST(DeltaSnapshot, DeletionVectorsAreAcceptedAndOtherUnknownReaderFeaturesRefused) {
   auto dir = TempDir::Make("granary-delta-features-").ValueOrDie();
   auto write = [&](const std::string& features) {

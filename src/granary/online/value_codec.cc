@@ -211,7 +211,7 @@ bool ParseBodyHeader(std::string_view body, size_t num_features, BodyHeader* h) 
   if (!GetVarint(body, &pos, &created)) return false;
   h->order.has_created = created != 0;
   h->order.created_micros =
-      created == 0 ? 0 : h->order.event_micros + layout::UnZigZag(created - 1);
+      created == 0 ? 0 : layout::CreatedFromCode(h->order.event_micros, created);
   h->bitmap_offset = pos;
   h->values_offset = pos + (num_features + 7) / 8;
   return h->values_offset <= body.size();
@@ -482,7 +482,7 @@ Status BodyEncoder::Append(int64_t row, std::string* out) const {
   PutFixed<uint32_t>(out, view_->fingerprint());
   PutFixed<int64_t>(out, order.event_micros);
   PutVarint(out,
-            order.has_created ? layout::ZigZag(order.created_micros - order.event_micros) + 1 : 0);
+            order.has_created ? layout::CreatedCode(order.event_micros, order.created_micros) : 0);
   const size_t bitmap_at = out->size();
   out->append(view_->null_bitmap_bytes(), '\0');
   for (size_t f = 0; f < columns_.size(); ++f) {
@@ -518,7 +518,7 @@ Status EncodeBody(const ViewLayout& view, WriteOrder order, const std::vector<Va
   PutFixed<uint32_t>(out, view.fingerprint());
   PutFixed<int64_t>(out, order.event_micros);
   PutVarint(out,
-            order.has_created ? layout::ZigZag(order.created_micros - order.event_micros) + 1 : 0);
+            order.has_created ? layout::CreatedCode(order.event_micros, order.created_micros) : 0);
   const size_t bitmap_at = out->size();
   out->append(view.null_bitmap_bytes(), '\0');
   for (size_t f = 0; f < features.size(); ++f) {

@@ -75,7 +75,6 @@ struct ListRef {
   ScalarType element;
   uint32_t count = 0;
   const char* data = nullptr;  // the first element
-  const char* end = nullptr;
 
   // Calls f(element) for each element, as bool, int32_t, int64_t, float, double,
   // std::string_view (string, bytes) or Timestamp.
@@ -174,8 +173,9 @@ void ListRef::ForEach(F&& f) const {
       case ScalarType::kBytes: {
         size_t pos = 0;
         uint64_t len = 0;
-        std::string_view rest(p, end - p);
-        layout::GetVarint(rest, &pos, &len);  // validated by IndexBody
+        // A varint validated by IndexBody: GetVarint stops at its last byte, never past it.
+        std::string_view rest(p, 10);
+        layout::GetVarint(rest, &pos, &len);
         f(std::string_view(p + pos, len));
         p += pos + len;
         break;

@@ -3,6 +3,8 @@
 #include <arrow/api.h>
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "granary/online/entity_key.h"
 #include "granary/testing/online_definitions.h"
 
@@ -149,6 +151,36 @@ TEST(ValueCodec, TruncatedOrPaddedBodiesAreRejected) {
   BodyHeader header;
   ASSERT_TRUE(ParseBodyHeader(longer, 16, &header));
   EXPECT_FALSE(IndexBody(*view, longer, header, offsets.data()));
+}
+
+TEST(ValueCodec, CreatedTimesAnyDistanceFromTheEventRoundTripWithoutOverflow) {
+  // Seen while writing the value_codec fuzzer: a stored created code far from the event time made
+  // event + UnZigZag(code - 1) overflow (UBSan); times from a source file can be as far apart.
+  Definitions defs = OnlineDefinitions();
+  auto view = Layout(defs, "risk");
+  const int64_t kMax = std::numeric_limits<int64_t>::max();
+  const int64_t kMin = std::numeric_limits<int64_t>::min();
+  for (auto [event, created] : std::vector<std::pair<int64_t, int64_t>>{
+           {kMax - 5, kMin + 3}, {kMin, kMax}, {kMax, kMax}, {-1, 1}, {1000, 900}}) {
+    WriteOrder order{event, true, created};
+    std::string body;
+    ASSERT_TRUE(EncodeBody(*view, order, {Value(1.0), Value(int64_t{2})}, &body).ok());
+    BodyHeader header;
+    ASSERT_TRUE(ParseBodyHeader(body, 2, &header)) << event << " " << created;
+    EXPECT_TRUE(header.order.has_created);
+    EXPECT_EQ(header.order.event_micros, event);
+    EXPECT_EQ(header.order.created_micros, created) << event;
+  }
+  // The largest code a stored varint can hold decodes to some time, not to undefined behaviour.
+  std::string body;
+  ASSERT_TRUE(EncodeBody(*view, WriteOrder{kMax}, {Value(1.0), Value(int64_t{2})}, &body).ok());
+  std::string huge = body.substr(0, 12) + std::string(9, '\xff') + '\x01' + body.substr(13);
+  BodyHeader header;
+  ASSERT_TRUE(ParseBodyHeader(huge, 2, &header));
+  EXPECT_TRUE(header.order.has_created);
+  // code 2^64 - 1: a difference of INT64_MAX, taken modulo 2^64 from INT64_MAX.
+  EXPECT_EQ(header.order.created_micros, -2);
+  EXPECT_EQ(header.bitmap_offset, 22u);
 }
 
 TEST(ValueCodec, FixedWidthBodiesWithoutNullsUseKnownOffsetsAndStillCheckTheirSize) {

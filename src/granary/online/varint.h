@@ -50,6 +50,20 @@ constexpr int64_t UnZigZag(uint64_t v) {
   return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
 }
 
+// A body's created timestamp (value_codec.h): zigzag(created - event) + 1, 0 for none. The
+// difference is taken modulo 2^64, so that every pair of int64 times (any value a store or a
+// source file holds) round-trips without signed overflow; small differences keep small codes.
+constexpr uint64_t CreatedCode(int64_t event, int64_t created) {
+  return ZigZag(
+             static_cast<int64_t>(static_cast<uint64_t>(created) - static_cast<uint64_t>(event))) +
+         1;
+}
+// The created timestamp of a code other than 0.
+constexpr int64_t CreatedFromCode(int64_t event, uint64_t code) {
+  return static_cast<int64_t>(static_cast<uint64_t>(event) +
+                              static_cast<uint64_t>(UnZigZag(code - 1)));
+}
+
 template <typename T>
 inline void PutFixed(std::string* out, T v) {
   static_assert(std::is_trivially_copyable_v<T>);

@@ -87,6 +87,35 @@ TEST(Slots, SlotMapFromClusterSlotsWithReplicasAndMovedPatches) {
   EXPECT_FALSE(SlotMap::FromClusterSlots(Parse("-ERR no cluster\r\n"), {}).ok());
 }
 
+TEST(Slots, ClusterSlotsWithAPortOutOfRangeIsRefused) {
+  // Found by the resp fuzzer: the port was cast to int unchecked (4294974296 became 7000).
+  for (std::string_view port : {"0", "-1", "65536", "4294974296"}) {
+    Reply slots = Parse(
+        "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:" + std::string(port) + "\r\n");
+    auto map = SlotMap::FromClusterSlots(slots, NodeAddress{"10.0.0.1", 7000});
+    ASSERT_FALSE(map.ok()) << port;
+    EXPECT_NE(map.status().message().find("port " + std::string(port) + ", outside 1..65535"),
+              std::string::npos)
+        << map.status().ToString();
+  }
+}
+
+TEST(Resp, AggregatesBeyondTheElementLimitAreErrorsWithoutOverflow) {
+  // Seen while writing the resp fuzzer: a map's count was doubled before any check (signed
+  // overflow).
+  for (std::string_view reply : {"%9223372036854775807\r\n", "%4611686018427387904\r\n",
+                                 "*268435457\r\n", "~9223372036854775807\r\n"}) {
+    Reply r;
+    std::string error;
+    EXPECT_EQ(ParseReply(reply, &r, &error), -1) << reply;
+    EXPECT_EQ(error, "aggregate too large") << reply;
+  }
+  // The limit itself is only a bound: a smaller count waits for its elements.
+  Reply r;
+  std::string error;
+  EXPECT_EQ(ParseReply("%134217728\r\n", &r, &error), 0);
+}
+
 TEST(Slots, AddressesParseWithClearErrors) {
   auto a = NodeAddress::Parse("redis.local:6380");
   ASSERT_TRUE(a.ok());

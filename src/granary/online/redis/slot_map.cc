@@ -90,10 +90,23 @@ Result<std::shared_ptr<const SlotMap>> SlotMap::FromClusterSlots(const Reply& re
         node.elements[1].type != ReplyType::kInteger) {
       return Status::Unavailable("malformed node in CLUSTER SLOTS from " + origin.ToString());
     }
+    // A port outside 1..65535 (once truncated to an int: found by the resp fuzzer) would
+    // send commands to the wrong node or fail every connection to it.
+    const int64_t port = node.elements[1].integer;
+    if (port < 1 || port > 65535) {
+      return Status::Unavailable(
+          fmt::format("CLUSTER SLOTS from {} names a node with port {}, outside 1..65535",
+                      origin.ToString(), port));
+    }
     NodeAddress a;
     a.host = std::string(node.elements[0].str);
     if (a.host.empty() || a.host == "?") a.host = origin.host;
-    a.port = static_cast<int>(node.elements[1].integer);
+    a.port = static_cast<int>(port);
+    // Node indices are 16 bits, kNoNode excluded.
+    if (map->nodes_.size() >= kNoNode) {
+      return Status::Unavailable("CLUSTER SLOTS from " + origin.ToString() +
+                                 " names more than 65534 nodes");
+    }
     return a;
   };
   for (const Reply& range : reply.elements) {
