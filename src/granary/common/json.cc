@@ -195,10 +195,11 @@ std::string DescribeError(std::string_view text, size_t offset, const bj::error_
   if (ec != bj::error::syntax) return ec.message();
   const auto c = static_cast<unsigned char>(text[offset]);
   const std::string_view rest = text.substr(offset);
-  if (rest.starts_with("NaN") || rest.starts_with("Infinity") || rest.starts_with("-Infinity") ||
+  if (rest.starts_with("NaN") || rest.starts_with("Inf") || rest.starts_with("-Inf") ||
       rest.starts_with("-NaN")) {
-    return options.allow_non_finite ? "NaN, Infinity and -Infinity must stand alone as a value"
-                                    : "NaN and Infinity are not JSON; send null or a finite number";
+    return options.allow_non_finite
+               ? "not JSON: NaN, Infinity and -Infinity are read only as whole values"
+               : "NaN and Infinity are not JSON; send null or a finite number";
   }
   if (c >= 0x80) return fmt::format("byte 0x{:02x} is not valid UTF-8", c);
   if (c < 0x20) {

@@ -65,6 +65,7 @@ class JsonWriter {
   void StartArray();
   void EndArray();
   void Key(std::string_view key);
+  void Key(const char* key, size_t n) { Key(std::string_view(key, n)); }
   void String(std::string_view s);
   void String(const char* s, size_t n) { String(std::string_view(s, n)); }
   void Int(int v) { Int64(v); }

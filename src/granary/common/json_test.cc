@@ -165,9 +165,14 @@ TEST(ParseJson, NanAndInfinityAreNotJsonUnlessAllowed) {
     EXPECT_FALSE(bad.ok()) << text;
     EXPECT_FALSE(ParseJson(text).ok()) << text;
   }
-  EXPECT_EQ(ErrorOf("[Infe2]", python), "line 1, column 2: unexpected 'I'");
-  EXPECT_EQ(ErrorOf("[NaNe299]", python),
-            "line 1, column 2: NaN, Infinity and -Infinity must stand alone as a value");
+  EXPECT_EQ(
+      ErrorOf("[Infe2]", python),
+      "line 1, column 2: not JSON: NaN, Infinity and -Infinity are read only as whole values");
+  EXPECT_EQ(
+      ErrorOf("[NaNe299]", python),
+      "line 1, column 2: not JSON: NaN, Infinity and -Infinity are read only as whole values");
+  EXPECT_EQ(ErrorOf("[Infe2]"),
+            "line 1, column 2: NaN and Infinity are not JSON; send null or a finite number");
   // Inside strings, with escaped quotes before, the tokens are text.
   auto s = ParseJson(R"(["a\"NaN", "\\", NaN])", python);
   ASSERT_TRUE(s.ok()) << s.status().ToString();

@@ -5,9 +5,6 @@
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/schema.h>
 #include <parquet/exception.h>
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <charconv>
@@ -24,7 +21,7 @@
 namespace granary {
 namespace {
 
-using JsonValue = rapidjson::Value;
+using delta_json::JsonValue;
 
 using delta_json::Member;
 using delta_json::StringMember;
@@ -141,41 +138,48 @@ std::optional<int64_t> LastCheckpointVersion(const std::filesystem::path& log) {
   if (!in) return std::nullopt;
   std::stringstream buf;
   buf << in.rdbuf();
-  rapidjson::Document doc;
-  doc.Parse(buf.str().c_str());
-  if (doc.HasParseError()) return std::nullopt;
-  const JsonValue* v = Member(doc, "version");
-  if (v == nullptr || !v->IsInt64()) return std::nullopt;
-  return v->GetInt64();
+  auto doc = ParseJson(buf.str());
+  if (!doc.ok()) return std::nullopt;
+  const JsonValue* v = Member(*doc, "version");
+  if (v == nullptr || !v->is_int64()) return std::nullopt;
+  return v->get_int64();
 }
 
 void ApplyProtocol(const JsonValue& protocol, ReplayState* state) {
   const JsonValue* reader = Member(protocol, "minReaderVersion");
-  if (reader != nullptr && reader->IsInt()) state->min_reader_version = reader->GetInt();
+  if (reader != nullptr && reader->is_int64() && reader->get_int64() >= INT32_MIN &&
+      reader->get_int64() <= INT32_MAX) {
+    state->min_reader_version = static_cast<int>(reader->get_int64());
+  }
   state->reader_features.clear();
   const JsonValue* features = Member(protocol, "readerFeatures");
-  if (features != nullptr && features->IsArray()) {
-    for (const auto& f : features->GetArray()) {
-      if (f.IsString()) state->reader_features.emplace_back(f.GetString());
+  if (features != nullptr && features->is_array()) {
+    for (const auto& f : features->get_array()) {
+      if (f.is_string()) state->reader_features.emplace_back(JsonStringView(f.get_string()));
     }
   }
 }
 
 void ApplyMetadata(const JsonValue& meta, ReplayState* state) {
   const JsonValue* schema = Member(meta, "schemaString");
-  if (schema != nullptr && schema->IsString()) state->schema_string = schema->GetString();
+  if (schema != nullptr && schema->is_string()) {
+    state->schema_string = std::string(JsonStringView(schema->get_string()));
+  }
   state->partition_columns.clear();
   const JsonValue* parts = Member(meta, "partitionColumns");
-  if (parts != nullptr && parts->IsArray()) {
-    for (const auto& p : parts->GetArray()) {
-      if (p.IsString()) state->partition_columns.emplace_back(p.GetString());
+  if (parts != nullptr && parts->is_array()) {
+    for (const auto& p : parts->get_array()) {
+      if (p.is_string()) state->partition_columns.emplace_back(JsonStringView(p.get_string()));
     }
   }
   state->configuration.clear();
   const JsonValue* config = Member(meta, "configuration");
-  if (config != nullptr && config->IsObject()) {
-    for (const auto& m : config->GetObject()) {
-      if (m.value.IsString()) state->configuration[m.name.GetString()] = m.value.GetString();
+  if (config != nullptr && config->is_object()) {
+    for (const auto& m : config->get_object()) {
+      if (m.value().is_string()) {
+        state->configuration[std::string(m.key().data(), m.key().size())] =
+            std::string(JsonStringView(m.value().get_string()));
+      }
     }
   }
 }
@@ -184,10 +188,10 @@ void ApplyMetadata(const JsonValue& meta, ReplayState* state) {
 // protocol keys log replay (a DV update removes (path, old dv) and adds (path, new dv) in one
 // commit, in either order).
 std::string DvId(const JsonValue* dv) {
-  if (dv == nullptr || !dv->IsObject()) return "";
+  if (dv == nullptr || !dv->is_object()) return "";
   const JsonValue* offset = Member(*dv, "offset");
   return StringMember(*dv, "storageType") + StringMember(*dv, "pathOrInlineDv") + "@" +
-         (offset != nullptr && offset->IsInt64() ? std::to_string(offset->GetInt64()) : "");
+         (offset != nullptr && offset->is_int64() ? std::to_string(offset->get_int64()) : "");
 }
 
 Status ApplyAdd(const JsonValue& add, ReplayState* state, const std::string& where) {
@@ -196,17 +200,19 @@ Status ApplyAdd(const JsonValue& add, ReplayState* state, const std::string& whe
   ReplayState::Live live;
   live.file.path = path;
   const JsonValue* size = Member(add, "size");
-  if (size != nullptr && size->IsInt64()) live.file.size = size->GetInt64();
+  if (size != nullptr && size->is_int64()) live.file.size = size->get_int64();
   live.file.stats_json = StringMember(add, "stats");
   const JsonValue* values = Member(add, "partitionValues");
-  if (values != nullptr && values->IsObject()) {
-    for (const auto& m : values->GetObject()) {
-      live.file.partition_values[m.name.GetString()] =
-          m.value.IsString() ? std::optional<std::string>(m.value.GetString()) : std::nullopt;
+  if (values != nullptr && values->is_object()) {
+    for (const auto& m : values->get_object()) {
+      live.file.partition_values[std::string(m.key().data(), m.key().size())] =
+          m.value().is_string()
+              ? std::optional<std::string>(std::string(JsonStringView(m.value().get_string())))
+              : std::nullopt;
     }
   }
   const JsonValue* dv = Member(add, "deletionVector");
-  live.has_deletion_vector = dv != nullptr && dv->IsObject();
+  live.has_deletion_vector = dv != nullptr && dv->is_object();
   state->files[path + "#" + DvId(dv)] = std::move(live);
   return Status::OK();
 }
@@ -220,11 +226,13 @@ Status ReplayCommit(const NamedFile& commit, ReplayState* state) {
     ++line_number;
     if (line.empty()) continue;
     const std::string where = fmt::format("{}:{}", commit.path.string(), line_number);
-    rapidjson::Document action;
-    action.Parse(line.c_str(), line.size());
-    if (action.HasParseError() || !action.IsObject()) {
-      return Status::Corruption(where + ": not a valid JSON action");
+    auto parsed = ParseJson(line);
+    if (!parsed.ok()) {
+      return Status::Corruption(
+          fmt::format("{}: not a valid JSON action: {}", where, parsed.status().message()));
     }
+    const JsonValue& action = *parsed;
+    if (!action.is_object()) return Status::Corruption(where + ": a JSON action must be an object");
     if (const JsonValue* add = Member(action, "add")) {
       GRANARY_RETURN_NOT_OK(ApplyAdd(*add, state, where));
     } else if (const JsonValue* remove = Member(action, "remove")) {
@@ -407,11 +415,12 @@ Result<DeltaSnapshot> Finish(const std::filesystem::path& table, int64_t version
                                                name, snap.column_mapping_mode));
   }
   // Physical names live in the schema's field metadata.
-  rapidjson::Document schema_doc;
-  schema_doc.Parse(state.schema_string->c_str());
+  // (The schema parsed in DeltaSchemaToArrow just above.)
+  auto schema_parsed = ParseJson(*state.schema_string);
+  const JsonValue schema_doc = schema_parsed.ok() ? std::move(*schema_parsed) : JsonValue();
   std::map<std::string, std::string> logical_of;  // physical -> logical
-  if (const JsonValue* fields = Member(schema_doc, "fields"); fields && fields->IsArray()) {
-    for (const auto& field : fields->GetArray()) {
+  if (const JsonValue* fields = Member(schema_doc, "fields"); fields && fields->is_array()) {
+    for (const auto& field : fields->get_array()) {
       std::string logical = StringMember(field, "name");
       std::string physical = logical;
       if (snap.column_mapping_mode != "none") {

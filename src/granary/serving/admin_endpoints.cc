@@ -1,10 +1,9 @@
 // GET /health, GET /metrics and GET /registry (docs/SERVING.md).
 #include <fmt/format.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <boost/asio/post.hpp>
 
+#include "granary/common/json.h"
 #include "granary/serving/service.h"
 
 namespace granary {
@@ -14,50 +13,46 @@ namespace {
 // read, so load balancers and readiness probes take the server out of rotation.
 void Health(ServingContext& ctx, ServiceRequest& request, ServiceRespond respond) {
   std::shared_ptr<const ServingSnapshot> snapshot = ctx.registry->Current();
-  ctx.store->AsyncRead(
-      request.executor, ctx.health_probe,
-      [&ctx, snapshot = std::move(snapshot),
-       respond = std::move(respond)](Result<OnlineFeatures> probe) {
-        rapidjson::StringBuffer buf;
-        rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-        auto str = [&w](std::string_view s) {
-          w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-        };
-        w.StartObject();
-        w.Key("status");
-        str(probe.ok() ? "ok" : "unavailable");
-        w.Key("store");
-        w.StartObject();
-        w.Key("type");
-        str(ctx.options.store_kind);
-        w.Key("describe");
-        str(ctx.store->Describe());
-        w.Key("reachable");
-        w.Bool(probe.ok());
-        if (!probe.ok()) {
-          w.Key("error");
-          str(probe.status().message());
-        }
-        w.EndObject();
-        w.Key("registry");
-        w.StartObject();
-        w.Key("project");
-        str(snapshot->info.project);
-        w.Key("version");
-        w.Int64(snapshot->info.version);
-        w.Key("applied_at");
-        str(FormatTimestamp(snapshot->info.applied_at));
-        w.EndObject();
-        w.EndObject();
-        ServiceReply reply = ServiceReply::Ok(std::string(buf.GetString(), buf.GetSize()));
-        if (!probe.ok()) {
-          reply.status =
-              Status::Unavailable(fmt::format("the online store ({}) is unavailable: {}",
-                                              ctx.store->Describe(), probe.status().message()));
-          ctx.metrics.CountError("/health", reply.status);
-        }
-        respond(std::move(reply));
-      });
+  ctx.store->AsyncRead(request.executor, ctx.health_probe,
+                       [&ctx, snapshot = std::move(snapshot),
+                        respond = std::move(respond)](Result<OnlineFeatures> probe) {
+                         JsonWriter w;
+                         auto str = [&w](std::string_view s) { w.String(s.data(), s.size()); };
+                         w.StartObject();
+                         w.Key("status");
+                         str(probe.ok() ? "ok" : "unavailable");
+                         w.Key("store");
+                         w.StartObject();
+                         w.Key("type");
+                         str(ctx.options.store_kind);
+                         w.Key("describe");
+                         str(ctx.store->Describe());
+                         w.Key("reachable");
+                         w.Bool(probe.ok());
+                         if (!probe.ok()) {
+                           w.Key("error");
+                           str(probe.status().message());
+                         }
+                         w.EndObject();
+                         w.Key("registry");
+                         w.StartObject();
+                         w.Key("project");
+                         str(snapshot->info.project);
+                         w.Key("version");
+                         w.Int64(snapshot->info.version);
+                         w.Key("applied_at");
+                         str(FormatTimestamp(snapshot->info.applied_at));
+                         w.EndObject();
+                         w.EndObject();
+                         ServiceReply reply = ServiceReply::Ok(w.Release());
+                         if (!probe.ok()) {
+                           reply.status = Status::Unavailable(
+                               fmt::format("the online store ({}) is unavailable: {}",
+                                           ctx.store->Describe(), probe.status().message()));
+                           ctx.metrics.CountError("/health", reply.status);
+                         }
+                         respond(std::move(reply));
+                       });
 }
 
 }  // namespace
