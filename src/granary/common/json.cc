@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -18,8 +19,10 @@ namespace {
 
 namespace bj = boost::json;
 
-// Builds the DOM from basic_parser's events: a stack of finished values (and of keys), folded
-// into an array or object when it closes. Numbers are converted from their text.
+// Builds the DOM from basic_parser's events on Boost's value_stack (which relocates finished
+// values into arrays and objects without moving them one by one). Numbers are converted from
+// their text; the keys of each open object are kept aside to find a duplicate, which
+// value_stack would silently drop.
 class DomBuilder {
  public:
   static constexpr size_t max_array_size = static_cast<size_t>(-1);
@@ -27,109 +30,105 @@ class DomBuilder {
   static constexpr size_t max_string_size = static_cast<size_t>(-1);
   static constexpr size_t max_key_size = static_cast<size_t>(-1);
 
+  DomBuilder() { stack_.reset(); }
+
   bool on_document_begin(bj::error_code&) { return true; }
   bool on_document_end(bj::error_code&) { return true; }
   bool on_array_begin(bj::error_code&) { return true; }
   bool on_array_end(size_t n, bj::error_code&) {
-    bj::array array;
-    array.reserve(n);
-    for (size_t i = values_.size() - n; i < values_.size(); ++i) {
-      array.emplace_back(std::move(values_[i]));
-    }
-    values_.resize(values_.size() - n);
-    values_.emplace_back(std::move(array));
+    stack_.push_array(n);
     return true;
   }
   bool on_object_begin(bj::error_code&) { return true; }
   bool on_object_end(size_t n, bj::error_code& ec) {
-    bj::object object;
-    object.reserve(n);
-    const size_t first_value = values_.size() - n, first_key = keys_.size() - n;
-    for (size_t i = 0; i < n; ++i) {
-      auto [it, inserted] =
-          object.emplace(keys_[first_key + i], std::move(values_[first_value + i]));
-      if (!inserted) {
-        std::string key = keys_[first_key + i];
-        if (key.size() > 60) key = key.substr(0, 57) + "...";
-        error_ = fmt::format("the key \"{}\" appears twice in the object that ends here", key);
-        ec = bj::error::syntax;
-        return false;
-      }
+    const size_t first = keys_.size() - n;
+    if (const std::string* dup = FindDuplicate(first); dup != nullptr) {
+      std::string key = *dup;
+      if (key.size() > 60) key = key.substr(0, 57) + "...";
+      error_ = fmt::format("the key \"{}\" appears twice in the object that ends here", key);
+      ec = bj::error::syntax;
+      return false;
     }
-    values_.resize(first_value);
-    keys_.resize(first_key);
-    values_.emplace_back(std::move(object));
+    keys_.resize(first);
+    stack_.push_object(n);
     return true;
   }
   bool on_string_part(bj::string_view s, size_t, bj::error_code&) {
-    text_.append(s.data(), s.size());
+    stack_.push_chars(s);
     return true;
   }
   bool on_string(bj::string_view s, size_t, bj::error_code&) {
-    text_.append(s.data(), s.size());
-    values_.emplace_back(bj::string(text_));
-    text_.clear();
+    stack_.push_string(s);
     return true;
   }
   bool on_key_part(bj::string_view s, size_t, bj::error_code&) {
-    text_.append(s.data(), s.size());
+    key_.append(s.data(), s.size());
+    stack_.push_chars(s);
     return true;
   }
   bool on_key(bj::string_view s, size_t, bj::error_code&) {
-    text_.append(s.data(), s.size());
-    keys_.push_back(std::move(text_));
-    text_.clear();
+    key_.append(s.data(), s.size());
+    keys_.push_back(std::move(key_));
+    key_.clear();
+    stack_.push_key(s);
     return true;
   }
   bool on_number_part(bj::string_view s, bj::error_code&) {
-    text_.append(s.data(), s.size());
+    number_.append(s.data(), s.size());
     return true;
   }
   bool on_int64(int64_t v, bj::string_view, bj::error_code&) {
-    text_.clear();
+    number_.clear();
     if (substitute_) {
       // The "0" fed in place of NaN or an infinity (see ParseJson).
       substitute_ = false;
-      values_.emplace_back(substitute_value_);
+      stack_.push_double(substitute_value_);
       return true;
     }
-    values_.emplace_back(v);
+    stack_.push_int64(v);
     return true;
   }
   bool on_uint64(uint64_t v, bj::string_view, bj::error_code&) {
-    text_.clear();
-    values_.emplace_back(v);
+    number_.clear();
+    stack_.push_uint64(v);
     return true;
   }
   bool on_double(double, bj::string_view s, bj::error_code& ec) {
-    text_.append(s.data(), s.size());
+    const char* first = s.data();
+    const char* last = s.data() + s.size();
+    if (!number_.empty()) {  // the number came in pieces
+      number_.append(s.data(), s.size());
+      first = number_.data();
+      last = number_.data() + number_.size();
+    }
     double d = 0;
-    auto [end, err] = std::from_chars(text_.data(), text_.data() + text_.size(), d);
+    auto [end, err] = std::from_chars(first, last, d);
     if (err == std::errc::result_out_of_range) {
       // from_chars leaves `d` alone out of range; strtod tells underflow (a correctly rounded
       // zero) from overflow (HUGE_VAL).
-      d = std::strtod(text_.c_str(), nullptr);
+      const std::string text(first, last);
+      d = std::strtod(text.c_str(), nullptr);
       if (std::isinf(d)) {
         error_ = fmt::format("the number {} is too large for a double",
-                             text_.size() > 40 ? text_.substr(0, 37) + "..." : text_);
+                             text.size() > 40 ? text.substr(0, 37) + "..." : text);
         ec = bj::error::exponent_overflow;
         return false;
       }
-    } else if (err != std::errc() || end != text_.data() + text_.size()) {
+    } else if (err != std::errc() || end != last) {
       error_ = "a number Granary cannot read";  // Boost.JSON accepted it: not expected
       ec = bj::error::syntax;
       return false;
     }
-    text_.clear();
-    values_.emplace_back(d);
+    number_.clear();
+    stack_.push_double(d);
     return true;
   }
   bool on_bool(bool v, bj::error_code&) {
-    values_.emplace_back(v);
+    stack_.push_bool(v);
     return true;
   }
   bool on_null(bj::error_code&) {
-    values_.emplace_back(nullptr);
+    stack_.push_null();
     return true;
   }
   bool on_comment_part(bj::string_view, bj::error_code&) { return true; }
@@ -140,12 +139,36 @@ class DomBuilder {
     substitute_value_ = v;
   }
   const std::string& error() const { return error_; }
-  bj::value Release() { return std::move(values_.back()); }
+  bj::value Release() { return stack_.release(); }
 
  private:
-  std::vector<bj::value> values_;
-  std::vector<std::string> keys_;
-  std::string text_;  // the string, key or number being read
+  // A key of the object whose keys start at keys_[first] that appears twice, or nullptr.
+  const std::string* FindDuplicate(size_t first) const {
+    const size_t n = keys_.size() - first;
+    if (n < 2) return nullptr;
+    if (n <= 16) {
+      for (size_t i = first + 1; i < keys_.size(); ++i) {
+        for (size_t j = first; j < i; ++j) {
+          if (keys_[i] == keys_[j]) return &keys_[i];
+        }
+      }
+      return nullptr;
+    }
+    std::vector<const std::string*> sorted;
+    sorted.reserve(n);
+    for (size_t i = first; i < keys_.size(); ++i) sorted.push_back(&keys_[i]);
+    std::sort(sorted.begin(), sorted.end(),
+              [](const std::string* a, const std::string* b) { return *a < *b; });
+    for (size_t i = 1; i < sorted.size(); ++i) {
+      if (*sorted[i] == *sorted[i - 1]) return sorted[i];
+    }
+    return nullptr;
+  }
+
+  bj::value_stack stack_;
+  std::vector<std::string> keys_;  // the keys of every open object, outermost first
+  std::string key_;                // the key being read, when it comes in pieces
+  std::string number_;             // the number being read, when it comes in pieces
   bool substitute_ = false;
   double substitute_value_ = 0;
   std::string error_;  // set when a handler fails
