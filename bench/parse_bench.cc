@@ -24,9 +24,9 @@
 #include "granary/common/json.h"
 #include "granary/common/time.h"
 #include "granary/registry/loader.h"
-#include "granary/registry/test_util.h"
 #include "granary/registry/validator.h"
 #include "granary/serving/online_features.h"
+#include "granary/testing/registry_definitions.h"
 
 namespace {
 

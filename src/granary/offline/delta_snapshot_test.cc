@@ -15,11 +15,12 @@
 #include "granary/common/temp_dir.h"
 #include "granary/offline/delta_log.h"
 #include "granary/offline/file_listing.h"
+#include "granary/testing/testdata.h"
 
 namespace granary {
 namespace {
 
-const std::filesystem::path kTestData = GRANARY_TESTDATA_DIR;
+const std::filesystem::path kTestData = testing::TestDataDir();
 const std::filesystem::path kGolden = kTestData / "delta-golden";
 
 std::shared_ptr<arrow::Table> ReadExpected(const std::filesystem::path& folder) {
@@ -78,6 +79,7 @@ std::vector<std::string> CanonicalRows(const arrow::Table& table, const arrow::S
 }
 
 TEST(DeltaSnapshot, EveryGoldenTableWithExpectedRowsScansToExactlyThem) {
+  GRANARY_REQUIRE_TESTDATA("delta-golden");
   int compared = 0;
   std::vector<std::string> refused;
   for (const auto& entry : std::filesystem::directory_iterator(kGolden)) {
@@ -115,6 +117,7 @@ TEST(DeltaSnapshot, EveryGoldenTableWithExpectedRowsScansToExactlyThem) {
 }
 
 TEST(DeltaSnapshot, ReplaysCheckpointsAndLaterCommitsOfDeltaRsTables) {
+  GRANARY_REQUIRE_TESTDATA("delta-rs");
   struct Case {
     const char* table;
     int64_t version;
@@ -134,6 +137,7 @@ TEST(DeltaSnapshot, ReplaysCheckpointsAndLaterCommitsOfDeltaRsTables) {
 }
 
 TEST(DeltaSnapshot, PartitionValuesAreTypedByTheSchemaAndNullPartitionsAreNull) {
+  GRANARY_REQUIRE_TESTDATA("delta-rs");
   auto snapshot = ReadDeltaSnapshot(kTestData / "delta-rs/delta-0.8.0-null-partition");
   ASSERT_TRUE(snapshot.ok()) << snapshot.status().ToString();
   auto table = ReadDeltaTable(*snapshot);
@@ -144,6 +148,7 @@ TEST(DeltaSnapshot, PartitionValuesAreTypedByTheSchemaAndNullPartitionsAreNull) 
 }
 
 TEST(DeltaSnapshot, ADataFileRemovedByVacuumIsAClearError) {
+  GRANARY_REQUIRE_TESTDATA("delta-rs");
   auto snapshot = ReadDeltaSnapshot(kTestData / "delta-rs/checkpoints");
   ASSERT_TRUE(snapshot.ok()) << snapshot.status().ToString();
   auto table = ReadDeltaTable(*snapshot);
@@ -153,6 +158,8 @@ TEST(DeltaSnapshot, ADataFileRemovedByVacuumIsAClearError) {
 }
 
 TEST(DeltaSnapshot, TablesThatMustFailGiveClearErrors) {
+  GRANARY_REQUIRE_TESTDATA("delta-golden");
+  GRANARY_REQUIRE_TESTDATA("delta-rs");
   struct Case {
     const char* table;
     const char* message;
@@ -181,6 +188,7 @@ TEST(DeltaSnapshot, TablesThatMustFailGiveClearErrors) {
 }
 
 TEST(DeltaSnapshot, MultiPartCheckpointAndCorruptLastCheckpoint) {
+  GRANARY_REQUIRE_TESTDATA("delta-golden");
   auto multi = ReadDeltaSnapshot(kGolden / "multi-part-checkpoint/delta");
   ASSERT_TRUE(multi.ok()) << multi.status().ToString();
   EXPECT_EQ(multi->version, 1);
