@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 20
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all setup build demo test test-cpp test-python test-asan fuzz bench format clean
+.PHONY: all setup build demo test test-cpp test-python test-asan fuzz fuzz-long fuzz-build bench format clean
 
 all: build
 
@@ -47,11 +47,17 @@ test-asan: setup
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) --timeout 900
 
 # Every libFuzzer target under fuzz/ for FUZZ_SECONDS each (part of CI, briefly). Built with clang.
-fuzz: setup
+fuzz: fuzz-build
+	scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# The same for 10 minutes per target (not in CI): run it after changing a parser.
+fuzz-long: fuzz-build
+	scripts/fuzz $(FUZZ_BUILD) 600
+
+fuzz-build: setup
 	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DGRANARY_FUZZ=ON -DGRANARY_BUILD_BENCH=OFF $(CMAKE_ARGS)
 	ninja -C $(FUZZ_BUILD) -j $(JOBS) granary_fuzzers
-	scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 bench: build
 	scripts/bench

@@ -1,8 +1,6 @@
 // schedule: materialize-incremental on a cron expression, in the foreground, with retries, a log
 // line per event, GET /metrics and GET /health, and a clean stop on SIGTERM or SIGINT.
 #include <fmt/format.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <csignal>
 #include <cstdio>
@@ -10,6 +8,7 @@
 #include "granary/cli/cli.h"
 #include "granary/cli/materialize_args.h"
 #include "granary/cli/signals.h"
+#include "granary/common/json.h"
 #include "granary/materialize/materialize_metrics.h"
 #include "granary/materialize/scheduler.h"
 #include "granary/serving/http/http_server.h"
@@ -35,8 +34,7 @@ void LogLine(const std::string& line) {
 }
 
 std::string HealthJson(const Scheduler::State& s) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  JsonWriter w;
   auto time_or_null = [&](const std::optional<Timestamp>& t) {
     if (t) {
       w.String(FormatTimestamp(*t).c_str());
@@ -64,7 +62,7 @@ std::string HealthJson(const Scheduler::State& s) {
   w.Key("failures");
   w.Int64(s.failures);
   w.EndObject();
-  return buffer.GetString();
+  return w.Release();
 }
 
 Status Run(const RepoConfig& config, const ScheduleArgs& args) {

@@ -2,14 +2,13 @@
 // rate; with --max-staleness, exit 2 naming the stale views, with --max-failures, exit 3 naming
 // the views failing in a row (for cron, a monitor or a readiness check; docs/OPERATIONS.md).
 #include <fmt/format.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <chrono>
 #include <map>
 
 #include "granary/cli/cli.h"
 #include "granary/common/clock.h"
+#include "granary/common/json.h"
 #include "granary/common/progress.h"
 #include "granary/materialize/interval.h"
 #include "granary/materialize/online_check.h"
@@ -60,7 +59,7 @@ std::string RunLine(const MaterializationRun& run) {
   return line;
 }
 
-void WriteRun(rapidjson::Writer<rapidjson::StringBuffer>& w, const MaterializationRun& run) {
+void WriteRun(JsonWriter& w, const MaterializationRun& run) {
   w.StartObject();
   w.Key("id");
   w.Int64(run.id);
@@ -202,8 +201,7 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
   }
 
   if (args.json) {
-    rapidjson::StringBuffer buffer;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+    JsonWriter w;
     w.StartObject();
     w.Key("project");
     w.String(config.project.c_str());
@@ -315,7 +313,7 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
     }
     w.EndArray();
     w.EndObject();
-    fmt::print("{}\n", buffer.GetString());
+    fmt::print("{}\n", w.str());
   } else {
     fmt::print("Project {} at {} (registry {})\n", config.project, FormatTimestamp(now),
                registry->Describe());

@@ -2,8 +2,6 @@
 
 #include <arrow/api.h>
 #include <fmt/format.h>
-#include <rapidjson/prettywriter.h>
-#include <rapidjson/stringbuffer.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -13,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "granary/common/json.h"
 #include "granary/common/progress.h"
 #include "granary/common/threads.h"
 #include "granary/datagen/bay_simulator.h"
@@ -216,9 +215,7 @@ class TelemetryGroup {
 
 Status WriteManifest(const fs::path& path, const DatagenOptions& options,
                      const DatagenSummary& summary) {
-  rapidjson::StringBuffer buf;
-  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
-  w.SetIndent(' ', 2);
+  JsonWriter w(2);
   w.StartObject();
   w.Key("generator");
   w.String("granary datagen 0.1.0");
@@ -255,7 +252,7 @@ Status WriteManifest(const fs::path& path, const DatagenOptions& options,
   w.EndArray();
   w.EndObject();
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << buf.GetString() << '\n';
+  out << w.str() << '\n';
   out.close();
   if (!out) return Status::IOError("cannot write " + path.string());
   return Status::OK();

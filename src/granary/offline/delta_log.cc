@@ -1,12 +1,10 @@
 #include "granary/offline/delta_log.h"
 
-// RapidJSON rather than simdjson: the pyarrow wheel's libparquet exports the symbols of its own,
-// newer simdjson, which interpose on Debian's libsimdjson in any process that loads both (ASan
-// caught the mismatch). Arrow's bundled RapidJSON lives in namespace arrow::rapidjson, so the
-// header-only Debian copy used here cannot clash.
+// JSON through common/json.h (Boost.JSON), not simdjson: the pyarrow wheel's libparquet exports
+// the symbols of its own, newer simdjson, which interpose on Debian's libsimdjson in any process
+// that loads both (ASan caught the mismatch).
 #include <arrow/api.h>
 #include <fmt/format.h>
-#include <rapidjson/document.h>
 
 #include <cstdio>
 
@@ -16,8 +14,8 @@ namespace granary {
 namespace {
 
 using delta_json::BoolMember;
+using delta_json::JsonValue;
 using delta_json::Member;
-using JsonValue = rapidjson::Value;
 
 Result<std::shared_ptr<arrow::DataType>> DeltaType(const JsonValue& type);
 
@@ -55,29 +53,29 @@ Result<std::shared_ptr<arrow::DataType>> PrimitiveType(std::string_view name) {
 Result<std::shared_ptr<arrow::Field>> DeltaField(const JsonValue& field) {
   const JsonValue* name = Member(field, "name");
   const JsonValue* type = Member(field, "type");
-  if (name == nullptr || !name->IsString() || type == nullptr) {
+  if (name == nullptr || !name->is_string() || type == nullptr) {
     return Status::Corruption("a Delta schema field lacks 'name' or 'type'");
   }
   GRANARY_ASSIGN_OR_RAISE(auto arrow_type, DeltaType(*type));
   // An absent 'nullable' means nullable, as Delta's default.
-  return arrow::field(name->GetString(), arrow_type, BoolMember(field, "nullable", true));
+  return arrow::field(std::string(JsonStringView(name->get_string())), arrow_type,
+                      BoolMember(field, "nullable", true));
 }
 
 Result<std::shared_ptr<arrow::DataType>> DeltaType(const JsonValue& type) {
-  if (type.IsString())
-    return PrimitiveType(std::string_view(type.GetString(), type.GetStringLength()));
+  if (type.is_string()) return PrimitiveType(JsonStringView(type.get_string()));
   const JsonValue* kind_value = Member(type, "type");
-  if (kind_value == nullptr || !kind_value->IsString()) {
+  if (kind_value == nullptr || !kind_value->is_string()) {
     return Status::Corruption("a Delta type has no 'type'");
   }
-  const std::string_view kind = kind_value->GetString();
+  const std::string_view kind = JsonStringView(kind_value->get_string());
   if (kind == "struct") {
     const JsonValue* fields = Member(type, "fields");
-    if (fields == nullptr || !fields->IsArray()) {
+    if (fields == nullptr || !fields->is_array()) {
       return Status::Corruption("a Delta struct has no 'fields'");
     }
     arrow::FieldVector out;
-    for (const auto& f : fields->GetArray()) {
+    for (const auto& f : fields->get_array()) {
       GRANARY_ASSIGN_OR_RAISE(auto field, DeltaField(f));
       out.push_back(field);
     }
@@ -106,10 +104,12 @@ Result<std::shared_ptr<arrow::DataType>> DeltaType(const JsonValue& type) {
 }  // namespace
 
 Result<std::shared_ptr<arrow::Schema>> DeltaSchemaToArrow(std::string_view schema_json) {
-  rapidjson::Document doc;
-  doc.Parse(schema_json.data(), schema_json.size());
-  if (doc.HasParseError()) return Status::Corruption("the Delta schemaString is not valid JSON");
-  GRANARY_ASSIGN_OR_RAISE(auto type, DeltaType(doc));
+  auto doc = ParseJson(schema_json);
+  if (!doc.ok()) {
+    return Status::Corruption("the Delta schemaString is not valid JSON: " +
+                              doc.status().message());
+  }
+  GRANARY_ASSIGN_OR_RAISE(auto type, DeltaType(*doc));
   if (type->id() != arrow::Type::STRUCT)
     return Status::Corruption("a Delta schema must be a struct");
   return arrow::schema(type->fields());

@@ -5,9 +5,6 @@
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/schema.h>
 #include <parquet/exception.h>
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <charconv>
@@ -24,7 +21,7 @@
 namespace granary {
 namespace {
 
-using JsonValue = rapidjson::Value;
+using delta_json::JsonValue;
 
 using delta_json::Member;
 using delta_json::StringMember;
@@ -144,25 +141,31 @@ std::optional<int64_t> LastCheckpointVersion(const std::filesystem::path& log) {
   if (!in) return std::nullopt;
   std::stringstream buf;
   buf << in.rdbuf();
-  rapidjson::Document doc;
-  doc.Parse(buf.str().c_str());
-  if (doc.HasParseError()) return std::nullopt;
-  const JsonValue* v = Member(doc, "version");
-  if (v == nullptr || !v->IsInt64()) return std::nullopt;
-  return v->GetInt64();
+  auto doc = ParseJson(buf.str());
+  if (!doc.ok()) return std::nullopt;
+  const JsonValue* v = Member(*doc, "version");
+  if (v == nullptr || !v->is_int64()) return std::nullopt;
+  return v->get_int64();
 }
 
 void ApplyProtocol(const JsonValue& protocol, ReplayState* state) {
   const JsonValue* reader = Member(protocol, "minReaderVersion");
-  if (reader != nullptr && reader->IsInt()) state->min_reader_version = reader->GetInt();
+  if (reader != nullptr && reader->is_int64() && reader->get_int64() >= INT32_MIN &&
+      reader->get_int64() <= INT32_MAX) {
+    state->min_reader_version = static_cast<int>(reader->get_int64());
+  }
   const JsonValue* writer = Member(protocol, "minWriterVersion");
-  state->min_writer_version = writer != nullptr && writer->IsInt() ? writer->GetInt() : 0;
+  state->min_writer_version = writer != nullptr && writer->is_int64() &&
+                                      writer->get_int64() >= INT32_MIN &&
+                                      writer->get_int64() <= INT32_MAX
+                                  ? static_cast<int>(writer->get_int64())
+                                  : 0;
   auto strings = [&](const char* name, std::vector<std::string>* out) {
     out->clear();
     const JsonValue* features = Member(protocol, name);
-    if (features != nullptr && features->IsArray()) {
-      for (const auto& f : features->GetArray()) {
-        if (f.IsString()) out->emplace_back(f.GetString());
+    if (features != nullptr && features->is_array()) {
+      for (const auto& f : features->get_array()) {
+        if (f.is_string()) out->emplace_back(JsonStringView(f.get_string()));
       }
     }
   };
@@ -172,19 +175,24 @@ void ApplyProtocol(const JsonValue& protocol, ReplayState* state) {
 
 void ApplyMetadata(const JsonValue& meta, ReplayState* state) {
   const JsonValue* schema = Member(meta, "schemaString");
-  if (schema != nullptr && schema->IsString()) state->schema_string = schema->GetString();
+  if (schema != nullptr && schema->is_string()) {
+    state->schema_string = std::string(JsonStringView(schema->get_string()));
+  }
   state->partition_columns.clear();
   const JsonValue* parts = Member(meta, "partitionColumns");
-  if (parts != nullptr && parts->IsArray()) {
-    for (const auto& p : parts->GetArray()) {
-      if (p.IsString()) state->partition_columns.emplace_back(p.GetString());
+  if (parts != nullptr && parts->is_array()) {
+    for (const auto& p : parts->get_array()) {
+      if (p.is_string()) state->partition_columns.emplace_back(JsonStringView(p.get_string()));
     }
   }
   state->configuration.clear();
   const JsonValue* config = Member(meta, "configuration");
-  if (config != nullptr && config->IsObject()) {
-    for (const auto& m : config->GetObject()) {
-      if (m.value.IsString()) state->configuration[m.name.GetString()] = m.value.GetString();
+  if (config != nullptr && config->is_object()) {
+    for (const auto& m : config->get_object()) {
+      if (m.value().is_string()) {
+        state->configuration[std::string(m.key().data(), m.key().size())] =
+            std::string(JsonStringView(m.value().get_string()));
+      }
     }
   }
 }
@@ -193,8 +201,8 @@ void ApplyMetadata(const JsonValue& meta, ReplayState* state) {
 // without a one-character storage type is Corruption.
 Result<std::optional<DeletionVectorDescriptor>> ParseDeletionVector(const JsonValue* dv,
                                                                     const std::string& where) {
-  if (dv == nullptr || dv->IsNull()) return std::optional<DeletionVectorDescriptor>();
-  const std::string storage = dv->IsObject() ? StringMember(*dv, "storageType") : "";
+  if (dv == nullptr || dv->is_null()) return std::optional<DeletionVectorDescriptor>();
+  const std::string storage = dv->is_object() ? StringMember(*dv, "storageType") : "";
   if (storage.size() != 1) {
     return Status::Corruption(where +
                               ": a deletionVector lacks a one-character storageType ('u', 'p' or "
@@ -205,7 +213,7 @@ Result<std::optional<DeletionVectorDescriptor>> ParseDeletionVector(const JsonVa
   out.path_or_inline_dv = StringMember(*dv, "pathOrInlineDv");
   auto integer = [&](const char* name) -> std::optional<int64_t> {
     const JsonValue* m = Member(*dv, name);
-    return m != nullptr && m->IsInt64() ? std::optional(m->GetInt64()) : std::nullopt;
+    return m != nullptr && m->is_int64() ? std::optional(m->get_int64()) : std::nullopt;
   };
   out.offset = integer("offset");
   out.size_in_bytes = integer("sizeInBytes").value_or(0);
@@ -226,13 +234,15 @@ Status ApplyAdd(const JsonValue& add, ReplayState* state, const std::string& whe
   ReplayState::Live live;
   live.file.path = path;
   const JsonValue* size = Member(add, "size");
-  if (size != nullptr && size->IsInt64()) live.file.size = size->GetInt64();
+  if (size != nullptr && size->is_int64()) live.file.size = size->get_int64();
   live.file.stats_json = StringMember(add, "stats");
   const JsonValue* values = Member(add, "partitionValues");
-  if (values != nullptr && values->IsObject()) {
-    for (const auto& m : values->GetObject()) {
-      live.file.partition_values[m.name.GetString()] =
-          m.value.IsString() ? std::optional<std::string>(m.value.GetString()) : std::nullopt;
+  if (values != nullptr && values->is_object()) {
+    for (const auto& m : values->get_object()) {
+      live.file.partition_values[std::string(m.key().data(), m.key().size())] =
+          m.value().is_string()
+              ? std::optional<std::string>(std::string(JsonStringView(m.value().get_string())))
+              : std::nullopt;
     }
   }
   GRANARY_ASSIGN_OR_RAISE(live.file.deletion_vector,
@@ -252,11 +262,13 @@ Status ReplayCommit(const NamedFile& commit, ReplayState* state) {
     ++line_number;
     if (line.empty()) continue;
     const std::string where = fmt::format("{}:{}", commit.path.string(), line_number);
-    rapidjson::Document action;
-    action.Parse(line.c_str(), line.size());
-    if (action.HasParseError() || !action.IsObject()) {
-      return Status::Corruption(where + ": not a valid JSON action");
+    auto parsed = ParseJson(line);
+    if (!parsed.ok()) {
+      return Status::Corruption(
+          fmt::format("{}: not a valid JSON action: {}", where, parsed.status().message()));
     }
+    const JsonValue& action = *parsed;
+    if (!action.is_object()) return Status::Corruption(where + ": a JSON action must be an object");
     if (const JsonValue* add = Member(action, "add")) {
       GRANARY_RETURN_NOT_OK(ApplyAdd(*add, state, where));
     } else if (const JsonValue* remove = Member(action, "remove")) {
@@ -466,11 +478,12 @@ Result<DeltaSnapshot> Finish(const std::filesystem::path& table, int64_t version
                                                name, snap.column_mapping_mode));
   }
   // Physical names live in the schema's field metadata.
-  rapidjson::Document schema_doc;
-  schema_doc.Parse(state.schema_string->c_str());
+  // (The schema parsed in DeltaSchemaToArrow just above.)
+  auto schema_parsed = ParseJson(*state.schema_string);
+  const JsonValue schema_doc = schema_parsed.ok() ? std::move(*schema_parsed) : JsonValue();
   std::map<std::string, std::string> logical_of;  // physical -> logical
-  if (const JsonValue* fields = Member(schema_doc, "fields"); fields && fields->IsArray()) {
-    for (const auto& field : fields->GetArray()) {
+  if (const JsonValue* fields = Member(schema_doc, "fields"); fields && fields->is_array()) {
+    for (const auto& field : fields->get_array()) {
       std::string logical = StringMember(field, "name");
       std::string physical = logical;
       if (snap.column_mapping_mode != "none") {

@@ -246,6 +246,52 @@ TEST(DeltaSnapshot, AVersionTooLargeForSixtyFourBitsIsCorruptionNamingTheFile) {
   EXPECT_EQ(ReadDeltaSchema(dir.path()).status().code(), StatusCode::kCorruption);
 }
 
+TEST(DeltaSnapshot, ACommitLineThatIsNotJsonIsCorruptionNamingFileLineAndColumn) {
+  // A commit with a deeply nested line (which overflowed RapidJSON's stack), a bad line, and a
+  // schemaString nested beyond the limit: each a Corruption that says where.
+  struct Case {
+    std::string line;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {std::string(200'000, '['),
+       "00000000000000000001.json:1: not a valid JSON action: line 1, column 65: arrays and "
+       "objects are nested more than 64 deep"},
+      {R"({"add": {"path": "a.parquet", "size": 1e999}})",
+       "00000000000000000001.json:1: not a valid JSON action: line 1, column 44: the number 1e999 "
+       "is too large for a double"},
+      {R"({"add": {"path": "a.parquet"}} {})",
+       "00000000000000000001.json:1: not a valid JSON action: line 1, column 32: text after the "
+       "end of the JSON value"},
+      {"[1]", "00000000000000000001.json:1: a JSON action must be an object"},
+  };
+  for (const Case& c : cases) {
+    auto dir = TempDir::Make("granary-delta-badjson-").ValueOrDie();
+    WriteLog(dir.path(), {});
+    std::ofstream(dir.path() / "_delta_log/00000000000000000001.json") << c.line << "\n";
+    auto snapshot = ReadDeltaSnapshot(dir.path());
+    ASSERT_FALSE(snapshot.ok()) << c.line.substr(0, 80);
+    EXPECT_EQ(snapshot.status().code(), StatusCode::kCorruption);
+    EXPECT_NE(snapshot.status().message().find(c.message), std::string::npos)
+        << snapshot.status().message();
+  }
+  std::string deep_type = R"({\"type\":\"struct\",\"fields\":[{\"name\":\"x\",\"type\":)";
+  for (int i = 0; i < 70; ++i) deep_type += R"({\"type\":\"array\",\"elementType\":)";
+  deep_type += R"(\"long\")" + std::string(70, '}') + "}]}";
+  auto dir = TempDir::Make("granary-delta-deepschema-").ValueOrDie();
+  WriteLog(dir.path(), {});
+  std::ofstream(dir.path() / "_delta_log/00000000000000000001.json")
+      << R"({"metaData":{"id":"t","format":{"provider":"parquet","options":{}},"schemaString":")"
+      << deep_type << R"(","partitionColumns":[],"configuration":{}}})"
+      << "\n";
+  auto snapshot = ReadDeltaSnapshot(dir.path());
+  ASSERT_FALSE(snapshot.ok());
+  EXPECT_NE(snapshot.status().message().find("the Delta schemaString is not valid JSON: line 1, "
+                                             "column "),
+            std::string::npos)
+      << snapshot.status().message();
+}
+
 TEST(DeltaSnapshot, ALogThatCannotBeListedIsAnIOErrorNamingIt) {
   auto dir = TempDir::Make("granary-delta-unlistable-").ValueOrDie();
   WriteLog(dir.path(), {});

@@ -2,8 +2,6 @@
 
 #include <arrow/api.h>
 #include <fmt/format.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,19 +10,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include "granary/common/json.h"
 #include "granary/common/time.h"
 
 namespace granary {
 namespace {
 
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
-void Key(JsonWriter& w, std::string_view k) {
-  w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
-}
-void Str(JsonWriter& w, std::string_view v) {
-  w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
-}
+void Key(JsonWriter& w, std::string_view k) { w.Key(k.data(), k.size()); }
+void Str(JsonWriter& w, std::string_view v) { w.String(v.data(), v.size()); }
 
 Result<const char*> DeltaTypeName(const arrow::DataType& type) {
   switch (type.id()) {
@@ -59,12 +52,11 @@ class CommitText {
  public:
   template <typename Fill>
   void Line(Fill&& fill) {
-    rapidjson::StringBuffer buf;
-    JsonWriter w(buf);
+    JsonWriter w;
     w.StartObject();
     fill(w);
     w.EndObject();
-    text_.append(buf.GetString(), buf.GetSize());
+    text_.append(w.str());
     text_.push_back('\n');
   }
   const std::string& text() const { return text_; }
@@ -119,9 +111,9 @@ void CommitInfo(CommitText& commit, int64_t timestamp_ms, const char* mode,
 void AddActions(CommitText& commit, const std::vector<DeltaAddFile>& files) {
   for (const DeltaAddFile& f : files) {
     // The stats are themselves a JSON document stored as a string.
-    rapidjson::StringBuffer stats_buf;
+    std::string stats;
     {
-      JsonWriter s(stats_buf);
+      JsonWriter s;
       s.StartObject();
       Key(s, "numRecords");
       s.Int64(f.num_records);
@@ -132,8 +124,7 @@ void AddActions(CommitText& commit, const std::vector<DeltaAddFile>& files) {
           const std::string& v = which[1] == 'i' ? c.min_json : c.max_json;
           if (v.empty()) continue;
           Key(s, c.column);
-          s.RawValue(v.data(), v.size(),
-                     v.front() == '"' ? rapidjson::kStringType : rapidjson::kNumberType);
+          s.RawValue(v);
         }
         s.EndObject();
       }
@@ -145,6 +136,7 @@ void AddActions(CommitText& commit, const std::vector<DeltaAddFile>& files) {
       }
       s.EndObject();
       s.EndObject();
+      stats = s.Release();
     }
     commit.Line([&](JsonWriter& w) {
       Key(w, "add");
@@ -165,7 +157,7 @@ void AddActions(CommitText& commit, const std::vector<DeltaAddFile>& files) {
       Key(w, "dataChange");
       w.Bool(true);
       Key(w, "stats");
-      w.String(stats_buf.GetString(), static_cast<rapidjson::SizeType>(stats_buf.GetSize()));
+      w.String(stats);
       w.EndObject();
     });
   }
@@ -229,8 +221,7 @@ std::string UuidFromBits(uint64_t hi, uint64_t lo) {
 }
 
 Result<std::string> DeltaSchemaString(const arrow::Schema& schema) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
+  JsonWriter w;
   w.StartObject();
   Key(w, "type");
   Str(w, "struct");
@@ -252,7 +243,7 @@ Result<std::string> DeltaSchemaString(const arrow::Schema& schema) {
   }
   w.EndArray();
   w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  return w.Release();
 }
 
 Status WriteDeltaLog(const std::filesystem::path& table, const DeltaTableSpec& spec,

@@ -4,8 +4,8 @@
 #include <arrow/compute/api.h>
 #include <fmt/format.h>
 #include <parquet/metadata.h>
-#include <rapidjson/document.h>
 
+#include "granary/common/json.h"
 #include "granary/offline/delta_log.h"
 #include "granary/offline/file_listing.h"
 #include "granary/offline/source_fragment.h"
@@ -22,10 +22,10 @@ struct OutputColumn {
   ValueType type;
 };
 
-std::optional<int64_t> JsonTimestamp(const rapidjson::Value* v) {
+std::optional<int64_t> JsonTimestamp(const boost::json::value* v) {
   if (v == nullptr) return std::nullopt;
-  if (v->IsString()) {
-    auto ts = ParseTimestamp(v->GetString());
+  if (v->is_string()) {
+    auto ts = ParseTimestamp(JsonStringView(v->get_string()));
     if (ts.ok()) return ts->micros;
   }
   return std::nullopt;
@@ -35,14 +35,11 @@ std::optional<int64_t> JsonTimestamp(const rapidjson::Value* v) {
 bool DeltaStatsExclude(const std::string& stats_json, const std::string& column,
                        const std::optional<Timestamp>& start, const std::optional<Timestamp>& end) {
   if (stats_json.empty()) return false;
-  rapidjson::Document doc;
-  doc.Parse(stats_json.c_str());
-  if (doc.HasParseError() || !doc.IsObject()) return false;
-  auto value_of = [&](const char* kind) -> const rapidjson::Value* {
-    auto it = doc.FindMember(kind);
-    if (it == doc.MemberEnd() || !it->value.IsObject()) return nullptr;
-    auto col = it->value.FindMember(column.c_str());
-    return col == it->value.MemberEnd() ? nullptr : &col->value;
+  auto doc = ParseJson(stats_json);
+  if (!doc.ok() || !doc->is_object()) return false;
+  auto value_of = [&](const char* kind) -> const boost::json::value* {
+    const boost::json::value* values = JsonMember(*doc, kind);
+    return values == nullptr ? nullptr : JsonMember(*values, column);
   };
   auto min = JsonTimestamp(value_of("minValues"));
   auto max = JsonTimestamp(value_of("maxValues"));

@@ -1,10 +1,9 @@
 // GET /health, GET /metrics and GET /registry (docs/SERVING.md).
 #include <fmt/format.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <boost/asio/post.hpp>
 
+#include "granary/common/json.h"
 #include "granary/materialize/online_check.h"
 #include "granary/serving/service.h"
 
@@ -65,11 +64,8 @@ void Health(ServingContext& ctx, ServiceRequest& request, ServiceRespond respond
           } else {
             data.note = "the store is unavailable";
           }
-          rapidjson::StringBuffer buf;
-          rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-          auto str = [&w](std::string_view s) {
-            w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-          };
+          JsonWriter w;
+          auto str = [&w](std::string_view s) { w.String(s); };
           w.StartObject();
           w.Key("status");
           str(!probe.ok() ? "unavailable" : data.lost.empty() ? "ok" : "degraded");
@@ -120,7 +116,7 @@ void Health(ServingContext& ctx, ServiceRequest& request, ServiceRespond respond
           str(FormatTimestamp(snapshot->info.applied_at));
           w.EndObject();
           w.EndObject();
-          ServiceReply reply = ServiceReply::Ok(std::string(buf.GetString(), buf.GetSize()));
+          ServiceReply reply = ServiceReply::Ok(w.Release());
           if (!probe.ok()) {
             reply.status =
                 Status::Unavailable(fmt::format("the online store ({}) is unavailable: {}",

@@ -2,10 +2,10 @@
 // while serving and concurrent clients, against RocksDB and a real redis-server. (The command,
 // signals and a Redis restart are tested end to end in tests/test_serve_*.py.)
 #include <gtest/gtest.h>
-#include <rapidjson/document.h>
 
 #include <thread>
 
+#include "granary/common/json.h"
 #include "granary/online/redis/redis_store.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
 #include "granary/serving/http/test_client.h"
@@ -77,10 +77,12 @@ class FeatureServerTest : public ::testing::TestWithParam<std::string> {
     ASSERT_EQ(res.result_int(), 200) << res.body();
   }
 
-  static rapidjson::Document Json(const std::string& text) {
-    rapidjson::Document doc;
-    doc.Parse(text.c_str());
-    EXPECT_FALSE(doc.HasParseError()) << text;
+  static boost::json::value Json(const std::string& text) {
+    JsonParseOptions options;  // responses write NaN as Python does
+    options.allow_non_finite = true;
+    auto parsed = ParseJson(text, options);
+    EXPECT_TRUE(parsed.ok()) << parsed.status().ToString() << ": " << text;
+    boost::json::value doc = parsed.ok() ? std::move(*parsed) : boost::json::value();
     return doc;
   }
 
@@ -103,17 +105,17 @@ TEST_P(FeatureServerTest, PushThenGetOnlineFeaturesInFeastsShape) {
   ASSERT_EQ(res.result_int(), 200) << res.body();
   EXPECT_EQ(res[boost::beast::http::field::content_type], "application/json");
   auto doc = Json(res.body());
-  const auto& names = doc["metadata"]["feature_names"];
-  ASSERT_EQ(names.Size(), 3u);
-  EXPECT_STREQ(names[0].GetString(), "customer_id");
-  EXPECT_STREQ(names[1].GetString(), "score");
-  const auto& score = doc["results"][1];
-  EXPECT_EQ(score["values"][0].GetDouble(), 0.5);
-  EXPECT_STREQ(score["statuses"][0].GetString(), "PRESENT");
-  EXPECT_STREQ(score["statuses"][1].GetString(), "OUTSIDE_MAX_AGE");
-  EXPECT_TRUE(score["values"][1].IsNull());
-  EXPECT_STREQ(score["statuses"][2].GetString(), "NOT_FOUND");
-  EXPECT_STREQ(doc["results"][2]["values"][0][0].GetString(), "l0");
+  const auto& names = doc.at("metadata").at("feature_names");
+  ASSERT_EQ(names.as_array().size(), 3u);
+  EXPECT_STREQ(names.at(0).as_string().c_str(), "customer_id");
+  EXPECT_STREQ(names.at(1).as_string().c_str(), "score");
+  const auto& score = doc.at("results").at(1);
+  EXPECT_EQ(score.at("values").at(0).to_number<double>(), 0.5);
+  EXPECT_STREQ(score.at("statuses").at(0).as_string().c_str(), "PRESENT");
+  EXPECT_STREQ(score.at("statuses").at(1).as_string().c_str(), "OUTSIDE_MAX_AGE");
+  EXPECT_TRUE(score.at("values").at(1).is_null());
+  EXPECT_STREQ(score.at("statuses").at(2).as_string().c_str(), "NOT_FOUND");
+  EXPECT_STREQ(doc.at("results").at(2).at("values").at(0).at(0).as_string().c_str(), "l0");
 
   // A feature service, and full feature names.
   res = client.Post("/get-online-features",
@@ -121,8 +123,9 @@ TEST_P(FeatureServerTest, PushThenGetOnlineFeaturesInFeastsShape) {
                         "entities": {"customer_id": [1002]}})");
   ASSERT_EQ(res.result_int(), 200) << res.body();
   doc = Json(res.body());
-  EXPECT_STREQ(doc["metadata"]["feature_names"][1].GetString(), "risk__score");
-  EXPECT_EQ(doc["results"][2]["values"][0].GetInt64(), 1);  // failures of the second row pushed
+  EXPECT_STREQ(doc.at("metadata").at("feature_names").at(1).as_string().c_str(), "risk__score");
+  EXPECT_EQ(doc.at("results").at(2).at("values").at(0).as_int64(),
+            1);  // failures of the second row pushed
 }
 
 TEST_P(FeatureServerTest, BadRequestsAre4xxWithAJsonErrorThatSaysWhere) {
@@ -176,11 +179,11 @@ TEST_P(FeatureServerTest, HealthMetricsAndRegistry) {
   auto health = client.Get("/health");
   ASSERT_EQ(health.result_int(), 200) << health.body();
   auto doc = Json(health.body());
-  EXPECT_STREQ(doc["status"].GetString(), "ok");
-  EXPECT_TRUE(doc["store"]["reachable"].GetBool());
-  EXPECT_STREQ(doc["store"]["type"].GetString(), GetParam().c_str());
-  EXPECT_EQ(doc["registry"]["version"].GetInt64(), 1);
-  EXPECT_STREQ(doc["registry"]["project"].GetString(), "shop");
+  EXPECT_STREQ(doc.at("status").as_string().c_str(), "ok");
+  EXPECT_TRUE(doc.at("store").at("reachable").as_bool());
+  EXPECT_STREQ(doc.at("store").at("type").as_string().c_str(), GetParam().c_str());
+  EXPECT_EQ(doc.at("registry").at("version").as_int64(), 1);
+  EXPECT_STREQ(doc.at("registry").at("project").as_string().c_str(), "shop");
 
   client.Post("/get-online-features",
               R"({"features": ["risk:score"], "entities": {"customer_id": [1, 2]}})");
@@ -208,11 +211,11 @@ TEST_P(FeatureServerTest, HealthMetricsAndRegistry) {
   auto registry = client.Get("/registry");
   ASSERT_EQ(registry.result_int(), 200);
   doc = Json(registry.body());
-  EXPECT_STREQ(doc["project"].GetString(), "shop");
-  EXPECT_EQ(doc["version"].GetInt64(), 1);
-  EXPECT_STREQ(doc["data_sources"][1]["type"].GetString(), "push");
-  EXPECT_STREQ(doc["data_sources"][1]["batch_source"].GetString(), "payments");
-  EXPECT_STREQ(doc["feature_views"][0]["ttl"].GetString(), "1d");
+  EXPECT_STREQ(doc.at("project").as_string().c_str(), "shop");
+  EXPECT_EQ(doc.at("version").as_int64(), 1);
+  EXPECT_STREQ(doc.at("data_sources").at(1).at("type").as_string().c_str(), "push");
+  EXPECT_STREQ(doc.at("data_sources").at(1).at("batch_source").as_string().c_str(), "payments");
+  EXPECT_STREQ(doc.at("feature_views").at(0).at("ttl").as_string().c_str(), "1d");
 }
 
 TEST_P(FeatureServerTest, AnApplyWhileServingIsPickedUpWithoutARestart) {
@@ -233,7 +236,7 @@ TEST_P(FeatureServerTest, AnApplyWhileServingIsPickedUpWithoutARestart) {
   }
   EXPECT_EQ(status, 200);
   auto health = Json(client.Get("/health").body());
-  EXPECT_EQ(health["registry"]["version"].GetInt64(), 2);
+  EXPECT_EQ(health.at("registry").at("version").as_int64(), 2);
 }
 
 TEST_P(FeatureServerTest, ConcurrentClientsEachGetTheirOwnAnswers) {
@@ -253,8 +256,8 @@ TEST_P(FeatureServerTest, ConcurrentClientsEachGetTheirOwnAnswers) {
                                R"({"customer_id": [)" +
                                    std::to_string(c) + "]}}");
         auto doc = Json(res.body());
-        if (res.result_int() == 200 && doc["results"][1]["values"][0].GetInt64() == c &&
-            doc["results"][0]["values"][0].GetInt64() == c) {
+        if (res.result_int() == 200 && doc.at("results").at(1).at("values").at(0).as_int64() == c &&
+            doc.at("results").at(0).at("values").at(0).as_int64() == c) {
           ok.fetch_add(1);
         }
       }
@@ -271,9 +274,10 @@ TEST_P(FeatureServerTest, PushToOfflineAppendsToTheBatchSource) {
              "failures": [1], "labels": [null]}})");
   ASSERT_EQ(res.result_int(), 200) << res.body();
   auto doc = Json(res.body());
-  EXPECT_EQ(doc["rows"].GetInt64(), 1);
-  ASSERT_EQ(doc["offline"]["files"].Size(), 1u);
-  EXPECT_TRUE(std::filesystem::exists(repo_.root() / doc["offline"]["files"][0].GetString()));
+  EXPECT_EQ(doc.at("rows").as_int64(), 1);
+  ASSERT_EQ(doc.at("offline").at("files").as_array().size(), 1u);
+  EXPECT_TRUE(std::filesystem::exists(repo_.root() /
+                                      doc.at("offline").at("files").at(0).as_string().c_str()));
   auto single = client.Post("/push", R"({"push_source_name": "single_push", "to": "offline",
       "df": {"customer_id": [7], "event_timestamp": ["2027-01-15T07:00:00Z"], "score": [1.0]}})");
   EXPECT_EQ(single.result_int(), 400);

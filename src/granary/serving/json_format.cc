@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -116,49 +115,6 @@ Result<std::string> DecodeBase64(std::string_view text) {
   }
   if (bits >= 6) return Status::InvalidArgument("not base64: its length is impossible");
   return out;
-}
-
-std::string LineAndColumn(std::string_view text, size_t offset) {
-  size_t line = 1, column = 1;
-  for (size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
-  }
-  return "line " + std::to_string(line) + ", column " + std::to_string(column);
-}
-
-Status CheckNonFiniteTokens(std::string_view json) {
-  bool in_string = false;
-  for (size_t i = 0; i < json.size(); ++i) {
-    const char c = json[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;  // the escaped character
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-      continue;
-    }
-    for (std::string_view token : {std::string_view("NaN"), std::string_view("Infinity")}) {
-      if (json.substr(i, token.size()) != token) continue;
-      const size_t after = i + token.size();
-      if (after < json.size() && (std::isdigit(static_cast<unsigned char>(json[after])) ||
-                                  json[after] == '.' || json[after] == 'e' || json[after] == 'E')) {
-        return Status::InvalidArgument(
-            fmt::format("the request is not valid JSON: {}: {} cannot be followed by '{}'",
-                        LineAndColumn(json, after), token, json[after]));
-      }
-    }
-  }
-  return Status::OK();
 }
 
 }  // namespace granary::serving

@@ -22,13 +22,4 @@ void AppendBase64(std::string_view data, std::string* out);
 // Decodes standard or URL-safe base64, padding optional; InvalidArgument on other characters.
 Result<std::string> DecodeBase64(std::string_view text);
 
-// "line 3, column 14": where byte `offset` of `text` is (1-based), for JSON parse errors.
-std::string LineAndColumn(std::string_view text, size_t offset);
-
-// InvalidArgument (with line and column) when NaN, Infinity or -Infinity outside a string is
-// followed by a digit, '.', 'e' or 'E'. RapidJSON 1.1's full-precision parser reads past its
-// buffer on such text ("NaNe299", found by the fuzzer); check before parsing with
-// kParseNanAndInfFlag | kParseFullPrecisionFlag.
-Status CheckNonFiniteTokens(std::string_view json);
-
 }  // namespace granary::serving

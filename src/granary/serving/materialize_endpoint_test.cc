@@ -3,11 +3,11 @@
 // 409 while a run (of this server or another process) holds the repository lock, bad bodies,
 // the materialization metrics on GET /metrics, and cancellation on shutdown.
 #include <gtest/gtest.h>
-#include <rapidjson/document.h>
 
 #include <future>
 #include <thread>
 
+#include "granary/common/json.h"
 #include "granary/materialize/repository_lock.h"
 #include "granary/serving/http/test_client.h"
 #include "granary/serving/http_routes.h"
@@ -21,10 +21,12 @@ using http::testing::Client;
 using testing::At;
 using testing::TestRepo;
 
-rapidjson::Document Json(const std::string& text) {
-  rapidjson::Document doc;
-  doc.Parse(text.c_str());
-  EXPECT_FALSE(doc.HasParseError()) << text;
+boost::json::value Json(const std::string& text) {
+  JsonParseOptions options;  // responses write NaN as Python does
+  options.allow_non_finite = true;
+  auto parsed = ParseJson(text, options);
+  EXPECT_TRUE(parsed.ok()) << parsed.status().ToString() << ": " << text;
+  boost::json::value doc = parsed.ok() ? std::move(*parsed) : boost::json::value();
   return doc;
 }
 
@@ -76,10 +78,11 @@ class MaterializeEndpointTest : public ::testing::TestWithParam<std::string> {
     EXPECT_EQ(res.result_int(), 200) << res.body();
     auto doc = Json(res.body());
     std::vector<std::string> out;
-    const auto& score = doc["results"][1];
-    for (rapidjson::SizeType i = 0; i < score["values"].Size(); ++i) {
-      out.push_back(score["values"][i].IsNull() ? score["statuses"][i].GetString()
-                                                : std::to_string(score["values"][i].GetDouble()));
+    const auto& score = doc.at("results").at(1);
+    for (size_t i = 0; i < score.at("values").as_array().size(); ++i) {
+      out.push_back(score.at("values").at(i).is_null()
+                        ? score.at("statuses").at(i).as_string().c_str()
+                        : std::to_string(score.at("values").at(i).to_number<double>()));
     }
     return out;
   }
@@ -98,20 +101,20 @@ TEST_P(MaterializeEndpointTest, WaitAnswersTheReportAndTheFeaturesAreThenServed)
                          R"({"end": "2026-11-25T10:00:00Z", "views": ["risk"], "wait": true})");
   ASSERT_EQ(res.result_int(), 200) << res.body();
   auto doc = Json(res.body());
-  EXPECT_STREQ(doc["status"].GetString(), "succeeded");
-  EXPECT_STREQ(doc["end"].GetString(), "2026-11-25T10:00:00Z");
-  ASSERT_EQ(doc["views"].Size(), 1u);
-  const auto& view = doc["views"][0];
-  EXPECT_STREQ(view["view"].GetString(), "risk");
-  EXPECT_STREQ(view["status"].GetString(), "succeeded");
-  EXPECT_EQ(view["rows_scanned"].GetInt64(), 3);
-  EXPECT_EQ(view["entities"].GetInt64(), 2);
-  EXPECT_EQ(view["entities_written"].GetInt64(), 2);
-  EXPECT_EQ(view["entities_skipped"].GetInt64(), 0);
-  EXPECT_STREQ(view["watermark_after"].GetString(), "2026-11-25T10:00:00Z");
-  EXPECT_GT(view["run_id"].GetInt64(), 0);
+  EXPECT_STREQ(doc.at("status").as_string().c_str(), "succeeded");
+  EXPECT_STREQ(doc.at("end").as_string().c_str(), "2026-11-25T10:00:00Z");
+  ASSERT_EQ(doc.at("views").as_array().size(), 1u);
+  const auto& view = doc.at("views").at(0);
+  EXPECT_STREQ(view.at("view").as_string().c_str(), "risk");
+  EXPECT_STREQ(view.at("status").as_string().c_str(), "succeeded");
+  EXPECT_EQ(view.at("rows_scanned").as_int64(), 3);
+  EXPECT_EQ(view.at("entities").as_int64(), 2);
+  EXPECT_EQ(view.at("entities_written").as_int64(), 2);
+  EXPECT_EQ(view.at("entities_skipped").as_int64(), 0);
+  EXPECT_STREQ(view.at("watermark_after").as_string().c_str(), "2026-11-25T10:00:00Z");
+  EXPECT_GT(view.at("run_id").as_int64(), 0);
   EXPECT_EQ(repo_->Watermark(), At("2026-11-25T10:00:00Z"));
-  EXPECT_EQ(repo_->Registry()->Runs("risk", 1).ValueOrDie()[0].trigger, "server");
+  EXPECT_EQ(repo_->Registry()->Runs("risk", 1).ValueOrDie().at(0).trigger, "server");
   EXPECT_EQ(ServedScores(), (std::vector<std::string>{"0.500000", "0.250000"}));
 
   // The run's counters and the registry's state, in the server's one registry.
@@ -130,7 +133,7 @@ TEST_P(MaterializeEndpointTest, WaitAnswersTheReportAndTheFeaturesAreThenServed)
   res = client.Post("/materialize-incremental",
                     R"({"end_ts": "2026-11-25T10:00:00Z", "feature_views": ["risk"]})");
   ASSERT_EQ(res.result_int(), 200) << res.body();
-  EXPECT_STREQ(Json(res.body())["views"][0]["status"].GetString(), "up_to_date");
+  EXPECT_STREQ(Json(res.body()).at("views").at(0).at("status").as_string().c_str(), "up_to_date");
 }
 
 TEST_P(MaterializeEndpointTest, AnEmptyBodyStartsARunOfEveryViewUpToNowAndAnswers202) {
@@ -139,13 +142,13 @@ TEST_P(MaterializeEndpointTest, AnEmptyBodyStartsARunOfEveryViewUpToNowAndAnswer
   auto res = client.Send(boost::beast::http::verb::post, "/materialize-incremental");
   ASSERT_EQ(res.result_int(), 202) << res.body();
   auto doc = Json(res.body());
-  EXPECT_STREQ(doc["status"].GetString(), "started");
-  EXPECT_STREQ(doc["end"].GetString(), FormatTimestamp(repo_->clock.Now()).c_str());
-  ASSERT_EQ(doc["views"].Size(), 1u);
-  EXPECT_STREQ(doc["views"][0].GetString(), "risk");
+  EXPECT_STREQ(doc.at("status").as_string().c_str(), "started");
+  EXPECT_STREQ(doc.at("end").as_string().c_str(), FormatTimestamp(repo_->clock.Now()).c_str());
+  ASSERT_EQ(doc.at("views").as_array().size(), 1u);
+  EXPECT_STREQ(doc.at("views").at(0).as_string().c_str(), "risk");
   // The run goes on after the answer; its features appear when it is done.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (ServedScores()[0] == "NOT_FOUND" && std::chrono::steady_clock::now() < deadline) {
+  while (ServedScores().at(0) == "NOT_FOUND" && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(ServedScores(), (std::vector<std::string>{"0.500000", "0.250000"}));
@@ -172,7 +175,7 @@ TEST_P(MaterializeEndpointTest, ASecondRequestWhileARunIsInProgressIs409AndWorke
   auto res = client.Post("/materialize-incremental", R"({"end": "2026-11-25T10:00:00Z"})");
   EXPECT_EQ(res.result_int(), 409) << res.body();
   auto doc = Json(res.body());
-  EXPECT_NE(std::string(doc["error"]["message"].GetString())
+  EXPECT_NE(std::string(doc.at("error").at("message").as_string().c_str())
                 .find("a materialization started through this server is running (up to "
                       "2026-11-25T10:00:00Z, views all online"),
             std::string::npos)
@@ -188,7 +191,7 @@ TEST_P(MaterializeEndpointTest, ASecondRequestWhileARunIsInProgressIs409AndWorke
   release.set_value();
   auto done = waiting.get();
   ASSERT_EQ(done.result_int(), 200) << done.body();
-  EXPECT_EQ(Json(done.body())["views"][0]["entities_written"].GetInt64(), 2);
+  EXPECT_EQ(Json(done.body()).at("views").at(0).at("entities_written").as_int64(), 2);
   // Once it has ended, the next run goes ahead.
   res = client.Post("/materialize-incremental", R"({"wait": true})");
   ASSERT_EQ(res.result_int(), 200) << res.body();
@@ -237,8 +240,8 @@ TEST_P(MaterializeEndpointTest, BadBodiesAre400SayingWhatAndWhere) {
     auto res = client.Post("/materialize-incremental", body);
     EXPECT_EQ(res.result_int(), 400) << body << " -> " << res.body();
     auto doc = Json(res.body());
-    ASSERT_TRUE(doc.IsObject() && doc.HasMember("error")) << res.body();
-    const std::string got = doc["error"]["message"].GetString();
+    ASSERT_TRUE(doc.is_object() && doc.as_object().contains("error")) << res.body();
+    const std::string got = doc.at("error").at("message").as_string().c_str();
     EXPECT_NE(got.find(message), std::string::npos) << body << " -> " << got;
   }
   EXPECT_FALSE(repo_->Watermark().has_value());  // nothing ran
@@ -269,8 +272,8 @@ TEST_P(MaterializeEndpointTest, ShutdownCancelsTheRunAndAnswersItsWaiter) {
   auto res = waiting.get();
   EXPECT_EQ(res.result_int(), 503) << res.body();
   auto doc = Json(res.body());
-  EXPECT_STREQ(doc["status"].GetString(), "cancelled");
-  EXPECT_STREQ(doc["views"][0]["status"].GetString(), "cancelled");
+  EXPECT_STREQ(doc.at("status").as_string().c_str(), "cancelled");
+  EXPECT_STREQ(doc.at("views").at(0).at("status").as_string().c_str(), "cancelled");
   EXPECT_FALSE(repo_->Watermark().has_value());  // a cancelled run leaves it
   // No new run starts while stopping.
   Client client(http_->port());
@@ -278,7 +281,7 @@ TEST_P(MaterializeEndpointTest, ShutdownCancelsTheRunAndAnswersItsWaiter) {
   EXPECT_EQ(res.result_int(), 503) << res.body();
   EXPECT_NE(res.body().find("the server is stopping"), std::string::npos) << res.body();
   Stop();  // joins the run before the store closes (the fixture's store outlives it)
-  EXPECT_EQ(repo_->Registry()->Runs("risk", 1).ValueOrDie()[0].status, RunStatus::kFailed);
+  EXPECT_EQ(repo_->Registry()->Runs("risk", 1).ValueOrDie().at(0).status, RunStatus::kFailed);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, MaterializeEndpointTest, ::testing::Values("rocksdb", "redis"));

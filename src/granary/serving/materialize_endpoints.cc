@@ -9,12 +9,11 @@
 // report as the body). Feast's field names (end_ts, feature_views) are accepted too; with them
 // the answer waits by default, as Feast's server does.
 #include <fmt/format.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <boost/asio/post.hpp>
 #include <mutex>
 
+#include "granary/common/json.h"
 #include "granary/common/strings.h"
 #include "granary/materialize/materialize_metrics.h"
 #include "granary/serving/materialize_request.h"
@@ -37,11 +36,7 @@ namespace {
 
 constexpr const char* kPath = "/materialize-incremental";
 
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
-void String(JsonWriter& w, std::string_view s) {
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
+void String(JsonWriter& w, std::string_view s) { w.String(s.data(), s.size()); }
 
 void Time(JsonWriter& w, const std::optional<Timestamp>& t) {
   if (t) {
@@ -98,8 +93,7 @@ void WriteView(JsonWriter& w, const ViewMaterialization& v) {
 }
 
 std::string ReportJson(const MaterializeRequest& run, const MaterializeReport& report) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
+  JsonWriter w;
   w.StartObject();
   w.Key("status");
   String(w, OutcomeName(report.status));
@@ -114,13 +108,12 @@ std::string ReportJson(const MaterializeRequest& run, const MaterializeReport& r
   for (const ViewMaterialization& v : report.views) WriteView(w, v);
   w.EndArray();
   w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  return w.Release();
 }
 
 // The 202 answer: what was started.
 std::string StartedJson(const MaterializeRequest& run, const Definitions& defs) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
+  JsonWriter w;
   w.StartObject();
   w.Key("status");
   String(w, "started");
@@ -137,7 +130,7 @@ std::string StartedJson(const MaterializeRequest& run, const Definitions& defs) 
   }
   w.EndArray();
   w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  return w.Release();
 }
 
 std::string Summary(const Result<MaterializeReport>& result) {

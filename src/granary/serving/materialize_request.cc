@@ -1,11 +1,9 @@
 #include "granary/serving/materialize_request.h"
 
 #include <fmt/format.h>
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
+#include "granary/common/json.h"
 #include "granary/common/strings.h"
-#include "granary/serving/json_format.h"
 
 namespace granary {
 namespace {
@@ -17,12 +15,12 @@ Status BadBody(std::string_view what) {
                   what));
 }
 
-const char* KindOf(const rapidjson::Value& v) {
-  if (v.IsNull()) return "null";
-  if (v.IsBool()) return "true or false";
-  if (v.IsNumber()) return "a number";
-  if (v.IsString()) return "a string";
-  if (v.IsArray()) return "a list";
+const char* KindOf(const boost::json::value& v) {
+  if (v.is_null()) return "null";
+  if (v.is_bool()) return "true or false";
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_array()) return "a list";
   return "an object";
 }
 
@@ -31,23 +29,21 @@ const char* KindOf(const rapidjson::Value& v) {
 Result<MaterializeIncrementalBody> ParseMaterializeRequest(std::string_view json) {
   MaterializeIncrementalBody body;
   if (json.find_first_not_of(" \t\r\n") == std::string_view::npos) return body;
-  rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
-  if (doc.HasParseError()) {
-    return Status::InvalidArgument(fmt::format("the request is not valid JSON: {}: {}",
-                                               serving::LineAndColumn(json, doc.GetErrorOffset()),
-                                               rapidjson::GetParseError_En(doc.GetParseError())));
+  auto parsed = ParseJson(json);
+  if (!parsed.ok()) {
+    return Status::InvalidArgument("the request is not valid JSON: " + parsed.status().message());
   }
-  if (!doc.IsObject()) {
+  const boost::json::value& doc = *parsed;
+  if (!doc.is_object()) {
     return BadBody(fmt::format("the request must be a JSON object, not {}", KindOf(doc)));
   }
   static const std::vector<std::string> kKeys = {"end", "views", "wait", "end_ts", "feature_views"};
   std::optional<bool> wait;
   bool feast_names = false;
   std::string end_key, views_key;  // the names used, to refuse both spellings at once
-  for (const auto& member : doc.GetObject()) {
-    std::string key(member.name.GetString(), member.name.GetStringLength());
-    const rapidjson::Value& v = member.value;
+  for (const auto& member : doc.get_object()) {
+    std::string key(member.key().data(), member.key().size());
+    const boost::json::value& v = member.value();
     if (key == "end_ts" || key == "feature_views") {
       feast_names = true;
       std::string& seen = key == "end_ts" ? end_key : views_key;
@@ -70,10 +66,10 @@ Result<MaterializeIncrementalBody> ParseMaterializeRequest(std::string_view json
       seen = key;
     }
     if (key == "end") {
-      if (!v.IsString()) {
+      if (!v.is_string()) {
         return BadBody(fmt::format("{}: must be a string, not {}", end_key, KindOf(v)));
       }
-      const std::string_view text(v.GetString(), v.GetStringLength());
+      const std::string_view text = JsonStringView(v.get_string());
       auto end = ParseTimestamp(text);
       if (!end.ok()) {
         return BadBody(
@@ -83,25 +79,26 @@ Result<MaterializeIncrementalBody> ParseMaterializeRequest(std::string_view json
       }
       body.end = *end;
     } else if (key == "views") {
-      if (!v.IsArray()) {
+      if (!v.is_array()) {
         return BadBody(
             fmt::format("{}: must be a list of feature view names, not {}", views_key, KindOf(v)));
       }
-      if (v.Empty()) {
+      const boost::json::array& views = v.get_array();
+      if (views.empty()) {
         return BadBody(fmt::format(
             "{}: the list is empty; leave it out to materialize every online view", views_key));
       }
-      for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
-        if (!v[i].IsString()) {
+      for (size_t i = 0; i < views.size(); ++i) {
+        if (!views[i].is_string()) {
           return BadBody(fmt::format("{}[{}]: must be a feature view's name, not {}", views_key, i,
-                                     KindOf(v[i])));
+                                     KindOf(views[i])));
         }
-        body.views.emplace_back(v[i].GetString(), v[i].GetStringLength());
+        body.views.emplace_back(JsonStringView(views[i].get_string()));
       }
     } else if (key == "wait") {
-      if (!v.IsBool())
+      if (!v.is_bool())
         return BadBody(fmt::format("wait: must be true or false, not {}", KindOf(v)));
-      wait = v.GetBool();
+      wait = v.get_bool();
     } else {
       return BadBody(fmt::format("unknown field '{}'{}", key, DidYouMean(key, kKeys)));
     }

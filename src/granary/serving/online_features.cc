@@ -1,14 +1,13 @@
 #include "granary/serving/online_features.h"
 
 #include <fmt/format.h>
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <charconv>
 #include <map>
 
+#include "granary/common/json.h"
 #include "granary/common/strings.h"
 #include "granary/serving/json_format.h"
 #include "granary/types/feature_ref.h"
@@ -18,24 +17,7 @@ namespace {
 
 using EntityColumn = OnlineFeaturesRequest::EntityColumn;
 
-std::string JsonTypeName(const rapidjson::Value& v) {
-  switch (v.GetType()) {
-    case rapidjson::kNullType:
-      return "null";
-    case rapidjson::kFalseType:
-    case rapidjson::kTrueType:
-      return "a boolean";
-    case rapidjson::kObjectType:
-      return "an object";
-    case rapidjson::kArrayType:
-      return "an array";
-    case rapidjson::kStringType:
-      return "a string";
-    case rapidjson::kNumberType:
-      return "a number";
-  }
-  return "a value";
-}
+std::string JsonTypeName(const boost::json::value& v) { return JsonKindName(v); }
 
 // The type of a given value, in words, for messages.
 std::string GivenAs(const Value& v, bool from_text) {
@@ -119,16 +101,14 @@ Result<Value> ToJoinKeyValue(const Value& v, ValueType type, bool from_text) {
 // ------------------------------------------------------------------------------ parsing
 
 Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) {
-  rapidjson::Document doc;
-  // Strings must be valid UTF-8: they become Arrow strings and JSON in the response.
-  doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseValidateEncodingFlag>(
-      json.data(), json.size());
-  if (doc.HasParseError()) {
-    return Status::InvalidArgument(fmt::format("the request is not valid JSON: {}: {}",
-                                               serving::LineAndColumn(json, doc.GetErrorOffset()),
-                                               rapidjson::GetParseError_En(doc.GetParseError())));
+  // Strict JSON (no NaN), at most 64 levels deep; strings must be valid UTF-8: they become Arrow
+  // strings and JSON in the response.
+  auto parsed = ParseJson(json);
+  if (!parsed.ok()) {
+    return Status::InvalidArgument("the request is not valid JSON: " + parsed.status().message());
   }
-  if (!doc.IsObject()) {
+  const boost::json::value& doc = *parsed;
+  if (!doc.is_object()) {
     return Status::InvalidArgument(
         "the request must be a JSON object such as {\"features\": [\"view:feature\"], "
         "\"entities\": {\"customer_id\": [1001]}}");
@@ -136,61 +116,64 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
   OnlineFeaturesRequest request;
   static const std::vector<std::string> kKeys = {"features", "feature_service", "entities",
                                                  "full_feature_names"};
-  for (const auto& member : doc.GetObject()) {
-    std::string_view key(member.name.GetString(), member.name.GetStringLength());
-    const rapidjson::Value& v = member.value;
+  for (const auto& member : doc.get_object()) {
+    std::string_view key(member.key().data(), member.key().size());
+    const boost::json::value& v = member.value();
     if (key == "features") {
-      if (!v.IsArray()) {
+      if (!v.is_array()) {
         return Status::InvalidArgument(
             "features: must be a list of \"view:feature\" strings, not " + JsonTypeName(v));
       }
-      for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
-        if (!v[i].IsString()) {
-          return Status::InvalidArgument(fmt::format(
-              "features[{}]: must be a \"view:feature\" string, not {}", i, JsonTypeName(v[i])));
+      const boost::json::array& features = v.get_array();
+      for (size_t i = 0; i < features.size(); ++i) {
+        if (!features[i].is_string()) {
+          return Status::InvalidArgument(
+              fmt::format("features[{}]: must be a \"view:feature\" string, not {}", i,
+                          JsonTypeName(features[i])));
         }
-        request.features.emplace_back(v[i].GetString(), v[i].GetStringLength());
+        request.features.emplace_back(JsonStringView(features[i].get_string()));
       }
     } else if (key == "feature_service") {
-      if (!v.IsString()) {
+      if (!v.is_string()) {
         return Status::InvalidArgument("feature_service: must be a string, not " + JsonTypeName(v));
       }
-      request.feature_service.assign(v.GetString(), v.GetStringLength());
+      request.feature_service.assign(JsonStringView(v.get_string()));
     } else if (key == "full_feature_names") {
-      if (!v.IsBool()) {
+      if (!v.is_bool()) {
         return Status::InvalidArgument("full_feature_names: must be true or false, not " +
                                        JsonTypeName(v));
       }
-      request.full_feature_names = v.GetBool();
+      request.full_feature_names = v.get_bool();
     } else if (key == "entities") {
-      if (!v.IsObject()) {
+      if (!v.is_object()) {
         return Status::InvalidArgument(
             "entities: must be an object of join key to a list of values, such as "
             "{\"customer_id\": [1001, 1002]}");
       }
-      for (const auto& column : v.GetObject()) {
+      for (const auto& column : v.get_object()) {
         EntityColumn out;
-        out.name.assign(column.name.GetString(), column.name.GetStringLength());
-        if (!column.value.IsArray()) {
+        out.name.assign(column.key().data(), column.key().size());
+        if (!column.value().is_array()) {
           return Status::InvalidArgument(
               fmt::format("entities.{}: must be a list of values, not {}", out.name,
-                          JsonTypeName(column.value)));
+                          JsonTypeName(column.value())));
         }
-        out.values.reserve(column.value.Size());
-        for (rapidjson::SizeType i = 0; i < column.value.Size(); ++i) {
-          const rapidjson::Value& x = column.value[i];
-          if (x.IsInt64()) {
-            out.values.emplace_back(x.GetInt64());
-          } else if (x.IsUint64()) {
+        const boost::json::array& values = column.value().get_array();
+        out.values.reserve(values.size());
+        for (size_t i = 0; i < values.size(); ++i) {
+          const boost::json::value& x = values[i];
+          if (x.is_int64()) {
+            out.values.emplace_back(x.get_int64());
+          } else if (x.is_uint64()) {
             return Status::InvalidArgument(fmt::format(
-                "entities.{}[{}]: {} is too large for an int64", out.name, i, x.GetUint64()));
-          } else if (x.IsNumber()) {
-            out.values.emplace_back(x.GetDouble());
-          } else if (x.IsString()) {
-            out.values.emplace_back(std::string(x.GetString(), x.GetStringLength()));
-          } else if (x.IsBool()) {
-            out.values.emplace_back(x.GetBool());
-          } else if (x.IsNull()) {
+                "entities.{}[{}]: {} is too large for an int64", out.name, i, x.get_uint64()));
+          } else if (x.is_double()) {
+            out.values.emplace_back(x.get_double());
+          } else if (x.is_string()) {
+            out.values.emplace_back(std::string(JsonStringView(x.get_string())));
+          } else if (x.is_bool()) {
+            out.values.emplace_back(x.get_bool());
+          } else if (x.is_null()) {
             out.values.emplace_back();
           } else {
             return Status::InvalidArgument(

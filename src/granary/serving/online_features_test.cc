@@ -1,10 +1,10 @@
 #include "granary/serving/online_features.h"
 
 #include <gtest/gtest.h>
-#include <rapidjson/document.h>
 
 #include <boost/asio/io_context.hpp>
 
+#include "granary/common/json.h"
 #include "granary/common/temp_dir.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
 #include "granary/testing/online_definitions.h"
@@ -102,28 +102,30 @@ TEST_F(OnlineFeaturesTest, EveryValueTypeIsWrittenAsFeastDoesWithFullNames) {
       "every_type:f_bytes", "every_type:f_timestamp", "every_type:l_float32",
       "every_type:l_bytes", "every_type:l_timestamp", "every_type:l_int64"],
       "entities": {"customer_id": [5]}, "full_feature_names": true})");
-  rapidjson::Document doc;
-  doc.Parse(json.c_str());
-  ASSERT_FALSE(doc.HasParseError()) << json;
-  const auto& names = doc["metadata"]["feature_names"];
-  EXPECT_STREQ(names[1].GetString(), "every_type__f_bool");
-  auto value = [&](int column) -> const rapidjson::Value& {
-    return doc["results"][column]["values"][0];
+  JsonParseOptions options;  // responses write NaN as Python does
+  options.allow_non_finite = true;
+  auto parsed = ParseJson(json, options);
+  EXPECT_TRUE(parsed.ok()) << parsed.status().ToString() << ": " << json;
+  boost::json::value doc = parsed.ok() ? std::move(*parsed) : boost::json::value();
+  const auto& names = doc.at("metadata").at("feature_names");
+  EXPECT_STREQ(names.at(1).as_string().c_str(), "every_type__f_bool");
+  auto value = [&](int column) -> const boost::json::value& {
+    return doc.at("results").at(column).at("values").at(0);
   };
-  EXPECT_EQ(value(1).GetBool(), false);
-  EXPECT_EQ(value(2).GetInt(), -12);
-  EXPECT_EQ(value(3).GetInt64(), (int64_t{1} << 40) | 5);
-  EXPECT_EQ(value(4).GetDouble(), 6.5);
-  EXPECT_EQ(value(5).GetDouble(), 5.1);
-  EXPECT_STREQ(value(6).GetString(), "caf\xc3\xa9 #5");
-  EXPECT_STREQ(value(7).GetString(), "AP8QNQ==");  // base64 of 00 ff 10 '5'
-  EXPECT_STREQ(value(8).GetString(), "2023-11-14T22:13:20.123461Z");
+  EXPECT_EQ(value(1).as_bool(), false);
+  EXPECT_EQ(value(2).to_number<int>(), -12);
+  EXPECT_EQ(value(3).as_int64(), (int64_t{1} << 40) | 5);
+  EXPECT_EQ(value(4).to_number<double>(), 6.5);
+  EXPECT_EQ(value(5).to_number<double>(), 5.1);
+  EXPECT_STREQ(value(6).as_string().c_str(), "caf\xc3\xa9 #5");
+  EXPECT_STREQ(value(7).as_string().c_str(), "AP8QNQ==");  // base64 of 00 ff 10 '5'
+  EXPECT_STREQ(value(8).as_string().c_str(), "2023-11-14T22:13:20.123461Z");
   EXPECT_NE(json.find("[0.25,-1e+30,6.5]"), std::string::npos) << json;  // float32, shortest
   EXPECT_NE(json.find(R"(["AA==","eno="])"), std::string::npos);
   EXPECT_NE(json.find(R"(["1969-12-31T23:59:59.999995Z","1970-01-01T00:00:05Z"])"),
             std::string::npos);
   EXPECT_NE(json.find(R"("values":[[]])"), std::string::npos);  // an empty list is not null
-  EXPECT_STREQ(doc["results"][1]["statuses"][0].GetString(), "PRESENT");
+  EXPECT_STREQ(doc.at("results").at(1).at("statuses").at(0).as_string().c_str(), "PRESENT");
 }
 
 TEST_F(OnlineFeaturesTest, KeysAreTheSameFromJsonNumbersAndCommandLineText) {
@@ -177,10 +179,33 @@ TEST_F(OnlineFeaturesTest, AsyncAnswersTheSameOnTheExecutor) {
 
 TEST_F(OnlineFeaturesTest, BadJsonAndBadShapesSayWhere) {
   EXPECT_NE(Error("{\"features\": [\"risk:score\"]\n \"entities\": {}}")
-                .find("not valid JSON: line 2, column 2: Missing a comma"),
+                .find("not valid JSON: line 2, column 2: unexpected '\"'"),
             std::string::npos)
       << Error("{\"features\": [\"risk:score\"]\n \"entities\": {}}");
   EXPECT_NE(Error("[1]").find("must be a JSON object"), std::string::npos);
+  // What RapidJSON 1.1 crashed on: a 137-byte number (SIGSEGV), an infinity glued to an exponent
+  // (over-read), 200,000 nested '[' (stack overflow); and NaN, which is not JSON.
+  std::string crash_number = "0.9995999999999";
+  crash_number.append(137 - crash_number.size() - 6, '1');
+  crash_number.append("5e-444");
+  EXPECT_EQ(Error(crash_number),
+            "the request must be a JSON object such as {\"features\": [\"view:feature\"], "
+            "\"entities\": {\"customer_id\": [1001]}}");
+  EXPECT_EQ(
+      Error(R"({"features": ["risk:score"], "entities": {"customer_id": [)" + crash_number + "]}}"),
+      "entities.customer_id[0]: 0 is not an int64 (join key 'customer_id' is int64)");
+  EXPECT_EQ(Error(R"({"features": ["risk:score"], "entities": {"customer_id": [Infe2]}})"),
+            "the request is not valid JSON: line 1, column 59: NaN and Infinity are not JSON; "
+            "send null or a finite number");
+  EXPECT_EQ(Error(R"({"features": ["risk:score"], "entities": {"customer_id": [NaN]}})"),
+            "the request is not valid JSON: line 1, column 59: NaN and Infinity are not JSON; "
+            "send null or a finite number");
+  EXPECT_EQ(Error(std::string(200'000, '[')),
+            "the request is not valid JSON: line 1, column 65: arrays and objects are nested "
+            "more than 64 deep; Granary reads at most 64 levels");
+  EXPECT_EQ(Error(R"({"features": ["risk:score"], "features": []})"),
+            "the request is not valid JSON: line 1, column 44: the key \"features\" appears twice "
+            "in the object that ends here");
   EXPECT_NE(Error(R"({"features": "risk:score"})").find("features: must be a list"),
             std::string::npos);
   EXPECT_NE(Error(R"({"features": ["risk:score", 3]})").find("features[1]: must be"),

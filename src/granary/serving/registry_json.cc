@@ -1,21 +1,14 @@
 #include "granary/serving/registry_json.h"
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
 #include <algorithm>
+
+#include "granary/common/json.h"
 
 namespace granary {
 namespace {
 
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
-void Str(JsonWriter& w, std::string_view s) {
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
-void Key(JsonWriter& w, std::string_view k) {
-  w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
-}
+void Str(JsonWriter& w, std::string_view s) { w.String(s.data(), s.size()); }
+void Key(JsonWriter& w, std::string_view k) { w.Key(k.data(), k.size()); }
 void StrIfSet(JsonWriter& w, std::string_view key, const std::string& value) {
   if (value.empty()) return;
   Key(w, key);
@@ -51,8 +44,7 @@ std::vector<const T*> Sorted(const std::vector<T>& items) {
 }  // namespace
 
 std::string RegistryJson(const RegistryVersionInfo& info, const Definitions& defs) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
+  JsonWriter w;
   w.StartObject();
   Key(w, "project");
   Str(w, defs.project.empty() ? info.project : defs.project);
@@ -169,7 +161,7 @@ std::string RegistryJson(const RegistryVersionInfo& info, const Definitions& def
   }
   w.EndArray();
   w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  return w.Release();
 }
 
 }  // namespace granary
