@@ -107,13 +107,12 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
   m.def(
       "parse_timestamp",
       [](const std::string& text, const std::string& what) -> int64_t {
-        if (text == "now") return SystemClock::Default().Now().micros;
-        auto ts = ParseTimestamp(text);
+        auto ts = ParseTimeOrNow(text);
         if (!ts.ok()) {
           ThrowIfError(Status::InvalidArgument(
-              fmt::format("{} '{}': {}; or write 'now'", what, text, ts.status().message())));
+              fmt::format("{} '{}': {}", what, text, ts.status().message())));
         }
-        return ts->micros;
+        return ts->value_or(SystemClock::Default().Now()).micros;
       },
       nb::arg("text"), nb::arg("what"),
       "ISO 8601 / RFC 3339 text (no offset: UTC) or 'now' as microseconds since the epoch.");
@@ -170,7 +169,7 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
   cls.def(
       "push",
       [](FeatureStoreCore& self, const std::string& push_source_name, nb::handle rows,
-         const std::string& to) {
+         const std::string& to, int64_t max_clock_skew_micros) {
         const PushTarget target = ValueOrThrow(ParsePushTarget(to));
         std::shared_ptr<arrow::Table> table = ImportArrowTable(rows, "df");
         PushResult result;
@@ -181,6 +180,7 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
           PushContext context;
           context.definitions = applied.definitions.get();
           context.repo_root = self.config().root;
+          context.max_clock_skew = Duration::Microseconds(max_clock_skew_micros);
           FeatureStoreCore::Online online;
           ViewLayouts layouts;
           if (target == PushTarget::kOffline) {
@@ -206,6 +206,7 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
         return d;
       },
       nb::arg("push_source_name"), nb::arg("rows"), nb::arg("to"),
+      nb::arg("max_clock_skew_micros") = kDefaultPushMaxClockSkew.micros,
       "The feature server's push core over an Arrow table: a dict of what was written.");
 
   cls.def(

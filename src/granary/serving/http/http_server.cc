@@ -9,6 +9,8 @@
 #include <mutex>
 #include <optional>
 
+#include "granary/common/strings.h"
+
 namespace granary::http {
 namespace {
 
@@ -138,6 +140,19 @@ struct HttpServer::Impl {
     }
     return out;
   }
+  // "no endpoint /x, did you mean '/y'? The endpoints are: GET /health, ...": every route of
+  // the table, so the message never falls behind it.
+  std::string NoRouteMessage(std::string_view path) const {
+    std::vector<std::string> paths;
+    std::string list;
+    for (const auto& r : routes) {
+      paths.push_back(r.path);
+      list += (list.empty() ? "" : ", ") + r.method + " " + r.path;
+    }
+    const std::string hint = DidYouMean(path, paths);
+    return fmt::format("no endpoint {}{} {} endpoints are: {}", path, hint,
+                       hint.empty() ? "; the" : "The", list);
+  }
   void Accept(Worker* worker);
 };
 
@@ -238,9 +253,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     const int route = server_->FindRoute(request.method, request.path);
     if (route == -1) {
-      return Write(route, JsonError(404, fmt::format("no endpoint {}; see GET /health, POST "
-                                                     "/get-online-features, POST /push",
-                                                     request.path)));
+      return Write(route, JsonError(404, server_->NoRouteMessage(request.path)));
     }
     if (route == -2) {
       HttpResponse r =
