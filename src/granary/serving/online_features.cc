@@ -135,7 +135,7 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
   }
   OnlineFeaturesRequest request;
   static const std::vector<std::string> kKeys = {"features", "feature_service", "entities",
-                                                 "full_feature_names"};
+                                                 "full_feature_names", "partial"};
   for (const auto& member : doc.GetObject()) {
     std::string_view key(member.name.GetString(), member.name.GetStringLength());
     const rapidjson::Value& v = member.value;
@@ -162,6 +162,11 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
                                        JsonTypeName(v));
       }
       request.full_feature_names = v.GetBool();
+    } else if (key == "partial") {
+      if (!v.IsBool()) {
+        return Status::InvalidArgument("partial: must be true or false, not " + JsonTypeName(v));
+      }
+      request.partial = v.GetBool();
     } else if (key == "entities") {
       if (!v.IsObject()) {
         return Status::InvalidArgument(
@@ -203,7 +208,7 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
     } else {
       return Status::InvalidArgument(
           fmt::format("unknown request field '{}'{}; the fields are features, feature_service, "
-                      "entities and full_feature_names",
+                      "entities, full_feature_names and partial",
                       key, DidYouMean(key, kKeys)));
     }
   }
@@ -352,6 +357,7 @@ Result<ResolvedOnlineRequest> OnlineFeaturesService::Resolve(
   }
 
   ResolvedOnlineRequest out;
+  out.read.allow_partial = request.partial;
   GRANARY_RETURN_NOT_OK(ConvertEntities(request, &out));
   out.columns.reserve(refs.size());
   // Output names must be unique: a feature requested twice, or two features of one name
