@@ -166,7 +166,7 @@ TEST_F(RedisClusterTest, ReadsResumeAfterAMasterIsKilledAndItsReplicaTakesOver) 
 
 // AsyncRead on an io_context of the test's own (one router for every read, as a server worker
 // has), waiting at most `limit`: far less than the store's timeouts, so a read that waited for
-// them fails the test instead of passing slowly.
+// them (or the old retry rounds, ~9 s) fails the test instead of passing slowly.
 class OneWorker {
  public:
   OneWorker() : work_(io_.get_executor()), thread_([this] { io_.run(); }) {}
@@ -178,7 +178,7 @@ class OneWorker {
     if (thread_.joinable()) thread_.join();
   }
   Result<OnlineFeatures> Read(OnlineStore& store, OnlineReadRequest request,
-                              std::chrono::seconds limit = std::chrono::seconds(20)) {
+                              std::chrono::seconds limit = std::chrono::seconds(5)) {
     auto promise = std::make_shared<std::promise<Result<OnlineFeatures>>>();
     auto future = promise->get_future();
     store.AsyncRead(io_.get_executor(), std::move(request),
@@ -269,7 +269,7 @@ TEST_F(RedisClusterTest, AMasterDownFailsItsRequestsAtOnceAndPartialReadsServeTh
   // The blocking path fails fast as well (a thread of its own: a router of its own).
   auto blocking =
       std::async(std::launch::async, [&] { return store->Read(request_for(ids, true)); });
-  ASSERT_EQ(blocking.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  ASSERT_EQ(blocking.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_TRUE(blocking.get().ok());
 }
 
