@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "granary/common/temp_dir.h"
-#include "granary/online/test_util.h"
+#include "granary/testing/online_definitions.h"
 
 namespace granary {
 namespace {
