@@ -9,7 +9,7 @@
 #include <mutex>
 #include <thread>
 
-#include "granary/online/test_util.h"
+#include "granary/testing/online_definitions.h"
 #include "granary/testing/redis_server.h"
 
 namespace granary {
