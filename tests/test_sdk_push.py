@@ -185,3 +185,22 @@ def test_push_argument_errors(store):
         store.push(None, profiles(NEW, dt.datetime(2026, 1, 1)))
     with pytest.raises(granary.InvalidArgument, match="df must be a pandas DataFrame"):
         store.push("customer_profile_push", [{"customer_id": 1}])
+
+
+def test_a_row_from_the_future_is_refused_naming_it_and_the_tolerance_is_a_parameter(store):
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    rows = profiles(NEW, now - dt.timedelta(minutes=1))
+    rows.loc[1, "event_timestamp"] = dt.datetime(2036, 1, 1, tzinfo=UTC)
+    for to in ("online", "offline", "online_and_offline"):
+        with pytest.raises(granary.InvalidArgument,
+                           match=r"df\.event_timestamp\[1\]: 2036-01-01T00:00:00Z is in the "
+                                 r"future .* at most 5m ahead"):
+            store.push("customer_profile_push", rows, to=to)
+    assert online(store, NEW).statuses["tenure_days"] == ["NOT_FOUND"] * 2
+    ahead = profiles(NEW, now + dt.timedelta(hours=1))
+    with pytest.raises(granary.InvalidArgument, match="is in the future"):
+        store.push("customer_profile_push", ahead)
+    result = store.push("customer_profile_push", ahead, max_clock_skew=dt.timedelta(hours=2))
+    assert result.written == 2
+    with pytest.raises(granary.InvalidArgument, match="max_clock_skew must be a datetime.timedelta"):
+        store.push("customer_profile_push", ahead, max_clock_skew=-dt.timedelta(seconds=1))

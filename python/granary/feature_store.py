@@ -4,6 +4,7 @@ Differences from Feast are listed in docs/PYTHON.md.
 """
 from __future__ import annotations
 
+import datetime
 import difflib
 import os
 import sys
@@ -256,7 +257,8 @@ class FeatureStore:
         return report_or_raise(*outcome)
 
     def push(self, push_source_name: str, df: Any, allow_registry_cache: bool = True,
-             to: Union[PushMode, str] = PushMode.ONLINE) -> PushResult:
+             to: Union[PushMode, str] = PushMode.ONLINE,
+             max_clock_skew: datetime.timedelta = datetime.timedelta(minutes=5)) -> PushResult:
         """Writes rows of a push source (the feature server's POST /push, docs/SERVING.md):
         online to every view reading it (write-if-newer), offline appended to its batch source
         (one atomic file or Delta commit), or both (offline first).
@@ -265,7 +267,10 @@ class FeatureStore:
         object, with columns named as the batch source's columns: every join key, feature and
         the timestamp field (naive times: UTC). to: PushMode or "online", "offline",
         "online_and_offline". allow_registry_cache is accepted for Feast's sake; the registry is
-        always checked for a newer version (one SQLite query).
+        always checked for a newer version (one SQLite query). max_clock_skew: how far ahead of
+        this machine's clock an event (or created) time may be; a later row raises
+        InvalidArgument naming it and nothing is written (a row from the future would shadow
+        every real value of its entity until then).
         """
         if not isinstance(push_source_name, str):
             raise _granary.InvalidArgument(
@@ -275,8 +280,13 @@ class FeatureStore:
             raise _granary.InvalidArgument(
                 f'to must be a PushMode or "online", "offline" or "online_and_offline", not '
                 f"{to!r}")
+        if not isinstance(max_clock_skew, datetime.timedelta) or \
+                max_clock_skew < datetime.timedelta(0):
+            raise _granary.InvalidArgument(
+                f"max_clock_skew must be a datetime.timedelta of 0 or more, not {max_clock_skew!r}")
         table = _arrow_input("df", df)
-        d = self._core.push(push_source_name, table, target)
+        d = self._core.push(push_source_name, table, target,
+                            max_clock_skew // datetime.timedelta(microseconds=1))
         return PushResult(push_source_name=push_source_name, to=target, rows=d["rows"],
                           views=list(d["views"]), written=d["written"],
                           skipped_older=d["skipped_older"], files=list(d["files"]),

@@ -115,13 +115,12 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
   m.def(
       "parse_timestamp",
       [](const std::string& text, const std::string& what) -> int64_t {
-        if (text == "now") return SystemClock::Default().Now().micros;
-        auto ts = ParseTimestamp(text);
+        auto ts = ParseTimeOrNow(text);
         if (!ts.ok()) {
           ThrowIfError(Status::InvalidArgument(
-              fmt::format("{} '{}': {}; or write 'now'", what, text, ts.status().message())));
+              fmt::format("{} '{}': {}", what, text, ts.status().message())));
         }
-        return ts->micros;
+        return ts->value_or(SystemClock::Default().Now()).micros;
       },
       nb::arg("text"), nb::arg("what"),
       "ISO 8601 / RFC 3339 text (no offset: UTC) or 'now' as microseconds since the epoch.");
@@ -178,7 +177,7 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
   cls.def(
       "push",
       [](FeatureStoreCore& self, const std::string& push_source_name, nb::handle rows,
-         const std::string& to) {
+         const std::string& to, int64_t max_clock_skew_micros) {
         const PushTarget target = ValueOrThrow(ParsePushTarget(to));
         std::shared_ptr<arrow::Table> table = ImportArrowTable(rows, "df");
         PushResult result;
@@ -192,6 +191,7 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
           // Recorded for `granary status` (written when the call returns).
           PushLog log(self.config().RegistryPath(), &SystemClock::Default());
           context.log = &log;
+          context.max_clock_skew = Duration::Microseconds(max_clock_skew_micros);
           FeatureStoreCore::Online online;
           ViewLayouts layouts;
           if (target == PushTarget::kOffline) {
@@ -217,6 +217,7 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
         return d;
       },
       nb::arg("push_source_name"), nb::arg("rows"), nb::arg("to"),
+      nb::arg("max_clock_skew_micros") = kDefaultPushMaxClockSkew.micros,
       "The feature server's push core over an Arrow table: a dict of what was written.");
 
   cls.def(

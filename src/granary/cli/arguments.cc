@@ -33,13 +33,11 @@ Result<int64_t> ParseByteSize(const std::string& text, std::string_view option) 
 }
 
 Result<Timestamp> ParseTimeArgument(const std::string& text, std::string_view what, Timestamp now) {
-  if (text == "now") return now;
-  auto ts = ParseTimestamp(text);
+  auto ts = ParseTimeOrNow(text);
   if (!ts.ok()) {
-    return Status::InvalidArgument(
-        fmt::format("{} '{}': {}; or write 'now'", what, text, ts.status().message()));
+    return Status::InvalidArgument(fmt::format("{} '{}': {}", what, text, ts.status().message()));
   }
-  return *ts;
+  return ts->value_or(now);
 }
 
 }  // namespace granary::cli

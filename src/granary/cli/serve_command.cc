@@ -6,6 +6,7 @@
 
 #include "granary/cli/cli.h"
 #include "granary/online/online_store.h"
+#include "granary/online/store_opener.h"
 #include "granary/serving/http/http_server.h"
 #include "granary/serving/http_routes.h"
 #include "granary/serving/server_log.h"
@@ -29,6 +30,8 @@ struct Options {
   bool metrics_public = false;
   std::string drain_timeout = "10s";
   std::string registry_poll = "1s";
+  std::string push_max_clock_skew = FormatDuration(kDefaultPushMaxClockSkew);
+  std::string start_without_store = "unreachable";
 };
 
 Result<std::chrono::milliseconds> Millis(const std::string& option, const std::string& text) {
@@ -95,6 +98,15 @@ Status Serve(const RepoConfig& config, const Options& o) {
   if (options.registry_poll_interval.count() == 0) {
     return Status::InvalidArgument("--registry-poll must be longer than 0 (e.g. 1s)");
   }
+  {
+    auto skew = ParseDuration(o.push_max_clock_skew);
+    if (!skew.ok() || skew->micros < 0) {
+      return Status::InvalidArgument(
+          fmt::format("--push-max-clock-skew '{}' is not a duration; write e.g. 5m, 30s or 1h",
+                      o.push_max_clock_skew));
+    }
+    options.push_max_clock_skew = *skew;
+  }
 
   // Signals go to the thread waiting for them below, never to a worker: block them before any
   // thread starts (threads inherit the mask).
@@ -106,7 +118,12 @@ Status Serve(const RepoConfig& config, const Options& o) {
 
   const int64_t fd_limit = RaiseFileDescriptorLimit();
 
-  GRANARY_ASSIGN_OR_RAISE(std::unique_ptr<OnlineStore> store, OpenOnlineStore(config));
+  auto policy = ParseStoreStartPolicy(o.start_without_store);
+  if (!policy.ok()) return policy.status().WithContext("--start-without-store");
+  GRANARY_ASSIGN_OR_RAISE(std::unique_ptr<OnlineStore> store,
+                          OpenOnlineStoreOrRetry(config, {}, *policy, [](const std::string& line) {
+                            ServerLog("granary serve: " + line);
+                          }));
   GRANARY_ASSIGN_OR_RAISE(std::unique_ptr<FeatureServer> server,
                           FeatureServer::Make(std::move(options), store.get()));
   std::vector<http::Route> routes = HttpRoutes(server->endpoints());
@@ -199,6 +216,15 @@ void RegisterServeCommand(CLI::App& app, Context& ctx) {
                   "On SIGTERM, how long requests in flight may take to finish");
   cmd->add_option("--registry-poll", o->registry_poll,
                   "How often to check the registry for a new apply");
+  cmd->add_option("--start-without-store", o->start_without_store,
+                  "When the online store cannot be opened at start: 'unreachable' starts anyway "
+                  "if it cannot be reached (503 until it answers) but stops on a configuration "
+                  "error such as refused credentials; 'always' starts on any error; 'never' "
+                  "stops on any error")
+      ->check(CLI::IsMember({"unreachable", "always", "never"}));
+  cmd->add_option("--push-max-clock-skew", o->push_max_clock_skew,
+                  "How far ahead of this server's clock a pushed row's event time may be; later "
+                  "rows are refused with a 400 (they would shadow every real value until then)");
   cmd->callback([&ctx, o] {
     RepoConfig config;
     if (!ctx.LoadConfig(&config)) return;

@@ -133,6 +133,13 @@ CivilDate CivilFromDays(int64_t days) {
   return CivilDate{static_cast<int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0), m, d};
 }
 
+Result<std::optional<Timestamp>> ParseTimeOrNow(std::string_view text) {
+  if (text == "now") return std::optional<Timestamp>();
+  auto ts = ParseTimestamp(text);
+  if (!ts.ok()) return Status::InvalidArgument(ts.status().message() + "; or write 'now'");
+  return std::optional<Timestamp>(*ts);
+}
+
 std::string FormatTimestamp(Timestamp ts) {
   const int64_t secs = FloorDiv(ts.micros, kMicrosPerSecond);
   const int64_t frac = ts.micros - secs * kMicrosPerSecond;

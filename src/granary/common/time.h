@@ -6,6 +6,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,11 @@ struct Timestamp {
 // A value without an offset is taken as UTC. Fractions of more than six digits are truncated to
 // microseconds. Errors say what is wrong and show the expected form.
 Result<Timestamp> ParseTimestamp(std::string_view text);
+
+// A time given by a user: ISO 8601 text as ParseTimestamp, or "now", which means the caller's
+// Clock at the time of use (nullopt: the caller reads it). The one parser of the CLI's START and
+// END, the SDK's times and POST /materialize-incremental's end. InvalidArgument saying both forms.
+Result<std::optional<Timestamp>> ParseTimeOrNow(std::string_view text);
 
 // Formats as RFC 3339 in UTC: "2026-11-23T02:00:00Z", with ".ffffff" when the fraction is not 0.
 std::string FormatTimestamp(Timestamp ts);

@@ -14,6 +14,19 @@ TEST(ParseTimestamp, AcceptsDateOnlyAsMidnightUtc) {
   EXPECT_EQ(Micros("2026-11-23"), Timestamp::FromSeconds(1795392000).micros);
 }
 
+TEST(ParseTimeOrNow, NowIsLeftToTheCallersClockAndOtherTextIsATime) {
+  auto now = ParseTimeOrNow("now");
+  ASSERT_TRUE(now.ok());
+  EXPECT_FALSE(now->has_value());
+  auto at = ParseTimeOrNow("2026-11-23T02:00:00Z");
+  ASSERT_TRUE(at.ok() && at->has_value());
+  EXPECT_EQ(**at, *ParseTimestamp("2026-11-23T02:00:00Z"));
+  auto bad = ParseTimeOrNow("tomorrow");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("or write 'now'"), std::string::npos);
+}
+
 TEST(ParseTimestamp, NaiveValuesAreUtc) {
   EXPECT_EQ(Micros("2026-11-23T02:00:00"), Micros("2026-11-23T02:00:00Z"));
   EXPECT_EQ(Micros("2026-11-23 02:00:00"), Micros("2026-11-23T02:00:00Z"));

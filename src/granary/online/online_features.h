@@ -22,6 +22,8 @@ namespace granary {
 
 // Feast's field statuses, with its numbering (gRPC FieldStatus).
 enum class FeatureStatus : uint8_t {
+  // The value could not be read: the store node holding it is down. Only in a partial read
+  // (OnlineReadRequest::allow_partial); Feast's name for a value of unknown status.
   kInvalid = 0,
   kPresent = 1,
   kNullValue = 2,      // the entity has a fresh row for the view, and this feature is null in it
@@ -43,6 +45,11 @@ struct ViewRead {
 
 struct OnlineReadRequest {
   std::vector<ViewRead> views;
+  // Partial answers: when some of a store's nodes are down (Redis Cluster slots whose master is
+  // unreachable), the entity rows stored there read INVALID and the others are answered. The
+  // read still fails (Unavailable) when no row could be read. Without it, any unreachable row
+  // fails the read. Stores on one node (RocksDB, standalone Redis) answer all or nothing.
+  bool allow_partial = false;
   // Every view's keys have this many rows.
   size_t num_rows() const { return views.empty() ? 0 : views[0].keys->size(); }
   // InvalidArgument when a view has no layout or keys, or the key columns differ in length.
@@ -60,14 +67,15 @@ class OnlineFeatures {
   size_t num_views() const { return views_.size(); }
   const ViewRead& view_read(size_t v) const { return views_[v]; }
 
-  // PRESENT (a fresh row), NOT_FOUND or OUTSIDE_MAX_AGE, for the view's row of entity `r`.
+  // PRESENT (a fresh row), NOT_FOUND or OUTSIDE_MAX_AGE (INVALID: not read, in a partial read),
+  // for the view's row of entity `r`.
   FeatureStatus row_status(size_t v, size_t r) const { return cells_[cell(v, r)].status; }
   // The row's event timestamp; the epoch when NOT_FOUND.
   Timestamp event_timestamp(size_t v, size_t r) const {
     return Timestamp::FromMicros(cells_[cell(v, r)].event_micros);
   }
   // Feature j of views[v].features for entity row r: PRESENT, NULL_VALUE, NOT_FOUND or
-  // OUTSIDE_MAX_AGE.
+  // OUTSIDE_MAX_AGE (or INVALID in a partial read).
   FeatureStatus status(size_t v, size_t j, size_t r) const {
     FeatureStatus s = row_status(v, r);
     if (s != FeatureStatus::kPresent) return s;
@@ -123,6 +131,10 @@ class OnlineFeaturesBuilder {
   // The body of view v for row r is arena()[offset, offset + size).
   void SetBody(size_t v, size_t r, size_t offset, size_t size) {
     bodies_[out_.cell(v, r)] = {static_cast<uint32_t>(offset), static_cast<uint32_t>(size)};
+  }
+  // View v of row r could not be read (a partial read): INVALID, with no body.
+  void SetUnavailable(size_t v, size_t r) {
+    out_.cells_[out_.cell(v, r)].status = FeatureStatus::kInvalid;
   }
   // Checks fingerprints and ttl against `now`, finds the requested values. Corruption when a
   // body of the right schema is malformed, naming the view; InvalidArgument when the arena holds

@@ -270,7 +270,7 @@ TEST_P(FeatureServerTest, ConcurrentClientsEachGetTheirOwnAnswers) {
 TEST_P(FeatureServerTest, PushToOfflineAppendsToTheBatchSource) {
   Client client(http_->port());
   auto res = client.Post("/push", R"({"push_source_name": "payments_push", "to": "offline",
-      "df": {"customer_id": [7], "event_timestamp": ["2027-01-15T07:00:00Z"], "score": [1.0],
+      "df": {"customer_id": [7], "event_timestamp": ["2026-01-15T07:00:00Z"], "score": [1.0],
              "failures": [1], "labels": [null]}})");
   ASSERT_EQ(res.result_int(), 200) << res.body();
   auto doc = Json(res.body());
@@ -279,7 +279,7 @@ TEST_P(FeatureServerTest, PushToOfflineAppendsToTheBatchSource) {
   EXPECT_TRUE(std::filesystem::exists(repo_.root() /
                                       doc.at("offline").at("files").at(0).as_string().c_str()));
   auto single = client.Post("/push", R"({"push_source_name": "single_push", "to": "offline",
-      "df": {"customer_id": [7], "event_timestamp": ["2027-01-15T07:00:00Z"], "score": [1.0]}})");
+      "df": {"customer_id": [7], "event_timestamp": ["2026-01-15T07:00:00Z"], "score": [1.0]}})");
   EXPECT_EQ(single.result_int(), 400);
   EXPECT_NE(single.body().find("is the single file data/single.parquet"), std::string::npos)
       << single.body();
@@ -322,7 +322,7 @@ TEST(FeatureServer, AStoreThatIsDownIs503) {
   EXPECT_EQ(health.result_int(), 503);
   EXPECT_NE(health.body().find(R"("reachable":false)"), std::string::npos) << health.body();
   auto push = client.Post("/push", R"({"push_source_name": "payments_push",
-      "df": {"customer_id": [7], "event_timestamp": ["2027-01-15T07:00:00Z"], "score": [1.0],
+      "df": {"customer_id": [7], "event_timestamp": ["2026-01-15T07:00:00Z"], "score": [1.0],
              "failures": [1], "labels": [null]}})");
   EXPECT_EQ(push.result_int(), 503) << push.body();
   http->Stop();

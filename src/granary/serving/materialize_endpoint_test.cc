@@ -154,6 +154,22 @@ TEST_P(MaterializeEndpointTest, AnEmptyBodyStartsARunOfEveryViewUpToNowAndAnswer
   EXPECT_EQ(ServedScores(), (std::vector<std::string>{"0.500000", "0.250000"}));
 }
 
+TEST_P(MaterializeEndpointTest, EndNowIsTheServersClockAsOnTheCommandLine) {
+  Start();
+  Client client(http_->port());
+  auto res = client.Post("/materialize-incremental", R"({"end": "now", "wait": true})");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  auto doc = Json(res.body());
+  EXPECT_STREQ(doc.at("end").as_string().c_str(), FormatTimestamp(repo_->clock.Now()).c_str());
+  EXPECT_EQ(ServedScores(), (std::vector<std::string>{"0.500000", "0.250000"}));
+  // Feast's name takes it too; anything else still says both forms.
+  res = client.Post("/materialize-incremental", R"({"end_ts": "now"})");
+  EXPECT_EQ(res.result_int(), 200) << res.body();
+  res = client.Post("/materialize-incremental", R"({"end": "nowish"})");
+  ASSERT_EQ(res.result_int(), 400) << res.body();
+  EXPECT_NE(res.body().find("or write 'now'"), std::string::npos) << res.body();
+}
+
 TEST_P(MaterializeEndpointTest, ASecondRequestWhileARunIsInProgressIs409AndWorkersStayFree) {
   std::promise<void> entered;
   std::promise<void> release;

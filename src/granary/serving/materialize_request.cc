@@ -70,7 +70,7 @@ Result<MaterializeIncrementalBody> ParseMaterializeRequest(std::string_view json
         return BadBody(fmt::format("{}: must be a string, not {}", end_key, KindOf(v)));
       }
       const std::string_view text = JsonStringView(v.get_string());
-      auto end = ParseTimestamp(text);
+      auto end = ParseTimeOrNow(text);  // the CLI's parser: "now" leaves `end` unset
       if (!end.ok()) {
         return BadBody(
             fmt::format("{}: '{}' is not a time ({}); write an ISO 8601 time such as "

@@ -20,10 +20,11 @@ struct MaterializeIncrementalBody {
   std::string views_key = "views";  // the field's name as given (or Feast's feature_views)
 };
 
-// {"end": "...", "views": [...], "wait": bool}, every field optional; Feast's names end_ts and
-// feature_views are accepted too and make "wait" default to true (Feast's server answers when the
-// run is done). An empty body is an empty object. InvalidArgument saying what and where
-// (line and column for malformed JSON; the field for the rest).
+// {"end": "...", "views": [...], "wait": bool}, every field optional; "end" is an ISO 8601 time or
+// "now" (ParseTimeOrNow, as the CLI and the SDK: the server's clock when the run starts); Feast's
+// names end_ts and feature_views are accepted too and make "wait" default to true (Feast's server
+// answers when the run is done). An empty body is an empty object. InvalidArgument saying what and
+// where (line and column for malformed JSON; the field for the rest).
 Result<MaterializeIncrementalBody> ParseMaterializeRequest(std::string_view json);
 
 // The views asked for must be online views of `defs` (so a typo is a 400 now, not a failed run

@@ -115,7 +115,7 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
   }
   OnlineFeaturesRequest request;
   static const std::vector<std::string> kKeys = {"features", "feature_service", "entities",
-                                                 "full_feature_names"};
+                                                 "full_feature_names", "partial"};
   for (const auto& member : doc.get_object()) {
     std::string_view key(member.key().data(), member.key().size());
     const boost::json::value& v = member.value();
@@ -144,6 +144,11 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
                                        JsonTypeName(v));
       }
       request.full_feature_names = v.get_bool();
+    } else if (key == "partial") {
+      if (!v.is_bool()) {
+        return Status::InvalidArgument("partial: must be true or false, not " + JsonTypeName(v));
+      }
+      request.partial = v.get_bool();
     } else if (key == "entities") {
       if (!v.is_object()) {
         return Status::InvalidArgument(
@@ -186,7 +191,7 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
     } else {
       return Status::InvalidArgument(
           fmt::format("unknown request field '{}'{}; the fields are features, feature_service, "
-                      "entities and full_feature_names",
+                      "entities, full_feature_names and partial",
                       key, DidYouMean(key, kKeys)));
     }
   }
@@ -335,6 +340,7 @@ Result<ResolvedOnlineRequest> OnlineFeaturesService::Resolve(
   }
 
   ResolvedOnlineRequest out;
+  out.read.allow_partial = request.partial;
   GRANARY_RETURN_NOT_OK(ConvertEntities(request, &out));
   out.columns.reserve(refs.size());
   // Output names must be unique: a feature requested twice, or two features of one name

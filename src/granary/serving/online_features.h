@@ -39,6 +39,9 @@ struct OnlineFeaturesRequest {
   };
   std::vector<EntityColumn> entities;  // in request order
   bool full_feature_names = false;
+  // Granary's: answer what can be read when some store nodes are down, their values INVALID
+  // (OnlineReadRequest::allow_partial), instead of failing the request.
+  bool partial = false;
 };
 
 // Parses Feast's request JSON. InvalidArgument naming the line and column of bad JSON, or the

@@ -423,6 +423,37 @@ Status CheckOfflineRows(const Definitions& defs, const DataSource& batch,
   return Status::OK();
 }
 
+// No row may be later than now + the clock-skew tolerance: its event time would win every
+// write-if-newer comparison until then.
+Status CheckNotInTheFuture(const DataSource& batch, const arrow::Table& rows, const Clock& clock,
+                           Duration max_clock_skew) {
+  const Timestamp now = clock.Now();
+  const Timestamp limit = now + max_clock_skew;
+  std::vector<std::string> names = {batch.timestamp_field};
+  if (!batch.created_timestamp_column.empty()) names.push_back(batch.created_timestamp_column);
+  for (const std::string& name : names) {
+    const std::string column = batch.SourceColumnFor(name);
+    auto c = rows.GetColumnByName(column);
+    if (c == nullptr) continue;  // a missing column is reported by the checks that need it
+    int64_t row = 0;
+    for (const auto& chunk : c->chunks()) {
+      GRANARY_ASSIGN_OR_RAISE(auto micros, ToUtcMicros(chunk, "df." + column));
+      const auto& times = static_cast<const arrow::TimestampArray&>(*micros);
+      for (int64_t i = 0; i < times.length(); ++i, ++row) {
+        if (times.IsNull(i) || times.Value(i) <= limit.micros) continue;
+        return Status::InvalidArgument(fmt::format(
+            "df.{}[{}]: {} is in the future (now is {}; pushed times may be at most {} ahead, "
+            "the clock-skew tolerance): it would shadow every real value of the entity until "
+            "then; fix the producer's clock or its time zone, or raise the tolerance (granary "
+            "serve --push-max-clock-skew, push(max_clock_skew=...) in the SDK)",
+            column, row, FormatTimestamp(Timestamp::FromMicros(times.Value(i))),
+            FormatTimestamp(now), FormatDuration(max_clock_skew)));
+      }
+    }
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Result<PushResult> Push(const PushContext& context, const std::string& push_source_name,
@@ -433,9 +464,15 @@ Result<PushResult> Push(const PushContext& context, const std::string& push_sour
   if (rows.num_rows() == 0) {
     return Status::InvalidArgument("the pushed rows are empty; give at least one row");
   }
+  if (context.max_clock_skew.micros < 0) {
+    return Status::InvalidArgument(
+        fmt::format("the clock-skew tolerance of a push must not be negative, not {}",
+                    FormatDuration(context.max_clock_skew)));
+  }
+  // Check and convert everything before writing anything.
+  GRANARY_RETURN_NOT_OK(CheckNotInTheFuture(*batch, rows, *context.clock, context.max_clock_skew));
   PushResult result;
   result.rows = rows.num_rows();
-  // Check and convert everything before writing anything.
   std::vector<ViewBatch> batches;
   if (to != PushTarget::kOffline) {
     for (const FeatureView& v : defs.feature_views) {

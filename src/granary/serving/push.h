@@ -64,8 +64,14 @@ Result<std::map<std::string, ValueType>> PushColumnTypes(const Definitions& defs
 // `df.customer_id[3]: expected int64, got "abc"`.
 Result<PushRequest> ParsePushRequest(std::string_view json, const Definitions& defs);
 
+// How far ahead of the clock a pushed row's event (or created) time may be: the producers' clock
+// skew. A row far in the future would shadow every real value of its entity until then
+// (write-if-newer) and be served as PRESENT, so Push refuses it.
+inline constexpr Duration kDefaultPushMaxClockSkew = Duration::Minutes(5);
+
 // What a push needs: the applied definitions, the online layouts of their views, the store and
-// the repository root (relative source paths). Not owned; they must outlive the call.
+// the repository root (relative source paths), and the clock with the tolerance the event times
+// are checked against. Not owned; they must outlive the call.
 struct PushContext {
   const Definitions* definitions = nullptr;
   const ViewLayouts* layouts = nullptr;
@@ -73,6 +79,7 @@ struct PushContext {
   std::filesystem::path repo_root;
   const Clock* clock = &SystemClock::Default();
   PushLog* log = nullptr;  // records the online writes (push_log.h); may be null
+  Duration max_clock_skew = kDefaultPushMaxClockSkew;  // >= 0
 };
 
 struct PushResult {
@@ -84,8 +91,10 @@ struct PushResult {
 
 // The push core (see the header comment). `rows` may use any Arrow types that convert to the
 // declared ones without loss (CastToValueType), and timestamps as any timestamp type or RFC 3339
-// text. InvalidArgument for a bad push (naming the column and row), Unavailable when the store is
-// down, IOError when the offline append fails.
+// text. InvalidArgument for a bad push (naming the column and row), including a row whose event
+// or created time is later than clock->Now() + max_clock_skew (whatever the target: offline rows
+// reach the online store at the next materialization); Unavailable when the store is down,
+// IOError when the offline append fails.
 Result<PushResult> Push(const PushContext& context, const std::string& push_source_name,
                         const arrow::Table& rows, PushTarget to);
 

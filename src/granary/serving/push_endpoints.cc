@@ -27,6 +27,7 @@ void HandlePush(ServingContext& ctx, ServiceRequest& request, ServiceRespond res
     pc.repo_root = ctx.options.repo_root;
     pc.clock = ctx.options.clock;
     pc.log = ctx.push_log.get();
+    pc.max_clock_skew = ctx.options.push_max_clock_skew;
     auto result = Push(pc, push.push_source_name, *push.rows, push.to);
     if (!result.ok()) {
       ctx.metrics.CountError(kPath, result.status());

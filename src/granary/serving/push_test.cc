@@ -162,6 +162,57 @@ TEST_F(PushTest, ABadRowWritesNothingAnywhere) {
   EXPECT_STREQ(doc.at("results").at(1).at("statuses").at(0).as_string().c_str(), "NOT_FOUND");
 }
 
+// kNow is 08:00; the default tolerance is 5 minutes.
+std::string OneRow(const std::string& to, const std::string& event, const std::string& created) {
+  return R"({"push_source_name": "payments_push", "to": ")" + to + R"(",
+    "df": {"customer_id": [7, 8], "event_timestamp": ["2027-01-15T07:00:00Z", ")" +
+         event + R"("], "created": ["2027-01-15T07:00:00Z", ")" + created +
+         R"("], "score": [1.5, 2.5], "failures": [1, 2], "labels": [null, null]}})";
+}
+
+TEST_F(PushTest, RowsBeyondTheClockSkewToleranceAreRefusedNamingTheRowAndWriteNothing) {
+  for (const std::string to : {"online", "offline", "online_and_offline"}) {
+    SCOPED_TRACE(to);
+    auto result = PushJson(OneRow(to, "2036-01-01T00:00:00Z", "2027-01-15T07:00:00Z"));
+    ASSERT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(result.status().message().find(
+                  "df.event_timestamp[1]: 2036-01-01T00:00:00Z is in the future (now is "
+                  "2027-01-15T08:00:00Z; pushed times may be at most 5m ahead"),
+              std::string::npos)
+        << result.status().message();
+    // The created time is checked too.
+    result = PushJson(OneRow(to, "2027-01-15T07:00:00Z", "2027-01-15T08:05:01Z"));
+    ASSERT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(
+        result.status().message().find("df.created[1]: 2027-01-15T08:05:01Z is in the future"),
+        std::string::npos)
+        << result.status().message();
+  }
+  EXPECT_TRUE(ListDataFiles(dir_.path() / "data/payments", ".parquet").ValueOrDie().empty());
+  auto doc = Online(R"("risk:score")", "7, 8");
+  EXPECT_STREQ(doc.at("results").at(1).at("statuses").at(0).as_string().c_str(), "NOT_FOUND");
+  EXPECT_STREQ(doc.at("results").at(1).at("statuses").at(1).as_string().c_str(), "NOT_FOUND");
+
+  // Up to the tolerance (inclusive) is a skewed clock, not a mistake.
+  auto ok = PushJson(OneRow("online", "2027-01-15T08:05:00Z", "2027-01-15T08:05:00Z"));
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->online.written, 4);
+  // The tolerance is the caller's: none at all, or a wider one.
+  context_.max_clock_skew = Duration::Seconds(0);
+  auto strict = PushJson(OneRow("online", "2027-01-15T08:00:01Z", "2027-01-15T07:00:00Z"));
+  EXPECT_EQ(strict.status().code(), StatusCode::kInvalidArgument);
+  context_.max_clock_skew = Duration::Days(1);
+  auto wide = PushJson(OneRow("online", "2027-01-16T07:00:00Z", "2027-01-15T07:00:00Z"));
+  EXPECT_TRUE(wide.ok()) << wide.status().ToString();
+  // Arrow tables from the SDK take the same path.
+  context_.max_clock_skew = kDefaultPushMaxClockSkew;
+  auto table =
+      ParsePushRequest(OneRow("online", "2036-01-01T00:00:00Z", "2027-01-15T07:00:00Z"), *defs_)
+          .ValueOrDie();
+  auto arrow_push = Push(context_, "payments_push", *table.rows, PushTarget::kOnline);
+  EXPECT_EQ(arrow_push.status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(PushTest, OfflinePushToASingleFileSourceSaysHowToFixIt) {
   auto result = PushJson(R"({"push_source_name": "single_push", "to": "offline",
     "df": {"customer_id": [5], "event_timestamp": ["2027-01-15T07:00:00Z"], "score": [1.5]}})");

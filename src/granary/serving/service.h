@@ -36,6 +36,7 @@
 #include "granary/common/result.h"
 #include "granary/materialize/materializer.h"
 #include "granary/online/online_store.h"
+#include "granary/serving/push.h"
 #include "granary/serving/push_log.h"
 #include "granary/serving/registry_watcher.h"
 
@@ -86,6 +87,9 @@ struct FeatureServerOptions {
   int blocking_threads = 2;
   MetricsRegistry* metrics = &MetricsRegistry::Default();
   const Clock* clock = &SystemClock::Default();
+  // POST /push refuses rows whose event or created time is later than clock->Now() + this
+  // (PushContext::max_clock_skew).
+  Duration push_max_clock_skew = kDefaultPushMaxClockSkew;
   // POST /materialize-incremental and the materialization metrics exist when `repository` is
   // set: the repository's configuration (its root and registry are the ones above). Each run
   // takes `materialize` as its options, with the clock and metrics above.

@@ -254,6 +254,7 @@ void Connection::Close(const Status& why) { Fail(why); }
 
 void Connection::Fail(Status status) {
   if (state_ == State::kFailed) return;
+  failed_to_connect_ = state_ == State::kConnecting;
   state_ = State::kFailed;
   failure_ = std::move(status);
   boost::system::error_code ec;

@@ -65,6 +65,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Close(const Status& why);
 
   bool failed() const { return state_ == State::kFailed; }
+  // Failed before the connection was up (refused, no answer within connect_timeout, unknown
+  // host): the node is down, not merely a connection lost.
+  bool failed_to_connect() const { return failed_to_connect_; }
+  // Not connected yet (no Flush, or the connect in progress).
+  bool connecting() const { return state_ == State::kNew || state_ == State::kConnecting; }
   const Status& failure() const { return failure_; }
   const NodeAddress& address() const { return options_.address; }
   size_t pending() const { return pending_.size(); }
@@ -108,6 +113,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::chrono::steady_clock::time_point deadline_;  // connect deadline, or last progress + timeout
   State state_ = State::kNew;
   Status failure_;
+  bool failed_to_connect_ = false;
   std::string out_;      // queued, not yet being written
   std::string writing_;  // being written
   bool write_in_flight_ = false;

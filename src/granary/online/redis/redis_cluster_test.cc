@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <future>
 #include <thread>
 
 #include "granary/online/redis/redis_store.h"
@@ -159,6 +162,115 @@ TEST_F(RedisClusterTest, ReadsResumeAfterAMasterIsKilledAndItsReplicaTakesOver) 
   ASSERT_TRUE(Write(*store, ids, kT0 + Duration::Seconds(1), 10.0).ok());
   ExpectScores(*store, ids, 10.0);
   EXPECT_GT(store->stats().topology_refreshes.load(), 1);
+}
+
+// AsyncRead on an io_context of the test's own (one router for every read, as a server worker
+// has), waiting at most `limit`: far less than the store's timeouts, so a read that waited for
+// them (or the old retry rounds, ~9 s) fails the test instead of passing slowly.
+class OneWorker {
+ public:
+  OneWorker() : work_(io_.get_executor()), thread_([this] { io_.run(); }) {}
+  ~OneWorker() { Stop(); }
+  // Stops the thread; call it before the store that read on it goes (OnlineStore's contract: the
+  // io_context is idle when the store is destroyed, and outlives it).
+  void Stop() {
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  Result<OnlineFeatures> Read(OnlineStore& store, OnlineReadRequest request,
+                              std::chrono::seconds limit = std::chrono::seconds(5)) {
+    auto promise = std::make_shared<std::promise<Result<OnlineFeatures>>>();
+    auto future = promise->get_future();
+    store.AsyncRead(io_.get_executor(), std::move(request),
+                    [promise](Result<OnlineFeatures> r) { promise->set_value(std::move(r)); });
+    if (future.wait_for(limit) != std::future_status::ready) {
+      ADD_FAILURE() << "the read took longer than " << limit.count()
+                    << " s: it waited for a node that is down";
+    }
+    return future.get();
+  }
+
+ private:
+  boost::asio::io_context io_{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::thread thread_;
+};
+
+TEST_F(RedisClusterTest, AMasterDownFailsItsRequestsAtOnceAndPartialReadsServeTheOtherSlots) {
+  // No replicas, so master 0's slots stay down; the other masters go on serving theirs.
+  testing::RedisServerOptions node_options;
+  node_options.extra_args = {"--cluster-require-full-coverage", "no"};
+  auto cluster = RedisCluster::Start(3, 0, node_options).ValueOrDie();
+  RedisOnlineStore::Options options;
+  options.cluster = true;
+  options.nodes = cluster->SeedNodes();
+  options.project = "partial";
+  options.clock = &clock_;
+  // Far beyond the reads' limit: before a down node failed fast, its requests waited a whole
+  // retry budget (request_timeout) for it.
+  options.connect_timeout = Duration::Seconds(120);
+  options.request_timeout = Duration::Seconds(120);
+  OneWorker worker;  // declared before the store: it outlives it
+  auto store = RedisOnlineStore::Open(options).ValueOrDie();
+  struct StopWorkerFirst {
+    OneWorker* worker;
+    ~StopWorkerFirst() { worker->Stop(); }
+  } stop_worker_first{&worker};
+  std::vector<int64_t> ids;
+  for (int64_t id = 0; id < 40; ++id) ids.push_back(id);
+  ASSERT_TRUE(Write(*store, ids, kT0, 0.0).ok());
+  std::vector<bool> on_dead;
+  std::vector<int64_t> dead_ids;
+  for (int64_t id : ids) {
+    auto master = cluster->MasterOf(redis::KeySlot(KeyOf(*store, id)));
+    ASSERT_TRUE(master.ok()) << master.status().ToString();
+    on_dead.push_back(*master == 0);
+    if (*master == 0) dead_ids.push_back(id);
+  }
+  ASSERT_FALSE(dead_ids.empty());
+  ASSERT_LT(dead_ids.size(), ids.size());
+  const std::string dead_address = cluster->node(0).address();
+  cluster->node(0).Kill();
+
+  auto request_for = [&](const std::vector<int64_t>& which, bool partial) {
+    std::vector<std::vector<Value>> keys;
+    for (int64_t id : which) keys.push_back({Value(id)});
+    OnlineReadRequest request;
+    request.views.push_back(MakeViewRead(risk_, keys));
+    request.allow_partial = partial;
+    return request;
+  };
+  // All or nothing: Unavailable naming the node, at once, the first time and every time after.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto whole = worker.Read(*store, request_for(ids, false));
+    ASSERT_FALSE(whole.ok());
+    EXPECT_EQ(whole.status().code(), StatusCode::kUnavailable);
+    EXPECT_NE(whole.status().message().find(dead_address), std::string::npos)
+        << whole.status().ToString();
+  }
+  // Partial: the rows on the dead master read INVALID, every other row is served.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto partial = worker.Read(*store, request_for(ids, true));
+    ASSERT_TRUE(partial.ok()) << partial.status().ToString();
+    for (size_t r = 0; r < ids.size(); ++r) {
+      if (on_dead[r]) {
+        EXPECT_EQ(partial->status(0, 0, r), FeatureStatus::kInvalid) << "id " << ids[r];
+        EXPECT_TRUE(partial->value(0, 0, r).is_null());
+      } else {
+        ASSERT_EQ(partial->status(0, 0, r), FeatureStatus::kPresent) << "id " << ids[r];
+        EXPECT_EQ(partial->value(0, 0, r).AsFloat64(), static_cast<double>(ids[r]));
+      }
+    }
+  }
+  // Nothing readable is no answer, partial or not.
+  auto none = worker.Read(*store, request_for(dead_ids, true));
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), StatusCode::kUnavailable);
+  // The blocking path fails fast as well (a thread of its own: a router of its own).
+  auto blocking =
+      std::async(std::launch::async, [&] { return store->Read(request_for(ids, true)); });
+  ASSERT_EQ(blocking.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(blocking.get().ok());
 }
 
 TEST_F(RedisClusterTest, ReplicaReadsGoToReplicas) {

@@ -62,6 +62,8 @@ class ReadBatch : public Batch {
       }
     }
     spans_.resize(commands.size());
+    allow_partial = request.allow_partial;
+    if (allow_partial) unread_.resize(commands.size());
     view_ids_.reserve(request.views.size());
     for (const ViewRead& read : request.views) view_ids_.push_back(read.view->view_id());
     builder_.arena()->reserve(commands.size() * 256);
@@ -78,9 +80,12 @@ class ReadBatch : public Batch {
     }
   }
 
+  void OnCommandFailed(size_t i, const Status&) override { unread_[i] = 1; }
+
   void OnDone(Status status) override {
     if (status.ok()) status = error_;
     if (!status.ok()) return done_(status);
+    if (allow_partial) MarkUnread();
     const std::string& arena = *builder_.arena();
     // One pass over each fetched value: every section goes to the views that asked for it.
     std::vector<std::pair<uint32_t, size_t>> wanted;  // (view id, view) of one key column
@@ -107,6 +112,15 @@ class ReadBatch : public Batch {
  private:
   size_t num_rows() const { return columns_.empty() ? 0 : columns_[0].first->size(); }
 
+  // Rows whose GET failed (their node is down) read INVALID in every view of their key column.
+  void MarkUnread() {
+    for (size_t v = 0; v < view_base_.size(); ++v) {
+      for (size_t r = 0; r < num_rows(); ++r) {
+        if (unread_[view_base_[v] + r]) builder_.SetUnavailable(v, r);
+      }
+    }
+  }
+
   OnlineFeaturesBuilder builder_;
   const Clock* clock_;
   OnlineStore::ReadCallback done_;
@@ -114,6 +128,7 @@ class ReadBatch : public Batch {
   std::vector<size_t> view_base_;  // per view: first command of its key column
   std::vector<uint32_t> view_ids_;
   std::vector<std::pair<size_t, size_t>> spans_;  // per command: value in the arena (size 0: none)
+  std::vector<uint8_t> unread_;                   // per command, partial reads: 1 when it failed
   Status error_;
 };
 

@@ -216,6 +216,8 @@ class RedisClusterRouter::Run : public ReplyHandler, public std::enable_shared_f
   void OnFailure(uint32_t tag, const Status& status) override {
     if (tag == kIgnoreTag) return;
     router_->NoteFailure(sent_to_[tag], status);
+    // A connect that failed marks the node down: no retry (NoteFailure asked for a refresh).
+    if (router_->nodes_[sent_to_[tag]].down) return Fail(tag, status);
     Retry(tag, status);
   }
 
@@ -228,8 +230,14 @@ class RedisClusterRouter::Run : public ReplyHandler, public std::enable_shared_f
 
   void SendTo(size_t i, uint16_t node, bool asking) {
     Status why;
-    Connection* conn = router_->ConnectionTo(node, &why);
-    if (conn == nullptr) return Retry(i, why);
+    bool down = false;
+    Connection* conn = router_->ConnectionTo(node, &why, &down);
+    if (conn == nullptr) {
+      if (!down) return Retry(i, why);
+      // Fail fast; the refresh finds the replica that takes over, for the next requests.
+      router_->RequestRefresh();
+      return Fail(i, why);
+    }
     sent_to_[i] = node;
     asking_[i] = asking;
     if (asking) conn->Send(EncodeCommand({"ASKING"}), this, kIgnoreTag);
@@ -338,7 +346,13 @@ class RedisClusterRouter::Run : public ReplyHandler, public std::enable_shared_f
   }
 
   void Fail(size_t i, const Status& status) {
-    if (error_.ok()) error_ = status;
+    if (batch_->allow_partial && status.code() == StatusCode::kUnavailable) {
+      if (unavailable_ == 0) first_unavailable_ = status;
+      ++unavailable_;
+      batch_->OnCommandFailed(i, status);
+    } else if (error_.ok()) {
+      error_ = status;
+    }
     Finish(i);
   }
 
@@ -348,6 +362,10 @@ class RedisClusterRouter::Run : public ReplyHandler, public std::enable_shared_f
 
   void Done() {
     auto keep = std::move(self_);
+    // A partial answer needs at least one answered command.
+    if (error_.ok() && unavailable_ > 0 && unavailable_ == batch_->commands.size()) {
+      error_ = first_unavailable_;
+    }
     batch_->OnDone(std::move(error_));
   }
 
@@ -374,6 +392,8 @@ class RedisClusterRouter::Run : public ReplyHandler, public std::enable_shared_f
   std::vector<uint64_t> sent_at_;
   size_t remaining_;
   Status error_;
+  size_t unavailable_ = 0;  // commands failed as Unavailable in a partial batch
+  Status first_unavailable_;
   std::vector<uint32_t> retry_queue_;
   asio::steady_timer retry_timer_;
   bool timer_armed_ = false;
@@ -470,12 +490,22 @@ Result<uint16_t> RedisClusterRouter::Route(const Batch::Command& c, int attempt,
   return NodeFor(slots_->nodes()[m], false);
 }
 
-Connection* RedisClusterRouter::ConnectionTo(uint16_t n, Status* why) {
+Connection* RedisClusterRouter::ConnectionTo(uint16_t n, Status* why, bool* down) {
   Node& node = nodes_[n];
-  if (node.connection && !node.connection->failed()) return node.connection.get();
   const auto now = SteadyClock::now();
-  if (node.failures > 0 && now < node.next_attempt) {
-    *why = Status::Unavailable(node.last_failure.message());
+  // A down node's commands wait for nothing: not for its backoff, nor for the connect that
+  // probes it (only the command that started that connect does).
+  const bool probing = node.down && node.connection && node.connection->connecting();
+  if (node.connection && !node.connection->failed() && !probing) return node.connection.get();
+  if (probing || (node.failures > 0 && now < node.next_attempt)) {
+    if (down != nullptr) *down = node.down;
+    *why = Status::Unavailable(
+        node.down
+            ? fmt::format("{}; the node is down, so its requests fail at once until it "
+                          "answers again{}",
+                          node.last_failure.message(),
+                          topology_->config().cluster ? " or a replica takes over its slots" : "")
+            : node.last_failure.message());
     return nullptr;
   }
   ConnectionOptions options = topology_->config().connection;
@@ -492,6 +522,7 @@ void RedisClusterRouter::NoteFailure(uint16_t n, const Status& status) {
   Connection* failed = node.connection.get();
   if (failed != nullptr && failed == node.noted_failure_of) return;  // counted already
   node.noted_failure_of = failed;
+  node.down = failed != nullptr && failed->failed_to_connect();
   node.failures = std::min(node.failures + 1, 16);
   node.last_failure = status;
   const int shift = std::min(node.failures - 1, 7);

@@ -10,6 +10,13 @@
 // fails with Unavailable. A node that failed is not reconnected before its backoff (10 ms,
 // doubling to 1 s) has passed.
 //
+// A node that cannot be connected to (refused, no answer within connect_timeout) is down: from
+// that first failed connect, commands routed to it fail at once with Unavailable instead of
+// waiting out the retry budget, and the slot map is refreshed, so a Redis Cluster's slots move to
+// the replica that takes over as soon as CLUSTER SLOTS shows it. The node is tried again after
+// its backoff (at most 1 s); its first reply makes it up again. A connection lost to a live node
+// (a timeout, a reset) is not "down": its commands are retried on a new connection.
+//
 // Threading: a router belongs to one io_context run by one thread; Execute and all callbacks
 // run on that thread. The slot map is shared by all routers of a store through RedisTopology
 // (thread-safe), so a MOVED seen by one thread serves the others.
@@ -114,6 +121,13 @@ class Batch {
   std::optional<NodeAddress> pinned_node;
   // The Lua source of the batch's EVALSHA commands, loaded when a node answers NOSCRIPT.
   const std::string* script = nullptr;
+
+  // Partial answers: a command whose node is down or does not answer within the retry budget
+  // (Unavailable) goes to OnCommandFailed instead of failing the batch, and the others are
+  // answered. The batch still fails when every command failed so, or on any other error.
+  bool allow_partial = false;
+  // Command i gets no reply (allow_partial only); OnReply is not called for it.
+  virtual void OnCommandFailed(size_t i, const Status& status) {}
 };
 
 // The status of an error reply that reached a batch (redirects and retryable errors never do):
@@ -149,7 +163,8 @@ class RedisClusterRouter {
     NodeAddress address;
     bool readonly = false;
     std::shared_ptr<Connection> connection;
-    int failures = 0;  // consecutive
+    int failures = 0;   // consecutive
+    bool down = false;  // the last connect failed (see the header comment)
     std::chrono::steady_clock::time_point next_attempt;
     Status last_failure;
     const Connection* noted_failure_of = nullptr;  // the failed connection already counted
@@ -161,10 +176,14 @@ class RedisClusterRouter {
   // the slot.
   Result<uint16_t> Route(const Batch::Command& c, int attempt,
                          const std::optional<NodeAddress>& pinned);
-  // A usable connection to node n, or nullptr while it is in backoff (then `why` says why).
-  Connection* ConnectionTo(uint16_t n, Status* why);
+  // A usable connection to node n, or nullptr while it is in backoff (then `why` says why, and
+  // `*down` whether the node is down: its commands should fail now rather than be retried).
+  Connection* ConnectionTo(uint16_t n, Status* why, bool* down = nullptr);
   void NoteFailure(uint16_t n, const Status& status);
-  void NoteSuccess(uint16_t n) { nodes_[n].failures = 0; }
+  void NoteSuccess(uint16_t n) {
+    nodes_[n].failures = 0;
+    nodes_[n].down = false;
+  }
   void SyncSlots();
   void OnMoved(uint16_t slot, const NodeAddress& to);
   void RequestRefresh();

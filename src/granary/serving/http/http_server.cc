@@ -17,6 +17,8 @@
 #include <optional>
 #include <utility>
 
+#include "granary/common/strings.h"
+
 namespace granary::http {
 namespace {
 
@@ -220,6 +222,19 @@ struct HttpServer::Impl {
       if (r.path == path) out += (out.empty() ? "" : ", ") + r.method;
     }
     return out;
+  }
+  // "no endpoint /x, did you mean '/y'? The endpoints are: GET /health, ...": every route of
+  // the table, so the message never falls behind it.
+  std::string NoRouteMessage(std::string_view path) const {
+    std::vector<std::string> paths;
+    std::string list;
+    for (const auto& r : routes) {
+      paths.push_back(r.path);
+      list += (list.empty() ? "" : ", ") + r.method + " " + r.path;
+    }
+    const std::string hint = DidYouMean(path, paths);
+    return fmt::format("no endpoint {}{} {} endpoints are: {}", path, hint,
+                       hint.empty() ? "; the" : "The", list);
   }
   void Accept(Worker* worker);
   void Admit(Worker* worker, tcp::socket socket);
@@ -431,9 +446,7 @@ class Session : public std::enable_shared_from_this<Session> {
                               worker_in_flight, server_->options.max_in_flight)));
     }
     if (route == -1) {
-      return Write(route, JsonError(404, fmt::format("no endpoint {}; see GET /health, POST "
-                                                     "/get-online-features, POST /push",
-                                                     request.path)));
+      return Write(route, JsonError(404, server_->NoRouteMessage(request.path)));
     }
     if (route == -2) {
       HttpResponse r =
