@@ -398,18 +398,6 @@ def test_an_apply_while_serving_is_picked_up(cli, tmp_path, serve):
     assert "registry: now serving version 2 (was 1)" in server.log()
 
 
-def test_the_embedded_store_is_held_by_the_server(cli, tmp_path, serve):
-    repo = make_repo(cli, tmp_path)
-    server = serve(repo)
-    out = cli("-C", repo, "get-online-features", "--features", "risk:rate",
-              "--entity", "customer_id=1", check=False)
-    assert "another process, such as a running server, holds the embedded online store" \
-        in out.stderr
-    assert server.stop() == 0
-    cli("-C", repo, "get-online-features", "--features", "risk:rate", "--entity",
-        "customer_id=1", check=True)
-
-
 def test_bearer_token(cli, tmp_path, serve):
     repo = make_repo(cli, tmp_path)
     server = serve(repo, env={"GRANARY_SERVE_TOKEN": "t0ps3cret"})

@@ -213,8 +213,12 @@ class FeatureStore:
         default every online view. memory_budget (bytes, default 1 GiB) bounds picking the
         latest rows, which spills past it to spill_dir; write_threads (0: two per core).
 
+        While a `granary serve` of this repository holds the embedded store, the run is handed
+        to that server and its report returned, as `granary materialize` does (the server's
+        settings apply; $GRANARY_SERVE_TOKEN when it requires a token; docs/OPERATIONS.md).
+
         Runs without the GIL; Ctrl-C stops it (KeyboardInterrupt): the view in progress is
-        recorded failed and keeps its watermark. A failed view raises the exception of its error
+        recorded failed and keeps its watermark (a run handed to a server goes on there). A failed view raises the exception of its error
         with the MaterializeReport as its `report`; otherwise returns the report.
         """
         start = to_micros(start_date, "start_date")

@@ -83,20 +83,57 @@ Result<std::unique_ptr<RocksDbOnlineStore>> RocksDbOnlineStore::Open(
   db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   db_options.compression = rocksdb::kLZ4Compression;
   rocksdb::DB* db = nullptr;
-  GRANARY_RETURN_NOT_OK(
-      FromRocks(rocksdb::DB::Open(db_options, path.string(), &db), "open", path.string()));
+  if (!options.read_only) {
+    GRANARY_RETURN_NOT_OK(
+        FromRocks(rocksdb::DB::Open(db_options, path.string(), &db), "open", path.string()));
+    store->db_.reset(db);
+    return store;
+  }
+  if (!std::filesystem::exists(path / "CURRENT")) {
+    // A secondary needs a database to follow: create the empty one a writer would have. A lock
+    // error means another process is creating it at this moment, which does as well.
+    rocksdb::Status created = rocksdb::DB::Open(db_options, path.string(), &db);
+    if (created.ok()) {
+      (void)db->Close();
+      delete db;
+      db = nullptr;
+    } else if (Status st = FromRocks(created, "open", path.string());
+               st.code() != StatusCode::kUnavailable) {
+      return st;
+    }
+  }
+  GRANARY_ASSIGN_OR_RAISE(TempDir secondary, TempDir::Make("granary-online-reader-"));
+  db_options.max_open_files = -1;  // required of a secondary instance
+  db_options.compaction_filter = nullptr;
+  GRANARY_RETURN_NOT_OK(FromRocks(
+      rocksdb::DB::OpenAsSecondary(db_options, path.string(), secondary.path().string(), &db),
+      "open (read-only, as a secondary instance)", path.string()));
   store->db_.reset(db);
+  store->secondary_dir_.emplace(std::move(secondary));
   return store;
+}
+
+Status RocksDbOnlineStore::CheckWritable(std::string_view what) const {
+  if (!secondary_dir_) return Status::OK();
+  return Status::FailedPrecondition(
+      fmt::format("{}: cannot {}: this process opened the store read-only (a secondary instance "
+                  "beside its writer, such as a running server); write through the process that "
+                  "holds it",
+                  Describe(), what));
 }
 
 RocksDbOnlineStore::~RocksDbOnlineStore() {
   if (db_) (void)db_->Close();
+  db_.reset();  // before secondary_dir_, which holds the instance's files
 }
 
-std::string RocksDbOnlineStore::Describe() const { return "rocksdb at " + path_.string(); }
+std::string RocksDbOnlineStore::Describe() const {
+  return (secondary_dir_ ? "rocksdb (read-only) at " : "rocksdb at ") + path_.string();
+}
 
 Result<WriteStats> RocksDbOnlineStore::WriteBatch(const ViewLayout& view,
                                                   const arrow::RecordBatch& rows) {
+  GRANARY_RETURN_NOT_OK(CheckWritable("write"));
   GRANARY_ASSIGN_OR_RAISE(EntityKeyColumn keys, EncodeEntityKeys(view, rows));
   GRANARY_ASSIGN_OR_RAISE(BodyEncoder encoder, BodyEncoder::Make(view, rows));
   WriteStats total;
@@ -214,6 +251,11 @@ Result<WriteStats> RocksDbOnlineStore::WriteChunk(const ViewLayout& view,
 
 Result<OnlineFeatures> RocksDbOnlineStore::Read(const OnlineReadRequest& request) {
   GRANARY_RETURN_NOT_OK(request.Validate());
+  if (secondary_dir_) {
+    // Thread-safe in RocksDB; cheap when the writer wrote nothing since (two file sizes).
+    GRANARY_RETURN_NOT_OK(
+        FromRocks(db_->TryCatchUpWithPrimary(), "catch-up with the writer", path_.string()));
+  }
   // An entity's views are adjacent (key = entity key + view id): one Seek per entity and a few
   // Next() read them all, which costs less than a point lookup per view (MultiGet).
   struct Group {
@@ -273,6 +315,7 @@ void RocksDbOnlineStore::AsyncRead(const boost::asio::any_io_executor& executor,
 }
 
 Status RocksDbOnlineStore::DeleteViews(const std::vector<std::string>& view_names) {
+  GRANARY_RETURN_NOT_OK(CheckWritable("delete views"));
   std::vector<std::string> suffixes;
   for (const std::string& name : view_names) {
     std::string s;
@@ -299,6 +342,7 @@ Status RocksDbOnlineStore::DeleteViews(const std::vector<std::string>& view_name
 }
 
 Status RocksDbOnlineStore::DeleteAll() {
+  GRANARY_RETURN_NOT_OK(CheckWritable("delete"));
   // Every key starts with an entity key tag byte (0x01..0x06), so [0x00, 0xff) covers them all.
   const std::string begin(1, '\x00'), end(1, '\xff');
   GRANARY_RETURN_NOT_OK(
@@ -310,6 +354,7 @@ Status RocksDbOnlineStore::DeleteAll() {
 }
 
 Result<int64_t> RocksDbOnlineStore::CompactAndCount() {
+  GRANARY_RETURN_NOT_OK(CheckWritable("compact"));
   GRANARY_RETURN_NOT_OK(
       FromRocks(db_->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr), "compaction",
                 path_.string()));

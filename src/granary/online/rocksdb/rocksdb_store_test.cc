@@ -84,5 +84,53 @@ TEST_F(RocksDbStoreTest, DataSurvivesReopening) {
   EXPECT_EQ(store_->Describe(), "rocksdb at " + (dir_.path() / "online").string());
 }
 
+TEST_F(RocksDbStoreTest, AReadOnlyStoreBesideTheWriterSeesItsLaterWrites) {
+  RocksDbOnlineStore::Options options;
+  options.clock = &clock_;
+  options.read_only = true;
+  auto reader = RocksDbOnlineStore::Open(dir_.path() / "online", options);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  OnlineReadRequest request;
+  request.views.push_back(MakeViewRead(layouts_.at("bay_stats"), {{Value("D")}}));
+  EXPECT_EQ((*reader)->Read(request).ValueOrDie().status(0, 0, 0), FeatureStatus::kNotFound);
+  WriteBay("D", kT0);  // in the writer's memtable and log only
+  EXPECT_EQ((*reader)->Read(request).ValueOrDie().status(0, 0, 0), FeatureStatus::kPresent);
+  // After the writer flushes and compacts (its log and old files go), the reader still follows.
+  ASSERT_EQ(store_->CompactAndCount().ValueOrDie(), 1);
+  WriteBay("E", kT0);
+  request.views[0] = MakeViewRead(layouts_.at("bay_stats"), {{Value("D")}, {Value("E")}});
+  OnlineFeatures read = (*reader)->Read(request).ValueOrDie();
+  EXPECT_EQ(read.status(0, 0, 0), FeatureStatus::kPresent);
+  EXPECT_EQ(read.status(0, 1, 0), FeatureStatus::kPresent);
+  EXPECT_EQ((*reader)->Describe(), "rocksdb (read-only) at " + (dir_.path() / "online").string());
+}
+
+TEST_F(RocksDbStoreTest, AReadOnlyStoreRefusesWritesWithAFix) {
+  RocksDbOnlineStore::Options options;
+  options.read_only = true;
+  auto reader = RocksDbOnlineStore::Open(dir_.path() / "online", options).ValueOrDie();
+  auto view = layouts_.at("bay_stats");
+  auto written =
+      reader->WriteBatch(*view, *MakeRows(*view, {Row{{Value("F")}, kT0, {}, {Value(0.5)}}}));
+  ASSERT_FALSE(written.ok());
+  EXPECT_EQ(written.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(written.status().message().find("read-only"), std::string::npos);
+  EXPECT_EQ(reader->DeleteAll().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(reader->DeleteViews({"bay_stats"}).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(RocksDbStoreTest, AReadOnlyOpenOfAMissingStoreCreatesAnEmptyOne) {
+  RocksDbOnlineStore::Options options;
+  options.read_only = true;
+  auto reader = RocksDbOnlineStore::Open(dir_.path() / "fresh" / "online", options);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  OnlineReadRequest request;
+  request.views.push_back(MakeViewRead(layouts_.at("bay_stats"), {{Value("G")}}));
+  EXPECT_EQ((*reader)->Read(request).ValueOrDie().status(0, 0, 0), FeatureStatus::kNotFound);
+  reader->reset();
+  // A writer may open it afterwards (the reader held no lock).
+  EXPECT_TRUE(RocksDbOnlineStore::Open(dir_.path() / "fresh" / "online", {}).ok());
+}
+
 }  // namespace
 }  // namespace granary
