@@ -31,8 +31,10 @@ class FeatureStore:
 
     Thread-safe: one FeatureStore may serve several threads; long calls release the GIL. The
     online store is opened by the first get_online_features call and kept open until close() (or
-    the end of a `with` block). The embedded RocksDB store admits one process at a time: close the
-    store before another process (the CLI, a server) opens it.
+    the end of a `with` block). The embedded RocksDB store has one writing process: lookups open
+    it read-only beside it (a running `granary serve`, whose writes they see), materialize calls
+    hand their runs to that server, and only push(to="online") keeps it open for writing until
+    close().
     """
 
     def __init__(self, repo_path: Union[str, os.PathLike] = "."):
