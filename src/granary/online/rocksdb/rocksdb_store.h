@@ -59,7 +59,9 @@ class RocksDbOnlineStore final : public OnlineStore {
 
  private:
   struct CompactionFilterImpl;
+  struct WriterFiles;
   RocksDbOnlineStore() = default;
+  Status CatchUpWithWriter();
   Status CheckWritable(std::string_view what) const;
   Result<WriteStats> WriteChunk(const ViewLayout& view, const class BodyEncoder& encoder,
                                 const EntityKeyColumn& keys, int64_t begin, int64_t end);
@@ -69,6 +71,9 @@ class RocksDbOnlineStore final : public OnlineStore {
   Options options_;
   std::unique_ptr<CompactionFilterImpl> filter_;
   std::optional<TempDir> secondary_dir_;  // read_only: the secondary instance's own folder
+  // read_only: what the last catch-up saw of the writer's files; guarded by catch_up_mu_.
+  std::mutex catch_up_mu_;
+  std::unique_ptr<WriterFiles> writer_files_;
   std::unique_ptr<rocksdb::DB> db_;
   // Serialises compare-and-write per key: a key's stripe is hash(key) % kStripes; a writer locks
   // the stripes of its chunk in increasing order (so two writers never deadlock).

@@ -1,7 +1,9 @@
 // RocksDB specifics: expiry by the store's clock, compaction, the single-process lock.
 #include "granary/online/rocksdb/rocksdb_store.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "granary/common/temp_dir.h"
 #include "granary/online/test_util.h"
@@ -103,6 +105,39 @@ TEST_F(RocksDbStoreTest, AReadOnlyStoreBesideTheWriterSeesItsLaterWrites) {
   EXPECT_EQ(read.status(0, 0, 0), FeatureStatus::kPresent);
   EXPECT_EQ(read.status(0, 1, 0), FeatureStatus::kPresent);
   EXPECT_EQ((*reader)->Describe(), "rocksdb (read-only) at " + (dir_.path() / "online").string());
+}
+
+TEST_F(RocksDbStoreTest, AReadOnlyStoreSeesWritesWhileTheFolderLooksUnchanged) {
+  // A reader skips its catch-up when the writer's files show no change. Give the folder an old
+  // mtime (a later one each time, as a real change would), so that the reader trusts it and only
+  // the sizes of the log and the MANIFEST, or a new folder listing, can reveal the writes.
+  const std::filesystem::path folder = dir_.path() / "online";
+  int64_t seconds = 1'000'000'000;
+  auto age_folder = [&] {
+    const timespec times[2] = {{0, UTIME_OMIT}, {seconds++, 0}};
+    ASSERT_EQ(utimensat(AT_FDCWD, folder.c_str(), times, 0), 0);
+  };
+  RocksDbOnlineStore::Options options;
+  options.clock = &clock_;
+  options.read_only = true;
+  auto reader = RocksDbOnlineStore::Open(folder, options).ValueOrDie();
+  auto status_of = [&](const std::string& bay) {
+    OnlineReadRequest request;
+    request.views.push_back(MakeViewRead(layouts_.at("bay_stats"), {{Value(bay)}}));
+    return reader->Read(request).ValueOrDie().status(0, 0, 0);
+  };
+  age_folder();
+  EXPECT_EQ(status_of("H"), FeatureStatus::kNotFound);
+  EXPECT_EQ(status_of("H"), FeatureStatus::kNotFound);  // nothing changed: no catch-up
+  WriteBay("H", kT0);                                   // the log grows; the folder does not
+  EXPECT_EQ(status_of("H"), FeatureStatus::kPresent);
+  ASSERT_EQ(store_->CompactAndCount().ValueOrDie(), 1);  // new files, a new log, the old one gone
+  age_folder();
+  WriteBay("I", kT0);
+  age_folder();
+  EXPECT_EQ(status_of("I"), FeatureStatus::kPresent);
+  WriteBay("J", kT0);  // into the new log, found by the listing above
+  EXPECT_EQ(status_of("J"), FeatureStatus::kPresent);
 }
 
 TEST_F(RocksDbStoreTest, AReadOnlyStoreRefusesWritesWithAFix) {
