@@ -4,106 +4,34 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <charconv>
-#include <deque>
-#include <numeric>
 #include <thread>
 
 #include "granary/online/redis/entity_value.h"
+#include "granary/online/redis/thread_session.h"
 #include "granary/online/value_codec.h"
+
+// The write path (WriteBatch) is in redis_store_write.cc; the per-thread sessions and the
+// blocking batches both use are in thread_session.h.
 
 namespace granary {
 namespace {
 
 namespace asio = boost::asio;
 using redis::Batch;
+using redis::CollectBatch;
 using redis::CommandWriter;
 using redis::KeySlot;
 using redis::Reply;
 using redis::ReplyType;
-
-// Keys per EVALSHA on a standalone server, and rows per batch sent to the store threads. In a
-// cluster each EVALSHA has one key: keys of a batch rarely share a slot, and a multi-key command
-// meets TRYAGAIN while its slot migrates.
-constexpr size_t kKeysPerScript = 64;
-constexpr int64_t kRowsPerBatch = 4096;
+using redis::RunUntil;
+using redis::SyncBatch;
+using redis::ViewIdBytes;
 
 std::chrono::milliseconds Millis(Duration d) {
   return std::chrono::milliseconds(std::max<int64_t>(1, d.micros / 1000));
 }
-
-}  // namespace
-
-// A batch whose outcome a blocking caller waits for (on its own thread's io_context).
-class SyncBatch : public Batch {
- public:
-  void OnDone(Status status) override {
-    if (!status.ok() && error_.ok()) error_ = std::move(status);
-    done = true;
-  }
-  const Status& status() const { return error_; }
-  bool done = false;
-
- protected:
-  void SetError(Status s) {
-    if (error_.ok()) error_ = std::move(s);
-  }
-
- private:
-  Status error_;
-};
-
-namespace {
-
-// Any commands; keeps every reply.
-class CollectBatch : public SyncBatch {
- public:
-  void OnReply(size_t i, const Reply& reply) override {
-    if (replies.size() < commands.size()) replies.resize(commands.size());
-    replies[i] = redis::OwnedReply::From(reply);
-  }
-  std::vector<redis::OwnedReply> replies;
-};
-
-// EVALSHA of the write script: counts stored and skipped rows.
-class WriteScriptBatch : public SyncBatch {
- public:
-  void OnReply(size_t i, const Reply& reply) override {
-    if (reply.type == ReplyType::kInteger) {
-      stats.written += reply.integer;
-      stats.skipped_older += static_cast<int64_t>(keys_per_command[i]) - reply.integer;
-      return;
-    }
-    if (!reply.is_error()) {  // the script returns a count or an error, nothing else
-      return SetError(
-          Status::Internal("unexpected reply to the write script: " + std::string(reply.str)));
-    }
-    SetError(reply.str.rfind("GRANARY", 0) == 0
-                 ? Status::Corruption(std::string(reply.str.substr(8)))
-                 : redis::ErrorReplyStatus("the write script (EVALSHA)", reply.str));
-  }
-  std::vector<uint16_t> keys_per_command;
-  WriteStats stats;
-};
-
-// SET key value NX [PX ttl] per row: stores the rows whose entity has no key yet (a blind write,
-// a third of the script's server CPU) and lists the others for the write script.
-class SetAbsentBatch : public SyncBatch {
- public:
-  void OnReply(size_t i, const Reply& reply) override {
-    if (reply.is_error()) return SetError(redis::ErrorReplyStatus("SET NX", reply.str));
-    if (reply.type == ReplyType::kNil) {
-      present.push_back(row_of_command[i]);
-    } else {
-      ++stored;
-    }
-  }
-  std::vector<uint32_t> row_of_command;  // offset in the chunk
-  std::vector<uint32_t> present;         // rows whose key exists: for the script
-  int64_t stored = 0;
-};
 
 // GET of every entity key of a read; assembles the OnlineFeatures when done.
 class ReadBatch : public Batch {
@@ -198,84 +126,7 @@ Result<int> ParseInt(std::string_view text) {
   return v;
 }
 
-std::string ViewIdBytes(uint32_t id) {
-  std::string s;
-  layout::PutFixed<uint32_t>(&s, id);
-  return s;
-}
-
 std::atomic<uint64_t> g_serial{0};
-
-}  // namespace
-
-namespace redis {
-
-// One thread's io_context and router (with its connections) for one store.
-struct ThreadSession {
-  std::thread::id owner;
-  asio::io_context io{1};
-  std::unique_ptr<RedisClusterRouter> router;  // destroyed before `io`
-};
-
-// The sessions of one store, at most one per thread. Thread-safe.
-class ThreadSessionTable {
- public:
-  explicit ThreadSessionTable(std::shared_ptr<RedisTopology> topology)
-      : topology_(std::move(topology)) {}
-
-  // The calling thread's session, made on first use. `made` says whether it is new.
-  ThreadSession* ForThisThread(bool* made) {
-    const std::thread::id self = std::this_thread::get_id();
-    std::lock_guard<std::mutex> lock(mu_);
-    *made = false;
-    for (const auto& session : sessions_) {
-      if (session->owner == self) return session.get();
-    }
-    auto session = std::make_unique<ThreadSession>();
-    session->owner = self;
-    session->router = std::make_unique<RedisClusterRouter>(session->io.get_executor(), topology_);
-    sessions_.push_back(std::move(session));
-    *made = true;
-    return sessions_.back().get();
-  }
-
-  // Closes and forgets the session of `thread` (which has no call running).
-  void Release(std::thread::id thread) {
-    std::unique_ptr<ThreadSession> gone;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
-        if ((*it)->owner == thread) {
-          gone = std::move(*it);
-          sessions_.erase(it);
-          break;
-        }
-      }
-    }
-    // Closed outside the lock: closing connections runs no code of other sessions.
-  }
-
-  // Closes every session (the store is going; no call is running).
-  void Clear() {
-    std::vector<std::unique_ptr<ThreadSession>> gone;
-    std::lock_guard<std::mutex> lock(mu_);
-    gone.swap(sessions_);
-  }
-
-  size_t size() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return sessions_.size();
-  }
-
- private:
-  const std::shared_ptr<RedisTopology> topology_;
-  std::mutex mu_;
-  std::vector<std::unique_ptr<ThreadSession>> sessions_;  // guarded by mu_
-};
-
-}  // namespace redis
-
-namespace {
 
 // Per thread: the session tables holding a session of this thread. When the thread exits, its
 // sessions are released from the stores that still exist, so a store used by many short-lived
@@ -441,13 +292,6 @@ RedisOnlineStore::ThreadSession& RedisOnlineStore::ThisThread() {
 
 size_t RedisOnlineStore::thread_sessions() const { return sessions_->size(); }
 
-void RedisOnlineStore::RunUntil(ThreadSession& session, const bool* done) {
-  while (!*done) {
-    if (session.io.stopped()) session.io.restart();
-    session.io.run_one();
-  }
-}
-
 Status RedisOnlineStore::RunSync(const std::shared_ptr<SyncBatch>& batch) {
   ThreadSession& session = ThisThread();
   session.router->Execute(batch);
@@ -466,125 +310,6 @@ std::vector<redis::NodeAddress> RedisOnlineStore::Masters() const {
   if (out.empty()) out.push_back(topology_->config().seeds.at(0));
   return out;
 }
-
-Result<WriteStats> RedisOnlineStore::WriteBatch(const ViewLayout& view,
-                                                const arrow::RecordBatch& rows) {
-  GRANARY_ASSIGN_OR_RAISE(EntityKeyColumn keys, EncodeEntityKeys(view, rows));
-  GRANARY_ASSIGN_OR_RAISE(BodyEncoder encoder, BodyEncoder::Make(view, rows));
-  const std::string view_id = ViewIdBytes(view.view_id());
-  const int64_t ttl_ms =
-      view.key_ttl().micros <= 0 ? 0 : std::max<int64_t>(1, view.key_ttl().micros / 1000);
-  // Batches in flight at once on this thread: their pipelines overlap on every node.
-  constexpr size_t kMaxInFlight = 4;
-  ThreadSession& session = ThisThread();
-  std::deque<std::shared_ptr<WriteScriptBatch>> in_flight;
-  WriteStats total;
-  Status first_error;
-  auto wait_one = [&] {
-    auto batch = std::move(in_flight.front());
-    in_flight.pop_front();
-    RunUntil(session, &batch->done);
-    if (!batch->status().ok() && first_error.ok()) first_error = batch->status();
-    total += batch->stats;
-  };
-
-  std::string key, body, value;
-  std::vector<uint16_t> slots;
-  // The write script for rows `chunk` (offsets from `begin`, in batch order: a key's rows stay in
-  // order), up to kKeysPerScript keys per EVALSHA.
-  auto queue_script = [&](int64_t begin, const std::vector<uint32_t>& chunk) -> Status {
-    auto batch = std::make_shared<WriteScriptBatch>();
-    batch->script = &write_script_;
-    const size_t n = chunk.size();
-    for (size_t g = 0; g < n;) {
-      const size_t limit = options_.cluster ? 1 : kKeysPerScript;
-      const size_t g_end = std::min(n, g + limit);
-      const size_t count = g_end - g;
-      Status encode_status;
-      batch->Add(slots[chunk[g]], false, [&](CommandWriter& w) {
-        w.Begin(3 + 2 * count + 2).Arg("EVALSHA").Arg(write_sha_).Arg(static_cast<int64_t>(count));
-        for (size_t i = g; i < g_end; ++i) {
-          key.assign(prefix_).append(keys.key(begin + chunk[i]));
-          w.Arg(key);
-        }
-        w.Arg(view_id).Arg(ttl_ms);
-        for (size_t i = g; i < g_end; ++i) {
-          body.clear();
-          Status st = encoder.Append(begin + chunk[i], &body);
-          if (!st.ok() && encode_status.ok()) encode_status = st;
-          w.Arg(body);
-        }
-      });
-      if (!encode_status.ok()) return encode_status;
-      batch->keys_per_command.push_back(static_cast<uint16_t>(count));
-      g = g_end;
-    }
-    session.router->Execute(batch);
-    in_flight.push_back(std::move(batch));
-    if (in_flight.size() >= kMaxInFlight) wait_one();
-    return Status::OK();
-  };
-  // A first load finds most keys absent: SET NX stores those at a third of the script's server
-  // CPU (bench/materialize), and only the keys that exist go through the script. The chunk waits
-  // for its SET NX replies and queues the script for the rest before the next chunk is sent, so
-  // a key's commands reach its node in row order. Once fewer than half of a chunk's keys were
-  // absent (a nightly run rewrites known entities), the rest of the call uses the script alone.
-  bool set_absent_first = true;
-  auto set_absent = [&](int64_t begin, size_t n, std::vector<uint32_t>* present) -> Status {
-    auto batch = std::make_shared<SetAbsentBatch>();
-    for (size_t i = 0; i < n; ++i) {
-      body.clear();
-      GRANARY_RETURN_NOT_OK(encoder.Append(begin + i, &body));
-      value.assign(1, redis::kEntityValueVersion);
-      redis::AppendSection(&value, view.view_id(), body);
-      batch->Add(slots[i], false, [&](CommandWriter& w) {
-        key.assign(prefix_).append(keys.key(begin + i));
-        w.Begin(ttl_ms > 0 ? 6 : 4).Arg("SET").Arg(key).Arg(value).Arg("NX");
-        if (ttl_ms > 0) w.Arg("PX").Arg(ttl_ms);
-      });
-      batch->row_of_command.push_back(static_cast<uint32_t>(i));
-    }
-    session.router->Execute(batch);
-    RunUntil(session, &batch->done);
-    if (!batch->status().ok()) return batch->status().WithContext(Describe());
-    total.written += batch->stored;
-    std::sort(batch->present.begin(), batch->present.end());
-    *present = std::move(batch->present);
-    if (static_cast<size_t>(batch->stored) * 2 < n) set_absent_first = false;
-    return Status::OK();
-  };
-
-  std::vector<uint32_t> chunk;
-  for (int64_t begin = 0; begin < rows.num_rows(); begin += kRowsPerBatch) {
-    const int64_t end = std::min(rows.num_rows(), begin + kRowsPerBatch);
-    const size_t n = static_cast<size_t>(end - begin);
-    slots.resize(n);
-    for (size_t i = 0; i < n; ++i) {
-      key.assign(prefix_).append(keys.key(begin + i));
-      slots[i] = options_.cluster ? KeySlot(key) : 0;
-    }
-    Status st;
-    if (set_absent_first) {
-      // Earlier chunks' scripts first: their keys may recur here.
-      while (!in_flight.empty()) wait_one();
-      st = set_absent(begin, n, &chunk);
-    } else {
-      chunk.resize(n);
-      std::iota(chunk.begin(), chunk.end(), 0);
-    }
-    if (st.ok() && !chunk.empty()) st = queue_script(begin, chunk);
-    if (!st.ok()) {
-      // Batches already queued run on this thread's event loop: finish them now rather than
-      // when the thread next makes a call, long after this one returned.
-      while (!in_flight.empty()) wait_one();
-      return st;
-    }
-  }
-  while (!in_flight.empty()) wait_one();
-  GRANARY_RETURN_NOT_OK(first_error.WithContext(Describe()));
-  return total;
-}
-
 Result<OnlineFeatures> RedisOnlineStore::Read(const OnlineReadRequest& request) {
   GRANARY_RETURN_NOT_OK(request.Validate());
   std::optional<Result<OnlineFeatures>> result;

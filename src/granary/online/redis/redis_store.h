@@ -26,8 +26,9 @@
 
 namespace granary {
 namespace redis {
-struct ThreadSession;
+struct ThreadSession;  // thread_session.h
 class ThreadSessionTable;
+class SyncBatch;
 }  // namespace redis
 
 class RedisOnlineStore final : public OnlineStore {
@@ -73,10 +74,8 @@ class RedisOnlineStore final : public OnlineStore {
   RedisOnlineStore() = default;
   // The calling thread's io_context and router for this store.
   ThreadSession& ThisThread();
-  // Runs the calling thread's io_context until `*done`.
-  static void RunUntil(ThreadSession& session, const bool* done);
   // Runs a batch on the calling thread and waits for it.
-  Status RunSync(const std::shared_ptr<class SyncBatch>& batch);
+  Status RunSync(const std::shared_ptr<redis::SyncBatch>& batch);
   redis::RedisClusterRouter* RouterFor(const boost::asio::any_io_executor& executor);
   std::vector<redis::NodeAddress> Masters() const;
   // SCANs every master for this project's keys and runs `act` on each page of keys.
