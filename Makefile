@@ -24,8 +24,12 @@ build: setup $(BUILD)/build.ninja
 demo: build
 	GRANARY_BIN=$(CURDIR)/$(BUILD)/granary DEMO_DIR=$(CURDIR)/$(BUILD)/demo/parking scripts/demo
 
+# Both suites run even when the first fails (one failure should not hide the other's); make
+# still exits non-zero when either failed.
 test: build
-	$(MAKE) --no-print-directory test-cpp test-python
+	@rc=0; $(MAKE) --no-print-directory test-cpp || rc=1; \
+	  $(MAKE) --no-print-directory test-python || rc=1; \
+	  if [ $$rc -ne 0 ]; then echo "make test: some tests failed (see above)" >&2; fi; exit $$rc
 
 test-cpp:
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600

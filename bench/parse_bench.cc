@@ -13,8 +13,8 @@
 
 #include "granary/common/time.h"
 #include "granary/registry/loader.h"
-#include "granary/registry/test_util.h"
 #include "granary/registry/validator.h"
+#include "granary/testing/registry_definitions.h"
 
 namespace {
 

@@ -6,7 +6,20 @@ import subprocess
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-TESTDATA = ROOT.parent / "shared" / "testdata"
+# The shared test corpora (files written by other tools, real parking data): ../shared/testdata
+# beside the checkout, or $GRANARY_TESTDATA_DIR. A fresh clone has none; the tests that need them
+# skip, naming what is missing (require_testdata).
+TESTDATA = pathlib.Path(os.environ.get("GRANARY_TESTDATA_DIR") or ROOT.parent / "shared" / "testdata")
+
+
+def require_testdata(relative):
+    """The path of `relative` under the shared corpora; skips the calling test when it is absent."""
+    path = TESTDATA / relative
+    if not path.exists():
+        pytest.skip(f"needs the shared test corpora: {path} is missing (the corpora live in "
+                    "../shared/testdata beside the checkout, see the README's \"Test data\"; set "
+                    "GRANARY_TESTDATA_DIR to use another folder)")
+    return path
 
 
 @pytest.fixture(scope="session")

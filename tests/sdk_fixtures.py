@@ -99,14 +99,13 @@ def shorten_payments_ttl(repo: pathlib.Path) -> None:
 @pytest.fixture(scope="session")
 def online_repo(parking_data, tmp_path_factory):
     """An applied copy (customer_payments_stats' ttl shortened to PAYMENTS_TTL) whose online store
-    holds every row of ONLINE_VIEWS' files, written by granary_test_online_load
-    (OnlineStore::WriteBatch; the newest row per entity wins)."""
+    holds every row of ONLINE_VIEWS' files, written by `granary materialize` over all time (the
+    newest row per entity wins; datagen's snapshot ends before now)."""
     repo = make_parking_repo(tmp_path_factory.mktemp("online") / "parking", parking_data)
     shorten_payments_ttl(repo)
     granary.FeatureStore(repo).apply()
-    loader = GRANARY_BIN.parent / "granary_test_online_load"
-    for view, file in ONLINE_VIEWS.items():
-        run(loader, repo, view, repo / "data" / file)
+    run(GRANARY_BIN, "-C", repo, "materialize", "1970-01-01T00:00:00Z", "now",
+        "--views", ",".join(ONLINE_VIEWS), "-q")
     return repo
 
 

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from conftest import TESTDATA
+from conftest import require_testdata
 
 DEFS = """
 entities:
@@ -43,7 +43,7 @@ def make_repo(tmp_path, cli, defs=DEFS):
     (repo / "data").mkdir(parents=True)
     (repo / "granary.yaml").write_text("project: hist\n")
     (repo / "features.yaml").write_text(defs)
-    shutil.copy(TESTDATA / "feast" / "driver_stats.parquet", repo / "data" / "driver_stats.parquet")
+    shutil.copy(require_testdata("feast/driver_stats.parquet"), repo / "data" / "driver_stats.parquet")
     (repo / "entities.csv").write_text(ENTITIES)
     cli("-C", repo, "apply", check=True)
     return repo
@@ -51,7 +51,7 @@ def make_repo(tmp_path, cli, defs=DEFS):
 
 def expected_row(driver, ts_us, ttl_us=2 * 3600 * 1_000_000):
     """The rule written out over Feast's driver_stats, independently of the engine."""
-    table = pq.read_table(TESTDATA / "feast" / "driver_stats.parquet").to_pylist()
+    table = pq.read_table(require_testdata("feast/driver_stats.parquet")).to_pylist()
     best = None
     for r in table:
         t = int(r["event_timestamp"].timestamp() * 1_000_000)
@@ -237,3 +237,62 @@ feature_views:
                "--features", "driver_scores:score", "-o", repo / "out2.parquet", check=False)
     assert gone.returncode == 1
     assert "f3.parquet: the file does not exist" in gone.stderr
+
+
+def starter_repo(cli, tmp_path):
+    """`granary init`'s repository, applied (needs no shared test data)."""
+    cli("init", "shop", check=True)
+    repo = tmp_path / "shop"
+    cli("-C", repo, "apply", check=True)
+    return repo
+
+
+def test_a_header_only_csv_entity_file_gives_an_empty_result(cli, tmp_path):
+    repo = starter_repo(cli, tmp_path)
+    (repo / "none.csv").write_text("customer_id,event_timestamp\n")
+    for output in ["out.csv", "out.parquet"]:
+        cli("-C", repo, "get-historical-features", "--entities", repo / "none.csv",
+            "--feature-service", "customer_risk_v1", "-o", repo / output, "-q", check=True)
+    table = pq.read_table(repo / "out.parquet")
+    assert table.num_rows == 0
+    assert table.column_names == ["customer_id", "event_timestamp", "payment_failures_30d",
+                                  "failure_rate_90d", "tenure_days"]
+    assert (repo / "out.csv").read_text().splitlines() == [
+        '"customer_id","event_timestamp","payment_failures_30d","failure_rate_90d","tenure_days"']
+
+
+def test_data_errors_name_the_file_the_column_and_the_row(cli, tmp_path):
+    repo = starter_repo(cli, tmp_path)
+    # A CSV join key that is not an int64 (Arrow's CSV conversion).
+    (repo / "bad.csv").write_text("customer_id,event_timestamp\n1001,2026-01-02T00:00:00Z\n"
+                                  "1002,2026-01-02T00:00:00Z\n10x3,2026-01-02T00:00:00Z\n")
+    out = cli("-C", repo, "get-historical-features", "--entities", repo / "bad.csv",
+              "--feature-service", "customer_risk_v1", "-o", repo / "o.csv", "-q", check=False)
+    assert f"{repo / 'bad.csv'}: column 'customer_id', row 3 (line 4): '10x3' is not a valid " \
+           "int64" in out.stderr, out.stderr
+    # A Parquet string column read as the int64 join key (Arrow's cast).
+    pq.write_table(pa.table({
+        "customer_id": ["1001", "1002", "x"],
+        "event_timestamp": pa.array([0, 1, 2], pa.timestamp("us", tz="UTC"))}),
+        repo / "strings.parquet")
+    out = cli("-C", repo, "get-historical-features", "--entities", repo / "strings.parquet",
+              "--feature-service", "customer_risk_v1", "-o", repo / "o.csv", "-q", check=False)
+    assert f"{repo / 'strings.parquet'}: column 'customer_id', row 3: 'x' is not a valid int64" \
+        in out.stderr, out.stderr
+    # An entity time that is not a time.
+    (repo / "times.csv").write_text("customer_id,event_timestamp\n1001,2026-01-02\n1002,later\n")
+    out = cli("-C", repo, "get-historical-features", "--entities", repo / "times.csv",
+              "--feature-service", "customer_risk_v1", "-o", repo / "o.csv", "-q", check=False)
+    assert f"{repo / 'times.csv'}: column 'event_timestamp', row 2: 'later' is not a timestamp" \
+        in out.stderr, out.stderr
+
+
+def test_csv_output_writes_timestamps_in_rfc_3339(cli, tmp_path):
+    repo = starter_repo(cli, tmp_path)
+    sample = pq.read_table(repo / "data" / "customer_stats.parquet")
+    newest = max(sample.column("event_timestamp").to_pylist())
+    (repo / "e.csv").write_text(f"customer_id,event_timestamp\n1001,{newest.isoformat()}\n")
+    cli("-C", repo, "get-historical-features", "--entities", repo / "e.csv",
+        "--feature-service", "customer_risk_v1", "-o", repo / "o.csv", "-q", check=True)
+    lines = (repo / "o.csv").read_text().splitlines()
+    assert lines[1].startswith(f'1001,"{newest.strftime("%Y-%m-%dT%H:%M:%SZ")}",'), lines

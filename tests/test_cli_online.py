@@ -1,7 +1,6 @@
 """get-online-features and teardown end to end, on the embedded store and on a real redis-server.
 
-Rows are written with granary_test_online_load (a test tool built beside the granary binary that
-calls OnlineStore::WriteBatch) until the materialize command exists.
+Rows reach the online store as a user's do: `granary materialize` over the repository's source.
 """
 import datetime as dt
 import json
@@ -20,14 +19,6 @@ NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 def rfc3339(t):
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@pytest.fixture
-def loader(granary_bin):
-    path = granary_bin.parent / "granary_test_online_load"
-    if not path.exists():
-        pytest.fail(f"{path} does not exist: run 'make build' first")
-    return path
 
 
 @pytest.fixture
@@ -56,15 +47,14 @@ def make_repo(cli, tmp_path, online_store=None):
         "failure_rate_90d": pa.array([0.25, 0.5, 0.125], pa.float64()),
         "tenure_days": pa.array([400, 399, 30], pa.int64()),
     })
-    pq.write_table(table, repo / "data" / "fresh.parquet")
+    pq.write_table(table, repo / "data" / "customer_stats.parquet")  # in place of the sample
     return repo
 
 
-def load(loader, repo):
-    out = subprocess.run([str(loader), str(repo), "customer_stats", str(repo / "data" / "fresh.parquet")],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert "wrote 3 rows" in out.stdout or "wrote 2 rows" in out.stdout, out.stdout
+def load(cli, repo):
+    """Materializes every row of the source (the newest per customer wins)."""
+    out = cli("-C", repo, "materialize", "2000-01-01T00:00:00Z", "now", "--quiet", check=True)
+    assert "customer_stats" in out.stdout + out.stderr, out.stdout + out.stderr
 
 
 def expected_response(full_names=False):
@@ -90,9 +80,9 @@ def expected_response(full_names=False):
 FEATURES = "customer_stats:payment_failures_30d,customer_stats:failure_rate_90d"
 
 
-def test_get_online_features_from_the_embedded_store(cli, tmp_path, loader):
+def test_get_online_features_from_the_embedded_store(cli, tmp_path):
     repo = make_repo(cli, tmp_path)
-    load(loader, repo)
+    load(cli, repo)
     out = cli("-C", repo, "get-online-features", "--features", FEATURES,
               "--features", "customer_stats:tenure_days", "--entity", "customer_id=1001,1002,4242",
               check=True)
@@ -102,26 +92,34 @@ def test_get_online_features_from_the_embedded_store(cli, tmp_path, loader):
     assert json.loads(out.stdout) == expected_response(full_names=True)
 
 
-def test_the_sample_data_is_older_than_the_ttl(cli, tmp_path, loader):
-    cli("init", "old", check=True)
-    repo = tmp_path / "old"
+def test_the_starter_repository_serves_its_sample_data(cli, tmp_path):
+    """init's hint, followed as printed: apply, materialize-incremental now, get-online-features."""
+    out = cli("init", "starter", check=True)
+    assert "granary materialize-incremental now" in out.stdout
+    assert "granary get-online-features --feature-service customer_risk_v1" in out.stdout
+    repo = tmp_path / "starter"
+    sample = pq.read_table(repo / "data" / "customer_stats.parquet").to_pylist()
+    newest = max(row["event_timestamp"] for row in sample)
+    assert NOW - newest < dt.timedelta(days=1), newest  # relative to today, inside the 90d ttl
     cli("-C", repo, "apply", check=True)
-    subprocess.run([str(loader), str(repo), "customer_stats",
-                    str(repo / "data" / "customer_stats.parquet")], check=True,
-                   capture_output=True)
-    out = cli("-C", repo, "get-online-features", "--features", "customer_stats:tenure_days",
-              "--entity", "customer_id=1001", check=True)
-    column = json.loads(out.stdout)["results"][1]
-    # Written on 2026-01-03 with a 90 day ttl: never PRESENT after that (Feast's issue #6821).
-    assert column == {"values": [None], "statuses": ["OUTSIDE_MAX_AGE"],
-                      "event_timestamps": ["2026-01-03T00:00:00Z"]}
+    cli("-C", repo, "materialize-incremental", "now", check=True)
+    out = cli("-C", repo, "get-online-features", "--feature-service", "customer_risk_v1",
+              "--entity", "customer_id=1001,1002", check=True)
+    results = json.loads(out.stdout)["results"]
+    assert len(results) == 4  # the key and three features
+    latest = {row["customer_id"]: row for row in sorted(sample, key=lambda r: r["event_timestamp"])}
+    for column, name in zip(results[1:], ["payment_failures_30d", "failure_rate_90d",
+                                          "tenure_days"]):
+        assert column["statuses"] == ["PRESENT", "PRESENT"], column
+        assert column["values"] == [latest[1001][name], latest[1002][name]], column
+        assert column["event_timestamps"] == [rfc3339(newest)] * 2
 
 
-def test_get_online_features_from_redis_and_teardown_deletes_the_keys(cli, tmp_path, loader,
+def test_get_online_features_from_redis_and_teardown_deletes_the_keys(cli, tmp_path,
                                                                       redis_port):
     repo = make_repo(cli, tmp_path,
                      f'online_store: {{type: redis, connection_string: "127.0.0.1:{redis_port}"}}')
-    load(loader, repo)
+    load(cli, repo)
     out = cli("-C", repo, "get-online-features", "--features", FEATURES,
               "--features", "customer_stats:tenure_days", "--entity", "customer_id=1001,1002,4242",
               check=True)
@@ -130,7 +128,7 @@ def test_get_online_features_from_redis_and_teardown_deletes_the_keys(cli, tmp_p
                           capture_output=True).stdout.splitlines()  # binary entity keys
     assert len(keys) == 2 and all(k.startswith(b"shop:") for k in keys), keys
 
-    out = cli("-C", repo, "teardown", check=True)
+    out = cli("-C", repo, "teardown", "--yes", check=True)
     assert f"removed the online data of project shop (redis at 127.0.0.1:{redis_port})" in out.stdout
     assert subprocess.run(["redis-cli", "-p", str(redis_port), "dbsize"], capture_output=True,
                           text=True).stdout.strip() == "0"
@@ -146,7 +144,7 @@ def test_a_redis_server_that_is_down_fails_fast_and_teardown_keeps_everything(cl
               "--entity", "customer_id=1001", check=False)
     assert f"cannot connect to redis at 127.0.0.1:{port}" in out.stderr
     assert time.monotonic() - start < 60  # a clear error, never a hang
-    out = cli("-C", repo, "teardown", check=False)
+    out = cli("-C", repo, "teardown", "--yes", check=False)
     assert "nothing was removed" in out.stderr
     assert (repo / "data" / "registry.db").exists()
 

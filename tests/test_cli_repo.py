@@ -1,10 +1,13 @@
 """The foundation's command line end to end: init, apply, plan, list, describe, teardown."""
+import os
+import pty
 import shutil
+import subprocess
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conftest import ROOT, TESTDATA
+from conftest import ROOT
 
 
 def test_init_scaffolds_a_repository_that_applies_as_is(cli, tmp_path):
@@ -54,18 +57,95 @@ def test_plan_shows_changes_without_writing(cli, tmp_path):
     assert "registry version 2" in applied.stdout
 
 
+def test_a_schema_change_warns_with_the_view_and_the_command_to_run(cli, tmp_path):
+    cli("init", "s", check=True)
+    repo = tmp_path / "s"
+    cli("-C", repo, "apply", check=True)
+    cli("-C", repo, "materialize-incremental", "now", "--quiet", check=True)
+    ask = ["get-online-features", "--features", "customer_stats:tenure_days",
+           "--entity", "customer_id=1001"]
+    assert '"PRESENT"' in cli("-C", repo, *ask, check=True).stdout
+
+    # A description or a ttl changes no stored value: no warning.
+    text = (repo / "features.yaml").read_text()
+    (repo / "features.yaml").write_text(text.replace("ttl: 90d", "ttl: 60d"))
+    assert "warning" not in cli("-C", repo, "plan", check=True).stderr
+
+    # Removing a feature changes the view's online schema.
+    (repo / "features.yaml").write_text(
+        text.replace("      - {name: tenure_days, type: int64}\n", ""))
+    warning = ("warning: feature view 'customer_stats': its online schema changes (features "
+               "added, removed, renamed or retyped), so ")
+    command = "run 'granary materialize-incremental now --views customer_stats'"
+    plan = cli("-C", repo, "plan", check=True)
+    assert warning + "once applied, its values" in plan.stderr and command in plan.stderr
+    applied = cli("-C", repo, "apply", check=True)
+    assert warning + "from now on its values" in applied.stderr and command in applied.stderr
+    ask = ["get-online-features", "--features", "customer_stats:payment_failures_30d",
+           "--entity", "customer_id=1001"]
+    assert '"NOT_FOUND"' in cli("-C", repo, *ask, check=True).stdout
+    cli("-C", repo, "materialize-incremental", "now", "--views", "customer_stats", "--quiet",
+        check=True)
+    assert '"PRESENT"' in cli("-C", repo, *ask, check=True).stdout
+
+
 def test_teardown_removes_registry_and_online_data(cli, tmp_path):
     cli("init", "t", check=True)
     repo = tmp_path / "t"
     cli("-C", repo, "apply", check=True)
-    (repo / "data" / "online").mkdir()
-    out = cli("-C", repo, "teardown", check=True)
+    cli("-C", repo, "materialize-incremental", "now", "--quiet", check=True)
+    lock = repo / "data" / "registry.db.materialize.lock"
+    assert lock.exists() and (repo / "data" / "online").exists()
+
+    # Not on a terminal (as here): nothing is asked and nothing is removed without --yes.
+    refused = cli("-C", repo, "teardown", check=False)
+    assert "stdin is not a terminal" in refused.stderr and "--yes" in refused.stderr
+    assert (repo / "data" / "registry.db").exists() and (repo / "data" / "online").exists()
+
+    out = cli("-C", repo, "teardown", "--yes", check=True)
     assert "registry.db" in out.stdout
+    assert not lock.exists()
     assert not (repo / "data" / "registry.db").exists()
     assert not (repo / "data" / "online").exists()
     assert (repo / "data" / "customer_stats.parquet").exists()  # source data is never touched
     listed = cli("-C", repo, "list", "entities", check=False)
     assert "run 'granary apply'" in listed.stderr
+
+
+def teardown_on_a_terminal(granary_bin, repo, answer):
+    """Runs teardown with a pseudo-terminal as stdin and types `answer`."""
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen([str(granary_bin), "-C", str(repo), "teardown"], stdin=secondary,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.write(primary, answer.encode() + b"\n")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    return proc.returncode, out, err
+
+
+def test_teardown_asks_on_a_terminal(cli, granary_bin, tmp_path):
+    cli("init", "asked", check=True)
+    repo = tmp_path / "asked"
+    cli("-C", repo, "apply", check=True)
+    code, out, _ = teardown_on_a_terminal(granary_bin, repo, "n")
+    assert "Continue? [y/N]" in out and "Nothing was removed." in out
+    assert code == 0 and (repo / "data" / "registry.db").exists()
+    code, out, err = teardown_on_a_terminal(granary_bin, repo, "y")
+    assert code == 0, err
+    assert "removed" in out and not (repo / "data" / "registry.db").exists()
+
+
+def test_a_mistyped_command_gets_a_suggestion(cli):
+    out = cli("aply", check=False)
+    assert out.returncode != 0
+    assert "unknown command 'aply', did you mean 'apply'?" in out.stderr
+    out = cli("materialize-incremntal", "now", check=False)
+    assert "did you mean 'materialize-incremental'?" in out.stderr
+    out = cli(check=False)  # no command at all: CLI11's own message
+    assert "A subcommand is required" in out.stderr
 
 
 def test_commands_outside_a_repository_say_how_to_fix(cli, tmp_path):

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from redis_helpers import free_port
-from conftest import TESTDATA
+from conftest import TESTDATA, require_testdata
 
 DATASET = TESTDATA / "parking-birmingham" / "dataset.csv"
 TTL = pd.Timedelta(hours=3)
@@ -194,6 +194,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def derived():
+    require_testdata("parking-birmingham/dataset.csv")
     readings = read_readings()
     hours = hourly_features(readings)
     return readings, hours

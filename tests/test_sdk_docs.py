@@ -1,29 +1,47 @@
-"""docs/PYTHON.md's training flow runs as written: its ```python blocks of "## A training flow",
-in order, in one namespace, from a folder whose examples/parking is a copy of the repository over
-the tiny data (as after `make demo`)."""
+"""docs/PYTHON.md's training flow runs as written: the ```sh block of "## A training flow" (the
+copy of examples/parking and its data, made by the commands shown, in a temporary folder instead
+of /tmp/parking), then its ```python blocks in order, in one namespace, from inside the copy."""
 import contextlib
 import io
 import os
 import re
+import subprocess
 
-from sdk_fixtures import ROOT, make_parking_repo, parking_data  # noqa: F401
+from sdk_fixtures import GRANARY_BIN, ROOT
 
 
-def section_code(text: str, heading: str) -> list:
+def section_code(text: str, heading: str, language: str = "python") -> list:
     start = text.index(f"\n## {heading}\n")
     end = text.find("\n## ", start + 1)
     section = text[start:end if end >= 0 else len(text)]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
 
 
-def test_the_training_flow_runs_as_written(parking_data, tmp_path):
-    blocks = section_code((ROOT / "docs" / "PYTHON.md").read_text(), "A training flow")
+def run_setup(commands: str, folder) -> None:
+    """The shell block's commands from the project's root, with `folder` for /tmp/parking and the
+    build under test for build/granary; the last line (cd and start Python) is this process."""
+    lines = commands.strip().splitlines()
+    assert lines[-1].startswith("cd /tmp/parking && PYTHONPATH=$OLDPWD/build/python "), lines[-1]
+    for line in lines[:-1]:
+        line = line.replace("/tmp/parking", str(folder)).replace("build/granary", str(GRANARY_BIN))
+        proc = subprocess.run(["bash", "-c", line], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, f"{line}\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_the_training_flow_runs_as_written(tmp_path):
+    text = (ROOT / "docs" / "PYTHON.md").read_text()
+    setup = section_code(text, "A training flow", "sh")
+    assert len(setup) == 1
+    blocks = section_code(text, "A training flow")
     assert len(blocks) >= 6
-    make_parking_repo(tmp_path / "examples" / "parking", parking_data)
+    folder = tmp_path / "parking"
+    run_setup(setup[0], folder)
+    assert (folder / "granary.yaml").exists() and (folder / "data" / "datagen.json").exists()
     namespace = {"__name__": "python_md"}
     out = io.StringIO()
     cwd = os.getcwd()
-    os.chdir(tmp_path)
+    os.chdir(folder)
     try:
         with contextlib.redirect_stdout(out):
             for i, block in enumerate(blocks):

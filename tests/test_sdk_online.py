@@ -1,5 +1,5 @@
 """The Python SDK's get_online_features over the embedded store (rows written by
-granary_test_online_load): values, statuses and event times checked against the newest row per
+granary materialize): values, statuses and event times checked against the newest row per
 entity of the source files; the same validation and messages as the CLI; reads beside another process."""
 import json
 import subprocess

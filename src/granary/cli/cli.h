@@ -34,6 +34,11 @@ void RegisterStatusCommand(CLI::App& app, Context& ctx);        // status
 void RegisterScheduleCommand(CLI::App& app, Context& ctx);      // schedule
 void RegisterServeCommand(CLI::App& app, Context& ctx);         // serve
 
+// When the command line names no known command but has a word where the command goes, prints
+// "error: unknown command 'aply', did you mean 'apply'?" and returns CLI11's extras exit code;
+// else returns 0 (the parse error is something else).
+int ReportUnknownCommand(CLI::App& app);
+
 // "2GiB", "512MiB", "1.5G", "800M", "1000000" (bytes); InvalidArgument naming `option`.
 Result<int64_t> ParseByteSize(const std::string& text, std::string_view option);
 // An ISO 8601 time or "now" (then `now`); InvalidArgument naming `what`.

@@ -79,6 +79,7 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
     }
   }
   GRANARY_ASSIGN_OR_RAISE(request.entities, ReadTableFile(args.entities, csv_types));
+  request.entities_name = args.entities;
   HistoricalStats stats;
   GRANARY_ASSIGN_OR_RAISE(auto table, GetHistoricalFeatures(config, defs, request, &stats));
   if (stats.resident_bytes > request.memory_budget_bytes) {
@@ -95,18 +96,18 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
     for (const auto& v : stats.views) {
       const auto& s = v.join.scan;
       fmt::print(stderr,
-                 "{}: {} rows read of {} files ({} pruned), {} of {} row groups pruned, {} of {} "
+                 "{}{}: {} rows read of {} files ({} pruned), {} of {} row groups pruned, {} of {} "
                  "entity rows matched{}\n",
-                 v.name, Progress::HumanCount(s.rows_scanned), s.files_total, s.files_pruned,
-                 s.row_groups_pruned, s.row_groups_total, Progress::HumanCount(v.join.rows_matched),
-                 Progress::HumanCount(table->num_rows()),
+                 LogTimePrefix(stderr), v.name, Progress::HumanCount(s.rows_scanned), s.files_total,
+                 s.files_pruned, s.row_groups_pruned, s.row_groups_total,
+                 Progress::HumanCount(v.join.rows_matched), Progress::HumanCount(table->num_rows()),
                  v.join.partitions > 1 ? fmt::format(", {} partitions, {} MiB spilled",
                                                      v.join.partitions, v.join.bytes_spilled >> 20)
                                        : "");
     }
   }
-  fmt::print(stderr, "wrote {} rows x {} columns to {} in {:.1f}s (peak Arrow memory {} MiB)\n",
-             table->num_rows(), table->num_columns(), args.output, seconds,
+  fmt::print(stderr, "{}wrote {} rows x {} columns to {} in {:.1f}s (peak Arrow memory {} MiB)\n",
+             LogTimePrefix(stderr), table->num_rows(), table->num_columns(), args.output, seconds,
              arrow::default_memory_pool()->max_memory() >> 20);
   (void)ctx;
   return Status::OK();

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "granary/cli/cli.h"
+#include "granary/common/clock.h"
 #include "granary/types/arrow_convert.h"
 
 namespace granary::cli {
@@ -55,10 +56,13 @@ feature_services:
       - customer_stats
 )";
 
-// Five customers, one row a day for three days.
-Status WriteSampleData(const std::filesystem::path& path) {
+// Five customers, one row a day for the three days up to today (midnight UTC), so that the rows
+// are inside the view's 90-day ttl and `materialize-incremental now` serves them.
+Status WriteSampleData(const std::filesystem::path& path, Timestamp now) {
   std::vector<Value> ids, ts, created, failures, rates, tenure;
-  const Timestamp start = ParseTimestamp("2026-01-01T00:00:00Z").ValueOrDie();
+  const int64_t day_micros = Duration::Days(1).micros;
+  const Timestamp today{now.micros - ((now.micros % day_micros) + day_micros) % day_micros};
+  const Timestamp start = today - Duration::Days(2);
   for (int day = 0; day < 3; ++day) {
     for (int64_t c = 1001; c <= 1005; ++c) {
       ids.emplace_back(c);
@@ -114,11 +118,17 @@ void RunInit(Context& ctx, const std::string& name) {
       << fmt::format(fmt::runtime(kConfig), fmt::arg("project", name));
   std::ofstream(dir / "features.yaml") << kDefinitions;
   std::ofstream(dir / ".gitignore") << "data/registry.db*\ndata/online/\n";
-  Status st = WriteSampleData(dir / "data/customer_stats.parquet");
+  Status st = WriteSampleData(dir / "data/customer_stats.parquet", SystemClock::Default().Now());
   if (!st.ok()) return ctx.Fail(st);
   fmt::print(
       "Created feature repository {}:\n  granary.yaml\n  features.yaml\n"
-      "  data/customer_stats.parquet (sample data)\nNext: cd {} && granary apply\n",
+      "  data/customer_stats.parquet (sample data: customers 1001-1005, the last three days)\n"
+      "Next:\n"
+      "  cd {}\n"
+      "  granary apply                           # store the definitions in the registry\n"
+      "  granary materialize-incremental now     # load the latest values into the online store\n"
+      "  granary get-online-features --feature-service customer_risk_v1 "
+      "--entity customer_id=1001,1002\n",
       dir.string(), dir.string());
 }
 

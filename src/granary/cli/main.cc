@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "granary/cli/cli.h"
+#include "granary/common/strings.h"
 
 namespace granary::cli {
 
@@ -19,6 +20,19 @@ bool Context::LoadConfig(RepoConfig* out) {
   }
   *out = std::move(*config);
   return true;
+}
+
+int ReportUnknownCommand(CLI::App& app) {
+  if (!app.get_subcommands().empty()) return 0;
+  const std::vector<std::string> extras = app.remaining();
+  if (extras.empty() || extras.front().empty() || extras.front()[0] == '-') return 0;
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    names.push_back(sub->get_name());
+  }
+  fmt::print(stderr, "error: unknown command '{}'{}\nRun 'granary --help' to list the commands.\n",
+             extras.front(), DidYouMean(extras.front(), names));
+  return static_cast<int>(CLI::ExitCodes::ExtrasError);
 }
 
 }  // namespace granary::cli
@@ -50,6 +64,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // A mistyped command is not a missing one: name it and the closest command.
+    if (int code = granary::cli::ReportUnknownCommand(app); code != 0) return code;
     return app.exit(e);
   } catch (const std::exception& e) {
     // Subsystems return errors as values; an exception that gets here is a bug. Say so plainly

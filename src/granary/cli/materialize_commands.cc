@@ -130,7 +130,7 @@ void RunMaterialize(Context& ctx, MaterializeRequest::Kind kind, const IntervalA
     request.start = *start;
   }
   options->after_view = [](const ViewMaterialization& v) {
-    fmt::print("{}\n", DescribeView(v));
+    fmt::print("{}{}\n", LogTimePrefix(stdout), DescribeView(v));
     std::fflush(stdout);
   };
   std::atomic<bool> cancelled{false};

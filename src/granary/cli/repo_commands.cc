@@ -1,16 +1,40 @@
 // apply, plan, teardown: turning a repository's definitions into registry versions.
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <iostream>
+#include <string>
 
 #include "granary/cli/cli.h"
 #include "granary/common/clock.h"
+#include "granary/materialize/repository_lock.h"
 #include "granary/offline/source_inspector.h"
 #include "granary/online/online_store.h"
+#include "granary/online/view_layout.h"
 #include "granary/registry/apply.h"
 
 namespace granary::cli {
 namespace {
+
+// Online views whose stored layout (docs/ONLINE_LAYOUT.md: the schema fingerprint in every
+// value) differs between `before` and `after`: their values online read NOT_FOUND from the
+// apply on, until the view is materialized again.
+std::vector<std::string> ViewsWithNewOnlineLayout(const RepoConfig& config,
+                                                  const Definitions& before,
+                                                  const Definitions& after) {
+  std::vector<std::string> out;
+  for (const FeatureView& view : after.feature_views) {
+    const FeatureView* old_view = before.FindFeatureView(view.name);
+    if (old_view == nullptr || !view.online || !old_view->online) continue;
+    auto old_layout = ViewLayout::Make(before, *old_view, config.online_store.key_ttl);
+    auto new_layout = ViewLayout::Make(after, view, config.online_store.key_ttl);
+    if (!old_layout.ok() || !new_layout.ok()) continue;
+    if ((*old_layout)->fingerprint() != (*new_layout)->fingerprint()) out.push_back(view.name);
+  }
+  return out;
+}
 
 void RunPlanOrApply(Context& ctx, bool apply) {
   RepoConfig config;
@@ -31,6 +55,16 @@ void RunPlanOrApply(Context& ctx, bool apply) {
     return;
   }
   fmt::print("{}", FormatPlan(outcome->changes));
+  for (const std::string& view :
+       ViewsWithNewOnlineLayout(config, outcome->previous_definitions, defs)) {
+    fmt::print(stderr,
+               "warning: feature view '{}': its online schema changes (features added, removed, "
+               "renamed or retyped), so {} values stored online read NOT_FOUND until the view is "
+               "materialized again; {}run 'granary materialize-incremental now --views {}' (it "
+               "reloads the view from its source within the ttl)\n",
+               view, apply ? "from now on its" : "once applied, its", apply ? "" : "after apply, ",
+               view);
+  }
   if (outcome->previous && outcome->changes.empty()) {
     fmt::print("(the project name changed from '{}')\n", outcome->previous->project);
   }
@@ -42,9 +76,47 @@ void RunPlanOrApply(Context& ctx, bool apply) {
              outcome->applied->fingerprint, config.RegistryPath().string());
 }
 
-void RunTeardown(Context& ctx) {
+// Asks on the terminal whether to delete everything teardown deletes. Without a terminal (a
+// script, a pipe) there is nobody to ask: the caller must have said --yes.
+bool ConfirmTeardown(Context& ctx, const RepoConfig& config) {
+  const std::string what = fmt::format(
+      "teardown deletes project {}'s online data ({}), its registry ({}) with every version, "
+      "watermark and run history",
+      config.project,
+      config.online_store.type == "rocksdb" ? config.Resolve(config.online_store.path).string()
+                                            : config.online_store.type,
+      config.RegistryPath().string());
+  if (!isatty(STDIN_FILENO)) {
+    ctx.Fail(Status::InvalidArgument(fmt::format(
+        "{}; stdin is not a terminal, so nothing was asked and nothing was removed: run "
+        "'granary teardown --yes' to confirm",
+        what)));
+    return false;
+  }
+  fmt::print("{}.\nContinue? [y/N] ", what);
+  std::fflush(stdout);
+  std::string answer;
+  if (!std::getline(std::cin, answer)) answer.clear();
+  if (answer == "y" || answer == "Y" || answer == "yes" || answer == "YES" || answer == "Yes") {
+    return true;
+  }
+  fmt::print("Nothing was removed.\n");
+  return false;
+}
+
+void RunTeardown(Context& ctx, bool yes) {
   RepoConfig config;
   if (!ctx.LoadConfig(&config)) return;
+  if (!yes && !ConfirmTeardown(ctx, config)) return;
+  // Hold the repository lock throughout, so that no materialization writes while (or after) the
+  // store and its registry go.
+  std::unique_ptr<RepositoryLock> lock;
+  if (std::filesystem::exists(config.RegistryPath())) {
+    auto acquired = RepositoryLock::Acquire(config.RegistryPath(), "granary teardown",
+                                            SystemClock::Default().Now());
+    if (!acquired.ok()) return ctx.Fail(acquired.status().WithContext("nothing was removed"));
+    lock = std::move(*acquired);
+  }
   // The online data goes first, through the store: if the store cannot be reached, nothing is
   // removed and teardown can be run again.
   const bool embedded = config.online_store.type == "rocksdb";
@@ -71,7 +143,9 @@ void RunTeardown(Context& ctx) {
     ++removed;
   };
   if (embedded) remove(online_path);
-  for (const char* suffix : {"", "-wal", "-shm"}) {
+  // The registry with SQLite's journal files, and the materialization lock beside it (held by this
+  // process, so no run starts in between; unlinking a held flock file is safe).
+  for (const char* suffix : {"", "-wal", "-shm", ".materialize.lock"}) {
     remove(std::filesystem::path(config.RegistryPath().string() + suffix));
   }
   if (removed == 0 && ctx.exit_code == 0)
@@ -85,9 +159,13 @@ void RegisterRepoCommands(CLI::App& app, Context& ctx) {
       ->callback([&ctx] { RunPlanOrApply(ctx, /*apply=*/true); });
   app.add_subcommand("plan", "Show what apply would change, without writing anything")
       ->callback([&ctx] { RunPlanOrApply(ctx, /*apply=*/false); });
-  app.add_subcommand("teardown",
-                     "Remove the project's online data (RocksDB or Redis) and its registry")
-      ->callback([&ctx] { RunTeardown(ctx); });
+  auto yes = std::make_shared<bool>(false);
+  CLI::App* teardown = app.add_subcommand(
+      "teardown",
+      "Remove the project's online data (RocksDB or Redis) and its registry (asks first)");
+  teardown->add_flag("-y,--yes", *yes,
+                     "Do not ask (required when stdin is not a terminal, as in scripts)");
+  teardown->callback([&ctx, yes] { RunTeardown(ctx, *yes); });
 }
 
 }  // namespace granary::cli

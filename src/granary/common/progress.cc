@@ -14,6 +14,12 @@ int64_t Nanos(std::chrono::steady_clock::duration d) {
 
 }  // namespace
 
+std::string LogTimePrefix(std::FILE* out, const Clock* clock) {
+  if (out == nullptr || isatty(fileno(out)) != 0) return "";
+  const Clock& c = clock != nullptr ? *clock : SystemClock::Default();
+  return FormatTimestamp(c.Now()) + " ";
+}
+
 Progress::Progress(std::string label, int64_t total, std::string unit, ProgressOptions options)
     : label_(std::move(label)),
       unit_(std::move(unit)),
@@ -63,7 +69,9 @@ void Progress::MaybeDraw(bool final) {
     // \r and clear-to-end-of-line redraw in place; the final line ends with a newline.
     fmt::print(options_.out, "\r{}\x1b[K{}", line, final ? "\n" : "");
   } else {
-    fmt::print(options_.out, "{}\n", line);
+    const granary::Clock& clock =
+        options_.clock != nullptr ? *options_.clock : SystemClock::Default();
+    fmt::print(options_.out, "{} {}\n", FormatTimestamp(clock.Now()), line);
   }
   std::fflush(options_.out);
   if (final) finished_ = true;

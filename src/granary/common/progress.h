@@ -3,9 +3,9 @@
 //
 // On a terminal it redraws one line at most every 100 ms:
 //   customer_risk [##########..........]  52%  1.3M/2.5M rows  412K rows/s  ETA 3s
-// Elsewhere (a log file, CI, cron) it writes a plain line at most every `log_interval` (10 s by
-// default) and one when it finishes, so logs stay short:
-//   customer_risk: 1.3M/2.5M rows (52%), 412K rows/s, ETA 3s
+// Elsewhere (a log file, CI, cron) it writes a plain line, stamped with the time in UTC, at most
+// every `log_interval` (10 s by default) and one when it finishes, so logs stay short and say when:
+//   2026-12-05T02:00:10.500000Z customer_risk: 1.3M/2.5M rows (52%), 412K rows/s, ETA 3s
 // A total of 0 means "unknown": the bar, the percentage and the ETA are left out.
 //
 // Thread-safe: Add() may be called from many threads at once; it costs one atomic add unless a
@@ -19,6 +19,8 @@
 #include <mutex>
 #include <string>
 
+#include "granary/common/clock.h"
+
 namespace granary {
 
 struct ProgressOptions {
@@ -27,7 +29,12 @@ struct ProgressOptions {
   enum class Mode { kDetect, kTerminal, kLog, kSilent } mode = Mode::kDetect;
   std::chrono::milliseconds redraw_interval{100};  // terminal
   std::chrono::milliseconds log_interval{10'000};  // log lines
+  const Clock* clock = nullptr;                    // the time on log lines; null: the system's
 };
+
+// "2026-12-05T02:00:10.500000Z " (the time now, then a space) when `out` is not a terminal, else
+// "": for the summary lines of long commands, which end up in a scheduler's or cron's log.
+std::string LogTimePrefix(std::FILE* out, const Clock* clock = nullptr);
 
 class Progress {
  public:

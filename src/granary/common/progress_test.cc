@@ -35,18 +35,21 @@ TEST(Progress, HumanDurationPicksUnits) {
   EXPECT_EQ(Progress::HumanDuration(seconds(3720)), "1h02m");
 }
 
-TEST(Progress, LogModeWritesOneFinalLineForAShortJob) {
+TEST(Progress, LogModeWritesOneFinalLineForAShortJobStampedWithTheTime) {
+  const ManualClock clock(ParseTimestamp("2026-12-05T02:00:10.5Z").ValueOrDie());
   std::FILE* f = std::tmpfile();
   ASSERT_NE(f, nullptr);
   {
-    Progress p("customer_risk", 2000, "rows", {.out = f, .mode = ProgressOptions::Mode::kLog});
+    Progress p("customer_risk", 2000, "rows",
+               {.out = f, .mode = ProgressOptions::Mode::kLog, .clock = &clock});
     p.Add(1500);
     p.Add(500);
     EXPECT_EQ(p.done(), 2000);
   }
   const std::string out = ReadAll(f);
   std::fclose(f);
-  EXPECT_EQ(out.rfind("customer_risk: 2.00K/2.00K rows in ", 0), 0u) << out;
+  EXPECT_EQ(out.rfind("2026-12-05T02:00:10.500000Z customer_risk: 2.00K/2.00K rows in ", 0), 0u)
+      << out;
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
 }
 
@@ -67,6 +70,15 @@ TEST(Progress, LogModeReportsPercentRateAndEtaWhileRunning) {
   EXPECT_NE(out.find("ETA "), std::string::npos) << out;
   EXPECT_NE(out.find("bay_demand: 250/1.00K rows in "), std::string::npos) << out;
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;
+}
+
+TEST(Progress, LogTimePrefixIsTheTimeOffATerminalOnly) {
+  const ManualClock clock(ParseTimestamp("2026-12-05T02:00:00Z").ValueOrDie());
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(LogTimePrefix(f, &clock), "2026-12-05T02:00:00Z ");
+  std::fclose(f);
+  EXPECT_EQ(LogTimePrefix(nullptr, &clock), "");
 }
 
 TEST(Progress, TerminalModeRedrawsABarInPlace) {
@@ -95,7 +107,7 @@ TEST(Progress, UnknownTotalShowsCountAndRateOnly) {
   }
   const std::string out = ReadAll(f);
   std::fclose(f);
-  EXPECT_EQ(out.rfind("scan: 7 files in ", 0), 0u) << out;
+  EXPECT_NE(out.find("Z scan: 7 files in "), std::string::npos) << out;
   EXPECT_EQ(out.find('%'), std::string::npos) << out;
 }
 

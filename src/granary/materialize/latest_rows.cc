@@ -206,7 +206,7 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
                                                               : scan->stats().bytes_estimated / 8;
   const int64_t table_bytes = rows_bound * LatestRowTable::BytesPerEntity(single_integer_key);
   const int64_t half_budget = std::max<int64_t>(1, options.memory_budget_bytes / 2);
-  int partitions = options.force_partitions;
+  int partitions = options.TEST_force_partitions;
   if (partitions == 0 && table_bytes > options.memory_budget_bytes) {
     partitions = static_cast<int>(
         std::clamp<int64_t>((table_bytes + half_budget - 1) / half_budget, 2, 4096));

@@ -81,7 +81,7 @@ struct LatestRowsOptions {
   std::filesystem::path spill_dir;               // empty: the system's temp dir
   Progress* progress = nullptr;                  // counts rows read; may be null
   const std::atomic<bool>* cancelled = nullptr;  // checked between batches; may be null
-  int force_partitions = 0;                      // tests: > 0 partitions this many ways
+  int TEST_force_partitions = 0;                 // tests: > 0 partitions this many ways
 };
 
 struct LatestRowsStats {

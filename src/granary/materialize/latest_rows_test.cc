@@ -8,7 +8,7 @@
 #include <random>
 #include <tuple>
 
-#include "granary/materialize/test_repo.h"
+#include "granary/testing/materialize_repository.h"
 
 namespace granary {
 namespace {
@@ -73,7 +73,7 @@ TEST_P(LatestRowsAgainstTheRules, MaterializedValuesAreTheLatestRows) {
     repo->WriteRows("part-" + std::to_string(f), files[f], /*row_group_rows=*/700);
   }
   MaterializeOptions options = repo->Options();
-  options.force_partitions = mode.force_partitions;
+  options.TEST_force_partitions = mode.force_partitions;
   options.memory_budget_bytes = mode.budget;
   options.write_batch_rows = 50;
   MaterializeRequest request;

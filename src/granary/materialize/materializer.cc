@@ -94,7 +94,7 @@ Status MaterializeRows(const RunContext& ctx, const FeatureView& view, const Vie
   latest.memory_budget_bytes = ctx.options.memory_budget_bytes;
   latest.spill_dir = ctx.options.spill_dir;
   latest.cancelled = ctx.cancelled;
-  latest.force_partitions = ctx.options.force_partitions;
+  latest.TEST_force_partitions = ctx.options.TEST_force_partitions;
   LatestRowsStats latest_stats;
   std::vector<ChosenRow> chosen;
   {

@@ -69,8 +69,8 @@ struct MaterializeOptions {
   std::function<void(const struct ViewMaterialization&)> after_view;
   // Called after each WriteBatch, on a writer thread; for observers and fault-injection tests.
   std::function<void(const std::string& view, const WriteStats& batch)> after_write;
-  // Tests: partition pass one this many ways even when it fits in memory.
-  int force_partitions = 0;
+  // Test hook (production leaves it 0): partition pass one this many ways even when it fits.
+  int TEST_force_partitions = 0;
 };
 
 // What happened to one view.

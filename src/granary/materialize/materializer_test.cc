@@ -8,7 +8,7 @@
 
 #include "granary/materialize/interval.h"
 #include "granary/materialize/repository_lock.h"
-#include "granary/materialize/test_repo.h"
+#include "granary/testing/materialize_repository.h"
 
 namespace granary {
 namespace {

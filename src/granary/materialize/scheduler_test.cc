@@ -7,7 +7,7 @@
 #include <fstream>
 #include <thread>
 
-#include "granary/materialize/test_repo.h"
+#include "granary/testing/materialize_repository.h"
 
 namespace granary {
 namespace {

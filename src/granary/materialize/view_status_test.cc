@@ -6,7 +6,7 @@
 
 #include "granary/materialize/materialize_metrics.h"
 #include "granary/materialize/repository_lock.h"
-#include "granary/materialize/test_repo.h"
+#include "granary/testing/materialize_repository.h"
 
 namespace granary {
 namespace {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "granary/common/result.h"
+#include "granary/offline/deletion_vector.h"
 
 namespace arrow {
 class Schema;
@@ -34,16 +35,21 @@ struct DeltaDataFile {
   std::map<std::string, std::optional<std::string>> partition_values;
   int64_t size = 0;        // bytes, as the log says
   std::string stats_json;  // the add action's "stats" (numRecords, minValues, maxValues), or ""
+  // The rows of the file that DELETE, UPDATE or MERGE removed (reader feature deletionVectors);
+  // readers skip them (DeletionVector::Load). Row statistics in stats_json still count them.
+  std::optional<DeletionVectorDescriptor> deletion_vector;
 };
 
 // The state of a Delta table at its newest version, after replaying the log.
 //
 // Replay: the newest complete checkpoint (named by _last_checkpoint, else found by listing; a
 // corrupt _last_checkpoint is ignored), single- or multi-part, then every JSON commit after it in
-// order (versions must be contiguous). add puts a file in, remove takes it out; the newest
-// metaData and protocol win. Readable: reader versions 1 to 3 with the reader features
-// columnMapping, timestampNtz, typeWidening(-preview), vacuumProtocolCheck and deletionVectors
-// (as long as no live file has a deletion vector); anything else is an error naming it.
+// order (versions must be contiguous). Files are keyed by (path, deletion vector id) as the
+// protocol says: add puts a file in, remove takes it out, and of two live entries for one path
+// (a DV replaced without a remove) the newer wins; the newest metaData and protocol win.
+// Readable: reader versions 1 to 3 with the reader features columnMapping, timestampNtz,
+// typeWidening(-preview), vacuumProtocolCheck and deletionVectors (applied: the rows a file's
+// deletion vector names are skipped by every read); anything else is an error naming it.
 struct DeltaSnapshot {
   std::filesystem::path table;
   int64_t version = -1;
@@ -56,6 +62,12 @@ struct DeltaSnapshot {
   std::map<std::string, std::string> physical_names;
   // Live files, sorted byte-wise by path (the documented file order of the offline store).
   std::vector<DeltaDataFile> files;
+  // The writer side of the protocol, for appends: minWriterVersion and writerFeatures (version
+  // 7), and the metaData configuration (table properties such as delta.appendOnly).
+  int min_writer_version = 0;
+  std::vector<std::string> writer_features;
+  std::map<std::string, std::string> configuration;
+  std::string schema_string;  // the metaData schemaString (field metadata: invariants, ...)
 
   const std::string& PhysicalName(const std::string& logical) const;
 };
@@ -68,7 +80,8 @@ Result<DeltaSnapshot> ReadDeltaSnapshot(const std::filesystem::path& table);
 
 // Reads every live row of a snapshot as one table: columns by logical name in schema order, typed
 // as the schema says (partition values parsed; columns missing from older files are null; column
-// mapping undone), files in path order. For tests and small tables: it holds everything in memory.
+// mapping undone; rows deleted by deletion vectors skipped), files in path order. For tests and
+// small tables: it holds everything in memory.
 Result<std::shared_ptr<arrow::Table>> ReadDeltaTable(const DeltaSnapshot& snapshot);
 
 // Decodes %XX escapes (paths in Delta add/remove actions are URIs).

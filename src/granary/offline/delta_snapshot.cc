@@ -29,8 +29,8 @@ using JsonValue = rapidjson::Value;
 using delta_json::Member;
 using delta_json::StringMember;
 
-// Reader features whose meaning the offline store handles. deletionVectors is accepted in the
-// protocol, but a live file that carries one is refused (see Finish).
+// Reader features whose meaning the offline store handles (deletionVectors: the rows a file's
+// vector names are skipped when the file is read, see source_fragment.cc).
 const std::set<std::string>& SupportedReaderFeatures() {
   static const std::set<std::string> kSupported = {"columnMapping",       "timestampNtz",
                                                    "typeWidening",        "typeWidening-preview",
@@ -42,14 +42,17 @@ const std::set<std::string>& SupportedReaderFeatures() {
 struct ReplayState {
   std::optional<int> min_reader_version;
   std::vector<std::string> reader_features;
+  int min_writer_version = 0;
+  std::vector<std::string> writer_features;
   std::optional<std::string> schema_string;
   std::vector<std::string> partition_columns;
   std::map<std::string, std::string> configuration;
   struct Live {
-    DeltaDataFile file;  // partition_values keyed by physical names until Finish
-    bool has_deletion_vector = false;
+    DeltaDataFile file;    // partition_values keyed by physical names until Finish
+    int64_t sequence = 0;  // replay order: of two entries for one path, the newer wins
   };
   std::map<std::string, Live> files;  // by raw (encoded) path + "#" + deletion vector id
+  int64_t next_sequence = 0;
 };
 
 struct NamedFile {
@@ -152,13 +155,19 @@ std::optional<int64_t> LastCheckpointVersion(const std::filesystem::path& log) {
 void ApplyProtocol(const JsonValue& protocol, ReplayState* state) {
   const JsonValue* reader = Member(protocol, "minReaderVersion");
   if (reader != nullptr && reader->IsInt()) state->min_reader_version = reader->GetInt();
-  state->reader_features.clear();
-  const JsonValue* features = Member(protocol, "readerFeatures");
-  if (features != nullptr && features->IsArray()) {
-    for (const auto& f : features->GetArray()) {
-      if (f.IsString()) state->reader_features.emplace_back(f.GetString());
+  const JsonValue* writer = Member(protocol, "minWriterVersion");
+  state->min_writer_version = writer != nullptr && writer->IsInt() ? writer->GetInt() : 0;
+  auto strings = [&](const char* name, std::vector<std::string>* out) {
+    out->clear();
+    const JsonValue* features = Member(protocol, name);
+    if (features != nullptr && features->IsArray()) {
+      for (const auto& f : features->GetArray()) {
+        if (f.IsString()) out->emplace_back(f.GetString());
+      }
     }
-  }
+  };
+  strings("readerFeatures", &state->reader_features);
+  strings("writerFeatures", &state->writer_features);
 }
 
 void ApplyMetadata(const JsonValue& meta, ReplayState* state) {
@@ -180,14 +189,35 @@ void ApplyMetadata(const JsonValue& meta, ReplayState* state) {
   }
 }
 
+// The deletionVector of an add or remove action; nullopt when there is none. A descriptor
+// without a one-character storage type is Corruption.
+Result<std::optional<DeletionVectorDescriptor>> ParseDeletionVector(const JsonValue* dv,
+                                                                    const std::string& where) {
+  if (dv == nullptr || dv->IsNull()) return std::optional<DeletionVectorDescriptor>();
+  const std::string storage = dv->IsObject() ? StringMember(*dv, "storageType") : "";
+  if (storage.size() != 1) {
+    return Status::Corruption(where +
+                              ": a deletionVector lacks a one-character storageType ('u', 'p' or "
+                              "'i')");
+  }
+  DeletionVectorDescriptor out;
+  out.storage_type = storage[0];
+  out.path_or_inline_dv = StringMember(*dv, "pathOrInlineDv");
+  auto integer = [&](const char* name) -> std::optional<int64_t> {
+    const JsonValue* m = Member(*dv, name);
+    return m != nullptr && m->IsInt64() ? std::optional(m->GetInt64()) : std::nullopt;
+  };
+  out.offset = integer("offset");
+  out.size_in_bytes = integer("sizeInBytes").value_or(0);
+  out.cardinality = integer("cardinality").value_or(0);
+  return std::optional(std::move(out));
+}
+
 // The identity of a file entry in the log: its path plus its deletion vector's id, as the Delta
 // protocol keys log replay (a DV update removes (path, old dv) and adds (path, new dv) in one
 // commit, in either order).
-std::string DvId(const JsonValue* dv) {
-  if (dv == nullptr || !dv->IsObject()) return "";
-  const JsonValue* offset = Member(*dv, "offset");
-  return StringMember(*dv, "storageType") + StringMember(*dv, "pathOrInlineDv") + "@" +
-         (offset != nullptr && offset->IsInt64() ? std::to_string(offset->GetInt64()) : "");
+std::string FileKey(const std::string& path, const std::optional<DeletionVectorDescriptor>& dv) {
+  return path + "#" + (dv ? dv->UniqueId() : "");
 }
 
 Status ApplyAdd(const JsonValue& add, ReplayState* state, const std::string& where) {
@@ -205,9 +235,11 @@ Status ApplyAdd(const JsonValue& add, ReplayState* state, const std::string& whe
           m.value.IsString() ? std::optional<std::string>(m.value.GetString()) : std::nullopt;
     }
   }
-  const JsonValue* dv = Member(add, "deletionVector");
-  live.has_deletion_vector = dv != nullptr && dv->IsObject();
-  state->files[path + "#" + DvId(dv)] = std::move(live);
+  GRANARY_ASSIGN_OR_RAISE(live.file.deletion_vector,
+                          ParseDeletionVector(Member(add, "deletionVector"), where));
+  live.sequence = state->next_sequence++;
+  const std::string key = FileKey(path, live.file.deletion_vector);
+  state->files[key] = std::move(live);
   return Status::OK();
 }
 
@@ -228,8 +260,9 @@ Status ReplayCommit(const NamedFile& commit, ReplayState* state) {
     if (const JsonValue* add = Member(action, "add")) {
       GRANARY_RETURN_NOT_OK(ApplyAdd(*add, state, where));
     } else if (const JsonValue* remove = Member(action, "remove")) {
-      state->files.erase(StringMember(*remove, "path") + "#" +
-                         DvId(Member(*remove, "deletionVector")));
+      GRANARY_ASSIGN_OR_RAISE(auto dv,
+                              ParseDeletionVector(Member(*remove, "deletionVector"), where));
+      state->files.erase(FileKey(StringMember(*remove, "path"), dv));
     } else if (const JsonValue* meta = Member(action, "metaData")) {
       ApplyMetadata(*meta, state);
     } else if (const JsonValue* protocol = Member(action, "protocol")) {
@@ -264,6 +297,14 @@ std::vector<std::pair<std::string, std::optional<std::string>>> MapAt(
     if (key) out.emplace_back(*key, StringAt(map.items(), j));
   }
   return out;
+}
+
+// An int32 or int64 at row i (checkpoint writers differ); nullopt when null or another type.
+std::optional<int64_t> IntegerAt(const std::shared_ptr<arrow::Array>& a, int64_t i) {
+  if (a == nullptr || a->IsNull(i)) return std::nullopt;
+  if (a->type_id() == arrow::Type::INT32) return static_cast<const arrow::Int32Array&>(*a).Value(i);
+  if (a->type_id() == arrow::Type::INT64) return static_cast<const arrow::Int64Array&>(*a).Value(i);
+  return std::nullopt;
 }
 
 std::vector<std::string> StringListAt(const std::shared_ptr<arrow::Array>& a, int64_t i) {
@@ -323,6 +364,13 @@ Status ReplayCheckpointPart(const std::filesystem::path& part, ReplayState* stat
         state->min_reader_version = static_cast<const arrow::Int32Array&>(*reader_version).Value(i);
       }
       state->reader_features = StringListAt(Child(*protocol, "readerFeatures"), i);
+      state->writer_features = StringListAt(Child(*protocol, "writerFeatures"), i);
+      auto writer_version = Child(*protocol, "minWriterVersion");
+      state->min_writer_version =
+          writer_version != nullptr && writer_version->IsValid(i) &&
+                  writer_version->type_id() == arrow::Type::INT32
+              ? static_cast<const arrow::Int32Array&>(*writer_version).Value(i)
+              : 0;
     }
     if (meta != nullptr && meta->IsValid(i)) {
       state->schema_string = StringAt(Child(*meta, "schemaString"), i);
@@ -347,18 +395,29 @@ Status ReplayCheckpointPart(const std::filesystem::path& part, ReplayState* stat
         live.file.partition_values[k] = v;
       }
       auto dv = Child(*add, "deletionVector");
-      live.has_deletion_vector = dv != nullptr && dv->IsValid(i);
-      std::string dv_id;
-      if (live.has_deletion_vector && dv->type_id() == arrow::Type::STRUCT) {
+      if (dv != nullptr && dv->IsValid(i)) {
+        if (dv->type_id() != arrow::Type::STRUCT) {
+          return Status::Corruption(fmt::format(
+              "checkpoint {}: add.deletionVector of {} is not a struct", part.string(), *path));
+        }
         const auto& dv_struct = static_cast<const arrow::StructArray&>(*dv);
-        auto offset = Child(dv_struct, "offset");
-        dv_id = StringAt(Child(dv_struct, "storageType"), i).value_or("") +
-                StringAt(Child(dv_struct, "pathOrInlineDv"), i).value_or("") + "@" +
-                (offset != nullptr && offset->IsValid(i) && offset->type_id() == arrow::Type::INT32
-                     ? std::to_string(static_cast<const arrow::Int32Array&>(*offset).Value(i))
-                     : "");
+        const std::string storage = StringAt(Child(dv_struct, "storageType"), i).value_or("");
+        if (storage.size() != 1) {
+          return Status::Corruption(fmt::format(
+              "checkpoint {}: the deletionVector of {} lacks a one-character storageType",
+              part.string(), *path));
+        }
+        DeletionVectorDescriptor descriptor;
+        descriptor.storage_type = storage[0];
+        descriptor.path_or_inline_dv = StringAt(Child(dv_struct, "pathOrInlineDv"), i).value_or("");
+        descriptor.offset = IntegerAt(Child(dv_struct, "offset"), i);
+        descriptor.size_in_bytes = IntegerAt(Child(dv_struct, "sizeInBytes"), i).value_or(0);
+        descriptor.cardinality = IntegerAt(Child(dv_struct, "cardinality"), i).value_or(0);
+        live.file.deletion_vector = std::move(descriptor);
       }
-      state->files[*path + "#" + dv_id] = std::move(live);
+      live.sequence = state->next_sequence++;
+      const std::string key = FileKey(*path, live.file.deletion_vector);
+      state->files[key] = std::move(live);
     }
   }
   return Status::OK();
@@ -423,16 +482,19 @@ Result<DeltaSnapshot> Finish(const std::filesystem::path& table, int64_t version
       logical_of[physical] = logical;
     }
   }
+  snap.min_writer_version = state.min_writer_version;
+  snap.writer_features = state.writer_features;
+  snap.configuration = state.configuration;
+  snap.schema_string = *state.schema_string;
+  // One live entry per path: the newest (path, DV) pair (a writer that replaced a file's DV
+  // without removing the old pair leaves both in the log).
+  std::map<std::string, ReplayState::Live*> newest;
   for (auto& [key, live] : state.files) {
-    const std::string raw_path = live.file.path.string();
-    if (live.has_deletion_vector) {
-      return Status::InvalidArgument(fmt::format(
-          "Delta table {}: file {} has a deletion vector (reader feature 'deletionVectors'), which "
-          "Granary does not apply; rewrite the table without deletion vectors (e.g. REORG TABLE "
-          "... APPLY (PURGE)) to read it",
-          name, raw_path));
-    }
-    DeltaDataFile file = std::move(live.file);
+    ReplayState::Live*& slot = newest[live.file.path.string()];
+    if (slot == nullptr || live.sequence > slot->sequence) slot = &live;
+  }
+  for (auto& [raw_path, live] : newest) {
+    DeltaDataFile file = std::move(live->file);
     std::string decoded = PercentDecode(raw_path);
     if (decoded.starts_with("file://")) decoded = decoded.substr(7);
     if (decoded.starts_with("file:")) decoded = decoded.substr(5);

@@ -68,8 +68,11 @@ Result<std::shared_ptr<arrow::Table>> ReadDeltaTable(const DeltaSnapshot& snapsh
   for (const DeltaDataFile& file : snapshot.files) {
     Fragment fragment;
     fragment.path = file.path;
+    fragment.deletion_vector = file.deletion_vector;
+    fragment.delta_table = snapshot.table;
     int64_t total = 0, pruned = 0;
     GRANARY_RETURN_NOT_OK(PlanParquetFragment(request, &fragment, &total, &pruned));
+    if (fragment.row_groups.empty()) continue;  // every row deleted by its deletion vector
     GRANARY_ASSIGN_OR_RAISE(auto reader, OpenFragment(fragment, request));
     while (true) {
       std::shared_ptr<arrow::RecordBatch> raw;

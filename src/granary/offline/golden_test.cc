@@ -6,7 +6,7 @@
 
 #include "granary/common/strings.h"
 #include "granary/common/temp_dir.h"
-#include "granary/offline/golden_case.h"
+#include "granary/testing/golden_case.h"
 
 namespace granary::golden {
 namespace {

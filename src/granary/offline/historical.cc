@@ -160,7 +160,9 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
   GRANARY_ASSIGN_OR_RAISE(int time_index, EntityTimeColumn(entity_schema));
   const std::string time_name = entity_schema.field(time_index)->name();
   GRANARY_ASSIGN_OR_RAISE(auto time_raw, Combined(entity_table->column(time_index)));
-  GRANARY_ASSIGN_OR_RAISE(auto entity_time, ToUtcMicros(time_raw, time_name));
+  auto entity_time_or = ToUtcMicros(time_raw, time_name);
+  if (!entity_time_or.ok()) return entity_time_or.status().WithContext(request.entities_name);
+  std::shared_ptr<arrow::Array> entity_time = std::move(*entity_time_or);
   const int64_t n = entity_table->num_rows();
 
   // Time range of the entity rows, for pruning.
@@ -245,7 +247,7 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
       GRANARY_ASSIGN_OR_RAISE(ValueType type, FromArrowType(*key_field->type()));
       GRANARY_ASSIGN_OR_RAISE(auto raw, Combined(entity_table->column(index)));
       auto cast = CastToValueType(raw, type, key);
-      if (!cast.ok()) return cast.status().WithContext("entity rows");
+      if (!cast.ok()) return cast.status().WithContext(request.entities_name);
       fields.push_back(key_field);
       arrays.push_back(*cast);
     }

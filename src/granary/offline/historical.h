@@ -24,6 +24,8 @@ struct HistoricalRequest {
   // `event_timestamp`, or else the only timestamp (or date) column; strings in ISO 8601 are
   // parsed. Other columns pass through unchanged.
   std::shared_ptr<arrow::Table> entities;
+  // What the entity rows are called in error messages: the file they came from, when they did.
+  std::string entities_name = "entity rows";
   // Either features ("view:feature") or a feature service's name.
   std::vector<FeatureRef> features;
   std::string feature_service;

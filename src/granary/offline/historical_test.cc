@@ -9,12 +9,13 @@
 
 #include "granary/offline/table_io.h"
 #include "granary/registry/loader.h"
+#include "granary/testing/testdata.h"
 #include "granary/types/arrow_convert.h"
 
 namespace granary {
 namespace {
 
-const std::filesystem::path kTestData = GRANARY_TESTDATA_DIR;
+const std::filesystem::path kTestData = testing::TestDataDir();
 
 Definitions Load(const std::string& yaml) {
   Diagnostics diag;
@@ -77,6 +78,7 @@ feature_services:
 )yaml";
 
 TEST(HistoricalFeatures, FeastPointInTimeCsvsGiveTheHandCheckedAnswer) {
+  GRANARY_REQUIRE_TESTDATA("feast");
   Definitions defs = Load(kFeastPairs);
   HistoricalRequest request;
   request.entities = ReadTableFile(kTestData / "feast/customer_driver_pairs.csv").ValueOrDie();
@@ -130,6 +132,7 @@ std::vector<DriverRow> ReadDriverStats() {
 }
 
 TEST(HistoricalFeatures, FeastDriverStatsMatchAnIndependentScanRowByRow) {
+  GRANARY_REQUIRE_TESTDATA("feast");
   const char* yaml = R"yaml(
 entities:
   - {name: driver, join_keys: [driver_id], value_type: int64}
@@ -196,6 +199,7 @@ feature_views:
 }
 
 TEST(HistoricalFeatures, ACancelledRetrievalReturnsCancelledNamingTheView) {
+  GRANARY_REQUIRE_TESTDATA("feast");
   Definitions defs = Load(kFeastPairs);
   HistoricalRequest request;
   request.entities = ReadTableFile(kTestData / "feast/customer_driver_pairs.csv").ValueOrDie();
@@ -236,6 +240,7 @@ TEST(HistoricalFeatures, UnknownNamesAreErrorsWithSuggestions) {
 }
 
 TEST(HistoricalFeatures, TheEntityTimeIsEventTimestampOrTheOnlyTimestampColumn) {
+  GRANARY_REQUIRE_TESTDATA("feast");
   Definitions defs = Load(kFeastPairs);
   auto make = [](std::vector<std::shared_ptr<arrow::Field>> fields) {
     arrow::ArrayVector arrays;

@@ -257,7 +257,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   stats->scan = match_stats;
   const int64_t n = entities.num_rows();
 
-  if (options.after_match_pass) options.after_match_pass();
+  if (options.TEST_after_match_pass) options.TEST_after_match_pass();
   // Chosen rows in read order, with the entity rows that chose them.
   struct Gather {
     int64_t index;

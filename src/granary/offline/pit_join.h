@@ -51,8 +51,9 @@ struct JoinOptions {
   Progress* progress = nullptr;     // counts rows read from the source's files; may be null
   // Polled between batches and partitions; once set, the join returns kCancelled. May be null.
   const CancelFlag* cancel = nullptr;
-  // Called between the match pass and the gather pass; for tests that change the source there.
-  std::function<void()> after_match_pass;
+  // Test hook (LevelDB's TEST_ naming; production leaves it empty): called between the match pass
+  // and the gather pass, for tests that change the source there.
+  std::function<void()> TEST_after_match_pass;
 };
 
 struct ViewJoinStats {

@@ -355,7 +355,7 @@ TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) 
   // The files read are rewritten between the passes: an error, not a mix of versions.
   {
     JoinOptions options;
-    options.after_match_pass = [&] {
+    options.TEST_after_match_pass = [&] {
       WriteSource(dir.path() / "src/a.parquet", {1, 2, 4});  // same shape, other rows
     };
     auto changed = PointInTimeJoin(*entities, vs, options, nullptr);
@@ -369,7 +369,7 @@ TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) 
   {
     WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
     JoinOptions options;
-    options.after_match_pass = [&] { WriteSource(dir.path() / "src/b.parquet", {5}); };
+    options.TEST_after_match_pass = [&] { WriteSource(dir.path() / "src/b.parquet", {5}); };
     auto added = PointInTimeJoin(*entities, vs, options, nullptr);
     ASSERT_TRUE(added.ok()) << added.status().ToString();
     EXPECT_EQ((*added)[0]->GetScalar(0).ValueOrDie()->ToString(), "3");
@@ -434,7 +434,7 @@ TEST(PointInTimeJoin, ADeltaCommitBetweenThePassesIsNotSeenAndDoesNotFailTheJoin
   ViewSource vs{dir.path(), &defs, &defs.feature_views[0], {}};
   JoinOptions options;
   // A writer commits a newer row for the same driver between the passes.
-  options.after_match_pass = [&] {
+  options.TEST_after_match_pass = [&] {
     WriteSource(table / "part-1.parquet", {5});
     CommitDelta(table, 1, "part-1.parquet");
   };
@@ -497,7 +497,7 @@ TEST(PointInTimeJoin, ACancelFlagStopsEveryPassWithCancelled) {
   CancelFlag flag;
   JoinOptions options;
   options.cancel = &flag;
-  options.after_match_pass = [&] { flag.Cancel(); };
+  options.TEST_after_match_pass = [&] { flag.Cancel(); };
   auto out = PointInTimeJoin(*entities, vs, options, nullptr);
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.status().code(), StatusCode::kCancelled);

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <map>
 #include <random>
+#include <set>
 
 #include "granary/common/strings.h"
 #include "granary/common/time.h"
@@ -281,6 +282,63 @@ std::vector<DeltaColumnStats> StatsOf(const arrow::Table& table) {
   return stats;
 }
 
+// Why a blind append of new files (no deletion vectors, no row IDs, commitInfo without an
+// in-commit timestamp, no constraint checks) would break the table's writer protocol, or "" when
+// it would not. Writer versions 2 to 6 imply their features; version 7 lists them. A feature
+// that constrains appends only when active (a table property or a column's metadata turns it
+// on) is refused only then. deletionVectors allows appends of files without vectors.
+std::string BlindAppendRefusal(const DeltaSnapshot& table) {
+  const int version = table.min_writer_version;
+  if (version > 7) {
+    return fmt::format("needs writer version {}; Granary writes versions up to 7", version);
+  }
+  auto config_true = [&](const char* key) {
+    auto it = table.configuration.find(key);
+    return it != table.configuration.end() &&
+           (it->second == "true" || it->second == "TRUE" || it->second == "True");
+  };
+  auto schema_has = [&](const char* metadata_key) {
+    return table.schema_string.find(metadata_key) != std::string::npos;
+  };
+  auto has_constraints = [&] {
+    return std::any_of(table.configuration.begin(), table.configuration.end(),
+                       [](const auto& kv) { return kv.first.starts_with("delta.constraints."); });
+  };
+  // Features whose rules an append of plain new files meets (or that only reads must honour).
+  static const std::set<std::string> kHarmless = {
+      "appendOnly",    "deletionVectors",    "domainMetadata", "changeDataFeed",
+      "columnMapping", "timestampNtz",       "typeWidening",   "typeWidening-preview",
+      "v2Checkpoint",  "vacuumProtocolCheck"};
+  std::vector<std::string> features = table.writer_features;
+  if (version < 7) {
+    // The features a legacy writer version implies.
+    if (version >= 2) features.insert(features.end(), {"appendOnly", "invariants"});
+    if (version >= 3) features.push_back("checkConstraints");
+    if (version >= 4) features.insert(features.end(), {"changeDataFeed", "generatedColumns"});
+    if (version >= 5) features.push_back("columnMapping");
+    if (version >= 6) features.push_back("identityColumns");
+  }
+  for (const std::string& f : features) {
+    if (kHarmless.contains(f)) continue;
+    bool active = true;  // unknown features and those that bind every writer
+    if (f == "invariants") active = schema_has("delta.invariants");
+    if (f == "checkConstraints") active = has_constraints();
+    if (f == "generatedColumns") active = schema_has("delta.generationExpression");
+    if (f == "identityColumns") active = schema_has("delta.identity.");
+    if (f == "allowColumnDefaults") active = schema_has("CURRENT_DEFAULT");
+    if (f == "inCommitTimestamp") active = config_true("delta.enableInCommitTimestamps");
+    if (f == "icebergCompatV1") active = config_true("delta.enableIcebergCompatV1");
+    if (f == "icebergCompatV2") active = config_true("delta.enableIcebergCompatV2");
+    if (active) {
+      return fmt::format(
+          "uses the writer feature '{}', whose rules Granary's appends do not "
+          "follow",
+          f);
+    }
+  }
+  return "";
+}
+
 void RemoveAll(const std::vector<fs::path>& files) {
   for (const fs::path& f : files) {
     std::error_code ec;
@@ -303,6 +361,12 @@ Result<SourceAppendResult> AppendToDelta(const DataSource& source, const fs::pat
         "data source '{}': the Delta table {} uses column mapping (mode {}), which Granary does "
         "not write; push to the online store only, or append with the table's own writer",
         source.name, table.string(), snapshot->column_mapping_mode));
+  }
+  if (std::string refusal = BlindAppendRefusal(*snapshot); !refusal.empty()) {
+    return Status::InvalidArgument(fmt::format(
+        "data source '{}': the Delta table {} {}; appending could corrupt it. Push to the online "
+        "store only, or append with the table's own writer (Spark, Databricks)",
+        source.name, table.string(), refusal));
   }
   Target target{snapshot->schema, true, snapshot->partition_columns};
   const std::string where = fmt::format("the Delta table of data source '{}'", source.name);

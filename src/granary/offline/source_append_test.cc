@@ -3,7 +3,9 @@
 #include <arrow/api.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "granary/common/temp_dir.h"
@@ -358,6 +360,89 @@ TEST_F(DeltaAppendTest, AMissingTableIsAnErrorThatSaysToCreateIt) {
   ASSERT_EQ(result.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(result.status().message().find("does not exist; create it"), std::string::npos)
       << result.status().message();
+}
+
+// Databricks' defaults: a DELETE left a deletion vector on the existing file (its one row), and
+// the protocol moved to reader 3 / writer 7 with the deletionVectors feature.
+void UpgradeToDeletionVectors(const fs::path& table, const std::string& writer_features,
+                              const std::string& configuration = "") {
+  std::ofstream commit(table / "_delta_log/00000000000000000001.json");
+  commit << R"({"protocol":{"minReaderVersion":3,"minWriterVersion":7,)"
+         << R"("readerFeatures":["deletionVectors"],"writerFeatures":[)" << writer_features
+         << "]}}\n";
+  if (!configuration.empty()) {
+    const std::string log0 = [&] {
+      std::ifstream in(table / "_delta_log/00000000000000000000.json");
+      std::stringstream buf;
+      buf << in.rdbuf();
+      return buf.str();
+    }();
+    // The first commit's metaData with the table properties replaced.
+    const size_t meta = log0.find("{\"metaData\"");
+    std::string line = log0.substr(meta, log0.find('\n', meta) - meta);
+    const size_t config = line.find("\"configuration\":{}");
+    ASSERT_NE(config, std::string::npos) << line;
+    line.replace(config, 18, "\"configuration\":{" + configuration + "}");
+    commit << line << "\n";
+  }
+  commit << R"({"remove":{"path":"event_date=2026-01-01/part-0.parquet","dataChange":true}})"
+         << "\n"
+         << R"({"add":{"path":"event_date=2026-01-01/part-0.parquet",)"
+         << R"("partitionValues":{"event_date":"2026-01-01"},"size":1,"modificationTime":0,)"
+         << R"("dataChange":true,"stats":"{\"numRecords\":1}","deletionVector":{)"
+         << R"("storageType":"i","pathOrInlineDv":"^Bg9^0rr910000000000iXQKl0rr91000005c8Xg00000",)"
+         << R"("sizeInBytes":34,"cardinality":1}}})"
+         << "\n";
+}
+
+TEST_F(DeltaAppendTest, AppendsToATableWithDeletionVectorsKeepTheDeletedRowsDeleted) {
+  UpgradeToDeletionVectors(table_, R"("deletionVectors","appendOnly","invariants")");
+  DataSource as_customers = source_;
+  as_customers.field_mapping["bay_id"] = "customer_id";
+  EXPECT_TRUE(Scan(root_, as_customers, "").empty());  // the one row is deleted
+  auto rows = MakeTable({{"bay_id", Int64s({2})},
+                         {"event_timestamp", Times({kT0 + 5})},
+                         {"occupancy", Doubles({0.1})}});
+  auto result = AppendToSource(root_, source_, *rows);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->delta_version, 2);
+  EXPECT_EQ(Scan(root_, as_customers, "occupancy"),
+            (std::vector<std::string>{"2@2026-01-01T00:00:00.000005Z=0.1"}));
+  // The append's commit only adds files: the protocol and the old file's vector stand.
+  auto snapshot = ReadDeltaSnapshot(table_).ValueOrDie();
+  EXPECT_EQ(snapshot.min_writer_version, 7);
+  int with_vector = 0;
+  for (const auto& f : snapshot.files) with_vector += f.deletion_vector.has_value();
+  EXPECT_EQ(with_vector, 1);
+}
+
+TEST_F(DeltaAppendTest, WriterFeaturesAppendsWouldBreakAreRefusedAndNothingIsWritten) {
+  auto rows = MakeTable({{"bay_id", Int64s({2})}, {"event_timestamp", Times({kT0})}});
+  struct Case {
+    const char* features;
+    const char* configuration;
+    const char* message;
+  };
+  for (const Case& c : {
+           Case{R"("deletionVectors","rowTracking")", "", "writer feature 'rowTracking'"},
+           Case{R"("deletionVectors","inCommitTimestamp")",
+                R"("delta.enableInCommitTimestamps":"true")", "writer feature 'inCommitTimestamp'"},
+           Case{R"("deletionVectors","checkConstraints")",
+                R"("delta.constraints.positive":"x > 0")", "writer feature 'checkConstraints'"},
+           Case{R"("deletionVectors","someFutureFeature")", "", "'someFutureFeature'"},
+       }) {
+    UpgradeToDeletionVectors(table_, c.features, c.configuration);
+    auto result = AppendToSource(root_, source_, *rows);
+    ASSERT_EQ(result.status().code(), StatusCode::kInvalidArgument) << c.features;
+    EXPECT_NE(result.status().message().find(c.message), std::string::npos)
+        << result.status().message();
+    EXPECT_NE(result.status().message().find("appending could corrupt it"), std::string::npos)
+        << result.status().message();
+    EXPECT_EQ(LatestDeltaVersion(table_).ValueOrDie(), 1) << c.features;
+  }
+  // Supported but inactive (no property turns it on): appends go ahead.
+  UpgradeToDeletionVectors(table_, R"("deletionVectors","inCommitTimestamp","checkConstraints")");
+  EXPECT_TRUE(AppendToSource(root_, source_, *rows).ok());
 }
 
 }  // namespace

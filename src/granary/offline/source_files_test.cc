@@ -13,13 +13,13 @@
 #include <set>
 
 #include "granary/offline/source_fragment.h"
+#include "granary/testing/testdata.h"
 #include "granary/types/arrow_convert.h"
 
 namespace granary {
 namespace {
 
-const std::filesystem::path kParquetTesting =
-    std::filesystem::path(GRANARY_TESTDATA_DIR) / "parquet-testing";
+const std::filesystem::path kParquetTesting = testing::TestDataDir() / "parquet-testing";
 
 struct ReadResult {
   std::vector<std::string> columns;
@@ -121,6 +121,7 @@ std::vector<std::vector<std::string>> ReadExpectCsv(const std::filesystem::path&
 }
 
 TEST(ParquetTesting, EveryFlatFileWithSupportedTypesReadsCompletely) {
+  GRANARY_REQUIRE_TESTDATA("parquet-testing");
   int read = 0;
   for (const auto& entry : std::filesystem::directory_iterator(kParquetTesting / "data")) {
     const std::string name = entry.path().filename().string();
@@ -135,6 +136,7 @@ TEST(ParquetTesting, EveryFlatFileWithSupportedTypesReadsCompletely) {
 }
 
 TEST(ParquetTesting, ValuesMatchTheExpectCsvFiles) {
+  GRANARY_REQUIRE_TESTDATA("parquet-testing");
   int compared = 0;
   for (const auto& entry : std::filesystem::directory_iterator(kParquetTesting / "data")) {
     const std::string name = entry.path().filename().string();
@@ -153,6 +155,7 @@ TEST(ParquetTesting, ValuesMatchTheExpectCsvFiles) {
 }
 
 TEST(ParquetTesting, KnownValuesOfSparkInt96AndPlainFiles) {
+  GRANARY_REQUIRE_TESTDATA("parquet-testing");
   auto plain = ReadSupportedColumns(kParquetTesting / "data/alltypes_plain.parquet");
   ASSERT_TRUE(plain.ok()) << plain.status().ToString();
   std::vector<std::string> ids;
@@ -165,6 +168,7 @@ TEST(ParquetTesting, KnownValuesOfSparkInt96AndPlainFiles) {
 }
 
 TEST(ParquetTesting, BadFilesAndEncryptedFilesAreClearErrors) {
+  GRANARY_REQUIRE_TESTDATA("parquet-testing");
   int checked = 0;
   for (const auto& entry : std::filesystem::directory_iterator(kParquetTesting / "bad_data")) {
     if (entry.path().extension() != ".parquet") continue;

@@ -1,6 +1,7 @@
 #include "granary/offline/source_fragment.h"
 
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
 #include <arrow/csv/api.h>
 #include <arrow/io/api.h>
 #include <fmt/format.h>
@@ -45,6 +46,71 @@ class OwningReader final : public arrow::RecordBatchReader {
   std::shared_ptr<void> owner_;
   std::shared_ptr<arrow::RecordBatchReader> inner_;
   std::string path_;
+};
+
+// Drops the rows a deletion vector deletes from the batches of a Parquet reader over some row
+// groups of a file. Batches may span row groups, so each stream position is mapped back to its
+// row index in the file through the row groups read.
+class DeletedRowsFilter final : public arrow::RecordBatchReader {
+ public:
+  struct Span {
+    int64_t file_first_row;  // index in the file of the row group's first row
+    int64_t rows;
+  };
+  DeletedRowsFilter(std::shared_ptr<arrow::RecordBatchReader> inner,
+                    std::shared_ptr<const DeletionVector> deleted, std::vector<Span> spans)
+      : inner_(std::move(inner)), deleted_(std::move(deleted)), spans_(std::move(spans)) {}
+  std::shared_ptr<arrow::Schema> schema() const override { return inner_->schema(); }
+
+  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* batch) override {
+    while (true) {
+      ARROW_RETURN_NOT_OK(inner_->ReadNext(batch));
+      if (*batch == nullptr) return arrow::Status::OK();
+      const int64_t n = (*batch)->num_rows();
+      std::vector<int64_t> drop;  // positions in the batch, ascending
+      int64_t batch_at = 0;       // rows of the batch mapped so far
+      while (batch_at < n) {
+        if (span_ >= spans_.size()) {
+          return arrow::Status::Invalid(
+              "the Parquet reader returned more rows than its row groups "
+              "hold");
+        }
+        const Span& span = spans_[span_];
+        const int64_t take = std::min(n - batch_at, span.rows - span_offset_);
+        const int64_t first = span.file_first_row + span_offset_;
+        deleted_->ForEachInRange(
+            static_cast<uint64_t>(first), static_cast<uint64_t>(take),
+            [&](uint64_t row) { drop.push_back(batch_at + static_cast<int64_t>(row) - first); });
+        batch_at += take;
+        span_offset_ += take;
+        if (span_offset_ == span.rows) {
+          ++span_;
+          span_offset_ = 0;
+        }
+      }
+      if (drop.empty()) return arrow::Status::OK();
+      if (static_cast<int64_t>(drop.size()) == n) continue;  // every row deleted: next batch
+      arrow::BooleanBuilder keep;
+      ARROW_RETURN_NOT_OK(keep.Reserve(n));
+      size_t d = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const bool deleted = d < drop.size() && drop[d] == i;
+        if (deleted) ++d;
+        keep.UnsafeAppend(!deleted);
+      }
+      ARROW_ASSIGN_OR_RAISE(auto mask, keep.Finish());
+      ARROW_ASSIGN_OR_RAISE(arrow::Datum filtered, arrow::compute::Filter(*batch, mask));
+      *batch = filtered.record_batch();
+      return arrow::Status::OK();
+    }
+  }
+
+ private:
+  std::shared_ptr<arrow::RecordBatchReader> inner_;
+  std::shared_ptr<const DeletionVector> deleted_;
+  std::vector<Span> spans_;
+  size_t span_ = 0;          // the row group the next row comes from
+  int64_t span_offset_ = 0;  // rows of it already seen
 };
 
 // What the statistics of a Parquet column count: days (a date) or a timestamp unit.
@@ -167,6 +233,13 @@ Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
   fragment->row_groups.clear();
   fragment->bytes_estimated = 0;
   fragment->rows_estimated = 0;
+  // A deletion vector that deletes every row (the log's cardinality, checked against the vector
+  // when a file is read) leaves nothing to read.
+  const int64_t deleted = fragment->deletion_vector ? fragment->deletion_vector->cardinality : 0;
+  if (meta.num_rows() > 0 && deleted >= meta.num_rows()) {
+    *row_groups_total += meta.num_row_groups();
+    return Status::OK();
+  }
   for (int rg = 0; rg < meta.num_row_groups(); ++rg) {
     ++*row_groups_total;
     auto rg_meta = meta.RowGroup(rg);
@@ -183,6 +256,9 @@ Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
     for (int leaf : leaves) {
       fragment->bytes_estimated += rg_meta->ColumnChunk(leaf)->total_uncompressed_size();
     }
+  }
+  if (static_cast<int>(fragment->row_groups.size()) == meta.num_row_groups()) {
+    fragment->rows_estimated -= deleted;  // which pruned row groups held them is not known
   }
   return Status::OK();
 }
@@ -248,6 +324,20 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
                                                  path, made.status().message()));
     }
     std::shared_ptr<parquet::arrow::FileReader> owner = std::move(*made);
+    std::shared_ptr<const DeletionVector> deleted;
+    if (fragment.deletion_vector) {
+      GRANARY_ASSIGN_OR_RAISE(
+          DeletionVector dv,
+          DeletionVector::Load(*fragment.deletion_vector, fragment.delta_table, fragment.path));
+      const int64_t rows = fragment.metadata->num_rows();
+      if (!dv.empty() && dv.max() >= static_cast<uint64_t>(rows)) {
+        return Status::Corruption(fmt::format(
+            "the deletion vector of {} deletes row {} but the file has {} rows; the vector belongs "
+            "to another file or is damaged",
+            path, dv.max(), rows));
+      }
+      if (!dv.empty()) deleted = std::make_shared<const DeletionVector>(std::move(dv));
+    }
     std::vector<int> leaves;
     const auto& fields = owner->manifest().schema_fields;
     for (const auto& wanted : request.columns) {
@@ -261,8 +351,21 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
     if (!inner.ok()) {
       return Status::InvalidArgument(fmt::format("{}: {}", path, inner.status().message()));
     }
-    return std::shared_ptr<arrow::RecordBatchReader>(std::make_shared<OwningReader>(
-        owner, std::shared_ptr<arrow::RecordBatchReader>(std::move(*inner)), path));
+    std::shared_ptr<arrow::RecordBatchReader> batches(std::move(*inner));
+    if (deleted != nullptr) {
+      std::vector<int64_t> first_rows(fragment.metadata->num_row_groups() + 1, 0);
+      for (int rg = 0; rg < fragment.metadata->num_row_groups(); ++rg) {
+        first_rows[rg + 1] = first_rows[rg] + fragment.metadata->RowGroup(rg)->num_rows();
+      }
+      std::vector<DeletedRowsFilter::Span> spans;
+      for (int rg : fragment.row_groups) {
+        spans.push_back({first_rows[rg], first_rows[rg + 1] - first_rows[rg]});
+      }
+      batches = std::make_shared<DeletedRowsFilter>(std::move(batches), std::move(deleted),
+                                                    std::move(spans));
+    }
+    return std::shared_ptr<arrow::RecordBatchReader>(
+        std::make_shared<OwningReader>(owner, std::move(batches), path));
   } catch (const parquet::ParquetStatusException& e) {  // I/O (a file removed since planning)
     return ReadError(e.status().WithMessage("cannot read ", path, ": ", e.status().message()),
                      fragment);

@@ -16,6 +16,7 @@
 
 #include "granary/common/result.h"
 #include "granary/common/time.h"
+#include "granary/offline/deletion_vector.h"
 
 namespace arrow {
 class RecordBatch;
@@ -40,7 +41,12 @@ struct Fragment {
   std::shared_ptr<parquet::FileMetaData> metadata;
   std::vector<int> row_groups;
   int64_t bytes_estimated = 0;
-  int64_t rows_estimated = 0;  // rows in `row_groups`
+  int64_t rows_estimated = 0;  // rows in `row_groups` (less deleted rows, when known)
+  // Delta: the rows of the file to skip, and the table folder its 'u' path is relative to.
+  // OpenFragment loads it and drops those rows, counting row indexes from the file's first row
+  // across all row groups, pruned or not.
+  std::optional<DeletionVectorDescriptor> deletion_vector;
+  std::filesystem::path delta_table;
 };
 
 // What to read from each fragment.
@@ -64,12 +70,14 @@ std::map<std::string, std::optional<std::string>> HivePartitionValues(
     const std::filesystem::path& root, const std::filesystem::path& file);
 
 // Reads the footer of a Parquet fragment and keeps the row groups whose timestamp statistics can
-// hold rows in range; counts total and pruned row groups. IOError/InvalidArgument name the file.
+// hold rows in range; counts total and pruned row groups. A file whose deletion vector deletes
+// every row keeps no row group. IOError/InvalidArgument name the file.
 Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
                            int64_t* row_groups_total, int64_t* row_groups_pruned);
 
 // Opens a batch reader over a planned fragment: the requested columns that the file has, in the
-// file's own names and types.
+// file's own names and types, without the rows its deletion vector deletes (loaded here; its
+// errors name the DV file and the data file).
 Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& fragment,
                                                                const FragmentRequest& request);
 

@@ -5,11 +5,12 @@
 
 #include "granary/offline/delta_log.h"
 #include "granary/registry/loader.h"
+#include "granary/testing/testdata.h"
 
 namespace granary {
 namespace {
 
-const std::filesystem::path kTestData = GRANARY_TESTDATA_DIR;
+const std::filesystem::path kTestData = testing::TestDataDir();
 
 // Definitions over Feast's driver_stats.parquet; `avg_type` is the declared type of
 // avg_daily_trips (int32 in the file).
@@ -37,12 +38,14 @@ Diagnostics Validate(const std::string& text) {
 }
 
 TEST(SourceValidation, AcceptsMatchingAndWideningTypesOnRealParquet) {
+  GRANARY_REQUIRE_TESTDATA("feast");
   Diagnostics diag = Validate(DriverDefs("int64", "feast/driver_stats.parquet"));
   EXPECT_FALSE(diag.has_errors()) << diag.ToStatus().ToString();
   EXPECT_TRUE(diag.Warnings().empty());
 }
 
 TEST(SourceValidation, FieldTypeNotMatchingTheSourceColumnIsAnError) {
+  GRANARY_REQUIRE_TESTDATA("feast");
   Diagnostics diag = Validate(DriverDefs("string", "feast/driver_stats.parquet"));
   ASSERT_EQ(diag.error_count(), 1);
   EXPECT_EQ(diag.ToStatus().message(),
@@ -51,6 +54,7 @@ TEST(SourceValidation, FieldTypeNotMatchingTheSourceColumnIsAnError) {
 }
 
 TEST(SourceValidation, MissingColumnsAndTimestampFieldAreErrors) {
+  GRANARY_REQUIRE_TESTDATA("feast");
   std::string text = DriverDefs("int32", "feast/driver_stats.parquet");
   text.replace(text.find("timestamp_field: event_timestamp"), 32, "timestamp_field: event_ts");
   text += "      - {name: rating, type: float64}\n";
@@ -65,6 +69,7 @@ TEST(SourceValidation, MissingColumnsAndTimestampFieldAreErrors) {
 }
 
 TEST(SourceValidation, MissingDataIsAWarningNotAnError) {
+  GRANARY_REQUIRE_TESTDATA("feast");
   Diagnostics diag = Validate(DriverDefs("int32", "feast/not_there_yet.parquet"));
   EXPECT_FALSE(diag.has_errors());
   ASSERT_EQ(diag.Warnings().size(), 1u);
@@ -73,6 +78,7 @@ TEST(SourceValidation, MissingDataIsAWarningNotAnError) {
 }
 
 TEST(SourceValidation, UnreadableParquetIsAClearError) {
+  GRANARY_REQUIRE_TESTDATA("feast");
   Diagnostics diag = Validate(DriverDefs("int32", "feast/bookings.csv, format: parquet"));
   ASSERT_TRUE(diag.has_errors());
   EXPECT_NE(diag.ToStatus().message().find("is not a readable Parquet file"), std::string::npos)
@@ -80,6 +86,7 @@ TEST(SourceValidation, UnreadableParquetIsAClearError) {
 }
 
 TEST(SourceInspector, ReadsCsvHeaderUntyped) {
+  GRANARY_REQUIRE_TESTDATA("feast");
   FileSourceInspector inspector(kTestData);
   DataSource s;
   s.name = "bookings";
@@ -94,6 +101,7 @@ TEST(SourceInspector, ReadsCsvHeaderUntyped) {
 }
 
 TEST(DeltaLog, ReadsSchemaFromCommitsWithPartitionColumns) {
+  GRANARY_REQUIRE_TESTDATA("delta-golden");
   auto schema = ReadDeltaSchema(kTestData / "delta-golden/data-reader-partition-values/delta");
   ASSERT_TRUE(schema.ok()) << schema.status().ToString();
   EXPECT_NE((*schema)->GetFieldByName("as_int"), nullptr);
@@ -101,6 +109,8 @@ TEST(DeltaLog, ReadsSchemaFromCommitsWithPartitionColumns) {
 }
 
 TEST(DeltaLog, ReadsSchemaOfTablesWithCheckpoints) {
+  GRANARY_REQUIRE_TESTDATA("delta-golden");
+  GRANARY_REQUIRE_TESTDATA("delta-rs");
   for (const char* table : {"delta-golden/only-checkpoint-files/delta",
                             "delta-golden/basic-with-inserts-deletes-checkpoint/delta",
                             "delta-rs/simple_table_with_checkpoint"}) {
@@ -111,6 +121,8 @@ TEST(DeltaLog, ReadsSchemaOfTablesWithCheckpoints) {
 }
 
 TEST(DeltaLog, ValidationReadsTheSchemaByTheSameReplayAsTheScan) {
+  GRANARY_REQUIRE_TESTDATA("delta-golden");
+  GRANARY_REQUIRE_TESTDATA("delta-rs");
   // No _last_checkpoint and no commit with a metaData action: the schema is in the checkpoint
   // found by listing the log.
   auto vacuumed = ReadDeltaSchema(kTestData / "delta-rs/checkpoints_vacuumed");
@@ -141,6 +153,7 @@ TEST(DeltaLog, ValidationReadsTheSchemaByTheSameReplayAsTheScan) {
 }
 
 TEST(DeltaLog, AFolderWithoutALogIsNotADeltaTable) {
+  GRANARY_REQUIRE_TESTDATA("delta-golden");
   auto schema = ReadDeltaSchema(kTestData / "delta-golden/no-delta-log-folder/delta");
   ASSERT_FALSE(schema.ok());
   EXPECT_NE(schema.status().message().find("has no _delta_log folder"), std::string::npos);

@@ -180,6 +180,7 @@ Result<SourceSnapshot> SourceSnapshot::Read(const std::filesystem::path& repo_ro
     auto delta = ReadDeltaSnapshot(path);
     if (!delta.ok()) return delta.status().WithContext(Describe(view, *source));
     out.delta_version = delta->version;
+    out.delta_table = path;
     out.physical_names = delta->physical_names;
     for (DeltaDataFile& file : delta->files) {
       File f;
@@ -188,6 +189,7 @@ Result<SourceSnapshot> SourceSnapshot::Read(const std::filesystem::path& repo_ro
         f.partition_values[delta->PhysicalName(logical)] = std::move(value);
       }
       f.delta_stats_json = std::move(file.stats_json);
+      f.deletion_vector = std::move(file.deletion_vector);
       out.files.push_back(std::move(f));
     }
     return out;
@@ -286,6 +288,8 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
     fragment.format =
         snapshot.format == SourceFormat::kCsv ? FragmentFormat::kCsv : FragmentFormat::kParquet;
     fragment.partition_values = file.partition_values;
+    fragment.deletion_vector = file.deletion_vector;
+    fragment.delta_table = snapshot.delta_table;
     impl->fragments.push_back(std::move(fragment));
   }
   for (const OutputColumn& c : impl->columns) impl->request.columns.push_back(c.file_name);

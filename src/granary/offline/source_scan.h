@@ -13,6 +13,7 @@
 
 #include "granary/common/result.h"
 #include "granary/common/time.h"
+#include "granary/offline/deletion_vector.h"
 #include "granary/registry/definitions.h"
 
 namespace arrow {
@@ -70,10 +71,13 @@ struct SourceSnapshot {
     // Column (as named in the files) -> value from hive folders or the Delta log; nullopt: null.
     std::map<std::string, std::optional<std::string>> partition_values;
     std::string delta_stats_json;  // the Delta add action's "stats", or ""
+    // Delta: rows of the file deleted by DELETE/UPDATE/MERGE, which every scan skips.
+    std::optional<DeletionVectorDescriptor> deletion_vector;
   };
   SourceFormat format = SourceFormat::kParquet;
-  int64_t delta_version = -1;  // the replayed Delta table version; -1 for file sources
-  std::vector<File> files;     // in read order: byte-wise by path
+  int64_t delta_version = -1;         // the replayed Delta table version; -1 for file sources
+  std::filesystem::path delta_table;  // the Delta table's folder (deletion vectors are under it)
+  std::vector<File> files;            // in read order: byte-wise by path
   // Delta column mapping: logical column name -> physical name in the files (absent: the same).
   std::map<std::string, std::string> physical_names;
 
@@ -90,7 +94,8 @@ struct SourceSnapshot {
 // leave groups out. field_mapping is
 // applied (a source column is read under the name it maps to); columns missing from a file (older
 // Delta versions, files written before a column existed) are null; rows whose event timestamp is
-// null are dropped.
+// null are dropped, and so are the rows a Delta deletion vector deletes (not counted in
+// rows_scanned).
 //
 // Order: files in path order (Delta: live files in path order), row groups and rows in file order.
 // Batches come back in that order, so the position of a row in the stream is stable; the join

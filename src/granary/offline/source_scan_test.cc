@@ -12,11 +12,12 @@
 
 #include "granary/common/temp_dir.h"
 #include "granary/registry/loader.h"
+#include "granary/testing/testdata.h"
 
 namespace granary {
 namespace {
 
-const std::filesystem::path kTestData = GRANARY_TESTDATA_DIR;
+const std::filesystem::path kTestData = testing::TestDataDir();
 
 Definitions Load(const std::string& yaml) {
   Diagnostics diag;
@@ -225,6 +226,7 @@ TEST(FeatureSourceScan, FilesRemovedOrDamagedAfterPlanningAreIOErrorOrCorruption
 }
 
 TEST(FeatureSourceScan, DeltaSourcePrunesFilesByLogStatisticsAndTypesPartitionValues) {
+  GRANARY_REQUIRE_TESTDATA("delta-golden");
   const std::string yaml =
       "entities:\n  - {name: thing, join_keys: [id], value_type: int64}\n"
       "data_sources:\n  - {name: src, path: delta-golden/kernel-timestamp-timestamp_micros/delta,"
@@ -252,6 +254,7 @@ TEST(FeatureSourceScan, DeltaSourcePrunesFilesByLogStatisticsAndTypesPartitionVa
 }
 
 TEST(FeatureSourceScan, DeltaColumnMappingReadsPhysicalColumnsUnderLogicalNames) {
+  GRANARY_REQUIRE_TESTDATA("delta-golden");
   const std::string yaml =
       "entities:\n  - {name: thing, join_keys: [LongType], value_type: int64}\n"
       "data_sources:\n  - {name: src, path: delta-golden/table-with-columnmapping-mode-name/delta,"

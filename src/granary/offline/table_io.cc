@@ -14,8 +14,12 @@
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <regex>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "granary/common/time.h"
 
 namespace granary {
 namespace {
@@ -57,6 +61,160 @@ Result<FileKind> KindOf(const std::filesystem::path& path) {
       fmt::format("{}: unknown file type '{}'; use a .parquet or .csv file", path.string(), ext));
 }
 
+// The names in a CSV file's header line (Arrow's default dialect: ',' and '"' quoting).
+std::vector<std::string> CsvHeader(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  std::vector<std::string> names(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        names.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        names.back() += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      names.emplace_back();
+    } else {
+      names.back() += c;
+    }
+  }
+  return names;
+}
+
+// Arrow's CSV conversion errors name the column by number and not the row ("In CSV column #0:
+// CSV conversion error to int64: invalid value 'abc'"). Reads that column again as text to find
+// the first row holding the value, and says file, column, row and line as definition errors do.
+// Returns "" when the message is not a conversion error or the row is not found.
+std::string DescribeCsvConversionError(const std::filesystem::path& path,
+                                       const std::string& message) {
+  static const std::regex kConversion(
+      R"(In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to ([^:]+): invalid value '(.*)')");
+  std::smatch m;
+  if (!std::regex_search(message, m, kConversion)) return "";
+  const size_t index = std::stoul(m[1].str());
+  const std::string type = m[2].str();
+  const std::string value = m[3].str();
+  const std::vector<std::string> header = CsvHeader(path);
+  if (index >= header.size()) return "";
+  const std::string& column = header[index];
+  auto in = arrow::io::ReadableFile::Open(path.string());
+  if (!in.ok()) return "";
+  auto convert = arrow::csv::ConvertOptions::Defaults();
+  convert.include_columns = {column};
+  convert.column_types[column] = arrow::utf8();
+  convert.strings_can_be_null = false;
+  auto reader = arrow::csv::TableReader::Make(arrow::io::default_io_context(), *in,
+                                              arrow::csv::ReadOptions::Defaults(),
+                                              arrow::csv::ParseOptions::Defaults(), convert);
+  if (!reader.ok()) return "";
+  auto table = (*reader)->Read();
+  if (!table.ok() || (*table)->num_columns() != 1) return "";
+  int64_t row = 0;
+  for (const auto& chunk : (*table)->column(0)->chunks()) {
+    const auto& strings = static_cast<const arrow::StringArray&>(*chunk);
+    for (int64_t i = 0; i < strings.length(); ++i, ++row) {
+      if (strings.IsNull(i) || strings.GetView(i) != value) continue;
+      // Lines count the header; a quoted value spanning lines would shift them, rows never.
+      return fmt::format(
+          "{}: column '{}', row {} (line {}): '{}' is not a valid {}; fix the value or the "
+          "column's type",
+          path.string(), column, row + 1, row + 2, value, type);
+    }
+  }
+  return "";
+}
+
+// A CSV file with a header and no rows gives Arrow nothing to infer types from, so its columns
+// come back as the null type; make them empty string columns, which every later step (timestamp
+// parsing, key casts) accepts, so that an empty entity file gives an empty result.
+std::shared_ptr<arrow::Table> EmptyCsvColumnsAsStrings(std::shared_ptr<arrow::Table> table) {
+  if (table->num_rows() != 0) return table;
+  arrow::FieldVector fields;
+  arrow::ChunkedArrayVector columns;
+  for (int i = 0; i < table->num_columns(); ++i) {
+    auto field = table->schema()->field(i);
+    if (field->type()->id() == arrow::Type::NA) field = field->WithType(arrow::utf8());
+    fields.push_back(field);
+    columns.push_back(std::make_shared<arrow::ChunkedArray>(arrow::ArrayVector{}, field->type()));
+  }
+  return arrow::Table::Make(arrow::schema(fields), columns, 0);
+}
+
+// One timestamp as RFC 3339 text, as the JSON output writes them ("2026-12-04T08:00:00Z", with
+// the fraction when not 0; nanoseconds keep their last three digits). Zone-less timestamps get
+// no "Z".
+std::string TimestampText(int64_t value, arrow::TimeUnit::type unit, bool utc) {
+  int64_t micros = value;
+  int64_t nanos = 0;  // below the microsecond
+  switch (unit) {
+    case arrow::TimeUnit::SECOND:
+      micros = value * 1000000;
+      break;
+    case arrow::TimeUnit::MILLI:
+      micros = value * 1000;
+      break;
+    case arrow::TimeUnit::MICRO:
+      break;
+    case arrow::TimeUnit::NANO:
+      micros = value / 1000 - (value % 1000 < 0 ? 1 : 0);
+      nanos = value - micros * 1000;
+      break;
+  }
+  std::string text = FormatTimestamp(Timestamp{micros});
+  text.pop_back();  // the "Z"
+  if (nanos != 0) {
+    if (text.find('.') == std::string::npos) text += ".000000";
+    text += fmt::format("{:03d}", nanos);
+  }
+  if (utc) text += 'Z';
+  return text;
+}
+
+// `table` with its timestamp columns as RFC 3339 text, for CSV: Arrow's CSV writer puts a space
+// between date and time ("2026-12-04 08:00:00.000000Z"), which is not RFC 3339.
+Result<std::shared_ptr<arrow::Table>> TimestampsAsText(const arrow::Table& table) {
+  arrow::FieldVector fields;
+  arrow::ChunkedArrayVector columns;
+  for (int c = 0; c < table.num_columns(); ++c) {
+    auto field = table.schema()->field(c);
+    auto column = table.column(c);
+    if (field->type()->id() != arrow::Type::TIMESTAMP) {
+      fields.push_back(field);
+      columns.push_back(column);
+      continue;
+    }
+    const auto& type = static_cast<const arrow::TimestampType&>(*field->type());
+    const bool utc = !type.timezone().empty();
+    arrow::ArrayVector chunks;
+    for (const auto& chunk : column->chunks()) {
+      const auto& times = static_cast<const arrow::TimestampArray&>(*chunk);
+      arrow::StringBuilder builder;
+      for (int64_t i = 0; i < times.length(); ++i) {
+        arrow::Status st = times.IsNull(i)
+                               ? builder.AppendNull()
+                               : builder.Append(TimestampText(times.Value(i), type.unit(), utc));
+        if (!st.ok()) return Status::Internal(st.ToString());
+      }
+      std::shared_ptr<arrow::Array> text;
+      if (!builder.Finish(&text).ok()) return Status::Internal("cannot build timestamp text");
+      chunks.push_back(text);
+    }
+    fields.push_back(field->WithType(arrow::utf8()));
+    columns.push_back(std::make_shared<arrow::ChunkedArray>(chunks, arrow::utf8()));
+  }
+  return arrow::Table::Make(arrow::schema(fields), columns, table.num_rows());
+}
+
 }  // namespace
 
 Result<std::shared_ptr<arrow::Table>> ReadTableFile(
@@ -83,10 +241,12 @@ Result<std::shared_ptr<arrow::Table>> ReadTableFile(
     }
     auto table = (*reader)->Read();
     if (!table.ok()) {
+      std::string described = DescribeCsvConversionError(path, table.status().message());
+      if (!described.empty()) return Status::InvalidArgument(described);
       return Status::InvalidArgument(
           fmt::format("{}: {}", path.string(), table.status().message()));
     }
-    return *table;
+    return EmptyCsvColumnsAsStrings(*table);
   }
   try {
     auto reader = parquet::arrow::OpenFile(*in, arrow::default_memory_pool());
@@ -127,7 +287,9 @@ Status WriteTableFile(const arrow::Table& table, const std::filesystem::path& pa
   if (!out.ok()) return fail(out.status().message());
   arrow::Status st;
   if (kind == FileKind::kCsv) {
-    st = arrow::csv::WriteCSV(table, arrow::csv::WriteOptions::Defaults(), out->get());
+    auto text = TimestampsAsText(table);
+    if (!text.ok()) return fail(text.status().message());
+    st = arrow::csv::WriteCSV(**text, arrow::csv::WriteOptions::Defaults(), out->get());
   } else {
     try {
       auto props =

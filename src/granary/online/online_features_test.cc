@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "granary/online/test_util.h"
+#include "granary/testing/online_definitions.h"
 
 namespace granary {
 namespace {

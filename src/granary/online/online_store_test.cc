@@ -8,8 +8,8 @@
 #include <random>
 #include <thread>
 
-#include "granary/online/store_fixture.h"
-#include "granary/online/test_util.h"
+#include "granary/testing/online_definitions.h"
+#include "granary/testing/online_store_fixture.h"
 
 namespace granary {
 namespace {

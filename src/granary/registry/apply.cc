@@ -34,6 +34,7 @@ Result<ApplyOutcome> PlanOrApply(const RepoConfig& config, SourceInspector* insp
     }
   }
   out.changes = PlanChanges(before, defs);
+  out.previous_definitions = std::move(before);
   out.up_to_date = out.previous && out.previous->fingerprint == DefinitionsFingerprint(defs);
   if (apply && !out.up_to_date) {
     GRANARY_ASSIGN_OR_RAISE(out.applied, store->Commit(defs, now));

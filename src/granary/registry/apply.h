@@ -24,6 +24,8 @@ struct ApplyOutcome {
   // The registry's latest version before this call; unset when nothing was applied yet (or, for
   // a plan, when the registry file does not exist).
   std::optional<RegistryVersionInfo> previous;
+  // The definitions of `previous` (empty when it is unset).
+  Definitions previous_definitions;
   // The definitions have the fingerprint of `previous`: nothing to write.
   bool up_to_date = false;
   // The version written by an apply; unset for a plan and when up to date.

@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "granary/common/temp_dir.h"
-#include "granary/registry/test_util.h"
+#include "granary/testing/registry_definitions.h"
 
 namespace granary {
 namespace {

@@ -8,7 +8,7 @@
 #include "granary/common/temp_dir.h"
 #include "granary/registry/repo_config.h"
 #include "granary/registry/serialize.h"
-#include "granary/registry/test_util.h"
+#include "granary/testing/registry_definitions.h"
 
 namespace granary {
 namespace {

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "granary/common/temp_dir.h"
-#include "granary/registry/test_util.h"
+#include "granary/testing/registry_definitions.h"
 
 namespace granary {
 namespace {

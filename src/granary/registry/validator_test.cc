@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "granary/registry/test_util.h"
+#include "granary/testing/registry_definitions.h"
 
 namespace granary {
 namespace {

@@ -11,8 +11,8 @@
 #include "granary/serving/http/test_client.h"
 #include "granary/serving/http_routes.h"
 #include "granary/serving/service.h"
-#include "granary/serving/test_util.h"
 #include "granary/testing/redis_server.h"
+#include "granary/testing/serving_definitions.h"
 
 namespace granary {
 namespace {

@@ -10,12 +10,12 @@
 #include <thread>
 
 #include "granary/materialize/repository_lock.h"
-#include "granary/materialize/test_repo.h"
 #include "granary/serving/http/test_client.h"
 #include "granary/serving/http_routes.h"
 #include "granary/serving/materialize_handoff.h"
 #include "granary/serving/materialize_report.h"
 #include "granary/serving/service.h"
+#include "granary/testing/materialize_repository.h"
 
 namespace granary {
 namespace {

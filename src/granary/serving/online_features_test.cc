@@ -7,7 +7,7 @@
 
 #include "granary/common/temp_dir.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
-#include "granary/online/test_util.h"
+#include "granary/testing/online_definitions.h"
 
 namespace granary {
 namespace {

@@ -10,7 +10,7 @@
 #include "granary/offline/table_io.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
 #include "granary/serving/online_features.h"
-#include "granary/serving/test_util.h"
+#include "granary/testing/serving_definitions.h"
 
 namespace granary {
 namespace {

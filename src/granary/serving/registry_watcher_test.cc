@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "granary/online/rocksdb/rocksdb_store.h"
-#include "granary/serving/test_util.h"
+#include "granary/testing/serving_definitions.h"
 
 namespace granary {
 namespace {

@@ -343,6 +343,27 @@ Result<std::shared_ptr<arrow::Array>> CastToValueType(const std::shared_ptr<arro
   auto options = arrow::compute::CastOptions::Safe(target);
   auto cast = arrow::compute::Cast(*array, options);
   if (!cast.ok()) {
+    if (from_string) {
+      // Arrow names the value, not its row: halve towards the first row that fails (a few casts
+      // of slices, on the error path only).
+      int64_t first = 0, length = array->length();
+      while (length > 1) {
+        const int64_t half = length / 2;
+        if (!arrow::compute::Cast(*array->Slice(first, half), options).ok()) {
+          length = half;
+        } else {
+          first += half;
+          length -= half;
+        }
+      }
+      auto bad = array->GetScalar(first);
+      if (bad.ok() && (*bad)->is_valid) {
+        return Status::InvalidArgument(
+            fmt::format("column '{}', row {}: '{}' is not a valid {}; fix the value or declare "
+                        "the column with the type of its data",
+                        column, first + 1, (*bad)->ToString(), type.ToString()));
+      }
+    }
     return Status::InvalidArgument(fmt::format("column '{}': cannot read {} as {}: {}", column,
                                                array->type()->ToString(), type.ToString(),
                                                cast.status().message()));

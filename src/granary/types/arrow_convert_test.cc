@@ -107,6 +107,17 @@ TEST(ArrowConvert, ReadsWidenedAndNanosecondValues) {
 
 // Proves that the C++ ABI of the pyarrow wheel's libarrow/libparquet fits this compiler: a table
 // with every value type (strings and lists included) goes to a Parquet file and back unchanged.
+TEST(ArrowConvert, AStringThatIsNotANumberNamesTheColumnAndTheFirstBadRow) {
+  arrow::StringBuilder b;
+  ASSERT_TRUE(b.AppendValues({"1", "2", "3", "4", "x5", "6", "y7"}).ok());
+  std::shared_ptr<arrow::Array> strings = b.Finish().ValueOrDie();
+  auto cast = CastToValueType(strings, ValueType::Scalar(ScalarType::kInt64), "customer_id");
+  ASSERT_FALSE(cast.ok());
+  EXPECT_EQ(cast.status().message(),
+            "column 'customer_id', row 5: 'x5' is not a valid int64; fix the value or declare "
+            "the column with the type of its data");
+}
+
 TEST(ParquetAbi, WritesAndReadsEveryValueTypeThroughTheCppApi) {
   std::vector<std::shared_ptr<arrow::Field>> fields;
   std::vector<std::shared_ptr<arrow::Array>> columns;

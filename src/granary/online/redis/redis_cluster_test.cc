@@ -8,8 +8,8 @@
 
 #include "granary/online/redis/redis_store.h"
 #include "granary/online/redis/slot_map.h"
-#include "granary/online/store_fixture.h"
-#include "granary/online/test_util.h"
+#include "granary/testing/online_definitions.h"
+#include "granary/testing/online_store_fixture.h"
 #include "granary/testing/redis_server.h"
 
 namespace granary {

@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "granary/online/redis/entity_value.h"
-#include "granary/online/store_fixture.h"
-#include "granary/online/test_util.h"
+#include "granary/testing/online_definitions.h"
+#include "granary/testing/online_store_fixture.h"
 #include "granary/testing/redis_server.h"
 
 namespace granary {

@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 
 #include "granary/common/temp_dir.h"
-#include "granary/online/test_util.h"
+#include "granary/testing/online_definitions.h"
 
 namespace granary {
 namespace {

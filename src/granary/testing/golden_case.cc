@@ -1,4 +1,4 @@
-#include "granary/offline/golden_case.h"
+#include "granary/testing/golden_case.h"
 
 #include <arrow/api.h>
 #include <arrow/csv/api.h>

@@ -15,10 +15,10 @@
 
 #include "granary/common/temp_dir.h"
 #include "granary/materialize/materializer.h"
-#include "granary/online/store_fixture.h"
 #include "granary/registry/loader.h"
 #include "granary/registry/registry_store.h"
 #include "granary/registry/validator.h"
+#include "granary/testing/online_store_fixture.h"
 
 namespace granary::testing {
 
