@@ -139,7 +139,9 @@ def online_values(cli, repo):
 
 
 def comparable(stdout):
-    """A report's lines without what differs between two runs: durations, rates, folders."""
+    """A report's lines without what differs between two runs: the time each line was printed
+    (not on a terminal), durations and rates."""
+    stdout = re.sub(r"(?m)^\d{4}-\d\d-\d\dT[0-9:.]+Z ", "", stdout)
     return re.sub(r"in [0-9.]+s \([^)]*entities/s\)", "in Xs", stdout)
 
 
