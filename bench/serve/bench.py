@@ -9,6 +9,13 @@ latency and the successful requests per second. Beside it, in the same run and a
 the raw Redis baseline (bench/serve/serve_redis_rate): the GETs Granary's server sends for the
 request, and the HMGETs Feast's Redis online store would send on its own layout. Run it through
 bench/serve/run.
+
+--overload runs the overload case instead (docs/PERFORMANCE.md, "Overload"): for the first store,
+batch and feature count given, the maximum rate, the p99 unloaded (at half of it), then twice
+the maximum rate for --overload-duration seconds with vegeta free to open as many connections as
+it wants (open loop), and a light probe started when that load stops. It prints the p99 of the
+accepted requests beside the unloaded p99, the goodput beside the maximum, and the time the
+probe took to see normal latencies again.
 """
 import argparse
 import base64
@@ -102,13 +109,13 @@ def make_repo(path, store_yaml):
 
 
 class Server:
-    def __init__(self, repo, threads, max_entities):
+    def __init__(self, repo, threads, max_entities, extra_args=()):
         self.port = free_port()
         self.log = open(repo / "serve.log", "w")
         self.proc = subprocess.Popen(
             [str(GRANARY), "-C", str(repo), "serve", "--port", str(self.port), "--threads",
              str(threads), "--max-entities", str(max_entities), "--body-limit-bytes",
-             str(16 << 20)], stdout=self.log, stderr=self.log)
+             str(16 << 20), *extra_args], stdout=self.log, stderr=self.log)
         wait_for_port(self.port, self.proc, "granary serve")
 
     def stop(self):
@@ -141,22 +148,30 @@ def percentiles_us(latencies_ns):
             "max_us": float(a[-1])}
 
 
-def vegeta(targets, rate, duration, workdir, max_workers):
-    """One vegeta attack; rate 0 means as fast as max_workers concurrent requests go."""
-    out = workdir / "results.bin"
+def vegeta_command(targets, rate, duration, out, max_workers):
     cmd = [VEGETA, "attack", "-format=json", f"-targets={targets}", f"-duration={duration}s",
            "-max-body=0", "-timeout=10s", "-keepalive=true", f"-output={out}"]
     if rate > 0:
         cmd += [f"-rate={rate}/s", "-workers=32", f"-max-workers={max_workers}"]
     else:
         cmd += ["-rate=0", f"-max-workers={max_workers}", f"-workers={max_workers}"]
-    run(cmd, stdout=subprocess.DEVNULL)
+    return [str(c) for c in cmd]
+
+
+def vegeta_rows(out):
+    """(timestamp ns, status code, latency ns) of every request of a vegeta results file."""
     csv = subprocess.run([str(VEGETA), "encode", "-to=csv", str(out)], check=True,
                          capture_output=True, text=True).stdout
+    return [(int(c[0]), int(c[1]), int(c[2])) for c in (line.split(",", 3)
+                                                       for line in csv.splitlines())]
+
+
+def vegeta(targets, rate, duration, workdir, max_workers):
+    """One vegeta attack; rate 0 means as fast as max_workers concurrent requests go."""
+    out = workdir / "results.bin"
+    run(vegeta_command(targets, rate, duration, out, max_workers), stdout=subprocess.DEVNULL)
     latencies, ok, errors, first, last = [], 0, 0, None, None
-    for line in csv.splitlines():
-        cols = line.split(",")
-        ts, code, latency = int(cols[0]), int(cols[1]), int(cols[2])
+    for ts, code, latency in vegeta_rows(out):
         first = ts if first is None else min(first, ts)
         last = ts if last is None else max(last, ts)
         if code == 200:
@@ -169,6 +184,87 @@ def vegeta(targets, rate, duration, workdir, max_workers):
     result.update({"rate": rate, "ok": ok, "errors": errors,
                    "achieved_rate": ok / max(elapsed, duration if rate > 0 else elapsed)})
     return result
+
+
+def overload(targets, top, unloaded, args, workdir):
+    """Twice the maximum rate for args.overload_duration s (vegeta may open up to 20,000
+    connections), then a probe at 5% of the maximum for 5 s started as the load stops."""
+    rate = int(2 * top["achieved_rate"])
+    flood_out, probe_out = workdir / "overload.bin", workdir / "probe.bin"
+    flood = subprocess.Popen(vegeta_command(targets, rate, args.overload_duration, flood_out,
+                                            20_000), stdout=subprocess.DEVNULL)
+    time.sleep(args.overload_duration)
+    probe_rate = max(20, int(top["achieved_rate"] / 20))
+    run(vegeta_command(targets, probe_rate, 5, probe_out, 64), stdout=subprocess.DEVNULL)
+    flood.wait(timeout=120)
+    rows = vegeta_rows(flood_out)
+    accepted = [lat for _, code, lat in rows if code == 200]
+    shed = sum(1 for _, code, _ in rows if code == 503)
+    result = percentiles_us(accepted)
+    result.update({"rate": rate, "ok": len(accepted), "shed_503": shed,
+                   "errors": len(rows) - len(accepted) - shed,
+                   "goodput": len(accepted) / args.overload_duration})
+    # Recovery: from the probe's start to the first request after which every request is a 200
+    # within 3x the unloaded p99.
+    probe = sorted(vegeta_rows(probe_out))
+    normal = 3 * unloaded["p99_us"] * 1000
+    recovered_at = None
+    for ts, code, latency in reversed(probe):
+        if code != 200 or latency > normal:
+            break
+        recovered_at = ts
+    result["probe_rate"] = probe_rate
+    result["recovery_s"] = (None if recovered_at is None or not probe
+                            else (recovered_at - probe[0][0]) / 1e9)
+    return result
+
+
+def overload_case(args, data):
+    store = args.stores.split(",")[0]
+    batch = int(args.batches.split(",")[0])
+    n_features = int(args.features.split(",")[0])
+    repo = data / store
+    redis = Redis(data / "redis") if store == "redis" else None
+    try:
+        if args.keep_data and store == "rocksdb" and (repo / "data" / "online").exists():
+            print(f"reusing the loaded store in {repo} (--keep-data)", flush=True)
+        elif store == "redis":
+            make_repo(repo, f'{{type: redis, connection_string: "127.0.0.1:{redis.port}"}}')
+            run([LOAD, repo, args.entities, 0])
+        else:
+            make_repo(repo, "{type: rocksdb, path: data/online}")
+            run([LOAD, repo, args.entities])
+        server = Server(repo, args.threads, batch, args.server_args.split())
+        try:
+            targets = data / f"targets-{batch}-{n_features}.json"
+            targets_file(targets, server.port, batch, n_features, args.entities,
+                         max(200, min(20_000, 200_000 // batch)), seed=batch * 1000 + n_features)
+            vegeta(targets, 0, min(2, args.duration), data, args.max_workers)  # warm
+            top = vegeta(targets, 0, args.duration, data, args.max_workers)
+            unloaded = vegeta(targets, max(1, int(top["achieved_rate"] / 2)), args.duration,
+                              data, args.max_workers)
+            print(f"{store} batch {batch} x {n_features} features; server args "
+                  f"'{args.server_args}': max {top['achieved_rate']:.0f} req/s; unloaded "
+                  f"({unloaded['rate']} req/s) p50 {fmt_us(unloaded['p50_us'])} p99 "
+                  f"{fmt_us(unloaded['p99_us'])}", flush=True)
+            o = overload(targets, top, unloaded, args, data)
+            ratio = o["p99_us"] / max(1e-9, unloaded["p99_us"])
+            share = o["goodput"] / max(1e-9, top["achieved_rate"])
+            recovery = "never (within the 5 s probe)" if o["recovery_s"] is None \
+                else f"{o['recovery_s']:.2f} s"
+            print(f"overload {o['rate']} req/s (2x max) for {args.overload_duration:g} s: accepted "
+                  f"p50 {fmt_us(o['p50_us'])} p99 {fmt_us(o['p99_us'])} ({ratio:.1f}x the "
+                  f"unloaded p99; goal < 10x); goodput {o['goodput']:.0f} req/s ({share:.0%} of "
+                  f"the maximum; goal >= 80%); 503 {o['shed_503']}, other errors {o['errors']}; "
+                  f"back to normal (probe at {o['probe_rate']} req/s, p99 within 3x unloaded) "
+                  f"after {recovery} (goal < 1 s)", flush=True)
+            (data / "overload.json").write_text(json.dumps(
+                {"max": top, "unloaded": unloaded, "overload": o}, indent=1))
+        finally:
+            server.stop()
+    finally:
+        if redis is not None:
+            redis.stop()
 
 
 def redis_baseline(port, mode, batch, n_features, entities, rate, duration):
@@ -187,6 +283,7 @@ def fmt_us(v):
 
 
 def main():
+    global GRANARY
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--entities", type=int, default=1_000_000)
     ap.add_argument("--stores", default="rocksdb,redis")
@@ -203,11 +300,24 @@ def main():
     ap.add_argument("--feast-hashes", type=int, default=100_000,
                     help="entities written in Feast's Redis layout for the HMGET baseline")
     ap.add_argument("--data", default=str(ROOT / "build" / "bench-data" / "serve"))
+    ap.add_argument("--overload", action="store_true",
+                    help="run the overload case (see above) instead of the rates")
+    ap.add_argument("--overload-duration", type=float, default=20,
+                    help="seconds at twice the maximum rate")
+    ap.add_argument("--keep-data", action="store_true",
+                    help="--overload on RocksDB: reuse the store a previous run loaded (same "
+                         "--entities)")
+    ap.add_argument("--server-args", default="",
+                    help="more arguments for granary serve, e.g. '--max-connections 0' to see "
+                         "the server without admission control")
+    ap.add_argument("--granary", default=str(GRANARY),
+                    help="the granary binary to serve with (e.g. another checkout's, to compare)")
     ap.add_argument("--quick", action="store_true",
                     help="100K entities, 3 s per measurement: a smoke run, not figures")
     if "--quick" in sys.argv[1:]:
         ap.set_defaults(entities=100_000, duration=3, feast_hashes=10_000)
     args = ap.parse_args()
+    GRANARY = Path(args.granary)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     batches = [int(b) for b in args.batches.split(",")]
@@ -217,6 +327,8 @@ def main():
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}; vegeta {vegeta_version}; "
           f"{args.entities} entities x {VIEWS} views x {FEATURES_PER_VIEW} features; "
           f"{args.duration:g} s per measurement; server: {args.threads} workers", flush=True)
+    if args.overload:
+        return overload_case(args, data)
 
     results = []
     for store in args.stores.split(","):
@@ -231,7 +343,7 @@ def main():
                 make_repo(repo, "{type: rocksdb, path: data/online}")
                 print("== rocksdb", flush=True)
                 run([LOAD, repo, args.entities])
-            server = Server(repo, args.threads, max(batches))
+            server = Server(repo, args.threads, max(batches), args.server_args.split())
             try:
                 for n_features in feature_counts:
                     for batch in batches:

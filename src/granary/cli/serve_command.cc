@@ -2,6 +2,7 @@
 // accepting, lets requests in flight finish (up to --drain-timeout) and exits 0.
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "granary/cli/cli.h"
@@ -25,6 +26,10 @@ struct Options {
   size_t body_limit_bytes = 4 << 20;
   std::string read_timeout = "10s";
   std::string idle_timeout = "60s";
+  int max_connections = 4096;
+  int max_in_flight = 1024;
+  std::string max_queue_delay = "25ms";
+  bool metrics_public = false;
   std::string drain_timeout = "10s";
   std::string registry_poll = "1s";
 };
@@ -38,6 +43,20 @@ Result<std::chrono::milliseconds> Millis(const std::string& option, const std::s
   return std::chrono::milliseconds(d->micros / 1000);
 }
 
+// A server holds a descriptor per connection: raise the soft limit to the hard one (what an
+// unprivileged process may do) so that the default soft limit (often 1024) does not cap it.
+// Returns the soft limit in force.
+int64_t RaiseFileDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur == RLIM_INFINITY ? -1 : static_cast<int64_t>(limit.rlim_cur);
+}
+
 bool IsLoopback(const std::string& host) {
   return host == "127.0.0.1" || host == "::1" || host.starts_with("127.");
 }
@@ -47,6 +66,10 @@ Status Serve(const RepoConfig& config, const Options& o) {
     return Status::InvalidArgument(fmt::format("--port {} is not a port (0 to 65535)", o.port));
   }
   if (o.max_entities == 0) return Status::InvalidArgument("--max-entities must be at least 1");
+  if (o.max_connections < 0 || o.max_in_flight < 0) {
+    return Status::InvalidArgument(
+        "--max-connections and --max-in-flight must be 0 (no bound) or more");
+  }
   http::HttpServerOptions http_options;
   http_options.host = o.host;
   http_options.port = static_cast<uint16_t>(o.port);
@@ -54,9 +77,14 @@ Status Serve(const RepoConfig& config, const Options& o) {
   http_options.body_limit_bytes = o.body_limit_bytes;
   http_options.bearer_token = o.token;
   http_options.metrics = &MetricsRegistry::Default();
+  http_options.max_connections = o.max_connections;
+  http_options.max_in_flight = o.max_in_flight;
+  http_options.log = [](std::string_view line) { ServerLog(line); };
   GRANARY_ASSIGN_OR_RAISE(http_options.read_timeout, Millis("--read-timeout", o.read_timeout));
   GRANARY_ASSIGN_OR_RAISE(http_options.idle_timeout, Millis("--idle-timeout", o.idle_timeout));
   GRANARY_ASSIGN_OR_RAISE(http_options.drain_timeout, Millis("--drain-timeout", o.drain_timeout));
+  GRANARY_ASSIGN_OR_RAISE(http_options.max_queue_delay,
+                          Millis("--max-queue-delay", o.max_queue_delay));
 
   FeatureServerOptions options;
   options.repo_root = config.root;
@@ -79,11 +107,19 @@ Status Serve(const RepoConfig& config, const Options& o) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  const int64_t fd_limit = RaiseFileDescriptorLimit();
+
   GRANARY_ASSIGN_OR_RAISE(std::unique_ptr<OnlineStore> store, OpenOnlineStore(config));
   GRANARY_ASSIGN_OR_RAISE(std::unique_ptr<FeatureServer> server,
                           FeatureServer::Make(std::move(options), store.get()));
+  std::vector<http::Route> routes = HttpRoutes(server->endpoints());
+  if (o.metrics_public) {
+    for (http::Route& route : routes) {
+      if (route.path == "/metrics") route.is_public = true;
+    }
+  }
   GRANARY_ASSIGN_OR_RAISE(std::unique_ptr<http::HttpServer> http,
-                          http::HttpServer::Start(http_options, HttpRoutes(server->endpoints())));
+                          http::HttpServer::Start(http_options, std::move(routes)));
   // Tells the CLI and the SDK of this machine where to hand materializations while this process
   // holds the embedded store (serving/server_record.h). Removed when this function returns.
   RunningServer running;
@@ -99,12 +135,25 @@ Status Serve(const RepoConfig& config, const Options& o) {
   }
   ServerLog(fmt::format(
       "granary serve: listening on http://{}:{} ({} workers); online store {}; registry version "
-      "{} of project {}{}",
+      "{} of project {}{}{}",
       o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host, http->port(),
       o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()),
       store->Describe(), server->registry().Current()->info.version,
-      server->registry().Current()->info.project,
-      o.token.empty() ? "" : "; bearer token required"));
+      server->registry().Current()->info.project, o.token.empty() ? "" : "; bearer token required",
+      o.token.empty() || !o.metrics_public ? "" : " (not on /metrics: --metrics-public)"));
+  const auto bound = [](int n) { return n > 0 ? std::to_string(n) : std::string("no bound"); };
+  ServerLog(fmt::format(
+      "limits: {} connections, {} requests in flight, {} waiting to be read (beyond them: 503 "
+      "with Retry-After); {} file descriptors",
+      bound(o.max_connections), bound(o.max_in_flight),
+      http_options.max_queue_delay.count() > 0 ? o.max_queue_delay : std::string("no bound"),
+      fd_limit < 0 ? std::string("unlimited") : std::to_string(fd_limit)));
+  if (fd_limit > 0 && (o.max_connections == 0 || o.max_connections + 256 > fd_limit)) {
+    ServerLog(fmt::format(
+        "warning: the file descriptor limit ({}) is below --max-connections plus what the store "
+        "needs: raise it (ulimit -n, LimitNOFILE= under systemd) or lower --max-connections",
+        fd_limit));
+  }
   if (!IsLoopback(o.host) && o.token.empty()) {
     ServerLog(fmt::format(
         "warning: serving on {} without a bearer token: anyone who can reach the port can read "
@@ -146,8 +195,23 @@ void RegisterServeCommand(CLI::App& app, Context& ctx) {
                   "Most entity rows one get-online-features request may ask for");
   cmd->add_option("--body-limit-bytes", o->body_limit_bytes, "Largest request body, in bytes");
   cmd->add_option("--read-timeout", o->read_timeout,
-                  "Time to receive one whole request before the connection is closed");
-  cmd->add_option("--idle-timeout", o->idle_timeout, "Keep-alive connection idle time limit");
+                  "Time from the first byte of a request to its last (headers and body) before "
+                  "the connection is closed");
+  cmd->add_option("--idle-timeout", o->idle_timeout,
+                  "How long a keep-alive connection may wait for the first byte of its next "
+                  "request before it is closed");
+  cmd->add_option("--max-connections", o->max_connections,
+                  "Open connections beyond which a new one gets a 503 with Retry-After and is "
+                  "closed (0: no bound)");
+  cmd->add_option("--max-in-flight", o->max_in_flight,
+                  "Requests received and not yet answered beyond which a request gets a 503 with "
+                  "Retry-After at once (0: no bound)");
+  cmd->add_option("--max-queue-delay", o->max_queue_delay,
+                  "A request that waited longer than this in its socket before a worker read it "
+                  "gets a 503 with Retry-After at once: the server is behind (0: no bound)");
+  cmd->add_flag("--metrics-public", o->metrics_public,
+                "Serve /metrics without the bearer token (for a Prometheus scraper on a private "
+                "network); /metrics needs the token otherwise");
   cmd->add_option("--drain-timeout", o->drain_timeout,
                   "On SIGTERM, how long requests in flight may take to finish");
   cmd->add_option("--registry-poll", o->registry_poll,

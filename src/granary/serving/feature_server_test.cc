@@ -1,6 +1,6 @@
 // The feature server over real HTTP on 127.0.0.1: the endpoints, their errors, registry reload
 // while serving and concurrent clients, against RocksDB and a real redis-server. (The command,
-// signals and a Redis restart are tested end to end in tests/test_serve.py.)
+// signals and a Redis restart are tested end to end in tests/test_serve_*.py.)
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 

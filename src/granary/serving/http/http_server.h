@@ -2,17 +2,35 @@
 // it parses requests, enforces limits, routes by method and path to handlers from a table, and
 // writes what they answer. The handlers (serving/service.h) do the work.
 //
-// Threading: one worker thread per core (by default), each with its own io_context and its own
-// listening socket on the same port (SO_REUSEPORT: the kernel spreads connections), so a
+// Threading: one worker thread per core (by default), each with its own io_context, all
+// accepting from one listening socket (each worker holds a duplicate of its descriptor): a
 // connection lives on one thread from accept to close and nothing is shared on a request's path.
+// The socket is not SO_REUSEPORT, so another process that binds the port gets "address in use"
+// instead of silently taking half of the connections.
 // A handler runs on the connection's worker thread. It may answer at once or later (after an
 // asynchronous store read): `respond` may be called from any thread, exactly once; the response
 // is written on the connection's thread. A handler must not block its thread.
 //
-// Limits: request body size (413), header and body read timeout (408 semantics: the connection is
-// closed), idle keep-alive timeout, optional bearer token (401) on every path except those marked
-// public. Stop() stops accepting, lets in-flight requests finish (up to a drain timeout), closes
-// idle connections and joins the workers.
+// Limits: request body size (413); read timeout, from the first byte of a request to its last
+// (headers and body: a client that drips bytes is cut there; the connection is closed); idle
+// keep-alive timeout (no byte of a next request); optional bearer token (401) on every path
+// except those marked public.
+//
+// Overload (admission control, per worker, so a worker never waits on another): beyond
+// `max_connections` open connections a new connection gets a 503 with Retry-After and is closed,
+// and beyond that plus a margin it is closed at accept; beyond `max_in_flight` requests received
+// and not yet answered a request gets a 503 with Retry-After at once (the connection stays open);
+// a request that waited in its socket longer than `max_queue_delay` before the worker read it
+// (the kernel's receive timestamp says when it arrived) gets the same 503, at the cost of a
+// parse and a short write, so an overloaded worker sheds the requests that queued instead of
+// serving every request late. The requests admitted keep their latency and the clients, answered
+// at once, do not pile up connections. Out
+// of file descriptors (EMFILE), a worker gives up a descriptor it keeps in reserve to accept and
+// refuse (503) the connections waiting, and backs off when it cannot, so the accept loop never
+// spins; it logs that once per 10 s and counts it in the metrics.
+//
+// Stop() stops accepting, lets in-flight requests finish (up to a drain timeout), closes idle
+// connections and joins the workers.
 #pragma once
 
 #include <atomic>
@@ -66,11 +84,25 @@ struct HttpServerOptions {
   uint16_t port = 6566;  // 0: pick a free port (see HttpServer::port())
   int threads = 0;       // 0: one per core
   size_t body_limit_bytes = 1 << 20;
-  std::chrono::milliseconds read_timeout{10'000};   // to receive one whole request
-  std::chrono::milliseconds idle_timeout{60'000};   // keep-alive connection without a request
+  // From the first byte of a request to its last (headers and body).
+  std::chrono::milliseconds read_timeout{10'000};
+  // A keep-alive connection waiting for the first byte of its next request.
+  std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds drain_timeout{10'000};  // Stop(): in-flight requests may finish
-  std::string bearer_token;            // when set, "Authorization: Bearer <token>" is required
+  // Admission control for the whole server, split evenly between the workers (rounded up);
+  // 0: no bound. See the header comment.
+  int max_connections = 0;
+  int max_in_flight = 0;
+  // A request whose first bytes waited longer than this in its socket before the worker read
+  // them gets a 503 at once (the worker is behind); 0: no bound.
+  std::chrono::milliseconds max_queue_delay{0};
+  std::chrono::seconds retry_after{1};  // the Retry-After of a 503 when overloaded
+  // "Authorization: Bearer <token>" is required when set (the scheme in any case, RFC 7235).
+  std::string bearer_token;
   MetricsRegistry* metrics = nullptr;  // requests by path and status, latency; null: none
+  // Where the server tells the operator about trouble (out of file descriptors); null: nowhere.
+  // Called from the worker threads.
+  std::function<void(std::string_view)> log;
 };
 
 // A JSON error body: {"error": {"status": 404, "code": "not_found", "message": "..."}}.

@@ -1,10 +1,13 @@
 #include "granary/serving/http/http_server.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "granary/serving/http/test_client.h"
@@ -36,7 +39,7 @@ Route Health() {
 
 std::unique_ptr<HttpServer> StartServer(HttpServerOptions options, std::vector<Route> routes) {
   options.port = 0;
-  options.threads = 2;
+  if (options.threads == 0) options.threads = 2;
   auto server = HttpServer::Start(std::move(options), std::move(routes));
   EXPECT_TRUE(server.ok()) << server.status().ToString();
   return std::move(server).ValueOrDie();
@@ -97,6 +100,21 @@ TEST(HttpServer, BearerTokenIsRequiredExceptOnPublicRoutes) {
   auto right = client.Send(bhttp::verb::post, "/echo", "x", {{"Authorization", "Bearer s3cret"}});
   EXPECT_EQ(right.result_int(), 200);
   EXPECT_EQ(client.Send(bhttp::verb::get, "/health").result_int(), 200);
+}
+
+TEST(HttpServer, TheBearerSchemeIsCaseInsensitive) {
+  auto server = StartServer({.bearer_token = "s3cret"}, {Echo()});
+  Client client(server->port());
+  for (const char* header : {"bearer s3cret", "BEARER s3cret", "Bearer   s3cret"}) {
+    EXPECT_EQ(
+        client.Send(bhttp::verb::post, "/echo", "x", {{"Authorization", header}}).result_int(), 200)
+        << header;
+  }
+  for (const char* header : {"Bearers3cret", "Basic s3cret", "bearer S3CRET", "bearer"}) {
+    EXPECT_EQ(
+        client.Send(bhttp::verb::post, "/echo", "x", {{"Authorization", header}}).result_int(), 401)
+        << header;
+  }
 }
 
 TEST(HttpServer, ExpectContinueGetsAnInterimResponse) {
@@ -189,6 +207,193 @@ TEST(HttpServer, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
   EXPECT_TRUE(client.ClosedByServer());  // blocks until the server gives up on it
 }
 
+TEST(HttpServer, TheReadTimeoutBoundsAClientDrippingItsHeaders) {
+  // The idle timeout (a minute) is not what cuts a request that has begun: the read timeout is.
+  auto server = StartServer({.read_timeout = std::chrono::milliseconds(200),
+                             .idle_timeout = std::chrono::milliseconds(60'000)},
+                            {Health()});
+  Client client(server->port());
+  client.SendRaw("GET /health HTTP/1.1\r\n");
+  // A header byte every 20 ms, up to 1,000 of them (20 s): the server closes the connection
+  // long before, and a write then fails.
+  bool cut = false;
+  for (int i = 0; i < 1000 && !cut; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    cut = !client.TrySendRaw("X");
+  }
+  EXPECT_TRUE(cut) << "the server kept a connection whose headers never ended";
+}
+
+TEST(HttpServer, AKeepAliveConnectionMayIdleLongerThanTheReadTimeout) {
+  auto server = StartServer({.read_timeout = std::chrono::milliseconds(50),
+                             .idle_timeout = std::chrono::milliseconds(60'000)},
+                            {Health()});
+  Client client(server->port());
+  EXPECT_EQ(client.Send(bhttp::verb::get, "/health").result_int(), 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // six read timeouts, idle
+  EXPECT_EQ(client.Send(bhttp::verb::get, "/health").result_int(), 200);
+}
+
+// A route whose answers wait until the test releases them.
+struct HeldAnswers {
+  std::mutex mu;
+  std::vector<Respond> held;
+  Route route{"POST", "/held", [this](HttpRequest&, Respond respond) {
+                std::lock_guard lock(mu);
+                held.push_back(std::move(respond));
+              }};
+  size_t count() {
+    std::lock_guard lock(mu);
+    return held.size();
+  }
+  void ReleaseAll() {
+    std::lock_guard lock(mu);
+    for (auto& r : held) r({200, "text/plain", "released"});
+    held.clear();
+  }
+};
+
+TEST(HttpServer, BeyondTheInFlightLimitARequestGets503WithRetryAfterAtOnce) {
+  MetricsRegistry metrics;
+  HeldAnswers answers;
+  auto server = StartServer({.threads = 1, .max_in_flight = 2, .metrics = &metrics},
+                            {answers.route, Health()});
+  std::vector<std::unique_ptr<Client>> holders;
+  std::vector<std::thread> threads;
+  std::vector<bhttp::response<bhttp::string_body>> held_responses(2);
+  for (int i = 0; i < 2; ++i) {
+    holders.push_back(std::make_unique<Client>(server->port()));
+    threads.emplace_back(
+        [&, i] { held_responses[i] = holders[i]->Send(bhttp::verb::post, "/held"); });
+  }
+  while (answers.count() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  Client late(server->port());
+  auto res = late.Send(bhttp::verb::get, "/health");
+  EXPECT_EQ(res.result_int(), 503);
+  EXPECT_EQ(res[bhttp::field::retry_after], "1");
+  EXPECT_NE(res.body().find("the server is overloaded: 2 requests in flight on this worker "
+                            "(--max-in-flight 2); retry after 1 s"),
+            std::string::npos)
+      << res.body();
+  EXPECT_TRUE(res.keep_alive());  // the connection stays: a retry may use it
+  answers.ReleaseAll();
+  for (auto& t : threads) t.join();
+  for (auto& r : held_responses) EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(late.Send(bhttp::verb::get, "/health").result_int(), 200);
+  EXPECT_NE(metrics.Render().find(R"(granary_http_shed_requests_total{limit="in_flight"} 1)"),
+            std::string::npos)
+      << metrics.Render();
+}
+
+TEST(HttpServer, BeyondTheConnectionLimitANewConnectionGets503AndIsClosed) {
+  MetricsRegistry metrics;
+  auto server = StartServer({.threads = 1, .max_connections = 2, .metrics = &metrics}, {Health()});
+  std::vector<std::unique_ptr<Client>> open;
+  for (int i = 0; i < 2; ++i) {
+    open.push_back(std::make_unique<Client>(server->port()));
+    EXPECT_EQ(open.back()->Send(bhttp::verb::get, "/health").result_int(), 200);
+  }
+  Client third(server->port());
+  auto refused = third.Send(bhttp::verb::get, "/health");
+  EXPECT_EQ(refused.result_int(), 503);
+  EXPECT_EQ(refused[bhttp::field::retry_after], "1");
+  EXPECT_FALSE(refused.keep_alive());
+  EXPECT_TRUE(third.ClosedByServer());
+  EXPECT_NE(refused.body().find("2 connections open on this worker (--max-connections 2)"),
+            std::string::npos)
+      << refused.body();
+  for (auto& client : open) {
+    EXPECT_EQ(client->Send(bhttp::verb::get, "/health").result_int(), 200);
+  }
+  const std::string text = metrics.Render();
+  EXPECT_NE(text.find(R"(granary_http_shed_requests_total{limit="connections"} 1)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("granary_http_open_connections 2"), std::string::npos) << text;
+  // Once the held connections close, a new one is served (the server sees the close a moment
+  // later: a few tries).
+  open.clear();
+  int status = 0;
+  for (int i = 0; i < 200 && status != 200; ++i) {
+    Client again(server->port());
+    status = again.Send(bhttp::verb::get, "/health").result_int();
+    if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(status, 200);
+}
+
+TEST(HttpServer, FarBeyondTheConnectionLimitANewConnectionIsClosedAtAccept) {
+  MetricsRegistry metrics;
+  auto server = StartServer({.threads = 1, .max_connections = 1, .metrics = &metrics}, {Health()});
+  // One served, then up to the margin (16) connections that would get a 503 once they send a
+  // request; they send none. The next ones are closed at once.
+  std::vector<std::unique_ptr<Client>> open;
+  open.push_back(std::make_unique<Client>(server->port()));
+  EXPECT_EQ(open.back()->Send(bhttp::verb::get, "/health").result_int(), 200);
+  bool closed_at_accept = false;
+  for (int i = 0; i < 200 && !closed_at_accept; ++i) {
+    open.push_back(std::make_unique<Client>(server->port()));
+    closed_at_accept = metrics.Render().find(
+                           R"(granary_http_refused_connections_total{reason="connection_limit"} )"
+                           "0") == std::string::npos;
+  }
+  ASSERT_TRUE(closed_at_accept) << metrics.Render();
+  EXPECT_TRUE(open.back()->ClosedByServer());
+  EXPECT_EQ(open.front()->Send(bhttp::verb::get, "/health").result_int(), 200);
+}
+
+TEST(HttpServer, ARequestThatWaitedLongerThanTheMaxQueueDelayGets503) {
+  MetricsRegistry metrics;
+  std::atomic<bool> blocking{false};
+  // A handler that holds its worker (handlers must not block; this one plays an overloaded
+  // worker), so the next request waits in its socket.
+  Route busy{"POST", "/busy", [&](HttpRequest&, Respond respond) {
+               blocking = true;
+               std::this_thread::sleep_for(std::chrono::milliseconds(300));
+               respond({200, "text/plain", "done"});
+             }};
+  auto server = StartServer(
+      {.threads = 1, .max_queue_delay = std::chrono::milliseconds(50), .metrics = &metrics},
+      {busy, Health()});
+  Client waiting(server->port());
+  EXPECT_EQ(waiting.Send(bhttp::verb::get, "/health").result_int(), 200);  // connected, served
+  Client holder(server->port());
+  std::thread hold([&] { EXPECT_EQ(holder.Send(bhttp::verb::post, "/busy").body(), "done"); });
+  while (!blocking) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto res = waiting.Send(bhttp::verb::get, "/health");  // read 300 ms later at the earliest
+  hold.join();
+  EXPECT_EQ(res.result_int(), 503);
+  EXPECT_EQ(res[bhttp::field::retry_after], "1");
+  EXPECT_NE(res.body().find("for this worker (--max-queue-delay 50 ms); retry after 1 s"),
+            std::string::npos)
+      << res.body();
+  EXPECT_TRUE(res.keep_alive());
+  EXPECT_EQ(waiting.Send(bhttp::verb::get, "/health").result_int(), 200);  // not behind now
+  EXPECT_NE(metrics.Render().find(R"(granary_http_shed_requests_total{limit="queue_delay"} 1)"),
+            std::string::npos)
+      << metrics.Render();
+}
+
+TEST(HttpServer, NewConnectionsGoToTheWorkerWithFewest) {
+  // Each connection stays on the worker that admitted it; its handler runs there.
+  Route whoami{"GET", "/whoami", [](HttpRequest&, Respond respond) {
+                 std::ostringstream id;
+                 id << std::this_thread::get_id();
+                 respond({200, "text/plain", id.str()});
+               }};
+  auto server = StartServer({.threads = 2}, {whoami});
+  std::vector<std::unique_ptr<Client>> open;
+  std::map<std::string, int> per_worker;
+  for (int i = 0; i < 20; ++i) {
+    open.push_back(std::make_unique<Client>(server->port()));
+    ++per_worker[open.back()->Send(bhttp::verb::get, "/whoami").body()];
+  }
+  ASSERT_EQ(per_worker.size(), 2u);
+  for (const auto& [thread, count] : per_worker) {
+    EXPECT_GE(count, 8) << "connections by worker thread: " << thread << " has " << count;
+  }
+}
+
 TEST(HttpServer, CountsRequestsByPathAndStatusInMetrics) {
   MetricsRegistry metrics;
   auto server = StartServer({.metrics = &metrics}, {Echo(), Health()});
@@ -217,6 +422,20 @@ TEST(HttpServer, APortInUseIsAClearError) {
   EXPECT_EQ(server.status().code(), StatusCode::kIOError);
   EXPECT_NE(server.status().message().find("pass --port with a free one"), std::string::npos)
       << server.status().message();
+}
+
+TEST(HttpServer, ASecondServerOnTheSamePortGetsAddressInUse) {
+  auto first = StartServer({}, {Health()});  // two workers accepting on the port
+  auto second = HttpServer::Start({.port = first->port(), .threads = 2}, {Health()});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kIOError);
+  EXPECT_NE(
+      second.status().message().find(fmt::format(
+          "another process (perhaps another granary serve) listens on port {}", first->port())),
+      std::string::npos)
+      << second.status().message();
+  Client client(first->port());
+  EXPECT_EQ(client.Send(bhttp::verb::get, "/health").result_int(), 200);
 }
 
 TEST(HttpServer, ABadHostIsAClearError) {

@@ -41,6 +41,13 @@ class Client {
     boost::asio::write(socket_, boost::asio::buffer(bytes));
   }
 
+  // False when the write failed (the server closed the connection).
+  bool TrySendRaw(const std::string& bytes) {
+    boost::beast::error_code ec;
+    boost::asio::write(socket_, boost::asio::buffer(bytes), ec);
+    return !ec;
+  }
+
   Response Read() {
     Response res;
     boost::beast::http::read(socket_, buffer_, res);
