@@ -1,6 +1,6 @@
 """The Python SDK's get_online_features over the embedded store (rows written by
 granary materialize): values, statuses and event times checked against the newest row per
-entity of the source files; the same validation and messages as the CLI; the one-process lock."""
+entity of the source files; the same validation and messages as the CLI; reads beside another process."""
 import json
 import subprocess
 
@@ -144,20 +144,19 @@ def test_wrongly_typed_and_uneven_entities_are_invalid_arguments(online_store):
         online_store.get_online_features(FEATURES)
 
 
-def test_the_embedded_store_admits_one_process_until_close(online_store, online_repo):
+def test_the_cli_reads_the_embedded_store_beside_an_open_feature_store(online_store, online_repo):
     online_store.close()
     store = granary.FeatureStore(online_repo)
     args = ["--features", "customer_profile:tenure_days", "--entity", "customer_id=1,2"]
     try:
         python_answer = store.get_online_features(
             features=["customer_profile:tenure_days"], entities={"customer_id": [1, 2]})
-        held = cli_get_online_features(online_repo, *args)
-        assert held.returncode == 1 and "lock" in held.stderr.lower(), held.stderr
+        # Lookups open the store read-only: another process reads (and could write) beside it.
+        beside = cli_get_online_features(online_repo, *args)
+        assert beside.returncode == 0, beside.stderr
     finally:
         store.close()
-    free = cli_get_online_features(online_repo, *args)
-    assert free.returncode == 0, free.stderr
-    cli_answer = json.loads(free.stdout)
+    cli_answer = json.loads(beside.stdout)
     assert cli_answer["results"][1]["values"] == python_answer.to_dict()["tenure_days"]
     assert cli_answer["results"][1]["statuses"] == python_answer.statuses["tenure_days"]
     # The store opens again on the next call.

@@ -1,5 +1,5 @@
 """granary serve end to end, the operator's side: /health, /metrics, /registry, registry reload
-after `granary apply`, the embedded store held by the server, the bearer token, SIGTERM, a
+after `granary apply`, the bearer token, SIGTERM, a
 repository without definitions.
 """
 import time
@@ -64,18 +64,6 @@ def test_an_apply_while_serving_is_picked_up(cli, tmp_path, serve):
         time.sleep(0.05)
     assert server.request("GET", "/health")[1]["registry"]["version"] == 2
     assert "registry: now serving version 2 (was 1)" in server.log()
-
-
-def test_the_embedded_store_is_held_by_the_server(cli, tmp_path, serve):
-    repo = make_repo(cli, tmp_path)
-    server = serve(repo)
-    out = cli("-C", repo, "get-online-features", "--features", "risk:rate",
-              "--entity", "customer_id=1", check=False)
-    assert "another process, such as a running server, holds the embedded online store" \
-        in out.stderr
-    assert server.stop() == 0
-    cli("-C", repo, "get-online-features", "--features", "risk:rate", "--entity",
-        "customer_id=1", check=True)
 
 
 def test_bearer_token(cli, tmp_path, serve):

@@ -279,6 +279,15 @@ Status RunStore(const Config& c, const std::string& kind, const Definitions& def
     if (!st.ok()) return Status::IOError(st.ToString());
     raw_db_owner.reset(raw_db);
   }
+  // The store as a CLI or SDK reader opens it beside a running server: a secondary instance that
+  // catches up with the writer before every read (docs/ONLINE_LAYOUT.md).
+  std::unique_ptr<RocksDbOnlineStore> reader;
+  if (rocks != nullptr) {
+    RocksDbOnlineStore::Options options;
+    options.block_cache_bytes = c.rocksdb_cache_mb << 20;
+    options.read_only = true;
+    GRANARY_ASSIGN_OR_RAISE(reader, RocksDbOnlineStore::Open(dir->path() / "online", options));
+  }
 
   fmt::print("{:<14} {:>5}  {:<26} {:>9} {:>9} {:>10} {:>12}\n", "store", "batch", "what", "p50 us",
              "p99 us", "requests/s", "entities/s");
@@ -310,6 +319,24 @@ Status RunStore(const Config& c, const std::string& kind, const Definitions& def
                             ++asked;
                           },
                           {}});
+    std::vector<OnlineReadRequest> reader_reads;
+    if (reader != nullptr) {
+      contenders.push_back({"granary read, read-only",
+                            [&](const auto& entities) {
+                              reader_reads.clear();
+                              for (const auto& ids : entities)
+                                reader_reads.push_back(ReadRequestFor(layouts, ids));
+                            },
+                            [&](int i) {
+                              auto got = reader->Read(reader_reads[i]);
+                              if (!got.ok()) {
+                                fmt::print(stderr, "read-only read failed: {}\n",
+                                           got.status().ToString());
+                                std::exit(1);
+                              }
+                            },
+                            {}});
+    }
     std::vector<OnlineFeaturesRequest> service_requests;
     std::string json;
     contenders.push_back({"granary read + JSON",

@@ -32,8 +32,10 @@ class FeatureStore:
 
     Thread-safe: one FeatureStore may serve several threads; long calls release the GIL. The
     online store is opened by the first get_online_features call and kept open until close() (or
-    the end of a `with` block). The embedded RocksDB store admits one process at a time: close the
-    store before another process (the CLI, a server) opens it.
+    the end of a `with` block). The embedded RocksDB store has one writing process: lookups open
+    it read-only beside it (a running `granary serve`, whose writes they see), materialize calls
+    hand their runs to that server, and only push(to="online") keeps it open for writing until
+    close().
     """
 
     def __init__(self, repo_path: Union[str, os.PathLike] = "."):
@@ -214,8 +216,12 @@ class FeatureStore:
         default every online view. memory_budget (bytes, default 1 GiB) bounds picking the
         latest rows, which spills past it to spill_dir; write_threads (0: two per core).
 
+        While a `granary serve` of this repository holds the embedded store, the run is handed
+        to that server and its report returned, as `granary materialize` does (the server's
+        settings apply; $GRANARY_SERVE_TOKEN when it requires a token; docs/OPERATIONS.md).
+
         Runs without the GIL; Ctrl-C stops it (KeyboardInterrupt): the view in progress is
-        recorded failed and keeps its watermark. A failed view raises the exception of its error
+        recorded failed and keeps its watermark (a run handed to a server goes on there). A failed view raises the exception of its error
         with the MaterializeReport as its `report`; otherwise returns the report.
         """
         start = to_micros(start_date, "start_date")

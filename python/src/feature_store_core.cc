@@ -64,7 +64,9 @@ Result<FeatureStoreCore::Online> FeatureStoreCore::OnlineService() {
   std::lock_guard lock(mu_);
   if (online_.service != nullptr && online_version_ == applied.version) return online_;
   if (online_.store == nullptr) {
-    GRANARY_ASSIGN_OR_RAISE(auto store, OpenOnlineStore(config_));
+    OnlineStoreOptions options;
+    options.read_only = true;  // beside a server (or this process's writer_) that writes
+    GRANARY_ASSIGN_OR_RAISE(auto store, OpenOnlineStore(config_, options));
     online_.store = std::move(store);
   }
   GRANARY_ASSIGN_OR_RAISE(auto service,
@@ -75,13 +77,34 @@ Result<FeatureStoreCore::Online> FeatureStoreCore::OnlineService() {
   return online_;
 }
 
+Result<std::shared_ptr<OnlineStore>> FeatureStoreCore::WritableStore() {
+  if (config_.online_store.type != "rocksdb") {
+    GRANARY_ASSIGN_OR_RAISE(Online online, OnlineService());
+    return online.store;
+  }
+  std::lock_guard lock(mu_);
+  if (writer_ == nullptr) {
+    GRANARY_ASSIGN_OR_RAISE(auto store, OpenOnlineStore(config_));
+    writer_ = std::move(store);
+  }
+  return writer_;
+}
+
+std::shared_ptr<OnlineStore> FeatureStoreCore::OpenWritableStore() {
+  std::lock_guard lock(mu_);
+  if (config_.online_store.type != "rocksdb") return online_.store;
+  return writer_;
+}
+
 void FeatureStoreCore::Close() {
   Online closing;
+  std::shared_ptr<OnlineStore> writer;
   std::unique_ptr<RegistryStore> registry;
   {
     std::lock_guard lock(mu_);
     closing = std::move(online_);
     online_ = {};
+    writer = std::move(writer_);
     registry = std::move(registry_);
     applied_ = {};
   }

@@ -3,7 +3,10 @@
 //
 // Definitions are read from the registry's latest version and cached; Definitions(true) first
 // asks the registry whether a newer version exists (one SQLite query). The online store is opened
-// on first use and kept until Close(): the embedded RocksDB store admits one process at a time.
+// on first use and kept until Close(). The embedded RocksDB store admits one writing process (a
+// running `granary serve` may be it), so lookups use a read-only instance that follows the
+// writer, and only a push opens (and keeps) the store for writing; materialize() hands its run
+// to a running server, or opens the store for the run alone (serving/materialize_handoff.h).
 //
 // Thread-safe: Python may call from several threads (the GIL is released during C++ work). Long
 // work (a training set) runs on snapshots (shared_ptr) taken under the mutex, not under it.
@@ -42,15 +45,21 @@ class FeatureStoreCore {
   // `granary plan` / `granary apply`; an apply refreshes the cached definitions.
   Result<ApplyOutcome> PlanOrApply(ApplyMode mode, std::vector<std::string>* warnings);
 
-  // The online store and the get-online-features service over the cached definitions, opened on
-  // first use. The service borrows the store; keep the pair together.
+  // The online store (read-only) and the get-online-features service over the cached
+  // definitions, opened on first use. The service borrows the store; keep the pair together.
   struct Online {
     std::shared_ptr<OnlineStore> store;
     std::shared_ptr<const OnlineFeaturesService> service;
   };
   Result<Online> OnlineService();
 
-  // Closes the online store (releases the RocksDB lock once calls in flight finish) and the
+  // The online store for writing (push), opened on first use and kept until Close(). With Redis,
+  // the store of OnlineService().
+  Result<std::shared_ptr<OnlineStore>> WritableStore();
+  // The writable store if one is open already, else null (materialize then opens its own).
+  std::shared_ptr<OnlineStore> OpenWritableStore();
+
+  // Closes the online stores (releases the RocksDB lock once calls in flight finish) and the
   // registry. Later calls open them again.
   void Close();
 
@@ -63,6 +72,7 @@ class FeatureStoreCore {
   std::unique_ptr<RegistryStore> registry_;  // guarded by mu_
   Applied applied_;                          // guarded by mu_
   Online online_;                            // guarded by mu_
+  std::shared_ptr<OnlineStore> writer_;      // guarded by mu_; RocksDB only, for pushes
   int64_t online_version_ = 0;               // the definitions version online_.service uses
 };
 

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cstdlib>
 
 #include "bindings.h"
 #include "feature_store_core.h"
@@ -15,6 +16,7 @@
 #include "granary/materialize/view_status.h"
 #include "granary/online/view_layout.h"
 #include "granary/registry/registry_store.h"
+#include "granary/serving/materialize_handoff.h"
 #include "granary/serving/push.h"
 
 namespace granary::python {
@@ -145,21 +147,28 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
         options.progress.mode =
             progress ? ProgressOptions::Mode::kDetect : ProgressOptions::Mode::kSilent;
         options.metrics = nullptr;  // a notebook has no /metrics endpoint
-        FeatureStoreCore::Online online;
         {
           nb::gil_scoped_release release;
-          // The store this FeatureStore reads from: the embedded store admits one opener.
           ThrowIfError(self.Latest(/*check_for_newer=*/true).status());
-          online = ValueOrThrow(self.OnlineService());
         }
+        HandoffOptions handoff;
+        if (const char* token = std::getenv("GRANARY_SERVE_TOKEN")) handoff.token = token;
         std::atomic<bool> cancelled{false};
+        handoff.cancelled = &cancelled;
         std::optional<Result<MaterializeReport>> report;
         // The outcome (a view's failure too) becomes the note of a KeyboardInterrupt; otherwise
         // a failed view travels with the report, and only an error before any view is raised.
         const Status status = RunInterruptible(
             [&]() -> Status {
-              report.emplace(
-                  Materialize(self.config(), request, options, online.store.get(), &cancelled));
+              report.emplace([&]() -> Result<MaterializeReport> {
+                // While a server holds the embedded store, the run is the server's.
+                GRANARY_ASSIGN_OR_RAISE(std::optional<MaterializeReport> handed,
+                                        MaterializeThroughServer(self.config(), request, handoff));
+                if (handed) return std::move(*handed);
+                // This FeatureStore's own writer after a push; else the run opens the store.
+                std::shared_ptr<OnlineStore> store = self.OpenWritableStore();
+                return Materialize(self.config(), request, options, store.get(), &cancelled);
+              }());
               return report->ok() ? (*report)->status : report->status();
             },
             [&cancelled] { cancelled.store(true); });
@@ -193,6 +202,7 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
           context.log = &log;
           context.max_clock_skew = Duration::Microseconds(max_clock_skew_micros);
           FeatureStoreCore::Online online;
+          std::shared_ptr<OnlineStore> writer;
           ViewLayouts layouts;
           if (target == PushTarget::kOffline) {
             // No online write: the store stays closed (another process may hold it).
@@ -202,7 +212,8 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
           } else {
             online = ValueOrThrow(self.OnlineService());
             context.layouts = &online.service->layouts();
-            context.store = online.store.get();
+            writer = ValueOrThrow(self.WritableStore());
+            context.store = writer.get();
           }
           result = ValueOrThrow(Push(context, push_source_name, *table, target));
           for (const auto& path : result.offline.files) files.push_back(path.string());

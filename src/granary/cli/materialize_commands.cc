@@ -1,6 +1,7 @@
 // materialize, materialize-incremental: the latest feature values from the offline sources into
 // the online store (materialize/materializer.h; docs/OPERATIONS.md).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <atomic>
 #include <csignal>
@@ -11,6 +12,7 @@
 #include "granary/common/progress.h"
 #include "granary/materialize/interval.h"
 #include "granary/materialize/materializer.h"
+#include "granary/serving/materialize_handoff.h"
 
 namespace granary::cli {
 
@@ -94,7 +96,19 @@ namespace {
 struct IntervalArgs {
   std::string start;
   std::string end;
+  std::string token;  // a running server's bearer token (GRANARY_SERVE_TOKEN)
 };
+
+// The options a run handed to a server does not use (it runs with the server's).
+std::vector<std::string> OptionsTheServerIgnores(const MaterializeArgs& args) {
+  const MaterializeArgs defaults;
+  std::vector<std::string> out;
+  if (args.memory_budget != defaults.memory_budget) out.push_back("--memory-budget");
+  if (args.write_threads != defaults.write_threads) out.push_back("--write-threads");
+  if (args.write_batch_rows != defaults.write_batch_rows) out.push_back("--write-batch-rows");
+  if (args.spill_dir != defaults.spill_dir) out.push_back("--spill-dir");
+  return out;
+}
 
 void RunMaterialize(Context& ctx, MaterializeRequest::Kind kind, const IntervalArgs& times,
                     const MaterializeArgs& args) {
@@ -121,21 +135,61 @@ void RunMaterialize(Context& ctx, MaterializeRequest::Kind kind, const IntervalA
     std::fflush(stdout);
   };
   std::atomic<bool> cancelled{false};
-  auto signals = SignalWatcher::Start([&cancelled](int sig) {
-    fmt::print(stderr,
-               "{}: stopping; the view in progress is recorded as failed and its "
-               "watermark stays (press again to quit at once)\n",
-               sig == SIGINT ? "interrupted" : "terminated");
+  std::atomic<bool> handed_off{false};
+  auto signals = SignalWatcher::Start([&cancelled, &handed_off](int sig) {
+    const char* what = sig == SIGINT ? "interrupted" : "terminated";
+    if (handed_off.load()) {
+      fmt::print(stderr, "{}: no longer waiting; the run goes on in the server\n", what);
+    } else {
+      fmt::print(stderr,
+                 "{}: stopping; the view in progress is recorded as failed and its "
+                 "watermark stays (press again to quit at once)\n",
+                 what);
+    }
     cancelled.store(true);
   });
-  auto report = Materialize(config, request, *options, nullptr, &cancelled);
+  // While a server holds the embedded store, the run is the server's (materialize_handoff.h).
+  HandoffOptions handoff;
+  handoff.token = times.token;
+  handoff.cancelled = &cancelled;
+  handoff.on_handoff = [&](const RunningServer& server) {
+    handed_off.store(true);
+    fmt::print(stderr, "the feature server at {} (pid {}) holds the online store: running there\n",
+               server.url, server.pid);
+    const std::vector<std::string> ignored = OptionsTheServerIgnores(args);
+    if (!ignored.empty()) {
+      fmt::print(stderr, "note: {} not used: the server's run uses its own settings\n",
+                 fmt::join(ignored, ", "));
+    }
+    std::fflush(stderr);
+  };
+  auto report = [&]() -> Result<MaterializeReport> {
+    GRANARY_ASSIGN_OR_RAISE(std::optional<MaterializeReport> handed,
+                            MaterializeThroughServer(config, request, handoff));
+    if (!handed) return Materialize(config, request, *options, nullptr, &cancelled);
+    for (const ViewMaterialization& v : handed->views) options->after_view(v);
+    return std::move(*handed);
+  }();
   const int sig = signals->received();
   signals.reset();
-  if (!report.ok()) return ctx.Fail(report.status());
+  if (!report.ok()) {
+    ctx.Fail(report.status());
+    if (sig != 0) ctx.exit_code = 128 + sig;
+    return;
+  }
   if (!report->status.ok()) {
     ctx.Fail(report->status);
     if (sig != 0) ctx.exit_code = 128 + sig;
   }
+}
+
+void AddTokenOption(CLI::App* cmd, IntervalArgs* times) {
+  cmd->add_option("--token", times->token,
+                  "The bearer token of a running 'granary serve' of this repository, which runs "
+                  "the materialization while it holds the embedded online store (prefer the "
+                  "environment variable)")
+      ->envname("GRANARY_SERVE_TOKEN")
+      ->default_str("");
 }
 
 }  // namespace
@@ -150,6 +204,7 @@ void RegisterMaterializeCommands(CLI::App& app, Context& ctx) {
     cmd->add_option("START", times->start, "Interval start, inclusive (ISO 8601)")->required();
     cmd->add_option("END", times->end, "Interval end, inclusive (ISO 8601 or 'now')")->required();
     AddMaterializeOptions(cmd, args.get());
+    AddTokenOption(cmd, times.get());
     cmd->callback([&ctx, times, args] {
       RunMaterialize(ctx, MaterializeRequest::Kind::kInterval, *times, *args);
     });
@@ -162,6 +217,7 @@ void RegisterMaterializeCommands(CLI::App& app, Context& ctx) {
         "Write the feature values that arrived since each view's watermark, up to END");
     cmd->add_option("END", times->end, "Interval end, inclusive (ISO 8601 or 'now')")->required();
     AddMaterializeOptions(cmd, args.get());
+    AddTokenOption(cmd, times.get());
     cmd->callback([&ctx, times, args] {
       RunMaterialize(ctx, MaterializeRequest::Kind::kIncremental, *times, *args);
     });

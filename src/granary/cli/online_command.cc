@@ -66,7 +66,10 @@ void RunGetOnlineFeatures(Context& ctx, const Options& options) {
         "{} holds no definitions yet; run 'granary apply' first", config.RegistryPath().string())));
   }
   auto definitions = std::make_shared<const Definitions>(std::move((*latest)->definitions));
-  auto store = OpenOnlineStore(config);
+  // Read-only: beside a running server, which holds the embedded store for writing.
+  OnlineStoreOptions store_options;
+  store_options.read_only = true;
+  auto store = OpenOnlineStore(config, store_options);
   if (!store.ok()) return ctx.Fail(store.status());
   auto service =
       OnlineFeaturesService::Make(definitions, store->get(), config.online_store.key_ttl);

@@ -3,13 +3,16 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "granary/cli/cli.h"
+#include "granary/materialize/repository_lock.h"
 #include "granary/online/online_store.h"
 #include "granary/online/store_opener.h"
 #include "granary/serving/http/http_server.h"
 #include "granary/serving/http_routes.h"
 #include "granary/serving/server_log.h"
+#include "granary/serving/server_record.h"
 #include "granary/serving/service.h"
 
 namespace granary::cli {
@@ -134,6 +137,19 @@ Status Serve(const RepoConfig& config, const Options& o) {
   }
   GRANARY_ASSIGN_OR_RAISE(std::unique_ptr<http::HttpServer> http,
                           http::HttpServer::Start(http_options, std::move(routes)));
+  // Tells the CLI and the SDK of this machine where to hand materializations while this process
+  // holds the embedded store (serving/server_record.h). Removed when this function returns.
+  RunningServer running;
+  running.url = LocalUrlFor(o.host, http->port());
+  running.pid = getpid();
+  running.host = ThisHost();
+  running.token_required = !o.token.empty();
+  running.store = store->Describe();
+  running.started = FormatTimestamp(SystemClock::Default().Now());
+  auto record = ServerRecord::Publish(config.RegistryPath(), running);
+  if (!record.ok()) {
+    ServerLog(fmt::format("warning: {}", record.status().message()));
+  }
   ServerLog(fmt::format(
       "granary serve: listening on http://{}:{} ({} workers); online store {}; registry version "
       "{} of project {}{}{}",
@@ -171,6 +187,7 @@ Status Serve(const RepoConfig& config, const Options& o) {
   server.reset();  // waits for pushes still writing and joins the materialization
   store.reset();   // before the workers' io_contexts (OnlineStore's threading contract)
   http.reset();
+  if (record.ok()) record->reset();  // the store is closed: local runs may open it now
   ServerLog("granary serve: stopped");
   return Status::OK();
 }

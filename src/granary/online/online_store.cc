@@ -48,6 +48,7 @@ Result<std::unique_ptr<OnlineStore>> OpenOnlineStore(const RepoConfig& config,
   if (online.type == "rocksdb") {
     RocksDbOnlineStore::Options o;
     o.clock = options.clock;
+    o.read_only = options.read_only;
     GRANARY_ASSIGN_OR_RAISE(auto store, RocksDbOnlineStore::Open(config.Resolve(online.path), o));
     return std::unique_ptr<OnlineStore>(std::move(store));
   }

@@ -126,11 +126,18 @@ struct OnlineStoreOptions {
   // Redis: how long to wait for a connection, and for any reply before the node counts as down.
   Duration connect_timeout = Duration::Seconds(2);
   Duration request_timeout = Duration::Seconds(2);
+  // Reads only (get-online-features, the SDK's lookups). RocksDB admits one writing process (a
+  // running `granary serve` holds it), so a read-only store opens as a RocksDB secondary
+  // instance beside it, which catches up with the writer's flushed files and write-ahead log
+  // before every Read (docs/ONLINE_LAYOUT.md, "Readers beside the server"); WriteBatch,
+  // DeleteViews and DeleteAll then return FailedPrecondition. Redis: no difference.
+  bool read_only = false;
 };
 
 // Opens the store described by config.online_store for project config.project. RocksDB: creates
-// its folder when missing. Redis: connects (and, for a cluster, reads the slot map) before
-// returning, so a wrong address or password fails here, with a message naming the server.
+// its folder (and an empty database) when missing, also when read_only. Redis: connects (and, for a
+// cluster, reads the slot map) before returning, so a wrong address or password fails here, with a
+// message naming the server.
 Result<std::unique_ptr<OnlineStore>> OpenOnlineStore(const RepoConfig& config,
                                                      const OnlineStoreOptions& options = {});
 

@@ -1,5 +1,6 @@
-// POST /materialize-incremental over real HTTP on 127.0.0.1, against RocksDB and a real
-// redis-server: a run through the server's open store, its report, the features then served,
+// POST /materialize-incremental and /materialize over real HTTP on 127.0.0.1, against RocksDB
+// and a real redis-server: a run through the server's open store, its report, the features then
+// served, a run handed to the server by MaterializeThroughServer as the CLI and SDK hand it,
 // 409 while a run (of this server or another process) holds the repository lock, bad bodies,
 // the materialization metrics on GET /metrics, and cancellation on shutdown.
 #include <gtest/gtest.h>
@@ -11,6 +12,8 @@
 #include "granary/materialize/repository_lock.h"
 #include "granary/serving/http/test_client.h"
 #include "granary/serving/http_routes.h"
+#include "granary/serving/materialize_handoff.h"
+#include "granary/serving/materialize_report.h"
 #include "granary/serving/service.h"
 #include "granary/testing/materialize_repository.h"
 
@@ -298,6 +301,168 @@ TEST_P(MaterializeEndpointTest, ShutdownCancelsTheRunAndAnswersItsWaiter) {
   EXPECT_NE(res.body().find("the server is stopping"), std::string::npos) << res.body();
   Stop();  // joins the run before the store closes (the fixture's store outlives it)
   EXPECT_EQ(repo_->Registry()->Runs("risk", 1).ValueOrDie().at(0).status, RunStatus::kFailed);
+}
+
+TEST_P(MaterializeEndpointTest, AnIntervalRunAndItsStartRules) {
+  Start();
+  Client client(http_->port());
+  auto res = client.Post("/materialize", R"({"start_ts": "2026-11-24T08:30:00Z",
+                                             "end_ts": "2026-11-25T10:00:00Z"})");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  auto doc = Json(res.body());
+  ASSERT_EQ(doc["views"].Size(), 1u);
+  EXPECT_STREQ(doc.at("views").at(0).at("start").as_string().c_str(), "2026-11-24T08:30:00Z");
+  EXPECT_EQ(doc["views"][0]["entities_written"].GetInt64(), 1);  // customer 2's row only
+  EXPECT_EQ(ServedScores(), (std::vector<std::string>{"NOT_FOUND", "0.250000"}));
+  res = client.Post("/materialize", R"({"end": "2026-11-25T10:00:00Z"})");
+  EXPECT_EQ(res.result_int(), 400);
+  EXPECT_NE(res.body().find("start: missing"), std::string::npos) << res.body();
+  res = client.Post("/materialize-incremental", R"({"start": "2026-11-24T08:30:00Z"})");
+  EXPECT_EQ(res.result_int(), 400);
+  EXPECT_NE(res.body().find("POST /materialize for an interval"), std::string::npos) << res.body();
+  res = client.Post("/materialize",
+                    R"({"start": "2026-11-24T00:00:00Z", "start_ts": "2026-11-24T00:00:00Z"})");
+  EXPECT_EQ(res.result_int(), 400);
+  EXPECT_NE(res.body().find("start and start_ts are the same field"), std::string::npos)
+      << res.body();
+}
+
+TEST_P(MaterializeEndpointTest, ARunHandedToTheServerComesBackAsItsReport) {
+  Start();
+  MaterializeRequest request;
+  request.kind = MaterializeRequest::Kind::kIncremental;
+  request.end = At("2026-11-25T10:00:00Z");
+  request.views = {"risk"};
+  // No server recorded: run locally.
+  auto none = MaterializeThroughServer(repo_->config, request, {});
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_FALSE(none->has_value());
+
+  RunningServer running;
+  running.url = LocalUrlFor("0.0.0.0", http_->port());
+  running.pid = 1;
+  auto record = ServerRecord::Publish(repo_->config.RegistryPath(), running);
+  ASSERT_TRUE(record.ok()) << record.status().ToString();
+  std::vector<std::string> handed_to;
+  HandoffOptions options;
+  options.on_handoff = [&](const RunningServer& s) { handed_to.push_back(s.url); };
+  auto handed = MaterializeThroughServer(repo_->config, request, options);
+  ASSERT_TRUE(handed.ok()) << handed.status().ToString();
+  if (GetParam() != "rocksdb") {
+    // Redis: every process writes the store itself; nothing is handed over.
+    EXPECT_FALSE(handed->has_value());
+    EXPECT_TRUE(handed_to.empty());
+    return;
+  }
+  ASSERT_TRUE(handed->has_value());
+  EXPECT_EQ(handed_to, std::vector<std::string>{running.url});
+  const MaterializeReport& report = **handed;
+  ASSERT_TRUE(report.status.ok()) << report.status.ToString();
+  ASSERT_EQ(report.views.size(), 1u);
+  const ViewMaterialization& v = report.views[0];
+  EXPECT_EQ(v.view, "risk");
+  EXPECT_EQ(v.scan.rows_scanned, 3);
+  EXPECT_EQ(v.scan.files_total, 1);
+  EXPECT_EQ(v.entities_written, 2);
+  EXPECT_EQ(v.watermark_after, At("2026-11-25T10:00:00Z"));
+  EXPECT_EQ(v.run_id, repo_->Registry()->Runs("risk", 1).ValueOrDie()[0].id);
+  EXPECT_EQ(ServedScores(), (std::vector<std::string>{"0.500000", "0.250000"}));
+
+  // The server's refusals come back as errors of their kind, with its message.
+  request.views = {"rsik"};
+  handed = MaterializeThroughServer(repo_->config, request, options);
+  ASSERT_FALSE(handed.ok());
+  EXPECT_EQ(handed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(handed.status().message().find("no feature view 'rsik', did you mean 'risk'?"),
+            std::string::npos)
+      << handed.status().ToString();
+
+  // A server that requires a token: none given is a FailedPrecondition with the fix.
+  record->reset();
+  running.token_required = true;
+  record = ServerRecord::Publish(repo_->config.RegistryPath(), running);
+  ASSERT_TRUE(record.ok());
+  handed = MaterializeThroughServer(repo_->config, request, {});
+  ASSERT_FALSE(handed.ok());
+  EXPECT_EQ(handed.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(handed.status().message().find("GRANARY_SERVE_TOKEN"), std::string::npos);
+}
+
+TEST(MaterializeReportJson, ReadsBackWhatItWrites) {
+  MaterializeRequest run;
+  run.end = At("2026-11-25T10:00:00Z");
+  MaterializeReport report;
+  ViewMaterialization a;
+  a.view = "risk";
+  a.start = At("2026-11-24T10:00:00Z");
+  a.end = run.end;
+  a.run_id = 7;
+  a.scan.files_total = 3;
+  a.scan.files_pruned = 1;
+  a.scan.row_groups_total = 9;
+  a.scan.row_groups_pruned = 4;
+  a.scan.rows_scanned = 1000;
+  a.rows_in_range = 900;
+  a.null_key_rows = 2;
+  a.entities = 50;
+  a.entities_written = 45;
+  a.entities_skipped = 5;
+  a.partitions = 4;
+  a.bytes_spilled = 1 << 20;
+  a.started_over = true;
+  a.watermark_before = At("2026-11-24T10:00:00Z");
+  a.watermark_after = run.end;
+  a.seconds = 1.5;
+  ViewMaterialization b;
+  b.view = "bay";
+  b.end = run.end;
+  b.status = Status::IOError("data/bay/part-1.parquet: not a Parquet file");
+  b.watermark_note = "the run failed: the watermark stays";
+  ViewMaterialization c;
+  c.view = "profile";
+  c.end = run.end;
+  c.up_to_date = true;
+  report.views = {a, b, c};
+  report.status = b.status;
+
+  auto back = ParseMaterializeReport(MaterializeReportJson(run, report));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->status.code(), StatusCode::kIOError);
+  EXPECT_EQ(back->status.message(), b.status.message());
+  ASSERT_EQ(back->views.size(), 3u);
+  const ViewMaterialization& x = back->views[0];
+  EXPECT_EQ(x.view, "risk");
+  EXPECT_TRUE(x.status.ok());
+  EXPECT_FALSE(x.up_to_date);
+  EXPECT_EQ(x.start, a.start);
+  EXPECT_EQ(x.end, a.end);
+  EXPECT_EQ(x.run_id, 7);
+  EXPECT_EQ(x.scan.files_total, 3);
+  EXPECT_EQ(x.scan.files_pruned, 1);
+  EXPECT_EQ(x.scan.row_groups_total, 9);
+  EXPECT_EQ(x.scan.row_groups_pruned, 4);
+  EXPECT_EQ(x.scan.rows_scanned, 1000);
+  EXPECT_EQ(x.rows_in_range, 900);
+  EXPECT_EQ(x.null_key_rows, 2);
+  EXPECT_EQ(x.entities, 50);
+  EXPECT_EQ(x.entities_written, 45);
+  EXPECT_EQ(x.entities_skipped, 5);
+  EXPECT_EQ(x.partitions, 4);
+  EXPECT_EQ(x.bytes_spilled, 1 << 20);
+  EXPECT_TRUE(x.started_over);
+  EXPECT_EQ(x.watermark_before, a.watermark_before);
+  EXPECT_EQ(x.watermark_after, a.watermark_after);
+  EXPECT_DOUBLE_EQ(x.seconds, 1.5);
+  EXPECT_EQ(back->views[1].status.code(), StatusCode::kIOError);
+  EXPECT_EQ(back->views[1].status.message(), b.status.message());
+  EXPECT_EQ(back->views[1].watermark_note, b.watermark_note);
+  EXPECT_FALSE(back->views[1].start.has_value());
+  EXPECT_TRUE(back->views[2].up_to_date);
+  EXPECT_TRUE(back->views[2].status.ok());
+
+  auto bad = ParseMaterializeReport(R"({"error": {"message": "no"}})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("views"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, MaterializeEndpointTest, ::testing::Values("rocksdb", "redis"));

@@ -1,13 +1,15 @@
-// POST /materialize-incremental (docs/SERVING.md): a run of incremental materialization on the
-// server's open online store, through MaterializationJob. The body is parsed and checked against
+// POST /materialize-incremental and POST /materialize (docs/SERVING.md): a run of incremental
+// materialization, or of an interval's ("start" and "end"), on the server's open online store,
+// through MaterializationJob. The body is parsed and checked against
 // the served definitions on the worker thread; taking the repository lock and starting the run's
 // thread happen on the blocking pool; the run itself has a thread of its own, so no HTTP worker
 // waits for it. One run at a time per repository, in any process: a second request gets 409.
 //
 // The answer is 202 at once with what was started, or with "wait": true the run's report when it
 // ends (200 when every view succeeded or was up to date; else the failure's code, with the
-// report as the body). Feast's field names (end_ts, feature_views) are accepted too; with them
-// the answer waits by default, as Feast's server does.
+// report as the body). Feast's field names (start_ts, end_ts, feature_views) are accepted too;
+// with them the answer waits by default, as Feast's server does. The CLI and the SDK hand their
+// runs to these endpoints while the server holds the embedded store (materialize_handoff.h).
 #include <fmt/format.h>
 
 #include <boost/asio/post.hpp>
@@ -16,6 +18,7 @@
 #include "granary/common/json.h"
 #include "granary/common/strings.h"
 #include "granary/materialize/materialize_metrics.h"
+#include "granary/serving/materialize_report.h"
 #include "granary/serving/materialize_request.h"
 #include "granary/serving/server_log.h"
 #include "granary/serving/service.h"
@@ -34,82 +37,14 @@ struct ServerMaterialization {
 
 namespace {
 
-constexpr const char* kPath = "/materialize-incremental";
+constexpr const char* kIncrementalPath = "/materialize-incremental";
+constexpr const char* kIntervalPath = "/materialize";
+
+const char* PathOf(MaterializeRequest::Kind kind) {
+  return kind == MaterializeRequest::Kind::kIncremental ? kIncrementalPath : kIntervalPath;
+}
 
 void String(JsonWriter& w, std::string_view s) { w.String(s.data(), s.size()); }
-
-void Time(JsonWriter& w, const std::optional<Timestamp>& t) {
-  if (t) {
-    String(w, FormatTimestamp(*t));
-  } else {
-    w.Null();
-  }
-}
-
-const char* OutcomeName(const Status& status) {
-  if (status.ok()) return "succeeded";
-  return status.code() == StatusCode::kCancelled ? "cancelled" : "failed";
-}
-
-void WriteView(JsonWriter& w, const ViewMaterialization& v) {
-  w.StartObject();
-  w.Key("view");
-  String(w, v.view);
-  w.Key("status");
-  String(w, v.up_to_date && v.status.ok() ? "up_to_date" : OutcomeName(v.status));
-  if (!v.status.ok()) {
-    w.Key("error");
-    String(w, v.status.message());
-  }
-  w.Key("start");
-  Time(w, v.start);
-  w.Key("end");
-  Time(w, v.end);
-  w.Key("run_id");
-  w.Int64(v.run_id);
-  w.Key("rows_scanned");
-  w.Int64(v.scan.rows_scanned);
-  w.Key("rows_in_range");
-  w.Int64(v.rows_in_range);
-  w.Key("entities");
-  w.Int64(v.entities);
-  w.Key("entities_written");
-  w.Int64(v.entities_written);
-  w.Key("entities_skipped");
-  w.Int64(v.entities_skipped);
-  w.Key("started_over");
-  w.Bool(v.started_over);
-  w.Key("watermark_before");
-  Time(w, v.watermark_before);
-  w.Key("watermark_after");
-  Time(w, v.watermark_after);
-  if (!v.watermark_note.empty()) {
-    w.Key("watermark_note");
-    String(w, v.watermark_note);
-  }
-  w.Key("seconds");
-  w.Double(v.seconds);
-  w.EndObject();
-}
-
-std::string ReportJson(const MaterializeRequest& run, const MaterializeReport& report) {
-  JsonWriter w;
-  w.StartObject();
-  w.Key("status");
-  String(w, OutcomeName(report.status));
-  if (!report.status.ok()) {
-    w.Key("error");
-    String(w, report.status.message());
-  }
-  w.Key("end");
-  String(w, FormatTimestamp(run.end));
-  w.Key("views");
-  w.StartArray();
-  for (const ViewMaterialization& v : report.views) WriteView(w, v);
-  w.EndArray();
-  w.EndObject();
-  return w.Release();
-}
 
 // The 202 answer: what was started.
 std::string StartedJson(const MaterializeRequest& run, const Definitions& defs) {
@@ -135,11 +70,12 @@ std::string StartedJson(const MaterializeRequest& run, const Definitions& defs) 
 
 std::string Summary(const Result<MaterializeReport>& result) {
   if (!result.ok()) return fmt::format("failed: {}", result.status().message());
-  std::string out = OutcomeName(result->status);
+  std::string out = MaterializeOutcomeName(result->status);
   for (const ViewMaterialization& v : result->views) {
-    out += fmt::format("; {}: {}, {} entities written, {} skipped", v.view,
-                       v.up_to_date && v.status.ok() ? "up to date" : OutcomeName(v.status),
-                       v.entities_written, v.entities_skipped);
+    out +=
+        fmt::format("; {}: {}, {} entities written, {} skipped", v.view,
+                    v.up_to_date && v.status.ok() ? "up to date" : MaterializeOutcomeName(v.status),
+                    v.entities_written, v.entities_skipped);
   }
   if (!result->status.ok()) out += fmt::format(" ({})", result->status.message());
   return out;
@@ -149,8 +85,9 @@ std::string Summary(const Result<MaterializeReport>& result) {
 void StartRun(ServingContext& ctx, MaterializeRequest run, bool wait,
               std::shared_ptr<const ServingSnapshot> snapshot, ServiceRespond respond) {
   ServerMaterialization& m = *ctx.materialization;
-  auto fail = [&ctx, &respond](Status st) {
-    ctx.metrics.CountError(kPath, st);
+  const char* path = PathOf(run.kind);
+  auto fail = [&ctx, &respond, path](Status st) {
+    ctx.metrics.CountError(path, st);
     respond(ServiceReply::Error(std::move(st)));
   };
   std::unique_lock lock(m.mu);
@@ -167,27 +104,29 @@ void StartRun(ServingContext& ctx, MaterializeRequest run, bool wait,
         note)));
   }
   m.job.reset();  // the previous run has ended; this joins its thread
-  MaterializationJob::OnDone on_done = [&ctx, run, wait,
+  MaterializationJob::OnDone on_done = [&ctx, run, wait, path,
                                         respond](const Result<MaterializeReport>& result) {
-    ServerLog(fmt::format("granary serve: materialize-incremental up to {} {}",
-                          FormatTimestamp(run.end), Summary(result)));
-    if (!result.ok()) ctx.metrics.CountError(kPath, result.status());
+    ServerLog(fmt::format("granary serve: {} up to {} {}", path + 1, FormatTimestamp(run.end),
+                          Summary(result)));
+    if (!result.ok()) ctx.metrics.CountError(path, result.status());
     if (!wait) return;
     if (!result.ok()) return respond(ServiceReply::Error(result.status()));
-    ServiceReply reply = ServiceReply::Ok(ReportJson(run, *result));
+    ServiceReply reply = ServiceReply::Ok(MaterializeReportJson(run, *result));
     reply.status = result->status;  // the failure's code, with the report as the body
     respond(std::move(reply));
   };
-  std::string note = fmt::format("up to {}, views {}, started at {}", FormatTimestamp(run.end),
-                                 run.views.empty() ? "all online" : Join(run.views, ", "),
-                                 FormatTimestamp(ctx.options.clock->Now()));
+  std::string note = fmt::format(
+      "{}up to {}, views {}, started at {}",
+      run.kind == MaterializeRequest::Kind::kInterval ? "from " + FormatTimestamp(run.start) + " "
+                                                      : std::string(),
+      FormatTimestamp(run.end), run.views.empty() ? "all online" : Join(run.views, ", "),
+      FormatTimestamp(ctx.options.clock->Now()));
   // Logged before the start, so it comes before the line of the run's end.
-  ServerLog(fmt::format("granary serve: materialize-incremental starting, {}", note));
+  ServerLog(fmt::format("granary serve: {} starting, {}", path + 1, note));
   auto job = MaterializationJob::Start(m.config, run, m.options, ctx.store, std::move(on_done));
   if (!job.ok()) {
     lock.unlock();
-    ServerLog(
-        fmt::format("granary serve: materialize-incremental refused: {}", job.status().message()));
+    ServerLog(fmt::format("granary serve: {} refused: {}", path + 1, job.status().message()));
     return fail(job.status());  // kAlreadyExists (409): another process holds the lock
   }
   m.job = std::move(*job);
@@ -200,9 +139,11 @@ void StartRun(ServingContext& ctx, MaterializeRequest run, bool wait,
   }
 }
 
-void HandleMaterialize(ServingContext& ctx, ServiceRequest& request, ServiceRespond respond) {
-  auto fail = [&ctx, &respond](Status st) {
-    ctx.metrics.CountError(kPath, st);
+void HandleMaterialize(ServingContext& ctx, MaterializeRequest::Kind kind, ServiceRequest& request,
+                       ServiceRespond respond) {
+  const char* path = PathOf(kind);
+  auto fail = [&ctx, &respond, path](Status st) {
+    ctx.metrics.CountError(path, st);
     respond(ServiceReply::Error(std::move(st)));
   };
   auto body = ParseMaterializeRequest(request.body);
@@ -211,7 +152,21 @@ void HandleMaterialize(ServingContext& ctx, ServiceRequest& request, ServiceResp
   if (Status st = CheckMaterializeViews(snapshot->definitions(), *body); !st.ok()) return fail(st);
   const Timestamp now = ctx.options.clock->Now();
   MaterializeRequest run;
-  run.kind = MaterializeRequest::Kind::kIncremental;
+  run.kind = kind;
+  if (kind == MaterializeRequest::Kind::kIncremental && body->start) {
+    return fail(Status::InvalidArgument(
+        "start: an incremental run starts at each view's watermark; leave start out, or POST "
+        "/materialize for an interval"));
+  }
+  if (kind == MaterializeRequest::Kind::kInterval) {
+    if (!body->start) {
+      return fail(Status::InvalidArgument(
+          "start: missing; POST /materialize writes the interval [start, end], as in "
+          "{\"start\": \"2026-11-01T00:00:00Z\", \"end\": \"2026-11-25T10:00:00Z\"} (or POST "
+          "/materialize-incremental from each view's watermark)"));
+    }
+    run.start = *body->start;
+  }
   run.end = body->end.value_or(now);
   run.views = std::move(body->views);
   run.trigger = "server";
@@ -241,9 +196,13 @@ void RegisterMaterializeEndpoints(ServingContext& context, std::vector<Endpoint>
   m->state_metrics = MaterializationStateMetrics::Register(context.options.metrics, m->config,
                                                            context.options.clock, context.store);
   context.materialization = std::move(m);
-  endpoints->push_back({"POST", kPath, [&context](ServiceRequest& request, ServiceRespond respond) {
-                          HandleMaterialize(context, request, std::move(respond));
-                        }});
+  for (MaterializeRequest::Kind kind :
+       {MaterializeRequest::Kind::kIncremental, MaterializeRequest::Kind::kInterval}) {
+    endpoints->push_back(
+        {"POST", PathOf(kind), [&context, kind](ServiceRequest& request, ServiceRespond respond) {
+           HandleMaterialize(context, kind, request, std::move(respond));
+         }});
+  }
 }
 
 void CancelMaterialization(ServingContext& context) {

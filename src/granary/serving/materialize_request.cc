@@ -37,13 +37,34 @@ Result<MaterializeIncrementalBody> ParseMaterializeRequest(std::string_view json
   if (!doc.is_object()) {
     return BadBody(fmt::format("the request must be a JSON object, not {}", KindOf(doc)));
   }
-  static const std::vector<std::string> kKeys = {"end", "views", "wait", "end_ts", "feature_views"};
+  static const std::vector<std::string> kKeys = {"end",    "views",    "wait",         "start",
+                                                 "end_ts", "start_ts", "feature_views"};
   std::optional<bool> wait;
   bool feast_names = false;
-  std::string end_key, views_key;  // the names used, to refuse both spellings at once
+  std::string start_key, end_key, views_key;  // the names used, to refuse both spellings at once
   for (const auto& member : doc.get_object()) {
     std::string key(member.key().data(), member.key().size());
     const boost::json::value& v = member.value();
+    if (key == "start" || key == "start_ts") {
+      if (key == "start_ts") feast_names = true;
+      if (!start_key.empty()) {
+        return BadBody(fmt::format(
+            "{} and {} are the same field (Feast's name and Granary's); give one", start_key, key));
+      }
+      start_key = key;
+      if (!v.is_string()) {
+        return BadBody(fmt::format("{}: must be a string, not {}", key, KindOf(v)));
+      }
+      const std::string_view text = JsonStringView(v.get_string());
+      auto start = ParseTimestamp(text);
+      if (!start.ok()) {
+        return BadBody(fmt::format(
+            "{}: '{}' is not a time ({}); write an ISO 8601 time such as \"2026-11-25T10:00:00Z\"",
+            key, text, start.status().message()));
+      }
+      body.start = *start;
+      continue;
+    }
     if (key == "end_ts" || key == "feature_views") {
       feast_names = true;
       std::string& seen = key == "end_ts" ? end_key : views_key;

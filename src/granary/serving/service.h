@@ -6,7 +6,7 @@
 //   online_endpoints.cc   POST /get-online-features
 //   push_endpoints.cc     POST /push
 //   admin_endpoints.cc    GET /health, GET /metrics, GET /registry
-//   materialize_endpoints.cc  POST /materialize-incremental
+//   materialize_endpoints.cc  POST /materialize-incremental, POST /materialize
 // A transport turns the table into its routes (http_routes.h for HTTP) and maps a reply's Status
 // to its own codes; handlers never see HTTP.
 //

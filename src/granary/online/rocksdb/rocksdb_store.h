@@ -6,9 +6,13 @@
 // "RocksDB").
 //
 // Write-if-newer is a compare-and-write under striped per-key locks inside the process (RocksDB
-// allows one process to open a database; the lock file refuses a second). A merge operator
-// would make writes blind and lose the count of skipped rows, so it is not used. Expired records
-// read as NOT_FOUND and are dropped by a compaction filter.
+// allows one process to open a database for writing; the lock file refuses a second). Readers
+// in other processes (the CLI's get-online-features, the SDK, beside a running server) open it
+// read-only as secondary instances: each has a private folder for its own files under the
+// system's temporary directory, removed on close, and catches up with the writer before every
+// Read, so it sees every write the writer's process finished before the Read began. A merge
+// operator would make writes blind and lose the count of skipped rows, so it is not used. Expired
+// records read as NOT_FOUND and are dropped by a compaction filter.
 //
 // View markers are records of their own, "\0marker\0<view>": the leading zero byte sorts them
 // before every entity key (whose first byte is a type tag, 1 to 6), so reads never meet them.
@@ -20,7 +24,9 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 
+#include "granary/common/temp_dir.h"
 #include "granary/online/online_store.h"
 
 namespace rocksdb {
@@ -34,9 +40,10 @@ class RocksDbOnlineStore final : public OnlineStore {
   struct Options {
     const Clock* clock = &SystemClock::Default();
     size_t block_cache_bytes = 256u << 20;
+    bool read_only = false;  // a secondary instance (see above); writes: FailedPrecondition
   };
-  // Opens (creating when missing) the database in `path`. A second process gets Unavailable
-  // with the holder named by RocksDB's lock error.
+  // Opens (creating when missing) the database in `path`. A second writing process gets
+  // Unavailable with the holder named by RocksDB's lock error; read_only never conflicts.
   static Result<std::unique_ptr<RocksDbOnlineStore>> Open(const std::filesystem::path& path,
                                                           const Options& options);
   ~RocksDbOnlineStore() override;
@@ -57,7 +64,10 @@ class RocksDbOnlineStore final : public OnlineStore {
 
  private:
   struct CompactionFilterImpl;
+  struct WriterFiles;
   RocksDbOnlineStore() = default;
+  Status CatchUpWithWriter();
+  Status CheckWritable(std::string_view what) const;
   Result<WriteStats> WriteChunk(const ViewLayout& view, const class BodyEncoder& encoder,
                                 const EntityKeyColumn& keys, int64_t begin, int64_t end);
 
@@ -65,6 +75,10 @@ class RocksDbOnlineStore final : public OnlineStore {
   std::filesystem::path path_;
   Options options_;
   std::unique_ptr<CompactionFilterImpl> filter_;
+  std::optional<TempDir> secondary_dir_;  // read_only: the secondary instance's own folder
+  // read_only: what the last catch-up saw of the writer's files; guarded by catch_up_mu_.
+  std::mutex catch_up_mu_;
+  std::unique_ptr<WriterFiles> writer_files_;
   std::unique_ptr<rocksdb::DB> db_;
   // Serialises compare-and-write per key: a key's stripe is hash(key) % kStripes; a writer locks
   // the stripes of its chunk in increasing order (so two writers never deadlock).

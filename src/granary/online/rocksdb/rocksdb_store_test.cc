@@ -1,7 +1,9 @@
 // RocksDB specifics: expiry by the store's clock, compaction, the single-process lock.
 #include "granary/online/rocksdb/rocksdb_store.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "granary/common/temp_dir.h"
 #include "granary/testing/online_definitions.h"
@@ -82,6 +84,87 @@ TEST_F(RocksDbStoreTest, DataSurvivesReopening) {
   store_ = RocksDbOnlineStore::Open(dir_.path() / "online", options).ValueOrDie();
   EXPECT_EQ(BayStatus("C"), FeatureStatus::kPresent);
   EXPECT_EQ(store_->Describe(), "rocksdb at " + (dir_.path() / "online").string());
+}
+
+TEST_F(RocksDbStoreTest, AReadOnlyStoreBesideTheWriterSeesItsLaterWrites) {
+  RocksDbOnlineStore::Options options;
+  options.clock = &clock_;
+  options.read_only = true;
+  auto reader = RocksDbOnlineStore::Open(dir_.path() / "online", options);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  OnlineReadRequest request;
+  request.views.push_back(MakeViewRead(layouts_.at("bay_stats"), {{Value("D")}}));
+  EXPECT_EQ((*reader)->Read(request).ValueOrDie().status(0, 0, 0), FeatureStatus::kNotFound);
+  WriteBay("D", kT0);  // in the writer's memtable and log only
+  EXPECT_EQ((*reader)->Read(request).ValueOrDie().status(0, 0, 0), FeatureStatus::kPresent);
+  // After the writer flushes and compacts (its log and old files go), the reader still follows.
+  ASSERT_EQ(store_->CompactAndCount().ValueOrDie(), 1);
+  WriteBay("E", kT0);
+  request.views[0] = MakeViewRead(layouts_.at("bay_stats"), {{Value("D")}, {Value("E")}});
+  OnlineFeatures read = (*reader)->Read(request).ValueOrDie();
+  EXPECT_EQ(read.status(0, 0, 0), FeatureStatus::kPresent);
+  EXPECT_EQ(read.status(0, 1, 0), FeatureStatus::kPresent);
+  EXPECT_EQ((*reader)->Describe(), "rocksdb (read-only) at " + (dir_.path() / "online").string());
+}
+
+TEST_F(RocksDbStoreTest, AReadOnlyStoreSeesWritesWhileTheFolderLooksUnchanged) {
+  // A reader skips its catch-up when the writer's files show no change. Give the folder an old
+  // mtime (a later one each time, as a real change would), so that the reader trusts it and only
+  // the sizes of the log and the MANIFEST, or a new folder listing, can reveal the writes.
+  const std::filesystem::path folder = dir_.path() / "online";
+  int64_t seconds = 1'000'000'000;
+  auto age_folder = [&] {
+    const timespec times[2] = {{0, UTIME_OMIT}, {seconds++, 0}};
+    ASSERT_EQ(utimensat(AT_FDCWD, folder.c_str(), times, 0), 0);
+  };
+  RocksDbOnlineStore::Options options;
+  options.clock = &clock_;
+  options.read_only = true;
+  auto reader = RocksDbOnlineStore::Open(folder, options).ValueOrDie();
+  auto status_of = [&](const std::string& bay) {
+    OnlineReadRequest request;
+    request.views.push_back(MakeViewRead(layouts_.at("bay_stats"), {{Value(bay)}}));
+    return reader->Read(request).ValueOrDie().status(0, 0, 0);
+  };
+  age_folder();
+  EXPECT_EQ(status_of("H"), FeatureStatus::kNotFound);
+  EXPECT_EQ(status_of("H"), FeatureStatus::kNotFound);  // nothing changed: no catch-up
+  WriteBay("H", kT0);                                   // the log grows; the folder does not
+  EXPECT_EQ(status_of("H"), FeatureStatus::kPresent);
+  ASSERT_EQ(store_->CompactAndCount().ValueOrDie(), 1);  // new files, a new log, the old one gone
+  age_folder();
+  WriteBay("I", kT0);
+  age_folder();
+  EXPECT_EQ(status_of("I"), FeatureStatus::kPresent);
+  WriteBay("J", kT0);  // into the new log, found by the listing above
+  EXPECT_EQ(status_of("J"), FeatureStatus::kPresent);
+}
+
+TEST_F(RocksDbStoreTest, AReadOnlyStoreRefusesWritesWithAFix) {
+  RocksDbOnlineStore::Options options;
+  options.read_only = true;
+  auto reader = RocksDbOnlineStore::Open(dir_.path() / "online", options).ValueOrDie();
+  auto view = layouts_.at("bay_stats");
+  auto written =
+      reader->WriteBatch(*view, *MakeRows(*view, {Row{{Value("F")}, kT0, {}, {Value(0.5)}}}));
+  ASSERT_FALSE(written.ok());
+  EXPECT_EQ(written.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(written.status().message().find("read-only"), std::string::npos);
+  EXPECT_EQ(reader->DeleteAll().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(reader->DeleteViews({"bay_stats"}).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(RocksDbStoreTest, AReadOnlyOpenOfAMissingStoreCreatesAnEmptyOne) {
+  RocksDbOnlineStore::Options options;
+  options.read_only = true;
+  auto reader = RocksDbOnlineStore::Open(dir_.path() / "fresh" / "online", options);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  OnlineReadRequest request;
+  request.views.push_back(MakeViewRead(layouts_.at("bay_stats"), {{Value("G")}}));
+  EXPECT_EQ((*reader)->Read(request).ValueOrDie().status(0, 0, 0), FeatureStatus::kNotFound);
+  reader->reset();
+  // A writer may open it afterwards (the reader held no lock).
+  EXPECT_TRUE(RocksDbOnlineStore::Open(dir_.path() / "fresh" / "online", {}).ok());
 }
 
 }  // namespace

@@ -1,0 +1,46 @@
+// Handing a materialization to the running feature server of the repository.
+//
+// The embedded online store (RocksDB) admits one writing process. While `granary serve` holds
+// it, a `granary materialize`, `materialize-incremental` or an SDK materialize() of the same
+// repository cannot open it; instead it finds the server through its record beside the registry
+// (server_record.h), sends the run to POST /materialize or /materialize-incremental with "wait":
+// true, and returns the server's report as if the run had been local: the same views, counts,
+// statuses and watermarks, a failed view as a failed view. The run is the server's: it uses the
+// server's memory budget and writers, and is recorded in the run history with the trigger
+// "server".
+//
+// With Redis (any process may write) or without a live server, nothing is handed off.
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "granary/common/result.h"
+#include "granary/materialize/materializer.h"
+#include "granary/registry/repo_config.h"
+#include "granary/serving/server_record.h"
+
+namespace granary {
+
+struct HandoffOptions {
+  // The server's bearer token, when it requires one (GRANARY_SERVE_TOKEN, as for the server).
+  std::string token;
+  // Stops waiting when set (the run goes on in the server); may be null.
+  const std::atomic<bool>* cancelled = nullptr;
+  // Called once the run is about to be sent, with the server it goes to (the CLI says so).
+  std::function<void(const RunningServer&)> on_handoff;
+};
+
+// The server's report of `request` when the repository's embedded store is held by a live
+// server; nullopt when the run should be local (Redis, or no server). Errors: the server's own
+// refusal (InvalidArgument for a bad view, AlreadyExists while another run holds the repository,
+// ... with the server's message), FailedPrecondition when a token is needed and missing or
+// refused, Unavailable when the server cannot be reached, Cancelled when `cancelled` was set.
+Result<std::optional<MaterializeReport>> MaterializeThroughServer(const RepoConfig& config,
+                                                                  const MaterializeRequest& request,
+                                                                  const HandoffOptions& options);
+
+}  // namespace granary
