@@ -61,6 +61,14 @@ class RetryingOnlineStore final : public OnlineStore {
     if (OnlineStore* s = ready()) return s->DeleteAll();
     return NotOpen();
   }
+  Status PutViewMarker(const std::string& view, const ViewMarker& marker) override {
+    if (OnlineStore* s = ready()) return s->PutViewMarker(view, marker);
+    return NotOpen();
+  }
+  Result<std::vector<ShardMarkers>> ReadViewMarkers() override {
+    if (OnlineStore* s = ready()) return s->ReadViewMarkers();
+    return NotOpen();
+  }
   std::string Describe() const override {
     if (OnlineStore* s = ready()) return s->Describe();
     return describe_;

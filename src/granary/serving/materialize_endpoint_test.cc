@@ -310,9 +310,9 @@ TEST_P(MaterializeEndpointTest, AnIntervalRunAndItsStartRules) {
                                              "end_ts": "2026-11-25T10:00:00Z"})");
   ASSERT_EQ(res.result_int(), 200) << res.body();
   auto doc = Json(res.body());
-  ASSERT_EQ(doc["views"].Size(), 1u);
+  ASSERT_EQ(doc.at("views").as_array().size(), 1u);
   EXPECT_STREQ(doc.at("views").at(0).at("start").as_string().c_str(), "2026-11-24T08:30:00Z");
-  EXPECT_EQ(doc["views"][0]["entities_written"].GetInt64(), 1);  // customer 2's row only
+  EXPECT_EQ(doc.at("views").at(0).at("entities_written").as_int64(), 1);  // customer 2's row only
   EXPECT_EQ(ServedScores(), (std::vector<std::string>{"NOT_FOUND", "0.250000"}));
   res = client.Post("/materialize", R"({"end": "2026-11-25T10:00:00Z"})");
   EXPECT_EQ(res.result_int(), 400);
