@@ -149,12 +149,14 @@ def test_out_of_file_descriptors_refuses_promptly_without_spinning(cli, tmp_path
         time.sleep(2)
         assert cpu_seconds(server.proc.pid) - before < 0.5
         # A client that sends its request at once is answered too (a 503, or a reset when the
-        # refusal closed the socket before the request arrived), never left waiting.
+        # refusal closed the socket before the request arrived), never left waiting. A 200 is
+        # fine too: a descriptor the server freed meanwhile (the store closing a file, a registry
+        # read ending) serves the client normally.
         for _ in range(10):
             with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
                 try:
                     s.sendall(REQUEST)
-                    assert read_response(s)[0] == 503
+                    assert read_response(s)[0] in (200, 503)
                 except (ConnectionResetError, BrokenPipeError):
                     pass
                 except socket.timeout:
