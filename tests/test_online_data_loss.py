@@ -154,7 +154,7 @@ def test_a_deleted_rocksdb_folder_is_detected_and_repaired(cli, tmp_path):
     assert code == 2, status
     risk = views_of(status)["risk"]
     assert risk["online_data"]["state"] == "lost", risk
-    assert "no marker on rocksdb at" in risk["online_data"]["reason"]
+    assert "no marker on rocksdb" in risk["online_data"]["reason"]
 
     run = cli("-C", repo, "materialize-incremental", "now", "--views", "risk", "-q", check=True)
     assert "(reloaded: online data lost: no marker on rocksdb at" in run.stdout, run.stdout

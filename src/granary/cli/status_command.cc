@@ -163,13 +163,11 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
   {
     OnlineStoreOptions store_options;
     store_options.connect_timeout = Duration::Seconds(1);
+    // Read-only: the embedded store opens beside a server that holds it (a RocksDB secondary).
+    store_options.read_only = true;
     auto store = OpenOnlineStore(config, store_options);
     if (!store.ok()) {
-      store_note =
-          store.status().code() == StatusCode::kUnavailable && config.online_store.type == "rocksdb"
-              ? "the embedded store is open in another process (a server: its /health "
-                "checks it)"
-              : store.status().message();
+      store_note = store.status().message();
     } else {
       GRANARY_ASSIGN_OR_RAISE(auto found,
                               CheckOnlineData(*registry, latest->definitions, config, **store));
