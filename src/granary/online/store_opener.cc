@@ -50,7 +50,8 @@ class RetryingOnlineStore final : public OnlineStore {
   }
   void AsyncRead(const boost::asio::any_io_executor& executor, OnlineReadRequest request,
                  ReadCallback done) override {
-    if (OnlineStore* s = ready()) return s->AsyncRead(executor, std::move(request), std::move(done));
+    if (OnlineStore* s = ready())
+      return s->AsyncRead(executor, std::move(request), std::move(done));
     boost::asio::post(executor, [done = std::move(done), st = NotOpen()] { done(st); });
   }
   Status DeleteViews(const std::vector<std::string>& view_names) override {
@@ -79,9 +80,9 @@ class RetryingOnlineStore final : public OnlineStore {
 
   Status NotOpen() const {
     std::lock_guard<std::mutex> lock(mu_);
-    return Status::Unavailable(fmt::format(
-        "{} is not open yet ({}); it is retried in the background", describe_,
-        last_error_.message()));
+    return Status::Unavailable(
+        fmt::format("{} is not open yet ({}); it is retried in the background", describe_,
+                    last_error_.message()));
   }
 
   void Log(const std::string& line) const {
@@ -175,13 +176,12 @@ std::string DescribeOnlineStore(const RepoConfig& config) {
 
 Result<std::unique_ptr<OnlineStore>> OpenOnlineStoreOrRetry(const RepoConfig& config,
                                                             const OnlineStoreOptions& options,
-                                                            StoreStartPolicy policy,
-                                                            StoreLog log) {
+                                                            StoreStartPolicy policy, StoreLog log) {
   auto store = OpenOnlineStore(config, options);
   if (store.ok()) return store;
-  const bool retry = policy == StoreStartPolicy::kAlways ||
-                     (policy == StoreStartPolicy::kWhenUnreachable &&
-                      store.status().code() == StatusCode::kUnavailable);
+  const bool retry =
+      policy == StoreStartPolicy::kAlways || (policy == StoreStartPolicy::kWhenUnreachable &&
+                                              store.status().code() == StatusCode::kUnavailable);
   if (!retry) return store.status();
   if (log) {
     log(fmt::format(

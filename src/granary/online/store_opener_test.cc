@@ -79,8 +79,8 @@ TEST(StoreOpener, AStoreUnreachableAtStartAnswersUnavailableUntilItOpensThenServ
       << before.status().ToString();
   EXPECT_NE(lines.all().find("starting without it"), std::string::npos) << lines.all();
   // Never: the same start fails.
-  auto never = OpenOnlineStoreOrRetry(RedisConfig(*server), ShortTimeouts(),
-                                      StoreStartPolicy::kNever);
+  auto never =
+      OpenOnlineStoreOrRetry(RedisConfig(*server), ShortTimeouts(), StoreStartPolicy::kNever);
   EXPECT_EQ(never.status().code(), StatusCode::kUnavailable);
 
   server->Resume();
