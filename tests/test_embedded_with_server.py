@@ -17,6 +17,7 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from serve_helpers import stop_gracefully
 
 from redis_helpers import free_port
 from sdk_fixtures import GRANARY_BIN  # noqa: F401  (imports the SDK the way the SDK tests do)
@@ -94,14 +95,7 @@ class Server:
         return self.log_path.read_text()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_gracefully(self.proc)
 
     def kill(self):
         self.proc.kill()

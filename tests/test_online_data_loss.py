@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+from serve_helpers import stop_gracefully
 
 from redis_helpers import free_port, redis_cli, start_redis, stop_redis
 from test_cli_materialize import make_repo, online_scores
@@ -60,13 +61,7 @@ class Server:
             conn.close()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_gracefully(self.proc)
 
 
 def status_json(cli, repo, *args):
