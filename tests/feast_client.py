@@ -11,7 +11,9 @@ REPO is a Feast repository whose feature_store.yaml has `online_store: {type: re
       -> OnlineResponse.to_dict()
   {"op": "write", "feature_view_name": name, "df": {column: [values]}}   -> write_to_online_store
   {"op": "push", "push_source_name": name, "df": {column: [values]}, "to": "online"} -> push
-  {"op": "grpc_get", "target": "127.0.0.1:PORT", "token": optional, "features": [...] |
+  {"op": "grpc_get", "target": "127.0.0.1:PORT", "service": "ServingService" (Feast's Java and
+   Go servers', Granary's) | "GrpcFeatureServer" (`feast listen`'s), "token": optional,
+   "features": [...] |
    "feature_service": name, "entities": {key: [int, ...]}, "full_feature_names": bool}
       -> ServingService/GetOnlineFeatures with grpcio and Feast's own generated types, the
          response as MessageToDict (or {"error": code, "details": message})
@@ -74,6 +76,7 @@ def run(store, op):
 def grpc_get(op):
     import grpc
     from feast.protos.feast.serving import ServingService_pb2 as pb
+    from feast.protos.feast.serving.GrpcServer_pb2_grpc import GrpcFeatureServerStub
     from feast.protos.feast.serving.ServingService_pb2_grpc import ServingServiceStub
     from feast.protos.feast.types.Value_pb2 import RepeatedValue, Value
     from google.protobuf.json_format import MessageToDict
@@ -88,7 +91,9 @@ def grpc_get(op):
     metadata = [("authorization", f"Bearer {op['token']}")] if op.get("token") else None
     with grpc.insecure_channel(op["target"]) as channel:
         try:
-            response = ServingServiceStub(channel).GetOnlineFeatures(request, metadata=metadata,
+            stub = GrpcFeatureServerStub if op.get("service") == "GrpcFeatureServer" \
+                else ServingServiceStub
+            response = stub(channel).GetOnlineFeatures(request, metadata=metadata,
                                                                      timeout=30)
         except grpc.RpcError as e:
             return {"error": e.code().name, "details": e.details()}

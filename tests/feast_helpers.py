@@ -168,18 +168,22 @@ def make_feast_repo(path, online_store="{type: sqlite, path: data/online.db}", r
 
 
 class FeastServer:
-    """`feast serve` (HTTP, or its gRPC server with grpc=True) on a free port of 127.0.0.1,
-    stopped by pid."""
+    """`feast serve` (HTTP), or with grpc=True `feast listen` (Feast's Python gRPC server, whose
+    GrpcFeatureServer.GetOnlineFeatures takes ServingService's messages), on a free port of
+    127.0.0.1, stopped by pid."""
 
     def __init__(self, repo, grpc=False):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = repo / f"feast-serve-{self.port}.log"
-        kind = ("--type", "grpc") if grpc else ("--workers", "1", "--no-access-log")
+        if grpc:
+            command = ["listen", "--address", f"127.0.0.1:{self.port}"]
+        else:
+            command = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+                       "--no-access-log"]
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [str(FEAST_BIN), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 *kind],
+                [str(FEAST_BIN), *command],
                 cwd=repo, env=feast_env(), stdout=log, stderr=log)
         deadline = time.time() + 120
         while True:
