@@ -89,39 +89,6 @@ driver_activity = FeatureService(
     features=[driver_hourly_stats[["conv_rate", "avg_daily_trips"]], driver_fresh_stats])
 '''
 
-# The same definitions in Granary's YAML (what `granary import-feast` writes for them).
-GRANARY_DEFINITIONS = """
-entities:
-  - {name: driver, join_keys: [driver_id], value_type: int64, description: A driver}
-data_sources:
-  - {name: driver_stats_source, path: data/driver_stats.parquet, timestamp_field: event_timestamp,
-     created_timestamp_column: created}
-  - {name: driver_stats_push, type: push, batch_source: driver_stats_source}
-feature_views:
-  - name: driver_hourly_stats
-    entities: [driver]
-    source: driver_stats_source
-    ttl: 3650d
-    schema:
-      - {name: conv_rate, type: float32}
-      - {name: acc_rate, type: float64}
-      - {name: avg_daily_trips, type: int64}
-      - {name: city, type: string}
-  - name: driver_fresh_stats
-    entities: [driver]
-    source: driver_stats_push
-    ttl: 3650d
-    schema:
-      - {name: conv_rate, type: float32}
-      - {name: avg_daily_trips, type: int64}
-feature_services:
-  - name: driver_activity
-    features:
-      - {view: driver_hourly_stats, features: [conv_rate, avg_daily_trips]}
-      - driver_fresh_stats
-"""
-
-
 def write_driver_stats(path):
     """Rows for drivers 1001..1005 over the last hours, two versions of 1001 (the later wins), a
     later-created duplicate of 1002 at the same event time (created breaks the tie), and a null."""

@@ -5,12 +5,11 @@ the same, apart from the documented improvements (docs/FEAST.md, "Behavioural di
 """
 import datetime as dt
 import json
-import shutil
 
 import pytest
 
-from feast_helpers import (GRANARY_DEFINITIONS, NOW, FeastServer, feast, feast_client,
-                           make_feast_repo, require_feast)
+from feast_helpers import (FEAST_PYTHON, NOW, FeastServer, feast, feast_client, make_feast_repo,
+                           require_feast)
 from redis_helpers import free_port
 from serve_helpers import Server
 
@@ -123,13 +122,11 @@ def pair(tmp_path_factory, granary_bin):
     # Feast's side: its repository, applied and materialized into its sqlite online store.
     feast_repo = make_feast_repo(tmp / "feast_repo")
     feast(feast_repo, "materialize", START, END)
-    # Granary's side: the same definitions and the same Parquet file.
+    # Granary's side: the same repository imported (granary import-feast), the same Parquet file.
     granary_repo = tmp / "granary_repo"
-    (granary_repo / "data").mkdir(parents=True)
-    shutil.copy(feast_repo / "data" / "driver_stats.parquet", granary_repo / "data")
-    (granary_repo / "granary.yaml").write_text("project: driver_compat\n")
-    (granary_repo / "features.yaml").write_text(GRANARY_DEFINITIONS)
     cli = Cli(granary_bin, tmp)
+    cli("import-feast", feast_repo, "--out", granary_repo, "--feast-python", FEAST_PYTHON,
+        check=True)
     cli("-C", granary_repo, "apply", check=True)
     cli("-C", granary_repo, "materialize", START, END, check=True)
 
