@@ -7,6 +7,7 @@
 
 #include "granary/common/temp_dir.h"
 #include "granary/registry/registry_store.h"
+#include "granary/registry/serialize.h"
 #include "granary/testing/registry_definitions.h"
 
 namespace granary {
@@ -99,6 +100,14 @@ TEST_F(ApplyTest, TheRegistryRemembersEarlierOnlineSchemasOutsideThePlanAndFinge
   EXPECT_EQ(stored->definitions.feature_views[0].online_history, std::vector<std::string>{schema1});
   const std::string schema2 =
       OnlineSchemaText(stored->definitions, stored->definitions.feature_views[0]);
+  // The project is part of the definitions' fingerprint, the online history is not.
+  Definitions other_project = stored->definitions;
+  other_project.project = "other";
+  EXPECT_NE(DefinitionsFingerprint(other_project), DefinitionsFingerprint(stored->definitions));
+  Definitions no_history = stored->definitions;
+  no_history.feature_views[0].online_history.clear();
+  EXPECT_EQ(DefinitionsFingerprint(no_history), DefinitionsFingerprint(stored->definitions));
+  EXPECT_EQ(DefinitionsFingerprint(stored->definitions), stored->info.fingerprint);
 
   // The same files again: up to date (the history is not part of the fingerprint).
   auto again = Run(ApplyMode::kApply);

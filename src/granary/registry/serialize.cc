@@ -181,7 +181,7 @@ std::string DefinitionsFingerprint(const Definitions& defs) {
   // not change since the last apply have its fingerprint.
   Definitions defined = defs;
   for (FeatureView& view : defined.feature_views) view.online_history.clear();
-  return HexFingerprint(defined.project + "\n" + DefinitionsToYaml(std::move(defined)));
+  return HexFingerprint(defs.project + "\n" + DefinitionsToYaml(std::move(defined)));
 }
 
 }  // namespace granary
