@@ -338,6 +338,20 @@ TEST_P(OnlineStoreTest, AValueOfAnEarlierSchemaServesTheFeaturesThatSchemaShares
                           written_under};
   auto v2 = ViewLayout::Make(changed, *view, Duration::Days(90)).ValueOrDie();
   ASSERT_NE(v2->fingerprint(), View("every_type")->fingerprint());
+  ASSERT_NE(v2->FindEarlier(View("every_type")->fingerprint()), nullptr);
+  {
+    // A schema of the view with other join keys is not trusted: its values are other entities'.
+    Definitions by_bay = changed;
+    FeatureView& keyed = by_bay.feature_views[view - changed.feature_views.data()];
+    keyed.entities = {"bay"};
+    keyed.online_history.clear();
+    auto keyed_layout = ViewLayout::Make(by_bay, keyed, Duration::Days(90)).ValueOrDie();
+    FeatureView with_it = *view;
+    with_it.online_history.push_back(OnlineSchemaText(by_bay, keyed));
+    auto layout = ViewLayout::Make(changed, with_it, Duration::Days(90)).ValueOrDie();
+    EXPECT_EQ(layout->FindEarlier(keyed_layout->fingerprint()), nullptr);
+    EXPECT_NE(layout->FindEarlier(View("every_type")->fingerprint()), nullptr);
+  }
 
   OnlineReadRequest request;
   request.views.push_back(

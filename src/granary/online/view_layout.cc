@@ -11,6 +11,21 @@ namespace {
 
 uint32_t Fold(uint64_t h) { return static_cast<uint32_t>(h ^ (h >> 32)); }
 
+bool IsInteger(const ValueType& t) {
+  return !t.is_list && (t.scalar == ScalarType::kInt32 || t.scalar == ScalarType::kInt64);
+}
+
+// The same join keys, integer widths aside (OnlineSchemaText writes them all "integer").
+template <typename Column>
+bool SameJoinKeys(const std::vector<Column>& a, const std::vector<Column>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].name != b[i].name) return false;
+    if (!(a[i].type == b[i].type || (IsInteger(a[i].type) && IsInteger(b[i].type)))) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 uint32_t ViewIdOf(std::string_view view_name) {
@@ -51,10 +66,12 @@ Result<std::shared_ptr<const ViewLayout>> ViewLayout::Make(const Definitions& de
   layout->Finish(OnlineSchemaText(defs, view));
   for (const std::string& text : view.online_history) {
     std::shared_ptr<const ViewLayout> earlier = FromSchemaText(text);
-    // Unreadable or of other entities: its values read NOT_FOUND, as any other schema's.
+    // Unreadable or of other entities (other join keys: apply never keeps such a schema, but a
+    // registry may be edited): its values read NOT_FOUND, as any other schema's.
     if (earlier == nullptr || earlier->name_ != layout->name_ ||
         earlier->fingerprint_ == layout->fingerprint_ ||
-        layout->FindEarlier(earlier->fingerprint_) != nullptr) {
+        layout->FindEarlier(earlier->fingerprint_) != nullptr ||
+        !SameJoinKeys(earlier->join_keys_, layout->join_keys_)) {
       continue;
     }
     Earlier e;
