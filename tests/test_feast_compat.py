@@ -131,19 +131,22 @@ def pair(tmp_path_factory, granary_bin):
     cli("-C", granary_repo, "materialize", START, END, check=True)
 
     grpc_port = free_port()
-    granary = Server(granary_bin, granary_repo, args=("--grpc-port", str(grpc_port)))
-    feast_server = FeastServer(feast_repo)
-    feast_grpc = FeastServer(feast_repo, grpc=True)
-    registry = feast_repo / "data" / "registry.db"
+    started = []  # stopped in the end even when a later one fails to start
     try:
+        granary = Server(granary_bin, granary_repo, args=("--grpc-port", str(grpc_port)))
+        started.append(granary)
+        feast_server = FeastServer(feast_repo)
+        started.append(feast_server)
+        feast_grpc = FeastServer(feast_repo, grpc=True)
+        started.append(feast_grpc)
+        registry = feast_repo / "data" / "registry.db"
         yield Pair(client_repo(tmp / "client_feast", registry, feast_server.url),
                    client_repo(tmp / "client_granary", registry,
                                f"http://127.0.0.1:{granary.port}"),
                    feast_server, granary, grpc_port, feast_grpc.port)
     finally:
-        feast_server.stop()
-        feast_grpc.stop()
-        assert granary.stop() == 0
+        codes = [server.stop() for server in started]
+    assert codes[0] == 0  # granary serve drained and stopped cleanly
 
 
 def same(feast_result, granary_result):
