@@ -1,9 +1,11 @@
 // Fuzzes the feature server's request decoders with arbitrary bytes: get-online-features (parse,
 // resolve against definitions, and the response written for an all-NOT_FOUND read) and push
-// (parse and type the df by the views) and materialize-incremental (parse, check the views).
+// (parse and type the df by the views), write-to-online-store (parse and build the view's rows)
+// and materialize-incremental (parse, check the views).
 // Properties beyond "never crash": a resolved request has one key per entity row and view; the
 // response is valid JSON with one result per column and one value per row; a parsed push is a
-// valid Arrow table with at least one row; views that pass the check are online views; any
+// valid Arrow table with at least one row; a parsed write is a valid record batch with the view's
+// join keys, event time and features; views that pass the check are online views; any
 // document the JSON reader accepts is written back and read again to the same value.
 // Run with -max_len up to the server's body limit and fuzz/json.dict (scripts/fuzz does).
 #include <arrow/api.h>
@@ -19,6 +21,7 @@
 #include "granary/registry/loader.h"
 #include "granary/serving/materialize_request.h"
 #include "granary/serving/online_features.h"
+#include "granary/serving/online_write.h"
 #include "granary/serving/push.h"
 
 namespace {
@@ -134,6 +137,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto push = granary::ParsePushRequest(text, *f.defs); push.ok()) {
     if (push->rows == nullptr || push->rows->num_rows() <= 0) Fail("a push has rows", text);
     if (!push->rows->ValidateFull().ok()) Fail("the pushed table is invalid", text);
+  }
+
+  if (auto write = granary::ParseOnlineWriteRequest(text, *f.defs, f.service->layouts());
+      write.ok()) {
+    if (write->rows == nullptr || write->rows->num_rows() != write->num_rows) {
+      Fail("a write has its rows", text);
+    }
+    if (!write->rows->ValidateFull().ok()) Fail("the written batch is invalid", text);
+    const auto& layout = *f.service->layouts().at(write->feature_view_name);
+    for (const auto& k : layout.join_keys()) {
+      if (write->rows->GetColumnByName(k.name) == nullptr) Fail("a write has its keys", text);
+    }
+    if (write->rows->GetColumnByName("event_timestamp") == nullptr) {
+      Fail("a write has its event time", text);
+    }
   }
 
   if (auto body = granary::ParseMaterializeRequest(text); body.ok()) {

@@ -16,6 +16,10 @@ the maximum rate for --overload-duration seconds with vegeta free to open as man
 it wants (open loop), and a light probe started when that load stops. It prints the p99 of the
 accepted requests beside the unloaded p99, the goodput beside the maximum, and the time the
 probe took to see normal latencies again.
+
+The server also serves Feast's gRPC API (--grpc-port): after each case's HTTP maximum, the same
+requests over gRPC (bench/serve/serve_grpc_load, closed loop with --max-workers callers) give
+gRPC's maximum beside it (--no-grpc to skip).
 """
 import argparse
 import base64
@@ -37,6 +41,7 @@ VEGETA = ROOT / ".tools" / "bin" / "vegeta"
 GRANARY = ROOT / "build" / "granary"
 LOAD = ROOT / "build" / "bench" / "serve_load"
 REDIS_RATE = ROOT / "build" / "bench" / "serve_redis_rate"
+GRPC_LOAD = ROOT / "build" / "bench" / "serve_grpc_load"
 VIEWS, FEATURES_PER_VIEW = 25, 10
 
 
@@ -111,12 +116,15 @@ def make_repo(path, store_yaml):
 class Server:
     def __init__(self, repo, threads, max_entities, extra_args=()):
         self.port = free_port()
+        self.grpc_port = free_port()
         self.log = open(repo / "serve.log", "w")
         self.proc = subprocess.Popen(
             [str(GRANARY), "-C", str(repo), "serve", "--port", str(self.port), "--threads",
              str(threads), "--max-entities", str(max_entities), "--body-limit-bytes",
-             str(16 << 20), *extra_args], stdout=self.log, stderr=self.log)
+             str(16 << 20), "--grpc-port", str(self.grpc_port), *extra_args],
+            stdout=self.log, stderr=self.log)
         wait_for_port(self.port, self.proc, "granary serve")
+        wait_for_port(self.grpc_port, self.proc, "granary serve (gRPC)")
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -278,6 +286,13 @@ def redis_baseline(port, mode, batch, n_features, entities, rate, duration):
     return json.loads(out.stdout)
 
 
+def grpc_max(port, batch, n_features, entities, duration, workers):
+    out = subprocess.run([str(GRPC_LOAD), str(port), str(batch), str(n_features), str(entities),
+                          str(duration), str(workers)], check=True, capture_output=True,
+                         text=True)
+    return json.loads(out.stdout)
+
+
 def fmt_us(v):
     return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} us"
 
@@ -312,6 +327,8 @@ def main():
                          "the server without admission control")
     ap.add_argument("--granary", default=str(GRANARY),
                     help="the granary binary to serve with (e.g. another checkout's, to compare)")
+    ap.add_argument("--no-grpc", action="store_true",
+                    help="skip the gRPC maximum beside each case's HTTP maximum")
     ap.add_argument("--quick", action="store_true",
                     help="100K entities, 3 s per measurement: a smoke run, not figures")
     if "--quick" in sys.argv[1:]:
@@ -358,6 +375,13 @@ def main():
                         print(f"{store:7} batch {batch:3} x {n_features:3} features: max "
                               f"{top['achieved_rate']:.0f} req/s (p50 {fmt_us(top['p50_us'])}, "
                               f"p99 {fmt_us(top['p99_us'])}, errors {top['errors']})", flush=True)
+                        if not args.no_grpc:
+                            g = grpc_max(server.grpc_port, batch, n_features, args.entities,
+                                         args.duration, args.max_workers)
+                            results.append({**case, "kind": "grpc_max", **g})
+                            print(f"{'':7} gRPC (same requests, {args.max_workers} callers): max "
+                                  f"{g['achieved_rate']:.0f} req/s (p50 {fmt_us(g['p50_us'])}, "
+                                  f"p99 {fmt_us(g['p99_us'])}, errors {g['errors']})", flush=True)
                         # Every case gets a latency at a rate it holds: when each fixed rate is
                         # above 90% of the maximum (large requests on few cores), half of it.
                         case_rates = [r for r in rates if r <= 0.9 * top["achieved_rate"]]

@@ -9,6 +9,7 @@
 #include "granary/materialize/repository_lock.h"
 #include "granary/online/online_store.h"
 #include "granary/online/store_opener.h"
+#include "granary/serving/grpc/grpc_server.h"
 #include "granary/serving/http/http_server.h"
 #include "granary/serving/http_routes.h"
 #include "granary/serving/server_log.h"
@@ -20,7 +21,8 @@ namespace {
 
 struct Options {
   std::string host = "127.0.0.1";
-  int port = 6566;  // Feast's default
+  int port = 6566;     // Feast's default
+  int grpc_port = -1;  // off
   int threads = 0;
   std::string token;
   size_t max_entities = 10'000;
@@ -67,6 +69,10 @@ bool IsLoopback(const std::string& host) {
 Status Serve(const RepoConfig& config, const Options& o) {
   if (o.port < 0 || o.port > 65535) {
     return Status::InvalidArgument(fmt::format("--port {} is not a port (0 to 65535)", o.port));
+  }
+  if (o.grpc_port < -1 || o.grpc_port > 65535 || (o.grpc_port == o.port && o.port != 0)) {
+    return Status::InvalidArgument(fmt::format(
+        "--grpc-port {} is not a port of its own (0 to 65535, other than --port)", o.grpc_port));
   }
   if (o.max_entities == 0) return Status::InvalidArgument("--max-entities must be at least 1");
   if (o.max_connections < 0 || o.max_in_flight < 0) {
@@ -137,6 +143,22 @@ Status Serve(const RepoConfig& config, const Options& o) {
   }
   GRANARY_ASSIGN_OR_RAISE(std::unique_ptr<http::HttpServer> http,
                           http::HttpServer::Start(http_options, std::move(routes)));
+  // Feast's gRPC serving API beside HTTP, over the same FeatureServer (serving/grpc/).
+  std::unique_ptr<serving::GrpcServer> grpc;
+  if (o.grpc_port >= 0) {
+    serving::GrpcServerOptions grpc_options;
+    grpc_options.host = o.host;
+    grpc_options.port = static_cast<uint16_t>(o.grpc_port);
+    grpc_options.threads = o.threads;
+    grpc_options.bearer_token = o.token;
+    grpc_options.drain_timeout = http_options.drain_timeout;
+    auto started = serving::GrpcServer::Start(grpc_options, server->context());
+    if (!started.ok()) {
+      http->Stop();
+      return started.status();
+    }
+    grpc = std::move(*started);
+  }
   // Tells the CLI and the SDK of this machine where to hand materializations while this process
   // holds the embedded store (serving/server_record.h). Removed when this function returns.
   RunningServer running;
@@ -158,6 +180,12 @@ Status Serve(const RepoConfig& config, const Options& o) {
       store->Describe(), server->registry().Current()->info.version,
       server->registry().Current()->info.project, o.token.empty() ? "" : "; bearer token required",
       o.token.empty() || !o.metrics_public ? "" : " (not on /metrics: --metrics-public)"));
+  if (grpc != nullptr) {
+    ServerLog(fmt::format(
+        "granary serve: gRPC (feast.serving.ServingService) listening on {}:{}{}",
+        o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host, grpc->port(),
+        o.token.empty() ? "" : "; bearer token required (metadata 'authorization')"));
+  }
   const auto bound = [](int n) { return n > 0 ? std::to_string(n) : std::string("no bound"); };
   ServerLog(fmt::format(
       "limits: {} connections, {} requests in flight, {} waiting to be read (beyond them: 503 "
@@ -184,9 +212,11 @@ Status Serve(const RepoConfig& config, const Options& o) {
                         received == SIGTERM ? "SIGTERM" : "SIGINT", http->in_flight()));
   server->CancelBackgroundWork();  // a materialization in progress stops; its waiter is answered
   http->Stop();
+  if (grpc != nullptr) grpc->Stop();
   server.reset();  // waits for pushes still writing and joins the materialization
   store.reset();   // before the workers' io_contexts (OnlineStore's threading contract)
   http.reset();
+  grpc.reset();
   if (record.ok()) record->reset();  // the store is closed: local runs may open it now
   ServerLog("granary serve: stopped");
   return Status::OK();
@@ -202,6 +232,10 @@ void RegisterServeCommand(CLI::App& app, Context& ctx) {
                   "Address to listen on; 127.0.0.1 serves this machine only, 0.0.0.0 every "
                   "interface");
   cmd->add_option("--port", o->port, "Port to listen on (0: any free port, logged at start)");
+  cmd->add_option("--grpc-port", o->grpc_port,
+                  "Also serve Feast's gRPC API (feast.serving.ServingService/GetOnlineFeatures) "
+                  "on this port, same store, token and metrics (0: any free port, logged at "
+                  "start; -1: no gRPC)");
   cmd->add_option("--threads", o->threads, "Worker threads (0: one per core)");
   cmd->add_option("--token", o->token,
                   "Require 'Authorization: Bearer <token>' on every endpoint but /health "

@@ -78,6 +78,16 @@ size_t FormatRfc3339(Timestamp ts, char* out) {
   return static_cast<size_t>(p - out);
 }
 
+size_t FormatRfc3339Millis(Timestamp ts, char* out) {
+  size_t n = FormatRfc3339(ts, out);
+  // "...ss.ffffffZ": drop three zeros of whole milliseconds.
+  if (ts.micros % 1000 == 0 && n >= 9 && out[n - 8] == '.') {
+    out[n - 4] = 'Z';
+    n -= 3;
+  }
+  return n;
+}
+
 void AppendBase64(std::string_view data, std::string* out) {
   const auto* in = reinterpret_cast<const unsigned char*>(data.data());
   size_t i = 0;

@@ -17,6 +17,11 @@ constexpr size_t kRfc3339Max = 40;
 // Writes the same text as FormatTimestamp (common/time.h) into `out`; returns its length.
 size_t FormatRfc3339(Timestamp ts, char* out);
 
+// As FormatRfc3339, with the fraction as protobuf's JSON mapping writes it (and so Feast's
+// feature server, whose event_timestamps Granary's match): none, 3 digits when the time is whole
+// milliseconds, else 6: "...T02:00:00Z", "...T02:00:00.250Z", "...T02:00:00.250001Z".
+size_t FormatRfc3339Millis(Timestamp ts, char* out);
+
 // Standard base64 (RFC 4648, with padding).
 void AppendBase64(std::string_view data, std::string* out);
 // Decodes standard or URL-safe base64, padding optional; InvalidArgument on other characters.

@@ -50,5 +50,17 @@ TEST(JsonFormat, Base64RoundTripsAndRejectsGarbage) {
   EXPECT_FALSE(DecodeBase64("Z").ok());
 }
 
+TEST(JsonFormat, Rfc3339MillisWritesTheFractionAsFeastDoes) {
+  auto text = [](int64_t micros) {
+    char buf[kRfc3339Max];
+    return std::string(buf, FormatRfc3339Millis(Timestamp::FromMicros(micros), buf));
+  };
+  EXPECT_EQ(text(1'800'000'000'000'000), "2027-01-15T08:00:00Z");
+  EXPECT_EQ(text(1'800'000'000'250'000), "2027-01-15T08:00:00.250Z");
+  EXPECT_EQ(text(1'800'000'000'250'001), "2027-01-15T08:00:00.250001Z");
+  EXPECT_EQ(text(1'800'000'000'000'010), "2027-01-15T08:00:00.000010Z");
+  EXPECT_EQ(text(-5'000), "1969-12-31T23:59:59.995Z");
+}
+
 }  // namespace
 }  // namespace granary::serving

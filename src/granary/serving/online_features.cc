@@ -114,8 +114,12 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
         "\"entities\": {\"customer_id\": [1001]}}");
   }
   OnlineFeaturesRequest request;
-  static const std::vector<std::string> kKeys = {"features", "feature_service", "entities",
-                                                 "full_feature_names", "partial"};
+  static const std::vector<std::string> kKeys = {"features",
+                                                 "feature_service",
+                                                 "entities",
+                                                 "full_feature_names",
+                                                 "include_feature_view_version_metadata",
+                                                 "partial"};
   for (const auto& member : doc.get_object()) {
     std::string_view key(member.key().data(), member.key().size());
     const boost::json::value& v = member.value();
@@ -144,6 +148,12 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
                                        JsonTypeName(v));
       }
       request.full_feature_names = v.get_bool();
+    } else if (key == "include_feature_view_version_metadata") {
+      if (!v.is_bool()) {
+        return Status::InvalidArgument(
+            "include_feature_view_version_metadata: must be true or false, not " + JsonTypeName(v));
+      }
+      request.include_view_metadata = v.get_bool();
     } else if (key == "partial") {
       if (!v.is_bool()) {
         return Status::InvalidArgument("partial: must be true or false, not " + JsonTypeName(v));
@@ -191,7 +201,8 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
     } else {
       return Status::InvalidArgument(
           fmt::format("unknown request field '{}'{}; the fields are features, feature_service, "
-                      "entities, full_feature_names and partial",
+                      "entities, full_feature_names, include_feature_view_version_metadata and "
+                      "partial",
                       key, DidYouMean(key, kKeys)));
     }
   }
@@ -341,6 +352,7 @@ Result<ResolvedOnlineRequest> OnlineFeaturesService::Resolve(
 
   ResolvedOnlineRequest out;
   out.read.allow_partial = request.partial;
+  out.include_view_metadata = request.include_view_metadata;
   GRANARY_RETURN_NOT_OK(ConvertEntities(request, &out));
   out.columns.reserve(refs.size());
   // Output names must be unique: a feature requested twice, or two features of one name

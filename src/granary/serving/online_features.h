@@ -2,7 +2,8 @@
 // command line's options) in, Feast's response JSON out (docs/ONLINE_LAYOUT.md, "Serving").
 //
 //   request:  {"features": ["customer_risk:failure_rate_90d", ...] | "feature_service": "name",
-//              "entities": {"customer_id": [1001, 1002]}, "full_feature_names": false}
+//              "entities": {"customer_id": [1001, 1002]}, "full_feature_names": false,
+//              "include_feature_view_version_metadata": false}
 //   response: {"metadata": {"feature_names": ["customer_id", "failure_rate_90d", ...]},
 //              "results": [{"values": [...], "statuses": [...], "event_timestamps": [...]}, ...]}
 //
@@ -39,6 +40,10 @@ struct OnlineFeaturesRequest {
   };
   std::vector<EntityColumn> entities;  // in request order
   bool full_feature_names = false;
+  // Feast's include_feature_view_version_metadata: the response's metadata also lists the views
+  // read, in order of their first feature ({"name": view}; Granary's views carry no version
+  // number, which Feast leaves out when it is 0).
+  bool include_view_metadata = false;
   // Granary's: answer what can be read when some store nodes are down, their values INVALID
   // (OnlineReadRequest::allow_partial), instead of failing the request.
   bool partial = false;
@@ -60,6 +65,7 @@ struct ResolvedOnlineRequest {
   // The entity columns, typed by their join keys' types, in request order.
   std::vector<OnlineFeaturesRequest::EntityColumn> entities;
   size_t num_rows = 0;
+  bool include_view_metadata = false;  // as requested
 };
 
 class OnlineFeaturesService {

@@ -89,6 +89,19 @@ TEST_F(OnlineFeaturesTest, AnswersInFeastsShapeWithEveryStatus) {
       R"("event_timestamps":["2027-01-15T07:30:00Z","2027-01-15T06:00:00Z","1970-01-01T00:00:00Z"]}]})");
 }
 
+TEST_F(OnlineFeaturesTest, ListsTheViewsReadWhenAskedForTheirMetadataAsFeastDoes) {
+  // Feast's SDK always sends include_feature_view_version_metadata; views in order of first use.
+  std::string json = Get(R"({"features": ["bay_stats:occupancy", "risk:score", "risk:failures"],
+                             "entities": {"customer_id": [1], "bay_id": ["b"]},
+                             "include_feature_view_version_metadata": true})");
+  EXPECT_EQ(json.substr(0, json.find("\"results\"")),
+            R"({"metadata":{"feature_names":["customer_id","bay_id","occupancy","score",)"
+            R"("failures"],"feature_view_metadata":[{"name":"bay_stats"},{"name":"risk"}]},)");
+  json = Get(R"({"features": ["risk:score"], "entities": {"customer_id": [1]},
+                 "include_feature_view_version_metadata": false})");
+  EXPECT_EQ(json.find("feature_view_metadata"), std::string::npos) << json;
+}
+
 TEST_F(OnlineFeaturesTest, EveryValueTypeIsWrittenAsFeastDoesWithFullNames) {
   auto every = layouts_.at("every_type");
   ASSERT_TRUE(

@@ -210,7 +210,7 @@ void OnlineFeaturesService::WriteResponse(const ResolvedOnlineRequest& request,
       const size_t i = v * rows + r;
       char* out = &times[i * kSlot];
       out[0] = '"';
-      size_t n = serving::FormatRfc3339(features.event_timestamp(v, r), out + 1);
+      size_t n = serving::FormatRfc3339Millis(features.event_timestamp(v, r), out + 1);
       out[n + 1] = '"';
       time_lengths[i] = static_cast<uint8_t>(n + 2);
     }
@@ -228,7 +228,19 @@ void OnlineFeaturesService::WriteResponse(const ResolvedOnlineRequest& request,
     first = false;
     w.String(c.name);
   }
-  w.Raw("]},\"results\":[");
+  w.Char(']');
+  if (request.include_view_metadata) {
+    // Views are numbered in order of their first requested feature.
+    w.Raw(",\"feature_view_metadata\":[");
+    for (size_t v = 0; v < num_views; ++v) {
+      if (v > 0) w.Char(',');
+      w.Raw("{\"name\":");
+      w.String(request.read.views[v].view->name());
+      w.Char('}');
+    }
+    w.Char(']');
+  }
+  w.Raw("},\"results\":[");
   first = true;
   for (const auto& e : request.entities) {
     if (!first) w.Char(',');

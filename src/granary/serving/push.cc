@@ -259,12 +259,17 @@ Result<PushRequest> ParsePushRequest(std::string_view json, const Definitions& d
   }
   if (df == nullptr) return BadShape("df: missing; give the rows as {column: [values]}");
   GRANARY_ASSIGN_OR_RAISE(auto types, PushColumnTypes(defs, request.push_source_name));
+  GRANARY_ASSIGN_OR_RAISE(request.rows, JsonDfToTable(*df, types));
+  return request;
+}
 
+Result<std::shared_ptr<arrow::Table>> JsonDfToTable(const boost::json::object& df,
+                                                    const std::map<std::string, ValueType>& types) {
   arrow::FieldVector fields;
   arrow::ArrayVector arrays;
   int64_t num_rows = -1;
   std::string first_column;
-  for (const auto& member : *df) {
+  for (const auto& member : df) {
     const std::string name(member.key().data(), member.key().size());
     if (!member.value().is_array()) {
       return Status::InvalidArgument(
@@ -304,8 +309,7 @@ Result<PushRequest> ParsePushRequest(std::string_view json, const Definitions& d
     arrays.push_back(std::move(array));
   }
   if (num_rows <= 0) return BadShape("df: has no rows; give at least one value per column");
-  request.rows = arrow::Table::Make(arrow::schema(fields), arrays, num_rows);
-  return request;
+  return arrow::Table::Make(arrow::schema(fields), arrays, num_rows);
 }
 
 // ------------------------------------------------------------------------------ the push core
@@ -423,37 +427,6 @@ Status CheckOfflineRows(const Definitions& defs, const DataSource& batch,
   return Status::OK();
 }
 
-// No row may be later than now + the clock-skew tolerance: its event time would win every
-// write-if-newer comparison until then.
-Status CheckNotInTheFuture(const DataSource& batch, const arrow::Table& rows, const Clock& clock,
-                           Duration max_clock_skew) {
-  const Timestamp now = clock.Now();
-  const Timestamp limit = now + max_clock_skew;
-  std::vector<std::string> names = {batch.timestamp_field};
-  if (!batch.created_timestamp_column.empty()) names.push_back(batch.created_timestamp_column);
-  for (const std::string& name : names) {
-    const std::string column = batch.SourceColumnFor(name);
-    auto c = rows.GetColumnByName(column);
-    if (c == nullptr) continue;  // a missing column is reported by the checks that need it
-    int64_t row = 0;
-    for (const auto& chunk : c->chunks()) {
-      GRANARY_ASSIGN_OR_RAISE(auto micros, ToUtcMicros(chunk, "df." + column));
-      const auto& times = static_cast<const arrow::TimestampArray&>(*micros);
-      for (int64_t i = 0; i < times.length(); ++i, ++row) {
-        if (times.IsNull(i) || times.Value(i) <= limit.micros) continue;
-        return Status::InvalidArgument(fmt::format(
-            "df.{}[{}]: {} is in the future (now is {}; pushed times may be at most {} ahead, "
-            "the clock-skew tolerance): it would shadow every real value of the entity until "
-            "then; fix the producer's clock or its time zone, or raise the tolerance (granary "
-            "serve --push-max-clock-skew, push(max_clock_skew=...) in the SDK)",
-            column, row, FormatTimestamp(Timestamp::FromMicros(times.Value(i))),
-            FormatTimestamp(now), FormatDuration(max_clock_skew)));
-      }
-    }
-  }
-  return Status::OK();
-}
-
 }  // namespace
 
 Result<PushResult> Push(const PushContext& context, const std::string& push_source_name,
@@ -470,7 +443,11 @@ Result<PushResult> Push(const PushContext& context, const std::string& push_sour
                     FormatDuration(context.max_clock_skew)));
   }
   // Check and convert everything before writing anything.
-  GRANARY_RETURN_NOT_OK(CheckNotInTheFuture(*batch, rows, *context.clock, context.max_clock_skew));
+  std::vector<std::string> times = {batch->SourceColumnFor(batch->timestamp_field)};
+  if (!batch->created_timestamp_column.empty()) {
+    times.push_back(batch->SourceColumnFor(batch->created_timestamp_column));
+  }
+  GRANARY_RETURN_NOT_OK(CheckNotInTheFuture(rows, times, *context.clock, context.max_clock_skew));
   PushResult result;
   result.rows = rows.num_rows();
   std::vector<ViewBatch> batches;
@@ -513,6 +490,32 @@ Result<PushResult> Push(const PushContext& context, const std::string& push_sour
   }
   if (context.log != nullptr && !batches.empty()) context.log->Record(result.views, result.rows);
   return result;
+}
+
+Status CheckNotInTheFuture(const arrow::Table& rows, const std::vector<std::string>& columns,
+                           const Clock& clock, Duration max_clock_skew) {
+  const Timestamp now = clock.Now();
+  const Timestamp limit = now + max_clock_skew;
+  for (const std::string& column : columns) {
+    auto c = rows.GetColumnByName(column);
+    if (c == nullptr) continue;  // a missing column is reported by the checks that need it
+    int64_t row = 0;
+    for (const auto& chunk : c->chunks()) {
+      GRANARY_ASSIGN_OR_RAISE(auto micros, ToUtcMicros(chunk, "df." + column));
+      const auto& times = static_cast<const arrow::TimestampArray&>(*micros);
+      for (int64_t i = 0; i < times.length(); ++i, ++row) {
+        if (times.IsNull(i) || times.Value(i) <= limit.micros) continue;
+        return Status::InvalidArgument(fmt::format(
+            "df.{}[{}]: {} is in the future (now is {}; pushed times may be at most {} ahead, "
+            "the clock-skew tolerance): it would shadow every real value of the entity until "
+            "then; fix the producer's clock or its time zone, or raise the tolerance (granary "
+            "serve --push-max-clock-skew, push(max_clock_skew=...) in the SDK)",
+            column, row, FormatTimestamp(Timestamp::FromMicros(times.Value(i))),
+            FormatTimestamp(now), FormatDuration(max_clock_skew)));
+      }
+    }
+  }
+  return Status::OK();
 }
 
 std::string PushResultJson(const std::string& push_source_name, PushTarget to,

@@ -17,6 +17,7 @@
 // call Push with an Arrow table. Thread-safe; Push blocks (run it off the server's workers).
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -63,6 +64,20 @@ Result<std::map<std::string, ValueType>> PushColumnTypes(const Definitions& defs
 // Python's json module writes them. InvalidArgument says what and where, e.g.
 // `df.customer_id[3]: expected int64, got "abc"`.
 Result<PushRequest> ParsePushRequest(std::string_view json, const Definitions& defs);
+
+// The columns of Feast's "df" ({column: [values]}) as an Arrow table: a column named in `types` is
+// converted to that type, any other is typed by its JSON values (numbers, strings, booleans).
+// Timestamps are RFC 3339 strings (without an offset: UTC); bytes base64; NaN and Infinity as
+// Python's json module writes them. InvalidArgument names the column and row
+// (`df.customer_id[3]: expected int64, got "abc"`), columns of unequal length, or no rows.
+Result<std::shared_ptr<arrow::Table>> JsonDfToTable(const boost::json::object& df,
+                                                    const std::map<std::string, ValueType>& types);
+
+// InvalidArgument when a row of one of these timestamp `columns` (absent ones are skipped) is
+// later than clock.Now() + max_clock_skew: such a row would win every write-if-newer comparison
+// until then and be served as PRESENT. The message names the column, the row and the fix.
+Status CheckNotInTheFuture(const arrow::Table& rows, const std::vector<std::string>& columns,
+                           const Clock& clock, Duration max_clock_skew);
 
 // How far ahead of the clock a pushed row's event (or created) time may be: the producers' clock
 // skew. A row far in the future would shadow every real value of its entity until then

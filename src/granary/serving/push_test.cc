@@ -10,6 +10,7 @@
 #include "granary/offline/table_io.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
 #include "granary/serving/online_features.h"
+#include "granary/serving/online_write.h"
 #include "granary/testing/serving_definitions.h"
 
 namespace granary {
@@ -352,6 +353,88 @@ TEST_F(PushTest, APushSourceNoOnlineViewReadsCannotBePushedOnline) {
                                            "'lonely_push'"),
             std::string::npos)
       << result.status().message();
+}
+
+// ------------------------------------------------------------------ POST /write-to-online-store
+
+TEST_F(PushTest, WriteToOnlineStoreTakesFeastClientsRowsWithNaiveUtcTimes) {
+  // As Feast's remote online store sends them: feature names, naive UTC times, created all null.
+  auto request = ParseOnlineWriteRequest(R"({"feature_view_name": "risk",
+      "df": {"customer_id": [7, 8], "score": [0.5, NaN], "failures": [1, null],
+             "labels": [["x"], null],
+             "event_timestamp": ["2027-01-15T07:00:00", "2027-01-15T07:10:00.250000"],
+             "created": [null, null]},
+      "allow_registry_cache": false, "transform_on_write": true})",
+                                         *defs_, service_->layouts());
+  ASSERT_TRUE(request.ok()) << request.status().ToString();
+  EXPECT_EQ(request->rows->schema()->GetFieldIndex("created_timestamp"), -1);
+  auto stats = WriteToOnlineStore(context_, *request);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->written, 2);
+  auto doc = Online(R"("risk:score", "risk:failures")", "7, 8");
+  EXPECT_EQ(doc.at("results").at(1).at("values").at(0).to_number<double>(), 0.5);
+  EXPECT_STREQ(doc.at("results").at(1).at("event_timestamps").at(1).as_string().c_str(),
+               "2027-01-15T07:10:00.250Z");
+  EXPECT_STREQ(doc.at("results").at(2).at("statuses").at(1).as_string().c_str(), "NULL_VALUE");
+  // An older row does not replace a newer one (Feast's stores overwrite).
+  auto older = ParseOnlineWriteRequest(R"({"feature_view_name": "risk",
+      "df": {"customer_id": [7], "score": [9.0], "failures": [9], "labels": [null],
+             "event_timestamp": ["2027-01-15T06:00:00Z"], "created": ["2027-01-15T06:00:00Z"]}})",
+                                       *defs_, service_->layouts());
+  ASSERT_TRUE(older.ok()) << older.status().ToString();
+  stats = WriteToOnlineStore(context_, *older);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->skipped_older, 1);
+  doc = Online(R"("risk:score")", "7");
+  EXPECT_EQ(doc.at("results").at(1).at("values").at(0).to_number<double>(), 0.5);
+}
+
+TEST_F(PushTest, WriteToOnlineStoreSaysWhatIsWrong) {
+  auto error = [&](const std::string& json) {
+    auto request = ParseOnlineWriteRequest(json, *defs_, service_->layouts());
+    if (request.ok()) {
+      auto stats = WriteToOnlineStore(context_, *request);
+      EXPECT_FALSE(stats.ok()) << json;
+      return stats.status().message();
+    }
+    EXPECT_EQ(request.status().code(), StatusCode::kInvalidArgument);
+    return request.status().message();
+  };
+  const std::string times = R"("event_timestamp": ["2027-01-15T07:00:00Z"])";
+  EXPECT_EQ(error(R"({"feature_view_name": "risk", "df": {}, "allow_cache": true})"),
+            "unknown request field 'allow_cache'; the fields are feature_view_name, df, "
+            "allow_registry_cache and transform_on_write");
+  EXPECT_EQ(error(R"({"feature_view_name": "rsk", "df": {"customer_id": [1]}})"),
+            "feature_view_name: 'rsk' is not a feature view, did you mean 'risk'?; the online "
+            "feature views are: risk, risk_counts, single_view");
+  EXPECT_EQ(error(R"({"feature_view_name": "risk", "df": {"customer_id": [1], "scor": [1.0], )" +
+                  times + "}}"),
+            "df: column 'scor' is not a join key, feature or time of feature view 'risk', did you "
+            "mean 'score'?; the columns are: customer_id, score, failures, labels, "
+            "event_timestamp, created");
+  EXPECT_EQ(error(R"({"feature_view_name": "risk", "df": {"customer_id": [1], "score": [1.0],
+                      "failures": [1], "labels": [null]}})"),
+            "df: missing the event time: give a column 'event_timestamp'");
+  EXPECT_EQ(error(R"({"feature_view_name": "risk", "df": {"customer_id": [1], "score": [1.0],
+                      "labels": [null], )" +
+                  times + "}}"),
+            "df: missing column 'failures' (a feature of feature view 'risk'); the df has: "
+            "customer_id, score, labels, event_timestamp");
+  EXPECT_EQ(error(R"({"feature_view_name": "risk", "df": {"customer_id": [null], "score": [1.0],
+                      "failures": [1], "labels": [null], )" +
+                  times + "}}"),
+            "df.customer_id[0]: must not be null (every written row needs it)");
+  EXPECT_EQ(error(R"({"feature_view_name": "risk", "df": {"customer_id": [1, 2], "score": [1, 2],
+                      "failures": [1, 2], "labels": [null, null],
+                      "event_timestamp": ["2027-01-15T07:00:00Z", "2027-01-15T07:00:00Z"],
+                      "created": ["2027-01-15T07:00:00Z", null]}})"),
+            "df.created: 1 of 2 rows have no created time; give one for every row or for none");
+  const std::string future = error(R"({"feature_view_name": "risk", "df": {"customer_id": [1],
+      "score": [1.0], "failures": [1], "labels": [null],
+      "event_timestamp": ["2027-01-16T07:00:00Z"]}})");
+  EXPECT_NE(future.find("df.event_timestamp[0]: 2027-01-16T07:00:00Z is in the future"),
+            std::string::npos)
+      << future;
 }
 
 }  // namespace

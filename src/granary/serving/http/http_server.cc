@@ -94,29 +94,6 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
-// Compares without an early exit, so the time taken does not reveal the token.
-// (The length is not hidden; tokens are long and random.)
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
-// "Authorization: Bearer <token>": the scheme is case-insensitive and may be followed by more
-// than one space (RFC 7235, section 2.1); the token is compared exactly.
-bool BearerMatches(std::string_view authorization, std::string_view token) {
-  constexpr std::string_view kScheme = "bearer";
-  if (authorization.size() <= kScheme.size() ||
-      !beast::iequals(authorization.substr(0, kScheme.size()), kScheme) ||
-      authorization[kScheme.size()] != ' ') {
-    return false;
-  }
-  std::string_view credentials = authorization.substr(kScheme.size());
-  while (!credentials.empty() && credentials.front() == ' ') credentials.remove_prefix(1);
-  return ConstantTimeEquals(credentials, token);
-}
-
 // A descriptor owned; closed on destruction.
 class UniqueFd {
  public:
@@ -144,6 +121,27 @@ int64_t SteadyMillis() {
 }
 
 }  // namespace
+
+// Compares without an early exit, so the time taken does not reveal the token.
+// (The length is not hidden; tokens are long and random.)
+static bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+bool BearerMatches(std::string_view authorization, std::string_view token) {
+  constexpr std::string_view kScheme = "bearer";
+  if (authorization.size() <= kScheme.size() ||
+      !beast::iequals(authorization.substr(0, kScheme.size()), kScheme) ||
+      authorization[kScheme.size()] != ' ') {
+    return false;
+  }
+  std::string_view credentials = authorization.substr(kScheme.size());
+  while (!credentials.empty() && credentials.front() == ' ') credentials.remove_prefix(1);
+  return ConstantTimeEquals(credentials, token);
+}
 
 HttpResponse JsonError(int status, std::string_view message) {
   HttpResponse r;

@@ -134,4 +134,9 @@ class HttpServer {
   uint16_t port_;
 };
 
+// Whether an Authorization header (or gRPC's `authorization` metadata) is "Bearer <token>": the
+// scheme is case-insensitive and may be followed by more than one space (RFC 7235, section 2.1);
+// the token is compared exactly, in constant time.
+bool BearerMatches(std::string_view authorization, std::string_view token);
+
 }  // namespace granary::http
