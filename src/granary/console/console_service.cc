@@ -100,6 +100,7 @@ ConsoleService::ConsoleService(ConsoleOptions options) : options_(std::move(opti
 
 ConsoleService::~ConsoleService() {
   if (pool_) pool_->join();
+  if (stats_pool_) stats_pool_->join();
 }
 
 Result<std::unique_ptr<ConsoleService>> ConsoleService::Make(ConsoleOptions options) {
@@ -112,22 +113,28 @@ Result<std::unique_ptr<ConsoleService>> ConsoleService::Make(ConsoleOptions opti
   std::unique_ptr<ConsoleService> service(new ConsoleService(std::move(options)));
   service->pool_ =
       std::make_unique<boost::asio::thread_pool>(std::max(1, service->options_.blocking_threads));
+  service->stats_pool_ =
+      std::make_unique<boost::asio::thread_pool>(std::max(1, service->options_.stats_threads));
   ConsoleService* self = service.get();
-  self->Register("/api/registry", [self](const std::string&) { return self->RegistryJson(); });
-  self->Register("/api/history",
+  boost::asio::thread_pool* pages = self->pool_.get();
+  self->Register("/api/registry", pages,
+                 [self](const std::string&) { return self->RegistryJson(); });
+  self->Register("/api/history", pages,
                  [self](const std::string&) { return self->HistoryJson(kHistoryVersions); });
-  self->Register("/api/freshness", [self](const std::string&) { return self->FreshnessJson(); });
-  self->Register("/api/serving", [self](const std::string&) { return self->ServingJson(); });
-  self->Register("/api/stats", [self](const std::string& q) { return self->StatsJson(q); });
+  self->Register("/api/freshness", pages,
+                 [self](const std::string&) { return self->FreshnessJson(); });
+  self->Register("/api/serving", pages, [self](const std::string&) { return self->ServingJson(); });
+  self->Register("/api/stats", self->stats_pool_.get(),
+                 [self](const std::string& q) { return self->StatsJson(q); });
   return service;
 }
 
-void ConsoleService::Register(std::string path,
+void ConsoleService::Register(std::string path, boost::asio::thread_pool* pool,
                               std::function<Result<std::string>(const std::string&)> answer) {
   endpoints_.push_back(
       {"GET", std::move(path),
-       [this, answer = std::move(answer)](ServiceRequest& request, ServiceRespond respond) {
-         boost::asio::post(*pool_, [answer, query = request.query, respond = std::move(respond)] {
+       [pool, answer = std::move(answer)](ServiceRequest& request, ServiceRespond respond) {
+         boost::asio::post(*pool, [answer, query = request.query, respond = std::move(respond)] {
            Result<std::string> body = answer(query);
            if (!body.ok()) return respond(ServiceReply::Error(body.status()));
            respond(ServiceReply::Ok(std::move(*body)));

@@ -13,7 +13,8 @@
 //
 // Every answer reads the repository anew (the registry is SQLite, opened per request), so the
 // console shows applies and runs as they happen. Handlers block (SQLite, Parquet, the server's
-// HTTP): they run on the service's own pool, never on the transport's worker.
+// HTTP): they run on the service's own pools, never on the transport's worker; statistics (which
+// may read for long) on a pool of their own, so that they never hold up the other pages.
 //
 // Thread-safe. Lifetime: stop the transport before destroying the service (its destructor waits
 // for the pool's work).
@@ -43,7 +44,8 @@ struct ConsoleOptions {
   // empty: none. Its bearer token when it requires one.
   std::string server_url;
   std::string server_token;
-  int blocking_threads = 2;
+  int blocking_threads = 2;  // the registry, freshness and serving pages
+  int stats_threads = 2;     // statistics computed at once
   // Runs listed per view on the freshness page.
   int runs_per_view = 50;
   const Clock* clock = &SystemClock::Default();
@@ -52,7 +54,7 @@ struct ConsoleOptions {
 class ConsoleService {
  public:
   static Result<std::unique_ptr<ConsoleService>> Make(ConsoleOptions options);
-  ~ConsoleService();  // waits for the handlers running on the pool
+  ~ConsoleService();  // waits for the handlers running on the pools
 
   const std::vector<Endpoint>& endpoints() const { return endpoints_; }
 
@@ -65,10 +67,12 @@ class ConsoleService {
 
  private:
   explicit ConsoleService(ConsoleOptions options);
-  void Register(std::string path, std::function<Result<std::string>(const std::string&)> answer);
+  void Register(std::string path, boost::asio::thread_pool* pool,
+                std::function<Result<std::string>(const std::string&)> answer);
 
   const ConsoleOptions options_;
   std::unique_ptr<boost::asio::thread_pool> pool_;
+  std::unique_ptr<boost::asio::thread_pool> stats_pool_;
   std::vector<Endpoint> endpoints_;
 
   struct CachedStats {
