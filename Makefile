@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 20
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all setup build demo test test-cpp test-python test-asan fuzz fuzz-long fuzz-build bench format clean
+.PHONY: all setup build wheel demo test test-cpp test-python test-asan fuzz fuzz-long fuzz-build bench format clean
 
 all: build
 
@@ -20,6 +20,11 @@ $(BUILD)/build.ninja: | setup
 
 build: setup $(BUILD)/build.ninja
 	ninja -C $(BUILD) -j $(JOBS)
+
+# The Python SDK as a wheel, packed from what `make build` built (nothing is compiled again):
+# dist/granary-<version>-<python>-<platform>.whl (docs/PYTHON.md).
+wheel: build
+	.venv/bin/python scripts/wheel $(BUILD) dist
 
 # UI=1 leaves the web console running at the end (on UI_PORT, default 8888) until Ctrl-C.
 UI      ?= 0
@@ -71,4 +76,4 @@ format:
 	find src bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) dist
