@@ -26,8 +26,13 @@ build: setup $(BUILD)/build.ninja
 wheel: build
 	.venv/bin/python scripts/wheel $(BUILD) dist
 
+# UI=1 leaves the web console running at the end (on UI_PORT, default 8888) until Ctrl-C.
+UI      ?= 0
+UI_PORT ?= 8888
+
 demo: build
-	GRANARY_BIN=$(CURDIR)/$(BUILD)/granary DEMO_DIR=$(CURDIR)/$(BUILD)/demo/parking scripts/demo
+	GRANARY_BIN=$(CURDIR)/$(BUILD)/granary DEMO_DIR=$(CURDIR)/$(BUILD)/demo/parking UI=$(UI) \
+	  UI_PORT=$(UI_PORT) scripts/demo
 
 # Both suites run even when the first fails (one failure should not hide the other's); make
 # still exits non-zero when either failed.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import json
 import os
 import sys
 import warnings
@@ -303,6 +304,22 @@ class FeatureStore:
         `recent_runs` finished runs: the data of `granary status --json`, from the registry."""
         now, views = self._core.status(_positive_int("recent_runs", recent_runs))
         return StoreStatus(now=from_micros(now), views=[ViewStatus._from_native(v) for v in views])
+
+    def feature_stats(self, feature_view: str, features: Optional[Sequence[str]] = None,
+                      start_date: Any = None, end_date: Any = None, bins: int = 20,
+                      top: int = 10, sample: int = 5) -> Dict[str, Any]:
+        """Statistics of a feature view's offline data between start_date and end_date (both
+        inclusive; None: unbounded): per feature its count, nulls, null_rate, min, max, mean,
+        distinct_estimate, histogram (numbers) or top_values (strings, bools), and the current
+        online values of the `sample` entities with the newest rows (`online_sample`, Feast's
+        get-online-features response). The dict of `granary stats --json` (docs/CONSOLE.md)."""
+        start = None if start_date is None else to_micros(start_date, "start_date")
+        end = None if end_date is None else to_micros(end_date, "end_date")
+        names = [features] if isinstance(features, str) else list(features or [])
+        text = self._core.feature_stats(feature_view, names, start, end,
+                                        _positive_int("bins", bins), _non_negative_int("top", top),
+                                        _non_negative_int("sample", sample))
+        return json.loads(text)
 
     # ------------------------------------------------------------------ lifetime
 

@@ -11,9 +11,12 @@
 #include "bindings.h"
 #include "feature_store_core.h"
 #include "granary/common/clock.h"
+#include "granary/common/strings.h"
+#include "granary/console/console_service.h"
 #include "granary/materialize/interval.h"
 #include "granary/materialize/materializer.h"
 #include "granary/materialize/view_status.h"
+#include "granary/offline/feature_stats.h"
 #include "granary/online/view_layout.h"
 #include "granary/registry/registry_store.h"
 #include "granary/serving/materialize_handoff.h"
@@ -250,6 +253,47 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
       },
       nb::arg("recent_runs"),
       "(now, [view status dict, ...]) for every online view, as `granary status --json`.");
+
+  cls.def(
+      "feature_stats",
+      [](FeatureStoreCore& self, const std::string& view_name, std::vector<std::string> features,
+         std::optional<int64_t> start, std::optional<int64_t> end, int bins, int top, int sample) {
+        std::string json;
+        {
+          nb::gil_scoped_release release;
+          FeatureStoreCore::Applied applied = ValueOrThrow(self.Latest(/*check_for_newer=*/true));
+          const FeatureView* view = applied.definitions->FindFeatureView(view_name);
+          if (view == nullptr) {
+            std::vector<std::string> names;
+            for (const FeatureView& v : applied.definitions->feature_views) names.push_back(v.name);
+            ThrowIfError(Status::NotFound(
+                fmt::format("no feature view '{}'{}", view_name, DidYouMean(view_name, names))));
+          }
+          FeatureStatsOptions options;
+          options.features = std::move(features);
+          if (start) options.start = Timestamp::FromMicros(*start);
+          if (end) options.end = Timestamp::FromMicros(*end);
+          options.histogram_bins = bins;
+          options.top_values = top;
+          options.sample_entities = sample;
+          FeatureStatsReport report = ValueOrThrow(
+              ComputeFeatureStats(self.config().root, *applied.definitions, *view, options));
+          std::string online, note;
+          if (sample > 0) {
+            auto read = ReadOnlineSample(self.config(), applied.definitions, *view, report);
+            if (read.ok()) {
+              online = std::move(*read);
+            } else {
+              note = read.status().message();
+            }
+          }
+          json = FeatureStatsJson(report, online, note);
+        }
+        return json;
+      },
+      nb::arg("view"), nb::arg("features"), nb::arg("start").none(), nb::arg("end").none(),
+      nb::arg("bins"), nb::arg("top"), nb::arg("sample"),
+      "The statistics of `granary stats --json` (docs/CONSOLE.md), as JSON text.");
 }
 
 }  // namespace granary::python

@@ -34,6 +34,8 @@ void RegisterStatusCommand(CLI::App& app, Context& ctx);        // status
 void RegisterScheduleCommand(CLI::App& app, Context& ctx);      // schedule
 void RegisterServeCommand(CLI::App& app, Context& ctx);         // serve
 void RegisterImportFeastCommand(CLI::App& app, Context& ctx);   // import-feast
+void RegisterUiCommand(CLI::App& app, Context& ctx);            // ui
+void RegisterStatsCommand(CLI::App& app, Context& ctx);         // stats
 
 // When the command line names no known command but has a word where the command goes, prints
 // "error: unknown command 'aply', did you mean 'apply'?" and returns CLI11's extras exit code;

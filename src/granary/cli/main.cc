@@ -62,6 +62,8 @@ int main(int argc, char** argv) {
   granary::cli::RegisterScheduleCommand(app, ctx);
   granary::cli::RegisterServeCommand(app, ctx);
   granary::cli::RegisterImportFeastCommand(app, ctx);
+  granary::cli::RegisterUiCommand(app, ctx);
+  granary::cli::RegisterStatsCommand(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "granary/cli/cli.h"
 #include "granary/materialize/repository_lock.h"
 #include "granary/online/online_store.h"
@@ -37,6 +39,7 @@ struct Options {
   std::string registry_poll = "1s";
   std::string push_max_clock_skew = FormatDuration(kDefaultPushMaxClockSkew);
   std::string start_without_store = "unreachable";
+  std::string metrics_history_interval = "10s";
 };
 
 Result<std::chrono::milliseconds> Millis(const std::string& option, const std::string& text) {
@@ -106,6 +109,13 @@ Status Serve(const RepoConfig& config, const Options& o) {
                           Millis("--registry-poll", o.registry_poll));
   if (options.registry_poll_interval.count() == 0) {
     return Status::InvalidArgument("--registry-poll must be longer than 0 (e.g. 1s)");
+  }
+  GRANARY_ASSIGN_OR_RAISE(options.metrics_history_interval,
+                          Millis("--metrics-history-interval", o.metrics_history_interval));
+  if (options.metrics_history_interval.count() > 0) {
+    // Six hours of samples, at most 100,000.
+    options.metrics_history_capacity = static_cast<size_t>(std::clamp<int64_t>(
+        6 * 3600 * 1000 / options.metrics_history_interval.count(), 1, 100'000));
   }
   {
     auto skew = ParseDuration(o.push_max_clock_skew);
@@ -273,6 +283,9 @@ void RegisterServeCommand(CLI::App& app, Context& ctx) {
                   "error such as refused credentials; 'always' starts on any error; 'never' "
                   "stops on any error")
       ->check(CLI::IsMember({"unreachable", "always", "never"}));
+  cmd->add_option("--metrics-history-interval", o->metrics_history_interval,
+                  "How often the server records its serving metrics for GET /metrics/history "
+                  "(the console's serving page keeps six hours of them; 0: no history)");
   cmd->add_option("--push-max-clock-skew", o->push_max_clock_skew,
                   "How far ahead of this server's clock a pushed row's event time may be; later "
                   "rows are refused with a 400 (they would shadow every real value until then)");

@@ -241,4 +241,35 @@ std::string MetricsRegistry::Render() const {
   return out;
 }
 
+std::vector<std::pair<MetricLabels, double>> MetricsRegistry::CounterSeries(
+    std::string_view name) const {
+  std::vector<std::pair<MetricLabels, double>> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = families_.find(name);
+  if (it == families_.end() || it->second.type != Type::kCounter) return out;
+  for (const auto& [labels, counter] : it->second.counters) {
+    out.emplace_back(labels, counter->value());
+  }
+  return out;
+}
+
+std::vector<MetricsRegistry::HistogramSeries> MetricsRegistry::HistogramSeriesOf(
+    std::string_view name) const {
+  std::vector<HistogramSeries> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = families_.find(name);
+  if (it == families_.end() || it->second.type != Type::kHistogram) return out;
+  for (const auto& [labels, histogram] : it->second.histograms) {
+    HistogramSeries series;
+    series.labels = labels;
+    series.upper_bounds = histogram->upper_bounds();
+    for (size_t i = 0; i <= series.upper_bounds.size(); ++i) {
+      series.counts.push_back(histogram->bucket_count(i));
+    }
+    series.sum = histogram->sum();
+    out.push_back(std::move(series));
+  }
+  return out;
+}
+
 }  // namespace granary

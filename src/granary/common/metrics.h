@@ -110,6 +110,17 @@ class MetricsRegistry {
   // name, series by labels.
   std::string Render() const;
 
+  // Copies of one family's series now, for readers in the process (the serving metrics history);
+  // empty when `name` is not a family of that type. Collectors are not run.
+  struct HistogramSeries {
+    MetricLabels labels;
+    std::vector<double> upper_bounds;
+    std::vector<uint64_t> counts;  // non-cumulative, the last is the +Inf bucket
+    double sum = 0;
+  };
+  std::vector<std::pair<MetricLabels, double>> CounterSeries(std::string_view name) const;
+  std::vector<HistogramSeries> HistogramSeriesOf(std::string_view name) const;
+
  private:
   enum class Type { kCounter, kGauge, kHistogram };
   struct Family {

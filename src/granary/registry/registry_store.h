@@ -112,6 +112,8 @@ class RegistryStore {
   virtual Result<std::optional<RegistryVersion>> Latest() = 0;
   // Stores `defs` as a new version atomically and returns its info.
   virtual Result<RegistryVersionInfo> Commit(const Definitions& defs, Timestamp applied_at) = 0;
+  // Version `version` with its definitions, or std::nullopt when there is none such.
+  virtual Result<std::optional<RegistryVersion>> Version(int64_t version) = 0;
   // Versions, newest first, at most `limit`.
   virtual Result<std::vector<RegistryVersionInfo>> History(int limit) = 0;
   // Where the store lives, for messages.

@@ -56,6 +56,13 @@ TEST_F(RegistryStoreTest, CommitsVersionsAndReadsTheLatestBack) {
   auto history = reopened->History(10).ValueOrDie();
   ASSERT_EQ(history.size(), 2u);
   EXPECT_EQ(history[0].version, 2);
+  // Any version reads back with its own definitions.
+  auto first = reopened->Version(1).ValueOrDie();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->info.applied_at, Timestamp::FromSeconds(100));
+  EXPECT_EQ(first->definitions.FindEntity("customer")->description, "A customer");
+  EXPECT_EQ(first->definitions.project, "parking");
+  EXPECT_FALSE(reopened->Version(3).ValueOrDie().has_value());
 }
 
 TEST_F(RegistryStoreTest, ConcurrentWritersGetDistinctVersions) {

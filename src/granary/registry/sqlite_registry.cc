@@ -108,21 +108,17 @@ class SqliteRegistry final : public RegistryStore {
   }
 
   Result<std::optional<RegistryVersion>> Latest() override {
-    Statement s(db_,
-                "SELECT version, applied_at, fingerprint, project, definitions "
-                "FROM registry_versions ORDER BY version DESC LIMIT 1");
-    if (!s.prepared()) return Error("read the latest version");
-    int rc = sqlite3_step(s.get());
-    if (rc == SQLITE_DONE) return std::optional<RegistryVersion>();
-    if (rc != SQLITE_ROW) return Error("read the latest version");
-    RegistryVersion v;
-    v.info = InfoFromRow(s.get());
-    GRANARY_ASSIGN_OR_RAISE(
-        v.definitions,
-        DefinitionsFromYaml(Column(s.get(), 4),
-                            fmt::format("{} (version {})", path_.string(), v.info.version)));
-    v.definitions.project = v.info.project;
-    return std::optional<RegistryVersion>(std::move(v));
+    return ReadVersion(
+        "SELECT version, applied_at, fingerprint, project, definitions "
+        "FROM registry_versions ORDER BY version DESC LIMIT 1",
+        std::nullopt, "read the latest version");
+  }
+
+  Result<std::optional<RegistryVersion>> Version(int64_t version) override {
+    return ReadVersion(
+        "SELECT version, applied_at, fingerprint, project, definitions "
+        "FROM registry_versions WHERE version = ?",
+        version, fmt::format("read version {}", version));
   }
 
   Result<RegistryVersionInfo> Commit(const Definitions& defs, Timestamp applied_at) override {
@@ -332,6 +328,26 @@ class SqliteRegistry final : public RegistryStore {
   }
 
  private:
+  // One row of registry_versions as a version (the statement selects version, applied_at,
+  // fingerprint, project, definitions; `bind` fills its one parameter when set).
+  Result<std::optional<RegistryVersion>> ReadVersion(const char* sql, std::optional<int64_t> bind,
+                                                     const std::string& what) {
+    Statement s(db_, sql);
+    if (!s.prepared()) return Error(what);
+    if (bind && sqlite3_bind_int64(s.get(), 1, *bind) != SQLITE_OK) return Error(what);
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_DONE) return std::optional<RegistryVersion>();
+    if (rc != SQLITE_ROW) return Error(what);
+    RegistryVersion v;
+    v.info = InfoFromRow(s.get());
+    GRANARY_ASSIGN_OR_RAISE(
+        v.definitions,
+        DefinitionsFromYaml(Column(s.get(), 4),
+                            fmt::format("{} (version {})", path_.string(), v.info.version)));
+    v.definitions.project = v.info.project;
+    return std::optional<RegistryVersion>(std::move(v));
+  }
+
   // Marks the runs still recorded running under another lock token than `token` (which the
   // caller holds) as failed: their process lost the lock, so it is gone. Inside a transaction.
   Status FailInterruptedRuns(const std::string& token, Timestamp now) {

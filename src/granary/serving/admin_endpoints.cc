@@ -1,4 +1,4 @@
-// GET /health, GET /metrics and GET /registry (docs/SERVING.md).
+// GET /health, GET /metrics, GET /metrics/history and GET /registry (docs/SERVING.md).
 #include <fmt/format.h>
 
 #include <boost/asio/post.hpp>
@@ -144,6 +144,10 @@ void RegisterAdminEndpoints(ServingContext& context, std::vector<Endpoint>* endp
                                                      "text/plain; version=0.0.4; charset=utf-8"));
                           });
                         }});
+  endpoints->push_back(
+      {"GET", "/metrics/history", [&context](ServiceRequest&, ServiceRespond respond) {
+         respond(ServiceReply::Ok(context.metrics_history->ToJson()));
+       }});
   endpoints->push_back({"GET", "/registry", [&context](ServiceRequest&, ServiceRespond respond) {
                           respond(ServiceReply::Ok(context.registry->Current()->registry_json));
                         }});

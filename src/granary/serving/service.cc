@@ -75,6 +75,13 @@ Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(FeatureServerOptions 
   ctx.blocking =
       std::make_unique<boost::asio::thread_pool>(std::max(1, ctx.options.blocking_threads));
   ctx.push_log = std::make_unique<PushLog>(ctx.options.registry_path, ctx.options.clock);
+  MetricsHistoryOptions history;
+  history.metrics = &m;
+  history.clock = ctx.options.clock;
+  history.interval = ctx.options.metrics_history_interval;
+  history.capacity = ctx.options.metrics_history_capacity;
+  history.store_kind = ctx.options.store_kind;
+  ctx.metrics_history = MetricsHistory::Start(std::move(history));
 
   RegisterOnlineEndpoints(ctx, &server->endpoints_);
   RegisterPushEndpoints(ctx, &server->endpoints_);
@@ -93,6 +100,7 @@ FeatureServer::~FeatureServer() {
   context_.materialization.reset();
   context_.push_log.reset();  // writes the pushes not recorded yet
   context_.registry.reset();
+  context_.metrics_history.reset();
 }
 
 }  // namespace granary

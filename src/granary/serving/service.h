@@ -5,7 +5,7 @@
 // by one Register*Endpoints function per group, one file each:
 //   online_endpoints.cc   POST /get-online-features
 //   push_endpoints.cc     POST /push
-//   admin_endpoints.cc    GET /health, GET /metrics, GET /registry
+//   admin_endpoints.cc    GET /health, GET /metrics, GET /metrics/history, GET /registry
 //   materialize_endpoints.cc  POST /materialize-incremental, POST /materialize
 // A transport turns the table into its routes (http_routes.h for HTTP) and maps a reply's Status
 // to its own codes; handlers never see HTTP.
@@ -36,6 +36,7 @@
 #include "granary/common/result.h"
 #include "granary/materialize/materializer.h"
 #include "granary/online/online_store.h"
+#include "granary/serving/metrics_history.h"
 #include "granary/serving/push.h"
 #include "granary/serving/push_log.h"
 #include "granary/serving/registry_watcher.h"
@@ -95,6 +96,10 @@ struct FeatureServerOptions {
   // takes `materialize` as its options, with the clock and metrics above.
   std::optional<RepoConfig> repository;
   MaterializeOptions materialize;
+  // GET /metrics/history (metrics_history.h): a sample every interval, the newest `capacity`
+  // kept; an interval of 0 keeps no history (the endpoint answers an empty list).
+  std::chrono::milliseconds metrics_history_interval{10'000};
+  size_t metrics_history_capacity = 2160;
 };
 
 // Metric series the endpoints update, looked up once (updates are lock-free).
@@ -125,6 +130,8 @@ struct ServingContext {
   std::shared_ptr<ServerMaterialization> materialization;
   // Records pushes in the registry for `granary status` (push_log.h).
   std::unique_ptr<PushLog> push_log;
+  // The serving metrics over the last hours (GET /metrics/history).
+  std::unique_ptr<MetricsHistory> metrics_history;
 };
 
 class FeatureServer {

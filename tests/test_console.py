@@ -1,0 +1,371 @@
+"""The web console (`granary ui`, docs/CONSOLE.md) in a real headless Chromium, over the parking
+example's data: every page renders, the charts hold the numbers the repository recorded, the stale
+view is flagged, search finds a feature, no console error, and the bearer token is enforced.
+Screenshots of each page land in <build>/console-screenshots/ for a person to look at.
+
+The browser is Debian's chromium, driven by web/tests/console_check.mjs through playwright-core
+(both installed by scripts/setup)."""
+import datetime as dt
+import http.client
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, Cli
+from redis_helpers import free_port
+from serve_helpers import stop_gracefully
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHECK_SCRIPT = ROOT / "web" / "tests" / "console_check.mjs"
+
+# A push view beside the example's views: its last push shows on the freshness page.
+LIVE_YAML = """
+data_sources:
+  - {name: bay_occupancy_push, type: push, batch_source: bay_occupancy}
+feature_views:
+  - name: bay_live
+    entities: [parking_bay]
+    source: bay_occupancy_push
+    ttl: 1d
+    description: Occupancy pushed by the bays' sensors as it changes
+    schema:
+      - {name: occupancy_1h, type: float64}
+      - {name: price, type: float64}
+"""
+
+OK_REQUESTS = 24
+BAD_REQUESTS = 3
+
+
+def require_browser():
+    node = shutil.which("node")
+    missing = [what for what, ok in [
+        ("node (Node.js 20)", node is not None),
+        (CHROMIUM, os.path.exists(CHROMIUM)),
+        ("web/node_modules/playwright-core", (ROOT / "web" / "node_modules" / "playwright-core").exists()),
+    ] if not ok]
+    if missing:
+        pytest.fail("the console's browser tests need " + ", ".join(missing) +
+                    ": run scripts/setup (it installs Debian's chromium and web/'s npm packages)")
+    return node
+
+
+def get(port, path, token=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        conn.request("GET", path, headers=headers)
+        res = conn.getresponse()
+        body = res.read().decode()
+        return res.status, body, dict(res.getheaders())
+    finally:
+        conn.close()
+
+
+def post(port, path, body):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+        res = conn.getresponse()
+        return res.status, res.read().decode()
+    finally:
+        conn.close()
+
+
+class Process:
+    """A granary server process whose log names its port; stopped by stop()."""
+
+    def __init__(self, args, log_path, ready):
+        self.log_path = log_path
+        with open(log_path, "w") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log)
+        deadline = time.time() + 30
+        while not re.search(ready, self.log()):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                pytest.fail(f"{args[1:4]} did not start:\n{self.log()}")
+            time.sleep(0.05)
+
+    def log(self):
+        return self.log_path.read_text()
+
+    def stop(self):
+        return stop_gracefully(self.proc)
+
+
+def start_ui(granary_bin, repo, *args):
+    port = free_port()
+    return port, Process([str(granary_bin), "-C", str(repo), "ui", "--port", str(port), *args],
+                         repo / f"ui-{port}.log", r"console at http://127\.0\.0\.1:\d+/")
+
+
+def run_browser(node, mode, port, out_dir, env=None):
+    proc = subprocess.run([node, str(CHECK_SCRIPT), mode, f"http://127.0.0.1:{port}", str(out_dir)],
+                          cwd=ROOT / "web", capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, CHROMIUM=CHROMIUM, **(env or {})))
+    assert proc.returncode == 0, f"the browser script failed:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def console(granary_bin, tmp_path_factory):
+    """The parking example, materialized with one view left stale, a feature server that answered
+    known requests and a push, and `granary ui` over both; yields what the browser saw."""
+    node = require_browser()
+    tmp = tmp_path_factory.mktemp("console")
+    repo = tmp / "parking"
+    repo.mkdir()
+    for f in (ROOT / "examples" / "parking").glob("*.yaml"):
+        shutil.copy(f, repo / f.name)
+    cli = Cli(granary_bin, repo)
+    cli("datagen", "--scale", "tiny", "--out", "data", "-q", check=True)
+    cli("apply", check=True)
+    (repo / "live.yaml").write_text(LIVE_YAML)
+    cli("apply", check=True)  # version 2: the push view
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    three_days_ago = (now - dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # customer_profile stops three days ago: past the console's 1d threshold.
+    cli("materialize", "2020-01-01T00:00:00Z", three_days_ago, "--views", "customer_profile", "-q",
+        check=True)
+    cli("materialize-incremental", "now", "-q", "--views",
+        "customer_payments_stats,bay_demand,bay_static", check=True)
+    cli("materialize-incremental", "now", "-q", "--views", "customer_payments_stats", check=True)
+
+    serve_port = free_port()
+    server = Process([str(granary_bin), "-C", str(repo), "serve", "--port", str(serve_port),
+                      "--threads", "2", "--metrics-history-interval", "200ms"],
+                     repo / "serve.log", r"listening on http://")
+    ui = None
+    try:
+        request = {"feature_service": "customer_risk_v1", "entities": {"customer_id": [1, 2, 3]}}
+        for _ in range(OK_REQUESTS):
+            assert post(serve_port, "/get-online-features", request)[0] == 200
+        for _ in range(BAD_REQUESTS):
+            assert post(serve_port, "/get-online-features", {"features": ["nope:x"],
+                                                             "entities": {"customer_id": [1]}})[0] == 400
+        pushed = post(serve_port, "/push", {
+            "push_source_name": "bay_occupancy_push", "to": "online",
+            "df": {"parking_bay_id": [1], "event_timestamp": [now.strftime("%Y-%m-%dT%H:%M:%SZ")],
+                   "occupancy_1h": [0.5], "price": [2.5]}})
+        assert pushed[0] == 200, pushed
+        expected_requests = OK_REQUESTS + BAD_REQUESTS + 1
+        # The server's history takes a sample every 200 ms: wait until it holds every request.
+        deadline = time.time() + 30
+        while True:
+            history = json.loads(get(serve_port, "/metrics/history")[1])
+            if sum(s["requests"] for s in history["samples"]) >= expected_requests:
+                break
+            assert time.time() < deadline, history
+            time.sleep(0.1)
+
+        ui_port, ui = start_ui(granary_bin, repo, "--server", f"http://127.0.0.1:{serve_port}",
+                               "--max-staleness", "1d")
+        out_dir = pathlib.Path(granary_bin).parent / "console-screenshots"
+        report = run_browser(node, "pages", ui_port, out_dir)
+        stats = json.loads(cli("stats", "customer_payments_stats", "--json").stdout)
+        history_after = json.loads(get(serve_port, "/metrics/history")[1])
+        yield {"report": report, "stats": stats, "repo": repo, "cli": cli,
+               "out_dir": out_dir, "ui_port": ui_port, "expected_requests": expected_requests,
+               "server_history": history_after, "node": node, "granary_bin": granary_bin}
+    finally:
+        if ui is not None:
+            assert ui.stop() == 0, ui.log()
+        assert server.stop() == 0, server.log()
+
+
+def test_every_page_renders_without_a_console_error(console):
+    report = console["report"]
+    assert report["console_errors"] == []
+    assert report["failed_requests"] == []
+    # Nothing is loaded from anywhere but the console itself (no CDN).
+    assert report["origins"] == [f"http://127.0.0.1:{console['ui_port']}"]
+    for name in ["overview", "registry", "feature_view", "lineage", "history", "freshness",
+                 "serving", "data", "search"]:
+        assert (console["out_dir"] / f"{name}.png").stat().st_size > 5000, name
+    pages = report["pages"]
+    assert "parking" in pages["overview"]["text"]
+    assert set(pages["registry"]["objects"]) >= {"feature_view:customer_payments_stats",
+                                                 "entity:customer", "data_source:bay_occupancy",
+                                                 "feature_service:demand_prediction_v1"}
+    assert "customer_payments_stats:failure_rate_90d" in pages["feature_view"]["features"]
+    assert "risk-team@parking.example" in pages["feature_view"]["text"]
+
+
+def test_the_stale_view_is_flagged_on_the_first_screen_and_the_freshness_page(console):
+    pages = console["report"]["pages"]
+    assert pages["overview"]["stale_views"] == "customer_profile"
+    assert pages["overview"]["stale_rows"] == ["customer_profile"]
+    cards = {c["view"]: c for c in pages["freshness"]["cards"]}
+    assert cards["customer_profile"]["stale"] and cards["customer_profile"]["badge"] == "stale"
+    assert not cards["customer_payments_stats"]["stale"]
+    assert not cards["bay_live"]["stale"]  # pushed a moment ago
+    assert "1 rows pushed" in cards["bay_live"]["last_push"]
+
+
+def test_freshness_charts_hold_the_recorded_runs(console):
+    charts = console["report"]["pages"]["freshness"]["charts"]
+    # The run history as the registry recorded it (SQLite, read independently of Granary).
+    db = sqlite3.connect(console["repo"] / "data" / "registry.db")
+    try:
+        for view in ["customer_payments_stats", "customer_profile", "bay_demand"]:
+            runs = db.execute("SELECT rows_read, entities_written FROM materialization_runs "
+                              "WHERE view = ? AND finished_at IS NOT NULL ORDER BY id",
+                              (view,)).fetchall()
+            chart = charts[f"runs-{view}"]
+            assert chart["drawn"]
+            assert chart["series"][0]["values"] == [r[0] for r in runs], view
+            assert chart["series"][1]["values"] == [r[1] for r in runs], view
+    finally:
+        db.close()
+    # customer_payments_stats ran twice; its watermark's age is under an hour now, and the
+    # threshold line is the console's 1d (24 hours).
+    age = charts["age-customer_payments_stats"]
+    assert len(charts["runs-customer_payments_stats"]["x"]) == 2
+    assert age["series"][0]["values"][-1] < 1
+    assert set(age["series"][1]["values"]) == {24}
+    stale_age = charts["age-customer_profile"]["series"][0]["values"][-1]
+    assert 72 <= stale_age < 73
+
+
+def test_serving_charts_hold_the_requests_the_server_answered(console):
+    serving = console["report"]["pages"]["serving"]
+    assert serving["total_requests"] == console["expected_requests"]
+    requests = serving["charts"]["requests"]
+    assert sum(requests["series"][0]["values"]) == console["expected_requests"]
+    latency = serving["charts"]["latency"]
+    p50 = [v for v in latency["series"][0]["values"] if v is not None]
+    assert p50 and all(v > 0 for v in p50)
+    errors = serving["charts"]["errors"]["series"][0]["values"]
+    assert any(v is not None and v > 0 for v in errors)
+    assert console["report"]["pages"]["overview"]["health"] == "ok"
+
+
+def test_data_page_shows_the_statistics_granary_stats_computes(console):
+    data = console["report"]["pages"]["data"]
+    stats = console["stats"]
+    assert data["rows"] == stats["rows"] > 0
+    for f in stats["features"]:
+        shown = data["features"][f["name"]]
+        assert shown["count"] == f"{f['count']:,}"
+        assert shown["distinct"] == f"{f['distinct_estimate']:,}"
+        if f["histogram"]:
+            chart = data["charts"][f"hist-{f['name']}"]
+            assert chart["series"][0]["values"] == [b["count"] for b in f["histogram"]]
+            assert sum(chart["series"][0]["values"]) == f["count"] - f["nulls"] - f["nan"]
+    # The online sample: five customers with their current values, all present online.
+    assert data["online_header"][0] == "customer_id"
+    assert len(data["online_rows"]) == 5
+    assert all("PRESENT" in cell for row in data["online_rows"] for cell in row[1:])
+
+
+def test_search_finds_a_feature(console):
+    search = console["report"]["pages"]["search"]
+    assert "feature:customer_payments_stats:failure_rate_90d" in search["results"]
+    assert search["opened"] == "feature_view:customer_payments_stats"
+
+
+def test_lineage_and_history(console):
+    pages = console["report"]["pages"]
+    edges = set(pages["lineage"]["edges"])
+    assert "data_source:customer_payments->feature_view:customer_payments_stats" in edges
+    assert "feature_view:customer_payments_stats->feature_service:customer_risk_v1" in edges
+    assert "data_source:bay_occupancy_push->data_source:bay_occupancy" in edges
+    versions = pages["history"]["versions"]
+    assert [v["version"] for v in versions] == [2, 1]
+    assert any("feature view bay_live" in c for c in versions[0]["changes"])
+    assert any("data source bay_occupancy_push" in c for c in versions[0]["changes"])
+
+
+def test_the_token_is_enforced_on_the_api_and_asked_for_by_the_page(console, tmp_path):
+    repo, granary_bin = console["repo"], console["granary_bin"]
+    port, ui = start_ui(granary_bin, repo, "--token", "s3cret")
+    try:
+        assert get(port, "/api/registry")[0] == 401
+        assert get(port, "/api/stats?view=bay_demand", token="wrong")[0] == 401
+        status, body, _ = get(port, "/api/registry", token="s3cret")
+        assert status == 200 and json.loads(body)["registry"]["project"] == "parking"
+        # The page itself holds no data and loads without the token, under a strict policy.
+        status, page, headers = get(port, "/")
+        assert status == 200 and "<div id=\"app\">" in page
+        assert "default-src 'self'" in headers["Content-Security-Policy"]
+        report = run_browser(console["node"], "token", port, console["out_dir"],
+                             env={"TOKEN": "s3cret"})
+        assert "requires a bearer token" in report["pages"]["token_form"]
+        assert report["pages"]["registry_after_token"] > 5
+        # The only errors are the 401s the page got before the token was typed.
+        assert all("401" in e for e in report["console_errors"]), report["console_errors"]
+    finally:
+        assert ui.stop() == 0, ui.log()
+
+
+def test_the_api_answers_scripts_with_errors_that_say_what_to_fix(console):
+    port = console["ui_port"]
+    status, body, _ = get(port, "/api/stats")
+    assert status == 400 and "?view=NAME" in body
+    status, body, _ = get(port, "/api/stats?view=nope")
+    assert status == 404 and "nope" in body
+    status, body, _ = get(port, "/api/stats?view=bay_demand&start=tuesday")
+    assert status == 400 and "?start=" in body
+    status, body, _ = get(port, "/api/freshness")
+    assert status == 200 and json.loads(body)["max_staleness"] == "1d"
+
+
+def test_stats_cli_errors_and_range(console):
+    cli = console["cli"]
+    bad = cli("stats", "customer_payment_stats", check=False)
+    assert "did you mean 'customer_payments_stats'" in bad.stderr
+    bad = cli("stats", "bay_demand", "--features", "occupancy", check=False)
+    assert "has no feature 'occupancy'" in bad.stderr
+    whole = console["stats"]
+    last = whole["last_event"]
+    ranged = json.loads(cli("stats", "customer_payments_stats", "--json", "--start", last,
+                            "--sample", "0", check=True).stdout)
+    assert 0 < ranged["rows"] < whole["rows"]
+    assert ranged["first_event"] == last
+    human = cli("stats", "bay_static", check=True).stdout
+    assert "zone_kind" in human and "top values:" in human
+
+
+def test_make_demo_ui_leaves_the_console_running_until_interrupted(granary_bin, tmp_path):
+    """`make demo UI=1` (scripts/demo with UI=1): the demo's steps, then the console's address,
+    and both servers running until Ctrl-C; then the demo stops them and ends as usual."""
+    env = dict(os.environ, GRANARY_BIN=str(granary_bin), DEMO_DIR=str(tmp_path / "demo" / "parking"),
+               UI="1", UI_PORT="0")
+    proc = subprocess.Popen([str(ROOT / "scripts" / "demo")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        url = None
+        deadline = time.time() + 240
+        while url is None and time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.match(r"Console: (http://127\.0\.0\.1:(\d+)/)", line)
+            if m:
+                url, port = m.group(1), int(m.group(2))
+        assert url, "".join(lines)
+        status, body, _ = get(port, "/api/serving")
+        assert status == 200 and json.loads(body)["reachable"], body
+        assert get(port, "/")[0] == 200
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = "".join(lines) + out
+    assert proc.returncode == 0, output
+    assert "granary ui: stopped" in output and "demo: ok" in output
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "the console is still running"
