@@ -33,6 +33,7 @@ void RegisterMaterializeCommands(CLI::App& app, Context& ctx);  // materialize(-
 void RegisterStatusCommand(CLI::App& app, Context& ctx);        // status
 void RegisterScheduleCommand(CLI::App& app, Context& ctx);      // schedule
 void RegisterServeCommand(CLI::App& app, Context& ctx);         // serve
+void RegisterRegistryCommands(CLI::App& app, Context& ctx);     // registry info/export/import
 
 // When the command line names no known command but has a word where the command goes, prints
 // "error: unknown command 'aply', did you mean 'apply'?" and returns CLI11's extras exit code;

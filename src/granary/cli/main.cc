@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   granary::cli::RegisterStatusCommand(app, ctx);
   granary::cli::RegisterScheduleCommand(app, ctx);
   granary::cli::RegisterServeCommand(app, ctx);
+  granary::cli::RegisterRegistryCommands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,9 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "granary/registry/registry_store.h"
 #include "granary/registry/serialize.h"
 
@@ -125,33 +128,49 @@ class SqliteRegistry final : public RegistryStore {
     return std::optional<RegistryVersion>(std::move(v));
   }
 
-  Result<RegistryVersionInfo> Commit(const Definitions& defs, Timestamp applied_at) override {
+  Result<RegistryVersionInfo> CommitVersion(const Definitions& defs, Timestamp applied_at,
+                                            std::optional<int64_t> expected_latest) override {
     GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
+    if (expected_latest) {
+      Result<int64_t> newest = NewestVersion();
+      Status st = newest.status();
+      if (st.ok() && *newest != *expected_latest) st = ConcurrentApply(*newest, *expected_latest);
+      if (!st.ok()) {
+        (void)Exec("ROLLBACK");
+        return st;
+      }
+    }
     RegistryVersionInfo info;
     info.applied_at = applied_at;
     info.fingerprint = DefinitionsFingerprint(defs);
     info.project = defs.project;
-    const std::string text = DefinitionsToYaml(defs);
-    Statement s(db_,
-                "INSERT INTO registry_versions (version, applied_at, fingerprint, project, "
-                "definitions) VALUES ((SELECT COALESCE(MAX(version), 0) + 1 FROM "
-                "registry_versions), ?, ?, ?, ?) RETURNING version");
-    bool ok =
-        s.prepared() && sqlite3_bind_int64(s.get(), 1, applied_at.micros) == SQLITE_OK &&
-        sqlite3_bind_text(s.get(), 2, info.fingerprint.c_str(), -1, SQLITE_TRANSIENT) ==
-            SQLITE_OK &&
-        sqlite3_bind_text(s.get(), 3, info.project.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-        sqlite3_bind_text(s.get(), 4, text.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-        sqlite3_step(s.get()) == SQLITE_ROW;
-    if (!ok) {
-      Status st = Error("store a new version");
+    Result<int64_t> version =
+        InsertVersion(-1, applied_at, info.fingerprint, info.project, DefinitionsToYaml(defs));
+    if (!version.ok()) {
+      (void)Exec("ROLLBACK");
+      return version.status();
+    }
+    info.version = *version;
+    GRANARY_RETURN_NOT_OK(Exec("COMMIT"));
+    return info;
+  }
+
+  Result<RegistryContents> Export() override {
+    // One read transaction: a consistent snapshot even while others write (WAL).
+    GRANARY_RETURN_NOT_OK(Exec("BEGIN"));
+    Result<RegistryContents> out = ReadContents();
+    (void)Exec(out.ok() ? "COMMIT" : "ROLLBACK");
+    return out;
+  }
+
+  Status Import(const RegistryContents& contents) override {
+    GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
+    Status st = WriteContents(contents);
+    if (!st.ok()) {
       (void)Exec("ROLLBACK");
       return st;
     }
-    info.version = sqlite3_column_int64(s.get(), 0);
-    sqlite3_reset(s.get());
-    GRANARY_RETURN_NOT_OK(Exec("COMMIT"));
-    return info;
+    return Exec("COMMIT");
   }
 
   Result<std::vector<RegistryVersionInfo>> History(int limit) override {
@@ -332,6 +351,138 @@ class SqliteRegistry final : public RegistryStore {
   }
 
  private:
+  Result<int64_t> NewestVersion() {
+    Statement s(db_, "SELECT COALESCE(MAX(version), 0) FROM registry_versions");
+    if (!s.prepared() || sqlite3_step(s.get()) != SQLITE_ROW) return Error("read the versions");
+    return static_cast<int64_t>(sqlite3_column_int64(s.get(), 0));
+  }
+
+  Status ConcurrentApply(int64_t newest, int64_t expected) {
+    return Status::AlreadyExists(fmt::format(
+        "registry {}: another apply stored version {} while this one was planned against "
+        "version {}; nothing was written: run 'granary plan' to see the changes against the new "
+        "version, then apply again",
+        path_.string(), newest, expected));
+  }
+
+  // Inserts a version; `version` < 0 takes the next number. Inside a transaction.
+  Result<int64_t> InsertVersion(int64_t version, Timestamp applied_at,
+                                const std::string& fingerprint, const std::string& project,
+                                const std::string& yaml) {
+    Statement s(db_,
+                "INSERT INTO registry_versions (version, applied_at, fingerprint, project, "
+                "definitions) VALUES (CASE WHEN ?1 < 0 THEN (SELECT COALESCE(MAX(version), 0) + 1 "
+                "FROM registry_versions) ELSE ?1 END, ?2, ?3, ?4, ?5) RETURNING version");
+    bool ok =
+        s.prepared() && sqlite3_bind_int64(s.get(), 1, version) == SQLITE_OK &&
+        sqlite3_bind_int64(s.get(), 2, applied_at.micros) == SQLITE_OK &&
+        sqlite3_bind_text(s.get(), 3, fingerprint.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+        sqlite3_bind_text(s.get(), 4, project.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+        sqlite3_bind_text(s.get(), 5, yaml.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+        sqlite3_step(s.get()) == SQLITE_ROW;
+    if (!ok) return Error("store a new version");
+    const int64_t stored = sqlite3_column_int64(s.get(), 0);
+    sqlite3_reset(s.get());
+    return stored;
+  }
+
+  Result<RegistryContents> ReadContents() {
+    RegistryContents out;
+    {
+      Statement s(db_,
+                  "SELECT version, applied_at, fingerprint, project, definitions FROM "
+                  "registry_versions ORDER BY version");
+      if (!s.prepared()) return Error("read the versions");
+      int rc;
+      while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+        out.versions.push_back({InfoFromRow(s.get()), Column(s.get(), 4)});
+      }
+      if (rc != SQLITE_DONE) return Error("read the versions");
+    }
+    GRANARY_ASSIGN_OR_RAISE(out.watermarks, WatermarkStates());
+    GRANARY_ASSIGN_OR_RAISE(out.runs, Runs("", std::numeric_limits<int>::max()));
+    std::reverse(out.runs.begin(), out.runs.end());
+    GRANARY_ASSIGN_OR_RAISE(out.pushes, Pushes());
+    return out;
+  }
+
+  Status WriteContents(const RegistryContents& c) {
+    {
+      Statement s(db_,
+                  "SELECT (SELECT COUNT(*) FROM registry_versions) + (SELECT COUNT(*) FROM "
+                  "materialization_runs) + (SELECT COUNT(*) FROM watermarks)");
+      if (!s.prepared() || sqlite3_step(s.get()) != SQLITE_ROW) return Error("read the registry");
+      if (sqlite3_column_int64(s.get(), 0) != 0) {
+        return Status::FailedPrecondition(fmt::format(
+            "registry {} is not empty; import only into a new registry (point granary.yaml's "
+            "'registry' at a new file or schema)",
+            path_.string()));
+      }
+    }
+    for (const StoredVersion& v : c.versions) {
+      GRANARY_RETURN_NOT_OK(InsertVersion(v.info.version, v.info.applied_at, v.info.fingerprint,
+                                          v.info.project, v.definitions_yaml)
+                                .status());
+    }
+    for (const auto& [view, w] : c.watermarks) {
+      Statement s(db_,
+                  "INSERT INTO watermarks (view, watermark, updated_at, layout, newest_event, "
+                  "online_marker) VALUES (?, ?, ?, ?, ?, ?)");
+      bool ok =
+          s.prepared() &&
+          sqlite3_bind_text(s.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+          sqlite3_bind_int64(s.get(), 2, w.watermark.micros) == SQLITE_OK &&
+          sqlite3_bind_int64(s.get(), 3, w.updated_at.micros) == SQLITE_OK &&
+          sqlite3_bind_text(s.get(), 4, w.layout.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+          (w.newest_event ? sqlite3_bind_int64(s.get(), 5, w.newest_event->micros)
+                          : sqlite3_bind_null(s.get(), 5)) == SQLITE_OK &&
+          sqlite3_bind_int(s.get(), 6, w.online_marker ? 1 : 0) == SQLITE_OK &&
+          sqlite3_step(s.get()) == SQLITE_DONE;
+      if (!ok) return Error("import a watermark");
+    }
+    for (const MaterializationRun& r : c.runs) {
+      Statement s(db_,
+                  "INSERT INTO materialization_runs (id, view, interval_start, interval_end, "
+                  "triggered_by, started_at, finished_at, status, rows_read, entities_written, "
+                  "entities_skipped, error, pid, host, lock_token, note, newest_event) VALUES "
+                  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      sqlite3_stmt* st = s.get();
+      const std::string status(RunStatusName(r.status));
+      bool ok =
+          s.prepared() && sqlite3_bind_int64(st, 1, r.id) == SQLITE_OK &&
+          sqlite3_bind_text(st, 2, r.view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+          sqlite3_bind_int64(st, 3, r.interval_start.micros) == SQLITE_OK &&
+          sqlite3_bind_int64(st, 4, r.interval_end.micros) == SQLITE_OK &&
+          sqlite3_bind_text(st, 5, r.trigger.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+          sqlite3_bind_int64(st, 6, r.started_at.micros) == SQLITE_OK &&
+          (r.finished_at ? sqlite3_bind_int64(st, 7, r.finished_at->micros)
+                         : sqlite3_bind_null(st, 7)) == SQLITE_OK &&
+          sqlite3_bind_text(st, 8, status.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+          sqlite3_bind_int64(st, 9, r.rows_read) == SQLITE_OK &&
+          sqlite3_bind_int64(st, 10, r.entities_written) == SQLITE_OK &&
+          sqlite3_bind_int64(st, 11, r.entities_skipped) == SQLITE_OK &&
+          sqlite3_bind_text(st, 12, r.error.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+          sqlite3_bind_int64(st, 13, r.pid) == SQLITE_OK &&
+          sqlite3_bind_text(st, 14, r.host.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+          sqlite3_bind_text(st, 15, r.lock_token.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+          sqlite3_bind_text(st, 16, r.note.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+          (r.newest_event ? sqlite3_bind_int64(st, 17, r.newest_event->micros)
+                          : sqlite3_bind_null(st, 17)) == SQLITE_OK &&
+          sqlite3_step(st) == SQLITE_DONE;
+      if (!ok) return Error("import a materialization run");
+    }
+    for (const auto& [view, p] : c.pushes) {
+      Statement s(db_, "INSERT INTO view_pushes (view, last_push_at, rows) VALUES (?, ?, ?)");
+      bool ok = s.prepared() &&
+                sqlite3_bind_text(s.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+                sqlite3_bind_int64(s.get(), 2, p.last_push_at.micros) == SQLITE_OK &&
+                sqlite3_bind_int64(s.get(), 3, p.rows) == SQLITE_OK &&
+                sqlite3_step(s.get()) == SQLITE_DONE;
+      if (!ok) return Error("import a push record");
+    }
+    return Status::OK();
+  }
+
   // Marks the runs still recorded running under another lock token than `token` (which the
   // caller holds) as failed: their process lost the lock, so it is gone. Inside a transaction.
   Status FailInterruptedRuns(const std::string& token, Timestamp now) {
@@ -514,8 +665,7 @@ Result<std::unique_ptr<RegistryStore>> OpenSqliteRegistry(const std::filesystem:
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     if (mode == OpenMode::kOpenExisting) {
-      return Status::FailedPrecondition(fmt::format(
-          "no registry at {}: run 'granary apply' in the repository first", path.string()));
+      return NoDefinitionsApplied(path.string());
     }
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
     if (ec) {
