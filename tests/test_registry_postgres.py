@@ -226,6 +226,7 @@ def test_export_and_import_move_a_registry_with_its_history_both_ways(
     assert again.returncode == 1 and "exists" in again.stderr
 
     new = make_host(tmp_path, "pg_host", postgres.url(schema), redis_port)
+    (new / "features.yaml").write_text(DEFINITIONS + MORE)
     imported = cli("-C", new, "registry", "import", tmp_path / "backup.db", check=True)
     assert "copied 2 versions, 2 watermarks" in imported.stdout, imported.stdout
     assert f"contents fingerprint {fingerprint}" in imported.stdout
@@ -261,3 +262,17 @@ def test_an_unsupported_registry_scheme_is_an_error_naming_the_supported_ones(cl
     assert "granary.yaml:2" in out.stderr and "'mysql://' is not supported" in out.stderr
     assert "postgresql://" in out.stderr and "data/registry.db" in out.stderr, out.stderr
     assert not (repo / "mysql:").exists()
+
+
+def test_teardown_drops_the_shared_schema_and_every_host_then_sees_no_registry(
+        cli, tmp_path, postgres, redis_port, schema):
+    a = make_host(tmp_path, "host_a", postgres.url(schema), redis_port)
+    b = make_host(tmp_path, "host_b", postgres.url(schema), redis_port)
+    cli("-C", a, "apply", check=True)
+    cli("-C", a, "materialize-incremental", "now", "-q", check=True)
+    down = cli("-C", b, "teardown", "--yes", check=True)
+    assert f"removed the registry schema {schema}" in down.stdout, down.stdout
+    assert postgres.psql(f"SELECT count(*) FROM pg_namespace WHERE nspname = '{schema}'") == "0"
+    gone = cli("-C", a, "status", check=False)
+    assert gone.returncode == 1 and "holds no definitions yet" in gone.stderr, gone.stderr
+    assert "run 'granary apply'" in gone.stderr

@@ -84,8 +84,16 @@ Result<RegistryLocation> PostgresLocation(const std::map<std::string, std::strin
     if (!conninfo.empty()) conninfo += ' ';
     conninfo += key + "=" + Quote(value);
   }
-  // A registry host that does not answer must not hang a command or a server's reload.
+  // A registry host that does not answer must not hang a command or a server's reload: give up
+  // connecting after 5 s, and notice a peer gone silent mid-connection (no RST: a host down, a
+  // network cut) within about 15 s rather than the kernel's hours.
   if (!has_timeout) conninfo += std::string(conninfo.empty() ? "" : " ") + "connect_timeout=5";
+  for (const auto& [key, value] : {std::pair<const char*, const char*>{"keepalives_idle", "5"},
+                                   {"keepalives_interval", "2"},
+                                   {"keepalives_count", "3"},
+                                   {"tcp_user_timeout", "15000"}}) {
+    if (fields.count(key) == 0) conninfo += fmt::format(" {}={}", key, value);
+  }
   auto get = [&](const char* key, const char* fallback) {
     auto it = fields.find(key);
     return it == fields.end() || it->second.empty() ? std::string(fallback) : it->second;

@@ -142,7 +142,7 @@ Result<RepoConfig> LoadRepoConfig(const std::filesystem::path& root, const EnvLo
       } else if (type == "postgresql") {
         std::map<std::string, std::string> fields;
         for (const char* key : {"host", "port", "database", "user", "password", "schema", "sslmode",
-                                "connect_timeout", "application_name"}) {
+                                "connect_timeout", "application_name", "tcp_user_timeout"}) {
           if (auto v = m.String(key, false)) {
             fields[std::string(key) == "database" ? "dbname" : key] = *v;
           }

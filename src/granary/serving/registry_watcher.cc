@@ -115,8 +115,13 @@ void RegistryWatcher::Run() {
 }
 
 std::string RegistryWatcher::registry_error() const {
-  std::lock_guard lock(poll_mu_);
-  return last_error_;
+  std::lock_guard lock(error_mu_);
+  return published_error_;
+}
+
+void RegistryWatcher::PublishError() {
+  std::lock_guard lock(error_mu_);
+  published_error_ = last_error_;
 }
 
 Status RegistryWatcher::Poll() {
@@ -134,6 +139,7 @@ Status RegistryWatcher::Poll() {
       }
       failed_version_ = 0;
       last_error_.clear();
+      PublishError();
       return Status::OK();
     }
     st = Reload();
@@ -150,6 +156,7 @@ Status RegistryWatcher::Poll() {
                                 st.message()));
     failed_version_ = newest;
     last_error_ = st.message();
+    PublishError();
   }
   return st;
 }
@@ -166,6 +173,7 @@ Status RegistryWatcher::Reload() {
   reload_success_->Increment();
   failed_version_ = 0;
   last_error_.clear();
+  PublishError();
   ServerLog(fmt::format("registry: now serving version {} (was {})", loaded, old));
   return Status::OK();
 }

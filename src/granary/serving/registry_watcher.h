@@ -85,6 +85,7 @@ class RegistryWatcher {
   explicit RegistryWatcher(RegistryWatcherOptions options);
   void Run();
   Status Reload();
+  void PublishError();  // copies last_error_ for registry_error(); caller holds poll_mu_
 
   const RegistryWatcherOptions options_;
   std::atomic<std::shared_ptr<const ServingSnapshot>> current_;
@@ -99,6 +100,9 @@ class RegistryWatcher {
   std::unique_ptr<RegistryStore> registry_;  // guarded by poll_mu_
   int64_t failed_version_ = 0;               // guarded by poll_mu_: last version that failed
   std::string last_error_;                   // guarded by poll_mu_
+  // A copy of last_error_ for registry_error(), which must not wait behind a slow Poll.
+  mutable std::mutex error_mu_;
+  std::string published_error_;  // guarded by error_mu_
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
