@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import sdk_fixtures  # noqa: F401 (puts the built SDK first on sys.path)
 from pg_helpers import postgres  # noqa: F401 (fixture)
 from redis_helpers import free_port, redis_cli, start_redis, stop_redis
 from serve_helpers import Server
@@ -276,3 +277,23 @@ def test_teardown_drops_the_shared_schema_and_every_host_then_sees_no_registry(
     gone = cli("-C", a, "status", check=False)
     assert gone.returncode == 1 and "holds no definitions yet" in gone.stderr, gone.stderr
     assert "run 'granary apply'" in gone.stderr
+
+
+def test_the_python_sdk_works_on_a_postgresql_registry(cli, tmp_path, postgres, redis_port,
+                                                        schema):
+    import granary
+    a = make_host(tmp_path, "host_a", postgres.url(schema), redis_port)
+    b = make_host(tmp_path, "host_b", postgres.url(schema), redis_port)
+    sdk_a = granary.FeatureStore(a)
+    assert sdk_a.registry_path == f"postgresql://granary@127.0.0.1:{postgres.port}/postgres" \
+                                  f"?schema={schema}"
+    with pytest.raises(granary.FailedPrecondition, match="holds no definitions yet"):
+        sdk_a.list_feature_views()
+    assert sdk_a.apply().applied_version == 1
+    sdk_a.materialize_incremental(end_date=NOW - dt.timedelta(minutes=5))
+    # Host B's SDK sees A's definitions and A's run's data.
+    sdk_b = granary.FeatureStore(b)
+    assert sorted(v.name for v in sdk_b.list_feature_views()) == ["risk", "risk_weekly"]
+    online = sdk_b.get_online_features(features=["risk:score"],
+                                       entity_rows=[{"customer_id": 3}]).to_dict()
+    assert online["score"] == [1.5], online

@@ -5,13 +5,12 @@
 // and keeps compatible across server versions; it reports errors as values (libpqxx throws, and
 // Granary lets no exception cross a subsystem), and it exposes the socket and PQnotifies that the
 // LISTEN/NOTIFY change feed waits on without a thread per connection. The ~150 lines of RAII and
-// parameter binding below are all the C++ wrapping the registry needs.
+// parameter binding below are all the C++ wrapping the registry needs. libpq is loaded at run
+// time, isolated from the pyarrow wheel's OpenSSL (pq_api.h says why).
 //
 // A connection that broke (the server restarted, a network cut) is reset before the next query,
 // so a long-lived holder (a server's registry watcher) recovers by itself. Thread-compatible.
 #pragma once
-
-#include <libpq-fe.h>
 
 #include <memory>
 #include <optional>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "granary/common/result.h"
+#include "granary/registry/pq_api.h"
 #include "granary/registry/registry_location.h"
 
 namespace granary {
@@ -34,11 +34,11 @@ class PgResult {
   explicit PgResult(PGresult* r) : r_(r) {}
   PgResult(PgResult&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
   PgResult& operator=(PgResult&& o) noexcept;
-  ~PgResult() { PQclear(r_); }
+  ~PgResult() { Pq().clear(r_); }
 
-  int rows() const { return PQntuples(r_); }
-  bool IsNull(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
-  std::string Text(int row, int col) const { return PQgetvalue(r_, row, col); }
+  int rows() const { return Pq().ntuples(r_); }
+  bool IsNull(int row, int col) const { return Pq().getisnull(r_, row, col) != 0; }
+  std::string Text(int row, int col) const { return Pq().getvalue(r_, row, col); }
   int64_t Int(int row, int col) const;
   std::optional<int64_t> OptionalInt(int row, int col) const;
   bool Bool(int row, int col) const { return Text(row, col) == "t"; }

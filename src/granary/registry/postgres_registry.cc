@@ -106,23 +106,23 @@ class PostgresChangeFeed final : public RegistryChangeFeed {
 
   Result<bool> Wait(int timeout_ms) override {
     PGconn* c = conn_->raw();
-    if (PQstatus(c) != CONNECTION_OK) return Lost();
+    if (Pq().status(c) != CONNECTION_OK) return Lost();
     if (Drain()) return true;
-    pollfd fd{PQsocket(c), POLLIN, 0};
+    pollfd fd{Pq().socket(c), POLLIN, 0};
     if (fd.fd < 0) return Lost();
     const int n = poll(&fd, 1, timeout_ms);
     if (n <= 0) return false;
-    if (PQconsumeInput(c) == 0) return Lost();
+    if (Pq().consumeInput(c) == 0) return Lost();
     return Drain();
   }
 
  private:
   bool Drain() {
     bool heard = false;
-    PQconsumeInput(conn_->raw());
-    while (PGnotify* n = PQnotifies(conn_->raw())) {
+    Pq().consumeInput(conn_->raw());
+    while (PGnotify* n = Pq().notifies(conn_->raw())) {
       if (n->extra != nullptr && schema_ == n->extra) heard = true;
-      PQfreemem(n);
+      Pq().freemem(n);
     }
     return heard;
   }

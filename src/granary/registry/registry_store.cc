@@ -24,7 +24,8 @@ namespace granary {
 
 Status NoDefinitionsApplied(const std::string& describe) {
   return Status::FailedPrecondition(fmt::format(
-      "registry {} holds no definitions yet: run 'granary apply' in the repository first",
+      "registry {} holds no definitions yet: run 'granary apply' (in Python: FeatureStore.apply()) "
+      "in the repository first",
       describe));
 }
 

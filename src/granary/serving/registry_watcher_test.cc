@@ -131,7 +131,8 @@ TEST(RegistryWatcher, AnEmptyRegistrySaysToApplyFirst) {
   o.store = store.get();
   auto watcher = RegistryWatcher::Start(o);
   ASSERT_EQ(watcher.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(watcher.status().message().find("run 'granary apply' first"), std::string::npos);
+  EXPECT_NE(watcher.status().message().find("holds no definitions yet: run 'granary apply'"),
+            std::string::npos);
 }
 
 }  // namespace
