@@ -417,6 +417,10 @@ TEST(RegistryLocation, ParsesTheSupportedFormsAndRefusesOtherSchemes) {
   EXPECT_NE(pg.conninfo.find("sslmode='require'"), std::string::npos);
   EXPECT_NE(pg.conninfo.find("connect_timeout=5"), std::string::npos);
   EXPECT_EQ(ParseRegistryLocation("postgres://h/db", "/repo").ValueOrDie().schema, "granary");
+  auto v6 = ParseRegistryLocation("postgresql://u@[::1]:6543/db", "/repo").ValueOrDie();
+  EXPECT_NE(v6.conninfo.find("host='::1'"), std::string::npos) << v6.conninfo;
+  EXPECT_NE(v6.conninfo.find("port='6543'"), std::string::npos) << v6.conninfo;
+  EXPECT_FALSE(ParseRegistryLocation("postgresql://u@[::1:6543/db", "/repo").ok());
 
   auto mysql = ParseRegistryLocation("mysql://u@h/db", "/repo");
   EXPECT_EQ(mysql.status().code(), StatusCode::kInvalidArgument);

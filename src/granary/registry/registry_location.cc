@@ -162,9 +162,17 @@ Result<RegistryLocation> ParseRegistryLocation(const std::string& text,
                             PercentDecode(hostpart.substr(slash + 1), "database name"));
   }
   if (!hostport.empty()) {
+    // An IPv6 address is bracketed ([::1]:5432); its colons are not the port's.
+    const size_t bracket = hostport[0] == '[' ? hostport.find(']') : std::string_view::npos;
     const size_t colon = hostport.rfind(':');
-    if (colon != std::string_view::npos && hostport.find(']') == std::string_view::npos) {
-      fields["host"] = std::string(hostport.substr(0, colon));
+    if (hostport[0] == '[' && bracket == std::string_view::npos) {
+      return Status::InvalidArgument(
+          fmt::format("registry: '[' without ']' in the host of {}", text.substr(0, scheme_end)));
+    }
+    if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+      fields["host"] =
+          std::string(bracket == std::string_view::npos ? hostport.substr(0, colon)
+                                                        : hostport.substr(1, bracket - 1));
       std::string port(hostport.substr(colon + 1));
       if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos) {
         return Status::InvalidArgument(
@@ -173,7 +181,8 @@ Result<RegistryLocation> ParseRegistryLocation(const std::string& text,
       }
       fields["port"] = port;
     } else {
-      fields["host"] = std::string(hostport);
+      fields["host"] = std::string(
+          bracket == std::string_view::npos ? hostport : hostport.substr(1, bracket - 1));
     }
   }
   while (!query.empty()) {

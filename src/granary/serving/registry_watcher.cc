@@ -66,9 +66,12 @@ void RegistryWatcher::Run() {
   constexpr std::chrono::milliseconds kSlice{200};
   auto next_poll = Clock::now() + options_.poll_interval;
   bool feed_lost_logged = false;
+  auto next_listen = Clock::now();
   for (;;) {
     bool announced = false;
-    if (feed_ == nullptr && registry_can_listen_) {
+    if (feed_ == nullptr && registry_can_listen_ && Clock::now() >= next_listen) {
+      // While the registry is down, try again at the polling pace, not every slice.
+      next_listen = Clock::now() + options_.poll_interval;
       auto feed = registry_->WatchChanges();
       if (feed.ok() && *feed != nullptr) {
         feed_ = std::move(*feed);
