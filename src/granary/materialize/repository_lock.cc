@@ -64,7 +64,7 @@ std::filesystem::path RepositoryLock::PathFor(const std::filesystem::path& regis
 RepositoryLock::RepositoryLock(int fd, std::string token) : fd_(fd), token_(std::move(token)) {}
 
 RepositoryLock::RepositoryLock(std::unique_ptr<PostgresAdvisoryLock> pg, std::string token)
-    : token_(std::move(token)), pg_(std::move(pg)) {}
+    : pg_(std::move(pg)), token_(std::move(token)) {}
 
 Result<std::unique_ptr<RepositoryLock>> RepositoryLock::Acquire(const RegistryLocation& registry,
                                                                 const std::string& what,
