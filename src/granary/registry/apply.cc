@@ -40,6 +40,7 @@ Result<ApplyOutcome> PlanOrApply(const RepoConfig& config, SourceInspector* insp
       }
     }
   }
+  CarryOnlineHistory(before, &defs);
   out.changes = PlanChanges(before, defs);
   out.previous_definitions = std::move(before);
   out.up_to_date = out.previous && out.previous->fingerprint == DefinitionsFingerprint(defs);
