@@ -1,5 +1,6 @@
 // Fuzzes granary.yaml: the repository configuration read by every command and by `granary serve`
-// (YAML, ${VAR} substitution, durations, the Redis connection string and node addresses). The
+// (YAML, ${VAR} substitution, durations, the Redis connection string and node addresses, the
+// registry's location: a path, sqlite:// or postgresql:// URLs and the mapping form). The
 // input is written as granary.yaml in one temporary repository folder reused by every run; the
 // environment is a fixed map so that runs are reproducible. Properties: a config that loads has
 // a project that is an identifier, and the store settings it names parse as the store does.
@@ -23,6 +24,7 @@ const char* Lookup(const char* name) {
   if (n == "REDIS_PASSWORD") return "s3cret,db=2";
   if (n == "TTL") return "90d";
   if (n == "EMPTY") return "";
+  if (n == "PGPASSWORD") return "p@ss:w/rd%";
   return nullptr;
 }
 

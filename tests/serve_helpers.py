@@ -92,10 +92,11 @@ class Server:
         full_env = dict(os.environ)
         full_env.update(env or {})
         threads = () if "--threads" in args else ("--threads", "2")
+        poll = () if "--registry-poll" in args else ("--registry-poll", "50ms")
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
                 [str(binary), "-C", str(repo), "serve", "--port", str(self.port), *threads,
-                 "--registry-poll", "50ms", *args],
+                 *poll, *args],
                 stdout=log, stderr=log, env=full_env, preexec_fn=preexec_fn)
         deadline = time.time() + 15
         while True:

@@ -29,9 +29,9 @@ def test_a_folder_without_granary_yaml_is_an_error_naming_the_file(tmp_path):
 
 def test_an_unapplied_repository_says_to_apply_first(fresh_repo):
     store = granary.FeatureStore(fresh_repo)
-    with pytest.raises(granary.FailedPrecondition, match=r"run FeatureStore.apply\(\)"):
+    with pytest.raises(granary.FailedPrecondition, match=r"FeatureStore.apply\(\)"):
         store.list_feature_views()
-    with pytest.raises(granary.FailedPrecondition, match="no registry at"):
+    with pytest.raises(granary.FailedPrecondition, match="holds no definitions yet"):
         store.get_online_features(features=["customer_profile:tenure_days"],
                                   entity_rows=[{"customer_id": 1}])
 

@@ -4,6 +4,7 @@
 
 #include "granary/common/clock.h"
 #include "granary/offline/source_inspector.h"
+#include "granary/registry/registry_factory.h"
 
 namespace granary::python {
 
@@ -15,13 +16,7 @@ Result<std::unique_ptr<FeatureStoreCore>> FeatureStoreCore::Open(
 
 Status FeatureStoreCore::OpenRegistryLocked() {
   if (registry_ != nullptr) return Status::OK();
-  if (!std::filesystem::exists(config_.RegistryPath())) {
-    return Status::FailedPrecondition(
-        fmt::format("no registry at {}: run FeatureStore.apply() (or 'granary apply') first",
-                    config_.RegistryPath().string()));
-  }
-  GRANARY_ASSIGN_OR_RAISE(registry_,
-                          OpenSqliteRegistry(config_.RegistryPath(), OpenMode::kOpenExisting));
+  GRANARY_ASSIGN_OR_RAISE(registry_, OpenRegistry(config_, OpenMode::kOpenExisting));
   return Status::OK();
 }
 
@@ -33,15 +28,9 @@ Result<FeatureStoreCore::Applied> FeatureStoreCore::Latest(bool check_for_newer)
     GRANARY_ASSIGN_OR_RAISE(auto history, registry_->History(1));
     if (!history.empty() && history[0].version == applied_.version) return applied_;
   }
-  GRANARY_ASSIGN_OR_RAISE(auto latest, registry_->Latest());
-  if (!latest) {
-    return Status::FailedPrecondition(
-        fmt::format("registry {} holds no version yet: run FeatureStore.apply() (or 'granary "
-                    "apply') first",
-                    config_.RegistryPath().string()));
-  }
-  applied_.definitions = std::make_shared<const Definitions>(std::move(latest->definitions));
-  applied_.version = latest->info.version;
+  GRANARY_ASSIGN_OR_RAISE(RegistryVersion latest, LatestApplied(*registry_));
+  applied_.definitions = std::make_shared<const Definitions>(std::move(latest.definitions));
+  applied_.version = latest.info.version;
   return applied_;
 }
 

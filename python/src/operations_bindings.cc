@@ -18,6 +18,7 @@
 #include "granary/materialize/view_status.h"
 #include "granary/offline/feature_stats.h"
 #include "granary/online/view_layout.h"
+#include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
 #include "granary/serving/materialize_handoff.h"
 #include "granary/serving/push.h"
@@ -106,8 +107,7 @@ Result<std::pair<Timestamp, std::vector<ViewStatus>>> CollectStatus(const RepoCo
                                                                     const Definitions& defs,
                                                                     int recent) {
   // A registry connection of this call's own (CollectViewStatus's contract).
-  GRANARY_ASSIGN_OR_RAISE(auto registry,
-                          OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting));
+  GRANARY_ASSIGN_OR_RAISE(auto registry, OpenRegistry(config, OpenMode::kOpenExisting));
   const Timestamp now = SystemClock::Default().Now();
   GRANARY_ASSIGN_OR_RAISE(auto statuses,
                           CollectOnlineViewStatus(*registry, defs, config, now, recent));
@@ -201,7 +201,7 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
           context.definitions = applied.definitions.get();
           context.repo_root = self.config().root;
           // Recorded for `granary status` (written when the call returns).
-          PushLog log(self.config().RegistryPath(), &SystemClock::Default());
+          PushLog log(self.config().Registry(), &SystemClock::Default());
           context.log = &log;
           context.max_clock_skew = Duration::Microseconds(max_clock_skew_micros);
           FeatureStoreCore::Online online;

@@ -167,9 +167,9 @@ void BindRegistry(nb::class_<FeatureStoreCore>& cls) {
       .def_prop_ro("repo_path",
                    [](const FeatureStoreCore& self) { return self.config().root.string(); })
       .def_prop_ro("project", [](const FeatureStoreCore& self) { return self.config().project; })
-      .def_prop_ro(
-          "registry_path",
-          [](const FeatureStoreCore& self) { return self.config().RegistryPath().string(); })
+      .def_prop_ro("registry_path",
+                   // The SQLite file, or the PostgreSQL registry's URL without its password.
+                   [](const FeatureStoreCore& self) { return self.config().Registry().Describe(); })
       .def_prop_ro("online_store_type",
                    [](const FeatureStoreCore& self) { return self.config().online_store.type; })
       .def("plan", [](FeatureStoreCore& self) { return RunPlanOrApply(self, ApplyMode::kPlan); })

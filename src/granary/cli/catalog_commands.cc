@@ -5,6 +5,7 @@
 
 #include "granary/cli/cli.h"
 #include "granary/common/strings.h"
+#include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
 #include "granary/registry/serialize.h"
 
@@ -48,22 +49,17 @@ Status UnknownKind(const std::string& kind) {
 
 bool LoadLatest(Context& ctx, RepoConfig* config, Definitions* defs) {
   if (!ctx.LoadConfig(config)) return false;
-  auto store = OpenSqliteRegistry(config->RegistryPath(), OpenMode::kOpenExisting);
+  auto store = OpenRegistry(*config, OpenMode::kOpenExisting);
   if (!store.ok()) {
     ctx.Fail(store.status());
     return false;
   }
-  auto latest = (*store)->Latest();
+  auto latest = LatestApplied(**store);
   if (!latest.ok()) {
     ctx.Fail(latest.status());
     return false;
   }
-  if (!latest->has_value()) {
-    ctx.Fail(Status::FailedPrecondition(fmt::format(
-        "registry {} holds no version yet: run 'granary apply'", config->RegistryPath().string())));
-    return false;
-  }
-  *defs = std::move((*latest)->definitions);
+  *defs = std::move(latest->definitions);
   defs->SortByName();
   return true;
 }

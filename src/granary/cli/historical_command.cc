@@ -10,6 +10,7 @@
 #include "granary/common/strings.h"
 #include "granary/offline/historical.h"
 #include "granary/offline/table_io.h"
+#include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
 #include "granary/types/arrow_convert.h"
 
@@ -30,14 +31,9 @@ struct HistoricalArgs {
 };
 
 Result<Definitions> LoadApplied(const RepoConfig& config) {
-  GRANARY_ASSIGN_OR_RAISE(auto store,
-                          OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting));
-  GRANARY_ASSIGN_OR_RAISE(auto latest, store->Latest());
-  if (!latest) {
-    return Status::FailedPrecondition(fmt::format(
-        "registry {} holds no version yet: run 'granary apply'", config.RegistryPath().string()));
-  }
-  return std::move(latest->definitions);
+  GRANARY_ASSIGN_OR_RAISE(auto store, OpenRegistry(config, OpenMode::kOpenExisting));
+  GRANARY_ASSIGN_OR_RAISE(RegistryVersion latest, LatestApplied(*store));
+  return std::move(latest.definitions);
 }
 
 Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& args) {

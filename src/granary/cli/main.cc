@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   granary::cli::RegisterImportFeastCommand(app, ctx);
   granary::cli::RegisterUiCommand(app, ctx);
   granary::cli::RegisterStatsCommand(app, ctx);
+  granary::cli::RegisterRegistryCommands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

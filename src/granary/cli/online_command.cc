@@ -3,6 +3,7 @@
 
 #include "granary/cli/cli.h"
 #include "granary/online/online_store.h"
+#include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
 #include "granary/serving/online_features.h"
 
@@ -57,15 +58,11 @@ void RunGetOnlineFeatures(Context& ctx, const Options& options) {
   if (!ctx.LoadConfig(&config)) return;
   auto request = BuildRequest(options);
   if (!request.ok()) return ctx.Fail(request.status());
-  auto registry = OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting);
+  auto registry = OpenRegistry(config, OpenMode::kOpenExisting);
   if (!registry.ok()) return ctx.Fail(registry.status());
-  auto latest = (*registry)->Latest();
+  auto latest = LatestApplied(**registry);
   if (!latest.ok()) return ctx.Fail(latest.status());
-  if (!latest->has_value()) {
-    return ctx.Fail(Status::FailedPrecondition(fmt::format(
-        "{} holds no definitions yet; run 'granary apply' first", config.RegistryPath().string())));
-  }
-  auto definitions = std::make_shared<const Definitions>(std::move((*latest)->definitions));
+  auto definitions = std::make_shared<const Definitions>(std::move(latest->definitions));
   // Read-only: beside a running server, which holds the embedded store for writing.
   OnlineStoreOptions store_options;
   store_options.read_only = true;

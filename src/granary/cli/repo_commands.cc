@@ -15,6 +15,7 @@
 #include "granary/online/online_store.h"
 #include "granary/online/view_layout.h"
 #include "granary/registry/apply.h"
+#include "granary/registry/registry_factory.h"
 
 namespace granary::cli {
 namespace {
@@ -81,7 +82,7 @@ void RunPlanOrApply(Context& ctx, bool apply) {
              defs.feature_views.size(), defs.feature_services.size());
   if (outcome->up_to_date) {
     fmt::print("No changes: registry version {} ({}) is up to date.\n", outcome->previous->version,
-               config.RegistryPath().string());
+               config.Registry().Describe());
     return;
   }
   fmt::print("{}", FormatPlan(outcome->changes));
@@ -97,7 +98,7 @@ void RunPlanOrApply(Context& ctx, bool apply) {
     return;
   }
   fmt::print("Applied: registry version {} (fingerprint {}) in {}\n", outcome->applied->version,
-             outcome->applied->fingerprint, config.RegistryPath().string());
+             outcome->applied->fingerprint, config.Registry().Describe());
 }
 
 // Asks on the terminal whether to delete everything teardown deletes. Without a terminal (a
@@ -109,7 +110,10 @@ bool ConfirmTeardown(Context& ctx, const RepoConfig& config) {
       config.project,
       config.online_store.type == "rocksdb" ? config.Resolve(config.online_store.path).string()
                                             : config.online_store.type,
-      config.RegistryPath().string());
+      config.Registry().is_postgresql()
+          ? fmt::format("schema {} of {}, shared by every host of the project",
+                        config.Registry().schema, config.Registry().Describe())
+          : config.Registry().Describe());
   if (!isatty(STDIN_FILENO)) {
     ctx.Fail(Status::InvalidArgument(fmt::format(
         "{}; stdin is not a terminal, so nothing was asked and nothing was removed: run "
@@ -135,11 +139,14 @@ void RunTeardown(Context& ctx, bool yes) {
   // Hold the repository lock throughout, so that no materialization writes while (or after) the
   // store and its registry go.
   std::unique_ptr<RepositoryLock> lock;
-  if (std::filesystem::exists(config.RegistryPath())) {
-    auto acquired = RepositoryLock::Acquire(config.RegistryPath(), "granary teardown",
+  if (RegistryMayExist(config.Registry())) {
+    auto acquired = RepositoryLock::Acquire(config.Registry(), "granary teardown",
                                             SystemClock::Default().Now());
-    if (!acquired.ok()) return ctx.Fail(acquired.status().WithContext("nothing was removed"));
-    lock = std::move(*acquired);
+    // A PostgreSQL registry never applied has no lock table: nothing to hold.
+    if (!acquired.ok() && !IsNoDefinitionsApplied(acquired.status())) {
+      return ctx.Fail(acquired.status().WithContext("nothing was removed"));
+    }
+    if (acquired.ok()) lock = std::move(*acquired);
   }
   // The online data goes first, through the store: if the store cannot be reached, nothing is
   // removed and teardown can be run again.
@@ -169,8 +176,18 @@ void RunTeardown(Context& ctx, bool yes) {
   if (embedded) remove(online_path);
   // The registry with SQLite's journal files, and the materialization lock beside it (held by this
   // process, so no run starts in between; unlinking a held flock file is safe).
-  for (const char* suffix : {"", "-wal", "-shm", ".materialize.lock"}) {
-    remove(std::filesystem::path(config.RegistryPath().string() + suffix));
+  if (config.Registry().is_postgresql()) {
+    auto dropped = DropRegistry(config.Registry());
+    if (!dropped.ok()) return ctx.Fail(dropped.status().WithContext("teardown of the registry"));
+    if (*dropped) {
+      fmt::print("removed the registry schema {} of {}\n", config.Registry().schema,
+                 config.Registry().Describe());
+      ++removed;
+    }
+  } else {
+    for (const char* suffix : {"", "-wal", "-shm", ".materialize.lock"}) {
+      remove(std::filesystem::path(config.RegistryPath().string() + suffix));
+    }
   }
   if (removed == 0 && ctx.exit_code == 0)
     fmt::print("Nothing to remove: the project was not applied.\n");

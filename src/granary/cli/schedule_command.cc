@@ -11,6 +11,7 @@
 #include "granary/common/json.h"
 #include "granary/materialize/materialize_metrics.h"
 #include "granary/materialize/scheduler.h"
+#include "granary/registry/registry_factory.h"
 #include "granary/serving/http/http_server.h"
 
 namespace granary::cli {
@@ -90,8 +91,7 @@ Status Run(const RepoConfig& config, const ScheduleArgs& args) {
   }
   options.log = LogLine;
   // The registry must exist before the first scheduled time, not fail at 2 AM.
-  GRANARY_RETURN_NOT_OK(
-      OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting).status());
+  GRANARY_RETURN_NOT_OK(OpenRegistry(config, OpenMode::kOpenExisting).status());
 
   const Clock* clock = &SystemClock::Default();
   ClockWaiter waiter(clock);

@@ -100,7 +100,7 @@ Status Serve(const RepoConfig& config, const Options& o) {
 
   FeatureServerOptions options;
   options.repo_root = config.root;
-  options.registry_path = config.RegistryPath();
+  options.registry = config.Registry();
   options.default_key_ttl = config.online_store.key_ttl;
   options.store_kind = config.online_store.type;
   options.max_entities = o.max_entities;
@@ -178,6 +178,11 @@ Status Serve(const RepoConfig& config, const Options& o) {
   running.token_required = !o.token.empty();
   running.store = store->Describe();
   running.started = FormatTimestamp(SystemClock::Default().Now());
+  if (config.Registry().is_postgresql()) {
+    // The record is this host's, beside where a SQLite registry would be (data/registry-pg).
+    std::error_code ec;
+    std::filesystem::create_directories(config.RegistryPath().parent_path(), ec);
+  }
   auto record = ServerRecord::Publish(config.RegistryPath(), running);
   if (!record.ok()) {
     ServerLog(fmt::format("warning: {}", record.status().message()));

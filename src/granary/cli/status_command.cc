@@ -14,6 +14,7 @@
 #include "granary/materialize/online_check.h"
 #include "granary/materialize/view_status.h"
 #include "granary/online/view_layout.h"
+#include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
 
 namespace granary::cli {
@@ -146,15 +147,10 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
     return Status::InvalidArgument(
         "--max-failures must be 0 or more (0: alert on any failed newest run)");
   }
-  GRANARY_ASSIGN_OR_RAISE(auto registry,
-                          OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting));
-  GRANARY_ASSIGN_OR_RAISE(auto latest, registry->Latest());
-  if (!latest) {
-    return Status::FailedPrecondition(fmt::format(
-        "registry {} holds no definitions yet: run 'granary apply' first", registry->Describe()));
-  }
+  GRANARY_ASSIGN_OR_RAISE(auto registry, OpenRegistry(config, OpenMode::kOpenExisting));
+  GRANARY_ASSIGN_OR_RAISE(RegistryVersion latest, LatestApplied(*registry));
   const Timestamp now = SystemClock::Default().Now();
-  GRANARY_ASSIGN_OR_RAISE(auto statuses, CollectOnlineViewStatus(*registry, latest->definitions,
+  GRANARY_ASSIGN_OR_RAISE(auto statuses, CollectOnlineViewStatus(*registry, latest.definitions,
                                                                  config, now, args.runs));
   // What the online store still holds (online_check.h). A store that cannot be opened here (the
   // embedded store held by a server, Redis down) leaves the views unchecked, saying why.
@@ -170,7 +166,7 @@ Status Run(Context& ctx, const RepoConfig& config, const StatusArgs& args) {
       store_note = store.status().message();
     } else {
       GRANARY_ASSIGN_OR_RAISE(auto found,
-                              CheckOnlineData(*registry, latest->definitions, config, **store));
+                              CheckOnlineData(*registry, latest.definitions, config, **store));
       for (ViewDataCheck& c : found) checks[c.view] = std::move(c);
     }
   }

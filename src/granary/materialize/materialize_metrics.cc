@@ -6,6 +6,7 @@
 #include "granary/materialize/online_check.h"
 #include "granary/materialize/view_status.h"
 #include "granary/online/view_layout.h"
+#include "granary/registry/registry_factory.h"
 
 namespace granary {
 namespace {
@@ -61,8 +62,7 @@ void MaterializationStateMetrics::Collect(MetricWriter& out) {
   std::lock_guard lock(mu_);
   auto collect = [&]() -> Status {
     if (registry_ == nullptr) {
-      GRANARY_ASSIGN_OR_RAISE(registry_,
-                              OpenSqliteRegistry(config_.RegistryPath(), OpenMode::kOpenExisting));
+      GRANARY_ASSIGN_OR_RAISE(registry_, OpenRegistry(config_, OpenMode::kOpenExisting));
     }
     GRANARY_ASSIGN_OR_RAISE(auto latest, registry_->Latest());
     if (!latest) return Status::OK();

@@ -15,6 +15,7 @@
 #include "granary/materialize/online_check.h"
 #include "granary/materialize/repository_lock.h"
 #include "granary/online/view_layout.h"
+#include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
 
 namespace granary {
@@ -288,14 +289,9 @@ Result<MaterializeReport> RunLocked(const RepoConfig& config, const MaterializeR
     return Status::InvalidArgument(fmt::format(
         "START {} is after END {}", FormatTimestamp(request.start), FormatTimestamp(request.end)));
   }
-  GRANARY_ASSIGN_OR_RAISE(auto registry,
-                          OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting));
-  GRANARY_ASSIGN_OR_RAISE(auto latest, registry->Latest());
-  if (!latest) {
-    return Status::FailedPrecondition(fmt::format(
-        "registry {} holds no definitions yet: run 'granary apply' first", registry->Describe()));
-  }
-  const Definitions& defs = latest->definitions;
+  GRANARY_ASSIGN_OR_RAISE(auto registry, OpenRegistry(config, OpenMode::kOpenExisting));
+  GRANARY_ASSIGN_OR_RAISE(RegistryVersion latest, LatestApplied(*registry));
+  const Definitions& defs = latest.definitions;
   GRANARY_ASSIGN_OR_RAISE(auto views, SelectViews(defs, request.views));
   GRANARY_ASSIGN_OR_RAISE(ViewLayouts layouts, MakeViewLayouts(defs, config.online_store.key_ttl));
   std::unique_ptr<OnlineStore> owned;
@@ -377,7 +373,7 @@ void RecordFailedAttempt(const RepoConfig& config, const MaterializeRequest& req
   if (error.code() == StatusCode::kCancelled || error.code() == StatusCode::kInvalidArgument) {
     return;
   }
-  auto registry = OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting);
+  auto registry = OpenRegistry(config, OpenMode::kOpenExisting);
   if (!registry.ok()) return;
   auto latest = (*registry)->Latest();
   if (!latest.ok() || !*latest) return;
@@ -416,8 +412,7 @@ void RecordFailedAttempt(const RepoConfig& config, const MaterializeRequest& req
 Result<MaterializeReport> LockAndRun(const RepoConfig& config, const MaterializeRequest& request,
                                      const MaterializeOptions& options, OnlineStore* store,
                                      const std::atomic<bool>* cancelled) {
-  auto lock =
-      RepositoryLock::Acquire(config.RegistryPath(), Describe(request), options.clock->Now());
+  auto lock = RepositoryLock::Acquire(config.Registry(), Describe(request), options.clock->Now());
   if (!lock.ok()) {
     RecordFailedAttempt(config, request, options, lock.status(), "");
     return lock.status();
@@ -443,7 +438,7 @@ Result<std::unique_ptr<MaterializationJob>> MaterializationJob::Start(RepoConfig
                                                                       OnlineStore* store,
                                                                       OnDone on_done) {
   auto acquired =
-      RepositoryLock::Acquire(config.RegistryPath(), Describe(request), options.clock->Now());
+      RepositoryLock::Acquire(config.Registry(), Describe(request), options.clock->Now());
   if (!acquired.ok()) {
     RecordFailedAttempt(config, request, options, acquired.status(), "");
     return acquired.status();

@@ -11,6 +11,8 @@
 #include <random>
 #include <thread>
 
+#include "granary/registry/postgres_registry.h"
+
 namespace granary {
 namespace {
 
@@ -59,7 +61,28 @@ std::filesystem::path RepositoryLock::PathFor(const std::filesystem::path& regis
   return registry_path.string() + ".materialize.lock";
 }
 
-Result<std::unique_ptr<RepositoryLock>> RepositoryLock::Acquire(
+RepositoryLock::RepositoryLock(int fd, std::string token) : fd_(fd), token_(std::move(token)) {}
+
+RepositoryLock::RepositoryLock(std::unique_ptr<PostgresAdvisoryLock> pg, std::string token)
+    : pg_(std::move(pg)), token_(std::move(token)) {}
+
+Result<std::unique_ptr<RepositoryLock>> RepositoryLock::Acquire(const RegistryLocation& registry,
+                                                                const std::string& what,
+                                                                Timestamp now) {
+  if (!registry.is_postgresql()) return AcquireFile(registry.path, what, now);
+  std::string token = NewToken();
+  const std::string note =
+      fmt::format("{} as pid {} on {} since {}", what, getpid(), ThisHost(), FormatTimestamp(now));
+  GRANARY_ASSIGN_OR_RAISE(auto pg, PostgresAdvisoryLock::Acquire(registry, note, token));
+  return std::unique_ptr<RepositoryLock>(new RepositoryLock(std::move(pg), std::move(token)));
+}
+
+Result<std::optional<std::string>> RepositoryLock::CurrentHolder(const RegistryLocation& registry) {
+  if (!registry.is_postgresql()) return FileHolder(registry.path);
+  return PostgresAdvisoryLock::CurrentHolder(registry);
+}
+
+Result<std::unique_ptr<RepositoryLock>> RepositoryLock::AcquireFile(
     const std::filesystem::path& registry_path, const std::string& what, Timestamp now) {
   const std::filesystem::path path = PathFor(registry_path);
   // No O_TRUNC: the holder's note must survive until we own the lock.
@@ -103,7 +126,7 @@ Result<std::unique_ptr<RepositoryLock>> RepositoryLock::Acquire(
   return std::unique_ptr<RepositoryLock>(new RepositoryLock(fd, std::move(token)));
 }
 
-Result<std::optional<std::string>> RepositoryLock::CurrentHolder(
+Result<std::optional<std::string>> RepositoryLock::FileHolder(
     const std::filesystem::path& registry_path) {
   const std::filesystem::path path = PathFor(registry_path);
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);

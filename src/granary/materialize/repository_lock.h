@@ -10,6 +10,11 @@
 // while the lock is held under its token (CurrentHolder); a killed process loses the lock even
 // before it is reaped, and a reused pid never gets the token back.
 //
+// With a PostgreSQL registry the lock is a PostgreSQL advisory lock instead
+// (registry/postgres_registry.h: PostgresAdvisoryLock), so that schedulers on two hosts exclude
+// each other; the database releases it when its holder's connection ends. Same tokens, same
+// messages.
+//
 // Not copyable; owned through unique_ptr. Thread-compatible.
 #pragma once
 
@@ -20,16 +25,24 @@
 
 #include "granary/common/result.h"
 #include "granary/common/time.h"
+#include "granary/registry/registry_location.h"
 
 namespace granary {
+
+class PostgresAdvisoryLock;
 
 class RepositoryLock {
  public:
   // Takes the lock without waiting. When another run holds it: kAlreadyExists, naming the holder
   // (the feature server maps this code to 409 Conflict). `what` describes this run for others'
   // messages ("granary materialize-incremental").
-  static Result<std::unique_ptr<RepositoryLock>> Acquire(const std::filesystem::path& registry_path,
+  static Result<std::unique_ptr<RepositoryLock>> Acquire(const RegistryLocation& registry,
                                                          const std::string& what, Timestamp now);
+  // The lock of the SQLite registry at `registry_path`.
+  static Result<std::unique_ptr<RepositoryLock>> Acquire(const std::filesystem::path& registry_path,
+                                                         const std::string& what, Timestamp now) {
+    return Acquire(RegistryLocation::Sqlite(registry_path), what, now);
+  }
   ~RepositoryLock();
   RepositoryLock(const RepositoryLock&) = delete;
   RepositoryLock& operator=(const RepositoryLock&) = delete;
@@ -39,15 +52,23 @@ class RepositoryLock {
   // The token of the holder of the lock of `registry_path` now; nullopt when nobody holds it.
   // Probes with a shared lock for an instant (Acquire waits out such probes). IOError when the
   // lock file exists but cannot be read.
+  static Result<std::optional<std::string>> CurrentHolder(const RegistryLocation& registry);
   static Result<std::optional<std::string>> CurrentHolder(
-      const std::filesystem::path& registry_path);
+      const std::filesystem::path& registry_path) {
+    return CurrentHolder(RegistryLocation::Sqlite(registry_path));
+  }
 
   // This holder's token (see above).
   const std::string& token() const { return token_; }
 
  private:
-  RepositoryLock(int fd, std::string token) : fd_(fd), token_(std::move(token)) {}
-  int fd_;
+  RepositoryLock(int fd, std::string token);
+  RepositoryLock(std::unique_ptr<PostgresAdvisoryLock> pg, std::string token);
+  static Result<std::unique_ptr<RepositoryLock>> AcquireFile(
+      const std::filesystem::path& registry_path, const std::string& what, Timestamp now);
+  static Result<std::optional<std::string>> FileHolder(const std::filesystem::path& registry_path);
+  int fd_ = -1;
+  std::unique_ptr<PostgresAdvisoryLock> pg_;  // set for a PostgreSQL registry
   std::string token_;
 };
 

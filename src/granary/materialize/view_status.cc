@@ -85,7 +85,7 @@ Result<std::vector<ViewStatus>> CollectOnlineViewStatus(RegistryStore& registry,
     const DataSource* source = defs.FindDataSource(v.source);
     pushed.push_back(source != nullptr && source->is_push());
   }
-  GRANARY_ASSIGN_OR_RAISE(auto holder, RepositoryLock::CurrentHolder(config.RegistryPath()));
+  GRANARY_ASSIGN_OR_RAISE(auto holder, RepositoryLock::CurrentHolder(config.Registry()));
   GRANARY_ASSIGN_OR_RAISE(auto out, CollectViewStatus(registry, views, tags, holder, now, recent));
   GRANARY_ASSIGN_OR_RAISE(auto pushes, registry.Pushes());
   for (size_t v = 0; v < out.size(); ++v) {

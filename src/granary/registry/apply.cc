@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "granary/registry/loader.h"
+#include "granary/registry/registry_factory.h"
 #include "granary/registry/serialize.h"
 
 namespace granary {
@@ -23,14 +24,20 @@ Result<ApplyOutcome> PlanOrApply(const RepoConfig& config, SourceInspector* insp
   ApplyOutcome out;
   Definitions before;
   std::unique_ptr<RegistryStore> store;
-  if (apply || std::filesystem::exists(config.RegistryPath())) {
-    GRANARY_ASSIGN_OR_RAISE(
-        store, OpenSqliteRegistry(config.RegistryPath(),
-                                  apply ? OpenMode::kCreateIfMissing : OpenMode::kOpenExisting));
-    GRANARY_ASSIGN_OR_RAISE(auto latest, store->Latest());
-    if (latest) {
-      out.previous = latest->info;
-      before = std::move(latest->definitions);
+  if (apply || RegistryMayExist(config.Registry())) {
+    auto opened =
+        OpenRegistry(config, apply ? OpenMode::kCreateIfMissing : OpenMode::kOpenExisting);
+    // A plan against a registry never created compares with nothing.
+    if (!opened.ok() && !(IsNoDefinitionsApplied(opened.status()) && !apply)) {
+      return opened.status();
+    }
+    if (opened.ok()) {
+      store = std::move(*opened);
+      GRANARY_ASSIGN_OR_RAISE(auto latest, store->Latest());
+      if (latest) {
+        out.previous = latest->info;
+        before = std::move(latest->definitions);
+      }
     }
   }
   CarryOnlineHistory(before, &defs);
@@ -38,7 +45,10 @@ Result<ApplyOutcome> PlanOrApply(const RepoConfig& config, SourceInspector* insp
   out.previous_definitions = std::move(before);
   out.up_to_date = out.previous && out.previous->fingerprint == DefinitionsFingerprint(defs);
   if (apply && !out.up_to_date) {
-    GRANARY_ASSIGN_OR_RAISE(out.applied, store->Commit(defs, now));
+    // Optimistic: the commit checks that the version planned against is still the newest, so two
+    // applies from two hosts at once give one new version and a conflict for the other.
+    GRANARY_ASSIGN_OR_RAISE(
+        out.applied, store->CommitVersion(defs, now, out.previous ? out.previous->version : 0));
   }
   out.definitions = std::move(defs);
   return out;

@@ -1,8 +1,10 @@
-// RegistryStore: the applied definitions, kept as versions (one per `apply` that changed them).
-//
-// Materialization keeps its state here too: watermarks and run history. The
-// SQLite implementation is safe when several processes (the CLI, a server, a scheduler) open the
-// same file at once: it uses WAL mode, a busy timeout, and one transaction per write.
+// The registry: the applied definitions, kept as versions (one per `apply` that changed them)
+// (DefinitionStore), and materialization's run state: watermarks, run history, pushes
+// (RunStateStore). RegistryStore is both, as each implementation keeps them in one database:
+//   - SQLite (sqlite_registry.cc, the default): one file; safe when several processes of one host
+//     open it at once (WAL mode, a busy timeout, one transaction per write).
+//   - PostgreSQL (postgres_registry.cc): one schema shared by several hosts; see that header.
+// registry_factory.h builds the one granary.yaml names.
 #pragma once
 
 #include <filesystem>
@@ -103,23 +105,50 @@ struct PushRecord {
   int64_t rows = 0;  // rows pushed online since pushes were first recorded
 };
 
-// Thread-compatible: one instance per thread; processes may share the underlying store.
-class RegistryStore {
+// Wakes a waiting reader when another process applies a new version (PostgreSQL: LISTEN/NOTIFY).
+// One per thread.
+class RegistryChangeFeed {
  public:
-  virtual ~RegistryStore() = default;
+  virtual ~RegistryChangeFeed() = default;
+  // Waits at most `timeout` (milliseconds) for a change. True when one was announced, false on
+  // timeout; Unavailable when the connection is lost (the caller falls back to polling and asks
+  // for a new feed later).
+  virtual Result<bool> Wait(int timeout_ms) = 0;
+};
+
+// The applied definitions, as versions. Thread-compatible: one instance per thread; processes
+// (and hosts, for PostgreSQL) may share the underlying store.
+class DefinitionStore {
+ public:
+  virtual ~DefinitionStore() = default;
 
   // The newest version, or std::nullopt when nothing was applied yet.
   virtual Result<std::optional<RegistryVersion>> Latest() = 0;
-  // Stores `defs` as a new version atomically and returns its info.
-  virtual Result<RegistryVersionInfo> Commit(const Definitions& defs, Timestamp applied_at) = 0;
+  // Stores `defs` as a new version atomically and returns its info. With `expected_latest` set
+  // (0: nothing applied yet), the store checks in the same transaction that its newest version is
+  // still that one: when another apply got in first, AlreadyExists names the version it stored
+  // and nothing is written (an optimistic check: `apply` reads, plans, then commits).
+  virtual Result<RegistryVersionInfo> CommitVersion(const Definitions& defs, Timestamp applied_at,
+                                                    std::optional<int64_t> expected_latest) = 0;
+  Result<RegistryVersionInfo> Commit(const Definitions& defs, Timestamp applied_at) {
+    return CommitVersion(defs, applied_at, std::nullopt);
+  }
   // Version `version` with its definitions, or std::nullopt when there is none such.
   virtual Result<std::optional<RegistryVersion>> Version(int64_t version) = 0;
   // Versions, newest first, at most `limit`.
   virtual Result<std::vector<RegistryVersionInfo>> History(int limit) = 0;
-  // Where the store lives, for messages.
+  // Where the store lives, for messages (never a password).
   virtual std::string Describe() const = 0;
+  // A feed announcing new versions, or nullptr when the store has none (SQLite: poll History).
+  virtual Result<std::unique_ptr<RegistryChangeFeed>> WatchChanges() { return nullptr; }
+};
 
-  // Materialization state (materialize/ keeps it here so every process sees the same).
+// Materialization's run state (materialize/ keeps it here so every process sees the same):
+// watermarks, run history, the push log. Thread-compatible, as DefinitionStore.
+class RunStateStore {
+ public:
+  virtual ~RunStateStore() = default;
+  virtual std::string Describe() const = 0;
 
   // view -> watermark: the end of the newest interval materialized without a gap.
   virtual Result<std::map<std::string, Timestamp>> Watermarks() = 0;
@@ -148,10 +177,47 @@ class RegistryStore {
   virtual Result<std::map<std::string, PushRecord>> Pushes() = 0;
 };
 
+// Everything a registry holds, for moving it between stores (`granary registry export/import`).
+struct StoredVersion {
+  RegistryVersionInfo info;
+  std::string definitions_yaml;  // canonical YAML, as stored
+};
+struct RegistryContents {
+  std::vector<StoredVersion> versions;  // oldest first
+  std::map<std::string, WatermarkState> watermarks;
+  std::vector<MaterializationRun> runs;  // oldest first, with their ids
+  std::map<std::string, PushRecord> pushes;
+};
+
+// A fingerprint over all of `contents` (FNV-1a 64 in hex): two registries with the same one hold
+// the same versions, watermarks, runs and pushes.
+std::string RegistryContentsFingerprint(const RegistryContents& contents);
+
+// A repository's registry: definitions and run state in one store (SQLite file or PostgreSQL
+// schema). Built by OpenRegistry (registry_factory.h).
+class RegistryStore : public DefinitionStore, public RunStateStore {
+ public:
+  std::string Describe() const override = 0;
+  // Reads everything, in one consistent snapshot.
+  virtual Result<RegistryContents> Export() = 0;
+  // Writes `contents` into this store, which must hold no version and no run (FailedPrecondition
+  // otherwise), in one transaction: all or nothing.
+  virtual Status Import(const RegistryContents& contents) = 0;
+};
+
 enum class OpenMode { kOpenExisting, kCreateIfMissing };
 
-// Opens the SQLite registry at `path`. kOpenExisting on a missing file is FailedPrecondition
-// ("run granary apply"); kCreateIfMissing creates the file and its folder.
+// The one "nothing applied yet" error (FailedPrecondition) for the registry `describe`.
+Status NoDefinitionsApplied(const std::string& describe);
+
+// Whether `status` is NoDefinitionsApplied's.
+bool IsNoDefinitionsApplied(const Status& status);
+
+// The newest version, or NoDefinitionsApplied.
+Result<RegistryVersion> LatestApplied(DefinitionStore& store);
+
+// Opens the SQLite registry at `path`. kOpenExisting on a missing file is NoDefinitionsApplied;
+// kCreateIfMissing creates the file and its folder. Prefer OpenRegistry (registry_factory.h).
 Result<std::unique_ptr<RegistryStore>> OpenSqliteRegistry(const std::filesystem::path& path,
                                                           OpenMode mode);
 

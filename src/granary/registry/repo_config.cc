@@ -123,7 +123,46 @@ Result<RepoConfig> LoadRepoConfig(const std::filesystem::path& root, const EnvLo
       top.Error("project", "must be letters, digits, '_' or '-'");
     }
   }
-  if (auto registry = top.String("registry", false)) config.registry = *registry;
+  config.registry_location = RegistryLocation::Sqlite(config.Resolve(config.registry));
+  if (YAML::Node reg = top.Node("registry", false); reg.IsDefined() && !reg.IsNull()) {
+    if (reg.IsScalar()) {
+      config.registry = reg.Scalar();
+      auto loc = ParseRegistryLocation(config.registry, config.root);
+      if (loc.ok()) {
+        config.registry_location = std::move(*loc);
+      } else {
+        top.Error("registry", loc.status().message());
+      }
+    } else if (reg.IsMap()) {
+      YamlMap m(reg, file, "registry", &diag);
+      const std::string type = m.String("type", true).value_or("");
+      if (type == "sqlite") {
+        config.registry = m.String("path", false).value_or(config.registry);
+        config.registry_location = RegistryLocation::Sqlite(config.Resolve(config.registry));
+      } else if (type == "postgresql") {
+        std::map<std::string, std::string> fields;
+        for (const char* key : {"host", "port", "database", "user", "password", "schema", "sslmode",
+                                "connect_timeout", "application_name", "tcp_user_timeout"}) {
+          if (auto v = m.String(key, false)) {
+            fields[std::string(key) == "database" ? "dbname" : key] = *v;
+          }
+        }
+        auto loc = PostgresLocation(fields, config.root);
+        if (loc.ok()) {
+          config.registry_location = std::move(*loc);
+          config.registry = config.registry_location.Describe();
+        } else {
+          m.Error("type", loc.status().message());
+        }
+      } else if (!type.empty()) {
+        m.Error("type", fmt::format("'{}' is not a registry type; use sqlite or postgresql", type));
+      }
+      m.CheckUnknownKeys();
+    } else {
+      top.Error("registry",
+                fmt::format("must be a string or a mapping; write {}", kSupportedRegistries));
+    }
+  }
 
   if (YAML::Node offline = top.Node("offline_store", false);
       offline.IsDefined() && !offline.IsNull()) {

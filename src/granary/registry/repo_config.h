@@ -8,6 +8,7 @@
 
 #include "granary/common/result.h"
 #include "granary/common/time.h"
+#include "granary/registry/registry_location.h"
 
 namespace granary {
 
@@ -30,14 +31,26 @@ struct OfflineStoreConfig {
 struct RepoConfig {
   std::filesystem::path root;  // absolute
   std::string project;
-  std::string registry = "data/registry.db";
+  std::string registry = "data/registry.db";  // as written (a string form), for messages
+  // Where the registry lives (registry_location.h); registry_factory.h opens it.
+  RegistryLocation registry_location;
   OfflineStoreConfig offline_store;
   OnlineStoreConfig online_store;
 
   // An absolute path for a path written in the repository (relative to root).
   std::filesystem::path Resolve(const std::string& path) const;
-  std::filesystem::path RegistryPath() const { return Resolve(registry); }
+  // The SQLite registry file, or for a PostgreSQL registry the base name of the files this host
+  // keeps beside it (the running server's record). The repository lock of a SQLite registry is
+  // a file beside it.
+  std::filesystem::path RegistryPath() const {
+    return registry_location.path.empty() ? Resolve(registry) : registry_location.path;
+  }
   std::filesystem::path ConfigPath() const { return root / "granary.yaml"; }
+  // registry_location, or for a RepoConfig built in code without it, the SQLite file `registry`.
+  RegistryLocation Registry() const {
+    return registry_location.path.empty() ? RegistryLocation::Sqlite(Resolve(registry))
+                                          : registry_location;
+  }
 };
 
 using EnvLookup = std::function<const char*(const char*)>;

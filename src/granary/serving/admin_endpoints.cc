@@ -5,6 +5,7 @@
 
 #include "granary/common/json.h"
 #include "granary/materialize/online_check.h"
+#include "granary/registry/registry_factory.h"
 #include "granary/serving/service.h"
 
 namespace granary {
@@ -25,7 +26,7 @@ OnlineDataHealth CheckOnlineDataHealth(ServingContext& ctx, const Definitions& d
     out.note = "the server was started without its repository's configuration";
     return out;
   }
-  auto registry = OpenSqliteRegistry(ctx.options.registry_path, OpenMode::kOpenExisting);
+  auto registry = OpenRegistry(ctx.options.registry, OpenMode::kOpenExisting);
   if (!registry.ok()) {
     out.note = registry.status().message();
     return out;
@@ -68,7 +69,12 @@ void Health(ServingContext& ctx, ServiceRequest& request, ServiceRespond respond
           auto str = [&w](std::string_view s) { w.String(s); };
           w.StartObject();
           w.Key("status");
-          str(!probe.ok() ? "unavailable" : data.lost.empty() ? "ok" : "degraded");
+          // The registry unreadable: the server serves its last snapshot, but cannot see a new
+          // apply until it is back.
+          const std::string registry_error = ctx.registry->registry_error();
+          str(!probe.ok()                                   ? "unavailable"
+              : data.lost.empty() && registry_error.empty() ? "ok"
+                                                            : "degraded");
           w.Key("store");
           w.StartObject();
           w.Key("type");
@@ -114,6 +120,16 @@ void Health(ServingContext& ctx, ServiceRequest& request, ServiceRespond respond
           w.Int64(snapshot->info.version);
           w.Key("applied_at");
           str(FormatTimestamp(snapshot->info.applied_at));
+          w.Key("describe");
+          str(ctx.options.registry.Describe());
+          w.Key("reachable");
+          w.Bool(registry_error.empty());
+          if (!registry_error.empty()) {
+            w.Key("error");
+            str(registry_error);
+          }
+          w.Key("listening");
+          w.Bool(ctx.registry->listening());
           w.EndObject();
           w.EndObject();
           ServiceReply reply = ServiceReply::Ok(w.Release());

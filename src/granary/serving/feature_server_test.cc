@@ -37,7 +37,7 @@ class FeatureServerTest : public ::testing::TestWithParam<std::string> {
     }
     FeatureServerOptions options;
     options.repo_root = repo_.root();
-    options.registry_path = repo_.registry_path();
+    options.registry = RegistryLocation::Sqlite(repo_.registry_path());
     options.default_key_ttl = Duration::Days(90);
     options.store_kind = GetParam();
     options.max_entities = 100;
@@ -301,7 +301,7 @@ TEST(FeatureServer, AStoreThatIsDownIs503) {
   MetricsRegistry metrics;
   FeatureServerOptions options;
   options.repo_root = repo.root();
-  options.registry_path = repo.registry_path();
+  options.registry = RegistryLocation::Sqlite(repo.registry_path());
   options.store_kind = "redis";
   options.registry_poll_interval = std::chrono::milliseconds(0);
   options.metrics = &metrics;

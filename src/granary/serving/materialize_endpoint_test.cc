@@ -47,7 +47,7 @@ class MaterializeEndpointTest : public ::testing::TestWithParam<std::string> {
   void Start(std::function<void(const std::string&, const WriteStats&)> after_write = {}) {
     FeatureServerOptions options;
     options.repo_root = repo_->config.root;
-    options.registry_path = repo_->config.RegistryPath();
+    options.registry = repo_->config.Registry();
     options.default_key_ttl = repo_->config.online_store.key_ttl;
     options.store_kind = GetParam();
     options.registry_poll_interval = std::chrono::milliseconds(20);

@@ -1,9 +1,11 @@
 #include "granary/serving/push_log.h"
 
+#include "granary/registry/registry_factory.h"
+
 namespace granary {
 
-PushLog::PushLog(std::filesystem::path registry_path, const Clock* clock)
-    : registry_path_(std::move(registry_path)), clock_(clock) {}
+PushLog::PushLog(RegistryLocation registry, const Clock* clock)
+    : registry_location_(std::move(registry)), clock_(clock) {}
 
 PushLog::~PushLog() { (void)Flush(); }
 
@@ -29,7 +31,7 @@ Status PushLog::Flush() {
 Status PushLog::FlushLocked() {
   if (pending_.empty()) return Status::OK();
   if (registry_ == nullptr) {
-    GRANARY_ASSIGN_OR_RAISE(registry_, OpenSqliteRegistry(registry_path_, OpenMode::kOpenExisting));
+    GRANARY_ASSIGN_OR_RAISE(registry_, OpenRegistry(registry_location_, OpenMode::kOpenExisting));
   }
   for (auto it = pending_.begin(); it != pending_.end();) {
     Status st = registry_->RecordPush(it->first, it->second.last_push_at, it->second.rows);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "granary/common/clock.h"
+#include "granary/registry/registry_location.h"
 #include "granary/registry/registry_store.h"
 
 namespace granary {
@@ -24,7 +25,7 @@ namespace granary {
 class PushLog {
  public:
   // `clock` must outlive the log.
-  PushLog(std::filesystem::path registry_path, const Clock* clock);
+  PushLog(RegistryLocation registry, const Clock* clock);
   ~PushLog();  // Flush()
   PushLog(const PushLog&) = delete;
   PushLog& operator=(const PushLog&) = delete;
@@ -37,7 +38,7 @@ class PushLog {
  private:
   Status FlushLocked();
 
-  const std::filesystem::path registry_path_;
+  const RegistryLocation registry_location_;
   const Clock* clock_;
   std::mutex mu_;
   std::map<std::string, PushRecord> pending_;                        // guarded by mu_

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "granary/registry/registry_factory.h"
 #include "granary/serving/registry_json.h"
 #include "granary/serving/server_log.h"
 
@@ -34,16 +37,11 @@ RegistryWatcher::RegistryWatcher(RegistryWatcherOptions options) : options_(std:
 
 Result<std::unique_ptr<RegistryWatcher>> RegistryWatcher::Start(RegistryWatcherOptions options) {
   std::unique_ptr<RegistryWatcher> watcher(new RegistryWatcher(std::move(options)));
-  GRANARY_ASSIGN_OR_RAISE(watcher->registry_, OpenSqliteRegistry(watcher->options_.registry_path,
-                                                                 OpenMode::kOpenExisting));
-  GRANARY_ASSIGN_OR_RAISE(auto latest, watcher->registry_->Latest());
-  if (!latest.has_value()) {
-    return Status::FailedPrecondition(
-        fmt::format("{} holds no definitions yet; run 'granary apply' first",
-                    watcher->options_.registry_path.string()));
-  }
+  GRANARY_ASSIGN_OR_RAISE(watcher->registry_,
+                          OpenRegistry(watcher->options_.registry, OpenMode::kOpenExisting));
+  GRANARY_ASSIGN_OR_RAISE(RegistryVersion latest, LatestApplied(*watcher->registry_));
   GRANARY_ASSIGN_OR_RAISE(auto snapshot,
-                          MakeServingSnapshot(std::move(*latest), watcher->options_.store,
+                          MakeServingSnapshot(std::move(latest), watcher->options_.store,
                                               watcher->options_.default_key_ttl));
   watcher->version_gauge_->Set(static_cast<double>(snapshot->info.version));
   watcher->current_.store(std::move(snapshot), std::memory_order_release);
@@ -63,12 +61,70 @@ RegistryWatcher::~RegistryWatcher() {
 }
 
 void RegistryWatcher::Run() {
-  std::unique_lock lock(stop_mu_);
-  while (!stop_cv_.wait_for(lock, options_.poll_interval, [this] { return stop_; })) {
-    lock.unlock();
-    (void)Poll();  // errors are logged and counted by Poll
-    lock.lock();
+  using Clock = std::chrono::steady_clock;
+  // The feed waits in slices this long, so that the destructor's stop is seen soon.
+  constexpr std::chrono::milliseconds kSlice{200};
+  auto next_poll = Clock::now() + options_.poll_interval;
+  bool feed_lost_logged = false;
+  auto next_listen = Clock::now();
+  for (;;) {
+    bool announced = false;
+    if (feed_ == nullptr && registry_can_listen_ && Clock::now() >= next_listen) {
+      // While the registry is down, try again at the polling pace, not every slice.
+      next_listen = Clock::now() + options_.poll_interval;
+      auto feed = registry_->WatchChanges();
+      if (feed.ok() && *feed != nullptr) {
+        feed_ = std::move(*feed);
+        if (feed_lost_logged) ServerLog("registry: listening for new versions again");
+        feed_lost_logged = false;
+        announced = true;  // a version may have come while nobody listened
+      } else if (feed.ok()) {
+        registry_can_listen_ = false;  // SQLite: polling only
+      }
+      listening_.store(feed_ != nullptr, std::memory_order_relaxed);
+    }
+    if (feed_ != nullptr && !announced) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(next_poll - Clock::now());
+      auto heard = feed_->Wait(
+          static_cast<int>(std::clamp(left, std::chrono::milliseconds(0), kSlice).count()));
+      if (heard.ok()) {
+        announced = *heard;
+      } else {
+        if (!feed_lost_logged) {
+          ServerLog(fmt::format("registry: {}; polling every {} ms until it is back",
+                                heard.status().message(), options_.poll_interval.count()));
+        }
+        feed_lost_logged = true;
+        feed_.reset();
+        listening_.store(false, std::memory_order_relaxed);
+      }
+    } else if (!announced) {
+      std::unique_lock lock(stop_mu_);
+      stop_cv_.wait_until(lock, std::min(next_poll, Clock::now() + kSlice),
+                          [this] { return stop_; });
+    }
+    {
+      std::lock_guard lock(stop_mu_);
+      if (stop_) return;
+    }
+    if (announced || Clock::now() >= next_poll) {
+      (void)Poll();  // errors are logged and counted by Poll
+      // With a live feed, polling is only the fallback for a notification lost in between.
+      next_poll =
+          Clock::now() + (feed_ != nullptr ? options_.poll_interval * 10 : options_.poll_interval);
+    }
   }
+}
+
+std::string RegistryWatcher::registry_error() const {
+  std::lock_guard lock(error_mu_);
+  return published_error_;
+}
+
+void RegistryWatcher::PublishError() {
+  std::lock_guard lock(error_mu_);
+  published_error_ = last_error_;
 }
 
 Status RegistryWatcher::Poll() {
@@ -79,17 +135,31 @@ Status RegistryWatcher::Poll() {
   if (st.ok()) {
     if (history->empty()) return Status::OK();
     newest = history->front().version;
-    if (newest == Current()->info.version) return Status::OK();
+    if (newest == Current()->info.version) {
+      if (!last_error_.empty()) {
+        ServerLog(fmt::format("registry: {} is reachable again; serving version {}",
+                              options_.registry.Describe(), newest));
+      }
+      failed_version_ = 0;
+      last_error_.clear();
+      PublishError();
+      return Status::OK();
+    }
     st = Reload();
     if (st.ok()) return st;
   }
   reload_failure_->Increment();
   if (newest != failed_version_ || st.message() != last_error_) {
-    ServerLog(fmt::format("registry: cannot load version {} of {}; still serving version {}: {}",
-                          newest, options_.registry_path.string(), Current()->info.version,
-                          st.message()));
+    ServerLog(newest == 0
+                  ? fmt::format("registry: cannot read {}; still serving version {}: {}",
+                                options_.registry.Describe(), Current()->info.version, st.message())
+                  : fmt::format("registry: cannot load version {} of {}; still serving version "
+                                "{}: {}",
+                                newest, options_.registry.Describe(), Current()->info.version,
+                                st.message()));
     failed_version_ = newest;
     last_error_ = st.message();
+    PublishError();
   }
   return st;
 }
@@ -106,6 +176,7 @@ Status RegistryWatcher::Reload() {
   reload_success_->Increment();
   failed_version_ = 0;
   last_error_.clear();
+  PublishError();
   ServerLog(fmt::format("registry: now serving version {} (was {})", loaded, old));
   return Status::OK();
 }

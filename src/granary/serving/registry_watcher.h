@@ -2,9 +2,14 @@
 //
 // Requests read an immutable ServingSnapshot (the applied definitions, their online layouts, the
 // resolved features and the GET /registry body) through Current(): one atomic load, no lock.
-// A background thread asks the registry for its newest version number about once a second (one
-// small SQLite query); after a `granary apply` it loads the new definitions, builds the next
-// snapshot and swaps it in. Requests that started on the old snapshot finish on it (they hold a
+// A background thread learns of a new version in one of two ways: a PostgreSQL registry announces
+// each commit (LISTEN/NOTIFY on a connection of the watcher's own), and the thread also asks for
+// the newest version number every poll_interval (SQLite: that is the only way; PostgreSQL: the
+// fallback, every 10 poll intervals while the feed is up, every one while it is down). After a
+// `granary apply` it loads the new definitions, builds the next snapshot and swaps it in.
+// The registry down (PostgreSQL stopped, unreachable): the server keeps serving its snapshot;
+// registry_error() says why it cannot check (/health reports "degraded"), and the watcher
+// reconnects by itself. Requests that started on the old snapshot finish on it (they hold a
 // reference). A version that fails to load (unreadable, or definitions the server cannot serve)
 // keeps the old snapshot; the error is logged once per version and counted
 // (granary_registry_reloads_total{outcome="failure"}).
@@ -44,7 +49,7 @@ Result<std::shared_ptr<const ServingSnapshot>> MakeServingSnapshot(RegistryVersi
                                                                    Duration default_key_ttl);
 
 struct RegistryWatcherOptions {
-  std::filesystem::path registry_path;
+  RegistryLocation registry;
   OnlineStore* store = nullptr;  // not owned; outlives the watcher
   Duration default_key_ttl;      // online_store.key_ttl
   // How often the background thread checks for a new version; 0: no thread (tests call Poll).
@@ -70,10 +75,17 @@ class RegistryWatcher {
   // the error otherwise (the old snapshot stays).
   Status Poll();
 
+  // Why the last check of the registry failed (it could not be read, or its newest version could
+  // not be loaded); empty when it succeeded. Thread-safe.
+  std::string registry_error() const;
+  // Whether new versions are announced to this watcher (a PostgreSQL LISTEN that is up).
+  bool listening() const { return listening_.load(std::memory_order_relaxed); }
+
  private:
   explicit RegistryWatcher(RegistryWatcherOptions options);
   void Run();
   Status Reload();
+  void PublishError();  // copies last_error_ for registry_error(); caller holds poll_mu_
 
   const RegistryWatcherOptions options_;
   std::atomic<std::shared_ptr<const ServingSnapshot>> current_;
@@ -81,10 +93,16 @@ class RegistryWatcher {
   Counter* reload_failure_ = nullptr;
   Gauge* version_gauge_ = nullptr;
 
-  std::mutex poll_mu_;                       // serializes Poll()
+  mutable std::mutex poll_mu_;                // serializes Poll()
+  std::unique_ptr<RegistryChangeFeed> feed_;  // owned by the thread; null while down or SQLite
+  std::atomic<bool> listening_{false};
+  bool registry_can_listen_ = true;  // owned by the thread: false once WatchChanges gave none
   std::unique_ptr<RegistryStore> registry_;  // guarded by poll_mu_
   int64_t failed_version_ = 0;               // guarded by poll_mu_: last version that failed
   std::string last_error_;                   // guarded by poll_mu_
+  // A copy of last_error_ for registry_error(), which must not wait behind a slow Poll.
+  mutable std::mutex error_mu_;
+  std::string published_error_;  // guarded by error_mu_
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

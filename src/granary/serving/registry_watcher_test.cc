@@ -21,7 +21,7 @@ class RegistryWatcherTest : public ::testing::Test {
   }
   RegistryWatcherOptions Options(std::chrono::milliseconds poll = std::chrono::milliseconds(0)) {
     RegistryWatcherOptions o;
-    o.registry_path = repo_.registry_path();
+    o.registry = RegistryLocation::Sqlite(repo_.registry_path());
     o.store = store_.get();
     o.default_key_ttl = Duration::Days(90);
     o.poll_interval = poll;
@@ -127,11 +127,12 @@ TEST(RegistryWatcher, AnEmptyRegistrySaysToApplyFirst) {
   ASSERT_TRUE(OpenSqliteRegistry(dir.path() / "registry.db", OpenMode::kCreateIfMissing).ok());
   auto store = RocksDbOnlineStore::Open(dir.path() / "online", {}).ValueOrDie();
   RegistryWatcherOptions o;
-  o.registry_path = dir.path() / "registry.db";
+  o.registry = RegistryLocation::Sqlite(dir.path() / "registry.db");
   o.store = store.get();
   auto watcher = RegistryWatcher::Start(o);
   ASSERT_EQ(watcher.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(watcher.status().message().find("run 'granary apply' first"), std::string::npos);
+  EXPECT_NE(watcher.status().message().find("holds no definitions yet: run 'granary apply'"),
+            std::string::npos);
 }
 
 }  // namespace

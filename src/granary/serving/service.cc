@@ -65,7 +65,7 @@ Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(FeatureServerOptions 
   ctx.metrics.push_rows = &m.GetCounter("granary_push_rows_total", "Rows received by /push.");
 
   RegistryWatcherOptions watch;
-  watch.registry_path = ctx.options.registry_path;
+  watch.registry = ctx.options.registry;
   watch.store = store;
   watch.default_key_ttl = ctx.options.default_key_ttl;
   watch.poll_interval = ctx.options.registry_poll_interval;
@@ -74,7 +74,7 @@ Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(FeatureServerOptions 
   GRANARY_ASSIGN_OR_RAISE(ctx.health_probe, HealthProbe(ctx.options.default_key_ttl));
   ctx.blocking =
       std::make_unique<boost::asio::thread_pool>(std::max(1, ctx.options.blocking_threads));
-  ctx.push_log = std::make_unique<PushLog>(ctx.options.registry_path, ctx.options.clock);
+  ctx.push_log = std::make_unique<PushLog>(ctx.options.registry, ctx.options.clock);
   MetricsHistoryOptions history;
   history.metrics = &m;
   history.clock = ctx.options.clock;

@@ -77,10 +77,10 @@ struct Endpoint {
 };
 
 struct FeatureServerOptions {
-  std::filesystem::path repo_root;      // relative source paths (push to offline)
-  std::filesystem::path registry_path;  // the SQLite registry
-  Duration default_key_ttl;             // online_store.key_ttl
-  std::string store_kind;               // "rocksdb", "redis", ...: the store metrics' label
+  std::filesystem::path repo_root;  // relative source paths (push to offline)
+  RegistryLocation registry;        // granary.yaml's registry (SQLite or PostgreSQL)
+  Duration default_key_ttl;         // online_store.key_ttl
+  std::string store_kind;           // "rocksdb", "redis", ...: the store metrics' label
   // Entity rows one get-online-features request may ask for (more: 400).
   size_t max_entities = 10'000;
   std::chrono::milliseconds registry_poll_interval{1000};  // 0: no background polling
