@@ -95,7 +95,7 @@ void RunList(Context& ctx, const std::string& kind_arg) {
     for (const FeatureView& v : defs.feature_views) {
       rows.push_back({v.name, Join(v.entities, ","), v.source,
                       v.ttl.is_zero() ? "none" : FormatDuration(v.ttl), v.online ? "yes" : "no",
-                      std::to_string(v.schema.size())});
+                      std::to_string(v.Outputs().size())});
     }
     PrintTable({"NAME", "ENTITIES", "SOURCE", "TTL", "ONLINE", "FEATURES"}, rows);
   } else {
@@ -104,7 +104,7 @@ void RunList(Context& ctx, const std::string& kind_arg) {
       std::vector<std::string> views;
       for (const auto& p : s.projections) {
         const FeatureView* v = defs.FindFeatureView(p.view);
-        features += p.features.empty() && v ? v->schema.size() : p.features.size();
+        features += p.features.empty() && v ? v->Outputs().size() : p.features.size();
         views.push_back(p.view);
       }
       rows.push_back({s.name, Join(views, ","), std::to_string(features), s.description});

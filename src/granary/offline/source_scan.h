@@ -34,6 +34,9 @@ struct SourceScanOptions {
   std::optional<Timestamp> end;
   // Features of the view to read, by name; empty reads every feature of the view.
   std::vector<std::string> features;
+  // Further source columns to read after the features, by definition name (field_mapping
+  // applies), typed as given: the inputs of window aggregations, which are not features.
+  std::vector<Field> extra_columns;
   // Leave column groups out of the batches (the event timestamp is always read: it filters).
   // A join reads keys and times first, then only the features of the rows it chose.
   bool with_join_keys = true;
