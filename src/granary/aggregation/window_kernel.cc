@@ -117,7 +117,8 @@ class WindowState {
     count_ = 0;
     int_sum_ = 0;
     sum_ = 0;
-    sum_squares_ = 0;
+    mean_ = 0;
+    m2_ = 0;
     order_.clear();
     distinct_ints_.clear();
     distinct_bytes_.clear();
@@ -130,18 +131,23 @@ class WindowState {
         break;
       case AggregationFunction::kSum:
       case AggregationFunction::kMean:
-      case AggregationFunction::kStddev:
         if (values_->kind() == ColumnReader::Kind::kInt) {
           const int64_t v = values_->Int(e);
           int_sum_ += v;
           sum_ += v;
-          sum_squares_ += static_cast<long double>(v) * v;
         } else {
-          const long double v = values_->Double(e);
-          sum_ += v;
-          sum_squares_ += v * v;
+          sum_ += values_->Double(e);
         }
         break;
+      case AggregationFunction::kStddev: {
+        // Welford's update: equal values leave m2_ exactly 0, where a sum of squares would
+        // leave rounding residue.
+        const long double v = values_->Double(e);
+        const long double d = v - mean_;
+        mean_ += d / count_;
+        m2_ += d * (v - mean_);
+        break;
+      }
       case AggregationFunction::kMin:
         while (!order_.empty() && !values_->Less(order_.back(), e)) order_.pop_back();
         order_.push_back(e);
@@ -170,20 +176,29 @@ class WindowState {
         break;
       case AggregationFunction::kSum:
       case AggregationFunction::kMean:
-      case AggregationFunction::kStddev:
         if (values_->kind() == ColumnReader::Kind::kInt) {
           const int64_t v = values_->Int(e);
           int_sum_ -= v;
           sum_ -= v;
-          sum_squares_ -= static_cast<long double>(v) * v;
         } else {
-          const long double v = values_->Double(e);
-          sum_ -= v;
-          sum_squares_ -= v * v;
+          sum_ -= values_->Double(e);
         }
         // Subtraction leaves rounding residue in floating sums: an empty window starts afresh.
-        if (count_ == 0) sum_ = sum_squares_ = 0;
+        if (count_ == 0) sum_ = 0;
         break;
+      case AggregationFunction::kStddev: {
+        // Welford's update run backwards.
+        if (count_ == 0) {
+          mean_ = m2_ = 0;
+          break;
+        }
+        const long double v = values_->Double(e);
+        const long double d = v - mean_;
+        mean_ -= d / count_;
+        m2_ -= d * (v - mean_);
+        if (m2_ < 0) m2_ = 0;
+        break;
+      }
       case AggregationFunction::kMin:
       case AggregationFunction::kMax:
       case AggregationFunction::kFirst:
@@ -205,7 +220,8 @@ class WindowState {
   int64_t count() const { return count_; }
   int64_t int_sum() const { return int_sum_; }
   long double sum() const { return sum_; }
-  long double sum_squares() const { return sum_squares_; }
+  // The sum of squared deviations from the mean (stddev).
+  long double m2() const { return m2_; }
   // The event that is the value (min, max, first, last); -1 when none.
   int64_t chosen() const {
     if (order_.empty()) return -1;
@@ -233,7 +249,8 @@ class WindowState {
   int64_t count_ = 0;  // events in the window that qualify (where true, value not null)
   int64_t int_sum_ = 0;
   long double sum_ = 0;
-  long double sum_squares_ = 0;
+  long double mean_ = 0;  // stddev: the running mean and sum of squared deviations
+  long double m2_ = 0;
   std::deque<int64_t> order_;  // min/max: a monotonic deque; first/last: every event, in order
   std::unordered_map<uint64_t, int64_t> distinct_ints_;
   std::unordered_map<std::string, int64_t> distinct_bytes_;
@@ -340,8 +357,7 @@ Result<std::shared_ptr<arrow::Array>> ComputeOne(const WindowInput& in, const Wi
           if (count < 2) {
             doubles.UnsafeAppendNull();
           } else {
-            const long double mean = state.sum() / count;
-            long double var = (state.sum_squares() - mean * state.sum()) / (count - 1);
+            const long double var = state.m2() / (count - 1);
             doubles.UnsafeAppend(static_cast<double>(std::sqrt(std::max(var, 0.0L))));
           }
           break;

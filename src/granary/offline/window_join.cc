@@ -9,7 +9,6 @@
 #include <mutex>
 #include <numeric>
 #include <thread>
-#include <unordered_map>
 
 #include "granary/aggregation/window_kernel.h"
 #include "granary/common/cancel.h"
@@ -98,6 +97,34 @@ Result<Needed> NeededColumns(const ViewSource& source,
   return needed;
 }
 
+// The positions of `group` ordered by (group, time, position); negative groups are left out.
+// A counting sort by group, then each group's (usually short, often already ordered) run by time.
+template <typename TimeOf>
+std::vector<int64_t> OrderByGroupAndTime(const std::vector<int64_t>& group, int64_t num_groups,
+                                         TimeOf time_of) {
+  std::vector<int64_t> start(num_groups + 1, 0);
+  for (int64_t g : group) {
+    if (g >= 0) ++start[g + 1];
+  }
+  for (int64_t g = 0; g < num_groups; ++g) start[g + 1] += start[g];
+  std::vector<int64_t> order(start[num_groups]);
+  {
+    std::vector<int64_t> next(start.begin(), start.end() - 1);
+    for (int64_t i = 0; i < static_cast<int64_t>(group.size()); ++i) {
+      if (group[i] >= 0) order[next[group[i]]++] = i;
+    }
+  }
+  auto before = [&](int64_t a, int64_t b) {
+    const int64_t ta = time_of(a), tb = time_of(b);
+    return ta != tb ? ta < tb : a < b;
+  };
+  for (int64_t g = 0; g < num_groups; ++g) {
+    auto first = order.begin() + start[g], last = order.begin() + start[g + 1];
+    if (!std::is_sorted(first, last, before)) std::sort(first, last, before);
+  }
+  return order;
+}
+
 // One partition's answer: the rows' original indices and one array per aggregation, both in the
 // kernel's (sorted) order.
 struct PartitionResult {
@@ -126,33 +153,42 @@ Result<PartitionResult> AggregatePartition(const arrow::Table& rows, const arrow
   rkeys.HashRows(rhash.data());
   ekeys.HashRows(ehash.data());
   const bool injective = rkeys.hash_is_injective();
-  // hash -> (id, representative row) of each distinct key; several only on a hash collision.
-  std::unordered_multimap<uint64_t, std::pair<int64_t, int64_t>> ids;
-  ids.reserve(static_cast<size_t>(n));
+  // Open addressing, hash -> (id, representative row) of each distinct key; equal hashes of
+  // different keys (only possible for non-injective hashes) take further slots.
+  struct Slot {
+    uint64_t hash = 0;
+    int64_t id = -1;
+    int64_t row = 0;
+  };
+  size_t capacity = 16;
+  while (capacity < static_cast<size_t>(2 * n)) capacity <<= 1;
+  std::vector<Slot> table(capacity);
+  const size_t mask = capacity - 1;
   std::vector<int64_t> row_group(n, -1), event_group(m, -1);
   int64_t next_id = 0;
   for (int64_t r = 0; r < n; ++r) {
     if (rkeys.IsNull(r)) continue;  // matches no event: an empty window
-    auto [lo, hi] = ids.equal_range(rhash[r]);
-    int64_t id = -1;
-    for (auto it = lo; it != hi && id < 0; ++it) {
-      if (injective || rkeys.Equals(r, rkeys, it->second.second)) id = it->second.first;
+    size_t at = MixBits(rhash[r]) & mask;
+    while (table[at].id >= 0 &&
+           !(table[at].hash == rhash[r] && (injective || rkeys.Equals(r, rkeys, table[at].row)))) {
+      at = (at + 1) & mask;
     }
-    if (id < 0) {
-      id = next_id++;
-      ids.emplace(rhash[r], std::make_pair(id, r));
-    }
-    row_group[r] = id;
+    if (table[at].id < 0) table[at] = Slot{rhash[r], next_id++, r};
+    row_group[r] = table[at].id;
   }
   for (int64_t e = 0; e < m; ++e) {
     if (ekeys.IsNull(e)) continue;
-    auto [lo, hi] = ids.equal_range(ehash[e]);
-    for (auto it = lo; it != hi; ++it) {
-      if (injective || ekeys.Equals(e, rkeys, it->second.second)) {
-        event_group[e] = it->second.first;
+    for (size_t at = MixBits(ehash[e]) & mask; table[at].id >= 0; at = (at + 1) & mask) {
+      if (table[at].hash == ehash[e] && (injective || ekeys.Equals(e, rkeys, table[at].row))) {
+        event_group[e] = table[at].id;
         break;
       }
     }
+  }
+  // Rows with a null key: a group of their own that no event has.
+  const int64_t num_groups = next_id + 1;
+  for (int64_t& g : row_group) {
+    if (g < 0) g = next_id;
   }
   GRANARY_ASSIGN_OR_RAISE(auto row_time_array, Column(rows, kEventTimestampColumn));
   GRANARY_ASSIGN_OR_RAISE(auto event_time_array, Column(events, kEventTimestampColumn));
@@ -160,24 +196,12 @@ Result<PartitionResult> AggregatePartition(const arrow::Table& rows, const arrow
   const int64_t* event_time = event_time_array->data()->GetValues<int64_t>(1);
 
   // Rows by (group, time); events of wanted keys by (group, time), ties in read order.
-  std::vector<int64_t> row_order(n);
-  std::iota(row_order.begin(), row_order.end(), 0);
   auto row_t = [&](int64_t r) {
     return row_time_array->IsNull(r) ? std::numeric_limits<int64_t>::min() : row_time[r];
   };
-  std::sort(row_order.begin(), row_order.end(), [&](int64_t a, int64_t b) {
-    if (row_group[a] != row_group[b]) return row_group[a] < row_group[b];
-    return row_t(a) < row_t(b);
-  });
-  std::vector<int64_t> event_order;
-  event_order.reserve(m);
-  for (int64_t e = 0; e < m; ++e) {
-    if (event_group[e] >= 0) event_order.push_back(e);
-  }
-  std::stable_sort(event_order.begin(), event_order.end(), [&](int64_t a, int64_t b) {
-    if (event_group[a] != event_group[b]) return event_group[a] < event_group[b];
-    return event_time[a] < event_time[b];
-  });
+  std::vector<int64_t> row_order = OrderByGroupAndTime(row_group, num_groups, row_t);
+  std::vector<int64_t> event_order =
+      OrderByGroupAndTime(event_group, num_groups, [&](int64_t e) { return event_time[e]; });
   *events_used += static_cast<int64_t>(event_order.size());
 
   const int64_t k = static_cast<int64_t>(event_order.size());
@@ -275,12 +299,19 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
 
   // Partitions small enough that each thread's partition of rows and events fits its share.
   const int64_t data_bytes = BatchBytes(*row_batch) + scan->stats().bytes_estimated;
-  const int64_t share = std::max<int64_t>(budget / (2 * threads), 1 << 20);
+  // At most 16 MiB each even under a large budget: a partition's keys, orders and sorted copies
+  // take several times its size while it is worked on, and small partitions keep that peak low at
+  // little cost.
+  const int64_t share =
+      std::clamp<int64_t>(budget / (4 * threads), int64_t{1} << 20, int64_t{16} << 20);
   const int partitions =
       static_cast<int>(std::clamp<int64_t>((data_bytes + share - 1) / share, threads, 4096));
   PartitionerOptions part_options;
   part_options.num_partitions = partitions;
-  part_options.memory_budget_bytes = budget / 4;
+  // Each partitioner holds at most a quarter of the budget and never more than 64 MiB: the
+  // rows and events are read back one partition at a time anyway, so spilling the rest costs one
+  // sequential write and read, which is cheaper than holding a copy of the source in memory.
+  part_options.memory_budget_bytes = std::min<int64_t>(budget / 4, int64_t{64} << 20);
   part_options.spill_parent = options.spill_dir;
   GRANARY_ASSIGN_OR_RAISE(auto row_parts,
                           EntityPartitioner::Make(row_batch->schema(), keys, part_options));
@@ -363,8 +394,9 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   std::vector<std::shared_ptr<arrow::ChunkedArray>> out;
   for (size_t a = 0; a < aggregations.size(); ++a) {
     arrow::ArrayVector chunks;
-    for (const PartitionResult& r : results) {
-      if (r.rows != nullptr) chunks.push_back(r.values[a]);
+    for (PartitionResult& r : results) {
+      // Moved out: each aggregation's partition answers are freed once it is in order.
+      if (r.rows != nullptr) chunks.push_back(std::move(r.values[a]));
     }
     auto type = ToArrowType(*aggregations[a]->type);
     std::shared_ptr<arrow::Array> all;
@@ -377,7 +409,9 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
       if (!combined.ok()) return ArrowError(combined.status());
       all = *combined;
     }
+    chunks.clear();
     GRANARY_ASSIGN_OR_RAISE(auto ordered, TakeSorted(all, inverse_array));
+    all.reset();
     out.push_back(std::make_shared<arrow::ChunkedArray>(ordered));
   }
   return out;
