@@ -120,6 +120,7 @@ class WindowState {
     mean_ = 0;
     m2_ = 0;
     order_.clear();
+    max_order_.clear();
     distinct_ints_.clear();
     distinct_bytes_.clear();
   }
@@ -146,6 +147,12 @@ class WindowState {
         const long double d = v - mean_;
         mean_ += d / count_;
         m2_ += d * (v - mean_);
+        // The window's smallest and largest values, so that a window of equal values gives
+        // exactly 0 whatever residue the removals left in m2_.
+        while (!order_.empty() && !values_->Less(order_.back(), e)) order_.pop_back();
+        order_.push_back(e);
+        while (!max_order_.empty() && !values_->Less(e, max_order_.back())) max_order_.pop_back();
+        max_order_.push_back(e);
         break;
       }
       case AggregationFunction::kMin:
@@ -190,6 +197,8 @@ class WindowState {
         // Welford's update run backwards.
         if (count_ == 0) {
           mean_ = m2_ = 0;
+          order_.clear();
+          max_order_.clear();
           break;
         }
         const long double v = values_->Double(e);
@@ -197,6 +206,8 @@ class WindowState {
         mean_ -= d / count_;
         m2_ -= d * (v - mean_);
         if (m2_ < 0) m2_ = 0;
+        if (!order_.empty() && order_.front() == e) order_.pop_front();
+        if (!max_order_.empty() && max_order_.front() == e) max_order_.pop_front();
         break;
       }
       case AggregationFunction::kMin:
@@ -222,6 +233,10 @@ class WindowState {
   long double sum() const { return sum_; }
   // The sum of squared deviations from the mean (stddev).
   long double m2() const { return m2_; }
+  // stddev: whether every value in the window is the same.
+  bool all_equal() const {
+    return !order_.empty() && !values_->Less(order_.front(), max_order_.front());
+  }
   // The event that is the value (min, max, first, last); -1 when none.
   int64_t chosen() const {
     if (order_.empty()) return -1;
@@ -251,7 +266,9 @@ class WindowState {
   long double sum_ = 0;
   long double mean_ = 0;  // stddev: the running mean and sum of squared deviations
   long double m2_ = 0;
-  std::deque<int64_t> order_;  // min/max: a monotonic deque; first/last: every event, in order
+  // min/max: a monotonic deque; first/last: every event, in order; stddev: the minimum's deque.
+  std::deque<int64_t> order_;
+  std::deque<int64_t> max_order_;  // stddev: the maximum's deque
   std::unordered_map<uint64_t, int64_t> distinct_ints_;
   std::unordered_map<std::string, int64_t> distinct_bytes_;
 };
@@ -357,7 +374,7 @@ Result<std::shared_ptr<arrow::Array>> ComputeOne(const WindowInput& in, const Wi
           if (count < 2) {
             doubles.UnsafeAppendNull();
           } else {
-            const long double var = state.m2() / (count - 1);
+            const long double var = state.all_equal() ? 0 : state.m2() / (count - 1);
             doubles.UnsafeAppend(static_cast<double>(std::sqrt(std::max(var, 0.0L))));
           }
           break;

@@ -109,6 +109,23 @@ TEST(WindowKernel, WhereFalseOrNullAndNullValuesDoNotCount) {
   EXPECT_EQ(IntValues(*(*out)[3]), (std::vector<std::optional<int64_t>>{40}));
 }
 
+TEST(WindowKernel, StddevOfEqualValuesIsExactlyZeroAfterOtherValuesLeft) {
+  // 0.1, 1e6 and 7.7 leave the 1h window before the row at 5h; 20.3 three times stay.
+  Case c{{0, 0, 0, 0, 0, 0},
+         {0, 1, 2, 4 * kHour, 4 * kHour + 1, 5 * kHour},
+         {0, 0},
+         {kHour / 2, 5 * kHour}};
+  arrow::DoubleBuilder b;
+  ASSERT_TRUE(b.AppendValues({0.1, 1e6, 7.7, 20.3, 20.3, 20.3}).ok());
+  auto values = b.Finish().ValueOrDie();
+  auto out = ComputeWindows(c.Input(), {{AggregationFunction::kStddev, Duration::Hours(1),
+                                         ValueType::Scalar(ScalarType::kFloat64), values}});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const auto& stddev = static_cast<const arrow::DoubleArray&>(*(*out)[0]);
+  EXPECT_NEAR(stddev.Value(0), 577348.0175, 0.001);
+  EXPECT_EQ(stddev.Value(1), 0.0);
+}
+
 // The sweep against a brute-force rescan of every row's window on random data.
 TEST(WindowKernel, SweepEqualsBruteForceOnRandomData) {
   const unsigned seed = std::random_device{}();

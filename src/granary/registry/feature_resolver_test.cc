@@ -69,7 +69,7 @@ TEST(FeatureView, OutputsAreTheSchemaThenTheAggregationsWithInferredTypes) {
   EXPECT_EQ(names, (std::vector<std::string>{"score:float64", "tier:string", "failures_30d:int64",
                                              "spend_30d:float64"}));
   EXPECT_EQ(risk.granularity, Duration::Hours(1));
-  EXPECT_EQ(risk.aggregations[0].location.ToString(), "defs.yaml:13");
+  EXPECT_EQ(risk.aggregations[0].location.ToString(), "defs.yaml:16");
 }
 
 TEST(FeatureView, AggregationsSurviveTheCanonicalFormAndItsFingerprint) {
