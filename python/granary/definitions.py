@@ -44,7 +44,7 @@ class Entity:
 class DataSource:
     name: str
     format: str  # "parquet", "csv" or "delta"
-    path: str
+    path: str  # "" when the source is a table or a query
     timestamp_field: str
     created_timestamp_column: str = ""
     date_partition_column: str = ""
@@ -52,6 +52,8 @@ class DataSource:
     description: str = ""
     tags: Dict[str, str] = dataclasses.field(default_factory=dict)
     location: str = ""
+    table: str = ""  # a catalog table (catalog.schema.name), read by the spark engine
+    query: str = ""  # a SQL query, read by the spark engine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +172,7 @@ class Catalog:
                 date_partition_column=s.get("date_partition_column", ""),
                 field_mapping=dict(s.get("field_mapping", {})),
                 description=s.get("description", ""), tags=dict(s.get("tags", {})),
-                location=s["location"])
+                location=s["location"], table=s.get("table", ""), query=s.get("query", ""))
         self.feature_views: Dict[str, FeatureView] = {}
         for v in raw["feature_views"]:
             entity_columns = []

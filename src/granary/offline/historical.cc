@@ -75,32 +75,11 @@ Result<std::shared_ptr<arrow::Array>> Combined(const std::shared_ptr<arrow::Chun
 
 }  // namespace
 
-Result<ResolvedFeatures> ResolveFeatures(const Definitions& defs,
-                                         const HistoricalRequest& request) {
-  FeatureRequest features;
-  for (const FeatureRef& ref : request.features) features.features.push_back(ref.ToString());
-  features.feature_service = request.feature_service;
-  features.full_feature_names = request.full_feature_names;
-  if (request.entities != nullptr)
-    features.entity_columns = request.entities->schema()->field_names();
-  const FeatureResolver resolver(defs, FeatureResolver::Scope::kOffline);
-  GRANARY_ASSIGN_OR_RAISE(FeatureResolution resolution, resolver.Resolve(features));
-  ResolvedFeatures out;
-  for (const auto& group : resolution.views) {
-    ResolvedFeatures::ViewFeatures view{group.view, {}, {}};
-    for (uint32_t i : group.features) {
-      view.features.push_back(resolution.features[i].entry->output.name);
-      view.output_names.push_back(resolution.features[i].output_name);
-    }
-    out.views.push_back(std::move(view));
-  }
-  return out;
-}
-
-Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& config,
-                                                            const Definitions& defs,
-                                                            const HistoricalRequest& request,
-                                                            HistoricalStats* stats) {
+Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesystem::path& repo_root,
+                                                             const Definitions& defs,
+                                                             const HistoricalRequest& request,
+                                                             const HistoricalJoinOptions& options,
+                                                             HistoricalStats* stats) {
   if (request.entities == nullptr) return Status::InvalidArgument("no entity rows given");
   GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
   const auto& entity_table = request.entities;
@@ -156,8 +135,8 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
         CheckCancelled(request.cancel, fmt::format("reading feature view '{}'", view.name)));
     int64_t view_output = 0;
     for (const auto& f : group.features) view_output += n * ValueWidth(view.FindOutput(f)->type);
-    const int64_t join_budget = std::max(request.memory_budget_bytes - held - 2 * view_output,
-                                         request.memory_budget_bytes / 4);
+    const int64_t join_budget = std::max(options.memory_budget_bytes - held - 2 * view_output,
+                                         options.memory_budget_bytes / 4);
     held += view_output;
     // Plain features are joined point in time; aggregations are computed over windows
     // (offline/window_join.h). Both keep the requested order in the output.
@@ -175,7 +154,7 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
     SourceScanOptions plan_options = scan_options;
     plan_options.with_features = false;
     GRANARY_ASSIGN_OR_RAISE(auto scan,
-                            FeatureSourceScan::Open(config.root, defs, view, plan_options));
+                            FeatureSourceScan::Open(repo_root, defs, view, plan_options));
     // The entity side: the view's join keys cast to the entity's declared types, and the time.
     arrow::FieldVector fields;
     arrow::ArrayVector arrays;
@@ -214,9 +193,9 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
     }
     JoinOptions join_options;
     join_options.memory_budget_bytes = join_budget;
-    join_options.threads = request.threads;
+    join_options.threads = options.threads;
     join_options.created_timestamp_cutoff = request.created_timestamp_cutoff;
-    join_options.spill_dir = request.spill_dir;
+    join_options.spill_dir = options.spill_dir;
     join_options.cancel = request.cancel;
     std::unique_ptr<Progress> progress;
     // A progress line only for work long enough to watch (a million rows or an unknown count).
@@ -229,7 +208,7 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
     ViewJoinStats view_stats;
     std::map<std::string, std::shared_ptr<arrow::ChunkedArray>> by_name;
     if (!plain.empty()) {
-      ViewSource source{config.root, &defs, &view, scan_options};
+      ViewSource source{repo_root, &defs, &view, scan_options};
       GRANARY_ASSIGN_OR_RAISE(auto columns,
                               PointInTimeJoin(*entity_batch, source, join_options, &view_stats));
       for (size_t f = 0; f < columns.size(); ++f) by_name[plain[f]] = columns[f];
@@ -243,7 +222,7 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
       SourceScanOptions window_options;
       window_options.end = Timestamp::FromMicros(*max_t);
       window_options.start = Timestamp::FromMicros(*min_t) - longest - view.granularity;
-      ViewSource source{config.root, &defs, &view, window_options};
+      ViewSource source{repo_root, &defs, &view, window_options};
       WindowJoinStats window_stats;
       GRANARY_ASSIGN_OR_RAISE(auto columns, WindowAggregationJoin(*entity_batch, source, aggregated,
                                                                   join_options, &window_stats));

@@ -1,6 +1,6 @@
-// GetHistoricalFeatures with window aggregations: the out-of-core path (partitions spilled past a
-// small budget, several threads) gives the same values as the in-memory one, and both equal a
-// brute-force rescan of each row's window.
+// Historical retrieval (JoinHistoricalFeatures, the embedded engine's) with window aggregations:
+// the out-of-core path (partitions spilled past a small budget, several threads) gives the same
+// values as the in-memory one, and both equal a brute-force rescan of each row's window.
 #include <arrow/api.h>
 #include <gtest/gtest.h>
 
@@ -74,8 +74,6 @@ class WindowJoinTest : public ::testing::Test {
     InferAggregationTypes(&defs_, &inspector);
     ValidateDefinitions(defs_, &inspector, &diag);
     ASSERT_FALSE(diag.has_errors()) << diag.ToStatus().ToString();
-    config_.root = dir_->path();
-    config_.project = "bays";
 
     arrow::StringBuilder rows_bay;
     arrow::TimestampBuilder rows_time(time.type(), arrow::default_memory_pool());
@@ -96,10 +94,11 @@ class WindowJoinTest : public ::testing::Test {
     request.entities = entities_;
     request.features = {
         {"bay_agg", "arrivals_3h"}, {"bay_agg", "paid_3h"}, {"bay_agg", "last_paid_1d"}};
-    request.memory_budget_bytes = budget;
-    request.threads = threads;
-    request.spill_dir = dir_->path();
-    auto table = GetHistoricalFeatures(config_, defs_, request, stats);
+    HistoricalJoinOptions options;
+    options.memory_budget_bytes = budget;
+    options.threads = threads;
+    options.spill_dir = dir_->path();
+    auto table = JoinHistoricalFeatures(dir_->path(), defs_, request, options, stats);
     EXPECT_TRUE(table.ok()) << table.status().ToString();
     return table.ok() ? *table : nullptr;
   }
@@ -107,7 +106,6 @@ class WindowJoinTest : public ::testing::Test {
   std::unique_ptr<TempDir> dir_;
   Events events_;
   Definitions defs_;
-  RepoConfig config_;
   std::vector<std::pair<std::string, int64_t>> rows_;
   std::shared_ptr<arrow::Table> entities_;
 };

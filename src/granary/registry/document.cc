@@ -90,7 +90,15 @@ DefinitionNode DocumentOf(const DataSource& s) {
   if (s.format != SourceFormat::kDelta) {
     n.Add("format", DefinitionNode::String(std::string(SourceFormatName(s.format))));
   }
-  n.Add("path", DefinitionNode::String(s.path));
+  // path (the usual form), or table, or query: never an empty path, so fingerprints of path
+  // sources stay what they were before tables and queries existed.
+  if (!s.table.empty()) {
+    n.Add("table", DefinitionNode::String(s.table));
+  } else if (!s.query.empty()) {
+    n.Add("query", DefinitionNode::String(s.query));
+  } else {
+    n.Add("path", DefinitionNode::String(s.path));
+  }
   n.Add("timestamp_field", DefinitionNode::String(s.timestamp_field));
   AddIfSet(&n, "created_timestamp_column", s.created_timestamp_column);
   AddIfSet(&n, "date_partition_column", s.date_partition_column);
