@@ -46,6 +46,9 @@ void BindOffline(nb::class_<FeatureStoreCore>& cls) {
             [&]() -> Status {
               GRANARY_ASSIGN_OR_RAISE(auto engine,
                                       OpenOfflineEngine(self.config(), engine_options));
+              GRANARY_ASSIGN_OR_RAISE(auto resolved,
+                                      ResolveFeatures(*applied.definitions, request));
+              GRANARY_RETURN_NOT_OK(CheckEngineSupports(*engine, resolved));
               GRANARY_ASSIGN_OR_RAISE(auto stream,
                                       engine->GetHistoricalFeatures(*applied.definitions, request));
               GRANARY_ASSIGN_OR_RAISE(table, ReadAll(*stream));

@@ -69,6 +69,7 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   GRANARY_ASSIGN_OR_RAISE(auto engine, OpenOfflineEngine(config, engine_options));
   // Resolve first, so a bad feature name fails before any data is read.
   GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
+  GRANARY_RETURN_NOT_OK(CheckEngineSupports(*engine, resolved));
   // CSV entity files: join keys typed as the entities declare them ("007" stays a string).
   std::map<std::string, std::shared_ptr<arrow::DataType>> csv_types;
   for (const auto& group : resolved.views) {

@@ -50,6 +50,21 @@ Result<ResolvedFeatures> ResolveFeatures(const Definitions& defs,
   return out;
 }
 
+Status CheckEngineSupports(const OfflineEngine& engine, const ResolvedFeatures& resolved) {
+  if (engine.capabilities().window_aggregations) return Status::OK();
+  for (const auto& group : resolved.views) {
+    for (const std::string& feature : group.features) {
+      if (group.view->FindAggregation(feature) != nullptr) {
+        return Status::NotImplemented(fmt::format(
+            "feature '{}:{}' is a window aggregation, which the {} does not compute; use "
+            "offline_store type file (the embedded engine) for it",
+            group.view->name, feature, engine.Describe()));
+      }
+    }
+  }
+  return Status::OK();
+}
+
 Result<std::vector<OfflineReadStats>> OfflineEngine::WriteHistoricalFeatures(
     const Definitions&, const HistoricalRequest&, const HistoricalOutput& output) {
   return Status::NotImplemented(fmt::format(

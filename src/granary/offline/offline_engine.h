@@ -194,6 +194,11 @@ struct ResolvedFeatures {
 };
 Result<ResolvedFeatures> ResolveFeatures(const Definitions& defs, const HistoricalRequest& request);
 
+class OfflineEngine;
+// kNotImplemented, naming the feature and the engine, when `resolved` asks for what `engine`
+// cannot compute (an aggregation feature without capabilities().window_aggregations).
+Status CheckEngineSupports(const OfflineEngine& engine, const ResolvedFeatures& resolved);
+
 // What an append wrote.
 struct OfflineAppendResult {
   // Data files written, as absolute paths or URIs (a push's answer lists them).
