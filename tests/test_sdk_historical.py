@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sdk_fixtures import offline_store, parking_data, parking_repo  # noqa: F401
+from sdk_fixtures import fresh_repo, offline_store, parking_data, parking_repo  # noqa: F401
 
 import granary
 
