@@ -248,6 +248,8 @@ void LoadFeatureView(const std::string& file, const YAML::Node& node, Definition
                                          "online_store.key_ttl)"
                                        : d.status().message());
   }
+  // Written by the registry (serialize.h), read back from it.
+  view.online_history = v.StringList("online_history", false);
   YAML::Node aggregations = v.Node("aggregations", false);
   const bool has_aggregations = aggregations.IsDefined() && !aggregations.IsNull();
   // A bad aggregation is reported and left out, but the view is kept, so that its other
