@@ -182,9 +182,9 @@ def test_the_example_parking_repository_applies(cli, tmp_path):
     repo = tmp_path / "parking"
     shutil.copytree(ROOT / "examples" / "parking", repo, ignore=shutil.ignore_patterns("data"))
     out = cli("-C", repo, "apply", check=True)
-    assert "2 entities, 4 data sources, 4 feature views, 2 feature services" in out.stdout
+    assert "2 entities, 5 data sources, 6 feature views, 2 feature services" in out.stdout
     # The generated data comes later: every source warns that its columns were not checked.
-    assert out.stderr.count("warning:") == 4
+    assert out.stderr.count("warning:") == 5
     services = cli("-C", repo, "list", "feature-services", check=True).stdout
     assert "customer_risk_v1" in services and "demand_prediction_v1" in services
 

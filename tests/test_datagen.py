@@ -7,6 +7,7 @@ import pathlib
 import shutil
 
 import deltalake
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -51,7 +52,7 @@ def test_example_repository_applies_on_the_generated_data_without_warnings(tiny,
     repo, _ = tiny
     out = Cli(granary_bin, repo)("apply", check=True)
     assert "warning" not in out.stderr, out.stderr
-    assert "2 entities, 4 data sources, 4 feature views, 2 feature services" in out.stdout
+    assert "2 entities, 5 data sources, 6 feature views, 2 feature services" in out.stdout
 
 
 def test_delta_table_reads_with_delta_rs_like_the_parquet_copy(tiny):
@@ -141,3 +142,39 @@ def test_datagen_errors_are_clear(granary_bin, tmp_path):
     assert out.returncode == 1 and "cannot create the output folder" in out.stderr
     assert "--out" in out.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_example_window_aggregations_equal_a_rescan_of_the_raw_events(tiny, granary_bin):
+    """examples/parking/windows.yaml on the generated raw events, checked against pandas."""
+    repo, _ = tiny
+    cli = Cli(granary_bin, repo)
+    cli("apply", check=True)
+    payments = pq.read_table(repo / "data" / "payments.parquet").to_pandas()
+    payments["e"] = payments.event_timestamp.dt.as_unit("us").astype("int64")
+    hour, day = 3600 * 10**6, 86400 * 10**6
+    sample = payments.sample(60, random_state=3)
+    ts = sample.e.to_numpy() + np.array([0, 1, -1, hour // 2] * 15)
+    entities = pa.table({"customer_id": pa.array(sample.customer_id.to_numpy()),
+                         "event_timestamp": pa.array(ts, pa.timestamp("us", tz="UTC"))})
+    pq.write_table(entities, repo / "agg_rows.parquet")
+    cli("get-historical-features", "--entities", repo / "agg_rows.parquet", "--features",
+        "customer_payment_windows:payment_failures_30d,customer_payment_windows:spend_30d,"
+        "customer_payment_windows:failure_rate_90d,customer_payment_windows:last_payment_method",
+        "--output", repo / "agg_out.parquet", check=True)
+    got = pq.read_table(repo / "agg_out.parquet").to_pylist()
+    for row, customer, t in zip(got, sample.customer_id, ts):
+        mine = payments[payments.customer_id == customer]
+        w30 = mine[(mine.e >= (t - 30 * day) // hour * hour) & (mine.e <= t)]
+        w90 = mine[(mine.e >= (t - 90 * day) // hour * hour) & (mine.e <= t)]
+        assert row["payment_failures_30d"] == int(w30.failed.sum())
+        assert (w30.status == "failed").sum() == w30.failed.sum()
+        if len(w30):
+            assert row["spend_30d"] == pytest.approx(w30.amount.sum())
+        else:
+            assert row["spend_30d"] is None
+        if len(w90):
+            assert row["failure_rate_90d"] == pytest.approx(w90.failed.mean())
+            last = w90.sort_values("e", kind="stable").payment_method.iloc[-1]
+            assert row["last_payment_method"] == last
+        else:
+            assert row["failure_rate_90d"] is None and row["last_payment_method"] is None

@@ -44,7 +44,7 @@ def test_plan_writes_nothing_then_apply_stores_one_version(fresh_repo):
     assert {(c.action, c.kind, c.name) for c in plan.changes} >= {
         ("add", "entity", "customer"), ("add", "feature view", "bay_demand"),
         ("add", "feature service", "customer_risk_v1")}
-    assert len(plan.changes) == 2 + 4 + 4 + 2
+    assert len(plan.changes) == 2 + 5 + 6 + 2
     assert "+ feature view bay_demand" in str(plan)
     assert not (fresh_repo / "data" / "registry.db").exists()
 
@@ -106,7 +106,11 @@ def test_lists_and_gets_the_registrys_objects(offline_store):
 
     views = {v.name: v for v in store.list_feature_views()}
     assert set(views) == {"bay_demand", "bay_static", "customer_payments_stats",
-                          "customer_profile"}
+                          "customer_profile", "customer_payment_windows",
+                          "bay_occupancy_windows"}
+    windows = views["customer_payment_windows"]
+    assert not windows.online and windows.granularity == dt.timedelta(hours=1)
+    assert ("payment_failures_30d", "int64") in [(f.name, f.dtype) for f in windows.features]
     demand = views["bay_demand"]
     assert demand.ttl == dt.timedelta(days=1) and demand.online
     assert demand.entities == ["parking_bay"]
@@ -122,7 +126,7 @@ def test_lists_and_gets_the_registrys_objects(offline_store):
 
     sources = {s.name for s in store.list_data_sources()}
     assert sources == {"bay_occupancy", "bay_attributes", "customer_payments",
-                       "customer_profile_source"}
+                       "customer_profile_source", "payment_events"}
     assert store.get_data_source("customer_payments").created_timestamp_column == "created"
 
     services = {s.name: s for s in store.list_feature_services()}
@@ -135,7 +139,7 @@ def test_lists_and_gets_the_registrys_objects(offline_store):
                                       "customer_profile:payment_method"]
 
     assert [v.name for v in store.list_feature_views(tags={"team": "risk"})] == [
-        "customer_payments_stats", "customer_profile"]
+        "customer_payment_windows", "customer_payments_stats", "customer_profile"]
 
 
 def test_unknown_names_raise_not_found_with_a_suggestion(offline_store):

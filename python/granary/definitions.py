@@ -44,7 +44,7 @@ class Entity:
 class DataSource:
     name: str
     format: str  # "parquet", "csv" or "delta"
-    path: str
+    path: str  # "" when the source is a table or a query
     timestamp_field: str
     created_timestamp_column: str = ""
     date_partition_column: str = ""
@@ -52,6 +52,8 @@ class DataSource:
     description: str = ""
     tags: Dict[str, str] = dataclasses.field(default_factory=dict)
     location: str = ""
+    table: str = ""  # a catalog table (catalog.schema.name), read by the spark engine
+    query: str = ""  # a SQL query, read by the spark engine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +71,10 @@ class FeatureView:
     description: str = ""
     tags: Dict[str, str] = dataclasses.field(default_factory=dict)
     location: str = ""
+    # Window aggregations as defined ({"name", "function", "column", "where", "window" (in
+    # microseconds), "type"}); their outputs are among `features`. docs/AGGREGATIONS.md.
+    aggregations: List[dict] = dataclasses.field(default_factory=list)
+    granularity: Optional[dt.timedelta] = None  # the tile size, for views with aggregations
 
     @property
     def schema(self) -> List[Field]:
@@ -147,21 +153,26 @@ class Catalog:
     def __init__(self, raw: dict):
         self.version: int = raw["version"]
         self.project: str = raw["project"]
+        # Each object arrives in its canonical form (the keys of its YAML definition; optional
+        # keys left out when empty; durations in microseconds), plus its "location".
         self.entities: Dict[str, Entity] = {}
         for e in raw["entities"]:
+            types = e["value_type"]
             self.entities[e["name"]] = Entity(
                 name=e["name"], join_keys=list(e["join_keys"]),
-                value_types=list(e["join_key_types"]), description=e["description"],
-                tags=dict(e["tags"]), location=e["location"])
+                value_types=[types] if isinstance(types, str) else list(types),
+                description=e.get("description", ""), tags=dict(e.get("tags", {})),
+                location=e["location"])
         self.data_sources: Dict[str, DataSource] = {}
         for s in raw["data_sources"]:
             self.data_sources[s["name"]] = DataSource(
-                name=s["name"], format=s["type"], path=s["path"],
-                timestamp_field=s["timestamp_field"],
-                created_timestamp_column=s["created_timestamp_column"],
-                date_partition_column=s["date_partition_column"],
-                field_mapping=dict(s["field_mapping"]), description=s["description"],
-                tags=dict(s["tags"]), location=s["location"])
+                name=s["name"], format=s.get("format", s["type"]), path=s.get("path", ""),
+                timestamp_field=s.get("timestamp_field", ""),
+                created_timestamp_column=s.get("created_timestamp_column", ""),
+                date_partition_column=s.get("date_partition_column", ""),
+                field_mapping=dict(s.get("field_mapping", {})),
+                description=s.get("description", ""), tags=dict(s.get("tags", {})),
+                location=s["location"], table=s.get("table", ""), query=s.get("query", ""))
         self.feature_views: Dict[str, FeatureView] = {}
         for v in raw["feature_views"]:
             entity_columns = []
@@ -170,28 +181,35 @@ class Catalog:
                 if entity is not None:
                     entity_columns += [Field(k, t) for k, t in
                                        zip(entity.join_keys, entity.value_types)]
-            key_ttl = v["online_key_ttl_micros"]
+            key_ttl = v.get("online_key_ttl", 0)
             self.feature_views[v["name"]] = FeatureView(
                 name=v["name"], entities=list(v["entities"]), entity_columns=entity_columns,
-                features=[Field(f["name"], f["dtype"], f["description"]) for f in v["schema"]],
-                source=self.data_sources.get(v["source"]), ttl=_micros(v["ttl_micros"]),
+                # The view's outputs: plain features, then window aggregations.
+                features=[Field(f["name"], f["type"], f["description"]) for f in v["outputs"]],
+                source=self.data_sources.get(v["source"]), ttl=_micros(v["ttl"]),
                 online=v["online"], online_key_ttl=_micros(key_ttl) if key_ttl else None,
-                owner=v["owner"], description=v["description"], tags=dict(v["tags"]),
-                location=v["location"])
+                owner=v.get("owner", ""), description=v.get("description", ""),
+                tags=dict(v.get("tags", {})), location=v["location"],
+                aggregations=[dict(a) for a in v.get("aggregations", [])],
+                granularity=_micros(v["granularity"]) if "granularity" in v else None)
         self.feature_services: Dict[str, FeatureService] = {}
         for s in raw["feature_services"]:
             projections = []
-            for p in s["projections"]:
-                view = self.feature_views.get(p["view"])
+            for p in s["features"]:
+                # A whole view is written by name, a projection as {view, features}.
+                view_name = p if isinstance(p, str) else p["view"]
+                names = [] if isinstance(p, str) else list(p["features"])
+                view = self.feature_views.get(view_name)
                 by_name = {f.name: f for f in view.features} if view else {}
-                if p["features"]:
-                    features = [by_name.get(n, Field(n, "")) for n in p["features"]]
+                if names:
+                    features = [by_name.get(n, Field(n, "")) for n in names]
                 else:
                     features = list(view.features) if view else []
-                projections.append(FeatureViewProjection(p["view"], features))
+                projections.append(FeatureViewProjection(view_name, features))
             self.feature_services[s["name"]] = FeatureService(
-                name=s["name"], feature_view_projections=projections, owner=s["owner"],
-                description=s["description"], tags=dict(s["tags"]), location=s["location"])
+                name=s["name"], feature_view_projections=projections, owner=s.get("owner", ""),
+                description=s.get("description", ""), tags=dict(s.get("tags", {})),
+                location=s["location"])
 
 
 def make_plan(raw: dict) -> Plan:

@@ -3,16 +3,11 @@
 
 #include "bindings.h"
 #include "feature_store_core.h"
+#include "granary/registry/document.h"
 #include "granary/registry/plan.h"
 
 namespace granary::python {
 namespace {
-
-nb::dict Tags(const std::map<std::string, std::string>& tags) {
-  nb::dict out;
-  for (const auto& [k, v] : tags) out[k.c_str()] = v;
-  return out;
-}
 
 nb::list Strings(const std::vector<std::string>& items) {
   nb::list out;
@@ -20,73 +15,50 @@ nb::list Strings(const std::vector<std::string>& items) {
   return out;
 }
 
-nb::dict EntityDict(const Entity& e) {
-  nb::dict d;
-  d["name"] = e.name;
-  d["join_keys"] = Strings(e.join_keys);
-  nb::list types;
-  for (const ValueType& t : e.join_key_types) types.append(t.ToString());
-  d["join_key_types"] = types;
-  d["description"] = e.description;
-  d["tags"] = Tags(e.tags);
-  d["location"] = e.location.ToString();
+// The canonical tree of an object (registry/document.h) as Python values: durations as
+// microseconds, everything else as in the YAML.
+nb::object ToPython(const DefinitionNode& node) {
+  switch (node.kind) {
+    case DefinitionNode::Kind::kString:
+      return nb::str(node.text.c_str(), node.text.size());
+    case DefinitionNode::Kind::kBool:
+      return nb::bool_(node.flag);
+    case DefinitionNode::Kind::kDuration:
+      return nb::int_(node.duration.micros);
+    case DefinitionNode::Kind::kList: {
+      nb::list out;
+      for (const auto& item : node.items) out.append(ToPython(item));
+      return out;
+    }
+    case DefinitionNode::Kind::kMap: {
+      nb::dict out;
+      for (const auto& [key, value] : node.fields) out[key.c_str()] = ToPython(value);
+      return out;
+    }
+  }
+  return nb::none();
+}
+
+// The object's canonical tree plus what is derived rather than defined: where it was defined.
+template <typename T>
+nb::dict ObjectDict(const T& object) {
+  nb::dict d = nb::cast<nb::dict>(ToPython(DocumentOf(object)));
+  d["location"] = object.location.ToString();
   return d;
 }
 
-nb::dict SourceDict(const DataSource& s) {
-  nb::dict d;
-  d["name"] = s.name;
-  d["type"] = std::string(SourceFormatName(s.format));
-  d["path"] = s.path;
-  d["timestamp_field"] = s.timestamp_field;
-  d["created_timestamp_column"] = s.created_timestamp_column;
-  d["date_partition_column"] = s.date_partition_column;
-  d["field_mapping"] = Tags(s.field_mapping);
-  d["description"] = s.description;
-  d["tags"] = Tags(s.tags);
-  d["location"] = s.location.ToString();
-  return d;
-}
-
+// A view also carries its outputs (FeatureView::Outputs: the schema, then the aggregations).
 nb::dict ViewDict(const FeatureView& v) {
-  nb::dict d;
-  d["name"] = v.name;
-  d["entities"] = Strings(v.entities);
-  d["source"] = v.source;
-  d["ttl_micros"] = v.ttl.micros;
-  d["online"] = v.online;
-  d["online_key_ttl_micros"] = v.online_key_ttl.micros;
-  nb::list schema;
-  for (const Field& f : v.schema) {
+  nb::dict d = ObjectDict(v);
+  nb::list outputs;
+  for (const Field& f : v.Outputs()) {
     nb::dict field;
     field["name"] = f.name;
-    field["dtype"] = f.type.ToString();
+    field["type"] = f.type.ToString();
     field["description"] = f.description;
-    schema.append(field);
+    outputs.append(field);
   }
-  d["schema"] = schema;
-  d["owner"] = v.owner;
-  d["description"] = v.description;
-  d["tags"] = Tags(v.tags);
-  d["location"] = v.location.ToString();
-  return d;
-}
-
-nb::dict ServiceDict(const FeatureService& s) {
-  nb::dict d;
-  d["name"] = s.name;
-  nb::list projections;
-  for (const FeatureProjection& p : s.projections) {
-    nb::dict projection;
-    projection["view"] = p.view;
-    projection["features"] = Strings(p.features);  // empty: every feature of the view
-    projections.append(projection);
-  }
-  d["projections"] = projections;
-  d["owner"] = s.owner;
-  d["description"] = s.description;
-  d["tags"] = Tags(s.tags);
-  d["location"] = s.location.ToString();
+  d["outputs"] = outputs;
   return d;
 }
 
@@ -95,10 +67,10 @@ nb::dict DefinitionsDict(const Definitions& defs, int64_t version) {
   d["version"] = version;
   d["project"] = defs.project;
   nb::list entities, sources, views, services;
-  for (const auto& e : defs.entities) entities.append(EntityDict(e));
-  for (const auto& s : defs.data_sources) sources.append(SourceDict(s));
+  for (const auto& e : defs.entities) entities.append(ObjectDict(e));
+  for (const auto& s : defs.data_sources) sources.append(ObjectDict(s));
   for (const auto& v : defs.feature_views) views.append(ViewDict(v));
-  for (const auto& s : defs.feature_services) services.append(ServiceDict(s));
+  for (const auto& s : defs.feature_services) services.append(ObjectDict(s));
   d["entities"] = entities;
   d["data_sources"] = sources;
   d["feature_views"] = views;

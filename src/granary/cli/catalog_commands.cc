@@ -84,14 +84,15 @@ void RunList(Context& ctx, const std::string& kind_arg) {
         rows.push_back({s.name, "push", "(batch_source: " + s.batch_source + ")", ""});
         continue;
       }
-      rows.push_back({s.name, std::string(SourceFormatName(s.format)), s.path, s.timestamp_field});
+      rows.push_back(
+          {s.name, std::string(SourceFormatName(s.format)), s.Where(), s.timestamp_field});
     }
     PrintTable({"NAME", "FORMAT", "PATH", "TIMESTAMP FIELD"}, rows);
   } else if (*kind == "feature-views") {
     for (const FeatureView& v : defs.feature_views) {
       rows.push_back({v.name, Join(v.entities, ","), v.source,
                       v.ttl.is_zero() ? "none" : FormatDuration(v.ttl), v.online ? "yes" : "no",
-                      std::to_string(v.schema.size())});
+                      std::to_string(v.Outputs().size())});
     }
     PrintTable({"NAME", "ENTITIES", "SOURCE", "TTL", "ONLINE", "FEATURES"}, rows);
   } else {
@@ -100,7 +101,7 @@ void RunList(Context& ctx, const std::string& kind_arg) {
       std::vector<std::string> views;
       for (const auto& p : s.projections) {
         const FeatureView* v = defs.FindFeatureView(p.view);
-        features += p.features.empty() && v ? v->schema.size() : p.features.size();
+        features += p.features.empty() && v ? v->Outputs().size() : p.features.size();
         views.push_back(p.view);
       }
       rows.push_back({s.name, Join(views, ","), std::to_string(features), s.description});

@@ -8,7 +8,7 @@
 #include "granary/cli/cli.h"
 #include "granary/common/progress.h"
 #include "granary/common/strings.h"
-#include "granary/offline/historical.h"
+#include "granary/offline/engine_factory.h"
 #include "granary/offline/table_io.h"
 #include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
@@ -56,13 +56,17 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   request.feature_service = args.feature_service;
   request.full_feature_names = args.full_feature_names;
   request.created_timestamp_cutoff = args.created_timestamp_cutoff;
-  GRANARY_ASSIGN_OR_RAISE(request.memory_budget_bytes,
-                          ParseByteSize(args.memory_budget, "--memory-budget"));
-  request.threads = args.threads;
-  request.spill_dir = args.spill_dir;
   request.show_progress = !args.quiet;
+  OfflineEngineOptions engine_options;
+  GRANARY_ASSIGN_OR_RAISE(engine_options.embedded.memory_budget_bytes,
+                          ParseByteSize(args.memory_budget, "--memory-budget"));
+  engine_options.embedded.memory_budget_name = "--memory-budget " + args.memory_budget;
+  engine_options.embedded.threads = args.threads;
+  engine_options.embedded.spill_dir = args.spill_dir;
+  GRANARY_ASSIGN_OR_RAISE(auto engine, OpenOfflineEngine(config, engine_options));
   // Resolve first, so a bad feature name fails before any data is read.
   GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
+  GRANARY_RETURN_NOT_OK(CheckEngineSupports(*engine, resolved));
   // CSV entity files: join keys typed as the entities declare them ("007" stays a string).
   std::map<std::string, std::shared_ptr<arrow::DataType>> csv_types;
   for (const auto& group : resolved.views) {
@@ -76,30 +80,26 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   }
   GRANARY_ASSIGN_OR_RAISE(request.entities, ReadTableFile(args.entities, csv_types));
   request.entities_name = args.entities;
-  HistoricalStats stats;
-  GRANARY_ASSIGN_OR_RAISE(auto table, GetHistoricalFeatures(config, defs, request, &stats));
-  if (stats.resident_bytes > request.memory_budget_bytes) {
-    fmt::print(stderr,
-               "warning: the entity rows and the training set itself take about {} MiB, more "
-               "than --memory-budget {}; the joins kept to a quarter of the budget, but the "
-               "result had to be held whole\n",
-               stats.resident_bytes >> 20, args.memory_budget);
+  GRANARY_ASSIGN_OR_RAISE(auto stream, engine->GetHistoricalFeatures(defs, request));
+  GRANARY_ASSIGN_OR_RAISE(auto table, ReadAll(*stream));
+  for (const std::string& warning : stream->warnings()) {
+    fmt::print(stderr, "warning: {}\n", warning);
   }
   GRANARY_RETURN_NOT_OK(WriteTableFile(*table, args.output));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!args.quiet) {
-    for (const auto& v : stats.views) {
-      const auto& s = v.join.scan;
+    for (const OfflineReadStats& s : stream->stats()) {
       fmt::print(stderr,
                  "{}{}: {} rows read of {} files ({} pruned), {} of {} row groups pruned, {} of {} "
-                 "entity rows matched{}\n",
-                 LogTimePrefix(stderr), v.name, Progress::HumanCount(s.rows_scanned), s.files_total,
+                 "entity rows matched{}{}\n",
+                 LogTimePrefix(stderr), s.view, Progress::HumanCount(s.rows_scanned), s.files_total,
                  s.files_pruned, s.row_groups_pruned, s.row_groups_total,
-                 Progress::HumanCount(v.join.rows_matched), Progress::HumanCount(table->num_rows()),
-                 v.join.partitions > 1 ? fmt::format(", {} partitions, {} MiB spilled",
-                                                     v.join.partitions, v.join.bytes_spilled >> 20)
-                                       : "");
+                 Progress::HumanCount(s.rows_matched), Progress::HumanCount(table->num_rows()),
+                 s.partitions > 1 ? fmt::format(", {} partitions, {} MiB spilled", s.partitions,
+                                                s.bytes_spilled >> 20)
+                                  : "",
+                 s.engine_detail.empty() ? "" : ", " + s.engine_detail);
     }
   }
   fmt::print(stderr, "{}wrote {} rows x {} columns to {} in {:.1f}s (peak Arrow memory {} MiB)\n",

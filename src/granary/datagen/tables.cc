@@ -108,7 +108,8 @@ std::shared_ptr<arrow::Schema> PaymentsSchema() {
                         field("customer_id", I64(), false), field("event_timestamp", Ts(), false),
                         field("amount", F64(), false), field("payment_method", Str(), false),
                         field("status", Str(), false), field("failure_reason", Str()),
-                        field("attempt", I32(), false), field("ingested_at", Ts(), false)});
+                        field("attempt", I32(), false), field("ingested_at", Ts(), false),
+                        field("failed", Bool(), false)});
 }
 
 std::shared_ptr<arrow::Schema> DisputesSchema() {
@@ -228,6 +229,7 @@ Result<std::shared_ptr<arrow::RecordBatch>> PaymentsBatch(const CustomerBatch& b
     f.StrOrNull(7, p.succeeded ? nullptr : FailureReasonName(p.failure_reason));
     f.I32(8, p.attempt);
     f.Ts(9, p.ingested_at);
+    f.Bool(10, !p.succeeded);  // status == "failed", for `where:` of window aggregations
   }
   return f.Finish();
 }

@@ -9,16 +9,12 @@
 
 #include "granary/common/progress.h"
 #include "granary/common/strings.h"
+#include "granary/offline/window_join.h"
+#include "granary/registry/feature_resolver.h"
 #include "granary/types/arrow_convert.h"
 
 namespace granary {
 namespace {
-
-std::vector<std::string> ViewNames(const Definitions& defs) {
-  std::vector<std::string> names;
-  for (const auto& v : defs.feature_views) names.push_back(v.name);
-  return names;
-}
 
 bool IsTimeType(const arrow::DataType& type) {
   return type.id() == arrow::Type::TIMESTAMP || type.id() == arrow::Type::DATE32 ||
@@ -79,80 +75,11 @@ Result<std::shared_ptr<arrow::Array>> Combined(const std::shared_ptr<arrow::Chun
 
 }  // namespace
 
-Result<ResolvedFeatures> ResolveFeatures(const Definitions& defs,
-                                         const HistoricalRequest& request) {
-  std::vector<FeatureRef> refs = request.features;
-  if (!request.feature_service.empty()) {
-    if (!refs.empty()) {
-      return Status::InvalidArgument("give either features or a feature service, not both");
-    }
-    const FeatureService* service = defs.FindFeatureService(request.feature_service);
-    if (service == nullptr) {
-      std::vector<std::string> names;
-      for (const auto& s : defs.feature_services) names.push_back(s.name);
-      return Status::InvalidArgument(fmt::format(
-          "unknown feature service '{}'{} (feature services: {})", request.feature_service,
-          DidYouMean(request.feature_service, names), names.empty() ? "none" : Join(names, ", ")));
-    }
-    for (const FeatureProjection& p : service->projections) {
-      const FeatureView* view = defs.FindFeatureView(p.view);
-      if (view == nullptr) {
-        return Status::InvalidArgument(fmt::format(
-            "feature service '{}' names unknown feature view '{}'", service->name, p.view));
-      }
-      if (p.features.empty()) {
-        for (const Field& f : view->schema) refs.push_back({p.view, f.name});
-      } else {
-        for (const auto& f : p.features) refs.push_back({p.view, f});
-      }
-    }
-  }
-  if (refs.empty()) return Status::InvalidArgument("no features requested");
-  ResolvedFeatures out;
-  std::map<std::string, std::string> output_owner;  // output name -> "view:feature"
-  for (const FeatureRef& ref : refs) {
-    const FeatureView* view = defs.FindFeatureView(ref.view);
-    if (view == nullptr) {
-      auto names = ViewNames(defs);
-      return Status::InvalidArgument(
-          fmt::format("unknown feature view '{}' in '{}'{} (feature "
-                      "views: {})",
-                      ref.view, ref.ToString(), DidYouMean(ref.view, names),
-                      names.empty() ? "none" : Join(names, ", ")));
-    }
-    if (view->FindFeature(ref.feature) == nullptr) {
-      std::vector<std::string> names;
-      for (const Field& f : view->schema) names.push_back(f.name);
-      return Status::InvalidArgument(
-          fmt::format("feature view '{}' has no feature '{}'{} "
-                      "(features: {})",
-                      view->name, ref.feature, DidYouMean(ref.feature, names), Join(names, ", ")));
-    }
-    const std::string output = ref.OutputName(request.full_feature_names);
-    auto [it, inserted] = output_owner.emplace(output, ref.ToString());
-    if (!inserted) {
-      if (it->second == ref.ToString()) continue;  // the same feature twice: once is enough
-      return Status::InvalidArgument(
-          fmt::format("features '{}' and '{}' would both be named '{}'; use --full-feature-names "
-                      "(view__feature) or request only one of them",
-                      it->second, ref.ToString(), output));
-    }
-    auto group = std::find_if(out.views.begin(), out.views.end(),
-                              [&](const auto& v) { return v.view == view; });
-    if (group == out.views.end()) {
-      out.views.push_back({view, {}, {}});
-      group = out.views.end() - 1;
-    }
-    group->features.push_back(ref.feature);
-    group->output_names.push_back(output);
-  }
-  return out;
-}
-
-Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& config,
-                                                            const Definitions& defs,
-                                                            const HistoricalRequest& request,
-                                                            HistoricalStats* stats) {
+Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesystem::path& repo_root,
+                                                             const Definitions& defs,
+                                                             const HistoricalRequest& request,
+                                                             const HistoricalJoinOptions& options,
+                                                             HistoricalStats* stats) {
   if (request.entities == nullptr) return Status::InvalidArgument("no entity rows given");
   GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
   const auto& entity_table = request.entities;
@@ -187,16 +114,6 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
       out_columns.push_back(entity_table->column(i));
     }
   }
-  for (const auto& group : resolved.views) {
-    for (const auto& name : group.output_names) {
-      if (entity_schema.GetFieldIndex(name) >= 0) {
-        return Status::InvalidArgument(
-            fmt::format("feature '{}' of view '{}' has the name of an entity column; use "
-                        "--full-feature-names or rename the entity column",
-                        name, group.view->name));
-      }
-    }
-  }
 
   // The memory budget covers the whole retrieval: the entity rows and the output columns already
   // built are subtracted from what a view's join may use, as is twice the view's own output
@@ -208,7 +125,7 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
   int64_t resident = held;
   for (const auto& group : resolved.views) {
     for (const auto& f : group.features) {
-      resident += n * ValueWidth(group.view->FindFeature(f)->type);
+      resident += n * ValueWidth(group.view->FindOutput(f)->type);
     }
   }
   if (stats != nullptr) stats->resident_bytes = resident;
@@ -217,12 +134,18 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
     GRANARY_RETURN_NOT_OK(
         CheckCancelled(request.cancel, fmt::format("reading feature view '{}'", view.name)));
     int64_t view_output = 0;
-    for (const auto& f : group.features) view_output += n * ValueWidth(view.FindFeature(f)->type);
-    const int64_t join_budget = std::max(request.memory_budget_bytes - held - 2 * view_output,
-                                         request.memory_budget_bytes / 4);
+    for (const auto& f : group.features) view_output += n * ValueWidth(view.FindOutput(f)->type);
+    const int64_t join_budget = std::max(options.memory_budget_bytes - held - 2 * view_output,
+                                         options.memory_budget_bytes / 4);
     held += view_output;
+    // Plain features are joined point in time; aggregations are computed over windows
+    // (offline/window_join.h). Both keep the requested order in the output.
+    std::vector<std::string> plain, aggregated;
+    for (const auto& f : group.features) {
+      (view.FindFeature(f) != nullptr ? plain : aggregated).push_back(f);
+    }
     SourceScanOptions scan_options;
-    scan_options.features = group.features;
+    scan_options.features = plain;
     if (max_t) {
       scan_options.end = Timestamp::FromMicros(*max_t);
       if (view.ttl.micros > 0) scan_options.start = Timestamp::FromMicros(*min_t) - view.ttl;
@@ -231,7 +154,7 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
     SourceScanOptions plan_options = scan_options;
     plan_options.with_features = false;
     GRANARY_ASSIGN_OR_RAISE(auto scan,
-                            FeatureSourceScan::Open(config.root, defs, view, plan_options));
+                            FeatureSourceScan::Open(repo_root, defs, view, plan_options));
     // The entity side: the view's join keys cast to the entity's declared types, and the time.
     arrow::FieldVector fields;
     arrow::ArrayVector arrays;
@@ -259,7 +182,7 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
       // No entity row has a time: nothing to look up, every value is null (the source was still
       // opened above, so a missing or unreadable source is reported all the same).
       for (size_t f = 0; f < group.features.size(); ++f) {
-        auto type = ToArrowType(view.FindFeature(group.features[f])->type);
+        auto type = ToArrowType(view.FindOutput(group.features[f])->type);
         auto nulls = arrow::MakeArrayOfNull(type, n);
         if (!nulls.ok()) return Status::Internal(nulls.status().ToString());
         out_fields.push_back(arrow::field(group.output_names[f], type));
@@ -270,9 +193,9 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
     }
     JoinOptions join_options;
     join_options.memory_budget_bytes = join_budget;
-    join_options.threads = request.threads;
+    join_options.threads = options.threads;
     join_options.created_timestamp_cutoff = request.created_timestamp_cutoff;
-    join_options.spill_dir = request.spill_dir;
+    join_options.spill_dir = options.spill_dir;
     join_options.cancel = request.cancel;
     std::unique_ptr<Progress> progress;
     // A progress line only for work long enough to watch (a million rows or an unknown count).
@@ -282,14 +205,37 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
       join_options.progress = progress.get();
     }
     scan.reset();
-    ViewSource source{config.root, &defs, &view, scan_options};
     ViewJoinStats view_stats;
-    GRANARY_ASSIGN_OR_RAISE(auto columns,
-                            PointInTimeJoin(*entity_batch, source, join_options, &view_stats));
+    std::map<std::string, std::shared_ptr<arrow::ChunkedArray>> by_name;
+    if (!plain.empty()) {
+      ViewSource source{repo_root, &defs, &view, scan_options};
+      GRANARY_ASSIGN_OR_RAISE(auto columns,
+                              PointInTimeJoin(*entity_batch, source, join_options, &view_stats));
+      for (size_t f = 0; f < columns.size(); ++f) by_name[plain[f]] = columns[f];
+    }
+    if (!aggregated.empty()) {
+      // Events from the earliest window start any row can have to the latest row.
+      Duration longest;
+      for (const auto& name : aggregated) {
+        longest = std::max(longest, view.FindAggregation(name)->window);
+      }
+      SourceScanOptions window_options;
+      window_options.end = Timestamp::FromMicros(*max_t);
+      window_options.start = Timestamp::FromMicros(*min_t) - longest - view.granularity;
+      ViewSource source{repo_root, &defs, &view, window_options};
+      WindowJoinStats window_stats;
+      GRANARY_ASSIGN_OR_RAISE(auto columns, WindowAggregationJoin(*entity_batch, source, aggregated,
+                                                                  join_options, &window_stats));
+      for (size_t f = 0; f < columns.size(); ++f) by_name[aggregated[f]] = columns[f];
+      view_stats.partitions = std::max(view_stats.partitions, window_stats.partitions);
+      view_stats.bytes_spilled += window_stats.bytes_spilled;
+      if (plain.empty()) view_stats.scan = window_stats.scan;
+    }
     if (progress) progress->Finish();
-    for (size_t f = 0; f < columns.size(); ++f) {
-      out_fields.push_back(arrow::field(group.output_names[f], columns[f]->type()));
-      out_columns.push_back(columns[f]);
+    for (size_t f = 0; f < group.features.size(); ++f) {
+      const auto& column = by_name.at(group.features[f]);
+      out_fields.push_back(arrow::field(group.output_names[f], column->type()));
+      out_columns.push_back(column);
     }
     if (stats != nullptr) stats->views.push_back({view.name, view_stats});
   }

@@ -258,6 +258,9 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
     impl->features.push_back(name);
     impl->columns.push_back({name, source->SourceColumnFor(name), field->type});
   }
+  for (const Field& extra : options.extra_columns) {
+    impl->columns.push_back({extra.name, source->SourceColumnFor(extra.name), extra.type});
+  }
   arrow::FieldVector fields;
   for (const OutputColumn& c : impl->columns) {
     fields.push_back(arrow::field(c.name, ToArrowType(c.type)));

@@ -14,6 +14,7 @@
 #include "granary/common/result.h"
 #include "granary/common/time.h"
 #include "granary/offline/deletion_vector.h"
+#include "granary/offline/offline_engine.h"
 #include "granary/registry/definitions.h"
 
 namespace arrow {
@@ -24,16 +25,15 @@ class Schema;
 
 namespace granary {
 
-// The column names a scan produces besides join keys and features.
-inline constexpr const char* kEventTimestampColumn = "event_timestamp";
-inline constexpr const char* kCreatedTimestampColumn = "created_timestamp";
-
 struct SourceScanOptions {
   // Rows with start <= event_timestamp <= end (both inclusive) are returned; nullopt: unbounded.
   std::optional<Timestamp> start;
   std::optional<Timestamp> end;
   // Features of the view to read, by name; empty reads every feature of the view.
   std::vector<std::string> features;
+  // Further source columns to read after the features, by definition name (field_mapping
+  // applies), typed as given: the inputs of window aggregations, which are not features.
+  std::vector<Field> extra_columns;
   // Leave column groups out of the batches (the event timestamp is always read: it filters).
   // A join reads keys and times first, then only the features of the rows it chose.
   bool with_join_keys = true;

@@ -13,6 +13,7 @@ Result<ApplyOutcome> PlanOrApply(const RepoConfig& config, SourceInspector* insp
                                  std::vector<std::string>* warnings) {
   Diagnostics diag;
   GRANARY_ASSIGN_OR_RAISE(Definitions defs, LoadRepositoryDefinitions(config, &diag));
+  InferAggregationTypes(&defs, inspector);
   // Validation runs even after load errors, so one run reports every problem.
   ValidateDefinitions(defs, inspector, &diag);
   if (warnings != nullptr) {

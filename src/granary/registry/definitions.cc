@@ -1,5 +1,7 @@
 #include "granary/registry/definitions.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace granary {
@@ -35,11 +37,128 @@ std::string_view SourceFormatName(SourceFormat format) {
   return "unknown";
 }
 
+std::string DataSource::Where() const {
+  if (!table.empty()) return "table " + table;
+  if (!query.empty()) return "query";
+  return path;
+}
+
 std::string DataSource::SourceColumnFor(const std::string& name) const {
   for (const auto& [column, mapped] : field_mapping) {
     if (mapped == name) return column;
   }
   return name;
+}
+
+std::vector<Field> FeatureView::Outputs() const {
+  std::vector<Field> out = schema;
+  for (const Aggregation& a : aggregations) {
+    if (a.type) out.push_back(Field{a.name, *a.type, a.description, a.location});
+  }
+  return out;
+}
+
+std::optional<Field> FeatureView::FindOutput(const std::string& feature) const {
+  if (const Field* f = FindFeature(feature)) return *f;
+  const Aggregation* a = FindAggregation(feature);
+  if (a == nullptr || !a->type) return std::nullopt;
+  return Field{a->name, *a->type, a->description, a->location};
+}
+
+const Aggregation* FeatureView::FindAggregation(const std::string& feature) const {
+  for (const Aggregation& a : aggregations) {
+    if (a.name == feature) return &a;
+  }
+  return nullptr;
+}
+
+namespace {
+struct FunctionName {
+  AggregationFunction function;
+  std::string_view name;
+};
+constexpr FunctionName kFunctionNames[] = {
+    {AggregationFunction::kCount, "count"},
+    {AggregationFunction::kSum, "sum"},
+    {AggregationFunction::kMean, "mean"},
+    {AggregationFunction::kMin, "min"},
+    {AggregationFunction::kMax, "max"},
+    {AggregationFunction::kLast, "last"},
+    {AggregationFunction::kFirst, "first"},
+    {AggregationFunction::kStddev, "stddev"},
+    {AggregationFunction::kCountDistinct, "count_distinct"},
+};
+}  // namespace
+
+std::string_view AggregationFunctionName(AggregationFunction function) {
+  for (const auto& f : kFunctionNames) {
+    if (f.function == function) return f.name;
+  }
+  return "unknown";
+}
+
+Result<AggregationFunction> ParseAggregationFunction(std::string_view name) {
+  std::string names;
+  for (const auto& f : kFunctionNames) {
+    if (f.name == name) return f.function;
+    names += (names.empty() ? "" : ", ") + std::string(f.name);
+  }
+  return Status::InvalidArgument("is not an aggregation function ('" + std::string(name) +
+                                 "'); use one of " + names);
+}
+
+bool AggregationNeedsColumn(AggregationFunction function) {
+  return function != AggregationFunction::kCount;
+}
+
+bool AggregationTypeIsFixed(AggregationFunction function) {
+  switch (function) {
+    case AggregationFunction::kCount:
+    case AggregationFunction::kCountDistinct:
+    case AggregationFunction::kMean:
+    case AggregationFunction::kStddev:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Result<ValueType> AggregationOutputType(AggregationFunction function, ValueType column_type) {
+  const ValueType int64 = ValueType::Scalar(ScalarType::kInt64);
+  const ValueType float64 = ValueType::Scalar(ScalarType::kFloat64);
+  const ScalarType s = column_type.scalar;
+  const bool numeric =
+      !column_type.is_list && (s == ScalarType::kInt32 || s == ScalarType::kInt64 ||
+                               s == ScalarType::kFloat32 || s == ScalarType::kFloat64);
+  const bool boolean = !column_type.is_list && s == ScalarType::kBool;
+  auto refuse = [&](std::string_view why) {
+    return Status::InvalidArgument(fmt::format("{} does not apply to a {} column; {}",
+                                               AggregationFunctionName(function),
+                                               column_type.ToString(), why));
+  };
+  switch (function) {
+    case AggregationFunction::kCount:
+    case AggregationFunction::kCountDistinct:
+      if (function == AggregationFunction::kCountDistinct && column_type.is_list)
+        return refuse("count the distinct values of a scalar column");
+      return int64;
+    case AggregationFunction::kMean:
+    case AggregationFunction::kStddev:
+      if (!numeric && !boolean) return refuse("aggregate a numeric or bool column");
+      return float64;
+    case AggregationFunction::kSum:
+      if (!numeric && !boolean) return refuse("sum a numeric or bool column");
+      return s == ScalarType::kFloat32 || s == ScalarType::kFloat64 ? float64 : int64;
+    case AggregationFunction::kMin:
+    case AggregationFunction::kMax:
+      if (column_type.is_list || s == ScalarType::kBytes)
+        return refuse("take the min or max of a scalar column");
+      return column_type;
+    case AggregationFunction::kLast:
+    case AggregationFunction::kFirst:
+      return column_type;
+  }
+  return Status::Internal("unknown aggregation function");
 }
 
 const Field* FeatureView::FindFeature(const std::string& feature) const {

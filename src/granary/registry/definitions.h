@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "granary/common/result.h"
 #include "granary/common/time.h"
 #include "granary/types/value_type.h"
 
@@ -49,8 +50,15 @@ struct DataSource {
   SourceFormat format = SourceFormat::kParquet;
   // type: push: the file or Delta source holding the pushed rows offline; empty otherwise.
   std::string batch_source;
-  // A file, a directory, or a glob; relative paths are relative to the repository root.
+  // Where the data is: exactly one of path, table and query (not for push sources).
+  // A file, a directory, a glob or a Delta table's folder; relative paths are relative to the
+  // repository root.
   std::string path;
+  // A table of the offline engine's catalog ("catalog.schema.name"), or a SQL query whose rows
+  // are the source's. Engines that run SQL read them (Spark); the embedded engine refuses them
+  // with a clear error (OfflineEngine::ValidateSource).
+  std::string table;
+  std::string query;
   std::string timestamp_field;           // required: the event time of each row
   std::string created_timestamp_column;  // optional: when the row was written (tie-breaker)
   std::string date_partition_column;     // optional: a date partition column for pruning
@@ -63,6 +71,8 @@ struct DataSource {
   // The source column that a definition name reads from (inverse of field_mapping).
   std::string SourceColumnFor(const std::string& name) const;
   bool is_push() const { return !batch_source.empty(); }
+  // Where the data is, for messages: the path, "table catalog.schema.name" or "query".
+  std::string Where() const;
 };
 
 struct Field {
@@ -71,6 +81,50 @@ struct Field {
   std::string description;
   SourceLocation location;
 };
+
+// The functions of a window aggregation (docs/AGGREGATIONS.md).
+enum class AggregationFunction {
+  kCount,          // events (with `column`: events whose column is not null); int64
+  kSum,            // int64 for integer and bool columns, float64 for floating ones
+  kMean,           // float64
+  kMin,            // the column's type
+  kMax,            // the column's type
+  kLast,           // the value of the latest event (ties: the last row read); the column's type
+  kFirst,          // the value of the earliest event; the column's type
+  kStddev,         // sample standard deviation (n - 1); float64; null below two values
+  kCountDistinct,  // distinct non-null values; int64 (exact up to a bound, then estimated)
+};
+// "count", "sum", ...
+std::string_view AggregationFunctionName(AggregationFunction function);
+// Parses a function name; InvalidArgument listing the functions otherwise.
+Result<AggregationFunction> ParseAggregationFunction(std::string_view name);
+// Whether the function reads a column (every one but count, for which it is optional).
+bool AggregationNeedsColumn(AggregationFunction function);
+// The output type of `function` over a column of `column_type`; InvalidArgument when the
+// function does not apply to that type (sum of a string). `column_type` is ignored by the
+// functions whose type is fixed (count, mean, stddev, count_distinct).
+Result<ValueType> AggregationOutputType(AggregationFunction function, ValueType column_type);
+// Whether the output type does not depend on the column's type.
+bool AggregationTypeIsFixed(AggregationFunction function);
+
+// One window aggregation of a feature view: for an entity at time t, `function` over the
+// events of that entity with start <= event time <= t, start = t - window rounded down to the
+// view's granularity (docs/AGGREGATIONS.md).
+struct Aggregation {
+  std::string name;  // the feature's name
+  AggregationFunction function = AggregationFunction::kCount;
+  std::string column;  // the aggregated source column (definition name); empty for count(*)
+  std::string where;   // a bool column: only events where it is true count; empty: every event
+  Duration window;     // > 0
+  // The output type: from the function (count: int64...) or the column's type in the source,
+  // filled in by InferAggregationTypes (validator.h) or given in the definitions as `type:`.
+  std::optional<ValueType> type;
+  std::string description;
+  SourceLocation location;
+};
+
+// The granularity of a view with aggregations that does not give one.
+inline constexpr Duration kDefaultGranularity = Duration::Hours(1);
 
 struct FeatureView {
   std::string name;
@@ -81,7 +135,12 @@ struct FeatureView {
   // How long the online store keeps an entity's values after their last write (refreshed on
   // every write); 0 = the online store's key_ttl.
   Duration online_key_ttl;
-  std::vector<Field> schema;  // the features
+  std::vector<Field> schema;  // the plain features: columns of the source, point in time
+  // Window aggregations of the source's events (features beside the schema's).
+  std::vector<Aggregation> aggregations;
+  // The tile size of the aggregations: a window's start is rounded down to it. 0 when the view
+  // has no aggregations.
+  Duration granularity;
   std::string owner;
   std::string description;
   std::map<std::string, std::string> tags;
@@ -92,7 +151,17 @@ struct FeatureView {
   // written by users; neither a plan change nor part of the definitions' fingerprint.
   std::vector<std::string> online_history;
 
+  // The features the view outputs, in order: the schema's fields, then the aggregations (with
+  // their output types; an aggregation whose type is not known yet is left out). Every path that
+  // lists a view's features (training sets, online reads, services, the SDK) uses this.
+  std::vector<Field> Outputs() const;
+  // The output named `feature`, or null.
+  std::optional<Field> FindOutput(const std::string& feature) const;
+  // The schema field named `feature` (a plain feature), or null.
   const Field* FindFeature(const std::string& feature) const;
+  // The aggregation named `feature`, or null.
+  const Aggregation* FindAggregation(const std::string& feature) const;
+  bool has_aggregations() const { return !aggregations.empty(); }
 };
 
 // How many earlier online schemas a view remembers.

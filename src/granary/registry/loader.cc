@@ -85,8 +85,8 @@ void LoadDataSource(const std::string& file, const YAML::Node& node, Definitions
     auto batch = s.String("batch_source", true);
     ok = ok && batch.has_value();
     source.batch_source = batch.value_or("");
-    for (const char* key : {"path", "format", "timestamp_field", "created_timestamp_column",
-                            "date_partition_column", "field_mapping"}) {
+    for (const char* key : {"path", "table", "query", "format", "timestamp_field",
+                            "created_timestamp_column", "date_partition_column", "field_mapping"}) {
       if (s.Node(key, false).IsDefined()) {
         s.Error(key,
                 "is not allowed here: a push source takes it from its batch_source; set it "
@@ -100,9 +100,22 @@ void LoadDataSource(const std::string& file, const YAML::Node& node, Definitions
     if (ok) out->data_sources.push_back(std::move(source));
     return;
   }
-  auto path = s.String("path", true);
-  ok = ok && path.has_value();
-  source.path = path.value_or("");
+  // Exactly one of path, table and query says where the data is; which forms the offline engine
+  // can read is its own check (OfflineEngine::ValidateSource, at apply).
+  source.path = s.String("path", false).value_or("");
+  source.table = s.String("table", false).value_or("");
+  source.query = s.String("query", false).value_or("");
+  const int forms = !source.path.empty() + !source.table.empty() + !source.query.empty();
+  if (forms == 0) {
+    s.Error("path",
+            "is required: say where the data is with path (files, a folder or a Delta table), "
+            "table (a catalog table, e.g. main.parking.payments) or query (SQL)");
+    ok = false;
+  } else if (forms > 1) {
+    s.Error(!source.table.empty() ? "table" : "query",
+            "give only one of path, table and query: they each say where the data is");
+    ok = false;
+  }
   auto format = s.String("format", false);
   if (type == "delta") {
     source.format = SourceFormat::kDelta;
@@ -145,6 +158,62 @@ void LoadDataSource(const std::string& file, const YAML::Node& node, Definitions
   if (ok) out->data_sources.push_back(std::move(source));
 }
 
+// Reads `aggregations:` of a feature view, leaving out (and reporting) unusable items.
+void LoadAggregations(const std::string& file, const std::string& what, const YAML::Node& list,
+                      YamlMap* view_map, FeatureView* view, Diagnostics* diag) {
+  if (!list.IsSequence() || list.size() == 0) {
+    view_map->Error("aggregations",
+                    "must be a non-empty list such as {name: spend_30d, function: sum, column: "
+                    "amount, window: 30d}");
+    return;
+  }
+  for (const auto& item : list) {
+    YamlMap am(item, file, what + " aggregation", diag);
+    if (!am.valid()) continue;
+    auto name = am.String("name", true);
+    YamlMap a(item, file, fmt::format("{}: aggregation '{}'", what, name.value_or("?")), diag);
+    a.Node("name", false);
+    Aggregation agg;
+    agg.name = name.value_or("");
+    agg.location = a.location();
+    bool item_ok = name.has_value();
+    if (auto function = a.String("function", true)) {
+      auto f = ParseAggregationFunction(*function);
+      if (f.ok())
+        agg.function = *f;
+      else
+        a.Error("function", f.status().message());
+      item_ok = item_ok && f.ok();
+    } else {
+      item_ok = false;
+    }
+    agg.column = a.String("column", false).value_or("");
+    agg.where = a.String("where", false).value_or("");
+    if (auto window = a.String("window", true)) {
+      auto d = ParseDuration(*window);
+      if (!d.ok())
+        a.Error("window", d.status().message());
+      else if (d->micros <= 0)
+        a.Error("window", "must be positive, e.g. 30d");
+      else
+        agg.window = *d;
+    }
+    if (auto type = a.String("type", false)) {
+      auto vt = ValueType::Parse(*type);
+      if (vt.ok())
+        agg.type = *vt;
+      else
+        a.Error("type", vt.status().message());
+    }
+    agg.description = a.String("description", false).value_or("");
+    a.CheckUnknownKeys();
+    if (item_ok && AggregationTypeIsFixed(agg.function) && !agg.type) {
+      agg.type = *AggregationOutputType(agg.function, ValueType::Scalar(ScalarType::kInt64));
+    }
+    if (item_ok) view->aggregations.push_back(std::move(agg));
+  }
+}
+
 void LoadFeatureView(const std::string& file, const YAML::Node& node, Definitions* out,
                      Diagnostics* diag) {
   YamlMap m(node, file, "feature view", diag);
@@ -181,12 +250,33 @@ void LoadFeatureView(const std::string& file, const YAML::Node& node, Definition
   }
   // Written by the registry (serialize.h), read back from it.
   view.online_history = v.StringList("online_history", false);
-  YAML::Node schema = v.Node("schema", true);
+  YAML::Node aggregations = v.Node("aggregations", false);
+  const bool has_aggregations = aggregations.IsDefined() && !aggregations.IsNull();
+  // A bad aggregation is reported and left out, but the view is kept, so that its other
+  // aggregations are validated and references to it do not fail too.
+  if (has_aggregations) LoadAggregations(file, what, aggregations, &v, &view, diag);
+  if (auto g = v.String("granularity", false)) {
+    auto d = ParseDuration(*g);
+    if (!d.ok()) {
+      v.Error("granularity", d.status().message());
+    } else if (d->micros <= 0) {
+      v.Error("granularity", "must be positive, e.g. 1h");
+    } else if (!has_aggregations) {
+      v.Error("granularity", "is the tile size of aggregations; this view has none, remove it");
+    } else {
+      view.granularity = *d;
+    }
+  } else if (has_aggregations) {
+    view.granularity = kDefaultGranularity;
+  }
+  YAML::Node schema = v.Node("schema", !has_aggregations);
   if (schema.IsDefined() && !schema.IsNull() && !schema.IsSequence()) {
     v.Error("schema", "must be a list of fields such as {name: tenure_days, type: int64}");
     ok = false;
+  } else if (!schema.IsDefined() || schema.IsNull()) {
+    ok = ok && has_aggregations;
   } else if (schema.IsSequence()) {
-    if (schema.size() == 0) {
+    if (schema.size() == 0 && !has_aggregations) {
       v.Error("schema", "must list at least one feature");
       ok = false;
     }
@@ -215,8 +305,6 @@ void LoadFeatureView(const std::string& file, const YAML::Node& node, Definition
       ok = ok && fname && type;
       view.schema.push_back(std::move(field));
     }
-  } else {
-    ok = false;
   }
   view.owner = v.String("owner", false).value_or("");
   view.description = v.String("description", false).value_or("");

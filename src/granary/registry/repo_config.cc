@@ -169,7 +169,11 @@ Result<RepoConfig> LoadRepoConfig(const std::filesystem::path& root, const EnvLo
     YamlMap m(offline, file, "offline_store", &diag);
     if (auto type = m.String("type", true)) {
       config.offline_store.type = *type;
-      if (*type != "file") m.Error("type", fmt::format("'{}' is not supported; use file", *type));
+      if (*type != "file" && *type != "spark") {
+        m.Error("type", fmt::format("'{}' is not an offline store; use file (the embedded engine) "
+                                    "or spark",
+                                    *type));
+      }
     }
     m.CheckUnknownKeys();
   }

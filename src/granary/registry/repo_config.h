@@ -25,7 +25,9 @@ struct OnlineStoreConfig {
 };
 
 struct OfflineStoreConfig {
-  std::string type = "file";  // file: the embedded engine over Parquet, CSV and Delta Lake
+  // file: the embedded engine over Parquet, CSV and Delta Lake; spark: Apache Spark through
+  // Spark Connect. Built by OpenOfflineEngine (offline/engine_factory.h).
+  std::string type = "file";
 };
 
 struct RepoConfig {

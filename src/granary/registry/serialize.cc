@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "granary/common/hash.h"
+#include "granary/registry/document.h"
 #include "granary/registry/loader.h"
 
 namespace granary {
@@ -21,42 +22,33 @@ YAML::Node Flow(YAML::Node node) {
   return node;
 }
 
-YAML::Node ListNode(const std::vector<std::string>& items) {
-  YAML::Node n(YAML::NodeType::Sequence);
-  for (const auto& s : items) n.push_back(s);
-  return Flow(n);
+YAML::Node ToYaml(const DefinitionNode& node) {
+  switch (node.kind) {
+    case DefinitionNode::Kind::kString:
+      return YAML::Node(node.text);
+    case DefinitionNode::Kind::kBool:
+      return YAML::Node(node.flag);
+    case DefinitionNode::Kind::kDuration:
+      return YAML::Node(node.duration.is_zero() ? std::string("0") : FormatDuration(node.duration));
+    case DefinitionNode::Kind::kList: {
+      YAML::Node n(YAML::NodeType::Sequence);
+      for (const auto& item : node.items) n.push_back(ToYaml(item));
+      return node.flow ? Flow(n) : n;
+    }
+    case DefinitionNode::Kind::kMap: {
+      YAML::Node n(YAML::NodeType::Map);
+      for (const auto& [key, value] : node.fields) n[key] = ToYaml(value);
+      return node.flow ? Flow(n) : n;
+    }
+  }
+  return YAML::Node();
 }
 
-YAML::Node MapNode(const std::map<std::string, std::string>& items) {
-  YAML::Node n(YAML::NodeType::Map);
-  for (const auto& [k, v] : items) n[k] = v;
-  return Flow(n);
+ObjectFields FieldsOfDocument(const DefinitionNode& doc) {
+  ObjectFields fields;
+  for (const auto& [key, value] : doc.fields) fields.emplace_back(key, Emit(ToYaml(value)));
+  return fields;
 }
-
-class FieldWriter {
- public:
-  void Add(const std::string& key, const YAML::Node& value) {
-    fields_.emplace_back(key, Emit(value));
-  }
-  void Add(const std::string& key, const std::string& value) { Add(key, YAML::Node(value)); }
-  void AddIfSet(const std::string& key, const std::string& value) {
-    if (!value.empty()) Add(key, value);
-  }
-  void AddIfSet(const std::string& key, const std::map<std::string, std::string>& value) {
-    if (!value.empty()) Add(key, MapNode(value));
-  }
-  // The keys every kind may end with.
-  void AddDocumentation(const std::string& owner, const std::string& description,
-                        const std::map<std::string, std::string>& tags) {
-    AddIfSet("owner", owner);
-    AddIfSet("description", description);
-    AddIfSet("tags", tags);
-  }
-  ObjectFields Take() { return std::move(fields_); }
-
- private:
-  ObjectFields fields_;
-};
 
 YAML::Node ParseFields(const ObjectFields& fields) {
   YAML::Node n(YAML::NodeType::Map);
@@ -66,79 +58,10 @@ YAML::Node ParseFields(const ObjectFields& fields) {
 
 }  // namespace
 
-ObjectFields FieldsOf(const Entity& e) {
-  FieldWriter w;
-  w.Add("name", e.name);
-  w.Add("join_keys", ListNode(e.join_keys));
-  std::vector<std::string> types;
-  for (const ValueType& t : e.join_key_types) types.push_back(t.ToString());
-  if (types.size() == 1)
-    w.Add("value_type", types[0]);
-  else
-    w.Add("value_type", ListNode(types));
-  w.AddDocumentation("", e.description, e.tags);
-  return w.Take();
-}
-
-ObjectFields FieldsOf(const DataSource& s) {
-  FieldWriter w;
-  w.Add("name", s.name);
-  if (s.is_push()) {
-    w.Add("type", "push");
-    w.Add("batch_source", s.batch_source);
-    w.AddDocumentation("", s.description, s.tags);
-    return w.Take();
-  }
-  w.Add("type", s.format == SourceFormat::kDelta ? "delta" : "file");
-  if (s.format != SourceFormat::kDelta) w.Add("format", std::string(SourceFormatName(s.format)));
-  w.Add("path", s.path);
-  w.Add("timestamp_field", s.timestamp_field);
-  w.AddIfSet("created_timestamp_column", s.created_timestamp_column);
-  w.AddIfSet("date_partition_column", s.date_partition_column);
-  w.AddIfSet("field_mapping", s.field_mapping);
-  w.AddDocumentation("", s.description, s.tags);
-  return w.Take();
-}
-
-ObjectFields FieldsOf(const FeatureView& v) {
-  FieldWriter w;
-  w.Add("name", v.name);
-  w.Add("entities", ListNode(v.entities));
-  w.Add("source", v.source);
-  w.Add("ttl", v.ttl.is_zero() ? std::string("0") : FormatDuration(v.ttl));
-  w.Add("online", YAML::Node(v.online));
-  if (!v.online_key_ttl.is_zero()) w.Add("online_key_ttl", FormatDuration(v.online_key_ttl));
-  YAML::Node schema(YAML::NodeType::Sequence);
-  for (const Field& f : v.schema) {
-    YAML::Node field(YAML::NodeType::Map);
-    field["name"] = f.name;
-    field["type"] = f.type.ToString();
-    if (!f.description.empty()) field["description"] = f.description;
-    schema.push_back(Flow(field));
-  }
-  w.Add("schema", schema);
-  w.AddDocumentation(v.owner, v.description, v.tags);
-  return w.Take();
-}
-
-ObjectFields FieldsOf(const FeatureService& s) {
-  FieldWriter w;
-  w.Add("name", s.name);
-  YAML::Node features(YAML::NodeType::Sequence);
-  for (const FeatureProjection& p : s.projections) {
-    if (p.features.empty()) {
-      features.push_back(p.view);
-    } else {
-      YAML::Node proj(YAML::NodeType::Map);
-      proj["view"] = p.view;
-      proj["features"] = ListNode(p.features);
-      features.push_back(Flow(proj));
-    }
-  }
-  w.Add("features", features);
-  w.AddDocumentation(s.owner, s.description, s.tags);
-  return w.Take();
-}
+ObjectFields FieldsOf(const Entity& e) { return FieldsOfDocument(DocumentOf(e)); }
+ObjectFields FieldsOf(const DataSource& s) { return FieldsOfDocument(DocumentOf(s)); }
+ObjectFields FieldsOf(const FeatureView& v) { return FieldsOfDocument(DocumentOf(v)); }
+ObjectFields FieldsOf(const FeatureService& s) { return FieldsOfDocument(DocumentOf(s)); }
 
 std::string ObjectToYaml(const ObjectFields& fields) { return Emit(ParseFields(fields)); }
 

@@ -1,4 +1,5 @@
-// The canonical YAML form of definitions: sorted by name, keys in a fixed order, no locations.
+// The canonical YAML form of definitions: sorted by name, keys in a fixed order, no locations;
+// printed from the neutral tree of document.h, as the other serializations are.
 // It is what the registry stores, what `describe` prints, and what fingerprints are taken of, so
 // two repositories that define the same things have the same text. Thread-safe.
 #pragma once

@@ -52,7 +52,10 @@ std::vector<std::string> NamesOf(const std::vector<T>& items) {
 
 std::vector<std::string> FeatureNames(const FeatureView& view) {
   std::vector<std::string> names;
-  for (const Field& f : view.schema) names.push_back(f.name);
+  for (const Field& f : view.Outputs()) names.push_back(f.name);
+  for (const Aggregation& a : view.aggregations) {
+    if (!a.type) names.push_back(a.name);  // an output once its type is known
+  }
   return names;
 }
 
@@ -76,7 +79,7 @@ void CheckViewAgainstSchema(const Definitions& defs, const FeatureView& view,
     std::string col = source.SourceColumnFor(name);
     diag->Error(where, fmt::format("{}: {} '{}' has no column '{}' in data source '{}' ({}){}; "
                                    "the columns are: {}",
-                                   what, role, name, col, source.name, source.path,
+                                   what, role, name, col, source.name, source.Where(),
                                    DidYouMean(col, columns), Join(columns, ", ")));
   };
   for (const std::string& entity_name : view.entities) {
@@ -113,6 +116,55 @@ void CheckViewAgainstSchema(const Definitions& defs, const FeatureView& view,
   }
 }
 
+// The aggregations' columns: present, `where` a bool column, the type fitting the function.
+void CheckAggregationsAgainstSchema(const FeatureView& view, const DataSource& source,
+                                    const InspectedSchema& inspected, Diagnostics* diag) {
+  const arrow::Schema& schema = *inspected.schema;
+  std::vector<std::string> columns = schema.field_names();
+  for (const Aggregation& a : view.aggregations) {
+    const std::string what = fmt::format("feature view '{}': aggregation '{}'", view.name, a.name);
+    auto check = [&](const std::string& role,
+                     const std::string& name) -> std::shared_ptr<arrow::Field> {
+      if (name.empty()) return nullptr;
+      const std::string col = source.SourceColumnFor(name);
+      auto field = schema.GetFieldByName(col);
+      if (field == nullptr) {
+        diag->Error(a.location,
+                    fmt::format("{}: {} '{}' is not a column of data source '{}' ({}){}; the "
+                                "columns are: {}",
+                                what, role, col, source.name, source.path, DidYouMean(col, columns),
+                                Join(columns, ", ")));
+      }
+      return field;
+    };
+    auto column = check("column", a.column);
+    auto where = check("where", a.where);
+    if (!inspected.typed) continue;
+    if (where != nullptr && where->type()->id() != arrow::Type::BOOL) {
+      diag->Error(a.location, fmt::format("{}: where '{}' is {}, not bool; name a bool column "
+                                          "(only events where it is true count)",
+                                          what, a.where, where->type()->ToString()));
+    }
+    if (column == nullptr) continue;
+    auto type = FromArrowType(*column->type());
+    if (!type.ok()) {
+      diag->Error(a.location,
+                  fmt::format("{}: column '{}': {}", what, a.column, type.status().message()));
+      continue;
+    }
+    auto output = AggregationOutputType(a.function, *type);
+    if (!output.ok()) {
+      diag->Error(a.location, fmt::format("{}: {}", what, output.status().message()));
+    } else if (a.type && *a.type != *output) {
+      diag->Error(a.location,
+                  fmt::format("{}: type is {} but {} of the {} column '{}' is {}; "
+                              "change type to {} or leave it out",
+                              what, a.type->ToString(), AggregationFunctionName(a.function),
+                              type->ToString(), a.column, output->ToString(), output->ToString()));
+    }
+  }
+}
+
 void CheckSourceColumns(const DataSource& source, const InspectedSchema& inspected,
                         Diagnostics* diag) {
   const arrow::Schema& schema = *inspected.schema;
@@ -132,12 +184,68 @@ void CheckSourceColumns(const DataSource& source, const InspectedSchema& inspect
       diag->Error(
           source.location,
           fmt::format("{}: {} '{}' is not a column of {}{}; the columns are: {}", what, t.key, col,
-                      source.path, DidYouMean(col, columns), Join(columns, ", ")));
+                      source.Where(), DidYouMean(col, columns), Join(columns, ", ")));
     } else if (inspected.typed && !IsTimestampColumn(*field->type())) {
       diag->Error(source.location,
                   fmt::format("{}: {} '{}' is {}, not a timestamp; point it at a timestamp column",
                               what, t.key, col, field->type()->ToString()));
     }
+  }
+}
+
+// What the definitions alone say about a view's aggregations (the source's columns are checked
+// by CheckAggregationsAgainstSchema).
+void CheckAggregations(const FeatureView& v, const std::set<std::string>& join_keys,
+                       const std::map<std::string, const Field*>& fields, Diagnostics* diag) {
+  std::map<std::string, SourceLocation> names;
+  for (const Aggregation& a : v.aggregations) {
+    const std::string what = fmt::format("feature view '{}': aggregation '{}'", v.name, a.name);
+    if (!IsName(a.name)) {
+      diag->Error(a.location, what + ": the name must be letters, digits and single underscores");
+    }
+    auto field = fields.find(a.name);
+    if (field != fields.end()) {
+      diag->Error(a.location, fmt::format("{}: a schema field has this name too (at {}); rename "
+                                          "one of them",
+                                          what, field->second->location.ToString()));
+    }
+    auto [it, inserted] = names.emplace(a.name, a.location);
+    if (!inserted) {
+      diag->Error(a.location, fmt::format("{}: listed twice (also at {}); rename one", what,
+                                          it->second.ToString()));
+    }
+    if (join_keys.count(a.name)) {
+      diag->Error(a.location, fmt::format("{}: the name of a join key of the view's entities; "
+                                          "rename it",
+                                          what));
+    }
+    if (AggregationNeedsColumn(a.function) && a.column.empty()) {
+      diag->Error(a.location, fmt::format("{}: {} needs a column; add column: <source column>",
+                                          what, AggregationFunctionName(a.function)));
+    }
+    if (a.window.micros <= 0) continue;  // reported by the loader
+    if (v.granularity.micros > a.window.micros) {
+      diag->Error(a.location,
+                  fmt::format("{}: window {} is shorter than the view's granularity "
+                              "{}; set granularity: to at most {} (e.g. {})",
+                              what, FormatDuration(a.window), FormatDuration(v.granularity),
+                              FormatDuration(a.window), FormatDuration(a.window)));
+    }
+    if (!a.type && !a.column.empty()) {
+      diag->Error(a.location,
+                  fmt::format("{}: the type of {} depends on column '{}', whose type could not "
+                              "be read (the source has no data yet, or the column is missing or "
+                              "does not fit); add type: (e.g. float64), or apply once the data "
+                              "exists",
+                              what, AggregationFunctionName(a.function), a.column));
+    }
+  }
+  if (!v.aggregations.empty() && v.granularity.micros > 0 &&
+      Duration::Days(1).micros % v.granularity.micros != 0 &&
+      v.granularity.micros % Duration::Days(1).micros != 0) {
+    diag->Error(v.location, fmt::format("feature view '{}': granularity {} does not divide a day; "
+                                        "use 1m, 5m, 15m, 1h, 1d or a whole number of days",
+                                        v.name, FormatDuration(v.granularity)));
   }
 }
 
@@ -176,6 +284,30 @@ void CheckPushSourceColumns(const Definitions& defs, Diagnostics* diag) {
 }
 
 }  // namespace
+
+void InferAggregationTypes(Definitions* defs, SourceInspector* inspector) {
+  if (inspector == nullptr) return;
+  for (FeatureView& v : defs->feature_views) {
+    bool missing = false;
+    for (const Aggregation& a : v.aggregations) missing = missing || (!a.type && !a.column.empty());
+    if (!missing) continue;
+    const DataSource* source = defs->FindOfflineSource(v.source);
+    if (source == nullptr) continue;
+    auto inspected = inspector->Inspect(*source);
+    // Unreadable or absent data is reported by ValidateDefinitions.
+    if (!inspected.ok() || !inspected->has_value() || !(*inspected)->typed) continue;
+    const arrow::Schema& schema = *(*inspected)->schema;
+    for (Aggregation& a : v.aggregations) {
+      if (a.type || a.column.empty()) continue;
+      auto field = schema.GetFieldByName(source->SourceColumnFor(a.column));
+      if (field == nullptr) continue;
+      auto type = FromArrowType(*field->type());
+      if (!type.ok()) continue;
+      auto output = AggregationOutputType(a.function, *type);
+      if (output.ok()) a.type = *output;
+    }
+  }
+}
 
 void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Diagnostics* diag) {
   CheckUnique(ObjectKind::kEntity, defs.entities, diag);
@@ -268,6 +400,7 @@ void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Di
                                             what, f.name));
       }
     }
+    CheckAggregations(v, join_keys, features, diag);
   }
 
   CheckPushSourceColumns(defs, diag);
@@ -292,7 +425,7 @@ void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Di
       }
       std::set<std::string> listed;
       for (const std::string& feature : p.features) {
-        if (view->FindFeature(feature) == nullptr) {
+        if (view->FindFeature(feature) == nullptr && view->FindAggregation(feature) == nullptr) {
           auto names = FeatureNames(*view);
           diag->Error(p.location, fmt::format("{}: feature view '{}' has no feature '{}'{} "
                                               "(its features: {})",
@@ -326,6 +459,7 @@ void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Di
     for (const FeatureView& v : defs.feature_views) {
       if (defs.FindOfflineSource(v.source) == &source) {
         CheckViewAgainstSchema(defs, v, source, **inspected, diag);
+        CheckAggregationsAgainstSchema(v, source, **inspected, diag);
       }
     }
   }

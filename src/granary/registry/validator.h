@@ -33,6 +33,12 @@ class SourceInspector {
   virtual Result<std::optional<InspectedSchema>> Inspect(const DataSource& source) = 0;
 };
 
+// Fills in the output type of every aggregation whose type depends on its column (sum, min, max,
+// first, last) and is not given, from the column's type in the source's data. Aggregations whose
+// source has no data (or an untyped one: CSV) keep no type; ValidateDefinitions then asks for an
+// explicit `type:`. Runs before ValidateDefinitions.
+void InferAggregationTypes(Definitions* defs, SourceInspector* inspector);
+
 // Checks `defs` and reports every problem to `diag`. With an inspector, sources are checked against
 // their data too.
 void ValidateDefinitions(const Definitions& defs, SourceInspector* inspector, Diagnostics* diag);

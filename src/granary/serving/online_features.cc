@@ -220,18 +220,18 @@ Result<std::unique_ptr<OnlineFeaturesService>> OnlineFeaturesService::Make(
       service->join_key_types_.emplace(e.join_keys[i], e.join_key_types[i]);
     }
   }
-  std::unordered_map<std::string, int> short_names;
-  for (const auto& [name, layout] : service->layouts_) {
-    for (const auto& f : layout->features()) ++short_names[f.name];
-  }
+  service->resolver_ =
+      std::make_unique<FeatureResolver>(*definitions, FeatureResolver::Scope::kOnline);
+  service->slots_.resize(service->resolver_->num_features());
   for (const auto& [name, layout] : service->layouts_) {
     for (size_t f = 0; f < layout->features().size(); ++f) {
-      const std::string& feature = layout->features()[f].name;
-      FeatureEntry entry{layout, static_cast<int>(f), feature, name + "__" + feature};
-      entry.id = static_cast<uint32_t>(service->features_.size());
-      entry.short_name_shared = short_names[feature] > 1;
-      entry.short_name_is_join_key = service->join_key_types_.count(feature) > 0;
-      service->features_.emplace(name + ":" + feature, std::move(entry));
+      const ResolvedFeatureEntry* entry =
+          service->resolver_->Find(name + ":" + layout->features()[f].name);
+      if (entry == nullptr) {
+        return Status::Internal(fmt::format("online feature {}:{} is not an output of its view",
+                                            name, layout->features()[f].name));
+      }
+      service->slots_[entry->id] = OnlineSlot{layout, static_cast<int>(f)};
     }
   }
   service->definitions_ = std::move(definitions);
@@ -291,109 +291,36 @@ Status OnlineFeaturesService::ConvertEntities(const OnlineFeaturesRequest& reque
   return Status::OK();
 }
 
-Status OnlineFeaturesService::UnknownFeature(std::string_view text) const {
-  auto ref = FeatureRef::Parse(text);
-  if (!ref.ok()) return Status::InvalidArgument("features: " + ref.status().message());
-  auto layout = layouts_.find(ref->view);
-  if (layout == layouts_.end()) {
-    if (definitions_->FindFeatureView(ref->view) != nullptr) {
-      return Status::InvalidArgument(fmt::format(
-          "feature view '{}' is not online (online: false); set online: true and materialize "
-          "it, or read it offline",
-          ref->view));
-    }
-    std::vector<std::string> online_views;
-    for (const auto& [name, l] : layouts_) online_views.push_back(name);
-    return Status::InvalidArgument(fmt::format("unknown feature view '{}' in '{}'{}", ref->view,
-                                               text, DidYouMean(ref->view, online_views)));
-  }
-  std::vector<std::string> names;
-  for (const auto& f : layout->second->features()) names.push_back(f.name);
-  return Status::InvalidArgument(fmt::format("feature view '{}' has no feature '{}'{}", ref->view,
-                                             ref->feature, DidYouMean(ref->feature, names)));
-}
-
 Result<ResolvedOnlineRequest> OnlineFeaturesService::Resolve(
     const OnlineFeaturesRequest& request) const {
-  // The features, in requested order, as "view:feature" references.
-  if (!request.features.empty() && !request.feature_service.empty()) {
-    return Status::InvalidArgument(
-        "the request gives both features and feature_service; give one of them");
-  }
-  std::vector<std::string> service_refs;
-  std::vector<std::string_view> refs;
-  if (!request.feature_service.empty()) {
-    const FeatureService* service = definitions_->FindFeatureService(request.feature_service);
-    if (service == nullptr) {
-      std::vector<std::string> names;
-      for (const auto& s : definitions_->feature_services) names.push_back(s.name);
-      return Status::InvalidArgument(fmt::format("unknown feature service '{}'{}",
-                                                 request.feature_service,
-                                                 DidYouMean(request.feature_service, names)));
-    }
-    for (const FeatureProjection& p : service->projections) {
-      const FeatureView* view = definitions_->FindFeatureView(p.view);
-      if (p.features.empty() && view != nullptr) {
-        for (const Field& f : view->schema) service_refs.push_back(p.view + ":" + f.name);
-      } else if (p.features.empty()) {
-        service_refs.push_back(p.view + ":?");  // reported below
-      }
-      for (const std::string& f : p.features) service_refs.push_back(p.view + ":" + f);
-    }
-    refs.assign(service_refs.begin(), service_refs.end());
-  } else {
-    refs.assign(request.features.begin(), request.features.end());
-  }
-  if (refs.empty()) {
-    return Status::InvalidArgument(
-        "the request names no features; give \"features\": [\"view:feature\", ...] or "
-        "\"feature_service\": \"name\"");
-  }
-
   ResolvedOnlineRequest out;
   out.read.allow_partial = request.partial;
   out.include_view_metadata = request.include_view_metadata;
+  FeatureRequest features;
+  features.features = request.features;
+  features.feature_service = request.feature_service;
+  features.full_feature_names = request.full_feature_names;
+  for (const EntityColumn& column : request.entities)
+    features.entity_columns.push_back(column.name);
+  // The features first (the same rules as training sets: registry/feature_resolver.h), then the
+  // entities.
+  GRANARY_ASSIGN_OR_RAISE(FeatureResolution resolution, resolver_->Resolve(features));
   GRANARY_RETURN_NOT_OK(ConvertEntities(request, &out));
-  out.columns.reserve(refs.size());
-  // Output names must be unique: a feature requested twice, or two features of one name
-  // without full names (only possible for names that several views use), or a feature named as
-  // a join key of the request.
-  std::vector<uint8_t> seen(features_.size(), 0);
-  std::vector<size_t> shared_names;
-  for (size_t i = 0; i < refs.size(); ++i) {
-    auto entry = features_.find(refs[i]);
-    if (entry == features_.end()) return UnknownFeature(refs[i]);
-    const FeatureEntry& e = entry->second;
-    if (seen[e.id]++) {
-      return Status::InvalidArgument(fmt::format("feature '{}' is requested twice", refs[i]));
-    }
-    if (!request.full_feature_names && e.short_name_shared) shared_names.push_back(i);
-    if (!request.full_feature_names && e.short_name_is_join_key) {
-      for (const EntityColumn& column : out.entities) {
-        if (column.name == e.short_name) {
-          return Status::InvalidArgument(fmt::format(
-              "feature '{}' has the name of the join key '{}'; set full_feature_names to true",
-              refs[i], column.name));
-        }
-      }
+  out.columns.reserve(resolution.features.size());
+  for (const FeatureResolution::Feature& f : resolution.features) {
+    const OnlineSlot& at = slots_[f.entry->id];
+    if (at.index < 0) {
+      return Status::InvalidArgument(fmt::format(
+          "feature '{}' is a window aggregation, which is computed offline only in this version; "
+          "read it with get-historical-features (docs/AGGREGATIONS.md)",
+          f.entry->ref));
     }
     uint32_t slot = 0;
-    while (slot < out.read.views.size() && out.read.views[slot].view != e.view) ++slot;
-    if (slot == out.read.views.size()) out.read.views.push_back(ViewRead{e.view, {}, nullptr});
+    while (slot < out.read.views.size() && out.read.views[slot].view != at.layout) ++slot;
+    if (slot == out.read.views.size()) out.read.views.push_back(ViewRead{at.layout, {}, nullptr});
     ViewRead& read = out.read.views[slot];
-    out.columns.push_back({request.full_feature_names ? e.full_name : e.short_name, slot,
-                           static_cast<uint32_t>(read.features.size())});
-    read.features.push_back(e.index);
-  }
-  for (size_t a = 0; a < shared_names.size(); ++a) {
-    for (size_t b = a + 1; b < shared_names.size(); ++b) {
-      const auto& name = out.columns[shared_names[a]].name;
-      if (name == out.columns[shared_names[b]].name) {
-        return Status::InvalidArgument(fmt::format(
-            "features '{}' and '{}' would both be named '{}'; set full_feature_names to true",
-            refs[shared_names[a]], refs[shared_names[b]], name));
-      }
-    }
+    out.columns.push_back({f.output_name, slot, static_cast<uint32_t>(read.features.size())});
+    read.features.push_back(at.index);
   }
 
   // One key column per set of join keys, shared by the views keyed by it.

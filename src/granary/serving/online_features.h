@@ -26,6 +26,7 @@
 #include "granary/common/result.h"
 #include "granary/online/online_store.h"
 #include "granary/registry/definitions.h"
+#include "granary/registry/feature_resolver.h"
 
 namespace granary {
 
@@ -106,27 +107,18 @@ class OnlineFeaturesService {
     ValueType type;
   };
   Status ConvertEntities(const OnlineFeaturesRequest& request, ResolvedOnlineRequest* out) const;
-  // The error for a reference that names no online feature.
-  Status UnknownFeature(std::string_view text) const;
-
-  // One online feature, found by its "view:feature" reference.
-  struct FeatureEntry {
-    std::shared_ptr<const ViewLayout> view;
-    int index = 0;  // in view->features()
-    std::string short_name, full_name;
-    uint32_t id = 0;                 // dense, for per-request bookkeeping
-    bool short_name_shared = false;  // another online view has a feature of this name
-    bool short_name_is_join_key = false;
-  };
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  // Where an online feature (a FeatureResolver entry, by id) is read: its view's layout and the
+  // feature's index there; index -1 for outputs the store does not hold (aggregations).
+  struct OnlineSlot {
+    std::shared_ptr<const ViewLayout> layout;
+    int index = -1;
   };
 
   std::shared_ptr<const Definitions> definitions_;
   OnlineStore* store_ = nullptr;
   ViewLayouts layouts_;
-  std::unordered_map<std::string, FeatureEntry, StringHash, std::equal_to<>> features_;
+  std::unique_ptr<FeatureResolver> resolver_;                  // borrows *definitions_
+  std::vector<OnlineSlot> slots_;                              // by ResolvedFeatureEntry::id
   std::unordered_map<std::string, ValueType> join_key_types_;  // every entity's join keys
 };
 

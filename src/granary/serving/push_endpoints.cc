@@ -19,7 +19,7 @@ PushContext MakePushContext(ServingContext& ctx, const ServingSnapshot& snapshot
   pc.definitions = &snapshot.definitions();
   pc.layouts = &snapshot.online->layouts();
   pc.store = ctx.store;
-  pc.repo_root = ctx.options.repo_root;
+  pc.engine = ctx.offline.get();
   pc.clock = ctx.options.clock;
   pc.log = ctx.push_log.get();
   pc.max_clock_skew = ctx.options.push_max_clock_skew;

@@ -3,34 +3,13 @@
 #include <algorithm>
 
 #include "granary/common/json.h"
+#include "granary/registry/document.h"
 
 namespace granary {
 namespace {
 
 void Str(JsonWriter& w, std::string_view s) { w.String(s.data(), s.size()); }
 void Key(JsonWriter& w, std::string_view k) { w.Key(k.data(), k.size()); }
-void StrIfSet(JsonWriter& w, std::string_view key, const std::string& value) {
-  if (value.empty()) return;
-  Key(w, key);
-  Str(w, value);
-}
-void List(JsonWriter& w, std::string_view key, const std::vector<std::string>& items) {
-  Key(w, key);
-  w.StartArray();
-  for (const auto& s : items) Str(w, s);
-  w.EndArray();
-}
-void MapIfSet(JsonWriter& w, std::string_view key, const std::map<std::string, std::string>& m) {
-  if (m.empty()) return;
-  Key(w, key);
-  w.StartObject();
-  for (const auto& [k, v] : m) {
-    Key(w, k);
-    Str(w, v);
-  }
-  w.EndObject();
-}
-std::string DurationText(Duration d) { return d.is_zero() ? "0" : FormatDuration(d); }
 
 template <typename T>
 std::vector<const T*> Sorted(const std::vector<T>& items) {
@@ -55,111 +34,17 @@ std::string RegistryJson(const RegistryVersionInfo& info, const Definitions& def
   Key(w, "fingerprint");
   Str(w, info.fingerprint);
 
-  Key(w, "entities");
-  w.StartArray();
-  for (const Entity* e : Sorted(defs.entities)) {
-    w.StartObject();
-    Key(w, "name");
-    Str(w, e->name);
-    List(w, "join_keys", e->join_keys);
-    std::vector<std::string> types;
-    for (const ValueType& t : e->join_key_types) types.push_back(t.ToString());
-    List(w, "value_types", types);
-    StrIfSet(w, "description", e->description);
-    MapIfSet(w, "tags", e->tags);
-    w.EndObject();
-  }
-  w.EndArray();
-
-  Key(w, "data_sources");
-  w.StartArray();
-  for (const DataSource* s : Sorted(defs.data_sources)) {
-    w.StartObject();
-    Key(w, "name");
-    Str(w, s->name);
-    Key(w, "type");
-    if (s->is_push()) {
-      Str(w, "push");
-      Key(w, "batch_source");
-      Str(w, s->batch_source);
-    } else {
-      Str(w, s->format == SourceFormat::kDelta ? "delta" : "file");
-      if (s->format != SourceFormat::kDelta) {
-        Key(w, "format");
-        Str(w, SourceFormatName(s->format));
-      }
-      Key(w, "path");
-      Str(w, s->path);
-      Key(w, "timestamp_field");
-      Str(w, s->timestamp_field);
-      StrIfSet(w, "created_timestamp_column", s->created_timestamp_column);
-      StrIfSet(w, "date_partition_column", s->date_partition_column);
-      MapIfSet(w, "field_mapping", s->field_mapping);
-    }
-    StrIfSet(w, "description", s->description);
-    MapIfSet(w, "tags", s->tags);
-    w.EndObject();
-  }
-  w.EndArray();
-
-  Key(w, "feature_views");
-  w.StartArray();
-  for (const FeatureView* v : Sorted(defs.feature_views)) {
-    w.StartObject();
-    Key(w, "name");
-    Str(w, v->name);
-    List(w, "entities", v->entities);
-    Key(w, "source");
-    Str(w, v->source);
-    Key(w, "ttl");
-    Str(w, DurationText(v->ttl));
-    Key(w, "online");
-    w.Bool(v->online);
-    if (!v->online_key_ttl.is_zero()) {
-      Key(w, "online_key_ttl");
-      Str(w, DurationText(v->online_key_ttl));
-    }
-    Key(w, "schema");
+  // Every object exactly as its canonical form (registry/document.h), sorted by name.
+  auto add_all = [&](std::string_view key, const auto& items) {
+    Key(w, key);
     w.StartArray();
-    for (const Field& f : v->schema) {
-      w.StartObject();
-      Key(w, "name");
-      Str(w, f.name);
-      Key(w, "type");
-      Str(w, f.type.ToString());
-      StrIfSet(w, "description", f.description);
-      w.EndObject();
-    }
+    for (const auto* item : Sorted(items)) DefinitionNodeToJson(DocumentOf(*item), &w);
     w.EndArray();
-    StrIfSet(w, "owner", v->owner);
-    StrIfSet(w, "description", v->description);
-    MapIfSet(w, "tags", v->tags);
-    w.EndObject();
-  }
-  w.EndArray();
-
-  Key(w, "feature_services");
-  w.StartArray();
-  for (const FeatureService* s : Sorted(defs.feature_services)) {
-    w.StartObject();
-    Key(w, "name");
-    Str(w, s->name);
-    Key(w, "features");
-    w.StartArray();
-    for (const FeatureProjection& p : s->projections) {
-      w.StartObject();
-      Key(w, "view");
-      Str(w, p.view);
-      if (!p.features.empty()) List(w, "features", p.features);
-      w.EndObject();
-    }
-    w.EndArray();
-    StrIfSet(w, "owner", s->owner);
-    StrIfSet(w, "description", s->description);
-    MapIfSet(w, "tags", s->tags);
-    w.EndObject();
-  }
-  w.EndArray();
+  };
+  add_all("entities", defs.entities);
+  add_all("data_sources", defs.data_sources);
+  add_all("feature_views", defs.feature_views);
+  add_all("feature_services", defs.feature_services);
   w.EndObject();
   return w.Release();
 }

@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "granary/offline/engine_factory.h"
 #include "granary/online/entity_key.h"
 
 namespace granary {
@@ -82,6 +83,12 @@ Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(FeatureServerOptions 
   history.capacity = ctx.options.metrics_history_capacity;
   history.store_kind = ctx.options.store_kind;
   ctx.metrics_history = MetricsHistory::Start(std::move(history));
+  if (ctx.options.repository) {
+    GRANARY_ASSIGN_OR_RAISE(ctx.offline, OpenOfflineEngine(*ctx.options.repository));
+  } else {
+    ctx.offline = MakeEmbeddedEngine(ctx.options.repo_root);
+  }
+  ctx.options.materialize.engine = ctx.offline.get();
 
   RegisterOnlineEndpoints(ctx, &server->endpoints_);
   RegisterPushEndpoints(ctx, &server->endpoints_);

@@ -36,9 +36,9 @@
 #include "granary/common/result.h"
 #include "granary/materialize/materializer.h"
 #include "granary/online/online_store.h"
+#include "granary/push/push_log.h"
 #include "granary/serving/metrics_history.h"
 #include "granary/serving/push.h"
-#include "granary/serving/push_log.h"
 #include "granary/serving/registry_watcher.h"
 
 namespace granary {
@@ -77,10 +77,12 @@ struct Endpoint {
 };
 
 struct FeatureServerOptions {
-  std::filesystem::path repo_root;  // relative source paths (push to offline)
-  RegistryLocation registry;        // granary.yaml's registry (SQLite or PostgreSQL)
-  Duration default_key_ttl;         // online_store.key_ttl
-  std::string store_kind;           // "rocksdb", "redis", ...: the store metrics' label
+  // Relative source paths (push to offline): the embedded engine's root when `repository` is
+  // unset; else repository's offline_store builds the engine.
+  std::filesystem::path repo_root;
+  RegistryLocation registry;  // granary.yaml's registry (SQLite or PostgreSQL)
+  Duration default_key_ttl;   // online_store.key_ttl
+  std::string store_kind;     // "rocksdb", "redis", ...: the store metrics' label
   // Entity rows one get-online-features request may ask for (more: 400).
   size_t max_entities = 10'000;
   std::chrono::milliseconds registry_poll_interval{1000};  // 0: no background polling
@@ -132,12 +134,14 @@ struct ServingContext {
   std::unique_ptr<PushLog> push_log;
   // The serving metrics over the last hours (GET /metrics/history).
   std::unique_ptr<MetricsHistory> metrics_history;
+  // The offline engine of offline_store (pushes to offline, the server's materialization runs).
+  std::unique_ptr<OfflineEngine> offline;
 };
 
 class FeatureServer {
  public:
-  // Loads the registry (FailedPrecondition when nothing was applied) and builds the endpoints.
-  // `store` is not owned.
+  // Loads the registry (FailedPrecondition when nothing was applied), opens the offline engine
+  // and builds the endpoints. `store` is not owned.
   static Result<std::unique_ptr<FeatureServer>> Make(FeatureServerOptions options,
                                                      OnlineStore* store);
   ~FeatureServer();  // cancels and joins a materialization, waits for blocking work, stops the

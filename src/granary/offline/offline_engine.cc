@@ -1,0 +1,83 @@
+#include "granary/offline/offline_engine.h"
+
+#include <arrow/api.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "granary/common/strings.h"
+#include "granary/registry/feature_resolver.h"
+
+namespace granary {
+
+Result<std::shared_ptr<arrow::Table>> ReadAll(OfflineBatchStream& stream) {
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  while (true) {
+    GRANARY_ASSIGN_OR_RAISE(auto batch, stream.Next());
+    if (batch == nullptr) break;
+    batches.push_back(std::move(batch));
+  }
+  // No batch: columns of one empty chunk each, as readers of a whole table expect.
+  auto table = batches.empty()
+                   ? arrow::Table::MakeEmpty(stream.schema())
+                   : arrow::Table::FromRecordBatches(stream.schema(), std::move(batches));
+  if (!table.ok()) return Status::Internal(table.status().ToString());
+  return *table;
+}
+
+Result<ResolvedFeatures> ResolveFeatures(const Definitions& defs,
+                                         const HistoricalRequest& request) {
+  // The one resolver of training sets and online reads (registry/feature_resolver.h).
+  FeatureRequest features;
+  for (const FeatureRef& ref : request.features) features.features.push_back(ref.ToString());
+  features.feature_service = request.feature_service;
+  features.full_feature_names = request.full_feature_names;
+  if (request.entities != nullptr) {
+    features.entity_columns = request.entities->schema()->field_names();
+  }
+  const FeatureResolver resolver(defs, FeatureResolver::Scope::kOffline);
+  GRANARY_ASSIGN_OR_RAISE(FeatureResolution resolution, resolver.Resolve(features));
+  ResolvedFeatures out;
+  for (const auto& group : resolution.views) {
+    ResolvedFeatures::ViewFeatures view{group.view, {}, {}};
+    for (uint32_t i : group.features) {
+      view.features.push_back(resolution.features[i].entry->output.name);
+      view.output_names.push_back(resolution.features[i].output_name);
+    }
+    out.views.push_back(std::move(view));
+  }
+  return out;
+}
+
+Status CheckEngineSupports(const OfflineEngine& engine, const ResolvedFeatures& resolved) {
+  if (engine.capabilities().window_aggregations) return Status::OK();
+  for (const auto& group : resolved.views) {
+    for (const std::string& feature : group.features) {
+      if (group.view->FindAggregation(feature) != nullptr) {
+        return Status::NotImplemented(fmt::format(
+            "feature '{}:{}' is a window aggregation, which the {} does not compute; use "
+            "offline_store type file (the embedded engine) for it",
+            group.view->name, feature, engine.Describe()));
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Result<std::vector<OfflineReadStats>> OfflineEngine::WriteHistoricalFeatures(
+    const Definitions&, const HistoricalRequest&, const HistoricalOutput& output) {
+  return Status::NotImplemented(fmt::format(
+      "{}: writing a training set into {} without passing through this process needs an engine "
+      "that runs elsewhere (offline_store type spark); write it to a local file instead (-o)",
+      Describe(), !output.table.empty() ? "table " + output.table : output.path));
+}
+
+Result<OfflineAppendResult> OfflineEngine::Append(const DataSource& source, const arrow::Table&,
+                                                  const Clock&) {
+  return Status::NotImplemented(
+      fmt::format("{}: appending rows to data source '{}' is not supported by this engine",
+                  Describe(), source.name));
+}
+
+}  // namespace granary

@@ -1,0 +1,420 @@
+#include "granary/offline/window_join.h"
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+#include "granary/aggregation/window_kernel.h"
+#include "granary/common/cancel.h"
+#include "granary/common/progress.h"
+#include "granary/common/strings.h"
+#include "granary/common/threads.h"
+#include "granary/offline/key_hash.h"
+#include "granary/offline/partitioner.h"
+#include "granary/offline/source_inspector.h"
+#include "granary/types/arrow_convert.h"
+
+namespace granary {
+namespace {
+
+constexpr const char* kRowColumn = "__granary_row";
+
+Status ArrowError(const arrow::Status& st) { return Status::Internal(st.ToString()); }
+
+Result<std::shared_ptr<arrow::Array>> Column(const arrow::Table& table, const std::string& name) {
+  auto column = table.GetColumnByName(name);
+  if (column == nullptr) return Status::Internal("missing column " + name);
+  if (column->num_chunks() == 1) return column->chunk(0);
+  if (column->num_chunks() == 0) {
+    auto empty = arrow::MakeArrayOfNull(column->type(), 0);
+    if (!empty.ok()) return ArrowError(empty.status());
+    return *empty;
+  }
+  auto combined = arrow::Concatenate(column->chunks());
+  if (!combined.ok()) return ArrowError(combined.status());
+  return *combined;
+}
+
+Result<std::shared_ptr<arrow::Array>> TakeSorted(const std::shared_ptr<arrow::Array>& array,
+                                                 const std::shared_ptr<arrow::Array>& order) {
+  auto taken = arrow::compute::Take(*array, *order);
+  if (!taken.ok()) return ArrowError(taken.status());
+  return *taken;
+}
+
+// The source columns an aggregation reads: its column and its where column.
+struct Needed {
+  std::vector<Field> columns;  // to scan, typed as in the source
+  std::map<std::string, int> index;
+};
+
+Result<Needed> NeededColumns(const ViewSource& source,
+                             const std::vector<const Aggregation*>& aggregations) {
+  Needed needed;
+  const DataSource* data = source.defs->FindOfflineSource(source.view->source);
+  if (data == nullptr) {
+    return Status::InvalidArgument(fmt::format("feature view '{}': unknown data source '{}'",
+                                               source.view->name, source.view->source));
+  }
+  std::optional<InspectedSchema> inspected;
+  auto add = [&](const std::string& name, bool is_where) -> Status {
+    if (name.empty() || needed.index.count(name)) return Status::OK();
+    ValueType type = ValueType::Scalar(ScalarType::kBool);
+    if (!is_where) {
+      if (!inspected) {
+        FileSourceInspector inspector(source.repo_root);
+        GRANARY_ASSIGN_OR_RAISE(auto schema, inspector.Inspect(*data));
+        if (!schema) {
+          return Status::NotFound(
+              fmt::format("feature view '{}': data source '{}' has no data at '{}'",
+                          source.view->name, data->name, data->path));
+        }
+        inspected = std::move(*schema);
+      }
+      auto field = inspected->schema->GetFieldByName(data->SourceColumnFor(name));
+      if (field == nullptr) {
+        return Status::InvalidArgument(fmt::format(
+            "feature view '{}': column '{}' of its aggregations is not in data source '{}'; "
+            "the columns are: {}",
+            source.view->name, name, data->name, Join(inspected->schema->field_names(), ", ")));
+      }
+      GRANARY_ASSIGN_OR_RAISE(type, FromArrowType(*field->type()));
+    }
+    needed.index[name] = static_cast<int>(needed.columns.size());
+    needed.columns.push_back(Field{name, type, "", {}});
+    return Status::OK();
+  };
+  for (const Aggregation* a : aggregations) {
+    GRANARY_RETURN_NOT_OK(add(a->column, false));
+    GRANARY_RETURN_NOT_OK(add(a->where, true));
+  }
+  return needed;
+}
+
+// The positions of `group` ordered by (group, time, position); negative groups are left out.
+// A counting sort by group, then each group's (usually short, often already ordered) run by time.
+template <typename TimeOf>
+std::vector<int64_t> OrderByGroupAndTime(const std::vector<int64_t>& group, int64_t num_groups,
+                                         TimeOf time_of) {
+  std::vector<int64_t> start(num_groups + 1, 0);
+  for (int64_t g : group) {
+    if (g >= 0) ++start[g + 1];
+  }
+  for (int64_t g = 0; g < num_groups; ++g) start[g + 1] += start[g];
+  std::vector<int64_t> order(start[num_groups]);
+  {
+    std::vector<int64_t> next(start.begin(), start.end() - 1);
+    for (int64_t i = 0; i < static_cast<int64_t>(group.size()); ++i) {
+      if (group[i] >= 0) order[next[group[i]]++] = i;
+    }
+  }
+  auto before = [&](int64_t a, int64_t b) {
+    const int64_t ta = time_of(a), tb = time_of(b);
+    return ta != tb ? ta < tb : a < b;
+  };
+  for (int64_t g = 0; g < num_groups; ++g) {
+    auto first = order.begin() + start[g], last = order.begin() + start[g + 1];
+    if (!std::is_sorted(first, last, before)) std::sort(first, last, before);
+  }
+  return order;
+}
+
+// One partition's answer: the rows' original indices and one array per aggregation, both in the
+// kernel's (sorted) order.
+struct PartitionResult {
+  std::shared_ptr<arrow::Array> rows;
+  std::vector<std::shared_ptr<arrow::Array>> values;
+};
+
+Result<PartitionResult> AggregatePartition(const arrow::Table& rows, const arrow::Table& events,
+                                           const std::vector<std::string>& key_names,
+                                           const std::vector<const Aggregation*>& aggregations,
+                                           const Needed& needed, Duration granularity,
+                                           int64_t* events_used) {
+  // Dense ids of the rows' distinct keys; events of other keys are dropped.
+  std::vector<std::shared_ptr<arrow::Array>> row_keys, event_keys;
+  for (const std::string& k : key_names) {
+    GRANARY_ASSIGN_OR_RAISE(auto rk, Column(rows, k));
+    GRANARY_ASSIGN_OR_RAISE(auto ek, Column(events, k));
+    row_keys.push_back(rk);
+    event_keys.push_back(ek);
+  }
+  GRANARY_ASSIGN_OR_RAISE(KeyColumns rkeys, KeyColumns::Make(row_keys));
+  GRANARY_ASSIGN_OR_RAISE(KeyColumns ekeys, KeyColumns::Make(event_keys));
+  const int64_t n = rows.num_rows();
+  const int64_t m = events.num_rows();
+  std::vector<uint64_t> rhash(n), ehash(m);
+  rkeys.HashRows(rhash.data());
+  ekeys.HashRows(ehash.data());
+  const bool injective = rkeys.hash_is_injective();
+  // Open addressing, hash -> (id, representative row) of each distinct key; equal hashes of
+  // different keys (only possible for non-injective hashes) take further slots.
+  struct Slot {
+    uint64_t hash = 0;
+    int64_t id = -1;
+    int64_t row = 0;
+  };
+  size_t capacity = 16;
+  while (capacity < static_cast<size_t>(2 * n)) capacity <<= 1;
+  std::vector<Slot> table(capacity);
+  const size_t mask = capacity - 1;
+  std::vector<int64_t> row_group(n, -1), event_group(m, -1);
+  int64_t next_id = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    if (rkeys.IsNull(r)) continue;  // matches no event: an empty window
+    size_t at = MixBits(rhash[r]) & mask;
+    while (table[at].id >= 0 &&
+           !(table[at].hash == rhash[r] && (injective || rkeys.Equals(r, rkeys, table[at].row)))) {
+      at = (at + 1) & mask;
+    }
+    if (table[at].id < 0) table[at] = Slot{rhash[r], next_id++, r};
+    row_group[r] = table[at].id;
+  }
+  for (int64_t e = 0; e < m; ++e) {
+    if (ekeys.IsNull(e)) continue;
+    for (size_t at = MixBits(ehash[e]) & mask; table[at].id >= 0; at = (at + 1) & mask) {
+      if (table[at].hash == ehash[e] && (injective || ekeys.Equals(e, rkeys, table[at].row))) {
+        event_group[e] = table[at].id;
+        break;
+      }
+    }
+  }
+  // Rows with a null key: a group of their own that no event has.
+  const int64_t num_groups = next_id + 1;
+  for (int64_t& g : row_group) {
+    if (g < 0) g = next_id;
+  }
+  GRANARY_ASSIGN_OR_RAISE(auto row_time_array, Column(rows, kEventTimestampColumn));
+  GRANARY_ASSIGN_OR_RAISE(auto event_time_array, Column(events, kEventTimestampColumn));
+  const int64_t* row_time = row_time_array->data()->GetValues<int64_t>(1);
+  const int64_t* event_time = event_time_array->data()->GetValues<int64_t>(1);
+
+  // Rows by (group, time); events of wanted keys by (group, time), ties in read order.
+  auto row_t = [&](int64_t r) {
+    return row_time_array->IsNull(r) ? std::numeric_limits<int64_t>::min() : row_time[r];
+  };
+  std::vector<int64_t> row_order = OrderByGroupAndTime(row_group, num_groups, row_t);
+  std::vector<int64_t> event_order =
+      OrderByGroupAndTime(event_group, num_groups, [&](int64_t e) { return event_time[e]; });
+  *events_used += static_cast<int64_t>(event_order.size());
+
+  const int64_t k = static_cast<int64_t>(event_order.size());
+  std::vector<int64_t> sorted_row_group(n), sorted_row_time(n), sorted_event_group(k),
+      sorted_event_time(k);
+  std::vector<uint8_t> row_valid(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = row_order[i];
+    sorted_row_group[i] = row_group[r];
+    sorted_row_time[i] = row_time[r];
+    row_valid[i] = row_time_array->IsValid(r);
+  }
+  for (int64_t i = 0; i < k; ++i) {
+    sorted_event_group[i] = event_group[event_order[i]];
+    sorted_event_time[i] = event_time[event_order[i]];
+  }
+  arrow::Int64Builder order_builder;
+  if (auto st = order_builder.AppendValues(event_order); !st.ok()) return ArrowError(st);
+  std::shared_ptr<arrow::Array> event_take;
+  if (auto st = order_builder.Finish(&event_take); !st.ok()) return ArrowError(st);
+  std::vector<std::shared_ptr<arrow::Array>> sorted_columns(needed.columns.size());
+  for (size_t c = 0; c < needed.columns.size(); ++c) {
+    GRANARY_ASSIGN_OR_RAISE(auto column, Column(events, needed.columns[c].name));
+    GRANARY_ASSIGN_OR_RAISE(sorted_columns[c], TakeSorted(column, event_take));
+  }
+
+  aggregation::WindowInput input;
+  input.event_group = sorted_event_group.data();
+  input.event_time = sorted_event_time.data();
+  input.num_events = k;
+  input.row_group = sorted_row_group.data();
+  input.row_time = sorted_row_time.data();
+  input.row_valid = row_valid.data();
+  input.num_rows = n;
+  input.granularity = granularity;
+  std::vector<aggregation::WindowSpec> specs;
+  for (const Aggregation* a : aggregations) {
+    aggregation::WindowSpec spec;
+    spec.function = a->function;
+    spec.window = a->window;
+    spec.output_type = *a->type;
+    if (!a->column.empty()) spec.values = sorted_columns[needed.index.at(a->column)];
+    if (!a->where.empty()) spec.where = sorted_columns[needed.index.at(a->where)];
+    specs.push_back(std::move(spec));
+  }
+  PartitionResult out;
+  GRANARY_ASSIGN_OR_RAISE(out.values, aggregation::ComputeWindows(input, specs));
+  GRANARY_ASSIGN_OR_RAISE(auto row_ids, Column(rows, kRowColumn));
+  arrow::Int64Builder row_take;
+  if (auto st = row_take.AppendValues(row_order); !st.ok()) return ArrowError(st);
+  std::shared_ptr<arrow::Array> row_take_array;
+  if (auto st = row_take.Finish(&row_take_array); !st.ok()) return ArrowError(st);
+  GRANARY_ASSIGN_OR_RAISE(out.rows, TakeSorted(row_ids, row_take_array));
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
+    const arrow::RecordBatch& entities, const ViewSource& source,
+    const std::vector<std::string>& aggregation_names, const JoinOptions& options,
+    WindowJoinStats* stats) {
+  const FeatureView& view = *source.view;
+  std::vector<const Aggregation*> aggregations;
+  for (const std::string& name : aggregation_names) {
+    const Aggregation* a = view.FindAggregation(name);
+    if (a == nullptr || !a->type) {
+      return Status::InvalidArgument(
+          fmt::format("feature view '{}' has no aggregation '{}'", view.name, name));
+    }
+    aggregations.push_back(a);
+  }
+  GRANARY_ASSIGN_OR_RAISE(Needed needed, NeededColumns(source, aggregations));
+  SourceScanOptions scan_options = source.options;
+  scan_options.features.clear();
+  scan_options.with_features = false;
+  scan_options.with_created_timestamp = false;
+  scan_options.extra_columns = needed.columns;
+  GRANARY_ASSIGN_OR_RAISE(
+      auto scan, FeatureSourceScan::Open(source.repo_root, *source.defs, view, scan_options));
+  const std::vector<std::string> keys = scan->join_keys();
+  const int threads = ThreadCount(options.threads);
+  const int64_t budget = std::max<int64_t>(options.memory_budget_bytes, 1 << 20);
+
+  // Entity rows with their positions.
+  const int64_t n = entities.num_rows();
+  arrow::Int64Builder positions;
+  if (auto st = positions.Reserve(n); !st.ok()) return ArrowError(st);
+  for (int64_t i = 0; i < n; ++i) positions.UnsafeAppend(i);
+  std::shared_ptr<arrow::Array> position_array;
+  if (auto st = positions.Finish(&position_array); !st.ok()) return ArrowError(st);
+  auto with_rows = entities.AddColumn(entities.num_columns(), kRowColumn, position_array);
+  if (!with_rows.ok()) return ArrowError(with_rows.status());
+  std::shared_ptr<arrow::RecordBatch> row_batch = *with_rows;
+
+  // Partitions small enough that each thread's partition of rows and events fits its share.
+  const int64_t data_bytes = BatchBytes(*row_batch) + scan->stats().bytes_estimated;
+  // At most 16 MiB each even under a large budget: a partition's keys, orders and sorted copies
+  // take several times its size while it is worked on, and small partitions keep that peak low at
+  // little cost.
+  const int64_t share =
+      std::clamp<int64_t>(budget / (4 * threads), int64_t{1} << 20, int64_t{16} << 20);
+  const int partitions =
+      static_cast<int>(std::clamp<int64_t>((data_bytes + share - 1) / share, threads, 4096));
+  PartitionerOptions part_options;
+  part_options.num_partitions = partitions;
+  // Each partitioner holds at most a quarter of the budget and never more than 64 MiB: the
+  // rows and events are read back one partition at a time anyway, so spilling the rest costs one
+  // sequential write and read, which is cheaper than holding a copy of the source in memory.
+  part_options.memory_budget_bytes = std::min<int64_t>(budget / 4, int64_t{64} << 20);
+  part_options.spill_parent = options.spill_dir;
+  GRANARY_ASSIGN_OR_RAISE(auto row_parts,
+                          EntityPartitioner::Make(row_batch->schema(), keys, part_options));
+  GRANARY_RETURN_NOT_OK(row_parts->Append(row_batch));
+  GRANARY_RETURN_NOT_OK(row_parts->Finish());
+  GRANARY_ASSIGN_OR_RAISE(auto event_parts,
+                          EntityPartitioner::Make(scan->schema(), keys, part_options));
+  while (true) {
+    GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, "reading events of " + view.name));
+    GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
+    if (batch == nullptr) break;
+    if (options.progress != nullptr) options.progress->Add(batch->num_rows());
+    GRANARY_RETURN_NOT_OK(event_parts->Append(batch));
+  }
+  GRANARY_RETURN_NOT_OK(event_parts->Finish());
+  if (stats != nullptr) {
+    stats->scan = scan->stats();
+    stats->partitions = partitions;
+  }
+  scan.reset();
+
+  std::vector<PartitionResult> results(partitions);
+  std::atomic<int> next{0};
+  std::atomic<int64_t> used{0};
+  std::mutex error_mutex;
+  Status error;
+  auto work = [&] {
+    int64_t local_used = 0;
+    for (int p = next++; p < partitions; p = next++) {
+      auto run = [&]() -> Status {
+        GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, "aggregating " + view.name));
+        GRANARY_ASSIGN_OR_RAISE(auto rows, row_parts->ReadPartition(p));
+        if (rows->num_rows() == 0) return Status::OK();
+        GRANARY_ASSIGN_OR_RAISE(auto events, event_parts->ReadPartition(p));
+        GRANARY_ASSIGN_OR_RAISE(results[p],
+                                AggregatePartition(*rows, *events, keys, aggregations, needed,
+                                                   view.granularity, &local_used));
+        return Status::OK();
+      };
+      Status st = run();
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (error.ok()) error = st;
+        next = partitions;  // the others stop after their current partition
+      }
+    }
+    used += local_used;
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  GRANARY_RETURN_NOT_OK(error);
+  if (stats != nullptr) {
+    stats->events_used = used;
+    stats->bytes_spilled = row_parts->stats().bytes_spilled + event_parts->stats().bytes_spilled;
+  }
+  row_parts.reset();
+  event_parts.reset();
+
+  // Back into the rows' order: the partitions' answers concatenated, then one Take by the
+  // inverse of their row positions.
+  arrow::ArrayVector row_chunks;
+  for (const PartitionResult& r : results) {
+    if (r.rows != nullptr) row_chunks.push_back(r.rows);
+  }
+  std::vector<int64_t> inverse(n, 0);
+  {
+    int64_t at = 0;
+    for (const auto& chunk : row_chunks) {
+      const int64_t* ids = chunk->data()->GetValues<int64_t>(1);
+      for (int64_t i = 0; i < chunk->length(); ++i) inverse[ids[i]] = at++;
+    }
+    if (at != n) return Status::Internal("window aggregation lost entity rows");
+  }
+  arrow::Int64Builder inverse_builder;
+  if (auto st = inverse_builder.AppendValues(inverse); !st.ok()) return ArrowError(st);
+  std::shared_ptr<arrow::Array> inverse_array;
+  if (auto st = inverse_builder.Finish(&inverse_array); !st.ok()) return ArrowError(st);
+  std::vector<std::shared_ptr<arrow::ChunkedArray>> out;
+  for (size_t a = 0; a < aggregations.size(); ++a) {
+    arrow::ArrayVector chunks;
+    for (PartitionResult& r : results) {
+      // Moved out: each aggregation's partition answers are freed once it is in order.
+      if (r.rows != nullptr) chunks.push_back(std::move(r.values[a]));
+    }
+    auto type = ToArrowType(*aggregations[a]->type);
+    std::shared_ptr<arrow::Array> all;
+    if (chunks.empty()) {
+      auto empty = arrow::MakeArrayOfNull(type, 0);
+      if (!empty.ok()) return ArrowError(empty.status());
+      all = *empty;
+    } else {
+      auto combined = arrow::Concatenate(chunks);
+      if (!combined.ok()) return ArrowError(combined.status());
+      all = *combined;
+    }
+    chunks.clear();
+    GRANARY_ASSIGN_OR_RAISE(auto ordered, TakeSorted(all, inverse_array));
+    all.reset();
+    out.push_back(std::make_shared<arrow::ChunkedArray>(ordered));
+  }
+  return out;
+}
+
+}  // namespace granary

@@ -1,0 +1,49 @@
+// WindowAggregationJoin: a feature view's window aggregations at each entity row, computed by the
+// embedded engine out of core. Semantics (the sawtooth window, empty windows, ties) are the
+// kernel's: aggregation/window_kernel.h and docs/AGGREGATIONS.md.
+//
+//   entity rows --+-- EntityPartitioner by key hash (spills past its budget) --+
+//   source scan --+-- (keys, time, the aggregations' columns)                  |
+//                     per partition, on `threads` threads:                     v
+//                     events of keys the rows ask for, sorted by (key, time); rows sorted by
+//                     (key, time) -> ComputeWindows (one sweep) -> values back in input order
+//
+// Memory: the partition count is chosen so that a partition of rows and events fits in the
+// budget divided among the threads; the partitioners spill to Arrow IPC files past half the
+// budget each. Not thread-safe itself (it runs its own threads).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "granary/common/result.h"
+#include "granary/offline/pit_join.h"
+
+namespace arrow {
+class ChunkedArray;
+class RecordBatch;
+}  // namespace arrow
+
+namespace granary {
+
+struct WindowJoinStats {
+  SourceScanStats scan;
+  int partitions = 0;
+  int64_t bytes_spilled = 0;
+  int64_t events_used = 0;  // events of keys that some entity row asks for
+};
+
+// `entities`: the view's join key columns (typed as the entities declare) and `event_timestamp`
+// (timestamp[us, UTC]), as for PointInTimeJoin. `aggregations` names aggregations of
+// source.view; returns one column per name, one value per entity row, in the rows' order.
+// source.options gives the time range to read (the caller widens it by the longest window plus
+// the granularity); its features are ignored. options.memory_budget_bytes, threads, spill_dir,
+// progress and cancel are honoured; created_timestamp_cutoff does not apply (events are
+// aggregated by event time).
+Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
+    const arrow::RecordBatch& entities, const ViewSource& source,
+    const std::vector<std::string>& aggregations, const JoinOptions& options,
+    WindowJoinStats* stats);
+
+}  // namespace granary

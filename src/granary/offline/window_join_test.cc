@@ -1,0 +1,162 @@
+// Historical retrieval (JoinHistoricalFeatures, the embedded engine's) with window aggregations:
+// the out-of-core path (partitions spilled past a small budget, several threads) gives the same
+// values as the in-memory one, and both equal a brute-force rescan of each row's window.
+#include <arrow/api.h>
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "granary/aggregation/window_kernel.h"
+#include "granary/common/temp_dir.h"
+#include "granary/offline/historical.h"
+#include "granary/offline/source_inspector.h"
+#include "granary/offline/table_io.h"
+#include "granary/registry/loader.h"
+#include "granary/registry/validator.h"
+
+namespace granary {
+namespace {
+
+constexpr int64_t kHour = 3'600'000'000;
+
+constexpr const char* kDefinitions = R"yaml(
+entities:
+  - {name: bay, join_keys: [bay_id], value_type: string}
+data_sources:
+  - {name: arrivals, path: arrivals.parquet, timestamp_field: event_timestamp}
+feature_views:
+  - name: bay_agg
+    entities: [bay]
+    source: arrivals
+    granularity: 1h
+    aggregations:
+      - {name: arrivals_3h, function: count, window: 3h}
+      - {name: paid_3h, function: sum, column: paid, where: card, window: 3h}
+      - {name: last_paid_1d, function: last, column: paid, window: 1d}
+)yaml";
+
+struct Events {
+  std::vector<std::string> bay;
+  std::vector<int64_t> time, paid;
+  std::vector<bool> card;
+};
+
+class WindowJoinTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::make_unique<TempDir>(TempDir::Make("granary_window_join_").ValueOrDie());
+    std::mt19937_64 rng(42);
+    arrow::StringBuilder bay;
+    arrow::TimestampBuilder time(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                                 arrow::default_memory_pool());
+    arrow::Int64Builder paid;
+    arrow::BooleanBuilder card;
+    for (int i = 0; i < 200'000; ++i) {
+      events_.bay.push_back("bay-" + std::to_string(rng() % 500));
+      events_.time.push_back(static_cast<int64_t>(rng() % (48 * 6)) * kHour / 6);
+      events_.paid.push_back(static_cast<int64_t>(rng() % 1000));
+      events_.card.push_back(rng() % 3 != 0);
+      ASSERT_TRUE(bay.Append(events_.bay.back()).ok());
+      ASSERT_TRUE(time.Append(events_.time.back()).ok());
+      ASSERT_TRUE(paid.Append(events_.paid.back()).ok());
+      ASSERT_TRUE(card.Append(events_.card.back()).ok());
+    }
+    auto schema = arrow::schema(
+        {arrow::field("bay_id", arrow::utf8()), arrow::field("event_timestamp", time.type()),
+         arrow::field("paid", arrow::int64()), arrow::field("card", arrow::boolean())});
+    auto table =
+        arrow::Table::Make(schema, {bay.Finish().ValueOrDie(), time.Finish().ValueOrDie(),
+                                    paid.Finish().ValueOrDie(), card.Finish().ValueOrDie()});
+    ASSERT_TRUE(WriteTableFile(*table, dir_->path() / "arrivals.parquet").ok());
+    Diagnostics diag;
+    LoadDefinitionsText("defs.yaml", kDefinitions, &defs_, &diag);
+    FileSourceInspector inspector(dir_->path());
+    InferAggregationTypes(&defs_, &inspector);
+    ValidateDefinitions(defs_, &inspector, &diag);
+    ASSERT_FALSE(diag.has_errors()) << diag.ToStatus().ToString();
+
+    arrow::StringBuilder rows_bay;
+    arrow::TimestampBuilder rows_time(time.type(), arrow::default_memory_pool());
+    for (int i = 0; i < 3000; ++i) {
+      rows_.emplace_back("bay-" + std::to_string(rng() % 520),
+                         static_cast<int64_t>(rng() % (50 * 60)) * kHour / 60);
+      ASSERT_TRUE(rows_bay.Append(rows_.back().first).ok());
+      ASSERT_TRUE(rows_time.Append(rows_.back().second).ok());
+    }
+    entities_ =
+        arrow::Table::Make(arrow::schema({arrow::field("bay_id", arrow::utf8()),
+                                          arrow::field("event_timestamp", time.type())}),
+                           {rows_bay.Finish().ValueOrDie(), rows_time.Finish().ValueOrDie()});
+  }
+
+  std::shared_ptr<arrow::Table> Retrieve(int64_t budget, int threads, HistoricalStats* stats) {
+    HistoricalRequest request;
+    request.entities = entities_;
+    request.features = {
+        {"bay_agg", "arrivals_3h"}, {"bay_agg", "paid_3h"}, {"bay_agg", "last_paid_1d"}};
+    HistoricalJoinOptions options;
+    options.memory_budget_bytes = budget;
+    options.threads = threads;
+    options.spill_dir = dir_->path();
+    auto table = JoinHistoricalFeatures(dir_->path(), defs_, request, options, stats);
+    EXPECT_TRUE(table.ok()) << table.status().ToString();
+    return table.ok() ? *table : nullptr;
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  Events events_;
+  Definitions defs_;
+  std::vector<std::pair<std::string, int64_t>> rows_;
+  std::shared_ptr<arrow::Table> entities_;
+};
+
+TEST_F(WindowJoinTest, SpilledPartitionsOnTwoThreadsEqualTheInMemoryAnswerAndABruteForce) {
+  HistoricalStats in_memory_stats, spilled_stats;
+  auto in_memory = Retrieve(int64_t{1} << 30, 1, &in_memory_stats);
+  auto spilled = Retrieve(int64_t{1} << 20, 2, &spilled_stats);
+  ASSERT_NE(in_memory, nullptr);
+  ASSERT_NE(spilled, nullptr);
+  ASSERT_EQ(spilled_stats.views.size(), 1u);
+  EXPECT_GT(spilled_stats.views[0].join.bytes_spilled, 0);
+  EXPECT_GT(spilled_stats.views[0].join.partitions, in_memory_stats.views[0].join.partitions);
+  EXPECT_TRUE(in_memory->Equals(*spilled));
+
+  auto column = [&](const char* name) {
+    return std::static_pointer_cast<arrow::Int64Array>(
+        arrow::Concatenate(in_memory->GetColumnByName(name)->chunks()).ValueOrDie());
+  };
+  auto count = column("arrivals_3h");
+  auto paid = column("paid_3h");
+  auto last = column("last_paid_1d");
+  for (size_t r = 0; r < rows_.size(); r += 7) {
+    const auto& [bay, t] = rows_[r];
+    const int64_t start3 = aggregation::WindowStart(t, Duration::Hours(3), Duration::Hours(1));
+    const int64_t start1d = aggregation::WindowStart(t, Duration::Days(1), Duration::Hours(1));
+    int64_t n = 0, sum = 0, sum_n = 0;
+    std::optional<int64_t> latest;
+    int64_t latest_t = 0;
+    for (size_t e = 0; e < events_.time.size(); ++e) {
+      if (events_.bay[e] != bay || events_.time[e] > t) continue;
+      if (events_.time[e] >= start3) {
+        ++n;
+        if (events_.card[e]) sum += events_.paid[e], ++sum_n;
+      }
+      // Ties on time: the event read last wins.
+      if (events_.time[e] >= start1d && (!latest || events_.time[e] >= latest_t)) {
+        latest = events_.paid[e];
+        latest_t = events_.time[e];
+      }
+    }
+    ASSERT_EQ(count->Value(r), n) << "row " << r;
+    if (sum_n == 0) {
+      EXPECT_TRUE(paid->IsNull(r)) << "row " << r;
+    } else {
+      EXPECT_EQ(paid->Value(r), sum) << "row " << r;
+    }
+    ASSERT_EQ(last->IsNull(r), !latest.has_value()) << "row " << r;
+    if (latest) EXPECT_EQ(last->Value(r), *latest) << "row " << r;
+  }
+}
+
+}  // namespace
+}  // namespace granary
