@@ -29,6 +29,7 @@ from ._granary import (  # noqa: E402
     NotFound,
     StorageIOError,
     Unavailable,
+    Unsupported,
 )
 from .definitions import (  # noqa: E402
     DataSource,
@@ -83,6 +84,7 @@ __all__ = [
     "StorageIOError",
     "StoreStatus",
     "Unavailable",
+    "Unsupported",
     "ViewMaterialization",
     "ViewStatus",
 ]

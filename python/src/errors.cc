@@ -33,6 +33,7 @@ void BindErrors(nb::module_& m) {
       {StatusCode::kCorruption, "Corruption", nullptr},
       {StatusCode::kUnavailable, "Unavailable", PyExc_ConnectionError},
       {StatusCode::kCancelled, "Cancelled", nullptr},
+      {StatusCode::kNotImplemented, "Unsupported", PyExc_NotImplementedError},
       {StatusCode::kInternal, "InternalError", nullptr},
   };
   for (const ErrorClass& c : classes) {

@@ -13,11 +13,20 @@ namespace granary {
 
 class CancelFlag {
  public:
+  CancelFlag() = default;
+  // A flag that also reads as set once `follow` is (not owned; may be null; must outlive the
+  // flag): for callers that signal with a bare atomic (a materialization's `cancelled`).
+  explicit CancelFlag(const std::atomic<bool>* follow) : follow_(follow) {}
+
   void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
-  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+  bool cancelled() const {
+    return cancelled_.load(std::memory_order_relaxed) ||
+           (follow_ != nullptr && follow_->load(std::memory_order_relaxed));
+  }
 
  private:
   std::atomic<bool> cancelled_{false};
+  const std::atomic<bool>* follow_ = nullptr;
 };
 
 // Cancelled("<what> was cancelled") when `flag` is set; OK when it is null or not set.

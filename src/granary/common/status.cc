@@ -22,6 +22,8 @@ std::string_view StatusCodeName(StatusCode code) {
       return "unavailable";
     case StatusCode::kCancelled:
       return "cancelled";
+    case StatusCode::kNotImplemented:
+      return "not implemented";
     case StatusCode::kInternal:
       return "internal error";
   }

@@ -21,6 +21,7 @@ enum class StatusCode : int {
   kCorruption,          // stored data is unreadable or inconsistent
   kUnavailable,         // a store is down or overloaded; retrying may succeed
   kCancelled,           // stopped on request (signal, Ctrl-C)
+  kNotImplemented,      // this backend cannot do it (e.g. a `query:` source on the embedded engine)
   kInternal,            // a bug in Granary
 };
 
@@ -56,6 +57,9 @@ class [[nodiscard]] Status {
   }
   static Status Cancelled(std::string msg) {
     return Status(StatusCode::kCancelled, std::move(msg));
+  }
+  static Status NotImplemented(std::string msg) {
+    return Status(StatusCode::kNotImplemented, std::move(msg));
   }
   static Status Internal(std::string msg) { return Status(StatusCode::kInternal, std::move(msg)); }
 

@@ -16,6 +16,8 @@ int HttpStatusOf(const Status& status) {
     case StatusCode::kUnavailable:
     case StatusCode::kCancelled:
       return 503;
+    case StatusCode::kNotImplemented:
+      return 501;
     case StatusCode::kIOError:
     case StatusCode::kCorruption:
     case StatusCode::kInternal:

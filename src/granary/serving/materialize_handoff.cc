@@ -53,6 +53,8 @@ StatusCode CodeOfHttp(int status) {
       return StatusCode::kNotFound;
     case 409:
       return StatusCode::kAlreadyExists;
+    case 501:
+      return StatusCode::kNotImplemented;
     case 503:
       return StatusCode::kUnavailable;
     default:
