@@ -130,7 +130,18 @@ Result<RepoConfig> LoadRepoConfig(const std::filesystem::path& root, const EnvLo
     YamlMap m(offline, file, "offline_store", &diag);
     if (auto type = m.String("type", true)) {
       config.offline_store.type = *type;
-      if (*type != "file") m.Error("type", fmt::format("'{}' is not supported; use file", *type));
+      if (*type != "file" && *type != "spark") {
+        m.Error("type", fmt::format("'{}' is not an offline store; use file (the embedded engine) "
+                                    "or spark",
+                                    *type));
+      }
+    }
+    // spark: the Spark Connect URL (docs/SPARK.md); ${VAR} keeps a token out of the file.
+    if (auto remote = m.String("remote", false)) config.offline_store.remote = *remote;
+    if (config.offline_store.type == "spark" && config.offline_store.remote.empty()) {
+      m.Error("remote",
+              "offline_store type spark needs remote: the Spark Connect URL, e.g. remote: "
+              "\"sc://127.0.0.1:15002\" (scripts/spark-cluster start runs a local cluster)");
     }
     m.CheckUnknownKeys();
   }
