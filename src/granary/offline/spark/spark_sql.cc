@@ -53,13 +53,31 @@ std::string DateLiteral(int64_t micros) {
   return fmt::format("DATE'{:04d}-{:02d}-{:02d}'", d.year, d.month, d.day);
 }
 
-// The source's rows, typed and named for the generated SQL: __g_k<i> (join keys cast to the
-// declared types), __g_ev, __g_cr, __g_file, __g_pos (read position), __g_f<j> (features cast to
-// their types). Filtered by the partition predicate only.
+// The source's rows that can matter, typed and named for the generated SQL: __g_k<i> (join keys
+// cast to the declared types), __g_ev, __g_cr, __g_file, __g_pos (read position), __g_f<j>
+// (features cast to their types). Only rows with an event time in [start, end] and no null key
+// (none at all when `none`), filtered on the source's own columns in the scan's WHERE, so that
+// Spark pushes the filter into the reader (partitions, Delta's file statistics, Parquet row
+// groups): a filter above monotonically_increasing_id() would not be pushed.
 std::string SourceRows(const JoinView& v, const std::filesystem::path& root,
                        const std::string& csv_view, std::optional<Timestamp> start,
-                       std::optional<Timestamp> end) {
+                       std::optional<Timestamp> end, bool none = false) {
   const DataSource& s = *v.source;
+  std::vector<std::string> where;
+  std::string ev =
+      fmt::format("CAST({} AS TIMESTAMP)", QuoteIdentifier(s.SourceColumnFor(s.timestamp_field)));
+  if (none) {
+    where.push_back("false");
+  } else {
+    std::string partition = PartitionPredicate(s, start, end);
+    if (!partition.empty()) where.push_back(partition);
+    where.push_back(ev + " IS NOT NULL");
+    for (const auto& key : v.join_keys) {
+      where.push_back(QuoteIdentifier(s.SourceColumnFor(key)) + " IS NOT NULL");
+    }
+    if (start) where.push_back(fmt::format("{} >= {}", ev, TimestampLiteral(*start)));
+    if (end) where.push_back(fmt::format("{} <= {}", ev, TimestampLiteral(*end)));
+  }
   std::vector<std::string> cols;
   for (size_t k = 0; k < v.join_keys.size(); ++k) {
     cols.push_back(fmt::format("CAST({} AS {}) AS __g_k{}",
@@ -88,24 +106,8 @@ std::string SourceRows(const JoinView& v, const std::filesystem::path& root,
                                QuoteIdentifier(s.SourceColumnFor(v.features[f])),
                                SparkTypeName(v.feature_types[f]), f));
   }
-  std::string sql =
-      fmt::format("SELECT {} FROM {}", Join(cols, ", "), SourceRelation(s, root, csv_view));
-  std::string partition = PartitionPredicate(s, start, end);
-  if (!partition.empty()) sql += " WHERE " + partition;
-  return sql;
-}
-
-std::string KeysNotNull(size_t keys, std::string_view prefix = "__g_k") {
-  std::string out;
-  for (size_t k = 0; k < keys; ++k) out += fmt::format(" AND {}{} IS NOT NULL", prefix, k);
-  return out;
-}
-
-std::string TimeRange(std::optional<Timestamp> start, std::optional<Timestamp> end) {
-  std::string out;
-  if (start) out += " AND __g_ev >= " + TimestampLiteral(*start);
-  if (end) out += " AND __g_ev <= " + TimestampLiteral(*end);
-  return out;
+  return fmt::format("SELECT {} FROM {} WHERE {}", Join(cols, ", "),
+                     SourceRelation(s, root, csv_view), Join(where, " AND "));
 }
 
 // named_struct of the read-order key: (event, has created, created, file, position).
@@ -183,13 +185,10 @@ std::string PointInTimeSql(const PointInTimeQuery& q) {
       start = Timestamp::FromMicros(q.min_time->micros - v.view->ttl.micros);
     }
     const std::string csv_view = i < q.csv_views.size() ? q.csv_views[i] : "";
-    ctes.push_back(
-        fmt::format("v{}_src AS ({})", i, SourceRows(v, q.repo_root, csv_view, start, q.max_time)));
     // Only rows that can be candidates; none at all when no entity row has a time.
-    std::string rows_filter =
-        q.max_time ? "__g_ev IS NOT NULL" + KeysNotNull(nk) + TimeRange(start, q.max_time)
-                   : "false";
-    ctes.push_back(fmt::format("v{0}_rows AS (SELECT * FROM v{0}_src WHERE {1})", i, rows_filter));
+    ctes.push_back(fmt::format("v{}_rows AS ({})", i,
+                               SourceRows(v, q.repo_root, csv_view, start, q.max_time,
+                                          /*none=*/!q.max_time.has_value())));
 
     std::vector<std::string> value_fields = {"'ev', __g_ev"};
     std::vector<std::string> value_types = {"ev: TIMESTAMP"};
@@ -250,7 +249,6 @@ std::string LatestRowsSql(const LatestRowsQuery& q) {
   const JoinView& v = q.view;
   const size_t nk = v.join_keys.size();
   std::string src = SourceRows(v, q.repo_root, q.csv_view, q.start, q.end);
-  std::string filter = "__g_ev IS NOT NULL" + KeysNotNull(nk) + TimeRange(q.start, q.end);
   std::vector<std::string> value_fields = {"'ev', __g_ev", "'cr', __g_cr"};
   for (size_t f = 0; f < v.features.size(); ++f) {
     value_fields.push_back(fmt::format("'f{0}', __g_f{0}", f));
@@ -268,9 +266,9 @@ std::string LatestRowsSql(const LatestRowsQuery& q) {
     outputs.push_back(fmt::format("__g_best.f{} AS {}", f, QuoteIdentifier(v.features[f])));
   }
   std::string inner =
-      fmt::format("SELECT {}{}max_by(named_struct({}), {}) AS __g_best FROM ({}) WHERE {}{}",
+      fmt::format("SELECT {}{}max_by(named_struct({}), {}) AS __g_best FROM ({}){}",
                   Join(group, ", "), group.empty() ? "" : ", ", Join(value_fields, ", "),
-                  kOrderStruct, src, filter, group.empty() ? "" : " GROUP BY " + Join(group, ", "));
+                  kOrderStruct, src, group.empty() ? "" : " GROUP BY " + Join(group, ", "));
   return fmt::format("SELECT {} FROM ({}) WHERE __g_best IS NOT NULL", Join(outputs, ", "), inner);
 }
 

@@ -78,8 +78,10 @@ TEST(SparkSql, PointInTimeQueryBoundsTheScanAndOrdersByEntityRow) {
   // The source column of the mapped key, the scan's time range (min - ttl, max), the read
   // position, the ttl check and the order of the output.
   for (const char* part :
-       {"CAST(`driver` AS BIGINT) AS __g_k0", "__g_ev >= TIMESTAMP'1970-01-01 09:00:00.000000'",
-        "__g_ev <= TIMESTAMP'1970-01-01 12:00:00.000000'", "_metadata.row_index AS __g_pos",
+       {"CAST(`driver` AS BIGINT) AS __g_k0",
+        "CAST(`ts` AS TIMESTAMP) >= TIMESTAMP'1970-01-01 09:00:00.000000'", "`driver` IS NOT NULL",
+        "CAST(`ts` AS TIMESTAMP) <= TIMESTAMP'1970-01-01 12:00:00.000000'",
+        "_metadata.row_index AS __g_pos",
         "unix_micros(__g_best.ev) >= unix_micros(__g_t) - 3600000000",
         "PARTITION BY __g_k0 ORDER BY __g_at, __g_kind", "ORDER BY e.__g_row"}) {
     EXPECT_NE(sql.find(part), std::string::npos) << part << "\n" << sql;
