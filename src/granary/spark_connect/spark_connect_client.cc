@@ -125,8 +125,9 @@ class SparkConnectClient::Impl : public std::enable_shared_from_this<SparkConnec
           "DELTA_PATH_DOES_NOT_EXIST", "is not a Delta table", "Path does not exist"}) {
       if (Contains(msg, cls)) return Status::NotFound(text);
     }
-    for (std::string_view cls : {"UNRESOLVED_", "PARSE_SYNTAX_ERROR", "DATATYPE_MISMATCH",
-                                 "AnalysisException", "INVALID_", "AMBIGUOUS_", "CAST_"}) {
+    for (std::string_view cls :
+         {"UNRESOLVED_", "PARSE_SYNTAX_ERROR", "DATATYPE_MISMATCH", "AnalysisException", "INVALID_",
+          "AMBIGUOUS_", "CAST_", "SQLSTATE: 42"}) {  // class 42: syntax and analysis errors
       if (Contains(msg, cls)) return Status::InvalidArgument(text);
     }
     return Status::IOError(text);

@@ -5,14 +5,17 @@
 // that cluster is used and left running. Otherwise Start() starts one on a free port with its
 // state in a temporary folder and the destructor stops it (by the pids the script recorded).
 // Starting takes 30-60 s, so a test binary starts at most one (a global test environment) and is
-// registered with ctest as one entry. Not thread-safe.
+// registered with ctest as one entry. StartOwn() always starts one, for tests that kill its
+// processes (Kill). Not thread-safe.
 #pragma once
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -28,6 +31,11 @@ class SparkCluster {
     if (remote != nullptr && *remote != '\0') {
       return std::unique_ptr<SparkCluster>(new SparkCluster(remote, std::nullopt));
     }
+    return StartOwn();
+  }
+
+  // Always a cluster of the caller's own (for tests that kill its processes).
+  static Result<std::unique_ptr<SparkCluster>> StartOwn() {
     GRANARY_ASSIGN_OR_RAISE(TempDir state, TempDir::Make("granary-spark-"));
     int port = FreePort();
     std::string command = Script() + " start --port " + std::to_string(port) + " --state " +
@@ -52,6 +60,17 @@ class SparkCluster {
   }
 
   const std::string& url() const { return url_; }
+
+  // Kills one process of an own cluster with SIGKILL, its process group included (a worker's
+  // executors): "connect", "master", "worker1", "worker2".
+  Status Kill(const std::string& name) {
+    if (!state_) return Status::FailedPrecondition("not an own cluster");
+    std::ifstream in(state_->path() / "pids" / (name + ".pid"));
+    pid_t pid = 0;
+    if (!(in >> pid) || pid <= 0) return Status::NotFound("no pid file for " + name);
+    if (killpg(pid, SIGKILL) != 0) return Status::IOError("cannot kill " + name);
+    return Status::OK();
+  }
 
  private:
   SparkCluster(std::string url, std::optional<TempDir> state)
