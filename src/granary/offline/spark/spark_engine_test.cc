@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "granary/common/clock.h"
 #include "granary/common/strings.h"
@@ -488,6 +489,105 @@ TEST_F(SparkEngineTest, AppendsToADeltaTableAndWritesTrainingSetsInTheCluster) {
   auto back = arrow::Table::FromRecordBatches(rows->schema(), batches).ValueOrDie();
   EXPECT_EQ(Column(*back, "note"), (std::vector<std::string>{"x", "y", "z"}));
   EXPECT_EQ(Column(*back, "v"), (std::vector<std::string>{"2", "3", "null"}));
+}
+
+// Random cases against the rules written as plainly as possible (as pit_join_test.cc does for
+// the embedded engine): ties on event and created times, null created times, several files, the
+// cutoff, ttl 0, entity rows with null times and keys without feature rows. The feature value is
+// the row's read index, so a wrong tie-break shows.
+TEST_F(SparkEngineTest, AgreesWithABruteForceOracleOnRandomData) {
+  constexpr int64_t kMinute = 60'000'000;
+  constexpr int64_t kBase = 1'700'000'000'000'000;
+  defs_.entities.push_back(
+      Entity{.name = "driver", .join_keys = {"driver_id"}, .join_key_types = {kInt64}});
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    auto uniform = [&](int64_t lo, int64_t hi) {
+      return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+    };
+    const bool cutoff = seed % 2 == 0;
+    const int64_t ttl = seed % 3 == 0 ? 0 : uniform(1, 20);
+    const int files = static_cast<int>(uniform(1, 3));
+    const int64_t keys = uniform(1, 10);
+    // Feature rows in read order: file by file.
+    struct Row {
+      int64_t key, ts;
+      std::optional<int64_t> created;
+    };
+    std::vector<std::vector<Row>> by_file(files);
+    for (int64_t i = 0, n = uniform(50, 300); i < n; ++i) {
+      std::optional<int64_t> created;
+      if (uniform(0, 9) > 0) created = kBase + uniform(0, 40) * kMinute;
+      by_file[uniform(0, files - 1)].push_back(
+          {uniform(0, keys - 1), kBase + uniform(0, 40) * kMinute, created});
+    }
+    std::vector<Row> rows;
+    std::string name = "random" + std::to_string(seed);
+    std::filesystem::path folder = dir_->path() / "data" / name;
+    std::filesystem::create_directories(folder);
+    for (int f = 0; f < files; ++f) {
+      arrow::Int64Builder k, v;
+      arrow::TimestampBuilder t(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                                arrow::default_memory_pool());
+      arrow::TimestampBuilder c(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                                arrow::default_memory_pool());
+      for (const Row& r : by_file[f]) {
+        ASSERT_TRUE(k.Append(r.key).ok());
+        ASSERT_TRUE(t.Append(r.ts).ok());
+        ASSERT_TRUE((r.created ? c.Append(*r.created) : c.AppendNull()).ok());
+        ASSERT_TRUE(v.Append(static_cast<int64_t>(rows.size())).ok());
+        rows.push_back(r);
+      }
+      auto table = arrow::Table::Make(
+          arrow::schema({arrow::field("driver_id", arrow::int64()),
+                         arrow::field("event_timestamp", t.type()),
+                         arrow::field("created", c.type()), arrow::field("index", arrow::int64())}),
+          {k.Finish().ValueOrDie(), t.Finish().ValueOrDie(), c.Finish().ValueOrDie(),
+           v.Finish().ValueOrDie()});
+      ASSERT_TRUE(WriteTableFile(*table, folder / fmt::format("part-{:03d}.parquet", f)).ok());
+    }
+    defs_.data_sources.push_back(DataSource{.name = name,
+                                            .path = "data/" + name,
+                                            .timestamp_field = "event_timestamp",
+                                            .created_timestamp_column = "created"});
+    FeatureView view;
+    view.name = name;
+    view.entities = {"driver"};
+    view.source = name;
+    view.ttl = Duration::Minutes(ttl);
+    view.schema = {Field{.name = "index", .type = kInt64}};
+    defs_.feature_views.push_back(view);
+
+    std::vector<std::vector<std::string>> entity_rows;
+    std::vector<std::string> expected;
+    for (int64_t i = 0, n = uniform(20, 120); i < n; ++i) {
+      int64_t key = uniform(0, keys + 1);
+      std::optional<int64_t> t;
+      if (uniform(0, 19) > 0) t = kBase + uniform(-5, 45) * kMinute;
+      entity_rows.push_back(
+          {std::to_string(key), t ? FormatTimestamp(Timestamp::FromMicros(*t)) : "null"});
+      int64_t best = -1;
+      auto created = [&](int64_t j) { return rows[j].created.value_or(INT64_MIN); };
+      for (int64_t j = 0; t && j < static_cast<int64_t>(rows.size()); ++j) {
+        if (rows[j].key != key || rows[j].ts > *t) continue;
+        if (ttl > 0 && rows[j].ts < *t - ttl * kMinute) continue;
+        if (cutoff && rows[j].created && *rows[j].created > *t) continue;
+        if (best < 0 ||
+            std::pair(rows[j].ts, created(j)) >= std::pair(rows[best].ts, created(best))) {
+          best = j;  // ">=": the row read later wins a full tie
+        }
+      }
+      expected.push_back(best < 0 ? "null" : std::to_string(best));
+    }
+    HistoricalRequest request;
+    request.entities = Rows({{"driver_id", kInt64}, {"event_timestamp", kTime}}, entity_rows);
+    request.features = {{name, "index"}};
+    request.created_timestamp_cutoff = cutoff;
+    auto out = Historical(request);
+    ASSERT_NE(out, nullptr);
+    EXPECT_EQ(Column(*out, "index"), expected) << "ttl " << ttl << " min, cutoff " << cutoff;
+  }
 }
 
 }  // namespace
