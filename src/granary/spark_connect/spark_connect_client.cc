@@ -191,6 +191,7 @@ class ExecuteStream final : public ResultStream {
 
   const std::shared_ptr<arrow::Schema>& schema() const override { return schema_; }
   int64_t rows() const override { return rows_; }
+  const std::map<std::string, int64_t>& scan_metrics() const override { return scan_metrics_; }
 
   Result<std::shared_ptr<arrow::RecordBatch>> Next() override {
     while (pending_.empty()) {
@@ -222,6 +223,15 @@ class ExecuteStream final : public ResultStream {
                                            client_->describe, what_));
       }
       return false;
+    }
+    if (response.has_metrics()) {
+      for (const auto& node : response.metrics().metrics()) {
+        // File scans ("Scan parquet", "Scan csv"), not the scans of uploaded rows.
+        if (node.name().rfind("Scan ", 0) != 0) continue;
+        for (const auto& [name, value] : node.execution_metrics()) {
+          scan_metrics_[name] += value.value();
+        }
+      }
     }
     if (!response.has_arrow_batch()) return true;
     auto* batch = response.mutable_arrow_batch();
@@ -288,6 +298,7 @@ class ExecuteStream final : public ResultStream {
   std::deque<std::shared_ptr<arrow::RecordBatch>> pending_;
   std::string chunk_buffer_;
   int64_t rows_ = 0;
+  std::map<std::string, int64_t> scan_metrics_;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -53,6 +54,11 @@ class ResultStream {
   virtual Result<std::shared_ptr<arrow::RecordBatch>> Next() = 0;
   // Rows returned so far.
   virtual int64_t rows() const = 0;
+  // What the server measured, once the stream has ended (Spark sends its plan's metrics last):
+  // per metric key (Spark's: "numFiles", "numPartitions", "numOutputRows", "filesSize", ...),
+  // the sum over the plan's file scans (nodes named "Scan parquet", "Scan csv", ...). Empty
+  // before the end, or when the server sent none.
+  virtual const std::map<std::string, int64_t>& scan_metrics() const = 0;
 };
 
 class SparkConnectClient {

@@ -134,12 +134,11 @@ class SparkStream final : public OfflineBatchStream {
     GRANARY_ASSIGN_OR_RAISE(auto batch, result_->Next());
     if (batch == nullptr) {
       done_ = true;
+      RecordScanMetrics();
       if (finish_) GRANARY_RETURN_NOT_OK(finish_());
       return batch;
     }
-    GRANARY_ASSIGN_OR_RAISE(auto out, convert_(batch));
-    for (auto& s : stats_) s.rows_returned += 0;  // per-view counts are not known from one query
-    return out;
+    return convert_(batch);
   }
 
   std::vector<OfflineReadStats> stats() const override { return stats_; }
@@ -147,6 +146,28 @@ class SparkStream final : public OfflineBatchStream {
   void set_finish(std::function<Status()> finish) { finish_ = std::move(finish); }
 
  private:
+  // The cluster's scan metrics: exact for one view; for a training set of several views (one
+  // query) the totals go into each view's detail only.
+  void RecordScanMetrics() {
+    const auto& m = result_->scan_metrics();
+    auto get = [&](const char* name) {
+      auto it = m.find(name);
+      return it == m.end() ? int64_t{0} : it->second;
+    };
+    const int64_t files = get("numFiles");
+    const int64_t partitions = get("numPartitions");
+    const int64_t rows = get("numOutputRows");
+    for (auto& s : stats_) {
+      s.engine_detail = fmt::format("{}: {} files read, {} partitions read, {} rows scanned{}",
+                                    client_->Describe(), files, partitions, rows,
+                                    stats_.size() > 1 ? " (all views of the query)" : "");
+      if (stats_.size() == 1) {
+        s.files_total = files;
+        s.rows_scanned = rows;
+      }
+    }
+  }
+
   std::shared_ptr<SparkConnectClient> client_;
   std::unique_ptr<ResultStream> result_;
   std::shared_ptr<arrow::Schema> schema_;

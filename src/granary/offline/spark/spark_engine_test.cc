@@ -431,6 +431,12 @@ TEST_F(SparkEngineTest, DatePartitionsOutsideTheRangeAreNotRead) {
   auto table = ReadAll(**stream);
   ASSERT_TRUE(table.ok()) << table.status().ToString();
   EXPECT_EQ(Column(**table, "v"), (std::vector<std::string>{"3"}));
+  // The cluster's own count: two of the four partition folders were read.
+  auto stats = (*stream)->stats();
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_EQ(stats[0].files_total, 2) << stats[0].engine_detail;
+  EXPECT_NE(stats[0].engine_detail.find("2 partitions read"), std::string::npos)
+      << stats[0].engine_detail;
 }
 
 TEST_F(SparkEngineTest, AppendsToADeltaTableAndWritesTrainingSetsInTheCluster) {
