@@ -296,3 +296,36 @@ def test_csv_output_writes_timestamps_in_rfc_3339(cli, tmp_path):
         "--feature-service", "customer_risk_v1", "-o", repo / "o.csv", "-q", check=True)
     lines = (repo / "o.csv").read_text().splitlines()
     assert lines[1].startswith(f'1001,"{newest.strftime("%Y-%m-%dT%H:%M:%SZ")}",'), lines
+
+
+def test_sources_the_offline_engine_cannot_read_are_refused_naming_the_engine_that_can(cli, tmp_path):
+    repo = make_repo(tmp_path, cli)
+    table_defs = DEFS.replace(
+        "  - {name: driver_stats, path: data/driver_stats.parquet, timestamp_field: event_timestamp,",
+        "  - {name: driver_table, table: main.fleet.driver_stats, timestamp_field: event_timestamp}\n"
+        "  - {name: driver_stats, path: data/driver_stats.parquet, timestamp_field: event_timestamp,")
+    (repo / "features.yaml").write_text(table_defs)
+    refused = cli("-C", repo, "apply", check=False)
+    assert refused.returncode == 1
+    assert "data source 'driver_table' reads a table (main.fleet.driver_stats), which the embedded " \
+        "engine (offline_store type file) cannot" in refused.stderr
+    assert "offline_store: {type: spark" in refused.stderr
+    # The registry still holds the definitions applied before: retrieval works as it did.
+    out = repo / "train.parquet"
+    cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
+        "--feature-service", "driver_v1", "-o", out, check=True)
+    assert pq.read_table(out).num_rows == 5
+
+
+def test_the_offline_store_type_chooses_the_engine(cli, tmp_path):
+    repo = make_repo(tmp_path, cli)
+    (repo / "granary.yaml").write_text("project: hist\noffline_store: {type: spark}\n")
+    spark = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
+                "--feature-service", "driver_v1", "-o", repo / "x.parquet", check=False)
+    assert spark.returncode == 1
+    assert "offline_store type spark is not built into this Granary yet" in spark.stderr
+    assert not (repo / "x.parquet").exists()
+    (repo / "granary.yaml").write_text("project: hist\noffline_store: {type: file}\n")
+    cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
+        "--feature-service", "driver_v1", "-o", repo / "x.parquet", check=True)
+    assert pq.read_table(repo / "x.parquet").num_rows == 5

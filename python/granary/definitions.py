@@ -44,7 +44,7 @@ class Entity:
 class DataSource:
     name: str
     format: str  # "parquet", "csv" or "delta"
-    path: str
+    path: str  # "" when the source is a table or a query
     timestamp_field: str
     created_timestamp_column: str = ""
     date_partition_column: str = ""
@@ -52,6 +52,8 @@ class DataSource:
     description: str = ""
     tags: Dict[str, str] = dataclasses.field(default_factory=dict)
     location: str = ""
+    table: str = ""  # a catalog table (catalog.schema.name), read by the spark engine
+    query: str = ""  # a SQL query, read by the spark engine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +163,8 @@ class Catalog:
                 created_timestamp_column=s["created_timestamp_column"],
                 date_partition_column=s["date_partition_column"],
                 field_mapping=dict(s["field_mapping"]), description=s["description"],
-                tags=dict(s["tags"]), location=s["location"])
+                tags=dict(s["tags"]), location=s["location"], table=s["table"],
+                query=s["query"])
         self.feature_views: Dict[str, FeatureView] = {}
         for v in raw["feature_views"]:
             entity_columns = []

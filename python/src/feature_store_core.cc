@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "granary/common/clock.h"
-#include "granary/offline/source_inspector.h"
+#include "granary/offline/engine_factory.h"
 
 namespace granary::python {
 
@@ -45,12 +45,21 @@ Result<FeatureStoreCore::Applied> FeatureStoreCore::Latest(bool check_for_newer)
   return applied_;
 }
 
+Result<std::shared_ptr<OfflineEngine>> FeatureStoreCore::Offline() {
+  std::lock_guard lock(mu_);
+  if (offline_ == nullptr) {
+    GRANARY_ASSIGN_OR_RAISE(std::unique_ptr<OfflineEngine> engine, OpenOfflineEngine(config_));
+    offline_ = std::move(engine);
+  }
+  return offline_;
+}
+
 Result<ApplyOutcome> FeatureStoreCore::PlanOrApply(ApplyMode mode,
                                                    std::vector<std::string>* warnings) {
-  FileSourceInspector inspector(config_.root);
+  GRANARY_ASSIGN_OR_RAISE(std::shared_ptr<OfflineEngine> engine, Offline());
   GRANARY_ASSIGN_OR_RAISE(
       ApplyOutcome outcome,
-      granary::PlanOrApply(config_, &inspector, mode, SystemClock::Default().Now(), warnings));
+      granary::PlanOrApply(config_, engine.get(), mode, SystemClock::Default().Now(), warnings));
   if (mode == ApplyMode::kApply) {
     std::lock_guard lock(mu_);
     // The next Latest(true) reads the registry again (and sees this version or a newer one).
@@ -100,8 +109,10 @@ void FeatureStoreCore::Close() {
   Online closing;
   std::shared_ptr<OnlineStore> writer;
   std::unique_ptr<RegistryStore> registry;
+  std::shared_ptr<OfflineEngine> offline;
   {
     std::lock_guard lock(mu_);
+    offline = std::move(offline_);
     closing = std::move(online_);
     online_ = {};
     writer = std::move(writer_);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "granary/common/result.h"
+#include "granary/offline/offline_engine.h"
 #include "granary/online/online_store.h"
 #include "granary/registry/apply.h"
 #include "granary/registry/registry_store.h"
@@ -59,6 +60,11 @@ class FeatureStoreCore {
   // The writable store if one is open already, else null (materialize then opens its own).
   std::shared_ptr<OnlineStore> OpenWritableStore();
 
+  // The offline engine of offline_store with its default options (pushes to offline, apply's
+  // source checks), opened on first use and kept until Close(). Training sets open their own,
+  // with the call's memory budget.
+  Result<std::shared_ptr<OfflineEngine>> Offline();
+
   // Closes the online stores (releases the RocksDB lock once calls in flight finish) and the
   // registry. Later calls open them again.
   void Close();
@@ -73,6 +79,7 @@ class FeatureStoreCore {
   Applied applied_;                          // guarded by mu_
   Online online_;                            // guarded by mu_
   std::shared_ptr<OnlineStore> writer_;      // guarded by mu_; RocksDB only, for pushes
+  std::shared_ptr<OfflineEngine> offline_;   // guarded by mu_
   int64_t online_version_ = 0;               // the definitions version online_.service uses
 };
 

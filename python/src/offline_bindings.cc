@@ -4,7 +4,7 @@
 
 #include "bindings.h"
 #include "feature_store_core.h"
-#include "granary/offline/historical.h"
+#include "granary/offline/engine_factory.h"
 
 namespace granary::python {
 
@@ -26,9 +26,10 @@ void BindOffline(nb::class_<FeatureStoreCore>& cls) {
           ThrowIfError(Status::InvalidArgument(
               "memory_budget must be a positive number of bytes, e.g. 2 << 30 for 2 GiB"));
         }
-        request.memory_budget_bytes = memory_budget_bytes;
-        request.threads = threads;
-        request.spill_dir = spill_dir;
+        OfflineEngineOptions engine_options;
+        engine_options.embedded.memory_budget_bytes = memory_budget_bytes;
+        engine_options.embedded.threads = threads;
+        engine_options.embedded.spill_dir = spill_dir;
         request.show_progress = progress;
         request.entities = ImportArrowTable(entity_rows, "entity_df");
         FeatureStoreCore::Applied applied;
@@ -43,8 +44,11 @@ void BindOffline(nb::class_<FeatureStoreCore>& cls) {
         std::shared_ptr<arrow::Table> table;
         ThrowIfError(RunInterruptible(
             [&]() -> Status {
-              GRANARY_ASSIGN_OR_RAISE(
-                  table, GetHistoricalFeatures(self.config(), *applied.definitions, request));
+              GRANARY_ASSIGN_OR_RAISE(auto engine,
+                                      OpenOfflineEngine(self.config(), engine_options));
+              GRANARY_ASSIGN_OR_RAISE(auto stream,
+                                      engine->GetHistoricalFeatures(*applied.definitions, request));
+              GRANARY_ASSIGN_OR_RAISE(table, ReadAll(*stream));
               return Status::OK();
             },
             &cancel));

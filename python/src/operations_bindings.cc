@@ -15,9 +15,9 @@
 #include "granary/materialize/materializer.h"
 #include "granary/materialize/view_status.h"
 #include "granary/online/view_layout.h"
+#include "granary/push/push.h"
 #include "granary/registry/registry_store.h"
 #include "granary/serving/materialize_handoff.h"
-#include "granary/serving/push.h"
 
 namespace granary::python {
 namespace {
@@ -140,10 +140,9 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
         request.views = views;
         request.trigger = incremental ? "python materialize_incremental" : "python materialize";
         MaterializeOptions options;
-        options.memory_budget_bytes = memory_budget_bytes;
+        SetMemoryBudget(&options, memory_budget_bytes, spill_dir);
         options.write_threads = write_threads;
         options.write_batch_rows = write_batch_rows;
-        options.spill_dir = spill_dir;
         options.progress.mode =
             progress ? ProgressOptions::Mode::kDetect : ProgressOptions::Mode::kSilent;
         options.metrics = nullptr;  // a notebook has no /metrics endpoint
@@ -196,7 +195,11 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
           FeatureStoreCore::Applied applied = ValueOrThrow(self.Latest(/*check_for_newer=*/true));
           PushContext context;
           context.definitions = applied.definitions.get();
-          context.repo_root = self.config().root;
+          std::shared_ptr<OfflineEngine> engine;
+          if (target != PushTarget::kOnline) {
+            engine = ValueOrThrow(self.Offline());
+            context.engine = engine.get();
+          }
           // Recorded for `granary status` (written when the call returns).
           PushLog log(self.config().RegistryPath(), &SystemClock::Default());
           context.log = &log;
@@ -216,7 +219,7 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
             context.store = writer.get();
           }
           result = ValueOrThrow(Push(context, push_source_name, *table, target));
-          for (const auto& path : result.offline.files) files.push_back(path.string());
+          files = result.offline.files;
         }
         nb::dict d;
         d["rows"] = result.rows;

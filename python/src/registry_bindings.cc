@@ -38,6 +38,8 @@ nb::dict SourceDict(const DataSource& s) {
   d["name"] = s.name;
   d["type"] = std::string(SourceFormatName(s.format));
   d["path"] = s.path;
+  d["table"] = s.table;
+  d["query"] = s.query;
   d["timestamp_field"] = s.timestamp_field;
   d["created_timestamp_column"] = s.created_timestamp_column;
   d["date_partition_column"] = s.date_partition_column;

@@ -88,7 +88,8 @@ void RunList(Context& ctx, const std::string& kind_arg) {
         rows.push_back({s.name, "push", "(batch_source: " + s.batch_source + ")", ""});
         continue;
       }
-      rows.push_back({s.name, std::string(SourceFormatName(s.format)), s.path, s.timestamp_field});
+      rows.push_back(
+          {s.name, std::string(SourceFormatName(s.format)), s.Where(), s.timestamp_field});
     }
     PrintTable({"NAME", "FORMAT", "PATH", "TIMESTAMP FIELD"}, rows);
   } else if (*kind == "feature-views") {

@@ -3,12 +3,14 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <csignal>
 #include <thread>
 
 #include "granary/cli/cli.h"
+#include "granary/cli/signals.h"
 #include "granary/common/progress.h"
 #include "granary/common/strings.h"
-#include "granary/offline/historical.h"
+#include "granary/offline/engine_factory.h"
 #include "granary/offline/table_io.h"
 #include "granary/registry/registry_store.h"
 #include "granary/types/arrow_convert.h"
@@ -23,6 +25,8 @@ struct HistoricalArgs {
   bool full_feature_names = false;
   bool created_timestamp_cutoff = false;
   std::string output;
+  std::string output_table;  // engines that keep the result (Spark): a table there
+  std::string output_path;   // ... or a URI there
   std::string memory_budget = "2GiB";
   int threads = 0;
   std::string spill_dir;
@@ -47,6 +51,11 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   if (args.features.empty() == args.feature_service.empty()) {
     return Status::InvalidArgument("give --features view:feature,... or --feature-service NAME");
   }
+  if (!args.output.empty() + !args.output_table.empty() + !args.output_path.empty() != 1) {
+    return Status::InvalidArgument(
+        "give one of -o FILE (a local .parquet or .csv), --output-table NAME or --output-path URI "
+        "(a Delta table the offline engine writes where it runs: offline_store type spark)");
+  }
   for (size_t pos = 0; pos <= args.features.size() && !args.features.empty();) {
     size_t comma = args.features.find(',', pos);
     if (comma == std::string::npos) comma = args.features.size();
@@ -60,11 +69,13 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   request.feature_service = args.feature_service;
   request.full_feature_names = args.full_feature_names;
   request.created_timestamp_cutoff = args.created_timestamp_cutoff;
-  GRANARY_ASSIGN_OR_RAISE(request.memory_budget_bytes,
-                          ParseByteSize(args.memory_budget, "--memory-budget"));
-  request.threads = args.threads;
-  request.spill_dir = args.spill_dir;
   request.show_progress = !args.quiet;
+  OfflineEngineOptions engine_options;
+  GRANARY_ASSIGN_OR_RAISE(engine_options.embedded.memory_budget_bytes,
+                          ParseByteSize(args.memory_budget, "--memory-budget"));
+  engine_options.embedded.threads = args.threads;
+  engine_options.embedded.spill_dir = args.spill_dir;
+  GRANARY_ASSIGN_OR_RAISE(auto engine, OpenOfflineEngine(config, engine_options));
   // Resolve first, so a bad feature name fails before any data is read.
   GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
   // CSV entity files: join keys typed as the entities declare them ("007" stays a string).
@@ -80,30 +91,60 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   }
   GRANARY_ASSIGN_OR_RAISE(request.entities, ReadTableFile(args.entities, csv_types));
   request.entities_name = args.entities;
-  HistoricalStats stats;
-  GRANARY_ASSIGN_OR_RAISE(auto table, GetHistoricalFeatures(config, defs, request, &stats));
-  if (stats.resident_bytes > request.memory_budget_bytes) {
+  // Ctrl-C / SIGTERM: the engine stops (on Spark, the cluster's job is interrupted) and nothing
+  // is written.
+  CancelFlag cancel;
+  request.cancel = &cancel;
+  auto signals = SignalWatcher::Start([&cancel](int sig) {
     fmt::print(stderr,
-               "warning: the entity rows and the training set itself take about {} MiB, more "
-               "than --memory-budget {}; the joins kept to a quarter of the budget, but the "
-               "result had to be held whole\n",
-               stats.resident_bytes >> 20, args.memory_budget);
+               "{}: stopping the retrieval; nothing is written
+               ",
+                       sig == SIGINT
+                   ? "interrupted"
+                   : "terminated");
+    cancel.Cancel();
+  });
+  if (!args.output_table.empty() || !args.output_path.empty()) {
+    HistoricalOutput output;
+    output.table = args.output_table;
+    output.path = args.output_path;
+    GRANARY_ASSIGN_OR_RAISE(auto stats, engine->WriteHistoricalFeatures(defs, request, output));
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (const OfflineReadStats& s : stats) {
+      if (!args.quiet && !s.engine_detail.empty()) {
+        fmt::print(stderr, "{}{}: {}
+", LogTimePrefix(stderr), s.view, s.engine_detail);
+      }
+    }
+    fmt::print(stderr,
+               "{}wrote {} training rows to {} in {} in {:.1f}s
+               ", LogTimePrefix(stderr),
+               request.entities->num_rows(),
+               output.table.empty() ? output.path : "table " + output.table, engine->Describe(),
+               seconds);
+    return Status::OK();
+  }
+  GRANARY_ASSIGN_OR_RAISE(auto stream, engine->GetHistoricalFeatures(defs, request));
+  GRANARY_ASSIGN_OR_RAISE(auto table, ReadAll(*stream));
+  for (const std::string& warning : stream->warnings()) {
+    fmt::print(stderr, "warning: {}\n", warning);
   }
   GRANARY_RETURN_NOT_OK(WriteTableFile(*table, args.output));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!args.quiet) {
-    for (const auto& v : stats.views) {
-      const auto& s = v.join.scan;
+    for (const OfflineReadStats& s : stream->stats()) {
       fmt::print(stderr,
                  "{}{}: {} rows read of {} files ({} pruned), {} of {} row groups pruned, {} of {} "
-                 "entity rows matched{}\n",
-                 LogTimePrefix(stderr), v.name, Progress::HumanCount(s.rows_scanned), s.files_total,
+                 "entity rows matched{}{}\n",
+                 LogTimePrefix(stderr), s.view, Progress::HumanCount(s.rows_scanned), s.files_total,
                  s.files_pruned, s.row_groups_pruned, s.row_groups_total,
-                 Progress::HumanCount(v.join.rows_matched), Progress::HumanCount(table->num_rows()),
-                 v.join.partitions > 1 ? fmt::format(", {} partitions, {} MiB spilled",
-                                                     v.join.partitions, v.join.bytes_spilled >> 20)
-                                       : "");
+                 Progress::HumanCount(s.rows_matched), Progress::HumanCount(table->num_rows()),
+                 s.partitions > 1 ? fmt::format(", {} partitions, {} MiB spilled", s.partitions,
+                                                s.bytes_spilled >> 20)
+                                  : "",
+                 s.engine_detail.empty() ? "" : ", " + s.engine_detail);
     }
   }
   fmt::print(stderr, "{}wrote {} rows x {} columns to {} in {:.1f}s (peak Arrow memory {} MiB)\n",
@@ -130,7 +171,13 @@ void RegisterHistoricalCommand(CLI::App& app, Context& ctx) {
                 "Name feature columns view__feature");
   cmd->add_flag("--created-timestamp-cutoff", args->created_timestamp_cutoff,
                 "Ignore feature rows created after the entity row's time (no backfill leakage)");
-  cmd->add_option("-o,--output", args->output, "Output file (.parquet or .csv)")->required();
+  cmd->add_option("-o,--output", args->output, "Output file (.parquet or .csv)");
+  cmd->add_option("--output-table", args->output_table,
+                  "Write the training set as this Delta table in the engine's catalog, without "
+                  "passing through this process (offline_store type spark)");
+  cmd->add_option("--output-path", args->output_path,
+                  "Write the training set as a Delta table at this URI, where the engine runs "
+                  "(offline_store type spark)");
   cmd->add_option("--memory-budget", args->memory_budget,
                   "Memory for the retrieval (entity rows, output, join state); past it the join "
                   "spills to disk (e.g. 512MiB, 2GiB)")

@@ -49,11 +49,10 @@ std::vector<std::string> SplitViews(const std::string& text) {
 
 Result<MaterializeOptions> MakeMaterializeOptions(const MaterializeArgs& args) {
   MaterializeOptions options;
-  GRANARY_ASSIGN_OR_RAISE(options.memory_budget_bytes,
-                          ParseByteSize(args.memory_budget, "--memory-budget"));
+  GRANARY_ASSIGN_OR_RAISE(int64_t budget, ParseByteSize(args.memory_budget, "--memory-budget"));
+  SetMemoryBudget(&options, budget, args.spill_dir);
   options.write_threads = args.write_threads;
   options.write_batch_rows = args.write_batch_rows;
-  options.spill_dir = args.spill_dir;
   options.progress.mode =
       args.quiet ? ProgressOptions::Mode::kSilent : ProgressOptions::Mode::kDetect;
   return options;

@@ -10,7 +10,7 @@
 #include "granary/cli/cli.h"
 #include "granary/common/clock.h"
 #include "granary/materialize/repository_lock.h"
-#include "granary/offline/source_inspector.h"
+#include "granary/offline/engine_factory.h"
 #include "granary/online/online_store.h"
 #include "granary/online/view_layout.h"
 #include "granary/registry/apply.h"
@@ -39,9 +39,11 @@ std::vector<std::string> ViewsWithNewOnlineLayout(const RepoConfig& config,
 void RunPlanOrApply(Context& ctx, bool apply) {
   RepoConfig config;
   if (!ctx.LoadConfig(&config)) return;
-  FileSourceInspector inspector(config.root);
+  // The offline engine checks the sources: their form, and their columns where the data exists.
+  auto engine = OpenOfflineEngine(config);
+  if (!engine.ok()) return ctx.Fail(engine.status());
   std::vector<std::string> warnings;
-  auto outcome = PlanOrApply(config, &inspector, apply ? ApplyMode::kApply : ApplyMode::kPlan,
+  auto outcome = PlanOrApply(config, engine->get(), apply ? ApplyMode::kApply : ApplyMode::kPlan,
                              SystemClock::Default().Now(), &warnings);
   for (const std::string& w : warnings) fmt::print(stderr, "warning: {}\n", w);
   if (!outcome.ok()) return ctx.Fail(outcome.status());

@@ -1,6 +1,6 @@
 // The first pass against a brute-force implementation of the rules on random data with many ties,
 // in memory and partitioned with spilling; and the whole run against the same oracle.
-#include "granary/materialize/latest_rows.h"
+#include "granary/offline/embedded/latest_rows.h"
 
 #include <gtest/gtest.h>
 
@@ -73,8 +73,8 @@ TEST_P(LatestRowsAgainstTheRules, MaterializedValuesAreTheLatestRows) {
     repo->WriteRows("part-" + std::to_string(f), files[f], /*row_group_rows=*/700);
   }
   MaterializeOptions options = repo->Options();
-  options.TEST_force_partitions = mode.force_partitions;
-  options.memory_budget_bytes = mode.budget;
+  SetMemoryBudget(&options, mode.budget, "");
+  options.offline.embedded.TEST_force_partitions = mode.force_partitions;
   options.write_batch_rows = 50;
   MaterializeRequest request;
   request.kind = MaterializeRequest::Kind::kInterval;

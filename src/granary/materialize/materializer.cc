@@ -8,11 +8,10 @@
 #include <map>
 
 #include "granary/common/strings.h"
-#include "granary/materialize/gather_writer.h"
 #include "granary/materialize/interval.h"
-#include "granary/materialize/latest_rows.h"
 #include "granary/materialize/materialize_metrics.h"
 #include "granary/materialize/online_check.h"
+#include "granary/materialize/online_writer.h"
 #include "granary/materialize/repository_lock.h"
 #include "granary/online/view_layout.h"
 #include "granary/registry/registry_store.h"
@@ -79,6 +78,7 @@ struct RunContext {
   const Definitions& defs;
   RegistryStore& registry;
   OnlineStore& store;
+  OfflineEngine& engine;
   const std::atomic<bool>* cancelled;
   const std::string& lock_token;  // recorded with each run (its liveness)
 };
@@ -86,7 +86,7 @@ struct RunContext {
 // Records a running run's counts in the registry as the writers go, so that a run cut off
 // (kill -9) keeps what it wrote: at the first batch, then at most once a second. Thread-safe:
 // writer threads call Add; the registry is used by one of them at a time (the main thread waits
-// in GatherAndWrite meanwhile).
+// in WriteLatestRows meanwhile).
 class RunProgressRecorder {
  public:
   RunProgressRecorder(RegistryStore& registry, int64_t run_id, int64_t rows_read)
@@ -116,63 +116,58 @@ class RunProgressRecorder {
   std::chrono::steady_clock::time_point last_;  // guarded by mu_
 };
 
-// Pass one and pass two of one view; fills the counts of `out`.
+// The latest rows of one view from the offline engine, written online; fills the counts of `out`.
 Status MaterializeRows(const RunContext& ctx, const FeatureView& view, const ViewLayout& layout,
                        ViewMaterialization* out) {
-  ViewSource source;
-  source.repo_root = ctx.config.root;
-  source.defs = &ctx.defs;
-  source.view = &view;
-  source.options.start = out->start;
-  source.options.end = out->end;
-
-  LatestRowsOptions latest;
-  latest.memory_budget_bytes = ctx.options.memory_budget_bytes;
-  latest.spill_dir = ctx.options.spill_dir;
-  latest.cancelled = ctx.cancelled;
-  latest.TEST_force_partitions = ctx.options.TEST_force_partitions;
-  LatestRowsStats latest_stats;
-  std::vector<ChosenRow> chosen;
+  CancelFlag cancel(ctx.cancelled);
+  LatestRowsRequest request;
+  request.view = &view;
+  request.start = out->start;
+  request.end = out->end;
+  // About a dozen batches are in flight (decoded ahead, queued, being written): keep them
+  // within the batch memory.
+  request.batch_rows = std::clamp<int64_t>(
+      ctx.options.batch_memory_bytes / 12 / EstimatedRowBytes(layout), 1024, 64 * 1024);
+  request.cancel = &cancel;
+  std::unique_ptr<OfflineBatchStream> rows;
   {
     Progress progress(fmt::format("{}: latest rows", view.name), 0, "rows", ctx.options.progress);
-    latest.progress = &progress;
-    auto selected = SelectLatestRows(source, latest, &latest_stats);
-    out->scan = latest_stats.scan;
-    if (!selected.ok()) return selected.status();
-    chosen = std::move(*selected);
+    request.progress = &progress;
+    auto opened = ctx.engine.LatestRows(ctx.defs, request);
+    if (!opened.ok()) return opened.status();
+    rows = std::move(*opened);
   }
-  out->rows_in_range = latest_stats.scan.rows_returned;
-  out->null_key_rows = latest_stats.null_key_rows;
-  out->entities = static_cast<int64_t>(chosen.size());
-  out->partitions = latest_stats.partitions;
-  out->bytes_spilled = latest_stats.bytes_spilled;
-  out->peak_state_bytes = latest_stats.peak_state_bytes;
-  if (chosen.empty()) return Status::OK();
-  int64_t newest = chosen.front().event_ts;
-  for (const ChosenRow& row : chosen) newest = std::max(newest, row.event_ts);
-  out->newest_event = Timestamp::FromMicros(newest);
+  auto read_stats = [&] {
+    std::vector<OfflineReadStats> all = rows->stats();
+    if (!all.empty()) out->scan = all.front();
+    out->rows_in_range = out->scan.rows_returned;
+    out->null_key_rows = out->scan.null_key_rows;
+    out->partitions = out->scan.partitions;
+    out->bytes_spilled = out->scan.bytes_spilled;
+    out->peak_state_bytes = out->scan.peak_state_bytes;
+  };
+  read_stats();
   (void)ctx.registry.UpdateRunProgress(out->run_id, out->scan.rows_scanned, 0, 0);
 
-  GatherWriteOptions write;
+  OnlineWriteOptions write;
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   write.threads = ctx.options.write_threads > 0 ? ctx.options.write_threads : 2 * cores;
   write.batch_rows = std::max<int64_t>(1, ctx.options.write_batch_rows);
-  // About a dozen batches are in flight (decoded ahead, queued, being written): keep them
-  // within a quarter of the budget.
-  write.scan_batch_rows = std::clamp<int64_t>(
-      ctx.options.memory_budget_bytes / 4 / 12 / EstimatedRowBytes(layout), 1024, 64 * 1024);
   write.cancelled = ctx.cancelled;
   RunProgressRecorder recorder(ctx.registry, out->run_id, out->scan.rows_scanned);
   write.after_write = [&ctx, &view, &recorder](const WriteStats& s) {
     recorder.Add(s);
     if (ctx.options.after_write) ctx.options.after_write(view.name, s);
   };
-  Progress progress(fmt::format("{}: write", view.name), out->entities, "entities",
+  // The number of entities is known up front when the engine found them before streaming.
+  Progress progress(fmt::format("{}: write", view.name), rows->expected_rows(), "entities",
                     ctx.options.progress);
   write.progress = &progress;
-  GatherWriteStats write_stats;
-  Status st =
-      GatherAndWrite(source, latest_stats.scan, chosen, layout, &ctx.store, write, &write_stats);
+  OnlineWriteStats write_stats;
+  Status st = WriteLatestRows(*rows, layout, &ctx.store, write, &write_stats);
+  read_stats();
+  out->entities = write_stats.rows;
+  out->newest_event = write_stats.newest_event;
   out->entities_written = write_stats.written.written;
   out->entities_skipped = write_stats.written.skipped_older;
   return st;
@@ -313,6 +308,12 @@ Result<MaterializeReport> RunLocked(const RepoConfig& config, const MaterializeR
     owned = std::move(*opened);
     store = owned.get();
   }
+  std::unique_ptr<OfflineEngine> owned_engine;
+  OfflineEngine* engine = options.engine;
+  if (engine == nullptr) {
+    GRANARY_ASSIGN_OR_RAISE(owned_engine, OpenOfflineEngine(config, options.offline));
+    engine = owned_engine.get();
+  }
   GRANARY_ASSIGN_OR_RAISE(auto states, registry->WatermarkStates());
   // Every incremental run first checks that the store still holds what the watermarks promise;
   // a view whose data is lost is reloaded over its ttl window. Markers that cannot be read leave
@@ -334,7 +335,7 @@ Result<MaterializeReport> RunLocked(const RepoConfig& config, const MaterializeR
       }
     }
   }
-  RunContext ctx{config, request, options, defs, *registry, *store, cancelled, lock_token};
+  RunContext ctx{config, request, options, defs, *registry, *store, *engine, cancelled, lock_token};
   MaterializeReport report;
   for (const FeatureView* view : views) {
     if (IsCancelled(cancelled)) {
@@ -430,6 +431,19 @@ Result<MaterializeReport> LockAndRun(const RepoConfig& config, const Materialize
 }
 
 }  // namespace
+
+OfflineEngineOptions DefaultMaterializeEngineOptions() {
+  OfflineEngineOptions options;
+  options.embedded.memory_budget_bytes = int64_t{1} << 30;
+  return options;
+}
+
+void SetMemoryBudget(MaterializeOptions* options, int64_t bytes,
+                     const std::filesystem::path& spill_dir) {
+  options->offline.embedded.memory_budget_bytes = bytes;
+  options->offline.embedded.spill_dir = spill_dir;
+  options->batch_memory_bytes = bytes / 4;
+}
 
 Result<MaterializeReport> Materialize(const RepoConfig& config, const MaterializeRequest& request,
                                       const MaterializeOptions& options, OnlineStore* store,

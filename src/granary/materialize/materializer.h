@@ -5,12 +5,13 @@
 // written and skipped, status, error):
 //   1. the repository lock is taken (no two runs of one repository overlap, in any process);
 //   2. the interval comes from the request and the view's watermark (interval.h);
-//   3. pass one reads the join keys and timestamps of rows in the interval, pruned by files,
-//      partitions and row groups, and picks each entity's latest row in bounded memory
-//      (latest_rows.h);
-//   4. pass two reads those rows' features and writes them with OnlineStore::WriteBatch from
-//      parallel writers, reading ahead while writing (gather_writer.h). The store's
-//      write-if-newer decides: an online row that is newer stays (counted as skipped);
+//   3. the offline engine (offline/offline_engine.h, OfflineEngine::LatestRows) streams the
+//      latest row of each entity in the interval (the embedded engine: two passes over the
+//      source, pruned by files, partitions and row groups, in bounded memory; Spark: a query in
+//      the cluster);
+//   4. parallel writers write those rows with OnlineStore::WriteBatch while the stream reads
+//      ahead (online_writer.h). The store's write-if-newer decides: an online row that is newer
+//      stays (counted as skipped);
 //   5. on success the view's marker is written into the online store (OnlineStore::PutViewMarker:
 //      what the watermark will promise), then the run is recorded and the watermark moved in one
 //      registry transaction.
@@ -43,7 +44,8 @@
 #include "granary/common/metrics.h"
 #include "granary/common/progress.h"
 #include "granary/common/result.h"
-#include "granary/offline/source_scan.h"
+#include "granary/offline/engine_factory.h"
+#include "granary/offline/offline_engine.h"
 #include "granary/online/online_store.h"
 #include "granary/registry/repo_config.h"
 
@@ -63,13 +65,21 @@ struct MaterializeRequest {
   std::string trigger = "materialize";
 };
 
+// The offline engine options a materialization opens its engine with by default: the embedded
+// engine gets 1 GiB for picking the latest rows.
+OfflineEngineOptions DefaultMaterializeEngineOptions();
+
 struct MaterializeOptions {
-  // Memory for picking the latest rows (pass one's table, or its partitions' buffers) and for
-  // the batches in flight in pass two. Past it, pass one partitions and spills to disk.
-  int64_t memory_budget_bytes = int64_t{1} << 30;
+  // The offline engine to read from (borrowed, such as a server's; must outlive the run); null:
+  // the run opens the engine of config.offline_store with `offline` and closes it.
+  OfflineEngine* engine = nullptr;
+  // The engine's own knobs (the embedded engine: the memory budget for picking the latest rows,
+  // past which it partitions and spills to its spill folder).
+  OfflineEngineOptions offline = DefaultMaterializeEngineOptions();
+  // Bytes for the batches in flight between the engine and the writers (about a dozen).
+  int64_t batch_memory_bytes = int64_t{256} << 20;
   int write_threads = 0;            // parallel WriteBatch calls; 0: two per core
   int64_t write_batch_rows = 4096;  // rows per WriteBatch call
-  std::filesystem::path spill_dir;  // empty: the system's temp dir
   ProgressOptions progress{.mode = ProgressOptions::Mode::kSilent};
   const Clock* clock = &SystemClock::Default();
   MetricsRegistry* metrics = &MetricsRegistry::Default();  // null: no metrics
@@ -78,9 +88,13 @@ struct MaterializeOptions {
   std::function<void(const struct ViewMaterialization&)> after_view;
   // Called after each WriteBatch, on a writer thread; for observers and fault-injection tests.
   std::function<void(const std::string& view, const WriteStats& batch)> after_write;
-  // Test hook (production leaves it 0): partition pass one this many ways even when it fits.
-  int TEST_force_partitions = 0;
 };
+
+// One memory budget for a run, as --memory-budget and the SDK's memory_budget give it: `bytes`
+// for the embedded engine's work of picking the latest rows (past it, it partitions and spills
+// to `spill_dir`, empty: the system's temp dir), a quarter of it for the batches in flight.
+void SetMemoryBudget(MaterializeOptions* options, int64_t bytes,
+                     const std::filesystem::path& spill_dir);
 
 // What happened to one view.
 struct ViewMaterialization {
@@ -97,14 +111,14 @@ struct ViewMaterialization {
   std::optional<Timestamp> watermark_before;  // valid for the current schema
   std::optional<Timestamp> watermark_after;
   std::string watermark_note;  // why the watermark did not move, when it did not
-  SourceScanStats scan;        // pass one
+  OfflineReadStats scan;       // what the engine read to find the latest rows
   int64_t rows_in_range = 0;   // rows with event times in the interval
   int64_t null_key_rows = 0;   // rows in range with a null join key (belong to no entity)
   int64_t entities = 0;        // entities with a row in range (their latest rows)
   int64_t entities_written = 0;
   int64_t entities_skipped = 0;           // the online store held a newer row
   std::optional<Timestamp> newest_event;  // the newest event time among the rows chosen
-  int partitions = 0;                     // 0: pass one in memory
+  int partitions = 0;                     // 0: the engine's work fit in memory
   int64_t bytes_spilled = 0;
   int64_t peak_state_bytes = 0;
   double seconds = 0;

@@ -14,12 +14,6 @@
 namespace granary {
 namespace {
 
-std::vector<std::string> ViewNames(const Definitions& defs) {
-  std::vector<std::string> names;
-  for (const auto& v : defs.feature_views) names.push_back(v.name);
-  return names;
-}
-
 bool IsTimeType(const arrow::DataType& type) {
   return type.id() == arrow::Type::TIMESTAMP || type.id() == arrow::Type::DATE32 ||
          type.id() == arrow::Type::DATE64;
@@ -79,80 +73,11 @@ Result<std::shared_ptr<arrow::Array>> Combined(const std::shared_ptr<arrow::Chun
 
 }  // namespace
 
-Result<ResolvedFeatures> ResolveFeatures(const Definitions& defs,
-                                         const HistoricalRequest& request) {
-  std::vector<FeatureRef> refs = request.features;
-  if (!request.feature_service.empty()) {
-    if (!refs.empty()) {
-      return Status::InvalidArgument("give either features or a feature service, not both");
-    }
-    const FeatureService* service = defs.FindFeatureService(request.feature_service);
-    if (service == nullptr) {
-      std::vector<std::string> names;
-      for (const auto& s : defs.feature_services) names.push_back(s.name);
-      return Status::InvalidArgument(fmt::format(
-          "unknown feature service '{}'{} (feature services: {})", request.feature_service,
-          DidYouMean(request.feature_service, names), names.empty() ? "none" : Join(names, ", ")));
-    }
-    for (const FeatureProjection& p : service->projections) {
-      const FeatureView* view = defs.FindFeatureView(p.view);
-      if (view == nullptr) {
-        return Status::InvalidArgument(fmt::format(
-            "feature service '{}' names unknown feature view '{}'", service->name, p.view));
-      }
-      if (p.features.empty()) {
-        for (const Field& f : view->schema) refs.push_back({p.view, f.name});
-      } else {
-        for (const auto& f : p.features) refs.push_back({p.view, f});
-      }
-    }
-  }
-  if (refs.empty()) return Status::InvalidArgument("no features requested");
-  ResolvedFeatures out;
-  std::map<std::string, std::string> output_owner;  // output name -> "view:feature"
-  for (const FeatureRef& ref : refs) {
-    const FeatureView* view = defs.FindFeatureView(ref.view);
-    if (view == nullptr) {
-      auto names = ViewNames(defs);
-      return Status::InvalidArgument(
-          fmt::format("unknown feature view '{}' in '{}'{} (feature "
-                      "views: {})",
-                      ref.view, ref.ToString(), DidYouMean(ref.view, names),
-                      names.empty() ? "none" : Join(names, ", ")));
-    }
-    if (view->FindFeature(ref.feature) == nullptr) {
-      std::vector<std::string> names;
-      for (const Field& f : view->schema) names.push_back(f.name);
-      return Status::InvalidArgument(
-          fmt::format("feature view '{}' has no feature '{}'{} "
-                      "(features: {})",
-                      view->name, ref.feature, DidYouMean(ref.feature, names), Join(names, ", ")));
-    }
-    const std::string output = ref.OutputName(request.full_feature_names);
-    auto [it, inserted] = output_owner.emplace(output, ref.ToString());
-    if (!inserted) {
-      if (it->second == ref.ToString()) continue;  // the same feature twice: once is enough
-      return Status::InvalidArgument(
-          fmt::format("features '{}' and '{}' would both be named '{}'; use --full-feature-names "
-                      "(view__feature) or request only one of them",
-                      it->second, ref.ToString(), output));
-    }
-    auto group = std::find_if(out.views.begin(), out.views.end(),
-                              [&](const auto& v) { return v.view == view; });
-    if (group == out.views.end()) {
-      out.views.push_back({view, {}, {}});
-      group = out.views.end() - 1;
-    }
-    group->features.push_back(ref.feature);
-    group->output_names.push_back(output);
-  }
-  return out;
-}
-
-Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& config,
-                                                            const Definitions& defs,
-                                                            const HistoricalRequest& request,
-                                                            HistoricalStats* stats) {
+Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesystem::path& repo_root,
+                                                             const Definitions& defs,
+                                                             const HistoricalRequest& request,
+                                                             const HistoricalJoinOptions& options,
+                                                             HistoricalStats* stats) {
   if (request.entities == nullptr) return Status::InvalidArgument("no entity rows given");
   GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
   const auto& entity_table = request.entities;
@@ -218,8 +143,8 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
         CheckCancelled(request.cancel, fmt::format("reading feature view '{}'", view.name)));
     int64_t view_output = 0;
     for (const auto& f : group.features) view_output += n * ValueWidth(view.FindFeature(f)->type);
-    const int64_t join_budget = std::max(request.memory_budget_bytes - held - 2 * view_output,
-                                         request.memory_budget_bytes / 4);
+    const int64_t join_budget = std::max(options.memory_budget_bytes - held - 2 * view_output,
+                                         options.memory_budget_bytes / 4);
     held += view_output;
     SourceScanOptions scan_options;
     scan_options.features = group.features;
@@ -231,7 +156,7 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
     SourceScanOptions plan_options = scan_options;
     plan_options.with_features = false;
     GRANARY_ASSIGN_OR_RAISE(auto scan,
-                            FeatureSourceScan::Open(config.root, defs, view, plan_options));
+                            FeatureSourceScan::Open(repo_root, defs, view, plan_options));
     // The entity side: the view's join keys cast to the entity's declared types, and the time.
     arrow::FieldVector fields;
     arrow::ArrayVector arrays;
@@ -270,9 +195,9 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
     }
     JoinOptions join_options;
     join_options.memory_budget_bytes = join_budget;
-    join_options.threads = request.threads;
+    join_options.threads = options.threads;
     join_options.created_timestamp_cutoff = request.created_timestamp_cutoff;
-    join_options.spill_dir = request.spill_dir;
+    join_options.spill_dir = options.spill_dir;
     join_options.cancel = request.cancel;
     std::unique_ptr<Progress> progress;
     // A progress line only for work long enough to watch (a million rows or an unknown count).
@@ -282,7 +207,7 @@ Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& co
       join_options.progress = progress.get();
     }
     scan.reset();
-    ViewSource source{config.root, &defs, &view, scan_options};
+    ViewSource source{repo_root, &defs, &view, scan_options};
     ViewJoinStats view_stats;
     GRANARY_ASSIGN_OR_RAISE(auto columns,
                             PointInTimeJoin(*entity_batch, source, join_options, &view_stats));

@@ -1,12 +1,11 @@
-// GetHistoricalFeatures on Feast's own data (../shared/testdata/feast), request resolution and
-// entity-row checks.
-#include "granary/offline/historical.h"
-
+// OfflineEngine::GetHistoricalFeatures (the embedded engine, built by OpenOfflineEngine) on Feast's
+// own data (../shared/testdata/feast), request resolution and entity-row checks.
 #include <arrow/api.h>
 #include <arrow/io/api.h>
 #include <gtest/gtest.h>
 #include <parquet/arrow/reader.h>
 
+#include "granary/offline/engine_factory.h"
 #include "granary/offline/table_io.h"
 #include "granary/registry/loader.h"
 #include "granary/testing/testdata.h"
@@ -30,6 +29,15 @@ RepoConfig TestDataRepo() {
   config.root = kTestData;
   config.project = "feast";
   return config;
+}
+
+// A training set through the engine granary.yaml would build (the embedded one), read whole.
+Result<std::shared_ptr<arrow::Table>> GetHistoricalFeatures(const RepoConfig& config,
+                                                            const Definitions& defs,
+                                                            const HistoricalRequest& request) {
+  GRANARY_ASSIGN_OR_RAISE(auto engine, OpenOfflineEngine(config));
+  GRANARY_ASSIGN_OR_RAISE(auto stream, engine->GetHistoricalFeatures(defs, request));
+  return ReadAll(*stream);
 }
 
 // Column `name` of `table` as text values ("null" for null).

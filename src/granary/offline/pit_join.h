@@ -24,6 +24,7 @@
 #include "granary/common/cancel.h"
 #include "granary/common/result.h"
 #include "granary/common/time.h"
+#include "granary/offline/embedded/embedded_engine.h"
 #include "granary/offline/source_scan.h"
 #include "granary/registry/definitions.h"
 
@@ -37,9 +38,6 @@ namespace granary {
 
 class KeyColumns;
 class Progress;
-
-// 2 GiB: the default memory budget of training-set retrieval.
-inline constexpr int64_t kDefaultMemoryBudget = int64_t{2} << 30;
 
 struct JoinOptions {
   // Bytes of feature data (and join state) held in memory at once; past it the engine spills.

@@ -224,12 +224,13 @@ void CheckAgainstOracle(const RandomCase& c, int64_t rows_per_group,
     HistoricalRequest request;
     request.features = {{"view", "row"}};
     request.created_timestamp_cutoff = c.cutoff;
-    request.memory_budget_bytes = budget;
-    request.threads = threads;
+    HistoricalJoinOptions options;
+    options.memory_budget_bytes = budget;
+    options.threads = threads;
     request.entities =
         arrow::Table::Make(arrow::schema(fields), arrays, static_cast<int64_t>(c.e_key.size()));
     HistoricalStats stats;
-    auto out = GetHistoricalFeatures(config, defs, request, &stats);
+    auto out = JoinHistoricalFeatures(config.root, defs, request, options, &stats);
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     ASSERT_EQ((*out)->num_rows(), static_cast<int64_t>(c.e_key.size()));
     if (!c.e_key.empty() && !c.f_key.empty()) {

@@ -14,6 +14,7 @@
 #include "granary/common/result.h"
 #include "granary/common/time.h"
 #include "granary/offline/deletion_vector.h"
+#include "granary/offline/offline_engine.h"
 #include "granary/registry/definitions.h"
 
 namespace arrow {
@@ -23,10 +24,6 @@ class Schema;
 }  // namespace arrow
 
 namespace granary {
-
-// The column names a scan produces besides join keys and features.
-inline constexpr const char* kEventTimestampColumn = "event_timestamp";
-inline constexpr const char* kCreatedTimestampColumn = "created_timestamp";
 
 struct SourceScanOptions {
   // Rows with start <= event_timestamp <= end (both inclusive) are returned; nullopt: unbounded.

@@ -35,6 +35,12 @@ std::string_view SourceFormatName(SourceFormat format) {
   return "unknown";
 }
 
+std::string DataSource::Where() const {
+  if (!table.empty()) return "table " + table;
+  if (!query.empty()) return "query";
+  return path;
+}
+
 std::string DataSource::SourceColumnFor(const std::string& name) const {
   for (const auto& [column, mapped] : field_mapping) {
     if (mapped == name) return column;

@@ -49,8 +49,15 @@ struct DataSource {
   SourceFormat format = SourceFormat::kParquet;
   // type: push: the file or Delta source holding the pushed rows offline; empty otherwise.
   std::string batch_source;
-  // A file, a directory, or a glob; relative paths are relative to the repository root.
+  // Where the data is: exactly one of path, table and query (not for push sources).
+  // A file, a directory, a glob or a Delta table's folder; relative paths are relative to the
+  // repository root.
   std::string path;
+  // A table of the offline engine's catalog ("catalog.schema.name"), or a SQL query whose rows
+  // are the source's. Engines that run SQL read them (Spark); the embedded engine refuses them
+  // with a clear error (OfflineEngine::ValidateSource).
+  std::string table;
+  std::string query;
   std::string timestamp_field;           // required: the event time of each row
   std::string created_timestamp_column;  // optional: when the row was written (tie-breaker)
   std::string date_partition_column;     // optional: a date partition column for pruning
@@ -63,6 +70,8 @@ struct DataSource {
   // The source column that a definition name reads from (inverse of field_mapping).
   std::string SourceColumnFor(const std::string& name) const;
   bool is_push() const { return !batch_source.empty(); }
+  // Where the data is, for messages: the path, "table catalog.schema.name" or "query".
+  std::string Where() const;
 };
 
 struct Field {

@@ -85,8 +85,8 @@ void LoadDataSource(const std::string& file, const YAML::Node& node, Definitions
     auto batch = s.String("batch_source", true);
     ok = ok && batch.has_value();
     source.batch_source = batch.value_or("");
-    for (const char* key : {"path", "format", "timestamp_field", "created_timestamp_column",
-                            "date_partition_column", "field_mapping"}) {
+    for (const char* key : {"path", "table", "query", "format", "timestamp_field",
+                            "created_timestamp_column", "date_partition_column", "field_mapping"}) {
       if (s.Node(key, false).IsDefined()) {
         s.Error(key,
                 "is not allowed here: a push source takes it from its batch_source; set it "
@@ -100,9 +100,22 @@ void LoadDataSource(const std::string& file, const YAML::Node& node, Definitions
     if (ok) out->data_sources.push_back(std::move(source));
     return;
   }
-  auto path = s.String("path", true);
-  ok = ok && path.has_value();
-  source.path = path.value_or("");
+  // Exactly one of path, table and query says where the data is; which forms the offline engine
+  // can read is its own check (OfflineEngine::ValidateSource, at apply).
+  source.path = s.String("path", false).value_or("");
+  source.table = s.String("table", false).value_or("");
+  source.query = s.String("query", false).value_or("");
+  const int forms = !source.path.empty() + !source.table.empty() + !source.query.empty();
+  if (forms == 0) {
+    s.Error("path",
+            "is required: say where the data is with path (files, a folder or a Delta table), "
+            "table (a catalog table, e.g. main.parking.payments) or query (SQL)");
+    ok = false;
+  } else if (forms > 1) {
+    s.Error(!source.table.empty() ? "table" : "query",
+            "give only one of path, table and query: they each say where the data is");
+    ok = false;
+  }
   auto format = s.String("format", false);
   if (type == "delta") {
     source.format = SourceFormat::kDelta;

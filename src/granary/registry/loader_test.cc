@@ -135,6 +135,40 @@ TEST(Serialize, PushSourceRoundTripsThroughTheCanonicalForm) {
   EXPECT_EQ(DefinitionsFingerprint(*back), DefinitionsFingerprint(defs));
 }
 
+TEST(Loader, SourcesSayWhereTheirDataIsByPathTableOrQueryAndRoundTrip) {
+  for (const std::string form :
+       {"table: main.parking.payments", "query: SELECT * FROM main.parking.payments"}) {
+    SCOPED_TRACE(form);
+    Definitions defs;
+    ASSERT_FALSE(
+        LoadAndValidate(Replace(kValidDefinitions, "path: data/customer_payments.parquet", form),
+                        &defs)
+            .has_errors());
+    const DataSource& source = *defs.FindDataSource("customer_payments");
+    EXPECT_TRUE(source.path.empty());
+    EXPECT_EQ(source.table.empty() && source.query.empty(), false);
+    const std::string text = DefinitionsToYaml(defs);
+    EXPECT_EQ(text.find("path:"), std::string::npos) << text;
+    auto back = DefinitionsFromYaml(text, "registry");
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->FindDataSource("customer_payments")->table, source.table);
+    EXPECT_EQ(back->FindDataSource("customer_payments")->query, source.query);
+    EXPECT_EQ(DefinitionsFingerprint(*back), DefinitionsFingerprint(defs));
+  }
+  // Two forms, or none, are errors that say what to write.
+  Diagnostics both =
+      LoadAndValidate(Replace(kValidDefinitions, "path: data/customer_payments.parquet",
+                              "path: data/customer_payments.parquet\n"
+                              "    table: main.parking.payments"));
+  EXPECT_NE(both.ToStatus().message().find("give only one of path, table and query"),
+            std::string::npos)
+      << both.ToStatus().message();
+  Diagnostics none =
+      LoadAndValidate(Replace(kValidDefinitions, "    path: data/customer_payments.parquet\n", ""));
+  EXPECT_NE(none.ToStatus().message().find("table (a catalog table"), std::string::npos)
+      << none.ToStatus().message();
+}
+
 class RepoConfigTest : public ::testing::Test {
  protected:
   void Write(const std::string& name, const std::string& text) {
@@ -207,6 +241,19 @@ TEST_F(RepoConfigTest, RejectsUnknownStoreTypesAndMissingFile) {
   EXPECT_NE(config.status().message().find("use rocksdb, redis or redis_cluster"),
             std::string::npos);
   EXPECT_EQ(LoadRepoConfig(dir_ / "nowhere").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(RepoConfigTest, OfflineStoreIsFileOrSpark) {
+  Write("granary.yaml", "project: parking\noffline_store: {type: spark}\n");
+  auto spark = LoadRepoConfig(dir_);
+  ASSERT_TRUE(spark.ok()) << spark.status().ToString();
+  EXPECT_EQ(spark->offline_store.type, "spark");
+  Write("granary.yaml", "project: parking\noffline_store: {type: bigquery}\n");
+  auto other = LoadRepoConfig(dir_);
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("use file (the embedded engine) or spark"),
+            std::string::npos)
+      << other.status().message();
 }
 
 TEST_F(RepoConfigTest, FindsDefinitionFilesButSkipsHiddenAndIgnored) {

@@ -140,7 +140,7 @@ class RegistryStore {
   virtual Result<std::vector<MaterializationRun>> Runs(const std::string& view, int limit) = 0;
 
   // Adds `rows` rows pushed online to `view`, the last at `at` (writers batch their pushes:
-  // serving/push_log.h).
+  // push/push_log.h).
   virtual Status RecordPush(const std::string& view, Timestamp at, int64_t rows) = 0;
   // view -> its pushes, for the views pushed to.
   virtual Result<std::map<std::string, PushRecord>> Pushes() = 0;

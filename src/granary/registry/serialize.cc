@@ -91,7 +91,15 @@ ObjectFields FieldsOf(const DataSource& s) {
   }
   w.Add("type", s.format == SourceFormat::kDelta ? "delta" : "file");
   if (s.format != SourceFormat::kDelta) w.Add("format", std::string(SourceFormatName(s.format)));
-  w.Add("path", s.path);
+  // path (the usual form), or table, or query: never an empty path, so fingerprints of path
+  // sources stay what they were before tables and queries existed.
+  if (!s.table.empty()) {
+    w.Add("table", s.table);
+  } else if (!s.query.empty()) {
+    w.Add("query", s.query);
+  } else {
+    w.Add("path", s.path);
+  }
   w.Add("timestamp_field", s.timestamp_field);
   w.AddIfSet("created_timestamp_column", s.created_timestamp_column);
   w.AddIfSet("date_partition_column", s.date_partition_column);

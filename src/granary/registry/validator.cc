@@ -76,7 +76,7 @@ void CheckViewAgainstSchema(const Definitions& defs, const FeatureView& view,
     std::string col = source.SourceColumnFor(name);
     diag->Error(where, fmt::format("{}: {} '{}' has no column '{}' in data source '{}' ({}){}; "
                                    "the columns are: {}",
-                                   what, role, name, col, source.name, source.path,
+                                   what, role, name, col, source.name, source.Where(),
                                    DidYouMean(col, columns), Join(columns, ", ")));
   };
   for (const std::string& entity_name : view.entities) {
@@ -132,7 +132,7 @@ void CheckSourceColumns(const DataSource& source, const InspectedSchema& inspect
       diag->Error(
           source.location,
           fmt::format("{}: {} '{}' is not a column of {}{}; the columns are: {}", what, t.key, col,
-                      source.path, DidYouMean(col, columns), Join(columns, ", ")));
+                      source.Where(), DidYouMean(col, columns), Join(columns, ", ")));
     } else if (inspected.typed && !IsTimestampColumn(*field->type())) {
       diag->Error(source.location,
                   fmt::format("{}: {} '{}' is {}, not a timestamp; point it at a timestamp column",

@@ -24,7 +24,7 @@ void HandlePush(ServingContext& ctx, ServiceRequest& request, ServiceRespond res
     pc.definitions = &snapshot->definitions();
     pc.layouts = &snapshot->online->layouts();
     pc.store = ctx.store;
-    pc.repo_root = ctx.options.repo_root;
+    pc.engine = ctx.offline.get();
     pc.clock = ctx.options.clock;
     pc.log = ctx.push_log.get();
     pc.max_clock_skew = ctx.options.push_max_clock_skew;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "granary/common/json.h"
+#include "granary/offline/embedded/embedded_engine.h"
 #include "granary/offline/file_listing.h"
 #include "granary/offline/table_io.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
@@ -31,7 +32,8 @@ class PushTest : public ::testing::Test {
     context_.definitions = defs_.get();
     context_.layouts = &service_->layouts();
     context_.store = store_.get();
-    context_.repo_root = dir_.path();
+    engine_ = MakeEmbeddedEngine(dir_.path());
+    context_.engine = engine_.get();
     context_.clock = &clock_;
   }
 
@@ -68,6 +70,7 @@ class PushTest : public ::testing::Test {
   std::shared_ptr<Definitions> defs_;
   std::unique_ptr<RocksDbOnlineStore> store_;
   std::unique_ptr<OnlineFeaturesService> service_;
+  std::unique_ptr<OfflineEngine> engine_;
   PushContext context_;
 };
 
@@ -223,6 +226,30 @@ TEST_F(PushTest, OfflinePushToASingleFileSourceSaysHowToFixIt) {
             std::string::npos)
       << result.status().message();
   EXPECT_NE(result.status().message().find("set path: data/single"), std::string::npos);
+}
+
+TEST_F(PushTest, OnlineAndOfflinePushToASourceTheEngineCannotAppendToWritesNothing) {
+  // The batch source as a catalog table: the embedded engine cannot append to it.
+  Definitions defs = *defs_;
+  for (DataSource& source : defs.data_sources) {
+    if (source.name == "payments") {
+      source.path.clear();
+      source.table = "main.parking.payments";
+    }
+  }
+  PushContext context = context_;
+  context.definitions = &defs;
+  auto request =
+      ParsePushRequest(std::string(kTwoRows).replace(std::string(kTwoRows).find("\"online\""), 8,
+                                                     "\"online_and_offline\""),
+                       defs);
+  ASSERT_TRUE(request.ok()) << request.status().ToString();
+  auto result = Push(context, request->push_source_name, *request->rows, request->to);
+  ASSERT_EQ(result.status().code(), StatusCode::kNotImplemented) << result.status().ToString();
+  EXPECT_NE(result.status().message().find("offline_store: {type: spark"), std::string::npos)
+      << result.status().message();
+  auto doc = Online(R"("risk:score")", "1001");
+  EXPECT_STREQ(doc.at("results").at(1).at("statuses").at(0).as_string().c_str(), "NOT_FOUND");
 }
 
 TEST_F(PushTest, BadRequestsSayWhatAndWhere) {

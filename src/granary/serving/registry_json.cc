@@ -88,8 +88,12 @@ std::string RegistryJson(const RegistryVersionInfo& info, const Definitions& def
         Key(w, "format");
         Str(w, SourceFormatName(s->format));
       }
-      Key(w, "path");
-      Str(w, s->path);
+      if (s->table.empty() && s->query.empty()) {
+        Key(w, "path");
+        Str(w, s->path);
+      }
+      StrIfSet(w, "table", s->table);
+      StrIfSet(w, "query", s->query);
       Key(w, "timestamp_field");
       Str(w, s->timestamp_field);
       StrIfSet(w, "created_timestamp_column", s->created_timestamp_column);

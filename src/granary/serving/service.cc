@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "granary/offline/engine_factory.h"
 #include "granary/online/entity_key.h"
 
 namespace granary {
@@ -75,6 +76,12 @@ Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(FeatureServerOptions 
   ctx.blocking =
       std::make_unique<boost::asio::thread_pool>(std::max(1, ctx.options.blocking_threads));
   ctx.push_log = std::make_unique<PushLog>(ctx.options.registry_path, ctx.options.clock);
+  if (ctx.options.repository) {
+    GRANARY_ASSIGN_OR_RAISE(ctx.offline, OpenOfflineEngine(*ctx.options.repository));
+  } else {
+    ctx.offline = MakeEmbeddedEngine(ctx.options.repo_root);
+  }
+  ctx.options.materialize.engine = ctx.offline.get();
 
   RegisterOnlineEndpoints(ctx, &server->endpoints_);
   RegisterPushEndpoints(ctx, &server->endpoints_);

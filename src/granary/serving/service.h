@@ -36,8 +36,8 @@
 #include "granary/common/result.h"
 #include "granary/materialize/materializer.h"
 #include "granary/online/online_store.h"
+#include "granary/push/push_log.h"
 #include "granary/serving/push.h"
-#include "granary/serving/push_log.h"
 #include "granary/serving/registry_watcher.h"
 
 namespace granary {
@@ -76,7 +76,9 @@ struct Endpoint {
 };
 
 struct FeatureServerOptions {
-  std::filesystem::path repo_root;      // relative source paths (push to offline)
+  // Relative source paths (push to offline): the embedded engine's root when `repository` is
+  // unset; else repository's offline_store builds the engine.
+  std::filesystem::path repo_root;
   std::filesystem::path registry_path;  // the SQLite registry
   Duration default_key_ttl;             // online_store.key_ttl
   std::string store_kind;               // "rocksdb", "redis", ...: the store metrics' label
@@ -125,12 +127,14 @@ struct ServingContext {
   std::shared_ptr<ServerMaterialization> materialization;
   // Records pushes in the registry for `granary status` (push_log.h).
   std::unique_ptr<PushLog> push_log;
+  // The offline engine of offline_store (pushes to offline, the server's materialization runs).
+  std::unique_ptr<OfflineEngine> offline;
 };
 
 class FeatureServer {
  public:
-  // Loads the registry (FailedPrecondition when nothing was applied) and builds the endpoints.
-  // `store` is not owned.
+  // Loads the registry (FailedPrecondition when nothing was applied), opens the offline engine
+  // and builds the endpoints. `store` is not owned.
   static Result<std::unique_ptr<FeatureServer>> Make(FeatureServerOptions options,
                                                      OnlineStore* store);
   ~FeatureServer();  // cancels and joins a materialization, waits for blocking work, stops the

@@ -627,6 +627,22 @@ Status SparkConnectClient::ReadTableAsView(const std::string& table_name,
                            fmt::format("reading table {} as view {}", table_name, view_name));
 }
 
+Status SparkConnectClient::AppendViewToPath(const std::string& view_name, const std::string& format,
+                                            const std::string& path,
+                                            const std::vector<std::string>& partition_by,
+                                            const CancelFlag* cancel) {
+  proto::Plan plan;
+  auto* write = plan.mutable_command()->mutable_write_operation();
+  write->mutable_input()->mutable_read()->mutable_named_table()->set_unparsed_identifier(
+      QuoteIdentifier(view_name));
+  write->set_source(format);
+  write->set_path(path);
+  write->set_mode(proto::WriteOperation_SaveMode_SAVE_MODE_APPEND);
+  for (const auto& column : partition_by) write->add_partitioning_columns(column);
+  return impl_->RunPlanToEnd(
+      plan, fmt::format("appending view {} to {} at {}", view_name, format, path), cancel);
+}
+
 Status SparkConnectClient::InterruptAll() {
   return impl_->Interrupt(proto::InterruptRequest_InterruptType_INTERRUPT_TYPE_ALL, "");
 }

@@ -95,6 +95,14 @@ class SparkConnectClient {
                          const std::string& view_name);
   Status ReadTableAsView(const std::string& table_name, const std::string& view_name);
 
+  // Appends the rows of the session's view `view_name` to the data at `path` in `format`
+  // ("delta": one Delta commit, which Delta retries on a conflicting concurrent commit;
+  // "parquet": new part files in the folder), as DataFrameWriter's mode("append").save(path)
+  // does; `partition_by` names hive partition columns for file formats.
+  Status AppendViewToPath(const std::string& view_name, const std::string& format,
+                          const std::string& path, const std::vector<std::string>& partition_by,
+                          const CancelFlag* cancel = nullptr);
+
   // Interrupts every running operation of this session (best effort; OK when none runs).
   Status InterruptAll();
 

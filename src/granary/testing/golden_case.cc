@@ -206,7 +206,7 @@ Result<GoldenCase> ParseGoldenCase(const std::filesystem::path& file) {
         } else if (key == "created_timestamp_cutoff") {
           g.request.created_timestamp_cutoff = Truthy(value);
         } else if (key == "memory_budget_bytes") {
-          g.request.memory_budget_bytes = std::stoll(value);
+          g.memory_budget_bytes = std::stoll(value);
         } else {
           return r.Error(at, "unknown request property '" + key + "'");
         }

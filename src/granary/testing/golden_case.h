@@ -1,7 +1,8 @@
 // Golden point-in-time cases: the declarative test format of tests/golden/*.test (documented in
 // tests/golden/README.md). A case declares feature views with their source rows, entity rows, a
 // request, and the expected output rows or error. The reader builds real source files and
-// definitions from it; the test runs GetHistoricalFeatures and compares.
+// definitions from it; the conformance suite runs OfflineEngine::GetHistoricalFeatures and
+// compares.
 #pragma once
 
 #include <filesystem>
@@ -11,7 +12,8 @@
 #include <vector>
 
 #include "granary/common/result.h"
-#include "granary/offline/historical.h"
+#include "granary/offline/embedded/embedded_engine.h"
+#include "granary/offline/offline_engine.h"
 #include "granary/registry/definitions.h"
 
 namespace arrow {
@@ -42,6 +44,9 @@ struct GoldenCase {
   std::vector<GoldenView> views;
   TextTable entity_rows;
   HistoricalRequest request;  // entities filled in by Materialize
+  // The embedded engine's budget the case asks for (a case about spilling); engines that do not
+  // spill locally ignore it.
+  int64_t memory_budget_bytes = kDefaultMemoryBudget;
   bool expect_error = false;
   std::string error_substring;
   TextTable expected;

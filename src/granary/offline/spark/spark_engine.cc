@@ -107,8 +107,9 @@ class SparkEngine;
 // Streams a query's batches through a per-batch conversion.
 class SparkStream final : public OfflineBatchStream {
  public:
+  // A batch from the cluster to the stream's schema (may drop rows, and count them in `stats`).
   using Convert = std::function<Result<std::shared_ptr<arrow::RecordBatch>>(
-      const std::shared_ptr<arrow::RecordBatch>&)>;
+      const std::shared_ptr<arrow::RecordBatch>&, std::vector<OfflineReadStats>* stats)>;
 
   SparkStream(std::shared_ptr<SparkConnectClient> client, std::unique_ptr<ResultStream> result,
               std::shared_ptr<arrow::Schema> schema, Convert convert,
@@ -130,15 +131,18 @@ class SparkStream final : public OfflineBatchStream {
   const std::shared_ptr<arrow::Schema>& schema() const override { return schema_; }
 
   Result<std::shared_ptr<arrow::RecordBatch>> Next() override {
-    if (done_) return std::shared_ptr<arrow::RecordBatch>();
-    GRANARY_ASSIGN_OR_RAISE(auto batch, result_->Next());
-    if (batch == nullptr) {
-      done_ = true;
-      RecordScanMetrics();
-      if (finish_) GRANARY_RETURN_NOT_OK(finish_());
-      return batch;
+    while (!done_) {
+      GRANARY_ASSIGN_OR_RAISE(auto batch, result_->Next());
+      if (batch == nullptr) {
+        done_ = true;
+        RecordScanMetrics();
+        if (finish_) GRANARY_RETURN_NOT_OK(finish_());
+        break;
+      }
+      GRANARY_ASSIGN_OR_RAISE(auto out, convert_(batch, &stats_));
+      if (out->num_rows() > 0) return out;  // never an empty batch
     }
-    return convert_(batch);
+    return std::shared_ptr<arrow::RecordBatch>();
   }
 
   std::vector<OfflineReadStats> stats() const override { return stats_; }
@@ -189,16 +193,19 @@ class SparkEngine final : public OfflineEngine {
     OfflineEngineCapabilities c;
     c.append = true;
     c.path_sources = true;
+    c.table_sources = true;
+    c.query_sources = true;
     c.historical_to_store = true;
     return c;
   }
 
   Status ValidateSource(const DataSource& source) const override {
     if (source.is_push()) return Status::OK();
-    if (source.path.empty()) {
-      return Status::InvalidArgument(
-          fmt::format("data source '{}' has no path; {} reads Parquet, Delta and CSV by path",
-                      source.name, Describe()));
+    int forms = !source.path.empty() + !source.table.empty() + !source.query.empty();
+    if (forms != 1) {
+      return Status::InvalidArgument(fmt::format(
+          "data source '{}' needs exactly one of path, table and query; {} reads any of them",
+          source.name, Describe()));
     }
     return Status::OK();
   }
@@ -240,9 +247,10 @@ class SparkEngine final : public OfflineEngine {
     const int n_entity_columns = entities->num_columns();
     auto next_row = std::make_shared<int64_t>(0);
     const std::string what = prepared.what;
-    SparkStream::Convert convert = [entities, schema, features, names, n_entity_columns, next_row,
-                                    what](const std::shared_ptr<arrow::RecordBatch>& batch)
-        -> Result<std::shared_ptr<arrow::RecordBatch>> {
+    SparkStream::Convert convert =
+        [entities, schema, features, names, n_entity_columns, next_row, what](
+            const std::shared_ptr<arrow::RecordBatch>& batch,
+            std::vector<OfflineReadStats>*) -> Result<std::shared_ptr<arrow::RecordBatch>> {
       const int64_t len = batch->num_rows();
       auto rows = std::static_pointer_cast<arrow::Int64Array>(batch->column(0));
       for (int64_t i = 0; i < len; ++i) {
@@ -361,9 +369,27 @@ class SparkEngine final : public OfflineEngine {
     for (size_t i = 0; i < types.size(); ++i)
       fields.push_back(arrow::field(names[i], ToArrowType(types[i])));
     auto schema = arrow::schema(fields);
-    SparkStream::Convert convert = [schema, types,
-                                    names](const std::shared_ptr<arrow::RecordBatch>& batch)
-        -> Result<std::shared_ptr<arrow::RecordBatch>> {
+    SparkStream::Convert convert =
+        [schema, types, names](
+            const std::shared_ptr<arrow::RecordBatch>& in,
+            std::vector<OfflineReadStats>* stats) -> Result<std::shared_ptr<arrow::RecordBatch>> {
+      // The last two columns: rows per entity in the interval, and whether the key has a null.
+      const int n = in->num_columns();
+      auto counts = std::static_pointer_cast<arrow::Int64Array>(in->column(n - 2));
+      auto null_key = std::static_pointer_cast<arrow::BooleanArray>(in->column(n - 1));
+      arrow::BooleanBuilder keep;
+      GRANARY_RETURN_NOT_OK(FromArrow(keep.Reserve(in->num_rows()), "latest rows"));
+      for (int64_t i = 0; i < in->num_rows(); ++i) {
+        const bool dropped = null_key->IsValid(i) && null_key->Value(i);
+        (*stats)[0].rows_returned += counts->Value(i);
+        if (dropped) (*stats)[0].null_key_rows += counts->Value(i);
+        keep.UnsafeAppend(!dropped);
+      }
+      std::shared_ptr<arrow::Array> mask;
+      GRANARY_RETURN_NOT_OK(FromArrow(keep.Finish(&mask), "latest rows"));
+      auto filtered = arrow::compute::Filter(in, mask);
+      if (!filtered.ok()) return FromArrow(filtered.status(), "latest rows");
+      auto batch = filtered->record_batch();
       arrow::ArrayVector columns;
       for (size_t i = 0; i < types.size(); ++i) {
         GRANARY_ASSIGN_OR_RAISE(
@@ -383,38 +409,47 @@ class SparkEngine final : public OfflineEngine {
   Result<OfflineAppendResult> Append(const DataSource& source, const arrow::Table& rows,
                                      const Clock& clock) override {
     GRANARY_RETURN_NOT_OK(ValidateSource(source));
-    if (source.format != SourceFormat::kDelta) {
-      return Status(
-          StatusCode::kNotImplemented,
-          fmt::format("data source '{}': {} appends to Delta tables only; make the source "
-                      "format: delta, or use offline_store type: file",
-                      source.name, Describe()));
+    std::string where = fmt::format("data source '{}'", source.name);
+    if (source.path.empty() || source.format == SourceFormat::kCsv) {
+      return Status::NotImplemented(fmt::format(
+          "{}: {} appends to Delta tables and Parquet folders given by path, not to {}; point the "
+          "push's batch source at one",
+          where, Describe(), source.path.empty() ? source.Where() : std::string("CSV files")));
     }
     std::string view = NewName("append");
-    GRANARY_RETURN_NOT_OK(client_->UploadAsView(rows, view, options_.upload_chunk_bytes));
-    std::string path = ResolvePath(source.path);
-    // Delta's optimistic concurrency: a blind append conflicts with nothing but a concurrent
-    // metadata change; Spark retries the commit itself. BY NAME: rows are named as the columns.
-    Status st = client_->RunSql(fmt::format("INSERT INTO delta.{} BY NAME SELECT * FROM {}",
-                                            QuoteIdentifier(path), QuoteIdentifier(view)));
+    Status st = client_->UploadAsView(rows, view, options_.upload_chunk_bytes);
+    const std::string path = spark_sql::SourcePath(source, options_.repo_root);
+    const bool delta = source.format == SourceFormat::kDelta;
+    if (st.ok()) {
+      // Delta: one commit (Delta retries it past a concurrent one). Parquet: new part files,
+      // into hive partition folders when the source has a date partition column.
+      std::vector<std::string> partition_by;
+      if (!delta && !source.date_partition_column.empty() &&
+          rows.schema()->GetFieldIndex(source.SourceColumnFor(source.date_partition_column)) >= 0) {
+        partition_by.push_back(source.SourceColumnFor(source.date_partition_column));
+      }
+      st = client_->AppendViewToPath(view, delta ? "delta" : "parquet", path, partition_by);
+    }
     DropViews({view});
     if (!st.ok())
-      return st.WithContext(
-          fmt::format("data source '{}': appending {} rows", source.name, rows.num_rows()));
+      return st.WithContext(fmt::format("{}: appending {} rows", where, rows.num_rows()));
     OfflineAppendResult out;
     out.rows = rows.num_rows();
-    auto version = client_->ExecuteSql(
-        fmt::format("DESCRIBE HISTORY delta.{} LIMIT 1", QuoteIdentifier(path)));
-    if (version.ok()) {
-      auto batch = (*version)->Next();
-      if (batch.ok() && *batch != nullptr && (*batch)->num_rows() > 0) {
-        auto col = (*batch)->GetColumnByName("version");
-        if (col && col->type_id() == arrow::Type::INT64) {
-          out.delta_version = std::static_pointer_cast<arrow::Int64Array>(col)->Value(0);
+    out.files.push_back(path);
+    if (delta) {
+      // The newest commit: ours, or a later one made meanwhile (never an older one).
+      auto version = client_->ExecuteSql(
+          fmt::format("DESCRIBE HISTORY delta.{} LIMIT 1", QuoteIdentifier(path)));
+      if (version.ok()) {
+        auto batch = (*version)->Next();
+        if (batch.ok() && *batch != nullptr && (*batch)->num_rows() > 0) {
+          auto column = (*batch)->GetColumnByName("version");
+          if (column && column->type_id() == arrow::Type::INT64 && column->IsValid(0)) {
+            out.delta_version = std::static_pointer_cast<arrow::Int64Array>(column)->Value(0);
+          }
         }
       }
     }
-    out.files.push_back(path);
     return out;
   }
 
@@ -608,6 +643,7 @@ Result<std::unique_ptr<OfflineEngine>> OpenSparkEngine(const SparkEngineOptions&
         "offline_store type spark needs remote: the Spark Connect URL, e.g. "
         "remote: \"sc://127.0.0.1:15002\" (scripts/spark-cluster start runs a local cluster)");
   }
+  (void)arrow::compute::Initialize();  // the kernels of Filter; fails only when done already
   GRANARY_ASSIGN_OR_RAISE(auto client, SparkConnectClient::Open(options.remote));
   std::shared_ptr<SparkConnectClient> shared = std::move(client);
   // Times are instants in UTC everywhere in Granary; naive timestamps and the SQL's literals too.

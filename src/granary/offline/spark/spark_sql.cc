@@ -61,7 +61,8 @@ std::string DateLiteral(int64_t micros) {
 // groups): a filter above monotonically_increasing_id() would not be pushed.
 std::string SourceRows(const JoinView& v, const std::filesystem::path& root,
                        const std::string& csv_view, std::optional<Timestamp> start,
-                       std::optional<Timestamp> end, bool none = false) {
+                       std::optional<Timestamp> end, bool none = false,
+                       bool keep_null_keys = false) {
   const DataSource& s = *v.source;
   std::vector<std::string> where;
   std::string ev =
@@ -73,6 +74,7 @@ std::string SourceRows(const JoinView& v, const std::filesystem::path& root,
     if (!partition.empty()) where.push_back(partition);
     where.push_back(ev + " IS NOT NULL");
     for (const auto& key : v.join_keys) {
+      if (keep_null_keys) break;
       where.push_back(QuoteIdentifier(s.SourceColumnFor(key)) + " IS NOT NULL");
     }
     if (start) where.push_back(fmt::format("{} >= {}", ev, TimestampLiteral(*start)));
@@ -92,12 +94,12 @@ std::string SourceRows(const JoinView& v, const std::filesystem::path& root,
   } else {
     cols.push_back("CAST(NULL AS TIMESTAMP) AS __g_cr");
   }
-  if (s.path.empty()) {
-    cols.push_back("'' AS __g_file");
-  } else if (s.format == SourceFormat::kCsv) {
-    cols.push_back("input_file_name() AS __g_file");  // a temporary view hides _metadata
-  } else {
+  if (!s.path.empty() && s.format != SourceFormat::kCsv) {
     cols.push_back("_metadata.file_path AS __g_file");
+  } else {
+    // A CSV view, a table or a query: _metadata may be hidden; input_file_name() is "" where
+    // Spark cannot tell.
+    cols.push_back("input_file_name() AS __g_file");
   }
   cols.push_back(HasRowIndex(s) ? "_metadata.row_index AS __g_pos"
                                 : "monotonically_increasing_id() AS __g_pos");
@@ -149,7 +151,11 @@ bool HasRowIndex(const DataSource& source) {
 
 std::string SourceRelation(const DataSource& source, const std::filesystem::path& repo_root,
                            const std::string& csv_view) {
-  if (source.format == SourceFormat::kCsv && !source.path.empty()) {
+  // A table name as the user wrote it (catalog.schema.name, quoted parts allowed); a query as a
+  // subquery.
+  if (!source.table.empty()) return source.table;
+  if (!source.query.empty()) return "(" + source.query + ") AS __g_query";
+  if (source.format == SourceFormat::kCsv) {
     return QuoteIdentifier(csv_view);
   }
   std::string format = source.format == SourceFormat::kDelta ? "delta" : "parquet";
@@ -248,15 +254,18 @@ std::string PointInTimeSql(const PointInTimeQuery& q) {
 std::string LatestRowsSql(const LatestRowsQuery& q) {
   const JoinView& v = q.view;
   const size_t nk = v.join_keys.size();
-  std::string src = SourceRows(v, q.repo_root, q.csv_view, q.start, q.end);
+  // Rows with a null key stay in the scan, as groups of their own, only to be counted.
+  std::string src = SourceRows(v, q.repo_root, q.csv_view, q.start, q.end, /*none=*/false,
+                               /*keep_null_keys=*/true);
   std::vector<std::string> value_fields = {"'ev', __g_ev", "'cr', __g_cr"};
   for (size_t f = 0; f < v.features.size(); ++f) {
     value_fields.push_back(fmt::format("'f{0}', __g_f{0}", f));
   }
-  std::vector<std::string> group, outputs;
+  std::vector<std::string> group, outputs, null_key;
   for (size_t k = 0; k < nk; ++k) {
     group.push_back(fmt::format("__g_k{}", k));
     outputs.push_back(fmt::format("__g_k{} AS {}", k, QuoteIdentifier(v.join_keys[k])));
+    null_key.push_back(fmt::format("__g_k{} IS NULL", k));
   }
   outputs.push_back("__g_best.ev AS event_timestamp");
   if (!v.source->created_timestamp_column.empty()) {
@@ -265,11 +274,14 @@ std::string LatestRowsSql(const LatestRowsQuery& q) {
   for (size_t f = 0; f < v.features.size(); ++f) {
     outputs.push_back(fmt::format("__g_best.f{} AS {}", f, QuoteIdentifier(v.features[f])));
   }
-  std::string inner =
-      fmt::format("SELECT {}{}max_by(named_struct({}), {}) AS __g_best FROM ({}){}",
-                  Join(group, ", "), group.empty() ? "" : ", ", Join(value_fields, ", "),
-                  kOrderStruct, src, group.empty() ? "" : " GROUP BY " + Join(group, ", "));
-  return fmt::format("SELECT {} FROM ({}) WHERE __g_best IS NOT NULL", Join(outputs, ", "), inner);
+  outputs.push_back(fmt::format("__g_n AS {}", kCountColumn));
+  outputs.push_back(
+      fmt::format("{} AS {}", null_key.empty() ? "false" : Join(null_key, " OR "), kNullKeyColumn));
+  std::string inner = fmt::format(
+      "SELECT {}{}count(*) AS __g_n, max_by(named_struct({}), {}) AS __g_best FROM ({}){}",
+      Join(group, ", "), group.empty() ? "" : ", ", Join(value_fields, ", "), kOrderStruct, src,
+      group.empty() ? "" : " GROUP BY " + Join(group, ", "));
+  return fmt::format("SELECT {} FROM ({}) WHERE __g_n > 0", Join(outputs, ", "), inner);
 }
 
 }  // namespace granary::spark_sql

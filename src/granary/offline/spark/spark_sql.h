@@ -85,7 +85,11 @@ std::string FeatureColumn(size_t view, size_t feature);
 
 // The latest row of each entity of one view in [start, end] (offline_engine.h's rules): the
 // join keys (declared names and types), event_timestamp, created_timestamp (when the source has
-// one), then the features. Full ties: the row read last (file path, row index).
+// one), the features, then kCountColumn (the entity's rows in the interval) and kNullKeyColumn
+// (true for the groups of rows with a null key, which the engine counts and drops). Full ties:
+// the row read last (file path, row index).
+inline constexpr const char* kCountColumn = "__g_rows";
+inline constexpr const char* kNullKeyColumn = "__g_null_key";
 struct LatestRowsQuery {
   JoinView view;
   std::optional<Timestamp> start;

@@ -34,7 +34,14 @@ TEST(SparkSql, SourcesResolveRelativePathsAndKeepUris) {
   EXPECT_EQ(SourceRelation(s, "/repo"), "parquet.`/abs/we``ird`");
   s.format = SourceFormat::kCsv;
   EXPECT_EQ(SourceRelation(s, "/repo", "__g_csv_1"), "`__g_csv_1`");
+  DataSource table;
+  table.table = "main.parking.payments";
+  EXPECT_EQ(SourceRelation(table, "/repo"), "main.parking.payments");
+  DataSource query;
+  query.query = "SELECT * FROM t WHERE amount > 0";
+  EXPECT_EQ(SourceRelation(query, "/repo"), "(SELECT * FROM t WHERE amount > 0) AS __g_query");
   EXPECT_TRUE(HasRowIndex(DataSource{.format = SourceFormat::kParquet, .path = "x"}));
+  EXPECT_FALSE(HasRowIndex(table));
   EXPECT_FALSE(HasRowIndex(DataSource{.format = SourceFormat::kDelta, .path = "x"}));
   EXPECT_FALSE(HasRowIndex(DataSource{.format = SourceFormat::kCsv, .path = "x"}));
 }

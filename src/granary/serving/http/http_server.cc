@@ -57,6 +57,8 @@ std::string_view CodeName(int status) {
       return "payload_too_large";
     case 415:
       return "unsupported_media_type";
+    case 501:
+      return "not_implemented";
     case 503:
       return "unavailable";
     default:

@@ -1,4 +1,4 @@
-#include "granary/serving/push_log.h"
+#include "granary/push/push_log.h"
 
 namespace granary {
 

@@ -1,7 +1,6 @@
-#include "granary/materialize/gather_writer.h"
+#include "granary/materialize/online_writer.h"
 
 #include <arrow/api.h>
-#include <arrow/compute/api.h>
 #include <fmt/format.h>
 
 #include <condition_variable>
@@ -10,7 +9,6 @@
 #include <thread>
 
 #include "granary/common/progress.h"
-#include "granary/materialize/latest_rows.h"
 
 namespace granary {
 namespace {
@@ -19,7 +17,7 @@ namespace {
 // fail; Finish joins the threads.
 class ParallelWriter {
  public:
-  ParallelWriter(OnlineStore* store, const ViewLayout& layout, const GatherWriteOptions& options)
+  ParallelWriter(OnlineStore* store, const ViewLayout& layout, const OnlineWriteOptions& options)
       : store_(store), layout_(layout), options_(options) {
     const int threads = std::max(1, options.threads);
     capacity_ = 2 * static_cast<size_t>(threads);
@@ -101,7 +99,7 @@ class ParallelWriter {
 
   OnlineStore* store_;
   const ViewLayout& layout_;
-  const GatherWriteOptions& options_;
+  const OnlineWriteOptions& options_;
   size_t capacity_;
   mutable std::mutex mu_;
   std::condition_variable not_full_, not_empty_;
@@ -113,92 +111,48 @@ class ParallelWriter {
   std::vector<std::thread> threads_;
 };
 
-Status SourceChanged(const FeatureView& view) {
-  return Status::FailedPrecondition(fmt::format(
-      "feature view '{}': its source changed while it was being materialized (files were added, "
-      "removed or rewritten between the two passes); the watermark was not moved; run it again",
-      view.name));
-}
-
 }  // namespace
 
-Status GatherAndWrite(const ViewSource& source, const SourceScanStats& first_pass_plan,
-                      const std::vector<ChosenRow>& chosen, const ViewLayout& layout,
-                      OnlineStore* store, const GatherWriteOptions& options,
-                      GatherWriteStats* stats) {
-  if (chosen.empty()) return Status::OK();
-  SourceScanOptions scan_options = source.options;
-  scan_options.with_join_keys = true;
-  scan_options.with_created_timestamp = true;
-  scan_options.with_features = true;
-  scan_options.features.clear();
-  scan_options.batch_rows = options.scan_batch_rows;
-  GRANARY_ASSIGN_OR_RAISE(auto scan, FeatureSourceScan::Open(source.repo_root, *source.defs,
-                                                             *source.view, scan_options));
-  if (!SameScanPlan(scan->stats(), first_pass_plan)) return SourceChanged(*source.view);
-  const int ts_index = scan->event_timestamp_index();
+Status WriteLatestRows(OfflineBatchStream& rows, const ViewLayout& layout, OnlineStore* store,
+                       const OnlineWriteOptions& options, OnlineWriteStats* stats) {
+  const int ts_index = rows.schema()->GetFieldIndex(kEventTimestampColumn);
+  if (ts_index < 0) {
+    return Status::Internal(fmt::format("feature view '{}': the offline engine's rows have no {}",
+                                        layout.name(), kEventTimestampColumn));
+  }
   ParallelWriter writer(store, layout, options);
   Status produce;
-  bool push_failed = false;
-  size_t next = 0;
-  int64_t offset = 0;
-  std::vector<int64_t> local;
-  while (next < chosen.size()) {
+  std::optional<int64_t> newest;
+  while (true) {
     if (options.cancelled != nullptr && options.cancelled->load()) {
       produce = Status::Cancelled(
-          fmt::format("feature view '{}': materialization cancelled", source.view->name));
+          fmt::format("feature view '{}': materialization cancelled", layout.name()));
       break;
     }
-    auto next_batch = scan->Next();
-    if (!next_batch.ok()) {
-      produce = next_batch.status();
+    auto next = rows.Next();
+    if (!next.ok()) {
+      produce = next.status();
       break;
     }
-    const std::shared_ptr<arrow::RecordBatch>& batch = *next_batch;
+    const std::shared_ptr<arrow::RecordBatch>& batch = *next;
     if (batch == nullptr) break;
-    const int64_t end = offset + batch->num_rows();
-    const int64_t* ts = batch->column(ts_index)->data()->GetValues<int64_t>(1);
-    local.clear();
-    for (; next < chosen.size() && chosen[next].index < end; ++next) {
-      const int64_t row = chosen[next].index - offset;
-      if (ts[row] != chosen[next].event_ts) {
-        produce = SourceChanged(*source.view);
-        break;
-      }
-      local.push_back(row);
-    }
-    offset = end;
-    if (!produce.ok()) break;
-    if (local.empty()) continue;
-    std::shared_ptr<arrow::RecordBatch> rows;
-    if (static_cast<int64_t>(local.size()) == batch->num_rows()) {
-      rows = batch;  // every row is an entity's latest (no history in range)
-    } else {
-      arrow::Int64Builder builder;
-      if (!builder.AppendValues(local).ok()) return Status::Internal("out of memory");
-      std::shared_ptr<arrow::Array> indices;
-      if (!builder.Finish(&indices).ok()) return Status::Internal("out of memory");
-      auto taken = arrow::compute::Take(batch, indices);
-      if (!taken.ok()) return Status::Internal(taken.status().ToString());
-      rows = taken->record_batch();
+    stats->rows += batch->num_rows();
+    const auto& ts = *batch->column(ts_index);
+    const int64_t* values = ts.data()->GetValues<int64_t>(1);
+    for (int64_t i = 0; i < ts.length(); ++i) {
+      if (ts.IsValid(i)) newest = std::max(newest.value_or(values[i]), values[i]);
     }
     bool pushed = true;
-    for (int64_t begin = 0; begin < rows->num_rows() && pushed; begin += options.batch_rows) {
-      pushed = writer.Push(rows->Slice(begin, options.batch_rows));
+    for (int64_t begin = 0; begin < batch->num_rows() && pushed; begin += options.batch_rows) {
+      pushed = writer.Push(batch->Slice(begin, options.batch_rows));
     }
-    if (!pushed) {
-      push_failed = true;  // a writer failed: Finish() returns its error
-      break;
-    }
-  }
-  if (produce.ok() && !push_failed && next < chosen.size()) {
-    produce = SourceChanged(*source.view);  // fewer rows than in the first pass
+    if (!pushed) break;  // a writer failed: Finish() returns its error
   }
   if (!produce.ok()) writer.Fail(produce);
   Status written = writer.Finish();
-  stats->scan = scan->stats();
   stats->written = writer.stats();
   stats->write_batches = writer.batches();
+  if (newest) stats->newest_event = Timestamp::FromMicros(*newest);
   return written;
 }
 

@@ -1,4 +1,5 @@
-// The first pass of materialization: which source row is each entity's latest in an interval.
+// The embedded engine's first pass of latest rows (OfflineEngine::LatestRows): which source row is
+// each entity's latest in an interval.
 //
 // The latest row of an entity is the greatest by (event_timestamp, created_timestamp, read
 // position): a null created timestamp (or a source without that column) is older than any value,
@@ -8,7 +9,7 @@
 //
 // Only join keys and timestamps are read. The answer is a list of read positions (and their event
 // times, so the second pass can check it reads the same rows), sorted by position: the second
-// pass (gather_writer.h) then reads the features in the same order and keeps just those rows.
+// pass (latest_stream.h) then reads the features in the same order and keeps just those rows.
 //
 // Memory: one hash table entry per entity (LatestRowTable) while the entities fit in the budget;
 // otherwise the keys and times are split by entity into partitions (EntityPartitioner, spilled to
@@ -16,13 +17,13 @@
 // chosen rows costs 16 bytes per entity either way.
 #pragma once
 
-#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "granary/common/cancel.h"
 #include "granary/common/result.h"
 #include "granary/offline/pit_join.h"
 #include "granary/offline/source_scan.h"
@@ -78,10 +79,10 @@ class LatestRowTable {
 struct LatestRowsOptions {
   // Bytes for the table (or the partitions' buffers and one partition's table).
   int64_t memory_budget_bytes = int64_t{1} << 30;
-  std::filesystem::path spill_dir;               // empty: the system's temp dir
-  Progress* progress = nullptr;                  // counts rows read; may be null
-  const std::atomic<bool>* cancelled = nullptr;  // checked between batches; may be null
-  int TEST_force_partitions = 0;                 // tests: > 0 partitions this many ways
+  std::filesystem::path spill_dir;     // empty: the system's temp dir
+  Progress* progress = nullptr;        // counts rows read; may be null
+  const CancelFlag* cancel = nullptr;  // checked between batches; may be null
+  int TEST_force_partitions = 0;       // tests: > 0 partitions this many ways
 };
 
 struct LatestRowsStats {

@@ -1,4 +1,4 @@
-#include "granary/materialize/latest_rows.h"
+#include "granary/offline/embedded/latest_rows.h"
 
 #include <arrow/api.h>
 #include <fmt/format.h>
@@ -162,7 +162,7 @@ bool SameScanPlan(const SourceScanStats& a, const SourceScanStats& b) {
 namespace {
 
 bool IsCancelled(const LatestRowsOptions& options) {
-  return options.cancelled != nullptr && options.cancelled->load(std::memory_order_relaxed);
+  return options.cancel != nullptr && options.cancel->cancelled();
 }
 
 Status CancelledStatus(const FeatureView& view) {

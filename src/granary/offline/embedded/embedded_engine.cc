@@ -1,0 +1,191 @@
+#include "granary/offline/embedded/embedded_engine.h"
+
+#include <arrow/api.h>
+#include <fmt/format.h>
+
+#include "granary/offline/embedded/latest_rows.h"
+#include "granary/offline/embedded/latest_stream.h"
+#include "granary/offline/historical.h"
+#include "granary/offline/source_append.h"
+#include "granary/offline/source_inspector.h"
+
+namespace granary {
+namespace {
+
+// A training set held whole (the embedded join builds one table), handed out batch by batch.
+class TableStream final : public OfflineBatchStream {
+ public:
+  TableStream(std::shared_ptr<arrow::Table> table, std::vector<OfflineReadStats> stats,
+              std::vector<std::string> warnings)
+      : table_(std::move(table)),
+        schema_(table_->schema()),
+        reader_(*table_),
+        stats_(std::move(stats)),
+        warnings_(std::move(warnings)) {}
+
+  const std::shared_ptr<arrow::Schema>& schema() const override { return schema_; }
+
+  Result<std::shared_ptr<arrow::RecordBatch>> Next() override {
+    while (true) {
+      std::shared_ptr<arrow::RecordBatch> batch;
+      auto st = reader_.ReadNext(&batch);
+      if (!st.ok()) return Status::Internal(st.ToString());
+      if (batch == nullptr || batch->num_rows() > 0) return batch;
+    }
+  }
+
+  std::vector<OfflineReadStats> stats() const override { return stats_; }
+  std::vector<std::string> warnings() const override { return warnings_; }
+
+ private:
+  std::shared_ptr<arrow::Table> table_;
+  std::shared_ptr<arrow::Schema> schema_;
+  arrow::TableBatchReader reader_;
+  const std::vector<OfflineReadStats> stats_;
+  const std::vector<std::string> warnings_;
+};
+
+class EmbeddedEngine final : public OfflineEngine {
+ public:
+  EmbeddedEngine(std::filesystem::path root, EmbeddedEngineOptions options)
+      : root_(std::move(root)), options_(std::move(options)) {}
+
+  std::string Describe() const override {
+    return fmt::format("the embedded offline engine (offline_store type file) under {}",
+                       root_.string());
+  }
+
+  OfflineEngineCapabilities capabilities() const override {
+    OfflineEngineCapabilities c;
+    c.append = true;
+    c.path_sources = true;
+    return c;
+  }
+
+  Status ValidateSource(const DataSource& source) const override {
+    if (source.is_push()) {
+      return Status::InvalidArgument(fmt::format(
+          "data source '{}' is a push source: its rows are read from its batch source '{}'",
+          source.name, source.batch_source));
+    }
+    const char* form = !source.table.empty() ? "table" : !source.query.empty() ? "query" : nullptr;
+    if (form != nullptr) {
+      return Status::NotImplemented(fmt::format(
+          "data source '{}' reads a {} ({}), which the embedded engine (offline_store type file) "
+          "cannot: it reads Parquet, CSV and Delta files by path. Set offline_store: {{type: "
+          "spark, ...}} in granary.yaml to read catalog tables and SQL queries, or give the files' "
+          "path instead",
+          source.name, form, form == std::string_view("table") ? source.table : "SQL"));
+    }
+    if (source.path.empty()) {
+      return Status::InvalidArgument(
+          fmt::format("data source '{}' has no path: say where its files are", source.name));
+    }
+    return Status::OK();
+  }
+
+  Result<std::optional<InspectedSchema>> Inspect(const DataSource& source) override {
+    GRANARY_RETURN_NOT_OK(ValidateSource(source));
+    FileSourceInspector files(root_);
+    return files.Inspect(source);
+  }
+
+  Result<std::unique_ptr<OfflineBatchStream>> GetHistoricalFeatures(
+      const Definitions& defs, const HistoricalRequest& request) override {
+    if (!request.entity_sql.empty() || !request.entity_table.empty()) {
+      return Status::NotImplemented(
+          "entity rows given as SQL or a table need an engine that runs SQL (offline_store type "
+          "spark); the embedded engine takes entity rows from a file or a DataFrame");
+    }
+    GRANARY_RETURN_NOT_OK(CheckViewSources(defs, request));
+    HistoricalJoinOptions join;
+    join.memory_budget_bytes = options_.memory_budget_bytes;
+    join.threads = options_.threads;
+    join.spill_dir = options_.spill_dir;
+    HistoricalStats stats;
+    GRANARY_ASSIGN_OR_RAISE(auto table, JoinHistoricalFeatures(root_, defs, request, join, &stats));
+    std::vector<OfflineReadStats> read;
+    for (const auto& v : stats.views) {
+      OfflineReadStats s = ToReadStats(v.name, v.join.scan);
+      s.rows_matched = v.join.rows_matched;
+      s.partitions = v.join.partitions;
+      s.bytes_spilled = v.join.bytes_spilled;
+      read.push_back(std::move(s));
+    }
+    std::vector<std::string> warnings;
+    if (stats.resident_bytes > options_.memory_budget_bytes) {
+      warnings.push_back(fmt::format(
+          "the entity rows and the training set itself take about {} MiB, more than the memory "
+          "budget ({} MiB); the joins kept to a quarter of the budget, but the result had to be "
+          "held whole",
+          stats.resident_bytes >> 20, options_.memory_budget_bytes >> 20));
+    }
+    return std::unique_ptr<OfflineBatchStream>(
+        new TableStream(std::move(table), std::move(read), std::move(warnings)));
+  }
+
+  Result<std::unique_ptr<OfflineBatchStream>> LatestRows(
+      const Definitions& defs, const LatestRowsRequest& request) override {
+    if (request.view == nullptr) return Status::InvalidArgument("LatestRows: no view given");
+    const FeatureView& view = *request.view;
+    if (const DataSource* source = defs.FindOfflineSource(view.source)) {
+      GRANARY_RETURN_NOT_OK(
+          ValidateSource(*source).WithContext(fmt::format("feature view '{}'", view.name)));
+    }
+    ViewSource source;
+    source.repo_root = root_;
+    source.defs = &defs;
+    source.view = &view;
+    source.options.start = request.start;
+    source.options.end = request.end;
+    source.options.features = request.features;
+    LatestRowsOptions latest;
+    latest.memory_budget_bytes = options_.memory_budget_bytes;
+    latest.spill_dir = options_.spill_dir;
+    latest.progress = request.progress;
+    latest.cancel = request.cancel;
+    latest.TEST_force_partitions = options_.TEST_force_partitions;
+    LatestRowsStats first_pass;
+    GRANARY_ASSIGN_OR_RAISE(std::vector<ChosenRow> chosen,
+                            SelectLatestRows(source, latest, &first_pass));
+    return OpenLatestRowsStream(source, first_pass, std::move(chosen), request.batch_rows,
+                                request.cancel);
+  }
+
+  Result<OfflineAppendResult> Append(const DataSource& source, const arrow::Table& rows,
+                                     const Clock& clock) override {
+    if (!source.is_push()) GRANARY_RETURN_NOT_OK(ValidateSource(source));
+    GRANARY_ASSIGN_OR_RAISE(SourceAppendResult appended,
+                            AppendToSource(root_, source, rows, clock));
+    OfflineAppendResult out;
+    for (const auto& file : appended.files) out.files.push_back(file.string());
+    out.delta_version = appended.delta_version;
+    out.rows = appended.rows;
+    return out;
+  }
+
+ private:
+  // Sources of the requested views that this engine cannot read fail the request up front.
+  Status CheckViewSources(const Definitions& defs, const HistoricalRequest& request) const {
+    GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
+    for (const auto& group : resolved.views) {
+      if (const DataSource* source = defs.FindOfflineSource(group.view->source)) {
+        GRANARY_RETURN_NOT_OK(ValidateSource(*source).WithContext(
+            fmt::format("feature view '{}'", group.view->name)));
+      }
+    }
+    return Status::OK();
+  }
+
+  const std::filesystem::path root_;
+  const EmbeddedEngineOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<OfflineEngine> MakeEmbeddedEngine(std::filesystem::path repo_root,
+                                                  EmbeddedEngineOptions options) {
+  return std::make_unique<EmbeddedEngine>(std::move(repo_root), std::move(options));
+}
+
+}  // namespace granary
