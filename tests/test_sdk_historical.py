@@ -211,3 +211,23 @@ def test_a_missing_source_file_is_an_error_naming_it(parking_data, tmp_path):
     entities = labels(repo).slice(0, 5)
     with pytest.raises(granary.GranaryError, match="customer_profiles.parquet"):
         store.get_historical_features(entities, features=["customer_profile:tenure_days"])
+
+
+def test_an_offline_engine_that_is_not_built_is_a_clear_unsupported_error(fresh_repo):
+    store = granary.FeatureStore(fresh_repo)
+    store.apply()
+    store.close()
+    config = fresh_repo / "granary.yaml"
+    text = config.read_text()
+    assert "offline_store: {type: file}" in text
+    config.write_text(text.replace("offline_store: {type: file}", "offline_store: {type: spark}"))
+    store = granary.FeatureStore(fresh_repo)
+    try:
+        with pytest.raises(granary.Unsupported, match="offline_store type spark is not built"):
+            store.get_historical_features(labels(fresh_repo),
+                                          feature_service="customer_risk_v1").to_arrow()
+        # Unsupported is also Python's NotImplementedError.
+        with pytest.raises(NotImplementedError):
+            store.plan()
+    finally:
+        store.close()

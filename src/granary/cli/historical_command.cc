@@ -73,6 +73,7 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   OfflineEngineOptions engine_options;
   GRANARY_ASSIGN_OR_RAISE(engine_options.embedded.memory_budget_bytes,
                           ParseByteSize(args.memory_budget, "--memory-budget"));
+  engine_options.embedded.memory_budget_name = "--memory-budget " + args.memory_budget;
   engine_options.embedded.threads = args.threads;
   engine_options.embedded.spill_dir = args.spill_dir;
   GRANARY_ASSIGN_OR_RAISE(auto engine, OpenOfflineEngine(config, engine_options));

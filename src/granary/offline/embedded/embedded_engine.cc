@@ -115,10 +115,12 @@ class EmbeddedEngine final : public OfflineEngine {
     std::vector<std::string> warnings;
     if (stats.resident_bytes > options_.memory_budget_bytes) {
       warnings.push_back(fmt::format(
-          "the entity rows and the training set itself take about {} MiB, more than the memory "
-          "budget ({} MiB); the joins kept to a quarter of the budget, but the result had to be "
-          "held whole",
-          stats.resident_bytes >> 20, options_.memory_budget_bytes >> 20));
+          "the entity rows and the training set itself take about {} MiB, more than {}; the "
+          "joins kept to a quarter of the budget, but the result had to be held whole",
+          stats.resident_bytes >> 20,
+          options_.memory_budget_name.empty()
+              ? fmt::format("the memory budget ({} MiB)", options_.memory_budget_bytes >> 20)
+              : options_.memory_budget_name));
     }
     return std::unique_ptr<OfflineBatchStream>(
         new TableStream(std::move(table), std::move(read), std::move(warnings)));

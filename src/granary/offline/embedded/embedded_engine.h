@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <string>
 
 #include "granary/offline/offline_engine.h"
 
@@ -30,6 +31,9 @@ struct EmbeddedEngineOptions {
   // Bytes of memory for one call: a training set's entity rows, output and join state (past
   // it, the join spills), or the first pass of latest rows (past it, partitioned and spilled).
   int64_t memory_budget_bytes = kDefaultMemoryBudget;
+  // How the budget was given, for warnings ("--memory-budget 2GiB"); empty: "the memory budget
+  // (N MiB)".
+  std::string memory_budget_name;
   int threads = 0;                  // join threads; 0: every core
   std::filesystem::path spill_dir;  // empty: the system's temp dir
   // Test hook (production leaves it 0): split the first pass of latest rows this many ways even
