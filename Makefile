@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 20
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all setup build demo test test-cpp test-python test-asan fuzz fuzz-long fuzz-build bench format clean
+.PHONY: all setup build wheel demo test test-cpp test-python test-asan fuzz fuzz-long fuzz-build bench format clean
 
 all: build
 
@@ -20,6 +20,11 @@ $(BUILD)/build.ninja: | setup
 
 build: setup $(BUILD)/build.ninja
 	ninja -C $(BUILD) -j $(JOBS)
+
+# The Python SDK as a wheel, packed from what `make build` built (nothing is compiled again):
+# dist/granary-<version>-<python>-<platform>.whl (docs/PYTHON.md).
+wheel: build
+	.venv/bin/python scripts/wheel $(BUILD) dist
 
 demo: build
 	GRANARY_BIN=$(CURDIR)/$(BUILD)/granary DEMO_DIR=$(CURDIR)/$(BUILD)/demo/parking scripts/demo
@@ -75,4 +80,4 @@ format:
 	find src bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) dist

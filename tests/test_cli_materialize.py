@@ -252,7 +252,7 @@ def test_schedule_runs_serves_metrics_and_stops_on_sigterm(granary_bin, cli, tmp
         assert any("risk: " in l and "3 entities written" in l for l in log), log
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
         text = metrics.decode()
-        assert 'granary_materialize_runs_total{view="risk",status="succeeded"} 1' in text, text
+        assert 'granary_materialize_runs_total{view="risk",result="succeeded"} 1' in text, text
         assert 'granary_materialize_staleness_seconds{view="risk"}' in text
         assert 'granary_materialize_last_success_timestamp_seconds{view="risk"}' in text
         health = json.loads(

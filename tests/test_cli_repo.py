@@ -1,4 +1,5 @@
 """The foundation's command line end to end: init, apply, plan, list, describe, teardown."""
+import json
 import os
 import pty
 import shutil
@@ -57,36 +58,58 @@ def test_plan_shows_changes_without_writing(cli, tmp_path):
     assert "registry version 2" in applied.stdout
 
 
-def test_a_schema_change_warns_with_the_view_and_the_command_to_run(cli, tmp_path):
+def test_a_schema_change_warns_and_keeps_serving_the_features_it_keeps(cli, tmp_path):
     cli("init", "s", check=True)
     repo = tmp_path / "s"
     cli("-C", repo, "apply", check=True)
     cli("-C", repo, "materialize-incremental", "now", "--quiet", check=True)
-    ask = ["get-online-features", "--features", "customer_stats:tenure_days",
-           "--entity", "customer_id=1001"]
-    assert '"PRESENT"' in cli("-C", repo, *ask, check=True).stdout
+    kept = ["get-online-features", "--features",
+            "customer_stats:payment_failures_30d,customer_stats:failure_rate_90d",
+            "--entity", "customer_id=1001"]
+    before = json.loads(cli("-C", repo, *kept, check=True).stdout)
+    assert before["results"][1]["statuses"] == ["PRESENT"]
+    assert before["results"][2]["statuses"] == ["PRESENT"]
 
     # A description or a ttl changes no stored value: no warning.
     text = (repo / "features.yaml").read_text()
     (repo / "features.yaml").write_text(text.replace("ttl: 90d", "ttl: 60d"))
     assert "warning" not in cli("-C", repo, "plan", check=True).stderr
 
-    # Removing a feature changes the view's online schema.
-    (repo / "features.yaml").write_text(
-        text.replace("      - {name: tenure_days, type: int64}\n", ""))
-    warning = ("warning: feature view 'customer_stats': its online schema changes (features "
-               "added, removed, renamed or retyped), so ")
+    # Removing a feature changes the view's online schema, but blanks none of the others.
+    tenure = "      - {name: tenure_days, type: int64}\n"
+    (repo / "features.yaml").write_text(text.replace(tenure, ""))
+    warning = ("warning: feature view 'customer_stats': its online schema changes and its values "
+               "stored online keep serving its features, but ")
     command = "run 'granary materialize-incremental now --views customer_stats'"
     plan = cli("-C", repo, "plan", check=True)
-    assert warning + "once applied, its values" in plan.stderr and command in plan.stderr
+    assert warning + "once applied, 'granary status' counts" in plan.stderr, plan.stderr
+    assert command in plan.stderr
     applied = cli("-C", repo, "apply", check=True)
-    assert warning + "from now on its values" in applied.stderr and command in applied.stderr
-    ask = ["get-online-features", "--features", "customer_stats:payment_failures_30d",
-           "--entity", "customer_id=1001"]
-    assert '"NOT_FOUND"' in cli("-C", repo, *ask, check=True).stdout
+    assert warning + "from now on 'granary status' counts" in applied.stderr, applied.stderr
+    after = json.loads(cli("-C", repo, *kept, check=True).stdout)
+    assert after["results"] == before["results"]
+
+    # Adding a feature (a new column of the source) reads it NOT_FOUND until the view is
+    # materialized; the stored values still serve the others.
+    data = repo / "data" / "customer_stats.parquet"
+    table = pq.read_table(data)
+    pq.write_table(table.append_column("visits", pa.array(range(table.num_rows), pa.int64())),
+                   data)
+    (repo / "features.yaml").write_text(
+        text.replace(tenure, "      - {name: visits, type: int64}\n"))
+    applied = cli("-C", repo, "apply", check=True)
+    assert ("its values stored online keep serving the features it keeps, but from now on "
+            "visits (added or retyped) read NOT_FOUND") in applied.stderr, applied.stderr
+    ask = kept[:2] + [kept[2] + ",customer_stats:visits"] + kept[3:]
+    added = json.loads(cli("-C", repo, *ask, check=True).stdout)
+    assert added["results"][1:3] == before["results"][1:3]
+    assert added["results"][3]["statuses"] == ["NOT_FOUND"]
+    assert added["results"][3]["values"] == [None]
     cli("-C", repo, "materialize-incremental", "now", "--views", "customer_stats", "--quiet",
         check=True)
-    assert '"PRESENT"' in cli("-C", repo, *ask, check=True).stdout
+    filled = json.loads(cli("-C", repo, *ask, check=True).stdout)
+    assert filled["results"][3]["statuses"] == ["PRESENT"]
+    assert filled["results"][1:3] == before["results"][1:3]
 
 
 def test_teardown_removes_registry_and_online_data(cli, tmp_path):

@@ -55,11 +55,11 @@ def test_materialize_incremental_through_the_server(cli, tmp_path, serve):
     deadline = time.time() + 30
     while True:
         metrics = server.request("GET", "/metrics")[1]
-        if 'granary_materialize_runs_total{view="bay",status="succeeded"} 1' in metrics:
+        if 'granary_materialize_runs_total{view="bay",result="succeeded"} 1' in metrics:
             break
         assert time.time() < deadline, metrics
         time.sleep(0.05)
-    for series in ('granary_materialize_runs_total{view="risk",status="succeeded"} 2',
+    for series in ('granary_materialize_runs_total{view="risk",result="succeeded"} 2',
                    'granary_materialize_entities_written_total{view="risk"} 2',
                    'granary_materialize_watermark_timestamp_seconds{view="risk"} ',
                    'granary_materialize_staleness_seconds{view="bay"} ',

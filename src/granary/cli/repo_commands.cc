@@ -1,5 +1,6 @@
 // apply, plan, teardown: turning a repository's definitions into registry versions.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -18,12 +19,12 @@
 namespace granary::cli {
 namespace {
 
-// Online views whose stored layout (docs/ONLINE_LAYOUT.md: the schema fingerprint in every
-// value) differs between `before` and `after`: their values online read NOT_FOUND from the
-// apply on, until the view is materialized again.
-std::vector<std::string> ViewsWithNewOnlineLayout(const RepoConfig& config,
-                                                  const Definitions& before,
-                                                  const Definitions& after) {
+// A warning for each online view whose stored layout (docs/ONLINE_LAYOUT.md: the schema
+// fingerprint in every value) differs between `before` and `after`, saying which of its features
+// read NOT_FOUND from the apply on, until the view is materialized again. `after` carries the
+// online history that apply keeps (CarryOnlineHistory).
+std::vector<std::string> OnlineLayoutWarnings(const RepoConfig& config, const Definitions& before,
+                                              const Definitions& after, bool apply) {
   std::vector<std::string> out;
   for (const FeatureView& view : after.feature_views) {
     const FeatureView* old_view = before.FindFeatureView(view.name);
@@ -31,7 +32,36 @@ std::vector<std::string> ViewsWithNewOnlineLayout(const RepoConfig& config,
     auto old_layout = ViewLayout::Make(before, *old_view, config.online_store.key_ttl);
     auto new_layout = ViewLayout::Make(after, view, config.online_store.key_ttl);
     if (!old_layout.ok() || !new_layout.ok()) continue;
-    if ((*old_layout)->fingerprint() != (*new_layout)->fingerprint()) out.push_back(view.name);
+    if ((*old_layout)->fingerprint() == (*new_layout)->fingerprint()) continue;
+    const ViewLayout::Earlier* earlier = (*new_layout)->FindEarlier((*old_layout)->fingerprint());
+    const char* from = apply ? "from now on" : "once applied,";
+    std::string what;
+    if (earlier == nullptr) {
+      what = fmt::format(
+          "so do its entities' join keys, so {} its values stored online read NOT_FOUND until "
+          "the view is materialized again",
+          from);
+    } else {
+      std::vector<std::string> missing;
+      for (size_t f = 0; f < earlier->from_current.size(); ++f) {
+        if (earlier->from_current[f] < 0) missing.push_back((*new_layout)->features()[f].name);
+      }
+      what = missing.empty()
+                 ? fmt::format(
+                       "its values stored online keep serving its features, but {} 'granary "
+                       "status' counts the view as not materialized until it is materialized "
+                       "again",
+                       from)
+                 : fmt::format(
+                       "its values stored online keep serving the features it keeps, but {} "
+                       "{} (added or retyped) read NOT_FOUND until the view is materialized again",
+                       from, fmt::join(missing, ", "));
+    }
+    out.push_back(fmt::format(
+        "feature view '{}': its online schema changes and {}; {}run 'granary "
+        "materialize-incremental now --views {}' (it reloads the view from its source within "
+        "the ttl)",
+        view.name, what, apply ? "" : "after apply, ", view.name));
   }
   return out;
 }
@@ -57,15 +87,9 @@ void RunPlanOrApply(Context& ctx, bool apply) {
     return;
   }
   fmt::print("{}", FormatPlan(outcome->changes));
-  for (const std::string& view :
-       ViewsWithNewOnlineLayout(config, outcome->previous_definitions, defs)) {
-    fmt::print(stderr,
-               "warning: feature view '{}': its online schema changes (features added, removed, "
-               "renamed or retyped), so {} values stored online read NOT_FOUND until the view is "
-               "materialized again; {}run 'granary materialize-incremental now --views {}' (it "
-               "reloads the view from its source within the ttl)\n",
-               view, apply ? "from now on its" : "once applied, its", apply ? "" : "after apply, ",
-               view);
+  for (const std::string& warning :
+       OnlineLayoutWarnings(config, outcome->previous_definitions, defs, apply)) {
+    fmt::print(stderr, "warning: {}\n", warning);
   }
   if (outcome->previous && outcome->changes.empty()) {
     fmt::print("(the project name changed from '{}')\n", outcome->previous->project);

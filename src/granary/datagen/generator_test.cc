@@ -191,6 +191,22 @@ TEST_F(GeneratedDataSet, SameSeedGivesTheSameBytesWhateverTheThreadCount) {
 // Every customer_payments row equals the windows recomputed from the raw event tables, counting
 // only events ingested by the row's `created`; and the rows are complete: at every midnight the
 // latest row holds the windows as of that midnight.
+TEST_F(GeneratedDataSet, EventTablesAreInTimeOrderAndNoSpillIsLeft) {
+  for (const char* file :
+       {"parking_sessions.parquet", "payments.parquet", "disputes.parquet", "violations.parquet",
+        "customer_profiles.parquet", "customer_payments.parquet", "customer_risk_labels.parquet"}) {
+    auto t = ReadParquet(Out() / file);
+    const auto& ts = Col<Ts>(*t, "event_timestamp");
+    ASSERT_GT(t->num_rows(), 0) << file;
+    for (int64_t i = 1; i < t->num_rows(); ++i) {
+      ASSERT_LE(ts.Value(i - 1), ts.Value(i)) << file << " row " << i;
+    }
+  }
+  for (const auto& e : fs::recursive_directory_iterator(Out())) {
+    EXPECT_EQ(e.path().string().find(".spill"), std::string::npos) << e.path();
+  }
+}
+
 TEST_F(GeneratedDataSet, CustomerWindowsEqualABruteForceRecomputationFromTheRawEvents) {
   struct Ev {
     int64_t ts, ingested;

@@ -18,12 +18,13 @@ Status FromArrow(const arrow::Status& st, const std::filesystem::path& path, con
 }  // namespace
 
 Result<std::unique_ptr<ParquetFileWriter>> ParquetFileWriter::Open(
-    const std::filesystem::path& path, std::shared_ptr<arrow::Schema> schema) {
+    const std::filesystem::path& path, std::shared_ptr<arrow::Schema> schema,
+    int64_t row_group_rows) {
   auto sink = arrow::io::FileOutputStream::Open(path.string());
   if (!sink.ok()) return FromArrow(sink.status(), path, "cannot create");
   auto props = parquet::WriterProperties::Builder()
                    .compression(parquet::Compression::SNAPPY)
-                   ->max_row_group_length(1 << 20)
+                   ->max_row_group_length(row_group_rows)
                    ->build();
   std::unique_ptr<ParquetFileWriter> out(new ParquetFileWriter());
   out->path_ = path;

@@ -25,8 +25,10 @@ namespace granary::datagen {
 // One Parquet file being written. One thread at a time.
 class ParquetFileWriter {
  public:
+  // Row groups hold at most `row_group_rows` rows; a row group spans several Write calls.
   static Result<std::unique_ptr<ParquetFileWriter>> Open(const std::filesystem::path& path,
-                                                         std::shared_ptr<arrow::Schema> schema);
+                                                         std::shared_ptr<arrow::Schema> schema,
+                                                         int64_t row_group_rows = 1 << 20);
   ~ParquetFileWriter();  // closes quietly if Close() was not called
 
   // Appends rows (the batch's schema must equal the file's).

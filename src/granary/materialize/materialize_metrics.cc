@@ -23,8 +23,8 @@ void RecordRunMetrics(MetricsRegistry& metrics, const std::string& view, RunStat
                       double seconds) {
   const MetricLabels labels = {{"view", view}};
   metrics
-      .GetCounter("granary_materialize_runs_total", "Materialization runs finished, by status",
-                  {{"view", view}, {"status", std::string(RunStatusName(status))}})
+      .GetCounter("granary_materialize_runs_total", "Materialization runs finished, by result",
+                  {{"view", view}, {"result", std::string(RunStatusName(status))}})
       .Increment();
   metrics
       .GetCounter("granary_materialize_rows_read_total", "Source rows read by materialization runs",

@@ -2,7 +2,7 @@
 // (docs/OPERATIONS.md, "Metrics").
 //
 // Counted by the runs of this process (RecordRunMetrics):
-//   granary_materialize_runs_total{view,status}        runs finished; status succeeded | failed
+//   granary_materialize_runs_total{view,result}        runs finished; result succeeded | failed
 //   granary_materialize_rows_read_total{view}          source rows read
 //   granary_materialize_entities_written_total{view}
 //   granary_materialize_entities_skipped_total{view}   not written: the online row was newer

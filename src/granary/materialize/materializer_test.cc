@@ -524,7 +524,7 @@ TEST(Materialize, RunsAreCountedInMetrics) {
                            {2, At("2026-11-25T08:00:00Z"), {}, 2}});
   ASSERT_TRUE(OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z"))).status.ok());
   const std::string text = repo->metrics.Render();
-  EXPECT_NE(text.find("granary_materialize_runs_total{view=\"risk\",status=\"succeeded\"} 1"),
+  EXPECT_NE(text.find("granary_materialize_runs_total{view=\"risk\",result=\"succeeded\"} 1"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("granary_materialize_rows_read_total{view=\"risk\"} 3"), std::string::npos);
@@ -577,7 +577,7 @@ TEST(Materialize, AnAttemptThatFailsBeforeAnyViewStartsIsRecordedAndCounted) {
   EXPECT_EQ(statuses[0].consecutive_failures, 2);
   EXPECT_TRUE(IsFailing(statuses[0], 1));
   const std::string text = repo->metrics.Render();
-  EXPECT_NE(text.find("granary_materialize_runs_total{view=\"risk\",status=\"failed\"} 2"),
+  EXPECT_NE(text.find("granary_materialize_runs_total{view=\"risk\",result=\"failed\"} 2"),
             std::string::npos)
       << text;
 }

@@ -78,7 +78,6 @@ Result<OnlineFeatures> OnlineFeaturesBuilder::Finish(Timestamp now) {
   for (size_t v = 0; v < out_.views_.size(); ++v) {
     const ViewRead& read = out_.views_[v];
     const ViewLayout& view = *read.view;
-    all_offsets.resize(view.features().size());
     const bool has_ttl = view.ttl().micros > 0;
     const int64_t oldest = has_ttl ? (now - view.ttl()).micros : 0;
     for (size_t r = 0; r < out_.num_rows_; ++r) {
@@ -86,27 +85,48 @@ Result<OnlineFeatures> OnlineFeaturesBuilder::Finish(Timestamp now) {
       OnlineFeatures::Cell& cell = out_.cells_[out_.cell(v, r)];
       if (span.size == 0) continue;  // NOT_FOUND
       std::string_view body(out_.arena_.data() + span.offset, span.size);
-      BodyHeader header;
-      if (!ParseBodyHeader(body, view.features().size(), &header)) {
+      if (body.size() < 12) {
         return Status::Corruption(fmt::format(
             "feature view '{}': the stored value of entity row {} is {} bytes, too short for a "
             "value header; it is corrupt: materialize the view again to replace it",
             view.name(), r, span.size));
       }
-      // A value written under another schema of the view is not this view's data any more.
-      if (header.fingerprint != view.fingerprint()) continue;
-      if (!IndexBody(view, body, header, all_offsets.data())) {
+      // A value written under an earlier schema of the view is read through that schema, each
+      // feature by name and type; under any other schema it is not this view's data any more.
+      const ViewLayout* written = &view;
+      const ViewLayout::Earlier* earlier = nullptr;
+      if (const uint32_t fingerprint = layout::LoadFixed<uint32_t>(body.data());
+          fingerprint != view.fingerprint()) {
+        earlier = view.FindEarlier(fingerprint);
+        if (earlier == nullptr) continue;
+        written = earlier->layout.get();
+      }
+      BodyHeader header;
+      all_offsets.resize(written->features().size());
+      if (!ParseBodyHeader(body, written->features().size(), &header)) {
         return Status::Corruption(fmt::format(
-            "feature view '{}': a stored value of {} bytes does not match the view's schema "
-            "although its fingerprint does; rewrite the view (materialize) to repair it",
-            view.name(), span.size));
+            "feature view '{}': the stored value of entity row {} is {} bytes, too short for a "
+            "value header; it is corrupt: materialize the view again to replace it",
+            view.name(), r, span.size));
+      }
+      if (!IndexBody(*written, body, header, all_offsets.data())) {
+        return Status::Corruption(fmt::format(
+            "feature view '{}': a stored value of {} bytes does not match the {}schema of its "
+            "fingerprint; rewrite the view (materialize) to repair it",
+            view.name(), span.size, earlier != nullptr ? "earlier " : ""));
       }
       cell.event_micros = header.order.event_micros;
       cell.status = has_ttl && header.order.event_micros < oldest ? FeatureStatus::kOutsideMaxAge
                                                                   : FeatureStatus::kPresent;
       uint32_t* offsets = &out_.offsets_[out_.offset_index(v, 0, r)];
       for (size_t j = 0; j < read.features.size(); ++j) {
-        uint32_t at = all_offsets[read.features[j]];
+        int f = read.features[j];
+        if (earlier != nullptr) f = earlier->from_current[f];
+        if (f < 0) {
+          offsets[j] = kMissingOffset;
+          continue;
+        }
+        uint32_t at = all_offsets[f];
         offsets[j] = at == kNullOffset ? kNullOffset : static_cast<uint32_t>(span.offset + at);
       }
     }

@@ -26,8 +26,11 @@ enum class FeatureStatus : uint8_t {
   // (OnlineReadRequest::allow_partial); Feast's name for a value of unknown status.
   kInvalid = 0,
   kPresent = 1,
-  kNullValue = 2,      // the entity has a fresh row for the view, and this feature is null in it
-  kNotFound = 3,       // no row for the entity (or only one written under another schema)
+  kNullValue = 2,  // the entity has a fresh row for the view, and this feature is null in it
+  // No row for the entity (or only one written under another schema); or, for one feature, a
+  // row written under an earlier schema of the view that did not have the feature (added or
+  // retyped since).
+  kNotFound = 3,
   kOutsideMaxAge = 4,  // the row is older than now - the view's ttl
 };
 
@@ -79,8 +82,9 @@ class OnlineFeatures {
   FeatureStatus status(size_t v, size_t j, size_t r) const {
     FeatureStatus s = row_status(v, r);
     if (s != FeatureStatus::kPresent) return s;
-    return offsets_[offset_index(v, j, r)] == kNullOffset ? FeatureStatus::kNullValue
-                                                          : FeatureStatus::kPresent;
+    const uint32_t at = offsets_[offset_index(v, j, r)];
+    if (at == kNullOffset) return FeatureStatus::kNullValue;
+    return at == kMissingOffset ? FeatureStatus::kNotFound : FeatureStatus::kPresent;
   }
   // The value; null unless status() is PRESENT.
   ValueRef value(size_t v, size_t j, size_t r) const {
@@ -88,7 +92,7 @@ class OnlineFeatures {
     ref.type = views_[v].view->features()[views_[v].features[j]].type;
     if (row_status(v, r) == FeatureStatus::kPresent) {
       uint32_t at = offsets_[offset_index(v, j, r)];
-      if (at != kNullOffset) ref.data = arena_.data() + at;
+      if (at < kMissingOffset) ref.data = arena_.data() + at;
     }
     return ref;
   }
@@ -112,12 +116,13 @@ class OnlineFeatures {
   std::string arena_;                // fetched bytes; bodies and values point into it
   std::vector<Cell> cells_;          // per (view, row)
   std::vector<size_t> offset_base_;  // per view: first index into offsets_
-  std::vector<uint32_t> offsets_;    // per (view, row, requested feature): arena offset or null
+  // Per (view, row, requested feature): arena offset, kNullOffset or kMissingOffset.
+  std::vector<uint32_t> offsets_;
 };
 
 // The most bytes of stored values one read may fetch (just under 4 GiB): values are found by
-// 32-bit offsets into them.
-inline constexpr size_t kMaxOnlineReadBytes = size_t{kNullOffset};
+// 32-bit offsets into them, below kMissingOffset.
+inline constexpr size_t kMaxOnlineReadBytes = size_t{kMissingOffset};
 
 // Used by stores to assemble an OnlineFeatures: append fetched bytes to arena(), point each
 // (view, row) at its body, then Finish. One per read; not thread-safe.
@@ -136,7 +141,8 @@ class OnlineFeaturesBuilder {
   void SetUnavailable(size_t v, size_t r) {
     out_.cells_[out_.cell(v, r)].status = FeatureStatus::kInvalid;
   }
-  // Checks fingerprints and ttl against `now`, finds the requested values. Corruption when a
+  // Checks fingerprints and ttl against `now`, finds the requested values (through the view's
+  // earlier schema for a body written under one: ViewLayout::FindEarlier). Corruption when a
   // body of the right schema is malformed, naming the view; InvalidArgument when the arena holds
   // more than the limit (the offsets set by SetBody would have wrapped).
   Result<OnlineFeatures> Finish(Timestamp now);

@@ -44,7 +44,8 @@ TEST(OnlineFeaturesBuilder, AReadPastTheOffsetLimitIsAnErrorNotWrappedOffsets) {
   ASSERT_TRUE(full.ok()) << full.status().ToString();
   EXPECT_EQ(full->value(0, 0, 99).AsFloat64(), 99.5);
   EXPECT_EQ(full->value(0, 1, 99).AsInt64(), 99);
-  EXPECT_EQ(kMaxOnlineReadBytes, size_t{0xffffffff});  // every offset fits in 32 bits
+  // Every offset fits in 32 bits below the two markers (kMissingOffset, kNullOffset).
+  EXPECT_EQ(kMaxOnlineReadBytes, size_t{0xfffffffe});
 
   // Exactly at the limit: fine, and the last value reads back.
   auto at_limit = ReadRisk(100, bytes, &bytes);

@@ -309,6 +309,113 @@ TEST_P(OnlineStoreTest, ValuesOfAnOlderSchemaAreNotFoundAndAlwaysReplaced) {
   EXPECT_EQ(got->value(0, 1, 0).AsFloat64(), 2.5);
 }
 
+TEST_P(OnlineStoreTest, AValueOfAnEarlierSchemaServesTheFeaturesThatSchemaShares) {
+  // Rows of the every_type view, one with nulls.
+  std::vector<Row> rows;
+  for (int64_t i = 0; i < 3; ++i) {
+    rows.push_back(Row{{Value(i)}, kT0 - Duration::Minutes(i), {}, EveryTypeValues(i, i == 2)});
+  }
+  Write("every_type", rows);
+
+  // A later apply removes f_string and l_int32 (variable width, before kept features), retypes
+  // f_int32 to int64, and adds f_new; the registry keeps the schema the rows were written under.
+  Definitions changed = defs_;
+  FeatureView* view = nullptr;
+  for (FeatureView& v : changed.feature_views) {
+    if (v.name == "every_type") view = &v;
+  }
+  ASSERT_NE(view, nullptr);
+  const std::string written_under = OnlineSchemaText(defs_, *view);
+  std::vector<Field> schema;
+  for (const Field& f : view->schema) {
+    if (f.name == "f_string" || f.name == "l_int32") continue;
+    schema.push_back(f);
+    if (f.name == "f_int32") schema.back().type = ValueType::Scalar(ScalarType::kInt64);
+  }
+  schema.insert(schema.begin() + 2, Field{"f_new", ValueType::Scalar(ScalarType::kFloat64)});
+  view->schema = schema;
+  view->online_history = {"granary.schema.v1|every_type|other_key:string,|f_bool:bool,",
+                          written_under};
+  auto v2 = ViewLayout::Make(changed, *view, Duration::Days(90)).ValueOrDie();
+  ASSERT_NE(v2->fingerprint(), View("every_type")->fingerprint());
+  ASSERT_NE(v2->FindEarlier(View("every_type")->fingerprint()), nullptr);
+  {
+    // A schema of the view with other join keys is not trusted: its values are other entities'.
+    Definitions by_bay = changed;
+    FeatureView& keyed = by_bay.feature_views[view - changed.feature_views.data()];
+    keyed.entities = {"bay"};
+    keyed.online_history.clear();
+    auto keyed_layout = ViewLayout::Make(by_bay, keyed, Duration::Days(90)).ValueOrDie();
+    FeatureView with_it = *view;
+    with_it.online_history.push_back(OnlineSchemaText(by_bay, keyed));
+    auto layout = ViewLayout::Make(changed, with_it, Duration::Days(90)).ValueOrDie();
+    EXPECT_EQ(layout->FindEarlier(keyed_layout->fingerprint()), nullptr);
+    EXPECT_NE(layout->FindEarlier(View("every_type")->fingerprint()), nullptr);
+  }
+
+  OnlineReadRequest request;
+  request.views.push_back(
+      MakeViewRead(v2, {{Value(int64_t{0})}, {Value(int64_t{1})}, {Value(int64_t{2})}}));
+  auto got = store_->Read(request);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  const ViewLayout& old_layout = *View("every_type");
+  for (size_t r = 0; r < 3; ++r) {
+    EXPECT_EQ(got->row_status(0, r), FeatureStatus::kPresent);
+    EXPECT_EQ(got->event_timestamp(0, r), kT0 - Duration::Minutes(r));
+    const std::vector<Value> stored = EveryTypeValues(r, r == 2);
+    for (size_t j = 0; j < v2->features().size(); ++j) {
+      const std::string& name = v2->features()[j].name;
+      SCOPED_TRACE("row " + std::to_string(r) + " feature " + name);
+      if (name == "f_new" || name == "f_int32") {  // added, retyped
+        EXPECT_EQ(got->status(0, j, r), FeatureStatus::kNotFound);
+        EXPECT_TRUE(got->value(0, j, r).is_null());
+        continue;
+      }
+      const Value& expected = stored[old_layout.FeatureIndex(name)];
+      EXPECT_EQ(got->status(0, j, r), r == 2 ? FeatureStatus::kNullValue : FeatureStatus::kPresent);
+      EXPECT_EQ(got->value(0, j, r).ToValue(), expected);
+    }
+  }
+  auto column = got->ToArrow(0, 2);  // f_new: all null
+  ASSERT_TRUE(column.ok());
+  EXPECT_EQ((*column)->null_count(), 3);
+
+  // Without the earlier schema in the history, the rows are of another schema: NOT_FOUND.
+  view->online_history.clear();
+  auto v3 = ViewLayout::Make(changed, *view, Duration::Days(90)).ValueOrDie();
+  request.views[0] = MakeViewRead(v3, {{Value(int64_t{0})}});
+  got = store_->Read(request);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->row_status(0, 0), FeatureStatus::kNotFound);
+  EXPECT_EQ(got->status(0, 0, 0), FeatureStatus::kNotFound);
+
+  // A write of the new schema replaces the earlier one, whatever its order.
+  auto fresh = EveryTypeValues(5);
+  std::vector<Value> values;
+  for (const auto& f : v2->features()) {
+    int at = old_layout.FeatureIndex(f.name);
+    if (f.name == "f_new") {
+      values.push_back(Value(2.5));
+    } else if (f.name == "f_int32") {
+      values.push_back(Value(int64_t{-12}));
+    } else {
+      values.push_back(fresh[at]);
+    }
+  }
+  auto new_rows = MakeRows(*v2, {Row{{Value(int64_t{0})}, kT0 - Duration::Hours(5), {}, values}});
+  auto stats = store_->WriteBatch(*v2, *new_rows);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->written, 1);
+  request.views[0] = MakeViewRead(v2, {{Value(int64_t{0})}});
+  got = store_->Read(request);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->event_timestamp(0, 0), kT0 - Duration::Hours(5));
+  for (size_t j = 0; j < v2->features().size(); ++j) {
+    EXPECT_EQ(got->status(0, j, 0), FeatureStatus::kPresent);
+    EXPECT_EQ(got->value(0, j, 0).ToValue(), values[j]) << v2->features()[j].name;
+  }
+}
+
 TEST_P(OnlineStoreTest, DeleteViewsRemovesOnlyThoseViewsAndDeleteAllEverything) {
   Write("risk", {Row{{Value(int64_t{1})}, kT0, {}, {Value(0.5), Value(int64_t{1})}}});
   Write("every_type", {Row{{Value(int64_t{1})}, kT0, {}, EveryTypeValues(1)}});

@@ -67,6 +67,9 @@ bool ParseBodyHeader(std::string_view body, size_t num_features, BodyHeader* hea
 // null; false when the body does not hold exactly the values of `view`'s schema (corrupt or of
 // another schema).
 constexpr uint32_t kNullOffset = 0xffffffffu;
+// In a read's result (online_features.h): the feature is not in the stored row, which was
+// written under an earlier schema of the view.
+constexpr uint32_t kMissingOffset = 0xfffffffeu;
 bool IndexBody(const ViewLayout& view, std::string_view body, const BodyHeader& header,
                uint32_t* offsets);
 

@@ -11,6 +11,21 @@ namespace {
 
 uint32_t Fold(uint64_t h) { return static_cast<uint32_t>(h ^ (h >> 32)); }
 
+bool IsInteger(const ValueType& t) {
+  return !t.is_list && (t.scalar == ScalarType::kInt32 || t.scalar == ScalarType::kInt64);
+}
+
+// The same join keys, integer widths aside (OnlineSchemaText writes them all "integer").
+template <typename Column>
+bool SameJoinKeys(const std::vector<Column>& a, const std::vector<Column>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].name != b[i].name) return false;
+    if (!(a[i].type == b[i].type || (IsInteger(a[i].type) && IsInteger(b[i].type)))) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 uint32_t ViewIdOf(std::string_view view_name) {
@@ -46,8 +61,33 @@ Result<std::shared_ptr<const ViewLayout>> ViewLayout::Make(const Definitions& de
   std::sort(layout->join_keys_.begin(), layout->join_keys_.end(),
             [](const Column& a, const Column& b) { return a.name < b.name; });
   for (const Field& f : view.schema) layout->features_.push_back({f.name, f.type});
+  // The fingerprint covers everything that decides how a body is read and which entity it
+  // belongs to (OnlineSchemaText).
+  layout->Finish(OnlineSchemaText(defs, view));
+  for (const std::string& text : view.online_history) {
+    std::shared_ptr<const ViewLayout> earlier = FromSchemaText(text);
+    // Unreadable or of other entities (other join keys: apply never keeps such a schema, but a
+    // registry may be edited): its values read NOT_FOUND, as any other schema's.
+    if (earlier == nullptr || earlier->name_ != layout->name_ ||
+        earlier->fingerprint_ == layout->fingerprint_ ||
+        layout->FindEarlier(earlier->fingerprint_) != nullptr ||
+        !SameJoinKeys(earlier->join_keys_, layout->join_keys_)) {
+      continue;
+    }
+    Earlier e;
+    e.layout = earlier;
+    for (const Column& f : layout->features_) {
+      int at = earlier->FeatureIndex(f.name);
+      e.from_current.push_back(at >= 0 && earlier->features_[at].type == f.type ? at : -1);
+    }
+    layout->earlier_.push_back(std::move(e));
+  }
+  return std::shared_ptr<const ViewLayout>(std::move(layout));
+}
+
+void ViewLayout::Finish(const std::string& schema_text) {
   int64_t fixed = 0;
-  for (const Column& f : layout->features_) {
+  for (const Column& f : features_) {
     int width = 0;
     if (!f.type.is_list) {
       switch (f.type.scalar) {
@@ -69,27 +109,55 @@ Result<std::shared_ptr<const ViewLayout>> ViewLayout::Make(const Definitions& de
     }
     if (width == 0) {
       fixed = -1;
-      layout->fixed_offsets_.clear();
+      fixed_offsets_.clear();
       break;
     }
-    layout->fixed_offsets_.push_back(static_cast<uint32_t>(fixed));
+    fixed_offsets_.push_back(static_cast<uint32_t>(fixed));
     fixed += width;
   }
-  layout->fixed_values_size_ = fixed;
+  fixed_values_size_ = fixed;
+  fingerprint_ = Fold(Fnv1a64(schema_text));
+}
 
-  // The fingerprint covers everything that decides how a body is read and which entity it
-  // belongs to. Integer join keys are one key type (see entity_key.h), so int32 <-> int64 is left
-  // out of it on purpose: such a change keeps the stored values readable.
-  std::string text = "granary.schema.v1|" + view.name + "|";
-  for (const Column& k : layout->join_keys_) {
-    bool integer = !k.type.is_list &&
-                   (k.type.scalar == ScalarType::kInt32 || k.type.scalar == ScalarType::kInt64);
-    text += k.name + ":" + (integer ? std::string("integer") : k.type.ToString()) + ",";
+std::shared_ptr<const ViewLayout> ViewLayout::FromSchemaText(std::string_view text) {
+  // "granary.schema.v1|<view>|<key>:<type>,...|<feature>:<type>,..."; names never hold '|',
+  // ',' or ':' (the validator allows letters, digits and underscores).
+  std::vector<std::string_view> parts;
+  for (size_t at = 0;;) {
+    size_t bar = text.find('|', at);
+    parts.push_back(text.substr(at, bar == std::string_view::npos ? bar : bar - at));
+    if (bar == std::string_view::npos) break;
+    at = bar + 1;
   }
-  text += "|";
-  for (const Column& f : layout->features_) text += f.name + ":" + f.type.ToString() + ",";
-  layout->fingerprint_ = Fold(Fnv1a64(text));
-  return std::shared_ptr<const ViewLayout>(std::move(layout));
+  if (parts.size() != 4 || parts[0] != "granary.schema.v1") return nullptr;
+  std::shared_ptr<ViewLayout> layout(new ViewLayout());
+  layout->name_ = std::string(parts[1]);
+  layout->view_id_ = ViewIdOf(layout->name_);
+  auto columns = [](std::string_view list, bool keys, std::vector<Column>* out) {
+    for (size_t at = 0; at < list.size();) {
+      size_t comma = list.find(',', at);
+      if (comma == std::string_view::npos) return false;  // every item ends with ','
+      std::string_view item = list.substr(at, comma - at);
+      at = comma + 1;
+      size_t colon = item.find(':');
+      if (colon == std::string_view::npos || colon == 0) return false;
+      std::string_view type_text = item.substr(colon + 1);
+      Column c{std::string(item.substr(0, colon)), ValueType::Scalar(ScalarType::kInt64)};
+      if (!keys || type_text != "integer") {
+        auto type = ValueType::Parse(type_text);
+        if (!type.ok()) return false;
+        c.type = *type;
+      }
+      out->push_back(std::move(c));
+    }
+    return true;
+  };
+  if (!columns(parts[2], true, &layout->join_keys_) ||
+      !columns(parts[3], false, &layout->features_) || layout->features_.empty()) {
+    return nullptr;
+  }
+  layout->Finish(std::string(text));
+  return layout;
 }
 
 int ViewLayout::FeatureIndex(std::string_view name) const {

@@ -5,9 +5,14 @@
 //   - the view id: 4 bytes naming the view inside an entity's stored value (a hash of its name);
 //   - the schema fingerprint: 4 bytes stored in every value, a hash of the view's name, join keys
 //     and features with their types in order. A value written under another schema (features
-//     added, removed, renamed or retyped by a later apply) has another fingerprint and is read as
-//     NOT_FOUND, never decoded with the wrong types;
-//   - the join keys in canonical order (sorted by name) and the features in schema order.
+//     added, removed, renamed or retyped by a later apply) has another fingerprint and is never
+//     decoded with the wrong types: it is read through that schema when it is an earlier one
+//     (below), else as NOT_FOUND;
+//   - the join keys in canonical order (sorted by name) and the features in schema order;
+//   - the view's earlier online schemas (FeatureView::online_history) with the same join keys:
+//     a value written under one of them is read feature by feature, each current feature taken
+//     from the stored feature of the same name and type (NOT_FOUND when there is none), so a
+//     schema change does not blank the features it left alone.
 #pragma once
 
 #include <cstdint>
@@ -54,8 +59,27 @@ class ViewLayout {
   int64_t fixed_values_size() const { return fixed_values_size_; }
   const std::vector<uint32_t>& fixed_offsets() const { return fixed_offsets_; }
 
+  // An earlier schema of the view, how to read a body written under it.
+  struct Earlier {
+    std::shared_ptr<const ViewLayout> layout;  // to index such a body (features(), offsets)
+    // For each current feature, its index in layout->features() (same name and type), or -1.
+    std::vector<int> from_current;
+  };
+  // The earlier schema whose fingerprint is `fingerprint`, or null.
+  const Earlier* FindEarlier(uint32_t fingerprint) const {
+    for (const Earlier& e : earlier_) {
+      if (e.layout->fingerprint() == fingerprint) return &e;
+    }
+    return nullptr;
+  }
+
  private:
   ViewLayout() = default;
+  // Sets the fixed-width offsets and the fingerprint from features_ and `schema_text`.
+  void Finish(const std::string& schema_text);
+  // The layout that an OnlineSchemaText describes; null when the text is malformed.
+  static std::shared_ptr<const ViewLayout> FromSchemaText(std::string_view text);
+
   std::string name_;
   uint32_t view_id_ = 0;
   uint32_t fingerprint_ = 0;
@@ -65,6 +89,7 @@ class ViewLayout {
   Duration key_ttl_;
   int64_t fixed_values_size_ = -1;
   std::vector<uint32_t> fixed_offsets_;
+  std::vector<Earlier> earlier_;
 };
 
 using ViewLayouts = std::map<std::string, std::shared_ptr<const ViewLayout>, std::less<>>;

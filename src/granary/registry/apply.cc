@@ -33,6 +33,7 @@ Result<ApplyOutcome> PlanOrApply(const RepoConfig& config, SourceInspector* insp
       before = std::move(latest->definitions);
     }
   }
+  CarryOnlineHistory(before, &defs);
   out.changes = PlanChanges(before, defs);
   out.previous_definitions = std::move(before);
   out.up_to_date = out.previous && out.previous->fingerprint == DefinitionsFingerprint(defs);

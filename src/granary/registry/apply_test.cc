@@ -6,6 +6,8 @@
 #include <fstream>
 
 #include "granary/common/temp_dir.h"
+#include "granary/registry/registry_store.h"
+#include "granary/registry/serialize.h"
 #include "granary/testing/registry_definitions.h"
 
 namespace granary {
@@ -67,6 +69,99 @@ TEST_F(ApplyTest, ApplyWritesAVersionOnceThenIsUpToDate) {
   auto second = Run(ApplyMode::kApply);
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_EQ(second->applied->version, 2);
+}
+
+TEST_F(ApplyTest, TheRegistryRemembersEarlierOnlineSchemasOutsideThePlanAndFingerprint) {
+  ASSERT_TRUE(Run(ApplyMode::kApply).ok());
+  auto first = OpenSqliteRegistry(config_.RegistryPath(), OpenMode::kOpenExisting)
+                   .ValueOrDie()
+                   ->Latest()
+                   .ValueOrDie();
+  const FeatureView& v1 = first->definitions.feature_views[0];
+  EXPECT_TRUE(v1.online_history.empty());
+  const std::string schema1 = OnlineSchemaText(first->definitions, v1);
+  EXPECT_EQ(schema1,
+            "granary.schema.v1|customer_risk|customer_id:integer,|payment_failures_30d:int64,"
+            "failure_rate_90d:float64,embedding:list<float32>,");
+
+  // Removing a feature: version 2 remembers version 1's schema.
+  std::string text = testing::kValidDefinitions;
+  const std::string embedding = "      - {name: embedding, type: \"list<float32>\"}\n";
+  text.erase(text.find(embedding), embedding.size());
+  Write("defs.yaml", text);
+  auto second = Run(ApplyMode::kApply);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_EQ(second->changes.size(), 1u);  // the schema only, not the history
+  EXPECT_EQ(second->definitions.feature_views[0].online_history, std::vector<std::string>{schema1});
+  auto stored = OpenSqliteRegistry(config_.RegistryPath(), OpenMode::kOpenExisting)
+                    .ValueOrDie()
+                    ->Latest()
+                    .ValueOrDie();
+  EXPECT_EQ(stored->definitions.feature_views[0].online_history, std::vector<std::string>{schema1});
+  const std::string schema2 =
+      OnlineSchemaText(stored->definitions, stored->definitions.feature_views[0]);
+  // The project is part of the definitions' fingerprint, the online history is not.
+  Definitions other_project = stored->definitions;
+  other_project.project = "other";
+  EXPECT_NE(DefinitionsFingerprint(other_project), DefinitionsFingerprint(stored->definitions));
+  Definitions no_history = stored->definitions;
+  no_history.feature_views[0].online_history.clear();
+  EXPECT_EQ(DefinitionsFingerprint(no_history), DefinitionsFingerprint(stored->definitions));
+  EXPECT_EQ(DefinitionsFingerprint(stored->definitions), stored->info.fingerprint);
+
+  // The same files again: up to date (the history is not part of the fingerprint).
+  auto again = Run(ApplyMode::kApply);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->up_to_date);
+  EXPECT_TRUE(again->changes.empty());
+
+  // A change elsewhere keeps the history; going back to version 1's schema drops it from the
+  // history (it is the current one) and remembers version 2's.
+  std::string ttl = text;
+  ttl.replace(ttl.find("ttl: 90d"), 8, "ttl: 30d");
+  Write("defs.yaml", ttl);
+  auto third = Run(ApplyMode::kApply);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->definitions.feature_views[0].online_history, std::vector<std::string>{schema1});
+  Write("defs.yaml", testing::kValidDefinitions);
+  auto fourth = Run(ApplyMode::kApply);
+  ASSERT_TRUE(fourth.ok());
+  EXPECT_EQ(fourth->definitions.feature_views[0].online_history, std::vector<std::string>{schema2});
+}
+
+TEST(CarryOnlineHistory, KeepsTheNewestSchemasWithTheSameJoinKeys) {
+  Definitions before;
+  before.entities.push_back(
+      Entity{"customer", {"customer_id"}, {ValueType::Scalar(ScalarType::kInt64)}, "", {}, {}});
+  before.entities.push_back(
+      Entity{"bay", {"bay_id"}, {ValueType::Scalar(ScalarType::kString)}, "", {}, {}});
+  FeatureView view;
+  view.name = "v";
+  view.entities = {"customer"};
+  view.schema = {Field{"a", ValueType::Scalar(ScalarType::kInt64)}};
+  before.feature_views.push_back(view);
+  Definitions after = before;
+  std::vector<std::string> expected;
+  for (int i = 0; i < 6; ++i) {
+    expected.insert(expected.begin(), OnlineSchemaText(after, after.feature_views[0]));
+    before = after;
+    after.feature_views[0].schema.push_back(
+        Field{"f" + std::to_string(i), ValueType::Scalar(ScalarType::kFloat64)});
+    CarryOnlineHistory(before, &after);
+  }
+  expected.resize(kOnlineHistoryLimit);
+  EXPECT_EQ(after.feature_views[0].online_history, expected);
+
+  // Other join keys: the values stored belong to other entities, nothing is carried.
+  before = after;
+  after.feature_views[0].entities = {"bay"};
+  CarryOnlineHistory(before, &after);
+  EXPECT_TRUE(after.feature_views[0].online_history.empty());
+  // Nor for a view that is not online.
+  after = before;
+  after.feature_views[0].online = false;
+  CarryOnlineHistory(before, &after);
+  EXPECT_TRUE(after.feature_views[0].online_history.empty());
 }
 
 TEST_F(ApplyTest, InvalidDefinitionsListEveryErrorAndKeepWarnings) {

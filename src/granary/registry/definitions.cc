@@ -97,3 +97,69 @@ void Definitions::SortByName() {
 }
 
 }  // namespace granary
+
+namespace granary {
+namespace {
+
+// The "<join key>:<type>,..." part of an OnlineSchemaText ("" when malformed).
+std::string_view JoinKeyPart(std::string_view text) {
+  const size_t a = text.find('|');
+  const size_t b = a == std::string_view::npos ? a : text.find('|', a + 1);
+  const size_t c = b == std::string_view::npos ? b : text.find('|', b + 1);
+  if (c == std::string_view::npos) return {};
+  return text.substr(b + 1, c - b - 1);
+}
+
+}  // namespace
+
+std::string OnlineSchemaText(const Definitions& defs, const FeatureView& view) {
+  std::vector<std::pair<std::string, ValueType>> keys;
+  for (const std::string& entity_name : view.entities) {
+    const Entity* entity = defs.FindEntity(entity_name);
+    if (entity == nullptr) continue;
+    for (size_t i = 0; i < entity->join_keys.size(); ++i) {
+      const std::string& key = entity->join_keys[i];
+      ValueType type = i < entity->join_key_types.size() ? entity->join_key_types[i]
+                                                         : ValueType::Scalar(ScalarType::kString);
+      auto same = [&](const auto& k) { return k.first == key; };
+      if (std::find_if(keys.begin(), keys.end(), same) == keys.end()) keys.emplace_back(key, type);
+    }
+  }
+  std::sort(keys.begin(), keys.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  // Integer join keys are one key type (online/entity_key.h), so int32 <-> int64 is left out on
+  // purpose: such a change keeps the stored values readable.
+  std::string text = "granary.schema.v1|" + view.name + "|";
+  for (const auto& [name, type] : keys) {
+    bool integer =
+        !type.is_list && (type.scalar == ScalarType::kInt32 || type.scalar == ScalarType::kInt64);
+    text += name + ":" + (integer ? std::string("integer") : type.ToString()) + ",";
+  }
+  text += "|";
+  for (const Field& f : view.schema) text += f.name + ":" + f.type.ToString() + ",";
+  return text;
+}
+
+void CarryOnlineHistory(const Definitions& before, Definitions* after) {
+  for (FeatureView& view : after->feature_views) {
+    view.online_history.clear();
+    const FeatureView* old_view = before.FindFeatureView(view.name);
+    if (old_view == nullptr || !view.online) continue;
+    const std::string current = OnlineSchemaText(*after, view);
+    std::vector<std::string> candidates;
+    if (old_view->online) candidates.push_back(OnlineSchemaText(before, *old_view));
+    candidates.insert(candidates.end(), old_view->online_history.begin(),
+                      old_view->online_history.end());
+    for (std::string& text : candidates) {
+      if (view.online_history.size() >= kOnlineHistoryLimit) break;
+      if (text == current || JoinKeyPart(text) != JoinKeyPart(current)) continue;
+      if (std::find(view.online_history.begin(), view.online_history.end(), text) !=
+          view.online_history.end()) {
+        continue;
+      }
+      view.online_history.push_back(std::move(text));
+    }
+  }
+}
+
+}  // namespace granary

@@ -95,9 +95,17 @@ struct FeatureView {
   std::string description;
   std::map<std::string, std::string> tags;
   SourceLocation location;
+  // The online schemas the view had before, newest first (OnlineSchemaText of each, at most
+  // kOnlineHistoryLimit), so that values stored online under them stay readable feature by
+  // feature (docs/ONLINE_LAYOUT.md, "Schema changes"). Kept by apply (CarryOnlineHistory), not
+  // written by users; neither a plan change nor part of the definitions' fingerprint.
+  std::vector<std::string> online_history;
 
   const Field* FindFeature(const std::string& feature) const;
 };
+
+// How many earlier online schemas a view remembers.
+inline constexpr size_t kOnlineHistoryLimit = 4;
 
 struct FeatureProjection {
   std::string view;
@@ -133,5 +141,17 @@ struct Definitions {
   // Sorts every kind by name, for stable output and fingerprints.
   void SortByName();
 };
+
+// The identity of the online layout of `view` (docs/ONLINE_LAYOUT.md, "Schema fingerprint"):
+// "granary.schema.v1|<view>|<join key>:<type>,...|<feature>:<type>,..." with the join keys of its
+// entities sorted by name (integer keys written "integer") and the features in schema order.
+// Entities that `defs` does not define are left out.
+std::string OnlineSchemaText(const Definitions& defs, const FeatureView& view);
+
+// Sets the online_history of every online view of `after` from its version in `before`: the
+// earlier history, with before's schema put first when the online schema changed. Schemas with
+// other join keys than the view's current ones (their values belong to other entities) and the
+// current schema itself are left out; at most kOnlineHistoryLimit are kept.
+void CarryOnlineHistory(const Definitions& before, Definitions* after);
 
 }  // namespace granary

@@ -192,6 +192,8 @@ void LoadFeatureView(const std::string& file, const YAML::Node& node, Definition
                                          "online_store.key_ttl)"
                                        : d.status().message());
   }
+  // Written by the registry (serialize.h), read back from it.
+  view.online_history = v.StringList("online_history", false);
   YAML::Node schema = v.Node("schema", true);
   if (schema.IsDefined() && !schema.IsNull() && !schema.IsSequence()) {
     v.Error("schema", "must be a list of fields such as {name: tenure_days, type: int64}");

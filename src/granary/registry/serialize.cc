@@ -161,6 +161,14 @@ std::string DefinitionsToYaml(Definitions defs) {
   add_all("entities", defs.entities);
   add_all("data_sources", defs.data_sources);
   add_all("feature_views", defs.feature_views);
+  // The registry's own record of earlier online schemas, kept out of FieldsOf (plans, describe).
+  for (size_t i = 0; i < defs.feature_views.size(); ++i) {
+    const std::vector<std::string>& history = defs.feature_views[i].online_history;
+    if (history.empty()) continue;
+    YAML::Node list(YAML::NodeType::Sequence);
+    for (const std::string& text : history) list.push_back(text);
+    doc["feature_views"][i]["online_history"] = list;
+  }
   add_all("feature_services", defs.feature_services);
   return Emit(doc) + "\n";
 }
@@ -177,7 +185,11 @@ Result<Definitions> DefinitionsFromYaml(const std::string& text, const std::stri
 }
 
 std::string DefinitionsFingerprint(const Definitions& defs) {
-  return HexFingerprint(defs.project + "\n" + DefinitionsToYaml(defs));
+  // The online history is what apply remembers, not what the repository defines: files that did
+  // not change since the last apply have its fingerprint.
+  Definitions defined = defs;
+  for (FeatureView& view : defined.feature_views) view.online_history.clear();
+  return HexFingerprint(defs.project + "\n" + DefinitionsToYaml(std::move(defined)));
 }
 
 }  // namespace granary

@@ -124,7 +124,7 @@ TEST_P(MaterializeEndpointTest, WaitAnswersTheReportAndTheFeaturesAreThenServed)
   res = client.Get("/metrics");
   ASSERT_EQ(res.result_int(), 200);
   for (const char* series :
-       {"granary_materialize_runs_total{view=\"risk\",status=\"succeeded\"} 1",
+       {"granary_materialize_runs_total{view=\"risk\",result=\"succeeded\"} 1",
         "granary_materialize_entities_written_total{view=\"risk\"} 2",
         "granary_materialize_watermark_timestamp_seconds{view=\"risk\"} ",
         "granary_materialize_running{view=\"risk\"} 0", "granary_materialize_state_up 1",
