@@ -97,12 +97,8 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   CancelFlag cancel;
   request.cancel = &cancel;
   auto signals = SignalWatcher::Start([&cancel](int sig) {
-    fmt::print(stderr,
-               "{}: stopping the retrieval; nothing is written
-               ",
-                       sig == SIGINT
-                   ? "interrupted"
-                   : "terminated");
+    fmt::print(stderr, "{}: stopping the retrieval; nothing is written\n",
+               sig == SIGINT ? "interrupted" : "terminated");
     cancel.Cancel();
   });
   if (!args.output_table.empty() || !args.output_path.empty()) {
@@ -114,13 +110,10 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     for (const OfflineReadStats& s : stats) {
       if (!args.quiet && !s.engine_detail.empty()) {
-        fmt::print(stderr, "{}{}: {}
-", LogTimePrefix(stderr), s.view, s.engine_detail);
+        fmt::print(stderr, "{}{}: {}\n", LogTimePrefix(stderr), s.view, s.engine_detail);
       }
     }
-    fmt::print(stderr,
-               "{}wrote {} training rows to {} in {} in {:.1f}s
-               ", LogTimePrefix(stderr),
+    fmt::print(stderr, "{}wrote {} training rows to {} in {} in {:.1f}s\n", LogTimePrefix(stderr),
                request.entities->num_rows(),
                output.table.empty() ? output.path : "table " + output.table, engine->Describe(),
                seconds);
