@@ -36,8 +36,17 @@ demo: build
 
 # Both suites run even when the first fails (one failure should not hide the other's); make
 # still exits non-zero when either failed.
+# One local Spark cluster (scripts/spark-cluster) serves the Spark tests of both suites
+# ($GRANARY_SPARK_REMOTE); it is stopped afterwards whatever the outcome. Run alone, those tests
+# start their own.
 test: build
-	@rc=0; $(MAKE) --no-print-directory test-cpp || rc=1; \
+	@rc=0; state=$(CURDIR)/$(BUILD)/spark-cluster-test; \
+	  scripts/spark-cluster stop --state $$state >/dev/null 2>&1; \
+	  trap 'scripts/spark-cluster stop --state '"$$state"' >/dev/null' EXIT; \
+	  if url=$$(scripts/spark-cluster start --port 0 --state $$state); then \
+	    export GRANARY_SPARK_REMOTE=$$url; echo "make test: Spark cluster at $$url"; \
+	  else echo "make test: the Spark cluster did not start; the Spark tests will try themselves" >&2; fi; \
+	  $(MAKE) --no-print-directory test-cpp || rc=1; \
 	  $(MAKE) --no-print-directory test-python || rc=1; \
 	  if [ $$rc -ne 0 ]; then echo "make test: some tests failed (see above)" >&2; fi; exit $$rc
 

@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <csignal>
 #include <thread>
 
 #include "granary/cli/cli.h"
+#include "granary/cli/signals.h"
 #include "granary/common/progress.h"
 #include "granary/common/strings.h"
 #include "granary/offline/engine_factory.h"
@@ -24,6 +26,8 @@ struct HistoricalArgs {
   bool full_feature_names = false;
   bool created_timestamp_cutoff = false;
   std::string output;
+  std::string output_table;  // engines that keep the result (Spark): a table there
+  std::string output_path;   // ... or a URI there
   std::string memory_budget = "2GiB";
   int threads = 0;
   std::string spill_dir;
@@ -42,6 +46,11 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   HistoricalRequest request;
   if (args.features.empty() == args.feature_service.empty()) {
     return Status::InvalidArgument("give --features view:feature,... or --feature-service NAME");
+  }
+  if (!args.output.empty() + !args.output_table.empty() + !args.output_path.empty() != 1) {
+    return Status::InvalidArgument(
+        "give one of -o FILE (a local .parquet or .csv), --output-table NAME or --output-path URI "
+        "(a Delta table the offline engine writes where it runs: offline_store type spark)");
   }
   for (size_t pos = 0; pos <= args.features.size() && !args.features.empty();) {
     size_t comma = args.features.find(',', pos);
@@ -80,6 +89,33 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   }
   GRANARY_ASSIGN_OR_RAISE(request.entities, ReadTableFile(args.entities, csv_types));
   request.entities_name = args.entities;
+  // Ctrl-C / SIGTERM: the engine stops (on Spark, the cluster's job is interrupted) and nothing
+  // is written.
+  CancelFlag cancel;
+  request.cancel = &cancel;
+  auto signals = SignalWatcher::Start([&cancel](int sig) {
+    fmt::print(stderr, "{}: stopping the retrieval; nothing is written\n",
+               sig == SIGINT ? "interrupted" : "terminated");
+    cancel.Cancel();
+  });
+  if (!args.output_table.empty() || !args.output_path.empty()) {
+    HistoricalOutput output;
+    output.table = args.output_table;
+    output.path = args.output_path;
+    GRANARY_ASSIGN_OR_RAISE(auto stats, engine->WriteHistoricalFeatures(defs, request, output));
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (const OfflineReadStats& s : stats) {
+      if (!args.quiet && !s.engine_detail.empty()) {
+        fmt::print(stderr, "{}{}: {}\n", LogTimePrefix(stderr), s.view, s.engine_detail);
+      }
+    }
+    fmt::print(stderr, "{}wrote {} training rows to {} in {} in {:.1f}s\n", LogTimePrefix(stderr),
+               request.entities->num_rows(),
+               output.table.empty() ? output.path : "table " + output.table, engine->Describe(),
+               seconds);
+    return Status::OK();
+  }
   GRANARY_ASSIGN_OR_RAISE(auto stream, engine->GetHistoricalFeatures(defs, request));
   GRANARY_ASSIGN_OR_RAISE(auto table, ReadAll(*stream));
   for (const std::string& warning : stream->warnings()) {
@@ -126,7 +162,13 @@ void RegisterHistoricalCommand(CLI::App& app, Context& ctx) {
                 "Name feature columns view__feature");
   cmd->add_flag("--created-timestamp-cutoff", args->created_timestamp_cutoff,
                 "Ignore feature rows created after the entity row's time (no backfill leakage)");
-  cmd->add_option("-o,--output", args->output, "Output file (.parquet or .csv)")->required();
+  cmd->add_option("-o,--output", args->output, "Output file (.parquet or .csv)");
+  cmd->add_option("--output-table", args->output_table,
+                  "Write the training set as this Delta table in the engine's catalog, without "
+                  "passing through this process (offline_store type spark)");
+  cmd->add_option("--output-path", args->output_path,
+                  "Write the training set as a Delta table at this URI, where the engine runs "
+                  "(offline_store type spark)");
   cmd->add_option("--memory-budget", args->memory_budget,
                   "Memory for the retrieval (entity rows, output, join state); past it the join "
                   "spills to disk (e.g. 512MiB, 2GiB)")

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "granary/offline/spark/spark_engine.h"
+
 namespace granary {
 
 Result<std::unique_ptr<OfflineEngine>> OpenOfflineEngine(const RepoConfig& config,
@@ -9,10 +11,15 @@ Result<std::unique_ptr<OfflineEngine>> OpenOfflineEngine(const RepoConfig& confi
   const std::string& type = config.offline_store.type;
   if (type == "file") return MakeEmbeddedEngine(config.root, options.embedded);
   if (type == "spark") {
-    return Status::NotImplemented(fmt::format(
-        "{}: offline_store type spark is not built into this Granary yet; use type file (the "
-        "embedded engine) for now",
-        config.ConfigPath().string()));
+    SparkEngineOptions spark;
+    spark.remote = config.offline_store.remote;
+    spark.repo_root = config.root;
+    auto engine = OpenSparkEngine(spark);
+    if (!engine.ok()) {
+      return engine.status().WithContext(
+          fmt::format("{}: offline_store type spark", config.ConfigPath().string()));
+    }
+    return engine;
   }
   return Status::InvalidArgument(fmt::format(
       "{}: offline_store type '{}' is not an offline engine; use file (the embedded engine) or "

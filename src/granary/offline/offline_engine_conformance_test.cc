@@ -23,6 +23,10 @@
 #include "granary/offline/offline_engine.h"
 #include "granary/registry/loader.h"
 #include "granary/testing/golden_case.h"
+#ifdef GRANARY_CONFORMANCE_SPARK
+#include "granary/offline/spark/spark_engine.h"
+#include "granary/offline/spark/spark_test_cluster.h"
+#endif
 
 namespace granary {
 namespace {
@@ -42,6 +46,19 @@ struct EngineUnderTest {
 
 std::vector<EngineUnderTest> Engines() {
   std::vector<EngineUnderTest> engines;
+#ifdef GRANARY_CONFORMANCE_SPARK
+  // The Spark engine, in a binary of its own (offline/spark/CMakeLists.txt) that holds one real
+  // cluster for every case (spark_test_cluster.h).
+  engines.push_back({"spark",
+                     [](const std::filesystem::path& root, int64_t) {
+                       SparkEngineOptions options;
+                       options.remote = SparkTestRemote();
+                       options.repo_root = root;
+                       return OpenSparkEngine(options);
+                     },
+                     false});
+  return engines;
+#endif
   // The embedded engine as configured by a case (the streaming match, one table in memory).
   engines.push_back({"embedded",
                      [](const std::filesystem::path& root, int64_t budget) {
@@ -61,7 +78,7 @@ std::vector<EngineUnderTest> Engines() {
                            MakeEmbeddedEngine(root, options));
                      },
                      true});
-  // The Spark engine (offline/spark/) goes here once it exists.
+  // The Spark engine: see the top of this function.
   return engines;
 }
 

@@ -204,6 +204,27 @@ TEST_F(RepoConfigTest, SubstitutesEnvironmentVariablesInValues) {
   EXPECT_EQ(config->online_store.username, "default");
 }
 
+TEST_F(RepoConfigTest, SparkOfflineStoreTakesAConnectUrlWithATokenFromTheEnvironment) {
+  Write("granary.yaml",
+        "project: parking\noffline_store:\n  type: spark\n  remote: "
+        "\"sc://adb-1.azuredatabricks.net:443/;token=${TEST_DBX_TOKEN};"
+        "x-databricks-cluster-id=0123-456\"\n");
+  auto lookup = [](const char* name) -> const char* {
+    return std::string(name) == "TEST_DBX_TOKEN" ? "dapi123" : nullptr;
+  };
+  auto config = LoadRepoConfig(dir_, lookup);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->offline_store.type, "spark");
+  EXPECT_EQ(config->offline_store.remote,
+            "sc://adb-1.azuredatabricks.net:443/;token=dapi123;x-databricks-cluster-id=0123-456");
+
+  Write("granary.yaml", "project: parking\noffline_store: {type: spark}\n");
+  auto missing = LoadRepoConfig(dir_, lookup);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("needs remote"), std::string::npos)
+      << missing.status().message();
+}
+
 TEST_F(RepoConfigTest, UnsetVariableIsAnErrorNamingIt) {
   Write("granary.yaml",
         "project: parking\nonline_store: {type: redis_cluster, nodes: [\"${NOPE_X}\"]}\n");

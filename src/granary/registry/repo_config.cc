@@ -175,6 +175,13 @@ Result<RepoConfig> LoadRepoConfig(const std::filesystem::path& root, const EnvLo
                                     *type));
       }
     }
+    // spark: the Spark Connect URL (docs/SPARK.md); ${VAR} keeps a token out of the file.
+    if (auto remote = m.String("remote", false)) config.offline_store.remote = *remote;
+    if (config.offline_store.type == "spark" && config.offline_store.remote.empty()) {
+      m.Error("remote",
+              "offline_store type spark needs remote: the Spark Connect URL, e.g. remote: "
+              "\"sc://127.0.0.1:15002\" (scripts/spark-cluster start runs a local cluster)");
+    }
     m.CheckUnknownKeys();
   }
   if (YAML::Node online = top.Node("online_store", false); online.IsDefined() && !online.IsNull()) {

@@ -28,6 +28,8 @@ struct OfflineStoreConfig {
   // file: the embedded engine over Parquet, CSV and Delta Lake; spark: Apache Spark through
   // Spark Connect. Built by OpenOfflineEngine (offline/engine_factory.h).
   std::string type = "file";
+  // spark: "sc://host:15002[/;token=...;x-databricks-cluster-id=...]" (spark_connect/connect_url.h)
+  std::string remote;
 };
 
 struct RepoConfig {

@@ -1,0 +1,654 @@
+#include "granary/offline/spark/spark_engine.h"
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <map>
+
+#include "granary/common/strings.h"
+#include "granary/offline/spark/spark_sql.h"
+#include "granary/spark_connect/spark_connect_client.h"
+#include "granary/types/arrow_convert.h"
+
+namespace granary {
+namespace {
+
+using spark_connect::QuoteIdentifier;
+using spark_connect::QuoteString;
+using spark_connect::ResultStream;
+using spark_connect::SparkConnectClient;
+
+Status FromArrow(const arrow::Status& st, std::string_view what) {
+  if (st.ok()) return Status::OK();
+  return Status::Internal(fmt::format("{}: {}", what, st.ToString()));
+}
+
+bool IsTimeType(const arrow::DataType& type) {
+  return type.id() == arrow::Type::TIMESTAMP || type.id() == arrow::Type::DATE32 ||
+         type.id() == arrow::Type::DATE64;
+}
+
+// The entity time column: `event_timestamp`, or the only timestamp/date column (the rule and the
+// messages of the embedded engine, docs/POINT_IN_TIME.md).
+Result<int> EntityTimeColumn(const arrow::Schema& schema) {
+  int index = schema.GetFieldIndex(kEventTimestampColumn);
+  if (index >= 0) return index;
+  std::vector<int> candidates;
+  for (int i = 0; i < schema.num_fields(); ++i) {
+    if (IsTimeType(*schema.field(i)->type())) candidates.push_back(i);
+  }
+  if (candidates.size() == 1) return candidates[0];
+  if (candidates.empty()) {
+    return Status::InvalidArgument(fmt::format(
+        "the entity rows have no 'event_timestamp' column and no timestamp column (columns: {}); "
+        "add the time of each row as 'event_timestamp'",
+        Join(schema.field_names(), ", ")));
+  }
+  std::vector<std::string> names;
+  for (int i : candidates) names.push_back(schema.field(i)->name());
+  return Status::InvalidArgument(fmt::format(
+      "the entity rows have several timestamp columns ({}) and none is named 'event_timestamp'; "
+      "rename the one that is the time of each row to 'event_timestamp'",
+      Join(names, ", ")));
+}
+
+Result<std::shared_ptr<arrow::Array>> Combined(const std::shared_ptr<arrow::ChunkedArray>& column) {
+  if (column->num_chunks() == 1) return column->chunk(0);
+  auto out = arrow::Concatenate(column->chunks());
+  if (!out.ok()) return FromArrow(out.status(), "combining a column");
+  return *out;
+}
+
+// A view's source and its join keys with the declared types.
+Result<spark_sql::JoinView> MakeJoinView(const Definitions& defs, const FeatureView& view,
+                                         const std::vector<std::string>& features) {
+  spark_sql::JoinView out;
+  out.view = &view;
+  out.source = defs.FindOfflineSource(view.source);
+  if (out.source == nullptr) {
+    return Status::InvalidArgument(
+        fmt::format("feature view '{}': its source '{}' is not defined", view.name, view.source));
+  }
+  for (const auto& entity_name : view.entities) {
+    const Entity* entity = defs.FindEntity(entity_name);
+    if (entity == nullptr) {
+      return Status::InvalidArgument(
+          fmt::format("feature view '{}': its entity '{}' is not defined", view.name, entity_name));
+    }
+    for (size_t k = 0; k < entity->join_keys.size(); ++k) {
+      out.join_keys.push_back(entity->join_keys[k]);
+      out.join_key_types.push_back(entity->join_key_types[k]);
+    }
+  }
+  for (const auto& f : features) {
+    const Field* field = view.FindFeature(f);
+    if (field == nullptr) {
+      return Status::InvalidArgument(
+          fmt::format("feature view '{}' has no feature '{}'", view.name, f));
+    }
+    out.features.push_back(f);
+    out.feature_types.push_back(field->type);
+  }
+  return out;
+}
+
+// Converts a result column from Spark to the Arrow type Granary gives `type` (Spark returns
+// the same values in its own types: timestamps in the session's zone, FLOAT as float32, ...).
+Result<std::shared_ptr<arrow::Array>> ToGranaryType(const std::shared_ptr<arrow::Array>& array,
+                                                    ValueType type, std::string_view column) {
+  if (array->type()->Equals(*ToArrowType(type))) return array;
+  return CastToValueType(array, type, column);
+}
+
+class SparkEngine;
+
+// Streams a query's batches through a per-batch conversion.
+class SparkStream final : public OfflineBatchStream {
+ public:
+  // A batch from the cluster to the stream's schema (may drop rows, and count them in `stats`).
+  using Convert = std::function<Result<std::shared_ptr<arrow::RecordBatch>>(
+      const std::shared_ptr<arrow::RecordBatch>&, std::vector<OfflineReadStats>* stats)>;
+
+  SparkStream(std::shared_ptr<SparkConnectClient> client, std::unique_ptr<ResultStream> result,
+              std::shared_ptr<arrow::Schema> schema, Convert convert,
+              std::vector<OfflineReadStats> stats, std::vector<std::string> cleanup)
+      : client_(std::move(client)),
+        result_(std::move(result)),
+        schema_(std::move(schema)),
+        convert_(std::move(convert)),
+        stats_(std::move(stats)),
+        cleanup_(std::move(cleanup)) {}
+
+  ~SparkStream() override {
+    result_.reset();  // interrupts the job if it still runs
+    for (const auto& view : cleanup_) {
+      (void)client_->RunSql("DROP VIEW IF EXISTS " + QuoteIdentifier(view));
+    }
+  }
+
+  const std::shared_ptr<arrow::Schema>& schema() const override { return schema_; }
+
+  Result<std::shared_ptr<arrow::RecordBatch>> Next() override {
+    while (!done_) {
+      GRANARY_ASSIGN_OR_RAISE(auto batch, result_->Next());
+      if (batch == nullptr) {
+        done_ = true;
+        RecordScanMetrics();
+        if (finish_) GRANARY_RETURN_NOT_OK(finish_());
+        break;
+      }
+      GRANARY_ASSIGN_OR_RAISE(auto out, convert_(batch, &stats_));
+      if (out->num_rows() > 0) return out;  // never an empty batch
+    }
+    return std::shared_ptr<arrow::RecordBatch>();
+  }
+
+  std::vector<OfflineReadStats> stats() const override { return stats_; }
+
+  void set_finish(std::function<Status()> finish) { finish_ = std::move(finish); }
+
+ private:
+  // The cluster's scan metrics: exact for one view; for a training set of several views (one
+  // query) the totals go into each view's detail only.
+  void RecordScanMetrics() {
+    const auto& m = result_->scan_metrics();
+    auto get = [&](const char* name) {
+      auto it = m.find(name);
+      return it == m.end() ? int64_t{0} : it->second;
+    };
+    const int64_t files = get("numFiles");
+    const int64_t partitions = get("numPartitions");
+    const int64_t rows = get("numOutputRows");
+    for (auto& s : stats_) {
+      s.engine_detail = fmt::format("{}: {} files read, {} partitions read, {} rows scanned{}",
+                                    client_->Describe(), files, partitions, rows,
+                                    stats_.size() > 1 ? " (all views of the query)" : "");
+      if (stats_.size() == 1) {
+        s.files_total = files;
+        s.rows_scanned = rows;
+      }
+    }
+  }
+
+  std::shared_ptr<SparkConnectClient> client_;
+  std::unique_ptr<ResultStream> result_;
+  std::shared_ptr<arrow::Schema> schema_;
+  Convert convert_;
+  std::vector<OfflineReadStats> stats_;
+  std::vector<std::string> cleanup_;
+  std::function<Status()> finish_;
+  bool done_ = false;
+};
+
+class SparkEngine final : public OfflineEngine {
+ public:
+  SparkEngine(std::shared_ptr<SparkConnectClient> client, SparkEngineOptions options)
+      : client_(std::move(client)), options_(std::move(options)) {}
+
+  std::string Describe() const override { return client_->Describe(); }
+
+  OfflineEngineCapabilities capabilities() const override {
+    OfflineEngineCapabilities c;
+    c.append = true;
+    c.path_sources = true;
+    c.table_sources = true;
+    c.query_sources = true;
+    c.historical_to_store = true;
+    return c;
+  }
+
+  Status ValidateSource(const DataSource& source) const override {
+    if (source.is_push()) return Status::OK();
+    int forms = !source.path.empty() + !source.table.empty() + !source.query.empty();
+    if (forms != 1) {
+      return Status::InvalidArgument(fmt::format(
+          "data source '{}' needs exactly one of path, table and query; {} reads any of them",
+          source.name, Describe()));
+    }
+    return Status::OK();
+  }
+
+  Result<std::optional<InspectedSchema>> Inspect(const DataSource& source) override {
+    GRANARY_RETURN_NOT_OK(ValidateSource(source));
+    if (source.is_push()) return std::optional<InspectedSchema>();
+    std::string csv_view;
+    if (source.format == SourceFormat::kCsv) {
+      csv_view = NewName("csv");
+      auto st = RegisterCsv(source, csv_view);
+      if (st.code() == StatusCode::kNotFound) return std::optional<InspectedSchema>();
+      GRANARY_RETURN_NOT_OK(st);
+    }
+    auto schema = client_->AnalyzeSql(
+        "SELECT * FROM " + spark_sql::SourceRelation(source, options_.repo_root, csv_view));
+    if (!csv_view.empty()) DropViews({csv_view});
+    if (!schema.ok()) {
+      if (schema.status().code() == StatusCode::kNotFound) return std::optional<InspectedSchema>();
+      return schema.status().WithContext(fmt::format("data source '{}'", source.name));
+    }
+    return std::optional<InspectedSchema>(
+        InspectedSchema{*schema, source.format != SourceFormat::kCsv});
+  }
+
+  Result<std::unique_ptr<OfflineBatchStream>> GetHistoricalFeatures(
+      const Definitions& defs, const HistoricalRequest& request) override {
+    GRANARY_ASSIGN_OR_RAISE(Prepared prepared, Prepare(defs, request, /*upload_all=*/false));
+    std::string sql = spark_sql::PointInTimeSql(prepared.query);
+    auto result = client_->ExecuteSql(sql, request.cancel);
+    if (!result.ok()) {
+      DropViews(prepared.views);
+      return result.status().WithContext(prepared.what);
+    }
+    auto entities = prepared.entities;
+    auto schema = prepared.schema;
+    auto features = prepared.feature_types;
+    auto names = prepared.feature_names;
+    const int n_entity_columns = entities->num_columns();
+    auto next_row = std::make_shared<int64_t>(0);
+    const std::string what = prepared.what;
+    SparkStream::Convert convert =
+        [entities, schema, features, names, n_entity_columns, next_row, what](
+            const std::shared_ptr<arrow::RecordBatch>& batch,
+            std::vector<OfflineReadStats>*) -> Result<std::shared_ptr<arrow::RecordBatch>> {
+      const int64_t len = batch->num_rows();
+      auto rows = std::static_pointer_cast<arrow::Int64Array>(batch->column(0));
+      for (int64_t i = 0; i < len; ++i) {
+        if (rows->IsNull(i) || rows->Value(i) != *next_row + i) {
+          return Status::Internal(
+              fmt::format("{}: the cluster returned entity row {} where row {} was expected", what,
+                          rows->IsNull(i) ? -1 : rows->Value(i), *next_row + i));
+        }
+      }
+      arrow::ArrayVector columns;
+      auto slice = entities->Slice(*next_row, len);
+      for (int c = 0; c < n_entity_columns; ++c) {
+        GRANARY_ASSIGN_OR_RAISE(auto col, Combined(slice->column(c)));
+        columns.push_back(col);
+      }
+      for (size_t f = 0; f < features.size(); ++f) {
+        GRANARY_ASSIGN_OR_RAISE(
+            auto col, ToGranaryType(batch->column(static_cast<int>(f) + 1), features[f], names[f]));
+        columns.push_back(col);
+      }
+      *next_row += len;
+      return arrow::RecordBatch::Make(schema, len, std::move(columns));
+    };
+    const int64_t expected = entities->num_rows();
+    auto stream = std::make_unique<SparkStream>(client_, std::move(*result), schema,
+                                                std::move(convert), prepared.stats, prepared.views);
+    stream->set_finish([next_row, expected, what]() -> Status {
+      if (*next_row != expected) {
+        return Status::Internal(fmt::format("{}: the cluster returned {} rows for {} entity rows",
+                                            what, *next_row, expected));
+      }
+      return Status::OK();
+    });
+    return std::unique_ptr<OfflineBatchStream>(std::move(stream));
+  }
+
+  Result<std::vector<OfflineReadStats>> WriteHistoricalFeatures(
+      const Definitions& defs, const HistoricalRequest& request,
+      const HistoricalOutput& output) override {
+    if (output.table.empty() == output.path.empty()) {
+      return Status::InvalidArgument("give exactly one of --output-table and --output-path");
+    }
+    GRANARY_ASSIGN_OR_RAISE(Prepared prepared, Prepare(defs, request, /*upload_all=*/true));
+    // The training set in the cluster: the entity columns uploaded whole, then the features.
+    std::vector<std::string> columns;
+    for (const auto& field : prepared.entities->schema()->fields()) {
+      columns.push_back("e." + QuoteIdentifier(field->name()));
+    }
+    for (size_t i = 0, col = 0; i < prepared.query.views.size(); ++i) {
+      for (size_t f = 0; f < prepared.query.views[i].features.size(); ++f, ++col) {
+        columns.push_back(fmt::format("j.{} AS {}", spark_sql::FeatureColumn(i, f),
+                                      QuoteIdentifier(prepared.feature_names[col])));
+      }
+    }
+    std::string target =
+        output.table.empty() ? "delta." + QuoteIdentifier(ResolvePath(output.path)) : output.table;
+    std::string sql = fmt::format(
+        "CREATE OR REPLACE TABLE {} USING delta AS SELECT {} FROM {} e JOIN ({}) j ON e.{} = j.{} "
+        "ORDER BY e.{}",
+        target, Join(columns, ", "), QuoteIdentifier(prepared.all_view),
+        spark_sql::PointInTimeSql(prepared.query), spark_sql::kRowColumn, spark_sql::kRowColumn,
+        spark_sql::kRowColumn);
+    Status st = client_->RunSql(sql, request.cancel);
+    DropViews(prepared.views);
+    if (!st.ok()) return st.WithContext(prepared.what);
+    return prepared.stats;
+  }
+
+  Result<std::unique_ptr<OfflineBatchStream>> LatestRows(
+      const Definitions& defs, const LatestRowsRequest& request) override {
+    if (request.view == nullptr) return Status::InvalidArgument("no feature view given");
+    const FeatureView& view = *request.view;
+    std::vector<std::string> features = request.features;
+    if (features.empty()) {
+      for (const auto& f : view.schema) features.push_back(f.name);
+    }
+    GRANARY_ASSIGN_OR_RAISE(auto join_view, MakeJoinView(defs, view, features));
+    GRANARY_RETURN_NOT_OK(ValidateSource(*join_view.source));
+    spark_sql::LatestRowsQuery query;
+    query.view = join_view;
+    query.start = request.start;
+    query.end = request.end;
+    query.repo_root = options_.repo_root;
+    std::vector<std::string> views;
+    if (join_view.source->format == SourceFormat::kCsv) {
+      query.csv_view = NewName("csv");
+      views.push_back(query.csv_view);
+      GRANARY_RETURN_NOT_OK(RegisterCsv(*join_view.source, query.csv_view)
+                                .WithContext(fmt::format("feature view '{}'", view.name)));
+    }
+    std::string sql = spark_sql::LatestRowsSql(query);
+    std::string what = fmt::format("feature view '{}': the latest rows in the cluster", view.name);
+    auto result = client_->ExecuteSql(sql, request.cancel);
+    if (!result.ok()) {
+      DropViews(views);
+      return result.status().WithContext(what);
+    }
+    // Output: keys, event_timestamp, [created_timestamp], features, in Granary's types.
+    std::vector<ValueType> types;
+    std::vector<std::string> names;
+    for (size_t k = 0; k < join_view.join_keys.size(); ++k) {
+      types.push_back(join_view.join_key_types[k]);
+      names.push_back(join_view.join_keys[k]);
+    }
+    types.push_back(ValueType::Scalar(ScalarType::kTimestamp));
+    names.push_back(kEventTimestampColumn);
+    if (!join_view.source->created_timestamp_column.empty()) {
+      types.push_back(ValueType::Scalar(ScalarType::kTimestamp));
+      names.push_back(kCreatedTimestampColumn);
+    }
+    for (size_t f = 0; f < features.size(); ++f) {
+      types.push_back(join_view.feature_types[f]);
+      names.push_back(features[f]);
+    }
+    arrow::FieldVector fields;
+    for (size_t i = 0; i < types.size(); ++i)
+      fields.push_back(arrow::field(names[i], ToArrowType(types[i])));
+    auto schema = arrow::schema(fields);
+    SparkStream::Convert convert =
+        [schema, types, names](
+            const std::shared_ptr<arrow::RecordBatch>& in,
+            std::vector<OfflineReadStats>* stats) -> Result<std::shared_ptr<arrow::RecordBatch>> {
+      // The last two columns: rows per entity in the interval, and whether the key has a null.
+      const int n = in->num_columns();
+      auto counts = std::static_pointer_cast<arrow::Int64Array>(in->column(n - 2));
+      auto null_key = std::static_pointer_cast<arrow::BooleanArray>(in->column(n - 1));
+      arrow::BooleanBuilder keep;
+      GRANARY_RETURN_NOT_OK(FromArrow(keep.Reserve(in->num_rows()), "latest rows"));
+      for (int64_t i = 0; i < in->num_rows(); ++i) {
+        const bool dropped = null_key->IsValid(i) && null_key->Value(i);
+        (*stats)[0].rows_returned += counts->Value(i);
+        if (dropped) (*stats)[0].null_key_rows += counts->Value(i);
+        keep.UnsafeAppend(!dropped);
+      }
+      std::shared_ptr<arrow::Array> mask;
+      GRANARY_RETURN_NOT_OK(FromArrow(keep.Finish(&mask), "latest rows"));
+      auto filtered = arrow::compute::Filter(in, mask);
+      if (!filtered.ok()) return FromArrow(filtered.status(), "latest rows");
+      auto batch = filtered->record_batch();
+      arrow::ArrayVector columns;
+      for (size_t i = 0; i < types.size(); ++i) {
+        GRANARY_ASSIGN_OR_RAISE(
+            auto col, ToGranaryType(batch->column(static_cast<int>(i)), types[i], names[i]));
+        columns.push_back(col);
+      }
+      return arrow::RecordBatch::Make(schema, batch->num_rows(), std::move(columns));
+    };
+    OfflineReadStats stats;
+    stats.view = view.name;
+    stats.engine_detail = Describe();
+    return std::unique_ptr<OfflineBatchStream>(
+        std::make_unique<SparkStream>(client_, std::move(*result), schema, std::move(convert),
+                                      std::vector<OfflineReadStats>{stats}, views));
+  }
+
+  Result<OfflineAppendResult> Append(const DataSource& source, const arrow::Table& rows,
+                                     const Clock& clock) override {
+    GRANARY_RETURN_NOT_OK(ValidateSource(source));
+    std::string where = fmt::format("data source '{}'", source.name);
+    if (source.path.empty() || source.format == SourceFormat::kCsv) {
+      return Status::NotImplemented(fmt::format(
+          "{}: {} appends to Delta tables and Parquet folders given by path, not to {}; point the "
+          "push's batch source at one",
+          where, Describe(), source.path.empty() ? source.Where() : std::string("CSV files")));
+    }
+    std::string view = NewName("append");
+    Status st = client_->UploadAsView(rows, view, options_.upload_chunk_bytes);
+    const std::string path = spark_sql::SourcePath(source, options_.repo_root);
+    const bool delta = source.format == SourceFormat::kDelta;
+    if (st.ok()) {
+      // Delta: one commit (Delta retries it past a concurrent one). Parquet: new part files,
+      // into hive partition folders when the source has a date partition column.
+      std::vector<std::string> partition_by;
+      if (!delta && !source.date_partition_column.empty() &&
+          rows.schema()->GetFieldIndex(source.SourceColumnFor(source.date_partition_column)) >= 0) {
+        partition_by.push_back(source.SourceColumnFor(source.date_partition_column));
+      }
+      st = client_->AppendViewToPath(view, delta ? "delta" : "parquet", path, partition_by);
+    }
+    DropViews({view});
+    if (!st.ok())
+      return st.WithContext(fmt::format("{}: appending {} rows", where, rows.num_rows()));
+    OfflineAppendResult out;
+    out.rows = rows.num_rows();
+    out.files.push_back(path);
+    if (delta) {
+      // The newest commit: ours, or a later one made meanwhile (never an older one).
+      auto version = client_->ExecuteSql(
+          fmt::format("DESCRIBE HISTORY delta.{} LIMIT 1", QuoteIdentifier(path)));
+      if (version.ok()) {
+        auto batch = (*version)->Next();
+        if (batch.ok() && *batch != nullptr && (*batch)->num_rows() > 0) {
+          auto column = (*batch)->GetColumnByName("version");
+          if (column && column->type_id() == arrow::Type::INT64 && column->IsValid(0)) {
+            out.delta_version = std::static_pointer_cast<arrow::Int64Array>(column)->Value(0);
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+ private:
+  struct Prepared {
+    spark_sql::PointInTimeQuery query;
+    std::shared_ptr<arrow::Table> entities;  // the output's entity columns (time normalized)
+    std::shared_ptr<arrow::Schema> schema;   // the output's schema
+    std::vector<ValueType> feature_types;    // per output feature column
+    std::vector<std::string> feature_names;
+    std::vector<std::string> views;  // temporary views to drop afterwards
+    std::string all_view;            // with upload_all: every entity column and the row
+    std::vector<OfflineReadStats> stats;
+    std::string what;
+  };
+
+  std::string NewName(std::string_view kind) {
+    return fmt::format("__g_{}_{}", kind, counter_.fetch_add(1));
+  }
+
+  std::string ResolvePath(const std::string& path) const {
+    DataSource s;
+    s.path = path;
+    return spark_sql::SourcePath(s, options_.repo_root);
+  }
+
+  void DropViews(const std::vector<std::string>& views) {
+    for (const auto& v : views) (void)client_->RunSql("DROP VIEW IF EXISTS " + QuoteIdentifier(v));
+  }
+
+  // CSV as Spark reads it for Granary: a header, every column as text (the definitions cast).
+  Status RegisterCsv(const DataSource& source, const std::string& view) {
+    return client_->RunSql(fmt::format(
+        "CREATE OR REPLACE TEMPORARY VIEW {} USING csv OPTIONS (path {}, header 'true', "
+        "inferSchema 'false')",
+        QuoteIdentifier(view), QuoteString(spark_sql::SourcePath(source, options_.repo_root))));
+  }
+
+  Result<Prepared> Prepare(const Definitions& defs, const HistoricalRequest& request,
+                           bool upload_all) {
+    if (!request.entity_sql.empty() || !request.entity_table.empty()) {
+      return Status(StatusCode::kNotImplemented,
+                    fmt::format("{}: entity rows given as SQL or a table are not supported yet; "
+                                "pass them as a file",
+                                Describe()));
+    }
+    if (request.entities == nullptr) return Status::InvalidArgument("no entity rows given");
+    GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
+    Prepared out;
+    const auto& table = request.entities;
+    const auto& schema = *table->schema();
+    const int64_t n = table->num_rows();
+    GRANARY_ASSIGN_OR_RAISE(int time_index, EntityTimeColumn(schema));
+    const std::string time_name = schema.field(time_index)->name();
+    GRANARY_ASSIGN_OR_RAISE(auto time_raw, Combined(table->column(time_index)));
+    auto time_or = ToUtcMicros(time_raw, time_name);
+    if (!time_or.ok()) return time_or.status().WithContext(request.entities_name);
+    std::shared_ptr<arrow::Array> entity_time = *time_or;
+    std::optional<int64_t> min_t, max_t;
+    const int64_t* t = entity_time->data()->GetValues<int64_t>(1);
+    for (int64_t i = 0; i < n; ++i) {
+      if (entity_time->IsNull(i)) continue;
+      min_t = std::min(min_t.value_or(t[i]), t[i]);
+      max_t = std::max(max_t.value_or(t[i]), t[i]);
+    }
+    // The output's entity columns: as given, the time normalized to timestamp[us, UTC].
+    arrow::FieldVector out_fields;
+    std::vector<std::shared_ptr<arrow::ChunkedArray>> out_columns;
+    for (int i = 0; i < schema.num_fields(); ++i) {
+      if (i == time_index) {
+        out_fields.push_back(arrow::field(time_name, entity_time->type()));
+        out_columns.push_back(std::make_shared<arrow::ChunkedArray>(entity_time));
+      } else {
+        out_fields.push_back(schema.field(i));
+        out_columns.push_back(table->column(i));
+      }
+    }
+    out.entities = arrow::Table::Make(arrow::schema(out_fields), out_columns, n);
+
+    // The upload: the row number, each join key cast to its declared type, the time.
+    arrow::Int64Builder row_builder;
+    GRANARY_RETURN_NOT_OK(FromArrow(row_builder.Reserve(n), "entity row numbers"));
+    for (int64_t i = 0; i < n; ++i) row_builder.UnsafeAppend(i);
+    std::shared_ptr<arrow::Array> row_numbers;
+    GRANARY_RETURN_NOT_OK(FromArrow(row_builder.Finish(&row_numbers), "entity row numbers"));
+    arrow::FieldVector up_fields = {arrow::field(spark_sql::kRowColumn, arrow::int64())};
+    arrow::ArrayVector up_columns = {row_numbers};
+    std::map<std::string, ValueType> uploaded_keys;
+    std::vector<std::string> view_names;
+    for (const auto& group : resolved.views) {
+      const FeatureView& view = *group.view;
+      view_names.push_back(view.name);
+      GRANARY_ASSIGN_OR_RAISE(auto jv, MakeJoinView(defs, view, group.features));
+      GRANARY_RETURN_NOT_OK(ValidateSource(*jv.source));
+      for (const auto& name : group.output_names) {
+        if (schema.GetFieldIndex(name) >= 0) {
+          return Status::InvalidArgument(
+              fmt::format("feature '{}' of view '{}' has the name of an entity column; use "
+                          "--full-feature-names or rename the entity column",
+                          name, view.name));
+        }
+      }
+      for (size_t k = 0; k < jv.join_keys.size(); ++k) {
+        const std::string& key = jv.join_keys[k];
+        int index = schema.GetFieldIndex(key);
+        if (index < 0) {
+          return Status::InvalidArgument(fmt::format(
+              "the entity rows have no column '{}', a join key of feature view '{}' (columns: {})",
+              key, view.name, Join(schema.field_names(), ", ")));
+        }
+        auto [it, inserted] = uploaded_keys.emplace(key, jv.join_key_types[k]);
+        if (!inserted) continue;
+        GRANARY_ASSIGN_OR_RAISE(auto raw, Combined(table->column(index)));
+        auto cast = CastToValueType(raw, jv.join_key_types[k], key);
+        if (!cast.ok()) return cast.status().WithContext(request.entities_name);
+        if (!upload_all) {
+          up_fields.push_back(arrow::field(key, (*cast)->type()));
+          up_columns.push_back(*cast);
+        }
+      }
+      std::string csv_view;
+      if (jv.source->format == SourceFormat::kCsv) {
+        csv_view = NewName("csv");
+        out.views.push_back(csv_view);
+        Status st = RegisterCsv(*jv.source, csv_view);
+        if (!st.ok()) {
+          DropViews(out.views);
+          return st.WithContext(fmt::format("feature view '{}'", view.name));
+        }
+      }
+      out.query.csv_views.push_back(csv_view);
+      for (size_t f = 0; f < group.features.size(); ++f) {
+        out.feature_types.push_back(jv.feature_types[f]);
+        out.feature_names.push_back(group.output_names[f]);
+        out_fields.push_back(arrow::field(group.output_names[f], ToArrowType(jv.feature_types[f])));
+      }
+      OfflineReadStats stats;
+      stats.view = view.name;
+      stats.engine_detail = Describe();
+      out.stats.push_back(stats);
+      out.query.views.push_back(std::move(jv));
+    }
+    out.schema = arrow::schema(out_fields);
+    out.what = fmt::format("the training set of {} ({} entity rows; views {})",
+                           request.entities_name, n, Join(view_names, ", "));
+    std::string entity_view = NewName("entities");
+    std::shared_ptr<arrow::Table> upload;
+    if (upload_all) {
+      // Every entity column (time normalized; keys as given, the SQL casts them) and the row.
+      arrow::FieldVector f = {arrow::field(spark_sql::kRowColumn, arrow::int64())};
+      std::vector<std::shared_ptr<arrow::ChunkedArray>> c = {
+          std::make_shared<arrow::ChunkedArray>(row_numbers)};
+      for (int i = 0; i < out.entities->num_columns(); ++i) {
+        f.push_back(out.entities->schema()->field(i));
+        c.push_back(out.entities->column(i));
+      }
+      f.push_back(arrow::field(spark_sql::kTimeColumn, entity_time->type()));
+      c.push_back(std::make_shared<arrow::ChunkedArray>(entity_time));
+      upload = arrow::Table::Make(arrow::schema(f), c, n);
+      out.all_view = entity_view;
+    } else {
+      up_fields.push_back(arrow::field(spark_sql::kTimeColumn, entity_time->type()));
+      up_columns.push_back(entity_time);
+      upload = arrow::Table::Make(arrow::schema(up_fields), up_columns, n);
+    }
+    Status uploaded =
+        client_->UploadAsView(*upload, entity_view, options_.upload_chunk_bytes, request.cancel);
+    out.views.push_back(entity_view);
+    if (!uploaded.ok()) {
+      DropViews(out.views);
+      return uploaded.WithContext(request.entities_name);
+    }
+    out.query.entity_view = entity_view;
+    if (min_t) out.query.min_time = Timestamp::FromMicros(*min_t);
+    if (max_t) out.query.max_time = Timestamp::FromMicros(*max_t);
+    out.query.created_timestamp_cutoff = request.created_timestamp_cutoff;
+    out.query.repo_root = options_.repo_root;
+    return out;
+  }
+
+  std::shared_ptr<SparkConnectClient> client_;
+  SparkEngineOptions options_;
+  std::atomic<int64_t> counter_{0};
+};
+
+}  // namespace
+
+Result<std::unique_ptr<OfflineEngine>> OpenSparkEngine(const SparkEngineOptions& options) {
+  if (options.remote.empty()) {
+    return Status::InvalidArgument(
+        "offline_store type spark needs remote: the Spark Connect URL, e.g. "
+        "remote: \"sc://127.0.0.1:15002\" (scripts/spark-cluster start runs a local cluster)");
+  }
+  (void)arrow::compute::Initialize();  // the kernels of Filter; fails only when done already
+  GRANARY_ASSIGN_OR_RAISE(auto client, SparkConnectClient::Open(options.remote));
+  std::shared_ptr<SparkConnectClient> shared = std::move(client);
+  // Times are instants in UTC everywhere in Granary; naive timestamps and the SQL's literals too.
+  GRANARY_RETURN_NOT_OK(shared->RunSql("SET spark.sql.session.timeZone=UTC"));
+  return std::unique_ptr<OfflineEngine>(std::make_unique<SparkEngine>(shared, options));
+}
+
+}  // namespace granary
