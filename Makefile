@@ -40,15 +40,10 @@ demo: build
 # ($GRANARY_SPARK_REMOTE); it is stopped afterwards whatever the outcome. Run alone, those tests
 # start their own.
 test: build
-	@rc=0; state=$(CURDIR)/$(BUILD)/spark-cluster-test; \
-	  scripts/spark-cluster stop --state $$state >/dev/null 2>&1; \
-	  trap 'scripts/spark-cluster stop --state '"$$state"' >/dev/null' EXIT; \
-	  if url=$$(scripts/spark-cluster start --port 0 --state $$state); then \
-	    export GRANARY_SPARK_REMOTE=$$url; echo "make test: Spark cluster at $$url"; \
-	  else echo "make test: the Spark cluster did not start; the Spark tests will try themselves" >&2; fi; \
+	@scripts/with-spark-cluster $(CURDIR)/$(BUILD)/spark-cluster-test sh -c 'rc=0; \
 	  $(MAKE) --no-print-directory test-cpp || rc=1; \
 	  $(MAKE) --no-print-directory test-python || rc=1; \
-	  if [ $$rc -ne 0 ]; then echo "make test: some tests failed (see above)" >&2; fi; exit $$rc
+	  if [ $$rc -ne 0 ]; then echo "make test: some tests failed (see above)" >&2; fi; exit $$rc'
 
 test-cpp:
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
@@ -62,8 +57,10 @@ test-asan: setup
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGRANARY_SANITIZE=ON \
 	  -DGRANARY_BUILD_BENCH=OFF $(CMAKE_ARGS)
 	ninja -C $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:detect_container_overflow=0 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) --timeout 900
+	scripts/with-spark-cluster $(CURDIR)/$(ASAN_BUILD)/spark-cluster-test sh -c 'cd $(ASAN_BUILD) && \
+	  ASAN_OPTIONS=detect_leaks=1:detect_container_overflow=0 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) --timeout 900'
 
 # Every libFuzzer target under fuzz/ for FUZZ_SECONDS each (part of CI, briefly). Built with clang.
 fuzz: fuzz-build

@@ -4,6 +4,13 @@
 
 namespace granary {
 
+DefinitionNode::DefinitionNode() = default;
+DefinitionNode::~DefinitionNode() = default;
+DefinitionNode::DefinitionNode(const DefinitionNode&) = default;
+DefinitionNode::DefinitionNode(DefinitionNode&&) noexcept = default;
+DefinitionNode& DefinitionNode::operator=(const DefinitionNode&) = default;
+DefinitionNode& DefinitionNode::operator=(DefinitionNode&&) noexcept = default;
+
 DefinitionNode DefinitionNode::String(std::string text) {
   DefinitionNode n;
   n.text = std::move(text);

@@ -29,6 +29,16 @@ struct DefinitionNode {
   // Printed on one line in YAML ("[a, b]", "{name: x, type: int64}").
   bool flow = false;
 
+  // Declared here and defaulted in document.cc, where the node type is complete: a member that
+  // holds the node itself (`fields`) must not be destroyed or moved in the class body (clang with
+  // libstdc++ rejects that).
+  DefinitionNode();
+  ~DefinitionNode();
+  DefinitionNode(const DefinitionNode&);
+  DefinitionNode(DefinitionNode&&) noexcept;
+  DefinitionNode& operator=(const DefinitionNode&);
+  DefinitionNode& operator=(DefinitionNode&&) noexcept;
+
   static DefinitionNode String(std::string text);
   static DefinitionNode Bool(bool flag);
   static DefinitionNode OfDuration(Duration d);

@@ -36,7 +36,7 @@ class GrpcServerTest : public ::testing::TestWithParam<std::string> {
     }
     FeatureServerOptions options;
     options.repo_root = repo_.root();
-    options.registry_path = repo_.registry_path();
+    options.registry = RegistryLocation::Sqlite(repo_.registry_path());
     options.default_key_ttl = Duration::Days(90);
     options.store_kind = GetParam();
     options.max_entities = 100;
