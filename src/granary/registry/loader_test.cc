@@ -244,7 +244,8 @@ TEST_F(RepoConfigTest, RejectsUnknownStoreTypesAndMissingFile) {
 }
 
 TEST_F(RepoConfigTest, OfflineStoreIsFileOrSpark) {
-  Write("granary.yaml", "project: parking\noffline_store: {type: spark}\n");
+  Write("granary.yaml",
+        "project: parking\noffline_store: {type: spark, remote: \"sc://127.0.0.1:15002\"}\n");
   auto spark = LoadRepoConfig(dir_);
   ASSERT_TRUE(spark.ok()) << spark.status().ToString();
   EXPECT_EQ(spark->offline_store.type, "spark");

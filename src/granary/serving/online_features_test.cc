@@ -248,7 +248,7 @@ TEST_F(OnlineFeaturesTest, InvalidRequestsNameWhatAndWhereAndHowToFix) {
   expect(R"({"entities": {"customer_id": [1]}})", "the request names no features");
   expect(R"({"features": ["risk:score"]})", "the request has no entities");
   expect(R"({"features": ["risk:score"], "feature_service": "risk_service", )" + ok_entities + "}",
-         "both features and feature_service");
+         "both features and a feature service");
   expect(R"({"features": ["rsk:score"], )" + ok_entities + "}",
          "unknown feature view 'rsk' in 'rsk:score', did you mean 'risk'?");
   expect(R"({"features": ["risk:scor"], )" + ok_entities + "}",
