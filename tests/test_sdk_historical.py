@@ -213,7 +213,7 @@ def test_a_missing_source_file_is_an_error_naming_it(parking_data, tmp_path):
         store.get_historical_features(entities, features=["customer_profile:tenure_days"])
 
 
-def test_an_offline_engine_that_is_not_built_is_a_clear_unsupported_error(fresh_repo):
+def test_a_spark_offline_store_without_its_cluster_url_is_a_clear_error(fresh_repo):
     store = granary.FeatureStore(fresh_repo)
     store.apply()
     store.close()
@@ -221,13 +221,5 @@ def test_an_offline_engine_that_is_not_built_is_a_clear_unsupported_error(fresh_
     text = config.read_text()
     assert "offline_store: {type: file}" in text
     config.write_text(text.replace("offline_store: {type: file}", "offline_store: {type: spark}"))
-    store = granary.FeatureStore(fresh_repo)
-    try:
-        with pytest.raises(granary.Unsupported, match="offline_store type spark is not built"):
-            store.get_historical_features(labels(fresh_repo),
-                                          feature_service="customer_risk_v1").to_arrow()
-        # Unsupported is also Python's NotImplementedError.
-        with pytest.raises(NotImplementedError):
-            store.plan()
-    finally:
-        store.close()
+    with pytest.raises(granary.InvalidArgument, match=r"granary.yaml:\d+: .*spark needs remote"):
+        granary.FeatureStore(fresh_repo)
