@@ -194,6 +194,11 @@ struct ResolvedFeatures {
 };
 Result<ResolvedFeatures> ResolveFeatures(const Definitions& defs, const HistoricalRequest& request);
 
+// The entity rows' time column (docs/POINT_IN_TIME.md): `event_timestamp`, or else the only
+// timestamp or date column. InvalidArgument, naming the columns and the fix, when there is none
+// or several. Engine-independent: every engine reads the entity time by this rule.
+Result<int> EntityTimeColumn(const arrow::Schema& schema);
+
 class OfflineEngine;
 // kNotImplemented, naming the feature and the engine, when `resolved` asks for what `engine`
 // cannot compute (an aggregation feature without capabilities().window_aggregations).

@@ -25,35 +25,6 @@ Status FromArrow(const arrow::Status& st, std::string_view what) {
   return Status::Internal(fmt::format("{}: {}", what, st.ToString()));
 }
 
-bool IsTimeType(const arrow::DataType& type) {
-  return type.id() == arrow::Type::TIMESTAMP || type.id() == arrow::Type::DATE32 ||
-         type.id() == arrow::Type::DATE64;
-}
-
-// The entity time column: `event_timestamp`, or the only timestamp/date column (the rule and the
-// messages of the embedded engine, docs/POINT_IN_TIME.md).
-Result<int> EntityTimeColumn(const arrow::Schema& schema) {
-  int index = schema.GetFieldIndex(kEventTimestampColumn);
-  if (index >= 0) return index;
-  std::vector<int> candidates;
-  for (int i = 0; i < schema.num_fields(); ++i) {
-    if (IsTimeType(*schema.field(i)->type())) candidates.push_back(i);
-  }
-  if (candidates.size() == 1) return candidates[0];
-  if (candidates.empty()) {
-    return Status::InvalidArgument(fmt::format(
-        "the entity rows have no 'event_timestamp' column and no timestamp column (columns: {}); "
-        "add the time of each row as 'event_timestamp'",
-        Join(schema.field_names(), ", ")));
-  }
-  std::vector<std::string> names;
-  for (int i : candidates) names.push_back(schema.field(i)->name());
-  return Status::InvalidArgument(fmt::format(
-      "the entity rows have several timestamp columns ({}) and none is named 'event_timestamp'; "
-      "rename the one that is the time of each row to 'event_timestamp'",
-      Join(names, ", ")));
-}
-
 Result<std::shared_ptr<arrow::Array>> Combined(const std::shared_ptr<arrow::ChunkedArray>& column) {
   if (column->num_chunks() == 1) return column->chunk(0);
   auto out = arrow::Concatenate(column->chunks());
