@@ -252,6 +252,96 @@ TEST_F(SparkEngineTest, DuplicatesOrderNullsAndPassThroughColumnsAreKept) {
             (std::vector<std::string>{"2.5", "1.5", "2.5", "null", "null", "null", "2.5"}));
 }
 
+// Entity rows that live in the cluster (--entities-sql, --entities-table): the same training set
+// as uploaded rows, in the query's order, duplicates and nulls kept; the time column found by
+// the same rule (a DATE column is midnight UTC); the result written in the cluster too.
+TEST_F(SparkEngineTest, EntityRowsGivenAsSqlOrATableStayInTheClusterAndKeepTheirOrder) {
+  ASSERT_TRUE(engine_->capabilities().entity_sql);
+  AddView(
+      "speed", Duration::Days(0), {{"speed", kFloat64}},
+      {Rows({{"driver_id", kInt64}, {"event_timestamp", kTime}, {"speed", kFloat64}},
+            {{"1", "2024-01-01", "1.5"}, {"2", "2024-01-01", "2.5"}, {"1", "2024-01-03", "3"}})});
+  const std::string values =
+      "VALUES ('a', 2L, TIMESTAMP'2024-01-02 00:00:00'), ('b', 1L, TIMESTAMP'2024-01-02 "
+      "00:00:00'), ('c', 2L, TIMESTAMP'2024-01-02 00:00:00'), ('d', NULL, TIMESTAMP'2024-01-02 "
+      "00:00:00'), ('e', 1L, NULL), ('f', 1L, TIMESTAMP'2023-12-31 00:00:00'), ('g', 1L, "
+      "TIMESTAMP'2024-01-04 00:00:00') AS t(label, driver_id, event_timestamp)";
+  HistoricalRequest request;
+  request.entity_sql = "SELECT * FROM " + values;
+  request.features = {{"speed", "speed"}};
+  auto out = Historical(request);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(out->schema()->field_names(),
+            (std::vector<std::string>{"label", "driver_id", "event_timestamp", "speed"}));
+  EXPECT_TRUE(
+      out->schema()->field(2)->type()->Equals(*arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")));
+  EXPECT_EQ(Column(*out, "label"), (std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g"}));
+  const std::vector<std::string> expected = {"2.5", "1.5", "2.5", "null", "null", "null", "3"};
+  EXPECT_EQ(Column(*out, "speed"), expected);
+
+  // The query's ORDER BY is the training set's order.
+  request.entity_sql = "SELECT * FROM " + values + " ORDER BY label DESC";
+  out = Historical(request);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(Column(*out, "label"), (std::vector<std::string>{"g", "f", "e", "d", "c", "b", "a"}));
+  EXPECT_EQ(Column(*out, "speed"),
+            (std::vector<std::string>{"3", "null", "null", "null", "2.5", "1.5", "2.5"}));
+
+  // A catalog table (of one file: a table's order is its files' read order) whose only time
+  // column is a DATE.
+  auto client = spark_connect::SparkConnectClient::Open(g_cluster->url()).ValueOrDie();
+  const std::string table =
+      "default.g_entities_" + std::to_string(std::hash<std::string>{}(dir_->path().string()));
+  ASSERT_TRUE(client
+                  ->RunSql("CREATE TABLE " + table +
+                           " USING parquet AS SELECT /*+ COALESCE(1) */ * FROM VALUES (1L, "
+                           "DATE'2024-01-02'), (2L, "
+                           "DATE'2024-01-05'), (1L, DATE'2024-01-03') AS t(driver_id, day)")
+                  .ok());
+  request.entity_sql.clear();
+  request.entity_table = table;
+  out = Historical(request);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(Column(*out, "day"),
+            (std::vector<std::string>{"2024-01-02T00:00:00Z", "2024-01-05T00:00:00Z",
+                                      "2024-01-03T00:00:00Z"}));
+  EXPECT_EQ(Column(*out, "speed"), (std::vector<std::string>{"1.5", "2.5", "3"}));
+
+  // Written in the cluster: nothing comes back here.
+  std::string out_path = (dir_->path() / "training_set").string();
+  auto written = engine_->WriteHistoricalFeatures(defs_, request, {.path = out_path});
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  auto rows =
+      client->ExecuteSql("SELECT driver_id, speed FROM delta.`" + out_path + "` ORDER BY day")
+          .ValueOrDie();
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  while (auto batch = rows->Next().ValueOrDie()) batches.push_back(batch);
+  auto back = arrow::Table::FromRecordBatches(rows->schema(), batches).ValueOrDie();
+  EXPECT_EQ(Column(*back, "speed"), (std::vector<std::string>{"1.5", "3", "2.5"}));
+  ASSERT_TRUE(client->RunSql("DROP TABLE " + table).ok());
+
+  // Errors name the rows and the fix.
+  request.entity_table.clear();
+  request.entity_sql = "SELECT 1L AS customer_id, TIMESTAMP'2024-01-02 00:00:00' AS t";
+  auto missing = engine_->GetHistoricalFeatures(defs_, request);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.status().message().find("has no column 'driver_id'"), std::string::npos)
+      << missing.status().message();
+  request.entity_sql = "SELECT 1L AS driver_id";
+  auto no_time = engine_->GetHistoricalFeatures(defs_, request);
+  ASSERT_FALSE(no_time.ok());
+  EXPECT_EQ(no_time.status().code(), StatusCode::kInvalidArgument) << no_time.status().ToString();
+  request.entity_sql = "SELECT * FROM no_such_table_here";
+  auto unknown = engine_->GetHistoricalFeatures(defs_, request);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("the entity rows' query"), std::string::npos)
+      << unknown.status().message();
+  request.entities = Rows({{"driver_id", kInt64}, {"event_timestamp", kTime}}, {});
+  auto both = engine_->GetHistoricalFeatures(defs_, request);
+  EXPECT_EQ(both.status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(SparkEngineTest, TwoViewsWithTheirOwnTtlsAndManyEntityRowsUploadedInChunks) {
   AddView("short", Duration::Hours(1), {{"a", kInt64}},
           {Rows({{"driver_id", kInt64}, {"event_timestamp", kTime}, {"a", kInt64}},
