@@ -280,8 +280,7 @@ class FeatureStore:
             incremental, start, end, names, budget,
             _non_negative_int("write_threads", write_threads),
             _positive_int("write_batch_rows", write_batch_rows),
-            os.fspath(spill_dir) if spill_dir is not None else "", bool(progress), entity_sql,
-            entity_table or "")
+            os.fspath(spill_dir) if spill_dir is not None else "", bool(progress))
         return report_or_raise(*outcome)
 
     def push(self, push_source_name: str, df: Any, allow_registry_cache: bool = True,
@@ -392,10 +391,7 @@ def _feature_request(features, feature_service) -> Tuple[List[str], str]:
 
 
 def _entity_table(entity_df):
-    if isinstance(entity_df, str):
-        raise _granary.InvalidArgument(
-            "entity_df must be a DataFrame or an Arrow table; a SQL query is not supported (read "
-            "the rows first, e.g. pyarrow.parquet.read_table(path))")
+    # (A string is a SQL query, handled by get_historical_features before this.)
     return _arrow_input("entity_df", entity_df)
 
 
