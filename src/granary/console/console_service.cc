@@ -221,7 +221,7 @@ Result<std::string> ConsoleService::StatsJson(const std::string& query) {
   const std::string key = fmt::format("{}|{}|{}|{}|{}", latest->info.version, view_name,
                                       params["start"], params["end"], stats_options.histogram_bins);
   if (params["refresh"].empty()) {
-    std::lock_guard<std::mutex> lock(cache_mu_);
+    MutexLock lock(&cache_mu_);
     auto it = stats_cache_.find(key);
     if (it != stats_cache_.end()) {
       return fmt::format(
@@ -243,7 +243,7 @@ Result<std::string> ConsoleService::StatsJson(const std::string& query) {
   std::string out = fmt::format(
       "{{\"cached\":false,\"computed_at\":\"{}\",\"registry_version\":{},\"stats\":{}}}",
       FormatTimestamp(cached.computed_at), latest->info.version, cached.json);
-  std::lock_guard<std::mutex> lock(cache_mu_);
+  MutexLock lock(&cache_mu_);
   if (stats_cache_.size() >= kStatsCacheEntries) stats_cache_.erase(stats_cache_.begin());
   stats_cache_[key] = std::move(cached);
   return out;

@@ -11,13 +11,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
 #include <deque>
-#include <mutex>
 #include <random>
 #include <thread>
 
+#include "granary/common/mutex.h"
 #include "spark/connect/base.grpc.pb.h"
 
 namespace granary::spark_connect {
@@ -263,13 +262,13 @@ class ExecuteStream final : public ResultStream {
   }
 
   void Watch() {
-    std::unique_lock lock(mu_);
+    MutexLock lock(&mu_);
     while (!stop_) {
-      cv_.wait_for(lock, std::chrono::milliseconds(100));
+      cv_.WaitFor(&mu_, std::chrono::milliseconds(100));
       if (stop_) return;
       if (cancel_->cancelled()) {
         interrupted_ = true;
-        lock.unlock();
+        lock.Unlock();
         (void)client_->Interrupt(proto::InterruptRequest_InterruptType_INTERRUPT_TYPE_OPERATION_ID,
                                  operation_id_);
         ctx_->TryCancel();
@@ -280,10 +279,10 @@ class ExecuteStream final : public ResultStream {
 
   void StopWatcher() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     if (watcher_.joinable()) watcher_.join();
   }
 
@@ -300,9 +299,9 @@ class ExecuteStream final : public ResultStream {
   int64_t rows_ = 0;
   std::map<std::string, int64_t> scan_metrics_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ GUARDED_BY(mu_) = false;
   std::atomic<bool> interrupted_{false};
   std::thread watcher_;
 };
