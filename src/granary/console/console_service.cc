@@ -166,7 +166,20 @@ Result<std::string> ConsoleService::ServingJson() {
     return w.Release();
   }
   w.Key("health");
-  if (ParseJson(*health).ok()) {
+  auto parsed = ParseJson(*health);
+  const boost::json::value* error = parsed.ok() ? JsonMember(*parsed, "error") : nullptr;
+  if (error != nullptr && JsonMember(*parsed, "status") == nullptr) {
+    // Not a health report but the server's load shedding (a 503 with an error body, given before
+    // /health runs): the server is up and overloaded.
+    const boost::json::value* message = JsonMember(*error, "message");
+    w.StartObject();
+    w.Key("status");
+    w.String("overloaded");
+    w.Key("message");
+    w.String(message != nullptr && message->is_string() ? JsonStringView(message->as_string())
+                                                        : std::string_view(*health));
+    w.EndObject();
+  } else if (parsed.ok()) {
     w.RawValue(*health);
   } else {
     w.Null();
