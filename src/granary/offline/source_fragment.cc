@@ -394,10 +394,10 @@ FragmentPrefetcher::FragmentPrefetcher(const std::vector<Fragment>* fragments,
 
 FragmentPrefetcher::~FragmentPrefetcher() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (auto& t : readers_) t.join();
 }
 
@@ -405,18 +405,18 @@ void FragmentPrefetcher::ReadLoop() {
   while (true) {
     size_t i;
     {
-      std::unique_lock lock(mu_);
+      MutexLock lock(&mu_);
       // Claim the next fragment, but stay within files_ahead of the consumer.
-      cv_.wait(lock, [&] { return stop_ || next_claim_ < consuming_ + files_ahead_; });
+      while (!stop_ && next_claim_ >= consuming_ + files_ahead_) cv_.Wait(&mu_);
       if (stop_ || next_claim_ >= fragments_->size()) return;
       i = next_claim_++;
     }
     Queue& queue = *queues_[i];
     auto finish = [&](Status st) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       queue.error = std::move(st);
       queue.finished = true;
-      cv_.notify_all();
+      cv_.SignalAll();
     };
     auto reader = OpenFragment((*fragments_)[i], *request_);
     if (!reader.ok()) {
@@ -434,29 +434,29 @@ void FragmentPrefetcher::ReadLoop() {
         finish(Status::OK());
         break;
       }
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || queue.batches.size() < batches_ahead_; });
+      MutexLock lock(&mu_);
+      while (!stop_ && queue.batches.size() >= batches_ahead_) cv_.Wait(&mu_);
       if (stop_) return;
       queue.batches.push_back(std::move(batch));
-      cv_.notify_all();
+      cv_.SignalAll();
     }
   }
 }
 
 Result<FragmentPrefetcher::Item> FragmentPrefetcher::Next() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(&mu_);
   while (consuming_ < queues_.size()) {
     Queue& queue = *queues_[consuming_];
-    cv_.wait(lock, [&] { return !queue.batches.empty() || queue.finished; });
+    while (queue.batches.empty() && !queue.finished) cv_.Wait(&mu_);
     if (!queue.batches.empty()) {
       Item item{std::move(queue.batches.front()), consuming_};
       queue.batches.pop_front();
-      cv_.notify_all();
+      cv_.SignalAll();
       return item;
     }
     if (!queue.error.ok()) return queue.error;
     ++consuming_;
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   return Item{};
 }
