@@ -1,7 +1,7 @@
 // Where a get-online-features request's server time goes, without HTTP (docs/PERFORMANCE.md,
 // "Feature server", "Where the time goes"): bench/serve's shape (25 views x 10 features, 5 int64
-// then 5 float64) in a RocksDB store of 10,000 entities in a temporary folder, requests for all
-// 250 features of 1 or 100 random entities with full feature names.
+// then 5 float64) in a RocksDB store of 20,000 entities in a temporary folder (in its table files),
+// requests for all 250 features of 1 or 100 random entities with full feature names.
 //
 //   BM_ParseRequest     the request JSON parsed (ParseOnlineFeaturesRequest)
 //   BM_Resolve          checked against the definitions (OnlineFeaturesService::Resolve)
@@ -24,7 +24,7 @@ namespace {
 
 constexpr int kViews = 25;
 constexpr int kFeatures = 10;
-constexpr int64_t kEntities = 10'000;
+constexpr int64_t kEntities = 20'000;
 
 Definitions ShapeDefinitions() {
   Definitions defs;
