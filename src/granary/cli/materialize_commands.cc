@@ -1,5 +1,6 @@
 // materialize, materialize-incremental: the latest feature values from the offline sources into
 // the online store (materialize/materializer.h; docs/OPERATIONS.md).
+#include <arrow/memory_pool.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -165,7 +166,14 @@ void RunMaterialize(Context& ctx, MaterializeRequest::Kind kind, const IntervalA
   auto report = [&]() -> Result<MaterializeReport> {
     GRANARY_ASSIGN_OR_RAISE(std::optional<MaterializeReport> handed,
                             MaterializeThroughServer(config, request, handoff));
-    if (!handed) return Materialize(config, request, *options, nullptr, &cancelled);
+    if (!handed) {
+      auto local = Materialize(config, request, *options, nullptr, &cancelled);
+      // What the run's Arrow allocations peaked at (the scans' buffers and batches, the
+      // partitions): the part of the memory that --memory-budget governs (docs/PERFORMANCE.md).
+      fmt::print(stderr, "{}peak Arrow memory {} MiB (memory budget {})\n", LogTimePrefix(stderr),
+                 arrow::default_memory_pool()->max_memory() >> 20, args.memory_budget);
+      return local;
+    }
     for (const ViewMaterialization& v : handed->views) options->after_view(v);
     return std::move(*handed);
   }();
