@@ -78,7 +78,12 @@ std::string DescribeView(const ViewMaterialization& v) {
   if (v.null_key_rows > 0)
     line += fmt::format(", {} rows with a null join key ignored", v.null_key_rows);
   if (v.partitions > 0) {
-    line += fmt::format(", {} partitions ({} MiB spilled)", v.partitions, v.bytes_spilled >> 20);
+    line += fmt::format(", {} partitions ({} MiB spilled", v.partitions, v.bytes_spilled >> 20);
+    if (v.scan.rows_read_twice > 0) {
+      line += fmt::format("; the entities outgrew the memory budget after {} rows, read again",
+                          Progress::HumanCount(static_cast<double>(v.scan.rows_read_twice)));
+    }
+    line += ")";
   }
   const double rate = v.seconds > 0 ? static_cast<double>(v.entities) / v.seconds : 0;
   line += fmt::format(", in {:.1f}s ({} entities/s)", v.seconds, Progress::HumanCount(rate));
