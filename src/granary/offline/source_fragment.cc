@@ -186,6 +186,12 @@ void CollectLeaves(const parquet::arrow::SchemaField& field, std::vector<int>* o
 
 }  // namespace
 
+int64_t ParquetReadBufferBytes(size_t columns) {
+  constexpr int64_t kPerFile = int64_t{8} << 20;
+  return std::clamp<int64_t>(kPerFile / static_cast<int64_t>(std::max<size_t>(1, columns)),
+                             int64_t{64} << 10, int64_t{1} << 20);
+}
+
 std::map<std::string, std::optional<std::string>> HivePartitionValues(
     const std::filesystem::path& root, const std::filesystem::path& file) {
   std::map<std::string, std::optional<std::string>> out;
@@ -300,9 +306,9 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
       auto it = request.csv_types.find(c);
       convert.column_types[c] = it != request.csv_types.end() ? it->second : arrow::utf8();
     }
-    auto reader =
-        arrow::csv::StreamingReader::Make(arrow::io::default_io_context(), *in, read_options,
-                                          arrow::csv::ParseOptions::Defaults(), convert);
+    auto reader = arrow::csv::StreamingReader::Make(
+        arrow::io::IOContext(request.pool != nullptr ? request.pool : arrow::default_memory_pool()),
+        *in, read_options, arrow::csv::ParseOptions::Defaults(), convert);
     if (!reader.ok()) {
       return Status::InvalidArgument(fmt::format("{}: {}", path, reader.status().message()));
     }
@@ -310,15 +316,40 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
         std::make_shared<OwningReader>(nullptr, *reader, path));
   }
   try {
+    std::vector<int> leaves;
+    {
+      parquet::arrow::SchemaManifest manifest;
+      auto st = parquet::arrow::SchemaManifest::Make(
+          fragment.metadata->schema(), fragment.metadata->key_value_metadata(),
+          parquet::default_arrow_reader_properties(), &manifest);
+      if (!st.ok()) {
+        return Status::InvalidArgument(
+            fmt::format("{}: cannot map its Parquet schema to Arrow: {}", path, st.message()));
+      }
+      for (const auto& wanted : request.columns) {
+        for (const auto& field : manifest.schema_fields) {
+          if (field.field->name() == wanted) CollectLeaves(field, &leaves);
+        }
+      }
+    }
+    std::sort(leaves.begin(), leaves.end());
+    leaves.erase(std::unique(leaves.begin(), leaves.end()), leaves.end());
+    arrow::MemoryPool* pool = request.pool != nullptr ? request.pool : arrow::default_memory_pool();
     parquet::ArrowReaderProperties props;
     props.set_batch_size(request.batch_rows);
-    props.set_pre_buffer(true);
+    // No pre-buffering: it reads the column chunks of every requested row group into one cache
+    // that lives as long as the reader, so a file's whole needed bytes were held by the time its
+    // last row group was decoded (900 MiB for a 790 MB file). Each column is read through a
+    // buffered stream instead, page after page: the memory is a buffer and a page per column.
+    props.set_pre_buffer(false);
     props.set_use_threads(request.parquet_use_threads);
     props.set_coerce_int96_timestamp_unit(arrow::TimeUnit::MICRO);
-    auto file_reader = parquet::ParquetFileReader::OpenFile(
-        path, /*memory_map=*/false, parquet::default_reader_properties(), fragment.metadata);
-    auto made = parquet::arrow::FileReader::Make(arrow::default_memory_pool(),
-                                                 std::move(file_reader), props);
+    parquet::ReaderProperties file_props(pool);
+    file_props.enable_buffered_stream();
+    file_props.set_buffer_size(ParquetReadBufferBytes(leaves.size()));
+    auto file_reader = parquet::ParquetFileReader::OpenFile(path, /*memory_map=*/false, file_props,
+                                                            fragment.metadata);
+    auto made = parquet::arrow::FileReader::Make(pool, std::move(file_reader), props);
     if (!made.ok()) {
       return Status::InvalidArgument(fmt::format("{}: cannot map its Parquet schema to Arrow: {}",
                                                  path, made.status().message()));
@@ -338,15 +369,6 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
       }
       if (!dv.empty()) deleted = std::make_shared<const DeletionVector>(std::move(dv));
     }
-    std::vector<int> leaves;
-    const auto& fields = owner->manifest().schema_fields;
-    for (const auto& wanted : request.columns) {
-      for (const auto& field : fields) {
-        if (field.field->name() == wanted) CollectLeaves(field, &leaves);
-      }
-    }
-    std::sort(leaves.begin(), leaves.end());
-    leaves.erase(std::unique(leaves.begin(), leaves.end()), leaves.end());
     auto inner = owner->GetRecordBatchReader(fragment.row_groups, leaves);
     if (!inner.ok()) {
       return Status::InvalidArgument(fmt::format("{}: {}", path, inner.status().message()));

@@ -21,6 +21,7 @@ namespace arrow {
 class RecordBatch;
 class RecordBatchReader;
 class DataType;
+class MemoryPool;
 }  // namespace arrow
 namespace parquet {
 class FileMetaData;
@@ -61,7 +62,15 @@ struct FragmentRequest {
   // Decode a Parquet file's columns on Arrow's thread pool (worth it when files are read one at
   // a time).
   bool parquet_use_threads = true;
+  // Where the readers allocate (file bytes, pages, decoded batches); nullptr: Arrow's default
+  // pool. Must outlive the readers.
+  arrow::MemoryPool* pool = nullptr;
 };
+
+// Bytes of the read buffer of each Parquet column (a stream per column, read page after page):
+// 8 MiB a file shared by its `columns`, each between 64 KiB and 1 MiB. A page larger than the
+// buffer is read whole (Parquet writers default to 1 MiB pages).
+int64_t ParquetReadBufferBytes(size_t columns);
 
 // Hive partition values (key=value folders, percent-decoded; __HIVE_DEFAULT_PARTITION__ is null)
 // of `file` below `root`.
