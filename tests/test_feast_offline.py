@@ -350,3 +350,30 @@ def test_malformed_flight_calls_get_errors_and_never_stop_the_server(setup):
     del writer, reader
     assert s.server.alive()
     assert exchange(c, command(), entities()).equals(good)
+
+
+def test_a_large_training_set_streams_in_several_messages(setup):
+    # A million entity rows: the engine's result is sent in slices of about 8 MiB, so the
+    # client reads the first rows before the last are sent and no message nears Flight's 2 GiB
+    # limit. Every row arrives, in order.
+    s = setup
+    n = 1_000_000
+    ids = [1001 + i % 6 for i in range(n)]
+    table = pa.table({"driver_id": pa.array(ids, pa.int64()),
+                      "event_timestamp": pa.array([NOW] * n, pa.timestamp("us", tz="UTC"))})
+    writer, reader = s.server.client().do_exchange(fl.FlightDescriptor.for_command(command()))
+    writer.begin(table.schema)
+    writer.write_table(table)
+    writer.done_writing()
+    chunks = []
+    while True:
+        try:
+            chunks.append(reader.read_chunk().data)
+        except StopIteration:
+            break
+    assert len(chunks) > 1
+    result = pa.Table.from_batches(chunks)
+    assert result.num_rows == n
+    assert result.column("driver_id").to_pylist()[:12] == ids[:12]
+    latest = {1001: 0.5, 1002: 0.375, 1003: 0.75, 1004: 1.0, 1005: 0.0625, 1006: None}
+    assert result.column("conv_rate").to_pylist()[-6:] == [latest[i] for i in ids[-6:]]

@@ -5,6 +5,7 @@
 #include <arrow/util/byte_size.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 #include <utility>
@@ -21,6 +22,9 @@ namespace granary::serving {
 namespace flight = arrow::flight;
 
 namespace {
+
+// The size of the result's messages, in bytes of Arrow buffers.
+constexpr int64_t kMessageBytes = 8 << 20;
 
 arrow::Status ToArrow(const Status& st) {
   const std::string& m = st.message();
@@ -263,10 +267,20 @@ class OfflineFlightServer::Service : public flight::FlightServerBase {
     while (true) {
       GRANARY_ASSIGN_OR_RAISE(std::shared_ptr<arrow::RecordBatch> batch, stream->Next());
       if (batch == nullptr) break;
-      st = writer.WriteRecordBatch(*batch);
-      if (!st.ok()) {
-        if (context.is_cancelled()) return Status(StatusCode::kCancelled, "the client went away");
-        return Status::IOError("sending the training set: " + st.message());
+      // Messages of about kMessageBytes (zero-copy slices): the client gets the first rows
+      // while later ones are still being sent, and no message nears Flight's 2 GiB limit
+      // however large the engine's batch.
+      const int64_t bytes = std::max<int64_t>(1, arrow::util::TotalBufferSize(*batch));
+      const int64_t rows = batch->num_rows();
+      const int64_t step = std::clamp<int64_t>(rows * kMessageBytes / bytes, 1, rows);
+      for (int64_t offset = 0; offset < rows; offset += step) {
+        st = writer.WriteRecordBatch(*batch->Slice(offset, step));
+        if (!st.ok()) {
+          if (context.is_cancelled()) {
+            return Status(StatusCode::kCancelled, "the client went away");
+          }
+          return Status::IOError("sending the training set: " + st.message());
+        }
       }
     }
     return Status::OK();
