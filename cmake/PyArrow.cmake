@@ -44,5 +44,16 @@ set_target_properties(Arrow::compute PROPERTIES
   INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${PYARROW_INCLUDE_DIR}"
   INTERFACE_INCLUDE_DIRECTORIES "${PYARROW_INCLUDE_DIR}"
   INTERFACE_LINK_LIBRARIES Arrow::arrow)
+# Arrow::flight: Arrow Flight (`granary serve-offline`). The wheel's libarrow_flight links its own
+# gRPC, protobuf and Abseil statically with hidden symbols (it exports arrow::flight and
+# OpenTelemetry symbols only), so it shares a process with Debian's gRPC without a clash.
+find_library(_path_arrow_flight NAMES arrow_flight PATHS "${PYARROW_LIBRARY_DIR}" NO_DEFAULT_PATH
+             REQUIRED)
+add_library(Arrow::flight SHARED IMPORTED GLOBAL)
+set_target_properties(Arrow::flight PROPERTIES
+  IMPORTED_LOCATION "${_path_arrow_flight}"
+  INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${PYARROW_INCLUDE_DIR}"
+  INTERFACE_INCLUDE_DIRECTORIES "${PYARROW_INCLUDE_DIR}"
+  INTERFACE_LINK_LIBRARIES Arrow::arrow)
 list(APPEND CMAKE_BUILD_RPATH "${PYARROW_LIBRARY_DIR}")
 list(APPEND CMAKE_INSTALL_RPATH "${PYARROW_LIBRARY_DIR}")

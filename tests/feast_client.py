@@ -17,6 +17,11 @@ REPO is a Feast repository whose feature_store.yaml has `online_store: {type: re
    "feature_service": name, "entities": {key: [int, ...]}, "full_feature_names": bool}
       -> ServingService/GetOnlineFeatures with grpcio and Feast's own generated types, the
          response as MessageToDict (or {"error": code, "details": message})
+  {"op": "historical", "df": {column: [values]} (the entity_df), "features": [...] |
+   "feature_service": name, "full_feature_names": bool}
+      -> get_historical_features(...).to_df() (through the repository's offline store: with
+         `offline_store: {type: remote}`, Feast's Arrow Flight client) as {"columns": [names],
+         "rows": [[values]]}
 Columns named in "timestamps" are parsed as UTC datetimes first.
 """
 import json
@@ -68,6 +73,17 @@ def run(store, op):
               "online_and_offline": PushMode.ONLINE_AND_OFFLINE}[op.get("to", "online")]
         store.push(op["push_source_name"], frame(op), to=to)
         return {"ok": True}
+    if op["op"] == "historical":
+        if "feature_service" in op:
+            features = store.get_feature_service(op["feature_service"])
+        else:
+            features = op["features"]
+        df = store.get_historical_features(
+            entity_df=frame(op), features=features,
+            full_feature_names=op.get("full_feature_names", False)).to_df()
+        return {"columns": list(df.columns),
+                "rows": [[safe(None if pd.isna(v) else v) for v in row]
+                         for row in df.itertuples(index=False)]}
     if op["op"] == "grpc_get":
         return grpc_get(op)
     raise ValueError(f"unknown op {op['op']}")

@@ -21,7 +21,10 @@ probe took to see normal latencies again.
 
 The server also serves Feast's gRPC API (--grpc-port): after each case's HTTP maximum, the same
 requests over gRPC (bench/serve/serve_grpc_load, closed loop with --max-workers callers) give
-gRPC's maximum beside it (--no-grpc to skip).
+gRPC's maximum beside it, twice: "raw" (answers received but not parsed, as vegeta treats HTTP's:
+the comparison of the servers) and "decode" (answers parsed into Feast's messages, as Feast's
+clients do: what a client on the same 2 cores gets). First, each transport's floor: the rate of a
+request with nothing to do (a GET answered 404; GetFeastServingInfo). --no-grpc skips all of it.
 """
 import argparse
 import base64
@@ -187,15 +190,16 @@ def vegeta_rows(out):
                                                        for line in csv.splitlines())]
 
 
-def vegeta(targets, rate, duration, workdir, max_workers):
-    """One vegeta attack; rate 0 means as fast as max_workers concurrent requests go."""
+def vegeta(targets, rate, duration, workdir, max_workers, ok_code=200):
+    """One vegeta attack; rate 0 means as fast as max_workers concurrent requests go. Answers
+    with ok_code count as successes."""
     out = workdir / "results.bin"
     run(vegeta_command(targets, rate, duration, out, max_workers), stdout=subprocess.DEVNULL)
     latencies, ok, errors, first, last = [], 0, 0, None, None
     for ts, code, latency in vegeta_rows(out):
         first = ts if first is None else min(first, ts)
         last = ts if last is None else max(last, ts)
-        if code == 200:
+        if code == ok_code:
             ok += 1
             latencies.append(latency)
         else:
@@ -299,11 +303,27 @@ def redis_baseline(port, mode, batch, n_features, entities, rate, duration):
     return json.loads(out.stdout)
 
 
-def grpc_max(port, batch, n_features, entities, duration, workers):
+def grpc_max(port, batch, n_features, entities, duration, workers, mode="decode"):
+    """serve_grpc_load's maximum; mode decode (responses parsed, as Feast's clients do), raw
+    (received, not parsed, as vegeta treats HTTP answers) or empty (GetFeastServingInfo)."""
     out = subprocess.run([str(GRPC_LOAD), str(port), str(batch), str(n_features), str(entities),
-                          str(duration), str(workers)], check=True, capture_output=True,
+                          str(duration), str(workers), mode], check=True, capture_output=True,
                          text=True)
     return json.loads(out.stdout)
+
+
+def floors(server, data, duration, workers):
+    """The rate of a request with nothing to do on each transport, same callers: a GET of a path
+    the server does not have (its 404, routed and answered without any work; GET /health reads
+    the store and the registry) under vegeta, GetFeastServingInfo under serve_grpc_load (raw).
+    No feature request can beat its transport's floor on this machine."""
+    targets = data / "targets-floor.json"
+    targets.write_text(json.dumps({"method": "GET",
+                                   "url": f"http://127.0.0.1:{server.port}/floor"}) + "\n")
+    vegeta(targets, 0, min(2, duration), data, workers, ok_code=404)  # warm
+    http = vegeta(targets, 0, duration, data, workers, ok_code=404)
+    grpc = grpc_max(server.grpc_port, 1, 1, 1, duration, workers, "empty")
+    return http, grpc
 
 
 def fmt_us(v):
@@ -333,8 +353,8 @@ def main():
     ap.add_argument("--overload-duration", type=float, default=20,
                     help="seconds at twice the maximum rate")
     ap.add_argument("--keep-data", action="store_true",
-                    help="--overload on RocksDB: reuse the store a previous run loaded (same "
-                         "--entities)")
+                    help="RocksDB: reuse the store a previous run loaded (same --entities), "
+                         "e.g. to compare two binaries (--granary) on the same data")
     ap.add_argument("--server-args", default="",
                     help="more arguments for granary serve, e.g. '--max-connections 0' to see "
                          "the server without admission control")
@@ -373,12 +393,23 @@ def main():
                 make_repo(repo, f'{{type: redis, connection_string: "127.0.0.1:{redis.port}"}}')
                 print(f"== redis {redis.version} on 127.0.0.1:{redis.port}", flush=True)
                 run([LOAD, repo, args.entities, args.feast_hashes])
+            elif args.keep_data and (repo / "data" / "online").exists():
+                print(f"== rocksdb: reusing the loaded store in {repo} (--keep-data)", flush=True)
             else:
                 make_repo(repo, "{type: rocksdb, path: data/online}")
                 print("== rocksdb", flush=True)
                 run([LOAD, repo, args.entities])
             server = Server(repo, args.threads, max(batches), args.server_args.split())
             try:
+                if not args.no_grpc:
+                    h, g = floors(server, data, args.duration, args.max_workers)
+                    results.append({"store": store, "kind": "floor_http", **h})
+                    results.append({"store": store, "kind": "floor_grpc", **g})
+                    print(f"{'':7} floor, a request with nothing to do ({args.max_workers} "
+                          f"callers): HTTP GET (404) {h['achieved_rate']:.0f} req/s (p50 "
+                          f"{fmt_us(h['p50_us'])}), gRPC GetFeastServingInfo "
+                          f"{g['achieved_rate']:.0f} req/s (p50 {fmt_us(g['p50_us'])})",
+                          flush=True)
                 for n_features in feature_counts:
                     for batch in batches:
                         case = {"store": store, "batch": batch, "features": n_features}
@@ -395,12 +426,16 @@ def main():
                               f"{top['achieved_rate']:.0f} req/s (p50 {fmt_us(top['p50_us'])}, "
                               f"p99 {fmt_us(top['p99_us'])}, errors {top['errors']})", flush=True)
                         if not args.no_grpc:
-                            g = grpc_max(server.grpc_port, batch, n_features, args.entities,
-                                         args.duration, args.max_workers)
-                            results.append({**case, "kind": "grpc_max", **g})
-                            print(f"{'':7} gRPC (same requests, {args.max_workers} callers): max "
-                                  f"{g['achieved_rate']:.0f} req/s (p50 {fmt_us(g['p50_us'])}, "
-                                  f"p99 {fmt_us(g['p99_us'])}, errors {g['errors']})", flush=True)
+                            for mode in ("raw", "decode"):
+                                g = grpc_max(server.grpc_port, batch, n_features, args.entities,
+                                             args.duration, args.max_workers, mode)
+                                results.append({**case, "kind": f"grpc_max_{mode}", **g})
+                                print(f"{'':7} gRPC {mode:6} (same requests, "
+                                      f"{args.max_workers} callers): max "
+                                      f"{g['achieved_rate']:.0f} req/s (p50 "
+                                      f"{fmt_us(g['p50_us'])}, p99 {fmt_us(g['p99_us'])}, errors "
+                                      f"{g['errors']}; {g['achieved_rate'] / top['achieved_rate']:.2f}"
+                                      f" of HTTP)", flush=True)
                         # Every case gets a latency at a rate it holds: when each fixed rate is
                         # above 90% of the maximum (large requests on few cores), half of it.
                         case_rates = [r for r in rates if r <= 0.9 * top["achieved_rate"]]

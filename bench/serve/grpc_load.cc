@@ -1,10 +1,19 @@
-// grpc_load PORT BATCH FEATURES ENTITIES SECONDS WORKERS: Feast's gRPC GetOnlineFeatures
+// grpc_load PORT BATCH FEATURES ENTITIES SECONDS WORKERS [MODE]: Feast's gRPC GetOnlineFeatures
 // (feast.serving.ServingService, the client stub generated from the pinned feast package's
 // descriptors) against `granary serve --grpc-port PORT` as fast as WORKERS concurrent callers go
 // (closed loop, one channel each), for SECONDS. Each request asks for BATCH random customers of
 // [0, ENTITIES) and the first FEATURES features of bench/serve's repository (views of 10).
+// MODE:
+//   decode  (default) the generated stub: each response is parsed into Feast's messages, as
+//           Feast's Java and Go clients do;
+//   raw     the same requests through a generic stub: the response bytes are received and not
+//           parsed, as vegeta receives the HTTP answers without parsing their JSON (the fair
+//           comparison with HTTP on one machine, where the client shares the cores);
+//   empty   GetFeastServingInfo, an RPC with nothing to do, raw: gRPC's own cost per call, the
+//           floor of any gRPC method on this machine.
 // Prints one JSON line: achieved_rate, p50_us, p99_us, p999_us, max_us, errors.
 #include <fmt/format.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -17,8 +26,15 @@
 #include "feast/serving/ServingService.grpc.pb.h"
 
 int main(int argc, char** argv) {
-  if (argc != 7) {
-    fmt::print(stderr, "usage: grpc_load PORT BATCH FEATURES ENTITIES SECONDS WORKERS\n");
+  if (argc != 7 && argc != 8) {
+    fmt::print(
+        stderr,
+        "usage: grpc_load PORT BATCH FEATURES ENTITIES SECONDS WORKERS [decode|raw|empty]\n");
+    return 2;
+  }
+  const std::string mode = argc == 8 ? argv[7] : "decode";
+  if (mode != "decode" && mode != "raw" && mode != "empty") {
+    fmt::print(stderr, "grpc_load: unknown mode '{}' (decode, raw or empty)\n", mode);
     return 2;
   }
   const std::string target = fmt::format("127.0.0.1:{}", argv[1]);
@@ -47,6 +63,50 @@ int main(int argc, char** argv) {
       }
       auto& ids = (*request.mutable_entities())["customer_id"];
       for (int i = 0; i < batch; ++i) ids.add_val();
+      if (mode != "decode") {
+        // One completion queue per worker; each call waits for its own answer (closed loop).
+        auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+        grpc::GenericStub generic(channel);
+        grpc::CompletionQueue cq;
+        const std::string method = mode == "empty"
+                                       ? "/feast.serving.ServingService/GetFeastServingInfo"
+                                       : "/feast.serving.ServingService/GetOnlineFeatures";
+        while (Clock::now() < end) {
+          std::string bytes;
+          if (mode == "raw") {
+            for (int i = 0; i < batch; ++i) ids.mutable_val(i)->set_int64_val(pick(rng));
+            request.SerializeToString(&bytes);
+          }
+          grpc::Slice slice(bytes);
+          grpc::ByteBuffer send(&slice, 1);
+          grpc::ByteBuffer received;
+          grpc::Status st;
+          grpc::ClientContext context;
+          const auto started = Clock::now();
+          auto call = generic.PrepareUnaryCall(&context, method, send, &cq);
+          call->StartCall();
+          call->Finish(&received, &st, reinterpret_cast<void*>(1));
+          void* tag = nullptr;
+          bool ok = false;
+          cq.Next(&tag, &ok);
+          const auto took = Clock::now() - started;
+          if (!ok || !st.ok() || (mode == "raw" && received.Length() == 0)) {
+            if (errors.fetch_add(1) == 0) {
+              fmt::print(stderr, "grpc_load: {} {}\n", static_cast<int>(st.error_code()),
+                         st.error_message());
+            }
+            continue;
+          }
+          latencies[w].push_back(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+        }
+        cq.Shutdown();
+        void* tag = nullptr;
+        bool ok = false;
+        while (cq.Next(&tag, &ok)) {
+        }
+        return;
+      }
       while (Clock::now() < end) {
         for (int i = 0; i < batch; ++i) ids.mutable_val(i)->set_int64_val(pick(rng));
         grpc::ClientContext context;

@@ -33,6 +33,7 @@ void RegisterMaterializeCommands(CLI::App& app, Context& ctx);  // materialize(-
 void RegisterStatusCommand(CLI::App& app, Context& ctx);        // status
 void RegisterScheduleCommand(CLI::App& app, Context& ctx);      // schedule
 void RegisterServeCommand(CLI::App& app, Context& ctx);         // serve
+void RegisterServeOfflineCommand(CLI::App& app, Context& ctx);  // serve-offline (Arrow Flight)
 void RegisterImportFeastCommand(CLI::App& app, Context& ctx);   // import-feast
 void RegisterUiCommand(CLI::App& app, Context& ctx);            // ui
 void RegisterStatsCommand(CLI::App& app, Context& ctx);         // stats

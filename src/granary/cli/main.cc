@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   granary::cli::RegisterStatusCommand(app, ctx);
   granary::cli::RegisterScheduleCommand(app, ctx);
   granary::cli::RegisterServeCommand(app, ctx);
+  granary::cli::RegisterServeOfflineCommand(app, ctx);
   granary::cli::RegisterImportFeastCommand(app, ctx);
   granary::cli::RegisterUiCommand(app, ctx);
   granary::cli::RegisterStatsCommand(app, ctx);

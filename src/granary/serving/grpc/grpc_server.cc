@@ -44,11 +44,48 @@ grpc::Status ToGrpc(const Status& st) {
 
 using Clock = std::chrono::steady_clock;
 
+// GetOnlineFeatures' request and response on one protobuf arena per call: a response of
+// R rows x F features holds R*F Values and R*F Timestamps, which the default allocator would
+// allocate (and free) one by one; on the arena they are carved from a few blocks and freed at
+// once when gRPC releases the call.
+class ArenaMessages final : public grpc::MessageHolder<feast::serving::GetOnlineFeaturesRequest,
+                                                       feast::serving::GetOnlineFeaturesResponse> {
+ public:
+  ArenaMessages() : arena_(Options()) {
+    set_request(
+        google::protobuf::Arena::CreateMessage<feast::serving::GetOnlineFeaturesRequest>(&arena_));
+    set_response(
+        google::protobuf::Arena::CreateMessage<feast::serving::GetOnlineFeaturesResponse>(&arena_));
+  }
+  void Release() override { delete this; }
+
+ private:
+  static google::protobuf::ArenaOptions Options() {
+    google::protobuf::ArenaOptions options;
+    options.start_block_size = 16 << 10;  // a small request and its answer fit the first block
+    options.max_block_size = 4 << 20;
+    return options;
+  }
+  google::protobuf::Arena arena_;
+};
+
+class ArenaAllocator final
+    : public grpc::MessageAllocator<feast::serving::GetOnlineFeaturesRequest,
+                                    feast::serving::GetOnlineFeaturesResponse> {
+ public:
+  grpc::MessageHolder<feast::serving::GetOnlineFeaturesRequest,
+                      feast::serving::GetOnlineFeaturesResponse>*
+  AllocateMessages() override {
+    return new ArenaMessages();
+  }
+};
+
 }  // namespace
 
 struct GrpcServer::Impl final : public feast::serving::ServingService::CallbackService {
   GrpcServerOptions options;
   ServingContext* ctx = nullptr;
+  ArenaAllocator allocator;  // declared before `server`: destroyed after it
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 
@@ -176,26 +213,34 @@ struct GrpcServer::Impl final : public feast::serving::ServingService::CallbackS
                            snapshot = std::move(snapshot)]() mutable {
       const auto read_started = Clock::now();
       OnlineReadRequest read = shared->read;
-      ctx->store->AsyncRead(
-          io.get_executor(), std::move(read),
-          [this, reactor, response, started, read_started, shared,
-           snapshot = std::move(snapshot)](Result<OnlineFeatures> features) {
-            ctx->metrics.store_read_seconds->Observe(
-                std::chrono::duration<double>(Clock::now() - read_started).count());
-            if (!features.ok()) {
-              Status st = features.status();
-              if (st.code() == StatusCode::kUnavailable) {
-                st = st.WithContext(fmt::format("the online store ({}) is unavailable; retry later",
-                                                ctx->store->Describe()));
-              }
-              ctx->metrics.CountError(kGetOnlineFeatures, st);
-              return Finish(reactor, online_metrics, started, ToGrpc(st));
-            }
-            ToFeastProto(*shared, *features, response);
-            Finish(reactor, online_metrics, started, grpc::Status::OK);
-          });
+      ctx->store->AsyncRead(io.get_executor(), std::move(read),
+                            [this, reactor, response, started, read_started, shared,
+                             snapshot = std::move(snapshot)](Result<OnlineFeatures> features) {
+                              Answer(reactor, response, started, read_started, *shared,
+                                     std::move(features));
+                            });
     });
     return reactor;
+  }
+
+  // Completes a GetOnlineFeatures call with the store's answer (on any thread).
+  void Answer(grpc::ServerUnaryReactor* reactor,
+              feast::serving::GetOnlineFeaturesResponse* response, Clock::time_point started,
+              Clock::time_point read_started, const ResolvedOnlineRequest& resolved,
+              Result<OnlineFeatures> features) {
+    ctx->metrics.store_read_seconds->Observe(
+        std::chrono::duration<double>(Clock::now() - read_started).count());
+    if (!features.ok()) {
+      Status st = features.status();
+      if (st.code() == StatusCode::kUnavailable) {
+        st = st.WithContext(fmt::format("the online store ({}) is unavailable; retry later",
+                                        ctx->store->Describe()));
+      }
+      ctx->metrics.CountError(kGetOnlineFeatures, st);
+      return Finish(reactor, online_metrics, started, ToGrpc(st));
+    }
+    ToFeastProto(resolved, *features, response);
+    Finish(reactor, online_metrics, started, grpc::Status::OK);
   }
 
   void StopAll() {
@@ -247,6 +292,7 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOptions& o
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   // One port, one server: no second process silently sharing it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  impl->SetMessageAllocatorFor_GetOnlineFeatures(&impl->allocator);
   builder.RegisterService(impl.get());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0) {
