@@ -463,6 +463,30 @@ void EncodeTileRecords(const TileSpec& spec, const std::map<int64_t, Tile>& tile
   }
 }
 
+std::string MergeTileBody(std::string_view stored, uint32_t fingerprint,
+                          std::optional<int64_t> replace_through, int64_t expire_before,
+                          std::string_view records) {
+  std::string out;
+  Put(&out, fingerprint);
+  Reader in(stored);
+  uint32_t stored_fingerprint = 0;
+  if (in.Get(&stored_fingerprint) && stored_fingerprint == fingerprint) {
+    while (!in.done()) {
+      const size_t at = in.pos();
+      int64_t start, last;
+      uint32_t len;
+      std::string_view payload;
+      if (!in.Get(&start) || !in.Get(&last) || !in.Get(&len) || !in.GetBytes(len, &payload)) {
+        break;  // a malformed tail: dropped
+      }
+      if (start < expire_before || (replace_through && last <= *replace_through)) continue;
+      out.append(stored.substr(at, in.pos() - at));
+    }
+  }
+  out.append(records);
+  return out;
+}
+
 Status FoldTiles(const TileSpec& spec, std::string_view body, int64_t now_micros,
                  std::vector<Value>* values, int64_t* last_event, bool* matches) {
   values->clear();

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -110,6 +111,14 @@ class TileAccumulator {
 // Appends the records of `tiles` (no fingerprint) to `out`.
 void EncodeTileRecords(const TileSpec& spec, const std::map<int64_t, Tile>& tiles,
                        std::string* out);
+
+// The tile body that results from appending `records` to a `stored` body (empty: none) with
+// `fingerprint`, after dropping the stored records of another fingerprint (or a malformed body),
+// of tiles before `expire_before`, and, with `replace_through`, those whose last event is not
+// after it (OnlineStore::WriteTiles; the Redis script does the same on the server).
+std::string MergeTileBody(std::string_view stored, uint32_t fingerprint,
+                          std::optional<int64_t> replace_through, int64_t expire_before,
+                          std::string_view records);
 
 // The values of the spec's items at `now` from a stored tile body (fingerprint and records),
 // one per item (count and count_distinct 0, others null when the window is empty), and the
