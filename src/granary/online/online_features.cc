@@ -76,9 +76,15 @@ Status OnlineFeaturesBuilder::FoldTileBodies(Timestamp now) {
     if (spec == nullptr) continue;
     for (size_t r = 0; r < out_.num_rows_; ++r) {
       Span& span = bodies_[out_.cell(v, r)];
-      if (span.size == 0) continue;
-      // Copied: appending the folded body below may move the arena.
-      tiles.assign(out_.arena_.data() + span.offset, span.size);
+      if (out_.cells_[out_.cell(v, r)].status == FeatureStatus::kInvalid) continue;
+      // No tiles (an entity without events, or whose events all expired) is an empty window, as
+      // offline: count 0, the others null. Copied: appending the folded body may move the arena.
+      if (span.size == 0) {
+        const uint32_t fingerprint = spec->Fingerprint();
+        tiles.assign(reinterpret_cast<const char*>(&fingerprint), sizeof(fingerprint));
+      } else {
+        tiles.assign(out_.arena_.data() + span.offset, span.size);
+      }
       int64_t last_event = 0;
       bool matches = false;
       Status st = aggregation::FoldTiles(*spec, tiles, now.micros, &values, &last_event, &matches);
@@ -89,8 +95,10 @@ Status OnlineFeaturesBuilder::FoldTileBodies(Timestamp now) {
                         view.name(), r));
       }
       if (!matches) {  // tiles of other aggregations: not this view's data any more
-        span = {};
-        continue;
+        const uint32_t fingerprint = spec->Fingerprint();
+        tiles.assign(reinterpret_cast<const char*>(&fingerprint), sizeof(fingerprint));
+        GRANARY_RETURN_NOT_OK(
+            aggregation::FoldTiles(*spec, tiles, now.micros, &values, &last_event, &matches));
       }
       body.clear();
       GRANARY_RETURN_NOT_OK(EncodeBody(view, WriteOrder{last_event}, values, &body));

@@ -142,7 +142,8 @@ class OnlineFeaturesBuilder {
     out_.cells_[out_.cell(v, r)].status = FeatureStatus::kInvalid;
   }
   // Folds the tiles of aggregation views at `now` (aggregation/tiles.h) into bodies of their
-  // values, whose event timestamp is the entity's latest event. Checks fingerprints and ttl
+  // values, whose event timestamp is the entity's latest event (an entity without tiles reads as
+  // an empty window: count 0, the others null, event time the epoch). Checks fingerprints and ttl
   // against `now`, finds the requested values (through the view's
   // earlier schema for a body written under one: ViewLayout::FindEarlier). Corruption when a
   // body of the right schema is malformed, naming the view; InvalidArgument when the arena holds

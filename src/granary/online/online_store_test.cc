@@ -676,14 +676,21 @@ TEST_P(OnlineStoreTest, TilesAgeOutAtReadTimeAndPushesAddToMaterializedTiles) {
   got = read(hour + Duration::Minutes(20), 1);
   EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 2);
   EXPECT_EQ(got.value(0, 1, 0).AsFloat64(), 18.0);
-  // Customer 2 and the plain views are untouched; an unknown customer is NOT_FOUND.
+  // Customer 2 is untouched. A customer without tiles reads as an empty window, as offline:
+  // count 0, the others null, event time the epoch.
   got = read(hour + Duration::Minutes(20), 2);
   EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 1);
-  EXPECT_EQ(read(hour, 404).status(0, 0, 0), FeatureStatus::kNotFound);
+  got = read(hour, 404);
+  EXPECT_EQ(got.status(0, 0, 0), FeatureStatus::kPresent);
+  EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 0);
+  EXPECT_EQ(got.status(0, 1, 0), FeatureStatus::kNullValue);
+  EXPECT_EQ(got.event_timestamp(0, 0), Timestamp::FromMicros(0));
 
   // DeleteViews takes the tiles with the view.
   ASSERT_TRUE(store_->DeleteViews({"payments_agg"}).ok());
-  EXPECT_EQ(read(hour, 1).status(0, 0, 0), FeatureStatus::kNotFound);
+  got = read(hour, 1);
+  EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 0);
+  EXPECT_EQ(got.status(0, 2, 0), FeatureStatus::kNullValue);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, OnlineStoreTest, ::testing::ValuesIn(testing::StoreKinds()),
