@@ -2,105 +2,14 @@
 (scripts/spark-cluster, spark_helpers.py): the same repository run with offline_store type file
 and type spark must give the same training sets and the same online store after materialization.
 Delta tables here are written by an independent writer (the deltalake package)."""
-import datetime as dt
 import json
-import shutil
 
 import deltalake
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from spark_helpers import ENTITIES, make_repo
 from spark_helpers import spark_remote  # noqa: F401  (the session's cluster)
-
-BASE = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
-
-DEFS = """
-entities:
-  - {name: customer, join_keys: [customer_id], value_type: int64}
-  - {name: bay, join_keys: [zone, bay_id], value_type: [string, int32]}
-data_sources:
-  - {name: payments, path: data/payments, timestamp_field: event_timestamp,
-     created_timestamp_column: created}
-  - {name: occupancy, type: delta, path: data/occupancy, timestamp_field: ts}
-feature_views:
-  - name: risk
-    entities: [customer]
-    source: payments
-    ttl: 2d
-    schema:
-      - {name: score, type: float64}
-      - {name: failures, type: int64}
-  - name: bays
-    entities: [bay]
-    source: occupancy
-    ttl: 6h
-    schema:
-      - {name: occupied, type: bool}
-      - {name: rate, type: float32}
-feature_services:
-  - name: pricing
-    features:
-      - {view: risk, features: [score]}
-      - {view: bays}
-"""
-
-
-def at(hours):
-    return BASE + dt.timedelta(hours=hours)
-
-
-def write_data(repo):
-    """Payments in two Parquet files (with ties and a backfill), occupancy as a Delta table."""
-    ts = pa.timestamp("us", tz="UTC")
-    pay = repo / "data" / "payments"
-    pay.mkdir(parents=True)
-    pq.write_table(pa.table({
-        "customer_id": pa.array([1, 1, 2, 2, 3, None], pa.int64()),
-        "event_timestamp": pa.array([at(0), at(5), at(1), at(1), at(2), at(2)], ts),
-        "created": pa.array([at(0), at(5), at(1), at(30), None, at(2)], ts),
-        "score": [0.1, 0.5, 0.2, 0.25, 0.3, 9.9],
-        "failures": pa.array([0, 1, 2, 3, None, 7], pa.int64()),
-    }), pay / "part-000.parquet")
-    pq.write_table(pa.table({
-        "customer_id": pa.array([1, 3, 4], pa.int64()),
-        "event_timestamp": pa.array([at(5), at(2), at(40)], ts),
-        "created": pa.array([at(5), None, at(40)], ts),
-        "score": [0.55, 0.35, 0.4],  # customer 1: a full tie, the row read last wins
-        "failures": pa.array([4, 5, 6], pa.int64()),
-    }), pay / "part-001.parquet")
-    deltalake.write_deltalake(str(repo / "data" / "occupancy"), pa.table({
-        "zone": ["a", "a", "b", "b"],
-        "bay_id": pa.array([1, 1, 7, 7], pa.int32()),
-        "ts": pa.array([at(0), at(3), at(1), at(20)], ts),
-        "occupied": [True, False, True, None],
-        "rate": pa.array([1.5, 2.5, 3.5, 4.5], pa.float32()),
-    }))
-
-
-ENTITIES = pa.table({
-    "customer_id": pa.array([1, 2, 1, 3, 4, None, 2], pa.int64()),
-    "zone": ["a", "b", "a", "b", "a", "a", "b"],
-    "bay_id": pa.array([1, 7, 1, 7, 1, 1, 7], pa.int32()),
-    "event_timestamp": pa.array([at(6), at(2), at(6), at(3), at(3), at(6), None],
-                                pa.timestamp("us", tz="UTC")),
-    "label": [1, 0, 1, 1, 0, 0, 1],
-})
-
-
-def make_repo(cli, root, offline_store, apply_with=None):
-    """A repository applied with `apply_with` (default: the store itself, so that apply checks
-    the sources through that engine), then configured with `offline_store`."""
-    repo = root / "repo"
-    repo.mkdir(parents=True)
-    config = lambda store: f"project: sparktest\noffline_store: {store}\n"
-    (repo / "granary.yaml").write_text(config(apply_with or offline_store))
-    (repo / "features.yaml").write_text(DEFS)
-    write_data(repo)
-    pq.write_table(ENTITIES, repo / "entities.parquet")
-    cli("-C", repo, "apply", check=True)
-    (repo / "granary.yaml").write_text(config(offline_store))
-    return repo
 
 
 @pytest.fixture
@@ -181,3 +90,57 @@ def test_unreachable_cluster_is_a_clear_error(cli, tmp_path):
     assert "spark at sc://127.0.0.1:1" in out.stderr
     assert "cannot be reached" in out.stderr
     assert not (repo / "train.parquet").exists()
+
+
+def test_entity_rows_given_as_sql_or_a_table_stay_in_the_cluster(cli, repos):
+    embedded, spark = repos
+    cli("-C", embedded, "get-historical-features", "--entities", embedded / "entities.parquet",
+        "--feature-service", "pricing", "-o", embedded / "train.parquet", check=True)
+    local = pq.read_table(embedded / "train.parquet")
+    # The same rows, read by the cluster (one file: its row order is the file's).
+    relation = f"parquet.`{spark / 'entities.parquet'}`"
+    for how in (["--entities-sql", f"SELECT * FROM {relation}"], ["--entities-table", relation]):
+        out = cli("-C", spark, "get-historical-features", *how, "--feature-service", "pricing",
+                  "-o", spark / "train.parquet", check=True)
+        remote = pq.read_table(spark / "train.parquet")
+        assert remote.column_names == local.column_names
+        assert remote.to_pylist() == local.to_pylist(), how
+        assert "wrote 7 rows" in out.stderr, out.stderr
+    # Its ORDER BY is the training set's order; the result may stay in the cluster too.
+    target = spark / "by_label"
+    cli("-C", spark, "get-historical-features", "--entities-sql",
+        f"SELECT * FROM {relation} ORDER BY label, customer_id DESC NULLS LAST",
+        "--feature-service", "pricing", "--output-path", target, check=True)
+    written = deltalake.DeltaTable(str(target)).to_pyarrow_table()
+    assert sorted(written.column("label").to_pylist()) == sorted(ENTITIES["label"].to_pylist())
+    assert written.num_rows == ENTITIES.num_rows
+
+    # The embedded engine cannot read rows where it does not run: a clear refusal.
+    out = cli("-C", embedded, "get-historical-features", "--entities-sql", "SELECT 1",
+              "--feature-service", "pricing", "-o", embedded / "x.parquet", check=False)
+    assert "--entities-sql" in out.stderr and "offline_store type spark" in out.stderr, out.stderr
+    out = cli("-C", spark, "get-historical-features", "--entities", spark / "entities.parquet",
+              "--entities-table", "t", "--feature-service", "pricing", "-o", spark / "x.parquet",
+              check=False)
+    assert "give the entity rows one way" in out.stderr, out.stderr
+
+
+def test_sdk_entity_rows_given_as_sql_or_a_table(repos):
+    import sdk_fixtures  # noqa: F401  (puts the built SDK on sys.path)
+    import granary
+    embedded, spark = repos
+    expected = granary.FeatureStore(embedded).get_historical_features(
+        ENTITIES, feature_service="pricing").to_arrow()
+    store = granary.FeatureStore(spark)
+    relation = f"parquet.`{spark / 'entities.parquet'}`"
+    by_sql = store.get_historical_features(f"SELECT * FROM {relation}",
+                                           feature_service="pricing")
+    assert by_sql.to_arrow().to_pylist() == expected.to_pylist()
+    assert by_sql.features == ["score", "occupied", "rate"]
+    by_table = store.get_historical_features(entity_table=relation, feature_service="pricing")
+    assert by_table.to_arrow().to_pylist() == expected.to_pylist()
+    with pytest.raises(NotImplementedError, match="offline_store type spark"):
+        granary.FeatureStore(embedded).get_historical_features(
+            f"SELECT * FROM {relation}", feature_service="pricing")
+    with pytest.raises(ValueError, match="not both"):
+        store.get_historical_features(ENTITIES, entity_table=relation, feature_service="pricing")

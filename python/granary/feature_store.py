@@ -133,10 +133,11 @@ class FeatureStore:
 
     def get_historical_features(
         self,
-        entity_df: Any,
+        entity_df: Any = None,
         features: Union[Sequence[str], FeatureService, None] = None,
         full_feature_names: bool = False,
         *,
+        entity_table: Optional[str] = None,
         feature_service: Union[str, FeatureService, None] = None,
         created_timestamp_cutoff: bool = False,
         memory_budget: Optional[int] = None,
@@ -150,6 +151,9 @@ class FeatureStore:
         `__arrow_c_stream__` (polars, ...), holding the join keys of every requested view and the
         entity time: `event_timestamp`, or else the only timestamp column. Naive times are UTC;
         time-zone-aware ones are converted. Other columns pass through unchanged.
+        Or, with a Spark offline store, entity rows that stay in the cluster (as Feast's Spark
+        store takes them): entity_df a SQL query string, or entity_table= a table name (leave
+        entity_df out). Their order is the query's; the training set comes back here.
         features: ["view:feature", ...] or a FeatureService; or feature_service= a name.
         Granary only: created_timestamp_cutoff ignores rows created after the entity time;
         memory_budget (bytes, default 2 GiB) bounds the join, which spills past it to spill_dir;
@@ -158,13 +162,29 @@ class FeatureStore:
         The join runs here, without the GIL; Ctrl-C stops it (KeyboardInterrupt).
         """
         feature_refs, service = _feature_request(features, feature_service)
-        table = _entity_table(entity_df)
+        entity_sql = ""
+        if entity_table is not None:
+            if entity_df is not None:
+                raise ValueError("give entity_df or entity_table, not both")
+            if not isinstance(entity_table, str) or not entity_table:
+                raise TypeError("entity_table must be a table name (a non-empty string)")
+            table = None
+        elif isinstance(entity_df, str):
+            if not entity_df.strip():
+                raise ValueError("entity_df is an empty SQL query")
+            entity_sql, table = entity_df, None
+        elif entity_df is None:
+            raise TypeError("get_historical_features needs entity_df (a DataFrame, a pyarrow "
+                            "Table or a SQL query string) or entity_table=")
+        else:
+            table = _entity_table(entity_df)
         budget = (self._core.DEFAULT_MEMORY_BUDGET_BYTES if memory_budget is None
                   else _positive_int("memory_budget", memory_budget))
         result, entity_columns = self._core.get_historical_features(
             table, feature_refs, service, bool(full_feature_names),
             bool(created_timestamp_cutoff), budget, _non_negative_int("threads", threads),
-            os.fspath(spill_dir) if spill_dir is not None else "", bool(progress))
+            os.fspath(spill_dir) if spill_dir is not None else "", bool(progress), entity_sql,
+            entity_table or "")
         training = pa.table(result)
         return RetrievalJob(training, bool(full_feature_names),
                             training.column_names[entity_columns:])
@@ -371,10 +391,7 @@ def _feature_request(features, feature_service) -> Tuple[List[str], str]:
 
 
 def _entity_table(entity_df):
-    if isinstance(entity_df, str):
-        raise _granary.InvalidArgument(
-            "entity_df must be a DataFrame or an Arrow table; a SQL query is not supported (read "
-            "the rows first, e.g. pyarrow.parquet.read_table(path))")
+    # (A string is a SQL query, handled by get_historical_features before this.)
     return _arrow_input("entity_df", entity_df)
 
 

@@ -21,6 +21,8 @@ namespace {
 
 struct HistoricalArgs {
   std::string entities;
+  std::string entities_sql;    // entity rows where the engine runs (Spark): a query
+  std::string entities_table;  // ... or a table
   std::string features;
   std::string feature_service;
   bool full_feature_names = false;
@@ -52,6 +54,12 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
         "give one of -o FILE (a local .parquet or .csv), --output-table NAME or --output-path URI "
         "(a Delta table the offline engine writes where it runs: offline_store type spark)");
   }
+  if (!args.entities.empty() + !args.entities_sql.empty() + !args.entities_table.empty() != 1) {
+    return Status::InvalidArgument(
+        "give the entity rows one way: --entities FILE (a local .parquet or .csv), or, where the "
+        "offline engine runs (offline_store type spark), --entities-sql QUERY or "
+        "--entities-table NAME");
+  }
   for (size_t pos = 0; pos <= args.features.size() && !args.features.empty();) {
     size_t comma = args.features.find(',', pos);
     if (comma == std::string::npos) comma = args.features.size();
@@ -76,19 +84,34 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   // Resolve first, so a bad feature name fails before any data is read.
   GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
   GRANARY_RETURN_NOT_OK(CheckEngineSupports(*engine, resolved));
-  // CSV entity files: join keys typed as the entities declare them ("007" stays a string).
-  std::map<std::string, std::shared_ptr<arrow::DataType>> csv_types;
-  for (const auto& group : resolved.views) {
-    for (const auto& entity_name : group.view->entities) {
-      const Entity* entity = defs.FindEntity(entity_name);
-      if (entity == nullptr) continue;
-      for (size_t k = 0; k < entity->join_keys.size(); ++k) {
-        csv_types[entity->join_keys[k]] = ToArrowType(entity->join_key_types[k]);
+  if (!args.entities.empty()) {
+    // CSV entity files: join keys typed as the entities declare them ("007" stays a string).
+    std::map<std::string, std::shared_ptr<arrow::DataType>> csv_types;
+    for (const auto& group : resolved.views) {
+      for (const auto& entity_name : group.view->entities) {
+        const Entity* entity = defs.FindEntity(entity_name);
+        if (entity == nullptr) continue;
+        for (size_t k = 0; k < entity->join_keys.size(); ++k) {
+          csv_types[entity->join_keys[k]] = ToArrowType(entity->join_key_types[k]);
+        }
       }
     }
+    GRANARY_ASSIGN_OR_RAISE(request.entities, ReadTableFile(args.entities, csv_types));
+    request.entities_name = args.entities;
+  } else {
+    // The entity rows stay where the engine runs; only the engine can read them.
+    if (!engine->capabilities().entity_sql) {
+      return Status::NotImplemented(fmt::format(
+          "{}: --entities-sql and --entities-table name entity rows where the offline engine "
+          "runs, which {} cannot read; export them to a .parquet file and pass --entities, or "
+          "use offline_store type spark",
+          args.entities_sql.empty() ? "--entities-table" : "--entities-sql", engine->Describe()));
+    }
+    request.entity_sql = args.entities_sql;
+    request.entity_table = args.entities_table;
+    request.entities_name =
+        args.entities_sql.empty() ? "table " + args.entities_table : "the --entities-sql query";
   }
-  GRANARY_ASSIGN_OR_RAISE(request.entities, ReadTableFile(args.entities, csv_types));
-  request.entities_name = args.entities;
   // Ctrl-C / SIGTERM: the engine stops (on Spark, the cluster's job is interrupted) and nothing
   // is written.
   CancelFlag cancel;
@@ -110,18 +133,28 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
         fmt::print(stderr, "{}{}: {}\n", LogTimePrefix(stderr), s.view, s.engine_detail);
       }
     }
-    fmt::print(stderr, "{}wrote {} training rows to {} in {} in {:.1f}s\n", LogTimePrefix(stderr),
-               request.entities->num_rows(),
+    const std::string rows = request.entities != nullptr
+                                 ? fmt::format("{} training rows", request.entities->num_rows())
+                                 : "the training set of " + request.entities_name;
+    fmt::print(stderr, "{}wrote {} to {} in {} in {:.1f}s\n", LogTimePrefix(stderr), rows,
                output.table.empty() ? output.path : "table " + output.table, engine->Describe(),
                seconds);
     return Status::OK();
   }
   GRANARY_ASSIGN_OR_RAISE(auto stream, engine->GetHistoricalFeatures(defs, request));
-  GRANARY_ASSIGN_OR_RAISE(auto table, ReadAll(*stream));
+  // Each batch goes to disk as it arrives (the client holds one batch, not the training set),
+  // into a temporary file renamed over the output only once the stream has ended well: a lost
+  // cluster, an error or Ctrl-C midway leaves no output file.
+  GRANARY_ASSIGN_OR_RAISE(auto writer, TableFileWriter::Open(args.output, stream->schema()));
+  for (;;) {
+    GRANARY_ASSIGN_OR_RAISE(auto batch, stream->Next());
+    if (batch == nullptr) break;
+    GRANARY_RETURN_NOT_OK(writer->Write(*batch));
+  }
+  GRANARY_RETURN_NOT_OK(writer->Commit());
   for (const std::string& warning : stream->warnings()) {
     fmt::print(stderr, "warning: {}\n", warning);
   }
-  GRANARY_RETURN_NOT_OK(WriteTableFile(*table, args.output));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!args.quiet) {
@@ -131,7 +164,7 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
                  "entity rows matched{}{}\n",
                  LogTimePrefix(stderr), s.view, Progress::HumanCount(s.rows_scanned), s.files_total,
                  s.files_pruned, s.row_groups_pruned, s.row_groups_total,
-                 Progress::HumanCount(s.rows_matched), Progress::HumanCount(table->num_rows()),
+                 Progress::HumanCount(s.rows_matched), Progress::HumanCount(writer->rows()),
                  s.partitions > 1 ? fmt::format(", {} partitions, {} MiB spilled", s.partitions,
                                                 s.bytes_spilled >> 20)
                                   : "",
@@ -139,8 +172,8 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
     }
   }
   fmt::print(stderr, "{}wrote {} rows x {} columns to {} in {:.1f}s (peak Arrow memory {} MiB)\n",
-             LogTimePrefix(stderr), table->num_rows(), table->num_columns(), args.output, seconds,
-             arrow::default_memory_pool()->max_memory() >> 20);
+             LogTimePrefix(stderr), writer->rows(), stream->schema()->num_fields(), args.output,
+             seconds, arrow::default_memory_pool()->max_memory() >> 20);
   (void)ctx;
   return Status::OK();
 }
@@ -154,8 +187,12 @@ void RegisterHistoricalCommand(CLI::App& app, Context& ctx) {
       "Build a point-in-time-correct training set: feature values as of each entity row's time");
   cmd->add_option("--entities", args->entities,
                   "Entity rows (.parquet or .csv; relative to the current folder): join keys and "
-                  "event_timestamp")
-      ->required();
+                  "event_timestamp");
+  cmd->add_option("--entities-sql", args->entities_sql,
+                  "Entity rows as a SQL query run where the offline engine runs (offline_store "
+                  "type spark); they never pass through this process");
+  cmd->add_option("--entities-table", args->entities_table,
+                  "Entity rows as a table of the engine's catalog (offline_store type spark)");
   cmd->add_option("--features", args->features, "Features as view:feature,view:feature,...");
   cmd->add_option("--feature-service", args->feature_service, "A feature service's name");
   cmd->add_flag("--full-feature-names", args->full_feature_names,

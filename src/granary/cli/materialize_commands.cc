@@ -81,6 +81,8 @@ std::string DescribeView(const ViewMaterialization& v) {
   }
   const double rate = v.seconds > 0 ? static_cast<double>(v.entities) / v.seconds : 0;
   line += fmt::format(", in {:.1f}s ({} entities/s)", v.seconds, Progress::HumanCount(rate));
+  // Where the engine did the work, when not here ("spark at sc://...: 2 files read, ...").
+  if (!s.engine_detail.empty()) line += fmt::format(" [{}]", s.engine_detail);
   if (!v.status.ok()) return line + fmt::format("\n  FAILED: {}", v.status.message());
   if (!v.watermark_note.empty()) {
     line += "; " + v.watermark_note;

@@ -3,6 +3,7 @@
 #include <arrow/api.h>
 #include <arrow/csv/api.h>
 #include <arrow/io/api.h>
+#include <arrow/ipc/writer.h>
 #include <fmt/format.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/writer.h>
@@ -266,8 +267,84 @@ Result<std::shared_ptr<arrow::Table>> ReadTableFile(
   }
 }
 
-Status WriteTableFile(const arrow::Table& table, const std::filesystem::path& path) {
+// The schema of `schema`'s table as CSV text: timestamp columns become strings (TimestampsAsText).
+static std::shared_ptr<arrow::Schema> CsvTextSchema(const arrow::Schema& schema) {
+  arrow::FieldVector fields;
+  for (const auto& field : schema.fields()) {
+    fields.push_back(field->type()->id() == arrow::Type::TIMESTAMP ? field->WithType(arrow::utf8())
+                                                                   : field);
+  }
+  return arrow::schema(fields);
+}
+
+class TableFileWriter::Impl {
+ public:
+  std::filesystem::path path;
+  std::filesystem::path temp;
+  std::shared_ptr<arrow::Schema> schema;
+  FileKind kind = FileKind::kParquet;
+  std::shared_ptr<arrow::io::FileOutputStream> out;
+  std::unique_ptr<parquet::arrow::FileWriter> parquet;
+  std::shared_ptr<arrow::ipc::RecordBatchWriter> csv;
+  int64_t rows = 0;
+  bool failed = false;
+  bool committed = false;
+
+  ~Impl() {
+    if (committed) return;
+    // Close before removing; errors do not matter, the file goes.
+    if (out && !out->closed()) (void)out->Close();
+    std::error_code ec;
+    std::filesystem::remove(temp, ec);
+  }
+
+  Status Fail(const std::string& what) {
+    failed = true;
+    return Status::IOError(fmt::format("cannot write {}: {}", path.string(), what));
+  }
+
+  Status WriteTable(const arrow::Table& table) {
+    if (failed || committed) {
+      return Status::FailedPrecondition(
+          fmt::format("{}: a write after a failed write or after the commit", path.string()));
+    }
+    arrow::Status st;
+    try {
+      if (kind == FileKind::kCsv) {
+        auto text = TimestampsAsText(table);
+        if (!text.ok()) return Fail(text.status().message());
+        st = csv->WriteTable(**text);
+      } else {
+        // Into the buffered row group (closed at kRowGroupRows rows), so that small batches
+        // still make row groups of a useful size.
+        arrow::TableBatchReader reader(table);
+        std::shared_ptr<arrow::RecordBatch> batch;
+        while ((st = reader.ReadNext(&batch)).ok() && batch != nullptr) {
+          st = parquet->WriteRecordBatch(*batch);
+          if (!st.ok()) break;
+        }
+      }
+    } catch (const std::exception& e) {
+      return Fail(e.what());
+    }
+    if (!st.ok()) return Fail(st.message());
+    rows += table.num_rows();
+    return Status::OK();
+  }
+
+  static constexpr int64_t kRowGroupRows = 256 * 1024;
+};
+
+TableFileWriter::TableFileWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TableFileWriter::~TableFileWriter() = default;
+
+Result<std::unique_ptr<TableFileWriter>> TableFileWriter::Open(
+    const std::filesystem::path& path, std::shared_ptr<arrow::Schema> schema) {
   GRANARY_ASSIGN_OR_RAISE(FileKind kind, KindOf(path));
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->schema = std::move(schema);
+  impl->kind = kind;
   const auto folder = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
   std::string temp = (folder / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
   int fd = mkstemp(temp.data());
@@ -275,37 +352,81 @@ Status WriteTableFile(const arrow::Table& table, const std::filesystem::path& pa
     return Status::IOError(
         fmt::format("cannot create a file in {}: {}", folder.string(), std::strerror(errno)));
   }
+  impl->temp = temp;  // from here on, the Impl's destructor removes it
   // mkstemp makes the file private; give it the mode a new file would get.
   (void)::fchmod(fd, 0666 & ~CurrentUmask());
   ::close(fd);
-  auto fail = [&](const std::string& what) {
-    std::error_code ec;
-    std::filesystem::remove(temp, ec);
-    return Status::IOError(fmt::format("cannot write {}: {}", path.string(), what));
-  };
   auto out = arrow::io::FileOutputStream::Open(temp);
-  if (!out.ok()) return fail(out.status().message());
-  arrow::Status st;
-  if (kind == FileKind::kCsv) {
-    auto text = TimestampsAsText(table);
-    if (!text.ok()) return fail(text.status().message());
-    st = arrow::csv::WriteCSV(**text, arrow::csv::WriteOptions::Defaults(), out->get());
-  } else {
-    try {
-      auto props =
-          parquet::WriterProperties::Builder().compression(arrow::Compression::SNAPPY)->build();
-      st = parquet::arrow::WriteTable(table, arrow::default_memory_pool(), *out, 256 * 1024, props);
-    } catch (const std::exception& e) {
-      return fail(e.what());
+  if (!out.ok()) return impl->Fail(out.status().message());
+  impl->out = *out;
+  try {
+    if (kind == FileKind::kCsv) {
+      auto csv = arrow::csv::MakeCSVWriter(impl->out, CsvTextSchema(*impl->schema),
+                                           arrow::csv::WriteOptions::Defaults());
+      if (!csv.ok()) return impl->Fail(csv.status().message());
+      impl->csv = *csv;
+    } else {
+      auto props = parquet::WriterProperties::Builder()
+                       .compression(arrow::Compression::SNAPPY)
+                       ->max_row_group_length(Impl::kRowGroupRows)
+                       ->build();
+      auto writer = parquet::arrow::FileWriter::Open(*impl->schema, arrow::default_memory_pool(),
+                                                     impl->out, props);
+      if (!writer.ok()) return impl->Fail(writer.status().message());
+      impl->parquet = std::move(*writer);
     }
+  } catch (const std::exception& e) {
+    return impl->Fail(e.what());
   }
-  if (!st.ok()) return fail(st.message());
-  st = (*out)->Close();
-  if (!st.ok()) return fail(st.message());
+  return std::unique_ptr<TableFileWriter>(new TableFileWriter(std::move(impl)));
+}
+
+Status TableFileWriter::Write(const arrow::RecordBatch& batch) {
+  if (impl_->kind == FileKind::kParquet && !impl_->failed && !impl_->committed) {
+    arrow::Status st;
+    try {
+      st = impl_->parquet->WriteRecordBatch(batch);
+    } catch (const std::exception& e) {
+      return impl_->Fail(e.what());
+    }
+    if (!st.ok()) return impl_->Fail(st.message());
+    impl_->rows += batch.num_rows();
+    return Status::OK();
+  }
+  auto table = arrow::Table::Make(batch.schema(), batch.columns(), batch.num_rows());
+  return impl_->WriteTable(*table);
+}
+
+Status TableFileWriter::Write(const arrow::Table& table) { return impl_->WriteTable(table); }
+
+Status TableFileWriter::Commit() {
+  if (impl_->failed || impl_->committed) {
+    return Status::FailedPrecondition(
+        fmt::format("{}: a commit after a failed write or a commit", impl_->path.string()));
+  }
+  arrow::Status st;
+  try {
+    st = impl_->kind == FileKind::kCsv ? impl_->csv->Close() : impl_->parquet->Close();
+    if (st.ok()) st = impl_->out->Close();
+  } catch (const std::exception& e) {
+    return impl_->Fail(e.what());
+  }
+  if (!st.ok()) return impl_->Fail(st.message());
   std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) return fail(ec.message());
+  std::filesystem::rename(impl_->temp, impl_->path, ec);
+  if (ec) return impl_->Fail(ec.message());
+  impl_->committed = true;
   return Status::OK();
+}
+
+const std::filesystem::path& TableFileWriter::path() const { return impl_->path; }
+const std::filesystem::path& TableFileWriter::temp_path() const { return impl_->temp; }
+int64_t TableFileWriter::rows() const { return impl_->rows; }
+
+Status WriteTableFile(const arrow::Table& table, const std::filesystem::path& path) {
+  GRANARY_ASSIGN_OR_RAISE(auto writer, TableFileWriter::Open(path, table.schema()));
+  GRANARY_RETURN_NOT_OK(writer->Write(table));
+  return writer->Commit();
 }
 
 }  // namespace granary

@@ -11,6 +11,8 @@
 
 namespace arrow {
 class DataType;
+class RecordBatch;
+class Schema;
 class Table;
 }  // namespace arrow
 
@@ -26,5 +28,46 @@ Result<std::shared_ptr<arrow::Table>> ReadTableFile(
 // Writes `table` to `path` (.parquet or .csv) atomically: to a temporary file beside it, renamed
 // over `path` only when complete, so a failure never leaves a half-written file.
 Status WriteTableFile(const arrow::Table& table, const std::filesystem::path& path);
+
+// A table file (.parquet or .csv) written batch by batch as the batches arrive (a training set
+// streamed from the offline engine), so the writer holds one batch and the Parquet writer's
+// current row group (at most 256 Ki rows, encoded), however long the table.
+//
+// Atomic as WriteTableFile: the batches go to a temporary file beside `path`
+// (".NAME.tmp-XXXXXX", in the same folder so the rename cannot cross file systems), which
+// Commit() closes and renames over `path`. Until then `path` is untouched (an older file of that
+// name stays as it was); destroying the writer without a successful Commit() (an error in the
+// stream, a lost cluster, Ctrl-C) removes the temporary file. A process killed outright leaves
+// the temporary file behind, never a partial `path`.
+//
+// One thread at a time.
+class TableFileWriter {
+ public:
+  // Creates the temporary file for a table of `schema`. InvalidArgument for an extension other
+  // than .parquet or .csv; IOError naming the folder when the file cannot be created.
+  static Result<std::unique_ptr<TableFileWriter>> Open(const std::filesystem::path& path,
+                                                       std::shared_ptr<arrow::Schema> schema);
+  ~TableFileWriter();
+  TableFileWriter(const TableFileWriter&) = delete;
+  TableFileWriter& operator=(const TableFileWriter&) = delete;
+
+  // Appends `batch` (of the schema given to Open). IOError naming `path` on failure, after which
+  // only the destructor may be called.
+  Status Write(const arrow::RecordBatch& batch);
+  Status Write(const arrow::Table& table);
+  // Finishes the file and renames it over `path`. At most once.
+  Status Commit();
+
+  const std::filesystem::path& path() const;
+  // The temporary file the batches go to until Commit().
+  const std::filesystem::path& temp_path() const;
+  int64_t rows() const;
+
+  class Impl;
+
+ private:
+  explicit TableFileWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace granary

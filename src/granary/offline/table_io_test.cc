@@ -1,6 +1,8 @@
 // Reading and writing tables: CSV edge cases (a header-only file, values Arrow cannot convert,
 // timestamps written as RFC 3339); the new file gets the mode the process's umask gives, and
-// writing never changes the umask, even for a moment (other threads create files meanwhile).
+// writing never changes the umask, even for a moment (other threads create files meanwhile); a
+// table written batch by batch (TableFileWriter) equals the whole table, appears only on
+// Commit() and leaves nothing behind (and an older file untouched) when abandoned.
 #include "granary/offline/table_io.h"
 
 #include <arrow/api.h>
@@ -9,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -129,6 +132,107 @@ TEST(WriteTableFile, OtherThreadsCreatingFilesMeanwhileKeepTheUmask) {
   creator.join();
   EXPECT_GT(created.load(), 0);
   EXPECT_EQ(wrong.load(), 0) << "of " << created.load() << " files created meanwhile";
+}
+
+// Every file in `dir` (hidden ones too).
+std::vector<std::string> FilesIn(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::shared_ptr<arrow::RecordBatch> Batch(int64_t first, int64_t rows) {
+  arrow::Int64Builder x;
+  arrow::TimestampBuilder at(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                             arrow::default_memory_pool());
+  for (int64_t i = first; i < first + rows; ++i) {
+    EXPECT_TRUE(x.Append(i).ok());
+    EXPECT_TRUE((i % 7 == 0 ? at.AppendNull() : at.Append(i * 1000000)).ok());
+  }
+  return arrow::RecordBatch::Make(
+      arrow::schema({arrow::field("x", arrow::int64()), arrow::field("at", at.type())}), rows,
+      {x.Finish().ValueOrDie(), at.Finish().ValueOrDie()});
+}
+
+TEST(TableFileWriter, BatchesWrittenOneByOneReadBackAsTheWholeTable) {
+  auto dir = TempDir::Make("granary-table-io-").ValueOrDie();
+  for (const char* name : {"t.parquet", "t.csv"}) {
+    SCOPED_TRACE(name);
+    auto writer = TableFileWriter::Open(dir.path() / name, Batch(0, 1)->schema());
+    ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+    for (int64_t first = 0; first < 1000; first += 250) {
+      batches.push_back(Batch(first, 250));
+      ASSERT_TRUE((*writer)->Write(*batches.back()).ok());
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir.path() / name)) << "visible before the commit";
+    ASSERT_TRUE((*writer)->Commit().ok());
+    EXPECT_EQ((*writer)->rows(), 1000);
+    auto expected = arrow::Table::FromRecordBatches(batches).ValueOrDie();
+    auto back = ReadTableFile(dir.path() / name);
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    ASSERT_EQ((*back)->num_rows(), 1000);
+    auto x = (*back)->GetColumnByName("x");
+    EXPECT_TRUE(x->Equals(*expected->GetColumnByName("x")));
+    if (std::string(name) == "t.parquet") {
+      EXPECT_TRUE((*back)->Equals(*expected)) << (*back)->ToString();
+    }
+  }
+  EXPECT_EQ(FilesIn(dir.path()), (std::vector<std::string>{"t.csv", "t.parquet"}));
+}
+
+TEST(TableFileWriter, AnEmptyStreamIsAFileWithTheSchemaAndNoRows) {
+  auto dir = TempDir::Make("granary-table-io-").ValueOrDie();
+  auto writer = TableFileWriter::Open(dir.path() / "e.parquet", Batch(0, 1)->schema());
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Commit().ok());
+  auto back = ReadTableFile(dir.path() / "e.parquet").ValueOrDie();
+  EXPECT_EQ(back->num_rows(), 0);
+  EXPECT_EQ(back->schema()->field_names(), (std::vector<std::string>{"x", "at"}));
+}
+
+TEST(TableFileWriter, AbandonedMidwayLeavesNoFileAndAnOlderFileUntouched) {
+  auto dir = TempDir::Make("granary-table-io-").ValueOrDie();
+  const auto path = dir.path() / "train.parquet";
+  ASSERT_TRUE(WriteTableFile(*SmallTable(), path).ok());  // yesterday's training set
+  {
+    auto writer = TableFileWriter::Open(path, Batch(0, 1)->schema());
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->Write(*Batch(0, 100)).ok());
+    ASSERT_TRUE((*writer)->Write(*Batch(100, 100)).ok());
+    EXPECT_TRUE(std::filesystem::exists((*writer)->temp_path()));
+    EXPECT_EQ((*writer)->temp_path().parent_path(), dir.path());
+    // The stream fails here (a lost cluster): the writer is dropped without Commit().
+  }
+  EXPECT_EQ(FilesIn(dir.path()), (std::vector<std::string>{"train.parquet"}));
+  EXPECT_TRUE(ReadTableFile(path).ValueOrDie()->Equals(*SmallTable()));
+}
+
+TEST(TableFileWriter, ABatchOfAnotherSchemaFailsAndNothingIsWritten) {
+  auto dir = TempDir::Make("granary-table-io-").ValueOrDie();
+  const auto path = dir.path() / "t.parquet";
+  {
+    auto writer = TableFileWriter::Open(path, Batch(0, 1)->schema());
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->Write(*Batch(0, 10)).ok());
+    auto other = SmallTable()->CombineChunksToBatch().ValueOrDie();
+    Status st = (*writer)->Write(*other);
+    EXPECT_EQ(st.code(), StatusCode::kIOError) << st.ToString();
+    EXPECT_NE(st.message().find(path.string()), std::string::npos) << st.message();
+    EXPECT_FALSE((*writer)->Commit().ok());
+  }
+  EXPECT_TRUE(FilesIn(dir.path()).empty());
+}
+
+TEST(TableFileWriter, AnUnknownExtensionIsRefusedBeforeAnyFileIsMade) {
+  auto dir = TempDir::Make("granary-table-io-").ValueOrDie();
+  auto writer = TableFileWriter::Open(dir.path() / "t.json", Batch(0, 1)->schema());
+  ASSERT_FALSE(writer.ok());
+  EXPECT_EQ(writer.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(FilesIn(dir.path()).empty());
 }
 
 }  // namespace

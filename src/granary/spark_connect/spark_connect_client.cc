@@ -192,6 +192,7 @@ class ExecuteStream final : public ResultStream {
   const std::shared_ptr<arrow::Schema>& schema() const override { return schema_; }
   int64_t rows() const override { return rows_; }
   const std::map<std::string, int64_t>& scan_metrics() const override { return scan_metrics_; }
+  const std::string& checkpoint_id() const { return checkpoint_id_; }
 
   Result<std::shared_ptr<arrow::RecordBatch>> Next() override {
     while (pending_.empty()) {
@@ -232,6 +233,9 @@ class ExecuteStream final : public ResultStream {
           scan_metrics_[name] += value.value();
         }
       }
+    }
+    if (response.has_checkpoint_command_result()) {
+      checkpoint_id_ = response.checkpoint_command_result().relation().relation_id();
     }
     if (!response.has_arrow_batch()) return true;
     auto* batch = response.mutable_arrow_batch();
@@ -299,6 +303,7 @@ class ExecuteStream final : public ResultStream {
   std::string chunk_buffer_;
   int64_t rows_ = 0;
   std::map<std::string, int64_t> scan_metrics_;
+  std::string checkpoint_id_;  // a CheckpointCommand's result: the server's relation id
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -500,6 +505,49 @@ Result<std::unique_ptr<ResultStream>> SparkConnectClient::ExecuteSql(const std::
   auto stream = std::make_unique<ExecuteStream>(impl_, QueryForMessage(sql), cancel);
   GRANARY_RETURN_NOT_OK(stream->Start(SqlPlan(sql)));
   return std::unique_ptr<ResultStream>(std::move(stream));
+}
+
+Result<std::string> SparkConnectClient::CheckpointSqlAsView(const std::string& sql,
+                                                            const std::string& view_name,
+                                                            const CancelFlag* cancel) {
+  const std::string what = QueryForMessage(sql);
+  proto::Plan plan;
+  auto* checkpoint = plan.mutable_command()->mutable_checkpoint_command();
+  checkpoint->mutable_relation()->mutable_sql()->set_query(sql);
+  checkpoint->set_local(true);
+  checkpoint->set_eager(true);
+  auto stream = std::make_unique<ExecuteStream>(impl_, what, cancel);
+  GRANARY_RETURN_NOT_OK(stream->Start(plan));
+  while (true) {
+    GRANARY_ASSIGN_OR_RAISE(auto batch, stream->Next());
+    if (batch == nullptr) break;
+  }
+  std::string id = stream->checkpoint_id();
+  if (id.empty()) {
+    return Status::IOError(
+        fmt::format("{}: {}: the server did not return the checkpoint (Spark "
+                    "Connect 4.0 or later is needed for entity rows given as "
+                    "SQL or a table)",
+                    impl_->describe, what));
+  }
+  proto::Relation relation;
+  relation.mutable_cached_remote_relation()->set_relation_id(id);
+  Status st = impl_->CreateView(relation, view_name,
+                                fmt::format("registering the checkpoint as view {}", view_name));
+  if (!st.ok()) {
+    (void)ReleaseCheckpoint(id);
+    return st;
+  }
+  return id;
+}
+
+Status SparkConnectClient::ReleaseCheckpoint(const std::string& relation_id) {
+  proto::Plan plan;
+  plan.mutable_command()
+      ->mutable_remove_cached_remote_relation_command()
+      ->mutable_relation()
+      ->set_relation_id(relation_id);
+  return impl_->RunPlanToEnd(plan, "releasing checkpoint " + relation_id, nullptr);
 }
 
 Status SparkConnectClient::RunSql(const std::string& sql, const CancelFlag* cancel) {

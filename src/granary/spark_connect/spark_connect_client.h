@@ -95,6 +95,17 @@ class SparkConnectClient {
                          const std::string& view_name);
   Status ReadTableAsView(const std::string& table_name, const std::string& view_name);
 
+  // Runs `sql` once and keeps its rows in the cluster (a local checkpoint: on the executors'
+  // memory and disk, its lineage cut), registered as the session's temporary view `view_name`.
+  // Later queries read those rows as they were, however often they refer to the view (a query
+  // with monotonically_increasing_id() or an ORDER BY is not run again). Returns the server's id
+  // of the checkpoint, for ReleaseCheckpoint. Needs Spark Connect 4.0 or later.
+  Result<std::string> CheckpointSqlAsView(const std::string& sql, const std::string& view_name,
+                                          const CancelFlag* cancel = nullptr);
+  // Frees the cluster's copy of a checkpoint (best effort after a failure; the session's end
+  // frees it too).
+  Status ReleaseCheckpoint(const std::string& relation_id);
+
   // Appends the rows of the session's view `view_name` to the data at `path` in `format`
   // ("delta": one Delta commit, which Delta retries on a conflicting concurrent commit;
   // "parquet": new part files in the folder), as DataFrameWriter's mode("append").save(path)

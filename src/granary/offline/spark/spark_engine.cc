@@ -7,6 +7,7 @@
 #include <atomic>
 #include <map>
 
+#include "granary/common/progress.h"
 #include "granary/common/strings.h"
 #include "granary/offline/spark/spark_sql.h"
 #include "granary/spark_connect/spark_connect_client.h"
@@ -97,6 +98,7 @@ class SparkStream final : public OfflineBatchStream {
     for (const auto& view : cleanup_) {
       (void)client_->RunSql("DROP VIEW IF EXISTS " + QuoteIdentifier(view));
     }
+    for (const auto& id : checkpoints_) (void)client_->ReleaseCheckpoint(id);
   }
 
   const std::shared_ptr<arrow::Schema>& schema() const override { return schema_; }
@@ -119,6 +121,8 @@ class SparkStream final : public OfflineBatchStream {
   std::vector<OfflineReadStats> stats() const override { return stats_; }
 
   void set_finish(std::function<Status()> finish) { finish_ = std::move(finish); }
+  // Checkpoints (SparkConnectClient::CheckpointSqlAsView) the stream reads, released with it.
+  void set_checkpoints(std::vector<std::string> ids) { checkpoints_ = std::move(ids); }
 
  private:
   // The cluster's scan metrics: exact for one view; for a training set of several views (one
@@ -149,6 +153,7 @@ class SparkStream final : public OfflineBatchStream {
   Convert convert_;
   std::vector<OfflineReadStats> stats_;
   std::vector<std::string> cleanup_;
+  std::vector<std::string> checkpoints_;
   std::function<Status()> finish_;
   bool done_ = false;
 };
@@ -167,6 +172,7 @@ class SparkEngine final : public OfflineEngine {
     c.table_sources = true;
     c.query_sources = true;
     c.historical_to_store = true;
+    c.entity_sql = true;
     return c;
   }
 
@@ -205,6 +211,7 @@ class SparkEngine final : public OfflineEngine {
   Result<std::unique_ptr<OfflineBatchStream>> GetHistoricalFeatures(
       const Definitions& defs, const HistoricalRequest& request) override {
     GRANARY_ASSIGN_OR_RAISE(Prepared prepared, Prepare(defs, request, /*upload_all=*/false));
+    if (prepared.entities == nullptr) return StreamInCluster(std::move(prepared), request);
     std::string sql = spark_sql::PointInTimeSql(prepared.query);
     auto result = client_->ExecuteSql(sql, request.cancel);
     if (!result.ok()) {
@@ -265,27 +272,12 @@ class SparkEngine final : public OfflineEngine {
       return Status::InvalidArgument("give exactly one of --output-table and --output-path");
     }
     GRANARY_ASSIGN_OR_RAISE(Prepared prepared, Prepare(defs, request, /*upload_all=*/true));
-    // The training set in the cluster: the entity columns uploaded whole, then the features.
-    std::vector<std::string> columns;
-    for (const auto& field : prepared.entities->schema()->fields()) {
-      columns.push_back("e." + QuoteIdentifier(field->name()));
-    }
-    for (size_t i = 0, col = 0; i < prepared.query.views.size(); ++i) {
-      for (size_t f = 0; f < prepared.query.views[i].features.size(); ++f, ++col) {
-        columns.push_back(fmt::format("j.{} AS {}", spark_sql::FeatureColumn(i, f),
-                                      QuoteIdentifier(prepared.feature_names[col])));
-      }
-    }
     std::string target =
         output.table.empty() ? "delta." + QuoteIdentifier(ResolvePath(output.path)) : output.table;
-    std::string sql = fmt::format(
-        "CREATE OR REPLACE TABLE {} USING delta AS SELECT {} FROM {} e JOIN ({}) j ON e.{} = j.{} "
-        "ORDER BY e.{}",
-        target, Join(columns, ", "), QuoteIdentifier(prepared.all_view),
-        spark_sql::PointInTimeSql(prepared.query), spark_sql::kRowColumn, spark_sql::kRowColumn,
-        spark_sql::kRowColumn);
+    std::string sql = fmt::format("CREATE OR REPLACE TABLE {} USING delta AS {}", target,
+                                  TrainingSetSql(prepared));
     Status st = client_->RunSql(sql, request.cancel);
-    DropViews(prepared.views);
+    Release(prepared.views, prepared.checkpoints);
     if (!st.ok()) return st.WithContext(prepared.what);
     return prepared.stats;
   }
@@ -340,8 +332,11 @@ class SparkEngine final : public OfflineEngine {
     for (size_t i = 0; i < types.size(); ++i)
       fields.push_back(arrow::field(names[i], ToArrowType(types[i])));
     auto schema = arrow::schema(fields);
+    // The source rows in range, as the cluster counted them per entity: the progress of a
+    // materialization (the rows Spark scans stay in the cluster).
+    Progress* progress = request.progress;
     SparkStream::Convert convert =
-        [schema, types, names](
+        [schema, types, names, progress](
             const std::shared_ptr<arrow::RecordBatch>& in,
             std::vector<OfflineReadStats>* stats) -> Result<std::shared_ptr<arrow::RecordBatch>> {
       // The last two columns: rows per entity in the interval, and whether the key has a null.
@@ -355,6 +350,7 @@ class SparkEngine final : public OfflineEngine {
         (*stats)[0].rows_returned += counts->Value(i);
         if (dropped) (*stats)[0].null_key_rows += counts->Value(i);
         keep.UnsafeAppend(!dropped);
+        if (progress != nullptr) progress->Add(counts->Value(i));
       }
       std::shared_ptr<arrow::Array> mask;
       GRANARY_RETURN_NOT_OK(FromArrow(keep.Finish(&mask), "latest rows"));
@@ -433,6 +429,10 @@ class SparkEngine final : public OfflineEngine {
     std::vector<std::string> feature_names;
     std::vector<std::string> views;  // temporary views to drop afterwards
     std::string all_view;            // with upload_all: every entity column and the row
+    // The output's entity columns as the training set's SELECT names them (from `all_view e`).
+    std::vector<std::string> entity_select;
+    int64_t entity_rows = 0;
+    std::vector<std::string> checkpoints;  // the cluster's copies of entity rows, to release
     std::vector<OfflineReadStats> stats;
     std::string what;
   };
@@ -450,6 +450,10 @@ class SparkEngine final : public OfflineEngine {
   void DropViews(const std::vector<std::string>& views) {
     for (const auto& v : views) (void)client_->RunSql("DROP VIEW IF EXISTS " + QuoteIdentifier(v));
   }
+  void Release(const std::vector<std::string>& views, const std::vector<std::string>& checkpoints) {
+    DropViews(views);
+    for (const auto& id : checkpoints) (void)client_->ReleaseCheckpoint(id);
+  }
 
   // CSV as Spark reads it for Granary: a header, every column as text (the definitions cast).
   Status RegisterCsv(const DataSource& source, const std::string& view) {
@@ -461,13 +465,14 @@ class SparkEngine final : public OfflineEngine {
 
   Result<Prepared> Prepare(const Definitions& defs, const HistoricalRequest& request,
                            bool upload_all) {
-    if (!request.entity_sql.empty() || !request.entity_table.empty()) {
-      return Status(StatusCode::kNotImplemented,
-                    fmt::format("{}: entity rows given as SQL or a table are not supported yet; "
-                                "pass them as a file",
-                                Describe()));
+    const int given =
+        (request.entities != nullptr) + !request.entity_sql.empty() + !request.entity_table.empty();
+    if (given != 1) {
+      return Status::InvalidArgument(
+          given == 0 ? "no entity rows given: give a file, a SQL query or a table name"
+                     : "give the entity rows one way: a file, a SQL query or a table name");
     }
-    if (request.entities == nullptr) return Status::InvalidArgument("no entity rows given");
+    if (request.entities == nullptr) return PrepareInCluster(defs, request);
     GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
     Prepared out;
     const auto& table = request.entities;
@@ -499,6 +504,10 @@ class SparkEngine final : public OfflineEngine {
       }
     }
     out.entities = arrow::Table::Make(arrow::schema(out_fields), out_columns, n);
+    out.entity_rows = n;
+    for (const auto& field : out_fields) {
+      out.entity_select.push_back("e." + QuoteIdentifier(field->name()));
+    }
 
     // The upload: the row number, each join key cast to its declared type, the time.
     arrow::Int64Builder row_builder;
@@ -598,6 +607,202 @@ class SparkEngine final : public OfflineEngine {
     if (max_t) out.query.max_time = Timestamp::FromMicros(*max_t);
     out.query.created_timestamp_cutoff = request.created_timestamp_cutoff;
     out.query.repo_root = options_.repo_root;
+    return out;
+  }
+
+  // The training set as one query over `all_view e`: the entity columns, then the features, in
+  // entity row order.
+  static std::string TrainingSetSql(const Prepared& prepared) {
+    std::vector<std::string> columns = prepared.entity_select;
+    for (size_t i = 0, col = 0; i < prepared.query.views.size(); ++i) {
+      for (size_t f = 0; f < prepared.query.views[i].features.size(); ++f, ++col) {
+        columns.push_back(fmt::format("j.{} AS {}", spark_sql::FeatureColumn(i, f),
+                                      QuoteIdentifier(prepared.feature_names[col])));
+      }
+    }
+    return fmt::format("SELECT {} FROM {} e JOIN ({}) j ON e.{} = j.{} ORDER BY e.{}",
+                       Join(columns, ", "), QuoteIdentifier(prepared.all_view),
+                       spark_sql::PointInTimeSql(prepared.query), spark_sql::kRowColumn,
+                       spark_sql::kRowColumn, spark_sql::kRowColumn);
+  }
+
+  // A training set whose entity rows live in the cluster: every column comes back from it.
+  Result<std::unique_ptr<OfflineBatchStream>> StreamInCluster(Prepared prepared,
+                                                              const HistoricalRequest& request) {
+    auto result = client_->ExecuteSql(TrainingSetSql(prepared), request.cancel);
+    if (!result.ok()) {
+      Release(prepared.views, prepared.checkpoints);
+      return result.status().WithContext(prepared.what);
+    }
+    auto schema = prepared.schema;
+    const size_t n_entity = prepared.entity_select.size();
+    auto features = prepared.feature_types;
+    auto rows = std::make_shared<int64_t>(0);
+    SparkStream::Convert convert =
+        [schema, n_entity, features, rows](
+            const std::shared_ptr<arrow::RecordBatch>& batch,
+            std::vector<OfflineReadStats>*) -> Result<std::shared_ptr<arrow::RecordBatch>> {
+      arrow::ArrayVector columns;
+      for (int c = 0; c < schema->num_fields(); ++c) {
+        const auto& field = schema->field(c);
+        std::shared_ptr<arrow::Array> column = batch->column(c);
+        if (static_cast<size_t>(c) >= n_entity) {
+          GRANARY_ASSIGN_OR_RAISE(column,
+                                  ToGranaryType(column, features[c - n_entity], field->name()));
+        } else if (!column->type()->Equals(*field->type())) {
+          auto cast = arrow::compute::Cast(*column, field->type());
+          if (!cast.ok()) return FromArrow(cast.status(), "entity column " + field->name());
+          column = *cast;
+        }
+        columns.push_back(std::move(column));
+      }
+      *rows += batch->num_rows();
+      return arrow::RecordBatch::Make(schema, batch->num_rows(), std::move(columns));
+    };
+    const int64_t expected = prepared.entity_rows;
+    const std::string what = prepared.what;
+    auto stream = std::make_unique<SparkStream>(client_, std::move(*result), schema,
+                                                std::move(convert), prepared.stats, prepared.views);
+    stream->set_checkpoints(prepared.checkpoints);
+    stream->set_finish([rows, expected, what]() -> Status {
+      if (*rows != expected) {
+        return Status::Internal(fmt::format("{}: the cluster returned {} rows for {} entity rows",
+                                            what, *rows, expected));
+      }
+      return Status::OK();
+    });
+    return std::unique_ptr<OfflineBatchStream>(std::move(stream));
+  }
+
+  // Entity rows given as SQL or a table name: they stay in the cluster. They are cached there
+  // (CACHE TABLE, memory and disk of the executors) with a row identity
+  // (monotonically_increasing_id(): increasing in the query's order, so an ORDER BY in the SQL
+  // is the training set's order) and the entity time as a TIMESTAMP; nothing but their schema,
+  // count and time bounds comes to this process.
+  Result<Prepared> PrepareInCluster(const Definitions& defs, const HistoricalRequest& request) {
+    GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
+    const bool is_table = !request.entity_table.empty();
+    const std::string relation =
+        is_table ? request.entity_table : "(" + request.entity_sql + ") AS __g_entity_rows";
+    const std::string name =
+        is_table ? "entity table " + request.entity_table : "the entity rows' query";
+    auto analyzed = client_->AnalyzeSql("SELECT * FROM " + relation);
+    if (!analyzed.ok()) return analyzed.status().WithContext(name);
+    const arrow::Schema& schema = **analyzed;
+    for (const auto& field : schema.fields()) {
+      if (field->name().rfind("__g_", 0) == 0) {
+        return Status::InvalidArgument(
+            fmt::format("{}: column '{}': names starting with __g_ are Granary's own; rename it",
+                        name, field->name()));
+      }
+    }
+    auto time_index = EntityTimeColumn(schema);
+    if (!time_index.ok()) return time_index.status().WithContext(name);
+    const std::string time_name = schema.field(*time_index)->name();
+    Prepared out;
+    arrow::FieldVector out_fields;
+    for (int i = 0; i < schema.num_fields(); ++i) {
+      if (i == *time_index) {
+        out_fields.push_back(
+            arrow::field(time_name, arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")));
+        out.entity_select.push_back(
+            fmt::format("e.{} AS {}", spark_sql::kTimeColumn, QuoteIdentifier(time_name)));
+      } else {
+        out_fields.push_back(schema.field(i));
+        out.entity_select.push_back("e." + QuoteIdentifier(schema.field(i)->name()));
+      }
+    }
+    std::vector<std::string> view_names;
+    for (const auto& group : resolved.views) {
+      const FeatureView& view = *group.view;
+      view_names.push_back(view.name);
+      GRANARY_ASSIGN_OR_RAISE(auto jv, MakeJoinView(defs, view, group.features));
+      Status valid = ValidateSource(*jv.source);
+      for (const auto& output_name : group.output_names) {
+        if (valid.ok() && schema.GetFieldIndex(output_name) >= 0) {
+          valid = Status::InvalidArgument(
+              fmt::format("feature '{}' of view '{}' has the name of an entity column; use "
+                          "--full-feature-names or rename the entity column",
+                          output_name, view.name));
+        }
+      }
+      for (const auto& key : jv.join_keys) {
+        if (valid.ok() && schema.GetFieldIndex(key) < 0) {
+          valid = Status::InvalidArgument(
+              fmt::format("{} has no column '{}', a join key of feature view '{}' (columns: {})",
+                          name, key, view.name, Join(schema.field_names(), ", ")));
+        }
+      }
+      std::string csv_view;
+      if (valid.ok() && jv.source->format == SourceFormat::kCsv) {
+        csv_view = NewName("csv");
+        out.views.push_back(csv_view);
+        valid = RegisterCsv(*jv.source, csv_view)
+                    .WithContext(fmt::format("feature view '{}'", view.name));
+      }
+      if (!valid.ok()) {
+        DropViews(out.views);
+        return valid;
+      }
+      out.query.csv_views.push_back(csv_view);
+      for (size_t f = 0; f < group.features.size(); ++f) {
+        out.feature_types.push_back(jv.feature_types[f]);
+        out.feature_names.push_back(group.output_names[f]);
+        out_fields.push_back(arrow::field(group.output_names[f], ToArrowType(jv.feature_types[f])));
+      }
+      OfflineReadStats stats;
+      stats.view = view.name;
+      stats.engine_detail = Describe();
+      out.stats.push_back(stats);
+      out.query.views.push_back(std::move(jv));
+    }
+    out.schema = arrow::schema(out_fields);
+    const std::string entity_view = NewName("entities");
+    out.views.push_back(entity_view);
+    // A checkpoint, not a view: the training set's query reads the entity rows several times,
+    // and each read must see the same rows with the same identities. (A plain view of a query
+    // with an ORDER BY also trips Spark's analyzer when the query refers to it twice.)
+    auto checkpoint = client_->CheckpointSqlAsView(
+        fmt::format("SELECT *, monotonically_increasing_id() AS {}, CAST({} AS TIMESTAMP) AS {} "
+                    "FROM {}",
+                    spark_sql::kRowColumn, QuoteIdentifier(time_name), spark_sql::kTimeColumn,
+                    relation),
+        entity_view, request.cancel);
+    Status cached = checkpoint.status();
+    if (checkpoint.ok()) out.checkpoints.push_back(*checkpoint);
+    // Their count and time bounds: the training set's row count and the sources' pruning.
+    Result<std::shared_ptr<arrow::RecordBatch>> bounds = std::shared_ptr<arrow::RecordBatch>();
+    if (cached.ok()) {
+      auto result = client_->ExecuteSql(
+          fmt::format("SELECT unix_micros(min({0})) AS lo, unix_micros(max({0})) AS hi, count(*) "
+                      "AS n FROM {1}",
+                      spark_sql::kTimeColumn, QuoteIdentifier(entity_view)),
+          request.cancel);
+      bounds = result.ok() ? (*result)->Next() : result.status();
+      if (!bounds.ok()) cached = bounds.status();
+    }
+    if (cached.ok() && (*bounds == nullptr || (*bounds)->num_rows() != 1 ||
+                        (*bounds)->schema()->field(0)->type()->id() != arrow::Type::INT64)) {
+      cached = Status::Internal("the entity rows' count and time bounds did not come back");
+    }
+    if (!cached.ok()) {
+      Release(out.views, out.checkpoints);
+      return cached.WithContext(name);
+    }
+    auto value = [&](int c) -> std::optional<int64_t> {
+      auto column = std::static_pointer_cast<arrow::Int64Array>((*bounds)->column(c));
+      if (column->IsNull(0)) return std::nullopt;
+      return column->Value(0);
+    };
+    if (auto lo = value(0)) out.query.min_time = Timestamp::FromMicros(*lo);
+    if (auto hi = value(1)) out.query.max_time = Timestamp::FromMicros(*hi);
+    out.entity_rows = value(2).value_or(0);
+    out.query.entity_view = entity_view;
+    out.all_view = entity_view;
+    out.query.created_timestamp_cutoff = request.created_timestamp_cutoff;
+    out.query.repo_root = options_.repo_root;
+    out.what = fmt::format("the training set of {} ({} entity rows; views {})", name,
+                           out.entity_rows, Join(view_names, ", "));
     return out;
   }
 

@@ -1,6 +1,7 @@
 // The Spark engine against a real cluster (testing/spark_cluster.h; one per binary): the worked
 // examples of docs/POINT_IN_TIME.md, latest rows, partition pruning, appends and training sets
-// written in the cluster. The golden cases run through every engine in the conformance suite.
+// written in the cluster, entity rows that stay in the cluster, and concurrent Delta appends by
+// both engines. The golden cases run through every engine in the conformance suite.
 #include "granary/offline/spark/spark_engine.h"
 
 #include <arrow/api.h>
@@ -9,11 +10,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <random>
+#include <set>
+#include <thread>
 
 #include "granary/common/clock.h"
 #include "granary/common/strings.h"
 #include "granary/common/temp_dir.h"
+#include "granary/offline/embedded/embedded_engine.h"
 #include "granary/offline/table_io.h"
 #include "granary/spark_connect/spark_connect_client.h"
 #include "granary/testing/spark_cluster.h"
@@ -250,6 +255,96 @@ TEST_F(SparkEngineTest, DuplicatesOrderNullsAndPassThroughColumnsAreKept) {
   EXPECT_EQ(Column(*out, "label"), (std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g"}));
   EXPECT_EQ(Column(*out, "speed__speed"),
             (std::vector<std::string>{"2.5", "1.5", "2.5", "null", "null", "null", "2.5"}));
+}
+
+// Entity rows that live in the cluster (--entities-sql, --entities-table): the same training set
+// as uploaded rows, in the query's order, duplicates and nulls kept; the time column found by
+// the same rule (a DATE column is midnight UTC); the result written in the cluster too.
+TEST_F(SparkEngineTest, EntityRowsGivenAsSqlOrATableStayInTheClusterAndKeepTheirOrder) {
+  ASSERT_TRUE(engine_->capabilities().entity_sql);
+  AddView(
+      "speed", Duration::Days(0), {{"speed", kFloat64}},
+      {Rows({{"driver_id", kInt64}, {"event_timestamp", kTime}, {"speed", kFloat64}},
+            {{"1", "2024-01-01", "1.5"}, {"2", "2024-01-01", "2.5"}, {"1", "2024-01-03", "3"}})});
+  const std::string values =
+      "VALUES ('a', 2L, TIMESTAMP'2024-01-02 00:00:00'), ('b', 1L, TIMESTAMP'2024-01-02 "
+      "00:00:00'), ('c', 2L, TIMESTAMP'2024-01-02 00:00:00'), ('d', NULL, TIMESTAMP'2024-01-02 "
+      "00:00:00'), ('e', 1L, NULL), ('f', 1L, TIMESTAMP'2023-12-31 00:00:00'), ('g', 1L, "
+      "TIMESTAMP'2024-01-04 00:00:00') AS t(label, driver_id, event_timestamp)";
+  HistoricalRequest request;
+  request.entity_sql = "SELECT * FROM " + values;
+  request.features = {{"speed", "speed"}};
+  auto out = Historical(request);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(out->schema()->field_names(),
+            (std::vector<std::string>{"label", "driver_id", "event_timestamp", "speed"}));
+  EXPECT_TRUE(
+      out->schema()->field(2)->type()->Equals(*arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")));
+  EXPECT_EQ(Column(*out, "label"), (std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g"}));
+  const std::vector<std::string> expected = {"2.5", "1.5", "2.5", "null", "null", "null", "3"};
+  EXPECT_EQ(Column(*out, "speed"), expected);
+
+  // The query's ORDER BY is the training set's order.
+  request.entity_sql = "SELECT * FROM " + values + " ORDER BY label DESC";
+  out = Historical(request);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(Column(*out, "label"), (std::vector<std::string>{"g", "f", "e", "d", "c", "b", "a"}));
+  EXPECT_EQ(Column(*out, "speed"),
+            (std::vector<std::string>{"3", "null", "null", "null", "2.5", "1.5", "2.5"}));
+
+  // A catalog table (of one file: a table's order is its files' read order) whose only time
+  // column is a DATE.
+  auto client = spark_connect::SparkConnectClient::Open(g_cluster->url()).ValueOrDie();
+  const std::string table =
+      "default.g_entities_" + std::to_string(std::hash<std::string>{}(dir_->path().string()));
+  ASSERT_TRUE(client
+                  ->RunSql("CREATE TABLE " + table +
+                           " USING parquet AS SELECT /*+ COALESCE(1) */ * FROM VALUES (1L, "
+                           "DATE'2024-01-02'), (2L, "
+                           "DATE'2024-01-05'), (1L, DATE'2024-01-03') AS t(driver_id, day)")
+                  .ok());
+  request.entity_sql.clear();
+  request.entity_table = table;
+  out = Historical(request);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(Column(*out, "day"),
+            (std::vector<std::string>{"2024-01-02T00:00:00Z", "2024-01-05T00:00:00Z",
+                                      "2024-01-03T00:00:00Z"}));
+  EXPECT_EQ(Column(*out, "speed"), (std::vector<std::string>{"1.5", "2.5", "3"}));
+
+  // Written in the cluster: nothing comes back here.
+  std::string out_path = (dir_->path() / "training_set").string();
+  auto written = engine_->WriteHistoricalFeatures(defs_, request, {.path = out_path});
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  auto rows =
+      client->ExecuteSql("SELECT driver_id, speed FROM delta.`" + out_path + "` ORDER BY day")
+          .ValueOrDie();
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  while (auto batch = rows->Next().ValueOrDie()) batches.push_back(batch);
+  auto back = arrow::Table::FromRecordBatches(rows->schema(), batches).ValueOrDie();
+  EXPECT_EQ(Column(*back, "speed"), (std::vector<std::string>{"1.5", "3", "2.5"}));
+  ASSERT_TRUE(client->RunSql("DROP TABLE " + table).ok());
+
+  // Errors name the rows and the fix.
+  request.entity_table.clear();
+  request.entity_sql = "SELECT 1L AS customer_id, TIMESTAMP'2024-01-02 00:00:00' AS t";
+  auto missing = engine_->GetHistoricalFeatures(defs_, request);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.status().message().find("has no column 'driver_id'"), std::string::npos)
+      << missing.status().message();
+  request.entity_sql = "SELECT 1L AS driver_id";
+  auto no_time = engine_->GetHistoricalFeatures(defs_, request);
+  ASSERT_FALSE(no_time.ok());
+  EXPECT_EQ(no_time.status().code(), StatusCode::kInvalidArgument) << no_time.status().ToString();
+  request.entity_sql = "SELECT * FROM no_such_table_here";
+  auto unknown = engine_->GetHistoricalFeatures(defs_, request);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("the entity rows' query"), std::string::npos)
+      << unknown.status().message();
+  request.entities = Rows({{"driver_id", kInt64}, {"event_timestamp", kTime}}, {});
+  auto both = engine_->GetHistoricalFeatures(defs_, request);
+  EXPECT_EQ(both.status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(SparkEngineTest, TwoViewsWithTheirOwnTtlsAndManyEntityRowsUploadedInChunks) {
@@ -495,6 +590,99 @@ TEST_F(SparkEngineTest, AppendsToADeltaTableAndWritesTrainingSetsInTheCluster) {
   auto back = arrow::Table::FromRecordBatches(rows->schema(), batches).ValueOrDie();
   EXPECT_EQ(Column(*back, "note"), (std::vector<std::string>{"x", "y", "z"}));
   EXPECT_EQ(Column(*back, "v"), (std::vector<std::string>{"2", "3", "null"}));
+}
+
+// The embedded engine's Delta writer and Spark's append to one table at the same time: Delta's
+// optimistic concurrency (put-if-absent commits; each writer retries past a version another took)
+// lands every commit, and both engines read every row.
+TEST_F(SparkEngineTest, ConcurrentDeltaAppendsByBothEnginesAllLand) {
+  defs_.entities.push_back(
+      Entity{.name = "driver", .join_keys = {"driver_id"}, .join_key_types = {kInt64}});
+  const std::filesystem::path table_dir = dir_->path() / "shared_delta";
+  auto client = spark_connect::SparkConnectClient::Open(g_cluster->url()).ValueOrDie();
+  ASSERT_TRUE(client
+                  ->RunSql("CREATE TABLE delta.`" + table_dir.string() +
+                           "` (driver_id BIGINT, event_timestamp TIMESTAMP, v BIGINT) USING delta")
+                  .ok());
+  DataSource source{.name = "shared_source",
+                    .format = SourceFormat::kDelta,
+                    .path = "shared_delta",
+                    .timestamp_field = "event_timestamp"};
+  defs_.data_sources.push_back(source);
+  FeatureView view;
+  view.name = "shared";
+  view.entities = {"driver"};
+  view.source = "shared_source";
+  view.schema = {Field{.name = "v", .type = kInt64}};
+  defs_.feature_views.push_back(view);
+  auto embedded = MakeEmbeddedEngine(dir_->path());
+  ASSERT_TRUE(embedded->capabilities().append);
+
+  // Writer w appends `per_writer` commits of 2 rows each, ids w*1000 + 2i and + 2i + 1.
+  constexpr int kWriters = 4;  // 0, 1: embedded; 2, 3: Spark
+  constexpr int kPerWriter = 4;
+  std::vector<std::string> errors(kWriters);
+  std::vector<std::vector<int64_t>> versions(kWriters);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      OfflineEngine& engine = w < 2 ? *embedded : *engine_;
+      for (int i = 0; i < kPerWriter; ++i) {
+        const int64_t id = w * 1000 + 2 * i;
+        auto rows = Rows({{"driver_id", kInt64}, {"event_timestamp", kTime}, {"v", kInt64}},
+                         {{std::to_string(id), "2024-01-01", std::to_string(id)},
+                          {std::to_string(id + 1), "2024-01-01", std::to_string(id + 1)}});
+        auto appended = engine.Append(source, *rows, SystemClock::Default());
+        if (!appended.ok()) {
+          errors[w] = appended.status().ToString();
+          return;
+        }
+        versions[w].push_back(appended->delta_version);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int w = 0; w < kWriters; ++w) EXPECT_EQ(errors[w], "") << "writer " << w;
+
+  std::vector<std::string> expected;
+  for (int w = 0; w < kWriters; ++w) {
+    for (int i = 0; i < 2 * kPerWriter; ++i) expected.push_back(std::to_string(w * 1000 + i));
+  }
+  std::sort(expected.begin(), expected.end());
+  // Every commit is in the log: versions 1 .. 16 after the CREATE (0), none lost or doubled.
+  auto history = client->ExecuteSql("DESCRIBE HISTORY delta.`" + table_dir.string() + "`");
+  ASSERT_TRUE(history.ok()) << history.status().ToString();
+  std::vector<int64_t> log_versions;
+  for (;;) {
+    auto batch = (*history)->Next();
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    if (*batch == nullptr) break;
+    auto column = std::static_pointer_cast<arrow::Int64Array>((*batch)->GetColumnByName("version"));
+    ASSERT_NE(column, nullptr);
+    for (int64_t r = 0; r < column->length(); ++r) log_versions.push_back(column->Value(r));
+  }
+  std::sort(log_versions.begin(), log_versions.end());
+  std::vector<int64_t> all_versions(kWriters * kPerWriter + 1);
+  std::iota(all_versions.begin(), all_versions.end(), 0);
+  EXPECT_EQ(log_versions, all_versions);
+  // The embedded writer's answers name distinct versions (Spark's may name a later one).
+  std::set<int64_t> embedded_versions;
+  for (int w = 0; w < 2; ++w) embedded_versions.insert(versions[w].begin(), versions[w].end());
+  EXPECT_EQ(embedded_versions.size(), 2u * kPerWriter);
+  // Both engines read every row.
+  for (OfflineEngine* engine : {embedded.get(), engine_.get()}) {
+    SCOPED_TRACE(engine->Describe());
+    LatestRowsRequest request;
+    request.view = defs_.FindFeatureView("shared");
+    request.end = ParseTimestamp("2024-01-02T00:00:00Z").ValueOrDie();
+    auto stream = engine->LatestRows(defs_, request);
+    ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+    auto table = ReadAll(**stream);
+    ASSERT_TRUE(table.ok()) << table.status().ToString();
+    auto ids = Column(**table, "v");
+    std::sort(ids.begin(), ids.end());
+    EXPECT_EQ(ids, expected);
+  }
 }
 
 // Random cases against the rules written as plainly as possible (as pit_join_test.cc does for
