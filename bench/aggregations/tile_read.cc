@@ -163,9 +163,10 @@ Status Run(const Config& config) {
     }
     return Status::OK();
   };
-  fmt::print("tile_read: 1 entity x 8 aggregations, 30-day windows at 1 h tiles (720 tiles of 2 "
-             "events), {} entities, {} reads in {} rounds; medians of the rounds\n",
-             config.entities, config.reads, config.rounds);
+  fmt::print(
+      "tile_read: 1 entity x 8 aggregations, 30-day windows at 1 h tiles (720 tiles of 2 "
+      "events), {} entities, {} reads in {} rounds; medians of the rounds\n",
+      config.entities, config.reads, config.rounds);
   fmt::print("{:<10} {:<34} {:>10} {:>10}\n", "store", "read", "p50 us", "p99 us");
 
   {  // RocksDB
@@ -235,9 +236,12 @@ int main(int argc, char** argv) {
   granary::Config config;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--entities") config.entities = std::stoll(argv[i + 1]);
-    else if (flag == "--reads") config.reads = std::stoi(argv[i + 1]);
-    else if (flag == "--rounds") config.rounds = std::stoi(argv[i + 1]);
+    if (flag == "--entities")
+      config.entities = std::stoll(argv[i + 1]);
+    else if (flag == "--reads")
+      config.reads = std::stoi(argv[i + 1]);
+    else if (flag == "--rounds")
+      config.rounds = std::stoi(argv[i + 1]);
     else {
       fmt::print(stderr, "tile_read: unknown flag {}\n", flag);
       return 2;
