@@ -123,8 +123,16 @@ def push_failed_payment(port, customer_id):
     read = json.dumps({"features": ["customer_payment_windows:payment_failures_30d"],
                        "entities": {"customer_id": [int(customer_id)]}})
 
+    def send(path, body):
+        for _ in range(10):  # an overloaded server (503) says to retry after 1 s
+            status, answer = request(conn, "POST", path, body)
+            if status != 503:
+                return status, answer
+            time.sleep(1)
+        return status, answer
+
     def failures():
-        status, answer = request(conn, "POST", "/get-online-features", read)
+        status, answer = send("/get-online-features", read)
         if status != 200:
             raise RuntimeError(f"HTTP {status}: {answer.decode()}")
         return json.loads(answer)["results"][1]["values"][0]
@@ -135,7 +143,7 @@ def push_failed_payment(port, customer_id):
                        "df": {"customer_id": [int(customer_id)], "event_timestamp": [now],
                               "amount": [12.5], "failed": [True], "payment_method": ["card"]}})
     print(f"POST /push {push}")
-    status, answer = request(conn, "POST", "/push", push)
+    status, answer = send("/push", push)
     if status != 200:
         print(f"error: HTTP {status}: {answer.decode()}", file=sys.stderr)
         return 1
