@@ -1,11 +1,15 @@
 """Window aggregations end to end (docs/AGGREGATIONS.md): definitions through `granary apply`,
 values through `granary get-historical-features`, checked row by row against an independent
 oracle written with pandas (a rescan of each row's window, nothing shared with the engine)."""
+import json
+import time
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from redis_helpers import free_port, start_redis, stop_redis
 
 HOUR = 3600 * 1_000_000
 DAY = 24 * HOUR
@@ -283,10 +287,105 @@ def test_the_python_sdk_lists_and_computes_aggregations(cli, tmp_path):
     assert pd.isna(df["spend_2h"].iloc[1])
 
 
-def test_online_reads_of_aggregations_say_to_read_them_offline(cli, tmp_path):
-    repo = write_repo(tmp_path, cli, make_events())
-    out = cli("-C", repo, "get-online-features", "--features", "payments_agg:payments_2h",
-              "--entity", "customer_id=1")
+ONLINE_DEFS = DEFS.replace(
+    "  - {name: payment_events, path: data/payments.parquet, timestamp_field: event_timestamp}\n",
+    "  - {name: payment_events, path: data/payments, timestamp_field: event_timestamp}\n"
+    "  - {name: payments_push, type: push, batch_source: payment_events}\n").replace(
+    "    source: payment_events\n", "    source: payments_push\n")
+
+
+@pytest.fixture(params=["rocksdb", "redis"])
+def online_store(request, tmp_path):
+    """The granary.yaml line of the online store: the embedded one or a real redis-server."""
+    if request.param == "rocksdb":
+        yield ""
+        return
+    port = free_port()
+    (tmp_path / "redis").mkdir()
+    proc = start_redis(port, tmp_path / "redis")
+    try:
+        yield f'online_store: {{type: redis, connection_string: "127.0.0.1:{port}"}}\n'
+    finally:
+        stop_redis(proc)
+
+
+def online_values(cli, repo, customers):
+    features = ",".join(f"payments_agg:{a[0]}" for a in AGGS)
+    out = cli("-C", repo, "get-online-features", "--features", features, "--entity",
+              "customer_id=" + ",".join(map(str, customers)), check=True).stdout
+    body = json.loads(out)
+    names = body["metadata"]["feature_names"][1:]
+    return {c: {n: body["results"][1 + j]["values"][i] for j, n in enumerate(names)}
+            for i, c in enumerate(customers)}
+
+
+def test_online_tiles_equal_the_oracle_age_at_read_time_and_take_pushes(cli, tmp_path,
+                                                                          online_store):
+    # The edge cases of make_events, moved so that customer 1's t0 is the last hour boundary:
+    # online reads happen at the real time, just after it.
+    now = int(time.time() * 1_000_000)
+    t0 = now // HOUR * HOUR
+    events = make_events()
+    events["ts"] = events.ts - (BASE + 10 * DAY) + t0
+    events = events[events.ts <= now].reset_index(drop=True)  # no events from the future
+    repo = write_repo(tmp_path, cli, events)  # the data, applied with the offline defs first
+    # Pushes append to the source: a folder of files.
+    (repo / "data" / "payments").mkdir()
+    (repo / "data" / "payments.parquet").rename(repo / "data" / "payments" / "part-0.parquet")
+    (repo / "granary.yaml").write_text("project: aggon\n" + online_store)
+    (repo / "features.yaml").write_text(ONLINE_DEFS)
+    cli("-C", repo, "apply", check=True)
+    cli("-C", repo, "materialize", "-q", "2000-01-01T00:00:00Z", "now", check=True)
+
+    customers = list(range(1, 45))
+    for attempt in range(3):  # an hour boundary between the two clocks: read again
+        before = int(time.time() * 1_000_000)
+        got = online_values(cli, repo, customers)
+        after = int(time.time() * 1_000_000)
+        if before // HOUR == after // HOUR:
+            break
+    mismatches = []
+    for c in customers:
+        for name, function, column, where, window in AGGS:
+            want = oracle(events, c, after, function, column, where, window)
+            if hasattr(want, "item"):
+                want = want.item()
+            if not same(got[c][name], want):
+                mismatches.append((c, name, got[c][name], want))
+    assert not mismatches, mismatches[:10]
+    assert got[1]["payments_2h"] == 6  # t0 - 2h (the window start), three at t0 - 1h, t0, t0+1us
+
+    out = cli("-C", repo, "verify", "--sample", "50")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "payments_agg: at " in out.stdout and ", 0 differ" in out.stdout
+    assert "verify: OK" in out.stdout
+
+    # A failed payment pushed online and offline counts at once, and verify still passes.
+    from sdk_fixtures import granary
+    store = granary.FeatureStore(repo_path=str(repo))
+    failures = got[1]["failures_1d"]
+    push = pd.DataFrame({
+        "customer_id": [1], "event_timestamp": pd.to_datetime([now], unit="us", utc=True),
+        "amount": [64.0], "failed": [True], "items": pd.array([1], dtype="Int32"),
+        "merchant": ["z"]})
+    store.push("payments_push", push, to="online_and_offline")
+    after_push = online_values(cli, repo, [1])[1]
+    assert after_push["failures_1d"] == failures + 1
+    assert after_push["last_amount_3h"] == 64.0
+    out = cli("-C", repo, "verify", "--views", "payments_agg")
+    assert out.returncode == 0, out.stdout + out.stderr
+    # Later instants agree too (tiles age at read time): the last microsecond of this hour and
+    # of the day after. (Earlier instants than the last write need tiles it may have expired.)
+    for later in (t0 + HOUR - 1, t0 + 25 * HOUR - 1):
+        at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(later // 1_000_000)) + ".999999Z"
+        out = cli("-C", repo, "verify", "--at", at)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "(--at)" in out.stdout
+
+    # A push to the online store only is a difference verify reports, with an example.
+    push["customer_id"] = [2]
+    store.push("payments_push", push, to="online")
+    out = cli("-C", repo, "verify", "--sample", "100")
     assert out.returncode != 0
-    assert "feature 'payments_agg:payments_2h' is a window aggregation, which is computed " \
-        "offline only in this version" in out.stderr
+    assert "customer_id=2 " in out.stdout and "differ" in out.stdout
+    assert "online values differ from their offline values" in out.stderr

@@ -38,6 +38,7 @@ void RegisterImportFeastCommand(CLI::App& app, Context& ctx);   // import-feast
 void RegisterUiCommand(CLI::App& app, Context& ctx);            // ui
 void RegisterStatsCommand(CLI::App& app, Context& ctx);         // stats
 void RegisterRegistryCommands(CLI::App& app, Context& ctx);     // registry info/export/import
+void RegisterVerifyCommand(CLI::App& app, Context& ctx);        // verify
 
 // When the command line names no known command but has a word where the command goes, prints
 // "error: unknown command 'aply', did you mean 'apply'?" and returns CLI11's extras exit code;

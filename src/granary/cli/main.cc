@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   granary::cli::RegisterUiCommand(app, ctx);
   granary::cli::RegisterStatsCommand(app, ctx);
   granary::cli::RegisterRegistryCommands(app, ctx);
+  granary::cli::RegisterVerifyCommand(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

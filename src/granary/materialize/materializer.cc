@@ -1,5 +1,6 @@
 #include "granary/materialize/materializer.h"
 
+#include <arrow/record_batch.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "granary/materialize/online_check.h"
 #include "granary/materialize/online_writer.h"
 #include "granary/materialize/repository_lock.h"
+#include "granary/online/tile_events.h"
 #include "granary/online/view_layout.h"
 #include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
@@ -179,6 +181,41 @@ Status MaterializeRows(const RunContext& ctx, const FeatureView& view, const Vie
   return st;
 }
 
+// The online tiles of a view's aggregations (docs/ONLINE_LAYOUT.md, "Tiles"): every event of
+// the window any read at `end` or later needs, [ExpireBefore(end), end], is read again and its
+// tiles replace the stored records up to `end`; records pushed for later events stay. Reading
+// the whole retention every run keeps the tiles exactly what the source says (a late event, a
+// corrected row) at the cost of a scan of the longest window.
+Status MaterializeTiles(const RunContext& ctx, const FeatureView& view, const ViewLayout& tiles,
+                        ViewMaterialization* out) {
+  const aggregation::TileSpec& spec = *tiles.tiles();
+  CancelFlag cancel(ctx.cancelled);
+  EventsRequest request;
+  request.view = &view;
+  request.start = Timestamp::FromMicros(spec.ExpireBefore(out->end.micros));
+  request.end = out->end;
+  request.cancel = &cancel;
+  Progress progress(fmt::format("{}: tiles", view.name), 0, "events", ctx.options.progress);
+  GRANARY_ASSIGN_OR_RAISE(auto events, ctx.engine.ReadEvents(ctx.defs, request));
+  aggregation::TileAccumulator acc(spec);
+  while (true) {
+    GRANARY_ASSIGN_OR_RAISE(auto batch, events->Next());
+    if (batch == nullptr) break;
+    GRANARY_RETURN_NOT_OK(AddEventsToTiles(tiles, view, *batch, &acc));
+    out->tile_events += batch->num_rows();
+    progress.Add(batch->num_rows());
+  }
+  EntityKeyColumn keys;
+  std::vector<std::string> records;
+  TileWrites(spec, acc, &keys, &records);
+  TileWriteOptions write;
+  write.replace_through = out->end;
+  write.expire_before = Timestamp::FromMicros(spec.ExpireBefore(ctx.options.clock->Now().micros));
+  GRANARY_ASSIGN_OR_RAISE(int64_t written, ctx.store.WriteTiles(tiles, keys, records, write));
+  out->tile_entities = written;
+  return Status::OK();
+}
+
 // `reload_reason`: the online data this view's watermark promises is lost (online_check.h); the
 // run then ignores the watermark and reads the ttl window, as a first run does.
 ViewMaterialization MaterializeOneView(const RunContext& ctx, const FeatureView& view,
@@ -228,6 +265,10 @@ ViewMaterialization MaterializeOneView(const RunContext& ctx, const FeatureView&
   out.run_id = *run_id;
 
   Status st = MaterializeRows(ctx, view, layout, &out);
+  if (st.ok() && layout.tile_layout() != nullptr) {
+    st = MaterializeTiles(ctx, view, *layout.tile_layout(), &out)
+             .WithContext(fmt::format("feature view '{}': its aggregation tiles", view.name));
+  }  // else no tiles can be kept (tile_error()): serving refuses those features, saying why
   if (st.ok() && IsCancelled(ctx.cancelled)) {
     st = Status::Cancelled(fmt::format("feature view '{}': materialization cancelled", view.name));
   }

@@ -73,6 +73,14 @@ Result<std::vector<OfflineReadStats>> OfflineEngine::WriteHistoricalFeatures(
       Describe(), !output.table.empty() ? "table " + output.table : output.path));
 }
 
+Result<std::unique_ptr<OfflineBatchStream>> OfflineEngine::ReadEvents(
+    const Definitions&, const EventsRequest& request) {
+  return Status::NotImplemented(fmt::format(
+      "{}: reading the raw events of feature view '{}' for its online tiles is not supported by "
+      "this engine; materialize aggregation views with offline_store type file",
+      Describe(), request.view != nullptr ? request.view->name : ""));
+}
+
 Result<OfflineAppendResult> OfflineEngine::Append(const DataSource& source, const arrow::Table&,
                                                   const Clock&) {
   return Status::NotImplemented(

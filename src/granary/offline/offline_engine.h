@@ -156,6 +156,15 @@ struct LatestRowsRequest {
   const CancelFlag* cancel = nullptr;  // may be null
 };
 
+// The raw events of a view with aggregations, for its online tiles (materialization).
+struct EventsRequest {
+  const FeatureView* view = nullptr;   // a view of the Definitions passed with the request
+  Timestamp start;                     // inclusive
+  Timestamp end;                       // inclusive
+  int64_t batch_rows = 64 * 1024;      // a hint, as LatestRowsRequest's
+  const CancelFlag* cancel = nullptr;  // may be null
+};
+
 // A training set: entity rows in, point-in-time-correct feature values out.
 struct HistoricalRequest {
   // The entity rows, here: the join keys of every requested view and the entity time (the
@@ -247,6 +256,14 @@ class OfflineEngine : public SourceInspector {
   // finding them may happen in this call (the embedded engine's first pass) or behind Next().
   virtual Result<std::unique_ptr<OfflineBatchStream>> LatestRows(
       const Definitions& defs, const LatestRowsRequest& request) = 0;
+
+  // Every event of request.view's source with start <= event time <= end: the view's join keys,
+  // `event_timestamp` (timestamp[us, UTC]), then each source column its aggregations read
+  // (`column`s typed as in the source, `where`s as bool), once each, named by definition name;
+  // rows with a null join key left out; in the source's read order. kNotImplemented unless
+  // capabilities().window_aggregations.
+  virtual Result<std::unique_ptr<OfflineBatchStream>> ReadEvents(const Definitions& defs,
+                                                                 const EventsRequest& request);
 
   // Appends `rows` to `source` (a source with a path or table, not a push source): the offline
   // half of a push. `clock` stamps what it writes (a Delta commit's time).

@@ -260,6 +260,18 @@ Result<PartitionResult> AggregatePartition(const arrow::Table& rows, const arrow
 
 }  // namespace
 
+Result<std::unique_ptr<FeatureSourceScan>> OpenAggregationEventScan(const ViewSource& source) {
+  std::vector<const Aggregation*> aggregations;
+  for (const Aggregation& a : source.view->aggregations) aggregations.push_back(&a);
+  GRANARY_ASSIGN_OR_RAISE(Needed needed, NeededColumns(source, aggregations));
+  SourceScanOptions scan_options = source.options;
+  scan_options.features.clear();
+  scan_options.with_features = false;
+  scan_options.with_created_timestamp = false;
+  scan_options.extra_columns = needed.columns;
+  return FeatureSourceScan::Open(source.repo_root, *source.defs, *source.view, scan_options);
+}
+
 Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
     const arrow::RecordBatch& entities, const ViewSource& source,
     const std::vector<std::string>& aggregation_names, const JoinOptions& options,

@@ -34,6 +34,13 @@ struct WindowJoinStats {
   int64_t events_used = 0;  // events of keys that some entity row asks for
 };
 
+class FeatureSourceScan;
+
+// A scan of source.view's events for its aggregations (all of them): join keys,
+// `event_timestamp`, then each column the aggregations read, once, as
+// OfflineEngine::ReadEvents describes; source.options gives the range (features ignored).
+Result<std::unique_ptr<FeatureSourceScan>> OpenAggregationEventScan(const ViewSource& source);
+
 // `entities`: the view's join key columns (typed as the entities declare) and `event_timestamp`
 // (timestamp[us, UTC]), as for PointInTimeJoin. `aggregations` names aggregations of
 // source.view; returns one column per name, one value per entity row, in the rows' order.

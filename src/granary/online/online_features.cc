@@ -67,6 +67,48 @@ OnlineFeaturesBuilder::OnlineFeaturesBuilder(const OnlineReadRequest& request, s
   out_.offsets_.resize(total, kNullOffset);
 }
 
+Status OnlineFeaturesBuilder::FoldTileBodies(Timestamp now) {
+  std::string tiles, body;
+  std::vector<Value> values;
+  for (size_t v = 0; v < out_.views_.size(); ++v) {
+    const ViewLayout& view = *out_.views_[v].view;
+    const aggregation::TileSpec* spec = view.tiles();
+    if (spec == nullptr) continue;
+    for (size_t r = 0; r < out_.num_rows_; ++r) {
+      Span& span = bodies_[out_.cell(v, r)];
+      if (out_.cells_[out_.cell(v, r)].status == FeatureStatus::kInvalid) continue;
+      // No tiles (an entity without events, or whose events all expired) is an empty window, as
+      // offline: count 0, the others null. Copied: appending the folded body may move the arena.
+      if (span.size == 0) {
+        const uint32_t fingerprint = spec->Fingerprint();
+        tiles.assign(reinterpret_cast<const char*>(&fingerprint), sizeof(fingerprint));
+      } else {
+        tiles.assign(out_.arena_.data() + span.offset, span.size);
+      }
+      int64_t last_event = 0;
+      bool matches = false;
+      Status st = aggregation::FoldTiles(*spec, tiles, now.micros, &values, &last_event, &matches);
+      if (!st.ok()) {
+        return st.WithContext(
+            fmt::format("feature view '{}', the tiles of entity row {} (materialize "
+                        "the view again to replace them)",
+                        view.name(), r));
+      }
+      if (!matches) {  // tiles of other aggregations: not this view's data any more
+        const uint32_t fingerprint = spec->Fingerprint();
+        tiles.assign(reinterpret_cast<const char*>(&fingerprint), sizeof(fingerprint));
+        GRANARY_RETURN_NOT_OK(
+            aggregation::FoldTiles(*spec, tiles, now.micros, &values, &last_event, &matches));
+      }
+      body.clear();
+      GRANARY_RETURN_NOT_OK(EncodeBody(view, WriteOrder{last_event}, values, &body));
+      span = {static_cast<uint32_t>(out_.arena_.size()), static_cast<uint32_t>(body.size())};
+      out_.arena_.append(body);
+    }
+  }
+  return Status::OK();
+}
+
 Result<OnlineFeatures> OnlineFeaturesBuilder::Finish(Timestamp now) {
   if (out_.arena_.size() > max_bytes_) {
     return Status::InvalidArgument(fmt::format(
@@ -74,6 +116,7 @@ Result<OnlineFeatures> OnlineFeaturesBuilder::Finish(Timestamp now) {
         "limit of {} bytes per read; ask for fewer entity rows (or fewer views) per request",
         out_.num_rows_, out_.arena_.size(), max_bytes_));
   }
+  GRANARY_RETURN_NOT_OK(FoldTileBodies(now));
   std::vector<uint32_t> all_offsets;
   for (size_t v = 0; v < out_.views_.size(); ++v) {
     const ViewRead& read = out_.views_[v];

@@ -141,7 +141,10 @@ class OnlineFeaturesBuilder {
   void SetUnavailable(size_t v, size_t r) {
     out_.cells_[out_.cell(v, r)].status = FeatureStatus::kInvalid;
   }
-  // Checks fingerprints and ttl against `now`, finds the requested values (through the view's
+  // Folds the tiles of aggregation views at `now` (aggregation/tiles.h) into bodies of their
+  // values, whose event timestamp is the entity's latest event (an entity without tiles reads as
+  // an empty window: count 0, the others null, event time the epoch). Checks fingerprints and ttl
+  // against `now`, finds the requested values (through the view's
   // earlier schema for a body written under one: ViewLayout::FindEarlier). Corruption when a
   // body of the right schema is malformed, naming the view; InvalidArgument when the arena holds
   // more than the limit (the offsets set by SetBody would have wrapped).
@@ -152,6 +155,8 @@ class OnlineFeaturesBuilder {
     uint32_t offset = 0;
     uint32_t size = 0;  // 0: not found
   };
+  // Replaces the tile sections of views with tiles by bodies of their values at `now`.
+  Status FoldTileBodies(Timestamp now);
   OnlineFeatures out_;
   std::vector<Span> bodies_;  // per (view, row)
   size_t max_bytes_;

@@ -42,6 +42,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,6 +89,16 @@ struct WriteStats {
   }
 };
 
+// How WriteTiles treats the tiles already stored (docs/ONLINE_LAYOUT.md, "Tiles").
+struct TileWriteOptions {
+  // Drop stored records whose last event is at or before this time: a materialization replaces
+  // what its source says up to its interval's end. nullopt keeps them: a push adds.
+  std::optional<Timestamp> replace_through;
+  // Drop stored records of tiles starting before this (TileSpec::ExpireBefore(now)): no read
+  // at now or later needs them.
+  Timestamp expire_before;
+};
+
 class OnlineStore {
  public:
   virtual ~OnlineStore() = default;
@@ -97,6 +108,15 @@ class OnlineStore {
   // and written in parallel per node. Rows for the same entity within a batch are applied in
   // order of WriteOrder, as separate writes would be.
   virtual Result<WriteStats> WriteBatch(const ViewLayout& view, const arrow::RecordBatch& rows) = 0;
+
+  // Writes window-aggregation tiles of one view: `tiles_view` is a ViewLayout::tile_layout(),
+  // records[i] the tile records (aggregation::EncodeTileRecords) of entity keys.key(i). For each
+  // entity, atomically (Redis: a server-side script; RocksDB: a read-modify-write under the
+  // key's lock), the stored tiles lose the records of another fingerprint and those `options`
+  // drops, then records[i] is appended. Key expiry as WriteBatch. Returns entities written.
+  virtual Result<int64_t> WriteTiles(const ViewLayout& tiles_view, const EntityKeyColumn& keys,
+                                     const std::vector<std::string>& records,
+                                     const TileWriteOptions& options) = 0;
 
   // Reads the requested features for every entity row.
   virtual Result<OnlineFeatures> Read(const OnlineReadRequest& request) = 0;

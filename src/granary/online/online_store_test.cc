@@ -2,12 +2,14 @@
 // and Redis Cluster (real redis-server processes on 127.0.0.1).
 #include "granary/online/online_store.h"
 
+#include <arrow/api.h>
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "granary/testing/online_definitions.h"
 #include "granary/testing/online_store_fixture.h"
@@ -558,6 +560,139 @@ TEST_P(OnlineStoreTest, ABadRowLateInALargeBatchLeavesNothingWritten) {
   for (size_t r = 0; r < got.num_rows(); ++r)
     stored += got.status(0, 0, r) != FeatureStatus::kNotFound;
   EXPECT_EQ(stored, 0);
+}
+
+// A view of window aggregations over `payments` events (customer_id, amount, failed).
+std::shared_ptr<const ViewLayout> PaymentTiles(const Definitions& base) {
+  Definitions defs = base;
+  FeatureView v;
+  v.name = "payments_agg";
+  v.entities = {"customer"};
+  v.source = "payments";
+  v.granularity = Duration::Hours(1);
+  auto agg = [](const char* name, AggregationFunction f, const char* column, const char* where,
+                Duration window, ScalarType type) {
+    Aggregation a;
+    a.name = name;
+    a.function = f;
+    a.column = column;
+    a.where = where;
+    a.window = window;
+    a.type = ValueType::Scalar(type);
+    return a;
+  };
+  v.aggregations = {agg("failures_2h", AggregationFunction::kCount, "", "failed",
+                        Duration::Hours(2), ScalarType::kInt64),
+                    agg("spend_3h", AggregationFunction::kSum, "amount", "", Duration::Hours(3),
+                        ScalarType::kFloat64),
+                    agg("last_amount_3h", AggregationFunction::kLast, "amount", "",
+                        Duration::Hours(3), ScalarType::kFloat64)};
+  defs.feature_views.push_back(v);
+  auto layouts = MakeViewLayouts(defs, Duration::Days(90)).ValueOrDie();
+  return layouts.at("payments_agg");
+}
+
+// Tile records of events (customer, time, amount, failed) for `spec`, one string per entity.
+void EventTiles(const aggregation::TileSpec& spec,
+                const std::vector<std::tuple<int64_t, Timestamp, double, bool>>& events,
+                EntityKeyColumn* keys, std::vector<std::string>* records) {
+  std::vector<std::string> event_keys;
+  std::vector<int64_t> times;
+  arrow::DoubleBuilder amounts;
+  arrow::BooleanBuilder failed;
+  for (const auto& [customer, t, amount, f] : events) {
+    std::string k;
+    entity_key::AppendInteger(&k, customer);
+    event_keys.push_back(k);
+    times.push_back(t.micros);
+    (void)amounts.Append(amount);
+    (void)failed.Append(f);
+  }
+  std::shared_ptr<arrow::Array> a = amounts.Finish().ValueOrDie(), w = failed.Finish().ValueOrDie();
+  aggregation::TileAccumulator acc(spec);
+  ASSERT_TRUE(acc.Add(event_keys, times.data(), {nullptr, a, a}, {w, nullptr, nullptr}).ok());
+  for (const auto& [key, tiles] : acc.entities()) {
+    keys->buffer()->append(key);
+    keys->FinishKey();
+    records->emplace_back();
+    aggregation::EncodeTileRecords(spec, tiles, &records->back());
+  }
+}
+
+TEST_P(OnlineStoreTest, TilesAgeOutAtReadTimeAndPushesAddToMaterializedTiles) {
+  auto tiles = PaymentTiles(defs_)->tile_layout();
+  ASSERT_NE(tiles, nullptr);
+  const aggregation::TileSpec& spec = *tiles->tiles();
+  const Timestamp hour = Timestamp::FromMicros(kT0.micros / 3'600'000'000 * 3'600'000'000);
+  // Materialized: customer 1 failed at hour - 90 min and paid at hour - 30 min.
+  EntityKeyColumn keys;
+  std::vector<std::string> records;
+  EventTiles(spec,
+             {{1, hour - Duration::Minutes(90), 10.0, true},
+              {1, hour - Duration::Minutes(30), 5.0, false},
+              {2, hour - Duration::Minutes(10), 7.0, true}},
+             &keys, &records);
+  clock_.Set(hour);
+  TileWriteOptions replace{hour, Timestamp::FromMicros(spec.ExpireBefore(hour.micros))};
+  auto written = store_->WriteTiles(*tiles, keys, records, replace);
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  EXPECT_EQ(*written, 2);
+
+  auto read = [&](Timestamp now, int64_t customer) {
+    clock_.Set(now);
+    return ReadOne("payments_agg#tiles", {{Value(customer)}});
+  };
+  layouts_.emplace("payments_agg#tiles", tiles);
+  OnlineFeatures got = read(hour, 1);
+  ASSERT_EQ(got.status(0, 0, 0), FeatureStatus::kPresent);
+  EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 1);
+  EXPECT_EQ(got.value(0, 1, 0).AsFloat64(), 15.0);
+  EXPECT_EQ(got.value(0, 2, 0).AsFloat64(), 5.0);
+  EXPECT_EQ(got.event_timestamp(0, 0), hour - Duration::Minutes(30));
+  // An hour later, without any write, the failure (in tile hour - 2h) has left the 2h window,
+  // which starts at hour - 1h; the 3h window still holds both payments.
+  got = read(hour + Duration::Hours(1), 1);
+  EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 0);
+  EXPECT_EQ(got.value(0, 1, 0).AsFloat64(), 15.0);
+  // Past every window: count 0, the others null; the entity is still there.
+  got = read(hour + Duration::Hours(5), 1);
+  EXPECT_EQ(got.status(0, 0, 0), FeatureStatus::kPresent);
+  EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 0);
+  EXPECT_EQ(got.status(0, 1, 0), FeatureStatus::kNullValue);
+
+  // A push at hour + 10 min adds a failure to customer 1 atomically with what is stored.
+  EntityKeyColumn push_keys;
+  std::vector<std::string> push_records;
+  EventTiles(spec, {{1, hour + Duration::Minutes(10), 3.0, true}}, &push_keys, &push_records);
+  clock_.Set(hour + Duration::Minutes(10));
+  TileWriteOptions add{std::nullopt, Timestamp::FromMicros(spec.ExpireBefore(hour.micros))};
+  ASSERT_TRUE(store_->WriteTiles(*tiles, push_keys, push_records, add).ok());
+  got = read(hour + Duration::Minutes(10), 1);
+  EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 2);
+  EXPECT_EQ(got.value(0, 1, 0).AsFloat64(), 18.0);
+  EXPECT_EQ(got.value(0, 2, 0).AsFloat64(), 3.0);
+
+  // A later materialization through hour replaces what it covers and keeps the later push.
+  clock_.Set(hour + Duration::Minutes(20));
+  ASSERT_TRUE(store_->WriteTiles(*tiles, keys, records, replace).ok());
+  got = read(hour + Duration::Minutes(20), 1);
+  EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 2);
+  EXPECT_EQ(got.value(0, 1, 0).AsFloat64(), 18.0);
+  // Customer 2 is untouched. A customer without tiles reads as an empty window, as offline:
+  // count 0, the others null, event time the epoch.
+  got = read(hour + Duration::Minutes(20), 2);
+  EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 1);
+  got = read(hour, 404);
+  EXPECT_EQ(got.status(0, 0, 0), FeatureStatus::kPresent);
+  EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 0);
+  EXPECT_EQ(got.status(0, 1, 0), FeatureStatus::kNullValue);
+  EXPECT_EQ(got.event_timestamp(0, 0), Timestamp::FromMicros(0));
+
+  // DeleteViews takes the tiles with the view.
+  ASSERT_TRUE(store_->DeleteViews({"payments_agg"}).ok());
+  got = read(hour, 1);
+  EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 0);
+  EXPECT_EQ(got.status(0, 2, 0), FeatureStatus::kNullValue);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, OnlineStoreTest, ::testing::ValuesIn(testing::StoreKinds()),

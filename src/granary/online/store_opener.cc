@@ -43,6 +43,12 @@ class RetryingOnlineStore final : public OnlineStore {
     if (OnlineStore* s = ready()) return s->WriteBatch(view, rows);
     return NotOpen();
   }
+  Result<int64_t> WriteTiles(const ViewLayout& tiles_view, const EntityKeyColumn& keys,
+                             const std::vector<std::string>& records,
+                             const TileWriteOptions& options) override {
+    if (OnlineStore* s = ready()) return s->WriteTiles(tiles_view, keys, records, options);
+    return NotOpen();
+  }
   Result<OnlineFeatures> Read(const OnlineReadRequest& request) override {
     if (OnlineStore* s = ready()) return s->Read(request);
     return NotOpen();

@@ -32,6 +32,10 @@ uint32_t ViewIdOf(std::string_view view_name) {
   return Fold(Fnv1a64(view_name, Fnv1a64("granary.view_id.v1")));
 }
 
+uint32_t TileViewIdOf(std::string_view view_name) {
+  return ViewIdOf(std::string(view_name) + "#tiles");
+}
+
 Result<std::shared_ptr<const ViewLayout>> ViewLayout::Make(const Definitions& defs,
                                                            const FeatureView& view,
                                                            Duration default_key_ttl) {
@@ -81,6 +85,27 @@ Result<std::shared_ptr<const ViewLayout>> ViewLayout::Make(const Definitions& de
       e.from_current.push_back(at >= 0 && earlier->features_[at].type == f.type ? at : -1);
     }
     layout->earlier_.push_back(std::move(e));
+  }
+  if (view.has_aggregations()) {
+    Result<aggregation::TileSpec> spec = aggregation::TileSpecOf(view);
+    if (!spec.ok()) {
+      layout->tile_error_ = spec.status().message();
+    } else {
+      std::shared_ptr<ViewLayout> tiles(new ViewLayout());
+      tiles->name_ = view.name;
+      tiles->view_id_ = TileViewIdOf(view.name);
+      tiles->join_keys_ = layout->join_keys_;
+      for (const auto& item : spec->items) tiles->features_.push_back({item.name, item.output});
+      // Windows age values out; a key lives at least as long as its oldest tile is read.
+      const Duration retention{spec->longest_window.micros + spec->granularity.micros};
+      tiles->key_ttl_ = layout->key_ttl_.is_zero()
+                            ? layout->key_ttl_
+                            : Duration{std::max(layout->key_ttl_.micros, retention.micros)};
+      tiles->tiles_ = std::make_shared<const aggregation::TileSpec>(*spec);
+      tiles->Finish("");
+      tiles->fingerprint_ = tiles->tiles_->Fingerprint();
+      layout->tile_layout_ = std::move(tiles);
+    }
   }
   return std::shared_ptr<const ViewLayout>(std::move(layout));
 }
@@ -179,6 +204,15 @@ Result<ViewLayouts> MakeViewLayouts(const Definitions& defs, Duration default_ke
           "feature views '{}' and '{}' have the same online view id {:08x} (a hash collision); "
           "rename one of them",
           it->second, view.name, layout->view_id()));
+    }
+    if (layout->tile_layout() != nullptr) {
+      auto [at, fresh] = by_id.emplace(layout->tile_layout()->view_id(), view.name + "#tiles");
+      if (!fresh) {
+        return Status::InvalidArgument(fmt::format(
+            "feature views '{}' and '{}' have the same online view id {:08x} (a hash collision); "
+            "rename one of them",
+            at->second, view.name, layout->tile_layout()->view_id()));
+      }
     }
     out.emplace(view.name, std::move(layout));
   }

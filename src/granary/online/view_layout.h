@@ -12,7 +12,11 @@
 //   - the view's earlier online schemas (FeatureView::online_history) with the same join keys:
 //     a value written under one of them is read feature by feature, each current feature taken
 //     from the stored feature of the same name and type (NOT_FOUND when there is none), so a
-//     schema change does not blank the features it left alone.
+//     schema change does not blank the features it left alone;
+//   - for a view with window aggregations, the layout of its tiles (tile_layout()): a layout of
+//     its own (view id of "<view>#tiles", features the aggregations' outputs, fingerprint
+//     the TileSpec's) whose stored section is the entity's tiles (aggregation/tiles.h), folded
+//     into a body of those features at read time (docs/ONLINE_LAYOUT.md, "Tiles").
 #pragma once
 
 #include <cstdint>
@@ -21,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "granary/aggregation/tiles.h"
 #include "granary/common/result.h"
 #include "granary/registry/definitions.h"
 
@@ -59,6 +64,13 @@ class ViewLayout {
   int64_t fixed_values_size() const { return fixed_values_size_; }
   const std::vector<uint32_t>& fixed_offsets() const { return fixed_offsets_; }
 
+  // The layout of the view's aggregation tiles, or null when it has none (or when they cannot be
+  // kept online: tile_error() says why).
+  const std::shared_ptr<const ViewLayout>& tile_layout() const { return tile_layout_; }
+  const std::string& tile_error() const { return tile_error_; }
+  // For a tile layout: what its tiles hold; else null.
+  const aggregation::TileSpec* tiles() const { return tiles_.get(); }
+
   // An earlier schema of the view, how to read a body written under it.
   struct Earlier {
     std::shared_ptr<const ViewLayout> layout;  // to index such a body (features(), offsets)
@@ -90,6 +102,9 @@ class ViewLayout {
   int64_t fixed_values_size_ = -1;
   std::vector<uint32_t> fixed_offsets_;
   std::vector<Earlier> earlier_;
+  std::shared_ptr<const ViewLayout> tile_layout_;
+  std::string tile_error_;
+  std::shared_ptr<const aggregation::TileSpec> tiles_;
 };
 
 using ViewLayouts = std::map<std::string, std::shared_ptr<const ViewLayout>, std::less<>>;
@@ -97,6 +112,9 @@ using ViewLayouts = std::map<std::string, std::shared_ptr<const ViewLayout>, std
 // The layouts of every online view of `defs`, by view name. Two views whose ids collide (a 2^-32
 // chance per pair) are an InvalidArgument naming both, with the fix (rename one).
 Result<ViewLayouts> MakeViewLayouts(const Definitions& defs, Duration default_key_ttl);
+
+// The view id of a view's tiles: ViewIdOf("<view>#tiles").
+uint32_t TileViewIdOf(std::string_view view_name);
 
 // The 4-byte view id of a view name (stable across releases: stored data depends on it).
 uint32_t ViewIdOf(std::string_view view_name);

@@ -3,7 +3,11 @@
 #include <arrow/api.h>
 #include <fmt/format.h>
 
+#include <optional>
+#include <set>
+
 #include "granary/common/strings.h"
+#include "granary/online/tile_events.h"
 #include "granary/types/arrow_convert.h"
 
 namespace granary {
@@ -144,6 +148,67 @@ Result<ViewBatch> BatchForView(const DataSource& batch, const std::string& push_
       &layout, arrow::RecordBatch::Make(arrow::schema(fields), rows.num_rows(), std::move(arrays))};
 }
 
+// The events of one view with aggregations, as AddEventsToTiles takes them: join keys,
+// event_timestamp, and each column the aggregations read, typed as the aggregation that fixes the
+// column's type says (sum, min, max, first, last), as bool for a `where`, else as pushed.
+Result<std::shared_ptr<arrow::RecordBatch>> EventsForView(const DataSource& batch,
+                                                          const std::string& push_source,
+                                                          const FeatureView& view,
+                                                          const ViewLayout& tiles,
+                                                          const arrow::Table& rows) {
+  arrow::FieldVector fields;
+  arrow::ArrayVector arrays;
+  std::set<std::string> done;
+  auto add = [&](const std::string& name, std::optional<ValueType> type,
+                 const char* role) -> Status {
+    if (name.empty() || !done.insert(name).second) return Status::OK();
+    const std::string source_column = batch.SourceColumnFor(name);
+    auto c = rows.GetColumnByName(source_column);
+    if (c == nullptr) {
+      return Status::InvalidArgument(fmt::format(
+          "df: missing column '{}' ({} of feature view '{}', which reads push source '{}'); "
+          "the df has: {}",
+          source_column, role, view.name, push_source, Join(rows.schema()->field_names(), ", ")));
+    }
+    std::shared_ptr<arrow::Array> raw;
+    if (c->num_chunks() == 1) {
+      raw = c->chunk(0);
+    } else {
+      auto combined = arrow::Concatenate(c->chunks());
+      if (!combined.ok()) return Status::Internal(combined.status().ToString());
+      raw = *combined;
+    }
+    if (name == batch.timestamp_field) {
+      GRANARY_ASSIGN_OR_RAISE(raw, ToUtcMicros(raw, "df." + source_column));
+    } else if (type) {
+      GRANARY_ASSIGN_OR_RAISE(raw, CastToValueType(raw, *type, "df." + source_column));
+    }
+    fields.push_back(
+        arrow::field(name == batch.timestamp_field ? "event_timestamp" : name, raw->type()));
+    arrays.push_back(std::move(raw));
+    return Status::OK();
+  };
+  for (const ViewLayout::Column& key : tiles.join_keys()) {
+    GRANARY_RETURN_NOT_OK(add(key.name, key.type, "a join key"));
+  }
+  GRANARY_RETURN_NOT_OK(add(batch.timestamp_field, std::nullopt, "the timestamp_field"));
+  for (const Aggregation& a : view.aggregations) {
+    GRANARY_RETURN_NOT_OK(add(a.where, ValueType::Scalar(ScalarType::kBool), "a `where`"));
+  }
+  for (bool typed_pass : {true, false}) {
+    for (const Aggregation& a : view.aggregations) {
+      const bool fixes_type =
+          a.function == AggregationFunction::kSum || a.function == AggregationFunction::kMin ||
+          a.function == AggregationFunction::kMax || a.function == AggregationFunction::kFirst ||
+          a.function == AggregationFunction::kLast;
+      if (typed_pass != fixes_type) continue;
+      GRANARY_RETURN_NOT_OK(
+          add(a.column, fixes_type ? a.type : std::nullopt, "a column of its aggregations"));
+    }
+  }
+  return arrow::RecordBatch::Make(arrow::schema(fields), rows.num_rows(), std::move(arrays));
+}
+
 // Rows bound for the offline source alone must still carry what every reader of the source needs:
 // the join keys of the views that read it and the event time, never null (the same messages as
 // the online path).
@@ -206,17 +271,35 @@ Result<PushResult> Push(const PushContext& context, const std::string& push_sour
   PushResult result;
   result.rows = rows.num_rows();
   std::vector<ViewBatch> batches;
+  // Views with aggregations: their tiles, built before anything is written.
+  struct TileBatch {
+    const ViewLayout* tiles;
+    EntityKeyColumn keys;
+    std::vector<std::string> records;
+  };
+  std::vector<TileBatch> tile_batches;
   if (to != PushTarget::kOffline) {
     for (const FeatureView& v : defs.feature_views) {
       if (v.source != push_source_name || !v.online) continue;
       auto layout = context.layouts->find(v.name);
       if (layout == context.layouts->end()) continue;
-      GRANARY_ASSIGN_OR_RAISE(ViewBatch b,
-                              BatchForView(*batch, push_source_name, *layout->second, rows));
-      batches.push_back(std::move(b));
+      if (!v.schema.empty() || !v.has_aggregations()) {
+        GRANARY_ASSIGN_OR_RAISE(ViewBatch b,
+                                BatchForView(*batch, push_source_name, *layout->second, rows));
+        batches.push_back(std::move(b));
+      }
+      if (const auto& tiles = layout->second->tile_layout()) {
+        GRANARY_ASSIGN_OR_RAISE(auto events,
+                                EventsForView(*batch, push_source_name, v, *tiles, rows));
+        aggregation::TileAccumulator acc(*tiles->tiles());
+        GRANARY_RETURN_NOT_OK(AddEventsToTiles(*tiles, v, *events, &acc));
+        TileBatch t{tiles.get(), {}, {}};
+        TileWrites(*tiles->tiles(), acc, &t.keys, &t.records);
+        tile_batches.push_back(std::move(t));
+      }
       result.views.push_back(v.name);
     }
-    if (batches.empty()) {
+    if (batches.empty() && tile_batches.empty()) {
       return Status::InvalidArgument(fmt::format(
           "no online feature view reads push source '{}', so there is nothing to write online; "
           "set source: {} (and online: true) on a view, or push with \"to\": \"offline\"",
@@ -246,7 +329,22 @@ Result<PushResult> Push(const PushContext& context, const std::string& push_sour
     }
     result.online += *stats;
   }
-  if (context.log != nullptr && !batches.empty()) context.log->Record(result.views, result.rows);
+  for (TileBatch& t : tile_batches) {
+    // A push adds its events to the stored tiles; tiles no read at now needs any more go.
+    TileWriteOptions add;
+    add.expire_before =
+        Timestamp::FromMicros(t.tiles->tiles()->ExpireBefore(context.clock->Now().micros));
+    auto written = context.store->WriteTiles(*t.tiles, t.keys, t.records, add);
+    if (!written.ok()) {
+      return written.status().WithContext(fmt::format(
+          "online tiles of feature view '{}'{}", t.tiles->name(),
+          to == PushTarget::kOnlineAndOffline ? " (the rows were appended offline)" : ""));
+    }
+    result.online.written += *written;
+  }
+  if (context.log != nullptr && !result.views.empty()) {
+    context.log->Record(result.views, result.rows);
+  }
   return result;
 }
 

@@ -227,7 +227,13 @@ Result<std::unique_ptr<OnlineFeaturesService>> OnlineFeaturesService::Make(
   service->resolver_ =
       std::make_unique<FeatureResolver>(*definitions, FeatureResolver::Scope::kOnline);
   service->slots_.resize(service->resolver_->num_features());
+  std::vector<std::pair<std::string, std::shared_ptr<const ViewLayout>>> stored;
   for (const auto& [name, layout] : service->layouts_) {
+    stored.emplace_back(name, layout);
+    // Aggregations are read from the view's tiles, folded at read time.
+    if (layout->tile_layout() != nullptr) stored.emplace_back(name, layout->tile_layout());
+  }
+  for (const auto& [name, layout] : stored) {
     for (size_t f = 0; f < layout->features().size(); ++f) {
       const ResolvedFeatureEntry* entry =
           service->resolver_->Find(name + ":" + layout->features()[f].name);
@@ -352,10 +358,12 @@ OnlineFeaturesService::ResolveFeatures(const OnlineFeaturesRequest& request) con
   for (const FeatureResolution::Feature& f : resolution.features) {
     const OnlineSlot& at = slots_[f.entry->id];
     if (at.index < 0) {
+      auto layout = layouts_.find(f.entry->view->name);
       return Status::InvalidArgument(fmt::format(
-          "feature '{}' is a window aggregation, which is computed offline only in this version; "
-          "read it with get-historical-features (docs/AGGREGATIONS.md)",
-          f.entry->ref));
+          "feature '{}' is a window aggregation that is not kept online: {}; read it with "
+          "get-historical-features (docs/AGGREGATIONS.md)",
+          f.entry->ref,
+          layout != layouts_.end() ? layout->second->tile_error() : "its view is not online"));
     }
     uint32_t slot = 0;
     while (slot < out->views.size() && out->views[slot].view != at.layout) ++slot;

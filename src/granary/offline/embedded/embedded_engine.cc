@@ -1,6 +1,7 @@
 #include "granary/offline/embedded/embedded_engine.h"
 
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
 #include <fmt/format.h>
 
 #include "granary/offline/embedded/latest_rows.h"
@@ -8,6 +9,8 @@
 #include "granary/offline/historical.h"
 #include "granary/offline/source_append.h"
 #include "granary/offline/source_inspector.h"
+#include "granary/offline/source_scan.h"
+#include "granary/offline/window_join.h"
 
 namespace granary {
 namespace {
@@ -43,6 +46,58 @@ class TableStream final : public OfflineBatchStream {
   arrow::TableBatchReader reader_;
   const std::vector<OfflineReadStats> stats_;
   const std::vector<std::string> warnings_;
+};
+
+// The events of a view for its tiles: a source scan, rows with a null join key left out.
+class EventStream final : public OfflineBatchStream {
+ public:
+  EventStream(std::unique_ptr<FeatureSourceScan> scan, const CancelFlag* cancel)
+      : scan_(std::move(scan)), cancel_(cancel) {}
+
+  const std::shared_ptr<arrow::Schema>& schema() const override { return scan_->schema(); }
+
+  Result<std::shared_ptr<arrow::RecordBatch>> Next() override {
+    while (true) {
+      if (cancel_ != nullptr && cancel_->cancelled()) {
+        return Status::Cancelled("reading events cancelled");
+      }
+      GRANARY_ASSIGN_OR_RAISE(auto batch, scan_->Next());
+      if (batch == nullptr) return batch;
+      const size_t keys = scan_->join_keys().size();
+      bool has_nulls = false;
+      for (size_t k = 0; k < keys; ++k) has_nulls = has_nulls || batch->column(k)->null_count() > 0;
+      if (has_nulls) {
+        arrow::BooleanBuilder keep;
+        for (int64_t i = 0; i < batch->num_rows(); ++i) {
+          bool valid = true;
+          for (size_t k = 0; k < keys; ++k) valid = valid && batch->column(k)->IsValid(i);
+          (void)keep.Append(valid);
+        }
+        auto mask = keep.Finish();
+        if (!mask.ok()) return Status::Internal(mask.status().ToString());
+        auto filtered = arrow::compute::Filter(batch, *mask);
+        if (!filtered.ok()) return Status::Internal(filtered.status().ToString());
+        batch = filtered->record_batch();
+      }
+      if (batch->num_rows() > 0) return batch;
+    }
+  }
+
+  std::vector<OfflineReadStats> stats() const override {
+    OfflineReadStats s;
+    const SourceScanStats& scan = scan_->stats();
+    s.files_total = scan.files_total;
+    s.files_pruned = scan.files_pruned;
+    s.row_groups_total = scan.row_groups_total;
+    s.row_groups_pruned = scan.row_groups_pruned;
+    s.rows_scanned = scan.rows_scanned;
+    s.rows_returned = scan.rows_returned;
+    return {s};
+  }
+
+ private:
+  std::unique_ptr<FeatureSourceScan> scan_;
+  const CancelFlag* cancel_;
 };
 
 class EmbeddedEngine final : public OfflineEngine {
@@ -153,6 +208,25 @@ class EmbeddedEngine final : public OfflineEngine {
                             SelectLatestRows(source, latest, &first_pass));
     return OpenLatestRowsStream(source, first_pass, std::move(chosen), request.batch_rows,
                                 request.cancel);
+  }
+
+  Result<std::unique_ptr<OfflineBatchStream>> ReadEvents(const Definitions& defs,
+                                                         const EventsRequest& request) override {
+    if (request.view == nullptr) return Status::InvalidArgument("ReadEvents: no view given");
+    const FeatureView& view = *request.view;
+    if (const DataSource* source = defs.FindOfflineSource(view.source)) {
+      GRANARY_RETURN_NOT_OK(
+          ValidateSource(*source).WithContext(fmt::format("feature view '{}'", view.name)));
+    }
+    ViewSource source;
+    source.repo_root = root_;
+    source.defs = &defs;
+    source.view = &view;
+    source.options.start = request.start;
+    source.options.end = request.end;
+    source.options.batch_rows = request.batch_rows;
+    GRANARY_ASSIGN_OR_RAISE(auto scan, OpenAggregationEventScan(source));
+    return std::unique_ptr<OfflineBatchStream>(new EventStream(std::move(scan), request.cancel));
   }
 
   Result<OfflineAppendResult> Append(const DataSource& source, const arrow::Table& rows,

@@ -172,6 +172,110 @@ end
 return written
 )lua";
 
+// Times are compared as Lua numbers: exact below 2^53 microseconds (the year 2255), as the
+// write script's note says; the tile records' times are built from their 8 bytes.
+const char* const kTileScript = R"lua(-- granary tiles, layout v1 (docs/ONLINE_LAYOUT.md)
+local view, ttl, fp = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local replace = nil
+if ARGV[4] ~= '' then replace = tonumber(ARGV[4]) end
+local expire = tonumber(ARGV[5])
+local byte, sub, char = string.byte, string.sub, string.char
+
+local function get_varint(s, pos)
+  local v, mult = 0, 1
+  while true do
+    local b = byte(s, pos)
+    if b == nil then return nil, pos end
+    pos = pos + 1
+    if b < 128 then return v + b * mult, pos end
+    v = v + (b - 128) * mult
+    mult = mult * 128
+  end
+end
+
+local function put_varint(n)
+  local out = ''
+  while n >= 128 do
+    out = out .. char(n % 128 + 128)
+    n = math.floor(n / 128)
+  end
+  return out .. char(n)
+end
+
+local function int64(s, pos)
+  local v, m = 0, 1
+  for i = 0, 7 do
+    v = v + byte(s, pos + i) * m
+    m = m * 256
+  end
+  if byte(s, pos + 7) >= 128 then v = v - 18446744073709551616 end
+  return v
+end
+
+local function uint32(s, pos)
+  return byte(s, pos) + byte(s, pos + 1) * 256 + byte(s, pos + 2) * 65536 +
+    byte(s, pos + 3) * 16777216
+end
+
+-- The stored records that stay: of this fingerprint, not expired, not replaced.
+local function kept(body)
+  if body == nil or #body < 4 or sub(body, 1, 4) ~= fp then return '' end
+  local out, pos, n = {}, 5, #body
+  while pos + 19 <= n do
+    local start, last, len = int64(body, pos), int64(body, pos + 8), uint32(body, pos + 16)
+    local stop = pos + 19 + len
+    if stop > n then break end
+    if start >= expire and (replace == nil or last > replace) then
+      out[#out + 1] = sub(body, pos, stop)
+    end
+    pos = stop + 1
+  end
+  return table.concat(out)
+end
+
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local value = redis.call('GET', key)
+  local old, at, stop = nil, nil, nil
+  if value then
+    if byte(value, 1) ~= 1 then
+      return redis.error_reply('GRANARY the value of a key has layout version ' .. byte(value, 1) ..
+        ', not 1: it was written by another Granary release, or the key holds foreign data')
+    end
+    local pos, n = 2, #value
+    while pos <= n do
+      local len, p = get_varint(value, pos + 4)
+      if len == nil then return redis.error_reply('GRANARY a stored value is truncated') end
+      if sub(value, pos, pos + 3) == view then
+        at, stop = pos, p + len - 1
+        old = sub(value, p, stop)
+        break
+      end
+      pos = p + len
+    end
+  end
+  local body = fp .. kept(old) .. ARGV[5 + i]
+  local section = view .. put_varint(#body) .. body
+  local out
+  if not value then
+    out = '\1' .. section
+  elseif at == nil then
+    out = value .. section
+  else
+    out = sub(value, 1, at - 1) .. section .. sub(value, stop + 1)
+  end
+  local current = redis.call('PTTL', key)
+  if ttl == 0 or current == -1 then
+    redis.call('SET', key, out)
+  elseif current > ttl then
+    redis.call('SET', key, out, 'PX', current)
+  else
+    redis.call('SET', key, out, 'PX', ttl)
+  end
+end
+return #KEYS
+)lua";
+
 const char* const kDeleteViewsScript = R"lua(-- granary delete views, layout v1
 local byte, sub = string.byte, string.sub
 local drop = {}

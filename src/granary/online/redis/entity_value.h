@@ -41,6 +41,14 @@ extern const char* const kWriteScript;
 // when none is left. Returns how many keys changed.
 extern const char* const kDeleteViewsScript;
 
+// KEYS: entity keys. ARGV[1]: tile view id (4 bytes), ARGV[2]: key ttl in milliseconds (0:
+// forever), ARGV[3]: the tiles' fingerprint (4 bytes), ARGV[4]: replace-through time in
+// microseconds (decimal; empty: keep), ARGV[5]: expire-before time in microseconds (decimal),
+// ARGV[5+i]: the tile records for KEYS[i]. Rewrites each key's tile section as
+// aggregation::MergeTileBody does, with the expiry rule of the write script. Returns how many
+// keys were written.
+extern const char* const kTileScript;
+
 Status BadEntityValue(std::string_view value, size_t at);
 
 template <typename F>

@@ -237,6 +237,7 @@ Result<std::unique_ptr<RedisOnlineStore>> RedisOnlineStore::Open(Options options
   store->prefix_ = options.project + ":";
   store->write_script_ = redis::kWriteScript;
   store->delete_script_ = redis::kDeleteViewsScript;
+  store->tile_script_ = redis::kTileScript;
   store->topology_ = std::make_shared<redis::RedisTopology>(std::move(config));
   store->sessions_ = std::make_shared<redis::ThreadSessionTable>(store->topology_);
   ThreadSession& session = store->ThisThread();
@@ -254,7 +255,8 @@ Result<std::unique_ptr<RedisOnlineStore>> RedisOnlineStore::Open(Options options
   // address and the credentials as well.
   auto load = std::make_shared<CollectBatch>();
   load->pinned_node = store->Masters().at(0);
-  for (const std::string* script : {&store->write_script_, &store->delete_script_}) {
+  for (const std::string* script :
+       {&store->write_script_, &store->delete_script_, &store->tile_script_}) {
     load->Add(0, false,
               [&](CommandWriter& w) { w.Begin(3).Arg("SCRIPT").Arg("LOAD").Arg(*script); });
   }
@@ -270,6 +272,7 @@ Result<std::unique_ptr<RedisOnlineStore>> RedisOnlineStore::Open(Options options
   }
   store->write_sha_ = load->replies[0].str;
   store->delete_sha_ = load->replies[1].str;
+  store->tile_sha_ = load->replies[2].str;
   return store;
 }
 
@@ -414,7 +417,10 @@ Status RedisOnlineStore::ForEachKeyPage(
 
 Status RedisOnlineStore::DeleteViews(const std::vector<std::string>& view_names) {
   std::vector<std::string> ids;
-  for (const std::string& name : view_names) ids.push_back(ViewIdBytes(ViewIdOf(name)));
+  for (const std::string& name : view_names) {
+    ids.push_back(ViewIdBytes(ViewIdOf(name)));
+    ids.push_back(ViewIdBytes(TileViewIdOf(name)));
+  }
   GRANARY_RETURN_NOT_OK(DeleteViewMarkers(view_names));
   return ForEachKeyPage([&](const std::vector<std::string>& keys) {
     auto batch = std::make_shared<CollectBatch>();

@@ -55,6 +55,9 @@ class RedisOnlineStore final : public OnlineStore {
   ~RedisOnlineStore() override;
 
   Result<WriteStats> WriteBatch(const ViewLayout& view, const arrow::RecordBatch& rows) override;
+  Result<int64_t> WriteTiles(const ViewLayout& tiles_view, const EntityKeyColumn& keys,
+                             const std::vector<std::string>& records,
+                             const TileWriteOptions& options) override;
   Result<OnlineFeatures> Read(const OnlineReadRequest& request) override;
   void AsyncRead(const boost::asio::any_io_executor& executor, OnlineReadRequest request,
                  ReadCallback done) override;
@@ -96,8 +99,8 @@ class RedisOnlineStore final : public OnlineStore {
 
   Options options_;
   std::string prefix_;
-  std::string write_script_, delete_script_;  // sources
-  std::string write_sha_, delete_sha_;
+  std::string write_script_, delete_script_, tile_script_;  // sources
+  std::string write_sha_, delete_sha_, tile_sha_;
   std::shared_ptr<redis::RedisTopology> topology_;
   const uint64_t serial_ = NextSerial();
   // Sessions of the threads that made blocking calls, one per thread; shared with those threads'

@@ -185,4 +185,60 @@ Result<WriteStats> RedisOnlineStore::WriteBatch(const ViewLayout& view,
   return total;
 }
 
+Result<int64_t> RedisOnlineStore::WriteTiles(const ViewLayout& tiles_view,
+                                             const EntityKeyColumn& keys,
+                                             const std::vector<std::string>& records,
+                                             const TileWriteOptions& options) {
+  if (tiles_view.tiles() == nullptr || records.size() != keys.size()) {
+    return Status::Internal("WriteTiles: a tile layout and one record string per key");
+  }
+  const std::string view_id = redis::ViewIdBytes(tiles_view.view_id());
+  const std::string fingerprint = redis::ViewIdBytes(tiles_view.fingerprint());
+  const int64_t ttl_ms = tiles_view.key_ttl().micros <= 0
+                             ? 0
+                             : std::max<int64_t>(1, tiles_view.key_ttl().micros / 1000);
+  const std::string replace =
+      options.replace_through ? std::to_string(options.replace_through->micros) : std::string();
+  const std::string expire = std::to_string(options.expire_before.micros);
+  ThreadSession& session = ThisThread();
+  int64_t written = 0;
+  std::string key;
+  for (size_t begin = 0; begin < keys.size(); begin += kRowsPerBatch) {
+    const size_t end = std::min(keys.size(), begin + static_cast<size_t>(kRowsPerBatch));
+    auto batch = std::make_shared<redis::CollectBatch>();
+    batch->script = &tile_script_;
+    const size_t limit = options_.cluster ? 1 : kKeysPerScript;
+    for (size_t g = begin; g < end; g += limit) {
+      const size_t g_end = std::min(end, g + limit);
+      key.assign(prefix_).append(keys.key(g));
+      batch->Add(options_.cluster ? KeySlot(key) : 0, false, [&](CommandWriter& w) {
+        w.Begin(3 + 2 * (g_end - g) + 5)
+            .Arg("EVALSHA")
+            .Arg(tile_sha_)
+            .Arg(static_cast<int64_t>(g_end - g));
+        for (size_t i = g; i < g_end; ++i) {
+          key.assign(prefix_).append(keys.key(i));
+          w.Arg(key);
+        }
+        w.Arg(view_id).Arg(ttl_ms).Arg(fingerprint).Arg(replace).Arg(expire);
+        for (size_t i = g; i < g_end; ++i) w.Arg(records[i]);
+      });
+    }
+    GRANARY_RETURN_NOT_OK(RunSync(batch).WithContext(Describe()));
+    for (const auto& r : batch->replies) {
+      if (r.type == ReplyType::kInteger) {
+        written += r.integer;
+      } else if (r.type == ReplyType::kError) {
+        return (r.str.rfind("GRANARY", 0) == 0
+                    ? Status::Corruption(r.str.substr(8))
+                    : redis::ErrorReplyStatus("the tile script (EVALSHA)", r.str))
+            .WithContext(Describe());
+      } else {
+        return Status::Internal("unexpected reply to the tile script: " + r.str);
+      }
+    }
+  }
+  return written;
+}
+
 }  // namespace granary

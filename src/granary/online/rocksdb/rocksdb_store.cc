@@ -328,6 +328,74 @@ Result<WriteStats> RocksDbOnlineStore::WriteChunk(const ViewLayout& view,
   return stats;
 }
 
+Result<int64_t> RocksDbOnlineStore::WriteTiles(const ViewLayout& tiles_view,
+                                               const EntityKeyColumn& keys,
+                                               const std::vector<std::string>& records,
+                                               const TileWriteOptions& options) {
+  GRANARY_RETURN_NOT_OK(CheckWritable("write tiles"));
+  if (tiles_view.tiles() == nullptr || records.size() != keys.size()) {
+    return Status::Internal("WriteTiles: a tile layout and one record string per key");
+  }
+  const uint32_t fingerprint = tiles_view.fingerprint();
+  std::optional<int64_t> replace;
+  if (options.replace_through) replace = options.replace_through->micros;
+  int64_t written = 0;
+  for (size_t begin = 0; begin < keys.size(); begin += kChunkRows) {
+    const size_t end = std::min(keys.size(), begin + static_cast<size_t>(kChunkRows));
+    // Keys of one chunk are distinct (one record string per entity); their stripes are locked in
+    // increasing order, as WriteChunk does.
+    std::vector<std::string> record_keys;
+    std::vector<size_t> stripes;
+    for (size_t i = begin; i < end; ++i) {
+      std::string k;
+      AppendRecordKey(&k, keys.key(i), tiles_view.view_id());
+      stripes.push_back(Fnv1a64(k) % kStripes);
+      record_keys.push_back(std::move(k));
+    }
+    std::sort(stripes.begin(), stripes.end());
+    stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+    for (size_t st : stripes) (*stripes_)[st].lock();
+    struct Unlock {
+      std::array<std::mutex, kStripes>& m;
+      const std::vector<size_t>& s;
+      ~Unlock() {
+        for (auto it = s.rbegin(); it != s.rend(); ++it) m[*it].unlock();
+      }
+    } unlock{*stripes_, stripes};
+    std::vector<rocksdb::Slice> slices(record_keys.begin(), record_keys.end());
+    std::vector<rocksdb::PinnableSlice> stored(slices.size());
+    std::vector<rocksdb::Status> statuses(slices.size());
+    db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), slices.size(), slices.data(),
+                  stored.data(), statuses.data(), /*sorted_input=*/false);
+    const int64_t now = options_.clock->Now().micros;
+    const Duration key_ttl = tiles_view.key_ttl();
+    const int64_t expiry =
+        key_ttl.micros <= 0 || now > kNever - key_ttl.micros ? kNever : now + key_ttl.micros;
+    rocksdb::WriteBatch batch;
+    std::string record;
+    for (size_t j = 0; j < slices.size(); ++j) {
+      if (!statuses[j].ok() && !statuses[j].IsNotFound()) {
+        return FromRocks(statuses[j], "read", path_.string());
+      }
+      std::string_view old_body;
+      if (statuses[j].ok() && stored[j].size() >= kRecordHeader && stored[j][0] == kRecordVersion &&
+          ExpiryOf(std::string_view(stored[j].data(), stored[j].size())) > now) {
+        old_body = std::string_view(stored[j].data(), stored[j].size()).substr(kRecordHeader);
+      }
+      record.clear();
+      record.push_back(kRecordVersion);
+      layout::PutFixed<int64_t>(&record, expiry);
+      record += aggregation::MergeTileBody(old_body, fingerprint, replace,
+                                           options.expire_before.micros, records[begin + j]);
+      batch.Put(slices[j], rocksdb::Slice(record));
+      ++written;
+    }
+    GRANARY_RETURN_NOT_OK(
+        FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "write", path_.string()));
+  }
+  return written;
+}
+
 Result<OnlineFeatures> RocksDbOnlineStore::Read(const OnlineReadRequest& request) {
   GRANARY_RETURN_NOT_OK(request.Validate());
   if (secondary_dir_) GRANARY_RETURN_NOT_OK(CatchUpWithWriter());
@@ -396,6 +464,9 @@ Status RocksDbOnlineStore::DeleteViews(const std::vector<std::string>& view_name
     std::string s;
     layout::PutBigEndian32(&s, ViewIdOf(name));
     suffixes.push_back(std::move(s));
+    std::string tiles;
+    layout::PutBigEndian32(&tiles, TileViewIdOf(name));
+    suffixes.push_back(std::move(tiles));
   }
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   rocksdb::WriteBatch batch;

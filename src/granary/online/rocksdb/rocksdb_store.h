@@ -50,6 +50,12 @@ class RocksDbOnlineStore final : public OnlineStore {
   ~RocksDbOnlineStore() override;
 
   Result<WriteStats> WriteBatch(const ViewLayout& view, const arrow::RecordBatch& rows) override;
+  // A locked read-modify-write per entity (the stripes below), not a merge operator: the drop
+  // rules need the clock and the interval's end, which a merge operator would have to carry in
+  // every operand, and reads would pay for unmerged operands.
+  Result<int64_t> WriteTiles(const ViewLayout& tiles_view, const EntityKeyColumn& keys,
+                             const std::vector<std::string>& records,
+                             const TileWriteOptions& options) override;
   Result<OnlineFeatures> Read(const OnlineReadRequest& request) override;
   void AsyncRead(const boost::asio::any_io_executor& executor, OnlineReadRequest request,
                  ReadCallback done) override;
