@@ -80,8 +80,13 @@ def run_limited(cmd, timeout):
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         report.unlink(missing_ok=True)
-        lines = [x for x in err.strip().splitlines() if x.strip()]
-        raise RuntimeError(lines[-1] if lines else f"exit {proc.returncode}")
+        # The message, not the last frame of a Java or Python stack trace.
+        lines = [x.strip() for x in err.splitlines()
+                 if x.strip() and not x.startswith((" ", "\t")) and "Traceback" not in x]
+        log = Path(tempfile.gettempdir()) / f"spark_bench_stderr.{os.getpid()}.log"
+        log.write_text(err)
+        raise RuntimeError(f"{lines[-1] if lines else f'exit {proc.returncode}'} "
+                           f"(whole stderr: {log})")
     rss_kib = int(report.read_text().split()[-1])
     report.unlink()
     return seconds, rss_kib / 1024
