@@ -249,6 +249,38 @@ def test_serving_charts_hold_the_requests_the_server_answered(console):
     assert console["report"]["pages"]["overview"]["health"] == "ok"
 
 
+def test_a_server_shedding_load_shows_as_overloaded_not_as_an_empty_badge(console, tmp_path):
+    """A feature server at its --max-connections answers /health itself with a 503 and an error
+    body (no health report): the console says "overloaded" with the server's message."""
+    repo = console["repo"]
+    port = free_port()
+    server = Process([str(console["granary_bin"]), "-C", str(repo), "serve", "--port", str(port),
+                      "--threads", "1", "--max-connections", "1", "--idle-timeout", "120s"],
+                     tmp_path / "serve-limited.log", r"listening on http://")
+    held = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    ui = None
+    try:
+        held.request("GET", "/health")  # admitted, kept alive: the worker is now at its limit
+        held.getresponse().read()
+        ui_port, ui = start_ui(console["granary_bin"], repo, "--server", f"http://127.0.0.1:{port}")
+        status, body, _ = get(ui_port, "/api/serving")
+        assert status == 200, body
+        serving = json.loads(body)
+        assert serving["reachable"] is True, serving
+        assert serving["health"]["status"] == "overloaded", serving
+        assert "the server is overloaded: 1 connections open on this worker" \
+            in serving["health"]["message"], serving
+        report = run_browser(console["node"], "overview", ui_port, tmp_path / "shots")
+        assert report["pages"]["overview"]["health"] == "overloaded", report
+        assert "--max-connections 1" in report["pages"]["overview"]["serving"], report
+        assert report["console_errors"] == [], report
+    finally:
+        held.close()
+        if ui is not None:
+            assert ui.stop() == 0, ui.log()
+        assert server.stop() == 0, server.log()
+
+
 def test_data_page_shows_the_statistics_granary_stats_computes(console):
     data = console["report"]["pages"]["data"]
     stats = console["stats"]

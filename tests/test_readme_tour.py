@@ -71,7 +71,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def check_output(command: str, shown, printed: str, replace) -> None:
+def check_output(command: str, shown, printed: str, replace, document: str = "the README") -> None:
     got = [normalize(line) for line in printed.splitlines() if line.strip()]
     at = 0
     for line in shown:
@@ -81,7 +81,7 @@ def check_output(command: str, shown, printed: str, replace) -> None:
         want = re.compile(".*".join(parts) + r"\Z")
         while at < len(got) and not want.match(got[at]):
             at += 1
-        assert at < len(got), (f"`{command}`: the README shows\n  {line}\nwhich is not in what "
+        assert at < len(got), (f"`{command}`: {document} shows\n  {line}\nwhich is not in what "
                                f"it printed (in order):\n" + "\n".join(got))
         at += 1
 

@@ -7,8 +7,10 @@ For each store (RocksDB, Redis) it loads the online store (bench/serve/serve_loa
 (--max-workers concurrent requests as fast as they go), reporting p50, p99, p99.9, the maximum
 latency and the successful requests per second. Beside it, in the same run and at the same rates,
 the raw Redis baseline (bench/serve/serve_redis_rate): the GETs Granary's server sends for the
-request, and the HMGETs Feast's Redis online store would send on its own layout. Run it through
-bench/serve/run.
+request, and the HMGETs Feast's Redis online store would send on its own layout. The server's own floor, also in
+the same run: after each fixed-rate measurement, GET /health on the same server at the same rate
+(an HTTP exchange, a store probe read and a small JSON answer), with the ratio of the p99s;
+--repeat N measures each pair N times and prints medians. Run it through bench/serve/run.
 
 --overload runs the overload case instead (docs/PERFORMANCE.md, "Overload"): for the first store,
 batch and feature count given, the maximum rate, the p99 unloaded (at half of it), then twice
@@ -145,6 +147,17 @@ def targets_file(path, port, batch, n_features, entities, count, seed):
             out.write(json.dumps({"method": "POST", "url": url,
                                   "body": base64.b64encode(body.encode()).decode(),
                                   "header": {"Content-Type": ["application/json"]}}) + "\n")
+
+
+def health_targets_file(path, port):
+    """vegeta target of the server's own floor: GET /health on the same server (HTTP, a store
+    probe read, a small JSON answer)."""
+    with open(path, "w") as out:
+        out.write(json.dumps({"method": "GET", "url": f"http://127.0.0.1:{port}/health"}) + "\n")
+
+
+def median_of(runs, key):
+    return float(np.median([r[key] for r in runs]))
 
 
 def percentiles_us(latencies_ns):
@@ -329,6 +342,10 @@ def main():
                     help="the granary binary to serve with (e.g. another checkout's, to compare)")
     ap.add_argument("--no-grpc", action="store_true",
                     help="skip the gRPC maximum beside each case's HTTP maximum")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="measurements per fixed rate (each followed by its floor); medians shown")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the floor (GET /health at the same rate after each measurement)")
     ap.add_argument("--quick", action="store_true",
                     help="100K entities, 3 s per measurement: a smoke run, not figures")
     if "--quick" in sys.argv[1:]:
@@ -366,6 +383,8 @@ def main():
                     for batch in batches:
                         case = {"store": store, "batch": batch, "features": n_features}
                         targets = data / f"targets-{batch}-{n_features}.json"
+                        health = data / "targets-health.json"
+                        health_targets_file(health, server.port)
                         count = max(200, min(20_000, 200_000 // batch))
                         targets_file(targets, server.port, batch, n_features, args.entities,
                                      count, seed=batch * 1000 + n_features)
@@ -391,11 +410,37 @@ def main():
                                 print(f"{'':7} {rate} req/s: skipped, above 90% of the maximum",
                                       flush=True)
                                 continue
-                            r = vegeta(targets, rate, args.duration, data, args.max_workers)
+                            # The floor in the same run: GET /health at the same rate, right
+                            # after each measurement; --repeat pairs, medians printed.
+                            runs, floors = [], []
+                            for _ in range(args.repeat):
+                                runs.append(vegeta(targets, rate, args.duration, data,
+                                                   args.max_workers))
+                                if not args.no_floor:
+                                    floors.append(vegeta(health, rate, args.duration, data,
+                                                         args.max_workers))
+                            r = {k: median_of(runs, k) for k in
+                                 ("p50_us", "p99_us", "p999_us", "max_us", "achieved_rate")}
+                            r.update({"rate": rate, "ok": sum(x["ok"] for x in runs),
+                                      "errors": sum(x["errors"] for x in runs),
+                                      "repeats": runs})
                             results.append({**case, "kind": "rate", **r})
                             line = (f"{'':7} {rate:5} req/s: granary p50 {fmt_us(r['p50_us'])} "
                                     f"p99 {fmt_us(r['p99_us'])} p99.9 {fmt_us(r['p999_us'])} "
                                     f"max {fmt_us(r['max_us'])} errors {r['errors']}")
+                            if floors:
+                                h = {k: median_of(floors, k) for k in
+                                     ("p50_us", "p99_us", "p999_us", "max_us")}
+                                ratios = [g["p99_us"] / max(1e-9, f["p99_us"])
+                                          for g, f in zip(runs, floors)]
+                                h.update({"rate": rate, "repeats": floors,
+                                          "p99_ratio_median": float(np.median(ratios))})
+                                results.append({**case, "kind": "health_floor", **h})
+                                line += (f" | floor GET /health p50 {fmt_us(h['p50_us'])} p99 "
+                                         f"{fmt_us(h['p99_us'])}; granary/floor p99 "
+                                         f"{h['p99_ratio_median']:.2f}x")
+                            if args.repeat > 1:
+                                line += f" (medians of {args.repeat})"
                             if redis is not None:
                                 for mode in ("get", "hmget"):
                                     if mode == "hmget" and args.feast_hashes <= 0:

@@ -5,6 +5,7 @@
 //
 //   node console_check.mjs <mode> <console url> <screenshot folder>
 //   mode: "pages"  every page, with no token
+//         "overview"  the first screen only (what it says of the feature server)
 //         "token"  a console started with --token: the page asks for it (TOKEN in the
 //                  environment is typed in), then shows the registry
 // Chromium: $CHROMIUM or /usr/bin/chromium. With $DOCS_DIR set, each page's first screen (the
@@ -124,6 +125,15 @@ try {
     await page.click('.search-results li a');
     await page.waitForSelector('.detail');
     report.pages.search = { results, opened: await page.$eval('.detail', (d) => d.dataset.object) };
+  } else if (mode === 'overview') {
+    // The first screen only: what it says of the feature server.
+    await page.goto(`${base}/#/overview`);
+    await page.waitForSelector('[data-health]');
+    await page.screenshot({ path: path.join(outDir, 'overview-health.png'), fullPage: true });
+    report.pages.overview = {
+      health: await page.$eval('[data-health]', (e) => e.dataset.health),
+      serving: await page.$eval('[data-health]', (e) => e.parentElement.innerText),
+    };
   } else if (mode === 'token') {
     await page.goto(`${base}/#/registry`);
     await page.waitForSelector('form.token');
@@ -134,7 +144,7 @@ try {
     await page.waitForSelector('[data-page-body=registry] ul.objects');
     report.pages.registry_after_token = await page.$$eval('ul.objects li', (lis) => lis.length);
   } else {
-    throw new Error(`unknown mode ${mode}: use pages or token`);
+    throw new Error(`unknown mode ${mode}: use pages, overview or token`);
   }
   report.origins = [...origins];
 } finally {

@@ -1,5 +1,6 @@
 // materialize, materialize-incremental: the latest feature values from the offline sources into
 // the online store (materialize/materializer.h; docs/OPERATIONS.md).
+#include <arrow/memory_pool.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -77,7 +78,12 @@ std::string DescribeView(const ViewMaterialization& v) {
   if (v.null_key_rows > 0)
     line += fmt::format(", {} rows with a null join key ignored", v.null_key_rows);
   if (v.partitions > 0) {
-    line += fmt::format(", {} partitions ({} MiB spilled)", v.partitions, v.bytes_spilled >> 20);
+    line += fmt::format(", {} partitions ({} MiB spilled", v.partitions, v.bytes_spilled >> 20);
+    if (v.scan.rows_read_twice > 0) {
+      line += fmt::format("; the entities outgrew the memory budget after {} rows, read again",
+                          Progress::HumanCount(static_cast<double>(v.scan.rows_read_twice)));
+    }
+    line += ")";
   }
   const double rate = v.seconds > 0 ? static_cast<double>(v.entities) / v.seconds : 0;
   line += fmt::format(", in {:.1f}s ({} entities/s)", v.seconds, Progress::HumanCount(rate));
@@ -167,7 +173,14 @@ void RunMaterialize(Context& ctx, MaterializeRequest::Kind kind, const IntervalA
   auto report = [&]() -> Result<MaterializeReport> {
     GRANARY_ASSIGN_OR_RAISE(std::optional<MaterializeReport> handed,
                             MaterializeThroughServer(config, request, handoff));
-    if (!handed) return Materialize(config, request, *options, nullptr, &cancelled);
+    if (!handed) {
+      auto local = Materialize(config, request, *options, nullptr, &cancelled);
+      // What the run's Arrow allocations peaked at (the scans' buffers and batches, the
+      // partitions): the part of the memory that --memory-budget governs (docs/PERFORMANCE.md).
+      fmt::print(stderr, "{}peak Arrow memory {} MiB (memory budget {})\n", LogTimePrefix(stderr),
+                 arrow::default_memory_pool()->max_memory() >> 20, args.memory_budget);
+      return local;
+    }
     for (const ViewMaterialization& v : handed->views) options->after_view(v);
     return std::move(*handed);
   }();

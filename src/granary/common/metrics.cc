@@ -157,7 +157,7 @@ MetricsRegistry::Family& MetricsRegistry::FamilyFor(std::string_view name, std::
 
 Counter& MetricsRegistry::GetCounter(std::string_view name, std::string_view help,
                                      const MetricLabels& labels) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto& slot = FamilyFor(name, help, Type::kCounter).counters[labels];
   if (!slot) slot = std::make_unique<Counter>();
   return *slot;
@@ -165,7 +165,7 @@ Counter& MetricsRegistry::GetCounter(std::string_view name, std::string_view hel
 
 Gauge& MetricsRegistry::GetGauge(std::string_view name, std::string_view help,
                                  const MetricLabels& labels) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto& slot = FamilyFor(name, help, Type::kGauge).gauges[labels];
   if (!slot) slot = std::make_unique<Gauge>();
   return *slot;
@@ -174,21 +174,21 @@ Gauge& MetricsRegistry::GetGauge(std::string_view name, std::string_view help,
 Histogram& MetricsRegistry::GetHistogram(std::string_view name, std::string_view help,
                                          const std::vector<double>& upper_bounds,
                                          const MetricLabels& labels) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto& slot = FamilyFor(name, help, Type::kHistogram).histograms[labels];
   if (!slot) slot = std::make_unique<Histogram>(upper_bounds);
   return *slot;
 }
 
 int MetricsRegistry::AddCollector(Collector collector) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   const int id = next_collector_id_++;
   collectors_.emplace(id, std::move(collector));
   return id;
 }
 
 void MetricsRegistry::RemoveCollector(int id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   collectors_.erase(id);
 }
 
@@ -196,7 +196,7 @@ std::string MetricsRegistry::Render() const {
   std::string out;
   std::vector<Collector> collectors;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     for (const auto& [name, family] : families_) {
       switch (family.type) {
         case Type::kCounter:
@@ -244,7 +244,7 @@ std::string MetricsRegistry::Render() const {
 std::vector<std::pair<MetricLabels, double>> MetricsRegistry::CounterSeries(
     std::string_view name) const {
   std::vector<std::pair<MetricLabels, double>> out;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = families_.find(name);
   if (it == families_.end() || it->second.type != Type::kCounter) return out;
   for (const auto& [labels, counter] : it->second.counters) {
@@ -256,7 +256,7 @@ std::vector<std::pair<MetricLabels, double>> MetricsRegistry::CounterSeries(
 std::vector<MetricsRegistry::HistogramSeries> MetricsRegistry::HistogramSeriesOf(
     std::string_view name) const {
   std::vector<HistogramSeries> out;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = families_.find(name);
   if (it == families_.end() || it->second.type != Type::kHistogram) return out;
   for (const auto& [labels, histogram] : it->second.histograms) {

@@ -17,11 +17,12 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "granary/common/mutex.h"
 
 namespace granary {
 
@@ -130,12 +131,12 @@ class MetricsRegistry {
     std::map<MetricLabels, std::unique_ptr<Gauge>> gauges;
     std::map<MetricLabels, std::unique_ptr<Histogram>> histograms;
   };
-  Family& FamilyFor(std::string_view name, std::string_view help, Type type);
+  Family& FamilyFor(std::string_view name, std::string_view help, Type type) REQUIRES(mu_);
 
-  mutable std::mutex mu_;
-  std::map<std::string, Family, std::less<>> families_;  // guarded by mu_
-  std::map<int, Collector> collectors_;                  // guarded by mu_
-  int next_collector_id_ = 1;                            // guarded by mu_
+  mutable Mutex mu_;
+  std::map<std::string, Family, std::less<>> families_ GUARDED_BY(mu_);
+  std::map<int, Collector> collectors_ GUARDED_BY(mu_);
+  int next_collector_id_ GUARDED_BY(mu_) = 1;
 };
 
 // Escapes a label value for the text format (backslash, double quote, newline).

@@ -52,12 +52,16 @@ void Progress::Finish() { MaybeDraw(true); }
 
 void Progress::MaybeDraw(bool final) {
   if (options_.mode == ProgressOptions::Mode::kSilent) return;
-  std::unique_lock lock(draw_mu_, std::defer_lock);
   if (final) {
-    lock.lock();
-  } else if (!lock.try_lock()) {
+    draw_mu_.Lock();
+  } else if (!draw_mu_.TryLock()) {
     return;  // another thread is drawing
   }
+  DrawLocked(final);
+  draw_mu_.Unlock();
+}
+
+void Progress::DrawLocked(bool final) {
   if (finished_) return;
   const auto now = Clock::now();
   if (!final && Nanos(now.time_since_epoch()) < next_draw_ns_.load()) return;

@@ -16,10 +16,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <mutex>
 #include <string>
 
 #include "granary/common/clock.h"
+#include "granary/common/mutex.h"
 
 namespace granary {
 
@@ -62,6 +62,7 @@ class Progress {
  private:
   using Clock = std::chrono::steady_clock;
   void MaybeDraw(bool final);
+  void DrawLocked(bool final) REQUIRES(draw_mu_);
   std::string Line(int64_t done, Clock::duration elapsed, bool final) const;
 
   const std::string label_;
@@ -71,8 +72,8 @@ class Progress {
   std::atomic<int64_t> done_{0};
   const Clock::time_point start_;
   std::atomic<int64_t> next_draw_ns_{0};  // steady-clock time of the next allowed redraw
-  std::mutex draw_mu_;                    // one writer at a time; guards finished_
-  bool finished_ = false;
+  Mutex draw_mu_;                         // one writer at a time
+  bool finished_ GUARDED_BY(draw_mu_) = false;
 };
 
 }  // namespace granary

@@ -166,7 +166,20 @@ Result<std::string> ConsoleService::ServingJson() {
     return w.Release();
   }
   w.Key("health");
-  if (ParseJson(*health).ok()) {
+  auto parsed = ParseJson(*health);
+  const boost::json::value* error = parsed.ok() ? JsonMember(*parsed, "error") : nullptr;
+  if (error != nullptr && JsonMember(*parsed, "status") == nullptr) {
+    // Not a health report but the server's load shedding (a 503 with an error body, given before
+    // /health runs): the server is up and overloaded.
+    const boost::json::value* message = JsonMember(*error, "message");
+    w.StartObject();
+    w.Key("status");
+    w.String("overloaded");
+    w.Key("message");
+    w.String(message != nullptr && message->is_string() ? JsonStringView(message->as_string())
+                                                        : std::string_view(*health));
+    w.EndObject();
+  } else if (parsed.ok()) {
     w.RawValue(*health);
   } else {
     w.Null();
@@ -221,7 +234,7 @@ Result<std::string> ConsoleService::StatsJson(const std::string& query) {
   const std::string key = fmt::format("{}|{}|{}|{}|{}", latest->info.version, view_name,
                                       params["start"], params["end"], stats_options.histogram_bins);
   if (params["refresh"].empty()) {
-    std::lock_guard<std::mutex> lock(cache_mu_);
+    MutexLock lock(&cache_mu_);
     auto it = stats_cache_.find(key);
     if (it != stats_cache_.end()) {
       return fmt::format(
@@ -243,7 +256,7 @@ Result<std::string> ConsoleService::StatsJson(const std::string& query) {
   std::string out = fmt::format(
       "{{\"cached\":false,\"computed_at\":\"{}\",\"registry_version\":{},\"stats\":{}}}",
       FormatTimestamp(cached.computed_at), latest->info.version, cached.json);
-  std::lock_guard<std::mutex> lock(cache_mu_);
+  MutexLock lock(&cache_mu_);
   if (stats_cache_.size() >= kStatsCacheEntries) stats_cache_.erase(stats_cache_.begin());
   stats_cache_[key] = std::move(cached);
   return out;

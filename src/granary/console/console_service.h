@@ -24,11 +24,11 @@
 #include <chrono>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "granary/common/clock.h"
+#include "granary/common/mutex.h"
 #include "granary/common/result.h"
 #include "granary/offline/feature_stats.h"
 #include "granary/registry/repo_config.h"
@@ -79,8 +79,8 @@ class ConsoleService {
     std::string json;
     Timestamp computed_at;
   };
-  std::mutex cache_mu_;
-  std::map<std::string, CachedStats> stats_cache_;  // guarded by cache_mu_
+  Mutex cache_mu_;
+  std::map<std::string, CachedStats> stats_cache_ GUARDED_BY(cache_mu_);
 };
 
 // The statistics report as JSON (docs/CONSOLE.md, "GET /api/stats"): `online_sample` is the

@@ -71,25 +71,25 @@ Result<int64_t> ParquetFileWriter::Close() {
 
 Status TurnTaker::RunInTurn(int64_t turn, const std::function<Status()>& fn) {
   {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return cancelled_ || next_ == turn; });
+    MutexLock lock(&mu_);
+    while (!cancelled_ && next_ != turn) cv_.Wait(&mu_);
     if (cancelled_) return Status::Cancelled("stopped because another part of the job failed");
   }
   Status st = fn();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     ++next_;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   return st;
 }
 
 void TurnTaker::Cancel() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     cancelled_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 }  // namespace granary::datagen

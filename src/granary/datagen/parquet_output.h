@@ -3,13 +3,12 @@
 // so that the bytes do not depend on the number of threads.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <mutex>
 
+#include "granary/common/mutex.h"
 #include "granary/common/result.h"
 
 namespace arrow {
@@ -55,10 +54,10 @@ class TurnTaker {
   void Cancel();
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int64_t next_ = 0;        // guarded by mu_
-  bool cancelled_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  int64_t next_ GUARDED_BY(mu_) = 0;
+  bool cancelled_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace granary::datagen

@@ -61,6 +61,7 @@ struct Mode {
   const char* name;
   int force_partitions;
   int64_t budget;
+  bool outgrows = false;  // the entities need more than the budget
 };
 
 class LatestRowsAgainstTheRules : public ::testing::TestWithParam<std::tuple<Mode, uint64_t>> {};
@@ -87,8 +88,19 @@ TEST_P(LatestRowsAgainstTheRules, MaterializedValuesAreTheLatestRows) {
   if (mode.force_partitions > 0) {
     EXPECT_EQ(v.partitions, mode.force_partitions);
     EXPECT_GT(v.bytes_spilled, 0) << "the tiny budget should have spilled";
+  } else if (mode.outgrows) {
+    // 500 entities need about 36 KB of table, more than the budget: the scan starts again
+    // partitioned, after reading at least the rows that showed it.
+    EXPECT_GE(v.partitions, 2);
+    EXPECT_GT(v.bytes_spilled, 0);
+    EXPECT_GT(v.scan.rows_read_twice, 0);
+    EXPECT_LT(v.scan.rows_read_twice, 9000);
   } else {
+    // The 9,000 rows would take 650 KB as distinct entities, more than the smaller budget, but
+    // their 500 entities fit: nothing is partitioned or spilled.
     EXPECT_EQ(v.partitions, 0);
+    EXPECT_EQ(v.bytes_spilled, 0);
+    EXPECT_EQ(v.scan.rows_read_twice, 0);
   }
   const auto expected = Oracle(files);
   EXPECT_EQ(v.entities, static_cast<int64_t>(expected.size()));
@@ -105,7 +117,9 @@ TEST_P(LatestRowsAgainstTheRules, MaterializedValuesAreTheLatestRows) {
 INSTANTIATE_TEST_SUITE_P(
     Seeds, LatestRowsAgainstTheRules,
     ::testing::Combine(::testing::Values(Mode{"in_memory", 0, int64_t{1} << 30},
-                                         Mode{"partitioned_spilled", 7, 16 * 1024}),
+                                         Mode{"partitioned_spilled", 7, 16 * 1024},
+                                         Mode{"many_rows_few_entities", 0, 128 * 1024},
+                                         Mode{"outgrown_then_partitioned", 0, 16 * 1024, true}),
                        ::testing::Values(1u, 2u, 3u)),
     [](const auto& info) {
       return std::string(std::get<0>(info.param).name) + "_seed" +

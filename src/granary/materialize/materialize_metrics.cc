@@ -59,8 +59,9 @@ MaterializationStateMetrics::~MaterializationStateMetrics() {
 }
 
 void MaterializationStateMetrics::Collect(MetricWriter& out) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto collect = [&]() -> Status {
+    mu_.AssertHeld();  // runs here, under the lock above
     if (registry_ == nullptr) {
       GRANARY_ASSIGN_OR_RAISE(registry_, OpenRegistry(config_, OpenMode::kOpenExisting));
     }

@@ -25,11 +25,11 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "granary/common/clock.h"
 #include "granary/common/metrics.h"
+#include "granary/common/mutex.h"
 #include "granary/online/online_store.h"
 #include "granary/registry/registry_store.h"
 #include "granary/registry/repo_config.h"
@@ -65,8 +65,8 @@ class MaterializationStateMetrics {
   const Clock* clock_;
   OnlineStore* store_;
   int collector_id_ = 0;
-  std::mutex mu_;                            // one scrape at a time
-  std::unique_ptr<RegistryStore> registry_;  // guarded by mu_; opened on first use
+  Mutex mu_;                                                 // one scrape at a time
+  std::unique_ptr<RegistryStore> registry_ GUARDED_BY(mu_);  // opened on first use
 };
 
 }  // namespace granary

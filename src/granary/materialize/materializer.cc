@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 
+#include "granary/common/mutex.h"
 #include "granary/common/strings.h"
 #include "granary/materialize/interval.h"
 #include "granary/materialize/materialize_metrics.h"
@@ -96,8 +97,13 @@ class RunProgressRecorder {
   void Add(const WriteStats& batch) {
     written_.fetch_add(batch.written);
     skipped_.fetch_add(batch.skipped_older);
-    std::unique_lock lock(mu_, std::try_to_lock);
-    if (!lock.owns_lock()) return;  // another writer is recording
+    if (!mu_.TryLock()) return;  // another writer is recording
+    RecordLocked();
+    mu_.Unlock();
+  }
+
+ private:
+  void RecordLocked() REQUIRES(mu_) {
     const auto now = std::chrono::steady_clock::now();
     if (recorded_once_ && now - last_ < std::chrono::seconds(1)) return;
     recorded_once_ = true;
@@ -106,15 +112,14 @@ class RunProgressRecorder {
     (void)registry_.UpdateRunProgress(run_id_, rows_read_, written_.load(), skipped_.load());
   }
 
- private:
   RegistryStore& registry_;
   const int64_t run_id_;
   const int64_t rows_read_;
   std::atomic<int64_t> written_{0};
   std::atomic<int64_t> skipped_{0};
-  std::mutex mu_;
-  bool recorded_once_ = false;                  // guarded by mu_
-  std::chrono::steady_clock::time_point last_;  // guarded by mu_
+  Mutex mu_;
+  bool recorded_once_ GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point last_ GUARDED_BY(mu_);
 };
 
 // The latest rows of one view from the offline engine, written online; fills the counts of `out`.
@@ -481,7 +486,7 @@ MaterializationJob::~MaterializationJob() {
 }
 
 const Result<MaterializeReport>& MaterializationJob::Wait() {
-  std::lock_guard lock(join_mu_);
+  MutexLock lock(&join_mu_);
   if (thread_.joinable()) thread_.join();
   return *result_;
 }

@@ -34,7 +34,6 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -42,6 +41,7 @@
 
 #include "granary/common/clock.h"
 #include "granary/common/metrics.h"
+#include "granary/common/mutex.h"
 #include "granary/common/progress.h"
 #include "granary/common/result.h"
 #include "granary/offline/engine_factory.h"
@@ -176,7 +176,7 @@ class MaterializationJob {
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> done_{false};
   std::optional<Result<MaterializeReport>> result_;  // written by the thread before done_
-  std::mutex join_mu_;
+  Mutex join_mu_;
   std::thread thread_;
 };
 

@@ -3,11 +3,10 @@
 #include <arrow/api.h>
 #include <fmt/format.h>
 
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <thread>
 
+#include "granary/common/mutex.h"
 #include "granary/common/progress.h"
 
 namespace granary {
@@ -27,40 +26,40 @@ class ParallelWriter {
 
   // Queues a batch; false once a writer failed (Finish() says why).
   bool Push(std::shared_ptr<arrow::RecordBatch> batch) {
-    std::unique_lock lock(mu_);
-    not_full_.wait(lock, [&] { return queue_.size() < capacity_ || !error_.ok(); });
+    MutexLock lock(&mu_);
+    while (queue_.size() >= capacity_ && error_.ok()) not_full_.Wait(&mu_);
     if (!error_.ok()) return false;
     queue_.push_back(std::move(batch));
-    not_empty_.notify_one();
+    not_empty_.Signal();
     return true;
   }
 
   void Fail(Status st) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (error_.ok()) error_ = std::move(st);
-    not_full_.notify_all();
-    not_empty_.notify_all();
+    not_full_.SignalAll();
+    not_empty_.SignalAll();
   }
 
   // Waits for the queued batches and the threads; the first error.
   Status Finish() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       closed_ = true;
-      not_empty_.notify_all();
+      not_empty_.SignalAll();
     }
     for (auto& t : threads_) t.join();
     threads_.clear();
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     return error_;
   }
 
   WriteStats stats() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     return stats_;
   }
   int64_t batches() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     return batches_;
   }
 
@@ -69,12 +68,12 @@ class ParallelWriter {
     while (true) {
       std::shared_ptr<arrow::RecordBatch> batch;
       {
-        std::unique_lock lock(mu_);
-        not_empty_.wait(lock, [&] { return !queue_.empty() || closed_ || !error_.ok(); });
+        MutexLock lock(&mu_);
+        while (queue_.empty() && !closed_ && error_.ok()) not_empty_.Wait(&mu_);
         if (!error_.ok() || queue_.empty()) return;
         batch = std::move(queue_.front());
         queue_.pop_front();
-        not_full_.notify_one();
+        not_full_.Signal();
       }
       if (options_.cancelled != nullptr && options_.cancelled->load()) {
         Fail(Status::Cancelled(
@@ -88,7 +87,7 @@ class ParallelWriter {
         return;
       }
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(&mu_);
         stats_ += *written;
         ++batches_;
       }
@@ -101,13 +100,14 @@ class ParallelWriter {
   const ViewLayout& layout_;
   const OnlineWriteOptions& options_;
   size_t capacity_;
-  mutable std::mutex mu_;
-  std::condition_variable not_full_, not_empty_;
-  std::deque<std::shared_ptr<arrow::RecordBatch>> queue_;  // guarded by mu_
-  bool closed_ = false;                                    // guarded by mu_
-  Status error_;                                           // guarded by mu_
-  WriteStats stats_;                                       // guarded by mu_
-  int64_t batches_ = 0;                                    // guarded by mu_
+  mutable Mutex mu_;
+  CondVar not_full_;
+  CondVar not_empty_;
+  std::deque<std::shared_ptr<arrow::RecordBatch>> queue_ GUARDED_BY(mu_);
+  bool closed_ GUARDED_BY(mu_) = false;
+  Status error_ GUARDED_BY(mu_);
+  WriteStats stats_ GUARDED_BY(mu_);
+  int64_t batches_ GUARDED_BY(mu_) = 0;
   std::vector<std::thread> threads_;
 };
 

@@ -11,20 +11,20 @@
 namespace granary {
 
 bool ClockWaiter::WaitUntil(Timestamp deadline) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(&mu_);
   while (!woken_) {
     const Timestamp now = clock_->Now();
     if (now >= deadline) return true;
     const int64_t micros = std::min<int64_t>((deadline - now).micros, 1'000'000);
-    cv_.wait_for(lock, std::chrono::microseconds(micros));
+    cv_.WaitFor(&mu_, std::chrono::microseconds(micros));
   }
   return false;
 }
 
 void ClockWaiter::Wake() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   woken_ = true;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 Scheduler::Scheduler(RepoConfig config, CronSchedule cron, ScheduleOptions options,
@@ -40,7 +40,7 @@ void Scheduler::Log(const std::string& line) const {
 }
 
 Scheduler::State Scheduler::state() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return state_;
 }
 
@@ -60,7 +60,7 @@ Status Scheduler::Run() {
     const Timestamp next = first && options_.run_at_start ? now : cron_.Next(now);
     first = false;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       state_.next_run = next;
     }
     if (next > now) Log(fmt::format("schedule: next run at {}", FormatTimestamp(next)));
@@ -79,7 +79,7 @@ Status Scheduler::Run() {
     }
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     state_.next_run.reset();
   }
   Log("schedule: stopped");
@@ -93,7 +93,7 @@ void Scheduler::RunOnce() {
   request.trigger = "schedule";
   request.views = options_.views;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     state_.running = true;
     state_.last_run_started = clock_->Now();
     ++state_.runs;
@@ -141,7 +141,7 @@ void Scheduler::RunOnce() {
     Log(fmt::format("schedule: retrying in {}", FormatDuration(delay)));
     if (!waiter_->WaitUntil(clock_->Now() + delay)) break;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   state_.running = false;
   state_.last_run_finished = clock_->Now();
   state_.last_run_ok = outcome.ok();

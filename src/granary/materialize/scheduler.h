@@ -13,13 +13,12 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 
 #include "granary/common/clock.h"
+#include "granary/common/mutex.h"
 #include "granary/materialize/cron.h"
 #include "granary/materialize/materializer.h"
 
@@ -45,9 +44,9 @@ class ClockWaiter final : public Waiter {
 
  private:
   const Clock* clock_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool woken_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  bool woken_ GUARDED_BY(mu_) = false;
 };
 
 struct ScheduleOptions {
@@ -98,8 +97,8 @@ class Scheduler {
   Waiter* waiter_;
   std::atomic<bool> stopped_{false};
   std::atomic<bool> cancelled_{false};
-  mutable std::mutex mu_;
-  State state_;  // guarded by mu_
+  mutable Mutex mu_;
+  State state_ GUARDED_BY(mu_);
 };
 
 }  // namespace granary

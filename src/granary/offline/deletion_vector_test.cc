@@ -368,7 +368,9 @@ TEST(DeletionVector, MalformedBitmapsAreCorruptionNamingWhereNeverACrash) {
     const int flips = 1 + static_cast<int>(rng() % 4);
     for (int f = 0; f < flips; ++f) bytes[rng() % bytes.size()] = static_cast<uint8_t>(rng());
     auto dv = DeletionVector::Decode(bytes, "dv.bin");
-    if (!dv.ok()) EXPECT_EQ(dv.status().code(), StatusCode::kCorruption) << trial;
+    if (!dv.ok()) {
+      EXPECT_EQ(dv.status().code(), StatusCode::kCorruption) << trial;
+    }
   }
 }
 

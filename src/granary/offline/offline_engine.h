@@ -114,6 +114,9 @@ struct OfflineReadStats {
   int partitions = 0;
   int64_t bytes_spilled = 0;
   int64_t peak_state_bytes = 0;
+  // Rows read a second time because the state outgrew the budget after them and the read
+  // started again partitioned (the embedded engine's latest rows); 0 when it did not.
+  int64_t rows_read_twice = 0;
   // Engine-specific, for messages and logs ("spark: job 12, 3 stages, 40 tasks"); may be empty.
   std::string engine_detail;
 };

@@ -3,17 +3,16 @@
 // batches under source column names. FeatureSourceScan (source_scan.h) builds on them.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "granary/common/mutex.h"
 #include "granary/common/result.h"
 #include "granary/common/time.h"
 #include "granary/offline/deletion_vector.h"
@@ -22,6 +21,7 @@ namespace arrow {
 class RecordBatch;
 class RecordBatchReader;
 class DataType;
+class MemoryPool;
 }  // namespace arrow
 namespace parquet {
 class FileMetaData;
@@ -62,7 +62,15 @@ struct FragmentRequest {
   // Decode a Parquet file's columns on Arrow's thread pool (worth it when files are read one at
   // a time).
   bool parquet_use_threads = true;
+  // Where the readers allocate (file bytes, pages, decoded batches); nullptr: Arrow's default
+  // pool. Must outlive the readers.
+  arrow::MemoryPool* pool = nullptr;
 };
+
+// Bytes of the read buffer of each Parquet column (a stream per column, read page after page):
+// 8 MiB a file shared by its `columns`, each between 64 KiB and 1 MiB. A page larger than the
+// buffer is read whole (Parquet writers default to 1 MiB pages).
+int64_t ParquetReadBufferBytes(size_t columns);
 
 // Hive partition values (key=value folders, percent-decoded; __HIVE_DEFAULT_PARTITION__ is null)
 // of `file` below `root`.
@@ -107,12 +115,14 @@ class FragmentPrefetcher {
   const FragmentRequest* request_;
   const int files_ahead_;
   const size_t batches_ahead_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<Queue>> queues_;  // one per fragment; guarded by mu_
-  size_t next_claim_ = 0;                       // guarded by mu_
-  size_t consuming_ = 0;                        // the consumer's fragment; guarded by mu_
-  bool stop_ = false;                           // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  // One per fragment. The vector is filled by the constructor and fixed after; each Queue's
+  // fields are guarded by mu_ (an annotation on a nested struct cannot name it).
+  std::vector<std::unique_ptr<Queue>> queues_;
+  size_t next_claim_ GUARDED_BY(mu_) = 0;
+  size_t consuming_ GUARDED_BY(mu_) = 0;  // the consumer's fragment
+  bool stop_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> readers_;
 };
 

@@ -297,6 +297,7 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
   impl->request.start = options.start;
   impl->request.end = options.end;
   impl->request.batch_rows = options.batch_rows;
+  impl->request.pool = options.pool;
   for (const OutputColumn& c : impl->columns) {
     // Timestamps are parsed by Granary (every ISO 8601 form, offsets); other scalars by Arrow.
     const bool text = c.type.is_list || c.type.scalar == ScalarType::kTimestamp;

@@ -18,6 +18,7 @@
 #include "granary/registry/definitions.h"
 
 namespace arrow {
+class MemoryPool;
 class RecordBatch;
 class RecordBatchReader;
 class Schema;
@@ -41,6 +42,9 @@ struct SourceScanOptions {
   bool with_features = true;
   // Rows per batch read from a file (batches may be smaller after filtering).
   int64_t batch_rows = 64 * 1024;
+  // Where the file readers allocate (file bytes, pages, decoded batches); nullptr: Arrow's
+  // default pool. Must outlive the scan.
+  arrow::MemoryPool* pool = nullptr;
 };
 
 // What a scan read and skipped. Pruning counts are known after Open; row counts grow as batches

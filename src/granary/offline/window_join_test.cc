@@ -154,7 +154,9 @@ TEST_F(WindowJoinTest, SpilledPartitionsOnTwoThreadsEqualTheInMemoryAnswerAndABr
       EXPECT_EQ(paid->Value(r), sum) << "row " << r;
     }
     ASSERT_EQ(last->IsNull(r), !latest.has_value()) << "row " << r;
-    if (latest) EXPECT_EQ(last->Value(r), *latest) << "row " << r;
+    if (latest) {
+      EXPECT_EQ(last->Value(r), *latest) << "row " << r;
+    }
   }
 }
 

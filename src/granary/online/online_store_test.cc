@@ -532,7 +532,9 @@ TEST_P(OnlineStoreTest, ABadRowLateInALargeBatchLeavesNothingWritten) {
   for (int64_t i = 0; i < kRows; ++i) {
     ASSERT_TRUE(lists.Append().ok());
     ASSERT_TRUE(items->Append(i).ok());
-    if (i == kBadRow) ASSERT_TRUE(items->AppendNull().ok());
+    if (i == kBadRow) {
+      ASSERT_TRUE(items->AppendNull().ok());
+    }
   }
   std::shared_ptr<arrow::Array> with_null;
   ASSERT_TRUE(lists.Finish(&with_null).ok());

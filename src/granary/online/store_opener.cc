@@ -6,10 +6,9 @@
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 
+#include "granary/common/mutex.h"
 #include "granary/online/redis/redis_store.h"
 
 namespace granary {
@@ -33,10 +32,10 @@ class RetryingOnlineStore final : public OnlineStore {
 
   ~RetryingOnlineStore() override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       stopping_ = true;
     }
-    wake_.notify_all();
+    wake_.SignalAll();
     thread_.join();  // before store_ goes: the thread may be installing it
   }
 
@@ -79,7 +78,7 @@ class RetryingOnlineStore final : public OnlineStore {
   OnlineStore* ready() const { return ready_.load(std::memory_order_acquire); }
 
   Status NotOpen() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return Status::Unavailable(
         fmt::format("{} is not open yet ({}); it is retried in the background", describe_,
                     last_error_.message()));
@@ -94,12 +93,15 @@ class RetryingOnlineStore final : public OnlineStore {
     int attempts = 1;  // the one at start
     while (true) {
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        if (wake_.wait_for(lock, delay, [this] { return stopping_; })) return;
+        MutexLock lock(&mu_);
+        const auto deadline = std::chrono::steady_clock::now() + delay;
+        while (!stopping_ && wake_.WaitUntil(&mu_, deadline)) {
+        }
+        if (stopping_) return;
       }
       ++attempts;
       auto opened = OpenOnlineStore(config_, options_);
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (opened.ok()) {
         store_ = std::move(*opened);
         ready_.store(store_.get(), std::memory_order_release);
@@ -121,11 +123,11 @@ class RetryingOnlineStore final : public OnlineStore {
   const std::string describe_;
   const StoreLog log_;
   std::atomic<OnlineStore*> ready_{nullptr};  // store_.get() once open
-  mutable std::mutex mu_;
-  std::condition_variable wake_;
-  bool stopping_ = false;               // guarded by mu_
-  Status last_error_;                   // guarded by mu_
-  std::unique_ptr<OnlineStore> store_;  // set once, by the thread, under mu_
+  mutable Mutex mu_;
+  CondVar wake_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  Status last_error_ GUARDED_BY(mu_);
+  std::unique_ptr<OnlineStore> store_ GUARDED_BY(mu_);  // set once, by the thread
   std::thread thread_;
 };
 

@@ -11,7 +11,7 @@ PushLog::~PushLog() { (void)Flush(); }
 
 void PushLog::Record(const std::vector<std::string>& views, int64_t rows) {
   const Timestamp now = clock_->Now();
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   for (const std::string& view : views) {
     PushRecord& record = pending_[view];
     record.last_push_at = std::max(record.last_push_at, now);
@@ -24,7 +24,7 @@ void PushLog::Record(const std::vector<std::string>& views, int64_t rows) {
 }
 
 Status PushLog::Flush() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return FlushLocked();
 }
 

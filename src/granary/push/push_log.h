@@ -11,12 +11,12 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "granary/common/clock.h"
+#include "granary/common/mutex.h"
 #include "granary/registry/registry_location.h"
 #include "granary/registry/registry_store.h"
 
@@ -36,14 +36,14 @@ class PushLog {
   Status Flush();
 
  private:
-  Status FlushLocked();
+  Status FlushLocked() REQUIRES(mu_);
 
   const RegistryLocation registry_location_;
   const Clock* clock_;
-  std::mutex mu_;
-  std::map<std::string, PushRecord> pending_;                        // guarded by mu_
-  std::optional<std::chrono::steady_clock::time_point> last_flush_;  // guarded by mu_
-  std::unique_ptr<RegistryStore> registry_;                          // guarded by mu_
+  Mutex mu_;
+  std::map<std::string, PushRecord> pending_ GUARDED_BY(mu_);
+  std::optional<std::chrono::steady_clock::time_point> last_flush_ GUARDED_BY(mu_);
+  std::unique_ptr<RegistryStore> registry_ GUARDED_BY(mu_);
 };
 
 }  // namespace granary

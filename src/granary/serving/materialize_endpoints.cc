@@ -13,9 +13,9 @@
 #include <fmt/format.h>
 
 #include <boost/asio/post.hpp>
-#include <mutex>
 
 #include "granary/common/json.h"
+#include "granary/common/mutex.h"
 #include "granary/common/strings.h"
 #include "granary/materialize/materialize_metrics.h"
 #include "granary/serving/materialize_report.h"
@@ -29,10 +29,10 @@ struct ServerMaterialization {
   RepoConfig config;
   MaterializeOptions options;
   std::unique_ptr<MaterializationStateMetrics> state_metrics;
-  std::mutex mu;
-  bool stopping = false;                    // guarded by mu
-  std::unique_ptr<MaterializationJob> job;  // guarded by mu; the latest run
-  std::string job_note;                     // guarded by mu; what the latest run was asked
+  Mutex mu;
+  bool stopping GUARDED_BY(mu) = false;
+  std::unique_ptr<MaterializationJob> job GUARDED_BY(mu);  // the latest run
+  std::string job_note GUARDED_BY(mu);                     // what the latest run was asked
 };
 
 namespace {
@@ -90,14 +90,14 @@ void StartRun(ServingContext& ctx, MaterializeRequest run, bool wait,
     ctx.metrics.CountError(path, st);
     respond(ServiceReply::Error(std::move(st)));
   };
-  std::unique_lock lock(m.mu);
+  MutexLock lock(&m.mu);
   if (m.stopping) {
-    lock.unlock();
+    lock.Unlock();
     return fail(Status::Unavailable("the server is stopping; no materialization starts now"));
   }
   if (m.job != nullptr && !m.job->done()) {
     const std::string note = m.job_note;
-    lock.unlock();
+    lock.Unlock();
     return fail(Status::AlreadyExists(fmt::format(
         "a materialization started through this server is running ({}); wait for it to finish "
         "(granary status, or the metric granary_materialize_running)",
@@ -125,13 +125,13 @@ void StartRun(ServingContext& ctx, MaterializeRequest run, bool wait,
   ServerLog(fmt::format("granary serve: {} starting, {}", path + 1, note));
   auto job = MaterializationJob::Start(m.config, run, m.options, ctx.store, std::move(on_done));
   if (!job.ok()) {
-    lock.unlock();
+    lock.Unlock();
     ServerLog(fmt::format("granary serve: {} refused: {}", path + 1, job.status().message()));
     return fail(job.status());  // kAlreadyExists (409): another process holds the lock
   }
   m.job = std::move(*job);
   m.job_note = std::move(note);
-  lock.unlock();
+  lock.Unlock();
   if (!wait) {
     ServiceReply reply = ServiceReply::Ok(StartedJson(run, snapshot->definitions()));
     reply.accepted = true;
@@ -207,7 +207,7 @@ void RegisterMaterializeEndpoints(ServingContext& context, std::vector<Endpoint>
 
 void CancelMaterialization(ServingContext& context) {
   if (context.materialization == nullptr) return;
-  std::lock_guard lock(context.materialization->mu);
+  MutexLock lock(&context.materialization->mu);
   context.materialization->stopping = true;
   if (context.materialization->job != nullptr) context.materialization->job->Cancel();
 }
@@ -216,7 +216,7 @@ void JoinMaterialization(ServingContext& context) {
   if (context.materialization == nullptr) return;
   std::unique_ptr<MaterializationJob> job;
   {
-    std::lock_guard lock(context.materialization->mu);
+    MutexLock lock(&context.materialization->mu);
     job = std::move(context.materialization->job);
   }
   job.reset();  // cancelled by CancelMaterialization; waits for its thread

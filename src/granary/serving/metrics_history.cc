@@ -81,7 +81,10 @@ MetricsHistory::MetricsHistory(MetricsHistoryOptions options) : options_(std::mo
 
 std::unique_ptr<MetricsHistory> MetricsHistory::Start(MetricsHistoryOptions options) {
   std::unique_ptr<MetricsHistory> history(new MetricsHistory(std::move(options)));
-  history->last_ = history->Read();
+  {
+    MutexLock lock(&history->mu_);  // no other thread yet: for the analysis
+    history->last_ = history->Read();
+  }
   if (history->options_.interval.count() > 0) {
     history->thread_ = std::thread([raw = history.get()] { raw->Loop(); });
   }
@@ -90,20 +93,23 @@ std::unique_ptr<MetricsHistory> MetricsHistory::Start(MetricsHistoryOptions opti
 
 MetricsHistory::~MetricsHistory() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
 void MetricsHistory::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (!stopping_) {
-    if (wake_.wait_for(lock, options_.interval, [this] { return stopping_; })) break;
-    lock.unlock();
+    const auto deadline = std::chrono::steady_clock::now() + options_.interval;
+    while (!stopping_ && wake_.WaitUntil(&mu_, deadline)) {
+    }
+    if (stopping_) break;
+    lock.Unlock();
     SampleNow();
-    lock.lock();
+    lock.Lock();
   }
 }
 
@@ -140,7 +146,7 @@ MetricsHistory::Totals MetricsHistory::Read() const {
 
 void MetricsHistory::SampleNow() {
   Totals now = Read();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   MetricsSample s;
   s.at = now.at;
   s.interval_seconds = static_cast<double>((now.at - last_.at).micros) / 1e6;
@@ -168,7 +174,7 @@ void MetricsHistory::SampleNow() {
 }
 
 std::vector<MetricsSample> MetricsHistory::Samples() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return {samples_.begin(), samples_.end()};
 }
 

@@ -15,10 +15,8 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -26,6 +24,7 @@
 
 #include "granary/common/clock.h"
 #include "granary/common/metrics.h"
+#include "granary/common/mutex.h"
 
 namespace granary {
 
@@ -91,11 +90,11 @@ class MetricsHistory {
   void Loop();
 
   const MetricsHistoryOptions options_;
-  mutable std::mutex mu_;
-  std::condition_variable wake_;
-  bool stopping_ = false;              // guarded by mu_
-  Totals last_;                        // guarded by mu_
-  std::deque<MetricsSample> samples_;  // guarded by mu_
+  mutable Mutex mu_;
+  CondVar wake_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  Totals last_ GUARDED_BY(mu_);
+  std::deque<MetricsSample> samples_ GUARDED_BY(mu_);
   std::thread thread_;
 };
 

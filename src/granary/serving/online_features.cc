@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/post.hpp>
 #include <charconv>
 #include <map>
@@ -16,6 +17,9 @@ namespace granary {
 namespace {
 
 using EntityColumn = OnlineFeaturesRequest::EntityColumn;
+
+// Numbers services for the per-thread feature list cache (ResolveFeatures).
+std::atomic<uint64_t> next_service_id{1};
 
 std::string JsonTypeName(const boost::json::value& v) { return JsonKindName(v); }
 
@@ -236,6 +240,7 @@ Result<std::unique_ptr<OnlineFeaturesService>> OnlineFeaturesService::Make(
   }
   service->definitions_ = std::move(definitions);
   service->store_ = store;
+  service->service_id_ = next_service_id.fetch_add(1, std::memory_order_relaxed);
   return service;
 }
 
@@ -291,22 +296,59 @@ Status OnlineFeaturesService::ConvertEntities(const OnlineFeaturesRequest& reque
   return Status::OK();
 }
 
-Result<ResolvedOnlineRequest> OnlineFeaturesService::Resolve(
-    const OnlineFeaturesRequest& request) const {
-  ResolvedOnlineRequest out;
-  out.read.allow_partial = request.partial;
-  out.include_view_metadata = request.include_view_metadata;
+namespace {
+
+// What a request's features resolve to, by the request's feature list, per thread: most clients
+// send the same few lists, and resolving 250 features (a hash lookup and a few copies each) took
+// more CPU than the rest of a one-entity request (docs/PERFORMANCE.md, "Where the time goes").
+// Entries are kept for one service (one registry snapshot) at a time; per thread, so no lock.
+struct FeatureListCache {
+  static constexpr size_t kMaxEntries = 64;
+  uint64_t service_id = 0;
+  std::unordered_map<std::string, std::shared_ptr<const OnlineFeaturesService::ResolvedFeatures>>
+      entries;
+};
+
+thread_local FeatureListCache feature_list_cache;
+
+// Everything the resolution of features depends on, each string length-prefixed (so that no two
+// requests share a key).
+void FeatureListKey(const OnlineFeaturesRequest& request, std::string* key) {
+  auto put = [key](std::string_view s) {
+    const uint32_t n = static_cast<uint32_t>(s.size());
+    key->append(reinterpret_cast<const char*>(&n), sizeof(n));
+    key->append(s);
+  };
+  key->push_back(request.full_feature_names ? 'F' : 'f');
+  put(request.feature_service);
+  key->append(std::to_string(request.entities.size())).push_back(':');
+  for (const EntityColumn& column : request.entities) put(column.name);
+  for (const std::string& f : request.features) put(f);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const OnlineFeaturesService::ResolvedFeatures>>
+OnlineFeaturesService::ResolveFeatures(const OnlineFeaturesRequest& request) const {
+  FeatureListCache& cache = feature_list_cache;
+  if (cache.service_id != service_id_) {
+    cache.entries.clear();
+    cache.service_id = service_id_;
+  }
+  std::string key;
+  FeatureListKey(request, &key);
+  if (auto it = cache.entries.find(key); it != cache.entries.end()) return it->second;
+
   FeatureRequest features;
   features.features = request.features;
   features.feature_service = request.feature_service;
   features.full_feature_names = request.full_feature_names;
   for (const EntityColumn& column : request.entities)
     features.entity_columns.push_back(column.name);
-  // The features first (the same rules as training sets: registry/feature_resolver.h), then the
-  // entities.
+  // The same rules as training sets: registry/feature_resolver.h.
   GRANARY_ASSIGN_OR_RAISE(FeatureResolution resolution, resolver_->Resolve(features));
-  GRANARY_RETURN_NOT_OK(ConvertEntities(request, &out));
-  out.columns.reserve(resolution.features.size());
+  auto out = std::make_shared<ResolvedFeatures>();
+  out->columns.reserve(resolution.features.size());
   for (const FeatureResolution::Feature& f : resolution.features) {
     const OnlineSlot& at = slots_[f.entry->id];
     if (at.index < 0) {
@@ -316,12 +358,28 @@ Result<ResolvedOnlineRequest> OnlineFeaturesService::Resolve(
           f.entry->ref));
     }
     uint32_t slot = 0;
-    while (slot < out.read.views.size() && out.read.views[slot].view != at.layout) ++slot;
-    if (slot == out.read.views.size()) out.read.views.push_back(ViewRead{at.layout, {}, nullptr});
-    ViewRead& read = out.read.views[slot];
-    out.columns.push_back({f.output_name, slot, static_cast<uint32_t>(read.features.size())});
+    while (slot < out->views.size() && out->views[slot].view != at.layout) ++slot;
+    if (slot == out->views.size()) out->views.push_back(ViewRead{at.layout, {}, nullptr});
+    ViewRead& read = out->views[slot];
+    out->columns.push_back({f.output_name, slot, static_cast<uint32_t>(read.features.size())});
     read.features.push_back(at.index);
   }
+  if (cache.entries.size() >= FeatureListCache::kMaxEntries) cache.entries.clear();
+  cache.entries.emplace(std::move(key), out);
+  return out;
+}
+
+Result<ResolvedOnlineRequest> OnlineFeaturesService::Resolve(
+    const OnlineFeaturesRequest& request) const {
+  ResolvedOnlineRequest out;
+  out.read.allow_partial = request.partial;
+  out.include_view_metadata = request.include_view_metadata;
+  // The features first, then the entities.
+  GRANARY_ASSIGN_OR_RAISE(std::shared_ptr<const ResolvedFeatures> features,
+                          ResolveFeatures(request));
+  GRANARY_RETURN_NOT_OK(ConvertEntities(request, &out));
+  out.columns = features->columns;
+  out.read.views = features->views;
 
   // One key column per set of join keys, shared by the views keyed by it.
   std::map<std::string, std::shared_ptr<EntityKeyColumn>> key_columns;

@@ -82,6 +82,17 @@ class OnlineFeaturesService {
   // where, and how to fix it.
   Result<ResolvedOnlineRequest> Resolve(const OnlineFeaturesRequest& request) const;
 
+  // What the request's feature list resolves to (its feature columns, and the views to read
+  // without their keys), with Resolve's errors about features. Remembered per thread for the
+  // last 64 feature lists of this service (keyed by the features, the feature service, the
+  // entity column names and full_feature_names), so a repeated list costs one hash lookup.
+  struct ResolvedFeatures {
+    std::vector<ResolvedOnlineRequest::Column> columns;
+    std::vector<ViewRead> views;  // keys unset
+  };
+  Result<std::shared_ptr<const ResolvedFeatures>> ResolveFeatures(
+      const OnlineFeaturesRequest& request) const;
+
   // Reads and writes the response JSON into `json`. Blocks (CLI, Python).
   Status GetOnlineFeatures(const OnlineFeaturesRequest& request, std::string* json) const;
 
@@ -116,6 +127,7 @@ class OnlineFeaturesService {
 
   std::shared_ptr<const Definitions> definitions_;
   OnlineStore* store_ = nullptr;
+  uint64_t service_id_ = 0;  // unique in the process: the per-thread cache's owner
   ViewLayouts layouts_;
   std::unique_ptr<FeatureResolver> resolver_;                  // borrows *definitions_
   std::vector<OnlineSlot> slots_;                              // by ResolvedFeatureEntry::id

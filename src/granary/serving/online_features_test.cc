@@ -282,6 +282,58 @@ TEST_F(OnlineFeaturesTest, InvalidRequestsNameWhatAndWhereAndHowToFix) {
          "3000000000 is not an int32: it is out of the int32 range");
 }
 
+TEST_F(OnlineFeaturesTest, ARepeatedFeatureListIsAnsweredAsTheFirstTime) {
+  // Feature lists are remembered per thread (ResolveFeatures): every request below is resolved
+  // on this thread, after others that look alike.
+  const std::string short_names = R"({"features": ["risk:score", "risk:failures"],
+                                      "entities": {"customer_id": [1, 2]}})";
+  const std::string first = Get(short_names);
+  EXPECT_NE(first.find(R"("feature_names":["customer_id","score","failures"])"), std::string::npos)
+      << first;
+  EXPECT_EQ(Get(short_names), first);
+  const std::string full = Get(R"({"features": ["risk:score", "risk:failures"],
+                                   "entities": {"customer_id": [1, 2]},
+                                   "full_feature_names": true})");
+  EXPECT_NE(full.find(R"("feature_names":["customer_id","risk__score","risk__failures"])"),
+            std::string::npos)
+      << full;
+  const std::string reordered = Get(R"({"features": ["risk:failures", "risk:score"],
+                                        "entities": {"customer_id": [1, 2]}})");
+  EXPECT_NE(reordered.find(R"("feature_names":["customer_id","failures","score"])"),
+            std::string::npos)
+      << reordered;
+  EXPECT_EQ(Get(short_names), first);
+
+  // Errors are not remembered, and a list that would read the same if its names were run
+  // together is another list.
+  const std::string unknown = R"({"features": ["risk:scorerisk:failures"],
+                                  "entities": {"customer_id": [1]}})";
+  EXPECT_NE(Error(unknown).find("scorerisk:failures"), std::string::npos) << Error(unknown);
+  EXPECT_NE(Error(unknown).find("scorerisk:failures"), std::string::npos) << Error(unknown);
+  // The entity columns' names take part: here one is also a feature's output name.
+  EXPECT_NE(Error(R"({"features": ["risk:score", "risk:failures"],
+                      "entities": {"customer_id": [1], "score": [1]}})")
+                .find("has the name of the entity column 'score'"),
+            std::string::npos);
+
+  // Another service (a new registry snapshot) on the same thread resolves against its own
+  // definitions, not what this thread remembered for the first one.
+  Definitions renamed = testing::OnlineDefinitions(kDefinitions);
+  for (FeatureView& v : renamed.feature_views) {
+    if (v.name == "risk") v.schema[0].name = "risk_score";
+  }
+  auto service = OnlineFeaturesService::Make(std::make_shared<Definitions>(renamed), store_.get(),
+                                             Duration::Days(90))
+                     .ValueOrDie();
+  auto request = ParseOnlineFeaturesRequest(short_names);
+  ASSERT_TRUE(request.ok());
+  auto resolved = service->Resolve(*request);
+  ASSERT_FALSE(resolved.ok());
+  EXPECT_NE(resolved.status().message().find("has no feature 'score'"), std::string::npos)
+      << resolved.status().ToString();
+  EXPECT_EQ(Get(short_names), first);
+}
+
 TEST_F(OnlineFeaturesTest, SameFeatureNameInTwoViewsNeedsFullNames) {
   Definitions defs = testing::OnlineDefinitions(kDefinitions);
   defs.feature_views[2].schema[0].name = "score";  // bay_stats.score

@@ -37,6 +37,8 @@ RegistryWatcher::RegistryWatcher(RegistryWatcherOptions options) : options_(std:
 
 Result<std::unique_ptr<RegistryWatcher>> RegistryWatcher::Start(RegistryWatcherOptions options) {
   std::unique_ptr<RegistryWatcher> watcher(new RegistryWatcher(std::move(options)));
+  // No other thread yet; the lock only lets the analysis see registry_ read under poll_mu_.
+  MutexLock lock(&watcher->poll_mu_);
   GRANARY_ASSIGN_OR_RAISE(watcher->registry_,
                           OpenRegistry(watcher->options_.registry, OpenMode::kOpenExisting));
   GRANARY_ASSIGN_OR_RAISE(RegistryVersion latest, LatestApplied(*watcher->registry_));
@@ -45,6 +47,7 @@ Result<std::unique_ptr<RegistryWatcher>> RegistryWatcher::Start(RegistryWatcherO
                                               watcher->options_.default_key_ttl));
   watcher->version_gauge_->Set(static_cast<double>(snapshot->info.version));
   watcher->current_.store(std::move(snapshot), std::memory_order_release);
+  lock.Unlock();
   if (watcher->options_.poll_interval.count() > 0) {
     watcher->thread_ = std::thread([w = watcher.get()] { w->Run(); });
   }
@@ -53,10 +56,10 @@ Result<std::unique_ptr<RegistryWatcher>> RegistryWatcher::Start(RegistryWatcherO
 
 RegistryWatcher::~RegistryWatcher() {
   {
-    std::lock_guard lock(stop_mu_);
+    MutexLock lock(&stop_mu_);
     stop_ = true;
   }
-  stop_cv_.notify_all();
+  stop_cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -72,7 +75,12 @@ void RegistryWatcher::Run() {
     if (feed_ == nullptr && registry_can_listen_ && Clock::now() >= next_listen) {
       // While the registry is down, try again at the polling pace, not every slice.
       next_listen = Clock::now() + options_.poll_interval;
-      auto feed = registry_->WatchChanges();
+      // Under poll_mu_: Poll() is public and may run on another thread at the same time, and
+      // the registry store is not thread-safe.
+      auto feed = [this] {
+        MutexLock lock(&poll_mu_);
+        return registry_->WatchChanges();
+      }();
       if (feed.ok() && *feed != nullptr) {
         feed_ = std::move(*feed);
         if (feed_lost_logged) ServerLog("registry: listening for new versions again");
@@ -100,12 +108,13 @@ void RegistryWatcher::Run() {
         listening_.store(false, std::memory_order_relaxed);
       }
     } else if (!announced) {
-      std::unique_lock lock(stop_mu_);
-      stop_cv_.wait_until(lock, std::min(next_poll, Clock::now() + kSlice),
-                          [this] { return stop_; });
+      MutexLock lock(&stop_mu_);
+      const auto deadline = std::min(next_poll, Clock::now() + kSlice);
+      while (!stop_ && stop_cv_.WaitUntil(&stop_mu_, deadline)) {
+      }
     }
     {
-      std::lock_guard lock(stop_mu_);
+      MutexLock lock(&stop_mu_);
       if (stop_) return;
     }
     if (announced || Clock::now() >= next_poll) {
@@ -118,17 +127,17 @@ void RegistryWatcher::Run() {
 }
 
 std::string RegistryWatcher::registry_error() const {
-  std::lock_guard lock(error_mu_);
+  MutexLock lock(&error_mu_);
   return published_error_;
 }
 
 void RegistryWatcher::PublishError() {
-  std::lock_guard lock(error_mu_);
+  MutexLock lock(&error_mu_);
   published_error_ = last_error_;
 }
 
 Status RegistryWatcher::Poll() {
-  std::lock_guard lock(poll_mu_);
+  MutexLock lock(&poll_mu_);
   auto history = registry_->History(1);
   Status st = history.status();
   int64_t newest = 0;

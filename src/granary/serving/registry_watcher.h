@@ -19,14 +19,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "granary/common/metrics.h"
+#include "granary/common/mutex.h"
 #include "granary/common/result.h"
 #include "granary/online/online_store.h"
 #include "granary/registry/registry_store.h"
@@ -73,7 +72,7 @@ class RegistryWatcher {
 
   // Checks for a newer version now and swaps it in. OK when nothing changed or the reload worked;
   // the error otherwise (the old snapshot stays).
-  Status Poll();
+  Status Poll() EXCLUDES(poll_mu_);
 
   // Why the last check of the registry failed (it could not be read, or its newest version could
   // not be loaded); empty when it succeeded. Thread-safe.
@@ -84,8 +83,8 @@ class RegistryWatcher {
  private:
   explicit RegistryWatcher(RegistryWatcherOptions options);
   void Run();
-  Status Reload();
-  void PublishError();  // copies last_error_ for registry_error(); caller holds poll_mu_
+  Status Reload() REQUIRES(poll_mu_);
+  void PublishError() REQUIRES(poll_mu_);  // copies last_error_ for registry_error()
 
   const RegistryWatcherOptions options_;
   std::atomic<std::shared_ptr<const ServingSnapshot>> current_;
@@ -93,20 +92,20 @@ class RegistryWatcher {
   Counter* reload_failure_ = nullptr;
   Gauge* version_gauge_ = nullptr;
 
-  mutable std::mutex poll_mu_;                // serializes Poll()
+  mutable Mutex poll_mu_;                     // serializes Poll()
   std::unique_ptr<RegistryChangeFeed> feed_;  // owned by the thread; null while down or SQLite
   std::atomic<bool> listening_{false};
   bool registry_can_listen_ = true;  // owned by the thread: false once WatchChanges gave none
-  std::unique_ptr<RegistryStore> registry_;  // guarded by poll_mu_
-  int64_t failed_version_ = 0;               // guarded by poll_mu_: last version that failed
-  std::string last_error_;                   // guarded by poll_mu_
+  std::unique_ptr<RegistryStore> registry_ GUARDED_BY(poll_mu_);
+  int64_t failed_version_ GUARDED_BY(poll_mu_) = 0;  // last version that failed
+  std::string last_error_ GUARDED_BY(poll_mu_);
   // A copy of last_error_ for registry_error(), which must not wait behind a slow Poll.
-  mutable std::mutex error_mu_;
-  std::string published_error_;  // guarded by error_mu_
+  mutable Mutex error_mu_ ACQUIRED_AFTER(poll_mu_);
+  std::string published_error_ GUARDED_BY(error_mu_);
 
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stop_ = false;  // guarded by stop_mu_
+  Mutex stop_mu_;
+  CondVar stop_cv_;
+  bool stop_ GUARDED_BY(stop_mu_) = false;
   std::thread thread_;
 };
 

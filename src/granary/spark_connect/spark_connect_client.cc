@@ -11,13 +11,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
 #include <deque>
-#include <mutex>
 #include <random>
 #include <thread>
 
+#include "granary/common/mutex.h"
 #include "spark/connect/base.grpc.pb.h"
 
 namespace granary::spark_connect {
@@ -267,13 +266,13 @@ class ExecuteStream final : public ResultStream {
   }
 
   void Watch() {
-    std::unique_lock lock(mu_);
+    MutexLock lock(&mu_);
     while (!stop_) {
-      cv_.wait_for(lock, std::chrono::milliseconds(100));
+      cv_.WaitFor(&mu_, std::chrono::milliseconds(100));
       if (stop_) return;
       if (cancel_->cancelled()) {
         interrupted_ = true;
-        lock.unlock();
+        lock.Unlock();
         (void)client_->Interrupt(proto::InterruptRequest_InterruptType_INTERRUPT_TYPE_OPERATION_ID,
                                  operation_id_);
         ctx_->TryCancel();
@@ -284,10 +283,10 @@ class ExecuteStream final : public ResultStream {
 
   void StopWatcher() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     if (watcher_.joinable()) watcher_.join();
   }
 
@@ -305,9 +304,9 @@ class ExecuteStream final : public ResultStream {
   std::map<std::string, int64_t> scan_metrics_;
   std::string checkpoint_id_;  // a CheckpointCommand's result: the server's relation id
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ GUARDED_BY(mu_) = false;
   std::atomic<bool> interrupted_{false};
   std::thread watcher_;
 };

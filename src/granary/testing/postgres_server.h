@@ -7,9 +7,9 @@
 // it), with the folder given to that user; otherwise as the current user.
 //
 //   auto pg = PostgresServer::Start().ValueOrDie();
-//   pg->Url("granary_test");   //
-//   "postgresql://granary@127.0.0.1:41237/postgres?schema=granary_test" pg->Stop(); pg->Start(); //
-//   the database down and back (same port, same data)
+//   pg->Url("granary_test");  //
+//   "postgresql://granary@127.0.0.1:41237/postgres?schema=granary_test" pg->Stop(); pg->Restart();
+//   // the database down and back (same port, same data)
 //
 // Binaries are looked up in $GRANARY_PG_BINDIR, then /usr/lib/postgresql/<newest>/bin. Start()
 // is NotFound when there are none (tests skip, naming scripts/setup). Not thread-safe.
@@ -22,6 +22,7 @@
 
 #include "granary/common/result.h"
 #include "granary/common/temp_dir.h"
+#include "granary/testing/child_process.h"
 
 namespace granary::testing {
 
@@ -33,7 +34,7 @@ class PostgresServer {
   PostgresServer& operator=(const PostgresServer&) = delete;
 
   int port() const { return port_; }
-  bool running() const { return pid_ > 0; }
+  bool running() const { return process_.running(); }
   // A `registry:` URL for granary.yaml, tables in `schema`.
   std::string Url(const std::string& schema) const;
 
@@ -46,11 +47,12 @@ class PostgresServer {
   PostgresServer() = default;
   Status Spawn();
   Status WaitUntilReady();
+  ChildProcessOptions RunAs(std::filesystem::path log) const;
 
   std::unique_ptr<TempDir> dir_;
   std::string bindir_;
   int port_ = 0;
-  pid_t pid_ = -1;
+  ChildProcess process_;
   uid_t run_uid_ = 0;  // 0: as the current user
   gid_t run_gid_ = 0;
 };

@@ -1,17 +1,10 @@
 #include "granary/testing/redis_server.h"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -19,25 +12,6 @@ namespace granary::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A port nobody listens on right now (the kernel's choice of an ephemeral port).
-Result<int> FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return Status::IOError("socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    return Status::IOError("cannot bind a free port on 127.0.0.1");
-  }
-  int port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
 
 RedisReply Convert(const redisReply* r) {
   RedisReply out;
@@ -68,14 +42,6 @@ RedisReply Convert(const redisReply* r) {
   return out;
 }
 
-std::string Tail(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  std::string text = s.str();
-  return text.size() > 1500 ? text.substr(text.size() - 1500) : text;
-}
-
 std::string FieldOf(const std::string& text, const std::string& field) {
   std::istringstream lines(text);
   std::string line;
@@ -96,9 +62,9 @@ Result<std::unique_ptr<RedisServer>> RedisServer::Start(const RedisServerOptions
     std::unique_ptr<RedisServer> server(new RedisServer());
     server->options_ = options;
     GRANARY_ASSIGN_OR_RAISE(server->dir_, TempDir::Make("granary_redis_"));
-    GRANARY_ASSIGN_OR_RAISE(server->port_, FreePort());
+    GRANARY_ASSIGN_OR_RAISE(server->port_, FreeLoopbackPort());
     if (options.cluster) {
-      GRANARY_ASSIGN_OR_RAISE(server->bus_port_, FreePort());
+      GRANARY_ASSIGN_OR_RAISE(server->bus_port_, FreeLoopbackPort());
     }
     const std::string dir = server->dir_->path().string();
     std::vector<std::string> args = {"redis-server",
@@ -151,20 +117,7 @@ Result<std::unique_ptr<RedisServer>> RedisServer::Start(const RedisServerOptions
 }
 
 Status RedisServer::Spawn() {
-  std::vector<char*> argv;
-  for (std::string& a : args_) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) return Status::IOError("fork() failed");
-  if (pid == 0) {
-    // The server dies with the test process, even when that one crashes.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(1);
-    ::execvp("redis-server", argv.data());
-    ::_exit(127);
-  }
-  pid_ = pid;
+  GRANARY_ASSIGN_OR_RAISE(process_, ChildProcess::Spawn(args_));
   return Status::OK();
 }
 
@@ -177,11 +130,9 @@ Status RedisServer::RestartEmpty() {
 Status RedisServer::WaitUntilReady() {
   const auto deadline = Clock::now() + std::chrono::seconds(10);
   while (Clock::now() < deadline) {
-    int wstatus = 0;
-    if (::waitpid(pid_, &wstatus, WNOHANG) == pid_) {
-      pid_ = -1;
+    if (process_.Exited()) {
       return Status::Unavailable(fmt::format("redis-server on port {} exited at start: {}", port_,
-                                             Tail(dir_->path() / "redis.log")));
+                                             FileTail(dir_->path() / "redis.log", 1500)));
     }
     auto reply = Command({"PING"});
     if (reply.ok() && reply->type == RedisReply::Type::kStatus) return Status::OK();
@@ -189,7 +140,7 @@ Status RedisServer::WaitUntilReady() {
   }
   Kill();
   return Status::Unavailable(fmt::format("redis-server on port {} did not answer PING in 10 s: {}",
-                                         port_, Tail(dir_->path() / "redis.log")));
+                                         port_, FileTail(dir_->path() / "redis.log", 1500)));
 }
 
 RedisServer::~RedisServer() { Stop(); }
@@ -247,38 +198,25 @@ Result<std::string> RedisServer::Info(const std::string& section, const std::str
 }
 
 void RedisServer::Stop() {
-  if (pid_ <= 0) return;
   if (paused_) Resume();
-  ::kill(pid_, SIGTERM);
-  const auto deadline = Clock::now() + std::chrono::seconds(5);
-  while (Clock::now() < deadline) {
-    if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-      pid_ = -1;
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  Kill();
+  process_.Stop(SIGTERM, std::chrono::seconds(5));
 }
 
 void RedisServer::Kill() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
-  pid_ = -1;
+  process_.Kill();
   paused_ = false;
 }
 
 void RedisServer::Pause() {
-  if (pid_ > 0 && !paused_) {
-    ::kill(pid_, SIGSTOP);
+  if (process_.running() && !paused_) {
+    process_.Signal(SIGSTOP);
     paused_ = true;
   }
 }
 
 void RedisServer::Resume() {
-  if (pid_ > 0 && paused_) {
-    ::kill(pid_, SIGCONT);
+  if (process_.running() && paused_) {
+    process_.Signal(SIGCONT);
     paused_ = false;
   }
 }

@@ -28,6 +28,7 @@
 
 #include "granary/common/result.h"
 #include "granary/common/temp_dir.h"
+#include "granary/testing/child_process.h"
 
 namespace granary::testing {
 
@@ -58,7 +59,7 @@ class RedisServer {
   int port() const { return port_; }
   int bus_port() const { return bus_port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  bool running() const { return pid_ > 0; }
+  bool running() const { return process_.running(); }
   const RedisServerOptions& options() const { return options_; }
 
   // Sends one command (authenticated with the options' password) and returns the reply; an
@@ -85,7 +86,7 @@ class RedisServer {
   std::vector<std::string> args_;  // the redis-server command line
   RedisServerOptions options_;
   std::optional<TempDir> dir_;
-  pid_t pid_ = -1;
+  ChildProcess process_;
   int port_ = 0;
   int bus_port_ = 0;
   bool paused_ = false;

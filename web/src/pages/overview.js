@@ -63,8 +63,12 @@ export function ServerSummary({ data }) {
     return html`<div class="alert" role="alert">Feature server ${data.server} is unreachable: ${data.error}</div>`;
   }
   const health = data.health || {};
+  // "overloaded": the server shed the /health request itself (a 503 from its limits); the
+  // console's API says so with the server's message.
+  const state = health.status || 'unknown';
   return html`<p>Feature server <code>${data.server}</code>:
-    <span class=${`badge ${health.status === 'ok' ? 'good' : 'bad'}`} data-health=${health.status}>${health.status}</span>
+    <span class=${`badge ${state === 'ok' ? 'good' : 'bad'}`} data-health=${state}>${state}</span>
+    ${health.message && html` <span class="health-message">${health.message}</span>`}
     ${health.store && html` store ${health.store.describe}`}
     · <a href="#/serving">metrics</a></p>`;
 }

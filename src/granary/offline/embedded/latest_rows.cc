@@ -181,7 +181,8 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
   GRANARY_ASSIGN_OR_RAISE(auto scan, FeatureSourceScan::Open(source.repo_root, *source.defs,
                                                              *source.view, scan_options));
   if (options.progress != nullptr) options.progress->SetTotal(scan->stats().rows_estimated);
-  const auto& schema = scan->schema();
+  // A copy: the scan may be opened again below.
+  const std::shared_ptr<arrow::Schema> schema = scan->schema();
   std::vector<int> key_indices;
   for (const std::string& k : scan->join_keys()) key_indices.push_back(schema->GetFieldIndex(k));
   const int ts_index = scan->event_timestamp_index();
@@ -200,18 +201,18 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
     }
   }
 
-  // Every row in range may be a distinct entity: plan for the worst case so the table fits.
+  // What must be held is one entry per distinct entity, which only reading tells: the rows in
+  // range bound it (the worst case: every row a distinct entity), but a few entities with long
+  // histories need no more than a small table. So the table is tried in memory first; only when
+  // it outgrows the budget is the scan started again, split by entity into partitions sized by
+  // the entities seen so far extrapolated to the whole range. The keys and times read before
+  // the switch are read twice; nothing is spilled for sources whose entities fit.
   // CSV reports no row count; a CSV row takes at least 8 bytes, so its bytes bound the rows.
   const int64_t rows_bound = scan->stats().rows_estimated > 0 ? scan->stats().rows_estimated
                                                               : scan->stats().bytes_estimated / 8;
-  const int64_t table_bytes = rows_bound * LatestRowTable::BytesPerEntity(single_integer_key);
+  const int64_t entity_bytes = LatestRowTable::BytesPerEntity(single_integer_key);
   const int64_t half_budget = std::max<int64_t>(1, options.memory_budget_bytes / 2);
   int partitions = options.TEST_force_partitions;
-  if (partitions == 0 && table_bytes > options.memory_budget_bytes) {
-    partitions = static_cast<int>(
-        std::clamp<int64_t>((table_bytes + half_budget - 1) / half_budget, 2, 4096));
-  }
-  stats->partitions = partitions;
   std::vector<ChosenRow> chosen;
   int64_t position = 0;
 
@@ -223,6 +224,7 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
 
   if (partitions == 0) {
     LatestRowTable table(single_integer_key);
+    bool outgrown = false;
     while (true) {
       if (IsCancelled(options)) return CancelledStatus(*source.view);
       GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
@@ -233,10 +235,33 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
       position += batch->num_rows();
       stats->peak_state_bytes = std::max(stats->peak_state_bytes, table.memory_bytes());
       if (options.progress != nullptr) options.progress->Add(batch->num_rows());
+      if (table.memory_bytes() > options.memory_budget_bytes) {
+        outgrown = true;
+        break;
+      }
     }
-    stats->null_key_rows = table.null_key_rows();
-    table.TakeChosen(&chosen);
-  } else {
+    if (!outgrown) {
+      stats->null_key_rows = table.null_key_rows();
+      table.TakeChosen(&chosen);
+    } else {
+      const int64_t rows_read = std::max<int64_t>(1, position);
+      const double entities_expected = static_cast<double>(table.entities()) *
+                                       static_cast<double>(std::max(rows_bound, rows_read)) /
+                                       static_cast<double>(rows_read);
+      const auto bytes_expected = static_cast<int64_t>(entities_expected) * entity_bytes;
+      partitions = static_cast<int>(
+          std::clamp<int64_t>((bytes_expected + half_budget - 1) / half_budget, 2, 4096));
+      stats->rows_read_twice = position;
+      table = LatestRowTable(single_integer_key);
+      scan.reset();
+      GRANARY_ASSIGN_OR_RAISE(scan, FeatureSourceScan::Open(source.repo_root, *source.defs,
+                                                            *source.view, scan_options));
+      if (options.progress != nullptr) options.progress->SetTotal(rows_bound + position);
+      position = 0;
+    }
+  }
+  stats->partitions = partitions;
+  if (partitions > 0) {
     // Keys, times and positions only, split by entity.
     arrow::FieldVector fields;
     for (int i : key_indices) fields.push_back(schema->field(i));

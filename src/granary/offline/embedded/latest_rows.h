@@ -12,9 +12,11 @@
 // pass (latest_stream.h) then reads the features in the same order and keeps just those rows.
 //
 // Memory: one hash table entry per entity (LatestRowTable) while the entities fit in the budget;
-// otherwise the keys and times are split by entity into partitions (EntityPartitioner, spilled to
-// Arrow IPC files past half the budget) and each partition gets a table of its own. The list of
-// chosen rows costs 16 bytes per entity either way.
+// when the table outgrows it, the scan starts again and the keys and times are split by entity
+// into partitions (EntityPartitioner, spilled to Arrow IPC files past half the budget), each of
+// which gets a table of its own. Whether to partition is decided by the entities seen, not by the
+// rows in range: many rows of few entities stay in memory. The list of chosen rows costs 16
+// bytes per entity either way.
 #pragma once
 
 #include <filesystem>
@@ -91,6 +93,9 @@ struct LatestRowsStats {
   int64_t bytes_spilled = 0;
   int64_t null_key_rows = 0;
   int64_t peak_state_bytes = 0;  // the table, or the partitioner's buffers plus a partition's
+  // Rows read before the table outgrew the budget and the scan started again partitioned (0:
+  // it did not).
+  int64_t rows_read_twice = 0;
 };
 
 // Runs the first pass over `source` (its scan options give the interval; the join key and

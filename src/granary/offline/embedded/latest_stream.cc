@@ -111,6 +111,7 @@ Result<std::unique_ptr<OfflineBatchStream>> OpenLatestRowsStream(const ViewSourc
   stats.partitions = first_pass.partitions;
   stats.bytes_spilled = first_pass.bytes_spilled;
   stats.peak_state_bytes = first_pass.peak_state_bytes;
+  stats.rows_read_twice = first_pass.rows_read_twice;
   return std::unique_ptr<OfflineBatchStream>(new LatestRowsStream(
       *source.view, std::move(scan), std::move(chosen), std::move(stats), cancel));
 }

@@ -277,7 +277,7 @@ RedisOnlineStore::~RedisOnlineStore() {
   // No call is running (the store outlives its calls). Exiting threads may still release their
   // own sessions meanwhile: the table is shared with their exit hooks.
   if (sessions_) sessions_->Clear();
-  std::lock_guard<std::mutex> lock(external_mu_);
+  MutexLock lock(&external_mu_);
   external_.clear();
 }
 
@@ -368,7 +368,7 @@ redis::RedisClusterRouter* RedisOnlineStore::RouterFor(const asio::any_io_execut
   };
   thread_local Cache cache;
   if (cache.serial == serial_ && cache.context == context) return cache.router;
-  std::lock_guard<std::mutex> lock(external_mu_);
+  MutexLock lock(&external_mu_);
   redis::RedisClusterRouter* router = nullptr;
   for (auto& [c, r] : external_) {
     if (c == context) router = r.get();

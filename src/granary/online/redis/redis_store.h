@@ -17,10 +17,10 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "granary/common/mutex.h"
 #include "granary/online/online_store.h"
 #include "granary/online/redis/router.h"
 
@@ -104,8 +104,9 @@ class RedisOnlineStore final : public OnlineStore {
   // exit hooks, which release their sessions.
   std::shared_ptr<redis::ThreadSessionTable> sessions_;
   // Routers for callers' io_contexts, by execution context.
-  std::mutex external_mu_;
-  std::vector<std::pair<const void*, std::unique_ptr<redis::RedisClusterRouter>>> external_;
+  Mutex external_mu_;
+  std::vector<std::pair<const void*, std::unique_ptr<redis::RedisClusterRouter>>> external_
+      GUARDED_BY(external_mu_);
 
   static uint64_t NextSerial();
 };

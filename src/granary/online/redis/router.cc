@@ -66,13 +66,13 @@ Status ErrorReplyStatus(std::string_view command, std::string_view error) {
 // --------------------------------------------------------------------------------- topology
 
 std::shared_ptr<const SlotMap> RedisTopology::slots(uint64_t* version) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   *version = version_.load(std::memory_order_relaxed);
   return slots_;
 }
 
 void RedisTopology::Publish(std::shared_ptr<const SlotMap> map, std::optional<uint64_t> based_on) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (based_on && *based_on != version_.load(std::memory_order_relaxed)) return;
   slots_ = std::move(map);
   version_.fetch_add(1, std::memory_order_release);

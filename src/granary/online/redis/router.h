@@ -29,11 +29,11 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "granary/common/mutex.h"
 #include "granary/common/status.h"
 #include "granary/online/redis/connection.h"
 #include "granary/online/redis/resp.h"
@@ -73,8 +73,8 @@ class RedisTopology {
  private:
   const RouterConfig config_;
   RouterStats stats_;
-  mutable std::mutex mu_;
-  std::shared_ptr<const SlotMap> slots_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::shared_ptr<const SlotMap> slots_ GUARDED_BY(mu_);
   std::atomic<uint64_t> version_{0};
 };
 

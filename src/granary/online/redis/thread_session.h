@@ -7,11 +7,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "granary/common/mutex.h"
 #include "granary/common/status.h"
 #include "granary/online/redis/router.h"
 #include "granary/online/varint.h"
@@ -36,7 +36,7 @@ class ThreadSessionTable {
   // The calling thread's session, made on first use. `made` says whether it is new.
   ThreadSession* ForThisThread(bool* made) {
     const std::thread::id self = std::this_thread::get_id();
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     *made = false;
     for (const auto& session : sessions_) {
       if (session->owner == self) return session.get();
@@ -53,7 +53,7 @@ class ThreadSessionTable {
   void Release(std::thread::id thread) {
     std::unique_ptr<ThreadSession> gone;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
         if ((*it)->owner == thread) {
           gone = std::move(*it);
@@ -68,19 +68,19 @@ class ThreadSessionTable {
   // Closes every session (the store is going; no call is running).
   void Clear() {
     std::vector<std::unique_ptr<ThreadSession>> gone;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     gone.swap(sessions_);
   }
 
   size_t size() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return sessions_.size();
   }
 
  private:
   const std::shared_ptr<RedisTopology> topology_;
-  std::mutex mu_;
-  std::vector<std::unique_ptr<ThreadSession>> sessions_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<std::unique_ptr<ThreadSession>> sessions_ GUARDED_BY(mu_);
 };
 
 // Runs the session's io_context until `*done`. Only the session's owner thread calls it.

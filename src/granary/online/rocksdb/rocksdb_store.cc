@@ -18,6 +18,7 @@
 #include <numeric>
 
 #include "granary/common/hash.h"
+#include "granary/common/mutex.h"
 #include "granary/online/value_codec.h"
 
 namespace granary {
@@ -176,7 +177,10 @@ Result<std::unique_ptr<RocksDbOnlineStore>> RocksDbOnlineStore::Open(
       "open (read-only, as a secondary instance)", path.string()));
   store->db_.reset(db);
   store->secondary_dir_.emplace(std::move(secondary));
-  store->writer_files_ = std::make_unique<WriterFiles>();
+  {
+    MutexLock lock(&store->catch_up_mu_);  // no other thread yet: for the analysis
+    store->writer_files_ = std::make_unique<WriterFiles>();
+  }
   return store;
 }
 
@@ -190,7 +194,7 @@ Status RocksDbOnlineStore::CheckWritable(std::string_view what) const {
 }
 
 Status RocksDbOnlineStore::CatchUpWithWriter() {
-  std::lock_guard lock(catch_up_mu_);
+  MutexLock lock(&catch_up_mu_);
   if (!writer_files_->Changed(path_)) return Status::OK();
   Status st = FromRocks(db_->TryCatchUpWithPrimary(), "catch-up with the writer", path_.string());
   if (!st.ok()) writer_files_->valid = false;

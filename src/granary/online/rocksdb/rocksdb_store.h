@@ -26,6 +26,7 @@
 #include <mutex>
 #include <optional>
 
+#include "granary/common/mutex.h"
 #include "granary/common/temp_dir.h"
 #include "granary/online/online_store.h"
 
@@ -76,12 +77,13 @@ class RocksDbOnlineStore final : public OnlineStore {
   Options options_;
   std::unique_ptr<CompactionFilterImpl> filter_;
   std::optional<TempDir> secondary_dir_;  // read_only: the secondary instance's own folder
-  // read_only: what the last catch-up saw of the writer's files; guarded by catch_up_mu_.
-  std::mutex catch_up_mu_;
-  std::unique_ptr<WriterFiles> writer_files_;
+  Mutex catch_up_mu_;
+  // read_only: what the last catch-up saw of the writer's files.
+  std::unique_ptr<WriterFiles> writer_files_ GUARDED_BY(catch_up_mu_);
   std::unique_ptr<rocksdb::DB> db_;
   // Serialises compare-and-write per key: a key's stripe is hash(key) % kStripes; a writer locks
-  // the stripes of its chunk in increasing order (so two writers never deadlock).
+  // the stripes of its chunk in increasing order (so two writers never deadlock). Plain
+  // std::mutex: a run-time set of locks is beyond what -Wthread-safety can follow.
   std::unique_ptr<std::array<std::mutex, kStripes>> stripes_;
 };
 

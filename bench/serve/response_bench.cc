@@ -1,0 +1,191 @@
+// Where a get-online-features request's server time goes, without HTTP (docs/PERFORMANCE.md,
+// "Feature server", "Where the time goes"): bench/serve's shape (25 views x 10 features, 5 int64
+// then 5 float64) in a RocksDB store of 20,000 entities in a temporary folder (in its table files),
+// requests for all 250 features of 1 or 100 random entities with full feature names.
+//
+//   BM_ParseRequest     the request JSON parsed (ParseOnlineFeaturesRequest)
+//   BM_Resolve          checked against the definitions (OnlineFeaturesService::Resolve)
+//   BM_StoreRead        the RocksDB read, values decoded in place (OnlineStore::Read)
+//   BM_WriteResponse    Feast's response JSON written from the read (WriteResponse)
+//   BM_CopyResponse     baseline: copying a buffer of the response's size (the floor of writing)
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <cstring>
+#include <random>
+
+#include "../common/shape_batch.h"
+#include "granary/common/temp_dir.h"
+#include "granary/online/rocksdb/rocksdb_store.h"
+#include "granary/serving/online_features.h"
+
+namespace granary {
+namespace {
+
+constexpr int kViews = 25;
+constexpr int kFeatures = 10;
+constexpr int64_t kEntities = 20'000;
+
+Definitions ShapeDefinitions() {
+  Definitions defs;
+  defs.project = "bench";
+  Entity customer;
+  customer.name = "customer";
+  customer.join_keys = {"customer_id"};
+  customer.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
+  defs.entities.push_back(customer);
+  for (int v = 0; v < kViews; ++v) {
+    FeatureView view;
+    view.name = fmt::format("view_{:02}", v);
+    view.entities = {"customer"};
+    view.source = "src";
+    for (int f = 0; f < kFeatures; ++f) {
+      Field field;
+      field.name = fmt::format("f{:02}", f);
+      field.type = ValueType::Scalar(f < kFeatures / 2 ? ScalarType::kInt64 : ScalarType::kFloat64);
+      view.schema.push_back(field);
+    }
+    defs.feature_views.push_back(view);
+  }
+  return defs;
+}
+
+// The loaded store and the service over it, made once for all benchmarks.
+struct Fixture {
+  TempDir dir;
+  std::shared_ptr<const Definitions> defs;
+  std::unique_ptr<RocksDbOnlineStore> store;
+  std::unique_ptr<OnlineFeaturesService> service;
+
+  // Destroyed at exit: the store, then its folder.
+  static Fixture& Get() {
+    static std::unique_ptr<Fixture> fixture = Make();
+    return *fixture;
+  }
+
+  static std::unique_ptr<Fixture> Make() {
+    auto f = std::make_unique<Fixture>(
+        Fixture{TempDir::Make("granary_response_bench_").ValueOrDie(),
+                std::make_shared<Definitions>(ShapeDefinitions()), nullptr, nullptr});
+    f->store = RocksDbOnlineStore::Open(f->dir.path() / "online", {}).ValueOrDie();
+    auto layouts = MakeViewLayouts(*f->defs, Duration::Days(90)).ValueOrDie();
+    const Timestamp event = SystemClock::Default().Now() - Duration::Hours(1);
+    for (const auto& [name, layout] : layouts) {
+      f->store->WriteBatch(*layout, *MakeShapeBatch(*layout, 0, kEntities, event)).ValueOrDie();
+    }
+    f->service =
+        OnlineFeaturesService::Make(f->defs, f->store.get(), Duration::Days(90)).ValueOrDie();
+    return f;
+  }
+};
+
+// Request bodies for `batch` random entities, all 250 features, full feature names.
+std::vector<std::string> Bodies(int batch) {
+  std::mt19937_64 rng(batch);
+  std::string features;
+  for (int v = 0; v < kViews; ++v) {
+    for (int f = 0; f < kFeatures; ++f) {
+      features += fmt::format("{}\"view_{:02}:f{:02}\"", features.empty() ? "" : ",", v, f);
+    }
+  }
+  std::vector<std::string> out;
+  for (int i = 0; i < 64; ++i) {
+    std::string ids;
+    for (int e = 0; e < batch; ++e) {
+      ids += fmt::format("{}{}", e ? "," : "", rng() % kEntities);
+    }
+    out.push_back(fmt::format(
+        R"({{"features":[{}],"entities":{{"customer_id":[{}]}},"full_feature_names":true}})",
+        features, ids));
+  }
+  return out;
+}
+
+std::vector<OnlineFeaturesRequest> Requests(int batch) {
+  std::vector<OnlineFeaturesRequest> out;
+  for (const std::string& body : Bodies(batch)) {
+    out.push_back(ParseOnlineFeaturesRequest(body).ValueOrDie());
+  }
+  return out;
+}
+
+std::vector<ResolvedOnlineRequest> Resolved(int batch) {
+  std::vector<ResolvedOnlineRequest> out;
+  for (const auto& r : Requests(batch)) {
+    out.push_back(Fixture::Get().service->Resolve(r).ValueOrDie());
+  }
+  return out;
+}
+
+void BM_ParseRequest(benchmark::State& state) {
+  Fixture::Get();
+  const auto bodies = Bodies(static_cast<int>(state.range(0)));
+  size_t i = 0;
+  for (auto _ : state) {
+    auto r = ParseOnlineFeaturesRequest(bodies[i++ % bodies.size()]);
+    benchmark::DoNotOptimize(r);
+  }
+}
+
+void BM_Resolve(benchmark::State& state) {
+  Fixture::Get();
+  const auto requests = Requests(static_cast<int>(state.range(0)));
+  size_t i = 0;
+  for (auto _ : state) {
+    auto r = Fixture::Get().service->Resolve(requests[i++ % requests.size()]);
+    benchmark::DoNotOptimize(r);
+  }
+}
+
+void BM_StoreRead(benchmark::State& state) {
+  Fixture::Get();
+  const auto resolved = Resolved(static_cast<int>(state.range(0)));
+  size_t i = 0;
+  for (auto _ : state) {
+    auto r = Fixture::Get().store->Read(resolved[i++ % resolved.size()].read);
+    benchmark::DoNotOptimize(r);
+  }
+}
+
+void BM_WriteResponse(benchmark::State& state) {
+  Fixture::Get();
+  const auto resolved = Resolved(static_cast<int>(state.range(0)));
+  std::vector<OnlineFeatures> reads;
+  for (const auto& r : resolved) reads.push_back(Fixture::Get().store->Read(r.read).ValueOrDie());
+  size_t i = 0, bytes = 0;
+  for (auto _ : state) {
+    std::string json;
+    const size_t k = i++ % reads.size();
+    OnlineFeaturesService::WriteResponse(resolved[k], reads[k], &json);
+    bytes += json.size();
+    benchmark::DoNotOptimize(json);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+
+void BM_CopyResponse(benchmark::State& state) {
+  Fixture::Get();
+  const auto resolved = Resolved(static_cast<int>(state.range(0)));
+  std::string json;
+  OnlineFeaturesService::WriteResponse(
+      resolved[0], Fixture::Get().store->Read(resolved[0].read).ValueOrDie(), &json);
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string copy(json.size(), '\0');
+    std::memcpy(copy.data(), json.data(), json.size());
+    bytes += copy.size();
+    benchmark::DoNotOptimize(copy);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+
+BENCHMARK(BM_ParseRequest)->Arg(1)->Arg(100);
+BENCHMARK(BM_Resolve)->Arg(1)->Arg(100);
+BENCHMARK(BM_StoreRead)->Arg(1)->Arg(100);
+BENCHMARK(BM_WriteResponse)->Arg(1)->Arg(100);
+BENCHMARK(BM_CopyResponse)->Arg(1)->Arg(100);
+
+}  // namespace
+}  // namespace granary
+
+BENCHMARK_MAIN();
