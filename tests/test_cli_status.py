@@ -142,8 +142,8 @@ def test_status_shows_the_age_of_the_newest_data_online_and_precise_durations(cl
     assert risk["staleness_seconds"] < 3600
     assert risk["last_run"]["newest_event"] == rfc3339(newest)
     text = cli("-C", repo, "status").stdout
-    assert f"newest data {rfc3339(newest)} (3h00m old)" in text or \
-        f"newest data {rfc3339(newest)} (3h01m old)" in text, text
+    # NOW was fixed when the module loaded: on a loaded machine minutes may have passed since.
+    assert re.search(re.escape(f"newest data {rfc3339(newest)}") + r" \(3h[0-5][0-9]m old\)", text), text
     # Durations keep their precision: a sub-second run reads "0.4s" or "35ms", never "0s".
     finished = re.search(r"finished \S+ \(([0-9.]+)(m?s)\)", text)
     assert finished, text
