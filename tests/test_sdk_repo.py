@@ -109,7 +109,7 @@ def test_lists_and_gets_the_registrys_objects(offline_store):
                           "customer_profile", "customer_payment_windows",
                           "bay_occupancy_windows"}
     windows = views["customer_payment_windows"]
-    assert windows.online and windows.granularity == dt.timedelta(hours=1)
+    assert not windows.online and windows.granularity == dt.timedelta(hours=1)
     assert ("payment_failures_30d", "int64") in [(f.name, f.dtype) for f in windows.features]
     demand = views["bay_demand"]
     assert demand.ttl == dt.timedelta(days=1) and demand.online
