@@ -24,7 +24,7 @@ from conftest import ROOT
 VOLATILE = [
     (re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z "), ""),  # a log line's timestamp
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z"), "<INSTANT>"),
-    (re.compile(r"\((\d+d)?(\d+h)?(\d+m)?(\d+(\.\d+)?s)? (ago|old)\)"), "(<AGE>)"),
+    (re.compile(r"\(((\d+d)?(\d+h)?(\d+m)?(\d+(\.\d+)?s)?|\d+ms) (ago|old)\)"), "(<AGE>)"),
     (re.compile(r"\(\d+(\.\d+)?(ms|s)\)"), "(<DURATION>)"),
     (re.compile(r"in \d+(\.\d+)?(ms|s)"), "in <DURATION>"),
     (re.compile(r"\(\d+(\.\d+)?[KM]? (rows|entities)/s\)"), "(<RATE>)"),
