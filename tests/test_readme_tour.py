@@ -46,7 +46,8 @@ def tour_blocks():
 
 
 def commands_of(block: str):
-    """(command, [shown output lines]) for each `$ ` line of a block."""
+    """(command, [shown output lines]) for each `$ ` line of a block; a heredoc's body belongs
+    to its command (the tutorial writes files this way)."""
     out = []
     lines = block.splitlines()
     i = 0
@@ -61,6 +62,14 @@ def commands_of(block: str):
         while command.endswith("\\"):
             command = command[:-1].rstrip() + " " + lines[i].strip()
             i += 1
+        heredoc = re.search(r"<<'?(\w+)'?", command)
+        if heredoc:
+            body = []
+            while lines[i] != heredoc.group(1):
+                body.append(lines[i])
+                i += 1
+            i += 1
+            command = "\n".join([command, *body, heredoc.group(1)])
         out.append((command, []))
     return out
 

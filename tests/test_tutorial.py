@@ -25,7 +25,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from test_readme_tour import check_output
+from test_readme_tour import check_output, commands_of
 
 TUTORIAL = ROOT / "docs" / "TUTORIAL.md"
 # The first ```sh block, as the test does it instead (a copy in a temporary folder).
@@ -50,34 +50,6 @@ def blocks():
             section = m.group(1)
         else:
             out.append((section, m.group(2), m.group(3)))
-    return out
-
-
-def commands_of(block: str):
-    """(command, [shown output lines]) for each `$ ` line of a block."""
-    out = []
-    lines = block.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if not line.startswith("$ "):
-            if line.strip():
-                out[-1][1].append(line)
-            continue
-        command = line[2:]
-        while command.endswith("\\"):
-            command = command[:-1].rstrip() + " " + lines[i].strip()
-            i += 1
-        heredoc = re.search(r"<<'?(\w+)'?", command)
-        if heredoc:
-            body = []
-            while lines[i] != heredoc.group(1):
-                body.append(lines[i])
-                i += 1
-            i += 1
-            command = "\n".join([command, *body, heredoc.group(1)])
-        out.append((command, []))
     return out
 
 
