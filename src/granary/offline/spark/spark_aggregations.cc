@@ -234,9 +234,12 @@ std::vector<std::string> WindowAggregationCtes(const PointInTimeQuery& q, size_t
                     "AS {}",
                     expr, type, FeatureColumn(i, f)));
   }
+  // A sort-merge join, never a broadcast: Spark's size estimate of the filtered events can be
+  // far below their real size, and broadcasting them runs the driver out of memory.
   ctes.push_back(fmt::format(
-      "w{0} AS (SELECT {1} FROM w{0}_r r LEFT JOIN w{0}_e e ON {2} GROUP BY r.{3}, r.__g_tus)", i,
-      Join(outputs, ", "), Join(on, " AND "), kRowColumn));
+      "w{0} AS (SELECT /*+ MERGE(e) */ {1} FROM w{0}_r r LEFT JOIN w{0}_e e ON {2} GROUP BY r.{3}, "
+      "r.__g_tus)",
+      i, Join(outputs, ", "), Join(on, " AND "), kRowColumn));
   return ctes;
 }
 
