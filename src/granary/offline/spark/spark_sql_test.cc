@@ -170,7 +170,9 @@ TEST(SparkSql, AggregationsJoinEventsInTheLongestWindowAndFilterEachToItsOwn) {
         // Each window's start, floored to the granularity in integer microseconds.
         "(unix_micros(__g_t) - 7200000000) - pmod(unix_micros(__g_t) - 7200000000, "
         "3600000000) AS __g_s1",
-        // The range join on the key and [start of the longest window, t], per entity row.
+        // The range join on the key and [start of the longest window, t], per entity row; a
+        // sort-merge join (a broadcast of events misjudged as small fills the driver).
+        "w0 AS (SELECT /*+ MERGE(e) */ r.__g_row",
         "LEFT JOIN w0_e e ON r.__g_k0 = e.__g_k0 AND e.__g_us <= r.__g_tus AND e.__g_us >= "
         "r.__g_s0 GROUP BY r.__g_row, r.__g_tus",
         "count(CASE WHEN e.__g_us >= r.__g_s0 AND e.__g_c0 IS TRUE THEN 1 END)",
