@@ -118,6 +118,14 @@ def test_training_sets_on_spark_equal_the_embedded_engine_and_the_oracle(cli, tm
     written = deltalake.DeltaTable(str(target)).to_pyarrow_table()
     assert_tables_agree(written.select(local.column_names), local)
 
+    # Entity rows that live in the cluster (a query), in the query's order.
+    query = (f"SELECT customer_id, event_timestamp FROM parquet.`{spark / 'entities.parquet'}` "
+             "ORDER BY customer_id, event_timestamp")
+    cli("-C", spark, "get-historical-features", "--entities-sql", query, "--features", FEATURES,
+        "--output", spark / "train_sql.parquet", check=True)
+    by_key = [("customer_id", "ascending"), ("event_timestamp", "ascending")]
+    assert_tables_agree(pq.read_table(spark / "train_sql.parquet"), local.sort_by(by_key))
+
 
 def test_materialized_tiles_on_spark_equal_the_embedded_engines_and_verify_passes(
         cli, tmp_path, spark_remote):  # noqa: F811
