@@ -80,6 +80,10 @@ struct MaterializeOptions {
   int64_t batch_memory_bytes = int64_t{256} << 20;
   int write_threads = 0;            // parallel WriteBatch calls; 0: two per core
   int64_t write_batch_rows = 4096;  // rows per WriteBatch call
+  // A view whose latest rows number at least this many (or an unknown number) is bulk loaded
+  // when the store offers it (OnlineStore::StartBulkLoad: RocksDB, for a view it holds nothing
+  // of), with batch_memory_bytes of sort buffer; -1: never. Small loads are not worth the files.
+  int64_t bulk_load_min_rows = 20'000;
   ProgressOptions progress{.mode = ProgressOptions::Mode::kSilent};
   const Clock* clock = &SystemClock::Default();
   MetricsRegistry* metrics = &MetricsRegistry::Default();  // null: no metrics
