@@ -181,6 +181,7 @@ Status MaterializeRows(const RunContext& ctx, const FeatureView& view, const Vie
   out->newest_event = write_stats.newest_event;
   out->entities_written = write_stats.written.written;
   out->entities_skipped = write_stats.written.skipped_older;
+  out->bulk_loaded = write_stats.bulk_loaded;
   return st;
 }
 

@@ -120,9 +120,10 @@ struct ViewMaterialization {
   int64_t null_key_rows = 0;   // rows in range with a null join key (belong to no entity)
   int64_t entities = 0;        // entities with a row in range (their latest rows)
   int64_t entities_written = 0;
-  int64_t entities_skipped = 0;           // the online store held a newer row
-  int64_t tile_events = 0;                // aggregation views: events read for the tiles
-  int64_t tile_entities = 0;              // aggregation views: entities whose tiles were written
+  int64_t entities_skipped = 0;  // the online store held a newer row
+  bool bulk_loaded = false;      // written as files by OnlineStore::StartBulkLoad (RocksDB)
+  int64_t tile_events = 0;       // aggregation views: events read for the tiles
+  int64_t tile_entities = 0;     // aggregation views: entities whose tiles were written
   std::optional<Timestamp> newest_event;  // the newest event time among the rows chosen
   int partitions = 0;                     // 0: the engine's work fit in memory
   int64_t bytes_spilled = 0;

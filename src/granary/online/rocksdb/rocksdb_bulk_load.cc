@@ -20,6 +20,7 @@
 #include <limits>
 #include <optional>
 #include <queue>
+#include <thread>
 
 #include "granary/common/temp_dir.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
@@ -33,6 +34,8 @@ constexpr size_t kRecordHeader = 9;  // version byte + expiry (int64 microsecond
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 // A final file is closed past this size (the next one starts at a larger key).
 constexpr uint64_t kFinalFileBytes = uint64_t{256} << 20;
+// A final buffer of at least this many rows is written by two threads.
+constexpr size_t kParallelFinalRows = 100'000;
 // Records compared per MultiGet when the load falls back to write-if-newer.
 constexpr size_t kFallbackChunk = 256;
 
@@ -105,8 +108,11 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
     const int64_t expiry = ttl <= 0 || now > kNever - ttl ? kNever : now + ttl;
     const int64_t n = rows.num_rows();
     const uint64_t first_seq = next_seq_.fetch_add(static_cast<uint64_t>(n));
-    SortBuffer local;
-    local.entries.reserve(static_cast<size_t>(n));
+    // Encoded on this thread (in parallel with the other writers), then copied into the shared
+    // buffer under the lock; kept between calls, so that its memory is not faulted in again.
+    thread_local SortBuffer local;
+    local.bytes.clear();
+    local.entries.clear();
     for (int64_t i = 0; i < n; ++i) {
       Entry e;
       e.offset = local.bytes.size();
@@ -211,23 +217,61 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
       const int c = buffer->key(a).compare(buffer->key(b));
       return c != 0 ? c < 0 : a.seq < b.seq;
     });
-    FileSink sink(this, final_files, std::move(run_path));
     const size_t features = view_.features().size();
-    for (size_t i = 0; i < entries.size();) {
-      size_t winner = i, j = i + 1;
-      const std::string_view key = buffer->key(entries[i]);
-      for (; j < entries.size() && buffer->key(entries[j]) == key; ++j) {
-        if (Replaces(buffer->record(entries[j]), buffer->record(entries[winner]), features)) {
-          winner = j;
+    // Entries [begin, end) into `sink`, the newest row of each key.
+    auto write_range = [&](size_t begin, size_t end, FileSink* sink, WriteStats* counts) -> Status {
+      for (size_t i = begin; i < end;) {
+        size_t winner = i, j = i + 1;
+        const std::string_view key = buffer->key(entries[i]);
+        for (; j < end && buffer->key(entries[j]) == key; ++j) {
+          if (Replaces(buffer->record(entries[j]), buffer->record(entries[winner]), features)) {
+            winner = j;
+          }
         }
+        counts->written += 1;
+        counts->skipped_older += static_cast<int64_t>(j - i - 1);
+        GRANARY_RETURN_NOT_OK(sink->Put(key, buffer->record(entries[winner])));
+        i = j;
       }
-      stats->written += 1;
-      stats->skipped_older += static_cast<int64_t>(j - i - 1);
-      GRANARY_RETURN_NOT_OK(sink.Put(key, buffer->record(entries[winner])));
-      i = j;
+      return Status::OK();
+    };
+    std::vector<std::string> files;
+    size_t split = entries.size();
+    if (final_files && entries.size() >= kParallelFinalRows) {
+      // The final files are built (LZ4 included) on two threads, one per half of the keys.
+      split = entries.size() / 2;
+      while (split < entries.size() &&
+             buffer->key(entries[split]) == buffer->key(entries[split - 1])) {
+        ++split;
+      }
     }
+    FileSink sink(this, final_files, std::move(run_path));
+    Status second_status;
+    WriteStats second_stats;
+    std::vector<std::string> second_files;
+    std::thread second;
+    if (split < entries.size()) {
+      second = std::thread([&] {
+        FileSink second_sink(this, true, {});
+        second_status = write_range(split, entries.size(), &second_sink, &second_stats);
+        if (!second_status.ok()) return;
+        auto closed = second_sink.Close();
+        if (closed.ok()) {
+          second_files = std::move(*closed);
+        } else {
+          second_status = closed.status();
+        }
+      });
+    }
+    Status first_status = write_range(0, split, &sink, stats);
+    if (second.joinable()) second.join();
+    GRANARY_RETURN_NOT_OK(first_status);
+    GRANARY_RETURN_NOT_OK(second_status);
+    *stats += second_stats;
+    GRANARY_ASSIGN_OR_RAISE(files, sink.Close());
+    files.insert(files.end(), second_files.begin(), second_files.end());
     *buffer = SortBuffer();  // free it before the next one fills
-    return sink.Close();
+    return files;
   }
 
   // Merges the sorted runs into final files (several runs may hold one key: the newest wins).

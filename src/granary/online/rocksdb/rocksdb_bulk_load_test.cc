@@ -127,6 +127,24 @@ TEST_P(RocksDbBulkLoadBuffers, AFreshStoreLoadsAsWriteBatchWouldKeepingTheNewest
 INSTANTIATE_TEST_SUITE_P(SortBuffer, RocksDbBulkLoadBuffers,
                          ::testing::Values(int64_t{64} << 20, int64_t{4} << 10));
 
+TEST_F(RocksDbBulkLoadTest, ALargeLoadWrittenByTwoThreadsHoldsEveryEntityOnce) {
+  // 120,000 rows in one buffer: the final files are built by two threads, one per half.
+  auto load = Start(*risk_, int64_t{256} << 20);
+  ASSERT_NE(load, nullptr);
+  for (int64_t first = 1; first <= 120'000; first += 10'000) {
+    ASSERT_TRUE(load->Add(*RiskRows(Ids(first, first + 9'999), kT0, 0.5)).ok());
+  }
+  // One entity twice, the newer row added last.
+  ASSERT_TRUE(load->Add(*RiskRows({1}, kT0 + Duration::Seconds(1), 2.0)).ok());
+  auto stats = load->Finish();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->written, 120'000);
+  EXPECT_EQ(stats->skipped_older, 1);
+  EXPECT_EQ(store_->CompactAndCount().ValueOrDie(), 120'000);
+  EXPECT_EQ(Scores({1, 2, 60'000, 60'001, 119'999, 120'000}),
+            (std::vector<double>{2.0, 0.5, 0.5, 0.5, 0.5, 0.5}));
+}
+
 TEST_F(RocksDbBulkLoadTest, ANewerValueWrittenDuringTheLoadSurvivesIt) {
   auto load = Start(*risk_, 4 << 10);
   ASSERT_NE(load, nullptr);
