@@ -107,7 +107,7 @@ struct TileWriteOptions {
 // without Finish leaves nothing behind.
 //
 // Thread-safe: Add may be called from several threads at once; Finish once, after every Add
-// returned.
+// returned. The ViewLayout given to StartBulkLoad and the store must outlive the load.
 class OnlineBulkLoad {
  public:
   virtual ~OnlineBulkLoad() = default;
