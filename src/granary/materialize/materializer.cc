@@ -162,6 +162,9 @@ Status MaterializeRows(const RunContext& ctx, const FeatureView& view, const Vie
   write.threads = ctx.options.write_threads > 0 ? ctx.options.write_threads : 2 * cores;
   write.batch_rows = std::max<int64_t>(1, ctx.options.write_batch_rows);
   write.cancelled = ctx.cancelled;
+  write.bulk_load_min_rows = ctx.options.bulk_load_min_rows;
+  write.bulk_load.sort_buffer_bytes =
+      std::max<int64_t>(int64_t{8} << 20, ctx.options.batch_memory_bytes);
   RunProgressRecorder recorder(ctx.registry, out->run_id, out->scan.rows_scanned);
   write.after_write = [&ctx, &view, &recorder](const WriteStats& s) {
     recorder.Add(s);
@@ -178,6 +181,7 @@ Status MaterializeRows(const RunContext& ctx, const FeatureView& view, const Vie
   out->newest_event = write_stats.newest_event;
   out->entities_written = write_stats.written.written;
   out->entities_skipped = write_stats.written.skipped_older;
+  out->bulk_loaded = write_stats.bulk_loaded;
   return st;
 }
 

@@ -80,6 +80,10 @@ struct MaterializeOptions {
   int64_t batch_memory_bytes = int64_t{256} << 20;
   int write_threads = 0;            // parallel WriteBatch calls; 0: two per core
   int64_t write_batch_rows = 4096;  // rows per WriteBatch call
+  // A view whose latest rows number at least this many (or an unknown number) is bulk loaded
+  // when the store offers it (OnlineStore::StartBulkLoad: RocksDB, for a view it holds nothing
+  // of), with batch_memory_bytes of sort buffer; -1: never. Small loads are not worth the files.
+  int64_t bulk_load_min_rows = 20'000;
   ProgressOptions progress{.mode = ProgressOptions::Mode::kSilent};
   const Clock* clock = &SystemClock::Default();
   MetricsRegistry* metrics = &MetricsRegistry::Default();  // null: no metrics
@@ -116,9 +120,10 @@ struct ViewMaterialization {
   int64_t null_key_rows = 0;   // rows in range with a null join key (belong to no entity)
   int64_t entities = 0;        // entities with a row in range (their latest rows)
   int64_t entities_written = 0;
-  int64_t entities_skipped = 0;           // the online store held a newer row
-  int64_t tile_events = 0;                // aggregation views: events read for the tiles
-  int64_t tile_entities = 0;              // aggregation views: entities whose tiles were written
+  int64_t entities_skipped = 0;  // the online store held a newer row
+  bool bulk_loaded = false;      // written as files by OnlineStore::StartBulkLoad (RocksDB)
+  int64_t tile_events = 0;       // aggregation views: events read for the tiles
+  int64_t tile_entities = 0;     // aggregation views: entities whose tiles were written
   std::optional<Timestamp> newest_event;  // the newest event time among the rows chosen
   int partitions = 0;                     // 0: the engine's work fit in memory
   int64_t bytes_spilled = 0;

@@ -582,6 +582,37 @@ TEST(Materialize, AnAttemptThatFailsBeforeAnyViewStartsIsRecordedAndCounted) {
       << text;
 }
 
+TEST(Materialize, AFirstRunIntoAnEmptyRocksDbStoreIsBulkLoadedAndTheNextWritesIfNewer) {
+  auto repo = TestRepo::Make("rocksdb");
+  std::vector<RiskRow> rows;
+  for (int64_t id = 1; id <= 500; ++id) {
+    rows.push_back({id, At("2026-11-25T08:00:00Z"), {}, 1.0 * id});
+    rows.push_back({id, At("2026-11-25T07:00:00Z"), {}, -1.0});  // older: not the latest
+  }
+  repo->WriteRows("rows", rows);
+  MaterializeOptions options = repo->Options();
+  options.bulk_load_min_rows = 0;  // any number of rows (the default starts at 20,000)
+  const auto first = OnlyView(repo->Incremental(At("2026-11-25T10:00:00Z"), options));
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  EXPECT_TRUE(first.bulk_loaded);
+  EXPECT_EQ(first.entities_written, 500);
+  auto online = repo->ReadRisk(Ids(1, 500));
+  for (int64_t id = 1; id <= 500; ++id) {
+    ASSERT_EQ(online[id], Present("2026-11-25T08:00:00Z", 1.0 * id)) << id;
+  }
+  EXPECT_EQ(repo->Watermark(), At("2026-11-25T10:00:00Z"));
+
+  // The view holds rows now: the next run compares with them.
+  repo->WriteRows("more", {{1, At("2026-11-25T11:00:00Z"), {}, 1000}});
+  const auto next = OnlyView(repo->Incremental(At("2026-11-25T12:00:00Z"), options));
+  ASSERT_TRUE(next.status.ok()) << next.status.ToString();
+  EXPECT_FALSE(next.bulk_loaded);
+  EXPECT_EQ(next.entities_written, 1);
+  online = repo->ReadRisk({1, 2});
+  EXPECT_EQ(online[1], Present("2026-11-25T11:00:00Z", 1000));
+  EXPECT_EQ(online[2], Present("2026-11-25T08:00:00Z", 2));
+}
+
 TEST(Materialize, ARunRecordsItsCountsAsItGoes) {
   auto repo = TestRepo::Make("rocksdb");
   std::vector<RiskRow> rows;

@@ -16,8 +16,10 @@ namespace {
 // fail; Finish joins the threads.
 class ParallelWriter {
  public:
-  ParallelWriter(OnlineStore* store, const ViewLayout& layout, const OnlineWriteOptions& options)
-      : store_(store), layout_(layout), options_(options) {
+  // With `bulk` (may be null), the writers add their batches to it instead of WriteBatch.
+  ParallelWriter(OnlineStore* store, const ViewLayout& layout, const OnlineWriteOptions& options,
+                 OnlineBulkLoad* bulk)
+      : store_(store), layout_(layout), options_(options), bulk_(bulk) {
     const int threads = std::max(1, options.threads);
     capacity_ = 2 * static_cast<size_t>(threads);
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
@@ -80,7 +82,13 @@ class ParallelWriter {
             fmt::format("feature view '{}': materialization cancelled", layout_.name())));
         return;
       }
-      Result<WriteStats> written = store_->WriteBatch(layout_, *batch);
+      Result<WriteStats> written = WriteStats();
+      if (bulk_ != nullptr) {
+        Result<int64_t> added = bulk_->Add(*batch);
+        if (!added.ok()) written = added.status();
+      } else {
+        written = store_->WriteBatch(layout_, *batch);
+      }
       if (!written.ok()) {
         Fail(written.status().WithContext(
             fmt::format("feature view '{}': writing to {}", layout_.name(), store_->Describe())));
@@ -99,6 +107,7 @@ class ParallelWriter {
   OnlineStore* store_;
   const ViewLayout& layout_;
   const OnlineWriteOptions& options_;
+  OnlineBulkLoad* bulk_;
   size_t capacity_;
   mutable Mutex mu_;
   CondVar not_full_;
@@ -120,7 +129,12 @@ Status WriteLatestRows(OfflineBatchStream& rows, const ViewLayout& layout, Onlin
     return Status::Internal(fmt::format("feature view '{}': the offline engine's rows have no {}",
                                         layout.name(), kEventTimestampColumn));
   }
-  ParallelWriter writer(store, layout, options);
+  std::unique_ptr<OnlineBulkLoad> bulk;
+  if (options.bulk_load_min_rows >= 0 &&
+      (rows.expected_rows() == 0 || rows.expected_rows() >= options.bulk_load_min_rows)) {
+    GRANARY_ASSIGN_OR_RAISE(bulk, store->StartBulkLoad(layout, options.bulk_load));
+  }
+  ParallelWriter writer(store, layout, options, bulk.get());
   Status produce;
   std::optional<int64_t> newest;
   while (true) {
@@ -153,6 +167,20 @@ Status WriteLatestRows(OfflineBatchStream& rows, const ViewLayout& layout, Onlin
   stats->written = writer.stats();
   stats->write_batches = writer.batches();
   if (newest) stats->newest_event = Timestamp::FromMicros(*newest);
+  if (bulk != nullptr && written.ok()) {
+    stats->bulk_loaded = true;
+    if (options.cancelled != nullptr && options.cancelled->load()) {
+      return Status::Cancelled(
+          fmt::format("feature view '{}': materialization cancelled", layout.name()));
+    }
+    Result<WriteStats> loaded = bulk->Finish();
+    if (!loaded.ok()) {
+      return loaded.status().WithContext(
+          fmt::format("feature view '{}': bulk loading {}", layout.name(), store->Describe()));
+    }
+    stats->written = *loaded;
+    if (options.after_write) options.after_write(*loaded);
+  }
   return written;
 }
 

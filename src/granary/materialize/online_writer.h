@@ -7,6 +7,11 @@
 // writing the previous ones and memory stays bounded. Each entity appears once in the stream, so
 // concurrent batches never hold the same entity.
 //
+// Bulk loading: when `bulk_load_min_rows` allows it (the stream expects at least that many rows,
+// or does not know) and the store offers a bulk load of the view (OnlineStore::StartBulkLoad:
+// RocksDB, for a view it holds nothing of), the writers add their batches to the load and the
+// rows become visible at once when the stream ends; a failed or cancelled run leaves nothing.
+//
 // A stream that fails (a source that changed under the embedded engine, a lost cluster
 // connection) stops the writers; what was written is still correct (write-if-newer: each row is
 // some entity's latest in the interval) and the caller must not move its watermark.
@@ -30,13 +35,19 @@ struct OnlineWriteOptions {
   const std::atomic<bool>* cancelled = nullptr;  // checked between batches; may be null
   Progress* progress = nullptr;                  // counts entities written or skipped
   // Called after each successful WriteBatch, on the writer's thread; for observers and tests.
+  // A bulk load calls it after each batch added (with nothing written yet) and once at the end
+  // with every row it stored.
   std::function<void(const WriteStats& batch)> after_write;
+  // The fewest rows a stream must expect for a bulk load; -1: never.
+  int64_t bulk_load_min_rows = -1;
+  BulkLoadOptions bulk_load;
 };
 
 struct OnlineWriteStats {
   int64_t rows = 0;  // rows taken from the stream (entities)
   WriteStats written;
   int64_t write_batches = 0;
+  bool bulk_loaded = false;               // the rows went through OnlineStore::StartBulkLoad
   std::optional<Timestamp> newest_event;  // the newest event time among the rows
 };
 

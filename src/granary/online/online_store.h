@@ -99,6 +99,31 @@ struct TileWriteOptions {
   Timestamp expire_before;
 };
 
+// A first load of one view, written as files instead of write-if-newer batches (RocksDB: sorted
+// SST files, ingested at Finish; docs/ONLINE_LAYOUT.md, "Bulk loading"). Made by
+// OnlineStore::StartBulkLoad only when nothing the load could overwrite is stored, and Finish
+// keeps write-if-newer against whatever was written meanwhile (a push): the result is the same
+// as WriteBatch of the same rows. Nothing added is visible before Finish; a load destroyed
+// without Finish leaves nothing behind.
+//
+// Thread-safe: Add may be called from several threads at once; Finish once, after every Add
+// returned. The ViewLayout given to StartBulkLoad and the store must outlive the load.
+class OnlineBulkLoad {
+ public:
+  virtual ~OnlineBulkLoad() = default;
+  // Adds rows laid out as WriteBatch takes them. Returns how many were added.
+  virtual Result<int64_t> Add(const arrow::RecordBatch& rows) = 0;
+  // Makes every added row visible; `written` counts rows stored, `skipped_older` rows a newer
+  // value written since the start kept out.
+  virtual Result<WriteStats> Finish() = 0;
+};
+
+struct BulkLoadOptions {
+  // Rows held in memory, as encoded records, before they are sorted and written to a file; the
+  // files are merged at Finish when there are several.
+  int64_t sort_buffer_bytes = int64_t{256} << 20;
+};
+
 class OnlineStore {
  public:
   virtual ~OnlineStore() = default;
@@ -117,6 +142,14 @@ class OnlineStore {
   virtual Result<int64_t> WriteTiles(const ViewLayout& tiles_view, const EntityKeyColumn& keys,
                                      const std::vector<std::string>& records,
                                      const TileWriteOptions& options) = 0;
+
+  // A bulk load of `view` when the store has one and it is safe: nothing of the view may be
+  // stored (RocksDB: the store held no entity record when this process opened it, and this
+  // process wrote none of the view since). Otherwise nullptr, not an error: use WriteBatch.
+  virtual Result<std::unique_ptr<OnlineBulkLoad>> StartBulkLoad(const ViewLayout& view,
+                                                                const BulkLoadOptions& options) {
+    return std::unique_ptr<OnlineBulkLoad>();
+  }
 
   // Reads the requested features for every entity row.
   virtual Result<OnlineFeatures> Read(const OnlineReadRequest& request) = 0;

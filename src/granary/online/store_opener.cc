@@ -49,6 +49,11 @@ class RetryingOnlineStore final : public OnlineStore {
     if (OnlineStore* s = ready()) return s->WriteTiles(tiles_view, keys, records, options);
     return NotOpen();
   }
+  Result<std::unique_ptr<OnlineBulkLoad>> StartBulkLoad(const ViewLayout& view,
+                                                        const BulkLoadOptions& options) override {
+    if (OnlineStore* s = ready()) return s->StartBulkLoad(view, options);
+    return std::unique_ptr<OnlineBulkLoad>();  // WriteBatch then answers NotOpen
+  }
   Result<OnlineFeatures> Read(const OnlineReadRequest& request) override {
     if (OnlineStore* s = ready()) return s->Read(request);
     return NotOpen();

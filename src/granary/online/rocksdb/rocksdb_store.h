@@ -14,6 +14,11 @@
 // operator would make writes blind and lose the count of skipped rows, so it is not used. Expired
 // records read as NOT_FOUND and are dropped by a compaction filter.
 //
+// Bulk loading (StartBulkLoad, rocksdb_bulk_load.cc): a view that this process knows holds no
+// record (the store held no entity record at open, and no WriteBatch of the view ran since) is
+// loaded as sorted SST files ingested at Finish; a WriteBatch of the view meanwhile sends the
+// load through the write-if-newer path instead (docs/ONLINE_LAYOUT.md, "Bulk loading").
+//
 // View markers are records of their own, "\0marker\0<view>": the leading zero byte sorts them
 // before every entity key (whose first byte is a type tag, 1 to 6), so reads never meet them.
 //
@@ -22,6 +27,7 @@
 
 #include <array>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -56,6 +62,8 @@ class RocksDbOnlineStore final : public OnlineStore {
   Result<int64_t> WriteTiles(const ViewLayout& tiles_view, const EntityKeyColumn& keys,
                              const std::vector<std::string>& records,
                              const TileWriteOptions& options) override;
+  Result<std::unique_ptr<OnlineBulkLoad>> StartBulkLoad(const ViewLayout& view,
+                                                        const BulkLoadOptions& options) override;
   Result<OnlineFeatures> Read(const OnlineReadRequest& request) override;
   void AsyncRead(const boost::asio::any_io_executor& executor, OnlineReadRequest request,
                  ReadCallback done) override;
@@ -72,6 +80,7 @@ class RocksDbOnlineStore final : public OnlineStore {
  private:
   struct CompactionFilterImpl;
   struct WriterFiles;
+  friend class RocksDbBulkLoad;
   RocksDbOnlineStore() = default;
   Status CatchUpWithWriter();
   Status CheckWritable(std::string_view what) const;
@@ -91,6 +100,12 @@ class RocksDbOnlineStore final : public OnlineStore {
   // the stripes of its chunk in increasing order (so two writers never deadlock). Plain
   // std::mutex: a run-time set of locks is beyond what -Wthread-safety can follow.
   std::unique_ptr<std::array<std::mutex, kStripes>> stripes_;
+  // What this process knows of the views stored: whether the store held no entity record when
+  // opened, and per view id that may hold records, how many chunks WriteBatch wrote (a bulk load
+  // compares the count at its start and at its ingest).
+  bool empty_at_open_ = false;
+  Mutex views_mu_;
+  std::map<uint32_t, int64_t> view_writes_ GUARDED_BY(views_mu_);
 };
 
 }  // namespace granary

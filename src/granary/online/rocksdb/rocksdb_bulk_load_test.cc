@@ -1,0 +1,209 @@
+// RocksDB bulk loading (rocksdb_bulk_load.cc): when a load may run, that it reads as WriteBatch
+// of the same rows would, and that a newer value written meanwhile survives.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "granary/common/temp_dir.h"
+#include "granary/online/rocksdb/rocksdb_store.h"
+#include "granary/testing/online_definitions.h"
+
+namespace granary {
+namespace {
+
+using testing::MakeRows;
+using testing::MakeViewRead;
+using testing::Row;
+
+const Timestamp kT0 = Timestamp::FromSeconds(1'800'000'000);
+
+class RocksDbBulkLoadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    defs_ = testing::OnlineDefinitions();
+    layouts_ = MakeViewLayouts(defs_, Duration::Days(90)).ValueOrDie();
+    risk_ = layouts_.at("risk");
+    Reopen();
+  }
+  void Reopen() {
+    store_.reset();
+    RocksDbOnlineStore::Options options;
+    options.clock = &clock_;
+    auto store = RocksDbOnlineStore::Open(dir_.path() / "online", options);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+  }
+  // risk rows for customers ids, all at `event` with score `score`.
+  std::shared_ptr<arrow::RecordBatch> RiskRows(const std::vector<int64_t>& ids, Timestamp event,
+                                               double score) {
+    std::vector<Row> rows;
+    for (int64_t id : ids) rows.push_back(Row{{Value(id)}, event, {}, {Value(score), Value(id)}});
+    return MakeRows(*risk_, rows);
+  }
+  static std::vector<int64_t> Ids(int64_t first, int64_t last) {
+    std::vector<int64_t> ids;
+    for (int64_t id = first; id <= last; ++id) ids.push_back(id);
+    return ids;
+  }
+  // The stored score of each customer; NaN where none is present.
+  std::vector<double> Scores(const std::vector<int64_t>& ids) {
+    std::vector<std::vector<Value>> keys;
+    for (int64_t id : ids) keys.push_back({Value(id)});
+    OnlineReadRequest request;
+    request.views.push_back(MakeViewRead(risk_, keys));
+    OnlineFeatures read = store_->Read(request).ValueOrDie();
+    std::vector<double> scores;
+    for (size_t r = 0; r < ids.size(); ++r) {
+      scores.push_back(read.status(0, 0, r) == FeatureStatus::kPresent
+                           ? read.value(0, 0, r).AsFloat64()
+                           : std::nan(""));
+    }
+    return scores;
+  }
+  std::unique_ptr<OnlineBulkLoad> Start(const ViewLayout& view, int64_t sort_buffer_bytes) {
+    BulkLoadOptions options;
+    options.sort_buffer_bytes = sort_buffer_bytes;
+    auto load = store_->StartBulkLoad(view, options);
+    EXPECT_TRUE(load.ok()) << load.status().ToString();
+    return load.ok() ? std::move(*load) : nullptr;
+  }
+  bool BulkFilesLeft() {
+    for (const auto& entry : std::filesystem::directory_iterator(dir_.path() / "online")) {
+      if (entry.path().filename().string().starts_with("bulk-")) return true;
+    }
+    return false;
+  }
+
+  TempDir dir_ = TempDir::Make("granary_bulk_").ValueOrDie();
+  Definitions defs_;
+  ViewLayouts layouts_;
+  std::shared_ptr<const ViewLayout> risk_;
+  ManualClock clock_{kT0};
+  std::unique_ptr<RocksDbOnlineStore> store_;
+};
+
+// One sorted file (a buffer that holds every row), and several runs merged at Finish (a buffer
+// of 4 KiB, smaller than one batch).
+class RocksDbBulkLoadBuffers : public RocksDbBulkLoadTest,
+                               public ::testing::WithParamInterface<int64_t> {};
+
+TEST_P(RocksDbBulkLoadBuffers, AFreshStoreLoadsAsWriteBatchWouldKeepingTheNewestOfEachEntity) {
+  auto load = Start(*risk_, GetParam());
+  ASSERT_NE(load, nullptr);
+  // Customers 1-300 at T-10m; 1-100 again, older (T-20m); 201-300 again, newer (T-5m); in
+  // shuffled batches, so that rows of one entity meet in one buffer and across runs.
+  std::vector<int64_t> ids = Ids(1, 300);
+  std::shuffle(ids.begin(), ids.end(), std::mt19937(7));
+  for (size_t b = 0; b < ids.size(); b += 75) {
+    std::vector<int64_t> part(ids.begin() + b, ids.begin() + b + 75);
+    EXPECT_EQ(load->Add(*RiskRows(part, kT0 - Duration::Minutes(10), 1.0)).ValueOrDie(), 75);
+  }
+  EXPECT_EQ(load->Add(*RiskRows(Ids(1, 100), kT0 - Duration::Minutes(20), 2.0)).ValueOrDie(), 100);
+  EXPECT_EQ(load->Add(*RiskRows(Ids(201, 300), kT0 - Duration::Minutes(5), 3.0)).ValueOrDie(), 100);
+  EXPECT_TRUE(std::isnan(Scores({1})[0])) << "nothing is visible before Finish";
+  auto stats = load->Finish();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->written, 300);
+  EXPECT_EQ(stats->skipped_older, 200);
+  load.reset();
+  std::vector<double> scores = Scores(Ids(1, 300));
+  for (int64_t id = 1; id <= 300; ++id) {
+    ASSERT_EQ(scores[id - 1], id > 200 ? 3.0 : 1.0) << "customer " << id;
+  }
+  EXPECT_FALSE(BulkFilesLeft());
+  // The view holds records now: no second load, and writes compare with what was loaded.
+  EXPECT_EQ(Start(*risk_, GetParam()), nullptr);
+  auto older = store_->WriteBatch(*risk_, *RiskRows({5}, kT0 - Duration::Minutes(30), 9.0));
+  EXPECT_EQ(older.ValueOrDie().skipped_older, 1);
+  auto newer = store_->WriteBatch(*risk_, *RiskRows({6}, kT0, 9.0));
+  EXPECT_EQ(newer.ValueOrDie().written, 1);
+  EXPECT_EQ(Scores({5, 6}), (std::vector<double>{1.0, 9.0}));
+  // Reopened: the loaded files are part of the store.
+  Reopen();
+  EXPECT_EQ(Scores({1, 300}), (std::vector<double>{1.0, 3.0}));
+}
+
+INSTANTIATE_TEST_SUITE_P(SortBuffer, RocksDbBulkLoadBuffers,
+                         ::testing::Values(int64_t{64} << 20, int64_t{4} << 10));
+
+TEST_F(RocksDbBulkLoadTest, ALargeLoadWrittenByTwoThreadsHoldsEveryEntityOnce) {
+  // 120,000 rows in one buffer: the final files are built by two threads, one per half.
+  auto load = Start(*risk_, int64_t{256} << 20);
+  ASSERT_NE(load, nullptr);
+  for (int64_t first = 1; first <= 120'000; first += 10'000) {
+    ASSERT_TRUE(load->Add(*RiskRows(Ids(first, first + 9'999), kT0, 0.5)).ok());
+  }
+  // One entity twice, the newer row added last.
+  ASSERT_TRUE(load->Add(*RiskRows({1}, kT0 + Duration::Seconds(1), 2.0)).ok());
+  auto stats = load->Finish();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->written, 120'000);
+  EXPECT_EQ(stats->skipped_older, 1);
+  EXPECT_EQ(store_->CompactAndCount().ValueOrDie(), 120'000);
+  EXPECT_EQ(Scores({1, 2, 60'000, 60'001, 119'999, 120'000}),
+            (std::vector<double>{2.0, 0.5, 0.5, 0.5, 0.5, 0.5}));
+}
+
+TEST_F(RocksDbBulkLoadTest, ANewerValueWrittenDuringTheLoadSurvivesIt) {
+  auto load = Start(*risk_, 4 << 10);
+  ASSERT_NE(load, nullptr);
+  ASSERT_TRUE(load->Add(*RiskRows(Ids(1, 50), kT0 - Duration::Minutes(10), 1.0)).ok());
+  // A push meanwhile: customer 7 newer than the load's row, customer 8 older.
+  ASSERT_EQ(store_->WriteBatch(*risk_, *RiskRows({7}, kT0 - Duration::Minutes(1), 7.0))
+                .ValueOrDie()
+                .written,
+            1);
+  ASSERT_EQ(store_->WriteBatch(*risk_, *RiskRows({8}, kT0 - Duration::Minutes(30), 8.0))
+                .ValueOrDie()
+                .written,
+            1);
+  ASSERT_TRUE(load->Add(*RiskRows(Ids(51, 60), kT0 - Duration::Minutes(10), 1.0)).ok());
+  auto stats = load->Finish();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->written, 59);
+  EXPECT_EQ(stats->skipped_older, 1);
+  std::vector<double> scores = Scores(Ids(1, 60));
+  for (int64_t id = 1; id <= 60; ++id) {
+    ASSERT_EQ(scores[id - 1], id == 7 ? 7.0 : 1.0) << "customer " << id;
+  }
+}
+
+TEST_F(RocksDbBulkLoadTest, OnlyViewsKnownToHoldNothingAreBulkLoaded) {
+  auto every_type = layouts_.at("every_type");
+  ASSERT_TRUE(store_->WriteBatch(*risk_, *RiskRows({1}, kT0, 1.0)).ok());
+  // This process wrote risk, not every_type.
+  EXPECT_EQ(Start(*risk_, 1 << 20), nullptr);
+  auto other = Start(*every_type, 1 << 20);
+  EXPECT_NE(other, nullptr);
+  EXPECT_EQ(Start(*every_type, 1 << 20), nullptr) << "one load of a view at a time";
+  other.reset();
+  // Opened on a store that holds entity records, no process knows what is in it.
+  Reopen();
+  EXPECT_EQ(Start(*layouts_.at("bay_stats"), 1 << 20), nullptr);
+  // A read-only store writes nothing.
+  RocksDbOnlineStore::Options options;
+  options.read_only = true;
+  auto reader = RocksDbOnlineStore::Open(dir_.path() / "online", options).ValueOrDie();
+  EXPECT_EQ(reader->StartBulkLoad(*every_type, {}).ValueOrDie(), nullptr);
+}
+
+TEST_F(RocksDbBulkLoadTest, ALoadDroppedWithoutFinishLeavesNothing) {
+  {
+    auto load = Start(*risk_, 4 << 10);
+    ASSERT_NE(load, nullptr);
+    ASSERT_TRUE(load->Add(*RiskRows(Ids(1, 200), kT0, 1.0)).ok());
+    EXPECT_TRUE(BulkFilesLeft());
+  }
+  EXPECT_FALSE(BulkFilesLeft());
+  EXPECT_TRUE(std::isnan(Scores({1})[0]));
+  // The files of a load cut off (kill -9) go at the next open.
+  std::filesystem::create_directories(dir_.path() / "online" / "bulk-cutoff" / "x");
+  Reopen();
+  EXPECT_FALSE(BulkFilesLeft());
+  // Nothing was stored, so a new process may load the view.
+  EXPECT_NE(Start(*risk_, 1 << 20), nullptr);
+}
+
+}  // namespace
+}  // namespace granary
