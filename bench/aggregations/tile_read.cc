@@ -6,8 +6,10 @@
 //
 //   build/bench/tile_read [--entities N] [--reads N] [--rounds N]
 //
-// Figures: p50 and p99 of single-entity reads (OnlineStore::Read: fetch, fold of 720 tiles,
-// body, statuses), medians over the rounds; the stored bytes per entity.
+// Figures: p50 and p99 of single-entity reads (OnlineStore::Read: fetch, fold, body, statuses)
+// of two layouts, the 720 fine records alone (as before roll-ups) and with daily roll-ups (as
+// materialization writes them: 48 fine records and 29-30 roll-ups folded), medians over the
+// rounds; the stored bytes per entity.
 #include <arrow/api.h>
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
@@ -72,9 +74,11 @@ Definitions BenchDefinitions() {
   return defs;
 }
 
-// Writes 720 hourly tiles (2 events each) for every entity.
+// Writes 720 hourly tiles (2 events each) for every entity, as materialization does: with the
+// roll-ups of the whole days (30 of 1 day, docs/ONLINE_LAYOUT.md "Tiles"), or, with `rollups`
+// false, the fine records alone (the layout before roll-ups, kept as the comparison).
 Status Load(OnlineStore& store, const ViewLayout& tiles, const FeatureView& view,
-            const Config& config, Timestamp now) {
+            const Config& config, Timestamp now, bool rollups) {
   std::mt19937_64 rng(1);
   const int64_t first = now.micros / kHour * kHour - 719 * kHour;
   for (int64_t begin = 0; begin < config.entities; begin += 100) {
@@ -108,7 +112,10 @@ Status Load(OnlineStore& store, const ViewLayout& tiles, const FeatureView& view
     GRANARY_RETURN_NOT_OK(AddEventsToTiles(tiles, view, *batch, &acc));
     EntityKeyColumn keys;
     std::vector<std::string> records;
-    TileWrites(*tiles.tiles(), acc, &keys, &records);
+    std::optional<aggregation::RollupRange> range;
+    if (rollups)
+      range = aggregation::RollupRange{tiles.tiles()->ExpireBefore(now.micros), now.micros};
+    TileWrites(*tiles.tiles(), acc, &keys, &records, range);
     TileWriteOptions options;
     options.replace_through = now;
     options.expire_before = Timestamp::FromMicros(tiles.tiles()->ExpireBefore(now.micros));
@@ -172,8 +179,15 @@ Status Run(const Config& config) {
   {  // RocksDB
     GRANARY_ASSIGN_OR_RAISE(TempDir dir, TempDir::Make("tile_read"));
     RocksDbOnlineStore::Options options;
+    Figures fine_only;
+    {
+      GRANARY_ASSIGN_OR_RAISE(auto store, RocksDbOnlineStore::Open(dir.path() / "fine", options));
+      GRANARY_RETURN_NOT_OK(Load(*store, *tiles, defs.feature_views[0], config, now, false));
+      GRANARY_ASSIGN_OR_RAISE(fine_only,
+                              Measure(config, [&](int64_t id) { return read_one(*store, id); }));
+    }
     GRANARY_ASSIGN_OR_RAISE(auto store, RocksDbOnlineStore::Open(dir.path() / "db", options));
-    GRANARY_RETURN_NOT_OK(Load(*store, *tiles, defs.feature_views[0], config, now));
+    GRANARY_RETURN_NOT_OK(Load(*store, *tiles, defs.feature_views[0], config, now, true));
     GRANARY_ASSIGN_OR_RAISE(Figures granary,
                             Measure(config, [&](int64_t id) { return read_one(*store, id); }));
     store.reset();
@@ -193,7 +207,9 @@ Status Run(const Config& config) {
                               bytes = static_cast<int64_t>(value.size());
                               return Status::OK();
                             }));
-    fmt::print("{:<10} {:<34} {:>10.1f} {:>10.1f}\n", "rocksdb", "Granary Read (fetch + fold)",
+    fmt::print("{:<10} {:<34} {:>10.1f} {:>10.1f}\n", "rocksdb", "Granary Read, 720 fine records",
+               fine_only.p50_us, fine_only.p99_us);
+    fmt::print("{:<10} {:<34} {:>10.1f} {:>10.1f}\n", "rocksdb", "Granary Read, daily roll-ups",
                granary.p50_us, granary.p99_us);
     fmt::print("{:<10} {:<34} {:>10.1f} {:>10.1f}   ({} bytes per entity)\n", "rocksdb",
                "baseline: Get of the same value", baseline.p50_us, baseline.p99_us, bytes);
@@ -202,9 +218,17 @@ Status Run(const Config& config) {
     GRANARY_ASSIGN_OR_RAISE(auto server, testing::RedisServer::Start());
     RedisOnlineStore::Options options;
     options.nodes = {server->address()};
+    options.project = "bench_fine";
+    Figures fine_only;
+    {
+      GRANARY_ASSIGN_OR_RAISE(auto store, RedisOnlineStore::Open(options));
+      GRANARY_RETURN_NOT_OK(Load(*store, *tiles, defs.feature_views[0], config, now, false));
+      GRANARY_ASSIGN_OR_RAISE(fine_only,
+                              Measure(config, [&](int64_t id) { return read_one(*store, id); }));
+    }
     options.project = "bench";
     GRANARY_ASSIGN_OR_RAISE(auto store, RedisOnlineStore::Open(options));
-    GRANARY_RETURN_NOT_OK(Load(*store, *tiles, defs.feature_views[0], config, now));
+    GRANARY_RETURN_NOT_OK(Load(*store, *tiles, defs.feature_views[0], config, now, true));
     GRANARY_ASSIGN_OR_RAISE(Figures granary,
                             Measure(config, [&](int64_t id) { return read_one(*store, id); }));
     redisContext* ctx = redisConnect("127.0.0.1", server->port());
@@ -221,7 +245,9 @@ Status Run(const Config& config) {
                               return Status::OK();
                             }));
     redisFree(ctx);
-    fmt::print("{:<10} {:<34} {:>10.1f} {:>10.1f}\n", "redis", "Granary Read (fetch + fold)",
+    fmt::print("{:<10} {:<34} {:>10.1f} {:>10.1f}\n", "redis", "Granary Read, 720 fine records",
+               fine_only.p50_us, fine_only.p99_us);
+    fmt::print("{:<10} {:<34} {:>10.1f} {:>10.1f}\n", "redis", "Granary Read, daily roll-ups",
                granary.p50_us, granary.p99_us);
     fmt::print("{:<10} {:<34} {:>10.1f} {:>10.1f}   ({} bytes per entity)\n", "redis",
                "baseline: hiredis GET of the value", baseline.p50_us, baseline.p99_us, bytes);

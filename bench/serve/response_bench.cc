@@ -10,7 +10,11 @@
 //   BM_CopyResponse     baseline: copying a buffer of the response's size (the floor of writing)
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -179,11 +183,94 @@ void BM_CopyResponse(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
 }
 
+// The raw RocksDB reads of the same keys (entity key + view id), on a read-only handle of the
+// same folder: one iterator, Seek per entity and Next through its 25 records (what
+// OnlineStore::Read does, without the checks and the copy), or one MultiGet of every key of the
+// request sorted (25 per entity).
+rocksdb::DB* RawDb() {
+  static std::unique_ptr<rocksdb::DB> db = [] {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options options;
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = rocksdb::NewLRUCache(256 << 20);
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    auto st = rocksdb::DB::OpenForReadOnly(options, (Fixture::Get().dir.path() / "online").string(),
+                                           &raw);
+    if (!st.ok()) std::abort();
+    return std::unique_ptr<rocksdb::DB>(raw);
+  }();
+  return db.get();
+}
+
+// Entity keys of each request of `batch` entities, as the store reads them.
+std::vector<std::vector<std::string>> EntityKeys(int batch) {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& r : Resolved(batch)) {
+    const EntityKeyColumn& keys = *r.read.views.at(0).keys;
+    std::vector<std::string> one;
+    for (size_t i = 0; i < keys.size(); ++i) one.emplace_back(keys.key(i));
+    out.push_back(std::move(one));
+  }
+  return out;
+}
+
+void BM_RawSeekNext(benchmark::State& state) {
+  const auto requests = EntityKeys(static_cast<int>(state.range(0)));
+  rocksdb::DB* db = RawDb();
+  size_t i = 0;
+  for (auto _ : state) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    size_t bytes = 0;
+    for (const std::string& key : requests[i++ % requests.size()]) {
+      for (it->Seek(key); it->Valid() && it->key().starts_with(key); it->Next()) {
+        bytes += it->value().size();
+      }
+    }
+    benchmark::DoNotOptimize(bytes);
+  }
+}
+
+void BM_RawMultiGet(benchmark::State& state) {
+  const auto requests = EntityKeys(static_cast<int>(state.range(0)));
+  std::vector<std::vector<std::string>> keys;
+  for (const auto& entities : requests) {
+    std::vector<std::string> all;
+    for (const std::string& e : entities) {
+      for (int v = 0; v < kViews; ++v) {
+        const uint32_t id = ViewIdOf(fmt::format("view_{:02}", v));
+        std::string k = e;
+        for (int b = 24; b >= 0; b -= 8) k.push_back(static_cast<char>(id >> b));
+        all.push_back(std::move(k));
+      }
+    }
+    std::sort(all.begin(), all.end());
+    keys.push_back(std::move(all));
+  }
+  rocksdb::DB* db = RawDb();
+  size_t i = 0;
+  std::vector<rocksdb::Slice> slices;
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> statuses;
+  for (auto _ : state) {
+    const auto& k = keys[i++ % keys.size()];
+    slices.assign(k.begin(), k.end());
+    values.clear();
+    values.resize(k.size());
+    statuses.resize(k.size());
+    db->MultiGet(rocksdb::ReadOptions(), db->DefaultColumnFamily(), k.size(), slices.data(),
+                 values.data(), statuses.data(), /*sorted_input=*/true);
+    benchmark::DoNotOptimize(values.data());
+  }
+}
+
 BENCHMARK(BM_ParseRequest)->Arg(1)->Arg(100);
 BENCHMARK(BM_Resolve)->Arg(1)->Arg(100);
 BENCHMARK(BM_StoreRead)->Arg(1)->Arg(100);
 BENCHMARK(BM_WriteResponse)->Arg(1)->Arg(100);
 BENCHMARK(BM_CopyResponse)->Arg(1)->Arg(100);
+BENCHMARK(BM_RawSeekNext)->Arg(1)->Arg(100);
+BENCHMARK(BM_RawMultiGet)->Arg(1)->Arg(100);
 
 }  // namespace
 }  // namespace granary

@@ -3,6 +3,7 @@
 #include <arrow/api.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -19,6 +20,18 @@ void Put(std::string* out, T v) {
   char buf[sizeof(T)];
   std::memcpy(buf, &v, sizeof(T));
   out->append(buf, sizeof(T));
+}
+
+// Bit 31 of a record's length marks a roll-up (tiles.h).
+constexpr uint32_t kRollupBit = 0x80000000u;
+// A roll-up payload starts with its span (8 bytes) and the fine records it covers (4 bytes).
+constexpr size_t kRollupPrefix = 12;
+
+// t rounded down to a multiple of `span` (> 0), also before 1970.
+int64_t FloorTo(int64_t t, int64_t span) {
+  int64_t q = t / span * span;
+  if (q > t) q -= span;
+  return q;
 }
 
 // Reads from a tile body, bounds checked.
@@ -40,6 +53,15 @@ class Reader {
   }
   bool done() const { return pos_ == in_.size(); }
   size_t pos() const { return pos_; }
+
+  // The next record's header and payload (without the roll-up bit in the length); false when
+  // the body ends inside it.
+  bool GetRecord(int64_t* start, int64_t* last, bool* rollup, std::string_view* payload) {
+    uint32_t len;
+    if (!Get(start) || !Get(last) || !Get(&len)) return false;
+    *rollup = (len & kRollupBit) != 0;
+    return GetBytes(len & ~kRollupBit, payload);
+  }
 
  private:
   std::string_view in_;
@@ -365,6 +387,25 @@ Value Finish(const TileSpec::Item& item, const TilePartial& p) {
 
 }  // namespace
 
+Duration RollupSpan(Duration granularity, Duration longest) {
+  const int64_t g = granularity.micros;
+  if (g <= 0 || longest.micros <= 0) return Duration();
+  const Duration candidates[] = {Duration::Minutes(15), Duration::Hours(1), Duration::Hours(6),
+                                 Duration::Days(1), Duration::Days(7)};
+  const int64_t fine_only = (longest.micros + g - 1) / g;
+  Duration best;
+  int64_t best_cost = fine_only;
+  for (Duration r : candidates) {
+    if (r.micros <= g || r.micros % g != 0) continue;
+    const int64_t cost = 2 * (r.micros / g) + (longest.micros + r.micros - 1) / r.micros;
+    if (cost < best_cost) {
+      best = r;
+      best_cost = cost;
+    }
+  }
+  return best;
+}
+
 int64_t TileSpec::ExpireBefore(int64_t now_micros) const {
   return WindowStart(now_micros, longest_window, granularity);
 }
@@ -398,6 +439,7 @@ Result<TileSpec> TileSpecOf(const FeatureView& view) {
     spec.items.push_back({a.name, a.function, a.window, *a.type});
     if (a.window.micros > spec.longest_window.micros) spec.longest_window = a.window;
   }
+  spec.rollup = RollupSpan(spec.granularity, spec.longest_window);
   return spec;
 }
 
@@ -449,17 +491,45 @@ Status TileAccumulator::Add(const std::vector<std::string>& keys, const int64_t*
   return Status::OK();
 }
 
-void EncodeTileRecords(const TileSpec& spec, const std::map<int64_t, Tile>& tiles,
-                       std::string* out) {
+void EncodeTileRecords(const TileSpec& spec, const std::map<int64_t, Tile>& tiles, std::string* out,
+                       std::optional<RollupRange> rollups) {
+  const size_t n_items = spec.items.size();
   std::string payload;
   for (const auto& [start, tile] : tiles) {
     payload.clear();
-    for (size_t k = 0; k < spec.items.size(); ++k)
-      EncodePartial(spec.items[k], tile.parts[k], &payload);
+    for (size_t k = 0; k < n_items; ++k) EncodePartial(spec.items[k], tile.parts[k], &payload);
     Put(out, tile.start);
     Put(out, tile.last_event);
     Put(out, static_cast<uint32_t>(payload.size()));
     out->append(payload);
+  }
+  const int64_t r = spec.rollup.micros;
+  if (!rollups || r <= 0) return;
+  // One roll-up per coarse tile of the range: its tiles merged in time order, as a read of the
+  // fine records would merge them.
+  auto it = tiles.begin();
+  while (it != tiles.end()) {
+    const int64_t coarse = FloorTo(it->first, r);
+    auto end = it;
+    while (end != tiles.end() && FloorTo(end->first, r) == coarse) ++end;
+    if (coarse >= rollups->from && coarse + (r - 1) <= rollups->through) {
+      std::vector<TilePartial> merged(n_items);
+      int64_t earliest_last = it->second.last_event;
+      uint32_t covers = 0;
+      for (auto t = it; t != end; ++t, ++covers) {
+        earliest_last = std::min(earliest_last, t->second.last_event);
+        for (size_t k = 0; k < n_items; ++k) Merge(spec.items[k], &merged[k], t->second.parts[k]);
+      }
+      payload.clear();
+      Put(&payload, r);
+      Put(&payload, covers);
+      for (size_t k = 0; k < n_items; ++k) EncodePartial(spec.items[k], merged[k], &payload);
+      Put(out, coarse);
+      Put(out, earliest_last);
+      Put(out, static_cast<uint32_t>(payload.size()) | kRollupBit);
+      out->append(payload);
+    }
+    it = end;
   }
 }
 
@@ -474,11 +544,9 @@ std::string MergeTileBody(std::string_view stored, uint32_t fingerprint,
     while (!in.done()) {
       const size_t at = in.pos();
       int64_t start, last;
-      uint32_t len;
+      bool rollup;
       std::string_view payload;
-      if (!in.Get(&start) || !in.Get(&last) || !in.Get(&len) || !in.GetBytes(len, &payload)) {
-        break;  // a malformed tail: dropped
-      }
+      if (!in.GetRecord(&start, &last, &rollup, &payload)) break;  // a malformed tail: dropped
       if (start < expire_before || (replace_through && last <= *replace_through)) continue;
       out.append(stored.substr(at, in.pos() - at));
     }
@@ -500,30 +568,125 @@ Status FoldTiles(const TileSpec& spec, std::string_view body, int64_t now_micros
   *matches = fingerprint == spec.Fingerprint();
   if (!*matches) return Status::OK();
   const size_t n_items = spec.items.size();
+  const int64_t g = spec.granularity.micros;
+  const int64_t r = spec.rollup.micros;
+
+  // Pass 1: the record headers. Fine records in stored order; roll-ups of the spec's span.
+  struct Fine {
+    int64_t start;
+    std::string_view payload;
+    int coarse;  // index into `coarse` of its coarse tile when that has roll-ups, else -1
+  };
+  struct Rollup {
+    int64_t start;
+    uint32_t covers;
+    std::string_view payload;  // the partials
+  };
+  std::vector<Fine> fine;
+  std::vector<Rollup> rollups;
+  fine.reserve(body.size() / 64);
+  while (!in.done()) {
+    int64_t start, last;
+    bool rollup;
+    std::string_view payload;
+    if (!in.GetRecord(&start, &last, &rollup, &payload)) {
+      return Status::Corruption(fmt::format(
+          "a stored tile value of {} bytes is truncated at byte {}", body.size(), in.pos()));
+    }
+    if (!rollup) {
+      fine.push_back({start, payload, -1});  // counted for validity even when after now
+      if (start <= now_micros) *last_event = std::max(*last_event, last);
+      continue;
+    }
+    Reader p(payload);
+    int64_t span;
+    uint32_t covers;
+    if (!p.Get(&span) || !p.Get(&covers)) {
+      return Status::Corruption(
+          fmt::format("a stored tile roll-up of {} bytes has no span", payload.size()));
+    }
+    if (r <= 0 || span != r) continue;  // written under another roll-up span: not used
+    rollups.push_back({start, covers, payload.substr(kRollupPrefix)});
+  }
+
+  // The valid roll-up of each coarse tile: one that covers as many fine records as are stored
+  // in its coarse tile (tiles.h: then it covers exactly them). Among several, the last stored.
+  struct Coarse {
+    int64_t start;
+    uint32_t stored = 0;
+    const Rollup* valid = nullptr;
+  };
+  std::vector<Coarse> coarse;
+  if (!rollups.empty()) {
+    std::stable_sort(rollups.begin(), rollups.end(),
+                     [](const Rollup& a, const Rollup& b) { return a.start < b.start; });
+    for (const Rollup& u : rollups) {
+      if (coarse.empty() || coarse.back().start != u.start) coarse.push_back({u.start});
+    }
+    for (Fine& f : fine) {
+      const int64_t c = FloorTo(f.start, r);
+      auto at = std::lower_bound(coarse.begin(), coarse.end(), c,
+                                 [](const Coarse& x, int64_t v) { return x.start < v; });
+      if (at != coarse.end() && at->start == c) {
+        ++at->stored;
+        f.coarse = static_cast<int>(at - coarse.begin());
+      }
+    }
+    size_t u = 0;
+    for (Coarse& c : coarse) {
+      for (; u < rollups.size() && rollups[u].start == c.start; ++u) {
+        if (rollups[u].covers == c.stored) c.valid = &rollups[u];
+      }
+    }
+  }
+
+  // Pass 2: per aggregation, the fine records of its window outside the coarse tiles that a
+  // valid roll-up covers and that lie wholly in the window, then those roll-ups. The two sets
+  // hold different coarse tiles, so no tie of first/last (events of one time share a tile) is
+  // decided by this order.
   std::vector<int64_t> starts(n_items);
   for (size_t k = 0; k < n_items; ++k) {
     starts[k] = WindowStart(now_micros, spec.items[k].window, spec.granularity);
   }
+  auto whole_in_window = [&](int64_t c, size_t k) {
+    return c >= starts[k] && c + (r - g) <= now_micros;
+  };
   std::vector<TilePartial> acc(n_items);
-  while (!in.done()) {
-    int64_t start, last;
-    uint32_t len;
-    std::string_view payload;
-    if (!in.Get(&start) || !in.Get(&last) || !in.Get(&len) || !in.GetBytes(len, &payload)) {
-      return Status::Corruption(fmt::format(
-          "a stored tile value of {} bytes is truncated at byte {}", body.size(), in.pos()));
-    }
-    if (start > now_micros) continue;  // a tile after now: not yet in any window
+  std::vector<char> wanted(n_items);
+  auto fold_payload = [&](std::string_view payload, int64_t bytes) -> Status {
     Reader p(payload);
     for (size_t k = 0; k < n_items; ++k) {
       TilePartial part;
       if (!DecodePartial(spec.items[k], &p, &part)) {
-        return Status::Corruption(
-            fmt::format("a stored tile of {} bytes does not match its aggregations' layout", len));
+        return Status::Corruption(fmt::format(
+            "a stored tile of {} bytes does not match its aggregations' layout", bytes));
       }
-      if (start >= starts[k]) Merge(spec.items[k], &acc[k], part);
+      if (wanted[k]) Merge(spec.items[k], &acc[k], part);
     }
-    *last_event = std::max(*last_event, last);
+    return Status::OK();
+  };
+  for (const Fine& f : fine) {
+    if (f.start > now_micros) continue;  // a tile after now: not yet in any window
+    const Coarse* c =
+        f.coarse >= 0 && coarse[f.coarse].valid != nullptr ? &coarse[f.coarse] : nullptr;
+    bool any = false;
+    for (size_t k = 0; k < n_items; ++k) {
+      wanted[k] = f.start >= starts[k] && (c == nullptr || !whole_in_window(c->start, k));
+      any = any || wanted[k];
+    }
+    if (any) GRANARY_RETURN_NOT_OK(fold_payload(f.payload, static_cast<int64_t>(f.payload.size())));
+  }
+  for (const Coarse& c : coarse) {
+    if (c.valid == nullptr) continue;
+    bool any = false;
+    for (size_t k = 0; k < n_items; ++k) {
+      wanted[k] = whole_in_window(c.start, k);
+      any = any || wanted[k];
+    }
+    if (any) {
+      GRANARY_RETURN_NOT_OK(
+          fold_payload(c.valid->payload, static_cast<int64_t>(c.valid->payload.size())));
+    }
   }
   values->reserve(n_items);
   for (size_t k = 0; k < n_items; ++k) values->push_back(Finish(spec.items[k], acc[k]));

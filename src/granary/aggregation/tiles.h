@@ -11,8 +11,15 @@
 // headers, which the Redis script and the RocksDB writer read to drop expired records):
 //
 //   fingerprint  4 bytes LE: TileSpec::Fingerprint(); records under another are discarded
-//   records      each: tile start (8 bytes LE, UTC us, a multiple of G), last event time of
-//                the record (8 bytes LE, us), payload length (4 bytes LE), payload
+//   records      each: tile start (8 bytes LE, UTC us), last event time (8 bytes LE, us),
+//                length (4 bytes LE: bits 0-30 the payload's length, bit 31 set for a roll-up),
+//                payload
+//   fine record  a tile of G: start a multiple of G, last the record's latest event, payload
+//   roll-up      a coarse tile of R = TileSpec::rollup (a multiple of G): start a multiple of R,
+//                last the EARLIEST last event of the fine records it covers (so that the
+//                writers' drop rule, "last <= replace_through", drops it whenever it drops any
+//                of them), payload: R in us (8 bytes LE), the number of fine records it covers
+//                (4 bytes LE), then a payload as a fine record's: the merge of those records
 //   payload      per aggregation, in definition order: count (8 bytes LE), then
 //                  sum: integer sum (8) and float sum (8); mean: float sum (8);
 //                  stddev: mean (8) and sum of squared deviations (8);
@@ -24,7 +31,21 @@
 //
 // Several records may hold the same tile (a push appends one record per event batch); the fold
 // combines them in stored order (later records win ties of first/last as later reads do in the
-// kernel). Stateless functions; TileAccumulator is one per thread.
+// kernel).
+//
+// Roll-ups bound the work of a read: a read of a 30-day window at 1 h decodes at most the fine
+// records of two coarse tiles (the window's tail and head, where it does not cover whole coarse
+// tiles) and one roll-up per coarse tile in between (R = 1 day: at most 48 + 30 records instead
+// of 720). The fine records stay: the tail of a window moves by G, so every coarse tile is, at
+// some read, the partial one at the tail. A roll-up is used for a coarse tile only when it
+// covers exactly the fine records stored for that tile: writers add roll-ups only beside their
+// own fine records of the same write, and drop a roll-up whenever they drop one of its records
+// (its `last` is the earliest; expiry drops by start, and its start is the earliest), so the
+// fine records it covers are always among those stored, and "it covers as many fine records as
+// are stored in its coarse tile" proves they are the same. A push into a coarse tile that has a
+// roll-up adds a fine record the roll-up does not cover: reads then fold that coarse tile's fine
+// records, until the next materialization writes a new roll-up. Stateless functions;
+// TileAccumulator is one per thread.
 #pragma once
 
 #include <cstdint>
@@ -58,12 +79,23 @@ struct TileSpec {
   Duration granularity;
   std::vector<Item> items;  // the view's aggregations, in definition order
   Duration longest_window;
+  // The span of roll-up records (a multiple of the granularity), or zero: no roll-ups. Chosen by
+  // TileSpecOf (RollupSpan) from the granularity and the longest window.
+  Duration rollup;
 
   // The start of the oldest tile any read at `now` needs: tiles before it may be dropped.
   int64_t ExpireBefore(int64_t now_micros) const;
   // A hash of the granularity and the items (function, window, type), stored with the tiles.
   uint32_t Fingerprint() const;
 };
+
+// The roll-up span that bounds the records a read of `longest` at `granularity` decodes: among
+// 15m, 1h, 6h, 1d and 7d, the multiple R of the granularity (R > G) that makes 2 * R / G +
+// longest / R (the fine records of a partial coarse tile at each end, and one roll-up per whole
+// coarse tile) smallest, when that is fewer than the longest / G fine records alone; otherwise
+// zero, no roll-ups (30d at 1h gives 1d, 90d at 1h 1d, 2d at 1h 6h, 1h at 1m 15m, 730d at 1d
+// 7d; 3h at 1h and 15m at 1m none).
+Duration RollupSpan(Duration granularity, Duration longest);
 
 // The tile spec of a view with aggregations. InvalidArgument when an aggregation's type is not
 // known yet or is a list (lists are not kept in tiles).
@@ -108,9 +140,20 @@ class TileAccumulator {
   std::map<std::string, std::map<int64_t, Tile>> entities_;
 };
 
-// Appends the records of `tiles` (no fingerprint) to `out`.
-void EncodeTileRecords(const TileSpec& spec, const std::map<int64_t, Tile>& tiles,
-                       std::string* out);
+// The coarse tiles a write rolls up: those [c, c + spec.rollup) with from <= c and
+// c + spec.rollup - 1 <= through, in UTC us. A write must hold every event of such a coarse tile
+// and know that no other record of it stays stored: materialization, which reads every event of
+// [from, through] and replaces the stored records whose last event is at or before `through`.
+struct RollupRange {
+  int64_t from = 0;
+  int64_t through = 0;
+};
+
+// Appends the records of `tiles` (no fingerprint) to `out`: one fine record per tile, then, with
+// `rollups` and a spec with a roll-up span, one roll-up per coarse tile in the range that holds
+// tiles.
+void EncodeTileRecords(const TileSpec& spec, const std::map<int64_t, Tile>& tiles, std::string* out,
+                       std::optional<RollupRange> rollups = std::nullopt);
 
 // The tile body that results from appending `records` to a `stored` body (empty: none) with
 // `fingerprint`, after dropping the stored records of another fingerprint (or a malformed body),
@@ -121,6 +164,8 @@ std::string MergeTileBody(std::string_view stored, uint32_t fingerprint,
                           std::string_view records);
 
 // The values of the spec's items at `now` from a stored tile body (fingerprint and records),
+// each aggregation from the fine records of its window's partial coarse tiles and the valid
+// roll-ups of the whole ones (see above; a roll-up of another span is ignored),
 // one per item (count and count_distinct 0, others null when the window is empty), and the
 // latest event time of the records read into `*last_event` (0 when none). Returns false in
 // `*matches` when the body's fingerprint is not the spec's (the values are then empty).

@@ -107,13 +107,28 @@ bool Same(const Value& a, const Value& b) {
   return a == b;
 }
 
+std::string Fingerprint(const TileSpec& spec) {
+  const uint32_t fp = spec.Fingerprint();
+  return std::string(reinterpret_cast<const char*>(&fp), 4);
+}
+
+// Every coarse tile of the test's events (and far beyond).
+constexpr RollupRange kEveryCoarseTile{-1000 * kHour, 1000 * kHour};
+
 // Online tiles (built from the events in `chunks` pieces, each piece appended as its own
-// records, as pushes do) read at each row time equal the kernel's values at that time.
-void CheckAgainstKernel(uint64_t seed, int chunks) {
+// records, as pushes do) read at each row time equal the kernel's values at that time. With
+// `rollup_hours`, every piece also writes the roll-ups of its own records: a coarse tile that
+// several pieces wrote has roll-ups that cover only part of its records, which reads must not
+// use. `merge`: the pieces go through MergeTileBody (replace nothing, expire nothing), as a
+// store writes them, instead of being appended.
+void CheckAgainstKernel(uint64_t seed, int chunks, int rollup_hours = 0, bool merge = false) {
   std::mt19937_64 rng(seed);
   const int groups = 4;
   Events events = RandomEvents(rng, groups, 300);
   TileSpec spec = SpecOfEveryFunction();
+  spec.rollup = Duration::Hours(rollup_hours);
+  std::optional<RollupRange> rollups;
+  if (rollup_hours > 0) rollups = kEveryCoarseTile;
   std::map<std::string, std::string> bodies;
   const int64_t n = static_cast<int64_t>(events.time.size());
   for (int c = 0; c < chunks; ++c) {
@@ -122,11 +137,14 @@ void CheckAgainstKernel(uint64_t seed, int chunks) {
     ASSERT_TRUE(acc.Add(Keys(part.group), part.time.data(), part.Values(), part.Wheres()).ok());
     for (const auto& [key, tiles] : acc.entities()) {
       std::string& body = bodies[key];
-      if (body.empty()) {
-        const uint32_t fp = spec.Fingerprint();
-        body.append(reinterpret_cast<const char*>(&fp), 4);
+      if (merge) {
+        std::string records;
+        EncodeTileRecords(spec, tiles, &records, rollups);
+        body = MergeTileBody(body, spec.Fingerprint(), std::nullopt, -1000 * kHour, records);
+        continue;
       }
-      EncodeTileRecords(spec, tiles, &body);
+      if (body.empty()) body = Fingerprint(spec);
+      EncodeTileRecords(spec, tiles, &body, rollups);
     }
   }
   // Rows: every group at times on and off tile edges, up to 14 hours.
@@ -179,9 +197,9 @@ void CheckAgainstKernel(uint64_t seed, int chunks) {
       auto want = ValueAt(*(*expected)[k], r, spec.items[k].output);
       ASSERT_TRUE(want.ok());
       EXPECT_TRUE(Same(got[k], *want))
-          << "seed " << seed << " chunks " << chunks << " " << spec.items[k].name << " group "
-          << row_group[r] << " at " << row_time[r] / kMinute << " min: tiles " << got[k].ToString()
-          << ", kernel " << want->ToString();
+          << "seed " << seed << " chunks " << chunks << " rollup " << rollup_hours << "h "
+          << spec.items[k].name << " group " << row_group[r] << " at " << row_time[r] / kMinute
+          << " min: tiles " << got[k].ToString() << ", kernel " << want->ToString();
     }
   }
 }
@@ -192,6 +210,178 @@ TEST(Tiles, FoldEqualsTheKernelOnRandomEvents) {
 
 TEST(Tiles, RecordsAppendedInPiecesFoldAsOne) {
   for (uint64_t seed = 11; seed <= 13; ++seed) CheckAgainstKernel(seed, 7);
+}
+
+// Roll-ups change no value: reads on and across every coarse/fine boundary (rows every 7
+// minutes, windows of 1 to 8 hours over coarse tiles of 2, 3 and 4 hours) equal the kernel.
+TEST(Tiles, FoldWithRollupsEqualsTheKernelOnRandomEvents) {
+  for (int rollup : {2, 3, 4}) {
+    for (uint64_t seed = 21; seed <= 24; ++seed) CheckAgainstKernel(seed, 1, rollup);
+  }
+}
+
+// Pieces that write into the same coarse tile each add a roll-up of their own records only:
+// those cover fewer records than are stored and are not used; the others are.
+TEST(Tiles, RollupsOfPartOfACoarseTileAreNotUsed) {
+  for (uint64_t seed = 31; seed <= 33; ++seed) {
+    CheckAgainstKernel(seed, 7, 2);
+    CheckAgainstKernel(seed, 5, 4, /*merge=*/true);
+  }
+}
+
+// Reads of a whole coarse tile take its roll-up and skip its fine records; reads of a coarse
+// tile the window holds only in part take the fine records. Shown with a roll-up whose count is
+// deliberately not the sum of its records'.
+TEST(Tiles, AWholeCoarseTileIsReadFromItsRollup) {
+  TileSpec spec;
+  spec.granularity = Duration::Hours(1);
+  spec.items.push_back({"n", AggregationFunction::kCount, Duration::Hours(3),
+                        ValueType::Scalar(ScalarType::kInt64)});
+  spec.longest_window = Duration::Hours(3);
+  spec.rollup = Duration::Hours(2);
+  std::vector<int64_t> times;
+  for (int h = 0; h < 8; ++h) times.push_back(h * kHour + kMinute);  // one event per hour
+  TileAccumulator acc(spec);
+  ASSERT_TRUE(
+      acc.Add(std::vector<std::string>(times.size(), "k"), times.data(), {nullptr}, {nullptr})
+          .ok());
+  std::string body = Fingerprint(spec);
+  EncodeTileRecords(spec, acc.entities().at("k"), &body, RollupRange{0, 8 * kHour - 1});
+  // The records: 8 fine ones of 20 + 8 bytes, then 4 roll-ups of 20 + 12 + 8 bytes. Make every
+  // roll-up count 100 events instead of 2.
+  size_t pos = 4 + 8 * 28;
+  ASSERT_EQ(body.size(), pos + 4 * 40);
+  for (int i = 0; i < 4; ++i, pos += 40) {
+    const int64_t hundred = 100;
+    std::memcpy(body.data() + pos + 32, &hundred, 8);
+  }
+  auto count_at = [&](int64_t now) {
+    std::vector<Value> values;
+    int64_t last = 0;
+    bool matches = false;
+    EXPECT_TRUE(FoldTiles(spec, body, now, &values, &last, &matches).ok());
+    EXPECT_TRUE(matches);
+    return values.at(0).get<int64_t>();
+  };
+  // At 4:30 the window starts at 1:00: the coarse tile [0, 2h) is partial (its fine record of
+  // 1:00 counts), [2h, 4h) is whole (its roll-up), [4h, 6h) holds now (the fine record of 4:00).
+  EXPECT_EQ(count_at(4 * kHour + 30 * kMinute), 1 + 100 + 1);
+  // At 5:00 the window starts at 2:00: [2h, 4h) from its roll-up, and [4h, 6h) is whole too
+  // (its last tile, 5:00, starts at or before now), though an event of 5:01 is later than now.
+  EXPECT_EQ(count_at(5 * kHour), 100 + 100);
+  // At 5:59 the same; at 6:00 the window starts at 3:00, [2h, 4h) is partial.
+  EXPECT_EQ(count_at(6 * kHour), 1 + 100 + 1);
+  // At 0:30 no coarse tile is whole yet: the fine record of 0:00 alone.
+  EXPECT_EQ(count_at(30 * kMinute), 1);
+}
+
+// What materialization does: a first write with roll-ups, pushes of late events into rolled-up
+// coarse tiles (their roll-ups are then not used) and of events after the next run's end, then
+// a run that re-reads every event up to its end, replaces the stored records up to there and
+// writes new roll-ups. MergeTileBody drops a roll-up with any record it covers, so the body
+// never counts an event twice, and reads equal the kernel over all the events.
+TEST(Tiles, MaterializationReplacesRollupsWithTheirRecords) {
+  std::mt19937_64 rng(41);
+  Events events = RandomEvents(rng, 1, 200);
+  TileSpec spec = SpecOfEveryFunction();
+  spec.rollup = Duration::Hours(2);
+  const uint32_t fp = spec.Fingerprint();
+  const int64_t n = static_cast<int64_t>(events.time.size());
+  auto records_of = [&](const std::vector<int64_t>& rows, std::optional<RollupRange> rollups) {
+    std::vector<int64_t> times;
+    for (int64_t i : rows) times.push_back(events.time[i]);
+    auto take = [&](const std::shared_ptr<arrow::Array>& a) {
+      std::unique_ptr<arrow::ArrayBuilder> b;
+      EXPECT_TRUE(arrow::MakeBuilder(arrow::default_memory_pool(), a->type(), &b).ok());
+      for (int64_t i : rows)
+        EXPECT_TRUE(b->AppendArraySlice(arrow::ArraySpan(*a->data()), i, 1).ok());
+      return b->Finish().ValueOrDie();
+    };
+    Events part;
+    part.group.assign(rows.size(), 0);
+    part.time = times;
+    part.v = take(events.v);
+    part.x = take(events.x);
+    part.s = take(events.s);
+    part.flag = take(events.flag);
+    TileAccumulator acc(spec);
+    EXPECT_TRUE(acc.Add(Keys(part.group), part.time.data(), part.Values(), part.Wheres()).ok());
+    std::string records;
+    if (!acc.entities().empty()) {
+      EncodeTileRecords(spec, acc.entities().begin()->second, &records, rollups);
+    }
+    return records;
+  };
+  // Run 1 knows the events before 9:00 except every fifth (late); it ends at 9:00.
+  const int64_t end1 = 9 * kHour - 1, end2 = 11 * kHour - 1;
+  std::vector<int64_t> run1, late, after, run2;
+  for (int64_t i = 0; i < n; ++i) {
+    if (events.time[i] <= end1 && i % 5 != 0) run1.push_back(i);
+    if (events.time[i] <= end1 && i % 5 == 0) late.push_back(i);
+    if (events.time[i] > end2) after.push_back(i);
+    if (events.time[i] <= end2) run2.push_back(i);
+  }
+  std::string body = MergeTileBody("", fp, end1, 0, records_of(run1, RollupRange{0, end1}));
+  body = MergeTileBody(body, fp, std::nullopt, 0, records_of(late, std::nullopt));
+  body = MergeTileBody(body, fp, std::nullopt, 0, records_of(after, std::nullopt));
+  auto check = [&](const std::string& label, int64_t last_row) {
+    WindowInput in;
+    std::vector<int64_t> row_time, row_group;
+    for (int64_t t = 0; t <= last_row; t += 11 * kMinute) {
+      row_time.push_back(t);
+      row_group.push_back(0);
+    }
+    in.event_group = events.group.data();
+    in.event_time = events.time.data();
+    in.num_events = n;
+    in.row_group = row_group.data();
+    in.row_time = row_time.data();
+    in.num_rows = static_cast<int64_t>(row_time.size());
+    in.granularity = spec.granularity;
+    std::vector<WindowSpec> specs;
+    auto values = events.Values();
+    auto wheres = events.Wheres();
+    for (size_t k = 0; k < spec.items.size(); ++k) {
+      specs.push_back({spec.items[k].function, spec.items[k].window, spec.items[k].output,
+                       values[k], wheres[k]});
+    }
+    auto expected = ComputeWindows(in, specs);
+    ASSERT_TRUE(expected.ok());
+    for (int64_t r = 0; r < in.num_rows; ++r) {
+      // Only instants no event follows within their tile (see CheckAgainstKernel).
+      const int64_t tile_end = (row_time[r] / kHour + 1) * kHour;
+      bool later_in_tile = false;
+      for (int64_t t : events.time) later_in_tile |= t > row_time[r] && t < tile_end;
+      if (later_in_tile) continue;
+      std::vector<Value> got;
+      int64_t last = 0;
+      bool matches = false;
+      ASSERT_TRUE(FoldTiles(spec, body, row_time[r], &got, &last, &matches).ok());
+      for (size_t k = 0; k < spec.items.size(); ++k) {
+        auto want = ValueAt(*(*expected)[k], r, spec.items[k].output);
+        ASSERT_TRUE(want.ok());
+        EXPECT_TRUE(Same(got[k], *want))
+            << label << ": " << spec.items[k].name << " at " << row_time[r] / kMinute
+            << " min: tiles " << got[k].ToString() << ", kernel " << want->ToString();
+      }
+    }
+  };
+  check("after run 1 and the pushes", end1);  // events of (end1, end2] are not online yet
+  // Run 2 re-reads every event up to its end (the late ones included) and replaces the stored
+  // records up to there; the events pushed after its end stay.
+  body = MergeTileBody(body, fp, end2, 0, records_of(run2, RollupRange{0, end2}));
+  check("after run 2", 14 * kHour);
+}
+
+TEST(Tiles, RollupSpanBoundsTheRecordsARead) {
+  EXPECT_EQ(RollupSpan(Duration::Hours(1), Duration::Days(30)).micros, Duration::Days(1).micros);
+  EXPECT_EQ(RollupSpan(Duration::Hours(1), Duration::Days(90)).micros, Duration::Days(1).micros);
+  EXPECT_EQ(RollupSpan(Duration::Minutes(1), Duration::Hours(1)).micros,
+            Duration::Minutes(15).micros);
+  EXPECT_EQ(RollupSpan(Duration::Days(1), Duration::Days(730)).micros, Duration::Days(7).micros);
+  EXPECT_EQ(RollupSpan(Duration::Minutes(1), Duration::Minutes(15)).micros, 0);
+  EXPECT_EQ(RollupSpan(Duration::Hours(1), Duration::Hours(3)).micros, 0);
+  EXPECT_EQ(RollupSpan(Duration::Hours(1), Duration::Days(2)).micros, Duration::Hours(6).micros);
 }
 
 TEST(Tiles, AnotherFingerprintDoesNotMatchAndTruncationIsCorruption) {

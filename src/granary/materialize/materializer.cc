@@ -211,7 +211,10 @@ Status MaterializeTiles(const RunContext& ctx, const FeatureView& view, const Vi
   }
   EntityKeyColumn keys;
   std::vector<std::string> records;
-  TileWrites(spec, acc, &keys, &records);
+  // Every event of [start, end] was read and the stored records up to `end` are replaced, so
+  // the coarse tiles wholly inside get roll-ups (aggregation/tiles.h).
+  TileWrites(spec, acc, &keys, &records,
+             aggregation::RollupRange{request.start.micros, out->end.micros});
   TileWriteOptions write;
   write.replace_through = out->end;
   write.expire_before = Timestamp::FromMicros(spec.ExpireBefore(ctx.options.clock->Now().micros));

@@ -68,7 +68,7 @@ OnlineFeaturesBuilder::OnlineFeaturesBuilder(const OnlineReadRequest& request, s
 }
 
 Status OnlineFeaturesBuilder::FoldTileBodies(Timestamp now) {
-  std::string tiles, body;
+  std::string body;
   std::vector<Value> values;
   for (size_t v = 0; v < out_.views_.size(); ++v) {
     const ViewLayout& view = *out_.views_[v].view;
@@ -78,13 +78,11 @@ Status OnlineFeaturesBuilder::FoldTileBodies(Timestamp now) {
       Span& span = bodies_[out_.cell(v, r)];
       if (out_.cells_[out_.cell(v, r)].status == FeatureStatus::kInvalid) continue;
       // No tiles (an entity without events, or whose events all expired) is an empty window, as
-      // offline: count 0, the others null. Copied: appending the folded body may move the arena.
-      if (span.size == 0) {
-        const uint32_t fingerprint = spec->Fingerprint();
-        tiles.assign(reinterpret_cast<const char*>(&fingerprint), sizeof(fingerprint));
-      } else {
-        tiles.assign(out_.arena_.data() + span.offset, span.size);
-      }
+      // offline: count 0, the others null. The fold reads the arena in place (its values own
+      // their bytes); the arena grows only after it.
+      const uint32_t fingerprint = spec->Fingerprint();
+      std::string_view tiles(reinterpret_cast<const char*>(&fingerprint), sizeof(fingerprint));
+      if (span.size != 0) tiles = std::string_view(out_.arena_.data() + span.offset, span.size);
       int64_t last_event = 0;
       bool matches = false;
       Status st = aggregation::FoldTiles(*spec, tiles, now.micros, &values, &last_event, &matches);
@@ -95,8 +93,7 @@ Status OnlineFeaturesBuilder::FoldTileBodies(Timestamp now) {
                         view.name(), r));
       }
       if (!matches) {  // tiles of other aggregations: not this view's data any more
-        const uint32_t fingerprint = spec->Fingerprint();
-        tiles.assign(reinterpret_cast<const char*>(&fingerprint), sizeof(fingerprint));
+        tiles = std::string_view(reinterpret_cast<const char*>(&fingerprint), sizeof(fingerprint));
         GRANARY_RETURN_NOT_OK(
             aggregation::FoldTiles(*spec, tiles, now.micros, &values, &last_event, &matches));
       }

@@ -595,7 +595,8 @@ std::shared_ptr<const ViewLayout> PaymentTiles(const Definitions& base) {
 // Tile records of events (customer, time, amount, failed) for `spec`, one string per entity.
 void EventTiles(const aggregation::TileSpec& spec,
                 const std::vector<std::tuple<int64_t, Timestamp, double, bool>>& events,
-                EntityKeyColumn* keys, std::vector<std::string>* records) {
+                EntityKeyColumn* keys, std::vector<std::string>* records,
+                std::optional<aggregation::RollupRange> rollups = std::nullopt) {
   std::vector<std::string> event_keys;
   std::vector<int64_t> times;
   arrow::DoubleBuilder amounts;
@@ -615,7 +616,7 @@ void EventTiles(const aggregation::TileSpec& spec,
     keys->buffer()->append(key);
     keys->FinishKey();
     records->emplace_back();
-    aggregation::EncodeTileRecords(spec, tiles, &records->back());
+    aggregation::EncodeTileRecords(spec, tiles, &records->back(), rollups);
   }
 }
 
@@ -693,6 +694,81 @@ TEST_P(OnlineStoreTest, TilesAgeOutAtReadTimeAndPushesAddToMaterializedTiles) {
   got = read(hour, 1);
   EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 0);
   EXPECT_EQ(got.status(0, 2, 0), FeatureStatus::kNullValue);
+}
+
+// Roll-ups through each store's write (the Redis script, RocksDB's merge): a materialization
+// writes them, pushes into a rolled-up coarse tile and after it keep every record, reads fall
+// back to the fine records of the pushed coarse tile, and the next materialization replaces
+// roll-ups and records alike, counting the late event once.
+TEST_P(OnlineStoreTest, TileRollupsKeepEveryRecordThroughWritesAndPushes) {
+  Definitions defs = defs_;
+  FeatureView v;
+  v.name = "payments_3d";
+  v.entities = {"customer"};
+  v.source = "payments";
+  v.granularity = Duration::Hours(1);
+  Aggregation failures, spend;
+  failures.name = "failures_3d";
+  failures.function = AggregationFunction::kCount;
+  failures.where = "failed";
+  failures.window = Duration::Days(3);
+  failures.type = ValueType::Scalar(ScalarType::kInt64);
+  spend.name = "spend_3d";
+  spend.function = AggregationFunction::kSum;
+  spend.column = "amount";
+  spend.window = Duration::Days(3);
+  spend.type = ValueType::Scalar(ScalarType::kFloat64);
+  Aggregation last = spend;
+  last.name = "last_amount_3d";
+  last.function = AggregationFunction::kLast;
+  v.aggregations = {failures, spend, last};
+  defs.feature_views.push_back(v);
+  auto tiles =
+      MakeViewLayouts(defs, Duration::Days(90)).ValueOrDie().at("payments_3d")->tile_layout();
+  const aggregation::TileSpec& spec = *tiles->tiles();
+  ASSERT_EQ(spec.rollup.micros, Duration::Hours(6).micros);  // RollupSpan(1h, 3d)
+  layouts_.emplace("payments_3d#tiles", tiles);
+  const int64_t six_hours = Duration::Hours(6).micros;
+  const Timestamp end = Timestamp::FromMicros(kT0.micros / six_hours * six_hours);
+  // A failed payment of 1.0 every hour of the day before `end`.
+  std::vector<std::tuple<int64_t, Timestamp, double, bool>> events;
+  for (int h = 24; h >= 1; --h) events.push_back({1, end - Duration::Hours(h), 1.0, true});
+  auto materialize = [&]() {
+    EntityKeyColumn keys;
+    std::vector<std::string> records;
+    EventTiles(spec, events, &keys, &records,
+               aggregation::RollupRange{spec.ExpireBefore(end.micros), end.micros - 1});
+    clock_.Set(end);
+    TileWriteOptions replace{end - Duration::Microseconds(1),
+                             Timestamp::FromMicros(spec.ExpireBefore(end.micros))};
+    ASSERT_TRUE(store_->WriteTiles(*tiles, keys, records, replace).ok());
+  };
+  auto push = [&](Timestamp t, double amount) {
+    EntityKeyColumn keys;
+    std::vector<std::string> records;
+    EventTiles(spec, {{1, t, amount, true}}, &keys, &records);
+    TileWriteOptions add{std::nullopt, Timestamp::FromMicros(spec.ExpireBefore(end.micros))};
+    ASSERT_TRUE(store_->WriteTiles(*tiles, keys, records, add).ok());
+  };
+  auto expect = [&](int64_t failures_3d, double spend_3d, double last_amount) {
+    clock_.Set(end + Duration::Minutes(30));
+    OnlineFeatures got = ReadOne("payments_3d#tiles", {{Value(int64_t{1})}});
+    ASSERT_EQ(got.status(0, 0, 0), FeatureStatus::kPresent);
+    EXPECT_EQ(got.value(0, 0, 0).AsInt64(), failures_3d);
+    EXPECT_EQ(got.value(0, 1, 0).AsFloat64(), spend_3d);
+    EXPECT_EQ(got.value(0, 2, 0).AsFloat64(), last_amount);
+  };
+  materialize();
+  expect(24, 24.0, 1.0);
+  // A late event in the rolled-up coarse tile [end - 12h, end - 6h), then one after `end`.
+  push(end - Duration::Hours(10) + Duration::Minutes(5), 100.0);
+  expect(25, 124.0, 1.0);
+  push(end + Duration::Minutes(10), 7.0);
+  expect(26, 131.0, 7.0);
+  // The source now holds the late event: the next run covers it once, and keeps the later push.
+  events.push_back({1, end - Duration::Hours(10) + Duration::Minutes(5), 100.0, true});
+  materialize();
+  expect(26, 131.0, 7.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, OnlineStoreTest, ::testing::ValuesIn(testing::StoreKinds()),

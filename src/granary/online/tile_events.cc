@@ -60,12 +60,13 @@ Status AddEventsToTiles(const ViewLayout& tiles_view, const FeatureView& view,
 }
 
 void TileWrites(const aggregation::TileSpec& spec, const aggregation::TileAccumulator& acc,
-                EntityKeyColumn* keys, std::vector<std::string>* records) {
+                EntityKeyColumn* keys, std::vector<std::string>* records,
+                std::optional<aggregation::RollupRange> rollups) {
   for (const auto& [key, tiles] : acc.entities()) {
     keys->buffer()->append(key);
     keys->FinishKey();
     records->emplace_back();
-    aggregation::EncodeTileRecords(spec, tiles, &records->back());
+    aggregation::EncodeTileRecords(spec, tiles, &records->back(), rollups);
   }
 }
 

@@ -3,6 +3,7 @@
 // docs/ONLINE_LAYOUT.md "Tiles"). Stateless functions; thread-safe.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,8 +25,11 @@ namespace granary {
 Status AddEventsToTiles(const ViewLayout& tiles_view, const FeatureView& view,
                         const arrow::RecordBatch& batch, aggregation::TileAccumulator* acc);
 
-// The tiles of `acc` as WriteTiles' keys and records (one per entity).
+// The tiles of `acc` as WriteTiles' keys and records (one per entity), with the roll-ups of
+// `rollups` (aggregation::EncodeTileRecords: only a write that holds every event of those
+// coarse tiles and replaces the stored records through `rollups->through`).
 void TileWrites(const aggregation::TileSpec& spec, const aggregation::TileAccumulator& acc,
-                EntityKeyColumn* keys, std::vector<std::string>* records);
+                EntityKeyColumn* keys, std::vector<std::string>* records,
+                std::optional<aggregation::RollupRange> rollups = std::nullopt);
 
 }  // namespace granary

@@ -222,7 +222,9 @@ local function kept(body)
   if body == nil or #body < 4 or sub(body, 1, 4) ~= fp then return '' end
   local out, pos, n = {}, 5, #body
   while pos + 19 <= n do
-    local start, last, len = int64(body, pos), int64(body, pos + 8), uint32(body, pos + 16)
+    -- bit 31 of the length marks a roll-up record, dropped by the same rule as fine ones
+    local start, last, len = int64(body, pos), int64(body, pos + 8),
+      uint32(body, pos + 16) % 2147483648
     local stop = pos + 19 + len
     if stop > n then break end
     if start >= expire and (replace == nil or last > replace) then
