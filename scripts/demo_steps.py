@@ -6,7 +6,9 @@ Usage (from scripts/demo):
   demo_steps.py show-training-set FILE SECONDS     rows, columns, time, the first rows
   demo_steps.py wait-health PORT TIMEOUT_SECONDS   until GET /health answers 200
   demo_steps.py query PORT SERVICE JOIN_KEY ID...  POST /get-online-features, print JSON and latency
+  demo_steps.py push-failed-payment PORT CUSTOMER  POST /push a declined payment, read it back
 """
+import datetime
 import http.client
 import json
 import pathlib
@@ -114,6 +116,54 @@ def query(port, service, join_key, ids):
     return 0 if found > 0 else 1
 
 
+def push_failed_payment(port, customer_id):
+    """Reads the payment windows of a customer, pushes a declined payment to payments_push and
+    reads them again: the window features count the push at once (online tiles)."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+    names = ["payments_30d", "payment_failures_30d", "failure_rate_30d"]
+    read = json.dumps({"features": [f"customer_payment_windows:{n}" for n in names],
+                       "entities": {"customer_id": [int(customer_id)]}})
+
+    def send(path, body):
+        for _ in range(10):  # an overloaded server (503) says to retry after 1 s
+            status, answer = request(conn, "POST", path, body)
+            if status != 503:
+                return status, answer
+            time.sleep(1)
+        return status, answer
+
+    def windows():
+        status, answer = send("/get-online-features", read)
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {answer.decode()}")
+        results = json.loads(answer)["results"][1:]
+        return {n: r["values"][0] for n, r in zip(names, results)}
+
+    def show(values):
+        return ", ".join(f"{n} {format_value(v)}" for n, v in values.items())
+
+    before = windows()
+    print(f"customer {customer_id} before: {show(before)}")
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    push = json.dumps({"push_source_name": "payments_push", "to": "online",
+                       "df": {"customer_id": [int(customer_id)], "event_timestamp": [now],
+                              "amount": [12.5], "failed": [True], "payment_method": ["card"]}})
+    print(f"POST /push {push}")
+    status, answer = send("/push", push)
+    if status != 200:
+        print(f"error: HTTP {status}: {answer.decode()}", file=sys.stderr)
+        return 1
+    print(answer.decode())
+    after = windows()
+    conn.close()
+    print(f"customer {customer_id} after:  {show(after)}")
+    counted = (after["payments_30d"] == before["payments_30d"] + 1
+               and after["payment_failures_30d"] == before["payment_failures_30d"] + 1)
+    if not counted:
+        print("error: the pushed payment is not in the 30-day windows", file=sys.stderr)
+    return 0 if counted else 1
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -127,6 +177,8 @@ def main(argv):
         return wait_health(*args)
     elif command == "query":
         return query(args[0], args[1], args[2], args[3:])
+    elif command == "push-failed-payment":
+        return push_failed_payment(*args)
     else:
         print(f"error: unknown step '{command}'\n{__doc__}", file=sys.stderr)
         return 2
