@@ -64,6 +64,19 @@ def request(conn, method, path, body=None):
     return response.status, response.read()
 
 
+def send(conn, method, path, body=None):
+    """request(), again after the pause the server asks for while it answers 503 (overloaded:
+    its queue delay is short by design, and a shared machine can exceed it); 10 tries."""
+    for _ in range(10):
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        answer = response.read()
+        if response.status != 503:
+            return response.status, answer
+        time.sleep(float(response.getheader("Retry-After", "1")))
+    return response.status, answer
+
+
 def wait_health(port, timeout_seconds):
     deadline = time.monotonic() + float(timeout_seconds)
     last_error = "no answer"
@@ -89,7 +102,7 @@ def query(port, service, join_key, ids):
     print(f"POST /get-online-features {body}")
     conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
     start = time.perf_counter()
-    status, answer = request(conn, "POST", "/get-online-features", body)
+    status, answer = send(conn, "POST", "/get-online-features", body)
     first_ms = (time.perf_counter() - start) * 1e3
     if status != 200:
         print(f"error: HTTP {status}: {answer.decode()}", file=sys.stderr)
@@ -102,7 +115,7 @@ def query(port, service, join_key, ids):
     warm = []
     for _ in range(50):
         start = time.perf_counter()
-        status, _ = request(conn, "POST", "/get-online-features", body)
+        status, _ = send(conn, "POST", "/get-online-features", body)
         warm.append((time.perf_counter() - start) * 1e3)
         if status != 200:
             print(f"error: HTTP {status} on a repeated request", file=sys.stderr)
@@ -124,16 +137,8 @@ def push_failed_payment(port, customer_id):
     read = json.dumps({"features": [f"customer_payment_windows:{n}" for n in names],
                        "entities": {"customer_id": [int(customer_id)]}})
 
-    def send(path, body):
-        for _ in range(10):  # an overloaded server (503) says to retry after 1 s
-            status, answer = request(conn, "POST", path, body)
-            if status != 503:
-                return status, answer
-            time.sleep(1)
-        return status, answer
-
     def windows():
-        status, answer = send("/get-online-features", read)
+        status, answer = send(conn, "POST", "/get-online-features", read)
         if status != 200:
             raise RuntimeError(f"HTTP {status}: {answer.decode()}")
         results = json.loads(answer)["results"][1:]
@@ -149,7 +154,7 @@ def push_failed_payment(port, customer_id):
                        "df": {"customer_id": [int(customer_id)], "event_timestamp": [now],
                               "amount": [12.5], "failed": [True], "payment_method": ["card"]}})
     print(f"POST /push {push}")
-    status, answer = send("/push", push)
+    status, answer = send(conn, "POST", "/push", push)
     if status != 200:
         print(f"error: HTTP {status}: {answer.decode()}", file=sys.stderr)
         return 1
