@@ -73,17 +73,17 @@ test-asan: setup
 # the store opener's retry thread (online_store), materialization's writer threads and the
 # scheduler (materialize_store), the registry watcher, push log and metrics history (serving),
 # and the servers' worker threads (http, feature_server, materialize_endpoint). A report fails
-# the run; scripts/tsan.supp lists what is let pass in libraries built without TSan, and why.
+# the run; scripts/tsan.supp lists what is let pass in libraries built without TSan (the pyarrow
+# wheel's Arrow and Parquet, RocksDB), and why. Each binary runs whole: the slowest take under a
+# minute (docs/PERFORMANCE.md, "Build and test times").
+# ARROW_DEFAULT_MEMORY_POOL=system: Arrow's buffers come from malloc, which TSan follows, instead
+# of the wheel's mimalloc, whose reuse across threads TSan cannot see (scripts/tsan.supp).
 # detect_deadlocks=0: TSan's lock-order checker holds at most 64 locks per thread, and a RocksDB
 # write batch takes one stripe lock per key stripe it touches (up to 4096, always in increasing
 # order, rocksdb_store.h), which aborts the checker itself ("sanitizer_deadlock_detector.h:67").
-# CI runs the first two. The others still report races to triage: three are shared_ptr releases
-# inside the pyarrow wheel's libarrow/libparquet (built without TSan, so their atomics are unseen;
-# likely false) and one is in http_server_test's client list. Run them with
-#   make test-tsan TSAN_TESTS="$(TSAN_MORE_TESTS)"
 TSAN_TESTS ?= src/granary/common/granary_common_test \
-  src/granary/online/granary_online_store_test
-TSAN_MORE_TESTS = src/granary/materialize/granary_materialize_store_test \
+  src/granary/online/granary_online_store_test \
+  src/granary/materialize/granary_materialize_store_test \
   src/granary/serving/granary_serving_test \
   src/granary/serving/http/granary_http_test \
   src/granary/serving/granary_feature_server_test \
@@ -95,6 +95,7 @@ test-tsan: setup
 	ninja -C $(TSAN_BUILD) -j $(JOBS) $(notdir $(TSAN_TESTS))
 	@rc=0; for t in $(TSAN_TESTS); do \
 	  echo "== tsan $$(basename $$t)"; start=$$(date +%s); \
+	  ARROW_DEFAULT_MEMORY_POOL=system \
 	  TSAN_OPTIONS="halt_on_error=1 detect_deadlocks=0 suppressions=$(CURDIR)/scripts/tsan.supp" \
 	    $(TSAN_BUILD)/$$t --gtest_brief=1 >$(TSAN_BUILD)/$$(basename $$t).log 2>&1 \
 	    || { rc=1; echo "FAILED: the log is $(TSAN_BUILD)/$$(basename $$t).log"; tail -n 60 $(TSAN_BUILD)/$$(basename $$t).log; }; \

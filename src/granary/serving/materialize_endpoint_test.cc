@@ -139,6 +139,89 @@ TEST_P(MaterializeEndpointTest, WaitAnswersTheReportAndTheFeaturesAreThenServed)
   EXPECT_STREQ(Json(res.body()).at("views").at(0).at("status").as_string().c_str(), "up_to_date");
 }
 
+// GET /health keeps its verdict on the online data for health_check_max_age (1 s, by the server's
+// clock): probes within it cost no check, data the store lost shows as "degraded" once it has
+// passed, and a run of this server drops the verdict at once.
+TEST_P(MaterializeEndpointTest, HealthShowsLostDataWithinTheVerdictsMaxAge) {
+  Start();
+  Client client(http_->port());
+  auto health = [&client] {
+    auto res = client.Get("/health");
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+    return Json(res.body());
+  };
+  auto checks = [&client] {
+    const std::string text = client.Get("/metrics").body();
+    const std::string series = "\ngranary_health_online_data_checks_total ";
+    const size_t at = text.find(series);
+    return at == std::string::npos ? -1 : std::stol(text.substr(at + series.size()));
+  };
+  auto res = client.Post("/materialize-incremental",
+                         R"({"end": "2026-11-25T10:00:00Z", "views": ["risk"], "wait": true})");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  auto doc = health();
+  EXPECT_STREQ(doc.at("status").as_string().c_str(), "ok");
+  EXPECT_TRUE(doc.at("online_data").at("checked").as_bool());
+  EXPECT_TRUE(doc.at("online_data").at("lost").as_array().empty());
+  ASSERT_EQ(checks(), 1);
+
+  // The store loses everything, the view markers with it. Within the max age, the probes reuse
+  // the verdict: no check runs, and the loss does not show yet.
+  ASSERT_TRUE(repo_->store()->DeleteAll().ok());
+  repo_->clock.Advance(Duration::Microseconds(999'999));
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_STREQ(health().at("status").as_string().c_str(), "ok");
+  }
+  EXPECT_EQ(checks(), 1);
+
+  // Once it has passed, the next probe checks, and says which view the store lost, and where.
+  repo_->clock.Advance(Duration::Microseconds(1));
+  doc = health();
+  EXPECT_STREQ(doc.at("status").as_string().c_str(), "degraded");
+  const auto& lost = doc.at("online_data").at("lost").as_array();
+  ASSERT_EQ(lost.size(), 1u) << doc;
+  EXPECT_STREQ(lost.at(0).at("view").as_string().c_str(), "risk");
+  EXPECT_EQ(lost.at(0).at("shards").as_array().size(), 1u);
+  EXPECT_NE(std::string(lost.at(0).at("reason").as_string().c_str()).find("no marker on "),
+            std::string::npos)
+      << doc;
+  EXPECT_EQ(checks(), 2);
+  EXPECT_STREQ(health().at("status").as_string().c_str(), "degraded");  // kept, too
+  EXPECT_EQ(checks(), 2);
+
+  // A run of this server reloads the view: the next probe checks again, at the same instant.
+  res = client.Post("/materialize-incremental",
+                    R"({"end": "2026-11-25T10:00:00Z", "views": ["risk"], "wait": true})");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  EXPECT_STREQ(health().at("status").as_string().c_str(), "ok");
+  EXPECT_EQ(checks(), 3);
+  EXPECT_EQ(ServedScores(), (std::vector<std::string>{"0.500000", "0.250000"}));
+}
+
+// Probes from several clients at once while the verdict is stale: each is answered, by one
+// check or by the verdict it left (the waiters of OnlineDataHealthCache, under TSan in CI).
+TEST_P(MaterializeEndpointTest, ConcurrentHealthProbesAreAllAnswered) {
+  Start();
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  constexpr int kClients = 4;
+  constexpr int kProbes = 25;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([this, &ok] {
+      Client client(http_->port());
+      for (int i = 0; i < kProbes; ++i) {
+        auto res = client.Get("/health");
+        if (res.result_int() == 200 && res.body().find(R"("status":"ok")") != std::string::npos) {
+          ok.fetch_add(1);
+        }
+        repo_->clock.Advance(Duration::Microseconds(200'000));  // a new check every few probes
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), kClients * kProbes);
+}
+
 TEST_P(MaterializeEndpointTest, AnEmptyBodyStartsARunOfEveryViewUpToNowAndAnswers202) {
   Start();
   Client client(http_->port());

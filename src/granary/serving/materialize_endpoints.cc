@@ -109,6 +109,9 @@ void StartRun(ServingContext& ctx, MaterializeRequest run, bool wait,
     ServerLog(fmt::format("granary serve: {} up to {} {}", path + 1, FormatTimestamp(run.end),
                           Summary(result)));
     if (!result.ok()) ctx.metrics.CountError(path, result.status());
+    // The run may have reloaded lost views: /health checks again rather than say "degraded"
+    // for up to health_check_max_age after the data is back.
+    InvalidateOnlineDataHealth(ctx);
     if (!wait) return;
     if (!result.ok()) return respond(ServiceReply::Error(result.status()));
     ServiceReply reply = ServiceReply::Ok(MaterializeReportJson(run, *result));

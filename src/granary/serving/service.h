@@ -102,6 +102,10 @@ struct FeatureServerOptions {
   // kept; an interval of 0 keeps no history (the endpoint answers an empty list).
   std::chrono::milliseconds metrics_history_interval{10'000};
   size_t metrics_history_capacity = 2160;
+  // GET /health reuses its verdict on the online data (the registry's watermarks against the
+  // store's view markers) while it is younger than this, by `clock`; 0 checks on every probe.
+  // The store itself is read by every probe. See OnlineDataHealthCache (admin_endpoints.cc).
+  std::chrono::milliseconds health_check_max_age{1000};
 };
 
 // Metric series the endpoints update, looked up once (updates are lock-free).
@@ -116,6 +120,7 @@ struct ServingMetrics {
 };
 
 struct ServerMaterialization;  // materialize_endpoints.cc
+class OnlineDataHealthCache;   // admin_endpoints.cc
 
 // What the endpoint groups share. Thread-safe.
 struct ServingContext {
@@ -136,6 +141,8 @@ struct ServingContext {
   std::unique_ptr<MetricsHistory> metrics_history;
   // The offline engine of offline_store (pushes to offline, the server's materialization runs).
   std::unique_ptr<OfflineEngine> offline;
+  // GET /health's verdict on the online data, kept for options.health_check_max_age.
+  std::shared_ptr<OnlineDataHealthCache> online_health;
 };
 
 class FeatureServer {
@@ -172,5 +179,8 @@ void RegisterMaterializeEndpoints(ServingContext& context, std::vector<Endpoint>
 // cancels the one in progress; Join waits for it.
 void CancelMaterialization(ServingContext& context);
 void JoinMaterialization(ServingContext& context);
+// Drops GET /health's kept verdict on the online data, so the next probe checks again (a
+// materialization run of this server ended).
+void InvalidateOnlineDataHealth(ServingContext& context);
 
 }  // namespace granary

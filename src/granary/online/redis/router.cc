@@ -80,9 +80,11 @@ void RedisTopology::Publish(std::shared_ptr<const SlotMap> map, std::optional<ui
 
 // --------------------------------------------------------------------------------- refresher
 
-// Asks one node after another for CLUSTER SLOTS until one answers.
-class RedisClusterRouter::Refresher : public ReplyHandler,
-                                      public std::enable_shared_from_this<Refresher> {
+// Asks one node after another for CLUSTER SLOTS until one answers. Final: it is destroyed as
+// itself (its shared_ptr), never through ReplyHandler, whose destructor is protected and not
+// virtual.
+class RedisClusterRouter::Refresher final : public ReplyHandler,
+                                            public std::enable_shared_from_this<Refresher> {
  public:
   Refresher(RedisClusterRouter* router, std::function<void(Status)> done)
       : router_(router), done_(std::move(done)) {}
@@ -171,8 +173,9 @@ class RedisClusterRouter::Refresher : public ReplyHandler,
 
 // --------------------------------------------------------------------------------- run
 
-// One batch in flight.
-class RedisClusterRouter::Run : public ReplyHandler, public std::enable_shared_from_this<Run> {
+// One batch in flight. Final, as Refresher.
+class RedisClusterRouter::Run final : public ReplyHandler,
+                                      public std::enable_shared_from_this<Run> {
  public:
   Run(RedisClusterRouter* router, std::shared_ptr<Batch> batch)
       : router_(router),

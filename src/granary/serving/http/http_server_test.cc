@@ -261,10 +261,13 @@ TEST(HttpServer, BeyondTheInFlightLimitARequestGets503WithRetryAfterAtOnce) {
   std::vector<std::unique_ptr<Client>> holders;
   std::vector<std::thread> threads;
   std::vector<bhttp::response<bhttp::string_body>> held_responses(2);
+  // Every client exists before a thread starts, and each thread gets its own: a push_back that
+  // grows `holders` while a thread reads it would be a race (the test's, not the server's).
+  for (int i = 0; i < 2; ++i) holders.push_back(std::make_unique<Client>(server->port()));
   for (int i = 0; i < 2; ++i) {
-    holders.push_back(std::make_unique<Client>(server->port()));
-    threads.emplace_back(
-        [&, i] { held_responses[i] = holders[i]->Send(bhttp::verb::post, "/held"); });
+    threads.emplace_back([client = holders[i].get(), response = &held_responses[i]] {
+      *response = client->Send(bhttp::verb::post, "/held");
+    });
   }
   while (answers.count() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   Client late(server->port());
