@@ -6,7 +6,9 @@ Usage (from scripts/demo):
   demo_steps.py show-training-set FILE SECONDS     rows, columns, time, the first rows
   demo_steps.py wait-health PORT TIMEOUT_SECONDS   until GET /health answers 200
   demo_steps.py query PORT SERVICE JOIN_KEY ID...  POST /get-online-features, print JSON and latency
+  demo_steps.py push-failed-payment PORT CUSTOMER  POST /push a declined payment, read it back
 """
+import datetime
 import http.client
 import json
 import pathlib
@@ -62,6 +64,19 @@ def request(conn, method, path, body=None):
     return response.status, response.read()
 
 
+def send(conn, method, path, body=None):
+    """request(), again after the pause the server asks for while it answers 503 (overloaded:
+    its queue delay is short by design, and a shared machine can exceed it); 10 tries."""
+    for _ in range(10):
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        answer = response.read()
+        if response.status != 503:
+            return response.status, answer
+        time.sleep(float(response.getheader("Retry-After", "1")))
+    return response.status, answer
+
+
 def wait_health(port, timeout_seconds):
     deadline = time.monotonic() + float(timeout_seconds)
     last_error = "no answer"
@@ -87,7 +102,7 @@ def query(port, service, join_key, ids):
     print(f"POST /get-online-features {body}")
     conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
     start = time.perf_counter()
-    status, answer = request(conn, "POST", "/get-online-features", body)
+    status, answer = send(conn, "POST", "/get-online-features", body)
     first_ms = (time.perf_counter() - start) * 1e3
     if status != 200:
         print(f"error: HTTP {status}: {answer.decode()}", file=sys.stderr)
@@ -100,7 +115,7 @@ def query(port, service, join_key, ids):
     warm = []
     for _ in range(50):
         start = time.perf_counter()
-        status, _ = request(conn, "POST", "/get-online-features", body)
+        status, _ = send(conn, "POST", "/get-online-features", body)
         warm.append((time.perf_counter() - start) * 1e3)
         if status != 200:
             print(f"error: HTTP {status} on a repeated request", file=sys.stderr)
@@ -112,6 +127,46 @@ def query(port, service, join_key, ids):
           f"values PRESENT; latency {first_ms:.2f} ms (first request, new connection), "
           f"{statistics.median(warm):.2f} ms (median of 50 more on the same connection)")
     return 0 if found > 0 else 1
+
+
+def push_failed_payment(port, customer_id):
+    """Reads the payment windows of a customer, pushes a declined payment to payments_push and
+    reads them again: the window features count the push at once (online tiles)."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+    names = ["payments_30d", "payment_failures_30d", "failure_rate_30d"]
+    read = json.dumps({"features": [f"customer_payment_windows:{n}" for n in names],
+                       "entities": {"customer_id": [int(customer_id)]}})
+
+    def windows():
+        status, answer = send(conn, "POST", "/get-online-features", read)
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {answer.decode()}")
+        results = json.loads(answer)["results"][1:]
+        return {n: r["values"][0] for n, r in zip(names, results)}
+
+    def show(values):
+        return ", ".join(f"{n} {format_value(v)}" for n, v in values.items())
+
+    before = windows()
+    print(f"customer {customer_id} before: {show(before)}")
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    push = json.dumps({"push_source_name": "payments_push", "to": "online",
+                       "df": {"customer_id": [int(customer_id)], "event_timestamp": [now],
+                              "amount": [12.5], "failed": [True], "payment_method": ["card"]}})
+    print(f"POST /push {push}")
+    status, answer = send(conn, "POST", "/push", push)
+    if status != 200:
+        print(f"error: HTTP {status}: {answer.decode()}", file=sys.stderr)
+        return 1
+    print(answer.decode())
+    after = windows()
+    conn.close()
+    print(f"customer {customer_id} after:  {show(after)}")
+    counted = (after["payments_30d"] == before["payments_30d"] + 1
+               and after["payment_failures_30d"] == before["payment_failures_30d"] + 1)
+    if not counted:
+        print("error: the pushed payment is not in the 30-day windows", file=sys.stderr)
+    return 0 if counted else 1
 
 
 def main(argv):
@@ -127,6 +182,8 @@ def main(argv):
         return wait_health(*args)
     elif command == "query":
         return query(args[0], args[1], args[2], args[3:])
+    elif command == "push-failed-payment":
+        return push_failed_payment(*args)
     else:
         print(f"error: unknown step '{command}'\n{__doc__}", file=sys.stderr)
         return 2

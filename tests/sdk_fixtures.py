@@ -34,9 +34,9 @@ ONLINE_VIEWS = {
 # The ttl the online tests give customer_payments_stats (shorten_payments_ttl): the tiny data's
 # rows are all under 61 days old, so the example's 90d would never show OUTSIDE_MAX_AGE.
 PAYMENTS_TTL = dt.timedelta(days=30)
-ONLINE_FEATURES = ["customer_payments_stats:payments_30d",
-                   "customer_payments_stats:failure_rate_30d", "customer_profile:tenure_days",
-                   "customer_profile:payment_method"]
+ONLINE_FEATURES = ["customer_payments_stats:sessions_90d",
+                   "customer_payments_stats:avg_session_minutes_90d",
+                   "customer_profile:tenure_days", "customer_profile:payment_method"]
 
 
 def run(*args, cwd=None):
@@ -155,5 +155,5 @@ def customers_to_ask(online_repo):
     fresh = [c for c, r in payments.items() if r["event_timestamp"] >= now - PAYMENTS_TTL]
     old = [c for c, r in payments.items() if r["event_timestamp"] < now - PAYMENTS_TTL]
     null = [c for c, r in payments.items()
-            if r["failure_rate_30d"] is None and c in set(fresh)]
+            if r["avg_session_minutes_90d"] is None and c in set(fresh)]
     return fresh[:20] + old[:5] + null[:5] + [10_000_001]

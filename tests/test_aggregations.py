@@ -186,9 +186,17 @@ def test_every_function_equals_the_pandas_oracle(cli, tmp_path, threads, budget)
         "event_timestamp": pa.array(entity_rows.ts, pa.timestamp("us", tz="UTC")),
     }), repo / "entities.parquet")
     features = ",".join(f"payments_agg:{a[0]}" for a in AGGS)
-    cli("-C", repo, "get-historical-features", "--entities", repo / "entities.parquet",
-        "--features", features, "--output", repo / "train.parquet", "--threads", threads,
-        "--memory-budget", budget, check=True)
+    out = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.parquet",
+              "--features", features, "--output", repo / "train.parquet", "--threads", threads,
+              "--memory-budget", budget, check=True)
+    # The summary counts the rows with an event of their key in the longest window (7d): the
+    # others have values too (count 0, nulls), so "matched" would say nothing.
+    with_events = sum(
+        bool(((events.customer_id == r.customer_id) & (events.ts >= window_start(r.ts, 7 * DAY))
+              & (events.ts <= r.ts)).any()) for r in entity_rows.itertuples())
+    assert 0 < with_events < len(entity_rows)
+    assert (f" row groups pruned, {with_events} of {len(entity_rows)} entity rows with events "
+            f"in their 7d window") in out.stderr, out.stderr
     table = pq.read_table(repo / "train.parquet")
     assert table.column_names == ["customer_id", "event_timestamp"] + [a[0] for a in AGGS]
     types = {f.name: str(f.type) for f in table.schema}
@@ -389,3 +397,33 @@ def test_online_tiles_equal_the_oracle_age_at_read_time_and_take_pushes(cli, tmp
     assert out.returncode != 0
     assert "customer_id=2 " in out.stdout and "differ" in out.stdout
     assert "online values differ from their offline values" in out.stderr
+
+
+def test_the_summary_of_a_view_with_plain_features_and_aggregations_gives_both_counts(
+        cli, tmp_path):
+    repo = write_repo(tmp_path, cli, make_events())
+    (repo / "features.yaml").write_text(DEFS.split("feature_views:")[0] + """feature_views:
+  - name: payments_mixed
+    entities: [customer]
+    source: payment_events
+    ttl: 0
+    granularity: 1h
+    schema:
+      - {name: amount, type: float64}
+    aggregations:
+      - {name: payments_2h, function: count, window: 2h}
+""")
+    cli("-C", repo, "apply", check=True)
+    t0 = BASE + 10 * DAY
+    # Customer 1 at t0: a latest row and events in the window; five days later: the latest row
+    # only; customer 999: neither; customer 1 before any event: neither.
+    pq.write_table(pa.table({
+        "customer_id": pa.array([1, 1, 999, 1], pa.int64()),
+        "event_timestamp": pa.array([t0, t0 + 5 * DAY, t0, BASE - DAY],
+                                    pa.timestamp("us", tz="UTC")),
+    }), repo / "entities.parquet")
+    out = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.parquet",
+              "--features", "payments_mixed:amount,payments_mixed:payments_2h", "--output",
+              repo / "train.parquet", check=True)
+    assert "2 of 4 entity rows matched, 1 with events in their 2h window" in out.stderr, out.stderr
+    assert pq.read_table(repo / "train.parquet").column("payments_2h").to_pylist() == [5, 0, 0, 0]

@@ -182,7 +182,7 @@ def test_the_example_parking_repository_applies(cli, tmp_path):
     repo = tmp_path / "parking"
     shutil.copytree(ROOT / "examples" / "parking", repo, ignore=shutil.ignore_patterns("data"))
     out = cli("-C", repo, "apply", check=True)
-    assert "2 entities, 5 data sources, 6 feature views, 2 feature services" in out.stdout
+    assert "2 entities, 6 data sources, 6 feature views, 2 feature services" in out.stdout
     # The generated data comes later: every source warns that its columns were not checked.
     assert out.stderr.count("warning:") == 5
     services = cli("-C", repo, "list", "feature-services", check=True).stdout

@@ -136,8 +136,10 @@ def console(granary_bin, tmp_path_factory):
     # customer_profile stops three days ago: past the console's 1d threshold.
     cli("materialize", "2020-01-01T00:00:00Z", three_days_ago, "--views", "customer_profile", "-q",
         check=True)
+    # Every other online view is materialized up to now (the window views too: their tiles).
     cli("materialize-incremental", "now", "-q", "--views",
-        "customer_payments_stats,bay_demand,bay_static", check=True)
+        "customer_payments_stats,bay_demand,bay_static,customer_payment_windows,"
+        "bay_occupancy_windows", check=True)
     cli("materialize-incremental", "now", "-q", "--views", "customer_payments_stats", check=True)
 
     serve_port = free_port()
@@ -196,7 +198,9 @@ def test_every_page_renders_without_a_console_error(console):
     assert set(pages["registry"]["objects"]) >= {"feature_view:customer_payments_stats",
                                                  "entity:customer", "data_source:bay_occupancy",
                                                  "feature_service:demand_prediction_v1"}
-    assert "customer_payments_stats:failure_rate_90d" in pages["feature_view"]["features"]
+    assert "customer_payments_stats:chargebacks_90d" in pages["feature_view"]["features"]
+    # The payment windows are Granary's aggregations now, not the nightly job's columns.
+    assert "customer_payments_stats:failure_rate_90d" not in pages["feature_view"]["features"]
     assert "risk-team@parking.example" in pages["feature_view"]["text"]
 
 
@@ -301,8 +305,8 @@ def test_data_page_shows_the_statistics_granary_stats_computes(console):
 
 def test_search_finds_a_feature(console):
     search = console["report"]["pages"]["search"]
-    assert "feature:customer_payments_stats:failure_rate_90d" in search["results"]
-    # The window view customer_payment_windows has a feature of that name too (its aggregation);
+    # The payment windows are the aggregations of customer_payment_windows (windows.yaml).
+    assert "feature:customer_payment_windows:failure_rate_90d" in search["results"]
     # Enter opens the first result's view.
     first_view = search["results"][0].split(":")[1]
     assert search["opened"] == f"feature_view:{first_view}"

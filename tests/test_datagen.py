@@ -52,7 +52,7 @@ def test_example_repository_applies_on_the_generated_data_without_warnings(tiny,
     repo, _ = tiny
     out = Cli(granary_bin, repo)("apply", check=True)
     assert "warning" not in out.stderr, out.stderr
-    assert "2 entities, 5 data sources, 6 feature views, 2 feature services" in out.stdout
+    assert "2 entities, 6 data sources, 6 feature views, 2 feature services" in out.stdout
 
 
 def test_delta_table_reads_with_delta_rs_like_the_parquet_copy(tiny):

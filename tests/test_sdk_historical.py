@@ -13,10 +13,15 @@ from sdk_fixtures import fresh_repo, offline_store, parking_data, parking_repo  
 
 import granary
 
-PAYMENTS = ["payments_30d", "payment_failures_30d", "failure_rate_30d", "payments_90d",
-            "payment_failures_90d", "failure_rate_90d", "chargebacks_90d", "disputes_90d",
-            "violations_90d", "sessions_90d", "avg_session_minutes_90d"]
-SERVICE_COLUMNS = PAYMENTS + ["tenure_days", "payment_method"]
+# customer_risk_v1: the payment windows Granary computes from every payment attempt, then what
+# the nightly job aggregated upstream that the raw payments cannot give, then the profile.
+WINDOWS = ["payments_30d", "payment_failures_30d", "failure_rate_30d", "payments_90d",
+           "payment_failures_90d", "failure_rate_90d", "spend_30d", "max_amount_90d",
+           "last_payment_method", "payment_methods_90d"]
+PAYMENTS = ["chargebacks_90d", "disputes_90d", "violations_90d", "sessions_90d",
+            "avg_session_minutes_90d"]
+SERVICE_COLUMNS = WINDOWS + PAYMENTS + ["tenure_days", "payment_method"]
+HOUR_US, DAY_US = 3600 * 10**6, 86400 * 10**6
 
 
 def labels(repo) -> pa.Table:
@@ -45,16 +50,61 @@ class Oracle:
         return self.rows[key][i]
 
 
+class WindowOracle:
+    """customer_payment_windows written out over payments.parquet (docs/AGGREGATIONS.md): the
+    events of the key with start <= e <= t, start = t - window rounded down to the hour."""
+
+    def __init__(self, path):
+        self.events = {}
+        for row in pq.read_table(path, columns=["customer_id", "event_timestamp", "amount",
+                                                "payment_method", "failed"]).to_pylist():
+            self.events.setdefault(row["customer_id"], []).append(row)
+        # Stable: ties on time keep the file's order (the last read is the last).
+        for rows in self.events.values():
+            rows.sort(key=lambda r: r["event_timestamp"])
+
+    def at(self, key, t):
+        def window(days):
+            t_us = (t - EPOCH) // dt.timedelta(microseconds=1)
+            start = EPOCH + dt.timedelta(microseconds=(t_us - days * DAY_US) // HOUR_US * HOUR_US)
+            return [e for e in self.events.get(key, []) if start <= e["event_timestamp"] <= t]
+
+        w30, w90 = window(30), window(90)
+        mean = lambda rows: sum(r["failed"] for r in rows) / len(rows) if rows else None  # noqa
+        return {
+            "payments_30d": len(w30),
+            "payment_failures_30d": sum(r["failed"] for r in w30),
+            "failure_rate_30d": mean(w30),
+            "payments_90d": len(w90),
+            "payment_failures_90d": sum(r["failed"] for r in w90),
+            "failure_rate_90d": mean(w90),
+            "spend_30d": sum(r["amount"] for r in w30) if w30 else None,
+            "max_amount_90d": max(r["amount"] for r in w90) if w90 else None,
+            "last_payment_method": w90[-1]["payment_method"] if w90 else None,
+            "payment_methods_90d": len({r["payment_method"] for r in w90}),
+        }
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
 def check_against_oracle(repo, training: pa.Table, entities: pa.Table):
     payments = Oracle(repo / "data" / "customer_payments.parquet", "customer_id",
                       dt.timedelta(days=90), created="created")
     profiles = Oracle(repo / "data" / "customer_profiles.parquet", "customer_id", None)
+    windows = WindowOracle(repo / "data" / "payments.parquet")
     got = training.to_pylist()
     assert len(got) == entities.num_rows
-    matched = 0
+    matched = with_payments = 0
     for row, entity in zip(got, entities.to_pylist()):
         assert row["customer_id"] == entity["customer_id"]
         t = entity["event_timestamp"]
+        for f, value in windows.at(entity["customer_id"], t).items():
+            if isinstance(value, float):
+                assert row[f] == pytest.approx(value, rel=1e-12), (entity, f)
+            else:
+                assert row[f] == value, (entity, f)
+        with_payments += row["payments_90d"] > 0
         want = payments.at(entity["customer_id"], t)
         for f in PAYMENTS:
             assert row[f] == (want[f] if want else None), (entity, f)
@@ -63,6 +113,7 @@ def check_against_oracle(repo, training: pa.Table, entities: pa.Table):
         assert row["payment_method"] == (profile["payment_method"] if profile else None)
         matched += want is not None
     assert matched > entities.num_rows // 2  # the data is not all misses
+    assert with_payments > entities.num_rows // 2
 
 
 def test_training_set_from_a_pandas_frame_matches_the_rule_row_by_row(offline_store, parking_repo):
@@ -109,7 +160,8 @@ def test_arrow_crosses_without_a_copy_both_ways(offline_store, parking_repo):
 
 def test_naive_times_are_utc_and_aware_times_are_converted(offline_store, parking_repo):
     entities = labels(parking_repo).to_pandas()
-    features = ["customer_payments_stats:payments_30d", "customer_profile:tenure_days"]
+    features = ["customer_payments_stats:sessions_90d", "customer_payment_windows:payments_30d",
+                "customer_profile:tenure_days"]
     utc = offline_store.get_historical_features(entities, features=features).to_df()
     naive = entities.assign(event_timestamp=entities["event_timestamp"].dt.tz_localize(None))
     berlin = entities.assign(
@@ -133,12 +185,12 @@ def test_full_feature_names_and_extra_columns(offline_store, parking_repo):
     entities = labels(parking_repo).slice(0, 50).append_column(
         "note", pa.array([f"row {i}" for i in range(50)]))
     job = offline_store.get_historical_features(
-        entities, features=["customer_profile:tenure_days", "customer_payments_stats:payments_30d"],
+        entities, features=["customer_profile:tenure_days", "customer_payments_stats:sessions_90d"],
         full_feature_names=True)
     assert job.full_feature_names
     assert job.to_arrow().column_names == [
         "customer_id", "event_timestamp", "payment_problem_next_30d", "note",
-        "customer_profile__tenure_days", "customer_payments_stats__payments_30d"]
+        "customer_profile__tenure_days", "customer_payments_stats__sessions_90d"]
     assert job.to_arrow().column("note").to_pylist() == [f"row {i}" for i in range(50)]
 
 

@@ -135,7 +135,9 @@ def test_times_naive_aware_text_pandas_numpy_and_dates(store):
 def test_status_after_runs_matches_the_cli(store, fresh_repo):
     before = store.status()
     assert isinstance(before, granary.StoreStatus)
-    names = ["customer_payments_stats", "customer_profile", "bay_demand", "bay_static"]
+    # Every online view: the window views (tiles) too.
+    names = ["customer_payments_stats", "customer_profile", "bay_demand", "bay_static",
+             "customer_payment_windows", "bay_occupancy_windows"]
     assert sorted(v.view for v in before.views) == sorted(names)
     for v in before.views:
         assert v.watermark is None and v.staleness is None and v.last_run is None
@@ -158,7 +160,8 @@ def test_status_after_runs_matches_the_cli(store, fresh_repo):
     assert profile.last_success == run_ and not profile.running
     assert profile.recent_runs == 1 and profile.success_rate == 1.0
     assert sorted(status.stale(dt.timedelta(hours=2))) == sorted(
-        ["customer_payments_stats", "bay_demand", "bay_static"])
+        ["customer_payments_stats", "bay_demand", "bay_static", "customer_payment_windows",
+         "bay_occupancy_windows"])
     assert status.stale(dt.timedelta(minutes=30)) == [v.view for v in status.views]
     frame = status.to_df()
     assert list(frame["view"]) == [v.view for v in status.views]

@@ -28,7 +28,7 @@ def test_values_statuses_and_times_match_the_newest_rows(online_store, online_re
     response = online_store.get_online_features(
         features=FEATURES, entity_rows=[{"customer_id": c} for c in customers])
     assert isinstance(response, granary.OnlineResponse)
-    assert response.feature_names == ["customer_id", "payments_30d", "failure_rate_30d",
+    assert response.feature_names == ["customer_id", "sessions_90d", "avg_session_minutes_90d",
                                       "tenure_days", "payment_method"]
     want = expected(online_repo, customers)
     values = response.to_dict()
@@ -49,18 +49,18 @@ def test_to_dict_and_to_df_with_event_timestamps_and_statuses(online_store, onli
     response = online_store.get_online_features(
         features=FEATURES[:1], entity_rows=[{"customer_id": c} for c in customers])
     full = response.to_dict(include_event_timestamps=True, include_statuses=True)
-    assert list(full) == ["customer_id", "payments_30d", "payments_30d__ts",
-                          "payments_30d__status"]
-    assert full["payments_30d__status"][-1] == "NOT_FOUND"
-    assert full["payments_30d__ts"][-1] is None
-    assert full["payments_30d__ts"][0].tzinfo is not None
+    assert list(full) == ["customer_id", "sessions_90d", "sessions_90d__ts",
+                          "sessions_90d__status"]
+    assert full["sessions_90d__status"][-1] == "NOT_FOUND"
+    assert full["sessions_90d__ts"][-1] is None
+    assert full["sessions_90d__ts"][0].tzinfo is not None
     frame = response.to_df(include_event_timestamps=True, include_statuses=True)
     assert isinstance(frame, pd.DataFrame) and list(frame.columns) == list(full)
-    assert frame["payments_30d__status"].tolist() == full["payments_30d__status"]
-    assert str(frame["payments_30d__ts"].dt.tz) == "UTC"
-    assert list(response.to_df().columns) == ["customer_id", "payments_30d"]
+    assert frame["sessions_90d__status"].tolist() == full["sessions_90d__status"]
+    assert str(frame["sessions_90d__ts"].dt.tz) == "UTC"
+    assert list(response.to_df().columns) == ["customer_id", "sessions_90d"]
     table = response.to_arrow()
-    assert table.schema.field("payments_30d").type == pa.int64()
+    assert table.schema.field("sessions_90d").type == pa.int64()
 
 
 def test_entities_as_columns_numpy_and_arrow_give_the_same_answer(online_store, online_repo):

@@ -44,7 +44,7 @@ def test_plan_writes_nothing_then_apply_stores_one_version(fresh_repo):
     assert {(c.action, c.kind, c.name) for c in plan.changes} >= {
         ("add", "entity", "customer"), ("add", "feature view", "bay_demand"),
         ("add", "feature service", "customer_risk_v1")}
-    assert len(plan.changes) == 2 + 5 + 6 + 2
+    assert len(plan.changes) == 2 + 6 + 6 + 2
     assert "+ feature view bay_demand" in str(plan)
     assert not (fresh_repo / "data" / "registry.db").exists()
 
@@ -109,7 +109,7 @@ def test_lists_and_gets_the_registrys_objects(offline_store):
                           "customer_profile", "customer_payment_windows",
                           "bay_occupancy_windows"}
     windows = views["customer_payment_windows"]
-    assert not windows.online and windows.granularity == dt.timedelta(hours=1)
+    assert windows.online and windows.granularity == dt.timedelta(hours=1)
     assert ("payment_failures_30d", "int64") in [(f.name, f.dtype) for f in windows.features]
     demand = views["bay_demand"]
     assert demand.ttl == dt.timedelta(days=1) and demand.online
@@ -126,15 +126,19 @@ def test_lists_and_gets_the_registrys_objects(offline_store):
 
     sources = {s.name for s in store.list_data_sources()}
     assert sources == {"bay_occupancy", "bay_attributes", "customer_payments",
-                       "customer_profile_source", "payment_events"}
+                       "customer_profile_source", "payment_events", "payments_push"}
     assert store.get_data_source("customer_payments").created_timestamp_column == "created"
 
     services = {s.name: s for s in store.list_feature_services()}
     assert set(services) == {"customer_risk_v1", "demand_prediction_v1"}
     risk = store.get_feature_service("customer_risk_v1")
     assert [p.name for p in risk.feature_view_projections] == [
-        "customer_payments_stats", "customer_profile"]
-    assert len(risk.feature_view_projections[0].features) == 11  # the whole view
+        "customer_payment_windows", "customer_payments_stats", "customer_profile"]
+    # The whole views: the payment windows (aggregations), then what the raw payments cannot give.
+    assert len(risk.feature_view_projections[0].features) == 10
+    assert len(risk.feature_view_projections[1].features) == 5
+    assert risk.feature_refs[:2] == ["customer_payment_windows:payments_30d",
+                                     "customer_payment_windows:payment_failures_30d"]
     assert risk.feature_refs[-2:] == ["customer_profile:tenure_days",
                                       "customer_profile:payment_method"]
 

@@ -25,7 +25,7 @@ def test_numeric_statistics_match_pyarrow(store, online_repo):
     stats = store.feature_stats("customer_payments_stats", bins=8)
     assert stats["rows"] == table.num_rows
     features = {f["name"]: f for f in stats["features"]}
-    for name in ["payments_30d", "failure_rate_30d", "avg_session_minutes_90d"]:
+    for name in ["sessions_90d", "violations_90d", "avg_session_minutes_90d"]:
         column = table[name]
         f = features[name]
         assert f["count"] == len(column)

@@ -10,6 +10,7 @@
 #include "granary/cli/signals.h"
 #include "granary/common/progress.h"
 #include "granary/common/strings.h"
+#include "granary/common/time.h"
 #include "granary/offline/engine_factory.h"
 #include "granary/offline/table_io.h"
 #include "granary/registry/registry_factory.h"
@@ -159,12 +160,27 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!args.quiet) {
     for (const OfflineReadStats& s : stream->stats()) {
+      // A plain view's rows match a feature row or not; an aggregation has a value at every row
+      // (count 0 when the window is empty), so what is worth telling is how many rows had events
+      // in their window.
+      const std::string rows = Progress::HumanCount(writer->rows());
+      std::string matched;
+      if (s.plain_features || s.aggregation_window.micros == 0) {
+        matched =
+            fmt::format("{} of {} entity rows matched", Progress::HumanCount(s.rows_matched), rows);
+      }
+      if (s.aggregation_window.micros > 0) {
+        const std::string window = FormatDuration(s.aggregation_window);
+        matched += matched.empty()
+                       ? fmt::format("{} of {} entity rows with events in their {} window",
+                                     Progress::HumanCount(s.rows_with_events), rows, window)
+                       : fmt::format(", {} with events in their {} window",
+                                     Progress::HumanCount(s.rows_with_events), window);
+      }
       fmt::print(stderr,
-                 "{}{}: {} rows read of {} files ({} pruned), {} of {} row groups pruned, {} of {} "
-                 "entity rows matched{}{}\n",
+                 "{}{}: {} rows read of {} files ({} pruned), {} of {} row groups pruned, {}{}{}\n",
                  LogTimePrefix(stderr), s.view, Progress::HumanCount(s.rows_scanned), s.files_total,
-                 s.files_pruned, s.row_groups_pruned, s.row_groups_total,
-                 Progress::HumanCount(s.rows_matched), Progress::HumanCount(writer->rows()),
+                 s.files_pruned, s.row_groups_pruned, s.row_groups_total, matched,
                  s.partitions > 1 ? fmt::format(", {} partitions, {} MiB spilled", s.partitions,
                                                 s.bytes_spilled >> 20)
                                   : "",

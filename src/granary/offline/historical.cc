@@ -160,7 +160,15 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
         out_fields.push_back(arrow::field(group.output_names[f], type));
         out_columns.push_back(std::make_shared<arrow::ChunkedArray>(*nulls));
       }
-      if (stats != nullptr) stats->views.push_back({view.name, {}});
+      if (stats != nullptr) {
+        HistoricalStats::View empty;
+        empty.name = view.name;
+        empty.plain_features = !plain.empty();
+        for (const auto& name : aggregated) {
+          empty.window = std::max(empty.window, view.FindAggregation(name)->window);
+        }
+        stats->views.push_back(std::move(empty));
+      }
       continue;
     }
     JoinOptions join_options;
@@ -177,6 +185,9 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
       join_options.progress = progress.get();
     }
     scan.reset();
+    HistoricalStats::View view_report;
+    view_report.name = view.name;
+    view_report.plain_features = !plain.empty();
     ViewJoinStats view_stats;
     std::map<std::string, std::shared_ptr<arrow::ChunkedArray>> by_name;
     if (!plain.empty()) {
@@ -202,6 +213,8 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
       view_stats.partitions = std::max(view_stats.partitions, window_stats.partitions);
       view_stats.bytes_spilled += window_stats.bytes_spilled;
       if (plain.empty()) view_stats.scan = window_stats.scan;
+      view_report.window = longest;
+      view_report.rows_with_events = window_stats.rows_with_events;
     }
     if (progress) progress->Finish();
     for (size_t f = 0; f < group.features.size(); ++f) {
@@ -209,7 +222,10 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
       out_fields.push_back(arrow::field(group.output_names[f], column->type()));
       out_columns.push_back(column);
     }
-    if (stats != nullptr) stats->views.push_back({view.name, view_stats});
+    if (stats != nullptr) {
+      view_report.join = view_stats;
+      stats->views.push_back(std::move(view_report));
+    }
   }
   return arrow::Table::Make(arrow::schema(out_fields), out_columns, n);
 }

@@ -33,7 +33,12 @@ struct HistoricalJoinOptions {
 struct HistoricalStats {
   struct View {
     std::string name;
-    ViewJoinStats join;
+    ViewJoinStats join;          // join.rows_matched: the plain features' point-in-time join
+    bool plain_features = true;  // false: only aggregations were asked of the view
+    // Aggregations asked of the view: the longest of their windows (zero when none was) and the
+    // entity rows with at least one event in it (WindowJoinStats::rows_with_events).
+    Duration window;
+    int64_t rows_with_events = 0;
   };
   std::vector<View> views;
   // Estimated bytes of the entity rows plus the output columns, which stay in memory whatever

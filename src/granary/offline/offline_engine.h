@@ -109,6 +109,13 @@ struct OfflineReadStats {
   int64_t rows_estimated = 0;     // rows to read, known before reading (progress); 0: unknown
   int64_t null_key_rows = 0;      // latest rows: rows in range with a null join key
   int64_t rows_matched = 0;       // historical: entity rows that got a feature row
+  // Historical, views with window aggregations (docs/AGGREGATIONS.md): whether plain features
+  // were asked too (rows_matched counts their join), the longest window of the aggregations
+  // asked (zero: none was) and the entity rows with at least one event of their key in it (the
+  // others read count 0 and null, which is a value, not a miss).
+  bool plain_features = true;
+  Duration aggregation_window;
+  int64_t rows_with_events = 0;
   // Work done on this machine: 0 partitions = in memory in one pass; > 0 = split by entity
   // this many ways (spilling `bytes_spilled` bytes to local files); peak bytes of that state.
   int partitions = 0;

@@ -136,7 +136,7 @@ Result<PartitionResult> AggregatePartition(const arrow::Table& rows, const arrow
                                            const std::vector<std::string>& key_names,
                                            const std::vector<const Aggregation*>& aggregations,
                                            const Needed& needed, Duration granularity,
-                                           int64_t* events_used) {
+                                           int64_t* events_used, int64_t* rows_with_events) {
   // Dense ids of the rows' distinct keys; events of other keys are dropped.
   std::vector<std::shared_ptr<arrow::Array>> row_keys, event_keys;
   for (const std::string& k : key_names) {
@@ -226,6 +226,30 @@ Result<PartitionResult> AggregatePartition(const arrow::Table& rows, const arrow
   for (size_t c = 0; c < needed.columns.size(); ++c) {
     GRANARY_ASSIGN_OR_RAISE(auto column, Column(events, needed.columns[c].name));
     GRANARY_ASSIGN_OR_RAISE(sorted_columns[c], TakeSorted(column, event_take));
+  }
+
+  // Entity rows with at least one event of their key in the longest window asked: what the
+  // training-set summary reports as matched (the others get count 0 and nulls). Events are
+  // sorted by (group, time), so the first event at or after a row's window start is found by
+  // binary search.
+  Duration longest;
+  for (const Aggregation* a : aggregations) longest = std::max(longest, a->window);
+  for (int64_t i = 0; i < n; ++i) {
+    if (!row_valid[i]) continue;
+    const int64_t g = sorted_row_group[i];
+    const int64_t t = sorted_row_time[i];
+    const int64_t start = aggregation::WindowStart(t, longest, granularity);
+    int64_t lo = 0, hi = k;
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      if (sorted_event_group[mid] < g ||
+          (sorted_event_group[mid] == g && sorted_event_time[mid] < start)) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    if (lo < k && sorted_event_group[lo] == g && sorted_event_time[lo] <= t) ++*rows_with_events;
   }
 
   aggregation::WindowInput input;
@@ -348,19 +372,21 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   std::vector<PartitionResult> results(partitions);
   std::atomic<int> next{0};
   std::atomic<int64_t> used{0};
+  std::atomic<int64_t> with_events{0};
   std::mutex error_mutex;
   Status error;
   auto work = [&] {
     int64_t local_used = 0;
+    int64_t local_with_events = 0;
     for (int p = next++; p < partitions; p = next++) {
       auto run = [&]() -> Status {
         GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, "aggregating " + view.name));
         GRANARY_ASSIGN_OR_RAISE(auto rows, row_parts->ReadPartition(p));
         if (rows->num_rows() == 0) return Status::OK();
         GRANARY_ASSIGN_OR_RAISE(auto events, event_parts->ReadPartition(p));
-        GRANARY_ASSIGN_OR_RAISE(results[p],
-                                AggregatePartition(*rows, *events, keys, aggregations, needed,
-                                                   view.granularity, &local_used));
+        GRANARY_ASSIGN_OR_RAISE(
+            results[p], AggregatePartition(*rows, *events, keys, aggregations, needed,
+                                           view.granularity, &local_used, &local_with_events));
         return Status::OK();
       };
       Status st = run();
@@ -371,6 +397,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
       }
     }
     used += local_used;
+    with_events += local_with_events;
   };
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) pool.emplace_back(work);
@@ -379,6 +406,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   GRANARY_RETURN_NOT_OK(error);
   if (stats != nullptr) {
     stats->events_used = used;
+    stats->rows_with_events = with_events;
     stats->bytes_spilled = row_parts->stats().bytes_spilled + event_parts->stats().bytes_spilled;
   }
   row_parts.reset();

@@ -32,6 +32,9 @@ struct WindowJoinStats {
   int partitions = 0;
   int64_t bytes_spilled = 0;
   int64_t events_used = 0;  // events of keys that some entity row asks for
+  // Entity rows with at least one event of their key in the longest of the aggregations'
+  // windows (events before `where` applies); the others read count 0 and null.
+  int64_t rows_with_events = 0;
 };
 
 class FeatureSourceScan;

@@ -160,5 +160,31 @@ TEST_F(WindowJoinTest, SpilledPartitionsOnTwoThreadsEqualTheInMemoryAnswerAndABr
   }
 }
 
+TEST_F(WindowJoinTest, RowsWithEventsCountTheRowsWhoseLongestWindowHoldsAnEvent) {
+  // What the training-set summary reports as matched for aggregations: every row gets a value
+  // (count 0 when its window is empty), so the count is of rows with an event in the longest
+  // window asked (here 1d), whatever the partitioning.
+  int64_t want = 0;
+  for (const auto& [bay, t] : rows_) {
+    const int64_t start = aggregation::WindowStart(t, Duration::Days(1), Duration::Hours(1));
+    for (size_t e = 0; e < events_.time.size(); ++e) {
+      if (events_.bay[e] == bay && events_.time[e] >= start && events_.time[e] <= t) {
+        ++want;
+        break;
+      }
+    }
+  }
+  ASSERT_GT(want, 0);
+  ASSERT_LT(want, static_cast<int64_t>(rows_.size()));  // bays without events, rows before any
+  for (auto [budget, threads] : {std::pair<int64_t, int>{int64_t{1} << 30, 1}, {1 << 20, 2}}) {
+    HistoricalStats stats;
+    ASSERT_NE(Retrieve(budget, threads, &stats), nullptr);
+    ASSERT_EQ(stats.views.size(), 1u);
+    EXPECT_FALSE(stats.views[0].plain_features);
+    EXPECT_EQ(stats.views[0].window, Duration::Days(1));
+    EXPECT_EQ(stats.views[0].rows_with_events, want) << "budget " << budget;
+  }
+}
+
 }  // namespace
 }  // namespace granary

@@ -164,6 +164,9 @@ class EmbeddedEngine final : public OfflineEngine {
     for (const auto& v : stats.views) {
       OfflineReadStats s = ToReadStats(v.name, v.join.scan);
       s.rows_matched = v.join.rows_matched;
+      s.plain_features = v.plain_features;
+      s.aggregation_window = v.window;
+      s.rows_with_events = v.rows_with_events;
       s.partitions = v.join.partitions;
       s.bytes_spilled = v.join.bytes_spilled;
       read.push_back(std::move(s));
