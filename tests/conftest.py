@@ -35,11 +35,11 @@ class Cli:
         self.binary = binary
         self.cwd = cwd
 
-    def __call__(self, *args, env=None, check=None):
+    def __call__(self, *args, env=None, check=None, timeout=120):
         full_env = dict(os.environ)
         full_env.update(env or {})
         proc = subprocess.run([str(self.binary), *map(str, args)], cwd=self.cwd, env=full_env,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=timeout)
         if check is True:
             assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         if check is False:

@@ -6,7 +6,9 @@ pandas, then checks Granary against pandas at each stage:
 - get-historical-features: every value of a training set (one entity row per raw reading, plus
   rows on the ttl's boundaries and an unknown car park) equals a pandas merge_asof with the ttl;
 - materialize (October and November) then materialize-incremental (December): a real
-  `granary serve` answers /get-online-features with each car park's latest hourly values.
+  `granary serve` answers /get-online-features with each car park's latest hourly values;
+- the same training set on the Spark engine (a real cluster, spark_helpers.py) equals the
+  embedded engine's, value for value, nulls and order included.
 """
 import datetime as dt
 import http.client
@@ -23,6 +25,7 @@ import pytest
 
 from redis_helpers import free_port
 from conftest import TESTDATA, require_testdata
+from spark_helpers import spark_remote  # noqa: F401  (the session's cluster)
 
 DATASET = TESTDATA / "parking-birmingham" / "dataset.csv"
 TTL = pd.Timedelta(hours=3)
@@ -328,3 +331,21 @@ def test_materialized_and_served_values_are_the_latest_of_the_file(repo, cli, gr
     finally:
         server.stop()
     assert server.proc.returncode == 0, server.log_path.read_text()
+
+
+def test_the_spark_engine_gives_the_same_training_set(repo, cli, derived, spark_remote):  # noqa: F811
+    readings, hours = derived
+    rows = entity_rows(readings, hours)
+    pq.write_table(to_arrow(rows), repo / "entity_rows.parquet")
+    args = ["get-historical-features", "--entities", repo / "entity_rows.parquet",
+            "--feature-service", "car_park_demand_v1"]
+    cli("-C", repo, *args, "--output", repo / "embedded.parquet", check=True)
+    (repo / "granary.yaml").write_text(
+        f'project: birmingham\noffline_store: {{type: spark, remote: "{spark_remote}"}}\n')
+    out = cli("-C", repo, *args, "--output", repo / "spark.parquet", check=True, timeout=900)
+    assert "spark at sc://" in out.stderr, out.stderr
+    embedded = pq.read_table(repo / "embedded.parquet")
+    spark = pq.read_table(repo / "spark.parquet")
+    assert spark.schema == embedded.schema
+    assert spark.num_rows == len(rows)
+    assert spark.to_pylist() == embedded.to_pylist()

@@ -277,3 +277,62 @@ def test_a_spark_offline_store_without_its_cluster_url_is_a_clear_error(fresh_re
     config.write_text(text.replace("offline_store: {type: file}", "offline_store: {type: spark}"))
     with pytest.raises(granary.InvalidArgument, match=r"granary.yaml:\d+: .*spark needs remote"):
         granary.FeatureStore(fresh_repo)
+
+
+def test_streamed_training_set_equals_the_whole_one(offline_store, parking_repo):
+    entities = labels(parking_repo)
+    whole = offline_store.get_historical_features(entities, feature_service="customer_risk_v1")
+    with offline_store.stream_historical_features(
+            entities, feature_service="customer_risk_v1") as stream:
+        assert isinstance(stream, granary.TrainingSetStream)
+        assert stream.features == whole.features
+        assert stream.schema == whole.to_arrow().schema
+        batches = list(stream)
+        assert stream.rows == entities.num_rows
+        assert stream.read_next_batch() is None  # the end stays the end
+    assert batches and all(b.num_rows > 0 and b.schema == stream.schema for b in batches)
+    streamed = pa.Table.from_batches(batches)
+    assert streamed.equals(whole.to_arrow())
+    check_against_oracle(parking_repo, streamed, entities)
+
+
+def test_stream_as_a_record_batch_reader_and_closed_early(offline_store, parking_repo, tmp_path):
+    entities = labels(parking_repo)
+    whole = offline_store.get_historical_features(entities, feature_service="customer_risk_v1")
+    stream = offline_store.stream_historical_features(entities, feature_service="customer_risk_v1")
+    reader = stream.to_reader()
+    assert isinstance(reader, pa.RecordBatchReader)
+    pq.write_table(reader.read_all(), tmp_path / "via_reader.parquet")
+    assert pq.read_table(tmp_path / "via_reader.parquet").equals(whole.to_arrow())
+    stream = offline_store.stream_historical_features(entities, feature_service="customer_risk_v1")
+    stream.close()
+    stream.close()  # idempotent
+    assert stream.read_next_batch() is None
+
+
+def test_training_set_written_to_a_file_batch_by_batch(offline_store, parking_repo, tmp_path):
+    entities = labels(parking_repo)
+    whole = offline_store.get_historical_features(entities, feature_service="customer_risk_v1")
+    rows = offline_store.write_historical_features(entities, feature_service="customer_risk_v1",
+                                                   path=tmp_path / "train.parquet")
+    assert rows == entities.num_rows
+    assert pq.read_table(tmp_path / "train.parquet").equals(whole.to_arrow())
+    assert [p.name for p in tmp_path.iterdir()] == ["train.parquet"]  # no temporary file left
+    rows = offline_store.write_historical_features(entities, features=["customer_profile:tenure_days"],
+                                                   path=str(tmp_path / "train.csv"))
+    assert rows == entities.num_rows and (tmp_path / "train.csv").stat().st_size > 0
+
+
+def test_streaming_forms_check_the_request_up_front(offline_store, parking_repo, tmp_path):
+    entities = labels(parking_repo)
+    with pytest.raises(granary.InvalidArgument, match="did you mean"):
+        offline_store.stream_historical_features(entities, features=["customer_profile:tenur"])
+    with pytest.raises(granary.InvalidArgument, match="did you mean"):
+        offline_store.write_historical_features(entities, features=["customer_profile:tenur"],
+                                                path=tmp_path / "x.parquet")
+    with pytest.raises(granary.InvalidArgument, match=r"\.parquet or \.csv"):
+        offline_store.write_historical_features(entities, feature_service="customer_risk_v1",
+                                                path=tmp_path / "x.json")
+    with pytest.raises(TypeError, match="path="):
+        offline_store.write_historical_features(entities, feature_service="customer_risk_v1")
+    assert not (tmp_path / "x.parquet").exists() and not (tmp_path / "x.json").exists()

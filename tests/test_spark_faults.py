@@ -2,7 +2,9 @@
 the test's own, killed with SIGKILL): both commands fail with a clear error naming the server,
 no output file appears (the training set streams into a temporary file that only a complete run
 renames), no temporary file is left behind, an older output file stays as it was, and the
-materialization's watermark does not move.
+materialization's watermark does not move. And a worker killed (with its executor) while a
+training set runs: Spark runs the lost tasks again on the other worker, and the training set is
+complete and right.
 
 The view reads a `query:` source that sleeps on the executors for every row, so that the jobs
 are still running when the server is killed; were the machine slow enough that a command had
@@ -82,3 +84,32 @@ def test_connect_server_killed_mid_run_leaves_no_output_and_no_moved_watermark(
     assert slow["watermark"] is None, slow
     assert slow["last_run"]["status"] == "failed", slow
     assert cluster.remote in slow["last_run"]["error"], slow
+
+
+def test_worker_killed_mid_job_is_retried_and_the_result_is_right(granary_bin, cli, tmp_path):
+    cluster = OwnCluster(tmp_path / "cluster")
+    try:
+        root = tmp_path / "spark"
+        repo = make_repo(cli, root, f'{{type: spark, remote: "{cluster.remote}"}}',
+                         defs=slow_defs(root / "repo"))
+        # The training set of a run without the fault.
+        cli("-C", repo, "get-historical-features", "--entities", repo / "entities.parquet",
+            "--features", "slow_risk:score,risk:failures", "-o", repo / "expected.parquet",
+            check=True, timeout=600)
+        training = subprocess.Popen(
+            [str(granary_bin), "-C", str(repo), "get-historical-features", "--entities",
+             str(repo / "entities.parquet"), "--features", "slow_risk:score,risk:failures", "-o",
+             str(repo / "train.parquet")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        # Nine rows sleeping 3 s each on two 1-core workers: the job runs for 15 s or more.
+        time.sleep(8)
+        assert training.poll() is None, "the training set ended before the worker was killed"
+        cluster.kill("worker1")
+        _, err = training.communicate(timeout=600)
+        driver_log = (cluster.state / "logs" / "connect.log").read_text(errors="replace")
+    finally:
+        cluster.stop()
+    assert training.returncode == 0, err
+    assert pq.read_table(repo / "train.parquet").equals(pq.read_table(repo / "expected.parquet"))
+    # The driver saw its executor go (and so ran its tasks again elsewhere).
+    assert "Lost executor" in driver_log or "ExecutorLost" in driver_log, driver_log[-3000:]

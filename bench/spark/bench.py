@@ -126,6 +126,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="runs of each (median)")
     ap.add_argument("--remote", default=os.environ.get("GRANARY_SPARK_REMOTE", ""),
                     help="a running Spark Connect server (default: start a local cluster)")
+    ap.add_argument("--driver-memory", default="768m",
+                    help="heap of the local cluster's Spark Connect driver (scripts/spark-cluster "
+                         "--driver-memory; default 768m). Feast's plan on the main case needs "
+                         "about 4g. Ignored with --remote")
     ap.add_argument("--data", default=str(ROOT / "build" / "bench-data" / "spark"))
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--quick", action="store_true", help="N=20K, M=200K: a smoke run")
@@ -151,15 +155,17 @@ def main():
     if not remote:
         state = Path(tempfile.mkdtemp(prefix="granary-bench-spark-"))
         proc = subprocess.run([str(ROOT / "scripts" / "spark-cluster"), "start", "--port", "0",
-                               "--state", str(state)], capture_output=True, text=True)
+                               "--state", str(state), "--driver-memory", args.driver_memory],
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             subprocess.run([str(ROOT / "scripts" / "spark-cluster"), "stop", "--state",
                             str(state)], capture_output=True)
             sys.exit(f"scripts/spark-cluster start failed:\n{proc.stderr}")
         remote = proc.stdout.strip()
-    print(f"cluster: {remote} ({'started for this run: ' if state else ''}"
-          "a local standalone cluster, 2 workers of 1 core and 640 MiB executors, on the same "
-          "cores as everything else)", flush=True)
+    where = ("started for this run: a local standalone cluster, 2 workers of 1 core and 640 MiB "
+             f"executors, a Connect driver of {args.driver_memory}, on the same cores as "
+             "everything else" if state else "a running cluster, given by --remote")
+    print(f"cluster: {remote} ({where})", flush=True)
     summary = []  # (M, {name: (seconds, peak RSS MiB)})
     try:
         for m in sizes:

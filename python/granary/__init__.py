@@ -52,7 +52,7 @@ from .operations import (  # noqa: E402
     ViewMaterialization,
     ViewStatus,
 )
-from .retrieval_job import RetrievalJob  # noqa: E402
+from .retrieval_job import RetrievalJob, TrainingSetStream  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -83,6 +83,7 @@ __all__ = [
     "RetrievalJob",
     "StorageIOError",
     "StoreStatus",
+    "TrainingSetStream",
     "Unavailable",
     "Unsupported",
     "ViewMaterialization",

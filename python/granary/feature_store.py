@@ -21,7 +21,7 @@ from .definitions import (Catalog, DataSource, Entity, FeatureService, FeatureVi
 from .online_response import OnlineResponse
 from .operations import (MaterializeReport, PushMode, PushResult, StoreStatus, ViewStatus,
                          from_micros, report_or_raise, to_micros)
-from .retrieval_job import RetrievalJob
+from .retrieval_job import RetrievalJob, TrainingSetStream
 
 
 class GranaryWarning(UserWarning):
@@ -161,33 +161,77 @@ class FeatureStore:
 
         The join runs here, without the GIL; Ctrl-C stops it (KeyboardInterrupt).
         """
-        feature_refs, service = _feature_request(features, feature_service)
-        entity_sql = ""
-        if entity_table is not None:
-            if entity_df is not None:
-                raise ValueError("give entity_df or entity_table, not both")
-            if not isinstance(entity_table, str) or not entity_table:
-                raise TypeError("entity_table must be a table name (a non-empty string)")
-            table = None
-        elif isinstance(entity_df, str):
-            if not entity_df.strip():
-                raise ValueError("entity_df is an empty SQL query")
-            entity_sql, table = entity_df, None
-        elif entity_df is None:
-            raise TypeError("get_historical_features needs entity_df (a DataFrame, a pyarrow "
-                            "Table or a SQL query string) or entity_table=")
-        else:
-            table = _entity_table(entity_df)
-        budget = (self._core.DEFAULT_MEMORY_BUDGET_BYTES if memory_budget is None
-                  else _positive_int("memory_budget", memory_budget))
-        result, entity_columns = self._core.get_historical_features(
-            table, feature_refs, service, bool(full_feature_names),
-            bool(created_timestamp_cutoff), budget, _non_negative_int("threads", threads),
-            os.fspath(spill_dir) if spill_dir is not None else "", bool(progress), entity_sql,
-            entity_table or "")
+        args = _historical_args(entity_df, features, full_feature_names, entity_table,
+                                feature_service, created_timestamp_cutoff, memory_budget,
+                                threads, spill_dir, progress,
+                                self._core.DEFAULT_MEMORY_BUDGET_BYTES)
+        result, entity_columns = self._core.get_historical_features(*args)
         training = pa.table(result)
         return RetrievalJob(training, bool(full_feature_names),
                             training.column_names[entity_columns:])
+
+    def stream_historical_features(
+        self,
+        entity_df: Any = None,
+        features: Union[Sequence[str], FeatureService, None] = None,
+        full_feature_names: bool = False,
+        *,
+        entity_table: Optional[str] = None,
+        feature_service: Union[str, FeatureService, None] = None,
+        created_timestamp_cutoff: bool = False,
+        memory_budget: Optional[int] = None,
+        threads: int = 0,
+        spill_dir: Optional[Union[str, os.PathLike]] = None,
+        progress: bool = False,
+    ) -> TrainingSetStream:
+        """The training set of get_historical_features (same arguments, same rows, same
+        order), as a stream of pyarrow RecordBatches read one at a time as the offline engine
+        produces them, instead of one table held whole: on Spark the client holds the entity
+        rows and one batch, however long the training set (docs/PYTHON.md, "Training sets
+        larger than memory").
+
+        Iterate over it (`for batch in stream:`), or `stream.to_reader()` for a
+        pyarrow.RecordBatchReader (e.g. pyarrow.parquet.ParquetWriter, pyarrow.dataset.
+        write_dataset, polars, DuckDB). Use it in a `with` block or call close(): closing early
+        stops the engine's work (on Spark, the cluster's job is interrupted). Errors in the
+        request (unknown features, missing entity columns) are raised here; errors while
+        reading (a lost cluster), by the read. Each read releases the GIL; Ctrl-C stops it.
+        """
+        args = _historical_args(entity_df, features, full_feature_names, entity_table,
+                                feature_service, created_timestamp_cutoff, memory_budget,
+                                threads, spill_dir, progress,
+                                self._core.DEFAULT_MEMORY_BUDGET_BYTES)
+        return TrainingSetStream(self._core.historical_features_stream(*args))
+
+    def write_historical_features(
+        self,
+        entity_df: Any = None,
+        features: Union[Sequence[str], FeatureService, None] = None,
+        path: Union[str, os.PathLike, None] = None,
+        full_feature_names: bool = False,
+        *,
+        entity_table: Optional[str] = None,
+        feature_service: Union[str, FeatureService, None] = None,
+        created_timestamp_cutoff: bool = False,
+        memory_budget: Optional[int] = None,
+        threads: int = 0,
+        spill_dir: Optional[Union[str, os.PathLike]] = None,
+        progress: bool = False,
+    ) -> int:
+        """Writes the training set of get_historical_features (same arguments) to `path`, a
+        .parquet or .csv file, batch by batch as the engine produces it, without holding it
+        (`granary get-historical-features -o`): the batches go to a temporary file beside
+        `path`, renamed over it once the last batch is written; an error or Ctrl-C midway
+        leaves `path` untouched. Returns the number of rows written. Runs without the GIL.
+        """
+        if path is None:
+            raise TypeError("write_historical_features needs path= (a .parquet or .csv file)")
+        args = _historical_args(entity_df, features, full_feature_names, entity_table,
+                                feature_service, created_timestamp_cutoff, memory_budget,
+                                threads, spill_dir, progress,
+                                self._core.DEFAULT_MEMORY_BUDGET_BYTES)
+        rows, _ = self._core.write_historical_features(*args, os.fspath(path))
+        return rows
 
     # ------------------------------------------------------------------ online features
 
@@ -358,6 +402,36 @@ class FeatureStore:
 
 
 # ---------------------------------------------------------------------- argument checks
+
+
+def _historical_args(entity_df, features, full_feature_names, entity_table, feature_service,
+                     created_timestamp_cutoff, memory_budget, threads, spill_dir, progress,
+                     default_budget):
+    """The native core's arguments of a training set, checked (get_historical_features and its
+    streaming and file forms)."""
+    feature_refs, service = _feature_request(features, feature_service)
+    entity_sql = ""
+    if entity_table is not None:
+        if entity_df is not None:
+            raise ValueError("give entity_df or entity_table, not both")
+        if not isinstance(entity_table, str) or not entity_table:
+            raise TypeError("entity_table must be a table name (a non-empty string)")
+        table = None
+    elif isinstance(entity_df, str):
+        if not entity_df.strip():
+            raise ValueError("entity_df is an empty SQL query")
+        entity_sql, table = entity_df, None
+    elif entity_df is None:
+        raise TypeError("get_historical_features needs entity_df (a DataFrame, a pyarrow "
+                        "Table or a SQL query string) or entity_table=")
+    else:
+        table = _entity_table(entity_df)
+    budget = (default_budget if memory_budget is None
+              else _positive_int("memory_budget", memory_budget))
+    return (table, feature_refs, service, bool(full_feature_names),
+            bool(created_timestamp_cutoff), budget, _non_negative_int("threads", threads),
+            os.fspath(spill_dir) if spill_dir is not None else "", bool(progress), entity_sql,
+            entity_table or "")
 
 
 def _feature_request(features, feature_service) -> Tuple[List[str], str]:

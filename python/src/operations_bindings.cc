@@ -262,36 +262,48 @@ void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
       [](FeatureStoreCore& self, const std::string& view_name, std::vector<std::string> features,
          std::optional<int64_t> start, std::optional<int64_t> end, int bins, int top, int sample) {
         std::string json;
+        FeatureStoreCore::Applied applied;
+        const FeatureView* view = nullptr;
         {
           nb::gil_scoped_release release;
-          FeatureStoreCore::Applied applied = ValueOrThrow(self.Latest(/*check_for_newer=*/true));
-          const FeatureView* view = applied.definitions->FindFeatureView(view_name);
+          applied = ValueOrThrow(self.Latest(/*check_for_newer=*/true));
+          view = applied.definitions->FindFeatureView(view_name);
           if (view == nullptr) {
             std::vector<std::string> names;
             for (const FeatureView& v : applied.definitions->feature_views) names.push_back(v.name);
             ThrowIfError(Status::NotFound(
                 fmt::format("no feature view '{}'{}", view_name, DidYouMean(view_name, names))));
           }
-          FeatureStatsOptions options;
-          options.features = std::move(features);
-          if (start) options.start = Timestamp::FromMicros(*start);
-          if (end) options.end = Timestamp::FromMicros(*end);
-          options.histogram_bins = bins;
-          options.top_values = top;
-          options.sample_entities = sample;
-          FeatureStatsReport report = ValueOrThrow(
-              ComputeFeatureStats(self.config().root, *applied.definitions, *view, options));
-          std::string online, note;
-          if (sample > 0) {
-            auto read = ReadOnlineSample(self.config(), applied.definitions, *view, report);
-            if (read.ok()) {
-              online = std::move(*read);
-            } else {
-              note = read.status().message();
-            }
-          }
-          json = FeatureStatsJson(report, online, note);
         }
+        FeatureStatsOptions options;
+        options.features = std::move(features);
+        if (start) options.start = Timestamp::FromMicros(*start);
+        if (end) options.end = Timestamp::FromMicros(*end);
+        options.histogram_bins = bins;
+        options.top_values = top;
+        options.sample_entities = sample;
+        CancelFlag cancel;
+        options.cancel = &cancel;
+        // The repository's offline engine computes them (in the cluster on Spark); Ctrl-C stops it.
+        ThrowIfError(RunInterruptible(
+            [&]() -> Status {
+              GRANARY_ASSIGN_OR_RAISE(std::shared_ptr<OfflineEngine> engine, self.Offline());
+              GRANARY_ASSIGN_OR_RAISE(
+                  FeatureStatsReport report,
+                  engine->FeatureStatistics(*applied.definitions, *view, options));
+              std::string online, note;
+              if (sample > 0) {
+                auto read = ReadOnlineSample(self.config(), applied.definitions, *view, report);
+                if (read.ok()) {
+                  online = std::move(*read);
+                } else {
+                  note = read.status().message();
+                }
+              }
+              json = FeatureStatsJson(report, online, note);
+              return Status::OK();
+            },
+            &cancel));
         return json;
       },
       nb::arg("view"), nb::arg("features"), nb::arg("start").none(), nb::arg("end").none(),

@@ -1,15 +1,19 @@
 // stats: what one feature view's offline data looks like over a time range, per feature (count,
-// nulls, min/max/mean, distinct estimate, histogram or top values), and the current online values
-// of the entities with the newest rows (docs/CONSOLE.md, "Statistics").
+// nulls, min/max/mean, distinct estimate, histogram or top values), computed by the repository's
+// offline engine (in the cluster on Spark), and the current online values of the entities with
+// the newest rows (docs/CONSOLE.md, "Statistics").
 #include <fmt/format.h>
 
 #include <cmath>
+#include <csignal>
 
 #include "granary/cli/cli.h"
+#include "granary/cli/signals.h"
 #include "granary/common/clock.h"
 #include "granary/common/json.h"
 #include "granary/common/strings.h"
 #include "granary/console/console_service.h"
+#include "granary/offline/engine_factory.h"
 #include "granary/offline/feature_stats.h"
 #include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
@@ -75,6 +79,9 @@ void PrintHuman(const FeatureStatsReport& r, const std::string& online, const st
              r.start ? FormatTimestamp(*r.start) : "the first row",
              r.end ? FormatTimestamp(*r.end) : "the last row", r.scan.files_total,
              r.scan.files_pruned, static_cast<double>(r.elapsed.micros) / 1e6);
+  if (r.scan.engine_detail.rfind("spark", 0) == 0) {
+    fmt::print("computed in the cluster: {}\n", r.scan.engine_detail);
+  }
   fmt::print("{:<28} {:<14} {:>10} {:>7} {:>12} {:>12} {:>12} {:>9}\n", "feature", "type", "count",
              "null%", "min", "max", "mean", "distinct");
   for (const FeatureStats& f : r.features) {
@@ -136,8 +143,17 @@ Status Run(Context& ctx, const RepoConfig& config, const StatsArgs& args) {
   options.histogram_bins = args.bins;
   options.top_values = args.top;
   options.sample_entities = args.sample;
-  GRANARY_ASSIGN_OR_RAISE(auto report,
-                          ComputeFeatureStats(config.root, *definitions, *view, options));
+  // Ctrl-C / SIGTERM: the engine stops (on Spark, the cluster's job is interrupted). Started
+  // before the engine, whose threads inherit the blocked signals.
+  CancelFlag cancel;
+  options.cancel = &cancel;
+  auto signals = SignalWatcher::Start([&cancel](int sig) {
+    fmt::print(stderr, "{}: stopping the statistics\n",
+               sig == SIGINT ? "interrupted" : "terminated");
+    cancel.Cancel();
+  });
+  GRANARY_ASSIGN_OR_RAISE(auto engine, OpenOfflineEngine(config));
+  GRANARY_ASSIGN_OR_RAISE(auto report, engine->FeatureStatistics(*definitions, *view, options));
   std::string online, note;
   if (args.sample > 0) {
     auto sample = ReadOnlineSample(config, definitions, *view, report);

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include "granary/common/json.h"
+#include "granary/offline/engine_factory.h"
 #include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
 #include "granary/serving/http/http_client.h"
@@ -198,6 +199,16 @@ Result<std::string> ConsoleService::ServingJson() {
   return w.Release();
 }
 
+Result<std::shared_ptr<OfflineEngine>> ConsoleService::Offline() {
+  MutexLock lock(&engine_mu_);
+  if (offline_ == nullptr) {
+    GRANARY_ASSIGN_OR_RAISE(std::unique_ptr<OfflineEngine> engine,
+                            OpenOfflineEngine(options_.repository));
+    offline_ = std::move(engine);
+  }
+  return offline_;
+}
+
 Result<std::string> ConsoleService::StatsJson(const std::string& query) {
   GRANARY_ASSIGN_OR_RAISE(auto params, ParseQueryString(query));
   const std::string view_name = params["view"];
@@ -242,8 +253,9 @@ Result<std::string> ConsoleService::StatsJson(const std::string& query) {
           FormatTimestamp(it->second.computed_at), latest->info.version, it->second.json);
     }
   }
+  GRANARY_ASSIGN_OR_RAISE(std::shared_ptr<OfflineEngine> engine, Offline());
   GRANARY_ASSIGN_OR_RAISE(auto report,
-                          ComputeFeatureStats(config.root, *definitions, *view, stats_options));
+                          engine->FeatureStatistics(*definitions, *view, stats_options));
   std::string sample, note;
   auto online = ReadOnlineSample(config, definitions, *view, report, options_.clock);
   if (online.ok()) {

@@ -81,6 +81,11 @@ class ConsoleService {
   };
   Mutex cache_mu_;
   std::map<std::string, CachedStats> stats_cache_ GUARDED_BY(cache_mu_);
+  // The repository's offline engine, which computes the statistics (in the cluster on Spark):
+  // opened by the first statistics request, so that the console starts while it is down.
+  Result<std::shared_ptr<OfflineEngine>> Offline();
+  Mutex engine_mu_;
+  std::shared_ptr<OfflineEngine> offline_ GUARDED_BY(engine_mu_);
 };
 
 // The statistics report as JSON (docs/CONSOLE.md, "GET /api/stats"): `online_sample` is the

@@ -62,6 +62,8 @@ std::string FeatureStatsJson(const FeatureStatsReport& report, const std::string
   } else {
     w.Null();
   }
+  w.Key("engine");
+  w.String(report.scan.engine_detail);
   w.EndObject();
   w.Key("features");
   w.StartArray();

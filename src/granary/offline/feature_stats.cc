@@ -13,6 +13,7 @@
 
 #include "granary/common/hash.h"
 #include "granary/common/strings.h"
+#include "granary/offline/source_scan.h"
 
 namespace granary {
 namespace {
@@ -36,18 +37,6 @@ Kind KindOf(ValueType type) {
     default:
       return Kind::kNumber;
   }
-}
-
-std::string PrintableBytes(std::string_view bytes) {
-  std::string out;
-  for (unsigned char c : bytes) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += fmt::format("\\x{:02x}", c);
-    }
-  }
-  return out;
 }
 
 // The first pass's running state of one feature.
@@ -180,13 +169,6 @@ void AccumulateColumn(Accumulator& acc, const arrow::Array& array) {
   }
 }
 
-// The bin of `v` among `bins` equal bins over [min, max] (the last one closed).
-int BinOf(double v, double min, double max, int bins) {
-  if (max <= min) return 0;
-  int b = static_cast<int>(std::floor((v - min) / (max - min) * bins));
-  return std::clamp(b, 0, bins - 1);
-}
-
 void HistogramColumn(FeatureStats& stats, const arrow::Array& array) {
   const int bins = static_cast<int>(stats.histogram.size());
   const double min = *stats.min, max = *stats.max;
@@ -213,7 +195,7 @@ void HistogramColumn(FeatureStats& stats, const arrow::Array& array) {
         return;
     }
     if (std::isnan(v)) continue;
-    ++stats.histogram[BinOf(v, min, max, bins)].count;
+    ++stats.histogram[HistogramBinOf(v, min, max, bins)].count;
   }
 }
 
@@ -274,34 +256,6 @@ class NewestEntities {
   std::vector<Entry> entries_;
 };
 
-Status CheckOptions(const FeatureView& view, const FeatureStatsOptions& o) {
-  if (o.histogram_bins < 1 || o.histogram_bins > 1000) {
-    return Status::InvalidArgument(
-        fmt::format("histogram bins must be 1 to 1000, not {}", o.histogram_bins));
-  }
-  if (o.top_values < 0 || o.top_values > 1000) {
-    return Status::InvalidArgument(
-        fmt::format("top values must be 0 to 1000, not {}", o.top_values));
-  }
-  if (o.sample_entities < 0 || o.sample_entities > 100) {
-    return Status::InvalidArgument(
-        fmt::format("sample entities must be 0 to 100, not {}", o.sample_entities));
-  }
-  if (o.start && o.end && *o.start > *o.end) {
-    return Status::InvalidArgument(fmt::format("the start {} is after the end {}",
-                                               FormatTimestamp(*o.start), FormatTimestamp(*o.end)));
-  }
-  std::vector<std::string> names;
-  for (const Field& f : view.schema) names.push_back(f.name);
-  for (const std::string& f : o.features) {
-    if (view.FindFeature(f) == nullptr) {
-      return Status::InvalidArgument(fmt::format("feature view '{}' has no feature '{}'{}",
-                                                 view.name, f, DidYouMean(f, names)));
-    }
-  }
-  return Status::OK();
-}
-
 }  // namespace
 
 DistinctSketch::DistinctSketch() : registers_(size_t{1} << kSketchBits, 0) {}
@@ -330,6 +284,81 @@ int64_t DistinctSketch::Estimate() const {
   return static_cast<int64_t>(std::llround(estimate));
 }
 
+Status CheckFeatureStatsOptions(const FeatureView& view, const FeatureStatsOptions& o) {
+  if (o.histogram_bins < 1 || o.histogram_bins > 1000) {
+    return Status::InvalidArgument(
+        fmt::format("histogram bins must be 1 to 1000, not {}", o.histogram_bins));
+  }
+  if (o.top_values < 0 || o.top_values > 1000) {
+    return Status::InvalidArgument(
+        fmt::format("top values must be 0 to 1000, not {}", o.top_values));
+  }
+  if (o.sample_entities < 0 || o.sample_entities > 100) {
+    return Status::InvalidArgument(
+        fmt::format("sample entities must be 0 to 100, not {}", o.sample_entities));
+  }
+  if (o.start && o.end && *o.start > *o.end) {
+    return Status::InvalidArgument(fmt::format("the start {} is after the end {}",
+                                               FormatTimestamp(*o.start), FormatTimestamp(*o.end)));
+  }
+  std::vector<std::string> names;
+  for (const Field& f : view.schema) names.push_back(f.name);
+  for (const std::string& f : o.features) {
+    if (view.FindFeature(f) == nullptr) {
+      return Status::InvalidArgument(fmt::format("feature view '{}' has no feature '{}'{}",
+                                                 view.name, f, DidYouMean(f, names)));
+    }
+  }
+  return Status::OK();
+}
+
+std::vector<const Field*> RequestedStatsFeatures(const FeatureView& view,
+                                                 const FeatureStatsOptions& options) {
+  std::vector<const Field*> out;
+  for (const Field& f : view.schema) {
+    if (options.features.empty() || std::find(options.features.begin(), options.features.end(),
+                                              f.name) != options.features.end()) {
+      out.push_back(&f);
+    }
+  }
+  return out;
+}
+
+std::vector<HistogramBin> HistogramBins(double min, double max, int bins) {
+  if (min == max) bins = 1;
+  const double width = (max - min) / bins;
+  std::vector<HistogramBin> out;
+  for (int b = 0; b < bins; ++b) {
+    out.push_back({min + width * b, b + 1 == bins ? max : min + width * (b + 1), 0});
+  }
+  return out;
+}
+
+int HistogramBinOf(double v, double min, double max, int bins) {
+  if (max <= min) return 0;
+  int b = static_cast<int>(std::floor((v - min) / (max - min) * bins));
+  return std::clamp(b, 0, bins - 1);
+}
+
+void SortTopValues(std::vector<ValueCount>& values, int top) {
+  std::sort(values.begin(), values.end(), [](const ValueCount& x, const ValueCount& y) {
+    return x.count != y.count ? x.count > y.count : x.value < y.value;
+  });
+  if (values.size() > static_cast<size_t>(top)) values.resize(static_cast<size_t>(top));
+}
+
+std::string PrintableBytes(std::string_view bytes) {
+  std::string out;
+  for (unsigned char c : bytes) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  return out;
+}
+
 uint64_t HashForSketch(const void* data, size_t size) {
   uint64_t h = Fnv1a64(std::string_view(static_cast<const char*>(data), size));
   // splitmix64's finalizer: FNV-1a's high bits depend weakly on the last bytes.
@@ -341,26 +370,24 @@ uint64_t HashForSketch(const void* data, size_t size) {
   return h;
 }
 
-Result<FeatureStatsReport> ComputeFeatureStats(const std::filesystem::path& repo_root,
-                                               const Definitions& defs, const FeatureView& view,
-                                               const FeatureStatsOptions& options) {
+Result<FeatureStatsReport> ComputeFeatureStatsFromFiles(const std::filesystem::path& repo_root,
+                                                        const Definitions& defs,
+                                                        const FeatureView& view,
+                                                        const FeatureStatsOptions& options) {
   const auto began = std::chrono::steady_clock::now();
-  GRANARY_RETURN_NOT_OK(CheckOptions(view, options));
+  GRANARY_RETURN_NOT_OK(CheckFeatureStatsOptions(view, options));
+  const std::string what = fmt::format("the statistics of feature view '{}'", view.name);
   FeatureStatsReport report;
   report.view = view.name;
   report.start = options.start;
   report.end = options.end;
 
   std::vector<Accumulator> accs;
-  for (const Field& f : view.schema) {
-    if (!options.features.empty() && std::find(options.features.begin(), options.features.end(),
-                                               f.name) == options.features.end()) {
-      continue;
-    }
+  for (const Field* f : RequestedStatsFeatures(view, options)) {
     Accumulator acc;
-    acc.stats.name = f.name;
-    acc.stats.type = f.type;
-    acc.kind = KindOf(f.type);
+    acc.stats.name = f->name;
+    acc.stats.type = f->type;
+    acc.kind = KindOf(f->type);
     accs.push_back(std::move(acc));
   }
 
@@ -385,6 +412,7 @@ Result<FeatureStatsReport> ComputeFeatureStats(const std::filesystem::path& repo
   NewestEntities newest(static_cast<size_t>(options.sample_entities));
 
   while (true) {
+    GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
     GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
     if (batch == nullptr) break;
     report.rows += batch->num_rows();
@@ -399,7 +427,16 @@ Result<FeatureStatsReport> ComputeFeatureStats(const std::filesystem::path& repo
     }
     for (Accumulator& a : accs) AccumulateColumn(a, *batch->column(a.column));
   }
-  report.scan = scan->stats();
+  const SourceScanStats& scanned = scan->stats();
+  report.scan.view = view.name;
+  report.scan.files_total = scanned.files_total;
+  report.scan.files_pruned = scanned.files_pruned;
+  report.scan.row_groups_total = scanned.row_groups_total;
+  report.scan.row_groups_pruned = scanned.row_groups_pruned;
+  report.scan.rows_scanned = scanned.rows_scanned;
+  report.scan.rows_returned = scanned.rows_returned;
+  report.scan.bytes_estimated = scanned.bytes_estimated;
+  report.scan.rows_estimated = scanned.rows_estimated;
   scan.reset();
   report.sample_keys = newest.Keys();
 
@@ -419,24 +456,14 @@ Result<FeatureStatsReport> ComputeFeatureStats(const std::filesystem::path& repo
       s.max_text = FormatTimestamp(Timestamp::FromMicros(static_cast<int64_t>(*s.max)));
     }
     if ((a.kind == Kind::kNumber || a.kind == Kind::kTimestamp) && s.min) {
-      const int bins = *s.min == *s.max ? 1 : options.histogram_bins;
-      const double width = (*s.max - *s.min) / bins;
-      for (int b = 0; b < bins; ++b) {
-        s.histogram.push_back(
-            {*s.min + width * b, b + 1 == bins ? *s.max : *s.min + width * (b + 1), 0});
-      }
+      s.histogram = HistogramBins(*s.min, *s.max, options.histogram_bins);
       need_histogram = true;
     }
     if (a.kind == Kind::kBool || a.kind == Kind::kText) {
       std::vector<ValueCount> values;
       values.reserve(a.counts.size());
       for (auto& [value, count] : a.counts) values.push_back({value, count});
-      std::sort(values.begin(), values.end(), [](const ValueCount& x, const ValueCount& y) {
-        return x.count != y.count ? x.count > y.count : x.value < y.value;
-      });
-      if (values.size() > static_cast<size_t>(options.top_values)) {
-        values.resize(static_cast<size_t>(options.top_values));
-      }
+      SortTopValues(values, options.top_values);
       s.top_values = std::move(values);
     }
   }
@@ -456,6 +483,7 @@ Result<FeatureStatsReport> ComputeFeatureStats(const std::filesystem::path& repo
       }
     }
     while (true) {
+      GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
       GRANARY_ASSIGN_OR_RAISE(auto batch, again->Next());
       if (batch == nullptr) break;
       for (auto& [stats, column] : targets) HistogramColumn(*stats, *batch->column(column));

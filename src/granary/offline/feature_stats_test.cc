@@ -1,5 +1,6 @@
-// ComputeFeatureStats against a brute-force summary of the same random rows (seed printed), plus
-// the edge cases: nulls, NaN, one distinct value, strings, the time range, the newest entities.
+// ComputeFeatureStatsFromFiles against a brute-force summary of the same random rows (seed
+// printed), plus the edge cases: nulls, NaN, one distinct value, strings, the time range, the
+// newest entities.
 #include "granary/offline/feature_stats.h"
 
 #include <arrow/api.h>
@@ -103,7 +104,7 @@ TEST(FeatureStats, MatchesABruteForceSummaryOfRandomRows) {
   options.start = Timestamp::FromSeconds(1'700'100'000);
   options.end = Timestamp::FromSeconds(1'700'700'000);
   options.histogram_bins = 10;
-  auto report = ComputeFeatureStats(dir.path(), defs, defs.feature_views[0], options);
+  auto report = ComputeFeatureStatsFromFiles(dir.path(), defs, defs.feature_views[0], options);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
 
   int64_t n = 0, rate_nulls = 0, cars_nulls = 0;
@@ -177,7 +178,7 @@ TEST(FeatureStats, NanIsCountedApartAndOneValueMakesOneBin) {
                            {3, 300, 2.5, std::nullopt, std::nullopt, std::nullopt}};
   WriteRows(dir.path() / "data/x.parquet", rows);
   Definitions defs = Load(kDefs);
-  auto report = ComputeFeatureStats(dir.path(), defs, defs.feature_views[0], {});
+  auto report = ComputeFeatureStatsFromFiles(dir.path(), defs, defs.feature_views[0], {});
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   const FeatureStats& rate = Feature(*report, "rate");
   EXPECT_EQ(rate.nan, 1);
@@ -208,7 +209,7 @@ TEST(FeatureStats, SampleKeysAreTheDistinctEntitiesWithTheNewestRows) {
   FeatureStatsOptions options;
   options.sample_entities = 3;
   options.features = {"cars"};
-  auto report = ComputeFeatureStats(dir.path(), defs, defs.feature_views[0], options);
+  auto report = ComputeFeatureStatsFromFiles(dir.path(), defs, defs.feature_views[0], options);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   ASSERT_EQ(report->features.size(), 1u);
   EXPECT_EQ(report->join_keys, std::vector<std::string>{"bay_id"});
@@ -222,19 +223,19 @@ TEST(FeatureStats, BadOptionsSayWhatToFix) {
   Definitions defs = Load(kDefs);
   FeatureStatsOptions options;
   options.features = {"rat"};
-  auto r = ComputeFeatureStats(dir.path(), defs, defs.feature_views[0], options);
+  auto r = ComputeFeatureStatsFromFiles(dir.path(), defs, defs.feature_views[0], options);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("has no feature 'rat'"), std::string::npos);
   EXPECT_NE(r.status().message().find("rate"), std::string::npos);
   options = {};
   options.start = Timestamp::FromSeconds(10);
   options.end = Timestamp::FromSeconds(5);
-  r = ComputeFeatureStats(dir.path(), defs, defs.feature_views[0], options);
+  r = ComputeFeatureStatsFromFiles(dir.path(), defs, defs.feature_views[0], options);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("is after the end"), std::string::npos);
   options = {};
   options.histogram_bins = 0;
-  EXPECT_FALSE(ComputeFeatureStats(dir.path(), defs, defs.feature_views[0], options).ok());
+  EXPECT_FALSE(ComputeFeatureStatsFromFiles(dir.path(), defs, defs.feature_views[0], options).ok());
 }
 
 TEST(DistinctSketch, EstimatesWithinAFewPercent) {

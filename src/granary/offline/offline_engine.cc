@@ -7,6 +7,7 @@
 #include <map>
 
 #include "granary/common/strings.h"
+#include "granary/offline/feature_stats.h"
 #include "granary/registry/feature_resolver.h"
 
 namespace granary {
@@ -86,6 +87,14 @@ Result<OfflineAppendResult> OfflineEngine::Append(const DataSource& source, cons
   return Status::NotImplemented(
       fmt::format("{}: appending rows to data source '{}' is not supported by this engine",
                   Describe(), source.name));
+}
+
+Result<FeatureStatsReport> OfflineEngine::FeatureStatistics(const Definitions&,
+                                                            const FeatureView& view,
+                                                            const FeatureStatsOptions&) {
+  return Status::NotImplemented(
+      fmt::format("{}: feature statistics (of feature view '{}') are not computed by this engine",
+                  Describe(), view.name));
 }
 
 namespace {

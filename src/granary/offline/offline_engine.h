@@ -35,6 +35,9 @@
 //   - What an engine cannot do at all answers StatusCode::kNotImplemented with a message naming
 //     the engine, the operation and what to use instead. Callers may ask capabilities() first;
 //     they never compare engine type strings.
+//   - Feature statistics of a view over an event-time range (FeatureStatistics) follow the
+//     rules of offline/feature_stats.h, computed where the engine runs (the cluster for Spark);
+//     what may differ between engines (distinct estimates, ties) is stated there.
 //   - Errors name the view (or source) and say how to fix; nothing is half-written.
 //
 // Threading contract:
@@ -74,6 +77,8 @@ class Table;
 namespace granary {
 
 class Progress;
+struct FeatureStatsOptions;  // offline/feature_stats.h
+struct FeatureStatsReport;
 
 // The column names every engine's output uses besides join keys and features.
 inline constexpr const char* kEventTimestampColumn = "event_timestamp";
@@ -277,6 +282,14 @@ class OfflineEngine : public SourceInspector {
   // kNotImplemented unless capabilities().append.
   virtual Result<OfflineAppendResult> Append(const DataSource& source, const arrow::Table& rows,
                                              const Clock& clock);
+
+  // Statistics of `view`'s data in [options.start, options.end] (offline/feature_stats.h: what
+  // each figure means, per engine), computed by the engine: on Spark as aggregate queries in the
+  // cluster, only the figures coming back. InvalidArgument for bad options or a feature the view
+  // lacks; kNotImplemented for an engine without them.
+  virtual Result<FeatureStatsReport> FeatureStatistics(const Definitions& defs,
+                                                       const FeatureView& view,
+                                                       const FeatureStatsOptions& options);
 };
 
 }  // namespace granary

@@ -6,6 +6,7 @@
 
 #include "granary/offline/embedded/latest_rows.h"
 #include "granary/offline/embedded/latest_stream.h"
+#include "granary/offline/feature_stats.h"
 #include "granary/offline/historical.h"
 #include "granary/offline/source_append.h"
 #include "granary/offline/source_inspector.h"
@@ -242,6 +243,18 @@ class EmbeddedEngine final : public OfflineEngine {
     out.delta_version = appended.delta_version;
     out.rows = appended.rows;
     return out;
+  }
+
+  Result<FeatureStatsReport> FeatureStatistics(const Definitions& defs, const FeatureView& view,
+                                               const FeatureStatsOptions& options) override {
+    if (const DataSource* source = defs.FindOfflineSource(view.source)) {
+      GRANARY_RETURN_NOT_OK(
+          ValidateSource(*source).WithContext(fmt::format("feature view '{}'", view.name)));
+    }
+    GRANARY_ASSIGN_OR_RAISE(FeatureStatsReport report,
+                            ComputeFeatureStatsFromFiles(root_, defs, view, options));
+    report.scan.engine_detail = Describe();
+    return report;
   }
 
  private:

@@ -11,6 +11,7 @@
 #include "granary/common/strings.h"
 #include "granary/offline/spark/spark_aggregations.h"
 #include "granary/offline/spark/spark_sql.h"
+#include "granary/offline/spark/spark_stats.h"
 #include "granary/spark_connect/spark_connect_client.h"
 #include "granary/types/arrow_convert.h"
 
@@ -504,6 +505,33 @@ class SparkEngine final : public OfflineEngine {
     return out;
   }
 
+  // Aggregates in the cluster (spark_stats.h); only the figures come back.
+  Result<FeatureStatsReport> FeatureStatistics(const Definitions& defs, const FeatureView& view,
+                                               const FeatureStatsOptions& options) override {
+    GRANARY_RETURN_NOT_OK(CheckFeatureStatsOptions(view, options));
+    std::vector<std::string> features;
+    for (const Field* f : RequestedStatsFeatures(view, options)) features.push_back(f->name);
+    GRANARY_ASSIGN_OR_RAISE(auto jv, MakeJoinView(defs, view, features));
+    GRANARY_RETURN_NOT_OK(
+        ValidateSource(*jv.source).WithContext(fmt::format("feature view '{}'", view.name)));
+    spark_sql::StatsQuery query{.source = jv.source,
+                                .join_keys = jv.join_keys,
+                                .join_key_types = jv.join_key_types,
+                                .features = jv.features,
+                                .feature_types = jv.feature_types,
+                                .start = options.start,
+                                .end = options.end,
+                                .repo_root = options_.repo_root};
+    if (jv.source->format == SourceFormat::kCsv) {
+      query.csv_view = NewName("csv");
+      GRANARY_RETURN_NOT_OK(RegisterCsv(*jv.source, query.csv_view)
+                                .WithContext(fmt::format("feature view '{}'", view.name)));
+    }
+    auto report = ComputeSparkFeatureStats(*client_, query, view, options);
+    if (!query.csv_view.empty()) DropViews({query.csv_view});
+    return report;
+  }
+
  private:
   struct Prepared {
     spark_sql::PointInTimeQuery query;
@@ -601,60 +629,26 @@ class SparkEngine final : public OfflineEngine {
     GRANARY_RETURN_NOT_OK(FromArrow(row_builder.Finish(&row_numbers), "entity row numbers"));
     arrow::FieldVector up_fields = {arrow::field(spark_sql::kRowColumn, arrow::int64())};
     arrow::ArrayVector up_columns = {row_numbers};
-    std::map<std::string, ValueType> uploaded_keys;
     std::vector<std::string> view_names;
-    for (const auto& group : resolved.views) {
-      const FeatureView& view = *group.view;
-      view_names.push_back(view.name);
-      GRANARY_ASSIGN_OR_RAISE(auto jv, MakeJoinView(defs, view, group.features));
-      GRANARY_RETURN_NOT_OK(ValidateSource(*jv.source));
-      for (const auto& name : group.output_names) {
-        if (schema.GetFieldIndex(name) >= 0) {
-          return Status::InvalidArgument(
-              fmt::format("feature '{}' of view '{}' has the name of an entity column; use "
-                          "--full-feature-names or rename the entity column",
-                          name, view.name));
-        }
-      }
+    GRANARY_RETURN_NOT_OK(
+        AddJoinViews(defs, resolved, schema, "the entity rows have", out, out_fields, view_names));
+    // Each join key once, cast to its declared type (the upload's, or the SQL's with upload_all).
+    std::map<std::string, ValueType> uploaded_keys;
+    for (const auto& jv : out.query.views) {
       for (size_t k = 0; k < jv.join_keys.size(); ++k) {
         const std::string& key = jv.join_keys[k];
-        int index = schema.GetFieldIndex(key);
-        if (index < 0) {
-          return Status::InvalidArgument(fmt::format(
-              "the entity rows have no column '{}', a join key of feature view '{}' (columns: {})",
-              key, view.name, Join(schema.field_names(), ", ")));
+        if (!uploaded_keys.emplace(key, jv.join_key_types[k]).second) continue;
+        auto raw = Combined(table->column(schema.GetFieldIndex(key)));
+        auto cast = raw.ok() ? CastToValueType(*raw, jv.join_key_types[k], key) : raw;
+        if (!cast.ok()) {
+          DropViews(out.views);
+          return cast.status().WithContext(request.entities_name);
         }
-        auto [it, inserted] = uploaded_keys.emplace(key, jv.join_key_types[k]);
-        if (!inserted) continue;
-        GRANARY_ASSIGN_OR_RAISE(auto raw, Combined(table->column(index)));
-        auto cast = CastToValueType(raw, jv.join_key_types[k], key);
-        if (!cast.ok()) return cast.status().WithContext(request.entities_name);
         if (!upload_all) {
           up_fields.push_back(arrow::field(key, (*cast)->type()));
           up_columns.push_back(*cast);
         }
       }
-      std::string csv_view;
-      if (jv.source->format == SourceFormat::kCsv) {
-        csv_view = NewName("csv");
-        out.views.push_back(csv_view);
-        Status st = RegisterCsv(*jv.source, csv_view);
-        if (!st.ok()) {
-          DropViews(out.views);
-          return st.WithContext(fmt::format("feature view '{}'", view.name));
-        }
-      }
-      out.query.csv_views.push_back(csv_view);
-      for (size_t f = 0; f < group.features.size(); ++f) {
-        out.feature_types.push_back(jv.feature_types[f]);
-        out.feature_names.push_back(group.output_names[f]);
-        out_fields.push_back(arrow::field(group.output_names[f], ToArrowType(jv.feature_types[f])));
-      }
-      OfflineReadStats stats;
-      stats.view = view.name;
-      stats.engine_detail = Describe();
-      out.stats.push_back(stats);
-      out.query.views.push_back(std::move(jv));
     }
     out.schema = arrow::schema(out_fields);
     out.what = fmt::format("the training set of {} ({} entity rows; views {})",
@@ -758,6 +752,62 @@ class SparkEngine final : public OfflineEngine {
     return std::unique_ptr<OfflineBatchStream>(std::move(stream));
   }
 
+  // The per-view part of preparing a training set, the same for entity rows here and in the
+  // cluster: each requested view's source checked, its output names checked against the entity
+  // columns (`entity_schema`), its join keys found among them (else "<entities_have> no column"),
+  // its CSV source registered as a view; the output's feature fields, types and names and one
+  // stats entry per view appended to `out`. On an error every view registered is dropped.
+  Status AddJoinViews(const Definitions& defs, const ResolvedFeatures& resolved,
+                      const arrow::Schema& entity_schema, const std::string& entities_have,
+                      Prepared& out, arrow::FieldVector& out_fields,
+                      std::vector<std::string>& view_names) {
+    for (const auto& group : resolved.views) {
+      const FeatureView& view = *group.view;
+      view_names.push_back(view.name);
+      auto jv = MakeJoinView(defs, view, group.features);
+      Status valid = jv.ok() ? ValidateSource(*jv->source) : jv.status();
+      for (const auto& output_name : group.output_names) {
+        if (valid.ok() && entity_schema.GetFieldIndex(output_name) >= 0) {
+          valid = Status::InvalidArgument(
+              fmt::format("feature '{}' of view '{}' has the name of an entity column; use "
+                          "--full-feature-names or rename the entity column",
+                          output_name, view.name));
+        }
+      }
+      for (size_t k = 0; valid.ok() && k < jv->join_keys.size(); ++k) {
+        if (entity_schema.GetFieldIndex(jv->join_keys[k]) < 0) {
+          valid = Status::InvalidArgument(fmt::format(
+              "{} no column '{}', a join key of feature view '{}' (columns: {})", entities_have,
+              jv->join_keys[k], view.name, Join(entity_schema.field_names(), ", ")));
+        }
+      }
+      std::string csv_view;
+      if (valid.ok() && jv->source->format == SourceFormat::kCsv) {
+        csv_view = NewName("csv");
+        out.views.push_back(csv_view);
+        valid = RegisterCsv(*jv->source, csv_view)
+                    .WithContext(fmt::format("feature view '{}'", view.name));
+      }
+      if (!valid.ok()) {
+        DropViews(out.views);
+        return valid;
+      }
+      out.query.csv_views.push_back(csv_view);
+      for (size_t f = 0; f < group.features.size(); ++f) {
+        out.feature_types.push_back(jv->feature_types[f]);
+        out.feature_names.push_back(group.output_names[f]);
+        out_fields.push_back(
+            arrow::field(group.output_names[f], ToArrowType(jv->feature_types[f])));
+      }
+      OfflineReadStats stats;
+      stats.view = view.name;
+      stats.engine_detail = Describe();
+      out.stats.push_back(stats);
+      out.query.views.push_back(std::move(*jv));
+    }
+    return Status::OK();
+  }
+
   // Entity rows given as SQL or a table name: they stay in the cluster. They are cached there
   // (CACHE TABLE, memory and disk of the executors) with a row identity
   // (monotonically_increasing_id(): increasing in the query's order, so an ORDER BY in the SQL
@@ -797,49 +847,8 @@ class SparkEngine final : public OfflineEngine {
       }
     }
     std::vector<std::string> view_names;
-    for (const auto& group : resolved.views) {
-      const FeatureView& view = *group.view;
-      view_names.push_back(view.name);
-      GRANARY_ASSIGN_OR_RAISE(auto jv, MakeJoinView(defs, view, group.features));
-      Status valid = ValidateSource(*jv.source);
-      for (const auto& output_name : group.output_names) {
-        if (valid.ok() && schema.GetFieldIndex(output_name) >= 0) {
-          valid = Status::InvalidArgument(
-              fmt::format("feature '{}' of view '{}' has the name of an entity column; use "
-                          "--full-feature-names or rename the entity column",
-                          output_name, view.name));
-        }
-      }
-      for (const auto& key : jv.join_keys) {
-        if (valid.ok() && schema.GetFieldIndex(key) < 0) {
-          valid = Status::InvalidArgument(
-              fmt::format("{} has no column '{}', a join key of feature view '{}' (columns: {})",
-                          name, key, view.name, Join(schema.field_names(), ", ")));
-        }
-      }
-      std::string csv_view;
-      if (valid.ok() && jv.source->format == SourceFormat::kCsv) {
-        csv_view = NewName("csv");
-        out.views.push_back(csv_view);
-        valid = RegisterCsv(*jv.source, csv_view)
-                    .WithContext(fmt::format("feature view '{}'", view.name));
-      }
-      if (!valid.ok()) {
-        DropViews(out.views);
-        return valid;
-      }
-      out.query.csv_views.push_back(csv_view);
-      for (size_t f = 0; f < group.features.size(); ++f) {
-        out.feature_types.push_back(jv.feature_types[f]);
-        out.feature_names.push_back(group.output_names[f]);
-        out_fields.push_back(arrow::field(group.output_names[f], ToArrowType(jv.feature_types[f])));
-      }
-      OfflineReadStats stats;
-      stats.view = view.name;
-      stats.engine_detail = Describe();
-      out.stats.push_back(stats);
-      out.query.views.push_back(std::move(jv));
-    }
+    GRANARY_RETURN_NOT_OK(
+        AddJoinViews(defs, resolved, schema, name + " has", out, out_fields, view_names));
     out.schema = arrow::schema(out_fields);
     const std::string entity_view = NewName("entities");
     out.views.push_back(entity_view);
