@@ -159,36 +159,26 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
   const int64_t* created = created_ts ? created_ts->data()->GetValues<int64_t>(1) : nullptr;
   const bool injective = s.injective && keys.hash_is_injective();
   const int workers = rows >= 4096 ? s.threads : 1;
-  // Each row costs dependent cache misses (its table entry, its group, the group's times and
-  // offers), so they are fetched ahead in stages: the table entry 24 rows ahead, the group 16
-  // ahead, the group's first slot 8 ahead. The loads only warm the cache; the lookup below
-  // repeats them.
-  constexpr int64_t kAhead = 24;
-  auto mine = [&](int64_t i, int worker) {
-    return workers == 1 || WorkerOf(hashes[i], workers) == worker;
-  };
-  auto prefetch = [&](int64_t i, int worker) {
-    if (i + kAhead < rows && mine(i + kAhead, worker)) {
-      __builtin_prefetch(&s.table[hashes[i + kAhead] & s.mask]);
-    }
-    if (i + 16 < rows && mine(i + 16, worker)) {
-      const int32_t g = s.table[hashes[i + 16] & s.mask];
-      if (g >= 0) __builtin_prefetch(&s.groups[g]);
-    }
-    if (i + 8 < rows && mine(i + 8, worker)) {
-      const int32_t g = s.table[hashes[i + 8] & s.mask];
-      if (g >= 0) {
-        const int64_t begin = s.groups[g].begin;
-        __builtin_prefetch(&s.slot_ts[begin]);
-        __builtin_prefetch(&s.best[begin], 1);
-      }
-    }
-  };
+  // The rows of each worker's keys, in order.
+  std::vector<std::vector<int32_t>> rows_of(workers);
+  for (auto& r : rows_of) r.reserve(static_cast<size_t>(rows / workers + 64));
+  for (int64_t i = 0; i < rows; ++i) {
+    rows_of[workers == 1 ? 0 : WorkerOf(hashes[i], workers)].push_back(static_cast<int32_t>(i));
+  }
+  // Each row costs dependent cache misses (its table entry, then its group), so they are
+  // fetched ahead in two stages: the table entry 16 rows ahead, the group 8 ahead (its entry is
+  // in the cache by then). The loads only warm the cache; the lookup below repeats them.
   auto work = [&](int worker) {
     std::vector<Candidate>& best = s.best;
-    for (int64_t i = 0; i < rows; ++i) {
-      prefetch(i, worker);
-      if (!mine(i, worker)) continue;
+    const std::vector<int32_t>& mine = rows_of[worker];
+    const int64_t count = static_cast<int64_t>(mine.size());
+    for (int64_t j = 0; j < count; ++j) {
+      if (j + 16 < count) __builtin_prefetch(&s.table[hashes[mine[j + 16]] & s.mask]);
+      if (j + 8 < count) {
+        const int32_t g = s.table[hashes[mine[j + 8]] & s.mask];
+        if (g >= 0) __builtin_prefetch(&s.groups[g]);
+      }
+      const int64_t i = mine[j];
       if (keys.IsNull(i) || event_ts.IsNull(i)) continue;
       const Group* group = nullptr;
       for (uint64_t at = hashes[i] & s.mask;; at = (at + 1) & s.mask) {
