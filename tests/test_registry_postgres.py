@@ -297,3 +297,27 @@ def test_the_python_sdk_works_on_a_postgresql_registry(cli, tmp_path, postgres, 
     online = sdk_b.get_online_features(features=["risk:score"],
                                        entity_rows=[{"customer_id": 3}]).to_dict()
     assert online["score"] == [1.5], online
+
+
+def test_the_console_and_stats_read_the_shared_registry(cli, tmp_path, postgres, redis_port,
+                                                        schema, granary_bin):
+    """A host whose repository names a PostgreSQL registry has no registry file: the console's
+    pages and `granary stats` read the database, as every other command does."""
+    from test_console import get, start_ui
+    a = make_host(tmp_path, "host_a", postgres.url(schema), redis_port)
+    cli("-C", a, "apply", check=True)
+    cli("-C", a, "materialize-incremental", rfc3339(NOW - dt.timedelta(minutes=30)), "-q",
+        check=True)
+    stats = cli("-C", a, "stats", "risk", "--json", "--sample", "0", check=True)
+    assert json.loads(stats.stdout)["view"] == "risk", stats.stdout
+    port, ui = start_ui(granary_bin, a)
+    try:
+        status, body, _ = get(port, "/api/registry")
+        assert status == 200 and "risk" in body, body
+        status, body, _ = get(port, "/api/freshness")
+        assert status == 200, body
+        views = {v["view"]: v for v in json.loads(body)["views"]}
+        assert [r["status"] for r in views["risk"]["runs"]] == ["succeeded"], views["risk"]
+    finally:
+        assert ui.stop() == 0
+    assert not list(a.glob("**/*.db")), "no SQLite registry was made beside the shared one"

@@ -11,6 +11,7 @@
 #include "granary/common/strings.h"
 #include "granary/console/console_service.h"
 #include "granary/offline/feature_stats.h"
+#include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
 
 namespace granary::cli {
@@ -99,8 +100,7 @@ void PrintHuman(const FeatureStatsReport& r, const std::string& online, const st
 }
 
 Status Run(Context& ctx, const RepoConfig& config, const StatsArgs& args) {
-  GRANARY_ASSIGN_OR_RAISE(auto registry,
-                          OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting));
+  GRANARY_ASSIGN_OR_RAISE(auto registry, OpenRegistry(config, OpenMode::kOpenExisting));
   GRANARY_ASSIGN_OR_RAISE(auto latest, registry->Latest());
   if (!latest) {
     return Status::FailedPrecondition(fmt::format(

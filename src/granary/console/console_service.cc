@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include "granary/common/json.h"
+#include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
 #include "granary/serving/http/http_client.h"
 
@@ -108,8 +109,7 @@ Result<std::unique_ptr<ConsoleService>> ConsoleService::Make(ConsoleOptions opti
     return Status::InvalidArgument("the staleness threshold must be longer than 0 (e.g. 1d)");
   }
   // The registry must exist: a console over nothing would only show errors.
-  GRANARY_RETURN_NOT_OK(
-      OpenSqliteRegistry(options.repository.RegistryPath(), OpenMode::kOpenExisting).status());
+  GRANARY_RETURN_NOT_OK(OpenRegistry(options.repository, OpenMode::kOpenExisting).status());
   std::unique_ptr<ConsoleService> service(new ConsoleService(std::move(options)));
   service->pool_ =
       std::make_unique<boost::asio::thread_pool>(std::max(1, service->options_.blocking_threads));
@@ -205,8 +205,7 @@ Result<std::string> ConsoleService::StatsJson(const std::string& query) {
     return Status::InvalidArgument("GET /api/stats needs ?view=NAME (a feature view)");
   }
   const RepoConfig& config = options_.repository;
-  GRANARY_ASSIGN_OR_RAISE(auto registry,
-                          OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting));
+  GRANARY_ASSIGN_OR_RAISE(auto registry, OpenRegistry(config, OpenMode::kOpenExisting));
   GRANARY_ASSIGN_OR_RAISE(auto latest, registry->Latest());
   if (!latest) return Status::FailedPrecondition("nothing applied yet: run 'granary apply'");
   auto definitions = std::make_shared<const Definitions>(std::move(latest->definitions));

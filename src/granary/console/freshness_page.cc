@@ -8,6 +8,7 @@
 #include "granary/console/console_service.h"
 #include "granary/materialize/interval.h"
 #include "granary/materialize/view_status.h"
+#include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
 
 namespace granary {
@@ -102,8 +103,7 @@ void WriteAgeSeries(JsonWriter& w, std::vector<MaterializationRun> runs, Timesta
 
 Result<std::string> ConsoleService::FreshnessJson() {
   const RepoConfig& config = options_.repository;
-  GRANARY_ASSIGN_OR_RAISE(auto registry,
-                          OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting));
+  GRANARY_ASSIGN_OR_RAISE(auto registry, OpenRegistry(config, OpenMode::kOpenExisting));
   GRANARY_ASSIGN_OR_RAISE(auto latest, registry->Latest());
   if (!latest) {
     return Status::FailedPrecondition(fmt::format(

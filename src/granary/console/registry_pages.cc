@@ -5,15 +5,12 @@
 #include "granary/common/json.h"
 #include "granary/console/console_service.h"
 #include "granary/registry/plan.h"
+#include "granary/registry/registry_factory.h"
 #include "granary/registry/registry_store.h"
 #include "granary/serving/registry_json.h"
 
 namespace granary {
 namespace {
-
-Result<std::unique_ptr<RegistryStore>> OpenRegistry(const RepoConfig& config) {
-  return OpenSqliteRegistry(config.RegistryPath(), OpenMode::kOpenExisting);
-}
 
 Result<RegistryVersion> LatestVersion(RegistryStore& registry) {
   GRANARY_ASSIGN_OR_RAISE(auto latest, registry.Latest());
@@ -93,7 +90,8 @@ std::string_view ActionName(PlanChange::Action action) {
 }  // namespace
 
 Result<std::string> ConsoleService::RegistryJson() {
-  GRANARY_ASSIGN_OR_RAISE(auto registry, OpenRegistry(options_.repository));
+  GRANARY_ASSIGN_OR_RAISE(auto registry,
+                          OpenRegistry(options_.repository, OpenMode::kOpenExisting));
   GRANARY_ASSIGN_OR_RAISE(RegistryVersion latest, LatestVersion(*registry));
   JsonWriter w;
   w.StartObject();
@@ -106,7 +104,8 @@ Result<std::string> ConsoleService::RegistryJson() {
 }
 
 Result<std::string> ConsoleService::HistoryJson(int limit) {
-  GRANARY_ASSIGN_OR_RAISE(auto registry, OpenRegistry(options_.repository));
+  GRANARY_ASSIGN_OR_RAISE(auto registry,
+                          OpenRegistry(options_.repository, OpenMode::kOpenExisting));
   GRANARY_ASSIGN_OR_RAISE(auto versions, registry->History(limit));
   JsonWriter w;
   w.StartObject();
