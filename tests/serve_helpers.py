@@ -111,8 +111,9 @@ class Server:
                 pytest.fail(f"granary serve did not come up:\n{self.log()}")
             time.sleep(0.02)
 
-    def request(self, method, path, body=None, headers=None, raw=False):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+    def request(self, method, path, body=None, headers=None, raw=False, timeout=10):
+        """`timeout`: seconds to wait for the answer (a waited materialization can take minutes)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
             conn.request(method, path, body=data, headers=headers or {})

@@ -77,7 +77,8 @@ def test_server_endpoint_and_a_cli_run_handed_to_the_server_on_spark(cli, tmp_pa
                                                                      expected, serve):  # noqa: F811
     repo = spark_repo(cli, tmp_path / "spark", spark_remote)
     server = serve(repo)
-    status, body = server.post("/materialize-incremental", {"end": FIRST_END, "wait": True})
+    status, body = server.post("/materialize-incremental", {"end": FIRST_END, "wait": True},
+                               timeout=600)
     assert status == 200, body
     assert body["status"] == "succeeded", body
     assert sorted(v["view"] for v in body["views"]) == ["bays", "risk"]

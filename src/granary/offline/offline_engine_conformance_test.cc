@@ -9,10 +9,12 @@
 // folder. Every suite here is instantiated over that list.
 #include <arrow/api.h>
 #include <arrow/io/api.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <parquet/arrow/writer.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <random>
@@ -474,6 +476,186 @@ TEST_P(EngineTest, LatestRowsAgreeWithTheRulesOnRandomData) {
     }
   }
 }
+
+// ---- Window aggregations: equal to the embedded engine (the kernel) on random data ----
+
+// Every function over `payments`, windows from 1h to 1d, granularity 1h. Types given (the
+// definitions are not inferred from data here).
+constexpr const char* kAggregationDefinitions = R"yaml(
+entities:
+  - {name: customer, join_keys: [customer_id], value_type: int64}
+data_sources:
+  - name: payments
+    path: data/payments
+    timestamp_field: ts
+    created_timestamp_column: created
+feature_views:
+  - name: risk_windows
+    entities: [customer]
+    source: payments
+    granularity: 1h
+    schema:
+      - {name: amount, type: float64}
+    aggregations:
+      - {name: n_3h, function: count, window: 3h}
+      - {name: spend_3h, function: sum, column: amount, window: 3h, type: float64}
+      - {name: mean_1d, function: mean, column: amount, window: 1d}
+      - {name: sd_1d, function: stddev, column: amount, window: 1d}
+      - {name: low_2h, function: min, column: amount, window: 2h, type: float64}
+      - {name: high_note_2h, function: max, column: note, window: 2h, type: string}
+      - {name: first_note_1d, function: first, column: note, window: 1d, type: string}
+      - {name: last_amount_1h, function: last, column: amount, window: 1h, type: float64}
+      - {name: notes_1d, function: count_distinct, column: note, window: 1d}
+      - {name: notes_2h, function: count, column: note, window: 2h}
+)yaml";
+
+// Two tables' cells equal: floating values within 1e-9 relative (engines may add in another
+// order: docs/AGGREGATIONS.md), everything else as text. Names the first difference.
+std::string FirstDifference(const arrow::Table& actual, const arrow::Table& expected) {
+  if (!actual.schema()->Equals(*expected.schema())) {
+    return "schemas differ: " + actual.schema()->ToString() + " vs " +
+           expected.schema()->ToString();
+  }
+  if (actual.num_rows() != expected.num_rows()) {
+    return fmt::format("{} rows, expected {}", actual.num_rows(), expected.num_rows());
+  }
+  auto a = golden::TableAsText(actual).ValueOrDie();
+  auto e = golden::TableAsText(expected).ValueOrDie();
+  for (size_t r = 0; r < a.rows.size(); ++r) {
+    for (size_t c = 0; c < a.columns.size(); ++c) {
+      const std::string& x = a.rows[r][c];
+      const std::string& y = e.rows[r][c];
+      if (x == y) continue;
+      const auto type = actual.schema()->field(static_cast<int>(c))->type()->id();
+      if ((type == arrow::Type::DOUBLE || type == arrow::Type::FLOAT) && x != "null" &&
+          y != "null" &&
+          std::abs(std::stod(x) - std::stod(y)) <= 1e-9 * std::max(1.0, std::abs(std::stod(y)))) {
+        continue;
+      }
+      return fmt::format("row {} column {}: {}, expected {}", r, a.columns[c], x, y);
+    }
+  }
+  return "";
+}
+
+class EngineAggregationTest : public ::testing::TestWithParam<EngineUnderTest> {
+ protected:
+  void SetUp() override {
+    Diagnostics diag;
+    LoadDefinitionsText("defs.yaml", kAggregationDefinitions, &defs_, &diag);
+    ASSERT_FALSE(diag.has_errors()) << diag.ToStatus().ToString();
+    auto engine = GetParam().open(dir_.path(), kDefaultMemoryBudget);
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    engine_ = std::move(*engine);
+    // The reference: the embedded engine, whose values are the kernel's.
+    reference_ = MakeEmbeddedEngine(dir_.path(), EmbeddedEngineOptions{});
+  }
+
+  // Random payments over three days in three files: ties on time (with different values, so
+  // that first/last depend on the read order), null keys, repeated notes, empty notes.
+  void WriteRandomPayments(uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    const Timestamp base = At("2026-03-01T00:00:00Z");
+    for (int f = 0; f < 3; ++f) {
+      std::vector<Payment> rows;
+      for (int i = 0; i < 300; ++i) {
+        Payment p;
+        p.customer = rng() % 25 == 0 ? -1 : static_cast<int64_t>(rng() % 20);
+        p.event = base + Duration::Minutes(static_cast<int64_t>(rng() % (3 * 24 * 4)) * 15);
+        if (rng() % 3 == 0) p.event = p.event + Duration::Microseconds(1);
+        p.amount = static_cast<double>(static_cast<int64_t>(rng() % 2001) - 1000) / 8;
+        p.note = std::string(1, static_cast<char>('a' + rng() % 6));
+        if (p.note == "f") p.note = "";
+        rows.push_back(p);
+      }
+      WriteParquet(PaymentsTable(rows),
+                   dir_.path() / "data/payments" / ("part-" + std::to_string(f) + ".parquet"));
+    }
+  }
+
+  TempDir dir_ = TempDir::Make("granary-conformance-").ValueOrDie();
+  Definitions defs_;
+  std::unique_ptr<OfflineEngine> engine_;
+  std::unique_ptr<OfflineEngine> reference_;
+};
+
+TEST_P(EngineAggregationTest, AggregationsAtEntityRowsEqualTheKernelsOnRandomData) {
+  for (uint64_t seed : {21u, 22u}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::filesystem::remove_all(dir_.path() / "data/payments");
+    WriteRandomPayments(seed);
+    std::mt19937_64 rng(seed * 7);
+    const Timestamp base = At("2026-03-01T00:00:00Z");
+    arrow::Int64Builder ids;
+    arrow::TimestampBuilder times(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                                  arrow::default_memory_pool());
+    for (int i = 0; i < 250; ++i) {
+      (void)ids.Append(static_cast<int64_t>(rng() % 24));  // 20..23 have no events
+      // On the quarter hours the events use, a microsecond either side, or anywhere.
+      int64_t t =
+          (base + Duration::Minutes(static_cast<int64_t>(rng() % (4 * 24 * 4)) * 15)).micros;
+      const int shift = static_cast<int>(rng() % 4);
+      t += shift == 0   ? 0
+           : shift == 1 ? 1
+           : shift == 2 ? -1
+                        : static_cast<int64_t>(rng() % 900'000'000);
+      (void)times.Append(t);
+    }
+    HistoricalRequest request;
+    request.entities =
+        arrow::Table::Make(arrow::schema({arrow::field("customer_id", arrow::int64()),
+                                          arrow::field("event_timestamp", times.type())}),
+                           {ids.Finish().ValueOrDie(), times.Finish().ValueOrDie()});
+    for (const auto& a : defs_.FindFeatureView("risk_windows")->aggregations) {
+      request.features.push_back(FeatureRef::Parse("risk_windows:" + a.name).ValueOrDie());
+    }
+    request.features.push_back(FeatureRef::Parse("risk_windows:amount").ValueOrDie());
+    auto run = [&](OfflineEngine& engine) -> Result<std::shared_ptr<arrow::Table>> {
+      GRANARY_ASSIGN_OR_RAISE(auto stream, engine.GetHistoricalFeatures(defs_, request));
+      return ReadAll(*stream);
+    };
+    auto actual = run(*engine_);
+    if (!engine_->capabilities().window_aggregations) {
+      // An engine without them says so (offline_engine.h).
+      EXPECT_EQ(actual.status().code(), StatusCode::kNotImplemented);
+      return;
+    }
+    auto expected = run(*reference_);
+    ASSERT_TRUE(expected.ok()) << expected.status().ToString();
+    ASSERT_TRUE(actual.ok()) << actual.status().ToString();
+    EXPECT_EQ(FirstDifference(**actual, **expected), "");
+  }
+}
+
+TEST_P(EngineAggregationTest, EventsForTilesAreTheSourcesInRangeInReadOrder) {
+  WriteRandomPayments(31);
+  EventsRequest request;
+  request.view = defs_.FindFeatureView("risk_windows");
+  request.start = At("2026-03-01T12:00:00Z");
+  request.end = At("2026-03-02T12:00:00.000001Z");
+  request.batch_rows = 50;
+  auto read = [&](OfflineEngine& engine) -> Result<std::shared_ptr<arrow::Table>> {
+    GRANARY_ASSIGN_OR_RAISE(auto stream, engine.ReadEvents(defs_, request));
+    return ReadAll(*stream);
+  };
+  auto actual = read(*engine_);
+  if (!engine_->capabilities().window_aggregations) {
+    EXPECT_EQ(actual.status().code(), StatusCode::kNotImplemented);
+    return;
+  }
+  auto expected = read(*reference_);
+  ASSERT_TRUE(expected.ok()) << expected.status().ToString();
+  ASSERT_TRUE(actual.ok()) << actual.status().ToString();
+  // Keys, time, then each column once: amount (spend_3h, ...) and note (high_note_2h, ...).
+  EXPECT_EQ(Join((*actual)->schema()->field_names(), ","),
+            "customer_id,event_timestamp,amount,note");
+  EXPECT_GT((*actual)->num_rows(), 100);
+  EXPECT_EQ((*actual)->GetColumnByName("customer_id")->null_count(), 0);
+  EXPECT_EQ(FirstDifference(**actual, **expected), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, EngineAggregationTest, ::testing::ValuesIn(Engines()),
+                         EngineName);
 
 TEST_P(EngineTest, AppendedRowsAreReadAfterwardsOrTheEngineSaysItCannotAppend) {
   WritePayments("a.parquet", {{1, At("2026-01-01T10:00:00Z"), std::nullopt, 1, "before"}});

@@ -120,6 +120,34 @@ Result<std::shared_ptr<arrow::Array>> TypedColumn(const TextTable& t, size_t c,
 
 std::string FormatDouble(double v) { return fmt::format("{}", v); }
 
+// "NAME = FUNCTION(COLUMN) over WINDOW where COLUMN" (the column and the where optional).
+Result<Aggregation> ParseAggregation(const std::string& text, const Reader& r, size_t at) {
+  const std::string usage =
+      "aggregation: write NAME = FUNCTION(COLUMN) over WINDOW [where COLUMN], e.g. "
+      "spend_2h = sum(amount) over 2h where failed";
+  Aggregation a;
+  size_t eq = text.find('=');
+  size_t over = text.find(" over ");
+  if (eq == std::string::npos || over == std::string::npos || over < eq) return r.Error(at, usage);
+  a.name = Trim(text.substr(0, eq));
+  std::string call = Trim(text.substr(eq + 1, over - eq - 1));
+  std::string rest = Trim(text.substr(over + 6));
+  std::string function = call;
+  size_t open = call.find('(');
+  if (open != std::string::npos) {
+    if (call.back() != ')') return r.Error(at, usage);
+    function = Trim(call.substr(0, open));
+    a.column = Trim(call.substr(open + 1, call.size() - open - 2));
+  }
+  GRANARY_ASSIGN_OR_RAISE(a.function, ParseAggregationFunction(function));
+  size_t where = rest.find(" where ");
+  std::string window = where == std::string::npos ? rest : Trim(rest.substr(0, where));
+  if (where != std::string::npos) a.where = Trim(rest.substr(where + 7));
+  GRANARY_ASSIGN_OR_RAISE(a.window, ParseDuration(window));
+  a.location = SourceLocation{r.file, static_cast<int>(at)};
+  return a;
+}
+
 }  // namespace
 
 Result<GoldenCase> ParseGoldenCase(const std::filesystem::path& file) {
@@ -176,6 +204,19 @@ Result<GoldenCase> ParseGoldenCase(const std::filesystem::path& file) {
             if (arrow_pos == std::string::npos) return r.Error(at, "field_mapping: write a -> b");
             v.source.field_mapping[Trim(m.substr(0, arrow_pos))] = Trim(m.substr(arrow_pos + 2));
           }
+        } else if (key == "columns") {
+          // Source columns that are not features (what aggregations read), typed.
+          for (const auto& c : Split(value, ',')) {
+            auto parts = Split(c, ':');
+            if (parts.size() != 2) return r.Error(at, "columns: write name:type, ...");
+            GRANARY_ASSIGN_OR_RAISE(ValueType type, ValueType::Parse(parts[1]));
+            v.columns.push_back(Field{parts[0], type, "", {}});
+          }
+        } else if (key == "granularity") {
+          GRANARY_ASSIGN_OR_RAISE(v.view.granularity, ParseDuration(value));
+        } else if (key == "aggregation") {
+          GRANARY_ASSIGN_OR_RAISE(Aggregation a, ParseAggregation(value, r, at));
+          v.view.aggregations.push_back(std::move(a));
         } else if (key == "format") {
           v.format = value;
         } else if (key == "files") {
@@ -240,6 +281,24 @@ Result<Definitions> MaterializeCase(GoldenCase* g, const std::filesystem::path& 
       types[v.source.created_timestamp_column] = ValueType::Scalar(ScalarType::kTimestamp);
     }
     for (const Field& f : v.view.schema) types[f.name] = f.type;
+    for (const Field& f : v.columns) types[f.name] = f.type;
+    if (!v.view.aggregations.empty() && v.view.granularity.micros == 0) {
+      v.view.granularity = kDefaultGranularity;
+    }
+    for (Aggregation& a : v.view.aggregations) {
+      ValueType column_type = ValueType::Scalar(ScalarType::kInt64);
+      if (!a.column.empty()) {
+        auto it = types.find(a.column);
+        if (it == types.end()) {
+          return Status::InvalidArgument(fmt::format(
+              "{}: view '{}': aggregation '{}' reads column '{}', which `columns:` does not "
+              "declare",
+              g->file, v.view.name, a.name, a.column));
+        }
+        column_type = it->second;
+      }
+      GRANARY_ASSIGN_OR_RAISE(a.type, AggregationOutputType(a.function, column_type));
+    }
     arrow::FieldVector fields;
     arrow::ArrayVector arrays;
     for (size_t c = 0; c < v.rows.columns.size(); ++c) {

@@ -34,6 +34,7 @@ struct GoldenView {
   DataSource source;
   std::string format = "parquet";  // parquet | csv
   int files = 1;                   // rows are split, in order, over this many files
+  std::vector<Field> columns;      // typed source columns that are not features (aggregations)
   TextTable rows;
 };
 

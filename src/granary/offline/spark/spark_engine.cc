@@ -9,6 +9,7 @@
 
 #include "granary/common/progress.h"
 #include "granary/common/strings.h"
+#include "granary/offline/spark/spark_aggregations.h"
 #include "granary/offline/spark/spark_sql.h"
 #include "granary/spark_connect/spark_connect_client.h"
 #include "granary/types/arrow_convert.h"
@@ -55,13 +56,16 @@ Result<spark_sql::JoinView> MakeJoinView(const Definitions& defs, const FeatureV
     }
   }
   for (const auto& f : features) {
+    // A plain feature (the point-in-time join) or a window aggregation (spark_aggregations.h).
     const Field* field = view.FindFeature(f);
-    if (field == nullptr) {
+    const Aggregation* aggregation = field == nullptr ? view.FindAggregation(f) : nullptr;
+    if (field == nullptr && (aggregation == nullptr || !aggregation->type)) {
       return Status::InvalidArgument(
           fmt::format("feature view '{}' has no feature '{}'", view.name, f));
     }
     out.features.push_back(f);
-    out.feature_types.push_back(field->type);
+    out.feature_types.push_back(field != nullptr ? field->type : *aggregation->type);
+    out.aggregations.push_back(aggregation);
   }
   return out;
 }
@@ -173,6 +177,7 @@ class SparkEngine final : public OfflineEngine {
     c.query_sources = true;
     c.historical_to_store = true;
     c.entity_sql = true;
+    c.window_aggregations = true;  // spark_aggregations.h
     return c;
   }
 
@@ -364,6 +369,85 @@ class SparkEngine final : public OfflineEngine {
         columns.push_back(col);
       }
       return arrow::RecordBatch::Make(schema, batch->num_rows(), std::move(columns));
+    };
+    OfflineReadStats stats;
+    stats.view = view.name;
+    stats.engine_detail = Describe();
+    return std::unique_ptr<OfflineBatchStream>(
+        std::make_unique<SparkStream>(client_, std::move(*result), schema, std::move(convert),
+                                      std::vector<OfflineReadStats>{stats}, views));
+  }
+
+  // The events of a view with aggregations, for its online tiles (spark_aggregations.h): the
+  // cluster filters and orders them; they stream back a batch at a time.
+  Result<std::unique_ptr<OfflineBatchStream>> ReadEvents(const Definitions& defs,
+                                                         const EventsRequest& request) override {
+    if (request.view == nullptr) return Status::InvalidArgument("ReadEvents: no view given");
+    const FeatureView& view = *request.view;
+    GRANARY_ASSIGN_OR_RAISE(auto join_view, MakeJoinView(defs, view, {}));
+    GRANARY_RETURN_NOT_OK(
+        ValidateSource(*join_view.source).WithContext(fmt::format("feature view '{}'", view.name)));
+    spark_sql::EventsQuery query;
+    query.view = join_view;
+    query.columns = spark_sql::AggregationEventColumns(view, *join_view.source);
+    query.start = request.start;
+    query.end = request.end;
+    query.repo_root = options_.repo_root;
+    std::vector<std::string> views;
+    if (join_view.source->format == SourceFormat::kCsv && !join_view.source->path.empty()) {
+      query.csv_view = NewName("csv");
+      views.push_back(query.csv_view);
+      Status st = RegisterCsv(*join_view.source, query.csv_view);
+      if (!st.ok()) {
+        DropViews(views);
+        return st.WithContext(fmt::format("feature view '{}'", view.name));
+      }
+    }
+    const std::string sql = spark_sql::EventsSql(query);
+    const std::string what = fmt::format("the events of feature view '{}'", view.name);
+    // The columns' types as the cluster reads them (keys and time as Granary declares them).
+    auto analyzed = client_->AnalyzeSql(sql);
+    if (!analyzed.ok()) {
+      DropViews(views);
+      return analyzed.status().WithContext(what);
+    }
+    std::vector<ValueType> types;
+    arrow::FieldVector fields;
+    for (int c = 0; c < (*analyzed)->num_fields(); ++c) {
+      const auto& field = (*analyzed)->field(c);
+      ValueType type = ValueType::Scalar(ScalarType::kTimestamp);
+      if (static_cast<size_t>(c) < join_view.join_keys.size()) {
+        type = join_view.join_key_types[c];
+      } else if (static_cast<size_t>(c) > join_view.join_keys.size()) {
+        auto from = FromArrowType(*field->type());
+        if (!from.ok()) {
+          DropViews(views);
+          return from.status().WithContext(fmt::format("{}: column '{}'", what, field->name()));
+        }
+        type = *from;
+      }
+      types.push_back(type);
+      fields.push_back(arrow::field(field->name(), ToArrowType(type)));
+    }
+    auto schema = arrow::schema(fields);
+    auto result = client_->ExecuteSql(sql, request.cancel);
+    if (!result.ok()) {
+      DropViews(views);
+      return result.status().WithContext(what);
+    }
+    SparkStream::Convert convert =
+        [schema, types](
+            const std::shared_ptr<arrow::RecordBatch>& in,
+            std::vector<OfflineReadStats>* stats) -> Result<std::shared_ptr<arrow::RecordBatch>> {
+      arrow::ArrayVector columns;
+      for (size_t c = 0; c < types.size(); ++c) {
+        GRANARY_ASSIGN_OR_RAISE(auto col,
+                                ToGranaryType(in->column(static_cast<int>(c)), types[c],
+                                              schema->field(static_cast<int>(c))->name()));
+        columns.push_back(col);
+      }
+      (*stats)[0].rows_returned += in->num_rows();
+      return arrow::RecordBatch::Make(schema, in->num_rows(), std::move(columns));
     };
     OfflineReadStats stats;
     stats.view = view.name;

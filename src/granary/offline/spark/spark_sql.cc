@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "granary/common/strings.h"
+#include "granary/offline/spark/spark_aggregations.h"
 #include "granary/spark_connect/spark_connect_client.h"
 
 namespace granary::spark_sql {
@@ -53,16 +54,14 @@ std::string DateLiteral(int64_t micros) {
   return fmt::format("DATE'{:04d}-{:02d}-{:02d}'", d.year, d.month, d.day);
 }
 
-// The source's rows that can matter, typed and named for the generated SQL: __g_k<i> (join keys
-// cast to the declared types), __g_ev, __g_cr, __g_file, __g_pos (read position), __g_f<j>
-// (features cast to their types). Only rows with an event time in [start, end] and no null key
-// (none at all when `none`), filtered on the source's own columns in the scan's WHERE, so that
-// Spark pushes the filter into the reader (partitions, Delta's file statistics, Parquet row
-// groups): a filter above monotonically_increasing_id() would not be pushed.
-std::string SourceRows(const JoinView& v, const std::filesystem::path& root,
-                       const std::string& csv_view, std::optional<Timestamp> start,
-                       std::optional<Timestamp> end, bool none = false,
-                       bool keep_null_keys = false) {
+}  // namespace
+
+// Filtered on the source's own columns in the scan's WHERE: a filter above
+// monotonically_increasing_id() would not be pushed into the reader.
+std::string SourceRowsSql(const JoinView& v, const std::filesystem::path& root,
+                          const std::string& csv_view, std::optional<Timestamp> start,
+                          std::optional<Timestamp> end, bool none, bool keep_null_keys,
+                          const std::vector<std::string>& extra) {
   const DataSource& s = *v.source;
   std::vector<std::string> where;
   std::string ev =
@@ -108,9 +107,12 @@ std::string SourceRows(const JoinView& v, const std::filesystem::path& root,
                                QuoteIdentifier(s.SourceColumnFor(v.features[f])),
                                SparkTypeName(v.feature_types[f]), f));
   }
+  for (const auto& e : extra) cols.push_back(e);
   return fmt::format("SELECT {} FROM {} WHERE {}", Join(cols, ", "),
                      SourceRelation(s, root, csv_view), Join(where, " AND "));
 }
+
+namespace {
 
 // named_struct of the read-order key: (event, has created, created, file, position).
 constexpr const char* kOrderStruct =
@@ -184,7 +186,33 @@ std::string PointInTimeSql(const PointInTimeQuery& q) {
   std::string select = fmt::format("SELECT e.{}", kRowColumn);
   std::string joins;
   for (size_t i = 0; i < q.views.size(); ++i) {
-    const JoinView& v = q.views[i];
+    const JoinView& full = q.views[i];
+    // The plain features go through the point-in-time join below (as `v` from here on), the
+    // aggregations through their own CTEs; the output takes each from where it was computed.
+    JoinView v = full;
+    v.features.clear();
+    v.feature_types.clear();
+    v.aggregations.clear();
+    std::vector<size_t> plain_index;  // v's feature j is full's feature plain_index[j]
+    bool any_aggregation = false;
+    for (size_t f = 0; f < full.features.size(); ++f) {
+      if (f < full.aggregations.size() && full.aggregations[f] != nullptr) {
+        any_aggregation = true;
+        continue;
+      }
+      plain_index.push_back(f);
+      v.features.push_back(full.features[f]);
+      v.feature_types.push_back(full.feature_types[f]);
+    }
+    if (any_aggregation) {
+      for (auto& cte : WindowAggregationCtes(q, i)) ctes.push_back(std::move(cte));
+      joins += fmt::format(" LEFT JOIN w{0} ON e.{1} = w{0}.{1}", i, kRowColumn);
+    }
+    for (size_t f = 0; f < full.features.size(); ++f) {
+      const bool aggregated = f < full.aggregations.size() && full.aggregations[f] != nullptr;
+      select += fmt::format(", {}{}.{}", aggregated ? "w" : "v", i, FeatureColumn(i, f));
+    }
+    if (any_aggregation && v.features.empty()) continue;
     const size_t nk = v.join_keys.size();
     std::optional<Timestamp> start;
     if (q.min_time && v.view->ttl.micros > 0) {
@@ -193,8 +221,8 @@ std::string PointInTimeSql(const PointInTimeQuery& q) {
     const std::string csv_view = i < q.csv_views.size() ? q.csv_views[i] : "";
     // Only rows that can be candidates; none at all when no entity row has a time.
     ctes.push_back(fmt::format("v{}_rows AS ({})", i,
-                               SourceRows(v, q.repo_root, csv_view, start, q.max_time,
-                                          /*none=*/!q.max_time.has_value())));
+                               SourceRowsSql(v, q.repo_root, csv_view, start, q.max_time,
+                                             /*none=*/!q.max_time.has_value())));
 
     std::vector<std::string> value_fields = {"'ev', __g_ev"};
     std::vector<std::string> value_types = {"ev: TIMESTAMP"};
@@ -238,9 +266,8 @@ std::string PointInTimeSql(const PointInTimeQuery& q) {
                              : "__g_best IS NOT NULL";
     std::vector<std::string> outputs;
     for (size_t f = 0; f < v.features.size(); ++f) {
-      outputs.push_back(
-          fmt::format("CASE WHEN {} THEN __g_best.f{} END AS {}", in_ttl, f, FeatureColumn(i, f)));
-      select += fmt::format(", v{}.{}", i, FeatureColumn(i, f));
+      outputs.push_back(fmt::format("CASE WHEN {} THEN __g_best.f{} END AS {}", in_ttl, f,
+                                    FeatureColumn(i, plain_index[f])));
     }
     ctes.push_back(fmt::format("v{0} AS (SELECT {1}{2}{3} FROM v{0}_m WHERE __g_kind = 1)", i,
                                kRowColumn, outputs.empty() ? "" : ", ", Join(outputs, ", ")));
@@ -255,8 +282,8 @@ std::string LatestRowsSql(const LatestRowsQuery& q) {
   const JoinView& v = q.view;
   const size_t nk = v.join_keys.size();
   // Rows with a null key stay in the scan, as groups of their own, only to be counted.
-  std::string src = SourceRows(v, q.repo_root, q.csv_view, q.start, q.end, /*none=*/false,
-                               /*keep_null_keys=*/true);
+  std::string src = SourceRowsSql(v, q.repo_root, q.csv_view, q.start, q.end, /*none=*/false,
+                                  /*keep_null_keys=*/true);
   std::vector<std::string> value_fields = {"'ev', __g_ev", "'cr', __g_cr"};
   for (size_t f = 0; f < v.features.size(); ++f) {
     value_fields.push_back(fmt::format("'f{0}', __g_f{0}", f));

@@ -64,6 +64,9 @@ struct JoinView {
   std::vector<ValueType> join_key_types;  // as the entities declare them
   std::vector<std::string> features;      // requested features, in request order
   std::vector<ValueType> feature_types;
+  // Per feature: its window aggregation (spark_aggregations.h), or null for a plain feature of
+  // the view's schema (the point-in-time join). Empty: every feature is plain.
+  std::vector<const Aggregation*> aggregations;
 };
 
 struct PointInTimeQuery {
@@ -77,7 +80,8 @@ struct PointInTimeQuery {
 };
 
 // The query: kRowColumn, then per view and feature a column `__g_v<i>_f<j>`, ordered by
-// kRowColumn, one row per entity row.
+// kRowColumn, one row per entity row. A view's plain features come from the point-in-time join
+// above; its aggregation features from WindowAggregationCtes (spark_aggregations.h).
 std::string PointInTimeSql(const PointInTimeQuery& query);
 
 // The column name PointInTimeSql gives feature j of view i.
@@ -98,6 +102,17 @@ struct LatestRowsQuery {
   std::string csv_view;
 };
 std::string LatestRowsSql(const LatestRowsQuery& query);
+
+// The rows of a view's source with an event time in [start, end] (either unbounded when
+// nullopt) and no null join key (unless `keep_null_keys`), filtered in the scan's WHERE so that
+// Spark prunes partitions, files and row groups: __g_k<i> (join keys cast to their declared
+// types), __g_ev, __g_cr, __g_file, __g_pos (read position), __g_f<j> (the view's features
+// cast to their types: give a view of plain features only), then `extra` (select expressions over
+// the source's own columns). No rows at all when `none`.
+std::string SourceRowsSql(const JoinView& view, const std::filesystem::path& root,
+                          const std::string& csv_view, std::optional<Timestamp> start,
+                          std::optional<Timestamp> end, bool none = false,
+                          bool keep_null_keys = false, const std::vector<std::string>& extra = {});
 
 // A predicate on the source's date partition column that keeps the days of [start, end]
 // (start nullopt: unbounded), or "" when the source has no date_partition_column. Partition

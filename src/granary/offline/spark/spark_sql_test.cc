@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include "granary/aggregation/window_kernel.h"
+#include "granary/offline/spark/spark_aggregations.h"
+
 namespace granary::spark_sql {
 namespace {
 
@@ -100,6 +103,128 @@ TEST(SparkSql, PointInTimeQueryBoundsTheScanAndOrdersByEntityRow) {
   q.min_time.reset();
   q.max_time.reset();
   EXPECT_NE(PointInTimeSql(q).find("WHERE false"), std::string::npos);
+}
+
+TEST(SparkSql, WindowStartsAreTheKernelsFlooredToTheGranularity) {
+  const int64_t h = 3'600'000'000LL;
+  for (int64_t t : std::vector<int64_t>{0, 10 * h, 10 * h + 1, 11 * h - 1, -1, -h, -5 * h - 7}) {
+    for (int64_t w : std::vector<int64_t>{h, 2 * h, 90 * 60'000'000LL}) {
+      EXPECT_EQ(WindowStartMicros(t, w, h),
+                aggregation::WindowStart(t, Duration::Microseconds(w), Duration::Microseconds(h)))
+          << t << " " << w;
+    }
+  }
+  EXPECT_EQ(WindowStartMicros(10 * h + 30 * 60'000'000LL, 2 * h, h), 8 * h);
+  EXPECT_EQ(WindowStartMicros(-1, h, h), -2 * h);
+}
+
+// A view with a plain feature and two aggregations, the second of a longer window and a where.
+struct AggregationFixture {
+  FeatureView view;
+  DataSource source;
+  PointInTimeQuery q;
+  AggregationFixture() {
+    view.name = "pay";
+    view.ttl = Duration::Hours(1);
+    view.granularity = Duration::Hours(1);
+    view.schema.push_back(Field{"plan", ValueType::Scalar(ScalarType::kString), "", {}});
+    Aggregation spend{.name = "spend_2h",
+                      .function = AggregationFunction::kSum,
+                      .column = "amount",
+                      .window = Duration::Hours(2),
+                      .type = ValueType::Scalar(ScalarType::kFloat64)};
+    Aggregation failures{.name = "failures_1d",
+                         .function = AggregationFunction::kCount,
+                         .where = "failed",
+                         .window = Duration::Days(1),
+                         .type = ValueType::Scalar(ScalarType::kInt64)};
+    view.aggregations = {spend, failures};
+    source.path = "/data/pay";
+    source.timestamp_field = "ts";
+    source.date_partition_column = "day";
+    q.entity_view = "__g_entities_0";
+    q.views.push_back(
+        JoinView{&view,
+                 &source,
+                 {"customer_id"},
+                 {ValueType::Scalar(ScalarType::kInt64)},
+                 {"failures_1d", "plan", "spend_2h"},
+                 {ValueType::Scalar(ScalarType::kInt64), ValueType::Scalar(ScalarType::kString),
+                  ValueType::Scalar(ScalarType::kFloat64)},
+                 {&view.aggregations[1], nullptr, &view.aggregations[0]}});
+    q.min_time = Timestamp::FromMicros(30 * 3'600'000'000LL);
+    q.max_time = Timestamp::FromMicros(40 * 3'600'000'000LL);
+  }
+};
+
+TEST(SparkSql, AggregationsJoinEventsInTheLongestWindowAndFilterEachToItsOwn) {
+  AggregationFixture f;
+  const std::string sql = PointInTimeSql(f.q);
+  for (const char* part :
+       {// The scan: from the longest window's start at the first entity row (30h - 1d = 6h),
+        // to the last entity row; days pruned; no null keys.
+        "CAST(`ts` AS TIMESTAMP) >= TIMESTAMP'1970-01-01 06:00:00.000000'",
+        "CAST(`ts` AS TIMESTAMP) <= TIMESTAMP'1970-01-02 16:00:00.000000'",
+        "try_cast(`day` AS DATE) >= DATE'1970-01-01'", "`customer_id` IS NOT NULL",
+        "CAST(`failed` AS BOOLEAN) AS __g_c0", "`amount` AS __g_c1",
+        // Each window's start, floored to the granularity in integer microseconds.
+        "(unix_micros(__g_t) - 7200000000) - pmod(unix_micros(__g_t) - 7200000000, "
+        "3600000000) AS __g_s1",
+        // The range join on the key and [start of the longest window, t], per entity row; a
+        // sort-merge join (a broadcast of events misjudged as small fills the driver).
+        "w0 AS (SELECT /*+ MERGE(e) */ r.__g_row",
+        "LEFT JOIN w0_e e ON r.__g_k0 = e.__g_k0 AND e.__g_us <= r.__g_tus AND e.__g_us >= "
+        "r.__g_s0 GROUP BY r.__g_row, r.__g_tus",
+        "count(CASE WHEN e.__g_us >= r.__g_s0 AND e.__g_c0 IS TRUE THEN 1 END)",
+        "sum(CASE WHEN e.__g_us >= r.__g_s1 AND e.__g_c1 IS NOT NULL THEN CAST(e.__g_c1 AS "
+        "DOUBLE) END)",
+        "CASE WHEN r.__g_tus IS NULL THEN NULL",
+        // The plain feature still goes through the point-in-time join; the output takes each
+        // feature from where it was computed, in request order.
+        "SELECT e.__g_row, w0.__g_v0_f0, v0.__g_v0_f1, w0.__g_v0_f2",
+        "LEFT JOIN w0 ON e.__g_row = w0.__g_row", "LEFT JOIN v0 ON e.__g_row = v0.__g_row"}) {
+    EXPECT_NE(sql.find(part), std::string::npos) << part << "\n" << sql;
+  }
+  // Only aggregations: no point-in-time part at all.
+  f.q.views[0].features = {"spend_2h"};
+  f.q.views[0].feature_types = {ValueType::Scalar(ScalarType::kFloat64)};
+  f.q.views[0].aggregations = {&f.view.aggregations[0]};
+  const std::string only = PointInTimeSql(f.q);
+  EXPECT_EQ(only.find("v0_rows"), std::string::npos) << only;
+  EXPECT_EQ(only.find("`failed`"), std::string::npos) << only;
+}
+
+TEST(SparkSql, EventsOfAViewAreReadOnceEachInReadOrderAndCsvColumnsAreCast) {
+  AggregationFixture f;
+  EventsQuery q;
+  q.view = f.q.views[0];
+  q.columns = AggregationEventColumns(f.view, f.source);
+  ASSERT_EQ(q.columns.size(), 2u);
+  EXPECT_EQ(q.columns[0].name, "amount");
+  EXPECT_EQ(q.columns[0].cast, "");  // Parquet keeps its types
+  EXPECT_TRUE(q.columns[1].is_where);
+  q.start = Timestamp::FromMicros(0);
+  q.end = Timestamp::FromMicros(3'600'000'000LL);
+  const std::string sql = EventsSql(q);
+  for (const char* part :
+       {"__g_k0 AS `customer_id`", "__g_ev AS event_timestamp", "__g_c0 AS `amount`",
+        "__g_c1 AS `failed`", "ORDER BY __g_file, __g_pos"}) {
+    EXPECT_NE(sql.find(part), std::string::npos) << part << "\n" << sql;
+  }
+  // CSV: text cast to the type its strongest aggregation gives (min over mean over count).
+  f.source.format = SourceFormat::kCsv;
+  f.view.aggregations.push_back(Aggregation{.name = "amounts",
+                                            .function = AggregationFunction::kCountDistinct,
+                                            .column = "amount",
+                                            .window = Duration::Hours(1),
+                                            .type = ValueType::Scalar(ScalarType::kInt64)});
+  EXPECT_EQ(AggregationEventColumns(f.view, f.source)[0].cast, "DOUBLE");
+  f.view.aggregations.push_back(Aggregation{.name = "low",
+                                            .function = AggregationFunction::kMin,
+                                            .column = "amount",
+                                            .window = Duration::Hours(1),
+                                            .type = ValueType::Scalar(ScalarType::kFloat32)});
+  EXPECT_EQ(AggregationEventColumns(f.view, f.source)[0].cast, "FLOAT");
 }
 
 }  // namespace
