@@ -70,6 +70,9 @@ def test_training_set_from_csv_entities_to_parquet(cli, tmp_path):
               "--output", repo / "train.parquet", check=True)
     assert "wrote 5 rows x 5 columns to" in out.stderr
     assert "driver_hourly: 1.81K rows read of 1 files" in out.stderr
+    # What the memory budget made the join do, and why.
+    assert "driver_hourly: matched streaming: 0.0 MiB of state for 5 entity rows, within the " \
+        "join's " in out.stderr
     table = pq.read_table(repo / "train.parquet")
     assert table.column_names == ["driver_id", "event_timestamp", "label", "conv_rate",
                                   "avg_daily_trips"]
@@ -98,12 +101,61 @@ def test_feature_service_full_names_csv_output_and_a_spilling_budget_agree(cli, 
                   "--feature-service", "driver_v1", "--full-feature-names", "-o", repo / "b.csv",
                   "--memory-budget", "100", "--threads", "2", check=True)
     assert "partitions" in spilled.stderr and "spilled" in spilled.stderr
+    assert "driver_hourly: streaming 5 entity rows takes 0.0 MiB and the source's keys and " \
+        "times more than the join's 0.0 MiB share of the memory budget, and reading the source " \
+        "once per group of entity rows would cost more than spilling: split into" in spilled.stderr
     assert "warning: the entity rows and the training set itself take about 0 MiB, more than " \
         "--memory-budget 100;" in spilled.stderr
     a = pacsv.read_csv(repo / "a.csv")
     assert a.column_names == ["driver_id", "event_timestamp", "label",
                               "driver_hourly__conv_rate", "driver_hourly__avg_daily_trips"]
     assert (repo / "a.csv").read_text() == (repo / "b.csv").read_text()
+
+
+def test_entity_rows_too_many_to_stream_are_matched_in_groups_without_spilling(cli, tmp_path):
+    # 4,000 entity rows need 344 KiB to stream, more than the join's share of a 384 KiB budget
+    # (what is left after the entity rows and the output); the source's 20,000 rows of keys and
+    # times would not fit either. Two reads of the keys and times, one per half of the entity
+    # rows, do: nothing is spilled, and the training set is the one a large budget gives.
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "granary.yaml").write_text("project: groups\n")
+    (repo / "features.yaml").write_text("""
+entities:
+  - {name: driver, join_keys: [driver_id], value_type: int64}
+data_sources:
+  - {name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}
+feature_views:
+  - name: stats
+    entities: [driver]
+    source: stats
+    ttl: 0
+    schema:
+      - {name: rate, type: float64}
+""")
+    ts = pa.timestamp("us", tz="UTC")
+    day = 86_400_000_000
+    pq.write_table(pa.table({
+        "driver_id": pa.array([i % 2000 for i in range(20_000)], pa.int64()),
+        "event_timestamp": pa.array([(i // 2000) * day for i in range(20_000)], ts),
+        "rate": pa.array([float(i) for i in range(20_000)])}), repo / "data" / "stats.parquet")
+    pq.write_table(pa.table({
+        "driver_id": pa.array([(i * 7) % 2100 for i in range(4000)], pa.int64()),
+        "event_timestamp": pa.array([(i % 12) * day + day // 2 for i in range(4000)], ts)}),
+        repo / "entities.parquet")
+    cli("-C", repo, "apply", check=True)
+    run = ["-C", repo, "get-historical-features", "--entities", repo / "entities.parquet",
+           "--features", "stats:rate"]
+    cli(*run, "-o", repo / "large.parquet", check=True)
+    small = cli(*run, "-o", repo / "small.parquet", "--memory-budget", "384KiB", check=True)
+    assert "stats: streaming 4.00K entity rows takes 0.3 MiB, more than the join's 0.3 MiB " \
+        "share of the memory budget: matched in 2 groups of entity rows, reading the keys and " \
+        "times once per group" in small.stderr, small.stderr
+    assert "nothing spilled" in small.stderr and "MiB spilled" not in small.stderr
+    assert "stats: 40.0K rows read of 1 files" in small.stderr  # twice the source's rows
+    large, grouped = pq.read_table(repo / "large.parquet"), pq.read_table(repo / "small.parquet")
+    assert grouped.equals(large)
+    assert large.column("rate").null_count < 4000  # most rows found a value
 
 
 def test_errors_are_clear_and_leave_no_output(cli, tmp_path):

@@ -91,6 +91,59 @@ def mib(budget):
     return int(m.group(1)) * (1024 if m.group(2) == "GiB" else 1)
 
 
+def parking(args):
+    """The parking example at a datagen scale: materialize every online view over the whole
+    period and build both services' training sets from the generated labels, per budget."""
+    repo = pathlib.Path(args.data).parent / f"parking-{args.parking}"
+    granary = args.granary
+    t = time.monotonic()
+    if not (repo / "data" / "done").exists():
+        shutil.rmtree(repo, ignore_errors=True)
+        shutil.copytree(ROOT / "examples" / "parking", repo)
+        subprocess.run([granary, "datagen", "--scale", args.parking, "--out", repo / "data",
+                        "--end", "2026-11-01", "-q"], check=True)
+        # The bay labels come as a folder of files; entity rows are one file.
+        pq.write_table(pq.read_table(repo / "data" / "bay_demand_labels"),
+                       repo / "data" / "bay_demand_labels.parquet")
+        (repo / "data" / "done").write_text("ok\n")
+    size = sum(f.stat().st_size for f in (repo / "data").rglob("*") if f.is_file())
+    print(f"data: granary datagen --scale {args.parking}, {size / 2**30:.1f} GiB "
+          f"({time.monotonic() - t:.0f}s)", flush=True)
+    subprocess.run([granary, "-C", repo, "apply"], check=True, capture_output=True)
+    _, floor, _ = timed([granary, "-C", repo, "plan"])
+    print(f"floor: `granary plan` (libraries, registry) peak RSS {floor:.0f} MiB", flush=True)
+    days = {"tiny": 60, "small": 182, "seed": 730}[args.parking]
+    start = (np.datetime64("2026-11-01") - np.timedelta64(days, "D")).astype(str)
+    cases = {
+        "materialize": lambda b: [granary, "-C", repo, "materialize", start, "2026-11-01",
+                                  "--memory-budget", b, "--spill-dir", repo],
+    }
+    for service, labels in (("customer_risk_v1", "customer_risk_labels.parquet"),
+                            ("demand_prediction_v1", "bay_demand_labels.parquet")):
+        cases[service] = (lambda service, labels: lambda b: [
+            granary, "-C", repo, "get-historical-features", "--entities",
+            repo / "data" / labels, "--feature-service", service, "-o",
+            repo / f"out-{service}.parquet", "--memory-budget", b, "--spill-dir", repo])(
+                service, labels)
+    kept = True
+    for name, command in cases.items():
+        for budget in args.budgets.split(","):
+            shutil.rmtree(repo / "data" / "online", ignore_errors=True)
+            seconds, rss, out = timed(command(budget))
+            m = re.search(r"peak Arrow memory (\d+) MiB", out)
+            spills = [int(x) for x in re.findall(r"(\d+) MiB spilled", out)]
+            within = rss <= mib(budget) + OVERHEAD_MIB
+            kept = kept and within
+            print(f"{name:20s} budget {budget:>6s}: {seconds:7.1f}s, peak RSS {rss:5.0f} MiB "
+                  f"(budget + {rss - mib(budget):.0f}), peak Arrow memory "
+                  f"{m.group(1) if m else '?'} MiB, {sum(spills)} MiB spilled: "
+                  f"{'within' if within else 'OVER'} budget + {OVERHEAD_MIB} MiB", flush=True)
+            for line in out.splitlines():
+                if ": matched " in line or "streaming " in line or "warning" in line:
+                    print(f"    {line.strip()}", flush=True)
+    print("all runs within budget + overhead" if kept else "some runs went over", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=10_000_000)
@@ -104,7 +157,14 @@ def main():
                     help="the binary to measure (e.g. an older build, for before/after)")
     ap.add_argument("--data", default=str(ROOT / "build" / "bench-data" / "memory_budget"))
     ap.add_argument("--quick", action="store_true", help="1M rows in 4 row groups, 1 run")
+    ap.add_argument("--parking", choices=["tiny", "small", "seed"],
+                    help="instead: the parking example at this `granary datagen` scale "
+                         "(materialize, and the training sets of both feature services; one run "
+                         "per budget)")
     args = ap.parse_args()
+    if args.parking:
+        parking(args)
+        return
     if args.quick:
         args.rows, args.row_group, args.entities, args.entity_rows, args.runs = (
             1_000_000, 250_000, 100_000, 10_000, 1)

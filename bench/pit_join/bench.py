@@ -106,7 +106,7 @@ def write_repo(data, k, f):
                   f"    ttl: {ttl_of(v)}d" if ttl_of(v) else "    ttl: 0", "    schema:"]
         lines += [f"      - {{name: f{j}, type: float64}}" for j in range(f)]
     (repo / "features.yaml").write_text("\n".join(lines) + "\n")
-    subprocess.run([str(ROOT / "build" / "granary"), "-C", str(repo), "apply"], check=True,
+    subprocess.run([GRANARY, "-C", str(repo), "apply"], check=True,
                    stdout=subprocess.DEVNULL)
     return repo
 
@@ -157,27 +157,59 @@ out.to_parquet(p['out'], index=False)
 """
 
 
+# The decode floor: Arrow reading only the columns a training set needs (each view's join key,
+# event and created times and features; the entity rows), from the same files, decoding every
+# batch and keeping none. Two ways, the faster counts: Arrow's dataset scanner (streaming, every
+# file, on Arrow's thread pool) and read_table per view (pre-buffered, whole, held).
+FLOOR_SCRIPT = """
+import json, sys
+import pyarrow as pa, pyarrow.dataset as ds, pyarrow.parquet as pq
+p = json.loads(sys.argv[1])
+pa.set_cpu_count(p['threads'])
+pa.set_io_thread_count(max(p['threads'], 4))
+cols = ["driver_id", "event_timestamp", "created"] + [f"f{j}" for j in range(p['f'])]
+rows = pq.read_table(f"{p['data']}/entities.parquet").num_rows
+for v in range(p['k']):
+    folder = f"{p['data']}/view{v}"
+    if p['mode'] == 'scan':
+        scanner = ds.dataset(folder, format="parquet").scanner(columns=cols, use_threads=True,
+                                                               batch_size=64 * 1024)
+        for batch in scanner.to_batches():
+            rows += batch.num_rows
+    else:
+        table = pq.read_table(folder, columns=cols, use_threads=True)
+        rows += table.num_rows
+        del table
+print(rows)
+"""
+
+
 def run_measured(cmd):
-    """Runs cmd; returns (seconds, peak RSS in MiB) of that process alone.
+    """Runs cmd; returns (seconds, peak RSS in MiB, CPU seconds: user + system) of that process.
 
     Measured through /usr/bin/time: a child forked straight from this Python process would
-    report this process's own peak (Linux carries the high-water mark across fork and exec)."""
+    report this process's own peak (Linux carries the high-water mark across fork and exec).
+    CPU time is shown beside wall time because on a shared machine a process may get a fraction
+    of the cores: the CPU ratio to the floor holds where the wall ratio drifts with the load."""
     report = Path(os.environ.get("TMPDIR", "/tmp")) / f"pit_join_rss.{os.getpid()}"
     t0 = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(report)] + cmd,
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", str(report)] + cmd,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else
                            f"exit {proc.returncode}")
-    rss_kib = int(report.read_text().split()[-1])
+    rss_kib, user, system = report.read_text().split()[-3:]
     report.unlink()
-    return seconds, rss_kib / 1024
+    return seconds, int(rss_kib) / 1024, float(user) + float(system)
+
+
+GRANARY = str(ROOT / "build" / "granary")  # --granary measures another build
 
 
 def granary_cmd(repo, data, out, k, f, budget, threads):
     features = ",".join(f"view{v}:f{j}" for v in range(k) for j in range(f))
-    return [str(ROOT / "build" / "granary"), "-C", str(repo), "get-historical-features",
+    return [GRANARY, "-C", str(repo), "get-historical-features",
             "--entities", str(data / "entities.parquet"), "--features", features,
             "--full-feature-names", "--output", str(out), "--memory-budget", budget,
             "--threads", str(threads), "--spill-dir", str(data), "-q"]
@@ -226,9 +258,15 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--data", default=str(ROOT / "build" / "bench-data" / "pit_join"))
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--granary", default=str(ROOT / "build" / "granary"),
+                    help="the binary to measure (e.g. an older build, for before/after)")
+    ap.add_argument("--only-granary", action="store_true",
+                    help="the floor and Granary only (no DuckDB or pandas)")
     ap.add_argument("--quick", action="store_true",
                     help="N=100K, M=1M: a smoke run in well under a minute")
     args = ap.parse_args()
+    global GRANARY
+    GRANARY = args.granary
     if args.quick:
         args.entities, args.rows, args.keys = 100_000, 1_000_000, 20_000
         args.small_budget = "256MiB"
@@ -258,10 +296,19 @@ def main():
             return False
         secs = statistics.median(r[0] for r in runs)
         rss = max(r[1] for r in runs)
-        results[name] = (secs, rss)
+        cpu = statistics.median(r[2] for r in runs)
+        results[name] = (secs, rss, cpu)
         print(f"{name:<34} {secs:8.2f} s  (runs: {', '.join(f'{r[0]:.2f}' for r in runs)})"
-              f"  peak RSS {rss:8.0f} MiB", flush=True)
+              f"  CPU {cpu:7.2f} s  peak RSS {rss:8.0f} MiB", flush=True)
         return True
+
+    # The floor first: it also leaves the files in the page cache for every engine alike.
+    floors = {}
+    for mode, label in (("scan", "arrow floor: dataset scan"), ("table", "arrow floor: read_table")):
+        if bench(label, lambda: [py, "-c", FLOOR_SCRIPT, json.dumps(dict(params, mode=mode))],
+                 args.repeat):
+            floors[label] = results[label]
+    floor_name = min(floors, key=lambda name: floors[name][0]) if floors else None
 
     outs = {"granary": data / "out_granary.parquet", "duckdb": data / "out_duckdb.parquet",
             "pandas": data / "out_pandas.parquet"}
@@ -269,12 +316,15 @@ def main():
     if not bench("granary", lambda: granary_cmd(repo, data, outs["granary"], k, f, args.budget,
                                                 args.threads), args.repeat):
         sys.exit("granary failed")
-    if not bench("duckdb ASOF JOIN", lambda: [py, "-c", DUCKDB_SCRIPT, json.dumps(
+    if args.only_granary:
+        outs = {"granary": outs["granary"]}
+    elif not bench("duckdb ASOF JOIN", lambda: [py, "-c", DUCKDB_SCRIPT, json.dumps(
             dict(params, out=str(outs["duckdb"])))], args.repeat):
         del outs["duckdb"]
-    if args.no_pandas or not bench("pandas merge_asof", lambda: [py, "-c", PANDAS_SCRIPT, json.dumps(
-            dict(params, out=str(outs["pandas"])))], args.pandas_repeat):
-        del outs["pandas"]
+    if args.only_granary or args.no_pandas or not bench(
+            "pandas merge_asof", lambda: [py, "-c", PANDAS_SCRIPT, json.dumps(
+                dict(params, out=str(outs["pandas"])))], args.pandas_repeat):
+        outs.pop("pandas", None)
     check_agree(outs, k, f)
 
     print(f"\n== larger than the memory budget: {args.small_budget} for Granary and DuckDB")
@@ -285,7 +335,9 @@ def main():
                                      args.threads), args.repeat):
         sys.exit("granary failed")
     limit = args.small_budget.replace("iB", "B")
-    if not bench(f"duckdb memory_limit={limit}", lambda: [py, "-c", DUCKDB_SCRIPT, json.dumps(
+    if args.only_granary:
+        small.pop("duckdb")
+    elif not bench(f"duckdb memory_limit={limit}", lambda: [py, "-c", DUCKDB_SCRIPT, json.dumps(
             dict(params, out=str(small["duckdb"]), memory_limit=limit))], args.repeat):
         del small["duckdb"]
     small["granary (main)"] = outs["granary"]
@@ -300,6 +352,13 @@ def main():
     ratios = [f"{name}/Granary time {results[name][0] / g:.2f}x"
               for name in ("duckdb ASOF JOIN", "pandas merge_asof") if name in results]
     print("\nratios: " + ", ".join(ratios))
+    if floor_name is not None:
+        floor, _, floor_cpu = floors[floor_name]
+        small_run = results[f"granary --memory-budget {args.small_budget}"]
+        print(f"decode floor ({floor_name}, {floor:.2f} s, CPU {floor_cpu:.2f} s): "
+              f"Granary {g / floor:.2f}x (CPU {results['granary'][2] / floor_cpu:.2f}x), "
+              f"Granary --memory-budget {args.small_budget} {small_run[0] / floor:.2f}x "
+              f"(CPU {small_run[2] / floor_cpu:.2f}x); goal: at most 1.5x")
 
 
 if __name__ == "__main__":

@@ -185,6 +185,9 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
                                                 s.bytes_spilled >> 20)
                                   : "",
                  s.engine_detail.empty() ? "" : ", " + s.engine_detail);
+      if (!s.memory_plan.empty()) {
+        fmt::print(stderr, "{}{}: {}\n", LogTimePrefix(stderr), s.view, s.memory_plan);
+      }
     }
   }
   fmt::print(stderr, "{}wrote {} rows x {} columns to {} in {:.1f}s (peak Arrow memory {} MiB)\n",

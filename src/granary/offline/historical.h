@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@ struct HistoricalJoinOptions {
   int64_t memory_budget_bytes = kDefaultMemoryBudget;
   int threads = 0;                  // 0: every core
   std::filesystem::path spill_dir;  // empty: the system's temp dir
+  // Test hook: every view's match pass runs this plan (JoinOptions::TEST_force_plan).
+  std::optional<MatchPlan> TEST_force_plan;
 };
 
 struct HistoricalStats {

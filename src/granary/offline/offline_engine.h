@@ -129,6 +129,9 @@ struct OfflineReadStats {
   // Rows read a second time because the state outgrew the budget after them and the read
   // started again partitioned (the embedded engine's latest rows); 0 when it did not.
   int64_t rows_read_twice = 0;
+  // How the engine fit the work in its memory budget and why, in words ("matched streaming:
+  // 12 MiB of state ..."); may be empty.
+  std::string memory_plan;
   // Engine-specific, for messages and logs ("spark: job 12, 3 stages, 40 tasks"); may be empty.
   std::string engine_detail;
 };

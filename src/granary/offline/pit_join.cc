@@ -11,16 +11,13 @@
 #include "granary/common/threads.h"
 #include "granary/offline/key_hash.h"
 #include "granary/offline/partitioner.h"
+#include "granary/offline/pit_plan.h"
 #include "granary/offline/pit_stream.h"
 
 namespace granary {
 namespace {
 
 constexpr const char* kRowIndexColumn = "__granary_row";
-
-// Matching state per feature row besides its keys and times: a 32-byte record and 8 bytes of
-// hash while the records are built.
-constexpr int64_t kStateBytesPerRow = 40;
 
 Result<std::shared_ptr<arrow::Array>> Int64Array(const std::vector<int64_t>& values) {
   arrow::Int64Builder builder;
@@ -72,6 +69,56 @@ Result<std::vector<ChosenRow>> MatchBatches(
                           options.created_timestamp_cutoff, options.threads);
 }
 
+// The entity rows' join keys, as KeyColumns over `entities`' arrays.
+Result<KeyColumns> EntityKeys(const arrow::RecordBatch& entities,
+                              const std::vector<std::string>& join_keys) {
+  std::vector<std::shared_ptr<arrow::Array>> arrays;
+  for (const auto& k : join_keys) arrays.push_back(entities.GetColumnByName(k));
+  return KeyColumns::Make(std::move(arrays));
+}
+
+// Entity rows split `ways` ways by key hash (EntityPartitioner::PartitionOf), in input order
+// within each; rows with a null key go to group 0.
+std::vector<std::vector<int64_t>> SplitByKey(const KeyColumns& keys, int ways) {
+  const int64_t n = keys.length();
+  std::vector<uint64_t> hashes(n);
+  keys.HashRows(hashes.data());
+  std::vector<std::vector<int64_t>> rows_of(ways);
+  for (int64_t i = 0; i < n; ++i) {
+    rows_of[keys.IsNull(i) ? 0 : EntityPartitioner::PartitionOf(hashes[i], ways)].push_back(i);
+  }
+  return rows_of;
+}
+
+// Streams every batch of `scan` through a StreamingMatcher over `entities`: the chosen row of
+// each entity row.
+Result<std::vector<ChosenRow>> StreamMatch(const arrow::RecordBatch& entities,
+                                           FeatureSourceScan* scan, const MatchLayout& layout,
+                                           Duration ttl, int threads, const JoinOptions& options,
+                                           const std::string& what,
+                                           const std::function<void()>& report) {
+  GRANARY_ASSIGN_OR_RAISE(KeyColumns entity_keys, EntityKeys(entities, scan->join_keys()));
+  auto entity_ts = entities.GetColumnByName(kEventTimestampColumn);
+  GRANARY_ASSIGN_OR_RAISE(auto matcher,
+                          StreamingMatcher::Make(&entity_keys, entity_ts.get(), ttl,
+                                                 options.created_timestamp_cutoff, threads));
+  int64_t offset = 0;
+  while (true) {
+    GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
+    GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
+    report();
+    if (batch == nullptr) break;
+    std::vector<std::shared_ptr<arrow::Array>> keys(batch->columns().begin(),
+                                                    batch->columns().begin() + layout.key_count);
+    GRANARY_ASSIGN_OR_RAISE(KeyColumns feature_keys, KeyColumns::Make(std::move(keys)));
+    GRANARY_RETURN_NOT_OK(matcher->Offer(
+        feature_keys, *batch->column(layout.ts_index),
+        layout.created_index >= 0 ? batch->column(layout.created_index).get() : nullptr, offset));
+    offset += batch->num_rows();
+  }
+  return matcher->Finish();
+}
+
 // Pass 1: each entity row's chosen feature row.
 Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
                                          const ViewSource& source, const SourceSnapshot& files,
@@ -81,7 +128,7 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
   scan_options.with_features = false;
   GRANARY_ASSIGN_OR_RAISE(auto scan,
                           FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
-  const auto& join_keys = scan->join_keys();
+  const std::vector<std::string> join_keys = scan->join_keys();
   MatchLayout layout;
   layout.key_count = static_cast<int>(join_keys.size());
   layout.ts_index = scan->event_timestamp_index();
@@ -98,33 +145,72 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
     reported = scan->stats().rows_scanned;
   };
 
-  // When the entity side fits in half the budget, stream: feature rows are offered to entity
-  // rows and dropped, so memory does not grow with the source.
-  if (StreamingMatcher::MemoryFor(n, threads) <= budget / 2) {
-    std::vector<std::shared_ptr<arrow::Array>> entity_key_arrays;
-    for (const auto& k : join_keys) entity_key_arrays.push_back(entities.GetColumnByName(k));
-    GRANARY_ASSIGN_OR_RAISE(KeyColumns entity_keys, KeyColumns::Make(entity_key_arrays));
-    auto entity_ts = entities.GetColumnByName(kEventTimestampColumn);
-    GRANARY_ASSIGN_OR_RAISE(auto matcher,
-                            StreamingMatcher::Make(&entity_keys, entity_ts.get(), ttl,
-                                                   options.created_timestamp_cutoff, threads));
-    int64_t offset = 0;
-    while (true) {
-      GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
-      GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
-      report();
-      if (batch == nullptr) break;
-      std::vector<std::shared_ptr<arrow::Array>> keys(batch->columns().begin(),
-                                                      batch->columns().begin() + layout.key_count);
-      GRANARY_ASSIGN_OR_RAISE(KeyColumns feature_keys, KeyColumns::Make(std::move(keys)));
-      GRANARY_RETURN_NOT_OK(matcher->Offer(
-          feature_keys, *batch->column(layout.ts_index),
-          layout.created_index >= 0 ? batch->column(layout.created_index).get() : nullptr, offset));
-      offset += batch->num_rows();
+  // Decide by what each way must hold (pit_plan.h).
+  GRANARY_ASSIGN_OR_RAISE(KeyColumns all_keys, EntityKeys(entities, join_keys));
+  MatchPlanInputs inputs;
+  inputs.entity_rows = n;
+  inputs.threads = threads;
+  inputs.budget_bytes = budget;
+  inputs.source_rows = scan->stats().rows_estimated;
+  inputs.source_bytes = scan->stats().bytes_estimated;
+  inputs.largest_group_rows = [&](int ways) {
+    int64_t largest = 0;
+    for (const auto& rows : SplitByKey(all_keys, ways)) {
+      largest = std::max<int64_t>(largest, static_cast<int64_t>(rows.size()));
     }
+    return largest;
+  };
+  MatchPlan plan = options.TEST_force_plan ? *options.TEST_force_plan : PlanMatch(inputs);
+  stats->strategy = plan.strategy;
+  stats->plan = plan.Describe(inputs);
+
+  if (plan.strategy == MatchStrategy::kStream) {
+    GRANARY_ASSIGN_OR_RAISE(auto winners, StreamMatch(entities, scan.get(), layout, ttl, threads,
+                                                      options, what, report));
     *scan_stats = scan->stats();
     stats->partitions = 0;
-    return matcher->Finish();
+    return winners;
+  }
+
+  if (plan.strategy == MatchStrategy::kPasses) {
+    // One read of the keys and times per group of entity rows; rows of other groups' keys find
+    // no group in the matcher and are dropped.
+    const int ways = std::max(1, plan.ways);
+    if (options.progress != nullptr) {
+      options.progress->SetTotal(scan->stats().rows_estimated * ways);
+    }
+    std::vector<std::vector<int64_t>> rows_of = SplitByKey(all_keys, ways);
+    std::vector<ChosenRow> winners(n);
+    auto all_entities = arrow::RecordBatch::Make(entities.schema(), n, entities.columns());
+    *scan_stats = scan->stats();
+    scan_stats->rows_scanned = scan_stats->rows_returned = 0;
+    bool scan_used = false;
+    for (int p = 0; p < ways; ++p) {
+      GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
+      if (rows_of[p].empty()) continue;
+      if (scan_used) {
+        GRANARY_ASSIGN_OR_RAISE(
+            scan, FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
+        reported = 0;
+      }
+      scan_used = true;
+      GRANARY_ASSIGN_OR_RAISE(auto entity_rows, Int64Array(rows_of[p]));
+      auto part_entities = arrow::compute::Take(all_entities, entity_rows);
+      if (!part_entities.ok()) return Status::Internal(part_entities.status().ToString());
+      GRANARY_ASSIGN_OR_RAISE(auto part_winners,
+                              StreamMatch(*part_entities->record_batch(), scan.get(), layout, ttl,
+                                          threads, options, what, report));
+      for (size_t i = 0; i < rows_of[p].size(); ++i) winners[rows_of[p][i]] = part_winners[i];
+      rows_of[p] = {};
+      // The plan of every read is the same; the rows are counted over all of them.
+      const int64_t scanned = scan_stats->rows_scanned, returned = scan_stats->rows_returned;
+      *scan_stats = scan->stats();
+      scan_stats->rows_scanned += scanned;
+      scan_stats->rows_returned += returned;
+    }
+    stats->partitions = 0;
+    stats->passes = ways;
+    return winners;
   }
 
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
@@ -155,11 +241,17 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
     }
     bytes += BatchBytes(*batch);
     batches.push_back(std::move(batch));
-    if (bytes + rows * kStateBytesPerRow > budget) {
+    // Planned (kPartition), or the source's keys and times outgrew the budget after all (their
+    // estimate was low, or unknown for CSV).
+    if (plan.strategy == MatchStrategy::kPartition ||
+        bytes + rows * kMatchStateBytesPerRow > budget) {
       // Each partition's rows and matching state take about a quarter of the budget.
-      const int64_t per_row = bytes / rows + kStateBytesPerRow + 8;
+      const int64_t per_row = bytes / rows + kMatchStateBytesPerRow + 8;
       const int64_t estimate = std::max(scan->stats().rows_estimated, rows) * per_row;
-      const int64_t parts = std::clamp<int64_t>((estimate * 4 + budget - 1) / budget, 2, 4096);
+      const int64_t parts =
+          plan.strategy == MatchStrategy::kPartition
+              ? plan.ways
+              : std::clamp<int64_t>((estimate * 4 + budget - 1) / budget, 2, 4096);
       PartitionerOptions popts;
       popts.num_partitions = static_cast<int>(parts);
       popts.memory_budget_bytes = budget / 2;
@@ -189,19 +281,13 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
   GRANARY_RETURN_NOT_OK(partitioner->Finish());
   layout.row_index = indexed_schema->num_fields() - 1;
   const int parts = partitioner->num_partitions();
-  // Entity rows by partition, in input order within each.
-  std::vector<std::shared_ptr<arrow::Array>> entity_key_arrays;
-  for (const auto& k : join_keys) entity_key_arrays.push_back(entities.GetColumnByName(k));
-  GRANARY_ASSIGN_OR_RAISE(KeyColumns entity_keys, KeyColumns::Make(entity_key_arrays));
-  std::vector<std::vector<int64_t>> rows_of(parts);
-  {
-    std::vector<uint64_t> hashes(n);
-    entity_keys.HashRows(hashes.data());
-    for (int64_t i = 0; i < n; ++i) {
-      rows_of[entity_keys.IsNull(i) ? 0 : EntityPartitioner::PartitionOf(hashes[i], parts)]
-          .push_back(i);
-    }
+  if (plan.strategy != MatchStrategy::kPartition) {
+    stats->strategy = MatchStrategy::kPartition;
+    stats->plan += fmt::format(
+        "; the keys and times then outgrew the estimate: split into {} partitions", parts);
   }
+  // Entity rows by partition, in input order within each.
+  std::vector<std::vector<int64_t>> rows_of = SplitByKey(all_keys, parts);
   std::vector<ChosenRow> winners(n);
   auto all_entities = arrow::RecordBatch::Make(entities.schema(), n, entities.columns());
   for (int p = 0; p < parts; ++p) {

@@ -3,13 +3,15 @@
 // row read last). The exact rules are in docs/POINT_IN_TIME.md.
 //
 // Engine, per view, in two passes over the source (FeatureSourceScan):
-//  1. match: read only join keys and timestamps. When the entity rows' matching state fits in
-//     half the memory budget (the usual case), feature rows stream through a StreamingMatcher
-//     (pit_stream.h) and are not kept. Otherwise keys and times are held while they fit in the
-//     budget, or else split by a hash of the join keys into partitions (EntityPartitioner,
-//     spilling to Arrow IPC files) and matched one partition at a time: rows are bucketed by key
-//     hash, each bucket sorted by (key hash, event time, created time, read order) and swept, on
-//     all cores. The result: for each entity row, the read position of its chosen feature row.
+//  1. match: read only join keys and timestamps. How is planned from what each way must hold
+//     (pit_plan.h): when the entity rows' matching state fits in the budget (the usual case),
+//     feature rows stream through a StreamingMatcher (pit_stream.h) and are not kept; when it
+//     does not, the entity rows are split by key hash into groups that do, one read of the keys
+//     and times each; or the keys and times are held and sorted when they fit; or else split by
+//     a hash of the join keys into partitions (EntityPartitioner, spilling to Arrow IPC files)
+//     and matched one partition at a time: rows are bucketed by key hash, each bucket sorted by
+//     (key hash, event time, created time, read order) and swept, on all cores. The result: for
+//     each entity row, the read position of its chosen feature row.
 //  2. gather: read the features and keep only the chosen rows, then put them in entity order.
 // Feature values of rows that are not chosen are decoded but never held, so memory scales with
 // the entity rows and the output (streaming), or with the keys and times of the range up to the
@@ -19,12 +21,15 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "granary/common/cancel.h"
 #include "granary/common/result.h"
 #include "granary/common/time.h"
 #include "granary/offline/embedded/embedded_engine.h"
+#include "granary/offline/pit_plan.h"
 #include "granary/offline/source_scan.h"
 #include "granary/registry/definitions.h"
 
@@ -52,13 +57,18 @@ struct JoinOptions {
   // Test hook (LevelDB's TEST_ naming; production leaves it empty): called between the match pass
   // and the gather pass, for tests that change the source there.
   std::function<void()> TEST_after_match_pass;
+  // Test hook: the match pass runs this plan instead of the one PlanMatch makes.
+  std::optional<MatchPlan> TEST_force_plan;
 };
 
 struct ViewJoinStats {
-  SourceScanStats scan;  // the match pass (keys and times)
-  // How the match pass ran: 0 streamed (StreamingMatcher: the entity side fit in half the
-  // budget), 1 sorted in memory, >1 partitioned (and spilled past the budget).
+  SourceScanStats scan;  // the match pass (keys and times; the last read when it read several)
+  // How the match pass ran (pit_plan.h) and why, in words for the retrieval's summary.
+  MatchStrategy strategy = MatchStrategy::kStream;
+  std::string plan;
+  // 0 streamed (or in passes), 1 sorted in memory, >1 partitioned (and spilled past the budget).
   int partitions = 0;
+  int passes = 1;             // reads of the keys and times (kPasses: one per group of entity rows)
   int64_t bytes_spilled = 0;  // written to spill files
   int64_t rows_matched = 0;   // entity rows that got a feature row
 };

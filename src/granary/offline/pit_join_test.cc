@@ -202,10 +202,26 @@ void WriteFeatureFiles(const RandomCase& c, const std::filesystem::path& dir,
   }
 }
 
-// Runs retrieval on case `c` with each memory budget and `threads` threads, and checks every
-// entity row's result against the oracle; adds the engine paths taken to `modes`.
+// Plans to force on the match pass besides the planned one: streamed in 3 groups of entity rows,
+// sorted in memory, and split into 4 partitions (and spilled: the budget is tiny).
+std::vector<std::optional<MatchPlan>> ForcedPlans() {
+  MatchPlan passes;
+  passes.strategy = MatchStrategy::kPasses;
+  passes.ways = 3;
+  MatchPlan sort;
+  sort.strategy = MatchStrategy::kSortInMemory;
+  MatchPlan partition;
+  partition.strategy = MatchStrategy::kPartition;
+  partition.ways = 4;
+  return {std::nullopt, passes, sort, partition};
+}
+
+// Runs retrieval on case `c` with each memory budget (as planned, then with each plan of
+// ForcedPlans) and `threads` threads, and checks every entity row's result against the oracle;
+// adds the match strategies taken to `modes`.
 void CheckAgainstOracle(const RandomCase& c, int64_t rows_per_group,
-                        const std::vector<int64_t>& budgets, int threads, std::set<int>* modes) {
+                        const std::vector<int64_t>& budgets, int threads,
+                        std::set<MatchStrategy>* modes) {
   auto dir = TempDir::Make("granary-diff-").ValueOrDie();
   std::filesystem::create_directories(dir.path() / "src");
   WriteFeatureFiles(c, dir.path() / "src", rows_per_group);
@@ -221,32 +237,34 @@ void CheckAgainstOracle(const RandomCase& c, int64_t rows_per_group,
   RepoConfig config;
   config.root = dir.path();
   for (int64_t budget : budgets) {
-    HistoricalRequest request;
-    request.features = {{"view", "row"}};
-    request.created_timestamp_cutoff = c.cutoff;
-    HistoricalJoinOptions options;
-    options.memory_budget_bytes = budget;
-    options.threads = threads;
-    request.entities =
-        arrow::Table::Make(arrow::schema(fields), arrays, static_cast<int64_t>(c.e_key.size()));
-    HistoricalStats stats;
-    auto out = JoinHistoricalFeatures(config.root, defs, request, options, &stats);
-    ASSERT_TRUE(out.ok()) << out.status().ToString();
-    ASSERT_EQ((*out)->num_rows(), static_cast<int64_t>(c.e_key.size()));
-    if (!c.e_key.empty() && !c.f_key.empty()) {
-      modes->insert(std::min(stats.views[0].join.partitions, 2));
-    }
-    auto column = (*out)->GetColumnByName("row");
-    ASSERT_NE(column, nullptr);
-    int64_t i = 0;
-    for (const auto& chunk : column->chunks()) {
-      const auto& values = static_cast<const arrow::Int64Array&>(*chunk);
-      for (int64_t j = 0; j < values.length(); ++j, ++i) {
-        // Two-key cases key on (k, k % 3): equal exactly when k is equal.
-        const int64_t want = Oracle(c, c.e_key[i], c.e_ts[i]);
-        const int64_t got = values.IsNull(j) ? -1 : values.Value(j);
-        ASSERT_EQ(got, want) << "entity row " << i << " (key " << c.e_key[i] << "), budget "
-                             << budget << ", ttl " << c.ttl_minutes << "m, cutoff " << c.cutoff;
+    for (const std::optional<MatchPlan>& forced : ForcedPlans()) {
+      HistoricalRequest request;
+      request.features = {{"view", "row"}};
+      request.created_timestamp_cutoff = c.cutoff;
+      HistoricalJoinOptions options;
+      options.memory_budget_bytes = budget;
+      options.threads = threads;
+      options.TEST_force_plan = forced;
+      request.entities =
+          arrow::Table::Make(arrow::schema(fields), arrays, static_cast<int64_t>(c.e_key.size()));
+      HistoricalStats stats;
+      auto out = JoinHistoricalFeatures(config.root, defs, request, options, &stats);
+      ASSERT_TRUE(out.ok()) << out.status().ToString();
+      ASSERT_EQ((*out)->num_rows(), static_cast<int64_t>(c.e_key.size()));
+      if (!c.e_key.empty() && !c.f_key.empty()) modes->insert(stats.views[0].join.strategy);
+      auto column = (*out)->GetColumnByName("row");
+      ASSERT_NE(column, nullptr);
+      int64_t i = 0;
+      for (const auto& chunk : column->chunks()) {
+        const auto& values = static_cast<const arrow::Int64Array&>(*chunk);
+        for (int64_t j = 0; j < values.length(); ++j, ++i) {
+          // Two-key cases key on (k, k % 3): equal exactly when k is equal.
+          const int64_t want = Oracle(c, c.e_key[i], c.e_ts[i]);
+          const int64_t got = values.IsNull(j) ? -1 : values.Value(j);
+          ASSERT_EQ(got, want) << "entity row " << i << " (key " << c.e_key[i] << "), budget "
+                               << budget << ", ttl " << c.ttl_minutes << "m, cutoff " << c.cutoff
+                               << ", plan: " << stats.views[0].join.plan;
+        }
       }
     }
   }
@@ -260,27 +278,29 @@ uint64_t FirstSeed() {
 
 TEST(PointInTimeJoin, AgreesWithABruteForceOracleOnRandomData) {
   const uint64_t first_seed = FirstSeed();
-  std::set<int> modes;  // engine paths taken
+  std::set<MatchStrategy> modes;  // engine paths taken
   for (uint64_t round = 0; round < 60; ++round) {
     const uint64_t seed = first_seed + round;
     SCOPED_TRACE("seed " + std::to_string(seed) +
                  " (rerun with GRANARY_TEST_SEED=" + std::to_string(seed) + ")");
-    // Every engine path: streaming (the default budget), keys and times sorted in memory (a
-    // budget too small for streaming), and partitioned with spilling (tiny budgets).
+    // Every engine path, as planned for each budget (the default streams; a tiny one cannot
+    // hold even one key's rows and partitions) and forced: streamed in groups, keys and times
+    // sorted in memory, and partitioned with spilling.
     CheckAgainstOracle(MakeCase(seed), 1 + static_cast<int64_t>(seed % 50),
-                       {kDefaultMemoryBudget, int64_t{25'000}, int64_t{4096}, int64_t{1}},
+                       {kDefaultMemoryBudget, int64_t{25'000}, int64_t{1}},
                        /*threads=*/0, &modes);
     if (HasFatalFailure()) return;
   }
-  // 0: streamed, 1: sorted in memory, 2: partitioned.
-  EXPECT_EQ(modes, (std::set<int>{0, 1, 2}));
+  EXPECT_EQ(modes,
+            (std::set<MatchStrategy>{MatchStrategy::kStream, MatchStrategy::kPasses,
+                                     MatchStrategy::kSortInMemory, MatchStrategy::kPartition}));
 }
 
 TEST(PointInTimeJoin, AgreesWithTheOracleWhenLargeBatchesAreMatchedOnSeveralThreads) {
   // Files of more than 4096 rows, read as one batch each: the streaming matcher splits each batch
   // over 4 threads, whose per-thread candidates Finish merges.
   const uint64_t first_seed = FirstSeed();
-  std::set<int> modes;
+  std::set<MatchStrategy> modes;
   for (uint64_t round = 0; round < 3; ++round) {
     const uint64_t seed = first_seed + round;
     SCOPED_TRACE("seed " + std::to_string(seed) +
@@ -288,10 +308,12 @@ TEST(PointInTimeJoin, AgreesWithTheOracleWhenLargeBatchesAreMatchedOnSeveralThre
     RandomCase c = MakeCase(seed, /*large=*/true);
     ASSERT_GT(c.f_key.size(), 5000u);
     const int64_t one_group = static_cast<int64_t>(c.f_key.size());
-    CheckAgainstOracle(c, one_group, {kDefaultMemoryBudget, int64_t{1}}, /*threads=*/4, &modes);
+    CheckAgainstOracle(c, one_group, {kDefaultMemoryBudget}, /*threads=*/4, &modes);
     if (HasFatalFailure()) return;
   }
-  EXPECT_EQ(modes, (std::set<int>{0, 2}));  // streamed, and partitioned
+  EXPECT_EQ(modes,
+            (std::set<MatchStrategy>{MatchStrategy::kStream, MatchStrategy::kPasses,
+                                     MatchStrategy::kSortInMemory, MatchStrategy::kPartition}));
 }
 
 // A source folder with one file of (driver_id, event_timestamp, rate) rows.

@@ -44,15 +44,29 @@ struct StreamingMatcher::Impl {
   std::vector<Group> groups;
   std::vector<int32_t> table;  // open addressing over groups; -1 empty
   uint64_t mask = 0;
-  std::vector<std::vector<Candidate>> best;  // per worker, per slot
+  // Per slot. Each key belongs to one worker (by its hash), so workers never share a slot.
+  std::vector<Candidate> best;
   int64_t entity_rows = 0;
 };
+
+namespace {
+
+// The worker that offers the rows of a key with this hash: high bits, unrelated to the table's
+// low bits.
+inline int WorkerOf(uint64_t hash, int workers) {
+  return static_cast<int>(((hash >> 32) * static_cast<uint64_t>(workers)) >> 32);
+}
+
+}  // namespace
 
 StreamingMatcher::~StreamingMatcher() = default;
 
 int64_t StreamingMatcher::MemoryFor(int64_t entity_rows, int threads) {
-  // Slots (16 B), sort records (24 B), groups and table (~40 B), offers (24 B per worker).
-  return entity_rows * (80 + 24 * static_cast<int64_t>(std::max(1, threads)));
+  // The peak, at the worst of one key per row: slots (16 B), groups (32 B) and their table (up
+  // to 16 B), and then either the sort records while they are built (24 B) or the best offers
+  // (24 B). Workers share the offers, so threads cost nothing here.
+  (void)threads;
+  return entity_rows * 88;
 }
 
 Result<std::unique_ptr<StreamingMatcher>> StreamingMatcher::Make(const KeyColumns* entity_keys,
@@ -130,7 +144,7 @@ Result<std::unique_ptr<StreamingMatcher>> StreamingMatcher::Make(const KeyColumn
     while (s.table[at] >= 0) at = (at + 1) & s.mask;
     s.table[at] = static_cast<int32_t>(g);
   }
-  s.best.assign(s.threads, std::vector<Candidate>(s.slot_row.size()));
+  s.best.assign(s.slot_row.size(), Candidate{});
   return m;
 }
 
@@ -144,9 +158,27 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
   const int64_t* ts = event_ts.data()->GetValues<int64_t>(1);
   const int64_t* created = created_ts ? created_ts->data()->GetValues<int64_t>(1) : nullptr;
   const bool injective = s.injective && keys.hash_is_injective();
-  auto work = [&](int worker, int64_t from, int64_t to) {
-    std::vector<Candidate>& best = s.best[worker];
-    for (int64_t i = from; i < to; ++i) {
+  const int workers = rows >= 4096 ? s.threads : 1;
+  // The rows of each worker's keys, in order.
+  std::vector<std::vector<int32_t>> rows_of(workers);
+  for (auto& r : rows_of) r.reserve(static_cast<size_t>(rows / workers + 64));
+  for (int64_t i = 0; i < rows; ++i) {
+    rows_of[workers == 1 ? 0 : WorkerOf(hashes[i], workers)].push_back(static_cast<int32_t>(i));
+  }
+  // Each row costs dependent cache misses (its table entry, then its group), so they are
+  // fetched ahead in two stages: the table entry 16 rows ahead, the group 8 ahead (its entry is
+  // in the cache by then). The loads only warm the cache; the lookup below repeats them.
+  auto work = [&](int worker) {
+    std::vector<Candidate>& best = s.best;
+    const std::vector<int32_t>& mine = rows_of[worker];
+    const int64_t count = static_cast<int64_t>(mine.size());
+    for (int64_t j = 0; j < count; ++j) {
+      if (j + 16 < count) __builtin_prefetch(&s.table[hashes[mine[j + 16]] & s.mask]);
+      if (j + 8 < count) {
+        const int32_t g = s.table[hashes[mine[j + 8]] & s.mask];
+        if (g >= 0) __builtin_prefetch(&s.groups[g]);
+      }
+      const int64_t i = mine[j];
       if (keys.IsNull(i) || event_ts.IsNull(i)) continue;
       const Group* group = nullptr;
       for (uint64_t at = hashes[i] & s.mask;; at = (at + 1) & s.mask) {
@@ -172,16 +204,13 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
       if (offer.Beats(best[slot])) best[slot] = offer;
     }
   };
-  const int workers = rows >= 4096 ? s.threads : 1;
   if (workers == 1) {
-    work(0, 0, rows);
+    work(0);
     return Status::OK();
   }
   std::vector<std::thread> pool;
-  for (int w = 1; w < workers; ++w) {
-    pool.emplace_back(work, w, rows * w / workers, rows * (w + 1) / workers);
-  }
-  work(0, 0, rows / workers);
+  for (int w = 1; w < workers; ++w) pool.emplace_back(work, w);
+  work(0);
   for (auto& t : pool) t.join();
   return Status::OK();
 }
@@ -192,9 +221,7 @@ std::vector<ChosenRow> StreamingMatcher::Finish() {
   for (const Group& group : s.groups) {
     Candidate running;
     for (int64_t slot = group.begin; slot < group.end; ++slot) {
-      for (const auto& per_worker : s.best) {
-        if (per_worker[slot].Beats(running)) running = per_worker[slot];
-      }
+      if (s.best[slot].Beats(running)) running = s.best[slot];
       if (running.index < 0) continue;
       const int64_t t = s.slot_ts[slot];
       if (s.ttl.micros > 0 && running.ts < t - s.ttl.micros) continue;

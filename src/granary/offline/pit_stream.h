@@ -9,7 +9,8 @@
 // entity row's time minus the ttl (then every other offer is older too). This gives exactly the
 // rules of docs/POINT_IN_TIME.md without sorting or holding the feature rows.
 //
-// Offer() may be called from one thread at a time; it uses `threads` workers inside.
+// Offer() may be called from one thread at a time; it uses `threads` workers inside, each taking
+// the rows of the keys whose hash falls to it, so that one array of best offers serves them all.
 #pragma once
 
 #include <memory>
@@ -29,7 +30,8 @@ class StreamingMatcher {
                                                         const arrow::Array* entity_ts, Duration ttl,
                                                         bool created_timestamp_cutoff, int threads);
 
-  // Bytes the matcher needs for `entity_rows` entity rows on `threads` threads, for budgeting.
+  // Bytes the matcher needs at its peak for `entity_rows` entity rows (any number of threads),
+  // for budgeting.
   static int64_t MemoryFor(int64_t entity_rows, int threads);
 
   // Offers the rows of one batch; `index_offset` is the read index of its first row. `keys` must

@@ -170,6 +170,7 @@ class EmbeddedEngine final : public OfflineEngine {
       s.rows_with_events = v.rows_with_events;
       s.partitions = v.join.partitions;
       s.bytes_spilled = v.join.bytes_spilled;
+      s.memory_plan = v.join.plan;
       read.push_back(std::move(s));
     }
     std::vector<std::string> warnings;
