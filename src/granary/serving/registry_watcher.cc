@@ -46,12 +46,20 @@ Result<std::unique_ptr<RegistryWatcher>> RegistryWatcher::Start(RegistryWatcherO
                           MakeServingSnapshot(std::move(latest), watcher->options_.store,
                                               watcher->options_.default_key_ttl));
   watcher->version_gauge_->Set(static_cast<double>(snapshot->info.version));
-  watcher->current_.store(std::move(snapshot), std::memory_order_release);
+  watcher->Publish(std::move(snapshot));
   lock.Unlock();
   if (watcher->options_.poll_interval.count() > 0) {
     watcher->thread_ = std::thread([w = watcher.get()] { w->Run(); });
   }
   return watcher;
+}
+
+void RegistryWatcher::Publish(std::shared_ptr<const ServingSnapshot> snapshot) {
+  {
+    MutexLock lock(&current_mu_);
+    current_.swap(snapshot);
+  }
+  // The old snapshot (if this was its last holder) is destroyed here, outside the lock.
 }
 
 RegistryWatcher::~RegistryWatcher() {
@@ -181,7 +189,7 @@ Status RegistryWatcher::Reload() {
   const int64_t old = Current()->info.version;
   const int64_t loaded = snapshot->info.version;
   version_gauge_->Set(static_cast<double>(loaded));
-  current_.store(std::move(snapshot), std::memory_order_release);
+  Publish(std::move(snapshot));
   reload_success_->Increment();
   failed_version_ = 0;
   last_error_.clear();

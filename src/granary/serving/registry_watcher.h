@@ -1,14 +1,15 @@
 // RegistryWatcher: the feature server's view of the registry, kept current while it serves.
 //
 // Requests read an immutable ServingSnapshot (the applied definitions, their online layouts, the
-// resolved features and the GET /registry body) through Current(): one atomic load, no lock.
-// A background thread learns of a new version in one of two ways: a PostgreSQL registry announces
-// each commit (LISTEN/NOTIFY on a connection of the watcher's own), and the thread also asks for
-// the newest version number every poll_interval (SQLite: that is the only way; PostgreSQL: the
-// fallback, every 10 poll intervals while the feed is up, every one while it is down). After a
-// `granary apply` it loads the new definitions, builds the next snapshot and swaps it in.
-// The registry down (PostgreSQL stopped, unreachable): the server keeps serving its snapshot;
-// registry_error() says why it cannot check (/health reports "degraded"), and the watcher
+// resolved features and the GET /registry body) through Current(): a shared_ptr copy under a lock
+// held for that copy only (libstdc++'s atomic<shared_ptr> is a lock bit too, and one
+// ThreadSanitizer cannot follow). A background thread learns of a new version in one of two ways: a
+// PostgreSQL registry announces each commit (LISTEN/NOTIFY on a connection of the watcher's own),
+// and the thread also asks for the newest version number every poll_interval (SQLite: that is the
+// only way; PostgreSQL: the fallback, every 10 poll intervals while the feed is up, every one while
+// it is down). After a `granary apply` it loads the new definitions, builds the next snapshot and
+// swaps it in. The registry down (PostgreSQL stopped, unreachable): the server keeps serving its
+// snapshot; registry_error() says why it cannot check (/health reports "degraded"), and the watcher
 // reconnects by itself. Requests that started on the old snapshot finish on it (they hold a
 // reference). A version that fails to load (unreadable, or definitions the server cannot serve)
 // keeps the old snapshot; the error is logged once per version and counted
@@ -66,8 +67,9 @@ class RegistryWatcher {
   RegistryWatcher& operator=(const RegistryWatcher&) = delete;
 
   // The snapshot to serve a request with.
-  std::shared_ptr<const ServingSnapshot> Current() const {
-    return current_.load(std::memory_order_acquire);
+  std::shared_ptr<const ServingSnapshot> Current() const EXCLUDES(current_mu_) {
+    MutexLock lock(&current_mu_);
+    return current_;
   }
 
   // Checks for a newer version now and swaps it in. OK when nothing changed or the reload worked;
@@ -87,7 +89,10 @@ class RegistryWatcher {
   void PublishError() REQUIRES(poll_mu_);  // copies last_error_ for registry_error()
 
   const RegistryWatcherOptions options_;
-  std::atomic<std::shared_ptr<const ServingSnapshot>> current_;
+  void Publish(std::shared_ptr<const ServingSnapshot> snapshot) EXCLUDES(current_mu_);
+
+  mutable Mutex current_mu_;
+  std::shared_ptr<const ServingSnapshot> current_ GUARDED_BY(current_mu_);
   Counter* reload_success_ = nullptr;
   Counter* reload_failure_ = nullptr;
   Gauge* version_gauge_ = nullptr;
