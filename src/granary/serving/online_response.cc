@@ -60,11 +60,12 @@ class JsonOut {
     p_ += s.size();
   }
   // `s` is at most kCopy bytes and is read as kCopy bytes (its buffer must allow it): one copy
-  // of a constant size.
+  // of a constant size. Room is made for the n bytes kept, so the cursor never passes end_ (past
+  // it, Reserve's unsigned room would wrap and let the next writes run off the string).
   template <size_t kCopy>
   void Short(const char* s, size_t n) {
     static_assert(kCopy <= kSlack);
-    Reserve(0);
+    Reserve(n);
     std::memcpy(p_, s, kCopy);
     p_ += n;
   }
