@@ -37,10 +37,10 @@
 #include <string_view>
 #include <vector>
 
+#include "fixed_definitions.h"
 #include "granary/aggregation/tiles.h"
 #include "granary/online/value_codec.h"
 #include "granary/online/view_layout.h"
-#include "granary/registry/loader.h"
 
 namespace {
 
@@ -82,13 +82,7 @@ struct Target {
 
 const Target& TheTarget() {
   static const Target target = [] {
-    granary::Definitions defs;
-    granary::Diagnostics diag;
-    granary::LoadDefinitionsText("fuzz.yaml", kDefinitions, &defs, &diag);
-    if (diag.has_errors()) {
-      std::fprintf(stderr, "%s\n", diag.ToStatus().ToString().c_str());
-      std::abort();
-    }
+    const granary::Definitions defs = granary::fuzz::FixedDefinitions(kDefinitions);
     Target t;
     auto view =
         granary::ViewLayout::Make(defs, defs.feature_views.at(0), granary::Duration::Days(90))
