@@ -54,6 +54,29 @@ bool IsMarkerKey(const rocksdb::Slice& key) { return !key.empty() && key[0] == '
 
 int64_t ExpiryOf(std::string_view record) { return layout::LoadFixed<int64_t>(record.data() + 1); }
 
+// The stripe locks of a write (rocksdb_store.h, stripes_): the stripes of its keys, each taken
+// once and in increasing order, so that two writers never deadlock; released in reverse order
+// when it goes out of scope.
+template <size_t N>
+class StripeLocks {
+ public:
+  StripeLocks(std::array<std::mutex, N>& all, std::vector<size_t> stripes)
+      : all_(all), held_(std::move(stripes)) {
+    std::sort(held_.begin(), held_.end());
+    held_.erase(std::unique(held_.begin(), held_.end()), held_.end());
+    for (size_t s : held_) all_[s].lock();
+  }
+  ~StripeLocks() {
+    for (auto it = held_.rbegin(); it != held_.rend(); ++it) all_[*it].unlock();
+  }
+  StripeLocks(const StripeLocks&) = delete;
+  StripeLocks& operator=(const StripeLocks&) = delete;
+
+ private:
+  std::array<std::mutex, N>& all_;
+  std::vector<size_t> held_;
+};
+
 }  // namespace
 
 struct RocksDbOnlineStore::CompactionFilterImpl final : public rocksdb::CompactionFilter {
@@ -272,16 +295,7 @@ Result<WriteStats> RocksDbOnlineStore::WriteChunk(const ViewLayout& view,
   for (const rocksdb::Slice& k : unique_keys) {
     stripes.push_back(Fnv1a64(std::string_view(k.data(), k.size())) % kStripes);
   }
-  std::sort(stripes.begin(), stripes.end());
-  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
-  for (size_t s : stripes) (*stripes_)[s].lock();
-  struct Unlock {
-    std::array<std::mutex, kStripes>& m;
-    const std::vector<size_t>& s;
-    ~Unlock() {
-      for (auto it = s.rbegin(); it != s.rend(); ++it) m[*it].unlock();
-    }
-  } unlock{*stripes_, stripes};
+  StripeLocks locks(*stripes_, std::move(stripes));
   {
     // Counted before the write and under the stripes: a bulk load's ingest, which holds every
     // stripe, sees every write of its view that reached the database (rocksdb_bulk_load.cc).
@@ -369,16 +383,7 @@ Result<int64_t> RocksDbOnlineStore::WriteTiles(const ViewLayout& tiles_view,
       stripes.push_back(Fnv1a64(k) % kStripes);
       record_keys.push_back(std::move(k));
     }
-    std::sort(stripes.begin(), stripes.end());
-    stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
-    for (size_t st : stripes) (*stripes_)[st].lock();
-    struct Unlock {
-      std::array<std::mutex, kStripes>& m;
-      const std::vector<size_t>& s;
-      ~Unlock() {
-        for (auto it = s.rbegin(); it != s.rend(); ++it) m[*it].unlock();
-      }
-    } unlock{*stripes_, stripes};
+    StripeLocks locks(*stripes_, std::move(stripes));
     std::vector<rocksdb::Slice> slices(record_keys.begin(), record_keys.end());
     std::vector<rocksdb::PinnableSlice> stored(slices.size());
     std::vector<rocksdb::Status> statuses(slices.size());
