@@ -256,6 +256,9 @@ def main():
     ap.add_argument("--data", default=str(ROOT / "build" / "bench-data" / "aggregations"))
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--quick", action="store_true", help="N=50K, E=500K: a smoke run")
+    ap.add_argument("--granary-before", metavar="BINARY",
+                    help="also run this granary binary (say, an older build) on the same view, "
+                         "for a before/after in the same run")
     ap.add_argument("--spark", metavar="REMOTE",
                     help="also run Granary's Spark engine at this Spark Connect URL (sc://...; "
                          "the cluster must see the data folder, as a local one does)")
@@ -299,6 +302,12 @@ def main():
                "--threads", str(args.threads), "--spill-dir", str(data), "-q"]
     if not bench(f"granary (budget {args.budget})", lambda: granary, args.repeat):
         sys.exit("granary failed")
+    if args.granary_before:
+        outs["granary before"] = data / "out_granary_before.parquet"
+        before = [args.granary_before] + granary[1:]
+        before[before.index("--output") + 1] = str(outs["granary before"])
+        if not bench("granary before", lambda: before, args.repeat):
+            del outs["granary before"]
     if args.spark:
         # The same view through the Spark engine: the windows computed in the cluster (a range
         # join grouped per entity row, docs/SPARK.md), the result streamed back.

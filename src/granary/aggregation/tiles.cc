@@ -535,7 +535,7 @@ void EncodeTileRecords(const TileSpec& spec, const std::map<int64_t, Tile>& tile
 
 std::string MergeTileBody(std::string_view stored, uint32_t fingerprint,
                           std::optional<int64_t> replace_through, int64_t expire_before,
-                          std::string_view records) {
+                          std::string_view records, int64_t replace_from) {
   std::string out;
   Put(&out, fingerprint);
   Reader in(stored);
@@ -547,12 +547,23 @@ std::string MergeTileBody(std::string_view stored, uint32_t fingerprint,
       bool rollup;
       std::string_view payload;
       if (!in.GetRecord(&start, &last, &rollup, &payload)) break;  // a malformed tail: dropped
-      if (start < expire_before || (replace_through && last <= *replace_through)) continue;
+      if (start < expire_before ||
+          (replace_through && last <= *replace_through && start >= replace_from)) {
+        continue;
+      }
       out.append(stored.substr(at, in.pos() - at));
     }
   }
   out.append(records);
   return out;
+}
+
+int64_t IncrementalTileStart(const TileSpec& spec, int64_t watermark) {
+  const int64_t unit = spec.rollup.micros > 0 ? spec.rollup.micros : spec.granularity.micros;
+  const int64_t next = watermark + 1;
+  int64_t q = next / unit;
+  if (next % unit != 0 && next < 0) --q;  // floor division before 1970
+  return q * unit;
 }
 
 Status FoldTiles(const TileSpec& spec, std::string_view body, int64_t now_micros,
@@ -571,21 +582,24 @@ Status FoldTiles(const TileSpec& spec, std::string_view body, int64_t now_micros
   const int64_t g = spec.granularity.micros;
   const int64_t r = spec.rollup.micros;
 
-  // Pass 1: the record headers. Fine records in stored order; roll-ups of the spec's span.
+  // Pass 1: the record headers, each with its place in stored order: fine records; roll-ups of
+  // the spec's span.
   struct Fine {
     int64_t start;
     std::string_view payload;
-    int coarse;  // index into `coarse` of its coarse tile when that has roll-ups, else -1
+    int64_t seq;  // place in stored order
+    int coarse;   // index into `coarse` of its coarse tile when that has roll-ups, else -1
   };
   struct Rollup {
     int64_t start;
     uint32_t covers;
     std::string_view payload;  // the partials
+    int64_t seq;
   };
   std::vector<Fine> fine;
-  std::vector<Rollup> rollups;
+  std::vector<Rollup> rollups;  // in stored order
   fine.reserve(body.size() / 64);
-  while (!in.done()) {
+  for (int64_t seq = 0; !in.done(); ++seq) {
     int64_t start, last;
     bool rollup;
     std::string_view payload;
@@ -594,7 +608,7 @@ Status FoldTiles(const TileSpec& spec, std::string_view body, int64_t now_micros
           "a stored tile value of {} bytes is truncated at byte {}", body.size(), in.pos()));
     }
     if (!rollup) {
-      fine.push_back({start, payload, -1});  // counted for validity even when after now
+      fine.push_back({start, payload, seq, -1});  // counted for validity even when after now
       if (start <= now_micros) *last_event = std::max(*last_event, last);
       continue;
     }
@@ -606,44 +620,54 @@ Status FoldTiles(const TileSpec& spec, std::string_view body, int64_t now_micros
           fmt::format("a stored tile roll-up of {} bytes has no span", payload.size()));
     }
     if (r <= 0 || span != r) continue;  // written under another roll-up span: not used
-    rollups.push_back({start, covers, payload.substr(kRollupPrefix)});
+    rollups.push_back({start, covers, payload.substr(kRollupPrefix), seq});
   }
 
   // The valid roll-up of each coarse tile: one that covers as many fine records as are stored
-  // in its coarse tile (tiles.h: then it covers exactly them). Among several, the last stored.
+  // before it in its coarse tile (tiles.h: then it covers exactly them). Among several, the last
+  // stored. The fine records of its coarse tile stored after it (pushes since the
+  // materialization that wrote it) are merged after it.
   struct Coarse {
     int64_t start;
-    uint32_t stored = 0;
+    uint32_t seen = 0;  // fine records of the tile met so far in stored order
     const Rollup* valid = nullptr;
+    int64_t valid_seq = -1;
   };
   std::vector<Coarse> coarse;
+  bool any_after = false;  // a fine record stored after its coarse tile's valid roll-up
   if (!rollups.empty()) {
-    std::stable_sort(rollups.begin(), rollups.end(),
-                     [](const Rollup& a, const Rollup& b) { return a.start < b.start; });
+    std::vector<int64_t> starts;
+    for (const Rollup& u : rollups) starts.push_back(u.start);
+    std::sort(starts.begin(), starts.end());
+    starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
+    for (int64_t c : starts) coarse.push_back({c});
+    auto index_of = [&](int64_t c) {
+      auto at = std::lower_bound(starts.begin(), starts.end(), c);
+      return at != starts.end() && *at == c ? static_cast<int>(at - starts.begin()) : -1;
+    };
+    for (Fine& f : fine) f.coarse = index_of(FloorTo(f.start, r));
+    size_t i = 0;
     for (const Rollup& u : rollups) {
-      if (coarse.empty() || coarse.back().start != u.start) coarse.push_back({u.start});
-    }
-    for (Fine& f : fine) {
-      const int64_t c = FloorTo(f.start, r);
-      auto at = std::lower_bound(coarse.begin(), coarse.end(), c,
-                                 [](const Coarse& x, int64_t v) { return x.start < v; });
-      if (at != coarse.end() && at->start == c) {
-        ++at->stored;
-        f.coarse = static_cast<int>(at - coarse.begin());
+      for (; i < fine.size() && fine[i].seq < u.seq; ++i) {
+        if (fine[i].coarse >= 0) ++coarse[fine[i].coarse].seen;
+      }
+      Coarse& c = coarse[index_of(u.start)];
+      if (u.covers == c.seen) {
+        c.valid = &u;
+        c.valid_seq = u.seq;
       }
     }
-    size_t u = 0;
-    for (Coarse& c : coarse) {
-      for (; u < rollups.size() && rollups[u].start == c.start; ++u) {
-        if (rollups[u].covers == c.stored) c.valid = &rollups[u];
-      }
+    for (const Fine& f : fine) {
+      any_after = any_after || (f.coarse >= 0 && coarse[f.coarse].valid != nullptr &&
+                                f.seq > coarse[f.coarse].valid_seq);
     }
   }
 
   // Pass 2: per aggregation, the fine records of its window outside the coarse tiles that a
-  // valid roll-up covers and that lie wholly in the window, then those roll-ups. The two sets
-  // hold different coarse tiles, so no tie of first/last (events of one time share a tile) is
-  // decided by this order.
+  // valid roll-up covers and that lie wholly in the window, then those roll-ups, then the fine
+  // records stored after them in their coarse tiles. Only the last two sets share tiles, and
+  // they are merged in stored order, so ties of first/last (events of one time share a tile)
+  // go to the later record as in a fold of fine records alone.
   std::vector<int64_t> starts(n_items);
   for (size_t k = 0; k < n_items; ++k) {
     starts[k] = WindowStart(now_micros, spec.items[k].window, spec.granularity);
@@ -665,10 +689,12 @@ Status FoldTiles(const TileSpec& spec, std::string_view body, int64_t now_micros
     }
     return Status::OK();
   };
+  auto valid_coarse_of = [&](const Fine& f) -> const Coarse* {
+    return f.coarse >= 0 && coarse[f.coarse].valid != nullptr ? &coarse[f.coarse] : nullptr;
+  };
   for (const Fine& f : fine) {
     if (f.start > now_micros) continue;  // a tile after now: not yet in any window
-    const Coarse* c =
-        f.coarse >= 0 && coarse[f.coarse].valid != nullptr ? &coarse[f.coarse] : nullptr;
+    const Coarse* c = valid_coarse_of(f);
     bool any = false;
     for (size_t k = 0; k < n_items; ++k) {
       wanted[k] = f.start >= starts[k] && (c == nullptr || !whole_in_window(c->start, k));
@@ -687,6 +713,17 @@ Status FoldTiles(const TileSpec& spec, std::string_view body, int64_t now_micros
       GRANARY_RETURN_NOT_OK(
           fold_payload(c.valid->payload, static_cast<int64_t>(c.valid->payload.size())));
     }
+  }
+  for (const Fine& f : fine) {
+    if (!any_after) break;
+    const Coarse* c = valid_coarse_of(f);
+    if (c == nullptr || f.seq < c->valid_seq || f.start > now_micros) continue;
+    bool any = false;
+    for (size_t k = 0; k < n_items; ++k) {
+      wanted[k] = whole_in_window(c->start, k);
+      any = any || wanted[k];
+    }
+    if (any) GRANARY_RETURN_NOT_OK(fold_payload(f.payload, static_cast<int64_t>(f.payload.size())));
   }
   values->reserve(n_items);
   for (size_t k = 0; k < n_items; ++k) values->push_back(Finish(spec.items[k], acc[k]));

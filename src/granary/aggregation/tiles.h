@@ -38,17 +38,20 @@
 // tiles) and one roll-up per coarse tile in between (R = 1 day: at most 48 + 30 records instead
 // of 720). The fine records stay: the tail of a window moves by G, so every coarse tile is, at
 // some read, the partial one at the tail. A roll-up is used for a coarse tile only when it
-// covers exactly the fine records stored for that tile: writers add roll-ups only beside their
-// own fine records of the same write, and drop a roll-up whenever they drop one of its records
-// (its `last` is the earliest; expiry drops by start, and its start is the earliest), so the
-// fine records it covers are always among those stored, and "it covers as many fine records as
-// are stored in its coarse tile" proves they are the same. A push into a coarse tile that has a
-// roll-up adds a fine record the roll-up does not cover: reads then fold that coarse tile's fine
-// records, until the next materialization writes a new roll-up. Stateless functions;
+// covers exactly the fine records of that tile stored BEFORE it: writers add roll-ups only right
+// after their own fine records of the same write (no other record of that coarse tile survives
+// that write), only ever append records after those they keep, and drop a roll-up whenever they
+// drop one of its records (its `last` is the earliest; expiry drops by start, and its start is
+// the earliest), so the fine records it covers are always stored before it, and "it covers as
+// many fine records as are stored before it in its coarse tile" proves they are the same. A
+// push into a coarse tile that has a roll-up appends a fine record after it: reads merge the
+// roll-up and then the records stored after it (in stored order, so later records still win
+// ties of first/last), until the next materialization rewrites both. Stateless functions;
 // TileAccumulator is one per thread.
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -158,10 +161,21 @@ void EncodeTileRecords(const TileSpec& spec, const std::map<int64_t, Tile>& tile
 // The tile body that results from appending `records` to a `stored` body (empty: none) with
 // `fingerprint`, after dropping the stored records of another fingerprint (or a malformed body),
 // of tiles before `expire_before`, and, with `replace_through`, those whose last event is not
-// after it (OnlineStore::WriteTiles; the Redis script does the same on the server).
+// after it and whose start is at or after `replace_from` (OnlineStore::WriteTiles; the Redis
+// script does the same on the server). A full materialization replaces from the oldest tile
+// (the default); an incremental one from IncrementalTileStart.
 std::string MergeTileBody(std::string_view stored, uint32_t fingerprint,
                           std::optional<int64_t> replace_through, int64_t expire_before,
-                          std::string_view records);
+                          std::string_view records,
+                          int64_t replace_from = std::numeric_limits<int64_t>::min());
+
+// Where an incremental materialization after one that read every event up to `watermark` (UTC
+// us) starts reading again: the start of the coarse tile (the tile, without roll-ups) holding
+// watermark + 1 us. Its records and roll-ups are all rebuilt from the events read, so the
+// roll-up of that coarse tile, partial at the last run, is written whole; every stored record
+// of an earlier tile covers events that the last run read in full. docs/ONLINE_LAYOUT.md,
+// "Incremental runs".
+int64_t IncrementalTileStart(const TileSpec& spec, int64_t watermark);
 
 // The values of the spec's items at `now` from a stored tile body (fingerprint and records),
 // each aggregation from the fine records of its window's partial coarse tiles and the valid

@@ -221,8 +221,10 @@ TEST(Tiles, FoldWithRollupsEqualsTheKernelOnRandomEvents) {
 }
 
 // Pieces that write into the same coarse tile each add a roll-up of their own records only:
-// those cover fewer records than are stored and are not used; the others are.
-TEST(Tiles, RollupsOfPartOfACoarseTileAreNotUsed) {
+// the first piece's covers the records stored before it and is used, with the later pieces'
+// records after it; the later pieces' roll-ups cover fewer records than are stored before them
+// and are not used.
+TEST(Tiles, RollupsOfPartOfACoarseTileAreUsedOnlyWithTheRecordsAfterThem) {
   for (uint64_t seed = 31; seed <= 33; ++seed) {
     CheckAgainstKernel(seed, 7, 2);
     CheckAgainstKernel(seed, 5, 4, /*merge=*/true);
@@ -273,10 +275,23 @@ TEST(Tiles, AWholeCoarseTileIsReadFromItsRollup) {
   EXPECT_EQ(count_at(6 * kHour), 1 + 100 + 1);
   // At 0:30 no coarse tile is whole yet: the fine record of 0:00 alone.
   EXPECT_EQ(count_at(30 * kMinute), 1);
+
+  // A push into the rolled-up [2h, 4h) appends a fine record after the roll-ups: reads of the
+  // whole coarse tile still take its roll-up, then the pushed record (not all its fine records).
+  TileAccumulator pushed(spec);
+  const int64_t push_time = 2 * kHour + 30 * kMinute;
+  ASSERT_TRUE(pushed.Add({"k"}, &push_time, {nullptr}, {nullptr}).ok());
+  std::string push_records;
+  EncodeTileRecords(spec, pushed.entities().at("k"), &push_records);
+  body = MergeTileBody(body, spec.Fingerprint(), std::nullopt, 0, push_records);
+  EXPECT_EQ(count_at(4 * kHour + 30 * kMinute), 1 + (100 + 1) + 1);
+  EXPECT_EQ(count_at(5 * kHour), (100 + 1) + 100);
+  // Partial again at 6:00: [2h, 4h) from its fine records after 3:00, the push not among them.
+  EXPECT_EQ(count_at(6 * kHour), 1 + 100 + 1);
 }
 
 // What materialization does: a first write with roll-ups, pushes of late events into rolled-up
-// coarse tiles (their roll-ups are then not used) and of events after the next run's end, then
+// coarse tiles (merged after their roll-ups) and of events after the next run's end, then
 // a run that re-reads every event up to its end, replaces the stored records up to there and
 // writes new roll-ups. MergeTileBody drops a roll-up with any record it covers, so the body
 // never counts an event twice, and reads equal the kernel over all the events.
@@ -371,6 +386,142 @@ TEST(Tiles, MaterializationReplacesRollupsWithTheirRecords) {
   // records up to there; the events pushed after its end stay.
   body = MergeTileBody(body, fp, end2, 0, records_of(run2, RollupRange{0, end2}));
   check("after run 2", 14 * kHour);
+}
+
+// The records of events `rows` of `events` (one entity), as a materialization encodes them.
+std::string RecordsOf(const TileSpec& spec, const Events& events, const std::vector<int64_t>& rows,
+                      std::optional<RollupRange> rollups) {
+  auto take = [&](const std::shared_ptr<arrow::Array>& a) {
+    std::unique_ptr<arrow::ArrayBuilder> b;
+    EXPECT_TRUE(arrow::MakeBuilder(arrow::default_memory_pool(), a->type(), &b).ok());
+    for (int64_t i : rows) {
+      EXPECT_TRUE(b->AppendArraySlice(arrow::ArraySpan(*a->data()), i, 1).ok());
+    }
+    return b->Finish().ValueOrDie();
+  };
+  Events part;
+  part.group.assign(rows.size(), 0);
+  for (int64_t i : rows) part.time.push_back(events.time[i]);
+  part.v = take(events.v);
+  part.x = take(events.x);
+  part.s = take(events.s);
+  part.flag = take(events.flag);
+  TileAccumulator acc(spec);
+  EXPECT_TRUE(acc.Add(Keys(part.group), part.time.data(), part.Values(), part.Wheres()).ok());
+  std::string records;
+  if (!acc.entities().empty()) {
+    EncodeTileRecords(spec, acc.entities().begin()->second, &records, rollups);
+  }
+  return records;
+}
+
+// Reads of two bodies at every 7 minutes of [from, through]: `*equal` false at the first
+// difference (floats within 1e-9 relative, everything else exactly).
+void CompareReads(const TileSpec& spec, const std::string& a, const std::string& b, int64_t from,
+                  int64_t through, const std::string& label, bool* equal) {
+  *equal = true;
+  for (int64_t t = from; t <= through; t += 7 * kMinute) {
+    std::vector<Value> va, vb;
+    int64_t last_a = 0, last_b = 0;
+    bool ma = false, mb = false;
+    ASSERT_TRUE(FoldTiles(spec, a, t, &va, &last_a, &ma).ok());
+    ASSERT_TRUE(FoldTiles(spec, b, t, &vb, &last_b, &mb).ok());
+    ASSERT_TRUE(ma && mb);
+    for (size_t k = 0; k < spec.items.size(); ++k) {
+      if (!Same(va[k], vb[k])) {
+        *equal = false;
+        ADD_FAILURE() << label << ": " << spec.items[k].name << " at " << t / kMinute
+                      << " min: " << va[k].ToString() << " vs " << vb[k].ToString();
+        return;
+      }
+    }
+  }
+}
+
+// Incremental materialization (docs/ONLINE_LAYOUT.md, "Incremental runs"): after a run up to
+// W, the next reads only the events from IncrementalTileStart(W) (the coarse tile holding
+// W + 1 us) and replaces only the records from there; reads then equal those of a run that
+// re-read everything: with late events that reached the source inside that coarse tile after
+// the run that covered them, pushes (online and offline) between the runs and after the second
+// run's end, and coarse tiles rolled up by the first run. Two incremental runs in a row too.
+// A late event before that coarse tile is the case an incremental run cannot see: only a full
+// run counts it.
+TEST(Tiles, IncrementalRunsEqualAFullRecompute) {
+  for (uint64_t seed : {7, 8, 9}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    Events events = RandomEvents(rng, 1, 240);
+    TileSpec spec = SpecOfEveryFunction();
+    spec.rollup = Duration::Hours(2);
+    const uint32_t fp = spec.Fingerprint();
+    const int64_t n = static_cast<int64_t>(events.time.size());
+    const int64_t end1 = 7 * kHour - 1, end2 = 9 * kHour + 30 * kMinute, end3 = 11 * kHour;
+    const int64_t from2 = IncrementalTileStart(spec, end1);
+    const int64_t from3 = IncrementalTileStart(spec, end2);
+    ASSERT_EQ(from2, 6 * kHour);  // the coarse tile [6h, 8h) holds end1 + 1 us = 7h
+    ASSERT_EQ(from3, 8 * kHour);
+    // What the source holds at each run: run 1 misses the late events of [from2, end1] (every
+    // fourth); runs 2 and 3 have them. Pushes of (end1, end2] went online at once (and to the
+    // source); so did those after end3, which no run reads.
+    std::vector<int64_t> run1, pushed, after, upto2, upto3, incr2, incr3;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t t = events.time[i];
+      const bool late = t >= from2 && t <= end1 && i % 4 == 0;
+      if (t <= end1 && !late) run1.push_back(i);
+      if (t > end1 && t <= end2 && i % 3 == 0) pushed.push_back(i);
+      if (t > end3) after.push_back(i);
+      if (t <= end2) upto2.push_back(i);
+      if (t <= end3) upto3.push_back(i);
+      if (t >= from2 && t <= end2) incr2.push_back(i);
+      if (t >= from3 && t <= end3) incr3.push_back(i);
+    }
+    std::string body =
+        MergeTileBody("", fp, end1, 0, RecordsOf(spec, events, run1, RollupRange{0, end1}));
+    body = MergeTileBody(body, fp, std::nullopt, 0, RecordsOf(spec, events, pushed, std::nullopt));
+    body = MergeTileBody(body, fp, std::nullopt, 0, RecordsOf(spec, events, after, std::nullopt));
+    // Run 2, incremental and full.
+    std::string incremental = MergeTileBody(
+        body, fp, end2, 0, RecordsOf(spec, events, incr2, RollupRange{from2, end2}), from2);
+    std::string full =
+        MergeTileBody(body, fp, end2, 0, RecordsOf(spec, events, upto2, RollupRange{0, end2}));
+    bool equal = false;
+    CompareReads(spec, incremental, full, 0, 14 * kHour, "run 2", &equal);
+    EXPECT_TRUE(equal);
+    EXPECT_LT(incr2.size(), upto2.size());  // it read less
+    // Run 3, incremental after incremental, and full.
+    incremental = MergeTileBody(incremental, fp, end3, 0,
+                                RecordsOf(spec, events, incr3, RollupRange{from3, end3}), from3);
+    full = MergeTileBody(full, fp, end3, 0, RecordsOf(spec, events, upto3, RollupRange{0, end3}));
+    CompareReads(spec, incremental, full, 0, 14 * kHour, "run 3", &equal);
+    EXPECT_TRUE(equal);
+
+    // A late event before from2 (the earliest event, which run 1 did not have): the incremental
+    // run does not read it, a full run does.
+    if (events.time[0] >= from2) continue;
+    std::vector<int64_t> run1_without;  // the earliest event arrives only after run 1
+    for (int64_t i : run1) {
+      if (i != 0) run1_without.push_back(i);
+    }
+    std::string base =
+        MergeTileBody("", fp, end1, 0, RecordsOf(spec, events, run1_without, RollupRange{0, end1}));
+    std::vector<int64_t> incr_only, all2;
+    for (int64_t i = 0; i < n; ++i) {
+      if (events.time[i] >= from2 && events.time[i] <= end2) incr_only.push_back(i);
+      if (events.time[i] <= end2) all2.push_back(i);
+    }
+    const std::string missed = MergeTileBody(
+        base, fp, end2, 0, RecordsOf(spec, events, incr_only, RollupRange{from2, end2}), from2);
+    const std::string counted =
+        MergeTileBody(base, fp, end2, 0, RecordsOf(spec, events, all2, RollupRange{0, end2}));
+    std::vector<Value> a, b;
+    int64_t last = 0;
+    bool matches = false;
+    const int64_t t = events.time[0] + kHour;  // a read whose windows hold the event
+    ASSERT_TRUE(FoldTiles(spec, missed, t, &a, &last, &matches).ok());
+    ASSERT_TRUE(FoldTiles(spec, counted, t, &b, &last, &matches).ok());
+    EXPECT_EQ(a[0].get<int64_t>() + 1, b[0].get<int64_t>())
+        << "count_all at " << t / kMinute << " min";
+  }
 }
 
 TEST(Tiles, RollupSpanBoundsTheRecordsARead) {

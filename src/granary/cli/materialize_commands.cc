@@ -75,6 +75,11 @@ std::string DescribeView(const ViewMaterialization& v) {
       Progress::HumanCount(static_cast<double>(v.entities)),
       Progress::HumanCount(static_cast<double>(v.entities_written)),
       Progress::HumanCount(static_cast<double>(v.entities_skipped)));
+  if (v.tiles_from) {
+    line += fmt::format(", tiles: {} events read from {} (incremental)",
+                        Progress::HumanCount(static_cast<double>(v.tile_events)),
+                        FormatTimestamp(*v.tiles_from));
+  }
   if (v.null_key_rows > 0)
     line += fmt::format(", {} rows with a null join key ignored", v.null_key_rows);
   if (v.partitions > 0) {

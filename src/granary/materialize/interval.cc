@@ -60,8 +60,15 @@ std::string StoreIdentity(const OnlineStoreConfig& store) {
 
 std::string LayoutTag(const ViewLayout& layout, const OnlineStoreConfig& store) {
   const uint64_t identity = Fnv1a64(StoreIdentity(store));
-  return fmt::format("{:08x}-{:08x}", layout.fingerprint(),
-                     static_cast<uint32_t>(identity ^ (identity >> 32)));
+  uint32_t schema = layout.fingerprint();
+  if (layout.tile_layout() != nullptr) {
+    // The tiles' spec too (granularity, windows, functions): an incremental run keeps the stored
+    // tiles before its read (IncrementalTileStart), which is sound only for the same spec.
+    const uint64_t both =
+        Fnv1a64(fmt::format("{:08x}/{:08x}", schema, layout.tile_layout()->fingerprint()));
+    schema = static_cast<uint32_t>(both ^ (both >> 32));
+  }
+  return fmt::format("{:08x}-{:08x}", schema, static_cast<uint32_t>(identity ^ (identity >> 32)));
 }
 
 ViewInterval PlanIncremental(const std::optional<WatermarkState>& state,

@@ -44,7 +44,8 @@ struct ViewInterval {
   std::string watermark_note;
 };
 
-// The layout tag stored with a watermark: the schema fingerprint and the online store's identity
+// The layout tag stored with a watermark: the schema fingerprint (with the tiles' fingerprint
+// for a view with aggregations) and the online store's identity
 // (its type and where it is: RocksDB path, Redis host:port and db, cluster seed nodes; never
 // credentials), each as 8 hex digits, "5e3a91c0-0b1d44e2".
 std::string LayoutTag(const ViewLayout& layout, const OnlineStoreConfig& store);

@@ -199,18 +199,29 @@ Status MaterializeRows(const RunContext& ctx, const FeatureView& view, const Vie
   return st;
 }
 
-// The online tiles of a view's aggregations (docs/ONLINE_LAYOUT.md, "Tiles"): every event of
-// the window any read at `end` or later needs, [ExpireBefore(end), end], is read again and its
-// tiles replace the stored records up to `end`; records pushed for later events stay. Reading
-// the whole retention every run keeps the tiles exactly what the source says (a late event, a
-// corrected row) at the cost of a scan of the longest window.
+// The online tiles of a view's aggregations (docs/ONLINE_LAYOUT.md, "Tiles"). A full run reads
+// every event of the window any read at `end` or later needs, [ExpireBefore(end), end], and its
+// tiles replace the stored records up to `end`: the tiles are then exactly what the source says
+// (late and corrected events included). An incremental run after a watermark (`incremental_after`,
+// reached under the same tile spec) reads only from the coarse tile holding the watermark's
+// next microsecond (IncrementalTileStart) and replaces only the records from there on; the older
+// ones are what the earlier runs read in full. Records pushed for events after `end` stay.
 Status MaterializeTiles(const RunContext& ctx, const FeatureView& view, const ViewLayout& tiles,
-                        ViewMaterialization* out) {
+                        std::optional<Timestamp> incremental_after, ViewMaterialization* out) {
   const aggregation::TileSpec& spec = *tiles.tiles();
   CancelFlag cancel(ctx.cancelled);
   EventsRequest request;
   request.view = &view;
   request.start = Timestamp::FromMicros(spec.ExpireBefore(out->end.micros));
+  std::optional<Timestamp> replace_from;
+  if (incremental_after) {
+    const int64_t from = aggregation::IncrementalTileStart(spec, incremental_after->micros);
+    if (from > request.start.micros) {
+      request.start = Timestamp::FromMicros(from);
+      replace_from = request.start;
+    }
+  }
+  out->tiles_from = replace_from;
   request.end = out->end;
   request.cancel = &cancel;
   Progress progress(fmt::format("{}: tiles", view.name), 0, "events", ctx.options.progress);
@@ -232,6 +243,7 @@ Status MaterializeTiles(const RunContext& ctx, const FeatureView& view, const Vi
   TileWriteOptions write;
   write.replace_through = out->end;
   write.expire_before = Timestamp::FromMicros(spec.ExpireBefore(ctx.options.clock->Now().micros));
+  write.replace_from = replace_from;
   GRANARY_ASSIGN_OR_RAISE(int64_t written, ctx.store.WriteTiles(tiles, keys, records, write));
   out->tile_entities = written;
   return Status::OK();
@@ -287,7 +299,13 @@ ViewMaterialization MaterializeOneView(const RunContext& ctx, const FeatureView&
 
   Status st = MaterializeRows(ctx, view, layout, &out);
   if (st.ok() && layout.tile_layout() != nullptr) {
-    st = MaterializeTiles(ctx, view, *layout.tile_layout(), &out)
+    // Incremental only after a watermark reached under this layout (whose tag covers the tile
+    // spec), never for a reload or a START END run (which re-reads the whole retention).
+    std::optional<Timestamp> incremental_after;
+    if (ctx.request.kind == MaterializeRequest::Kind::kIncremental && reload_reason.empty()) {
+      incremental_after = plan.watermark;
+    }
+    st = MaterializeTiles(ctx, view, *layout.tile_layout(), incremental_after, &out)
              .WithContext(fmt::format("feature view '{}': its aggregation tiles", view.name));
   }  // else no tiles can be kept (tile_error()): serving refuses those features, saying why
   if (st.ok() && IsCancelled(ctx.cancelled)) {

@@ -130,6 +130,9 @@ struct ViewMaterialization {
   bool bulk_loaded = false;      // written as files by OnlineStore::StartBulkLoad (RocksDB)
   int64_t tile_events = 0;       // aggregation views: events read for the tiles
   int64_t tile_entities = 0;     // aggregation views: entities whose tiles were written
+  // Aggregation views, an incremental run: the events for the tiles were read from here
+  // (IncrementalTileStart of the watermark), not over the whole retention; unset otherwise.
+  std::optional<Timestamp> tiles_from;
   std::optional<Timestamp> newest_event;  // the newest event time among the rows chosen
   int partitions = 0;                     // 0: the engine's work fit in memory
   int64_t bytes_spilled = 0;

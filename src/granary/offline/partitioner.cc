@@ -8,6 +8,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#if defined(__GLIBC__)  // set by any standard header
+#include <malloc.h>
+#endif
 
 #include "granary/offline/key_hash.h"
 
@@ -17,6 +20,13 @@ int64_t BatchBytes(const arrow::RecordBatch& batch) {
   int64_t total = 0;
   for (const auto& column : batch.columns()) total += arrow::util::TotalBufferSize(*column);
   return total;
+}
+
+void ReleaseFreedMemory() {
+  arrow::default_memory_pool()->ReleaseUnused();
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 EntityPartitioner::EntityPartitioner(std::shared_ptr<arrow::Schema> schema,

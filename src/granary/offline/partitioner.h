@@ -27,6 +27,12 @@ namespace granary {
 // costs, for memory budgets.
 int64_t BatchBytes(const arrow::RecordBatch& batch);
 
+// Hands the memory freed so far back to the operating system: the Arrow pool's unused pages
+// (jemalloc purges an arena's freed pages only on later activity in that arena, so the arenas of
+// threads that are done keep them) and glibc's free heap pages. For a phase boundary after
+// worker threads end (a few ms); values and budgets are unaffected, only the RSS.
+void ReleaseFreedMemory();
+
 struct PartitionerOptions {
   int num_partitions = 64;  // at least 1
   // Bytes of buffered rows kept in memory; past it, the largest partitions are written to Arrow
@@ -45,7 +51,8 @@ struct PartitionerStats {
 };
 
 // Not thread-safe while appending; after Finish(), ReadPartition() may run on several threads at
-// once, while Release() belongs to the one thread that owns the partitioner.
+// once, and Release(i) beside reads of other partitions, one Release at a time (it updates
+// stats()), never beside a read of partition i.
 class EntityPartitioner {
  public:
   // `key_columns` name columns of `schema`; their types must be supported by KeyColumns.

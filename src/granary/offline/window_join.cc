@@ -335,11 +335,12 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
 
   // Partitions small enough that each thread's partition of rows and events fits its share.
   const int64_t data_bytes = BatchBytes(*row_batch) + scan->stats().bytes_estimated;
-  // At most 16 MiB each even under a large budget: a partition's keys, orders and sorted copies
-  // take several times its size while it is worked on, and small partitions keep that peak low at
-  // little cost.
+  // At most 4 MiB each even under a large budget: a partition's keys, hashes, orders, sorted
+  // copies and answers take several times its size while it is worked on (about 6x), and small
+  // partitions keep that peak low at no cost in time (bench/aggregations: 16 MiB partitions
+  // peaked 80 MiB higher and were no faster; 1 MiB ones were slower: per-partition overhead).
   const int64_t share =
-      std::clamp<int64_t>(budget / (4 * threads), int64_t{1} << 20, int64_t{16} << 20);
+      std::clamp<int64_t>(budget / (4 * threads), int64_t{1} << 20, int64_t{4} << 20);
   const int partitions =
       static_cast<int>(std::clamp<int64_t>((data_bytes + share - 1) / share, threads, 4096));
   PartitionerOptions part_options;
@@ -374,6 +375,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   std::atomic<int64_t> used{0};
   std::atomic<int64_t> with_events{0};
   std::mutex error_mutex;
+  std::mutex release_mutex;  // Release may run beside ReadPartition of others, one at a time
   Status error;
   auto work = [&] {
     int64_t local_used = 0;
@@ -382,11 +384,17 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
       auto run = [&]() -> Status {
         GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, "aggregating " + view.name));
         GRANARY_ASSIGN_OR_RAISE(auto rows, row_parts->ReadPartition(p));
-        if (rows->num_rows() == 0) return Status::OK();
-        GRANARY_ASSIGN_OR_RAISE(auto events, event_parts->ReadPartition(p));
-        GRANARY_ASSIGN_OR_RAISE(
-            results[p], AggregatePartition(*rows, *events, keys, aggregations, needed,
-                                           view.granularity, &local_used, &local_with_events));
+        if (rows->num_rows() != 0) {
+          GRANARY_ASSIGN_OR_RAISE(auto events, event_parts->ReadPartition(p));
+          GRANARY_ASSIGN_OR_RAISE(
+              results[p], AggregatePartition(*rows, *events, keys, aggregations, needed,
+                                             view.granularity, &local_used, &local_with_events));
+        }
+        // The partition's buffered rows and events (and spill files) go as soon as it is done:
+        // otherwise they stay until the end, beside the answers that accumulate meanwhile.
+        std::lock_guard<std::mutex> lock(release_mutex);
+        row_parts->Release(p);
+        event_parts->Release(p);
         return Status::OK();
       };
       Status st = run();
@@ -403,6 +411,10 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   for (int t = 1; t < threads; ++t) pool.emplace_back(work);
   work();
   for (auto& t : pool) t.join();
+  // The workers' partitions were freed into their threads' allocator arenas, which nothing
+  // allocates from any more: hand those pages back before the answers are put in order, which
+  // would otherwise come on top of them (the peak RSS of bench/aggregations, PERFORMANCE.md).
+  ReleaseFreedMemory();
   GRANARY_RETURN_NOT_OK(error);
   if (stats != nullptr) {
     stats->events_used = used;

@@ -97,6 +97,10 @@ struct TileWriteOptions {
   // Drop stored records of tiles starting before this (TileSpec::ExpireBefore(now)): no read
   // at now or later needs them.
   Timestamp expire_before;
+  // With replace_through: only records of tiles starting at or after this are replaced (an
+  // incremental materialization, which read the events from here on: IncrementalTileStart).
+  // nullopt: from the oldest.
+  std::optional<Timestamp> replace_from;
 };
 
 // A first load of one view, written as files instead of write-if-newer batches (RocksDB: sorted

@@ -769,6 +769,32 @@ TEST_P(OnlineStoreTest, TileRollupsKeepEveryRecordThroughWritesAndPushes) {
   events.push_back({1, end - Duration::Hours(10) + Duration::Minutes(5), 100.0, true});
   materialize();
   expect(26, 131.0, 7.0);
+
+  // An incremental run up to end2 after the watermark end - 1 us reads only the events from
+  // IncrementalTileStart (here `end`, a coarse tile boundary) and replaces only the records from
+  // there: the day before keeps its records and roll-ups, the online-only push at end + 10 min
+  // is replaced by what the source says, and the new payments of 2.0 count.
+  const Timestamp end2 = end + Duration::Hours(6);
+  const int64_t from = aggregation::IncrementalTileStart(spec, end.micros - 1);
+  ASSERT_EQ(from, end.micros);
+  std::vector<std::tuple<int64_t, Timestamp, double, bool>> fresh;
+  for (int h = 1; h <= 5; ++h) fresh.push_back({1, end + Duration::Hours(h), 2.0, true});
+  {
+    EntityKeyColumn keys;
+    std::vector<std::string> records;
+    EventTiles(spec, fresh, &keys, &records, aggregation::RollupRange{from, end2.micros - 1});
+    clock_.Set(end2);
+    TileWriteOptions incremental{end2 - Duration::Microseconds(1),
+                                 Timestamp::FromMicros(spec.ExpireBefore(end2.micros)),
+                                 Timestamp::FromMicros(from)};
+    ASSERT_TRUE(store_->WriteTiles(*tiles, keys, records, incremental).ok());
+  }
+  clock_.Set(end2 + Duration::Minutes(30));
+  OnlineFeatures got = ReadOne("payments_3d#tiles", {{Value(int64_t{1})}});
+  ASSERT_EQ(got.status(0, 0, 0), FeatureStatus::kPresent);
+  EXPECT_EQ(got.value(0, 0, 0).AsInt64(), 24 + 1 + 5);
+  EXPECT_EQ(got.value(0, 1, 0).AsFloat64(), 24.0 + 100.0 + 10.0);
+  EXPECT_EQ(got.value(0, 2, 0).AsFloat64(), 2.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, OnlineStoreTest, ::testing::ValuesIn(testing::StoreKinds()),

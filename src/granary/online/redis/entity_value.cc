@@ -192,6 +192,8 @@ local view, ttl, fp = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local replace = nil
 if ARGV[4] ~= '' then replace = tonumber(ARGV[4]) end
 local expire = tonumber(ARGV[5])
+local replace_from = nil
+if ARGV[6] ~= '' then replace_from = tonumber(ARGV[6]) end
 local byte, sub, char = string.byte, string.sub, string.char
 )lua") +
     kLuaGetVarint + kLuaPutVarint + R"lua(
@@ -220,7 +222,8 @@ local function kept(body)
       uint32(body, pos + 16) % 2147483648
     local stop = pos + 19 + len
     if stop > n then break end
-    if start >= expire and (replace == nil or last > replace) then
+    if start >= expire and (replace == nil or last > replace or
+                            (replace_from ~= nil and start < replace_from)) then
       out[#out + 1] = sub(body, pos, stop)
     end
     pos = stop + 1
@@ -249,7 +252,7 @@ for i = 1, #KEYS do
       pos = p + len
     end
   end
-  local body = fp .. kept(old) .. ARGV[5 + i]
+  local body = fp .. kept(old) .. ARGV[6 + i]
   local section = view .. put_varint(#body) .. body
   local out
   if not value then

@@ -44,7 +44,9 @@ extern const char* const kDeleteViewsScript;
 // KEYS: entity keys. ARGV[1]: tile view id (4 bytes), ARGV[2]: key ttl in milliseconds (0:
 // forever), ARGV[3]: the tiles' fingerprint (4 bytes), ARGV[4]: replace-through time in
 // microseconds (decimal; empty: keep), ARGV[5]: expire-before time in microseconds (decimal),
-// ARGV[5+i]: the tile records for KEYS[i]. Rewrites each key's tile section as
+// ARGV[6]: replace-from time in microseconds (decimal; empty: from the oldest tile; only
+// records of tiles starting at or after it are replaced), ARGV[6+i]: the tile records for
+// KEYS[i]. Rewrites each key's tile section as
 // aggregation::MergeTileBody does, with the expiry rule of the write script. Returns how many
 // keys were written.
 extern const char* const kTileScript;

@@ -200,6 +200,8 @@ Result<int64_t> RedisOnlineStore::WriteTiles(const ViewLayout& tiles_view,
   const std::string replace =
       options.replace_through ? std::to_string(options.replace_through->micros) : std::string();
   const std::string expire = std::to_string(options.expire_before.micros);
+  const std::string replace_from =
+      options.replace_from ? std::to_string(options.replace_from->micros) : std::string();
   int64_t written = 0;
   std::string key;
   for (size_t begin = 0; begin < keys.size(); begin += kRowsPerBatch) {
@@ -211,7 +213,7 @@ Result<int64_t> RedisOnlineStore::WriteTiles(const ViewLayout& tiles_view,
       const size_t g_end = std::min(end, g + limit);
       key.assign(prefix_).append(keys.key(g));
       batch->Add(options_.cluster ? KeySlot(key) : 0, false, [&](CommandWriter& w) {
-        w.Begin(3 + 2 * (g_end - g) + 5)
+        w.Begin(3 + 2 * (g_end - g) + 6)
             .Arg("EVALSHA")
             .Arg(tile_sha_)
             .Arg(static_cast<int64_t>(g_end - g));
@@ -219,7 +221,7 @@ Result<int64_t> RedisOnlineStore::WriteTiles(const ViewLayout& tiles_view,
           key.assign(prefix_).append(keys.key(i));
           w.Arg(key);
         }
-        w.Arg(view_id).Arg(ttl_ms).Arg(fingerprint).Arg(replace).Arg(expire);
+        w.Arg(view_id).Arg(ttl_ms).Arg(fingerprint).Arg(replace).Arg(expire).Arg(replace_from);
         for (size_t i = g; i < g_end; ++i) w.Arg(records[i]);
       });
     }

@@ -370,6 +370,8 @@ Result<int64_t> RocksDbOnlineStore::WriteTiles(const ViewLayout& tiles_view,
   const uint32_t fingerprint = tiles_view.fingerprint();
   std::optional<int64_t> replace;
   if (options.replace_through) replace = options.replace_through->micros;
+  const int64_t replace_from =
+      options.replace_from ? options.replace_from->micros : std::numeric_limits<int64_t>::min();
   int64_t written = 0;
   for (size_t begin = 0; begin < keys.size(); begin += kChunkRows) {
     const size_t end = std::min(keys.size(), begin + static_cast<size_t>(kChunkRows));
@@ -407,8 +409,9 @@ Result<int64_t> RocksDbOnlineStore::WriteTiles(const ViewLayout& tiles_view,
       record.clear();
       record.push_back(kRecordVersion);
       layout::PutFixed<int64_t>(&record, expiry);
-      record += aggregation::MergeTileBody(old_body, fingerprint, replace,
-                                           options.expire_before.micros, records[begin + j]);
+      record +=
+          aggregation::MergeTileBody(old_body, fingerprint, replace, options.expire_before.micros,
+                                     records[begin + j], replace_from);
       batch.Put(slices[j], rocksdb::Slice(record));
       ++written;
     }
