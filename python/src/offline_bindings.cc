@@ -251,8 +251,7 @@ void BindOffline(nb::class_<FeatureStoreCore>& cls) {
                   OpenHistoricalStream(self, *call, &engine, &stream, &entity_columns));
               // As the CLI's -o: each batch to disk as it arrives, into a temporary file renamed
               // over `path` only once the stream has ended well.
-              GRANARY_ASSIGN_OR_RAISE(auto writer,
-                                      TableFileWriter::Open(path, stream->schema(), threads));
+              GRANARY_ASSIGN_OR_RAISE(auto writer, TableFileWriter::Open(path, stream->schema()));
               for (;;) {
                 GRANARY_ASSIGN_OR_RAISE(auto batch, stream->Next());
                 if (batch == nullptr) break;

@@ -146,8 +146,7 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   // Each batch goes to disk as it arrives (the client holds one batch, not the training set),
   // into a temporary file renamed over the output only once the stream has ended well: a lost
   // cluster, an error or Ctrl-C midway leaves no output file.
-  GRANARY_ASSIGN_OR_RAISE(auto writer,
-                          TableFileWriter::Open(args.output, stream->schema(), args.threads));
+  GRANARY_ASSIGN_OR_RAISE(auto writer, TableFileWriter::Open(args.output, stream->schema()));
   for (;;) {
     GRANARY_ASSIGN_OR_RAISE(auto batch, stream->Next());
     if (batch == nullptr) break;

@@ -4,7 +4,6 @@
 #include <arrow/csv/api.h>
 #include <arrow/io/api.h>
 #include <arrow/ipc/writer.h>
-#include <arrow/util/thread_pool.h>
 #include <fmt/format.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/writer.h>
@@ -21,7 +20,6 @@
 #include <string_view>
 #include <vector>
 
-#include "granary/common/threads.h"
 #include "granary/common/time.h"
 
 namespace granary {
@@ -286,9 +284,6 @@ class TableFileWriter::Impl {
   std::shared_ptr<arrow::Schema> schema;
   FileKind kind = FileKind::kParquet;
   std::shared_ptr<arrow::io::FileOutputStream> out;
-  // Encodes the columns of a row group in parallel (threads > 1); declared before `parquet`,
-  // which uses it, so that it outlives it.
-  std::shared_ptr<arrow::internal::ThreadPool> column_pool;
   std::unique_ptr<parquet::arrow::FileWriter> parquet;
   std::shared_ptr<arrow::ipc::RecordBatchWriter> csv;
   int64_t rows = 0;
@@ -344,7 +339,7 @@ TableFileWriter::TableFileWriter(std::unique_ptr<Impl> impl) : impl_(std::move(i
 TableFileWriter::~TableFileWriter() = default;
 
 Result<std::unique_ptr<TableFileWriter>> TableFileWriter::Open(
-    const std::filesystem::path& path, std::shared_ptr<arrow::Schema> schema, int threads) {
+    const std::filesystem::path& path, std::shared_ptr<arrow::Schema> schema) {
   GRANARY_ASSIGN_OR_RAISE(FileKind kind, KindOf(path));
   auto impl = std::make_unique<Impl>();
   impl->path = path;
@@ -383,19 +378,8 @@ Result<std::unique_ptr<TableFileWriter>> TableFileWriter::Open(
         }
       }
       auto props = builder.build();
-      // A training set is written after its join, on one thread unless the columns are encoded
-      // in parallel: 33 columns of 1 M rows took 13 % of bench/pit_join's CPU time, all of it
-      // on one core.
-      parquet::ArrowWriterProperties::Builder arrow_props;
-      const int column_threads = std::min(ThreadCount(threads), impl->schema->num_fields());
-      if (column_threads > 1) {
-        auto pool = arrow::internal::ThreadPool::Make(column_threads);
-        if (!pool.ok()) return impl->Fail(pool.status().message());
-        impl->column_pool = *pool;
-        arrow_props.set_use_threads(true)->set_executor(impl->column_pool.get());
-      }
       auto writer = parquet::arrow::FileWriter::Open(*impl->schema, arrow::default_memory_pool(),
-                                                     impl->out, props, arrow_props.build());
+                                                     impl->out, props);
       if (!writer.ok()) return impl->Fail(writer.status().message());
       impl->parquet = std::move(*writer);
     }

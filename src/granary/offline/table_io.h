@@ -40,19 +40,13 @@ Status WriteTableFile(const arrow::Table& table, const std::filesystem::path& pa
 // stream, a lost cluster, Ctrl-C) removes the temporary file. A process killed outright leaves
 // the temporary file behind, never a partial `path`.
 //
-// One thread at a time. With `threads` > 1 (Parquet only) the columns of each row group are
-// encoded and compressed on that many threads of the writer's own pool, not Arrow's shared CPU
-// pool (a writer called from a task of that pool would wait on itself), started by Open and
-// joined by the destructor. The file is the same whatever the count.
+// One thread at a time.
 class TableFileWriter {
  public:
   // Creates the temporary file for a table of `schema`. InvalidArgument for an extension other
-  // than .parquet or .csv; IOError naming the folder when the file cannot be created. `threads`:
-  // columns encoded at once (Parquet); 1 encodes them in turn on the caller's thread, 0 uses one
-  // thread per core.
+  // than .parquet or .csv; IOError naming the folder when the file cannot be created.
   static Result<std::unique_ptr<TableFileWriter>> Open(const std::filesystem::path& path,
-                                                       std::shared_ptr<arrow::Schema> schema,
-                                                       int threads = 1);
+                                                       std::shared_ptr<arrow::Schema> schema);
   ~TableFileWriter();
   TableFileWriter(const TableFileWriter&) = delete;
   TableFileWriter& operator=(const TableFileWriter&) = delete;

@@ -235,45 +235,5 @@ TEST(TableFileWriter, AnUnknownExtensionIsRefusedBeforeAnyFileIsMade) {
   EXPECT_TRUE(FilesIn(dir.path()).empty());
 }
 
-// Columns encoded on several threads make the same file, byte for byte, as one thread; large
-// enough for several row groups (256 Ki rows each) of many columns, some with nulls.
-TEST(TableFileWriter, ColumnsEncodedOnSeveralThreadsMakeTheSameFile) {
-  auto dir = TempDir::Make("granary-table-io-").ValueOrDie();
-  const int64_t rows = 600'000;
-  arrow::FieldVector fields;
-  arrow::ArrayVector columns;
-  for (int c = 0; c < 9; ++c) {
-    arrow::DoubleBuilder values;
-    ASSERT_TRUE(values.Reserve(rows).ok());
-    for (int64_t i = 0; i < rows; ++i) {
-      if ((i + c) % 5 == 0) {
-        values.UnsafeAppendNull();
-      } else {
-        values.UnsafeAppend(static_cast<double>(i * (c + 1)) / 7.0);
-      }
-    }
-    fields.push_back(arrow::field("f" + std::to_string(c), arrow::float64()));
-    columns.push_back(values.Finish().ValueOrDie());
-  }
-  auto batch = arrow::RecordBatch::Make(arrow::schema(fields), rows, columns);
-  auto write = [&](const std::string& name, int threads) {
-    auto writer = TableFileWriter::Open(dir.path() / name, batch->schema(), threads);
-    EXPECT_TRUE(writer.ok()) << writer.status().ToString();
-    if (!writer.ok()) return std::string();
-    EXPECT_TRUE((*writer)->Write(*batch->Slice(0, 100'000)).ok());
-    EXPECT_TRUE((*writer)->Write(*batch->Slice(100'000)).ok());
-    EXPECT_TRUE((*writer)->Commit().ok());
-    std::ifstream in(dir.path() / name, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
-  const std::string one = write("one.parquet", 1);
-  ASSERT_FALSE(one.empty());
-  EXPECT_EQ(write("two.parquet", 2), one);
-  EXPECT_EQ(write("every_core.parquet", 0), one);
-  EXPECT_EQ(write("more_than_columns.parquet", 16), one);
-  auto back = ReadTableFile(dir.path() / "two.parquet").ValueOrDie();
-  EXPECT_TRUE(back->Equals(*arrow::Table::FromRecordBatches({batch}).ValueOrDie()));
-}
-
 }  // namespace
 }  // namespace granary
