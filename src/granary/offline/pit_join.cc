@@ -6,8 +6,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
-#include <thread>
 
 #include "granary/common/progress.h"
 #include "granary/common/threads.h"
@@ -425,46 +423,20 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   }
   std::shared_ptr<arrow::Array> order_array;
   if (!order.Finish(&order_array).ok()) return Status::Internal("out of memory");
-  // Each column is put in order on its own (a random-access copy of n values), on the join's
-  // threads: one thread did it after every view, the only single-threaded step of the join.
-  // Each worker holds one column's gathered pieces and its ordered copy at a time, as one thread
-  // did; the pieces are released as soon as their column is done.
-  std::vector<std::shared_ptr<arrow::ChunkedArray>> out(feature_count);
-  std::vector<Status> failures(feature_count);
-  auto order_column = [&](int c) {
+  std::vector<std::shared_ptr<arrow::ChunkedArray>> out;
+  for (int c = 0; c < feature_count; ++c) {
     const auto& type = schema->field(first_feature + c)->type();
     if (pieces[c].empty()) {
       auto nulls = arrow::MakeArrayOfNull(type, n);
-      if (!nulls.ok()) {
-        failures[c] = Status::Internal(nulls.status().ToString());
-        return;
-      }
-      out[c] = std::make_shared<arrow::ChunkedArray>(*nulls);
-      return;
+      if (!nulls.ok()) return Status::Internal(nulls.status().ToString());
+      out.push_back(std::make_shared<arrow::ChunkedArray>(*nulls));
+      continue;
     }
     auto column = std::make_shared<arrow::ChunkedArray>(std::move(pieces[c]), type);
-    pieces[c] = {};
     auto taken = arrow::compute::Take(column, order_array);
-    if (!taken.ok()) {
-      failures[c] = Status::Internal(taken.status().ToString());
-      return;
-    }
-    out[c] = taken->chunked_array();
-  };
-  const int workers = std::min(ThreadCount(options.threads), feature_count);
-  if (workers <= 1) {
-    for (int c = 0; c < feature_count; ++c) order_column(c);
-  } else {
-    std::atomic<int> next_column{0};
-    auto work = [&] {
-      for (int c = next_column++; c < feature_count; c = next_column++) order_column(c);
-    };
-    std::vector<std::thread> pool;
-    for (int w = 1; w < workers; ++w) pool.emplace_back(work);
-    work();
-    for (auto& t : pool) t.join();
+    if (!taken.ok()) return Status::Internal(taken.status().ToString());
+    out.push_back(taken->chunked_array());
   }
-  for (const Status& st : failures) GRANARY_RETURN_NOT_OK(st);
   return out;
 }
 
