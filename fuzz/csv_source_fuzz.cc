@@ -13,6 +13,7 @@
 #include <fstream>
 #include <string>
 
+#include "fixed_definitions.h"
 #include "granary/offline/source_scan.h"
 #include "granary/offline/table_io.h"
 #include "granary/registry/loader.h"
@@ -52,14 +53,7 @@ feature_views:
 }
 
 const granary::Definitions& Defs() {
-  static const granary::Definitions defs = [] {
-    granary::Definitions d;
-    granary::Diagnostics diag;
-    granary::LoadDefinitionsText("fuzz.yaml", kDefinitions, &d, &diag);
-    if (diag.has_errors()) Fail(diag.ToStatus().ToString());
-    d.project = "fuzz";
-    return d;
-  }();
+  static const granary::Definitions defs = granary::fuzz::FixedDefinitions(kDefinitions);
   return defs;
 }
 

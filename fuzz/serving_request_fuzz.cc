@@ -16,9 +16,9 @@
 #include <memory>
 #include <string_view>
 
+#include "fixed_definitions.h"
 #include "granary/common/json.h"
 #include "granary/online/online_features.h"
-#include "granary/registry/loader.h"
 #include "granary/serving/materialize_request.h"
 #include "granary/serving/online_features.h"
 #include "granary/serving/online_write.h"
@@ -68,14 +68,8 @@ struct Fixture {
 
 const Fixture& GetFixture() {
   static const Fixture fixture = [] {
-    auto defs = std::make_shared<granary::Definitions>();
-    granary::Diagnostics diag;
-    granary::LoadDefinitionsText("fuzz.yaml", kDefinitions, defs.get(), &diag);
-    if (diag.has_errors()) {
-      std::fprintf(stderr, "%s\n", diag.ToStatus().ToString().c_str());
-      std::abort();
-    }
-    defs->project = "fuzz";
+    auto defs =
+        std::make_shared<granary::Definitions>(granary::fuzz::FixedDefinitions(kDefinitions));
     Fixture f;
     f.defs = defs;
     f.service = granary::OnlineFeaturesService::Make(defs, nullptr, granary::Duration::Days(1))

@@ -13,10 +13,10 @@
 #include <string_view>
 #include <vector>
 
+#include "fixed_definitions.h"
 #include "granary/online/redis/entity_value.h"
 #include "granary/online/value_codec.h"
 #include "granary/online/view_layout.h"
-#include "granary/registry/loader.h"
 
 namespace {
 
@@ -58,13 +58,7 @@ feature_views:
 )yaml";
 
 std::vector<std::shared_ptr<const granary::ViewLayout>> MakeLayouts() {
-  granary::Definitions defs;
-  granary::Diagnostics diag;
-  granary::LoadDefinitionsText("fuzz.yaml", kDefinitions, &defs, &diag);
-  if (diag.has_errors()) {
-    std::fprintf(stderr, "%s\n", diag.ToStatus().ToString().c_str());
-    std::abort();
-  }
+  const granary::Definitions defs = granary::fuzz::FixedDefinitions(kDefinitions);
   std::vector<std::shared_ptr<const granary::ViewLayout>> out;
   for (const auto& view : defs.feature_views) {
     out.push_back(granary::ViewLayout::Make(defs, view, granary::Duration::Days(90)).ValueOrDie());

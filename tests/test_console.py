@@ -102,6 +102,17 @@ class Process:
         return stop_gracefully(self.proc)
 
 
+def stop_all(*processes):
+    """Stops every one of `processes` (None: never started), then fails naming those that did not
+    exit 0 with their logs. All are stopped before any assertion, so one that fails to stop cleanly
+    cannot leave the others running."""
+    failed = []
+    for p in processes:
+        if p is not None and p.stop() != 0:
+            failed.append(f"{p.log_path.name}: exit {p.proc.returncode}\n{p.log()}")
+    assert not failed, "\n".join(failed)
+
+
 def start_ui(granary_bin, repo, *args):
     port = free_port()
     return port, Process([str(granary_bin), "-C", str(repo), "ui", "--port", str(port), *args],
@@ -179,9 +190,7 @@ def console(granary_bin, tmp_path_factory):
                "out_dir": out_dir, "ui_port": ui_port, "expected_requests": expected_requests,
                "server_history": history_after, "node": node, "granary_bin": granary_bin}
     finally:
-        if ui is not None:
-            assert ui.stop() == 0, ui.log()
-        assert server.stop() == 0, server.log()
+        stop_all(ui, server)
 
 
 def test_every_page_renders_without_a_console_error(console):
@@ -280,9 +289,7 @@ def test_a_server_shedding_load_shows_as_overloaded_not_as_an_empty_badge(consol
         assert report["console_errors"] == [], report
     finally:
         held.close()
-        if ui is not None:
-            assert ui.stop() == 0, ui.log()
-        assert server.stop() == 0, server.log()
+        stop_all(ui, server)
 
 
 def test_data_page_shows_the_statistics_granary_stats_computes(console):
@@ -343,7 +350,7 @@ def test_the_token_is_enforced_on_the_api_and_asked_for_by_the_page(console, tmp
         # The only errors are the 401s the page got before the token was typed.
         assert all("401" in e for e in report["console_errors"]), report["console_errors"]
     finally:
-        assert ui.stop() == 0, ui.log()
+        stop_all(ui)
 
 
 def test_the_api_answers_scripts_with_errors_that_say_what_to_fix(console):
@@ -374,14 +381,35 @@ def test_stats_cli_errors_and_range(console):
     assert "zone_kind" in human and "top values:" in human
 
 
+def stop_process_group(proc):
+    """Stops a script started with start_new_session=True and everything it started: SIGTERM to
+    the script (its traps stop its servers), then SIGKILL to whatever is left of its process group
+    (whose id is the script's pid). True when something was still running after the script."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False  # the group is empty: nothing outlived the script
+    return True
+
+
 def test_make_demo_ui_leaves_the_console_running_until_interrupted(granary_bin, tmp_path):
     """`make demo UI=1` (scripts/demo with UI=1): the demo's steps, then the console's address,
     and both servers running until Ctrl-C; then the demo stops them and ends as usual."""
     env = dict(os.environ, GRANARY_BIN=str(granary_bin), DEMO_DIR=str(tmp_path / "demo" / "parking"),
                UI="1", UI_PORT="0")
+    # Its own process group (the script's pid), so that whatever happens the test can find and
+    # stop what the script started: killing the script alone would orphan its servers.
     proc = subprocess.Popen([str(ROOT / "scripts" / "demo")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines = []
+    out = ""
     try:
         url = None
         deadline = time.time() + 240
@@ -400,10 +428,9 @@ def test_make_demo_ui_leaves_the_console_running_until_interrupted(granary_bin, 
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         out, _ = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        left_running = stop_process_group(proc)
     output = "".join(lines) + out
+    assert not left_running, f"the demo left processes running (stopped by the test):\n{output}"
     assert proc.returncode == 0, output
     assert "granary ui: stopped" in output and "demo: ok" in output
     with socket.socket() as s:

@@ -5,6 +5,7 @@ engine's and the pandas oracle of test_aggregations.py, also when written into t
 materialization of online tiles reads the events through the cluster, leaves the online store as
 the embedded engine leaves it, and `granary verify` (offline values computed by Spark) passes."""
 import math
+import re
 import time
 
 import deltalake
@@ -88,10 +89,17 @@ def test_training_sets_on_spark_equal_the_embedded_engine_and_the_oracle(cli, tm
         "customer_id": pa.array(entity_rows.customer_id, pa.int64()),
         "event_timestamp": pa.array(entity_rows.ts, pa.timestamp("us", tz="UTC")),
     })
+    logs = []
     for repo in (embedded, spark):
         pq.write_table(entities, repo / "entities.parquet")
-        cli("-C", repo, "get-historical-features", "--entities", repo / "entities.parquet",
-            "--features", FEATURES, "--output", repo / "train.parquet", check=True)
+        logs.append(cli("-C", repo, "get-historical-features", "--entities",
+                        repo / "entities.parquet", "--features", FEATURES, "--output",
+                        repo / "train.parquet", check=True).stderr)
+    # The summary counts the rows with events in the longest window, on Spark as embedded.
+    said = re.search(r"payments_agg: .*, (\S+ of \S+ entity rows with events in their 7d window)",
+                     logs[0])
+    assert said, logs[0]
+    assert said.group(1) in logs[1] and "matched" not in logs[1], logs[1]
     local = pq.read_table(embedded / "train.parquet")
     remote = pq.read_table(spark / "train.parquet")
     assert remote.schema.equals(local.schema), (remote.schema, local.schema)
@@ -121,8 +129,9 @@ def test_training_sets_on_spark_equal_the_embedded_engine_and_the_oracle(cli, tm
     # Entity rows that live in the cluster (a query), in the query's order.
     query = (f"SELECT customer_id, event_timestamp FROM parquet.`{spark / 'entities.parquet'}` "
              "ORDER BY customer_id, event_timestamp")
-    cli("-C", spark, "get-historical-features", "--entities-sql", query, "--features", FEATURES,
-        "--output", spark / "train_sql.parquet", check=True)
+    out = cli("-C", spark, "get-historical-features", "--entities-sql", query, "--features",
+              FEATURES, "--output", spark / "train_sql.parquet", check=True)
+    assert said.group(1) in out.stderr, out.stderr  # the same rows, in another order
     by_key = [("customer_id", "ascending"), ("event_timestamp", "ascending")]
     assert_tables_agree(pq.read_table(spark / "train_sql.parquet"), local.sort_by(by_key))
 

@@ -8,6 +8,10 @@
 //   BM_StoreRead        the RocksDB read, values decoded in place (OnlineStore::Read)
 //   BM_WriteResponse    Feast's response JSON written from the read (WriteResponse)
 //   BM_CopyResponse     baseline: copying a buffer of the response's size (the floor of writing)
+//   BM_ReadAndWrite     the read and the response JSON together, on the calling thread alone (/0)
+//                       or split with one helper thread (/1: the server's ForkJoinPool on 2
+//                       cores; docs/PERFORMANCE.md, "Splitting one large answer"); wall time, and
+//                       the CPU time of the whole process (caller and helper)
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <rocksdb/db.h>
@@ -167,6 +171,28 @@ void BM_WriteResponse(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
 }
 
+// The server's pool on this machine's two cores: the caller and one helper.
+ForkJoinPool& SplitPool() {
+  static ForkJoinPool pool(1);
+  return pool;
+}
+
+void BM_ReadAndWrite(benchmark::State& state) {
+  Fixture::Get();
+  const auto resolved = Resolved(static_cast<int>(state.range(0)));
+  ForkJoinPool* split = state.range(1) != 0 ? &SplitPool() : nullptr;
+  size_t i = 0;
+  for (auto _ : state) {
+    const ResolvedOnlineRequest& request = resolved[i++ % resolved.size()];
+    OnlineReadRequest read = request.read;
+    read.split = split;
+    auto features = Fixture::Get().store->Read(read);
+    std::string json;
+    OnlineFeaturesService::WriteResponse(request, *features, &json, split);
+    benchmark::DoNotOptimize(json);
+  }
+}
+
 void BM_CopyResponse(benchmark::State& state) {
   Fixture::Get();
   const auto resolved = Resolved(static_cast<int>(state.range(0)));
@@ -269,6 +295,14 @@ BENCHMARK(BM_Resolve)->Arg(1)->Arg(100);
 BENCHMARK(BM_StoreRead)->Arg(1)->Arg(100);
 BENCHMARK(BM_WriteResponse)->Arg(1)->Arg(100);
 BENCHMARK(BM_CopyResponse)->Arg(1)->Arg(100);
+// Wall time, and the CPU time of the whole process (the caller and the helper): what splitting
+// costs in all.
+BENCHMARK(BM_ReadAndWrite)
+    ->Args({1, 0})
+    ->Args({100, 0})
+    ->Args({100, 1})
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
 BENCHMARK(BM_RawSeekNext)->Arg(1)->Arg(100);
 BENCHMARK(BM_RawMultiGet)->Arg(1)->Arg(100);
 

@@ -11,6 +11,10 @@ same Spark Connect server and files, and its rows are compared with Granary's.
 and ends with the client's peak RSS per size: on Spark the feature rows never reach the client,
 so its memory must stay flat as the history grows, including beyond `--memory-budget`.
 
+`--sdk` adds the Python SDK's streaming client on both engines (bench/spark/sdk_stream.py:
+FeatureStore.stream_historical_features, each batch written to Parquet as it arrives), measured
+the same way, in a process of its own, its output checked with the others.
+
 Prints the median wall time of each (and the client's peak RSS: the granary process, which on
 Spark holds the entity rows and one batch), checks that the training sets agree row for row,
 and prints the ratios. A cluster is started for the run (scripts/spark-cluster, stopped at the
@@ -59,6 +63,24 @@ def floor_sql(data, k, f):
 
 
 FEAST_PYTHON = ROOT / ".venv-feast" / "bin" / "python"
+UNITS = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "B": 1}
+
+
+def parse_bytes(text):
+    """'2GiB' -> bytes (the SDK takes memory_budget in bytes)."""
+    for unit, factor in UNITS.items():
+        if text.endswith(unit):
+            return int(float(text[:-len(unit)]) * factor)
+    return int(text)
+
+
+def sdk_cmd(repo, data, out, k, f, budget, threads):
+    """The SDK's streaming client (sdk_stream.py) in a process of its own, on build/python."""
+    params = json.dumps({"repo": str(repo), "entities": str(data / "entities.parquet"), "k": k,
+                         "f": f, "out": str(out), "memory_budget": parse_bytes(budget),
+                         "threads": threads})
+    return ["/usr/bin/env", f"PYTHONPATH={ROOT / 'build' / 'python'}", sys.executable,
+            str(ROOT / "bench" / "spark" / "sdk_stream.py"), params]
 
 
 def run_limited(cmd, timeout):
@@ -115,6 +137,8 @@ def main():
                          "history size, then the client's peak RSS per size (default: --rows)")
     ap.add_argument("--memory-budget", default="2GiB",
                     help="the granary client's --memory-budget (both engines)")
+    ap.add_argument("--sdk", action="store_true",
+                    help="also the Python SDK's stream_historical_features on both engines")
     ap.add_argument("--no-feast", action="store_true",
                     help="leave out Feast's Spark offline store")
     ap.add_argument("--feast-sizes", default="",
@@ -203,6 +227,15 @@ def run_size(args, data, n, k, m, f, ttls, remote, feast_missing):
           lambda: pit.granary_cmd(embedded, data, outs["embedded"], k, f, budget, threads))
     bench("granary, spark engine",
           lambda: pit.granary_cmd(spark, data, outs["spark"], k, f, budget, threads))
+    if args.sdk:
+        # The SDK's own floor: the interpreter with pyarrow and granary imported, nothing read.
+        bench("python sdk: imports only (floor)",
+              lambda: ["/usr/bin/env", f"PYTHONPATH={ROOT / 'build' / 'python'}", sys.executable,
+                       "-c", "import pyarrow.parquet, granary"])
+        for engine, repo in (("embedded", embedded), ("spark", spark)):
+            outs[f"sdk_{engine}"] = data / f"out_sdk_{engine}.parquet"
+            bench(f"python sdk stream, {engine} engine",
+                  lambda: sdk_cmd(repo, data, outs[f"sdk_{engine}"], k, f, budget, threads))
     bench("floor: spark scan of the same columns",
           lambda: [str(ROOT / "build" / "bench" / "spark_floor"), remote,
                    floor_sql(data, k, f)])

@@ -46,8 +46,9 @@ class RetrievalJob:
 class TrainingSetStream:
     """A training set read batch by batch as the offline engine produces it: the same columns,
     rows and order as get_historical_features, without holding the whole table. On Spark the
-    client holds the entity rows and one batch; the embedded engine computes the join in
-    memory (within its memory budget) and hands it out batch by batch.
+    client holds the entity rows and one batch; the embedded engine computes the whole join in
+    memory (within its memory budget), holds the finished training set, and hands it out batch
+    by batch.
 
     An iterator of pyarrow.RecordBatch (never empty ones); to_reader() gives a
     pyarrow.RecordBatchReader over the same batches. Use it in a `with` block or call close():

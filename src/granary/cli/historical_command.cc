@@ -177,10 +177,16 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
                        : fmt::format(", {} with events in their {} window",
                                      Progress::HumanCount(s.rows_with_events), window);
       }
-      fmt::print(stderr,
-                 "{}{}: {} rows read of {} files ({} pruned), {} of {} row groups pruned, {}{}{}\n",
-                 LogTimePrefix(stderr), s.view, Progress::HumanCount(s.rows_scanned), s.files_total,
-                 s.files_pruned, s.row_groups_pruned, s.row_groups_total, matched,
+      // An engine that read several views in one query (Spark) knows only the query's scan
+      // figures, which it puts in its detail: then no per-view figures, rather than zeros.
+      const bool scan_known = s.files_total > 0 || s.rows_scanned > 0 || s.engine_detail.empty();
+      fmt::print(stderr, "{}{}: {}{}{}{}\n", LogTimePrefix(stderr), s.view,
+                 scan_known ? fmt::format("{} rows read of {} files ({} pruned), {} of {} row "
+                                          "groups pruned, ",
+                                          Progress::HumanCount(s.rows_scanned), s.files_total,
+                                          s.files_pruned, s.row_groups_pruned, s.row_groups_total)
+                            : "",
+                 matched,
                  s.partitions > 1 ? fmt::format(", {} partitions, {} MiB spilled", s.partitions,
                                                 s.bytes_spilled >> 20)
                                   : "",

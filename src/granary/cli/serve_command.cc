@@ -26,6 +26,7 @@ struct Options {
   int port = 6566;     // Feast's default
   int grpc_port = -1;  // off
   int threads = 0;
+  int split_threads = 0;  // 0: as many as --threads
   std::string token;
   size_t max_entities = 10'000;
   size_t body_limit_bytes = 4 << 20;
@@ -104,6 +105,11 @@ Status Serve(const RepoConfig& config, const Options& o) {
   options.default_key_ttl = config.online_store.key_ttl;
   options.store_kind = config.online_store.type;
   options.max_entities = o.max_entities;
+  if (o.split_threads < 0) {
+    return Status::InvalidArgument(
+        "--split-threads must be 0 (as many as --threads), 1 (never split) or more");
+  }
+  options.split_threads = o.split_threads > 0 ? o.split_threads : o.threads;
   options.repository = config;  // POST /materialize-incremental
   GRANARY_ASSIGN_OR_RAISE(options.registry_poll_interval,
                           Millis("--registry-poll", o.registry_poll));
@@ -252,6 +258,10 @@ void RegisterServeCommand(CLI::App& app, Context& ctx) {
                   "on this port, same store, token and metrics (0: any free port, logged at "
                   "start; -1: no gRPC)");
   cmd->add_option("--threads", o->threads, "Worker threads (0: one per core)");
+  cmd->add_option("--split-threads", o->split_threads,
+                  "Threads that one large get-online-features answer (from about 10 entities x "
+                  "250 features) is read and written on, its worker included (0: as many as "
+                  "--threads; 1: never split)");
   cmd->add_option("--token", o->token,
                   "Require 'Authorization: Bearer <token>' on every endpoint but /health "
                   "(prefer the environment variable: a command line is visible to other users)")

@@ -124,6 +124,23 @@ class RunProgressRecorder {
   std::chrono::steady_clock::time_point last_ GUARDED_BY(mu_);
 };
 
+}  // namespace
+
+// The most bytes of one batch of the second pass (rows with their features). Larger batches are
+// not faster: the decode is per column either way, and every batch in flight is memory the
+// process touches. With a 1 GiB budget the batches used to be 22 MB (52K rows x 50 features), a
+// dozen in flight: 270 MiB of Arrow memory whose first touch (the kernel zeroing fresh pages)
+// was a fifth of the CPU of a bulk load (docs/PERFORMANCE.md, "Materialization").
+constexpr int64_t kMaxReadBatchBytes = int64_t{4} << 20;
+
+int64_t LatestRowsBatchRows(int64_t batch_memory_bytes, const ViewLayout& layout) {
+  return std::clamp<int64_t>(
+      std::min(batch_memory_bytes / 12, kMaxReadBatchBytes) / EstimatedRowBytes(layout), 1024,
+      64 * 1024);
+}
+
+namespace {
+
 // The latest rows of one view from the offline engine, written online; fills the counts of `out`.
 Status MaterializeRows(const RunContext& ctx, const FeatureView& view, const ViewLayout& layout,
                        ViewMaterialization* out) {
@@ -132,10 +149,7 @@ Status MaterializeRows(const RunContext& ctx, const FeatureView& view, const Vie
   request.view = &view;
   request.start = out->start;
   request.end = out->end;
-  // About a dozen batches are in flight (decoded ahead, queued, being written): keep them
-  // within the batch memory.
-  request.batch_rows = std::clamp<int64_t>(
-      ctx.options.batch_memory_bytes / 12 / EstimatedRowBytes(layout), 1024, 64 * 1024);
+  request.batch_rows = LatestRowsBatchRows(ctx.options.batch_memory_bytes, layout);
   request.cancel = &cancel;
   std::unique_ptr<OfflineBatchStream> rows;
   {

@@ -100,6 +100,12 @@ struct MaterializeOptions {
 void SetMemoryBudget(MaterializeOptions* options, int64_t bytes,
                      const std::filesystem::path& spill_dir);
 
+// Rows per batch of the second read of a view's latest rows (its features): a dozen batches are
+// in flight (decoded ahead, queued, being written), so about a twelfth of `batch_memory_bytes`,
+// and never more than 4 MiB a batch whatever the budget (larger batches decode no faster and only
+// add memory the process must touch); between 1,024 and 65,536 rows.
+int64_t LatestRowsBatchRows(int64_t batch_memory_bytes, const ViewLayout& layout);
+
 // What happened to one view.
 struct ViewMaterialization {
   std::string view;

@@ -2,14 +2,18 @@
 // registry, and RocksDB, a redis-server or a 3+3 Redis Cluster.
 #include "granary/materialize/materializer.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <future>
+#include <tuple>
 
 #include "granary/materialize/interval.h"
 #include "granary/materialize/online_check.h"
 #include "granary/materialize/repository_lock.h"
 #include "granary/materialize/view_status.h"
+#include "granary/online/view_layout.h"
+#include "granary/registry/loader.h"
 #include "granary/testing/materialize_repository.h"
 
 namespace granary {
@@ -638,6 +642,56 @@ TEST(Materialize, ARunRecordsItsCountsAsItGoes) {
   EXPECT_EQ(done.newest_event, At("2026-11-25T08:00:00Z"));
   auto state = repo->Registry()->WatermarkStates().ValueOrDie().at("risk");
   EXPECT_EQ(state.newest_event, At("2026-11-25T08:00:00Z"));
+}
+
+}  // namespace
+}  // namespace granary
+
+namespace granary {
+namespace {
+
+// A view of `floats` float64 features and one of `strings` string features, as granary.yaml.
+ViewLayouts WideLayouts(int floats, int strings) {
+  std::string yaml =
+      "entities:\n"
+      "  - {name: customer, join_keys: [customer_id], value_type: int64}\n"
+      "data_sources:\n"
+      "  - {name: wide, path: data/wide, timestamp_field: event_timestamp}\n"
+      "feature_views:\n";
+  for (auto [name, type, n] :
+       {std::tuple{"floats", "float64", floats}, std::tuple{"strings", "string", strings}}) {
+    yaml += fmt::format(
+        "  - name: {}\n    entities: [customer]\n    source: wide\n    ttl: 90d\n    schema:\n",
+        name);
+    for (int k = 0; k < n; ++k) yaml += fmt::format("      - {{name: f{}, type: {}}}\n", k, type);
+  }
+  Definitions defs;
+  Diagnostics diag;
+  LoadDefinitionsText("wide.yaml", yaml, &defs, &diag);
+  EXPECT_FALSE(diag.has_errors());
+  auto layouts = MakeViewLayouts(defs, Duration::Days(90));
+  EXPECT_TRUE(layouts.ok()) << layouts.status().ToString();
+  return layouts.ok() ? *layouts : ViewLayouts();
+}
+
+TEST(LatestRowsBatchRows, ABatchStaysWithinFourMiBWhateverTheBudget) {
+  auto layouts = WideLayouts(50, 50);
+  const ViewLayout& floats = *layouts.at("floats");
+  const ViewLayout& strings = *layouts.at("strings");
+  // 50 float64 features: about 424 bytes a row. A 1 GiB budget (256 MiB of batch memory) used to
+  // give batches of 52K rows (22 MB, a dozen in flight); now at most 4 MiB each.
+  for (int64_t budget : {int64_t{1} << 30, int64_t{16} << 30}) {
+    const int64_t rows = LatestRowsBatchRows(budget / 4, floats);
+    EXPECT_LE(rows * 424, int64_t{4} << 20) << budget;
+    EXPECT_GE(rows * 424, int64_t{3} << 20) << budget;  // not smaller than it needs to be
+  }
+  // A small budget: a twelfth of the batch memory, at least 1,024 rows.
+  EXPECT_EQ(LatestRowsBatchRows(int64_t{32} << 20, floats), (int64_t{32} << 20) / 12 / 424);
+  EXPECT_EQ(LatestRowsBatchRows(int64_t{32} << 20, strings), (int64_t{32} << 20) / 12 / 1624);
+  EXPECT_EQ(LatestRowsBatchRows(1 << 20, floats), 1024);
+  // A narrow view still reads in batches of at most 65,536 rows.
+  auto narrow = WideLayouts(1, 1);
+  EXPECT_EQ(LatestRowsBatchRows(int64_t{1} << 30, *narrow.at("floats")), 64 * 1024);
 }
 
 }  // namespace

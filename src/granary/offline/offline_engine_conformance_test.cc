@@ -610,20 +610,37 @@ TEST_P(EngineAggregationTest, AggregationsAtEntityRowsEqualTheKernelsOnRandomDat
       request.features.push_back(FeatureRef::Parse("risk_windows:" + a.name).ValueOrDie());
     }
     request.features.push_back(FeatureRef::Parse("risk_windows:amount").ValueOrDie());
-    auto run = [&](OfflineEngine& engine) -> Result<std::shared_ptr<arrow::Table>> {
+    // The table and the training-set summary's figures of the view.
+    auto run = [&](OfflineEngine& engine,
+                   OfflineReadStats* summary) -> Result<std::shared_ptr<arrow::Table>> {
       GRANARY_ASSIGN_OR_RAISE(auto stream, engine.GetHistoricalFeatures(defs_, request));
-      return ReadAll(*stream);
+      GRANARY_ASSIGN_OR_RAISE(auto table, ReadAll(*stream));
+      if (stream->stats().size() != 1) return Status::Internal("not one view's stats");
+      *summary = stream->stats()[0];
+      return table;
     };
-    auto actual = run(*engine_);
+    OfflineReadStats actual_summary, expected_summary;
+    auto actual = run(*engine_, &actual_summary);
     if (!engine_->capabilities().window_aggregations) {
       // An engine without them says so (offline_engine.h).
       EXPECT_EQ(actual.status().code(), StatusCode::kNotImplemented);
       return;
     }
-    auto expected = run(*reference_);
+    auto expected = run(*reference_, &expected_summary);
     ASSERT_TRUE(expected.ok()) << expected.status().ToString();
     ASSERT_TRUE(actual.ok()) << actual.status().ToString();
     EXPECT_EQ(FirstDifference(**actual, **expected), "");
+    // The summary says the same: rows matched by the plain feature, and rows with events in the
+    // longest window (1d), which some rows have and some do not.
+    EXPECT_TRUE(actual_summary.plain_features);
+    EXPECT_EQ(actual_summary.aggregation_window, Duration::Days(1));
+    EXPECT_EQ(actual_summary.plain_features, expected_summary.plain_features);
+    EXPECT_EQ(actual_summary.aggregation_window, expected_summary.aggregation_window);
+    EXPECT_EQ(actual_summary.rows_matched, expected_summary.rows_matched);
+    EXPECT_EQ(actual_summary.rows_with_events, expected_summary.rows_with_events);
+    EXPECT_GT(expected_summary.rows_with_events, 0);
+    EXPECT_LT(expected_summary.rows_with_events, 250);
+    EXPECT_GT(expected_summary.rows_matched, 0);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "granary/common/fork_join.h"
 #include "granary/common/result.h"
 #include "granary/online/entity_key.h"
 #include "granary/online/value_codec.h"
@@ -53,6 +54,9 @@ struct OnlineReadRequest {
   // read still fails (Unavailable) when no row could be read. Without it, any unreachable row
   // fails the read. Stores on one node (RocksDB, standalone Redis) answer all or nothing.
   bool allow_partial = false;
+  // A large read may be split across this pool's threads (the caller included); null: read on
+  // the calling thread. Stores that wait on the network rather than the CPU (Redis) ignore it.
+  ForkJoinPool* split = nullptr;
   // Every view's keys have this many rows.
   size_t num_rows() const { return views.empty() ? 0 : views[0].keys->size(); }
   // InvalidArgument when a view has no layout or keys, or the key columns differ in length.

@@ -1,3 +1,6 @@
+// The SQLite registry store (OpenSqliteRegistry, registry_store.h): the file, its schema and
+// migrations, and the definitions' versions; the materialization state is in
+// sqlite_materialization_state.cc (sqlite_registry_impl.h).
 #include <fmt/format.h>
 #include <sqlite3.h>
 
@@ -6,8 +9,9 @@
 
 #include "granary/registry/registry_store.h"
 #include "granary/registry/serialize.h"
+#include "granary/registry/sqlite_registry_impl.h"
 
-namespace granary {
+namespace granary::sqlite_registry {
 namespace {
 
 // The schema version this code writes (PRAGMA user_version). Older files are migrated on open.
@@ -70,611 +74,301 @@ CREATE TABLE IF NOT EXISTS view_pushes (
 );
 )sql";
 
-// Owns a prepared statement.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+}  // namespace
+
+Status SqliteRegistry::Init() {
+  sqlite3_busy_timeout(db_, 10'000);
+  GRANARY_RETURN_NOT_OK(Exec("PRAGMA journal_mode=WAL"));
+  GRANARY_RETURN_NOT_OK(Exec("PRAGMA synchronous=NORMAL"));
+  GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
+  Status st = Migrate();
+  if (!st.ok()) {
+    (void)Exec("ROLLBACK");
+    return st;
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-  bool prepared() const { return rc_ == SQLITE_OK; }
-  sqlite3_stmt* get() { return stmt_; }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
-};
-
-std::string Column(sqlite3_stmt* s, int i) {
-  const unsigned char* text = sqlite3_column_text(s, i);
-  return text ? reinterpret_cast<const char*>(text) : "";
+  return Exec("COMMIT");
 }
 
-class SqliteRegistry final : public RegistryStore {
- public:
-  SqliteRegistry(sqlite3* db, std::filesystem::path path) : db_(db), path_(std::move(path)) {}
-  ~SqliteRegistry() override { sqlite3_close_v2(db_); }
+Result<std::optional<RegistryVersion>> SqliteRegistry::Latest() {
+  return ReadVersion(
+      "SELECT version, applied_at, fingerprint, project, definitions "
+      "FROM registry_versions ORDER BY version DESC LIMIT 1",
+      std::nullopt, "read the latest version");
+}
 
-  Status Init() {
-    sqlite3_busy_timeout(db_, 10'000);
-    GRANARY_RETURN_NOT_OK(Exec("PRAGMA journal_mode=WAL"));
-    GRANARY_RETURN_NOT_OK(Exec("PRAGMA synchronous=NORMAL"));
-    GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
-    Status st = Migrate();
+Result<std::optional<RegistryVersion>> SqliteRegistry::Version(int64_t version) {
+  return ReadVersion(
+      "SELECT version, applied_at, fingerprint, project, definitions "
+      "FROM registry_versions WHERE version = ?",
+      version, fmt::format("read version {}", version));
+}
+
+Result<RegistryVersionInfo> SqliteRegistry::CommitVersion(const Definitions& defs,
+                                                          Timestamp applied_at,
+                                                          std::optional<int64_t> expected_latest) {
+  GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
+  if (expected_latest) {
+    Result<int64_t> newest = NewestVersion();
+    Status st = newest.status();
+    if (st.ok() && *newest != *expected_latest) st = ConcurrentApply(*newest, *expected_latest);
     if (!st.ok()) {
       (void)Exec("ROLLBACK");
       return st;
     }
-    return Exec("COMMIT");
   }
-
-  Result<std::optional<RegistryVersion>> Latest() override {
-    return ReadVersion(
-        "SELECT version, applied_at, fingerprint, project, definitions "
-        "FROM registry_versions ORDER BY version DESC LIMIT 1",
-        std::nullopt, "read the latest version");
+  RegistryVersionInfo info;
+  info.applied_at = applied_at;
+  info.fingerprint = DefinitionsFingerprint(defs);
+  info.project = defs.project;
+  Result<int64_t> version =
+      InsertVersion(-1, applied_at, info.fingerprint, info.project, DefinitionsToYaml(defs));
+  if (!version.ok()) {
+    (void)Exec("ROLLBACK");
+    return version.status();
   }
+  info.version = *version;
+  GRANARY_RETURN_NOT_OK(Exec("COMMIT"));
+  return info;
+}
 
-  Result<std::optional<RegistryVersion>> Version(int64_t version) override {
-    return ReadVersion(
-        "SELECT version, applied_at, fingerprint, project, definitions "
-        "FROM registry_versions WHERE version = ?",
-        version, fmt::format("read version {}", version));
+Result<RegistryContents> SqliteRegistry::Export() {
+  // One read transaction: a consistent snapshot even while others write (WAL).
+  GRANARY_RETURN_NOT_OK(Exec("BEGIN"));
+  Result<RegistryContents> out = ReadContents();
+  (void)Exec(out.ok() ? "COMMIT" : "ROLLBACK");
+  return out;
+}
+
+Status SqliteRegistry::Import(const RegistryContents& contents) {
+  GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
+  Status st = WriteContents(contents);
+  if (!st.ok()) {
+    (void)Exec("ROLLBACK");
+    return st;
   }
+  return Exec("COMMIT");
+}
 
-  Result<RegistryVersionInfo> CommitVersion(const Definitions& defs, Timestamp applied_at,
-                                            std::optional<int64_t> expected_latest) override {
-    GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
-    if (expected_latest) {
-      Result<int64_t> newest = NewestVersion();
-      Status st = newest.status();
-      if (st.ok() && *newest != *expected_latest) st = ConcurrentApply(*newest, *expected_latest);
-      if (!st.ok()) {
-        (void)Exec("ROLLBACK");
-        return st;
-      }
-    }
-    RegistryVersionInfo info;
-    info.applied_at = applied_at;
-    info.fingerprint = DefinitionsFingerprint(defs);
-    info.project = defs.project;
-    Result<int64_t> version =
-        InsertVersion(-1, applied_at, info.fingerprint, info.project, DefinitionsToYaml(defs));
-    if (!version.ok()) {
-      (void)Exec("ROLLBACK");
-      return version.status();
-    }
-    info.version = *version;
-    GRANARY_RETURN_NOT_OK(Exec("COMMIT"));
-    return info;
+Result<std::vector<RegistryVersionInfo>> SqliteRegistry::History(int limit) {
+  Statement s(db_,
+              "SELECT version, applied_at, fingerprint, project FROM registry_versions "
+              "ORDER BY version DESC LIMIT ?");
+  if (!s.prepared() || sqlite3_bind_int(s.get(), 1, limit) != SQLITE_OK) {
+    return Error("read the version history");
   }
+  std::vector<RegistryVersionInfo> out;
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(InfoFromRow(s.get()));
+  if (rc != SQLITE_DONE) return Error("read the version history");
+  return out;
+}
 
-  Result<RegistryContents> Export() override {
-    // One read transaction: a consistent snapshot even while others write (WAL).
-    GRANARY_RETURN_NOT_OK(Exec("BEGIN"));
-    Result<RegistryContents> out = ReadContents();
-    (void)Exec(out.ok() ? "COMMIT" : "ROLLBACK");
-    return out;
-  }
+Result<std::optional<RegistryVersion>> SqliteRegistry::ReadVersion(const char* sql,
+                                                                   std::optional<int64_t> bind,
+                                                                   const std::string& what) {
+  Statement s(db_, sql);
+  if (!s.prepared()) return Error(what);
+  if (bind && sqlite3_bind_int64(s.get(), 1, *bind) != SQLITE_OK) return Error(what);
+  int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_DONE) return std::optional<RegistryVersion>();
+  if (rc != SQLITE_ROW) return Error(what);
+  RegistryVersion v;
+  v.info = InfoFromRow(s.get());
+  GRANARY_ASSIGN_OR_RAISE(
+      v.definitions,
+      DefinitionsFromYaml(Column(s.get(), 4),
+                          fmt::format("{} (version {})", path_.string(), v.info.version)));
+  v.definitions.project = v.info.project;
+  return std::optional<RegistryVersion>(std::move(v));
+}
 
-  Status Import(const RegistryContents& contents) override {
-    GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
-    Status st = WriteContents(contents);
-    if (!st.ok()) {
-      (void)Exec("ROLLBACK");
-      return st;
-    }
-    return Exec("COMMIT");
-  }
+Result<int64_t> SqliteRegistry::NewestVersion() {
+  Statement s(db_, "SELECT COALESCE(MAX(version), 0) FROM registry_versions");
+  if (!s.prepared() || sqlite3_step(s.get()) != SQLITE_ROW) return Error("read the versions");
+  return static_cast<int64_t>(sqlite3_column_int64(s.get(), 0));
+}
 
-  Result<std::vector<RegistryVersionInfo>> History(int limit) override {
+Status SqliteRegistry::ConcurrentApply(int64_t newest, int64_t expected) {
+  return Status::AlreadyExists(fmt::format(
+      "registry {}: another apply stored version {} while this one was planned against "
+      "version {}; nothing was written: run 'granary plan' to see the changes against the new "
+      "version, then apply again",
+      path_.string(), newest, expected));
+}
+
+Result<int64_t> SqliteRegistry::InsertVersion(int64_t version, Timestamp applied_at,
+                                              const std::string& fingerprint,
+                                              const std::string& project, const std::string& yaml) {
+  Statement s(db_,
+              "INSERT INTO registry_versions (version, applied_at, fingerprint, project, "
+              "definitions) VALUES (CASE WHEN ?1 < 0 THEN (SELECT COALESCE(MAX(version), 0) + 1 "
+              "FROM registry_versions) ELSE ?1 END, ?2, ?3, ?4, ?5) RETURNING version");
+  bool ok = s.prepared() && sqlite3_bind_int64(s.get(), 1, version) == SQLITE_OK &&
+            sqlite3_bind_int64(s.get(), 2, applied_at.micros) == SQLITE_OK &&
+            sqlite3_bind_text(s.get(), 3, fingerprint.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+            sqlite3_bind_text(s.get(), 4, project.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+            sqlite3_bind_text(s.get(), 5, yaml.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+            sqlite3_step(s.get()) == SQLITE_ROW;
+  if (!ok) return Error("store a new version");
+  const int64_t stored = sqlite3_column_int64(s.get(), 0);
+  sqlite3_reset(s.get());
+  return stored;
+}
+
+Result<RegistryContents> SqliteRegistry::ReadContents() {
+  RegistryContents out;
+  {
     Statement s(db_,
-                "SELECT version, applied_at, fingerprint, project FROM registry_versions "
-                "ORDER BY version DESC LIMIT ?");
-    if (!s.prepared() || sqlite3_bind_int(s.get(), 1, limit) != SQLITE_OK) {
-      return Error("read the version history");
-    }
-    std::vector<RegistryVersionInfo> out;
-    int rc;
-    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(InfoFromRow(s.get()));
-    if (rc != SQLITE_DONE) return Error("read the version history");
-    return out;
-  }
-
-  std::string Describe() const override { return path_.string(); }
-
-  Result<std::map<std::string, Timestamp>> Watermarks() override {
-    Statement s(db_, "SELECT view, watermark FROM watermarks");
-    if (!s.prepared()) return Error("read watermarks");
-    std::map<std::string, Timestamp> out;
+                "SELECT version, applied_at, fingerprint, project, definitions FROM "
+                "registry_versions ORDER BY version");
+    if (!s.prepared()) return Error("read the versions");
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-      out[Column(s.get(), 0)] = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 1));
+      out.versions.push_back({InfoFromRow(s.get()), Column(s.get(), 4)});
     }
-    if (rc != SQLITE_DONE) return Error("read watermarks");
-    return out;
+    if (rc != SQLITE_DONE) return Error("read the versions");
   }
+  GRANARY_ASSIGN_OR_RAISE(out.watermarks, WatermarkStates());
+  GRANARY_ASSIGN_OR_RAISE(out.runs, Runs("", std::numeric_limits<int>::max()));
+  std::reverse(out.runs.begin(), out.runs.end());
+  GRANARY_ASSIGN_OR_RAISE(out.pushes, Pushes());
+  return out;
+}
 
-  Result<std::map<std::string, WatermarkState>> WatermarkStates() override {
+Status SqliteRegistry::WriteContents(const RegistryContents& c) {
+  {
     Statement s(db_,
-                "SELECT view, watermark, layout, updated_at, newest_event, online_marker FROM "
-                "watermarks");
-    if (!s.prepared()) return Error("read watermarks");
-    std::map<std::string, WatermarkState> out;
-    int rc;
-    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-      WatermarkState& state = out[Column(s.get(), 0)];
-      state.watermark = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 1));
-      state.layout = Column(s.get(), 2);
-      state.updated_at = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 3));
-      if (sqlite3_column_type(s.get(), 4) != SQLITE_NULL) {
-        state.newest_event = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 4));
-      }
-      state.online_marker = sqlite3_column_int(s.get(), 5) != 0;
+                "SELECT (SELECT COUNT(*) FROM registry_versions) + (SELECT COUNT(*) FROM "
+                "materialization_runs) + (SELECT COUNT(*) FROM watermarks)");
+    if (!s.prepared() || sqlite3_step(s.get()) != SQLITE_ROW) return Error("read the registry");
+    if (sqlite3_column_int64(s.get(), 0) != 0) {
+      return Status::FailedPrecondition(fmt::format(
+          "registry {} is not empty; import only into a new registry (point granary.yaml's "
+          "'registry' at a new file or schema)",
+          path_.string()));
     }
-    if (rc != SQLITE_DONE) return Error("read watermarks");
-    return out;
   }
-
-  Result<int64_t> StartRun(const MaterializationRun& run) override {
-    GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
-    Result<int64_t> id = InsertRun(run);
-    if (!id.ok()) {
-      (void)Exec("ROLLBACK");
-      return id;
-    }
-    GRANARY_RETURN_NOT_OK(Exec("COMMIT"));
-    return id;
+  for (const StoredVersion& v : c.versions) {
+    GRANARY_RETURN_NOT_OK(InsertVersion(v.info.version, v.info.applied_at, v.info.fingerprint,
+                                        v.info.project, v.definitions_yaml)
+                              .status());
   }
-
-  Status UpdateRunProgress(int64_t id, int64_t rows_read, int64_t entities_written,
-                           int64_t entities_skipped) override {
+  for (const auto& [view, w] : c.watermarks) {
     Statement s(db_,
-                "UPDATE materialization_runs SET rows_read = ?, entities_written = ?, "
-                "entities_skipped = ? WHERE id = ? AND status = 'running'");
-    bool ok = s.prepared() && sqlite3_bind_int64(s.get(), 1, rows_read) == SQLITE_OK &&
-              sqlite3_bind_int64(s.get(), 2, entities_written) == SQLITE_OK &&
-              sqlite3_bind_int64(s.get(), 3, entities_skipped) == SQLITE_OK &&
-              sqlite3_bind_int64(s.get(), 4, id) == SQLITE_OK &&
-              sqlite3_step(s.get()) == SQLITE_DONE;
-    if (!ok) return Error("record a run's progress");
-    return Status::OK();
-  }
-
-  Result<int64_t> RecordFailedRun(const MaterializationRun& run) override {
-    GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
-    Result<int64_t> id = InsertRun(run);
-    if (id.ok()) {
-      RunOutcome outcome;
-      outcome.status = RunStatus::kFailed;
-      outcome.finished_at = run.finished_at.value_or(run.started_at);
-      outcome.error = run.error;
-      Status st = UpdateRun(*id, outcome);
-      if (!st.ok()) id = st;
-    }
-    if (!id.ok()) {
-      (void)Exec("ROLLBACK");
-      return id;
-    }
-    GRANARY_RETURN_NOT_OK(Exec("COMMIT"));
-    return id;
-  }
-
-  Status RecordPush(const std::string& view, Timestamp at, int64_t rows) override {
-    Statement s(db_,
-                "INSERT INTO view_pushes (view, last_push_at, rows) VALUES (?1, ?2, ?3) "
-                "ON CONFLICT (view) DO UPDATE SET last_push_at = MAX(last_push_at, ?2), "
-                "rows = rows + ?3");
+                "INSERT INTO watermarks (view, watermark, updated_at, layout, newest_event, "
+                "online_marker) VALUES (?, ?, ?, ?, ?, ?)");
     bool ok = s.prepared() &&
               sqlite3_bind_text(s.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-              sqlite3_bind_int64(s.get(), 2, at.micros) == SQLITE_OK &&
-              sqlite3_bind_int64(s.get(), 3, rows) == SQLITE_OK &&
+              sqlite3_bind_int64(s.get(), 2, w.watermark.micros) == SQLITE_OK &&
+              sqlite3_bind_int64(s.get(), 3, w.updated_at.micros) == SQLITE_OK &&
+              sqlite3_bind_text(s.get(), 4, w.layout.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+              (w.newest_event ? sqlite3_bind_int64(s.get(), 5, w.newest_event->micros)
+                              : sqlite3_bind_null(s.get(), 5)) == SQLITE_OK &&
+              sqlite3_bind_int(s.get(), 6, w.online_marker ? 1 : 0) == SQLITE_OK &&
               sqlite3_step(s.get()) == SQLITE_DONE;
-    if (!ok) return Error("record a push");
-    return Status::OK();
+    if (!ok) return Error("import a watermark");
   }
-
-  Result<std::map<std::string, PushRecord>> Pushes() override {
-    Statement s(db_, "SELECT view, last_push_at, rows FROM view_pushes");
-    if (!s.prepared()) return Error("read pushes");
-    std::map<std::string, PushRecord> out;
-    int rc;
-    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-      PushRecord& record = out[Column(s.get(), 0)];
-      record.last_push_at = Timestamp::FromMicros(sqlite3_column_int64(s.get(), 1));
-      record.rows = sqlite3_column_int64(s.get(), 2);
-    }
-    if (rc != SQLITE_DONE) return Error("read pushes");
-    return out;
-  }
-
-  Status FinishRun(int64_t id, const RunOutcome& outcome) override {
-    GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
-    Status st = UpdateRun(id, outcome);
-    if (!st.ok()) {
-      (void)Exec("ROLLBACK");
-      return st;
-    }
-    return Exec("COMMIT");
-  }
-
-  Result<std::vector<MaterializationRun>> Runs(const std::string& view, int limit) override {
+  for (const MaterializationRun& r : c.runs) {
     Statement s(db_,
-                "SELECT id, view, interval_start, interval_end, triggered_by, started_at, "
-                "finished_at, status, rows_read, entities_written, entities_skipped, error, pid, "
-                "host, lock_token, note, newest_event FROM materialization_runs WHERE (?1 = '' "
-                "OR view = ?1) ORDER BY id DESC LIMIT ?2");
-    if (!s.prepared() ||
-        sqlite3_bind_text(s.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_int(s.get(), 2, limit) != SQLITE_OK) {
-      return Error("read the run history");
-    }
-    std::vector<MaterializationRun> out;
-    int rc;
-    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-      sqlite3_stmt* r = s.get();
-      MaterializationRun run;
-      run.id = sqlite3_column_int64(r, 0);
-      run.view = Column(r, 1);
-      run.interval_start = Timestamp::FromMicros(sqlite3_column_int64(r, 2));
-      run.interval_end = Timestamp::FromMicros(sqlite3_column_int64(r, 3));
-      run.trigger = Column(r, 4);
-      run.started_at = Timestamp::FromMicros(sqlite3_column_int64(r, 5));
-      if (sqlite3_column_type(r, 6) != SQLITE_NULL) {
-        run.finished_at = Timestamp::FromMicros(sqlite3_column_int64(r, 6));
-      }
-      const std::string status = Column(r, 7);
-      run.status = status == "succeeded" ? RunStatus::kSucceeded
-                   : status == "failed"  ? RunStatus::kFailed
-                                         : RunStatus::kRunning;
-      run.rows_read = sqlite3_column_int64(r, 8);
-      run.entities_written = sqlite3_column_int64(r, 9);
-      run.entities_skipped = sqlite3_column_int64(r, 10);
-      run.error = Column(r, 11);
-      run.pid = sqlite3_column_int64(r, 12);
-      run.host = Column(r, 13);
-      run.lock_token = Column(r, 14);
-      run.note = Column(r, 15);
-      if (sqlite3_column_type(r, 16) != SQLITE_NULL) {
-        run.newest_event = Timestamp::FromMicros(sqlite3_column_int64(r, 16));
-      }
-      out.push_back(std::move(run));
-    }
-    if (rc != SQLITE_DONE) return Error("read the run history");
-    return out;
+                "INSERT INTO materialization_runs (id, view, interval_start, interval_end, "
+                "triggered_by, started_at, finished_at, status, rows_read, entities_written, "
+                "entities_skipped, error, pid, host, lock_token, note, newest_event) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    sqlite3_stmt* st = s.get();
+    const std::string status(RunStatusName(r.status));
+    bool ok = s.prepared() && sqlite3_bind_int64(st, 1, r.id) == SQLITE_OK &&
+              sqlite3_bind_text(st, 2, r.view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+              sqlite3_bind_int64(st, 3, r.interval_start.micros) == SQLITE_OK &&
+              sqlite3_bind_int64(st, 4, r.interval_end.micros) == SQLITE_OK &&
+              sqlite3_bind_text(st, 5, r.trigger.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+              sqlite3_bind_int64(st, 6, r.started_at.micros) == SQLITE_OK &&
+              (r.finished_at ? sqlite3_bind_int64(st, 7, r.finished_at->micros)
+                             : sqlite3_bind_null(st, 7)) == SQLITE_OK &&
+              sqlite3_bind_text(st, 8, status.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+              sqlite3_bind_int64(st, 9, r.rows_read) == SQLITE_OK &&
+              sqlite3_bind_int64(st, 10, r.entities_written) == SQLITE_OK &&
+              sqlite3_bind_int64(st, 11, r.entities_skipped) == SQLITE_OK &&
+              sqlite3_bind_text(st, 12, r.error.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+              sqlite3_bind_int64(st, 13, r.pid) == SQLITE_OK &&
+              sqlite3_bind_text(st, 14, r.host.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+              sqlite3_bind_text(st, 15, r.lock_token.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+              sqlite3_bind_text(st, 16, r.note.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+              (r.newest_event ? sqlite3_bind_int64(st, 17, r.newest_event->micros)
+                              : sqlite3_bind_null(st, 17)) == SQLITE_OK &&
+              sqlite3_step(st) == SQLITE_DONE;
+    if (!ok) return Error("import a materialization run");
   }
-
- private:
-  // One row of registry_versions as a version (the statement selects version, applied_at,
-  // fingerprint, project, definitions; `bind` fills its one parameter when set).
-  Result<std::optional<RegistryVersion>> ReadVersion(const char* sql, std::optional<int64_t> bind,
-                                                     const std::string& what) {
-    Statement s(db_, sql);
-    if (!s.prepared()) return Error(what);
-    if (bind && sqlite3_bind_int64(s.get(), 1, *bind) != SQLITE_OK) return Error(what);
-    int rc = sqlite3_step(s.get());
-    if (rc == SQLITE_DONE) return std::optional<RegistryVersion>();
-    if (rc != SQLITE_ROW) return Error(what);
-    RegistryVersion v;
-    v.info = InfoFromRow(s.get());
-    GRANARY_ASSIGN_OR_RAISE(
-        v.definitions,
-        DefinitionsFromYaml(Column(s.get(), 4),
-                            fmt::format("{} (version {})", path_.string(), v.info.version)));
-    v.definitions.project = v.info.project;
-    return std::optional<RegistryVersion>(std::move(v));
+  for (const auto& [view, p] : c.pushes) {
+    Statement s(db_, "INSERT INTO view_pushes (view, last_push_at, rows) VALUES (?, ?, ?)");
+    bool ok = s.prepared() &&
+              sqlite3_bind_text(s.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+              sqlite3_bind_int64(s.get(), 2, p.last_push_at.micros) == SQLITE_OK &&
+              sqlite3_bind_int64(s.get(), 3, p.rows) == SQLITE_OK &&
+              sqlite3_step(s.get()) == SQLITE_DONE;
+    if (!ok) return Error("import a push record");
   }
+  return Status::OK();
+}
 
-  Result<int64_t> NewestVersion() {
-    Statement s(db_, "SELECT COALESCE(MAX(version), 0) FROM registry_versions");
-    if (!s.prepared() || sqlite3_step(s.get()) != SQLITE_ROW) return Error("read the versions");
-    return static_cast<int64_t>(sqlite3_column_int64(s.get(), 0));
+RegistryVersionInfo SqliteRegistry::InfoFromRow(sqlite3_stmt* s) {
+  RegistryVersionInfo info;
+  info.version = sqlite3_column_int64(s, 0);
+  info.applied_at = Timestamp::FromMicros(sqlite3_column_int64(s, 1));
+  info.fingerprint = Column(s, 2);
+  info.project = Column(s, 3);
+  return info;
+}
+
+Status SqliteRegistry::Migrate() {
+  int version = 0;
+  {
+    Statement s(db_, "PRAGMA user_version");
+    if (!s.prepared() || sqlite3_step(s.get()) != SQLITE_ROW)
+      return Error("read the schema version");
+    version = sqlite3_column_int(s.get(), 0);
   }
-
-  Status ConcurrentApply(int64_t newest, int64_t expected) {
-    return Status::AlreadyExists(fmt::format(
-        "registry {}: another apply stored version {} while this one was planned against "
-        "version {}; nothing was written: run 'granary plan' to see the changes against the new "
-        "version, then apply again",
-        path_.string(), newest, expected));
+  if (version > kSchemaVersion) {
+    return Status::FailedPrecondition(fmt::format(
+        "registry {} was written by a newer Granary (schema {}, this build knows {}); upgrade "
+        "granary",
+        path_.string(), version, kSchemaVersion));
   }
+  if (version < 1) GRANARY_RETURN_NOT_OK(Exec(kSchemaV1));
+  if (version < 2) GRANARY_RETURN_NOT_OK(Exec(kSchemaV2));
+  if (version < 3) GRANARY_RETURN_NOT_OK(Exec(kSchemaV3));
+  if (version < 4) GRANARY_RETURN_NOT_OK(Exec(kSchemaV4));
+  return Exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
+}
 
-  // Inserts a version; `version` < 0 takes the next number. Inside a transaction.
-  Result<int64_t> InsertVersion(int64_t version, Timestamp applied_at,
-                                const std::string& fingerprint, const std::string& project,
-                                const std::string& yaml) {
-    Statement s(db_,
-                "INSERT INTO registry_versions (version, applied_at, fingerprint, project, "
-                "definitions) VALUES (CASE WHEN ?1 < 0 THEN (SELECT COALESCE(MAX(version), 0) + 1 "
-                "FROM registry_versions) ELSE ?1 END, ?2, ?3, ?4, ?5) RETURNING version");
-    bool ok =
-        s.prepared() && sqlite3_bind_int64(s.get(), 1, version) == SQLITE_OK &&
-        sqlite3_bind_int64(s.get(), 2, applied_at.micros) == SQLITE_OK &&
-        sqlite3_bind_text(s.get(), 3, fingerprint.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-        sqlite3_bind_text(s.get(), 4, project.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-        sqlite3_bind_text(s.get(), 5, yaml.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-        sqlite3_step(s.get()) == SQLITE_ROW;
-    if (!ok) return Error("store a new version");
-    const int64_t stored = sqlite3_column_int64(s.get(), 0);
-    sqlite3_reset(s.get());
-    return stored;
-  }
-
-  Result<RegistryContents> ReadContents() {
-    RegistryContents out;
-    {
-      Statement s(db_,
-                  "SELECT version, applied_at, fingerprint, project, definitions FROM "
-                  "registry_versions ORDER BY version");
-      if (!s.prepared()) return Error("read the versions");
-      int rc;
-      while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-        out.versions.push_back({InfoFromRow(s.get()), Column(s.get(), 4)});
-      }
-      if (rc != SQLITE_DONE) return Error("read the versions");
-    }
-    GRANARY_ASSIGN_OR_RAISE(out.watermarks, WatermarkStates());
-    GRANARY_ASSIGN_OR_RAISE(out.runs, Runs("", std::numeric_limits<int>::max()));
-    std::reverse(out.runs.begin(), out.runs.end());
-    GRANARY_ASSIGN_OR_RAISE(out.pushes, Pushes());
-    return out;
-  }
-
-  Status WriteContents(const RegistryContents& c) {
-    {
-      Statement s(db_,
-                  "SELECT (SELECT COUNT(*) FROM registry_versions) + (SELECT COUNT(*) FROM "
-                  "materialization_runs) + (SELECT COUNT(*) FROM watermarks)");
-      if (!s.prepared() || sqlite3_step(s.get()) != SQLITE_ROW) return Error("read the registry");
-      if (sqlite3_column_int64(s.get(), 0) != 0) {
-        return Status::FailedPrecondition(fmt::format(
-            "registry {} is not empty; import only into a new registry (point granary.yaml's "
-            "'registry' at a new file or schema)",
-            path_.string()));
-      }
-    }
-    for (const StoredVersion& v : c.versions) {
-      GRANARY_RETURN_NOT_OK(InsertVersion(v.info.version, v.info.applied_at, v.info.fingerprint,
-                                          v.info.project, v.definitions_yaml)
-                                .status());
-    }
-    for (const auto& [view, w] : c.watermarks) {
-      Statement s(db_,
-                  "INSERT INTO watermarks (view, watermark, updated_at, layout, newest_event, "
-                  "online_marker) VALUES (?, ?, ?, ?, ?, ?)");
-      bool ok =
-          s.prepared() &&
-          sqlite3_bind_text(s.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-          sqlite3_bind_int64(s.get(), 2, w.watermark.micros) == SQLITE_OK &&
-          sqlite3_bind_int64(s.get(), 3, w.updated_at.micros) == SQLITE_OK &&
-          sqlite3_bind_text(s.get(), 4, w.layout.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-          (w.newest_event ? sqlite3_bind_int64(s.get(), 5, w.newest_event->micros)
-                          : sqlite3_bind_null(s.get(), 5)) == SQLITE_OK &&
-          sqlite3_bind_int(s.get(), 6, w.online_marker ? 1 : 0) == SQLITE_OK &&
-          sqlite3_step(s.get()) == SQLITE_DONE;
-      if (!ok) return Error("import a watermark");
-    }
-    for (const MaterializationRun& r : c.runs) {
-      Statement s(db_,
-                  "INSERT INTO materialization_runs (id, view, interval_start, interval_end, "
-                  "triggered_by, started_at, finished_at, status, rows_read, entities_written, "
-                  "entities_skipped, error, pid, host, lock_token, note, newest_event) VALUES "
-                  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-      sqlite3_stmt* st = s.get();
-      const std::string status(RunStatusName(r.status));
-      bool ok =
-          s.prepared() && sqlite3_bind_int64(st, 1, r.id) == SQLITE_OK &&
-          sqlite3_bind_text(st, 2, r.view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-          sqlite3_bind_int64(st, 3, r.interval_start.micros) == SQLITE_OK &&
-          sqlite3_bind_int64(st, 4, r.interval_end.micros) == SQLITE_OK &&
-          sqlite3_bind_text(st, 5, r.trigger.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-          sqlite3_bind_int64(st, 6, r.started_at.micros) == SQLITE_OK &&
-          (r.finished_at ? sqlite3_bind_int64(st, 7, r.finished_at->micros)
-                         : sqlite3_bind_null(st, 7)) == SQLITE_OK &&
-          sqlite3_bind_text(st, 8, status.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-          sqlite3_bind_int64(st, 9, r.rows_read) == SQLITE_OK &&
-          sqlite3_bind_int64(st, 10, r.entities_written) == SQLITE_OK &&
-          sqlite3_bind_int64(st, 11, r.entities_skipped) == SQLITE_OK &&
-          sqlite3_bind_text(st, 12, r.error.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-          sqlite3_bind_int64(st, 13, r.pid) == SQLITE_OK &&
-          sqlite3_bind_text(st, 14, r.host.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-          sqlite3_bind_text(st, 15, r.lock_token.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-          sqlite3_bind_text(st, 16, r.note.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-          (r.newest_event ? sqlite3_bind_int64(st, 17, r.newest_event->micros)
-                          : sqlite3_bind_null(st, 17)) == SQLITE_OK &&
-          sqlite3_step(st) == SQLITE_DONE;
-      if (!ok) return Error("import a materialization run");
-    }
-    for (const auto& [view, p] : c.pushes) {
-      Statement s(db_, "INSERT INTO view_pushes (view, last_push_at, rows) VALUES (?, ?, ?)");
-      bool ok = s.prepared() &&
-                sqlite3_bind_text(s.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-                sqlite3_bind_int64(s.get(), 2, p.last_push_at.micros) == SQLITE_OK &&
-                sqlite3_bind_int64(s.get(), 3, p.rows) == SQLITE_OK &&
-                sqlite3_step(s.get()) == SQLITE_DONE;
-      if (!ok) return Error("import a push record");
-    }
-    return Status::OK();
-  }
-
-  // Marks the runs still recorded running under another lock token than `token` (which the
-  // caller holds) as failed: their process lost the lock, so it is gone. Inside a transaction.
-  Status FailInterruptedRuns(const std::string& token, Timestamp now) {
-    if (token.empty()) return Status::OK();
-    std::vector<int64_t> dead;
-    {
-      Statement s(db_,
-                  "SELECT id FROM materialization_runs WHERE status = 'running' AND lock_token "
-                  "!= ?");
-      if (!s.prepared() ||
-          sqlite3_bind_text(s.get(), 1, token.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK) {
-        return Error("read running runs");
-      }
-      while (sqlite3_step(s.get()) == SQLITE_ROW) dead.push_back(sqlite3_column_int64(s.get(), 0));
-    }
-    for (int64_t id : dead) {
-      RunOutcome outcome;
-      outcome.status = RunStatus::kFailed;
-      outcome.finished_at = now;
-      outcome.error =
-          "interrupted: the process running it ended before it finished (a crash, kill -9 or "
-          "power loss); the watermark was not advanced, so the next run covers this interval";
-      GRANARY_RETURN_NOT_OK(UpdateRun(id, outcome, /*keep_counts=*/true));
-    }
-    return Status::OK();
-  }
-
-  Result<int64_t> InsertRun(const MaterializationRun& run) {
-    GRANARY_RETURN_NOT_OK(FailInterruptedRuns(run.lock_token, run.started_at));
-    Statement s(db_,
-                "INSERT INTO materialization_runs (view, interval_start, interval_end, "
-                "triggered_by, started_at, status, pid, host, lock_token, note) VALUES (?, ?, ?, "
-                "?, ?, 'running', ?, ?, ?, ?)");
-    bool ok =
-        s.prepared() &&
-        sqlite3_bind_text(s.get(), 1, run.view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-        sqlite3_bind_int64(s.get(), 2, run.interval_start.micros) == SQLITE_OK &&
-        sqlite3_bind_int64(s.get(), 3, run.interval_end.micros) == SQLITE_OK &&
-        sqlite3_bind_text(s.get(), 4, run.trigger.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-        sqlite3_bind_int64(s.get(), 5, run.started_at.micros) == SQLITE_OK &&
-        sqlite3_bind_int64(s.get(), 6, run.pid) == SQLITE_OK &&
-        sqlite3_bind_text(s.get(), 7, run.host.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-        sqlite3_bind_text(s.get(), 8, run.lock_token.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-        sqlite3_bind_text(s.get(), 9, run.note.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-        sqlite3_step(s.get()) == SQLITE_DONE;
-    if (!ok) return Error("record a materialization run");
-    return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
-  }
-
-  Status UpdateRun(int64_t id, const RunOutcome& outcome, bool keep_counts = false) {
-    std::string view;
-    {
-      Statement s(db_, "SELECT view, status FROM materialization_runs WHERE id = ?");
-      if (!s.prepared() || sqlite3_bind_int64(s.get(), 1, id) != SQLITE_OK) {
-        return Error("read a materialization run");
-      }
-      if (sqlite3_step(s.get()) != SQLITE_ROW) {
-        return Status::NotFound(
-            fmt::format("registry {}: no materialization run {}", path_.string(), id));
-      }
-      view = Column(s.get(), 0);
-      if (Column(s.get(), 1) != "running") {
-        return Status::FailedPrecondition(fmt::format(
-            "registry {}: materialization run {} already finished", path_.string(), id));
-      }
-    }
-    Statement s(db_, keep_counts
-                         ? "UPDATE materialization_runs SET status = ?, finished_at = ?, "
-                           "error = ? WHERE id = ?"
-                         : "UPDATE materialization_runs SET status = ?, finished_at = ?, "
-                           "error = ?, rows_read = ?, entities_written = ?, entities_skipped = ?, "
-                           "newest_event = ? WHERE id = ?");
-    const char* status = outcome.status == RunStatus::kSucceeded ? "succeeded" : "failed";
-    bool ok =
-        s.prepared() && sqlite3_bind_text(s.get(), 1, status, -1, SQLITE_STATIC) == SQLITE_OK &&
-        sqlite3_bind_int64(s.get(), 2, outcome.finished_at.micros) == SQLITE_OK &&
-        sqlite3_bind_text(s.get(), 3, outcome.error.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK;
-    if (ok && keep_counts) {
-      ok = sqlite3_bind_int64(s.get(), 4, id) == SQLITE_OK;
-    } else if (ok) {
-      ok = sqlite3_bind_int64(s.get(), 4, outcome.rows_read) == SQLITE_OK &&
-           sqlite3_bind_int64(s.get(), 5, outcome.entities_written) == SQLITE_OK &&
-           sqlite3_bind_int64(s.get(), 6, outcome.entities_skipped) == SQLITE_OK &&
-           (outcome.newest_event ? sqlite3_bind_int64(s.get(), 7, outcome.newest_event->micros)
-                                 : sqlite3_bind_null(s.get(), 7)) == SQLITE_OK &&
-           sqlite3_bind_int64(s.get(), 8, id) == SQLITE_OK;
-    }
-    if (!ok || sqlite3_step(s.get()) != SQLITE_DONE) return Error("record how a run ended");
-    if (outcome.status != RunStatus::kSucceeded || !outcome.advance_watermark_to) {
-      return Status::OK();
-    }
-    // Same layout: the watermark and the newest event time only move forward. Another layout:
-    // the old watermark stood for data the online store no longer reads, so this run's end
-    // replaces it. The online marker flag is the newest run's.
-    Statement w(db_,
-                "INSERT INTO watermarks (view, watermark, updated_at, layout, newest_event, "
-                "online_marker) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (view) DO UPDATE SET "
-                "newest_event = CASE WHEN layout = ?4 AND newest_event IS NOT NULL AND "
-                "(?5 IS NULL OR newest_event > ?5) THEN newest_event ELSE ?5 END, "
-                "watermark = CASE WHEN layout = ?4 THEN MAX(watermark, ?2) ELSE ?2 END, "
-                "updated_at = ?3, layout = ?4, online_marker = ?6");
-    ok = w.prepared() &&
-         sqlite3_bind_text(w.get(), 1, view.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
-         sqlite3_bind_int64(w.get(), 2, outcome.advance_watermark_to->micros) == SQLITE_OK &&
-         sqlite3_bind_int64(w.get(), 3, outcome.finished_at.micros) == SQLITE_OK &&
-         sqlite3_bind_text(w.get(), 4, outcome.watermark_layout.c_str(), -1, SQLITE_TRANSIENT) ==
-             SQLITE_OK &&
-         (outcome.newest_event ? sqlite3_bind_int64(w.get(), 5, outcome.newest_event->micros)
-                               : sqlite3_bind_null(w.get(), 5)) == SQLITE_OK &&
-         sqlite3_bind_int(w.get(), 6, outcome.wrote_online_marker ? 1 : 0) == SQLITE_OK &&
-         sqlite3_step(w.get()) == SQLITE_DONE;
-    if (!ok) return Error("advance a watermark");
-    return Status::OK();
-  }
-
-  static RegistryVersionInfo InfoFromRow(sqlite3_stmt* s) {
-    RegistryVersionInfo info;
-    info.version = sqlite3_column_int64(s, 0);
-    info.applied_at = Timestamp::FromMicros(sqlite3_column_int64(s, 1));
-    info.fingerprint = Column(s, 2);
-    info.project = Column(s, 3);
-    return info;
-  }
-
-  Status Migrate() {
-    int version = 0;
-    {
-      Statement s(db_, "PRAGMA user_version");
-      if (!s.prepared() || sqlite3_step(s.get()) != SQLITE_ROW)
-        return Error("read the schema version");
-      version = sqlite3_column_int(s.get(), 0);
-    }
-    if (version > kSchemaVersion) {
-      return Status::FailedPrecondition(fmt::format(
-          "registry {} was written by a newer Granary (schema {}, this build knows {}); upgrade "
-          "granary",
-          path_.string(), version, kSchemaVersion));
-    }
-    if (version < 1) GRANARY_RETURN_NOT_OK(Exec(kSchemaV1));
-    if (version < 2) GRANARY_RETURN_NOT_OK(Exec(kSchemaV2));
-    if (version < 3) GRANARY_RETURN_NOT_OK(Exec(kSchemaV3));
-    if (version < 4) GRANARY_RETURN_NOT_OK(Exec(kSchemaV4));
-    return Exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
-  }
-
-  Status Exec(const std::string& sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : sqlite3_errmsg(db_);
-      sqlite3_free(err);
-      int code = sqlite3_errcode(db_);
-      return Status(code == SQLITE_BUSY || code == SQLITE_LOCKED ? StatusCode::kUnavailable
-                                                                 : StatusCode::kIOError,
-                    fmt::format("registry {}: {}", path_.string(), msg));
-    }
-    return Status::OK();
-  }
-
-  Status Error(std::string_view what) {
+Status SqliteRegistry::Exec(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
     int code = sqlite3_errcode(db_);
-    if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
-      return Status::Corruption(
-          fmt::format("registry {} is not a readable registry ({}); restore "
-                      "it from a backup or remove it and apply again",
-                      path_.string(), sqlite3_errmsg(db_)));
-    }
-    return Status(
-        code == SQLITE_BUSY ? StatusCode::kUnavailable : StatusCode::kIOError,
-        fmt::format("registry {}: cannot {}: {}", path_.string(), what, sqlite3_errmsg(db_)));
+    return Status(code == SQLITE_BUSY || code == SQLITE_LOCKED ? StatusCode::kUnavailable
+                                                               : StatusCode::kIOError,
+                  fmt::format("registry {}: {}", path_.string(), msg));
   }
+  return Status::OK();
+}
 
-  sqlite3* db_;
-  std::filesystem::path path_;
-};
+Status SqliteRegistry::Error(std::string_view what) {
+  int code = sqlite3_errcode(db_);
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
+    return Status::Corruption(
+        fmt::format("registry {} is not a readable registry ({}); restore "
+                    "it from a backup or remove it and apply again",
+                    path_.string(), sqlite3_errmsg(db_)));
+  }
+  return Status(
+      code == SQLITE_BUSY ? StatusCode::kUnavailable : StatusCode::kIOError,
+      fmt::format("registry {}: cannot {}: {}", path_.string(), what, sqlite3_errmsg(db_)));
+}
 
-}  // namespace
+}  // namespace granary::sqlite_registry
+
+namespace granary {
 
 Result<std::unique_ptr<RegistryStore>> OpenSqliteRegistry(const std::filesystem::path& path,
                                                           OpenMode mode) {
@@ -698,7 +392,7 @@ Result<std::unique_ptr<RegistryStore>> OpenSqliteRegistry(const std::filesystem:
     sqlite3_close_v2(db);
     return Status::IOError(fmt::format("cannot open registry {}: {}", path.string(), msg));
   }
-  auto store = std::make_unique<SqliteRegistry>(db, path);
+  auto store = std::make_unique<sqlite_registry::SqliteRegistry>(db, path);
   Status st = store->Init();
   if (!st.ok()) {
     if (st.code() == StatusCode::kIOError &&

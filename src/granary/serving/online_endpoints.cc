@@ -37,6 +37,7 @@ void GetOnlineFeatures(ServingContext& ctx, ServiceRequest& request, ServiceResp
 
   auto shared = std::make_shared<ResolvedOnlineRequest>(std::move(*resolved));
   OnlineReadRequest read = shared->read;
+  read.split = ctx.split.get();
   const auto started = std::chrono::steady_clock::now();
   ctx.store->AsyncRead(
       request.executor, std::move(read),
@@ -54,7 +55,7 @@ void GetOnlineFeatures(ServingContext& ctx, ServiceRequest& request, ServiceResp
           return respond(ServiceReply::Error(std::move(st)));
         }
         std::string json;
-        OnlineFeaturesService::WriteResponse(*shared, *features, &json);
+        OnlineFeaturesService::WriteResponse(*shared, *features, &json, ctx.split.get());
         respond(ServiceReply::Ok(std::move(json)));
       });
 }

@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "granary/common/fork_join.h"
 #include "granary/common/result.h"
 #include "granary/online/online_store.h"
 #include "granary/registry/definitions.h"
@@ -107,9 +108,14 @@ class OnlineFeaturesService {
   const ViewLayouts& layouts() const { return layouts_; }
 
   // Writes Feast's response for a resolved request and what the store returned. The request must
-  // come from this service (its column names point into it).
+  // come from this service (its column names point into it). With `split`, an answer of at least
+  // kSplitAnswerValues values is written in parts on the pool's threads and joined, to the same
+  // bytes.
   static void WriteResponse(const ResolvedOnlineRequest& request, const OnlineFeatures& features,
-                            std::string* json);
+                            std::string* json, ForkJoinPool* split = nullptr);
+  // Entity rows x feature columns from which WriteResponse splits an answer: below it, waking a
+  // helper costs about what it saves (about 55 ns per value written; 1 x 250 is not split).
+  static constexpr size_t kSplitAnswerValues = 2048;
 
  private:
   OnlineFeaturesService() = default;

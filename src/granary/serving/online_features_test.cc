@@ -1,5 +1,6 @@
 #include "granary/serving/online_features.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
@@ -139,6 +140,68 @@ TEST_F(OnlineFeaturesTest, EveryValueTypeIsWrittenAsFeastDoesWithFullNames) {
             std::string::npos);
   EXPECT_NE(json.find(R"("values":[[]])"), std::string::npos);  // an empty list is not null
   EXPECT_STREQ(doc.at("results").at(1).at("statuses").at(0).as_string().c_str(), "PRESENT");
+}
+
+TEST_F(OnlineFeaturesTest, ALargeAnswerSplitAcrossThreadsHasTheSameBytes) {
+  // 300 customers x 18 features and 300 bays x 1: above kSplitAnswerValues, so the read and the
+  // JSON are split; rows missing, null, outside the ttl and values of every type in every part.
+  constexpr int kRows = 300;
+  auto every = layouts_.at("every_type");
+  auto bays = layouts_.at("bay_stats");
+  std::vector<Row> every_rows, bay_rows;
+  std::string customers, bay_ids;
+  for (int i = 0; i < kRows; ++i) {
+    if (i % 3 != 0) {
+      every_rows.push_back({{Value(int64_t{i})},
+                            kT0 - Duration::Seconds(i),
+                            {},
+                            testing::EveryTypeValues(i, i % 7 == 1)});
+    }
+    if (i % 5 != 2) {
+      bay_rows.push_back({{Value(fmt::format("bay-{}", i))}, kT0, {}, {Value(i / 8.0)}});
+    }
+    customers += fmt::format("{}{}", i ? "," : "", i);
+    bay_ids += fmt::format("{}\"bay-{}\"", i ? "," : "", i);
+  }
+  ASSERT_TRUE(store_->WriteBatch(*every, *MakeRows(*every, every_rows)).ok());
+  ASSERT_TRUE(store_->WriteBatch(*bays, *MakeRows(*bays, bay_rows)).ok());
+  std::string features;
+  for (const auto& f : every->features()) features += fmt::format("\"every_type:{}\",", f.name);
+  const std::string body = fmt::format(
+      R"({{"features": [{}"risk:score", "bay_stats:occupancy", "risk:failures"],
+           "entities": {{"customer_id": [{}], "bay_id": [{}]}}, "full_feature_names": true,
+           "include_feature_view_version_metadata": true}})",
+      features, customers, bay_ids);
+  const std::string one_thread = Get(body);
+  ASSERT_GT(one_thread.size(), 100'000u);
+
+  auto request = ParseOnlineFeaturesRequest(body).ValueOrDie();
+  auto resolved = service_->Resolve(request).ValueOrDie();
+  ASSERT_GE(resolved.num_rows * resolved.columns.size(), OnlineFeaturesService::kSplitAnswerValues);
+  for (int helpers : {1, 3}) {
+    ForkJoinPool pool(helpers);
+    OnlineReadRequest read = resolved.read;
+    read.split = &pool;
+    auto got = store_->Read(read);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    std::string json;
+    OnlineFeaturesService::WriteResponse(resolved, *got, &json, &pool);
+    EXPECT_EQ(pool.jobs_offered(), 2u) << "the read and the answer were not both split";
+    ASSERT_EQ(json.size(), one_thread.size()) << helpers << " helpers";
+    EXPECT_TRUE(json == one_thread) << helpers << " helpers: the split answer differs";
+  }
+
+  // A small answer is written on the caller alone, to the same bytes.
+  request = ParseOnlineFeaturesRequest(
+                R"({"features": ["risk:score"], "entities": {"customer_id": [1, 2]}})")
+                .ValueOrDie();
+  resolved = service_->Resolve(request).ValueOrDie();
+  ForkJoinPool pool(1);
+  std::string json;
+  OnlineFeaturesService::WriteResponse(resolved, store_->Read(resolved.read).ValueOrDie(), &json,
+                                       &pool);
+  EXPECT_EQ(pool.jobs_offered(), 0u);
+  EXPECT_EQ(json, Get(R"({"features": ["risk:score"], "entities": {"customer_id": [1, 2]}})"));
 }
 
 TEST_F(OnlineFeaturesTest, KeysAreTheSameFromJsonNumbersAndCommandLineText) {

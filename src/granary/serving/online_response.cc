@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "granary/common/fork_join.h"
 #include "granary/serving/json_format.h"
 #include "granary/serving/online_features.h"
 
@@ -59,11 +60,12 @@ class JsonOut {
     p_ += s.size();
   }
   // `s` is at most kCopy bytes and is read as kCopy bytes (its buffer must allow it): one copy
-  // of a constant size.
+  // of a constant size. Room is made for the n bytes kept, so the cursor never passes end_ (past
+  // it, Reserve's unsigned room would wrap and let the next writes run off the string).
   template <size_t kCopy>
   void Short(const char* s, size_t n) {
     static_assert(kCopy <= kSlack);
-    Reserve(0);
+    Reserve(n);
     std::memcpy(p_, s, kCopy);
     p_ += n;
   }
@@ -254,33 +256,85 @@ void WriteEntityValue(JsonOut& w, const Value& v) {
       v.storage());
 }
 
+// The quoted event times of every (view, row), formatted once for all of a view's features, each
+// in a slot of kSlot bytes copied whole (JsonOut::Short).
+struct QuotedTimes {
+  static constexpr size_t kSlot = 48;
+  static_assert(kSlot >= serving::kRfc3339Max + 2 && kSlot <= JsonOut::kSlack);
+  std::vector<char> text;        // kSlot bytes per (view, row)
+  std::vector<uint8_t> lengths;  // per (view, row)
+
+  QuotedTimes(const OnlineFeatures& features, size_t num_views, size_t rows)
+      : text(num_views * rows * kSlot), lengths(num_views * rows) {
+    for (size_t v = 0; v < num_views; ++v) {
+      for (size_t r = 0; r < rows; ++r) {
+        const size_t i = v * rows + r;
+        char* out = &text[i * kSlot];
+        out[0] = '"';
+        size_t n = serving::FormatRfc3339Millis(features.event_timestamp(v, r), out + 1);
+        out[n + 1] = '"';
+        lengths[i] = static_cast<uint8_t>(n + 2);
+      }
+    }
+  }
+};
+
+// About what one column of float64 values takes per row (value, status, time), so that most
+// answers are written without growing the string.
+size_t ExpectedBytes(size_t columns, size_t rows) { return columns * (rows * 56 + 64); }
+
+// Feature columns [begin, end) of the results, each preceded by a comma unless it is the very
+// first column of the results.
+void WriteFeatureColumns(JsonOut& w, const ResolvedOnlineRequest& request,
+                         const OnlineFeatures& features, const QuotedTimes& times, size_t begin,
+                         size_t end) {
+  constexpr size_t kSlot = QuotedTimes::kSlot;
+  const size_t rows = request.num_rows;
+  for (size_t k = begin; k < end; ++k) {
+    const ResolvedOnlineRequest::Column& c = request.columns[k];
+    if (k > 0 || !request.entities.empty()) w.Char(',');
+    w.Raw("{\"values\":[");
+    for (size_t r = 0; r < rows; ++r) {
+      if (r > 0) w.Char(',');
+      WriteValue(w, features.value(c.view, c.feature, r));
+    }
+    w.Raw("],\"statuses\":[");
+    for (size_t r = 0; r < rows; ++r) {
+      if (r > 0) w.Char(',');
+      const QuotedStatus& s =
+          kQuotedStatus[static_cast<int>(features.status(c.view, c.feature, r))];
+      w.Short<kStatusCopy>(s.text, s.size);
+    }
+    w.Raw("],\"event_timestamps\":[");
+    for (size_t r = 0; r < rows; ++r) {
+      if (r > 0) w.Char(',');
+      const size_t i = c.view * rows + r;
+      w.Short<kSlot>(&times.text[i * kSlot], times.lengths[i]);
+    }
+    w.Raw("]}");
+  }
+}
+
 }  // namespace
 
 void OnlineFeaturesService::WriteResponse(const ResolvedOnlineRequest& request,
-                                          const OnlineFeatures& features, std::string* json) {
+                                          const OnlineFeatures& features, std::string* json,
+                                          ForkJoinPool* split) {
   const size_t rows = request.num_rows;
-  // About what 250 float64 features of one entity take (values, statuses, times), so that most
-  // answers are written without growing the string.
-  JsonOut w(json, 256 + (request.columns.size() + request.entities.size()) * (rows * 56 + 64));
-
-  // Each (view, row)'s event time is formatted once, quoted, for all of the view's features, in a
-  // slot of kSlot bytes copied whole (JsonOut::Short).
-  constexpr size_t kSlot = 48;
-  static_assert(kSlot >= serving::kRfc3339Max + 2 && kSlot <= JsonOut::kSlack);
   const size_t num_views = request.read.views.size();
-  std::vector<char> times(num_views * rows * kSlot);
-  std::vector<uint8_t> time_lengths(num_views * rows);
-  for (size_t v = 0; v < num_views; ++v) {
-    for (size_t r = 0; r < rows; ++r) {
-      const size_t i = v * rows + r;
-      char* out = &times[i * kSlot];
-      out[0] = '"';
-      size_t n = serving::FormatRfc3339Millis(features.event_timestamp(v, r), out + 1);
-      out[n + 1] = '"';
-      time_lengths[i] = static_cast<uint8_t>(n + 2);
-    }
-  }
+  const size_t columns = request.columns.size();
+  const QuotedTimes times(features, num_views, rows);
 
+  // A large answer's feature columns are written in parts, in parallel, and joined: the bytes
+  // are those of one writer (docs/PERFORMANCE.md, "Splitting one large answer").
+  size_t parts = 1;
+  if (split != nullptr && split->parallelism() > 1 && rows * columns >= kSplitAnswerValues) {
+    parts = std::min(columns, 2 * static_cast<size_t>(split->parallelism()));
+  }
+  auto part_begin = [&](size_t p) { return columns * p / parts; };
+
+  JsonOut w(json, 256 + ExpectedBytes(request.entities.size(), rows) +
+                      ExpectedBytes(part_begin(1), rows));
   w.Raw("{\"metadata\":{\"feature_names\":[");
   bool first = true;
   for (const auto& e : request.entities) {
@@ -327,29 +381,27 @@ void OnlineFeaturesService::WriteResponse(const ResolvedOnlineRequest& request,
     }
     w.Raw("]}");
   }
-  for (const auto& c : request.columns) {
-    if (!first) w.Char(',');
-    first = false;
-    w.Raw("{\"values\":[");
-    for (size_t r = 0; r < rows; ++r) {
-      if (r > 0) w.Char(',');
-      WriteValue(w, features.value(c.view, c.feature, r));
-    }
-    w.Raw("],\"statuses\":[");
-    for (size_t r = 0; r < rows; ++r) {
-      if (r > 0) w.Char(',');
-      const QuotedStatus& s =
-          kQuotedStatus[static_cast<int>(features.status(c.view, c.feature, r))];
-      w.Short<kStatusCopy>(s.text, s.size);
-    }
-    w.Raw("],\"event_timestamps\":[");
-    for (size_t r = 0; r < rows; ++r) {
-      if (r > 0) w.Char(',');
-      const size_t i = c.view * rows + r;
-      w.Short<kSlot>(&times[i * kSlot], time_lengths[i]);
-    }
+  if (parts == 1) {
+    WriteFeatureColumns(w, request, features, times, 0, columns);
     w.Raw("]}");
+    w.Finish();
+    return;
   }
+  // Part 0 goes on after the head in `json`; the others into strings of their own.
+  std::vector<std::string> tails(parts - 1);
+  split->Run(parts, [&](size_t p) {
+    if (p == 0) {
+      WriteFeatureColumns(w, request, features, times, 0, part_begin(1));
+      return;
+    }
+    JsonOut tail(&tails[p - 1], ExpectedBytes(part_begin(p + 1) - part_begin(p), rows));
+    WriteFeatureColumns(tail, request, features, times, part_begin(p), part_begin(p + 1));
+    tail.Finish();
+  });
+  size_t total = 2;
+  for (const std::string& t : tails) total += t.size();
+  w.Reserve(total);
+  for (const std::string& t : tails) w.Raw(t);
   w.Raw("]}");
   w.Finish();
 }

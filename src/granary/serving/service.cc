@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "granary/common/threads.h"
 #include "granary/offline/engine_factory.h"
 #include "granary/online/entity_key.h"
 
@@ -75,6 +76,9 @@ Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(FeatureServerOptions 
   GRANARY_ASSIGN_OR_RAISE(ctx.health_probe, HealthProbe(ctx.options.default_key_ttl));
   ctx.blocking =
       std::make_unique<boost::asio::thread_pool>(std::max(1, ctx.options.blocking_threads));
+  if (const int split = ThreadCount(ctx.options.split_threads); split > 1) {
+    ctx.split = std::make_unique<ForkJoinPool>(split - 1);
+  }
   ctx.push_log = std::make_unique<PushLog>(ctx.options.registry, ctx.options.clock);
   MetricsHistoryOptions history;
   history.metrics = &m;

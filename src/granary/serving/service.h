@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "granary/common/clock.h"
+#include "granary/common/fork_join.h"
 #include "granary/common/metrics.h"
 #include "granary/common/result.h"
 #include "granary/materialize/materializer.h"
@@ -88,6 +89,10 @@ struct FeatureServerOptions {
   std::chrono::milliseconds registry_poll_interval{1000};  // 0: no background polling
   // Push writes and offline appends, /metrics rendering, starting materialization runs.
   int blocking_threads = 2;
+  // Threads one large get-online-features answer (its RocksDB read and its response JSON) is
+  // split across, the worker thread included; 0: one per core; 1: never split
+  // (docs/SERVING.md, "Large answers"). Small answers are never split.
+  int split_threads = 0;
   MetricsRegistry* metrics = &MetricsRegistry::Default();
   const Clock* clock = &SystemClock::Default();
   // POST /push refuses rows whose event or created time is later than clock->Now() + this
@@ -129,6 +134,8 @@ struct ServingContext {
   std::unique_ptr<RegistryWatcher> registry;
   ServingMetrics metrics;
   std::unique_ptr<boost::asio::thread_pool> blocking;
+  // Helpers for large answers (options.split_threads); null when they are not split.
+  std::unique_ptr<ForkJoinPool> split;
   // The health check's read: one key of a view no definitions have (reads NOT_FOUND when the
   // store is up).
   OnlineReadRequest health_probe;

@@ -234,6 +234,8 @@ std::vector<std::string> WindowAggregationCtes(const PointInTimeQuery& q, size_t
                     "AS {}",
                     expr, type, FeatureColumn(i, f)));
   }
+  // For the training-set summary: any event of the key in the longest window (the join's bounds).
+  outputs.push_back(fmt::format("count(e.__g_us) > 0 AS {}", WithEventsColumn(i)));
   // A sort-merge join, never a broadcast: Spark's size estimate of the filtered events can be
   // far below their real size, and broadcasting them runs the driver out of memory.
   ctes.push_back(fmt::format(

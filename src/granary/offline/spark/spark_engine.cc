@@ -82,6 +82,26 @@ Result<std::shared_ptr<arrow::Array>> ToGranaryType(const std::shared_ptr<arrow:
 class SparkEngine;
 
 // Streams a query's batches through a per-batch conversion.
+// Adds a result batch's summary columns (spark_sql::MatchedColumn, WithEventsColumn: view i's
+// are counted into stats[i]) to the training-set summary's counts.
+Status CountSummary(const arrow::RecordBatch& batch, std::vector<OfflineReadStats>* stats) {
+  for (size_t i = 0; i < stats->size(); ++i) {
+    for (bool matched : {true, false}) {
+      const int c = batch.schema()->GetFieldIndex(matched ? spark_sql::MatchedColumn(i)
+                                                          : spark_sql::WithEventsColumn(i));
+      if (c < 0) continue;
+      if (batch.column(c)->type_id() != arrow::Type::BOOL) {
+        return Status::Internal(fmt::format("the cluster returned {} as {}, not a boolean",
+                                            batch.schema()->field(c)->name(),
+                                            batch.column(c)->type()->ToString()));
+      }
+      const int64_t n = static_cast<const arrow::BooleanArray&>(*batch.column(c)).true_count();
+      (matched ? (*stats)[i].rows_matched : (*stats)[i].rows_with_events) += n;
+    }
+  }
+  return Status::OK();
+}
+
 class SparkStream final : public OfflineBatchStream {
  public:
   // A batch from the cluster to the stream's schema (may drop rows, and count them in `stats`).
@@ -234,8 +254,9 @@ class SparkEngine final : public OfflineEngine {
     SparkStream::Convert convert =
         [entities, schema, features, names, n_entity_columns, next_row, what](
             const std::shared_ptr<arrow::RecordBatch>& batch,
-            std::vector<OfflineReadStats>*) -> Result<std::shared_ptr<arrow::RecordBatch>> {
+            std::vector<OfflineReadStats>* stats) -> Result<std::shared_ptr<arrow::RecordBatch>> {
       const int64_t len = batch->num_rows();
+      GRANARY_RETURN_NOT_OK(CountSummary(*batch, stats));
       auto rows = std::static_pointer_cast<arrow::Int64Array>(batch->column(0));
       for (int64_t i = 0; i < len; ++i) {
         if (rows->IsNull(i) || rows->Value(i) != *next_row + i) {
@@ -281,7 +302,7 @@ class SparkEngine final : public OfflineEngine {
     std::string target =
         output.table.empty() ? "delta." + QuoteIdentifier(ResolvePath(output.path)) : output.table;
     std::string sql = fmt::format("CREATE OR REPLACE TABLE {} USING delta AS {}", target,
-                                  TrainingSetSql(prepared));
+                                  TrainingSetSql(prepared, /*with_summary=*/false));
     Status st = client_->RunSql(sql, request.cancel);
     Release(prepared.views, prepared.checkpoints);
     if (!st.ok()) return st.WithContext(prepared.what);
@@ -689,14 +710,21 @@ class SparkEngine final : public OfflineEngine {
   }
 
   // The training set as one query over `all_view e`: the entity columns, then the features, in
-  // entity row order.
-  static std::string TrainingSetSql(const Prepared& prepared) {
+  // entity row order; then, `with_summary`, the summary's columns (CountSummary), which a
+  // training set written in the cluster leaves out.
+  static std::string TrainingSetSql(const Prepared& prepared, bool with_summary) {
     std::vector<std::string> columns = prepared.entity_select;
     for (size_t i = 0, col = 0; i < prepared.query.views.size(); ++i) {
       for (size_t f = 0; f < prepared.query.views[i].features.size(); ++f, ++col) {
         columns.push_back(fmt::format("j.{} AS {}", spark_sql::FeatureColumn(i, f),
                                       QuoteIdentifier(prepared.feature_names[col])));
       }
+    }
+    for (size_t i = 0; with_summary && i < prepared.stats.size(); ++i) {
+      if (prepared.stats[i].aggregation_window.micros > 0) {
+        columns.push_back("j." + spark_sql::WithEventsColumn(i));
+      }
+      if (prepared.stats[i].plain_features) columns.push_back("j." + spark_sql::MatchedColumn(i));
     }
     return fmt::format("SELECT {} FROM {} e JOIN ({}) j ON e.{} = j.{} ORDER BY e.{}",
                        Join(columns, ", "), QuoteIdentifier(prepared.all_view),
@@ -707,7 +735,8 @@ class SparkEngine final : public OfflineEngine {
   // A training set whose entity rows live in the cluster: every column comes back from it.
   Result<std::unique_ptr<OfflineBatchStream>> StreamInCluster(Prepared prepared,
                                                               const HistoricalRequest& request) {
-    auto result = client_->ExecuteSql(TrainingSetSql(prepared), request.cancel);
+    auto result =
+        client_->ExecuteSql(TrainingSetSql(prepared, /*with_summary=*/true), request.cancel);
     if (!result.ok()) {
       Release(prepared.views, prepared.checkpoints);
       return result.status().WithContext(prepared.what);
@@ -719,7 +748,8 @@ class SparkEngine final : public OfflineEngine {
     SparkStream::Convert convert =
         [schema, n_entity, features, rows](
             const std::shared_ptr<arrow::RecordBatch>& batch,
-            std::vector<OfflineReadStats>*) -> Result<std::shared_ptr<arrow::RecordBatch>> {
+            std::vector<OfflineReadStats>* stats) -> Result<std::shared_ptr<arrow::RecordBatch>> {
+      GRANARY_RETURN_NOT_OK(CountSummary(*batch, stats));
       arrow::ArrayVector columns;
       for (int c = 0; c < schema->num_fields(); ++c) {
         const auto& field = schema->field(c);
@@ -802,6 +832,17 @@ class SparkEngine final : public OfflineEngine {
       OfflineReadStats stats;
       stats.view = view.name;
       stats.engine_detail = Describe();
+      // What the summary tells of this view (rows matched, rows with events in the longest
+      // window), as the embedded engine does; the counts come with the result (CountSummary).
+      stats.plain_features = false;
+      for (size_t f = 0; f < jv->features.size(); ++f) {
+        const Aggregation* a = f < jv->aggregations.size() ? jv->aggregations[f] : nullptr;
+        if (a == nullptr) {
+          stats.plain_features = true;
+        } else {
+          stats.aggregation_window = std::max(stats.aggregation_window, a->window);
+        }
+      }
       out.stats.push_back(stats);
       out.query.views.push_back(std::move(*jv));
     }

@@ -181,9 +181,14 @@ std::string FeatureColumn(size_t view, size_t feature) {
   return fmt::format("__g_v{}_f{}", view, feature);
 }
 
+std::string MatchedColumn(size_t view) { return fmt::format("__g_v{}_matched", view); }
+
+std::string WithEventsColumn(size_t view) { return fmt::format("__g_v{}_events", view); }
+
 std::string PointInTimeSql(const PointInTimeQuery& q) {
   std::vector<std::string> ctes;
   std::string select = fmt::format("SELECT e.{}", kRowColumn);
+  std::string summary;  // the summary's columns, after every feature
   std::string joins;
   for (size_t i = 0; i < q.views.size(); ++i) {
     const JoinView& full = q.views[i];
@@ -207,6 +212,7 @@ std::string PointInTimeSql(const PointInTimeQuery& q) {
     if (any_aggregation) {
       for (auto& cte : WindowAggregationCtes(q, i)) ctes.push_back(std::move(cte));
       joins += fmt::format(" LEFT JOIN w{0} ON e.{1} = w{0}.{1}", i, kRowColumn);
+      summary += fmt::format(", coalesce(w{0}.{1}, false) AS {1}", i, WithEventsColumn(i));
     }
     for (size_t f = 0; f < full.features.size(); ++f) {
       const bool aggregated = f < full.aggregations.size() && full.aggregations[f] != nullptr;
@@ -269,13 +275,16 @@ std::string PointInTimeSql(const PointInTimeQuery& q) {
       outputs.push_back(fmt::format("CASE WHEN {} THEN __g_best.f{} END AS {}", in_ttl, f,
                                     FeatureColumn(i, plain_index[f])));
     }
-    ctes.push_back(fmt::format("v{0} AS (SELECT {1}{2}{3} FROM v{0}_m WHERE __g_kind = 1)", i,
-                               kRowColumn, outputs.empty() ? "" : ", ", Join(outputs, ", ")));
+    outputs.push_back(fmt::format("coalesce({}, false) AS {}", in_ttl, MatchedColumn(i)));
+    ctes.push_back(fmt::format("v{0} AS (SELECT {1}, {2} FROM v{0}_m WHERE __g_kind = 1)", i,
+                               kRowColumn, Join(outputs, ", ")));
     joins += fmt::format(" LEFT JOIN v{0} ON e.{1} = v{0}.{1}", i, kRowColumn);
+    // Entity rows left out of the join (no time, a null key) matched nothing.
+    summary += fmt::format(", coalesce(v{0}.{1}, false) AS {1}", i, MatchedColumn(i));
   }
   std::string with = ctes.empty() ? "" : "WITH " + Join(ctes, ",\n") + "\n";
-  return fmt::format("{}{} FROM {} e{} ORDER BY e.{}", with, select, QuoteIdentifier(q.entity_view),
-                     joins, kRowColumn);
+  return fmt::format("{}{}{} FROM {} e{} ORDER BY e.{}", with, select, summary,
+                     QuoteIdentifier(q.entity_view), joins, kRowColumn);
 }
 
 std::string LatestRowsSql(const LatestRowsQuery& q) {

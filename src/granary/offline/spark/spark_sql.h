@@ -79,13 +79,22 @@ struct PointInTimeQuery {
   std::vector<std::string> csv_views;  // per view: its CSV source's temporary view, or ""
 };
 
-// The query: kRowColumn, then per view and feature a column `__g_v<i>_f<j>`, ordered by
-// kRowColumn, one row per entity row. A view's plain features come from the point-in-time join
-// above; its aggregation features from WindowAggregationCtes (spark_aggregations.h).
+// The query: kRowColumn, then per view and feature a column `__g_v<i>_f<j>`, then per view the
+// BOOLEAN columns of the training-set summary (MatchedColumn for a view with plain features,
+// WithEventsColumn for one with aggregations), ordered by kRowColumn, one row per entity row. A
+// view's plain features come from the point-in-time join above; its aggregation features from
+// WindowAggregationCtes (spark_aggregations.h).
 std::string PointInTimeSql(const PointInTimeQuery& query);
 
 // The column name PointInTimeSql gives feature j of view i.
 std::string FeatureColumn(size_t view, size_t feature);
+
+// True where the entity row got a feature row of view i within its ttl (the embedded engine's
+// rows_matched), false otherwise (also for rows without a time or with a null key).
+std::string MatchedColumn(size_t view);
+// True where at least one event of the entity row's key lies in the longest window asked of
+// view i (the embedded engine's rows_with_events): the others read count 0 and nulls.
+std::string WithEventsColumn(size_t view);
 
 // The latest row of each entity of one view in [start, end] (offline_engine.h's rules): the
 // join keys (declared names and types), event_timestamp, created_timestamp (when the source has

@@ -93,9 +93,16 @@ TEST(SparkSql, PointInTimeQueryBoundsTheScanAndOrdersByEntityRow) {
         "CAST(`ts` AS TIMESTAMP) <= TIMESTAMP'1970-01-01 12:00:00.000000'",
         "_metadata.row_index AS __g_pos",
         "unix_micros(__g_best.ev) >= unix_micros(__g_t) - 3600000000",
-        "PARTITION BY __g_k0 ORDER BY __g_at, __g_kind", "ORDER BY e.__g_row"}) {
+        "PARTITION BY __g_k0 ORDER BY __g_at, __g_kind", "ORDER BY e.__g_row",
+        // The summary's column after the features: matched within the ttl; rows left out of
+        // the join (no time, a null key) matched nothing.
+        "coalesce(unix_micros(__g_best.ev) >= unix_micros(__g_t) - 3600000000, false) AS "
+        "__g_v0_matched",
+        "SELECT e.__g_row, v0.__g_v0_f0, coalesce(v0.__g_v0_matched, false) AS __g_v0_matched "
+        "FROM"}) {
     EXPECT_NE(sql.find(part), std::string::npos) << part << "\n" << sql;
   }
+  EXPECT_EQ(sql.find("__g_v0_events"), std::string::npos) << sql;  // no aggregation asked
   q.created_timestamp_cutoff = true;
   EXPECT_NE(PointInTimeSql(q).find("greatest(__g_ev, coalesce(__g_cr, __g_ev)) AS __g_at"),
             std::string::npos);
@@ -182,7 +189,12 @@ TEST(SparkSql, AggregationsJoinEventsInTheLongestWindowAndFilterEachToItsOwn) {
         // The plain feature still goes through the point-in-time join; the output takes each
         // feature from where it was computed, in request order.
         "SELECT e.__g_row, w0.__g_v0_f0, v0.__g_v0_f1, w0.__g_v0_f2",
-        "LEFT JOIN w0 ON e.__g_row = w0.__g_row", "LEFT JOIN v0 ON e.__g_row = v0.__g_row"}) {
+        "LEFT JOIN w0 ON e.__g_row = w0.__g_row", "LEFT JOIN v0 ON e.__g_row = v0.__g_row",
+        // The summary's columns after the features: rows with an event of their key in the
+        // longest window (the join's bounds), and rows that matched the plain feature.
+        "count(e.__g_us) > 0 AS __g_v0_events",
+        "w0.__g_v0_f2, coalesce(w0.__g_v0_events, false) AS __g_v0_events, "
+        "coalesce(v0.__g_v0_matched, false) AS __g_v0_matched FROM"}) {
     EXPECT_NE(sql.find(part), std::string::npos) << part << "\n" << sql;
   }
   // Only aggregations: no point-in-time part at all.
@@ -192,6 +204,8 @@ TEST(SparkSql, AggregationsJoinEventsInTheLongestWindowAndFilterEachToItsOwn) {
   const std::string only = PointInTimeSql(f.q);
   EXPECT_EQ(only.find("v0_rows"), std::string::npos) << only;
   EXPECT_EQ(only.find("`failed`"), std::string::npos) << only;
+  EXPECT_EQ(only.find("__g_v0_matched"), std::string::npos) << only;
+  EXPECT_NE(only.find("__g_v0_events"), std::string::npos) << only;
 }
 
 TEST(SparkSql, EventsOfAViewAreReadOnceEachInReadOrderAndCsvColumnsAreCast) {

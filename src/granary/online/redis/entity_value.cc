@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <string>
+
 #include "granary/online/varint.h"
 
 namespace granary::redis {
@@ -31,14 +33,11 @@ void AppendSection(std::string* value, uint32_t view_id, std::string_view body) 
   value->append(body);
 }
 
-// Lua 5.1 numbers are doubles, exact only up to 2^53: microsecond timestamps pass that in the
-// year 2255, so the script compares write orders byte by byte, never as numbers. Lengths of
-// values (far below 2^53) are the only numbers it computes with.
-const char* const kWriteScript = R"lua(-- granary write-if-newer, layout v1 (docs/ONLINE_LAYOUT.md)
-local view = ARGV[1]
-local ttl = tonumber(ARGV[2])
-local byte, sub, char = string.byte, string.sub, string.char
+namespace {
 
+// The section lengths' varints (docs/ONLINE_LAYOUT.md), in Lua, for the scripts below; they use
+// the locals `byte` and `char` (string.byte, string.char) that each script defines first.
+constexpr const char* kLuaGetVarint = R"lua(
 local function get_varint(s, pos)
   local v, mult = 0, 1
   while true do
@@ -50,7 +49,9 @@ local function get_varint(s, pos)
     mult = mult * 128
   end
 end
+)lua";
 
+constexpr const char* kLuaPutVarint = R"lua(
 local function put_varint(n)
   local out = ''
   while n >= 128 do
@@ -59,7 +60,18 @@ local function put_varint(n)
   end
   return out .. char(n)
 end
+)lua";
 
+// Lua 5.1 numbers are doubles, exact only up to 2^53: microsecond timestamps pass that in the
+// year 2255, so the script compares write orders byte by byte, never as numbers. Lengths of
+// values (far below 2^53) are the only numbers it computes with.
+const std::string kWriteScriptText =
+    std::string(R"lua(-- granary write-if-newer, layout v1 (docs/ONLINE_LAYOUT.md)
+local view = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local byte, sub, char = string.byte, string.sub, string.char
+)lua") +
+    kLuaGetVarint + kLuaPutVarint + R"lua(
 -- -1, 0 or 1 as a < b, a = b, a > b.
 local function sign(a, b)
   if a < b then return -1 end
@@ -174,34 +186,15 @@ return written
 
 // Times are compared as Lua numbers: exact below 2^53 microseconds (the year 2255), as the
 // write script's note says; the tile records' times are built from their 8 bytes.
-const char* const kTileScript = R"lua(-- granary tiles, layout v1 (docs/ONLINE_LAYOUT.md)
+const std::string kTileScriptText =
+    std::string(R"lua(-- granary tiles, layout v1 (docs/ONLINE_LAYOUT.md)
 local view, ttl, fp = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local replace = nil
 if ARGV[4] ~= '' then replace = tonumber(ARGV[4]) end
 local expire = tonumber(ARGV[5])
 local byte, sub, char = string.byte, string.sub, string.char
-
-local function get_varint(s, pos)
-  local v, mult = 0, 1
-  while true do
-    local b = byte(s, pos)
-    if b == nil then return nil, pos end
-    pos = pos + 1
-    if b < 128 then return v + b * mult, pos end
-    v = v + (b - 128) * mult
-    mult = mult * 128
-  end
-end
-
-local function put_varint(n)
-  local out = ''
-  while n >= 128 do
-    out = out .. char(n % 128 + 128)
-    n = math.floor(n / 128)
-  end
-  return out .. char(n)
-end
-
+)lua") +
+    kLuaGetVarint + kLuaPutVarint + R"lua(
 local function int64(s, pos)
   local v, m = 0, 1
   for i = 0, 7 do
@@ -278,23 +271,11 @@ end
 return #KEYS
 )lua";
 
-const char* const kDeleteViewsScript = R"lua(-- granary delete views, layout v1
+const std::string kDeleteViewsScriptText = std::string(R"lua(-- granary delete views, layout v1
 local byte, sub = string.byte, string.sub
 local drop = {}
 for i = 1, #ARGV do drop[ARGV[i]] = true end
-
-local function get_varint(s, pos)
-  local v, mult = 0, 1
-  while true do
-    local b = byte(s, pos)
-    if b == nil then return nil, pos end
-    pos = pos + 1
-    if b < 128 then return v + b * mult, pos end
-    v = v + (b - 128) * mult
-    mult = mult * 128
-  end
-end
-
+)lua") + kLuaGetVarint + R"lua(
 local changed = 0
 for i = 1, #KEYS do
   local value = redis.call('GET', KEYS[i])
@@ -322,5 +303,11 @@ for i = 1, #KEYS do
 end
 return changed
 )lua";
+
+}  // namespace
+
+const char* const kWriteScript = kWriteScriptText.c_str();
+const char* const kTileScript = kTileScriptText.c_str();
+const char* const kDeleteViewsScript = kDeleteViewsScriptText.c_str();
 
 }  // namespace granary::redis

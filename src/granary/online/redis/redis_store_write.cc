@@ -200,7 +200,6 @@ Result<int64_t> RedisOnlineStore::WriteTiles(const ViewLayout& tiles_view,
   const std::string replace =
       options.replace_through ? std::to_string(options.replace_through->micros) : std::string();
   const std::string expire = std::to_string(options.expire_before.micros);
-  ThreadSession& session = ThisThread();
   int64_t written = 0;
   std::string key;
   for (size_t begin = 0; begin < keys.size(); begin += kRowsPerBatch) {

@@ -54,6 +54,29 @@ bool IsMarkerKey(const rocksdb::Slice& key) { return !key.empty() && key[0] == '
 
 int64_t ExpiryOf(std::string_view record) { return layout::LoadFixed<int64_t>(record.data() + 1); }
 
+// The stripe locks of a write (rocksdb_store.h, stripes_): the stripes of its keys, each taken
+// once and in increasing order, so that two writers never deadlock; released in reverse order
+// when it goes out of scope.
+template <size_t N>
+class StripeLocks {
+ public:
+  StripeLocks(std::array<std::mutex, N>& all, std::vector<size_t> stripes)
+      : all_(all), held_(std::move(stripes)) {
+    std::sort(held_.begin(), held_.end());
+    held_.erase(std::unique(held_.begin(), held_.end()), held_.end());
+    for (size_t s : held_) all_[s].lock();
+  }
+  ~StripeLocks() {
+    for (auto it = held_.rbegin(); it != held_.rend(); ++it) all_[*it].unlock();
+  }
+  StripeLocks(const StripeLocks&) = delete;
+  StripeLocks& operator=(const StripeLocks&) = delete;
+
+ private:
+  std::array<std::mutex, N>& all_;
+  std::vector<size_t> held_;
+};
+
 }  // namespace
 
 struct RocksDbOnlineStore::CompactionFilterImpl final : public rocksdb::CompactionFilter {
@@ -272,16 +295,7 @@ Result<WriteStats> RocksDbOnlineStore::WriteChunk(const ViewLayout& view,
   for (const rocksdb::Slice& k : unique_keys) {
     stripes.push_back(Fnv1a64(std::string_view(k.data(), k.size())) % kStripes);
   }
-  std::sort(stripes.begin(), stripes.end());
-  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
-  for (size_t s : stripes) (*stripes_)[s].lock();
-  struct Unlock {
-    std::array<std::mutex, kStripes>& m;
-    const std::vector<size_t>& s;
-    ~Unlock() {
-      for (auto it = s.rbegin(); it != s.rend(); ++it) m[*it].unlock();
-    }
-  } unlock{*stripes_, stripes};
+  StripeLocks locks(*stripes_, std::move(stripes));
   {
     // Counted before the write and under the stripes: a bulk load's ingest, which holds every
     // stripe, sees every write of its view that reached the database (rocksdb_bulk_load.cc).
@@ -369,16 +383,7 @@ Result<int64_t> RocksDbOnlineStore::WriteTiles(const ViewLayout& tiles_view,
       stripes.push_back(Fnv1a64(k) % kStripes);
       record_keys.push_back(std::move(k));
     }
-    std::sort(stripes.begin(), stripes.end());
-    stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
-    for (size_t st : stripes) (*stripes_)[st].lock();
-    struct Unlock {
-      std::array<std::mutex, kStripes>& m;
-      const std::vector<size_t>& s;
-      ~Unlock() {
-        for (auto it = s.rbegin(); it != s.rend(); ++it) m[*it].unlock();
-      }
-    } unlock{*stripes_, stripes};
+    StripeLocks locks(*stripes_, std::move(stripes));
     std::vector<rocksdb::Slice> slices(record_keys.begin(), record_keys.end());
     std::vector<rocksdb::PinnableSlice> stored(slices.size());
     std::vector<rocksdb::Status> statuses(slices.size());
@@ -413,29 +418,25 @@ Result<int64_t> RocksDbOnlineStore::WriteTiles(const ViewLayout& tiles_view,
   return written;
 }
 
-Result<OnlineFeatures> RocksDbOnlineStore::Read(const OnlineReadRequest& request) {
-  GRANARY_RETURN_NOT_OK(request.Validate());
-  if (secondary_dir_) GRANARY_RETURN_NOT_OK(CatchUpWithWriter());
-  // An entity's views are adjacent (key = entity key + view id): one Seek per entity and a few
-  // Next() read them all, which costs less than a point lookup per view (MultiGet).
-  struct Group {
-    const EntityKeyColumn* keys;
-    std::vector<std::pair<uint32_t, size_t>> views;  // (view id, index in the request)
-  };
-  std::vector<Group> groups;
-  for (size_t v = 0; v < request.views.size(); ++v) {
-    const ViewRead& read = request.views[v];
-    auto same = [&](const Group& g) { return g.keys == read.keys.get(); };
-    auto g = std::find_if(groups.begin(), groups.end(), same);
-    if (g == groups.end()) g = groups.insert(groups.end(), Group{read.keys.get(), {}});
-    g->views.emplace_back(read.view->view_id(), v);
-  }
-  const Timestamp now = options_.clock->Now();
-  OnlineFeaturesBuilder builder(request);
-  std::string* arena = builder.arena();
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (const Group& group : groups) {
-    for (size_t r = 0; r < group.keys->size(); ++r) {
+namespace {
+
+// The views of a read that share one key column: an entity's views are adjacent (key = entity
+// key + view id), so one Seek per entity and a few Next() read them all, which costs less than a
+// point lookup per view (MultiGet).
+struct ReadGroup {
+  const EntityKeyColumn* keys;
+  std::vector<std::pair<uint32_t, size_t>> views;  // (view id, index in the request)
+};
+
+// Reads entity rows [begin, end) of every group with one iterator: appends each live record's
+// body to *arena and calls found(view index, row, offset in *arena, size).
+template <typename Found>
+Status ReadRows(rocksdb::DB* db, const std::vector<ReadGroup>& groups, size_t begin, size_t end,
+                Timestamp now, const OnlineStore& store, const std::filesystem::path& path,
+                std::string* arena, Found&& found) {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  for (const ReadGroup& group : groups) {
+    for (size_t r = begin; r < end; ++r) {
       const std::string_view entity = group.keys->key(r);
       const rocksdb::Slice prefix(entity.data(), entity.size());
       for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
@@ -453,16 +454,79 @@ Result<OnlineFeatures> RocksDbOnlineStore::Read(const OnlineReadRequest& request
             return Status::Corruption(fmt::format(
                 "{}: a record of {} bytes has an unknown layout version; it was written by "
                 "another Granary release",
-                Describe(), rec.size()));
+                store.Describe(), rec.size()));
           }
           if (ExpiryOf(rec) <= now.micros) continue;  // expired, not compacted away yet
           const size_t at = arena->size();
           arena->append(rec.substr(kRecordHeader));
-          builder.SetBody(v, r, at, rec.size() - kRecordHeader);
+          found(v, r, at, rec.size() - kRecordHeader);
         }
       }
-      GRANARY_RETURN_NOT_OK(FromRocks(it->status(), "read", path_.string()));
+      if (!it->status().ok()) return FromRocks(it->status(), "read", path.string());
     }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<OnlineFeatures> RocksDbOnlineStore::Read(const OnlineReadRequest& request) {
+  GRANARY_RETURN_NOT_OK(request.Validate());
+  if (secondary_dir_) GRANARY_RETURN_NOT_OK(CatchUpWithWriter());
+  std::vector<ReadGroup> groups;
+  size_t records = 0;
+  for (size_t v = 0; v < request.views.size(); ++v) {
+    const ViewRead& read = request.views[v];
+    auto same = [&](const ReadGroup& g) { return g.keys == read.keys.get(); };
+    auto g = std::find_if(groups.begin(), groups.end(), same);
+    if (g == groups.end()) g = groups.insert(groups.end(), ReadGroup{read.keys.get(), {}});
+    g->views.emplace_back(read.view->view_id(), v);
+    records += read.keys->size();
+  }
+  const Timestamp now = options_.clock->Now();
+  OnlineFeaturesBuilder builder(request);
+  const size_t rows = request.num_rows();
+  ForkJoinPool* split = request.split;
+  if (split == nullptr || split->parallelism() < 2 || records < kSplitReadRecords || rows < 2) {
+    GRANARY_RETURN_NOT_OK(ReadRows(
+        db_.get(), groups, 0, rows, now, *this, path_, builder.arena(),
+        [&](size_t v, size_t r, size_t at, size_t size) { builder.SetBody(v, r, at, size); }));
+    return builder.Finish(now);
+  }
+  // A large read: ranges of entity rows read on the pool's threads, each into an arena of its
+  // own, then appended in order (the bodies are a small part of the time: the seeks dominate).
+  struct Part {
+    std::string arena;
+    struct Body {
+      uint32_t v;
+      uint32_t r;
+      size_t at;
+      size_t size;
+    };
+    std::vector<Body> bodies;
+    Status status;
+  };
+  const size_t num_parts = std::min(rows, 2 * static_cast<size_t>(split->parallelism()));
+  std::vector<Part> parts(num_parts);
+  split->Run(num_parts, [&](size_t p) {
+    Part& part = parts[p];
+    part.status = ReadRows(
+        db_.get(), groups, rows * p / num_parts, rows * (p + 1) / num_parts, now, *this, path_,
+        &part.arena, [&part](size_t v, size_t r, size_t at, size_t size) {
+          part.bodies.push_back({static_cast<uint32_t>(v), static_cast<uint32_t>(r), at, size});
+        });
+  });
+  std::string* arena = builder.arena();
+  size_t total = 0;
+  for (const Part& part : parts) {
+    GRANARY_RETURN_NOT_OK(part.status);
+    total += part.arena.size();
+  }
+  arena->reserve(total);
+  for (const Part& part : parts) {
+    const size_t base = arena->size();
+    arena->append(part.arena);
+    for (const Part::Body& b : part.bodies) builder.SetBody(b.v, b.r, base + b.at, b.size);
   }
   return builder.Finish(now);
 }

@@ -2,6 +2,7 @@
 #include "granary/online/rocksdb/rocksdb_store.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -165,6 +166,80 @@ TEST_F(RocksDbStoreTest, AReadOnlyOpenOfAMissingStoreCreatesAnEmptyOne) {
   reader->reset();
   // A writer may open it afterwards (the reader held no lock).
   EXPECT_TRUE(RocksDbOnlineStore::Open(dir_.path() / "fresh" / "online", {}).ok());
+}
+
+
+// A large read split across a pool's threads answers exactly as the read on one thread: every
+// status, event time and value, for views sharing a key column and a view with keys of its own,
+// with rows missing, NULL_VALUE and OUTSIDE_MAX_AGE spread over the parts.
+TEST_F(RocksDbStoreTest, ASplitReadAnswersAsTheReadOnOneThread) {
+  constexpr int kRows = 300;
+  auto every = layouts_.at("every_type");
+  auto risk = layouts_.at("risk");
+  auto bays = layouts_.at("bay_stats");
+  std::vector<Row> every_rows, risk_rows, bay_rows;
+  std::vector<std::vector<Value>> customers, bay_ids;
+  for (int i = 0; i < kRows; ++i) {
+    customers.push_back({Value(int64_t{i})});
+    bay_ids.push_back({Value(fmt::format("bay-{}", i))});
+    if (i % 3 != 0)
+      every_rows.push_back({{Value(int64_t{i})}, kT0, {}, testing::EveryTypeValues(i, i % 7 == 1)});
+    // risk's ttl is 1h: every fifth row is older
+    if (i % 2 == 0) {
+      risk_rows.push_back({{Value(int64_t{i})},
+                           kT0 - (i % 5 == 0 ? Duration::Hours(2) : Duration::Minutes(i % 50)),
+                           {},
+                           {Value(0.5 * i), i % 4 == 0 ? Value::Null() : Value(int64_t{i})}});
+    }
+    if (i % 5 != 2)
+      bay_rows.push_back({{bay_ids.back()[0]}, kT0 - Duration::Seconds(i), {}, {Value(i / 8.0)}});
+  }
+  ASSERT_TRUE(store_->WriteBatch(*every, *MakeRows(*every, every_rows)).ok());
+  ASSERT_TRUE(store_->WriteBatch(*risk, *MakeRows(*risk, risk_rows)).ok());
+  ASSERT_TRUE(store_->WriteBatch(*bays, *MakeRows(*bays, bay_rows)).ok());
+
+  OnlineReadRequest request;
+  request.views.push_back(MakeViewRead(every, customers));
+  request.views.push_back(MakeViewRead(risk, {}, {1, 0}));
+  request.views.back().keys = request.views[0].keys;  // one key column: one seek per customer
+  request.views.push_back(MakeViewRead(bays, bay_ids));
+  const OnlineFeatures one = store_->Read(request).ValueOrDie();
+
+  for (int helpers : {1, 3}) {
+    ForkJoinPool pool(helpers);
+    request.split = &pool;
+    const OnlineFeatures split = store_->Read(request).ValueOrDie();
+    EXPECT_EQ(pool.jobs_offered(), 1u) << "the read was not split";
+    ASSERT_EQ(split.num_rows(), one.num_rows());
+    size_t present = 0, null_value = 0, old = 0, missing = 0;
+    for (size_t v = 0; v < request.views.size(); ++v) {
+      for (size_t j = 0; j < request.views[v].features.size(); ++j) {
+        for (size_t r = 0; r < kRows; ++r) {
+          const FeatureStatus s = one.status(v, j, r);
+          ASSERT_EQ(split.status(v, j, r), s) << "view " << v << " feature " << j << " row " << r;
+          ASSERT_EQ(split.event_timestamp(v, r), one.event_timestamp(v, r));
+          ASSERT_EQ(split.value(v, j, r).ToValue(), one.value(v, j, r).ToValue())
+              << "view " << v << " feature " << j << " row " << r;
+          present += s == FeatureStatus::kPresent;
+          null_value += s == FeatureStatus::kNullValue;
+          old += s == FeatureStatus::kOutsideMaxAge;
+          missing += s == FeatureStatus::kNotFound;
+        }
+      }
+    }
+    EXPECT_GT(present, 0u);
+    EXPECT_GT(null_value, 0u);
+    EXPECT_GT(old, 0u);
+    EXPECT_GT(missing, 0u);
+  }
+
+  // Below the size it is worth it, the read stays on the caller.
+  OnlineReadRequest small;
+  small.views.push_back(MakeViewRead(every, {{Value(int64_t{1})}, {Value(int64_t{2})}}));
+  ForkJoinPool pool(1);
+  small.split = &pool;
+  EXPECT_EQ(store_->Read(small).ValueOrDie().status(0, 0, 1), FeatureStatus::kPresent);
+  EXPECT_EQ(pool.jobs_offered(), 0u);
 }
 
 }  // namespace

@@ -213,6 +213,7 @@ struct GrpcServer::Impl final : public feast::serving::ServingService::CallbackS
                            snapshot = std::move(snapshot)]() mutable {
       const auto read_started = Clock::now();
       OnlineReadRequest read = shared->read;
+      read.split = ctx->split.get();  // a large RocksDB read, as over HTTP
       ctx->store->AsyncRead(io.get_executor(), std::move(read),
                             [this, reactor, response, started, read_started, shared,
                              snapshot = std::move(snapshot)](Result<OnlineFeatures> features) {
