@@ -2,10 +2,12 @@
 after `granary apply`, the bearer token, SIGTERM, a
 repository without definitions.
 """
+import os
 import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from redis_helpers import free_port
 from serve_helpers import DEFS, NOW, make_repo, serve  # noqa: F401
@@ -99,3 +101,26 @@ def test_serve_refuses_a_repository_without_definitions(cli, tmp_path, granary_b
     out = cli("-C", repo, "serve", "--port", str(free_port()), check=False)
     assert out.returncode == 1
     assert "error:" in out.stderr and ("granary apply" in out.stderr), out.stderr
+
+
+def thp_enabled(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("THP_enabled:"):
+            return line.split()[1]
+    return None
+
+
+def test_the_cli_turns_transparent_huge_pages_off_unless_told(cli, tmp_path, serve):
+    # Arrow's allocator would fault back whole 2 MiB pages after each purge, zeroed by the kernel
+    # (docs/PERFORMANCE.md, "Wall time, threads and huge pages"); MIMALLOC_ALLOW_THP leaves the
+    # choice to mimalloc.
+    if thp_enabled(os.getpid()) is None:
+        pytest.skip("this kernel does not report THP_enabled in /proc/PID/status")
+    repo = make_repo(cli, tmp_path)
+    server = serve(repo)
+    assert server.request("GET", "/health")[0] == 200
+    assert thp_enabled(server.proc.pid) == "0"
+    server.stop()
+    allowed = serve(repo, env={"MIMALLOC_ALLOW_THP": "1"})
+    assert allowed.request("GET", "/health")[0] == 200
+    assert thp_enabled(allowed.proc.pid) == "1"

@@ -155,6 +155,10 @@ Definitions MakeDefinitions(const RandomCase& c, const std::string& path) {
   v.source = "src";
   v.ttl = Duration::Minutes(c.ttl_minutes);
   v.schema.push_back(Field{"row", ValueType::Scalar(ScalarType::kInt64), "", {}});
+  // Values derived from the row number, of other types: each requested feature is put back into
+  // entity order on its own (in parallel), and must stay aligned with the others.
+  v.schema.push_back(Field{"row_text", ValueType::Scalar(ScalarType::kString), "", {}});
+  v.schema.push_back(Field{"row_half", ValueType::Scalar(ScalarType::kFloat64), "", {}});
   defs.feature_views.push_back(v);
   return defs;
 }
@@ -188,9 +192,19 @@ void WriteFeatureFiles(const RandomCase& c, const std::filesystem::path& dir,
       arrays.push_back(TimeArray(created));
     }
     arrow::Int64Builder rb;
+    arrow::StringBuilder text;
+    arrow::DoubleBuilder half;
     (void)rb.AppendValues(rows);
+    for (int64_t row : rows) {
+      (void)text.Append(std::to_string(row));
+      (void)half.Append(static_cast<double>(row) / 2);
+    }
     fields.push_back(arrow::field("row", arrow::int64()));
     arrays.push_back(rb.Finish().ValueOrDie());
+    fields.push_back(arrow::field("row_text", arrow::utf8()));
+    arrays.push_back(text.Finish().ValueOrDie());
+    fields.push_back(arrow::field("row_half", arrow::float64()));
+    arrays.push_back(half.Finish().ValueOrDie());
     auto table =
         arrow::Table::Make(arrow::schema(fields), arrays, static_cast<int64_t>(rows.size()));
     auto out = arrow::io::FileOutputStream::Open(
@@ -239,7 +253,7 @@ void CheckAgainstOracle(const RandomCase& c, int64_t rows_per_group,
   for (int64_t budget : budgets) {
     for (const std::optional<MatchPlan>& forced : ForcedPlans()) {
       HistoricalRequest request;
-      request.features = {{"view", "row"}};
+      request.features = {{"view", "row_text"}, {"view", "row"}, {"view", "row_half"}};
       request.created_timestamp_cutoff = c.cutoff;
       HistoricalJoinOptions options;
       options.memory_budget_bytes = budget;
@@ -252,19 +266,30 @@ void CheckAgainstOracle(const RandomCase& c, int64_t rows_per_group,
       ASSERT_TRUE(out.ok()) << out.status().ToString();
       ASSERT_EQ((*out)->num_rows(), static_cast<int64_t>(c.e_key.size()));
       if (!c.e_key.empty() && !c.f_key.empty()) modes->insert(stats.views[0].join.strategy);
-      auto column = (*out)->GetColumnByName("row");
-      ASSERT_NE(column, nullptr);
-      int64_t i = 0;
-      for (const auto& chunk : column->chunks()) {
-        const auto& values = static_cast<const arrow::Int64Array&>(*chunk);
-        for (int64_t j = 0; j < values.length(); ++j, ++i) {
-          // Two-key cases key on (k, k % 3): equal exactly when k is equal.
-          const int64_t want = Oracle(c, c.e_key[i], c.e_ts[i]);
-          const int64_t got = values.IsNull(j) ? -1 : values.Value(j);
-          ASSERT_EQ(got, want) << "entity row " << i << " (key " << c.e_key[i] << "), budget "
-                               << budget << ", ttl " << c.ttl_minutes << "m, cutoff " << c.cutoff
-                               << ", plan: " << stats.views[0].join.plan;
-        }
+      ASSERT_EQ((*out)->schema()->field_names().back(), "row_half");  // the requested order
+      auto combined = [&](const char* name) {
+        auto column = (*out)->GetColumnByName(name);
+        EXPECT_NE(column, nullptr) << name;
+        return column == nullptr ? nullptr : arrow::Concatenate(column->chunks()).ValueOrDie();
+      };
+      auto row = combined("row"), row_text = combined("row_text"), row_half = combined("row_half");
+      ASSERT_TRUE(row != nullptr && row_text != nullptr && row_half != nullptr);
+      const auto& rows = static_cast<const arrow::Int64Array&>(*row);
+      const auto& texts = static_cast<const arrow::StringArray&>(*row_text);
+      const auto& halves = static_cast<const arrow::DoubleArray&>(*row_half);
+      for (int64_t i = 0; i < rows.length(); ++i) {
+        // Two-key cases key on (k, k % 3): equal exactly when k is equal.
+        const int64_t want = Oracle(c, c.e_key[i], c.e_ts[i]);
+        const int64_t got = rows.IsNull(i) ? -1 : rows.Value(i);
+        ASSERT_EQ(got, want) << "entity row " << i << " (key " << c.e_key[i] << "), budget "
+                             << budget << ", ttl " << c.ttl_minutes << "m, cutoff " << c.cutoff
+                             << ", plan: " << stats.views[0].join.plan;
+        // The other features of the same row, in the same place.
+        ASSERT_EQ(texts.IsValid(i), want >= 0) << "entity row " << i;
+        ASSERT_EQ(halves.IsValid(i), want >= 0) << "entity row " << i;
+        if (want < 0) continue;
+        ASSERT_EQ(texts.GetString(i), std::to_string(want)) << "entity row " << i;
+        ASSERT_EQ(halves.Value(i), static_cast<double>(want) / 2) << "entity row " << i;
       }
     }
   }
