@@ -96,15 +96,21 @@ def test_a_killed_unreaped_run_is_not_running_and_keeps_what_it_wrote(cli, grana
                              "--views", "risk", "--write-threads", "1", "--write-batch-rows",
                              "200", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        # The run records its counts as it goes: wait until status shows some written.
+        # The run records its counts as it goes: wait until status shows some written. The run is
+        # let go in short steps and frozen (SIGSTOP) while status looks, so that on a fast or a
+        # loaded machine it cannot finish between two looks (the registry is in WAL mode: status
+        # reads while the frozen run holds its lock and any open transaction).
         def running_with_counts():
-            risk = status_json(cli, repo)["risk"]
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.02)
+            os.kill(proc.pid, signal.SIGSTOP)
             assert proc.poll() is None, "the run ended before it was killed"
+            risk = status_json(cli, repo)["risk"]
             return risk["running"] and risk["last_run"]["entities_written"] > 0 and risk
         running = wait_until(running_with_counts, "the run to record entities written")
         assert running["last_run"]["status"] == "running"
         server.send_signal(signal.SIGSTOP)  # the run cannot finish now...
-        os.kill(proc.pid, signal.SIGKILL)  # ...and dies (kill -9), left unreaped
+        os.kill(proc.pid, signal.SIGKILL)  # ...and dies (kill -9) while frozen, left unreaped
         wait_until(lambda: is_zombie(proc.pid), "the killed run to become a zombie")
         server.send_signal(signal.SIGCONT)
 

@@ -279,6 +279,31 @@ TEST_F(RegistryStoreTest, AVersionOneRegistryIsMigratedOnOpen) {
   EXPECT_EQ(store->Watermarks().ValueOrDie().size(), 1u);
 }
 
+TEST_F(RegistryStoreTest, OpeningAndReadingDoNotWaitForAnotherProcessesOpenWrite) {
+  const auto path = dir_ / "registry.db";
+  {
+    auto store = OpenSqliteRegistry(path, OpenMode::kCreateIfMissing).ValueOrDie();
+    ASSERT_TRUE(store->Commit(defs_, Timestamp::FromSeconds(100)).ok());
+  }
+  // A writer (a materialization) in the middle of a transaction, as when it is paused there.
+  sqlite3* writer = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &writer), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(writer, "BEGIN IMMEDIATE; INSERT INTO view_pushes VALUES ('risk', 1, 1);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  // Before, opening took a write transaction of its own: it waited out the 10 s busy timeout and
+  // failed (Unavailable).
+  auto reader = OpenSqliteRegistry(path, OpenMode::kOpenExisting);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  auto latest = (*reader)->Latest().ValueOrDie();
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_EQ(latest->info.version, 1);
+  EXPECT_TRUE((*reader)->Pushes().ValueOrDie().empty());  // the uncommitted push is not seen
+  ASSERT_EQ(sqlite3_exec(writer, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(writer);
+  EXPECT_EQ((*reader)->Pushes().ValueOrDie().size(), 1u);
+}
+
 TEST_F(RegistryStoreTest, AWatermarkOfAnotherLayoutIsReplacedNotAdvanced) {
   auto store = OpenSqliteRegistry(dir_ / "registry.db", OpenMode::kCreateIfMissing).ValueOrDie();
   auto finish = [&](int64_t end, std::string layout) {

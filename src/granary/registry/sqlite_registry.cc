@@ -80,6 +80,16 @@ Status SqliteRegistry::Init() {
   sqlite3_busy_timeout(db_, 10'000);
   GRANARY_RETURN_NOT_OK(Exec("PRAGMA journal_mode=WAL"));
   GRANARY_RETURN_NOT_OK(Exec("PRAGMA synchronous=NORMAL"));
+  // A registry already at this schema is opened without a write transaction: a read-only command
+  // (status, the console) must not wait behind a materialization's open write. A migration
+  // re-reads the version inside its own transaction, so two processes cannot both apply it.
+  {
+    Statement s(db_, "PRAGMA user_version");
+    if (s.prepared() && sqlite3_step(s.get()) == SQLITE_ROW &&
+        sqlite3_column_int(s.get(), 0) == kSchemaVersion) {
+      return Status::OK();
+    }
+  }
   GRANARY_RETURN_NOT_OK(Exec("BEGIN IMMEDIATE"));
   Status st = Migrate();
   if (!st.ok()) {
