@@ -168,7 +168,6 @@ TEST_F(RocksDbStoreTest, AReadOnlyOpenOfAMissingStoreCreatesAnEmptyOne) {
   EXPECT_TRUE(RocksDbOnlineStore::Open(dir_.path() / "fresh" / "online", {}).ok());
 }
 
-
 // A large read split across a pool's threads answers exactly as the read on one thread: every
 // status, event time and value, for views sharing a key column and a view with keys of its own,
 // with rows missing, NULL_VALUE and OUTSIDE_MAX_AGE spread over the parts.
