@@ -10,6 +10,8 @@
 //                       through 64 reads (each fetched from memory)
 //   BM_WriteResponseWarm  the same, one read written again and again (in the caches, as in the
 //                       server right after the read)
+//   BM_ShortestFloat64  the floats of one 100 x 250 answer formatted: std::to_chars (/0) and
+//                       serving::FormatShortest (/1)
 //   BM_CopyResponse     baseline: copying a buffer of the response's size (the floor of writing)
 //   BM_ReadAndWrite     the read and the response JSON together, on the calling thread alone (/0)
 //                       or split with one helper thread (/1: the server's ForkJoinPool on 2
@@ -22,12 +24,14 @@
 #include <rocksdb/table.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <random>
 
 #include "../common/shape_batch.h"
 #include "granary/common/temp_dir.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
+#include "granary/serving/json_format.h"
 #include "granary/serving/online_features.h"
 
 namespace granary {
@@ -191,6 +195,24 @@ void BM_WriteResponseWarm(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
 }
 
+// The shortest text of 12,500 float64 values as bench/serve's features hold them (integers / 7,
+// 17 significant digits: the slowest case), by std::to_chars (/0) and by FormatShortest (/1),
+// the writer's: what one 100 x 250 answer's floats cost.
+void BM_ShortestFloat64(benchmark::State& state) {
+  std::mt19937_64 rng(1);
+  std::vector<double> values;
+  for (int i = 0; i < 12'500; ++i) values.push_back(static_cast<double>(rng() % 1000000) / 7.0);
+  std::vector<char> out(values.size() * 32 + 64);
+  const bool fast = state.range(0) != 0;
+  for (auto _ : state) {
+    char* p = out.data();
+    for (double d : values) {
+      p = fast ? p + serving::FormatShortest(d, p) : std::to_chars(p, p + 32, d).ptr;
+    }
+    benchmark::DoNotOptimize(p);
+  }
+}
+
 // The server's pool on this machine's two cores: the caller and one helper.
 ForkJoinPool& SplitPool() {
   static ForkJoinPool pool(1);
@@ -315,6 +337,7 @@ BENCHMARK(BM_Resolve)->Arg(1)->Arg(100);
 BENCHMARK(BM_StoreRead)->Arg(1)->Arg(100);
 BENCHMARK(BM_WriteResponse)->Arg(1)->Arg(100);
 BENCHMARK(BM_WriteResponseWarm)->Arg(1)->Arg(100);
+BENCHMARK(BM_ShortestFloat64)->Arg(0)->Arg(1);
 BENCHMARK(BM_CopyResponse)->Arg(1)->Arg(100);
 // Wall time, and the CPU time of the whole process (the caller and the helper): what splitting
 // costs in all.
