@@ -10,8 +10,8 @@
 //                       through 64 reads (each fetched from memory)
 //   BM_WriteResponseWarm  the same, one read written again and again (in the caches, as in the
 //                       server right after the read)
-//   BM_ShortestFloat64  the floats of one 100 x 250 answer formatted: std::to_chars (/0) and
-//                       serving::FormatShortest (/1)
+//   BM_ShortestFloat64  the floats of one 100 x 250 answer formatted: std::to_chars (/0/x) and
+//                       serving::FormatShortest (/1/x), of 17 digits (/x/0) or 2 decimals (/x/1)
 //   BM_CopyResponse     baseline: copying a buffer of the response's size (the floor of writing)
 //   BM_ReadAndWrite     the read and the response JSON together, on the calling thread alone (/0)
 //                       or split with one helper thread (/1: the server's ForkJoinPool on 2
@@ -195,13 +195,17 @@ void BM_WriteResponseWarm(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
 }
 
-// The shortest text of 12,500 float64 values as bench/serve's features hold them (integers / 7,
-// 17 significant digits: the slowest case), by std::to_chars (/0) and by FormatShortest (/1),
-// the writer's: what one 100 x 250 answer's floats cost.
+// The shortest text of 12,500 float64 values, by std::to_chars (/0/x) and by FormatShortest
+// (/1/x), the writer's: what one 100 x 250 answer's floats cost. Values as bench/serve's
+// features hold them (/x/0: integers / 7, 17 significant digits, the slowest case) or with two
+// decimals (/x/1: integers / 100).
 void BM_ShortestFloat64(benchmark::State& state) {
   std::mt19937_64 rng(1);
   std::vector<double> values;
-  for (int i = 0; i < 12'500; ++i) values.push_back(static_cast<double>(rng() % 1000000) / 7.0);
+  const double divisor = state.range(1) != 0 ? 100.0 : 7.0;
+  for (int i = 0; i < 12'500; ++i) {
+    values.push_back(static_cast<double>(rng() % 1000000) / divisor);
+  }
   std::vector<char> out(values.size() * 32 + 64);
   const bool fast = state.range(0) != 0;
   for (auto _ : state) {
@@ -337,7 +341,7 @@ BENCHMARK(BM_Resolve)->Arg(1)->Arg(100);
 BENCHMARK(BM_StoreRead)->Arg(1)->Arg(100);
 BENCHMARK(BM_WriteResponse)->Arg(1)->Arg(100);
 BENCHMARK(BM_WriteResponseWarm)->Arg(1)->Arg(100);
-BENCHMARK(BM_ShortestFloat64)->Arg(0)->Arg(1);
+BENCHMARK(BM_ShortestFloat64)->ArgsProduct({{0, 1}, {0, 1}});
 BENCHMARK(BM_CopyResponse)->Arg(1)->Arg(100);
 // Wall time, and the CPU time of the whole process (the caller and the helper): what splitting
 // costs in all.

@@ -1,5 +1,5 @@
-// Small formatting pieces of the serving JSON: RFC 3339 timestamps and base64, written into
-// caller buffers without allocating. Stateless; thread-safe.
+// Small formatting pieces of the serving JSON: RFC 3339 timestamps, shortest numbers and base64,
+// written into caller buffers without allocating. Stateless; thread-safe.
 #pragma once
 
 #include <cstddef>
