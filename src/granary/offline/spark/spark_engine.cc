@@ -14,6 +14,19 @@
 namespace granary {
 namespace spark_engine {
 
+std::unique_ptr<OfflineBatchStream> SparkEngine::ViewStream(const FeatureView& view,
+                                                            std::unique_ptr<ResultStream> result,
+                                                            std::shared_ptr<arrow::Schema> schema,
+                                                            SparkStream::Convert convert,
+                                                            std::vector<std::string> views) {
+  OfflineReadStats stats;
+  stats.view = view.name;
+  stats.engine_detail = Describe();
+  return std::make_unique<SparkStream>(client_, std::move(result), std::move(schema),
+                                       std::move(convert), std::vector<OfflineReadStats>{stats},
+                                       std::move(views));
+}
+
 Status SparkEngine::ValidateSource(const DataSource& source) const {
   if (source.is_push()) return Status::OK();
   int forms = !source.path.empty() + !source.table.empty() + !source.query.empty();
@@ -129,12 +142,8 @@ Result<std::unique_ptr<OfflineBatchStream>> SparkEngine::LatestRows(
     }
     return arrow::RecordBatch::Make(schema, batch->num_rows(), std::move(columns));
   };
-  OfflineReadStats stats;
-  stats.view = view.name;
-  stats.engine_detail = Describe();
-  return std::unique_ptr<OfflineBatchStream>(
-      std::make_unique<SparkStream>(client_, std::move(*result), schema, std::move(convert),
-                                    std::vector<OfflineReadStats>{stats}, views));
+  return ViewStream(view, std::move(*result), std::move(schema), std::move(convert),
+                    std::move(views));
 }
 
 Result<std::unique_ptr<OfflineBatchStream>> SparkEngine::ReadEvents(const Definitions& defs,
@@ -205,12 +214,8 @@ Result<std::unique_ptr<OfflineBatchStream>> SparkEngine::ReadEvents(const Defini
     (*stats)[0].rows_returned += in->num_rows();
     return arrow::RecordBatch::Make(schema, in->num_rows(), std::move(columns));
   };
-  OfflineReadStats stats;
-  stats.view = view.name;
-  stats.engine_detail = Describe();
-  return std::unique_ptr<OfflineBatchStream>(
-      std::make_unique<SparkStream>(client_, std::move(*result), schema, std::move(convert),
-                                    std::vector<OfflineReadStats>{stats}, views));
+  return ViewStream(view, std::move(*result), std::move(schema), std::move(convert),
+                    std::move(views));
 }
 
 Result<OfflineAppendResult> SparkEngine::Append(const DataSource& source, const arrow::Table& rows,

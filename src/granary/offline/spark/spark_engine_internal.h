@@ -221,6 +221,14 @@ class SparkEngine final : public OfflineEngine {
         QuoteIdentifier(view), QuoteString(spark_sql::SourcePath(source, options_.repo_root))));
   }
 
+  // The stream of one view's rows (LatestRows, ReadEvents): its stats name the view; `views`
+  // (temporary) are dropped with it.
+  std::unique_ptr<OfflineBatchStream> ViewStream(const FeatureView& view,
+                                                 std::unique_ptr<ResultStream> result,
+                                                 std::shared_ptr<arrow::Schema> schema,
+                                                 SparkStream::Convert convert,
+                                                 std::vector<std::string> views);
+
   Result<Prepared> Prepare(const Definitions& defs, const HistoricalRequest& request,
                            bool upload_all);
 
