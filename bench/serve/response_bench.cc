@@ -12,15 +12,25 @@
 //                       or split with one helper thread (/1: the server's ForkJoinPool on 2
 //                       cores; docs/PERFORMANCE.md, "Splitting one large answer"); wall time, and
 //                       the CPU time of the whole process (caller and helper)
+//   BM_RawSeekNext      floor: RocksDB's own Seek + Next of the same records (read-only handle)
+//   BM_RawMultiGet      RocksDB's MultiGet of the same records, sorted, one call
+//   BM_RawEntityRow*    the same requests on a layout of one record per entity (a copy of the
+//                       data in a database of its own): one Seek or one MultiGet per entity
+//
+// The store is read as written (the memtable, level-0 files and level 1: what a store written
+// through WriteBatch holds); with --compacted it is compacted first into one sorted run (what a
+// bulk-loaded or fully compacted store holds).
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <cstring>
 #include <random>
+#include <string_view>
 
 #include "../common/shape_batch.h"
 #include "granary/common/temp_dir.h"
@@ -58,6 +68,11 @@ Definitions ShapeDefinitions() {
   return defs;
 }
 
+bool& CompactedFlag() {
+  static bool compacted = false;
+  return compacted;
+}
+
 // The loaded store and the service over it, made once for all benchmarks.
 struct Fixture {
   TempDir dir;
@@ -81,6 +96,8 @@ struct Fixture {
     for (const auto& [name, layout] : layouts) {
       f->store->WriteBatch(*layout, *MakeShapeBatch(*layout, 0, kEntities, event)).ValueOrDie();
     }
+    // --compacted: one sorted run, as a store is after a bulk load or a full compaction.
+    if (CompactedFlag()) f->store->CompactAndCount().ValueOrDie();
     f->service =
         OnlineFeaturesService::Make(f->defs, f->store.get(), Duration::Days(90)).ValueOrDie();
     return f;
@@ -290,6 +307,92 @@ void BM_RawMultiGet(benchmark::State& state) {
   }
 }
 
+// A layout of one record per entity (not Granary's: docs/PERFORMANCE.md, "The RocksDB read of a
+// large answer"), built from the store's records into a database of its own and compacted: key =
+// entity key, value = each of the entity's records as (view id, varint length, record). What the
+// read of the same requests would cost on it: one Seek per entity on one iterator, or one sorted
+// MultiGet of the request's 100 keys.
+rocksdb::DB* EntityRowDb() {
+  static std::unique_ptr<rocksdb::DB> db = [] {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.compression = rocksdb::kLZ4Compression;
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = rocksdb::NewLRUCache(256 << 20);
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    auto st =
+        rocksdb::DB::Open(options, (Fixture::Get().dir.path() / "entity_rows").string(), &raw);
+    if (!st.ok()) std::abort();
+    std::unique_ptr<rocksdb::DB> out(raw);
+    std::unique_ptr<rocksdb::Iterator> it(RawDb()->NewIterator(rocksdb::ReadOptions()));
+    std::string entity, row;
+    rocksdb::WriteBatch batch;
+    auto flush_row = [&] {
+      if (!row.empty()) batch.Put(entity, row);
+      row.clear();
+    };
+    for (it->Seek(rocksdb::Slice("\x01", 1)); it->Valid(); it->Next()) {
+      const rocksdb::Slice key = it->key(), value = it->value();
+      const std::string_view e(key.data(), key.size() - 4);
+      if (e != entity) {
+        flush_row();
+        entity.assign(e);
+      }
+      row.append(key.data() + key.size() - 4, 4);
+      uint64_t n = value.size();
+      while (n >= 0x80) {
+        row.push_back(static_cast<char>(n | 0x80));
+        n >>= 7;
+      }
+      row.push_back(static_cast<char>(n));
+      row.append(value.data(), value.size());
+    }
+    flush_row();
+    if (!out->Write(rocksdb::WriteOptions(), &batch).ok()) std::abort();
+    if (!out->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr).ok()) std::abort();
+    return out;
+  }();
+  return db.get();
+}
+
+void BM_RawEntityRowSeek(benchmark::State& state) {
+  const auto requests = EntityKeys(static_cast<int>(state.range(0)));
+  rocksdb::DB* db = EntityRowDb();
+  size_t i = 0;
+  for (auto _ : state) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    size_t bytes = 0;
+    for (const std::string& key : requests[i++ % requests.size()]) {
+      it->Seek(key);
+      if (it->Valid() && it->key() == key) bytes += it->value().size();
+    }
+    if (bytes == 0) std::abort();
+    benchmark::DoNotOptimize(bytes);
+  }
+}
+
+void BM_RawEntityRowMultiGet(benchmark::State& state) {
+  auto requests = EntityKeys(static_cast<int>(state.range(0)));
+  for (auto& r : requests) std::sort(r.begin(), r.end());
+  rocksdb::DB* db = EntityRowDb();
+  size_t i = 0;
+  std::vector<rocksdb::Slice> slices;
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> statuses;
+  for (auto _ : state) {
+    const auto& k = requests[i++ % requests.size()];
+    slices.assign(k.begin(), k.end());
+    values.clear();
+    values.resize(k.size());
+    statuses.resize(k.size());
+    db->MultiGet(rocksdb::ReadOptions(), db->DefaultColumnFamily(), k.size(), slices.data(),
+                 values.data(), statuses.data(), /*sorted_input=*/true);
+    benchmark::DoNotOptimize(values.data());
+  }
+}
+
 BENCHMARK(BM_ParseRequest)->Arg(1)->Arg(100);
 BENCHMARK(BM_Resolve)->Arg(1)->Arg(100);
 BENCHMARK(BM_StoreRead)->Arg(1)->Arg(100);
@@ -305,8 +408,26 @@ BENCHMARK(BM_ReadAndWrite)
     ->MeasureProcessCPUTime();
 BENCHMARK(BM_RawSeekNext)->Arg(1)->Arg(100);
 BENCHMARK(BM_RawMultiGet)->Arg(1)->Arg(100);
+BENCHMARK(BM_RawEntityRowSeek)->Arg(1)->Arg(100);
+BENCHMARK(BM_RawEntityRowMultiGet)->Arg(1)->Arg(100);
 
 }  // namespace
 }  // namespace granary
 
-BENCHMARK_MAIN();
+// --compacted (ours, taken out before Google Benchmark's flags): compact the store after loading.
+int main(int argc, char** argv) {
+  int kept = 0;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--compacted") {
+      granary::CompactedFlag() = true;
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
