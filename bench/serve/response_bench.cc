@@ -6,7 +6,12 @@
 //   BM_ParseRequest     the request JSON parsed (ParseOnlineFeaturesRequest)
 //   BM_Resolve          checked against the definitions (OnlineFeaturesService::Resolve)
 //   BM_StoreRead        the RocksDB read, values decoded in place (OnlineStore::Read)
-//   BM_WriteResponse    Feast's response JSON written from the read (WriteResponse)
+//   BM_WriteResponse    Feast's response JSON written from the read (WriteResponse), cycling
+//                       through 64 reads (each fetched from memory)
+//   BM_WriteResponseWarm  the same, one read written again and again (in the caches, as in the
+//                       server right after the read)
+//   BM_ShortestFloat64  the floats of one 100 x 250 answer formatted: std::to_chars (/0/x) and
+//                       serving::FormatShortest (/1/x), of 17 digits (/x/0) or 2 decimals (/x/1)
 //   BM_CopyResponse     baseline: copying a buffer of the response's size (the floor of writing)
 //   BM_ReadAndWrite     the read and the response JSON together, on the calling thread alone (/0)
 //                       or split with one helper thread (/1: the server's ForkJoinPool on 2
@@ -30,6 +35,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <random>
 #include <string_view>
@@ -37,6 +43,7 @@
 #include "../common/shape_batch.h"
 #include "granary/common/temp_dir.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
+#include "granary/serving/json_format.h"
 #include "granary/serving/online_features.h"
 
 namespace granary {
@@ -188,6 +195,45 @@ void BM_WriteResponse(benchmark::State& state) {
     benchmark::DoNotOptimize(json);
   }
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+
+// The same answer written again and again: its read in the caches, as in the server, where the
+// answer is written right after the read (BM_WriteResponse cycles through 64 reads, 16 MB for
+// 100 entities, so it also times fetching each read from memory).
+void BM_WriteResponseWarm(benchmark::State& state) {
+  Fixture::Get();
+  const auto resolved = Resolved(static_cast<int>(state.range(0)));
+  const OnlineFeatures read = Fixture::Get().store->Read(resolved[0].read).ValueOrDie();
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string json;
+    OnlineFeaturesService::WriteResponse(resolved[0], read, &json);
+    bytes += json.size();
+    benchmark::DoNotOptimize(json);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+
+// The shortest text of 12,500 float64 values, by std::to_chars (/0/x) and by FormatShortest
+// (/1/x), the writer's: what one 100 x 250 answer's floats cost. Values as bench/serve's
+// features hold them (/x/0: integers / 7, 17 significant digits, the slowest case) or with two
+// decimals (/x/1: integers / 100).
+void BM_ShortestFloat64(benchmark::State& state) {
+  std::mt19937_64 rng(1);
+  std::vector<double> values;
+  const double divisor = state.range(1) != 0 ? 100.0 : 7.0;
+  for (int i = 0; i < 12'500; ++i) {
+    values.push_back(static_cast<double>(rng() % 1000000) / divisor);
+  }
+  std::vector<char> out(values.size() * 32 + 64);
+  const bool fast = state.range(0) != 0;
+  for (auto _ : state) {
+    char* p = out.data();
+    for (double d : values) {
+      p = fast ? p + serving::FormatShortest(d, p) : std::to_chars(p, p + 32, d).ptr;
+    }
+    benchmark::DoNotOptimize(p);
+  }
 }
 
 // The server's pool on this machine's two cores: the caller and one helper.
@@ -501,6 +547,8 @@ BENCHMARK(BM_ParseRequest)->Arg(1)->Arg(100);
 BENCHMARK(BM_Resolve)->Arg(1)->Arg(100);
 BENCHMARK(BM_StoreRead)->Arg(1)->Arg(100);
 BENCHMARK(BM_WriteResponse)->Arg(1)->Arg(100);
+BENCHMARK(BM_WriteResponseWarm)->Arg(1)->Arg(100);
+BENCHMARK(BM_ShortestFloat64)->ArgsProduct({{0, 1}, {0, 1}});
 BENCHMARK(BM_CopyResponse)->Arg(1)->Arg(100);
 // Wall time, and the CPU time of the whole process (the caller and the helper): what splitting
 // costs in all.

@@ -1,7 +1,9 @@
 // OnlineFeaturesService::WriteResponse: Feast's response JSON, streamed straight from the values
 // read in place. The shape is fixed, so a small appender with memcpy runs does it: a general JSON
 // writer (RapidJSON's, when it was used) copies byte by byte and costed ~50 us per 250-feature
-// response.
+// response. What every feature of a view shares (its event times, its row statuses) is written
+// once per view and copied; values are written by one loop per type (docs/PERFORMANCE.md, "The
+// response JSON").
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -45,6 +47,8 @@ class JsonOut {
     p_ = out_->data();
     end_ = p_ + expected;
   }
+  // Bytes written so far.
+  size_t size() const { return static_cast<size_t>(p_ - out_->data()); }
   // Cuts the string to what was written. Call once, at the end.
   void Finish() { out_->resize(static_cast<size_t>(p_ - out_->data())); }
 
@@ -80,6 +84,14 @@ class JsonOut {
     *p_++ = '"';
     size_t run = 0;
     for (size_t i = 0; i < s.size(); ++i) {
+      // Eight bytes at a time while none needs an escape (names and most values).
+      while (i + 8 <= s.size() && !NeedsEscape8(s.data() + i)) i += 8;
+      // The last bytes, as the last 8 (read again in part) when they are clean.
+      if (i < s.size() && i + 8 > s.size() && s.size() >= 8 &&
+          !NeedsEscape8(s.data() + s.size() - 8)) {
+        i = s.size();
+      }
+      if (i == s.size()) break;
       const unsigned char c = static_cast<unsigned char>(s[i]);
       if (c >= 0x20 && c != '"' && c != '\\') continue;
       std::memcpy(p_, s.data() + run, i - run);
@@ -115,31 +127,63 @@ class JsonOut {
     *p_++ = '"';
   }
 
+  // The most bytes of one scalar written by the Put* methods below (a timestamp, quoted).
+  static constexpr size_t kScalarMax = serving::kRfc3339Max + 2;
+  static_assert(kScalarMax >= serving::kShortestMax && kScalarMax >= 24);
+  // FormatShortest writes up to kShortestRoom bytes, of which it keeps kShortestMax.
+  static_assert(kSlack >= serving::kShortestRoom);
+
+  // Unchecked writes of one scalar: the caller has made room for kScalarMax bytes (Reserve).
+  void PutChar(char c) { *p_++ = c; }
   template <typename Int>
-  void Integer(Int v) {
-    Reserve(24);
+  void PutInteger(Int v) {
     p_ = std::to_chars(p_, p_ + 24, v).ptr;
   }
-
-  // The shortest text that reads back as the same double, as a JSON number: "0.1", "1e+30", and
-  // "5.0" rather than "5" so that readers keep it a float (as Python writes it). NaN and the
-  // infinities as Python's json module writes them.
-  void Float64(double d) { Float(d); }
-  // As Float64, shortest for a float32 (0.1, not 0.10000000149011612).
-  void Float32(float f) { Float(f); }
+  // The shortest text that reads back as the same number, as a JSON number: "0.1", "1e+30", and
+  // "5.0" rather than "5" so that readers keep it a float (as Python writes it); a float32 as
+  // the shortest for a float32 (0.1, not 0.10000000149011612). NaN and the infinities as
+  // Python's json module writes them.
   template <typename F>
-  void Float(F v) {
-    if (NonFinite(v)) return;
-    Reserve(40);
-    char* end = std::to_chars(p_, p_ + 38, v).ptr;
-    if (std::find_if(p_, end, [](char c) { return c == '.' || c == 'e'; }) == end) {
-      *end++ = '.';
-      *end++ = '0';
+  void PutFloat(F v) {
+    if (std::isfinite(v)) [[likely]] {
+      p_ += serving::FormatShortest(v, p_, /*json_float=*/true);
+    } else if (std::isnan(v)) {
+      PutConst("NaN");
+    } else if (v > 0) {
+      PutConst("Infinity");
+    } else {
+      PutConst("-Infinity");
     }
-    p_ = end;
   }
-  void Bool(bool b) { b ? Raw("true") : Raw("false"); }
-  void Null() { Raw("null"); }
+  void PutBool(bool b) { b ? PutConst("true") : PutConst("false"); }
+  void PutNull() { PutConst("null"); }
+  void PutTimestamp(granary::Timestamp ts) {
+    *p_++ = '"';
+    p_ += serving::FormatRfc3339(ts, p_);
+    *p_++ = '"';
+  }
+
+  template <typename Int>
+  void Integer(Int v) {
+    Reserve(kScalarMax);
+    PutInteger(v);
+  }
+  void Float64(double d) {
+    Reserve(kScalarMax);
+    PutFloat(d);
+  }
+  void Float32(float f) {
+    Reserve(kScalarMax);
+    PutFloat(f);
+  }
+  void Bool(bool b) {
+    Reserve(kScalarMax);
+    PutBool(b);
+  }
+  void Null() {
+    Reserve(kScalarMax);
+    PutNull();
+  }
   void Bytes(std::string_view data) {
     scratch_.clear();
     serving::AppendBase64(data, &scratch_);
@@ -150,22 +194,27 @@ class JsonOut {
     *p_++ = '"';
   }
   void Timestamp(granary::Timestamp ts) {
-    Reserve(serving::kRfc3339Max + 2);
-    *p_++ = '"';
-    p_ += serving::FormatRfc3339(ts, p_);
-    *p_++ = '"';
+    Reserve(kScalarMax);
+    PutTimestamp(ts);
   }
 
  private:
-  bool NonFinite(double d) {
-    if (std::isnan(d)) {
-      Raw("NaN");
-    } else if (std::isinf(d)) {
-      Raw(d > 0 ? "Infinity" : "-Infinity");
-    } else {
-      return false;
-    }
-    return true;
+  template <size_t N>
+  void PutConst(const char (&s)[N]) {
+    std::memcpy(p_, s, N - 1);
+    p_ += N - 1;
+  }
+  // Whether any of the 8 bytes at p is below 0x20, '"' or '\\' (bit tricks on one word: a byte
+  // below n, or equal to one, sets its high bit in the results; bytes >= 0x80 never do).
+  static bool NeedsEscape8(const char* p) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+    const uint64_t quote = x ^ (kOnes * '"'), backslash = x ^ (kOnes * '\\');
+    const uint64_t below_space = (x - kOnes * 0x20) & ~x;
+    const uint64_t is_quote = (quote - kOnes) & ~quote;
+    const uint64_t is_backslash = (backslash - kOnes) & ~backslash;
+    return ((below_space | is_quote | is_backslash) & kHigh) != 0;
   }
   [[gnu::noinline]] void Grow(size_t n) {
     const size_t used = static_cast<size_t>(p_ - out_->data());
@@ -179,6 +228,12 @@ class JsonOut {
   char* p_;    // next byte to write
   char* end_;  // the writable end; kSlack more bytes lie beyond it
   std::string scratch_;
+};
+
+// A quoted event time, readable as kSize bytes (JsonOut::Short).
+struct QuotedTimeSlot {
+  static constexpr size_t kSize = 48;
+  static_assert(kSize >= serving::kRfc3339Max + 2 && kSize <= JsonOut::kSlack);
 };
 
 void WriteScalar(JsonOut& w, ScalarType type, const ValueRef& v) {
@@ -256,62 +311,189 @@ void WriteEntityValue(JsonOut& w, const Value& v) {
       v.storage());
 }
 
-// The quoted event times of every (view, row), formatted once for all of a view's features, each
-// in a slot of kSlot bytes copied whole (JsonOut::Short).
-struct QuotedTimes {
-  static constexpr size_t kSlot = 48;
-  static_assert(kSlot >= serving::kRfc3339Max + 2 && kSlot <= JsonOut::kSlack);
-  std::vector<char> text;        // kSlot bytes per (view, row)
-  std::vector<uint8_t> lengths;  // per (view, row)
+// What every feature column of a view shares, written once per view: the JSON arrays of its
+// rows' event times and of its rows' statuses (each feature's statuses are its view's row
+// statuses unless the feature is null or missing in a row read). A column then copies them in
+// one run each instead of formatting or copying one short piece per row.
+struct ViewArrays {
+  std::string text;  // every array, one after the other
+  struct Span {
+    size_t begin = 0, size = 0;
+  };
+  std::vector<Span> times;     // per view: ["2027-01-15T07:30:00Z",...]
+  std::vector<Span> statuses;  // per view: ["PRESENT","NOT_FOUND",...]
 
-  QuotedTimes(const OnlineFeatures& features, size_t num_views, size_t rows)
-      : text(num_views * rows * kSlot), lengths(num_views * rows) {
+  ViewArrays(const OnlineFeatures& features, size_t num_views, size_t rows)
+      : times(num_views), statuses(num_views) {
+    JsonOut out(&text, num_views * (rows * 42 + 4));
     for (size_t v = 0; v < num_views; ++v) {
+      times[v].begin = out.size();
+      out.Char('[');
+      int64_t last_micros = 0;
+      char last[QuotedTimeSlot::kSize];
+      size_t last_size = 0;
       for (size_t r = 0; r < rows; ++r) {
-        const size_t i = v * rows + r;
-        char* out = &text[i * kSlot];
-        out[0] = '"';
-        size_t n = serving::FormatRfc3339Millis(features.event_timestamp(v, r), out + 1);
-        out[n + 1] = '"';
-        lengths[i] = static_cast<uint8_t>(n + 2);
+        if (r > 0) out.Char(',');
+        // Rows of a view often share an event time (one materialization's batch): formatted once.
+        const Timestamp ts = features.event_timestamp(v, r);
+        if (last_size == 0 || ts.micros != last_micros) {
+          last[0] = '"';
+          const size_t n = serving::FormatRfc3339Millis(ts, last + 1);
+          last[n + 1] = '"';
+          last_size = n + 2;
+          last_micros = ts.micros;
+        }
+        out.Short<QuotedTimeSlot::kSize>(last, last_size);
       }
+      out.Char(']');
+      times[v].size = out.size() - times[v].begin;
+      statuses[v].begin = out.size();
+      out.Char('[');
+      for (size_t r = 0; r < rows; ++r) {
+        if (r > 0) out.Char(',');
+        const QuotedStatus& q = kQuotedStatus[static_cast<int>(features.row_status(v, r))];
+        out.Short<kStatusCopy>(q.text, q.size);
+      }
+      out.Char(']');
+      statuses[v].size = out.size() - statuses[v].begin;
     }
+    out.Finish();
+  }
+  std::string_view Times(size_t v) const { return {text.data() + times[v].begin, times[v].size}; }
+  std::string_view Statuses(size_t v) const {
+    return {text.data() + statuses[v].begin, statuses[v].size};
   }
 };
 
-// About what one column of float64 values takes per row (value, status, time), so that most
-// answers are written without growing the string.
-size_t ExpectedBytes(size_t columns, size_t rows) { return columns * (rows * 56 + 64); }
+// The JSON of one column's values, one loop per scalar type so that the type is not looked up
+// and switched on per value; lists, strings and bytes go value by value.
+template <typename Put>
+void WriteColumnValues(JsonOut& w, const OnlineFeatures& features, size_t v, size_t j, size_t rows,
+                       Put put) {
+  // The values of a column lie in as many bodies as rows: fetched ahead, as the writing of the
+  // values before them does not depend on them.
+  constexpr size_t kAhead = 8;
+  for (size_t r = 0; r < rows; ++r) {
+    if (r + kAhead < rows) __builtin_prefetch(features.value(v, j, r + kAhead).data);
+    w.Reserve(JsonOut::kScalarMax + 1);
+    if (r > 0) w.PutChar(',');
+    const char* data = features.value(v, j, r).data;
+    if (data == nullptr) {
+      w.PutNull();
+    } else {
+      put(data);
+    }
+  }
+}
+
+void WriteColumnValues(JsonOut& w, const OnlineFeatures& features, size_t v, size_t j, size_t rows,
+                       ValueType type) {
+  if (!type.is_list) {
+    switch (type.scalar) {
+      case ScalarType::kBool:
+        return WriteColumnValues(w, features, v, j, rows,
+                                 [&](const char* d) { w.PutBool(*d != 0); });
+      case ScalarType::kInt32:
+        return WriteColumnValues(w, features, v, j, rows, [&](const char* d) {
+          w.PutInteger(layout::LoadFixed<int32_t>(d));
+        });
+      case ScalarType::kInt64:
+        return WriteColumnValues(w, features, v, j, rows, [&](const char* d) {
+          w.PutInteger(layout::LoadFixed<int64_t>(d));
+        });
+      case ScalarType::kFloat32:
+        return WriteColumnValues(w, features, v, j, rows,
+                                 [&](const char* d) { w.PutFloat(layout::LoadFixed<float>(d)); });
+      case ScalarType::kFloat64:
+        return WriteColumnValues(w, features, v, j, rows,
+                                 [&](const char* d) { w.PutFloat(layout::LoadFixed<double>(d)); });
+      case ScalarType::kTimestamp:
+        return WriteColumnValues(w, features, v, j, rows, [&](const char* d) {
+          w.PutTimestamp(Timestamp::FromMicros(layout::LoadFixed<int64_t>(d)));
+        });
+      case ScalarType::kString:
+      case ScalarType::kBytes:
+        break;
+    }
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    if (r > 0) w.Char(',');
+    WriteValue(w, features.value(v, j, r));
+  }
+}
+
+// About what one value of `type` takes, so that most answers are written without growing the
+// string.
+size_t ExpectedValueBytes(ValueType type) {
+  if (type.is_list) return 64;
+  switch (type.scalar) {
+    case ScalarType::kBool:
+      return 6;
+    case ScalarType::kInt32:
+      return 8;
+    case ScalarType::kInt64:
+      return 12;
+    case ScalarType::kFloat32:
+      return 14;
+    case ScalarType::kFloat64:
+      return 20;
+    case ScalarType::kTimestamp:
+      return 30;
+    case ScalarType::kString:
+    case ScalarType::kBytes:
+      return 24;
+  }
+  return 24;
+}
+
+ValueType ColumnType(const ResolvedOnlineRequest& request, const ResolvedOnlineRequest::Column& c) {
+  const ViewRead& read = request.read.views[c.view];
+  return read.view->features()[read.features[c.feature]].type;
+}
+
+// About what feature columns [begin, end) take.
+size_t ExpectedColumnBytes(const ResolvedOnlineRequest& request, const ViewArrays& arrays,
+                           size_t begin, size_t end) {
+  size_t bytes = 0;
+  for (size_t k = begin; k < end; ++k) {
+    const ResolvedOnlineRequest::Column& c = request.columns[k];
+    bytes += 64 + request.num_rows * ExpectedValueBytes(ColumnType(request, c)) +
+             arrays.times[c.view].size + arrays.statuses[c.view].size;
+  }
+  return bytes;
+}
 
 // Feature columns [begin, end) of the results, each preceded by a comma unless it is the very
 // first column of the results.
 void WriteFeatureColumns(JsonOut& w, const ResolvedOnlineRequest& request,
-                         const OnlineFeatures& features, const QuotedTimes& times, size_t begin,
+                         const OnlineFeatures& features, const ViewArrays& arrays, size_t begin,
                          size_t end) {
-  constexpr size_t kSlot = QuotedTimes::kSlot;
   const size_t rows = request.num_rows;
   for (size_t k = begin; k < end; ++k) {
     const ResolvedOnlineRequest::Column& c = request.columns[k];
     if (k > 0 || !request.entities.empty()) w.Char(',');
     w.Raw("{\"values\":[");
-    for (size_t r = 0; r < rows; ++r) {
-      if (r > 0) w.Char(',');
-      WriteValue(w, features.value(c.view, c.feature, r));
+    WriteColumnValues(w, features, c.view, c.feature, rows, ColumnType(request, c));
+    w.Raw("],\"statuses\":");
+    bool row_statuses = true;
+    for (size_t r = 0; r < rows && row_statuses; ++r) {
+      row_statuses = features.status(c.view, c.feature, r) == features.row_status(c.view, r);
     }
-    w.Raw("],\"statuses\":[");
-    for (size_t r = 0; r < rows; ++r) {
-      if (r > 0) w.Char(',');
-      const QuotedStatus& s =
-          kQuotedStatus[static_cast<int>(features.status(c.view, c.feature, r))];
-      w.Short<kStatusCopy>(s.text, s.size);
+    if (row_statuses) {
+      w.Raw(arrays.Statuses(c.view));
+    } else {
+      w.Char('[');
+      for (size_t r = 0; r < rows; ++r) {
+        if (r > 0) w.Char(',');
+        const QuotedStatus& s =
+            kQuotedStatus[static_cast<int>(features.status(c.view, c.feature, r))];
+        w.Short<kStatusCopy>(s.text, s.size);
+      }
+      w.Char(']');
     }
-    w.Raw("],\"event_timestamps\":[");
-    for (size_t r = 0; r < rows; ++r) {
-      if (r > 0) w.Char(',');
-      const size_t i = c.view * rows + r;
-      w.Short<kSlot>(&times.text[i * kSlot], times.lengths[i]);
-    }
-    w.Raw("]}");
+    w.Raw(",\"event_timestamps\":");
+    w.Raw(arrays.Times(c.view));
+    w.Char('}');
   }
 }
 
@@ -323,7 +505,7 @@ void OnlineFeaturesService::WriteResponse(const ResolvedOnlineRequest& request,
   const size_t rows = request.num_rows;
   const size_t num_views = request.read.views.size();
   const size_t columns = request.columns.size();
-  const QuotedTimes times(features, num_views, rows);
+  const ViewArrays arrays(features, num_views, rows);
 
   // A large answer's feature columns are written in parts, in parallel, and joined: the bytes
   // are those of one writer (docs/PERFORMANCE.md, "Splitting one large answer").
@@ -333,8 +515,8 @@ void OnlineFeaturesService::WriteResponse(const ResolvedOnlineRequest& request,
   }
   auto part_begin = [&](size_t p) { return columns * p / parts; };
 
-  JsonOut w(json, 256 + ExpectedBytes(request.entities.size(), rows) +
-                      ExpectedBytes(part_begin(1), rows));
+  JsonOut w(json, 256 + request.entities.size() * rows * 60 +
+                      ExpectedColumnBytes(request, arrays, 0, part_begin(1)));
   w.Raw("{\"metadata\":{\"feature_names\":[");
   bool first = true;
   for (const auto& e : request.entities) {
@@ -382,7 +564,7 @@ void OnlineFeaturesService::WriteResponse(const ResolvedOnlineRequest& request,
     w.Raw("]}");
   }
   if (parts == 1) {
-    WriteFeatureColumns(w, request, features, times, 0, columns);
+    WriteFeatureColumns(w, request, features, arrays, 0, columns);
     w.Raw("]}");
     w.Finish();
     return;
@@ -391,11 +573,12 @@ void OnlineFeaturesService::WriteResponse(const ResolvedOnlineRequest& request,
   std::vector<std::string> tails(parts - 1);
   split->Run(parts, [&](size_t p) {
     if (p == 0) {
-      WriteFeatureColumns(w, request, features, times, 0, part_begin(1));
+      WriteFeatureColumns(w, request, features, arrays, 0, part_begin(1));
       return;
     }
-    JsonOut tail(&tails[p - 1], ExpectedBytes(part_begin(p + 1) - part_begin(p), rows));
-    WriteFeatureColumns(tail, request, features, times, part_begin(p), part_begin(p + 1));
+    JsonOut tail(&tails[p - 1],
+                 ExpectedColumnBytes(request, arrays, part_begin(p), part_begin(p + 1)));
+    WriteFeatureColumns(tail, request, features, arrays, part_begin(p), part_begin(p + 1));
     tail.Finish();
   });
   size_t total = 2;
