@@ -24,6 +24,7 @@
 
 #include "granary/common/temp_dir.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
+#include "granary/online/rocksdb/sst_compression.h"
 #include "granary/online/value_codec.h"
 
 namespace granary {
@@ -38,6 +39,9 @@ constexpr uint64_t kFinalFileBytes = uint64_t{256} << 20;
 constexpr size_t kParallelFinalRows = 100'000;
 // Records compared per MultiGet when the load falls back to write-if-newer.
 constexpr size_t kFallbackChunk = 256;
+// Sample blocks taken, evenly spaced, from the first sorted buffer to decide the final files'
+// compression (sst_compression.h): 64 blocks of 4 KiB.
+constexpr size_t kCompressionSampleBlocks = 64;
 
 Status FromRocks(const rocksdb::Status& s, std::string_view what, const std::string& where) {
   if (s.ok()) return Status::OK();
@@ -186,10 +190,36 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
   }
 
  private:
-  rocksdb::Options FileOptions(bool final_file) const {
+  rocksdb::Options FileOptions(bool final_file) {
     rocksdb::Options o = store_->db_->GetOptions();
-    if (!final_file) o.compression = rocksdb::kNoCompression;  // read once, at the merge
+    if (!final_file) {
+      o.compression = rocksdb::kNoCompression;  // read once, at the merge
+    } else {
+      MutexLock lock(&mu_);
+      if (compress_final_.has_value() && !*compress_final_) {
+        o.compression = rocksdb::kNoCompression;  // the sample did not compress (see below)
+      }
+    }
     return o;
+  }
+
+  // Decides, once per load, whether the final files are compressed, from blocks of consecutive
+  // records spread over the first sorted buffer (sst_compression.h).
+  void DecideCompression(const SortBuffer& buffer) {
+    {
+      MutexLock lock(&mu_);
+      if (compress_final_.has_value()) return;
+    }
+    const auto& entries = buffer.entries;
+    SstCompressionSample sample;
+    for (size_t b = 0; b < kCompressionSampleBlocks; ++b) {
+      for (size_t i = entries.size() * b / kCompressionSampleBlocks; i < entries.size(); ++i) {
+        if (sample.Add(buffer.key(entries[i]), buffer.record(entries[i]))) break;
+      }
+    }
+    sample.Finish();
+    MutexLock lock(&mu_);
+    if (!compress_final_.has_value()) compress_final_ = sample.WorthCompressing();
   }
 
   // Sorts `buffer`, keeps the newest row of each key, writes a run file.
@@ -217,6 +247,7 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
       const int c = buffer->key(a).compare(buffer->key(b));
       return c != 0 ? c < 0 : a.seq < b.seq;
     });
+    DecideCompression(*buffer);
     const size_t features = view_.features().size();
     // Entries [begin, end) into `sink`, the newest row of each key.
     auto write_range = [&](size_t begin, size_t end, FileSink* sink, WriteStats* counts) -> Status {
@@ -482,6 +513,9 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
   int final_count_ GUARDED_BY(mu_) = 0;
   int64_t run_duplicates_ GUARDED_BY(mu_) = 0;
   Status error_ GUARDED_BY(mu_);
+  // Whether the final files are compressed (with the store's LZ4); decided by the first sorted
+  // buffer, before any final file is opened.
+  std::optional<bool> compress_final_ GUARDED_BY(mu_);
 };
 
 Result<std::unique_ptr<OnlineBulkLoad>> RocksDbOnlineStore::StartBulkLoad(
