@@ -146,6 +146,53 @@ TEST_F(RocksDbBulkLoadTest, ALargeLoadWrittenByTwoThreadsHoldsEveryEntityOnce) {
             (std::vector<double>{2.0, 0.5, 0.5, 0.5, 0.5, 0.5}));
 }
 
+// String keys of every length around the sort's 16-byte prefix, many sharing their first bytes:
+// the files are written in RocksDB's key order (SstFileWriter refuses any other) and each bay
+// reads back its newest row, from one buffer and from merged runs.
+TEST_P(RocksDbBulkLoadBuffers, StringKeysLongerAndShorterThanTheSortPrefixLoadInKeyOrder) {
+  auto view = layouts_.at("bay_stats");
+  std::mt19937_64 rng(5);
+  std::vector<std::string> bays;
+  for (int i = 0; i < 1'500; ++i) {
+    std::string id(1 + rng() % 40, 'b');
+    for (size_t c = id.size() / 2; c < id.size(); ++c) id[c] = static_cast<char>('a' + rng() % 3);
+    bays.push_back(id);
+  }
+  std::sort(bays.begin(), bays.end());
+  bays.erase(std::unique(bays.begin(), bays.end()), bays.end());
+  std::shuffle(bays.begin(), bays.end(), rng);
+  auto rows = [&](size_t first, size_t last, Timestamp event, double offset) {
+    std::vector<Row> out;
+    for (size_t i = first; i < last; ++i) {
+      out.push_back(Row{{Value(bays[i])}, event, {}, {Value(offset + static_cast<double>(i))}});
+    }
+    return MakeRows(*view, out);
+  };
+  auto load = Start(*view, GetParam());
+  ASSERT_NE(load, nullptr);
+  const size_t half = bays.size() / 2;
+  ASSERT_TRUE(load->Add(*rows(0, bays.size(), kT0 - Duration::Minutes(10), 0.0)).ok());
+  // The first half again: older rows (ignored), then newer ones (kept).
+  ASSERT_TRUE(load->Add(*rows(0, half, kT0 - Duration::Minutes(20), 10'000.0)).ok());
+  ASSERT_TRUE(load->Add(*rows(0, half, kT0 - Duration::Minutes(5), 20'000.0)).ok());
+  auto stats = load->Finish();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->written, static_cast<int64_t>(bays.size()));
+  EXPECT_EQ(stats->skipped_older, static_cast<int64_t>(2 * half));
+  load.reset();
+  std::vector<std::vector<Value>> keys;
+  for (const std::string& bay : bays) keys.push_back({Value(bay)});
+  OnlineReadRequest request;
+  request.views.push_back(MakeViewRead(view, keys));
+  OnlineFeatures read = store_->Read(request).ValueOrDie();
+  for (size_t i = 0; i < bays.size(); ++i) {
+    ASSERT_EQ(read.status(0, 0, i), FeatureStatus::kPresent) << bays[i];
+    EXPECT_EQ(read.value(0, 0, i).AsFloat64(), (i < half ? 20'000.0 : 0.0) + static_cast<double>(i))
+        << bays[i];
+  }
+  EXPECT_EQ(store_->CompactAndCount().ValueOrDie(), static_cast<int64_t>(bays.size()));
+}
+
 // The final files are LZ4 when a sample of their blocks compresses, uncompressed when it does not
 // (sst_compression.h); either way they read back the same.
 TEST_F(RocksDbBulkLoadTest, FinalFilesAreCompressedOnlyWhenTheirBlocksCompress) {
