@@ -102,8 +102,8 @@ Status LatestRowTable::Offer(const std::vector<std::shared_ptr<arrow::Array>>& k
   if (integer_keys_) {
     GRANARY_ASSIGN_OR_RAISE(KeyColumns columns, KeyColumns::Make(keys));
     std::vector<uint64_t> hashes(n);
-    columns.HashRows(hashes.data());  // a bijection of the value: exact
-    if (slots_.empty()) ReserveIntegers(std::min<int64_t>(n, 1024));
+    columns.HashRows(hashes.data());         // a bijection of the value: exact
+    if (slots_.empty()) ReserveIntegers(1);  // 64 slots, doubled as entities arrive
     constexpr int64_t kAhead = 8;  // slots fetched ahead: the table is larger than the caches
     for (int64_t i = 0; i < n; ++i) {
       if (i + kAhead < n) __builtin_prefetch(&slots_[hashes[i + kAhead] & (slots_.size() - 1)]);

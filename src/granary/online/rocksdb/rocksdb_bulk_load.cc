@@ -299,7 +299,7 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
     std::vector<std::string> files;
     size_t split = entries.size();
     if (final_files && entries.size() >= kParallelFinalRows) {
-      // The final files are built (LZ4 included) on two threads, one per half of the keys.
+      // The final files are built (compression included) on two threads, one per half of the keys.
       split = entries.size() / 2;
       while (split < entries.size() && SameKey(*buffer, entries[split], entries[split - 1])) {
         ++split;
