@@ -22,7 +22,7 @@ import pytest
 
 from conftest import ROOT, Cli
 from redis_helpers import free_port
-from serve_helpers import stop_gracefully
+from serve_helpers import TEST_QUEUE_DELAY, stop_gracefully
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHECK_SCRIPT = ROOT / "web" / "tests" / "console_check.mjs"
@@ -155,7 +155,8 @@ def console(granary_bin, tmp_path_factory):
 
     serve_port = free_port()
     server = Process([str(granary_bin), "-C", str(repo), "serve", "--port", str(serve_port),
-                      "--threads", "2", "--metrics-history-interval", "200ms"],
+                      "--threads", "2", "--metrics-history-interval", "200ms",
+                      *TEST_QUEUE_DELAY],
                      repo / "serve.log", r"listening on http://")
     ui = None
     try:
@@ -268,7 +269,8 @@ def test_a_server_shedding_load_shows_as_overloaded_not_as_an_empty_badge(consol
     repo = console["repo"]
     port = free_port()
     server = Process([str(console["granary_bin"]), "-C", str(repo), "serve", "--port", str(port),
-                      "--threads", "1", "--max-connections", "1", "--idle-timeout", "120s"],
+                      "--threads", "1", "--max-connections", "1", "--idle-timeout", "120s",
+                      *TEST_QUEUE_DELAY],
                      tmp_path / "serve-limited.log", r"listening on http://")
     held = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     ui = None

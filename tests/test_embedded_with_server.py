@@ -17,7 +17,7 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from serve_helpers import stop_gracefully
+from serve_helpers import TEST_QUEUE_DELAY, stop_gracefully
 
 from redis_helpers import free_port
 from sdk_fixtures import GRANARY_BIN  # noqa: F401  (imports the SDK the way the SDK tests do)
@@ -82,7 +82,7 @@ class Server:
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
                 [str(GRANARY_BIN), "-C", str(repo), "serve", "--port", str(self.port),
-                 "--threads", "2", "--registry-poll", "50ms"],
+                 "--threads", "2", "--registry-poll", "50ms", *TEST_QUEUE_DELAY],
                 stdout=log, stderr=log, env={**os.environ, **(env or {})})
         deadline = time.time() + 15
         while "listening on" not in self.log():

@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from serve_helpers import stop_gracefully
+from serve_helpers import TEST_QUEUE_DELAY, stop_gracefully
 
 from redis_helpers import free_port, redis_cli, start_redis, stop_redis
 from test_cli_materialize import make_repo, online_scores
@@ -37,7 +37,7 @@ class Server:
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
                 [str(binary), "-C", str(repo), "serve", "--port", str(self.port), "--threads",
-                 "2"], stdout=log, stderr=log)
+                 "2", *TEST_QUEUE_DELAY], stdout=log, stderr=log)
         deadline = time.time() + 15
         while True:
             try:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from redis_helpers import free_port
+from serve_helpers import TEST_QUEUE_DELAY
 from conftest import TESTDATA, require_testdata
 from spark_helpers import spark_remote  # noqa: F401  (the session's cluster)
 
@@ -163,7 +164,7 @@ class Server:
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
                 [str(binary), "-C", str(repo), "serve", "--port", str(self.port),
-                 "--threads", "2"], stdout=log, stderr=log)
+                 "--threads", "2", *TEST_QUEUE_DELAY], stdout=log, stderr=log)
         deadline = time.monotonic() + 15
         while True:
             try:

@@ -114,8 +114,15 @@ def test_beyond_max_connections_a_new_client_gets_503_with_retry_after(cli, tmp_
         time.sleep(0.02)
     metrics = server.request("GET", "/metrics")[1]
     assert 'granary_http_shed_requests_total{limit="connections"} 1' in metrics, metrics
-    assert "limits: 2 connections, 1024 requests in flight, 25ms waiting to be read" \
-        in server.log()
+    assert "limits: 2 connections, 1024 requests in flight, no bound waiting to be read" \
+        in server.log()  # serve_helpers.TEST_QUEUE_DELAY
+
+
+def test_the_default_limits_are_printed_at_start(cli, tmp_path, serve):
+    # Started as a user would: no flag (the other tests here run without the queue bound).
+    server = serve(make_repo(cli, tmp_path), test_queue_delay=False)
+    assert "limits: 4096 connections, 1024 requests in flight, 25ms waiting to be read " \
+           "(beyond them: 503 with Retry-After)" in server.log(), server.log()
 
 
 def test_out_of_file_descriptors_refuses_promptly_without_spinning(cli, tmp_path, serve):
@@ -126,8 +133,8 @@ def test_out_of_file_descriptors_refuses_promptly_without_spinning(cli, tmp_path
 
     server = serve(make_repo(cli, tmp_path),
                    args=("--max-connections", "0"), preexec_fn=low_fd_limit)
-    assert f"limits: no bound connections, 1024 requests in flight, 25ms waiting to be read " \
-           f"(beyond them: 503 with Retry-After); {limit} file descriptors" in server.log()
+    assert f"limits: no bound connections, 1024 requests in flight, no bound waiting to be " \
+           f"read (beyond them: 503 with Retry-After); {limit} file descriptors" in server.log()
     held = []
     try:
         # Idle connections (no request) until the server is out of descriptors: from then on a

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from redis_helpers import free_port
+from serve_helpers import TEST_QUEUE_DELAY
 
 DEFS = """
 entities:
@@ -71,7 +72,7 @@ def server(tmp_path_factory, granary_bin):
     log_path = repo / "serve.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([str(granary_bin), "-C", str(repo), "serve", "--port", str(port),
-                                 "--threads", "2"], stdout=log, stderr=log)
+                                 "--threads", "2", *TEST_QUEUE_DELAY], stdout=log, stderr=log)
     srv = Server(proc, port, log_path)
     try:
         deadline = time.time() + 15

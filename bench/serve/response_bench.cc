@@ -12,15 +12,27 @@
 //                       or split with one helper thread (/1: the server's ForkJoinPool on 2
 //                       cores; docs/PERFORMANCE.md, "Splitting one large answer"); wall time, and
 //                       the CPU time of the whole process (caller and helper)
+//   BM_RawSeekNext      floor: RocksDB's own Seek + Next of the same records (read-only handle)
+//   BM_RawMultiGet      RocksDB's MultiGet of the same records, sorted, one call
+//   BM_RawEntityRow*    the same requests on a layout of one record per entity (a copy of the
+//                       data in a database of its own): one Seek or one MultiGet per entity
+//   BM_Raw*Write        the write side of both layouts at its floor: a chunk of 256 entities'
+//                       rows of one view read, replaced and written back (on copies of the data)
+//
+// The store is read as written (the memtable, level-0 files and level 1: what a store written
+// through WriteBatch holds); with --compacted it is compacted first into one sorted run (what a
+// bulk-loaded or fully compacted store holds).
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <cstring>
 #include <random>
+#include <string_view>
 
 #include "../common/shape_batch.h"
 #include "granary/common/temp_dir.h"
@@ -58,6 +70,11 @@ Definitions ShapeDefinitions() {
   return defs;
 }
 
+bool& CompactedFlag() {
+  static bool compacted = false;
+  return compacted;
+}
+
 // The loaded store and the service over it, made once for all benchmarks.
 struct Fixture {
   TempDir dir;
@@ -81,6 +98,8 @@ struct Fixture {
     for (const auto& [name, layout] : layouts) {
       f->store->WriteBatch(*layout, *MakeShapeBatch(*layout, 0, kEntities, event)).ValueOrDie();
     }
+    // --compacted: one sorted run, as a store is after a bulk load or a full compaction.
+    if (CompactedFlag()) f->store->CompactAndCount().ValueOrDie();
     f->service =
         OnlineFeaturesService::Make(f->defs, f->store.get(), Duration::Days(90)).ValueOrDie();
     return f;
@@ -290,6 +309,194 @@ void BM_RawMultiGet(benchmark::State& state) {
   }
 }
 
+// A layout of one record per entity (not Granary's: docs/PERFORMANCE.md, "The RocksDB read of a
+// large answer"), built from the store's records into a database of its own and compacted: key =
+// entity key, value = each of the entity's records as (view id, varint length, record). What the
+// read of the same requests would cost on it: one Seek per entity on one iterator, or one sorted
+// MultiGet of the request's 100 keys. With per_view, the copy keeps Granary's layout (one record
+// per entity and view), for the write benchmarks below to compare like with like.
+std::unique_ptr<rocksdb::DB> CopyOfStore(const char* folder, bool per_view) {
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.compression = rocksdb::kLZ4Compression;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(256 << 20);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  auto st = rocksdb::DB::Open(options, (Fixture::Get().dir.path() / folder).string(), &raw);
+  if (!st.ok()) std::abort();
+  std::unique_ptr<rocksdb::DB> out(raw);
+  std::unique_ptr<rocksdb::Iterator> it(RawDb()->NewIterator(rocksdb::ReadOptions()));
+  std::string entity, row;
+  rocksdb::WriteBatch batch;
+  auto flush_row = [&] {
+    if (!row.empty()) batch.Put(entity, row);
+    row.clear();
+  };
+  for (it->Seek(rocksdb::Slice("\x01", 1)); it->Valid(); it->Next()) {
+    const rocksdb::Slice key = it->key(), value = it->value();
+    if (per_view) {
+      batch.Put(key, value);
+      continue;
+    }
+    const std::string_view e(key.data(), key.size() - 4);
+    if (e != entity) {
+      flush_row();
+      entity.assign(e);
+    }
+    row.append(key.data() + key.size() - 4, 4);
+    uint64_t n = value.size();
+    while (n >= 0x80) {
+      row.push_back(static_cast<char>(n | 0x80));
+      n >>= 7;
+    }
+    row.push_back(static_cast<char>(n));
+    row.append(value.data(), value.size());
+  }
+  flush_row();
+  if (!out->Write(rocksdb::WriteOptions(), &batch).ok()) std::abort();
+  if (!out->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr).ok()) std::abort();
+  return out;
+}
+
+rocksdb::DB* EntityRowDb() {
+  static std::unique_ptr<rocksdb::DB> db = CopyOfStore("entity_rows", /*per_view=*/false);
+  return db.get();
+}
+
+rocksdb::DB* PerViewCopyDb() {
+  static std::unique_ptr<rocksdb::DB> db = CopyOfStore("per_view_copy", /*per_view=*/true);
+  return db.get();
+}
+
+// The write side of the two layouts, each at its floor: a chunk of `range(0)` entities' rows of
+// one view (the views in turn) read, replaced by a row of the same size and written back, as
+// write-if-newer does (Granary's chunks are 256 rows). Per view: MultiGet of the chunk's records,
+// Put of each. One record per entity: MultiGet of the entities' records, the view's section
+// replaced in each, Put of the whole record. Process CPU time (flushes and compactions run on
+// RocksDB's own threads) and wall time. They write into the copies: run after the reads.
+std::vector<std::string> SortedEntityKeys() {
+  std::vector<std::string> out;
+  std::unique_ptr<rocksdb::Iterator> it(EntityRowDb()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(rocksdb::Slice("\x01", 1)); it->Valid(); it->Next()) {
+    out.push_back(it->key().ToString());
+  }
+  return out;
+}
+
+void BM_RawPerViewWrite(benchmark::State& state) {
+  const auto entities = SortedEntityKeys();
+  const size_t chunk = static_cast<size_t>(state.range(0));
+  rocksdb::DB* db = PerViewCopyDb();
+  size_t at = 0, view = 0;
+  std::vector<std::string> keys(chunk);
+  std::vector<rocksdb::Slice> slices(chunk);
+  for (auto _ : state) {
+    const uint32_t id = ViewIdOf(fmt::format("view_{:02}", view++ % kViews));
+    for (size_t j = 0; j < chunk; ++j) {
+      keys[j] = entities[(at + j) % entities.size()];
+      for (int b = 24; b >= 0; b -= 8) keys[j].push_back(static_cast<char>(id >> b));
+    }
+    at = (at + chunk) % entities.size();
+    std::sort(keys.begin(), keys.end());
+    slices.assign(keys.begin(), keys.end());
+    std::vector<rocksdb::PinnableSlice> values(chunk);
+    std::vector<rocksdb::Status> statuses(chunk);
+    db->MultiGet(rocksdb::ReadOptions(), db->DefaultColumnFamily(), chunk, slices.data(),
+                 values.data(), statuses.data(), /*sorted_input=*/true);
+    rocksdb::WriteBatch batch;
+    std::string record;
+    for (size_t j = 0; j < chunk; ++j) {
+      record.assign(values[j].data(), values[j].size());
+      if (!record.empty()) record.back() ^= 1;  // another row of the same size
+      batch.Put(slices[j], record);
+    }
+    if (!db->Write(rocksdb::WriteOptions(), &batch).ok()) std::abort();
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
+void BM_RawEntityRowWrite(benchmark::State& state) {
+  const auto entities = SortedEntityKeys();
+  const size_t chunk = static_cast<size_t>(state.range(0));
+  rocksdb::DB* db = EntityRowDb();
+  size_t at = 0, view = 0;
+  std::vector<std::string> keys(chunk);
+  std::vector<rocksdb::Slice> slices(chunk);
+  for (auto _ : state) {
+    const uint32_t id = ViewIdOf(fmt::format("view_{:02}", view++ % kViews));
+    char id_bytes[4];
+    for (int b = 0; b < 4; ++b) id_bytes[b] = static_cast<char>(id >> (24 - 8 * b));
+    for (size_t j = 0; j < chunk; ++j) keys[j] = entities[(at + j) % entities.size()];
+    at = (at + chunk) % entities.size();
+    std::sort(keys.begin(), keys.end());
+    slices.assign(keys.begin(), keys.end());
+    std::vector<rocksdb::PinnableSlice> values(chunk);
+    std::vector<rocksdb::Status> statuses(chunk);
+    db->MultiGet(rocksdb::ReadOptions(), db->DefaultColumnFamily(), chunk, slices.data(),
+                 values.data(), statuses.data(), /*sorted_input=*/true);
+    rocksdb::WriteBatch batch;
+    std::string row;
+    for (size_t j = 0; j < chunk; ++j) {
+      // Walk the sections to the view's and write the record with it replaced.
+      row.assign(values[j].data(), values[j].size());
+      size_t p = 0;
+      while (p + 4 < row.size()) {
+        const bool match = std::memcmp(row.data() + p, id_bytes, 4) == 0;
+        p += 4;
+        uint64_t n = 0;
+        for (int shift = 0; p < row.size(); shift += 7) {
+          const auto byte = static_cast<unsigned char>(row[p++]);
+          n |= uint64_t{byte & 0x7fu} << shift;
+          if (byte < 0x80) break;
+        }
+        if (match && n > 0) row[p + n - 1] ^= 1;  // another row of the same size
+        p += n;
+      }
+      batch.Put(slices[j], row);
+    }
+    if (!db->Write(rocksdb::WriteOptions(), &batch).ok()) std::abort();
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
+void BM_RawEntityRowSeek(benchmark::State& state) {
+  const auto requests = EntityKeys(static_cast<int>(state.range(0)));
+  rocksdb::DB* db = EntityRowDb();
+  size_t i = 0;
+  for (auto _ : state) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    size_t bytes = 0;
+    for (const std::string& key : requests[i++ % requests.size()]) {
+      it->Seek(key);
+      if (it->Valid() && it->key() == key) bytes += it->value().size();
+    }
+    if (bytes == 0) std::abort();
+    benchmark::DoNotOptimize(bytes);
+  }
+}
+
+void BM_RawEntityRowMultiGet(benchmark::State& state) {
+  auto requests = EntityKeys(static_cast<int>(state.range(0)));
+  for (auto& r : requests) std::sort(r.begin(), r.end());
+  rocksdb::DB* db = EntityRowDb();
+  size_t i = 0;
+  std::vector<rocksdb::Slice> slices;
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> statuses;
+  for (auto _ : state) {
+    const auto& k = requests[i++ % requests.size()];
+    slices.assign(k.begin(), k.end());
+    values.clear();
+    values.resize(k.size());
+    statuses.resize(k.size());
+    db->MultiGet(rocksdb::ReadOptions(), db->DefaultColumnFamily(), k.size(), slices.data(),
+                 values.data(), statuses.data(), /*sorted_input=*/true);
+    benchmark::DoNotOptimize(values.data());
+  }
+}
+
 BENCHMARK(BM_ParseRequest)->Arg(1)->Arg(100);
 BENCHMARK(BM_Resolve)->Arg(1)->Arg(100);
 BENCHMARK(BM_StoreRead)->Arg(1)->Arg(100);
@@ -305,8 +512,28 @@ BENCHMARK(BM_ReadAndWrite)
     ->MeasureProcessCPUTime();
 BENCHMARK(BM_RawSeekNext)->Arg(1)->Arg(100);
 BENCHMARK(BM_RawMultiGet)->Arg(1)->Arg(100);
+BENCHMARK(BM_RawEntityRowSeek)->Arg(1)->Arg(100);
+BENCHMARK(BM_RawEntityRowMultiGet)->Arg(1)->Arg(100);
+BENCHMARK(BM_RawPerViewWrite)->Arg(256)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(BM_RawEntityRowWrite)->Arg(256)->UseRealTime()->MeasureProcessCPUTime();
 
 }  // namespace
 }  // namespace granary
 
-BENCHMARK_MAIN();
+// --compacted (ours, taken out before Google Benchmark's flags): compact the store after loading.
+int main(int argc, char** argv) {
+  int kept = 0;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--compacted") {
+      granary::CompactedFlag() = true;
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

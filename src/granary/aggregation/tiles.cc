@@ -4,10 +4,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
-#include <cstring>
 #include <limits>
 
+#include "granary/aggregation/tile_partial.h"
 #include "granary/aggregation/window_kernel.h"
 #include "granary/common/hash.h"
 #include "granary/types/arrow_convert.h"
@@ -15,374 +14,11 @@
 namespace granary::aggregation {
 namespace {
 
-template <typename T>
-void Put(std::string* out, T v) {
-  char buf[sizeof(T)];
-  std::memcpy(buf, &v, sizeof(T));
-  out->append(buf, sizeof(T));
-}
-
-// Bit 31 of a record's length marks a roll-up (tiles.h).
-constexpr uint32_t kRollupBit = 0x80000000u;
-// A roll-up payload starts with its span (8 bytes) and the fine records it covers (4 bytes).
-constexpr size_t kRollupPrefix = 12;
-
 // t rounded down to a multiple of `span` (> 0), also before 1970.
 int64_t FloorTo(int64_t t, int64_t span) {
   int64_t q = t / span * span;
   if (q > t) q -= span;
   return q;
-}
-
-// Reads from a tile body, bounds checked.
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  template <typename T>
-  bool Get(T* v) {
-    if (in_.size() - pos_ < sizeof(T)) return false;
-    std::memcpy(v, in_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return true;
-  }
-  bool GetBytes(size_t n, std::string_view* v) {
-    if (in_.size() - pos_ < n) return false;
-    *v = in_.substr(pos_, n);
-    pos_ += n;
-    return true;
-  }
-  bool done() const { return pos_ == in_.size(); }
-  size_t pos() const { return pos_; }
-
-  // The next record's header and payload (without the roll-up bit in the length); false when
-  // the body ends inside it.
-  bool GetRecord(int64_t* start, int64_t* last, bool* rollup, std::string_view* payload) {
-    uint32_t len;
-    if (!Get(start) || !Get(last) || !Get(&len)) return false;
-    *rollup = (len & kRollupBit) != 0;
-    return GetBytes(len & ~kRollupBit, payload);
-  }
-
- private:
-  std::string_view in_;
-  size_t pos_ = 0;
-};
-
-bool IsFloat(const Value& v) { return v.is<double>() || v.is<float>(); }
-
-double AsDouble(const Value& v) {
-  if (v.is<double>()) return v.get<double>();
-  if (v.is<float>()) return v.get<float>();
-  if (v.is<int64_t>()) return static_cast<double>(v.get<int64_t>());
-  if (v.is<int32_t>()) return v.get<int32_t>();
-  if (v.is<bool>()) return v.get<bool>() ? 1 : 0;
-  if (v.is<Timestamp>()) return static_cast<double>(v.get<Timestamp>().micros);
-  return 0;
-}
-
-int64_t AsInt(const Value& v) {
-  if (v.is<int64_t>()) return v.get<int64_t>();
-  if (v.is<int32_t>()) return v.get<int32_t>();
-  if (v.is<bool>()) return v.get<bool>() ? 1 : 0;
-  if (v.is<Timestamp>()) return v.get<Timestamp>().micros;
-  return static_cast<int64_t>(AsDouble(v));
-}
-
-// a < b for two non-null values of one scalar type.
-bool Less(const Value& a, const Value& b) {
-  if (a.is<std::string>()) return a.get<std::string>() < b.get<std::string>();
-  if (a.is<Bytes>()) return a.get<Bytes>().data < b.get<Bytes>().data;
-  if (IsFloat(a)) return AsDouble(a) < AsDouble(b);
-  return AsInt(a) < AsInt(b);
-}
-
-// The bytes that identify a value for count_distinct: equal values, equal bytes (-0.0 is 0.0,
-// every NaN one NaN), as the kernel compares them.
-std::string DistinctBytes(const Value& v) {
-  std::string out;
-  if (v.is<std::string>()) {
-    out.push_back('s');
-    out += v.get<std::string>();
-  } else if (v.is<Bytes>()) {
-    out.push_back('s');  // the kernel compares strings and bytes by their bytes alike
-    out += v.get<Bytes>().data;
-  } else if (IsFloat(v)) {
-    double d = AsDouble(v);
-    if (d == 0) d = 0;
-    if (std::isnan(d)) d = std::numeric_limits<double>::quiet_NaN();
-    out.push_back('f');
-    Put(&out, d);
-  } else {
-    out.push_back('i');
-    Put(&out, AsInt(v));
-  }
-  return out;
-}
-
-void PutValue(std::string* out, const Value& v) {
-  if (v.is<bool>()) {
-    out->push_back(v.get<bool>() ? 1 : 0);
-  } else if (v.is<int32_t>()) {
-    Put(out, v.get<int32_t>());
-  } else if (v.is<int64_t>()) {
-    Put(out, v.get<int64_t>());
-  } else if (v.is<float>()) {
-    Put(out, v.get<float>());
-  } else if (v.is<double>()) {
-    Put(out, v.get<double>());
-  } else if (v.is<Timestamp>()) {
-    Put(out, v.get<Timestamp>().micros);
-  } else {
-    const std::string& s = v.is<std::string>() ? v.get<std::string>() : v.get<Bytes>().data;
-    Put(out, static_cast<uint32_t>(s.size()));
-    out->append(s);
-  }
-}
-
-bool GetValue(Reader* in, ScalarType type, Value* v) {
-  switch (type) {
-    case ScalarType::kBool: {
-      uint8_t b;
-      if (!in->Get(&b)) return false;
-      *v = Value(b != 0);
-      return true;
-    }
-    case ScalarType::kInt32: {
-      int32_t x;
-      if (!in->Get(&x)) return false;
-      *v = Value(x);
-      return true;
-    }
-    case ScalarType::kInt64: {
-      int64_t x;
-      if (!in->Get(&x)) return false;
-      *v = Value(x);
-      return true;
-    }
-    case ScalarType::kFloat32: {
-      float x;
-      if (!in->Get(&x)) return false;
-      *v = Value(x);
-      return true;
-    }
-    case ScalarType::kFloat64: {
-      double x;
-      if (!in->Get(&x)) return false;
-      *v = Value(x);
-      return true;
-    }
-    case ScalarType::kTimestamp: {
-      int64_t x;
-      if (!in->Get(&x)) return false;
-      *v = Value(Timestamp::FromMicros(x));
-      return true;
-    }
-    case ScalarType::kString:
-    case ScalarType::kBytes: {
-      uint32_t n;
-      std::string_view s;
-      if (!in->Get(&n) || !in->GetBytes(n, &s)) return false;
-      *v = type == ScalarType::kString ? Value(std::string(s)) : Value(Bytes{std::string(s)});
-      return true;
-    }
-  }
-  return false;
-}
-
-// The value as the output type says (a column read as int32 for an int64 output, ...).
-Value AsOutput(const Value& v, ValueType output) {
-  switch (output.scalar) {
-    case ScalarType::kInt64:
-      return Value(AsInt(v));
-    case ScalarType::kInt32:
-      return Value(static_cast<int32_t>(AsInt(v)));
-    case ScalarType::kFloat64:
-      return Value(AsDouble(v));
-    case ScalarType::kFloat32:
-      return Value(static_cast<float>(AsDouble(v)));
-    case ScalarType::kTimestamp:
-      return v.is<Timestamp>() ? v : Value(Timestamp::FromMicros(AsInt(v)));
-    case ScalarType::kBytes:
-      return v.is<std::string>() ? Value(Bytes{v.get<std::string>()}) : v;
-    case ScalarType::kString:
-      return v.is<Bytes>() ? Value(v.get<Bytes>().data) : v;
-    case ScalarType::kBool:
-      return v;
-  }
-  return v;
-}
-
-// Merges `b` (later in stored or event order) into `a`.
-void Merge(const TileSpec::Item& item, TilePartial* a, const TilePartial& b) {
-  if (b.count == 0) return;
-  if (a->count == 0) {
-    *a = b;
-    return;
-  }
-  switch (item.function) {
-    case AggregationFunction::kCount:
-      break;
-    case AggregationFunction::kSum:
-    case AggregationFunction::kMean:
-      a->int_sum += b.int_sum;
-      a->sum += b.sum;
-      break;
-    case AggregationFunction::kStddev: {
-      // Chan et al.'s pairwise update: equal values keep m2 exactly 0.
-      const double n = static_cast<double>(a->count + b.count);
-      const double delta = b.mean - a->mean;
-      a->mean += delta * static_cast<double>(b.count) / n;
-      a->m2 +=
-          b.m2 + delta * delta * static_cast<double>(a->count) * static_cast<double>(b.count) / n;
-      break;
-    }
-    case AggregationFunction::kMin:
-      if (Less(b.value, a->value)) a->value = b.value;
-      break;
-    case AggregationFunction::kMax:
-      if (Less(a->value, b.value)) a->value = b.value;
-      break;
-    case AggregationFunction::kFirst:
-      if (b.time < a->time) {
-        a->time = b.time;
-        a->value = b.value;
-      }
-      break;
-    case AggregationFunction::kLast:
-      if (b.time >= a->time) {
-        a->time = b.time;
-        a->value = b.value;
-      }
-      break;
-    case AggregationFunction::kCountDistinct:
-      a->distinct.insert(b.distinct.begin(), b.distinct.end());
-      break;
-  }
-  a->count += b.count;
-}
-
-// The partial of one event.
-TilePartial OfEvent(const TileSpec::Item& item, const Value& v, int64_t t) {
-  TilePartial p;
-  p.count = 1;
-  switch (item.function) {
-    case AggregationFunction::kCount:
-      break;
-    case AggregationFunction::kSum:
-    case AggregationFunction::kMean:
-      if (IsFloat(v))
-        p.sum = AsDouble(v);
-      else {
-        p.int_sum = AsInt(v);
-        p.sum = static_cast<double>(p.int_sum);
-      }
-      break;
-    case AggregationFunction::kStddev:
-      p.mean = AsDouble(v);
-      break;
-    case AggregationFunction::kMin:
-    case AggregationFunction::kMax:
-    case AggregationFunction::kFirst:
-    case AggregationFunction::kLast:
-      p.time = t;
-      p.value = v;
-      break;
-    case AggregationFunction::kCountDistinct:
-      p.distinct.insert(DistinctBytes(v));
-      break;
-  }
-  return p;
-}
-
-void EncodePartial(const TileSpec::Item& item, const TilePartial& p, std::string* out) {
-  Put(out, p.count);
-  switch (item.function) {
-    case AggregationFunction::kCount:
-      break;
-    case AggregationFunction::kSum:
-      Put(out, p.int_sum);
-      Put(out, p.sum);
-      break;
-    case AggregationFunction::kMean:
-      Put(out, p.sum);
-      break;
-    case AggregationFunction::kStddev:
-      Put(out, p.mean);
-      Put(out, p.m2);
-      break;
-    case AggregationFunction::kMin:
-    case AggregationFunction::kMax:
-      if (p.count > 0) PutValue(out, AsOutput(p.value, item.output));
-      break;
-    case AggregationFunction::kFirst:
-    case AggregationFunction::kLast:
-      if (p.count > 0) {
-        Put(out, p.time);
-        PutValue(out, AsOutput(p.value, item.output));
-      }
-      break;
-    case AggregationFunction::kCountDistinct:
-      Put(out, static_cast<uint32_t>(p.distinct.size()));
-      for (const std::string& s : p.distinct) {
-        Put(out, static_cast<uint32_t>(s.size()));
-        out->append(s);
-      }
-      break;
-  }
-}
-
-bool DecodePartial(const TileSpec::Item& item, Reader* in, TilePartial* p) {
-  if (!in->Get(&p->count) || p->count < 0) return false;
-  switch (item.function) {
-    case AggregationFunction::kCount:
-      return true;
-    case AggregationFunction::kSum:
-      return in->Get(&p->int_sum) && in->Get(&p->sum);
-    case AggregationFunction::kMean:
-      return in->Get(&p->sum);
-    case AggregationFunction::kStddev:
-      return in->Get(&p->mean) && in->Get(&p->m2);
-    case AggregationFunction::kMin:
-    case AggregationFunction::kMax:
-      return p->count == 0 || GetValue(in, item.output.scalar, &p->value);
-    case AggregationFunction::kFirst:
-    case AggregationFunction::kLast:
-      return p->count == 0 || (in->Get(&p->time) && GetValue(in, item.output.scalar, &p->value));
-    case AggregationFunction::kCountDistinct: {
-      uint32_t n;
-      if (!in->Get(&n)) return false;
-      for (uint32_t i = 0; i < n; ++i) {
-        uint32_t len;
-        std::string_view s;
-        if (!in->Get(&len) || !in->GetBytes(len, &s)) return false;
-        p->distinct.emplace(s);
-      }
-      return true;
-    }
-  }
-  return false;
-}
-
-Value Finish(const TileSpec::Item& item, const TilePartial& p) {
-  switch (item.function) {
-    case AggregationFunction::kCount:
-      return Value(p.count);
-    case AggregationFunction::kCountDistinct:
-      return Value(static_cast<int64_t>(p.distinct.size()));
-    case AggregationFunction::kSum:
-      if (p.count == 0) return Value();
-      if (item.output.scalar == ScalarType::kInt64) return Value(p.int_sum);
-      return Value(p.sum);
-    case AggregationFunction::kMean:
-      if (p.count == 0) return Value();
-      return Value(p.sum / static_cast<double>(p.count));
-    case AggregationFunction::kStddev:
-      if (p.count < 2) return Value();
-      return Value(std::sqrt(std::max(p.m2, 0.0) / static_cast<double>(p.count - 1)));
-    default:
-      if (p.count == 0) return Value();
-      return AsOutput(p.value, item.output);
-  }
 }
 
 }  // namespace
@@ -485,7 +121,7 @@ Status TileAccumulator::Add(const std::vector<std::string>& keys, const int64_t*
         if (values[k]->IsNull(i)) continue;
         GRANARY_ASSIGN_OR_RAISE(v, ValueAt(*values[k], static_cast<int64_t>(i), types[k]));
       }
-      Merge(spec_.items[k], &tile.parts[k], OfEvent(spec_.items[k], v, t));
+      MergePartial(spec_.items[k], &tile.parts[k], PartialOfEvent(spec_.items[k], v, t));
     }
   }
   return Status::OK();
@@ -498,9 +134,9 @@ void EncodeTileRecords(const TileSpec& spec, const std::map<int64_t, Tile>& tile
   for (const auto& [start, tile] : tiles) {
     payload.clear();
     for (size_t k = 0; k < n_items; ++k) EncodePartial(spec.items[k], tile.parts[k], &payload);
-    Put(out, tile.start);
-    Put(out, tile.last_event);
-    Put(out, static_cast<uint32_t>(payload.size()));
+    PutLE(out, tile.start);
+    PutLE(out, tile.last_event);
+    PutLE(out, static_cast<uint32_t>(payload.size()));
     out->append(payload);
   }
   const int64_t r = spec.rollup.micros;
@@ -518,15 +154,16 @@ void EncodeTileRecords(const TileSpec& spec, const std::map<int64_t, Tile>& tile
       uint32_t covers = 0;
       for (auto t = it; t != end; ++t, ++covers) {
         earliest_last = std::min(earliest_last, t->second.last_event);
-        for (size_t k = 0; k < n_items; ++k) Merge(spec.items[k], &merged[k], t->second.parts[k]);
+        for (size_t k = 0; k < n_items; ++k)
+          MergePartial(spec.items[k], &merged[k], t->second.parts[k]);
       }
       payload.clear();
-      Put(&payload, r);
-      Put(&payload, covers);
+      PutLE(&payload, r);
+      PutLE(&payload, covers);
       for (size_t k = 0; k < n_items; ++k) EncodePartial(spec.items[k], merged[k], &payload);
-      Put(out, coarse);
-      Put(out, earliest_last);
-      Put(out, static_cast<uint32_t>(payload.size()) | kRollupBit);
+      PutLE(out, coarse);
+      PutLE(out, earliest_last);
+      PutLE(out, static_cast<uint32_t>(payload.size()) | kRollupBit);
       out->append(payload);
     }
     it = end;
@@ -537,8 +174,8 @@ std::string MergeTileBody(std::string_view stored, uint32_t fingerprint,
                           std::optional<int64_t> replace_through, int64_t expire_before,
                           std::string_view records, int64_t replace_from) {
   std::string out;
-  Put(&out, fingerprint);
-  Reader in(stored);
+  PutLE(&out, fingerprint);
+  TileReader in(stored);
   uint32_t stored_fingerprint = 0;
   if (in.Get(&stored_fingerprint) && stored_fingerprint == fingerprint) {
     while (!in.done()) {
@@ -570,7 +207,7 @@ Status FoldTiles(const TileSpec& spec, std::string_view body, int64_t now_micros
                  std::vector<Value>* values, int64_t* last_event, bool* matches) {
   values->clear();
   *last_event = 0;
-  Reader in(body);
+  TileReader in(body);
   uint32_t fingerprint;
   if (!in.Get(&fingerprint)) {
     return Status::Corruption(
@@ -612,7 +249,7 @@ Status FoldTiles(const TileSpec& spec, std::string_view body, int64_t now_micros
       if (start <= now_micros) *last_event = std::max(*last_event, last);
       continue;
     }
-    Reader p(payload);
+    TileReader p(payload);
     int64_t span;
     uint32_t covers;
     if (!p.Get(&span) || !p.Get(&covers)) {
@@ -678,14 +315,14 @@ Status FoldTiles(const TileSpec& spec, std::string_view body, int64_t now_micros
   std::vector<TilePartial> acc(n_items);
   std::vector<char> wanted(n_items);
   auto fold_payload = [&](std::string_view payload, int64_t bytes) -> Status {
-    Reader p(payload);
+    TileReader p(payload);
     for (size_t k = 0; k < n_items; ++k) {
       TilePartial part;
       if (!DecodePartial(spec.items[k], &p, &part)) {
         return Status::Corruption(fmt::format(
             "a stored tile of {} bytes does not match its aggregations' layout", bytes));
       }
-      if (wanted[k]) Merge(spec.items[k], &acc[k], part);
+      if (wanted[k]) MergePartial(spec.items[k], &acc[k], part);
     }
     return Status::OK();
   };
@@ -726,7 +363,7 @@ Status FoldTiles(const TileSpec& spec, std::string_view body, int64_t now_micros
     if (any) GRANARY_RETURN_NOT_OK(fold_payload(f.payload, static_cast<int64_t>(f.payload.size())));
   }
   values->reserve(n_items);
-  for (size_t k = 0; k < n_items; ++k) values->push_back(Finish(spec.items[k], acc[k]));
+  for (size_t k = 0; k < n_items; ++k) values->push_back(FinishPartial(spec.items[k], acc[k]));
   return Status::OK();
 }
 

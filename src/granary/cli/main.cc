@@ -2,6 +2,9 @@
 #include <fmt/format.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <unistd.h>
+
+#include <string_view>
 
 #include "granary/cli/cli.h"
 #include "granary/common/strings.h"
@@ -38,12 +41,55 @@ int ReportUnknownCommand(CLI::App& app) {
 
 }  // namespace granary::cli
 
+namespace {
+
+// Arrow's allocator (mimalloc v3, linked statically into the pyarrow wheel's libarrow, its API
+// not exported) returns freed memory to the OS after `purge_delay` ms, 1000 by default. The
+// offline engine frees and reallocates large buffers all the time, and the kernel then zeroes
+// the pages again when they are touched (measured with mimalloc v2's 10 ms: 2.5x slower).
+// Commands that run the offline engine keep freed memory for 5 s unless the user chose otherwise
+// (MIMALLOC_PURGE_DELAY in the environment).
+//
+// mimalloc reads its options from the environment once, in its constructor, when libarrow is
+// loaded: before main(), where a setenv comes too late. An executable's .preinit_array runs
+// earlier, but the C library's own initialisation, which comes after it, resets the environment
+// to the one the process started with. So the process runs itself again with the variable set
+// (one exec: about 50 ms, only for these commands). tests/test_cli_allocator.py checks that
+// mimalloc runs with the value.
+constexpr const char* kPurgeDelayVariable = "MIMALLOC_PURGE_DELAY";
+constexpr const char* kOfflinePurgeDelayMillis = "5000";
+
+// Whether the command line names a command whose work is the offline engine's. Any argument
+// equal to such a name counts (an option's value too: the cost is one exec).
+bool RunsOfflineWork(int argc, char** argv) {
+  static constexpr std::string_view kCommands[] = {"get-historical-features",
+                                                   "materialize",
+                                                   "materialize-incremental",
+                                                   "schedule",
+                                                   "serve",
+                                                   "serve-offline",
+                                                   "stats",
+                                                   "datagen"};
+  for (int i = 1; i < argc; ++i) {
+    for (std::string_view command : kCommands) {
+      if (command == argv[i]) return true;
+    }
+  }
+  return false;
+}
+
+// Runs this program again with the purge delay set, when that is needed; returns only when it is
+// not (or when the exec failed: the command then runs with mimalloc's default).
+void KeepFreedMemoryForOfflineWork(int argc, char** argv) {
+  if (getenv(kPurgeDelayVariable) != nullptr || !RunsOfflineWork(argc, argv)) return;
+  if (setenv(kPurgeDelayVariable, kOfflinePurgeDelayMillis, /*overwrite=*/0) != 0) return;
+  execv("/proc/self/exe", argv);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  // Arrow's allocator (mimalloc in the pyarrow wheel) returns freed memory to the OS after 10 ms
-  // by default; the offline engine frees and reallocates large buffers all the time, and the
-  // kernel then spends more time zeroing pages than the join spends working (measured: 2.5x
-  // slower). Keep freed memory for 5 s unless the user chose otherwise.
-  setenv("MIMALLOC_PURGE_DELAY", "5000", /*overwrite=*/0);
+  KeepFreedMemoryForOfflineWork(argc, argv);
   // mimalloc asks for transparent huge pages for its arenas: each 2 MiB range it purged and then
   // touches again is faulted back whole and zeroed by the kernel, which was 16 % of a training
   // set's CPU time (bench/pit_join, perf: clear_page_erms under do_huge_pmd_anonymous_page).

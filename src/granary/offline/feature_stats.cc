@@ -359,6 +359,16 @@ std::string PrintableBytes(std::string_view bytes) {
   return out;
 }
 
+Result<FeatureStatsReport> NewFeatureStatsReport(const FeatureView& view,
+                                                 const FeatureStatsOptions& options) {
+  GRANARY_RETURN_NOT_OK(CheckFeatureStatsOptions(view, options));
+  FeatureStatsReport report;
+  report.view = view.name;
+  report.start = options.start;
+  report.end = options.end;
+  return report;
+}
+
 uint64_t HashForSketch(const void* data, size_t size) {
   uint64_t h = Fnv1a64(std::string_view(static_cast<const char*>(data), size));
   // splitmix64's finalizer: FNV-1a's high bits depend weakly on the last bytes.
@@ -375,12 +385,8 @@ Result<FeatureStatsReport> ComputeFeatureStatsFromFiles(const std::filesystem::p
                                                         const FeatureView& view,
                                                         const FeatureStatsOptions& options) {
   const auto began = std::chrono::steady_clock::now();
-  GRANARY_RETURN_NOT_OK(CheckFeatureStatsOptions(view, options));
+  GRANARY_ASSIGN_OR_RAISE(FeatureStatsReport report, NewFeatureStatsReport(view, options));
   const std::string what = fmt::format("the statistics of feature view '{}'", view.name);
-  FeatureStatsReport report;
-  report.view = view.name;
-  report.start = options.start;
-  report.end = options.end;
 
   std::vector<Accumulator> accs;
   for (const Field* f : RequestedStatsFeatures(view, options)) {

@@ -117,6 +117,10 @@ Result<FeatureStatsReport> ComputeFeatureStatsFromFiles(const std::filesystem::p
 // Pieces every engine shares, so that the rules above have one definition.
 // The checks of `options` against `view` (the errors ComputeFeatureStatsFromFiles describes).
 Status CheckFeatureStatsOptions(const FeatureView& view, const FeatureStatsOptions& options);
+// A report of `view` before any figure: `options` checked (CheckFeatureStatsOptions), the view's
+// name and the interval set. Every engine's statistics start from it.
+Result<FeatureStatsReport> NewFeatureStatsReport(const FeatureView& view,
+                                                 const FeatureStatsOptions& options);
 // The features of `view` that `options` asks for, in the view's order.
 std::vector<const Field*> RequestedStatsFeatures(const FeatureView& view,
                                                  const FeatureStatsOptions& options);

@@ -189,18 +189,8 @@ class EmbeddedEngine final : public OfflineEngine {
 
   Result<std::unique_ptr<OfflineBatchStream>> LatestRows(
       const Definitions& defs, const LatestRowsRequest& request) override {
-    if (request.view == nullptr) return Status::InvalidArgument("LatestRows: no view given");
-    const FeatureView& view = *request.view;
-    if (const DataSource* source = defs.FindOfflineSource(view.source)) {
-      GRANARY_RETURN_NOT_OK(
-          ValidateSource(*source).WithContext(fmt::format("feature view '{}'", view.name)));
-    }
-    ViewSource source;
-    source.repo_root = root_;
-    source.defs = &defs;
-    source.view = &view;
-    source.options.start = request.start;
-    source.options.end = request.end;
+    GRANARY_ASSIGN_OR_RAISE(ViewSource source, ScanSource(defs, request.view, "LatestRows",
+                                                          request.start, request.end));
     source.options.features = request.features;
     LatestRowsOptions latest;
     latest.memory_budget_bytes = options_.memory_budget_bytes;
@@ -217,18 +207,8 @@ class EmbeddedEngine final : public OfflineEngine {
 
   Result<std::unique_ptr<OfflineBatchStream>> ReadEvents(const Definitions& defs,
                                                          const EventsRequest& request) override {
-    if (request.view == nullptr) return Status::InvalidArgument("ReadEvents: no view given");
-    const FeatureView& view = *request.view;
-    if (const DataSource* source = defs.FindOfflineSource(view.source)) {
-      GRANARY_RETURN_NOT_OK(
-          ValidateSource(*source).WithContext(fmt::format("feature view '{}'", view.name)));
-    }
-    ViewSource source;
-    source.repo_root = root_;
-    source.defs = &defs;
-    source.view = &view;
-    source.options.start = request.start;
-    source.options.end = request.end;
+    GRANARY_ASSIGN_OR_RAISE(ViewSource source, ScanSource(defs, request.view, "ReadEvents",
+                                                          request.start, request.end));
     source.options.batch_rows = request.batch_rows;
     GRANARY_ASSIGN_OR_RAISE(auto scan, OpenAggregationEventScan(source));
     return std::unique_ptr<OfflineBatchStream>(new EventStream(std::move(scan), request.cancel));
@@ -269,6 +249,25 @@ class EmbeddedEngine final : public OfflineEngine {
       }
     }
     return Status::OK();
+  }
+
+  // What a scan of `view` (a LatestRows or ReadEvents request, named by `call` when the view is
+  // missing) over [start, end] reads, its source checked first as for a training set.
+  Result<ViewSource> ScanSource(const Definitions& defs, const FeatureView* view,
+                                std::string_view call, std::optional<Timestamp> start,
+                                Timestamp end) const {
+    if (view == nullptr) return Status::InvalidArgument(fmt::format("{}: no view given", call));
+    if (const DataSource* source = defs.FindOfflineSource(view->source)) {
+      GRANARY_RETURN_NOT_OK(
+          ValidateSource(*source).WithContext(fmt::format("feature view '{}'", view->name)));
+    }
+    ViewSource out;
+    out.repo_root = root_;
+    out.defs = &defs;
+    out.view = view;
+    out.options.start = start;
+    out.options.end = end;
+    return out;
   }
 
   const std::filesystem::path root_;

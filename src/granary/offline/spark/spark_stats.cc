@@ -270,12 +270,8 @@ Result<FeatureStatsReport> ComputeSparkFeatureStats(SparkConnectClient& client,
                                                     const FeatureView& view,
                                                     const FeatureStatsOptions& options) {
   const auto began = std::chrono::steady_clock::now();
-  GRANARY_RETURN_NOT_OK(CheckFeatureStatsOptions(view, options));
+  GRANARY_ASSIGN_OR_RAISE(FeatureStatsReport report, NewFeatureStatsReport(view, options));
   const std::string what = fmt::format("feature view '{}': statistics in the cluster", view.name);
-  FeatureStatsReport report;
-  report.view = view.name;
-  report.start = options.start;
-  report.end = options.end;
   report.join_keys = query.join_keys;
   report.scan.view = view.name;
 
