@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <optional>
 #include <random>
 #include <tuple>
 
@@ -155,6 +156,69 @@ TEST(LatestRowTable, CompoundKeysWithStringsAndNullsKeepTheLatestRowEach) {
   EXPECT_EQ(chosen[2].index, 104);  // "a",1: event 30 twice, the row read last
   EXPECT_EQ(chosen[2].event_ts, 30);
   EXPECT_EQ(table.entities(), 0);
+}
+
+// The integer table (open addressing) through many doublings: 100,000 entities of up to three
+// rows each, offered in shuffled batches with null keys, against a map; its memory is its slots.
+TEST(LatestRowTable, IntegerKeysGrowingTableKeepsTheLatestRowOfEveryEntity) {
+  std::mt19937_64 rng(17);
+  struct Row {
+    std::optional<int64_t> key;
+    int64_t event;
+  };
+  std::vector<Row> rows;
+  for (int64_t id = 0; id < 100'000; ++id) {
+    const int64_t key = id * 7919 - 3'000'000;  // negative and positive values
+    for (uint64_t r = 0; r <= rng() % 3; ++r)
+      rows.push_back({key, static_cast<int64_t>(rng() % 5)});
+  }
+  for (int i = 0; i < 50; ++i) rows.push_back({std::nullopt, 1});
+  std::shuffle(rows.begin(), rows.end(), rng);
+  // The oracle: per key, the greatest (event, position); no created timestamps.
+  std::map<int64_t, std::pair<int64_t, int64_t>> expected;
+  for (size_t p = 0; p < rows.size(); ++p) {
+    if (!rows[p].key) continue;
+    auto [it, inserted] = expected.try_emplace(*rows[p].key, rows[p].event, p);
+    if (!inserted && std::make_pair(rows[p].event, static_cast<int64_t>(p)) >= it->second) {
+      it->second = {rows[p].event, p};
+    }
+  }
+  LatestRowTable table(/*single_integer_key=*/true);
+  for (size_t first = 0; first < rows.size(); first += 9'999) {
+    const size_t last = std::min(rows.size(), first + 9'999);
+    arrow::Int64Builder keys;
+    arrow::TimestampBuilder events(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                                   arrow::default_memory_pool());
+    for (size_t p = first; p < last; ++p) {
+      ASSERT_TRUE((rows[p].key ? keys.Append(*rows[p].key) : keys.AppendNull()).ok());
+      ASSERT_TRUE(events.Append(rows[p].event).ok());
+    }
+    std::vector<std::shared_ptr<arrow::Array>> key_columns = {keys.Finish().ValueOrDie()};
+    ASSERT_TRUE(
+        table
+            .Offer(key_columns, *events.Finish().ValueOrDie(), nullptr, static_cast<int64_t>(first))
+            .ok());
+  }
+  EXPECT_EQ(table.entities(), static_cast<int64_t>(expected.size()));
+  EXPECT_EQ(table.null_key_rows(), 50);
+  // Slots of 32 bytes, between 35 % and 70 % full.
+  EXPECT_LE(table.memory_bytes(), static_cast<int64_t>(expected.size()) * 32 * 100 / 35);
+  EXPECT_GE(table.memory_bytes(), static_cast<int64_t>(expected.size()) * 32 * 100 / 70);
+  std::vector<ChosenRow> chosen;
+  table.TakeChosen(&chosen);
+  std::sort(chosen.begin(), chosen.end(),
+            [](const ChosenRow& a, const ChosenRow& b) { return a.index < b.index; });
+  std::vector<ChosenRow> want;
+  for (const auto& [key, best] : expected) want.push_back({best.second, best.first});
+  std::sort(want.begin(), want.end(),
+            [](const ChosenRow& a, const ChosenRow& b) { return a.index < b.index; });
+  ASSERT_EQ(chosen.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(chosen[i].index, want[i].index) << i;
+    ASSERT_EQ(chosen[i].event_ts, want[i].event_ts) << i;
+  }
+  EXPECT_EQ(table.entities(), 0);
+  EXPECT_EQ(table.memory_bytes(), 0);
 }
 
 }  // namespace

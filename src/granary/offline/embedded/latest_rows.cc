@@ -102,15 +102,18 @@ Status LatestRowTable::Offer(const std::vector<std::shared_ptr<arrow::Array>>& k
   if (integer_keys_) {
     GRANARY_ASSIGN_OR_RAISE(KeyColumns columns, KeyColumns::Make(keys));
     std::vector<uint64_t> hashes(n);
-    columns.HashRows(hashes.data());  // a bijection of the value: exact
-    if (by_integer_.empty()) by_integer_.reserve(n);
+    columns.HashRows(hashes.data());         // a bijection of the value: exact
+    if (slots_.empty()) ReserveIntegers(1);  // 64 slots, doubled as entities arrive
+    constexpr int64_t kAhead = 8;  // slots fetched ahead: the table is larger than the caches
     for (int64_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) __builtin_prefetch(&slots_[hashes[i + kAhead] & (slots_.size() - 1)]);
       if (key_nulls && columns.IsNull(i)) {
         ++null_key_rows_;
         continue;
       }
-      auto [it, inserted] = by_integer_.try_emplace(hashes[i]);
-      OfferOne(&it->second, inserted, row_of(i));
+      bool inserted = false;
+      Entry* slot = FindOrInsert(hashes[i], &inserted);
+      OfferOne(slot, inserted, row_of(i));
     }
     return Status::OK();
   }
@@ -129,26 +132,73 @@ Status LatestRowTable::Offer(const std::vector<std::shared_ptr<arrow::Array>>& k
   return Status::OK();
 }
 
+// The integer table's maximum load, as a fraction: past it the table doubles.
+constexpr int64_t kMaxLoadPercent = 70;
+
+void LatestRowTable::ReserveIntegers(int64_t entities) {
+  size_t capacity = slots_.empty() ? 64 : slots_.size();
+  while (entities * 100 > static_cast<int64_t>(capacity) * kMaxLoadPercent) capacity *= 2;
+  if (capacity == slots_.size()) return;
+  std::vector<Slot> old(capacity);
+  old.swap(slots_);
+  const uint64_t mask = capacity - 1;
+  for (const Slot& s : old) {
+    if (s.entry.position < 0) continue;
+    uint64_t i = s.key & mask;
+    while (slots_[i].entry.position >= 0) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
+}
+
+LatestRowTable::Entry* LatestRowTable::FindOrInsert(uint64_t key, bool* inserted) {
+  // Grown before a probe that could insert past the maximum load; the slot returned stays put
+  // until the next call.
+  ReserveIntegers(used_slots_ + 1);
+  // The keys are KeyColumns' mixed hashes of the values (a bijection): their low bits spread.
+  const uint64_t mask = slots_.size() - 1;
+  for (uint64_t i = key & mask;; i = (i + 1) & mask) {
+    Slot& s = slots_[i];
+    if (s.entry.position < 0) {
+      s.key = key;
+      ++used_slots_;
+      *inserted = true;
+      return &s.entry;
+    }
+    if (s.key == key) {
+      *inserted = false;
+      return &s.entry;
+    }
+  }
+}
+
 int64_t LatestRowTable::entities() const {
-  return static_cast<int64_t>(integer_keys_ ? by_integer_.size() : by_bytes_.size());
+  return integer_keys_ ? used_slots_ : static_cast<int64_t>(by_bytes_.size());
 }
 
 int64_t LatestRowTable::BytesPerEntity(bool single_integer_key) {
+  if (single_integer_key) {
+    // A slot at the table's average load (between 35 % and 70 %: half full).
+    return static_cast<int64_t>(sizeof(Slot)) * 2;
+  }
   // A node (key, entry, next pointer) plus the allocator's header, and a bucket pointer.
   constexpr int64_t kOverhead = 16 + 8 + 8;
   return static_cast<int64_t>(sizeof(Entry)) + kOverhead +
-         (single_integer_key ? 8 : static_cast<int64_t>(sizeof(std::string)) + 8);
+         static_cast<int64_t>(sizeof(std::string)) + 8;
 }
 
 int64_t LatestRowTable::memory_bytes() const {
-  return entities() * BytesPerEntity(integer_keys_) + key_bytes_;
+  if (integer_keys_) return static_cast<int64_t>(slots_.size() * sizeof(Slot));
+  return entities() * BytesPerEntity(false) + key_bytes_;
 }
 
 void LatestRowTable::TakeChosen(std::vector<ChosenRow>* out) {
   out->reserve(out->size() + entities());
-  for (const auto& [key, e] : by_integer_) out->push_back({e.position, e.event});
+  for (const Slot& s : slots_) {
+    if (s.entry.position >= 0) out->push_back({s.entry.position, s.entry.event});
+  }
   for (const auto& [key, e] : by_bytes_) out->push_back({e.position, e.event});
-  by_integer_ = {};
+  slots_ = {};
+  used_slots_ = 0;
   by_bytes_ = {};
   key_bytes_ = 0;
 }

@@ -11,7 +11,9 @@
 // times, so the second pass can check it reads the same rows), sorted by position: the second
 // pass (latest_stream.h) then reads the features in the same order and keeps just those rows.
 //
-// Memory: one hash table entry per entity (LatestRowTable) while the entities fit in the budget;
+// Memory: one hash table entry per entity (LatestRowTable: for one integer-like join key, an
+// open-addressing table of 32-byte slots at most 70 % full; otherwise a node map keyed by the
+// key bytes) while the entities fit in the budget;
 // when the table outgrows it, the scan starts again and the keys and times are split by entity
 // into partitions (EntityPartitioner, spilled to Arrow IPC files past half the budget), each of
 // which gets a table of its own. Whether to partition is decided by the entities seen, not by the
@@ -71,8 +73,19 @@ class LatestRowTable {
   };
   void OfferOne(Entry* slot, bool inserted, const Entry& row);
 
+  // One integer key's slot; `entry.position` < 0 marks an empty slot (read positions are >= 0).
+  struct Slot {
+    uint64_t key = 0;
+    Entry entry{0, 0, -1};
+  };
+  // The slot of `key` (linear probing from its mixed hash), inserting it when absent.
+  Entry* FindOrInsert(uint64_t key, bool* inserted);
+  // Grows the integer table to hold at least `entities` within the maximum load.
+  void ReserveIntegers(int64_t entities);
+
   bool integer_keys_;
-  std::unordered_map<uint64_t, Entry> by_integer_;
+  std::vector<Slot> slots_;  // power-of-two size; empty until the first row
+  int64_t used_slots_ = 0;
   std::unordered_map<std::string, Entry> by_bytes_;
   int64_t key_bytes_ = 0;  // bytes of keys longer than the inline string buffer
   int64_t null_key_rows_ = 0;

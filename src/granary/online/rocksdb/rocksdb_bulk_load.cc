@@ -24,6 +24,7 @@
 
 #include "granary/common/temp_dir.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
+#include "granary/online/rocksdb/sst_compression.h"
 #include "granary/online/value_codec.h"
 
 namespace granary {
@@ -38,6 +39,9 @@ constexpr uint64_t kFinalFileBytes = uint64_t{256} << 20;
 constexpr size_t kParallelFinalRows = 100'000;
 // Records compared per MultiGet when the load falls back to write-if-newer.
 constexpr size_t kFallbackChunk = 256;
+// Sample blocks taken, evenly spaced, from the first sorted buffer to decide the final files'
+// compression (sst_compression.h): 64 blocks of 4 KiB.
+constexpr size_t kCompressionSampleBlocks = 64;
 
 Status FromRocks(const rocksdb::Status& s, std::string_view what, const std::string& where) {
   if (s.ok()) return Status::OK();
@@ -48,7 +52,10 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what, const std::str
 
 // One encoded row in a sort buffer: the key at `offset`, the record right after it.
 struct Entry {
-  uint64_t prefix;  // the key's first 8 bytes, big-endian: most comparisons end here
+  // The key's first 16 bytes, big-endian, zero-padded: keys of up to 16 bytes (an integer entity
+  // key is 13) compare without reading the buffer, whose entries are scattered once sorted.
+  uint64_t prefix;
+  uint64_t prefix2;
   uint64_t offset;
   uint32_t key_size;
   uint32_t record_size;
@@ -67,12 +74,31 @@ struct SortBuffer {
   }
 };
 
-uint64_t KeyPrefix(std::string_view key) {
+constexpr uint32_t kPrefixBytes = 16;
+
+// Bytes [from, from + 8) of `key` as a big-endian number, zero past its end.
+uint64_t KeyPrefix(std::string_view key, size_t from) {
   uint64_t p = 0;
-  for (size_t i = 0; i < 8; ++i) {
+  for (size_t i = from; i < from + 8; ++i) {
     p = (p << 8) | (i < key.size() ? static_cast<uint8_t>(key[i]) : 0);
   }
   return p;
+}
+
+// Key order of two entries of `buffer`: <0, 0 or >0. With both keys within the prefix, zero
+// padding makes a key that is a prefix of the other compare equal, so the shorter goes first.
+int CompareKeys(const SortBuffer& buffer, const Entry& a, const Entry& b) {
+  if (a.prefix != b.prefix) return a.prefix < b.prefix ? -1 : 1;
+  if (a.prefix2 != b.prefix2) return a.prefix2 < b.prefix2 ? -1 : 1;
+  if (a.key_size <= kPrefixBytes && b.key_size <= kPrefixBytes) {
+    return a.key_size == b.key_size ? 0 : (a.key_size < b.key_size ? -1 : 1);
+  }
+  return buffer.key(a).compare(buffer.key(b));
+}
+
+bool SameKey(const SortBuffer& buffer, const Entry& a, const Entry& b) {
+  if (a.prefix != b.prefix || a.prefix2 != b.prefix2 || a.key_size != b.key_size) return false;
+  return a.key_size <= kPrefixBytes || buffer.key(a) == buffer.key(b);
 }
 
 // The write order of a record; nullopt when its body cannot be parsed (never for our own).
@@ -119,7 +145,9 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
       local.bytes.append(keys.key(i));
       layout::PutBigEndian32(&local.bytes, view_.view_id());
       e.key_size = static_cast<uint32_t>(local.bytes.size() - e.offset);
-      e.prefix = KeyPrefix(std::string_view(local.bytes.data() + e.offset, e.key_size));
+      const std::string_view key(local.bytes.data() + e.offset, e.key_size);
+      e.prefix = KeyPrefix(key, 0);
+      e.prefix2 = KeyPrefix(key, 8);
       local.bytes.push_back(kRecordVersion);
       layout::PutFixed<int64_t>(&local.bytes, expiry);
       GRANARY_RETURN_NOT_OK(encoder.Append(i, &local.bytes));
@@ -186,10 +214,36 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
   }
 
  private:
-  rocksdb::Options FileOptions(bool final_file) const {
+  rocksdb::Options FileOptions(bool final_file) {
     rocksdb::Options o = store_->db_->GetOptions();
-    if (!final_file) o.compression = rocksdb::kNoCompression;  // read once, at the merge
+    if (!final_file) {
+      o.compression = rocksdb::kNoCompression;  // read once, at the merge
+    } else {
+      MutexLock lock(&mu_);
+      if (compress_final_.has_value() && !*compress_final_) {
+        o.compression = rocksdb::kNoCompression;  // the sample did not compress (see below)
+      }
+    }
     return o;
+  }
+
+  // Decides, once per load, whether the final files are compressed, from blocks of consecutive
+  // records spread over the first sorted buffer (sst_compression.h).
+  void DecideCompression(const SortBuffer& buffer) {
+    {
+      MutexLock lock(&mu_);
+      if (compress_final_.has_value()) return;
+    }
+    const auto& entries = buffer.entries;
+    SstCompressionSample sample;
+    for (size_t b = 0; b < kCompressionSampleBlocks; ++b) {
+      for (size_t i = entries.size() * b / kCompressionSampleBlocks; i < entries.size(); ++i) {
+        if (sample.Add(buffer.key(entries[i]), buffer.record(entries[i]))) break;
+      }
+    }
+    sample.Finish();
+    MutexLock lock(&mu_);
+    if (!compress_final_.has_value()) compress_final_ = sample.WorthCompressing();
   }
 
   // Sorts `buffer`, keeps the newest row of each key, writes a run file.
@@ -213,17 +267,24 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
                                                WriteStats* stats, std::string run_path = {}) {
     auto& entries = buffer->entries;
     std::sort(entries.begin(), entries.end(), [buffer](const Entry& a, const Entry& b) {
-      if (a.prefix != b.prefix) return a.prefix < b.prefix;
-      const int c = buffer->key(a).compare(buffer->key(b));
+      const int c = CompareKeys(*buffer, a, b);
       return c != 0 ? c < 0 : a.seq < b.seq;
     });
+    DecideCompression(*buffer);
     const size_t features = view_.features().size();
     // Entries [begin, end) into `sink`, the newest row of each key.
     auto write_range = [&](size_t begin, size_t end, FileSink* sink, WriteStats* counts) -> Status {
+      constexpr size_t kAhead = 16;  // rows whose scattered records are fetched ahead
       for (size_t i = begin; i < end;) {
+        if (i + kAhead < end) {
+          const Entry& e = entries[i + kAhead];
+          const char* ahead = buffer->bytes.data() + e.offset;
+          const uint32_t bytes = std::min<uint32_t>(e.key_size + e.record_size, 1024);
+          for (uint32_t at = 0; at < bytes; at += 64) __builtin_prefetch(ahead + at);
+        }
         size_t winner = i, j = i + 1;
         const std::string_view key = buffer->key(entries[i]);
-        for (; j < end && buffer->key(entries[j]) == key; ++j) {
+        for (; j < end && SameKey(*buffer, entries[j], entries[i]); ++j) {
           if (Replaces(buffer->record(entries[j]), buffer->record(entries[winner]), features)) {
             winner = j;
           }
@@ -238,10 +299,9 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
     std::vector<std::string> files;
     size_t split = entries.size();
     if (final_files && entries.size() >= kParallelFinalRows) {
-      // The final files are built (LZ4 included) on two threads, one per half of the keys.
+      // The final files are built (compression included) on two threads, one per half of the keys.
       split = entries.size() / 2;
-      while (split < entries.size() &&
-             buffer->key(entries[split]) == buffer->key(entries[split - 1])) {
+      while (split < entries.size() && SameKey(*buffer, entries[split], entries[split - 1])) {
         ++split;
       }
     }
@@ -482,6 +542,9 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
   int final_count_ GUARDED_BY(mu_) = 0;
   int64_t run_duplicates_ GUARDED_BY(mu_) = 0;
   Status error_ GUARDED_BY(mu_);
+  // Whether the final files are compressed (with the store's LZ4); decided by the first sorted
+  // buffer, before any final file is opened.
+  std::optional<bool> compress_final_ GUARDED_BY(mu_);
 };
 
 Result<std::unique_ptr<OnlineBulkLoad>> RocksDbOnlineStore::StartBulkLoad(

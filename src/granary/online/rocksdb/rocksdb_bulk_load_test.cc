@@ -1,6 +1,7 @@
 // RocksDB bulk loading (rocksdb_bulk_load.cc): when a load may run, that it reads as WriteBatch
 // of the same rows would, and that a newer value written meanwhile survives.
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include <algorithm>
 #include <random>
@@ -143,6 +144,100 @@ TEST_F(RocksDbBulkLoadTest, ALargeLoadWrittenByTwoThreadsHoldsEveryEntityOnce) {
   EXPECT_EQ(store_->CompactAndCount().ValueOrDie(), 120'000);
   EXPECT_EQ(Scores({1, 2, 60'000, 60'001, 119'999, 120'000}),
             (std::vector<double>{2.0, 0.5, 0.5, 0.5, 0.5, 0.5}));
+}
+
+// String keys of every length around the sort's 16-byte prefix, many sharing their first bytes:
+// the files are written in RocksDB's key order (SstFileWriter refuses any other) and each bay
+// reads back its newest row, from one buffer and from merged runs.
+TEST_P(RocksDbBulkLoadBuffers, StringKeysLongerAndShorterThanTheSortPrefixLoadInKeyOrder) {
+  auto view = layouts_.at("bay_stats");
+  std::mt19937_64 rng(5);
+  std::vector<std::string> bays;
+  for (int i = 0; i < 1'500; ++i) {
+    std::string id(1 + rng() % 40, 'b');
+    for (size_t c = id.size() / 2; c < id.size(); ++c) id[c] = static_cast<char>('a' + rng() % 3);
+    bays.push_back(id);
+  }
+  std::sort(bays.begin(), bays.end());
+  bays.erase(std::unique(bays.begin(), bays.end()), bays.end());
+  std::shuffle(bays.begin(), bays.end(), rng);
+  auto rows = [&](size_t first, size_t last, Timestamp event, double offset) {
+    std::vector<Row> out;
+    for (size_t i = first; i < last; ++i) {
+      out.push_back(Row{{Value(bays[i])}, event, {}, {Value(offset + static_cast<double>(i))}});
+    }
+    return MakeRows(*view, out);
+  };
+  auto load = Start(*view, GetParam());
+  ASSERT_NE(load, nullptr);
+  const size_t half = bays.size() / 2;
+  ASSERT_TRUE(load->Add(*rows(0, bays.size(), kT0 - Duration::Minutes(10), 0.0)).ok());
+  // The first half again: older rows (ignored), then newer ones (kept).
+  ASSERT_TRUE(load->Add(*rows(0, half, kT0 - Duration::Minutes(20), 10'000.0)).ok());
+  ASSERT_TRUE(load->Add(*rows(0, half, kT0 - Duration::Minutes(5), 20'000.0)).ok());
+  auto stats = load->Finish();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->written, static_cast<int64_t>(bays.size()));
+  EXPECT_EQ(stats->skipped_older, static_cast<int64_t>(2 * half));
+  load.reset();
+  std::vector<std::vector<Value>> keys;
+  for (const std::string& bay : bays) keys.push_back({Value(bay)});
+  OnlineReadRequest request;
+  request.views.push_back(MakeViewRead(view, keys));
+  OnlineFeatures read = store_->Read(request).ValueOrDie();
+  for (size_t i = 0; i < bays.size(); ++i) {
+    ASSERT_EQ(read.status(0, 0, i), FeatureStatus::kPresent) << bays[i];
+    EXPECT_EQ(read.value(0, 0, i).AsFloat64(), (i < half ? 20'000.0 : 0.0) + static_cast<double>(i))
+        << bays[i];
+  }
+  EXPECT_EQ(store_->CompactAndCount().ValueOrDie(), static_cast<int64_t>(bays.size()));
+}
+
+// The final files are LZ4 when a sample of their blocks compresses, uncompressed when it does not
+// (sst_compression.h); either way they read back the same.
+TEST_F(RocksDbBulkLoadTest, FinalFilesAreCompressedOnlyWhenTheirBlocksCompress) {
+  auto view = layouts_.at("every_type");
+  for (bool random : {false, true}) {
+    SCOPED_TRACE(random ? "random floats" : "zeros");
+    dir_ = TempDir::Make("granary_bulk_").ValueOrDie();
+    Reopen();
+    std::mt19937_64 rng(11);
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    std::vector<Row> rows;
+    for (int64_t id = 1; id <= 2'000; ++id) {
+      std::vector<double> list(50);
+      for (double& x : list) x = random ? uniform(rng) : 0.0;
+      std::vector<Value> features(view->features().size());
+      features[12] = Value(list);  // l_float64
+      rows.push_back(Row{{Value(id)}, kT0, {}, features});
+    }
+    auto load = Start(*view, int64_t{64} << 20);
+    ASSERT_NE(load, nullptr);
+    ASSERT_TRUE(load->Add(*MakeRows(*view, rows)).ok());
+    auto stats = load->Finish();
+    ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+    EXPECT_EQ(stats->written, 2'000);
+    load.reset();
+    // Read back through the store: the last row's list as written.
+    OnlineReadRequest request;
+    request.views.push_back(MakeViewRead(view, {{Value(int64_t{2'000})}}));
+    OnlineFeatures read = store_->Read(request).ValueOrDie();
+    ASSERT_EQ(read.status(0, 12, 0), FeatureStatus::kPresent);
+    EXPECT_EQ(read.value(0, 12, 0).ToValue(), rows.back().features[12]);
+    store_.reset();
+    // The ingested files' compression, as RocksDB recorded it.
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(
+        rocksdb::DB::OpenForReadOnly(rocksdb::Options(), (dir_.path() / "online").string(), &raw)
+            .ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::TablePropertiesCollection tables;
+    ASSERT_TRUE(db->GetPropertiesOfAllTables(&tables).ok());
+    ASSERT_FALSE(tables.empty());
+    for (const auto& [file, properties] : tables) {
+      EXPECT_EQ(properties->compression_name, random ? "NoCompression" : "LZ4") << file;
+    }
+  }
 }
 
 TEST_F(RocksDbBulkLoadTest, ANewerValueWrittenDuringTheLoadSurvivesIt) {
