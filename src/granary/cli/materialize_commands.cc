@@ -80,6 +80,14 @@ std::string DescribeView(const ViewMaterialization& v) {
                         Progress::HumanCount(static_cast<double>(v.tile_events)),
                         FormatTimestamp(*v.tiles_from));
   }
+  if (v.tile_partitions > 0) {
+    line += fmt::format(
+        ", tiles: {} events in {} partitions ({} MiB spilled), built in {} groups of entities "
+        "(the tiles outgrew half the memory budget after {} events, read again)",
+        Progress::HumanCount(static_cast<double>(v.tile_events)), v.tile_partitions,
+        v.tile_bytes_spilled >> 20, v.tile_groups,
+        Progress::HumanCount(static_cast<double>(v.tile_events_read_twice)));
+  }
   if (v.null_key_rows > 0)
     line += fmt::format(", {} rows with a null join key ignored", v.null_key_rows);
   if (v.partitions > 0) {
