@@ -527,9 +527,9 @@ def test_the_summary_of_a_view_with_plain_features_and_aggregations_gives_both_c
 
 
 def test_tiles_larger_than_the_memory_budget_are_built_per_group_of_entities(cli, tmp_path):
-    """Materializing tiles that outgrow half the memory budget partitions the events by entity
-    and builds and writes one group of entities at a time (materializer.cc, TileBuilder): the
-    summary says so, and the online values are those of a run that held every tile at once."""
+    """Materializing tiles that outgrow a quarter of the memory budget partitions the events by
+    entity and builds and writes one group of entities at a time (materializer.cc, TileBuilder):
+    the summary says so, and the online values are those of a run that held every tile at once."""
     now = int(time.time() * 1_000_000)
     rng = np.random.default_rng(18)
     n = 24_000  # 1,500 customers, about 16 events each over the last week: ~20K tiles

@@ -461,11 +461,13 @@ Status TileAccumulator::Add(const std::vector<std::string>& keys, const int64_t*
     }
   }
   const int64_t g = spec_.granularity.micros;
-  // The heap a map or set node takes beside its value (three pointers, a color, the allocator's
-  // header), and a std::string's own heap when its bytes do not fit inline.
-  constexpr int64_t kNode = 48;
+  // The heap a map or set node takes beside its value (three pointers and a color), what the
+  // allocator adds to every block (a header, rounding), and a std::string's own heap when its
+  // bytes do not fit inline.
+  constexpr int64_t kAlloc = 16;
+  constexpr int64_t kNode = 32 + kAlloc;
   auto heap_of = [](const std::string& s) -> int64_t {
-    return s.size() > 15 ? static_cast<int64_t>(s.capacity()) + 1 : 0;
+    return s.size() > 15 ? static_cast<int64_t>(s.capacity()) + 1 + kAlloc : 0;
   };
   for (size_t i = 0; i < keys.size(); ++i) {
     const int64_t t = times[i];
@@ -485,8 +487,9 @@ Status TileAccumulator::Add(const std::vector<std::string>& keys, const int64_t*
       tile.last_event = t;
       tile.parts.resize(n_items);
       ++tiles_;
-      bytes_ += kNode + static_cast<int64_t>(sizeof(int64_t) + sizeof(Tile) +
-                                             n_items * sizeof(TilePartial));
+      bytes_ +=
+          kNode + kAlloc +
+          static_cast<int64_t>(sizeof(int64_t) + sizeof(Tile) + n_items * sizeof(TilePartial));
     }
     tile.last_event = std::max(tile.last_event, t);
     for (size_t k = 0; k < n_items; ++k) {
@@ -507,7 +510,7 @@ Status TileAccumulator::Add(const std::vector<std::string>& keys, const int64_t*
         // One value more (an event adds at most one): its node and its bytes.
         const int64_t value_bytes = v.is_null() ? 0 : static_cast<int64_t>(DistinctBytes(v).size());
         bytes_ += kNode + static_cast<int64_t>(sizeof(std::string)) +
-                  (value_bytes > 15 ? value_bytes + 1 : 0);
+                  (value_bytes > 15 ? value_bytes + 1 + kAlloc : 0);
       }
     }
   }

@@ -83,7 +83,7 @@ std::string DescribeView(const ViewMaterialization& v) {
   if (v.tile_partitions > 0) {
     line += fmt::format(
         ", tiles: {} events in {} partitions ({} MiB spilled), built in {} groups of entities "
-        "(the tiles outgrew half the memory budget after {} events, read again)",
+        "(the tiles outgrew a quarter of the memory budget after {} events, read again)",
         Progress::HumanCount(static_cast<double>(v.tile_events)), v.tile_partitions,
         v.tile_bytes_spilled >> 20, v.tile_groups,
         Progress::HumanCount(static_cast<double>(v.tile_events_read_twice)));
