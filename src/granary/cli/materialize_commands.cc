@@ -21,8 +21,9 @@ void AddMaterializeOptions(CLI::App* cmd, MaterializeArgs* args) {
   cmd->add_option("--views", args->views,
                   "Feature views to materialize, comma-separated (default: every online view)");
   cmd->add_option("--memory-budget", args->memory_budget,
-                  "Memory for picking each entity's latest row and the batches in flight; past "
-                  "it the first pass spills to disk (e.g. 512MiB, 2GiB)")
+                  "Memory for picking each entity's latest row, the batches in flight and the "
+                  "tiles of window aggregations; past it they are partitioned by entity and "
+                  "spilled to disk (e.g. 512MiB, 2GiB)")
       ->capture_default_str();
   cmd->add_option("--write-threads", args->write_threads,
                   "Parallel writers to the online store (0: two per core)")
