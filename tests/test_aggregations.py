@@ -524,3 +524,45 @@ def test_the_summary_of_a_view_with_plain_features_and_aggregations_gives_both_c
               repo / "train.parquet", check=True)
     assert "2 of 4 entity rows matched, 1 with events in their 2h window" in out.stderr, out.stderr
     assert pq.read_table(repo / "train.parquet").column("payments_2h").to_pylist() == [5, 0, 0, 0]
+
+
+def test_tiles_larger_than_the_memory_budget_are_built_per_group_of_entities(cli, tmp_path):
+    """Materializing tiles that outgrow a quarter of the memory budget partitions the events by
+    entity and builds and writes one group of entities at a time (materializer.cc, TileBuilder):
+    the summary says so, and the online values are those of a run that held every tile at once."""
+    now = int(time.time() * 1_000_000)
+    rng = np.random.default_rng(18)
+    n = 24_000  # 1,500 customers, about 16 events each over the last week: ~20K tiles
+    events = pd.DataFrame({
+        "customer_id": rng.integers(1, 1501, n),
+        "ts": now - rng.integers(1, 7 * DAY, n),
+        "amount": np.where(rng.random(n) < 0.1, np.nan, rng.random(n) * 100),
+        "failed": pd.array(rng.random(n) < 0.2, dtype=object),
+        "items": pd.array(rng.integers(1, 5, n), dtype=object),
+        "merchant": [f"merchant-{k}" for k in rng.integers(0, 40, n)],
+    })
+    repos = {}
+    for name, budget in (("whole", "1GiB"), ("grouped", "2MiB")):
+        repo = tmp_path / name
+        (repo / "data" / "payments").mkdir(parents=True)
+        write_events(repo / "data" / "payments" / "part-0.parquet", events)
+        (repo / "granary.yaml").write_text(f"project: agg{name}\n")
+        (repo / "features.yaml").write_text(ONLINE_DEFS)
+        cli("-C", repo, "apply", check=True)
+        out = cli("-C", repo, "materialize", "2000-01-01T00:00:00Z", "now", "--memory-budget",
+                  budget, "--spill-dir", tmp_path, check=True)
+        repos[name] = (repo, out.stdout + out.stderr)
+    whole, grouped = repos["whole"][1], repos["grouped"][1]
+    assert "groups of entities" not in whole, whole
+    assert "partitions (" in grouped and "groups of entities" in grouped, grouped
+    groups = int(grouped.split(" groups of entities")[0].rsplit(" ", 1)[1])
+    assert groups >= 2, grouped
+    customers = sorted(set(events.customer_id.tolist()))
+    got = online_values(cli, repos["grouped"][0], customers)
+    want = online_values(cli, repos["whole"][0], customers)
+    differ = [(c, k, got[c][k], want[c][k]) for c in customers for k in want[c]
+              if not same(got[c][k], want[c][k])]
+    assert not differ, differ[:10]
+    assert sum(1 for c in customers if want[c]["payments_2h"] > 0) > 100
+    out = cli("-C", repos["grouped"][0], "verify", "--sample", "200")
+    assert out.returncode == 0, out.stdout + out.stderr

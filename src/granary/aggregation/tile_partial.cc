@@ -35,29 +35,6 @@ bool Less(const Value& a, const Value& b) {
   return AsInt(a) < AsInt(b);
 }
 
-// The bytes that identify a value for count_distinct: equal values, equal bytes (-0.0 is 0.0,
-// every NaN one NaN), as the kernel compares them.
-std::string DistinctBytes(const Value& v) {
-  std::string out;
-  if (v.is<std::string>()) {
-    out.push_back('s');
-    out += v.get<std::string>();
-  } else if (v.is<Bytes>()) {
-    out.push_back('s');  // the kernel compares strings and bytes by their bytes alike
-    out += v.get<Bytes>().data;
-  } else if (IsFloat(v)) {
-    double d = AsDouble(v);
-    if (d == 0) d = 0;
-    if (std::isnan(d)) d = std::numeric_limits<double>::quiet_NaN();
-    out.push_back('f');
-    PutLE(&out, d);
-  } else {
-    out.push_back('i');
-    PutLE(&out, AsInt(v));
-  }
-  return out;
-}
-
 void PutValue(std::string* out, const Value& v) {
   if (v.is<bool>()) {
     out->push_back(v.get<bool>() ? 1 : 0);
@@ -152,6 +129,29 @@ Value AsOutput(const Value& v, ValueType output) {
 }
 
 }  // namespace
+
+// The bytes that identify a value for count_distinct: equal values, equal bytes (-0.0 is 0.0,
+// every NaN one NaN), as the kernel compares them.
+std::string DistinctBytes(const Value& v) {
+  std::string out;
+  if (v.is<std::string>()) {
+    out.push_back('s');
+    out += v.get<std::string>();
+  } else if (v.is<Bytes>()) {
+    out.push_back('s');  // the kernel compares strings and bytes by their bytes alike
+    out += v.get<Bytes>().data;
+  } else if (IsFloat(v)) {
+    double d = AsDouble(v);
+    if (d == 0) d = 0;
+    if (std::isnan(d)) d = std::numeric_limits<double>::quiet_NaN();
+    out.push_back('f');
+    PutLE(&out, d);
+  } else {
+    out.push_back('i');
+    PutLE(&out, AsInt(v));
+  }
+  return out;
+}
 
 void MergePartial(const TileSpec::Item& item, TilePartial* a, const TilePartial& b) {
   if (b.count == 0) return;

@@ -62,6 +62,10 @@ class TileReader {
   size_t pos_ = 0;
 };
 
+// The bytes that identify a value for count_distinct: equal values, equal bytes (-0.0 is 0.0,
+// every NaN one NaN), as the kernel compares them.
+std::string DistinctBytes(const Value& v);
+
 // Merges `b` (later in stored or event order) into `a`.
 void MergePartial(const TileSpec::Item& item, TilePartial* a, const TilePartial& b);
 

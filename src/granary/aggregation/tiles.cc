@@ -97,17 +97,35 @@ Status TileAccumulator::Add(const std::vector<std::string>& keys, const int64_t*
     }
   }
   const int64_t g = spec_.granularity.micros;
+  // The heap a map or set node takes beside its value (three pointers and a color), what the
+  // allocator adds to every block (a header, rounding), and a std::string's own heap when its
+  // bytes do not fit inline.
+  constexpr int64_t kAlloc = 16;
+  constexpr int64_t kNode = 32 + kAlloc;
+  auto heap_of = [](const std::string& s) -> int64_t {
+    return s.size() > 15 ? static_cast<int64_t>(s.capacity()) + 1 + kAlloc : 0;
+  };
   for (size_t i = 0; i < keys.size(); ++i) {
     const int64_t t = times[i];
     int64_t tile_start = (t / g) * g;
     if (t % g != 0 && t < 0) tile_start -= g;
-    std::map<int64_t, Tile>& tiles = entities_[keys[i]];
+    auto [entity, new_entity] = entities_.try_emplace(keys[i]);
+    if (new_entity) {
+      bytes_ += kNode +
+                static_cast<int64_t>(sizeof(std::string) + sizeof(std::map<int64_t, Tile>)) +
+                heap_of(entity->first);
+    }
+    std::map<int64_t, Tile>& tiles = entity->second;
     auto [it, fresh] = tiles.try_emplace(tile_start);
     Tile& tile = it->second;
     if (fresh) {
       tile.start = tile_start;
       tile.last_event = t;
       tile.parts.resize(n_items);
+      ++tiles_;
+      bytes_ +=
+          kNode + kAlloc +
+          static_cast<int64_t>(sizeof(int64_t) + sizeof(Tile) + n_items * sizeof(TilePartial));
     }
     tile.last_event = std::max(tile.last_event, t);
     for (size_t k = 0; k < n_items; ++k) {
@@ -121,7 +139,15 @@ Status TileAccumulator::Add(const std::vector<std::string>& keys, const int64_t*
         if (values[k]->IsNull(i)) continue;
         GRANARY_ASSIGN_OR_RAISE(v, ValueAt(*values[k], static_cast<int64_t>(i), types[k]));
       }
-      MergePartial(spec_.items[k], &tile.parts[k], PartialOfEvent(spec_.items[k], v, t));
+      TilePartial& part = tile.parts[k];
+      const size_t distinct_before = part.distinct.size();
+      MergePartial(spec_.items[k], &part, PartialOfEvent(spec_.items[k], v, t));
+      if (part.distinct.size() != distinct_before) {
+        // One value more (an event adds at most one): its node and its bytes.
+        const int64_t value_bytes = v.is_null() ? 0 : static_cast<int64_t>(DistinctBytes(v).size());
+        bytes_ += kNode + static_cast<int64_t>(sizeof(std::string)) +
+                  (value_bytes > 15 ? value_bytes + 1 + kAlloc : 0);
+      }
     }
   }
   return Status::OK();

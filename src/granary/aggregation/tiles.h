@@ -138,9 +138,17 @@ class TileAccumulator {
   // Every entity's tiles, by key, oldest tile first.
   const std::map<std::string, std::map<int64_t, Tile>>& entities() const { return entities_; }
 
+  // Tiles held, and the heap bytes they take, estimated from the sizes of the nodes and values
+  // added (map and set nodes, partials, keys and distinct values; not allocator slack), in bytes.
+  // What a caller holding several accumulators' worth of events compares with its budget.
+  int64_t tiles() const { return tiles_; }
+  int64_t ApproximateBytes() const { return bytes_; }
+
  private:
   const TileSpec& spec_;
   std::map<std::string, std::map<int64_t, Tile>> entities_;
+  int64_t tiles_ = 0;
+  int64_t bytes_ = 0;
 };
 
 // The coarse tiles a write rolls up: those [c, c + spec.rollup) with from <= c and

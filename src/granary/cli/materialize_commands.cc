@@ -21,8 +21,9 @@ void AddMaterializeOptions(CLI::App* cmd, MaterializeArgs* args) {
   cmd->add_option("--views", args->views,
                   "Feature views to materialize, comma-separated (default: every online view)");
   cmd->add_option("--memory-budget", args->memory_budget,
-                  "Memory for picking each entity's latest row and the batches in flight; past "
-                  "it the first pass spills to disk (e.g. 512MiB, 2GiB)")
+                  "Memory for picking each entity's latest row, the batches in flight and the "
+                  "tiles of window aggregations; past it they are partitioned by entity and "
+                  "spilled to disk (e.g. 512MiB, 2GiB)")
       ->capture_default_str();
   cmd->add_option("--write-threads", args->write_threads,
                   "Parallel writers to the online store (0: two per core)")
@@ -79,6 +80,14 @@ std::string DescribeView(const ViewMaterialization& v) {
     line += fmt::format(", tiles: {} events read from {} (incremental)",
                         Progress::HumanCount(static_cast<double>(v.tile_events)),
                         FormatTimestamp(*v.tiles_from));
+  }
+  if (v.tile_partitions > 0) {
+    line += fmt::format(
+        ", tiles: {} events in {} partitions ({} MiB spilled), built in {} groups of entities "
+        "(the tiles outgrew a quarter of the memory budget after {} events, read again)",
+        Progress::HumanCount(static_cast<double>(v.tile_events)), v.tile_partitions,
+        v.tile_bytes_spilled >> 20, v.tile_groups,
+        Progress::HumanCount(static_cast<double>(v.tile_events_read_twice)));
   }
   if (v.null_key_rows > 0)
     line += fmt::format(", {} rows with a null join key ignored", v.null_key_rows);

@@ -133,6 +133,15 @@ struct ViewMaterialization {
   // Aggregation views, an incremental run: the events for the tiles were read from here
   // (IncrementalTileStart of the watermark), not over the whole retention; unset otherwise.
   std::optional<Timestamp> tiles_from;
+  // Aggregation views: the tiles' estimated peak bytes in memory, and, when they outgrew a
+  // quarter of the memory budget, the events read before that (read again), the partitions the
+  // events were split into by entity, the bytes of them spilled and the groups of entities built
+  // and written one after the other (0 partitions: built in memory in one pass).
+  int64_t tile_peak_state_bytes = 0;
+  int64_t tile_events_read_twice = 0;
+  int tile_partitions = 0;
+  int64_t tile_bytes_spilled = 0;
+  int tile_groups = 0;
   std::optional<Timestamp> newest_event;  // the newest event time among the rows chosen
   int partitions = 0;                     // 0: the engine's work fit in memory
   int64_t bytes_spilled = 0;
