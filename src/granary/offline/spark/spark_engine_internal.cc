@@ -1,7 +1,8 @@
+#include "granary/offline/spark/spark_engine_internal.h"
+
 #include <arrow/compute/api.h>
 #include <fmt/format.h>
 
-#include "granary/offline/spark/spark_engine_internal.h"
 #include "granary/types/arrow_convert.h"
 
 namespace granary::spark_engine {
