@@ -423,8 +423,10 @@ def test_incremental_materialization_of_tiles_equals_a_full_one(cli, tmp_path, o
     events = events[events.customer_id != 1]  # the hand-placed edge cases are for t0
     events["ts"] = events.ts - BASE + (now // HOUR * HOUR - 2 * DAY)
     events = events[events.ts <= now - 60_000_000].reset_index(drop=True)
-    watermark = (now - 12 * HOUR) // 1_000_000 * 1_000_000  # END below, to the second
     six_hours = 6 * HOUR  # the roll-up span of a 7 d window at 1 h (aggregation::RollupSpan)
+    # END below: 3 h into the roll-up tile that began 12 to 18 h ago, whatever the time of day,
+    # so that tile always holds late events before the watermark (9 to 15 h ago).
+    watermark = (now - 12 * HOUR) // six_hours * six_hours + 3 * HOUR
     reread_from = (watermark + 1) // six_hours * six_hours
     late = (events.ts >= reread_from) & (events.ts <= watermark) & (events.index % 4 == 0)
     first = events[(events.ts <= watermark) & ~late]
