@@ -40,7 +40,7 @@
 // also drops sections with expire_at <= now (no later write can make them win again); partial
 // merges drop nothing (an expired section still tells an earlier row that it lost).
 //
-// Thread-safe: the operator holds only the clock.
+// Thread-safe: the operator and the filter (below) hold only the clock.
 #pragma once
 
 #include <rocksdb/compaction_filter.h>
