@@ -1,5 +1,7 @@
 #include "shape_batch.h"
 
+#include <fmt/format.h>
+
 #include <random>
 
 namespace granary {
@@ -37,6 +39,30 @@ std::shared_ptr<arrow::RecordBatch> MakeShapeBatch(const ViewLayout& view, int64
     }
   }
   return arrow::RecordBatch::Make(arrow::schema(fields), end - begin, arrays);
+}
+
+Definitions MakeShapeDefinitions(int views, int features) {
+  Definitions defs;
+  defs.project = "bench";
+  Entity customer;
+  customer.name = "customer";
+  customer.join_keys = {"customer_id"};
+  customer.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
+  defs.entities.push_back(customer);
+  for (int v = 0; v < views; ++v) {
+    FeatureView view;
+    view.name = fmt::format("view_{:02}", v);
+    view.entities = {"customer"};
+    view.source = "src";
+    for (int f = 0; f < features; ++f) {
+      Field field;
+      field.name = fmt::format("f{:02}", f);
+      field.type = ValueType::Scalar(f < features / 2 ? ScalarType::kInt64 : ScalarType::kFloat64);
+      view.schema.push_back(field);
+    }
+    defs.feature_views.push_back(view);
+  }
+  return defs;
 }
 
 }  // namespace granary
