@@ -3,8 +3,9 @@
 // (parse and type the df by the views), write-to-online-store (parse and build the view's rows)
 // and materialize-incremental (parse, check the views).
 // Properties beyond "never crash": a resolved request has one key per entity row and view; the
-// response is valid JSON with one result per column and one value per row; a parsed push is a
-// valid Arrow table with at least one row; a parsed write is a valid record batch with the view's
+// response is valid JSON with one result per column and one value per row, with statuses and
+// event times exactly when asked for (include_statuses, include_event_timestamps); a parsed push is
+// a valid Arrow table with at least one row; a parsed write is a valid record batch with the view's
 // join keys, event time and features; views that pass the check are online views; any
 // document the JSON reader accepts is written back and read again to the same value.
 // Run with -max_len up to the server's body limit and fuzz/json.dict (scripts/fuzz does).
@@ -116,13 +117,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (results->get_array().size() != resolved->entities.size() + resolved->columns.size()) {
         Fail("one result per column", text);
       }
+      // Each result has one value per row, and its statuses and event times (one per row)
+      // exactly when the request asked for them (the compact form leaves them out).
+      auto rows_or_absent = [&](const boost::json::value& column, const char* name, bool wanted) {
+        const boost::json::value* array = granary::JsonMember(column, name);
+        if (!wanted) return array == nullptr;
+        return array != nullptr && array->is_array() &&
+               array->get_array().size() == resolved->num_rows;
+      };
       for (const auto& column : results->get_array()) {
-        const boost::json::value* values = granary::JsonMember(column, "values");
-        const boost::json::value* statuses = granary::JsonMember(column, "statuses");
-        if (values == nullptr || statuses == nullptr || !values->is_array() ||
-            !statuses->is_array() || values->get_array().size() != resolved->num_rows ||
-            statuses->get_array().size() != resolved->num_rows) {
-          Fail("one value per row", text);
+        if (!rows_or_absent(column, "values", true) ||
+            !rows_or_absent(column, "statuses", resolved->include_statuses) ||
+            !rows_or_absent(column, "event_timestamps", resolved->include_event_timestamps)) {
+          Fail("one value per row, statuses and times as asked", text);
+        }
+        if (column.as_object().size() !=
+            1u + resolved->include_statuses + resolved->include_event_timestamps) {
+          Fail("no other keys in a result", text);
         }
       }
     }

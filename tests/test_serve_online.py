@@ -56,9 +56,52 @@ def test_push_and_get_online_features_in_feasts_shape(cli, tmp_path, serve):
     assert body["results"][1]["values"] == [3]
 
 
+def test_the_compact_form_has_the_values_of_feasts_shape(cli, tmp_path, serve):
+    """include_statuses / include_event_timestamps false: each result keeps only its values,
+    which are those of the default answer (null where the status is not PRESENT); the default
+    answer does not change."""
+    repo = make_repo(cli, tmp_path)
+    server = serve(repo)
+    fresh, stale = NOW - dt.timedelta(minutes=5), NOW - dt.timedelta(days=2)
+    assert server.post("/push", push_body([1001, 1002], fresh, failures=[3, None]))[0] == 200
+    assert server.post("/push", push_body([1003], stale))[0] == 200
+    request = {"features": ["risk:failures", "risk:rate"], "full_feature_names": True,
+               "entities": {"customer_id": [1001, 1002, 1003, 4242]}}
+    status, full = server.post("/get-online-features", request)
+    assert status == 200, full
+    assert all(set(r) == {"values", "statuses", "event_timestamps"} for r in full["results"])
+    forms = {(False, False): {"values"}, (True, False): {"values", "statuses"},
+             (False, True): {"values", "event_timestamps"}}
+    for (statuses, times), keys in forms.items():
+        status, body = server.post("/get-online-features", {
+            **request, "include_statuses": statuses, "include_event_timestamps": times})
+        assert status == 200, body
+        assert body["metadata"] == full["metadata"]
+        assert [set(r) for r in body["results"]] == [keys] * 3
+        for got, want in zip(body["results"], full["results"]):
+            assert {k: got[k] for k in keys} == {k: want[k] for k in keys}
+    status, body = server.post("/get-online-features", {
+        **request, "include_statuses": False, "include_event_timestamps": False})
+    assert body["results"] == [{"values": [1001, 1002, 1003, 4242]},
+                               {"values": [3, None, None, None]},
+                               {"values": [0.5, 0.5, None, None]}]
+
+
 BAD_REQUESTS = [
     # (path, body, status, part of the message)
     ("/get-online-features", "{", 400, "the request is not valid JSON: line 1, column 2"),
+    ("/get-online-features", {"features": ["risk:rate"], "entities": {"customer_id": [1]},
+                              "include_statuses": "false"}, 400,
+     "include_statuses: must be true or false, not a string"),
+    ("/get-online-features", {"features": ["risk:rate"], "entities": {"customer_id": [1]},
+                              "include_event_timestamps": None}, 400,
+     "include_event_timestamps: must be true or false, not null"),
+    ("/get-online-features", {"features": ["risk:rate"], "entities": {"customer_id": [1]},
+                              "include_timestamps": False}, 400,
+     "unknown request field 'include_timestamps'"),
+    ("/get-online-features", {"features": ["risk:rate"], "entities": {"customer_id": [1]},
+                              "partial": True, "include_statuses": False}, 400,
+     "partial: true needs the statuses"),
     ("/get-online-features", {"features": ["risk:failurs"], "entities": {"customer_id": [1]}},
      400, "feature view 'risk' has no feature 'failurs', did you mean 'failures'?"),
     ("/get-online-features", {"features": ["rsk:failures"], "entities": {"customer_id": [1]}},

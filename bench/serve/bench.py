@@ -25,18 +25,29 @@ gRPC's maximum beside it, twice: "raw" (answers received but not parsed, as vege
 the comparison of the servers) and "decode" (answers parsed into Feast's messages, as Feast's
 clients do: what a client on the same 2 cores gets). First, each transport's floor: the rate of a
 request with nothing to do (a GET answered 404; GetFeastServingInfo). --no-grpc skips all of it.
+
+--form default,compact measures each fixed rate in each answer form: Feast's shape (default) and
+Granary's compact form (include_statuses and include_event_timestamps false: values only,
+docs/SERVING.md), alternating within each repetition. Beside each fixed-rate measurement, where
+the time goes, as means per request: the client's latency (vegeta's), the server's own time from
+its /metrics histograms (the request from its headers read to its answer handed to the socket,
+of which the store read, then the send: the answer handed to the socket until the kernel took
+its last byte), and the CPU time per request of the server, of vegeta and of Redis
+(/proc/PID/stat and getrusage, over the measurement).
 """
 import argparse
 import base64
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -137,8 +148,14 @@ class Server:
         self.log.close()
 
 
-def targets_file(path, port, batch, n_features, entities, count, seed):
-    """vegeta targets (JSON lines), each a request for `batch` random entities."""
+# The answer forms --form measures: the request fields each adds (docs/SERVING.md).
+FORMS = {"default": {},
+         "compact": {"include_statuses": False, "include_event_timestamps": False}}
+
+
+def targets_file(path, port, batch, n_features, entities, count, seed, form="default"):
+    """vegeta targets (JSON lines), each a request for `batch` random entities, answered in
+    `form` (FORMS); the same entities whatever the form."""
     rng = np.random.default_rng(seed)
     features = feature_refs(n_features)
     url = f"http://127.0.0.1:{port}/get-online-features"
@@ -146,7 +163,7 @@ def targets_file(path, port, batch, n_features, entities, count, seed):
         for _ in range(count):
             ids = rng.integers(0, entities, batch).tolist()
             body = json.dumps({"features": features, "entities": {"customer_id": ids},
-                               "full_feature_names": True})
+                               "full_feature_names": True, **FORMS[form]})
             out.write(json.dumps({"method": "POST", "url": url,
                                   "body": base64.b64encode(body.encode()).decode(),
                                   "header": {"Content-Type": ["application/json"]}}) + "\n")
@@ -163,13 +180,68 @@ def median_of(runs, key):
     return float(np.median([r[key] for r in runs]))
 
 
+def process_cpu_s(pid, system_only=False):
+    """User + system (or only system) CPU seconds of a running process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[12]) if system_only else int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+# Histograms of the server's /metrics whose means bench/serve prints (name: sample prefix).
+SERVER_TIMES = {
+    "handled": 'granary_http_request_duration_seconds_{}{{path="/get-online-features"}}',
+    "store_read": "granary_online_store_read_seconds_{}{{",
+    "send": 'granary_http_response_send_seconds_{}{{path="/get-online-features"}}',
+}
+
+
+def server_snapshot(server, redis):
+    """What the breakdown of a measurement compares before and after: the server's histogram
+    sums and counts (seconds), its CPU, Redis's CPU and the load generator's (vegeta, a child
+    process waited for)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10).read()
+    snap = {}
+    for line in text.decode().splitlines():
+        for name, pattern in SERVER_TIMES.items():
+            for part in ("sum", "count"):
+                if line.startswith(pattern.format(part)):
+                    snap[f"{name}_{part}"] = float(line.rsplit(" ", 1)[1])
+    snap["server_cpu"] = process_cpu_s(server.proc.pid)
+    # The kernel's part: on loopback, sending also runs the receiving side's TCP processing.
+    snap["server_sys"] = process_cpu_s(server.proc.pid, system_only=True)
+    snap["redis_cpu"] = process_cpu_s(redis.proc.pid) if redis is not None else 0.0
+    snap["children_cpu"] = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
+    return snap
+
+
+def breakdown(before, after, requests):
+    """Means per request between two snapshots, in us: the server's own times and the CPU
+    times (the /metrics scrape between them counts a few us of server CPU, nothing else)."""
+    out = {}
+    for name in SERVER_TIMES:
+        n = after.get(f"{name}_count", 0) - before.get(f"{name}_count", 0)
+        total = after.get(f"{name}_sum", 0) - before.get(f"{name}_sum", 0)
+        out[f"{name}_us"] = 1e6 * total / n if n > 0 else 0.0
+    for name in ("server_cpu", "server_sys", "redis_cpu", "children_cpu"):
+        out[f"{name}_us"] = 1e6 * (after[name] - before[name]) / max(1, requests)
+    return out
+
+
+def answer_bytes(targets):
+    """The size of the answer to the first request of a targets file."""
+    target = json.loads(Path(targets).read_text().splitlines()[0])
+    req = urllib.request.Request(target["url"], data=base64.b64decode(target["body"]),
+                                 headers={"Content-Type": "application/json"})
+    return len(urllib.request.urlopen(req, timeout=30).read())
+
+
 def percentiles_us(latencies_ns):
     a = np.sort(np.asarray(latencies_ns, dtype=np.float64)) / 1000.0
     if len(a) == 0:
-        return {"p50_us": 0, "p99_us": 0, "p999_us": 0, "max_us": 0}
+        return {"p50_us": 0, "p99_us": 0, "p999_us": 0, "max_us": 0, "mean_us": 0}
     pick = lambda p: float(a[min(len(a) - 1, int(p * len(a)))])
     return {"p50_us": pick(0.50), "p99_us": pick(0.99), "p999_us": pick(0.999),
-            "max_us": float(a[-1])}
+            "max_us": float(a[-1]), "mean_us": float(a.mean())}
 
 
 def vegeta_command(targets, rate, duration, out, max_workers):
@@ -190,11 +262,14 @@ def vegeta_rows(out):
                                                        for line in csv.splitlines())]
 
 
-def vegeta(targets, rate, duration, workdir, max_workers, ok_code=200):
+def vegeta(targets, rate, duration, workdir, max_workers, ok_code=200, snapshot=None):
     """One vegeta attack; rate 0 means as fast as max_workers concurrent requests go. Answers
-    with ok_code count as successes."""
+    with ok_code count as successes. With `snapshot` (a function returning server_snapshot),
+    the result also has the breakdown of the attack (not of decoding its results)."""
     out = workdir / "results.bin"
+    before = snapshot() if snapshot else None
     run(vegeta_command(targets, rate, duration, out, max_workers), stdout=subprocess.DEVNULL)
+    after = snapshot() if snapshot else None
     latencies, ok, errors, first, last = [], 0, 0, None, None
     for ts, code, latency in vegeta_rows(out):
         first = ts if first is None else min(first, ts)
@@ -208,6 +283,8 @@ def vegeta(targets, rate, duration, workdir, max_workers, ok_code=200):
     result = percentiles_us(latencies)
     result.update({"rate": rate, "ok": ok, "errors": errors,
                    "achieved_rate": ok / max(elapsed, duration if rate > 0 else elapsed)})
+    if snapshot:
+        result.update(breakdown(before, after, ok + errors))
     return result
 
 
@@ -364,6 +441,9 @@ def main():
                     help="skip the gRPC maximum beside each case's HTTP maximum")
     ap.add_argument("--repeat", type=int, default=1,
                     help="measurements per fixed rate (each followed by its floor); medians shown")
+    ap.add_argument("--form", default="default",
+                    help="answer forms measured at each fixed rate, of " + ", ".join(FORMS) +
+                         " (e.g. default,compact); the maximum is measured in the first")
     ap.add_argument("--no-floor", action="store_true",
                     help="skip the floor (GET /health at the same rate after each measurement)")
     ap.add_argument("--quick", action="store_true",
@@ -377,6 +457,10 @@ def main():
     batches = [int(b) for b in args.batches.split(",")]
     feature_counts = [int(f) for f in args.features.split(",")]
     rates = [int(r) for r in args.rates.split(",")]
+    forms = args.form.split(",")
+    for form in forms:
+        if form not in FORMS:
+            sys.exit(f"--form: unknown form '{form}'; the forms are {', '.join(FORMS)}")
     vegeta_version = "v12.13.0"
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}; vegeta {vegeta_version}; "
           f"{args.entities} entities x {VIEWS} views x {FEATURES_PER_VIEW} features; "
@@ -413,12 +497,16 @@ def main():
                 for n_features in feature_counts:
                     for batch in batches:
                         case = {"store": store, "batch": batch, "features": n_features}
-                        targets = data / f"targets-{batch}-{n_features}.json"
                         health = data / "targets-health.json"
                         health_targets_file(health, server.port)
                         count = max(200, min(20_000, 200_000 // batch))
-                        targets_file(targets, server.port, batch, n_features, args.entities,
-                                     count, seed=batch * 1000 + n_features)
+                        form_targets = {}
+                        for form in forms:
+                            form_targets[form] = data / f"targets-{batch}-{n_features}-{form}.json"
+                            targets_file(form_targets[form], server.port, batch, n_features,
+                                         args.entities, count, seed=batch * 1000 + n_features,
+                                         form=form)
+                        targets = form_targets[forms[0]]
                         vegeta(targets, 0, min(2, args.duration), data, args.max_workers)  # warm
                         top = vegeta(targets, 0, args.duration, data, args.max_workers)
                         results.append({**case, "kind": "max", **top})
@@ -446,48 +534,78 @@ def main():
                                       flush=True)
                                 continue
                             # The floor in the same run: GET /health at the same rate, right
-                            # after each measurement; --repeat pairs, medians printed.
-                            runs, floors = [], []
+                            # after each measurement (of every form); --repeat rounds, medians
+                            # printed.
+                            runs = {form: [] for form in forms}
+                            health_runs = []
                             for _ in range(args.repeat):
-                                runs.append(vegeta(targets, rate, args.duration, data,
-                                                   args.max_workers))
+                                for form in forms:
+                                    runs[form].append(vegeta(
+                                        form_targets[form], rate, args.duration, data,
+                                        args.max_workers,
+                                        snapshot=lambda: server_snapshot(server, redis)))
                                 if not args.no_floor:
-                                    floors.append(vegeta(health, rate, args.duration, data,
-                                                         args.max_workers))
-                            r = {k: median_of(runs, k) for k in
-                                 ("p50_us", "p99_us", "p999_us", "max_us", "achieved_rate")}
-                            r.update({"rate": rate, "ok": sum(x["ok"] for x in runs),
-                                      "errors": sum(x["errors"] for x in runs),
-                                      "repeats": runs})
-                            results.append({**case, "kind": "rate", **r})
-                            line = (f"{'':7} {rate:5} req/s: granary p50 {fmt_us(r['p50_us'])} "
-                                    f"p99 {fmt_us(r['p99_us'])} p99.9 {fmt_us(r['p999_us'])} "
-                                    f"max {fmt_us(r['max_us'])} errors {r['errors']}")
-                            if floors:
-                                h = {k: median_of(floors, k) for k in
+                                    health_runs.append(vegeta(health, rate, args.duration, data,
+                                                              args.max_workers))
+                            h = None
+                            if health_runs:
+                                h = {k: median_of(health_runs, k) for k in
                                      ("p50_us", "p99_us", "p999_us", "max_us")}
-                                ratios = [g["p99_us"] / max(1e-9, f["p99_us"])
-                                          for g, f in zip(runs, floors)]
-                                h.update({"rate": rate, "repeats": floors,
-                                          "p99_ratio_median": float(np.median(ratios))})
-                                results.append({**case, "kind": "health_floor", **h})
-                                line += (f" | floor GET /health p50 {fmt_us(h['p50_us'])} p99 "
-                                         f"{fmt_us(h['p99_us'])}; granary/floor p99 "
-                                         f"{h['p99_ratio_median']:.2f}x")
-                            if args.repeat > 1:
-                                line += f" (medians of {args.repeat})"
-                            if redis is not None:
-                                for mode in ("get", "hmget"):
-                                    if mode == "hmget" and args.feast_hashes <= 0:
-                                        continue
-                                    entities = args.entities if mode == "get" else args.feast_hashes
-                                    b = redis_baseline(redis.port, mode, batch, n_features,
-                                                       entities, rate, args.duration)
-                                    results.append({**case, "kind": f"redis_{mode}", **b})
-                                    line += (f" | raw {mode.upper()} p50 {fmt_us(b['p50_us'])} "
-                                             f"p99 {fmt_us(b['p99_us'])} p99.9 "
-                                             f"{fmt_us(b['p999_us'])}")
-                            print(line, flush=True)
+                                h.update({"rate": rate, "repeats": health_runs})
+                            for form in forms:
+                                fr = runs[form]
+                                r = {k: median_of(fr, k) for k in
+                                     ("p50_us", "p99_us", "p999_us", "max_us", "mean_us",
+                                      "achieved_rate", "handled_us", "store_read_us", "send_us",
+                                      "server_cpu_us", "server_sys_us", "redis_cpu_us",
+                                      "children_cpu_us")}
+                                r.update({"rate": rate, "form": form,
+                                          "ok": sum(x["ok"] for x in fr),
+                                          "errors": sum(x["errors"] for x in fr),
+                                          "answer_bytes": answer_bytes(form_targets[form]),
+                                          "repeats": fr})
+                                results.append({**case, "kind": "rate", **r})
+                                name = "" if len(forms) == 1 else f" ({form})"
+                                line = (f"{'':7} {rate:5} req/s{name}: granary p50 "
+                                        f"{fmt_us(r['p50_us'])} p99 {fmt_us(r['p99_us'])} p99.9 "
+                                        f"{fmt_us(r['p999_us'])} max {fmt_us(r['max_us'])} "
+                                        f"errors {r['errors']}")
+                                if h is not None:
+                                    ratios = [g["p99_us"] / max(1e-9, f["p99_us"])
+                                              for g, f in zip(fr, health_runs)]
+                                    ratio = float(np.median(ratios))
+                                    results.append({**case, "form": form, "kind": "health_floor",
+                                                    **h, "p99_ratio_median": ratio})
+                                    line += (f" | floor GET /health p50 {fmt_us(h['p50_us'])} "
+                                             f"p99 {fmt_us(h['p99_us'])}; granary/floor p99 "
+                                             f"{ratio:.2f}x")
+                                if args.repeat > 1:
+                                    line += f" (medians of {args.repeat})"
+                                if redis is not None and form == forms[0]:
+                                    for mode in ("get", "hmget"):
+                                        if mode == "hmget" and args.feast_hashes <= 0:
+                                            continue
+                                        entities = (args.entities if mode == "get"
+                                                    else args.feast_hashes)
+                                        b = redis_baseline(redis.port, mode, batch, n_features,
+                                                           entities, rate, args.duration)
+                                        results.append({**case, "kind": f"redis_{mode}", **b})
+                                        line += (f" | raw {mode.upper()} p50 "
+                                                 f"{fmt_us(b['p50_us'])} p99 "
+                                                 f"{fmt_us(b['p99_us'])} p99.9 "
+                                                 f"{fmt_us(b['p999_us'])}")
+                                print(line, flush=True)
+                                # Where the time goes: means per request of this form.
+                                cpu = (f"server {fmt_us(r['server_cpu_us'])} (kernel "
+                                       f"{fmt_us(r['server_sys_us'])}), vegeta "
+                                       f"{fmt_us(r['children_cpu_us'])}")
+                                if redis is not None:
+                                    cpu += f", redis {fmt_us(r['redis_cpu_us'])}"
+                                print(f"{'':15} means: client {fmt_us(r['mean_us'])} | server "
+                                      f"{fmt_us(r['handled_us'])} (store read "
+                                      f"{fmt_us(r['store_read_us'])}), then send "
+                                      f"{fmt_us(r['send_us'])} | CPU per request: {cpu} | "
+                                      f"answer {r['answer_bytes'] / 1000:.0f} KB", flush=True)
             finally:
                 server.stop()
         finally:

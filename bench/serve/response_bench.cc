@@ -7,16 +7,19 @@
 //   BM_Resolve          checked against the definitions (OnlineFeaturesService::Resolve)
 //   BM_StoreRead        the RocksDB read, values decoded in place (OnlineStore::Read)
 //   BM_WriteResponse    Feast's response JSON written from the read (WriteResponse), cycling
-//                       through 64 reads (each fetched from memory)
+//                       through 64 reads (each fetched from memory); /x/0 Feast's shape, /x/1
+//                       the compact form (no statuses, no event times: docs/SERVING.md)
 //   BM_WriteResponseWarm  the same, one read written again and again (in the caches, as in the
 //                       server right after the read)
 //   BM_ShortestFloat64  the floats of one 100 x 250 answer formatted: std::to_chars (/0/x) and
 //                       serving::FormatShortest (/1/x), of 17 digits (/x/0) or 2 decimals (/x/1)
-//   BM_CopyResponse     baseline: copying a buffer of the response's size (the floor of writing)
-//   BM_ReadAndWrite     the read and the response JSON together, on the calling thread alone (/0)
-//                       or split with one helper thread (/1: the server's ForkJoinPool on 2
-//                       cores; docs/PERFORMANCE.md, "Splitting one large answer"); wall time, and
-//                       the CPU time of the whole process (caller and helper)
+//   BM_CopyResponse     baseline: copying a buffer of the response's size (the floor of writing),
+//                       /x/0 of Feast's shape, /x/1 of the compact form
+//   BM_ReadAndWrite     the read and the response JSON together, on the calling thread alone
+//                       (/x/0) or split with one helper thread (/x/1: the server's ForkJoinPool
+//                       on 2 cores; docs/PERFORMANCE.md, "Splitting one large answer"), in
+//                       Feast's shape (/x/x/0) or the compact form (/x/x/1); wall time, and the
+//                       CPU time of the whole process (caller and helper)
 //   BM_RawSeekNext      floor: RocksDB's own Seek + Next of the same records (read-only handle)
 //   BM_RawMultiGet      RocksDB's MultiGet of the same records, sorted, one call
 //   BM_RawEntityRow*    the same requests on a layout of one record per entity (a copy of the
@@ -113,8 +116,9 @@ struct Fixture {
   }
 };
 
-// Request bodies for `batch` random entities, all 250 features, full feature names.
-std::vector<std::string> Bodies(int batch) {
+// Request bodies for `batch` random entities, all 250 features, full feature names; in the
+// compact form (no statuses, no event times) when asked.
+std::vector<std::string> Bodies(int batch, bool compact = false) {
   std::mt19937_64 rng(batch);
   std::string features;
   for (int v = 0; v < kViews; ++v) {
@@ -129,23 +133,24 @@ std::vector<std::string> Bodies(int batch) {
       ids += fmt::format("{}{}", e ? "," : "", rng() % kEntities);
     }
     out.push_back(fmt::format(
-        R"({{"features":[{}],"entities":{{"customer_id":[{}]}},"full_feature_names":true}})",
-        features, ids));
+        R"({{"features":[{}],"entities":{{"customer_id":[{}]}},"full_feature_names":true{}}})",
+        features, ids,
+        compact ? R"(,"include_statuses":false,"include_event_timestamps":false)" : ""));
   }
   return out;
 }
 
-std::vector<OnlineFeaturesRequest> Requests(int batch) {
+std::vector<OnlineFeaturesRequest> Requests(int batch, bool compact = false) {
   std::vector<OnlineFeaturesRequest> out;
-  for (const std::string& body : Bodies(batch)) {
+  for (const std::string& body : Bodies(batch, compact)) {
     out.push_back(ParseOnlineFeaturesRequest(body).ValueOrDie());
   }
   return out;
 }
 
-std::vector<ResolvedOnlineRequest> Resolved(int batch) {
+std::vector<ResolvedOnlineRequest> Resolved(int batch, bool compact = false) {
   std::vector<ResolvedOnlineRequest> out;
-  for (const auto& r : Requests(batch)) {
+  for (const auto& r : Requests(batch, compact)) {
     out.push_back(Fixture::Get().service->Resolve(r).ValueOrDie());
   }
   return out;
@@ -183,7 +188,7 @@ void BM_StoreRead(benchmark::State& state) {
 
 void BM_WriteResponse(benchmark::State& state) {
   Fixture::Get();
-  const auto resolved = Resolved(static_cast<int>(state.range(0)));
+  const auto resolved = Resolved(static_cast<int>(state.range(0)), state.range(1) != 0);
   std::vector<OnlineFeatures> reads;
   for (const auto& r : resolved) reads.push_back(Fixture::Get().store->Read(r.read).ValueOrDie());
   size_t i = 0, bytes = 0;
@@ -202,7 +207,7 @@ void BM_WriteResponse(benchmark::State& state) {
 // 100 entities, so it also times fetching each read from memory).
 void BM_WriteResponseWarm(benchmark::State& state) {
   Fixture::Get();
-  const auto resolved = Resolved(static_cast<int>(state.range(0)));
+  const auto resolved = Resolved(static_cast<int>(state.range(0)), state.range(1) != 0);
   const OnlineFeatures read = Fixture::Get().store->Read(resolved[0].read).ValueOrDie();
   size_t bytes = 0;
   for (auto _ : state) {
@@ -244,7 +249,7 @@ ForkJoinPool& SplitPool() {
 
 void BM_ReadAndWrite(benchmark::State& state) {
   Fixture::Get();
-  const auto resolved = Resolved(static_cast<int>(state.range(0)));
+  const auto resolved = Resolved(static_cast<int>(state.range(0)), state.range(2) != 0);
   ForkJoinPool* split = state.range(1) != 0 ? &SplitPool() : nullptr;
   size_t i = 0;
   for (auto _ : state) {
@@ -260,7 +265,7 @@ void BM_ReadAndWrite(benchmark::State& state) {
 
 void BM_CopyResponse(benchmark::State& state) {
   Fixture::Get();
-  const auto resolved = Resolved(static_cast<int>(state.range(0)));
+  const auto resolved = Resolved(static_cast<int>(state.range(0)), state.range(1) != 0);
   std::string json;
   OnlineFeaturesService::WriteResponse(
       resolved[0], Fixture::Get().store->Read(resolved[0].read).ValueOrDie(), &json);
@@ -546,16 +551,19 @@ void BM_RawEntityRowMultiGet(benchmark::State& state) {
 BENCHMARK(BM_ParseRequest)->Arg(1)->Arg(100);
 BENCHMARK(BM_Resolve)->Arg(1)->Arg(100);
 BENCHMARK(BM_StoreRead)->Arg(1)->Arg(100);
-BENCHMARK(BM_WriteResponse)->Arg(1)->Arg(100);
-BENCHMARK(BM_WriteResponseWarm)->Arg(1)->Arg(100);
+// The response in Feast's shape (/x/0) and in the compact form (/x/1).
+BENCHMARK(BM_WriteResponse)->ArgsProduct({{1, 100}, {0, 1}});
+BENCHMARK(BM_WriteResponseWarm)->ArgsProduct({{1, 100}, {0, 1}});
 BENCHMARK(BM_ShortestFloat64)->ArgsProduct({{0, 1}, {0, 1}});
-BENCHMARK(BM_CopyResponse)->Arg(1)->Arg(100);
+BENCHMARK(BM_CopyResponse)->ArgsProduct({{1, 100}, {0, 1}});
 // Wall time, and the CPU time of the whole process (the caller and the helper): what splitting
 // costs in all.
 BENCHMARK(BM_ReadAndWrite)
-    ->Args({1, 0})
-    ->Args({100, 0})
-    ->Args({100, 1})
+    ->Args({1, 0, 0})
+    ->Args({100, 0, 0})
+    ->Args({100, 1, 0})
+    ->Args({100, 0, 1})
+    ->Args({100, 1, 1})
     ->UseRealTime()
     ->MeasureProcessCPUTime();
 BENCHMARK(BM_RawSeekNext)->Arg(1)->Arg(100);

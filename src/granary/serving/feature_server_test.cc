@@ -128,6 +128,37 @@ TEST_P(FeatureServerTest, PushThenGetOnlineFeaturesInFeastsShape) {
             1);  // failures of the second row pushed
 }
 
+TEST_P(FeatureServerTest, TheCompactFormOverHttpHasTheDefaultFormsValues) {
+  const Timestamp now = SystemClock::Default().Now();
+  PushRows({1001, 1002}, now - Duration::Minutes(5), 0.5);
+  PushRows({1003}, now - Duration::Days(2), 0.75);  // older than risk's ttl of 1d
+  Client client(http_->port());
+  const std::string request =
+      R"({"features": ["risk:score", "risk:labels"], "full_feature_names": true,
+          "entities": {"customer_id": [1001, 1002, 1003, 9]})";
+  auto full = client.Post("/get-online-features", request + "}");
+  auto compact = client.Post("/get-online-features", request + R"(, "include_statuses": false,
+                                           "include_event_timestamps": false})");
+  ASSERT_EQ(full.result_int(), 200) << full.body();
+  ASSERT_EQ(compact.result_int(), 200) << compact.body();
+  auto a = Json(full.body()), b = Json(compact.body());
+  EXPECT_EQ(a.at("metadata"), b.at("metadata"));
+  const auto& results = a.at("results").as_array();
+  ASSERT_EQ(b.at("results").as_array().size(), results.size());
+  for (size_t i = 0; i < results.size(); ++i) {
+    const auto& column = b.at("results").at(i).as_object();
+    EXPECT_EQ(column.size(), 1u) << compact.body();  // {"values": [...]} only
+    EXPECT_EQ(column.at("values"), results[i].at("values")) << "column " << i;
+  }
+  EXPECT_LT(compact.body().size(), full.body().size() / 2);
+  // An ill-typed field is a 400 naming it.
+  auto bad = client.Post("/get-online-features", request + R"(, "include_statuses": "no"})");
+  EXPECT_EQ(bad.result_int(), 400);
+  EXPECT_NE(bad.body().find("include_statuses: must be true or false, not a string"),
+            std::string::npos)
+      << bad.body();
+}
+
 TEST_P(FeatureServerTest, BadRequestsAre4xxWithAJsonErrorThatSaysWhere) {
   Client client(http_->port());
   struct Case {
@@ -202,6 +233,8 @@ TEST_P(FeatureServerTest, HealthMetricsAndRegistry) {
            std::string(R"(granary_online_store_read_seconds_count{store=")") + GetParam() +
                R"("} 1)",
            R"(granary_registry_version 1)",
+           // Both answers were sent before this request was read (one keep-alive connection).
+           R"(granary_http_response_send_seconds_count{path="/get-online-features"} 2)",
        }) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
   }

@@ -123,7 +123,9 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
                                                  "entities",
                                                  "full_feature_names",
                                                  "include_feature_view_version_metadata",
-                                                 "partial"};
+                                                 "partial",
+                                                 "include_statuses",
+                                                 "include_event_timestamps"};
   for (const auto& member : doc.get_object()) {
     std::string_view key(member.key().data(), member.key().size());
     const boost::json::value& v = member.value();
@@ -163,6 +165,13 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
         return Status::InvalidArgument("partial: must be true or false, not " + JsonTypeName(v));
       }
       request.partial = v.get_bool();
+    } else if (key == "include_statuses" || key == "include_event_timestamps") {
+      if (!v.is_bool()) {
+        return Status::InvalidArgument(
+            fmt::format("{}: must be true or false, not {}", key, JsonTypeName(v)));
+      }
+      (key == "include_statuses" ? request.include_statuses : request.include_event_timestamps) =
+          v.get_bool();
     } else if (key == "entities") {
       if (!v.is_object()) {
         return Status::InvalidArgument(
@@ -205,10 +214,18 @@ Result<OnlineFeaturesRequest> ParseOnlineFeaturesRequest(std::string_view json) 
     } else {
       return Status::InvalidArgument(
           fmt::format("unknown request field '{}'{}; the fields are features, feature_service, "
-                      "entities, full_feature_names, include_feature_view_version_metadata and "
-                      "partial",
+                      "entities, full_feature_names, include_feature_view_version_metadata, "
+                      "partial, include_statuses and include_event_timestamps",
                       key, DidYouMean(key, kKeys)));
     }
+  }
+  if (request.partial && !request.include_statuses) {
+    // A value that could not be read (a store node down) is null with status INVALID; without
+    // the statuses the caller would take it for a missing value.
+    return Status::InvalidArgument(
+        "partial: true needs the statuses (a value on a store node that is down is null with "
+        "status INVALID, which only the statuses tell from a missing value); drop "
+        "\"include_statuses\": false or \"partial\": true");
   }
   return request;
 }
@@ -382,6 +399,8 @@ Result<ResolvedOnlineRequest> OnlineFeaturesService::Resolve(
   ResolvedOnlineRequest out;
   out.read.allow_partial = request.partial;
   out.include_view_metadata = request.include_view_metadata;
+  out.include_statuses = request.include_statuses;
+  out.include_event_timestamps = request.include_event_timestamps;
   // The features first, then the entities.
   GRANARY_ASSIGN_OR_RAISE(std::shared_ptr<const ResolvedFeatures> features,
                           ResolveFeatures(request));

@@ -3,9 +3,15 @@
 //
 //   request:  {"features": ["customer_risk:failure_rate_90d", ...] | "feature_service": "name",
 //              "entities": {"customer_id": [1001, 1002]}, "full_feature_names": false,
-//              "include_feature_view_version_metadata": false}
+//              "include_feature_view_version_metadata": false,
+//              "include_statuses": true, "include_event_timestamps": true}
 //   response: {"metadata": {"feature_names": ["customer_id", "failure_rate_90d", ...]},
 //              "results": [{"values": [...], "statuses": [...], "event_timestamps": [...]}, ...]}
+//
+// Granary's include_statuses / include_event_timestamps (default true: Feast's shape, byte for
+// byte) leave the per-row arrays out of every result when false: with both false each result is
+// {"values": [...]} (the compact form, docs/SERVING.md), about a quarter of the bytes. A value
+// that is not PRESENT is null in either form.
 //
 // The response lists the request's entity columns first (status PRESENT, event time the epoch),
 // then one column per feature in the requested order. Bytes are base64; timestamps RFC 3339 UTC;
@@ -49,6 +55,11 @@ struct OnlineFeaturesRequest {
   // Granary's: answer what can be read when some store nodes are down, their values INVALID
   // (OnlineReadRequest::allow_partial), instead of failing the request.
   bool partial = false;
+  // Granary's: whether each result carries its "statuses" and its "event_timestamps" arrays
+  // (Feast's shape has both). Without statuses a partial answer is refused by the parser: an
+  // INVALID value would look like a missing one.
+  bool include_statuses = true;
+  bool include_event_timestamps = true;
 };
 
 // Parses Feast's request JSON. InvalidArgument naming the line and column of bad JSON, or the
@@ -68,6 +79,8 @@ struct ResolvedOnlineRequest {
   std::vector<OnlineFeaturesRequest::EntityColumn> entities;
   size_t num_rows = 0;
   bool include_view_metadata = false;  // as requested
+  bool include_statuses = true;        // as requested
+  bool include_event_timestamps = true;
 };
 
 class OnlineFeaturesService {

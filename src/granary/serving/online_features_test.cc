@@ -96,6 +96,69 @@ TEST_F(OnlineFeaturesTest, AnswersInFeastsShapeWithEveryStatus) {
       R"("event_timestamps":["2027-01-15T07:30:00Z","2027-01-15T06:00:00Z","1970-01-01T00:00:00Z"]}]})");
 }
 
+TEST_F(OnlineFeaturesTest, LeavesOutStatusesAndTimesOnlyWhenAsked) {
+  // The compact form: each result is {"values": [...]}, the values as in Feast's shape (null for
+  // anything not PRESENT); each array can also be left out alone. Asking for both is the
+  // default's bytes.
+  const std::string entities = R"("entities": {"customer_id": [1, 2, 3]})";
+  const std::string features = R"("features": ["risk:score", "risk:failures"], )";
+  EXPECT_EQ(Get("{" + features + entities +
+                R"(, "include_statuses": false, "include_event_timestamps": false})"),
+            R"({"metadata":{"feature_names":["customer_id","score","failures"]},"results":[)"
+            R"({"values":[1,2,3]},{"values":[0.25,null,null]},{"values":[null,null,null]}]})");
+  EXPECT_EQ(
+      Get("{" + features + entities + R"(, "include_event_timestamps": false})"),
+      R"({"metadata":{"feature_names":["customer_id","score","failures"]},"results":[)"
+      R"({"values":[1,2,3],"statuses":["PRESENT","PRESENT","PRESENT"]},)"
+      R"({"values":[0.25,null,null],"statuses":["PRESENT","OUTSIDE_MAX_AGE","NOT_FOUND"]},)"
+      R"({"values":[null,null,null],"statuses":["NULL_VALUE","OUTSIDE_MAX_AGE","NOT_FOUND"]}]})");
+  EXPECT_EQ(Get("{" + features + entities + R"(, "include_statuses": false})"),
+            R"({"metadata":{"feature_names":["customer_id","score","failures"]},"results":[)"
+            R"({"values":[1,2,3],"event_timestamps":)"
+            R"(["1970-01-01T00:00:00Z","1970-01-01T00:00:00Z","1970-01-01T00:00:00Z"]},)"
+            R"({"values":[0.25,null,null],"event_timestamps":)"
+            R"(["2027-01-15T07:30:00Z","2027-01-15T06:00:00Z","1970-01-01T00:00:00Z"]},)"
+            R"({"values":[null,null,null],"event_timestamps":)"
+            R"(["2027-01-15T07:30:00Z","2027-01-15T06:00:00Z","1970-01-01T00:00:00Z"]}]})");
+  EXPECT_EQ(Get("{" + features + entities +
+                R"(, "include_statuses": true, "include_event_timestamps": true})"),
+            Get("{" + features + entities + "}"));
+  // With the views' metadata, and with a feature service.
+  EXPECT_EQ(Get(R"({"feature_service": "risk_service", "entities": {"customer_id": [2],
+                    "bay_id": ["b"]}, "include_feature_view_version_metadata": true,
+                    "include_statuses": false, "include_event_timestamps": false})"),
+            R"({"metadata":{"feature_names":["customer_id","bay_id","failures","occupancy",)"
+            R"("score"],"feature_view_metadata":[{"name":"risk"},{"name":"bay_stats"}]},)"
+            R"("results":[{"values":[2]},{"values":["b"]},{"values":[null]},{"values":[null]},)"
+            R"({"values":[null]}]})");
+}
+
+TEST_F(OnlineFeaturesTest, TheFormsFieldsAreBooleansAndAPartialAnswerKeepsItsStatuses) {
+  EXPECT_EQ(Error(R"({"features": ["risk:score"], "entities": {"customer_id": [1]},
+                      "include_statuses": 0})"),
+            "include_statuses: must be true or false, not a number");
+  EXPECT_EQ(Error(R"({"features": ["risk:score"], "entities": {"customer_id": [1]},
+                      "include_event_timestamps": "false"})"),
+            "include_event_timestamps: must be true or false, not a string");
+  EXPECT_EQ(Error(R"({"features": ["risk:score"], "entities": {"customer_id": [1]},
+                      "include_status": false})"),
+            "unknown request field 'include_status', did you mean 'include_statuses'?; the "
+            "fields are features, feature_service, entities, full_feature_names, "
+            "include_feature_view_version_metadata, partial, include_statuses and "
+            "include_event_timestamps");
+  // INVALID (a store node down) is only told from a missing value by its status.
+  EXPECT_EQ(Error(R"({"features": ["risk:score"], "entities": {"customer_id": [1]},
+                      "partial": true, "include_statuses": false})"),
+            "partial: true needs the statuses (a value on a store node that is down is null with "
+            "status INVALID, which only the statuses tell from a missing value); drop "
+            "\"include_statuses\": false or \"partial\": true");
+  // Without the event times a partial answer is fine: the statuses say what was not read.
+  EXPECT_NE(Get(R"({"features": ["risk:score"], "entities": {"customer_id": [1]},
+                    "partial": true, "include_event_timestamps": false})")
+                .find(R"("statuses":["PRESENT"]})"),
+            std::string::npos);
+}
+
 TEST_F(OnlineFeaturesTest, ListsTheViewsReadWhenAskedForTheirMetadataAsFeastDoes) {
   // Feast's SDK always sends include_feature_view_version_metadata; views in order of first use.
   std::string json = Get(R"({"features": ["bay_stats:occupancy", "risk:score", "risk:failures"],
@@ -397,10 +460,15 @@ TEST_F(OnlineFeaturesTest, TheWriterMatchesASimpleReferenceOnRandomAnswers) {
       keys.push_back(static_cast<int64_t>(rng() % 1000) - 500);
       ids += fmt::format("{}{}", r ? "," : "", keys.back());
     }
+    // Each form in turn, four rounds each (one of them large): Feast's shape, without statuses,
+    // without event times, compact (neither).
+    const int form = (round / 4) % 4;
+    const bool with_statuses = (form & 1) == 0, with_times = (form & 2) == 0;
     const auto request = ParseOnlineFeaturesRequest(fmt::format(
         R"({{"features": [{}], "entities": {{"customer_id": [{}]}}, "full_feature_names": true,
-             "include_feature_view_version_metadata": {}}})",
-        features, ids, round % 2 == 0 ? "true" : "false"));
+             "include_feature_view_version_metadata": {}, "include_statuses": {},
+             "include_event_timestamps": {}}})",
+        features, ids, round % 2 == 0 ? "true" : "false", with_statuses, with_times));
     ASSERT_TRUE(request.ok()) << request.status().ToString();
     auto resolved = service_->Resolve(*request);
     ASSERT_TRUE(resolved.ok()) << resolved.status().ToString();
@@ -465,13 +533,20 @@ TEST_F(OnlineFeaturesTest, TheWriterMatchesASimpleReferenceOnRandomAnswers) {
     }
     expected += R"(},"results":[{"values":[)";
     for (int r = 0; r < rows; ++r) expected += fmt::format("{}{}", r ? "," : "", keys[r]);
-    expected += R"(],"statuses":[)";
-    for (int r = 0; r < rows; ++r) expected += std::string(r ? "," : "") + "\"PRESENT\"";
-    expected += R"(],"event_timestamps":[)";
-    for (int r = 0; r < rows; ++r) {
-      expected += std::string(r ? "," : "") + "\"1970-01-01T00:00:00Z\"";
+    expected += ']';
+    if (with_statuses) {
+      expected += R"(,"statuses":[)";
+      for (int r = 0; r < rows; ++r) expected += std::string(r ? "," : "") + "\"PRESENT\"";
+      expected += ']';
     }
-    expected += "]}";
+    if (with_times) {
+      expected += R"(,"event_timestamps":[)";
+      for (int r = 0; r < rows; ++r) {
+        expected += std::string(r ? "," : "") + "\"1970-01-01T00:00:00Z\"";
+      }
+      expected += ']';
+    }
+    expected += '}';
     for (const auto& c : resolved->columns) {
       std::string values, statuses, times;
       for (int r = 0; r < rows; ++r) {
@@ -489,14 +564,15 @@ TEST_F(OnlineFeaturesTest, TheWriterMatchesASimpleReferenceOnRandomAnswers) {
         statuses += fmt::format("\"{}\"", FeatureStatusName(status));
         reference::Time(cell.event, &times);
       }
-      expected += fmt::format(R"(,{{"values":[{}],"statuses":[{}],"event_timestamps":[{}]}})",
-                              values, statuses, times);
+      expected += fmt::format(R"(,{{"values":[{}]{}{}}})", values,
+                              with_statuses ? fmt::format(R"(,"statuses":[{}])", statuses) : "",
+                              with_times ? fmt::format(R"(,"event_timestamps":[{}])", times) : "");
     }
     expected += "]}";
 
     std::string json;
     OnlineFeaturesService::WriteResponse(*resolved, *read, &json);
-    ASSERT_EQ(json, expected) << "round " << round;
+    ASSERT_EQ(json, expected) << "round " << round << ", form " << form;
     ForkJoinPool pool(1);
     std::string split;
     OnlineFeaturesService::WriteResponse(*resolved, *read, &split, &pool);

@@ -3,7 +3,8 @@
 // writer (RapidJSON's, when it was used) copies byte by byte and costed ~50 us per 250-feature
 // response. What every feature of a view shares (its event times, its row statuses) is written
 // once per view and copied; values are written by one loop per type (docs/PERFORMANCE.md, "The
-// response JSON").
+// response JSON"). A request may leave the statuses and event times out (the compact form,
+// docs/SERVING.md): then those arrays are neither built nor written.
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -315,6 +316,7 @@ void WriteEntityValue(JsonOut& w, const Value& v) {
 // rows' event times and of its rows' statuses (each feature's statuses are its view's row
 // statuses unless the feature is null or missing in a row read). A column then copies them in
 // one run each instead of formatting or copying one short piece per row.
+// Only the arrays the answer carries are built (empty spans otherwise).
 struct ViewArrays {
   std::string text;  // every array, one after the other
   struct Span {
@@ -323,45 +325,55 @@ struct ViewArrays {
   std::vector<Span> times;     // per view: ["2027-01-15T07:30:00Z",...]
   std::vector<Span> statuses;  // per view: ["PRESENT","NOT_FOUND",...]
 
-  ViewArrays(const OnlineFeatures& features, size_t num_views, size_t rows)
+  ViewArrays(const OnlineFeatures& features, size_t num_views, size_t rows, bool with_times,
+             bool with_statuses)
       : times(num_views), statuses(num_views) {
-    JsonOut out(&text, num_views * (rows * 42 + 4));
+    if (!with_times && !with_statuses) return;
+    JsonOut out(&text, num_views * (rows * ((with_times ? 28 : 0) + (with_statuses ? 14 : 0)) + 4));
     for (size_t v = 0; v < num_views; ++v) {
-      times[v].begin = out.size();
-      out.Char('[');
-      int64_t last_micros = 0;
-      char last[QuotedTimeSlot::kSize];
-      size_t last_size = 0;
-      for (size_t r = 0; r < rows; ++r) {
-        if (r > 0) out.Char(',');
-        // Rows of a view often share an event time (one materialization's batch): formatted once.
-        const Timestamp ts = features.event_timestamp(v, r);
-        if (last_size == 0 || ts.micros != last_micros) {
-          last[0] = '"';
-          const size_t n = serving::FormatRfc3339Millis(ts, last + 1);
-          last[n + 1] = '"';
-          last_size = n + 2;
-          last_micros = ts.micros;
-        }
-        out.Short<QuotedTimeSlot::kSize>(last, last_size);
-      }
-      out.Char(']');
-      times[v].size = out.size() - times[v].begin;
-      statuses[v].begin = out.size();
-      out.Char('[');
-      for (size_t r = 0; r < rows; ++r) {
-        if (r > 0) out.Char(',');
-        const QuotedStatus& q = kQuotedStatus[static_cast<int>(features.row_status(v, r))];
-        out.Short<kStatusCopy>(q.text, q.size);
-      }
-      out.Char(']');
-      statuses[v].size = out.size() - statuses[v].begin;
+      if (with_times) AppendTimes(features, v, rows, out);
+      if (with_statuses) AppendStatuses(features, v, rows, out);
     }
     out.Finish();
   }
   std::string_view Times(size_t v) const { return {text.data() + times[v].begin, times[v].size}; }
   std::string_view Statuses(size_t v) const {
     return {text.data() + statuses[v].begin, statuses[v].size};
+  }
+
+ private:
+  void AppendTimes(const OnlineFeatures& features, size_t v, size_t rows, JsonOut& out) {
+    times[v].begin = out.size();
+    out.Char('[');
+    int64_t last_micros = 0;
+    char last[QuotedTimeSlot::kSize];
+    size_t last_size = 0;
+    for (size_t r = 0; r < rows; ++r) {
+      if (r > 0) out.Char(',');
+      // Rows of a view often share an event time (one materialization's batch): formatted once.
+      const Timestamp ts = features.event_timestamp(v, r);
+      if (last_size == 0 || ts.micros != last_micros) {
+        last[0] = '"';
+        const size_t n = serving::FormatRfc3339Millis(ts, last + 1);
+        last[n + 1] = '"';
+        last_size = n + 2;
+        last_micros = ts.micros;
+      }
+      out.Short<QuotedTimeSlot::kSize>(last, last_size);
+    }
+    out.Char(']');
+    times[v].size = out.size() - times[v].begin;
+  }
+  void AppendStatuses(const OnlineFeatures& features, size_t v, size_t rows, JsonOut& out) {
+    statuses[v].begin = out.size();
+    out.Char('[');
+    for (size_t r = 0; r < rows; ++r) {
+      if (r > 0) out.Char(',');
+      const QuotedStatus& q = kQuotedStatus[static_cast<int>(features.row_status(v, r))];
+      out.Short<kStatusCopy>(q.text, q.size);
+    }
+    out.Char(']');
+    statuses[v].size = out.size() - statuses[v].begin;
   }
 };
 
@@ -474,25 +486,30 @@ void WriteFeatureColumns(JsonOut& w, const ResolvedOnlineRequest& request,
     if (k > 0 || !request.entities.empty()) w.Char(',');
     w.Raw("{\"values\":[");
     WriteColumnValues(w, features, c.view, c.feature, rows, ColumnType(request, c));
-    w.Raw("],\"statuses\":");
-    bool row_statuses = true;
-    for (size_t r = 0; r < rows && row_statuses; ++r) {
-      row_statuses = features.status(c.view, c.feature, r) == features.row_status(c.view, r);
-    }
-    if (row_statuses) {
-      w.Raw(arrays.Statuses(c.view));
-    } else {
-      w.Char('[');
-      for (size_t r = 0; r < rows; ++r) {
-        if (r > 0) w.Char(',');
-        const QuotedStatus& s =
-            kQuotedStatus[static_cast<int>(features.status(c.view, c.feature, r))];
-        w.Short<kStatusCopy>(s.text, s.size);
+    w.Char(']');
+    if (request.include_statuses) {
+      w.Raw(",\"statuses\":");
+      bool row_statuses = true;
+      for (size_t r = 0; r < rows && row_statuses; ++r) {
+        row_statuses = features.status(c.view, c.feature, r) == features.row_status(c.view, r);
       }
-      w.Char(']');
+      if (row_statuses) {
+        w.Raw(arrays.Statuses(c.view));
+      } else {
+        w.Char('[');
+        for (size_t r = 0; r < rows; ++r) {
+          if (r > 0) w.Char(',');
+          const QuotedStatus& s =
+              kQuotedStatus[static_cast<int>(features.status(c.view, c.feature, r))];
+          w.Short<kStatusCopy>(s.text, s.size);
+        }
+        w.Char(']');
+      }
     }
-    w.Raw(",\"event_timestamps\":");
-    w.Raw(arrays.Times(c.view));
+    if (request.include_event_timestamps) {
+      w.Raw(",\"event_timestamps\":");
+      w.Raw(arrays.Times(c.view));
+    }
     w.Char('}');
   }
 }
@@ -505,7 +522,8 @@ void OnlineFeaturesService::WriteResponse(const ResolvedOnlineRequest& request,
   const size_t rows = request.num_rows;
   const size_t num_views = request.read.views.size();
   const size_t columns = request.columns.size();
-  const ViewArrays arrays(features, num_views, rows);
+  const ViewArrays arrays(features, num_views, rows, request.include_event_timestamps,
+                          request.include_statuses);
 
   // A large answer's feature columns are written in parts, in parallel, and joined: the bytes
   // are those of one writer (docs/PERFORMANCE.md, "Splitting one large answer").
@@ -551,17 +569,24 @@ void OnlineFeaturesService::WriteResponse(const ResolvedOnlineRequest& request,
       if (r > 0) w.Char(',');
       WriteEntityValue(w, e.values[r]);
     }
-    w.Raw("],\"statuses\":[");
-    for (size_t r = 0; r < rows; ++r) {
-      if (r > 0) w.Char(',');
-      w.Short<kStatusCopy>(kQuotedStatus[1].text, kQuotedStatus[1].size);
+    w.Char(']');
+    if (request.include_statuses) {
+      w.Raw(",\"statuses\":[");
+      for (size_t r = 0; r < rows; ++r) {
+        if (r > 0) w.Char(',');
+        w.Short<kStatusCopy>(kQuotedStatus[1].text, kQuotedStatus[1].size);
+      }
+      w.Char(']');
     }
-    w.Raw("],\"event_timestamps\":[");
-    for (size_t r = 0; r < rows; ++r) {
-      if (r > 0) w.Char(',');
-      w.Raw(kEpoch);
+    if (request.include_event_timestamps) {
+      w.Raw(",\"event_timestamps\":[");
+      for (size_t r = 0; r < rows; ++r) {
+        if (r > 0) w.Char(',');
+        w.Raw(kEpoch);
+      }
+      w.Char(']');
     }
-    w.Raw("]}");
+    w.Char('}');
   }
   if (parts == 1) {
     WriteFeatureColumns(w, request, features, arrays, 0, columns);

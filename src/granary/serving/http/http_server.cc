@@ -197,6 +197,9 @@ struct HttpServer::Impl {
   std::atomic<bool> stopping{false};
   std::once_flag stop_once;
   std::vector<Histogram*> latency;  // per route, and one more for unmatched requests
+  // Per route, and unmatched: from a response handed to the socket to its last byte taken by
+  // the kernel (a large answer waits for the client to read; docs/PERFORMANCE.md).
+  std::vector<Histogram*> send_latency;
   OverloadMetrics overload;
   int worker_max_connections = 0;  // 0: no bound
   int worker_max_in_flight = 0;    // 0: no bound
@@ -498,12 +501,21 @@ class Session : public std::enable_shared_from_this<Session> {
     CountRequest(route, response.status);
     stream_.expires_after(server_->options.read_timeout);
     bhttp::async_write(stream_, *res,
-                       [self = shared_from_this(), res, keep](beast::error_code ec, size_t) {
+                       [self = shared_from_this(), res, keep, route, handed = SteadyClock::now()](
+                           beast::error_code ec, size_t) {
                          self->server_->in_flight.fetch_sub(1);
                          --self->worker_->in_flight;
+                         if (!ec) self->CountSent(route, handed);
                          if (ec || !keep) return self->Close();
                          self->ReadHeader();
                        });
+  }
+
+  void CountSent(int route, SteadyClock::time_point handed) {
+    if (server_->send_latency.empty()) return;
+    const int index = route >= 0 ? route : static_cast<int>(server_->routes.size());
+    server_->send_latency[index]->Observe(
+        std::chrono::duration<double>(SteadyClock::now() - handed).count());
   }
 
   void CountRequest(int route, int status) {
@@ -802,6 +814,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
       impl->latency.push_back(&impl->options.metrics->GetHistogram(
           "granary_http_request_duration_seconds",
           "Time from a whole request read to its response handed to the socket, by path.",
+          LatencyBuckets(),
+          {{"path", i < impl->routes.size() ? impl->routes[i].path : "unmatched"}}));
+      impl->send_latency.push_back(&impl->options.metrics->GetHistogram(
+          "granary_http_response_send_seconds",
+          "Time from a response handed to the socket to its last byte taken by the kernel (the "
+          "client reading a large answer), by path.",
           LatencyBuckets(),
           {{"path", i < impl->routes.size() ? impl->routes[i].path : "unmatched"}}));
     }
