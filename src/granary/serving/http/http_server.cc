@@ -813,7 +813,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
     for (size_t i = 0; i <= impl->routes.size(); ++i) {
       impl->latency.push_back(&impl->options.metrics->GetHistogram(
           "granary_http_request_duration_seconds",
-          "Time from a whole request read to its response handed to the socket, by path.",
+          "Time from a request's headers read to its response handed to the socket, by path.",
           LatencyBuckets(),
           {{"path", i < impl->routes.size() ? impl->routes[i].path : "unmatched"}}));
       impl->send_latency.push_back(&impl->options.metrics->GetHistogram(
