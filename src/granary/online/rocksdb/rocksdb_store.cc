@@ -147,6 +147,39 @@ struct RocksDbOnlineStore::WriterFiles {
   }
 };
 
+RocksDbOnlineStore::Options RocksDbOnlineStore::ForMemoryBudget(int64_t budget_bytes) {
+  const int64_t budget = std::max<int64_t>(budget_bytes, 0);
+  Options options;
+  options.block_cache_bytes = static_cast<size_t>(std::clamp<int64_t>(
+      budget / 4, int64_t{8} << 20, static_cast<int64_t>(kDefaultBlockCacheBytes)));
+  options.write_buffer_bytes = static_cast<size_t>(std::clamp<int64_t>(
+      budget / 8, int64_t{4} << 20, static_cast<int64_t>(kDefaultWriteBufferBytes)));
+  return options;
+}
+
+Result<RocksDbOnlineStore::MemoryUse> RocksDbOnlineStore::Memory() const {
+  MemoryUse use;
+  auto property = [&](const std::string& name, int64_t* out) -> Status {
+    uint64_t value = 0;
+    if (!db_->GetIntProperty(name, &value)) {
+      return Status::Internal(fmt::format("{}: RocksDB has no property {}", Describe(), name));
+    }
+    *out = static_cast<int64_t>(value);
+    return Status::OK();
+  };
+  GRANARY_RETURN_NOT_OK(
+      property(rocksdb::DB::Properties::kBlockCacheCapacity, &use.block_cache_capacity));
+  GRANARY_RETURN_NOT_OK(
+      property(rocksdb::DB::Properties::kBlockCacheUsage, &use.block_cache_usage));
+  GRANARY_RETURN_NOT_OK(property(rocksdb::DB::Properties::kSizeAllMemTables, &use.memtables));
+  GRANARY_RETURN_NOT_OK(
+      property(rocksdb::DB::Properties::kEstimateTableReadersMem, &use.table_readers));
+  const rocksdb::Options opened = db_->GetOptions();
+  use.write_buffer_bytes = static_cast<int64_t>(opened.write_buffer_size);
+  use.max_write_buffers = opened.max_write_buffer_number;
+  return use;
+}
+
 Result<std::unique_ptr<RocksDbOnlineStore>> RocksDbOnlineStore::Open(
     const std::filesystem::path& path, const Options& options) {
   std::error_code ec;
@@ -165,6 +198,8 @@ Result<std::unique_ptr<RocksDbOnlineStore>> RocksDbOnlineStore::Open(
   db_options.create_if_missing = true;
   db_options.IncreaseParallelism(2);
   db_options.compaction_filter = store->filter_.get();
+  db_options.write_buffer_size = options.write_buffer_bytes;
+  db_options.max_write_buffer_number = kWriteBuffers;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
