@@ -76,6 +76,9 @@ class RocksDbOnlineStore final : public OnlineStore {
     int64_t block_cache_usage = 0;
     int64_t write_buffer_bytes = 0;  // each memtable's size before it is flushed
     int max_write_buffers = 0;
+    // Level-0 files that start a compaction: 4 with 64 MiB buffers, more with smaller ones, so
+    // that as many bytes are compacted at a time (a budget's small buffers write no more).
+    int level0_compaction_files = 0;
     int64_t memtables = 0;      // all memtables, those being flushed included
     int64_t table_readers = 0;  // the open files' indexes and filters (outside the cache)
   };

@@ -270,6 +270,7 @@ TEST_F(RocksDbStoreTest, TheStoreRunsWithTheSizesItWasOpenedWith) {
   EXPECT_EQ(server.block_cache_capacity, 256 * kMiB);
   EXPECT_EQ(server.write_buffer_bytes, 64 * kMiB);
   EXPECT_EQ(server.max_write_buffers, RocksDbOnlineStore::kWriteBuffers);
+  EXPECT_EQ(server.level0_compaction_files, 4);
   store_.reset();
   auto run = RocksDbOnlineStore::Open(dir_.path() / "online",
                                       RocksDbOnlineStore::ForMemoryBudget(64 * kMiB));
@@ -278,6 +279,7 @@ TEST_F(RocksDbStoreTest, TheStoreRunsWithTheSizesItWasOpenedWith) {
   EXPECT_EQ(sized.block_cache_capacity, 16 * kMiB);
   EXPECT_EQ(sized.write_buffer_bytes, 8 * kMiB);
   EXPECT_EQ(sized.max_write_buffers, RocksDbOnlineStore::kWriteBuffers);
+  EXPECT_EQ(sized.level0_compaction_files, 32);  // 32 x 8 MiB: as many bytes as 4 x 64 MiB
 }
 
 // Writes several times the write buffers hold: RocksDB flushes (and stalls writes while both
