@@ -144,6 +144,31 @@ def test_status_names_views_never_materialized_and_bad_arguments_are_clear(cli, 
     assert "--memory-budget 'lots' is not a size" in budget.stderr
 
 
+def store_write_buffer_size(store):
+    """write_buffer_size in the newest OPTIONS file RocksDB wrote into the store's folder: what
+    the last process to open it ran with."""
+    newest = max(store.glob("OPTIONS-*"), key=lambda p: int(p.name.split("-")[1]))
+    sizes = [line.split("=")[1] for line in newest.read_text().splitlines()
+             if line.strip().startswith("write_buffer_size=")]
+    assert len(sizes) == 1, newest.read_text()
+    return int(sizes[0])
+
+
+def test_the_memory_budget_sizes_the_embedded_stores_own_buffers_and_says_so(cli, tmp_path):
+    repo = make_repo(cli, tmp_path)
+    end = rfc3339(NOW - dt.timedelta(minutes=30))
+    small = cli("-C", repo, "materialize-incremental", end, "-q", "--memory-budget", "64MiB",
+                check=True)
+    assert ("(memory budget 64MiB; RocksDB block cache 16 MiB and write buffers 2 x 8 MiB, "
+            "sized from the memory budget)") in small.stderr, small.stderr
+    assert store_write_buffer_size(repo / "data" / "online") == 8 << 20
+    # The default budget (1 GiB) gives a server's sizes.
+    default = cli("-C", repo, "materialize-incremental", "now", "-q", check=True)
+    assert "block cache 256 MiB and write buffers 2 x 64 MiB" in default.stderr, default.stderr
+    assert store_write_buffer_size(repo / "data" / "online") == 64 << 20
+    assert online_scores(cli, repo, [1]) == {1: (0.5, "PRESENT")}
+
+
 def test_a_second_run_is_refused_while_one_holds_the_repository(cli, tmp_path):
     repo = make_repo(cli, tmp_path)
     with open(repo / "data" / "registry.db.materialize.lock", "a+") as lock:

@@ -191,8 +191,11 @@ void RunMaterialize(Context& ctx, MaterializeRequest::Kind kind, const IntervalA
       auto local = Materialize(config, request, *options, nullptr, &cancelled);
       // What the run's Arrow allocations peaked at (the scans' buffers and batches, the
       // partitions): the part of the memory that --memory-budget governs (docs/PERFORMANCE.md).
-      fmt::print(stderr, "{}peak Arrow memory {} MiB (memory budget {})\n", LogTimePrefix(stderr),
-                 arrow::default_memory_pool()->max_memory() >> 20, args.memory_budget);
+      // And what the online store holds beside it, when sized from the budget.
+      const std::string store_memory = DescribeOnlineStoreMemory(config, options->store_options);
+      fmt::print(stderr, "{}peak Arrow memory {} MiB (memory budget {}{})\n", LogTimePrefix(stderr),
+                 arrow::default_memory_pool()->max_memory() >> 20, args.memory_budget,
+                 store_memory.empty() ? "" : "; " + store_memory);
       return local;
     }
     for (const ViewMaterialization& v : handed->views) options->after_view(v);

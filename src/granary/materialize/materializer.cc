@@ -457,6 +457,7 @@ void SetMemoryBudget(MaterializeOptions* options, int64_t bytes,
   options->offline.embedded.memory_budget_bytes = bytes;
   options->offline.embedded.spill_dir = spill_dir;
   options->batch_memory_bytes = bytes / 4;
+  options->store_options.memory_budget_bytes = bytes;
 }
 
 Result<MaterializeReport> Materialize(const RepoConfig& config, const MaterializeRequest& request,

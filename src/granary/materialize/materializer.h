@@ -96,7 +96,8 @@ struct MaterializeOptions {
 
 // One memory budget for a run, as --memory-budget and the SDK's memory_budget give it: `bytes`
 // for the embedded engine's work of picking the latest rows (past it, it partitions and spills
-// to `spill_dir`, empty: the system's temp dir), a quarter of it for the batches in flight.
+// to `spill_dir`, empty: the system's temp dir), a quarter of it for the batches in flight; a
+// store the run opens itself sizes its own buffers from it (OnlineStoreOptions).
 void SetMemoryBudget(MaterializeOptions* options, int64_t bytes,
                      const std::filesystem::path& spill_dir);
 

@@ -47,6 +47,9 @@ Result<std::unique_ptr<OnlineStore>> OpenOnlineStore(const RepoConfig& config,
   const OnlineStoreConfig& online = config.online_store;
   if (online.type == "rocksdb") {
     RocksDbOnlineStore::Options o;
+    if (options.memory_budget_bytes > 0 && !options.read_only) {
+      o = RocksDbOnlineStore::ForMemoryBudget(options.memory_budget_bytes);
+    }
     o.clock = options.clock;
     o.read_only = options.read_only;
     GRANARY_ASSIGN_OR_RAISE(auto store, RocksDbOnlineStore::Open(config.Resolve(online.path), o));
@@ -74,6 +77,17 @@ Result<std::unique_ptr<OnlineStore>> OpenOnlineStore(const RepoConfig& config,
   return Status::InvalidArgument(fmt::format(
       "{}: online_store.type '{}' is not an online store; use rocksdb, redis or redis_cluster",
       config.ConfigPath().string(), online.type));
+}
+
+std::string DescribeOnlineStoreMemory(const RepoConfig& config, const OnlineStoreOptions& options) {
+  if (config.online_store.type != "rocksdb" || options.memory_budget_bytes <= 0 ||
+      options.read_only) {
+    return "";
+  }
+  const auto o = RocksDbOnlineStore::ForMemoryBudget(options.memory_budget_bytes);
+  return fmt::format(
+      "RocksDB block cache {} MiB and write buffers {} x {} MiB, sized from the memory budget",
+      o.block_cache_bytes >> 20, RocksDbOnlineStore::kWriteBuffers, o.write_buffer_bytes >> 20);
 }
 
 }  // namespace granary

@@ -189,6 +189,10 @@ struct OnlineStoreOptions {
   // before every Read (docs/ONLINE_LAYOUT.md, "Readers beside the server"); WriteBatch,
   // DeleteViews and DeleteAll then return FailedPrecondition. Redis: no difference.
   bool read_only = false;
+  // A batch run's memory budget in bytes (materialize --memory-budget); 0: none (a server).
+  // RocksDB then sizes its block cache and write buffers from it
+  // (RocksDbOnlineStore::ForMemoryBudget) instead of a server's fixed sizes. Redis: unused.
+  int64_t memory_budget_bytes = 0;
 };
 
 // Opens the store described by config.online_store for project config.project. RocksDB: creates
@@ -197,5 +201,11 @@ struct OnlineStoreOptions {
 // message naming the server.
 Result<std::unique_ptr<OnlineStore>> OpenOnlineStore(const RepoConfig& config,
                                                      const OnlineStoreOptions& options = {});
+
+// What the store opened with `options` holds in memory of its own beside a memory budget, for a
+// batch run to print ("RocksDB block cache 16 MiB and write buffers 2 x 8 MiB, sized from the
+// memory budget"); empty when the store keeps nothing sized by the process (Redis) or no budget
+// is set.
+std::string DescribeOnlineStoreMemory(const RepoConfig& config, const OnlineStoreOptions& options);
 
 }  // namespace granary

@@ -46,13 +46,43 @@ class RocksDbOnlineStore final : public OnlineStore {
  public:
   struct Options {
     const Clock* clock = &SystemClock::Default();
-    size_t block_cache_bytes = 256u << 20;
+    // RocksDB's own memory, in bytes, outside Arrow's pool and any memory budget: the block
+    // cache (blocks read: a server's lookups, a materialization's read-modify-write of tiles)
+    // and the memtables (two of write_buffer_bytes: one filling while the other is flushed).
+    // These defaults suit a server; a batch run sizes them from its budget (ForMemoryBudget).
+    size_t block_cache_bytes = kDefaultBlockCacheBytes;
+    size_t write_buffer_bytes = kDefaultWriteBufferBytes;
     bool read_only = false;  // a secondary instance (see above); writes: FailedPrecondition
   };
+  static constexpr size_t kDefaultBlockCacheBytes = size_t{256} << 20;
+  static constexpr size_t kDefaultWriteBufferBytes = size_t{64} << 20;  // RocksDB's own default
+  static constexpr int kWriteBuffers = 2;
+
+  // The options of a batch run held to a memory budget of `budget_bytes` (--memory-budget): a
+  // block cache of a quarter of the budget and write buffers of an eighth each, at least 8 MiB and
+  // 4 MiB, at most the defaults above (a 1 GiB budget, materialize's default, gives the
+  // defaults). The store's memory then grows with the budget instead of being a fixed 384 MiB
+  // beside a 64 MiB one.
+  static Options ForMemoryBudget(int64_t budget_bytes);
+
   // Opens (creating when missing) the database in `path`. A second writing process gets
   // Unavailable with the holder named by RocksDB's lock error; read_only never conflicts.
   static Result<std::unique_ptr<RocksDbOnlineStore>> Open(const std::filesystem::path& path,
                                                           const Options& options);
+
+  // What RocksDB reports of its memory (bytes): the sizes it runs with and what they hold now.
+  struct MemoryUse {
+    int64_t block_cache_capacity = 0;
+    int64_t block_cache_usage = 0;
+    int64_t write_buffer_bytes = 0;  // each memtable's size before it is flushed
+    int max_write_buffers = 0;
+    // Level-0 files that start a compaction: 4 with 64 MiB buffers, more with smaller ones, so
+    // that as many bytes are compacted at a time (a budget's small buffers write no more).
+    int level0_compaction_files = 0;
+    int64_t memtables = 0;      // all memtables, those being flushed included
+    int64_t table_readers = 0;  // the open files' indexes and filters (outside the cache)
+  };
+  Result<MemoryUse> Memory() const;
   ~RocksDbOnlineStore() override;
 
   Result<WriteStats> WriteBatch(const ViewLayout& view, const arrow::RecordBatch& rows) override;

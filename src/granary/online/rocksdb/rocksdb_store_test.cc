@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "granary/common/temp_dir.h"
+#include "granary/online/online_store.h"
 #include "granary/testing/online_definitions.h"
 
 namespace granary {
@@ -239,6 +240,104 @@ TEST_F(RocksDbStoreTest, ASplitReadAnswersAsTheReadOnOneThread) {
   small.split = &pool;
   EXPECT_EQ(store_->Read(small).ValueOrDie().status(0, 0, 1), FeatureStatus::kPresent);
   EXPECT_EQ(pool.jobs_offered(), 0u);
+}
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+// A server keeps RocksDB's fixed sizes; a batch run's budget sizes the block cache (a quarter)
+// and each of the two write buffers (an eighth), between floors and the server's sizes.
+TEST(RocksDbStoreMemory, ABudgetSizesTheBlockCacheAndWriteBuffersBetweenFloorsAndDefaults) {
+  const RocksDbOnlineStore::Options server;
+  EXPECT_EQ(static_cast<int64_t>(server.block_cache_bytes), 256 * kMiB);
+  EXPECT_EQ(static_cast<int64_t>(server.write_buffer_bytes), 64 * kMiB);
+  struct Case {
+    int64_t budget, cache, write_buffer;
+  };
+  for (const Case& c :
+       {Case{0, 8 * kMiB, 4 * kMiB}, Case{16 * kMiB, 8 * kMiB, 4 * kMiB},
+        Case{64 * kMiB, 16 * kMiB, 8 * kMiB}, Case{512 * kMiB, 128 * kMiB, 64 * kMiB},
+        Case{1024 * kMiB, 256 * kMiB, 64 * kMiB}, Case{8192 * kMiB, 256 * kMiB, 64 * kMiB}}) {
+    const auto o = RocksDbOnlineStore::ForMemoryBudget(c.budget);
+    EXPECT_EQ(static_cast<int64_t>(o.block_cache_bytes), c.cache) << "budget " << c.budget;
+    EXPECT_EQ(static_cast<int64_t>(o.write_buffer_bytes), c.write_buffer) << "budget " << c.budget;
+    EXPECT_FALSE(o.read_only);
+  }
+}
+
+// What RocksDB itself runs with, not what was asked: the server's store and a 64 MiB run's.
+TEST_F(RocksDbStoreTest, TheStoreRunsWithTheSizesItWasOpenedWith) {
+  const auto server = store_->Memory().ValueOrDie();
+  EXPECT_EQ(server.block_cache_capacity, 256 * kMiB);
+  EXPECT_EQ(server.write_buffer_bytes, 64 * kMiB);
+  EXPECT_EQ(server.max_write_buffers, RocksDbOnlineStore::kWriteBuffers);
+  EXPECT_EQ(server.level0_compaction_files, 4);
+  store_.reset();
+  auto run = RocksDbOnlineStore::Open(dir_.path() / "online",
+                                      RocksDbOnlineStore::ForMemoryBudget(64 * kMiB));
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  const auto sized = (*run)->Memory().ValueOrDie();
+  EXPECT_EQ(sized.block_cache_capacity, 16 * kMiB);
+  EXPECT_EQ(sized.write_buffer_bytes, 8 * kMiB);
+  EXPECT_EQ(sized.max_write_buffers, RocksDbOnlineStore::kWriteBuffers);
+  EXPECT_EQ(sized.level0_compaction_files, 32);  // 32 x 8 MiB: as many bytes as 4 x 64 MiB
+}
+
+// Writes several times the write buffers hold: RocksDB flushes (and stalls writes while both
+// are full), so the memtables never hold much more than two buffers; a server's 64 MiB buffers
+// would have held all of it.
+TEST_F(RocksDbStoreTest, MemtablesOfABudgetedStoreStayWithinTheirWriteBuffers) {
+  store_.reset();
+  auto options = RocksDbOnlineStore::ForMemoryBudget(16 * kMiB);  // write buffers of 4 MiB
+  options.clock = &clock_;
+  auto opened = RocksDbOnlineStore::Open(dir_.path() / "online", options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  auto& store = *opened;
+  auto view = layouts_.at("bay_stats");
+  const std::string padding(200, 'x');  // long keys: about 24 MiB written in all
+  int64_t most = 0, written = 0;
+  for (int chunk = 0; chunk < 10; ++chunk) {
+    std::vector<Row> rows;
+    for (int i = 0; i < 10'000; ++i) {
+      rows.push_back(
+          {{Value(fmt::format("{}-{}-{}", padding, chunk, i))}, kT0, {}, {Value(i / 7.0)}});
+    }
+    written += store->WriteBatch(*view, *MakeRows(*view, rows)).ValueOrDie().written;
+    most = std::max(most, store->Memory().ValueOrDie().memtables);
+  }
+  EXPECT_EQ(written, 100'000);
+  EXPECT_GT(most, 0);
+  EXPECT_LE(most, 3 * 4 * kMiB) << "memtables held " << most << " bytes";
+}
+
+// The factory: a batch run's budget sizes the store it opens and says so; a server (no budget)
+// and a read-only reader keep the defaults.
+TEST(RocksDbStoreMemory, OpenOnlineStoreSizesTheEmbeddedStoreFromABatchRunsBudget) {
+  TempDir dir = TempDir::Make("granary_rocks_budget_").ValueOrDie();
+  RepoConfig config;
+  config.root = dir.path();
+  config.project = "p";
+  config.online_store.path = "online";
+  auto capacity = [&](const OnlineStoreOptions& options) {
+    auto store = OpenOnlineStore(config, options).ValueOrDie();
+    auto* rocks = dynamic_cast<RocksDbOnlineStore*>(store.get());
+    EXPECT_NE(rocks, nullptr);
+    if (rocks == nullptr) return std::pair<int64_t, int64_t>(-1, -1);
+    auto use = rocks->Memory().ValueOrDie();
+    return std::pair(use.block_cache_capacity, use.write_buffer_bytes);
+  };
+  OnlineStoreOptions run;
+  run.memory_budget_bytes = 64 * kMiB;
+  EXPECT_EQ(capacity(run), std::pair(16 * kMiB, 8 * kMiB));
+  EXPECT_EQ(DescribeOnlineStoreMemory(config, run),
+            "RocksDB block cache 16 MiB and write buffers 2 x 8 MiB, sized from the memory "
+            "budget");
+  EXPECT_EQ(capacity({}), std::pair(256 * kMiB, 64 * kMiB));
+  EXPECT_EQ(DescribeOnlineStoreMemory(config, {}), "");
+  OnlineStoreOptions reader = run;
+  reader.read_only = true;
+  EXPECT_EQ(DescribeOnlineStoreMemory(config, reader), "");
+  config.online_store.type = "redis";
+  EXPECT_EQ(DescribeOnlineStoreMemory(config, run), "");
 }
 
 }  // namespace
