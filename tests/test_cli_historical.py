@@ -111,7 +111,7 @@ def test_timings_name_every_phase_with_wall_cpu_and_cores(cli, tmp_path):
         assert " s  CPU " in line and "(system " in line and "cores " in line, line
     # Timing changes nothing in the result.
     assert pq.read_table(repo / "timed.parquet").equals(pq.read_table(plain))
-    assert "timings" not in cli("-C", repo, "get-historical-features", "--entities",
+    assert "timings (wall" not in cli("-C", repo, "get-historical-features", "--entities",
                                 repo / "entities.csv", "--features", "driver_hourly:conv_rate",
                                 "--output", repo / "t2.parquet", "-q", check=True).stderr
 
