@@ -93,6 +93,29 @@ def test_training_set_from_csv_entities_to_parquet(cli, tmp_path):
     assert rows[3]["conv_rate"] is None
 
 
+def test_timings_name_every_phase_with_wall_cpu_and_cores(cli, tmp_path):
+    repo = make_repo(tmp_path, cli)
+    plain = repo / "plain.parquet"
+    cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
+        "--features", "driver_hourly:conv_rate,driver_hourly:avg_daily_trips",
+        "--output", plain, "-q", check=True)
+    out = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
+              "--features", "driver_hourly:conv_rate,driver_hourly:avg_daily_trips",
+              "--output", repo / "timed.parquet", "-q", "--timings", check=True)
+    lines = out.stderr.split("timings (wall, CPU of the whole process meanwhile, cores busy):\n")[1]
+    names = [line.split("  wall ")[0].strip() for line in lines.splitlines()]
+    assert names == ["read entity rows", "driver_hourly: entity side",
+                     "driver_hourly: match pass", "driver_hourly: gather pass",
+                     f"write {repo / 'timed.parquet'}", "total"], out.stderr
+    for line in lines.splitlines():
+        assert " s  CPU " in line and "(system " in line and "cores " in line, line
+    # Timing changes nothing in the result.
+    assert pq.read_table(repo / "timed.parquet").equals(pq.read_table(plain))
+    assert "timings (wall" not in cli("-C", repo, "get-historical-features", "--entities",
+                                repo / "entities.csv", "--features", "driver_hourly:conv_rate",
+                                "--output", repo / "t2.parquet", "-q", check=True).stderr
+
+
 def test_feature_service_full_names_csv_output_and_a_spilling_budget_agree(cli, tmp_path):
     repo = make_repo(tmp_path, cli)
     cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",

@@ -8,6 +8,7 @@
 
 #include "granary/cli/cli.h"
 #include "granary/cli/signals.h"
+#include "granary/common/phase_timings.h"
 #include "granary/common/progress.h"
 #include "granary/common/strings.h"
 #include "granary/common/time.h"
@@ -35,6 +36,7 @@ struct HistoricalArgs {
   int threads = 0;
   std::string spill_dir;
   bool quiet = false;
+  bool timings = false;
 };
 
 Result<Definitions> LoadApplied(const RepoConfig& config) {
@@ -75,6 +77,8 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   request.full_feature_names = args.full_feature_names;
   request.created_timestamp_cutoff = args.created_timestamp_cutoff;
   request.show_progress = !args.quiet;
+  PhaseTimings timings;
+  if (args.timings) request.timings = &timings;
   OfflineEngineOptions engine_options;
   GRANARY_ASSIGN_OR_RAISE(engine_options.embedded.memory_budget_bytes,
                           ParseByteSize(args.memory_budget, "--memory-budget"));
@@ -97,6 +101,7 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
         }
       }
     }
+    auto read_phase = PhaseTimings::Start(request.timings, "read entity rows");
     GRANARY_ASSIGN_OR_RAISE(request.entities, ReadTableFile(args.entities, csv_types));
     request.entities_name = args.entities;
   } else {
@@ -143,6 +148,7 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
     return Status::OK();
   }
   GRANARY_ASSIGN_OR_RAISE(auto stream, engine->GetHistoricalFeatures(defs, request));
+  auto write_phase = PhaseTimings::Start(request.timings, "write " + args.output);
   // Each batch goes to disk as it arrives (the client holds one batch, not the training set),
   // into a temporary file renamed over the output only once the stream has ended well: a lost
   // cluster, an error or Ctrl-C midway leaves no output file.
@@ -153,6 +159,7 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
     GRANARY_RETURN_NOT_OK(writer->Write(*batch));
   }
   GRANARY_RETURN_NOT_OK(writer->Commit());
+  write_phase.End();
   for (const std::string& warning : stream->warnings()) {
     fmt::print(stderr, "warning: {}\n", warning);
   }
@@ -199,6 +206,12 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   fmt::print(stderr, "{}wrote {} rows x {} columns to {} in {:.1f}s (peak Arrow memory {} MiB)\n",
              LogTimePrefix(stderr), writer->rows(), stream->schema()->num_fields(), args.output,
              seconds, arrow::default_memory_pool()->max_memory() >> 20);
+  if (args.timings) {
+    timings.Add({"total", seconds, PhaseTimings::ProcessCpuSeconds(),
+                 PhaseTimings::ProcessSystemSeconds()});
+    fmt::print(stderr, "timings (wall, CPU of the whole process meanwhile, cores busy):\n{}",
+               timings.Report());
+  }
   (void)ctx;
   return Status::OK();
 }
@@ -240,6 +253,9 @@ void RegisterHistoricalCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("--spill-dir", args->spill_dir,
                   "Folder for spill files (default: $TMPDIR or /tmp)");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress or per-view summary");
+  cmd->add_flag("--timings", args->timings,
+                "At the end, the wall and CPU time of each phase (reading the entity rows, each "
+                "view's passes, writing the output) and the cores it kept busy");
   cmd->callback([&ctx, args] {
     RepoConfig config;
     if (!ctx.LoadConfig(&config)) return;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 
+#include "granary/common/phase_timings.h"
 #include "granary/common/progress.h"
 #include "granary/common/strings.h"
 #include "granary/offline/window_join.h"
@@ -177,6 +178,7 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
     join_options.created_timestamp_cutoff = request.created_timestamp_cutoff;
     join_options.spill_dir = options.spill_dir;
     join_options.cancel = request.cancel;
+    join_options.timings = request.timings;
     join_options.TEST_force_plan = options.TEST_force_plan;
     std::unique_ptr<Progress> progress;
     // A progress line only for work long enough to watch (a million rows or an unknown count).

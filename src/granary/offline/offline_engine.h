@@ -77,6 +77,7 @@ class Table;
 namespace granary {
 
 class Progress;
+class PhaseTimings;
 struct FeatureStatsOptions;  // offline/feature_stats.h
 struct FeatureStatsReport;
 
@@ -199,6 +200,9 @@ struct HistoricalRequest {
   bool created_timestamp_cutoff = false;  // ignore rows created after the entity row's time
   bool show_progress = false;             // a Progress line per view on stderr
   const CancelFlag* cancel = nullptr;     // may be null
+  // Where the engine records its phases (wall and CPU time each), for `--timings`; may be null.
+  // Engines that run elsewhere (Spark) record none.
+  PhaseTimings* timings = nullptr;
 };
 
 // Where WriteHistoricalFeatures leaves a training set, inside the engine's storage.

@@ -3,10 +3,13 @@
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <arrow/util/bit_util.h>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 
+#include "granary/common/phase_timings.h"
 #include "granary/common/progress.h"
 #include "granary/common/threads.h"
 #include "granary/offline/key_hash.h"
@@ -95,13 +98,16 @@ std::vector<std::vector<int64_t>> SplitByKey(const KeyColumns& keys, int ways) {
 Result<std::vector<ChosenRow>> StreamMatch(const arrow::RecordBatch& entities,
                                            FeatureSourceScan* scan, const MatchLayout& layout,
                                            Duration ttl, int threads, const JoinOptions& options,
-                                           const std::string& what,
+                                           const std::string& what, const std::string& view_name,
                                            const std::function<void()>& report) {
+  auto entity_phase = PhaseTimings::Start(options.timings, view_name + ": entity side");
   GRANARY_ASSIGN_OR_RAISE(KeyColumns entity_keys, EntityKeys(entities, scan->join_keys()));
   auto entity_ts = entities.GetColumnByName(kEventTimestampColumn);
   GRANARY_ASSIGN_OR_RAISE(auto matcher,
                           StreamingMatcher::Make(&entity_keys, entity_ts.get(), ttl,
                                                  options.created_timestamp_cutoff, threads));
+  entity_phase.End();
+  auto match_phase = PhaseTimings::Start(options.timings, view_name + ": match pass");
   int64_t offset = 0;
   while (true) {
     GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
@@ -166,7 +172,7 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
 
   if (plan.strategy == MatchStrategy::kStream) {
     GRANARY_ASSIGN_OR_RAISE(auto winners, StreamMatch(entities, scan.get(), layout, ttl, threads,
-                                                      options, what, report));
+                                                      options, what, source.view->name, report));
     *scan_stats = scan->stats();
     stats->partitions = 0;
     return winners;
@@ -199,7 +205,7 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
       if (!part_entities.ok()) return Status::Internal(part_entities.status().ToString());
       GRANARY_ASSIGN_OR_RAISE(auto part_winners,
                               StreamMatch(*part_entities->record_batch(), scan.get(), layout, ttl,
-                                          threads, options, what, report));
+                                          threads, options, what, source.view->name, report));
       for (size_t i = 0; i < rows_of[p].size(); ++i) winners[rows_of[p][i]] = part_winners[i];
       rows_of[p] = {};
       // The plan of every read is the same; the rows are counted over all of them.
@@ -213,6 +219,7 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
     return winners;
   }
 
+  auto sort_phase = PhaseTimings::Start(options.timings, source.view->name + ": match pass");
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
   int64_t bytes = 0, rows = 0;
   std::unique_ptr<EntityPartitioner> partitioner;
@@ -320,6 +327,67 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
   return winners;
 }
 
+// An output column of a fixed-width type (numbers, times, dates) that the gather pass writes
+// straight into, each value at its entity row: no pieces in read order to hold, and no second
+// pass (a Take of every column by the entity order) to put them in place. Rows that get no value
+// stay null (their value bytes zero).
+class ScatteredColumn {
+ public:
+  static bool Supports(const arrow::DataType& type) {
+    return arrow::is_primitive(type.id()) && type.id() != arrow::Type::BOOL &&
+           type.byte_width() > 0;
+  }
+
+  static Result<std::unique_ptr<ScatteredColumn>> Make(std::shared_ptr<arrow::DataType> type,
+                                                       int64_t rows) {
+    auto column = std::unique_ptr<ScatteredColumn>(new ScatteredColumn());
+    column->width_ = type->byte_width();
+    column->type_ = std::move(type);
+    column->rows_ = rows;
+    auto values = arrow::AllocateBuffer(rows * column->width_);
+    auto validity = arrow::AllocateEmptyBitmap(rows);  // zeroed: every row null
+    if (!values.ok() || !validity.ok()) {
+      return Status::Internal(fmt::format("out of memory for a column of {} rows", rows));
+    }
+    column->values_ = std::move(*values);
+    column->validity_ = std::move(*validity);
+    std::memset(column->values_->mutable_data(), 0, static_cast<size_t>(column->values_->size()));
+    return column;
+  }
+
+  // Copies the value at `rows[i]` of `source` (of this column's type) to entity row
+  // `entity_rows[i]`, for each i; a null stays null.
+  void Put(const arrow::ArrayData& source, const std::vector<int64_t>& rows,
+           const std::vector<int64_t>& entity_rows) {
+    const uint8_t* from = source.buffers[1]->data() + source.offset * width_;
+    const uint8_t* valid = source.null_count != 0 && source.buffers[0] != nullptr
+                               ? source.buffers[0]->data()
+                               : nullptr;
+    uint8_t* to = values_->mutable_data();
+    uint8_t* bits = validity_->mutable_data();
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const int64_t row = rows[i];
+      if (valid != nullptr && !arrow::bit_util::GetBit(valid, source.offset + row)) continue;
+      std::memcpy(to + entity_rows[i] * width_, from + row * width_, width_);
+      arrow::bit_util::SetBit(bits, entity_rows[i]);
+    }
+  }
+
+  std::shared_ptr<arrow::Array> Finish() {
+    auto data = arrow::ArrayData::Make(type_, rows_, {std::move(validity_), std::move(values_)},
+                                       arrow::kUnknownNullCount);
+    return arrow::MakeArray(data);
+  }
+
+ private:
+  ScatteredColumn() = default;
+  std::shared_ptr<arrow::DataType> type_;
+  int width_ = 0;
+  int64_t rows_ = 0;
+  std::shared_ptr<arrow::Buffer> values_;
+  std::shared_ptr<arrow::Buffer> validity_;
+};
+
 bool SamePlan(const SourceScanStats& a, const SourceScanStats& b) {
   return a.files_total == b.files_total && a.files_pruned == b.files_pruned &&
          a.row_groups_total == b.row_groups_total && a.row_groups_pruned == b.row_groups_pruned &&
@@ -344,6 +412,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   const int64_t n = entities.num_rows();
 
   if (options.TEST_after_match_pass) options.TEST_after_match_pass();
+  auto gather_phase = PhaseTimings::Start(options.timings, source.view->name + ": gather pass");
   // Chosen rows in read order, with the entity rows that chose them.
   struct Gather {
     int64_t index;
@@ -369,33 +438,58 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   const int first_feature = scan->event_timestamp_index() + 1;
   const auto schema = scan->schema();
   const int feature_count = schema->num_fields() - first_feature;
+  // Fixed-width columns are written in entity order as they are gathered; the others are
+  // gathered in read order (pieces), then put in entity order with one Take.
+  std::vector<std::unique_ptr<ScatteredColumn>> scattered(feature_count);
+  bool any_taken = false;
+  for (int c = 0; c < feature_count; ++c) {
+    const auto& type = schema->field(first_feature + c)->type();
+    if (ScatteredColumn::Supports(*type)) {
+      GRANARY_ASSIGN_OR_RAISE(scattered[c], ScatteredColumn::Make(type, n));
+    } else {
+      any_taken = true;
+    }
+  }
   std::vector<arrow::ArrayVector> pieces(feature_count);
   std::vector<int64_t> gathered_rows;  // entity row of each gathered value, in gather order
-  gathered_rows.reserve(chosen.size());
+  if (any_taken) gathered_rows.reserve(chosen.size());
   size_t next = 0;
   int64_t offset = 0;
   bool changed = !SamePlan(scan->stats(), match_stats);
   const int ts_index = scan->event_timestamp_index();
   const std::string what = fmt::format("reading feature view '{}'", source.view->name);
+  std::vector<int64_t> local, local_entities;
   while (!changed && next < chosen.size()) {
     GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
     GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
     if (batch == nullptr) break;
     const int64_t end = offset + batch->num_rows();
     const int64_t* ts = batch->column(ts_index)->data()->GetValues<int64_t>(1);
-    std::vector<int64_t> local;
+    local.clear();
+    local_entities.clear();
     for (; next < chosen.size() && chosen[next].index < end; ++next) {
       const int64_t row = chosen[next].index - offset;
       // The same read position must hold the same row as in the match pass.
       if (ts[row] != chosen[next].event_ts) changed = true;
       local.push_back(row);
-      gathered_rows.push_back(chosen[next].entity_row);
+      local_entities.push_back(chosen[next].entity_row);
     }
     offset = end;
     if (local.empty()) continue;
-    GRANARY_ASSIGN_OR_RAISE(auto indices, Int64Array(local));
+    if (any_taken) {
+      gathered_rows.insert(gathered_rows.end(), local_entities.begin(), local_entities.end());
+    }
+    std::shared_ptr<arrow::Array> indices;
     for (int c = 0; c < feature_count; ++c) {
-      auto taken = arrow::compute::Take(*batch->column(first_feature + c), *indices);
+      const arrow::Array& values = *batch->column(first_feature + c);
+      if (scattered[c] != nullptr) {
+        scattered[c]->Put(*values.data(), local, local_entities);
+        continue;
+      }
+      if (indices == nullptr) {
+        GRANARY_ASSIGN_OR_RAISE(indices, Int64Array(local));
+      }
+      auto taken = arrow::compute::Take(values, *indices);
       if (!taken.ok()) return Status::Internal(taken.status().ToString());
       pieces[c].push_back(*taken);
     }
@@ -407,6 +501,16 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
         source.view->name));
   }
   chosen = {};
+  gather_phase.End();
+  std::vector<std::shared_ptr<arrow::ChunkedArray>> out(feature_count);
+  for (int c = 0; c < feature_count; ++c) {
+    if (scattered[c] != nullptr) {
+      out[c] = std::make_shared<arrow::ChunkedArray>(scattered[c]->Finish());
+      scattered[c].reset();
+    }
+  }
+  if (!any_taken) return out;
+  auto order_phase = PhaseTimings::Start(options.timings, source.view->name + ": entity order");
   // Put the gathered values into entity order: entity row i takes gathered position p(i).
   arrow::Int64Builder order;
   if (!order.Resize(n).ok()) return Status::Internal("out of memory");
@@ -423,19 +527,19 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   }
   std::shared_ptr<arrow::Array> order_array;
   if (!order.Finish(&order_array).ok()) return Status::Internal("out of memory");
-  std::vector<std::shared_ptr<arrow::ChunkedArray>> out;
   for (int c = 0; c < feature_count; ++c) {
+    if (out[c] != nullptr) continue;
     const auto& type = schema->field(first_feature + c)->type();
     if (pieces[c].empty()) {
       auto nulls = arrow::MakeArrayOfNull(type, n);
       if (!nulls.ok()) return Status::Internal(nulls.status().ToString());
-      out.push_back(std::make_shared<arrow::ChunkedArray>(*nulls));
+      out[c] = std::make_shared<arrow::ChunkedArray>(*nulls);
       continue;
     }
     auto column = std::make_shared<arrow::ChunkedArray>(std::move(pieces[c]), type);
     auto taken = arrow::compute::Take(column, order_array);
     if (!taken.ok()) return Status::Internal(taken.status().ToString());
-    out.push_back(taken->chunked_array());
+    out[c] = taken->chunked_array();
   }
   return out;
 }

@@ -42,6 +42,7 @@ class RecordBatch;
 namespace granary {
 
 class KeyColumns;
+class PhaseTimings;
 class Progress;
 
 struct JoinOptions {
@@ -54,6 +55,9 @@ struct JoinOptions {
   Progress* progress = nullptr;     // counts rows read from the source's files; may be null
   // Polled between batches and partitions; once set, the join returns kCancelled. May be null.
   const CancelFlag* cancel = nullptr;
+  // Records the join's phases (the entity side, the match pass, the gather pass, putting values
+  // back into entity order), named after the view. May be null.
+  PhaseTimings* timings = nullptr;
   // Test hook (LevelDB's TEST_ naming; production leaves it empty): called between the match pass
   // and the gather pass, for tests that change the source there.
   std::function<void()> TEST_after_match_pass;

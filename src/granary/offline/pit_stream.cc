@@ -89,22 +89,41 @@ Result<std::unique_ptr<StreamingMatcher>> StreamingMatcher::Make(const KeyColumn
     int64_t ts;
     int64_t row;
   };
+  // Records sorted by (hash, time, row) on `threads` threads: placed first into ranges of the
+  // hash (WorkerOf is monotonic in the hash), each range then sorted on its own thread, so that
+  // the ranges one after another are sorted as a whole.
   std::vector<Record> records;
-  records.reserve(n);
   {
     std::vector<uint64_t> hashes(n);
     entity_keys->HashRows(hashes.data());
     const int64_t* ts = entity_ts->data()->GetValues<int64_t>(1);
+    const int ranges = n >= 65536 ? s.threads : 1;
+    std::vector<int64_t> starts(ranges + 1, 0);
     for (int64_t i = 0; i < n; ++i) {
       if (entity_keys->IsNull(i) || entity_ts->IsNull(i)) continue;
-      records.push_back({hashes[i], ts[i], i});
+      ++starts[WorkerOf(hashes[i], ranges) + 1];
     }
+    for (int r = 0; r < ranges; ++r) starts[r + 1] += starts[r];
+    records.resize(static_cast<size_t>(starts[ranges]));
+    std::vector<int64_t> at(starts.begin(), starts.end() - 1);
+    for (int64_t i = 0; i < n; ++i) {
+      if (entity_keys->IsNull(i) || entity_ts->IsNull(i)) continue;
+      records[at[WorkerOf(hashes[i], ranges)]++] = {hashes[i], ts[i], i};
+    }
+    hashes = {};
+    auto sort_range = [&](int r) {
+      std::sort(records.begin() + starts[r], records.begin() + starts[r + 1],
+                [](const Record& a, const Record& b) {
+                  if (a.hash != b.hash) return a.hash < b.hash;
+                  if (a.ts != b.ts) return a.ts < b.ts;
+                  return a.row < b.row;
+                });
+    };
+    std::vector<std::thread> pool;
+    for (int r = 1; r < ranges; ++r) pool.emplace_back(sort_range, r);
+    sort_range(0);
+    for (auto& t : pool) t.join();
   }
-  std::sort(records.begin(), records.end(), [](const Record& a, const Record& b) {
-    if (a.hash != b.hash) return a.hash < b.hash;
-    if (a.ts != b.ts) return a.ts < b.ts;
-    return a.row < b.row;
-  });
   // Runs of equal hash are one key, unless hashes collide: then split the run by exact key,
   // keeping each key's rows in time order.
   for (size_t begin = 0; begin < records.size();) {

@@ -186,10 +186,10 @@ void CollectLeaves(const parquet::arrow::SchemaField& field, std::vector<int>* o
 
 }  // namespace
 
-int64_t ParquetReadBufferBytes(size_t columns) {
-  constexpr int64_t kPerFile = int64_t{8} << 20;
-  return std::clamp<int64_t>(kPerFile / static_cast<int64_t>(std::max<size_t>(1, columns)),
-                             int64_t{64} << 10, int64_t{1} << 20);
+int64_t ParquetReadBufferBytes(size_t columns, int readers) {
+  constexpr int64_t kShared = int64_t{8} << 20;
+  const int64_t streams = static_cast<int64_t>(std::max<size_t>(1, columns)) * std::max(1, readers);
+  return std::clamp<int64_t>(kShared / streams, int64_t{64} << 10, int64_t{1} << 20);
 }
 
 std::map<std::string, std::optional<std::string>> HivePartitionValues(
@@ -271,6 +271,12 @@ Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
 
 Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& fragment,
                                                                const FragmentRequest& request) {
+  return OpenFragment(fragment, request, fragment.row_groups);
+}
+
+Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& fragment,
+                                                               const FragmentRequest& request,
+                                                               const std::vector<int>& row_groups) {
   const std::string path = fragment.path.string();
   if (fragment.format == FragmentFormat::kCsv) {
     auto in = arrow::io::ReadableFile::Open(path);
@@ -346,7 +352,7 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
     props.set_coerce_int96_timestamp_unit(arrow::TimeUnit::MICRO);
     parquet::ReaderProperties file_props(pool);
     file_props.enable_buffered_stream();
-    file_props.set_buffer_size(ParquetReadBufferBytes(leaves.size()));
+    file_props.set_buffer_size(ParquetReadBufferBytes(leaves.size(), request.readers));
     auto file_reader = parquet::ParquetFileReader::OpenFile(path, /*memory_map=*/false, file_props,
                                                             fragment.metadata);
     auto made = parquet::arrow::FileReader::Make(pool, std::move(file_reader), props);
@@ -369,7 +375,7 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
       }
       if (!dv.empty()) deleted = std::make_shared<const DeletionVector>(std::move(dv));
     }
-    auto inner = owner->GetRecordBatchReader(fragment.row_groups, leaves);
+    auto inner = owner->GetRecordBatchReader(row_groups, leaves);
     if (!inner.ok()) {
       return Status::InvalidArgument(fmt::format("{}: {}", path, inner.status().message()));
     }
@@ -380,7 +386,7 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
         first_rows[rg + 1] = first_rows[rg] + fragment.metadata->RowGroup(rg)->num_rows();
       }
       std::vector<DeletedRowsFilter::Span> spans;
-      for (int rg : fragment.row_groups) {
+      for (int rg : row_groups) {
         spans.push_back({first_rows[rg], first_rows[rg + 1] - first_rows[rg]});
       }
       batches = std::make_shared<DeletedRowsFilter>(std::move(batches), std::move(deleted),
@@ -402,16 +408,31 @@ struct FragmentPrefetcher::Queue {
   Status error;
 };
 
+std::vector<FragmentPrefetcher::Unit> FragmentPrefetcher::Units(
+    const std::vector<Fragment>& fragments) {
+  std::vector<Unit> units;
+  for (size_t f = 0; f < fragments.size(); ++f) {
+    const Fragment& fragment = fragments[f];
+    if (fragment.format == FragmentFormat::kParquet && fragment.row_groups.size() > 1) {
+      for (int rg : fragment.row_groups) units.push_back({f, {rg}});
+    } else {
+      units.push_back({f, fragment.row_groups});
+    }
+  }
+  return units;
+}
+
 FragmentPrefetcher::FragmentPrefetcher(const std::vector<Fragment>* fragments,
-                                       const FragmentRequest* request, int files_ahead,
+                                       const FragmentRequest* request, int readers,
                                        int batches_ahead)
     : fragments_(fragments),
       request_(request),
-      files_ahead_(std::max(1, files_ahead)),
+      units_(Units(*fragments)),
+      units_ahead_(std::max(1, readers)),
       batches_ahead_(static_cast<size_t>(std::max(1, batches_ahead))) {
-  for (size_t i = 0; i < fragments_->size(); ++i) queues_.push_back(std::make_unique<Queue>());
-  const int readers = static_cast<int>(std::min<size_t>(files_ahead_, fragments_->size()));
-  for (int r = 0; r < readers; ++r) readers_.emplace_back([this] { ReadLoop(); });
+  for (size_t i = 0; i < units_.size(); ++i) queues_.push_back(std::make_unique<Queue>());
+  const int threads = static_cast<int>(std::min<size_t>(units_ahead_, units_.size()));
+  for (int r = 0; r < threads; ++r) readers_.emplace_back([this] { ReadLoop(); });
 }
 
 FragmentPrefetcher::~FragmentPrefetcher() {
@@ -428,19 +449,21 @@ void FragmentPrefetcher::ReadLoop() {
     size_t i;
     {
       MutexLock lock(&mu_);
-      // Claim the next fragment, but stay within files_ahead of the consumer.
-      while (!stop_ && next_claim_ >= consuming_ + files_ahead_) cv_.Wait(&mu_);
-      if (stop_ || next_claim_ >= fragments_->size()) return;
+      // Claim the next unit, but stay within units_ahead of the consumer.
+      while (!stop_ && next_claim_ >= consuming_ + units_ahead_) cv_.Wait(&mu_);
+      if (stop_ || next_claim_ >= units_.size()) return;
       i = next_claim_++;
     }
     Queue& queue = *queues_[i];
+    const Unit& unit = units_[i];
+    const Fragment& fragment = (*fragments_)[unit.fragment];
     auto finish = [&](Status st) {
       MutexLock lock(&mu_);
       queue.error = std::move(st);
       queue.finished = true;
       cv_.SignalAll();
     };
-    auto reader = OpenFragment((*fragments_)[i], *request_);
+    auto reader = OpenFragment(fragment, *request_, unit.row_groups);
     if (!reader.ok()) {
       finish(reader.status());
       continue;
@@ -449,7 +472,7 @@ void FragmentPrefetcher::ReadLoop() {
       std::shared_ptr<arrow::RecordBatch> batch;
       auto st = (*reader)->ReadNext(&batch);
       if (!st.ok()) {
-        finish(ReadError(st, (*fragments_)[i]));
+        finish(ReadError(st, fragment));
         break;
       }
       if (batch == nullptr) {
@@ -471,7 +494,7 @@ Result<FragmentPrefetcher::Item> FragmentPrefetcher::Next() {
     Queue& queue = *queues_[consuming_];
     while (queue.batches.empty() && !queue.finished) cv_.Wait(&mu_);
     if (!queue.batches.empty()) {
-      Item item{std::move(queue.batches.front()), consuming_};
+      Item item{std::move(queue.batches.front()), units_[consuming_].fragment};
       queue.batches.pop_front();
       cv_.SignalAll();
       return item;

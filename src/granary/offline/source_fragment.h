@@ -62,15 +62,17 @@ struct FragmentRequest {
   // Decode a Parquet file's columns on Arrow's thread pool (worth it when files are read one at
   // a time).
   bool parquet_use_threads = true;
+  // Readers decoding at once (FragmentPrefetcher's), which share the read buffers' bytes.
+  int readers = 1;
   // Where the readers allocate (file bytes, pages, decoded batches); nullptr: Arrow's default
   // pool. Must outlive the readers.
   arrow::MemoryPool* pool = nullptr;
 };
 
 // Bytes of the read buffer of each Parquet column (a stream per column, read page after page):
-// 8 MiB a file shared by its `columns`, each between 64 KiB and 1 MiB. A page larger than the
-// buffer is read whole (Parquet writers default to 1 MiB pages).
-int64_t ParquetReadBufferBytes(size_t columns);
+// 8 MiB shared by the `columns` of `readers` readers, each between 64 KiB and 1 MiB. A page
+// larger than the buffer is read whole (Parquet writers default to 1 MiB pages).
+int64_t ParquetReadBufferBytes(size_t columns, int readers = 1);
 
 // Hive partition values (key=value folders, percent-decoded; __HIVE_DEFAULT_PARTITION__ is null)
 // of `file` below `root`.
@@ -88,15 +90,24 @@ Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
 // errors name the DV file and the data file).
 Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& fragment,
                                                                const FragmentRequest& request);
+// As above, over `row_groups` (some of the fragment's planned row groups, ascending) only.
+Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& fragment,
+                                                               const FragmentRequest& request,
+                                                               const std::vector<int>& row_groups);
 
-// Reads fragments on background threads, up to `files_ahead` files at once (each on its own
-// thread) and at most `batches_ahead` batches per file ahead of the consumer, and hands out their
-// raw batches in fragment order, then row order. One consumer thread calls Next(); the
-// destructor stops and joins the readers. Memory: at most files_ahead * batches_ahead batches.
+// Reads fragments on `readers` background threads and hands out their raw batches in fragment
+// order, then row order. The unit of work is one row group of a Parquet file (a CSV file, or a
+// Parquet file of one row group, is one unit), so that the readers decode neighbouring row
+// groups of one file at once rather than whole files in turn: with files the consumer waited on
+// one file's reader while the next file's reader, at its limit of batches ahead, waited on the
+// consumer (about 1.2 cores busy on 2; docs/PERFORMANCE.md, "Training sets on a quiet
+// machine"). Readers stay within `readers` units of the consumer and at most `batches_ahead`
+// batches ahead in each unit. One consumer thread calls Next(); the destructor stops and joins
+// the readers. Memory: at most readers * batches_ahead batches.
 class FragmentPrefetcher {
  public:
   FragmentPrefetcher(const std::vector<Fragment>* fragments, const FragmentRequest* request,
-                     int files_ahead, int batches_ahead);
+                     int readers, int batches_ahead);
   ~FragmentPrefetcher();
   FragmentPrefetcher(const FragmentPrefetcher&) = delete;
   FragmentPrefetcher& operator=(const FragmentPrefetcher&) = delete;
@@ -107,21 +118,30 @@ class FragmentPrefetcher {
   };
   Result<Item> Next();
 
+  // Row groups of one fragment, read by one reader in one go.
+  struct Unit {
+    size_t fragment;
+    std::vector<int> row_groups;
+  };
+  // The units of `fragments`, in read order.
+  static std::vector<Unit> Units(const std::vector<Fragment>& fragments);
+
  private:
   struct Queue;
   void ReadLoop();
 
   const std::vector<Fragment>* fragments_;
   const FragmentRequest* request_;
-  const int files_ahead_;
+  const std::vector<Unit> units_;
+  const size_t units_ahead_;
   const size_t batches_ahead_;
   Mutex mu_;
   CondVar cv_;
-  // One per fragment. The vector is filled by the constructor and fixed after; each Queue's
+  // One per unit. The vector is filled by the constructor and fixed after; each Queue's
   // fields are guarded by mu_ (an annotation on a nested struct cannot name it).
   std::vector<std::unique_ptr<Queue>> queues_;
   size_t next_claim_ GUARDED_BY(mu_) = 0;
-  size_t consuming_ GUARDED_BY(mu_) = 0;  // the consumer's fragment
+  size_t consuming_ GUARDED_BY(mu_) = 0;  // the consumer's unit
   bool stop_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> readers_;
 };

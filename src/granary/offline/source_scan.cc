@@ -338,11 +338,13 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
 Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Next() {
   Impl& s = *impl_;
   if (s.prefetcher == nullptr) {
-    // Several files: decode them in parallel (one reader thread each, two at a time), each
-    // file's columns in sequence. One file: decode its columns in parallel instead.
-    const int files_ahead = s.fragments.size() > 1 ? 2 : 1;
-    s.request.parquet_use_threads = files_ahead == 1;
-    s.prefetcher = std::make_unique<FragmentPrefetcher>(&s.fragments, &s.request, files_ahead,
+    // Several row groups (or files): decode two at a time, one reader thread each, each one's
+    // columns in sequence. A single one: decode its columns in parallel instead.
+    const size_t units = FragmentPrefetcher::Units(s.fragments).size();
+    const int readers = units > 1 ? 2 : 1;
+    s.request.parquet_use_threads = readers == 1;
+    s.request.readers = readers;
+    s.prefetcher = std::make_unique<FragmentPrefetcher>(&s.fragments, &s.request, readers,
                                                         /*batches_ahead=*/4);
   }
   while (true) {

@@ -106,8 +106,8 @@ struct SourceSnapshot {
 // uses it to break full ties (see docs/POINT_IN_TIME.md).
 //
 // Not thread-safe: one thread calls Next(). Behind it, files are decoded ahead on background
-// threads (two files at once, at most four batches each; a single file's columns on Arrow's
-// pool instead), which the scan stops and joins when it is destroyed.
+// threads (two Parquet row groups or files at once, at most four batches each; a single one's
+// columns on Arrow's pool instead), which the scan stops and joins when it is destroyed.
 class FeatureSourceScan {
  public:
   // Plans the scan: resolves the source (relative paths against `repo_root`), lists files, replays

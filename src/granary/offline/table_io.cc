@@ -378,8 +378,12 @@ Result<std::unique_ptr<TableFileWriter>> TableFileWriter::Open(
         }
       }
       auto props = builder.build();
+      // The columns of each row group are encoded on Arrow's CPU pool, in parallel: writing a
+      // training set was otherwise one core's work after the join (docs/PERFORMANCE.md,
+      // "Training sets on a quiet machine").
+      auto arrow_props = parquet::ArrowWriterProperties::Builder().set_use_threads(true)->build();
       auto writer = parquet::arrow::FileWriter::Open(*impl->schema, arrow::default_memory_pool(),
-                                                     impl->out, props);
+                                                     impl->out, props, arrow_props);
       if (!writer.ok()) return impl->Fail(writer.status().message());
       impl->parquet = std::move(*writer);
     }
