@@ -117,10 +117,10 @@ def latest_rows(path: pathlib.Path, key: str, created: str = None) -> dict:
     return {row[key]: row for row in rows}
 
 
-def expected_online(online_repo, customers):
+def expected_online(online_repo, customers, now=None):
     """Per feature of ONLINE_FEATURES: the values, statuses and event times the online store must
-    answer once it holds every row of the source files."""
-    now = dt.datetime.now(dt.timezone.utc)
+    answer at `now` (default: the current time) once it holds every row of the source files."""
+    now = now or dt.datetime.now(dt.timezone.utc)
     payments = latest_rows(online_repo / "data" / "customer_payments.parquet", "customer_id",
                            created="created")
     profiles = latest_rows(online_repo / "data" / "customer_profiles.parquet", "customer_id")
@@ -144,6 +144,21 @@ def expected_online(online_repo, customers):
                 values.append(row[feature]), statuses.append("PRESENT")
         out[feature] = (values, statuses, times)
     return out
+
+
+def read_as_expected(read, online_repo, customers):
+    """(read(), the answer expected for it): `read` is an online read of `customers` at the
+    current time, and the expected answer must hold over the whole read. datagen's rows are at
+    midnight, so a ttl passes one of them when the clock passes midnight: a read whose expected
+    answer differs at its start and its end straddled that instant, and is read again."""
+    for _ in range(3):
+        start = dt.datetime.now(dt.timezone.utc)
+        response = read()
+        end = dt.datetime.now(dt.timezone.utc)
+        want = expected_online(online_repo, customers, now=end)
+        if want == expected_online(online_repo, customers, now=start):
+            return response, want
+    pytest.fail("three reads in a row straddled a ttl boundary of the data")
 
 
 def customers_to_ask(online_repo):

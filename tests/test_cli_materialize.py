@@ -84,7 +84,10 @@ def online_scores(cli, repo, ids):
 
 def test_incremental_runs_pick_up_new_rows_and_status_reports_staleness(cli, tmp_path):
     repo = make_repo(cli, tmp_path)
-    first_end = NOW - dt.timedelta(minutes=30)
+    # The staleness checks below compare with the time status runs at: anchored to the test's
+    # own time, not the module's (imported when pytest collected, maybe minutes before).
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    first_end = now - dt.timedelta(minutes=30)
     first = cli("-C", repo, "materialize-incremental", rfc3339(first_end), "-q", check=True)
     assert "risk: " in first.stdout and "3 entities: 3 written, 0 skipped" in first.stdout, first.stdout
     assert f"watermark {rfc3339(first_end)}" in first.stdout
@@ -92,17 +95,17 @@ def test_incremental_runs_pick_up_new_rows_and_status_reports_staleness(cli, tmp
         1: (0.5, "PRESENT"), 2: (1.0, "PRESENT"), 4: (None, "NOT_FOUND")}
 
     # A newer row for customer 2 and a late, older one for customer 3.
-    write_rows(repo / "data" / "payments" / "b.parquet", [2], NOW - dt.timedelta(minutes=10),
+    write_rows(repo / "data" / "payments" / "b.parquet", [2], now - dt.timedelta(minutes=10),
                score_of=lambda i: 20.0)
-    write_rows(repo / "data" / "payments" / "c.parquet", [3], NOW - dt.timedelta(hours=5),
+    write_rows(repo / "data" / "payments" / "c.parquet", [3], now - dt.timedelta(hours=5),
                score_of=lambda i: 30.0)
     second = cli("-C", repo, "materialize-incremental", "now", "--views", "risk", "-q", check=True)
     assert "1 entities: 1 written" in second.stdout, second.stdout
     assert online_scores(cli, repo, [2, 3]) == {2: (20.0, "PRESENT"), 3: (1.5, "PRESENT")}
 
     # A backfill over the late row: write-if-newer keeps customer 3's newer value.
-    backfill = cli("-C", repo, "materialize", rfc3339(NOW - dt.timedelta(hours=6)),
-                   rfc3339(NOW - dt.timedelta(hours=4)), "--views", "risk", "-q", check=True)
+    backfill = cli("-C", repo, "materialize", rfc3339(now - dt.timedelta(hours=6)),
+                   rfc3339(now - dt.timedelta(hours=4)), "--views", "risk", "-q", check=True)
     assert "1 entities: 0 written, 1 skipped" in backfill.stdout, backfill.stdout
     assert online_scores(cli, repo, [3]) == {3: (1.5, "PRESENT")}
 

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -76,13 +77,14 @@ def make_repo(cli, root):
 class Server:
     """A `granary serve` of `repo` on a free port; stopped by stop() (SIGTERM) or kill()."""
 
-    def __init__(self, repo, env=None):
+    def __init__(self, repo, env=None, args=()):
         self.port = free_port()
         self.log_path = repo / f"serve-{self.port}.log"
+        threads = () if "--threads" in args else ("--threads", "2")
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
                 [str(GRANARY_BIN), "-C", str(repo), "serve", "--port", str(self.port),
-                 "--threads", "2", "--registry-poll", "50ms", *TEST_QUEUE_DELAY],
+                 *threads, "--registry-poll", "50ms", *TEST_QUEUE_DELAY, *args],
                 stdout=log, stderr=log, env={**os.environ, **(env or {})})
         deadline = time.time() + 15
         while "listening on" not in self.log():
@@ -228,6 +230,77 @@ def test_the_servers_token_is_needed_to_hand_a_run_over(cli, repo, serve):
     assert "2 entities: 2 written" in right.stdout
     # Reads need no token: they open the store read-only, not through the server.
     assert online_values(cli, repo)[1] == ["PRESENT", "PRESENT", "NOT_FOUND"]
+
+
+def hold_a_connection(port):
+    """A keep-alive connection to the server that has been answered once (GET /health): it
+    counts against --max-connections until closed."""
+    held = socket.create_connection(("127.0.0.1", port), timeout=10)
+    held.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += held.recv(4096)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        body += held.recv(4096)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return held
+
+
+RETRY_LINE = ("is overloaded and did not start the run (503: the server is overloaded: 1 "
+              "connections open on this worker (--max-connections 1); retry after 1 s); "
+              "sending it again in 1 s (retry {} of 5)")
+
+
+def test_a_run_shed_by_an_overloaded_server_is_sent_again_after_its_retry_after(
+        cli, repo, serve):
+    # One worker that admits one connection, held by this test: the handed run gets the 503 of
+    # admission control until the test lets go of it.
+    server = serve(repo, args=("--threads", "1", "--max-connections", "1"))
+    held = hold_a_connection(server.port)
+    try:
+        run = subprocess.Popen([str(GRANARY_BIN), "-C", str(repo), "materialize-incremental",
+                                END, "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+        said = []
+        while not said or RETRY_LINE.format(1) not in said[-1]:
+            line = run.stderr.readline()
+            assert line, ("the run ended without a retry", said, run.communicate())
+            said.append(line)
+    finally:
+        held.close()
+    out, err = run.communicate(timeout=120)
+    err = "".join(said) + err
+    assert run.returncode == 0, out + err
+    assert f"the feature server at http://127.0.0.1:{server.port} (pid {server.proc.pid}) " \
+        + RETRY_LINE.format(1) in err, err
+    assert err.count("holds the online store: running there") == 1, err  # said once
+    assert "risk: " in out and "2 entities: 2 written, 0 skipped" in out, out
+    assert "materialize-incremental up to" in server.log()
+    assert online_values(cli, repo)[1] == ["PRESENT", "PRESENT", "NOT_FOUND"]
+
+
+def test_a_run_the_server_keeps_shedding_fails_after_five_retries_not_started(cli, repo, serve):
+    server = serve(repo, args=("--threads", "1", "--max-connections", "1"))
+    held = hold_a_connection(server.port)
+    try:
+        run = cli("-C", repo, "materialize-incremental", END, check=False)
+    finally:
+        held.close()
+    assert run.returncode == 1, run.stdout + run.stderr
+    retries = [line for line in run.stderr.splitlines() if "sending it again in" in line]
+    assert [RETRY_LINE.format(i) in line for i, line in enumerate(retries, 1)] == [True] * 5, \
+        run.stderr
+    error = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1, run.stderr
+    assert f"the server at http://127.0.0.1:{server.port} (pid {server.proc.pid}) is " \
+           "overloaded: it answered 503 to each of 6 attempts (5 retries" in error[0], error
+    assert "the run was not started: try again later, or start the server with a higher " \
+           "--max-connections or --max-in-flight" in error[0], error
+    # Nothing ran: nothing online, no run in the server's log.
+    assert "materialize-incremental up to" not in server.log()
+    assert online_values(cli, repo) == ([None] * 3, ["NOT_FOUND"] * 3)
 
 
 def test_the_sdk_while_serving(cli, repo, serve):

@@ -54,11 +54,20 @@ def test_a_pushed_payment_counts_at_once_and_verify_agrees_once_the_source_has_i
     assert "(now)" in out and "(watermark)" in out
     assert "verify: OK" in out
 
-    # A customer with payments in the last 30 days.
+    # A customer with payments in the last 30 days (the most recent one) whose windows cannot
+    # move while the test runs, whatever the time of day: no payment of theirs within 2 h of
+    # where the 30 and 90 day windows start now (they start at an hour boundary, which passes
+    # at read time; the reads below are minutes apart).
     payments = pq.read_table(repo / "data" / "payments.parquet")
     rows = payments.to_pylist()
-    last = max(r["event_timestamp"] for r in rows)
-    customer = next(r["customer_id"] for r in rows if r["event_timestamp"] == last)
+    started = dt.datetime.now(dt.timezone.utc)
+    edges = [started - dt.timedelta(days=d) for d in (30, 90)]
+    moving = {r["customer_id"] for r in rows
+              if any(abs(r["event_timestamp"] - e) < dt.timedelta(hours=2) for e in edges)}
+    recent = sorted(rows, key=lambda r: r["event_timestamp"], reverse=True)
+    customer = next(r["customer_id"] for r in recent if r["customer_id"] not in moving)
+    assert next(r for r in recent if r["customer_id"] == customer)["event_timestamp"] > \
+        started - dt.timedelta(days=2)
 
     server = serve(repo)
     before = read_windows(server, customer)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from sdk_fixtures import (GRANARY_BIN, ONLINE_FEATURES, customers_to_ask,  # noqa: F401
-                          expected_online, fresh_repo, parking_data, run,
+                          fresh_repo, parking_data, read_as_expected, run,
                           shorten_payments_ttl)
 
 import granary
@@ -46,12 +46,13 @@ def test_materialize_then_online_features_hold_the_newest_rows(store, fresh_repo
         assert v.start == dt.datetime(2000, 1, 1, tzinfo=UTC) and v.end == end
         assert v.watermark_after == end and v.run_id > 0
     customers = customers_to_ask(fresh_repo)
-    response = store.get_online_features(
-        features=ONLINE_FEATURES, entity_rows=[{"customer_id": c} for c in customers])
+    response, want = read_as_expected(
+        lambda: store.get_online_features(
+            features=ONLINE_FEATURES, entity_rows=[{"customer_id": c} for c in customers]),
+        fresh_repo, customers)
     values, statuses, times = response.to_dict(), response.statuses, response.event_timestamps
     seen = set()
-    for feature, (want_values, want_statuses, want_times) in \
-            expected_online(fresh_repo, customers).items():
+    for feature, (want_values, want_statuses, want_times) in want.items():
         assert values[feature] == want_values, feature
         assert statuses[feature] == want_statuses, feature
         assert times[feature] == want_times, feature

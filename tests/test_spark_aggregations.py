@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spark_helpers import spark_remote  # noqa: F401  (the session's cluster)
-from test_aggregations import (AGGS, BASE, DAY, DEFS, HOUR, ONLINE_DEFS, make_entity_rows,
-                               make_events, online_values, oracle, same)
+from test_aggregations import (AGGS, BASE, DAY, DEFS, HOUR, ONLINE_DEFS, customer1_payments_2h,
+                               make_entity_rows, make_events, online_values, oracle, same)
 
 # The events by day in hive partition folders, pruned by `day`.
 PARTITIONED_DEFS = DEFS.replace(
@@ -166,7 +166,7 @@ def test_materialized_tiles_on_spark_equal_the_embedded_engines_and_verify_passe
         if before // HOUR == after // HOUR:
             break
     assert remote == local
-    assert remote[1]["payments_2h"] == 6
+    assert remote[1]["payments_2h"] == customer1_payments_2h(t0, after)
     for c in customers:  # and the oracle, at the time of the read
         for name, function, column, where, window in AGGS:
             want = oracle(events, c, after, function, column, where, window)

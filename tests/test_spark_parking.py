@@ -150,6 +150,10 @@ def test_the_online_store_after_a_spark_materialization_equals_the_embedded_one(
         assert len(local) == len(remote)
         for feature_local, feature_remote in zip(local, remote):
             assert feature_remote == feature_local
-        # Not all missing: most values are present (today's data is hours old).
+        # Not all missing: most values within their view's ttl are present. (datagen's last
+        # bay tick is at 23:45 yesterday: from 23:45 today, bay_demand's rows are past its 1d
+        # ttl, OUTSIDE_MAX_AGE by right, whatever the engine.)
         statuses = [s for feature in local[1:] for s in feature["statuses"]]
-        assert statuses.count("PRESENT") > len(statuses) // 2, service
+        within_ttl = len(statuses) - statuses.count("OUTSIDE_MAX_AGE")
+        assert statuses.count("PRESENT") > within_ttl // 2, \
+            (service, {s: statuses.count(s) for s in set(statuses)})

@@ -276,7 +276,9 @@ Status Run(const Config& config) {
     options.nodes = {server->address()};
     options.project = "bench_fine";
     // The push step rewrites 64 bodies of 120 KB per script call: on a loaded machine that can
-    // take longer than the default 2 s, which is not what is measured here.
+    // take longer than the default 2 s, which is not what is measured here. The store is opened
+    // without a repository, so this is what `online_store.request_timeout: 60s` in granary.yaml
+    // gives a run (docs/ONLINE_LAYOUT.md, Timeouts).
     options.request_timeout = Duration::Seconds(60);
     Figures fine_only;
     {

@@ -156,11 +156,14 @@ void RunMaterialize(Context& ctx, MaterializeRequest::Kind kind, const IntervalA
     std::fflush(stdout);
   };
   std::atomic<bool> cancelled{false};
-  std::atomic<bool> handed_off{false};
+  // Where the run is: 0 here, 1 handed to the server, 2 shed by it and waiting to be resent.
+  std::atomic<int> handed_off{0};
   auto signals = SignalWatcher::Start([&cancelled, &handed_off](int sig) {
     const char* what = sig == SIGINT ? "interrupted" : "terminated";
-    if (handed_off.load()) {
+    if (handed_off.load() == 1) {
       fmt::print(stderr, "{}: no longer waiting; the run goes on in the server\n", what);
+    } else if (handed_off.load() == 2) {
+      fmt::print(stderr, "{}: not sending the run again; it was not started\n", what);
     } else {
       fmt::print(stderr,
                  "{}: stopping; the view in progress is recorded as failed and its "
@@ -173,8 +176,11 @@ void RunMaterialize(Context& ctx, MaterializeRequest::Kind kind, const IntervalA
   HandoffOptions handoff;
   handoff.token = times.token;
   handoff.cancelled = &cancelled;
+  bool announced = false;
   handoff.on_handoff = [&](const RunningServer& server) {
-    handed_off.store(true);
+    handed_off.store(1);
+    if (announced) return;  // sent again after a 503: said already
+    announced = true;
     fmt::print(stderr, "the feature server at {} (pid {}) holds the online store: running there\n",
                server.url, server.pid);
     const std::vector<std::string> ignored = OptionsTheServerIgnores(args);
@@ -182,6 +188,15 @@ void RunMaterialize(Context& ctx, MaterializeRequest::Kind kind, const IntervalA
       fmt::print(stderr, "note: {} not used: the server's run uses its own settings\n",
                  fmt::join(ignored, ", "));
     }
+    std::fflush(stderr);
+  };
+  handoff.on_retry = [&](const RunningServer& server, const HandoffRetry& retry) {
+    handed_off.store(2);
+    fmt::print(stderr,
+               "{}the feature server at {} (pid {}) is overloaded and did not start the run "
+               "(503: {}); sending it again in {} s (retry {} of {})\n",
+               LogTimePrefix(stderr), server.url, server.pid, retry.message, retry.wait.count(),
+               retry.retry, retry.retries);
     std::fflush(stderr);
   };
   auto report = [&]() -> Result<MaterializeReport> {

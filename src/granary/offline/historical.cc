@@ -10,6 +10,7 @@
 #include "granary/common/phase_timings.h"
 #include "granary/common/progress.h"
 #include "granary/common/strings.h"
+#include "granary/offline/entity_rows.h"
 #include "granary/offline/window_join.h"
 #include "granary/registry/feature_resolver.h"
 #include "granary/types/arrow_convert.h"
@@ -57,36 +58,14 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
   GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
   const auto& entity_table = request.entities;
   const auto& entity_schema = *entity_table->schema();
-  GRANARY_ASSIGN_OR_RAISE(int time_index, EntityTimeColumn(entity_schema));
-  const std::string time_name = entity_schema.field(time_index)->name();
-  GRANARY_ASSIGN_OR_RAISE(auto time_raw, Combined(entity_table->column(time_index)));
-  auto entity_time_or = ToUtcMicros(time_raw, time_name);
-  if (!entity_time_or.ok()) return entity_time_or.status().WithContext(request.entities_name);
-  std::shared_ptr<arrow::Array> entity_time = std::move(*entity_time_or);
+  GRANARY_ASSIGN_OR_RAISE(EntityRows rows,
+                          NormalizeEntityRows(*entity_table, request.entities_name));
+  const std::shared_ptr<arrow::Array>& entity_time = rows.time;
   const int64_t n = entity_table->num_rows();
-
-  // Time range of the entity rows, for pruning.
-  std::optional<int64_t> min_t, max_t;
-  {
-    const int64_t* t = entity_time->data()->GetValues<int64_t>(1);
-    for (int64_t i = 0; i < n; ++i) {
-      if (entity_time->IsNull(i)) continue;
-      min_t = std::min(min_t.value_or(t[i]), t[i]);
-      max_t = std::max(max_t.value_or(t[i]), t[i]);
-    }
-  }
-
-  std::vector<std::shared_ptr<arrow::Field>> out_fields;
-  std::vector<std::shared_ptr<arrow::ChunkedArray>> out_columns;
-  for (int i = 0; i < entity_schema.num_fields(); ++i) {
-    if (i == time_index) {
-      out_fields.push_back(arrow::field(time_name, entity_time->type()));
-      out_columns.push_back(std::make_shared<arrow::ChunkedArray>(entity_time));
-    } else {
-      out_fields.push_back(entity_schema.field(i));
-      out_columns.push_back(entity_table->column(i));
-    }
-  }
+  const std::optional<Timestamp>& min_t = rows.min_time;  // for pruning
+  const std::optional<Timestamp>& max_t = rows.max_time;
+  std::vector<std::shared_ptr<arrow::Field>> out_fields = std::move(rows.fields);
+  std::vector<std::shared_ptr<arrow::ChunkedArray>> out_columns = std::move(rows.columns);
 
   // The memory budget covers the whole retrieval: the entity rows and the output columns already
   // built are subtracted from what a view's join may use, as is twice the view's own output
@@ -120,8 +99,8 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
     SourceScanOptions scan_options;
     scan_options.features = plain;
     if (max_t) {
-      scan_options.end = Timestamp::FromMicros(*max_t);
-      if (view.ttl.micros > 0) scan_options.start = Timestamp::FromMicros(*min_t) - view.ttl;
+      scan_options.end = *max_t;
+      if (view.ttl.micros > 0) scan_options.start = *min_t - view.ttl;
     }
     // Planning only (key types, the row estimate); the join reads the source itself.
     SourceScanOptions plan_options = scan_options;
@@ -206,8 +185,8 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
         longest = std::max(longest, view.FindAggregation(name)->window);
       }
       SourceScanOptions window_options;
-      window_options.end = Timestamp::FromMicros(*max_t);
-      window_options.start = Timestamp::FromMicros(*min_t) - longest - view.granularity;
+      window_options.end = *max_t;
+      window_options.start = *min_t - longest - view.granularity;
       ViewSource source{repo_root, &defs, &view, window_options};
       WindowJoinStats window_stats;
       GRANARY_ASSIGN_OR_RAISE(auto columns, WindowAggregationJoin(*entity_batch, source, aggregated,

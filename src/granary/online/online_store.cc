@@ -69,8 +69,9 @@ Result<std::unique_ptr<OnlineStore>> OpenOnlineStore(const RepoConfig& config,
     }
     o.project = config.project;
     o.clock = options.clock;
-    o.connect_timeout = options.connect_timeout;
-    o.request_timeout = options.request_timeout;
+    // granary.yaml's timeouts, when set, win over the caller's defaults.
+    o.connect_timeout = online.connect_timeout.value_or(options.connect_timeout);
+    o.request_timeout = online.request_timeout.value_or(options.request_timeout);
     GRANARY_ASSIGN_OR_RAISE(auto store, RedisOnlineStore::Open(std::move(o)));
     return std::unique_ptr<OnlineStore>(std::move(store));
   }

@@ -181,6 +181,7 @@ class OnlineStore {
 struct OnlineStoreOptions {
   const Clock* clock = &SystemClock::Default();  // for ttl checks and key expiry; not owned
   // Redis: how long to wait for a connection, and for any reply before the node counts as down.
+  // granary.yaml's online_store.connect_timeout and request_timeout win over these when set.
   Duration connect_timeout = Duration::Seconds(2);
   Duration request_timeout = Duration::Seconds(2);
   // Reads only (get-online-features, the SDK's lookups). RocksDB admits one writing process (a

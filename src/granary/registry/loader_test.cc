@@ -257,6 +257,57 @@ TEST_F(RepoConfigTest, OfflineStoreIsFileOrSpark) {
       << other.status().message();
 }
 
+TEST_F(RepoConfigTest, RedisTimeoutsAreDurationsForRedisStoresOnly) {
+  Write("granary.yaml",
+        "project: p\nonline_store: {type: redis, connection_string: \"127.0.0.1:6379\", "
+        "request_timeout: 30s, connect_timeout: 500ms}\n");
+  auto set = LoadRepoConfig(dir_);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->online_store.request_timeout, Duration::Seconds(30));
+  EXPECT_EQ(set->online_store.connect_timeout, Duration::Microseconds(500'000));
+  Write("granary.yaml", "project: p\nonline_store: {type: redis_cluster, nodes: [\"h:1\"]}\n");
+  auto unset = LoadRepoConfig(dir_);
+  ASSERT_TRUE(unset.ok()) << unset.status().ToString();
+  EXPECT_FALSE(unset->online_store.request_timeout.has_value());
+  EXPECT_FALSE(unset->online_store.connect_timeout.has_value());
+
+  // Every problem at once, each with its line and a fix: not a duration, zero (a frozen node
+  // would hang every caller), past the 1 h bound.
+  Write("granary.yaml",
+        "project: p\nonline_store:\n  type: redis\n  connection_string: \"127.0.0.1:6379\"\n"
+        "  request_timeout: soon\n  connect_timeout: 0s\n");
+  auto bad = LoadRepoConfig(dir_);
+  ASSERT_FALSE(bad.ok());
+  const std::string message = bad.status().message();
+  EXPECT_NE(message.find("granary.yaml:5"), std::string::npos) << message;
+  EXPECT_NE(message.find("request_timeout 'soon' is not a duration from 1ms to 1h; write e.g. "
+                         "2s, 500ms or 30s"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("granary.yaml:6"), std::string::npos) << message;
+  EXPECT_NE(message.find("connect_timeout '0s' is not a duration from 1ms to 1h"),
+            std::string::npos)
+      << message;
+  Write("granary.yaml",
+        "project: p\nonline_store: {type: redis_cluster, nodes: [\"h:1\"], "
+        "request_timeout: 61m, connect_timeout: 1h}\n");
+  auto long_ones = LoadRepoConfig(dir_);
+  ASSERT_FALSE(long_ones.ok());
+  EXPECT_NE(long_ones.status().message().find("request_timeout '61m' is not a duration from 1ms "
+                                              "to 1h"),
+            std::string::npos)
+      << long_ones.status().message();
+  EXPECT_EQ(long_ones.status().message().find("connect_timeout"), std::string::npos)
+      << long_ones.status().message();  // 1h itself is accepted
+  Write("granary.yaml", "project: p\nonline_store: {type: rocksdb, request_timeout: 5s}\n");
+  auto rocksdb = LoadRepoConfig(dir_);
+  ASSERT_FALSE(rocksdb.ok());
+  EXPECT_NE(rocksdb.status().message().find(
+                "request_timeout is for redis and redis_cluster stores; remove it"),
+            std::string::npos)
+      << rocksdb.status().message();
+}
+
 TEST_F(RepoConfigTest, FindsDefinitionFilesButSkipsHiddenAndIgnored) {
   Write("granary.yaml", "project: p\n");
   Write("a.yaml", "entities: []\n");

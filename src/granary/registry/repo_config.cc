@@ -12,6 +12,10 @@
 namespace granary {
 namespace {
 
+// online_store.connect_timeout and request_timeout: the range accepted.
+constexpr Duration kMinRedisTimeout = Duration::Microseconds(1000);
+constexpr Duration kMaxRedisTimeout = Duration::Hours(1);
+
 bool IsIdentifier(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {
@@ -197,6 +201,28 @@ Result<RepoConfig> LoadRepoConfig(const std::filesystem::path& root, const EnvLo
     }
     if (auto u = m.String("username", false)) o.username = *u;
     if (auto p = m.String("password", false)) o.password = *p;
+    // The Redis client's timeouts. Zero (never give up) would let a frozen node hang every
+    // caller; past an hour the deadline arithmetic of the client's steady clock is no longer
+    // safe, and no reply is worth waiting for that long.
+    const bool redis = o.type == "redis" || o.type == "redis_cluster";
+    for (auto [key, out] : {std::pair{"connect_timeout", &o.connect_timeout},
+                            std::pair{"request_timeout", &o.request_timeout}}) {
+      auto text = m.String(key, false);
+      if (!text) continue;
+      if (!redis) {
+        m.Error(key, fmt::format("{} is for redis and redis_cluster stores; remove it", key));
+        continue;
+      }
+      auto d = ParseDuration(*text);
+      if (!d.ok() || d->micros < kMinRedisTimeout.micros || d->micros > kMaxRedisTimeout.micros) {
+        m.Error(key, fmt::format("{} '{}' is not a duration from 1ms to 1h; write e.g. 2s, 500ms "
+                                 "or 30s (a longer one rides out a slow server, a shorter one "
+                                 "gives up sooner on a frozen node)",
+                                 key, *text));
+        continue;
+      }
+      *out = *d;
+    }
     if (o.type == "rocksdb") {
       if (auto path = m.String("path", false)) o.path = *path;
     } else if (o.type == "redis") {

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,12 @@ struct OnlineStoreConfig {
   std::string password;                   // redis, redis_cluster
   Duration key_ttl = Duration::Days(90);  // expiry of online keys, refreshed on every write
   bool read_from_replicas = false;        // redis_cluster: serve reads from replicas (READONLY)
+  // redis, redis_cluster: how long to wait for a connection, and for the next reply bytes while
+  // replies are due, before a node counts as down; from 1 ms to 1 h. Unset: the caller's
+  // OnlineStoreOptions (2 s). Set, they win over the caller's, for every command and the server.
+  // Long tile scripts on a loaded server may need a longer request_timeout.
+  std::optional<Duration> connect_timeout;
+  std::optional<Duration> request_timeout;
 };
 
 struct OfflineStoreConfig {

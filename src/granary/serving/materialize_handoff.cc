@@ -2,6 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <thread>
+
 #include "granary/common/json.h"
 #include "granary/serving/http/http_client.h"
 #include "granary/serving/materialize_report.h"
@@ -76,6 +81,30 @@ std::string ErrorMessage(const std::string& body) {
   return body.empty() ? std::string("no message") : body;
 }
 
+// The wait a 503's Retry-After asks for: delta-seconds, at most a minute (a server asking for
+// more is waited for as long, then asked again); an HTTP date or anything else: 1 s.
+std::chrono::seconds RetryAfterWait(const std::string& value) {
+  constexpr int64_t kMaxSeconds = 60;
+  int64_t seconds = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (ec != std::errc() || end != value.data() + value.size() || seconds < 0) {
+    return std::chrono::seconds(1);
+  }
+  return std::chrono::seconds(std::min(seconds, kMaxSeconds));
+}
+
+// Sleeps `wait`, in steps short enough to notice `cancelled` (may be null) at once. False when
+// cancelled.
+bool SleepUnlessCancelled(std::chrono::seconds wait, const std::atomic<bool>* cancelled) {
+  const auto until = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < until) {
+    if (cancelled != nullptr && cancelled->load()) return false;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(100), until - std::chrono::steady_clock::now()));
+  }
+  return cancelled == nullptr || !cancelled->load();
+}
+
 }  // namespace
 
 Result<std::optional<MaterializeReport>> MaterializeThroughServer(const RepoConfig& config,
@@ -99,8 +128,35 @@ Result<std::optional<MaterializeReport>> MaterializeThroughServer(const RepoConf
   call.body = RequestBody(request);
   call.headers.emplace_back("Content-Type", "application/json");
   if (!options.token.empty()) call.headers.emplace_back("Authorization", "Bearer " + options.token);
-  if (options.on_handoff) options.on_handoff(*server);
-  auto response = http::HttpCall(call, options.cancelled);
+  // Admission control sheds a run before it starts: send it again when the server asks.
+  Result<http::ClientResponse> response = Status::Internal("not sent");
+  for (int retry = 0;; ++retry) {
+    if (options.on_handoff) options.on_handoff(*server);
+    response = http::HttpCall(call, options.cancelled);
+    if (!response.ok() || response->status != 503) break;
+    const std::string* retry_after = response->Header("Retry-After");
+    if (retry_after == nullptr) break;  // about the run itself: reported below
+    const std::string message = ErrorMessage(response->body);
+    if (retry == options.overload_retries) {
+      return Status::Unavailable(fmt::format(
+          "{} is overloaded: it answered 503 to each of {} attempts ({} retries, each after the "
+          "wait its Retry-After asked for), the last with: {}; the run was not started: try "
+          "again later, or start the server with a higher --max-connections or --max-in-flight",
+          where, retry + 1, retry, message));
+    }
+    HandoffRetry next;
+    next.retry = retry + 1;
+    next.retries = options.overload_retries;
+    next.wait = RetryAfterWait(*retry_after);
+    next.message = message;
+    if (options.on_retry) options.on_retry(*server, next);
+    if (!SleepUnlessCancelled(next.wait, options.cancelled)) {
+      return Status::Cancelled(fmt::format(
+          "stopped waiting to send the run again to {}, which was overloaded: the run was not "
+          "started",
+          where));
+    }
+  }
   if (!response.ok()) {
     if (response.status().code() == StatusCode::kCancelled) {
       return Status::Cancelled(fmt::format(

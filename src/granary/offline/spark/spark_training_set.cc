@@ -8,6 +8,7 @@
 #include <map>
 
 #include "granary/common/strings.h"
+#include "granary/offline/entity_rows.h"
 #include "granary/offline/spark/spark_engine_internal.h"
 #include "granary/offline/spark/spark_sql.h"
 #include "granary/types/arrow_convert.h"
@@ -104,32 +105,11 @@ Result<SparkEngine::Prepared> SparkEngine::Prepare(const Definitions& defs,
   const auto& table = request.entities;
   const auto& schema = *table->schema();
   const int64_t n = table->num_rows();
-  GRANARY_ASSIGN_OR_RAISE(int time_index, EntityTimeColumn(schema));
-  const std::string time_name = schema.field(time_index)->name();
-  GRANARY_ASSIGN_OR_RAISE(auto time_raw, Combined(table->column(time_index)));
-  auto time_or = ToUtcMicros(time_raw, time_name);
-  if (!time_or.ok()) return time_or.status().WithContext(request.entities_name);
-  std::shared_ptr<arrow::Array> entity_time = *time_or;
-  std::optional<int64_t> min_t, max_t;
-  const int64_t* t = entity_time->data()->GetValues<int64_t>(1);
-  for (int64_t i = 0; i < n; ++i) {
-    if (entity_time->IsNull(i)) continue;
-    min_t = std::min(min_t.value_or(t[i]), t[i]);
-    max_t = std::max(max_t.value_or(t[i]), t[i]);
-  }
+  GRANARY_ASSIGN_OR_RAISE(EntityRows rows, NormalizeEntityRows(*table, request.entities_name));
+  const std::shared_ptr<arrow::Array>& entity_time = rows.time;
   // The output's entity columns: as given, the time normalized to timestamp[us, UTC].
-  arrow::FieldVector out_fields;
-  std::vector<std::shared_ptr<arrow::ChunkedArray>> out_columns;
-  for (int i = 0; i < schema.num_fields(); ++i) {
-    if (i == time_index) {
-      out_fields.push_back(arrow::field(time_name, entity_time->type()));
-      out_columns.push_back(std::make_shared<arrow::ChunkedArray>(entity_time));
-    } else {
-      out_fields.push_back(schema.field(i));
-      out_columns.push_back(table->column(i));
-    }
-  }
-  out.entities = arrow::Table::Make(arrow::schema(out_fields), out_columns, n);
+  arrow::FieldVector out_fields = std::move(rows.fields);
+  out.entities = arrow::Table::Make(arrow::schema(out_fields), rows.columns, n);
   out.entity_rows = n;
   for (const auto& field : out_fields) {
     out.entity_select.push_back("e." + QuoteIdentifier(field->name()));
@@ -195,8 +175,8 @@ Result<SparkEngine::Prepared> SparkEngine::Prepare(const Definitions& defs,
     return uploaded.WithContext(request.entities_name);
   }
   out.query.entity_view = entity_view;
-  if (min_t) out.query.min_time = Timestamp::FromMicros(*min_t);
-  if (max_t) out.query.max_time = Timestamp::FromMicros(*max_t);
+  if (rows.min_time) out.query.min_time = *rows.min_time;
+  if (rows.max_time) out.query.max_time = *rows.max_time;
   out.query.created_timestamp_cutoff = request.created_timestamp_cutoff;
   out.query.repo_root = options_.repo_root;
   return out;

@@ -241,11 +241,17 @@ void Connection::OnTimer() {
   if (!waiting) return;
   if (SteadyClock::now() >= deadline_) {
     if (state_ == State::kConnecting) {
-      return Fail(Status::Unavailable(fmt::format("cannot connect to {}: no answer within {}",
-                                                  Where(), Millis(options_.connect_timeout))));
+      return Fail(Status::Unavailable(
+          fmt::format("cannot connect to {}: no answer within {} (online_store.connect_timeout "
+                      "in granary.yaml)",
+                      Where(), Millis(options_.connect_timeout))));
     }
+    // A frozen or dead node, or one only slow (long scripts on a loaded server): name the
+    // setting that tells them apart.
     return Fail(Status::Unavailable(
-        fmt::format("{} sent no reply within {}", Where(), Millis(options_.request_timeout))));
+        fmt::format("{} sent no reply within {} (its request_timeout); if the server is only "
+                    "slow, raise online_store.request_timeout in granary.yaml",
+                    Where(), Millis(options_.request_timeout))));
   }
   ArmTimer();
 }

@@ -9,8 +9,10 @@
 #include <future>
 #include <thread>
 
+#include "granary/online/online_store.h"
 #include "granary/online/redis/redis_store.h"
 #include "granary/online/redis/slot_map.h"
+#include "granary/registry/repo_config.h"
 #include "granary/testing/online_definitions.h"
 #include "granary/testing/online_store_fixture.h"
 #include "granary/testing/redis_server.h"
@@ -271,6 +273,44 @@ TEST_F(RedisClusterTest, AMasterDownFailsItsRequestsAtOnceAndPartialReadsServeTh
       std::async(std::launch::async, [&] { return store->Read(request_for(ids, true)); });
   ASSERT_EQ(blocking.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_TRUE(blocking.get().ok());
+}
+
+TEST_F(RedisClusterTest, AFrozenMasterFailsAfterGranaryYamlsRequestTimeoutNamingIt) {
+  // A frozen master (SIGSTOP: its port accepts connections, nothing answers) is not "down": its
+  // commands are retried on new connections until the retry budget (request_timeout) is spent,
+  // and the error names the setting that bounds that wait.
+  testing::RedisServerOptions node_options;
+  node_options.extra_args = {"--cluster-require-full-coverage", "no"};
+  auto cluster = RedisCluster::Start(3, 0, node_options).ValueOrDie();
+  RepoConfig config;
+  config.root = "/repo";
+  config.project = "yaml_timeouts";
+  config.online_store.type = "redis_cluster";
+  config.online_store.nodes = cluster->SeedNodes();
+  config.online_store.request_timeout = Duration::Microseconds(300'000);
+  OnlineStoreOptions options;
+  options.clock = &clock_;
+  options.request_timeout = Duration::Seconds(120);  // the caller's default, overridden
+  auto store = OpenOnlineStore(config, options).ValueOrDie();
+  std::vector<int64_t> ids;
+  for (int64_t id = 0; id < 40; ++id) ids.push_back(id);
+  ASSERT_TRUE(Write(*store, ids, kT0, 0.0).ok());
+  const std::string frozen = cluster->node(0).address();
+  cluster->node(0).Pause();
+  std::vector<std::vector<Value>> keys;
+  for (int64_t id : ids) keys.push_back({Value(id)});
+  OnlineReadRequest request;
+  request.views.push_back(MakeViewRead(risk_, keys));
+  auto read = store->Read(request);
+  cluster->node(0).Resume();
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(read.status().message().find("redis at " + frozen + " sent no reply within 300 ms"),
+            std::string::npos)
+      << read.status().ToString();
+  EXPECT_NE(read.status().message().find("raise online_store.request_timeout in granary.yaml"),
+            std::string::npos)
+      << read.status().ToString();
 }
 
 TEST_F(RedisClusterTest, ReplicaReadsGoToReplicas) {

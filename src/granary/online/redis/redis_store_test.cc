@@ -2,13 +2,19 @@
 // down or frozen, reconnection, key expiry, the stored layout, databases and projects.
 #include "granary/online/redis/redis_store.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <thread>
 
+#include "granary/online/online_store.h"
 #include "granary/online/redis/entity_value.h"
+#include "granary/registry/repo_config.h"
 #include "granary/testing/online_definitions.h"
 #include "granary/testing/online_store_fixture.h"
 #include "granary/testing/redis_server.h"
@@ -138,6 +144,76 @@ TEST_F(RedisStoreTest, AFrozenServerTimesOutInsteadOfHangingAndIsUsedAgainAfter)
   }
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(again->status(0, 0, 0), FeatureStatus::kPresent);
+}
+
+TEST_F(RedisStoreTest, GranaryYamlTimeoutsWinOverTheCallersAndTheErrorNamesTheSetting) {
+  auto server = RedisServer::Start().ValueOrDie();
+  RepoConfig config;
+  config.root = "/repo";
+  config.project = "yaml_timeouts";
+  config.online_store.type = "redis";
+  config.online_store.connection_string = server->address();
+  config.online_store.request_timeout = Duration::Microseconds(300'000);
+  OnlineStoreOptions options;
+  options.clock = &clock_;
+  options.request_timeout = Duration::Seconds(120);  // the caller's default, overridden
+  auto store = OpenOnlineStore(config, options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_TRUE(WriteBay(**store, "A", kT0).ok());
+  server->Pause();
+  auto read = ReadBay(**store, "A");  // 120 s would outlast the test's own timeout
+  server->Resume();
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(read.status().message().find("redis at " + server->address() +
+                                         " sent no reply within 300 ms (its request_timeout); if "
+                                         "the server is only slow, raise "
+                                         "online_store.request_timeout in granary.yaml"),
+            std::string::npos)
+      << read.status().ToString();
+}
+
+TEST_F(RedisStoreTest, GranaryYamlsConnectTimeoutBoundsAConnectThatIsNeverAnswered) {
+  // A listening socket with a backlog of 0 that never accepts: once one connection waits in its
+  // queue, Linux drops the SYNs of the next ones, which then wait for an answer that never comes.
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const int filler = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(::connect(filler, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  // Two more, not waited for, in case a kernel queues one beyond the backlog.
+  int extra[2];
+  for (int& fd : extra) {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    (void)::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  }
+  const std::string where = "127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+
+  RepoConfig config;
+  config.root = "/repo";
+  config.project = "yaml_timeouts";
+  config.online_store.type = "redis";
+  config.online_store.connection_string = where;
+  config.online_store.connect_timeout = Duration::Microseconds(300'000);
+  OnlineStoreOptions options;
+  options.connect_timeout = Duration::Seconds(120);  // the caller's default, overridden
+  auto store = OpenOnlineStore(config, options);
+  for (int fd : extra) ::close(fd);
+  ::close(filler);
+  ::close(listener);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(store.status().message().find("cannot connect to redis at " + where +
+                                          ": no answer within 300 ms "
+                                          "(online_store.connect_timeout in granary.yaml)"),
+            std::string::npos)
+      << store.status().ToString();
 }
 
 TEST_F(RedisStoreTest, KilledConnectionsAreReopenedTransparently) {

@@ -112,8 +112,21 @@ Result<ClientResponse> HttpCall(const ClientRequest& request, const std::atomic<
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   ClientResponse response;
   response.status = static_cast<int>(parser.get().result_int());
+  for (const auto& field : parser.get()) {
+    const auto name = field.name_string();
+    const auto value = field.value();
+    response.headers.emplace_back(std::string(name.data(), name.size()),
+                                  std::string(value.data(), value.size()));
+  }
   response.body = std::move(parser.get().body());
   return response;
+}
+
+const std::string* ClientResponse::Header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (beast::iequals(key, beast::string_view(name.data(), name.size()))) return &value;
+  }
+  return nullptr;
 }
 
 }  // namespace granary::http

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -18,7 +19,11 @@ namespace granary::http {
 
 struct ClientResponse {
   int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;  // as received, in order
   std::string body;
+
+  // The value of the first header named `name` (case-insensitive), or nullptr.
+  const std::string* Header(std::string_view name) const;
 };
 
 struct ClientRequest {
