@@ -56,30 +56,6 @@ constexpr int kViews = 25;
 constexpr int kFeatures = 10;
 constexpr int64_t kEntities = 20'000;
 
-Definitions ShapeDefinitions() {
-  Definitions defs;
-  defs.project = "bench";
-  Entity customer;
-  customer.name = "customer";
-  customer.join_keys = {"customer_id"};
-  customer.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
-  defs.entities.push_back(customer);
-  for (int v = 0; v < kViews; ++v) {
-    FeatureView view;
-    view.name = fmt::format("view_{:02}", v);
-    view.entities = {"customer"};
-    view.source = "src";
-    for (int f = 0; f < kFeatures; ++f) {
-      Field field;
-      field.name = fmt::format("f{:02}", f);
-      field.type = ValueType::Scalar(f < kFeatures / 2 ? ScalarType::kInt64 : ScalarType::kFloat64);
-      view.schema.push_back(field);
-    }
-    defs.feature_views.push_back(view);
-  }
-  return defs;
-}
-
 bool& CompactedFlag() {
   static bool compacted = false;
   return compacted;
@@ -99,9 +75,9 @@ struct Fixture {
   }
 
   static std::unique_ptr<Fixture> Make() {
-    auto f = std::make_unique<Fixture>(
-        Fixture{TempDir::Make("granary_response_bench_").ValueOrDie(),
-                std::make_shared<Definitions>(ShapeDefinitions()), nullptr, nullptr});
+    auto f = std::make_unique<Fixture>(Fixture{
+        TempDir::Make("granary_response_bench_").ValueOrDie(),
+        std::make_shared<Definitions>(MakeShapeDefinitions(kViews, kFeatures)), nullptr, nullptr});
     f->store = RocksDbOnlineStore::Open(f->dir.path() / "online", {}).ValueOrDie();
     auto layouts = MakeViewLayouts(*f->defs, Duration::Days(90)).ValueOrDie();
     const Timestamp event = SystemClock::Default().Now() - Duration::Hours(1);
