@@ -97,6 +97,7 @@ class OnlineDataHealthCache {
       const Timestamp started = ctx_.options.clock->Now();
       auto verdict = std::make_shared<const OnlineDataVerdict>(Check(snapshot->definitions()));
       std::vector<Waiter> answered;
+      bool last = false;  // this loop gave up checking_: another call may own it from now on
       {
         MutexLock lock(&mu_);
         if (generation == generation_) {
@@ -111,11 +112,16 @@ class OnlineDataHealthCache {
           (covered ? answered : waiting).push_back(std::move(w));
         }
         waiters_ = std::move(waiting);
-        if (waiters_.empty()) checking_ = false;
+        if (waiters_.empty()) {
+          checking_ = false;
+          last = true;
+        }
       }
       for (Waiter& w : answered) w.done(verdict);
-      MutexLock lock(&mu_);
-      if (!checking_) return;
+      // Not checking_ again here: once it was cleared, a probe may have set it and posted a
+      // check of its own, and two loops would take the same waiters (one then reading an empty
+      // queue).
+      if (last) return;
     }
   }
 
