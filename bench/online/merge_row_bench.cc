@@ -59,6 +59,7 @@
 #include <thread>
 
 #include "../common/shape_batch.h"
+#include "../common/sorted_multiget.h"
 #include "granary/common/temp_dir.h"
 #include "granary/online/entity_key.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
@@ -594,17 +595,9 @@ void BM_PerViewMultiGet(benchmark::State& state) {
   rocksdb::DB* db = ReadStores::Get().per_view_raw.get();
   const auto keys = SortedKeys(static_cast<int>(state.range(0)), /*per_view=*/true);
   size_t i = 0;
-  std::vector<rocksdb::Slice> slices;
-  std::vector<rocksdb::PinnableSlice> values;
-  std::vector<rocksdb::Status> statuses;
+  SortedMultiGet multi_get;
   for (auto _ : state) {
-    const auto& k = keys[i++ % keys.size()];
-    slices.assign(k.begin(), k.end());
-    values.clear();
-    values.resize(k.size());
-    statuses.resize(k.size());
-    db->MultiGet(rocksdb::ReadOptions(), db->DefaultColumnFamily(), k.size(), slices.data(),
-                 values.data(), statuses.data(), /*sorted_input=*/true);
+    const auto& values = multi_get.Run(db, keys[i++ % keys.size()]);
     benchmark::DoNotOptimize(values.data());
   }
 }
@@ -643,17 +636,9 @@ void BM_MergeRowMultiGet(benchmark::State& state) {
   const auto wanted = RequestedViews();
   const int64_t now = NowMicros();
   size_t i = 0;
-  std::vector<rocksdb::Slice> slices;
-  std::vector<rocksdb::PinnableSlice> values;
-  std::vector<rocksdb::Status> statuses;
+  SortedMultiGet multi_get;
   for (auto _ : state) {
-    const auto& k = keys[i++ % keys.size()];
-    slices.assign(k.begin(), k.end());
-    values.clear();
-    values.resize(k.size());
-    statuses.resize(k.size());
-    db->MultiGet(rocksdb::ReadOptions(), db->DefaultColumnFamily(), k.size(), slices.data(),
-                 values.data(), statuses.data(), /*sorted_input=*/true);
+    const auto& values = multi_get.Run(db, keys[i++ % keys.size()]);
     size_t bytes = 0;
     for (const auto& v : values) {
       FindSections(std::string_view(v.data(), v.size()), wanted, now,

@@ -44,6 +44,7 @@
 #include <string_view>
 
 #include "../common/shape_batch.h"
+#include "../common/sorted_multiget.h"
 #include "granary/common/temp_dir.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
 #include "granary/serving/json_format.h"
@@ -321,17 +322,9 @@ void BM_RawMultiGet(benchmark::State& state) {
   }
   rocksdb::DB* db = RawDb();
   size_t i = 0;
-  std::vector<rocksdb::Slice> slices;
-  std::vector<rocksdb::PinnableSlice> values;
-  std::vector<rocksdb::Status> statuses;
+  SortedMultiGet multi_get;
   for (auto _ : state) {
-    const auto& k = keys[i++ % keys.size()];
-    slices.assign(k.begin(), k.end());
-    values.clear();
-    values.resize(k.size());
-    statuses.resize(k.size());
-    db->MultiGet(rocksdb::ReadOptions(), db->DefaultColumnFamily(), k.size(), slices.data(),
-                 values.data(), statuses.data(), /*sorted_input=*/true);
+    const auto& values = multi_get.Run(db, keys[i++ % keys.size()]);
     benchmark::DoNotOptimize(values.data());
   }
 }
@@ -509,17 +502,9 @@ void BM_RawEntityRowMultiGet(benchmark::State& state) {
   for (auto& r : requests) std::sort(r.begin(), r.end());
   rocksdb::DB* db = EntityRowDb();
   size_t i = 0;
-  std::vector<rocksdb::Slice> slices;
-  std::vector<rocksdb::PinnableSlice> values;
-  std::vector<rocksdb::Status> statuses;
+  SortedMultiGet multi_get;
   for (auto _ : state) {
-    const auto& k = requests[i++ % requests.size()];
-    slices.assign(k.begin(), k.end());
-    values.clear();
-    values.resize(k.size());
-    statuses.resize(k.size());
-    db->MultiGet(rocksdb::ReadOptions(), db->DefaultColumnFamily(), k.size(), slices.data(),
-                 values.data(), statuses.data(), /*sorted_input=*/true);
+    const auto& values = multi_get.Run(db, requests[i++ % requests.size()]);
     benchmark::DoNotOptimize(values.data());
   }
 }
