@@ -236,7 +236,7 @@ feature_views:
     assert "spilled to disk until written" not in large.stderr
     small = cli(*run, "-o", repo / "small.parquet", "--memory-budget", "8MiB", check=True)
     assert "stats: 3 output columns (" in small.stderr
-    assert "spilled to disk until the training set is written (with the 9.2 MiB of entity rows " \
+    assert "spilled to disk until the training set is written (with the 9.3 MiB of entity rows " \
         "and columns held they would pass half the 8.0 MiB memory budget), then read back one " \
         "row group at a time" in small.stderr, small.stderr
     assert "; the output columns of 1 view spilled to disk until written: " in small.stderr
