@@ -1,21 +1,8 @@
 #include "granary/common/fork_join.h"
 
 #include <algorithm>
-#include <chrono>
 
 namespace granary {
-namespace {
-
-// Tells the core this thread is spinning (a hint; lets a hyperthread sibling run).
-inline void SpinPause() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-}  // namespace
 
 // One Run(): tasks are claimed through `next`; the caller waits until `done` reaches `count`. A
 // helper may still hold the job after Run() returned, but then every task is claimed and it
@@ -70,19 +57,7 @@ void ForkJoinPool::Run(size_t count, const std::function<void(size_t)>& task) {
   }
   work_.SignalAll();
   job->Work(nullptr);
-  // What is left are tasks helpers began. Wait for them spinning first, up to kSpinBeforeSleep:
-  // a caller that sleeps gives its core away, and on a busy machine it then waits for the
-  // scheduler to give one back after the helper is done (up to a time slice, milliseconds),
-  // which made a split answer's p99 several times its p50 (docs/PERFORMANCE.md, "The tail of a
-  // large answer"). A helper's task is short (a part of one answer), so the spin is too.
-  if (job->done.load(std::memory_order_acquire) < count) {
-    const auto give_up = std::chrono::steady_clock::now() + kSpinBeforeSleep;
-    while (job->done.load(std::memory_order_acquire) < count &&
-           std::chrono::steady_clock::now() < give_up) {
-      SpinPause();
-    }
-  }
-  if (job->done.load() < count) {
+  {
     MutexLock lock(&job->mu);
     while (job->done.load() < count) job->finished.Wait(&job->mu);
   }

@@ -7,8 +7,7 @@
 // busy while the other is idle. Run() hands the tasks out one at a time through a shared counter:
 // the caller claims tasks too, so when every helper is busy the caller simply runs them all
 // itself (no queueing behind other work, no worse than not splitting), and it waits only for the
-// tasks a helper has already claimed (spinning for up to kSpinBeforeSleep before it sleeps, so
-// that it keeps its core). Helpers sleep on a condition variable between jobs.
+// tasks a helper has already claimed. Helpers sleep on a condition variable between jobs.
 //
 // Thread-safe: Run() may be called from any number of threads at once (their jobs are served in
 // order). Run() must not be called from inside a task. The destructor waits for the helpers,
@@ -16,7 +15,6 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -35,10 +33,6 @@ class ForkJoinPool {
   ~ForkJoinPool();
   ForkJoinPool(const ForkJoinPool&) = delete;
   ForkJoinPool& operator=(const ForkJoinPool&) = delete;
-
-  // How long Run() spins, once no task is left to claim, for the tasks helpers began before it
-  // sleeps until they finish. About a part of one large answer.
-  static constexpr std::chrono::microseconds kSpinBeforeSleep{500};
 
   // Runs task(0) ... task(count - 1), each exactly once, on this thread and on idle helpers, and
   // returns when every one has returned. Tasks must not throw.

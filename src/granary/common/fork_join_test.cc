@@ -73,32 +73,6 @@ TEST(ForkJoinPool, AnIdleHelperRunsTasksBesideTheCaller) {
   EXPECT_EQ(pool.jobs_offered(), 1u);
 }
 
-TEST(ForkJoinPool, RunReturnsOnlyAfterAHelpersTaskThatOutlastsTheSpin) {
-  // The helper's task goes on past the caller's spin (it waits for a release given well after
-  // kSpinBeforeSleep), so the caller must sleep and be woken; Run() returns with it done.
-  ForkJoinPool pool(1);
-  const auto caller = std::this_thread::get_id();
-  Gate started[2], release;
-  std::atomic<bool> helper_done{false};
-  std::thread releaser([&] {
-    started[0].WaitAtMost(std::chrono::seconds(60));
-    started[1].WaitAtMost(std::chrono::seconds(60));
-    std::this_thread::sleep_for(20 * ForkJoinPool::kSpinBeforeSleep);
-    release.Open();
-  });
-  pool.Run(2, [&](size_t i) {
-    started[i].Open();
-    started[1 - i].WaitAtMost(std::chrono::seconds(60));
-    if (std::this_thread::get_id() != caller) {
-      release.WaitAtMost(std::chrono::seconds(60));
-      helper_done = true;
-    }
-  });
-  EXPECT_TRUE(helper_done.load());
-  EXPECT_EQ(pool.tasks_run_by_helpers(), 1u);
-  releaser.join();
-}
-
 TEST(ForkJoinPool, BusyHelpersLeaveTheWorkToTheCaller) {
   // A first job's two tasks both block until released: one on its caller, the other on the
   // only helper. A second Run() meanwhile must not wait for that helper.
