@@ -75,6 +75,8 @@ struct ViewJoinStats {
   int passes = 1;             // reads of the keys and times (kPasses: one per group of entity rows)
   int64_t bytes_spilled = 0;  // written to spill files
   int64_t rows_matched = 0;   // entity rows that got a feature row
+  // Row groups the gather pass left unread: none of their rows was chosen.
+  int64_t row_groups_skipped = 0;
 };
 
 // One chunk of feature rows as the matcher sees it. Each row has an index in the read order:

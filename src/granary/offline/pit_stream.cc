@@ -168,7 +168,8 @@ Result<std::unique_ptr<StreamingMatcher>> StreamingMatcher::Make(const KeyColumn
 }
 
 Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event_ts,
-                               const arrow::Array* created_ts, int64_t index_offset) {
+                               const arrow::Array* created_ts, int64_t index_offset,
+                               const arrow::Array* row_index) {
   Impl& s = *impl_;
   const int64_t rows = keys.length();
   if (rows == 0 || s.groups.empty()) return Status::OK();
@@ -176,6 +177,7 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
   keys.HashRows(hashes.data());
   const int64_t* ts = event_ts.data()->GetValues<int64_t>(1);
   const int64_t* created = created_ts ? created_ts->data()->GetValues<int64_t>(1) : nullptr;
+  const int64_t* indices = row_index ? row_index->data()->GetValues<int64_t>(1) : nullptr;
   const bool injective = s.injective && keys.hash_is_injective();
   const int workers = rows >= 4096 ? s.threads : 1;
   // The rows of each worker's keys, in order.
@@ -214,7 +216,7 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
       Candidate offer;
       offer.ts = ts[i];
       offer.created = created != nullptr && created_ts->IsValid(i) ? created[i] : INT64_MIN;
-      offer.index = index_offset + i;
+      offer.index = indices != nullptr ? indices[i] : index_offset + i;
       const int64_t activation = s.cutoff ? std::max(offer.ts, offer.created) : offer.ts;
       const int64_t* first = s.slot_ts.data() + group->begin;
       const int64_t* last = s.slot_ts.data() + group->end;
