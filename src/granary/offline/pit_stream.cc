@@ -3,6 +3,8 @@
 #include <arrow/api.h>
 
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <limits>
 #include <string>
 #include <thread>
@@ -131,40 +133,67 @@ Result<std::unique_ptr<StreamingMatcher>> StreamingMatcher::Make(const KeyColumn
     int64_t ts;
     int64_t row;
   };
-  // Records sorted by (hash, time, row) on `threads` threads: placed first into ranges of the
-  // hash (WorkerOf is monotonic in the hash), each range then sorted on its own thread, so that
-  // the ranges one after another are sorted as a whole.
+  // Records sorted by (hash, time, row): placed first into buckets of the hash's top bits (about
+  // 64 records each), which in order are ordered by hash, then each bucket sorted on its own
+  // (a few records, in the cache), the threads taking runs of buckets in turn. A key's records
+  // share a bucket, so a hot key makes one large bucket, sorted by one thread.
   std::vector<Record> records;
   {
     std::vector<uint64_t> hashes(n);
     entity_keys->HashRows(hashes.data());
     const int64_t* ts = entity_ts->data()->GetValues<int64_t>(1);
-    const int ranges = n >= 65536 ? s.threads : 1;
-    std::vector<int64_t> starts(ranges + 1, 0);
+    const int bits =
+        std::clamp(static_cast<int>(std::bit_width(static_cast<uint64_t>(n))) - 6, 0, 16);
+    const int64_t buckets = int64_t{1} << bits;
+    auto bucket_of = [bits](uint64_t hash) {
+      return bits == 0 ? int64_t{0} : static_cast<int64_t>(hash >> (64 - bits));
+    };
+    std::vector<int64_t> starts(buckets + 1, 0);
     for (int64_t i = 0; i < n; ++i) {
       if (entity_keys->IsNull(i) || entity_ts->IsNull(i)) continue;
-      ++starts[WorkerOf(hashes[i], ranges) + 1];
+      ++starts[bucket_of(hashes[i]) + 1];
     }
-    for (int r = 0; r < ranges; ++r) starts[r + 1] += starts[r];
-    records.resize(static_cast<size_t>(starts[ranges]));
-    std::vector<int64_t> at(starts.begin(), starts.end() - 1);
-    for (int64_t i = 0; i < n; ++i) {
-      if (entity_keys->IsNull(i) || entity_ts->IsNull(i)) continue;
-      records[at[WorkerOf(hashes[i], ranges)]++] = {hashes[i], ts[i], i};
+    for (int64_t b = 0; b < buckets; ++b) starts[b + 1] += starts[b];
+    records.resize(static_cast<size_t>(starts[buckets]));
+    {
+      std::vector<int64_t> at(starts.begin(), starts.end() - 1);
+      for (int64_t i = 0; i < n; ++i) {
+        if (entity_keys->IsNull(i) || entity_ts->IsNull(i)) continue;
+        records[at[bucket_of(hashes[i])]++] = {hashes[i], ts[i], i};
+      }
     }
     hashes = {};
-    auto sort_range = [&](int r) {
-      std::sort(records.begin() + starts[r], records.begin() + starts[r + 1],
-                [](const Record& a, const Record& b) {
-                  if (a.hash != b.hash) return a.hash < b.hash;
-                  if (a.ts != b.ts) return a.ts < b.ts;
-                  return a.row < b.row;
-                });
+    constexpr int64_t kBucketsATurn = 256;
+    std::atomic<int64_t> next_bucket{0};
+    auto sort_buckets = [&] {
+      while (true) {
+        const int64_t first = next_bucket.fetch_add(kBucketsATurn);
+        if (first >= buckets) return;
+        for (int64_t b = first; b < std::min(buckets, first + kBucketsATurn); ++b) {
+          std::sort(records.begin() + starts[b], records.begin() + starts[b + 1],
+                    [](const Record& a, const Record& b) {
+                      if (a.hash != b.hash) return a.hash < b.hash;
+                      if (a.ts != b.ts) return a.ts < b.ts;
+                      return a.row < b.row;
+                    });
+        }
+      }
     };
+    const int sorters = n >= 65536 ? s.threads : 1;
     std::vector<std::thread> pool;
-    for (int r = 1; r < ranges; ++r) pool.emplace_back(sort_range, r);
-    sort_range(0);
+    for (int t = 1; t < sorters; ++t) pool.emplace_back(sort_buckets);
+    sort_buckets();
     for (auto& t : pool) t.join();
+  }
+  // The slots are the records in this order; a group per key.
+  s.slot_row.reserve(records.size());
+  s.slot_ts.reserve(records.size());
+  {
+    size_t runs = 0;
+    for (size_t i = 0; i < records.size(); ++i) {
+      runs += i == 0 || records[i].hash != records[i - 1].hash;
+    }
+    s.groups.reserve(runs);
   }
   // Runs of equal hash are one key, unless hashes collide: then split the run by exact key,
   // keeping each key's rows in time order.
