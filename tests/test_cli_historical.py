@@ -127,8 +127,14 @@ def test_feature_service_full_names_csv_output_and_a_spilling_budget_agree(cli, 
     assert "driver_hourly: streaming 5 entity rows takes 0.0 MiB and the source's keys and " \
         "times more than the join's 0.0 MiB share of the memory budget, and reading the source " \
         "once per group of entity rows would cost more than spilling: split into" in spilled.stderr
-    assert "warning: the entity rows and the training set itself take about 0 MiB, more than " \
+    assert "warning: the entity rows (0 MiB, read whole) and one view's output columns while " \
+        "its join gathers them (the largest: about 0 MiB) take about 0 MiB, more than " \
         "--memory-budget 100;" in spilled.stderr
+    # The view's columns did not fit beside the entity rows in half of 100 bytes: spilled, and
+    # said so even by a quiet run.
+    assert "driver_hourly: 2 output columns (0.0 MiB) spilled to disk until the training set " \
+        "is written" in spilled.stderr
+    assert "; the output columns of 1 view spilled to disk until written: 0 MiB)" in spilled.stderr
     a = pacsv.read_csv(repo / "a.csv")
     assert a.column_names == ["driver_id", "event_timestamp", "label",
                               "driver_hourly__conv_rate", "driver_hourly__avg_daily_trips"]
@@ -179,6 +185,71 @@ feature_views:
     large, grouped = pq.read_table(repo / "large.parquet"), pq.read_table(repo / "small.parquet")
     assert grouped.equals(large)
     assert large.column("rate").null_count < 4000  # most rows found a value
+
+
+def test_views_columns_past_half_the_budget_are_spilled_and_written_row_group_by_row_group(
+        cli, tmp_path):
+    # 600,000 entity rows (three output row groups of 256 Ki rows): with 8 MiB the entity rows
+    # alone pass half the budget, so the view's columns are spilled to disk as soon as they are
+    # joined and read back one row group at a time. The file is byte for byte the one a budget
+    # that holds everything writes, and the spill folder is left empty.
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "granary.yaml").write_text("project: spilled\n")
+    (repo / "features.yaml").write_text("""
+entities:
+  - {name: bay, join_keys: [bay_id], value_type: int64}
+data_sources:
+  - {name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}
+feature_views:
+  - name: stats
+    entities: [bay]
+    source: stats
+    ttl: 0
+    schema:
+      - {name: rate, type: float64}
+      - {name: zone, type: string}
+      - {name: busy, type: bool}
+""")
+    ts = pa.timestamp("us", tz="UTC")
+    day = 86_400_000_000
+    pq.write_table(pa.table({
+        "bay_id": pa.array([i % 2000 for i in range(20_000)], pa.int64()),
+        "event_timestamp": pa.array([(i // 2000) * day for i in range(20_000)], ts),
+        "rate": pa.array([None if i % 7 == 0 else float(i) for i in range(20_000)]),
+        "zone": pa.array([None if i % 5 == 0 else f"zone-{i % 13}" for i in range(20_000)]),
+        "busy": pa.array([None if i % 11 == 0 else i % 3 == 0 for i in range(20_000)])}),
+        repo / "data" / "stats.parquet")
+    n = 600_000
+    pq.write_table(pa.table({
+        "bay_id": pa.array([(i * 7) % 2100 for i in range(n)], pa.int64()),
+        "event_timestamp": pa.array([(i % 12) * day + day // 2 for i in range(n)], ts)}),
+        repo / "entities.parquet", row_group_size=250_000)
+    cli("-C", repo, "apply", check=True)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    run = ["-C", repo, "get-historical-features", "--entities", repo / "entities.parquet",
+           "--features", "stats:rate,stats:zone,stats:busy", "--spill-dir", spill]
+    large = cli(*run, "-o", repo / "large.parquet", "--memory-budget", "2GiB", check=True)
+    assert "stats: 3 output columns (" in large.stderr
+    assert "held in memory until the training set is written" in large.stderr
+    assert "spilled to disk until written" not in large.stderr
+    small = cli(*run, "-o", repo / "small.parquet", "--memory-budget", "8MiB", check=True)
+    assert "stats: 3 output columns (" in small.stderr
+    assert "spilled to disk until the training set is written (with the 9.3 MiB of entity rows " \
+        "and columns held they would pass half the 8.0 MiB memory budget), then read back one " \
+        "row group at a time" in small.stderr, small.stderr
+    assert "; the output columns of 1 view spilled to disk until written: " in small.stderr
+    assert (repo / "small.parquet").read_bytes() == (repo / "large.parquet").read_bytes()
+    assert pq.ParquetFile(repo / "small.parquet").metadata.num_row_groups == 3
+    table = pq.read_table(repo / "small.parquet")
+    assert table.num_rows == n and table.column("zone").null_count > 0
+    assert list(spill.iterdir()) == []
+    # CSV: the same text either way.
+    cli(*run, "-o", repo / "large.csv", check=True)
+    cli(*run, "-o", repo / "small.csv", "--memory-budget", "8MiB", "-q", check=True)
+    assert (repo / "small.csv").read_text() == (repo / "large.csv").read_text()
+    assert list(spill.iterdir()) == []
 
 
 def test_errors_are_clear_and_leave_no_output(cli, tmp_path):

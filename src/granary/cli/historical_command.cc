@@ -201,11 +201,26 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
       if (!s.memory_plan.empty()) {
         fmt::print(stderr, "{}{}: {}\n", LogTimePrefix(stderr), s.view, s.memory_plan);
       }
+      if (!s.output_plan.empty()) {
+        fmt::print(stderr, "{}{}: {}\n", LogTimePrefix(stderr), s.view, s.output_plan);
+      }
     }
   }
-  fmt::print(stderr, "{}wrote {} rows x {} columns to {} in {:.1f}s (peak Arrow memory {} MiB)\n",
+  // Said even with -q: a budget that changed how the result was held should not go unnoticed.
+  int64_t output_spilled = 0;
+  int spilled_views = 0;
+  for (const OfflineReadStats& s : stream->stats()) {
+    output_spilled += s.output_bytes_spilled;
+    spilled_views += s.output_bytes_spilled > 0 ? 1 : 0;
+  }
+  fmt::print(stderr, "{}wrote {} rows x {} columns to {} in {:.1f}s (peak Arrow memory {} MiB{})\n",
              LogTimePrefix(stderr), writer->rows(), stream->schema()->num_fields(), args.output,
-             seconds, arrow::default_memory_pool()->max_memory() >> 20);
+             seconds, arrow::default_memory_pool()->max_memory() >> 20,
+             output_spilled > 0
+                 ? fmt::format("; the output columns of {} view{} spilled to disk until written: "
+                               "{} MiB",
+                               spilled_views, spilled_views == 1 ? "" : "s", output_spilled >> 20)
+                 : "");
   if (args.timings) {
     timings.Add({"total", seconds, PhaseTimings::ProcessCpuSeconds(),
                  PhaseTimings::ProcessSystemSeconds()});

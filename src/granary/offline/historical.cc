@@ -35,6 +35,12 @@ int64_t ValueWidth(ValueType type) {
   }
 }
 
+// Bytes in MiB for messages, with one decimal below 10 MiB.
+std::string MiB(int64_t bytes) {
+  const double mib = static_cast<double>(bytes) / (1 << 20);
+  return mib < 10 ? fmt::format("{:.1f} MiB", mib) : fmt::format("{:.0f} MiB", mib);
+}
+
 Result<std::shared_ptr<arrow::Array>> Combined(const std::shared_ptr<arrow::ChunkedArray>& column) {
   if (column->num_chunks() == 1) return column->chunk(0);
   if (column->num_chunks() == 0) {
@@ -47,13 +53,40 @@ Result<std::shared_ptr<arrow::Array>> Combined(const std::shared_ptr<arrow::Chun
   return *combined;
 }
 
+// Hands a view's output columns to `output` (held or spilled, TrainingSetOutput decides by its
+// half of the budget) and says which and why in `report`.
+Status PlaceViewOutput(TrainingSetOutput* output, arrow::FieldVector fields,
+                       arrow::ChunkedArrayVector columns, int64_t budget,
+                       HistoricalStats::View* report) {
+  const size_t count = columns.size();
+  const int64_t held_before = output->held_bytes();
+  GRANARY_ASSIGN_OR_RAISE(OutputPlacement placed,
+                          output->Add(std::move(fields), std::move(columns)));
+  report->output_bytes = placed.bytes;
+  report->output_spilled = placed.spilled;
+  const std::string what =
+      fmt::format("{} output column{} ({})", count, count == 1 ? "" : "s", MiB(placed.bytes));
+  if (placed.spilled) {
+    report->output_plan = fmt::format(
+        "{} spilled to disk until the training set is written (with the {} of entity rows and "
+        "columns held they would pass half the {} memory budget), then read back one row group "
+        "at a time",
+        what, MiB(held_before), MiB(budget));
+  } else {
+    report->output_plan = fmt::format(
+        "{} held in memory until the training set is written ({} held in all, within half the {} "
+        "memory budget)",
+        what, MiB(output->held_bytes()), MiB(budget));
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
-Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesystem::path& repo_root,
-                                                             const Definitions& defs,
-                                                             const HistoricalRequest& request,
-                                                             const HistoricalJoinOptions& options,
-                                                             HistoricalStats* stats) {
+Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
+    const std::filesystem::path& repo_root, const Definitions& defs,
+    const HistoricalRequest& request, const HistoricalJoinOptions& options,
+    HistoricalStats* stats) {
   if (request.entities == nullptr) return Status::InvalidArgument("no entity rows given");
   GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
   const auto& entity_table = request.entities;
@@ -64,23 +97,41 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
   const int64_t n = entity_table->num_rows();
   const std::optional<Timestamp>& min_t = rows.min_time;  // for pruning
   const std::optional<Timestamp>& max_t = rows.max_time;
-  std::vector<std::shared_ptr<arrow::Field>> out_fields = std::move(rows.fields);
-  std::vector<std::shared_ptr<arrow::ChunkedArray>> out_columns = std::move(rows.columns);
 
-  // The memory budget covers the whole retrieval: the entity rows and the output columns already
-  // built are subtracted from what a view's join may use, as is twice the view's own output
-  // (its columns are gathered, then put back into input order).
+  // The output: the entity rows' columns (held: the request holds them anyway), then each view's
+  // columns, held while the entity rows and the columns held with them stay within half the
+  // budget, else spilled until written (the other half is the joins').
+  TrainingSetOutputOptions output_options;
+  output_options.rows = n;
+  output_options.slice_rows = options.output_slice_rows;
+  output_options.hold_bytes = options.memory_budget_bytes / 2;
+  output_options.spill_parent = options.spill_dir;
+  output_options.cancel = request.cancel;
+  GRANARY_ASSIGN_OR_RAISE(auto output, TrainingSetOutput::Make(std::move(output_options)));
+  GRANARY_RETURN_NOT_OK(output
+                            ->Add(std::move(rows.fields), std::move(rows.columns),
+                                  /*hold=*/true)
+                            .status());
+
+  // The memory budget covers the whole retrieval: the entity rows and the output columns held
+  // are subtracted from what a view's join may use, as is twice the view's own output (its
+  // columns are gathered, then put back into input order).
   int64_t held = 0;
   for (const auto& column : entity_table->columns()) {
     for (const auto& chunk : column->chunks()) held += arrow::util::TotalBufferSize(*chunk);
   }
-  int64_t resident = held;
+  int64_t largest_view = 0;
   for (const auto& group : resolved.views) {
+    int64_t view_output = 0;
     for (const auto& f : group.features) {
-      resident += n * ValueWidth(group.view->FindOutput(f)->type);
+      view_output += n * ValueWidth(group.view->FindOutput(f)->type);
     }
+    largest_view = std::max(largest_view, view_output);
   }
-  if (stats != nullptr) stats->resident_bytes = resident;
+  if (stats != nullptr) {
+    stats->entity_bytes = held;
+    stats->resident_bytes = held + largest_view;
+  }
   for (const auto& group : resolved.views) {
     const FeatureView& view = *group.view;
     GRANARY_RETURN_NOT_OK(
@@ -89,7 +140,6 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
     for (const auto& f : group.features) view_output += n * ValueWidth(view.FindOutput(f)->type);
     const int64_t join_budget = std::max(options.memory_budget_bytes - held - 2 * view_output,
                                          options.memory_budget_bytes / 4);
-    held += view_output;
     // Plain features are joined point in time; aggregations are computed over windows
     // (offline/window_join.h). Both keep the requested order in the output.
     std::vector<std::string> plain, aggregated;
@@ -133,6 +183,8 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
     if (!max_t) {
       // No entity row has a time: nothing to look up, every value is null (the source was still
       // opened above, so a missing or unreadable source is reported all the same).
+      arrow::FieldVector out_fields;
+      arrow::ChunkedArrayVector out_columns;
       for (size_t f = 0; f < group.features.size(); ++f) {
         auto type = ToArrowType(view.FindOutput(group.features[f])->type);
         auto nulls = arrow::MakeArrayOfNull(type, n);
@@ -140,15 +192,17 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
         out_fields.push_back(arrow::field(group.output_names[f], type));
         out_columns.push_back(std::make_shared<arrow::ChunkedArray>(*nulls));
       }
-      if (stats != nullptr) {
-        HistoricalStats::View empty;
-        empty.name = view.name;
-        empty.plain_features = !plain.empty();
-        for (const auto& name : aggregated) {
-          empty.window = std::max(empty.window, view.FindAggregation(name)->window);
-        }
-        stats->views.push_back(std::move(empty));
+      HistoricalStats::View empty;
+      empty.name = view.name;
+      empty.plain_features = !plain.empty();
+      for (const auto& name : aggregated) {
+        empty.window = std::max(empty.window, view.FindAggregation(name)->window);
       }
+      GRANARY_RETURN_NOT_OK(PlaceViewOutput(output.get(), std::move(out_fields),
+                                            std::move(out_columns), options.memory_budget_bytes,
+                                            &empty));
+      if (!empty.output_spilled) held += view_output;
+      if (stats != nullptr) stats->views.push_back(std::move(empty));
       continue;
     }
     JoinOptions join_options;
@@ -199,17 +253,44 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
       view_report.rows_with_events = window_stats.rows_with_events;
     }
     if (progress) progress->Finish();
+    arrow::FieldVector out_fields;
+    arrow::ChunkedArrayVector out_columns;
     for (size_t f = 0; f < group.features.size(); ++f) {
-      const auto& column = by_name.at(group.features[f]);
+      auto& column = by_name.at(group.features[f]);
       out_fields.push_back(arrow::field(group.output_names[f], column->type()));
-      out_columns.push_back(column);
+      out_columns.push_back(std::move(column));
     }
+    by_name.clear();
+    GRANARY_RETURN_NOT_OK(PlaceViewOutput(output.get(), std::move(out_fields),
+                                          std::move(out_columns), options.memory_budget_bytes,
+                                          &view_report));
+    // What the next views' joins may use: less the estimate of the columns held.
+    if (!view_report.output_spilled) held += view_output;
     if (stats != nullptr) {
       view_report.join = view_stats;
+      stats->output_spilled_bytes += view_report.output_spilled ? view_report.output_bytes : 0;
       stats->views.push_back(std::move(view_report));
     }
   }
-  return arrow::Table::Make(arrow::schema(out_fields), out_columns, n);
+  return output;
+}
+
+Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesystem::path& repo_root,
+                                                             const Definitions& defs,
+                                                             const HistoricalRequest& request,
+                                                             const HistoricalJoinOptions& options,
+                                                             HistoricalStats* stats) {
+  GRANARY_ASSIGN_OR_RAISE(auto output,
+                          BuildHistoricalFeatures(repo_root, defs, request, options, stats));
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  while (true) {
+    GRANARY_ASSIGN_OR_RAISE(auto batch, output->Next());
+    if (batch == nullptr) break;
+    batches.push_back(std::move(batch));
+  }
+  auto table = arrow::Table::FromRecordBatches(output->schema(), batches);
+  if (!table.ok()) return Status::Internal(table.status().ToString());
+  return *table;
 }
 
 }  // namespace granary

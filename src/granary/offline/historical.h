@@ -12,6 +12,8 @@
 #include "granary/common/result.h"
 #include "granary/offline/offline_engine.h"
 #include "granary/offline/pit_join.h"
+#include "granary/offline/table_io.h"
+#include "granary/offline/training_set_output.h"
 #include "granary/registry/definitions.h"
 #include "granary/registry/repo_config.h"
 #include "granary/types/feature_ref.h"
@@ -29,6 +31,9 @@ struct HistoricalJoinOptions {
   int64_t memory_budget_bytes = kDefaultMemoryBudget;
   int threads = 0;                  // 0: every core
   std::filesystem::path spill_dir;  // empty: the system's temp dir
+  // The training set's batches end at every multiple of this many rows (TrainingSetOutput): the
+  // output file's row group, so that writing holds one row group of the spilled columns.
+  int64_t output_slice_rows = kTableFileRowGroupRows;
   // Test hook: every view's match pass runs this plan (JoinOptions::TEST_force_plan).
   std::optional<MatchPlan> TEST_force_plan;
 };
@@ -42,18 +47,34 @@ struct HistoricalStats {
     // entity rows with at least one event in it (WindowJoinStats::rows_with_events).
     Duration window;
     int64_t rows_with_events = 0;
+    // The view's output columns: their bytes, and whether they were spilled to disk until the
+    // training set is written (else held in memory); `output_plan` says which and why, in words.
+    int64_t output_bytes = 0;
+    bool output_spilled = false;
+    std::string output_plan;
   };
   std::vector<View> views;
-  // Estimated bytes of the entity rows plus the output columns, which stay in memory whatever
-  // the budget (the result is one table).
+  // Bytes held whatever the budget: the entity rows (read whole) plus the largest view's output
+  // columns, which its join gathers whole before they are held or spilled.
   int64_t resident_bytes = 0;
+  int64_t entity_bytes = 0;          // the entity rows' columns
+  int64_t output_spilled_bytes = 0;  // views' columns spilled until written
 };
 
 // Output: every entity column in order (the entity time as timestamp[UTC]), then the features in
 // the requested order. Exactly one output row per entity row, in the entities' order, duplicates
 // included. Sources resolve against config.root.
-// The embedded engine's implementation of OfflineEngine::GetHistoricalFeatures, whole; entity
-// rows given as SQL or a table are the caller's to refuse.
+// The embedded engine's implementation of OfflineEngine::GetHistoricalFeatures; entity rows given
+// as SQL or a table are the caller's to refuse. The views are joined one after the other; each
+// view's columns are then held in memory, or, when the entity rows and the columns held with them
+// would pass half the memory budget, spilled to disk until they are read back one slice at a
+// time (TrainingSetOutput). `stats` may be null.
+Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
+    const std::filesystem::path& repo_root, const Definitions& defs,
+    const HistoricalRequest& request, const HistoricalJoinOptions& options,
+    HistoricalStats* stats = nullptr);
+
+// The same training set as one table (every batch of BuildHistoricalFeatures' output read).
 Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesystem::path& repo_root,
                                                              const Definitions& defs,
                                                              const HistoricalRequest& request,

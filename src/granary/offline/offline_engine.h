@@ -133,6 +133,11 @@ struct OfflineReadStats {
   // How the engine fit the work in its memory budget and why, in words ("matched streaming:
   // 12 MiB of state ..."); may be empty.
   std::string memory_plan;
+  // Historical, the embedded engine: what became of the view's output columns (held in memory
+  // until the training set is written, or spilled to disk past a share of the budget) and why,
+  // in words; the bytes spilled so (besides `bytes_spilled`, the join's). May be empty.
+  std::string output_plan;
+  int64_t output_bytes_spilled = 0;
   // Engine-specific, for messages and logs ("spark: job 12, 3 stages, 40 tasks"); may be empty.
   std::string engine_detail;
 };

@@ -332,7 +332,7 @@ class TableFileWriter::Impl {
     return Status::OK();
   }
 
-  static constexpr int64_t kRowGroupRows = 256 * 1024;
+  static constexpr int64_t kRowGroupRows = kTableFileRowGroupRows;
 };
 
 TableFileWriter::TableFileWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

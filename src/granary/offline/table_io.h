@@ -2,6 +2,7 @@
 // in, training sets out.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -28,6 +29,10 @@ Result<std::shared_ptr<arrow::Table>> ReadTableFile(
 // Writes `table` to `path` (.parquet or .csv) atomically: to a temporary file beside it, renamed
 // over `path` only when complete, so a failure never leaves a half-written file.
 Status WriteTableFile(const arrow::Table& table, const std::filesystem::path& path);
+
+// Rows in a row group of the Parquet files TableFileWriter writes: a training set handed out in
+// batches cut at its multiples is written exactly as the whole table would be.
+inline constexpr int64_t kTableFileRowGroupRows = 256 * 1024;
 
 // A table file (.parquet or .csv) written batch by batch as the batches arrive (a training set
 // streamed from the offline engine), so the writer holds one batch and the Parquet writer's

@@ -16,35 +16,27 @@
 namespace granary {
 namespace {
 
-// A training set held whole (the embedded join builds one table), handed out batch by batch.
-class TableStream final : public OfflineBatchStream {
+// A training set handed out batch by batch from its columns, held or spilled
+// (TrainingSetOutput): one output row group of the spilled columns in memory at a time.
+class TrainingSetStream final : public OfflineBatchStream {
  public:
-  TableStream(std::shared_ptr<arrow::Table> table, std::vector<OfflineReadStats> stats,
-              std::vector<std::string> warnings)
-      : table_(std::move(table)),
-        schema_(table_->schema()),
-        reader_(*table_),
+  TrainingSetStream(std::unique_ptr<TrainingSetOutput> output, std::vector<OfflineReadStats> stats,
+                    std::vector<std::string> warnings)
+      : output_(std::move(output)),
+        schema_(output_->schema()),
         stats_(std::move(stats)),
         warnings_(std::move(warnings)) {}
 
   const std::shared_ptr<arrow::Schema>& schema() const override { return schema_; }
 
-  Result<std::shared_ptr<arrow::RecordBatch>> Next() override {
-    while (true) {
-      std::shared_ptr<arrow::RecordBatch> batch;
-      auto st = reader_.ReadNext(&batch);
-      if (!st.ok()) return Status::Internal(st.ToString());
-      if (batch == nullptr || batch->num_rows() > 0) return batch;
-    }
-  }
+  Result<std::shared_ptr<arrow::RecordBatch>> Next() override { return output_->Next(); }
 
   std::vector<OfflineReadStats> stats() const override { return stats_; }
   std::vector<std::string> warnings() const override { return warnings_; }
 
  private:
-  std::shared_ptr<arrow::Table> table_;
+  std::unique_ptr<TrainingSetOutput> output_;
   std::shared_ptr<arrow::Schema> schema_;
-  arrow::TableBatchReader reader_;
   const std::vector<OfflineReadStats> stats_;
   const std::vector<std::string> warnings_;
 };
@@ -160,7 +152,8 @@ class EmbeddedEngine final : public OfflineEngine {
     join.threads = options_.threads;
     join.spill_dir = options_.spill_dir;
     HistoricalStats stats;
-    GRANARY_ASSIGN_OR_RAISE(auto table, JoinHistoricalFeatures(root_, defs, request, join, &stats));
+    GRANARY_ASSIGN_OR_RAISE(auto output,
+                            BuildHistoricalFeatures(root_, defs, request, join, &stats));
     std::vector<OfflineReadStats> read;
     for (const auto& v : stats.views) {
       OfflineReadStats s = ToReadStats(v.name, v.join.scan);
@@ -171,20 +164,25 @@ class EmbeddedEngine final : public OfflineEngine {
       s.partitions = v.join.partitions;
       s.bytes_spilled = v.join.bytes_spilled;
       s.memory_plan = v.join.plan;
+      s.output_plan = v.output_plan;
+      s.output_bytes_spilled = v.output_spilled ? v.output_bytes : 0;
       read.push_back(std::move(s));
     }
     std::vector<std::string> warnings;
     if (stats.resident_bytes > options_.memory_budget_bytes) {
       warnings.push_back(fmt::format(
-          "the entity rows and the training set itself take about {} MiB, more than {}; the "
-          "joins kept to a quarter of the budget, but the result had to be held whole",
+          "the entity rows ({} MiB, read whole) and one view's output columns while its join "
+          "gathers them (the largest: about {} MiB) take about {} MiB, more than {}; the joins "
+          "kept to a quarter of the budget and the views' columns past half of it were spilled "
+          "until written, but those are held whatever the budget",
+          stats.entity_bytes >> 20, (stats.resident_bytes - stats.entity_bytes) >> 20,
           stats.resident_bytes >> 20,
           options_.memory_budget_name.empty()
               ? fmt::format("the memory budget ({} MiB)", options_.memory_budget_bytes >> 20)
               : options_.memory_budget_name));
     }
     return std::unique_ptr<OfflineBatchStream>(
-        new TableStream(std::move(table), std::move(read), std::move(warnings)));
+        new TrainingSetStream(std::move(output), std::move(read), std::move(warnings)));
   }
 
   Result<std::unique_ptr<OfflineBatchStream>> LatestRows(

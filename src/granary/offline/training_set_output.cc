@@ -1,0 +1,223 @@
+#include "granary/offline/training_set_output.h"
+
+#include <arrow/api.h>
+#include <arrow/io/api.h>
+#include <arrow/ipc/api.h>
+#include <arrow/util/byte_size.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace granary {
+namespace {
+
+// Rows [lo, hi) of `column` as one array. The cuts include every chunk boundary of a held
+// column, so the slice lies within one chunk (zero-copy); a slice across chunks is concatenated.
+Result<std::shared_ptr<arrow::Array>> SliceOf(const arrow::ChunkedArray& column, int64_t lo,
+                                              int64_t hi) {
+  auto sliced = column.Slice(lo, hi - lo);
+  arrow::ArrayVector parts;
+  for (const auto& chunk : sliced->chunks()) {
+    if (chunk->length() > 0) parts.push_back(chunk);
+  }
+  if (parts.size() == 1) return parts.front();
+  if (parts.empty()) {
+    auto empty = arrow::MakeArrayOfNull(column.type(), 0);
+    if (!empty.ok()) return Status::Internal(empty.status().ToString());
+    return *empty;
+  }
+  auto combined = arrow::Concatenate(parts);
+  if (!combined.ok()) return Status::Internal(combined.status().ToString());
+  return *combined;
+}
+
+}  // namespace
+
+TrainingSetOutput::TrainingSetOutput(TrainingSetOutputOptions options)
+    : options_(std::move(options)) {}
+
+TrainingSetOutput::~TrainingSetOutput() {
+  // Readers close their files before the folder (and the files in it) goes.
+  for (Group& group : groups_) {
+    group.reader.reset();
+    if (group.in != nullptr && !group.in->closed()) (void)group.in->Close();
+  }
+}
+
+Result<std::unique_ptr<TrainingSetOutput>> TrainingSetOutput::Make(
+    TrainingSetOutputOptions options) {
+  if (options.rows < 0) return Status::InvalidArgument("a training set of a negative row count");
+  options.slice_rows = std::max<int64_t>(options.slice_rows, 1);
+  auto out = std::unique_ptr<TrainingSetOutput>(new TrainingSetOutput(std::move(options)));
+  const int64_t rows = out->options_.rows;
+  for (int64_t at = out->options_.slice_rows; at < rows; at += out->options_.slice_rows) {
+    out->cuts_.insert(at);
+  }
+  if (rows > 0) out->cuts_.insert(rows);
+  return out;
+}
+
+int64_t TrainingSetOutput::BytesOf(
+    const std::vector<std::shared_ptr<arrow::ChunkedArray>>& columns) {
+  int64_t bytes = 0;
+  for (const auto& column : columns) {
+    for (const auto& chunk : column->chunks()) bytes += arrow::util::TotalBufferSize(*chunk);
+  }
+  return bytes;
+}
+
+std::shared_ptr<arrow::Schema> TrainingSetOutput::schema() const {
+  arrow::FieldVector fields;
+  for (const Group& group : groups_) {
+    fields.insert(fields.end(), group.fields.begin(), group.fields.end());
+  }
+  return arrow::schema(std::move(fields));
+}
+
+Result<OutputPlacement> TrainingSetOutput::Add(
+    std::vector<std::shared_ptr<arrow::Field>> fields,
+    std::vector<std::shared_ptr<arrow::ChunkedArray>> columns, bool hold) {
+  if (reading_) return Status::Internal("TrainingSetOutput::Add after Next");
+  if (fields.size() != columns.size()) {
+    return Status::Internal("TrainingSetOutput::Add: as many fields as columns");
+  }
+  for (size_t c = 0; c < columns.size(); ++c) {
+    if (columns[c]->length() != options_.rows) {
+      return Status::Internal(fmt::format("training set column '{}' has {} rows, not {}",
+                                          fields[c]->name(), columns[c]->length(), options_.rows));
+    }
+    // Batches end where any column's chunk ends, as the whole table's batches did.
+    int64_t end = 0;
+    for (const auto& chunk : columns[c]->chunks()) {
+      end += chunk->length();
+      if (end > 0 && end < options_.rows) cuts_.insert(end);
+    }
+  }
+  OutputPlacement placed;
+  placed.bytes = BytesOf(columns);
+  groups_.push_back(Group{std::move(fields), std::move(columns)});
+  if (hold || held_bytes_ + placed.bytes <= options_.hold_bytes || options_.rows == 0) {
+    held_bytes_ += placed.bytes;
+    return placed;
+  }
+  GRANARY_RETURN_NOT_OK(Spill(groups_.size() - 1));
+  placed.spilled = true;
+  placed.file = groups_.back().file;
+  spilled_bytes_ += placed.bytes;
+  return placed;
+}
+
+Status TrainingSetOutput::Spill(size_t index) {
+  Group& group = groups_[index];
+  if (!spill_dir_) {
+    std::error_code ec;
+    const auto parent = options_.spill_parent.empty() ? std::filesystem::temp_directory_path(ec)
+                                                      : options_.spill_parent;
+    auto dir = TempDir::MakeIn(parent, "granary-output-");
+    if (!dir.ok()) {
+      return Status::IOError(fmt::format(
+          "cannot create a folder for the training set's spilled columns under {}: {}; set a "
+          "folder with room for them (TMPDIR or --spill-dir)",
+          parent.string(), dir.status().message()));
+    }
+    spill_dir_.emplace(std::move(*dir));
+  }
+  group.file = spill_dir_->path() / fmt::format("columns-{:03}.arrows", index);
+  const std::string path = group.file.string();
+  auto fail = [&](const std::string& what, const arrow::Status& st) {
+    return Status::IOError(
+        fmt::format("cannot {} spill file {}: {} (is the disk full?)", what, path, st.message()));
+  };
+  auto out = arrow::io::FileOutputStream::Open(path);
+  if (!out.ok()) return fail("create", out.status());
+  auto schema = arrow::schema(group.fields);
+  auto writer = arrow::ipc::MakeStreamWriter(*out, schema);
+  if (!writer.ok()) return fail("start", writer.status());
+  int64_t lo = 0;
+  for (int64_t hi : cuts_) {
+    GRANARY_RETURN_NOT_OK(CheckCancelled(options_.cancel, "writing the training set"));
+    arrow::ArrayVector arrays;
+    for (const auto& column : group.columns) {
+      GRANARY_ASSIGN_OR_RAISE(auto array, SliceOf(*column, lo, hi));
+      arrays.push_back(std::move(array));
+    }
+    auto st = (*writer)->WriteRecordBatch(*arrow::RecordBatch::Make(schema, hi - lo, arrays));
+    if (!st.ok()) return fail("write", st);
+    lo = hi;
+  }
+  if (auto st = (*writer)->Close(); !st.ok()) return fail("close", st);
+  if (auto st = (*out)->Close(); !st.ok()) return fail("close", st);
+  group.columns.clear();
+  return Status::OK();
+}
+
+Result<std::shared_ptr<arrow::RecordBatch>> TrainingSetOutput::Next() {
+  if (!reading_) {
+    reading_ = true;
+    schema_ = schema();
+    for (Group& group : groups_) {
+      if (group.file.empty()) continue;
+      const std::string path = group.file.string();
+      auto in = arrow::io::ReadableFile::Open(path);
+      if (!in.ok()) {
+        return Status::IOError(fmt::format(
+            "cannot open spill file {}: {} (was the spill folder removed during the retrieval?)",
+            path, in.status().message()));
+      }
+      group.in = *in;
+      auto reader = arrow::ipc::RecordBatchStreamReader::Open(group.in);
+      if (!reader.ok()) {
+        return Status::Corruption(
+            fmt::format("spill file {} is unreadable: {}", path, reader.status().message()));
+      }
+      group.reader = *reader;
+    }
+  }
+  GRANARY_RETURN_NOT_OK(CheckCancelled(options_.cancel, "writing the training set"));
+  auto cut = cuts_.upper_bound(next_row_);
+  if (cut == cuts_.end()) {
+    // The end: the spill files go now rather than with the object.
+    for (Group& group : groups_) {
+      group.batch.reset();
+      group.reader.reset();
+      if (group.in != nullptr && !group.in->closed()) (void)group.in->Close();
+    }
+    spill_dir_.reset();
+    return std::shared_ptr<arrow::RecordBatch>();
+  }
+  const int64_t lo = next_row_, hi = *cut;
+  arrow::ArrayVector arrays;
+  for (Group& group : groups_) {
+    if (group.file.empty()) {
+      for (const auto& column : group.columns) {
+        GRANARY_ASSIGN_OR_RAISE(auto array, SliceOf(*column, lo, hi));
+        arrays.push_back(std::move(array));
+      }
+      continue;
+    }
+    // The spilled batches were cut at the cuts known when the group spilled, a subset of the
+    // final ones, so [lo, hi) lies within one of them.
+    while (group.batch_end <= lo) {
+      std::shared_ptr<arrow::RecordBatch> batch;
+      auto st = group.reader->ReadNext(&batch);
+      if (!st.ok() || batch == nullptr) {
+        return Status::Corruption(
+            fmt::format("spill file {} is unreadable: {} (was it changed during the retrieval?)",
+                        group.file.string(), st.ok() ? "it ends early" : st.message()));
+      }
+      group.batch = std::move(batch);
+      group.batch_start = group.batch_end;
+      group.batch_end = group.batch_start + group.batch->num_rows();
+    }
+    if (hi > group.batch_end) {
+      return Status::Internal(fmt::format("spill file {}: rows {} to {} cross its batches",
+                                          group.file.string(), lo, hi));
+    }
+    auto slice = group.batch->Slice(lo - group.batch_start, hi - lo);
+    for (const auto& array : slice->columns()) arrays.push_back(array);
+  }
+  next_row_ = hi;
+  return arrow::RecordBatch::Make(schema_, hi - lo, std::move(arrays));
+}
+
+}  // namespace granary

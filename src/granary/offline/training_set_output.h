@@ -1,0 +1,115 @@
+// TrainingSetOutput: the columns of a training set, in entity-row order, as the views' joins
+// produce them, handed out as record batches of every column so that writing the training set
+// never needs the whole table in memory.
+//
+// Each group of columns (the entity rows', then one group per view) is either held in memory or,
+// when holding it would pass the byte limit the caller sets (a share of --memory-budget), spilled
+// at once to an Arrow IPC stream file under a private spill folder and released. The batches
+// handed out are cut at every multiple of `slice_rows` (the output file's row group) and at every
+// chunk boundary of a held column, so that each batch is zero-copy slices of the held columns
+// plus one batch read back from each spill file: writing holds one output row group of the
+// spilled columns, not the table. The cuts are the ones the whole table's TableBatchReader made
+// plus the row-group multiples at which the Parquet writer split those batches anyway, so the
+// file written is byte for byte the one the whole table gave (TrainingSetOutput tests).
+//
+// Spill files are removed when the object is destroyed: after the last batch, on an error or on
+// cancellation (a process killed outright leaves its folder, named granary-output-XXXXXX, behind).
+//
+// One thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "granary/common/cancel.h"
+#include "granary/common/result.h"
+#include "granary/common/temp_dir.h"
+
+namespace arrow {
+class ChunkedArray;
+class Field;
+class RecordBatch;
+class RecordBatchReader;
+class Schema;
+namespace io {
+class ReadableFile;
+}
+}  // namespace arrow
+
+namespace granary {
+
+struct TrainingSetOutputOptions {
+  int64_t rows = 0;                    // the length of every column
+  int64_t slice_rows = 1;              // batches end at every multiple of it (at least 1)
+  int64_t hold_bytes = 0;              // columns held in memory up to this many bytes in all
+  std::filesystem::path spill_parent;  // where the spill folder goes; empty: the temp dir
+  const CancelFlag* cancel = nullptr;  // polled by Next(); may be null
+};
+
+// What Add did with a group of columns.
+struct OutputPlacement {
+  int64_t bytes = 0;     // the Arrow buffers of the group's columns
+  bool spilled = false;  // written to `file` and released; else held
+  std::filesystem::path file;
+};
+
+class TrainingSetOutput {
+ public:
+  static Result<std::unique_ptr<TrainingSetOutput>> Make(TrainingSetOutputOptions options);
+  ~TrainingSetOutput();
+  TrainingSetOutput(const TrainingSetOutput&) = delete;
+  TrainingSetOutput& operator=(const TrainingSetOutput&) = delete;
+
+  // Bytes of the Arrow buffers `columns` reference (shared buffers counted once per column).
+  static int64_t BytesOf(const std::vector<std::shared_ptr<arrow::ChunkedArray>>& columns);
+
+  // Appends a group of columns (each `rows` long) after those added before. Held when `hold` is
+  // set or when held_bytes() plus theirs stays within hold_bytes; else spilled. Not after Next().
+  Result<OutputPlacement> Add(std::vector<std::shared_ptr<arrow::Field>> fields,
+                              std::vector<std::shared_ptr<arrow::ChunkedArray>> columns,
+                              bool hold = false);
+
+  int64_t held_bytes() const { return held_bytes_; }
+  int64_t spilled_bytes() const { return spilled_bytes_; }
+  int64_t rows() const { return options_.rows; }
+  // Every column added, in order.
+  std::shared_ptr<arrow::Schema> schema() const;
+
+  // The next batch of every column (rows in order), or nullptr after the last. Cancelled when
+  // the options' flag is set; IOError or Corruption naming the file when a spill file cannot be
+  // read back.
+  Result<std::shared_ptr<arrow::RecordBatch>> Next();
+
+ private:
+  explicit TrainingSetOutput(TrainingSetOutputOptions options);
+  Status Spill(size_t group);
+
+  // A group of columns: held (`columns`) or in a spill file read back in order.
+  struct Group {
+    std::vector<std::shared_ptr<arrow::Field>> fields;
+    std::vector<std::shared_ptr<arrow::ChunkedArray>> columns;  // held; empty once spilled
+    std::filesystem::path file;                                 // spilled
+    std::shared_ptr<arrow::io::ReadableFile> in;
+    std::shared_ptr<arrow::RecordBatchReader> reader;
+    std::shared_ptr<arrow::RecordBatch> batch;  // the spilled rows [batch_start, batch_end)
+    int64_t batch_start = 0;
+    int64_t batch_end = 0;
+  };
+
+  TrainingSetOutputOptions options_;
+  std::vector<Group> groups_;
+  std::set<int64_t> cuts_;  // where batches end, ascending; the last is rows
+  std::optional<TempDir> spill_dir_;
+  int64_t held_bytes_ = 0;
+  int64_t spilled_bytes_ = 0;
+  std::shared_ptr<arrow::Schema> schema_;  // every column's, from the first Next()
+  int64_t next_row_ = 0;
+  bool reading_ = false;
+};
+
+}  // namespace granary
