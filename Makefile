@@ -73,7 +73,9 @@ test-asan: setup
 
 # The tests of code that runs threads, under ThreadSanitizer (part of CI), built with clang (which
 # also checks the GUARDED_BY annotations: -Wthread-safety). Only these binaries are built: the
-# metrics and progress counters (common), the online stores' concurrent readers and writers and
+# metrics and progress counters (common), the offline scan's row-group readers (offline) and the
+# point-in-time join's threads (offline_join: the entity side sorted in hash ranges, Offer's
+# workers, the sort-and-sweep buckets), the online stores' concurrent readers and writers and
 # the store opener's retry thread (online_store), materialization's writer threads and the
 # scheduler (materialize_store), the registry watcher, push log and metrics history (serving),
 # and the servers' worker threads (http, feature_server, materialize_endpoint). A report fails
@@ -86,6 +88,8 @@ test-asan: setup
 # write batch takes one stripe lock per key stripe it touches (up to 4096, always in increasing
 # order, rocksdb_store.h), which aborts the checker itself ("sanitizer_deadlock_detector.h:67").
 TSAN_TESTS ?= src/granary/common/granary_common_test \
+  src/granary/offline/granary_offline_test \
+  src/granary/offline/granary_offline_join_test \
   src/granary/online/granary_online_store_test \
   src/granary/materialize/granary_materialize_store_test \
   src/granary/serving/granary_serving_test \

@@ -33,10 +33,20 @@ the time goes, as means per request: the client's latency (vegeta's), the server
 its /metrics histograms (the request from its headers read to its answer handed to the socket,
 of which the store read, then the send: the answer handed to the socket until the kernel took
 its last byte), and the CPU time per request of the server, of vegeta and of Redis
-(/proc/PID/stat and getrusage, over the measurement).
+(/proc/PID/stat and getrusage, over the measurement). The server runs with --server-timing:
+each answer's Server-Timing header gives that request's own times (its wait in the socket, its
+time in the server, its store read and its response JSON), so the p50 and p99 of each are
+printed over the same requests as the client's, with the make-up of the client's slowest 1%
+(server or outside it). The answer floor, after each form's measurement: the same answers' bytes
+served by the server's own HTTP transport with no other work (build/bench/serve_answer_floor),
+same requests, same rate (--no-answer-floor skips it). --server-cpus and --client-cpus pin the
+server side (granary serve, redis-server, the floor) and vegeta to CPUs, to see the client's
+share of the tail.
 """
 import argparse
 import base64
+import csv
+import io
 import json
 import os
 import platform
@@ -58,6 +68,7 @@ GRANARY = ROOT / "build" / "granary"
 LOAD = ROOT / "build" / "bench" / "serve_load"
 REDIS_RATE = ROOT / "build" / "bench" / "serve_redis_rate"
 GRPC_LOAD = ROOT / "build" / "bench" / "serve_grpc_load"
+ANSWER_FLOOR = ROOT / "build" / "bench" / "serve_answer_floor"
 VIEWS, FEATURES_PER_VIEW = 25, 10
 
 
@@ -86,6 +97,19 @@ def feature_refs(n_features):
             for f in range(FEATURES_PER_VIEW)]
 
 
+# --server-cpus / --client-cpus: the CPUs granary serve and redis-server (server side) and
+# vegeta (client side) may run on; None: any (the default, as the machine schedules them).
+SERVER_CPUS = None
+CLIENT_CPUS = None
+
+
+def pinned_to(cpus):
+    """A preexec_fn that restricts the child to `cpus` (None: no restriction)."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def run(cmd, **kw):
     return subprocess.run([str(c) for c in cmd], check=True, **kw)
 
@@ -110,7 +134,8 @@ class Redis:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=pinned_to(SERVER_CPUS))
         wait_for_port(self.port, self.proc, "redis-server")
         self.version = subprocess.run(["redis-server", "--version"], capture_output=True,
                                       text=True).stdout.split()[2].removeprefix("v=")
@@ -137,8 +162,9 @@ class Server:
         self.proc = subprocess.Popen(
             [str(GRANARY), "-C", str(repo), "serve", "--port", str(self.port), "--threads",
              str(threads), "--max-entities", str(max_entities), "--body-limit-bytes",
-             str(16 << 20), "--grpc-port", str(self.grpc_port), *extra_args],
-            stdout=self.log, stderr=self.log)
+             str(16 << 20), "--grpc-port", str(self.grpc_port), "--server-timing",
+             *extra_args],
+            stdout=self.log, stderr=self.log, preexec_fn=pinned_to(SERVER_CPUS))
         wait_for_port(self.port, self.proc, "granary serve")
         wait_for_port(self.grpc_port, self.proc, "granary serve (gRPC)")
 
@@ -153,12 +179,14 @@ FORMS = {"default": {},
          "compact": {"include_statuses": False, "include_event_timestamps": False}}
 
 
-def targets_file(path, port, batch, n_features, entities, count, seed, form="default"):
+def targets_file(path, port, batch, n_features, entities, count, seed, form="default",
+                 url=None):
     """vegeta targets (JSON lines), each a request for `batch` random entities, answered in
-    `form` (FORMS); the same entities whatever the form."""
+    `form` (FORMS); the same entities whatever the form. Sent to `url` when given (the answer
+    floor), else to the server's /get-online-features on `port`."""
     rng = np.random.default_rng(seed)
     features = feature_refs(n_features)
-    url = f"http://127.0.0.1:{port}/get-online-features"
+    url = url or f"http://127.0.0.1:{port}/get-online-features"
     with open(path, "w") as out:
         for _ in range(count):
             ids = rng.integers(0, entities, batch).tolist()
@@ -227,12 +255,35 @@ def breakdown(before, after, requests):
     return out
 
 
-def answer_bytes(targets):
-    """The size of the answer to the first request of a targets file."""
+def first_answer(targets):
+    """The answer to the first request of a targets file (bytes)."""
     target = json.loads(Path(targets).read_text().splitlines()[0])
     req = urllib.request.Request(target["url"], data=base64.b64decode(target["body"]),
                                  headers={"Content-Type": "application/json"})
-    return len(urllib.request.urlopen(req, timeout=30).read())
+    return urllib.request.urlopen(req, timeout=30).read()
+
+
+def answer_bytes(targets):
+    """The size of the answer to the first request of a targets file."""
+    return len(first_answer(targets))
+
+
+class AnswerFloor:
+    """build/bench/serve_answer_floor: the server's HTTP transport answering POST /<form> with
+    the bytes of that form's first answer, no other work (the floor of an answer that large)."""
+
+    def __init__(self, threads, answers):
+        self.port = free_port()
+        cmd = [str(ANSWER_FLOOR), "--port", str(self.port), "--threads", str(threads)]
+        for form, path in answers.items():
+            cmd += ["--answer", f"/{form}={path}"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                     preexec_fn=pinned_to(SERVER_CPUS))
+        wait_for_port(self.port, self.proc, "serve_answer_floor")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
 
 
 def percentiles_us(latencies_ns):
@@ -262,21 +313,86 @@ def vegeta_rows(out):
                                                        for line in csv.splitlines())]
 
 
+def server_timing(header_block):
+    """{metric: ms} of the Server-Timing header in a vegeta result's headers (the CSV's last
+    column, base64 of "Name: value" lines); {} when there is none."""
+    for line in base64.b64decode(header_block).decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "server-timing":
+            timing = {}
+            for metric in value.split(","):
+                parts = [p.strip() for p in metric.split(";")]
+                for p in parts[1:]:
+                    if p.startswith("dur="):
+                        timing[parts[0]] = float(p[4:])
+            return timing
+    return {}
+
+
+def vegeta_rows_timed(out):
+    """(timestamp ns, status code, latency ns, Server-Timing {metric: ms}) of every request of
+    a vegeta results file."""
+    csv_text = subprocess.run([str(VEGETA), "encode", "-to=csv", str(out)], check=True,
+                              capture_output=True, text=True).stdout
+    return [(int(c[0]), int(c[1]), int(c[2]), server_timing(c[11]) if len(c) > 11 else {})
+            for c in csv.reader(io.StringIO(csv_text))]
+
+
+# The Server-Timing metrics of a get-online-features answer (granary serve --server-timing):
+# the wait in the socket, the whole request in the server, its store read and response JSON.
+TIMING_METRICS = ("wait", "total", "read", "json")
+
+
+def timing_summary(latencies_ns, timings):
+    """Per-request quantiles of the server's own times (Server-Timing, in us) over the same
+    requests as the client's latencies, and the tail's make-up: means over the requests at or
+    above the client's p99 of their client latency, server times, and what is outside the
+    server (client latency - wait - total: the send, the network, the client's own time)."""
+    if not timings or not any(timings):
+        return {}
+    out = {}
+    for m in TIMING_METRICS:
+        values = [1000 * t[m] for t in timings if m in t]
+        if values:
+            a = np.sort(np.asarray(values))
+            out[f"{m}_p50_us"] = float(a[min(len(a) - 1, int(0.50 * len(a)))])
+            out[f"{m}_p99_us"] = float(a[min(len(a) - 1, int(0.99 * len(a)))])
+    lat_us = np.asarray(latencies_ns, dtype=np.float64) / 1000.0
+    p99 = np.sort(lat_us)[min(len(lat_us) - 1, int(0.99 * len(lat_us)))]
+    tail = [i for i in range(len(lat_us)) if lat_us[i] >= p99]
+    out["tail_n"] = len(tail)
+    out["tail_client_us"] = float(np.mean(lat_us[tail]))
+    for m in TIMING_METRICS:
+        out[f"tail_{m}_us"] = float(np.mean([1000 * timings[i].get(m, 0.0) for i in tail]))
+    out["tail_outside_us"] = out["tail_client_us"] - out["tail_wait_us"] - out["tail_total_us"]
+    # In the server but neither the read nor the JSON: the body read, parse, resolve, and the
+    # read's completion waiting its turn on the worker.
+    out["tail_rest_us"] = out["tail_total_us"] - out["tail_read_us"] - out["tail_json_us"]
+    # The same make-up over all requests, to compare the tail with.
+    out["all_outside_us"] = float(np.mean(
+        [lat_us[i] - 1000 * (timings[i].get("wait", 0.0) + timings[i].get("total", 0.0))
+         for i in range(len(lat_us))]))
+    return out
+
+
 def vegeta(targets, rate, duration, workdir, max_workers, ok_code=200, snapshot=None):
     """One vegeta attack; rate 0 means as fast as max_workers concurrent requests go. Answers
     with ok_code count as successes. With `snapshot` (a function returning server_snapshot),
-    the result also has the breakdown of the attack (not of decoding its results)."""
+    the result also has the breakdown of the attack (not of decoding its results) and, from
+    the answers' Server-Timing headers, the server's own per-request times (timing_summary)."""
     out = workdir / "results.bin"
     before = snapshot() if snapshot else None
-    run(vegeta_command(targets, rate, duration, out, max_workers), stdout=subprocess.DEVNULL)
+    run(vegeta_command(targets, rate, duration, out, max_workers), stdout=subprocess.DEVNULL,
+        preexec_fn=pinned_to(CLIENT_CPUS))
     after = snapshot() if snapshot else None
-    latencies, ok, errors, first, last = [], 0, 0, None, None
-    for ts, code, latency in vegeta_rows(out):
+    latencies, timings, ok, errors, first, last = [], [], 0, 0, None, None
+    for ts, code, latency, timing in vegeta_rows_timed(out):
         first = ts if first is None else min(first, ts)
         last = ts if last is None else max(last, ts)
         if code == ok_code:
             ok += 1
             latencies.append(latency)
+            timings.append(timing)
         else:
             errors += 1
     elapsed = max(1e-9, (last - first) / 1e9) if first is not None else duration
@@ -285,6 +401,7 @@ def vegeta(targets, rate, duration, workdir, max_workers, ok_code=200, snapshot=
                    "achieved_rate": ok / max(elapsed, duration if rate > 0 else elapsed)})
     if snapshot:
         result.update(breakdown(before, after, ok + errors))
+        result.update(timing_summary(latencies, timings))
     return result
 
 
@@ -403,6 +520,43 @@ def floors(server, data, duration, workers):
     return http, grpc
 
 
+TIMED_PREFIXES = tuple(f"{m}_p" for m in TIMING_METRICS) + ("tail_", "all_")
+
+
+def timing_line(r):
+    """The server's own per-request times (Server-Timing) beside the client's: p50 / p99 of
+    each, and the make-up of the client's slowest 1%."""
+    parts = []
+    for m in TIMING_METRICS:
+        if f"{m}_p99_us" in r:
+            parts.append(f"{m} {fmt_us(r[f'{m}_p50_us'])} / {fmt_us(r[f'{m}_p99_us'])}")
+    tail = " + ".join(f"{m} {fmt_us(r[f'tail_{m}_us'])}" for m in ("wait", "total"))
+    return (f"{'':15} server p50 / p99 (Server-Timing): {', '.join(parts)} | slowest 1% "
+            f"(client >= p99): client {fmt_us(r['tail_client_us'])} = {tail} (read "
+            f"{fmt_us(r['tail_read_us'])}, json {fmt_us(r['tail_json_us'])}, rest "
+            f"{fmt_us(r.get('tail_rest_us', 0))}) + outside "
+            f"{fmt_us(r['tail_outside_us'])} (all requests: outside "
+            f"{fmt_us(r['all_outside_us'])})")
+
+
+def parse_cpus(text):
+    """'0', '0-1' or '0,2' as a set of CPU numbers; None for ''."""
+    if not text:
+        return None
+    cpus = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        try:
+            cpus.update(range(int(first), int(last or first) + 1))
+        except ValueError:
+            sys.exit(f"CPU list '{text}': write e.g. 0, 0-1 or 0,1")
+    bad = cpus - os.sched_getaffinity(0)
+    if bad:
+        sys.exit(f"CPU list '{text}': CPUs {sorted(bad)} are not available here (this process "
+                 f"may use {sorted(os.sched_getaffinity(0))})")
+    return cpus
+
+
 def fmt_us(v):
     return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} us"
 
@@ -444,6 +598,17 @@ def main():
     ap.add_argument("--form", default="default",
                     help="answer forms measured at each fixed rate, of " + ", ".join(FORMS) +
                          " (e.g. default,compact); the maximum is measured in the first")
+    ap.add_argument("--server-cpus", default="",
+                    help="CPUs (e.g. 0, or 0-1) that granary serve and redis-server may run "
+                         "on; default: any")
+    ap.add_argument("--client-cpus", default="",
+                    help="CPUs (e.g. 1) that the load generator (vegeta) may run on; default: "
+                         "any. With --server-cpus 0 it shows the client's share of the tail "
+                         "(docs/PERFORMANCE.md, \"The tail of a large answer\")")
+    ap.add_argument("--no-answer-floor", action="store_true",
+                    help="skip the answer floor (build/bench/serve_answer_floor: the same "
+                         "answers' bytes from the server's HTTP transport with no other work, "
+                         "at the same rate after each fixed-rate measurement)")
     ap.add_argument("--no-floor", action="store_true",
                     help="skip the floor (GET /health at the same rate after each measurement)")
     ap.add_argument("--quick", action="store_true",
@@ -452,6 +617,9 @@ def main():
         ap.set_defaults(entities=100_000, duration=3, feast_hashes=10_000)
     args = ap.parse_args()
     GRANARY = Path(args.granary)
+    global SERVER_CPUS, CLIENT_CPUS
+    SERVER_CPUS = parse_cpus(args.server_cpus)
+    CLIENT_CPUS = parse_cpus(args.client_cpus)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     batches = [int(b) for b in args.batches.split(",")]
@@ -464,7 +632,9 @@ def main():
     vegeta_version = "v12.13.0"
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}; vegeta {vegeta_version}; "
           f"{args.entities} entities x {VIEWS} views x {FEATURES_PER_VIEW} features; "
-          f"{args.duration:g} s per measurement; server: {args.threads} workers", flush=True)
+          f"{args.duration:g} s per measurement; server: {args.threads} workers"
+          + (f"; server CPUs {args.server_cpus}" if SERVER_CPUS else "")
+          + (f"; client CPUs {args.client_cpus}" if CLIENT_CPUS else ""), flush=True)
     if args.overload:
         return overload_case(args, data)
 
@@ -528,84 +698,28 @@ def main():
                         # above 90% of the maximum (large requests on few cores), half of it.
                         case_rates = [r for r in rates if r <= 0.9 * top["achieved_rate"]]
                         half = max(1, int(top["achieved_rate"] / 2))
-                        for rate in rates + ([] if case_rates else [half]):
-                            if rate > 0.9 * top["achieved_rate"]:
-                                print(f"{'':7} {rate} req/s: skipped, above 90% of the maximum",
-                                      flush=True)
-                                continue
-                            # The floor in the same run: GET /health at the same rate, right
-                            # after each measurement (of every form); --repeat rounds, medians
-                            # printed.
-                            runs = {form: [] for form in forms}
-                            health_runs = []
-                            for _ in range(args.repeat):
-                                for form in forms:
-                                    runs[form].append(vegeta(
-                                        form_targets[form], rate, args.duration, data,
-                                        args.max_workers,
-                                        snapshot=lambda: server_snapshot(server, redis)))
-                                if not args.no_floor:
-                                    health_runs.append(vegeta(health, rate, args.duration, data,
-                                                              args.max_workers))
-                            h = None
-                            if health_runs:
-                                h = {k: median_of(health_runs, k) for k in
-                                     ("p50_us", "p99_us", "p999_us", "max_us")}
-                                h.update({"rate": rate, "repeats": health_runs})
+                        # The answer floor: the same answers' bytes from the server's HTTP
+                        # transport with no other work, same requests, same rates.
+                        floor_server, floor_targets = None, {}
+                        if not args.no_answer_floor:
+                            answers = {}
                             for form in forms:
-                                fr = runs[form]
-                                r = {k: median_of(fr, k) for k in
-                                     ("p50_us", "p99_us", "p999_us", "max_us", "mean_us",
-                                      "achieved_rate", "handled_us", "store_read_us", "send_us",
-                                      "server_cpu_us", "server_sys_us", "redis_cpu_us",
-                                      "children_cpu_us")}
-                                r.update({"rate": rate, "form": form,
-                                          "ok": sum(x["ok"] for x in fr),
-                                          "errors": sum(x["errors"] for x in fr),
-                                          "answer_bytes": answer_bytes(form_targets[form]),
-                                          "repeats": fr})
-                                results.append({**case, "kind": "rate", **r})
-                                name = "" if len(forms) == 1 else f" ({form})"
-                                line = (f"{'':7} {rate:5} req/s{name}: granary p50 "
-                                        f"{fmt_us(r['p50_us'])} p99 {fmt_us(r['p99_us'])} p99.9 "
-                                        f"{fmt_us(r['p999_us'])} max {fmt_us(r['max_us'])} "
-                                        f"errors {r['errors']}")
-                                if h is not None:
-                                    ratios = [g["p99_us"] / max(1e-9, f["p99_us"])
-                                              for g, f in zip(fr, health_runs)]
-                                    ratio = float(np.median(ratios))
-                                    results.append({**case, "form": form, "kind": "health_floor",
-                                                    **h, "p99_ratio_median": ratio})
-                                    line += (f" | floor GET /health p50 {fmt_us(h['p50_us'])} "
-                                             f"p99 {fmt_us(h['p99_us'])}; granary/floor p99 "
-                                             f"{ratio:.2f}x")
-                                if args.repeat > 1:
-                                    line += f" (medians of {args.repeat})"
-                                if redis is not None and form == forms[0]:
-                                    for mode in ("get", "hmget"):
-                                        if mode == "hmget" and args.feast_hashes <= 0:
-                                            continue
-                                        entities = (args.entities if mode == "get"
-                                                    else args.feast_hashes)
-                                        b = redis_baseline(redis.port, mode, batch, n_features,
-                                                           entities, rate, args.duration)
-                                        results.append({**case, "kind": f"redis_{mode}", **b})
-                                        line += (f" | raw {mode.upper()} p50 "
-                                                 f"{fmt_us(b['p50_us'])} p99 "
-                                                 f"{fmt_us(b['p99_us'])} p99.9 "
-                                                 f"{fmt_us(b['p999_us'])}")
-                                print(line, flush=True)
-                                # Where the time goes: means per request of this form.
-                                cpu = (f"server {fmt_us(r['server_cpu_us'])} (kernel "
-                                       f"{fmt_us(r['server_sys_us'])}), vegeta "
-                                       f"{fmt_us(r['children_cpu_us'])}")
-                                if redis is not None:
-                                    cpu += f", redis {fmt_us(r['redis_cpu_us'])}"
-                                print(f"{'':15} means: client {fmt_us(r['mean_us'])} | server "
-                                      f"{fmt_us(r['handled_us'])} (store read "
-                                      f"{fmt_us(r['store_read_us'])}), then send "
-                                      f"{fmt_us(r['send_us'])} | CPU per request: {cpu} | "
-                                      f"answer {r['answer_bytes'] / 1000:.0f} KB", flush=True)
+                                answers[form] = data / f"answer-{batch}-{n_features}-{form}.json"
+                                answers[form].write_bytes(first_answer(form_targets[form]))
+                            floor_server = AnswerFloor(args.threads, answers)
+                            for form in forms:
+                                floor_targets[form] = data / f"targets-floor-{form}.json"
+                                targets_file(floor_targets[form], floor_server.port, batch,
+                                             n_features, args.entities, count,
+                                             seed=batch * 1000 + n_features, form=form,
+                                             url=f"http://127.0.0.1:{floor_server.port}/{form}")
+                        try:
+                            measure_rates(args, case, rates + ([] if case_rates else [half]),
+                                          top, forms, form_targets, floor_targets, health, data,
+                                          server, redis, results)
+                        finally:
+                            if floor_server is not None:
+                                floor_server.stop()
             finally:
                 server.stop()
         finally:
@@ -613,6 +727,108 @@ def main():
                 redis.stop()
     (data / "results.json").write_text(json.dumps(results, indent=1))
     print(f"results: {data / 'results.json'}")
+
+
+def measure_rates(args, case, case_rates, top, forms, form_targets, floor_targets, health, data,
+                  server, redis, results):
+    """The fixed-rate measurements of one case (store, batch, features), printed and appended
+    to `results`."""
+    store, batch, n_features = case["store"], case["batch"], case["features"]
+    for rate in case_rates:
+        if rate > 0.9 * top["achieved_rate"]:
+            print(f"{'':7} {rate} req/s: skipped, above 90% of the maximum",
+                  flush=True)
+            continue
+        # The floor in the same run: GET /health at the same rate, right
+        # after each measurement (of every form); --repeat rounds, medians
+        # printed.
+        # The answer floor right after each form's measurement, same requests and rate.
+        runs = {form: [] for form in forms}
+        floor_runs = {form: [] for form in forms}
+        health_runs = []
+        for _ in range(args.repeat):
+            for form in forms:
+                runs[form].append(vegeta(
+                    form_targets[form], rate, args.duration, data,
+                    args.max_workers,
+                    snapshot=lambda: server_snapshot(server, redis)))
+                if form in floor_targets:
+                    floor_runs[form].append(vegeta(floor_targets[form], rate, args.duration,
+                                                   data, args.max_workers))
+            if not args.no_floor:
+                health_runs.append(vegeta(health, rate, args.duration, data,
+                                          args.max_workers))
+        h = None
+        if health_runs:
+            h = {k: median_of(health_runs, k) for k in
+                 ("p50_us", "p99_us", "p999_us", "max_us")}
+            h.update({"rate": rate, "repeats": health_runs})
+        for form in forms:
+            fr = runs[form]
+            keys = ["p50_us", "p99_us", "p999_us", "max_us", "mean_us",
+                    "achieved_rate", "handled_us", "store_read_us",
+                    "send_us", "server_cpu_us", "server_sys_us",
+                    "redis_cpu_us", "children_cpu_us"]
+            keys += [k for k in fr[0] if k.startswith(TIMED_PREFIXES)
+                     and all(k in x for x in fr)]
+            r = {k: median_of(fr, k) for k in keys}
+            r.update({"rate": rate, "form": form,
+                      "ok": sum(x["ok"] for x in fr),
+                      "errors": sum(x["errors"] for x in fr),
+                      "answer_bytes": answer_bytes(form_targets[form]),
+                      "repeats": fr})
+            results.append({**case, "kind": "rate", **r})
+            name = "" if len(forms) == 1 else f" ({form})"
+            line = (f"{'':7} {rate:5} req/s{name}: granary p50 "
+                    f"{fmt_us(r['p50_us'])} p99 {fmt_us(r['p99_us'])} p99.9 "
+                    f"{fmt_us(r['p999_us'])} max {fmt_us(r['max_us'])} "
+                    f"errors {r['errors']}")
+            if h is not None:
+                ratios = [g["p99_us"] / max(1e-9, f["p99_us"])
+                          for g, f in zip(fr, health_runs)]
+                ratio = float(np.median(ratios))
+                results.append({**case, "form": form, "kind": "health_floor",
+                                **h, "p99_ratio_median": ratio})
+                line += (f" | floor GET /health p50 {fmt_us(h['p50_us'])} "
+                         f"p99 {fmt_us(h['p99_us'])}; granary/floor p99 "
+                         f"{ratio:.2f}x")
+            if args.repeat > 1:
+                line += f" (medians of {args.repeat})"
+            if floor_runs[form]:
+                f = {k: median_of(floor_runs[form], k) for k in ("p50_us", "p99_us", "mean_us")}
+                ratio = float(np.median([g["p99_us"] / max(1e-9, x["p99_us"])
+                                         for g, x in zip(fr, floor_runs[form])]))
+                results.append({**case, "form": form, "kind": "answer_floor", "rate": rate,
+                                **f, "p99_ratio_median": ratio, "repeats": floor_runs[form]})
+                line += (f" | answer floor (same bytes, HTTP only) p50 {fmt_us(f['p50_us'])} "
+                         f"p99 {fmt_us(f['p99_us'])}; granary/answer floor p99 {ratio:.2f}x")
+            if redis is not None and form == forms[0]:
+                for mode in ("get", "hmget"):
+                    if mode == "hmget" and args.feast_hashes <= 0:
+                        continue
+                    entities = (args.entities if mode == "get"
+                                else args.feast_hashes)
+                    b = redis_baseline(redis.port, mode, batch, n_features,
+                                       entities, rate, args.duration)
+                    results.append({**case, "kind": f"redis_{mode}", **b})
+                    line += (f" | raw {mode.upper()} p50 "
+                             f"{fmt_us(b['p50_us'])} p99 "
+                             f"{fmt_us(b['p99_us'])} p99.9 "
+                             f"{fmt_us(b['p999_us'])}")
+            print(line, flush=True)
+            # Where the time goes: means per request of this form.
+            cpu = (f"server {fmt_us(r['server_cpu_us'])} (kernel "
+                   f"{fmt_us(r['server_sys_us'])}), vegeta "
+                   f"{fmt_us(r['children_cpu_us'])}")
+            if redis is not None:
+                cpu += f", redis {fmt_us(r['redis_cpu_us'])}"
+            print(f"{'':15} means: client {fmt_us(r['mean_us'])} | server "
+                  f"{fmt_us(r['handled_us'])} (store read "
+                  f"{fmt_us(r['store_read_us'])}), then send "
+                  f"{fmt_us(r['send_us'])} | CPU per request: {cpu} | "
+                  f"answer {r['answer_bytes'] / 1000:.0f} KB", flush=True)
+            if "total_p99_us" in r:
+                print(timing_line(r), flush=True)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ struct Options {
   int max_in_flight = 1024;
   std::string max_queue_delay = "25ms";
   bool metrics_public = false;
+  bool server_timing = false;
   std::string drain_timeout = "10s";
   std::string registry_poll = "1s";
   std::string push_max_clock_skew = FormatDuration(kDefaultPushMaxClockSkew);
@@ -92,6 +93,7 @@ Status Serve(const RepoConfig& config, const Options& o) {
   http_options.metrics = &MetricsRegistry::Default();
   http_options.max_connections = o.max_connections;
   http_options.max_in_flight = o.max_in_flight;
+  http_options.server_timing = o.server_timing;
   http_options.log = [](std::string_view line) { ServerLog(line); };
   GRANARY_ASSIGN_OR_RAISE(http_options.read_timeout, Millis("--read-timeout", o.read_timeout));
   GRANARY_ASSIGN_OR_RAISE(http_options.idle_timeout, Millis("--idle-timeout", o.idle_timeout));
@@ -110,6 +112,7 @@ Status Serve(const RepoConfig& config, const Options& o) {
         "--split-threads must be 0 (as many as --threads), 1 (never split) or more");
   }
   options.split_threads = o.split_threads > 0 ? o.split_threads : o.threads;
+  options.server_timing = o.server_timing;
   options.repository = config;  // POST /materialize-incremental
   GRANARY_ASSIGN_OR_RAISE(options.registry_poll_interval,
                           Millis("--registry-poll", o.registry_poll));
@@ -285,6 +288,10 @@ void RegisterServeCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("--max-queue-delay", o->max_queue_delay,
                   "A request that waited longer than this in its socket before a worker read it "
                   "gets a 503 with Retry-After at once: the server is behind (0: no bound)");
+  cmd->add_flag("--server-timing", o->server_timing,
+                "Every HTTP answer carries a Server-Timing header: the request's wait in its "
+                "socket and its time in the server (get-online-features: also the store read "
+                "and the response JSON), in ms");
   cmd->add_flag("--metrics-public", o->metrics_public,
                 "Serve /metrics without the bearer token (for a Prometheus scraper on a private "
                 "network); /metrics needs the token otherwise");

@@ -38,11 +38,14 @@ struct MatchLayout {
   int row_index = -1;
 };
 
-// Matches entity rows against match-pass batches held in memory: the chosen row of each.
+// Matches entity rows against match-pass batches held in memory: the chosen row of each. Rows'
+// read positions come from `positions` (one per batch) when given, else from the batches' row
+// index column (layout.row_index).
 Result<std::vector<ChosenRow>> MatchBatches(
     const arrow::RecordBatch& entities, const std::vector<std::string>& join_keys,
-    const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches, const MatchLayout& layout,
-    Duration ttl, const JoinOptions& options) {
+    const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches,
+    const std::vector<ReadPositions>* positions, const MatchLayout& layout, Duration ttl,
+    const JoinOptions& options) {
   std::vector<std::shared_ptr<arrow::Array>> entity_key_arrays;
   for (const auto& k : join_keys) entity_key_arrays.push_back(entities.GetColumnByName(k));
   GRANARY_ASSIGN_OR_RAISE(KeyColumns entity_keys, KeyColumns::Make(entity_key_arrays));
@@ -55,7 +58,6 @@ Result<std::vector<ChosenRow>> MatchBatches(
     feature_keys.push_back(std::move(kc));
   }
   std::vector<FeatureRowsView> views;
-  int64_t offset = 0;
   for (size_t i = 0; i < batches.size(); ++i) {
     const auto& batch = *batches[i];
     FeatureRowsView view;
@@ -63,10 +65,13 @@ Result<std::vector<ChosenRow>> MatchBatches(
     view.event_ts = batch.column(layout.ts_index).get();
     view.created_ts =
         layout.created_index >= 0 ? batch.column(layout.created_index).get() : nullptr;
-    view.index_offset = offset;
-    view.row_index = layout.row_index >= 0 ? batch.column(layout.row_index).get() : nullptr;
+    if (positions != nullptr) {
+      view.index_offset = (*positions)[i].first;
+      view.row_index = (*positions)[i].rows.get();
+    } else {
+      view.row_index = batch.column(layout.row_index).get();
+    }
     views.push_back(view);
-    offset += batch.num_rows();
   }
   return MatchPointInTime(entity_keys, *entities.GetColumnByName(kEventTimestampColumn), views, ttl,
                           options.created_timestamp_cutoff, options.threads);
@@ -108,7 +113,6 @@ Result<std::vector<ChosenRow>> StreamMatch(const arrow::RecordBatch& entities,
                                                  options.created_timestamp_cutoff, threads));
   entity_phase.End();
   auto match_phase = PhaseTimings::Start(options.timings, view_name + ": match pass");
-  int64_t offset = 0;
   while (true) {
     GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
     GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
@@ -117,24 +121,27 @@ Result<std::vector<ChosenRow>> StreamMatch(const arrow::RecordBatch& entities,
     std::vector<std::shared_ptr<arrow::Array>> keys(batch->columns().begin(),
                                                     batch->columns().begin() + layout.key_count);
     GRANARY_ASSIGN_OR_RAISE(KeyColumns feature_keys, KeyColumns::Make(std::move(keys)));
+    const ReadPositions& at = scan->positions();
     GRANARY_RETURN_NOT_OK(matcher->Offer(
         feature_keys, *batch->column(layout.ts_index),
-        layout.created_index >= 0 ? batch->column(layout.created_index).get() : nullptr, offset));
-    offset += batch->num_rows();
+        layout.created_index >= 0 ? batch->column(layout.created_index).get() : nullptr, at.first,
+        at.rows.get()));
   }
   return matcher->Finish();
 }
 
-// Pass 1: each entity row's chosen feature row.
+// Pass 1: each entity row's chosen feature row (by read position, FeatureSourceScan::
+// positions). `fingerprint`: the files the (last) read planned, FilesFingerprint.
 Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
                                          const ViewSource& source, const SourceSnapshot& files,
                                          const JoinOptions& options, ViewJoinStats* stats,
-                                         SourceScanStats* scan_stats) {
+                                         SourceScanStats* scan_stats, uint64_t* fingerprint) {
   SourceScanOptions scan_options = source.options;
   scan_options.with_features = false;
   GRANARY_ASSIGN_OR_RAISE(auto scan,
                           FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
   const std::vector<std::string> join_keys = scan->join_keys();
+  *fingerprint = scan->FilesFingerprint();
   MatchLayout layout;
   layout.key_count = static_cast<int>(join_keys.size());
   layout.ts_index = scan->event_timestamp_index();
@@ -197,6 +204,7 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
       if (scan_used) {
         GRANARY_ASSIGN_OR_RAISE(
             scan, FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
+        *fingerprint = scan->FilesFingerprint();
         reported = 0;
       }
       scan_used = true;
@@ -221,15 +229,19 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
 
   auto sort_phase = PhaseTimings::Start(options.timings, source.view->name + ": match pass");
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  std::vector<ReadPositions> batch_positions;  // of each of `batches`
   int64_t bytes = 0, rows = 0;
   std::unique_ptr<EntityPartitioner> partitioner;
   std::shared_ptr<arrow::Schema> indexed_schema;
-  // Past the budget, rows carry their read index into the partitions.
+  // Past the budget, rows carry their read position into the partitions.
   auto with_index = [&](const std::shared_ptr<arrow::RecordBatch>& batch,
-                        int64_t first) -> Result<std::shared_ptr<arrow::RecordBatch>> {
-    std::vector<int64_t> index(batch->num_rows());
-    for (int64_t i = 0; i < batch->num_rows(); ++i) index[i] = first + i;
-    GRANARY_ASSIGN_OR_RAISE(auto array, Int64Array(index));
+                        const ReadPositions& at) -> Result<std::shared_ptr<arrow::RecordBatch>> {
+    std::shared_ptr<arrow::Array> array = at.rows;
+    if (array == nullptr) {
+      std::vector<int64_t> index(batch->num_rows());
+      for (int64_t i = 0; i < batch->num_rows(); ++i) index[i] = at.first + i;
+      GRANARY_ASSIGN_OR_RAISE(array, Int64Array(index));
+    }
     auto added = batch->AddColumn(batch->num_columns(), kRowIndexColumn, array);
     if (!added.ok()) return Status::Internal(added.status().ToString());
     return *added;
@@ -239,15 +251,15 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
     GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
     report();
     if (batch == nullptr) break;
-    const int64_t first = rows;
     rows += batch->num_rows();
     if (partitioner != nullptr) {
-      GRANARY_ASSIGN_OR_RAISE(auto indexed, with_index(batch, first));
+      GRANARY_ASSIGN_OR_RAISE(auto indexed, with_index(batch, scan->positions()));
       GRANARY_RETURN_NOT_OK(partitioner->Append(indexed));
       continue;
     }
     bytes += BatchBytes(*batch);
     batches.push_back(std::move(batch));
+    batch_positions.push_back(scan->positions());
     // Planned (kPartition), or the source's keys and times outgrew the budget after all (their
     // estimate was low, or unknown for CSV).
     if (plan.strategy == MatchStrategy::kPartition ||
@@ -270,20 +282,19 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
       indexed_schema = *added;
       GRANARY_ASSIGN_OR_RAISE(partitioner,
                               EntityPartitioner::Make(indexed_schema, join_keys, popts));
-      int64_t at = 0;
-      for (auto& b : batches) {
-        GRANARY_ASSIGN_OR_RAISE(auto indexed, with_index(b, at));
-        at += b->num_rows();
-        b.reset();
+      for (size_t b = 0; b < batches.size(); ++b) {
+        GRANARY_ASSIGN_OR_RAISE(auto indexed, with_index(batches[b], batch_positions[b]));
+        batches[b].reset();
         GRANARY_RETURN_NOT_OK(partitioner->Append(indexed));
       }
       batches.clear();
+      batch_positions.clear();
     }
   }
   *scan_stats = scan->stats();
   if (partitioner == nullptr) {
     stats->partitions = 1;
-    return MatchBatches(entities, join_keys, batches, layout, ttl, options);
+    return MatchBatches(entities, join_keys, batches, &batch_positions, layout, ttl, options);
   }
   GRANARY_RETURN_NOT_OK(partitioner->Finish());
   layout.row_index = indexed_schema->num_fields() - 1;
@@ -318,7 +329,7 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
     }
     GRANARY_ASSIGN_OR_RAISE(auto part_winners,
                             MatchBatches(*part_entities->record_batch(), join_keys, *part_batches,
-                                         layout, ttl, options));
+                                         nullptr, layout, ttl, options));
     for (size_t i = 0; i < rows_of[p].size(); ++i) winners[rows_of[p][i]] = part_winners[i];
     rows_of[p] = {};
   }
@@ -406,8 +417,9 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   GRANARY_ASSIGN_OR_RAISE(SourceSnapshot files,
                           SourceSnapshot::Read(source.repo_root, *source.defs, *source.view));
   SourceScanStats match_stats;
-  GRANARY_ASSIGN_OR_RAISE(auto winners,
-                          MatchPass(entities, source, files, options, stats, &match_stats));
+  uint64_t match_fingerprint = 0;
+  GRANARY_ASSIGN_OR_RAISE(auto winners, MatchPass(entities, source, files, options, stats,
+                                                  &match_stats, &match_fingerprint));
   stats->scan = match_stats;
   const int64_t n = entities.num_rows();
 
@@ -417,25 +429,30 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   struct Gather {
     int64_t index;
     int64_t entity_row;
-    int64_t event_ts;
     bool operator<(const Gather& o) const { return index < o.index; }
   };
   std::vector<Gather> chosen;
   for (int64_t i = 0; i < n; ++i) {
-    if (winners[i].index >= 0) chosen.push_back({winners[i].index, i, winners[i].event_ts});
+    if (winners[i].index >= 0) chosen.push_back({winners[i].index, i});
   }
   winners = {};
   std::sort(chosen.begin(), chosen.end());
   stats->rows_matched = static_cast<int64_t>(chosen.size());
 
-  // Pass 2: the same rows again (same files, row groups and filter, so the same read indices),
-  // now with the features; keep the chosen rows only.
+  // Pass 2: the same files and row groups again, now only the features (the read positions of
+  // the match pass find the rows: neither keys nor times are read again); keep the chosen rows
+  // only, and leave row groups that hold none unread.
   SourceScanOptions scan_options = source.options;
   scan_options.with_join_keys = false;
   scan_options.with_created_timestamp = false;
+  scan_options.with_event_timestamp = false;
+  scan_options.wants_rows = [&chosen](int64_t begin, int64_t end) {
+    auto it = std::lower_bound(chosen.begin(), chosen.end(), Gather{begin, 0});
+    return it != chosen.end() && it->index < end;
+  };
   GRANARY_ASSIGN_OR_RAISE(auto scan,
                           FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
-  const int first_feature = scan->event_timestamp_index() + 1;
+  const int first_feature = 0;
   const auto schema = scan->schema();
   const int feature_count = schema->num_fields() - first_feature;
   // Fixed-width columns are written in entity order as they are gathered; the others are
@@ -454,27 +471,26 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
   std::vector<int64_t> gathered_rows;  // entity row of each gathered value, in gather order
   if (any_taken) gathered_rows.reserve(chosen.size());
   size_t next = 0;
-  int64_t offset = 0;
-  bool changed = !SamePlan(scan->stats(), match_stats);
-  const int ts_index = scan->event_timestamp_index();
+  // The files must be the ones the match pass planned to read (same row groups, same footers).
+  bool changed =
+      !SamePlan(scan->stats(), match_stats) || scan->FilesFingerprint() != match_fingerprint;
   const std::string what = fmt::format("reading feature view '{}'", source.view->name);
   std::vector<int64_t> local, local_entities;
   while (!changed && next < chosen.size()) {
     GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
     GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
     if (batch == nullptr) break;
+    const int64_t offset = scan->positions().first;
     const int64_t end = offset + batch->num_rows();
-    const int64_t* ts = batch->column(ts_index)->data()->GetValues<int64_t>(1);
+    // Rows chosen before this batch's first position were in a row group read in the match
+    // pass and not now: the files changed.
+    if (chosen[next].index < offset) changed = true;
     local.clear();
     local_entities.clear();
     for (; next < chosen.size() && chosen[next].index < end; ++next) {
-      const int64_t row = chosen[next].index - offset;
-      // The same read position must hold the same row as in the match pass.
-      if (ts[row] != chosen[next].event_ts) changed = true;
-      local.push_back(row);
+      local.push_back(chosen[next].index - offset);
       local_entities.push_back(chosen[next].entity_row);
     }
-    offset = end;
     if (local.empty()) continue;
     if (any_taken) {
       gathered_rows.insert(gathered_rows.end(), local_entities.begin(), local_entities.end());
@@ -500,6 +516,9 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
         "rewritten between the two passes of the join); run the retrieval again",
         source.view->name));
   }
+  // A file rewritten while the gather pass read it (after its footer was read).
+  GRANARY_RETURN_NOT_OK(files.CheckUnchanged(fmt::format("feature view '{}'", source.view->name)));
+  stats->row_groups_skipped = scan->stats().row_groups_skipped;
   chosen = {};
   gather_phase.End();
   std::vector<std::shared_ptr<arrow::ChunkedArray>> out(feature_count);

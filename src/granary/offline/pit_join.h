@@ -12,7 +12,8 @@
 //     and matched one partition at a time: rows are bucketed by key hash, each bucket sorted by
 //     (key hash, event time, created time, read order) and swept, on all cores. The result: for
 //     each entity row, the read position of its chosen feature row.
-//  2. gather: read the features and keep only the chosen rows, then put them in entity order.
+//  2. gather: read only the features (the chosen rows are found by read position; row groups
+//     with none are skipped) and keep only the chosen rows, in entity order.
 // Feature values of rows that are not chosen are decoded but never held, so memory scales with
 // the entity rows and the output (streaming), or with the keys and times of the range up to the
 // budget (otherwise), never with the width of the view.
@@ -75,6 +76,8 @@ struct ViewJoinStats {
   int passes = 1;             // reads of the keys and times (kPasses: one per group of entity rows)
   int64_t bytes_spilled = 0;  // written to spill files
   int64_t rows_matched = 0;   // entity rows that got a feature row
+  // Row groups the gather pass left unread: none of their rows was chosen.
+  int64_t row_groups_skipped = 0;
 };
 
 // One chunk of feature rows as the matcher sees it. Each row has an index in the read order:
@@ -87,8 +90,9 @@ struct FeatureRowsView {
   const arrow::Array* row_index = nullptr;
 };
 
-// A feature row chosen for an entity row: its index in the read order (-1: none) and its event
-// time in microseconds (so a second read can check it is the same row).
+// A feature row chosen for an entity row: its index in the read order (-1: none; the join's are
+// FeatureSourceScan::positions) and its event time in microseconds (materialization's second
+// read checks it).
 struct ChosenRow {
   int64_t index = -1;
   int64_t event_ts = 0;

@@ -3,6 +3,10 @@
 #include <arrow/api.h>
 
 #include <algorithm>
+#include <atomic>
+#include <bit>
+#include <limits>
+#include <string>
 #include <thread>
 
 #include "granary/common/threads.h"
@@ -27,8 +31,42 @@ struct Candidate {
 struct Group {
   uint64_t hash;
   int64_t representative;  // an entity row of this key, for exact key comparison
-  int64_t begin, end;      // its slots
+  int64_t begin;           // its slots: begin .. begin + size
+  int32_t size;
+  // The slot (from begin) the key's last offer went to: sources are usually written in time
+  // order, so the next offer's slot is at or just after it. Written only by the worker that
+  // owns the key.
+  int32_t cursor;
 };
+
+// std::lower_bound over values[first, last) for `key`, searched outwards from `hint` (in
+// [first, last]) in steps that double: a step or two when the answer is near the hint, about
+// twice a binary search's when it is far.
+inline int64_t LowerBoundFrom(const int64_t* values, int64_t first, int64_t last, int64_t hint,
+                              int64_t key) {
+  if (hint < last && values[hint] < key) {
+    int64_t below = hint;  // values[below] < key: the answer is after it
+    int64_t step = 1;
+    int64_t probe = below + 1;
+    while (probe < last && values[probe] < key) {
+      below = probe;
+      step *= 2;
+      probe = below + step;
+    }
+    probe = std::min(probe, last);  // the answer is in (below, probe]
+    return std::lower_bound(values + below + 1, values + probe, key) - values;
+  }
+  int64_t above = hint;  // values[above] >= key, or above == last: the answer is at or before it
+  int64_t step = 1;
+  int64_t probe = above - 1;
+  while (probe >= first && values[probe] >= key) {
+    above = probe;
+    step *= 2;
+    probe = above - step;
+  }
+  probe = std::max(probe, first - 1);  // the answer is in (probe, above]
+  return std::lower_bound(values + probe + 1, values + above, key) - values;
+}
 
 }  // namespace
 
@@ -83,46 +121,79 @@ Result<std::unique_ptr<StreamingMatcher>> StreamingMatcher::Make(const KeyColumn
   s.threads = ThreadCount(threads);
   s.injective = entity_keys->hash_is_injective();
   const int64_t n = entity_keys->length();
+  if (n > std::numeric_limits<int32_t>::max()) {
+    return Status::InvalidArgument(
+        "a point-in-time join of " + std::to_string(n) +
+        " entity rows at once: at most 2,147,483,647; split the entity rows into several "
+        "retrievals");
+  }
   s.entity_rows = n;
   struct Record {
     uint64_t hash;
     int64_t ts;
     int64_t row;
   };
-  // Records sorted by (hash, time, row) on `threads` threads: placed first into ranges of the
-  // hash (WorkerOf is monotonic in the hash), each range then sorted on its own thread, so that
-  // the ranges one after another are sorted as a whole.
+  // Records sorted by (hash, time, row): placed first into buckets of the hash's top bits (about
+  // 64 records each), which in order are ordered by hash, then each bucket sorted on its own
+  // (a few records, in the cache), the threads taking runs of buckets in turn. A key's records
+  // share a bucket, so a hot key makes one large bucket, sorted by one thread.
   std::vector<Record> records;
   {
     std::vector<uint64_t> hashes(n);
     entity_keys->HashRows(hashes.data());
     const int64_t* ts = entity_ts->data()->GetValues<int64_t>(1);
-    const int ranges = n >= 65536 ? s.threads : 1;
-    std::vector<int64_t> starts(ranges + 1, 0);
+    const int bits =
+        std::clamp(static_cast<int>(std::bit_width(static_cast<uint64_t>(n))) - 6, 0, 16);
+    const int64_t buckets = int64_t{1} << bits;
+    auto bucket_of = [bits](uint64_t hash) {
+      return bits == 0 ? int64_t{0} : static_cast<int64_t>(hash >> (64 - bits));
+    };
+    std::vector<int64_t> starts(buckets + 1, 0);
     for (int64_t i = 0; i < n; ++i) {
       if (entity_keys->IsNull(i) || entity_ts->IsNull(i)) continue;
-      ++starts[WorkerOf(hashes[i], ranges) + 1];
+      ++starts[bucket_of(hashes[i]) + 1];
     }
-    for (int r = 0; r < ranges; ++r) starts[r + 1] += starts[r];
-    records.resize(static_cast<size_t>(starts[ranges]));
-    std::vector<int64_t> at(starts.begin(), starts.end() - 1);
-    for (int64_t i = 0; i < n; ++i) {
-      if (entity_keys->IsNull(i) || entity_ts->IsNull(i)) continue;
-      records[at[WorkerOf(hashes[i], ranges)]++] = {hashes[i], ts[i], i};
+    for (int64_t b = 0; b < buckets; ++b) starts[b + 1] += starts[b];
+    records.resize(static_cast<size_t>(starts[buckets]));
+    {
+      std::vector<int64_t> at(starts.begin(), starts.end() - 1);
+      for (int64_t i = 0; i < n; ++i) {
+        if (entity_keys->IsNull(i) || entity_ts->IsNull(i)) continue;
+        records[at[bucket_of(hashes[i])]++] = {hashes[i], ts[i], i};
+      }
     }
     hashes = {};
-    auto sort_range = [&](int r) {
-      std::sort(records.begin() + starts[r], records.begin() + starts[r + 1],
-                [](const Record& a, const Record& b) {
-                  if (a.hash != b.hash) return a.hash < b.hash;
-                  if (a.ts != b.ts) return a.ts < b.ts;
-                  return a.row < b.row;
-                });
+    constexpr int64_t kBucketsATurn = 256;
+    std::atomic<int64_t> next_bucket{0};
+    auto sort_buckets = [&] {
+      while (true) {
+        const int64_t first = next_bucket.fetch_add(kBucketsATurn);
+        if (first >= buckets) return;
+        for (int64_t b = first; b < std::min(buckets, first + kBucketsATurn); ++b) {
+          std::sort(records.begin() + starts[b], records.begin() + starts[b + 1],
+                    [](const Record& a, const Record& b) {
+                      if (a.hash != b.hash) return a.hash < b.hash;
+                      if (a.ts != b.ts) return a.ts < b.ts;
+                      return a.row < b.row;
+                    });
+        }
+      }
     };
+    const int sorters = n >= 65536 ? s.threads : 1;
     std::vector<std::thread> pool;
-    for (int r = 1; r < ranges; ++r) pool.emplace_back(sort_range, r);
-    sort_range(0);
+    for (int t = 1; t < sorters; ++t) pool.emplace_back(sort_buckets);
+    sort_buckets();
     for (auto& t : pool) t.join();
+  }
+  // The slots are the records in this order; a group per key.
+  s.slot_row.reserve(records.size());
+  s.slot_ts.reserve(records.size());
+  {
+    size_t runs = 0;
+    for (size_t i = 0; i < records.size(); ++i) {
+      runs += i == 0 || records[i].hash != records[i - 1].hash;
+    }
+    s.groups.reserve(runs);
   }
   // Runs of equal hash are one key, unless hashes collide: then split the run by exact key,
   // keeping each key's rows in time order.
@@ -142,13 +213,13 @@ Result<std::unique_ptr<StreamingMatcher>> StreamingMatcher::Make(const KeyColumn
       reps.push_back(records[begin].row);
     }
     for (size_t k = 0; k < reps.size(); ++k) {
-      Group g{records[begin].hash, reps[k], static_cast<int64_t>(s.slot_row.size()), 0};
+      Group g{records[begin].hash, reps[k], static_cast<int64_t>(s.slot_row.size()), 0, 0};
       for (size_t i = begin; i < end; ++i) {
         if (key_of[i - begin] != static_cast<int>(k)) continue;
         s.slot_row.push_back(records[i].row);
         s.slot_ts.push_back(records[i].ts);
       }
-      g.end = static_cast<int64_t>(s.slot_row.size());
+      g.size = static_cast<int32_t>(static_cast<int64_t>(s.slot_row.size()) - g.begin);
       s.groups.push_back(g);
     }
     begin = end;
@@ -168,7 +239,8 @@ Result<std::unique_ptr<StreamingMatcher>> StreamingMatcher::Make(const KeyColumn
 }
 
 Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event_ts,
-                               const arrow::Array* created_ts, int64_t index_offset) {
+                               const arrow::Array* created_ts, int64_t index_offset,
+                               const arrow::Array* row_index) {
   Impl& s = *impl_;
   const int64_t rows = keys.length();
   if (rows == 0 || s.groups.empty()) return Status::OK();
@@ -176,6 +248,7 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
   keys.HashRows(hashes.data());
   const int64_t* ts = event_ts.data()->GetValues<int64_t>(1);
   const int64_t* created = created_ts ? created_ts->data()->GetValues<int64_t>(1) : nullptr;
+  const int64_t* indices = row_index ? row_index->data()->GetValues<int64_t>(1) : nullptr;
   const bool injective = s.injective && keys.hash_is_injective();
   const int workers = rows >= 4096 ? s.threads : 1;
   // The rows of each worker's keys, in order.
@@ -184,13 +257,27 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
   for (int64_t i = 0; i < rows; ++i) {
     rows_of[workers == 1 ? 0 : WorkerOf(hashes[i], workers)].push_back(static_cast<int32_t>(i));
   }
-  // Each row costs dependent cache misses (its table entry, then its group), so they are
-  // fetched ahead in two stages: the table entry 16 rows ahead, the group 8 ahead (its entry is
-  // in the cache by then). The loads only warm the cache; the lookup below repeats them.
+  // Each row costs dependent cache misses (its table entry, then its group, then its best
+  // offer), so they are fetched ahead: the table entry 16 rows ahead, the group 8 ahead (its
+  // entry is in the cache by then); the loads only warm the cache, the lookup below repeats
+  // them. The best offers are compared in blocks, after the block's slots are all known and
+  // their best offers fetched. Offers to one slot keep their order (and the greatest wins
+  // whatever the order).
+  constexpr int kBlock = 32;
   auto work = [&](int worker) {
     std::vector<Candidate>& best = s.best;
     const std::vector<int32_t>& mine = rows_of[worker];
     const int64_t count = static_cast<int64_t>(mine.size());
+    int64_t block_slots[kBlock];
+    Candidate block_offers[kBlock];
+    int pending = 0;
+    auto settle = [&] {
+      for (int k = 0; k < pending; ++k) {
+        Candidate& current = best[block_slots[k]];
+        if (block_offers[k].Beats(current)) current = block_offers[k];
+      }
+      pending = 0;
+    };
     for (int64_t j = 0; j < count; ++j) {
       if (j + 16 < count) __builtin_prefetch(&s.table[hashes[mine[j + 16]] & s.mask]);
       if (j + 8 < count) {
@@ -199,11 +286,11 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
       }
       const int64_t i = mine[j];
       if (keys.IsNull(i) || event_ts.IsNull(i)) continue;
-      const Group* group = nullptr;
+      Group* group = nullptr;
       for (uint64_t at = hashes[i] & s.mask;; at = (at + 1) & s.mask) {
         const int32_t g = s.table[at];
         if (g < 0) break;
-        const Group& candidate = s.groups[g];
+        Group& candidate = s.groups[g];
         if (candidate.hash == hashes[i] &&
             (injective || s.entity_keys->Equals(candidate.representative, keys, i))) {
           group = &candidate;
@@ -214,14 +301,19 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
       Candidate offer;
       offer.ts = ts[i];
       offer.created = created != nullptr && created_ts->IsValid(i) ? created[i] : INT64_MIN;
-      offer.index = index_offset + i;
+      offer.index = indices != nullptr ? indices[i] : index_offset + i;
       const int64_t activation = s.cutoff ? std::max(offer.ts, offer.created) : offer.ts;
-      const int64_t* first = s.slot_ts.data() + group->begin;
-      const int64_t* last = s.slot_ts.data() + group->end;
-      const int64_t slot = std::lower_bound(first, last, activation) - s.slot_ts.data();
-      if (slot >= group->end) continue;  // after every entity row of its key
-      if (offer.Beats(best[slot])) best[slot] = offer;
+      const int64_t slot = LowerBoundFrom(s.slot_ts.data() + group->begin, 0, group->size,
+                                          group->cursor, activation);
+      if (slot >= group->size) continue;  // after every entity row of its key
+      group->cursor = static_cast<int32_t>(slot);
+      const int64_t at = group->begin + slot;
+      __builtin_prefetch(&best[at], 1);
+      block_slots[pending] = at;
+      block_offers[pending] = offer;
+      if (++pending == kBlock) settle();
     }
+    settle();
   };
   if (workers == 1) {
     work(0);
@@ -239,7 +331,7 @@ std::vector<ChosenRow> StreamingMatcher::Finish() {
   std::vector<ChosenRow> out(s.entity_rows);
   for (const Group& group : s.groups) {
     Candidate running;
-    for (int64_t slot = group.begin; slot < group.end; ++slot) {
+    for (int64_t slot = group.begin; slot < group.begin + group.size; ++slot) {
       if (s.best[slot].Beats(running)) running = s.best[slot];
       if (running.index < 0) continue;
       const int64_t t = s.slot_ts[slot];

@@ -34,10 +34,11 @@ class StreamingMatcher {
   // for budgeting.
   static int64_t MemoryFor(int64_t entity_rows, int threads);
 
-  // Offers the rows of one batch; `index_offset` is the read index of its first row. `keys` must
-  // have the entity keys' types.
+  // Offers the rows of one batch. Row i's read index is `row_index[i]` (int64, ascending,
+  // after every index of earlier batches) when given, else `index_offset + i`. `keys` must have
+  // the entity keys' types.
   Status Offer(const KeyColumns& keys, const arrow::Array& event_ts, const arrow::Array* created_ts,
-               int64_t index_offset);
+               int64_t index_offset, const arrow::Array* row_index = nullptr);
 
   // The chosen row of each entity row. Call once, after the last Offer.
   std::vector<ChosenRow> Finish();

@@ -422,12 +422,22 @@ std::vector<FragmentPrefetcher::Unit> FragmentPrefetcher::Units(
   return units;
 }
 
+int64_t FragmentPrefetcher::UnitRows(const Fragment& fragment, const Unit& unit) {
+  if (fragment.format != FragmentFormat::kParquet || fragment.deletion_vector ||
+      fragment.metadata == nullptr) {
+    return -1;
+  }
+  int64_t rows = 0;
+  for (int rg : unit.row_groups) rows += fragment.metadata->RowGroup(rg)->num_rows();
+  return rows;
+}
+
 FragmentPrefetcher::FragmentPrefetcher(const std::vector<Fragment>* fragments,
-                                       const FragmentRequest* request, int readers,
-                                       int batches_ahead)
+                                       std::vector<Unit> units, const FragmentRequest* request,
+                                       int readers, int batches_ahead)
     : fragments_(fragments),
       request_(request),
-      units_(Units(*fragments)),
+      units_(std::move(units)),
       units_ahead_(std::max(1, readers)),
       batches_ahead_(static_cast<size_t>(std::max(1, batches_ahead))) {
   for (size_t i = 0; i < units_.size(); ++i) queues_.push_back(std::make_unique<Queue>());
@@ -494,7 +504,7 @@ Result<FragmentPrefetcher::Item> FragmentPrefetcher::Next() {
     Queue& queue = *queues_[consuming_];
     while (queue.batches.empty() && !queue.finished) cv_.Wait(&mu_);
     if (!queue.batches.empty()) {
-      Item item{std::move(queue.batches.front()), units_[consuming_].fragment};
+      Item item{std::move(queue.batches.front()), units_[consuming_].fragment, consuming_};
       queue.batches.pop_front();
       cv_.SignalAll();
       return item;

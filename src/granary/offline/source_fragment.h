@@ -106,18 +106,6 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
 // the readers. Memory: at most readers * batches_ahead batches.
 class FragmentPrefetcher {
  public:
-  FragmentPrefetcher(const std::vector<Fragment>* fragments, const FragmentRequest* request,
-                     int readers, int batches_ahead);
-  ~FragmentPrefetcher();
-  FragmentPrefetcher(const FragmentPrefetcher&) = delete;
-  FragmentPrefetcher& operator=(const FragmentPrefetcher&) = delete;
-
-  struct Item {
-    std::shared_ptr<arrow::RecordBatch> batch;  // nullptr at the end of all fragments
-    size_t fragment = 0;
-  };
-  Result<Item> Next();
-
   // Row groups of one fragment, read by one reader in one go.
   struct Unit {
     size_t fragment;
@@ -125,6 +113,23 @@ class FragmentPrefetcher {
   };
   // The units of `fragments`, in read order.
   static std::vector<Unit> Units(const std::vector<Fragment>& fragments);
+  // Rows a unit returns: the rows of its row groups, or -1 when that is not known before reading
+  // it (a CSV file, or a file with a deletion vector).
+  static int64_t UnitRows(const Fragment& fragment, const Unit& unit);
+
+  // Reads `units` (some of Units(*fragments), in read order).
+  FragmentPrefetcher(const std::vector<Fragment>* fragments, std::vector<Unit> units,
+                     const FragmentRequest* request, int readers, int batches_ahead);
+  ~FragmentPrefetcher();
+  FragmentPrefetcher(const FragmentPrefetcher&) = delete;
+  FragmentPrefetcher& operator=(const FragmentPrefetcher&) = delete;
+
+  struct Item {
+    std::shared_ptr<arrow::RecordBatch> batch;  // nullptr at the end of all fragments
+    size_t fragment = 0;
+    size_t unit = 0;  // index in the constructor's `units`
+  };
+  Result<Item> Next();
 
  private:
   struct Queue;

@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 #include <parquet/metadata.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "granary/common/json.h"
 #include "granary/offline/delta_log.h"
 #include "granary/offline/file_listing.h"
@@ -76,6 +79,12 @@ struct FeatureSourceScan::Impl {
   FragmentRequest request;
   std::vector<Fragment> fragments;
   std::unique_ptr<FragmentPrefetcher> prefetcher;  // started by the first Next()
+  // The read position of the first row of each unit the prefetcher reads; -1 when not known
+  // before reading (after a unit of unknown row count).
+  std::vector<int64_t> unit_first;
+  size_t unit = SIZE_MAX;  // the unit of the last batch
+  int64_t position = 0;    // the read position of the next raw row
+  ReadPositions positions;
   SourceScanStats stats;
 
   Result<std::shared_ptr<arrow::RecordBatch>> Convert(const arrow::RecordBatch& raw,
@@ -85,6 +94,9 @@ struct FeatureSourceScan::Impl {
 Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Impl::Convert(
     const arrow::RecordBatch& raw, const Fragment& fragment) {
   const int64_t n = raw.num_rows();
+  positions.first = position;
+  positions.rows = nullptr;
+  position += n;
   std::vector<std::shared_ptr<arrow::Array>> arrays;
   arrays.reserve(columns.size());
   for (const OutputColumn& c : columns) {
@@ -112,11 +124,21 @@ Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Impl::Convert(
     }
     arrays.push_back(*cast);
   }
+  if (ts_index < 0) return arrow::RecordBatch::Make(schema, n, std::move(arrays));
   // The event-time filter: start <= ts <= end and not null.
   const auto& ts = *arrays[ts_index]->data();
   const int64_t* ts_values = ts.GetValues<int64_t>(1);
   const int64_t lo = options.start ? options.start->micros : INT64_MIN;
   const int64_t hi = options.end ? options.end->micros : INT64_MAX;
+  // Usually every row is kept: one branch-free pass over the times says so before any mask.
+  if (arrays[ts_index]->null_count() == 0) {
+    int64_t min = INT64_MAX, max = INT64_MIN;
+    for (int64_t i = 0; i < n; ++i) {
+      min = std::min(min, ts_values[i]);
+      max = std::max(max, ts_values[i]);
+    }
+    if (min >= lo && max <= hi) return arrow::RecordBatch::Make(schema, n, std::move(arrays));
+  }
   arrow::BooleanBuilder keep;
   if (!keep.Resize(n).ok()) return Status::Internal("out of memory");
   int64_t kept = 0;
@@ -132,6 +154,13 @@ Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Impl::Convert(
   if (!keep.Finish(&mask).ok()) return Status::Internal("out of memory");
   auto filtered = arrow::compute::Filter(batch, mask);
   if (!filtered.ok()) return Status::Internal(filtered.status().ToString());
+  arrow::Int64Builder kept_positions;
+  if (!kept_positions.Resize(kept).ok()) return Status::Internal("out of memory");
+  const auto& kept_mask = static_cast<const arrow::BooleanArray&>(*mask);
+  for (int64_t i = 0; i < n; ++i) {
+    if (kept_mask.Value(i)) kept_positions.UnsafeAppend(positions.first + i);
+  }
+  if (!kept_positions.Finish(&positions.rows).ok()) return Status::Internal("out of memory");
   return filtered->record_batch();
 }
 
@@ -144,6 +173,21 @@ const std::vector<std::string>& FeatureSourceScan::features() const { return imp
 bool FeatureSourceScan::has_created_timestamp() const { return impl_->has_created; }
 int FeatureSourceScan::event_timestamp_index() const { return impl_->ts_index; }
 const SourceScanStats& FeatureSourceScan::stats() const { return impl_->stats; }
+const ReadPositions& FeatureSourceScan::positions() const { return impl_->positions; }
+
+uint64_t FeatureSourceScan::FilesFingerprint() const {
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a over the bytes below
+  auto mix = [&h](std::string_view bytes) {
+    for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ULL;
+    h = (h ^ 0xff) * 0x100000001b3ULL;  // a separator, so "ab"+"c" differs from "a"+"bc"
+  };
+  for (const Fragment& fragment : impl_->fragments) {
+    mix(fragment.path.string());
+    for (int rg : fragment.row_groups) mix(std::to_string(rg));
+    if (fragment.metadata != nullptr) mix(fragment.metadata->SerializeToString());
+  }
+  return h;
+}
 
 namespace {
 
@@ -189,6 +233,7 @@ Result<SourceSnapshot> SourceSnapshot::Read(const std::filesystem::path& repo_ro
       f.deletion_vector = std::move(file.deletion_vector);
       out.files.push_back(std::move(f));
     }
+    out.RecordVersions();
     return out;
   }
   const bool csv = source->format == SourceFormat::kCsv;
@@ -203,7 +248,45 @@ Result<SourceSnapshot> SourceSnapshot::Read(const std::filesystem::path& repo_ro
     f.path = std::move(file);
     out.files.push_back(std::move(f));
   }
+  out.RecordVersions();
   return out;
+}
+
+namespace {
+
+// A file's size and modification time; -1 and the epoch when it cannot be read.
+std::pair<int64_t, std::filesystem::file_time_type> FileVersion(const std::filesystem::path& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return {-1, {}};
+  const auto modified = std::filesystem::last_write_time(path, ec);
+  if (ec) return {-1, {}};
+  return {static_cast<int64_t>(size), modified};
+}
+
+}  // namespace
+
+void SourceSnapshot::RecordVersions() {
+  sizes.clear();
+  modified.clear();
+  for (const File& file : files) {
+    auto [size, time] = FileVersion(file.path);
+    sizes.push_back(size);
+    modified.push_back(time);
+  }
+}
+
+Status SourceSnapshot::CheckUnchanged(const std::string& what) const {
+  for (size_t i = 0; i < files.size() && i < sizes.size(); ++i) {
+    auto [size, time] = FileVersion(files[i].path);
+    if (size != sizes[i] || time != modified[i]) {
+      return Status::FailedPrecondition(fmt::format(
+          "{}: its source changed while it was being read ({} was {} after it was listed); run "
+          "the retrieval again",
+          what, files[i].path.string(), size < 0 ? "removed" : "rewritten"));
+    }
+  }
+  return Status::OK();
 }
 
 Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
@@ -235,10 +318,14 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
                                entity->join_key_types[k]});
     }
   }
-  impl->ts_index = static_cast<int>(impl->columns.size());
   const ValueType ts_type = ValueType::Scalar(ScalarType::kTimestamp);
-  impl->columns.push_back(
-      {kEventTimestampColumn, source->SourceColumnFor(source->timestamp_field), ts_type});
+  OutputColumn ts_column{kEventTimestampColumn, source->SourceColumnFor(source->timestamp_field),
+                         ts_type};
+  impl->ts_index = -1;
+  if (options.with_event_timestamp) {
+    impl->ts_index = static_cast<int>(impl->columns.size());
+    impl->columns.push_back(ts_column);
+  }
   if (!source->created_timestamp_column.empty() && options.with_created_timestamp) {
     impl->has_created = true;
     impl->columns.push_back({kCreatedTimestampColumn,
@@ -272,9 +359,10 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
     return it == snapshot.physical_names.end() ? logical : it->second;
   };
   for (OutputColumn& c : impl->columns) c.file_name = physical(c.file_name);
+  ts_column.file_name = physical(ts_column.file_name);
   std::string date_partition = source->date_partition_column;
   if (!date_partition.empty()) date_partition = physical(date_partition);
-  const std::string ts_physical = impl->columns[impl->ts_index].file_name;
+  const std::string ts_physical = ts_column.file_name;
   const bool delta = snapshot.delta_version >= 0;
   for (const SourceSnapshot::File& file : snapshot.files) {
     ++impl->stats.files_total;
@@ -293,7 +381,7 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
     impl->fragments.push_back(std::move(fragment));
   }
   for (const OutputColumn& c : impl->columns) impl->request.columns.push_back(c.file_name);
-  impl->request.timestamp_column = impl->columns[impl->ts_index].file_name;
+  impl->request.timestamp_column = ts_physical;
   impl->request.start = options.start;
   impl->request.end = options.end;
   impl->request.batch_rows = options.batch_rows;
@@ -338,19 +426,38 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
 Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Next() {
   Impl& s = *impl_;
   if (s.prefetcher == nullptr) {
+    // The units to read, and where each starts in the read positions while that is known.
+    std::vector<FragmentPrefetcher::Unit> units;
+    const bool may_skip = s.ts_index < 0 && s.options.wants_rows != nullptr;
+    int64_t at = 0;  // -1: unknown from here on
+    for (FragmentPrefetcher::Unit& unit : FragmentPrefetcher::Units(s.fragments)) {
+      const int64_t rows = FragmentPrefetcher::UnitRows(s.fragments[unit.fragment], unit);
+      if (may_skip && at >= 0 && rows >= 0 && !s.options.wants_rows(at, at + rows)) {
+        s.stats.row_groups_skipped += static_cast<int64_t>(unit.row_groups.size());
+        at += rows;
+        continue;
+      }
+      s.unit_first.push_back(at);
+      units.push_back(std::move(unit));
+      at = at >= 0 && rows >= 0 ? at + rows : -1;
+    }
     // Several row groups (or files): decode two at a time, one reader thread each, each one's
     // columns in sequence. A single one: decode its columns in parallel instead.
-    const size_t units = FragmentPrefetcher::Units(s.fragments).size();
-    const int readers = units > 1 ? 2 : 1;
+    const int readers = units.size() > 1 ? 2 : 1;
     s.request.parquet_use_threads = readers == 1;
     s.request.readers = readers;
-    s.prefetcher = std::make_unique<FragmentPrefetcher>(&s.fragments, &s.request, readers,
-                                                        /*batches_ahead=*/4);
+    s.prefetcher = std::make_unique<FragmentPrefetcher>(&s.fragments, std::move(units), &s.request,
+                                                        readers, /*batches_ahead=*/4);
   }
   while (true) {
     auto item = s.prefetcher->Next();
     if (!item.ok()) return item.status().WithContext(s.what);
     if (item->batch == nullptr) return std::shared_ptr<arrow::RecordBatch>();
+    if (item->unit != s.unit) {
+      // A unit's first batch: skipped units before it still count in the positions.
+      s.unit = item->unit;
+      if (s.unit_first[s.unit] >= 0) s.position = s.unit_first[s.unit];
+    }
     const auto& raw = item->batch;
     s.stats.rows_scanned += raw->num_rows();
     GRANARY_ASSIGN_OR_RAISE(auto batch, s.Convert(*raw, s.fragments[item->fragment]));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "granary/registry/definitions.h"
 
 namespace arrow {
+class Array;
 class MemoryPool;
 class RecordBatch;
 class RecordBatchReader;
@@ -35,11 +37,22 @@ struct SourceScanOptions {
   // Further source columns to read after the features, by definition name (field_mapping
   // applies), typed as given: the inputs of window aggregations, which are not features.
   std::vector<Field> extra_columns;
-  // Leave column groups out of the batches (the event timestamp is always read: it filters).
-  // A join reads keys and times first, then only the features of the rows it chose.
+  // Leave column groups out of the batches. A join reads keys and times first, then only the
+  // features of the rows it chose.
   bool with_join_keys = true;
   bool with_created_timestamp = true;
   bool with_features = true;
+  // false: the event timestamp is neither read nor filtered on. Every row of the row groups the
+  // range's statistics keep comes back (less the rows Delta deletion vectors delete), null times
+  // and rows out of range included, and positions() says where each batch is: a second read of
+  // rows that a first read (of the same snapshot and range) found by read position.
+  bool with_event_timestamp = true;
+  // Only with with_event_timestamp false; may be empty. Called with the read positions [begin,
+  // end) of a Parquet row group before it is read: false skips it (its rows are not decoded and
+  // its batches not returned, but they still count in the positions of the rows after it). Not
+  // asked for row groups whose row count is unknown (CSV files, files with a deletion vector) nor
+  // for any row after them. Called on the thread that calls Next().
+  std::function<bool(int64_t begin, int64_t end)> wants_rows;
   // Rows per batch read from a file (batches may be smaller after filtering).
   int64_t batch_rows = 64 * 1024;
   // Where the file readers allocate (file bytes, pages, decoded batches); nullptr: Arrow's
@@ -62,6 +75,19 @@ struct SourceScanStats {
   int64_t bytes_estimated = 0;
   // Rows in the row groups to read (Parquet); 0 when unknown (CSV). For progress reports.
   int64_t rows_estimated = 0;
+  // Row groups left unread because SourceScanOptions::wants_rows wanted none of their rows.
+  int64_t row_groups_skipped = 0;
+};
+
+// Where the rows of a batch are in the read. A row's read position counts every row read before
+// it in read order (files, row groups, rows), from 0, whether or not the event-time filter kept
+// it; rows deleted by a Delta deletion vector are not counted. Two scans of one SourceSnapshot
+// over the same range and options give a row the same position, whatever columns they read.
+struct ReadPositions {
+  int64_t first = 0;  // the position of the batch's first row
+  // When the event-time filter dropped rows of the batch: each row's position (int64,
+  // ascending). Null otherwise: row i is at first + i.
+  std::shared_ptr<arrow::Array> rows;
 };
 
 // The data files of one view's source at one moment, before pruning: the files a file source's
@@ -84,26 +110,39 @@ struct SourceSnapshot {
   std::vector<File> files;            // in read order: byte-wise by path
   // Delta column mapping: logical column name -> physical name in the files (absent: the same).
   std::map<std::string, std::string> physical_names;
+  // Each file's size in bytes and modification time when listed, by index in `files` (-1 and
+  // the epoch when they could not be read then).
+  std::vector<int64_t> sizes;
+  std::vector<std::filesystem::file_time_type> modified;
 
   // Lists the files of `view`'s source (relative paths against `repo_root`) or replays its Delta
   // log. NotFound when a file source names no file; errors name the view and the source.
   static Result<SourceSnapshot> Read(const std::filesystem::path& repo_root,
                                      const Definitions& defs, const FeatureView& view);
+
+  // FailedPrecondition naming the first file whose size or modification time differs from when
+  // it was listed, or that is gone: a reader that read the files in several passes calls it after
+  // the last. (A file rewritten within the file system's timestamp granularity with the same size
+  // is not seen; FeatureSourceScan::FilesFingerprint compares the Parquet footers.) `what` starts
+  // the message ("feature view 'v'").
+  Status CheckUnchanged(const std::string& what) const;
+  // Fills `sizes` and `modified` from the file system.
+  void RecordVersions();
 };
 
 // Reads one feature view's source. Columns of every batch, in this order: the join keys of the
 // view's entities (named and typed as the entities declare), `event_timestamp`
 // (timestamp[us, UTC]), `created_timestamp` (timestamp[us, UTC], only when the source has a
 // created_timestamp_column), then the features (typed as the view declares); the with_* options
-// leave groups out. field_mapping is
-// applied (a source column is read under the name it maps to); columns missing from a file (older
-// Delta versions, files written before a column existed) are null; rows whose event timestamp is
-// null are dropped, and so are the rows a Delta deletion vector deletes (not counted in
-// rows_scanned).
+// leave groups out. field_mapping is applied (a source column is read under the name it maps
+// to); columns missing from a file (older Delta versions, files written before a column existed)
+// are null; rows whose event timestamp is null or out of range are dropped (unless
+// with_event_timestamp is false), and so are the rows a Delta deletion vector deletes (not
+// counted in rows_scanned).
 //
 // Order: files in path order (Delta: live files in path order), row groups and rows in file order.
-// Batches come back in that order, so the position of a row in the stream is stable; the join
-// uses it to break full ties (see docs/POINT_IN_TIME.md).
+// Batches come back in that order, so the read position of a row (ReadPositions) is stable; the
+// join uses it to break full ties (see docs/POINT_IN_TIME.md) and to find its chosen rows again.
 //
 // Not thread-safe: one thread calls Next(). Behind it, files are decoded ahead on background
 // threads (two Parquet row groups or files at once, at most four batches each; a single one's
@@ -130,13 +169,21 @@ class FeatureSourceScan {
   const std::vector<std::string>& features() const;
   // Whether the batches have a `created_timestamp` column.
   bool has_created_timestamp() const;
-  // Where `event_timestamp` is in the batches.
+  // Where `event_timestamp` is in the batches; -1 without it (with_event_timestamp false).
   int event_timestamp_index() const;
 
   // The next non-empty batch, or nullptr at the end.
   Result<std::shared_ptr<arrow::RecordBatch>> Next();
+  // Where the rows of the batch Next() returned last are in the read.
+  const ReadPositions& positions() const;
 
   const SourceScanStats& stats() const;
+
+  // A hash of what the scan plans to read: each file's path, row groups and Parquet footer (the
+  // offsets, sizes and statistics of every column chunk). Two scans of one snapshot with equal
+  // fingerprints read files that were not rewritten in between (up to a rewrite that leaves
+  // every footer byte the same).
+  uint64_t FilesFingerprint() const;
 
   // The scan as an arrow::RecordBatchReader (which owns it); errors become arrow::Status with the
   // same message. Stats stay readable through `stats_out` (may be null), valid while the reader

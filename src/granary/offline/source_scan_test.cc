@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <parquet/arrow/writer.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -86,6 +87,151 @@ TEST(FeatureSourceScan, PrunesFilesAndRowGroupsByTheTimeRangeAndReadsExactlyTheR
   EXPECT_EQ(stats.row_groups_pruned, 10 + 7);  // all of b, and a's groups 0,1,5..9
   EXPECT_EQ(stats.rows_scanned, 30);           // a's groups 2, 3, 4
   EXPECT_EQ(stats.rows_returned, 20);
+}
+
+// A Parquet file of `rows` rows, one per hour from hour 0, in row groups of `group` rows; every
+// 7th row has no event time. rate is the row's number.
+void WriteHourlyWithNullTimes(const std::filesystem::path& path, int rows, int group) {
+  arrow::Int32Builder ids;
+  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MILLI),
+                             arrow::default_memory_pool());
+  arrow::FloatBuilder rate;
+  for (int i = 0; i < rows; ++i) {
+    ASSERT_TRUE(ids.Append(i % 5).ok());
+    ASSERT_TRUE((i % 7 == 3 ? ts.AppendNull() : ts.Append(int64_t{i} * 3'600'000)).ok());
+    ASSERT_TRUE(rate.Append(static_cast<float>(i)).ok());
+  }
+  auto table = arrow::Table::Make(
+      arrow::schema({arrow::field("driver_id", arrow::int32()),
+                     arrow::field("event_timestamp", arrow::timestamp(arrow::TimeUnit::MILLI)),
+                     arrow::field("rate", arrow::float32())}),
+      {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie(), rate.Finish().ValueOrDie()});
+  std::filesystem::create_directories(path.parent_path());
+  auto out = arrow::io::FileOutputStream::Open(path.string()).ValueOrDie();
+  ASSERT_TRUE(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out, group).ok());
+  ASSERT_TRUE(out->Close().ok());
+}
+
+// Every row a scan returns, by read position: its `rate` (the row's number in the file).
+std::map<int64_t, double> RatesByPosition(FeatureSourceScan* scan) {
+  std::map<int64_t, double> out;
+  const int rate = scan->schema()->GetFieldIndex("rate");
+  EXPECT_GE(rate, 0);
+  while (true) {
+    auto batch = scan->Next();
+    EXPECT_TRUE(batch.ok()) << batch.status().ToString();
+    if (!batch.ok() || *batch == nullptr || rate < 0) return out;
+    const ReadPositions& at = scan->positions();
+    const auto& values = static_cast<const arrow::DoubleArray&>(*(*batch)->column(rate));
+    for (int64_t i = 0; i < (*batch)->num_rows(); ++i) {
+      const int64_t position = at.rows == nullptr
+                                   ? at.first + i
+                                   : static_cast<const arrow::Int64Array&>(*at.rows).Value(i);
+      EXPECT_TRUE(out.emplace(position, values.Value(i)).second) << "position " << position;
+    }
+  }
+}
+
+TEST(FeatureSourceScan, ReadPositionsFindTheSameRowsWithoutTheEventTime) {
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  WriteHourlyWithNullTimes(dir.path() / "data/a.parquet", 100, 10);  // hours 0..99
+  WriteHourlyWithNullTimes(dir.path() / "data/b.parquet", 30, 8);    // hours 0..29
+  Definitions defs = Load(Defs("data"));
+  SourceScanOptions options;
+  options.start = Timestamp::FromSeconds(25 * 3600);  // hours 25..64
+  options.end = Timestamp::FromSeconds(64 * 3600);
+  auto filtered = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], options);
+  ASSERT_TRUE(filtered.ok()) << filtered.status().ToString();
+  const std::map<int64_t, double> in_range = RatesByPosition(filtered->get());
+  // Hours 25..64 of a.parquet less every 7th row (null time), and of b.parquet hours 25..29.
+  int64_t want = 0;
+  for (int i = 25; i <= 64; ++i) want += i % 7 != 3;
+  for (int i = 25; i <= 29; ++i) want += i % 7 != 3;
+  EXPECT_EQ(static_cast<int64_t>(in_range.size()), want);
+
+  options.with_event_timestamp = false;
+  options.with_join_keys = false;
+  auto all = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], options);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ((*all)->event_timestamp_index(), -1);
+  EXPECT_EQ((*all)->schema()->num_fields(), 1);  // rate only
+  const std::map<int64_t, double> every = RatesByPosition(all->get());
+  // The same row groups (a's 2..6, b's 3), every row of them, at positions 0, 1, 2, ...
+  EXPECT_EQ(every.size(), 50u + 6u);
+  EXPECT_EQ(every.begin()->first, 0);
+  EXPECT_EQ(every.rbegin()->first, 55);
+  for (const auto& [position, rate] : in_range) {
+    auto it = every.find(position);
+    ASSERT_NE(it, every.end()) << "position " << position;
+    EXPECT_EQ(it->second, rate) << "position " << position;
+  }
+  EXPECT_EQ((*all)->stats().row_groups_pruned, (*filtered)->stats().row_groups_pruned);
+  EXPECT_EQ((*all)->FilesFingerprint(), (*filtered)->FilesFingerprint());
+}
+
+TEST(FeatureSourceScan, RowGroupsWithoutAWantedRowAreNotReadAndPositionsHold) {
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  WriteHourlyWithNullTimes(dir.path() / "data/a.parquet", 100, 10);
+  WriteHourlyWithNullTimes(dir.path() / "data/b.parquet", 30, 8);
+  Definitions defs = Load(Defs("data"));
+  SourceScanOptions options;
+  options.with_event_timestamp = false;
+  auto full = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], options);
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  const std::map<int64_t, double> every = RatesByPosition(full->get());
+  ASSERT_EQ(every.size(), 130u);
+
+  // Rows in a's row groups 0 and 9 and b's row group 1 (positions 100 + 8..15).
+  const std::vector<int64_t> wanted = {3, 7, 95, 109};
+  std::vector<std::pair<int64_t, int64_t>> asked;
+  options.wants_rows = [&](int64_t begin, int64_t end) {
+    asked.emplace_back(begin, end);
+    auto it = std::lower_bound(wanted.begin(), wanted.end(), begin);
+    return it != wanted.end() && *it < end;
+  };
+  auto some = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], options);
+  ASSERT_TRUE(some.ok()) << some.status().ToString();
+  const std::map<int64_t, double> read = RatesByPosition(some->get());
+  EXPECT_EQ((*some)->stats().row_groups_skipped, 10 + 4 - 3);
+  EXPECT_EQ((*some)->stats().rows_scanned, 10 + 10 + 8);
+  EXPECT_EQ(asked.size(), 14u);  // every row group, with its positions
+  EXPECT_EQ(asked.back(), (std::pair<int64_t, int64_t>(124, 130)));
+  ASSERT_EQ(read.size(), 28u);
+  for (int64_t position : wanted) {
+    ASSERT_EQ(read.count(position), 1u) << "position " << position;
+    EXPECT_EQ(read.at(position), every.at(position)) << "position " << position;
+  }
+  for (const auto& [position, rate] : read) EXPECT_EQ(rate, every.at(position));
+
+  // CSV: rows are counted only as they are read, so nothing is skipped.
+  std::ofstream(dir.path() / "c.csv") << "driver_id,event_timestamp,rate\n1,2024-01-01,1.5\n"
+                                         "2,2024-01-02,2.5\n";
+  Definitions csv = Load(Defs("c.csv", "", "csv"));
+  options.wants_rows = [](int64_t, int64_t) { return false; };
+  auto text = FeatureSourceScan::Open(dir.path(), csv, csv.feature_views[0], options);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_EQ(RatesByPosition(text->get()).size(), 2u);
+  EXPECT_EQ((*text)->stats().row_groups_skipped, 0);
+}
+
+TEST(SourceSnapshot, CheckUnchangedNamesAFileRewrittenOrRemovedSinceItWasListed) {
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  WriteHourly(dir.path() / "data/a.parquet", 0, 100, 10);
+  WriteHourly(dir.path() / "data/b.parquet", 0, 100, 10);
+  Definitions defs = Load(Defs("data"));
+  auto files = SourceSnapshot::Read(dir.path(), defs, defs.feature_views[0]);
+  ASSERT_TRUE(files.ok()) << files.status().ToString();
+  EXPECT_TRUE(files->CheckUnchanged("feature view 'v'").ok());
+  WriteHourly(dir.path() / "data/b.parquet", 0, 120, 10);  // rewritten, larger
+  Status rewritten = files->CheckUnchanged("feature view 'v'");
+  EXPECT_EQ(rewritten.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(rewritten.message().find("b.parquet was rewritten"), std::string::npos)
+      << rewritten.message();
+  std::filesystem::remove(dir.path() / "data/a.parquet");
+  Status removed = files->CheckUnchanged("feature view 'v'");
+  EXPECT_NE(removed.message().find("a.parquet was removed"), std::string::npos)
+      << removed.message();
+  EXPECT_NE(removed.message().find("run the retrieval again"), std::string::npos);
 }
 
 TEST(FeatureSourceScan, ColumnsAreNamedAndTypedByTheDefinitions) {

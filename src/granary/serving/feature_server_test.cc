@@ -3,6 +3,7 @@
 // signals and a Redis restart are tested end to end in tests/test_serve_*.py.)
 #include <gtest/gtest.h>
 
+#include <map>
 #include <thread>
 
 #include "granary/common/json.h"
@@ -35,6 +36,11 @@ class FeatureServerTest : public ::testing::TestWithParam<std::string> {
     } else {
       store_ = RocksDbOnlineStore::Open(repo_.root() / "data/online", {}).ValueOrDie();
     }
+    StartServer(/*server_timing=*/false, &server_, &http_);
+  }
+  // A feature server over store_ and the repository's registry, and its HTTP server.
+  void StartServer(bool server_timing, std::unique_ptr<FeatureServer>* server,
+                   std::unique_ptr<http::HttpServer>* http) {
     FeatureServerOptions options;
     options.repo_root = repo_.root();
     options.registry = RegistryLocation::Sqlite(repo_.registry_path());
@@ -43,14 +49,19 @@ class FeatureServerTest : public ::testing::TestWithParam<std::string> {
     options.max_entities = 100;
     options.registry_poll_interval = std::chrono::milliseconds(20);
     options.metrics = &metrics_;
-    server_ = FeatureServer::Make(options, store_.get()).ValueOrDie();
+    options.server_timing = server_timing;
+    *server = FeatureServer::Make(options, store_.get()).ValueOrDie();
     http::HttpServerOptions http_options;
     http_options.port = 0;
     http_options.threads = 2;
     http_options.metrics = &metrics_;
-    http_ = http::HttpServer::Start(http_options, HttpRoutes(server_->endpoints())).ValueOrDie();
+    http_options.server_timing = server_timing;
+    *http = http::HttpServer::Start(http_options, HttpRoutes((*server)->endpoints())).ValueOrDie();
   }
   void TearDown() override {
+    if (timed_http_) timed_http_->Stop();
+    timed_server_.reset();
+    timed_http_.reset();
     http_->Stop();
     server_.reset();
     store_.reset();
@@ -92,6 +103,9 @@ class FeatureServerTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<OnlineStore> store_;
   std::unique_ptr<FeatureServer> server_;
   std::unique_ptr<http::HttpServer> http_;
+  // Started by tests of --server-timing.
+  std::unique_ptr<FeatureServer> timed_server_;
+  std::unique_ptr<http::HttpServer> timed_http_;
 };
 
 TEST_P(FeatureServerTest, PushThenGetOnlineFeaturesInFeastsShape) {
@@ -157,6 +171,53 @@ TEST_P(FeatureServerTest, TheCompactFormOverHttpHasTheDefaultFormsValues) {
   EXPECT_NE(bad.body().find("include_statuses: must be true or false, not a string"),
             std::string::npos)
       << bad.body();
+}
+
+TEST_P(FeatureServerTest, ServerTimingSaysWhereTheTimeWentAndLeavesTheAnswersBytes) {
+  const Timestamp now = SystemClock::Default().Now();
+  std::vector<int64_t> customers;
+  for (int64_t c = 1000; c < 1040; ++c) customers.push_back(c);
+  PushRows(customers, now - Duration::Minutes(5), 0.5);
+  StartServer(/*server_timing=*/true, &timed_server_, &timed_http_);
+  Client plain(http_->port()), timed(timed_http_->port());
+  std::string ids;
+  for (int64_t c = 995; c < 1045; ++c) ids += (ids.empty() ? "" : ", ") + std::to_string(c);
+  for (const std::string form : {"", R"(, "include_statuses": false)"}) {
+    const std::string request = R"({"features": ["risk:score", "risk:labels"], )"
+                                R"("entities": {"customer_id": [)" +
+                                ids + "]}" + form + "}";
+    auto a = plain.Post("/get-online-features", request);
+    auto b = timed.Post("/get-online-features", request);
+    ASSERT_EQ(a.result_int(), 200) << a.body();
+    ASSERT_EQ(b.result_int(), 200) << b.body();
+    EXPECT_EQ(a.body(), b.body());  // the same bytes, whether timed or not
+    EXPECT_EQ(a.count("Server-Timing"), 0u);
+    // "read;dur=R, json;dur=J, wait;dur=W, total;dur=T", milliseconds.
+    const std::string header(b["Server-Timing"]);
+    std::vector<std::string> names;
+    std::map<std::string, double> ms;
+    for (size_t at = 0; at < header.size();) {
+      size_t end = header.find(", ", at);
+      if (end == std::string::npos) end = header.size();
+      const std::string metric = header.substr(at, end - at);
+      const size_t dur = metric.find(";dur=");
+      ASSERT_NE(dur, std::string::npos) << header;
+      names.push_back(metric.substr(0, dur));
+      ms[names.back()] = std::stod(metric.substr(dur + 5));
+      at = end + 2;
+    }
+    EXPECT_EQ(names, (std::vector<std::string>{"read", "json", "wait", "total"})) << header;
+    for (const auto& [name, value] : ms) EXPECT_GE(value, 0) << name << " in " << header;
+    // The request's time in the server holds its read and its JSON (each rounded to 1 us).
+    EXPECT_GE(ms["total"] + 0.002, ms["read"] + ms["json"]) << header;
+  }
+  // An error answer has no read to report, only the server's own times.
+  auto bad = timed.Post("/get-online-features", R"({"features": ["risk:nope"],
+                                                   "entities": {"customer_id": [1]}})");
+  EXPECT_EQ(bad.result_int(), 400);
+  const std::string header(bad["Server-Timing"]);
+  EXPECT_EQ(header.find("read;"), std::string::npos) << header;
+  EXPECT_NE(header.find("total;dur="), std::string::npos) << header;
 }
 
 TEST_P(FeatureServerTest, BadRequestsAre4xxWithAJsonErrorThatSaysWhere) {

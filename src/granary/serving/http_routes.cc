@@ -38,10 +38,12 @@ std::vector<http::Route> HttpRoutes(const std::vector<Endpoint>& endpoints) {
       ServiceRequest request{std::move(req.body), std::move(req.query), req.executor};
       handler(request, [respond = std::move(respond)](ServiceReply reply) {
         if (reply.status.ok()) {
-          return respond({reply.accepted ? 202 : 200,
-                          std::move(reply.content_type),
-                          std::move(reply.body),
-                          {}});
+          http::HttpResponse response{
+              reply.accepted ? 202 : 200, std::move(reply.content_type), std::move(reply.body), {}};
+          if (!reply.server_timing.empty()) {
+            response.headers.emplace_back("Server-Timing", std::move(reply.server_timing));
+          }
+          return respond(std::move(response));
         }
         const int code = HttpStatusOf(reply.status);
         if (!reply.body.empty()) {

@@ -43,8 +43,9 @@ void GetOnlineFeatures(ServingContext& ctx, ServiceRequest& request, ServiceResp
       request.executor, std::move(read),
       [&ctx, snapshot = std::move(snapshot), shared, started,
        respond = std::move(respond)](Result<OnlineFeatures> features) {
+        const auto read_done = std::chrono::steady_clock::now();
         ctx.metrics.store_read_seconds->Observe(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+            std::chrono::duration<double>(read_done - started).count());
         if (!features.ok()) {
           Status st = features.status();
           if (st.code() == StatusCode::kUnavailable) {
@@ -56,7 +57,14 @@ void GetOnlineFeatures(ServingContext& ctx, ServiceRequest& request, ServiceResp
         }
         std::string json;
         OnlineFeaturesService::WriteResponse(*shared, *features, &json, ctx.split.get());
-        respond(ServiceReply::Ok(std::move(json)));
+        ServiceReply reply = ServiceReply::Ok(std::move(json));
+        if (ctx.options.server_timing) {
+          using Millis = std::chrono::duration<double, std::milli>;
+          reply.server_timing =
+              fmt::format("read;dur={:.3f}, json;dur={:.3f}", Millis(read_done - started).count(),
+                          Millis(std::chrono::steady_clock::now() - read_done).count());
+        }
+        respond(std::move(reply));
       });
 }
 

@@ -60,6 +60,10 @@ struct ServiceReply {
   std::string content_type = "application/json";
   // OK, and the work goes on after the answer (HTTP 202 Accepted).
   bool accepted = false;
+  // Where the handler's time went, as a W3C Server-Timing value ("read;dur=1.204, json;dur=0.5",
+  // milliseconds), sent as that header over HTTP; empty: none. Filled only when
+  // FeatureServerOptions::server_timing is set.
+  std::string server_timing;
 
   static ServiceReply Ok(std::string body, std::string content_type = "application/json") {
     return {Status::OK(), std::move(body), std::move(content_type)};
@@ -93,6 +97,10 @@ struct FeatureServerOptions {
   // split across, the worker thread included; 0: one per core; 1: never split
   // (docs/SERVING.md, "Large answers"). Small answers are never split.
   int split_threads = 0;
+  // get-online-features answers say where their time went (ServiceReply::server_timing: the
+  // store read and the response JSON), for the HTTP server's Server-Timing header
+  // (docs/SERVING.md, "Server-Timing").
+  bool server_timing = false;
   MetricsRegistry* metrics = &MetricsRegistry::Default();
   const Clock* clock = &SystemClock::Default();
   // POST /push refuses rows whose event or created time is later than clock->Now() + this

@@ -494,6 +494,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set(bhttp::field::server, "granary");
     res->set(bhttp::field::content_type, response.content_type);
     for (auto& [name, value] : response.headers) res->set(name, value);
+    if (server_->options.server_timing) AddServerTiming(*res);
     res->body() = std::move(response.body);
     const bool keep = keep_alive_ && !server_->stopping.load();
     res->keep_alive(keep);
@@ -509,6 +510,16 @@ class Session : public std::enable_shared_from_this<Session> {
                          if (ec || !keep) return self->Close();
                          self->ReadHeader();
                        });
+  }
+
+  // Appends this request's `wait` and `total` to the handler's Server-Timing (if any).
+  void AddServerTiming(bhttp::response<bhttp::string_body>& res) const {
+    const double total_ms =
+        std::chrono::duration<double, std::milli>(SteadyClock::now() - started_).count();
+    const double wait_ms = static_cast<double>(queue_delay_.count()) / 1000.0;
+    const std::string_view handler_timing = res["Server-Timing"];
+    res.set("Server-Timing", fmt::format("{}{}wait;dur={:.3f}, total;dur={:.3f}", handler_timing,
+                                         handler_timing.empty() ? "" : ", ", wait_ms, total_ms));
   }
 
   void CountSent(int route, SteadyClock::time_point handed) {

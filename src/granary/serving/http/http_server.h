@@ -100,6 +100,11 @@ struct HttpServerOptions {
   // "Authorization: Bearer <token>" is required when set (the scheme in any case, RFC 7235).
   std::string bearer_token;
   MetricsRegistry* metrics = nullptr;  // requests by path and status, latency; null: none
+  // Every response carries a Server-Timing header (W3C Server Timing; durations in ms) with
+  // `wait` (the request's first bytes in its socket before the worker read them) and `total`
+  // (from its headers read to its response handed to the socket), after whatever timings the
+  // handler put in a Server-Timing header of its own. Off: the handler's header alone, if any.
+  bool server_timing = false;
   // Where the server tells the operator about trouble (out of file descriptors); null: nowhere.
   // Called from the worker threads.
   std::function<void(std::string_view)> log;

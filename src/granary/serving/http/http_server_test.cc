@@ -416,6 +416,63 @@ TEST(HttpServer, CountsRequestsByPathAndStatusInMetrics) {
       << text;
 }
 
+// "a;dur=1.5, b;dur=2" as {a: 1.5, b: 2}; the metric names in order in *names.
+std::map<std::string, double> ParseServerTiming(std::string_view header,
+                                                std::vector<std::string>* names) {
+  std::map<std::string, double> out;
+  std::istringstream in{std::string(header)};
+  std::string metric;
+  while (std::getline(in, metric, ',')) {
+    while (!metric.empty() && metric.front() == ' ') metric.erase(0, 1);
+    const size_t dur = metric.find(";dur=");
+    EXPECT_NE(dur, std::string::npos) << header;
+    if (dur == std::string::npos) continue;
+    names->push_back(metric.substr(0, dur));
+    out[names->back()] = std::stod(metric.substr(dur + 5));
+  }
+  return out;
+}
+
+TEST(HttpServer, ServerTimingAddsTheWaitAndTotalToEveryAnswerAfterTheHandlers) {
+  Route timed = {"GET", "/timed", [](HttpRequest&, Respond respond) {
+                   HttpResponse r{200, "text/plain", "timed", {}};
+                   r.headers.emplace_back("Server-Timing", "app;dur=1.250");
+                   respond(std::move(r));
+                 }};
+  auto server = StartServer({.server_timing = true}, {Echo(), timed});
+  Client client(server->port());
+  auto echo = client.Send(bhttp::verb::post, "/echo", "hello");
+  EXPECT_EQ(echo.body(), "POST /echo? hello");
+  std::vector<std::string> names;
+  auto timing = ParseServerTiming(echo["Server-Timing"], &names);
+  EXPECT_EQ(names, (std::vector<std::string>{"wait", "total"})) << echo["Server-Timing"];
+  EXPECT_GE(timing["wait"], 0);
+  EXPECT_GE(timing["total"], 0);
+
+  names.clear();
+  auto merged = client.Get("/timed");
+  timing = ParseServerTiming(merged["Server-Timing"], &names);
+  EXPECT_EQ(names, (std::vector<std::string>{"app", "wait", "total"})) << merged["Server-Timing"];
+  EXPECT_EQ(timing["app"], 1.25);
+  // Errors the server answers itself carry it too.
+  auto missing = client.Get("/nope");
+  EXPECT_EQ(missing.result_int(), 404);
+  EXPECT_NE(missing["Server-Timing"].find("total;dur="), std::string_view::npos);
+}
+
+TEST(HttpServer, WithoutServerTimingOnlyTheHandlersOwnHeaderIsSent) {
+  Route timed = {"GET", "/timed", [](HttpRequest&, Respond respond) {
+                   HttpResponse r{200, "text/plain", "timed", {}};
+                   r.headers.emplace_back("Server-Timing", "app;dur=1.250");
+                   respond(std::move(r));
+                 }};
+  auto server = StartServer({}, {Echo(), timed});
+  Client client(server->port());
+  auto echo = client.Send(bhttp::verb::post, "/echo", "hello");
+  EXPECT_EQ(echo.count("Server-Timing"), 0u);
+  EXPECT_EQ(client.Get("/timed")["Server-Timing"], "app;dur=1.250");
+}
+
 TEST(HttpServer, APortInUseIsAClearError) {
   asio::io_context ioc;
   tcp::acceptor taken(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
