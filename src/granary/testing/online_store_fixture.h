@@ -11,6 +11,7 @@
 #include "granary/online/online_store.h"
 #include "granary/online/redis/redis_store.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
+#include "granary/registry/repo_config.h"
 #include "granary/testing/redis_server.h"
 
 namespace granary::testing {
@@ -82,6 +83,33 @@ class RocksDbFixture : public StoreFixture {
  private:
   std::optional<TempDir> dir_;
 };
+
+// A Redis store as granary.yaml names it, for tests of its settings: the repository's
+// online_store of `type` "redis" (`nodes`: its one address) or "redis_cluster" (its seed nodes),
+// and the options of a caller whose own timeouts (120 s, longer than any test may wait) the
+// settings a test puts in `config.online_store` must win over. Open it with OpenOnlineStore.
+struct GranaryYamlRedis {
+  RepoConfig config;
+  OnlineStoreOptions options;
+};
+
+inline GranaryYamlRedis GranaryYamlRedisStore(const std::string& type,
+                                              std::vector<std::string> nodes,
+                                              const Clock* clock = &SystemClock::Default()) {
+  GranaryYamlRedis out;
+  out.config.root = "/repo";
+  out.config.project = "yaml_timeouts";
+  out.config.online_store.type = type;
+  if (type == "redis_cluster") {
+    out.config.online_store.nodes = std::move(nodes);
+  } else if (!nodes.empty()) {
+    out.config.online_store.connection_string = nodes.front();
+  }
+  out.options.clock = clock;
+  out.options.connect_timeout = Duration::Seconds(120);
+  out.options.request_timeout = Duration::Seconds(120);
+  return out;
+}
 
 inline Result<std::unique_ptr<StoreFixture>> StartStoreFixture(const std::string& kind,
                                                                const Clock* clock) {

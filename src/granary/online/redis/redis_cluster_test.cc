@@ -12,7 +12,6 @@
 #include "granary/online/online_store.h"
 #include "granary/online/redis/redis_store.h"
 #include "granary/online/redis/slot_map.h"
-#include "granary/registry/repo_config.h"
 #include "granary/testing/online_definitions.h"
 #include "granary/testing/online_store_fixture.h"
 #include "granary/testing/redis_server.h"
@@ -282,16 +281,9 @@ TEST_F(RedisClusterTest, AFrozenMasterFailsAfterGranaryYamlsRequestTimeoutNaming
   testing::RedisServerOptions node_options;
   node_options.extra_args = {"--cluster-require-full-coverage", "no"};
   auto cluster = RedisCluster::Start(3, 0, node_options).ValueOrDie();
-  RepoConfig config;
-  config.root = "/repo";
-  config.project = "yaml_timeouts";
-  config.online_store.type = "redis_cluster";
-  config.online_store.nodes = cluster->SeedNodes();
-  config.online_store.request_timeout = Duration::Microseconds(300'000);
-  OnlineStoreOptions options;
-  options.clock = &clock_;
-  options.request_timeout = Duration::Seconds(120);  // the caller's default, overridden
-  auto store = OpenOnlineStore(config, options).ValueOrDie();
+  auto yaml = testing::GranaryYamlRedisStore("redis_cluster", cluster->SeedNodes(), &clock_);
+  yaml.config.online_store.request_timeout = Duration::Microseconds(300'000);
+  auto store = OpenOnlineStore(yaml.config, yaml.options).ValueOrDie();
   std::vector<int64_t> ids;
   for (int64_t id = 0; id < 40; ++id) ids.push_back(id);
   ASSERT_TRUE(Write(*store, ids, kT0, 0.0).ok());

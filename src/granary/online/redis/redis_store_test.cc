@@ -14,7 +14,6 @@
 
 #include "granary/online/online_store.h"
 #include "granary/online/redis/entity_value.h"
-#include "granary/registry/repo_config.h"
 #include "granary/testing/online_definitions.h"
 #include "granary/testing/online_store_fixture.h"
 #include "granary/testing/redis_server.h"
@@ -148,16 +147,9 @@ TEST_F(RedisStoreTest, AFrozenServerTimesOutInsteadOfHangingAndIsUsedAgainAfter)
 
 TEST_F(RedisStoreTest, GranaryYamlTimeoutsWinOverTheCallersAndTheErrorNamesTheSetting) {
   auto server = RedisServer::Start().ValueOrDie();
-  RepoConfig config;
-  config.root = "/repo";
-  config.project = "yaml_timeouts";
-  config.online_store.type = "redis";
-  config.online_store.connection_string = server->address();
-  config.online_store.request_timeout = Duration::Microseconds(300'000);
-  OnlineStoreOptions options;
-  options.clock = &clock_;
-  options.request_timeout = Duration::Seconds(120);  // the caller's default, overridden
-  auto store = OpenOnlineStore(config, options);
+  auto yaml = testing::GranaryYamlRedisStore("redis", {server->address()}, &clock_);
+  yaml.config.online_store.request_timeout = Duration::Microseconds(300'000);
+  auto store = OpenOnlineStore(yaml.config, yaml.options);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   ASSERT_TRUE(WriteBay(**store, "A", kT0).ok());
   server->Pause();
@@ -195,15 +187,9 @@ TEST_F(RedisStoreTest, GranaryYamlsConnectTimeoutBoundsAConnectThatIsNeverAnswer
   }
   const std::string where = "127.0.0.1:" + std::to_string(ntohs(address.sin_port));
 
-  RepoConfig config;
-  config.root = "/repo";
-  config.project = "yaml_timeouts";
-  config.online_store.type = "redis";
-  config.online_store.connection_string = where;
-  config.online_store.connect_timeout = Duration::Microseconds(300'000);
-  OnlineStoreOptions options;
-  options.connect_timeout = Duration::Seconds(120);  // the caller's default, overridden
-  auto store = OpenOnlineStore(config, options);
+  auto yaml = testing::GranaryYamlRedisStore("redis", {where});
+  yaml.config.online_store.connect_timeout = Duration::Microseconds(300'000);
+  auto store = OpenOnlineStore(yaml.config, yaml.options);
   for (int fd : extra) ::close(fd);
   ::close(filler);
   ::close(listener);
