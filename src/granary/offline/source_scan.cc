@@ -442,8 +442,21 @@ Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Next() {
       at = at >= 0 && rows >= 0 ? at + rows : -1;
     }
     // Several row groups (or files): decode two at a time, one reader thread each, each one's
-    // columns in sequence. A single one: decode its columns in parallel instead.
-    const int readers = units.size() > 1 ? 2 : 1;
+    // columns in sequence, when two of the largest fit in what decoding may hold. A single one,
+    // or a tight bound: decode one at a time, its columns in parallel instead.
+    int64_t largest = 0;
+    for (const FragmentPrefetcher::Unit& unit : units) {
+      const Fragment& fragment = s.fragments[unit.fragment];
+      const int64_t rows = FragmentPrefetcher::UnitRows(fragment, unit);
+      const double share = rows >= 0 && fragment.rows_estimated > 0
+                               ? static_cast<double>(rows) / fragment.rows_estimated
+                               : 1.0;
+      largest = std::max(largest, static_cast<int64_t>(share * fragment.bytes_estimated));
+    }
+    const bool two_fit =
+        s.options.decode_memory_bytes <= 0 || 2 * largest <= s.options.decode_memory_bytes;
+    const int readers = units.size() > 1 && two_fit ? 2 : 1;
+    s.stats.readers = readers;
     s.request.parquet_use_threads = readers == 1;
     s.request.readers = readers;
     s.prefetcher = std::make_unique<FragmentPrefetcher>(&s.fragments, std::move(units), &s.request,

@@ -58,6 +58,10 @@ struct SourceScanOptions {
   // Where the file readers allocate (file bytes, pages, decoded batches); nullptr: Arrow's
   // default pool. Must outlive the scan.
   arrow::MemoryPool* pool = nullptr;
+  // What decoding may hold at once, in bytes; 0: no bound. Two row groups are decoded at once
+  // (one reader thread each) only when the two largest to read fit in it (by the uncompressed
+  // size of their needed columns); otherwise one at a time, its columns in parallel.
+  int64_t decode_memory_bytes = 0;
 };
 
 // What a scan read and skipped. Pruning counts are known after Open; row counts grow as batches
@@ -77,6 +81,8 @@ struct SourceScanStats {
   int64_t rows_estimated = 0;
   // Row groups left unread because SourceScanOptions::wants_rows wanted none of their rows.
   int64_t row_groups_skipped = 0;
+  // Row groups decoded at once (1 or 2), known from the first Next().
+  int readers = 0;
 };
 
 // Where the rows of a batch are in the read. A row's read position counts every row read before

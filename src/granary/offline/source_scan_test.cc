@@ -499,5 +499,32 @@ TEST(FeatureSourceScan, ReadersHoldPagesAndBatchesNotRowGroups) {
   EXPECT_EQ(pool.bytes_allocated(), 0);
 }
 
+TEST(FeatureSourceScan, ABoundOnDecodingReadsOneRowGroupAtATimeAndTheSameRows) {
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  WriteHourly(dir.path() / "data/a.parquet", 0, 1000, 100);  // 10 row groups
+  WriteHourly(dir.path() / "data/b.parquet", 0, 300, 1000);  // one row group
+  Definitions defs = Load(Defs("data"));
+  auto read = [&](int64_t decode_memory_bytes, int* readers) {
+    SourceScanOptions options;
+    options.decode_memory_bytes = decode_memory_bytes;
+    options.batch_rows = 64;  // batches that do not follow row groups
+    auto scan = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], options);
+    EXPECT_TRUE(scan.ok()) << scan.status().ToString();
+    if (!scan.ok()) return std::map<int64_t, double>();
+    auto rates = RatesByPosition(scan->get());
+    *readers = (*scan)->stats().readers;
+    return rates;
+  };
+  int unbounded = 0, roomy = 0, tight = 0;
+  const auto all = read(0, &unbounded);
+  EXPECT_EQ(all.size(), 1300u);
+  EXPECT_EQ(unbounded, 2);
+  // The largest row group to read is b's, 300 rows of three columns: a few KiB.
+  EXPECT_EQ(read(int64_t{1} << 20, &roomy), all);
+  EXPECT_EQ(roomy, 2);
+  EXPECT_EQ(read(1024, &tight), all);
+  EXPECT_EQ(tight, 1);
+}
+
 }  // namespace
 }  // namespace granary

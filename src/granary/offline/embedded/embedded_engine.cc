@@ -190,6 +190,7 @@ class EmbeddedEngine final : public OfflineEngine {
     GRANARY_ASSIGN_OR_RAISE(ViewSource source, ScanSource(defs, request.view, "LatestRows",
                                                           request.start, request.end));
     source.options.features = request.features;
+    source.options.decode_memory_bytes = DecodeMemoryBytes();
     LatestRowsOptions latest;
     latest.memory_budget_bytes = options_.memory_budget_bytes;
     latest.spill_dir = options_.spill_dir;
@@ -208,6 +209,7 @@ class EmbeddedEngine final : public OfflineEngine {
     GRANARY_ASSIGN_OR_RAISE(ViewSource source, ScanSource(defs, request.view, "ReadEvents",
                                                           request.start, request.end));
     source.options.batch_rows = request.batch_rows;
+    source.options.decode_memory_bytes = DecodeMemoryBytes();
     GRANARY_ASSIGN_OR_RAISE(auto scan, OpenAggregationEventScan(source));
     return std::unique_ptr<OfflineBatchStream>(new EventStream(std::move(scan), request.cancel));
   }
@@ -237,6 +239,10 @@ class EmbeddedEngine final : public OfflineEngine {
   }
 
  private:
+  // What a materialization's scan may hold decoded at once: a quarter of the memory budget, the
+  // share its batches have (materializer.cc), so a small budget decodes one row group at a time.
+  int64_t DecodeMemoryBytes() const { return options_.memory_budget_bytes / 4; }
+
   // Sources of the requested views that this engine cannot read fail the request up front.
   Status CheckViewSources(const Definitions& defs, const HistoricalRequest& request) const {
     GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
