@@ -288,7 +288,10 @@ Result<std::shared_ptr<arrow::Table>> JoinHistoricalFeatures(const std::filesyst
     if (batch == nullptr) break;
     batches.push_back(std::move(batch));
   }
-  auto table = arrow::Table::FromRecordBatches(output->schema(), batches);
+  // No entity rows: columns of one empty chunk each, as ReadAll gives (callers concatenate a
+  // column's chunks, which needs at least one).
+  auto table = batches.empty() ? arrow::Table::MakeEmpty(output->schema())
+                               : arrow::Table::FromRecordBatches(output->schema(), batches);
   if (!table.ok()) return Status::Internal(table.status().ToString());
   return *table;
 }

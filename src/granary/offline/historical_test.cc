@@ -1,5 +1,7 @@
 // OfflineEngine::GetHistoricalFeatures (the embedded engine, built by OpenOfflineEngine) on Feast's
 // own data (../shared/testdata/feast), request resolution and entity-row checks.
+#include "granary/offline/historical.h"
+
 #include <arrow/api.h>
 #include <arrow/io/api.h>
 #include <gtest/gtest.h>
@@ -274,6 +276,31 @@ TEST(HistoricalFeatures, TheEntityTimeIsEventTimestampOrTheOnlyTimestampColumn) 
   out = GetHistoricalFeatures(TestDataRepo(), defs, request);
   ASSERT_FALSE(out.ok());
   EXPECT_NE(out.status().message().find("no 'event_timestamp' column"), std::string::npos);
+}
+
+TEST(HistoricalFeatures, NoEntityRowsGiveAnEmptyTableWithAChunkPerColumn) {
+  GRANARY_REQUIRE_TESTDATA("feast");
+  Definitions defs = Load(kFeastPairs);
+  HistoricalRequest request;
+  request.features = {{"driver_bookings", "completed_bookings"}};
+  request.entities = arrow::Table::MakeEmpty(
+                         arrow::schema({arrow::field("driver_id", arrow::int64()),
+                                        arrow::field("event_timestamp",
+                                                     arrow::timestamp(arrow::TimeUnit::MICRO))}))
+                         .ValueOrDie();
+  HistoricalJoinOptions options;
+  auto joined = JoinHistoricalFeatures(kTestData, defs, request, options, nullptr);
+  ASSERT_TRUE(joined.ok()) << joined.status().ToString();
+  auto streamed = GetHistoricalFeatures(TestDataRepo(), defs, request);
+  ASSERT_TRUE(streamed.ok()) << streamed.status().ToString();
+  for (const auto& table : {*joined, *streamed}) {
+    EXPECT_EQ(table->num_rows(), 0);
+    EXPECT_EQ(table->schema()->field_names().back(), "completed_bookings");
+    for (const auto& column : table->columns()) {
+      ASSERT_GE(column->num_chunks(), 1);  // what arrow::Concatenate needs
+      EXPECT_TRUE(arrow::Concatenate(column->chunks()).ok());
+    }
+  }
 }
 
 }  // namespace
