@@ -123,20 +123,26 @@ Status EntityPartitioner::SpillLargest() {
   return Status::OK();
 }
 
+Result<TempDir> MakeSpillFolder(const std::filesystem::path& parent, std::string_view prefix,
+                                std::string_view what) {
+  std::error_code ec;
+  const auto under = parent.empty() ? std::filesystem::temp_directory_path(ec) : parent;
+  auto dir = TempDir::MakeIn(under, std::string(prefix));
+  if (!dir.ok()) {
+    return Status::IOError(fmt::format(
+        "cannot create a spill folder under {}: {}; set a folder with room for {} (TMPDIR or "
+        "--spill-dir)",
+        under.string(), dir.status().message(), what));
+  }
+  return std::move(*dir);
+}
+
 Status EntityPartitioner::SpillPartition(int i) {
   Partition& part = partitions_[i];
   if (!spill_dir_) {
-    std::error_code ec;
-    const auto parent = options_.spill_parent.empty() ? std::filesystem::temp_directory_path(ec)
-                                                      : options_.spill_parent;
-    auto dir = TempDir::MakeIn(parent, "granary-spill-");
-    if (!dir.ok()) {
-      return Status::IOError(
-          fmt::format("cannot create a spill folder under {}: {}; set a folder "
-                      "with room for the data (TMPDIR or --spill-dir)",
-                      parent.string(), dir.status().message()));
-    }
-    spill_dir_.emplace(std::move(*dir));
+    GRANARY_ASSIGN_OR_RAISE(TempDir dir,
+                            MakeSpillFolder(options_.spill_parent, "granary-spill-", "the data"));
+    spill_dir_.emplace(std::move(dir));
   }
   if (part.writer == nullptr) {
     part.spill_path = spill_dir_->path() / fmt::format("partition-{:05}.arrows", i);

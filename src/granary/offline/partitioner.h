@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "granary/common/result.h"
@@ -32,6 +33,12 @@ int64_t BatchBytes(const arrow::RecordBatch& batch);
 // threads that are done keep them) and glibc's free heap pages. For a phase boundary after
 // worker threads end (a few ms); values and budgets are unaffected, only the RSS.
 void ReleaseFreedMemory();
+
+// A private folder for spill files under `parent` (the system's temporary folder when empty),
+// named `prefix` and a random suffix. `what` names what goes in it, for the error, which says
+// how to give it room (TMPDIR or --spill-dir).
+Result<TempDir> MakeSpillFolder(const std::filesystem::path& parent, std::string_view prefix,
+                                std::string_view what);
 
 struct PartitionerOptions {
   int num_partitions = 64;  // at least 1

@@ -37,16 +37,21 @@ std::string Defs(const std::string& path, const std::string& extra_source = "",
          "    ttl: 1d\n    schema:\n      - {name: rate, type: float64}\n";
 }
 
-// A Parquet file of `rows` rows, one per hour from `first_hour`, in row groups of `group` rows.
-void WriteHourly(const std::filesystem::path& path, int64_t first_hour, int rows, int group) {
+// A Parquet file of `rows` rows in row groups of `group` rows: driver_id i % 5, one row per
+// hour from `first_hour`, rate i * rate_scale; with `null_times`, every 7th row (i % 7 == 3) has
+// no event time.
+void WriteRates(const std::filesystem::path& path, int64_t first_hour, int rows, int group,
+                float rate_scale, bool null_times) {
   arrow::Int32Builder ids;
   arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MILLI),
                              arrow::default_memory_pool());
   arrow::FloatBuilder rate;
   for (int i = 0; i < rows; ++i) {
-    (void)ids.Append(i % 5);
-    (void)ts.Append((first_hour + i) * 3'600'000);
-    (void)rate.Append(static_cast<float>(i) / 4);
+    ASSERT_TRUE(ids.Append(i % 5).ok());
+    ASSERT_TRUE(
+        (null_times && i % 7 == 3 ? ts.AppendNull() : ts.Append((first_hour + i) * 3'600'000))
+            .ok());
+    ASSERT_TRUE(rate.Append(static_cast<float>(i) * rate_scale).ok());
   }
   auto table = arrow::Table::Make(
       arrow::schema({arrow::field("driver_id", arrow::int32()),
@@ -57,6 +62,11 @@ void WriteHourly(const std::filesystem::path& path, int64_t first_hour, int rows
   auto out = arrow::io::FileOutputStream::Open(path.string()).ValueOrDie();
   ASSERT_TRUE(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out, group).ok());
   ASSERT_TRUE(out->Close().ok());
+}
+
+// One row per hour from `first_hour`, rate a quarter of the row's number.
+void WriteHourly(const std::filesystem::path& path, int64_t first_hour, int rows, int group) {
+  WriteRates(path, first_hour, rows, group, 0.25f, /*null_times=*/false);
 }
 
 int64_t CountRows(FeatureSourceScan* scan) {
@@ -89,27 +99,9 @@ TEST(FeatureSourceScan, PrunesFilesAndRowGroupsByTheTimeRangeAndReadsExactlyTheR
   EXPECT_EQ(stats.rows_returned, 20);
 }
 
-// A Parquet file of `rows` rows, one per hour from hour 0, in row groups of `group` rows; every
-// 7th row has no event time. rate is the row's number.
+// One row per hour from hour 0, every 7th without an event time; rate is the row's number.
 void WriteHourlyWithNullTimes(const std::filesystem::path& path, int rows, int group) {
-  arrow::Int32Builder ids;
-  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MILLI),
-                             arrow::default_memory_pool());
-  arrow::FloatBuilder rate;
-  for (int i = 0; i < rows; ++i) {
-    ASSERT_TRUE(ids.Append(i % 5).ok());
-    ASSERT_TRUE((i % 7 == 3 ? ts.AppendNull() : ts.Append(int64_t{i} * 3'600'000)).ok());
-    ASSERT_TRUE(rate.Append(static_cast<float>(i)).ok());
-  }
-  auto table = arrow::Table::Make(
-      arrow::schema({arrow::field("driver_id", arrow::int32()),
-                     arrow::field("event_timestamp", arrow::timestamp(arrow::TimeUnit::MILLI)),
-                     arrow::field("rate", arrow::float32())}),
-      {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie(), rate.Finish().ValueOrDie()});
-  std::filesystem::create_directories(path.parent_path());
-  auto out = arrow::io::FileOutputStream::Open(path.string()).ValueOrDie();
-  ASSERT_TRUE(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out, group).ok());
-  ASSERT_TRUE(out->Close().ok());
+  WriteRates(path, 0, rows, group, 1.0f, /*null_times=*/true);
 }
 
 // Every row a scan returns, by read position: its `rate` (the row's number in the file).

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 
+#include "granary/offline/partitioner.h"
+
 namespace granary {
 namespace {
 
@@ -110,17 +112,9 @@ Result<OutputPlacement> TrainingSetOutput::Add(
 Status TrainingSetOutput::Spill(size_t index) {
   Group& group = groups_[index];
   if (!spill_dir_) {
-    std::error_code ec;
-    const auto parent = options_.spill_parent.empty() ? std::filesystem::temp_directory_path(ec)
-                                                      : options_.spill_parent;
-    auto dir = TempDir::MakeIn(parent, "granary-output-");
-    if (!dir.ok()) {
-      return Status::IOError(fmt::format(
-          "cannot create a folder for the training set's spilled columns under {}: {}; set a "
-          "folder with room for them (TMPDIR or --spill-dir)",
-          parent.string(), dir.status().message()));
-    }
-    spill_dir_.emplace(std::move(*dir));
+    GRANARY_ASSIGN_OR_RAISE(TempDir dir, MakeSpillFolder(options_.spill_parent, "granary-output-",
+                                                         "the training set's spilled columns"));
+    spill_dir_.emplace(std::move(dir));
   }
   group.file = spill_dir_->path() / fmt::format("columns-{:03}.arrows", index);
   const std::string path = group.file.string();
