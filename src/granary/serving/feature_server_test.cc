@@ -60,11 +60,13 @@ class FeatureServerTest : public ::testing::TestWithParam<std::string> {
   }
   void TearDown() override {
     if (timed_http_) timed_http_->Stop();
-    timed_server_.reset();
-    timed_http_.reset();
     http_->Stop();
+    timed_server_.reset();
     server_.reset();
+    // A Redis store's connections live on the io_contexts of the workers that used them: the
+    // store goes before either HTTP server.
     store_.reset();
+    timed_http_.reset();
     http_.reset();
   }
 
