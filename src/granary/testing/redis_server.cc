@@ -135,7 +135,18 @@ Status RedisServer::WaitUntilReady() {
                                              FileTail(dir_->path() / "redis.log", 1500)));
     }
     auto reply = Command({"PING"});
-    if (reply.ok() && reply->type == RedisReply::Type::kStatus) return Status::OK();
+    if (reply.ok() && reply->type == RedisReply::Type::kStatus) {
+      // The answer may come from another test's server that took the port first (ours then
+      // exits, unable to bind): a test would pause or stop the wrong one. INFO says whose it is.
+      auto info = Command({"INFO", "server"});
+      const std::string mine = fmt::format("process_id:{}\r", process_.pid());
+      if (info.ok() && info->str.find("process_id:") != std::string::npos &&
+          info->str.find(mine) == std::string::npos) {
+        Kill();
+        return Status::Unavailable(fmt::format("port {} answers for another redis-server", port_));
+      }
+      return Status::OK();
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   Kill();
