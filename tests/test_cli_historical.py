@@ -38,11 +38,17 @@ ENTITIES = """driver_id,event_timestamp,label
 """
 
 
-def make_repo(tmp_path, cli, defs=DEFS):
+def new_repo(tmp_path, project, defs):
+    """An empty repository (tmp_path/repo, with a data/ folder) of `project` defining `defs`."""
     repo = tmp_path / "repo"
     (repo / "data").mkdir(parents=True)
-    (repo / "granary.yaml").write_text("project: hist\n")
+    (repo / "granary.yaml").write_text(f"project: {project}\n")
     (repo / "features.yaml").write_text(defs)
+    return repo
+
+
+def make_repo(tmp_path, cli, defs=DEFS):
+    repo = new_repo(tmp_path, "hist", defs)
     shutil.copy(require_testdata("feast/driver_stats.parquet"), repo / "data" / "driver_stats.parquet")
     (repo / "entities.csv").write_text(ENTITIES)
     cli("-C", repo, "apply", check=True)
@@ -146,10 +152,7 @@ def test_entity_rows_too_many_to_stream_are_matched_in_groups_without_spilling(c
     # (what is left after the entity rows and the output); the source's 20,000 rows of keys and
     # times would not fit either. Two reads of the keys and times, one per half of the entity
     # rows, do: nothing is spilled, and the training set is the one a large budget gives.
-    repo = tmp_path / "repo"
-    (repo / "data").mkdir(parents=True)
-    (repo / "granary.yaml").write_text("project: groups\n")
-    (repo / "features.yaml").write_text("""
+    repo = new_repo(tmp_path, "groups", """
 entities:
   - {name: driver, join_keys: [driver_id], value_type: int64}
 data_sources:
@@ -193,10 +196,7 @@ def test_views_columns_past_half_the_budget_are_spilled_and_written_row_group_by
     # alone pass half the budget, so the view's columns are spilled to disk as soon as they are
     # joined and read back one row group at a time. The file is byte for byte the one a budget
     # that holds everything writes, and the spill folder is left empty.
-    repo = tmp_path / "repo"
-    (repo / "data").mkdir(parents=True)
-    (repo / "granary.yaml").write_text("project: spilled\n")
-    (repo / "features.yaml").write_text("""
+    repo = new_repo(tmp_path, "spilled", """
 entities:
   - {name: bay, join_keys: [bay_id], value_type: int64}
 data_sources:
