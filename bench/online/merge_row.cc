@@ -135,8 +135,11 @@ rocksdb::CompactionFilter::Decision SectionExpiryFilter::FilterV2(int, const roc
     (s.expire_at > now ? live : expired) += 1;
     return true;
   });
-  if (!ok || expired == 0) return Decision::kKeep;  // a malformed row is left for reads to report
+  if (!ok) return Decision::kKeep;  // a malformed row is left for reads to report
+  // No live section: every one expired, or none at all (a full merge in an earlier compaction
+  // dropped them all and wrote an empty row, which that compaction did not filter).
   if (live == 0) return Decision::kRemove;
+  if (expired == 0) return Decision::kKeep;
   new_value->clear();
   StartRow(new_value);
   WalkSections(row, [&](const SectionRef& s) {
