@@ -104,7 +104,9 @@ Result<int64_t> TimeOrderedTableWriter::Close() {
   GRANARY_RETURN_NOT_OK(FromArrow(spill_writer_->Close(), spill_path_, "cannot finish"));
   spill_writer_.reset();
   GRANARY_RETURN_NOT_OK(FromArrow(spill_->Close(), spill_path_, "cannot finish"));
-  auto file = arrow::io::MemoryMappedFile::Open(spill_path_.string(), arrow::io::FileMode::READ);
+  // Read, not mapped: the mapped pages a read touches would stay in the process's resident set
+  // until the end (the whole spill, GBs at the seed's scale); read buffers go with each bucket.
+  auto file = arrow::io::ReadableFile::Open(spill_path_.string());
   if (!file.ok()) return FromArrow(file.status(), spill_path_, "cannot read");
   auto reader = arrow::ipc::RecordBatchFileReader::Open(*file);
   if (!reader.ok()) return FromArrow(reader.status(), spill_path_, "cannot read");
