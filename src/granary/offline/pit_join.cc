@@ -578,7 +578,8 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
   int first = 0;
   for (size_t g = 0; g < group_ends.size(); ++g) {
     const int end_column = group_ends[g];
-    if (g > 0) {
+    // Several groups: the first phase was the list's sort; then one phase a group.
+    if (group_ends.size() > 1) {
       gather_phase.emplace(PhaseTimings::Start(
           options.timings, fmt::format("{}: gather pass, columns {} to {} of {}",
                                        source.view->name, first + 1, end_column, feature_count)));

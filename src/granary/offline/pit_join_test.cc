@@ -387,10 +387,10 @@ void WriteSource(const std::filesystem::path& file, const std::vector<int64_t>& 
   ASSERT_TRUE(out->Close().ok());
 }
 
-TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) {
-  auto dir = TempDir::Make("granary-changed-").ValueOrDie();
-  std::filesystem::create_directories(dir.path() / "src");
-  WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
+// Definitions of one view "v" over source "src" at `path` (`format`), keyed by entity
+// "driver" (driver_id int64), with the plain features `schema`.
+Definitions DriverView(const std::filesystem::path& path, std::vector<Field> schema,
+                       SourceFormat format = SourceFormat::kParquet) {
   Definitions defs;
   Entity entity;
   entity.name = "driver";
@@ -399,15 +399,26 @@ TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) 
   defs.entities.push_back(entity);
   DataSource source;
   source.name = "src";
-  source.path = (dir.path() / "src").string();
+  source.path = path.string();
+  source.format = format;
   source.timestamp_field = "event_timestamp";
   defs.data_sources.push_back(source);
   FeatureView view;
   view.name = "v";
   view.entities = {"driver"};
   view.source = "src";
-  view.schema.push_back(Field{"rate", ValueType::Scalar(ScalarType::kFloat64), "", {}});
+  view.schema = std::move(schema);
   defs.feature_views.push_back(view);
+  return defs;
+}
+
+Field RateFeature() { return Field{"rate", ValueType::Scalar(ScalarType::kFloat64), "", {}}; }
+
+TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) {
+  auto dir = TempDir::Make("granary-changed-").ValueOrDie();
+  std::filesystem::create_directories(dir.path() / "src");
+  WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
+  Definitions defs = DriverView(dir.path() / "src", {RateFeature()});
   arrow::Int64Builder ids;
   (void)ids.Append(1);
   arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
@@ -496,32 +507,18 @@ TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAn
         parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out, 10'000).ok());
     ASSERT_TRUE(out->Close().ok());
   }
-  Definitions defs;
-  Entity entity;
-  entity.name = "driver";
-  entity.join_keys = {"driver_id"};
-  entity.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
-  defs.entities.push_back(entity);
-  DataSource source;
-  source.name = "src";
-  source.path = (dir.path() / "src").string();
-  source.timestamp_field = "event_timestamp";
-  defs.data_sources.push_back(source);
-  FeatureView view;
-  view.name = "v";
-  view.entities = {"driver"};
-  view.source = "src";
   std::vector<std::string> features;
+  std::vector<Field> schema;
   for (int64_t f = 0; f < kFloats; ++f) {
     features.push_back(fmt::format("f{}", f));
-    view.schema.push_back(Field{features.back(), ValueType::Scalar(ScalarType::kFloat64), "", {}});
+    schema.push_back(Field{features.back(), ValueType::Scalar(ScalarType::kFloat64), "", {}});
   }
   // The string between the numbers: its group puts its values in entity order by a Take.
   features.insert(features.begin() + 3, "zone");
   features.push_back("flag");
-  view.schema.push_back(Field{"flag", ValueType::Scalar(ScalarType::kBool), "", {}});
-  view.schema.push_back(Field{"zone", ValueType::Scalar(ScalarType::kString), "", {}});
-  defs.feature_views.push_back(view);
+  schema.push_back(Field{"flag", ValueType::Scalar(ScalarType::kBool), "", {}});
+  schema.push_back(Field{"zone", ValueType::Scalar(ScalarType::kString), "", {}});
+  Definitions defs = DriverView(dir.path() / "src", std::move(schema));
   arrow::Int64Builder ids;
   arrow::TimestampBuilder ts(ts_type, arrow::default_memory_pool());
   for (int64_t i = 0; i < kEntityRows; ++i) {
@@ -620,24 +617,7 @@ TEST(PointInTimeJoin, ADeltaCommitBetweenThePassesIsNotSeenAndDoesNotFailTheJoin
   std::filesystem::create_directories(table);
   WriteSource(table / "part-0.parquet", {1, 2, 3});
   CommitDelta(table, 0, "part-0.parquet");
-  Definitions defs;
-  Entity entity;
-  entity.name = "driver";
-  entity.join_keys = {"driver_id"};
-  entity.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
-  defs.entities.push_back(entity);
-  DataSource source;
-  source.name = "src";
-  source.path = table.string();
-  source.format = SourceFormat::kDelta;
-  source.timestamp_field = "event_timestamp";
-  defs.data_sources.push_back(source);
-  FeatureView view;
-  view.name = "v";
-  view.entities = {"driver"};
-  view.source = "src";
-  view.schema.push_back(Field{"rate", ValueType::Scalar(ScalarType::kFloat64), "", {}});
-  defs.feature_views.push_back(view);
+  Definitions defs = DriverView(table, {RateFeature()}, SourceFormat::kDelta);
   arrow::Int64Builder ids;
   (void)ids.Append(1);
   arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
@@ -669,23 +649,7 @@ TEST(PointInTimeJoin, ACancelFlagStopsEveryPassWithCancelled) {
   auto dir = TempDir::Make("granary-cancel-").ValueOrDie();
   std::filesystem::create_directories(dir.path() / "src");
   WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
-  Definitions defs;
-  Entity entity;
-  entity.name = "driver";
-  entity.join_keys = {"driver_id"};
-  entity.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
-  defs.entities.push_back(entity);
-  DataSource source;
-  source.name = "src";
-  source.path = (dir.path() / "src").string();
-  source.timestamp_field = "event_timestamp";
-  defs.data_sources.push_back(source);
-  FeatureView view;
-  view.name = "v";
-  view.entities = {"driver"};
-  view.source = "src";
-  view.schema.push_back(Field{"rate", ValueType::Scalar(ScalarType::kFloat64), "", {}});
-  defs.feature_views.push_back(view);
+  Definitions defs = DriverView(dir.path() / "src", {RateFeature()});
   arrow::Int64Builder ids;
   (void)ids.Append(1);
   arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
