@@ -53,6 +53,36 @@ Result<std::shared_ptr<arrow::Array>> Combined(const std::shared_ptr<arrow::Chun
   return *combined;
 }
 
+// Says in `report` where a view's `count` output columns (`bytes` in all) went: held, or
+// spilled (in `groups` groups of columns gathered one read of the source each) because with
+// the `held_before` bytes held they would pass half the budget.
+void ReportViewOutput(const TrainingSetOutput& output, size_t count, int64_t bytes, bool spilled,
+                      int64_t held_before, int groups, int64_t budget,
+                      HistoricalStats::View* report) {
+  report->output_bytes = bytes;
+  report->output_spilled = spilled;
+  const std::string what =
+      fmt::format("{} output column{} ({})", count, count == 1 ? "" : "s", MiB(bytes));
+  if (spilled) {
+    report->output_plan = fmt::format(
+        "{} spilled to disk until the training set is written (with the {} of entity rows and "
+        "columns held they would pass half the {} memory budget), then read back one row group "
+        "at a time",
+        what, MiB(held_before), MiB(budget));
+    if (groups > 1) {
+      report->output_plan += fmt::format(
+          "; gathered and spilled in {} groups of columns, one read of the source's features "
+          "each, so that the join held one group at a time",
+          groups);
+    }
+  } else {
+    report->output_plan = fmt::format(
+        "{} held in memory until the training set is written ({} held in all, within half the {} "
+        "memory budget)",
+        what, MiB(output.held_bytes()), MiB(budget));
+  }
+}
+
 // Hands a view's output columns to `output` (held or spilled, TrainingSetOutput decides by its
 // half of the budget) and says which and why in `report`.
 Status PlaceViewOutput(TrainingSetOutput* output, arrow::FieldVector fields,
@@ -62,23 +92,18 @@ Status PlaceViewOutput(TrainingSetOutput* output, arrow::FieldVector fields,
   const int64_t held_before = output->held_bytes();
   GRANARY_ASSIGN_OR_RAISE(OutputPlacement placed,
                           output->Add(std::move(fields), std::move(columns)));
-  report->output_bytes = placed.bytes;
-  report->output_spilled = placed.spilled;
-  const std::string what =
-      fmt::format("{} output column{} ({})", count, count == 1 ? "" : "s", MiB(placed.bytes));
-  if (placed.spilled) {
-    report->output_plan = fmt::format(
-        "{} spilled to disk until the training set is written (with the {} of entity rows and "
-        "columns held they would pass half the {} memory budget), then read back one row group "
-        "at a time",
-        what, MiB(held_before), MiB(budget));
-  } else {
-    report->output_plan = fmt::format(
-        "{} held in memory until the training set is written ({} held in all, within half the {} "
-        "memory budget)",
-        what, MiB(output->held_bytes()), MiB(budget));
-  }
+  ReportViewOutput(*output, count, placed.bytes, placed.spilled, held_before, 1, budget, report);
   return Status::OK();
+}
+
+// The least bytes TrainingSetOutput::BytesOf can find in a column of `rows` values of `type`,
+// whatever they are: its values (fixed width), its bits (bool) or its offsets (4 bytes a row at
+// least: strings, bytes, lists).
+int64_t LeastColumnBytes(ValueType type, int64_t rows) {
+  const auto arrow_type = ToArrowType(type);
+  if (arrow_type->id() == arrow::Type::BOOL) return rows / 8;
+  const int width = arrow_type->byte_width();
+  return rows * (width > 0 ? width : 4);
 }
 
 }  // namespace
@@ -105,12 +130,13 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
   output_options.rows = n;
   output_options.slice_rows = options.output_slice_rows;
   output_options.hold_bytes = options.memory_budget_bytes / 2;
+  const int64_t hold_bytes = output_options.hold_bytes;
   output_options.spill_parent = options.spill_dir;
   output_options.cancel = request.cancel;
   GRANARY_ASSIGN_OR_RAISE(auto output, TrainingSetOutput::Make(std::move(output_options)));
   GRANARY_RETURN_NOT_OK(output
                             ->Add(std::move(rows.fields), std::move(rows.columns),
-                                  /*hold=*/true)
+                                  OutputHold::kHold)
                             .status());
 
   // The memory budget covers the whole retrieval: the entity rows and the output columns held
@@ -225,6 +251,44 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     view_report.name = view.name;
     view_report.plain_features = !plain.empty();
     ViewJoinStats view_stats;
+    // A view of plain features only whose columns cannot be held, whatever their exact size
+    // (the least it can be already passes the output's half of the budget), has them spilled
+    // as the join gathers them, in groups of columns that fit the join's share: the join never
+    // holds them all.
+    int64_t least_output = 0;
+    for (const auto& f : group.features) {
+      least_output += LeastColumnBytes(view.FindOutput(f)->type, n);
+    }
+    if (aggregated.empty() && n > 0 &&
+        output->held_bytes() + least_output > hold_bytes) {
+      ViewSource source{repo_root, &defs, &view, scan_options};
+      const int64_t held_before = output->held_bytes();
+      int64_t bytes = 0;
+      int groups = 0;
+      auto spill = [&](int first, arrow::ChunkedArrayVector columns) -> Status {
+        arrow::FieldVector fields;
+        for (size_t c = 0; c < columns.size(); ++c) {
+          fields.push_back(arrow::field(group.output_names[first + c], columns[c]->type()));
+        }
+        GRANARY_ASSIGN_OR_RAISE(
+            OutputPlacement placed,
+            output->Add(std::move(fields), std::move(columns), OutputHold::kSpill));
+        bytes += placed.bytes;
+        ++groups;
+        return Status::OK();
+      };
+      GRANARY_RETURN_NOT_OK(
+          PointInTimeJoinInto(*entity_batch, source, join_options, spill, &view_stats));
+      if (progress) progress->Finish();
+      ReportViewOutput(*output, group.features.size(), bytes, /*spilled=*/true, held_before,
+                       groups, options.memory_budget_bytes, &view_report);
+      if (stats != nullptr) {
+        view_report.join = view_stats;
+        stats->output_spilled_bytes += bytes;
+        stats->views.push_back(std::move(view_report));
+      }
+      continue;
+    }
     std::map<std::string, std::shared_ptr<arrow::ChunkedArray>> by_name;
     if (!plain.empty()) {
       ViewSource source{repo_root, &defs, &view, scan_options};

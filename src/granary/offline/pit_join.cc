@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "granary/common/phase_timings.h"
 #include "granary/common/progress.h"
@@ -16,6 +17,7 @@
 #include "granary/offline/partitioner.h"
 #include "granary/offline/pit_plan.h"
 #include "granary/offline/pit_stream.h"
+#include "granary/types/arrow_convert.h"
 
 namespace granary {
 namespace {
@@ -338,51 +340,50 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
   return winners;
 }
 
-// An output column of a fixed-width type (numbers, times, dates) that the gather pass writes
-// straight into, each value at its entity row: no pieces in read order to hold, and no second
-// pass (a Take of every column by the entity order) to put them in place. Rows that get no value
-// stay null (their value bytes zero).
+// An output column of a fixed-width type (numbers, times, dates, bools) that the gather pass
+// writes straight into, each value at its entity row: no pieces in read order to hold, and no
+// second pass (a Take of every column by the entity order) to put them in place. Rows that get
+// no value stay null (their value bytes or bits zero).
 class ScatteredColumn {
  public:
   static bool Supports(const arrow::DataType& type) {
-    return arrow::is_primitive(type.id()) && type.id() != arrow::Type::BOOL &&
-           type.byte_width() > 0;
+    return arrow::is_primitive(type.id()) &&
+           (type.id() == arrow::Type::BOOL || type.byte_width() > 0);
+  }
+
+  // Bytes of a column of `rows` rows of `type` (which Supports).
+  static int64_t BytesFor(const arrow::DataType& type, int64_t rows) {
+    const int64_t bitmap = arrow::bit_util::BytesForBits(rows);
+    return (type.id() == arrow::Type::BOOL ? bitmap : rows * type.byte_width()) + bitmap;
   }
 
   static Result<std::unique_ptr<ScatteredColumn>> Make(std::shared_ptr<arrow::DataType> type,
                                                        int64_t rows) {
     auto column = std::unique_ptr<ScatteredColumn>(new ScatteredColumn());
-    column->width_ = type->byte_width();
+    // Bools are bits: width 0.
+    column->width_ = type->id() == arrow::Type::BOOL ? 0 : type->byte_width();
     column->type_ = std::move(type);
     column->rows_ = rows;
-    auto values = arrow::AllocateBuffer(rows * column->width_);
+    auto values = column->width_ == 0 ? arrow::AllocateEmptyBitmap(rows)
+                                      : arrow::AllocateBuffer(rows * column->width_);
     auto validity = arrow::AllocateEmptyBitmap(rows);  // zeroed: every row null
     if (!values.ok() || !validity.ok()) {
       return Status::Internal(fmt::format("out of memory for a column of {} rows", rows));
     }
     column->values_ = std::move(*values);
     column->validity_ = std::move(*validity);
-    std::memset(column->values_->mutable_data(), 0, static_cast<size_t>(column->values_->size()));
+    if (column->width_ > 0) {
+      std::memset(column->values_->mutable_data(), 0,
+                  static_cast<size_t>(column->values_->size()));
+    }
     return column;
   }
 
-  // Copies the value at `rows[i]` of `source` (of this column's type) to entity row
-  // `entity_rows[i]`, for each i; a null stays null.
-  void Put(const arrow::ArrayData& source, const std::vector<int64_t>& rows,
-           const std::vector<int64_t>& entity_rows) {
-    const uint8_t* from = source.buffers[1]->data() + source.offset * width_;
-    const uint8_t* valid = source.null_count != 0 && source.buffers[0] != nullptr
-                               ? source.buffers[0]->data()
-                               : nullptr;
-    uint8_t* to = values_->mutable_data();
-    uint8_t* bits = validity_->mutable_data();
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const int64_t row = rows[i];
-      if (valid != nullptr && !arrow::bit_util::GetBit(valid, source.offset + row)) continue;
-      std::memcpy(to + entity_rows[i] * width_, from + row * width_, width_);
-      arrow::bit_util::SetBit(bits, entity_rows[i]);
-    }
-  }
+  // Copies the value at read position `chosen[i].index` (in `source`, of this column's type,
+  // whose first row is at read position `offset`) to entity row EntityRowOf(chosen[i]), for i in
+  // [begin, end); a null stays null.
+  void Put(const arrow::ArrayData& source, int64_t offset, const ChosenRow* begin,
+           const ChosenRow* end);
 
   std::shared_ptr<arrow::Array> Finish() {
     auto data = arrow::ArrayData::Make(type_, rows_, {std::move(validity_), std::move(values_)},
@@ -393,11 +394,76 @@ class ScatteredColumn {
  private:
   ScatteredColumn() = default;
   std::shared_ptr<arrow::DataType> type_;
-  int width_ = 0;
+  int width_ = 0;  // bytes a value; 0: bits (bool)
   int64_t rows_ = 0;
   std::shared_ptr<arrow::Buffer> values_;
   std::shared_ptr<arrow::Buffer> validity_;
 };
+
+// The gather pass's one list of chosen rows is the match pass's vector, compacted and sorted in
+// place (no second list): in it a ChosenRow's `index` is the read position of the chosen row
+// and its `event_ts` field the entity row that chose it.
+int64_t EntityRowOf(const ChosenRow& chosen) { return chosen.event_ts; }
+
+void ScatteredColumn::Put(const arrow::ArrayData& source, int64_t offset, const ChosenRow* begin,
+                          const ChosenRow* end) {
+  const uint8_t* valid =
+      source.null_count != 0 && source.buffers[0] != nullptr ? source.buffers[0]->data() : nullptr;
+  uint8_t* bits = validity_->mutable_data();
+  if (width_ == 0) {
+    const uint8_t* from = source.buffers[1]->data();
+    uint8_t* to = values_->mutable_data();
+    for (const ChosenRow* c = begin; c != end; ++c) {
+      const int64_t row = source.offset + (c->index - offset);
+      if (valid != nullptr && !arrow::bit_util::GetBit(valid, row)) continue;
+      const int64_t entity_row = EntityRowOf(*c);
+      arrow::bit_util::SetBitTo(to, entity_row, arrow::bit_util::GetBit(from, row));
+      arrow::bit_util::SetBit(bits, entity_row);
+    }
+    return;
+  }
+  const uint8_t* from = source.buffers[1]->data() + source.offset * width_;
+  uint8_t* to = values_->mutable_data();
+  for (const ChosenRow* c = begin; c != end; ++c) {
+    const int64_t row = c->index - offset;
+    if (valid != nullptr && !arrow::bit_util::GetBit(valid, source.offset + row)) continue;
+    const int64_t entity_row = EntityRowOf(*c);
+    std::memcpy(to + entity_row * width_, from + row * width_, width_);
+    arrow::bit_util::SetBit(bits, entity_row);
+  }
+}
+
+// Entity row i's position in `chosen` (the gathered values, in read order), null where the row
+// chose none: the indices of the Take that puts the gathered values in entity order.
+Result<std::shared_ptr<arrow::Array>> EntityOrder(const std::vector<ChosenRow>& chosen,
+                                                  int64_t rows) {
+  auto values = arrow::AllocateBuffer(rows * static_cast<int64_t>(sizeof(int64_t)));
+  auto validity = arrow::AllocateEmptyBitmap(rows);
+  if (!values.ok() || !validity.ok()) return Status::Internal("out of memory");
+  auto* order = reinterpret_cast<int64_t*>((*values)->mutable_data());
+  std::fill(order, order + rows, 0);
+  uint8_t* bits = (*validity)->mutable_data();
+  for (size_t p = 0; p < chosen.size(); ++p) {
+    order[EntityRowOf(chosen[p])] = static_cast<int64_t>(p);
+    arrow::bit_util::SetBit(bits, EntityRowOf(chosen[p]));
+  }
+  auto data = arrow::ArrayData::Make(arrow::int64(), rows,
+                                     {std::move(*validity), std::move(*values)},
+                                     arrow::kUnknownNullCount);
+  return arrow::MakeArray(data);
+}
+
+int64_t OrderBytes(int64_t rows) {
+  return rows * static_cast<int64_t>(sizeof(int64_t)) + arrow::bit_util::BytesForBits(rows);
+}
+
+// Bytes the gather holds for an output column of `type` over `rows` entity rows, `matched` of
+// which chose a row: a scattered column's size, or else the pieces in read order and the column
+// in entity order (an estimate: 16 bytes a value each, as for strings).
+int64_t GatherBytesFor(const arrow::DataType& type, int64_t rows, int64_t matched) {
+  if (ScatteredColumn::Supports(type)) return ScatteredColumn::BytesFor(type, rows);
+  return 16 * (rows + matched);
+}
 
 bool SamePlan(const SourceScanStats& a, const SourceScanStats& b) {
   return a.files_total == b.files_total && a.files_pruned == b.files_pruned &&
@@ -405,11 +471,20 @@ bool SamePlan(const SourceScanStats& a, const SourceScanStats& b) {
          a.rows_estimated == b.rows_estimated;
 }
 
-}  // namespace
+// The features the join outputs, in order: the scan options' list, or every plain feature of
+// the view.
+std::vector<std::string> RequestedFeatures(const ViewSource& source) {
+  if (!source.options.features.empty()) return source.options.features;
+  std::vector<std::string> names;
+  for (const Field& field : source.view->schema) names.push_back(field.name);
+  return names;
+}
 
-Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
-    const arrow::RecordBatch& entities, const ViewSource& source, const JoinOptions& options,
-    ViewJoinStats* stats) {
+// Both passes; the gather in groups of consecutive columns when `in_groups` (each group's
+// columns handed to `sink` once gathered), else in one read.
+Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& source,
+                       const JoinOptions& options, bool in_groups, const GatheredColumnsSink& sink,
+                       ViewJoinStats* stats) {
   ViewJoinStats local_stats;
   if (stats == nullptr) stats = &local_stats;
   // Both passes read the files of one listing (one Delta version): files added or commits made
@@ -418,149 +493,213 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
                           SourceSnapshot::Read(source.repo_root, *source.defs, *source.view));
   SourceScanStats match_stats;
   uint64_t match_fingerprint = 0;
-  GRANARY_ASSIGN_OR_RAISE(auto winners, MatchPass(entities, source, files, options, stats,
-                                                  &match_stats, &match_fingerprint));
+  GRANARY_ASSIGN_OR_RAISE(std::vector<ChosenRow> chosen,
+                          MatchPass(entities, source, files, options, stats, &match_stats,
+                                    &match_fingerprint));
   stats->scan = match_stats;
   const int64_t n = entities.num_rows();
 
   if (options.TEST_after_match_pass) options.TEST_after_match_pass();
-  auto gather_phase = PhaseTimings::Start(options.timings, source.view->name + ": gather pass");
-  // Chosen rows in read order, with the entity rows that chose them.
-  struct Gather {
-    int64_t index;
-    int64_t entity_row;
-    bool operator<(const Gather& o) const { return index < o.index; }
-  };
-  std::vector<Gather> chosen;
+  std::optional<PhaseTimings::Scope> gather_phase;
+  gather_phase.emplace(
+      PhaseTimings::Start(options.timings, source.view->name + ": gather pass"));
+  // The chosen rows in read order, with the entity rows that chose them (EntityRowOf): the match
+  // pass's list itself, 16 bytes an entity row.
+  int64_t matched = 0;
   for (int64_t i = 0; i < n; ++i) {
-    if (winners[i].index >= 0) chosen.push_back({winners[i].index, i});
+    if (chosen[i].index >= 0) chosen[matched++] = ChosenRow{chosen[i].index, i};
   }
-  winners = {};
-  std::sort(chosen.begin(), chosen.end());
-  stats->rows_matched = static_cast<int64_t>(chosen.size());
+  chosen.resize(matched);
+  std::sort(chosen.begin(), chosen.end(), [](const ChosenRow& a, const ChosenRow& b) {
+    return a.index != b.index ? a.index < b.index : EntityRowOf(a) < EntityRowOf(b);
+  });
+  stats->rows_matched = matched;
+  const int64_t list_bytes =
+      static_cast<int64_t>(chosen.capacity()) * static_cast<int64_t>(sizeof(ChosenRow));
 
-  // Pass 2: the same files and row groups again, now only the features (the read positions of
-  // the match pass find the rows: neither keys nor times are read again); keep the chosen rows
-  // only, and leave row groups that hold none unread.
+  // The columns in groups: as many consecutive columns as fit beside the list of chosen rows
+  // (and the order array, for columns put in entity order by a Take) in the budget, at least one.
+  const std::vector<std::string> features = RequestedFeatures(source);
+  const int feature_count = static_cast<int>(features.size());
+  // A group may always be as large as the largest column: small columns (bools) join a group
+  // rather than cost a read of their own once the list alone passes the budget.
+  std::vector<std::shared_ptr<arrow::DataType>> types;
+  int64_t largest = 0;
+  for (const std::string& name : features) {
+    // Not a feature of the view: the scan says so when it is opened.
+    const Field* field = source.view->FindFeature(name);
+    types.push_back(field != nullptr ? ToArrowType(field->type) : arrow::utf8());
+    largest = std::max(largest, GatherBytesFor(*types.back(), n, matched));
+  }
+  std::vector<int> group_ends;  // each group's end (a feature index), ascending
+  {
+    int64_t group_bytes = 0;
+    bool group_takes = false;
+    int group_size = 0;
+    for (int c = 0; c < feature_count; ++c) {
+      const auto& type = types[c];
+      const int64_t bytes = GatherBytesFor(*type, n, matched);
+      const bool takes = !ScatteredColumn::Supports(*type);
+      const int64_t state = list_bytes + (group_takes || takes ? OrderBytes(n) : 0);
+      if (in_groups && group_size > 0 &&
+          group_bytes + bytes > std::max(options.memory_budget_bytes - state, largest)) {
+        group_ends.push_back(c);
+        group_bytes = 0;
+        group_takes = false;
+        group_size = 0;
+      }
+      group_bytes += bytes;
+      group_takes = group_takes || takes;
+      ++group_size;
+    }
+    group_ends.push_back(feature_count);
+  }
+
+  // Pass 2: the same files and row groups again, once per group, now only the group's features
+  // (the read positions of the match pass find the rows: neither keys nor times are read
+  // again); keep the chosen rows only, and leave row groups that hold none unread.
   SourceScanOptions scan_options = source.options;
   scan_options.with_join_keys = false;
   scan_options.with_created_timestamp = false;
   scan_options.with_event_timestamp = false;
   scan_options.wants_rows = [&chosen](int64_t begin, int64_t end) {
-    auto it = std::lower_bound(chosen.begin(), chosen.end(), Gather{begin, 0});
+    auto it = std::lower_bound(
+        chosen.begin(), chosen.end(), begin,
+        [](const ChosenRow& c, int64_t position) { return c.index < position; });
     return it != chosen.end() && it->index < end;
   };
-  GRANARY_ASSIGN_OR_RAISE(auto scan,
-                          FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
-  const int first_feature = 0;
-  const auto schema = scan->schema();
-  const int feature_count = schema->num_fields() - first_feature;
-  // Fixed-width columns are written in entity order as they are gathered; the others are
-  // gathered in read order (pieces), then put in entity order with one Take.
-  std::vector<std::unique_ptr<ScatteredColumn>> scattered(feature_count);
-  bool any_taken = false;
-  for (int c = 0; c < feature_count; ++c) {
-    const auto& type = schema->field(first_feature + c)->type();
-    if (ScatteredColumn::Supports(*type)) {
-      GRANARY_ASSIGN_OR_RAISE(scattered[c], ScatteredColumn::Make(type, n));
-    } else {
-      any_taken = true;
-    }
-  }
-  std::vector<arrow::ArrayVector> pieces(feature_count);
-  std::vector<int64_t> gathered_rows;  // entity row of each gathered value, in gather order
-  if (any_taken) gathered_rows.reserve(chosen.size());
-  size_t next = 0;
-  // The files must be the ones the match pass planned to read (same row groups, same footers).
-  bool changed =
-      !SamePlan(scan->stats(), match_stats) || scan->FilesFingerprint() != match_fingerprint;
   const std::string what = fmt::format("reading feature view '{}'", source.view->name);
-  std::vector<int64_t> local, local_entities;
-  while (!changed && next < chosen.size()) {
-    GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
-    GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
-    if (batch == nullptr) break;
-    const int64_t offset = scan->positions().first;
-    const int64_t end = offset + batch->num_rows();
-    // Rows chosen before this batch's first position were in a row group read in the match
-    // pass and not now: the files changed.
-    if (chosen[next].index < offset) changed = true;
-    local.clear();
-    local_entities.clear();
-    for (; next < chosen.size() && chosen[next].index < end; ++next) {
-      local.push_back(chosen[next].index - offset);
-      local_entities.push_back(chosen[next].entity_row);
+  const std::string changed_message = fmt::format(
+      "feature view '{}': its source changed while it was being read (files it read were "
+      "rewritten between the two passes of the join); run the retrieval again",
+      source.view->name);
+  stats->gather_reads = 0;
+  stats->gather_held_bytes = list_bytes;
+  int first = 0;
+  for (size_t g = 0; g < group_ends.size(); ++g) {
+    const int end_column = group_ends[g];
+    // Several groups: the first phase was the list's sort; then one phase a group.
+    if (group_ends.size() > 1) {
+      gather_phase.emplace(PhaseTimings::Start(
+          options.timings, fmt::format("{}: gather pass, columns {} to {} of {}",
+                                       source.view->name, first + 1, end_column, feature_count)));
     }
-    if (local.empty()) continue;
-    if (any_taken) {
-      gathered_rows.insert(gathered_rows.end(), local_entities.begin(), local_entities.end());
-    }
-    std::shared_ptr<arrow::Array> indices;
-    for (int c = 0; c < feature_count; ++c) {
-      const arrow::Array& values = *batch->column(first_feature + c);
-      if (scattered[c] != nullptr) {
-        scattered[c]->Put(*values.data(), local, local_entities);
-        continue;
-      }
-      if (indices == nullptr) {
-        GRANARY_ASSIGN_OR_RAISE(indices, Int64Array(local));
-      }
-      auto taken = arrow::compute::Take(values, *indices);
-      if (!taken.ok()) return Status::Internal(taken.status().ToString());
-      pieces[c].push_back(*taken);
-    }
-  }
-  if (changed || next < chosen.size()) {
-    return Status::FailedPrecondition(fmt::format(
-        "feature view '{}': its source changed while it was being read (files it read were "
-        "rewritten between the two passes of the join); run the retrieval again",
-        source.view->name));
-  }
-  // A file rewritten while the gather pass read it (after its footer was read).
-  GRANARY_RETURN_NOT_OK(files.CheckUnchanged(fmt::format("feature view '{}'", source.view->name)));
-  stats->row_groups_skipped = scan->stats().row_groups_skipped;
-  chosen = {};
-  gather_phase.End();
-  std::vector<std::shared_ptr<arrow::ChunkedArray>> out(feature_count);
-  for (int c = 0; c < feature_count; ++c) {
-    if (scattered[c] != nullptr) {
-      out[c] = std::make_shared<arrow::ChunkedArray>(scattered[c]->Finish());
-      scattered[c].reset();
-    }
-  }
-  if (!any_taken) return out;
-  auto order_phase = PhaseTimings::Start(options.timings, source.view->name + ": entity order");
-  // Put the gathered values into entity order: entity row i takes gathered position p(i).
-  arrow::Int64Builder order;
-  if (!order.Resize(n).ok()) return Status::Internal("out of memory");
-  {
-    std::vector<int64_t> position(n, -1);
-    for (size_t p = 0; p < gathered_rows.size(); ++p) position[gathered_rows[p]] = p;
-    for (int64_t i = 0; i < n; ++i) {
-      if (position[i] < 0) {
-        order.UnsafeAppendNull();
+    scan_options.features.assign(features.begin() + first, features.begin() + end_column);
+    GRANARY_ASSIGN_OR_RAISE(
+        auto scan, FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
+    ++stats->gather_reads;
+    const auto schema = scan->schema();
+    const int count = schema->num_fields();
+    // Fixed-width columns are written in entity order as they are gathered; the others are
+    // gathered in read order (pieces), then put in entity order with one Take.
+    std::vector<std::unique_ptr<ScatteredColumn>> scattered(count);
+    int64_t held = list_bytes;
+    bool any_taken = false;
+    for (int c = 0; c < count; ++c) {
+      const auto& type = schema->field(c)->type();
+      held += GatherBytesFor(*type, n, matched);
+      if (ScatteredColumn::Supports(*type)) {
+        GRANARY_ASSIGN_OR_RAISE(scattered[c], ScatteredColumn::Make(type, n));
       } else {
-        order.UnsafeAppend(position[i]);
+        any_taken = true;
       }
     }
-  }
-  std::shared_ptr<arrow::Array> order_array;
-  if (!order.Finish(&order_array).ok()) return Status::Internal("out of memory");
-  for (int c = 0; c < feature_count; ++c) {
-    if (out[c] != nullptr) continue;
-    const auto& type = schema->field(first_feature + c)->type();
-    if (pieces[c].empty()) {
-      auto nulls = arrow::MakeArrayOfNull(type, n);
-      if (!nulls.ok()) return Status::Internal(nulls.status().ToString());
-      out[c] = std::make_shared<arrow::ChunkedArray>(*nulls);
-      continue;
+    if (any_taken) held += OrderBytes(n);
+    stats->gather_held_bytes = std::max(stats->gather_held_bytes, held);
+    std::vector<arrow::ArrayVector> pieces(count);
+    size_t next = 0;
+    // The files must be the ones the match pass planned to read (same row groups, same footers).
+    bool changed =
+        !SamePlan(scan->stats(), match_stats) || scan->FilesFingerprint() != match_fingerprint;
+    std::vector<int64_t> local;
+    while (!changed && next < chosen.size()) {
+      GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, what));
+      GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
+      if (batch == nullptr) break;
+      const int64_t offset = scan->positions().first;
+      const int64_t batch_end = offset + batch->num_rows();
+      // Rows chosen before this batch's first position were in a row group read in the match
+      // pass and not now: the files changed.
+      if (chosen[next].index < offset) changed = true;
+      const size_t begin = next;
+      while (next < chosen.size() && chosen[next].index < batch_end) ++next;
+      if (next == begin) continue;
+      std::shared_ptr<arrow::Array> indices;
+      for (int c = 0; c < count; ++c) {
+        const arrow::Array& values = *batch->column(c);
+        if (scattered[c] != nullptr) {
+          scattered[c]->Put(*values.data(), offset, chosen.data() + begin, chosen.data() + next);
+          continue;
+        }
+        if (indices == nullptr) {
+          local.clear();
+          for (size_t i = begin; i < next; ++i) local.push_back(chosen[i].index - offset);
+          GRANARY_ASSIGN_OR_RAISE(indices, Int64Array(local));
+        }
+        auto taken = arrow::compute::Take(values, *indices);
+        if (!taken.ok()) return Status::Internal(taken.status().ToString());
+        pieces[c].push_back(*taken);
+      }
     }
-    auto column = std::make_shared<arrow::ChunkedArray>(std::move(pieces[c]), type);
-    auto taken = arrow::compute::Take(column, order_array);
-    if (!taken.ok()) return Status::Internal(taken.status().ToString());
-    out[c] = taken->chunked_array();
+    if (changed || next < chosen.size()) return Status::FailedPrecondition(changed_message);
+    // A file rewritten while the gather pass read it (after its footer was read).
+    GRANARY_RETURN_NOT_OK(
+        files.CheckUnchanged(fmt::format("feature view '{}'", source.view->name)));
+    stats->row_groups_skipped = scan->stats().row_groups_skipped;
+    scan.reset();
+    std::vector<std::shared_ptr<arrow::ChunkedArray>> out(count);
+    for (int c = 0; c < count; ++c) {
+      if (scattered[c] != nullptr) {
+        out[c] = std::make_shared<arrow::ChunkedArray>(scattered[c]->Finish());
+        scattered[c].reset();
+      }
+    }
+    gather_phase->End();
+    if (any_taken) {
+      auto order_phase =
+          PhaseTimings::Start(options.timings, source.view->name + ": entity order");
+      // Put the gathered values into entity order: entity row i takes gathered position p(i).
+      GRANARY_ASSIGN_OR_RAISE(auto order, EntityOrder(chosen, n));
+      for (int c = 0; c < count; ++c) {
+        if (out[c] != nullptr) continue;
+        const auto& type = schema->field(c)->type();
+        if (pieces[c].empty()) {
+          auto nulls = arrow::MakeArrayOfNull(type, n);
+          if (!nulls.ok()) return Status::Internal(nulls.status().ToString());
+          out[c] = std::make_shared<arrow::ChunkedArray>(*nulls);
+          continue;
+        }
+        auto column = std::make_shared<arrow::ChunkedArray>(std::move(pieces[c]), type);
+        auto taken = arrow::compute::Take(column, order);
+        if (!taken.ok()) return Status::Internal(taken.status().ToString());
+        out[c] = taken->chunked_array();
+      }
+    }
+    GRANARY_RETURN_NOT_OK(sink(first, std::move(out)));
+    first = end_column;
   }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
+    const arrow::RecordBatch& entities, const ViewSource& source, const JoinOptions& options,
+    ViewJoinStats* stats) {
+  std::vector<std::shared_ptr<arrow::ChunkedArray>> out;
+  auto keep = [&out](int, std::vector<std::shared_ptr<arrow::ChunkedArray>> columns) {
+    for (auto& column : columns) out.push_back(std::move(column));
+    return Status::OK();
+  };
+  GRANARY_RETURN_NOT_OK(
+      JoinPointInTime(entities, source, options, /*in_groups=*/false, keep, stats));
   return out;
+}
+
+Status PointInTimeJoinInto(const arrow::RecordBatch& entities, const ViewSource& source,
+                           const JoinOptions& options, const GatheredColumnsSink& sink,
+                           ViewJoinStats* stats) {
+  return JoinPointInTime(entities, source, options, /*in_groups=*/true, sink, stats);
 }
 
 }  // namespace granary

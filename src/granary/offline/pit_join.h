@@ -13,7 +13,11 @@
 //     (key hash, event time, created time, read order) and swept, on all cores. The result: for
 //     each entity row, the read position of its chosen feature row.
 //  2. gather: read only the features (the chosen rows are found by read position; row groups
-//     with none are skipped) and keep only the chosen rows, in entity order.
+//     with none are skipped) and keep only the chosen rows, in entity order. It holds one list
+//     of the chosen rows (16 bytes a matched entity row) and the output columns being gathered;
+//     a caller that takes the columns as they are gathered (PointInTimeJoinInto) lets it gather
+//     them in groups of columns that fit the budget, one read of the features each (each
+//     column is decoded once either way).
 // Feature values of rows that are not chosen are decoded but never held, so memory scales with
 // the entity rows and the output (streaming), or with the keys and times of the range up to the
 // budget (otherwise), never with the width of the view.
@@ -76,8 +80,14 @@ struct ViewJoinStats {
   int passes = 1;             // reads of the keys and times (kPasses: one per group of entity rows)
   int64_t bytes_spilled = 0;  // written to spill files
   int64_t rows_matched = 0;   // entity rows that got a feature row
-  // Row groups the gather pass left unread: none of their rows was chosen.
+  // Row groups the gather pass left unread (in each of its reads): none of their rows was chosen.
   int64_t row_groups_skipped = 0;
+  // Reads of the features in the gather pass: one per group of output columns.
+  int gather_reads = 0;
+  // The most bytes the gather pass held at once: its list of chosen rows, the order array of
+  // the columns put in entity order by a Take, and the output columns of the group being
+  // gathered (counted at their full size from the start).
+  int64_t gather_held_bytes = 0;
 };
 
 // One chunk of feature rows as the matcher sees it. Each row has an index in the read order:
@@ -125,5 +135,20 @@ struct ViewSource {
 Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
     const arrow::RecordBatch& entities, const ViewSource& source, const JoinOptions& options,
     ViewJoinStats* stats);
+
+// Takes a group of a view's output columns as soon as the gather pass has them: `first` is the
+// index (among the requested features) of the first of `columns`, which are consecutive
+// features, each one value per entity row in the entities' order. Called in feature order, each
+// feature once. An error stops the join and is returned by it.
+using GatheredColumnsSink = std::function<Status(
+    int first, std::vector<std::shared_ptr<arrow::ChunkedArray>> columns)>;
+
+// PointInTimeJoin, the columns handed to `sink` in groups rather than returned together: each
+// group is gathered by one read of its features, and holds as many consecutive columns as fit,
+// beside the gather's list of chosen rows, in `options.memory_budget_bytes` (at least one
+// column). The columns are the ones PointInTimeJoin returns.
+Status PointInTimeJoinInto(const arrow::RecordBatch& entities, const ViewSource& source,
+                           const JoinOptions& options, const GatheredColumnsSink& sink,
+                           ViewJoinStats* stats);
 
 }  // namespace granary

@@ -387,10 +387,10 @@ void WriteSource(const std::filesystem::path& file, const std::vector<int64_t>& 
   ASSERT_TRUE(out->Close().ok());
 }
 
-TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) {
-  auto dir = TempDir::Make("granary-changed-").ValueOrDie();
-  std::filesystem::create_directories(dir.path() / "src");
-  WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
+// Definitions of one view "v" over source "src" at `path` (`format`), keyed by entity
+// "driver" (driver_id int64), with the plain features `schema`.
+Definitions DriverView(const std::filesystem::path& path, std::vector<Field> schema,
+                       SourceFormat format = SourceFormat::kParquet) {
   Definitions defs;
   Entity entity;
   entity.name = "driver";
@@ -399,15 +399,26 @@ TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) 
   defs.entities.push_back(entity);
   DataSource source;
   source.name = "src";
-  source.path = (dir.path() / "src").string();
+  source.path = path.string();
+  source.format = format;
   source.timestamp_field = "event_timestamp";
   defs.data_sources.push_back(source);
   FeatureView view;
   view.name = "v";
   view.entities = {"driver"};
   view.source = "src";
-  view.schema.push_back(Field{"rate", ValueType::Scalar(ScalarType::kFloat64), "", {}});
+  view.schema = std::move(schema);
   defs.feature_views.push_back(view);
+  return defs;
+}
+
+Field RateFeature() { return Field{"rate", ValueType::Scalar(ScalarType::kFloat64), "", {}}; }
+
+TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) {
+  auto dir = TempDir::Make("granary-changed-").ValueOrDie();
+  std::filesystem::create_directories(dir.path() / "src");
+  WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
+  Definitions defs = DriverView(dir.path() / "src", {RateFeature()});
   arrow::Int64Builder ids;
   (void)ids.Append(1);
   arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
@@ -448,6 +459,136 @@ TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) 
   }
 }
 
+TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAnEntityRow) {
+  // 200,000 entity rows over 1,000 keys, 40,000 feature rows with 6 float64 columns, a bool and
+  // a string. Gathered for a caller that takes the columns as they come, under budgets that do
+  // not hold them all, the join reads the features once per group of columns and holds, at its
+  // peak, its list of chosen rows (16 bytes an entity row) and one group: never more than the
+  // budget, or the list and one column when the list alone passes it. The columns are the ones
+  // the join gathered in one read returns.
+  auto dir = TempDir::Make("granary-gather-groups-").ValueOrDie();
+  std::filesystem::create_directories(dir.path() / "src");
+  constexpr int64_t kKeys = 1000, kHours = 40, kEntityRows = 200'000, kFloats = 6;
+  const auto ts_type = arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
+  {
+    arrow::Int64Builder ids;
+    arrow::TimestampBuilder ts(ts_type, arrow::default_memory_pool());
+    std::vector<arrow::DoubleBuilder> floats(kFloats);
+    arrow::BooleanBuilder flag;
+    arrow::StringBuilder zone;
+    for (int64_t h = 0; h < kHours; ++h) {
+      for (int64_t k = 0; k < kKeys; ++k) {
+        const int64_t row = h * kKeys + k;
+        (void)ids.Append(k);
+        (void)ts.Append(h * 3'600'000'000LL);
+        for (int64_t f = 0; f < kFloats; ++f) {
+          row % 7 == f ? (void)floats[f].AppendNull()
+                       : (void)floats[f].Append(static_cast<double>(row * (f + 1)));
+        }
+        row % 11 == 0 ? (void)flag.AppendNull() : (void)flag.Append(row % 3 == 0);
+        (void)zone.Append("zone-" + std::to_string(row % 17));
+      }
+    }
+    arrow::FieldVector fields{arrow::field("driver_id", arrow::int64()),
+                              arrow::field("event_timestamp", ts_type)};
+    arrow::ArrayVector arrays{ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie()};
+    for (int64_t f = 0; f < kFloats; ++f) {
+      fields.push_back(arrow::field(fmt::format("f{}", f), arrow::float64()));
+      arrays.push_back(floats[f].Finish().ValueOrDie());
+    }
+    fields.push_back(arrow::field("flag", arrow::boolean()));
+    arrays.push_back(flag.Finish().ValueOrDie());
+    fields.push_back(arrow::field("zone", arrow::utf8()));
+    arrays.push_back(zone.Finish().ValueOrDie());
+    auto table = arrow::Table::Make(arrow::schema(fields), arrays);
+    auto out = arrow::io::FileOutputStream::Open((dir.path() / "src/a.parquet").string())
+                   .ValueOrDie();
+    ASSERT_TRUE(
+        parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out, 10'000).ok());
+    ASSERT_TRUE(out->Close().ok());
+  }
+  std::vector<std::string> features;
+  std::vector<Field> schema;
+  for (int64_t f = 0; f < kFloats; ++f) {
+    features.push_back(fmt::format("f{}", f));
+    schema.push_back(Field{features.back(), ValueType::Scalar(ScalarType::kFloat64), "", {}});
+  }
+  // The string between the numbers: its group puts its values in entity order by a Take.
+  features.insert(features.begin() + 3, "zone");
+  features.push_back("flag");
+  schema.push_back(Field{"flag", ValueType::Scalar(ScalarType::kBool), "", {}});
+  schema.push_back(Field{"zone", ValueType::Scalar(ScalarType::kString), "", {}});
+  Definitions defs = DriverView(dir.path() / "src", std::move(schema));
+  arrow::Int64Builder ids;
+  arrow::TimestampBuilder ts(ts_type, arrow::default_memory_pool());
+  for (int64_t i = 0; i < kEntityRows; ++i) {
+    (void)ids.Append((i * 7) % (kKeys + 50));  // keys past kKeys match nothing
+    (void)ts.Append(((i % (kHours + 5)) * 2 + 1) * 1'800'000'000LL);  // some after every row
+  }
+  auto entities = arrow::RecordBatch::Make(
+      arrow::schema({arrow::field("driver_id", arrow::int64()),
+                     arrow::field("event_timestamp", ts_type)}),
+      kEntityRows, {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie()});
+  SourceScanOptions scan_options;
+  scan_options.features = features;
+  ViewSource vs{dir.path(), &defs, &defs.feature_views[0], scan_options};
+
+  ViewJoinStats whole_stats;
+  auto whole = PointInTimeJoin(*entities, vs, JoinOptions{}, &whole_stats);
+  ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+  ASSERT_EQ(whole->size(), features.size());
+  EXPECT_EQ(whole_stats.gather_reads, 1);
+  const int64_t matched = whole_stats.rows_matched;
+  ASSERT_GT(matched, kEntityRows / 2);
+  ASSERT_LT(matched, kEntityRows);
+  // The list of chosen rows: 16 bytes an entity row, whatever the columns.
+  const int64_t list_bytes = 16 * kEntityRows;
+  const int64_t float_bytes = 8 * kEntityRows + (kEntityRows + 7) / 8;
+  const int64_t zone_bytes = 16 * (kEntityRows + matched);  // the gather's estimate for strings
+  const int64_t order_bytes = 8 * kEntityRows + (kEntityRows + 7) / 8;
+  EXPECT_EQ(whole_stats.gather_held_bytes, list_bytes + kFloats * float_bytes +
+                                               2 * ((kEntityRows + 7) / 8) + zone_bytes +
+                                               order_bytes);
+
+  // Budgets: the list and two floats; the list and the string with its order array; a budget
+  // the list alone passes (then a group holds at most the largest column's bytes).
+  for (int64_t budget : {list_bytes + 2 * float_bytes, list_bytes + zone_bytes + order_bytes,
+                         int64_t{1}}) {
+    SCOPED_TRACE(fmt::format("budget {}", budget));
+    JoinOptions options;
+    options.memory_budget_bytes = budget;
+    std::vector<std::shared_ptr<arrow::ChunkedArray>> got;
+    int groups = 0;
+    auto sink = [&](int first, std::vector<std::shared_ptr<arrow::ChunkedArray>> columns) {
+      EXPECT_EQ(first, static_cast<int>(got.size()));  // in order, each feature once
+      EXPECT_FALSE(columns.empty());
+      for (auto& column : columns) got.push_back(std::move(column));
+      ++groups;
+      return Status::OK();
+    };
+    ViewJoinStats stats;
+    ASSERT_TRUE(PointInTimeJoinInto(*entities, vs, options, sink, &stats).ok());
+    EXPECT_EQ(stats.gather_reads, groups);
+    EXPECT_GT(groups, 2);
+    EXPECT_EQ(stats.rows_matched, matched);
+    EXPECT_GE(stats.gather_held_bytes, list_bytes + float_bytes);
+    EXPECT_LE(stats.gather_held_bytes,
+              std::max(budget, list_bytes + order_bytes + zone_bytes));
+    ASSERT_EQ(got.size(), features.size());
+    for (size_t c = 0; c < features.size(); ++c) {
+      EXPECT_TRUE(got[c]->Equals(*(*whole)[c])) << features[c];
+    }
+  }
+  // An error from the caller stops the join and is its answer.
+  JoinOptions options;
+  options.memory_budget_bytes = 1;
+  auto refuse = [](int, std::vector<std::shared_ptr<arrow::ChunkedArray>>) {
+    return Status::IOError("disk full");
+  };
+  Status refused = PointInTimeJoinInto(*entities, vs, options, refuse, nullptr);
+  EXPECT_EQ(refused.code(), StatusCode::kIOError) << refused.ToString();
+}
+
 // Appends commit `version` to a Delta table of (driver_id, event_timestamp, rate): protocol and
 // metaData with the first, then an add of `file` (relative to the table).
 void CommitDelta(const std::filesystem::path& table, int version, const std::string& file) {
@@ -476,24 +617,7 @@ TEST(PointInTimeJoin, ADeltaCommitBetweenThePassesIsNotSeenAndDoesNotFailTheJoin
   std::filesystem::create_directories(table);
   WriteSource(table / "part-0.parquet", {1, 2, 3});
   CommitDelta(table, 0, "part-0.parquet");
-  Definitions defs;
-  Entity entity;
-  entity.name = "driver";
-  entity.join_keys = {"driver_id"};
-  entity.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
-  defs.entities.push_back(entity);
-  DataSource source;
-  source.name = "src";
-  source.path = table.string();
-  source.format = SourceFormat::kDelta;
-  source.timestamp_field = "event_timestamp";
-  defs.data_sources.push_back(source);
-  FeatureView view;
-  view.name = "v";
-  view.entities = {"driver"};
-  view.source = "src";
-  view.schema.push_back(Field{"rate", ValueType::Scalar(ScalarType::kFloat64), "", {}});
-  defs.feature_views.push_back(view);
+  Definitions defs = DriverView(table, {RateFeature()}, SourceFormat::kDelta);
   arrow::Int64Builder ids;
   (void)ids.Append(1);
   arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
@@ -525,23 +649,7 @@ TEST(PointInTimeJoin, ACancelFlagStopsEveryPassWithCancelled) {
   auto dir = TempDir::Make("granary-cancel-").ValueOrDie();
   std::filesystem::create_directories(dir.path() / "src");
   WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
-  Definitions defs;
-  Entity entity;
-  entity.name = "driver";
-  entity.join_keys = {"driver_id"};
-  entity.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
-  defs.entities.push_back(entity);
-  DataSource source;
-  source.name = "src";
-  source.path = (dir.path() / "src").string();
-  source.timestamp_field = "event_timestamp";
-  defs.data_sources.push_back(source);
-  FeatureView view;
-  view.name = "v";
-  view.entities = {"driver"};
-  view.source = "src";
-  view.schema.push_back(Field{"rate", ValueType::Scalar(ScalarType::kFloat64), "", {}});
-  defs.feature_views.push_back(view);
+  Definitions defs = DriverView(dir.path() / "src", {RateFeature()});
   arrow::Int64Builder ids;
   (void)ids.Append(1);
   arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),

@@ -78,7 +78,7 @@ std::shared_ptr<arrow::Schema> TrainingSetOutput::schema() const {
 
 Result<OutputPlacement> TrainingSetOutput::Add(
     std::vector<std::shared_ptr<arrow::Field>> fields,
-    std::vector<std::shared_ptr<arrow::ChunkedArray>> columns, bool hold) {
+    std::vector<std::shared_ptr<arrow::ChunkedArray>> columns, OutputHold hold) {
   if (reading_) return Status::Internal("TrainingSetOutput::Add after Next");
   if (fields.size() != columns.size()) {
     return Status::Internal("TrainingSetOutput::Add: as many fields as columns");
@@ -98,7 +98,9 @@ Result<OutputPlacement> TrainingSetOutput::Add(
   OutputPlacement placed;
   placed.bytes = BytesOf(columns);
   groups_.push_back(Group{std::move(fields), std::move(columns)});
-  if (hold || held_bytes_ + placed.bytes <= options_.hold_bytes || options_.rows == 0) {
+  const bool within = held_bytes_ + placed.bytes <= options_.hold_bytes;
+  if (hold == OutputHold::kHold || (hold == OutputHold::kWithinLimit && within) ||
+      options_.rows == 0) {
     held_bytes_ += placed.bytes;
     return placed;
   }

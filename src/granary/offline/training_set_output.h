@@ -51,6 +51,13 @@ struct TrainingSetOutputOptions {
   const CancelFlag* cancel = nullptr;  // polled by Next(); may be null
 };
 
+// Where Add puts a group of columns.
+enum class OutputHold {
+  kWithinLimit,  // held while held_bytes() plus theirs stays within hold_bytes, else spilled
+  kHold,         // held whatever the limit
+  kSpill,        // spilled whatever the limit (a caller that knows they cannot be held)
+};
+
 // What Add did with a group of columns.
 struct OutputPlacement {
   int64_t bytes = 0;     // the Arrow buffers of the group's columns
@@ -68,11 +75,11 @@ class TrainingSetOutput {
   // Bytes of the Arrow buffers `columns` reference (shared buffers counted once per column).
   static int64_t BytesOf(const std::vector<std::shared_ptr<arrow::ChunkedArray>>& columns);
 
-  // Appends a group of columns (each `rows` long) after those added before. Held when `hold` is
-  // set or when held_bytes() plus theirs stays within hold_bytes; else spilled. Not after Next().
+  // Appends a group of columns (each `rows` long) after those added before, held or spilled as
+  // `hold` says (OutputHold). A training set of no rows holds everything. Not after Next().
   Result<OutputPlacement> Add(std::vector<std::shared_ptr<arrow::Field>> fields,
                               std::vector<std::shared_ptr<arrow::ChunkedArray>> columns,
-                              bool hold = false);
+                              OutputHold hold = OutputHold::kWithinLimit);
 
   int64_t held_bytes() const { return held_bytes_; }
   int64_t spilled_bytes() const { return spilled_bytes_; }

@@ -124,10 +124,13 @@ std::shared_ptr<arrow::Table> WholeTable(const Columns& c, int64_t n) {
 }
 
 // Adds every group (the first held, as the entity rows are) and writes the batches to `path`.
-// Returns the placements of the views' groups.
+// Returns the placements of the views' groups. `by_column`: each view's columns are added one
+// at a time and spilled whatever the limit (OutputHold::kSpill), as a join that gathers a view
+// in groups of columns hands them over.
 std::vector<OutputPlacement> WriteThrough(const Columns& c, int64_t n, int64_t hold_bytes,
                                           const std::filesystem::path& spill_parent,
-                                          const std::filesystem::path& path) {
+                                          const std::filesystem::path& path,
+                                          bool by_column = false) {
   TrainingSetOutputOptions options;
   options.rows = n;
   options.slice_rows = kTableFileRowGroupRows;
@@ -136,7 +139,16 @@ std::vector<OutputPlacement> WriteThrough(const Columns& c, int64_t n, int64_t h
   auto output = TrainingSetOutput::Make(options).ValueOrDie();
   std::vector<OutputPlacement> placed;
   for (size_t g = 0; g < c.fields.size(); ++g) {
-    auto where = output->Add(c.fields[g], c.columns[g], /*hold=*/g == 0);
+    if (by_column && g > 0) {
+      for (size_t i = 0; i < c.fields[g].size(); ++i) {
+        auto where = output->Add({c.fields[g][i]}, {c.columns[g][i]}, OutputHold::kSpill);
+        EXPECT_TRUE(where.ok()) << where.status().ToString();
+        if (where.ok()) placed.push_back(*where);
+      }
+      continue;
+    }
+    auto where = output->Add(c.fields[g], c.columns[g],
+                             g == 0 ? OutputHold::kHold : OutputHold::kWithinLimit);
     EXPECT_TRUE(where.ok()) << where.status().ToString();
     if (g > 0) placed.push_back(*where);
   }
@@ -181,6 +193,13 @@ TEST(TrainingSetOutput, SpilledOrHeldTheParquetFileIsTheWholeTablesByteForByte) 
   }
   EXPECT_TRUE(Bytes(dir.path() / "spilled.parquet") == whole);
 
+  // Every view's columns spilled one by one though the limit would hold them all.
+  auto by_column =
+      WriteThrough(c, n, int64_t{1} << 40, spill, dir.path() / "by_column.parquet", true);
+  EXPECT_GT(by_column.size(), spilled.size());
+  for (const auto& p : by_column) EXPECT_TRUE(p.spilled);
+  EXPECT_TRUE(Bytes(dir.path() / "by_column.parquet") == whole);
+
   // Some of each: room for the first view's columns beside the entity rows, not the second's.
   const int64_t entity_bytes = TrainingSetOutput::BytesOf(c.columns[0]);
   const int64_t first_view = TrainingSetOutput::BytesOf(c.columns[1]);
@@ -217,7 +236,10 @@ TEST(TrainingSetOutput, BatchesEndAtRowGroupsAndAtEveryChunkOfAHeldColumn) {
   options.spill_parent = dir.path();
   auto output = TrainingSetOutput::Make(options).ValueOrDie();
   for (size_t g = 0; g < c.fields.size(); ++g) {
-    ASSERT_TRUE(output->Add(c.fields[g], c.columns[g], g == 0).ok());
+    ASSERT_TRUE(output
+                    ->Add(c.fields[g], c.columns[g],
+                          g == 0 ? OutputHold::kHold : OutputHold::kWithinLimit)
+                    .ok());
   }
   EXPECT_EQ(output->held_bytes(), TrainingSetOutput::BytesOf(c.columns[0]));
   EXPECT_GT(output->spilled_bytes(), 0);
@@ -249,7 +271,10 @@ TEST(TrainingSetOutput, CancelledOrAbandonedItLeavesNoSpillFile) {
     options.cancel = &cancel;
     auto output = TrainingSetOutput::Make(options).ValueOrDie();
     for (size_t g = 0; g < c.fields.size(); ++g) {
-      ASSERT_TRUE(output->Add(c.fields[g], c.columns[g], g == 0).ok());
+      ASSERT_TRUE(output
+                    ->Add(c.fields[g], c.columns[g],
+                          g == 0 ? OutputHold::kHold : OutputHold::kWithinLimit)
+                    .ok());
     }
     ASSERT_NE(output->Next().ValueOrDie(), nullptr);
     EXPECT_GT(FilesUnder(dir.path()), 0);
