@@ -17,6 +17,7 @@
 #include "granary/common/threads.h"
 #include "granary/offline/key_hash.h"
 #include "granary/offline/partitioner.h"
+#include "granary/offline/row_order_columns.h"
 #include "granary/offline/source_inspector.h"
 #include "granary/types/arrow_convert.h"
 
@@ -354,6 +355,9 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
                           EntityPartitioner::Make(row_batch->schema(), keys, part_options));
   GRANARY_RETURN_NOT_OK(row_parts->Append(row_batch));
   GRANARY_RETURN_NOT_OK(row_parts->Finish());
+  // The partitioner holds its own copies: the positions (8 bytes a row) need not stay too.
+  row_batch.reset();
+  position_array.reset();
   GRANARY_ASSIGN_OR_RAISE(auto event_parts,
                           EntityPartitioner::Make(scan->schema(), keys, part_options));
   while (true) {
@@ -370,7 +374,13 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   }
   scan.reset();
 
-  std::vector<PartitionResult> results(partitions);
+  // Each partition's answers go straight to their rows' slots of one output array per
+  // aggregation and are freed by the worker that computed them: the answers are held once, in
+  // row order, never also in partition order (at the seed's scale 140 MiB of
+  // bay_occupancy_windows' answers, plus an inverse permutation of 8 bytes a row, twice).
+  std::vector<std::shared_ptr<arrow::DataType>> types;
+  for (const Aggregation* a : aggregations) types.push_back(ToArrowType(*a->type));
+  GRANARY_ASSIGN_OR_RAISE(auto answers, RowOrderColumns::Make(std::move(types), n));
   std::atomic<int> next{0};
   std::atomic<int64_t> used{0};
   std::atomic<int64_t> with_events{0};
@@ -387,11 +397,13 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
         if (rows->num_rows() != 0) {
           GRANARY_ASSIGN_OR_RAISE(auto events, event_parts->ReadPartition(p));
           GRANARY_ASSIGN_OR_RAISE(
-              results[p], AggregatePartition(*rows, *events, keys, aggregations, needed,
-                                             view.granularity, &local_used, &local_with_events));
+              PartitionResult result,
+              AggregatePartition(*rows, *events, keys, aggregations, needed, view.granularity,
+                                 &local_used, &local_with_events));
+          GRANARY_RETURN_NOT_OK(answers->Place(*result.rows, result.values));
         }
         // The partition's buffered rows and events (and spill files) go as soon as it is done:
-        // otherwise they stay until the end, beside the answers that accumulate meanwhile.
+        // otherwise they stay until the end.
         std::lock_guard<std::mutex> lock(release_mutex);
         row_parts->Release(p);
         event_parts->Release(p);
@@ -412,8 +424,8 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   work();
   for (auto& t : pool) t.join();
   // The workers' partitions were freed into their threads' allocator arenas, which nothing
-  // allocates from any more: hand those pages back before the answers are put in order, which
-  // would otherwise come on top of them (the peak RSS of bench/aggregations, PERFORMANCE.md).
+  // allocates from any more: hand those pages back, which would otherwise stay beside the
+  // answers through the next views' joins and the output (bench/aggregations, PERFORMANCE.md).
   ReleaseFreedMemory();
   GRANARY_RETURN_NOT_OK(error);
   if (stats != nullptr) {
@@ -424,49 +436,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   row_parts.reset();
   event_parts.reset();
 
-  // Back into the rows' order: the partitions' answers concatenated, then one Take by the
-  // inverse of their row positions.
-  arrow::ArrayVector row_chunks;
-  for (const PartitionResult& r : results) {
-    if (r.rows != nullptr) row_chunks.push_back(r.rows);
-  }
-  std::vector<int64_t> inverse(n, 0);
-  {
-    int64_t at = 0;
-    for (const auto& chunk : row_chunks) {
-      const int64_t* ids = chunk->data()->GetValues<int64_t>(1);
-      for (int64_t i = 0; i < chunk->length(); ++i) inverse[ids[i]] = at++;
-    }
-    if (at != n) return Status::Internal("window aggregation lost entity rows");
-  }
-  arrow::Int64Builder inverse_builder;
-  if (auto st = inverse_builder.AppendValues(inverse); !st.ok()) return ArrowError(st);
-  std::shared_ptr<arrow::Array> inverse_array;
-  if (auto st = inverse_builder.Finish(&inverse_array); !st.ok()) return ArrowError(st);
-  std::vector<std::shared_ptr<arrow::ChunkedArray>> out;
-  for (size_t a = 0; a < aggregations.size(); ++a) {
-    arrow::ArrayVector chunks;
-    for (PartitionResult& r : results) {
-      // Moved out: each aggregation's partition answers are freed once it is in order.
-      if (r.rows != nullptr) chunks.push_back(std::move(r.values[a]));
-    }
-    auto type = ToArrowType(*aggregations[a]->type);
-    std::shared_ptr<arrow::Array> all;
-    if (chunks.empty()) {
-      auto empty = arrow::MakeArrayOfNull(type, 0);
-      if (!empty.ok()) return ArrowError(empty.status());
-      all = *empty;
-    } else {
-      auto combined = arrow::Concatenate(chunks);
-      if (!combined.ok()) return ArrowError(combined.status());
-      all = *combined;
-    }
-    chunks.clear();
-    GRANARY_ASSIGN_OR_RAISE(auto ordered, TakeSorted(all, inverse_array));
-    all.reset();
-    out.push_back(std::make_shared<arrow::ChunkedArray>(ordered));
-  }
-  return out;
+  return answers->Finish();
 }
 
 }  // namespace granary

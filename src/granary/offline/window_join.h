@@ -6,11 +6,13 @@
 //   source scan --+-- (keys, time, the aggregations' columns)                  |
 //                     per partition, on `threads` threads:                     v
 //                     events of keys the rows ask for, sorted by (key, time); rows sorted by
-//                     (key, time) -> ComputeWindows (one sweep) -> values back in input order
+//                     (key, time) -> ComputeWindows (one sweep) -> values into their rows' slots
 //
 // Memory: the partition count is chosen so that a partition of rows and events fits in the
 // budget divided among the threads; the partitioners spill to Arrow IPC files past half the
-// budget each. Not thread-safe itself (it runs its own threads).
+// budget each. Each partition's answers are written straight into the output columns in the
+// rows' order (RowOrderColumns) and freed, so the answers are held once. Not thread-safe itself
+// (it runs its own threads).
 #pragma once
 
 #include <memory>

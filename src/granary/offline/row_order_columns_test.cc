@@ -1,0 +1,202 @@
+#include "granary/offline/row_order_columns.h"
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <numeric>
+#include <random>
+#include <string>
+#include <thread>
+
+namespace granary {
+namespace {
+
+// A new seed each run; GRANARY_TEST_SEED=<seed> replays a failing one first.
+uint64_t FirstSeed() {
+  const char* env = std::getenv("GRANARY_TEST_SEED");
+  return env != nullptr ? std::stoull(env) : std::random_device{}();
+}
+
+std::shared_ptr<arrow::Array> Int64s(const std::vector<int64_t>& values) {
+  arrow::Int64Builder builder;
+  EXPECT_TRUE(builder.AppendValues(values).ok());
+  return builder.Finish().ValueOrDie();
+}
+
+// Columns of `n` rows in row order, of every kind of type the window join's aggregations give
+// (and a string one, which is not fixed width), nulls at a rate of `null_rate`; the last column
+// has no nulls.
+std::vector<std::shared_ptr<arrow::Array>> RandomColumns(std::mt19937_64& rng, int64_t n,
+                                                         double null_rate) {
+  std::bernoulli_distribution is_null(null_rate);
+  std::uniform_int_distribution<int64_t> any(-1'000'000, 1'000'000);
+  arrow::Int64Builder int64s;
+  arrow::DoubleBuilder doubles;
+  arrow::BooleanBuilder bools;
+  arrow::TimestampBuilder times(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                                arrow::default_memory_pool());
+  arrow::Int32Builder int32s;
+  arrow::StringBuilder strings;
+  arrow::Int64Builder never_null;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t v = any(rng);
+    if (is_null(rng)) {
+      EXPECT_TRUE(int64s.AppendNull().ok());
+    } else {
+      EXPECT_TRUE(int64s.Append(v).ok());
+    }
+    if (is_null(rng)) {
+      EXPECT_TRUE(doubles.AppendNull().ok());
+    } else {
+      EXPECT_TRUE(doubles.Append(static_cast<double>(v) / 7).ok());
+    }
+    if (is_null(rng)) {
+      EXPECT_TRUE(bools.AppendNull().ok());
+    } else {
+      EXPECT_TRUE(bools.Append(v % 3 == 0).ok());
+    }
+    if (is_null(rng)) {
+      EXPECT_TRUE(times.AppendNull().ok());
+    } else {
+      EXPECT_TRUE(times.Append(v * 1'000'000).ok());
+    }
+    if (is_null(rng)) {
+      EXPECT_TRUE(int32s.AppendNull().ok());
+    } else {
+      EXPECT_TRUE(int32s.Append(static_cast<int32_t>(v)).ok());
+    }
+    if (is_null(rng)) {
+      EXPECT_TRUE(strings.AppendNull().ok());
+    } else {
+      EXPECT_TRUE(strings.Append(std::string(static_cast<size_t>(v & 15), 'a' + (v & 7))).ok());
+    }
+    EXPECT_TRUE(never_null.Append(v).ok());
+  }
+  std::vector<std::shared_ptr<arrow::Array>> out;
+  out.push_back(int64s.Finish().ValueOrDie());
+  out.push_back(doubles.Finish().ValueOrDie());
+  out.push_back(bools.Finish().ValueOrDie());
+  out.push_back(times.Finish().ValueOrDie());
+  out.push_back(int32s.Finish().ValueOrDie());
+  out.push_back(strings.Finish().ValueOrDie());
+  out.push_back(never_null.Finish().ValueOrDie());
+  return out;
+}
+
+std::vector<std::shared_ptr<arrow::DataType>> TypesOf(
+    const std::vector<std::shared_ptr<arrow::Array>>& columns) {
+  std::vector<std::shared_ptr<arrow::DataType>> types;
+  for (const auto& c : columns) types.push_back(c->type());
+  return types;
+}
+
+struct Piece {
+  std::shared_ptr<arrow::Array> rows;
+  std::vector<std::shared_ptr<arrow::Array>> values;
+};
+
+// The row positions shuffled and cut into pieces of random sizes (some empty), each with the
+// values of its rows taken from `expected`: what partitions' answers look like.
+std::vector<Piece> CutIntoPieces(std::mt19937_64& rng,
+                                 const std::vector<std::shared_ptr<arrow::Array>>& expected,
+                                 int64_t n) {
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<Piece> pieces;
+  std::uniform_int_distribution<int64_t> size(0, std::max<int64_t>(1, n / 5));
+  for (int64_t at = 0; at < n || pieces.empty();) {
+    const int64_t length = std::min(n - at, size(rng));
+    Piece piece;
+    piece.rows = Int64s(std::vector<int64_t>(order.begin() + at, order.begin() + at + length));
+    for (const auto& column : expected) {
+      piece.values.push_back(arrow::compute::Take(*column, *piece.rows).ValueOrDie());
+    }
+    pieces.push_back(std::move(piece));
+    at += length;
+  }
+  return pieces;
+}
+
+TEST(RowOrderColumns, PiecesPlacedInAnyOrderGiveTheColumnsInRowOrder) {
+  const uint64_t first_seed = FirstSeed();
+  for (uint64_t round = 0; round < 40; ++round) {
+    const uint64_t seed = first_seed + round;
+    SCOPED_TRACE("seed " + std::to_string(seed) +
+                 " (rerun with GRANARY_TEST_SEED=" + std::to_string(seed) + ")");
+    std::mt19937_64 rng(seed);
+    const int64_t n = round == 0 ? 0 : std::uniform_int_distribution<int64_t>(1, 3000)(rng);
+    const double null_rate = round % 4 == 0 ? 0.0 : 0.2;
+    const auto expected = RandomColumns(rng, n, null_rate);
+    const std::vector<Piece> pieces = CutIntoPieces(rng, expected, n);
+    auto columns = RowOrderColumns::Make(TypesOf(expected), n);
+    ASSERT_TRUE(columns.ok()) << columns.status().ToString();
+    // Two threads place every other piece: placing is thread-safe.
+    auto place = [&](size_t first) {
+      for (size_t p = first; p < pieces.size(); p += 2) {
+        Status st = (*columns)->Place(*pieces[p].rows, pieces[p].values);
+        EXPECT_TRUE(st.ok()) << st.ToString();
+      }
+    };
+    std::thread other(place, 1);
+    place(0);
+    other.join();
+    auto out = (*columns)->Finish();
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ASSERT_EQ(out->size(), expected.size());
+    for (size_t c = 0; c < expected.size(); ++c) {
+      SCOPED_TRACE(fmt::format("column {} ({})", c, expected[c]->type()->ToString()));
+      ASSERT_EQ((*out)[c]->num_chunks(), 1);
+      const auto& got = (*out)[c]->chunk(0);
+      ASSERT_TRUE(got->ValidateFull().ok());
+      EXPECT_TRUE(got->Equals(*expected[c])) << got->ToString() << "\nexpected\n"
+                                             << expected[c]->ToString();
+      EXPECT_EQ(got->null_count(), expected[c]->null_count());
+      // Fixed width without nulls: no validity bitmap, as a Take of a column without nulls gives.
+      if (expected[c]->null_count() == 0 && c != 5) {
+        EXPECT_EQ(got->null_bitmap_data(), nullptr);
+      }
+    }
+    // The slots of nulls hold zeros: the buffers' bytes depend on the values only.
+    const auto& int64s = static_cast<const arrow::Int64Array&>(*(*out)[0]->chunk(0));
+    for (int64_t i = 0; i < n; ++i) {
+      if (int64s.IsNull(i)) {
+        ASSERT_EQ(int64s.raw_values()[i], 0) << "row " << i;
+      }
+    }
+  }
+}
+
+TEST(RowOrderColumns, APositionPlacedTwiceOrOutOfRangeOrNeverPlacedIsAnError) {
+  const auto type = std::vector<std::shared_ptr<arrow::DataType>>{arrow::int64()};
+  {
+    auto columns = RowOrderColumns::Make(type, 3).ValueOrDie();
+    ASSERT_TRUE(columns->Place(*Int64s({0, 2}), {Int64s({10, 12})}).ok());
+    Status twice = columns->Place(*Int64s({2}), {Int64s({13})});
+    EXPECT_EQ(twice.code(), StatusCode::kInternal);
+    EXPECT_NE(twice.message().find("row position 2 placed twice"), std::string::npos)
+        << twice.ToString();
+    auto missing = columns->Finish();
+    ASSERT_FALSE(missing.ok());
+    EXPECT_NE(missing.status().message().find("2 of 3 row positions placed"), std::string::npos)
+        << missing.status().ToString();
+  }
+  {
+    auto columns = RowOrderColumns::Make(type, 3).ValueOrDie();
+    Status out_of_range = columns->Place(*Int64s({3}), {Int64s({13})});
+    EXPECT_NE(out_of_range.message().find("row position 3 of 3 rows"), std::string::npos)
+        << out_of_range.ToString();
+    arrow::DoubleBuilder doubles;
+    ASSERT_TRUE(doubles.Append(1.5).ok());
+    Status wrong_type = columns->Place(*Int64s({1}), {doubles.Finish().ValueOrDie()});
+    EXPECT_NE(wrong_type.message().find("expected 1 of int64"), std::string::npos)
+        << wrong_type.ToString();
+  }
+}
+
+}  // namespace
+}  // namespace granary
