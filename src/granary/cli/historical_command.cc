@@ -85,6 +85,7 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   engine_options.embedded.memory_budget_name = "--memory-budget " + args.memory_budget;
   engine_options.embedded.threads = args.threads;
   engine_options.embedded.spill_dir = args.spill_dir;
+  RemoveStaleSpillFolders(args.spill_dir);
   GRANARY_ASSIGN_OR_RAISE(auto engine, OpenOfflineEngine(config, engine_options));
   // Resolve first, so a bad feature name fails before any data is read.
   GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
