@@ -263,6 +263,45 @@ def test_views_columns_past_half_the_budget_are_spilled_and_written_row_group_by
     assert list(spill.iterdir()) == []
 
 
+def test_the_summary_counts_the_row_groups_the_join_left_unread(cli, tmp_path):
+    # 8 row groups of 1,000 bays each, all in the time range: the entity rows want bays of row
+    # groups 0 and 5 only, so the join's second read (the features) leaves the other 6 unread.
+    repo = new_repo(tmp_path, "skipped", """
+entities:
+  - {name: bay, join_keys: [bay_id], value_type: int64}
+data_sources:
+  - {name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}
+feature_views:
+  - name: stats
+    entities: [bay]
+    source: stats
+    ttl: 0
+    schema:
+      - {name: rate, type: float64}
+""")
+    ts = pa.timestamp("us", tz="UTC")
+    pq.write_table(pa.table({
+        "bay_id": pa.array(range(8000), pa.int64()),
+        "event_timestamp": pa.array([1_000_000 * i for i in range(8000)], ts),
+        "rate": pa.array([float(i) for i in range(8000)])}),
+        repo / "data" / "stats.parquet", row_group_size=1000)
+    pq.write_table(pa.table({
+        "bay_id": pa.array([3, 5001, 99_999], pa.int64()),
+        "event_timestamp": pa.array([10_000_000_000] * 3, ts)}), repo / "entities.parquet")
+    cli("-C", repo, "apply", check=True)
+    run = ["-C", repo, "get-historical-features", "--entities", repo / "entities.parquet",
+           "--features", "stats:rate"]
+    out = cli(*run, "-o", repo / "train.parquet", check=True)
+    assert "stats: 8.00K rows read of 1 files (0 pruned), 0 of 8 row groups pruned, 2 of 3 " \
+        "entity rows matched, 6 row groups unread (none of their rows chosen)\n" in out.stderr, \
+        out.stderr
+    assert pq.read_table(repo / "train.parquet").column("rate").to_pylist() == [3.0, 5001.0, None]
+    # -q: no per-view figures, these neither.
+    quiet = cli(*run, "-o", repo / "quiet.parquet", "-q", check=True)
+    assert "row groups unread" not in quiet.stderr and "rows read of" not in quiet.stderr, \
+        quiet.stderr
+
+
 def spill_folders(spill):
     """The spill folders under `spill` that have their lock file (their process has locked it)."""
     return {p for p in spill.iterdir() if (p / "granary.lock").exists()}

@@ -185,6 +185,13 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
                        : fmt::format(", {} with events in their {} window",
                                      Progress::HumanCount(s.rows_with_events), window);
       }
+      // Row groups the time range kept but that hold no chosen row: the join's second read (the
+      // features) did not decode them.
+      if (s.row_groups_skipped > 0) {
+        matched += fmt::format(", {} row group{} unread (none of {} rows chosen)",
+                               s.row_groups_skipped, s.row_groups_skipped == 1 ? "" : "s",
+                               s.row_groups_skipped == 1 ? "its" : "their");
+      }
       // An engine that read several views in one query (Spark) knows only the query's scan
       // figures, which it puts in its detail: then no per-view figures, rather than zeros.
       const bool scan_known = s.files_total > 0 || s.rows_scanned > 0 || s.engine_detail.empty();

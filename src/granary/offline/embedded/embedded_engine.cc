@@ -158,6 +158,7 @@ class EmbeddedEngine final : public OfflineEngine {
     for (const auto& v : stats.views) {
       OfflineReadStats s = ToReadStats(v.name, v.join.scan);
       s.rows_matched = v.join.rows_matched;
+      s.row_groups_skipped = v.join.row_groups_skipped;
       s.plain_features = v.plain_features;
       s.aggregation_window = v.window;
       s.rows_with_events = v.rows_with_events;
