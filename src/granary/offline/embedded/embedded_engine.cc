@@ -198,11 +198,14 @@ class EmbeddedEngine final : public OfflineEngine {
     latest.progress = request.progress;
     latest.cancel = request.cancel;
     latest.TEST_force_partitions = options_.TEST_force_partitions;
+    // Both passes read the files of one listing (one Delta version).
+    GRANARY_ASSIGN_OR_RAISE(SourceSnapshot files,
+                            SourceSnapshot::Read(source.repo_root, *source.defs, *source.view));
     LatestRowsStats first_pass;
     GRANARY_ASSIGN_OR_RAISE(std::vector<ChosenRow> chosen,
-                            SelectLatestRows(source, latest, &first_pass));
-    return OpenLatestRowsStream(source, first_pass, std::move(chosen), request.batch_rows,
-                                request.cancel);
+                            SelectLatestRows(source, files, latest, &first_pass));
+    return OpenLatestRowsStream(source, std::move(files), first_pass, std::move(chosen),
+                                request.batch_rows, request.cancel);
   }
 
   Result<std::unique_ptr<OfflineBatchStream>> ReadEvents(const Definitions& defs,
