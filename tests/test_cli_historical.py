@@ -51,6 +51,24 @@ def new_repo(tmp_path, project, defs):
     return repo
 
 
+def stats_defs(entity, key, **features):
+    """Definitions of one view, `stats` (ttl 0), of `entity` (one int64 join key `key`) over
+    data/stats.parquet, with `features` (name=type)."""
+    schema = "".join(f"\n      - {{name: {name}, type: {kind}}}" for name, kind in features.items())
+    return f"""
+entities:
+  - {{name: {entity}, join_keys: [{key}], value_type: int64}}
+data_sources:
+  - {{name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}}
+feature_views:
+  - name: stats
+    entities: [{entity}]
+    source: stats
+    ttl: 0
+    schema:{schema}
+"""
+
+
 def make_repo(tmp_path, cli, defs=DEFS):
     repo = new_repo(tmp_path, "hist", defs)
     shutil.copy(require_testdata("feast/driver_stats.parquet"), repo / "data" / "driver_stats.parquet")
@@ -156,19 +174,7 @@ def test_entity_rows_too_many_to_stream_are_matched_in_groups_without_spilling(c
     # (what is left after the entity rows and the output); the source's 20,000 rows of keys and
     # times would not fit either. Two reads of the keys and times, one per half of the entity
     # rows, do: nothing is spilled, and the training set is the one a large budget gives.
-    repo = new_repo(tmp_path, "groups", """
-entities:
-  - {name: driver, join_keys: [driver_id], value_type: int64}
-data_sources:
-  - {name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}
-feature_views:
-  - name: stats
-    entities: [driver]
-    source: stats
-    ttl: 0
-    schema:
-      - {name: rate, type: float64}
-""")
+    repo = new_repo(tmp_path, "groups", stats_defs("driver", "driver_id", rate="float64"))
     ts = pa.timestamp("us", tz="UTC")
     day = 86_400_000_000
     pq.write_table(pa.table({
@@ -197,21 +203,8 @@ feature_views:
 def bay_stats_repo(tmp_path, cli, n=600_000):
     """A repository whose view `stats` (20,000 rows of 2,000 bays over 10 days) is joined to `n`
     entity rows (entities.parquet, in row groups of 250,000), applied."""
-    repo = new_repo(tmp_path, "spilled", """
-entities:
-  - {name: bay, join_keys: [bay_id], value_type: int64}
-data_sources:
-  - {name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}
-feature_views:
-  - name: stats
-    entities: [bay]
-    source: stats
-    ttl: 0
-    schema:
-      - {name: rate, type: float64}
-      - {name: zone, type: string}
-      - {name: busy, type: bool}
-""")
+    repo = new_repo(tmp_path, "spilled",
+                    stats_defs("bay", "bay_id", rate="float64", zone="string", busy="bool"))
     ts = pa.timestamp("us", tz="UTC")
     day = 86_400_000_000
     pq.write_table(pa.table({
@@ -266,19 +259,7 @@ def test_views_columns_past_half_the_budget_are_spilled_and_written_row_group_by
 def test_the_summary_counts_the_row_groups_the_join_left_unread(cli, tmp_path):
     # 8 row groups of 1,000 bays each, all in the time range: the entity rows want bays of row
     # groups 0 and 5 only, so the join's second read (the features) leaves the other 6 unread.
-    repo = new_repo(tmp_path, "skipped", """
-entities:
-  - {name: bay, join_keys: [bay_id], value_type: int64}
-data_sources:
-  - {name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}
-feature_views:
-  - name: stats
-    entities: [bay]
-    source: stats
-    ttl: 0
-    schema:
-      - {name: rate, type: float64}
-""")
+    repo = new_repo(tmp_path, "skipped", stats_defs("bay", "bay_id", rate="float64"))
     ts = pa.timestamp("us", tz="UTC")
     pq.write_table(pa.table({
         "bay_id": pa.array(range(8000), pa.int64()),
