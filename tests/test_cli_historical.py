@@ -307,7 +307,7 @@ def test_a_killed_runs_spill_folders_are_removed_by_the_next_run_a_live_runs_are
     # With 2 MiB the join partitions and spills, and then the output columns do: the run has a
     # spill folder (granary-spill-*, granary-output-*) for most of its time. One run is killed
     # outright (SIGKILL: no destructor runs), which leaves its folder; another is stopped
-    # (SIGSTOP) holding its own. The next run removes the first and never the second.
+    # (SIGSTOP) holding its own. The next run removes the first's and never the second's.
     repo = bay_stats_repo(tmp_path, cli)
     spill = tmp_path / "spill"
     spill.mkdir()
@@ -316,15 +316,17 @@ def test_a_killed_runs_spill_folders_are_removed_by_the_next_run_a_live_runs_are
            "--memory-budget", "2MiB", "-q"]
     killed = stopped = None
     try:
-        killed, _ = start_spilling(cli, run, spill, repo / "killed.parquet", set())
+        # The live one first: a run removes stale folders as it starts, so the killed one's
+        # would be gone before the run under test started.
+        stopped, _ = start_spilling(cli, run, spill, repo / "stopped.parquet", set())
+        stopped.send_signal(signal.SIGSTOP)
+        live = spill_folders(spill)
+        killed, _ = start_spilling(cli, run, spill, repo / "killed.parquet", live)
         killed.kill()
         killed.wait()
-        left = spill_folders(spill)  # all it made before it died
+        left = spill_folders(spill) - live  # all it made before it died
         assert left and all(p.name.startswith(("granary-spill-", "granary-output-")) for p in left)
-        stopped, live = start_spilling(cli, run, spill, repo / "stopped.parquet", left)
-        stopped.send_signal(signal.SIGSTOP)
-        live = spill_folders(spill) - left
-        assert live
+        assert all(folder.exists() for folder in live)  # the killed run's own sweep left them
 
         out = cli(*run, "-o", repo / "next.parquet", check=True)
         for folder in left:
