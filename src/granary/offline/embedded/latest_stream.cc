@@ -91,6 +91,7 @@ class LatestRowsStream final : public OfflineBatchStream {
   }
 
   std::vector<OfflineReadStats> stats() const override { return {stats_}; }
+  int64_t expected_rows() const override { return static_cast<int64_t>(chosen_->size()); }
 
  private:
   const FeatureView& view_;
