@@ -1,10 +1,14 @@
 """get-historical-features end to end: the CLI over real files, Delta tables, errors."""
 import json
 import shutil
+import signal
+import subprocess
+import time
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import pytest
 
 from conftest import require_testdata
 
@@ -45,6 +49,24 @@ def new_repo(tmp_path, project, defs):
     (repo / "granary.yaml").write_text(f"project: {project}\n")
     (repo / "features.yaml").write_text(defs)
     return repo
+
+
+def stats_defs(entity, key, **features):
+    """Definitions of one view, `stats` (ttl 0), of `entity` (one int64 join key `key`) over
+    data/stats.parquet, with `features` (name=type)."""
+    schema = "".join(f"\n      - {{name: {name}, type: {kind}}}" for name, kind in features.items())
+    return f"""
+entities:
+  - {{name: {entity}, join_keys: [{key}], value_type: int64}}
+data_sources:
+  - {{name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}}
+feature_views:
+  - name: stats
+    entities: [{entity}]
+    source: stats
+    ttl: 0
+    schema:{schema}
+"""
 
 
 def make_repo(tmp_path, cli, defs=DEFS):
@@ -152,19 +174,7 @@ def test_entity_rows_too_many_to_stream_are_matched_in_groups_without_spilling(c
     # (what is left after the entity rows and the output); the source's 20,000 rows of keys and
     # times would not fit either. Two reads of the keys and times, one per half of the entity
     # rows, do: nothing is spilled, and the training set is the one a large budget gives.
-    repo = new_repo(tmp_path, "groups", """
-entities:
-  - {name: driver, join_keys: [driver_id], value_type: int64}
-data_sources:
-  - {name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}
-feature_views:
-  - name: stats
-    entities: [driver]
-    source: stats
-    ttl: 0
-    schema:
-      - {name: rate, type: float64}
-""")
+    repo = new_repo(tmp_path, "groups", stats_defs("driver", "driver_id", rate="float64"))
     ts = pa.timestamp("us", tz="UTC")
     day = 86_400_000_000
     pq.write_table(pa.table({
@@ -190,27 +200,11 @@ feature_views:
     assert large.column("rate").null_count < 4000  # most rows found a value
 
 
-def test_views_columns_past_half_the_budget_are_spilled_and_written_row_group_by_row_group(
-        cli, tmp_path):
-    # 600,000 entity rows (three output row groups of 256 Ki rows): with 8 MiB the entity rows
-    # alone pass half the budget, so the view's columns are spilled to disk as soon as they are
-    # joined and read back one row group at a time. The file is byte for byte the one a budget
-    # that holds everything writes, and the spill folder is left empty.
-    repo = new_repo(tmp_path, "spilled", """
-entities:
-  - {name: bay, join_keys: [bay_id], value_type: int64}
-data_sources:
-  - {name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}
-feature_views:
-  - name: stats
-    entities: [bay]
-    source: stats
-    ttl: 0
-    schema:
-      - {name: rate, type: float64}
-      - {name: zone, type: string}
-      - {name: busy, type: bool}
-""")
+def bay_stats_repo(tmp_path, cli, n=600_000):
+    """A repository whose view `stats` (20,000 rows of 2,000 bays over 10 days) is joined to `n`
+    entity rows (entities.parquet, in row groups of 250,000), applied."""
+    repo = new_repo(tmp_path, "spilled",
+                    stats_defs("bay", "bay_id", rate="float64", zone="string", busy="bool"))
     ts = pa.timestamp("us", tz="UTC")
     day = 86_400_000_000
     pq.write_table(pa.table({
@@ -220,12 +214,22 @@ feature_views:
         "zone": pa.array([None if i % 5 == 0 else f"zone-{i % 13}" for i in range(20_000)]),
         "busy": pa.array([None if i % 11 == 0 else i % 3 == 0 for i in range(20_000)])}),
         repo / "data" / "stats.parquet")
-    n = 600_000
     pq.write_table(pa.table({
         "bay_id": pa.array([(i * 7) % 2100 for i in range(n)], pa.int64()),
         "event_timestamp": pa.array([(i % 12) * day + day // 2 for i in range(n)], ts)}),
         repo / "entities.parquet", row_group_size=250_000)
     cli("-C", repo, "apply", check=True)
+    return repo
+
+
+def test_views_columns_past_half_the_budget_are_spilled_and_written_row_group_by_row_group(
+        cli, tmp_path):
+    # 600,000 entity rows (three output row groups of 256 Ki rows): with 8 MiB the entity rows
+    # alone pass half the budget, so the view's columns are spilled to disk as soon as they are
+    # joined and read back one row group at a time. The file is byte for byte the one a budget
+    # that holds everything writes, and the spill folder is left empty.
+    n = 600_000
+    repo = bay_stats_repo(tmp_path, cli, n)
     spill = tmp_path / "spill"
     spill.mkdir()
     run = ["-C", repo, "get-historical-features", "--entities", repo / "entities.parquet",
@@ -250,6 +254,101 @@ feature_views:
     cli(*run, "-o", repo / "small.csv", "--memory-budget", "8MiB", "-q", check=True)
     assert (repo / "small.csv").read_text() == (repo / "large.csv").read_text()
     assert list(spill.iterdir()) == []
+
+
+def test_the_summary_counts_the_row_groups_the_join_left_unread(cli, tmp_path):
+    # 8 row groups of 1,000 bays each, all in the time range: the entity rows want bays of row
+    # groups 0 and 5 only, so the join's second read (the features) leaves the other 6 unread.
+    repo = new_repo(tmp_path, "skipped", stats_defs("bay", "bay_id", rate="float64"))
+    ts = pa.timestamp("us", tz="UTC")
+    pq.write_table(pa.table({
+        "bay_id": pa.array(range(8000), pa.int64()),
+        "event_timestamp": pa.array([1_000_000 * i for i in range(8000)], ts),
+        "rate": pa.array([float(i) for i in range(8000)])}),
+        repo / "data" / "stats.parquet", row_group_size=1000)
+    pq.write_table(pa.table({
+        "bay_id": pa.array([3, 5001, 99_999], pa.int64()),
+        "event_timestamp": pa.array([10_000_000_000] * 3, ts)}), repo / "entities.parquet")
+    cli("-C", repo, "apply", check=True)
+    run = ["-C", repo, "get-historical-features", "--entities", repo / "entities.parquet",
+           "--features", "stats:rate"]
+    out = cli(*run, "-o", repo / "train.parquet", check=True)
+    assert "stats: 8.00K rows read of 1 files (0 pruned), 0 of 8 row groups pruned, 2 of 3 " \
+        "entity rows matched, 6 row groups unread (none of their rows chosen)\n" in out.stderr, \
+        out.stderr
+    assert pq.read_table(repo / "train.parquet").column("rate").to_pylist() == [3.0, 5001.0, None]
+    # -q: no per-view figures, these neither.
+    quiet = cli(*run, "-o", repo / "quiet.parquet", "-q", check=True)
+    assert "row groups unread" not in quiet.stderr and "rows read of" not in quiet.stderr, \
+        quiet.stderr
+
+
+def spill_folders(spill):
+    """The spill folders under `spill` that have their lock file (their process has locked it)."""
+    return {p for p in spill.iterdir() if (p / "granary.lock").exists()}
+
+
+def start_spilling(cli, run, spill, output, known):
+    """Starts `granary *run -o output` and returns it once it has a spill folder not in `known`,
+    with that folder; a run that ended before one was seen is started again."""
+    for _ in range(5):
+        proc = subprocess.Popen([str(cli.binary), *map(str, run), "-o", output], cwd=cli.cwd,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None:
+            new = spill_folders(spill) - known
+            if new:
+                return proc, new
+            time.sleep(0.002)
+    pytest.fail("no run was seen with a spill folder")
+
+
+def test_a_killed_runs_spill_folders_are_removed_by_the_next_run_a_live_runs_are_not(
+        cli, tmp_path):
+    # With 2 MiB the join partitions and spills, and then the output columns do: the run has a
+    # spill folder (granary-spill-*, granary-output-*) for most of its time. One run is killed
+    # outright (SIGKILL: no destructor runs), which leaves its folder; another is stopped
+    # (SIGSTOP) holding its own. The next run removes the first's and never the second's.
+    repo = bay_stats_repo(tmp_path, cli)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    run = ["-C", repo, "get-historical-features", "--entities", repo / "entities.parquet",
+           "--features", "stats:rate,stats:zone,stats:busy", "--spill-dir", spill,
+           "--memory-budget", "2MiB", "-q"]
+    killed = stopped = None
+    try:
+        # The live one first: a run removes stale folders as it starts, so the killed one's
+        # would be gone before the run under test started.
+        stopped, _ = start_spilling(cli, run, spill, repo / "stopped.parquet", set())
+        stopped.send_signal(signal.SIGSTOP)
+        live = spill_folders(spill)
+        killed, _ = start_spilling(cli, run, spill, repo / "killed.parquet", live)
+        killed.kill()
+        killed.wait()
+        left = spill_folders(spill) - live  # all it made before it died
+        assert left and all(p.name.startswith(("granary-spill-", "granary-output-")) for p in left)
+        assert all(folder.exists() for folder in live)  # the killed run's own sweep left them
+
+        out = cli(*run, "-o", repo / "next.parquet", check=True)
+        for folder in left:
+            assert f"removed {folder}: a spill folder of a granary process that is gone" \
+                in out.stderr, out.stderr
+            assert not folder.exists()
+        for folder in live:
+            assert folder.exists() and str(folder) not in out.stderr
+
+        stopped.send_signal(signal.SIGCONT)
+        assert stopped.wait(timeout=120) == 0
+        assert (repo / "stopped.parquet").read_bytes() == (repo / "next.parquet").read_bytes()
+        # (Only a folder the killed run was making at the very moment it died, not yet locked,
+        # could be left: whose it is cannot be told.)
+        assert spill_folders(spill) == set()
+        assert not (repo / "killed.parquet").exists()
+    finally:
+        for proc in (killed, stopped):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait()
 
 
 def test_errors_are_clear_and_leave_no_output(cli, tmp_path):

@@ -45,15 +45,9 @@ share of the tail.
 """
 import argparse
 import base64
-import csv
-import io
 import json
 import os
 import platform
-import resource
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -62,197 +56,19 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-VEGETA = ROOT / ".tools" / "bin" / "vegeta"
-GRANARY = ROOT / "build" / "granary"
+import processes
+from measure import (FORMS, TIMING_METRICS, health_targets_file, percentiles_us, server_snapshot,
+                     targets_file, vegeta, vegeta_command, vegeta_rows)
+from processes import (FEATURES_PER_VIEW, ROOT, VIEWS, AnswerFloor, Redis, Server, make_repo,
+                       parse_cpus, run)
+
 LOAD = ROOT / "build" / "bench" / "serve_load"
 REDIS_RATE = ROOT / "build" / "bench" / "serve_redis_rate"
 GRPC_LOAD = ROOT / "build" / "bench" / "serve_grpc_load"
-ANSWER_FLOOR = ROOT / "build" / "bench" / "serve_answer_floor"
-VIEWS, FEATURES_PER_VIEW = 25, 10
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def definitions():
-    lines = ["entities:", "  - {name: customer, join_keys: [customer_id], value_type: int64}",
-             "data_sources:",
-             "  - {name: src, path: data/src, timestamp_field: event_timestamp}",
-             "feature_views:"]
-    for v in range(VIEWS):
-        lines += [f"  - name: view_{v:02}", "    entities: [customer]", "    source: src",
-                  "    schema:"]
-        for f in range(FEATURES_PER_VIEW):
-            kind = "int64" if f < FEATURES_PER_VIEW // 2 else "float64"
-            lines.append(f"      - {{name: f{f:02}, type: {kind}}}")
-    return "\n".join(lines) + "\n"
-
-
-def feature_refs(n_features):
-    return [f"view_{v:02}:f{f:02}" for v in range(n_features // FEATURES_PER_VIEW)
-            for f in range(FEATURES_PER_VIEW)]
-
-
-# --server-cpus / --client-cpus: the CPUs granary serve and redis-server (server side) and
-# vegeta (client side) may run on; None: any (the default, as the machine schedules them).
-SERVER_CPUS = None
-CLIENT_CPUS = None
-
-
-def pinned_to(cpus):
-    """A preexec_fn that restricts the child to `cpus` (None: no restriction)."""
-    if cpus is None:
-        return None
-    return lambda: os.sched_setaffinity(0, cpus)
-
-
-def run(cmd, **kw):
-    return subprocess.run([str(c) for c in cmd], check=True, **kw)
-
-
-def wait_for_port(port, proc, what, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"{what} exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"{what} did not listen on {port}")
-
-
-class Redis:
-    def __init__(self, workdir):
-        self.port = free_port()
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=pinned_to(SERVER_CPUS))
-        wait_for_port(self.port, self.proc, "redis-server")
-        self.version = subprocess.run(["redis-server", "--version"], capture_output=True,
-                                      text=True).stdout.split()[2].removeprefix("v=")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-
-
-def make_repo(path, store_yaml):
-    if path.exists():
-        shutil.rmtree(path)
-    (path / "data").mkdir(parents=True)
-    (path / "granary.yaml").write_text(f"project: serve_bench\nonline_store: {store_yaml}\n")
-    (path / "features.yaml").write_text(definitions())
-    run([GRANARY, "-C", path, "apply"], capture_output=True)
-
-
-class Server:
-    def __init__(self, repo, threads, max_entities, extra_args=()):
-        self.port = free_port()
-        self.grpc_port = free_port()
-        self.log = open(repo / "serve.log", "w")
-        self.proc = subprocess.Popen(
-            [str(GRANARY), "-C", str(repo), "serve", "--port", str(self.port), "--threads",
-             str(threads), "--max-entities", str(max_entities), "--body-limit-bytes",
-             str(16 << 20), "--grpc-port", str(self.grpc_port), "--server-timing",
-             *extra_args],
-            stdout=self.log, stderr=self.log, preexec_fn=pinned_to(SERVER_CPUS))
-        wait_for_port(self.port, self.proc, "granary serve")
-        wait_for_port(self.grpc_port, self.proc, "granary serve (gRPC)")
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
-        self.log.close()
-
-
-# The answer forms --form measures: the request fields each adds (docs/SERVING.md).
-FORMS = {"default": {},
-         "compact": {"include_statuses": False, "include_event_timestamps": False}}
-
-
-def targets_file(path, port, batch, n_features, entities, count, seed, form="default",
-                 url=None):
-    """vegeta targets (JSON lines), each a request for `batch` random entities, answered in
-    `form` (FORMS); the same entities whatever the form. Sent to `url` when given (the answer
-    floor), else to the server's /get-online-features on `port`."""
-    rng = np.random.default_rng(seed)
-    features = feature_refs(n_features)
-    url = url or f"http://127.0.0.1:{port}/get-online-features"
-    with open(path, "w") as out:
-        for _ in range(count):
-            ids = rng.integers(0, entities, batch).tolist()
-            body = json.dumps({"features": features, "entities": {"customer_id": ids},
-                               "full_feature_names": True, **FORMS[form]})
-            out.write(json.dumps({"method": "POST", "url": url,
-                                  "body": base64.b64encode(body.encode()).decode(),
-                                  "header": {"Content-Type": ["application/json"]}}) + "\n")
-
-
-def health_targets_file(path, port):
-    """vegeta target of the server's own floor: GET /health on the same server (HTTP, a store
-    probe read, a small JSON answer)."""
-    with open(path, "w") as out:
-        out.write(json.dumps({"method": "GET", "url": f"http://127.0.0.1:{port}/health"}) + "\n")
 
 
 def median_of(runs, key):
     return float(np.median([r[key] for r in runs]))
-
-
-def process_cpu_s(pid, system_only=False):
-    """User + system (or only system) CPU seconds of a running process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[12]) if system_only else int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-# Histograms of the server's /metrics whose means bench/serve prints (name: sample prefix).
-SERVER_TIMES = {
-    "handled": 'granary_http_request_duration_seconds_{}{{path="/get-online-features"}}',
-    "store_read": "granary_online_store_read_seconds_{}{{",
-    "send": 'granary_http_response_send_seconds_{}{{path="/get-online-features"}}',
-}
-
-
-def server_snapshot(server, redis):
-    """What the breakdown of a measurement compares before and after: the server's histogram
-    sums and counts (seconds), its CPU, Redis's CPU and the load generator's (vegeta, a child
-    process waited for)."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10).read()
-    snap = {}
-    for line in text.decode().splitlines():
-        for name, pattern in SERVER_TIMES.items():
-            for part in ("sum", "count"):
-                if line.startswith(pattern.format(part)):
-                    snap[f"{name}_{part}"] = float(line.rsplit(" ", 1)[1])
-    snap["server_cpu"] = process_cpu_s(server.proc.pid)
-    # The kernel's part: on loopback, sending also runs the receiving side's TCP processing.
-    snap["server_sys"] = process_cpu_s(server.proc.pid, system_only=True)
-    snap["redis_cpu"] = process_cpu_s(redis.proc.pid) if redis is not None else 0.0
-    snap["children_cpu"] = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
-    return snap
-
-
-def breakdown(before, after, requests):
-    """Means per request between two snapshots, in us: the server's own times and the CPU
-    times (the /metrics scrape between them counts a few us of server CPU, nothing else)."""
-    out = {}
-    for name in SERVER_TIMES:
-        n = after.get(f"{name}_count", 0) - before.get(f"{name}_count", 0)
-        total = after.get(f"{name}_sum", 0) - before.get(f"{name}_sum", 0)
-        out[f"{name}_us"] = 1e6 * total / n if n > 0 else 0.0
-    for name in ("server_cpu", "server_sys", "redis_cpu", "children_cpu"):
-        out[f"{name}_us"] = 1e6 * (after[name] - before[name]) / max(1, requests)
-    return out
 
 
 def first_answer(targets):
@@ -266,143 +82,6 @@ def first_answer(targets):
 def answer_bytes(targets):
     """The size of the answer to the first request of a targets file."""
     return len(first_answer(targets))
-
-
-class AnswerFloor:
-    """build/bench/serve_answer_floor: the server's HTTP transport answering POST /<form> with
-    the bytes of that form's first answer, no other work (the floor of an answer that large)."""
-
-    def __init__(self, threads, answers):
-        self.port = free_port()
-        cmd = [str(ANSWER_FLOOR), "--port", str(self.port), "--threads", str(threads)]
-        for form, path in answers.items():
-            cmd += ["--answer", f"/{form}={path}"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                     preexec_fn=pinned_to(SERVER_CPUS))
-        wait_for_port(self.port, self.proc, "serve_answer_floor")
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=30)
-
-
-def percentiles_us(latencies_ns):
-    a = np.sort(np.asarray(latencies_ns, dtype=np.float64)) / 1000.0
-    if len(a) == 0:
-        return {"p50_us": 0, "p99_us": 0, "p999_us": 0, "max_us": 0, "mean_us": 0}
-    pick = lambda p: float(a[min(len(a) - 1, int(p * len(a)))])
-    return {"p50_us": pick(0.50), "p99_us": pick(0.99), "p999_us": pick(0.999),
-            "max_us": float(a[-1]), "mean_us": float(a.mean())}
-
-
-def vegeta_command(targets, rate, duration, out, max_workers):
-    cmd = [VEGETA, "attack", "-format=json", f"-targets={targets}", f"-duration={duration}s",
-           "-max-body=0", "-timeout=10s", "-keepalive=true", f"-output={out}"]
-    if rate > 0:
-        cmd += [f"-rate={rate}/s", "-workers=32", f"-max-workers={max_workers}"]
-    else:
-        cmd += ["-rate=0", f"-max-workers={max_workers}", f"-workers={max_workers}"]
-    return [str(c) for c in cmd]
-
-
-def vegeta_rows(out):
-    """(timestamp ns, status code, latency ns) of every request of a vegeta results file."""
-    csv = subprocess.run([str(VEGETA), "encode", "-to=csv", str(out)], check=True,
-                         capture_output=True, text=True).stdout
-    return [(int(c[0]), int(c[1]), int(c[2])) for c in (line.split(",", 3)
-                                                       for line in csv.splitlines())]
-
-
-def server_timing(header_block):
-    """{metric: ms} of the Server-Timing header in a vegeta result's headers (the CSV's last
-    column, base64 of "Name: value" lines); {} when there is none."""
-    for line in base64.b64decode(header_block).decode("latin-1").split("\r\n"):
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "server-timing":
-            timing = {}
-            for metric in value.split(","):
-                parts = [p.strip() for p in metric.split(";")]
-                for p in parts[1:]:
-                    if p.startswith("dur="):
-                        timing[parts[0]] = float(p[4:])
-            return timing
-    return {}
-
-
-def vegeta_rows_timed(out):
-    """(timestamp ns, status code, latency ns, Server-Timing {metric: ms}) of every request of
-    a vegeta results file."""
-    csv_text = subprocess.run([str(VEGETA), "encode", "-to=csv", str(out)], check=True,
-                              capture_output=True, text=True).stdout
-    return [(int(c[0]), int(c[1]), int(c[2]), server_timing(c[11]) if len(c) > 11 else {})
-            for c in csv.reader(io.StringIO(csv_text))]
-
-
-# The Server-Timing metrics of a get-online-features answer (granary serve --server-timing):
-# the wait in the socket, the whole request in the server, its store read and response JSON.
-TIMING_METRICS = ("wait", "total", "read", "json")
-
-
-def timing_summary(latencies_ns, timings):
-    """Per-request quantiles of the server's own times (Server-Timing, in us) over the same
-    requests as the client's latencies, and the tail's make-up: means over the requests at or
-    above the client's p99 of their client latency, server times, and what is outside the
-    server (client latency - wait - total: the send, the network, the client's own time)."""
-    if not timings or not any(timings):
-        return {}
-    out = {}
-    for m in TIMING_METRICS:
-        values = [1000 * t[m] for t in timings if m in t]
-        if values:
-            a = np.sort(np.asarray(values))
-            out[f"{m}_p50_us"] = float(a[min(len(a) - 1, int(0.50 * len(a)))])
-            out[f"{m}_p99_us"] = float(a[min(len(a) - 1, int(0.99 * len(a)))])
-    lat_us = np.asarray(latencies_ns, dtype=np.float64) / 1000.0
-    p99 = np.sort(lat_us)[min(len(lat_us) - 1, int(0.99 * len(lat_us)))]
-    tail = [i for i in range(len(lat_us)) if lat_us[i] >= p99]
-    out["tail_n"] = len(tail)
-    out["tail_client_us"] = float(np.mean(lat_us[tail]))
-    for m in TIMING_METRICS:
-        out[f"tail_{m}_us"] = float(np.mean([1000 * timings[i].get(m, 0.0) for i in tail]))
-    out["tail_outside_us"] = out["tail_client_us"] - out["tail_wait_us"] - out["tail_total_us"]
-    # In the server but neither the read nor the JSON: the body read, parse, resolve, and the
-    # read's completion waiting its turn on the worker.
-    out["tail_rest_us"] = out["tail_total_us"] - out["tail_read_us"] - out["tail_json_us"]
-    # The same make-up over all requests, to compare the tail with.
-    out["all_outside_us"] = float(np.mean(
-        [lat_us[i] - 1000 * (timings[i].get("wait", 0.0) + timings[i].get("total", 0.0))
-         for i in range(len(lat_us))]))
-    return out
-
-
-def vegeta(targets, rate, duration, workdir, max_workers, ok_code=200, snapshot=None):
-    """One vegeta attack; rate 0 means as fast as max_workers concurrent requests go. Answers
-    with ok_code count as successes. With `snapshot` (a function returning server_snapshot),
-    the result also has the breakdown of the attack (not of decoding its results) and, from
-    the answers' Server-Timing headers, the server's own per-request times (timing_summary)."""
-    out = workdir / "results.bin"
-    before = snapshot() if snapshot else None
-    run(vegeta_command(targets, rate, duration, out, max_workers), stdout=subprocess.DEVNULL,
-        preexec_fn=pinned_to(CLIENT_CPUS))
-    after = snapshot() if snapshot else None
-    latencies, timings, ok, errors, first, last = [], [], 0, 0, None, None
-    for ts, code, latency, timing in vegeta_rows_timed(out):
-        first = ts if first is None else min(first, ts)
-        last = ts if last is None else max(last, ts)
-        if code == ok_code:
-            ok += 1
-            latencies.append(latency)
-            timings.append(timing)
-        else:
-            errors += 1
-    elapsed = max(1e-9, (last - first) / 1e9) if first is not None else duration
-    result = percentiles_us(latencies)
-    result.update({"rate": rate, "ok": ok, "errors": errors,
-                   "achieved_rate": ok / max(elapsed, duration if rate > 0 else elapsed)})
-    if snapshot:
-        result.update(breakdown(before, after, ok + errors))
-        result.update(timing_summary(latencies, timings))
-    return result
 
 
 def overload(targets, top, unloaded, args, workdir):
@@ -539,30 +218,11 @@ def timing_line(r):
             f"{fmt_us(r['all_outside_us'])})")
 
 
-def parse_cpus(text):
-    """'0', '0-1' or '0,2' as a set of CPU numbers; None for ''."""
-    if not text:
-        return None
-    cpus = set()
-    for part in text.split(","):
-        first, _, last = part.partition("-")
-        try:
-            cpus.update(range(int(first), int(last or first) + 1))
-        except ValueError:
-            sys.exit(f"CPU list '{text}': write e.g. 0, 0-1 or 0,1")
-    bad = cpus - os.sched_getaffinity(0)
-    if bad:
-        sys.exit(f"CPU list '{text}': CPUs {sorted(bad)} are not available here (this process "
-                 f"may use {sorted(os.sched_getaffinity(0))})")
-    return cpus
-
-
 def fmt_us(v):
     return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} us"
 
 
 def main():
-    global GRANARY
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--entities", type=int, default=1_000_000)
     ap.add_argument("--stores", default="rocksdb,redis")
@@ -589,7 +249,7 @@ def main():
     ap.add_argument("--server-args", default="",
                     help="more arguments for granary serve, e.g. '--max-connections 0' to see "
                          "the server without admission control")
-    ap.add_argument("--granary", default=str(GRANARY),
+    ap.add_argument("--granary", default=str(processes.GRANARY),
                     help="the granary binary to serve with (e.g. another checkout's, to compare)")
     ap.add_argument("--no-grpc", action="store_true",
                     help="skip the gRPC maximum beside each case's HTTP maximum")
@@ -616,10 +276,9 @@ def main():
     if "--quick" in sys.argv[1:]:
         ap.set_defaults(entities=100_000, duration=3, feast_hashes=10_000)
     args = ap.parse_args()
-    GRANARY = Path(args.granary)
-    global SERVER_CPUS, CLIENT_CPUS
-    SERVER_CPUS = parse_cpus(args.server_cpus)
-    CLIENT_CPUS = parse_cpus(args.client_cpus)
+    processes.GRANARY = Path(args.granary)
+    processes.SERVER_CPUS = parse_cpus(args.server_cpus)
+    processes.CLIENT_CPUS = parse_cpus(args.client_cpus)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     batches = [int(b) for b in args.batches.split(",")]
@@ -633,8 +292,8 @@ def main():
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}; vegeta {vegeta_version}; "
           f"{args.entities} entities x {VIEWS} views x {FEATURES_PER_VIEW} features; "
           f"{args.duration:g} s per measurement; server: {args.threads} workers"
-          + (f"; server CPUs {args.server_cpus}" if SERVER_CPUS else "")
-          + (f"; client CPUs {args.client_cpus}" if CLIENT_CPUS else ""), flush=True)
+          + (f"; server CPUs {args.server_cpus}" if processes.SERVER_CPUS else "")
+          + (f"; client CPUs {args.client_cpus}" if processes.CLIENT_CPUS else ""), flush=True)
     if args.overload:
         return overload_case(args, data)
 

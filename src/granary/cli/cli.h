@@ -47,6 +47,10 @@ int ReportUnknownCommand(CLI::App& app);
 
 // "2GiB", "512MiB", "1.5G", "800M", "1000000" (bytes); InvalidArgument naming `option`.
 Result<int64_t> ParseByteSize(const std::string& text, std::string_view option);
+// Removes the spill folders under `spill_dir` (empty: $TMPDIR or /tmp) that runs killed outright
+// left behind, naming each on stderr (offline/spill_folder.h: never a live process's). The
+// commands that spill call it before they start.
+void RemoveStaleSpillFolders(const std::string& spill_dir);
 // An ISO 8601 time or "now" (then `now`); InvalidArgument naming `what`.
 Result<Timestamp> ParseTimeArgument(const std::string& text, std::string_view what, Timestamp now);
 

@@ -85,6 +85,7 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   engine_options.embedded.memory_budget_name = "--memory-budget " + args.memory_budget;
   engine_options.embedded.threads = args.threads;
   engine_options.embedded.spill_dir = args.spill_dir;
+  RemoveStaleSpillFolders(args.spill_dir);
   GRANARY_ASSIGN_OR_RAISE(auto engine, OpenOfflineEngine(config, engine_options));
   // Resolve first, so a bad feature name fails before any data is read.
   GRANARY_ASSIGN_OR_RAISE(ResolvedFeatures resolved, ResolveFeatures(defs, request));
@@ -183,6 +184,13 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
                                      Progress::HumanCount(s.rows_with_events), rows, window)
                        : fmt::format(", {} with events in their {} window",
                                      Progress::HumanCount(s.rows_with_events), window);
+      }
+      // Row groups the time range kept but that hold no chosen row: the join's second read (the
+      // features) did not decode them.
+      if (s.row_groups_skipped > 0) {
+        matched += fmt::format(", {} row group{} unread (none of {} rows chosen)",
+                               s.row_groups_skipped, s.row_groups_skipped == 1 ? "" : "s",
+                               s.row_groups_skipped == 1 ? "its" : "their");
       }
       // An engine that read several views in one query (Spark) knows only the query's scan
       // figures, which it puts in its detail: then no per-view figures, rather than zeros.

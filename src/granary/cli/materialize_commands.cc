@@ -139,6 +139,7 @@ void RunMaterialize(Context& ctx, MaterializeRequest::Kind kind, const IntervalA
   if (!ctx.LoadConfig(&config)) return;
   auto options = MakeMaterializeOptions(args);
   if (!options.ok()) return ctx.Fail(options.status());
+  RemoveStaleSpillFolders(args.spill_dir);
   const Timestamp now = options->clock->Now();
   MaterializeRequest request;
   request.kind = kind;

@@ -85,6 +85,7 @@ Status Run(const RepoConfig& config, const ScheduleArgs& args) {
   options.run_at_start = args.run_now;
   options.views = SplitViews(args.materialize.views);
   GRANARY_ASSIGN_OR_RAISE(options.materialize, MakeMaterializeOptions(args.materialize));
+  RemoveStaleSpillFolders(args.materialize.spill_dir);
   // A scheduler's output is a log: progress as log lines, never a redrawn bar.
   if (options.materialize.progress.mode != ProgressOptions::Mode::kSilent) {
     options.materialize.progress.mode = ProgressOptions::Mode::kLog;

@@ -36,6 +36,7 @@ Status ServeOffline(const RepoConfig& config, const OfflineOptions& o) {
   options.engine.embedded.memory_budget_name = "--memory-budget " + o.memory_budget;
   options.engine.embedded.threads = o.threads;
   options.engine.embedded.spill_dir = o.spill_dir;
+  RemoveStaleSpillFolders(o.spill_dir);
 
   // Signals go to the thread waiting for them below, never to Flight's threads: block them
   // before any thread starts (threads inherit the mask).

@@ -115,6 +115,9 @@ struct OfflineReadStats {
   int64_t rows_estimated = 0;     // rows to read, known before reading (progress); 0: unknown
   int64_t null_key_rows = 0;      // latest rows: rows in range with a null join key
   int64_t rows_matched = 0;       // historical: entity rows that got a feature row
+  // Historical, the embedded engine: Parquet row groups the join's second read (the features of
+  // the chosen rows) left unread because none of their rows was chosen; 0 when unknown.
+  int64_t row_groups_skipped = 0;
   // Historical, views with window aggregations (docs/AGGREGATIONS.md): whether plain features
   // were asked too (rows_matched counts their join), the longest window of the aggregations
   // asked (zero: none was) and the entity rows with at least one event of their key in it (the

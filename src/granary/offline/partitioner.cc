@@ -123,25 +123,11 @@ Status EntityPartitioner::SpillLargest() {
   return Status::OK();
 }
 
-Result<TempDir> MakeSpillFolder(const std::filesystem::path& parent, std::string_view prefix,
-                                std::string_view what) {
-  std::error_code ec;
-  const auto under = parent.empty() ? std::filesystem::temp_directory_path(ec) : parent;
-  auto dir = TempDir::MakeIn(under, std::string(prefix));
-  if (!dir.ok()) {
-    return Status::IOError(fmt::format(
-        "cannot create a spill folder under {}: {}; set a folder with room for {} (TMPDIR or "
-        "--spill-dir)",
-        under.string(), dir.status().message(), what));
-  }
-  return std::move(*dir);
-}
-
 Status EntityPartitioner::SpillPartition(int i) {
   Partition& part = partitions_[i];
   if (!spill_dir_) {
-    GRANARY_ASSIGN_OR_RAISE(TempDir dir,
-                            MakeSpillFolder(options_.spill_parent, "granary-spill-", "the data"));
+    GRANARY_ASSIGN_OR_RAISE(
+        SpillFolder dir, SpillFolder::Make(options_.spill_parent, "granary-spill-", "the data"));
     spill_dir_.emplace(std::move(dir));
   }
   if (part.writer == nullptr) {

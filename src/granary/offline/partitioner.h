@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "granary/common/result.h"
-#include "granary/common/temp_dir.h"
+#include "granary/offline/spill_folder.h"
 
 namespace arrow {
 class RecordBatch;
@@ -34,18 +34,12 @@ int64_t BatchBytes(const arrow::RecordBatch& batch);
 // worker threads end (a few ms); values and budgets are unaffected, only the RSS.
 void ReleaseFreedMemory();
 
-// A private folder for spill files under `parent` (the system's temporary folder when empty),
-// named `prefix` and a random suffix. `what` names what goes in it, for the error, which says
-// how to give it room (TMPDIR or --spill-dir).
-Result<TempDir> MakeSpillFolder(const std::filesystem::path& parent, std::string_view prefix,
-                                std::string_view what);
-
 struct PartitionerOptions {
   int num_partitions = 64;  // at least 1
   // Bytes of buffered rows kept in memory; past it, the largest partitions are written to Arrow
   // IPC files until half of it is left. The bound counts Arrow buffers of the buffered batches.
   int64_t memory_budget_bytes = int64_t{1} << 30;
-  // Folder for the spill folder (a TempDir made on the first spill); empty: the system's temp dir.
+  // Folder for the spill folder (a SpillFolder made on the first spill); empty: the system's temp dir.
   std::filesystem::path spill_parent;
 };
 
@@ -105,7 +99,7 @@ class EntityPartitioner {
   std::vector<int> key_indices_;
   PartitionerOptions options_;
   std::vector<Partition> partitions_;
-  std::optional<TempDir> spill_dir_;
+  std::optional<SpillFolder> spill_dir_;
   bool finished_ = false;
   PartitionerStats stats_;
 };

@@ -114,8 +114,9 @@ Result<OutputPlacement> TrainingSetOutput::Add(
 Status TrainingSetOutput::Spill(size_t index) {
   Group& group = groups_[index];
   if (!spill_dir_) {
-    GRANARY_ASSIGN_OR_RAISE(TempDir dir, MakeSpillFolder(options_.spill_parent, "granary-output-",
-                                                         "the training set's spilled columns"));
+    GRANARY_ASSIGN_OR_RAISE(SpillFolder dir,
+                            SpillFolder::Make(options_.spill_parent, "granary-output-",
+                                              "the training set's spilled columns"));
     spill_dir_.emplace(std::move(dir));
   }
   group.file = spill_dir_->path() / fmt::format("columns-{:03}.arrows", index);

@@ -13,7 +13,8 @@
 // file written is byte for byte the one the whole table gave (TrainingSetOutput tests).
 //
 // Spill files are removed when the object is destroyed: after the last batch, on an error or on
-// cancellation (a process killed outright leaves its folder, named granary-output-XXXXXX, behind).
+// cancellation; a process killed outright leaves its folder (granary-output-XXXXXX) behind, which
+// a later run removes (spill_folder.h).
 //
 // One thread at a time.
 #pragma once
@@ -28,7 +29,7 @@
 
 #include "granary/common/cancel.h"
 #include "granary/common/result.h"
-#include "granary/common/temp_dir.h"
+#include "granary/offline/spill_folder.h"
 
 namespace arrow {
 class ChunkedArray;
@@ -111,7 +112,7 @@ class TrainingSetOutput {
   TrainingSetOutputOptions options_;
   std::vector<Group> groups_;
   std::set<int64_t> cuts_;  // where batches end, ascending; the last is rows
-  std::optional<TempDir> spill_dir_;
+  std::optional<SpillFolder> spill_dir_;
   int64_t held_bytes_ = 0;
   int64_t spilled_bytes_ = 0;
   std::shared_ptr<arrow::Schema> schema_;  // every column's, from the first Next()

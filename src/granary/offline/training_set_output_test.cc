@@ -243,7 +243,7 @@ TEST(TrainingSetOutput, BatchesEndAtRowGroupsAndAtEveryChunkOfAHeldColumn) {
   }
   EXPECT_EQ(output->held_bytes(), TrainingSetOutput::BytesOf(c.columns[0]));
   EXPECT_GT(output->spilled_bytes(), 0);
-  EXPECT_EQ(FilesUnder(dir.path()), 4);  // the spill folder and one file per view
+  EXPECT_EQ(FilesUnder(dir.path()), 5);  // the spill folder, its lock file, one file per view
   // Cuts: 4000, 8000 (row groups), n/3 + 17 and 2n/3 + 5 (the key's chunks), n/2 + 3 (zone's).
   std::vector<int64_t> ends;
   int64_t at = 0;

@@ -158,6 +158,7 @@ class EmbeddedEngine final : public OfflineEngine {
     for (const auto& v : stats.views) {
       OfflineReadStats s = ToReadStats(v.name, v.join.scan);
       s.rows_matched = v.join.rows_matched;
+      s.row_groups_skipped = v.join.row_groups_skipped;
       s.plain_features = v.plain_features;
       s.aggregation_window = v.window;
       s.rows_with_events = v.rows_with_events;
@@ -197,11 +198,14 @@ class EmbeddedEngine final : public OfflineEngine {
     latest.progress = request.progress;
     latest.cancel = request.cancel;
     latest.TEST_force_partitions = options_.TEST_force_partitions;
+    // Both passes read the files of one listing (one Delta version).
+    GRANARY_ASSIGN_OR_RAISE(SourceSnapshot files,
+                            SourceSnapshot::Read(source.repo_root, *source.defs, *source.view));
     LatestRowsStats first_pass;
     GRANARY_ASSIGN_OR_RAISE(std::vector<ChosenRow> chosen,
-                            SelectLatestRows(source, latest, &first_pass));
-    return OpenLatestRowsStream(source, first_pass, std::move(chosen), request.batch_rows,
-                                request.cancel);
+                            SelectLatestRows(source, files, latest, &first_pass));
+    return OpenLatestRowsStream(source, std::move(files), first_pass, std::move(chosen),
+                                request.batch_rows, request.cancel);
   }
 
   Result<std::unique_ptr<OfflineBatchStream>> ReadEvents(const Definitions& defs,

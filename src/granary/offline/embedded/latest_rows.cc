@@ -222,14 +222,15 @@ Status CancelledStatus(const FeatureView& view) {
 }  // namespace
 
 Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
+                                                const SourceSnapshot& files,
                                                 const LatestRowsOptions& options,
                                                 LatestRowsStats* stats) {
   SourceScanOptions scan_options = source.options;
   scan_options.with_features = false;
   scan_options.with_join_keys = true;
   scan_options.with_created_timestamp = true;
-  GRANARY_ASSIGN_OR_RAISE(auto scan, FeatureSourceScan::Open(source.repo_root, *source.defs,
-                                                             *source.view, scan_options));
+  GRANARY_ASSIGN_OR_RAISE(auto scan,
+                          FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
   if (options.progress != nullptr) options.progress->SetTotal(scan->stats().rows_estimated);
   // A copy: the scan may be opened again below.
   const std::shared_ptr<arrow::Schema> schema = scan->schema();
@@ -264,7 +265,7 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
   const int64_t half_budget = std::max<int64_t>(1, options.memory_budget_bytes / 2);
   int partitions = options.TEST_force_partitions;
   std::vector<ChosenRow> chosen;
-  int64_t position = 0;
+  int64_t rows_read = 0;  // rows in range, for the plan and the progress
 
   auto read_keys = [&](const arrow::RecordBatch& batch) {
     std::vector<std::shared_ptr<arrow::Array>> keys;
@@ -279,10 +280,12 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
       if (IsCancelled(options)) return CancelledStatus(*source.view);
       GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
       if (batch == nullptr) break;
+      const ReadPositions& at = scan->positions();
       GRANARY_RETURN_NOT_OK(
           table.Offer(read_keys(*batch), *batch->column(ts_index),
-                      created_index >= 0 ? batch->column(created_index).get() : nullptr, position));
-      position += batch->num_rows();
+                      created_index >= 0 ? batch->column(created_index).get() : nullptr, at.first,
+                      at.rows.get()));
+      rows_read += batch->num_rows();
       stats->peak_state_bytes = std::max(stats->peak_state_bytes, table.memory_bytes());
       if (options.progress != nullptr) options.progress->Add(batch->num_rows());
       if (table.memory_bytes() > options.memory_budget_bytes) {
@@ -294,20 +297,19 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
       stats->null_key_rows = table.null_key_rows();
       table.TakeChosen(&chosen);
     } else {
-      const int64_t rows_read = std::max<int64_t>(1, position);
+      const int64_t read = std::max<int64_t>(1, rows_read);
       const double entities_expected = static_cast<double>(table.entities()) *
-                                       static_cast<double>(std::max(rows_bound, rows_read)) /
-                                       static_cast<double>(rows_read);
+                                       static_cast<double>(std::max(rows_bound, read)) /
+                                       static_cast<double>(read);
       const auto bytes_expected = static_cast<int64_t>(entities_expected) * entity_bytes;
       partitions = static_cast<int>(
           std::clamp<int64_t>((bytes_expected + half_budget - 1) / half_budget, 2, 4096));
-      stats->rows_read_twice = position;
+      stats->rows_read_twice = rows_read;
       table = LatestRowTable(single_integer_key);
       scan.reset();
-      GRANARY_ASSIGN_OR_RAISE(scan, FeatureSourceScan::Open(source.repo_root, *source.defs,
-                                                            *source.view, scan_options));
-      if (options.progress != nullptr) options.progress->SetTotal(rows_bound + position);
-      position = 0;
+      GRANARY_ASSIGN_OR_RAISE(
+          scan, FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
+      if (options.progress != nullptr) options.progress->SetTotal(rows_bound + rows_read);
     }
   }
   stats->partitions = partitions;
@@ -330,18 +332,20 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
       GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
       if (batch == nullptr) break;
       const int64_t n = batch->num_rows();
-      arrow::Int64Builder positions;
-      if (!positions.Resize(n).ok()) return Status::Internal("out of memory");
-      for (int64_t i = 0; i < n; ++i) positions.UnsafeAppend(position + i);
-      std::shared_ptr<arrow::Array> position_array;
-      if (!positions.Finish(&position_array).ok()) return Status::Internal("out of memory");
+      const ReadPositions& at = scan->positions();
+      std::shared_ptr<arrow::Array> position_array = at.rows;
+      if (position_array == nullptr) {
+        arrow::Int64Builder positions;
+        if (!positions.Resize(n).ok()) return Status::Internal("out of memory");
+        for (int64_t i = 0; i < n; ++i) positions.UnsafeAppend(at.first + i);
+        if (!positions.Finish(&position_array).ok()) return Status::Internal("out of memory");
+      }
       arrow::ArrayVector columns = read_keys(*batch);
       columns.push_back(batch->column(ts_index));
       if (created_index >= 0) columns.push_back(batch->column(created_index));
       columns.push_back(position_array);
       GRANARY_RETURN_NOT_OK(
           partitioner->Append(arrow::RecordBatch::Make(record_schema, n, std::move(columns))));
-      position += n;
       if (options.progress != nullptr) options.progress->Add(n);
     }
     GRANARY_RETURN_NOT_OK(partitioner->Finish());
@@ -376,6 +380,7 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
         std::max(stats->peak_state_bytes, partitioner->stats().peak_bytes_in_memory);
   }
   stats->scan = scan->stats();
+  stats->files_fingerprint = scan->FilesFingerprint();
   std::sort(chosen.begin(), chosen.end(),
             [](const ChosenRow& a, const ChosenRow& b) { return a.index < b.index; });
   return chosen;

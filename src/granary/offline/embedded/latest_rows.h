@@ -7,9 +7,11 @@
 // (docs/POINT_IN_TIME.md, with t = the interval's end and no ttl). Rows with a null join key
 // belong to no entity and are never chosen.
 //
-// Only join keys and timestamps are read. The answer is a list of read positions (and their event
-// times, so the second pass can check it reads the same rows), sorted by position: the second
-// pass (latest_stream.h) then reads the features in the same order and keeps just those rows.
+// Only join keys and timestamps are read. The answer is a list of read positions (ReadPositions:
+// counted over every row of the row groups read, in range or not) and their event times, sorted
+// by position: the second pass (latest_stream.h) then reads the features of the same files in the
+// same order, finds those rows by position without reading the event times again (it has them),
+// and leaves the row groups that hold none of them unread.
 //
 // Memory: one hash table entry per entity (LatestRowTable: for one integer-like join key, an
 // open-addressing table of 32-byte slots at most 70 % full; otherwise a node map keyed by the
@@ -109,11 +111,15 @@ struct LatestRowsStats {
   // Rows read before the table outgrew the budget and the scan started again partitioned (0:
   // it did not).
   int64_t rows_read_twice = 0;
+  // FeatureSourceScan::FilesFingerprint of the (last) read: the second pass must plan the same.
+  uint64_t files_fingerprint = 0;
 };
 
-// Runs the first pass over `source` (its scan options give the interval; the join key and
-// timestamp columns are read, never the features). The chosen rows come back sorted by position.
+// Runs the first pass over the files of `files` (SourceSnapshot::Read of `source`'s view; its
+// scan options give the interval; the join key and timestamp columns are read, never the
+// features). The chosen rows come back sorted by read position.
 Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
+                                                const SourceSnapshot& files,
                                                 const LatestRowsOptions& options,
                                                 LatestRowsStats* stats);
 

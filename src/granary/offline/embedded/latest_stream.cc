@@ -4,74 +4,108 @@
 #include <arrow/compute/api.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "granary/types/arrow_convert.h"
+
 namespace granary {
 namespace {
 
 Status SourceChanged(const FeatureView& view) {
   return Status::FailedPrecondition(fmt::format(
-      "feature view '{}': its source changed while it was being materialized (files were added, "
+      "feature view '{}': its source changed while it was being materialized (files it read were "
       "removed or rewritten between the two passes); the watermark was not moved; run it again",
       view.name));
 }
 
+// The chosen rows in read order; the scan's wants_rows holds them too.
+using ChosenRows = std::shared_ptr<const std::vector<ChosenRow>>;
+
 class LatestRowsStream final : public OfflineBatchStream {
  public:
-  LatestRowsStream(const FeatureView& view, std::unique_ptr<FeatureSourceScan> scan,
-                   std::vector<ChosenRow> chosen, OfflineReadStats stats, const CancelFlag* cancel)
+  // `schema`: the scan's with the event time at `ts_index`.
+  LatestRowsStream(const FeatureView& view, SourceSnapshot files,
+                   std::unique_ptr<FeatureSourceScan> scan, std::shared_ptr<arrow::Schema> schema,
+                   int ts_index, ChosenRows chosen, OfflineReadStats stats,
+                   const CancelFlag* cancel)
       : view_(view),
+        files_(std::move(files)),
         scan_(std::move(scan)),
+        schema_(std::move(schema)),
+        ts_index_(ts_index),
         chosen_(std::move(chosen)),
         stats_(std::move(stats)),
-        cancel_(cancel),
-        ts_index_(scan_->event_timestamp_index()) {}
+        cancel_(cancel) {}
 
-  const std::shared_ptr<arrow::Schema>& schema() const override { return scan_->schema(); }
+  const std::shared_ptr<arrow::Schema>& schema() const override { return schema_; }
 
   Result<std::shared_ptr<arrow::RecordBatch>> Next() override {
-    while (next_ < chosen_.size()) {
+    const std::vector<ChosenRow>& chosen = *chosen_;
+    while (next_ < chosen.size()) {
       if (cancel_ != nullptr && cancel_->cancelled()) {
         return Status::Cancelled(
             fmt::format("feature view '{}': materialization cancelled", view_.name));
       }
       GRANARY_ASSIGN_OR_RAISE(std::shared_ptr<arrow::RecordBatch> batch, scan_->Next());
       if (batch == nullptr) break;
-      const int64_t end = offset_ + batch->num_rows();
-      const int64_t* ts = batch->column(ts_index_)->data()->GetValues<int64_t>(1);
+      const int64_t offset = scan_->positions().first;
+      const int64_t end = offset + batch->num_rows();
+      // A chosen row before this batch was in a row group the first pass read and this one did
+      // not find: the files changed.
+      if (chosen[next_].index < offset) return SourceChanged(view_);
       local_.clear();
-      for (; next_ < chosen_.size() && chosen_[next_].index < end; ++next_) {
-        const int64_t row = chosen_[next_].index - offset_;
-        if (ts[row] != chosen_[next_].event_ts) return SourceChanged(view_);
-        local_.push_back(row);
+      times_.clear();
+      for (; next_ < chosen.size() && chosen[next_].index < end; ++next_) {
+        local_.push_back(chosen[next_].index - offset);
+        times_.push_back(chosen[next_].event_ts);
       }
-      offset_ = end;
       if (local_.empty()) continue;
-      // Every row is an entity's latest (no history in range): the batch as it is.
-      if (static_cast<int64_t>(local_.size()) == batch->num_rows()) return batch;
-      arrow::Int64Builder builder;
-      if (!builder.AppendValues(local_).ok()) return Status::Internal("out of memory");
-      std::shared_ptr<arrow::Array> indices;
-      if (!builder.Finish(&indices).ok()) return Status::Internal("out of memory");
-      auto taken = arrow::compute::Take(batch, indices);
-      if (!taken.ok()) return Status::Internal(taken.status().ToString());
-      return taken->record_batch();
+      arrow::ArrayVector columns;
+      if (static_cast<int64_t>(local_.size()) == batch->num_rows()) {
+        columns = batch->columns();  // every row is an entity's latest: the batch as it is
+      } else {
+        arrow::Int64Builder builder;
+        if (!builder.AppendValues(local_).ok()) return Status::Internal("out of memory");
+        std::shared_ptr<arrow::Array> indices;
+        if (!builder.Finish(&indices).ok()) return Status::Internal("out of memory");
+        auto taken = arrow::compute::Take(batch, indices);
+        if (!taken.ok()) return Status::Internal(taken.status().ToString());
+        columns = taken->record_batch()->columns();
+      }
+      arrow::TimestampBuilder times(schema_->field(ts_index_)->type(),
+                                    arrow::default_memory_pool());
+      if (!times.AppendValues(times_).ok()) return Status::Internal("out of memory");
+      std::shared_ptr<arrow::Array> time_array;
+      if (!times.Finish(&time_array).ok()) return Status::Internal("out of memory");
+      columns.insert(columns.begin() + ts_index_, std::move(time_array));
+      return arrow::RecordBatch::Make(schema_, static_cast<int64_t>(local_.size()),
+                                      std::move(columns));
     }
-    if (next_ < chosen_.size()) return SourceChanged(view_);  // fewer rows than the first pass
+    if (next_ < chosen.size()) return SourceChanged(view_);  // fewer rows than the first pass
+    if (!checked_) {
+      // A file rewritten while this pass read it (after its footer was read).
+      checked_ = true;
+      GRANARY_RETURN_NOT_OK(files_.CheckUnchanged(fmt::format("feature view '{}'", view_.name)));
+    }
     return std::shared_ptr<arrow::RecordBatch>();
   }
 
   std::vector<OfflineReadStats> stats() const override { return {stats_}; }
-  int64_t expected_rows() const override { return static_cast<int64_t>(chosen_.size()); }
+  int64_t expected_rows() const override { return static_cast<int64_t>(chosen_->size()); }
 
  private:
   const FeatureView& view_;
+  const SourceSnapshot files_;
   std::unique_ptr<FeatureSourceScan> scan_;
-  const std::vector<ChosenRow> chosen_;
+  const std::shared_ptr<arrow::Schema> schema_;
+  const int ts_index_;
+  const ChosenRows chosen_;
   const OfflineReadStats stats_;  // the first pass's: what was read to find the rows
   const CancelFlag* cancel_;
-  const int ts_index_;
-  size_t next_ = 0;     // the next chosen row to find
-  int64_t offset_ = 0;  // read position of the next batch's first row
-  std::vector<int64_t> local_;
+  size_t next_ = 0;
+  bool checked_ = false;
+  std::vector<int64_t> local_;  // scratch: the chosen rows' indices in the current batch
+  std::vector<int64_t> times_;  // scratch: their event times, in microseconds
 };
 
 }  // namespace
@@ -91,29 +125,49 @@ OfflineReadStats ToReadStats(const std::string& view, const SourceScanStats& sca
 }
 
 Result<std::unique_ptr<OfflineBatchStream>> OpenLatestRowsStream(const ViewSource& source,
+                                                                 SourceSnapshot files,
                                                                  const LatestRowsStats& first_pass,
                                                                  std::vector<ChosenRow> chosen,
                                                                  int64_t batch_rows,
                                                                  const CancelFlag* cancel) {
+  auto rows = std::make_shared<const std::vector<ChosenRow>>(std::move(chosen));
+  // The features of the chosen rows, found by the first pass's read positions in the same files:
+  // neither the event times (the first pass's fill them) nor the row groups without a chosen row
+  // are read.
   SourceScanOptions scan_options = source.options;
   scan_options.with_join_keys = true;
   scan_options.with_created_timestamp = true;
   scan_options.with_features = true;
+  scan_options.with_event_timestamp = false;
+  scan_options.wants_rows = [rows](int64_t begin, int64_t end) {
+    auto it = std::lower_bound(rows->begin(), rows->end(), begin,
+                               [](const ChosenRow& row, int64_t at) { return row.index < at; });
+    return it != rows->end() && it->index < end;
+  };
   scan_options.batch_rows = std::max<int64_t>(1, batch_rows);
-  GRANARY_ASSIGN_OR_RAISE(auto scan, FeatureSourceScan::Open(source.repo_root, *source.defs,
-                                                             *source.view, scan_options));
+  GRANARY_ASSIGN_OR_RAISE(auto scan,
+                          FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
   // With no row chosen there is nothing to find again, so a plan that changed does not matter.
-  if (!chosen.empty() && !SameScanPlan(scan->stats(), first_pass.scan)) {
+  if (!rows->empty() && (!SameScanPlan(scan->stats(), first_pass.scan) ||
+                         scan->FilesFingerprint() != first_pass.files_fingerprint)) {
     return SourceChanged(*source.view);
   }
+  // The first pass's columns: the event time after the join keys, filled from the first pass's
+  // times of the chosen rows.
+  const int ts_index = static_cast<int>(scan->join_keys().size());
+  auto schema = scan->schema()->AddField(
+      ts_index, arrow::field(kEventTimestampColumn,
+                             ToArrowType(ValueType::Scalar(ScalarType::kTimestamp))));
+  if (!schema.ok()) return Status::Internal(schema.status().ToString());
   OfflineReadStats stats = ToReadStats(source.view->name, first_pass.scan);
   stats.null_key_rows = first_pass.null_key_rows;
   stats.partitions = first_pass.partitions;
   stats.bytes_spilled = first_pass.bytes_spilled;
   stats.peak_state_bytes = first_pass.peak_state_bytes;
   stats.rows_read_twice = first_pass.rows_read_twice;
-  return std::unique_ptr<OfflineBatchStream>(new LatestRowsStream(
-      *source.view, std::move(scan), std::move(chosen), std::move(stats), cancel));
+  return std::unique_ptr<OfflineBatchStream>(
+      new LatestRowsStream(*source.view, std::move(files), std::move(scan), std::move(*schema),
+                           ts_index, std::move(rows), std::move(stats), cancel));
 }
 
 }  // namespace granary
