@@ -135,8 +135,9 @@ rocksdb::CompactionFilter::Decision SectionExpiryFilter::FilterV2(int, const roc
     (s.expire_at > now ? live : expired) += 1;
     return true;
   });
-  if (!ok || expired == 0) return Decision::kKeep;  // a malformed row is left for reads to report
-  if (live == 0) return Decision::kRemove;
+  if (!ok) return Decision::kKeep;  // a malformed row is left for reads to report
+  if (live == 0) return Decision::kRemove;  // an empty row too (merge_row.h)
+  if (expired == 0) return Decision::kKeep;
   new_value->clear();
   StartRow(new_value);
   WalkSections(row, [&](const SectionRef& s) {
