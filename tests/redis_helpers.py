@@ -21,11 +21,15 @@ def redis_cli(port, *args):
 
 
 def start_redis(port, folder):
-    """Starts a redis-server without persistence in `folder` and waits until it answers."""
+    """Starts a redis-server without persistence in `folder` and waits until it answers.
+
+    In a process group of its own: when pytest's group becomes orphaned (the shell that started
+    it exits first) the kernel sends SIGCONT to that group, which would resume a server a test
+    froze with SIGSTOP (src/granary/testing/child_process.cc)."""
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
     for _ in range(500):
         if redis_cli(port, "ping") == "PONG":
             return proc

@@ -94,7 +94,8 @@ def test_a_killed_unreaped_run_is_not_running_and_keeps_what_it_wrote(cli, grana
                NOW - dt.timedelta(hours=2))
     proc = subprocess.Popen([str(granary_bin), "-C", str(repo), "materialize-incremental", "now",
                              "--views", "risk", "--write-threads", "1", "--write-batch-rows",
-                             "200", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "200", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            process_group=0)  # frozen below: see redis_helpers.start_redis
     try:
         # The run records its counts as it goes: wait until status shows some written. The run is
         # let go in short steps and frozen (SIGSTOP) while status looks, so that on a fast or a

@@ -136,9 +136,7 @@ rocksdb::CompactionFilter::Decision SectionExpiryFilter::FilterV2(int, const roc
     return true;
   });
   if (!ok) return Decision::kKeep;  // a malformed row is left for reads to report
-  // No live section: every one expired, or none at all (a full merge in an earlier compaction
-  // dropped them all and wrote an empty row, which that compaction did not filter).
-  if (live == 0) return Decision::kRemove;
+  if (live == 0) return Decision::kRemove;  // an empty row too (merge_row.h)
   if (expired == 0) return Decision::kKeep;
   new_value->clear();
   StartRow(new_value);

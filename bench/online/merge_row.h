@@ -114,9 +114,11 @@ class SectionMergeOperator final : public rocksdb::MergeOperator {
 
 // The per-section ttl in compactions: a full merge drops expired sections, but a row that no
 // operand meets is never merged again, so this filter rewrites a stored row (not an operand)
-// without its sections expired at now(), and removes a row left without any (the per-view
-// store's filter removes a whole expired record). Operands are kept: an expired one still tells
-// an earlier row that it lost.
+// without its sections expired at now(), and removes a row without a live section (the per-view
+// store's filter removes a whole expired record). That includes a row of no section at all: a
+// full merge whose every section had expired writes one (a merge operator cannot delete), and
+// RocksDB does not filter what a merge wrote in the same compaction. Operands are kept: an
+// expired one still tells an earlier row that it lost.
 class SectionExpiryFilter final : public rocksdb::CompactionFilter {
  public:
   explicit SectionExpiryFilter(std::function<int64_t()> now) : now_(std::move(now)) {}

@@ -7,6 +7,8 @@
 #include <random>
 #include <set>
 
+#include "granary/testing/test_seed.h"
+
 namespace granary::aggregation {
 namespace {
 
@@ -128,8 +130,8 @@ TEST(WindowKernel, StddevOfEqualValuesIsExactlyZeroAfterOtherValuesLeft) {
 
 // The sweep against a brute-force rescan of every row's window on random data.
 TEST(WindowKernel, SweepEqualsBruteForceOnRandomData) {
-  const unsigned seed = std::random_device{}();
-  SCOPED_TRACE("seed " + std::to_string(seed));
+  const uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE(testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   Case c;
   std::vector<std::optional<int64_t>> raw;

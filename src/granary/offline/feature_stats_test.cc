@@ -15,6 +15,7 @@
 
 #include "granary/common/temp_dir.h"
 #include "granary/registry/loader.h"
+#include "granary/testing/test_seed.h"
 
 namespace granary {
 namespace {
@@ -81,8 +82,8 @@ const FeatureStats& Feature(const FeatureStatsReport& r, const std::string& name
 }
 
 TEST(FeatureStats, MatchesABruteForceSummaryOfRandomRows) {
-  const unsigned seed = std::random_device{}();
-  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE(testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   std::vector<Row> rows;
   const char* zones[] = {"north", "south", "east", "west", "centre"};

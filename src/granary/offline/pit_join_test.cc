@@ -17,6 +17,7 @@
 #include "granary/offline/key_hash.h"
 #include "granary/offline/partitioner.h"
 #include "granary/offline/pit_stream.h"
+#include "granary/testing/test_seed.h"
 
 namespace granary {
 namespace {
@@ -311,20 +312,13 @@ void CheckAgainstOracle(const RandomCase& c, int64_t rows_per_group,
   }
 }
 
-// A new seed each run; GRANARY_TEST_SEED=<seed> replays a failing one first.
-uint64_t FirstSeed() {
-  const char* env = std::getenv("GRANARY_TEST_SEED");
-  return env != nullptr ? std::stoull(env) : std::random_device{}();
-}
-
 TEST(PointInTimeJoin, AgreesWithABruteForceOracleOnRandomData) {
-  const uint64_t first_seed = FirstSeed();
+  const uint64_t first_seed = testing::TestSeed();
   std::set<MatchStrategy> modes;  // engine paths taken
   int64_t skipped = 0;            // row groups the gather pass left unread
   for (uint64_t round = 0; round < 60; ++round) {
     const uint64_t seed = first_seed + round;
-    SCOPED_TRACE("seed " + std::to_string(seed) +
-                 " (rerun with GRANARY_TEST_SEED=" + std::to_string(seed) + ")");
+    SCOPED_TRACE(testing::SeedTrace(seed));
     // Every engine path, as planned for each budget (the default streams; a tiny one cannot
     // hold even one key's rows and partitions) and forced: streamed in groups, keys and times
     // sorted in memory, and partitioned with spilling.
@@ -344,12 +338,11 @@ TEST(PointInTimeJoin, AgreesWithABruteForceOracleOnRandomData) {
 TEST(PointInTimeJoin, AgreesWithTheOracleWhenLargeBatchesAreMatchedOnSeveralThreads) {
   // Files of more than 4096 rows, read as one batch each: the streaming matcher splits each batch
   // over 4 threads, whose per-thread candidates Finish merges.
-  const uint64_t first_seed = FirstSeed();
+  const uint64_t first_seed = testing::TestSeed();
   std::set<MatchStrategy> modes;
   for (uint64_t round = 0; round < 3; ++round) {
     const uint64_t seed = first_seed + round;
-    SCOPED_TRACE("seed " + std::to_string(seed) +
-                 " (rerun with GRANARY_TEST_SEED=" + std::to_string(seed) + ")");
+    SCOPED_TRACE(testing::SeedTrace(seed));
     RandomCase c = MakeCase(seed, /*large=*/true);
     ASSERT_GT(c.f_key.size(), 5000u);
     const int64_t one_group = static_cast<int64_t>(c.f_key.size());
@@ -694,9 +687,8 @@ TEST(StreamingMatcher, ChoosesTheSameRowsOnOneTwoAndThreeThreads) {
   // Enough entity rows (100,000) that the entity side is sorted in hash ranges on each thread;
   // batches large enough that Offer splits them over the threads. The sort-and-sweep engine
   // (MatchPointInTime) is the reference.
-  const uint64_t seed = FirstSeed();
-  SCOPED_TRACE("seed " + std::to_string(seed) +
-               " (rerun with GRANARY_TEST_SEED=" + std::to_string(seed) + ")");
+  const uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE(testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   auto uniform = [&](int64_t lo, int64_t hi) {
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng);

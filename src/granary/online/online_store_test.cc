@@ -13,6 +13,7 @@
 
 #include "granary/testing/online_definitions.h"
 #include "granary/testing/online_store_fixture.h"
+#include "granary/testing/test_seed.h"
 
 namespace granary {
 namespace {
@@ -225,10 +226,11 @@ TEST_P(OnlineStoreTest, WriteOrderIsExactForTimestampsPastTwoToTheFiftyThreeMicr
 TEST_P(OnlineStoreTest, ConcurrentWritersKeepTheNewestRowOfEveryEntity) {
   constexpr int kThreads = 4, kEntities = 300, kRounds = 6;
   std::vector<std::thread> threads;
-  const uint32_t seed = std::random_device{}();
-  SCOPED_TRACE("seed " + std::to_string(seed));
+  const uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE(testing::SeedTrace(seed));
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
+      SCOPED_TRACE(testing::SeedTrace(seed));  // the writers assert on their own threads
       std::mt19937 rng(seed + t);
       for (int round = 0; round < kRounds; ++round) {
         std::vector<Row> rows;

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "granary/testing/test_seed.h"
+
 namespace granary::serving {
 namespace {
 
@@ -80,7 +82,7 @@ std::string ReferenceShortest(F v, bool json_float) {
 }
 
 template <typename F, typename Bits>
-void ExpectShortestMatchesToChars(const std::vector<F>& values, uint64_t seed) {
+void ExpectShortestMatchesToChars(const std::vector<F>& values) {
   for (F v : values) {
     if (!std::isfinite(v)) continue;
     for (bool json_float : {false, true}) {
@@ -90,14 +92,14 @@ void ExpectShortestMatchesToChars(const std::vector<F>& values, uint64_t seed) {
       Bits bits;
       std::memcpy(&bits, &v, sizeof(v));
       ASSERT_EQ(std::string(buf, n), ReferenceShortest(v, json_float))
-          << "bits 0x" << std::hex << uint64_t{bits} << std::dec << ", json_float " << json_float
-          << ", seed " << seed;
+          << "bits 0x" << std::hex << uint64_t{bits} << std::dec << ", json_float " << json_float;
     }
   }
 }
 
 TEST(JsonFormat, ShortestMatchesToCharsOnRandomBits) {
-  const uint64_t seed = std::random_device{}();
+  const uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE(testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   std::vector<double> doubles = {0.0,
                                  -0.0,
@@ -165,8 +167,8 @@ TEST(JsonFormat, ShortestMatchesToCharsOnRandomBits) {
     floats.push_back(f);
     floats.push_back(static_cast<float>(rng() % 1'000'000) / 7.0f);
   }
-  ExpectShortestMatchesToChars<double, uint64_t>(doubles, seed);
-  ExpectShortestMatchesToChars<float, uint32_t>(floats, seed);
+  ExpectShortestMatchesToChars<double, uint64_t>(doubles);
+  ExpectShortestMatchesToChars<float, uint32_t>(floats);
   // Every float32 of one binade near 1 and of the subnormals, exhaustively.
   std::vector<float> binade;
   for (uint32_t bits = 0x3f800000u; bits < 0x3f800000u + (1u << 20); ++bits) {
@@ -179,7 +181,7 @@ TEST(JsonFormat, ShortestMatchesToCharsOnRandomBits) {
     std::memcpy(&f, &bits, sizeof(f));
     binade.push_back(f);
   }
-  ExpectShortestMatchesToChars<float, uint32_t>(binade, 0);
+  ExpectShortestMatchesToChars<float, uint32_t>(binade);
 }
 
 }  // namespace

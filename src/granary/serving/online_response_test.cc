@@ -16,6 +16,7 @@
 #include "granary/serving/json_format.h"
 #include "granary/testing/online_definitions.h"
 #include "granary/testing/online_features_fixture.h"
+#include "granary/testing/test_seed.h"
 
 namespace granary {
 namespace {
@@ -295,9 +296,9 @@ TEST_F(OnlineFeaturesTest, TheWriterMatchesASimpleReferenceOnRandomAnswers) {
   // Random answers of every_type (all 16 types) and risk (ttl 1h), every status: rows missing
   // (NOT_FOUND), not read (INVALID), older than the ttl (OUTSIDE_MAX_AGE), null features
   // (NULL_VALUE); written on one thread and split across two, compared with the reference.
-  const uint64_t seed = std::random_device{}();
+  const uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE(testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
-  SCOPED_TRACE(fmt::format("seed {}", seed));
   std::string features;  // the two views interleaved
   for (const auto& f : layouts_.at("every_type")->features()) {
     features += fmt::format("\"every_type:{}\",", f.name);

@@ -33,6 +33,13 @@ Result<ChildProcess> ChildProcess::Spawn(std::vector<std::string> args,
         ::_exit(126);
       }
     }
+    // A process group of its own: when the test's group becomes orphaned (the shell that
+    // started the test exits first) the kernel sends SIGHUP and SIGCONT to every process of that
+    // group holding a stopped one, which resumed a server a test had paused (SIGSTOP) in the
+    // middle of the test (StoreOpener's never-policy open was then answered). Signals meant for
+    // the test's group (a terminal's Ctrl-C) no longer reach the server either; it still dies
+    // with the test process (below).
+    ::setpgid(0, 0);
     // The child dies with the test process, even when that one crashes (and it may have died
     // before the prctl). After the change of user: a change of credentials clears the setting.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -32,7 +32,8 @@ struct ChildProcessOptions {
 class ChildProcess {
  public:
   // Forks and execs `args` (args[0] looked up in PATH unless it holds a '/'). The child gets
-  // SIGKILL when the test process dies, even by a crash.
+  // SIGKILL when the test process dies, even by a crash, and runs in a process group of its own
+  // (no signal sent to the test's group reaches it: a paused server stays paused).
   static Result<ChildProcess> Spawn(std::vector<std::string> args,
                                     const ChildProcessOptions& options = {});
 
