@@ -7,7 +7,10 @@
 #include <arrow/util/byte_size.h>
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <mutex>
 #if defined(__GLIBC__)  // set by any standard header
 #include <malloc.h>
 #endif
@@ -20,6 +23,74 @@ int64_t BatchBytes(const arrow::RecordBatch& batch) {
   int64_t total = 0;
   for (const auto& column : batch.columns()) total += arrow::util::TotalBufferSize(*column);
   return total;
+}
+
+namespace {
+
+// Arrow bytes a value of `type` takes, validity bit included (see EstimatedArrowBytes).
+double ArrowValueBytes(const arrow::DataType& type) {
+  constexpr double kValidity = 1.0 / 8;
+  constexpr double kVariableValueBytes = 16;  // stated: a short string's characters
+  constexpr double kListValues = 4;           // stated: values a list holds
+  switch (type.id()) {
+    case arrow::Type::NA:
+      return 0;
+    case arrow::Type::BOOL:
+      return 1.0 / 8 + kValidity;
+    case arrow::Type::STRING:
+    case arrow::Type::BINARY:
+      return 4 + kVariableValueBytes + kValidity;
+    case arrow::Type::LARGE_STRING:
+    case arrow::Type::LARGE_BINARY:
+      return 8 + kVariableValueBytes + kValidity;
+    case arrow::Type::STRING_VIEW:
+    case arrow::Type::BINARY_VIEW:
+      return 16 + kVariableValueBytes + kValidity;
+    case arrow::Type::DICTIONARY:
+      return ArrowValueBytes(*static_cast<const arrow::DictionaryType&>(type).index_type());
+    case arrow::Type::LIST:
+    case arrow::Type::MAP:
+      return 4 + kListValues * ArrowValueBytes(*type.field(0)->type()) + kValidity;
+    case arrow::Type::LARGE_LIST:
+      return 8 + kListValues * ArrowValueBytes(*type.field(0)->type()) + kValidity;
+    case arrow::Type::FIXED_SIZE_LIST: {
+      const auto& list = static_cast<const arrow::FixedSizeListType&>(type);
+      return list.list_size() * ArrowValueBytes(*list.value_type()) + kValidity;
+    }
+    case arrow::Type::STRUCT: {
+      double bytes = kValidity;
+      for (const auto& field : type.fields()) bytes += ArrowValueBytes(*field->type());
+      return bytes;
+    }
+    default: {
+      const int width = type.byte_width();
+      return (width > 0 ? width : kVariableValueBytes) + kValidity;
+    }
+  }
+}
+
+}  // namespace
+
+int64_t EstimatedArrowBytes(const arrow::Schema& schema, int64_t rows) {
+  double per_row = 0;
+  for (const auto& field : schema.fields()) per_row += ArrowValueBytes(*field->type());
+  return static_cast<int64_t>(per_row * static_cast<double>(rows));
+}
+
+int MaxSpillPartitions(int wanted) {
+  constexpr rlim_t kReserved = 256;  // descriptors left for everything else
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return std::max(wanted, 1);
+  const rlim_t needed = static_cast<rlim_t>(std::max(wanted, 1)) + kReserved;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max == RLIM_INFINITY ? needed : std::min(needed, limit.rlim_max);
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= needed) return std::max(wanted, 1);
+  return static_cast<int>(std::max<rlim_t>(limit.rlim_cur, kReserved + 16) - kReserved);
 }
 
 void ReleaseFreedMemory() {
@@ -62,8 +133,42 @@ Result<std::unique_ptr<EntityPartitioner>> EntityPartitioner::Make(
 
 Status EntityPartitioner::Append(const std::shared_ptr<arrow::RecordBatch>& batch) {
   if (finished_) return Status::Internal("EntityPartitioner::Append after Finish");
+  if (batch->num_rows() == 0) return Status::OK();
+  // Batches are gathered until they hold about 8 KiB a partition (at most a quarter of the
+  // budget) and then split together: with thousands of partitions a 64K-row batch alone would
+  // make pieces of a few dozen rows, each a batch of its own (a Take per partition and column,
+  // objects the budget does not count, and a message per piece in the spill files).
+  const int64_t gather = std::min(options_.memory_budget_bytes / 4,
+                                  int64_t{options_.num_partitions} * (int64_t{8} << 10));
+  const int64_t bytes = BatchBytes(*batch);
+  if (pending_.empty() && bytes >= gather) return Split(batch);
+  pending_.push_back(batch);
+  pending_bytes_ += bytes;
+  stats_.bytes_in_memory += bytes;
+  stats_.peak_bytes_in_memory = std::max(stats_.peak_bytes_in_memory, stats_.bytes_in_memory);
+  // Split early when the budget is reached, so that the spill that follows keeps it.
+  if (pending_bytes_ < gather && stats_.bytes_in_memory <= options_.memory_budget_bytes) {
+    return Status::OK();
+  }
+  return SplitPending();
+}
+
+Status EntityPartitioner::SplitPending() {
+  if (pending_.empty()) return Status::OK();
+  std::shared_ptr<arrow::RecordBatch> batch = pending_.front();
+  if (pending_.size() > 1) {
+    auto combined = arrow::ConcatenateRecordBatches(pending_);
+    if (!combined.ok()) return Status::Internal(combined.status().ToString());
+    batch = *combined;
+  }
+  pending_.clear();
+  stats_.bytes_in_memory -= pending_bytes_;
+  pending_bytes_ = 0;
+  return Split(batch);
+}
+
+Status EntityPartitioner::Split(const std::shared_ptr<arrow::RecordBatch>& batch) {
   const int64_t n = batch->num_rows();
-  if (n == 0) return Status::OK();
   std::vector<std::shared_ptr<arrow::Array>> keys;
   for (int index : key_indices_) keys.push_back(batch->column(index));
   GRANARY_ASSIGN_OR_RAISE(KeyColumns key_columns, KeyColumns::Make(std::move(keys)));
@@ -160,6 +265,8 @@ Status EntityPartitioner::SpillPartition(int i) {
 }
 
 Status EntityPartitioner::Finish() {
+  if (finished_) return Status::OK();
+  GRANARY_RETURN_NOT_OK(SplitPending());
   finished_ = true;
   for (Partition& p : partitions_) {
     if (p.writer == nullptr) continue;

@@ -28,6 +28,19 @@ namespace granary {
 // costs, for memory budgets.
 int64_t BatchBytes(const arrow::RecordBatch& batch);
 
+// Arrow bytes that `rows` rows of `schema` take once decoded: exact for fixed-width columns
+// (values and validity bits), an estimate for variable-width ones (strings and binaries: their
+// offsets plus 16 bytes a value; lists: their offsets plus 4 values). Plans partitions from a
+// row count before reading: Parquet's uncompressed size of the same columns can be far smaller
+// (dictionary and run-length encodings of small integers and repeated strings).
+int64_t EstimatedArrowBytes(const arrow::Schema& schema, int64_t rows);
+
+// The most partitions an EntityPartitioner may be given so that each can keep its spill file
+// open while appending (one file descriptor a spilled partition, until Finish), leaving 256
+// descriptors for the rest of the process. Raises the process's soft limit on open files
+// towards its hard limit the first time it is needed for `wanted` partitions.
+int MaxSpillPartitions(int wanted);
+
 // Hands the memory freed so far back to the operating system: the Arrow pool's unused pages
 // (jemalloc purges an arena's freed pages only on later activity in that arena, so the arenas of
 // threads that are done keep them) and glibc's free heap pages. For a phase boundary after
@@ -69,7 +82,8 @@ class EntityPartitioner {
   }
 
   // Appends the rows of `batch` (of the partitioner's schema) to their partitions, keeping their
-  // order; may spill. Rows with a null key go to partition 0.
+  // order; may spill. Rows with a null key go to partition 0. Small batches are gathered (with
+  // many partitions) and split together, at the latest by Finish().
   Status Append(const std::shared_ptr<arrow::RecordBatch>& batch);
   // Ends appending: closes spill files. Append after Finish is an error.
   Status Finish();
@@ -86,6 +100,10 @@ class EntityPartitioner {
  private:
   EntityPartitioner(std::shared_ptr<arrow::Schema> schema, std::vector<int> key_indices,
                     PartitionerOptions options);
+  // Splits `batch` into its partitions' pieces; may spill.
+  Status Split(const std::shared_ptr<arrow::RecordBatch>& batch);
+  // Splits the gathered batches together.
+  Status SplitPending();
   Status SpillLargest();
   Status SpillPartition(int i);
 
@@ -99,6 +117,8 @@ class EntityPartitioner {
   std::vector<int> key_indices_;
   PartitionerOptions options_;
   std::vector<Partition> partitions_;
+  std::vector<std::shared_ptr<arrow::RecordBatch>> pending_;  // appended, not yet split
+  int64_t pending_bytes_ = 0;
   std::optional<SpillFolder> spill_dir_;
   bool finished_ = false;
   PartitionerStats stats_;

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "granary/common/temp_dir.h"
+#include "granary/offline/key_hash.h"
 #include "granary/offline/source_scan.h"
 
 namespace granary {
@@ -108,6 +109,60 @@ TEST(EntityPartitioner, LatestRowPerEntityOverAPrunedScanInBoundedMemory) {
     }
   }
   EXPECT_EQ(computed, latest);
+}
+
+// The window join plans thousands of partitions at the seed's scale: small batches are gathered
+// and split together (pieces of many rows, not a handful), spilled partitions keep one file open
+// each within the process's limit, and every row comes back in its partition, in order.
+TEST(EntityPartitioner, ThreeThousandPartitionsGatherSmallBatchesAndSpillSoundly) {
+  auto dir = TempDir::Make("granary-many-").ValueOrDie();
+  const int parts = 3000;
+  ASSERT_EQ(MaxSpillPartitions(parts), parts);
+  auto schema = arrow::schema(
+      {arrow::field("entity_id", arrow::int64()), arrow::field("seq", arrow::int64())});
+  PartitionerOptions options;
+  options.num_partitions = parts;
+  options.memory_budget_bytes = int64_t{4} << 20;  // gathers 1 MiB, spills past 4 MiB
+  options.spill_parent = dir.path();
+  auto partitioner = EntityPartitioner::Make(schema, {"entity_id"}, options).ValueOrDie();
+  std::mt19937_64 rng(11);
+  const int64_t batches = 400, rows_per_batch = 1000;
+  for (int64_t b = 0; b < batches; ++b) {
+    arrow::Int64Builder ids, seq;
+    for (int64_t i = 0; i < rows_per_batch; ++i) {
+      ASSERT_TRUE(ids.Append(static_cast<int64_t>(rng() % 20000)).ok());
+      ASSERT_TRUE(seq.Append(b * rows_per_batch + i).ok());
+    }
+    auto batch = arrow::RecordBatch::Make(schema, rows_per_batch,
+                                          {ids.Finish().ValueOrDie(), seq.Finish().ValueOrDie()});
+    ASSERT_TRUE(partitioner->Append(batch).ok());
+  }
+  ASSERT_TRUE(partitioner->Finish().ok());
+  EXPECT_GT(partitioner->stats().bytes_spilled, 0);
+  // The budget, plus at most one gathered split past it before the spill.
+  EXPECT_LE(partitioner->stats().peak_bytes_in_memory, options.memory_budget_bytes * 3 / 2);
+  int64_t total = 0, chunks = 0;
+  for (int p = 0; p < parts; ++p) {
+    auto table = partitioner->ReadPartition(p).ValueOrDie();
+    partitioner->Release(p);
+    if (table->num_rows() == 0) continue;
+    total += table->num_rows();
+    chunks += table->column(0)->num_chunks();
+    auto seq = arrow::Concatenate(table->column(1)->chunks()).ValueOrDie();
+    auto ids = arrow::Concatenate(table->column(0)->chunks()).ValueOrDie();
+    const auto& s = static_cast<const arrow::Int64Array&>(*seq);
+    std::vector<uint64_t> hashes(table->num_rows());
+    KeyColumns::Make({ids}).ValueOrDie().HashRows(hashes.data());
+    for (int64_t i = 0; i < table->num_rows(); ++i) {
+      ASSERT_EQ(EntityPartitioner::PartitionOf(hashes[i], parts), p);
+      if (i > 0) {
+        ASSERT_LT(s.Value(i - 1), s.Value(i)) << "partition " << p;
+      }
+    }
+  }
+  EXPECT_EQ(total, batches * rows_per_batch);
+  // Without gathering, each 1,000-row batch would leave a piece in about 850 partitions.
+  EXPECT_LT(chunks, batches * 850 / 10);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <arrow/util/byte_size.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -335,15 +336,24 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   std::shared_ptr<arrow::RecordBatch> row_batch = *with_rows;
 
   // Partitions small enough that each thread's partition of rows and events fits its share.
-  const int64_t data_bytes = BatchBytes(*row_batch) + scan->stats().bytes_estimated;
+  // The events' size is what they take decoded, from the schema's Arrow widths: the scan's
+  // bytes_estimated (Parquet's uncompressed size) was 9x under it at the seed's scale (small
+  // integers Parquet run-length encodes), which made each partition 9x its share.
+  const int64_t events_bytes =
+      std::max(scan->stats().bytes_estimated,
+               EstimatedArrowBytes(*scan->schema(), scan->stats().rows_estimated));
+  const int64_t data_bytes = BatchBytes(*row_batch) + events_bytes;
   // At most 4 MiB each even under a large budget: a partition's keys, hashes, orders, sorted
   // copies and answers take several times its size while it is worked on (about 6x), and small
   // partitions keep that peak low at no cost in time (bench/aggregations: 16 MiB partitions
   // peaked 80 MiB higher and were no faster; 1 MiB ones were slower: per-partition overhead).
   const int64_t share =
       std::clamp<int64_t>(budget / (4 * threads), int64_t{1} << 20, int64_t{4} << 20);
-  const int partitions =
+  // At most 4,096 (each Append cuts a batch into that many pieces), and no more than the
+  // process may keep spill files open: one a spilled partition until Finish (MaxSpillPartitions).
+  const int wanted =
       static_cast<int>(std::clamp<int64_t>((data_bytes + share - 1) / share, threads, 4096));
+  const int partitions = std::max(1, std::min(wanted, MaxSpillPartitions(wanted)));
   PartitionerOptions part_options;
   part_options.num_partitions = partitions;
   // Each partitioner holds at most a quarter of the budget and never more than 64 MiB: the
@@ -371,6 +381,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   if (stats != nullptr) {
     stats->scan = scan->stats();
     stats->partitions = partitions;
+    stats->events_bytes_planned = events_bytes;
   }
   scan.reset();
 
@@ -384,18 +395,22 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   std::atomic<int> next{0};
   std::atomic<int64_t> used{0};
   std::atomic<int64_t> with_events{0};
+  std::atomic<int64_t> largest{0};
   std::mutex error_mutex;
   std::mutex release_mutex;  // Release may run beside ReadPartition of others, one at a time
   Status error;
   auto work = [&] {
     int64_t local_used = 0;
     int64_t local_with_events = 0;
+    int64_t local_largest = 0;
     for (int p = next++; p < partitions; p = next++) {
       auto run = [&]() -> Status {
         GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, "aggregating " + view.name));
         GRANARY_ASSIGN_OR_RAISE(auto rows, row_parts->ReadPartition(p));
         if (rows->num_rows() != 0) {
           GRANARY_ASSIGN_OR_RAISE(auto events, event_parts->ReadPartition(p));
+          local_largest = std::max(local_largest, arrow::util::TotalBufferSize(*rows) +
+                                                      arrow::util::TotalBufferSize(*events));
           GRANARY_ASSIGN_OR_RAISE(
               PartitionResult result,
               AggregatePartition(*rows, *events, keys, aggregations, needed, view.granularity,
@@ -418,6 +433,9 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
     }
     used += local_used;
     with_events += local_with_events;
+    for (int64_t seen = largest; seen < local_largest;) {
+      if (largest.compare_exchange_weak(seen, local_largest)) break;
+    }
   };
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) pool.emplace_back(work);
@@ -431,6 +449,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   if (stats != nullptr) {
     stats->events_used = used;
     stats->rows_with_events = with_events;
+    stats->largest_partition_bytes = largest;
     stats->bytes_spilled = row_parts->stats().bytes_spilled + event_parts->stats().bytes_spilled;
   }
   row_parts.reset();

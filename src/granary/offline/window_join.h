@@ -32,6 +32,11 @@ namespace granary {
 struct WindowJoinStats {
   SourceScanStats scan;
   int partitions = 0;
+  // Bytes of the events the partitions were planned for (their Arrow size estimated from the
+  // schema and the scan's row count, or the scan's bytes_estimated if larger), and the Arrow
+  // bytes of the largest partition's entity rows and events as read back.
+  int64_t events_bytes_planned = 0;
+  int64_t largest_partition_bytes = 0;
   int64_t bytes_spilled = 0;
   int64_t events_used = 0;  // events of keys that some entity row asks for
   // Entity rows with at least one event of their key in the longest of the aggregations'

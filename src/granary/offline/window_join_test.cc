@@ -2,6 +2,7 @@
 // the out-of-core path (partitions spilled past a small budget, several threads) gives the same
 // values as the in-memory one, and both equal a brute-force rescan of each row's window.
 #include <arrow/api.h>
+#include <arrow/util/byte_size.h>
 #include <gtest/gtest.h>
 
 #include <random>
@@ -9,8 +10,10 @@
 #include "granary/aggregation/window_kernel.h"
 #include "granary/common/temp_dir.h"
 #include "granary/offline/historical.h"
+#include "granary/offline/partitioner.h"
 #include "granary/offline/source_inspector.h"
 #include "granary/offline/table_io.h"
+#include "granary/offline/window_join.h"
 #include "granary/registry/loader.h"
 #include "granary/registry/validator.h"
 
@@ -158,6 +161,49 @@ TEST_F(WindowJoinTest, SpilledPartitionsOnTwoThreadsEqualTheInMemoryAnswerAndABr
       EXPECT_EQ(last->Value(r), *latest) << "row " << r;
     }
   }
+}
+
+// The partitions are planned from the events' Arrow size, not from Parquet's (bay names and
+// small numbers that Parquet dictionary-encodes: several times smaller), so each partition's
+// rows and events stay near their share of the budget (1 MiB here: 4 MiB on 2 threads).
+TEST_F(WindowJoinTest, PartitionsFollowTheEventsArrowSizeNotTheirParquetSize) {
+  auto events = ReadTableFile(dir_->path() / "arrivals.parquet").ValueOrDie();
+  const int64_t arrow_bytes = arrow::util::TotalBufferSize(*events);
+  EXPECT_GE(EstimatedArrowBytes(*events->schema(), events->num_rows()), arrow_bytes);
+
+  const FeatureView* view = defs_.FindFeatureView("bay_agg");
+  ASSERT_NE(view, nullptr);
+  JoinOptions options;
+  options.memory_budget_bytes = int64_t{4} << 20;
+  options.threads = 2;
+  options.spill_dir = dir_->path();
+  const int64_t share = int64_t{1} << 20;
+  auto batch = entities_->CombineChunksToBatch().ValueOrDie();
+  WindowJoinStats stats;
+  auto columns = WindowAggregationJoin(*batch, ViewSource{dir_->path(), &defs_, view, {}},
+                                       {"arrivals_3h", "paid_3h", "last_paid_1d"}, options, &stats);
+  ASSERT_TRUE(columns.ok()) << columns.status().ToString();
+  ASSERT_EQ(columns->size(), 3u);
+  EXPECT_EQ((*columns)[0]->length(), entities_->num_rows());
+  // Parquet's size of the events is far under their Arrow size; the plan takes the larger.
+  EXPECT_LT(stats.scan.bytes_estimated * 3, arrow_bytes);
+  EXPECT_GE(stats.events_bytes_planned, arrow_bytes);
+  EXPECT_GE(stats.partitions, arrow_bytes / share);
+  // Keys hash unevenly: within twice the share (from Parquet's size: 2 partitions of 2.7 MB).
+  EXPECT_GT(stats.largest_partition_bytes, 0);
+  EXPECT_LE(stats.largest_partition_bytes, 2 * share);
+}
+
+TEST(EstimatedArrowBytesTest, CountsFixedWidthsExactlyAndStatesVariableOnes) {
+  auto schema = arrow::schema({arrow::field("id", arrow::int64()),
+                               arrow::field("flag", arrow::boolean()),
+                               arrow::field("name", arrow::utf8()),
+                               arrow::field("code", arrow::dictionary(arrow::int32(), arrow::utf8())),
+                               arrow::field("xs", arrow::list(arrow::float32()))});
+  // Per row, validity bits included: 8 + 1/8 (id), 1/8 + 1/8 (flag), 4 + 16 + 1/8 (name),
+  // 4 + 1/8 (code's indices), 4 + 4 x (4 + 1/8) + 1/8 (xs) = 53.25 bytes.
+  EXPECT_EQ(EstimatedArrowBytes(*schema, 800), 800 * 5325 / 100);
+  EXPECT_EQ(EstimatedArrowBytes(*schema, 0), 0);
 }
 
 TEST_F(WindowJoinTest, RowsWithEventsCountTheRowsWhoseLongestWindowHoldsAnEvent) {
