@@ -135,7 +135,7 @@ rocksdb::CompactionFilter::Decision SectionExpiryFilter::FilterV2(int, const roc
     (s.expire_at > now ? live : expired) += 1;
     return true;
   });
-  if (!ok) return Decision::kKeep;  // a malformed row is left for reads to report
+  if (!ok) return Decision::kKeep;          // a malformed row is left for reads to report
   if (live == 0) return Decision::kRemove;  // an empty row too (merge_row.h)
   if (expired == 0) return Decision::kKeep;
   new_value->clear();

@@ -199,7 +199,6 @@ void BM_PerViewMultiGet(benchmark::State& state) {
   }
 }
 
-
 void BM_MergeRowGet(benchmark::State& state) {
   rocksdb::DB* db = MergeDb(state);
   const auto& requests = Shape::Get().requests.at(static_cast<int>(state.range(1)));

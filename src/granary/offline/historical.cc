@@ -134,10 +134,8 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
   output_options.spill_parent = options.spill_dir;
   output_options.cancel = request.cancel;
   GRANARY_ASSIGN_OR_RAISE(auto output, TrainingSetOutput::Make(std::move(output_options)));
-  GRANARY_RETURN_NOT_OK(output
-                            ->Add(std::move(rows.fields), std::move(rows.columns),
-                                  OutputHold::kHold)
-                            .status());
+  GRANARY_RETURN_NOT_OK(
+      output->Add(std::move(rows.fields), std::move(rows.columns), OutputHold::kHold).status());
 
   // The memory budget covers the whole retrieval: the entity rows and the output columns held
   // are subtracted from what a view's join may use, as is twice the view's own output (its
@@ -259,8 +257,7 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     for (const auto& f : group.features) {
       least_output += LeastColumnBytes(view.FindOutput(f)->type, n);
     }
-    if (aggregated.empty() && n > 0 &&
-        output->held_bytes() + least_output > hold_bytes) {
+    if (aggregated.empty() && n > 0 && output->held_bytes() + least_output > hold_bytes) {
       ViewSource source{repo_root, &defs, &view, scan_options};
       const int64_t held_before = output->held_bytes();
       int64_t bytes = 0;
@@ -280,8 +277,8 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       GRANARY_RETURN_NOT_OK(
           PointInTimeJoinInto(*entity_batch, source, join_options, spill, &view_stats));
       if (progress) progress->Finish();
-      ReportViewOutput(*output, group.features.size(), bytes, /*spilled=*/true, held_before,
-                       groups, options.memory_budget_bytes, &view_report);
+      ReportViewOutput(*output, group.features.size(), bytes, /*spilled=*/true, held_before, groups,
+                       options.memory_budget_bytes, &view_report);
       if (stats != nullptr) {
         view_report.join = view_stats;
         stats->output_spilled_bytes += bytes;

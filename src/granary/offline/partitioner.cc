@@ -6,7 +6,6 @@
 #include <arrow/ipc/api.h>
 #include <arrow/util/byte_size.h>
 #include <fmt/format.h>
-
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -231,8 +230,8 @@ Status EntityPartitioner::SpillLargest() {
 Status EntityPartitioner::SpillPartition(int i) {
   Partition& part = partitions_[i];
   if (!spill_dir_) {
-    GRANARY_ASSIGN_OR_RAISE(
-        SpillFolder dir, SpillFolder::Make(options_.spill_parent, "granary-spill-", "the data"));
+    GRANARY_ASSIGN_OR_RAISE(SpillFolder dir,
+                            SpillFolder::Make(options_.spill_parent, "granary-spill-", "the data"));
     spill_dir_.emplace(std::move(dir));
   }
   if (part.writer == nullptr) {

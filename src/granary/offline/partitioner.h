@@ -52,7 +52,8 @@ struct PartitionerOptions {
   // Bytes of buffered rows kept in memory; past it, the largest partitions are written to Arrow
   // IPC files until half of it is left. The bound counts Arrow buffers of the buffered batches.
   int64_t memory_budget_bytes = int64_t{1} << 30;
-  // Folder for the spill folder (a SpillFolder made on the first spill); empty: the system's temp dir.
+  // Folder for the spill folder (a SpillFolder made on the first spill); empty: the system's temp
+  // dir.
   std::filesystem::path spill_parent;
 };
 

@@ -373,8 +373,7 @@ class ScatteredColumn {
     column->values_ = std::move(*values);
     column->validity_ = std::move(*validity);
     if (column->width_ > 0) {
-      std::memset(column->values_->mutable_data(), 0,
-                  static_cast<size_t>(column->values_->size()));
+      std::memset(column->values_->mutable_data(), 0, static_cast<size_t>(column->values_->size()));
     }
     return column;
   }
@@ -447,9 +446,8 @@ Result<std::shared_ptr<arrow::Array>> EntityOrder(const std::vector<ChosenRow>& 
     order[EntityRowOf(chosen[p])] = static_cast<int64_t>(p);
     arrow::bit_util::SetBit(bits, EntityRowOf(chosen[p]));
   }
-  auto data = arrow::ArrayData::Make(arrow::int64(), rows,
-                                     {std::move(*validity), std::move(*values)},
-                                     arrow::kUnknownNullCount);
+  auto data = arrow::ArrayData::Make(
+      arrow::int64(), rows, {std::move(*validity), std::move(*values)}, arrow::kUnknownNullCount);
   return arrow::MakeArray(data);
 }
 
@@ -493,16 +491,15 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
                           SourceSnapshot::Read(source.repo_root, *source.defs, *source.view));
   SourceScanStats match_stats;
   uint64_t match_fingerprint = 0;
-  GRANARY_ASSIGN_OR_RAISE(std::vector<ChosenRow> chosen,
-                          MatchPass(entities, source, files, options, stats, &match_stats,
-                                    &match_fingerprint));
+  GRANARY_ASSIGN_OR_RAISE(
+      std::vector<ChosenRow> chosen,
+      MatchPass(entities, source, files, options, stats, &match_stats, &match_fingerprint));
   stats->scan = match_stats;
   const int64_t n = entities.num_rows();
 
   if (options.TEST_after_match_pass) options.TEST_after_match_pass();
   std::optional<PhaseTimings::Scope> gather_phase;
-  gather_phase.emplace(
-      PhaseTimings::Start(options.timings, source.view->name + ": gather pass"));
+  gather_phase.emplace(PhaseTimings::Start(options.timings, source.view->name + ": gather pass"));
   // The chosen rows in read order, with the entity rows that chose them (EntityRowOf): the match
   // pass's list itself, 16 bytes an entity row.
   int64_t matched = 0;
@@ -563,9 +560,9 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
   scan_options.with_created_timestamp = false;
   scan_options.with_event_timestamp = false;
   scan_options.wants_rows = [&chosen](int64_t begin, int64_t end) {
-    auto it = std::lower_bound(
-        chosen.begin(), chosen.end(), begin,
-        [](const ChosenRow& c, int64_t position) { return c.index < position; });
+    auto it =
+        std::lower_bound(chosen.begin(), chosen.end(), begin,
+                         [](const ChosenRow& c, int64_t position) { return c.index < position; });
     return it != chosen.end() && it->index < end;
   };
   const std::string what = fmt::format("reading feature view '{}'", source.view->name);
@@ -581,8 +578,8 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
     // Several groups: the first phase was the list's sort; then one phase a group.
     if (group_ends.size() > 1) {
       gather_phase.emplace(PhaseTimings::Start(
-          options.timings, fmt::format("{}: gather pass, columns {} to {} of {}",
-                                       source.view->name, first + 1, end_column, feature_count)));
+          options.timings, fmt::format("{}: gather pass, columns {} to {} of {}", source.view->name,
+                                       first + 1, end_column, feature_count)));
     }
     scan_options.features.assign(features.begin() + first, features.begin() + end_column);
     GRANARY_ASSIGN_OR_RAISE(
@@ -656,8 +653,7 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
     }
     gather_phase->End();
     if (any_taken) {
-      auto order_phase =
-          PhaseTimings::Start(options.timings, source.view->name + ": entity order");
+      auto order_phase = PhaseTimings::Start(options.timings, source.view->name + ": entity order");
       // Put the gathered values into entity order: entity row i takes gathered position p(i).
       GRANARY_ASSIGN_OR_RAISE(auto order, EntityOrder(chosen, n));
       for (int c = 0; c < count; ++c) {

@@ -140,8 +140,8 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
 // index (among the requested features) of the first of `columns`, which are consecutive
 // features, each one value per entity row in the entities' order. Called in feature order, each
 // feature once. An error stops the join and is returned by it.
-using GatheredColumnsSink = std::function<Status(
-    int first, std::vector<std::shared_ptr<arrow::ChunkedArray>> columns)>;
+using GatheredColumnsSink =
+    std::function<Status(int first, std::vector<std::shared_ptr<arrow::ChunkedArray>> columns)>;
 
 // PointInTimeJoin, the columns handed to `sink` in groups rather than returned together: each
 // group is gathered by one read of its features, and holds as many consecutive columns as fit,

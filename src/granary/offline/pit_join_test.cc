@@ -494,10 +494,9 @@ TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAn
     fields.push_back(arrow::field("zone", arrow::utf8()));
     arrays.push_back(zone.Finish().ValueOrDie());
     auto table = arrow::Table::Make(arrow::schema(fields), arrays);
-    auto out = arrow::io::FileOutputStream::Open((dir.path() / "src/a.parquet").string())
-                   .ValueOrDie();
-    ASSERT_TRUE(
-        parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out, 10'000).ok());
+    auto out =
+        arrow::io::FileOutputStream::Open((dir.path() / "src/a.parquet").string()).ValueOrDie();
+    ASSERT_TRUE(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out, 10'000).ok());
     ASSERT_TRUE(out->Close().ok());
   }
   std::vector<std::string> features;
@@ -518,10 +517,10 @@ TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAn
     (void)ids.Append((i * 7) % (kKeys + 50));  // keys past kKeys match nothing
     (void)ts.Append(((i % (kHours + 5)) * 2 + 1) * 1'800'000'000LL);  // some after every row
   }
-  auto entities = arrow::RecordBatch::Make(
-      arrow::schema({arrow::field("driver_id", arrow::int64()),
-                     arrow::field("event_timestamp", ts_type)}),
-      kEntityRows, {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie()});
+  auto entities =
+      arrow::RecordBatch::Make(arrow::schema({arrow::field("driver_id", arrow::int64()),
+                                              arrow::field("event_timestamp", ts_type)}),
+                               kEntityRows, {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie()});
   SourceScanOptions scan_options;
   scan_options.features = features;
   ViewSource vs{dir.path(), &defs, &defs.feature_views[0], scan_options};
@@ -539,14 +538,14 @@ TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAn
   const int64_t float_bytes = 8 * kEntityRows + (kEntityRows + 7) / 8;
   const int64_t zone_bytes = 16 * (kEntityRows + matched);  // the gather's estimate for strings
   const int64_t order_bytes = 8 * kEntityRows + (kEntityRows + 7) / 8;
-  EXPECT_EQ(whole_stats.gather_held_bytes, list_bytes + kFloats * float_bytes +
-                                               2 * ((kEntityRows + 7) / 8) + zone_bytes +
-                                               order_bytes);
+  EXPECT_EQ(
+      whole_stats.gather_held_bytes,
+      list_bytes + kFloats * float_bytes + 2 * ((kEntityRows + 7) / 8) + zone_bytes + order_bytes);
 
   // Budgets: the list and two floats; the list and the string with its order array; a budget
   // the list alone passes (then a group holds at most the largest column's bytes).
-  for (int64_t budget : {list_bytes + 2 * float_bytes, list_bytes + zone_bytes + order_bytes,
-                         int64_t{1}}) {
+  for (int64_t budget :
+       {list_bytes + 2 * float_bytes, list_bytes + zone_bytes + order_bytes, int64_t{1}}) {
     SCOPED_TRACE(fmt::format("budget {}", budget));
     JoinOptions options;
     options.memory_budget_bytes = budget;
@@ -565,8 +564,7 @@ TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAn
     EXPECT_GT(groups, 2);
     EXPECT_EQ(stats.rows_matched, matched);
     EXPECT_GE(stats.gather_held_bytes, list_bytes + float_bytes);
-    EXPECT_LE(stats.gather_held_bytes,
-              std::max(budget, list_bytes + order_bytes + zone_bytes));
+    EXPECT_LE(stats.gather_held_bytes, std::max(budget, list_bytes + order_bytes + zone_bytes));
     ASSERT_EQ(got.size(), features.size());
     for (size_t c = 0; c < features.size(); ++c) {
       EXPECT_TRUE(got[c]->Equals(*(*whole)[c])) << features[c];

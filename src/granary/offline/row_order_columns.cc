@@ -85,10 +85,10 @@ Status RowOrderColumns::Place(const arrow::Array& rows,
   }
   for (size_t c = 0; c < columns_.size(); ++c) {
     if (values[c]->length() != length || !values[c]->type()->Equals(*columns_[c].type)) {
-      return Status::Internal(fmt::format(
-          "RowOrderColumns: column {} placed as {} values of {}, expected {} of {}", c,
-          values[c]->length(), values[c]->type()->ToString(), length,
-          columns_[c].type->ToString()));
+      return Status::Internal(
+          fmt::format("RowOrderColumns: column {} placed as {} values of {}, expected {} of {}", c,
+                      values[c]->length(), values[c]->type()->ToString(), length,
+                      columns_[c].type->ToString()));
     }
   }
   uint8_t* placed = placed_->mutable_data();
@@ -148,8 +148,8 @@ Status RowOrderColumns::Place(const arrow::Array& rows,
 Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> RowOrderColumns::Finish() {
   MutexLock lock(&mu_);
   if (rows_placed_ != num_rows_) {
-    return Status::Internal(fmt::format("RowOrderColumns: {} of {} row positions placed",
-                                        rows_placed_, num_rows_));
+    return Status::Internal(
+        fmt::format("RowOrderColumns: {} of {} row positions placed", rows_placed_, num_rows_));
   }
   // The kept pieces' order -> row order, for the columns that are not fixed width.
   std::shared_ptr<arrow::Array> inverse;

@@ -126,8 +126,7 @@ TEST(RowOrderColumns, PiecesPlacedInAnyOrderGiveTheColumnsInRowOrder) {
     const uint64_t seed = first_seed + round;
     SCOPED_TRACE(testing::SeedTrace(seed));
     std::mt19937_64 rng(seed);
-    const int64_t n =
-        rng() % 8 == 0 ? 0 : std::uniform_int_distribution<int64_t>(1, 3000)(rng);
+    const int64_t n = rng() % 8 == 0 ? 0 : std::uniform_int_distribution<int64_t>(1, 3000)(rng);
     const double null_rate = rng() % 4 == 0 ? 0.0 : 0.2;
     const auto expected = RandomColumns(rng, n, null_rate);
     const std::vector<Piece> pieces = CutIntoPieces(rng, expected, n);

@@ -56,8 +56,8 @@ Result<SpillFolder> SpillFolder::Make(const std::filesystem::path& parent, std::
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0 || ::rename(pending.c_str(), lock.c_str()) != 0) {
     const int err = errno;
     ::close(fd);
-    return Status::IOError(fmt::format("cannot lock the spill folder {}: {}",
-                                       dir->path().string(), std::strerror(err)));
+    return Status::IOError(fmt::format("cannot lock the spill folder {}: {}", dir->path().string(),
+                                       std::strerror(err)));
   }
   return SpillFolder(std::move(*dir), fd);
 }

@@ -236,10 +236,10 @@ TEST(TrainingSetOutput, BatchesEndAtRowGroupsAndAtEveryChunkOfAHeldColumn) {
   options.spill_parent = dir.path();
   auto output = TrainingSetOutput::Make(options).ValueOrDie();
   for (size_t g = 0; g < c.fields.size(); ++g) {
-    ASSERT_TRUE(output
-                    ->Add(c.fields[g], c.columns[g],
-                          g == 0 ? OutputHold::kHold : OutputHold::kWithinLimit)
-                    .ok());
+    ASSERT_TRUE(
+        output
+            ->Add(c.fields[g], c.columns[g], g == 0 ? OutputHold::kHold : OutputHold::kWithinLimit)
+            .ok());
   }
   EXPECT_EQ(output->held_bytes(), TrainingSetOutput::BytesOf(c.columns[0]));
   EXPECT_GT(output->spilled_bytes(), 0);
@@ -272,9 +272,9 @@ TEST(TrainingSetOutput, CancelledOrAbandonedItLeavesNoSpillFile) {
     auto output = TrainingSetOutput::Make(options).ValueOrDie();
     for (size_t g = 0; g < c.fields.size(); ++g) {
       ASSERT_TRUE(output
-                    ->Add(c.fields[g], c.columns[g],
-                          g == 0 ? OutputHold::kHold : OutputHold::kWithinLimit)
-                    .ok());
+                      ->Add(c.fields[g], c.columns[g],
+                            g == 0 ? OutputHold::kHold : OutputHold::kWithinLimit)
+                      .ok());
     }
     ASSERT_NE(output->Next().ValueOrDie(), nullptr);
     EXPECT_GT(FilesUnder(dir.path()), 0);

@@ -1,6 +1,8 @@
 // Historical retrieval (JoinHistoricalFeatures, the embedded engine's) with window aggregations:
 // the out-of-core path (partitions spilled past a small budget, several threads) gives the same
 // values as the in-memory one, and both equal a brute-force rescan of each row's window.
+#include "granary/offline/window_join.h"
+
 #include <arrow/api.h>
 #include <arrow/util/byte_size.h>
 #include <gtest/gtest.h>
@@ -13,7 +15,6 @@
 #include "granary/offline/partitioner.h"
 #include "granary/offline/source_inspector.h"
 #include "granary/offline/table_io.h"
-#include "granary/offline/window_join.h"
 #include "granary/registry/loader.h"
 #include "granary/registry/validator.h"
 
@@ -195,11 +196,11 @@ TEST_F(WindowJoinTest, PartitionsFollowTheEventsArrowSizeNotTheirParquetSize) {
 }
 
 TEST(EstimatedArrowBytesTest, CountsFixedWidthsExactlyAndStatesVariableOnes) {
-  auto schema = arrow::schema({arrow::field("id", arrow::int64()),
-                               arrow::field("flag", arrow::boolean()),
-                               arrow::field("name", arrow::utf8()),
-                               arrow::field("code", arrow::dictionary(arrow::int32(), arrow::utf8())),
-                               arrow::field("xs", arrow::list(arrow::float32()))});
+  auto schema =
+      arrow::schema({arrow::field("id", arrow::int64()), arrow::field("flag", arrow::boolean()),
+                     arrow::field("name", arrow::utf8()),
+                     arrow::field("code", arrow::dictionary(arrow::int32(), arrow::utf8())),
+                     arrow::field("xs", arrow::list(arrow::float32()))});
   // Per row, validity bits included: 8 + 1/8 (id), 1/8 + 1/8 (flag), 4 + 16 + 1/8 (name),
   // 4 + 1/8 (code's indices), 4 + 4 x (4 + 1/8) + 1/8 (xs) = 53.25 bytes.
   EXPECT_EQ(EstimatedArrowBytes(*schema, 800), 800 * 5325 / 100);

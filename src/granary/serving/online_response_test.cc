@@ -1,8 +1,6 @@
 // The answer writer (OnlineFeaturesService::WriteResponse, online_response.cc): every value type
 // as Feast writes it, a large answer split across threads, and random answers against a simple
 // reference encoding.
-#include "granary/serving/online_features.h"
-
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -14,6 +12,7 @@
 
 #include "granary/common/json.h"
 #include "granary/serving/json_format.h"
+#include "granary/serving/online_features.h"
 #include "granary/testing/online_definitions.h"
 #include "granary/testing/online_features_fixture.h"
 #include "granary/testing/test_seed.h"

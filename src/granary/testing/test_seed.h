@@ -47,8 +47,8 @@ inline uint64_t TestSeed() {
 
 // What a failure prints with SCOPED_TRACE: the seed and how to replay it.
 inline std::string SeedTrace(uint64_t seed) {
-  return "seed " + std::to_string(seed) + " (rerun with GRANARY_TEST_SEED=" +
-         std::to_string(seed) + ")";
+  return "seed " + std::to_string(seed) + " (rerun with GRANARY_TEST_SEED=" + std::to_string(seed) +
+         ")";
 }
 
 }  // namespace granary::testing

@@ -124,12 +124,9 @@ OfflineReadStats ToReadStats(const std::string& view, const SourceScanStats& sca
   return out;
 }
 
-Result<std::unique_ptr<OfflineBatchStream>> OpenLatestRowsStream(const ViewSource& source,
-                                                                 SourceSnapshot files,
-                                                                 const LatestRowsStats& first_pass,
-                                                                 std::vector<ChosenRow> chosen,
-                                                                 int64_t batch_rows,
-                                                                 const CancelFlag* cancel) {
+Result<std::unique_ptr<OfflineBatchStream>> OpenLatestRowsStream(
+    const ViewSource& source, SourceSnapshot files, const LatestRowsStats& first_pass,
+    std::vector<ChosenRow> chosen, int64_t batch_rows, const CancelFlag* cancel) {
   auto rows = std::make_shared<const std::vector<ChosenRow>>(std::move(chosen));
   // The features of the chosen rows, found by the first pass's read positions in the same files:
   // neither the event times (the first pass's fill them) nor the row groups without a chosen row
@@ -156,8 +153,8 @@ Result<std::unique_ptr<OfflineBatchStream>> OpenLatestRowsStream(const ViewSourc
   // times of the chosen rows.
   const int ts_index = static_cast<int>(scan->join_keys().size());
   auto schema = scan->schema()->AddField(
-      ts_index, arrow::field(kEventTimestampColumn,
-                             ToArrowType(ValueType::Scalar(ScalarType::kTimestamp))));
+      ts_index,
+      arrow::field(kEventTimestampColumn, ToArrowType(ValueType::Scalar(ScalarType::kTimestamp))));
   if (!schema.ok()) return Status::Internal(schema.status().ToString());
   OfflineReadStats stats = ToReadStats(source.view->name, first_pass.scan);
   stats.null_key_rows = first_pass.null_key_rows;

@@ -24,12 +24,9 @@ namespace granary {
 // stats were `first_pass`). `source.options` gives the range and the features (empty: all).
 // Batches have at most `batch_rows` rows of the source each, fewer after keeping the chosen ones;
 // their columns are the first pass's scan's with the features (FeatureSourceScan).
-Result<std::unique_ptr<OfflineBatchStream>> OpenLatestRowsStream(const ViewSource& source,
-                                                                 SourceSnapshot files,
-                                                                 const LatestRowsStats& first_pass,
-                                                                 std::vector<ChosenRow> chosen,
-                                                                 int64_t batch_rows,
-                                                                 const CancelFlag* cancel);
+Result<std::unique_ptr<OfflineBatchStream>> OpenLatestRowsStream(
+    const ViewSource& source, SourceSnapshot files, const LatestRowsStats& first_pass,
+    std::vector<ChosenRow> chosen, int64_t batch_rows, const CancelFlag* cancel);
 
 // The generic statistics of a first pass.
 OfflineReadStats ToReadStats(const std::string& view, const SourceScanStats& scan);

@@ -198,10 +198,10 @@ void Session::Dispatch() {
     if (server_->overload.shed_connection_limit != nullptr) {
       server_->overload.shed_connection_limit->Increment();
     }
-    return Write(route, server_->Overloaded(fmt::format(
-                            "{} connections open on this worker (--max-connections {})",
-                            worker_->connections.load(std::memory_order_relaxed) - 1,
-                            server_->options.max_connections)));
+    return Write(route, server_->Overloaded(
+                            fmt::format("{} connections open on this worker (--max-connections {})",
+                                        worker_->connections.load(std::memory_order_relaxed) - 1,
+                                        server_->options.max_connections)));
   }
   const auto max_delay = server_->options.max_queue_delay;
   if (max_delay.count() > 0 && queue_delay_ > max_delay) {
@@ -216,9 +216,9 @@ void Session::Dispatch() {
     if (server_->overload.shed_in_flight_limit != nullptr) {
       server_->overload.shed_in_flight_limit->Increment();
     }
-    return Write(route, server_->Overloaded(fmt::format(
-                            "{} requests in flight on this worker (--max-in-flight {})",
-                            worker_in_flight, server_->options.max_in_flight)));
+    return Write(route, server_->Overloaded(
+                            fmt::format("{} requests in flight on this worker (--max-in-flight {})",
+                                        worker_in_flight, server_->options.max_in_flight)));
   }
   if (route == -1) {
     return Write(route, JsonError(404, server_->NoRouteMessage(request.path)));
