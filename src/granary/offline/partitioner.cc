@@ -173,8 +173,8 @@ Status EntityPartitioner::Append(const std::shared_ptr<arrow::RecordBatch>& batc
   if (batch->num_rows() == 0) return Status::OK();
   // Batches are gathered until they hold about 8 KiB a partition (at most a quarter of the
   // budget) and then split together: with thousands of partitions a 64K-row batch alone would
-  // make pieces of a few dozen rows, each a batch of its own (a Take per partition and column,
-  // objects the budget does not count, and a message per piece in the spill files).
+  // give each partition a range of a few dozen rows, and each range is a slice of its own (arrays
+  // the budget does not count) until the partition is spilled or read.
   const int64_t gather = std::min(options_.memory_budget_bytes / 4,
                                   int64_t{options_.num_partitions} * (int64_t{8} << 10));
   const int64_t bytes = BatchBytes(*batch);
