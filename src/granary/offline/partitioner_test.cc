@@ -190,22 +190,22 @@ TEST(EntityPartitioner, RangesOfSortedBatchesSpillAsOneMessageAPartitionWithEver
       ASSERT_TRUE((r % 11 == 0 ? flags.AppendNull() : flags.Append(r % 3 == 0)).ok());
       ASSERT_TRUE((r % 17 == 0 ? values.AppendNull() : values.Append(r * 0.5)).ok());
     }
-    input.push_back(arrow::RecordBatch::Make(
-        schema, rows_per_batch,
-        {ids.Finish().ValueOrDie(), names.Finish().ValueOrDie(), flags.Finish().ValueOrDie(),
-         values.Finish().ValueOrDie()}));
+    input.push_back(
+        arrow::RecordBatch::Make(schema, rows_per_batch,
+                                 {ids.Finish().ValueOrDie(), names.Finish().ValueOrDie(),
+                                  flags.Finish().ValueOrDie(), values.Finish().ValueOrDie()}));
   }
   // Each partition's rows in append order, from the whole input.
-  auto all = arrow::Table::FromRecordBatches(schema, input).ValueOrDie()->CombineChunks()
-                 .ValueOrDie();
+  auto all =
+      arrow::Table::FromRecordBatches(schema, input).ValueOrDie()->CombineChunks().ValueOrDie();
   auto all_ids = all->column(0)->chunk(0);
   std::vector<uint64_t> hashes(all->num_rows());
   auto keys = KeyColumns::Make({all_ids}).ValueOrDie();
   keys.HashRows(hashes.data());
   std::vector<std::vector<int64_t>> expected_rows(parts);
   for (int64_t r = 0; r < all->num_rows(); ++r) {
-    expected_rows[keys.IsNull(r) ? 0 : EntityPartitioner::PartitionOf(hashes[r], parts)]
-        .push_back(r);
+    expected_rows[keys.IsNull(r) ? 0 : EntityPartitioner::PartitionOf(hashes[r], parts)].push_back(
+        r);
   }
   auto expected = [&](int p) {
     arrow::Int64Builder take;
