@@ -388,7 +388,8 @@ Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
     GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, "reading events of " + view.name));
     GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
     if (batch == nullptr) break;
-    if (options.progress != nullptr) options.progress->Add(CountAfter(*batch, time_index, counted_until));
+    if (options.progress != nullptr)
+      options.progress->Add(CountAfter(*batch, time_index, counted_until));
     GRANARY_RETURN_NOT_OK(event_parts->Append(batch));
   }
   GRANARY_RETURN_NOT_OK(event_parts->Finish());
@@ -500,7 +501,12 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   GRANARY_ASSIGN_OR_RAISE(auto scan,
                           FeatureSourceScan::Open(snapshot, *source.defs, view, scan_options));
   const std::vector<std::string> keys = scan->join_keys();
-  const ReadContext context{view,    keys, aggregations, needed, options, ThreadCount(options.threads),
+  const ReadContext context{view,
+                            keys,
+                            aggregations,
+                            needed,
+                            options,
+                            ThreadCount(options.threads),
                             std::max<int64_t>(options.memory_budget_bytes, 1 << 20)};
   WindowJoinStats local_stats;
   if (stats == nullptr) stats = &local_stats;
@@ -540,8 +546,9 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   } else {
     inputs.end = Timestamp{-1};  // unbounded: no time slices
   }
-  GRANARY_ASSIGN_OR_RAISE(WindowSlicePlan plan,
-                          PlanWindowSlices(*entities.GetColumnByName(kEventTimestampColumn), inputs));
+  GRANARY_ASSIGN_OR_RAISE(
+      WindowSlicePlan plan,
+      PlanWindowSlices(*entities.GetColumnByName(kEventTimestampColumn), inputs));
   // Said only when the events are more than a partitioner holds by default: otherwise one read
   // holds them as it always did.
   if (inputs.events_bytes > std::min<int64_t>(context.budget / 4, int64_t{64} << 20)) {
@@ -559,8 +566,8 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
       SourceScanOptions slice_options = scan_options;
       slice_options.start = slice.start;
       slice_options.end = slice.end;
-      GRANARY_ASSIGN_OR_RAISE(
-          auto slice_scan, FeatureSourceScan::Open(snapshot, *source.defs, view, slice_options));
+      GRANARY_ASSIGN_OR_RAISE(auto slice_scan,
+                              FeatureSourceScan::Open(snapshot, *source.defs, view, slice_options));
       std::shared_ptr<arrow::RecordBatch> slice_rows = row_batch;
       if (plan.slices.size() > 1) {
         arrow::Int64Builder take;

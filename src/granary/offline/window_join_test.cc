@@ -328,8 +328,8 @@ TEST(WindowJoinSlices, TimeSlicesGiveTheAnswersOfOneReadAndFollowTheBudget) {
   EXPECT_EQ(one_stats.views[0].time_slices, 0);
   EXPECT_EQ(one_stats.views[0].join.bytes_spilled, 0);
   int previous_slices = 0;
-  for (auto [budget, threads] : {std::pair<int64_t, int>{int64_t{3} << 20, 2}, {2 << 20, 1},
-                                 {1 << 20, 2}}) {
+  for (auto [budget, threads] :
+       {std::pair<int64_t, int>{int64_t{3} << 20, 2}, {2 << 20, 1}, {1 << 20, 2}}) {
     SCOPED_TRACE(::testing::Message() << "budget " << budget << ", threads " << threads);
     HistoricalStats stats;
     auto sliced = retrieve(budget, threads, &stats);

@@ -35,13 +35,14 @@ Result<WindowSlicePlan> PlanWindowSlices(const arrow::Array& row_times,
     return plan;
   }
   const Duration lead{inputs.longest.micros + inputs.granularity.micros};
-  const std::string one_read = fmt::format(
-      "its events ({}) are more than half the join's share of the memory budget ({})",
-      FormatMiB(inputs.events_bytes), FormatMiB(hold));
+  const std::string one_read =
+      fmt::format("its events ({}) are more than half the join's share of the memory budget ({})",
+                  FormatMiB(inputs.events_bytes), FormatMiB(hold));
   if (inputs.end < inputs.start) {
     plan.slice_bytes = inputs.events_bytes;
-    plan.reason = one_read + ": read once, partitioned by key and spilled past what the "
-                             "partitioners hold";
+    plan.reason = one_read +
+                  ": read once, partitioned by key and spilled past what the "
+                  "partitioners hold";
     return plan;
   }
   const double rate = static_cast<double>(inputs.events_bytes) /
@@ -74,8 +75,8 @@ Result<WindowSlicePlan> PlanWindowSlices(const arrow::Array& row_times,
     // The rows' windows clipped to the range the one read would have read (events outside it
     // are never read); a slice that ends before the range starts reads one instant, whose
     // events are all after its rows and so in none of their windows.
-    const int64_t window_start = aggregation::WindowStart(first, inputs.longest,
-                                                          inputs.granularity);
+    const int64_t window_start =
+        aggregation::WindowStart(first, inputs.longest, inputs.granularity);
     slice.start = std::max(Timestamp{window_start}, inputs.start);
     slice.end = std::max(slice.start, std::min(Timestamp{t[timed[end - 1]]}, inputs.end));
     plan.slices.push_back(std::move(slice));
@@ -88,8 +89,10 @@ Result<WindowSlicePlan> PlanWindowSlices(const arrow::Array& row_times,
   plan.slice_bytes = hold;
   plan.reason =
       plan.slices.size() == 1
-          ? fmt::format("{}, but its entity rows' windows reach at most {} of them: read once over that range",
-                        one_read, FormatMiB(hold))
+          ? fmt::format(
+                "{}, but its entity rows' windows reach at most {} of them: read once over that "
+                "range",
+                one_read, FormatMiB(hold))
           : fmt::format(
                 "{}: read in {} time slices of the entity rows, each with the events its rows' "
                 "windows reach (up to {} each, the {} before a slice read again)",
