@@ -317,6 +317,16 @@ void AddScanStats(const SourceScanStats& read, SourceScanStats* total) {
   total->readers = std::max(total->readers, read.readers);
 }
 
+// source.options reading the keys, the event time and the aggregations' columns only.
+SourceScanOptions EventScanOptions(const ViewSource& source, const Needed& needed) {
+  SourceScanOptions scan_options = source.options;
+  scan_options.features.clear();
+  scan_options.with_features = false;
+  scan_options.with_created_timestamp = false;
+  scan_options.extra_columns = needed.columns;
+  return scan_options;
+}
+
 // What every read of the events shares.
 struct ReadContext {
   const FeatureView& view;
@@ -465,12 +475,8 @@ Result<std::unique_ptr<FeatureSourceScan>> OpenAggregationEventScan(const ViewSo
   std::vector<const Aggregation*> aggregations;
   for (const Aggregation& a : source.view->aggregations) aggregations.push_back(&a);
   GRANARY_ASSIGN_OR_RAISE(Needed needed, NeededColumns(source, aggregations));
-  SourceScanOptions scan_options = source.options;
-  scan_options.features.clear();
-  scan_options.with_features = false;
-  scan_options.with_created_timestamp = false;
-  scan_options.extra_columns = needed.columns;
-  return FeatureSourceScan::Open(source.repo_root, *source.defs, *source.view, scan_options);
+  return FeatureSourceScan::Open(source.repo_root, *source.defs, *source.view,
+                                 EventScanOptions(source, needed));
 }
 
 Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
@@ -490,11 +496,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
     longest = std::max(longest, a->window);
   }
   GRANARY_ASSIGN_OR_RAISE(Needed needed, NeededColumns(source, aggregations));
-  SourceScanOptions scan_options = source.options;
-  scan_options.features.clear();
-  scan_options.with_features = false;
-  scan_options.with_created_timestamp = false;
-  scan_options.extra_columns = needed.columns;
+  const SourceScanOptions scan_options = EventScanOptions(source, needed);
   // One listing of the files for every read: the slices read the same files.
   GRANARY_ASSIGN_OR_RAISE(SourceSnapshot snapshot,
                           SourceSnapshot::Read(source.repo_root, *source.defs, view));

@@ -47,6 +47,48 @@ struct Events {
   std::vector<bool> card;
 };
 
+// Every `step`-th row's answers in `table` against a rescan of all events: arrivals_3h,
+// paid_3h (where card) and last_paid_1d (ties on time: the event read last wins).
+void ExpectBruteForceAnswers(const arrow::Table& table,
+                             const std::vector<std::pair<std::string, int64_t>>& rows,
+                             const Events& events, size_t step) {
+  auto column = [&](const char* name) {
+    return std::static_pointer_cast<arrow::Int64Array>(
+        arrow::Concatenate(table.GetColumnByName(name)->chunks()).ValueOrDie());
+  };
+  auto count = column("arrivals_3h");
+  auto paid = column("paid_3h");
+  auto last = column("last_paid_1d");
+  for (size_t r = 0; r < rows.size(); r += step) {
+    const auto& [bay, t] = rows[r];
+    const int64_t start3 = aggregation::WindowStart(t, Duration::Hours(3), Duration::Hours(1));
+    const int64_t start1d = aggregation::WindowStart(t, Duration::Days(1), Duration::Hours(1));
+    int64_t n = 0, sum = 0, sum_n = 0;
+    std::optional<int64_t> latest;
+    int64_t latest_t = 0;
+    for (size_t e = 0; e < events.time.size(); ++e) {
+      if (events.bay[e] != bay || events.time[e] > t) continue;
+      if (events.time[e] >= start3) {
+        ++n;
+        if (events.card[e]) sum += events.paid[e], ++sum_n;
+      }
+      if (events.time[e] >= start1d && (!latest || events.time[e] >= latest_t)) {
+        latest = events.paid[e];
+        latest_t = events.time[e];
+      }
+    }
+    ASSERT_EQ(count->Value(r), n) << "row " << r;
+    ASSERT_EQ(paid->IsNull(r), sum_n == 0) << "row " << r;
+    if (sum_n > 0) {
+      EXPECT_EQ(paid->Value(r), sum) << "row " << r;
+    }
+    ASSERT_EQ(last->IsNull(r), !latest.has_value()) << "row " << r;
+    if (latest) {
+      EXPECT_EQ(last->Value(r), *latest) << "row " << r;
+    }
+  }
+}
+
 class WindowJoinTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -127,43 +169,7 @@ TEST_F(WindowJoinTest, SpilledPartitionsOnTwoThreadsEqualTheInMemoryAnswerAndABr
   EXPECT_GT(spilled_stats.views[0].join.partitions, in_memory_stats.views[0].join.partitions);
   EXPECT_TRUE(in_memory->Equals(*spilled));
 
-  auto column = [&](const char* name) {
-    return std::static_pointer_cast<arrow::Int64Array>(
-        arrow::Concatenate(in_memory->GetColumnByName(name)->chunks()).ValueOrDie());
-  };
-  auto count = column("arrivals_3h");
-  auto paid = column("paid_3h");
-  auto last = column("last_paid_1d");
-  for (size_t r = 0; r < rows_.size(); r += 7) {
-    const auto& [bay, t] = rows_[r];
-    const int64_t start3 = aggregation::WindowStart(t, Duration::Hours(3), Duration::Hours(1));
-    const int64_t start1d = aggregation::WindowStart(t, Duration::Days(1), Duration::Hours(1));
-    int64_t n = 0, sum = 0, sum_n = 0;
-    std::optional<int64_t> latest;
-    int64_t latest_t = 0;
-    for (size_t e = 0; e < events_.time.size(); ++e) {
-      if (events_.bay[e] != bay || events_.time[e] > t) continue;
-      if (events_.time[e] >= start3) {
-        ++n;
-        if (events_.card[e]) sum += events_.paid[e], ++sum_n;
-      }
-      // Ties on time: the event read last wins.
-      if (events_.time[e] >= start1d && (!latest || events_.time[e] >= latest_t)) {
-        latest = events_.paid[e];
-        latest_t = events_.time[e];
-      }
-    }
-    ASSERT_EQ(count->Value(r), n) << "row " << r;
-    if (sum_n == 0) {
-      EXPECT_TRUE(paid->IsNull(r)) << "row " << r;
-    } else {
-      EXPECT_EQ(paid->Value(r), sum) << "row " << r;
-    }
-    ASSERT_EQ(last->IsNull(r), !latest.has_value()) << "row " << r;
-    if (latest) {
-      EXPECT_EQ(last->Value(r), *latest) << "row " << r;
-    }
-  }
+  ExpectBruteForceAnswers(*in_memory, rows_, events_, 7);
 }
 
 // The partitions are planned from the events' Arrow size, not from Parquet's (bay names and
@@ -346,41 +352,7 @@ TEST(WindowJoinSlices, TimeSlicesGiveTheAnswersOfOneReadAndFollowTheBudget) {
     EXPECT_TRUE(one->Equals(*sliced));
   }
 
-  auto column = [&](const char* name) {
-    return std::static_pointer_cast<arrow::Int64Array>(
-        arrow::Concatenate(one->GetColumnByName(name)->chunks()).ValueOrDie());
-  };
-  auto count = column("arrivals_3h");
-  auto paid_sum = column("paid_3h");
-  auto last = column("last_paid_1d");
-  for (size_t r = 0; r < rows.size(); r += 3) {
-    const auto& [key, t] = rows[r];
-    const int64_t start3 = aggregation::WindowStart(t, Duration::Hours(3), Duration::Hours(1));
-    const int64_t start1d = aggregation::WindowStart(t, Duration::Days(1), Duration::Hours(1));
-    int64_t n = 0, sum = 0, sum_n = 0;
-    std::optional<int64_t> latest;
-    int64_t latest_t = 0;
-    for (size_t e = 0; e < events.time.size(); ++e) {
-      if (events.bay[e] != key || events.time[e] > t) continue;
-      if (events.time[e] >= start3) {
-        ++n;
-        if (events.card[e]) sum += events.paid[e], ++sum_n;
-      }
-      if (events.time[e] >= start1d && (!latest || events.time[e] >= latest_t)) {
-        latest = events.paid[e];
-        latest_t = events.time[e];
-      }
-    }
-    ASSERT_EQ(count->Value(r), n) << "row " << r;
-    ASSERT_EQ(paid_sum->IsNull(r), sum_n == 0) << "row " << r;
-    if (sum_n > 0) {
-      EXPECT_EQ(paid_sum->Value(r), sum) << "row " << r;
-    }
-    ASSERT_EQ(last->IsNull(r), !latest.has_value()) << "row " << r;
-    if (latest) {
-      EXPECT_EQ(last->Value(r), *latest) << "row " << r;
-    }
-  }
+  ExpectBruteForceAnswers(*one, rows, events, 3);
 }
 
 }  // namespace
