@@ -586,6 +586,9 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
       read_until = std::max(read_until.value_or(slice.end), slice.end);
     }
     stats->slices = static_cast<int>(plan.slices.size());
+    // The slices read the files several times: one rewritten meanwhile (its size or time
+    // changed) would give rows of different slices different data.
+    GRANARY_RETURN_NOT_OK(snapshot.CheckUnchanged(fmt::format("feature view '{}'", view.name)));
   }
   row_batch.reset();
   return answers->Finish();
