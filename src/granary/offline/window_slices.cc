@@ -29,15 +29,15 @@ Result<WindowSlicePlan> PlanWindowSlices(const arrow::Array& row_times,
     plan.hold_bytes = hold;
     plan.slice_bytes = inputs.events_bytes;
     plan.reason = fmt::format(
-        "its events ({}) fit half the join's share of the memory budget ({}): held in one read, "
+        "its events ({}) fit half ({}) of the join's share of the memory budget: held in one read, "
         "nothing to spill",
         FormatMiB(inputs.events_bytes), FormatMiB(hold));
     return plan;
   }
   const Duration lead{inputs.longest.micros + inputs.granularity.micros};
-  const std::string one_read =
-      fmt::format("its events ({}) are more than half the join's share of the memory budget ({})",
-                  FormatMiB(inputs.events_bytes), FormatMiB(hold));
+  const std::string one_read = fmt::format(
+      "its events ({}) are more than half ({}) of the join's share of the memory budget",
+      FormatMiB(inputs.events_bytes), FormatMiB(hold));
   if (inputs.end < inputs.start) {
     plan.slice_bytes = inputs.events_bytes;
     plan.reason = one_read +
