@@ -41,11 +41,44 @@ feature_views:
       - {name: last_paid_1d, function: last, column: paid, window: 1d}
 )yaml";
 
+std::shared_ptr<arrow::DataType> TimeType() {
+  return arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
+}
+
 struct Events {
   std::vector<std::string> bay;
   std::vector<int64_t> time, paid;
   std::vector<bool> card;
 };
+
+// Writes `events` to dir/arrivals.parquet and loads kDefinitions over it (aggregation types
+// inferred from the file, validated).
+Definitions WriteEventsAndLoad(const Events& events, const std::filesystem::path& dir) {
+  arrow::StringBuilder bay;
+  arrow::TimestampBuilder time(TimeType(), arrow::default_memory_pool());
+  arrow::Int64Builder paid;
+  arrow::BooleanBuilder card;
+  for (size_t i = 0; i < events.time.size(); ++i) {
+    EXPECT_TRUE(bay.Append(events.bay[i]).ok());
+    EXPECT_TRUE(time.Append(events.time[i]).ok());
+    EXPECT_TRUE(paid.Append(events.paid[i]).ok());
+    EXPECT_TRUE(card.Append(events.card[i]).ok());
+  }
+  auto schema = arrow::schema(
+      {arrow::field("bay_id", arrow::utf8()), arrow::field("event_timestamp", TimeType()),
+       arrow::field("paid", arrow::int64()), arrow::field("card", arrow::boolean())});
+  auto table = arrow::Table::Make(schema, {bay.Finish().ValueOrDie(), time.Finish().ValueOrDie(),
+                                           paid.Finish().ValueOrDie(), card.Finish().ValueOrDie()});
+  EXPECT_TRUE(WriteTableFile(*table, dir / "arrivals.parquet").ok());
+  Definitions defs;
+  Diagnostics diag;
+  LoadDefinitionsText("defs.yaml", kDefinitions, &defs, &diag);
+  FileSourceInspector inspector(dir);
+  InferAggregationTypes(&defs, &inspector);
+  ValidateDefinitions(defs, &inspector, &diag);
+  EXPECT_FALSE(diag.has_errors()) << diag.ToStatus().ToString();
+  return defs;
+}
 
 // Every `step`-th row's answers in `table` against a rescan of all events: arrivals_3h,
 // paid_3h (where card) and last_paid_1d (ties on time: the event read last wins).
@@ -94,37 +127,16 @@ class WindowJoinTest : public ::testing::Test {
   void SetUp() override {
     dir_ = std::make_unique<TempDir>(TempDir::Make("granary_window_join_").ValueOrDie());
     std::mt19937_64 rng(42);
-    arrow::StringBuilder bay;
-    arrow::TimestampBuilder time(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
-                                 arrow::default_memory_pool());
-    arrow::Int64Builder paid;
-    arrow::BooleanBuilder card;
     for (int i = 0; i < 200'000; ++i) {
       events_.bay.push_back("bay-" + std::to_string(rng() % 500));
       events_.time.push_back(static_cast<int64_t>(rng() % (48 * 6)) * kHour / 6);
       events_.paid.push_back(static_cast<int64_t>(rng() % 1000));
       events_.card.push_back(rng() % 3 != 0);
-      ASSERT_TRUE(bay.Append(events_.bay.back()).ok());
-      ASSERT_TRUE(time.Append(events_.time.back()).ok());
-      ASSERT_TRUE(paid.Append(events_.paid.back()).ok());
-      ASSERT_TRUE(card.Append(events_.card.back()).ok());
     }
-    auto schema = arrow::schema(
-        {arrow::field("bay_id", arrow::utf8()), arrow::field("event_timestamp", time.type()),
-         arrow::field("paid", arrow::int64()), arrow::field("card", arrow::boolean())});
-    auto table =
-        arrow::Table::Make(schema, {bay.Finish().ValueOrDie(), time.Finish().ValueOrDie(),
-                                    paid.Finish().ValueOrDie(), card.Finish().ValueOrDie()});
-    ASSERT_TRUE(WriteTableFile(*table, dir_->path() / "arrivals.parquet").ok());
-    Diagnostics diag;
-    LoadDefinitionsText("defs.yaml", kDefinitions, &defs_, &diag);
-    FileSourceInspector inspector(dir_->path());
-    InferAggregationTypes(&defs_, &inspector);
-    ValidateDefinitions(defs_, &inspector, &diag);
-    ASSERT_FALSE(diag.has_errors()) << diag.ToStatus().ToString();
+    defs_ = WriteEventsAndLoad(events_, dir_->path());
 
     arrow::StringBuilder rows_bay;
-    arrow::TimestampBuilder rows_time(time.type(), arrow::default_memory_pool());
+    arrow::TimestampBuilder rows_time(TimeType(), arrow::default_memory_pool());
     for (int i = 0; i < 3000; ++i) {
       rows_.emplace_back("bay-" + std::to_string(rng() % 520),
                          static_cast<int64_t>(rng() % (50 * 60)) * kHour / 60);
@@ -133,7 +145,7 @@ class WindowJoinTest : public ::testing::Test {
     }
     entities_ =
         arrow::Table::Make(arrow::schema({arrow::field("bay_id", arrow::utf8()),
-                                          arrow::field("event_timestamp", time.type())}),
+                                          arrow::field("event_timestamp", TimeType())}),
                            {rows_bay.Finish().ValueOrDie(), rows_time.Finish().ValueOrDie()});
   }
 
@@ -254,11 +266,6 @@ TEST(WindowJoinSlices, TimeSlicesGiveTheAnswersOfOneReadAndFollowTheBudget) {
   auto dir = TempDir::Make("granary_window_slices_").ValueOrDie();
   constexpr int64_t kDays = 30;
   Events events;
-  arrow::StringBuilder bay;
-  arrow::TimestampBuilder time(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
-                               arrow::default_memory_pool());
-  arrow::Int64Builder paid;
-  arrow::BooleanBuilder card;
   for (int i = 0; i < 60'000; ++i) {
     events.bay.push_back("bay-" + std::to_string(rng() % 300));
     const int64_t minute = static_cast<int64_t>(rng() % (kDays * 24 * 60));
@@ -266,28 +273,12 @@ TEST(WindowJoinSlices, TimeSlicesGiveTheAnswersOfOneReadAndFollowTheBudget) {
     events.time.push_back((rng() % 4 == 0 ? minute / 60 * 60 : minute) * kHour / 60);
     events.paid.push_back(static_cast<int64_t>(rng() % 1000));
     events.card.push_back(rng() % 3 != 0);
-    ASSERT_TRUE(bay.Append(events.bay.back()).ok());
-    ASSERT_TRUE(time.Append(events.time.back()).ok());
-    ASSERT_TRUE(paid.Append(events.paid.back()).ok());
-    ASSERT_TRUE(card.Append(events.card.back()).ok());
   }
-  auto schema = arrow::schema(
-      {arrow::field("bay_id", arrow::utf8()), arrow::field("event_timestamp", time.type()),
-       arrow::field("paid", arrow::int64()), arrow::field("card", arrow::boolean())});
-  auto table = arrow::Table::Make(schema, {bay.Finish().ValueOrDie(), time.Finish().ValueOrDie(),
-                                           paid.Finish().ValueOrDie(), card.Finish().ValueOrDie()});
-  ASSERT_TRUE(WriteTableFile(*table, dir.path() / "arrivals.parquet").ok());
-  Definitions defs;
-  Diagnostics diag;
-  LoadDefinitionsText("defs.yaml", kDefinitions, &defs, &diag);
-  FileSourceInspector inspector(dir.path());
-  InferAggregationTypes(&defs, &inspector);
-  ValidateDefinitions(defs, &inspector, &diag);
-  ASSERT_FALSE(diag.has_errors()) << diag.ToStatus().ToString();
+  const Definitions defs = WriteEventsAndLoad(events, dir.path());
 
   std::vector<std::pair<std::string, int64_t>> rows;
   arrow::StringBuilder rows_bay;
-  arrow::TimestampBuilder rows_time(time.type(), arrow::default_memory_pool());
+  arrow::TimestampBuilder rows_time(TimeType(), arrow::default_memory_pool());
   for (int i = 0; i < 3000; ++i) {
     std::string key = "bay-" + std::to_string(rng() % 310);
     int64_t t = 0;
@@ -314,7 +305,7 @@ TEST(WindowJoinSlices, TimeSlicesGiveTheAnswersOfOneReadAndFollowTheBudget) {
   HistoricalRequest request;
   request.entities =
       arrow::Table::Make(arrow::schema({arrow::field("bay_id", arrow::utf8()),
-                                        arrow::field("event_timestamp", time.type())}),
+                                        arrow::field("event_timestamp", TimeType())}),
                          {rows_bay.Finish().ValueOrDie(), rows_time.Finish().ValueOrDie()});
   request.features = {
       {"bay_agg", "arrivals_3h"}, {"bay_agg", "paid_3h"}, {"bay_agg", "last_paid_1d"}};
