@@ -335,19 +335,21 @@ struct ReadContext {
   const Needed& needed;
   const JoinOptions& options;
   int threads;
-  int64_t budget;  // the join's, bytes
+  int64_t budget;    // the join's, bytes
+  int64_t num_rows;  // entity rows of the request
 };
 
 // One read of the events: the entity rows `row_batch` (the view's keys, the event time and
 // kRowColumn, their positions in the request) partitioned by key with the events `scan` returns,
-// each partition aggregated and its answers put in their rows' slots of `answers`. The events'
+// each partition aggregated and its answers put in their rows' slots of `answers` (made, for
+// every row of the request, once the first read's events are partitioned). The events'
 // partitioner holds up to `hold_bytes` (or the default, if larger) before it spills. Progress
 // counts the events after `counted_until` (the ones a slice before did not read). Adds to
 // `stats` (partitions: the most of any read; largest_partition_bytes: the largest).
 Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
                      std::unique_ptr<FeatureSourceScan> scan, const ReadContext& context,
                      int64_t hold_bytes, const std::optional<Timestamp>& counted_until,
-                     RowOrderColumns& answers, WindowJoinStats* stats) {
+                     std::unique_ptr<RowOrderColumns>& answers, WindowJoinStats* stats) {
   const FeatureView& view = context.view;
   const std::vector<std::string>& keys = context.keys;
   const std::vector<const Aggregation*>& aggregations = context.aggregations;
@@ -407,6 +409,17 @@ Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
   stats->partitions = std::max(stats->partitions, partitions);
   stats->events_bytes_planned += events_bytes;
   scan.reset();
+  // Each partition's answers go straight to their rows' slots of one output array per
+  // aggregation and are freed by the worker that computed them: the answers are held once, in
+  // row order, never also in partition order (at the seed's scale 140 MiB of
+  // bay_occupancy_windows' answers, plus an inverse permutation of 8 bytes a row, twice). Made
+  // only now: made before the rows were partitioned, they took pages that partitioning had just
+  // freed and kept them resident through the whole read (100 MiB more RSS at the seed's scale).
+  if (answers == nullptr) {
+    std::vector<std::shared_ptr<arrow::DataType>> types;
+    for (const Aggregation* a : aggregations) types.push_back(ToArrowType(*a->type));
+    GRANARY_ASSIGN_OR_RAISE(answers, RowOrderColumns::Make(std::move(types), context.num_rows));
+  }
 
   std::atomic<int> next{0};
   std::atomic<int64_t> used{0};
@@ -431,7 +444,7 @@ Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
               PartitionResult result,
               AggregatePartition(*rows, *events, keys, aggregations, needed, view.granularity,
                                  &local_used, &local_with_events));
-          GRANARY_RETURN_NOT_OK(answers.Place(*result.rows, result.values));
+          GRANARY_RETURN_NOT_OK(answers->Place(*result.rows, result.values));
         }
         // The partition's buffered rows and events (and spill files) go as soon as it is done:
         // otherwise they stay until the end.
@@ -509,7 +522,8 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
                             needed,
                             options,
                             ThreadCount(options.threads),
-                            std::max<int64_t>(options.memory_budget_bytes, 1 << 20)};
+                            std::max<int64_t>(options.memory_budget_bytes, 1 << 20),
+                            entities.num_rows()};
   WindowJoinStats local_stats;
   if (stats == nullptr) stats = &local_stats;
   *stats = WindowJoinStats{};
@@ -526,13 +540,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   std::shared_ptr<arrow::RecordBatch> row_batch = *with_rows;
   position_array.reset();
 
-  // Each partition's answers go straight to their rows' slots of one output array per
-  // aggregation and are freed by the worker that computed them: the answers are held once, in
-  // row order, never also in partition order (at the seed's scale 140 MiB of
-  // bay_occupancy_windows' answers, plus an inverse permutation of 8 bytes a row, twice).
-  std::vector<std::shared_ptr<arrow::DataType>> types;
-  for (const Aggregation* a : aggregations) types.push_back(ToArrowType(*a->type));
-  GRANARY_ASSIGN_OR_RAISE(auto answers, RowOrderColumns::Make(std::move(types), n));
+  std::unique_ptr<RowOrderColumns> answers;  // made by the first read (AggregateRead)
 
   // One read of the whole range, or time slices of the rows (window_slices.h), planned from the
   // events' Arrow size (as the partitions are) against half the join's budget: the other half
@@ -559,7 +567,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   stats->slice_bytes_planned = plan.slice_bytes;
   if (plan.slices.empty()) {
     GRANARY_RETURN_NOT_OK(AggregateRead(std::move(row_batch), std::move(scan), context,
-                                        plan.hold_bytes, std::nullopt, *answers, stats));
+                                        plan.hold_bytes, std::nullopt, answers, stats));
   } else {
     scan.reset();
     std::optional<Timestamp> read_until;
@@ -582,7 +590,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
         slice_rows = taken->record_batch();
       }
       GRANARY_RETURN_NOT_OK(AggregateRead(std::move(slice_rows), std::move(slice_scan), context,
-                                          plan.hold_bytes, read_until, *answers, stats));
+                                          plan.hold_bytes, read_until, answers, stats));
       read_until = std::max(read_until.value_or(slice.end), slice.end);
     }
     stats->slices = static_cast<int>(plan.slices.size());

@@ -65,6 +65,11 @@ Result<WindowSlicePlan> PlanWindowSlices(const arrow::Array& row_times,
   std::vector<int64_t> timed, untimed;
   timed.reserve(n);
   for (int64_t r = 0; r < n; ++r) (row_times.IsNull(r) ? untimed : timed).push_back(r);
+  if (timed.empty()) {
+    plan.slice_bytes = inputs.events_bytes;
+    plan.reason = one_read + ", but no entity row has a time: nothing to read in slices";
+    return plan;
+  }
   std::stable_sort(timed.begin(), timed.end(), [&](int64_t a, int64_t b) { return t[a] < t[b]; });
   for (size_t i = 0; i < timed.size();) {
     const int64_t first = t[timed[i]];

@@ -56,6 +56,10 @@ TEST(PlanWindowSlices, ALeadInTooLargeForTheBudgetIsOneSpilledRead) {
   EXPECT_TRUE(plan->slices.empty());
   EXPECT_EQ(plan->hold_bytes, 0);
   EXPECT_NE(plan->reason.find("spilled"), std::string::npos) << plan->reason;
+  // Rows without a time read nothing: one read too.
+  plan = PlanWindowSlices(*Times({std::nullopt, std::nullopt}), HundredDays(int64_t{60} << 20));
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_TRUE(plan->slices.empty());
   // An unbounded range has no rate to plan from: one read too.
   WindowSliceInputs unbounded = HundredDays(int64_t{60} << 20);
   unbounded.end = Timestamp{-1};
