@@ -540,6 +540,60 @@ def test_the_summary_of_a_view_with_plain_features_and_aggregations_gives_both_c
     assert pq.read_table(repo / "train.parquet").column("payments_2h").to_pylist() == [5, 0, 0, 0]
 
 
+def test_events_past_the_budget_are_read_in_time_slices_with_the_answers_of_one_read(
+        cli, tmp_path):
+    """60,000 events over 120 days (about 3 MiB in Arrow memory) under a 3 MiB budget: each time
+    slice of the entity rows reads the events its rows' windows reach (7d 1h of lead-in), the
+    summary says how many slices and what was spilled, and every value equals a 1 GiB run that
+    held the events in one read (window_slices.h)."""
+    rng = np.random.default_rng(21)
+    n = 60_000
+    events = pd.DataFrame({
+        "customer_id": rng.integers(1, 200, n),
+        "ts": BASE + rng.integers(0, 120 * 24, n) * HOUR + rng.choice([0, 1, HOUR // 2], n),
+        "amount": rng.integers(-500, 500, n) / 4,
+        "failed": rng.random(n) < 0.3,
+        "items": rng.integers(0, 9, n),
+        "merchant": rng.choice(["a", "b", "c", "d", "e"], n),
+    })
+    repo = write_repo(tmp_path, cli, events)
+    hours = rng.integers(0, 120 * 24, 2000)
+    pq.write_table(pa.table({
+        "customer_id": pa.array(rng.integers(1, 205, 2000), pa.int64()),
+        # On the hour (where windows start) or at an event's time.
+        "event_timestamp": pa.array(np.where(rng.random(2000) < 0.5, BASE + hours * HOUR,
+                                             events.ts.to_numpy()[rng.integers(0, n, 2000)]),
+                                    pa.timestamp("us", tz="UTC")),
+    }), repo / "entities.parquet")
+    features = ",".join(f"payments_agg:{a[0]}" for a in AGGS)
+    runs = {}
+    for budget in ["1GiB", "3MiB"]:
+        out = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.parquet",
+                  "--features", features, "--output", repo / f"train-{budget}.parquet",
+                  "--memory-budget", budget, "--spill-dir", tmp_path, check=True)
+        runs[budget] = (out.stderr, pq.read_table(repo / f"train-{budget}.parquet"))
+    held, sliced = runs["1GiB"][0], runs["3MiB"][0]
+    assert "time slices" not in held and " 0 MiB spilled" in held, held
+    summary = next(line for line in sliced.splitlines()
+                   if "entity rows with events in their 7d window" in line)
+    assert " 0 MiB spilled, read in " in summary and " time slices of the entity rows" in summary, \
+        summary
+    slices = int(summary.split("read in ")[1].split(" time slices")[0])
+    assert slices >= 2, summary
+    assert "aggregations: its events" in sliced and f"read in {slices} time slices" in sliced, \
+        sliced
+    # Exact but for floating sums, means and standard deviations, whose running totals start at
+    # a slice's lead-in instead of at the key's first event: within the engines' 1e-9 relative.
+    one, in_slices = runs["1GiB"][1], runs["3MiB"][1]
+    assert in_slices.schema == one.schema
+    for name in one.column_names:
+        want, got = one.column(name).to_pylist(), in_slices.column(name).to_pylist()
+        if pa.types.is_floating(one.schema.field(name).type):
+            assert all(same(g, w) for g, w in zip(got, want)), name
+        else:
+            assert got == want, name
+
+
 def test_tiles_larger_than_the_memory_budget_are_built_per_group_of_entities(cli, tmp_path):
     """Materializing tiles that outgrow a quarter of the memory budget partitions the events by
     entity and builds and writes one group of entities at a time (materializer.cc, TileBuilder):

@@ -310,8 +310,13 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       view_stats.partitions = std::max(view_stats.partitions, window_stats.partitions);
       view_stats.bytes_spilled += window_stats.bytes_spilled;
       if (plain.empty()) view_stats.scan = window_stats.scan;
+      if (!window_stats.plan.empty()) {
+        const std::string said = "aggregations: " + window_stats.plan;
+        view_stats.plan = view_stats.plan.empty() ? said : view_stats.plan + "; " + said;
+      }
       view_report.window = longest;
       view_report.rows_with_events = window_stats.rows_with_events;
+      view_report.time_slices = window_stats.slices;
     }
     if (progress) progress->Finish();
     arrow::FieldVector out_fields;

@@ -47,6 +47,8 @@ struct HistoricalStats {
     // entity rows with at least one event in it (WindowJoinStats::rows_with_events).
     Duration window;
     int64_t rows_with_events = 0;
+    // Reads of the aggregations' events in time slices of the entity rows (0: one read).
+    int time_slices = 0;
     // The view's output columns: their bytes, and whether they were spilled to disk until the
     // training set is written (else held in memory); `output_plan` says which and why, in words.
     int64_t output_bytes = 0;

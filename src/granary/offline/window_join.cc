@@ -20,6 +20,7 @@
 #include "granary/offline/partitioner.h"
 #include "granary/offline/row_order_columns.h"
 #include "granary/offline/source_inspector.h"
+#include "granary/offline/window_slices.h"
 #include "granary/types/arrow_convert.h"
 
 namespace granary {
@@ -284,56 +285,79 @@ Result<PartitionResult> AggregatePartition(const arrow::Table& rows, const arrow
   return out;
 }
 
-}  // namespace
-
-Result<std::unique_ptr<FeatureSourceScan>> OpenAggregationEventScan(const ViewSource& source) {
-  std::vector<const Aggregation*> aggregations;
-  for (const Aggregation& a : source.view->aggregations) aggregations.push_back(&a);
-  GRANARY_ASSIGN_OR_RAISE(Needed needed, NeededColumns(source, aggregations));
-  SourceScanOptions scan_options = source.options;
-  scan_options.features.clear();
-  scan_options.with_features = false;
-  scan_options.with_created_timestamp = false;
-  scan_options.extra_columns = needed.columns;
-  return FeatureSourceScan::Open(source.repo_root, *source.defs, *source.view, scan_options);
+// Rows of `batch` (event_timestamp at `time_index`) after `after` (all when nullopt): the
+// events a slice reads that the slice before it did not, for the progress line.
+int64_t CountAfter(const arrow::RecordBatch& batch, int time_index,
+                   const std::optional<Timestamp>& after) {
+  if (!after) return batch.num_rows();
+  const arrow::Array& time = *batch.column(time_index);
+  const int64_t* t = time.data()->GetValues<int64_t>(1);
+  int64_t count = 0;
+  for (int64_t i = 0; i < batch.num_rows(); ++i) count += t[i] > after->micros ? 1 : 0;
+  return count;
 }
 
-Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
-    const arrow::RecordBatch& entities, const ViewSource& source,
-    const std::vector<std::string>& aggregation_names, const JoinOptions& options,
-    WindowJoinStats* stats) {
-  const FeatureView& view = *source.view;
-  std::vector<const Aggregation*> aggregations;
-  for (const std::string& name : aggregation_names) {
-    const Aggregation* a = view.FindAggregation(name);
-    if (a == nullptr || !a->type) {
-      return Status::InvalidArgument(
-          fmt::format("feature view '{}' has no aggregation '{}'", view.name, name));
-    }
-    aggregations.push_back(a);
-  }
-  GRANARY_ASSIGN_OR_RAISE(Needed needed, NeededColumns(source, aggregations));
+// The events' size in memory, as the partitions are planned (EstimatedArrowBytes, or Parquet's
+// uncompressed size if larger).
+int64_t EventsArrowBytes(const FeatureSourceScan& scan) {
+  return std::max(scan.stats().bytes_estimated,
+                  EstimatedArrowBytes(*scan.schema(), scan.stats().rows_estimated));
+}
+
+void AddScanStats(const SourceScanStats& read, SourceScanStats* total) {
+  total->files_total += read.files_total;
+  total->files_pruned += read.files_pruned;
+  total->row_groups_total += read.row_groups_total;
+  total->row_groups_pruned += read.row_groups_pruned;
+  total->rows_scanned += read.rows_scanned;
+  total->rows_returned += read.rows_returned;
+  total->bytes_estimated += read.bytes_estimated;
+  total->rows_estimated += read.rows_estimated;
+  total->row_groups_skipped += read.row_groups_skipped;
+  total->readers = std::max(total->readers, read.readers);
+}
+
+// source.options reading the keys, the event time and the aggregations' columns only.
+SourceScanOptions EventScanOptions(const ViewSource& source, const Needed& needed) {
   SourceScanOptions scan_options = source.options;
   scan_options.features.clear();
   scan_options.with_features = false;
   scan_options.with_created_timestamp = false;
   scan_options.extra_columns = needed.columns;
-  GRANARY_ASSIGN_OR_RAISE(
-      auto scan, FeatureSourceScan::Open(source.repo_root, *source.defs, view, scan_options));
-  const std::vector<std::string> keys = scan->join_keys();
-  const int threads = ThreadCount(options.threads);
-  const int64_t budget = std::max<int64_t>(options.memory_budget_bytes, 1 << 20);
+  return scan_options;
+}
 
-  // Entity rows with their positions.
-  const int64_t n = entities.num_rows();
-  arrow::Int64Builder positions;
-  if (auto st = positions.Reserve(n); !st.ok()) return ArrowError(st);
-  for (int64_t i = 0; i < n; ++i) positions.UnsafeAppend(i);
-  std::shared_ptr<arrow::Array> position_array;
-  if (auto st = positions.Finish(&position_array); !st.ok()) return ArrowError(st);
-  auto with_rows = entities.AddColumn(entities.num_columns(), kRowColumn, position_array);
-  if (!with_rows.ok()) return ArrowError(with_rows.status());
-  std::shared_ptr<arrow::RecordBatch> row_batch = *with_rows;
+// What every read of the events shares.
+struct ReadContext {
+  const FeatureView& view;
+  const std::vector<std::string>& keys;
+  const std::vector<const Aggregation*>& aggregations;
+  const Needed& needed;
+  const JoinOptions& options;
+  int threads;
+  int64_t budget;    // the join's, bytes
+  int64_t num_rows;  // entity rows of the request
+};
+
+// One read of the events: the entity rows `row_batch` (the view's keys, the event time and
+// kRowColumn, their positions in the request) partitioned by key with the events `scan` returns,
+// each partition aggregated and its answers put in their rows' slots of `answers` (made, for
+// every row of the request, once the first read's events are partitioned). The events'
+// partitioner holds up to `hold_bytes` (or the default, if larger) before it spills. Progress
+// counts the events after `counted_until` (the ones a slice before did not read). Adds to
+// `stats` (partitions: the most of any read; largest_partition_bytes: the largest).
+Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
+                     std::unique_ptr<FeatureSourceScan> scan, const ReadContext& context,
+                     int64_t hold_bytes, const std::optional<Timestamp>& counted_until,
+                     std::unique_ptr<RowOrderColumns>& answers, WindowJoinStats* stats) {
+  const FeatureView& view = context.view;
+  const std::vector<std::string>& keys = context.keys;
+  const std::vector<const Aggregation*>& aggregations = context.aggregations;
+  const Needed& needed = context.needed;
+  const JoinOptions& options = context.options;
+  const int threads = context.threads;
+  const int64_t budget = context.budget;
+  const int time_index = scan->event_timestamp_index();
 
   // Partitions small enough that each thread's partition of rows and events fits its share.
   // The events' size is what they take decoded, from the schema's Arrow widths: the scan's
@@ -365,33 +389,38 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
                           EntityPartitioner::Make(row_batch->schema(), keys, part_options));
   GRANARY_RETURN_NOT_OK(row_parts->Append(row_batch));
   GRANARY_RETURN_NOT_OK(row_parts->Finish());
-  // The partitioner holds its own copies: the positions (8 bytes a row) need not stay too.
+  // The partitioner holds its own copies: the rows and their positions need not stay too.
   row_batch.reset();
-  position_array.reset();
+  // The events' partitioner may hold what the plan gave them (a slice's, or all of them when
+  // they fit) rather than spill past the default.
+  part_options.memory_budget_bytes = std::max(part_options.memory_budget_bytes, hold_bytes);
   GRANARY_ASSIGN_OR_RAISE(auto event_parts,
                           EntityPartitioner::Make(scan->schema(), keys, part_options));
   while (true) {
     GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, "reading events of " + view.name));
     GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
     if (batch == nullptr) break;
-    if (options.progress != nullptr) options.progress->Add(batch->num_rows());
+    if (options.progress != nullptr)
+      options.progress->Add(CountAfter(*batch, time_index, counted_until));
     GRANARY_RETURN_NOT_OK(event_parts->Append(batch));
   }
   GRANARY_RETURN_NOT_OK(event_parts->Finish());
-  if (stats != nullptr) {
-    stats->scan = scan->stats();
-    stats->partitions = partitions;
-    stats->events_bytes_planned = events_bytes;
-  }
+  AddScanStats(scan->stats(), &stats->scan);
+  stats->partitions = std::max(stats->partitions, partitions);
+  stats->events_bytes_planned += events_bytes;
   scan.reset();
-
   // Each partition's answers go straight to their rows' slots of one output array per
   // aggregation and are freed by the worker that computed them: the answers are held once, in
   // row order, never also in partition order (at the seed's scale 140 MiB of
-  // bay_occupancy_windows' answers, plus an inverse permutation of 8 bytes a row, twice).
-  std::vector<std::shared_ptr<arrow::DataType>> types;
-  for (const Aggregation* a : aggregations) types.push_back(ToArrowType(*a->type));
-  GRANARY_ASSIGN_OR_RAISE(auto answers, RowOrderColumns::Make(std::move(types), n));
+  // bay_occupancy_windows' answers, plus an inverse permutation of 8 bytes a row, twice). Made
+  // only now: made before the rows were partitioned, they took pages that partitioning had just
+  // freed and kept them resident through the whole read (100 MiB more RSS at the seed's scale).
+  if (answers == nullptr) {
+    std::vector<std::shared_ptr<arrow::DataType>> types;
+    for (const Aggregation* a : aggregations) types.push_back(ToArrowType(*a->type));
+    GRANARY_ASSIGN_OR_RAISE(answers, RowOrderColumns::Make(std::move(types), context.num_rows));
+  }
+
   std::atomic<int> next{0};
   std::atomic<int64_t> used{0};
   std::atomic<int64_t> with_events{0};
@@ -446,15 +475,130 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   // answers through the next views' joins and the output (bench/aggregations, PERFORMANCE.md).
   ReleaseFreedMemory();
   GRANARY_RETURN_NOT_OK(error);
-  if (stats != nullptr) {
-    stats->events_used = used;
-    stats->rows_with_events = with_events;
-    stats->largest_partition_bytes = largest;
-    stats->bytes_spilled = row_parts->stats().bytes_spilled + event_parts->stats().bytes_spilled;
-  }
-  row_parts.reset();
-  event_parts.reset();
+  stats->events_used += used;
+  stats->rows_with_events += with_events;
+  stats->largest_partition_bytes = std::max<int64_t>(stats->largest_partition_bytes, largest);
+  stats->bytes_spilled += row_parts->stats().bytes_spilled + event_parts->stats().bytes_spilled;
+  return Status::OK();
+}
 
+}  // namespace
+
+Result<std::unique_ptr<FeatureSourceScan>> OpenAggregationEventScan(const ViewSource& source) {
+  std::vector<const Aggregation*> aggregations;
+  for (const Aggregation& a : source.view->aggregations) aggregations.push_back(&a);
+  GRANARY_ASSIGN_OR_RAISE(Needed needed, NeededColumns(source, aggregations));
+  return FeatureSourceScan::Open(source.repo_root, *source.defs, *source.view,
+                                 EventScanOptions(source, needed));
+}
+
+Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
+    const arrow::RecordBatch& entities, const ViewSource& source,
+    const std::vector<std::string>& aggregation_names, const JoinOptions& options,
+    WindowJoinStats* stats) {
+  const FeatureView& view = *source.view;
+  std::vector<const Aggregation*> aggregations;
+  Duration longest;
+  for (const std::string& name : aggregation_names) {
+    const Aggregation* a = view.FindAggregation(name);
+    if (a == nullptr || !a->type) {
+      return Status::InvalidArgument(
+          fmt::format("feature view '{}' has no aggregation '{}'", view.name, name));
+    }
+    aggregations.push_back(a);
+    longest = std::max(longest, a->window);
+  }
+  GRANARY_ASSIGN_OR_RAISE(Needed needed, NeededColumns(source, aggregations));
+  const SourceScanOptions scan_options = EventScanOptions(source, needed);
+  // One listing of the files for every read: the slices read the same files.
+  GRANARY_ASSIGN_OR_RAISE(SourceSnapshot snapshot,
+                          SourceSnapshot::Read(source.repo_root, *source.defs, view));
+  GRANARY_ASSIGN_OR_RAISE(auto scan,
+                          FeatureSourceScan::Open(snapshot, *source.defs, view, scan_options));
+  const std::vector<std::string> keys = scan->join_keys();
+  const ReadContext context{view,
+                            keys,
+                            aggregations,
+                            needed,
+                            options,
+                            ThreadCount(options.threads),
+                            std::max<int64_t>(options.memory_budget_bytes, 1 << 20),
+                            entities.num_rows()};
+  WindowJoinStats local_stats;
+  if (stats == nullptr) stats = &local_stats;
+  *stats = WindowJoinStats{};
+
+  // Entity rows with their positions.
+  const int64_t n = entities.num_rows();
+  arrow::Int64Builder positions;
+  if (auto st = positions.Reserve(n); !st.ok()) return ArrowError(st);
+  for (int64_t i = 0; i < n; ++i) positions.UnsafeAppend(i);
+  std::shared_ptr<arrow::Array> position_array;
+  if (auto st = positions.Finish(&position_array); !st.ok()) return ArrowError(st);
+  auto with_rows = entities.AddColumn(entities.num_columns(), kRowColumn, position_array);
+  if (!with_rows.ok()) return ArrowError(with_rows.status());
+  std::shared_ptr<arrow::RecordBatch> row_batch = *with_rows;
+  position_array.reset();
+
+  std::unique_ptr<RowOrderColumns> answers;  // made by the first read (AggregateRead)
+
+  // One read of the whole range, or time slices of the rows (window_slices.h), planned from the
+  // events' Arrow size (as the partitions are) against half the join's budget: the other half
+  // is the rows, the partitions being aggregated and the answers.
+  WindowSliceInputs inputs;
+  inputs.events_bytes = EventsArrowBytes(*scan);
+  inputs.longest = longest;
+  inputs.granularity = view.granularity;
+  inputs.hold_budget = context.budget / 2;
+  if (scan_options.start && scan_options.end) {
+    inputs.start = *scan_options.start;
+    inputs.end = *scan_options.end;
+  } else {
+    inputs.end = Timestamp{-1};  // unbounded: no time slices
+  }
+  GRANARY_ASSIGN_OR_RAISE(
+      WindowSlicePlan plan,
+      PlanWindowSlices(*entities.GetColumnByName(kEventTimestampColumn), inputs));
+  // Said only when the events are more than a partitioner holds by default: otherwise one read
+  // holds them as it always did.
+  if (inputs.events_bytes > std::min<int64_t>(context.budget / 4, int64_t{64} << 20)) {
+    stats->plan = plan.reason;
+  }
+  stats->slice_bytes_planned = plan.slice_bytes;
+  if (plan.slices.empty()) {
+    GRANARY_RETURN_NOT_OK(AggregateRead(std::move(row_batch), std::move(scan), context,
+                                        plan.hold_bytes, std::nullopt, answers, stats));
+  } else {
+    scan.reset();
+    std::optional<Timestamp> read_until;
+    for (WindowSlice& slice : plan.slices) {
+      GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, "reading events of " + view.name));
+      SourceScanOptions slice_options = scan_options;
+      slice_options.start = slice.start;
+      slice_options.end = slice.end;
+      GRANARY_ASSIGN_OR_RAISE(auto slice_scan,
+                              FeatureSourceScan::Open(snapshot, *source.defs, view, slice_options));
+      std::shared_ptr<arrow::RecordBatch> slice_rows = row_batch;
+      if (plan.slices.size() > 1) {
+        arrow::Int64Builder take;
+        if (auto st = take.AppendValues(slice.rows); !st.ok()) return ArrowError(st);
+        std::vector<int64_t>().swap(slice.rows);
+        std::shared_ptr<arrow::Array> take_array;
+        if (auto st = take.Finish(&take_array); !st.ok()) return ArrowError(st);
+        auto taken = arrow::compute::Take(row_batch, take_array);
+        if (!taken.ok()) return ArrowError(taken.status());
+        slice_rows = taken->record_batch();
+      }
+      GRANARY_RETURN_NOT_OK(AggregateRead(std::move(slice_rows), std::move(slice_scan), context,
+                                          plan.hold_bytes, read_until, answers, stats));
+      read_until = std::max(read_until.value_or(slice.end), slice.end);
+    }
+    stats->slices = static_cast<int>(plan.slices.size());
+    // The slices read the files several times: one rewritten meanwhile (its size or time
+    // changed) would give rows of different slices different data.
+    GRANARY_RETURN_NOT_OK(snapshot.CheckUnchanged(fmt::format("feature view '{}'", view.name)));
+  }
+  row_batch.reset();
   return answers->Finish();
 }
 

@@ -8,11 +8,20 @@
 //                     events of keys the rows ask for, sorted by (key, time); rows sorted by
 //                     (key, time) -> ComputeWindows (one sweep) -> values into their rows' slots
 //
+// Reads: one read of the whole range, or, when the events are more than half the budget, time
+// slices of the entity rows, each read with only the events its rows' windows reach (the
+// longest window and the granularity before its first row, to its last), partitioned and
+// aggregated as above (window_slices.h says when and how they are cut). A time-ordered source
+// (Delta or hive date partitions, row groups in time order) prunes each slice's scan to about
+// its own range, so each event is read about once plus the lead-in again.
+//
 // Memory: the partition count is chosen so that a partition of rows and events fits in the
-// budget divided among the threads; the partitioners spill to Arrow IPC files past half the
-// budget each. Each partition's answers are written straight into the output columns in the
-// rows' order (RowOrderColumns) and freed, so the answers are held once. Not thread-safe itself
-// (it runs its own threads).
+// budget divided among the threads. The events' partitioner holds up to half the budget when
+// the events, or a slice's, are planned to fit it (nothing spilled), else at most a quarter of
+// the budget (64 MiB at most) and spills the rest to Arrow IPC files, as the rows' partitioner
+// does. Each partition's answers are written straight into the output columns in the rows'
+// order (RowOrderColumns) and freed, so the answers are held once, whatever the slices. Not
+// thread-safe itself (it runs its own threads).
 #pragma once
 
 #include <memory>
@@ -30,15 +39,23 @@ class RecordBatch;
 namespace granary {
 
 struct WindowJoinStats {
-  SourceScanStats scan;
-  int partitions = 0;
+  SourceScanStats scan;  // summed over the reads (a slice's lead-in counts again)
+  int partitions = 0;    // of the read that had the most
+  // Reads in time slices of the entity rows; 0: one read of the whole range.
+  int slices = 0;
   // Bytes of the events the partitions were planned for (their Arrow size estimated from the
-  // schema and the scan's row count, or the scan's bytes_estimated if larger), and the Arrow
-  // bytes of the largest partition's entity rows and events as read back.
+  // schema and the scan's row count, or the scan's bytes_estimated if larger; summed over the
+  // reads), and the Arrow bytes of the largest partition's entity rows and events as read back.
   int64_t events_bytes_planned = 0;
   int64_t largest_partition_bytes = 0;
   int64_t bytes_spilled = 0;
-  int64_t events_used = 0;  // events of keys that some entity row asks for
+  // The events the slices were planned to hold at most (bytes; the whole range's for one read),
+  // and what was decided and why, in words for the retrieval's summary (empty when the events
+  // are within what a partitioner holds by default).
+  int64_t slice_bytes_planned = 0;
+  std::string plan;
+  // Events of keys that some entity row asks for (a slice's lead-in counts again).
+  int64_t events_used = 0;
   // Entity rows with at least one event of their key in the longest of the aggregations'
   // windows (events before `where` applies); the others read count 0 and null.
   int64_t rows_with_events = 0;

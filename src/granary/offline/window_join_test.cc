@@ -1,6 +1,7 @@
 // Historical retrieval (JoinHistoricalFeatures, the embedded engine's) with window aggregations:
-// the out-of-core path (partitions spilled past a small budget, several threads) gives the same
-// values as the in-memory one, and both equal a brute-force rescan of each row's window.
+// the out-of-core path (partitions spilled past a small budget, several threads) and the reads in
+// time slices of the entity rows give the same values as the in-memory one, and all equal a
+// brute-force rescan of each row's window.
 #include "granary/offline/window_join.h"
 
 #include <arrow/api.h>
@@ -17,6 +18,7 @@
 #include "granary/offline/table_io.h"
 #include "granary/registry/loader.h"
 #include "granary/registry/validator.h"
+#include "granary/testing/test_seed.h"
 
 namespace granary {
 namespace {
@@ -39,48 +41,102 @@ feature_views:
       - {name: last_paid_1d, function: last, column: paid, window: 1d}
 )yaml";
 
+std::shared_ptr<arrow::DataType> TimeType() {
+  return arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
+}
+
 struct Events {
   std::vector<std::string> bay;
   std::vector<int64_t> time, paid;
   std::vector<bool> card;
 };
 
+// Writes `events` to dir/arrivals.parquet and loads kDefinitions over it (aggregation types
+// inferred from the file, validated).
+Definitions WriteEventsAndLoad(const Events& events, const std::filesystem::path& dir) {
+  arrow::StringBuilder bay;
+  arrow::TimestampBuilder time(TimeType(), arrow::default_memory_pool());
+  arrow::Int64Builder paid;
+  arrow::BooleanBuilder card;
+  for (size_t i = 0; i < events.time.size(); ++i) {
+    EXPECT_TRUE(bay.Append(events.bay[i]).ok());
+    EXPECT_TRUE(time.Append(events.time[i]).ok());
+    EXPECT_TRUE(paid.Append(events.paid[i]).ok());
+    EXPECT_TRUE(card.Append(events.card[i]).ok());
+  }
+  auto schema = arrow::schema(
+      {arrow::field("bay_id", arrow::utf8()), arrow::field("event_timestamp", TimeType()),
+       arrow::field("paid", arrow::int64()), arrow::field("card", arrow::boolean())});
+  auto table = arrow::Table::Make(schema, {bay.Finish().ValueOrDie(), time.Finish().ValueOrDie(),
+                                           paid.Finish().ValueOrDie(), card.Finish().ValueOrDie()});
+  EXPECT_TRUE(WriteTableFile(*table, dir / "arrivals.parquet").ok());
+  Definitions defs;
+  Diagnostics diag;
+  LoadDefinitionsText("defs.yaml", kDefinitions, &defs, &diag);
+  FileSourceInspector inspector(dir);
+  InferAggregationTypes(&defs, &inspector);
+  ValidateDefinitions(defs, &inspector, &diag);
+  EXPECT_FALSE(diag.has_errors()) << diag.ToStatus().ToString();
+  return defs;
+}
+
+// Every `step`-th row's answers in `table` against a rescan of all events: arrivals_3h,
+// paid_3h (where card) and last_paid_1d (ties on time: the event read last wins).
+void ExpectBruteForceAnswers(const arrow::Table& table,
+                             const std::vector<std::pair<std::string, int64_t>>& rows,
+                             const Events& events, size_t step) {
+  auto column = [&](const char* name) {
+    return std::static_pointer_cast<arrow::Int64Array>(
+        arrow::Concatenate(table.GetColumnByName(name)->chunks()).ValueOrDie());
+  };
+  auto count = column("arrivals_3h");
+  auto paid = column("paid_3h");
+  auto last = column("last_paid_1d");
+  for (size_t r = 0; r < rows.size(); r += step) {
+    const auto& [bay, t] = rows[r];
+    const int64_t start3 = aggregation::WindowStart(t, Duration::Hours(3), Duration::Hours(1));
+    const int64_t start1d = aggregation::WindowStart(t, Duration::Days(1), Duration::Hours(1));
+    int64_t n = 0, sum = 0, sum_n = 0;
+    std::optional<int64_t> latest;
+    int64_t latest_t = 0;
+    for (size_t e = 0; e < events.time.size(); ++e) {
+      if (events.bay[e] != bay || events.time[e] > t) continue;
+      if (events.time[e] >= start3) {
+        ++n;
+        if (events.card[e]) sum += events.paid[e], ++sum_n;
+      }
+      if (events.time[e] >= start1d && (!latest || events.time[e] >= latest_t)) {
+        latest = events.paid[e];
+        latest_t = events.time[e];
+      }
+    }
+    ASSERT_EQ(count->Value(r), n) << "row " << r;
+    ASSERT_EQ(paid->IsNull(r), sum_n == 0) << "row " << r;
+    if (sum_n > 0) {
+      EXPECT_EQ(paid->Value(r), sum) << "row " << r;
+    }
+    ASSERT_EQ(last->IsNull(r), !latest.has_value()) << "row " << r;
+    if (latest) {
+      EXPECT_EQ(last->Value(r), *latest) << "row " << r;
+    }
+  }
+}
+
 class WindowJoinTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = std::make_unique<TempDir>(TempDir::Make("granary_window_join_").ValueOrDie());
     std::mt19937_64 rng(42);
-    arrow::StringBuilder bay;
-    arrow::TimestampBuilder time(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
-                                 arrow::default_memory_pool());
-    arrow::Int64Builder paid;
-    arrow::BooleanBuilder card;
     for (int i = 0; i < 200'000; ++i) {
       events_.bay.push_back("bay-" + std::to_string(rng() % 500));
       events_.time.push_back(static_cast<int64_t>(rng() % (48 * 6)) * kHour / 6);
       events_.paid.push_back(static_cast<int64_t>(rng() % 1000));
       events_.card.push_back(rng() % 3 != 0);
-      ASSERT_TRUE(bay.Append(events_.bay.back()).ok());
-      ASSERT_TRUE(time.Append(events_.time.back()).ok());
-      ASSERT_TRUE(paid.Append(events_.paid.back()).ok());
-      ASSERT_TRUE(card.Append(events_.card.back()).ok());
     }
-    auto schema = arrow::schema(
-        {arrow::field("bay_id", arrow::utf8()), arrow::field("event_timestamp", time.type()),
-         arrow::field("paid", arrow::int64()), arrow::field("card", arrow::boolean())});
-    auto table =
-        arrow::Table::Make(schema, {bay.Finish().ValueOrDie(), time.Finish().ValueOrDie(),
-                                    paid.Finish().ValueOrDie(), card.Finish().ValueOrDie()});
-    ASSERT_TRUE(WriteTableFile(*table, dir_->path() / "arrivals.parquet").ok());
-    Diagnostics diag;
-    LoadDefinitionsText("defs.yaml", kDefinitions, &defs_, &diag);
-    FileSourceInspector inspector(dir_->path());
-    InferAggregationTypes(&defs_, &inspector);
-    ValidateDefinitions(defs_, &inspector, &diag);
-    ASSERT_FALSE(diag.has_errors()) << diag.ToStatus().ToString();
+    defs_ = WriteEventsAndLoad(events_, dir_->path());
 
     arrow::StringBuilder rows_bay;
-    arrow::TimestampBuilder rows_time(time.type(), arrow::default_memory_pool());
+    arrow::TimestampBuilder rows_time(TimeType(), arrow::default_memory_pool());
     for (int i = 0; i < 3000; ++i) {
       rows_.emplace_back("bay-" + std::to_string(rng() % 520),
                          static_cast<int64_t>(rng() % (50 * 60)) * kHour / 60);
@@ -89,7 +145,7 @@ class WindowJoinTest : public ::testing::Test {
     }
     entities_ =
         arrow::Table::Make(arrow::schema({arrow::field("bay_id", arrow::utf8()),
-                                          arrow::field("event_timestamp", time.type())}),
+                                          arrow::field("event_timestamp", TimeType())}),
                            {rows_bay.Finish().ValueOrDie(), rows_time.Finish().ValueOrDie()});
   }
 
@@ -125,43 +181,7 @@ TEST_F(WindowJoinTest, SpilledPartitionsOnTwoThreadsEqualTheInMemoryAnswerAndABr
   EXPECT_GT(spilled_stats.views[0].join.partitions, in_memory_stats.views[0].join.partitions);
   EXPECT_TRUE(in_memory->Equals(*spilled));
 
-  auto column = [&](const char* name) {
-    return std::static_pointer_cast<arrow::Int64Array>(
-        arrow::Concatenate(in_memory->GetColumnByName(name)->chunks()).ValueOrDie());
-  };
-  auto count = column("arrivals_3h");
-  auto paid = column("paid_3h");
-  auto last = column("last_paid_1d");
-  for (size_t r = 0; r < rows_.size(); r += 7) {
-    const auto& [bay, t] = rows_[r];
-    const int64_t start3 = aggregation::WindowStart(t, Duration::Hours(3), Duration::Hours(1));
-    const int64_t start1d = aggregation::WindowStart(t, Duration::Days(1), Duration::Hours(1));
-    int64_t n = 0, sum = 0, sum_n = 0;
-    std::optional<int64_t> latest;
-    int64_t latest_t = 0;
-    for (size_t e = 0; e < events_.time.size(); ++e) {
-      if (events_.bay[e] != bay || events_.time[e] > t) continue;
-      if (events_.time[e] >= start3) {
-        ++n;
-        if (events_.card[e]) sum += events_.paid[e], ++sum_n;
-      }
-      // Ties on time: the event read last wins.
-      if (events_.time[e] >= start1d && (!latest || events_.time[e] >= latest_t)) {
-        latest = events_.paid[e];
-        latest_t = events_.time[e];
-      }
-    }
-    ASSERT_EQ(count->Value(r), n) << "row " << r;
-    if (sum_n == 0) {
-      EXPECT_TRUE(paid->IsNull(r)) << "row " << r;
-    } else {
-      EXPECT_EQ(paid->Value(r), sum) << "row " << r;
-    }
-    ASSERT_EQ(last->IsNull(r), !latest.has_value()) << "row " << r;
-    if (latest) {
-      EXPECT_EQ(last->Value(r), *latest) << "row " << r;
-    }
-  }
+  ExpectBruteForceAnswers(*in_memory, rows_, events_, 7);
 }
 
 // The partitions are planned from the events' Arrow size, not from Parquet's (bay names and
@@ -231,6 +251,99 @@ TEST_F(WindowJoinTest, RowsWithEventsCountTheRowsWhoseLongestWindowHoldsAnEvent)
     EXPECT_EQ(stats.views[0].window, Duration::Days(1));
     EXPECT_EQ(stats.views[0].rows_with_events, want) << "budget " << budget;
   }
+}
+
+// Events over 30 days and entity rows over the same days, with a budget under the events' size
+// but over a slice of four lead-ins (25 h: the 1d window and the 1h granularity): the rows are
+// read in time slices. Rows sit at hour boundaries (so their window starts are exactly a slice's
+// first instant), at event times, at equal times, and at random minutes; the 1d window of most
+// rows crosses into the slice before theirs. Answers equal one read holding everything and a
+// brute-force rescan; a smaller budget makes more slices and nothing is spilled.
+TEST(WindowJoinSlices, TimeSlicesGiveTheAnswersOfOneReadAndFollowTheBudget) {
+  const uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE(testing::SeedTrace(seed));
+  std::mt19937_64 rng(seed);
+  auto dir = TempDir::Make("granary_window_slices_").ValueOrDie();
+  constexpr int64_t kDays = 30;
+  Events events;
+  for (int i = 0; i < 60'000; ++i) {
+    events.bay.push_back("bay-" + std::to_string(rng() % 300));
+    const int64_t minute = static_cast<int64_t>(rng() % (kDays * 24 * 60));
+    // A quarter on the hour: the instants where windows start and where rows below sit.
+    events.time.push_back((rng() % 4 == 0 ? minute / 60 * 60 : minute) * kHour / 60);
+    events.paid.push_back(static_cast<int64_t>(rng() % 1000));
+    events.card.push_back(rng() % 3 != 0);
+  }
+  const Definitions defs = WriteEventsAndLoad(events, dir.path());
+
+  std::vector<std::pair<std::string, int64_t>> rows;
+  arrow::StringBuilder rows_bay;
+  arrow::TimestampBuilder rows_time(TimeType(), arrow::default_memory_pool());
+  for (int i = 0; i < 3000; ++i) {
+    std::string key = "bay-" + std::to_string(rng() % 310);
+    int64_t t = 0;
+    switch (rng() % 4) {
+      case 0:  // on the hour
+        t = static_cast<int64_t>(rng() % (kDays * 24)) * kHour;
+        break;
+      case 1: {  // at an event's time, of its bay
+        const size_t e = rng() % events.time.size();
+        key = events.bay[e];
+        t = events.time[e];
+        break;
+      }
+      case 2:  // the time of the row before
+        t = rows.empty() ? 0 : rows.back().second;
+        break;
+      default:
+        t = static_cast<int64_t>(rng() % (kDays * 24 * 60)) * kHour / 60;
+    }
+    rows.emplace_back(key, t);
+    ASSERT_TRUE(rows_bay.Append(key).ok());
+    ASSERT_TRUE(rows_time.Append(t).ok());
+  }
+  HistoricalRequest request;
+  request.entities =
+      arrow::Table::Make(arrow::schema({arrow::field("bay_id", arrow::utf8()),
+                                        arrow::field("event_timestamp", TimeType())}),
+                         {rows_bay.Finish().ValueOrDie(), rows_time.Finish().ValueOrDie()});
+  request.features = {
+      {"bay_agg", "arrivals_3h"}, {"bay_agg", "paid_3h"}, {"bay_agg", "last_paid_1d"}};
+  auto retrieve = [&](int64_t budget, int threads, HistoricalStats* stats) {
+    HistoricalJoinOptions options;
+    options.memory_budget_bytes = budget;
+    options.threads = threads;
+    options.spill_dir = dir.path();
+    auto result = JoinHistoricalFeatures(dir.path(), defs, request, options, stats);
+    EXPECT_TRUE(result.ok()) << result.status().ToString();
+    return result.ok() ? *result : nullptr;
+  };
+
+  HistoricalStats one_stats;
+  auto one = retrieve(int64_t{1} << 30, 1, &one_stats);
+  ASSERT_NE(one, nullptr);
+  EXPECT_EQ(one_stats.views[0].time_slices, 0);
+  EXPECT_EQ(one_stats.views[0].join.bytes_spilled, 0);
+  int previous_slices = 0;
+  for (auto [budget, threads] :
+       {std::pair<int64_t, int>{int64_t{3} << 20, 2}, {2 << 20, 1}, {1 << 20, 2}}) {
+    SCOPED_TRACE(::testing::Message() << "budget " << budget << ", threads " << threads);
+    HistoricalStats stats;
+    auto sliced = retrieve(budget, threads, &stats);
+    ASSERT_NE(sliced, nullptr);
+    const HistoricalStats::View& view = stats.views[0];
+    EXPECT_GT(view.time_slices, 1) << view.join.plan;
+    EXPECT_GE(view.time_slices, previous_slices) << "a smaller budget, as many slices or more";
+    previous_slices = view.time_slices;
+    EXPECT_NE(view.join.plan.find(std::to_string(view.time_slices) + " time slices"),
+              std::string::npos)
+        << view.join.plan;
+    EXPECT_EQ(view.join.bytes_spilled, 0);
+    EXPECT_EQ(view.rows_with_events, one_stats.views[0].rows_with_events);
+    EXPECT_TRUE(one->Equals(*sliced));
+  }
+
+  ExpectBruteForceAnswers(*one, rows, events, 3);
 }
 
 }  // namespace

@@ -162,6 +162,12 @@ class EmbeddedEngine final : public OfflineEngine {
       s.plain_features = v.plain_features;
       s.aggregation_window = v.window;
       s.rows_with_events = v.rows_with_events;
+      // Window aggregations read in time slices of the entity rows (window_join.h): said on the
+      // view's summary line, after its partitions (the most of a slice) and bytes spilled (all
+      // slices').
+      if (v.time_slices > 1) {
+        s.engine_detail = fmt::format("read in {} time slices of the entity rows", v.time_slices);
+      }
       s.partitions = v.join.partitions;
       s.bytes_spilled = v.join.bytes_spilled;
       s.memory_plan = v.join.plan;
