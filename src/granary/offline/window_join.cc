@@ -304,6 +304,14 @@ int64_t EventsArrowBytes(const FeatureSourceScan& scan) {
                   EstimatedArrowBytes(*scan.schema(), scan.stats().rows_estimated));
 }
 
+Result<int64_t> ReferencedBytes(const arrow::Table& rows, const arrow::Table& events) {
+  auto row_bytes = arrow::util::ReferencedBufferSize(rows);
+  auto event_bytes = arrow::util::ReferencedBufferSize(events);
+  if (!row_bytes.ok()) return ArrowError(row_bytes.status());
+  if (!event_bytes.ok()) return ArrowError(event_bytes.status());
+  return *row_bytes + *event_bytes;
+}
+
 void AddScanStats(const SourceScanStats& read, SourceScanStats* total) {
   total->files_total += read.files_total;
   total->files_pruned += read.files_pruned;
@@ -363,9 +371,7 @@ Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
   // The events' size is what they take decoded, from the schema's Arrow widths: the scan's
   // bytes_estimated (Parquet's uncompressed size) was 9x under it at the seed's scale (small
   // integers Parquet run-length encodes), which made each partition 9x its share.
-  const int64_t events_bytes =
-      std::max(scan->stats().bytes_estimated,
-               EstimatedArrowBytes(*scan->schema(), scan->stats().rows_estimated));
+  const int64_t events_bytes = EventsArrowBytes(*scan);
   const int64_t data_bytes = BatchBytes(*row_batch) + events_bytes;
   // At most 4 MiB each even under a large budget: a partition's keys, hashes, orders, sorted
   // copies and answers take several times its size while it is worked on (about 6x), and small
@@ -438,8 +444,11 @@ Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
         GRANARY_ASSIGN_OR_RAISE(auto rows, row_parts->ReadPartition(p));
         if (rows->num_rows() != 0) {
           GRANARY_ASSIGN_OR_RAISE(auto events, event_parts->ReadPartition(p));
-          local_largest = std::max(local_largest, arrow::util::TotalBufferSize(*rows) +
-                                                      arrow::util::TotalBufferSize(*events));
+          // The bytes the partition's rows and events reference: a partition that was never
+          // spilled is ranges of a batch it shares with the others, whose whole buffers
+          // TotalBufferSize would count.
+          GRANARY_ASSIGN_OR_RAISE(int64_t bytes, ReferencedBytes(*rows, *events));
+          local_largest = std::max(local_largest, bytes);
           GRANARY_ASSIGN_OR_RAISE(
               PartitionResult result,
               AggregatePartition(*rows, *events, keys, aggregations, needed, view.granularity,
