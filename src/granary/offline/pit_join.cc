@@ -464,10 +464,11 @@ void ScatteredColumn::Put(const arrow::ArrayData& source, int64_t offset, const 
   }
 }
 
-// Sorts `chosen` (read positions up to `last_position`) by (read position, entity row): placed
-// first into buckets of the position's top bits (about 32 rows each), which in order are
-// ordered by position, then each bucket sorted on its own, in the cache. A std::sort of the
-// whole list took 30-40 ms a view of 1 M rows, on one thread while the readers waited.
+// Sorts `chosen` (read positions up to `last_position`) by (read position, entity row) into a
+// list of its own size (the one given may have room for every entity row; only the matched are
+// kept): placed first into buckets of the position's top bits (about 32 rows each), which in
+// order are ordered by position, then each bucket sorted on its own, in the cache. A std::sort
+// of the whole list took 30-40 ms a view of 1 M rows, on one thread while the readers waited.
 void SortByReadPosition(std::vector<ChosenRow>* chosen, int64_t last_position) {
   auto before = [](const ChosenRow& a, const ChosenRow& b) {
     return a.index != b.index ? a.index < b.index : EntityRowOf(a) < EntityRowOf(b);
@@ -477,10 +478,6 @@ void SortByReadPosition(std::vector<ChosenRow>* chosen, int64_t last_position) {
   const int bucket_bits = std::clamp(
       std::min(static_cast<int>(std::bit_width(static_cast<uint64_t>(rows))) - 5, position_bits), 0,
       20);
-  if (bucket_bits == 0) {
-    std::sort(chosen->begin(), chosen->end(), before);
-    return;
-  }
   const int shift = position_bits - bucket_bits;
   const int64_t buckets = int64_t{1} << bucket_bits;
   std::vector<int64_t> starts(buckets + 1, 0);
@@ -491,11 +488,11 @@ void SortByReadPosition(std::vector<ChosenRow>* chosen, int64_t last_position) {
     std::vector<int64_t> at(starts.begin(), starts.end() - 1);
     for (const ChosenRow& c : *chosen) sorted[at[c.index >> shift]++] = c;
   }
+  chosen->swap(sorted);
+  sorted = {};
   for (int64_t b = 0; b < buckets; ++b) {
-    std::sort(sorted.begin() + starts[b], sorted.begin() + starts[b + 1], before);
+    std::sort(chosen->begin() + starts[b], chosen->begin() + starts[b + 1], before);
   }
-  // Back into the list the gather holds (its bytes are counted at its capacity).
-  std::copy(sorted.begin(), sorted.end(), chosen->begin());
 }
 
 // Entity row i's position in `chosen` (the gathered values, in read order), null where the row
@@ -566,8 +563,9 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
   if (options.TEST_after_match_pass) options.TEST_after_match_pass();
   std::optional<PhaseTimings::Scope> gather_phase;
   gather_phase.emplace(PhaseTimings::Start(options.timings, source.view->name + ": gather pass"));
-  // The chosen rows in read order, with the entity rows that chose them (EntityRowOf): the match
-  // pass's list itself, 16 bytes an entity row.
+  // The chosen rows in read order, with the entity rows that chose them (EntityRowOf): 16 bytes
+  // a matched entity row, once sorted (the match pass's list, compacted, is sorted into one of
+  // its own size).
   int64_t matched = 0;
   int64_t last_position = 0;
   for (int64_t i = 0; i < n; ++i) {

@@ -531,13 +531,13 @@ TEST(PointInTimeJoin, JoinsOverTheSameEntityArraysShareTheEntitySideOnlyWhileKep
   EXPECT_EQ(values(*(*alone)[0]), want_ttl);
 }
 
-TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAnEntityRow) {
+TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAMatchedEntityRow) {
   // 200,000 entity rows over 1,000 keys, 40,000 feature rows with 6 float64 columns, a bool and
   // a string. Gathered for a caller that takes the columns as they come, under budgets that do
   // not hold them all, the join reads the features once per group of columns and holds, at its
-  // peak, its list of chosen rows (16 bytes an entity row) and one group: never more than the
-  // budget, or the list and one column when the list alone passes it. The columns are the ones
-  // the join gathered in one read returns.
+  // peak, its list of chosen rows (16 bytes a matched entity row) and one group: never more than
+  // the budget, or the list and one column when the list alone passes it. The columns are the
+  // ones the join gathered in one read returns.
   auto dir = TempDir::Make("granary-gather-groups-").ValueOrDie();
   std::filesystem::create_directories(dir.path() / "src");
   constexpr int64_t kKeys = 1000, kHours = 40, kEntityRows = 200'000, kFloats = 6;
@@ -612,8 +612,8 @@ TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAn
   const int64_t matched = whole_stats.rows_matched;
   ASSERT_GT(matched, kEntityRows / 2);
   ASSERT_LT(matched, kEntityRows);
-  // The list of chosen rows: 16 bytes an entity row, whatever the columns.
-  const int64_t list_bytes = 16 * kEntityRows;
+  // The list of chosen rows: 16 bytes a matched entity row, whatever the columns.
+  const int64_t list_bytes = 16 * matched;
   const int64_t float_bytes = 8 * kEntityRows + (kEntityRows + 7) / 8;
   const int64_t zone_bytes = 16 * (kEntityRows + matched);  // the gather's estimate for strings
   const int64_t order_bytes = 8 * kEntityRows + (kEntityRows + 7) / 8;
