@@ -132,9 +132,9 @@ Result<std::vector<ChosenRow>> StreamMatch(const arrow::RecordBatch& entities,
     side->key_columns.emplace(std::move(key_columns));
     side->keys = std::move(key_arrays);
     side->ts = entity_ts;
-    GRANARY_ASSIGN_OR_RAISE(
-        side->matcher, StreamingMatcher::Make(&*side->key_columns, side->ts.get(), ttl,
-                                              options.created_timestamp_cutoff, threads));
+    GRANARY_ASSIGN_OR_RAISE(side->matcher,
+                            StreamingMatcher::Make(&*side->key_columns, side->ts.get(), ttl,
+                                                   options.created_timestamp_cutoff, threads));
   }
   entity_phase.End();
   auto match_phase = PhaseTimings::Start(options.timings, view_name + ": match pass");
@@ -244,10 +244,10 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
       GRANARY_ASSIGN_OR_RAISE(auto entity_rows, Int64Array(rows_of[p]));
       auto part_entities = arrow::compute::Take(all_entities, entity_rows);
       if (!part_entities.ok()) return Status::Internal(part_entities.status().ToString());
-      GRANARY_ASSIGN_OR_RAISE(auto part_winners,
-                              StreamMatch(*part_entities->record_batch(), scan.get(), layout, ttl,
-                                          threads, options, /*cache=*/nullptr, what,
-                                          source.view->name, report));
+      GRANARY_ASSIGN_OR_RAISE(
+          auto part_winners,
+          StreamMatch(*part_entities->record_batch(), scan.get(), layout, ttl, threads, options,
+                      /*cache=*/nullptr, what, source.view->name, report));
       for (size_t i = 0; i < rows_of[p].size(); ++i) winners[rows_of[p][i]] = part_winners[i];
       rows_of[p] = {};
       // The plan of every read is the same; the rows are counted over all of them.

@@ -261,9 +261,9 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
   // slot times at its cursor, then its best offer), so they are fetched ahead: the table entry
   // 16 rows ahead, the group 8 ahead (its entry is in the cache by then), the slot time at the
   // group's cursor 4 ahead (a third of Offer's samples waited on that load before); the loads
-  // only warm the cache, the lookup below repeats them. The best offers are compared in blocks, after the block's slots are all known and
-  // their best offers fetched. Offers to one slot keep their order (and the greatest wins
-  // whatever the order).
+  // only warm the cache, the lookup below repeats them. The best offers are compared in
+  // blocks, after the block's slots are all known and their best offers fetched. Offers to one
+  // slot keep their order (and the greatest wins whatever the order).
   constexpr int kBlock = 32;
   auto work = [&](int worker) {
     std::vector<Candidate>& best = s.best;
