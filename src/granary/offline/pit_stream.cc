@@ -257,13 +257,12 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
   for (int64_t i = 0; i < rows; ++i) {
     rows_of[workers == 1 ? 0 : WorkerOf(hashes[i], workers)].push_back(static_cast<int32_t>(i));
   }
-  // Each row costs dependent cache misses (its table entry, then its group, then the group's
-  // slot times at its cursor, then its best offer), so they are fetched ahead: the table entry
-  // 16 rows ahead, the group 8 ahead (its entry is in the cache by then), the slot time at the
-  // group's cursor 4 ahead (a third of Offer's samples waited on that load before); the loads
-  // only warm the cache, the lookup below repeats them. The best offers are compared in
-  // blocks, after the block's slots are all known and their best offers fetched. Offers to one
-  // slot keep their order (and the greatest wins whatever the order).
+  // Each row costs dependent cache misses (its table entry, then its group, then its best
+  // offer), so they are fetched ahead: the table entry 16 rows ahead, the group 8 ahead (its
+  // entry is in the cache by then); the loads only warm the cache, the lookup below repeats
+  // them. The best offers are compared in blocks, after the block's slots are all known and
+  // their best offers fetched. Offers to one slot keep their order (and the greatest wins
+  // whatever the order).
   constexpr int kBlock = 32;
   auto work = [&](int worker) {
     std::vector<Candidate>& best = s.best;
@@ -284,13 +283,6 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
       if (j + 8 < count) {
         const int32_t g = s.table[hashes[mine[j + 8]] & s.mask];
         if (g >= 0) __builtin_prefetch(&s.groups[g]);
-      }
-      if (j + 4 < count) {
-        const int32_t g = s.table[hashes[mine[j + 4]] & s.mask];
-        if (g >= 0) {
-          const Group& ahead = s.groups[g];
-          __builtin_prefetch(s.slot_ts.data() + ahead.begin + ahead.cursor);
-        }
       }
       const int64_t i = mine[j];
       if (keys.IsNull(i) || event_ts.IsNull(i)) continue;
