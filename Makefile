@@ -51,7 +51,7 @@ test-cpp:
 
 test-python:
 	GRANARY_BIN=$(CURDIR)/$(BUILD)/granary GRANARY_PYTHONPATH=$(CURDIR)/$(BUILD)/python \
-	  .venv/bin/python -m pytest -q tests
+	  .venv/bin/python -m pytest -q --durations=15 tests
 
 # The C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer (part of CI). The tests
 # against a Spark cluster (names with "spark") run in `make test` only: each needs the JVM cluster

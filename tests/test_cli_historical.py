@@ -1,5 +1,6 @@
 """get-historical-features end to end: the CLI over real files, Delta tables, errors."""
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -349,6 +350,43 @@ def test_a_killed_runs_spill_folders_are_removed_by_the_next_run_a_live_runs_are
                 proc.send_signal(signal.SIGCONT)
                 proc.kill()
                 proc.wait()
+
+
+def test_a_killed_runs_unfinished_output_is_removed_by_the_next_run_of_that_output(
+        cli, tmp_path):
+    # The output is written into ".NAME.tmp-XXXXXX" beside it and renamed when complete; a run
+    # killed outright (SIGKILL) while writing leaves that file. The next run writing NAME removes
+    # it once it is old enough that no writer can be between creating and locking it (10 s).
+    repo = bay_stats_repo(tmp_path, cli)
+    out = repo / "train.parquet"
+    run = ["-C", repo, "get-historical-features", "--entities", repo / "entities.parquet",
+           "--features", "stats:rate,stats:zone,stats:busy", "--memory-budget", "2MiB", "-q",
+           "-o", out]
+    left = []
+    for _ in range(5):
+        proc = subprocess.Popen([str(cli.binary), *map(str, run)], cwd=cli.cwd,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while proc.poll() is None and not left:
+                left = list(repo.glob(".train.parquet.tmp-*"))
+                time.sleep(0.002)
+        finally:
+            proc.kill()
+            proc.wait()
+        if left and left[0].exists():
+            break
+        left = []
+    assert left, "no run was seen writing its output"
+    assert not out.exists()
+    aged = time.time() - 60
+    os.utime(left[0], (aged, aged))
+
+    done = cli(*run[:-1], out, check=True)
+    assert f"removed {left[0]}: the unfinished output of a run that was killed" in done.stderr, \
+        done.stderr
+    assert not left[0].exists()
+    assert sorted(p.name for p in repo.glob("*train.parquet*")) == ["train.parquet"]
+    assert pq.read_table(out).num_rows == 600_000
 
 
 def test_errors_are_clear_and_leave_no_output(cli, tmp_path):

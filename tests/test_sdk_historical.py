@@ -3,6 +3,7 @@ naive and time-zone-aware times, zero-copy Arrow, checked row by row against a d
 the rule (docs/POINT_IN_TIME.md), and errors."""
 import bisect
 import datetime as dt
+import fcntl
 
 import pandas as pd
 import pyarrow as pa
@@ -336,3 +337,46 @@ def test_streaming_forms_check_the_request_up_front(offline_store, parking_repo,
     with pytest.raises(TypeError, match="path="):
         offline_store.write_historical_features(entities, feature_service="customer_risk_v1")
     assert not (tmp_path / "x.parquet").exists() and not (tmp_path / "x.json").exists()
+
+
+def test_spill_folders_killed_runs_left_are_removed_live_ones_kept(offline_store, parking_repo,
+                                                                  tmp_path):
+    # What a run killed outright leaves (a spill folder whose lock file nobody holds) goes before
+    # the SDK's training sets and materializations start, as before the CLI's commands, each with
+    # a GranaryWarning; a folder whose lock a live process holds (here this one) stays.
+    spill = tmp_path / "spill"
+    spill.mkdir()
+
+    def make(name):
+        folder = spill / name
+        folder.mkdir()
+        (folder / "granary.lock").write_text("")
+        (folder / "partition-0.arrow").write_bytes(b"x" * 1000)
+        return folder
+
+    live = make("granary-spill-Live01")
+    held = open(live / "granary.lock", "rb")
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        entities = labels(parking_repo)
+        for call in (
+                lambda: offline_store.get_historical_features(
+                    entities, feature_service="customer_risk_v1", spill_dir=spill),
+                lambda: offline_store.write_historical_features(
+                    entities, feature_service="customer_risk_v1", spill_dir=spill,
+                    path=tmp_path / "train.parquet"),
+                lambda: list(offline_store.stream_historical_features(
+                    entities, feature_service="customer_risk_v1", spill_dir=spill)),
+                lambda: offline_store.materialize_incremental(
+                    end_date=dt.datetime.now(dt.timezone.utc), spill_dir=spill)):
+            dead = [make("granary-spill-Dead01"), make("granary-output-Dead02")]
+            with pytest.warns(granary.GranaryWarning) as caught:
+                call()
+            messages = [str(w.message) for w in caught]
+            for folder in dead:
+                assert f"removed {folder}: a spill folder of a granary process that is gone" \
+                    in messages, messages
+                assert not folder.exists()
+            assert live.exists() and not any(str(live) in m for m in messages)
+    finally:
+        held.close()

@@ -80,6 +80,14 @@ class FeatureStore:
         return Catalog(self._core.definitions(not allow_cache))
 
     @staticmethod
+    def _sweep_spill_folders(spill_dir: str) -> None:
+        """Removes the spill folders that killed granary processes left in spill_dir (as the
+        CLI's commands that spill do before they start), each with a GranaryWarning."""
+        for folder in _granary.remove_stale_spill_folders(spill_dir):
+            warnings.warn(f"removed {folder}: a spill folder of a granary process that is gone",
+                          GranaryWarning, stacklevel=3)
+
+    @staticmethod
     def _with_warnings(plan: Plan) -> Plan:
         for w in plan.warnings:
             warnings.warn(w, GranaryWarning, stacklevel=3)
@@ -165,6 +173,7 @@ class FeatureStore:
                                 feature_service, created_timestamp_cutoff, memory_budget,
                                 threads, spill_dir, progress,
                                 self._core.DEFAULT_MEMORY_BUDGET_BYTES)
+        self._sweep_spill_folders(args[7])
         result, entity_columns = self._core.get_historical_features(*args)
         training = pa.table(result)
         return RetrievalJob(training, bool(full_feature_names),
@@ -201,6 +210,7 @@ class FeatureStore:
                                 feature_service, created_timestamp_cutoff, memory_budget,
                                 threads, spill_dir, progress,
                                 self._core.DEFAULT_MEMORY_BUDGET_BYTES)
+        self._sweep_spill_folders(args[7])
         return TrainingSetStream(self._core.historical_features_stream(*args))
 
     def write_historical_features(
@@ -230,6 +240,7 @@ class FeatureStore:
                                 feature_service, created_timestamp_cutoff, memory_budget,
                                 threads, spill_dir, progress,
                                 self._core.DEFAULT_MEMORY_BUDGET_BYTES)
+        self._sweep_spill_folders(args[7])
         rows, _ = self._core.write_historical_features(*args, os.fspath(path))
         return rows
 
@@ -320,11 +331,12 @@ class FeatureStore:
         names = _view_names(feature_views if feature_views is not None else views)
         budget = (1 << 30) if memory_budget is None else _positive_int("memory_budget",
                                                                        memory_budget)
+        spill = os.fspath(spill_dir) if spill_dir is not None else ""
+        self._sweep_spill_folders(spill)
         outcome = self._core.materialize(
             incremental, start, end, names, budget,
             _non_negative_int("write_threads", write_threads),
-            _positive_int("write_batch_rows", write_batch_rows),
-            os.fspath(spill_dir) if spill_dir is not None else "", bool(progress))
+            _positive_int("write_batch_rows", write_batch_rows), spill, bool(progress))
         return report_or_raise(*outcome)
 
     def push(self, push_source_name: str, df: Any, allow_registry_cache: bool = True,

@@ -17,6 +17,7 @@
 #include "granary/materialize/materializer.h"
 #include "granary/materialize/view_status.h"
 #include "granary/offline/feature_stats.h"
+#include "granary/offline/spill_folder.h"
 #include "granary/online/view_layout.h"
 #include "granary/push/push.h"
 #include "granary/registry/registry_factory.h"
@@ -117,6 +118,18 @@ Result<std::pair<Timestamp, std::vector<ViewStatus>>> CollectStatus(const RepoCo
 }  // namespace
 
 void BindOperations(nb::module_& m, nb::class_<FeatureStoreCore>& cls) {
+  m.def(
+      "remove_stale_spill_folders",
+      [](const std::string& spill_dir) {
+        std::vector<std::string> removed;
+        for (const auto& folder : RemoveStaleSpillFolders(spill_dir)) {
+          removed.push_back(folder.string());
+        }
+        return removed;
+      },
+      nb::arg("spill_dir"),
+      "Removes the spill folders under spill_dir (the system's temporary folder when empty) "
+      "that killed granary processes left (offline/spill_folder.h); returns them.");
   m.def(
       "parse_timestamp",
       [](const std::string& text, const std::string& what) -> int64_t {

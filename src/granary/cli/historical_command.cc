@@ -154,6 +154,10 @@ Status Run(const Context& ctx, const RepoConfig& config, const HistoricalArgs& a
   // into a temporary file renamed over the output only once the stream has ended well: a lost
   // cluster, an error or Ctrl-C midway leaves no output file.
   GRANARY_ASSIGN_OR_RAISE(auto writer, TableFileWriter::Open(args.output, stream->schema()));
+  for (const auto& removed : writer->removed_abandoned()) {
+    fmt::print(stderr, "{}removed {}: the unfinished output of a run that was killed\n",
+               LogTimePrefix(stderr), removed.string());
+  }
   for (;;) {
     GRANARY_ASSIGN_OR_RAISE(auto batch, stream->Next());
     if (batch == nullptr) break;

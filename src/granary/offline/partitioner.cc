@@ -68,6 +68,43 @@ double ArrowValueBytes(const arrow::DataType& type) {
   }
 }
 
+// A spill file's output stream: what the IPC writer writes (a message is a dozen small writes:
+// its length, metadata, each buffer and its padding) is gathered in a buffer shared by all the
+// partitioner's files and written with one call on Flush(), which SpillPartition makes after each
+// partition (one partition spills at a time, so the buffer never holds two files' bytes).
+class SpillFileStream : public arrow::io::OutputStream {
+ public:
+  SpillFileStream(std::shared_ptr<arrow::io::FileOutputStream> file, std::string* buffer)
+      : file_(std::move(file)), buffer_(buffer) {}
+
+  arrow::Status Write(const void* data, int64_t nbytes) override {
+    buffer_->append(static_cast<const char*>(data), static_cast<size_t>(nbytes));
+    position_ += nbytes;
+    return buffer_->size() >= kMaxBuffered ? Flush() : arrow::Status::OK();
+  }
+  arrow::Status Flush() override {
+    if (buffer_->empty()) return arrow::Status::OK();
+    auto st = file_->Write(buffer_->data(), static_cast<int64_t>(buffer_->size()));
+    buffer_->clear();
+    return st;
+  }
+  arrow::Status Close() override {
+    auto st = Flush();
+    auto closed = file_->Close();
+    return st.ok() ? closed : st;
+  }
+  bool closed() const override { return file_->closed(); }
+  arrow::Result<int64_t> Tell() const override { return position_; }
+
+ private:
+  // Past this the buffer is written out mid-partition: a partition's spill is usually far less
+  // (the partitioner's budget over its partitions), this only bounds the buffer.
+  static constexpr size_t kMaxBuffered = size_t{4} << 20;
+  std::shared_ptr<arrow::io::FileOutputStream> file_;
+  std::string* buffer_;
+  int64_t position_ = 0;
+};
+
 }  // namespace
 
 int64_t EstimatedArrowBytes(const arrow::Schema& schema, int64_t rows) {
@@ -109,6 +146,7 @@ EntityPartitioner::EntityPartitioner(std::shared_ptr<arrow::Schema> schema,
 EntityPartitioner::~EntityPartitioner() {
   for (Partition& p : partitions_) {
     if (p.writer != nullptr) (void)p.writer->Close();
+    if (p.sink != nullptr) (void)p.sink->Close();
   }
 }
 
@@ -135,8 +173,8 @@ Status EntityPartitioner::Append(const std::shared_ptr<arrow::RecordBatch>& batc
   if (batch->num_rows() == 0) return Status::OK();
   // Batches are gathered until they hold about 8 KiB a partition (at most a quarter of the
   // budget) and then split together: with thousands of partitions a 64K-row batch alone would
-  // make pieces of a few dozen rows, each a batch of its own (a Take per partition and column,
-  // objects the budget does not count, and a message per piece in the spill files).
+  // give each partition a range of a few dozen rows, and each range is a slice of its own (arrays
+  // the budget does not count) until the partition is spilled or read.
   const int64_t gather = std::min(options_.memory_budget_bytes / 4,
                                   int64_t{options_.num_partitions} * (int64_t{8} << 10));
   const int64_t bytes = BatchBytes(*batch);
@@ -182,53 +220,58 @@ Status EntityPartitioner::Split(const std::shared_ptr<arrow::RecordBatch>& batch
     ++counts[part_of[i] + 1];
   }
   for (int p = 0; p < parts; ++p) counts[p + 1] += counts[p];
-  arrow::Int64Builder index_builder;
-  if (!index_builder.Resize(n).ok()) return Status::Internal("out of memory");
-  std::vector<int64_t> order(n);
-  {
-    std::vector<int64_t> next(counts.begin(), counts.end() - 1);
-    for (int64_t i = 0; i < n; ++i) order[next[part_of[i]]++] = i;
+  // One Take of the whole batch in partition order; each partition keeps its range of it. A Take
+  // a partition (thousands of pieces of a few KiB, each with its arrays and buffers) cost more
+  // than the rows' copy at the seed's 2,747 partitions (docs/PERFORMANCE.md).
+  std::shared_ptr<arrow::RecordBatch> sorted = batch;
+  if (counts[part_of[0] + 1] - counts[part_of[0]] != n) {
+    std::vector<int64_t> order(n);
+    {
+      std::vector<int64_t> next(counts.begin(), counts.end() - 1);
+      for (int64_t i = 0; i < n; ++i) order[next[part_of[i]]++] = i;
+    }
+    arrow::Int64Builder index_builder;
+    std::shared_ptr<arrow::Array> indices;
+    if (!index_builder.AppendValues(order).ok() || !index_builder.Finish(&indices).ok()) {
+      return Status::Internal("out of memory");
+    }
+    auto taken = arrow::compute::Take(batch, indices);
+    if (!taken.ok()) return Status::Internal(taken.status().ToString());
+    sorted = taken->record_batch();
   }
-  if (!index_builder.AppendValues(order).ok()) return Status::Internal("out of memory");
-  std::shared_ptr<arrow::Array> indices;
-  if (!index_builder.Finish(&indices).ok()) return Status::Internal("out of memory");
+  // Each range is charged its rows' share of the sorted batch's bytes (the shares add up to
+  // them exactly); the batch is freed once every range is spilled or released.
+  const int64_t sorted_bytes = BatchBytes(*sorted);
+  auto share = [&](int64_t row) {
+    return static_cast<int64_t>(static_cast<__int128>(sorted_bytes) * row / n);
+  };
   for (int p = 0; p < parts; ++p) {
     const int64_t begin = counts[p], end = counts[p + 1];
     if (begin == end) continue;
-    std::shared_ptr<arrow::RecordBatch> piece;
-    if (end - begin == n) {
-      piece = batch;
-    } else {
-      auto taken = arrow::compute::Take(batch, indices->Slice(begin, end - begin));
-      if (!taken.ok()) return Status::Internal(taken.status().ToString());
-      piece = taken->record_batch();
-    }
-    const int64_t bytes = BatchBytes(*piece);
-    partitions_[p].batches.push_back(std::move(piece));
+    const int64_t bytes = share(end) - share(begin);
+    partitions_[p].ranges.push_back(Range{sorted, begin, end - begin});
     partitions_[p].bytes += bytes;
-    stats_.bytes_in_memory += bytes;
   }
+  stats_.bytes_in_memory += sorted_bytes;
   stats_.rows += n;
   stats_.peak_bytes_in_memory = std::max(stats_.peak_bytes_in_memory, stats_.bytes_in_memory);
-  if (stats_.bytes_in_memory > options_.memory_budget_bytes) return SpillLargest();
+  if (stats_.bytes_in_memory > options_.memory_budget_bytes) return SpillAll();
   return Status::OK();
 }
 
-Status EntityPartitioner::SpillLargest() {
-  std::vector<int> order(partitions_.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
-  std::sort(order.begin(), order.end(),
-            [&](int a, int b) { return partitions_[a].bytes > partitions_[b].bytes; });
-  for (int p : order) {
-    if (stats_.bytes_in_memory <= options_.memory_budget_bytes / 2) break;
-    if (partitions_[p].bytes == 0) break;
-    GRANARY_RETURN_NOT_OK(SpillPartition(p));
-  }
+Status EntityPartitioner::SpillAll() {
+  for (int p = 0; p < options_.num_partitions; ++p) GRANARY_RETURN_NOT_OK(SpillPartition(p));
   return Status::OK();
+}
+
+std::shared_ptr<arrow::RecordBatch> EntityPartitioner::Range::Rows() const {
+  if (offset == 0 && length == sorted->num_rows()) return sorted;
+  return sorted->Slice(offset, length);
 }
 
 Status EntityPartitioner::SpillPartition(int i) {
   Partition& part = partitions_[i];
+  if (part.ranges.empty()) return Status::OK();
   if (!spill_dir_) {
     GRANARY_ASSIGN_OR_RAISE(SpillFolder dir,
                             SpillFolder::Make(options_.spill_parent, "granary-spill-", "the data"));
@@ -241,24 +284,35 @@ Status EntityPartitioner::SpillPartition(int i) {
       return Status::IOError(fmt::format("cannot create spill file {}: {}",
                                          part.spill_path.string(), out.status().message()));
     }
-    auto writer = arrow::ipc::MakeStreamWriter(*out, schema_);
+    part.sink = std::make_shared<SpillFileStream>(*out, &spill_buffer_);
+    auto writer = arrow::ipc::MakeStreamWriter(part.sink, schema_);
     if (!writer.ok()) {
       return Status::IOError(fmt::format("cannot start spill file {}: {}", part.spill_path.string(),
                                          writer.status().message()));
     }
     part.writer = *writer;
   }
-  for (const auto& batch : part.batches) {
-    auto st = part.writer->WriteRecordBatch(*batch);
-    if (!st.ok()) {
-      return Status::IOError(fmt::format("cannot write spill file {}: {} (is the disk full?)",
-                                         part.spill_path.string(), st.message()));
-    }
+  // The partition's ranges go as one message: with thousands of partitions each is a few KiB,
+  // and a message costs its metadata, a batch object when read back, and a dozen small writes.
+  std::vector<std::shared_ptr<arrow::RecordBatch>> pieces;
+  for (const Range& range : part.ranges) pieces.push_back(range.Rows());
+  std::shared_ptr<arrow::RecordBatch> batch = pieces.front();
+  if (pieces.size() > 1) {
+    auto combined = arrow::ConcatenateRecordBatches(pieces);
+    if (!combined.ok()) return Status::Internal(combined.status().ToString());
+    batch = *combined;
+  }
+  auto st = part.writer->WriteRecordBatch(*batch);
+  if (st.ok()) st = part.sink->Flush();
+  if (!st.ok()) {
+    spill_buffer_.clear();
+    return Status::IOError(fmt::format("cannot write spill file {}: {} (is the disk full?)",
+                                       part.spill_path.string(), st.message()));
   }
   stats_.bytes_spilled += part.bytes;
   stats_.bytes_in_memory -= part.bytes;
   ++stats_.spills;
-  part.batches.clear();
+  part.ranges.clear();
   part.bytes = 0;
   return Status::OK();
 }
@@ -266,11 +320,16 @@ Status EntityPartitioner::SpillPartition(int i) {
 Status EntityPartitioner::Finish() {
   if (finished_) return Status::OK();
   GRANARY_RETURN_NOT_OK(SplitPending());
+  // Once anything spilled, the rest follows: the partitions share the sorted batches their
+  // ranges are of, so one partition's Release would free nothing until all were done.
+  if (spill_dir_) GRANARY_RETURN_NOT_OK(SpillAll());
   finished_ = true;
   for (Partition& p : partitions_) {
     if (p.writer == nullptr) continue;
-    auto st = p.writer->Close();
+    auto st = p.writer->Close();  // writes the end of the stream
+    if (st.ok()) st = p.sink->Close();
     p.writer.reset();
+    p.sink.reset();
     if (!st.ok()) {
       return Status::IOError(fmt::format("cannot close spill file {}: {} (is the disk full?)",
                                          p.spill_path.string(), st.message()));
@@ -301,7 +360,17 @@ Result<std::shared_ptr<arrow::Table>> EntityPartitioner::ReadPartition(int i) co
           fmt::format("spill file {} is unreadable: {} (was it changed during the retrieval?)",
                       path, st.message()));
     };
-    auto reader = arrow::ipc::RecordBatchStreamReader::Open(*in);
+    // One read of the whole file (a partition's worth, which is read whole anyway) rather than
+    // a few small reads a message; the batches are slices of that buffer.
+    auto size = (*in)->GetSize();
+    if (!size.ok()) return unreadable(size.status());
+    auto contents = (*in)->ReadAt(0, *size);
+    if (!contents.ok()) return unreadable(contents.status());
+    if ((*contents)->size() != *size) {
+      return unreadable(arrow::Status::IOError("the file is shorter than its size"));
+    }
+    auto stream = std::make_shared<arrow::io::BufferReader>(*contents);
+    auto reader = arrow::ipc::RecordBatchStreamReader::Open(stream);
     if (!reader.ok()) return unreadable(reader.status());
     while (true) {
       std::shared_ptr<arrow::RecordBatch> batch;
@@ -311,7 +380,7 @@ Result<std::shared_ptr<arrow::Table>> EntityPartitioner::ReadPartition(int i) co
       batches.push_back(std::move(batch));
     }
   }
-  batches.insert(batches.end(), part.batches.begin(), part.batches.end());
+  for (const Range& range : part.ranges) batches.push_back(range.Rows());
   auto table = arrow::Table::FromRecordBatches(schema_, batches);
   if (!table.ok()) return Status::Internal(table.status().ToString());
   return *table;
@@ -320,7 +389,7 @@ Result<std::shared_ptr<arrow::Table>> EntityPartitioner::ReadPartition(int i) co
 void EntityPartitioner::Release(int i) {
   Partition& part = partitions_.at(i);
   stats_.bytes_in_memory -= part.bytes;
-  part.batches.clear();
+  part.ranges.clear();
   part.bytes = 0;
   if (!part.spill_path.empty()) {
     std::error_code ec;

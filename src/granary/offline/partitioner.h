@@ -17,6 +17,9 @@ namespace arrow {
 class RecordBatch;
 class Schema;
 class Table;
+namespace io {
+class OutputStream;
+}
 namespace ipc {
 class RecordBatchWriter;
 }
@@ -49,8 +52,9 @@ void ReleaseFreedMemory();
 
 struct PartitionerOptions {
   int num_partitions = 64;  // at least 1
-  // Bytes of buffered rows kept in memory; past it, the largest partitions are written to Arrow
-  // IPC files until half of it is left. The bound counts Arrow buffers of the buffered batches.
+  // Bytes of buffered rows kept in memory; past it, every partition's rows are written to its
+  // Arrow IPC file (one message a partition), and once any were, the rest are by Finish(). The
+  // bound counts Arrow buffers of the buffered batches.
   int64_t memory_budget_bytes = int64_t{1} << 30;
   // Folder for the spill folder (a SpillFolder made on the first spill); empty: the system's temp
   // dir.
@@ -93,7 +97,8 @@ class EntityPartitioner {
   // All rows of partition `i`, in the order they were appended (spilled rows, then the ones
   // still in memory). Reading does not release them; Release() does.
   Result<std::shared_ptr<arrow::Table>> ReadPartition(int i) const;
-  // Drops partition `i`'s buffered rows and spill file.
+  // Drops partition `i`'s buffered rows and spill file. Rows held in memory (nothing spilled) are
+  // ranges of batches the partitions share: their memory is freed once all of those are released.
   void Release(int i);
 
   const PartitionerStats& stats() const { return stats_; }
@@ -101,17 +106,25 @@ class EntityPartitioner {
  private:
   EntityPartitioner(std::shared_ptr<arrow::Schema> schema, std::vector<int> key_indices,
                     PartitionerOptions options);
-  // Splits `batch` into its partitions' pieces; may spill.
+  // Sorts `batch`'s rows by partition (one Take) and gives each partition its range; may spill.
   Status Split(const std::shared_ptr<arrow::RecordBatch>& batch);
   // Splits the gathered batches together.
   Status SplitPending();
-  Status SpillLargest();
+  Status SpillAll();
   Status SpillPartition(int i);
 
+  // Rows [offset, offset + length) of a batch sorted by partition, shared by the partitions.
+  struct Range {
+    std::shared_ptr<arrow::RecordBatch> sorted;
+    int64_t offset = 0;
+    int64_t length = 0;
+    std::shared_ptr<arrow::RecordBatch> Rows() const;  // a zero-copy slice
+  };
   struct Partition {
-    std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
-    int64_t bytes = 0;
+    std::vector<Range> ranges;  // in memory, in append order
+    int64_t bytes = 0;          // the ranges' shares of their sorted batches' bytes
     std::filesystem::path spill_path;
+    std::shared_ptr<arrow::io::OutputStream> sink;  // the spill file, buffered in spill_buffer_
     std::shared_ptr<arrow::ipc::RecordBatchWriter> writer;
   };
   std::shared_ptr<arrow::Schema> schema_;
@@ -121,6 +134,7 @@ class EntityPartitioner {
   std::vector<std::shared_ptr<arrow::RecordBatch>> pending_;  // appended, not yet split
   int64_t pending_bytes_ = 0;
   std::optional<SpillFolder> spill_dir_;
+  std::string spill_buffer_;  // a spill's bytes until written out (SpillFileStream)
   bool finished_ = false;
   PartitionerStats stats_;
 };

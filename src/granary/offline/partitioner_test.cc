@@ -4,6 +4,7 @@
 #include "granary/offline/partitioner.h"
 
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
 #include <arrow/io/api.h>
 #include <gtest/gtest.h>
 #include <parquet/arrow/writer.h>
@@ -163,6 +164,120 @@ TEST(EntityPartitioner, ThreeThousandPartitionsGatherSmallBatchesAndSpillSoundly
   EXPECT_EQ(total, batches * rows_per_batch);
   // Without gathering, each 1,000-row batch would leave a piece in about 850 partitions.
   EXPECT_LT(chunks, batches * 850 / 10);
+}
+
+// Rows of four types (null keys, strings, bools and doubles with nulls) partitioned twice: under
+// a budget that spills and under one that does not. Each split sorts a batch once and each
+// partition keeps its range of it; a spill writes every partition's ranges as one message, so a
+// spilled partition comes back as one chunk a spill and nothing stays in memory after Finish.
+TEST(EntityPartitioner, RangesOfSortedBatchesSpillAsOneMessageAPartitionWithEveryTypeIntact) {
+  auto schema = arrow::schema(
+      {arrow::field("id", arrow::int64()), arrow::field("name", arrow::utf8()),
+       arrow::field("flag", arrow::boolean()), arrow::field("value", arrow::float64())});
+  const int parts = 64;
+  const int64_t batches = 120, rows_per_batch = 700;
+  std::vector<std::shared_ptr<arrow::RecordBatch>> input;
+  for (int64_t b = 0; b < batches; ++b) {
+    arrow::Int64Builder ids;
+    arrow::StringBuilder names;
+    arrow::BooleanBuilder flags;
+    arrow::DoubleBuilder values;
+    for (int64_t i = 0; i < rows_per_batch; ++i) {
+      const int64_t r = b * rows_per_batch + i;
+      ASSERT_TRUE((r % 97 == 0 ? ids.AppendNull() : ids.Append((r * 7919) % 5003)).ok());
+      ASSERT_TRUE(
+          (r % 13 == 0 ? names.AppendNull() : names.Append("row-" + std::to_string(r))).ok());
+      ASSERT_TRUE((r % 11 == 0 ? flags.AppendNull() : flags.Append(r % 3 == 0)).ok());
+      ASSERT_TRUE((r % 17 == 0 ? values.AppendNull() : values.Append(r * 0.5)).ok());
+    }
+    input.push_back(
+        arrow::RecordBatch::Make(schema, rows_per_batch,
+                                 {ids.Finish().ValueOrDie(), names.Finish().ValueOrDie(),
+                                  flags.Finish().ValueOrDie(), values.Finish().ValueOrDie()}));
+  }
+  // Each partition's rows in append order, from the whole input.
+  auto all =
+      arrow::Table::FromRecordBatches(schema, input).ValueOrDie()->CombineChunks().ValueOrDie();
+  auto all_ids = all->column(0)->chunk(0);
+  std::vector<uint64_t> hashes(all->num_rows());
+  auto keys = KeyColumns::Make({all_ids}).ValueOrDie();
+  keys.HashRows(hashes.data());
+  std::vector<std::vector<int64_t>> expected_rows(parts);
+  for (int64_t r = 0; r < all->num_rows(); ++r) {
+    expected_rows[keys.IsNull(r) ? 0 : EntityPartitioner::PartitionOf(hashes[r], parts)].push_back(
+        r);
+  }
+  auto expected = [&](int p) {
+    arrow::Int64Builder take;
+    EXPECT_TRUE(take.AppendValues(expected_rows[p]).ok());
+    auto batch = all->CombineChunksToBatch().ValueOrDie();
+    return arrow::compute::Take(batch, take.Finish().ValueOrDie()).ValueOrDie().record_batch();
+  };
+
+  auto dir = TempDir::Make("granary-ranges-").ValueOrDie();
+  for (const int64_t budget : {int64_t{256} << 10, int64_t{64} << 20}) {
+    SCOPED_TRACE("budget " + std::to_string(budget));
+    PartitionerOptions options;
+    options.num_partitions = parts;
+    options.memory_budget_bytes = budget;
+    options.spill_parent = dir.path();
+    auto partitioner = EntityPartitioner::Make(schema, {"id"}, options).ValueOrDie();
+    for (const auto& batch : input) ASSERT_TRUE(partitioner->Append(batch).ok());
+    ASSERT_TRUE(partitioner->Finish().ok());
+    const bool spilled = budget < (int64_t{1} << 20);
+    EXPECT_EQ(partitioner->stats().bytes_spilled > 0, spilled);
+    EXPECT_EQ(partitioner->stats().rows, batches * rows_per_batch);
+    if (spilled) {
+      EXPECT_EQ(partitioner->stats().bytes_in_memory, 0);
+      EXPECT_LE(partitioner->stats().peak_bytes_in_memory, budget * 3 / 2);
+    }
+    int64_t chunks = 0;
+    for (int p = 0; p < parts; ++p) {
+      auto table = partitioner->ReadPartition(p).ValueOrDie();
+      chunks += table->column(0)->num_chunks();
+      auto got = table->CombineChunksToBatch().ValueOrDie();
+      auto want = expected(p);
+      ASSERT_TRUE(got->Equals(*want)) << "partition " << p << "\n"
+                                      << got->ToString().substr(0, 2000) << "\nwanted\n"
+                                      << want->ToString().substr(0, 2000);
+    }
+    // A message a spill and partition (the spill file), or a range a split (in memory).
+    if (spilled) EXPECT_EQ(chunks, partitioner->stats().spills);
+    for (int p = 0; p < parts; ++p) partitioner->Release(p);
+    EXPECT_EQ(partitioner->stats().bytes_in_memory, 0);
+  }
+}
+
+// A partition's spill larger than the spill files' write buffer (4 MiB) is written in pieces and
+// read back whole.
+TEST(EntityPartitioner, ASpillLargerThanTheWriteBufferReadsBackWhole) {
+  auto schema =
+      arrow::schema({arrow::field("id", arrow::int64()), arrow::field("text", arrow::utf8())});
+  const int64_t rows = 60000;
+  arrow::Int64Builder ids;
+  arrow::StringBuilder texts;
+  for (int64_t r = 0; r < rows; ++r) {
+    ASSERT_TRUE(ids.Append(r % 1000).ok());
+    ASSERT_TRUE(texts.Append(std::string(100, static_cast<char>('a' + r % 26))).ok());
+  }
+  auto batch = arrow::RecordBatch::Make(schema, rows,
+                                        {ids.Finish().ValueOrDie(), texts.Finish().ValueOrDie()});
+  ASSERT_GT(BatchBytes(*batch), int64_t{4} << 20);
+  auto dir = TempDir::Make("granary-big-spill-").ValueOrDie();
+  PartitionerOptions options;
+  options.num_partitions = 1;
+  options.memory_budget_bytes = int64_t{1} << 20;
+  options.spill_parent = dir.path();
+  auto partitioner = EntityPartitioner::Make(schema, {"id"}, options).ValueOrDie();
+  ASSERT_TRUE(partitioner->Append(batch).ok());
+  ASSERT_TRUE(partitioner->Append(batch->Slice(0, 10)).ok());
+  ASSERT_TRUE(partitioner->Finish().ok());
+  EXPECT_EQ(partitioner->stats().spills, 2);
+  auto table = partitioner->ReadPartition(0).ValueOrDie();
+  ASSERT_EQ(table->num_rows(), rows + 10);
+  auto got = table->CombineChunksToBatch().ValueOrDie();
+  EXPECT_TRUE(got->Slice(0, rows)->Equals(*batch));
+  EXPECT_TRUE(got->Slice(rows)->Equals(*batch->Slice(0, 10)));
 }
 
 }  // namespace

@@ -4,15 +4,18 @@
 #include <arrow/csv/api.h>
 #include <arrow/io/api.h>
 #include <arrow/ipc/writer.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/writer.h>
 #include <parquet/exception.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -277,6 +280,49 @@ static std::shared_ptr<arrow::Schema> CsvTextSchema(const arrow::Schema& schema)
   return arrow::schema(fields);
 }
 
+namespace {
+
+// ".NAME.tmp-": the start of the names of the temporary files a TableFileWriter of `path` makes
+// beside it (mkstemp adds six characters).
+std::string TemporaryPrefix(const std::filesystem::path& path) {
+  return "." + path.filename().string() + ".tmp-";
+}
+
+// A temporary file left unlocked for this long has no writer: a writer locks its file right
+// after creating it (the age covers the instant in between, and files of versions before the
+// lock that are still being written, which a write keeps young).
+constexpr auto kAbandonedAfter = std::chrono::seconds(10);
+
+// Removes the temporary files of `path` that runs killed outright left beside it (a live
+// writer holds an exclusive flock on its own); returns them. Errors only mean a file stays.
+std::vector<std::filesystem::path> RemoveAbandonedTemporaryFiles(
+    const std::filesystem::path& path) {
+  std::vector<std::filesystem::path> removed;
+  const auto folder = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+  const std::string prefix = TemporaryPrefix(path);
+  std::error_code ec;
+  std::filesystem::directory_iterator it(folder, ec);
+  if (ec) return removed;
+  const auto now = std::filesystem::file_time_type::clock::now();
+  for (const auto& entry : it) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
+    std::error_code entry_ec;
+    if (!entry.is_regular_file(entry_ec) || entry_ec) continue;
+    const auto written = std::filesystem::last_write_time(entry.path(), entry_ec);
+    if (entry_ec || now - written < kAbandonedAfter) continue;
+    const int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && std::filesystem::remove(entry.path(), entry_ec)) {
+      removed.push_back(entry.path());
+    }
+    ::close(fd);
+  }
+  return removed;
+}
+
+}  // namespace
+
 class TableFileWriter::Impl {
  public:
   std::filesystem::path path;
@@ -286,16 +332,21 @@ class TableFileWriter::Impl {
   std::shared_ptr<arrow::io::FileOutputStream> out;
   std::unique_ptr<parquet::arrow::FileWriter> parquet;
   std::shared_ptr<arrow::ipc::RecordBatchWriter> csv;
+  std::vector<std::filesystem::path> removed;  // abandoned temporary files Open removed
+  int lock_fd = -1;  // the temporary file, with an exclusive flock(2) held until the end
   int64_t rows = 0;
   bool failed = false;
   bool committed = false;
 
   ~Impl() {
-    if (committed) return;
-    // Close before removing; errors do not matter, the file goes.
-    if (out && !out->closed()) (void)out->Close();
-    std::error_code ec;
-    std::filesystem::remove(temp, ec);
+    if (!committed) {
+      // Close before removing; errors do not matter, the file goes.
+      if (out && !out->closed()) (void)out->Close();
+      std::error_code ec;
+      std::filesystem::remove(temp, ec);
+    }
+    // Unlocked only once the file is gone or renamed: a sweep never sees it unlocked in place.
+    if (lock_fd >= 0) ::close(lock_fd);
   }
 
   Status Fail(const std::string& what) {
@@ -346,16 +397,20 @@ Result<std::unique_ptr<TableFileWriter>> TableFileWriter::Open(
   impl->schema = std::move(schema);
   impl->kind = kind;
   const auto folder = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
-  std::string temp = (folder / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+  impl->removed = RemoveAbandonedTemporaryFiles(path);
+  std::string temp = (folder / (TemporaryPrefix(path) + "XXXXXX")).string();
   int fd = mkstemp(temp.data());
   if (fd < 0) {
     return Status::IOError(
         fmt::format("cannot create a file in {}: {}", folder.string(), std::strerror(errno)));
   }
   impl->temp = temp;  // from here on, the Impl's destructor removes it
+  impl->lock_fd = fd;
+  // Held while this writer lives: the sweep above, in another run writing the same output, leaves
+  // a locked temporary file alone. A new file cannot be locked by anyone else yet.
+  (void)::flock(fd, LOCK_EX | LOCK_NB);
   // mkstemp makes the file private; give it the mode a new file would get.
   (void)::fchmod(fd, 0666 & ~CurrentUmask());
-  ::close(fd);
   auto out = arrow::io::FileOutputStream::Open(temp);
   if (!out.ok()) return impl->Fail(out.status().message());
   impl->out = *out;
@@ -433,6 +488,9 @@ Status TableFileWriter::Commit() {
 
 const std::filesystem::path& TableFileWriter::path() const { return impl_->path; }
 const std::filesystem::path& TableFileWriter::temp_path() const { return impl_->temp; }
+const std::vector<std::filesystem::path>& TableFileWriter::removed_abandoned() const {
+  return impl_->removed;
+}
 int64_t TableFileWriter::rows() const { return impl_->rows; }
 
 Status WriteTableFile(const arrow::Table& table, const std::filesystem::path& path) {

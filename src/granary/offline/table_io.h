@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "granary/common/result.h"
 
@@ -43,7 +44,9 @@ inline constexpr int64_t kTableFileRowGroupRows = 256 * 1024;
 // Commit() closes and renames over `path`. Until then `path` is untouched (an older file of that
 // name stays as it was); destroying the writer without a successful Commit() (an error in the
 // stream, a lost cluster, Ctrl-C) removes the temporary file. A process killed outright leaves
-// the temporary file behind, never a partial `path`.
+// the temporary file behind, never a partial `path`; the writer holds an exclusive flock(2) on
+// its temporary file while it lives, and Open removes the ones of the same `path` that no
+// writer holds and that are at least 10 s old (left by runs killed outright).
 //
 // One thread at a time.
 class TableFileWriter {
@@ -66,6 +69,8 @@ class TableFileWriter {
   const std::filesystem::path& path() const;
   // The temporary file the batches go to until Commit().
   const std::filesystem::path& temp_path() const;
+  // Temporary files of `path` that killed runs left and Open removed (to tell the user).
+  const std::vector<std::filesystem::path>& removed_abandoned() const;
   int64_t rows() const;
 
   class Impl;

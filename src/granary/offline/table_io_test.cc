@@ -2,7 +2,8 @@
 // timestamps written as RFC 3339); the new file gets the mode the process's umask gives, and
 // writing never changes the umask, even for a moment (other threads create files meanwhile); a
 // table written batch by batch (TableFileWriter) equals the whole table, appears only on
-// Commit() and leaves nothing behind (and an older file untouched) when abandoned.
+// Commit() and leaves nothing behind (and an older file untouched) when abandoned; the next
+// writer of an output removes the temporary file of a killed run, never a live writer's.
 #include "granary/offline/table_io.h"
 
 #include <arrow/api.h>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <thread>
 
@@ -282,6 +284,73 @@ TEST(TableFileWriter, ABatchOfAnotherSchemaFailsAndNothingIsWritten) {
     EXPECT_FALSE((*writer)->Commit().ok());
   }
   EXPECT_TRUE(FilesIn(dir.path()).empty());
+}
+
+// Makes `path` look written `seconds` ago.
+void Age(const std::filesystem::path& path, int seconds) {
+  std::filesystem::last_write_time(
+      path, std::filesystem::file_time_type::clock::now() - std::chrono::seconds(seconds));
+}
+
+TEST(TableFileWriter, TheTemporaryFileOfAKilledRunIsRemovedByTheNextWriterOfThatOutput) {
+  auto dir = TempDir::Make("granary-table-io-").ValueOrDie();
+  const auto path = dir.path() / "train.parquet";
+  // What a run killed while writing leaves: its temporary file, unlocked (the kernel dropped the
+  // lock with the process). tests/test_cli_historical.py kills a real run for the same check.
+  {
+    std::string temp = (dir.path() / ".train.parquet.tmp-XXXXXX").string();
+    const int fd = mkstemp(temp.data());
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "PAR1", 4), 4);
+    ::close(fd);
+  }
+  auto left = FilesIn(dir.path());
+  ASSERT_EQ(left.size(), 1u);
+  const auto abandoned = dir.path() / left[0];
+  EXPECT_EQ(left[0].rfind(".train.parquet.tmp-", 0), 0u) << left[0];
+
+  // Too young to tell from a writer between creating and locking its file: kept.
+  {
+    auto writer = TableFileWriter::Open(path, Batch(0, 1)->schema());
+    ASSERT_TRUE(writer.ok());
+    EXPECT_TRUE((*writer)->removed_abandoned().empty());
+    EXPECT_TRUE(std::filesystem::exists(abandoned));
+  }
+  Age(abandoned, 60);
+  // Another output's writer in the same folder leaves it alone.
+  {
+    auto writer = TableFileWriter::Open(dir.path() / "other.parquet", Batch(0, 1)->schema());
+    ASSERT_TRUE(writer.ok());
+    EXPECT_TRUE((*writer)->removed_abandoned().empty());
+  }
+  EXPECT_TRUE(std::filesystem::exists(abandoned));
+  auto writer = TableFileWriter::Open(path, Batch(0, 1)->schema());
+  ASSERT_TRUE(writer.ok());
+  EXPECT_EQ((*writer)->removed_abandoned(), std::vector<std::filesystem::path>{abandoned});
+  EXPECT_FALSE(std::filesystem::exists(abandoned));
+  ASSERT_TRUE((*writer)->Write(*Batch(0, 10)).ok());
+  ASSERT_TRUE((*writer)->Commit().ok());
+  EXPECT_EQ(FilesIn(dir.path()), (std::vector<std::string>{"train.parquet"}));
+}
+
+TEST(TableFileWriter, ALiveWritersTemporaryFileIsNeverRemovedHoweverOld) {
+  auto dir = TempDir::Make("granary-table-io-").ValueOrDie();
+  const auto path = dir.path() / "train.parquet";
+  auto first = TableFileWriter::Open(path, Batch(0, 1)->schema());
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE((*first)->Write(*Batch(0, 100)).ok());
+  // Still joining after a long while: old, but locked.
+  Age((*first)->temp_path(), 3600);
+  {
+    auto second = TableFileWriter::Open(path, Batch(0, 1)->schema());
+    ASSERT_TRUE(second.ok());
+    EXPECT_TRUE((*second)->removed_abandoned().empty());
+    EXPECT_TRUE(std::filesystem::exists((*first)->temp_path()));
+  }
+  ASSERT_TRUE((*first)->Write(*Batch(100, 100)).ok());
+  ASSERT_TRUE((*first)->Commit().ok());
+  EXPECT_EQ(ReadTableFile(path).ValueOrDie()->num_rows(), 200);
+  EXPECT_EQ(FilesIn(dir.path()), (std::vector<std::string>{"train.parquet"}));
 }
 
 TEST(TableFileWriter, AnUnknownExtensionIsRefusedBeforeAnyFileIsMade) {
