@@ -156,10 +156,29 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     stats->entity_bytes = held;
     stats->resident_bytes = held + largest_view;
   }
-  for (const auto& group : resolved.views) {
+  // Views with the same entities (so the same join keys) share the streaming match's entity
+  // side: built by the first one's join, kept while a later view may use it. And the same entity
+  // key arrays, which it is recognised by (EntitySideCache).
+  EntitySideCache entity_side;
+  std::map<std::string, std::shared_ptr<arrow::Array>> entity_key_arrays;  // by key and type
+  auto has_plain_features = [](const ResolvedFeatures::ViewFeatures& group) {
+    for (const auto& f : group.features) {
+      if (group.view->FindFeature(f) != nullptr) return true;
+    }
+    return false;
+  };
+  for (size_t v = 0; v < resolved.views.size(); ++v) {
+    const auto& group = resolved.views[v];
     const FeatureView& view = *group.view;
     GRANARY_RETURN_NOT_OK(
         CheckCancelled(request.cancel, fmt::format("reading feature view '{}'", view.name)));
+    bool later_view_shares_keys = false;
+    for (size_t w = v + 1; w < resolved.views.size(); ++w) {
+      const auto& later = resolved.views[w];
+      later_view_shares_keys = later_view_shares_keys ||
+                               (later.view->entities == view.entities && has_plain_features(later));
+    }
+    entity_side.set_keep(later_view_shares_keys);
     int64_t view_output = 0;
     for (const auto& f : group.features) view_output += n * ValueWidth(view.FindOutput(f)->type);
     const int64_t join_budget = std::max(options.memory_budget_bytes - held - 2 * view_output,
@@ -194,11 +213,16 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       }
       const auto& key_field = scan->schema()->field(static_cast<int>(k));
       GRANARY_ASSIGN_OR_RAISE(ValueType type, FromArrowType(*key_field->type()));
-      GRANARY_ASSIGN_OR_RAISE(auto raw, Combined(entity_table->column(index)));
-      auto cast = CastToValueType(raw, type, key);
-      if (!cast.ok()) return cast.status().WithContext(request.entities_name);
+      std::shared_ptr<arrow::Array>& array =
+          entity_key_arrays[key + '\0' + key_field->type()->ToString()];
+      if (array == nullptr) {
+        GRANARY_ASSIGN_OR_RAISE(auto raw, Combined(entity_table->column(index)));
+        auto cast = CastToValueType(raw, type, key);
+        if (!cast.ok()) return cast.status().WithContext(request.entities_name);
+        array = *cast;
+      }
       fields.push_back(key_field);
-      arrays.push_back(*cast);
+      arrays.push_back(array);
     }
     fields.push_back(arrow::field(kEventTimestampColumn, entity_time->type()));
     arrays.push_back(entity_time);
@@ -258,6 +282,7 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       least_output += LeastColumnBytes(view.FindOutput(f)->type, n);
     }
     if (aggregated.empty() && n > 0 && output->held_bytes() + least_output > hold_bytes) {
+      entity_side.Clear();  // memory is short: the entity side is not kept for this join
       ViewSource source{repo_root, &defs, &view, scan_options};
       const int64_t held_before = output->held_bytes();
       int64_t bytes = 0;
@@ -289,11 +314,14 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     std::map<std::string, std::shared_ptr<arrow::ChunkedArray>> by_name;
     if (!plain.empty()) {
       ViewSource source{repo_root, &defs, &view, scan_options};
+      join_options.entity_side = &entity_side;
       GRANARY_ASSIGN_OR_RAISE(auto columns,
                               PointInTimeJoin(*entity_batch, source, join_options, &view_stats));
+      join_options.entity_side = nullptr;
       for (size_t f = 0; f < columns.size(); ++f) by_name[plain[f]] = columns[f];
     }
     if (!aggregated.empty()) {
+      entity_side.Clear();  // the window join needs the memory
       // Events from the earliest window start any row can have to the latest row.
       Duration longest;
       for (const auto& name : aggregated) {

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <optional>
 
@@ -20,6 +21,14 @@
 #include "granary/types/arrow_convert.h"
 
 namespace granary {
+
+struct EntitySideCache::Entry {
+  std::vector<std::shared_ptr<arrow::Array>> keys;  // the arrays it was built over
+  std::shared_ptr<arrow::Array> ts;
+  std::optional<KeyColumns> key_columns;  // over `keys`; the matcher points to it
+  std::unique_ptr<StreamingMatcher> matcher;
+};
+
 namespace {
 
 constexpr const char* kRowIndexColumn = "__granary_row";
@@ -101,18 +110,32 @@ std::vector<std::vector<int64_t>> SplitByKey(const KeyColumns& keys, int ways) {
 }
 
 // Streams every batch of `scan` through a StreamingMatcher over `entities`: the chosen row of
-// each entity row.
+// each entity row. The matcher comes from `cache` when it holds one built over the same entity
+// arrays, and goes back to it after (may be null).
 Result<std::vector<ChosenRow>> StreamMatch(const arrow::RecordBatch& entities,
                                            FeatureSourceScan* scan, const MatchLayout& layout,
                                            Duration ttl, int threads, const JoinOptions& options,
-                                           const std::string& what, const std::string& view_name,
+                                           EntitySideCache* cache, const std::string& what,
+                                           const std::string& view_name,
                                            const std::function<void()>& report) {
   auto entity_phase = PhaseTimings::Start(options.timings, view_name + ": entity side");
-  GRANARY_ASSIGN_OR_RAISE(KeyColumns entity_keys, EntityKeys(entities, scan->join_keys()));
+  std::vector<std::shared_ptr<arrow::Array>> key_arrays;
+  for (const auto& k : scan->join_keys()) key_arrays.push_back(entities.GetColumnByName(k));
   auto entity_ts = entities.GetColumnByName(kEventTimestampColumn);
-  GRANARY_ASSIGN_OR_RAISE(auto matcher,
-                          StreamingMatcher::Make(&entity_keys, entity_ts.get(), ttl,
-                                                 options.created_timestamp_cutoff, threads));
+  std::unique_ptr<EntitySideCache::Entry> side;
+  if (cache != nullptr) side = cache->Take(key_arrays, entity_ts);
+  if (side != nullptr) {
+    side->matcher->Restart(ttl, options.created_timestamp_cutoff);
+  } else {
+    side = std::make_unique<EntitySideCache::Entry>();
+    GRANARY_ASSIGN_OR_RAISE(KeyColumns key_columns, KeyColumns::Make(key_arrays));
+    side->key_columns.emplace(std::move(key_columns));
+    side->keys = std::move(key_arrays);
+    side->ts = entity_ts;
+    GRANARY_ASSIGN_OR_RAISE(side->matcher,
+                            StreamingMatcher::Make(&*side->key_columns, side->ts.get(), ttl,
+                                                   options.created_timestamp_cutoff, threads));
+  }
   entity_phase.End();
   auto match_phase = PhaseTimings::Start(options.timings, view_name + ": match pass");
   while (true) {
@@ -124,12 +147,14 @@ Result<std::vector<ChosenRow>> StreamMatch(const arrow::RecordBatch& entities,
                                                     batch->columns().begin() + layout.key_count);
     GRANARY_ASSIGN_OR_RAISE(KeyColumns feature_keys, KeyColumns::Make(std::move(keys)));
     const ReadPositions& at = scan->positions();
-    GRANARY_RETURN_NOT_OK(matcher->Offer(
+    GRANARY_RETURN_NOT_OK(side->matcher->Offer(
         feature_keys, *batch->column(layout.ts_index),
         layout.created_index >= 0 ? batch->column(layout.created_index).get() : nullptr, at.first,
         at.rows.get()));
   }
-  return matcher->Finish();
+  std::vector<ChosenRow> winners = side->matcher->Finish();
+  if (cache != nullptr) cache->Return(std::move(side));
+  return winners;
 }
 
 // Pass 1: each entity row's chosen feature row (by read position, FeatureSourceScan::
@@ -176,12 +201,18 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
     return largest;
   };
   MatchPlan plan = options.TEST_force_plan ? *options.TEST_force_plan : PlanMatch(inputs);
+  // The entity side of an earlier view is kept only for a streaming match: any other needs the
+  // memory.
+  if (plan.strategy != MatchStrategy::kStream && options.entity_side != nullptr) {
+    options.entity_side->Clear();
+  }
   stats->strategy = plan.strategy;
   stats->plan = plan.Describe(inputs);
 
   if (plan.strategy == MatchStrategy::kStream) {
-    GRANARY_ASSIGN_OR_RAISE(auto winners, StreamMatch(entities, scan.get(), layout, ttl, threads,
-                                                      options, what, source.view->name, report));
+    GRANARY_ASSIGN_OR_RAISE(auto winners,
+                            StreamMatch(entities, scan.get(), layout, ttl, threads, options,
+                                        options.entity_side, what, source.view->name, report));
     *scan_stats = scan->stats();
     stats->partitions = 0;
     return winners;
@@ -213,9 +244,10 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
       GRANARY_ASSIGN_OR_RAISE(auto entity_rows, Int64Array(rows_of[p]));
       auto part_entities = arrow::compute::Take(all_entities, entity_rows);
       if (!part_entities.ok()) return Status::Internal(part_entities.status().ToString());
-      GRANARY_ASSIGN_OR_RAISE(auto part_winners,
-                              StreamMatch(*part_entities->record_batch(), scan.get(), layout, ttl,
-                                          threads, options, what, source.view->name, report));
+      GRANARY_ASSIGN_OR_RAISE(
+          auto part_winners,
+          StreamMatch(*part_entities->record_batch(), scan.get(), layout, ttl, threads, options,
+                      /*cache=*/nullptr, what, source.view->name, report));
       for (size_t i = 0; i < rows_of[p].size(); ++i) winners[rows_of[p][i]] = part_winners[i];
       rows_of[p] = {};
       // The plan of every read is the same; the rows are counted over all of them.
@@ -432,6 +464,37 @@ void ScatteredColumn::Put(const arrow::ArrayData& source, int64_t offset, const 
   }
 }
 
+// Sorts `chosen` (read positions up to `last_position`) by (read position, entity row) into a
+// list of its own size (the one given may have room for every entity row; only the matched are
+// kept): placed first into buckets of the position's top bits (about 32 rows each), which in
+// order are ordered by position, then each bucket sorted on its own, in the cache. A std::sort
+// of the whole list took 30-40 ms a view of 1 M rows, on one thread while the readers waited.
+void SortByReadPosition(std::vector<ChosenRow>* chosen, int64_t last_position) {
+  auto before = [](const ChosenRow& a, const ChosenRow& b) {
+    return a.index != b.index ? a.index < b.index : EntityRowOf(a) < EntityRowOf(b);
+  };
+  const int64_t rows = static_cast<int64_t>(chosen->size());
+  const int position_bits = std::bit_width(static_cast<uint64_t>(last_position));
+  const int bucket_bits = std::clamp(
+      std::min(static_cast<int>(std::bit_width(static_cast<uint64_t>(rows))) - 5, position_bits), 0,
+      20);
+  const int shift = position_bits - bucket_bits;
+  const int64_t buckets = int64_t{1} << bucket_bits;
+  std::vector<int64_t> starts(buckets + 1, 0);
+  for (const ChosenRow& c : *chosen) ++starts[(c.index >> shift) + 1];
+  for (int64_t b = 0; b < buckets; ++b) starts[b + 1] += starts[b];
+  std::vector<ChosenRow> sorted(chosen->size());
+  {
+    std::vector<int64_t> at(starts.begin(), starts.end() - 1);
+    for (const ChosenRow& c : *chosen) sorted[at[c.index >> shift]++] = c;
+  }
+  chosen->swap(sorted);
+  sorted = {};
+  for (int64_t b = 0; b < buckets; ++b) {
+    std::sort(chosen->begin() + starts[b], chosen->begin() + starts[b + 1], before);
+  }
+}
+
 // Entity row i's position in `chosen` (the gathered values, in read order), null where the row
 // chose none: the indices of the Take that puts the gathered values in entity order.
 Result<std::shared_ptr<arrow::Array>> EntityOrder(const std::vector<ChosenRow>& chosen,
@@ -500,16 +563,18 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
   if (options.TEST_after_match_pass) options.TEST_after_match_pass();
   std::optional<PhaseTimings::Scope> gather_phase;
   gather_phase.emplace(PhaseTimings::Start(options.timings, source.view->name + ": gather pass"));
-  // The chosen rows in read order, with the entity rows that chose them (EntityRowOf): the match
-  // pass's list itself, 16 bytes an entity row.
+  // The chosen rows in read order, with the entity rows that chose them (EntityRowOf): 16 bytes
+  // a matched entity row, once sorted (the match pass's list, compacted, is sorted into one of
+  // its own size).
   int64_t matched = 0;
+  int64_t last_position = 0;
   for (int64_t i = 0; i < n; ++i) {
-    if (chosen[i].index >= 0) chosen[matched++] = ChosenRow{chosen[i].index, i};
+    if (chosen[i].index < 0) continue;
+    last_position = std::max(last_position, chosen[i].index);
+    chosen[matched++] = ChosenRow{chosen[i].index, i};
   }
   chosen.resize(matched);
-  std::sort(chosen.begin(), chosen.end(), [](const ChosenRow& a, const ChosenRow& b) {
-    return a.index != b.index ? a.index < b.index : EntityRowOf(a) < EntityRowOf(b);
-  });
+  SortByReadPosition(&chosen, last_position);
   stats->rows_matched = matched;
   const int64_t list_bytes =
       static_cast<int64_t>(chosen.capacity()) * static_cast<int64_t>(sizeof(ChosenRow));
@@ -678,6 +743,64 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
 }
 
 }  // namespace
+
+EntitySideCache::EntitySideCache() = default;
+EntitySideCache::~EntitySideCache() = default;
+
+void EntitySideCache::Clear() { entry_.reset(); }
+
+namespace {
+
+// The same array: the same buffers at the same offset and length (so the same values, whatever
+// the shared_ptr holding them).
+bool SameArray(const arrow::Array& a, const arrow::Array& b) {
+  const arrow::ArrayData& x = *a.data();
+  const arrow::ArrayData& y = *b.data();
+  if (x.type->id() != y.type->id() || !x.type->Equals(*y.type) || x.length != y.length ||
+      x.offset != y.offset || x.buffers.size() != y.buffers.size() ||
+      x.child_data.size() != y.child_data.size() || x.dictionary != nullptr ||
+      y.dictionary != nullptr) {
+    return false;
+  }
+  for (size_t i = 0; i < x.buffers.size(); ++i) {
+    if ((x.buffers[i] == nullptr) != (y.buffers[i] == nullptr)) return false;
+    if (x.buffers[i] != nullptr && (x.buffers[i]->data() != y.buffers[i]->data() ||
+                                    x.buffers[i]->size() != y.buffers[i]->size())) {
+      return false;
+    }
+  }
+  for (size_t i = 0; i < x.child_data.size(); ++i) {
+    if (!SameArray(*arrow::MakeArray(x.child_data[i]), *arrow::MakeArray(y.child_data[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool EntitySideCache::Holds(const std::vector<std::shared_ptr<arrow::Array>>& keys,
+                            const std::shared_ptr<arrow::Array>& ts) const {
+  if (entry_ == nullptr || entry_->keys.size() != keys.size() || !SameArray(*entry_->ts, *ts)) {
+    return false;
+  }
+  for (size_t k = 0; k < keys.size(); ++k) {
+    if (!SameArray(*entry_->keys[k], *keys[k])) return false;
+  }
+  return true;
+}
+
+std::unique_ptr<EntitySideCache::Entry> EntitySideCache::Take(
+    const std::vector<std::shared_ptr<arrow::Array>>& keys,
+    const std::shared_ptr<arrow::Array>& ts) {
+  const bool same = Holds(keys, ts);
+  std::unique_ptr<Entry> entry = std::move(entry_);
+  return same ? std::move(entry) : nullptr;
+}
+
+void EntitySideCache::Return(std::unique_ptr<Entry> entry) {
+  if (keep_) entry_ = std::move(entry);
+}
 
 Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
     const arrow::RecordBatch& entities, const ViewSource& source, const JoinOptions& options,

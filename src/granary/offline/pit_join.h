@@ -50,6 +50,46 @@ class KeyColumns;
 class PhaseTimings;
 class Progress;
 
+// The streaming match's entity side (a StreamingMatcher: the entity rows grouped by join key, each
+// group sorted by time), kept from one view's join for the next views' joins over the same entity
+// rows and join keys, so that it is built once rather than once a view. A join given the cache
+// reuses what it holds when that was built over the very key and time arrays of the join's entity
+// rows (the same buffers: the caller passes the same arrays to the views that share join keys),
+// else builds its own; when its match pass ends it hands the entity side back if keep() is set,
+// else frees it, so that it is held neither through the last such view's gather pass nor after.
+// A join whose match does not stream (the entity side does not fit its budget) frees what the
+// cache holds at once. Held: about StreamingMatcher::MemoryFor's 88 bytes an entity row, less the
+// sort's records. One thread at a time.
+class EntitySideCache {
+ public:
+  EntitySideCache();
+  ~EntitySideCache();
+  EntitySideCache(const EntitySideCache&) = delete;
+  EntitySideCache& operator=(const EntitySideCache&) = delete;
+
+  // Whether the next join hands its entity side back for a later join (false: frees it).
+  void set_keep(bool keep) { keep_ = keep; }
+  bool keep() const { return keep_; }
+  // Frees the entity side held, if any.
+  void Clear();
+  // Whether it holds an entity side built over exactly `keys` and `ts` (the same buffers).
+  bool Holds(const std::vector<std::shared_ptr<arrow::Array>>& keys,
+             const std::shared_ptr<arrow::Array>& ts) const;
+
+  // The join's side (pit_join.cc): an entity side with the arrays it was built over.
+  struct Entry;
+  // The entity side held if it was built over exactly `keys` and `ts`, else null; either way the
+  // cache holds nothing after.
+  std::unique_ptr<Entry> Take(const std::vector<std::shared_ptr<arrow::Array>>& keys,
+                              const std::shared_ptr<arrow::Array>& ts);
+  // Holds `entry` for the next join when keep() is set, else frees it.
+  void Return(std::unique_ptr<Entry> entry);
+
+ private:
+  bool keep_ = false;
+  std::unique_ptr<Entry> entry_;
+};
+
 struct JoinOptions {
   // Bytes of feature data (and join state) held in memory at once; past it the engine spills.
   int64_t memory_budget_bytes = kDefaultMemoryBudget;
@@ -63,6 +103,9 @@ struct JoinOptions {
   // Records the join's phases (the entity side, the match pass, the gather pass, putting values
   // back into entity order), named after the view. May be null.
   PhaseTimings* timings = nullptr;
+  // Where the streaming match's entity side is kept for the next view's join (EntitySideCache).
+  // May be null: each join builds its own.
+  EntitySideCache* entity_side = nullptr;
   // Test hook (LevelDB's TEST_ naming; production leaves it empty): called between the match pass
   // and the gather pass, for tests that change the source there.
   std::function<void()> TEST_after_match_pass;

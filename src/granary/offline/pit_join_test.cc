@@ -98,6 +98,12 @@ RandomCase MakeCase(uint64_t seed, bool large = false) {
   return c;
 }
 
+// The case under another ttl: none when it has one, else 7 minutes.
+RandomCase OtherTtl(RandomCase c) {
+  c.ttl_minutes = c.ttl_minutes == 0 ? 7 : 0;
+  return c;
+}
+
 // The rules, written as plainly as possible: the index (read order) of the chosen row, or -1.
 int64_t Oracle(const RandomCase& c, int64_t key, std::optional<int64_t> t) {
   if (!t) return -1;
@@ -167,6 +173,11 @@ Definitions MakeDefinitions(const RandomCase& c, const std::string& path) {
   // entity order on its own (in parallel), and must stay aligned with the others.
   v.schema.push_back(Field{"row_text", ValueType::Scalar(ScalarType::kString), "", {}});
   v.schema.push_back(Field{"row_half", ValueType::Scalar(ScalarType::kFloat64), "", {}});
+  defs.feature_views.push_back(v);
+  // The same source and join keys under another ttl (OtherTtl): the retrieval's second view,
+  // which reuses the first one's entity side (EntitySideCache) with the matcher restarted.
+  v.name = "view_again";
+  v.ttl = Duration::Minutes(OtherTtl(c).ttl_minutes);
   defs.feature_views.push_back(v);
   return defs;
 }
@@ -267,7 +278,9 @@ void CheckAgainstOracle(const RandomCase& c, int64_t rows_per_group,
   for (int64_t budget : budgets) {
     for (const std::optional<MatchPlan>& forced : ForcedPlans()) {
       HistoricalRequest request;
-      request.features = {{"view", "row_text"}, {"view", "row"}, {"view", "row_half"}};
+      request.features = {
+          {"view", "row_text"}, {"view", "row"}, {"view", "row_half"}, {"view_again", "row"}};
+      request.full_feature_names = true;
       request.created_timestamp_cutoff = c.cutoff;
       HistoricalJoinOptions options;
       options.memory_budget_bytes = budget;
@@ -281,15 +294,19 @@ void CheckAgainstOracle(const RandomCase& c, int64_t rows_per_group,
       ASSERT_EQ((*out)->num_rows(), static_cast<int64_t>(c.e_key.size()));
       if (!c.e_key.empty() && !c.f_key.empty()) modes->insert(stats.views[0].join.strategy);
       if (skipped != nullptr) *skipped += stats.views[0].join.row_groups_skipped;
-      ASSERT_EQ((*out)->schema()->field_names().back(), "row_half");  // the requested order
+      ASSERT_EQ((*out)->schema()->field_names().back(), "view_again__row");  // requested order
       auto combined = [&](const char* name) {
         auto column = (*out)->GetColumnByName(name);
         EXPECT_NE(column, nullptr) << name;
         return column == nullptr ? nullptr : arrow::Concatenate(column->chunks()).ValueOrDie();
       };
-      auto row = combined("row"), row_text = combined("row_text"), row_half = combined("row_half");
-      ASSERT_TRUE(row != nullptr && row_text != nullptr && row_half != nullptr);
+      auto row = combined("view__row"), row_text = combined("view__row_text"),
+           row_half = combined("view__row_half"), row_again = combined("view_again__row");
+      ASSERT_TRUE(row != nullptr && row_text != nullptr && row_half != nullptr &&
+                  row_again != nullptr);
       const auto& rows = static_cast<const arrow::Int64Array&>(*row);
+      const auto& rows_again = static_cast<const arrow::Int64Array&>(*row_again);
+      const RandomCase other_ttl = OtherTtl(c);
       const auto& texts = static_cast<const arrow::StringArray&>(*row_text);
       const auto& halves = static_cast<const arrow::DoubleArray&>(*row_half);
       for (int64_t i = 0; i < rows.length(); ++i) {
@@ -299,6 +316,10 @@ void CheckAgainstOracle(const RandomCase& c, int64_t rows_per_group,
         ASSERT_EQ(got, want) << "entity row " << i << " (key " << c.e_key[i] << "), budget "
                              << budget << ", ttl " << c.ttl_minutes << "m, cutoff " << c.cutoff
                              << ", plan: " << stats.views[0].join.plan;
+        const int64_t want_again = Oracle(other_ttl, c.e_key[i], c.e_ts[i]);
+        ASSERT_EQ(rows_again.IsNull(i) ? -1 : rows_again.Value(i), want_again)
+            << "view_again, entity row " << i << ", ttl " << other_ttl.ttl_minutes
+            << "m, plan: " << stats.views[1].join.plan;
         // The other features of the same row, in the same place.
         ASSERT_EQ(texts.IsValid(i), want >= 0) << "entity row " << i;
         ASSERT_EQ(halves.IsValid(i), want >= 0 && want % 5 != 0) << "entity row " << i;
@@ -452,13 +473,71 @@ TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) 
   }
 }
 
-TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAnEntityRow) {
+TEST(PointInTimeJoin, JoinsOverTheSameEntityArraysShareTheEntitySideOnlyWhileKept) {
+  auto dir = TempDir::Make("granary-shared-").ValueOrDie();
+  std::filesystem::create_directories(dir.path() / "src");
+  WriteSource(dir.path() / "src/a.parquet", {1, 2, 3, 8});
+  Definitions defs = DriverView(dir.path() / "src", {RateFeature()});
+  defs.feature_views.push_back(defs.feature_views[0]);
+  defs.feature_views[1].name = "v_ttl";
+  defs.feature_views[1].ttl = Duration::Hours(4);
+  const auto ts_type = arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
+  arrow::Int64Builder ids;
+  arrow::TimestampBuilder ts(ts_type, arrow::default_memory_pool());
+  for (int64_t minutes : {120, 300, 450, 540}) {  // 2 h, 5 h, 7 h 30, 9 h
+    (void)ids.Append(1);
+    (void)ts.Append(minutes * kMinute);
+  }
+  auto key_array = ids.Finish().ValueOrDie();
+  auto ts_array = ts.Finish().ValueOrDie();
+  auto entities =
+      arrow::RecordBatch::Make(arrow::schema({arrow::field("driver_id", arrow::int64()),
+                                              arrow::field("event_timestamp", ts_type)}),
+                               4, {key_array, ts_array});
+  ViewSource plain{dir.path(), &defs, &defs.feature_views[0], {}};
+  ViewSource with_ttl{dir.path(), &defs, &defs.feature_views[1], {}};
+  auto values = [](const arrow::ChunkedArray& column) {
+    std::vector<std::string> out;
+    for (int64_t i = 0; i < column.length(); ++i) {
+      out.push_back(column.GetScalar(i).ValueOrDie()->ToString());
+    }
+    return out;
+  };
+  const std::vector<std::string> want_plain{"2", "3", "3", "8"};
+  // 3 h is more than 4 h before 7 h 30.
+  const std::vector<std::string> want_ttl{"2", "3", "null", "8"};
+
+  EntitySideCache cache;
+  cache.set_keep(true);
+  JoinOptions options;
+  options.entity_side = &cache;
+  auto first = PointInTimeJoin(*entities, plain, options, nullptr);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(values(*(*first)[0]), want_plain);
+  // Kept, for the very arrays only, not for equal copies.
+  auto copy = arrow::Concatenate({key_array, key_array->Slice(0, 0)}).ValueOrDie();
+  EXPECT_TRUE(cache.Holds({key_array}, ts_array));
+  EXPECT_FALSE(cache.Holds({copy}, ts_array));
+
+  // Reused by a join under another ttl, which frees it (keep unset).
+  cache.set_keep(false);
+  auto second = PointInTimeJoin(*entities, with_ttl, options, nullptr);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(values(*(*second)[0]), want_ttl);
+  EXPECT_FALSE(cache.Holds({key_array}, ts_array));
+  // The same answers without a cache.
+  auto alone = PointInTimeJoin(*entities, with_ttl, JoinOptions{}, nullptr);
+  ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+  EXPECT_EQ(values(*(*alone)[0]), want_ttl);
+}
+
+TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAMatchedEntityRow) {
   // 200,000 entity rows over 1,000 keys, 40,000 feature rows with 6 float64 columns, a bool and
   // a string. Gathered for a caller that takes the columns as they come, under budgets that do
   // not hold them all, the join reads the features once per group of columns and holds, at its
-  // peak, its list of chosen rows (16 bytes an entity row) and one group: never more than the
-  // budget, or the list and one column when the list alone passes it. The columns are the ones
-  // the join gathered in one read returns.
+  // peak, its list of chosen rows (16 bytes a matched entity row) and one group: never more than
+  // the budget, or the list and one column when the list alone passes it. The columns are the
+  // ones the join gathered in one read returns.
   auto dir = TempDir::Make("granary-gather-groups-").ValueOrDie();
   std::filesystem::create_directories(dir.path() / "src");
   constexpr int64_t kKeys = 1000, kHours = 40, kEntityRows = 200'000, kFloats = 6;
@@ -533,8 +612,8 @@ TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAn
   const int64_t matched = whole_stats.rows_matched;
   ASSERT_GT(matched, kEntityRows / 2);
   ASSERT_LT(matched, kEntityRows);
-  // The list of chosen rows: 16 bytes an entity row, whatever the columns.
-  const int64_t list_bytes = 16 * kEntityRows;
+  // The list of chosen rows: 16 bytes a matched entity row, whatever the columns.
+  const int64_t list_bytes = 16 * matched;
   const int64_t float_bytes = 8 * kEntityRows + (kEntityRows + 7) / 8;
   const int64_t zone_bytes = 16 * (kEntityRows + matched);  // the gather's estimate for strings
   const int64_t order_bytes = 8 * kEntityRows + (kEntityRows + 7) / 8;

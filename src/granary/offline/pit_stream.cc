@@ -326,6 +326,14 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
   return Status::OK();
 }
 
+void StreamingMatcher::Restart(Duration ttl, bool created_timestamp_cutoff) {
+  Impl& s = *impl_;
+  s.ttl = ttl;
+  s.cutoff = created_timestamp_cutoff;
+  std::fill(s.best.begin(), s.best.end(), Candidate{});
+  for (Group& group : s.groups) group.cursor = 0;
+}
+
 std::vector<ChosenRow> StreamingMatcher::Finish() {
   Impl& s = *impl_;
   std::vector<ChosenRow> out(s.entity_rows);

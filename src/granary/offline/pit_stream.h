@@ -11,6 +11,9 @@
 //
 // Offer() may be called from one thread at a time; it uses `threads` workers inside, each taking
 // the rows of the keys whose hash falls to it, so that one array of best offers serves them all.
+//
+// The grouping depends on the entity rows only, so one matcher serves several views in turn
+// (Restart: every offer forgotten, another ttl), and the grouping is built once.
 #pragma once
 
 #include <memory>
@@ -42,6 +45,11 @@ class StreamingMatcher {
 
   // The chosen row of each entity row. Call once, after the last Offer.
   std::vector<ChosenRow> Finish();
+
+  // Makes the matcher new again over the same entity rows, for another view's feature rows:
+  // every offer forgotten, `ttl` and `created_timestamp_cutoff` as Make's. The grouping of the
+  // entity rows (the sort) is kept, and with it the memory: nothing is allocated.
+  void Restart(Duration ttl, bool created_timestamp_cutoff);
 
   ~StreamingMatcher();
 
