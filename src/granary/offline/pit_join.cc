@@ -16,6 +16,7 @@
 #include "granary/common/threads.h"
 #include "granary/offline/key_hash.h"
 #include "granary/offline/partitioner.h"
+#include "granary/offline/pit_gather.h"
 #include "granary/offline/pit_plan.h"
 #include "granary/offline/pit_stream.h"
 #include "granary/types/arrow_convert.h"
@@ -372,160 +373,6 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
   return winners;
 }
 
-// An output column of a fixed-width type (numbers, times, dates, bools) that the gather pass
-// writes straight into, each value at its entity row: no pieces in read order to hold, and no
-// second pass (a Take of every column by the entity order) to put them in place. Rows that get
-// no value stay null (their value bytes or bits zero).
-class ScatteredColumn {
- public:
-  static bool Supports(const arrow::DataType& type) {
-    return arrow::is_primitive(type.id()) &&
-           (type.id() == arrow::Type::BOOL || type.byte_width() > 0);
-  }
-
-  // Bytes of a column of `rows` rows of `type` (which Supports).
-  static int64_t BytesFor(const arrow::DataType& type, int64_t rows) {
-    const int64_t bitmap = arrow::bit_util::BytesForBits(rows);
-    return (type.id() == arrow::Type::BOOL ? bitmap : rows * type.byte_width()) + bitmap;
-  }
-
-  static Result<std::unique_ptr<ScatteredColumn>> Make(std::shared_ptr<arrow::DataType> type,
-                                                       int64_t rows) {
-    auto column = std::unique_ptr<ScatteredColumn>(new ScatteredColumn());
-    // Bools are bits: width 0.
-    column->width_ = type->id() == arrow::Type::BOOL ? 0 : type->byte_width();
-    column->type_ = std::move(type);
-    column->rows_ = rows;
-    auto values = column->width_ == 0 ? arrow::AllocateEmptyBitmap(rows)
-                                      : arrow::AllocateBuffer(rows * column->width_);
-    auto validity = arrow::AllocateEmptyBitmap(rows);  // zeroed: every row null
-    if (!values.ok() || !validity.ok()) {
-      return Status::Internal(fmt::format("out of memory for a column of {} rows", rows));
-    }
-    column->values_ = std::move(*values);
-    column->validity_ = std::move(*validity);
-    if (column->width_ > 0) {
-      std::memset(column->values_->mutable_data(), 0, static_cast<size_t>(column->values_->size()));
-    }
-    return column;
-  }
-
-  // Copies the value at read position `chosen[i].index` (in `source`, of this column's type,
-  // whose first row is at read position `offset`) to entity row EntityRowOf(chosen[i]), for i in
-  // [begin, end); a null stays null.
-  void Put(const arrow::ArrayData& source, int64_t offset, const ChosenRow* begin,
-           const ChosenRow* end);
-
-  std::shared_ptr<arrow::Array> Finish() {
-    auto data = arrow::ArrayData::Make(type_, rows_, {std::move(validity_), std::move(values_)},
-                                       arrow::kUnknownNullCount);
-    return arrow::MakeArray(data);
-  }
-
- private:
-  ScatteredColumn() = default;
-  std::shared_ptr<arrow::DataType> type_;
-  int width_ = 0;  // bytes a value; 0: bits (bool)
-  int64_t rows_ = 0;
-  std::shared_ptr<arrow::Buffer> values_;
-  std::shared_ptr<arrow::Buffer> validity_;
-};
-
-// The gather pass's one list of chosen rows is the match pass's vector, compacted and sorted in
-// place (no second list): in it a ChosenRow's `index` is the read position of the chosen row
-// and its `event_ts` field the entity row that chose it.
-int64_t EntityRowOf(const ChosenRow& chosen) { return chosen.event_ts; }
-
-void ScatteredColumn::Put(const arrow::ArrayData& source, int64_t offset, const ChosenRow* begin,
-                          const ChosenRow* end) {
-  const uint8_t* valid =
-      source.null_count != 0 && source.buffers[0] != nullptr ? source.buffers[0]->data() : nullptr;
-  uint8_t* bits = validity_->mutable_data();
-  if (width_ == 0) {
-    const uint8_t* from = source.buffers[1]->data();
-    uint8_t* to = values_->mutable_data();
-    for (const ChosenRow* c = begin; c != end; ++c) {
-      const int64_t row = source.offset + (c->index - offset);
-      if (valid != nullptr && !arrow::bit_util::GetBit(valid, row)) continue;
-      const int64_t entity_row = EntityRowOf(*c);
-      arrow::bit_util::SetBitTo(to, entity_row, arrow::bit_util::GetBit(from, row));
-      arrow::bit_util::SetBit(bits, entity_row);
-    }
-    return;
-  }
-  const uint8_t* from = source.buffers[1]->data() + source.offset * width_;
-  uint8_t* to = values_->mutable_data();
-  for (const ChosenRow* c = begin; c != end; ++c) {
-    const int64_t row = c->index - offset;
-    if (valid != nullptr && !arrow::bit_util::GetBit(valid, source.offset + row)) continue;
-    const int64_t entity_row = EntityRowOf(*c);
-    std::memcpy(to + entity_row * width_, from + row * width_, width_);
-    arrow::bit_util::SetBit(bits, entity_row);
-  }
-}
-
-// Sorts `chosen` (read positions up to `last_position`) by (read position, entity row) into a
-// list of its own size (the one given may have room for every entity row; only the matched are
-// kept): placed first into buckets of the position's top bits (about 32 rows each), which in
-// order are ordered by position, then each bucket sorted on its own, in the cache. A std::sort
-// of the whole list took 30-40 ms a view of 1 M rows, on one thread while the readers waited.
-void SortByReadPosition(std::vector<ChosenRow>* chosen, int64_t last_position) {
-  auto before = [](const ChosenRow& a, const ChosenRow& b) {
-    return a.index != b.index ? a.index < b.index : EntityRowOf(a) < EntityRowOf(b);
-  };
-  const int64_t rows = static_cast<int64_t>(chosen->size());
-  const int position_bits = std::bit_width(static_cast<uint64_t>(last_position));
-  const int bucket_bits = std::clamp(
-      std::min(static_cast<int>(std::bit_width(static_cast<uint64_t>(rows))) - 5, position_bits), 0,
-      20);
-  const int shift = position_bits - bucket_bits;
-  const int64_t buckets = int64_t{1} << bucket_bits;
-  std::vector<int64_t> starts(buckets + 1, 0);
-  for (const ChosenRow& c : *chosen) ++starts[(c.index >> shift) + 1];
-  for (int64_t b = 0; b < buckets; ++b) starts[b + 1] += starts[b];
-  std::vector<ChosenRow> sorted(chosen->size());
-  {
-    std::vector<int64_t> at(starts.begin(), starts.end() - 1);
-    for (const ChosenRow& c : *chosen) sorted[at[c.index >> shift]++] = c;
-  }
-  chosen->swap(sorted);
-  sorted = {};
-  for (int64_t b = 0; b < buckets; ++b) {
-    std::sort(chosen->begin() + starts[b], chosen->begin() + starts[b + 1], before);
-  }
-}
-
-// Entity row i's position in `chosen` (the gathered values, in read order), null where the row
-// chose none: the indices of the Take that puts the gathered values in entity order.
-Result<std::shared_ptr<arrow::Array>> EntityOrder(const std::vector<ChosenRow>& chosen,
-                                                  int64_t rows) {
-  auto values = arrow::AllocateBuffer(rows * static_cast<int64_t>(sizeof(int64_t)));
-  auto validity = arrow::AllocateEmptyBitmap(rows);
-  if (!values.ok() || !validity.ok()) return Status::Internal("out of memory");
-  auto* order = reinterpret_cast<int64_t*>((*values)->mutable_data());
-  std::fill(order, order + rows, 0);
-  uint8_t* bits = (*validity)->mutable_data();
-  for (size_t p = 0; p < chosen.size(); ++p) {
-    order[EntityRowOf(chosen[p])] = static_cast<int64_t>(p);
-    arrow::bit_util::SetBit(bits, EntityRowOf(chosen[p]));
-  }
-  auto data = arrow::ArrayData::Make(
-      arrow::int64(), rows, {std::move(*validity), std::move(*values)}, arrow::kUnknownNullCount);
-  return arrow::MakeArray(data);
-}
-
-int64_t OrderBytes(int64_t rows) {
-  return rows * static_cast<int64_t>(sizeof(int64_t)) + arrow::bit_util::BytesForBits(rows);
-}
-
-// Bytes the gather holds for an output column of `type` over `rows` entity rows, `matched` of
-// which chose a row: a scattered column's size, or else the pieces in read order and the column
-// in entity order (an estimate: 16 bytes a value each, as for strings).
-int64_t GatherBytesFor(const arrow::DataType& type, int64_t rows, int64_t matched) {
-  if (ScatteredColumn::Supports(type)) return ScatteredColumn::BytesFor(type, rows);
-  return 16 * (rows + matched);
-}
-
 bool SamePlan(const SourceScanStats& a, const SourceScanStats& b) {
   return a.files_total == b.files_total && a.files_pruned == b.files_pruned &&
          a.row_groups_total == b.row_groups_total && a.row_groups_pruned == b.row_groups_pruned &&
@@ -602,7 +449,7 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
       const auto& type = types[c];
       const int64_t bytes = GatherBytesFor(*type, n, matched);
       const bool takes = !ScatteredColumn::Supports(*type);
-      const int64_t state = list_bytes + (group_takes || takes ? OrderBytes(n) : 0);
+      const int64_t state = list_bytes + (group_takes || takes ? EntityOrderBytes(n) : 0);
       if (in_groups && group_size > 0 &&
           group_bytes + bytes > std::max(options.memory_budget_bytes - state, largest)) {
         group_ends.push_back(c);
@@ -666,7 +513,7 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
         any_taken = true;
       }
     }
-    if (any_taken) held += OrderBytes(n);
+    if (any_taken) held += EntityOrderBytes(n);
     stats->gather_held_bytes = std::max(stats->gather_held_bytes, held);
     std::vector<arrow::ArrayVector> pieces(count);
     size_t next = 0;
