@@ -8,6 +8,7 @@ import datetime as dt
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -16,7 +17,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from redis_helpers import free_port
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
@@ -93,11 +93,16 @@ def make_repo(cli, tmp_path, online_store=None):
 class Server:
     """A `granary serve` process; stopped (SIGTERM, then SIGKILL) by stop()."""
 
+    _started = 0  # servers started by this process: each gets a log of its own
+
     def __init__(self, binary, repo, port=None, env=None, args=(), preexec_fn=None,
                  test_queue_delay=True):
         """`test_queue_delay`: False starts the server with the default queue bound (25 ms)."""
-        self.port = port or free_port()
-        self.log_path = repo / f"serve-{self.port}.log"
+        # Without a port the server binds any free one (`--port 0`) and says which in its log:
+        # no window between choosing a port and binding it in which another process takes it.
+        self.port = port
+        Server._started += 1
+        self.log_path = repo / f"serve-{os.getpid()}-{Server._started}.log"
         full_env = dict(os.environ)
         full_env.update(env or {})
         threads = () if "--threads" in args else ("--threads", "2")
@@ -107,12 +112,17 @@ class Server:
         queue = () if "--max-queue-delay" in args or not test_queue_delay else TEST_QUEUE_DELAY
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [str(binary), "-C", str(repo), "serve", "--port", str(self.port), *threads,
+                [str(binary), "-C", str(repo), "serve", "--port", str(self.port or 0), *threads,
                  *poll, *queue, *args],
                 stdout=log, stderr=log, env=full_env, preexec_fn=preexec_fn)
         deadline = time.time() + 15
         while True:
+            if self.port is None:
+                bound = re.search(r"listening on http://[^ ]*:(\d+) ", self.log())
+                self.port = int(bound.group(1)) if bound else None
             try:
+                if self.port is None:
+                    raise ConnectionRefusedError("not listening yet")
                 status, _ = self.request("GET", "/health")
                 if status in (200, 503):
                     return

@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 import pytest
 from serve_helpers import TEST_QUEUE_DELAY, stop_gracefully
 
-from redis_helpers import free_port
 from sdk_fixtures import GRANARY_BIN  # noqa: F401  (imports the SDK the way the SDK tests do)
 
 import granary
@@ -77,21 +76,25 @@ def make_repo(cli, root):
 class Server:
     """A `granary serve` of `repo` on a free port; stopped by stop() (SIGTERM) or kill()."""
 
+    _started = 0  # servers started by this module: each gets a log of its own
+
     def __init__(self, repo, env=None, args=()):
-        self.port = free_port()
-        self.log_path = repo / f"serve-{self.port}.log"
+        Server._started += 1
+        self.log_path = repo / f"serve-{Server._started}.log"
         threads = () if "--threads" in args else ("--threads", "2")
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [str(GRANARY_BIN), "-C", str(repo), "serve", "--port", str(self.port),
+                [str(GRANARY_BIN), "-C", str(repo), "serve", "--port", "0",
                  *threads, "--registry-poll", "50ms", *TEST_QUEUE_DELAY, *args],
                 stdout=log, stderr=log, env={**os.environ, **(env or {})})
         deadline = time.time() + 15
-        while "listening on" not in self.log():
+        # `--port 0`: the server binds a free port itself and names it in its log.
+        while (bound := re.search(r"listening on http://[^ ]*:(\d+) ", self.log())) is None:
             if self.proc.poll() is not None or time.time() > deadline:
                 self.stop()
                 pytest.fail(f"granary serve did not come up:\n{self.log()}")
             time.sleep(0.02)
+        self.port = int(bound.group(1))
 
     def log(self):
         return self.log_path.read_text()
