@@ -409,6 +409,16 @@ def test_errors_are_clear_and_leave_no_output(cli, tmp_path):
     both = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
                "-o", repo / "x.parquet", check=False)
     assert "give --features view:feature,... or --feature-service NAME" in both.stderr
+    # A spill folder that does not exist is refused before any work (a run that spills late
+    # would otherwise fail only after minutes); so is a file where the folder should be.
+    for where, says in [(repo / "no-such-dir", "no such folder; create it (mkdir -p "),
+                        (repo / "entities.csv", "not a folder")]:
+        spill = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",
+                    "--features", "driver_hourly:conv_rate", "-o", repo / "x.parquet",
+                    "--spill-dir", where, check=False)
+        assert spill.returncode != 0
+        assert f"--spill-dir: {where}: {says}" in spill.stderr, spill.stderr
+        assert not (repo / "x.parquet").exists()
 
     (repo / "data" / "driver_stats.parquet").write_bytes(b"PAR1 garbage")
     corrupt = cli("-C", repo, "get-historical-features", "--entities", repo / "entities.csv",

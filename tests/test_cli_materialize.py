@@ -145,6 +145,11 @@ def test_status_names_views_never_materialized_and_bad_arguments_are_clear(cli, 
     budget = cli("-C", repo, "materialize-incremental", "now", "--memory-budget", "lots",
                  check=False)
     assert "--memory-budget 'lots' is not a size" in budget.stderr
+    spill = cli("-C", repo, "materialize-incremental", "now", "--spill-dir", repo / "gone",
+                check=False)
+    assert spill.returncode != 0
+    assert "--spill-dir: " + str(repo / "gone") + ": no such folder" in spill.stderr, spill.stderr
+    assert "never materialized" in cli("-C", repo, "status").stdout
 
 
 def store_write_buffer_size(store):

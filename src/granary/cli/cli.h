@@ -47,6 +47,9 @@ int ReportUnknownCommand(CLI::App& app);
 
 // "2GiB", "512MiB", "1.5G", "800M", "1000000" (bytes); InvalidArgument naming `option`.
 Result<int64_t> ParseByteSize(const std::string& text, std::string_view option);
+// Adds --spill-dir to a command that spills. The folder must exist and be writable when the
+// command starts: a run that spills after minutes of work would otherwise fail only then.
+CLI::Option* AddSpillDirOption(CLI::App* cmd, std::string* spill_dir);
 // Removes the spill folders under `spill_dir` (empty: $TMPDIR or /tmp) that runs killed outright
 // left behind, naming each on stderr (offline/spill_folder.h: never a live process's). The
 // commands that spill call it before they start.

@@ -277,8 +277,7 @@ void RegisterHistoricalCommand(CLI::App& app, Context& ctx) {
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "Worker threads (0: every core)")
       ->capture_default_str();
-  cmd->add_option("--spill-dir", args->spill_dir,
-                  "Folder for spill files (default: $TMPDIR or /tmp)");
+  AddSpillDirOption(cmd, &args->spill_dir);
   cmd->add_flag("-q,--quiet", args->quiet, "No progress or per-view summary");
   cmd->add_flag("--timings", args->timings,
                 "At the end, the wall and CPU time of each phase (reading the entity rows, each "

@@ -32,9 +32,8 @@ void AddMaterializeOptions(CLI::App* cmd, MaterializeArgs* args) {
       ->capture_default_str();
   cmd->add_option("--write-batch-rows", args->write_batch_rows, "Rows per online store write")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--spill-dir", args->spill_dir,
-                  "Folder for spill files (default: $TMPDIR or /tmp)");
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30, "1 to 2^30"));
+  AddSpillDirOption(cmd, &args->spill_dir);
   cmd->add_flag("-q,--quiet", args->quiet, "No progress bars");
 }
 

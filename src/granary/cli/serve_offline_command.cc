@@ -96,7 +96,7 @@ void RegisterServeOfflineCommand(CLI::App& app, Context& ctx) {
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "Worker threads of each retrieval (0: every core)")
       ->capture_default_str();
-  cmd->add_option("--spill-dir", o->spill_dir, "Folder for spill files (default: $TMPDIR or /tmp)");
+  AddSpillDirOption(cmd, &o->spill_dir);
   cmd->callback([&ctx, o] {
     RepoConfig config;
     if (!ctx.LoadConfig(&config)) return;

@@ -5,6 +5,8 @@
 
 #include <stdlib.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -22,7 +24,8 @@ class TempDir {
   static Result<TempDir> MakeIn(const std::filesystem::path& parent, const std::string& prefix) {
     std::string pattern = (parent / (prefix + "XXXXXX")).string();
     if (mkdtemp(pattern.data()) == nullptr) {
-      return Status::IOError("cannot create a temporary folder from " + pattern);
+      return Status::IOError("cannot create a temporary folder from " + pattern + ": " +
+                             std::strerror(errno));
     }
     return TempDir(pattern);
   }
