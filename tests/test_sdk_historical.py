@@ -380,3 +380,24 @@ def test_spill_folders_killed_runs_left_are_removed_live_ones_kept(offline_store
             assert live.exists() and not any(str(live) in m for m in messages)
     finally:
         held.close()
+
+
+def test_a_spill_dir_that_is_not_a_writable_folder_is_refused_before_any_work(offline_store,
+                                                                             parking_repo,
+                                                                             tmp_path):
+    # As the CLI's --spill-dir: refused when the call starts, not when the run first spills.
+    entities = labels(parking_repo)
+    (tmp_path / "a-file").write_text("")
+    for where, error, says in [(tmp_path / "gone", FileNotFoundError, "no such folder"),
+                               (tmp_path / "a-file", NotADirectoryError, "not a folder")]:
+        for call in (
+                lambda: offline_store.get_historical_features(
+                    entities, feature_service="customer_risk_v1", spill_dir=where),
+                lambda: offline_store.write_historical_features(
+                    entities, feature_service="customer_risk_v1", spill_dir=where,
+                    path=tmp_path / "train.parquet"),
+                lambda: offline_store.materialize_incremental(
+                    end_date=dt.datetime.now(dt.timezone.utc), spill_dir=where)):
+            with pytest.raises(error, match=f"spill_dir {where}: {says}"):
+                call()
+    assert not (tmp_path / "train.parquet").exists()

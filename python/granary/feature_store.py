@@ -331,7 +331,7 @@ class FeatureStore:
         names = _view_names(feature_views if feature_views is not None else views)
         budget = (1 << 30) if memory_budget is None else _positive_int("memory_budget",
                                                                        memory_budget)
-        spill = os.fspath(spill_dir) if spill_dir is not None else ""
+        spill = _spill_folder(spill_dir)
         self._sweep_spill_folders(spill)
         outcome = self._core.materialize(
             incremental, start, end, names, budget,
@@ -442,8 +442,26 @@ def _historical_args(entity_df, features, full_feature_names, entity_table, feat
               else _positive_int("memory_budget", memory_budget))
     return (table, feature_refs, service, bool(full_feature_names),
             bool(created_timestamp_cutoff), budget, _non_negative_int("threads", threads),
-            os.fspath(spill_dir) if spill_dir is not None else "", bool(progress), entity_sql,
+            _spill_folder(spill_dir), bool(progress), entity_sql,
             entity_table or "")
+
+
+def _spill_folder(spill_dir) -> str:
+    """spill_dir as the core takes it ("": $TMPDIR or /tmp), refused at once when it is not a
+    folder this process can write: a run that spills late would otherwise fail only then."""
+    if spill_dir is None:
+        return ""
+    path = os.fspath(spill_dir)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"spill_dir {path}: no such folder; create it (os.makedirs) or "
+                                "leave spill_dir out to spill under $TMPDIR or /tmp")
+    if not os.path.isdir(path):
+        raise NotADirectoryError(f"spill_dir {path}: not a folder; name a folder with room for "
+                                 "the spilled data")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(f"spill_dir {path}: this user cannot create files in it; name a "
+                              "folder it can write")
+    return path
 
 
 def _feature_request(features, feature_service) -> Tuple[List[str], str]:
