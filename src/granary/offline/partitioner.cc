@@ -141,7 +141,24 @@ EntityPartitioner::EntityPartitioner(std::shared_ptr<arrow::Schema> schema,
     : schema_(std::move(schema)),
       key_indices_(std::move(key_indices)),
       options_(std::move(options)),
-      partitions_(options_.num_partitions) {}
+      partitions_(options_.num_partitions) {
+  const int groups = std::min(options_.num_partitions, kSpillGroups);
+  for (int g = 0; g < groups; ++g) {
+    SpillGroup group;
+    group.first_partition = static_cast<int>(int64_t{options_.num_partitions} * g / groups);
+    group.end_partition = static_cast<int>(int64_t{options_.num_partitions} * (g + 1) / groups);
+    for (int p = group.first_partition; p < group.end_partition; ++p) partitions_[p].group = g;
+    groups_.push_back(group);
+  }
+}
+
+int64_t EntityPartitioner::GatherBytes() const {
+  // About 8 KiB a partition, at most a quarter of the budget: with thousands of partitions a
+  // 64K-row batch alone would give each partition a range of a few dozen rows, and each range is
+  // a slice of its own (arrays the budget does not count) until the partition is spilled or read.
+  return std::min(options_.memory_budget_bytes / 4,
+                  int64_t{options_.num_partitions} * (int64_t{8} << 10));
+}
 
 EntityPartitioner::~EntityPartitioner() {
   for (Partition& p : partitions_) {
@@ -171,14 +188,10 @@ Result<std::unique_ptr<EntityPartitioner>> EntityPartitioner::Make(
 Status EntityPartitioner::Append(const std::shared_ptr<arrow::RecordBatch>& batch) {
   if (finished_) return Status::Internal("EntityPartitioner::Append after Finish");
   if (batch->num_rows() == 0) return Status::OK();
-  // Batches are gathered until they hold about 8 KiB a partition (at most a quarter of the
-  // budget) and then split together: with thousands of partitions a 64K-row batch alone would
-  // give each partition a range of a few dozen rows, and each range is a slice of its own (arrays
-  // the budget does not count) until the partition is spilled or read.
-  const int64_t gather = std::min(options_.memory_budget_bytes / 4,
-                                  int64_t{options_.num_partitions} * (int64_t{8} << 10));
+  // Batches are gathered (GatherBytes) and then split together.
+  const int64_t gather = GatherBytes();
   const int64_t bytes = BatchBytes(*batch);
-  if (pending_.empty() && bytes >= gather) return Split(batch);
+  if (pending_.empty() && bytes >= gather) return Split(batch, /*more_coming=*/true);
   pending_.push_back(batch);
   pending_bytes_ += bytes;
   stats_.bytes_in_memory += bytes;
@@ -187,10 +200,10 @@ Status EntityPartitioner::Append(const std::shared_ptr<arrow::RecordBatch>& batc
   if (pending_bytes_ < gather && stats_.bytes_in_memory <= options_.memory_budget_bytes) {
     return Status::OK();
   }
-  return SplitPending();
+  return SplitPending(/*more_coming=*/true);
 }
 
-Status EntityPartitioner::SplitPending() {
+Status EntityPartitioner::SplitPending(bool more_coming) {
   if (pending_.empty()) return Status::OK();
   std::shared_ptr<arrow::RecordBatch> batch = pending_.front();
   if (pending_.size() > 1) {
@@ -201,10 +214,11 @@ Status EntityPartitioner::SplitPending() {
   pending_.clear();
   stats_.bytes_in_memory -= pending_bytes_;
   pending_bytes_ = 0;
-  return Split(batch);
+  return Split(batch, more_coming);
 }
 
-Status EntityPartitioner::Split(const std::shared_ptr<arrow::RecordBatch>& batch) {
+Status EntityPartitioner::Split(const std::shared_ptr<arrow::RecordBatch>& batch,
+                                bool more_coming) {
   const int64_t n = batch->num_rows();
   std::vector<std::shared_ptr<arrow::Array>> keys;
   for (int index : key_indices_) keys.push_back(batch->column(index));
@@ -220,47 +234,73 @@ Status EntityPartitioner::Split(const std::shared_ptr<arrow::RecordBatch>& batch
     ++counts[part_of[i] + 1];
   }
   for (int p = 0; p < parts; ++p) counts[p + 1] += counts[p];
-  // One Take of the whole batch in partition order; each partition keeps its range of it. A Take
-  // a partition (thousands of pieces of a few KiB, each with its arrays and buffers) cost more
-  // than the rows' copy at the seed's 2,747 partitions (docs/PERFORMANCE.md).
-  std::shared_ptr<arrow::RecordBatch> sorted = batch;
-  if (counts[part_of[0] + 1] - counts[part_of[0]] != n) {
+  // The rows in partition order, taken once per group of partitions (a Take per group, not per
+  // partition: a Take a partition, thousands of pieces of a few KiB each with its arrays and
+  // buffers, cost more than the rows' copy at the seed's 2,747 partitions, docs/PERFORMANCE.md).
+  // Each partition keeps its range of its group's batch; a group's batch is freed once all its
+  // partitions spilled or were released, so a spill of whole groups frees what it writes.
+  std::shared_ptr<arrow::Int64Array> indices;
+  const bool one_partition = counts[part_of[0] + 1] - counts[part_of[0]] == n;
+  if (!one_partition) {
     std::vector<int64_t> order(n);
     {
       std::vector<int64_t> next(counts.begin(), counts.end() - 1);
       for (int64_t i = 0; i < n; ++i) order[next[part_of[i]]++] = i;
     }
     arrow::Int64Builder index_builder;
-    std::shared_ptr<arrow::Array> indices;
-    if (!index_builder.AppendValues(order).ok() || !index_builder.Finish(&indices).ok()) {
+    std::shared_ptr<arrow::Array> built;
+    if (!index_builder.AppendValues(order).ok() || !index_builder.Finish(&built).ok()) {
       return Status::Internal("out of memory");
     }
-    auto taken = arrow::compute::Take(batch, indices);
-    if (!taken.ok()) return Status::Internal(taken.status().ToString());
-    sorted = taken->record_batch();
+    indices = std::static_pointer_cast<arrow::Int64Array>(built);
   }
-  // Each range is charged its rows' share of the sorted batch's bytes (the shares add up to
-  // them exactly); the batch is freed once every range is spilled or released.
-  const int64_t sorted_bytes = BatchBytes(*sorted);
-  auto share = [&](int64_t row) {
-    return static_cast<int64_t>(static_cast<__int128>(sorted_bytes) * row / n);
-  };
-  for (int p = 0; p < parts; ++p) {
-    const int64_t begin = counts[p], end = counts[p + 1];
-    if (begin == end) continue;
-    const int64_t bytes = share(end) - share(begin);
-    partitions_[p].ranges.push_back(Range{sorted, begin, end - begin});
-    partitions_[p].bytes += bytes;
+  for (SpillGroup& group : groups_) {
+    const int64_t first = counts[group.first_partition];
+    const int64_t rows = counts[group.end_partition] - first;
+    if (rows == 0) continue;
+    std::shared_ptr<arrow::RecordBatch> sorted = batch;
+    if (!one_partition) {
+      auto taken = arrow::compute::Take(batch, indices->Slice(first, rows));
+      if (!taken.ok()) return Status::Internal(taken.status().ToString());
+      sorted = taken->record_batch();
+    }
+    // Each range is charged its rows' share of its group's batch's bytes (the shares add up to
+    // them exactly).
+    const int64_t sorted_bytes = BatchBytes(*sorted);
+    auto share = [&](int64_t row) {
+      return static_cast<int64_t>(static_cast<__int128>(sorted_bytes) * (row - first) / rows);
+    };
+    for (int p = group.first_partition; p < group.end_partition; ++p) {
+      const int64_t begin = counts[p], end = counts[p + 1];
+      if (begin == end) continue;
+      partitions_[p].ranges.push_back(Range{sorted, begin - first, end - begin});
+      partitions_[p].bytes += share(end) - share(begin);
+    }
+    group.bytes += sorted_bytes;
+    stats_.bytes_in_memory += sorted_bytes;
   }
-  stats_.bytes_in_memory += sorted_bytes;
   stats_.rows += n;
   stats_.peak_bytes_in_memory = std::max(stats_.peak_bytes_in_memory, stats_.bytes_in_memory);
-  if (stats_.bytes_in_memory > options_.memory_budget_bytes) return SpillAll();
+  if (stats_.bytes_in_memory <= options_.memory_budget_bytes) return Status::OK();
+  // Back under the budget, and a gather below it while more rows may come (so that the next
+  // spill is a gather away, not the next batch away): the largest groups first, the ones whose
+  // partitions have gone longest without a spill, so each message is as large as can be.
+  const int64_t target = options_.memory_budget_bytes - (more_coming ? GatherBytes() : 0);
+  while (stats_.bytes_in_memory > target) {
+    SpillGroup* largest = &groups_.front();
+    for (SpillGroup& group : groups_) {
+      if (group.bytes > largest->bytes) largest = &group;
+    }
+    if (largest->bytes == 0) break;
+    GRANARY_RETURN_NOT_OK(SpillGroupOf(*largest));
+  }
   return Status::OK();
 }
 
-Status EntityPartitioner::SpillAll() {
-  for (int p = 0; p < options_.num_partitions; ++p) GRANARY_RETURN_NOT_OK(SpillPartition(p));
+Status EntityPartitioner::SpillGroupOf(SpillGroup& group) {
+  for (int p = group.first_partition; p < group.end_partition; ++p) {
+    GRANARY_RETURN_NOT_OK(SpillPartition(p));
+  }
   return Status::OK();
 }
 
@@ -311,6 +351,7 @@ Status EntityPartitioner::SpillPartition(int i) {
   }
   stats_.bytes_spilled += part.bytes;
   stats_.bytes_in_memory -= part.bytes;
+  GroupOf(i).bytes -= part.bytes;
   ++stats_.spills;
   part.ranges.clear();
   part.bytes = 0;
@@ -319,10 +360,8 @@ Status EntityPartitioner::SpillPartition(int i) {
 
 Status EntityPartitioner::Finish() {
   if (finished_) return Status::OK();
-  GRANARY_RETURN_NOT_OK(SplitPending());
-  // Once anything spilled, the rest follows: the partitions share the sorted batches their
-  // ranges are of, so one partition's Release would free nothing until all were done.
-  if (spill_dir_) GRANARY_RETURN_NOT_OK(SpillAll());
+  // What is still in memory stays there (within the budget): only a split past it spills.
+  GRANARY_RETURN_NOT_OK(SplitPending(/*more_coming=*/false));
   finished_ = true;
   for (Partition& p : partitions_) {
     if (p.writer == nullptr) continue;
@@ -389,6 +428,7 @@ Result<std::shared_ptr<arrow::Table>> EntityPartitioner::ReadPartition(int i) co
 void EntityPartitioner::Release(int i) {
   Partition& part = partitions_.at(i);
   stats_.bytes_in_memory -= part.bytes;
+  GroupOf(i).bytes -= part.bytes;
   part.ranges.clear();
   part.bytes = 0;
   if (!part.spill_path.empty()) {
