@@ -70,8 +70,8 @@ double ArrowValueBytes(const arrow::DataType& type) {
 
 // A spill file's output stream: what the IPC writer writes (a message is a dozen small writes:
 // its length, metadata, each buffer and its padding) is gathered in a buffer shared by all the
-// partitioner's files and written with one call on Flush(), which SpillPartition makes after each
-// partition (one partition spills at a time, so the buffer never holds two files' bytes).
+// partitioner's files and written with one call on Flush(), which SpillGroupOf makes after each
+// group (one group spills at a time, so the buffer never holds two files' bytes).
 class SpillFileStream : public arrow::io::OutputStream {
  public:
   SpillFileStream(std::shared_ptr<arrow::io::FileOutputStream> file, std::string* buffer)
@@ -97,13 +97,18 @@ class SpillFileStream : public arrow::io::OutputStream {
   arrow::Result<int64_t> Tell() const override { return position_; }
 
  private:
-  // Past this the buffer is written out mid-partition: a partition's spill is usually far less
-  // (the partitioner's budget over its partitions), this only bounds the buffer.
+  // Past this the buffer is written out mid-group: a group's spill is often less (the
+  // partitioner's budget over its groups), this only bounds the buffer.
   static constexpr size_t kMaxBuffered = size_t{4} << 20;
   std::shared_ptr<arrow::io::FileOutputStream> file_;
   std::string* buffer_;
   int64_t position_ = 0;
 };
+
+// A spill file's write error, to be told with the file's name by SpillGroupOf.
+Status WriteError(const arrow::Status& st) {
+  return st.ok() ? Status::OK() : Status::IOError(st.message());
+}
 
 }  // namespace
 
@@ -161,9 +166,8 @@ int64_t EntityPartitioner::GatherBytes() const {
 }
 
 EntityPartitioner::~EntityPartitioner() {
-  for (Partition& p : partitions_) {
-    if (p.writer != nullptr) (void)p.writer->Close();
-    if (p.sink != nullptr) (void)p.sink->Close();
+  for (SpillGroup& group : groups_) {
+    if (group.sink != nullptr) (void)group.sink->Close();
   }
 }
 
@@ -298,10 +302,31 @@ Status EntityPartitioner::Split(const std::shared_ptr<arrow::RecordBatch>& batch
 }
 
 Status EntityPartitioner::SpillGroupOf(SpillGroup& group) {
-  for (int p = group.first_partition; p < group.end_partition; ++p) {
-    GRANARY_RETURN_NOT_OK(SpillPartition(p));
+  if (!spill_dir_) {
+    GRANARY_ASSIGN_OR_RAISE(SpillFolder dir,
+                            SpillFolder::Make(options_.spill_parent, "granary-spill-", "the data"));
+    spill_dir_.emplace(std::move(dir));
   }
-  return Status::OK();
+  if (group.sink == nullptr) {
+    group.spill_path = spill_dir_->path() / fmt::format("group-{:02}.arrows", &group - &groups_[0]);
+    auto out = arrow::io::FileOutputStream::Open(group.spill_path.string());
+    if (!out.ok()) {
+      return Status::IOError(fmt::format("cannot create spill file {}: {}",
+                                         group.spill_path.string(), out.status().message()));
+    }
+    group.sink = std::make_shared<SpillFileStream>(*out, &spill_buffer_);
+  }
+  Status st;
+  for (int p = group.first_partition; p < group.end_partition && st.ok(); ++p) {
+    st = SpillPartition(p);
+  }
+  if (st.ok()) st = WriteError(group.sink->Flush());
+  if (st.code() == StatusCode::kIOError) {
+    spill_buffer_.clear();
+    return Status::IOError(fmt::format("cannot write spill file {}: {} (is the disk full?)",
+                                       group.spill_path.string(), st.message()));
+  }
+  return st;
 }
 
 std::shared_ptr<arrow::RecordBatch> EntityPartitioner::Range::Rows() const {
@@ -312,26 +337,7 @@ std::shared_ptr<arrow::RecordBatch> EntityPartitioner::Range::Rows() const {
 Status EntityPartitioner::SpillPartition(int i) {
   Partition& part = partitions_[i];
   if (part.ranges.empty()) return Status::OK();
-  if (!spill_dir_) {
-    GRANARY_ASSIGN_OR_RAISE(SpillFolder dir,
-                            SpillFolder::Make(options_.spill_parent, "granary-spill-", "the data"));
-    spill_dir_.emplace(std::move(dir));
-  }
-  if (part.writer == nullptr) {
-    part.spill_path = spill_dir_->path() / fmt::format("partition-{:05}.arrows", i);
-    auto out = arrow::io::FileOutputStream::Open(part.spill_path.string());
-    if (!out.ok()) {
-      return Status::IOError(fmt::format("cannot create spill file {}: {}",
-                                         part.spill_path.string(), out.status().message()));
-    }
-    part.sink = std::make_shared<SpillFileStream>(*out, &spill_buffer_);
-    auto writer = arrow::ipc::MakeStreamWriter(part.sink, schema_);
-    if (!writer.ok()) {
-      return Status::IOError(fmt::format("cannot start spill file {}: {}", part.spill_path.string(),
-                                         writer.status().message()));
-    }
-    part.writer = *writer;
-  }
+  SpillGroup& group = GroupOf(i);
   // The partition's ranges go as one message: with thousands of partitions each is a few KiB,
   // and a message costs its metadata, a batch object when read back, and a dozen small writes.
   std::vector<std::shared_ptr<arrow::RecordBatch>> pieces;
@@ -342,16 +348,18 @@ Status EntityPartitioner::SpillPartition(int i) {
     if (!combined.ok()) return Status::Internal(combined.status().ToString());
     batch = *combined;
   }
-  auto st = part.writer->WriteRecordBatch(*batch);
-  if (st.ok()) st = part.sink->Flush();
-  if (!st.ok()) {
-    spill_buffer_.clear();
-    return Status::IOError(fmt::format("cannot write spill file {}: {} (is the disk full?)",
-                                       part.spill_path.string(), st.message()));
-  }
+  // A stream of its own (schema, the message, end of stream) at the end of the group's file, so
+  // that the extent reads back alone; the schema's few hundred bytes are small beside a message.
+  const int64_t begin = *group.sink->Tell();
+  auto writer = arrow::ipc::MakeStreamWriter(group.sink, schema_);
+  if (!writer.ok()) return WriteError(writer.status());
+  GRANARY_RETURN_NOT_OK(WriteError((*writer)->WriteRecordBatch(*batch)));
+  GRANARY_RETURN_NOT_OK(WriteError((*writer)->Close()));  // the end of stream; the file stays open
+  if (part.extents.empty()) ++group.partitions_spilled;
+  part.extents.push_back(Extent{begin, *group.sink->Tell() - begin});
   stats_.bytes_spilled += part.bytes;
   stats_.bytes_in_memory -= part.bytes;
-  GroupOf(i).bytes -= part.bytes;
+  group.bytes -= part.bytes;
   ++stats_.spills;
   part.ranges.clear();
   part.bytes = 0;
@@ -363,15 +371,13 @@ Status EntityPartitioner::Finish() {
   // What is still in memory stays there (within the budget): only a split past it spills.
   GRANARY_RETURN_NOT_OK(SplitPending(/*more_coming=*/false));
   finished_ = true;
-  for (Partition& p : partitions_) {
-    if (p.writer == nullptr) continue;
-    auto st = p.writer->Close();  // writes the end of the stream
-    if (st.ok()) st = p.sink->Close();
-    p.writer.reset();
-    p.sink.reset();
+  for (SpillGroup& group : groups_) {
+    if (group.sink == nullptr) continue;
+    auto st = group.sink->Close();
+    group.sink.reset();
     if (!st.ok()) {
       return Status::IOError(fmt::format("cannot close spill file {}: {} (is the disk full?)",
-                                         p.spill_path.string(), st.message()));
+                                         group.spill_path.string(), st.message()));
     }
   }
   return Status::OK();
@@ -381,8 +387,8 @@ Result<std::shared_ptr<arrow::Table>> EntityPartitioner::ReadPartition(int i) co
   if (!finished_) return Status::Internal("EntityPartitioner::ReadPartition before Finish");
   const Partition& part = partitions_.at(i);
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
-  if (!part.spill_path.empty()) {
-    const std::string path = part.spill_path.string();
+  if (!part.extents.empty()) {
+    const std::string path = groups_[part.group].spill_path.string();
     auto in = arrow::io::ReadableFile::Open(path);
     if (!in.ok()) {
       return Status::IOError(fmt::format(
@@ -399,24 +405,24 @@ Result<std::shared_ptr<arrow::Table>> EntityPartitioner::ReadPartition(int i) co
           fmt::format("spill file {} is unreadable: {} (was it changed during the retrieval?)",
                       path, st.message()));
     };
-    // One read of the whole file (a partition's worth, which is read whole anyway) rather than
-    // a few small reads a message; the batches are slices of that buffer.
-    auto size = (*in)->GetSize();
-    if (!size.ok()) return unreadable(size.status());
-    auto contents = (*in)->ReadAt(0, *size);
-    if (!contents.ok()) return unreadable(contents.status());
-    if ((*contents)->size() != *size) {
-      return unreadable(arrow::Status::IOError("the file is shorter than its size"));
-    }
-    auto stream = std::make_shared<arrow::io::BufferReader>(*contents);
-    auto reader = arrow::ipc::RecordBatchStreamReader::Open(stream);
-    if (!reader.ok()) return unreadable(reader.status());
-    while (true) {
-      std::shared_ptr<arrow::RecordBatch> batch;
-      auto st = (*reader)->ReadNext(&batch);
-      if (!st.ok()) return unreadable(st);
-      if (batch == nullptr) break;
-      batches.push_back(std::move(batch));
+    // One read an extent (a spill's message, in a stream of its own) rather than a few small
+    // reads a message; the batches are slices of those buffers.
+    for (const Extent& extent : part.extents) {
+      auto contents = (*in)->ReadAt(extent.offset, extent.length);
+      if (!contents.ok()) return unreadable(contents.status());
+      if ((*contents)->size() != extent.length) {
+        return unreadable(arrow::Status::IOError("the file is shorter than was written"));
+      }
+      auto stream = std::make_shared<arrow::io::BufferReader>(*contents);
+      auto reader = arrow::ipc::RecordBatchStreamReader::Open(stream);
+      if (!reader.ok()) return unreadable(reader.status());
+      while (true) {
+        std::shared_ptr<arrow::RecordBatch> batch;
+        auto st = (*reader)->ReadNext(&batch);
+        if (!st.ok()) return unreadable(st);
+        if (batch == nullptr) break;
+        batches.push_back(std::move(batch));
+      }
     }
   }
   for (const Range& range : part.ranges) batches.push_back(range.Rows());
@@ -427,14 +433,18 @@ Result<std::shared_ptr<arrow::Table>> EntityPartitioner::ReadPartition(int i) co
 
 void EntityPartitioner::Release(int i) {
   Partition& part = partitions_.at(i);
+  SpillGroup& group = GroupOf(i);
   stats_.bytes_in_memory -= part.bytes;
-  GroupOf(i).bytes -= part.bytes;
+  group.bytes -= part.bytes;
   part.ranges.clear();
   part.bytes = 0;
-  if (!part.spill_path.empty()) {
+  if (part.extents.empty()) return;
+  part.extents.clear();
+  // The group's file goes with the last of its spilled partitions (the rest of it is removed
+  // with the spill folder).
+  if (--group.partitions_spilled == 0 && finished_) {
     std::error_code ec;
-    std::filesystem::remove(part.spill_path, ec);
-    part.spill_path.clear();
+    std::filesystem::remove(group.spill_path, ec);
   }
 }
 

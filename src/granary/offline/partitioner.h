@@ -20,9 +20,6 @@ class Table;
 namespace io {
 class OutputStream;
 }
-namespace ipc {
-class RecordBatchWriter;
-}
 }  // namespace arrow
 
 namespace granary {
@@ -38,9 +35,10 @@ int64_t BatchBytes(const arrow::RecordBatch& batch);
 // (dictionary and run-length encodings of small integers and repeated strings).
 int64_t EstimatedArrowBytes(const arrow::Schema& schema, int64_t rows);
 
-// The most partitions an EntityPartitioner may be given so that each can keep its spill file
-// open while appending (one file descriptor a spilled partition, until Finish), leaving 256
-// descriptors for the rest of the process. Raises the process's soft limit on open files
+// The most partitions of which each could keep a file open (one file descriptor each), leaving
+// 256 descriptors for the rest of the process: the bound EntityPartitioner needed when it kept a
+// spill file a partition. It now keeps one a group of partitions (at most 32), so this only caps
+// what callers ask for. Raises the process's soft limit on open files
 // towards its hard limit the first time it is needed for `wanted` partitions.
 int MaxSpillPartitions(int wanted);
 
@@ -53,7 +51,7 @@ void ReleaseFreedMemory();
 struct PartitionerOptions {
   int num_partitions = 64;  // at least 1
   // Bytes of buffered rows kept in memory; past it, the rows of the groups of partitions holding
-  // the most (see EntityPartitioner) are written to their partitions' Arrow IPC files (one
+  // the most (see EntityPartitioner) are written to their groups' spill files (one Arrow IPC
   // message a partition) until what stays is a gather (GatherBytes) under the budget, or the
   // budget itself at Finish(). What is held at Finish() stays in memory. The bound counts Arrow
   // buffers of the buffered batches.
@@ -74,7 +72,8 @@ struct PartitionerStats {
 // Rows are held in groups of partitions (at most kSpillGroups, each a contiguous run of
 // partitions): each split sorts the rows by partition and takes one batch a group, which its
 // partitions keep ranges of. A spill writes whole groups (every partition of the group, one
-// message each), so that what it writes is freed; the rest stays in memory. Groups rather than
+// message each, appended to the group's one spill file), so that what it writes is freed; the
+// rest stays in memory. Groups rather than
 // partitions keep a split's Takes and objects few at thousands of partitions, and rather than one
 // batch for all, let a spill write only about what exceeds the budget (to within a group).
 //
@@ -106,8 +105,9 @@ class EntityPartitioner {
   // All rows of partition `i`, in the order they were appended (spilled rows, then the ones
   // still in memory). Reading does not release them; Release() does.
   Result<std::shared_ptr<arrow::Table>> ReadPartition(int i) const;
-  // Drops partition `i`'s buffered rows and spill file. Rows held in memory are ranges of batches
-  // the partitions of its group share: their memory is freed once all of those are released.
+  // Drops partition `i`'s buffered rows and spilled extents. Rows held in memory are ranges of
+  // batches the partitions of its group share, and spilled ones are in the group's file: the
+  // memory is freed, and the file removed, once all of those partitions are released.
   void Release(int i);
 
   const PartitionerStats& stats() const { return stats_; }
@@ -118,11 +118,22 @@ class EntityPartitioner {
   // Groups partitions are held and spilled in (see the class comment).
   static constexpr int kSpillGroups = 32;
 
-  // A run of partitions whose ranges share one sorted batch a split.
+  // A run of partitions whose ranges share one sorted batch a split, and which share one spill
+  // file (a file a partition cost ext4 an inode allocation each, the largest per-partition cost
+  // at thousands of partitions).
   struct SpillGroup {
     int first_partition = 0;
     int end_partition = 0;  // one past the last
     int64_t bytes = 0;      // its partitions' bytes in memory: its batches' bytes
+    std::filesystem::path spill_path;
+    std::shared_ptr<arrow::io::OutputStream> sink;  // the spill file until Finish, buffered
+    int partitions_spilled = 0;                     // with extents, not yet released
+  };
+  // Where one spill of a partition is in its group's file: an Arrow IPC stream of its own
+  // (schema, one message, end of stream).
+  struct Extent {
+    int64_t offset = 0;  // bytes
+    int64_t length = 0;  // bytes
   };
 
   // Bytes of small batches gathered before they are split together.
@@ -146,12 +157,10 @@ class EntityPartitioner {
     std::shared_ptr<arrow::RecordBatch> Rows() const;  // a zero-copy slice
   };
   struct Partition {
-    std::vector<Range> ranges;  // in memory, in append order
-    int64_t bytes = 0;          // the ranges' shares of their sorted batches' bytes
-    int group = 0;              // index in groups_
-    std::filesystem::path spill_path;
-    std::shared_ptr<arrow::io::OutputStream> sink;  // the spill file, buffered in spill_buffer_
-    std::shared_ptr<arrow::ipc::RecordBatchWriter> writer;
+    std::vector<Range> ranges;    // in memory, in append order
+    int64_t bytes = 0;            // the ranges' shares of their sorted batches' bytes
+    int group = 0;                // index in groups_
+    std::vector<Extent> extents;  // spilled, in append order, in the group's file
   };
   std::shared_ptr<arrow::Schema> schema_;
   std::vector<int> key_indices_;

@@ -115,8 +115,9 @@ TEST(EntityPartitioner, LatestRowPerEntityOverAPrunedScanInBoundedMemory) {
 }
 
 // The window join plans thousands of partitions at the seed's scale: small batches are gathered
-// and split together (pieces of many rows, not a handful), spilled partitions keep one file open
-// each within the process's limit, and every row comes back in its partition, in order.
+// and split together (pieces of many rows, not a handful), spilled partitions share one file a
+// group of partitions (32 files, not 3,000), and every row comes back in its partition, in order;
+// the files go with the last of their partitions' releases.
 TEST(EntityPartitioner, ThreeThousandPartitionsGatherSmallBatchesAndSpillSoundly) {
   auto dir = TempDir::Make("granary-many-").ValueOrDie();
   const int parts = 3000;
@@ -142,6 +143,17 @@ TEST(EntityPartitioner, ThreeThousandPartitionsGatherSmallBatchesAndSpillSoundly
   }
   ASSERT_TRUE(partitioner->Finish().ok());
   EXPECT_GT(partitioner->stats().bytes_spilled, 0);
+  auto spill_files = [&] {
+    int files = 0;
+    for (const auto& folder : std::filesystem::directory_iterator(dir.path())) {
+      for (const auto& file : std::filesystem::directory_iterator(folder.path())) {
+        files += file.path().extension() == ".arrows" ? 1 : 0;
+      }
+    }
+    return files;
+  };
+  EXPECT_GT(spill_files(), 0);
+  EXPECT_LE(spill_files(), 32);
   // The budget, plus at most one gathered split past it before the spill.
   EXPECT_LE(partitioner->stats().peak_bytes_in_memory, options.memory_budget_bytes * 3 / 2);
   int64_t total = 0, chunks = 0;
@@ -164,6 +176,7 @@ TEST(EntityPartitioner, ThreeThousandPartitionsGatherSmallBatchesAndSpillSoundly
     }
   }
   EXPECT_EQ(total, batches * rows_per_batch);
+  EXPECT_EQ(spill_files(), 0);
   // Without gathering, each 1,000-row batch would leave a piece in about 850 partitions.
   EXPECT_LT(chunks, batches * 850 / 10);
 }
