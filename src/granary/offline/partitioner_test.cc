@@ -309,9 +309,9 @@ TEST(EntityPartitioner, ASpillLargerThanTheWriteBufferReadsBackWhole) {
 TEST(EntityPartitioner, PartialSpillsKeepTheBudgetAndGiveTheSamePartitions) {
   const uint64_t seed = testing::TestSeed();
   auto dir = TempDir::Make("granary-partial-").ValueOrDie();
-  auto schema = arrow::schema({arrow::field("id", arrow::int64()),
-                               arrow::field("seq", arrow::int64()),
-                               arrow::field("text", arrow::utf8())});
+  auto schema =
+      arrow::schema({arrow::field("id", arrow::int64()), arrow::field("seq", arrow::int64()),
+                     arrow::field("text", arrow::utf8())});
   arrow::MemoryPool* pool = arrow::default_memory_pool();
   for (int round = 0; round < 8; ++round) {
     SCOPED_TRACE(testing::SeedTrace(seed + round));
@@ -342,8 +342,8 @@ TEST(EntityPartitioner, PartialSpillsKeepTheBudgetAndGiveTheSamePartitions) {
         EXPECT_TRUE(text.Append(texts[r]).ok());
       }
       return arrow::RecordBatch::Make(
-          schema, n, {id.Finish().ValueOrDie(), seq.Finish().ValueOrDie(),
-                      text.Finish().ValueOrDie()});
+          schema, n,
+          {id.Finish().ValueOrDie(), seq.Finish().ValueOrDie(), text.Finish().ValueOrDie()});
     };
     int64_t input_bytes = 0;
     for (const auto& [first, n] : batches) input_bytes += BatchBytes(*make_batch(first, n));
