@@ -38,8 +38,8 @@ int64_t EstimatedArrowBytes(const arrow::Schema& schema, int64_t rows);
 // The most partitions of which each could keep a file open (one file descriptor each), leaving
 // 256 descriptors for the rest of the process: the bound EntityPartitioner needed when it kept a
 // spill file a partition. It now keeps one a group of partitions (at most 32), so this only caps
-// what callers ask for. Raises the process's soft limit on open files
-// towards its hard limit the first time it is needed for `wanted` partitions.
+// what callers ask for. Raises the process's soft limit on open files towards its hard limit the
+// first time it is needed for `wanted` partitions.
 int MaxSpillPartitions(int wanted);
 
 // Hands the memory freed so far back to the operating system: the Arrow pool's unused pages
@@ -66,16 +66,16 @@ struct PartitionerStats {
   int64_t bytes_in_memory = 0;       // now
   int64_t peak_bytes_in_memory = 0;  // highest seen
   int64_t bytes_spilled = 0;         // written to spill files, in total
-  int64_t spills = 0;                // partition flushes to disk
+  int64_t spills = 0;                // messages written: one a partition and spill
 };
 
 // Rows are held in groups of partitions (at most kSpillGroups, each a contiguous run of
 // partitions): each split sorts the rows by partition and takes one batch a group, which its
 // partitions keep ranges of. A spill writes whole groups (every partition of the group, one
 // message each, appended to the group's one spill file), so that what it writes is freed; the
-// rest stays in memory. Groups rather than
-// partitions keep a split's Takes and objects few at thousands of partitions, and rather than one
-// batch for all, let a spill write only about what exceeds the budget (to within a group).
+// rest stays in memory. Groups rather than partitions keep a split's Takes and objects, and the
+// spill files, few at thousands of partitions; groups rather than one batch for all let a spill
+// write only about what exceeds the budget (to within a group).
 //
 // Not thread-safe while appending; after Finish(), ReadPartition() may run on several threads at
 // once, and Release(i) beside reads of other partitions, one Release at a time (it updates
