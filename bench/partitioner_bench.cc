@@ -6,7 +6,9 @@
 //
 //   build/bench/partitioner_bench --benchmark_filter=Partitioner
 //
-// Arguments: partitions (304: the share sized from Parquet's size, 2,747: from the Arrow size).
+// Arguments: partitions (304: the share sized from Parquet's size, 2,747: from the Arrow size),
+// and the rows' Arrow size as a percentage of the budget (0: the 64 MiB budget, about 390 %;
+// 110, 150 and 200: inputs just over the budget, where only part of them need spilling).
 #include <arrow/api.h>
 #include <arrow/io/api.h>
 #include <arrow/ipc/api.h>
@@ -69,13 +71,22 @@ std::filesystem::path SpillParent() {
   return dir != nullptr ? std::filesystem::path(dir) : std::filesystem::temp_directory_path();
 }
 
+int64_t EventBytes() {
+  int64_t bytes = 0;
+  for (const auto& batch : Events()) bytes += BatchBytes(*batch);
+  return bytes;
+}
+
 void BM_Partitioner(benchmark::State& state) {
   const auto& events = Events();
+  const int64_t percent = state.range(1);
+  const int64_t budget = percent == 0 ? kBudget : EventBytes() * 100 / percent;
   int64_t spilled = 0;
+  int64_t peak = 0;
   for (auto _ : state) {
     PartitionerOptions options;
     options.num_partitions = static_cast<int>(state.range(0));
-    options.memory_budget_bytes = kBudget;
+    options.memory_budget_bytes = budget;
     options.spill_parent = SpillParent();
     auto parts = EntityPartitioner::Make(EventSchema(), {"parking_bay_id"}, options);
     if (!parts.ok()) return state.SkipWithError(parts.status().ToString().c_str());
@@ -92,11 +103,18 @@ void BM_Partitioner(benchmark::State& state) {
     }
     if (rows != kRows) return state.SkipWithError("rows lost");
     spilled = (*parts)->stats().bytes_spilled;
+    peak = (*parts)->stats().peak_bytes_in_memory;
   }
+  state.counters["budget_MiB"] = static_cast<double>(budget) / (1 << 20);
   state.counters["spilled_MiB"] = static_cast<double>(spilled) / (1 << 20);
+  state.counters["peak_MiB"] = static_cast<double>(peak) / (1 << 20);
   state.SetItemsProcessed(state.iterations() * kRows);
 }
-BENCHMARK(BM_Partitioner)->Arg(304)->Arg(2747)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Partitioner)
+    ->ArgNames({"partitions", "percent"})
+    ->ArgsProduct({{304, 2747}, {0, 110, 150, 200}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // The floor: all batches written to one IPC stream file and read back.
 void BM_SpillFloor(benchmark::State& state) {

@@ -70,8 +70,8 @@ double ArrowValueBytes(const arrow::DataType& type) {
 
 // A spill file's output stream: what the IPC writer writes (a message is a dozen small writes:
 // its length, metadata, each buffer and its padding) is gathered in a buffer shared by all the
-// partitioner's files and written with one call on Flush(), which SpillPartition makes after each
-// partition (one partition spills at a time, so the buffer never holds two files' bytes).
+// partitioner's files and written with one call on Flush(), which SpillGroupOf makes after each
+// group (one group spills at a time, so the buffer never holds two files' bytes).
 class SpillFileStream : public arrow::io::OutputStream {
  public:
   SpillFileStream(std::shared_ptr<arrow::io::FileOutputStream> file, std::string* buffer)
@@ -97,13 +97,18 @@ class SpillFileStream : public arrow::io::OutputStream {
   arrow::Result<int64_t> Tell() const override { return position_; }
 
  private:
-  // Past this the buffer is written out mid-partition: a partition's spill is usually far less
-  // (the partitioner's budget over its partitions), this only bounds the buffer.
+  // Past this the buffer is written out mid-group: a group's spill is often less (the
+  // partitioner's budget over its groups), this only bounds the buffer.
   static constexpr size_t kMaxBuffered = size_t{4} << 20;
   std::shared_ptr<arrow::io::FileOutputStream> file_;
   std::string* buffer_;
   int64_t position_ = 0;
 };
+
+// A spill file's write error, to be told with the file's name by SpillGroupOf.
+Status WriteError(const arrow::Status& st) {
+  return st.ok() ? Status::OK() : Status::IOError(st.message());
+}
 
 }  // namespace
 
@@ -141,12 +146,28 @@ EntityPartitioner::EntityPartitioner(std::shared_ptr<arrow::Schema> schema,
     : schema_(std::move(schema)),
       key_indices_(std::move(key_indices)),
       options_(std::move(options)),
-      partitions_(options_.num_partitions) {}
+      partitions_(options_.num_partitions) {
+  const int groups = std::min(options_.num_partitions, kSpillGroups);
+  for (int g = 0; g < groups; ++g) {
+    SpillGroup group;
+    group.first_partition = static_cast<int>(int64_t{options_.num_partitions} * g / groups);
+    group.end_partition = static_cast<int>(int64_t{options_.num_partitions} * (g + 1) / groups);
+    for (int p = group.first_partition; p < group.end_partition; ++p) partitions_[p].group = g;
+    groups_.push_back(group);
+  }
+}
+
+int64_t EntityPartitioner::GatherBytes() const {
+  // About 8 KiB a partition, at most a quarter of the budget: with thousands of partitions a
+  // 64K-row batch alone would give each partition a range of a few dozen rows, and each range is
+  // a slice of its own (arrays the budget does not count) until the partition is spilled or read.
+  return std::min(options_.memory_budget_bytes / 4,
+                  int64_t{options_.num_partitions} * (int64_t{8} << 10));
+}
 
 EntityPartitioner::~EntityPartitioner() {
-  for (Partition& p : partitions_) {
-    if (p.writer != nullptr) (void)p.writer->Close();
-    if (p.sink != nullptr) (void)p.sink->Close();
+  for (SpillGroup& group : groups_) {
+    if (group.sink != nullptr) (void)group.sink->Close();
   }
 }
 
@@ -171,14 +192,10 @@ Result<std::unique_ptr<EntityPartitioner>> EntityPartitioner::Make(
 Status EntityPartitioner::Append(const std::shared_ptr<arrow::RecordBatch>& batch) {
   if (finished_) return Status::Internal("EntityPartitioner::Append after Finish");
   if (batch->num_rows() == 0) return Status::OK();
-  // Batches are gathered until they hold about 8 KiB a partition (at most a quarter of the
-  // budget) and then split together: with thousands of partitions a 64K-row batch alone would
-  // give each partition a range of a few dozen rows, and each range is a slice of its own (arrays
-  // the budget does not count) until the partition is spilled or read.
-  const int64_t gather = std::min(options_.memory_budget_bytes / 4,
-                                  int64_t{options_.num_partitions} * (int64_t{8} << 10));
+  // Batches are gathered (GatherBytes) and then split together.
+  const int64_t gather = GatherBytes();
   const int64_t bytes = BatchBytes(*batch);
-  if (pending_.empty() && bytes >= gather) return Split(batch);
+  if (pending_.empty() && bytes >= gather) return Split(batch, /*more_coming=*/true);
   pending_.push_back(batch);
   pending_bytes_ += bytes;
   stats_.bytes_in_memory += bytes;
@@ -187,10 +204,10 @@ Status EntityPartitioner::Append(const std::shared_ptr<arrow::RecordBatch>& batc
   if (pending_bytes_ < gather && stats_.bytes_in_memory <= options_.memory_budget_bytes) {
     return Status::OK();
   }
-  return SplitPending();
+  return SplitPending(/*more_coming=*/true);
 }
 
-Status EntityPartitioner::SplitPending() {
+Status EntityPartitioner::SplitPending(bool more_coming) {
   if (pending_.empty()) return Status::OK();
   std::shared_ptr<arrow::RecordBatch> batch = pending_.front();
   if (pending_.size() > 1) {
@@ -201,10 +218,11 @@ Status EntityPartitioner::SplitPending() {
   pending_.clear();
   stats_.bytes_in_memory -= pending_bytes_;
   pending_bytes_ = 0;
-  return Split(batch);
+  return Split(batch, more_coming);
 }
 
-Status EntityPartitioner::Split(const std::shared_ptr<arrow::RecordBatch>& batch) {
+Status EntityPartitioner::Split(const std::shared_ptr<arrow::RecordBatch>& batch,
+                                bool more_coming) {
   const int64_t n = batch->num_rows();
   std::vector<std::shared_ptr<arrow::Array>> keys;
   for (int index : key_indices_) keys.push_back(batch->column(index));
@@ -220,48 +238,95 @@ Status EntityPartitioner::Split(const std::shared_ptr<arrow::RecordBatch>& batch
     ++counts[part_of[i] + 1];
   }
   for (int p = 0; p < parts; ++p) counts[p + 1] += counts[p];
-  // One Take of the whole batch in partition order; each partition keeps its range of it. A Take
-  // a partition (thousands of pieces of a few KiB, each with its arrays and buffers) cost more
-  // than the rows' copy at the seed's 2,747 partitions (docs/PERFORMANCE.md).
-  std::shared_ptr<arrow::RecordBatch> sorted = batch;
-  if (counts[part_of[0] + 1] - counts[part_of[0]] != n) {
+  // The rows in partition order, taken once per group of partitions (a Take per group, not per
+  // partition: a Take a partition, thousands of pieces of a few KiB each with its arrays and
+  // buffers, cost more than the rows' copy at the seed's 2,747 partitions, docs/PERFORMANCE.md).
+  // Each partition keeps its range of its group's batch; a group's batch is freed once all its
+  // partitions spilled or were released, so a spill of whole groups frees what it writes.
+  std::shared_ptr<arrow::Int64Array> indices;
+  const bool one_partition = counts[part_of[0] + 1] - counts[part_of[0]] == n;
+  if (!one_partition) {
     std::vector<int64_t> order(n);
     {
       std::vector<int64_t> next(counts.begin(), counts.end() - 1);
       for (int64_t i = 0; i < n; ++i) order[next[part_of[i]]++] = i;
     }
     arrow::Int64Builder index_builder;
-    std::shared_ptr<arrow::Array> indices;
-    if (!index_builder.AppendValues(order).ok() || !index_builder.Finish(&indices).ok()) {
+    std::shared_ptr<arrow::Array> built;
+    if (!index_builder.AppendValues(order).ok() || !index_builder.Finish(&built).ok()) {
       return Status::Internal("out of memory");
     }
-    auto taken = arrow::compute::Take(batch, indices);
-    if (!taken.ok()) return Status::Internal(taken.status().ToString());
-    sorted = taken->record_batch();
+    indices = std::static_pointer_cast<arrow::Int64Array>(built);
   }
-  // Each range is charged its rows' share of the sorted batch's bytes (the shares add up to
-  // them exactly); the batch is freed once every range is spilled or released.
-  const int64_t sorted_bytes = BatchBytes(*sorted);
-  auto share = [&](int64_t row) {
-    return static_cast<int64_t>(static_cast<__int128>(sorted_bytes) * row / n);
-  };
-  for (int p = 0; p < parts; ++p) {
-    const int64_t begin = counts[p], end = counts[p + 1];
-    if (begin == end) continue;
-    const int64_t bytes = share(end) - share(begin);
-    partitions_[p].ranges.push_back(Range{sorted, begin, end - begin});
-    partitions_[p].bytes += bytes;
+  for (SpillGroup& group : groups_) {
+    const int64_t first = counts[group.first_partition];
+    const int64_t rows = counts[group.end_partition] - first;
+    if (rows == 0) continue;
+    std::shared_ptr<arrow::RecordBatch> sorted = batch;
+    if (!one_partition) {
+      auto taken = arrow::compute::Take(batch, indices->Slice(first, rows));
+      if (!taken.ok()) return Status::Internal(taken.status().ToString());
+      sorted = taken->record_batch();
+    }
+    // Each range is charged its rows' share of its group's batch's bytes (the shares add up to
+    // them exactly).
+    const int64_t sorted_bytes = BatchBytes(*sorted);
+    auto share = [&](int64_t row) {
+      return static_cast<int64_t>(static_cast<__int128>(sorted_bytes) * (row - first) / rows);
+    };
+    for (int p = group.first_partition; p < group.end_partition; ++p) {
+      const int64_t begin = counts[p], end = counts[p + 1];
+      if (begin == end) continue;
+      partitions_[p].ranges.push_back(Range{sorted, begin - first, end - begin});
+      partitions_[p].bytes += share(end) - share(begin);
+    }
+    group.bytes += sorted_bytes;
+    stats_.bytes_in_memory += sorted_bytes;
   }
-  stats_.bytes_in_memory += sorted_bytes;
   stats_.rows += n;
   stats_.peak_bytes_in_memory = std::max(stats_.peak_bytes_in_memory, stats_.bytes_in_memory);
-  if (stats_.bytes_in_memory > options_.memory_budget_bytes) return SpillAll();
+  if (stats_.bytes_in_memory <= options_.memory_budget_bytes) return Status::OK();
+  // Back under the budget, and a gather below it while more rows may come (so that the next
+  // spill is a gather away, not the next batch away): the largest groups first, the ones whose
+  // partitions have gone longest without a spill, so each message is as large as can be.
+  const int64_t target = options_.memory_budget_bytes - (more_coming ? GatherBytes() : 0);
+  while (stats_.bytes_in_memory > target) {
+    SpillGroup* largest = &groups_.front();
+    for (SpillGroup& group : groups_) {
+      if (group.bytes > largest->bytes) largest = &group;
+    }
+    if (largest->bytes == 0) break;
+    GRANARY_RETURN_NOT_OK(SpillGroupOf(*largest));
+  }
   return Status::OK();
 }
 
-Status EntityPartitioner::SpillAll() {
-  for (int p = 0; p < options_.num_partitions; ++p) GRANARY_RETURN_NOT_OK(SpillPartition(p));
-  return Status::OK();
+Status EntityPartitioner::SpillGroupOf(SpillGroup& group) {
+  if (!spill_dir_) {
+    GRANARY_ASSIGN_OR_RAISE(SpillFolder dir,
+                            SpillFolder::Make(options_.spill_parent, "granary-spill-", "the data"));
+    spill_dir_.emplace(std::move(dir));
+  }
+  if (group.sink == nullptr) {
+    group.spill_path = spill_dir_->path() / fmt::format("group-{:02}.arrows", &group - &groups_[0]);
+    auto out = arrow::io::FileOutputStream::Open(group.spill_path.string());
+    if (!out.ok()) {
+      return Status::IOError(fmt::format("cannot create spill file {}: {}",
+                                         group.spill_path.string(), out.status().message()));
+    }
+    group.sink = std::make_shared<SpillFileStream>(*out, &spill_buffer_);
+  }
+  Status st;
+  for (int p = group.first_partition; p < group.end_partition && st.ok(); ++p) {
+    st = SpillPartition(p);
+  }
+  if (st.ok()) st = WriteError(group.sink->Flush());
+  if (st.code() == StatusCode::kIOError) {
+    spill_buffer_.clear();
+    return Status::IOError(fmt::format("cannot write spill file {}: {} (is the disk full?)",
+                                       group.spill_path.string(), st.message()));
+  }
+  return st;
 }
 
 std::shared_ptr<arrow::RecordBatch> EntityPartitioner::Range::Rows() const {
@@ -272,26 +337,7 @@ std::shared_ptr<arrow::RecordBatch> EntityPartitioner::Range::Rows() const {
 Status EntityPartitioner::SpillPartition(int i) {
   Partition& part = partitions_[i];
   if (part.ranges.empty()) return Status::OK();
-  if (!spill_dir_) {
-    GRANARY_ASSIGN_OR_RAISE(SpillFolder dir,
-                            SpillFolder::Make(options_.spill_parent, "granary-spill-", "the data"));
-    spill_dir_.emplace(std::move(dir));
-  }
-  if (part.writer == nullptr) {
-    part.spill_path = spill_dir_->path() / fmt::format("partition-{:05}.arrows", i);
-    auto out = arrow::io::FileOutputStream::Open(part.spill_path.string());
-    if (!out.ok()) {
-      return Status::IOError(fmt::format("cannot create spill file {}: {}",
-                                         part.spill_path.string(), out.status().message()));
-    }
-    part.sink = std::make_shared<SpillFileStream>(*out, &spill_buffer_);
-    auto writer = arrow::ipc::MakeStreamWriter(part.sink, schema_);
-    if (!writer.ok()) {
-      return Status::IOError(fmt::format("cannot start spill file {}: {}", part.spill_path.string(),
-                                         writer.status().message()));
-    }
-    part.writer = *writer;
-  }
+  SpillGroup& group = GroupOf(i);
   // The partition's ranges go as one message: with thousands of partitions each is a few KiB,
   // and a message costs its metadata, a batch object when read back, and a dozen small writes.
   std::vector<std::shared_ptr<arrow::RecordBatch>> pieces;
@@ -302,15 +348,18 @@ Status EntityPartitioner::SpillPartition(int i) {
     if (!combined.ok()) return Status::Internal(combined.status().ToString());
     batch = *combined;
   }
-  auto st = part.writer->WriteRecordBatch(*batch);
-  if (st.ok()) st = part.sink->Flush();
-  if (!st.ok()) {
-    spill_buffer_.clear();
-    return Status::IOError(fmt::format("cannot write spill file {}: {} (is the disk full?)",
-                                       part.spill_path.string(), st.message()));
-  }
+  // A stream of its own (schema, the message, end of stream) at the end of the group's file, so
+  // that the extent reads back alone; the schema's few hundred bytes are small beside a message.
+  const int64_t begin = *group.sink->Tell();
+  auto writer = arrow::ipc::MakeStreamWriter(group.sink, schema_);
+  if (!writer.ok()) return WriteError(writer.status());
+  GRANARY_RETURN_NOT_OK(WriteError((*writer)->WriteRecordBatch(*batch)));
+  GRANARY_RETURN_NOT_OK(WriteError((*writer)->Close()));  // the end of stream; the file stays open
+  if (part.extents.empty()) ++group.partitions_spilled;
+  part.extents.push_back(Extent{begin, *group.sink->Tell() - begin});
   stats_.bytes_spilled += part.bytes;
   stats_.bytes_in_memory -= part.bytes;
+  group.bytes -= part.bytes;
   ++stats_.spills;
   part.ranges.clear();
   part.bytes = 0;
@@ -319,20 +368,16 @@ Status EntityPartitioner::SpillPartition(int i) {
 
 Status EntityPartitioner::Finish() {
   if (finished_) return Status::OK();
-  GRANARY_RETURN_NOT_OK(SplitPending());
-  // Once anything spilled, the rest follows: the partitions share the sorted batches their
-  // ranges are of, so one partition's Release would free nothing until all were done.
-  if (spill_dir_) GRANARY_RETURN_NOT_OK(SpillAll());
+  // What is still in memory stays there (within the budget): only a split past it spills.
+  GRANARY_RETURN_NOT_OK(SplitPending(/*more_coming=*/false));
   finished_ = true;
-  for (Partition& p : partitions_) {
-    if (p.writer == nullptr) continue;
-    auto st = p.writer->Close();  // writes the end of the stream
-    if (st.ok()) st = p.sink->Close();
-    p.writer.reset();
-    p.sink.reset();
+  for (SpillGroup& group : groups_) {
+    if (group.sink == nullptr) continue;
+    auto st = group.sink->Close();
+    group.sink.reset();
     if (!st.ok()) {
       return Status::IOError(fmt::format("cannot close spill file {}: {} (is the disk full?)",
-                                         p.spill_path.string(), st.message()));
+                                         group.spill_path.string(), st.message()));
     }
   }
   return Status::OK();
@@ -342,8 +387,8 @@ Result<std::shared_ptr<arrow::Table>> EntityPartitioner::ReadPartition(int i) co
   if (!finished_) return Status::Internal("EntityPartitioner::ReadPartition before Finish");
   const Partition& part = partitions_.at(i);
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
-  if (!part.spill_path.empty()) {
-    const std::string path = part.spill_path.string();
+  if (!part.extents.empty()) {
+    const std::string path = groups_[part.group].spill_path.string();
     auto in = arrow::io::ReadableFile::Open(path);
     if (!in.ok()) {
       return Status::IOError(fmt::format(
@@ -360,24 +405,24 @@ Result<std::shared_ptr<arrow::Table>> EntityPartitioner::ReadPartition(int i) co
           fmt::format("spill file {} is unreadable: {} (was it changed during the retrieval?)",
                       path, st.message()));
     };
-    // One read of the whole file (a partition's worth, which is read whole anyway) rather than
-    // a few small reads a message; the batches are slices of that buffer.
-    auto size = (*in)->GetSize();
-    if (!size.ok()) return unreadable(size.status());
-    auto contents = (*in)->ReadAt(0, *size);
-    if (!contents.ok()) return unreadable(contents.status());
-    if ((*contents)->size() != *size) {
-      return unreadable(arrow::Status::IOError("the file is shorter than its size"));
-    }
-    auto stream = std::make_shared<arrow::io::BufferReader>(*contents);
-    auto reader = arrow::ipc::RecordBatchStreamReader::Open(stream);
-    if (!reader.ok()) return unreadable(reader.status());
-    while (true) {
-      std::shared_ptr<arrow::RecordBatch> batch;
-      auto st = (*reader)->ReadNext(&batch);
-      if (!st.ok()) return unreadable(st);
-      if (batch == nullptr) break;
-      batches.push_back(std::move(batch));
+    // One read an extent (a spill's message, in a stream of its own) rather than a few small
+    // reads a message; the batches are slices of those buffers.
+    for (const Extent& extent : part.extents) {
+      auto contents = (*in)->ReadAt(extent.offset, extent.length);
+      if (!contents.ok()) return unreadable(contents.status());
+      if ((*contents)->size() != extent.length) {
+        return unreadable(arrow::Status::IOError("the file is shorter than was written"));
+      }
+      auto stream = std::make_shared<arrow::io::BufferReader>(*contents);
+      auto reader = arrow::ipc::RecordBatchStreamReader::Open(stream);
+      if (!reader.ok()) return unreadable(reader.status());
+      while (true) {
+        std::shared_ptr<arrow::RecordBatch> batch;
+        auto st = (*reader)->ReadNext(&batch);
+        if (!st.ok()) return unreadable(st);
+        if (batch == nullptr) break;
+        batches.push_back(std::move(batch));
+      }
     }
   }
   for (const Range& range : part.ranges) batches.push_back(range.Rows());
@@ -388,13 +433,18 @@ Result<std::shared_ptr<arrow::Table>> EntityPartitioner::ReadPartition(int i) co
 
 void EntityPartitioner::Release(int i) {
   Partition& part = partitions_.at(i);
+  SpillGroup& group = GroupOf(i);
   stats_.bytes_in_memory -= part.bytes;
+  group.bytes -= part.bytes;
   part.ranges.clear();
   part.bytes = 0;
-  if (!part.spill_path.empty()) {
+  if (part.extents.empty()) return;
+  part.extents.clear();
+  // The group's file goes with the last of its spilled partitions (the rest of it is removed
+  // with the spill folder).
+  if (--group.partitions_spilled == 0 && finished_) {
     std::error_code ec;
-    std::filesystem::remove(part.spill_path, ec);
-    part.spill_path.clear();
+    std::filesystem::remove(group.spill_path, ec);
   }
 }
 

@@ -20,9 +20,6 @@ class Table;
 namespace io {
 class OutputStream;
 }
-namespace ipc {
-class RecordBatchWriter;
-}
 }  // namespace arrow
 
 namespace granary {
@@ -38,10 +35,11 @@ int64_t BatchBytes(const arrow::RecordBatch& batch);
 // (dictionary and run-length encodings of small integers and repeated strings).
 int64_t EstimatedArrowBytes(const arrow::Schema& schema, int64_t rows);
 
-// The most partitions an EntityPartitioner may be given so that each can keep its spill file
-// open while appending (one file descriptor a spilled partition, until Finish), leaving 256
-// descriptors for the rest of the process. Raises the process's soft limit on open files
-// towards its hard limit the first time it is needed for `wanted` partitions.
+// The most partitions of which each could keep a file open (one file descriptor each), leaving
+// 256 descriptors for the rest of the process: the bound EntityPartitioner needed when it kept a
+// spill file a partition. It now keeps one a group of partitions (at most 32), so this only caps
+// what callers ask for. Raises the process's soft limit on open files towards its hard limit the
+// first time it is needed for `wanted` partitions.
 int MaxSpillPartitions(int wanted);
 
 // Hands the memory freed so far back to the operating system: the Arrow pool's unused pages
@@ -52,9 +50,11 @@ void ReleaseFreedMemory();
 
 struct PartitionerOptions {
   int num_partitions = 64;  // at least 1
-  // Bytes of buffered rows kept in memory; past it, every partition's rows are written to its
-  // Arrow IPC file (one message a partition), and once any were, the rest are by Finish(). The
-  // bound counts Arrow buffers of the buffered batches.
+  // Bytes of buffered rows kept in memory; past it, the rows of the groups of partitions holding
+  // the most (see EntityPartitioner) are written to their groups' spill files (one Arrow IPC
+  // message a partition) until what stays is a gather (GatherBytes) under the budget, or the
+  // budget itself at Finish(). What is held at Finish() stays in memory. The bound counts Arrow
+  // buffers of the buffered batches.
   int64_t memory_budget_bytes = int64_t{1} << 30;
   // Folder for the spill folder (a SpillFolder made on the first spill); empty: the system's temp
   // dir.
@@ -66,9 +66,17 @@ struct PartitionerStats {
   int64_t bytes_in_memory = 0;       // now
   int64_t peak_bytes_in_memory = 0;  // highest seen
   int64_t bytes_spilled = 0;         // written to spill files, in total
-  int64_t spills = 0;                // partition flushes to disk
+  int64_t spills = 0;                // messages written: one a partition and spill
 };
 
+// Rows are held in groups of partitions (at most kSpillGroups, each a contiguous run of
+// partitions): each split sorts the rows by partition and takes one batch a group, which its
+// partitions keep ranges of. A spill writes whole groups (every partition of the group, one
+// message each, appended to the group's one spill file), so that what it writes is freed; the
+// rest stays in memory. Groups rather than partitions keep a split's Takes and objects, and the
+// spill files, few at thousands of partitions; groups rather than one batch for all let a spill
+// write only about what exceeds the budget (to within a group).
+//
 // Not thread-safe while appending; after Finish(), ReadPartition() may run on several threads at
 // once, and Release(i) beside reads of other partitions, one Release at a time (it updates
 // stats()), never beside a read of partition i.
@@ -97,8 +105,9 @@ class EntityPartitioner {
   // All rows of partition `i`, in the order they were appended (spilled rows, then the ones
   // still in memory). Reading does not release them; Release() does.
   Result<std::shared_ptr<arrow::Table>> ReadPartition(int i) const;
-  // Drops partition `i`'s buffered rows and spill file. Rows held in memory (nothing spilled) are
-  // ranges of batches the partitions share: their memory is freed once all of those are released.
+  // Drops partition `i`'s buffered rows and spilled extents. Rows held in memory are ranges of
+  // batches the partitions of its group share, and spilled ones are in the group's file: the
+  // memory is freed, and the file removed, once all of those partitions are released.
   void Release(int i);
 
   const PartitionerStats& stats() const { return stats_; }
@@ -106,14 +115,41 @@ class EntityPartitioner {
  private:
   EntityPartitioner(std::shared_ptr<arrow::Schema> schema, std::vector<int> key_indices,
                     PartitionerOptions options);
-  // Sorts `batch`'s rows by partition (one Take) and gives each partition its range; may spill.
-  Status Split(const std::shared_ptr<arrow::RecordBatch>& batch);
-  // Splits the gathered batches together.
-  Status SplitPending();
-  Status SpillAll();
-  Status SpillPartition(int i);
+  // Groups partitions are held and spilled in (see the class comment).
+  static constexpr int kSpillGroups = 32;
 
-  // Rows [offset, offset + length) of a batch sorted by partition, shared by the partitions.
+  // A run of partitions whose ranges share one sorted batch a split, and which share one spill
+  // file (a file a partition cost ext4 an inode allocation each, the largest per-partition cost
+  // at thousands of partitions).
+  struct SpillGroup {
+    int first_partition = 0;
+    int end_partition = 0;  // one past the last
+    int64_t bytes = 0;      // its partitions' bytes in memory: its batches' bytes
+    std::filesystem::path spill_path;
+    std::shared_ptr<arrow::io::OutputStream> sink;  // the spill file until Finish, buffered
+    int partitions_spilled = 0;                     // with extents, not yet released
+  };
+  // Where one spill of a partition is in its group's file: an Arrow IPC stream of its own
+  // (schema, one message, end of stream).
+  struct Extent {
+    int64_t offset = 0;  // bytes
+    int64_t length = 0;  // bytes
+  };
+
+  // Bytes of small batches gathered before they are split together.
+  int64_t GatherBytes() const;
+  // Sorts `batch`'s rows by partition (one Take a group) and gives each partition its range;
+  // spills past the budget, down to a gather under it when `more_coming`.
+  Status Split(const std::shared_ptr<arrow::RecordBatch>& batch, bool more_coming);
+  // Splits the gathered batches together.
+  Status SplitPending(bool more_coming);
+  // Writes every partition of `group` that holds rows, freeing its batches.
+  Status SpillGroupOf(SpillGroup& group);
+  Status SpillPartition(int i);
+  SpillGroup& GroupOf(int partition) { return groups_[partitions_[partition].group]; }
+
+  // Rows [offset, offset + length) of a group's batch sorted by partition, shared by the group's
+  // partitions.
   struct Range {
     std::shared_ptr<arrow::RecordBatch> sorted;
     int64_t offset = 0;
@@ -121,16 +157,16 @@ class EntityPartitioner {
     std::shared_ptr<arrow::RecordBatch> Rows() const;  // a zero-copy slice
   };
   struct Partition {
-    std::vector<Range> ranges;  // in memory, in append order
-    int64_t bytes = 0;          // the ranges' shares of their sorted batches' bytes
-    std::filesystem::path spill_path;
-    std::shared_ptr<arrow::io::OutputStream> sink;  // the spill file, buffered in spill_buffer_
-    std::shared_ptr<arrow::ipc::RecordBatchWriter> writer;
+    std::vector<Range> ranges;    // in memory, in append order
+    int64_t bytes = 0;            // the ranges' shares of their sorted batches' bytes
+    int group = 0;                // index in groups_
+    std::vector<Extent> extents;  // spilled, in append order, in the group's file
   };
   std::shared_ptr<arrow::Schema> schema_;
   std::vector<int> key_indices_;
   PartitionerOptions options_;
   std::vector<Partition> partitions_;
+  std::vector<SpillGroup> groups_;
   std::vector<std::shared_ptr<arrow::RecordBatch>> pending_;  // appended, not yet split
   int64_t pending_bytes_ = 0;
   std::optional<SpillFolder> spill_dir_;
