@@ -123,8 +123,9 @@ class OnlineBulkLoad {
 };
 
 struct BulkLoadOptions {
-  // Rows held in memory, as encoded records, before they are sorted and written to a file; the
-  // files are merged at Finish when there are several.
+  // Memory for the rows held as encoded records (with their sort entries), whatever the number
+  // of writers: a buffer fills to half of it while the previous one is sorted and written to a
+  // file; the files are merged at Finish when there are several.
   int64_t sort_buffer_bytes = int64_t{256} << 20;
 };
 

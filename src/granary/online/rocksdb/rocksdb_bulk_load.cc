@@ -161,26 +161,37 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
       if (!error_.ok()) return error_;
       const uint64_t base = buffer_.bytes.size();
       if (buffer_.bytes.capacity() == 0) {
-        buffer_.bytes.reserve(static_cast<size_t>(options_.sort_buffer_bytes) + local.bytes.size());
+        buffer_.bytes.reserve(static_cast<size_t>(FillBytes()) + local.bytes.size());
+        buffer_.entries.reserve(entries_per_buffer_);
       }
       buffer_.bytes.append(local.bytes);
       for (Entry e : local.entries) {
         e.offset += base;
         buffer_.entries.push_back(e);
       }
-      if (static_cast<int64_t>(buffer_.bytes.size()) >= options_.sort_buffer_bytes) {
-        full.emplace(std::move(buffer_));
-        buffer_ = SortBuffer();
+      if (HeldBytes(buffer_) >= FillBytes()) {
+        // One buffer fills while at most one is sorted and written: a writer that fills the next
+        // one before that run is written waits for it, so the load holds sort_buffer_bytes
+        // whatever the number of writers (with four writers, four buffers used to be in flight).
+        while (writing_run_ && error_.ok()) run_written_.Wait(&mu_);
+        if (!error_.ok()) return error_;
+        if (HeldBytes(buffer_) >= FillBytes()) {
+          entries_per_buffer_ = std::max(entries_per_buffer_, buffer_.entries.size());
+          full.emplace(std::move(buffer_));
+          buffer_ = SortBuffer();
+          writing_run_ = true;
+        }
       }
     }
     if (full) {
       // Sorted and written outside the lock: the other writers go on filling the next buffer.
       Status st = WriteRun(&*full);
-      if (!st.ok()) {
-        MutexLock lock(&mu_);
-        if (error_.ok()) error_ = st;
-        return st;
-      }
+      full.reset();
+      MutexLock lock(&mu_);
+      writing_run_ = false;
+      if (!st.ok() && error_.ok()) error_ = st;
+      run_written_.SignalAll();
+      if (!st.ok()) return st;
     }
     return n;
   }
@@ -530,6 +541,13 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
     std::vector<std::string> files_;
   };
 
+  // A buffer is full at half the sort buffer's bytes, its entries counted: the other half is the
+  // run being sorted and written meanwhile.
+  int64_t FillBytes() const { return std::max<int64_t>(1, options_.sort_buffer_bytes / 2); }
+  static int64_t HeldBytes(const SortBuffer& buffer) {
+    return static_cast<int64_t>(buffer.bytes.size() + buffer.entries.size() * sizeof(Entry));
+  }
+
   RocksDbOnlineStore* store_;
   const ViewLayout& view_;
   const BulkLoadOptions options_;
@@ -537,6 +555,11 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
   std::atomic<uint64_t> next_seq_{0};
   Mutex mu_;
   SortBuffer buffer_ GUARDED_BY(mu_);
+  bool writing_run_ GUARDED_BY(mu_) = false;  // a full buffer is being sorted and written
+  CondVar run_written_;                         // writing_run_ went false
+  // Entries the largest full buffer held: the next buffers reserve as many, so that the entries
+  // are not reallocated (and copied) while the buffer fills.
+  size_t entries_per_buffer_ GUARDED_BY(mu_) = 0;
   std::vector<std::string> runs_ GUARDED_BY(mu_);
   int run_count_ GUARDED_BY(mu_) = 0;
   int final_count_ GUARDED_BY(mu_) = 0;

@@ -4,7 +4,9 @@
 #include <rocksdb/db.h>
 
 #include <algorithm>
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "granary/common/temp_dir.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
@@ -144,6 +146,39 @@ TEST_F(RocksDbBulkLoadTest, ALargeLoadWrittenByTwoThreadsHoldsEveryEntityOnce) {
   EXPECT_EQ(store_->CompactAndCount().ValueOrDie(), 120'000);
   EXPECT_EQ(Scores({1, 2, 60'000, 60'001, 119'999, 120'000}),
             (std::vector<double>{2.0, 0.5, 0.5, 0.5, 0.5, 0.5}));
+}
+
+TEST_F(RocksDbBulkLoadTest, WritersThatFillBuffersFasterThanRunsAreWrittenWaitAndLoseNothing) {
+  // Four writers at once into a sort buffer of 64 KiB (a buffer full every few batches): a writer
+  // that fills one while the previous run is being written waits for it. Each writer adds every
+  // entity of its quarter twice, the newer row second; every entity is loaded once, the newer.
+  auto load = Start(*risk_, int64_t{64} << 10);
+  ASSERT_NE(load, nullptr);
+  constexpr int64_t kPerWriter = 6'000;
+  std::vector<std::thread> writers;
+  std::atomic<int> failures{0};
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      const int64_t first = 1 + w * kPerWriter;
+      for (int round = 0; round < 2; ++round) {
+        for (int64_t at = first; at < first + kPerWriter; at += 500) {
+          auto rows = RiskRows(Ids(at, at + 499), kT0 - Duration::Minutes(10 - round), round);
+          if (!load->Add(*rows).ok()) failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& t : writers) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto stats = load->Finish();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->written, 4 * kPerWriter);
+  EXPECT_EQ(stats->skipped_older, 4 * kPerWriter);
+  load.reset();
+  EXPECT_EQ(store_->CompactAndCount().ValueOrDie(), 4 * kPerWriter);
+  std::vector<double> scores = Scores(Ids(1, 4 * kPerWriter));
+  EXPECT_EQ(std::count(scores.begin(), scores.end(), 1.0), 4 * kPerWriter);
+  EXPECT_FALSE(BulkFilesLeft());
 }
 
 // String keys of every length around the sort's 16-byte prefix, many sharing their first bytes:
