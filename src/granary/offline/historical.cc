@@ -373,9 +373,6 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       stats->views.push_back(std::move(view_report));
     }
   }
-  // The joins are over: what they freed goes back to the system before the training set is
-  // written, not under the writer's buffers (the allocator keeps freed pages for seconds).
-  ReleaseFreedMemory();
   return output;
 }
 

@@ -34,10 +34,6 @@ namespace {
 
 constexpr const char* kRowIndexColumn = "__granary_row";
 
-// Entity rows from which a join hands what its match pass freed back to the system before the
-// gather (a few ms; the entity side alone is then several MiB).
-constexpr int64_t kReleaseAfterMatchRows = 65536;
-
 Result<std::shared_ptr<arrow::Array>> Int64Array(const std::vector<int64_t>& values) {
   arrow::Int64Builder builder;
   if (!builder.AppendValues(values).ok()) return Status::Internal("out of memory");
@@ -412,11 +408,6 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
   const int64_t n = entities.num_rows();
 
   if (options.TEST_after_match_pass) options.TEST_after_match_pass();
-  // What the match pass freed (its reads' buffers; the entity side, unless kept for the next
-  // view) goes back to the system before the gather allocates the output columns: the allocator
-  // keeps freed pages for seconds (MIMALLOC_PURGE_DELAY), and the gather's new columns and its
-  // readers' buffers came on top of them (docs/PERFORMANCE.md, "Training sets: peak memory").
-  if (n >= kReleaseAfterMatchRows) ReleaseFreedMemory();
   std::optional<PhaseTimings::Scope> gather_phase;
   gather_phase.emplace(PhaseTimings::Start(options.timings, source.view->name + ": gather pass"));
   // The chosen rows in read order, with the entity rows that chose them (EntityRowOf): 16 bytes
