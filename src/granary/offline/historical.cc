@@ -265,6 +265,8 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     join_options.spill_dir = options.spill_dir;
     join_options.cancel = request.cancel;
     join_options.timings = request.timings;
+    // In the output's row groups: TrainingSetOutput frees each once written.
+    join_options.output_chunk_rows = options.output_slice_rows;
     join_options.TEST_force_plan = options.TEST_force_plan;
     std::unique_ptr<Progress> progress;
     // A progress line only for work long enough to watch (a million rows or an unknown count).

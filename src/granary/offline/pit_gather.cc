@@ -9,31 +9,84 @@
 
 namespace granary {
 
+Result<std::unique_ptr<ScatteredColumn>> ScatteredColumn::Make(
+    std::shared_ptr<arrow::DataType> type, int64_t rows, int64_t chunk_rows) {
+  auto column = std::unique_ptr<ScatteredColumn>(new ScatteredColumn());
+  // Bools are bits: width 0.
+  column->width_ = type->id() == arrow::Type::BOOL ? 0 : type->byte_width();
+  column->type_ = std::move(type);
+  column->rows_ = rows;
+  if (chunk_rows > 0 && chunk_rows < rows && std::has_single_bit(static_cast<uint64_t>(chunk_rows))) {
+    column->chunk_shift_ = std::countr_zero(static_cast<uint64_t>(chunk_rows));
+    column->chunk_mask_ = chunk_rows - 1;
+  } else {
+    chunk_rows = std::max<int64_t>(rows, 1);
+  }
+  for (int64_t first = 0; first < rows || first == 0; first += chunk_rows) {
+    const int64_t length = std::min(chunk_rows, rows - first);
+    auto values = column->width_ == 0 ? arrow::AllocateEmptyBitmap(length)
+                                      : arrow::AllocateBuffer(length * column->width_);
+    auto validity = arrow::AllocateEmptyBitmap(length);  // zeroed: every row null
+    if (!values.ok() || !validity.ok()) {
+      return Status::Internal(fmt::format("out of memory for a column of {} rows", rows));
+    }
+    std::shared_ptr<arrow::Buffer> value_buffer = std::move(*values);
+    if (column->width_ > 0) {
+      std::memset(value_buffer->mutable_data(), 0, static_cast<size_t>(value_buffer->size()));
+    }
+    column->value_data_.push_back(value_buffer->mutable_data());
+    column->bit_data_.push_back((*validity)->mutable_data());
+    column->values_.push_back(std::move(value_buffer));
+    column->validity_.push_back(std::move(*validity));
+    if (rows == 0) break;
+  }
+  return column;
+}
+
+std::shared_ptr<arrow::ChunkedArray> ScatteredColumn::Finish() {
+  arrow::ArrayVector chunks;
+  const int64_t chunk_rows = chunk_shift_ == 63 ? std::max<int64_t>(rows_, 1) : chunk_mask_ + 1;
+  for (size_t k = 0; k < values_.size(); ++k) {
+    const int64_t length = std::min(chunk_rows, rows_ - static_cast<int64_t>(k) * chunk_rows);
+    chunks.push_back(arrow::MakeArray(
+        arrow::ArrayData::Make(type_, length, {std::move(validity_[k]), std::move(values_[k])},
+                               arrow::kUnknownNullCount)));
+  }
+  values_.clear();
+  validity_.clear();
+  value_data_.clear();
+  bit_data_.clear();
+  return std::make_shared<arrow::ChunkedArray>(std::move(chunks), type_);
+}
+
 void ScatteredColumn::Put(const arrow::ArrayData& source, int64_t offset, const ChosenRow* begin,
                           const ChosenRow* end) {
   const uint8_t* valid =
       source.null_count != 0 && source.buffers[0] != nullptr ? source.buffers[0]->data() : nullptr;
-  uint8_t* bits = validity_->mutable_data();
+  uint8_t* const* bits = bit_data_.data();
+  uint8_t* const* to = value_data_.data();
+  const int shift = chunk_shift_;
+  const int64_t mask = chunk_mask_;
   if (width_ == 0) {
     const uint8_t* from = source.buffers[1]->data();
-    uint8_t* to = values_->mutable_data();
     for (const ChosenRow* c = begin; c != end; ++c) {
       const int64_t row = source.offset + (c->index - offset);
       if (valid != nullptr && !arrow::bit_util::GetBit(valid, row)) continue;
       const int64_t entity_row = EntityRowOf(*c);
-      arrow::bit_util::SetBitTo(to, entity_row, arrow::bit_util::GetBit(from, row));
-      arrow::bit_util::SetBit(bits, entity_row);
+      const int64_t chunk = entity_row >> shift, at = entity_row & mask;
+      arrow::bit_util::SetBitTo(to[chunk], at, arrow::bit_util::GetBit(from, row));
+      arrow::bit_util::SetBit(bits[chunk], at);
     }
     return;
   }
   const uint8_t* from = source.buffers[1]->data() + source.offset * width_;
-  uint8_t* to = values_->mutable_data();
   for (const ChosenRow* c = begin; c != end; ++c) {
     const int64_t row = c->index - offset;
     if (valid != nullptr && !arrow::bit_util::GetBit(valid, source.offset + row)) continue;
     const int64_t entity_row = EntityRowOf(*c);
-    std::memcpy(to + entity_row * width_, from + row * width_, width_);
-    arrow::bit_util::SetBit(bits, entity_row);
+    const int64_t chunk = entity_row >> shift, at = entity_row & mask;
+    std::memcpy(to[chunk] + at * width_, from + row * width_, width_);
+    arrow::bit_util::SetBit(bits[chunk], at);
   }
 }
 

@@ -27,6 +27,11 @@ inline int64_t EntityRowOf(const ChosenRow& chosen) { return chosen.event_ts; }
 // writes straight into, each value at its entity row: no pieces in read order to hold, and no
 // second pass (a Take of every column by the entity order) to put them in place. Rows that get
 // no value stay null (their value bytes or bits zero).
+//
+// The column may be built in chunks of `chunk_rows` rows (a power of two; the last chunk
+// shorter), each with buffers of its own, so that a consumer that goes through the rows in order
+// (the training set's writer, a row group at a time) can free each chunk once it is done with
+// it. With 0 (or a count that is not a power of two) it is one chunk.
 class ScatteredColumn {
  public:
   static bool Supports(const arrow::DataType& type) {
@@ -34,32 +39,15 @@ class ScatteredColumn {
            (type.id() == arrow::Type::BOOL || type.byte_width() > 0);
   }
 
-  // Bytes of a column of `rows` rows of `type` (which Supports).
+  // Bytes of a column of `rows` rows of `type` (which Supports), in one chunk (chunks add a
+  // few bytes of bitmap rounding each).
   static int64_t BytesFor(const arrow::DataType& type, int64_t rows) {
     const int64_t bitmap = arrow::bit_util::BytesForBits(rows);
     return (type.id() == arrow::Type::BOOL ? bitmap : rows * type.byte_width()) + bitmap;
   }
 
   static Result<std::unique_ptr<ScatteredColumn>> Make(std::shared_ptr<arrow::DataType> type,
-                                                       int64_t rows) {
-    auto column = std::unique_ptr<ScatteredColumn>(new ScatteredColumn());
-    // Bools are bits: width 0.
-    column->width_ = type->id() == arrow::Type::BOOL ? 0 : type->byte_width();
-    column->type_ = std::move(type);
-    column->rows_ = rows;
-    auto values = column->width_ == 0 ? arrow::AllocateEmptyBitmap(rows)
-                                      : arrow::AllocateBuffer(rows * column->width_);
-    auto validity = arrow::AllocateEmptyBitmap(rows);  // zeroed: every row null
-    if (!values.ok() || !validity.ok()) {
-      return Status::Internal(fmt::format("out of memory for a column of {} rows", rows));
-    }
-    column->values_ = std::move(*values);
-    column->validity_ = std::move(*validity);
-    if (column->width_ > 0) {
-      std::memset(column->values_->mutable_data(), 0, static_cast<size_t>(column->values_->size()));
-    }
-    return column;
-  }
+                                                       int64_t rows, int64_t chunk_rows = 0);
 
   // Copies the value at read position `chosen[i].index` (in `source`, of this column's type,
   // whose first row is at read position `offset`) to entity row EntityRowOf(chosen[i]), for i in
@@ -67,19 +55,21 @@ class ScatteredColumn {
   void Put(const arrow::ArrayData& source, int64_t offset, const ChosenRow* begin,
            const ChosenRow* end);
 
-  std::shared_ptr<arrow::Array> Finish() {
-    auto data = arrow::ArrayData::Make(type_, rows_, {std::move(validity_), std::move(values_)},
-                                       arrow::kUnknownNullCount);
-    return arrow::MakeArray(data);
-  }
+  // The column, in its chunks. Once only.
+  std::shared_ptr<arrow::ChunkedArray> Finish();
 
  private:
   ScatteredColumn() = default;
   std::shared_ptr<arrow::DataType> type_;
   int width_ = 0;  // bytes a value; 0: bits (bool)
   int64_t rows_ = 0;
-  std::shared_ptr<arrow::Buffer> values_;
-  std::shared_ptr<arrow::Buffer> validity_;
+  // Entity row r is row (r & chunk_mask_) of chunk (r >> chunk_shift_).
+  int chunk_shift_ = 63;
+  int64_t chunk_mask_ = INT64_MAX;
+  std::vector<std::shared_ptr<arrow::Buffer>> values_;  // one per chunk
+  std::vector<std::shared_ptr<arrow::Buffer>> validity_;
+  std::vector<uint8_t*> value_data_;  // values_[k]->mutable_data()
+  std::vector<uint8_t*> bit_data_;    // validity_[k]->mutable_data()
 };
 
 // Sorts `chosen` (read positions up to `last_position`) by (read position, entity row) into a

@@ -508,7 +508,8 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
       const auto& type = schema->field(c)->type();
       held += GatherBytesFor(*type, n, matched);
       if (ScatteredColumn::Supports(*type)) {
-        GRANARY_ASSIGN_OR_RAISE(scattered[c], ScatteredColumn::Make(type, n));
+        GRANARY_ASSIGN_OR_RAISE(scattered[c],
+                                ScatteredColumn::Make(type, n, options.output_chunk_rows));
       } else {
         any_taken = true;
       }
@@ -559,7 +560,7 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
     std::vector<std::shared_ptr<arrow::ChunkedArray>> out(count);
     for (int c = 0; c < count; ++c) {
       if (scattered[c] != nullptr) {
-        out[c] = std::make_shared<arrow::ChunkedArray>(scattered[c]->Finish());
+        out[c] = scattered[c]->Finish();
         scattered[c].reset();
       }
     }

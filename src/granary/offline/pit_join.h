@@ -106,6 +106,10 @@ struct JoinOptions {
   // Where the streaming match's entity side is kept for the next view's join (EntitySideCache).
   // May be null: each join builds its own.
   EntitySideCache* entity_side = nullptr;
+  // Fixed-width output columns come in chunks of this many rows (a power of two; else, and with
+  // 0, one chunk), each with buffers of its own: a consumer that goes through the rows in order
+  // (the training set's writer) frees each once done with it (ScatteredColumn).
+  int64_t output_chunk_rows = 0;
   // Test hook (LevelDB's TEST_ naming; production leaves it empty): called between the match pass
   // and the gather pass, for tests that change the source there.
   std::function<void()> TEST_after_match_pass;

@@ -16,6 +16,7 @@
 #include "granary/offline/historical.h"
 #include "granary/offline/key_hash.h"
 #include "granary/offline/partitioner.h"
+#include "granary/offline/pit_gather.h"
 #include "granary/offline/pit_stream.h"
 #include "granary/testing/test_seed.h"
 
@@ -286,6 +287,9 @@ void CheckAgainstOracle(const RandomCase& c, int64_t rows_per_group,
       options.memory_budget_bytes = budget;
       options.threads = threads;
       options.TEST_force_plan = forced;
+      // With a forced plan, the output's fixed-width columns in chunks of 8 rows, let go of as
+      // the batches pass them (ScatteredColumn, TrainingSetOutput); planned, in one chunk.
+      if (forced) options.output_slice_rows = 8;
       request.entities =
           arrow::Table::Make(arrow::schema(fields), arrays, static_cast<int64_t>(c.e_key.size()));
       HistoricalStats stats;
@@ -758,6 +762,54 @@ TEST(PointInTimeJoin, ACancelFlagStopsEveryPassWithCancelled) {
   auto ok = PointInTimeJoin(*entities, vs, plain, nullptr);
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ((*ok)[0]->GetScalar(0).ValueOrDie()->ToString(), "3");
+}
+
+TEST(ScatteredColumn, InChunksHoldsTheSameValuesAsInOne) {
+  // 21 entity rows; the source's rows at read positions 100.. (a null at 103), chosen by rows
+  // in a shuffled order, some rows choosing none.
+  const int64_t rows = 21;
+  std::vector<ChosenRow> chosen;
+  for (int64_t i = 0; i < 15; ++i) chosen.push_back({100 + i, (i * 8) % rows});
+  arrow::DoubleBuilder doubles;
+  arrow::BooleanBuilder bools;
+  for (int64_t i = 0; i < 15; ++i) {
+    if (i == 3) {
+      ASSERT_TRUE(doubles.AppendNull().ok());
+      ASSERT_TRUE(bools.AppendNull().ok());
+    } else {
+      ASSERT_TRUE(doubles.Append(0.5 * static_cast<double>(i)).ok());
+      ASSERT_TRUE(bools.Append(i % 3 == 0).ok());
+    }
+  }
+  const std::vector<std::shared_ptr<arrow::Array>> sources{doubles.Finish().ValueOrDie(),
+                                                           bools.Finish().ValueOrDie()};
+  for (const auto& source : sources) {
+    SCOPED_TRACE(source->type()->ToString());
+    std::shared_ptr<arrow::Array> whole;
+    for (int64_t chunk_rows : {int64_t{0}, int64_t{4}, int64_t{8}, int64_t{6}, int64_t{32}}) {
+      auto column = ScatteredColumn::Make(source->type(), rows, chunk_rows).ValueOrDie();
+      // In two calls, as two batches would be.
+      column->Put(*source->data(), 100, chosen.data(), chosen.data() + 9);
+      column->Put(*source->Slice(9)->data(), 109, chosen.data() + 9, chosen.data() + 15);
+      auto out = column->Finish();
+      ASSERT_EQ(out->length(), rows);
+      // Powers of two below the row count make chunks of that size; others one chunk.
+      const int expected_chunks = chunk_rows == 4 ? 6 : chunk_rows == 8 ? 3 : 1;
+      ASSERT_EQ(out->num_chunks(), expected_chunks) << "chunks of " << chunk_rows;
+      auto combined = arrow::Concatenate(out->chunks()).ValueOrDie();
+      if (whole == nullptr) {
+        whole = combined;
+        for (int64_t i = 0; i < 15; ++i) {
+          const int64_t row = (i * 8) % rows;
+          ASSERT_EQ(whole->IsValid(row), i != 3) << "entity row " << row;
+        }
+        ASSERT_EQ(whole->null_count(), rows - 14);
+        continue;
+      }
+      ASSERT_TRUE(combined->Equals(*whole)) << "chunks of " << chunk_rows << ": "
+                                            << combined->ToString() << " vs " << whole->ToString();
+    }
+  }
 }
 
 TEST(StreamingMatcher, ChoosesTheSameRowsOnOneTwoAndThreeThreads) {

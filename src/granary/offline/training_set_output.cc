@@ -153,6 +153,7 @@ Result<std::shared_ptr<arrow::RecordBatch>> TrainingSetOutput::Next() {
     reading_ = true;
     schema_ = schema();
     for (Group& group : groups_) {
+      group.first_rows.assign(group.columns.size(), 0);
       if (group.file.empty()) continue;
       const std::string path = group.file.string();
       auto in = arrow::io::ReadableFile::Open(path);
@@ -171,6 +172,11 @@ Result<std::shared_ptr<arrow::RecordBatch>> TrainingSetOutput::Next() {
     }
   }
   GRANARY_RETURN_NOT_OK(CheckCancelled(options_.cancel, "writing the training set"));
+  // The chunks the last call let go of were freed with the caller's batch (written by now):
+  // back to the system, so that the writer's buffers (on other threads, which do not reuse this
+  // thread's freed pages) do not come on top of them.
+  if (let_go_) ReleaseFreedMemory();
+  let_go_ = false;
   auto cut = cuts_.upper_bound(next_row_);
   if (cut == cuts_.end()) {
     // The end: the spill files go now rather than with the object.
@@ -186,9 +192,27 @@ Result<std::shared_ptr<arrow::RecordBatch>> TrainingSetOutput::Next() {
   arrow::ArrayVector arrays;
   for (Group& group : groups_) {
     if (group.file.empty()) {
-      for (const auto& column : group.columns) {
-        GRANARY_ASSIGN_OR_RAISE(auto array, SliceOf(*column, lo, hi));
+      for (size_t c = 0; c < group.columns.size(); ++c) {
+        std::shared_ptr<arrow::ChunkedArray>& column = group.columns[c];
+        int64_t& first = group.first_rows[c];
+        GRANARY_ASSIGN_OR_RAISE(auto array, SliceOf(*column, lo - first, hi - first));
         arrays.push_back(std::move(array));
+        // Chunks wholly before `hi` are let go: the batch holds what it needs of them, and a
+        // column built in chunks of the row group (ScatteredColumn) is freed as it is written.
+        size_t passed = 0;
+        int64_t end = first;
+        while (passed < static_cast<size_t>(column->num_chunks()) &&
+               end + column->chunk(static_cast<int>(passed))->length() <= hi) {
+          end += column->chunk(static_cast<int>(passed))->length();
+          ++passed;
+        }
+        if (passed > 0) {
+          arrow::ArrayVector rest(column->chunks().begin() + static_cast<ptrdiff_t>(passed),
+                                  column->chunks().end());
+          column = std::make_shared<arrow::ChunkedArray>(std::move(rest), column->type());
+          first = end;
+          let_go_ = true;
+        }
       }
       continue;
     }

@@ -12,6 +12,11 @@
 // plus the row-group multiples at which the Parquet writer split those batches anyway, so the
 // file written is byte for byte the one the whole table gave (TrainingSetOutput tests).
 //
+// Held columns are let go of chunk by chunk as the batches pass them (Next() goes through the
+// rows once): a column built in chunks of the output's row group (ScatteredColumn) is freed as
+// the file is written, and its pages are handed back to the system at the next Next(), so that
+// the writer's buffers do not come on top of the whole table.
+//
 // Spill files are removed when the object is destroyed: after the last batch, on an error or on
 // cancellation; a process killed outright leaves its folder (granary-output-XXXXXX) behind, which
 // a later run removes (spill_folder.h).
@@ -100,7 +105,9 @@ class TrainingSetOutput {
   // A group of columns: held (`columns`) or in a spill file read back in order.
   struct Group {
     std::vector<std::shared_ptr<arrow::Field>> fields;
-    std::vector<std::shared_ptr<arrow::ChunkedArray>> columns;  // held; empty once spilled
+    // Held; empty once spilled. Next() lets go of each chunk once its batches are out.
+    std::vector<std::shared_ptr<arrow::ChunkedArray>> columns;
+    std::vector<int64_t> first_rows;  // the row each held column now starts at (Next())
     std::filesystem::path file;                                 // spilled
     std::shared_ptr<arrow::io::ReadableFile> in;
     std::shared_ptr<arrow::RecordBatchReader> reader;
@@ -118,6 +125,7 @@ class TrainingSetOutput {
   std::shared_ptr<arrow::Schema> schema_;  // every column's, from the first Next()
   int64_t next_row_ = 0;
   bool reading_ = false;
+  bool let_go_ = false;  // the last Next() let go of chunks of held columns
 };
 
 }  // namespace granary

@@ -258,6 +258,44 @@ TEST(TrainingSetOutput, BatchesEndAtRowGroupsAndAtEveryChunkOfAHeldColumn) {
   EXPECT_EQ(FilesUnder(dir.path()), 0);
 }
 
+TEST(TrainingSetOutput, LetsGoOfEachChunkOfAHeldColumnOnceItsBatchesAreOut) {
+  // A held column of three chunks of 10 rows, the row groups' size: each chunk's memory is
+  // freed once its batch is out and dropped, not when the whole table is.
+  const int64_t n = 30;
+  arrow::ArrayVector chunks;
+  std::vector<std::weak_ptr<arrow::Buffer>> values;
+  for (int k = 0; k < 3; ++k) {
+    arrow::Int64Builder builder;
+    for (int64_t i = 0; i < 10; ++i) ASSERT_TRUE(builder.Append(10 * k + i).ok());
+    chunks.push_back(builder.Finish().ValueOrDie());
+    values.push_back(chunks.back()->data()->buffers[1]);
+  }
+  TrainingSetOutputOptions options;
+  options.rows = n;
+  options.slice_rows = 10;
+  options.hold_bytes = 1 << 20;
+  auto output = TrainingSetOutput::Make(options).ValueOrDie();
+  ASSERT_TRUE(output
+                  ->Add({arrow::field("x", arrow::int64())},
+                        {std::make_shared<arrow::ChunkedArray>(std::move(chunks))},
+                        OutputHold::kHold)
+                  .ok());
+  chunks.clear();
+  for (int k = 0; k < 3; ++k) {
+    auto batch = output->Next().ValueOrDie();
+    ASSERT_NE(batch, nullptr);
+    ASSERT_EQ(batch->num_rows(), 10);
+    const auto& x = static_cast<const arrow::Int64Array&>(*batch->column(0));
+    EXPECT_EQ(x.Value(0), 10 * k);
+    EXPECT_EQ(x.Value(9), 10 * k + 9);
+    EXPECT_FALSE(values[k].expired()) << "chunk " << k << " while its batch is held";
+    batch.reset();
+    EXPECT_TRUE(values[k].expired()) << "chunk " << k << " after its batch";
+    for (int later = k + 1; later < 3; ++later) EXPECT_FALSE(values[later].expired());
+  }
+  EXPECT_EQ(output->Next().ValueOrDie(), nullptr);
+}
+
 TEST(TrainingSetOutput, CancelledOrAbandonedItLeavesNoSpillFile) {
   const int64_t n = 3'000;
   Columns c = MakeColumns(n, 11);
