@@ -42,18 +42,6 @@ std::string MiB(int64_t bytes) {
   return mib < 10 ? fmt::format("{:.1f} MiB", mib) : fmt::format("{:.0f} MiB", mib);
 }
 
-Result<std::shared_ptr<arrow::Array>> Combined(const std::shared_ptr<arrow::ChunkedArray>& column) {
-  if (column->num_chunks() == 1) return column->chunk(0);
-  if (column->num_chunks() == 0) {
-    auto empty = arrow::MakeArrayOfNull(column->type(), 0);
-    if (!empty.ok()) return Status::Internal(empty.status().ToString());
-    return *empty;
-  }
-  auto combined = arrow::Concatenate(column->chunks());
-  if (!combined.ok()) return Status::Internal(combined.status().ToString());
-  return *combined;
-}
-
 // Says in `report` where a view's `count` output columns (`bytes` in all) went: held, or
 // spilled (in `groups` groups of columns gathered one read of the source each) because with
 // the `held_before` bytes held they would pass half the budget.
@@ -143,7 +131,7 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
   // columns are gathered, then put back into input order).
   int64_t held = 0;
   for (const auto& column : entity_table->columns()) {
-    for (const auto& chunk : column->chunks()) held += arrow::util::TotalBufferSize(*chunk);
+    held += arrow::util::TotalBufferSize(*column);  // a buffer its chunks share counts once
   }
   int64_t largest_view = 0;
   for (const auto& group : resolved.views) {
@@ -221,7 +209,8 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       std::shared_ptr<arrow::Array>& array =
           entity_key_arrays[key + '\0' + key_field->type()->ToString()];
       if (array == nullptr) {
-        GRANARY_ASSIGN_OR_RAISE(auto raw, Combined(entity_table->column(index)));
+        // Without a copy when the entity rows' chunks are slices of one array (CompactChunks).
+        GRANARY_ASSIGN_OR_RAISE(auto raw, CombinedChunks(*entity_table->column(index)));
         auto cast = CastToValueType(raw, type, key);
         if (!cast.ok()) return cast.status().WithContext(request.entities_name);
         array = *cast;

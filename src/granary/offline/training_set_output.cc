@@ -63,7 +63,8 @@ int64_t TrainingSetOutput::BytesOf(
     const std::vector<std::shared_ptr<arrow::ChunkedArray>>& columns) {
   int64_t bytes = 0;
   for (const auto& column : columns) {
-    for (const auto& chunk : column->chunks()) bytes += arrow::util::TotalBufferSize(*chunk);
+    // Per column, so that a buffer its chunks share (slices of one array) counts once.
+    bytes += arrow::util::TotalBufferSize(*column);
   }
   return bytes;
 }
