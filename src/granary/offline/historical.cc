@@ -305,6 +305,52 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       }
       continue;
     }
+    // Likewise a view of aggregations only: its columns go to the output as the window join
+    // hands them out, which, when they are more than its share of the budget too, never holds
+    // them all (WindowAggregationJoinInto).
+    if (plain.empty() && n > 0 && output->held_bytes() + least_output > hold_bytes) {
+      entity_side.Clear();  // the window join needs the memory
+      Duration longest;
+      for (const auto& name : aggregated) {
+        longest = std::max(longest, view.FindAggregation(name)->window);
+      }
+      SourceScanOptions window_options;
+      window_options.end = *max_t;
+      window_options.start = *min_t - longest - view.granularity;
+      ViewSource source{repo_root, &defs, &view, window_options};
+      const int64_t held_before = output->held_bytes();
+      arrow::FieldVector fields;
+      for (size_t f = 0; f < group.features.size(); ++f) {
+        fields.push_back(arrow::field(group.output_names[f],
+                                      ToArrowType(*view.FindAggregation(group.features[f])->type)));
+      }
+      GRANARY_RETURN_NOT_OK(output->BeginSpilledGroup(std::move(fields)));
+      WindowJoinStats window_stats;
+      // group.features are the aggregations, in their order.
+      GRANARY_RETURN_NOT_OK(WindowAggregationJoinInto(
+          *entity_batch, source, group.features, join_options,
+          [&](std::vector<std::shared_ptr<arrow::Array>> columns) {
+            return output->AppendToSpilledGroup(std::move(columns));
+          },
+          &window_stats));
+      GRANARY_ASSIGN_OR_RAISE(OutputPlacement placed, output->EndSpilledGroup());
+      if (progress) progress->Finish();
+      ReportViewOutput(*output, group.features.size(), placed.bytes, /*spilled=*/true, held_before,
+                       1, options.memory_budget_bytes, &view_report);
+      view_stats.partitions = window_stats.partitions;
+      view_stats.bytes_spilled = window_stats.bytes_spilled;
+      view_stats.scan = window_stats.scan;
+      if (!window_stats.plan.empty()) view_stats.plan = "aggregations: " + window_stats.plan;
+      view_report.window = longest;
+      view_report.rows_with_events = window_stats.rows_with_events;
+      view_report.time_slices = window_stats.slices;
+      if (stats != nullptr) {
+        view_report.join = view_stats;
+        stats->output_spilled_bytes += placed.bytes;
+        stats->views.push_back(std::move(view_report));
+      }
+      continue;
+    }
     std::map<std::string, std::shared_ptr<arrow::ChunkedArray>> by_name;
     if (!plain.empty()) {
       ViewSource source{repo_root, &defs, &view, scan_options};
