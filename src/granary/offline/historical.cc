@@ -95,6 +95,24 @@ int64_t LeastColumnBytes(ValueType type, int64_t rows) {
   return rows * (width > 0 ? width : 4);
 }
 
+// The longest window of a view's aggregations `names`.
+Duration LongestWindow(const FeatureView& view, const std::vector<std::string>& names) {
+  Duration longest;
+  for (const auto& name : names) longest = std::max(longest, view.FindAggregation(name)->window);
+  return longest;
+}
+
+// What a window join of `view` reads: events from the earliest window start any entity row
+// (times `min_t` to `max_t`) can have, its `longest` window and the granularity before the
+// first row, to the latest row.
+SourceScanOptions WindowScanOptions(const FeatureView& view, Duration longest, Timestamp min_t,
+                                    Timestamp max_t) {
+  SourceScanOptions options;
+  options.end = max_t;
+  options.start = min_t - longest - view.granularity;
+  return options;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
@@ -237,9 +255,7 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       HistoricalStats::View empty;
       empty.name = view.name;
       empty.plain_features = !plain.empty();
-      for (const auto& name : aggregated) {
-        empty.window = std::max(empty.window, view.FindAggregation(name)->window);
-      }
+      empty.window = LongestWindow(view, aggregated);
       GRANARY_RETURN_NOT_OK(PlaceViewOutput(output.get(), std::move(out_fields),
                                             std::move(out_columns), options.memory_budget_bytes,
                                             &empty));
@@ -310,14 +326,9 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     // them all (WindowAggregationJoinInto).
     if (plain.empty() && n > 0 && output->held_bytes() + least_output > hold_bytes) {
       entity_side.Clear();  // the window join needs the memory
-      Duration longest;
-      for (const auto& name : aggregated) {
-        longest = std::max(longest, view.FindAggregation(name)->window);
-      }
-      SourceScanOptions window_options;
-      window_options.end = *max_t;
-      window_options.start = *min_t - longest - view.granularity;
-      ViewSource source{repo_root, &defs, &view, window_options};
+      const Duration longest = LongestWindow(view, aggregated);
+      ViewSource source{repo_root, &defs, &view,
+                        WindowScanOptions(view, longest, *min_t, *max_t)};
       const int64_t held_before = output->held_bytes();
       arrow::FieldVector fields;
       for (size_t f = 0; f < group.features.size(); ++f) {
@@ -362,15 +373,9 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     }
     if (!aggregated.empty()) {
       entity_side.Clear();  // the window join needs the memory
-      // Events from the earliest window start any row can have to the latest row.
-      Duration longest;
-      for (const auto& name : aggregated) {
-        longest = std::max(longest, view.FindAggregation(name)->window);
-      }
-      SourceScanOptions window_options;
-      window_options.end = *max_t;
-      window_options.start = *min_t - longest - view.granularity;
-      ViewSource source{repo_root, &defs, &view, window_options};
+      const Duration longest = LongestWindow(view, aggregated);
+      ViewSource source{repo_root, &defs, &view,
+                        WindowScanOptions(view, longest, *min_t, *max_t)};
       WindowJoinStats window_stats;
       GRANARY_ASSIGN_OR_RAISE(auto columns, WindowAggregationJoin(*entity_batch, source, aggregated,
                                                                   join_options, &window_stats));

@@ -121,6 +121,21 @@ std::vector<Piece> CutIntoPieces(std::mt19937_64& rng,
   return pieces;
 }
 
+// Places `pieces` into `target` (RowOrderColumns or SpilledAnswers) from two threads, each
+// placing every other piece: placing is thread-safe.
+template <typename Target>
+void PlaceOnTwoThreads(const std::vector<Piece>& pieces, Target* target) {
+  auto place = [&](size_t first) {
+    for (size_t p = first; p < pieces.size(); p += 2) {
+      Status st = target->Place(*pieces[p].rows, pieces[p].values);
+      EXPECT_TRUE(st.ok()) << st.ToString();
+    }
+  };
+  std::thread other(place, 1);
+  place(0);
+  other.join();
+}
+
 TEST(RowOrderColumns, PiecesPlacedInAnyOrderGiveTheColumnsInRowOrder) {
   const uint64_t first_seed = testing::TestSeed();
   for (uint64_t round = 0; round < 40; ++round) {
@@ -135,16 +150,7 @@ TEST(RowOrderColumns, PiecesPlacedInAnyOrderGiveTheColumnsInRowOrder) {
     const std::vector<Piece> pieces = CutIntoPieces(rng, expected, n);
     auto columns = RowOrderColumns::Make(TypesOf(expected), n);
     ASSERT_TRUE(columns.ok()) << columns.status().ToString();
-    // Two threads place every other piece: placing is thread-safe.
-    auto place = [&](size_t first) {
-      for (size_t p = first; p < pieces.size(); p += 2) {
-        Status st = (*columns)->Place(*pieces[p].rows, pieces[p].values);
-        EXPECT_TRUE(st.ok()) << st.ToString();
-      }
-    };
-    std::thread other(place, 1);
-    place(0);
-    other.join();
+    PlaceOnTwoThreads(pieces, columns->get());
     auto out = (*columns)->Finish();
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     ASSERT_EQ(out->size(), expected.size());
@@ -222,15 +228,7 @@ TEST(SpilledAnswers, PiecesSpilledByRangeGiveTheColumnsInRowOrder) {
                              options.buffer_bytes));
     auto answers = SpilledAnswers::Make(TypesOf(expected), options);
     ASSERT_TRUE(answers.ok()) << answers.status().ToString();
-    auto place = [&](size_t first) {
-      for (size_t p = first; p < pieces.size(); p += 2) {
-        Status st = (*answers)->Place(*pieces[p].rows, pieces[p].values);
-        EXPECT_TRUE(st.ok()) << st.ToString();
-      }
-    };
-    std::thread other(place, 1);
-    place(0);
-    other.join();
+    PlaceOnTwoThreads(pieces, answers->get());
     if (options.buffer_bytes == 0 && n > 0) {
       EXPECT_GT((*answers)->bytes_spilled(), 0);
     }

@@ -415,8 +415,11 @@ Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
                           EntityPartitioner::Make(row_batch->schema(), keys, part_options));
   GRANARY_RETURN_NOT_OK(row_parts->Append(row_batch));
   GRANARY_RETURN_NOT_OK(row_parts->Finish());
-  // The partitioner holds its own copies: the rows and their positions need not stay too.
+  // The partitioner holds its own copies: the rows and their positions need not stay too. What
+  // partitioning them freed (its hashes, partitions and order, 20 bytes a row, on this thread's
+  // heap: 84 MiB kept resident through the events' read at the seed's scale) goes back first.
   row_batch.reset();
+  ReleaseFreedMemory();
   // The events' partitioner may hold what the plan gave them (a slice's, or all of them when
   // they fit) rather than spill past the default.
   part_options.memory_budget_bytes = std::max(part_options.memory_budget_bytes, hold_bytes);

@@ -52,6 +52,15 @@ struct Events {
   std::vector<bool> card;
 };
 
+// Appends an event of `bay` at `time` (microseconds) paying a random amount, by card two times
+// in three.
+void AddEvent(Events* events, std::string bay, int64_t time, std::mt19937_64& rng) {
+  events->bay.push_back(std::move(bay));
+  events->time.push_back(time);
+  events->paid.push_back(static_cast<int64_t>(rng() % 1000));
+  events->card.push_back(rng() % 3 != 0);
+}
+
 // Writes `events` to dir/arrivals.parquet and loads kDefinitions over it (aggregation types
 // inferred from the file, validated).
 Definitions WriteEventsAndLoad(const Events& events, const std::filesystem::path& dir) {
@@ -129,10 +138,9 @@ class WindowJoinTest : public ::testing::Test {
     dir_ = std::make_unique<TempDir>(TempDir::Make("granary_window_join_").ValueOrDie());
     std::mt19937_64 rng(42);
     for (int i = 0; i < 200'000; ++i) {
-      events_.bay.push_back("bay-" + std::to_string(rng() % 500));
-      events_.time.push_back(static_cast<int64_t>(rng() % (48 * 6)) * kHour / 6);
-      events_.paid.push_back(static_cast<int64_t>(rng() % 1000));
-      events_.card.push_back(rng() % 3 != 0);
+      std::string bay = "bay-" + std::to_string(rng() % 500);
+      const int64_t time = static_cast<int64_t>(rng() % (48 * 6)) * kHour / 6;
+      AddEvent(&events_, std::move(bay), time, rng);
     }
     defs_ = WriteEventsAndLoad(events_, dir_->path());
 
@@ -268,12 +276,11 @@ TEST(WindowJoinSlices, TimeSlicesGiveTheAnswersOfOneReadAndFollowTheBudget) {
   constexpr int64_t kDays = 30;
   Events events;
   for (int i = 0; i < 60'000; ++i) {
-    events.bay.push_back("bay-" + std::to_string(rng() % 300));
+    std::string bay = "bay-" + std::to_string(rng() % 300);
     const int64_t minute = static_cast<int64_t>(rng() % (kDays * 24 * 60));
     // A quarter on the hour: the instants where windows start and where rows below sit.
-    events.time.push_back((rng() % 4 == 0 ? minute / 60 * 60 : minute) * kHour / 60);
-    events.paid.push_back(static_cast<int64_t>(rng() % 1000));
-    events.card.push_back(rng() % 3 != 0);
+    const int64_t time = (rng() % 4 == 0 ? minute / 60 * 60 : minute) * kHour / 60;
+    AddEvent(&events, std::move(bay), time, rng);
   }
   const Definitions defs = WriteEventsAndLoad(events, dir.path());
 
@@ -359,10 +366,8 @@ TEST(WindowJoinAnswers, AnswersSpilledByRowRangeEqualTheHeldAnswers) {
   auto dir = TempDir::Make("granary_window_answers_").ValueOrDie();
   Events events;
   for (int i = 0; i < 100'000; ++i) {
-    events.bay.push_back("bay-" + std::to_string(rng() % 800));
-    events.time.push_back(static_cast<int64_t>(rng() % (72 * 60)) * kHour / 60);
-    events.paid.push_back(static_cast<int64_t>(rng() % 1000));
-    events.card.push_back(rng() % 3 != 0);
+    std::string bay = "bay-" + std::to_string(rng() % 800);
+    AddEvent(&events, std::move(bay), static_cast<int64_t>(rng() % (72 * 60)) * kHour / 60, rng);
   }
   const Definitions defs = WriteEventsAndLoad(events, dir.path());
   // 3 answers of 8 bytes and their validity: about 1 MiB for 40,000 rows, past half of a 1 MiB
