@@ -367,14 +367,16 @@ struct Answers {
   }
 };
 
-// One read of the events: the entity rows `row_batch` (the view's keys, the event time and
-// kRowColumn, their positions in the request) partitioned by key with the events `scan` returns,
+// One read of the events: the entity rows `row_batch` (the view's keys and the event time) with
+// their positions in the request (`positions`, int64; null: 0, 1, 2, ...) partitioned by key with
+// the events `scan` returns,
 // each partition aggregated and its answers put in their rows' slots of `answers` (made, for
 // every row of the request, once the first read's events are partitioned). The events'
 // partitioner holds up to `hold_bytes` (or the default, if larger) before it spills. Progress
 // counts the events after `counted_until` (the ones a slice before did not read). Adds to
 // `stats` (partitions: the most of any read; largest_partition_bytes: the largest).
 Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
+                     std::shared_ptr<arrow::Array> positions,
                      std::unique_ptr<FeatureSourceScan> scan, const ReadContext& context,
                      int64_t hold_bytes, const std::optional<Timestamp>& counted_until,
                      Answers& answers, WindowJoinStats* stats) {
@@ -392,7 +394,9 @@ Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
   // bytes_estimated (Parquet's uncompressed size) was 9x under it at the seed's scale (small
   // integers Parquet run-length encodes), which made each partition 9x its share.
   const int64_t events_bytes = EventsArrowBytes(*scan);
-  const int64_t data_bytes = BatchBytes(*row_batch) + events_bytes;
+  const int64_t num_rows = row_batch->num_rows();
+  const int64_t data_bytes =
+      BatchBytes(*row_batch) + num_rows * static_cast<int64_t>(sizeof(int64_t)) + events_bytes;
   // At most 4 MiB each even under a large budget: a partition's keys, hashes, orders, sorted
   // copies and answers take several times its size while it is worked on (about 6x), and small
   // partitions keep that peak low at no cost in time (bench/aggregations: 16 MiB partitions
@@ -411,14 +415,38 @@ Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
   // sequential write and read, which is cheaper than holding a copy of the source in memory.
   part_options.memory_budget_bytes = std::min<int64_t>(budget / 4, int64_t{64} << 20);
   part_options.spill_parent = options.spill_dir;
+  auto row_schema =
+      row_batch->schema()->AddField(row_batch->num_columns(), arrow::field(kRowColumn, arrow::int64()));
+  if (!row_schema.ok()) return ArrowError(row_schema.status());
   GRANARY_ASSIGN_OR_RAISE(auto row_parts,
-                          EntityPartitioner::Make(row_batch->schema(), keys, part_options));
-  GRANARY_RETURN_NOT_OK(row_parts->Append(row_batch));
+                          EntityPartitioner::Make(*row_schema, keys, part_options));
+  // The rows go to the partitioner in pieces, each with its positions: partitioning a piece
+  // takes about 60 bytes a row for a moment (its hashes, partitions, order and sorted copy), so
+  // pieces of at most the budget's 64th part keep that within the join's share (at the seed's
+  // scale, all 3.65 M rows at once added 230 MiB for a second: the 64 MiB run's peak).
+  const int64_t piece_rows = std::max<int64_t>(int64_t{64} << 10, budget / 64);
+  for (int64_t lo = 0; lo < num_rows; lo += piece_rows) {
+    const int64_t length = std::min(piece_rows, num_rows - lo);
+    std::shared_ptr<arrow::Array> piece_positions;
+    if (positions != nullptr) {
+      piece_positions = positions->Slice(lo, length);
+    } else {
+      arrow::Int64Builder builder;
+      if (auto st = builder.Reserve(length); !st.ok()) return ArrowError(st);
+      for (int64_t i = lo; i < lo + length; ++i) builder.UnsafeAppend(i);
+      if (auto st = builder.Finish(&piece_positions); !st.ok()) return ArrowError(st);
+    }
+    arrow::ArrayVector columns = row_batch->Slice(lo, length)->columns();
+    columns.push_back(std::move(piece_positions));
+    GRANARY_RETURN_NOT_OK(
+        row_parts->Append(arrow::RecordBatch::Make(*row_schema, length, std::move(columns))));
+  }
   GRANARY_RETURN_NOT_OK(row_parts->Finish());
   // The partitioner holds its own copies: the rows and their positions need not stay too. What
   // partitioning them freed (its hashes, partitions and order, 20 bytes a row, on this thread's
   // heap: 84 MiB kept resident through the events' read at the seed's scale) goes back first.
   row_batch.reset();
+  positions.reset();
   ReleaseFreedMemory();
   // The events' partitioner may hold what the plan gave them (a slice's, or all of them when
   // they fit) rather than spill past the default.
@@ -573,17 +601,10 @@ Status RunWindowJoin(const arrow::RecordBatch& entities, const ViewSource& sourc
   if (stats == nullptr) stats = &local_stats;
   *stats = WindowJoinStats{};
 
-  // Entity rows with their positions.
+  // The entity rows (their positions are added as they are partitioned: AggregateRead).
   const int64_t n = entities.num_rows();
-  arrow::Int64Builder positions;
-  if (auto st = positions.Reserve(n); !st.ok()) return ArrowError(st);
-  for (int64_t i = 0; i < n; ++i) positions.UnsafeAppend(i);
-  std::shared_ptr<arrow::Array> position_array;
-  if (auto st = positions.Finish(&position_array); !st.ok()) return ArrowError(st);
-  auto with_rows = entities.AddColumn(entities.num_columns(), kRowColumn, position_array);
-  if (!with_rows.ok()) return ArrowError(with_rows.status());
-  std::shared_ptr<arrow::RecordBatch> row_batch = *with_rows;
-  position_array.reset();
+  std::shared_ptr<arrow::RecordBatch> row_batch =
+      arrow::RecordBatch::Make(entities.schema(), n, entities.columns());
 
   std::string answers_plan;  // said when the answers are spilled
   answers.num_rows = n;
@@ -639,7 +660,7 @@ Status RunWindowJoin(const arrow::RecordBatch& entities, const ViewSource& sourc
   }
   stats->slice_bytes_planned = plan.slice_bytes;
   if (plan.slices.empty()) {
-    GRANARY_RETURN_NOT_OK(AggregateRead(std::move(row_batch), std::move(scan), context,
+    GRANARY_RETURN_NOT_OK(AggregateRead(std::move(row_batch), nullptr, std::move(scan), context,
                                         plan.hold_bytes, std::nullopt, answers, stats));
   } else {
     scan.reset();
@@ -652,18 +673,19 @@ Status RunWindowJoin(const arrow::RecordBatch& entities, const ViewSource& sourc
       GRANARY_ASSIGN_OR_RAISE(auto slice_scan,
                               FeatureSourceScan::Open(snapshot, *source.defs, view, slice_options));
       std::shared_ptr<arrow::RecordBatch> slice_rows = row_batch;
+      std::shared_ptr<arrow::Array> take_array;  // the slice's rows' positions
       if (plan.slices.size() > 1) {
         arrow::Int64Builder take;
         if (auto st = take.AppendValues(slice.rows); !st.ok()) return ArrowError(st);
         std::vector<int64_t>().swap(slice.rows);
-        std::shared_ptr<arrow::Array> take_array;
         if (auto st = take.Finish(&take_array); !st.ok()) return ArrowError(st);
         auto taken = arrow::compute::Take(row_batch, take_array);
         if (!taken.ok()) return ArrowError(taken.status());
         slice_rows = taken->record_batch();
       }
-      GRANARY_RETURN_NOT_OK(AggregateRead(std::move(slice_rows), std::move(slice_scan), context,
-                                          plan.hold_bytes, read_until, answers, stats));
+      GRANARY_RETURN_NOT_OK(AggregateRead(std::move(slice_rows), std::move(take_array),
+                                          std::move(slice_scan), context, plan.hold_bytes,
+                                          read_until, answers, stats));
       read_until = std::max(read_until.value_or(slice.end), slice.end);
     }
     stats->slices = static_cast<int>(plan.slices.size());
