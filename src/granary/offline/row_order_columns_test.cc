@@ -121,6 +121,22 @@ std::vector<Piece> CutIntoPieces(std::mt19937_64& rng,
   return pieces;
 }
 
+// A round's columns and their pieces: one round in eight of empty columns, one in four without
+// nulls.
+struct Round {
+  int64_t n = 0;
+  std::vector<std::shared_ptr<arrow::Array>> expected;
+  std::vector<Piece> pieces;
+};
+Round RandomRound(std::mt19937_64& rng) {
+  Round round;
+  round.n = rng() % 8 == 0 ? 0 : std::uniform_int_distribution<int64_t>(1, 3000)(rng);
+  const double null_rate = rng() % 4 == 0 ? 0.0 : 0.2;
+  round.expected = RandomColumns(rng, round.n, null_rate);
+  round.pieces = CutIntoPieces(rng, round.expected, round.n);
+  return round;
+}
+
 // Places `pieces` into `target` (RowOrderColumns or SpilledAnswers) from two threads, each
 // placing every other piece: placing is thread-safe.
 template <typename Target>
@@ -144,10 +160,7 @@ TEST(RowOrderColumns, PiecesPlacedInAnyOrderGiveTheColumnsInRowOrder) {
     const uint64_t seed = first_seed + round;
     SCOPED_TRACE(testing::SeedTrace(seed));
     std::mt19937_64 rng(seed);
-    const int64_t n = rng() % 8 == 0 ? 0 : std::uniform_int_distribution<int64_t>(1, 3000)(rng);
-    const double null_rate = rng() % 4 == 0 ? 0.0 : 0.2;
-    const auto expected = RandomColumns(rng, n, null_rate);
-    const std::vector<Piece> pieces = CutIntoPieces(rng, expected, n);
+    const auto [n, expected, pieces] = RandomRound(rng);
     auto columns = RowOrderColumns::Make(TypesOf(expected), n);
     ASSERT_TRUE(columns.ok()) << columns.status().ToString();
     PlaceOnTwoThreads(pieces, columns->get());
@@ -214,10 +227,7 @@ TEST(SpilledAnswers, PiecesSpilledByRangeGiveTheColumnsInRowOrder) {
     const uint64_t seed = first_seed + round;
     SCOPED_TRACE(testing::SeedTrace(seed));
     std::mt19937_64 rng(seed);
-    const int64_t n = rng() % 8 == 0 ? 0 : std::uniform_int_distribution<int64_t>(1, 3000)(rng);
-    const double null_rate = rng() % 4 == 0 ? 0.0 : 0.2;
-    const auto expected = RandomColumns(rng, n, null_rate);
-    const std::vector<Piece> pieces = CutIntoPieces(rng, expected, n);
+    const auto [n, expected, pieces] = RandomRound(rng);
     SpilledAnswersOptions options;
     options.num_rows = n;
     options.range_rows = std::uniform_int_distribution<int64_t>(1, n / 3 + 2)(rng);
