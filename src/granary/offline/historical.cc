@@ -307,6 +307,9 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
             output->Add(std::move(fields), std::move(columns), OutputHold::kSpill));
         bytes += placed.bytes;
         ++groups;
+        // The group's columns, spilled, go back now: mimalloc would keep their pages for its
+        // purge delay (5 s), several groups' worth when groups take a second or two each.
+        ReleaseFreedMemory();
         return Status::OK();
       };
       GRANARY_RETURN_NOT_OK(

@@ -740,7 +740,11 @@ Status WindowAggregationJoinInto(const arrow::RecordBatch& entities, const ViewS
   Status emitted = answers.spilled->Emit(
       [&](int64_t, std::vector<std::shared_ptr<arrow::ChunkedArray>> columns) -> Status {
         GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, "handing out the answers"));
-        return pieces(std::move(columns));
+        GRANARY_RETURN_NOT_OK(pieces(std::move(columns)));
+        // The range's answers, handed over, go back now rather than after mimalloc's purge
+        // delay (5 s), which the ranges of a whole view take together.
+        ReleaseFreedMemory();
+        return Status::OK();
       });
   return emitted;
 }
