@@ -42,18 +42,6 @@ std::string MiB(int64_t bytes) {
   return mib < 10 ? fmt::format("{:.1f} MiB", mib) : fmt::format("{:.0f} MiB", mib);
 }
 
-Result<std::shared_ptr<arrow::Array>> Combined(const std::shared_ptr<arrow::ChunkedArray>& column) {
-  if (column->num_chunks() == 1) return column->chunk(0);
-  if (column->num_chunks() == 0) {
-    auto empty = arrow::MakeArrayOfNull(column->type(), 0);
-    if (!empty.ok()) return Status::Internal(empty.status().ToString());
-    return *empty;
-  }
-  auto combined = arrow::Concatenate(column->chunks());
-  if (!combined.ok()) return Status::Internal(combined.status().ToString());
-  return *combined;
-}
-
 // Says in `report` where a view's `count` output columns (`bytes` in all) went: held, or
 // spilled (in `groups` groups of columns gathered one read of the source each) because with
 // the `held_before` bytes held they would pass half the budget.
@@ -107,6 +95,24 @@ int64_t LeastColumnBytes(ValueType type, int64_t rows) {
   return rows * (width > 0 ? width : 4);
 }
 
+// The longest window of a view's aggregations `names`.
+Duration LongestWindow(const FeatureView& view, const std::vector<std::string>& names) {
+  Duration longest;
+  for (const auto& name : names) longest = std::max(longest, view.FindAggregation(name)->window);
+  return longest;
+}
+
+// What a window join of `view` reads: events from the earliest window start any entity row
+// (times `min_t` to `max_t`) can have, its `longest` window and the granularity before the
+// first row, to the latest row.
+SourceScanOptions WindowScanOptions(const FeatureView& view, Duration longest, Timestamp min_t,
+                                    Timestamp max_t) {
+  SourceScanOptions options;
+  options.end = max_t;
+  options.start = min_t - longest - view.granularity;
+  return options;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
@@ -143,7 +149,7 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
   // columns are gathered, then put back into input order).
   int64_t held = 0;
   for (const auto& column : entity_table->columns()) {
-    for (const auto& chunk : column->chunks()) held += arrow::util::TotalBufferSize(*chunk);
+    held += arrow::util::TotalBufferSize(*column);  // a buffer its chunks share counts once
   }
   int64_t largest_view = 0;
   for (const auto& group : resolved.views) {
@@ -221,7 +227,8 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       std::shared_ptr<arrow::Array>& array =
           entity_key_arrays[key + '\0' + key_field->type()->ToString()];
       if (array == nullptr) {
-        GRANARY_ASSIGN_OR_RAISE(auto raw, Combined(entity_table->column(index)));
+        // Without a copy when the entity rows' chunks are slices of one array (CompactChunks).
+        GRANARY_ASSIGN_OR_RAISE(auto raw, CombinedChunks(*entity_table->column(index)));
         auto cast = CastToValueType(raw, type, key);
         if (!cast.ok()) return cast.status().WithContext(request.entities_name);
         array = *cast;
@@ -248,9 +255,7 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       HistoricalStats::View empty;
       empty.name = view.name;
       empty.plain_features = !plain.empty();
-      for (const auto& name : aggregated) {
-        empty.window = std::max(empty.window, view.FindAggregation(name)->window);
-      }
+      empty.window = LongestWindow(view, aggregated);
       GRANARY_RETURN_NOT_OK(PlaceViewOutput(output.get(), std::move(out_fields),
                                             std::move(out_columns), options.memory_budget_bytes,
                                             &empty));
@@ -304,6 +309,9 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
             output->Add(std::move(fields), std::move(columns), OutputHold::kSpill));
         bytes += placed.bytes;
         ++groups;
+        // The group's columns, spilled, go back now: mimalloc would keep their pages for its
+        // purge delay (5 s), several groups' worth when groups take a second or two each.
+        ReleaseFreedMemory();
         return Status::OK();
       };
       GRANARY_RETURN_NOT_OK(
@@ -314,6 +322,47 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       if (stats != nullptr) {
         view_report.join = view_stats;
         stats->output_spilled_bytes += bytes;
+        stats->views.push_back(std::move(view_report));
+      }
+      continue;
+    }
+    // Likewise a view of aggregations only: its columns go to the output as the window join
+    // hands them out, which, when they are more than its share of the budget too, never holds
+    // them all (WindowAggregationJoinInto).
+    if (plain.empty() && n > 0 && output->held_bytes() + least_output > hold_bytes) {
+      entity_side.Clear();  // the window join needs the memory
+      const Duration longest = LongestWindow(view, aggregated);
+      ViewSource source{repo_root, &defs, &view,
+                        WindowScanOptions(view, longest, *min_t, *max_t)};
+      const int64_t held_before = output->held_bytes();
+      arrow::FieldVector fields;
+      for (size_t f = 0; f < group.features.size(); ++f) {
+        fields.push_back(arrow::field(group.output_names[f],
+                                      ToArrowType(*view.FindAggregation(group.features[f])->type)));
+      }
+      GRANARY_RETURN_NOT_OK(output->BeginSpilledGroup(std::move(fields)));
+      WindowJoinStats window_stats;
+      // group.features are the aggregations, in their order.
+      GRANARY_RETURN_NOT_OK(WindowAggregationJoinInto(
+          *entity_batch, source, group.features, join_options,
+          [&](std::vector<std::shared_ptr<arrow::Array>> columns) {
+            return output->AppendToSpilledGroup(std::move(columns));
+          },
+          &window_stats));
+      GRANARY_ASSIGN_OR_RAISE(OutputPlacement placed, output->EndSpilledGroup());
+      if (progress) progress->Finish();
+      ReportViewOutput(*output, group.features.size(), placed.bytes, /*spilled=*/true, held_before,
+                       1, options.memory_budget_bytes, &view_report);
+      view_stats.partitions = window_stats.partitions;
+      view_stats.bytes_spilled = window_stats.bytes_spilled;
+      view_stats.scan = window_stats.scan;
+      if (!window_stats.plan.empty()) view_stats.plan = "aggregations: " + window_stats.plan;
+      view_report.window = longest;
+      view_report.rows_with_events = window_stats.rows_with_events;
+      view_report.time_slices = window_stats.slices;
+      if (stats != nullptr) {
+        view_report.join = view_stats;
+        stats->output_spilled_bytes += placed.bytes;
         stats->views.push_back(std::move(view_report));
       }
       continue;
@@ -329,15 +378,9 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     }
     if (!aggregated.empty()) {
       entity_side.Clear();  // the window join needs the memory
-      // Events from the earliest window start any row can have to the latest row.
-      Duration longest;
-      for (const auto& name : aggregated) {
-        longest = std::max(longest, view.FindAggregation(name)->window);
-      }
-      SourceScanOptions window_options;
-      window_options.end = *max_t;
-      window_options.start = *min_t - longest - view.granularity;
-      ViewSource source{repo_root, &defs, &view, window_options};
+      const Duration longest = LongestWindow(view, aggregated);
+      ViewSource source{repo_root, &defs, &view,
+                        WindowScanOptions(view, longest, *min_t, *max_t)};
       WindowJoinStats window_stats;
       GRANARY_ASSIGN_OR_RAISE(auto columns, WindowAggregationJoin(*entity_batch, source, aggregated,
                                                                   join_options, &window_stats));

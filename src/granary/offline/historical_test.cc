@@ -4,12 +4,17 @@
 
 #include <arrow/api.h>
 #include <arrow/io/api.h>
+#include <arrow/util/byte_size.h>
 #include <gtest/gtest.h>
 #include <parquet/arrow/reader.h>
 
+#include <random>
+
 #include "granary/offline/engine_factory.h"
+#include "granary/offline/entity_rows.h"
 #include "granary/offline/table_io.h"
 #include "granary/registry/loader.h"
+#include "granary/testing/test_seed.h"
 #include "granary/testing/testdata.h"
 #include "granary/types/arrow_convert.h"
 
@@ -299,6 +304,89 @@ TEST(HistoricalFeatures, NoEntityRowsGiveAnEmptyTableWithAChunkPerColumn) {
     for (const auto& column : table->columns()) {
       ASSERT_GE(column->num_chunks(), 1);  // what arrow::Concatenate needs
       EXPECT_TRUE(arrow::Concatenate(column->chunks()).ok());
+    }
+  }
+}
+
+// Entity rows of several chunks (a file of several row groups), compacted: the same values in the
+// same chunks, each column one copy whose chunks share its buffers (counted once), and each column
+// taken whole without a copy; chunks of separate arrays are concatenated as before.
+TEST(EntityRows, CompactedChunksAreOneCopyTakenWholeWithoutAnother) {
+  const uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE(testing::SeedTrace(seed));
+  std::mt19937_64 rng(seed);
+  auto random_chunks = [&](int64_t n) {
+    std::vector<int64_t> cuts;
+    for (int64_t at = 0; at < n;) {
+      at += 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(n / 3 + 1));
+      if (at < n) cuts.push_back(at);
+    }
+    return cuts;
+  };
+  for (int round = 0; round < 10; ++round) {
+    const int64_t n = 1 + static_cast<int64_t>(rng() % 5000);
+    arrow::Int64Builder keys;
+    arrow::TimestampBuilder times(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                                  arrow::default_memory_pool());
+    arrow::StringBuilder names;
+    arrow::BooleanBuilder flags;
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_TRUE(keys.Append(static_cast<int64_t>(rng() % 100)).ok());
+      ASSERT_TRUE(times.Append(static_cast<int64_t>(rng() % 1'000'000'000)).ok());
+      ASSERT_TRUE(
+          (rng() % 5 == 0 ? names.AppendNull() : names.Append("n" + std::to_string(rng() % 1000)))
+              .ok());
+      ASSERT_TRUE((rng() % 7 == 0 ? flags.AppendNull() : flags.Append(rng() % 2 == 0)).ok());
+    }
+    // Chunks of separate arrays, as a file's row groups are read.
+    arrow::ChunkedArrayVector columns;
+    arrow::FieldVector fields;
+    const char* column_names[] = {"bay_id", "event_timestamp", "name", "flag"};
+    int c = 0;
+    for (arrow::ArrayBuilder* builder :
+         std::initializer_list<arrow::ArrayBuilder*>{&keys, &times, &names, &flags}) {
+      std::shared_ptr<arrow::Array> whole;
+      ASSERT_TRUE(builder->Finish(&whole).ok());
+      arrow::ArrayVector chunks;
+      int64_t at = 0;
+      std::vector<int64_t> cuts = random_chunks(n);
+      cuts.push_back(n);
+      for (int64_t cut : cuts) {
+        chunks.push_back(arrow::Concatenate({whole->Slice(at, cut - at)}).ValueOrDie());
+        at = cut;
+      }
+      columns.push_back(std::make_shared<arrow::ChunkedArray>(chunks, whole->type()));
+      fields.push_back(arrow::field(column_names[c++], whole->type()));
+    }
+    auto table = arrow::Table::Make(arrow::schema(fields), columns, n);
+    auto compact = CompactChunks(table);
+    ASSERT_TRUE(compact.ok()) << compact.status().ToString();
+    ASSERT_TRUE((*compact)->Equals(*table));
+    for (int i = 0; i < table->num_columns(); ++i) {
+      SCOPED_TRACE(column_names[i]);
+      const auto& before = *table->column(i);
+      const auto& after = *(*compact)->column(i);
+      ASSERT_EQ(after.num_chunks(), before.num_chunks());
+      for (int k = 0; k < before.num_chunks(); ++k) {
+        EXPECT_EQ(after.chunk(k)->length(), before.chunk(k)->length());
+      }
+      // One copy: the chunks share their buffers, counted once.
+      EXPECT_LE(arrow::util::TotalBufferSize(after), arrow::util::TotalBufferSize(before));
+      auto whole = CombinedChunks(after);
+      ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+      EXPECT_TRUE((*whole)->Equals(*arrow::Concatenate(before.chunks()).ValueOrDie()));
+      EXPECT_EQ((*whole)->null_count(),
+                arrow::Concatenate(before.chunks()).ValueOrDie()->null_count());
+      ASSERT_TRUE((*whole)->ValidateFull().ok());
+      // No copy: the range of the chunks' own buffers.
+      EXPECT_EQ((*whole)->data()->buffers, after.chunk(0)->data()->buffers);
+      // Separate arrays: concatenated, the same values.
+      auto concatenated = CombinedChunks(before);
+      ASSERT_TRUE(concatenated.ok());
+      EXPECT_TRUE((*concatenated)->Equals(**whole));
+      if (before.num_chunks() > 1) {
+        EXPECT_NE((*concatenated)->data()->buffers, before.chunk(0)->data()->buffers);
+      }
     }
   }
 }

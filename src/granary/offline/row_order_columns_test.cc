@@ -7,11 +7,14 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <numeric>
 #include <random>
 #include <string>
 #include <thread>
 
+#include "granary/common/temp_dir.h"
+#include "granary/offline/spilled_answers.h"
 #include "granary/testing/test_seed.h"
 
 namespace granary {
@@ -118,6 +121,37 @@ std::vector<Piece> CutIntoPieces(std::mt19937_64& rng,
   return pieces;
 }
 
+// A round's columns and their pieces: one round in eight of empty columns, one in four without
+// nulls.
+struct Round {
+  int64_t n = 0;
+  std::vector<std::shared_ptr<arrow::Array>> expected;
+  std::vector<Piece> pieces;
+};
+Round RandomRound(std::mt19937_64& rng) {
+  Round round;
+  round.n = rng() % 8 == 0 ? 0 : std::uniform_int_distribution<int64_t>(1, 3000)(rng);
+  const double null_rate = rng() % 4 == 0 ? 0.0 : 0.2;
+  round.expected = RandomColumns(rng, round.n, null_rate);
+  round.pieces = CutIntoPieces(rng, round.expected, round.n);
+  return round;
+}
+
+// Places `pieces` into `target` (RowOrderColumns or SpilledAnswers) from two threads, each
+// placing every other piece: placing is thread-safe.
+template <typename Target>
+void PlaceOnTwoThreads(const std::vector<Piece>& pieces, Target* target) {
+  auto place = [&](size_t first) {
+    for (size_t p = first; p < pieces.size(); p += 2) {
+      Status st = target->Place(*pieces[p].rows, pieces[p].values);
+      EXPECT_TRUE(st.ok()) << st.ToString();
+    }
+  };
+  std::thread other(place, 1);
+  place(0);
+  other.join();
+}
+
 TEST(RowOrderColumns, PiecesPlacedInAnyOrderGiveTheColumnsInRowOrder) {
   const uint64_t first_seed = testing::TestSeed();
   for (uint64_t round = 0; round < 40; ++round) {
@@ -126,22 +160,10 @@ TEST(RowOrderColumns, PiecesPlacedInAnyOrderGiveTheColumnsInRowOrder) {
     const uint64_t seed = first_seed + round;
     SCOPED_TRACE(testing::SeedTrace(seed));
     std::mt19937_64 rng(seed);
-    const int64_t n = rng() % 8 == 0 ? 0 : std::uniform_int_distribution<int64_t>(1, 3000)(rng);
-    const double null_rate = rng() % 4 == 0 ? 0.0 : 0.2;
-    const auto expected = RandomColumns(rng, n, null_rate);
-    const std::vector<Piece> pieces = CutIntoPieces(rng, expected, n);
+    const auto [n, expected, pieces] = RandomRound(rng);
     auto columns = RowOrderColumns::Make(TypesOf(expected), n);
     ASSERT_TRUE(columns.ok()) << columns.status().ToString();
-    // Two threads place every other piece: placing is thread-safe.
-    auto place = [&](size_t first) {
-      for (size_t p = first; p < pieces.size(); p += 2) {
-        Status st = (*columns)->Place(*pieces[p].rows, pieces[p].values);
-        EXPECT_TRUE(st.ok()) << st.ToString();
-      }
-    };
-    std::thread other(place, 1);
-    place(0);
-    other.join();
+    PlaceOnTwoThreads(pieces, columns->get());
     auto out = (*columns)->Finish();
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     ASSERT_EQ(out->size(), expected.size());
@@ -193,6 +215,110 @@ TEST(RowOrderColumns, APositionPlacedTwiceOrOutOfRangeOrNeverPlacedIsAnError) {
     EXPECT_NE(wrong_type.message().find("expected 1 of int64"), std::string::npos)
         << wrong_type.ToString();
   }
+}
+
+// SpilledAnswers: the same pieces, placed from two threads into ranges of random sizes with a
+// buffer that spills after every piece, after some, or never, give by range the columns
+// RowOrderColumns gives whole; the spill folder is gone after Emit.
+TEST(SpilledAnswers, PiecesSpilledByRangeGiveTheColumnsInRowOrder) {
+  const uint64_t first_seed = testing::TestSeed();
+  auto dir = TempDir::Make("granary_spilled_answers_").ValueOrDie();
+  for (uint64_t round = 0; round < 30; ++round) {
+    const uint64_t seed = first_seed + round;
+    SCOPED_TRACE(testing::SeedTrace(seed));
+    std::mt19937_64 rng(seed);
+    const auto [n, expected, pieces] = RandomRound(rng);
+    SpilledAnswersOptions options;
+    options.num_rows = n;
+    options.range_rows = std::uniform_int_distribution<int64_t>(1, n / 3 + 2)(rng);
+    const int64_t buffers[] = {0, 4096, int64_t{1} << 30};
+    options.buffer_bytes = buffers[rng() % 3];
+    options.spill_parent = dir.path();
+    SCOPED_TRACE(fmt::format("{} rows, ranges of {}, buffer {}", n, options.range_rows,
+                             options.buffer_bytes));
+    auto answers = SpilledAnswers::Make(TypesOf(expected), options);
+    ASSERT_TRUE(answers.ok()) << answers.status().ToString();
+    PlaceOnTwoThreads(pieces, answers->get());
+    if (options.buffer_bytes == 0 && n > 0) {
+      EXPECT_GT((*answers)->bytes_spilled(), 0);
+    }
+    if (options.buffer_bytes > (int64_t{1} << 20)) {
+      EXPECT_EQ((*answers)->bytes_spilled(), 0);
+    }
+    std::vector<arrow::ArrayVector> got(expected.size());
+    int64_t next = 0;
+    Status emitted = (*answers)->Emit(
+        [&](int64_t first_row, std::vector<std::shared_ptr<arrow::ChunkedArray>> columns) {
+          EXPECT_EQ(first_row, next);
+          EXPECT_EQ(columns.size(), expected.size());
+          const int64_t length = columns.empty() ? 0 : columns[0]->length();
+          EXPECT_EQ(length, std::min(options.range_rows, n - first_row));
+          for (size_t c = 0; c < columns.size() && c < got.size(); ++c) {
+            EXPECT_EQ(columns[c]->num_chunks(), 1);
+            EXPECT_EQ(columns[c]->length(), length);
+            for (const auto& chunk : columns[c]->chunks()) got[c].push_back(chunk);
+          }
+          next = first_row + length;
+          return Status::OK();
+        });
+    ASSERT_TRUE(emitted.ok()) << emitted.ToString();
+    EXPECT_EQ(next, n);
+    EXPECT_TRUE(std::filesystem::is_empty(dir.path())) << "the spill folder is left after Emit";
+    for (size_t c = 0; c < expected.size(); ++c) {
+      SCOPED_TRACE(fmt::format("column {} ({})", c, expected[c]->type()->ToString()));
+      if (n == 0) {
+        EXPECT_TRUE(got[c].empty());
+        continue;
+      }
+      auto column = arrow::Concatenate(got[c]).ValueOrDie();
+      ASSERT_TRUE(column->ValidateFull().ok());
+      EXPECT_TRUE(column->Equals(*expected[c])) << column->ToString() << "\nexpected\n"
+                                                << expected[c]->ToString();
+      EXPECT_EQ(column->null_count(), expected[c]->null_count());
+    }
+  }
+}
+
+TEST(SpilledAnswers, APositionPlacedTwiceOrOutOfRangeOrNeverPlacedIsAnError) {
+  auto dir = TempDir::Make("granary_spilled_answers_").ValueOrDie();
+  const auto type = std::vector<std::shared_ptr<arrow::DataType>>{arrow::int64()};
+  SpilledAnswersOptions options;
+  options.num_rows = 6;
+  options.range_rows = 4;
+  options.spill_parent = dir.path();
+  auto ignore = [](int64_t, std::vector<std::shared_ptr<arrow::ChunkedArray>>) {
+    return Status::OK();
+  };
+  {
+    auto answers = SpilledAnswers::Make(type, options).ValueOrDie();
+    ASSERT_TRUE(answers->Place(*Int64s({0, 5, 2, 1, 3}), {Int64s({10, 15, 12, 11, 13})}).ok());
+    ASSERT_TRUE(answers->Place(*Int64s({2, 4}), {Int64s({22, 14})}).ok());
+    Status twice = answers->Emit(ignore);
+    EXPECT_EQ(twice.code(), StatusCode::kInternal);
+    EXPECT_NE(twice.message().find("rows 0 to 4: RowOrderColumns: row position 2 placed twice"),
+              std::string::npos)
+        << twice.ToString();
+  }
+  {
+    auto answers = SpilledAnswers::Make(type, options).ValueOrDie();
+    ASSERT_TRUE(answers->Place(*Int64s({0, 1, 2, 3, 4}), {Int64s({10, 11, 12, 13, 14})}).ok());
+    std::vector<int64_t> firsts;
+    Status missing = answers->Emit([&](int64_t first, auto) {
+      firsts.push_back(first);
+      return Status::OK();
+    });
+    EXPECT_NE(missing.message().find("rows 4 to 6: RowOrderColumns: 1 of 2 row positions placed"),
+              std::string::npos)
+        << missing.ToString();
+    EXPECT_EQ(firsts, std::vector<int64_t>{0});
+  }
+  {
+    auto answers = SpilledAnswers::Make(type, options).ValueOrDie();
+    Status out_of_range = answers->Place(*Int64s({6}), {Int64s({16})});
+    EXPECT_NE(out_of_range.message().find("row position 6 of 6 rows"), std::string::npos)
+        << out_of_range.ToString();
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
 }  // namespace

@@ -60,7 +60,7 @@ Result<ReadResult> ReadSupportedColumns(const std::filesystem::path& path,
   fragment.path = path;
   int64_t total = 0, pruned = 0;
   GRANARY_RETURN_NOT_OK(PlanParquetFragment(request, &fragment, &total, &pruned));
-  out.metadata_rows = fragment.metadata->num_rows();
+  out.metadata_rows = fragment.num_rows;
   out.columns = request.columns;
   GRANARY_ASSIGN_OR_RAISE(auto reader, OpenFragment(fragment, request));
   while (true) {

@@ -210,9 +210,10 @@ std::map<std::string, std::optional<std::string>> HivePartitionValues(
 Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
                            int64_t* row_groups_total, int64_t* row_groups_pruned) {
   const std::string path = fragment->path.string();
+  std::shared_ptr<parquet::FileMetaData> metadata;
   try {
     auto reader = parquet::ParquetFileReader::OpenFile(path, /*memory_map=*/false);
-    fragment->metadata = reader->metadata();
+    metadata = reader->metadata();
   } catch (const std::exception& e) {
     std::error_code ec;
     if (!std::filesystem::exists(fragment->path, ec)) {
@@ -221,8 +222,18 @@ Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
     return Status::InvalidArgument(
         fmt::format("{} is not a readable Parquet file: {}", path, e.what()));
   }
-  const auto& meta = *fragment->metadata;
+  const auto& meta = *metadata;
   const auto* schema = meta.schema();
+  fragment->num_rows = meta.num_rows();
+  fragment->row_group_rows.clear();
+  for (int rg = 0; rg < meta.num_row_groups(); ++rg) {
+    fragment->row_group_rows.push_back(meta.RowGroup(rg)->num_rows());
+  }
+  {
+    uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
+    for (unsigned char c : meta.SerializeToString()) h = (h ^ c) * 0x100000001b3ULL;
+    fragment->footer_hash = h;
+  }
   // Leaves of the needed top-level columns, and the timestamp leaf.
   std::vector<int> leaves;
   int ts_leaf = -1;
@@ -322,11 +333,25 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
         std::make_shared<OwningReader>(nullptr, *reader, path));
   }
   try {
+    arrow::MemoryPool* pool = request.pool != nullptr ? request.pool : arrow::default_memory_pool();
+    parquet::ReaderProperties file_props(pool);
+    file_props.enable_buffered_stream();
+    // The footer is read again here rather than kept from planning (Fragment).
+    auto file_reader = parquet::ParquetFileReader::OpenFile(path, /*memory_map=*/false, file_props);
+    const std::shared_ptr<parquet::FileMetaData> metadata = file_reader->metadata();
+    if (metadata->num_row_groups() != static_cast<int>(fragment.row_group_rows.size()) ||
+        metadata->num_rows() != fragment.num_rows) {
+      return Status::IOError(fmt::format(
+          "{} changed while it was read: it has {} rows in {} row groups, {} in {} when the read "
+          "began; run again",
+          path, metadata->num_rows(), metadata->num_row_groups(), fragment.num_rows,
+          fragment.row_group_rows.size()));
+    }
     std::vector<int> leaves;
     {
       parquet::arrow::SchemaManifest manifest;
       auto st = parquet::arrow::SchemaManifest::Make(
-          fragment.metadata->schema(), fragment.metadata->key_value_metadata(),
+          metadata->schema(), metadata->key_value_metadata(),
           parquet::default_arrow_reader_properties(), &manifest);
       if (!st.ok()) {
         return Status::InvalidArgument(
@@ -340,7 +365,6 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
     }
     std::sort(leaves.begin(), leaves.end());
     leaves.erase(std::unique(leaves.begin(), leaves.end()), leaves.end());
-    arrow::MemoryPool* pool = request.pool != nullptr ? request.pool : arrow::default_memory_pool();
     parquet::ArrowReaderProperties props;
     props.set_batch_size(request.batch_rows);
     // No pre-buffering: it reads the column chunks of every requested row group into one cache
@@ -350,11 +374,9 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
     props.set_pre_buffer(false);
     props.set_use_threads(request.parquet_use_threads);
     props.set_coerce_int96_timestamp_unit(arrow::TimeUnit::MICRO);
-    parquet::ReaderProperties file_props(pool);
-    file_props.enable_buffered_stream();
     file_props.set_buffer_size(ParquetReadBufferBytes(leaves.size(), request.readers));
-    auto file_reader = parquet::ParquetFileReader::OpenFile(path, /*memory_map=*/false, file_props,
-                                                            fragment.metadata);
+    file_reader =
+        parquet::ParquetFileReader::OpenFile(path, /*memory_map=*/false, file_props, metadata);
     auto made = parquet::arrow::FileReader::Make(pool, std::move(file_reader), props);
     if (!made.ok()) {
       return Status::InvalidArgument(fmt::format("{}: cannot map its Parquet schema to Arrow: {}",
@@ -366,7 +388,7 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
       GRANARY_ASSIGN_OR_RAISE(
           DeletionVector dv,
           DeletionVector::Load(*fragment.deletion_vector, fragment.delta_table, fragment.path));
-      const int64_t rows = fragment.metadata->num_rows();
+      const int64_t rows = metadata->num_rows();
       if (!dv.empty() && dv.max() >= static_cast<uint64_t>(rows)) {
         return Status::Corruption(fmt::format(
             "the deletion vector of {} deletes row {} but the file has {} rows; the vector belongs "
@@ -381,9 +403,9 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
     }
     std::shared_ptr<arrow::RecordBatchReader> batches(std::move(*inner));
     if (deleted != nullptr) {
-      std::vector<int64_t> first_rows(fragment.metadata->num_row_groups() + 1, 0);
-      for (int rg = 0; rg < fragment.metadata->num_row_groups(); ++rg) {
-        first_rows[rg + 1] = first_rows[rg] + fragment.metadata->RowGroup(rg)->num_rows();
+      std::vector<int64_t> first_rows(metadata->num_row_groups() + 1, 0);
+      for (int rg = 0; rg < metadata->num_row_groups(); ++rg) {
+        first_rows[rg + 1] = first_rows[rg] + metadata->RowGroup(rg)->num_rows();
       }
       std::vector<DeletedRowsFilter::Span> spans;
       for (int rg : row_groups) {
@@ -424,11 +446,11 @@ std::vector<FragmentPrefetcher::Unit> FragmentPrefetcher::Units(
 
 int64_t FragmentPrefetcher::UnitRows(const Fragment& fragment, const Unit& unit) {
   if (fragment.format != FragmentFormat::kParquet || fragment.deletion_vector ||
-      fragment.metadata == nullptr) {
+      fragment.row_group_rows.empty()) {
     return -1;
   }
   int64_t rows = 0;
-  for (int rg : unit.row_groups) rows += fragment.metadata->RowGroup(rg)->num_rows();
+  for (int rg : unit.row_groups) rows += fragment.row_group_rows[rg];
   return rows;
 }
 

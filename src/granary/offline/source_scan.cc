@@ -184,7 +184,7 @@ uint64_t FeatureSourceScan::FilesFingerprint() const {
   for (const Fragment& fragment : impl_->fragments) {
     mix(fragment.path.string());
     for (int rg : fragment.row_groups) mix(std::to_string(rg));
-    if (fragment.metadata != nullptr) mix(fragment.metadata->SerializeToString());
+    if (fragment.footer_hash != 0) mix(std::to_string(fragment.footer_hash));
   }
   return h;
 }
@@ -406,7 +406,7 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
       Status st = PlanParquetFragment(impl->request, &fragment, &impl->stats.row_groups_total,
                                       &impl->stats.row_groups_pruned);
       if (!st.ok()) return st.WithContext(impl->what);
-      if (fragment.row_groups.empty() && fragment.metadata->num_row_groups() > 0) {
+      if (fragment.row_groups.empty() && !fragment.row_group_rows.empty()) {
         ++impl->stats.files_pruned;
         continue;
       }

@@ -33,6 +33,11 @@ Result<std::shared_ptr<arrow::Array>> SliceOf(const arrow::ChunkedArray& column,
   return *combined;
 }
 
+Status SpillFileError(const std::string& what, const std::string& path, const arrow::Status& st) {
+  return Status::IOError(
+      fmt::format("cannot {} spill file {}: {} (is the disk full?)", what, path, st.message()));
+}
+
 }  // namespace
 
 TrainingSetOutput::TrainingSetOutput(TrainingSetOutputOptions options)
@@ -63,7 +68,8 @@ int64_t TrainingSetOutput::BytesOf(
     const std::vector<std::shared_ptr<arrow::ChunkedArray>>& columns) {
   int64_t bytes = 0;
   for (const auto& column : columns) {
-    for (const auto& chunk : column->chunks()) bytes += arrow::util::TotalBufferSize(*chunk);
+    // Per column, so that a buffer its chunks share (slices of one array) counts once.
+    bytes += arrow::util::TotalBufferSize(*column);
   }
   return bytes;
 }
@@ -80,6 +86,7 @@ Result<OutputPlacement> TrainingSetOutput::Add(
     std::vector<std::shared_ptr<arrow::Field>> fields,
     std::vector<std::shared_ptr<arrow::ChunkedArray>> columns, OutputHold hold) {
   if (reading_) return Status::Internal("TrainingSetOutput::Add after Next");
+  if (open_ != nullptr) return Status::Internal("TrainingSetOutput::Add while a group is open");
   if (fields.size() != columns.size()) {
     return Status::Internal("TrainingSetOutput::Add: as many fields as columns");
   }
@@ -111,7 +118,9 @@ Result<OutputPlacement> TrainingSetOutput::Add(
   return placed;
 }
 
-Status TrainingSetOutput::Spill(size_t index) {
+Status TrainingSetOutput::OpenSpillFile(size_t index,
+                                        std::shared_ptr<arrow::io::FileOutputStream>* out,
+                                        std::shared_ptr<arrow::ipc::RecordBatchWriter>* writer) {
   Group& group = groups_[index];
   if (!spill_dir_) {
     GRANARY_ASSIGN_OR_RAISE(SpillFolder dir,
@@ -121,15 +130,22 @@ Status TrainingSetOutput::Spill(size_t index) {
   }
   group.file = spill_dir_->path() / fmt::format("columns-{:03}.arrows", index);
   const std::string path = group.file.string();
-  auto fail = [&](const std::string& what, const arrow::Status& st) {
-    return Status::IOError(
-        fmt::format("cannot {} spill file {}: {} (is the disk full?)", what, path, st.message()));
-  };
-  auto out = arrow::io::FileOutputStream::Open(path);
-  if (!out.ok()) return fail("create", out.status());
+  auto opened = arrow::io::FileOutputStream::Open(path);
+  if (!opened.ok()) return SpillFileError("create", path, opened.status());
+  auto made = arrow::ipc::MakeStreamWriter(*opened, arrow::schema(group.fields));
+  if (!made.ok()) return SpillFileError("start", path, made.status());
+  *out = *opened;
+  *writer = *made;
+  return Status::OK();
+}
+
+Status TrainingSetOutput::Spill(size_t index) {
+  Group& group = groups_[index];
+  std::shared_ptr<arrow::io::FileOutputStream> out;
+  std::shared_ptr<arrow::ipc::RecordBatchWriter> writer;
+  GRANARY_RETURN_NOT_OK(OpenSpillFile(index, &out, &writer));
+  const std::string path = group.file.string();
   auto schema = arrow::schema(group.fields);
-  auto writer = arrow::ipc::MakeStreamWriter(*out, schema);
-  if (!writer.ok()) return fail("start", writer.status());
   int64_t lo = 0;
   for (int64_t hi : cuts_) {
     GRANARY_RETURN_NOT_OK(CheckCancelled(options_.cancel, "writing the training set"));
@@ -138,17 +154,120 @@ Status TrainingSetOutput::Spill(size_t index) {
       GRANARY_ASSIGN_OR_RAISE(auto array, SliceOf(*column, lo, hi));
       arrays.push_back(std::move(array));
     }
-    auto st = (*writer)->WriteRecordBatch(*arrow::RecordBatch::Make(schema, hi - lo, arrays));
-    if (!st.ok()) return fail("write", st);
+    auto st = writer->WriteRecordBatch(*arrow::RecordBatch::Make(schema, hi - lo, arrays));
+    if (!st.ok()) return SpillFileError("write", path, st);
     lo = hi;
   }
-  if (auto st = (*writer)->Close(); !st.ok()) return fail("close", st);
-  if (auto st = (*out)->Close(); !st.ok()) return fail("close", st);
+  if (auto st = writer->Close(); !st.ok()) return SpillFileError("close", path, st);
+  if (auto st = out->Close(); !st.ok()) return SpillFileError("close", path, st);
   group.columns.clear();
   return Status::OK();
 }
 
+Status TrainingSetOutput::BeginSpilledGroup(std::vector<std::shared_ptr<arrow::Field>> fields) {
+  if (reading_) return Status::Internal("TrainingSetOutput::BeginSpilledGroup after Next");
+  if (open_ != nullptr) return Status::Internal("TrainingSetOutput: a spilled group is open");
+  groups_.push_back(Group{std::move(fields), {}});
+  auto open = std::make_unique<OpenGroup>();
+  open->schema = arrow::schema(groups_.back().fields);
+  open->pieces.resize(groups_.back().fields.size());
+  GRANARY_RETURN_NOT_OK(OpenSpillFile(groups_.size() - 1, &open->out, &open->writer));
+  open_ = std::move(open);
+  return Status::OK();
+}
+
+Status TrainingSetOutput::WriteOpenGroupBatch(int64_t end) {
+  OpenGroup& open = *open_;
+  const std::string path = groups_.back().file.string();
+  arrow::ArrayVector arrays;
+  for (auto& pieces : open.pieces) {
+    // The pieces buffered hold rows [written, appended); the batch ends at `end`.
+    int64_t at = open.written;
+    arrow::ArrayVector parts, rest;
+    for (auto& piece : pieces) {
+      const int64_t length = piece->length();
+      if (at >= end) {
+        rest.push_back(std::move(piece));
+      } else if (at + length <= end) {
+        parts.push_back(std::move(piece));
+      } else {
+        parts.push_back(piece->Slice(0, end - at));
+        rest.push_back(piece->Slice(end - at));
+      }
+      at += length;
+    }
+    pieces = std::move(rest);
+    std::shared_ptr<arrow::Array> array;
+    if (parts.size() == 1) {
+      array = std::move(parts.front());
+    } else {
+      auto combined = arrow::Concatenate(parts);
+      if (!combined.ok()) return Status::Internal(combined.status().ToString());
+      array = *combined;
+    }
+    arrays.push_back(std::move(array));
+  }
+  auto batch = arrow::RecordBatch::Make(open.schema, end - open.written, std::move(arrays));
+  auto bytes = arrow::util::ReferencedBufferSize(*batch);
+  if (bytes.ok()) open.bytes += *bytes;
+  if (auto st = open.writer->WriteRecordBatch(*batch); !st.ok()) {
+    return SpillFileError("write", path, st);
+  }
+  open.written = end;
+  return Status::OK();
+}
+
+Status TrainingSetOutput::AppendToSpilledGroup(std::vector<std::shared_ptr<arrow::Array>> columns) {
+  if (open_ == nullptr) return Status::Internal("TrainingSetOutput: no spilled group is open");
+  OpenGroup& open = *open_;
+  if (columns.size() != open.pieces.size()) {
+    return Status::Internal(fmt::format("TrainingSetOutput: {} columns appended to a group of {}",
+                                        columns.size(), open.pieces.size()));
+  }
+  const int64_t length = columns.empty() ? 0 : columns.front()->length();
+  for (size_t c = 0; c < columns.size(); ++c) {
+    const auto& field = open.schema->field(static_cast<int>(c));
+    if (columns[c]->length() != length || !columns[c]->type()->Equals(*field->type())) {
+      return Status::Internal(fmt::format(
+          "training set column '{}': a piece of {} values of {}, expected {} of {}", field->name(),
+          columns[c]->length(), columns[c]->type()->ToString(), length, field->type()->ToString()));
+    }
+  }
+  if (open.appended + length > options_.rows) {
+    return Status::Internal(fmt::format("training set group: {} rows appended of {}",
+                                        open.appended + length, options_.rows));
+  }
+  GRANARY_RETURN_NOT_OK(CheckCancelled(options_.cancel, "writing the training set"));
+  for (size_t c = 0; c < columns.size(); ++c) open.pieces[c].push_back(std::move(columns[c]));
+  open.appended += length;
+  // Every cut the appended rows reach ends a batch.
+  for (auto cut = cuts_.upper_bound(open.written); cut != cuts_.end() && *cut <= open.appended;
+       cut = cuts_.upper_bound(open.written)) {
+    GRANARY_RETURN_NOT_OK(WriteOpenGroupBatch(*cut));
+  }
+  return Status::OK();
+}
+
+Result<OutputPlacement> TrainingSetOutput::EndSpilledGroup() {
+  if (open_ == nullptr) return Status::Internal("TrainingSetOutput: no spilled group is open");
+  std::unique_ptr<OpenGroup> open = std::move(open_);
+  const std::string path = groups_.back().file.string();
+  if (open->appended != options_.rows || open->written != options_.rows) {
+    return Status::Internal(
+        fmt::format("training set group: {} rows appended of {}", open->appended, options_.rows));
+  }
+  if (auto st = open->writer->Close(); !st.ok()) return SpillFileError("close", path, st);
+  if (auto st = open->out->Close(); !st.ok()) return SpillFileError("close", path, st);
+  OutputPlacement placed;
+  placed.bytes = open->bytes;
+  placed.spilled = true;
+  placed.file = groups_.back().file;
+  spilled_bytes_ += placed.bytes;
+  return placed;
+}
+
 Result<std::shared_ptr<arrow::RecordBatch>> TrainingSetOutput::Next() {
+  if (open_ != nullptr) return Status::Internal("TrainingSetOutput::Next while a group is open");
   if (!reading_) {
     reading_ = true;
     schema_ = schema();

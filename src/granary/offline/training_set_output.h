@@ -37,13 +37,18 @@
 #include "granary/offline/spill_folder.h"
 
 namespace arrow {
+class Array;
 class ChunkedArray;
 class Field;
 class RecordBatch;
 class RecordBatchReader;
 class Schema;
 namespace io {
+class FileOutputStream;
 class ReadableFile;
+}  // namespace io
+namespace ipc {
+class RecordBatchWriter;
 }
 }  // namespace arrow
 
@@ -87,6 +92,16 @@ class TrainingSetOutput {
                               std::vector<std::shared_ptr<arrow::ChunkedArray>> columns,
                               OutputHold hold = OutputHold::kWithinLimit);
 
+  // A group of columns spilled as it is made, for a caller that never holds it whole (the window
+  // join's answers past its share of the budget): BeginSpilledGroup, then AppendToSpilledGroup
+  // with consecutive pieces of rows from row 0 (one array per field, all as long), then
+  // EndSpilledGroup once every row is appended (Internal error otherwise). The pieces are written
+  // cut at the same rows as Add's spill would cut the whole columns (so the file written is the
+  // same); at most one batch's rows (slice_rows) are buffered. Nothing else is added meanwhile.
+  Status BeginSpilledGroup(std::vector<std::shared_ptr<arrow::Field>> fields);
+  Status AppendToSpilledGroup(std::vector<std::shared_ptr<arrow::Array>> columns);
+  Result<OutputPlacement> EndSpilledGroup();
+
   int64_t held_bytes() const { return held_bytes_; }
   int64_t spilled_bytes() const { return spilled_bytes_; }
   int64_t rows() const { return options_.rows; }
@@ -101,6 +116,11 @@ class TrainingSetOutput {
  private:
   explicit TrainingSetOutput(TrainingSetOutputOptions options);
   Status Spill(size_t group);
+  // Creates the group's spill file and its Arrow IPC stream writer.
+  Status OpenSpillFile(size_t index, std::shared_ptr<arrow::io::FileOutputStream>* out,
+                       std::shared_ptr<arrow::ipc::RecordBatchWriter>* writer);
+  // Writes the open group's buffered pieces, rows [written, end), as one batch.
+  Status WriteOpenGroupBatch(int64_t end);
 
   // A group of columns: held (`columns`) or in a spill file read back in order.
   struct Group {
@@ -126,6 +146,18 @@ class TrainingSetOutput {
   int64_t next_row_ = 0;
   bool reading_ = false;
   bool let_go_ = false;  // the last Next() let go of chunks of held columns
+
+  // The group BeginSpilledGroup opened, until EndSpilledGroup.
+  struct OpenGroup {
+    std::shared_ptr<arrow::Schema> schema;
+    std::shared_ptr<arrow::io::FileOutputStream> out;
+    std::shared_ptr<arrow::ipc::RecordBatchWriter> writer;
+    std::vector<std::vector<std::shared_ptr<arrow::Array>>> pieces;  // per column, not written
+    int64_t written = 0;                                             // rows written
+    int64_t appended = 0;  // rows appended (written and buffered)
+    int64_t bytes = 0;
+  };
+  std::unique_ptr<OpenGroup> open_;
 };
 
 }  // namespace granary

@@ -1,7 +1,8 @@
 // TrainingSetOutput: a training set's columns held or spilled, handed out batch by batch, give
 // exactly the file the whole table gave (Parquet bytes over several row groups, CSV text; nulls,
-// strings, bools, lists, every width; entity and feature columns of several chunks), and leave
-// no spill file behind after the last batch, on cancellation or when abandoned.
+// strings, bools, lists, every width; entity and feature columns of several chunks; a group
+// spilled as it comes in pieces of any length), and leave no spill file behind after the last
+// batch, on cancellation or when abandoned.
 #include "granary/offline/training_set_output.h"
 
 #include <arrow/api.h>
@@ -9,9 +10,12 @@
 
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <random>
 
+#include "granary/common/temp_dir.h"
 #include "granary/offline/table_io.h"
+#include "granary/testing/test_seed.h"
 
 namespace granary {
 namespace {
@@ -126,11 +130,13 @@ std::shared_ptr<arrow::Table> WholeTable(const Columns& c, int64_t n) {
 // Adds every group (the first held, as the entity rows are) and writes the batches to `path`.
 // Returns the placements of the views' groups. `by_column`: each view's columns are added one
 // at a time and spilled whatever the limit (OutputHold::kSpill), as a join that gathers a view
-// in groups of columns hands them over.
+// in groups of columns hands them over. `pieces_seed` (when given): each view's columns are spilled
+// as they come, in pieces of consecutive rows of random lengths (BeginSpilledGroup), as the
+// window join hands out its answers.
 std::vector<OutputPlacement> WriteThrough(const Columns& c, int64_t n, int64_t hold_bytes,
                                           const std::filesystem::path& spill_parent,
-                                          const std::filesystem::path& path,
-                                          bool by_column = false) {
+                                          const std::filesystem::path& path, bool by_column = false,
+                                          std::optional<uint64_t> pieces_seed = std::nullopt) {
   TrainingSetOutputOptions options;
   options.rows = n;
   options.slice_rows = kTableFileRowGroupRows;
@@ -138,7 +144,28 @@ std::vector<OutputPlacement> WriteThrough(const Columns& c, int64_t n, int64_t h
   options.spill_parent = spill_parent;
   auto output = TrainingSetOutput::Make(options).ValueOrDie();
   std::vector<OutputPlacement> placed;
+  std::mt19937_64 rng(pieces_seed.value_or(0));
   for (size_t g = 0; g < c.fields.size(); ++g) {
+    if (pieces_seed && g > 0) {
+      EXPECT_TRUE(output->BeginSpilledGroup(c.fields[g]).ok());
+      for (int64_t at = 0; at < n;) {
+        // From a row to a few row groups long, ending anywhere.
+        const int64_t length = std::min<int64_t>(
+            n - at, rng() % 4 == 0 ? static_cast<int64_t>(rng() % 5) + 1
+                                   : static_cast<int64_t>(rng() % (2 * kTableFileRowGroupRows)));
+        arrow::ArrayVector piece;
+        for (const auto& column : c.columns[g]) {
+          piece.push_back(arrow::Concatenate(column->Slice(at, length)->chunks()).ValueOrDie());
+        }
+        Status st = output->AppendToSpilledGroup(std::move(piece));
+        EXPECT_TRUE(st.ok()) << st.ToString();
+        at += length;
+      }
+      auto where = output->EndSpilledGroup();
+      EXPECT_TRUE(where.ok()) << where.status().ToString();
+      if (where.ok()) placed.push_back(*where);
+      continue;
+    }
     if (by_column && g > 0) {
       for (size_t i = 0; i < c.fields[g].size(); ++i) {
         auto where = output->Add({c.fields[g][i]}, {c.columns[g][i]}, OutputHold::kSpill);
@@ -199,6 +226,21 @@ TEST(TrainingSetOutput, SpilledOrHeldTheParquetFileIsTheWholeTablesByteForByte) 
   EXPECT_GT(by_column.size(), spilled.size());
   for (const auto& p : by_column) EXPECT_TRUE(p.spilled);
   EXPECT_TRUE(Bytes(dir.path() / "by_column.parquet") == whole);
+
+  // Every view's columns spilled as they come, in pieces of random lengths.
+  const uint64_t first_pieces_seed = testing::TestSeed();
+  for (uint64_t round = 0; round < 3; ++round) {
+    const uint64_t pieces_seed = first_pieces_seed + round;
+    SCOPED_TRACE(testing::SeedTrace(pieces_seed));
+    auto in_pieces = WriteThrough(c, n, int64_t{1} << 40, spill, dir.path() / "pieces.parquet",
+                                  false, pieces_seed);
+    ASSERT_EQ(in_pieces.size(), spilled.size());
+    for (size_t g = 0; g < in_pieces.size(); ++g) {
+      EXPECT_TRUE(in_pieces[g].spilled);
+      EXPECT_GT(in_pieces[g].bytes, 0);
+    }
+    EXPECT_TRUE(Bytes(dir.path() / "pieces.parquet") == whole);
+  }
 
   // Some of each: room for the first view's columns beside the entity rows, not the second's.
   const int64_t entity_bytes = TrainingSetOutput::BytesOf(c.columns[0]);
@@ -342,6 +384,40 @@ TEST(TrainingSetOutput, AColumnOfAnotherLengthIsRefused) {
   EXPECT_FALSE(added.ok());
   EXPECT_NE(added.status().message().find("'rate' has 100 rows, not 99"), std::string::npos)
       << added.status().ToString();
+}
+
+TEST(TrainingSetOutput, ASpilledGroupOfTooFewOrTooManyRowsOrOtherTypesIsRefused) {
+  auto dir = TempDir::Make("granary-output-test-").ValueOrDie();
+  TrainingSetOutputOptions options;
+  options.rows = 10;
+  options.slice_rows = 4;
+  options.spill_parent = dir.path();
+  auto ints = [](int64_t length) {
+    arrow::Int64Builder b;
+    for (int64_t i = 0; i < length; ++i) EXPECT_TRUE(b.Append(i).ok());
+    return b.Finish().ValueOrDie();
+  };
+  auto output = TrainingSetOutput::Make(options).ValueOrDie();
+  ASSERT_TRUE(output->BeginSpilledGroup({arrow::field("x", arrow::int64())}).ok());
+  EXPECT_EQ(output
+                ->Add({arrow::field("y", arrow::int64())},
+                      {std::make_shared<arrow::ChunkedArray>(ints(10))})
+                .status()
+                .code(),
+            StatusCode::kInternal);
+  arrow::DoubleBuilder doubles;
+  ASSERT_TRUE(doubles.Append(1.5).ok());
+  Status wrong_type = output->AppendToSpilledGroup({doubles.Finish().ValueOrDie()});
+  EXPECT_NE(wrong_type.message().find("expected 1 of int64"), std::string::npos)
+      << wrong_type.ToString();
+  ASSERT_TRUE(output->AppendToSpilledGroup({ints(6)}).ok());
+  Status too_many = output->AppendToSpilledGroup({ints(5)});
+  EXPECT_NE(too_many.message().find("11 rows appended of 10"), std::string::npos)
+      << too_many.ToString();
+  auto too_few = output->EndSpilledGroup();
+  ASSERT_FALSE(too_few.ok());
+  EXPECT_NE(too_few.status().message().find("6 rows appended of 10"), std::string::npos)
+      << too_few.status().ToString();
 }
 
 TEST(TrainingSetOutput, AnEmptyTrainingSetHasNoBatches) {

@@ -20,6 +20,7 @@
 #include "granary/offline/partitioner.h"
 #include "granary/offline/row_order_columns.h"
 #include "granary/offline/source_inspector.h"
+#include "granary/offline/spilled_answers.h"
 #include "granary/offline/window_slices.h"
 #include "granary/types/arrow_convert.h"
 
@@ -347,17 +348,38 @@ struct ReadContext {
   int64_t num_rows;  // entity rows of the request
 };
 
-// One read of the events: the entity rows `row_batch` (the view's keys, the event time and
-// kRowColumn, their positions in the request) partitioned by key with the events `scan` returns,
+// Where the partitions' answers go: into one array per aggregation in the rows' order
+// (RowOrderColumns, made by the first read once its events are partitioned), or, when they are
+// more than the join may hold, spilled by ranges of rows (SpilledAnswers, made up front).
+struct Answers {
+  std::vector<std::shared_ptr<arrow::DataType>> types;
+  int64_t num_rows = 0;
+  std::unique_ptr<RowOrderColumns> held;
+  std::unique_ptr<SpilledAnswers> spilled;
+
+  Status Prepare() {
+    if (spilled != nullptr || held != nullptr) return Status::OK();
+    GRANARY_ASSIGN_OR_RAISE(held, RowOrderColumns::Make(types, num_rows));
+    return Status::OK();
+  }
+  Status Place(const arrow::Array& rows, const std::vector<std::shared_ptr<arrow::Array>>& values) {
+    return spilled != nullptr ? spilled->Place(rows, values) : held->Place(rows, values);
+  }
+};
+
+// One read of the events: the entity rows `row_batch` (the view's keys and the event time) with
+// their positions in the request (`positions`, int64; null: 0, 1, 2, ...) partitioned by key with
+// the events `scan` returns,
 // each partition aggregated and its answers put in their rows' slots of `answers` (made, for
 // every row of the request, once the first read's events are partitioned). The events'
 // partitioner holds up to `hold_bytes` (or the default, if larger) before it spills. Progress
 // counts the events after `counted_until` (the ones a slice before did not read). Adds to
 // `stats` (partitions: the most of any read; largest_partition_bytes: the largest).
 Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
+                     std::shared_ptr<arrow::Array> positions,
                      std::unique_ptr<FeatureSourceScan> scan, const ReadContext& context,
                      int64_t hold_bytes, const std::optional<Timestamp>& counted_until,
-                     std::unique_ptr<RowOrderColumns>& answers, WindowJoinStats* stats) {
+                     Answers& answers, WindowJoinStats* stats) {
   const FeatureView& view = context.view;
   const std::vector<std::string>& keys = context.keys;
   const std::vector<const Aggregation*>& aggregations = context.aggregations;
@@ -372,7 +394,9 @@ Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
   // bytes_estimated (Parquet's uncompressed size) was 9x under it at the seed's scale (small
   // integers Parquet run-length encodes), which made each partition 9x its share.
   const int64_t events_bytes = EventsArrowBytes(*scan);
-  const int64_t data_bytes = BatchBytes(*row_batch) + events_bytes;
+  const int64_t num_rows = row_batch->num_rows();
+  const int64_t data_bytes =
+      BatchBytes(*row_batch) + num_rows * static_cast<int64_t>(sizeof(int64_t)) + events_bytes;
   // At most 4 MiB each even under a large budget: a partition's keys, hashes, orders, sorted
   // copies and answers take several times its size while it is worked on (about 6x), and small
   // partitions keep that peak low at no cost in time (bench/aggregations: 16 MiB partitions
@@ -391,12 +415,39 @@ Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
   // sequential write and read, which is cheaper than holding a copy of the source in memory.
   part_options.memory_budget_bytes = std::min<int64_t>(budget / 4, int64_t{64} << 20);
   part_options.spill_parent = options.spill_dir;
+  auto row_schema =
+      row_batch->schema()->AddField(row_batch->num_columns(), arrow::field(kRowColumn, arrow::int64()));
+  if (!row_schema.ok()) return ArrowError(row_schema.status());
   GRANARY_ASSIGN_OR_RAISE(auto row_parts,
-                          EntityPartitioner::Make(row_batch->schema(), keys, part_options));
-  GRANARY_RETURN_NOT_OK(row_parts->Append(row_batch));
+                          EntityPartitioner::Make(*row_schema, keys, part_options));
+  // The rows go to the partitioner in pieces, each with its positions: partitioning a piece
+  // takes about 60 bytes a row for a moment (its hashes, partitions, order and sorted copy), so
+  // pieces of at most the budget's 64th part keep that within the join's share (at the seed's
+  // scale, all 3.65 M rows at once added 230 MiB for a second: the 64 MiB run's peak).
+  const int64_t piece_rows = std::max<int64_t>(int64_t{64} << 10, budget / 64);
+  for (int64_t lo = 0; lo < num_rows; lo += piece_rows) {
+    const int64_t length = std::min(piece_rows, num_rows - lo);
+    std::shared_ptr<arrow::Array> piece_positions;
+    if (positions != nullptr) {
+      piece_positions = positions->Slice(lo, length);
+    } else {
+      arrow::Int64Builder builder;
+      if (auto st = builder.Reserve(length); !st.ok()) return ArrowError(st);
+      for (int64_t i = lo; i < lo + length; ++i) builder.UnsafeAppend(i);
+      if (auto st = builder.Finish(&piece_positions); !st.ok()) return ArrowError(st);
+    }
+    arrow::ArrayVector columns = row_batch->Slice(lo, length)->columns();
+    columns.push_back(std::move(piece_positions));
+    GRANARY_RETURN_NOT_OK(
+        row_parts->Append(arrow::RecordBatch::Make(*row_schema, length, std::move(columns))));
+  }
   GRANARY_RETURN_NOT_OK(row_parts->Finish());
-  // The partitioner holds its own copies: the rows and their positions need not stay too.
+  // The partitioner holds its own copies: the rows and their positions need not stay too. What
+  // partitioning them freed (its hashes, partitions and order, 20 bytes a row, on this thread's
+  // heap: 84 MiB kept resident through the events' read at the seed's scale) goes back first.
   row_batch.reset();
+  positions.reset();
+  ReleaseFreedMemory();
   // The events' partitioner may hold what the plan gave them (a slice's, or all of them when
   // they fit) rather than spill past the default.
   part_options.memory_budget_bytes = std::max(part_options.memory_budget_bytes, hold_bytes);
@@ -415,17 +466,16 @@ Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
   stats->partitions = std::max(stats->partitions, partitions);
   stats->events_bytes_planned += events_bytes;
   scan.reset();
+  // What the read freed (its readers' buffers and batches, on this thread) goes back to the
+  // system before the aggregation's workers allocate in arenas of their own.
+  ReleaseFreedMemory();
   // Each partition's answers go straight to their rows' slots of one output array per
   // aggregation and are freed by the worker that computed them: the answers are held once, in
   // row order, never also in partition order (at the seed's scale 140 MiB of
   // bay_occupancy_windows' answers, plus an inverse permutation of 8 bytes a row, twice). Made
   // only now: made before the rows were partitioned, they took pages that partitioning had just
   // freed and kept them resident through the whole read (100 MiB more RSS at the seed's scale).
-  if (answers == nullptr) {
-    std::vector<std::shared_ptr<arrow::DataType>> types;
-    for (const Aggregation* a : aggregations) types.push_back(ToArrowType(*a->type));
-    GRANARY_ASSIGN_OR_RAISE(answers, RowOrderColumns::Make(std::move(types), context.num_rows));
-  }
+  GRANARY_RETURN_NOT_OK(answers.Prepare());
 
   std::atomic<int> next{0};
   std::atomic<int64_t> used{0};
@@ -453,7 +503,7 @@ Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
               PartitionResult result,
               AggregatePartition(*rows, *events, keys, aggregations, needed, view.granularity,
                                  &local_used, &local_with_events));
-          GRANARY_RETURN_NOT_OK(answers->Place(*result.rows, result.values));
+          GRANARY_RETURN_NOT_OK(answers.Place(*result.rows, result.values));
         }
         // The partition's buffered rows and events (and spill files) go as soon as it is done:
         // otherwise they stay until the end.
@@ -501,10 +551,24 @@ Result<std::unique_ptr<FeatureSourceScan>> OpenAggregationEventScan(const ViewSo
                                  EventScanOptions(source, needed));
 }
 
-Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
-    const arrow::RecordBatch& entities, const ViewSource& source,
-    const std::vector<std::string>& aggregation_names, const JoinOptions& options,
-    WindowJoinStats* stats) {
+namespace {
+
+// Bytes an answer of `type` takes in memory (strings and lists: a guess), its validity bit
+// included, for deciding whether the answers are held.
+double AnswerWidth(const arrow::DataType& type) {
+  if (type.id() == arrow::Type::BOOL) return 0.25;
+  const auto* fixed = dynamic_cast<const arrow::FixedWidthType*>(&type);
+  if (fixed != nullptr && type.id() != arrow::Type::DICTIONARY && fixed->bit_width() > 0) {
+    return fixed->bit_width() / 8.0 + 0.125;
+  }
+  return 16.125;
+}
+
+// The join, its answers into `answers` (types and rows filled in here; `spill_answers` past what
+// the join may hold: see WindowAggregationJoinInto).
+Status RunWindowJoin(const arrow::RecordBatch& entities, const ViewSource& source,
+                     const std::vector<std::string>& aggregation_names, const JoinOptions& options,
+                     bool spill_answers, Answers& answers, WindowJoinStats* stats) {
   const FeatureView& view = *source.view;
   std::vector<const Aggregation*> aggregations;
   Duration longest;
@@ -537,19 +601,40 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   if (stats == nullptr) stats = &local_stats;
   *stats = WindowJoinStats{};
 
-  // Entity rows with their positions.
+  // The entity rows (their positions are added as they are partitioned: AggregateRead).
   const int64_t n = entities.num_rows();
-  arrow::Int64Builder positions;
-  if (auto st = positions.Reserve(n); !st.ok()) return ArrowError(st);
-  for (int64_t i = 0; i < n; ++i) positions.UnsafeAppend(i);
-  std::shared_ptr<arrow::Array> position_array;
-  if (auto st = positions.Finish(&position_array); !st.ok()) return ArrowError(st);
-  auto with_rows = entities.AddColumn(entities.num_columns(), kRowColumn, position_array);
-  if (!with_rows.ok()) return ArrowError(with_rows.status());
-  std::shared_ptr<arrow::RecordBatch> row_batch = *with_rows;
-  position_array.reset();
+  std::shared_ptr<arrow::RecordBatch> row_batch =
+      arrow::RecordBatch::Make(entities.schema(), n, entities.columns());
 
-  std::unique_ptr<RowOrderColumns> answers;  // made by the first read (AggregateRead)
+  std::string answers_plan;  // said when the answers are spilled
+  answers.num_rows = n;
+  for (const Aggregation* a : aggregations) answers.types.push_back(ToArrowType(*a->type));
+  if (spill_answers) {
+    // Held in row order, the answers would take n times their widths whatever the partitions;
+    // past half the join's budget (the other half is the partitions being aggregated) they are
+    // spilled by ranges of rows instead, each range read back and handed out in turn. The
+    // buffer and a range (read back, then in order: its positions and twice its answers) take a
+    // quarter of the budget each.
+    double width = 0;
+    for (const auto& type : answers.types) width += AnswerWidth(*type);
+    const auto held_bytes = static_cast<int64_t>(width * static_cast<double>(n));
+    if (held_bytes > context.budget / 2) {
+      SpilledAnswersOptions spill_options;
+      spill_options.num_rows = n;
+      spill_options.buffer_bytes = context.budget / 4;
+      spill_options.range_rows = std::max<int64_t>(
+          4096, static_cast<int64_t>(static_cast<double>(context.budget / 4) / (8 + 2 * width)));
+      spill_options.spill_parent = options.spill_dir;
+      GRANARY_ASSIGN_OR_RAISE(answers.spilled,
+                              SpilledAnswers::Make(answers.types, std::move(spill_options)));
+      answers_plan = fmt::format(
+          "its answers ({:.0f} MiB in row order) are more than half the join's share of the memory "
+          "budget ({:.1f} MiB): spilled with their row positions by ranges of {} rows, then read "
+          "back and handed out one range at a time",
+          static_cast<double>(held_bytes) / (1 << 20),
+          static_cast<double>(context.budget / 2) / (1 << 20), spill_options.range_rows);
+    }
+  }
 
   // One read of the whole range, or time slices of the rows (window_slices.h), planned from the
   // events' Arrow size (as the partitions are) against half the join's budget: the other half
@@ -575,7 +660,7 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
   }
   stats->slice_bytes_planned = plan.slice_bytes;
   if (plan.slices.empty()) {
-    GRANARY_RETURN_NOT_OK(AggregateRead(std::move(row_batch), std::move(scan), context,
+    GRANARY_RETURN_NOT_OK(AggregateRead(std::move(row_batch), nullptr, std::move(scan), context,
                                         plan.hold_bytes, std::nullopt, answers, stats));
   } else {
     scan.reset();
@@ -588,18 +673,19 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
       GRANARY_ASSIGN_OR_RAISE(auto slice_scan,
                               FeatureSourceScan::Open(snapshot, *source.defs, view, slice_options));
       std::shared_ptr<arrow::RecordBatch> slice_rows = row_batch;
+      std::shared_ptr<arrow::Array> take_array;  // the slice's rows' positions
       if (plan.slices.size() > 1) {
         arrow::Int64Builder take;
         if (auto st = take.AppendValues(slice.rows); !st.ok()) return ArrowError(st);
         std::vector<int64_t>().swap(slice.rows);
-        std::shared_ptr<arrow::Array> take_array;
         if (auto st = take.Finish(&take_array); !st.ok()) return ArrowError(st);
         auto taken = arrow::compute::Take(row_batch, take_array);
         if (!taken.ok()) return ArrowError(taken.status());
         slice_rows = taken->record_batch();
       }
-      GRANARY_RETURN_NOT_OK(AggregateRead(std::move(slice_rows), std::move(slice_scan), context,
-                                          plan.hold_bytes, read_until, answers, stats));
+      GRANARY_RETURN_NOT_OK(AggregateRead(std::move(slice_rows), std::move(take_array),
+                                          std::move(slice_scan), context, plan.hold_bytes,
+                                          read_until, answers, stats));
       read_until = std::max(read_until.value_or(slice.end), slice.end);
     }
     stats->slices = static_cast<int>(plan.slices.size());
@@ -608,7 +694,59 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
     GRANARY_RETURN_NOT_OK(snapshot.CheckUnchanged(fmt::format("feature view '{}'", view.name)));
   }
   row_batch.reset();
-  return answers->Finish();
+  if (answers.spilled != nullptr) {
+    stats->answers_bytes_spilled = answers.spilled->bytes_spilled();
+    stats->bytes_spilled += stats->answers_bytes_spilled;
+    stats->plan = stats->plan.empty() ? answers_plan : stats->plan + "; " + answers_plan;
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
+    const arrow::RecordBatch& entities, const ViewSource& source,
+    const std::vector<std::string>& aggregations, const JoinOptions& options,
+    WindowJoinStats* stats) {
+  Answers answers;
+  GRANARY_RETURN_NOT_OK(RunWindowJoin(entities, source, aggregations, options,
+                                      /*spill_answers=*/false, answers, stats));
+  return answers.held->Finish();
+}
+
+Status WindowAggregationJoinInto(const arrow::RecordBatch& entities, const ViewSource& source,
+                                 const std::vector<std::string>& aggregations,
+                                 const JoinOptions& options, const WindowAnswersSink& sink,
+                                 WindowJoinStats* stats) {
+  WindowJoinStats local_stats;
+  if (stats == nullptr) stats = &local_stats;
+  Answers answers;
+  GRANARY_RETURN_NOT_OK(RunWindowJoin(entities, source, aggregations, options,
+                                      /*spill_answers=*/true, answers, stats));
+  auto pieces = [&](std::vector<std::shared_ptr<arrow::ChunkedArray>> columns) -> Status {
+    std::vector<std::shared_ptr<arrow::Array>> arrays;
+    for (auto& column : columns) {
+      if (column->num_chunks() != 1) return Status::Internal("answers of more than one chunk");
+      arrays.push_back(column->chunk(0));
+    }
+    columns.clear();
+    return sink(std::move(arrays));
+  };
+  if (answers.held != nullptr) {
+    GRANARY_ASSIGN_OR_RAISE(auto columns, answers.held->Finish());
+    answers.held.reset();
+    return pieces(std::move(columns));
+  }
+  Status emitted = answers.spilled->Emit(
+      [&](int64_t, std::vector<std::shared_ptr<arrow::ChunkedArray>> columns) -> Status {
+        GRANARY_RETURN_NOT_OK(CheckCancelled(options.cancel, "handing out the answers"));
+        GRANARY_RETURN_NOT_OK(pieces(std::move(columns)));
+        // The range's answers, handed over, go back now rather than after mimalloc's purge
+        // delay (5 s), which the ranges of a whole view take together.
+        ReleaseFreedMemory();
+        return Status::OK();
+      });
+  return emitted;
 }
 
 }  // namespace granary

@@ -20,10 +20,12 @@
 // the events, or a slice's, are planned to fit it (nothing spilled), else at most a quarter of
 // the budget (64 MiB at most) and spills the rest to Arrow IPC files, as the rows' partitioner
 // does. Each partition's answers are written straight into the output columns in the rows'
-// order (RowOrderColumns) and freed, so the answers are held once, whatever the slices. Not
-// thread-safe itself (it runs its own threads).
+// order (RowOrderColumns) and freed, so the answers are held once, whatever the slices; or, for
+// WindowAggregationJoinInto past half the budget, spilled by ranges of rows and handed out one
+// range at a time (SpilledAnswers). Not thread-safe itself (it runs its own threads).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +34,7 @@
 #include "granary/offline/pit_join.h"
 
 namespace arrow {
+class Array;
 class ChunkedArray;
 class RecordBatch;
 }  // namespace arrow
@@ -48,7 +51,9 @@ struct WindowJoinStats {
   // reads), and the Arrow bytes of the largest partition's entity rows and events as read back.
   int64_t events_bytes_planned = 0;
   int64_t largest_partition_bytes = 0;
-  int64_t bytes_spilled = 0;
+  int64_t bytes_spilled = 0;  // the partitioners' and the answers'
+  // Bytes of the answers spilled by WindowAggregationJoinInto (included in bytes_spilled).
+  int64_t answers_bytes_spilled = 0;
   // The events the slices were planned to hold at most (bytes; the whole range's for one read),
   // and what was decided and why, in words for the retrieval's summary (empty when the events
   // are within what a partitioner holds by default).
@@ -79,5 +84,23 @@ Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> WindowAggregationJoin(
     const arrow::RecordBatch& entities, const ViewSource& source,
     const std::vector<std::string>& aggregations, const JoinOptions& options,
     WindowJoinStats* stats);
+
+// Receives the answers of consecutive entity rows, from row 0 on: one array per aggregation, all
+// as long.
+using WindowAnswersSink = std::function<Status(std::vector<std::shared_ptr<arrow::Array>>)>;
+
+// WindowAggregationJoin's columns handed to `sink` in pieces of consecutive rows instead of
+// returned, for a caller that spills them anyway (the training set's output past its share of
+// the budget). When held in the rows' order the answers (the entity rows times the answers'
+// widths) would pass half the join's budget, they are not held: each partition's answers are
+// spilled with their row positions by ranges of rows (SpilledAnswers, under
+// options.spill_dir) and each range is read back, put in order and handed out in turn, so the
+// join holds a quarter of its budget of answers and one range at a time instead of all of them
+// (stats: answers_bytes_spilled, and the plan says so). Otherwise one piece of every row. The
+// values are WindowAggregationJoin's either way.
+Status WindowAggregationJoinInto(const arrow::RecordBatch& entities, const ViewSource& source,
+                                 const std::vector<std::string>& aggregations,
+                                 const JoinOptions& options, const WindowAnswersSink& sink,
+                                 WindowJoinStats* stats);
 
 }  // namespace granary

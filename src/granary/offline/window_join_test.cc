@@ -8,6 +8,7 @@
 #include <arrow/util/byte_size.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <random>
 
 #include "granary/aggregation/window_kernel.h"
@@ -50,6 +51,15 @@ struct Events {
   std::vector<int64_t> time, paid;
   std::vector<bool> card;
 };
+
+// Appends an event of `bay` at `time` (microseconds) paying a random amount, by card two times
+// in three.
+void AddEvent(Events* events, std::string bay, int64_t time, std::mt19937_64& rng) {
+  events->bay.push_back(std::move(bay));
+  events->time.push_back(time);
+  events->paid.push_back(static_cast<int64_t>(rng() % 1000));
+  events->card.push_back(rng() % 3 != 0);
+}
 
 // Writes `events` to dir/arrivals.parquet and loads kDefinitions over it (aggregation types
 // inferred from the file, validated).
@@ -128,10 +138,9 @@ class WindowJoinTest : public ::testing::Test {
     dir_ = std::make_unique<TempDir>(TempDir::Make("granary_window_join_").ValueOrDie());
     std::mt19937_64 rng(42);
     for (int i = 0; i < 200'000; ++i) {
-      events_.bay.push_back("bay-" + std::to_string(rng() % 500));
-      events_.time.push_back(static_cast<int64_t>(rng() % (48 * 6)) * kHour / 6);
-      events_.paid.push_back(static_cast<int64_t>(rng() % 1000));
-      events_.card.push_back(rng() % 3 != 0);
+      std::string bay = "bay-" + std::to_string(rng() % 500);
+      const int64_t time = static_cast<int64_t>(rng() % (48 * 6)) * kHour / 6;
+      AddEvent(&events_, std::move(bay), time, rng);
     }
     defs_ = WriteEventsAndLoad(events_, dir_->path());
 
@@ -267,12 +276,11 @@ TEST(WindowJoinSlices, TimeSlicesGiveTheAnswersOfOneReadAndFollowTheBudget) {
   constexpr int64_t kDays = 30;
   Events events;
   for (int i = 0; i < 60'000; ++i) {
-    events.bay.push_back("bay-" + std::to_string(rng() % 300));
+    std::string bay = "bay-" + std::to_string(rng() % 300);
     const int64_t minute = static_cast<int64_t>(rng() % (kDays * 24 * 60));
     // A quarter on the hour: the instants where windows start and where rows below sit.
-    events.time.push_back((rng() % 4 == 0 ? minute / 60 * 60 : minute) * kHour / 60);
-    events.paid.push_back(static_cast<int64_t>(rng() % 1000));
-    events.card.push_back(rng() % 3 != 0);
+    const int64_t time = (rng() % 4 == 0 ? minute / 60 * 60 : minute) * kHour / 60;
+    AddEvent(&events, std::move(bay), time, rng);
   }
   const Definitions defs = WriteEventsAndLoad(events, dir.path());
 
@@ -344,6 +352,120 @@ TEST(WindowJoinSlices, TimeSlicesGiveTheAnswersOfOneReadAndFollowTheBudget) {
   }
 
   ExpectBruteForceAnswers(*one, rows, events, 3);
+}
+
+// Answers past half the join's budget, handed out by WindowAggregationJoinInto: spilled with their
+// row positions by ranges of rows and handed out range by range, they are the answers
+// WindowAggregationJoin holds in row order; under a large budget they are held and handed out in
+// one piece. Through the historical retrieval (the output spilled, the view of aggregations only)
+// the training set is the one of a budget that holds everything, and a brute-force rescan's.
+TEST(WindowJoinAnswers, AnswersSpilledByRowRangeEqualTheHeldAnswers) {
+  const uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE(testing::SeedTrace(seed));
+  std::mt19937_64 rng(seed);
+  auto dir = TempDir::Make("granary_window_answers_").ValueOrDie();
+  Events events;
+  for (int i = 0; i < 100'000; ++i) {
+    std::string bay = "bay-" + std::to_string(rng() % 800);
+    AddEvent(&events, std::move(bay), static_cast<int64_t>(rng() % (72 * 60)) * kHour / 60, rng);
+  }
+  const Definitions defs = WriteEventsAndLoad(events, dir.path());
+  // 3 answers of 8 bytes and their validity: about 1 MiB for 40,000 rows, past half of a 1 MiB
+  // budget.
+  std::vector<std::pair<std::string, int64_t>> rows;
+  arrow::StringBuilder rows_bay;
+  arrow::TimestampBuilder rows_time(TimeType(), arrow::default_memory_pool());
+  const int64_t n = 40'000 + static_cast<int64_t>(rng() % 5000);
+  for (int64_t i = 0; i < n; ++i) {
+    rows.emplace_back("bay-" + std::to_string(rng() % 850),
+                      static_cast<int64_t>(rng() % (74 * 60)) * kHour / 60);
+    ASSERT_TRUE(rows_bay.Append(rows.back().first).ok());
+    ASSERT_TRUE(rows_time.Append(rows.back().second).ok());
+  }
+  auto entities =
+      arrow::Table::Make(arrow::schema({arrow::field("bay_id", arrow::utf8()),
+                                        arrow::field("event_timestamp", TimeType())}),
+                         {rows_bay.Finish().ValueOrDie(), rows_time.Finish().ValueOrDie()});
+  const std::vector<std::string> names = {"arrivals_3h", "paid_3h", "last_paid_1d"};
+  const FeatureView* view = defs.FindFeatureView("bay_agg");
+  ASSERT_NE(view, nullptr);
+  auto batch = entities->CombineChunksToBatch().ValueOrDie();
+  const ViewSource source{dir.path(), &defs, view, {}};
+
+  JoinOptions large;
+  large.memory_budget_bytes = int64_t{1} << 30;
+  large.threads = 1;
+  large.spill_dir = dir.path();
+  auto held = WindowAggregationJoin(*batch, source, names, large, nullptr);
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+
+  for (int64_t budget : {int64_t{1} << 20, int64_t{1} << 30}) {
+    SCOPED_TRACE(::testing::Message() << "budget " << budget);
+    JoinOptions options = large;
+    options.memory_budget_bytes = budget;
+    options.threads = 2;
+    std::vector<arrow::ArrayVector> pieces(names.size());
+    int calls = 0;
+    WindowJoinStats stats;
+    Status st = WindowAggregationJoinInto(
+        *batch, source, names, options,
+        [&](std::vector<std::shared_ptr<arrow::Array>> columns) {
+          ++calls;
+          if (columns.size() != names.size()) return Status::Internal("columns missing");
+          for (size_t c = 0; c < columns.size(); ++c) pieces[c].push_back(columns[c]);
+          return Status::OK();
+        },
+        &stats);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    if (budget < (int64_t{1} << 30)) {
+      EXPECT_GT(calls, 1);
+      EXPECT_GT(stats.answers_bytes_spilled, 0);
+      EXPECT_GE(stats.bytes_spilled, stats.answers_bytes_spilled);
+      EXPECT_NE(stats.plan.find("spilled with their row positions by ranges of"), std::string::npos)
+          << stats.plan;
+    } else {
+      EXPECT_EQ(calls, 1);
+      EXPECT_EQ(stats.answers_bytes_spilled, 0);
+      EXPECT_EQ(stats.plan.find("row positions"), std::string::npos) << stats.plan;
+    }
+    for (size_t c = 0; c < names.size(); ++c) {
+      auto column = arrow::Concatenate(pieces[c]).ValueOrDie();
+      ASSERT_TRUE(column->ValidateFull().ok());
+      EXPECT_TRUE(column->Equals(*(*held)[c]->chunk(0))) << names[c];
+    }
+  }
+  // Nothing of the answers' spill is left.
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_EQ(entry.path().filename().string().rfind("granary-", 0), std::string::npos)
+        << entry.path();
+  }
+
+  HistoricalRequest request;
+  request.entities = entities;
+  request.features = {
+      {"bay_agg", "arrivals_3h"}, {"bay_agg", "paid_3h"}, {"bay_agg", "last_paid_1d"}};
+  auto retrieve = [&](int64_t budget, HistoricalStats* stats) {
+    HistoricalJoinOptions options;
+    options.memory_budget_bytes = budget;
+    options.threads = 2;
+    options.spill_dir = dir.path();
+    auto result = JoinHistoricalFeatures(dir.path(), defs, request, options, stats);
+    EXPECT_TRUE(result.ok()) << result.status().ToString();
+    return result.ok() ? *result : nullptr;
+  };
+  HistoricalStats whole_stats, spilled_stats;
+  auto whole = retrieve(int64_t{1} << 30, &whole_stats);
+  auto spilled = retrieve(int64_t{1} << 20, &spilled_stats);
+  ASSERT_NE(whole, nullptr);
+  ASSERT_NE(spilled, nullptr);
+  EXPECT_FALSE(whole_stats.views[0].output_spilled);
+  EXPECT_TRUE(spilled_stats.views[0].output_spilled);
+  EXPECT_NE(spilled_stats.views[0].join.plan.find("spilled with their row positions"),
+            std::string::npos)
+      << spilled_stats.views[0].join.plan;
+  EXPECT_EQ(spilled_stats.views[0].rows_with_events, whole_stats.views[0].rows_with_events);
+  EXPECT_TRUE(whole->Equals(*spilled));
+  ExpectBruteForceAnswers(*spilled, rows, events, 97);
 }
 
 }  // namespace
