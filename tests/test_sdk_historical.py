@@ -339,6 +339,20 @@ def test_streaming_forms_check_the_request_up_front(offline_store, parking_repo,
     assert not (tmp_path / "x.parquet").exists() and not (tmp_path / "x.json").exists()
 
 
+def calls_that_spill(offline_store, entities, spill, tmp_path):
+    """Every SDK call that takes spill_dir: the training set in each form, and a materialization."""
+    return (
+        lambda: offline_store.get_historical_features(
+            entities, feature_service="customer_risk_v1", spill_dir=spill),
+        lambda: offline_store.write_historical_features(
+            entities, feature_service="customer_risk_v1", spill_dir=spill,
+            path=tmp_path / "train.parquet"),
+        lambda: list(offline_store.stream_historical_features(
+            entities, feature_service="customer_risk_v1", spill_dir=spill)),
+        lambda: offline_store.materialize_incremental(
+            end_date=dt.datetime.now(dt.timezone.utc), spill_dir=spill))
+
+
 def test_spill_folders_killed_runs_left_are_removed_live_ones_kept(offline_store, parking_repo,
                                                                   tmp_path):
     # What a run killed outright leaves (a spill folder whose lock file nobody holds) goes before
@@ -359,16 +373,7 @@ def test_spill_folders_killed_runs_left_are_removed_live_ones_kept(offline_store
     try:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         entities = labels(parking_repo)
-        for call in (
-                lambda: offline_store.get_historical_features(
-                    entities, feature_service="customer_risk_v1", spill_dir=spill),
-                lambda: offline_store.write_historical_features(
-                    entities, feature_service="customer_risk_v1", spill_dir=spill,
-                    path=tmp_path / "train.parquet"),
-                lambda: list(offline_store.stream_historical_features(
-                    entities, feature_service="customer_risk_v1", spill_dir=spill)),
-                lambda: offline_store.materialize_incremental(
-                    end_date=dt.datetime.now(dt.timezone.utc), spill_dir=spill)):
+        for call in calls_that_spill(offline_store, entities, spill, tmp_path):
             dead = [make("granary-spill-Dead01"), make("granary-output-Dead02")]
             with pytest.warns(granary.GranaryWarning) as caught:
                 call()
@@ -390,14 +395,7 @@ def test_a_spill_dir_that_is_not_a_writable_folder_is_refused_before_any_work(of
     (tmp_path / "a-file").write_text("")
     for where, error, says in [(tmp_path / "gone", FileNotFoundError, "no such folder"),
                                (tmp_path / "a-file", NotADirectoryError, "not a folder")]:
-        for call in (
-                lambda: offline_store.get_historical_features(
-                    entities, feature_service="customer_risk_v1", spill_dir=where),
-                lambda: offline_store.write_historical_features(
-                    entities, feature_service="customer_risk_v1", spill_dir=where,
-                    path=tmp_path / "train.parquet"),
-                lambda: offline_store.materialize_incremental(
-                    end_date=dt.datetime.now(dt.timezone.utc), spill_dir=where)):
+        for call in calls_that_spill(offline_store, entities, where, tmp_path):
             with pytest.raises(error, match=f"spill_dir {where}: {says}"):
                 call()
     assert not (tmp_path / "train.parquet").exists()
