@@ -227,7 +227,12 @@ TEST(SpilledAnswers, PiecesSpilledByRangeGiveTheColumnsInRowOrder) {
     const uint64_t seed = first_seed + round;
     SCOPED_TRACE(testing::SeedTrace(seed));
     std::mt19937_64 rng(seed);
-    const auto [n, expected, pieces] = RandomRound(rng);
+    // Not a structured binding: the lambda below uses n and expected (clang 14, which the
+    // TSan and fuzz builds use, cannot capture bindings).
+    const Round round_data = RandomRound(rng);
+    const int64_t n = round_data.n;
+    const auto& expected = round_data.expected;
+    const auto& pieces = round_data.pieces;
     SpilledAnswersOptions options;
     options.num_rows = n;
     options.range_rows = std::uniform_int_distribution<int64_t>(1, n / 3 + 2)(rng);
