@@ -18,9 +18,10 @@ CLI::Option* AddSpillDirOption(CLI::App* cmd, std::string* spill_dir) {
         std::error_code ec;
         const auto status = std::filesystem::status(dir, ec);
         if (!std::filesystem::exists(status)) {
-          return fmt::format("{}: no such folder; create it (mkdir -p {}) or leave --spill-dir "
-                             "out to spill under $TMPDIR or /tmp",
-                             dir, dir);
+          return fmt::format(
+              "{}: no such folder; create it (mkdir -p {}) or leave --spill-dir "
+              "out to spill under $TMPDIR or /tmp",
+              dir, dir);
         }
         if (!std::filesystem::is_directory(status)) {
           return fmt::format("{}: not a folder; name a folder with room for the spilled data", dir);

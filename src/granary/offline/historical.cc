@@ -332,8 +332,7 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     if (plain.empty() && n > 0 && output->held_bytes() + least_output > hold_bytes) {
       entity_side.Clear();  // the window join needs the memory
       const Duration longest = LongestWindow(view, aggregated);
-      ViewSource source{repo_root, &defs, &view,
-                        WindowScanOptions(view, longest, *min_t, *max_t)};
+      ViewSource source{repo_root, &defs, &view, WindowScanOptions(view, longest, *min_t, *max_t)};
       const int64_t held_before = output->held_bytes();
       arrow::FieldVector fields;
       for (size_t f = 0; f < group.features.size(); ++f) {
@@ -379,8 +378,7 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     if (!aggregated.empty()) {
       entity_side.Clear();  // the window join needs the memory
       const Duration longest = LongestWindow(view, aggregated);
-      ViewSource source{repo_root, &defs, &view,
-                        WindowScanOptions(view, longest, *min_t, *max_t)};
+      ViewSource source{repo_root, &defs, &view, WindowScanOptions(view, longest, *min_t, *max_t)};
       WindowJoinStats window_stats;
       GRANARY_ASSIGN_OR_RAISE(auto columns, WindowAggregationJoin(*entity_batch, source, aggregated,
                                                                   join_options, &window_stats));

@@ -16,7 +16,8 @@ Result<std::unique_ptr<ScatteredColumn>> ScatteredColumn::Make(
   column->width_ = type->id() == arrow::Type::BOOL ? 0 : type->byte_width();
   column->type_ = std::move(type);
   column->rows_ = rows;
-  if (chunk_rows > 0 && chunk_rows < rows && std::has_single_bit(static_cast<uint64_t>(chunk_rows))) {
+  if (chunk_rows > 0 && chunk_rows < rows &&
+      std::has_single_bit(static_cast<uint64_t>(chunk_rows))) {
     column->chunk_shift_ = std::countr_zero(static_cast<uint64_t>(chunk_rows));
     column->chunk_mask_ = chunk_rows - 1;
   } else {

@@ -128,7 +128,7 @@ class TrainingSetOutput {
     // Held; empty once spilled. Next() lets go of each chunk once its batches are out.
     std::vector<std::shared_ptr<arrow::ChunkedArray>> columns;
     std::vector<int64_t> first_rows;  // the row each held column now starts at (Next())
-    std::filesystem::path file;                                 // spilled
+    std::filesystem::path file;       // spilled
     std::shared_ptr<arrow::io::ReadableFile> in;
     std::shared_ptr<arrow::RecordBatchReader> reader;
     std::shared_ptr<arrow::RecordBatch> batch;  // the spilled rows [batch_start, batch_end)

@@ -415,11 +415,10 @@ Status AggregateRead(std::shared_ptr<arrow::RecordBatch> row_batch,
   // sequential write and read, which is cheaper than holding a copy of the source in memory.
   part_options.memory_budget_bytes = std::min<int64_t>(budget / 4, int64_t{64} << 20);
   part_options.spill_parent = options.spill_dir;
-  auto row_schema =
-      row_batch->schema()->AddField(row_batch->num_columns(), arrow::field(kRowColumn, arrow::int64()));
+  auto row_schema = row_batch->schema()->AddField(row_batch->num_columns(),
+                                                  arrow::field(kRowColumn, arrow::int64()));
   if (!row_schema.ok()) return ArrowError(row_schema.status());
-  GRANARY_ASSIGN_OR_RAISE(auto row_parts,
-                          EntityPartitioner::Make(*row_schema, keys, part_options));
+  GRANARY_ASSIGN_OR_RAISE(auto row_parts, EntityPartitioner::Make(*row_schema, keys, part_options));
   // The rows go to the partitioner in pieces, each with its positions: partitioning a piece
   // takes about 60 bytes a row for a moment (its hashes, partitions, order and sorted copy), so
   // pieces of at most the budget's 64th part keep that within the join's share (at the seed's

@@ -556,7 +556,7 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
   Mutex mu_;
   SortBuffer buffer_ GUARDED_BY(mu_);
   bool writing_run_ GUARDED_BY(mu_) = false;  // a full buffer is being sorted and written
-  CondVar run_written_;                         // writing_run_ went false
+  CondVar run_written_;                       // writing_run_ went false
   // Entries the largest full buffer held: the next buffers reserve as many, so that the entries
   // are not reallocated (and copied) while the buffer fills.
   size_t entries_per_buffer_ GUARDED_BY(mu_) = 0;
