@@ -1,0 +1,222 @@
+// The join's parts on their own: the gather's chunked columns (ScatteredColumn), the streaming
+// match on several threads (StreamingMatcher), the partitioner's spill folder and order, and key
+// hashing across integer widths. The whole join against its oracle is in pit_join_test.cc.
+#include <arrow/api.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+
+#include "granary/common/temp_dir.h"
+#include "granary/offline/key_hash.h"
+#include "granary/offline/partitioner.h"
+#include "granary/offline/pit_gather.h"
+#include "granary/offline/pit_join.h"
+#include "granary/offline/pit_stream.h"
+#include "granary/testing/test_seed.h"
+
+namespace granary {
+namespace {
+
+constexpr int64_t kMinute = 60'000'000;
+constexpr int64_t kBase = 1'700'000'000'000'000;  // 2023-11-14, in microseconds
+TEST(ScatteredColumn, InChunksHoldsTheSameValuesAsInOne) {
+  // 21 entity rows; the source's rows at read positions 100.. (a null at 103), chosen by rows
+  // in a shuffled order, some rows choosing none.
+  const int64_t rows = 21;
+  std::vector<ChosenRow> chosen;
+  for (int64_t i = 0; i < 15; ++i) chosen.push_back({100 + i, (i * 8) % rows});
+  arrow::DoubleBuilder doubles;
+  arrow::BooleanBuilder bools;
+  for (int64_t i = 0; i < 15; ++i) {
+    if (i == 3) {
+      ASSERT_TRUE(doubles.AppendNull().ok());
+      ASSERT_TRUE(bools.AppendNull().ok());
+    } else {
+      ASSERT_TRUE(doubles.Append(0.5 * static_cast<double>(i)).ok());
+      ASSERT_TRUE(bools.Append(i % 3 == 0).ok());
+    }
+  }
+  const std::vector<std::shared_ptr<arrow::Array>> sources{doubles.Finish().ValueOrDie(),
+                                                           bools.Finish().ValueOrDie()};
+  for (const auto& source : sources) {
+    SCOPED_TRACE(source->type()->ToString());
+    std::shared_ptr<arrow::Array> whole;
+    for (int64_t chunk_rows : {int64_t{0}, int64_t{4}, int64_t{8}, int64_t{6}, int64_t{32}}) {
+      auto column = ScatteredColumn::Make(source->type(), rows, chunk_rows).ValueOrDie();
+      // In two calls, as two batches would be.
+      column->Put(*source->data(), 100, chosen.data(), chosen.data() + 9);
+      column->Put(*source->Slice(9)->data(), 109, chosen.data() + 9, chosen.data() + 15);
+      auto out = column->Finish();
+      ASSERT_EQ(out->length(), rows);
+      // Powers of two below the row count make chunks of that size; others one chunk.
+      const int expected_chunks = chunk_rows == 4 ? 6 : chunk_rows == 8 ? 3 : 1;
+      ASSERT_EQ(out->num_chunks(), expected_chunks) << "chunks of " << chunk_rows;
+      auto combined = arrow::Concatenate(out->chunks()).ValueOrDie();
+      if (whole == nullptr) {
+        whole = combined;
+        for (int64_t i = 0; i < 15; ++i) {
+          const int64_t row = (i * 8) % rows;
+          ASSERT_EQ(whole->IsValid(row), i != 3) << "entity row " << row;
+        }
+        ASSERT_EQ(whole->null_count(), rows - 14);
+        continue;
+      }
+      ASSERT_TRUE(combined->Equals(*whole)) << "chunks of " << chunk_rows << ": "
+                                            << combined->ToString() << " vs " << whole->ToString();
+    }
+  }
+}
+
+TEST(StreamingMatcher, ChoosesTheSameRowsOnOneTwoAndThreeThreads) {
+  // Enough entity rows (100,000) that the entity side is sorted in hash ranges on each thread;
+  // batches large enough that Offer splits them over the threads. The sort-and-sweep engine
+  // (MatchPointInTime) is the reference.
+  const uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE(testing::SeedTrace(seed));
+  std::mt19937_64 rng(seed);
+  auto uniform = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  auto int64s = [](const std::vector<int64_t>& v) {
+    arrow::Int64Builder b;
+    EXPECT_TRUE(b.AppendValues(v).ok());
+    return b.Finish().ValueOrDie();
+  };
+  auto times = [](const std::vector<int64_t>& v) {
+    arrow::TimestampBuilder b(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                              arrow::default_memory_pool());
+    EXPECT_TRUE(b.AppendValues(v).ok());
+    return b.Finish().ValueOrDie();
+  };
+  constexpr int64_t kEntities = 100'000, kKeys = 20'000, kBatch = 50'000, kBatches = 6;
+  std::vector<int64_t> e_key(kEntities), e_ts(kEntities);
+  for (int64_t i = 0; i < kEntities; ++i) {
+    e_key[i] = uniform(0, kKeys);
+    e_ts[i] = kBase + uniform(0, 1000) * kMinute;
+  }
+  auto entity_key_array = int64s(e_key);
+  auto entity_ts = times(e_ts);
+  auto entity_keys = KeyColumns::Make({entity_key_array}).ValueOrDie();
+  std::vector<std::shared_ptr<arrow::Array>> f_keys, f_ts, f_created;
+  std::vector<KeyColumns> f_key_columns;
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<int64_t> key(kBatch), ts(kBatch), created(kBatch);
+    for (int64_t i = 0; i < kBatch; ++i) {
+      key[i] = uniform(0, kKeys);
+      ts[i] = kBase + uniform(0, 1000) * kMinute;  // ties within a key: read order decides
+      created[i] = ts[i] + uniform(0, 5) * kMinute;
+    }
+    f_keys.push_back(int64s(key));
+    f_ts.push_back(times(ts));
+    f_created.push_back(times(created));
+    f_key_columns.push_back(KeyColumns::Make({f_keys.back()}).ValueOrDie());
+  }
+  const Duration ttl = Duration::Minutes(200);
+  std::vector<FeatureRowsView> views;
+  for (int b = 0; b < kBatches; ++b) {
+    views.push_back({&f_key_columns[b], f_ts[b].get(), f_created[b].get(), b * kBatch, nullptr});
+  }
+  auto reference = MatchPointInTime(entity_keys, *entity_ts, views, ttl,
+                                    /*created_timestamp_cutoff=*/false, /*threads=*/1);
+  ASSERT_TRUE(reference.ok()) << reference.status().ToString();
+  int64_t matched = 0;
+  for (const ChosenRow& r : *reference) matched += r.index >= 0;
+  ASSERT_GT(matched, kEntities / 2);  // the case exercises matching, not only misses
+  for (int threads : {1, 2, 3}) {
+    SCOPED_TRACE(fmt::format("{} threads", threads));
+    auto matcher = StreamingMatcher::Make(&entity_keys, entity_ts.get(), ttl,
+                                          /*created_timestamp_cutoff=*/false, threads)
+                       .ValueOrDie();
+    for (int b = 0; b < kBatches; ++b) {
+      ASSERT_TRUE(matcher->Offer(f_key_columns[b], *f_ts[b], f_created[b].get(), b * kBatch).ok());
+    }
+    const std::vector<ChosenRow> chosen = matcher->Finish();
+    ASSERT_EQ(chosen.size(), reference->size());
+    for (int64_t i = 0; i < kEntities; ++i) {
+      ASSERT_EQ(chosen[i].index, (*reference)[i].index) << "entity row " << i;
+      ASSERT_EQ(chosen[i].event_ts, (*reference)[i].event_ts) << "entity row " << i;
+    }
+  }
+}
+
+TEST(EntityPartitioner, AMissingSpillFolderIsAClearError) {
+  auto schema = arrow::schema({arrow::field("id", arrow::int64())});
+  PartitionerOptions options;
+  options.num_partitions = 2;
+  options.memory_budget_bytes = 1;
+  options.spill_parent = "/nonexistent/granary-spill-parent";
+  auto partitioner = EntityPartitioner::Make(schema, {"id"}, options).ValueOrDie();
+  arrow::Int64Builder ids;
+  (void)ids.AppendValues({1, 2, 3});
+  auto st = partitioner->Append(arrow::RecordBatch::Make(schema, 3, {ids.Finish().ValueOrDie()}));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("cannot create a spill folder under /nonexistent"), std::string::npos)
+      << st.message();
+}
+
+TEST(EntityPartitioner, SpillsPastTheBudgetAndKeepsAppendOrderPerPartition) {
+  auto schema =
+      arrow::schema({arrow::field("id", arrow::int64()), arrow::field("seq", arrow::int64())});
+  PartitionerOptions options;
+  options.num_partitions = 8;
+  options.memory_budget_bytes = 4096;  // a few batches
+  auto partitioner = EntityPartitioner::Make(schema, {"id"}, options).ValueOrDie();
+  int64_t seq = 0;
+  for (int batch = 0; batch < 50; ++batch) {
+    arrow::Int64Builder ids, seqs;
+    for (int i = 0; i < 100; ++i, ++seq) {
+      (void)ids.Append((seq * 31) % 97);
+      (void)seqs.Append(seq);
+    }
+    auto rb = arrow::RecordBatch::Make(schema, 100,
+                                       {ids.Finish().ValueOrDie(), seqs.Finish().ValueOrDie()});
+    ASSERT_TRUE(partitioner->Append(rb).ok());
+    EXPECT_LE(partitioner->stats().bytes_in_memory, options.memory_budget_bytes / 2 + 2048);
+  }
+  ASSERT_TRUE(partitioner->Finish().ok());
+  EXPECT_GT(partitioner->stats().bytes_spilled, 0);
+  int64_t total = 0;
+  for (int p = 0; p < options.num_partitions; ++p) {
+    auto table = partitioner->ReadPartition(p).ValueOrDie();
+    total += table->num_rows();
+    int64_t last = -1;
+    std::vector<std::shared_ptr<arrow::Array>> ids = table->GetColumnByName("id")->chunks();
+    auto seqs = table->GetColumnByName("seq")->chunks();
+    for (size_t c = 0; c < ids.size(); ++c) {
+      auto keys = KeyColumns::Make({ids[c]}).ValueOrDie();
+      std::vector<uint64_t> hashes(ids[c]->length());
+      keys.HashRows(hashes.data());
+      const auto& s = static_cast<const arrow::Int64Array&>(*seqs[c]);
+      for (int64_t i = 0; i < s.length(); ++i) {
+        EXPECT_EQ(EntityPartitioner::PartitionOf(hashes[i], options.num_partitions), p);
+        EXPECT_GT(s.Value(i), last);  // append order
+        last = s.Value(i);
+      }
+    }
+    partitioner->Release(p);
+  }
+  EXPECT_EQ(total, seq);
+}
+
+TEST(KeyColumns, HashesEqualKeysEquallyAcrossIntegerWidthsOnlyWhenCastAlike) {
+  arrow::Int64Builder a;
+  (void)a.AppendValues({1, 2, 3});
+  arrow::StringBuilder s;
+  (void)s.AppendValues({"x", "y", "x"});
+  auto ints = a.Finish().ValueOrDie();
+  auto strings = s.Finish().ValueOrDie();
+  auto single = KeyColumns::Make({ints}).ValueOrDie();
+  auto pair = KeyColumns::Make({ints, strings}).ValueOrDie();
+  EXPECT_TRUE(single.hash_is_injective());
+  EXPECT_FALSE(pair.hash_is_injective());
+  std::vector<uint64_t> h(3);
+  pair.HashRows(h.data());
+  EXPECT_NE(h[0], h[2]);
+  EXPECT_TRUE(pair.Equals(0, pair, 0));
+  EXPECT_FALSE(pair.Equals(0, pair, 2));
+}
+
+}  // namespace
+}  // namespace granary
