@@ -277,8 +277,8 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
   // two passes each keep 1.5-1.7 of 2 cores busy: together they fill them). Only for views of
   // plain features whose columns are held, when the next view's match streams with the entity
   // side the view before kept (MatchAheadIf::kSharedEntitySide): it then holds, beyond what the
-  // views one after the other hold, its list of chosen rows (16 bytes an entity row) and its
-  // read's buffers.
+  // views one after the other hold, its list of chosen rows (16 bytes a matched entity row,
+  // sorted in read order on its thread) and its read's buffers.
   struct Ahead {
     size_t view = 0;
     ViewInputs inputs;

@@ -31,6 +31,9 @@ struct MatchedView {
   SourceScanStats scan;  // the match pass's (last) read
   uint64_t fingerprint = 0;
   ViewJoinStats stats;  // how the match ran
+  // `chosen` made the gather pass's list already (PutInReadOrder), on the thread that matched:
+  // it is held beside the other work at its size, 16 bytes a matched entity row.
+  bool in_read_order = false;
 };
 
 void MatchedViewDeleter::operator()(MatchedView* matched) const { delete matched; }
@@ -411,6 +414,23 @@ std::vector<std::string> RequestedFeatures(const ViewSource& source) {
   return names;
 }
 
+// The match pass's list (a ChosenRow per entity row) made the gather pass's: only the matched
+// entity rows, each with the entity row that chose it (EntityRowOf), in read order; compacted,
+// then sorted into a list of its own size (16 bytes a matched entity row).
+void PutInReadOrder(std::vector<ChosenRow>* chosen) {
+  const int64_t n = static_cast<int64_t>(chosen->size());
+  int64_t matched = 0;
+  int64_t last_position = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t index = (*chosen)[i].index;
+    if (index < 0) continue;
+    last_position = std::max(last_position, index);
+    (*chosen)[matched++] = ChosenRow{index, i};
+  }
+  chosen->resize(matched);
+  SortByReadPosition(chosen, last_position);
+}
+
 // Both passes; the gather in groups of consecutive columns when `in_groups` (each group's
 // columns handed to `sink` once gathered), else in one read.
 Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& source,
@@ -450,17 +470,9 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
   std::optional<PhaseTimings::Scope> gather_phase;
   gather_phase.emplace(PhaseTimings::Start(options.timings, source.view->name + ": gather pass"));
   // The chosen rows in read order, with the entity rows that chose them (EntityRowOf): 16 bytes
-  // a matched entity row, once sorted (the match pass's list, compacted, is sorted into one of
-  // its own size).
-  int64_t matched = 0;
-  int64_t last_position = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (chosen[i].index < 0) continue;
-    last_position = std::max(last_position, chosen[i].index);
-    chosen[matched++] = ChosenRow{chosen[i].index, i};
-  }
-  chosen.resize(matched);
-  SortByReadPosition(&chosen, last_position);
+  // a matched entity row. A match run ahead did it already.
+  if (!match.in_read_order) PutInReadOrder(&chosen);
+  const int64_t matched = static_cast<int64_t>(chosen.size());
   stats->rows_matched = matched;
   const int64_t list_bytes =
       static_cast<int64_t>(chosen.capacity()) * static_cast<int64_t>(sizeof(ChosenRow));
@@ -702,6 +714,8 @@ Result<MatchedViewPtr> MatchAhead(const arrow::RecordBatch& entities, const View
       MatchPass(entities, source, matched->files, options, &matched->stats, &matched->scan,
                 &matched->fingerprint, run_if == MatchAheadIf::kAlways ? nullptr : &declined));
   if (declined) return MatchedViewPtr();
+  PutInReadOrder(&matched->chosen);
+  matched->in_read_order = true;
   return matched;
 }
 

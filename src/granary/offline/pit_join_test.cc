@@ -11,6 +11,7 @@
 #include <fstream>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "granary/common/temp_dir.h"
 #include "granary/offline/historical.h"
@@ -546,6 +547,42 @@ TEST(PointInTimeJoin, JoinsOverTheSameEntityArraysShareTheEntitySideOnlyWhileKep
   auto alone = PointInTimeJoin(*entities, with_ttl, JoinOptions{}, nullptr);
   ASSERT_TRUE(alone.ok()) << alone.status().ToString();
   EXPECT_EQ(values(*(*alone)[0]), want_ttl);
+
+  // Matched ahead (MatchAhead), on another thread: only with the entity side shared
+  // (kSharedEntitySide), and the join given the match takes it and gathers the same answers.
+  EntitySideCache shared;
+  shared.set_keep(true);
+  JoinOptions ahead_options;
+  ahead_options.entity_side = &shared;
+  auto declined = MatchAhead(*entities, with_ttl, ahead_options, MatchAheadIf::kSharedEntitySide);
+  ASSERT_TRUE(declined.ok()) << declined.status().ToString();
+  EXPECT_EQ(*declined, nullptr);  // nothing held yet to share
+  auto mine = MatchAhead(*entities, plain, ahead_options, MatchAheadIf::kAlways);
+  ASSERT_TRUE(mine.ok() && *mine != nullptr) << mine.status().ToString();
+  EXPECT_TRUE(shared.Holds({key_array}, ts_array));  // kept by that match
+  shared.set_keep(false);
+  Result<MatchedViewPtr> next = Status::Internal("not run");
+  std::thread beside([&] {
+    next = MatchAhead(*entities, with_ttl, ahead_options, MatchAheadIf::kSharedEntitySide);
+  });
+  JoinOptions take = ahead_options;
+  take.matched = mine->get();
+  auto gathered = PointInTimeJoin(*entities, plain, take, nullptr);
+  beside.join();
+  ASSERT_TRUE(gathered.ok()) << gathered.status().ToString();
+  EXPECT_EQ(values(*(*gathered)[0]), want_plain);
+  ASSERT_TRUE(next.ok() && *next != nullptr) << next.status().ToString();
+  EXPECT_FALSE(shared.Holds({key_array}, ts_array));  // freed: keep was unset
+  // A view's match given to another view's join is an error, not its answers.
+  JoinOptions wrong;
+  wrong.matched = next->get();
+  auto mixed = PointInTimeJoin(*entities, plain, wrong, nullptr);
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_EQ(mixed.status().code(), StatusCode::kInternal) << mixed.status().ToString();
+  take.matched = next->get();
+  auto second_ahead = PointInTimeJoin(*entities, with_ttl, take, nullptr);
+  ASSERT_TRUE(second_ahead.ok()) << second_ahead.status().ToString();
+  EXPECT_EQ(values(*(*second_ahead)[0]), want_ttl);
 }
 
 TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAMatchedEntityRow) {
