@@ -453,8 +453,8 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
         if (next_held) {
           if (matched == nullptr) {
             // This view's match now, so that the next one's can run beside its gather.
-            GRANARY_ASSIGN_OR_RAISE(matched, MatchAhead(*entity_batch, source, join_options,
-                                                        MatchAheadIf::kAlways));
+            GRANARY_ASSIGN_OR_RAISE(
+                matched, MatchAhead(*entity_batch, source, join_options, MatchAheadIf::kAlways));
           }
           if (progress) progress->Finish();  // it counts the match pass's rows
           ahead.emplace();

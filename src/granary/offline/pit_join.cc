@@ -223,9 +223,9 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
   if (declined != nullptr) {
     std::vector<std::shared_ptr<arrow::Array>> key_arrays;
     for (const auto& k : join_keys) key_arrays.push_back(entities.GetColumnByName(k));
-    *declined = plan.strategy != MatchStrategy::kStream || options.entity_side == nullptr ||
-                !options.entity_side->Holds(key_arrays,
-                                            entities.GetColumnByName(kEventTimestampColumn));
+    *declined =
+        plan.strategy != MatchStrategy::kStream || options.entity_side == nullptr ||
+        !options.entity_side->Holds(key_arrays, entities.GetColumnByName(kEventTimestampColumn));
     if (*declined) return std::vector<ChosenRow>();
   }
   // The entity side of an earlier view is kept only for a streaming match: any other needs the
@@ -453,8 +453,8 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
     // in between are not seen, so only a change to the files read can fail the join.
     GRANARY_ASSIGN_OR_RAISE(match.files,
                             SourceSnapshot::Read(source.repo_root, *source.defs, *source.view));
-    GRANARY_ASSIGN_OR_RAISE(match.chosen, MatchPass(entities, source, match.files, options,
-                                                      stats, &match.scan, &match.fingerprint));
+    GRANARY_ASSIGN_OR_RAISE(match.chosen, MatchPass(entities, source, match.files, options, stats,
+                                                    &match.scan, &match.fingerprint));
   }
   const SourceSnapshot& files = match.files;
   std::vector<ChosenRow>& chosen = match.chosen;
