@@ -287,7 +287,7 @@ Result<LatestRowsChoice> SelectLatestRows(const ViewSource& source, const Source
   int partitions = options.TEST_force_partitions;
   LatestRowsChoice choice;
   std::vector<ChosenRow> chosen;  // a table's chosen rows, unsorted
-  int64_t rows_read = 0;  // rows in range, for the plan and the progress
+  int64_t rows_read = 0;          // rows in range, for the plan and the progress
 
   auto read_keys = [&](const arrow::RecordBatch& batch) {
     std::vector<std::shared_ptr<arrow::Array>> keys;

@@ -149,8 +149,7 @@ struct LatestRowsChoice {
 // scan options give the interval; the join key and timestamp columns are read, never the
 // features).
 Result<LatestRowsChoice> SelectLatestRows(const ViewSource& source, const SourceSnapshot& files,
-                                          const LatestRowsOptions& options,
-                                          LatestRowsStats* stats);
+                                          const LatestRowsOptions& options, LatestRowsStats* stats);
 
 // Whether two scans of the same source and range planned the same files and row groups (a
 // second pass compares its plan with the first's to notice a source that changed in between).

@@ -75,9 +75,8 @@ class LatestRowsStream final : public OfflineBatchStream {
       if (chosen_->has_event_times) {
         arrow::TimestampBuilder times(schema_->field(ts_index_)->type(),
                                       arrow::default_memory_pool());
-        if (!times.AppendValues(chosen_->event_times.data() + first,
-                                static_cast<int64_t>(local_.size()))
-                 .ok()) {
+        const int64_t* from = chosen_->event_times.data() + first;
+        if (!times.AppendValues(from, static_cast<int64_t>(local_.size())).ok()) {
           return Status::Internal("out of memory");
         }
         if (!times.Finish(&time_array).ok()) return Status::Internal("out of memory");
@@ -168,7 +167,7 @@ Result<std::unique_ptr<OfflineBatchStream>> OpenLatestRowsStream(
                           FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
   // With no row chosen there is nothing to find again, so a plan that changed does not matter.
   if (!choice->positions.empty() && (!SameScanPlan(scan->stats(), first_pass.scan) ||
-                         scan->FilesFingerprint() != first_pass.files_fingerprint)) {
+                                     scan->FilesFingerprint() != first_pass.files_fingerprint)) {
     return SourceChanged(*source.view);
   }
   // The first pass's columns: the event time after the join keys, filled from the first pass's

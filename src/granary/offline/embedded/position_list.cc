@@ -37,9 +37,8 @@ PositionList PositionList::Builder::Finish() {
 }
 
 int64_t PositionList::memory_bytes() const {
-  return static_cast<int64_t>(bytes_.capacity() +
-                              (block_first_.capacity() + block_offset_.capacity()) *
-                                  sizeof(int64_t));
+  return static_cast<int64_t>(
+      bytes_.capacity() + (block_first_.capacity() + block_offset_.capacity()) * sizeof(int64_t));
 }
 
 uint64_t PositionList::ReadGap(int64_t* at) const {
