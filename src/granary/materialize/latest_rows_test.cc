@@ -221,5 +221,41 @@ TEST(LatestRowTable, IntegerKeysGrowingTableKeepsTheLatestRowOfEveryEntity) {
   EXPECT_EQ(table.memory_bytes(), 0);
 }
 
+// A table bounded at 64 KiB (2,048 slots) takes distinct keys until the next one would double its
+// slots past the bound, then stops: full, never larger than the bound, every key it took kept.
+TEST(LatestRowTable, ABoundedIntegerTableStopsInsteadOfGrowingPastItsBound) {
+  constexpr int64_t kBound = 64 * 1024;
+  arrow::Int64Builder keys;
+  arrow::TimestampBuilder events(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                                 arrow::default_memory_pool());
+  for (int64_t id = 0; id < 10'000; ++id) {
+    ASSERT_TRUE(keys.Append(id).ok());
+    ASSERT_TRUE(events.Append(id).ok());
+  }
+  std::vector<std::shared_ptr<arrow::Array>> key_columns = {keys.Finish().ValueOrDie()};
+  const auto event_column = events.Finish().ValueOrDie();
+  LatestRowTable bounded(/*single_integer_key=*/true);
+  bounded.set_max_bytes(kBound);
+  ASSERT_TRUE(bounded.Offer(key_columns, *event_column, nullptr, 0).ok());
+  EXPECT_TRUE(bounded.full());
+  EXPECT_EQ(bounded.memory_bytes(), kBound);
+  // 70 % of 2,048 slots.
+  EXPECT_EQ(bounded.entities(), 2048 * 70 / 100);
+  std::vector<ChosenRow> chosen;
+  bounded.TakeChosen(&chosen);
+  std::sort(chosen.begin(), chosen.end(),
+            [](const ChosenRow& a, const ChosenRow& b) { return a.index < b.index; });
+  ASSERT_EQ(chosen.size(), size_t{2048 * 70 / 100});
+  for (size_t i = 0; i < chosen.size(); ++i) {
+    ASSERT_EQ(chosen[i].index, static_cast<int64_t>(i));  // the first keys offered, in order
+    ASSERT_EQ(chosen[i].event_ts, static_cast<int64_t>(i));
+  }
+  // Without a bound the same rows all fit.
+  LatestRowTable unbounded(/*single_integer_key=*/true);
+  ASSERT_TRUE(unbounded.Offer(key_columns, *event_column, nullptr, 0).ok());
+  EXPECT_FALSE(unbounded.full());
+  EXPECT_EQ(unbounded.entities(), 10'000);
+}
+
 }  // namespace
 }  // namespace granary

@@ -208,7 +208,7 @@ class EmbeddedEngine final : public OfflineEngine {
     GRANARY_ASSIGN_OR_RAISE(SourceSnapshot files,
                             SourceSnapshot::Read(source.repo_root, *source.defs, *source.view));
     LatestRowsStats first_pass;
-    GRANARY_ASSIGN_OR_RAISE(std::vector<ChosenRow> chosen,
+    GRANARY_ASSIGN_OR_RAISE(LatestRowsChoice chosen,
                             SelectLatestRows(source, files, latest, &first_pass));
     return OpenLatestRowsStream(source, std::move(files), first_pass, std::move(chosen),
                                 request.batch_rows, request.cancel);

@@ -10,11 +10,14 @@
 #include "granary/common/progress.h"
 #include "granary/offline/key_hash.h"
 #include "granary/offline/partitioner.h"
+#include "granary/offline/pit_gather.h"
 
 namespace granary {
 namespace {
 
 constexpr int64_t kNoCreated = std::numeric_limits<int64_t>::min();
+// The integer table's maximum load, as a percentage: past it the table doubles.
+constexpr int64_t kMaxLoadPercent = 70;
 constexpr const char* kPositionColumn = "__granary_position";
 
 // Appends one row's key values as bytes that are equal exactly when the keys are equal (the
@@ -111,6 +114,12 @@ Status LatestRowTable::Offer(const std::vector<std::shared_ptr<arrow::Array>>& k
         ++null_key_rows_;
         continue;
       }
+      if (max_bytes_ > 0 &&
+          (used_slots_ + 1) * 100 > static_cast<int64_t>(slots_.size()) * kMaxLoadPercent &&
+          static_cast<int64_t>(2 * slots_.size() * sizeof(Slot)) > max_bytes_) {
+        full_ = true;  // the next insert would double the slots past the bound
+        return Status::OK();
+      }
       bool inserted = false;
       Entry* slot = FindOrInsert(hashes[i], &inserted);
       OfferOne(slot, inserted, row_of(i));
@@ -131,9 +140,6 @@ Status LatestRowTable::Offer(const std::vector<std::shared_ptr<arrow::Array>>& k
   }
   return Status::OK();
 }
-
-// The integer table's maximum load, as a fraction: past it the table doubles.
-constexpr int64_t kMaxLoadPercent = 70;
 
 void LatestRowTable::ReserveIntegers(int64_t entities) {
   size_t capacity = slots_.empty() ? 64 : slots_.size();
@@ -219,12 +225,27 @@ Status CancelledStatus(const FeatureView& view) {
   return Status::Cancelled(fmt::format("feature view '{}': materialization cancelled", view.name));
 }
 
+// Sorts `rows` by read position (distinct) and encodes the positions, emptying `rows` (its
+// capacity kept for the next partition); with `times`, their event times in the same order.
+PositionList SortAndEncode(std::vector<ChosenRow>* rows, std::vector<int64_t>* times) {
+  int64_t last = 0;
+  for (const ChosenRow& c : *rows) last = std::max(last, c.index);
+  SortByReadPosition(rows, last);
+  PositionList::Builder positions;
+  if (times != nullptr) times->reserve(rows->size());
+  for (const ChosenRow& c : *rows) {
+    positions.Append(c.index);
+    if (times != nullptr) times->push_back(c.event_ts);
+  }
+  rows->clear();
+  return positions.Finish();
+}
+
 }  // namespace
 
-Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
-                                                const SourceSnapshot& files,
-                                                const LatestRowsOptions& options,
-                                                LatestRowsStats* stats) {
+Result<LatestRowsChoice> SelectLatestRows(const ViewSource& source, const SourceSnapshot& files,
+                                          const LatestRowsOptions& options,
+                                          LatestRowsStats* stats) {
   SourceScanOptions scan_options = source.options;
   scan_options.with_features = false;
   scan_options.with_join_keys = true;
@@ -264,8 +285,9 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
   const int64_t entity_bytes = LatestRowTable::BytesPerEntity(single_integer_key);
   const int64_t half_budget = std::max<int64_t>(1, options.memory_budget_bytes / 2);
   int partitions = options.TEST_force_partitions;
-  std::vector<ChosenRow> chosen;
-  int64_t rows_read = 0;  // rows in range, for the plan and the progress
+  LatestRowsChoice choice;
+  std::vector<ChosenRow> chosen;  // a table's chosen rows, unsorted
+  int64_t rows_read = 0;          // rows in range, for the plan and the progress
 
   auto read_keys = [&](const arrow::RecordBatch& batch) {
     std::vector<std::shared_ptr<arrow::Array>> keys;
@@ -275,6 +297,7 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
 
   if (partitions == 0) {
     LatestRowTable table(single_integer_key);
+    table.set_max_bytes(options.memory_budget_bytes);
     bool outgrown = false;
     while (true) {
       if (IsCancelled(options)) return CancelledStatus(*source.view);
@@ -288,14 +311,19 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
       rows_read += batch->num_rows();
       stats->peak_state_bytes = std::max(stats->peak_state_bytes, table.memory_bytes());
       if (options.progress != nullptr) options.progress->Add(batch->num_rows());
-      if (table.memory_bytes() > options.memory_budget_bytes) {
+      if (table.full() || table.memory_bytes() > options.memory_budget_bytes) {
         outgrown = true;
         break;
       }
     }
     if (!outgrown) {
+      // The table fit the budget: its entities are few enough that their times (8 bytes each,
+      // a fraction of the table's slots) are kept for the second pass.
       stats->null_key_rows = table.null_key_rows();
       table.TakeChosen(&chosen);
+      choice.has_event_times = true;
+      choice.positions = SortAndEncode(&chosen, &choice.event_times);
+      chosen = {};
     } else {
       const int64_t read = std::max<int64_t>(1, rows_read);
       const double entities_expected = static_cast<double>(table.entities()) *
@@ -352,6 +380,8 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
     const int record_ts = static_cast<int>(key_indices.size());
     const int record_created = created_index >= 0 ? record_ts + 1 : -1;
     const int record_position = record_schema->num_fields() - 1;
+    // Each partition's chosen positions, sorted and encoded, merged at the end.
+    std::vector<PositionList> runs;
     for (int p = 0; p < partitions; ++p) {
       if (IsCancelled(options)) return CancelledStatus(*source.view);
       GRANARY_ASSIGN_OR_RAISE(auto part, partitioner->ReadPartition(p));
@@ -373,17 +403,18 @@ Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
           stats->peak_state_bytes, partitioner->stats().bytes_in_memory + table.memory_bytes());
       stats->null_key_rows += table.null_key_rows();
       table.TakeChosen(&chosen);
+      runs.push_back(SortAndEncode(&chosen, nullptr));
       partitioner->Release(p);
     }
+    chosen = {};
+    choice.positions = PositionList::Merge(runs);
     stats->bytes_spilled = partitioner->stats().bytes_spilled;
     stats->peak_state_bytes =
         std::max(stats->peak_state_bytes, partitioner->stats().peak_bytes_in_memory);
   }
   stats->scan = scan->stats();
   stats->files_fingerprint = scan->FilesFingerprint();
-  std::sort(chosen.begin(), chosen.end(),
-            [](const ChosenRow& a, const ChosenRow& b) { return a.index < b.index; });
-  return chosen;
+  return choice;
 }
 
 }  // namespace granary

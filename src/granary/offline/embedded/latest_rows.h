@@ -7,11 +7,13 @@
 // (docs/POINT_IN_TIME.md, with t = the interval's end and no ttl). Rows with a null join key
 // belong to no entity and are never chosen.
 //
-// Only join keys and timestamps are read. The answer is a list of read positions (ReadPositions:
-// counted over every row of the row groups read, in range or not) and their event times, sorted
-// by position: the second pass (latest_stream.h) then reads the features of the same files in the
-// same order, finds those rows by position without reading the event times again (it has them),
-// and leaves the row groups that hold none of them unread.
+// Only join keys and timestamps are read. The answer (LatestRowsChoice) is the set of the chosen
+// rows' read positions (ReadPositions: counted over every row of the row groups read, in range or
+// not), delta-encoded (PositionList: about 1 byte an entity when the chosen rows are dense), and,
+// when the table fit in memory, their event times in position order (8 bytes an entity): the
+// second pass (latest_stream.h) then reads the features of the same files in the same order,
+// finds those rows by position, and leaves the row groups that hold none of them unread. It
+// reads the event time column again only when the first pass did not keep the times.
 //
 // Memory: one hash table entry per entity (LatestRowTable: for one integer-like join key, an
 // open-addressing table of 32-byte slots at most 70 % full; otherwise a node map keyed by the
@@ -19,8 +21,11 @@
 // when the table outgrows it, the scan starts again and the keys and times are split by entity
 // into partitions (EntityPartitioner, spilled to Arrow IPC files past half the budget), each of
 // which gets a table of its own. Whether to partition is decided by the entities seen, not by the
-// rows in range: many rows of few entities stay in memory. The list of chosen rows costs 16
-// bytes per entity either way.
+// rows in range: many rows of few entities stay in memory. Then each partition's chosen
+// positions are sorted and encoded on their own and the lists merged, and the event times are not
+// kept: the table did not fit the budget, so the entities are many, and 8 bytes each would be
+// held through the whole second pass (101 MB at 6.3 M entities, past the budget's promise at 64
+// MiB). What is held from the first pass's end to the second's is then about 1-2 bytes an entity.
 #pragma once
 
 #include <filesystem>
@@ -31,6 +36,7 @@
 
 #include "granary/common/cancel.h"
 #include "granary/common/result.h"
+#include "granary/offline/embedded/position_list.h"
 #include "granary/offline/pit_join.h"
 #include "granary/offline/source_scan.h"
 
@@ -55,6 +61,13 @@ class LatestRowTable {
   Status Offer(const std::vector<std::shared_ptr<arrow::Array>>& keys, const arrow::Array& event_ts,
                const arrow::Array* created_ts, int64_t position_offset,
                const arrow::Array* positions = nullptr);
+
+  // Integer keys: the table stops taking rows (full() becomes true; Offer returns OK having
+  // offered only the rows before) instead of growing past `bytes` (0: no bound). Growing
+  // allocates the doubled slots beside the old ones, so a table just under a bound would
+  // otherwise hold three times it for a moment before its owner saw it outgrown.
+  void set_max_bytes(int64_t bytes) { max_bytes_ = bytes; }
+  bool full() const { return full_; }
 
   int64_t entities() const;
   // Rows offered with a null join key (never chosen).
@@ -91,6 +104,8 @@ class LatestRowTable {
   std::unordered_map<std::string, Entry> by_bytes_;
   int64_t key_bytes_ = 0;  // bytes of keys longer than the inline string buffer
   int64_t null_key_rows_ = 0;
+  int64_t max_bytes_ = 0;
+  bool full_ = false;
 };
 
 struct LatestRowsOptions {
@@ -115,13 +130,26 @@ struct LatestRowsStats {
   uint64_t files_fingerprint = 0;
 };
 
+// The first pass's answer: the rows the second pass keeps, one an entity.
+struct LatestRowsChoice {
+  PositionList positions;  // the chosen rows' read positions
+  // Whether `event_times` holds the chosen rows' event times (microseconds), one a position, in
+  // position order. false: the first pass was partitioned and did not keep them; the second
+  // pass reads them again.
+  bool has_event_times = false;
+  std::vector<int64_t> event_times;
+
+  int64_t memory_bytes() const {
+    return positions.memory_bytes() +
+           static_cast<int64_t>(event_times.capacity() * sizeof(int64_t));
+  }
+};
+
 // Runs the first pass over the files of `files` (SourceSnapshot::Read of `source`'s view; its
 // scan options give the interval; the join key and timestamp columns are read, never the
-// features). The chosen rows come back sorted by read position.
-Result<std::vector<ChosenRow>> SelectLatestRows(const ViewSource& source,
-                                                const SourceSnapshot& files,
-                                                const LatestRowsOptions& options,
-                                                LatestRowsStats* stats);
+// features).
+Result<LatestRowsChoice> SelectLatestRows(const ViewSource& source, const SourceSnapshot& files,
+                                          const LatestRowsOptions& options, LatestRowsStats* stats);
 
 // Whether two scans of the same source and range planned the same files and row groups (a
 // second pass compares its plan with the first's to notice a source that changed in between).

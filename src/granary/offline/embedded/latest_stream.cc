@@ -19,29 +19,29 @@ Status SourceChanged(const FeatureView& view) {
 }
 
 // The chosen rows in read order; the scan's wants_rows holds them too.
-using ChosenRows = std::shared_ptr<const std::vector<ChosenRow>>;
+using Choice = std::shared_ptr<const LatestRowsChoice>;
 
 class LatestRowsStream final : public OfflineBatchStream {
  public:
-  // `schema`: the scan's with the event time at `ts_index`.
+  // `schema`: the scan's with the event time at `ts_index`. Without the first pass's times, the
+  // scan's last column is the event time, read again, which moves to `ts_index`.
   LatestRowsStream(const FeatureView& view, SourceSnapshot files,
                    std::unique_ptr<FeatureSourceScan> scan, std::shared_ptr<arrow::Schema> schema,
-                   int ts_index, ChosenRows chosen, OfflineReadStats stats,
-                   const CancelFlag* cancel)
+                   int ts_index, Choice chosen, OfflineReadStats stats, const CancelFlag* cancel)
       : view_(view),
         files_(std::move(files)),
         scan_(std::move(scan)),
         schema_(std::move(schema)),
         ts_index_(ts_index),
         chosen_(std::move(chosen)),
+        next_(chosen_->positions),
         stats_(std::move(stats)),
         cancel_(cancel) {}
 
   const std::shared_ptr<arrow::Schema>& schema() const override { return schema_; }
 
   Result<std::shared_ptr<arrow::RecordBatch>> Next() override {
-    const std::vector<ChosenRow>& chosen = *chosen_;
-    while (next_ < chosen.size()) {
+    while (!next_.done()) {
       if (cancel_ != nullptr && cancel_->cancelled()) {
         return Status::Cancelled(
             fmt::format("feature view '{}': materialization cancelled", view_.name));
@@ -52,12 +52,11 @@ class LatestRowsStream final : public OfflineBatchStream {
       const int64_t end = offset + batch->num_rows();
       // A chosen row before this batch was in a row group the first pass read and this one did
       // not find: the files changed.
-      if (chosen[next_].index < offset) return SourceChanged(view_);
+      if (next_.value() < offset) return SourceChanged(view_);
       local_.clear();
-      times_.clear();
-      for (; next_ < chosen.size() && chosen[next_].index < end; ++next_) {
-        local_.push_back(chosen[next_].index - offset);
-        times_.push_back(chosen[next_].event_ts);
+      const int64_t first = next_.index();
+      for (; !next_.done() && next_.value() < end; next_.Next()) {
+        local_.push_back(next_.value() - offset);
       }
       if (local_.empty()) continue;
       arrow::ArrayVector columns;
@@ -72,16 +71,24 @@ class LatestRowsStream final : public OfflineBatchStream {
         if (!taken.ok()) return Status::Internal(taken.status().ToString());
         columns = taken->record_batch()->columns();
       }
-      arrow::TimestampBuilder times(schema_->field(ts_index_)->type(),
-                                    arrow::default_memory_pool());
-      if (!times.AppendValues(times_).ok()) return Status::Internal("out of memory");
       std::shared_ptr<arrow::Array> time_array;
-      if (!times.Finish(&time_array).ok()) return Status::Internal("out of memory");
+      if (chosen_->has_event_times) {
+        arrow::TimestampBuilder times(schema_->field(ts_index_)->type(),
+                                      arrow::default_memory_pool());
+        const int64_t* from = chosen_->event_times.data() + first;
+        if (!times.AppendValues(from, static_cast<int64_t>(local_.size())).ok()) {
+          return Status::Internal("out of memory");
+        }
+        if (!times.Finish(&time_array).ok()) return Status::Internal("out of memory");
+      } else {
+        time_array = std::move(columns.back());  // read again as the scan's last column
+        columns.pop_back();
+      }
       columns.insert(columns.begin() + ts_index_, std::move(time_array));
       return arrow::RecordBatch::Make(schema_, static_cast<int64_t>(local_.size()),
                                       std::move(columns));
     }
-    if (next_ < chosen.size()) return SourceChanged(view_);  // fewer rows than the first pass
+    if (!next_.done()) return SourceChanged(view_);  // fewer rows than the first pass
     if (!checked_) {
       // A file rewritten while this pass read it (after its footer was read).
       checked_ = true;
@@ -91,7 +98,7 @@ class LatestRowsStream final : public OfflineBatchStream {
   }
 
   std::vector<OfflineReadStats> stats() const override { return {stats_}; }
-  int64_t expected_rows() const override { return static_cast<int64_t>(chosen_->size()); }
+  int64_t expected_rows() const override { return chosen_->positions.size(); }
 
  private:
   const FeatureView& view_;
@@ -99,14 +106,23 @@ class LatestRowsStream final : public OfflineBatchStream {
   std::unique_ptr<FeatureSourceScan> scan_;
   const std::shared_ptr<arrow::Schema> schema_;
   const int ts_index_;
-  const ChosenRows chosen_;
+  const Choice chosen_;
+  PositionList::Reader next_;     // the next chosen row to find
   const OfflineReadStats stats_;  // the first pass's: what was read to find the rows
   const CancelFlag* cancel_;
-  size_t next_ = 0;
   bool checked_ = false;
   std::vector<int64_t> local_;  // scratch: the chosen rows' indices in the current batch
-  std::vector<int64_t> times_;  // scratch: their event times, in microseconds
 };
+
+// The data source whose timestamp_field the second pass reads again.
+Result<const DataSource*> EventTimeSource(const ViewSource& source) {
+  const DataSource* data_source = source.defs->FindOfflineSource(source.view->source);
+  if (data_source == nullptr) {
+    return Status::InvalidArgument(fmt::format("feature view '{}': unknown data source '{}'",
+                                               source.view->name, source.view->source));
+  }
+  return data_source;
+}
 
 }  // namespace
 
@@ -126,33 +142,44 @@ OfflineReadStats ToReadStats(const std::string& view, const SourceScanStats& sca
 
 Result<std::unique_ptr<OfflineBatchStream>> OpenLatestRowsStream(
     const ViewSource& source, SourceSnapshot files, const LatestRowsStats& first_pass,
-    std::vector<ChosenRow> chosen, int64_t batch_rows, const CancelFlag* cancel) {
-  auto rows = std::make_shared<const std::vector<ChosenRow>>(std::move(chosen));
+    LatestRowsChoice chosen, int64_t batch_rows, const CancelFlag* cancel) {
+  auto choice = std::make_shared<const LatestRowsChoice>(std::move(chosen));
   // The features of the chosen rows, found by the first pass's read positions in the same files:
-  // neither the event times (the first pass's fill them) nor the row groups without a chosen row
-  // are read.
+  // the row groups without a chosen row are not read, nor the event times when the first pass
+  // kept them. Otherwise the event time is read as a plain column after the features (neither
+  // filtered on, which would stop the scan from skipping row groups, nor checked: the rows at
+  // the chosen positions are the rows the first pass chose).
   SourceScanOptions scan_options = source.options;
   scan_options.with_join_keys = true;
   scan_options.with_created_timestamp = true;
   scan_options.with_features = true;
   scan_options.with_event_timestamp = false;
-  scan_options.wants_rows = [rows](int64_t begin, int64_t end) {
-    auto it = std::lower_bound(rows->begin(), rows->end(), begin,
-                               [](const ChosenRow& row, int64_t at) { return row.index < at; });
-    return it != rows->end() && it->index < end;
+  if (!choice->has_event_times) {
+    GRANARY_ASSIGN_OR_RAISE(const DataSource* data_source, EventTimeSource(source));
+    scan_options.extra_columns.push_back(
+        Field{data_source->timestamp_field, ValueType::Scalar(ScalarType::kTimestamp), "", {}});
+  }
+  scan_options.wants_rows = [choice](int64_t begin, int64_t end) {
+    return choice->positions.AnyIn(begin, end);
   };
   scan_options.batch_rows = std::max<int64_t>(1, batch_rows);
   GRANARY_ASSIGN_OR_RAISE(auto scan,
                           FeatureSourceScan::Open(files, *source.defs, *source.view, scan_options));
   // With no row chosen there is nothing to find again, so a plan that changed does not matter.
-  if (!rows->empty() && (!SameScanPlan(scan->stats(), first_pass.scan) ||
-                         scan->FilesFingerprint() != first_pass.files_fingerprint)) {
+  if (!choice->positions.empty() && (!SameScanPlan(scan->stats(), first_pass.scan) ||
+                                     scan->FilesFingerprint() != first_pass.files_fingerprint)) {
     return SourceChanged(*source.view);
   }
   // The first pass's columns: the event time after the join keys, filled from the first pass's
   // times of the chosen rows.
   const int ts_index = static_cast<int>(scan->join_keys().size());
-  auto schema = scan->schema()->AddField(
+  std::shared_ptr<arrow::Schema> columns = scan->schema();
+  if (!choice->has_event_times) {
+    auto without = columns->RemoveField(columns->num_fields() - 1);  // the time read again
+    if (!without.ok()) return Status::Internal(without.status().ToString());
+    columns = std::move(*without);
+  }
+  auto schema = columns->AddField(
       ts_index,
       arrow::field(kEventTimestampColumn, ToArrowType(ValueType::Scalar(ScalarType::kTimestamp))));
   if (!schema.ok()) return Status::Internal(schema.status().ToString());
@@ -164,7 +191,7 @@ Result<std::unique_ptr<OfflineBatchStream>> OpenLatestRowsStream(
   stats.rows_read_twice = first_pass.rows_read_twice;
   return std::unique_ptr<OfflineBatchStream>(
       new LatestRowsStream(*source.view, std::move(files), std::move(scan), std::move(*schema),
-                           ts_index, std::move(rows), std::move(stats), cancel));
+                           ts_index, std::move(choice), std::move(stats), cancel));
 }
 
 }  // namespace granary

@@ -124,7 +124,11 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
  public:
   RocksDbBulkLoad(RocksDbOnlineStore* store, const ViewLayout& view, const BulkLoadOptions& options,
                   TempDir dir)
-      : store_(store), view_(view), options_(options), dir_(std::move(dir)) {}
+      : store_(store),
+        view_(view),
+        options_(options),
+        dir_(std::move(dir)),
+        fill_bytes_(std::max<int64_t>(1, options.sort_buffer_bytes)) {}
 
   Result<int64_t> Add(const arrow::RecordBatch& rows) override {
     GRANARY_ASSIGN_OR_RAISE(EntityKeyColumn keys, EncodeEntityKeys(view_, rows));
@@ -158,10 +162,11 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
     std::optional<SortBuffer> full;
     {
       MutexLock lock(&mu_);
+      while (exclusive_run_ && error_.ok()) run_written_.Wait(&mu_);
       if (!error_.ok()) return error_;
       const uint64_t base = buffer_.bytes.size();
       if (buffer_.bytes.capacity() == 0) {
-        buffer_.bytes.reserve(static_cast<size_t>(FillBytes()) + local.bytes.size());
+        buffer_.bytes.reserve(static_cast<size_t>(fill_bytes_) + local.bytes.size());
         buffer_.entries.reserve(entries_per_buffer_);
       }
       buffer_.bytes.append(local.bytes);
@@ -169,26 +174,36 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
         e.offset += base;
         buffer_.entries.push_back(e);
       }
-      if (HeldBytes(buffer_) >= FillBytes()) {
-        // One buffer fills while at most one is sorted and written: a writer that fills the next
-        // one before that run is written waits for it, so the load holds sort_buffer_bytes
-        // whatever the number of writers (with four writers, four buffers used to be in flight).
+      if (HeldBytes(buffer_) >= fill_bytes_) {
+        // The load holds sort_buffer_bytes whatever the number of writers (with four writers,
+        // four buffers used to be in flight). The first buffer fills all of it, so that a load
+        // that fits writes no run and merges nothing: when it is full, the writers wait while it
+        // is sorted and written. Later buffers fill half of it each, one filling while the one
+        // before is sorted and written; a writer that fills the next before that run is written
+        // waits for it.
         while (writing_run_ && error_.ok()) run_written_.Wait(&mu_);
         if (!error_.ok()) return error_;
-        if (HeldBytes(buffer_) >= FillBytes()) {
-          entries_per_buffer_ = std::max(entries_per_buffer_, buffer_.entries.size());
+        if (HeldBytes(buffer_) >= fill_bytes_) {
+          const bool first = !filled_once_;
+          filled_once_ = true;
+          entries_per_buffer_ =
+              std::max(entries_per_buffer_, buffer_.entries.size() / (first ? 2 : 1));
           full.emplace(std::move(buffer_));
           buffer_ = SortBuffer();
           writing_run_ = true;
+          exclusive_run_ = first;
+          fill_bytes_ = std::max<int64_t>(1, options_.sort_buffer_bytes / 2);
         }
       }
     }
     if (full) {
-      // Sorted and written outside the lock: the other writers go on filling the next buffer.
+      // Sorted and written outside the lock: after the first run, the other writers go on
+      // filling the next buffer.
       Status st = WriteRun(&*full);
       full.reset();
       MutexLock lock(&mu_);
       writing_run_ = false;
+      exclusive_run_ = false;
       if (!st.ok() && error_.ok()) error_ = st;
       run_written_.SignalAll();
       if (!st.ok()) return st;
@@ -541,9 +556,6 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
     std::vector<std::string> files_;
   };
 
-  // A buffer is full at half the sort buffer's bytes, its entries counted: the other half is the
-  // run being sorted and written meanwhile.
-  int64_t FillBytes() const { return std::max<int64_t>(1, options_.sort_buffer_bytes / 2); }
   static int64_t HeldBytes(const SortBuffer& buffer) {
     return static_cast<int64_t>(buffer.bytes.size() + buffer.entries.size() * sizeof(Entry));
   }
@@ -555,8 +567,13 @@ class RocksDbBulkLoad final : public OnlineBulkLoad {
   std::atomic<uint64_t> next_seq_{0};
   Mutex mu_;
   SortBuffer buffer_ GUARDED_BY(mu_);
-  bool writing_run_ GUARDED_BY(mu_) = false;  // a full buffer is being sorted and written
-  CondVar run_written_;                       // writing_run_ went false
+  // Bytes (records and sort entries) at which the filling buffer is full: all of
+  // sort_buffer_bytes for the first, half of it for the next ones.
+  int64_t fill_bytes_ GUARDED_BY(mu_);
+  bool writing_run_ GUARDED_BY(mu_) = false;    // a full buffer is being sorted and written
+  bool exclusive_run_ GUARDED_BY(mu_) = false;  // ... and it is the first: no buffer fills
+  bool filled_once_ GUARDED_BY(mu_) = false;    // the first buffer was full
+  CondVar run_written_;                         // writing_run_ went false
   // Entries the largest full buffer held: the next buffers reserve as many, so that the entries
   // are not reallocated (and copied) while the buffer fills.
   size_t entries_per_buffer_ GUARDED_BY(mu_) = 0;
