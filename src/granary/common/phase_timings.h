@@ -7,7 +7,10 @@
 //
 // Phases are timed by the thread that runs the job, one after another; work that other threads
 // do in the background is counted in whichever phase it overlaps (the report says so by its
-// cores figure). Thread-safe: Start() and Add() may be called from any thread.
+// cores figure). A phase another thread times at the same time (a training set's next view's
+// match pass, beside a view's gather pass) overlaps those: each counts the whole process's CPU
+// meanwhile, so the CPU of overlapping phases is counted in each. Thread-safe: Start() and
+// Add() may be called from any thread.
 #pragma once
 
 #include <chrono>

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <thread>
 
 #include "granary/common/phase_timings.h"
 #include "granary/common/progress.h"
@@ -174,43 +176,52 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     }
     return false;
   };
-  for (size_t v = 0; v < resolved.views.size(); ++v) {
-    const auto& group = resolved.views[v];
-    const FeatureView& view = *group.view;
-    GRANARY_RETURN_NOT_OK(
-        CheckCancelled(request.cancel, fmt::format("reading feature view '{}'", view.name)));
-    // The previous view's join is over and its worker threads gone: what they freed goes back to
-    // the system now, not under the next join (at the seed's scale with 64 MiB, RSS stayed about
-    // 400 MiB through phases that held far less after bay_demand's 3,426 partitions).
-    if (v > 0) ReleaseFreedMemory();
-    bool later_view_shares_keys = false;
+  // Whether a later view than `v` shares its entities (so its join keys) and joins plain
+  // features: then v's match pass keeps the entity side for it.
+  auto later_view_shares_keys = [&](size_t v) {
     for (size_t w = v + 1; w < resolved.views.size(); ++w) {
       const auto& later = resolved.views[w];
-      later_view_shares_keys = later_view_shares_keys ||
-                               (later.view->entities == view.entities && has_plain_features(later));
+      if (later.view->entities == resolved.views[v].view->entities && has_plain_features(later)) {
+        return true;
+      }
     }
-    entity_side.set_keep(later_view_shares_keys);
-    int64_t view_output = 0;
-    for (const auto& f : group.features) view_output += n * ValueWidth(view.FindOutput(f)->type);
-    const int64_t join_budget = std::max(options.memory_budget_bytes - held - 2 * view_output,
-                                         options.memory_budget_bytes / 4);
+    return false;
+  };
+  // What a view's join is given, made before it runs (for the next view while one is gathered,
+  // when its match pass runs ahead: below).
+  struct ViewInputs {
+    std::vector<std::string> plain, aggregated;
+    SourceScanOptions scan_options;
+    std::shared_ptr<arrow::RecordBatch> entity_batch;
+    int64_t view_output = 0;     // the estimate of its output columns' bytes (ValueWidth)
+    int64_t least_output = 0;    // the least they can be (LeastColumnBytes)
+    int64_t rows_estimated = 0;  // the source's rows, as planned
+  };
+  auto prepare = [&](size_t v) -> Result<ViewInputs> {
+    const auto& group = resolved.views[v];
+    const FeatureView& view = *group.view;
+    ViewInputs in;
+    for (const auto& f : group.features) {
+      const ValueType type = view.FindOutput(f)->type;
+      in.view_output += n * ValueWidth(type);
+      in.least_output += LeastColumnBytes(type, n);
+    }
     // Plain features are joined point in time; aggregations are computed over windows
     // (offline/window_join.h). Both keep the requested order in the output.
-    std::vector<std::string> plain, aggregated;
     for (const auto& f : group.features) {
-      (view.FindFeature(f) != nullptr ? plain : aggregated).push_back(f);
+      (view.FindFeature(f) != nullptr ? in.plain : in.aggregated).push_back(f);
     }
-    SourceScanOptions scan_options;
-    scan_options.features = plain;
+    in.scan_options.features = in.plain;
     if (max_t) {
-      scan_options.end = *max_t;
-      if (view.ttl.micros > 0) scan_options.start = *min_t - view.ttl;
+      in.scan_options.end = *max_t;
+      if (view.ttl.micros > 0) in.scan_options.start = *min_t - view.ttl;
     }
     // Planning only (key types, the row estimate); the join reads the source itself.
-    SourceScanOptions plan_options = scan_options;
+    SourceScanOptions plan_options = in.scan_options;
     plan_options.with_features = false;
     GRANARY_ASSIGN_OR_RAISE(auto scan,
                             FeatureSourceScan::Open(repo_root, defs, view, plan_options));
+    in.rows_estimated = scan->stats().rows_estimated;
     // The entity side: the view's join keys cast to the entity's declared types, and the time.
     arrow::FieldVector fields;
     arrow::ArrayVector arrays;
@@ -238,11 +249,79 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     }
     fields.push_back(arrow::field(kEventTimestampColumn, entity_time->type()));
     arrays.push_back(entity_time);
-    auto entity_batch = arrow::RecordBatch::Make(arrow::schema(fields), n, arrays);
+    in.entity_batch = arrow::RecordBatch::Make(arrow::schema(fields), n, arrays);
+    return in;
+  };
+  auto make_join_options = [&](int64_t join_budget) {
+    JoinOptions join_options;
+    join_options.memory_budget_bytes = join_budget;
+    join_options.threads = options.threads;
+    join_options.created_timestamp_cutoff = request.created_timestamp_cutoff;
+    join_options.spill_dir = options.spill_dir;
+    join_options.cancel = request.cancel;
+    join_options.timings = request.timings;
+    // In the output's row groups: TrainingSetOutput frees each once written.
+    join_options.output_chunk_rows = options.output_slice_rows;
+    join_options.TEST_force_plan = options.TEST_force_plan;
+    return join_options;
+  };
+  // A progress line only for work long enough to watch (a million rows or an unknown count).
+  auto make_progress = [&](const FeatureView& view, int64_t estimate) {
+    std::unique_ptr<Progress> progress;
+    if (request.show_progress && (estimate == 0 || estimate >= 1'000'000)) {
+      progress = std::make_unique<Progress>(view.name, estimate, "rows");
+    }
+    return progress;
+  };
+  // The next view's match pass, run on a thread of its own while a view's gather pass runs (the
+  // two passes each keep 1.5-1.7 of 2 cores busy: together they fill them). Only for views of
+  // plain features whose columns are held, when the next view's match streams with the entity
+  // side the view before kept (MatchAheadIf::kSharedEntitySide): it then holds, beyond what the
+  // views one after the other hold, its list of chosen rows (16 bytes a matched entity row,
+  // sorted in read order on its thread) and its read's buffers.
+  struct Ahead {
+    size_t view = 0;
+    ViewInputs inputs;
+    std::unique_ptr<Progress> progress;
+    Status status;
+    MatchedViewPtr matched;  // null: not run (the join matches itself)
+  };
+  std::optional<Ahead> ahead;
+  for (size_t v = 0; v < resolved.views.size(); ++v) {
+    const auto& group = resolved.views[v];
+    const FeatureView& view = *group.view;
+    GRANARY_RETURN_NOT_OK(
+        CheckCancelled(request.cancel, fmt::format("reading feature view '{}'", view.name)));
+    // The previous view's join is over and its worker threads gone: what they freed goes back to
+    // the system now, not under the next join (at the seed's scale with 64 MiB, RSS stayed about
+    // 400 MiB through phases that held far less after bay_demand's 3,426 partitions).
+    if (v > 0) ReleaseFreedMemory();
+    // This view's match pass, when it ran ahead beside the previous view's gather.
+    std::optional<Ahead> mine;
+    if (ahead && ahead->view == v) {
+      mine = std::move(ahead);
+      GRANARY_RETURN_NOT_OK(mine->status);
+    }
+    ahead.reset();
+    entity_side.set_keep(later_view_shares_keys(v));
+    ViewInputs in;
+    if (mine) {
+      in = std::move(mine->inputs);
+    } else {
+      GRANARY_ASSIGN_OR_RAISE(in, prepare(v));
+    }
+    const std::vector<std::string>& plain = in.plain;
+    const std::vector<std::string>& aggregated = in.aggregated;
+    const SourceScanOptions& scan_options = in.scan_options;
+    const std::shared_ptr<arrow::RecordBatch>& entity_batch = in.entity_batch;
+    const int64_t view_output = in.view_output;
+    const int64_t least_output = in.least_output;
+    const int64_t join_budget = std::max(options.memory_budget_bytes - held - 2 * view_output,
+                                         options.memory_budget_bytes / 4);
 
     if (!max_t) {
       // No entity row has a time: nothing to look up, every value is null (the source was still
-      // opened above, so a missing or unreadable source is reported all the same).
+      // opened by prepare, so a missing or unreadable source is reported all the same).
       arrow::FieldVector out_fields;
       arrow::ChunkedArrayVector out_columns;
       for (size_t f = 0; f < group.features.size(); ++f) {
@@ -263,24 +342,14 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       if (stats != nullptr) stats->views.push_back(std::move(empty));
       continue;
     }
-    JoinOptions join_options;
-    join_options.memory_budget_bytes = join_budget;
-    join_options.threads = options.threads;
-    join_options.created_timestamp_cutoff = request.created_timestamp_cutoff;
-    join_options.spill_dir = options.spill_dir;
-    join_options.cancel = request.cancel;
-    join_options.timings = request.timings;
-    // In the output's row groups: TrainingSetOutput frees each once written.
-    join_options.output_chunk_rows = options.output_slice_rows;
-    join_options.TEST_force_plan = options.TEST_force_plan;
-    std::unique_ptr<Progress> progress;
-    // A progress line only for work long enough to watch (a million rows or an unknown count).
-    const int64_t estimate = scan->stats().rows_estimated;
-    if (request.show_progress && (estimate == 0 || estimate >= 1'000'000)) {
-      progress = std::make_unique<Progress>(view.name, estimate, "rows");
-      join_options.progress = progress.get();
-    }
-    scan.reset();
+    JoinOptions join_options = make_join_options(join_budget);
+    std::unique_ptr<Progress> progress =
+        mine ? std::move(mine->progress) : make_progress(view, in.rows_estimated);
+    join_options.progress = progress.get();
+    // The match pass run ahead, if it ran (else the join matches itself).
+    MatchedViewPtr matched = mine ? std::move(mine->matched) : nullptr;
+    mine.reset();
+    const bool matched_ahead = matched != nullptr;
     HistoricalStats::View view_report;
     view_report.name = view.name;
     view_report.plain_features = !plain.empty();
@@ -289,10 +358,6 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     // (the least it can be already passes the output's half of the budget), has them spilled
     // as the join gathers them, in groups of columns that fit the join's share: the join never
     // holds them all.
-    int64_t least_output = 0;
-    for (const auto& f : group.features) {
-      least_output += LeastColumnBytes(view.FindOutput(f)->type, n);
-    }
     if (aggregated.empty() && n > 0 && output->held_bytes() + least_output > hold_bytes) {
       entity_side.Clear();  // memory is short: the entity side is not kept for this join
       ViewSource source{repo_root, &defs, &view, scan_options};
@@ -314,8 +379,10 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
         ReleaseFreedMemory();
         return Status::OK();
       };
+      join_options.matched = matched.get();
       GRANARY_RETURN_NOT_OK(
           PointInTimeJoinInto(*entity_batch, source, join_options, spill, &view_stats));
+      view_stats.matched_ahead = matched_ahead;
       if (progress) progress->Finish();
       ReportViewOutput(*output, group.features.size(), bytes, /*spilled=*/true, held_before, groups,
                        options.memory_budget_bytes, &view_report);
@@ -370,10 +437,58 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     if (!plain.empty()) {
       ViewSource source{repo_root, &defs, &view, scan_options};
       join_options.entity_side = &entity_side;
-      GRANARY_ASSIGN_OR_RAISE(auto columns,
-                              PointInTimeJoin(*entity_batch, source, join_options, &view_stats));
+      // The next view's match pass beside this view's gather (Ahead), when this view's columns
+      // are held and the next view joins plain features only, of the same entities, into
+      // columns that will be held too.
+      std::jthread beside;
+      const size_t w = v + 1;
+      if (aggregated.empty() && w < resolved.views.size() && n > 0 &&
+          resolved.views[w].view->entities == view.entities && entity_side.keep()) {
+        // An error preparing the next view is reported in its turn, after this view's join.
+        Result<ViewInputs> next = prepare(w);
+        const int64_t held_after = held + view_output;
+        const bool next_held =
+            next.ok() && next->aggregated.empty() && !next->plain.empty() &&
+            output->held_bytes() + view_output + next->least_output <= hold_bytes;
+        if (next_held) {
+          if (matched == nullptr) {
+            // This view's match now, so that the next one's can run beside its gather.
+            GRANARY_ASSIGN_OR_RAISE(
+                matched, MatchAhead(*entity_batch, source, join_options, MatchAheadIf::kAlways));
+          }
+          if (progress) progress->Finish();  // it counts the match pass's rows
+          ahead.emplace();
+          ahead->view = w;
+          ahead->inputs = std::move(*next);
+          const FeatureView& next_view = *resolved.views[w].view;
+          ahead->progress = make_progress(next_view, ahead->inputs.rows_estimated);
+          // Its budget as it would be in its turn, with this view's columns held.
+          JoinOptions next_options = make_join_options(
+              std::max(options.memory_budget_bytes - held_after - 2 * ahead->inputs.view_output,
+                       options.memory_budget_bytes / 4));
+          next_options.progress = ahead->progress.get();
+          next_options.entity_side = &entity_side;
+          entity_side.set_keep(later_view_shares_keys(w));
+          Ahead* job = &*ahead;
+          ViewSource next_source{repo_root, &defs, &next_view, job->inputs.scan_options};
+          beside = std::jthread([job, next_source, next_options] {
+            auto ran = MatchAhead(*job->inputs.entity_batch, next_source, next_options,
+                                  MatchAheadIf::kSharedEntitySide);
+            if (ran.ok()) {
+              job->matched = std::move(*ran);
+            } else {
+              job->status = ran.status();
+            }
+          });
+        }
+      }
+      join_options.matched = matched.get();
+      auto columns = PointInTimeJoin(*entity_batch, source, join_options, &view_stats);
+      if (beside.joinable()) beside.join();
+      if (!columns.ok()) return columns.status();
+      view_stats.matched_ahead = matched_ahead;
       join_options.entity_side = nullptr;
-      for (size_t f = 0; f < columns.size(); ++f) by_name[plain[f]] = columns[f];
+      for (size_t f = 0; f < columns->size(); ++f) by_name[plain[f]] = (*columns)[f];
     }
     if (!aggregated.empty()) {
       entity_side.Clear();  // the window join needs the memory

@@ -67,10 +67,13 @@ struct HistoricalStats {
 // the requested order. Exactly one output row per entity row, in the entities' order, duplicates
 // included. Sources resolve against config.root.
 // The embedded engine's implementation of OfflineEngine::GetHistoricalFeatures; entity rows given
-// as SQL or a table are the caller's to refuse. The views are joined one after the other; each
-// view's columns are then held in memory, or, when the entity rows and the columns held with them
-// would pass half the memory budget, spilled to disk until they are read back one slice at a
-// time (TrainingSetOutput). `stats` may be null.
+// as SQL or a table are the caller's to refuse. The views are joined one after the other, but
+// that the next view's match pass runs on a thread of its own beside a view's gather pass when
+// both views' columns are held and the next one streams with the entity side the first kept
+// (MatchAhead, pit_join.h; HistoricalStats::View::join.matched_ahead); each view's columns are
+// then held in memory, or, when the entity rows and the columns held with them would pass half
+// the memory budget, spilled to disk until they are read back one slice at a time
+// (TrainingSetOutput). `stats` may be null.
 Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     const std::filesystem::path& repo_root, const Definitions& defs,
     const HistoricalRequest& request, const HistoricalJoinOptions& options,

@@ -23,6 +23,21 @@
 
 namespace granary {
 
+struct MatchedView {
+  const FeatureView* view = nullptr;  // the join it is for: this view over `rows` entity rows
+  int64_t rows = 0;
+  SourceSnapshot files;  // the listing both passes read
+  std::vector<ChosenRow> chosen;
+  SourceScanStats scan;  // the match pass's (last) read
+  uint64_t fingerprint = 0;
+  ViewJoinStats stats;  // how the match ran
+  // `chosen` made the gather pass's list already (PutInReadOrder), on the thread that matched:
+  // it is held beside the other work at its size, 16 bytes a matched entity row.
+  bool in_read_order = false;
+};
+
+void MatchedViewDeleter::operator()(MatchedView* matched) const { delete matched; }
+
 struct EntitySideCache::Entry {
   std::vector<std::shared_ptr<arrow::Array>> keys;  // the arrays it was built over
   std::shared_ptr<arrow::Array> ts;
@@ -159,11 +174,14 @@ Result<std::vector<ChosenRow>> StreamMatch(const arrow::RecordBatch& entities,
 }
 
 // Pass 1: each entity row's chosen feature row (by read position, FeatureSourceScan::
-// positions). `fingerprint`: the files the (last) read planned, FilesFingerprint.
+// positions). `fingerprint`: the files the (last) read planned, FilesFingerprint. With
+// `declined` (MatchAhead), only a match that streams with the entity side options.entity_side
+// holds runs; any other sets *declined and returns before reading a row.
 Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
                                          const ViewSource& source, const SourceSnapshot& files,
                                          const JoinOptions& options, ViewJoinStats* stats,
-                                         SourceScanStats* scan_stats, uint64_t* fingerprint) {
+                                         SourceScanStats* scan_stats, uint64_t* fingerprint,
+                                         bool* declined = nullptr) {
   SourceScanOptions scan_options = source.options;
   scan_options.with_features = false;
   GRANARY_ASSIGN_OR_RAISE(auto scan,
@@ -202,6 +220,14 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
     return largest;
   };
   MatchPlan plan = options.TEST_force_plan ? *options.TEST_force_plan : PlanMatch(inputs);
+  if (declined != nullptr) {
+    std::vector<std::shared_ptr<arrow::Array>> key_arrays;
+    for (const auto& k : join_keys) key_arrays.push_back(entities.GetColumnByName(k));
+    *declined =
+        plan.strategy != MatchStrategy::kStream || options.entity_side == nullptr ||
+        !options.entity_side->Holds(key_arrays, entities.GetColumnByName(kEventTimestampColumn));
+    if (*declined) return std::vector<ChosenRow>();
+  }
   // The entity side of an earlier view is kept only for a streaming match: any other needs the
   // memory.
   if (plan.strategy != MatchStrategy::kStream && options.entity_side != nullptr) {
@@ -388,6 +414,23 @@ std::vector<std::string> RequestedFeatures(const ViewSource& source) {
   return names;
 }
 
+// The match pass's list (a ChosenRow per entity row) made the gather pass's: only the matched
+// entity rows, each with the entity row that chose it (EntityRowOf), in read order; compacted,
+// then sorted into a list of its own size (16 bytes a matched entity row).
+void PutInReadOrder(std::vector<ChosenRow>* chosen) {
+  const int64_t n = static_cast<int64_t>(chosen->size());
+  int64_t matched = 0;
+  int64_t last_position = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t index = (*chosen)[i].index;
+    if (index < 0) continue;
+    last_position = std::max(last_position, index);
+    (*chosen)[matched++] = ChosenRow{index, i};
+  }
+  chosen->resize(matched);
+  SortByReadPosition(chosen, last_position);
+}
+
 // Both passes; the gather in groups of consecutive columns when `in_groups` (each group's
 // columns handed to `sink` once gathered), else in one read.
 Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& source,
@@ -395,17 +438,29 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
                        ViewJoinStats* stats) {
   ViewJoinStats local_stats;
   if (stats == nullptr) stats = &local_stats;
-  // Both passes read the files of one listing (one Delta version): files added or commits made
-  // in between are not seen, so only a change to the files read can fail the join.
-  GRANARY_ASSIGN_OR_RAISE(SourceSnapshot files,
-                          SourceSnapshot::Read(source.repo_root, *source.defs, *source.view));
-  SourceScanStats match_stats;
-  uint64_t match_fingerprint = 0;
-  GRANARY_ASSIGN_OR_RAISE(
-      std::vector<ChosenRow> chosen,
-      MatchPass(entities, source, files, options, stats, &match_stats, &match_fingerprint));
-  stats->scan = match_stats;
   const int64_t n = entities.num_rows();
+  MatchedView match;
+  if (options.matched != nullptr) {
+    if (options.matched->view != source.view || options.matched->rows != n) {
+      return Status::Internal(fmt::format(
+          "feature view '{}': the join was given the match pass of another view or entity rows",
+          source.view->name));
+    }
+    match = std::move(*options.matched);
+    *stats = match.stats;
+  } else {
+    // Both passes read the files of one listing (one Delta version): files added or commits made
+    // in between are not seen, so only a change to the files read can fail the join.
+    GRANARY_ASSIGN_OR_RAISE(match.files,
+                            SourceSnapshot::Read(source.repo_root, *source.defs, *source.view));
+    GRANARY_ASSIGN_OR_RAISE(match.chosen, MatchPass(entities, source, match.files, options, stats,
+                                                    &match.scan, &match.fingerprint));
+  }
+  const SourceSnapshot& files = match.files;
+  std::vector<ChosenRow>& chosen = match.chosen;
+  const SourceScanStats& match_stats = match.scan;
+  const uint64_t match_fingerprint = match.fingerprint;
+  stats->scan = match_stats;
   // What the match pass freed (its workers' partitions and arenas) goes back before the gather
   // sorts the list of chosen rows into a copy of its size: mimalloc would keep it for its purge
   // delay (5 s) beside that copy (at the seed's scale with 64 MiB, 421 MiB sampled for 2 s).
@@ -415,17 +470,9 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
   std::optional<PhaseTimings::Scope> gather_phase;
   gather_phase.emplace(PhaseTimings::Start(options.timings, source.view->name + ": gather pass"));
   // The chosen rows in read order, with the entity rows that chose them (EntityRowOf): 16 bytes
-  // a matched entity row, once sorted (the match pass's list, compacted, is sorted into one of
-  // its own size).
-  int64_t matched = 0;
-  int64_t last_position = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (chosen[i].index < 0) continue;
-    last_position = std::max(last_position, chosen[i].index);
-    chosen[matched++] = ChosenRow{chosen[i].index, i};
-  }
-  chosen.resize(matched);
-  SortByReadPosition(&chosen, last_position);
+  // a matched entity row. A match run ahead did it already.
+  if (!match.in_read_order) PutInReadOrder(&chosen);
+  const int64_t matched = static_cast<int64_t>(chosen.size());
   stats->rows_matched = matched;
   const int64_t list_bytes =
       static_cast<int64_t>(chosen.capacity()) * static_cast<int64_t>(sizeof(ChosenRow));
@@ -652,6 +699,24 @@ std::unique_ptr<EntitySideCache::Entry> EntitySideCache::Take(
 
 void EntitySideCache::Return(std::unique_ptr<Entry> entry) {
   if (keep_) entry_ = std::move(entry);
+}
+
+Result<MatchedViewPtr> MatchAhead(const arrow::RecordBatch& entities, const ViewSource& source,
+                                  const JoinOptions& options, MatchAheadIf run_if) {
+  MatchedViewPtr matched(new MatchedView);
+  matched->view = source.view;
+  matched->rows = entities.num_rows();
+  GRANARY_ASSIGN_OR_RAISE(matched->files,
+                          SourceSnapshot::Read(source.repo_root, *source.defs, *source.view));
+  bool declined = false;
+  GRANARY_ASSIGN_OR_RAISE(
+      matched->chosen,
+      MatchPass(entities, source, matched->files, options, &matched->stats, &matched->scan,
+                &matched->fingerprint, run_if == MatchAheadIf::kAlways ? nullptr : &declined));
+  if (declined) return MatchedViewPtr();
+  PutInReadOrder(&matched->chosen);
+  matched->in_read_order = true;
+  return matched;
 }
 
 Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(

@@ -90,6 +90,15 @@ class EntitySideCache {
   std::unique_ptr<Entry> entry_;
 };
 
+// A view's match pass run ahead of its join (MatchAhead), for the join of the same view and
+// entity rows to take (JoinOptions::matched) rather than match again: the chosen rows, the files
+// the match read and how it ran. Defined in pit_join.cc.
+struct MatchedView;
+struct MatchedViewDeleter {
+  void operator()(MatchedView* matched) const;
+};
+using MatchedViewPtr = std::unique_ptr<MatchedView, MatchedViewDeleter>;
+
 struct JoinOptions {
   // Bytes of feature data (and join state) held in memory at once; past it the engine spills.
   int64_t memory_budget_bytes = kDefaultMemoryBudget;
@@ -106,6 +115,10 @@ struct JoinOptions {
   // Where the streaming match's entity side is kept for the next view's join (EntitySideCache).
   // May be null: each join builds its own.
   EntitySideCache* entity_side = nullptr;
+  // The join's match pass, already run by MatchAhead over the same entities, source and options
+  // (on another thread, beside the previous view's gather pass): the join takes it and runs
+  // only its gather pass. Null: the join matches itself.
+  MatchedView* matched = nullptr;
   // Fixed-width output columns come in chunks of this many rows (a power of two; else, and with
   // 0, one chunk), each with buffers of its own: a consumer that goes through the rows in order
   // (the training set's writer) frees each once done with it (ScatteredColumn).
@@ -135,6 +148,9 @@ struct ViewJoinStats {
   // the columns put in entity order by a Take, and the output columns of the group being
   // gathered (counted at their full size from the start).
   int64_t gather_held_bytes = 0;
+  // The match pass ran on a thread of its own beside the previous view's gather pass
+  // (MatchAhead; the retrieval sets it).
+  bool matched_ahead = false;
 };
 
 // One chunk of feature rows as the matcher sees it. Each row has an index in the read order:
@@ -182,6 +198,24 @@ struct ViewSource {
 Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> PointInTimeJoin(
     const arrow::RecordBatch& entities, const ViewSource& source, const JoinOptions& options,
     ViewJoinStats* stats);
+
+// Which matches MatchAhead runs.
+enum class MatchAheadIf {
+  kAlways,
+  // Only a match that streams with the entity side `options.entity_side` already holds (built
+  // by an earlier view's match over the same entity key and time arrays): its memory is then
+  // the entity side, held anyway, the list of chosen rows and the read's buffers.
+  kSharedEntitySide,
+};
+
+// The match pass of PointInTimeJoin(entities, source, options) alone, for that join to take
+// (JoinOptions::matched), so that other work can run between the two passes or beside the
+// match: the retrieval runs a view's match pass on a thread of its own while the view before it
+// is gathered (historical.h). Returns null, having read no row, when `run_if` excludes the
+// match (the join then matches itself). Thread-safe as PointInTimeJoin is: the entity side
+// cache, if given, must not be used by another thread meanwhile.
+Result<MatchedViewPtr> MatchAhead(const arrow::RecordBatch& entities, const ViewSource& source,
+                                  const JoinOptions& options, MatchAheadIf run_if);
 
 // Takes a group of a view's output columns as soon as the gather pass has them: `first` is the
 // index (among the requested features) of the first of `columns`, which are consecutive

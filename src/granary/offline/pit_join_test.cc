@@ -11,6 +11,7 @@
 #include <fstream>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "granary/common/temp_dir.h"
 #include "granary/offline/historical.h"
@@ -261,7 +262,8 @@ std::vector<std::optional<MatchPlan>> ForcedPlans() {
 // `skipped` (may be null).
 void CheckAgainstOracle(const RandomCase& c, int64_t rows_per_group,
                         const std::vector<int64_t>& budgets, int threads,
-                        std::set<MatchStrategy>* modes, int64_t* skipped = nullptr) {
+                        std::set<MatchStrategy>* modes, int64_t* skipped = nullptr,
+                        int* matched_ahead = nullptr) {
   auto dir = TempDir::Make("granary-diff-").ValueOrDie();
   std::filesystem::create_directories(dir.path() / "src");
   WriteFeatureFiles(c, dir.path() / "src", rows_per_group);
@@ -298,6 +300,14 @@ void CheckAgainstOracle(const RandomCase& c, int64_t rows_per_group,
       ASSERT_EQ((*out)->num_rows(), static_cast<int64_t>(c.e_key.size()));
       if (!c.e_key.empty() && !c.f_key.empty()) modes->insert(stats.views[0].join.strategy);
       if (skipped != nullptr) *skipped += stats.views[0].join.row_groups_skipped;
+      // The second view's match pass runs beside the first one's gather only when it streams
+      // with the entity side the first one kept; the first one's never does.
+      ASSERT_FALSE(stats.views[0].join.matched_ahead);
+      if (stats.views[1].join.matched_ahead) {
+        ASSERT_EQ(stats.views[1].join.strategy, MatchStrategy::kStream);
+        ASSERT_FALSE(forced.has_value());
+        if (matched_ahead != nullptr) ++*matched_ahead;
+      }
       ASSERT_EQ((*out)->schema()->field_names().back(), "view_again__row");  // requested order
       auto combined = [&](const char* name) {
         auto column = (*out)->GetColumnByName(name);
@@ -341,6 +351,7 @@ TEST(PointInTimeJoin, AgreesWithABruteForceOracleOnRandomData) {
   const uint64_t first_seed = testing::TestSeed();
   std::set<MatchStrategy> modes;  // engine paths taken
   int64_t skipped = 0;            // row groups the gather pass left unread
+  int matched_ahead = 0;          // second views matched beside the first one's gather
   for (uint64_t round = 0; round < 60; ++round) {
     const uint64_t seed = first_seed + round;
     SCOPED_TRACE(testing::SeedTrace(seed));
@@ -349,9 +360,12 @@ TEST(PointInTimeJoin, AgreesWithABruteForceOracleOnRandomData) {
     // sorted in memory, and partitioned with spilling.
     CheckAgainstOracle(MakeCase(seed), 1 + static_cast<int64_t>(seed % 50),
                        {kDefaultMemoryBudget, int64_t{25'000}, int64_t{1}},
-                       /*threads=*/0, &modes, &skipped);
+                       /*threads=*/0, &modes, &skipped, &matched_ahead);
     if (HasFatalFailure()) return;
   }
+  // The default budget streams both views: the second one's match ran beside the first one's
+  // gather, and its answers above were right.
+  EXPECT_GT(matched_ahead, 0);
   EXPECT_EQ(modes,
             (std::set<MatchStrategy>{MatchStrategy::kStream, MatchStrategy::kPasses,
                                      MatchStrategy::kSortInMemory, MatchStrategy::kPartition}));
@@ -533,6 +547,42 @@ TEST(PointInTimeJoin, JoinsOverTheSameEntityArraysShareTheEntitySideOnlyWhileKep
   auto alone = PointInTimeJoin(*entities, with_ttl, JoinOptions{}, nullptr);
   ASSERT_TRUE(alone.ok()) << alone.status().ToString();
   EXPECT_EQ(values(*(*alone)[0]), want_ttl);
+
+  // Matched ahead (MatchAhead), on another thread: only with the entity side shared
+  // (kSharedEntitySide), and the join given the match takes it and gathers the same answers.
+  EntitySideCache shared;
+  shared.set_keep(true);
+  JoinOptions ahead_options;
+  ahead_options.entity_side = &shared;
+  auto declined = MatchAhead(*entities, with_ttl, ahead_options, MatchAheadIf::kSharedEntitySide);
+  ASSERT_TRUE(declined.ok()) << declined.status().ToString();
+  EXPECT_EQ(*declined, nullptr);  // nothing held yet to share
+  auto mine = MatchAhead(*entities, plain, ahead_options, MatchAheadIf::kAlways);
+  ASSERT_TRUE(mine.ok() && *mine != nullptr) << mine.status().ToString();
+  EXPECT_TRUE(shared.Holds({key_array}, ts_array));  // kept by that match
+  shared.set_keep(false);
+  Result<MatchedViewPtr> next = Status::Internal("not run");
+  std::thread beside([&] {
+    next = MatchAhead(*entities, with_ttl, ahead_options, MatchAheadIf::kSharedEntitySide);
+  });
+  JoinOptions take = ahead_options;
+  take.matched = mine->get();
+  auto gathered = PointInTimeJoin(*entities, plain, take, nullptr);
+  beside.join();
+  ASSERT_TRUE(gathered.ok()) << gathered.status().ToString();
+  EXPECT_EQ(values(*(*gathered)[0]), want_plain);
+  ASSERT_TRUE(next.ok() && *next != nullptr) << next.status().ToString();
+  EXPECT_FALSE(shared.Holds({key_array}, ts_array));  // freed: keep was unset
+  // A view's match given to another view's join is an error, not its answers.
+  JoinOptions wrong;
+  wrong.matched = next->get();
+  auto mixed = PointInTimeJoin(*entities, plain, wrong, nullptr);
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_EQ(mixed.status().code(), StatusCode::kInternal) << mixed.status().ToString();
+  take.matched = next->get();
+  auto second_ahead = PointInTimeJoin(*entities, with_ttl, take, nullptr);
+  ASSERT_TRUE(second_ahead.ok()) << second_ahead.status().ToString();
+  EXPECT_EQ(values(*(*second_ahead)[0]), want_ttl);
 }
 
 TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAMatchedEntityRow) {
