@@ -427,6 +427,9 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
   chosen.resize(matched);
   SortByReadPosition(&chosen, last_position);
   stats->rows_matched = matched;
+  // Columns put in entity order by a Take gather each chosen row's value once, however many
+  // entity rows chose it: a small view's few rows, not one value per entity row in read order.
+  const int64_t distinct = DistinctChosenRows(chosen);
   const int64_t list_bytes =
       static_cast<int64_t>(chosen.capacity()) * static_cast<int64_t>(sizeof(ChosenRow));
 
@@ -442,7 +445,7 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
     // Not a feature of the view: the scan says so when it is opened.
     const Field* field = source.view->FindFeature(name);
     types.push_back(field != nullptr ? ToArrowType(field->type) : arrow::utf8());
-    largest = std::max(largest, GatherBytesFor(*types.back(), n, matched));
+    largest = std::max(largest, GatherBytesFor(*types.back(), n, distinct));
   }
   std::vector<int> group_ends;  // each group's end (a feature index), ascending
   {
@@ -451,7 +454,7 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
     int group_size = 0;
     for (int c = 0; c < feature_count; ++c) {
       const auto& type = types[c];
-      const int64_t bytes = GatherBytesFor(*type, n, matched);
+      const int64_t bytes = GatherBytesFor(*type, n, distinct);
       const bool takes = !ScatteredColumn::Supports(*type);
       const int64_t state = list_bytes + (group_takes || takes ? EntityOrderBytes(n) : 0);
       if (in_groups && group_size > 0 &&
@@ -510,7 +513,7 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
     bool any_taken = false;
     for (int c = 0; c < count; ++c) {
       const auto& type = schema->field(c)->type();
-      held += GatherBytesFor(*type, n, matched);
+      held += GatherBytesFor(*type, n, distinct);
       if (ScatteredColumn::Supports(*type)) {
         GRANARY_ASSIGN_OR_RAISE(scattered[c],
                                 ScatteredColumn::Make(type, n, options.output_chunk_rows));
@@ -546,8 +549,13 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
           continue;
         }
         if (indices == nullptr) {
+          // Each chosen row once (EntityOrder's places): the list is sorted by read position.
           local.clear();
-          for (size_t i = begin; i < next; ++i) local.push_back(chosen[i].index - offset);
+          for (size_t i = begin; i < next; ++i) {
+            if (i == begin || chosen[i].index != chosen[i - 1].index) {
+              local.push_back(chosen[i].index - offset);
+            }
+          }
           GRANARY_ASSIGN_OR_RAISE(indices, Int64Array(local));
         }
         auto taken = arrow::compute::Take(values, *indices);
@@ -561,6 +569,7 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
         files.CheckUnchanged(fmt::format("feature view '{}'", source.view->name)));
     stats->row_groups_skipped = scan->stats().row_groups_skipped;
     scan.reset();
+    local = {};
     std::vector<std::shared_ptr<arrow::ChunkedArray>> out(count);
     for (int c = 0; c < count; ++c) {
       if (scattered[c] != nullptr) {
