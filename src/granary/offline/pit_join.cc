@@ -97,16 +97,39 @@ Result<KeyColumns> EntityKeys(const arrow::RecordBatch& entities,
   return KeyColumns::Make(std::move(arrays));
 }
 
-// Entity rows split `ways` ways by key hash (EntityPartitioner::PartitionOf), in input order
-// within each; rows with a null key go to group 0.
-std::vector<std::vector<int64_t>> SplitByKey(const KeyColumns& keys, int ways) {
+// Calls fn(row, group) for every entity row in order, its group one of `ways` by key hash
+// (EntityPartitioner::PartitionOf); rows with a null key are in group 0. Rows are hashed a block
+// at a time.
+template <typename Fn>
+void ForEachRowGroup(const KeyColumns& keys, int ways, Fn&& fn) {
+  constexpr int64_t kBlockRows = 64 * 1024;
   const int64_t n = keys.length();
-  std::vector<uint64_t> hashes(n);
-  keys.HashRows(hashes.data());
-  std::vector<std::vector<int64_t>> rows_of(ways);
-  for (int64_t i = 0; i < n; ++i) {
-    rows_of[keys.IsNull(i) ? 0 : EntityPartitioner::PartitionOf(hashes[i], ways)].push_back(i);
+  std::vector<uint64_t> hashes(static_cast<size_t>(std::min(n, kBlockRows)));
+  for (int64_t begin = 0; begin < n; begin += kBlockRows) {
+    const int64_t end = std::min(n, begin + kBlockRows);
+    keys.HashRows(begin, end, hashes.data());
+    for (int64_t i = begin; i < end; ++i) {
+      fn(i, keys.IsNull(i) ? 0 : EntityPartitioner::PartitionOf(hashes[i - begin], ways));
+    }
   }
+}
+
+// The entity rows of each of `ways` groups by key hash (ForEachRowGroup).
+std::vector<int64_t> GroupSizes(const KeyColumns& keys, int ways) {
+  std::vector<int64_t> sizes(ways, 0);
+  ForEachRowGroup(keys, ways, [&sizes](int64_t, int group) { ++sizes[group]; });
+  return sizes;
+}
+
+// Entity rows split `ways` ways by key hash (ForEachRowGroup), in input order within each. Each
+// group's list is sized exactly, counted first: grown by push_back, thousands of groups held up
+// to twice their rows' 8 bytes (at the seed's scale 56 MiB for 28, through the whole match of
+// its 3,426 partitions).
+std::vector<std::vector<int64_t>> SplitByKey(const KeyColumns& keys, int ways) {
+  const std::vector<int64_t> sizes = GroupSizes(keys, ways);
+  std::vector<std::vector<int64_t>> rows_of(ways);
+  for (int g = 0; g < ways; ++g) rows_of[g].reserve(sizes[g]);
+  ForEachRowGroup(keys, ways, [&rows_of](int64_t row, int group) { rows_of[group].push_back(row); });
   return rows_of;
 }
 
@@ -195,11 +218,8 @@ Result<std::vector<ChosenRow>> MatchPass(const arrow::RecordBatch& entities,
   inputs.source_rows = scan->stats().rows_estimated;
   inputs.source_bytes = scan->stats().bytes_estimated;
   inputs.largest_group_rows = [&](int ways) {
-    int64_t largest = 0;
-    for (const auto& rows : SplitByKey(all_keys, ways)) {
-      largest = std::max<int64_t>(largest, static_cast<int64_t>(rows.size()));
-    }
-    return largest;
+    const std::vector<int64_t> sizes = GroupSizes(all_keys, ways);
+    return sizes.empty() ? int64_t{0} : *std::max_element(sizes.begin(), sizes.end());
   };
   MatchPlan plan = options.TEST_force_plan ? *options.TEST_force_plan : PlanMatch(inputs);
   // The entity side of an earlier view is kept only for a streaming match: any other needs the

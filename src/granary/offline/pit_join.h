@@ -10,11 +10,14 @@
 //     and times each; or the keys and times are held and sorted when they fit; or else split by
 //     a hash of the join keys into partitions (EntityPartitioner, spilling to Arrow IPC files)
 //     and matched one partition at a time: rows are bucketed by key hash, each bucket sorted by
-//     (key hash, event time, created time, read order) and swept, on all cores. The result: for
-//     each entity row, the read position of its chosen feature row.
+//     (key hash, event time, created time, read order) and swept, on all cores (or, when the
+//     feature rows are no more than the entity rows, each entity row looks its key up among
+//     them: MatchWay). The result: for each entity row, the read position of its chosen feature
+//     row.
 //  2. gather: read only the features (the chosen rows are found by read position; row groups
-//     with none are skipped) and keep only the chosen rows, in entity order. It holds one list
-//     of the chosen rows (16 bytes a matched entity row) and the output columns being gathered;
+//     with none are skipped) and keep only the chosen rows, in entity order (each chosen row's
+//     value taken once, however many entity rows chose it). It holds one list of the chosen
+//     rows (16 bytes a matched entity row) and the output columns being gathered;
 //     a caller that takes the columns as they are gathered (PointInTimeJoinInto) lets it gather
 //     them in groups of columns that fit the budget, one read of the features each (each
 //     column is decoded once either way).

@@ -201,6 +201,7 @@ TEST(MatchPointInTime, LooksUpTheRowsTheSweepChoosesForSourcesSmallerAndLargerTh
     std::vector<int64_t> f_key(feature_rows), f_ts(feature_rows), f_position(feature_rows);
     std::vector<std::optional<int64_t>> f_created(feature_rows);
     std::vector<std::shared_ptr<arrow::Array>> chunk_keys, chunk_ts, chunk_created, chunk_rows;
+    std::vector<int64_t> chunk_first;  // the read position of each chunk's first row
     std::vector<KeyColumns> chunk_key_columns;
     std::vector<FeatureRowsView> views;
     const int64_t chunks = uniform(1, 4);
@@ -208,14 +209,15 @@ TEST(MatchPointInTime, LooksUpTheRowsTheSweepChoosesForSourcesSmallerAndLargerTh
     for (int64_t c = 0, first = 0; c < chunks; ++c) {
       const int64_t end = c + 1 == chunks ? feature_rows : uniform(first, feature_rows);
       const bool gaps = uniform(0, 1) == 1;
+      chunk_first.push_back(position);
       std::vector<std::optional<int64_t>> key, ts, created;
       std::vector<int64_t> rows;
       for (int64_t j = first; j < end; ++j) {
         f_key[j] = uniform(0, keys - 1);
         f_ts[j] = kBase + uniform(0, 90) * kMinute;  // ties within a key: read order decides
         if (uniform(0, 4) > 0) f_created[j] = f_ts[j] + uniform(-3, 10) * kMinute;
-        position += gaps ? uniform(1, 3) : 1;
-        f_position[j] = position - 1;
+        if (gaps && j > first) position += uniform(0, 2);
+        f_position[j] = position++;
         key.push_back(f_key[j]);
         ts.push_back(f_ts[j]);
         created.push_back(f_created[j]);
@@ -230,10 +232,9 @@ TEST(MatchPointInTime, LooksUpTheRowsTheSweepChoosesForSourcesSmallerAndLargerTh
       chunk_key_columns.push_back(KeyColumns::Make({chunk_keys.back()}).ValueOrDie());
       first = end;
     }
-    for (size_t c = 0, first = 0; c < chunk_keys.size(); first += chunk_keys[c]->length(), ++c) {
+    for (size_t c = 0; c < chunk_keys.size(); ++c) {
       views.push_back({&chunk_key_columns[c], chunk_ts[c].get(), chunk_created[c].get(),
-                       chunk_keys[c]->length() > 0 ? f_position[first] : position,
-                       chunk_rows[c].get()});
+                       chunk_first[c], chunk_rows[c].get()});
     }
     std::vector<ChosenRow> want;
     if (entities * feature_rows <= 4'000'000) {
