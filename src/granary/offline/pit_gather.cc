@@ -149,9 +149,8 @@ Result<std::shared_ptr<arrow::Array>> EntityOrderOf(const std::vector<ChosenRow>
     order[EntityRowOf(chosen[p])] = slot;
     arrow::bit_util::SetBit(bits, EntityRowOf(chosen[p]));
   }
-  auto data = arrow::ArrayData::Make(std::move(type), rows,
-                                     {std::move(*validity), std::move(*values)},
-                                     arrow::kUnknownNullCount);
+  auto data = arrow::ArrayData::Make(
+      std::move(type), rows, {std::move(*validity), std::move(*values)}, arrow::kUnknownNullCount);
   return arrow::MakeArray(data);
 }
 

@@ -129,7 +129,8 @@ std::vector<std::vector<int64_t>> SplitByKey(const KeyColumns& keys, int ways) {
   const std::vector<int64_t> sizes = GroupSizes(keys, ways);
   std::vector<std::vector<int64_t>> rows_of(ways);
   for (int g = 0; g < ways; ++g) rows_of[g].reserve(sizes[g]);
-  ForEachRowGroup(keys, ways, [&rows_of](int64_t row, int group) { rows_of[group].push_back(row); });
+  ForEachRowGroup(keys, ways,
+                  [&rows_of](int64_t row, int group) { rows_of[group].push_back(row); });
   return rows_of;
 }
 

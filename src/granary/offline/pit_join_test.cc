@@ -91,8 +91,9 @@ RandomCase MakeCase(uint64_t seed, bool large = false, bool small_view = false) 
     sorted.f_file[i] = c.f_file[order[i]];
   }
   c = sorted;
-  const int64_t entities =
-      large ? uniform(1000, 2000) : small_view ? uniform(2000, 4000) : uniform(0, 120);
+  const int64_t entities = large        ? uniform(1000, 2000)
+                           : small_view ? uniform(2000, 4000)
+                                        : uniform(0, 120);
   for (int64_t i = 0; i < entities; ++i) {
     c.e_key.push_back(uniform(0, keys + 1));  // some keys have no feature rows
     if (uniform(0, 19) == 0) {

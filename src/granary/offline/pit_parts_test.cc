@@ -259,8 +259,7 @@ TEST(MatchPointInTime, LooksUpTheRowsTheSweepChoosesForSourcesSmallerAndLargerTh
       for (int threads : {1, 3}) {
         SCOPED_TRACE(fmt::format("way {}, {} threads, {} entity rows, {} feature rows",
                                  static_cast<int>(way), threads, entities, feature_rows));
-        auto chosen =
-            MatchPointInTime(entity_keys, *entity_ts, views, ttl, cutoff, threads, way);
+        auto chosen = MatchPointInTime(entity_keys, *entity_ts, views, ttl, cutoff, threads, way);
         ASSERT_TRUE(chosen.ok()) << chosen.status().ToString();
         ASSERT_EQ(static_cast<int64_t>(chosen->size()), entities);
         if (want.empty() && entities > 0) {
@@ -307,8 +306,7 @@ TEST(EntityOrder, PlacesEachEntityRowAtItsChosenRowsOneGatheredValue) {
     ASSERT_TRUE((*v == '\0' ? expected.AppendNull() : expected.Append(v)).ok());
   }
   auto want = expected.Finish().ValueOrDie();
-  EXPECT_TRUE(arrow::Concatenate(taken->chunks()).ValueOrDie()->Equals(*want))
-      << taken->ToString();
+  EXPECT_TRUE(arrow::Concatenate(taken->chunks()).ValueOrDie()->Equals(*want)) << taken->ToString();
 }
 
 TEST(EntityPartitioner, AMissingSpillFolderIsAClearError) {
