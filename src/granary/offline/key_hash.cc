@@ -131,19 +131,21 @@ std::string_view KeyColumns::BytesAt(const Column& c, int64_t row) const {
   return static_cast<const arrow::BinaryArray&>(*c.array).GetView(row);
 }
 
-void KeyColumns::HashRows(uint64_t* out) const {
+void KeyColumns::HashRows(int64_t begin, int64_t end, uint64_t* out) const {
   if (columns_.size() == 1 && columns_[0].kind == Kind::kInt && columns_[0].width == 8) {
     const int64_t* values = columns_[0].array->data()->GetValues<int64_t>(1);
-    for (int64_t i = 0; i < length_; ++i) out[i] = MixBits(static_cast<uint64_t>(values[i]));
+    for (int64_t i = begin; i < end; ++i) {
+      out[i - begin] = MixBits(static_cast<uint64_t>(values[i]));
+    }
     return;
   }
-  for (int64_t i = 0; i < length_; ++i) {
+  for (int64_t i = begin; i < end; ++i) {
     uint64_t h = 0;
     for (size_t k = 0; k < columns_.size(); ++k) {
       uint64_t v = ValueBits(columns_[k], i);
       h = k == 0 ? v : MixBits(h) ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
     }
-    out[i] = MixBits(h);
+    out[i - begin] = MixBits(h);
   }
 }
 

@@ -42,7 +42,9 @@ class KeyColumns {
   // Whether any key column of `row` is null (such a row never matches).
   bool IsNull(int64_t row) const;
   // Writes one hash per row into out[0..length).
-  void HashRows(uint64_t* out) const;
+  void HashRows(uint64_t* out) const { HashRows(0, length_, out); }
+  // Writes the hashes of rows [begin, end) into out[0..end - begin).
+  void HashRows(int64_t begin, int64_t end, uint64_t* out) const;
   bool Equals(int64_t row, const KeyColumns& other, int64_t other_row) const;
   // True when equal hashes imply equal keys (one integer-like key: MixBits is a bijection), so
   // callers may skip Equals.

@@ -122,35 +122,57 @@ void SortByReadPosition(std::vector<ChosenRow>* chosen, int64_t last_position) {
   }
 }
 
-// Entity row i's position in `chosen` (the gathered values, in read order), null where the row
-// chose none: the indices of the Take that puts the gathered values in entity order.
-Result<std::shared_ptr<arrow::Array>> EntityOrder(const std::vector<ChosenRow>& chosen,
-                                                  int64_t rows) {
-  auto values = arrow::AllocateBuffer(rows * static_cast<int64_t>(sizeof(int64_t)));
+int64_t DistinctChosenRows(const std::vector<ChosenRow>& chosen) {
+  int64_t distinct = 0;
+  for (size_t p = 0; p < chosen.size(); ++p) {
+    distinct += p == 0 || chosen[p].index != chosen[p - 1].index;
+  }
+  return distinct;
+}
+
+namespace {
+
+// EntityOrder's array with indices of type T.
+template <typename T>
+Result<std::shared_ptr<arrow::Array>> EntityOrderOf(const std::vector<ChosenRow>& chosen,
+                                                    int64_t rows,
+                                                    std::shared_ptr<arrow::DataType> type) {
+  auto values = arrow::AllocateBuffer(rows * static_cast<int64_t>(sizeof(T)));
   auto validity = arrow::AllocateEmptyBitmap(rows);
   if (!values.ok() || !validity.ok()) return Status::Internal("out of memory");
-  auto* order = reinterpret_cast<int64_t*>((*values)->mutable_data());
-  std::fill(order, order + rows, 0);
+  auto* order = reinterpret_cast<T*>((*values)->mutable_data());
+  std::fill(order, order + rows, T{0});
   uint8_t* bits = (*validity)->mutable_data();
+  T slot = -1;  // the place of chosen[p]'s value among the gathered values
   for (size_t p = 0; p < chosen.size(); ++p) {
-    order[EntityRowOf(chosen[p])] = static_cast<int64_t>(p);
+    if (p == 0 || chosen[p].index != chosen[p - 1].index) ++slot;
+    order[EntityRowOf(chosen[p])] = slot;
     arrow::bit_util::SetBit(bits, EntityRowOf(chosen[p]));
   }
   auto data = arrow::ArrayData::Make(
-      arrow::int64(), rows, {std::move(*validity), std::move(*values)}, arrow::kUnknownNullCount);
+      std::move(type), rows, {std::move(*validity), std::move(*values)}, arrow::kUnknownNullCount);
   return arrow::MakeArray(data);
 }
 
-int64_t EntityOrderBytes(int64_t rows) {
-  return rows * static_cast<int64_t>(sizeof(int64_t)) + arrow::bit_util::BytesForBits(rows);
+}  // namespace
+
+Result<std::shared_ptr<arrow::Array>> EntityOrder(const std::vector<ChosenRow>& chosen,
+                                                  int64_t rows) {
+  if (rows <= INT32_MAX) return EntityOrderOf<int32_t>(chosen, rows, arrow::int32());
+  return EntityOrderOf<int64_t>(chosen, rows, arrow::int64());
 }
 
-// Bytes the gather holds for an output column of `type` over `rows` entity rows, `matched` of
-// which chose a row: a scattered column's size, or else the pieces in read order and the column
-// in entity order (an estimate: 16 bytes a value each, as for strings).
-int64_t GatherBytesFor(const arrow::DataType& type, int64_t rows, int64_t matched) {
+int64_t EntityOrderBytes(int64_t rows) {
+  const int64_t width = rows <= INT32_MAX ? 4 : 8;
+  return rows * width + arrow::bit_util::BytesForBits(rows);
+}
+
+// Bytes the gather holds for an output column of `type` over `rows` entity rows, `distinct` of
+// them gathered: a scattered column's size, or else the values gathered in read order and the
+// column in entity order (an estimate: 16 bytes a value each, as for strings).
+int64_t GatherBytesFor(const arrow::DataType& type, int64_t rows, int64_t distinct) {
   if (ScatteredColumn::Supports(type)) return ScatteredColumn::BytesFor(type, rows);
-  return 16 * (rows + matched);
+  return 16 * (rows + distinct);
 }
 
 }  // namespace granary

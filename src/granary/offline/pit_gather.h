@@ -79,17 +79,25 @@ class ScatteredColumn {
 // of the whole list took 30-40 ms a view of 1 M rows, on one thread while the readers waited.
 void SortByReadPosition(std::vector<ChosenRow>* chosen, int64_t last_position);
 
-// Entity row i's position in `chosen` (the gathered values, in read order), null where the row
-// chose none: the indices of the Take that puts the gathered values in entity order.
+// The number of distinct read positions in `chosen` (sorted by read position): the values a
+// gather in read order holds, one per chosen row however many entity rows chose it (a small
+// view's few rows are chosen by many entity rows each).
+int64_t DistinctChosenRows(const std::vector<ChosenRow>& chosen);
+
+// For entity row i, the place of its chosen row among the distinct read positions of `chosen`
+// (sorted by read position): the gathered values, each chosen row's once, in read order. Null
+// where the row chose none. The indices of the Take that puts the gathered values in entity
+// order: int32 (int64 past 2^31 - 1 entity rows).
 Result<std::shared_ptr<arrow::Array>> EntityOrder(const std::vector<ChosenRow>& chosen,
                                                   int64_t rows);
 
 // Bytes of EntityOrder's array for `rows` entity rows.
 int64_t EntityOrderBytes(int64_t rows);
 
-// Bytes the gather holds for an output column of `type` over `rows` entity rows, `matched` of
-// which chose a row: a scattered column's size, or else the pieces in read order and the column
-// in entity order (an estimate: 16 bytes a value each, as for strings).
-int64_t GatherBytesFor(const arrow::DataType& type, int64_t rows, int64_t matched);
+// Bytes the gather holds for an output column of `type` over `rows` entity rows, `distinct` of
+// them gathered (DistinctChosenRows): a scattered column's size, or else the values gathered in
+// read order and the column in entity order (an estimate: 16 bytes a value each, as for
+// strings).
+int64_t GatherBytesFor(const arrow::DataType& type, int64_t rows, int64_t distinct);
 
 }  // namespace granary

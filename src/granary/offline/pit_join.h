@@ -10,11 +10,14 @@
 //     and times each; or the keys and times are held and sorted when they fit; or else split by
 //     a hash of the join keys into partitions (EntityPartitioner, spilling to Arrow IPC files)
 //     and matched one partition at a time: rows are bucketed by key hash, each bucket sorted by
-//     (key hash, event time, created time, read order) and swept, on all cores. The result: for
-//     each entity row, the read position of its chosen feature row.
+//     (key hash, event time, created time, read order) and swept, on all cores (or, when the
+//     feature rows are no more than the entity rows, each entity row looks its key up among
+//     them: MatchWay). The result: for each entity row, the read position of its chosen feature
+//     row.
 //  2. gather: read only the features (the chosen rows are found by read position; row groups
-//     with none are skipped) and keep only the chosen rows, in entity order. It holds one list
-//     of the chosen rows (16 bytes a matched entity row) and the output columns being gathered;
+//     with none are skipped) and keep only the chosen rows, in entity order (each chosen row's
+//     value taken once, however many entity rows chose it). It holds one list of the chosen
+//     rows (16 bytes a matched entity row) and the output columns being gathered;
 //     a caller that takes the columns as they are gathered (PointInTimeJoinInto) lets it gather
 //     them in groups of columns that fit the budget, one read of the features each (each
 //     column is decoded once either way).
@@ -171,6 +174,20 @@ struct ChosenRow {
   int64_t event_ts = 0;
 };
 
+// How MatchPointInTime pairs the entity rows with the feature rows, both ways choosing the same
+// rows. Either way the feature rows become 32-byte records sorted by (key hash, event time,
+// created time, read position) in buckets of the hash.
+//  - kSweep: the entity rows become records too (24 bytes, written twice while bucketed: 48 bytes
+//    an entity row at once, besides the result's 16), sorted by (key hash, time) and swept
+//    beside the feature records. For more feature rows than entity rows.
+//  - kLookUp: each entity row looks its key up among the feature records (a binary search in its
+//    bucket) and walks back from its time; the entity rows are hashed a block at a time, so
+//    nothing is held per entity row but the result. For a source with at most as many usable
+//    rows as there are entity rows (a small view, one row per key, joined to many entity rows),
+//    whose records stay in the cache.
+//  - kAuto: kLookUp when the source's usable rows are at most the entity rows, else kSweep.
+enum class MatchWay { kAuto, kSweep, kLookUp };
+
 // The matching step alone: for each entity row, the feature row that the rules choose. Entity
 // rows with a null key or time get none. `ttl` 0 means no lower bound. Runs on `threads` threads
 // (0: every core). Exposed for tests and benchmarks.
@@ -178,7 +195,7 @@ Result<std::vector<ChosenRow>> MatchPointInTime(const KeyColumns& entity_keys,
                                                 const arrow::Array& entity_ts,
                                                 const std::vector<FeatureRowsView>& features,
                                                 Duration ttl, bool created_timestamp_cutoff,
-                                                int threads);
+                                                int threads, MatchWay way = MatchWay::kAuto);
 
 // What to read for one view: the source of `view` (resolved against `repo_root`), over
 // `options`' time range and features. The join sets the with_* columns of each pass itself.

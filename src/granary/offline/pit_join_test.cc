@@ -45,8 +45,10 @@ constexpr int64_t kMinute = 60'000'000;
 constexpr int64_t kBase = 1'700'000'000'000'000;  // 2023-11-14, in microseconds
 
 // A random case; `large` ones have more than 4096 feature rows per file (the batch size from
-// which StreamingMatcher::Offer splits a batch over its threads).
-RandomCase MakeCase(uint64_t seed, bool large = false) {
+// which StreamingMatcher::Offer splits a batch over its threads); `small_view` ones have few
+// feature rows (up to 60 over up to 20 keys) for thousands of entity rows, each feature row
+// chosen by many (the match looks them up, the gather takes each once).
+RandomCase MakeCase(uint64_t seed, bool large = false, bool small_view = false) {
   std::mt19937_64 rng(seed);
   auto uniform = [&](int64_t lo, int64_t hi) {
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
@@ -57,8 +59,10 @@ RandomCase MakeCase(uint64_t seed, bool large = false) {
   c.cutoff = uniform(0, 2) == 0;
   c.ttl_minutes = uniform(0, 1) == 0 ? 0 : uniform(1, 20);
   c.files = large ? 2 : static_cast<int>(uniform(1, 3));
-  const int64_t keys = large ? uniform(50, 400) : uniform(1, 12);
-  const int64_t rows = large ? uniform(10'000, 12'000) : uniform(0, 300);
+  const int64_t keys = large ? uniform(50, 400) : small_view ? uniform(1, 20) : uniform(1, 12);
+  const int64_t rows = large        ? uniform(10'000, 12'000)
+                       : small_view ? uniform(1, 60)
+                                    : uniform(0, 300);
   for (int64_t i = 0; i < rows; ++i) {
     c.f_key.push_back(uniform(0, keys - 1));
     // A few rows without an event time: the match pass never sees them, the gather pass (which
@@ -88,7 +92,9 @@ RandomCase MakeCase(uint64_t seed, bool large = false) {
     sorted.f_file[i] = c.f_file[order[i]];
   }
   c = sorted;
-  const int64_t entities = large ? uniform(1000, 2000) : uniform(0, 120);
+  const int64_t entities = large        ? uniform(1000, 2000)
+                           : small_view ? uniform(2000, 4000)
+                                        : uniform(0, 120);
   for (int64_t i = 0; i < entities; ++i) {
     c.e_key.push_back(uniform(0, keys + 1));  // some keys have no feature rows
     if (uniform(0, 19) == 0) {
@@ -357,8 +363,12 @@ TEST(PointInTimeJoin, AgreesWithABruteForceOracleOnRandomData) {
     SCOPED_TRACE(testing::SeedTrace(seed));
     // Every engine path, as planned for each budget (the default streams; a tiny one cannot
     // hold even one key's rows and partitions) and forced: streamed in groups, keys and times
-    // sorted in memory, and partitioned with spilling.
-    CheckAgainstOracle(MakeCase(seed), 1 + static_cast<int64_t>(seed % 50),
+    // sorted in memory, and partitioned with spilling. One round in ten is a small view (a few
+    // feature rows for thousands of entity rows): sorted in memory or partitioned, the match
+    // looks each entity row up (MatchWay::kLookUp), and the gather takes each chosen row's value
+    // once for every entity row that chose it.
+    CheckAgainstOracle(MakeCase(seed, /*large=*/false, /*small_view=*/round % 10 == 9),
+                       1 + static_cast<int64_t>(seed % 50),
                        {kDefaultMemoryBudget, int64_t{25'000}, int64_t{1}},
                        /*threads=*/0, &modes, &skipped, &matched_ahead);
     if (HasFatalFailure()) return;
@@ -669,8 +679,24 @@ TEST(PointInTimeJoin, GathersColumnsInGroupsWithinTheBudgetHoldingSixteenBytesAM
   // The list of chosen rows: 16 bytes a matched entity row, whatever the columns.
   const int64_t list_bytes = 16 * matched;
   const int64_t float_bytes = 8 * kEntityRows + (kEntityRows + 7) / 8;
-  const int64_t zone_bytes = 16 * (kEntityRows + matched);  // the gather's estimate for strings
-  const int64_t order_bytes = 8 * kEntityRows + (kEntityRows + 7) / 8;
+  // The feature rows chosen, each once however many entity rows chose it: f0 is row * 1 and f1
+  // row * 2, never both null.
+  std::set<int64_t> chosen_rows;
+  {
+    auto f0 = arrow::Concatenate((*whole)[0]->chunks()).ValueOrDie();
+    auto f1 = arrow::Concatenate((*whole)[1]->chunks()).ValueOrDie();
+    const auto& d0 = static_cast<const arrow::DoubleArray&>(*f0);
+    const auto& d1 = static_cast<const arrow::DoubleArray&>(*f1);
+    for (int64_t i = 0; i < kEntityRows; ++i) {
+      if (d0.IsValid(i)) chosen_rows.insert(static_cast<int64_t>(d0.Value(i)));
+      if (d1.IsValid(i)) chosen_rows.insert(static_cast<int64_t>(d1.Value(i)) / 2);
+    }
+  }
+  const int64_t distinct = static_cast<int64_t>(chosen_rows.size());
+  ASSERT_LT(distinct, matched);  // rows chosen by several entity rows
+  // The gather's estimate for strings: the chosen rows' values, then the column.
+  const int64_t zone_bytes = 16 * (kEntityRows + distinct);
+  const int64_t order_bytes = 4 * kEntityRows + (kEntityRows + 7) / 8;  // int32 places
   EXPECT_EQ(
       whole_stats.gather_held_bytes,
       list_bytes + kFloats * float_bytes + 2 * ((kEntityRows + 7) / 8) + zone_bytes + order_bytes);

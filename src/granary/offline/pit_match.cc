@@ -1,4 +1,4 @@
-// The matching step of the point-in-time join: records, buckets, sort and sweep.
+// The matching step of the point-in-time join: records, buckets, sort, then a sweep or a look-up.
 #include <arrow/api.h>
 
 #include <algorithm>
@@ -84,7 +84,7 @@ Result<std::vector<ChosenRow>> MatchPointInTime(const KeyColumns& entity_keys,
                                                 const arrow::Array& entity_ts,
                                                 const std::vector<FeatureRowsView>& features,
                                                 Duration ttl, bool created_timestamp_cutoff,
-                                                int threads) {
+                                                int threads, MatchWay way) {
   threads = ThreadCount(threads);
   const int64_t n = entity_keys.length();
   std::vector<ChosenRow> winners(n);
@@ -146,6 +146,82 @@ Result<std::vector<ChosenRow>> MatchPointInTime(const KeyColumns& entity_keys,
     chunk_hashes[c] = {};
     return Status::OK();
   }));
+  // Feature index -> (chunk, row), for key comparisons when hashes may collide.
+  auto locate = [&](int64_t index) {
+    size_t c = std::upper_bound(chunk_offsets.begin(), chunk_offsets.end(), index) -
+               chunk_offsets.begin() - 1;
+    const auto* rows = features[c].row_index;
+    if (rows == nullptr) return std::pair<size_t, int64_t>(c, index - chunk_offsets[c]);
+    const int64_t* begin = Int64Values(*rows);
+    return std::pair<size_t, int64_t>(
+        c, std::lower_bound(begin, begin + rows->length(), index) - begin);
+  };
+  const int64_t ttl_micros = ttl.micros;
+  // Entity row `row` at time `t` takes the greatest candidate among F[group_begin, after): the
+  // feature records of its key hash with ts <= t, in the sort's order (the rules' order, the
+  // preferred row last). Walks back from the latest over the rows the rules reject.
+  auto choose = [&](int64_t row, int64_t t, const FeatureRecord* F, int64_t group_begin,
+                    int64_t after) {
+    const int64_t lower = ttl_micros > 0 ? t - ttl_micros : INT64_MIN;
+    for (int64_t j = after; j-- > group_begin;) {
+      if (F[j].ts < lower) return;
+      if (created_timestamp_cutoff && F[j].created > t) continue;
+      if (!injective) {
+        const std::pair<size_t, int64_t> at = locate(F[j].index);
+        if (!entity_keys.Equals(row, *features[at.first].keys, at.second)) continue;
+      }
+      winners[row] = {F[j].index, F[j].ts};
+      return;
+    }
+  };
+  auto sort_features = [&](int64_t b) {
+    std::sort(fb.begin() + foff[b], fb.begin() + foff[b + 1],
+              [](const FeatureRecord& x, const FeatureRecord& y) {
+                if (x.hash != y.hash) return x.hash < y.hash;
+                if (x.ts != y.ts) return x.ts < y.ts;
+                if (x.created != y.created) return x.created < y.created;
+                return x.index < y.index;
+              });
+  };
+  if (way == MatchWay::kAuto) {
+    way = static_cast<int64_t>(fb.size()) <= n ? MatchWay::kLookUp : MatchWay::kSweep;
+  }
+
+  if (way == MatchWay::kLookUp) {
+    GRANARY_RETURN_NOT_OK(ParallelFor(kBuckets, threads, [&](int64_t b) {
+      sort_features(b);
+      return Status::OK();
+    }));
+    // Blocks of entity rows, each hashed on its own: 512 KiB of hashes a thread at a time.
+    constexpr int64_t kBlockRows = 64 * 1024;
+    const int64_t* ets = Int64Values(entity_ts);
+    GRANARY_RETURN_NOT_OK(
+        ParallelFor((n + kBlockRows - 1) / kBlockRows, threads, [&](int64_t block) -> Status {
+          const int64_t begin = block * kBlockRows;
+          const int64_t end = std::min(n, begin + kBlockRows);
+          std::vector<uint64_t> hashes(static_cast<size_t>(end - begin));
+          entity_keys.HashRows(begin, end, hashes.data());
+          const FeatureRecord* F = fb.data();
+          for (int64_t i = begin; i < end; ++i) {
+            if (entity_keys.IsNull(i) || entity_ts.IsNull(i)) continue;
+            const uint64_t h = hashes[i - begin];
+            const int64_t t = ets[i];
+            const FeatureRecord* bucket_end = F + foff[BucketOf(h) + 1];
+            const FeatureRecord* group = std::lower_bound(
+                F + foff[BucketOf(h)], bucket_end, h,
+                [](const FeatureRecord& r, uint64_t hash) { return r.hash < hash; });
+            // The first record past (h, t): of a later hash, or of this one with ts > t.
+            const FeatureRecord* after =
+                std::upper_bound(group, bucket_end, t, [h](int64_t time, const FeatureRecord& r) {
+                  return h != r.hash ? h < r.hash : time < r.ts;
+                });
+            choose(i, t, F, group - F, after - F);
+          }
+          return Status::OK();
+        }));
+    return winners;
+  }
+
   std::vector<EntityRecord> erecs;
   erecs.reserve(n);
   {
@@ -160,26 +236,10 @@ Result<std::vector<ChosenRow>> MatchPointInTime(const KeyColumns& entity_keys,
   std::vector<int64_t> eoff;
   std::vector<EntityRecord> eb = Bucketize(std::move(erecs), &eoff);
 
-  // Feature index -> (chunk, row), for key comparisons when hashes may collide.
-  auto locate = [&](int64_t index) {
-    size_t c = std::upper_bound(chunk_offsets.begin(), chunk_offsets.end(), index) -
-               chunk_offsets.begin() - 1;
-    const auto* rows = features[c].row_index;
-    if (rows == nullptr) return std::pair<size_t, int64_t>(c, index - chunk_offsets[c]);
-    const int64_t* begin = Int64Values(*rows);
-    return std::pair<size_t, int64_t>(
-        c, std::lower_bound(begin, begin + rows->length(), index) - begin);
-  };
-  const int64_t ttl_micros = ttl.micros;
   Status st = ParallelFor(kBuckets, threads, [&](int64_t b) -> Status {
     FeatureRecord* F = fb.data();
     EntityRecord* E = eb.data();
-    std::sort(F + foff[b], F + foff[b + 1], [](const FeatureRecord& x, const FeatureRecord& y) {
-      if (x.hash != y.hash) return x.hash < y.hash;
-      if (x.ts != y.ts) return x.ts < y.ts;
-      if (x.created != y.created) return x.created < y.created;
-      return x.index < y.index;
-    });
+    sort_features(b);
     std::sort(E + eoff[b], E + eoff[b + 1], [](const EntityRecord& x, const EntityRecord& y) {
       if (x.hash != y.hash) return x.hash < y.hash;
       return x.ts < y.ts;
@@ -198,17 +258,7 @@ Result<std::vector<ChosenRow>> MatchPointInTime(const KeyColumns& entity_keys,
       for (; e < ee && E[e].hash == h; ++e) {
         const int64_t t = E[e].ts;
         while (after < group_end && F[after].ts <= t) ++after;
-        const int64_t lower = ttl_micros > 0 ? t - ttl_micros : INT64_MIN;
-        for (int64_t j = after; j-- > group_begin;) {
-          if (F[j].ts < lower) break;
-          if (created_timestamp_cutoff && F[j].created > t) continue;
-          if (!injective) {
-            auto [c, row] = locate(F[j].index);
-            if (!entity_keys.Equals(E[e].row, *features[c].keys, row)) continue;
-          }
-          winners[E[e].row] = {F[j].index, F[j].ts};
-          break;
-        }
+        choose(E[e].row, t, F, group_begin, after);
       }
       f = group_end;
     }

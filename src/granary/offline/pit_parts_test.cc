@@ -2,9 +2,11 @@
 // match on several threads (StreamingMatcher), the partitioner's spill folder and order, and key
 // hashing across integer widths. The whole join against its oracle is in pit_join_test.cc.
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <random>
 #include <set>
 
@@ -139,6 +141,172 @@ TEST(StreamingMatcher, ChoosesTheSameRowsOnOneTwoAndThreeThreads) {
       ASSERT_EQ(chosen[i].event_ts, (*reference)[i].event_ts) << "entity row " << i;
     }
   }
+}
+
+TEST(MatchPointInTime, LooksUpTheRowsTheSweepChoosesForSourcesSmallerAndLargerThanTheEntities) {
+  // Random sources, some with fewer feature rows than entity rows (where kAuto looks up), some
+  // with more (where it sweeps); integer and string keys (a string key's hash may collide: the
+  // keys are compared), null entity keys and times, ttl or none, the created-time cutoff, read
+  // positions with gaps. Every way on one and three threads chooses what a brute force does
+  // (on the smaller rounds) and what the others do.
+  const uint64_t first_seed = testing::TestSeed();
+  int64_t matched = 0, looked_up = 0, swept = 0;
+  for (uint64_t round = 0; round < 30; ++round) {
+    const uint64_t seed = first_seed + round;
+    SCOPED_TRACE(testing::SeedTrace(seed));
+    std::mt19937_64 rng(seed);
+    auto uniform = [&](int64_t lo, int64_t hi) {
+      return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+    };
+    const bool strings = uniform(0, 1) == 1;
+    const bool cutoff = uniform(0, 2) == 0;
+    const Duration ttl = uniform(0, 1) == 0 ? Duration{} : Duration::Minutes(uniform(1, 30));
+    const int64_t keys = uniform(1, 300);
+    // Every third round past one block of entity rows (64 Ki rows are hashed at a time).
+    const int64_t entities = round % 3 == 0 ? uniform(70'000, 140'000) : uniform(0, 2'000);
+    const int64_t feature_rows = round % 2 == 0 ? uniform(0, std::max<int64_t>(entities / 4, 1))
+                                                : uniform(entities, entities + 3'000);
+    (feature_rows <= entities ? looked_up : swept) += 1;
+    auto key_array = [&](const std::vector<std::optional<int64_t>>& values) {
+      std::shared_ptr<arrow::Array> out;
+      if (strings) {
+        arrow::StringBuilder b;
+        for (const auto& v : values) {
+          v ? (void)b.Append("key-" + std::to_string(*v)) : (void)b.AppendNull();
+        }
+        EXPECT_TRUE(b.Finish(&out).ok());
+      } else {
+        arrow::Int64Builder b;
+        for (const auto& v : values) v ? (void)b.Append(*v * 7919) : (void)b.AppendNull();
+        EXPECT_TRUE(b.Finish(&out).ok());
+      }
+      return out;
+    };
+    auto times = [](const std::vector<std::optional<int64_t>>& values) {
+      arrow::TimestampBuilder b(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                                arrow::default_memory_pool());
+      for (const auto& v : values) v ? (void)b.Append(*v) : (void)b.AppendNull();
+      return b.Finish().ValueOrDie();
+    };
+    std::vector<std::optional<int64_t>> e_key(entities), e_ts(entities);
+    for (int64_t i = 0; i < entities; ++i) {
+      if (uniform(0, 49) > 0) e_key[i] = uniform(0, keys);  // key `keys` has no feature rows
+      if (uniform(0, 49) > 0) e_ts[i] = kBase + uniform(-5, 100) * kMinute;
+    }
+    auto entity_key_array = key_array(e_key);
+    auto entity_ts = times(e_ts);
+    auto entity_keys = KeyColumns::Make({entity_key_array}).ValueOrDie();
+    // The feature rows in 1 to 4 chunks, each with its read positions: consecutive from an
+    // offset, or listed with gaps (rows the scan dropped).
+    std::vector<int64_t> f_key(feature_rows), f_ts(feature_rows), f_position(feature_rows);
+    std::vector<std::optional<int64_t>> f_created(feature_rows);
+    std::vector<std::shared_ptr<arrow::Array>> chunk_keys, chunk_ts, chunk_created, chunk_rows;
+    std::vector<int64_t> chunk_first;  // the read position of each chunk's first row
+    std::vector<KeyColumns> chunk_key_columns;
+    std::vector<FeatureRowsView> views;
+    const int64_t chunks = uniform(1, 4);
+    int64_t position = 0;
+    for (int64_t c = 0, first = 0; c < chunks; ++c) {
+      const int64_t end = c + 1 == chunks ? feature_rows : uniform(first, feature_rows);
+      const bool gaps = uniform(0, 1) == 1;
+      chunk_first.push_back(position);
+      std::vector<std::optional<int64_t>> key, ts, created;
+      std::vector<int64_t> rows;
+      for (int64_t j = first; j < end; ++j) {
+        f_key[j] = uniform(0, keys - 1);
+        f_ts[j] = kBase + uniform(0, 90) * kMinute;  // ties within a key: read order decides
+        if (uniform(0, 4) > 0) f_created[j] = f_ts[j] + uniform(-3, 10) * kMinute;
+        if (gaps && j > first) position += uniform(0, 2);
+        f_position[j] = position++;
+        key.push_back(f_key[j]);
+        ts.push_back(f_ts[j]);
+        created.push_back(f_created[j]);
+        rows.push_back(f_position[j]);
+      }
+      chunk_keys.push_back(key_array(key));
+      chunk_ts.push_back(times(ts));
+      chunk_created.push_back(times(created));
+      arrow::Int64Builder positions;
+      ASSERT_TRUE(positions.AppendValues(rows).ok());
+      chunk_rows.push_back(gaps ? positions.Finish().ValueOrDie() : nullptr);
+      chunk_key_columns.push_back(KeyColumns::Make({chunk_keys.back()}).ValueOrDie());
+      first = end;
+    }
+    for (size_t c = 0; c < chunk_keys.size(); ++c) {
+      views.push_back({&chunk_key_columns[c], chunk_ts[c].get(), chunk_created[c].get(),
+                       chunk_first[c], chunk_rows[c].get()});
+    }
+    std::vector<ChosenRow> want;
+    if (entities * feature_rows <= 4'000'000) {
+      want.resize(entities);
+      for (int64_t i = 0; i < entities; ++i) {
+        if (!e_key[i] || !e_ts[i]) continue;
+        const int64_t t = *e_ts[i];
+        int64_t best = -1;
+        for (int64_t j = 0; j < feature_rows; ++j) {
+          if (f_key[j] != *e_key[i] || f_ts[j] > t) continue;
+          if (ttl.micros > 0 && f_ts[j] < t - ttl.micros) continue;
+          if (cutoff && f_created[j] && *f_created[j] > t) continue;
+          auto order = [&](int64_t r) {
+            return std::pair(f_ts[r], f_created[r].value_or(INT64_MIN));
+          };
+          if (best < 0 || order(j) >= order(best)) best = j;  // a later row wins a full tie
+        }
+        if (best >= 0) want[i] = {f_position[best], f_ts[best]};
+      }
+    }
+    for (MatchWay way : {MatchWay::kAuto, MatchWay::kSweep, MatchWay::kLookUp}) {
+      for (int threads : {1, 3}) {
+        SCOPED_TRACE(fmt::format("way {}, {} threads, {} entity rows, {} feature rows",
+                                 static_cast<int>(way), threads, entities, feature_rows));
+        auto chosen = MatchPointInTime(entity_keys, *entity_ts, views, ttl, cutoff, threads, way);
+        ASSERT_TRUE(chosen.ok()) << chosen.status().ToString();
+        ASSERT_EQ(static_cast<int64_t>(chosen->size()), entities);
+        if (want.empty() && entities > 0) {
+          want = *chosen;  // no brute force on this round: the first way is the reference
+          continue;
+        }
+        for (int64_t i = 0; i < entities; ++i) {
+          ASSERT_EQ((*chosen)[i].index, want[i].index) << "entity row " << i;
+          ASSERT_EQ((*chosen)[i].event_ts, want[i].event_ts) << "entity row " << i;
+        }
+      }
+    }
+    for (const ChosenRow& r : want) matched += r.index >= 0;
+  }
+  EXPECT_GT(looked_up, 0);
+  EXPECT_GT(swept, 0);
+  EXPECT_GT(matched, 0);  // the rounds exercise matching, not only misses
+}
+
+TEST(EntityOrder, PlacesEachEntityRowAtItsChosenRowsOneGatheredValue) {
+  // 7 entity rows; read positions 10 (chosen by rows 4 and 6), 12 (row 0) and 15 (rows 1 and
+  // 2), sorted by read position; rows 3 and 5 chose none. Each chosen row's value is gathered
+  // once: 3 values.
+  const std::vector<ChosenRow> chosen{{10, 4}, {10, 6}, {12, 0}, {15, 1}, {15, 2}};
+  EXPECT_EQ(DistinctChosenRows(chosen), 3);
+  EXPECT_EQ(DistinctChosenRows({}), 0);
+  auto order = EntityOrder(chosen, 7).ValueOrDie();
+  ASSERT_EQ(order->type_id(), arrow::Type::INT32);
+  const auto& places = static_cast<const arrow::Int32Array&>(*order);
+  const std::vector<std::optional<int32_t>> want_places{1, 2, 2, std::nullopt, 0, std::nullopt, 0};
+  ASSERT_EQ(places.length(), 7);
+  for (int64_t i = 0; i < 7; ++i) {
+    ASSERT_EQ(places.IsValid(i), want_places[i].has_value()) << "entity row " << i;
+    if (want_places[i]) {
+      EXPECT_EQ(places.Value(i), *want_places[i]) << "entity row " << i;
+    }
+  }
+  arrow::StringBuilder gathered;
+  ASSERT_TRUE(gathered.AppendValues({"at 10", "at 12", "at 15"}).ok());
+  auto values = std::make_shared<arrow::ChunkedArray>(gathered.Finish().ValueOrDie());
+  auto taken = arrow::compute::Take(values, order).ValueOrDie().chunked_array();
+  arrow::StringBuilder expected;
+  for (const char* v : {"at 12", "at 15", "at 15", "", "at 10", "", "at 10"}) {
+    ASSERT_TRUE((*v == '\0' ? expected.AppendNull() : expected.Append(v)).ok());
+  }
+  auto want = expected.Finish().ValueOrDie();
+  EXPECT_TRUE(arrow::Concatenate(taken->chunks()).ValueOrDie()->Equals(*want)) << taken->ToString();
 }
 
 TEST(EntityPartitioner, AMissingSpillFolderIsAClearError) {
