@@ -79,7 +79,7 @@ class EntitySideCache {
   bool Holds(const std::vector<std::shared_ptr<arrow::Array>>& keys,
              const std::shared_ptr<arrow::Array>& ts) const;
 
-  // The join's side (pit_join.cc): an entity side with the arrays it was built over.
+  // The join's side (pit_match_pass.cc): an entity side with the arrays it was built over.
   struct Entry;
   // The entity side held if it was built over exactly `keys` and `ts`, else null; either way the
   // cache holds nothing after.
@@ -95,7 +95,7 @@ class EntitySideCache {
 
 // A view's match pass run ahead of its join (MatchAhead), for the join of the same view and
 // entity rows to take (JoinOptions::matched) rather than match again: the chosen rows, the files
-// the match read and how it ran. Defined in pit_join.cc.
+// the match read and how it ran. Defined in pit_match_pass.h.
 struct MatchedView;
 struct MatchedViewDeleter {
   void operator()(MatchedView* matched) const;
