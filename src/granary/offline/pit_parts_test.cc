@@ -73,8 +73,9 @@ TEST(ScatteredColumn, InChunksHoldsTheSameValuesAsInOne) {
 
 TEST(StreamingMatcher, ChoosesTheSameRowsOnOneTwoAndThreeThreads) {
   // Enough entity rows (100,000) that the entity side is sorted in hash ranges on each thread;
-  // batches large enough that Offer splits them over the threads. The sort-and-sweep engine
-  // (MatchPointInTime) is the reference.
+  // batches large enough that Offer splits them over the threads (its helper threads and
+  // scratch kept from batch to batch), and one too small to split between them. The
+  // sort-and-sweep engine (MatchPointInTime) is the reference.
   const uint64_t seed = testing::TestSeed();
   SCOPED_TRACE(testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
@@ -92,7 +93,11 @@ TEST(StreamingMatcher, ChoosesTheSameRowsOnOneTwoAndThreeThreads) {
     EXPECT_TRUE(b.AppendValues(v).ok());
     return b.Finish().ValueOrDie();
   };
-  constexpr int64_t kEntities = 100'000, kKeys = 20'000, kBatch = 50'000, kBatches = 6;
+  constexpr int64_t kEntities = 100'000, kKeys = 20'000, kBatches = 6;
+  // Rows of each batch: the third is below Offer's 4,096-row threshold for splitting.
+  const std::vector<int64_t> batch_rows = {50'000, 50'000, 1'000, 50'000, 50'000, 50'000};
+  std::vector<int64_t> first_row = {0};
+  for (int64_t rows : batch_rows) first_row.push_back(first_row.back() + rows);
   std::vector<int64_t> e_key(kEntities), e_ts(kEntities);
   for (int64_t i = 0; i < kEntities; ++i) {
     e_key[i] = uniform(0, kKeys);
@@ -104,8 +109,9 @@ TEST(StreamingMatcher, ChoosesTheSameRowsOnOneTwoAndThreeThreads) {
   std::vector<std::shared_ptr<arrow::Array>> f_keys, f_ts, f_created;
   std::vector<KeyColumns> f_key_columns;
   for (int b = 0; b < kBatches; ++b) {
-    std::vector<int64_t> key(kBatch), ts(kBatch), created(kBatch);
-    for (int64_t i = 0; i < kBatch; ++i) {
+    const int64_t rows = batch_rows[b];
+    std::vector<int64_t> key(rows), ts(rows), created(rows);
+    for (int64_t i = 0; i < rows; ++i) {
       key[i] = uniform(0, kKeys);
       ts[i] = kBase + uniform(0, 1000) * kMinute;  // ties within a key: read order decides
       created[i] = ts[i] + uniform(0, 5) * kMinute;
@@ -118,7 +124,7 @@ TEST(StreamingMatcher, ChoosesTheSameRowsOnOneTwoAndThreeThreads) {
   const Duration ttl = Duration::Minutes(200);
   std::vector<FeatureRowsView> views;
   for (int b = 0; b < kBatches; ++b) {
-    views.push_back({&f_key_columns[b], f_ts[b].get(), f_created[b].get(), b * kBatch, nullptr});
+    views.push_back({&f_key_columns[b], f_ts[b].get(), f_created[b].get(), first_row[b], nullptr});
   }
   auto reference = MatchPointInTime(entity_keys, *entity_ts, views, ttl,
                                     /*created_timestamp_cutoff=*/false, /*threads=*/1);
@@ -132,7 +138,8 @@ TEST(StreamingMatcher, ChoosesTheSameRowsOnOneTwoAndThreeThreads) {
                                           /*created_timestamp_cutoff=*/false, threads)
                        .ValueOrDie();
     for (int b = 0; b < kBatches; ++b) {
-      ASSERT_TRUE(matcher->Offer(f_key_columns[b], *f_ts[b], f_created[b].get(), b * kBatch).ok());
+      ASSERT_TRUE(
+          matcher->Offer(f_key_columns[b], *f_ts[b], f_created[b].get(), first_row[b]).ok());
     }
     const std::vector<ChosenRow> chosen = matcher->Finish();
     ASSERT_EQ(chosen.size(), reference->size());

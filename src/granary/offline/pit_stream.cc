@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "granary/common/fork_join.h"
 #include "granary/common/threads.h"
 
 namespace granary {
@@ -85,6 +86,14 @@ struct StreamingMatcher::Impl {
   // Per slot. Each key belongs to one worker (by its hash), so workers never share a slot.
   std::vector<Candidate> best;
   int64_t entity_rows = 0;
+  // Offer's workers beside the caller, kept for the matcher's life: a thread started and ended
+  // per batch (about 500 a run of bench/pit_join) cost its creation, its stack's pages faulted
+  // and given back, and the allocator's per-thread set-up and clean-up each time.
+  std::unique_ptr<ForkJoinPool> helpers;
+  // Offer's scratch: the batch's key hashes and each worker's rows, kept from batch to batch
+  // rather than allocated (and, past glibc's mmap threshold, faulted in) for each.
+  std::vector<uint64_t> hashes;
+  std::vector<std::vector<int32_t>> rows_of;
 };
 
 namespace {
@@ -244,7 +253,9 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
   Impl& s = *impl_;
   const int64_t rows = keys.length();
   if (rows == 0 || s.groups.empty()) return Status::OK();
-  std::vector<uint64_t> hashes(rows);
+  // Scratch of the matcher's, reused batch after batch (Offer runs on one thread at a time).
+  std::vector<uint64_t>& hashes = s.hashes;
+  hashes.resize(static_cast<size_t>(rows));
   keys.HashRows(hashes.data());
   const int64_t* ts = event_ts.data()->GetValues<int64_t>(1);
   const int64_t* created = created_ts ? created_ts->data()->GetValues<int64_t>(1) : nullptr;
@@ -252,8 +263,12 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
   const bool injective = s.injective && keys.hash_is_injective();
   const int workers = rows >= 4096 ? s.threads : 1;
   // The rows of each worker's keys, in order.
-  std::vector<std::vector<int32_t>> rows_of(workers);
-  for (auto& r : rows_of) r.reserve(static_cast<size_t>(rows / workers + 64));
+  std::vector<std::vector<int32_t>>& rows_of = s.rows_of;
+  rows_of.resize(static_cast<size_t>(std::max<int>(workers, static_cast<int>(rows_of.size()))));
+  for (auto& r : rows_of) {
+    r.clear();
+    r.reserve(static_cast<size_t>(rows / workers + 64));
+  }
   for (int64_t i = 0; i < rows; ++i) {
     rows_of[workers == 1 ? 0 : WorkerOf(hashes[i], workers)].push_back(static_cast<int32_t>(i));
   }
@@ -319,10 +334,8 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
     work(0);
     return Status::OK();
   }
-  std::vector<std::thread> pool;
-  for (int w = 1; w < workers; ++w) pool.emplace_back(work, w);
-  work(0);
-  for (auto& t : pool) t.join();
+  if (s.helpers == nullptr) s.helpers = std::make_unique<ForkJoinPool>(s.threads - 1);
+  s.helpers->Run(static_cast<size_t>(workers), [&](size_t w) { work(static_cast<int>(w)); });
   return Status::OK();
 }
 

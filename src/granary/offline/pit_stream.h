@@ -9,8 +9,10 @@
 // entity row's time minus the ttl (then every other offer is older too). This gives exactly the
 // rules of docs/POINT_IN_TIME.md without sorting or holding the feature rows.
 //
-// Offer() may be called from one thread at a time; it uses `threads` workers inside, each taking
-// the rows of the keys whose hash falls to it, so that one array of best offers serves them all.
+// Offer() may be called from one thread at a time (not always the same one); it uses `threads`
+// workers inside, each taking the rows of the keys whose hash falls to it, so that one array of
+// best offers serves them all: the calling thread and `threads - 1` helper threads that the
+// matcher starts at its first Offer and keeps, asleep between batches, until it is destroyed.
 //
 // The grouping depends on the entity rows only, so one matcher serves several views in turn
 // (Restart: every offer forgotten, another ttl), and the grouping is built once.

@@ -336,8 +336,11 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
     arrow::MemoryPool* pool = request.pool != nullptr ? request.pool : arrow::default_memory_pool();
     parquet::ReaderProperties file_props(pool);
     file_props.enable_buffered_stream();
-    // The footer is read again here rather than kept from planning (Fragment).
-    auto file_reader = parquet::ParquetFileReader::OpenFile(path, /*memory_map=*/false, file_props);
+    // The footer is read again here rather than kept from planning (Fragment). The file is
+    // opened once: the reader made below with the read's properties reads through it too.
+    PARQUET_ASSIGN_OR_THROW(std::shared_ptr<arrow::io::ReadableFile> file,
+                            arrow::io::ReadableFile::Open(path, pool));
+    auto file_reader = parquet::ParquetFileReader::Open(file, file_props);
     const std::shared_ptr<parquet::FileMetaData> metadata = file_reader->metadata();
     if (metadata->num_row_groups() != static_cast<int>(fragment.row_group_rows.size()) ||
         metadata->num_rows() != fragment.num_rows) {
@@ -375,8 +378,7 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
     props.set_use_threads(request.parquet_use_threads);
     props.set_coerce_int96_timestamp_unit(arrow::TimeUnit::MICRO);
     file_props.set_buffer_size(ParquetReadBufferBytes(leaves.size(), request.readers));
-    file_reader =
-        parquet::ParquetFileReader::OpenFile(path, /*memory_map=*/false, file_props, metadata);
+    file_reader = parquet::ParquetFileReader::Open(std::move(file), file_props, metadata);
     auto made = parquet::arrow::FileReader::Make(pool, std::move(file_reader), props);
     if (!made.ok()) {
       return Status::InvalidArgument(fmt::format("{}: cannot map its Parquet schema to Arrow: {}",
