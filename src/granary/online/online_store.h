@@ -124,8 +124,8 @@ class OnlineBulkLoad {
 
 struct BulkLoadOptions {
   // Memory for the rows held as encoded records (with their sort entries), whatever the number
-  // of writers: a buffer fills to half of it while the previous one is sorted and written to a
-  // file; the files are merged at Finish when there are several.
+  // of writers: the first buffer fills all of it (writers wait while it is written), later ones
+  // half, each written while the next fills; the files are merged at Finish when several.
   int64_t sort_buffer_bytes = int64_t{256} << 20;
 };
 
