@@ -70,20 +70,24 @@ Definitions DriverView(const std::filesystem::path& path, std::vector<Field> sch
 
 Field RateFeature() { return Field{"rate", ValueType::Scalar(ScalarType::kFloat64), "", {}}; }
 
-TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) {
-  auto dir = TempDir::Make("granary-changed-").ValueOrDie();
-  std::filesystem::create_directories(dir.path() / "src");
-  WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
-  Definitions defs = DriverView(dir.path() / "src", {RateFeature()});
+// One entity row: driver 1 at hour 10, after every row the tests' sources hold.
+std::shared_ptr<arrow::RecordBatch> DriverOneAtHourTen() {
   arrow::Int64Builder ids;
   (void)ids.Append(1);
   arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
                              arrow::default_memory_pool());
   (void)ts.Append(10 * 3'600'000'000LL);
-  auto entities =
-      arrow::RecordBatch::Make(arrow::schema({arrow::field("driver_id", arrow::int64()),
-                                              arrow::field("event_timestamp", ts.type())}),
-                               1, {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie()});
+  return arrow::RecordBatch::Make(arrow::schema({arrow::field("driver_id", arrow::int64()),
+                                                 arrow::field("event_timestamp", ts.type())}),
+                                  1, {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie()});
+}
+
+TEST(PointInTimeJoin, ASourceChangedBetweenThePassesIsAnErrorNotAMixOfVersions) {
+  auto dir = TempDir::Make("granary-changed-").ValueOrDie();
+  std::filesystem::create_directories(dir.path() / "src");
+  WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
+  Definitions defs = DriverView(dir.path() / "src", {RateFeature()});
+  auto entities = DriverOneAtHourTen();
   ViewSource vs{dir.path(), &defs, &defs.feature_views[0], {}};
 
   JoinOptions unchanged;
@@ -382,15 +386,7 @@ TEST(PointInTimeJoin, ADeltaCommitBetweenThePassesIsNotSeenAndDoesNotFailTheJoin
   WriteSource(table / "part-0.parquet", {1, 2, 3});
   CommitDelta(table, 0, "part-0.parquet");
   Definitions defs = DriverView(table, {RateFeature()}, SourceFormat::kDelta);
-  arrow::Int64Builder ids;
-  (void)ids.Append(1);
-  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
-                             arrow::default_memory_pool());
-  (void)ts.Append(10 * 3'600'000'000LL);
-  auto entities =
-      arrow::RecordBatch::Make(arrow::schema({arrow::field("driver_id", arrow::int64()),
-                                              arrow::field("event_timestamp", ts.type())}),
-                               1, {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie()});
+  auto entities = DriverOneAtHourTen();
   ViewSource vs{dir.path(), &defs, &defs.feature_views[0], {}};
   JoinOptions options;
   // A writer commits a newer row for the same driver between the passes.
@@ -414,15 +410,7 @@ TEST(PointInTimeJoin, ACancelFlagStopsEveryPassWithCancelled) {
   std::filesystem::create_directories(dir.path() / "src");
   WriteSource(dir.path() / "src/a.parquet", {1, 2, 3});
   Definitions defs = DriverView(dir.path() / "src", {RateFeature()});
-  arrow::Int64Builder ids;
-  (void)ids.Append(1);
-  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
-                             arrow::default_memory_pool());
-  (void)ts.Append(10 * 3'600'000'000LL);
-  auto entities =
-      arrow::RecordBatch::Make(arrow::schema({arrow::field("driver_id", arrow::int64()),
-                                              arrow::field("event_timestamp", ts.type())}),
-                               1, {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie()});
+  auto entities = DriverOneAtHourTen();
   ViewSource vs{dir.path(), &defs, &defs.feature_views[0], {}};
 
   // Set before the join: the match pass stops, streamed (default budget) or held (1 byte).
