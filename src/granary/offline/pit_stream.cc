@@ -31,12 +31,15 @@ struct Candidate {
 
 struct Group {
   uint64_t hash;
-  int64_t representative;  // an entity row of this key, for exact key comparison
-  int64_t begin;           // its slots: begin .. begin + size
-  int32_t size;
-  // The slot (from begin) the key's last offer went to: sources are usually written in time
-  // order, so the next offer's slot is at or just after it. Written only by the worker that
-  // owns the key.
+  // The key's last offer went to slot `cursor` (from begin; -1: after the group's last slot),
+  // and every activation time in (low, high] goes there too: low and high are the times of the
+  // slots before and at the cursor (INT64_MIN before the first, INT64_MAX after the last).
+  // Sources are usually written in time order, so most offers find their slot here without a
+  // look at the slots' times (a cache miss a row, the largest part of Offer's time). Written only
+  // by the worker that owns the key.
+  int64_t low;
+  int64_t high;
+  int32_t begin;  // its slots: begin .. the next group's begin; slot_row[begin] is a row of its key
   int32_t cursor;
 };
 
@@ -80,7 +83,7 @@ struct StreamingMatcher::Impl {
   // Slots: the usable entity rows grouped by key, each group sorted by time.
   std::vector<int64_t> slot_row;
   std::vector<int64_t> slot_ts;
-  std::vector<Group> groups;
+  std::vector<Group> groups;  // in slot order
   std::vector<int32_t> table;  // open addressing over groups; -1 empty
   uint64_t mask = 0;
   // Per slot. Each key belongs to one worker (by its hash), so workers never share a slot.
@@ -94,6 +97,22 @@ struct StreamingMatcher::Impl {
   // rather than allocated (and, past glibc's mmap threshold, faulted in) for each.
   std::vector<uint64_t> hashes;
   std::vector<std::vector<int32_t>> rows_of;
+
+  int64_t SizeOf(const Group& group) const {
+    const size_t g = static_cast<size_t>(&group - groups.data());
+    const int64_t end = g + 1 < groups.size() ? groups[g + 1].begin
+                                              : static_cast<int64_t>(slot_row.size());
+    return end - group.begin;
+  }
+
+  // Points the group's cursor at `slot` (from begin; `size` for after its last slot), with the
+  // window of activation times that lead there.
+  void MoveCursor(Group* group, int64_t slot, int64_t size) const {
+    const int64_t* times = slot_ts.data() + group->begin;
+    group->low = slot > 0 ? times[slot - 1] : INT64_MIN;
+    group->high = slot < size ? times[slot] : INT64_MAX;
+    group->cursor = slot < size ? static_cast<int32_t>(slot) : -1;
+  }
 };
 
 namespace {
@@ -222,13 +241,14 @@ Result<std::unique_ptr<StreamingMatcher>> StreamingMatcher::Make(const KeyColumn
       reps.push_back(records[begin].row);
     }
     for (size_t k = 0; k < reps.size(); ++k) {
-      Group g{records[begin].hash, reps[k], static_cast<int64_t>(s.slot_row.size()), 0, 0};
+      Group g{records[begin].hash, INT64_MIN, INT64_MIN,
+              static_cast<int32_t>(s.slot_row.size()), 0};
       for (size_t i = begin; i < end; ++i) {
         if (key_of[i - begin] != static_cast<int>(k)) continue;
+        if (static_cast<int32_t>(s.slot_row.size()) == g.begin) g.high = records[i].ts;
         s.slot_row.push_back(records[i].row);
         s.slot_ts.push_back(records[i].ts);
       }
-      g.size = static_cast<int32_t>(static_cast<int64_t>(s.slot_row.size()) - g.begin);
       s.groups.push_back(g);
     }
     begin = end;
@@ -307,7 +327,7 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
         if (g < 0) break;
         Group& candidate = s.groups[g];
         if (candidate.hash == hashes[i] &&
-            (injective || s.entity_keys->Equals(candidate.representative, keys, i))) {
+            (injective || s.entity_keys->Equals(s.slot_row[candidate.begin], keys, i))) {
           group = &candidate;
           break;
         }
@@ -318,11 +338,15 @@ Status StreamingMatcher::Offer(const KeyColumns& keys, const arrow::Array& event
       offer.created = created != nullptr && created_ts->IsValid(i) ? created[i] : INT64_MIN;
       offer.index = indices != nullptr ? indices[i] : index_offset + i;
       const int64_t activation = s.cutoff ? std::max(offer.ts, offer.created) : offer.ts;
-      const int64_t slot = LowerBoundFrom(s.slot_ts.data() + group->begin, 0, group->size,
-                                          group->cursor, activation);
-      if (slot >= group->size) continue;  // after every entity row of its key
-      group->cursor = static_cast<int32_t>(slot);
-      const int64_t at = group->begin + slot;
+      if (activation <= group->low || activation > group->high) {
+        const int64_t size = s.SizeOf(*group);
+        const int64_t hint = group->cursor < 0 ? size : group->cursor;
+        s.MoveCursor(group,
+                     LowerBoundFrom(s.slot_ts.data() + group->begin, 0, size, hint, activation),
+                     size);
+      }
+      if (group->cursor < 0) continue;  // after every entity row of its key
+      const int64_t at = int64_t{group->begin} + group->cursor;
       __builtin_prefetch(&best[at], 1);
       block_slots[pending] = at;
       block_offers[pending] = offer;
@@ -344,7 +368,7 @@ void StreamingMatcher::Restart(Duration ttl, bool created_timestamp_cutoff) {
   s.ttl = ttl;
   s.cutoff = created_timestamp_cutoff;
   std::fill(s.best.begin(), s.best.end(), Candidate{});
-  for (Group& group : s.groups) group.cursor = 0;
+  for (Group& group : s.groups) s.MoveCursor(&group, 0, s.SizeOf(group));
 }
 
 std::vector<ChosenRow> StreamingMatcher::Finish() {
@@ -352,7 +376,8 @@ std::vector<ChosenRow> StreamingMatcher::Finish() {
   std::vector<ChosenRow> out(s.entity_rows);
   for (const Group& group : s.groups) {
     Candidate running;
-    for (int64_t slot = group.begin; slot < group.begin + group.size; ++slot) {
+    const int64_t end = group.begin + s.SizeOf(group);
+    for (int64_t slot = group.begin; slot < end; ++slot) {
       if (s.best[slot].Beats(running)) running = s.best[slot];
       if (running.index < 0) continue;
       const int64_t t = s.slot_ts[slot];
