@@ -167,7 +167,9 @@ import pyarrow as pa, pyarrow.dataset as ds, pyarrow.parquet as pq
 p = json.loads(sys.argv[1])
 pa.set_cpu_count(p['threads'])
 pa.set_io_thread_count(max(p['threads'], 4))
-cols = ["driver_id", "event_timestamp", "created"] + [f"f{j}" for j in range(p['f'])]
+cols = {"all": ["driver_id", "event_timestamp", "created"] + [f"f{j}" for j in range(p['f'])],
+        "match": ["driver_id", "event_timestamp", "created"],
+        "features": [f"f{j}" for j in range(p['f'])]}[p.get('columns', 'all')]
 rows = pq.read_table(f"{p['data']}/entities.parquet").num_rows
 for v in range(p['k']):
     folder = f"{p['data']}/view{v}"
@@ -262,6 +264,9 @@ def main():
                     help="the binary to measure (e.g. an older build, for before/after)")
     ap.add_argument("--only-granary", action="store_true",
                     help="the floor and Granary only (no DuckDB or pandas)")
+    ap.add_argument("--floor-parts", action="store_true",
+                    help="also time the floor's dataset scan of the keys and times alone and "
+                         "of the features alone (what the join's two passes read)")
     ap.add_argument("--quick", action="store_true",
                     help="N=100K, M=1M: a smoke run in well under a minute")
     args = ap.parse_args()
@@ -309,6 +314,14 @@ def main():
                  args.repeat):
             floors[label] = results[label]
     floor_name = min(floors, key=lambda name: floors[name][0]) if floors else None
+    # The floor's parts, beside it (not counted as the floor): the columns Granary's match pass
+    # reads (keys and times) and those its gather pass reads (the features), each on their own.
+    if args.floor_parts:
+        for columns, label in (("match", "arrow floor: keys and times only"),
+                               ("features", "arrow floor: features only")):
+            bench(label, lambda: [py, "-c", FLOOR_SCRIPT,
+                                  json.dumps(dict(params, mode="scan", columns=columns))],
+                  args.repeat)
 
     outs = {"granary": data / "out_granary.parquet", "duckdb": data / "out_duckdb.parquet",
             "pandas": data / "out_pandas.parquet"}
