@@ -75,7 +75,8 @@ test-asan: setup
 # also checks the GUARDED_BY annotations: -Wthread-safety). Only these binaries are built: the
 # metrics and progress counters (common), the offline scan's row-group readers (offline) and the
 # point-in-time join's threads (offline_join: the entity side sorted in hash ranges, Offer's
-# workers, the sort-and-sweep buckets), the online stores' concurrent readers and writers and
+# workers, the sort-and-sweep buckets), the RocksDB bulk load's sort and writer threads (online),
+# the online stores' concurrent readers and writers and
 # the store opener's retry thread (online_store), materialization's writer threads and the
 # scheduler (materialize_store), the registry watcher, push log and metrics history (serving),
 # and the servers' worker threads (http, feature_server, materialize_endpoint). A report fails
@@ -90,6 +91,7 @@ test-asan: setup
 TSAN_TESTS ?= src/granary/common/granary_common_test \
   src/granary/offline/granary_offline_test \
   src/granary/offline/granary_offline_join_test \
+  src/granary/online/granary_online_test \
   src/granary/online/granary_online_store_test \
   src/granary/materialize/granary_materialize_store_test \
   src/granary/serving/granary_serving_test \
