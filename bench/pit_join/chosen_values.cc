@@ -44,14 +44,14 @@ class ChunkPicker {
   Status Dictionary(const parquet::DictionaryPage& page) {
     if (page.encoding() != parquet::Encoding::PLAIN &&
         page.encoding() != parquet::Encoding::PLAIN_DICTIONARY) {
-      return Status::NotImplemented(fmt::format(
-          "a dictionary page encoded {}", parquet::EncodingToString(page.encoding())));
+      return Status::NotImplemented(
+          fmt::format("a dictionary page encoded {}", parquet::EncodingToString(page.encoding())));
     }
     const int64_t n = page.num_values();
     if (n < 0 || n * kWidth > page.size()) {
-      return Status::Corruption(fmt::format(
-          "a dictionary page of {} values has {} bytes, fewer than {} bytes a value", n,
-          page.size(), kWidth));
+      return Status::Corruption(
+          fmt::format("a dictionary page of {} values has {} bytes, fewer than {} bytes a value", n,
+                      page.size(), kWidth));
     }
     // PLAIN fixed-width values are the little-endian values themselves: a copy decodes them.
     dictionary_.resize(static_cast<size_t>(n));
@@ -109,8 +109,8 @@ class ChunkPicker {
   // After the last page: every chosen row was in one.
   Status Finish() const {
     if (next_ == count_) return Status::OK();
-    return Status::Corruption(fmt::format(
-        "the column chunk ends at row {} but row {} was chosen", first_row_, rows_[next_]));
+    return Status::Corruption(fmt::format("the column chunk ends at row {} but row {} was chosen",
+                                          first_row_, rows_[next_]));
   }
 
  private:
@@ -137,7 +137,7 @@ class ChunkPicker {
         return LevelsEndEarly(rows_[end - 1]);
       }
       const int16_t* level = levels_buffer_.data();
-      int64_t at = 0;         // levels counted up to this row of the page
+      int64_t at = 0;        // levels counted up to this row of the page
       int32_t non_null = 0;  // non-null values before `at`
       for (int64_t i = begin; i < end; ++i) {
         const int64_t row = rows_[i] - first_row_;
@@ -181,9 +181,8 @@ class ChunkPicker {
   }
 
   Status LevelsEndEarly(int64_t row) const {
-    return Status::Corruption(
-        fmt::format("the definition levels of the page from row {} end before row {}",
-                    first_row_, row));
+    return Status::Corruption(fmt::format(
+        "the definition levels of the page from row {} end before row {}", first_row_, row));
   }
 
   // Copies the values of chosen_ from the page's values (`data`, `size` bytes).
@@ -191,9 +190,9 @@ class ChunkPicker {
               int64_t non_null_bound) {
     const int64_t needed = static_cast<int64_t>(chosen_.back().value) + 1;
     if (needed > non_null_bound) {
-      return Status::Corruption(fmt::format(
-          "the page from row {} has at most {} values but its levels give {}", first_row_,
-          non_null_bound, needed));
+      return Status::Corruption(
+          fmt::format("the page from row {} has at most {} values but its levels give {}",
+                      first_row_, non_null_bound, needed));
     }
     switch (encoding) {
       case parquet::Encoding::PLAIN:
@@ -216,14 +215,12 @@ class ChunkPicker {
         }
         // The indices are decoded up to the last chosen value (bit-unpacking is cheap beside
         // decoding values); the values are looked up for the chosen ones only.
-        indices_decoder_->SetData(static_cast<int>(non_null_bound), data,
-                                  static_cast<int>(size));
+        indices_decoder_->SetData(static_cast<int>(non_null_bound), data, static_cast<int>(size));
         indices_.resize(static_cast<size_t>(needed));
-        if (indices_decoder_->DecodeIndices(static_cast<int>(needed), indices_.data()) !=
-            needed) {
-          return Status::Corruption(fmt::format(
-              "the dictionary indices of the page from row {} end before value {}", first_row_,
-              needed));
+        if (indices_decoder_->DecodeIndices(static_cast<int>(needed), indices_.data()) != needed) {
+          return Status::Corruption(
+              fmt::format("the dictionary indices of the page from row {} end before value {}",
+                          first_row_, needed));
         }
         const T* dictionary = dictionary_.data();
         const auto dictionary_size = static_cast<uint32_t>(dictionary_.size());
@@ -261,8 +258,8 @@ class ChunkPicker {
 };
 
 template <typename DType>
-Status PickChunk(parquet::RowGroupReader& row_group, int column, const int64_t* rows,
-                 int64_t count, PickedValues out) {
+Status PickChunk(parquet::RowGroupReader& row_group, int column, const int64_t* rows, int64_t count,
+                 PickedValues out) {
   const parquet::ColumnDescriptor* descr = row_group.metadata()->schema()->Column(column);
   ChunkPicker<DType> picker(descr, rows, count, out);
   std::unique_ptr<parquet::PageReader> pages = row_group.GetColumnPageReader(column);
@@ -306,10 +303,10 @@ Status PickChosenValues(parquet::RowGroupReader& row_group, int column, const in
                         int64_t count, PickedValues out) {
   const parquet::ColumnDescriptor* descr = row_group.metadata()->schema()->Column(column);
   if (!PickSupports(*descr)) {
-    return Status::NotImplemented(fmt::format("column '{}' of physical type {}{}",
-                                              descr->path()->ToDotString(),
-                                              parquet::TypeToString(descr->physical_type()),
-                                              descr->max_repetition_level() > 0 ? ", repeated" : ""));
+    return Status::NotImplemented(
+        fmt::format("column '{}' of physical type {}{}", descr->path()->ToDotString(),
+                    parquet::TypeToString(descr->physical_type()),
+                    descr->max_repetition_level() > 0 ? ", repeated" : ""));
   }
   // parquet's page reader and level decoder throw on damaged headers and levels.
   try {

@@ -54,6 +54,7 @@ struct Options {
   std::vector<double> densities = {0.005, 0.05, 0.5};
   int repeat = 5;
   uint64_t seed = 18;
+  bool help = false;
   std::string passes = "abc";  // a subset (to profile one): without both a and b, no check
 };
 
@@ -92,7 +93,7 @@ parquet::ReaderProperties FileProperties(size_t columns) {
 }
 
 Result<std::unique_ptr<parquet::ParquetFileReader>> OpenFile(const std::string& path,
-                                                              size_t columns) {
+                                                             size_t columns) {
   try {
     PARQUET_ASSIGN_OR_THROW(auto file, arrow::io::ReadableFile::Open(path));
     return parquet::ParquetFileReader::Open(std::move(file), FileProperties(columns));
@@ -127,11 +128,12 @@ Status DecodeAllAndCopy(const ViewFile& file, Picked* out) {
   props.set_batch_size(64 * 1024);
   props.set_pre_buffer(false);
   props.set_use_threads(false);
-  std::unique_ptr<parquet::arrow::FileReader> arrow_reader;
-  auto made = parquet::arrow::FileReader::Make(arrow::default_memory_pool(), std::move(reader),
-                                                props);
-  if (!made.ok()) return Status::IOError(fmt::format("{}: {}", file.path, made.status().ToString()));
-  arrow_reader = std::move(*made);
+  auto made =
+      parquet::arrow::FileReader::Make(arrow::default_memory_pool(), std::move(reader), props);
+  if (!made.ok()) {
+    return Status::IOError(fmt::format("{}: {}", file.path, made.status().ToString()));
+  }
+  std::unique_ptr<parquet::arrow::FileReader> arrow_reader = std::move(*made);
   std::vector<int> row_groups(file.row_group_first.size() - 1);
   for (size_t i = 0; i < row_groups.size(); ++i) row_groups[i] = static_cast<int>(i);
   auto batches = arrow_reader->GetRecordBatchReader(row_groups, file.leaves);
@@ -164,8 +166,10 @@ Status DecodeChunkAndCopy(const ViewFile& file, int row_group, int c, const int6
                           const int64_t* chosen_end, int64_t slot, Picked* out) {
   GRANARY_ASSIGN_OR_RAISE(auto reader, OpenFile(file.path, 1));
   auto made = parquet::arrow::FileReader::Make(arrow::default_memory_pool(), std::move(reader),
-                                                parquet::default_arrow_reader_properties());
-  if (!made.ok()) return Status::IOError(fmt::format("{}: {}", file.path, made.status().ToString()));
+                                               parquet::default_arrow_reader_properties());
+  if (!made.ok()) {
+    return Status::IOError(fmt::format("{}: {}", file.path, made.status().ToString()));
+  }
   auto table = (*made)->ReadRowGroup(row_group, {file.leaves[c]});
   if (!table.ok()) {
     return Status::IOError(fmt::format("{}: {}", file.path, table.status().ToString()));
@@ -256,9 +260,9 @@ Status OpenView(const Options& options, std::vector<ViewFile>* files, Picked* pi
           descr->physical_type() != parquet::Type::INT64 &&
           descr->physical_type() != parquet::Type::FLOAT &&
           descr->physical_type() != parquet::Type::DOUBLE) {
-        return Status::InvalidArgument(fmt::format(
-            "{}: column '{}' is {}; the benchmark compares fixed-width columns only", path, name,
-            parquet::TypeToString(descr->physical_type())));
+        return Status::InvalidArgument(
+            fmt::format("{}: column '{}' is {}; the benchmark compares fixed-width columns only",
+                        path, name, parquet::TypeToString(descr->physical_type())));
       }
       if (files->empty()) picked->width.push_back(PickValueWidth(*descr));
       file.leaves.push_back(leaf);
@@ -277,9 +281,10 @@ Status OpenView(const Options& options, std::vector<ViewFile>* files, Picked* pi
               kind = "dictionary page";
             } else if (page->type() == parquet::PageType::DATA_PAGE ||
                        page->type() == parquet::PageType::DATA_PAGE_V2) {
-              kind = fmt::format(
-                  "{} data page {}", page->type() == parquet::PageType::DATA_PAGE ? "V1" : "V2",
-                  parquet::EncodingToString(static_cast<const parquet::DataPage&>(*page).encoding()));
+              kind = fmt::format("{} data page {}",
+                                 page->type() == parquet::PageType::DATA_PAGE ? "V1" : "V2",
+                                 parquet::EncodingToString(
+                                     static_cast<const parquet::DataPage&>(*page).encoding()));
             } else {
               kind = "other page";
             }
@@ -331,8 +336,8 @@ Status Compare(const Picked& expected, const Picked& actual, const Options& opti
     const size_t width = static_cast<size_t>(expected.width[c]);
     for (size_t slot = 0; slot < expected.valid[c].size(); ++slot) {
       if (expected.valid[c][slot] != actual.valid[c][slot] ||
-          std::memcmp(&expected.values[c][slot * width], &actual.values[c][slot * width],
-                      width) != 0) {
+          std::memcmp(&expected.values[c][slot * width], &actual.values[c][slot * width], width) !=
+              0) {
         return Status::Internal(fmt::format(
             "column '{}', chosen row {}: the page-level pick gave validity {} and other bytes "
             "than Arrow's reader (validity {})",
@@ -357,9 +362,10 @@ Status Run(const Options& options) {
   picked.width = decoded.width;
   const bool checked = options.passes.find('a') != std::string::npos &&
                        options.passes.find('b') != std::string::npos;
-  fmt::print("seed {}; median of {} alternating passes; CPU and wall seconds a pass over the "
-             "view\n",
-             options.seed, options.repeat);
+  fmt::print(
+      "seed {}; median of {} alternating passes; CPU and wall seconds a pass over the "
+      "view\n",
+      options.seed, options.repeat);
   fmt::print("{:>8} {:>9} | {:>16} | {:>16} | {:>16} | {:>7} {:>9}\n", "density", "chosen",
              "(a) decode all", "(b) pick", "(c) pages only", "(b)/(a)", "fallbacks");
   for (double density : options.densities) {
@@ -390,8 +396,7 @@ Status Run(const Options& options) {
       return fmt::format("{:6.3f} / {:6.3f}", Median(cpu[pass]), Median(wall[pass]));
     };
     fmt::print("{:>7.1f}% {:>9} | {:>16} | {:>16} | {:>16} | {:>7.2f} {:>9}\n", density * 100,
-               slots, cell(0), cell(1), cell(2),
-               checked ? Median(cpu[1]) / Median(cpu[0]) : 0.0,
+               slots, cell(0), cell(1), cell(2), checked ? Median(cpu[1]) / Median(cpu[0]) : 0.0,
                fallbacks / options.repeat);
     std::fflush(stdout);
   }
@@ -416,9 +421,8 @@ Status ParseOptions(int argc, char** argv, Options* options) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help") {
-      return Status::InvalidArgument(
-          "usage: pick_floor [--dir DIR] [--columns f0,f1,...] [--densities 0.005,0.05,0.5] "
-          "[--repeat 5] [--seed N] [--passes abc]");
+      options->help = true;
+      return Status::OK();
     }
     if (i + 1 >= argc) return Status::InvalidArgument(fmt::format("{} needs a value", flag));
     const std::string value = argv[++i];
@@ -463,6 +467,12 @@ Status ParseOptions(int argc, char** argv, Options* options) {
 int main(int argc, char** argv) {
   granary::bench::Options options;
   granary::Status st = granary::bench::ParseOptions(argc, argv, &options);
+  if (st.ok() && options.help) {
+    std::printf(
+        "usage: pick_floor [--dir DIR] [--columns f0,f1,...] [--densities 0.005,0.05,0.5] "
+        "[--repeat 5] [--seed N] [--passes abc]\n");
+    return 0;
+  }
   if (st.ok()) st = granary::bench::Run(options);
   if (!st.ok()) {
     std::fprintf(stderr, "pick_floor: %s\n", st.ToString().c_str());
