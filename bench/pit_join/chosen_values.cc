@@ -64,7 +64,7 @@ class ChunkPicker {
     const int32_t rows = page.num_values();
     const uint8_t* data = page.data();
     int64_t size = page.size();
-    // The page's non-null values: exact for V2 pages, at most its rows for V1 pages.
+    // The page's non-null values (V1: counted from its levels; V2: from its header).
     int64_t non_null_bound = rows;
     bool no_nulls = false;
     if (page.type() == parquet::PageType::DATA_PAGE) {
@@ -75,8 +75,24 @@ class ChunkPicker {
               fmt::format("definition levels encoded {}",
                           parquet::EncodingToString(v1.definition_level_encoding())));
         }
+        // The levels are counted once over the whole page first (runs, not values, for the
+        // usual page without nulls): the page's exact non-null count, and when there are no
+        // nulls the walk needs no levels at all. Else they are read again for the walk.
         const int consumed = levels_.SetData(parquet::Encoding::RLE, max_definition_, rows, data,
                                              static_cast<int32_t>(size));
+        int64_t non_null = 0;
+        for (int64_t counted = 0; counted < rows;) {
+          const auto run = levels_.CountUpTo(max_definition_, static_cast<int>(rows - counted));
+          if (run.processed_count <= 0) return LevelsEndEarly(first_row_ + rows - 1);
+          non_null += run.matching_count;
+          counted += run.processed_count;
+        }
+        non_null_bound = non_null;
+        no_nulls = non_null == rows;
+        if (!no_nulls) {
+          levels_.SetData(parquet::Encoding::RLE, max_definition_, rows, data,
+                          static_cast<int32_t>(size));
+        }
         data += consumed;
         size -= consumed;
       }
