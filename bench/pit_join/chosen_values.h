@@ -5,10 +5,11 @@
 // row groups (pit_join.cc JoinPointInTime, ScatteredColumn::Put).
 //
 // The picker reads the column chunk's pages through parquet's PageReader (each page decompressed,
-// nothing decoded), decodes the definition levels only as far as the next chosen row (to count
-// the non-null values before it), and copies the chosen values: from a PLAIN page at their offset
-// (value k at k * width), from a dictionary-encoded page through its decoded indices. Every other
-// value stays encoded.
+// nothing decoded), counts a page's non-null values from its definition levels (run by run; a V2
+// page's header gives it), walks the levels of a page that has nulls only as far as its last
+// chosen row (to count the non-null values before each), and copies the chosen values: from a
+// PLAIN page at their offset (value k at k * width), from a dictionary-encoded page through its
+// decoded indices. Every other value stays encoded.
 //
 // Supported: flat columns (no repetition) of the fixed-width physical types INT32, INT64, FLOAT
 // and DOUBLE, whose data pages (V1 or V2) are PLAIN, PLAIN_DICTIONARY or RLE_DICTIONARY. Anything
