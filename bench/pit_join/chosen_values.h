@@ -6,7 +6,7 @@
 //
 // The picker reads the column chunk's pages through parquet's PageReader (each page decompressed,
 // nothing decoded), counts a page's non-null values from its definition levels (run by run; a V2
-// page's header gives it), walks the levels of a page that has nulls only as far as its last
+// page's header gives it), decodes the levels of a page that has nulls only as far as its last
 // chosen row (to count the non-null values before each), and copies the chosen values: from a
 // PLAIN page at their offset (value k at k * width), from a dictionary-encoded page through its
 // decoded indices. Every other value stays encoded.
