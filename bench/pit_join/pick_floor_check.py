@@ -9,6 +9,10 @@ types, and a BYTE_STREAM_SPLIT column the picker does not read, which must fall 
 pick_floor on each. Exits non-zero when a run does.
 
     .venv/bin/python bench/pit_join/pick_floor_check.py [--bin build/bench/pick_floor] [--seed N]
+
+With --write-nulled OUT it instead writes a copy of bench/pit_join's view0 features (f0..f9,
+same files and row groups) with 52 % of the values null at random into OUT, for timing
+pick_floor on pages with nulls (`pick_floor --dir OUT`; the views themselves have none).
 """
 import argparse
 import pathlib
@@ -46,11 +50,35 @@ def table(rows, seed):
     ]))
 
 
+def write_nulled(view, out, seed):
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    files = sorted(view.glob("*.parquet"))
+    if not files:
+        print(f"no .parquet files in {view}: run bench/pit_join/run once first", file=sys.stderr)
+        return 1
+    for path in files:
+        features = pq.read_table(path, columns=[f"f{i}" for i in range(10)])
+        nulled = {name: pa.array(features.column(name).to_numpy(),
+                                 mask=rng.random(features.num_rows) < 0.52)
+                  for name in features.column_names}
+        pq.write_table(pa.table(nulled), out / path.name,
+                       row_group_size=pq.ParquetFile(path).metadata.row_group(0).num_rows,
+                       compression="snappy")
+    print(f"wrote {len(files)} files to {out}")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", default="build/bench/pick_floor")
     parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--write-nulled", type=pathlib.Path, metavar="OUT")
+    parser.add_argument("--view", type=pathlib.Path,
+                        default=pathlib.Path("build/bench-data/pit_join/view0"))
     args = parser.parse_args()
+    if args.write_nulled:
+        return write_nulled(args.view, args.write_nulled, args.seed)
     print(f"seed {args.seed}")
     columns = "low,high,i64,i32,f32,dense,required,split"
     with tempfile.TemporaryDirectory() as tmp:
