@@ -60,6 +60,10 @@ class ChunkPicker {
 
   Status Data(const parquet::DataPage& page) {
     const int32_t rows = page.num_values();
+    if (rows < 0) {
+      return Status::Corruption(
+          fmt::format("the data page from row {} declares {} values", first_row_, rows));
+    }
     const uint8_t* data = page.data();
     int64_t size = page.size();
     // The page's non-null values (V1: counted from its levels; V2: from its header).
