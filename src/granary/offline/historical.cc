@@ -14,6 +14,7 @@
 #include "granary/common/strings.h"
 #include "granary/offline/entity_rows.h"
 #include "granary/offline/partitioner.h"
+#include "granary/offline/scan_buffer_pool.h"
 #include "granary/offline/window_join.h"
 #include "granary/registry/feature_resolver.h"
 #include "granary/types/arrow_convert.h"
@@ -165,6 +166,13 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     stats->entity_bytes = held;
     stats->resident_bytes = held + largest_view;
   }
+  // The point-in-time joins' scans allocate from ScanBufferPool, which keeps their large
+  // buffers (read buffers, pages, decoded batches) from one pass to the next while the views are
+  // joined, so that the memory handed back between passes (ReleaseFreedMemory) is not these,
+  // faulted again by the next pass: at most a sixteenth of the budget, and no more than the
+  // scans had in use at once. They go back to the allocator when this returns, before the write.
+  ScanBufferPool::Retention scan_buffers =
+      ScanBufferPool::Get()->Retain(options.memory_budget_bytes / 16);
   // Views with the same entities (so the same join keys) share the streaming match's entity
   // side: built by the first one's join, kept while a later view may use it. And the same entity
   // key arrays, which it is recognised by (EntitySideCache).
@@ -212,6 +220,7 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       (view.FindFeature(f) != nullptr ? in.plain : in.aggregated).push_back(f);
     }
     in.scan_options.features = in.plain;
+    in.scan_options.pool = ScanBufferPool::Get();
     if (max_t) {
       in.scan_options.end = *max_t;
       if (view.ttl.micros > 0) in.scan_options.start = *min_t - view.ttl;
