@@ -170,7 +170,7 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
   // buffers (read buffers, pages, decoded batches) from one pass to the next while the views are
   // joined, so that the memory handed back between passes (ReleaseFreedMemory) is not these,
   // faulted again by the next pass: at most a sixteenth of the budget, and no more than the
-  // scans had in use at once. They go back to the allocator when this returns, before the write.
+  // scans had in use at once. They go back to the allocator before the write (below).
   ScanBufferPool::Retention scan_buffers =
       ScanBufferPool::Get()->Retain(options.memory_budget_bytes / 16);
   // Views with the same entities (so the same join keys) share the streaming match's entity
@@ -538,6 +538,11 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       stats->views.push_back(std::move(view_report));
     }
   }
+  // The scans' kept buffers go back now, and to the system, before the write: kept blocks of
+  // classes the last pass did not use (the last match pass's) would otherwise still be resident
+  // at the write's start, its peak.
+  scan_buffers = ScanBufferPool::Retention();
+  ReleaseFreedMemory();
   return output;
 }
 
