@@ -14,6 +14,7 @@
 #include "granary/common/strings.h"
 #include "granary/offline/entity_rows.h"
 #include "granary/offline/partitioner.h"
+#include "granary/offline/scan_buffer_pool.h"
 #include "granary/offline/window_join.h"
 #include "granary/registry/feature_resolver.h"
 #include "granary/types/arrow_convert.h"
@@ -154,16 +155,30 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     held += arrow::util::TotalBufferSize(*column);  // a buffer its chunks share counts once
   }
   int64_t largest_view = 0;
+  int64_t all_views = 0;
   for (const auto& group : resolved.views) {
     int64_t view_output = 0;
     for (const auto& f : group.features) {
       view_output += n * ValueWidth(group.view->FindOutput(f)->type);
     }
     largest_view = std::max(largest_view, view_output);
+    all_views += view_output;
   }
   if (stats != nullptr) {
     stats->entity_bytes = held;
     stats->resident_bytes = held + largest_view;
+  }
+  // When every view's columns are expected to be held (memory is not short), the point-in-time
+  // joins' scans allocate from ScanBufferPool, which keeps their large buffers (read buffers,
+  // pages, decoded batches) from one pass to the next while the views are joined, so that the
+  // memory handed back between passes (ReleaseFreedMemory) is not these, faulted again by the
+  // next pass: at most an eighth of the budget, and no more than the scans had in use at
+  // once. They go back to the allocator before the write (below). When columns will be spilled
+  // (the budget is tight) nothing is kept.
+  const bool keep_scan_buffers = held + all_views <= hold_bytes;
+  ScanBufferPool::Retention scan_buffers;
+  if (keep_scan_buffers) {
+    scan_buffers = ScanBufferPool::Get()->Retain(options.memory_budget_bytes / 8);
   }
   // Views with the same entities (so the same join keys) share the streaming match's entity
   // side: built by the first one's join, kept while a later view may use it. And the same entity
@@ -212,6 +227,7 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       (view.FindFeature(f) != nullptr ? in.plain : in.aggregated).push_back(f);
     }
     in.scan_options.features = in.plain;
+    if (keep_scan_buffers) in.scan_options.pool = ScanBufferPool::Get();
     if (max_t) {
       in.scan_options.end = *max_t;
       if (view.ttl.micros > 0) in.scan_options.start = *min_t - view.ttl;
@@ -528,6 +544,13 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       stats->output_spilled_bytes += view_report.output_spilled ? view_report.output_bytes : 0;
       stats->views.push_back(std::move(view_report));
     }
+  }
+  // The scans' kept buffers go back now, and to the system, before the write: kept blocks of
+  // classes the last pass did not use (the last match pass's) would otherwise still be resident
+  // at the write's start, its peak.
+  if (keep_scan_buffers) {
+    scan_buffers = ScanBufferPool::Retention();
+    ReleaseFreedMemory();
   }
   return output;
 }
