@@ -8,16 +8,12 @@
 #include <arrow/api.h>
 
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
 #include <string>
 
 #include "fixed_definitions.h"
-#include "granary/offline/source_scan.h"
 #include "granary/offline/table_io.h"
-#include "granary/registry/loader.h"
 #include "scratch_dir.h"
+#include "source_scan_check.h"
 
 namespace {
 
@@ -47,57 +43,13 @@ feature_views:
       - {name: tags, type: list<string>}
 )yaml";
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "%s\n", what.c_str());
-  std::abort();
-}
-
-const granary::Definitions& Defs() {
-  static const granary::Definitions defs = granary::fuzz::FixedDefinitions(kDefinitions);
-  return defs;
-}
-
-void Scan(const std::filesystem::path& repo) {
-  const granary::Definitions& defs = Defs();
-  granary::SourceScanOptions options;
-  options.start = granary::Timestamp::FromSeconds(946684800);  // 2000-01-01
-  options.end = granary::Timestamp::FromSeconds(4102444800);   // 2100-01-01
-  options.batch_rows = 7;  // many batch boundaries in a small file
-  auto scan = granary::FeatureSourceScan::Open(repo, defs, defs.feature_views[0], options);
-  if (!scan.ok()) return;
-  const auto& schema = (*scan)->schema();
-  const int ts = (*scan)->event_timestamp_index();
-  int64_t rows = 0;
-  while (true) {
-    auto batch = (*scan)->Next();
-    if (!batch.ok() || *batch == nullptr) break;
-    const arrow::RecordBatch& b = **batch;
-    if (!b.schema()->Equals(*schema)) Fail("a batch does not have the scan's schema");
-    const auto& times = static_cast<const arrow::TimestampArray&>(*b.column(ts));
-    for (int64_t r = 0; r < b.num_rows(); ++r) {
-      if (times.IsNull(r) || times.Value(r) < options.start->micros ||
-          times.Value(r) > options.end->micros) {
-        Fail("a row outside the event-time range");
-      }
-    }
-    rows += b.num_rows();
-  }
-  const auto& stats = (*scan)->stats();
-  if (stats.rows_returned != rows || stats.rows_returned > stats.rows_scanned) {
-    Fail("row counts do not add up");
-  }
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const granary::TempDir& repo = granary::fuzz::ScratchDir("granary-fuzz-csv-");
-  const auto file = repo.path() / "data.csv";
-  {
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
-  }
-  Scan(repo.path());
+  const granary::Definitions& defs = granary::fuzz::TargetDefinitions(kDefinitions);
+  const auto file = granary::fuzz::WriteInputFile(repo.path(), "data.csv", data, size);
+  granary::fuzz::CheckSourceScan(repo.path(), defs, defs.feature_views[0]);
   (void)granary::ReadTableFile(file, {{"driver_id", arrow::int64()}});
   return 0;
 }

@@ -24,4 +24,11 @@ inline Definitions FixedDefinitions(const char* yaml) {
   return defs;
 }
 
+// FixedDefinitions of the target's one YAML, loaded at the first call and kept for the process
+// (every call must pass the same text).
+inline const Definitions& TargetDefinitions(const char* yaml) {
+  static const Definitions defs = FixedDefinitions(yaml);
+  return defs;
+}
+
 }  // namespace granary::fuzz

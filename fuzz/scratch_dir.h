@@ -5,7 +5,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "granary/common/temp_dir.h"
@@ -25,6 +27,15 @@ inline const TempDir& ScratchDir(const std::string& prefix) {
     return std::move(*made);
   }();
   return dir;
+}
+
+// Writes a fuzz input as the file `name` of `folder` (replacing it); returns its path.
+inline std::filesystem::path WriteInputFile(const std::filesystem::path& folder, const char* name,
+                                            const uint8_t* data, size_t size) {
+  const std::filesystem::path file = folder / name;
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  return file;
 }
 
 // Removes the files of `folder` (not the folder itself: removing and making folders is slow).

@@ -17,68 +17,15 @@
 #include <memory>
 #include <string_view>
 
-#include "fixed_definitions.h"
 #include "granary/common/json.h"
 #include "granary/online/online_features.h"
 #include "granary/serving/materialize_request.h"
 #include "granary/serving/online_features.h"
 #include "granary/serving/online_write.h"
 #include "granary/serving/push.h"
+#include "serving_fixture.h"
 
 namespace {
-
-constexpr const char* kDefinitions = R"yaml(
-entities:
-  - {name: customer, join_keys: [customer_id], value_type: int64}
-  - {name: bay, join_keys: [bay_id], value_type: string}
-  - {name: trip, join_keys: [driver_id, rider_id], value_type: [int32, bytes]}
-data_sources:
-  - {name: src, path: data/src, timestamp_field: event_timestamp, created_timestamp_column: created}
-  - {name: src_push, type: push, batch_source: src}
-feature_views:
-  - name: risk
-    entities: [customer]
-    source: src_push
-    ttl: 1d
-    schema:
-      - {name: score, type: float64}
-      - {name: failures, type: int64}
-      - {name: labels, type: list<string>}
-      - {name: seen, type: timestamp}
-  - name: bay_stats
-    entities: [bay]
-    source: src
-    schema:
-      - {name: score, type: float32}
-      - {name: open, type: bool}
-  - name: trip_stats
-    entities: [trip]
-    source: src
-    schema:
-      - {name: minutes, type: int32}
-      - {name: blob, type: bytes}
-feature_services:
-  - name: all
-    features: [risk, bay_stats, "trip_stats:minutes"]
-)yaml";
-
-struct Fixture {
-  std::shared_ptr<const granary::Definitions> defs;
-  std::unique_ptr<granary::OnlineFeaturesService> service;
-};
-
-const Fixture& GetFixture() {
-  static const Fixture fixture = [] {
-    auto defs =
-        std::make_shared<granary::Definitions>(granary::fuzz::FixedDefinitions(kDefinitions));
-    Fixture f;
-    f.defs = defs;
-    f.service = granary::OnlineFeaturesService::Make(defs, nullptr, granary::Duration::Days(1))
-                    .ValueOrDie();
-    return f;
-  }();
-  return fixture;
-}
 
 [[noreturn]] void Fail(const char* what, std::string_view input) {
   std::fprintf(stderr, "%s\ninput: %.*s\n", what, static_cast<int>(input.size()), input.data());
@@ -89,7 +36,7 @@ const Fixture& GetFixture() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  const Fixture& f = GetFixture();
+  const granary::fuzz::ServingFixture& f = granary::fuzz::GetServingFixture();
 
   if (auto doc = granary::ParseJson(text); doc.ok()) {
     granary::JsonWriter w;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -411,12 +412,21 @@ Result<std::shared_ptr<arrow::Array>> ComputeOne(const WindowInput& in, const Wi
 }  // namespace
 
 int64_t WindowStart(int64_t t, Duration window, Duration granularity) {
-  const int64_t raw = t - window.micros;
+  // A start before the earliest int64 microsecond (t within a window of it: a time from a file or
+  // a tile body written by anyone, some 292,000 years before 1970) is that earliest microsecond:
+  // the window takes everything before t.
+  constexpr int64_t kEarliest = std::numeric_limits<int64_t>::min();
+  int64_t raw = 0;
+  if (__builtin_sub_overflow(t, window.micros, &raw)) {
+    return window.micros > 0 ? kEarliest : std::numeric_limits<int64_t>::max();
+  }
   const int64_t g = granularity.micros;
   // Floor division (raw may be negative: times before 1970 plus the window).
   int64_t q = raw / g;
   if (raw % g != 0 && raw < 0) --q;
-  return q * g;
+  int64_t start = 0;
+  if (__builtin_mul_overflow(q, g, &start)) return kEarliest;
+  return start;
 }
 
 Result<std::vector<std::shared_ptr<arrow::Array>>> ComputeWindows(

@@ -3,6 +3,7 @@
 #include <arrow/api.h>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <optional>
 #include <random>
 #include <set>
@@ -53,6 +54,18 @@ TEST(WindowStart, RoundsDownToTheGranularityAlsoBeforeTheEpoch) {
   EXPECT_EQ(WindowStart(10 * kHour + 5, Duration::Hours(2), Duration::Hours(1)), 8 * kHour);
   EXPECT_EQ(WindowStart(10 * kHour, Duration::Hours(2), Duration::Hours(1)), 8 * kHour);
   EXPECT_EQ(WindowStart(kHour / 2, Duration::Hours(1), Duration::Hours(1)), -kHour);
+}
+
+// Found by fuzz/tile_body_fuzz.cc (fuzz/corpus/tile_body/crash_window_start_underflow): a time
+// within a window of the earliest int64 microsecond made t - window overflow (UBSan); the start
+// is now that earliest microsecond, and the window takes everything before t.
+TEST(WindowStart, TimesNearTheEarliestMicrosecondStartThere) {
+  constexpr int64_t kEarliest = std::numeric_limits<int64_t>::min();
+  EXPECT_EQ(WindowStart(-9'223'372'001'676'859'402, Duration::Days(1), Duration::Hours(1)),
+            kEarliest);
+  EXPECT_EQ(WindowStart(kEarliest + 5, Duration::Hours(1), Duration::Hours(1)), kEarliest);
+  const int64_t t = kEarliest + 3 * kHour + 5;  // rounding down passes the earliest microsecond
+  EXPECT_EQ(WindowStart(t, Duration::Hours(3), Duration::Hours(7)), kEarliest);
 }
 
 TEST(WindowKernel, HeadIsExactAndTailIsWholeTiles) {

@@ -230,7 +230,12 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     if (keep_scan_buffers) in.scan_options.pool = ScanBufferPool::Get();
     if (max_t) {
       in.scan_options.end = *max_t;
-      if (view.ttl.micros > 0) in.scan_options.start = *min_t - view.ttl;
+      // No lower bound when the earliest entity time minus the ttl is before the earliest int64
+      // microsecond (an entity time from anyone's file or upload).
+      int64_t start = 0;
+      if (view.ttl.micros > 0 && !__builtin_sub_overflow(min_t->micros, view.ttl.micros, &start)) {
+        in.scan_options.start = Timestamp::FromMicros(start);
+      }
     }
     // Planning only (key types, the row estimate); the join reads the source itself.
     SourceScanOptions plan_options = in.scan_options;

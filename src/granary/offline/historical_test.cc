@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <parquet/arrow/reader.h>
 
+#include <limits>
 #include <random>
 
 #include "granary/offline/engine_factory.h"
@@ -281,6 +282,29 @@ TEST(HistoricalFeatures, TheEntityTimeIsEventTimestampOrTheOnlyTimestampColumn) 
   out = GetHistoricalFeatures(TestDataRepo(), defs, request);
   ASSERT_FALSE(out.ok());
   EXPECT_NE(out.status().message().find("no 'event_timestamp' column"), std::string::npos);
+}
+
+// Found by fuzz/flight_entities_fuzz.cc (fuzz/corpus/flight_entities/crash_ttl_before_earliest_time):
+// an entity time at the earliest int64 microsecond minus the view's ttl overflowed (UBSan, so
+// `make test-asan` catches it) when the source scan's lower bound was set; now there is none.
+TEST(HistoricalFeatures, AnEntityTimeAtTheEarliestMicrosecondHasNoLowerBound) {
+  GRANARY_REQUIRE_TESTDATA("feast");
+  Definitions defs = Load(kFeastPairs);
+  arrow::Int64Builder ids;
+  arrow::TimestampBuilder times(arrow::timestamp(arrow::TimeUnit::MICRO),
+                                arrow::default_memory_pool());
+  ASSERT_TRUE(ids.Append(1001).ok());
+  ASSERT_TRUE(times.Append(std::numeric_limits<int64_t>::min()).ok());
+  HistoricalRequest request;
+  request.features = {{"driver_bookings", "completed_bookings"}};
+  request.entities = arrow::Table::Make(
+      arrow::schema({arrow::field("driver_id", arrow::int64()),
+                     arrow::field("event_timestamp", arrow::timestamp(arrow::TimeUnit::MICRO))}),
+      {ids.Finish().ValueOrDie(), times.Finish().ValueOrDie()});
+  auto out = GetHistoricalFeatures(TestDataRepo(), defs, request);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ((*out)->num_rows(), 1);
+  EXPECT_EQ((*out)->GetColumnByName("completed_bookings")->null_count(), 1);
 }
 
 TEST(HistoricalFeatures, NoEntityRowsGiveAnEmptyTableWithAChunkPerColumn) {

@@ -118,8 +118,16 @@ struct StatsUnit {
   bool days = false;
   arrow::TimeUnit::type unit = arrow::TimeUnit::MICRO;
 
-  int64_t ToMicros(int64_t value) const {
-    return days ? value * Duration::Days(1).micros : TimestampToMicros(value, unit);
+  // nullopt for a value beyond int64 microseconds (statistics written by anyone).
+  std::optional<int64_t> ToMicros(int64_t value) const {
+    const int64_t factor = days                              ? Duration::Days(1).micros
+                           : unit == arrow::TimeUnit::SECOND ? 1'000'000
+                           : unit == arrow::TimeUnit::MILLI  ? 1000
+                                                             : 1;
+    if (factor == 1) return TimestampToMicros(value, unit);
+    int64_t micros = 0;
+    if (__builtin_mul_overflow(value, factor, &micros)) return std::nullopt;
+    return micros;
   }
 };
 
@@ -152,15 +160,18 @@ std::optional<std::pair<int64_t, int64_t>> RowGroupRange(const parquet::RowGroup
   if (chunk == nullptr || !chunk->is_stats_set()) return std::nullopt;
   auto stats = chunk->statistics();
   if (stats == nullptr || !stats->HasMinMax()) return std::nullopt;
+  std::optional<int64_t> min, max;
   if (column.physical_type() == parquet::Type::INT64) {
     const auto& typed = static_cast<const parquet::Int64Statistics&>(*stats);
-    return std::pair(unit->ToMicros(typed.min()), unit->ToMicros(typed.max()));
-  }
-  if (column.physical_type() == parquet::Type::INT32) {
+    min = unit->ToMicros(typed.min());
+    max = unit->ToMicros(typed.max());
+  } else if (column.physical_type() == parquet::Type::INT32) {
     const auto& typed = static_cast<const parquet::Int32Statistics&>(*stats);
-    return std::pair(unit->ToMicros(typed.min()), unit->ToMicros(typed.max()));
+    min = unit->ToMicros(typed.min());
+    max = unit->ToMicros(typed.max());
   }
-  return std::nullopt;
+  if (!min || !max) return std::nullopt;  // unknown: the row group is read, not pruned
+  return std::pair(*min, *max);
 }
 
 // A failure while reading a fragment's batches (the message names the file): the file system

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "granary/common/mutex.h"
+#include "granary/spark_connect/spark_answers.h"
 #include "spark/connect/base.grpc.pb.h"
 
 namespace granary::spark_connect {
@@ -157,7 +158,10 @@ class ExecuteStream final : public ResultStream {
  public:
   ExecuteStream(std::shared_ptr<SparkConnectClient::Impl> client, std::string what,
                 const CancelFlag* cancel)
-      : client_(std::move(client)), what_(std::move(what)), cancel_(cancel) {}
+      : client_(std::move(client)),
+        what_(std::move(what)),
+        cancel_(cancel),
+        answers_(fmt::format("{}: {}", client_->describe, what_)) {}
 
   ~ExecuteStream() override {
     StopWatcher();
@@ -190,16 +194,19 @@ class ExecuteStream final : public ResultStream {
 
   const std::shared_ptr<arrow::Schema>& schema() const override { return schema_; }
   int64_t rows() const override { return rows_; }
-  const std::map<std::string, int64_t>& scan_metrics() const override { return scan_metrics_; }
-  const std::string& checkpoint_id() const { return checkpoint_id_; }
+  const std::map<std::string, int64_t>& scan_metrics() const override {
+    return answers_.scan_metrics();
+  }
+  const std::string& checkpoint_id() const { return answers_.checkpoint_id(); }
 
   Result<std::shared_ptr<arrow::RecordBatch>> Next() override {
-    while (pending_.empty()) {
+    auto& pending = answers_.pending();
+    while (pending.empty()) {
       GRANARY_ASSIGN_OR_RAISE(bool more, ReadMessage());
       if (!more) return std::shared_ptr<arrow::RecordBatch>();
     }
-    auto batch = std::move(pending_.front());
-    pending_.pop_front();
+    auto batch = std::move(pending.front());
+    pending.pop_front();
     rows_ += batch->num_rows();
     return batch;
   }
@@ -218,51 +225,12 @@ class ExecuteStream final : public ResultStream {
                                              client_->describe, what_));
       }
       if (!st.ok()) return client_->FromGrpc(st, what_);
-      if (chunk_buffer_.size() > 0) {
-        return Status::IOError(fmt::format("{}: {}: the result ended inside a chunked batch",
-                                           client_->describe, what_));
-      }
+      GRANARY_RETURN_NOT_OK(answers_.End());
       return false;
     }
-    if (response.has_metrics()) {
-      for (const auto& node : response.metrics().metrics()) {
-        // File scans ("Scan parquet", "Scan csv"), not the scans of uploaded rows.
-        if (node.name().rfind("Scan ", 0) != 0) continue;
-        for (const auto& [name, value] : node.execution_metrics()) {
-          scan_metrics_[name] += value.value();
-        }
-      }
-    }
-    if (response.has_checkpoint_command_result()) {
-      checkpoint_id_ = response.checkpoint_command_result().relation().relation_id();
-    }
-    if (!response.has_arrow_batch()) return true;
-    auto* batch = response.mutable_arrow_batch();
-    std::string data = std::move(*batch->mutable_data());
-    if (batch->has_num_chunks_in_batch() && batch->num_chunks_in_batch() > 1) {
-      chunk_buffer_ += data;
-      if (batch->chunk_index() + 1 < batch->num_chunks_in_batch()) return true;
-      data = std::move(chunk_buffer_);
-      chunk_buffer_.clear();
-    }
-    GRANARY_RETURN_NOT_OK(Decode(std::move(data)));
+    GRANARY_RETURN_NOT_OK(answers_.Add(&response));
+    if (schema_ == nullptr) schema_ = answers_.schema();
     return true;
-  }
-
-  Status Decode(std::string data) {
-    auto buffer = arrow::Buffer::FromString(std::move(data));
-    auto input = std::make_shared<arrow::io::BufferReader>(buffer);
-    std::string what = fmt::format("{}: {}: decoding an Arrow batch", client_->describe, what_);
-    auto reader = arrow::ipc::RecordBatchStreamReader::Open(input);
-    if (!reader.ok()) return FromArrow(reader.status(), what);
-    if (schema_ == nullptr) schema_ = (*reader)->schema();
-    while (true) {
-      std::shared_ptr<arrow::RecordBatch> batch;
-      GRANARY_RETURN_NOT_OK(FromArrow((*reader)->ReadNext(&batch), what));
-      if (batch == nullptr) break;
-      if (batch->num_rows() > 0) pending_.push_back(std::move(batch));
-    }
-    return Status::OK();
   }
 
   void Watch() {
@@ -298,11 +266,8 @@ class ExecuteStream final : public ResultStream {
   std::unique_ptr<grpc::ClientReaderInterface<proto::ExecutePlanResponse>> reader_;
   bool finished_ = false;
   std::shared_ptr<arrow::Schema> schema_;
-  std::deque<std::shared_ptr<arrow::RecordBatch>> pending_;
-  std::string chunk_buffer_;
+  ExecuteAnswers answers_;  // the responses read so far: batches, metrics, checkpoint
   int64_t rows_ = 0;
-  std::map<std::string, int64_t> scan_metrics_;
-  std::string checkpoint_id_;  // a CheckpointCommand's result: the server's relation id
 
   Mutex mu_;
   CondVar cv_;
@@ -323,58 +288,6 @@ std::string QueryForMessage(const std::string& sql) {
   std::replace(one_line.begin(), one_line.end(), '\n', ' ');
   if (one_line.size() > 300) one_line = one_line.substr(0, 300) + " ...";
   return fmt::format("query '{}'", one_line);
-}
-
-Result<std::shared_ptr<arrow::DataType>> ToArrowType(const proto::DataType& type) {
-  switch (type.kind_case()) {
-    case proto::DataType::kNull:
-      return arrow::null();
-    case proto::DataType::kBinary:
-      return arrow::binary();
-    case proto::DataType::kBoolean:
-      return arrow::boolean();
-    case proto::DataType::kByte:
-      return arrow::int8();
-    case proto::DataType::kShort:
-      return arrow::int16();
-    case proto::DataType::kInteger:
-      return arrow::int32();
-    case proto::DataType::kLong:
-      return arrow::int64();
-    case proto::DataType::kFloat:
-      return arrow::float32();
-    case proto::DataType::kDouble:
-      return arrow::float64();
-    case proto::DataType::kDecimal:
-      return arrow::decimal128(type.decimal().has_precision() ? type.decimal().precision() : 10,
-                               type.decimal().has_scale() ? type.decimal().scale() : 0);
-    case proto::DataType::kString:
-    case proto::DataType::kChar:
-    case proto::DataType::kVarChar:
-      return arrow::utf8();
-    case proto::DataType::kDate:
-      return arrow::date32();
-    case proto::DataType::kTimestamp:
-      return arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
-    case proto::DataType::kTimestampNtz:
-      return arrow::timestamp(arrow::TimeUnit::MICRO);
-    case proto::DataType::kArray: {
-      GRANARY_ASSIGN_OR_RAISE(auto element, ToArrowType(type.array().element_type()));
-      return arrow::list(element);
-    }
-    case proto::DataType::kStruct: {
-      std::vector<std::shared_ptr<arrow::Field>> fields;
-      for (const auto& f : type.struct_().fields()) {
-        GRANARY_ASSIGN_OR_RAISE(auto t, ToArrowType(f.data_type()));
-        fields.push_back(arrow::field(f.name(), t, f.nullable()));
-      }
-      return arrow::struct_(fields);
-    }
-    default:
-      return Status::InvalidArgument(
-          fmt::format("Spark type {} (DataType kind {}) has no Arrow equivalent here",
-                      type.GetTypeName(), static_cast<int>(type.kind_case())));
-  }
 }
 
 }  // namespace
@@ -562,20 +475,8 @@ Result<std::shared_ptr<arrow::Schema>> SparkConnectClient::AnalyzeSql(const std:
   grpc::Status st = impl_->stub->AnalyzePlan(ctx.get(), request, &response);
   std::string what = "analyzing the " + QueryForMessage(sql);
   if (!st.ok()) return impl_->FromGrpc(st, what);
-  const proto::DataType& type = response.schema().schema();
-  if (type.kind_case() != proto::DataType::kStruct) {
-    return Status::IOError(
-        fmt::format("{}: {}: the schema is not a struct", impl_->describe, what));
-  }
-  std::vector<std::shared_ptr<arrow::Field>> fields;
-  for (const auto& f : type.struct_().fields()) {
-    auto t = ToArrowType(f.data_type());
-    if (!t.ok())
-      return t.status().WithContext(
-          fmt::format("{}: {}: column '{}'", impl_->describe, what, f.name()));
-    fields.push_back(arrow::field(f.name(), *t, f.nullable()));
-  }
-  return arrow::schema(std::move(fields));
+  return ArrowSchemaOfSpark(response.schema().schema(),
+                            fmt::format("{}: {}", impl_->describe, what));
 }
 
 Status SparkConnectClient::UploadAsView(const arrow::Table& table, const std::string& view_name,

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <mutex>
+#include <optional>
 
 namespace granary {
 namespace {
@@ -260,6 +261,22 @@ Result<std::shared_ptr<arrow::Array>> ParseTimestamps(const StringArrayT& string
 
 }  // namespace
 
+namespace {
+
+// As TimestampToMicros, for values read from outside (files, uploads): nullopt when the time is
+// beyond int64 microseconds, which TimestampToMicros would overflow for seconds and milliseconds.
+std::optional<int64_t> CheckedTimestampToMicros(int64_t value, arrow::TimeUnit::type unit) {
+  const int64_t factor = unit == arrow::TimeUnit::SECOND ? 1'000'000
+                         : unit == arrow::TimeUnit::MILLI ? 1000
+                                                          : 1;
+  if (factor == 1) return TimestampToMicros(value, unit);
+  int64_t micros = 0;
+  if (__builtin_mul_overflow(value, factor, &micros)) return std::nullopt;
+  return micros;
+}
+
+}  // namespace
+
 Result<std::shared_ptr<arrow::Array>> ToUtcMicros(const std::shared_ptr<arrow::Array>& array,
                                                   std::string_view column) {
   const auto utc = arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
@@ -302,12 +319,33 @@ Result<std::shared_ptr<arrow::Array>> ToUtcMicros(const std::shared_ptr<arrow::A
   auto buffer = arrow::AllocateBuffer(array->length() * sizeof(int64_t));
   if (!buffer.ok()) return Status::Internal("out of memory converting timestamps");
   auto* out = reinterpret_cast<int64_t*>((*buffer)->mutable_data());
+  // A time beyond int64 microseconds (about 292,000 years either side of 1970) is an error
+  // naming its row; a null slot may hold anything, and becomes 0.
+  auto beyond = [&](int64_t row, int64_t value, std::string_view counted) {
+    return Status::InvalidArgument(fmt::format(
+        "column '{}', row {}: {} {} since 1970-01-01 is beyond the times Granary holds (int64 "
+        "microseconds, about 292,000 years either side of 1970); fix the value or make it null",
+        column, row, value, counted));
+  };
   if (array->type_id() == arrow::Type::DATE32) {
     const int32_t* in = data.GetValues<int32_t>(1);
-    for (int64_t i = 0; i < array->length(); ++i) out[i] = in[i] * Duration::Days(1).micros;
+    for (int64_t i = 0; i < array->length(); ++i) {
+      if (__builtin_mul_overflow(int64_t{in[i]}, Duration::Days(1).micros, &out[i])) {
+        if (array->IsValid(i)) return beyond(i, in[i], "days");
+        out[i] = 0;
+      }
+    }
   } else {
     const int64_t* in = data.GetValues<int64_t>(1);
-    for (int64_t i = 0; i < array->length(); ++i) out[i] = TimestampToMicros(in[i], unit);
+    for (int64_t i = 0; i < array->length(); ++i) {
+      const std::optional<int64_t> micros = CheckedTimestampToMicros(in[i], unit);
+      if (!micros) {
+        if (array->IsValid(i)) {
+          return beyond(i, in[i], unit == arrow::TimeUnit::SECOND ? "seconds" : "milliseconds");
+        }
+      }
+      out[i] = micros.value_or(0);
+    }
   }
   std::shared_ptr<arrow::Buffer> validity;
   if (data.null_count != 0 && data.buffers[0] != nullptr) {

@@ -6,7 +6,9 @@
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/writer.h>
 
+#include <cstdint>
 #include <filesystem>
+#include <vector>
 
 #include "granary/common/temp_dir.h"
 
@@ -54,6 +56,41 @@ TEST(TimestampToMicros, ScalesEveryUnitAndFloorsNanoseconds) {
   EXPECT_EQ(TimestampToMicros(-1, arrow::TimeUnit::NANO), -1);  // the microsecond it lies in
   EXPECT_EQ(TimestampToMicros(-1000, arrow::TimeUnit::NANO), -1);
   static_assert(TimestampToMicros(5, arrow::TimeUnit::MILLI) == 5000);
+}
+
+// Found by fuzz/flight_entities_fuzz.cc (fuzz/corpus/flight_entities/crash_seconds_overflow): an
+// uploaded entity time of 1.7e18 seconds was multiplied into microseconds unchecked (signed
+// overflow) when the entity rows were normalized; file sources take the same path.
+TEST(ToUtcMicros, TimesBeyondInt64MicrosecondsAreErrorsNamingTheRow) {
+  auto times = [](std::shared_ptr<arrow::DataType> type, std::vector<int64_t> values,
+                  std::vector<bool> valid) {
+    arrow::TimestampBuilder b(type, arrow::default_memory_pool());
+    EXPECT_TRUE(b.AppendValues(values, valid).ok());
+    return b.Finish().ValueOrDie();
+  };
+  const auto seconds = arrow::timestamp(arrow::TimeUnit::SECOND);
+  auto ok = ToUtcMicros(times(seconds, {1'700'000'000, 1'699'999'999'932'891'136}, {true, false}),
+                        "event_timestamp");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();  // a null slot may hold anything
+  EXPECT_EQ(static_cast<const arrow::TimestampArray&>(**ok).Value(0), 1'700'000'000'000'000);
+  EXPECT_TRUE((*ok)->IsNull(1));
+
+  auto bad = ToUtcMicros(times(seconds, {1'700'000'000, 1'699'999'999'932'891'136}, {true, true}),
+                         "event_timestamp");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("column 'event_timestamp', row 1: 1699999999932891136 "
+                                        "seconds since 1970-01-01 is beyond the times Granary "
+                                        "holds"),
+            std::string::npos)
+      << bad.status().message();
+
+  arrow::Date32Builder days;
+  ASSERT_TRUE(days.AppendValues({19000, INT32_MAX}).ok());
+  auto far = ToUtcMicros(days.Finish().ValueOrDie(), "day");
+  ASSERT_FALSE(far.ok());
+  EXPECT_NE(far.status().message().find("column 'day', row 1: 2147483647 days"), std::string::npos)
+      << far.status().message();
 }
 
 TEST(ArrowConvert, EveryTypeRoundTripsThroughArrowArrays) {

@@ -1,5 +1,6 @@
 #include "granary/serving/flight/feast_offline_command.h"
 
+#include <arrow/api.h>
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
@@ -156,6 +157,26 @@ std::string UnsupportedFeastOfflineApi(std::string_view api) {
       "get_historical_features (through DoExchange), as Feast 0.67's remote offline store "
       "client calls it",
       api, what);
+}
+
+Result<std::shared_ptr<arrow::Table>> UploadedEntityTable(
+    const std::shared_ptr<arrow::Schema>& schema,
+    const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches) {
+  auto table = arrow::Table::FromRecordBatches(schema, batches);
+  if (!table.ok()) {
+    return Status::InvalidArgument("the entity rows uploaded: " + table.status().message());
+  }
+  if (arrow::Status valid = (*table)->ValidateFull(); !valid.ok()) {
+    return Status::InvalidArgument(fmt::format(
+        "the entity rows uploaded are not valid Arrow data ({}); the client must send the "
+        "entity_df as Arrow IPC batches, as Feast's client (pyarrow) writes them",
+        valid.message()));
+  }
+  return *table;
+}
+
+bool IsFeastPlaceholder(const arrow::Table& table) {
+  return table.num_columns() == 1 && table.schema()->field(0)->name() == "key";
 }
 
 }  // namespace granary::serving

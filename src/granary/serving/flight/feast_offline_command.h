@@ -13,6 +13,7 @@
 // Pure functions; thread-safe.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,12 @@
 
 #include "granary/common/result.h"
 #include "granary/types/feature_ref.h"
+
+namespace arrow {
+class RecordBatch;
+class Schema;
+class Table;
+}  // namespace arrow
 
 namespace granary::serving {
 
@@ -56,5 +63,18 @@ Result<FeastOfflineCommand> ParseFeastOfflineCommand(std::string_view text);
 // The message for an api that Granary does not serve: what Feast does with it, what Granary
 // serves, and what to use instead.
 std::string UnsupportedFeastOfflineApi(std::string_view api);
+
+// The entity rows a client uploaded on a DoExchange (its batches in order, under the schema it
+// sent first) as one table, checked as data from the network must be: Arrow's IPC reader checks
+// the messages' layout but not the values in them (offsets of strings and lists, dictionary
+// indices, UTF-8), which every later reader of the table trusts. InvalidArgument saying what is
+// wrong (the column, the row) and that the client must send valid Arrow data.
+Result<std::shared_ptr<arrow::Table>> UploadedEntityTable(
+    const std::shared_ptr<arrow::Schema>& schema,
+    const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches);
+
+// Whether an uploaded table is the one-row placeholder (the single column `key`) that Feast's
+// client sends when a call has no entity_df (remote.py, _create_empty_table).
+bool IsFeastPlaceholder(const arrow::Table& table);
 
 }  // namespace granary::serving

@@ -1,6 +1,11 @@
 #include "granary/serving/flight/feast_offline_command.h"
 
+#include <arrow/api.h>
+#include <arrow/io/memory.h>
+#include <arrow/ipc/reader.h>
 #include <gtest/gtest.h>
+
+#include "granary/testing/arrow_ipc_stream.h"
 
 namespace granary::serving {
 namespace {
@@ -98,5 +103,39 @@ TEST(FeastOfflineCommand, AliasedProjectionsAreNotImplemented) {
   EXPECT_NE(command.status().message().find("alias 'a'"), std::string::npos);
 }
 
+// The upload of an entity_df as a Flight client sends it (granary/testing/arrow_ipc_stream.h),
+// read back with Arrow's IPC reader as the Flight server does.
+Result<std::shared_ptr<arrow::Table>> Upload(bool damage_offsets) {
+  const std::string bytes = granary::testing::CitiesIpcStream(damage_offsets);
+  auto reader = arrow::ipc::RecordBatchStreamReader::Open(
+                    std::make_shared<arrow::io::BufferReader>(arrow::Buffer::FromString(bytes)))
+                    .ValueOrDie();
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  std::shared_ptr<arrow::RecordBatch> read;
+  while (reader->ReadNext(&read).ok() && read != nullptr) batches.push_back(read);
+  EXPECT_EQ(batches.size(), 1u) << "Arrow's IPC reader takes the damaged offsets as they are";
+  return UploadedEntityTable(reader->schema(), batches);
+}
+
+TEST(UploadedEntityTable, TakesValidRows) {
+  auto table = Upload(false);
+  ASSERT_TRUE(table.ok()) << table.status().ToString();
+  EXPECT_EQ((*table)->num_rows(), 3);
+  EXPECT_FALSE(IsFeastPlaceholder(**table));
+}
+
+// Found auditing the Flight upload; replayed by fuzz/flight_entities_fuzz.cc
+// (fuzz/corpus/flight_entities/crash_string_offset_5000.arrows): a string offset past the
+// column's data was kept, and the retrieval read past the upload's buffers.
+TEST(UploadedEntityTable, RefusesOffsetsPastTheData) {
+  auto table = Upload(true);
+  ASSERT_FALSE(table.ok());
+  EXPECT_EQ(table.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(table.status().message().find("not valid Arrow data"), std::string::npos)
+      << table.status().message();
+  EXPECT_NE(table.status().message().find("5000"), std::string::npos) << table.status().message();
+}
+
 }  // namespace
 }  // namespace granary::serving
+

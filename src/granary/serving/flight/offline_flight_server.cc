@@ -48,12 +48,6 @@ arrow::Status ToArrow(const Status& st) {
   }
 }
 
-// Feast's client sends a one-row table with the single string column `key` when a call has no
-// entity_df (remote.py, _create_empty_table).
-bool IsFeastPlaceholder(const arrow::Table& table) {
-  return table.num_columns() == 1 && table.schema()->field(0)->name() == "key";
-}
-
 Result<Definitions> LatestDefinitions(const RepoConfig& config) {
   GRANARY_ASSIGN_OR_RAISE(auto store, OpenRegistry(config, OpenMode::kOpenExisting));
   GRANARY_ASSIGN_OR_RAISE(RegistryVersion latest, LatestApplied(*store));
@@ -213,11 +207,7 @@ class OfflineFlightServer::Service : public flight::FlightServerBase {
       }
       batches.push_back(std::move(chunk->data));
     }
-    auto table = arrow::Table::FromRecordBatches(*schema, batches);
-    if (!table.ok()) {
-      return Status::InvalidArgument("the entity rows uploaded: " + table.status().message());
-    }
-    return *table;
+    return UploadedEntityTable(*schema, batches);
   }
 
   Status GetHistoricalFeatures(const flight::ServerCallContext& context,

@@ -36,8 +36,19 @@ Result<Value> EntityValue(const fp::Value& v, const std::string& key, int index)
     case fp::Value::kBoolVal:
       return Value(v.bool_val());
     case fp::Value::kUnixTimestampVal: {
+      // The times the JSON request can give (RFC 3339, years 0000 to 9999), which also keeps
+      // the seconds' microseconds inside int64.
+      constexpr int64_t kFirstSecond = -62'167'219'200;  // 0000-01-01T00:00:00Z
+      constexpr int64_t kLastSecond = 253'402'300'799;   // 9999-12-31T23:59:59Z
+      const int64_t seconds = v.unix_timestamp_val();
+      if (seconds < kFirstSecond || seconds > kLastSecond) {
+        return Status::InvalidArgument(fmt::format(
+            "entities.{}[{}]: unix_timestamp_val {} is not a time Granary reads (years 0000 to "
+            "9999, {} to {}); send seconds since 1970-01-01T00:00:00Z",
+            key, index, seconds, kFirstSecond, kLastSecond));
+      }
       char buf[kRfc3339Max];
-      const size_t n = FormatRfc3339(Timestamp::FromSeconds(v.unix_timestamp_val()), buf);
+      const size_t n = FormatRfc3339(Timestamp::FromSeconds(seconds), buf);
       return Value(std::string(buf, n));
     }
     case fp::Value::kNullVal:

@@ -8,6 +8,9 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <string>
+
 #include "feast/serving/ServingService.grpc.pb.h"
 #include "granary/online/redis/redis_store.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
@@ -186,6 +189,23 @@ TEST_P(GrpcServerTest, ErrorsAreGrpcCodesWithTheServicesMessages) {
                       "GetOnlineFeatures\",code=\"INVALID_ARGUMENT\"} 4"),
             std::string::npos)
       << text;
+}
+
+// Found writing fuzz/grpc_request_fuzz.cc (its corpus keeps crash_unix_timestamp_int64_max): a
+// join key's unix_timestamp_val was turned into microseconds unchecked (signed overflow).
+TEST_P(GrpcServerTest, JoinKeyTimesOutsideTheYearsReadAreRefused) {
+  for (int64_t seconds : {INT64_MAX, INT64_MIN, int64_t{253'402'300'800}}) {
+    fs::GetOnlineFeaturesRequest request = Request({"risk:score"}, {});
+    (*request.mutable_entities())["customer_id"].add_val()->set_unix_timestamp_val(seconds);
+    fs::GetOnlineFeaturesResponse response;
+    grpc::Status st = Call(request, &response);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(st.error_message().find("entities.customer_id[0]: unix_timestamp_val " +
+                                      std::to_string(seconds) +
+                                      " is not a time Granary reads (years 0000 to 9999"),
+              std::string::npos)
+        << st.error_message();
+  }
 }
 
 TEST_P(GrpcServerTest, TheBearerTokenIsMetadata) {
