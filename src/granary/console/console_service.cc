@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/asio/post.hpp>
+#include <charconv>
 
 #include "granary/common/json.h"
 #include "granary/offline/engine_factory.h"
@@ -233,12 +234,13 @@ Result<std::string> ConsoleService::StatsJson(const std::string& query) {
     if (!t.ok()) return t.status().WithContext(fmt::format("?{}=", bound));
     (std::string_view(bound) == "start" ? stats_options.start : stats_options.end) = *t;
   }
-  if (!params["bins"].empty()) {
-    try {
-      stats_options.histogram_bins = std::stoi(params["bins"]);
-    } catch (const std::exception&) {
+  if (const std::string& bins = params["bins"]; !bins.empty()) {
+    // The whole value: "5abc" is refused, not read as 5.
+    const char* end = bins.data() + bins.size();
+    auto [stop, error] = std::from_chars(bins.data(), end, stats_options.histogram_bins);
+    if (error != std::errc() || stop != end) {
       return Status::InvalidArgument(
-          fmt::format("?bins={} is not a number of bins (1 to 1000)", params["bins"]));
+          fmt::format("?bins={} is not a number of bins (1 to 1000)", bins));
     }
   }
   const std::string key = fmt::format("{}|{}|{}|{}|{}", latest->info.version, view_name,

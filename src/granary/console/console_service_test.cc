@@ -140,6 +140,14 @@ TEST_F(ConsoleServiceTest, BadStatsRequestsSayWhatToFix) {
   auto bad_time = console_->StatsJson("view=risk&start=yesterday");
   ASSERT_FALSE(bad_time.ok());
   EXPECT_NE(bad_time.status().message().find("?start="), std::string::npos);
+  // A count of bins is the whole value, not its leading digits.
+  for (const char* bins : {"5abc", "abc", "4.5", "99999999999"}) {
+    auto bad_bins = console_->StatsJson(std::string("view=risk&bins=") + bins);
+    ASSERT_FALSE(bad_bins.ok()) << bins;
+    EXPECT_EQ(bad_bins.status().code(), StatusCode::kInvalidArgument) << bins;
+    EXPECT_NE(bad_bins.status().message().find("is not a number of bins"), std::string::npos)
+        << bad_bins.status().message();
+  }
 }
 
 TEST_F(ConsoleServiceTest, ServingWithoutAServerSaysHowToGiveOne) {
