@@ -66,12 +66,11 @@ const Fixture& GetFixture() {
     }
     auto column = [](arrow::ArrayBuilder& b) { return b.Finish().ValueOrDie(); };
     auto table = arrow::Table::Make(
-        arrow::schema({arrow::field("driver_id", arrow::int64()),
-                       arrow::field("city", arrow::utf8()),
-                       arrow::field("event_timestamp", times.type()),
-                       arrow::field("trips", arrow::int64()),
-                       arrow::field("rating", arrow::float64()),
-                       arrow::field("tags", arrow::list(arrow::utf8()))}),
+        arrow::schema(
+            {arrow::field("driver_id", arrow::int64()), arrow::field("city", arrow::utf8()),
+             arrow::field("event_timestamp", times.type()), arrow::field("trips", arrow::int64()),
+             arrow::field("rating", arrow::float64()),
+             arrow::field("tags", arrow::list(arrow::utf8()))}),
         {column(ids), column(cities), column(times), column(trips), column(ratings),
          column(tag_lists)});
     granary::Status written = granary::WriteTableFile(*table, repo / "trips.parquet");
@@ -110,8 +109,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   granary::HistoricalRequest request;
   request.entities = *entities;
   request.entities_name = "the entity_df the client uploaded";
-  request.features = {{"driver_city", "trips"}, {"driver_city", "rating"},
-                      {"driver_city", "tags"}};
+  request.features = {{"driver_city", "trips"}, {"driver_city", "rating"}, {"driver_city", "tags"}};
   auto stream = f.engine->GetHistoricalFeatures(f.defs, request);
   if (!stream.ok()) return 0;
   int64_t rows = 0;

@@ -3,9 +3,9 @@
 // costs no disk I/O (on a busy disk, creating and removing a folder per input took ~20 ms).
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>

@@ -284,9 +284,10 @@ TEST(HistoricalFeatures, TheEntityTimeIsEventTimestampOrTheOnlyTimestampColumn) 
   EXPECT_NE(out.status().message().find("no 'event_timestamp' column"), std::string::npos);
 }
 
-// Found by fuzz/flight_entities_fuzz.cc (fuzz/corpus/flight_entities/crash_ttl_before_earliest_time):
-// an entity time at the earliest int64 microsecond minus the view's ttl overflowed (UBSan, so
-// `make test-asan` catches it) when the source scan's lower bound was set; now there is none.
+// Found by fuzz/flight_entities_fuzz.cc
+// (fuzz/corpus/flight_entities/crash_ttl_before_earliest_time): an entity time at the earliest
+// int64 microsecond minus the view's ttl overflowed (UBSan, so `make test-asan` catches it) when
+// the source scan's lower bound was set; now there is none.
 TEST(HistoricalFeatures, AnEntityTimeAtTheEarliestMicrosecondHasNoLowerBound) {
   GRANARY_REQUIRE_TESTDATA("feast");
   Definitions defs = Load(kFeastPairs);

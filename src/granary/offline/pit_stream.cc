@@ -83,7 +83,7 @@ struct StreamingMatcher::Impl {
   // Slots: the usable entity rows grouped by key, each group sorted by time.
   std::vector<int64_t> slot_row;
   std::vector<int64_t> slot_ts;
-  std::vector<Group> groups;  // in slot order
+  std::vector<Group> groups;   // in slot order
   std::vector<int32_t> table;  // open addressing over groups; -1 empty
   uint64_t mask = 0;
   // Per slot. Each key belongs to one worker (by its hash), so workers never share a slot.
@@ -100,8 +100,8 @@ struct StreamingMatcher::Impl {
 
   int64_t SizeOf(const Group& group) const {
     const size_t g = static_cast<size_t>(&group - groups.data());
-    const int64_t end = g + 1 < groups.size() ? groups[g + 1].begin
-                                              : static_cast<int64_t>(slot_row.size());
+    const int64_t end =
+        g + 1 < groups.size() ? groups[g + 1].begin : static_cast<int64_t>(slot_row.size());
     return end - group.begin;
   }
 
@@ -241,8 +241,8 @@ Result<std::unique_ptr<StreamingMatcher>> StreamingMatcher::Make(const KeyColumn
       reps.push_back(records[begin].row);
     }
     for (size_t k = 0; k < reps.size(); ++k) {
-      Group g{records[begin].hash, INT64_MIN, INT64_MIN,
-              static_cast<int32_t>(s.slot_row.size()), 0};
+      Group g{records[begin].hash, INT64_MIN, INT64_MIN, static_cast<int32_t>(s.slot_row.size()),
+              0};
       for (size_t i = begin; i < end; ++i) {
         if (key_of[i - begin] != static_cast<int>(k)) continue;
         if (static_cast<int32_t>(s.slot_row.size()) == g.begin) g.high = records[i].ts;

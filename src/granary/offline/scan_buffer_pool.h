@@ -110,7 +110,7 @@ class ScanBufferPool final : public arrow::MemoryPool {
   uint64_t use_clock_ GUARDED_BY(mu_) = 0;
   int64_t reuses_ GUARDED_BY(mu_) = 0;
   std::multiset<int64_t> caps_ GUARDED_BY(mu_);  // of the Retentions alive
-  std::atomic<int64_t> in_use_{0};  // every block handed out (requested bytes)
+  std::atomic<int64_t> in_use_{0};               // every block handed out (requested bytes)
   std::atomic<int64_t> peak_{0};
   std::atomic<int64_t> total_{0};
   std::atomic<int64_t> allocations_{0};

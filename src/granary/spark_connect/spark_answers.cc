@@ -122,9 +122,9 @@ Status ExecuteAnswers::Add(proto::ExecutePlanResponse* response) {
   std::string data = std::move(*batch->mutable_data());
   if (batch->has_num_chunks_in_batch() && batch->num_chunks_in_batch() > 1) {
     if (batch->chunk_index() != chunks_) {
-      return Status::IOError(fmt::format(
-          "{}: the server sent chunk {} of {} of an Arrow batch where chunk {} was due", what_,
-          batch->chunk_index(), batch->num_chunks_in_batch(), chunks_));
+      return Status::IOError(
+          fmt::format("{}: the server sent chunk {} of {} of an Arrow batch where chunk {} was due",
+                      what_, batch->chunk_index(), batch->num_chunks_in_batch(), chunks_));
     }
     chunk_buffer_ += data;
     if (++chunks_ < batch->num_chunks_in_batch()) return Status::OK();

@@ -85,8 +85,8 @@ TEST(ExecuteAnswers, ScanMetricsSaturate) {
     proto::ExecutePlanResponse response;
     auto* node = response.mutable_metrics()->add_metrics();
     node->set_name("Scan parquet");
-    (*node->mutable_execution_metrics())["numFiles"].set_value(
-        std::numeric_limits<int64_t>::max() - 1);
+    (*node->mutable_execution_metrics())["numFiles"].set_value(std::numeric_limits<int64_t>::max() -
+                                                               1);
     ASSERT_TRUE(answers.Add(&response).ok());
   }
   EXPECT_EQ(answers.scan_metrics().at("numFiles"), std::numeric_limits<int64_t>::max());
@@ -112,8 +112,8 @@ TEST(ArrowSchemaOfSpark, DecimalsArrowCannotHoldAreErrors) {
     EXPECT_EQ(bad.status().code(), StatusCode::kIOError);
     EXPECT_NE(bad.status().message().find("column 'amount'"), std::string::npos)
         << bad.status().message();
-    EXPECT_NE(bad.status().message().find(
-                  "the server sent the type decimal(" + std::to_string(precision) + ", 2)"),
+    EXPECT_NE(bad.status().message().find("the server sent the type decimal(" +
+                                          std::to_string(precision) + ", 2)"),
               std::string::npos)
         << bad.status().message();
   }

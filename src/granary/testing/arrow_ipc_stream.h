@@ -22,9 +22,10 @@ inline std::string CitiesIpcStream(bool damage_offsets = false) {
   if (!ids.AppendValues({1001, 1002, 1003}).ok() || !cities.AppendValues({"abc", "de", "f"}).ok()) {
     return {};
   }
-  auto batch = arrow::RecordBatch::Make(
-      arrow::schema({arrow::field("driver_id", arrow::int64()), arrow::field("city", arrow::utf8())}),
-      3, {ids.Finish().ValueOrDie(), cities.Finish().ValueOrDie()});
+  auto batch =
+      arrow::RecordBatch::Make(arrow::schema({arrow::field("driver_id", arrow::int64()),
+                                              arrow::field("city", arrow::utf8())}),
+                               3, {ids.Finish().ValueOrDie(), cities.Finish().ValueOrDie()});
   auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
   auto writer = arrow::ipc::MakeStreamWriter(sink, batch->schema()).ValueOrDie();
   if (!writer->WriteRecordBatch(*batch).ok() || !writer->Close().ok()) return {};

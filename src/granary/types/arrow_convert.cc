@@ -266,7 +266,7 @@ namespace {
 // As TimestampToMicros, for values read from outside (files, uploads): nullopt when the time is
 // beyond int64 microseconds, which TimestampToMicros would overflow for seconds and milliseconds.
 std::optional<int64_t> CheckedTimestampToMicros(int64_t value, arrow::TimeUnit::type unit) {
-  const int64_t factor = unit == arrow::TimeUnit::SECOND ? 1'000'000
+  const int64_t factor = unit == arrow::TimeUnit::SECOND  ? 1'000'000
                          : unit == arrow::TimeUnit::MILLI ? 1000
                                                           : 1;
   if (factor == 1) return TimestampToMicros(value, unit);

@@ -138,4 +138,3 @@ TEST(UploadedEntityTable, RefusesOffsetsPastTheData) {
 
 }  // namespace
 }  // namespace granary::serving
-
