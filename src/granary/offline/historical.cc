@@ -22,6 +22,14 @@
 namespace granary {
 namespace {
 
+// Rows per batch of the joins' scans when memory is not short. Parquet's record reader reserves
+// room for the batch's values rounded up to a power of two, then may decode up to a page of
+// levels (writers cap a page at 20,000 rows) past the batch, and grows (copies) its buffers when
+// that passes the reservation: with 64 Ki rows nearly every batch grew and was then shrunk to
+// fit, about 5 GB of copies on bench/pit_join's 4 GiB case. 96 Ki rows leave 32 Ki rows of room
+// (and fewer batches).
+constexpr int64_t kRoomyBatchRows = 96 * 1024;
+
 // Bytes per value of a column in memory, for budgeting (strings and lists: a guess).
 int64_t ValueWidth(ValueType type) {
   if (type.is_list) return 32;
@@ -227,7 +235,10 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       (view.FindFeature(f) != nullptr ? in.plain : in.aggregated).push_back(f);
     }
     in.scan_options.features = in.plain;
-    if (keep_scan_buffers) in.scan_options.pool = ScanBufferPool::Get();
+    if (keep_scan_buffers) {
+      in.scan_options.pool = ScanBufferPool::Get();
+      in.scan_options.batch_rows = kRoomyBatchRows;
+    }
     if (max_t) {
       in.scan_options.end = *max_t;
       // No lower bound when the earliest entity time minus the ttl is before the earliest int64

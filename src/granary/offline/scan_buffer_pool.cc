@@ -104,21 +104,41 @@ void ScanBufferPool::TrimTo(int64_t bytes) {
   }
 }
 
+int64_t ScanBufferPool::TrueClass(uint8_t* block, int64_t size) const {
+  auto it = larger_class_.find(block);
+  return it != larger_class_.end() ? it->second : ClassBytes(size);
+}
+
 arrow::Status ScanBufferPool::Allocate(int64_t size, int64_t alignment, uint8_t** out) {
   allocations_.fetch_add(1, std::memory_order_relaxed);
   total_.fetch_add(size, std::memory_order_relaxed);
   if (Keepable(size, alignment)) {
-    const int64_t class_bytes = ClassBytes(size);
+    const int64_t wanted = ClassBytes(size);
+    int64_t class_bytes = wanted;
     {
       MutexLock lock(&mu_);
-      SizeClass& size_class = kept_[class_bytes];
-      size_class.last_use = ++use_clock_;
+      // The smallest class with a kept block, up to twice the size's class.
+      SizeClass* source = nullptr;
+      for (auto it = kept_.lower_bound(wanted); it != kept_.end() && it->first <= 2 * wanted;
+           ++it) {
+        if (!it->second.blocks.empty()) {
+          source = &it->second;
+          class_bytes = it->first;
+          break;
+        }
+      }
+      if (source == nullptr) {
+        source = &kept_[wanted];
+        class_bytes = wanted;
+      }
+      source->last_use = ++use_clock_;
       large_in_use_ += class_bytes;
-      if (!size_class.blocks.empty()) {
-        *out = size_class.blocks.back();
-        size_class.blocks.pop_back();
+      if (!source->blocks.empty()) {
+        *out = source->blocks.back();
+        source->blocks.pop_back();
         kept_bytes_ -= class_bytes;
         ++reuses_;
+        if (class_bytes != wanted) larger_class_[*out] = class_bytes;
       } else {
         // In use and kept together stay within the most in use at once.
         large_peak_ = std::max(large_peak_, large_in_use_);
@@ -150,9 +170,11 @@ void ScanBufferPool::Free(uint8_t* buffer, int64_t size, int64_t alignment) {
     backing_->Free(buffer, size, alignment);
     return;
   }
-  const int64_t class_bytes = ClassBytes(size);
+  int64_t class_bytes = 0;
   {
     MutexLock lock(&mu_);
+    class_bytes = TrueClass(buffer, size);
+    larger_class_.erase(buffer);
     large_in_use_ -= class_bytes;
     if (!caps_.empty() && kept_bytes_ + class_bytes <= *caps_.begin()) {
       SizeClass& size_class = kept_[class_bytes];
@@ -169,11 +191,25 @@ arrow::Status ScanBufferPool::Reallocate(int64_t old_size, int64_t new_size, int
                                          uint8_t** ptr) {
   const bool old_kept = Keepable(old_size, alignment);
   const bool new_kept = Keepable(new_size, alignment);
+  bool in_place = false;
   if (!old_kept && !new_kept) {
     ARROW_RETURN_NOT_OK(backing_->Reallocate(old_size, new_size, alignment, ptr));
-  } else if (old_kept && new_kept && ClassBytes(old_size) == ClassBytes(new_size)) {
-    // The block already holds the new size.
-  } else {
+    in_place = true;
+  } else if (old_kept && new_kept) {
+    // The block serves sizes from half its class up to its class.
+    const int64_t wanted = ClassBytes(new_size);
+    MutexLock lock(&mu_);
+    const int64_t block_class = TrueClass(*ptr, old_size);
+    if (wanted <= block_class && 2 * wanted >= block_class) {
+      in_place = true;
+      if (wanted == block_class) {
+        larger_class_.erase(*ptr);
+      } else {
+        larger_class_[*ptr] = block_class;
+      }
+    }
+  }
+  if (!in_place) {
     uint8_t* moved = nullptr;
     ARROW_RETURN_NOT_OK(Allocate(new_size, alignment, &moved));
     std::memcpy(moved, *ptr, static_cast<size_t>(std::min(old_size, new_size)));

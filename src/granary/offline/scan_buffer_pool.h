@@ -10,8 +10,13 @@
 // their pages already faulted.
 //
 // What it keeps: blocks of at least kMinBlockBytes, 64-byte aligned (Arrow's buffers), their size
-// rounded up to a size class (eight a doubling: at most 12.5 % more), held per class. Smaller or
-// otherwise aligned blocks go straight to the default pool. Kept blocks never exceed the
+// rounded up to a size class (eight a doubling: at most 12.5 % more), held per class. A block
+// may serve a size down to half its class, as the allocator's own realloc does: a shrink stays in
+// place, a request whose class has no kept block takes one of a class up to twice as large, and
+// a block grows in place within its class. Parquet's record readers make this the common case:
+// each batch's values buffer grows past its reservation (one more page of levels than the batch
+// asked for) and is shrunk to fit when handed out, and without it both copied the buffer. Smaller
+// or otherwise aligned blocks go straight to the default pool. Kept blocks never exceed the
 // Retention's cap, and the pool's blocks in use and kept together never exceed the most it had in
 // use at once since the first Retention began: it holds no more than its scans needed at their
 // peak, which a scan reaches anyway; a miss that would pass that first hands kept blocks of the
@@ -30,6 +35,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "granary/common/mutex.h"
@@ -103,7 +109,11 @@ class ScanBufferPool final : public arrow::MemoryPool {
 
   arrow::MemoryPool* const backing_;
   mutable Mutex mu_;
-  std::map<int64_t, SizeClass> kept_ GUARDED_BY(mu_);  // by class bytes
+  // The class of a keepable block handed out, when larger than its size's (a shrink in place, a
+  // larger kept block reused): Free and Reallocate are told only the size.
+  int64_t TrueClass(uint8_t* block, int64_t size) const REQUIRES(mu_);
+  std::map<int64_t, SizeClass> kept_ GUARDED_BY(mu_);                   // by class bytes
+  std::unordered_map<uint8_t*, int64_t> larger_class_ GUARDED_BY(mu_);  // block -> its class
   int64_t kept_bytes_ GUARDED_BY(mu_) = 0;
   int64_t large_in_use_ GUARDED_BY(mu_) = 0;  // class bytes of keepable blocks handed out
   int64_t large_peak_ GUARDED_BY(mu_) = 0;    // the most of them since the first Retention

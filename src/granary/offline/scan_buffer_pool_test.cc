@@ -126,6 +126,60 @@ TEST(ScanBufferPool, ReallocateKeepsTheContents) {
   EXPECT_EQ(backing.bytes_allocated(), pool.kept_bytes());
 }
 
+TEST(ScanBufferPool, ABlockServesSizesDownToHalfItsClassInPlace) {
+  arrow::ProxyMemoryPool backing(arrow::default_memory_pool());
+  ScanBufferPool pool(&backing);
+  ScanBufferPool::Retention retained = pool.Retain(64 * kMiB);
+  uint8_t* block = nullptr;
+  ASSERT_TRUE(pool.Allocate(kMiB, &block).ok());
+  for (int64_t i = 0; i < kMiB; ++i) block[i] = static_cast<uint8_t>(i % 251);
+  uint8_t* const first = block;
+  // A shrink to fit (a record reader handing its values out) stays where it is, and so does a
+  // grow back within the block's class.
+  ASSERT_TRUE(pool.Reallocate(kMiB, 600 * 1024, &block).ok());
+  EXPECT_EQ(block, first);
+  EXPECT_EQ(pool.bytes_allocated(), 600 * 1024);
+  ASSERT_TRUE(pool.Reallocate(600 * 1024, kMiB, &block).ok());
+  EXPECT_EQ(block, first);
+  ASSERT_TRUE(pool.Reallocate(kMiB, kMiB / 2, &block).ok());
+  EXPECT_EQ(block, first);
+  // Below half its class it moves, contents kept.
+  ASSERT_TRUE(pool.Reallocate(kMiB / 2, 300 * 1024, &block).ok());
+  EXPECT_NE(block, first);
+  for (int64_t i = 0; i < 300 * 1024; ++i) {
+    ASSERT_EQ(block[i], static_cast<uint8_t>(i % 251)) << "byte " << i;
+  }
+  pool.Free(block, 300 * 1024);
+  // The first block went back under its own class (1 MiB), not its last size's.
+  EXPECT_EQ(pool.kept_bytes(), kMiB + 320 * 1024);
+  EXPECT_EQ(backing.bytes_allocated(), pool.kept_bytes());
+
+  // With no block of its class kept, a request takes one up to twice as large, which then grows
+  // in place to its class; freed at its smaller size, it is kept under its class again.
+  uint8_t* reused = nullptr;
+  ASSERT_TRUE(pool.Allocate(520 * 1024, &reused).ok());
+  EXPECT_EQ(reused, first);
+  ASSERT_TRUE(pool.Reallocate(520 * 1024, kMiB, &reused).ok());
+  EXPECT_EQ(reused, first);
+  ASSERT_TRUE(pool.Reallocate(kMiB, 520 * 1024, &reused).ok());
+  EXPECT_EQ(reused, first);
+  pool.Free(reused, 520 * 1024);
+  EXPECT_EQ(pool.kept_bytes(), kMiB + 320 * 1024);
+  EXPECT_EQ(backing.bytes_allocated(), pool.kept_bytes());
+  // A block of the request's own class is taken before a larger one.
+  uint8_t* exact = nullptr;
+  ASSERT_TRUE(pool.Allocate(300 * 1024, &exact).ok());
+  EXPECT_NE(exact, first);
+  // Nothing more than twice the class: a 256 KiB request does not take the 1 MiB block.
+  uint8_t* quarter = nullptr;
+  ASSERT_TRUE(pool.Allocate(256 * 1024, &quarter).ok());
+  EXPECT_NE(quarter, first);
+  pool.Free(exact, 300 * 1024);
+  pool.Free(quarter, 256 * 1024);
+  EXPECT_EQ(pool.bytes_allocated(), 0);
+  EXPECT_EQ(backing.bytes_allocated(), pool.kept_bytes());
+}
+
 TEST(ScanBufferPool, ThreadsAllocatingAndFreeingAtOnceLoseNoBlock) {
   const uint64_t seed = testing::TestSeed();
   SCOPED_TRACE(testing::SeedTrace(seed));
@@ -146,6 +200,14 @@ TEST(ScanBufferPool, ThreadsAllocatingAndFreeingAtOnceLoseNoBlock) {
             block[0] = static_cast<uint8_t>(t);
             block[size - 1] = static_cast<uint8_t>(t);
             held.emplace_back(block, size);
+          } else if (!held.empty() && rng() % 3 == 0) {
+            // Resized up or down: in place within half its class, else moved.
+            auto& [block, size] = held.back();
+            const int64_t resized = 1000 + static_cast<int64_t>(rng() % (1 << 20));
+            if (!pool.Reallocate(size, resized, &block).ok()) std::abort();
+            if (block[0] != t) std::abort();
+            block[resized - 1] = static_cast<uint8_t>(t);
+            size = resized;
           } else if (!held.empty()) {
             auto [block, size] = held.back();
             held.pop_back();
