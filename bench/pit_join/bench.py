@@ -241,6 +241,28 @@ def check_agree(paths, k, f):
           f"columns ({100 * (1 - nulls):.0f}% of lookups found a feature row)", flush=True)
 
 
+def paired(args, py, params, repo, data):
+    """The floor and Granary's main case in alternation; each pair's ratio, and the median."""
+    floor_cmd = [py, "-c", FLOOR_SCRIPT, json.dumps(dict(params, mode="scan"))]
+    out = data / "out_granary.parquet"
+    gran_cmd = granary_cmd(repo, data, out, args.views, args.features, args.budget, args.threads)
+    run_measured(floor_cmd)  # warms the page cache; not counted
+    walls, cpus = [], []
+    print(f"\n== paired: arrow floor (dataset scan) then granary --memory-budget {args.budget}, "
+          f"{args.paired} pairs")
+    for i in range(args.paired):
+        f_secs, f_rss, f_cpu = run_measured(floor_cmd)
+        g_secs, g_rss, g_cpu = run_measured(gran_cmd)
+        walls.append(g_secs / f_secs)
+        cpus.append(g_cpu / f_cpu)
+        print(f"pair {i + 1}: floor {f_secs:5.2f} s CPU {f_cpu:5.2f} s | granary {g_secs:5.2f} s "
+              f"CPU {g_cpu:5.2f} s peak RSS {g_rss:5.0f} MiB | ratio {walls[-1]:.2f}x "
+              f"(CPU {cpus[-1]:.2f}x)", flush=True)
+    print(f"median ratio to the decode floor: {statistics.median(walls):.2f}x "
+          f"(CPU {statistics.median(cpus):.2f}x; pairs: "
+          f"{', '.join(f'{r:.2f}' for r in sorted(walls))}); goal: at most 1.5x")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--entities", type=int, default=1_000_000, help="N entity rows")
@@ -267,6 +289,12 @@ def main():
     ap.add_argument("--floor-parts", action="store_true",
                     help="also time the floor's dataset scan of the keys and times alone and "
                          "of the features alone (what the join's two passes read)")
+    ap.add_argument("--paired", type=int, default=0, metavar="PAIRS",
+                    help="only the ratio to the floor, measured in PAIRS alternating runs (the "
+                         "floor's dataset scan, then Granary's main case, after one discarded "
+                         "floor run that warms the page cache): each pair's ratio and their "
+                         "median, so that a machine whose speed drifts between sittings moves "
+                         "both sides of a ratio alike")
     ap.add_argument("--quick", action="store_true",
                     help="N=100K, M=1M: a smoke run in well under a minute")
     args = ap.parse_args()
@@ -307,6 +335,9 @@ def main():
               f"  CPU {cpu:7.2f} s  peak RSS {rss:8.0f} MiB", flush=True)
         return True
 
+    if args.paired > 0:
+        paired(args, py, params, repo, data)
+        return
     # The floor first: it also leaves the files in the page cache for every engine alike.
     floors = {}
     for mode, label in (("scan", "arrow floor: dataset scan"), ("table", "arrow floor: read_table")):
