@@ -20,6 +20,7 @@
 
 #include "granary/common/temp_dir.h"
 #include "granary/offline/pit_join.h"
+#include "granary/offline/pit_test_definitions.h"
 #include "granary/offline/source_pick.h"
 
 namespace granary {
@@ -115,28 +116,6 @@ void WriteFile(const std::filesystem::path& path, const FileLayout& layout, int6
   ASSERT_TRUE(out->Close().ok());
 }
 
-Definitions DriverView(const std::filesystem::path& path) {
-  Definitions defs;
-  Entity entity;
-  entity.name = "driver";
-  entity.join_keys = {"driver_id"};
-  entity.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
-  defs.entities.push_back(entity);
-  DataSource source;
-  source.name = "src";
-  source.path = path.string();
-  source.format = SourceFormat::kParquet;
-  source.timestamp_field = "event_timestamp";
-  defs.data_sources.push_back(source);
-  FeatureView view;
-  view.name = "v";
-  view.entities = {"driver"};
-  view.source = "src";
-  view.schema = Features();
-  defs.feature_views.push_back(view);
-  return defs;
-}
-
 // `rows` entity rows: keys 0-319 (those past 299 match nothing) at random hours.
 std::shared_ptr<arrow::RecordBatch> Entities(int64_t rows, std::mt19937_64& rng) {
   arrow::Int64Builder ids;
@@ -170,7 +149,7 @@ TEST(GatherMode, PicksTheSameValuesAsDecodingWholeRowGroupsOverEveryPageLayout) 
   for (const FileLayout& layout : layouts) {
     WriteFile(dir.path() / "src" / (layout.name + ".parquet"), layout, 6000, rng);
   }
-  Definitions defs = DriverView(dir.path() / "src");
+  Definitions defs = DriverView(dir.path() / "src", Features());
   ViewSource source{dir.path(), &defs, &defs.feature_views[0], {}};
   // Few entity rows (a few % of the feature rows chosen) and many (most row groups dense).
   for (int64_t entity_rows : {40, 600, 20'000}) {
@@ -209,7 +188,7 @@ TEST(GatherMode, ColumnGroupsWithinTheBudgetPickTheSameValues) {
   WriteFile(dir.path() / "src/a.parquet",
             {"a", parquet::ParquetDataPageVersion::V1, true, true, parquet::Compression::SNAPPY},
             5000, rng);
-  Definitions defs = DriverView(dir.path() / "src");
+  Definitions defs = DriverView(dir.path() / "src", Features());
   ViewSource source{dir.path(), &defs, &defs.feature_views[0], {}};
   auto entities = Entities(3000, rng);
   auto gather = [&](bool whole, ViewJoinStats* stats) {
