@@ -8,7 +8,8 @@
 //   (a) today's gather: parquet::arrow's reader decodes every row group's columns into arrays
 //       (batches of 64 Ki rows, no pre-buffering, as the offline scan reads), and the chosen
 //       values and their validity are copied out (the loop of ScatteredColumn::Put);
-//   (b) the page-level pick (chosen_values.h): pages decompressed, levels and dictionary indices
+//   (b) the page-level pick (granary/offline/chosen_values.h, the gather's own): pages
+//   decompressed, levels and dictionary indices
 //       decoded, only the chosen values copied; a column chunk it does not support is read as in
 //       (a) instead (counted as a fallback);
 //   (c) the floor of (b): every page read and decompressed, nothing decoded.
@@ -40,13 +41,26 @@
 #include <string>
 #include <vector>
 
-#include "chosen_values.h"
 #include "granary/common/result.h"
 #include "granary/common/status.h"
+#include "granary/offline/chosen_values.h"
 #include "granary/offline/source_fragment.h"
 
 namespace granary::bench {
 namespace {
+
+// The floor of PickChosenValues: reads (and decompresses) every page of the column chunk and
+// decodes nothing. Returns the pages' uncompressed bytes.
+Result<int64_t> ReadPagesOnly(parquet::RowGroupReader& row_group, int column) {
+  try {
+    std::unique_ptr<parquet::PageReader> pages = row_group.GetColumnPageReader(column);
+    int64_t bytes = 0;
+    while (std::shared_ptr<parquet::Page> page = pages->NextPage()) bytes += page->size();
+    return bytes;
+  } catch (const std::exception& e) {
+    return Status::Corruption(fmt::format("column {}: {}", column, e.what()));
+  }
+}
 
 struct Options {
   std::string dir = "build/bench-data/pit_join/view0";

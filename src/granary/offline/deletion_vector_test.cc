@@ -15,6 +15,7 @@
 
 #include "granary/common/temp_dir.h"
 #include "granary/offline/delta_log.h"
+#include "granary/offline/pit_join.h"
 #include "granary/offline/source_scan.h"
 #include "granary/registry/loader.h"
 
@@ -546,6 +547,51 @@ TEST(DeletionVectorTables, ScansSkipDeletedRowsCountedFromTheFilesStartAcrossPru
         expected(200, 299))
         << name;
     EXPECT_EQ(stats.row_groups_pruned, 2) << name;
+  }
+}
+
+TEST(DeletionVectorTables, TheGatherReadsAFileWithAVectorWholeAndAnswersAsWithoutGatherMode) {
+  // A file with a deletion vector: its rows' read positions are not the file's, so the join's
+  // gather reads its row groups whole (Arrow's reader) rather than in gather mode; the answers
+  // are the same either way, and no deleted row is chosen.
+  auto dir = TempDir::Make("granary-dv-gather-").ValueOrDie();
+  const std::set<uint64_t> deleted = {0, 3, 99, 100, 150, 299};
+  WriteTableWithDv(dir.path() / "t", deleted, false);
+  Definitions defs = LoadDefs(
+      "entities:\n  - {name: driver, join_keys: [driver_id], value_type: int64}\n"
+      "data_sources:\n  - {name: src, path: t, type: delta, timestamp_field: event_timestamp}\n"
+      "feature_views:\n  - name: v\n    entities: [driver]\n    source: src\n"
+      "    schema:\n      - {name: rate, type: float64}\n");
+  arrow::Int64Builder ids;
+  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                             arrow::default_memory_pool());
+  for (int64_t i = 0; i < 300; i += 3) {  // every third driver, after its one row
+    ASSERT_TRUE(ids.Append(i).ok());
+    ASSERT_TRUE(ts.Append(int64_t{1000} * 3'600'000'000).ok());
+  }
+  auto entities =
+      arrow::RecordBatch::Make(arrow::schema({arrow::field("driver_id", arrow::int64()),
+                                              arrow::field("event_timestamp", ts.type())}),
+                               100, {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie()});
+  ViewSource source{dir.path(), &defs, &defs.feature_views[0], {}};
+  ViewJoinStats stats, whole_stats;
+  auto picked = PointInTimeJoin(*entities, source, JoinOptions{}, &stats);
+  ASSERT_TRUE(picked.ok()) << picked.status().ToString();
+  JoinOptions whole_options;
+  whole_options.TEST_read_whole_row_groups = true;
+  auto whole = PointInTimeJoin(*entities, source, whole_options, &whole_stats);
+  ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+  EXPECT_EQ(stats.row_groups_picked, 0);
+  EXPECT_TRUE((*picked)[0]->Equals(*(*whole)[0]));
+  auto rates = arrow::Concatenate((*picked)[0]->chunks()).ValueOrDie();
+  const auto& rate = static_cast<const arrow::DoubleArray&>(*rates);
+  for (int64_t row = 0; row < 100; ++row) {
+    const int64_t id = row * 3;
+    if (deleted.contains(static_cast<uint64_t>(id))) {
+      EXPECT_TRUE(rate.IsNull(row)) << id;
+    } else {
+      EXPECT_EQ(rate.Value(row), id / 2.0) << id;
+    }
   }
 }
 

@@ -295,6 +295,7 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     // In the output's row groups: TrainingSetOutput frees each once written.
     join_options.output_chunk_rows = options.output_slice_rows;
     join_options.TEST_force_plan = options.TEST_force_plan;
+    join_options.TEST_read_whole_row_groups = options.TEST_read_whole_row_groups;
     return join_options;
   };
   // A progress line only for work long enough to watch (a million rows or an unknown count).

@@ -36,6 +36,8 @@ struct HistoricalJoinOptions {
   int64_t output_slice_rows = kTableFileRowGroupRows;
   // Test hook: every view's match pass runs this plan (JoinOptions::TEST_force_plan).
   std::optional<MatchPlan> TEST_force_plan;
+  // Test hook: JoinOptions::TEST_read_whole_row_groups for every view.
+  bool TEST_read_whole_row_groups = false;
 };
 
 struct HistoricalStats {

@@ -60,8 +60,9 @@ std::shared_ptr<arrow::ChunkedArray> ScatteredColumn::Finish() {
   return std::make_shared<arrow::ChunkedArray>(std::move(chunks), type_);
 }
 
-void ScatteredColumn::Put(const arrow::ArrayData& source, int64_t offset, const ChosenRow* begin,
-                          const ChosenRow* end) {
+template <typename RowOf>
+void ScatteredColumn::PutRows(const arrow::ArrayData& source, const ChosenRow* begin,
+                              const ChosenRow* end, RowOf row_of) {
   const uint8_t* valid =
       source.null_count != 0 && source.buffers[0] != nullptr ? source.buffers[0]->data() : nullptr;
   uint8_t* const* bits = bit_data_.data();
@@ -71,7 +72,7 @@ void ScatteredColumn::Put(const arrow::ArrayData& source, int64_t offset, const 
   if (width_ == 0) {
     const uint8_t* from = source.buffers[1]->data();
     for (const ChosenRow* c = begin; c != end; ++c) {
-      const int64_t row = source.offset + (c->index - offset);
+      const int64_t row = source.offset + row_of(c);
       if (valid != nullptr && !arrow::bit_util::GetBit(valid, row)) continue;
       const int64_t entity_row = EntityRowOf(*c);
       const int64_t chunk = entity_row >> shift, at = entity_row & mask;
@@ -82,13 +83,28 @@ void ScatteredColumn::Put(const arrow::ArrayData& source, int64_t offset, const 
   }
   const uint8_t* from = source.buffers[1]->data() + source.offset * width_;
   for (const ChosenRow* c = begin; c != end; ++c) {
-    const int64_t row = c->index - offset;
+    const int64_t row = row_of(c);
     if (valid != nullptr && !arrow::bit_util::GetBit(valid, source.offset + row)) continue;
     const int64_t entity_row = EntityRowOf(*c);
     const int64_t chunk = entity_row >> shift, at = entity_row & mask;
     std::memcpy(to[chunk] + at * width_, from + row * width_, width_);
     arrow::bit_util::SetBit(bits[chunk], at);
   }
+}
+
+void ScatteredColumn::Put(const arrow::ArrayData& source, int64_t offset, const ChosenRow* begin,
+                          const ChosenRow* end) {
+  PutRows(source, begin, end, [offset](const ChosenRow* c) { return c->index - offset; });
+}
+
+void ScatteredColumn::PutChosen(const arrow::ArrayData& source, const int64_t* positions,
+                                int64_t count, const ChosenRow* begin, const ChosenRow* end) {
+  // The chosen rows come in read order: the source row only moves forward.
+  int64_t k = 0;
+  PutRows(source, begin, end, [positions, count, &k](const ChosenRow* c) {
+    while (k + 1 < count && positions[k] < c->index) ++k;
+    return k;
+  });
 }
 
 // Sorts `chosen` (read positions up to `last_position`) by (read position, entity row) into a

@@ -55,11 +55,23 @@ class ScatteredColumn {
   void Put(const arrow::ArrayData& source, int64_t offset, const ChosenRow* begin,
            const ChosenRow* end);
 
+  // As Put, from a source that holds only chosen rows: its row k is at read position
+  // `positions[k]` (ascending, distinct; `count` of them), and each chosen[i].index, for i in
+  // [begin, end), is one of them (several entity rows may choose one).
+  void PutChosen(const arrow::ArrayData& source, const int64_t* positions, int64_t count,
+                 const ChosenRow* begin, const ChosenRow* end);
+
   // The column, in its chunks. Once only.
   std::shared_ptr<arrow::ChunkedArray> Finish();
 
  private:
   ScatteredColumn() = default;
+  // Copies the value of source row `row_of(c)` to entity row EntityRowOf(*c), for each c in
+  // [begin, end), the rows ascending; nulls stay null.
+  template <typename RowOf>
+  void PutRows(const arrow::ArrayData& source, const ChosenRow* begin, const ChosenRow* end,
+               RowOf row_of);
+
   std::shared_ptr<arrow::DataType> type_;
   int width_ = 0;  // bytes a value; 0: bits (bool)
   int64_t rows_ = 0;

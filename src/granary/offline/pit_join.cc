@@ -137,6 +137,20 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
                          [](const ChosenRow& c, int64_t position) { return c.index < position; });
     return it != chosen.end() && it->index < end;
   };
+  // Row groups of Parquet files are read in gather mode: only the chosen rows' values decoded
+  // (chosen_values.h), one compact batch a row group. Called from the scan's reader threads;
+  // `chosen` does not change while the scan lives.
+  if (!options.TEST_read_whole_row_groups) {
+    scan_options.chosen_rows = [&chosen](int64_t begin, int64_t end, std::vector<int64_t>* rows) {
+      rows->clear();
+      auto it =
+          std::lower_bound(chosen.begin(), chosen.end(), begin,
+                           [](const ChosenRow& c, int64_t position) { return c.index < position; });
+      for (; it != chosen.end() && it->index < end; ++it) {
+        if (rows->empty() || rows->back() != it->index) rows->push_back(it->index);
+      }
+    };
+  }
   const std::string what = fmt::format("reading feature view '{}'", source.view->name);
   const std::string changed_message = fmt::format(
       "feature view '{}': its source changed while it was being read (files it read were "
@@ -187,10 +201,36 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
       GRANARY_ASSIGN_OR_RAISE(auto batch, scan->Next());
       if (batch == nullptr) break;
       const int64_t offset = scan->positions().first;
-      const int64_t batch_end = offset + batch->num_rows();
       // Rows chosen before this batch's first position were in a row group read in the match
       // pass and not now: the files changed.
       if (chosen[next].index < offset) changed = true;
+      if (scan->positions().rows != nullptr && !changed) {
+        // The chosen rows of a row group only (gather mode), each once, in read order.
+        const int64_t picked = batch->num_rows();
+        const int64_t* positions =
+            static_cast<const arrow::Int64Array&>(*scan->positions().rows).raw_values();
+        const size_t begin = next;
+        int64_t k = 0;
+        bool stray = positions[0] != chosen[next].index;
+        for (; next < chosen.size() && chosen[next].index <= positions[picked - 1]; ++next) {
+          if (positions[k] != chosen[next].index)
+            stray = stray || positions[++k] != chosen[next].index;
+        }
+        if (stray || k != picked - 1) {
+          return Status::Internal(fmt::format(
+              "feature view '{}': the gather read rows that were not chosen", source.view->name));
+        }
+        for (int c = 0; c < count; ++c) {
+          if (scattered[c] != nullptr) {
+            scattered[c]->PutChosen(*batch->column(c)->data(), positions, picked,
+                                    chosen.data() + begin, chosen.data() + next);
+          } else {
+            pieces[c].push_back(batch->column(c));
+          }
+        }
+        continue;
+      }
+      const int64_t batch_end = offset + batch->num_rows();
       const size_t begin = next;
       while (next < chosen.size() && chosen[next].index < batch_end) ++next;
       if (next == begin) continue;
@@ -221,6 +261,7 @@ Status JoinPointInTime(const arrow::RecordBatch& entities, const ViewSource& sou
     GRANARY_RETURN_NOT_OK(
         files.CheckUnchanged(fmt::format("feature view '{}'", source.view->name)));
     stats->row_groups_skipped = scan->stats().row_groups_skipped;
+    stats->row_groups_picked = scan->stats().row_groups_picked;
     scan.reset();
     local = {};
     std::vector<std::shared_ptr<arrow::ChunkedArray>> out(count);

@@ -131,6 +131,10 @@ struct JoinOptions {
   std::function<void()> TEST_after_match_pass;
   // Test hook: the match pass runs this plan instead of the one PlanMatch makes.
   std::optional<MatchPlan> TEST_force_plan;
+  // Test hook: the gather pass decodes every row of the row groups it reads (Arrow's reader), as
+  // before it decoded only the chosen values (SourceScanOptions::chosen_rows); for tests that
+  // compare the two.
+  bool TEST_read_whole_row_groups = false;
 };
 
 struct ViewJoinStats {
@@ -145,6 +149,9 @@ struct ViewJoinStats {
   int64_t rows_matched = 0;   // entity rows that got a feature row
   // Row groups the gather pass left unread (in each of its reads): none of their rows was chosen.
   int64_t row_groups_skipped = 0;
+  // Row groups the gather pass read in gather mode, only their chosen rows' values decoded
+  // (SourceScanOptions::chosen_rows), in each of its reads.
+  int64_t row_groups_picked = 0;
   // Reads of the features in the gather pass: one per group of output columns.
   int gather_reads = 0;
   // The most bytes the gather pass held at once: its list of chosen rows, the order array of

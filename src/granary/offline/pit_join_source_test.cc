@@ -16,6 +16,7 @@
 #include "granary/offline/historical.h"
 #include "granary/offline/pit_gather.h"
 #include "granary/offline/pit_join.h"
+#include "granary/offline/pit_test_definitions.h"
 
 namespace granary {
 namespace {
@@ -41,31 +42,6 @@ void WriteSource(const std::filesystem::path& file, const std::vector<int64_t>& 
   auto out = arrow::io::FileOutputStream::Open(file.string()).ValueOrDie();
   ASSERT_TRUE(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), out, 1024).ok());
   ASSERT_TRUE(out->Close().ok());
-}
-
-// Definitions of one view "v" over source "src" at `path` (`format`), keyed by entity
-// "driver" (driver_id int64), with the plain features `schema`.
-Definitions DriverView(const std::filesystem::path& path, std::vector<Field> schema,
-                       SourceFormat format = SourceFormat::kParquet) {
-  Definitions defs;
-  Entity entity;
-  entity.name = "driver";
-  entity.join_keys = {"driver_id"};
-  entity.join_key_types = {ValueType::Scalar(ScalarType::kInt64)};
-  defs.entities.push_back(entity);
-  DataSource source;
-  source.name = "src";
-  source.path = path.string();
-  source.format = format;
-  source.timestamp_field = "event_timestamp";
-  defs.data_sources.push_back(source);
-  FeatureView view;
-  view.name = "v";
-  view.entities = {"driver"};
-  view.source = "src";
-  view.schema = std::move(schema);
-  defs.feature_views.push_back(view);
-  return defs;
 }
 
 Field RateFeature() { return Field{"rate", ValueType::Scalar(ScalarType::kFloat64), "", {}}; }

@@ -13,8 +13,10 @@
 #include <parquet/statistics.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "granary/offline/delta_log.h"
+#include "granary/offline/source_pick.h"
 #include "granary/types/arrow_convert.h"
 
 namespace granary {
@@ -190,12 +192,12 @@ Status ReadError(const arrow::Status& st, const Fragment& fragment) {
   return Status::Corruption(fmt::format("{} (the file is damaged or truncated)", st.message()));
 }
 
+}  // namespace
+
 void CollectLeaves(const parquet::arrow::SchemaField& field, std::vector<int>* out) {
   if (field.is_leaf()) out->push_back(field.column_index);
   for (const auto& child : field.children) CollectLeaves(child, out);
 }
-
-}  // namespace
 
 int64_t ParquetReadBufferBytes(size_t columns, int readers) {
   constexpr int64_t kShared = int64_t{8} << 20;
@@ -291,58 +293,23 @@ Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
   return Status::OK();
 }
 
-Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& fragment,
-                                                               const FragmentRequest& request) {
-  return OpenFragment(fragment, request, fragment.row_groups);
+Status ParquetReadFailure(const Fragment& fragment) {
+  const std::string path = fragment.path.string();
+  try {
+    throw;
+  } catch (const parquet::ParquetStatusException& e) {  // I/O (a file removed since planning)
+    return ReadError(e.status().WithMessage("cannot read ", path, ": ", e.status().message()),
+                     fragment);
+  } catch (const std::exception& e) {
+    return Status::Corruption(fmt::format("{} is not a readable Parquet file: {}", path, e.what()));
+  } catch (...) {
+    return Status::Corruption(fmt::format("{} is not a readable Parquet file", path));
+  }
 }
 
-Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& fragment,
-                                                               const FragmentRequest& request,
-                                                               const std::vector<int>& row_groups) {
+Result<OpenedParquet> OpenParquetFragment(const Fragment& fragment,
+                                          const FragmentRequest& request) {
   const std::string path = fragment.path.string();
-  if (fragment.format == FragmentFormat::kCsv) {
-    auto in = arrow::io::ReadableFile::Open(path);
-    if (!in.ok()) {
-      return Status::IOError(fmt::format("cannot open {}: {}", path, in.status().message()));
-    }
-    auto read_options = arrow::csv::ReadOptions::Defaults();
-    read_options.block_size = 1 << 20;
-    auto convert = arrow::csv::ConvertOptions::Defaults();
-    convert.include_columns = request.columns;
-    convert.include_missing_columns = false;
-    // Only the columns this file has: read its header first.
-    {
-      auto header_in = arrow::io::ReadableFile::Open(path);
-      if (!header_in.ok()) return Status::IOError("cannot open " + path);
-      auto header_options = read_options;
-      header_options.block_size = 1 << 16;
-      auto header = arrow::csv::StreamingReader::Make(
-          arrow::io::default_io_context(), *header_in, header_options,
-          arrow::csv::ParseOptions::Defaults(), arrow::csv::ConvertOptions::Defaults());
-      if (!header.ok()) {
-        return Status::InvalidArgument(
-            fmt::format("{} is not a readable CSV file with a header "
-                        "row: {}",
-                        path, header.status().message()));
-      }
-      convert.include_columns.clear();
-      for (const auto& c : request.columns) {
-        if ((*header)->schema()->GetFieldIndex(c) >= 0) convert.include_columns.push_back(c);
-      }
-    }
-    for (const auto& c : convert.include_columns) {
-      auto it = request.csv_types.find(c);
-      convert.column_types[c] = it != request.csv_types.end() ? it->second : arrow::utf8();
-    }
-    auto reader = arrow::csv::StreamingReader::Make(
-        arrow::io::IOContext(request.pool != nullptr ? request.pool : arrow::default_memory_pool()),
-        *in, read_options, arrow::csv::ParseOptions::Defaults(), convert);
-    if (!reader.ok()) {
-      return Status::InvalidArgument(fmt::format("{}: {}", path, reader.status().message()));
-    }
-    return std::shared_ptr<arrow::RecordBatchReader>(
-        std::make_shared<OwningReader>(nullptr, *reader, path));
-  }
   try {
     arrow::MemoryPool* pool = request.pool != nullptr ? request.pool : arrow::default_memory_pool();
     parquet::ReaderProperties file_props(pool);
@@ -395,7 +362,69 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
       return Status::InvalidArgument(fmt::format("{}: cannot map its Parquet schema to Arrow: {}",
                                                  path, made.status().message()));
     }
-    std::shared_ptr<parquet::arrow::FileReader> owner = std::move(*made);
+    return OpenedParquet{std::move(*made), metadata, std::move(leaves)};
+  } catch (...) {
+    return ParquetReadFailure(fragment);
+  }
+}
+
+Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& fragment,
+                                                               const FragmentRequest& request) {
+  return OpenFragment(fragment, request, fragment.row_groups);
+}
+
+Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& fragment,
+                                                               const FragmentRequest& request,
+                                                               const std::vector<int>& row_groups) {
+  const std::string path = fragment.path.string();
+  if (fragment.format == FragmentFormat::kCsv) {
+    auto in = arrow::io::ReadableFile::Open(path);
+    if (!in.ok()) {
+      return Status::IOError(fmt::format("cannot open {}: {}", path, in.status().message()));
+    }
+    auto read_options = arrow::csv::ReadOptions::Defaults();
+    read_options.block_size = 1 << 20;
+    auto convert = arrow::csv::ConvertOptions::Defaults();
+    convert.include_columns = request.columns;
+    convert.include_missing_columns = false;
+    // Only the columns this file has: read its header first.
+    {
+      auto header_in = arrow::io::ReadableFile::Open(path);
+      if (!header_in.ok()) return Status::IOError("cannot open " + path);
+      auto header_options = read_options;
+      header_options.block_size = 1 << 16;
+      auto header = arrow::csv::StreamingReader::Make(
+          arrow::io::default_io_context(), *header_in, header_options,
+          arrow::csv::ParseOptions::Defaults(), arrow::csv::ConvertOptions::Defaults());
+      if (!header.ok()) {
+        return Status::InvalidArgument(
+            fmt::format("{} is not a readable CSV file with a header "
+                        "row: {}",
+                        path, header.status().message()));
+      }
+      convert.include_columns.clear();
+      for (const auto& c : request.columns) {
+        if ((*header)->schema()->GetFieldIndex(c) >= 0) convert.include_columns.push_back(c);
+      }
+    }
+    for (const auto& c : convert.include_columns) {
+      auto it = request.csv_types.find(c);
+      convert.column_types[c] = it != request.csv_types.end() ? it->second : arrow::utf8();
+    }
+    auto reader = arrow::csv::StreamingReader::Make(
+        arrow::io::IOContext(request.pool != nullptr ? request.pool : arrow::default_memory_pool()),
+        *in, read_options, arrow::csv::ParseOptions::Defaults(), convert);
+    if (!reader.ok()) {
+      return Status::InvalidArgument(fmt::format("{}: {}", path, reader.status().message()));
+    }
+    return std::shared_ptr<arrow::RecordBatchReader>(
+        std::make_shared<OwningReader>(nullptr, *reader, path));
+  }
+  GRANARY_ASSIGN_OR_RAISE(OpenedParquet opened, OpenParquetFragment(fragment, request));
+  try {
+    std::shared_ptr<parquet::arrow::FileReader> owner = std::move(opened.reader);
+    const std::shared_ptr<parquet::FileMetaData>& metadata = opened.metadata;
+    const std::vector<int>& leaves = opened.leaves;
     std::shared_ptr<const DeletionVector> deleted;
     if (fragment.deletion_vector) {
       GRANARY_ASSIGN_OR_RAISE(
@@ -429,11 +458,8 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
     }
     return std::shared_ptr<arrow::RecordBatchReader>(
         std::make_shared<OwningReader>(owner, std::move(batches), path));
-  } catch (const parquet::ParquetStatusException& e) {  // I/O (a file removed since planning)
-    return ReadError(e.status().WithMessage("cannot read ", path, ": ", e.status().message()),
-                     fragment);
-  } catch (const std::exception& e) {
-    return Status::Corruption(fmt::format("{} is not a readable Parquet file: {}", path, e.what()));
+  } catch (...) {
+    return ParquetReadFailure(fragment);
   }
 }
 
@@ -441,6 +467,8 @@ struct FragmentPrefetcher::Queue {
   std::deque<std::shared_ptr<arrow::RecordBatch>> batches;
   bool finished = false;
   Status error;
+  // Gather mode: the read positions of the unit's one batch of chosen rows.
+  std::shared_ptr<arrow::Array> positions;
 };
 
 std::vector<FragmentPrefetcher::Unit> FragmentPrefetcher::Units(
@@ -508,6 +536,41 @@ void FragmentPrefetcher::ReadLoop() {
       queue.finished = true;
       cv_.SignalAll();
     };
+    if (request_->chosen_rows != nullptr && unit.first_position >= 0 &&
+        unit.row_groups.size() == 1 && fragment.format == FragmentFormat::kParquet &&
+        !fragment.deletion_vector) {
+      // Gather mode: one batch of the row group's chosen rows.
+      const int row_group = unit.row_groups[0];
+      const int64_t first = unit.first_position;
+      std::vector<int64_t> rows;
+      request_->chosen_rows(first, first + fragment.row_group_rows[row_group], &rows);
+      if (rows.empty()) {
+        finish(Status::OK());
+        continue;
+      }
+      auto positions = arrow::AllocateBuffer(
+          static_cast<int64_t>(rows.size() * sizeof(int64_t)),
+          request_->pool != nullptr ? request_->pool : arrow::default_memory_pool());
+      if (!positions.ok()) {
+        finish(Status::Internal("out of memory for the read positions of a row group"));
+        continue;
+      }
+      std::memcpy((*positions)->mutable_data(), rows.data(), rows.size() * sizeof(int64_t));
+      for (int64_t& row : rows) row -= first;
+      auto batch = ReadChosenRows(fragment, *request_, row_group, rows);
+      if (!batch.ok()) {
+        finish(batch.status());
+        continue;
+      }
+      MutexLock lock(&mu_);
+      if (stop_) return;
+      queue.batches.push_back(std::move(*batch));
+      queue.positions = std::make_shared<arrow::Int64Array>(static_cast<int64_t>(rows.size()),
+                                                            std::move(*positions));
+      queue.finished = true;
+      cv_.SignalAll();
+      continue;
+    }
     auto reader = OpenFragment(fragment, *request_, unit.row_groups);
     if (!reader.ok()) {
       finish(reader.status());
@@ -539,7 +602,8 @@ Result<FragmentPrefetcher::Item> FragmentPrefetcher::Next() {
     Queue& queue = *queues_[consuming_];
     while (queue.batches.empty() && !queue.finished) cv_.Wait(&mu_);
     if (!queue.batches.empty()) {
-      Item item{std::move(queue.batches.front()), units_[consuming_].fragment, consuming_};
+      Item item{std::move(queue.batches.front()), units_[consuming_].fragment, consuming_,
+                std::move(queue.positions)};
       queue.batches.pop_front();
       cv_.SignalAll();
       return item;

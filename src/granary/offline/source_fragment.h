@@ -5,6 +5,7 @@
 
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "granary/offline/deletion_vector.h"
 
 namespace arrow {
+class Array;
 class RecordBatch;
 class RecordBatchReader;
 class DataType;
@@ -25,7 +27,11 @@ class MemoryPool;
 }  // namespace arrow
 namespace parquet {
 class FileMetaData;
-}
+namespace arrow {
+class FileReader;
+struct SchemaField;
+}  // namespace arrow
+}  // namespace parquet
 
 namespace granary {
 
@@ -72,6 +78,15 @@ struct FragmentRequest {
   // Where the readers allocate (file bytes, pages, decoded batches); nullptr: Arrow's default
   // pool. Must outlive the readers.
   arrow::MemoryPool* pool = nullptr;
+  // Gather mode (FeatureSourceScan, SourceScanOptions::chosen_rows); empty: off. Fills `rows`
+  // with the read positions in [begin, end) whose rows are wanted (ascending, distinct). Called
+  // by FragmentPrefetcher's reader threads, at once: it must only read shared state.
+  std::function<void(int64_t begin, int64_t end, std::vector<int64_t>* rows)> chosen_rows;
+  // Gather mode: the Arrow type each column (as named in the files) is declared as, for the
+  // columns whose values may be copied from their pages (ReadChosenRows): float64, float32,
+  // int64 and int32. A column whose Arrow type in a file differs needs a conversion: Arrow's
+  // reader reads it.
+  std::map<std::string, std::shared_ptr<arrow::DataType>> pick_types;
 };
 
 // Bytes of the read buffer of each Parquet column (a stream per column, read page after page):
@@ -89,6 +104,25 @@ std::map<std::string, std::optional<std::string>> HivePartitionValues(
 // every row keeps no row group. IOError/InvalidArgument name the file.
 Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
                            int64_t* row_groups_total, int64_t* row_groups_pruned);
+
+// A Parquet fragment opened as OpenFragment reads it: Arrow's reader (over a ParquetFileReader
+// with the request's properties and buffered streams, behind parquet_reader()), the file's
+// footer, and the leaves of the requested columns that the file has (ascending).
+struct OpenedParquet {
+  std::shared_ptr<parquet::arrow::FileReader> reader;
+  std::shared_ptr<parquet::FileMetaData> metadata;
+  std::vector<int> leaves;
+};
+// IOError when the file is gone or changed since planning (its row groups or rows);
+// InvalidArgument when its schema has no Arrow form; Corruption when it cannot be read.
+Result<OpenedParquet> OpenParquetFragment(const Fragment& fragment, const FragmentRequest& request);
+
+// Appends the leaf column indices of `field` (a column of a Parquet file's Arrow schema) to `out`.
+void CollectLeaves(const parquet::arrow::SchemaField& field, std::vector<int>* out);
+
+// In a catch block around a Parquet read of `fragment`: the exception being handled as a Status
+// naming the file (IOError for the operating system's errors, else Corruption).
+Status ParquetReadFailure(const Fragment& fragment);
 
 // Opens a batch reader over a planned fragment: the requested columns that the file has, in the
 // file's own names and types, without the rows its deletion vector deletes (loaded here; its
@@ -115,6 +149,11 @@ class FragmentPrefetcher {
   struct Unit {
     size_t fragment;
     std::vector<int> row_groups;
+    // The read position of the unit's first row (FeatureSourceScan's), -1 when not known. Gather
+    // mode (FragmentRequest::chosen_rows) reads a unit of one row group of a Parquet file
+    // without a deletion vector whose position is known with ReadChosenRows: one batch of its
+    // chosen rows only.
+    int64_t first_position = -1;
   };
   // The units of `fragments`, in read order.
   static std::vector<Unit> Units(const std::vector<Fragment>& fragments);
@@ -133,6 +172,9 @@ class FragmentPrefetcher {
     std::shared_ptr<arrow::RecordBatch> batch;  // nullptr at the end of all fragments
     size_t fragment = 0;
     size_t unit = 0;  // index in the constructor's `units`
+    // A batch of chosen rows (gather mode): each row's read position (int64, ascending). Null
+    // for a batch of consecutive rows.
+    std::shared_ptr<arrow::Array> positions;
   };
   Result<Item> Next();
 

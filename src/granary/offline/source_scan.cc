@@ -82,8 +82,9 @@ struct FeatureSourceScan::Impl {
   // The read position of the first row of each unit the prefetcher reads; -1 when not known
   // before reading (after a unit of unknown row count).
   std::vector<int64_t> unit_first;
-  size_t unit = SIZE_MAX;  // the unit of the last batch
-  int64_t position = 0;    // the read position of the next raw row
+  std::vector<int64_t> unit_rows;  // each unit's rows (UnitRows), -1 when not known
+  size_t unit = SIZE_MAX;          // the unit of the last batch
+  int64_t position = 0;            // the read position of the next raw row
   ReadPositions positions;
   SourceScanStats stats;
 
@@ -386,6 +387,22 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
   impl->request.end = options.end;
   impl->request.batch_rows = options.batch_rows;
   impl->request.pool = options.pool;
+  if (impl->ts_index < 0 && options.chosen_rows != nullptr) {
+    impl->request.chosen_rows = options.chosen_rows;
+    for (const OutputColumn& c : impl->columns) {
+      if (c.type.is_list) continue;
+      switch (c.type.scalar) {
+        case ScalarType::kFloat64:
+        case ScalarType::kFloat32:
+        case ScalarType::kInt64:
+        case ScalarType::kInt32:
+          impl->request.pick_types[c.file_name] = ToArrowType(c.type);
+          break;
+        default:
+          break;
+      }
+    }
+  }
   for (const OutputColumn& c : impl->columns) {
     // Timestamps are parsed by Granary (every ISO 8601 form, offsets); other scalars by Arrow.
     const bool text = c.type.is_list || c.type.scalar == ScalarType::kTimestamp;
@@ -430,29 +447,45 @@ Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Next() {
     std::vector<FragmentPrefetcher::Unit> units;
     const bool may_skip = s.ts_index < 0 && s.options.wants_rows != nullptr;
     int64_t at = 0;  // -1: unknown from here on
+    // What a unit read in gather mode holds beside its chosen values: a page and a dictionary
+    // a column (the writers' default limits, 1 MiB each).
+    constexpr int64_t kPickedColumnBytes = int64_t{2} << 20;
+    std::vector<int64_t> chosen;
+    int64_t largest = 0;  // the most a unit's decoding holds (an estimate)
     for (FragmentPrefetcher::Unit& unit : FragmentPrefetcher::Units(s.fragments)) {
-      const int64_t rows = FragmentPrefetcher::UnitRows(s.fragments[unit.fragment], unit);
+      const Fragment& fragment = s.fragments[unit.fragment];
+      const int64_t rows = FragmentPrefetcher::UnitRows(fragment, unit);
       if (may_skip && at >= 0 && rows >= 0 && !s.options.wants_rows(at, at + rows)) {
         s.stats.row_groups_skipped += static_cast<int64_t>(unit.row_groups.size());
         at += rows;
         continue;
       }
+      // Decoded whole: the unit's share of the fragment's needed bytes.
+      const double share = rows >= 0 && fragment.rows_estimated > 0
+                               ? static_cast<double>(rows) / fragment.rows_estimated
+                               : 1.0;
+      int64_t bytes = static_cast<int64_t>(share * fragment.bytes_estimated);
+      if (s.request.chosen_rows != nullptr && at >= 0 && rows > 0 && unit.row_groups.size() == 1) {
+        // Gather mode (FragmentPrefetcher reads it with ReadChosenRows): the chosen rows' share,
+        // and a page and a dictionary a column; never more than decoding it whole.
+        unit.first_position = at;
+        s.request.chosen_rows(at, at + rows, &chosen);
+        const auto picked = static_cast<int64_t>(
+            static_cast<double>(chosen.size()) / static_cast<double>(rows) *
+                static_cast<double>(bytes) +
+            static_cast<double>(kPickedColumnBytes *
+                                static_cast<int64_t>(s.request.columns.size())));
+        bytes = std::min(bytes, picked);
+      }
+      largest = std::max(largest, bytes);
       s.unit_first.push_back(at);
+      s.unit_rows.push_back(rows);
       units.push_back(std::move(unit));
       at = at >= 0 && rows >= 0 ? at + rows : -1;
     }
     // Several row groups (or files): decode two at a time, one reader thread each, each one's
     // columns in sequence, when two of the largest fit in what decoding may hold. A single one,
     // or a tight bound: decode one at a time, its columns in parallel instead.
-    int64_t largest = 0;
-    for (const FragmentPrefetcher::Unit& unit : units) {
-      const Fragment& fragment = s.fragments[unit.fragment];
-      const int64_t rows = FragmentPrefetcher::UnitRows(fragment, unit);
-      const double share = rows >= 0 && fragment.rows_estimated > 0
-                               ? static_cast<double>(rows) / fragment.rows_estimated
-                               : 1.0;
-      largest = std::max(largest, static_cast<int64_t>(share * fragment.bytes_estimated));
-    }
     const bool two_fit =
         s.options.decode_memory_bytes <= 0 || 2 * largest <= s.options.decode_memory_bytes;
     const int readers = units.size() > 1 && two_fit ? 2 : 1;
@@ -472,6 +505,17 @@ Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Next() {
       if (s.unit_first[s.unit] >= 0) s.position = s.unit_first[s.unit];
     }
     const auto& raw = item->batch;
+    if (item->positions != nullptr) {
+      // The chosen rows of a row group: where each is, and the positions go on after its last.
+      s.stats.rows_scanned += s.unit_rows[s.unit];
+      ++s.stats.row_groups_picked;
+      GRANARY_ASSIGN_OR_RAISE(auto batch, s.Convert(*raw, s.fragments[item->fragment]));
+      s.positions.first = static_cast<const arrow::Int64Array&>(*item->positions).Value(0);
+      s.positions.rows = item->positions;
+      s.position = s.unit_first[s.unit] + s.unit_rows[s.unit];
+      s.stats.rows_returned += batch->num_rows();
+      return batch;
+    }
     s.stats.rows_scanned += raw->num_rows();
     GRANARY_ASSIGN_OR_RAISE(auto batch, s.Convert(*raw, s.fragments[item->fragment]));
     if (batch->num_rows() == 0) continue;

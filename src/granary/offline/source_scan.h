@@ -53,6 +53,15 @@ struct SourceScanOptions {
   // asked for row groups whose row count is unknown (CSV files, files with a deletion vector) nor
   // for any row after them. Called on the thread that calls Next().
   std::function<bool(int64_t begin, int64_t end)> wants_rows;
+  // Gather mode; only with with_event_timestamp false; may be empty. For a Parquet row group of
+  // a file without a deletion vector whose read positions [begin, end) are known, fills `rows`
+  // with the positions of the rows wanted (ascending, distinct; clears it first), and the scan
+  // returns one batch of those rows only (positions().rows says where each is): the columns of
+  // float64, float32, int64 and int32 features whose file type is the declared one have only
+  // those values decoded (chosen_values.h); the others are read whole and the rows taken. Other
+  // row groups come back as without it. Called from the scan's reader threads, several at once
+  // (it must only read shared state), while the scan lives.
+  std::function<void(int64_t begin, int64_t end, std::vector<int64_t>* rows)> chosen_rows;
   // Rows per batch read from a file (batches may be smaller after filtering).
   int64_t batch_rows = 64 * 1024;
   // Where the file readers allocate (file bytes, pages, decoded batches); nullptr: Arrow's
@@ -72,8 +81,11 @@ struct SourceScanStats {
                                   // file's row groups pruned
   int64_t row_groups_total = 0;   // Parquet row groups of files not pruned by partition/file
   int64_t row_groups_pruned = 0;  // by the timestamp column's min/max statistics
-  int64_t rows_scanned = 0;       // rows read from files, before the event-time filter
+  int64_t rows_scanned = 0;       // rows read from files, before the event-time filter (a row
+                                  // group read in gather mode counts all its rows)
   int64_t rows_returned = 0;      // rows in the returned batches
+  // Row groups read in gather mode (SourceScanOptions::chosen_rows): their chosen rows only.
+  int64_t row_groups_picked = 0;
   // Uncompressed bytes of the needed columns in the row groups to read (Parquet; file sizes for
   // CSV); an estimate of the data's size in memory, for planning (0 when unknown).
   int64_t bytes_estimated = 0;
@@ -91,8 +103,9 @@ struct SourceScanStats {
 // over the same range and options give a row the same position, whatever columns they read.
 struct ReadPositions {
   int64_t first = 0;  // the position of the batch's first row
-  // When the event-time filter dropped rows of the batch: each row's position (int64,
-  // ascending). Null otherwise: row i is at first + i.
+  // When the event-time filter dropped rows of the batch, or the batch holds the chosen rows of
+  // a row group (SourceScanOptions::chosen_rows): each row's position (int64, ascending). Null
+  // otherwise: row i is at first + i.
   std::shared_ptr<arrow::Array> rows;
 };
 

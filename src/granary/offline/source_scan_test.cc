@@ -518,5 +518,62 @@ TEST(FeatureSourceScan, ABoundOnDecodingReadsOneRowGroupAtATimeAndTheSameRows) {
   EXPECT_EQ(tight, 1);
 }
 
+TEST(FeatureSourceScan, GatherModeReturnsOnlyTheChosenRowsAndCountsWhatAPickedRowGroupHolds) {
+  // a: two row groups of 1,000,000 rates (float32 in the file, read by Arrow's reader and
+  // converted: 4 MB decoded each); b: three of 1,000, the middle one without a chosen row.
+  // Chosen: every 997th row of a, b's first and last rows.
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  WriteHourly(dir.path() / "data/a.parquet", 0, 2'000'000, 1'000'000);
+  WriteHourly(dir.path() / "data/b.parquet", 0, 3000, 1000);
+  Definitions defs = Load(Defs("data"));
+  std::vector<int64_t> chosen;
+  for (int64_t p = 0; p < 2'000'000; p += 997) chosen.push_back(p);
+  chosen.push_back(2'000'000);
+  chosen.push_back(2'000'000 + 2999);
+  auto first_at_or_after = [&chosen](int64_t position) {
+    return std::lower_bound(chosen.begin(), chosen.end(), position);
+  };
+  auto read = [&](bool gather_mode, SourceScanStats* stats) {
+    SourceScanOptions options;
+    options.with_join_keys = false;
+    options.with_created_timestamp = false;
+    options.with_event_timestamp = false;
+    // Two whole row groups of a do not fit; two picked ones (their chosen share, and a page
+    // and a dictionary a column: 2 MiB) do.
+    options.decode_memory_bytes = int64_t{6} << 20;
+    options.wants_rows = [&](int64_t begin, int64_t end) {
+      auto it = first_at_or_after(begin);
+      return it != chosen.end() && *it < end;
+    };
+    if (gather_mode) {
+      options.chosen_rows = [&](int64_t begin, int64_t end, std::vector<int64_t>* rows) {
+        rows->clear();
+        for (auto it = first_at_or_after(begin); it != chosen.end() && *it < end; ++it) {
+          rows->push_back(*it);
+        }
+      };
+    }
+    auto scan = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], options);
+    EXPECT_TRUE(scan.ok()) << scan.status().ToString();
+    if (!scan.ok()) return std::map<int64_t, double>();
+    auto rates = RatesByPosition(scan->get());
+    *stats = (*scan)->stats();
+    return rates;
+  };
+  SourceScanStats whole_stats, picked_stats;
+  const auto whole = read(false, &whole_stats);
+  const auto picked = read(true, &picked_stats);
+  std::map<int64_t, double> expected;
+  for (int64_t position : chosen) expected[position] = whole.at(position);
+  EXPECT_EQ(picked, expected);
+  EXPECT_EQ(whole_stats.readers, 1);
+  EXPECT_EQ(picked_stats.readers, 2);
+  EXPECT_EQ(whole_stats.row_groups_picked, 0);
+  EXPECT_EQ(picked_stats.row_groups_picked, 4);
+  EXPECT_EQ(picked_stats.row_groups_skipped, 1);
+  EXPECT_EQ(picked_stats.rows_returned, static_cast<int64_t>(chosen.size()));
+  EXPECT_EQ(picked_stats.rows_scanned, whole_stats.rows_scanned);
+}
+
 }  // namespace
 }  // namespace granary

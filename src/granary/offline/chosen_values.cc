@@ -1,4 +1,4 @@
-#include "chosen_values.h"
+#include "granary/offline/chosen_values.h"
 
 #include <fmt/format.h>
 #include <parquet/column_page.h>
@@ -13,7 +13,7 @@
 #include <memory>
 #include <vector>
 
-namespace granary::bench {
+namespace granary {
 namespace {
 
 // A chosen, non-null row of the data page being read: its value's place among the page's
@@ -323,15 +323,4 @@ Status PickChosenValues(parquet::RowGroupReader& row_group, int column, const in
   }
 }
 
-Result<int64_t> ReadPagesOnly(parquet::RowGroupReader& row_group, int column) {
-  try {
-    std::unique_ptr<parquet::PageReader> pages = row_group.GetColumnPageReader(column);
-    int64_t bytes = 0;
-    while (std::shared_ptr<parquet::Page> page = pages->NextPage()) bytes += page->size();
-    return bytes;
-  } catch (const std::exception& e) {
-    return Status::Corruption(fmt::format("column {}: {}", column, e.what()));
-  }
-}
-
-}  // namespace granary::bench
+}  // namespace granary

@@ -1,8 +1,8 @@
-// Decoding only the chosen values of a Parquet column chunk ("late materialization"), measured by
-// bench/pit_join/pick_floor.cc against Arrow's reader decoding every value (docs/PERFORMANCE.md,
-// "Decoding only the chosen values: measured"; issue 18). Not wired into the product yet: this
-// is the page-level picker the point-in-time join's gather would call in place of decoding whole
-// row groups (pit_join.cc JoinPointInTime, ScatteredColumn::Put).
+// Decoding only the chosen values of a Parquet column chunk ("late materialization"): the
+// point-in-time join's gather pass reads a row group's feature values through it when it needs
+// a few of its rows (FeatureSourceScan's gather mode, SourceScanOptions::chosen_rows), in place
+// of decoding every row with Arrow's reader. Measured by bench/pit_join/pick_floor.cc against
+// Arrow's reader (docs/PERFORMANCE.md, "Decoding only the chosen values: measured"; issue 18).
 //
 // The picker reads the column chunk's pages through parquet's PageReader (each page decompressed,
 // nothing decoded), counts a page's non-null values from its definition levels (run by run; a V2
@@ -26,7 +26,7 @@
 #include "granary/common/result.h"
 #include "granary/common/status.h"
 
-namespace granary::bench {
+namespace granary {
 
 // Where the picked values of one column go: the i-th chosen row's value at values + i * width
 // (width: the physical type's bytes, 4 or 8), and valid[i] 1 when it is not null, else 0 (its
@@ -49,8 +49,4 @@ int PickValueWidth(const parquet::ColumnDescriptor& column);
 Status PickChosenValues(parquet::RowGroupReader& row_group, int column, const int64_t* rows,
                         int64_t count, PickedValues out);
 
-// The floor of PickChosenValues: reads (and decompresses) every page of the column chunk and
-// decodes nothing. Returns the pages' uncompressed bytes.
-Result<int64_t> ReadPagesOnly(parquet::RowGroupReader& row_group, int column);
-
-}  // namespace granary::bench
+}  // namespace granary
