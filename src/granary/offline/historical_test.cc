@@ -382,10 +382,10 @@ feature_views:
                                 arrow::default_memory_pool());
   const int64_t noon = ParseTimestamp("2026-01-01T12:00:00Z").ValueOrDie().micros;
   ASSERT_TRUE(times.AppendValues({noon, noon}).ok());
-  request.entities = arrow::Table::Make(
-      arrow::schema({arrow::field("driver_id", arrow::int64()),
-                     arrow::field("event_timestamp", times.type())}),
-      {ids.Finish().ValueOrDie(), times.Finish().ValueOrDie()});
+  request.entities =
+      arrow::Table::Make(arrow::schema({arrow::field("driver_id", arrow::int64()),
+                                        arrow::field("event_timestamp", times.type())}),
+                         {ids.Finish().ValueOrDie(), times.Finish().ValueOrDie()});
   std::atomic<bool> ran_ahead{false}, stopped{false};
   HistoricalJoinOptions options;
   options.TEST_before_match_ahead = [&](const CancelFlag& flag) {

@@ -80,8 +80,8 @@ Result<std::string> PartitionText(const arrow::Array& array, int64_t row,
       const int32_t day = static_cast<const arrow::Date32Array&>(array).Value(row);
       const std::optional<int64_t> micros = DaysToMicros(day);
       if (!micros) {
-        return Status::InvalidArgument(fmt::format("partition column '{}', row {}: {}", column,
-                                                   row, TimeBeyondRange(array, row)));
+        return Status::InvalidArgument(fmt::format("partition column '{}', row {}: {}", column, row,
+                                                   TimeBeyondRange(array, row)));
       }
       return FormatTimestamp(Timestamp::FromMicros(*micros)).substr(0, 10);
     }

@@ -200,8 +200,8 @@ Result<std::shared_ptr<arrow::Table>> TimestampsAsText(const arrow::Table& table
         }
         const std::optional<std::string> text = TimestampText(times.Value(i), type.unit(), utc);
         if (!text) {
-          return Status::InvalidArgument(fmt::format("column '{}', row {}: {}", field->name(),
-                                                     row, TimeBeyondRange(times, i)));
+          return Status::InvalidArgument(fmt::format("column '{}', row {}: {}", field->name(), row,
+                                                     TimeBeyondRange(times, i)));
         }
         if (!builder.Append(*text).ok()) return Status::Internal("cannot build timestamp text");
       }

@@ -270,10 +270,9 @@ TEST(ValueCodec, EncoderErrorsNameTheViewColumnAndRow) {
 TEST(ValueCodec, TimesBeyondInt64MicrosecondsAreRejectedNamingTheColumnAndRow) {
   Definitions defs = OnlineDefinitions();
   auto view = Layout(defs, "every_type");
-  auto batch = MakeRows(*view, {Row{{Value(int64_t{1})}, Timestamp::FromSeconds(1), {},
-                                    EveryTypeValues(1)},
-                                Row{{Value(int64_t{2})}, Timestamp::FromSeconds(2), {},
-                                    EveryTypeValues(2)}});
+  auto batch = MakeRows(
+      *view, {Row{{Value(int64_t{1})}, Timestamp::FromSeconds(1), {}, EveryTypeValues(1)},
+              Row{{Value(int64_t{2})}, Timestamp::FromSeconds(2), {}, EveryTypeValues(2)}});
   constexpr int64_t kFar = 1'700'000'000'000'000'000;  // seconds: about 5.4e10 years
   auto seconds = [](std::vector<int64_t> values) {
     arrow::TimestampBuilder b(arrow::timestamp(arrow::TimeUnit::SECOND),
@@ -326,9 +325,10 @@ TEST(ValueCodec, TimesBeyondInt64MicrosecondsAreRejectedNamingTheColumnAndRow) {
   EXPECT_NE(message.find("feature 'f_timestamp', row 1: 2147483647 days since 1970-01-01"),
             std::string::npos)
       << message;
-  arrow::ListBuilder list(arrow::default_memory_pool(),
-                          std::make_shared<arrow::TimestampBuilder>(
-                              arrow::timestamp(arrow::TimeUnit::MILLI), arrow::default_memory_pool()));
+  arrow::ListBuilder list(
+      arrow::default_memory_pool(),
+      std::make_shared<arrow::TimestampBuilder>(arrow::timestamp(arrow::TimeUnit::MILLI),
+                                                arrow::default_memory_pool()));
   auto* items = static_cast<arrow::TimestampBuilder*>(list.value_builder());
   ASSERT_TRUE(list.Append().ok());
   ASSERT_TRUE(items->Append(5).ok());

@@ -113,16 +113,18 @@ TEST(ValueAt, TimesBeyondInt64MicrosecondsAreErrorsNamingTheRow) {
             std::string::npos);
 
   // An element of a list of times.
-  arrow::ListBuilder list(arrow::default_memory_pool(),
-                          std::make_shared<arrow::TimestampBuilder>(
-                              arrow::timestamp(arrow::TimeUnit::MILLI), arrow::default_memory_pool()));
+  arrow::ListBuilder list(
+      arrow::default_memory_pool(),
+      std::make_shared<arrow::TimestampBuilder>(arrow::timestamp(arrow::TimeUnit::MILLI),
+                                                arrow::default_memory_pool()));
   ASSERT_TRUE(list.Append().ok());
   auto* items = static_cast<arrow::TimestampBuilder*>(list.value_builder());
   ASSERT_TRUE(items->AppendValues({5, std::numeric_limits<int64_t>::max()}).ok());
   auto lists = list.Finish().ValueOrDie();
   auto in_list = ValueAt(*lists, 0, ValueType::List(ScalarType::kTimestamp));
   ASSERT_FALSE(in_list.ok());
-  EXPECT_NE(in_list.status().message().find("element 1: 9223372036854775807 milliseconds since 1970-01-01"),
+  EXPECT_NE(in_list.status().message().find(
+                "element 1: 9223372036854775807 milliseconds since 1970-01-01"),
             std::string::npos)
       << in_list.status().ToString();
 }
