@@ -1,6 +1,7 @@
 // What the offline source fuzz targets (csv_source, parquet_source) check of a feature view's
 // scan over a file written by anyone: FeatureSourceScan over [2000-01-01, 2100-01-01] in batches
-// of 7 rows (many batch boundaries in a small file); every batch has the scan's schema, every row
+// of `batch_rows` rows (7 by default: many batch boundaries in a small file); every batch has the
+// scan's schema, every row
 // is inside the event-time range, and the row counts add up. A scan that fails to open or to read
 // is an error the user is shown, not a finding; anything else stops the process.
 #pragma once
@@ -23,11 +24,11 @@ namespace granary::fuzz {
 }
 
 inline void CheckSourceScan(const std::filesystem::path& repo, const Definitions& defs,
-                            const FeatureView& view) {
+                            const FeatureView& view, int64_t batch_rows = 7) {
   SourceScanOptions options;
   options.start = Timestamp::FromSeconds(946684800);  // 2000-01-01
   options.end = Timestamp::FromSeconds(4102444800);   // 2100-01-01
-  options.batch_rows = 7;
+  options.batch_rows = batch_rows;
   auto scan = FeatureSourceScan::Open(repo, defs, view, options);
   if (!scan.ok()) return;
   const auto& schema = (*scan)->schema();

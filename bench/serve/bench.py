@@ -57,8 +57,8 @@ from pathlib import Path
 import numpy as np
 
 import processes
-from measure import (FORMS, TIMING_METRICS, health_targets_file, percentiles_us, server_snapshot,
-                     targets_file, vegeta, vegeta_command, vegeta_rows)
+from measure import (FORMS, TIMING_METRICS, error_kinds_text, health_targets_file, percentiles_us,
+                     server_snapshot, targets_file, vegeta, vegeta_command, vegeta_rows)
 from processes import (FEATURES_PER_VIEW, ROOT, VIEWS, AnswerFloor, Redis, Server, make_repo,
                        parse_cpus, run)
 
@@ -69,6 +69,21 @@ GRPC_LOAD = ROOT / "build" / "bench" / "serve_grpc_load"
 
 def median_of(runs, key):
     return float(np.median([r[key] for r in runs]))
+
+
+def summed_kinds(runs):
+    """The error kinds (measure.error_kind) of several measurements, their counts summed."""
+    kinds = {}
+    for r in runs:
+        for kind, n in r.get("error_kinds", {}).items():
+            kinds[kind] = kinds.get(kind, 0) + n
+    return kinds
+
+
+def errors_text(result):
+    """"0", or "3 (503 --max-queue-delay 2, no answer: EOF 1)": the count and its kinds."""
+    kinds = result.get("error_kinds")
+    return f"{result['errors']}" + (f" ({error_kinds_text(kinds)})" if kinds else "")
 
 
 def first_answer(targets):
@@ -337,11 +352,14 @@ def main():
                                          form=form)
                         targets = form_targets[forms[0]]
                         vegeta(targets, 0, min(2, args.duration), data, args.max_workers)  # warm
-                        top = vegeta(targets, 0, args.duration, data, args.max_workers)
+                        # With the server's counters around it: its 503s name their limit.
+                        top = vegeta(targets, 0, args.duration, data, args.max_workers,
+                                     snapshot=lambda: server_snapshot(server, redis))
                         results.append({**case, "kind": "max", **top})
                         print(f"{store:7} batch {batch:3} x {n_features:3} features: max "
                               f"{top['achieved_rate']:.0f} req/s (p50 {fmt_us(top['p50_us'])}, "
-                              f"p99 {fmt_us(top['p99_us'])}, errors {top['errors']})", flush=True)
+                              f"p99 {fmt_us(top['p99_us'])}, errors {errors_text(top)})",
+                              flush=True)
                         if not args.no_grpc:
                             for mode in ("raw", "decode"):
                                 g = grpc_max(server.grpc_port, batch, n_features, args.entities,
@@ -434,6 +452,7 @@ def measure_rates(args, case, case_rates, top, forms, form_targets, floor_target
             r.update({"rate": rate, "form": form,
                       "ok": sum(x["ok"] for x in fr),
                       "errors": sum(x["errors"] for x in fr),
+                      "error_kinds": summed_kinds(fr),
                       "answer_bytes": answer_bytes(form_targets[form]),
                       "repeats": fr})
             results.append({**case, "kind": "rate", **r})
@@ -441,7 +460,7 @@ def measure_rates(args, case, case_rates, top, forms, form_targets, floor_target
             line = (f"{'':7} {rate:5} req/s{name}: granary p50 "
                     f"{fmt_us(r['p50_us'])} p99 {fmt_us(r['p99_us'])} p99.9 "
                     f"{fmt_us(r['p999_us'])} max {fmt_us(r['max_us'])} "
-                    f"errors {r['errors']}")
+                    f"errors {errors_text(r)}")
             if h is not None:
                 ratios = [g["p99_us"] / max(1e-9, f["p99_us"])
                           for g, f in zip(fr, health_runs)]

@@ -6,6 +6,8 @@ import io
 import json
 import resource
 import subprocess
+import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -90,12 +92,49 @@ def server_timing(header_block):
 
 
 def vegeta_rows_timed(out):
-    """(timestamp ns, status code, latency ns, Server-Timing {metric: ms}) of every request of
-    a vegeta results file."""
+    """(timestamp ns, status code, latency ns, Server-Timing {metric: ms}, error kind) of every
+    request of a vegeta results file; the kind (error_kind) is None for a 2xx."""
     csv_text = subprocess.run([str(VEGETA), "encode", "-to=csv", str(out)], check=True,
                               capture_output=True, text=True).stdout
-    return [(int(c[0]), int(c[1]), int(c[2]), server_timing(c[11]) if len(c) > 11 else {})
+    return [(int(c[0]), int(c[1]), int(c[2]), server_timing(c[11]) if len(c) > 11 else {},
+             None if 200 <= int(c[1]) < 300 else error_kind(int(c[1]), c[5]))
             for c in csv.reader(io.StringIO(csv_text))]
+
+
+def error_kind(code, error):
+    """What a failed request was, in a few words: an answer's status ("503"; vegeta keeps no
+    bodies, -max-body=0, so which limit shed a 503 comes from the server's counters: shed_kinds),
+    or for no answer (code 0) vegeta's error without the request's URL ("context deadline
+    exceeded (Client.Timeout exceeded while awaiting headers)", "read: connection reset by
+    peer")."""
+    if code == 0:
+        return "no answer: " + (error.rsplit('": ', 1)[-1].strip() or "unknown")
+    return str(code)
+
+
+# The server's admission limits (granary_http_shed_requests_total{limit=...}) and their flags.
+SHED_LIMITS = {"queue_delay": "--max-queue-delay", "connections": "--max-connections",
+               "in_flight": "--max-in-flight"}
+
+
+def shed_kinds(kinds, before, after):
+    """`kinds` with its 503s named by the limit that shed them ("503 --max-queue-delay"), from
+    the server's shed counters between two snapshots; 503s no counter accounts for stay "503"."""
+    out = dict(kinds)
+    for limit, flag in SHED_LIMITS.items():
+        n = int(after.get(f"shed_{limit}", 0) - before.get(f"shed_{limit}", 0))
+        n = min(n, out.get("503", 0))
+        if n > 0:
+            out[f"503 {flag}"] = n
+            out["503"] -= n
+            if out["503"] == 0:
+                del out["503"]
+    return out
+
+
+def error_kinds_text(kinds):
+    """"503 --max-queue-delay 3, no answer: EOF 1" from {kind: count}, most frequent first."""
+    return ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 # The Server-Timing metrics of a get-online-features answer (granary serve --server-timing):
@@ -143,13 +182,28 @@ SERVER_TIMES = {
 }
 
 
+def scrape_metrics(port, tries=10):
+    """The server's /metrics text. A busy server sheds the scrape too (503 with Retry-After,
+    --max-queue-delay): it is tried again after the Retry-After, up to `tries` times."""
+    for attempt in range(tries):
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        except urllib.error.HTTPError as e:
+            if e.code != 503 or attempt == tries - 1:
+                raise
+            time.sleep(float(e.headers.get("Retry-After", 1)))
+
+
 def server_snapshot(server, redis):
     """What the breakdown of a measurement compares before and after: the server's histogram
     sums and counts (seconds), its CPU, Redis's CPU and the load generator's (vegeta, a child
     process waited for)."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10).read()
+    text = scrape_metrics(server.port)
     snap = {}
     for line in text.decode().splitlines():
+        if line.startswith('granary_http_shed_requests_total{limit="'):
+            limit = line.split('"', 2)[1]
+            snap[f"shed_{limit}"] = float(line.rsplit(" ", 1)[1])
         for name, pattern in SERVER_TIMES.items():
             for part in ("sum", "count"):
                 if line.startswith(pattern.format(part)):
@@ -177,16 +231,19 @@ def breakdown(before, after, requests):
 
 def vegeta(targets, rate, duration, workdir, max_workers, ok_code=200, snapshot=None):
     """One vegeta attack; rate 0 means as fast as max_workers concurrent requests go. Answers
-    with ok_code count as successes. With `snapshot` (a function returning server_snapshot),
-    the result also has the breakdown of the attack (not of decoding its results) and, from
-    the answers' Server-Timing headers, the server's own per-request times (timing_summary)."""
+    with ok_code count as successes, the others by kind (error_kinds: error_kind, and with
+    `snapshot` a 503 names the limit that shed it). With `snapshot` (a function returning
+    server_snapshot), the result also has the breakdown of the attack (not of decoding its
+    results) and, from the answers' Server-Timing headers, the server's own per-request times
+    (timing_summary)."""
     out = workdir / "results.bin"
     before = snapshot() if snapshot else None
     run(vegeta_command(targets, rate, duration, out, max_workers), stdout=subprocess.DEVNULL,
         preexec_fn=pinned_to(processes.CLIENT_CPUS))
     after = snapshot() if snapshot else None
     latencies, timings, ok, errors, first, last = [], [], 0, 0, None, None
-    for ts, code, latency, timing in vegeta_rows_timed(out):
+    kinds = {}  # error kind (error_kind) -> requests
+    for ts, code, latency, timing, kind in vegeta_rows_timed(out):
         first = ts if first is None else min(first, ts)
         last = ts if last is None else max(last, ts)
         if code == ok_code:
@@ -195,11 +252,14 @@ def vegeta(targets, rate, duration, workdir, max_workers, ok_code=200, snapshot=
             timings.append(timing)
         else:
             errors += 1
+            kind = kind or str(code)  # a 2xx other than ok_code
+            kinds[kind] = kinds.get(kind, 0) + 1
     elapsed = max(1e-9, (last - first) / 1e9) if first is not None else duration
     result = percentiles_us(latencies)
-    result.update({"rate": rate, "ok": ok, "errors": errors,
+    result.update({"rate": rate, "ok": ok, "errors": errors, "error_kinds": kinds,
                    "achieved_rate": ok / max(elapsed, duration if rate > 0 else elapsed)})
     if snapshot:
+        result["error_kinds"] = shed_kinds(kinds, before, after)
         result.update(breakdown(before, after, ok + errors))
         result.update(timing_summary(latencies, timings))
     return result

@@ -473,6 +473,9 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       // The next view's match pass beside this view's gather (Ahead), when this view's columns
       // are held and the next view joins plain features only, of the same entities, into
       // columns that will be held too.
+      // Stops the match ahead when this view's join fails (the retrieval returns that error and
+      // the ahead work is lost), or when the retrieval is cancelled. Outlives `beside`.
+      CancelFlag ahead_cancel(request.cancel);
       std::jthread beside;
       const size_t w = v + 1;
       if (aggregated.empty() && w < resolved.views.size() && n > 0 &&
@@ -501,10 +504,13 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
                        options.memory_budget_bytes / 4));
           next_options.progress = ahead->progress.get();
           next_options.entity_side = &entity_side;
+          next_options.cancel = &ahead_cancel;
           entity_side.set_keep(later_view_shares_keys(w));
           Ahead* job = &*ahead;
           ViewSource next_source{repo_root, &defs, &next_view, job->inputs.scan_options};
-          beside = std::jthread([job, next_source, next_options] {
+          const auto* hook = &options.TEST_before_match_ahead;
+          beside = std::jthread([job, next_source, next_options, hook] {
+            if (*hook) (*hook)(*next_options.cancel);
             auto ran = MatchAhead(*job->inputs.entity_batch, next_source, next_options,
                                   MatchAheadIf::kSharedEntitySide);
             if (ran.ok()) {
@@ -517,6 +523,7 @@ Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
       }
       join_options.matched = matched.get();
       auto columns = PointInTimeJoin(*entity_batch, source, join_options, &view_stats);
+      if (!columns.ok()) ahead_cancel.Cancel();  // not waiting for work the error makes moot
       if (beside.joinable()) beside.join();
       if (!columns.ok()) return columns.status();
       view_stats.matched_ahead = matched_ahead;

@@ -4,11 +4,13 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "granary/common/cancel.h"
 #include "granary/common/result.h"
 #include "granary/offline/offline_engine.h"
 #include "granary/offline/pit_join.h"
@@ -38,6 +40,10 @@ struct HistoricalJoinOptions {
   std::optional<MatchPlan> TEST_force_plan;
   // Test hook: JoinOptions::TEST_read_whole_row_groups for every view.
   bool TEST_read_whole_row_groups = false;
+  // Test hook: run on the thread of a match run ahead (beside the previous view's gather) before
+  // it starts, with the flag that stops it (set when the previous view's join fails or the
+  // retrieval is cancelled); a test blocks there until the flag is set.
+  std::function<void(const CancelFlag&)> TEST_before_match_ahead;
 };
 
 struct HistoricalStats {
@@ -72,10 +78,11 @@ struct HistoricalStats {
 // as SQL or a table are the caller's to refuse. The views are joined one after the other, but
 // that the next view's match pass runs on a thread of its own beside a view's gather pass when
 // both views' columns are held and the next one streams with the entity side the first kept
-// (MatchAhead, pit_join.h; HistoricalStats::View::join.matched_ahead); each view's columns are
-// then held in memory, or, when the entity rows and the columns held with them would pass half
-// the memory budget, spilled to disk until they are read back one slice at a time
-// (TrainingSetOutput). `stats` may be null.
+// (MatchAhead, pit_join.h; HistoricalStats::View::join.matched_ahead; when that view's join
+// fails, the match ahead is stopped, not waited for, and the retrieval returns the join's error);
+// each view's columns are then held in memory, or, when the entity rows and the columns held with
+// them would pass half the memory budget, spilled to disk until they are read back one slice at a
+// time (TrainingSetOutput). `stats` may be null.
 Result<std::unique_ptr<TrainingSetOutput>> BuildHistoricalFeatures(
     const std::filesystem::path& repo_root, const Definitions& defs,
     const HistoricalRequest& request, const HistoricalJoinOptions& options,

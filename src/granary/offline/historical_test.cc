@@ -8,9 +8,14 @@
 #include <gtest/gtest.h>
 #include <parquet/arrow/reader.h>
 
+#include <atomic>
+#include <chrono>
+#include <fstream>
 #include <limits>
 #include <random>
+#include <thread>
 
+#include "granary/common/temp_dir.h"
 #include "granary/offline/engine_factory.h"
 #include "granary/offline/entity_rows.h"
 #include "granary/offline/table_io.h"
@@ -331,6 +336,93 @@ TEST(HistoricalFeatures, NoEntityRowsGiveAnEmptyTableWithAChunkPerColumn) {
       EXPECT_TRUE(arrow::Concatenate(column->chunks()).ok());
     }
   }
+}
+
+// Two views of the same entities, so that the second one's match pass runs ahead, beside the
+// first one's gather; the first one's source has a value its gather cannot read (the match pass
+// reads only keys and times). The retrieval used to wait for the match ahead before returning
+// the gather's error; it now stops it. The hook blocks the match ahead until it is stopped (for
+// at most 2 minutes: without the stop, the test fails instead of hanging).
+TEST(HistoricalFeatures, AFailedGatherStopsTheNextViewsMatchAheadInsteadOfWaitingForIt) {
+  auto dir = TempDir::Make("granary-ahead-").ValueOrDie();
+  auto write = [&](const char* name, const std::string& text) {
+    std::ofstream(dir.path() / name) << text;
+  };
+  write("a.csv",
+        "driver_id,event_timestamp,trips\n"
+        "1,2026-01-01T00:00:00Z,3\n"
+        "2,2026-01-01T00:00:00Z,not a number\n");
+  write("b.csv",
+        "driver_id,event_timestamp,rate\n"
+        "1,2026-01-01T00:00:00Z,0.5\n"
+        "2,2026-01-01T00:00:00Z,0.25\n");
+  Definitions defs = Load(R"yaml(
+entities:
+  - {name: driver, join_keys: [driver_id], value_type: int64}
+data_sources:
+  - {name: a, path: a.csv, timestamp_field: event_timestamp}
+  - {name: b, path: b.csv, timestamp_field: event_timestamp}
+feature_views:
+  - name: trips
+    entities: [driver]
+    source: a
+    schema:
+      - {name: trips, type: int64}
+  - name: rates
+    entities: [driver]
+    source: b
+    schema:
+      - {name: rate, type: float64}
+)yaml");
+  HistoricalRequest request;
+  request.features = {{"trips", "trips"}, {"rates", "rate"}};
+  arrow::Int64Builder ids;
+  ASSERT_TRUE(ids.AppendValues({1, 2}).ok());
+  arrow::TimestampBuilder times(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                                arrow::default_memory_pool());
+  const int64_t noon = ParseTimestamp("2026-01-01T12:00:00Z").ValueOrDie().micros;
+  ASSERT_TRUE(times.AppendValues({noon, noon}).ok());
+  request.entities =
+      arrow::Table::Make(arrow::schema({arrow::field("driver_id", arrow::int64()),
+                                        arrow::field("event_timestamp", times.type())}),
+                         {ids.Finish().ValueOrDie(), times.Finish().ValueOrDie()});
+  std::atomic<bool> ran_ahead{false}, stopped{false};
+  HistoricalJoinOptions options;
+  options.TEST_before_match_ahead = [&](const CancelFlag& flag) {
+    ran_ahead = true;
+    for (int waited_ms = 0; waited_ms < 120'000 && !flag.cancelled(); ++waited_ms) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    stopped = flag.cancelled();
+  };
+  auto out = JoinHistoricalFeatures(dir.path(), defs, request, options);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument) << out.status().ToString();
+  EXPECT_NE(out.status().message().find("not a number"), std::string::npos)
+      << out.status().ToString();
+  EXPECT_TRUE(ran_ahead);  // the second view's match did run beside the first one's gather
+  EXPECT_TRUE(stopped);    // and the gather's error stopped it
+
+  // A retrieval that succeeds never stops the match ahead.
+  write("a.csv",
+        "driver_id,event_timestamp,trips\n"
+        "1,2026-01-01T00:00:00Z,3\n"
+        "2,2026-01-01T00:00:00Z,4\n");
+  ran_ahead = false;
+  bool stopped_before_matching = true;
+  options.TEST_before_match_ahead = [&](const CancelFlag& flag) {
+    ran_ahead = true;
+    stopped_before_matching = flag.cancelled();
+  };
+  HistoricalStats stats;
+  auto fine = JoinHistoricalFeatures(dir.path(), defs, request, options, &stats);
+  ASSERT_TRUE(fine.ok()) << fine.status().ToString();
+  EXPECT_TRUE(ran_ahead);
+  EXPECT_FALSE(stopped_before_matching);
+  ASSERT_EQ(stats.views.size(), 2u);
+  EXPECT_TRUE(stats.views[1].join.matched_ahead);
+  EXPECT_EQ(Column(**fine, "trips"), (std::vector<std::string>{"3", "4"}));
+  EXPECT_EQ(Column(**fine, "rate"), (std::vector<std::string>{"0.5", "0.25"}));
 }
 
 // Entity rows of several chunks (a file of several row groups), compacted: the same values in the

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -77,7 +78,12 @@ Result<std::string> PartitionText(const arrow::Array& array, int64_t row,
   switch (array.type_id()) {
     case arrow::Type::DATE32: {
       const int32_t day = static_cast<const arrow::Date32Array&>(array).Value(row);
-      return FormatTimestamp(Timestamp::FromMicros(int64_t{day} * 86'400'000'000)).substr(0, 10);
+      const std::optional<int64_t> micros = DaysToMicros(day);
+      if (!micros) {
+        return Status::InvalidArgument(fmt::format("partition column '{}', row {}: {}", column, row,
+                                                   TimeBeyondRange(array, row)));
+      }
+      return FormatTimestamp(Timestamp::FromMicros(*micros)).substr(0, 10);
     }
     case arrow::Type::STRING:
       return std::string(static_cast<const arrow::StringArray&>(array).GetView(row));

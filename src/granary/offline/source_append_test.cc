@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -314,6 +315,30 @@ TEST_F(DeltaAppendTest, AppendIsOneCommitWithAFilePerDerivedDatePartition) {
             (std::vector<std::string>{
                 "1@2026-01-01T00:00:00Z=0.5", "2@2026-01-01T00:00:00.000005Z=0.1",
                 "3@2026-01-02T00:00:00.001500Z=0.2", "4@2026-01-01T00:00:00.000007Z=0.3"}));
+}
+
+// A date32 partition value was multiplied into microseconds unchecked, naming a folder after a
+// wrapped date; a date beyond int64 microseconds is now an error naming the column and the row,
+// and nothing is written.
+TEST_F(DeltaAppendTest, ADatePartitionBeyondInt64MicrosecondsIsAnErrorAndNothingIsWritten) {
+  arrow::Date32Builder dates;
+  ASSERT_TRUE(dates.AppendValues({20454, std::numeric_limits<int32_t>::max()}).ok());
+  auto rows = MakeTable({{"bay_id", Int64s({2, 3})},
+                         {"event_timestamp", Times({kT0, kT0 + 1})},
+                         {"occupancy", Doubles({0.1, 0.2})},
+                         {"event_date", dates.Finish().ValueOrDie()}});
+  auto result = AppendToSource(root_, source_, *rows);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(result.status().message().find(
+                "partition column 'event_date', row 1: 2147483647 days since 1970-01-01 is "
+                "beyond the times Granary holds"),
+            std::string::npos)
+      << result.status().ToString();
+  auto snapshot = ReadDeltaSnapshot(table_);
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status().ToString();
+  EXPECT_EQ(snapshot->version, 0);
+  EXPECT_EQ(snapshot->files.size(), 1u);
 }
 
 TEST_F(DeltaAppendTest, ConcurrentAppendsEachGetTheirOwnVersion) {

@@ -18,12 +18,14 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "granary/common/time.h"
+#include "granary/types/arrow_convert.h"
 
 namespace granary {
 namespace {
@@ -156,25 +158,12 @@ std::shared_ptr<arrow::Table> EmptyCsvColumnsAsStrings(std::shared_ptr<arrow::Ta
 
 // One timestamp as RFC 3339 text, as the JSON output writes them ("2026-12-04T08:00:00Z", with
 // the fraction when not 0; nanoseconds keep their last three digits). Zone-less timestamps get
-// no "Z".
-std::string TimestampText(int64_t value, arrow::TimeUnit::type unit, bool utc) {
-  int64_t micros = value;
-  int64_t nanos = 0;  // below the microsecond
-  switch (unit) {
-    case arrow::TimeUnit::SECOND:
-      micros = value * 1000000;
-      break;
-    case arrow::TimeUnit::MILLI:
-      micros = value * 1000;
-      break;
-    case arrow::TimeUnit::MICRO:
-      break;
-    case arrow::TimeUnit::NANO:
-      micros = value / 1000 - (value % 1000 < 0 ? 1 : 0);
-      nanos = value - micros * 1000;
-      break;
-  }
-  std::string text = FormatTimestamp(Timestamp{micros});
+// no "Z". nullopt for a time in seconds or milliseconds beyond int64 microseconds.
+std::optional<std::string> TimestampText(int64_t value, arrow::TimeUnit::type unit, bool utc) {
+  const std::optional<int64_t> micros = TimestampToMicros(value, unit);  // floored nanoseconds
+  if (!micros) return std::nullopt;
+  const int64_t nanos = unit == arrow::TimeUnit::NANO ? value - *micros * 1000 : 0;
+  std::string text = FormatTimestamp(Timestamp{*micros});
   text.pop_back();  // the "Z"
   if (nanos != 0) {
     if (text.find('.') == std::string::npos) text += ".000000";
@@ -200,14 +189,21 @@ Result<std::shared_ptr<arrow::Table>> TimestampsAsText(const arrow::Table& table
     const auto& type = static_cast<const arrow::TimestampType&>(*field->type());
     const bool utc = !type.timezone().empty();
     arrow::ArrayVector chunks;
+    int64_t row = 0;  // of the table, across chunks
     for (const auto& chunk : column->chunks()) {
       const auto& times = static_cast<const arrow::TimestampArray&>(*chunk);
       arrow::StringBuilder builder;
-      for (int64_t i = 0; i < times.length(); ++i) {
-        arrow::Status st = times.IsNull(i)
-                               ? builder.AppendNull()
-                               : builder.Append(TimestampText(times.Value(i), type.unit(), utc));
-        if (!st.ok()) return Status::Internal(st.ToString());
+      for (int64_t i = 0; i < times.length(); ++i, ++row) {
+        if (times.IsNull(i)) {
+          if (!builder.AppendNull().ok()) return Status::Internal("cannot build timestamp text");
+          continue;
+        }
+        const std::optional<std::string> text = TimestampText(times.Value(i), type.unit(), utc);
+        if (!text) {
+          return Status::InvalidArgument(fmt::format("column '{}', row {}: {}", field->name(), row,
+                                                     TimeBeyondRange(times, i)));
+        }
+        if (!builder.Append(*text).ok()) return Status::Internal("cannot build timestamp text");
       }
       std::shared_ptr<arrow::Array> text;
       if (!builder.Finish(&text).ok()) return Status::Internal("cannot build timestamp text");
@@ -363,7 +359,11 @@ class TableFileWriter::Impl {
     try {
       if (kind == FileKind::kCsv) {
         auto text = TimestampsAsText(table);
-        if (!text.ok()) return Fail(text.status().message());
+        if (!text.ok()) {
+          // A value the file cannot hold (a time beyond int64 microseconds): the caller's data.
+          failed = true;
+          return text.status().WithContext(fmt::format("cannot write {}", path.string()));
+        }
         st = csv->WriteTable(**text);
       } else {
         // Into the buffered row group (closed at kRowGroupRows rows), so that small batches

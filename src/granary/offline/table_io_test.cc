@@ -95,6 +95,35 @@ TEST(WriteTableFile, CsvTimestampsAreRfc3339) {
             ",\"2026-12-04T08:00:00\"\n");
 }
 
+// A CSV's timestamp in seconds beyond int64 microseconds was multiplied unchecked and written as
+// some other time; it is now an error naming the column and the row, and no file is left.
+TEST(WriteTableFile, CsvTimestampsBeyondInt64MicrosecondsAreErrorsNamingTheColumnAndRow) {
+  auto dir = TempDir::Make("granary-table-io-").ValueOrDie();
+  arrow::TimestampBuilder seconds(arrow::timestamp(arrow::TimeUnit::SECOND, "UTC"),
+                                  arrow::default_memory_pool());
+  ASSERT_TRUE(seconds.AppendValues({0, -1}).ok());
+  auto first = seconds.Finish().ValueOrDie();
+  ASSERT_TRUE(seconds.AppendValues({9'300'000'000'000'000}).ok());
+  auto second = seconds.Finish().ValueOrDie();
+  auto table = arrow::Table::Make(
+      arrow::schema({arrow::field("at", first->type())}),
+      {std::make_shared<arrow::ChunkedArray>(arrow::ArrayVector{first, second})});
+  Status written = WriteTableFile(*table, dir.path() / "o.csv");
+  ASSERT_FALSE(written.ok());
+  EXPECT_EQ(written.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(written.message().find("column 'at', row 2: 9300000000000000 seconds since "
+                                   "1970-01-01 is beyond the times Granary holds"),
+            std::string::npos)
+      << written.ToString();
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "o.csv"));
+  // In range, the same column is written.
+  auto fine = arrow::Table::Make(arrow::schema({arrow::field("at", first->type())}), {first});
+  ASSERT_TRUE(WriteTableFile(*fine, dir.path() / "o.csv").ok());
+  std::ifstream in(dir.path() / "o.csv");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "\"at\"\n\"1970-01-01T00:00:00Z\"\n\"1969-12-31T23:59:59Z\"\n");
+}
+
 TEST(WriteTableFile, TheFileGetsTheModeOfTheUmask) {
   ScopedUmask mask(027);
   auto dir = TempDir::Make("granary-table-io-").ValueOrDie();

@@ -4,6 +4,9 @@
 #include <arrow/util/float16.h>
 #include <fmt/format.h>
 
+#include <optional>
+#include <string>
+
 #include "granary/types/arrow_convert.h"
 
 namespace granary {
@@ -38,18 +41,54 @@ void WriteBinary(const arrow::Array& a, int64_t i, std::string* out) {
   out->append(v);
 }
 
+// The time writers run on rows BodyEncoder::Make checked (TimeBeyondRangeAt): every time fits
+// int64 microseconds, so value_or never takes its 0.
 template <arrow::TimeUnit::type kUnit>
 void WriteTimestamp(const arrow::Array& a, int64_t i, std::string* out) {
   PutFixed<int64_t>(
-      out, TimestampToMicros(static_cast<const arrow::TimestampArray&>(a).Value(i), kUnit));
+      out,
+      TimestampToMicros(static_cast<const arrow::TimestampArray&>(a).Value(i), kUnit).value_or(0));
 }
 
 void WriteDate32(const arrow::Array& a, int64_t i, std::string* out) {
-  PutFixed<int64_t>(out, static_cast<const arrow::Date32Array&>(a).Value(i) * 86'400'000'000LL);
+  PutFixed<int64_t>(out,
+                    DaysToMicros(static_cast<const arrow::Date32Array&>(a).Value(i)).value_or(0));
 }
 void WriteDate64(const arrow::Array& a, int64_t i, std::string* out) {
   PutFixed<int64_t>(out, TimestampToMicros(static_cast<const arrow::Date64Array&>(a).Value(i),
-                                           arrow::TimeUnit::MILLI));
+                                           arrow::TimeUnit::MILLI)
+                             .value_or(0));
+}
+
+// Why element `i` of a time array (timestamp of any unit, date32, date64) cannot be written:
+// beyond int64 microseconds. nullopt when it fits, or when the array holds no times.
+std::optional<std::string> TimeBeyondRangeAt(const arrow::Array& a, int64_t i) {
+  switch (a.type_id()) {
+    case arrow::Type::TIMESTAMP:
+    case arrow::Type::DATE32:
+    case arrow::Type::DATE64:
+      break;
+    default:
+      return std::nullopt;
+  }
+  if (TimeAtMicros(a, i)) return std::nullopt;
+  return TimeBeyondRange(a, i);
+}
+
+// Whether a time array's values can be beyond int64 microseconds at all (seconds, milliseconds
+// and days can; microseconds and nanoseconds cannot), so that only those are checked row by row.
+bool TimesCanOverflow(const arrow::Array& a) {
+  switch (a.type_id()) {
+    case arrow::Type::DATE32:
+    case arrow::Type::DATE64:
+      return true;
+    case arrow::Type::TIMESTAMP: {
+      const auto unit = static_cast<const arrow::TimestampType&>(*a.type()).unit();
+      return unit == arrow::TimeUnit::SECOND || unit == arrow::TimeUnit::MILLI;
+    }
+    default:
+      return false;
+  }
 }
 
 template <typename Out>
@@ -399,6 +438,17 @@ Result<BodyEncoder> BodyEncoder::Make(const ViewLayout& view, const arrow::Recor
     }
   }
   GRANARY_ASSIGN_OR_RAISE(enc.created_, timestamp_column("created_timestamp", false));
+  for (const arrow::Array* times : {enc.event_, enc.created_}) {
+    if (times == nullptr || !TimesCanOverflow(*times)) continue;
+    for (int64_t i = 0; i < times->length(); ++i) {
+      if (times->IsNull(i)) continue;
+      if (auto beyond = TimeBeyondRangeAt(*times, i)) {
+        return Status::InvalidArgument(
+            fmt::format("feature view '{}': column '{}', row {}: {}", view.name(),
+                        times == enc.event_ ? "event_timestamp" : "created_timestamp", i, *beyond));
+      }
+    }
+  }
   for (const ViewLayout::Column& f : view.features()) {
     auto array = rows.GetColumnByName(f.name);
     if (array == nullptr) {
@@ -447,11 +497,30 @@ Status BodyEncoder::CheckRows(size_t f, const Column& c) const {
     }
     return Status::OK();
   }
-  if (!c.type.is_list || c.values->null_count() == 0) return Status::OK();
+  // Times in seconds, milliseconds or days may be beyond int64 microseconds (the fast writers
+  // convert them unchecked).
+  auto beyond = [&](int64_t row, const std::string& what) {
+    return Status::InvalidArgument(fmt::format("feature view '{}': feature '{}', row {}: {}",
+                                               view_->name(), view_->features()[f].name, row,
+                                               what));
+  };
+  if (!c.type.is_list) {
+    if (!TimesCanOverflow(*c.array)) return Status::OK();
+    for (int64_t row = 0; row < rows; ++row) {
+      if (c.array->IsNull(row)) continue;
+      if (auto what = TimeBeyondRangeAt(*c.array, row)) return beyond(row, *what);
+    }
+    return Status::OK();
+  }
+  const bool times = TimesCanOverflow(*c.values);
+  if (c.values->null_count() == 0 && !times) return Status::OK();
   for (int64_t row = 0; row < rows; ++row) {
     if (c.array->IsNull(row)) continue;
     const auto [begin, length] = ListRange(c, row);
     for (int64_t j = begin; j < begin + length; ++j) {
+      if (times && !c.values->IsNull(j)) {
+        if (auto what = TimeBeyondRangeAt(*c.values, j)) return beyond(row, *what);
+      }
       if (c.values->IsNull(j)) {
         return Status::InvalidArgument(fmt::format(
             "feature view '{}': feature '{}' has a null list element in row {}; list elements "
@@ -464,9 +533,11 @@ Status BodyEncoder::CheckRows(size_t f, const Column& c) const {
 }
 
 WriteOrder BodyEncoder::Order(int64_t row) const {
+  // Make checked that every time fits int64 microseconds.
   auto micros = [](const arrow::Array* a, int64_t i) {
     return TimestampToMicros(static_cast<const arrow::TimestampArray&>(*a).Value(i),
-                             static_cast<const arrow::TimestampType&>(*a->type()).unit());
+                             static_cast<const arrow::TimestampType&>(*a->type()).unit())
+        .value_or(0);
   };
   WriteOrder order;
   order.event_micros = micros(event_, row);

@@ -116,7 +116,9 @@ struct ValueRef {
 class BodyEncoder {
  public:
   // InvalidArgument, naming the view, feature and row: a missing or mistyped column, a null
-  // event_timestamp, a null list element, or a value that cannot be read as its feature's type.
+  // event_timestamp, a null list element, a value that cannot be read as its feature's type, or a
+  // time (a feature's, event_timestamp or created_timestamp, in seconds, milliseconds or days)
+  // beyond int64 microseconds.
   static Result<BodyEncoder> Make(const ViewLayout& view, const arrow::RecordBatch& rows);
 
   // Appends the body of row `row` to `out`.

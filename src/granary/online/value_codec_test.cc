@@ -264,6 +264,82 @@ TEST(ValueCodec, EncoderErrorsNameTheViewColumnAndRow) {
       << encoder.status().ToString();
 }
 
+// A time in seconds, milliseconds or days beyond int64 microseconds was multiplied unchecked by
+// the encoder's fast writers (and Order) and stored as some other time, wrapped. Make now
+// rejects the batch naming the view, the column and the row.
+TEST(ValueCodec, TimesBeyondInt64MicrosecondsAreRejectedNamingTheColumnAndRow) {
+  Definitions defs = OnlineDefinitions();
+  auto view = Layout(defs, "every_type");
+  auto batch = MakeRows(
+      *view, {Row{{Value(int64_t{1})}, Timestamp::FromSeconds(1), {}, EveryTypeValues(1)},
+              Row{{Value(int64_t{2})}, Timestamp::FromSeconds(2), {}, EveryTypeValues(2)}});
+  constexpr int64_t kFar = 1'700'000'000'000'000'000;  // seconds: about 5.4e10 years
+  auto seconds = [](std::vector<int64_t> values) {
+    arrow::TimestampBuilder b(arrow::timestamp(arrow::TimeUnit::SECOND),
+                              arrow::default_memory_pool());
+    EXPECT_TRUE(b.AppendValues(values).ok());
+    return b.Finish().ValueOrDie();
+  };
+  auto replaced = [&](const std::string& name, std::shared_ptr<arrow::Array> column) {
+    return batch
+        ->SetColumn(batch->schema()->GetFieldIndex(name), arrow::field(name, column->type()),
+                    column)
+        .ValueOrDie();
+  };
+  auto error_of = [&](const std::shared_ptr<arrow::RecordBatch>& rows) {
+    auto encoder = BodyEncoder::Make(*view, *rows);
+    EXPECT_FALSE(encoder.ok());
+    if (encoder.ok()) return std::string();
+    EXPECT_EQ(encoder.status().code(), StatusCode::kInvalidArgument);
+    return encoder.status().message();
+  };
+  const std::string beyond =
+      "1700000000000000000 seconds since 1970-01-01 is beyond the times Granary holds";
+
+  // Times in range, in seconds: encoded as microseconds.
+  auto fine = BodyEncoder::Make(*view, *replaced("f_timestamp", seconds({7, -7})));
+  ASSERT_TRUE(fine.ok()) << fine.status().ToString();
+  std::string body;
+  ASSERT_TRUE(fine->Append(1, &body).ok());
+  EXPECT_EQ(Decode(*view, body)[7], Value(Timestamp::FromSeconds(-7)));
+
+  // A feature (fast writer), the event time and the created time (Order).
+  std::string message = error_of(replaced("f_timestamp", seconds({7, kFar})));
+  EXPECT_EQ(message.find("feature view 'every_type': feature 'f_timestamp', row 1: " + beyond), 0u)
+      << message;
+  message = error_of(replaced("event_timestamp", seconds({kFar, 7})));
+  EXPECT_EQ(message.find("feature view 'every_type': column 'event_timestamp', row 0: " + beyond),
+            0u)
+      << message;
+  auto with_created =
+      batch->AddColumn(batch->num_columns(), "created_timestamp", seconds({7, kFar})).ValueOrDie();
+  message = error_of(with_created);
+  EXPECT_EQ(message.find("feature view 'every_type': column 'created_timestamp', row 1: " + beyond),
+            0u)
+      << message;
+
+  // A date and an element of a list of times in milliseconds.
+  arrow::Date32Builder days;
+  ASSERT_TRUE(days.AppendValues({1, std::numeric_limits<int32_t>::max()}).ok());
+  message = error_of(replaced("f_timestamp", days.Finish().ValueOrDie()));
+  EXPECT_NE(message.find("feature 'f_timestamp', row 1: 2147483647 days since 1970-01-01"),
+            std::string::npos)
+      << message;
+  arrow::ListBuilder list(
+      arrow::default_memory_pool(),
+      std::make_shared<arrow::TimestampBuilder>(arrow::timestamp(arrow::TimeUnit::MILLI),
+                                                arrow::default_memory_pool()));
+  auto* items = static_cast<arrow::TimestampBuilder*>(list.value_builder());
+  ASSERT_TRUE(list.Append().ok());
+  ASSERT_TRUE(items->Append(5).ok());
+  ASSERT_TRUE(list.Append().ok());
+  ASSERT_TRUE(items->AppendValues({6, std::numeric_limits<int64_t>::min()}).ok());
+  message = error_of(replaced("l_timestamp", list.Finish().ValueOrDie()));
+  EXPECT_NE(message.find("feature 'l_timestamp', row 1: -9223372036854775808 milliseconds"),
+            std::string::npos)
+      << message;
+}
+
 TEST(ViewLayout, FingerprintChangesWithTheSchemaButNotWithIntegerKeyWidth) {
   Definitions defs = OnlineDefinitions();
   auto base = Layout(defs, "risk");

@@ -87,19 +87,36 @@ bool Widens(ScalarType from, ScalarType to) {
          (from == ScalarType::kFloat32 && to == ScalarType::kFloat64);
 }
 
-int64_t TimestampMicros(const arrow::Array& array, int64_t i) {
+// A time beyond int64 microseconds is an error saying so; ValueAt's callers add the column and
+// the row.
+Result<int64_t> TimestampMicros(const arrow::Array& array, int64_t i) {
+  const std::optional<int64_t> micros = TimeAtMicros(array, i);
+  if (!micros) return Status::InvalidArgument(TimeBeyondRange(array, i));
+  return *micros;
+}
+
+// The value of element `i` of a time array as stored, and what it counts.
+std::pair<int64_t, std::string_view> StoredTime(const arrow::Array& array, int64_t i) {
   switch (array.type_id()) {
     case arrow::Type::DATE32:
-      return static_cast<const arrow::Date32Array&>(array).Value(i) * Duration::Days(1).micros;
+      return {static_cast<const arrow::Date32Array&>(array).Value(i), "days"};
     case arrow::Type::DATE64:
-      return TimestampToMicros(static_cast<const arrow::Date64Array&>(array).Value(i),
-                               arrow::TimeUnit::MILLI);
+      return {static_cast<const arrow::Date64Array&>(array).Value(i), "milliseconds"};
     default:
       break;
   }
-  const auto& ts_type = static_cast<const arrow::TimestampType&>(*array.type());
-  return TimestampToMicros(static_cast<const arrow::TimestampArray&>(array).Value(i),
-                           ts_type.unit());
+  const int64_t value = static_cast<const arrow::TimestampArray&>(array).Value(i);
+  switch (static_cast<const arrow::TimestampType&>(*array.type()).unit()) {
+    case arrow::TimeUnit::SECOND:
+      return {value, "seconds"};
+    case arrow::TimeUnit::MILLI:
+      return {value, "milliseconds"};
+    case arrow::TimeUnit::MICRO:
+      return {value, "microseconds"};
+    case arrow::TimeUnit::NANO:
+      return {value, "nanoseconds"};
+  }
+  return {value, "microseconds"};
 }
 
 // Reads one non-null scalar of `want` type from a non-list array.
@@ -181,8 +198,10 @@ Result<Value> ScalarAt(const arrow::Array& array, int64_t i, ScalarType want) {
       if (want == ScalarType::kBytes) return Value(Bytes{std::move(s)});
       return Value(std::move(s));
     }
-    case ScalarType::kTimestamp:
-      return Value(Timestamp::FromMicros(TimestampMicros(array, i)));
+    case ScalarType::kTimestamp: {
+      GRANARY_ASSIGN_OR_RAISE(int64_t micros, TimestampMicros(array, i));
+      return Value(Timestamp::FromMicros(micros));
+    }
   }
   return Status::Internal("unhandled scalar type");
 }
@@ -195,8 +214,9 @@ Result<Value> ListAt(const arrow::Array& values, int64_t offset, int64_t length,
     if (values.IsNull(offset + j)) {
       return Status::InvalidArgument("list elements must not be null");
     }
-    GRANARY_ASSIGN_OR_RAISE(Value v, ScalarAt(values, offset + j, want));
-    out.push_back(v.get<T>());
+    auto v = ScalarAt(values, offset + j, want);
+    if (!v.ok()) return v.status().WithContext(fmt::format("element {}", j));
+    out.push_back(v->get<T>());
   }
   return Value(std::move(out));
 }
@@ -261,21 +281,22 @@ Result<std::shared_ptr<arrow::Array>> ParseTimestamps(const StringArrayT& string
 
 }  // namespace
 
-namespace {
-
-// As TimestampToMicros, for values read from outside (files, uploads): nullopt when the time is
-// beyond int64 microseconds, which TimestampToMicros would overflow for seconds and milliseconds.
-std::optional<int64_t> CheckedTimestampToMicros(int64_t value, arrow::TimeUnit::type unit) {
-  const int64_t factor = unit == arrow::TimeUnit::SECOND  ? 1'000'000
-                         : unit == arrow::TimeUnit::MILLI ? 1000
-                                                          : 1;
-  if (factor == 1) return TimestampToMicros(value, unit);
-  int64_t micros = 0;
-  if (__builtin_mul_overflow(value, factor, &micros)) return std::nullopt;
-  return micros;
+std::optional<int64_t> TimeAtMicros(const arrow::Array& array, int64_t i) {
+  const int64_t value = StoredTime(array, i).first;
+  if (array.type_id() == arrow::Type::DATE32) return DaysToMicros(value);
+  if (array.type_id() == arrow::Type::DATE64) {
+    return TimestampToMicros(value, arrow::TimeUnit::MILLI);
+  }
+  return TimestampToMicros(value, static_cast<const arrow::TimestampType&>(*array.type()).unit());
 }
 
-}  // namespace
+std::string TimeBeyondRange(const arrow::Array& array, int64_t i) {
+  const auto [value, counted] = StoredTime(array, i);
+  return fmt::format(
+      "{} {} since 1970-01-01 is beyond the times Granary holds (int64 microseconds, about "
+      "292,000 years either side of 1970); fix the value or make it null",
+      value, counted);
+}
 
 Result<std::shared_ptr<arrow::Array>> ToUtcMicros(const std::shared_ptr<arrow::Array>& array,
                                                   std::string_view column) {
@@ -321,29 +342,22 @@ Result<std::shared_ptr<arrow::Array>> ToUtcMicros(const std::shared_ptr<arrow::A
   auto* out = reinterpret_cast<int64_t*>((*buffer)->mutable_data());
   // A time beyond int64 microseconds (about 292,000 years either side of 1970) is an error
   // naming its row; a null slot may hold anything, and becomes 0.
-  auto beyond = [&](int64_t row, int64_t value, std::string_view counted) {
-    return Status::InvalidArgument(fmt::format(
-        "column '{}', row {}: {} {} since 1970-01-01 is beyond the times Granary holds (int64 "
-        "microseconds, about 292,000 years either side of 1970); fix the value or make it null",
-        column, row, value, counted));
+  auto beyond = [&](int64_t row) {
+    return Status::InvalidArgument(
+        fmt::format("column '{}', row {}: {}", column, row, TimeBeyondRange(*array, row)));
   };
   if (array->type_id() == arrow::Type::DATE32) {
     const int32_t* in = data.GetValues<int32_t>(1);
     for (int64_t i = 0; i < array->length(); ++i) {
-      if (__builtin_mul_overflow(int64_t{in[i]}, Duration::Days(1).micros, &out[i])) {
-        if (array->IsValid(i)) return beyond(i, in[i], "days");
-        out[i] = 0;
-      }
+      const std::optional<int64_t> micros = DaysToMicros(in[i]);
+      if (!micros && array->IsValid(i)) return beyond(i);
+      out[i] = micros.value_or(0);
     }
   } else {
     const int64_t* in = data.GetValues<int64_t>(1);
     for (int64_t i = 0; i < array->length(); ++i) {
-      const std::optional<int64_t> micros = CheckedTimestampToMicros(in[i], unit);
-      if (!micros) {
-        if (array->IsValid(i)) {
-          return beyond(i, in[i], unit == arrow::TimeUnit::SECOND ? "seconds" : "milliseconds");
-        }
-      }
+      const std::optional<int64_t> micros = TimestampToMicros(in[i], unit);
+      if (!micros && array->IsValid(i)) return beyond(i);
       out[i] = micros.value_or(0);
     }
   }

@@ -5,6 +5,8 @@
 #include <arrow/type_fwd.h>
 
 #include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -37,27 +39,53 @@ Result<ValueType> FromArrowType(const arrow::DataType& type);
 Status CheckReadableAs(const arrow::DataType& source, ValueType declared);
 
 // The value at row `i`, converted to `type` (which must satisfy CheckReadableAs). Null if null.
+// A time beyond int64 microseconds (TimestampToMicros) is InvalidArgument (TimeBeyondRange's
+// message, after "element <j>: " in a list); errors name no column or row: callers add them.
 Result<Value> ValueAt(const arrow::Array& array, int64_t i, ValueType type);
 
 // Appends `value` (null, or of exactly `type`) to a builder made for ToArrowType(type).
 Status AppendValue(arrow::ArrayBuilder* builder, ValueType type, const Value& value);
 
 // Microseconds of a timestamp `value` counted in `unit`; nanoseconds are floored (towards the
-// past), as everywhere in Granary. The one conversion of time units: callers with other unit
-// enums (Parquet's) map them to Arrow's.
-constexpr int64_t TimestampToMicros(int64_t value, arrow::TimeUnit::type unit) {
+// past), as everywhere in Granary. nullopt when the time is beyond int64 microseconds (about
+// 292,000 years either side of 1970), which only seconds and milliseconds can be: every caller
+// says what such a time becomes (ToUtcMicros and ValueAt: an error naming the row). The one
+// conversion of time units: callers with other unit enums (Parquet's) map them to Arrow's.
+constexpr std::optional<int64_t> TimestampToMicros(int64_t value, arrow::TimeUnit::type unit) {
+  int64_t factor = 1;
   switch (unit) {
     case arrow::TimeUnit::SECOND:
-      return value * 1'000'000;
+      factor = 1'000'000;
+      break;
     case arrow::TimeUnit::MILLI:
-      return value * 1000;
+      factor = 1000;
+      break;
     case arrow::TimeUnit::MICRO:
       return value;
     case arrow::TimeUnit::NANO:
       return FloorDiv(value, 1000);
   }
-  return value;
+  int64_t micros = 0;
+  if (__builtin_mul_overflow(value, factor, &micros)) return std::nullopt;
+  return micros;
 }
+
+// Microseconds of a date32 (`days` since 1970-01-01, at midnight UTC); nullopt beyond int64
+// microseconds (past about 106 million days either side).
+constexpr std::optional<int64_t> DaysToMicros(int64_t days) {
+  int64_t micros = 0;
+  if (__builtin_mul_overflow(days, Duration::Days(1).micros, &micros)) return std::nullopt;
+  return micros;
+}
+
+// Microseconds of element `i` (valid) of a time array: a timestamp of any unit, a date32 or a
+// date64 (midnight UTC); nullopt beyond int64 microseconds (TimestampToMicros, DaysToMicros).
+std::optional<int64_t> TimeAtMicros(const arrow::Array& array, int64_t i);
+
+// Why element `i` of a time array has no TimeAtMicros: "<value> <seconds | milliseconds | days>
+// since 1970-01-01 is beyond the times Granary holds (...); fix the value or make it null".
+// Callers put the column and the row before it.
+std::string TimeBeyondRange(const arrow::Array& array, int64_t i);
 
 // Timestamps as timestamp[us, tz=UTC]: from a timestamp of any unit (naive means UTC; nanoseconds
 // are floored to microseconds), date32/date64 (midnight UTC), or strings in ParseTimestamp's

@@ -58,6 +58,77 @@ TEST(TimestampToMicros, ScalesEveryUnitAndFloorsNanoseconds) {
   static_assert(TimestampToMicros(5, arrow::TimeUnit::MILLI) == 5000);
 }
 
+TEST(TimestampToMicros, TimesBeyondInt64MicrosecondsAreNulloptNotWrapped) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  // The last second and millisecond that fit, and the first that does not, either side of 1970.
+  EXPECT_EQ(TimestampToMicros(kMax / 1'000'000, arrow::TimeUnit::SECOND),
+            kMax / 1'000'000 * 1'000'000);
+  EXPECT_EQ(TimestampToMicros(kMax / 1'000'000 + 1, arrow::TimeUnit::SECOND), std::nullopt);
+  EXPECT_EQ(TimestampToMicros(kMin / 1'000'000 - 1, arrow::TimeUnit::SECOND), std::nullopt);
+  EXPECT_EQ(TimestampToMicros(kMax / 1000, arrow::TimeUnit::MILLI), kMax / 1000 * 1000);
+  EXPECT_EQ(TimestampToMicros(kMax / 1000 + 1, arrow::TimeUnit::MILLI), std::nullopt);
+  EXPECT_EQ(TimestampToMicros(kMin, arrow::TimeUnit::MILLI), std::nullopt);
+  // Microseconds and nanoseconds always fit.
+  EXPECT_EQ(TimestampToMicros(kMax, arrow::TimeUnit::MICRO), kMax);
+  EXPECT_EQ(TimestampToMicros(kMin, arrow::TimeUnit::NANO), kMin / 1000 - 1);
+  EXPECT_EQ(DaysToMicros(-2), -2 * Duration::Days(1).micros);
+  EXPECT_EQ(DaysToMicros(std::numeric_limits<int32_t>::max()), std::nullopt);
+  EXPECT_EQ(DaysToMicros(std::numeric_limits<int32_t>::min()), std::nullopt);
+  static_assert(!TimestampToMicros(kMax, arrow::TimeUnit::SECOND).has_value());
+}
+
+// ValueAt read a time in seconds, milliseconds or days unchecked: 1.7e18 s wrapped silently
+// into some other time. Now an error (its callers add the column and the row).
+TEST(ValueAt, TimesBeyondInt64MicrosecondsAreErrorsNamingTheRow) {
+  const auto seconds = arrow::timestamp(arrow::TimeUnit::SECOND);
+  arrow::TimestampBuilder b(seconds, arrow::default_memory_pool());
+  ASSERT_TRUE(b.AppendValues({1'700'000'000, 1'700'000'000'000'000'000}).ok());
+  auto times = b.Finish().ValueOrDie();
+  const ValueType timestamp = ValueType::Scalar(ScalarType::kTimestamp);
+  auto ok = ValueAt(*times, 0, timestamp);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(*ok, Value(Timestamp::FromSeconds(1'700'000'000)));
+  auto bad = ValueAt(*times, 1, timestamp);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().message(),
+            "1700000000000000000 seconds since 1970-01-01 is beyond the times Granary "
+            "holds (int64 microseconds, about 292,000 years either side of 1970); fix the value "
+            "or make it null");
+
+  arrow::Date32Builder days;
+  ASSERT_TRUE(days.AppendValues({19000, std::numeric_limits<int32_t>::max()}).ok());
+  auto dates = days.Finish().ValueOrDie();
+  EXPECT_EQ(*ValueAt(*dates, 0, timestamp), Value(Timestamp::FromSeconds(19000LL * 86400)));
+  EXPECT_NE(ValueAt(*dates, 1, timestamp).status().message().find("2147483647 days since"),
+            std::string::npos);
+
+  arrow::Date64Builder millis;
+  ASSERT_TRUE(millis.Append(std::numeric_limits<int64_t>::min()).ok());
+  EXPECT_NE(ValueAt(*millis.Finish().ValueOrDie(), 0, timestamp)
+                .status()
+                .message()
+                .find("-9223372036854775808 milliseconds since"),
+            std::string::npos);
+
+  // An element of a list of times.
+  arrow::ListBuilder list(
+      arrow::default_memory_pool(),
+      std::make_shared<arrow::TimestampBuilder>(arrow::timestamp(arrow::TimeUnit::MILLI),
+                                                arrow::default_memory_pool()));
+  ASSERT_TRUE(list.Append().ok());
+  auto* items = static_cast<arrow::TimestampBuilder*>(list.value_builder());
+  ASSERT_TRUE(items->AppendValues({5, std::numeric_limits<int64_t>::max()}).ok());
+  auto lists = list.Finish().ValueOrDie();
+  auto in_list = ValueAt(*lists, 0, ValueType::List(ScalarType::kTimestamp));
+  ASSERT_FALSE(in_list.ok());
+  EXPECT_NE(in_list.status().message().find(
+                "element 1: 9223372036854775807 milliseconds since 1970-01-01"),
+            std::string::npos)
+      << in_list.status().ToString();
+}
+
 // Found by fuzz/flight_entities_fuzz.cc (fuzz/corpus/flight_entities/crash_seconds_overflow): an
 // uploaded entity time of 1.7e18 seconds was multiplied into microseconds unchecked (signed
 // overflow) when the entity rows were normalized; file sources take the same path.
