@@ -149,6 +149,17 @@ Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Impl::Convert(
     keep.UnsafeAppend(in);
     kept += in;
   }
+  if (kept == 0) {
+    // Every row out of range (a row group the statistics could not prune): no Filter of every
+    // column for nothing.
+    arrays.clear();
+    auto empty = arrow::RecordBatch::MakeEmpty(schema);
+    if (!empty.ok()) return Status::Internal(empty.status().ToString());
+    auto no_rows = arrow::MakeEmptyArray(arrow::int64());
+    if (!no_rows.ok()) return Status::Internal(no_rows.status().ToString());
+    positions.rows = *no_rows;
+    return *empty;
+  }
   auto batch = arrow::RecordBatch::Make(schema, n, std::move(arrays));
   if (kept == n) return batch;
   std::shared_ptr<arrow::Array> mask;

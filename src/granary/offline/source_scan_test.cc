@@ -161,6 +161,45 @@ TEST(FeatureSourceScan, ReadPositionsFindTheSameRowsWithoutTheEventTime) {
   EXPECT_EQ((*all)->FilesFingerprint(), (*filtered)->FilesFingerprint());
 }
 
+TEST(FeatureSourceScan, BatchesWithNoRowInRangeKeepTheNextRowsPositions) {
+  // One row group whose times straddle the range (its statistics cannot prune it) with a single
+  // row inside, read 2 rows a batch: every batch before that row keeps none.
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  const std::vector<int64_t> hours = {0, 100, 1, 99, 2, 98, 3, 97, 4, 96, 55, 5};
+  arrow::Int32Builder ids;
+  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MILLI),
+                             arrow::default_memory_pool());
+  arrow::FloatBuilder rate;
+  for (size_t i = 0; i < hours.size(); ++i) {
+    ASSERT_TRUE(ids.Append(1).ok());
+    ASSERT_TRUE(ts.Append(hours[i] * 3'600'000).ok());
+    ASSERT_TRUE(rate.Append(static_cast<float>(i)).ok());
+  }
+  auto table = arrow::Table::Make(
+      arrow::schema({arrow::field("driver_id", arrow::int32()),
+                     arrow::field("event_timestamp", arrow::timestamp(arrow::TimeUnit::MILLI)),
+                     arrow::field("rate", arrow::float32())}),
+      {ids.Finish().ValueOrDie(), ts.Finish().ValueOrDie(), rate.Finish().ValueOrDie()});
+  std::filesystem::create_directories(dir.path() / "data");
+  auto out = arrow::io::FileOutputStream::Open((dir.path() / "data/a.parquet").string());
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), *out, 100).ok());
+  ASSERT_TRUE((*out)->Close().ok());
+  Definitions defs = Load(Defs("data"));
+  SourceScanOptions options;
+  options.start = Timestamp::FromSeconds(50 * 3600);
+  options.end = Timestamp::FromSeconds(60 * 3600);
+  options.batch_rows = 2;
+  auto scan = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], options);
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  const std::map<int64_t, double> rows = RatesByPosition(scan->get());
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows.begin()->first, 10);
+  EXPECT_EQ(rows.begin()->second, 10.0);
+  EXPECT_EQ((*scan)->stats().rows_scanned, 12);
+  EXPECT_EQ((*scan)->stats().rows_returned, 1);
+}
+
 TEST(FeatureSourceScan, RowGroupsWithoutAWantedRowAreNotReadAndPositionsHold) {
   auto dir = TempDir::Make("granary-scan-").ValueOrDie();
   WriteHourlyWithNullTimes(dir.path() / "data/a.parquet", 100, 10);
