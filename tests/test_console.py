@@ -408,8 +408,11 @@ def test_make_demo_ui_leaves_the_console_running_until_interrupted(granary_bin, 
                UI="1", UI_PORT="0")
     # Its own process group (the script's pid), so that whatever happens the test can find and
     # stop what the script started: killing the script alone would orphan its servers.
+    # SIGINT at its default: a shell started with it ignored (as pytest is when it runs as a
+    # background job of a non-interactive shell) can neither trap nor reset it.
     proc = subprocess.Popen([str(ROOT / "scripts" / "demo")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     out = ""
     try:

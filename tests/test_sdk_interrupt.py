@@ -41,6 +41,9 @@ sys.path.insert(0, sys.argv[2])
 import granary
 import pyarrow.parquet as pq
 
+# Ctrl-C raises KeyboardInterrupt even when this process was started with SIGINT ignored (a
+# background job of a non-interactive shell is): Python then leaves it ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 store = granary.FeatureStore(sys.argv[1])
 entities = pq.read_table(os.path.join(sys.argv[1], "entities.parquet"))
 timer = threading.Timer(float(sys.argv[3]), lambda: os.kill(os.getpid(), signal.SIGINT))
@@ -102,6 +105,7 @@ import json, os, signal, sys, threading
 sys.path.insert(0, sys.argv[2])
 import granary
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as above
 store = granary.FeatureStore(sys.argv[1])
 timer = threading.Timer(float(sys.argv[3]), lambda: os.kill(os.getpid(), signal.SIGINT))
 out = {}
