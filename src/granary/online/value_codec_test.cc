@@ -296,8 +296,10 @@ TEST(ValueCodec, TimesBeyondInt64MicrosecondsAreRejectedNamingTheColumnAndRow) {
   const std::string beyond =
       "1700000000000000000 seconds since 1970-01-01 is beyond the times Granary holds";
 
-  // Times in range, in seconds: encoded as microseconds.
-  auto fine = BodyEncoder::Make(*view, *replaced("f_timestamp", seconds({7, -7})));
+  // Times in range, in seconds: encoded as microseconds. (The encoder reads the batch's arrays:
+  // the batch must outlive it.)
+  const auto in_range = replaced("f_timestamp", seconds({7, -7}));
+  auto fine = BodyEncoder::Make(*view, *in_range);
   ASSERT_TRUE(fine.ok()) << fine.status().ToString();
   std::string body;
   ASSERT_TRUE(fine->Append(1, &body).ok());
