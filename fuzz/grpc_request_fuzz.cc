@@ -3,7 +3,8 @@
 // as gRPC does), converted to the transport-free request (serving/grpc/feast_proto.h), resolved
 // against the served definitions, and answered for an all-NOT_FOUND read in Feast's messages.
 // Properties beyond "never crash": the answer has one FeatureVector per entity and feature
-// column, each with one value, status and event time per entity row, and it serializes.
+// column, each with one value, status and event time per entity row, it serializes, and the bytes
+// the server sends (WriteFeastResponse, feast_wire.h) are exactly protobuf's serialization.
 // Run with -max_len up to the gRPC server's message limit (4 MiB: fuzz/grpc_request.flags).
 #include <cstdint>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include "feast/serving/ServingService.pb.h"
 #include "granary/online/online_features.h"
 #include "granary/serving/grpc/feast_proto.h"
+#include "granary/serving/grpc/feast_wire.h"
 #include "serving_fixture.h"
 
 namespace {
@@ -52,5 +54,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   std::string bytes;
   if (!response.SerializeToString(&bytes)) Fail("the answer does not serialize", request);
+  std::string wire;
+  granary::serving::WriteFeastResponse(*resolved, *features, &wire);
+  if (wire != bytes) Fail("the answer's bytes differ from protobuf's serialization", request);
   return 0;
 }

@@ -28,7 +28,9 @@ request with nothing to do (a GET answered 404; GetFeastServingInfo). --no-grpc 
 
 --form default,compact measures each fixed rate in each answer form: Feast's shape (default) and
 Granary's compact form (include_statuses and include_event_timestamps false: values only,
-docs/SERVING.md), alternating within each repetition. Beside each fixed-rate measurement, where
+docs/SERVING.md), alternating within each repetition. The form `grpc` measures the same requests
+over Feast's gRPC API at the same rate instead of vegeta's HTTP (serve_grpc_load open loop,
+answers received and not parsed; protobuf always carries the statuses and times). Beside each fixed-rate measurement, where
 the time goes, as means per request: the client's latency (vegeta's), the server's own time from
 its /metrics histograms (the request from its headers read to its answer handed to the socket,
 of which the store read, then the send: the answer handed to the socket until the kernel took
@@ -57,8 +59,9 @@ from pathlib import Path
 import numpy as np
 
 import processes
-from measure import (FORMS, TIMING_METRICS, error_kinds_text, health_targets_file, percentiles_us,
-                     server_snapshot, targets_file, vegeta, vegeta_command, vegeta_rows)
+from measure import (FORMS, TIMING_METRICS, error_kinds_text, grpc_at_rate, health_targets_file,
+                     percentiles_us, server_snapshot, targets_file, vegeta, vegeta_command,
+                     vegeta_rows)
 from processes import (FEATURES_PER_VIEW, ROOT, VIEWS, AnswerFloor, Redis, Server, make_repo,
                        parse_cpus, run)
 
@@ -272,7 +275,9 @@ def main():
                     help="measurements per fixed rate (each followed by its floor); medians shown")
     ap.add_argument("--form", default="default",
                     help="answer forms measured at each fixed rate, of " + ", ".join(FORMS) +
-                         " (e.g. default,compact); the maximum is measured in the first")
+                         ", or grpc (Feast's gRPC API, same requests and rate; e.g. "
+                         "default,compact,grpc); the maximum is measured in the first HTTP "
+                         "form")
     ap.add_argument("--server-cpus", default="",
                     help="CPUs (e.g. 0, or 0-1) that granary serve and redis-server may run "
                          "on; default: any")
@@ -301,8 +306,13 @@ def main():
     rates = [int(r) for r in args.rates.split(",")]
     forms = args.form.split(",")
     for form in forms:
-        if form not in FORMS:
-            sys.exit(f"--form: unknown form '{form}'; the forms are {', '.join(FORMS)}")
+        if form not in FORMS and form != "grpc":
+            sys.exit(f"--form: unknown form '{form}'; the forms are {', '.join(FORMS)} and grpc")
+    if not [f for f in forms if f != "grpc"]:
+        sys.exit("--form: name at least one HTTP form (default or compact) beside grpc: the "
+                 "case's maximum is measured in it")
+    # The HTTP form first: the maximum and the targets are the first form's.
+    forms = [f for f in forms if f != "grpc"] + [f for f in forms if f == "grpc"]
     vegeta_version = "v12.13.0"
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}; vegeta {vegeta_version}; "
           f"{args.entities} entities x {VIEWS} views x {FEATURES_PER_VIEW} features; "
@@ -346,6 +356,8 @@ def main():
                         count = max(200, min(20_000, 200_000 // batch))
                         form_targets = {}
                         for form in forms:
+                            if form == "grpc":
+                                continue
                             form_targets[form] = data / f"targets-{batch}-{n_features}-{form}.json"
                             targets_file(form_targets[form], server.port, batch, n_features,
                                          args.entities, count, seed=batch * 1000 + n_features,
@@ -380,11 +392,11 @@ def main():
                         floor_server, floor_targets = None, {}
                         if not args.no_answer_floor:
                             answers = {}
-                            for form in forms:
+                            for form in form_targets:
                                 answers[form] = data / f"answer-{batch}-{n_features}-{form}.json"
                                 answers[form].write_bytes(first_answer(form_targets[form]))
                             floor_server = AnswerFloor(args.threads, answers)
-                            for form in forms:
+                            for form in form_targets:
                                 floor_targets[form] = data / f"targets-floor-{form}.json"
                                 targets_file(floor_targets[form], floor_server.port, batch,
                                              n_features, args.entities, count,
@@ -425,6 +437,12 @@ def measure_rates(args, case, case_rates, top, forms, form_targets, floor_target
         health_runs = []
         for _ in range(args.repeat):
             for form in forms:
+                if form == "grpc":
+                    runs[form].append(grpc_at_rate(
+                        GRPC_LOAD, server.grpc_port, batch, n_features, args.entities, rate,
+                        args.duration, args.max_workers,
+                        snapshot=lambda: server_snapshot(server, redis)))
+                    continue
                 runs[form].append(vegeta(
                     form_targets[form], rate, args.duration, data,
                     args.max_workers,
@@ -453,7 +471,8 @@ def measure_rates(args, case, case_rates, top, forms, form_targets, floor_target
                       "ok": sum(x["ok"] for x in fr),
                       "errors": sum(x["errors"] for x in fr),
                       "error_kinds": summed_kinds(fr),
-                      "answer_bytes": answer_bytes(form_targets[form]),
+                      "answer_bytes": (answer_bytes(form_targets[form])
+                                       if form in form_targets else 0),
                       "repeats": fr})
             results.append({**case, "kind": "rate", **r})
             name = "" if len(forms) == 1 else f" ({form})"
@@ -503,8 +522,11 @@ def measure_rates(args, case, case_rates, top, forms, form_targets, floor_target
             print(f"{'':15} means: client {fmt_us(r['mean_us'])} | server "
                   f"{fmt_us(r['handled_us'])} (store read "
                   f"{fmt_us(r['store_read_us'])}), then send "
-                  f"{fmt_us(r['send_us'])} | CPU per request: {cpu} | "
-                  f"answer {r['answer_bytes'] / 1000:.0f} KB", flush=True)
+                  f"{fmt_us(r['send_us'])} | CPU per request: {cpu}"
+                  + (f" | answer {r['answer_bytes'] / 1000:.0f} KB" if r["answer_bytes"] else
+                     " (gRPC: the server's time ends when the answer is handed to gRPC, which "
+                     "serializes and sends it; vegeta's column is serve_grpc_load's)"),
+                  flush=True)
             if "total_p99_us" in r:
                 print(timing_line(r), flush=True)
 

@@ -179,6 +179,10 @@ SERVER_TIMES = {
     "handled": 'granary_http_request_duration_seconds_{}{{path="/get-online-features"}}',
     "store_read": "granary_online_store_read_seconds_{}{{",
     "send": 'granary_http_response_send_seconds_{}{{path="/get-online-features"}}',
+    # gRPC: from the call received to its answer handed to gRPC (which then serializes and sends
+    # it: not included).
+    "grpc_handled": ('granary_grpc_request_duration_seconds_{}'
+                     '{{method="/feast.serving.ServingService/GetOnlineFeatures"}}'),
 }
 
 
@@ -227,6 +231,26 @@ def breakdown(before, after, requests):
     for name in ("server_cpu", "server_sys", "redis_cpu", "children_cpu"):
         out[f"{name}_us"] = 1e6 * (after[name] - before[name]) / max(1, requests)
     return out
+
+
+def grpc_at_rate(grpc_load, port, batch, n_features, entities, rate, duration, workers,
+                 snapshot):
+    """Feast's gRPC GetOnlineFeatures at a fixed rate, open loop (serve_grpc_load with a RATE:
+    answers received, not parsed, as vegeta treats HTTP's), with the same breakdown as vegeta's
+    (the server's gRPC time in place of its HTTP time)."""
+    before = snapshot()
+    out = subprocess.run([str(grpc_load), str(port), str(batch), str(n_features), str(entities),
+                          str(duration), str(workers), "raw", str(rate)], check=True,
+                         capture_output=True, text=True, preexec_fn=pinned_to(processes.CLIENT_CPUS))
+    after = snapshot()
+    result = json.loads(out.stdout)
+    ok = int(round(result["achieved_rate"] * duration))
+    result.update({"rate": rate, "ok": ok, "error_kinds": ({"grpc": result["errors"]}
+                                                           if result["errors"] else {})})
+    result.update(breakdown(before, after, ok + result["errors"]))
+    result["handled_us"] = result.pop("grpc_handled_us")
+    result["send_us"] = 0.0  # not measured: gRPC serializes and sends after the handler
+    return result
 
 
 def vegeta(targets, rate, duration, workdir, max_workers, ok_code=200, snapshot=None):

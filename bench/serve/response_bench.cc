@@ -11,6 +11,12 @@
 //                       the compact form (no statuses, no event times: docs/SERVING.md)
 //   BM_WriteResponseWarm  the same, one read written again and again (in the caches, as in the
 //                       server right after the read)
+//   BM_FeastProto       the same answer as Feast's gRPC GetOnlineFeaturesResponse, what the gRPC
+//                       server does for it: the message built on a protobuf arena (ToFeastProto)
+//                       and serialized to its bytes, cycling through 64 reads like
+//                       BM_WriteResponse
+//   BM_FeastWire        the same bytes written straight from the read (WriteFeastResponse,
+//                       serving/grpc/feast_wire.h: what the gRPC server does now)
 //   BM_ShortestFloat64  the floats of one 100 x 250 answer formatted: std::to_chars (/0/x) and
 //                       serving::FormatShortest (/1/x), of 17 digits (/x/0) or 2 decimals (/x/1)
 //   BM_CopyResponse     baseline: copying a buffer of the response's size (the floor of writing),
@@ -47,6 +53,8 @@
 #include "../common/sorted_multiget.h"
 #include "granary/common/temp_dir.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
+#include "granary/serving/grpc/feast_proto.h"
+#include "granary/serving/grpc/feast_wire.h"
 #include "granary/serving/json_format.h"
 #include "granary/serving/online_features.h"
 
@@ -175,6 +183,42 @@ void BM_WriteResponse(benchmark::State& state) {
     OnlineFeaturesService::WriteResponse(resolved[k], reads[k], &json);
     bytes += json.size();
     benchmark::DoNotOptimize(json);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+
+void BM_FeastProto(benchmark::State& state) {
+  Fixture::Get();
+  const auto resolved = Resolved(static_cast<int>(state.range(0)));
+  std::vector<OnlineFeatures> reads;
+  for (const auto& r : resolved) reads.push_back(Fixture::Get().store->Read(r.read).ValueOrDie());
+  size_t i = 0, bytes = 0;
+  for (auto _ : state) {
+    google::protobuf::Arena arena;
+    auto* response =
+        google::protobuf::Arena::Create<feast::serving::GetOnlineFeaturesResponse>(&arena);
+    const size_t k = i++ % reads.size();
+    serving::ToFeastProto(resolved[k], reads[k], response);
+    std::string wire;
+    response->SerializeToString(&wire);
+    bytes += wire.size();
+    benchmark::DoNotOptimize(wire);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+
+void BM_FeastWire(benchmark::State& state) {
+  Fixture::Get();
+  const auto resolved = Resolved(static_cast<int>(state.range(0)));
+  std::vector<OnlineFeatures> reads;
+  for (const auto& r : resolved) reads.push_back(Fixture::Get().store->Read(r.read).ValueOrDie());
+  size_t i = 0, bytes = 0;
+  for (auto _ : state) {
+    std::string wire;
+    const size_t k = i++ % reads.size();
+    serving::WriteFeastResponse(resolved[k], reads[k], &wire);
+    bytes += wire.size();
+    benchmark::DoNotOptimize(wire);
   }
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
 }
@@ -515,6 +559,8 @@ BENCHMARK(BM_StoreRead)->Arg(1)->Arg(100);
 // The response in Feast's shape (/x/0) and in the compact form (/x/1).
 BENCHMARK(BM_WriteResponse)->ArgsProduct({{1, 100}, {0, 1}});
 BENCHMARK(BM_WriteResponseWarm)->ArgsProduct({{1, 100}, {0, 1}});
+BENCHMARK(BM_FeastProto)->Arg(1)->Arg(100);
+BENCHMARK(BM_FeastWire)->Arg(1)->Arg(100);
 BENCHMARK(BM_ShortestFloat64)->ArgsProduct({{0, 1}, {0, 1}});
 BENCHMARK(BM_CopyResponse)->ArgsProduct({{1, 100}, {0, 1}});
 // Wall time, and the CPU time of the whole process (the caller and the helper): what splitting

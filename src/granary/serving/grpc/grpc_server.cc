@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -12,6 +13,7 @@
 
 #include "feast/serving/ServingService.grpc.pb.h"
 #include "granary/serving/grpc/feast_proto.h"
+#include "granary/serving/grpc/feast_wire.h"
 #include "granary/serving/http/http_server.h"
 
 namespace granary::serving {
@@ -44,48 +46,34 @@ grpc::Status ToGrpc(const Status& st) {
 
 using Clock = std::chrono::steady_clock;
 
-// GetOnlineFeatures' request and response on one protobuf arena per call: a response of
-// R rows x F features holds R*F Values and R*F Timestamps, which the default allocator would
-// allocate (and free) one by one; on the arena they are carved from a few blocks and freed at
-// once when gRPC releases the call.
-class ArenaMessages final : public grpc::MessageHolder<feast::serving::GetOnlineFeaturesRequest,
-                                                       feast::serving::GetOnlineFeaturesResponse> {
- public:
-  ArenaMessages() : arena_(Options()) {
-    set_request(
-        google::protobuf::Arena::CreateMessage<feast::serving::GetOnlineFeaturesRequest>(&arena_));
-    set_response(
-        google::protobuf::Arena::CreateMessage<feast::serving::GetOnlineFeaturesResponse>(&arena_));
-  }
-  void Release() override { delete this; }
+// GetOnlineFeatures' request, parsed from its bytes on a protobuf arena: its entities' R Values
+// are carved from one block instead of allocated one by one.
+google::protobuf::ArenaOptions RequestArena() {
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = 16 << 10;  // a request of a few hundred entities fits
+  options.max_block_size = 1 << 20;
+  return options;
+}
 
- private:
-  static google::protobuf::ArenaOptions Options() {
-    google::protobuf::ArenaOptions options;
-    options.start_block_size = 16 << 10;  // a small request and its answer fit the first block
-    options.max_block_size = 4 << 20;
-    return options;
-  }
-  google::protobuf::Arena arena_;
-};
-
-class ArenaAllocator final
-    : public grpc::MessageAllocator<feast::serving::GetOnlineFeaturesRequest,
-                                    feast::serving::GetOnlineFeaturesResponse> {
- public:
-  grpc::MessageHolder<feast::serving::GetOnlineFeaturesRequest,
-                      feast::serving::GetOnlineFeaturesResponse>*
-  AllocateMessages() override {
-    return new ArenaMessages();
-  }
-};
+// The answer's bytes handed to gRPC without a copy: the slice owns the string.
+grpc::ByteBuffer OwnedBytes(std::string bytes) {
+  auto* owned = new std::string(std::move(bytes));
+  grpc::Slice slice(
+      owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+  return grpc::ByteBuffer(&slice, 1);
+}
 
 }  // namespace
 
-struct GrpcServer::Impl final : public feast::serving::ServingService::CallbackService {
+// GetOnlineFeatures is a raw method: its request is parsed here and its answer written as
+// protobuf's bytes (feast_wire.h) rather than built as a message for gRPC to serialize.
+using ServiceBase = feast::serving::ServingService::WithCallbackMethod_GetFeastServingInfo<
+    feast::serving::ServingService::WithRawCallbackMethod_GetOnlineFeatures<
+        feast::serving::ServingService::Service>>;
+
+struct GrpcServer::Impl final : public ServiceBase {
   GrpcServerOptions options;
   ServingContext* ctx = nullptr;
-  ArenaAllocator allocator;  // declared before `server`: destroyed after it
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 
@@ -109,8 +97,8 @@ struct GrpcServer::Impl final : public feast::serving::ServingService::CallbackS
     m->method = method;
     m->latency = &ctx->metrics.registry->GetHistogram(
         "granary_grpc_request_duration_seconds",
-        "Time from a gRPC call received to its answer handed to gRPC, by method.", LatencyBuckets(),
-        {{"method", method}});
+        "Time from a gRPC call received to its answer's bytes handed to gRPC, by method.",
+        LatencyBuckets(), {{"method", method}});
   }
 
   Counter* CodeCounter(MethodMetrics& m, int code) {
@@ -179,9 +167,9 @@ struct GrpcServer::Impl final : public feast::serving::ServingService::CallbackS
     return reactor;
   }
 
-  grpc::ServerUnaryReactor* GetOnlineFeatures(
-      grpc::CallbackServerContext* call, const feast::serving::GetOnlineFeaturesRequest* request,
-      feast::serving::GetOnlineFeaturesResponse* response) override {
+  grpc::ServerUnaryReactor* GetOnlineFeatures(grpc::CallbackServerContext* call,
+                                              const grpc::ByteBuffer* request_bytes,
+                                              grpc::ByteBuffer* response) override {
     const auto started = Clock::now();
     grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
     if (!Authorized(call)) {
@@ -193,6 +181,18 @@ struct GrpcServer::Impl final : public feast::serving::ServingService::CallbackS
       Finish(reactor, online_metrics, started, ToGrpc(st));
       return reactor;
     };
+    google::protobuf::Arena arena(RequestArena());
+    auto* request =
+        google::protobuf::Arena::CreateMessage<feast::serving::GetOnlineFeaturesRequest>(&arena);
+    {
+      // The reader only reads the buffer's slices (gRPC's own deserializer takes it non-const).
+      grpc::ProtoBufferReader reader(const_cast<grpc::ByteBuffer*>(request_bytes));
+      if (!request->ParseFromZeroCopyStream(&reader)) {
+        return fail(Status::InvalidArgument(
+            "the request is not a feast.serving.GetOnlineFeaturesRequest (its protobuf bytes "
+            "do not parse); send one built from Feast's ServingService.proto"));
+      }
+    }
     auto parsed = FromFeastProto(*request);
     if (!parsed.ok()) return fail(parsed.status());
     const size_t rows = parsed->entities.empty() ? 0 : parsed->entities.front().values.size();
@@ -225,10 +225,9 @@ struct GrpcServer::Impl final : public feast::serving::ServingService::CallbackS
   }
 
   // Completes a GetOnlineFeatures call with the store's answer (on any thread).
-  void Answer(grpc::ServerUnaryReactor* reactor,
-              feast::serving::GetOnlineFeaturesResponse* response, Clock::time_point started,
-              Clock::time_point read_started, const ResolvedOnlineRequest& resolved,
-              Result<OnlineFeatures> features) {
+  void Answer(grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* response,
+              Clock::time_point started, Clock::time_point read_started,
+              const ResolvedOnlineRequest& resolved, Result<OnlineFeatures> features) {
     ctx->metrics.store_read_seconds->Observe(
         std::chrono::duration<double>(Clock::now() - read_started).count());
     if (!features.ok()) {
@@ -240,7 +239,9 @@ struct GrpcServer::Impl final : public feast::serving::ServingService::CallbackS
       ctx->metrics.CountError(kGetOnlineFeatures, st);
       return Finish(reactor, online_metrics, started, ToGrpc(st));
     }
-    ToFeastProto(resolved, *features, response);
+    std::string bytes;
+    WriteFeastResponse(resolved, *features, &bytes);
+    *response = OwnedBytes(std::move(bytes));
     Finish(reactor, online_metrics, started, grpc::Status::OK);
   }
 
@@ -293,7 +294,6 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOptions& o
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   // One port, one server: no second process silently sharing it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  impl->SetMessageAllocatorFor_GetOnlineFeatures(&impl->allocator);
   builder.RegisterService(impl.get());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0) {
