@@ -188,10 +188,71 @@ int ListField(ScalarType t) {
   return 0;
 }
 
-// One element of FeatureVector.values for a feature value: key, length, the Value's bytes. The
-// scalars of fixed size (the common case) are written with their length known.
+constexpr int kValuesField = fs::GetOnlineFeaturesResponse_FeatureVector::kValuesFieldNumber;
+static_assert(Tag(kValuesField, kLen) < 0x80, "the values field's key is one byte");
+
+// The longest element of FeatureVector.values holding a number: key, length, tag, 10-byte varint.
+constexpr size_t kMaxNumberElement = 13;
+
+// Writes at `p` one element of FeatureVector.values for a non-null number (every scalar type but
+// string and bytes) of type T: [key][length][the Value's bytes: tag, payload], the length one
+// byte (at most 11). Returns the end.
+template <ScalarType T>
+char* PutNumber(const ValueRef& v, char* p) {
+  p[0] = static_cast<char>(Tag(kValuesField, kLen));
+  char* const body = p + 2;
+  char* e = body;
+  if constexpr (T == ScalarType::kFloat64) {
+    e = PutVarint(Tag(fp::Value::kDoubleValFieldNumber, kI64), e);
+    const double x = v.AsFloat64();
+    std::memcpy(e, &x, 8);
+    e += 8;
+  } else if constexpr (T == ScalarType::kInt64) {
+    e = PutVarint(Tag(fp::Value::kInt64ValFieldNumber, kVarint), e);
+    e = PutVarint(static_cast<uint64_t>(v.AsInt64()), e);
+  } else if constexpr (T == ScalarType::kFloat32) {
+    e = PutVarint(Tag(fp::Value::kFloatValFieldNumber, kI32), e);
+    const float x = v.AsFloat32();
+    std::memcpy(e, &x, 4);
+    e += 4;
+  } else if constexpr (T == ScalarType::kInt32) {
+    e = PutVarint(Tag(fp::Value::kInt32ValFieldNumber, kVarint), e);
+    e = PutVarint(Int32Wire(v.AsInt32()), e);
+  } else if constexpr (T == ScalarType::kBool) {
+    e = PutVarint(Tag(fp::Value::kBoolValFieldNumber, kVarint), e);
+    *e++ = v.AsBool() ? 1 : 0;
+  } else {
+    static_assert(T == ScalarType::kTimestamp, "numbers only");
+    e = PutVarint(Tag(fp::Value::kUnixTimestampValFieldNumber, kVarint), e);
+    e = PutVarint(static_cast<uint64_t>(FloorSeconds(v.AsTimestamp())), e);
+  }
+  p[1] = static_cast<char>(e - body);
+  return e;
+}
+
+// FeatureVector.values of a column of numbers of type T, every row: written into room made for
+// the longest elements, then cut to what was written.
+template <ScalarType T>
+void NumberColumn(const OnlineFeatures& features, uint32_t view, uint32_t feature, size_t rows,
+                  std::string* out) {
+  const size_t start = out->size();
+  out->resize(start + rows * kMaxNumberElement);
+  char* p = out->data() + start;
+  for (size_t r = 0; r < rows; ++r) {
+    const ValueRef v = features.value(view, feature, r);
+    if (v.is_null()) {  // an empty Value: Feast's null
+      *p++ = static_cast<char>(Tag(kValuesField, kLen));
+      *p++ = '\0';
+    } else {
+      p = PutNumber<T>(v, p);
+    }
+  }
+  out->resize(p - out->data());
+}
+
+// One element of FeatureVector.values for a feature value (any type), as SetValue sets it.
 void FeatureValue(Wire& w, const ValueRef& v) {
-  constexpr int kValues = fs::GetOnlineFeaturesResponse_FeatureVector::kValuesFieldNumber;
+  constexpr int kValues = kValuesField;
   std::string* out = w.out();
   if (v.is_null()) {  // an empty Value: Feast's null
     w.Key(kValues, kLen);
@@ -199,42 +260,26 @@ void FeatureValue(Wire& w, const ValueRef& v) {
     return;
   }
   if (!v.type.is_list) {
-    // [key][length][the Value's bytes: tag, payload]: at most 11 bytes for a number, so the
-    // length is one byte; written in one piece.
-    static_assert(Tag(kValues, kLen) < 0x80, "the values field's key is one byte");
-    char buf[16];
-    char* const body = buf + 2;
-    char* e = body;
+    char buf[kMaxNumberElement];
+    char* e = buf;
     switch (v.type.scalar) {
-      case ScalarType::kFloat64: {
-        e = PutVarint(Tag(fp::Value::kDoubleValFieldNumber, kI64), e);
-        const double x = v.AsFloat64();
-        std::memcpy(e, &x, 8);
-        e += 8;
+      case ScalarType::kFloat64:
+        e = PutNumber<ScalarType::kFloat64>(v, buf);
         break;
-      }
       case ScalarType::kInt64:
-        e = PutVarint(Tag(fp::Value::kInt64ValFieldNumber, kVarint), e);
-        e = PutVarint(static_cast<uint64_t>(v.AsInt64()), e);
+        e = PutNumber<ScalarType::kInt64>(v, buf);
         break;
-      case ScalarType::kFloat32: {
-        e = PutVarint(Tag(fp::Value::kFloatValFieldNumber, kI32), e);
-        const float x = v.AsFloat32();
-        std::memcpy(e, &x, 4);
-        e += 4;
+      case ScalarType::kFloat32:
+        e = PutNumber<ScalarType::kFloat32>(v, buf);
         break;
-      }
       case ScalarType::kInt32:
-        e = PutVarint(Tag(fp::Value::kInt32ValFieldNumber, kVarint), e);
-        e = PutVarint(Int32Wire(v.AsInt32()), e);
+        e = PutNumber<ScalarType::kInt32>(v, buf);
         break;
       case ScalarType::kBool:
-        e = PutVarint(Tag(fp::Value::kBoolValFieldNumber, kVarint), e);
-        *e++ = v.AsBool() ? 1 : 0;
+        e = PutNumber<ScalarType::kBool>(v, buf);
         break;
       case ScalarType::kTimestamp:
-        e = PutVarint(Tag(fp::Value::kUnixTimestampValFieldNumber, kVarint), e);
-        e = PutVarint(static_cast<uint64_t>(FloorSeconds(v.AsTimestamp())), e);
+        e = PutNumber<ScalarType::kTimestamp>(v, buf);
         break;
       case ScalarType::kString:
       case ScalarType::kBytes: {
@@ -248,8 +293,6 @@ void FeatureValue(Wire& w, const ValueRef& v) {
         return;
       }
     }
-    buf[0] = static_cast<char>(Tag(kValues, kLen));
-    buf[1] = static_cast<char>(e - body);
     out->append(buf, e - buf);
     return;
   }
