@@ -5,6 +5,7 @@
 #include "granary/serving/grpc/grpc_server.h"
 
 #include <arrow/api.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -189,6 +190,47 @@ TEST_P(GrpcServerTest, ErrorsAreGrpcCodesWithTheServicesMessages) {
                       "GetOnlineFeatures\",code=\"INVALID_ARGUMENT\"} 4"),
             std::string::npos)
       << text;
+}
+
+// GetOnlineFeatures parses its request itself (a raw method, so that it can write its answer as
+// bytes): bytes that are no GetOnlineFeaturesRequest are INVALID_ARGUMENT saying so, and the
+// server goes on answering.
+TEST_P(GrpcServerTest, BytesThatAreNoRequestAreInvalidArgument) {
+  grpc::GenericStub generic(grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_->port()),
+                                                grpc::InsecureChannelCredentials()));
+  grpc::CompletionQueue cq;
+  // A truncated varint, a length past the end, a group end without a start.
+  for (std::string bad : {std::string("\x08\xff", 2),
+                          std::string("\x12\x7f"
+                                      "ab",
+                                      4),
+                          std::string("\x0c", 1)}) {
+    grpc::Slice slice(bad);
+    grpc::ByteBuffer send(&slice, 1);
+    grpc::ByteBuffer received;
+    grpc::Status st;
+    grpc::ClientContext context;
+    auto call = generic.PrepareUnaryCall(
+        &context, "/feast.serving.ServingService/GetOnlineFeatures", send, &cq);
+    call->StartCall();
+    call->Finish(&received, &st, reinterpret_cast<void*>(1));
+    void* tag = nullptr;
+    bool ok = false;
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(st.error_message().find("is not a feast.serving.GetOnlineFeaturesRequest"),
+              std::string::npos)
+        << st.error_message();
+  }
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+  }
+  fs::GetOnlineFeaturesResponse response;
+  grpc::Status st = Call(Request({"risk:score"}, {1001}), &response);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(response.results(1).values(0).double_val(), 0.5);
 }
 
 // Found writing fuzz/grpc_request_fuzz.cc (its corpus keeps crash_unix_timestamp_int64_max): a
