@@ -381,7 +381,7 @@ void Statuses(Wire& w, size_t rows, StatusAt status_at) {
 }  // namespace
 
 void WriteFeastResponse(const ResolvedOnlineRequest& request, const OnlineFeatures& features,
-                        std::string* out) {
+                        std::string* out, ForkJoinPool* split) {
   using Response = fs::GetOnlineFeaturesResponse;
   using Metadata = fs::GetOnlineFeaturesResponseMetadata;
   Wire w(out);
@@ -415,20 +415,76 @@ void WriteFeastResponse(const ResolvedOnlineRequest& request, const OnlineFeatur
     }
     w.End(vector);
   }
+  // Every feature of a view repeats its rows' event times: written once per view, copied.
   std::vector<std::string> view_times(request.read.views.size());
   std::vector<bool> have_times(request.read.views.size());
   for (const auto& c : request.columns) {
-    if (!have_times[c.view]) {
-      Wire times(&view_times[c.view]);
-      for (size_t r = 0; r < rows; ++r) EventTime(times, features.event_timestamp(c.view, r));
-      have_times[c.view] = true;
+    if (have_times[c.view]) continue;
+    Wire times(&view_times[c.view]);
+    for (size_t r = 0; r < rows; ++r) EventTime(times, features.event_timestamp(c.view, r));
+    have_times[c.view] = true;
+  }
+  // The FeatureVectors of columns [begin, end) appended to `to`.
+  auto write_columns = [&](size_t begin, size_t end, std::string* to) {
+    Wire w(to);
+    std::string* out = to;
+    for (size_t i = begin; i < end; ++i) {
+      const auto& c = request.columns[i];
+      const size_t vector = w.Begin(Response::kResultsFieldNumber);
+      const ViewRead& read = request.read.views[c.view];
+      const ValueType type = read.view->features()[read.features[c.feature]].type;
+      switch (type.is_list ? ScalarType::kString : type.scalar) {
+        case ScalarType::kFloat64:
+          NumberColumn<ScalarType::kFloat64>(features, c.view, c.feature, rows, out);
+          break;
+        case ScalarType::kInt64:
+          NumberColumn<ScalarType::kInt64>(features, c.view, c.feature, rows, out);
+          break;
+        case ScalarType::kFloat32:
+          NumberColumn<ScalarType::kFloat32>(features, c.view, c.feature, rows, out);
+          break;
+        case ScalarType::kInt32:
+          NumberColumn<ScalarType::kInt32>(features, c.view, c.feature, rows, out);
+          break;
+        case ScalarType::kBool:
+          NumberColumn<ScalarType::kBool>(features, c.view, c.feature, rows, out);
+          break;
+        case ScalarType::kTimestamp:
+          NumberColumn<ScalarType::kTimestamp>(features, c.view, c.feature, rows, out);
+          break;
+        case ScalarType::kString:
+        case ScalarType::kBytes:  // and lists
+          for (size_t r = 0; r < rows; ++r) {
+            FeatureValue(w, features.value(c.view, c.feature, r));
+          }
+          break;
+      }
+      Statuses(w, rows, [&](size_t r) {
+        return static_cast<int32_t>(features.status(c.view, c.feature, r));
+      });
+      out->append(view_times[c.view]);
+      w.End(vector);
     }
-    const size_t vector = w.Begin(Response::kResultsFieldNumber);
-    for (size_t r = 0; r < rows; ++r) FeatureValue(w, features.value(c.view, c.feature, r));
-    Statuses(w, rows,
-             [&](size_t r) { return static_cast<int32_t>(features.status(c.view, c.feature, r)); });
-    out->append(view_times[c.view]);
-    w.End(vector);
+  };
+  const size_t columns = request.columns.size();
+  size_t parts = 1;
+  if (split != nullptr && split->parallelism() > 1 &&
+      rows * columns >= OnlineFeaturesService::kSplitAnswerValues) {
+    parts = std::min(columns, 2 * static_cast<size_t>(split->parallelism()));
+  }
+  if (parts == 1) {
+    write_columns(0, columns, out);
+  } else {
+    // Repeated message fields are their elements' bytes one after the other: the parts' bytes
+    // joined in order are one writer's.
+    auto part_begin = [&](size_t p) { return columns * p / parts; };
+    std::vector<std::string> tails(parts - 1);
+    split->Run(parts, [&](size_t p) {
+      std::string* to = p == 0 ? out : &tails[p - 1];
+      if (p > 0) to->reserve((part_begin(p + 1) - part_begin(p)) * (32 + rows * 24));
+      write_columns(part_begin(p), part_begin(p + 1), to);
+    });
+    for (const std::string& t : tails) out->append(t);
   }
   // status = true (proto3 bool: written because it is not false).
   w.Key(Response::kStatusFieldNumber, kVarint);

@@ -10,19 +10,22 @@
 // packed repeated scalars, oneof members written even when zero, proto3 scalars outside a oneof
 // left out when zero.
 //
-// Thread-compatible: a pure function of its arguments.
+// Thread-safe: a function of its arguments, which it only reads.
 #pragma once
 
 #include <string>
 
+#include "granary/common/fork_join.h"
 #include "granary/online/online_features.h"
 #include "granary/serving/online_features.h"
 
 namespace granary::serving {
 
 // Appends to `out` the serialized GetOnlineFeaturesResponse of a resolved request and what the
-// store returned (the request must come from the service that resolved it).
+// store returned (the request must come from the service that resolved it). With `split`, an
+// answer of at least OnlineFeaturesService::kSplitAnswerValues values has its feature columns
+// written in parts on the pool's threads and joined, to the same bytes (as the JSON answer).
 void WriteFeastResponse(const ResolvedOnlineRequest& request, const OnlineFeatures& features,
-                        std::string* out);
+                        std::string* out, ForkJoinPool* split = nullptr);
 
 }  // namespace granary::serving

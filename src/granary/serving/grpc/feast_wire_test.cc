@@ -1,6 +1,7 @@
 // The gRPC answer written as bytes (WriteFeastResponse) against protobuf's own serialization of
 // the message ToFeastProto fills: the same bytes for every value type, nulls, empty and long
-// lists and strings, every status, join keys of several types, with and without view metadata.
+// lists and strings, every status, join keys of several types, with and without view metadata;
+// large answers written in parts on two threads give the same bytes.
 #include "granary/serving/grpc/feast_wire.h"
 
 #include <fmt/format.h>
@@ -42,6 +43,11 @@ void ExpectSameBytes(const ResolvedOnlineRequest& resolved, const OnlineFeatures
   feast::serving::GetOnlineFeaturesResponse parsed;
   ASSERT_TRUE(parsed.ParseFromString(got));
   EXPECT_EQ(parsed.results_size(), message.results_size());
+  // Split across a pool's threads (a large answer is written in parts, joined): the same bytes.
+  static ForkJoinPool pool(1);
+  std::string split;
+  WriteFeastResponse(resolved, read, &split, &pool);
+  EXPECT_TRUE(split == got) << "the split answer's bytes differ";
 }
 
 TEST_F(OnlineFeaturesTest, FeastWireBytesAreProtobufsForEveryValueType) {
@@ -108,8 +114,13 @@ TEST_F(OnlineFeaturesTest, FeastWireBytesAreProtobufsOnRandomAnswers) {
   }
   features += "\"risk:score\",\"risk:failures\"";
   for (int round = 0; round < 30; ++round) {
+    // Every fifth answer large enough to be split (18 columns x 150-250 rows: at least
+    // kSplitAnswerValues values).
     const int rows =
-        round % 5 == 0 ? 100 + static_cast<int>(rng() % 100) : 1 + static_cast<int>(rng() % 12);
+        round % 5 == 0 ? 150 + static_cast<int>(rng() % 100) : 1 + static_cast<int>(rng() % 12);
+    if (round % 5 == 0) {
+      ASSERT_GE(static_cast<size_t>(rows) * 18, OnlineFeaturesService::kSplitAnswerValues);
+    }
     std::string ids;
     for (int r = 0; r < rows; ++r) {
       ids += fmt::format("{}{}", r ? "," : "", static_cast<int64_t>(rng()));

@@ -240,7 +240,7 @@ struct GrpcServer::Impl final : public ServiceBase {
       return Finish(reactor, online_metrics, started, ToGrpc(st));
     }
     std::string bytes;
-    WriteFeastResponse(resolved, *features, &bytes);
+    WriteFeastResponse(resolved, *features, &bytes, ctx->split.get());  // as the JSON
     *response = OwnedBytes(std::move(bytes));
     Finish(reactor, online_metrics, started, grpc::Status::OK);
   }
