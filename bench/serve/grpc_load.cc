@@ -54,6 +54,19 @@ void PrintResult(std::vector<int64_t> all, double seconds, int64_t errors, int64
       mean, errors, late >= 0 ? fmt::format(", \"late_starts\": {}", late) : "");
 }
 
+// A request for `batch` customers (ids set by the caller) and the first `features` features of
+// bench/serve's repository (views of 10), with full feature names.
+feast::serving::GetOnlineFeaturesRequest MakeRequest(int batch, int features) {
+  feast::serving::GetOnlineFeaturesRequest request;
+  request.set_full_feature_names(true);
+  for (int f = 0; f < features; ++f) {
+    request.mutable_features()->add_val(fmt::format("view_{:02}:f{:02}", f / 10, f % 10));
+  }
+  auto& ids = (*request.mutable_entities())["customer_id"];
+  for (int i = 0; i < batch; ++i) ids.add_val();
+  return request;
+}
+
 // One call in flight of the open loop.
 struct OpenCall {
   grpc::ClientContext context;
@@ -70,13 +83,8 @@ int OpenLoop(const std::string& target, int batch, int features, int64_t entitie
   {
     std::mt19937_64 rng(static_cast<uint64_t>(batch) * 1000 + features);
     std::uniform_int_distribution<int64_t> pick(0, entities - 1);
-    feast::serving::GetOnlineFeaturesRequest request;
-    request.set_full_feature_names(true);
-    for (int f = 0; f < features; ++f) {
-      request.mutable_features()->add_val(fmt::format("view_{:02}:f{:02}", f / 10, f % 10));
-    }
+    feast::serving::GetOnlineFeaturesRequest request = MakeRequest(batch, features);
     auto& ids = (*request.mutable_entities())["customer_id"];
-    for (int i = 0; i < batch; ++i) ids.add_val();
     for (std::string& bytes : requests) {
       for (int i = 0; i < batch; ++i) ids.mutable_val(i)->set_int64_val(pick(rng));
       request.SerializeToString(&bytes);
@@ -216,13 +224,8 @@ int main(int argc, char** argv) {
           grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
       std::mt19937_64 rng(static_cast<uint64_t>(w) * 7919 + 1);
       std::uniform_int_distribution<int64_t> pick(0, entities - 1);
-      feast::serving::GetOnlineFeaturesRequest request;
-      request.set_full_feature_names(true);
-      for (int f = 0; f < features; ++f) {
-        request.mutable_features()->add_val(fmt::format("view_{:02}:f{:02}", f / 10, f % 10));
-      }
+      feast::serving::GetOnlineFeaturesRequest request = MakeRequest(batch, features);
       auto& ids = (*request.mutable_entities())["customer_id"];
-      for (int i = 0; i < batch; ++i) ids.add_val();
       if (mode != "decode") {
         // One completion queue per worker; each call waits for its own answer (closed loop).
         auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);

@@ -172,87 +172,73 @@ void BM_StoreRead(benchmark::State& state) {
   }
 }
 
-void BM_WriteResponse(benchmark::State& state) {
+// Writes answers of `write(resolved, read) -> bytes`, cycling through 64 reads of the
+// benchmark's request size (state.range(0)) in Feast's shape or the compact form.
+template <typename Write>
+void CycleAnswers(benchmark::State& state, bool compact, Write write) {
   Fixture::Get();
-  const auto resolved = Resolved(static_cast<int>(state.range(0)), state.range(1) != 0);
+  const auto resolved = Resolved(static_cast<int>(state.range(0)), compact);
   std::vector<OnlineFeatures> reads;
   for (const auto& r : resolved) reads.push_back(Fixture::Get().store->Read(r.read).ValueOrDie());
   size_t i = 0, bytes = 0;
   for (auto _ : state) {
-    std::string json;
     const size_t k = i++ % reads.size();
-    OnlineFeaturesService::WriteResponse(resolved[k], reads[k], &json);
-    bytes += json.size();
-    benchmark::DoNotOptimize(json);
+    std::string out = write(resolved[k], reads[k]);
+    bytes += out.size();
+    benchmark::DoNotOptimize(out);
   }
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
 }
 
-void BM_FeastProto(benchmark::State& state) {
+// The same, one read written again and again (in the caches, as in the server).
+template <typename Write>
+void RepeatAnswer(benchmark::State& state, bool compact, Write write) {
   Fixture::Get();
-  const auto resolved = Resolved(static_cast<int>(state.range(0)));
-  std::vector<OnlineFeatures> reads;
-  for (const auto& r : resolved) reads.push_back(Fixture::Get().store->Read(r.read).ValueOrDie());
-  size_t i = 0, bytes = 0;
-  for (auto _ : state) {
-    google::protobuf::Arena arena;
-    auto* response =
-        google::protobuf::Arena::Create<feast::serving::GetOnlineFeaturesResponse>(&arena);
-    const size_t k = i++ % reads.size();
-    serving::ToFeastProto(resolved[k], reads[k], response);
-    std::string wire;
-    response->SerializeToString(&wire);
-    bytes += wire.size();
-    benchmark::DoNotOptimize(wire);
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(bytes));
-}
-
-void BM_FeastWire(benchmark::State& state) {
-  Fixture::Get();
-  const auto resolved = Resolved(static_cast<int>(state.range(0)));
-  std::vector<OnlineFeatures> reads;
-  for (const auto& r : resolved) reads.push_back(Fixture::Get().store->Read(r.read).ValueOrDie());
-  size_t i = 0, bytes = 0;
-  for (auto _ : state) {
-    std::string wire;
-    const size_t k = i++ % reads.size();
-    serving::WriteFeastResponse(resolved[k], reads[k], &wire);
-    bytes += wire.size();
-    benchmark::DoNotOptimize(wire);
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(bytes));
-}
-
-void BM_FeastWireWarm(benchmark::State& state) {
-  Fixture::Get();
-  const auto resolved = Resolved(static_cast<int>(state.range(0)));
+  const auto resolved = Resolved(static_cast<int>(state.range(0)), compact);
   const OnlineFeatures read = Fixture::Get().store->Read(resolved[0].read).ValueOrDie();
   size_t bytes = 0;
   for (auto _ : state) {
-    std::string wire;
-    serving::WriteFeastResponse(resolved[0], read, &wire);
-    bytes += wire.size();
-    benchmark::DoNotOptimize(wire);
+    std::string out = write(resolved[0], read);
+    bytes += out.size();
+    benchmark::DoNotOptimize(out);
   }
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
 }
+
+std::string Json(const ResolvedOnlineRequest& request, const OnlineFeatures& read) {
+  std::string json;
+  OnlineFeaturesService::WriteResponse(request, read, &json);
+  return json;
+}
+
+void BM_WriteResponse(benchmark::State& state) { CycleAnswers(state, state.range(1) != 0, Json); }
+
+void BM_FeastProto(benchmark::State& state) {
+  CycleAnswers(state, false, [](const ResolvedOnlineRequest& request, const OnlineFeatures& read) {
+    google::protobuf::Arena arena;
+    auto* response =
+        google::protobuf::Arena::Create<feast::serving::GetOnlineFeaturesResponse>(&arena);
+    serving::ToFeastProto(request, read, response);
+    std::string wire;
+    response->SerializeToString(&wire);
+    return wire;
+  });
+}
+
+std::string Wire(const ResolvedOnlineRequest& request, const OnlineFeatures& read) {
+  std::string wire;
+  serving::WriteFeastResponse(request, read, &wire);
+  return wire;
+}
+
+void BM_FeastWire(benchmark::State& state) { CycleAnswers(state, false, Wire); }
+void BM_FeastWireWarm(benchmark::State& state) { RepeatAnswer(state, false, Wire); }
 
 // The same answer written again and again: its read in the caches, as in the server, where the
 // answer is written right after the read (BM_WriteResponse cycles through 64 reads, 16 MB for
 // 100 entities, so it also times fetching each read from memory).
 void BM_WriteResponseWarm(benchmark::State& state) {
-  Fixture::Get();
-  const auto resolved = Resolved(static_cast<int>(state.range(0)), state.range(1) != 0);
-  const OnlineFeatures read = Fixture::Get().store->Read(resolved[0].read).ValueOrDie();
-  size_t bytes = 0;
-  for (auto _ : state) {
-    std::string json;
-    OnlineFeaturesService::WriteResponse(resolved[0], read, &json);
-    bytes += json.size();
-    benchmark::DoNotOptimize(json);
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+  RepeatAnswer(state, state.range(1) != 0, Json);
 }
 
 // The shortest text of 12,500 float64 values, by std::to_chars (/0/x) and by FormatShortest

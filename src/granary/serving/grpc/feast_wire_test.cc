@@ -50,7 +50,21 @@ void ExpectSameBytes(const ResolvedOnlineRequest& resolved, const OnlineFeatures
   EXPECT_TRUE(split == got) << "the split answer's bytes differ";
 }
 
-TEST_F(OnlineFeaturesTest, FeastWireBytesAreProtobufsForEveryValueType) {
+class FeastWireTest : public OnlineFeaturesTest {
+ protected:
+  // The request (JSON) resolved and read from the store, its answer's bytes compared.
+  void ExpectSameBytesFor(const std::string& request_json) {
+    auto request = ParseOnlineFeaturesRequest(request_json);
+    ASSERT_TRUE(request.ok()) << request.status().ToString();
+    auto resolved = service_->Resolve(*request);
+    ASSERT_TRUE(resolved.ok()) << resolved.status().ToString();
+    auto read = store_->Read(resolved->read);
+    ASSERT_TRUE(read.ok()) << read.status().ToString();
+    ExpectSameBytes(*resolved, *read);
+  }
+};
+
+TEST_F(FeastWireTest, BytesAreProtobufsForEveryValueType) {
   auto every = layouts_.at("every_type");
   // Row 5: every type set (a 300-byte string in a list: a two-byte length); row 6: all null.
   ASSERT_TRUE(
@@ -67,21 +81,15 @@ TEST_F(OnlineFeaturesTest, FeastWireBytesAreProtobufsForEveryValueType) {
   }
   for (const char* metadata : {"true", "false"}) {
     for (const char* full : {"true", "false"}) {
-      auto request = ParseOnlineFeaturesRequest(fmt::format(
+      ExpectSameBytesFor(fmt::format(
           R"({{"features": [{}], "entities": {{"customer_id": [5, 6, -9000000000]}},
                "full_feature_names": {}, "include_feature_view_version_metadata": {}}})",
           features, full, metadata));
-      ASSERT_TRUE(request.ok()) << request.status().ToString();
-      auto resolved = service_->Resolve(*request);
-      ASSERT_TRUE(resolved.ok()) << resolved.status().ToString();
-      auto read = store_->Read(resolved->read);
-      ASSERT_TRUE(read.ok()) << read.status().ToString();
-      ExpectSameBytes(*resolved, *read);
     }
   }
 }
 
-TEST_F(OnlineFeaturesTest, FeastWireBytesAreProtobufsForJoinKeysOfSeveralTypes) {
+TEST_F(FeastWireTest, BytesAreProtobufsForJoinKeysOfSeveralTypes) {
   auto trip = layouts_.at("trip_stats");
   ASSERT_TRUE(
       store_
@@ -90,18 +98,11 @@ TEST_F(OnlineFeaturesTest, FeastWireBytesAreProtobufsForJoinKeysOfSeveralTypes) 
               *MakeRows(*trip,
                         {Row{{Value(int32_t{-3}), Value("r1")}, kT0, {}, {Value(int32_t{-40})}}}))
           .ok());
-  auto request = ParseOnlineFeaturesRequest(
-      R"({"features": ["trip_stats:minutes"],
-          "entities": {"driver_id": [-3, 7], "rider_id": ["r1", ""]}})");
-  ASSERT_TRUE(request.ok()) << request.status().ToString();
-  auto resolved = service_->Resolve(*request);
-  ASSERT_TRUE(resolved.ok()) << resolved.status().ToString();
-  auto read = store_->Read(resolved->read);
-  ASSERT_TRUE(read.ok()) << read.status().ToString();
-  ExpectSameBytes(*resolved, *read);
+  ExpectSameBytesFor(R"({"features": ["trip_stats:minutes"],
+                         "entities": {"driver_id": [-3, 7], "rider_id": ["r1", ""]}})");
 }
 
-TEST_F(OnlineFeaturesTest, FeastWireBytesAreProtobufsOnRandomAnswers) {
+TEST_F(FeastWireTest, BytesAreProtobufsOnRandomAnswers) {
   // Random answers of every_type (all 16 types) and risk (ttl 1h), every status: rows missing
   // (NOT_FOUND), not read (INVALID), older than the ttl (OUTSIDE_MAX_AGE), null features
   // (NULL_VALUE); event times before and after the epoch, whole seconds or not.
