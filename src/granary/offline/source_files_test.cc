@@ -197,5 +197,25 @@ TEST(ParquetTesting, BadFilesAndEncryptedFilesAreClearErrors) {
       << encrypted.status().message();
 }
 
+// Found by fuzz/parquet_source_fuzz.cc (fuzz/corpus/parquet_source/
+// crash_size_statistics_histogram.parquet: a list column's size statistics with a definition-level
+// histogram one entry too long): Parquet's footer accessor threw while a scan was planned, outside
+// any handler, and the process ended. Now the file is an error naming it.
+TEST(ParquetFooter, InconsistentSizeStatisticsAreAnErrorNamingTheFile) {
+  FragmentRequest request;
+  request.columns = {"driver_id", "tags", "scores"};
+  request.timestamp_column = "event_timestamp";
+  Fragment fragment;
+  fragment.path = std::filesystem::path(GRANARY_SOURCE_DIR) /
+                  "fuzz/corpus/parquet_source/crash_size_statistics_histogram.parquet";
+  int64_t total = 0, pruned = 0;
+  const Status st = PlanParquetFragment(request, &fragment, &total, &pruned);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.message().find("crash_size_statistics_histogram.parquet is not a readable Parquet "
+                              "file: Definition level histogram size mismatch"),
+            std::string::npos)
+      << st.message();
+}
+
 }  // namespace
 }  // namespace granary

@@ -235,62 +235,70 @@ Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
     return Status::InvalidArgument(
         fmt::format("{} is not a readable Parquet file: {}", path, e.what()));
   }
-  const auto& meta = *metadata;
-  const auto* schema = meta.schema();
-  fragment->num_rows = meta.num_rows();
-  fragment->row_group_rows.clear();
-  for (int rg = 0; rg < meta.num_row_groups(); ++rg) {
-    fragment->row_group_rows.push_back(meta.RowGroup(rg)->num_rows());
-  }
-  {
-    uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
-    for (unsigned char c : meta.SerializeToString()) h = (h ^ c) * 0x100000001b3ULL;
-    fragment->footer_hash = h;
-  }
-  // Leaves of the needed top-level columns, and the timestamp leaf.
-  std::vector<int> leaves;
-  int ts_leaf = -1;
-  for (int i = 0; i < schema->num_columns(); ++i) {
-    const auto column_path = schema->Column(i)->path();
-    const std::vector<std::string>& path_parts = column_path->ToDotVector();
-    if (path_parts.empty()) continue;
-    const std::string& top = path_parts[0];
-    for (const auto& c : request.columns) {
-      if (c == top) leaves.push_back(i);
+  // The footer's accessors throw on what they find inconsistent (a column chunk's size
+  // statistics whose histograms do not match its levels: found by fuzz/parquet_source_fuzz.cc,
+  // fuzz/corpus/parquet_source/crash_size_statistics_histogram.parquet).
+  try {
+    const auto& meta = *metadata;
+    const auto* schema = meta.schema();
+    fragment->num_rows = meta.num_rows();
+    fragment->row_group_rows.clear();
+    for (int rg = 0; rg < meta.num_row_groups(); ++rg) {
+      fragment->row_group_rows.push_back(meta.RowGroup(rg)->num_rows());
     }
-    if (path_parts.size() == 1 && top == request.timestamp_column) ts_leaf = i;
-  }
-  fragment->row_groups.clear();
-  fragment->bytes_estimated = 0;
-  fragment->rows_estimated = 0;
-  // A deletion vector that deletes every row (the log's cardinality, checked against the vector
-  // when a file is read) leaves nothing to read.
-  const int64_t deleted = fragment->deletion_vector ? fragment->deletion_vector->cardinality : 0;
-  if (meta.num_rows() > 0 && deleted >= meta.num_rows()) {
-    *row_groups_total += meta.num_row_groups();
-    return Status::OK();
-  }
-  for (int rg = 0; rg < meta.num_row_groups(); ++rg) {
-    ++*row_groups_total;
-    auto rg_meta = meta.RowGroup(rg);
-    if (ts_leaf >= 0 && (request.start || request.end)) {
-      auto range = RowGroupRange(*rg_meta, ts_leaf, *schema->Column(ts_leaf));
-      if (range && ((request.start && range->second < request.start->micros) ||
-                    (request.end && range->first > request.end->micros))) {
-        ++*row_groups_pruned;
-        continue;
+    {
+      uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
+      for (unsigned char c : meta.SerializeToString()) h = (h ^ c) * 0x100000001b3ULL;
+      fragment->footer_hash = h;
+    }
+    // Leaves of the needed top-level columns, and the timestamp leaf.
+    std::vector<int> leaves;
+    int ts_leaf = -1;
+    for (int i = 0; i < schema->num_columns(); ++i) {
+      const auto column_path = schema->Column(i)->path();
+      const std::vector<std::string>& path_parts = column_path->ToDotVector();
+      if (path_parts.empty()) continue;
+      const std::string& top = path_parts[0];
+      for (const auto& c : request.columns) {
+        if (c == top) leaves.push_back(i);
+      }
+      if (path_parts.size() == 1 && top == request.timestamp_column) ts_leaf = i;
+    }
+    fragment->row_groups.clear();
+    fragment->bytes_estimated = 0;
+    fragment->rows_estimated = 0;
+    // A deletion vector that deletes every row (the log's cardinality, checked against the vector
+    // when a file is read) leaves nothing to read.
+    const int64_t deleted = fragment->deletion_vector ? fragment->deletion_vector->cardinality : 0;
+    if (meta.num_rows() > 0 && deleted >= meta.num_rows()) {
+      *row_groups_total += meta.num_row_groups();
+      return Status::OK();
+    }
+    for (int rg = 0; rg < meta.num_row_groups(); ++rg) {
+      ++*row_groups_total;
+      auto rg_meta = meta.RowGroup(rg);
+      if (ts_leaf >= 0 && (request.start || request.end)) {
+        auto range = RowGroupRange(*rg_meta, ts_leaf, *schema->Column(ts_leaf));
+        if (range && ((request.start && range->second < request.start->micros) ||
+                      (request.end && range->first > request.end->micros))) {
+          ++*row_groups_pruned;
+          continue;
+        }
+      }
+      fragment->row_groups.push_back(rg);
+      fragment->rows_estimated += rg_meta->num_rows();
+      for (int leaf : leaves) {
+        fragment->bytes_estimated += rg_meta->ColumnChunk(leaf)->total_uncompressed_size();
       }
     }
-    fragment->row_groups.push_back(rg);
-    fragment->rows_estimated += rg_meta->num_rows();
-    for (int leaf : leaves) {
-      fragment->bytes_estimated += rg_meta->ColumnChunk(leaf)->total_uncompressed_size();
+    if (static_cast<int>(fragment->row_groups.size()) == meta.num_row_groups()) {
+      fragment->rows_estimated -= deleted;  // which pruned row groups held them is not known
     }
+    return Status::OK();
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(
+        fmt::format("{} is not a readable Parquet file: {}", path, e.what()));
   }
-  if (static_cast<int>(fragment->row_groups.size()) == meta.num_row_groups()) {
-    fragment->rows_estimated -= deleted;  // which pruned row groups held them is not known
-  }
-  return Status::OK();
 }
 
 Status ParquetReadFailure(const Fragment& fragment) {
