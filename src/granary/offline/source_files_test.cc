@@ -217,5 +217,29 @@ TEST(ParquetFooter, InconsistentSizeStatisticsAreAnErrorNamingTheFile) {
       << st.message();
 }
 
+// Found by fuzz/parquet_source_fuzz.cc (fuzz/corpus/parquet_source/
+// crash_footer_serialize_null_encryptor.parquet): planning hashed the footer by serializing the
+// parsed one again (FileMetaData::SerializeToString), which dereferences a null pointer for this
+// footer; the process ended with SIGSEGV. The hash is now of the footer's bytes as stored.
+TEST(ParquetFooter, AFooterArrowCannotWriteAgainIsPlannedAndHashed) {
+  const std::filesystem::path dir =
+      std::filesystem::path(GRANARY_SOURCE_DIR) / "fuzz/corpus/parquet_source";
+  FragmentRequest request;
+  request.columns = {"driver_id", "trips"};
+  request.timestamp_column = "event_timestamp";
+  Fragment fragment;
+  fragment.path = dir / "crash_footer_serialize_null_encryptor.parquet";
+  int64_t total = 0, pruned = 0;
+  const Status st = PlanParquetFragment(request, &fragment, &total, &pruned);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_NE(fragment.footer_hash, 0u);
+  // Another file's footer hashes differently.
+  Fragment other;
+  other.path = dir / "every_type_us_row_groups_of_4.parquet";
+  ASSERT_TRUE(PlanParquetFragment(request, &other, &total, &pruned).ok());
+  EXPECT_NE(other.footer_hash, 0u);
+  EXPECT_NE(other.footer_hash, fragment.footer_hash);
+}
+
 }  // namespace
 }  // namespace granary

@@ -153,6 +153,28 @@ std::optional<StatsUnit> StatsUnitOf(const parquet::ColumnDescriptor& column) {
 }
 
 // The min and max of a row group's timestamp column in UTC microseconds, when known.
+// FNV-1a of a Parquet file's footer as stored (its last 8 bytes and the footer before them, read
+// again; 0 when they cannot be read): what FilesFingerprint compares between a scan's passes. Not
+// FileMetaData::SerializeToString, which dereferences a null encryptor for some footers that open
+// (found by fuzz/parquet_source_fuzz.cc:
+// fuzz/corpus/parquet_source/crash_footer_serialize_null_encryptor.parquet).
+uint64_t StoredFooterHash(const std::string& path) {
+  auto file = arrow::io::ReadableFile::Open(path);
+  if (!file.ok()) return 0;
+  auto size = (*file)->GetSize();
+  if (!size.ok() || *size < 12) return 0;
+  auto tail = (*file)->ReadAt(*size - 8, 8);
+  if (!tail.ok() || (*tail)->size() != 8) return 0;
+  uint32_t length = 0;
+  std::memcpy(&length, (*tail)->data(), 4);  // little-endian, as the format stores it
+  if (length > *size - 8) return 0;
+  auto footer = (*file)->ReadAt(*size - 8 - length, length + 8);
+  if (!footer.ok()) return 0;
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (int64_t i = 0; i < (*footer)->size(); ++i) h = (h ^ (*footer)->data()[i]) * 0x100000001b3ULL;
+  return h;
+}
+
 std::optional<std::pair<int64_t, int64_t>> RowGroupRange(const parquet::RowGroupMetaData& rg,
                                                          int leaf,
                                                          const parquet::ColumnDescriptor& column) {
@@ -246,11 +268,7 @@ Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
     for (int rg = 0; rg < meta.num_row_groups(); ++rg) {
       fragment->row_group_rows.push_back(meta.RowGroup(rg)->num_rows());
     }
-    {
-      uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
-      for (unsigned char c : meta.SerializeToString()) h = (h ^ c) * 0x100000001b3ULL;
-      fragment->footer_hash = h;
-    }
+    fragment->footer_hash = StoredFooterHash(path);
     // Leaves of the needed top-level columns, and the timestamp leaf.
     std::vector<int> leaves;
     int ts_leaf = -1;

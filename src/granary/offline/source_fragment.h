@@ -49,7 +49,7 @@ struct Fragment {
   // scan: 85 MiB for the seed's 2,920 files of bay_occupancy).
   int64_t num_rows = 0;                 // in the file, deleted rows included
   std::vector<int64_t> row_group_rows;  // of every row group, pruned or not
-  uint64_t footer_hash = 0;             // of the serialized footer (FilesFingerprint)
+  uint64_t footer_hash = 0;             // of the stored footer's bytes (FilesFingerprint)
   std::vector<int> row_groups;
   int64_t bytes_estimated = 0;
   int64_t rows_estimated = 0;  // rows in `row_groups` (less deleted rows, when known)
