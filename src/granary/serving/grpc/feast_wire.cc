@@ -250,50 +250,23 @@ void NumberColumn(const OnlineFeatures& features, uint32_t view, uint32_t featur
   out->resize(p - out->data());
 }
 
-// One element of FeatureVector.values for a feature value (any type), as SetValue sets it.
+// One element of FeatureVector.values for a string, bytes or list value, as SetValue sets it
+// (columns of numbers are written by NumberColumn).
 void FeatureValue(Wire& w, const ValueRef& v) {
   constexpr int kValues = kValuesField;
-  std::string* out = w.out();
   if (v.is_null()) {  // an empty Value: Feast's null
     w.Key(kValues, kLen);
-    out->push_back('\0');
+    w.out()->push_back('\0');
     return;
   }
-  if (!v.type.is_list) {
-    char buf[kMaxNumberElement];
-    char* e = buf;
-    switch (v.type.scalar) {
-      case ScalarType::kFloat64:
-        e = PutNumber<ScalarType::kFloat64>(v, buf);
-        break;
-      case ScalarType::kInt64:
-        e = PutNumber<ScalarType::kInt64>(v, buf);
-        break;
-      case ScalarType::kFloat32:
-        e = PutNumber<ScalarType::kFloat32>(v, buf);
-        break;
-      case ScalarType::kInt32:
-        e = PutNumber<ScalarType::kInt32>(v, buf);
-        break;
-      case ScalarType::kBool:
-        e = PutNumber<ScalarType::kBool>(v, buf);
-        break;
-      case ScalarType::kTimestamp:
-        e = PutNumber<ScalarType::kTimestamp>(v, buf);
-        break;
-      case ScalarType::kString:
-      case ScalarType::kBytes: {
-        const std::string_view s = v.AsBytes();
-        const int field = v.type.scalar == ScalarType::kString ? fp::Value::kStringValFieldNumber
-                                                               : fp::Value::kBytesValFieldNumber;
-        const size_t inner = VarintSize(Tag(field, kLen)) + VarintSize(s.size()) + s.size();
-        w.Key(kValues, kLen);
-        w.Varint(inner);
-        w.Bytes(field, s);
-        return;
-      }
-    }
-    out->append(buf, e - buf);
+  if (!v.type.is_list) {  // a string or bytes
+    const std::string_view s = v.AsBytes();
+    const int field = v.type.scalar == ScalarType::kString ? fp::Value::kStringValFieldNumber
+                                                           : fp::Value::kBytesValFieldNumber;
+    const size_t inner = VarintSize(Tag(field, kLen)) + VarintSize(s.size()) + s.size();
+    w.Key(kValues, kLen);
+    w.Varint(inner);
+    w.Bytes(field, s);
     return;
   }
   // A list: Value { <list field> { val... } }, lengths inserted after.
