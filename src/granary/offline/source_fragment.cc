@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "granary/common/hash.h"
 #include "granary/offline/delta_log.h"
 #include "granary/offline/source_pick.h"
 #include "granary/types/arrow_convert.h"
@@ -152,8 +153,7 @@ std::optional<StatsUnit> StatsUnitOf(const parquet::ColumnDescriptor& column) {
   }
 }
 
-// The min and max of a row group's timestamp column in UTC microseconds, when known.
-// FNV-1a of a Parquet file's footer as stored (its last 8 bytes and the footer before them, read
+// A hash of a Parquet file's footer as stored (its last 8 bytes and the footer before them, read
 // again; 0 when they cannot be read): what FilesFingerprint compares between a scan's passes. Not
 // FileMetaData::SerializeToString, which dereferences a null encryptor for some footers that open
 // (found by fuzz/parquet_source_fuzz.cc:
@@ -170,11 +170,11 @@ uint64_t StoredFooterHash(const std::string& path) {
   if (length > *size - 8) return 0;
   auto footer = (*file)->ReadAt(*size - 8 - length, length + 8);
   if (!footer.ok()) return 0;
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (int64_t i = 0; i < (*footer)->size(); ++i) h = (h ^ (*footer)->data()[i]) * 0x100000001b3ULL;
-  return h;
+  return ProcessLocalHash64(std::string_view(reinterpret_cast<const char*>((*footer)->data()),
+                                             static_cast<size_t>((*footer)->size())));
 }
 
+// The min and max of a row group's timestamp column in UTC microseconds, when known.
 std::optional<std::pair<int64_t, int64_t>> RowGroupRange(const parquet::RowGroupMetaData& rg,
                                                          int leaf,
                                                          const parquet::ColumnDescriptor& column) {
