@@ -1,6 +1,7 @@
 #include "granary/online/rocksdb/rocksdb_store.h"
 
 #include <arrow/api.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
@@ -8,6 +9,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -16,6 +18,7 @@
 #include <fstream>
 #include <limits>
 #include <numeric>
+#include <set>
 
 #include "granary/common/hash.h"
 #include "granary/common/mutex.h"
@@ -40,6 +43,47 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what, const std::str
   }
   if (s.IsCorruption()) return Status::Corruption(msg);
   return Status::IOError(msg);
+}
+
+// The stores this process holds open for writing, by path: RocksDB's LOCK file of such a store
+// must not be opened again here (closing any descriptor of a file drops the process's POSIX locks
+// on it, RocksDB's among them).
+struct OpenWriters {
+  Mutex mu;
+  std::set<std::string> paths GUARDED_BY(mu);
+};
+OpenWriters& TheOpenWriters() {
+  static OpenWriters* writers = new OpenWriters();  // never destroyed: stores may outlive exit
+  return *writers;
+}
+
+// RocksDB 7.8 (Debian's) keeps the empty write-ahead log of every open that wrote nothing until a
+// flush advances the log number: a server restarted without writes, or a process in a crash loop,
+// piles up .log files that every later open reads (RocksDB issue 11313, fixed in 8.3, whose
+// maintainers give this mitigation). Before opening, while no process holds the store (its LOCK
+// file taken here with an open-file-description lock, which conflicts with RocksDB's), empty logs
+// are deleted: they hold no write to recover. Logs with bytes are left to RocksDB. Returns how many
+// were deleted; 0 when the store is held (RocksDB's own open then reports the holder).
+int DeleteEmptyWriteAheadLogs(const std::filesystem::path& path) {
+  const std::string lock_path = (path / "LOCK").string();
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return 0;  // no store yet
+  struct flock lock = {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  int deleted = 0;
+  if (::fcntl(fd, F_OFD_SETLK, &lock) == 0) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+      if (entry.path().extension() != ".log") continue;
+      std::error_code size_ec;
+      if (entry.file_size(size_ec) == 0 && !size_ec && std::filesystem::remove(entry.path(), ec)) {
+        ++deleted;
+      }
+    }
+  }
+  ::close(fd);  // releases the lock
+  return deleted;
 }
 
 void AppendRecordKey(std::string* out, std::string_view entity, uint32_t view_id) {
@@ -218,10 +262,22 @@ Result<std::unique_ptr<RocksDbOnlineStore>> RocksDbOnlineStore::Open(
   table.cache_index_and_filter_blocks = false;
   db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   db_options.compression = rocksdb::kLZ4Compression;
+  // RocksDB's info logs: one more LOG.old file at every open, 1,000 kept by default.
+  db_options.keep_log_file_num = kInfoLogsKept;
   rocksdb::DB* db = nullptr;
   if (!options.read_only) {
-    GRANARY_RETURN_NOT_OK(
-        FromRocks(rocksdb::DB::Open(db_options, path.string(), &db), "open", path.string()));
+    {
+      OpenWriters& writers = TheOpenWriters();
+      MutexLock lock(&writers.mu);
+      std::error_code ec;
+      std::string key = std::filesystem::weakly_canonical(path, ec).string();
+      if (ec) key = path.string();
+      if (writers.paths.count(key) == 0) (void)DeleteEmptyWriteAheadLogs(path);
+      GRANARY_RETURN_NOT_OK(
+          FromRocks(rocksdb::DB::Open(db_options, path.string(), &db), "open", path.string()));
+      writers.paths.insert(key);
+      store->writer_key_ = std::move(key);
+    }
     store->db_.reset(db);
     // Bulk loads cut off (kill -9) left their files: this process holds the store alone now.
     for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
@@ -284,6 +340,11 @@ Status RocksDbOnlineStore::CatchUpWithWriter() {
 RocksDbOnlineStore::~RocksDbOnlineStore() {
   if (db_) (void)db_->Close();
   db_.reset();  // before secondary_dir_, which holds the instance's files
+  if (!writer_key_.empty()) {
+    OpenWriters& writers = TheOpenWriters();
+    MutexLock lock(&writers.mu);
+    writers.paths.erase(writer_key_);
+  }
 }
 
 std::string RocksDbOnlineStore::Describe() const {

@@ -57,6 +57,8 @@ class RocksDbOnlineStore final : public OnlineStore {
   static constexpr size_t kDefaultBlockCacheBytes = size_t{256} << 20;
   static constexpr size_t kDefaultWriteBufferBytes = size_t{64} << 20;  // RocksDB's own default
   static constexpr int kWriteBuffers = 2;
+  // RocksDB's info logs kept in the store's folder (LOG, and a LOG.old.* per earlier open).
+  static constexpr size_t kInfoLogsKept = 10;
 
   // The options of a batch run held to a memory budget of `budget_bytes` (--memory-budget): a
   // block cache of a quarter of the budget and write buffers of an eighth each, at least 8 MiB and
@@ -66,7 +68,9 @@ class RocksDbOnlineStore final : public OnlineStore {
   static Options ForMemoryBudget(int64_t budget_bytes);
 
   // Opens (creating when missing) the database in `path`. A second writing process gets
-  // Unavailable with the holder named by RocksDB's lock error; read_only never conflicts.
+  // Unavailable with the holder named by RocksDB's lock error; read_only never conflicts. A
+  // writer first deletes the empty write-ahead logs that earlier opens left (RocksDB 7.8 keeps
+  // one per open that wrote nothing), when no process holds the store.
   static Result<std::unique_ptr<RocksDbOnlineStore>> Open(const std::filesystem::path& path,
                                                           const Options& options);
 
@@ -127,6 +131,7 @@ class RocksDbOnlineStore final : public OnlineStore {
   Options options_;
   std::unique_ptr<CompactionFilterImpl> filter_;
   std::optional<TempDir> secondary_dir_;  // read_only: the secondary instance's own folder
+  std::string writer_key_;                // a writer: its path in the process's set of open writers
   Mutex catch_up_mu_;
   // read_only: what the last catch-up saw of the writer's files.
   std::unique_ptr<WriterFiles> writer_files_ GUARDED_BY(catch_up_mu_);

@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "granary/common/temp_dir.h"
 #include "granary/online/online_store.h"
@@ -70,12 +72,61 @@ TEST_F(RocksDbStoreTest, ExpiredRowsDoNotBlockOlderWritesBeforeCompaction) {
   EXPECT_EQ(BayStatus("B"), FeatureStatus::kPresent);
 }
 
+// Whether another process can take RocksDB's lock of the store in `folder` now.
+bool AnotherProcessCouldLock(const std::filesystem::path& folder) {
+  const pid_t child = fork();
+  if (child == 0) {
+    const int fd = ::open((folder / "LOCK").c_str(), O_RDWR);
+    struct flock lock = {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    _exit(fd >= 0 && ::fcntl(fd, F_SETLK, &lock) == 0 ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 TEST_F(RocksDbStoreTest, ASecondOpenOfTheSameFolderIsUnavailableWithAFix) {
   auto second = RocksDbOnlineStore::Open(dir_.path() / "online", {});
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
   EXPECT_NE(second.status().message().find("another process"), std::string::npos)
       << second.status().ToString();
+  // The attempt left the holder's lock in place (closing a descriptor of the LOCK file in this
+  // process would have dropped it): another process still cannot take the store.
+  EXPECT_FALSE(AnotherProcessCouldLock(dir_.path() / "online"));
+  store_.reset();
+  EXPECT_TRUE(AnotherProcessCouldLock(dir_.path() / "online"));
+}
+
+// Files in `folder` whose name passes `match`.
+template <typename Match>
+int CountFiles(const std::filesystem::path& folder, Match match) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    if (match(entry.path().filename().string())) ++n;
+  }
+  return n;
+}
+
+TEST_F(RocksDbStoreTest, RestartsWithoutWritesLeaveNoEmptyWriteAheadLogsBehind) {
+  // RocksDB 7.8 kept the empty log of every open that wrote nothing (one more file per server
+  // restart, each read by every later open); and a LOG.old info log per open, 1,000 kept.
+  const auto folder = dir_.path() / "online";
+  RocksDbOnlineStore::Options options;
+  options.clock = &clock_;
+  WriteBay("D", kT0);  // a log with a write: kept and replayed, never deleted
+  for (int i = 0; i < 15; ++i) {
+    store_.reset();
+    store_ = RocksDbOnlineStore::Open(folder, options).ValueOrDie();
+    // The log with the write until a flush, and the open's own.
+    EXPECT_LE(CountFiles(folder, [](const std::string& f) { return f.ends_with(".log"); }), 2)
+        << "after open " << i + 2;
+    EXPECT_EQ(BayStatus("D"), FeatureStatus::kPresent) << "after open " << i + 2;
+  }
+  EXPECT_LE(CountFiles(folder, [](const std::string& f) { return f.starts_with("LOG.old"); }),
+            static_cast<int>(RocksDbOnlineStore::kInfoLogsKept));
 }
 
 TEST_F(RocksDbStoreTest, DataSurvivesReopening) {
