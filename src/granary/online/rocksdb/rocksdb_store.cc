@@ -13,7 +13,9 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <limits>
@@ -45,45 +47,72 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what, const std::str
   return Status::IOError(msg);
 }
 
-// The stores this process holds open for writing, by path: RocksDB's LOCK file of such a store
-// must not be opened again here (closing any descriptor of a file drops the process's POSIX locks
-// on it, RocksDB's among them).
+// The stores this process holds open for writing, by their folder's device and inode (one folder
+// may have several spellings: relative paths, symlinks, bind mounts; RocksDB's own in-process
+// lock registry compares the path text). Two reasons: a second writer of one folder in this
+// process must be refused (POSIX locks never conflict within a process, so RocksDB's lock would
+// let it in under another spelling), and RocksDB's LOCK file of a held store must not be opened
+// here (closing any descriptor of a file drops the process's POSIX locks on it, RocksDB's among
+// them). `mu` is held across a writer's open and close, and across the creation of an empty
+// store by a reader, so that no cleanup runs beside them.
 struct OpenWriters {
   Mutex mu;
-  std::set<std::string> paths GUARDED_BY(mu);
+  std::set<std::pair<dev_t, ino_t>> folders GUARDED_BY(mu);
 };
 OpenWriters& TheOpenWriters() {
   static OpenWriters* writers = new OpenWriters();  // never destroyed: stores may outlive exit
   return *writers;
 }
 
+// A file descriptor closed when it goes out of scope.
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ~ScopedFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// A RocksDB write-ahead log's name: digits, then ".log".
+bool IsWriteAheadLogName(const std::string& name) {
+  constexpr std::string_view kSuffix = ".log";
+  if (name.size() <= kSuffix.size() || !name.ends_with(kSuffix)) return false;
+  return std::all_of(name.begin(), name.end() - kSuffix.size(),
+                     [](char c) { return c >= '0' && c <= '9'; });
+}
+
 // RocksDB 7.8 (Debian's) keeps the empty write-ahead log of every open that wrote nothing until a
 // flush advances the log number: a server restarted without writes, or a process in a crash loop,
 // piles up .log files that every later open reads (RocksDB issue 11313, fixed in 8.3, whose
-// maintainers give this mitigation). Before opening, while no process holds the store (its LOCK
-// file taken here with an open-file-description lock, which conflicts with RocksDB's), empty logs
-// are deleted: they hold no write to recover. Logs with bytes are left to RocksDB. Returns how many
-// were deleted; 0 when the store is held (RocksDB's own open then reports the holder).
+// maintainers give this mitigation; safe with the WAL options set in Open). Called before a
+// writer's open, with TheOpenWriters().mu held and the folder not among them: while no other
+// process holds the store (its LOCK file taken here with an open-file-description lock, which
+// conflicts with RocksDB's fcntl lock), empty logs are deleted: they hold no write to recover.
+// Logs with bytes are left to RocksDB. Returns how many were deleted; 0 when the store is held
+// (RocksDB's own open then reports the holder).
 int DeleteEmptyWriteAheadLogs(const std::filesystem::path& path) {
-  const std::string lock_path = (path / "LOCK").string();
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return 0;  // no store yet
+  const ScopedFd fd(::open((path / "LOCK").c_str(), O_RDWR | O_CLOEXEC));
+  if (fd.get() < 0) return 0;  // no store yet
   struct flock lock = {};
   lock.l_type = F_WRLCK;
   lock.l_whence = SEEK_SET;
+  if (::fcntl(fd.get(), F_OFD_SETLK, &lock) != 0) return 0;  // held
   int deleted = 0;
-  if (::fcntl(fd, F_OFD_SETLK, &lock) == 0) {
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
-      if (entry.path().extension() != ".log") continue;
-      std::error_code size_ec;
-      if (entry.file_size(size_ec) == 0 && !size_ec && std::filesystem::remove(entry.path(), ec)) {
-        ++deleted;
-      }
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!IsWriteAheadLogName(it->path().filename().string())) continue;
+    std::error_code file_ec;
+    if (it->file_size(file_ec) == 0 && !file_ec && std::filesystem::remove(it->path(), file_ec)) {
+      ++deleted;
     }
   }
-  ::close(fd);  // releases the lock
-  return deleted;
+  return deleted;  // the lock goes with the descriptor
 }
 
 void AppendRecordKey(std::string* out, std::string_view entity, uint32_t view_id) {
@@ -264,19 +293,34 @@ Result<std::unique_ptr<RocksDbOnlineStore>> RocksDbOnlineStore::Open(
   db_options.compression = rocksdb::kLZ4Compression;
   // RocksDB's info logs: one more LOG.old file at every open, 1,000 kept by default.
   db_options.keep_log_file_num = kInfoLogsKept;
+  // What deleting empty write-ahead logs before an open relies on (DeleteEmptyWriteAheadLogs):
+  // the MANIFEST does not track logs, logs are not recycled (an empty one is never reused), and
+  // they live in the store's folder. RocksDB 7.8's defaults, set here so that they stay so.
+  db_options.track_and_verify_wals_in_manifest = false;
+  db_options.recycle_log_file_num = 0;
+  db_options.wal_dir.clear();
   rocksdb::DB* db = nullptr;
+  OpenWriters& writers = TheOpenWriters();
+  struct stat folder;
+  if (::stat(path.c_str(), &folder) != 0) {
+    return Status::IOError(fmt::format("cannot open the online store folder {}: {}", path.string(),
+                                       std::strerror(errno)));
+  }
+  const std::pair<dev_t, ino_t> folder_id(folder.st_dev, folder.st_ino);
   if (!options.read_only) {
     {
-      OpenWriters& writers = TheOpenWriters();
       MutexLock lock(&writers.mu);
-      std::error_code ec;
-      std::string key = std::filesystem::weakly_canonical(path, ec).string();
-      if (ec) key = path.string();
-      if (writers.paths.count(key) == 0) (void)DeleteEmptyWriteAheadLogs(path);
+      if (writers.folders.count(folder_id) != 0) {
+        return Status::Unavailable(fmt::format(
+            "rocksdb open in {}: this process already holds the embedded online store in that "
+            "folder (perhaps under another path); use the store it opened",
+            path.string()));
+      }
+      (void)DeleteEmptyWriteAheadLogs(path);
       GRANARY_RETURN_NOT_OK(
           FromRocks(rocksdb::DB::Open(db_options, path.string(), &db), "open", path.string()));
-      writers.paths.insert(key);
-      store->writer_key_ = std::move(key);
+      writers.folders.insert(folder_id);
+      store->writer_folder_ = folder_id;
     }
     store->db_.reset(db);
     // Bulk loads cut off (kill -9) left their files: this process holds the store alone now.
@@ -294,7 +338,9 @@ Result<std::unique_ptr<RocksDbOnlineStore>> RocksDbOnlineStore::Open(
   }
   if (!std::filesystem::exists(path / "CURRENT")) {
     // A secondary needs a database to follow: create the empty one a writer would have. A lock
-    // error means another process is creating it at this moment, which does as well.
+    // error means another process is creating it at this moment, which does as well. Under the
+    // writers' lock: no cleanup may open LOCK while this open holds it.
+    MutexLock lock(&writers.mu);
     rocksdb::Status created = rocksdb::DB::Open(db_options, path.string(), &db);
     if (created.ok()) {
       (void)db->Close();
@@ -338,13 +384,17 @@ Status RocksDbOnlineStore::CatchUpWithWriter() {
 }
 
 RocksDbOnlineStore::~RocksDbOnlineStore() {
-  if (db_) (void)db_->Close();
-  db_.reset();  // before secondary_dir_, which holds the instance's files
-  if (!writer_key_.empty()) {
+  if (writer_folder_) {
+    // Closed and forgotten at once: an open of the folder in between would find it held.
     OpenWriters& writers = TheOpenWriters();
     MutexLock lock(&writers.mu);
-    writers.paths.erase(writer_key_);
+    if (db_) (void)db_->Close();
+    db_.reset();
+    writers.folders.erase(*writer_folder_);
+    return;
   }
+  if (db_) (void)db_->Close();
+  db_.reset();  // before secondary_dir_, which holds the instance's files
 }
 
 std::string RocksDbOnlineStore::Describe() const {

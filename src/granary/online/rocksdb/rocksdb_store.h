@@ -25,6 +25,8 @@
 // Thread-safe (see OnlineStore).
 #pragma once
 
+#include <sys/types.h>
+
 #include <array>
 #include <filesystem>
 #include <map>
@@ -68,9 +70,10 @@ class RocksDbOnlineStore final : public OnlineStore {
   static Options ForMemoryBudget(int64_t budget_bytes);
 
   // Opens (creating when missing) the database in `path`. A second writing process gets
-  // Unavailable with the holder named by RocksDB's lock error; read_only never conflicts. A
-  // writer first deletes the empty write-ahead logs that earlier opens left (RocksDB 7.8 keeps
-  // one per open that wrote nothing), when no process holds the store.
+  // Unavailable with the holder named by RocksDB's lock error, a second writer of the same folder
+  // in this process (under any path) Unavailable too; read_only never conflicts. A writer first
+  // deletes the empty write-ahead logs that earlier opens left (RocksDB 7.8 keeps one per open
+  // that wrote nothing), when no process holds the store.
   static Result<std::unique_ptr<RocksDbOnlineStore>> Open(const std::filesystem::path& path,
                                                           const Options& options);
 
@@ -131,7 +134,8 @@ class RocksDbOnlineStore final : public OnlineStore {
   Options options_;
   std::unique_ptr<CompactionFilterImpl> filter_;
   std::optional<TempDir> secondary_dir_;  // read_only: the secondary instance's own folder
-  std::string writer_key_;                // a writer: its path in the process's set of open writers
+  // A writer: its folder's device and inode, in the process's set of open writers.
+  std::optional<std::pair<dev_t, ino_t>> writer_folder_;
   Mutex catch_up_mu_;
   // read_only: what the last catch-up saw of the writer's files.
   std::unique_ptr<WriterFiles> writer_files_ GUARDED_BY(catch_up_mu_);
