@@ -1,7 +1,6 @@
 #include "granary/online/rocksdb/rocksdb_store.h"
 
 #include <arrow/api.h>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
@@ -9,21 +8,18 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
-#include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <limits>
 #include <numeric>
-#include <set>
 
 #include "granary/common/hash.h"
 #include "granary/common/mutex.h"
+#include "granary/online/rocksdb/writer_folders.h"
 #include "granary/online/value_codec.h"
 
 namespace granary {
@@ -45,74 +41,6 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what, const std::str
   }
   if (s.IsCorruption()) return Status::Corruption(msg);
   return Status::IOError(msg);
-}
-
-// The stores this process holds open for writing, by their folder's device and inode (one folder
-// may have several spellings: relative paths, symlinks, bind mounts; RocksDB's own in-process
-// lock registry compares the path text). Two reasons: a second writer of one folder in this
-// process must be refused (POSIX locks never conflict within a process, so RocksDB's lock would
-// let it in under another spelling), and RocksDB's LOCK file of a held store must not be opened
-// here (closing any descriptor of a file drops the process's POSIX locks on it, RocksDB's among
-// them). `mu` is held across a writer's open and close, and across the creation of an empty
-// store by a reader, so that no cleanup runs beside them.
-struct OpenWriters {
-  Mutex mu;
-  std::set<std::pair<dev_t, ino_t>> folders GUARDED_BY(mu);
-};
-OpenWriters& TheOpenWriters() {
-  static OpenWriters* writers = new OpenWriters();  // never destroyed: stores may outlive exit
-  return *writers;
-}
-
-// A file descriptor closed when it goes out of scope.
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-// A RocksDB write-ahead log's name: digits, then ".log".
-bool IsWriteAheadLogName(const std::string& name) {
-  constexpr std::string_view kSuffix = ".log";
-  if (name.size() <= kSuffix.size() || !name.ends_with(kSuffix)) return false;
-  return std::all_of(name.begin(), name.end() - kSuffix.size(),
-                     [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// RocksDB 7.8 (Debian's) keeps the empty write-ahead log of every open that wrote nothing until a
-// flush advances the log number: a server restarted without writes, or a process in a crash loop,
-// piles up .log files that every later open reads (RocksDB issue 11313, fixed in 8.3, whose
-// maintainers give this mitigation; safe with the WAL options set in Open). Called before a
-// writer's open, with TheOpenWriters().mu held and the folder not among them: while no other
-// process holds the store (its LOCK file taken here with an open-file-description lock, which
-// conflicts with RocksDB's fcntl lock), empty logs are deleted: they hold no write to recover.
-// Logs with bytes are left to RocksDB. Returns how many were deleted; 0 when the store is held
-// (RocksDB's own open then reports the holder).
-int DeleteEmptyWriteAheadLogs(const std::filesystem::path& path) {
-  const ScopedFd fd(::open((path / "LOCK").c_str(), O_RDWR | O_CLOEXEC));
-  if (fd.get() < 0) return 0;  // no store yet
-  struct flock lock = {};
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  if (::fcntl(fd.get(), F_OFD_SETLK, &lock) != 0) return 0;  // held
-  int deleted = 0;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
-    if (!IsWriteAheadLogName(it->path().filename().string())) continue;
-    std::error_code file_ec;
-    if (it->file_size(file_ec) == 0 && !file_ec && std::filesystem::remove(it->path(), file_ec)) {
-      ++deleted;
-    }
-  }
-  return deleted;  // the lock goes with the descriptor
 }
 
 void AppendRecordKey(std::string* out, std::string_view entity, uint32_t view_id) {
@@ -300,17 +228,12 @@ Result<std::unique_ptr<RocksDbOnlineStore>> RocksDbOnlineStore::Open(
   db_options.recycle_log_file_num = 0;
   db_options.wal_dir.clear();
   rocksdb::DB* db = nullptr;
-  OpenWriters& writers = TheOpenWriters();
-  struct stat folder;
-  if (::stat(path.c_str(), &folder) != 0) {
-    return Status::IOError(fmt::format("cannot open the online store folder {}: {}", path.string(),
-                                       std::strerror(errno)));
-  }
-  const std::pair<dev_t, ino_t> folder_id(folder.st_dev, folder.st_ino);
+  WriterFolders& writers = WriterFolders::Get();
   if (!options.read_only) {
+    GRANARY_ASSIGN_OR_RAISE(const FolderId folder_id, FolderIdOf(path));
     {
       MutexLock lock(&writers.mu);
-      if (writers.folders.count(folder_id) != 0) {
+      if (writers.held.count(folder_id) != 0) {
         return Status::Unavailable(fmt::format(
             "rocksdb open in {}: this process already holds the embedded online store in that "
             "folder (perhaps under another path); use the store it opened",
@@ -319,7 +242,7 @@ Result<std::unique_ptr<RocksDbOnlineStore>> RocksDbOnlineStore::Open(
       (void)DeleteEmptyWriteAheadLogs(path);
       GRANARY_RETURN_NOT_OK(
           FromRocks(rocksdb::DB::Open(db_options, path.string(), &db), "open", path.string()));
-      writers.folders.insert(folder_id);
+      writers.held.insert(folder_id);
       store->writer_folder_ = folder_id;
     }
     store->db_.reset(db);
@@ -386,11 +309,11 @@ Status RocksDbOnlineStore::CatchUpWithWriter() {
 RocksDbOnlineStore::~RocksDbOnlineStore() {
   if (writer_folder_) {
     // Closed and forgotten at once: an open of the folder in between would find it held.
-    OpenWriters& writers = TheOpenWriters();
+    WriterFolders& writers = WriterFolders::Get();
     MutexLock lock(&writers.mu);
     if (db_) (void)db_->Close();
     db_.reset();
-    writers.folders.erase(*writer_folder_);
+    writers.held.erase(*writer_folder_);
     return;
   }
   if (db_) (void)db_->Close();

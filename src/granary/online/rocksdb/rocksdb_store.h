@@ -134,7 +134,7 @@ class RocksDbOnlineStore final : public OnlineStore {
   Options options_;
   std::unique_ptr<CompactionFilterImpl> filter_;
   std::optional<TempDir> secondary_dir_;  // read_only: the secondary instance's own folder
-  // A writer: its folder's device and inode, in the process's set of open writers.
+  // A writer: its folder's device and inode, in WriterFolders (writer_folders.h).
   std::optional<std::pair<dev_t, ino_t>> writer_folder_;
   Mutex catch_up_mu_;
   // read_only: what the last catch-up saw of the writer's files.
