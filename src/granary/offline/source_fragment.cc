@@ -15,8 +15,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "granary/common/hash.h"
 #include "granary/offline/delta_log.h"
+#include "granary/offline/parquet_footers.h"
 #include "granary/offline/source_pick.h"
 #include "granary/types/arrow_convert.h"
 
@@ -116,88 +116,6 @@ class DeletedRowsFilter final : public arrow::RecordBatchReader {
   int64_t span_offset_ = 0;  // rows of it already seen
 };
 
-// What the statistics of a Parquet column count: days (a date) or a timestamp unit.
-struct StatsUnit {
-  bool days = false;
-  arrow::TimeUnit::type unit = arrow::TimeUnit::MICRO;
-
-  // nullopt for a value beyond int64 microseconds (statistics written by anyone).
-  std::optional<int64_t> ToMicros(int64_t value) const {
-    const int64_t factor = days                              ? Duration::Days(1).micros
-                           : unit == arrow::TimeUnit::SECOND ? 1'000'000
-                           : unit == arrow::TimeUnit::MILLI  ? 1000
-                                                             : 1;
-    if (factor == 1) return TimestampToMicros(value, unit);
-    int64_t micros = 0;
-    if (__builtin_mul_overflow(value, factor, &micros)) return std::nullopt;
-    return micros;
-  }
-};
-
-// The unit of a Parquet timestamp or date column; nullopt for any other column, whose statistics
-// are not times.
-std::optional<StatsUnit> StatsUnitOf(const parquet::ColumnDescriptor& column) {
-  const auto& logical = column.logical_type();
-  if (logical == nullptr) return std::nullopt;
-  if (logical->is_date()) return StatsUnit{true};
-  if (!logical->is_timestamp()) return std::nullopt;
-  switch (static_cast<const parquet::TimestampLogicalType&>(*logical).time_unit()) {
-    case parquet::LogicalType::TimeUnit::MILLIS:
-      return StatsUnit{false, arrow::TimeUnit::MILLI};
-    case parquet::LogicalType::TimeUnit::MICROS:
-      return StatsUnit{false, arrow::TimeUnit::MICRO};
-    case parquet::LogicalType::TimeUnit::NANOS:
-      return StatsUnit{false, arrow::TimeUnit::NANO};
-    default:
-      return std::nullopt;
-  }
-}
-
-// A hash of a Parquet file's footer as stored (its last 8 bytes and the footer before them, read
-// again; 0 when they cannot be read): what FilesFingerprint compares between a scan's passes. Not
-// FileMetaData::SerializeToString, which dereferences a null encryptor for some footers that open
-// (found by fuzz/parquet_source_fuzz.cc:
-// fuzz/corpus/parquet_source/crash_footer_serialize_null_encryptor.parquet).
-uint64_t StoredFooterHash(const std::string& path) {
-  auto file = arrow::io::ReadableFile::Open(path);
-  if (!file.ok()) return 0;
-  auto size = (*file)->GetSize();
-  if (!size.ok() || *size < 12) return 0;
-  auto tail = (*file)->ReadAt(*size - 8, 8);
-  if (!tail.ok() || (*tail)->size() != 8) return 0;
-  uint32_t length = 0;
-  std::memcpy(&length, (*tail)->data(), 4);  // little-endian, as the format stores it
-  if (length > *size - 8) return 0;
-  auto footer = (*file)->ReadAt(*size - 8 - length, length + 8);
-  if (!footer.ok()) return 0;
-  return ProcessLocalHash64(std::string_view(reinterpret_cast<const char*>((*footer)->data()),
-                                             static_cast<size_t>((*footer)->size())));
-}
-
-// The min and max of a row group's timestamp column in UTC microseconds, when known.
-std::optional<std::pair<int64_t, int64_t>> RowGroupRange(const parquet::RowGroupMetaData& rg,
-                                                         int leaf,
-                                                         const parquet::ColumnDescriptor& column) {
-  const std::optional<StatsUnit> unit = StatsUnitOf(column);
-  if (!unit) return std::nullopt;
-  auto chunk = rg.ColumnChunk(leaf);
-  if (chunk == nullptr || !chunk->is_stats_set()) return std::nullopt;
-  auto stats = chunk->statistics();
-  if (stats == nullptr || !stats->HasMinMax()) return std::nullopt;
-  std::optional<int64_t> min, max;
-  if (column.physical_type() == parquet::Type::INT64) {
-    const auto& typed = static_cast<const parquet::Int64Statistics&>(*stats);
-    min = unit->ToMicros(typed.min());
-    max = unit->ToMicros(typed.max());
-  } else if (column.physical_type() == parquet::Type::INT32) {
-    const auto& typed = static_cast<const parquet::Int32Statistics&>(*stats);
-    min = unit->ToMicros(typed.min());
-    max = unit->ToMicros(typed.max());
-  }
-  if (!min || !max) return std::nullopt;  // unknown: the row group is read, not pruned
-  return std::pair(*min, *max);
-}
-
 // A failure while reading a fragment's batches (the message names the file): the file system
 // or disk (IOError), Parquet data that cannot be decoded (Corruption: a truncated or damaged
 // file), or CSV text that does not parse as its column's type (InvalidArgument: the data is the
@@ -244,79 +162,74 @@ std::map<std::string, std::optional<std::string>> HivePartitionValues(
 
 Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
                            int64_t* row_groups_total, int64_t* row_groups_pruned) {
+  GRANARY_ASSIGN_OR_RAISE(std::shared_ptr<const ParquetFooterDigest> digest,
+                          ReadParquetFooterDigest(fragment->path.string()));
+  return PlanParquetFragment(request, *digest, fragment, row_groups_total, row_groups_pruned);
+}
+
+Status PlanParquetFragment(const FragmentRequest& request, const ParquetFooterDigest& d,
+                           Fragment* fragment, int64_t* row_groups_total,
+                           int64_t* row_groups_pruned) {
   const std::string path = fragment->path.string();
-  std::shared_ptr<parquet::FileMetaData> metadata;
-  try {
-    auto reader = parquet::ParquetFileReader::OpenFile(path, /*memory_map=*/false);
-    metadata = reader->metadata();
-  } catch (const std::exception& e) {
-    std::error_code ec;
-    if (!std::filesystem::exists(fragment->path, ec)) {
-      return Status::IOError(fmt::format("cannot open {}: the file does not exist", path));
+  fragment->num_rows = d.num_rows;
+  fragment->row_group_rows = d.row_group_rows;
+  fragment->footer_hash = d.stored_hash;
+  // Leaves of the needed top-level columns, and the timestamp leaf.
+  std::vector<int> leaves;
+  int ts_leaf = -1;
+  for (size_t i = 0; i < d.leaves(); ++i) {
+    if (d.leaf_column[i] < 0) continue;
+    const std::string& top = d.columns[static_cast<size_t>(d.leaf_column[i])];
+    for (const auto& c : request.columns) {
+      if (c == top) leaves.push_back(static_cast<int>(i));
     }
-    return Status::InvalidArgument(
-        fmt::format("{} is not a readable Parquet file: {}", path, e.what()));
+    if (d.leaf_is_top[i] && top == request.timestamp_column) ts_leaf = static_cast<int>(i);
   }
-  // The footer's accessors throw on what they find inconsistent (a column chunk's size
-  // statistics whose histograms do not match its levels: found by fuzz/parquet_source_fuzz.cc,
-  // fuzz/corpus/parquet_source/crash_size_statistics_histogram.parquet).
-  try {
-    const auto& meta = *metadata;
-    const auto* schema = meta.schema();
-    fragment->num_rows = meta.num_rows();
-    fragment->row_group_rows.clear();
-    for (int rg = 0; rg < meta.num_row_groups(); ++rg) {
-      fragment->row_group_rows.push_back(meta.RowGroup(rg)->num_rows());
-    }
-    fragment->footer_hash = StoredFooterHash(path);
-    // Leaves of the needed top-level columns, and the timestamp leaf.
-    std::vector<int> leaves;
-    int ts_leaf = -1;
-    for (int i = 0; i < schema->num_columns(); ++i) {
-      const auto column_path = schema->Column(i)->path();
-      const std::vector<std::string>& path_parts = column_path->ToDotVector();
-      if (path_parts.empty()) continue;
-      const std::string& top = path_parts[0];
-      for (const auto& c : request.columns) {
-        if (c == top) leaves.push_back(i);
-      }
-      if (path_parts.size() == 1 && top == request.timestamp_column) ts_leaf = i;
-    }
-    fragment->row_groups.clear();
-    fragment->bytes_estimated = 0;
-    fragment->rows_estimated = 0;
-    // A deletion vector that deletes every row (the log's cardinality, checked against the vector
-    // when a file is read) leaves nothing to read.
-    const int64_t deleted = fragment->deletion_vector ? fragment->deletion_vector->cardinality : 0;
-    if (meta.num_rows() > 0 && deleted >= meta.num_rows()) {
-      *row_groups_total += meta.num_row_groups();
-      return Status::OK();
-    }
-    for (int rg = 0; rg < meta.num_row_groups(); ++rg) {
-      ++*row_groups_total;
-      auto rg_meta = meta.RowGroup(rg);
-      if (ts_leaf >= 0 && (request.start || request.end)) {
-        auto range = RowGroupRange(*rg_meta, ts_leaf, *schema->Column(ts_leaf));
-        if (range && ((request.start && range->second < request.start->micros) ||
-                      (request.end && range->first > request.end->micros))) {
-          ++*row_groups_pruned;
-          continue;
-        }
-      }
-      fragment->row_groups.push_back(rg);
-      fragment->rows_estimated += rg_meta->num_rows();
-      for (int leaf : leaves) {
-        fragment->bytes_estimated += rg_meta->ColumnChunk(leaf)->total_uncompressed_size();
-      }
-    }
-    if (static_cast<int>(fragment->row_groups.size()) == meta.num_row_groups()) {
-      fragment->rows_estimated -= deleted;  // which pruned row groups held them is not known
-    }
+  // Where the timestamp leaf's ranges are; -1 when its statistics are not times (not pruned).
+  int ts_slot = -1;
+  for (size_t k = 0; k < d.time_leaves.size(); ++k) {
+    if (d.time_leaves[k] == ts_leaf) ts_slot = static_cast<int>(k);
+  }
+  auto unreadable = [&](const ParquetFooterDigest::Failures& failures, size_t cell) {
+    return Status::InvalidArgument(
+        fmt::format("{} is not a readable Parquet file: {}", path, failures.at(cell)));
+  };
+  fragment->row_groups.clear();
+  fragment->bytes_estimated = 0;
+  fragment->rows_estimated = 0;
+  const int row_groups = static_cast<int>(d.row_group_rows.size());
+  // A deletion vector that deletes every row (the log's cardinality, checked against the vector
+  // when a file is read) leaves nothing to read.
+  const int64_t deleted = fragment->deletion_vector ? fragment->deletion_vector->cardinality : 0;
+  if (d.num_rows > 0 && deleted >= d.num_rows) {
+    *row_groups_total += row_groups;
     return Status::OK();
-  } catch (const std::exception& e) {
-    return Status::InvalidArgument(
-        fmt::format("{} is not a readable Parquet file: {}", path, e.what()));
   }
+  for (int rg = 0; rg < row_groups; ++rg) {
+    ++*row_groups_total;
+    if (ts_slot >= 0 && (request.start || request.end)) {
+      const size_t cell =
+          static_cast<size_t>(rg) * d.time_leaves.size() + static_cast<size_t>(ts_slot);
+      if (d.time_range_failures.count(cell) != 0) return unreadable(d.time_range_failures, cell);
+      const auto& range = d.time_ranges[cell];
+      if (range && ((request.start && range->second < request.start->micros) ||
+                    (request.end && range->first > request.end->micros))) {
+        ++*row_groups_pruned;
+        continue;
+      }
+    }
+    fragment->row_groups.push_back(rg);
+    fragment->rows_estimated += d.row_group_rows[static_cast<size_t>(rg)];
+    for (int leaf : leaves) {
+      const size_t cell = static_cast<size_t>(rg) * d.leaves() + static_cast<size_t>(leaf);
+      if (d.leaf_bytes_failures.count(cell) != 0) return unreadable(d.leaf_bytes_failures, cell);
+      fragment->bytes_estimated += d.leaf_bytes[cell];
+    }
+  }
+  if (static_cast<int>(fragment->row_groups.size()) == row_groups) {
+    fragment->rows_estimated -= deleted;  // which pruned row groups held them is not known
+  }
+  return Status::OK();
 }
 
 Status ParquetReadFailure(const Fragment& fragment) {
@@ -498,11 +411,12 @@ struct FragmentPrefetcher::Queue {
 };
 
 std::vector<FragmentPrefetcher::Unit> FragmentPrefetcher::Units(
-    const std::vector<Fragment>& fragments) {
+    const std::vector<Fragment>& fragments, int64_t whole_file_bytes) {
   std::vector<Unit> units;
   for (size_t f = 0; f < fragments.size(); ++f) {
     const Fragment& fragment = fragments[f];
-    if (fragment.format == FragmentFormat::kParquet && fragment.row_groups.size() > 1) {
+    if (fragment.format == FragmentFormat::kParquet && fragment.row_groups.size() > 1 &&
+        fragment.bytes_estimated > whole_file_bytes) {
       for (int rg : fragment.row_groups) units.push_back({f, {rg}});
     } else {
       units.push_back({f, fragment.row_groups});

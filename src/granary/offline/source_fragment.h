@@ -35,6 +35,8 @@ struct SchemaField;
 
 namespace granary {
 
+struct ParquetFooterDigest;
+
 enum class FragmentFormat { kParquet, kCsv };
 
 // One data file to read.
@@ -99,11 +101,16 @@ int64_t ParquetReadBufferBytes(size_t columns, int readers = 1);
 std::map<std::string, std::optional<std::string>> HivePartitionValues(
     const std::filesystem::path& root, const std::filesystem::path& file);
 
-// Reads the footer of a Parquet fragment and keeps the row groups whose timestamp statistics can
+// Reads the footer of a Parquet fragment (its digest, parquet_footers.h: parsed once per file and
+// process while the file stays the same) and keeps the row groups whose timestamp statistics can
 // hold rows in range; counts total and pruned row groups. A file whose deletion vector deletes
 // every row keeps no row group. IOError/InvalidArgument name the file.
 Status PlanParquetFragment(const FragmentRequest& request, Fragment* fragment,
                            int64_t* row_groups_total, int64_t* row_groups_pruned);
+// As above, from the digest of the fragment's file (ReadParquetFooterDigest).
+Status PlanParquetFragment(const FragmentRequest& request, const ParquetFooterDigest& digest,
+                           Fragment* fragment, int64_t* row_groups_total,
+                           int64_t* row_groups_pruned);
 
 // A Parquet fragment opened as OpenFragment reads it: Arrow's reader (over a ParquetFileReader
 // with the request's properties and buffered streams, behind parquet_reader()), the file's
@@ -155,8 +162,11 @@ class FragmentPrefetcher {
     // chosen rows only.
     int64_t first_position = -1;
   };
-  // The units of `fragments`, in read order.
-  static std::vector<Unit> Units(const std::vector<Fragment>& fragments);
+  // The units of `fragments`, in read order. A Parquet file whose planned bytes (of the columns
+  // read, uncompressed) are at most `whole_file_bytes` is one unit: one open of the file instead
+  // of one per row group, where decoding its row groups at once would gain nothing.
+  static std::vector<Unit> Units(const std::vector<Fragment>& fragments,
+                                 int64_t whole_file_bytes = 0);
   // Rows a unit returns: the rows of its row groups, or -1 when that is not known before reading
   // it (a CSV file, or a file with a deletion vector).
   static int64_t UnitRows(const Fragment& fragment, const Unit& unit);

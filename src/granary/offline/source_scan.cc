@@ -8,9 +8,12 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "granary/common/fork_join.h"
 #include "granary/common/json.h"
+#include "granary/common/threads.h"
 #include "granary/offline/delta_log.h"
 #include "granary/offline/file_listing.h"
+#include "granary/offline/parquet_footers.h"
 #include "granary/offline/source_fragment.h"
 #include "granary/types/arrow_convert.h"
 
@@ -421,18 +424,60 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
   }
   // Prune by date partition, then plan Parquet row groups.
   std::vector<Fragment> kept;
-  for (Fragment& fragment : impl->fragments) {
-    if (!date_partition.empty()) {
+  std::vector<bool> excluded(impl->fragments.size(), false);
+  if (!date_partition.empty()) {
+    for (size_t i = 0; i < impl->fragments.size(); ++i) {
+      const Fragment& fragment = impl->fragments[i];
       auto it = fragment.partition_values.find(date_partition);
-      if (it != fragment.partition_values.end() &&
-          DatePartitionExcludes(it->second, options.start, options.end)) {
-        ++impl->stats.files_pruned;
-        continue;
-      }
+      excluded[i] = it != fragment.partition_values.end() &&
+                    DatePartitionExcludes(it->second, options.start, options.end);
+    }
+  }
+  // The footers' digests of the Parquet files to plan, read a window at a time on several
+  // threads (one core took 0.17-0.23 s for 3,000 small files; a digest already read is found in
+  // the process's cache instead, parquet_footers.h).
+  constexpr size_t kDigestWindow = 256;
+  std::vector<std::shared_ptr<const ParquetFooterDigest>> digests;  // of fragments [window, ...)
+  std::vector<Status> digest_errors;
+  std::unique_ptr<ForkJoinPool> digest_pool;
+  size_t window = 0;
+  for (size_t i = 0; i < impl->fragments.size(); ++i) {
+    Fragment& fragment = impl->fragments[i];
+    if (excluded[i]) {
+      ++impl->stats.files_pruned;
+      continue;
     }
     if (fragment.format == FragmentFormat::kParquet) {
-      Status st = PlanParquetFragment(impl->request, &fragment, &impl->stats.row_groups_total,
-                                      &impl->stats.row_groups_pruned);
+      if (i >= window + digests.size()) {
+        window = i;
+        const size_t count = std::min(impl->fragments.size() - i, kDigestWindow);
+        digests.assign(count, nullptr);
+        digest_errors.assign(count, Status::OK());
+        if (digest_pool == nullptr && count > 1) {
+          digest_pool = std::make_unique<ForkJoinPool>(std::min(ThreadCount(0), 4) - 1);
+        }
+        auto read = [&](size_t k) {
+          const Fragment& f = impl->fragments[window + k];
+          if (excluded[window + k] || f.format != FragmentFormat::kParquet) return;
+          auto digest = ReadParquetFooterDigest(f.path.string());
+          if (digest.ok()) {
+            digests[k] = std::move(*digest);
+          } else {
+            digest_errors[k] = digest.status();
+          }
+        };
+        if (digest_pool != nullptr) {
+          digest_pool->Run(count, read);
+        } else {
+          read(0);
+        }
+      }
+      const size_t k = i - window;
+      if (!digest_errors[k].ok()) return digest_errors[k].WithContext(impl->what);
+      Status st =
+          PlanParquetFragment(impl->request, *digests[k], &fragment, &impl->stats.row_groups_total,
+                              &impl->stats.row_groups_pruned);
+      digests[k].reset();  // freed once planned
       if (!st.ok()) return st.WithContext(impl->what);
       if (fragment.row_groups.empty() && !fragment.row_group_rows.empty()) {
         ++impl->stats.files_pruned;
@@ -463,7 +508,14 @@ Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Next() {
     constexpr int64_t kPickedColumnBytes = int64_t{2} << 20;
     std::vector<int64_t> chosen;
     int64_t largest = 0;  // the most a unit's decoding holds (an estimate)
-    for (FragmentPrefetcher::Unit& unit : FragmentPrefetcher::Units(s.fragments)) {
+    // Small files are read whole, one open each (every open parses the footer and maps the
+    // schema: 3,000 files of two row groups opened 6,000 times), unless row groups are skipped
+    // or picked one at a time (a second read by position, gather mode).
+    constexpr int64_t kWholeFileBytes = int64_t{1} << 20;
+    const int64_t whole_file_bytes =
+        may_skip || s.request.chosen_rows != nullptr ? 0 : kWholeFileBytes;
+    for (FragmentPrefetcher::Unit& unit :
+         FragmentPrefetcher::Units(s.fragments, whole_file_bytes)) {
       const Fragment& fragment = s.fragments[unit.fragment];
       const int64_t rows = FragmentPrefetcher::UnitRows(fragment, unit);
       if (may_skip && at >= 0 && rows >= 0 && !s.options.wants_rows(at, at + rows)) {
