@@ -1,6 +1,7 @@
 #include "granary/offline/parquet_footers.h"
 
 #include <arrow/io/api.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <parquet/exception.h>
 #include <parquet/file_reader.h>
@@ -13,10 +14,12 @@
 #include <cerrno>
 #include <cstring>
 #include <random>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "granary/common/hash.h"
 #include "granary/common/mutex.h"
+#include "granary/common/unique_fd.h"
 #include "granary/offline/source_fragment.h"
 #include "granary/types/arrow_convert.h"
 
@@ -112,9 +115,21 @@ uint64_t StoredFooterHash(arrow::io::RandomAccessFile& file, int64_t size) {
                                              static_cast<size_t>((*footer)->size())));
 }
 
+// Column chunks whose values a digest records as failures; past it the footer is unreadable (a
+// crafted footer whose row groups hold no chunks would otherwise cost an exception and an entry
+// for each of its columns in each row group).
+constexpr size_t kMaxFailures = 1024;
+
 // Builds the digest of a parsed footer. Throws when the footer's accessors throw for the row
-// groups themselves; a value of one column chunk that cannot be had is recorded as a failure.
+// groups themselves, or for more than kMaxFailures column chunks; a value of one column chunk
+// that cannot be had is recorded as a failure.
 void Digest(const parquet::FileMetaData& meta, ParquetFooterDigest* d) {
+  auto failed = [d](ParquetFooterDigest::Failures* failures, size_t cell, const char* what) {
+    (*failures)[cell] = what;
+    if (d->leaf_bytes_failures.size() + d->time_range_failures.size() > kMaxFailures) {
+      throw std::runtime_error(what);
+    }
+  };
   const parquet::SchemaDescriptor& schema = *meta.schema();
   d->num_rows = meta.num_rows();
   const int leaves = schema.num_columns();
@@ -151,7 +166,7 @@ void Digest(const parquet::FileMetaData& meta, ParquetFooterDigest* d) {
       try {
         d->leaf_bytes[cell] = rg_meta->ColumnChunk(leaf)->total_uncompressed_size();
       } catch (const std::exception& e) {
-        d->leaf_bytes_failures[cell] = e.what();
+        failed(&d->leaf_bytes_failures, cell, e.what());
       }
     }
     for (size_t k = 0; k < d->time_leaves.size(); ++k) {
@@ -160,7 +175,7 @@ void Digest(const parquet::FileMetaData& meta, ParquetFooterDigest* d) {
       try {
         d->time_ranges[cell] = RowGroupRange(*rg_meta, leaf, *schema.Column(leaf), units[k]);
       } catch (const std::exception& e) {
-        d->time_range_failures[cell] = e.what();
+        failed(&d->time_range_failures, cell, e.what());
       }
     }
   }
@@ -271,18 +286,6 @@ void SetParquetFooterSettleNanos(int64_t nanos) {
   settle_nanos.store(nanos, std::memory_order_relaxed);
 }
 
-Result<ParquetFileIdentity> IdentityOfPath(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    const int err = errno;
-    if (err == ENOENT) {
-      return Status::IOError(fmt::format("cannot open {}: the file does not exist", path));
-    }
-    return Status::IOError(fmt::format("cannot read {}: {}", path, std::strerror(err)));
-  }
-  return IdentityOf(st);
-}
-
 Result<ParquetFileIdentity> IdentityOfDescriptor(int fd, const std::string& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -310,17 +313,26 @@ Result<std::shared_ptr<const ParquetFooterDigest>> ReadParquetFooterDigest(
   struct timespec now {};
   ::clock_gettime(CLOCK_REALTIME, &now);  // before the file is looked at
   const int64_t now_ns = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
-  GRANARY_ASSIGN_OR_RAISE(ParquetFileIdentity id, IdentityOfPath(path));
+  // The file is opened even when its digest is kept, and known by its descriptor: on a network
+  // file system (NFS) an open revalidates what a stat may answer from a cache (close-to-open
+  // consistency), and the file read on a miss is the one whose identity is kept.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    const int err = errno;
+    if (err == ENOENT) {
+      return Status::IOError(fmt::format("cannot open {}: the file does not exist", path));
+    }
+    return Status::IOError(fmt::format("cannot open {}: {}", path, std::strerror(err)));
+  }
+  GRANARY_ASSIGN_OR_RAISE(const ParquetFileIdentity id, IdentityOfDescriptor(fd.get(), path));
   if (auto found = DigestCache::Get().Find(path, id)) return found;
   auto digest = std::make_shared<ParquetFooterDigest>();
   std::shared_ptr<parquet::FileMetaData> metadata;
   try {
-    auto file = arrow::io::ReadableFile::Open(path);
+    auto file = arrow::io::ReadableFile::Open(fd.Release());  // owns the descriptor from here
     if (!file.ok()) {
-      return Status::IOError(fmt::format("cannot open {}: {}", path, file.status().message()));
+      return Status::IOError(fmt::format("cannot read {}: {}", path, file.status().message()));
     }
-    // The identity of the file read, not of the path's file before the open.
-    GRANARY_ASSIGN_OR_RAISE(id, IdentityOfDescriptor((*file)->file_descriptor(), path));
     auto reader = parquet::ParquetFileReader::Open(*file);
     metadata = reader->metadata();
     digest->stored_hash = StoredFooterHash(**file, id.size);

@@ -52,9 +52,7 @@ struct ParquetFileIdentity {
   // file may be kept: its change time is at least `settle_ns` older.
   bool Settled(int64_t now_ns, int64_t settle_ns) const;
 };
-// The identity of the file at `path` (stat), or of an open descriptor (fstat); IOError naming
-// the path when the call fails.
-Result<ParquetFileIdentity> IdentityOfPath(const std::string& path);
+// The identity of the file open as `fd` (fstat); IOError naming `path` when the call fails.
 Result<ParquetFileIdentity> IdentityOfDescriptor(int fd, const std::string& path);
 
 // What planning a scan reads of a Parquet file's footer (PlanParquetFragment), whatever the
@@ -89,8 +87,10 @@ struct ParquetFooterDigest {
 
 // The digest of the Parquet file at `path`, from the cache when the file is the one it was read
 // from, else read (the footer parsed once, its stored bytes hashed through the same open file)
-// and kept. IOError when the file does not exist or cannot be read, InvalidArgument when it is
-// not a readable Parquet file; both name the path.
+// and kept. The file is opened either way (an open revalidates a network file system's cached
+// attributes). IOError when the file does not exist or cannot be opened (permissions),
+// InvalidArgument when it is not a readable Parquet file (more than 1,024 of its column chunks
+// unreadable included); both name the path.
 Result<std::shared_ptr<const ParquetFooterDigest>> ReadParquetFooterDigest(const std::string& path);
 
 // How long before a digest is read its file must have last changed for the digest to be kept

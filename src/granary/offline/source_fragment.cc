@@ -259,8 +259,12 @@ Result<OpenedParquet> OpenParquetFragment(const Fragment& fragment,
                             arrow::io::ReadableFile::Open(path, pool));
     auto file_reader = parquet::ParquetFileReader::Open(file, file_props);
     const std::shared_ptr<parquet::FileMetaData> metadata = file_reader->metadata();
-    if (metadata->num_row_groups() != static_cast<int>(fragment.row_group_rows.size()) ||
-        metadata->num_rows() != fragment.num_rows) {
+    bool same = metadata->num_row_groups() == static_cast<int>(fragment.row_group_rows.size()) &&
+                metadata->num_rows() == fragment.num_rows;
+    for (int rg = 0; same && rg < metadata->num_row_groups(); ++rg) {
+      same = metadata->RowGroup(rg)->num_rows() == fragment.row_group_rows[static_cast<size_t>(rg)];
+    }
+    if (!same) {
       return Status::IOError(fmt::format(
           "{} changed while it was read: it has {} rows in {} row groups, {} in {} when the read "
           "began; run again",
@@ -415,8 +419,8 @@ std::vector<FragmentPrefetcher::Unit> FragmentPrefetcher::Units(
   std::vector<Unit> units;
   for (size_t f = 0; f < fragments.size(); ++f) {
     const Fragment& fragment = fragments[f];
-    if (fragment.format == FragmentFormat::kParquet && fragment.row_groups.size() > 1 &&
-        fragment.bytes_estimated > whole_file_bytes) {
+    const bool whole = whole_file_bytes > 0 && fragment.bytes_estimated <= whole_file_bytes;
+    if (fragment.format == FragmentFormat::kParquet && fragment.row_groups.size() > 1 && !whole) {
       for (int rg : fragment.row_groups) units.push_back({f, {rg}});
     } else {
       units.push_back({f, fragment.row_groups});

@@ -311,6 +311,18 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(
   return Open(snapshot, defs, view, std::move(options));
 }
 
+namespace {
+
+// The threads that read footers while scans are planned, shared by every scan of the process
+// (Run() takes jobs from several callers in turn): up to three beside the planning thread.
+// Never destroyed: used until exit.
+ForkJoinPool& FooterPool() {
+  static auto* pool = new ForkJoinPool(std::min(ThreadCount(0), 4) - 1);
+  return *pool;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceSnapshot& snapshot,
                                                                    const Definitions& defs,
                                                                    const FeatureView& view,
@@ -433,13 +445,14 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
                     DatePartitionExcludes(it->second, options.start, options.end);
     }
   }
-  // The footers' digests of the Parquet files to plan, read a window at a time on several
-  // threads (one core took 0.17-0.23 s for 3,000 small files; a digest already read is found in
-  // the process's cache instead, parquet_footers.h).
-  constexpr size_t kDigestWindow = 256;
+  // The footers' digests of the Parquet files to plan, read a window at a time on the footer
+  // pool's threads (one core took 0.17-0.23 s for 3,000 small files; a digest already read is
+  // found in the process's cache instead, parquet_footers.h). Windows start at 16 files and grow
+  // to 256 while their digests stay small: a wide file's digest takes megabytes.
+  constexpr int64_t kDigestWindowBytes = int64_t{16} << 20;
+  size_t window_files = 16;
   std::vector<std::shared_ptr<const ParquetFooterDigest>> digests;  // of fragments [window, ...)
   std::vector<Status> digest_errors;
-  std::unique_ptr<ForkJoinPool> digest_pool;
   size_t window = 0;
   for (size_t i = 0; i < impl->fragments.size(); ++i) {
     Fragment& fragment = impl->fragments[i];
@@ -450,27 +463,35 @@ Result<std::unique_ptr<FeatureSourceScan>> FeatureSourceScan::Open(const SourceS
     if (fragment.format == FragmentFormat::kParquet) {
       if (i >= window + digests.size()) {
         window = i;
-        const size_t count = std::min(impl->fragments.size() - i, kDigestWindow);
+        const size_t count = std::min(impl->fragments.size() - i, window_files);
         digests.assign(count, nullptr);
         digest_errors.assign(count, Status::OK());
-        if (digest_pool == nullptr && count > 1) {
-          digest_pool = std::make_unique<ForkJoinPool>(std::min(ThreadCount(0), 4) - 1);
-        }
         auto read = [&](size_t k) {
           const Fragment& f = impl->fragments[window + k];
           if (excluded[window + k] || f.format != FragmentFormat::kParquet) return;
-          auto digest = ReadParquetFooterDigest(f.path.string());
-          if (digest.ok()) {
-            digests[k] = std::move(*digest);
-          } else {
-            digest_errors[k] = digest.status();
+          try {
+            auto digest = ReadParquetFooterDigest(f.path.string());
+            if (digest.ok()) {
+              digests[k] = std::move(*digest);
+            } else {
+              digest_errors[k] = digest.status();
+            }
+          } catch (const std::exception& e) {  // a pool's task must not throw (bad_alloc)
+            digest_errors[k] = Status::Internal(
+                fmt::format("reading the footer of {}: {}", f.path.string(), e.what()));
           }
         };
-        if (digest_pool != nullptr) {
-          digest_pool->Run(count, read);
+        if (count > 1) {
+          FooterPool().Run(count, read);
         } else {
           read(0);
         }
+        int64_t largest = 1;
+        for (const auto& d : digests) {
+          if (d != nullptr) largest = std::max(largest, d->Footprint());
+        }
+        window_files = std::clamp<size_t>(static_cast<size_t>(kDigestWindowBytes / largest), 1,
+                                          std::min<size_t>(2 * window_files, 256));
       }
       const size_t k = i - window;
       if (!digest_errors[k].ok()) return digest_errors[k].WithContext(impl->what);
@@ -511,9 +532,12 @@ Result<std::shared_ptr<arrow::RecordBatch>> FeatureSourceScan::Next() {
     // Small files are read whole, one open each (every open parses the footer and maps the
     // schema: 3,000 files of two row groups opened 6,000 times), unless row groups are skipped
     // or picked one at a time (a second read by position, gather mode).
-    constexpr int64_t kWholeFileBytes = int64_t{1} << 20;
-    const int64_t whole_file_bytes =
-        may_skip || s.request.chosen_rows != nullptr ? 0 : kWholeFileBytes;
+    // A whole file stays within what one of two readers may decode at once.
+    int64_t whole_file_bytes = int64_t{1} << 20;
+    if (s.options.decode_memory_bytes > 0) {
+      whole_file_bytes = std::min(whole_file_bytes, s.options.decode_memory_bytes / 2);
+    }
+    if (may_skip || s.request.chosen_rows != nullptr) whole_file_bytes = 0;
     for (FragmentPrefetcher::Unit& unit :
          FragmentPrefetcher::Units(s.fragments, whole_file_bytes)) {
       const Fragment& fragment = s.fragments[unit.fragment];

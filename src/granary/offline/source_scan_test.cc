@@ -3,6 +3,7 @@
 
 #include <arrow/api.h>
 #include <arrow/io/api.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <parquet/arrow/writer.h>
 
@@ -528,6 +529,44 @@ TEST(FeatureSourceScan, ReadersHoldPagesAndBatchesNotRowGroups) {
                                          << " MiB of a " << (file_bytes >> 20) << " MiB file";
   EXPECT_GT(pool.max_memory(), 0);  // the readers did allocate from the pool given
   EXPECT_EQ(pool.bytes_allocated(), 0);
+}
+
+// Planning reads footers a window at a time on several threads (16 files first, growing to
+// 256): every file of a source of 600 is planned once and read, in path order, the same read
+// whole or by row groups, and of two bad files the first in path order is the one reported.
+TEST(FeatureSourceScan, ASourceOfManyFilesIsPlannedInOrderAndItsFirstBadFileReported) {
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  constexpr int kFiles = 600;
+  for (int f = 0; f < kFiles; ++f) {
+    WriteHourly(dir.path() / fmt::format("data/part-{:04}.parquet", f), f * 10, 10, 5);
+  }
+  Definitions defs = Load(Defs("data"));
+  auto scan = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], {});
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  EXPECT_EQ((*scan)->stats().files_total, kFiles);
+  EXPECT_EQ((*scan)->stats().row_groups_total, 2 * kFiles);
+  EXPECT_EQ((*scan)->stats().rows_estimated, 10 * kFiles);
+  // Small files are read whole (one unit each); the rows and their order are those of a read
+  // of one row group at a time (a decoding bound of 1 KiB keeps files split).
+  const auto whole = RatesByPosition(scan->get());
+  EXPECT_EQ(whole.size(), static_cast<size_t>(10 * kFiles));
+  SourceScanOptions split;
+  split.decode_memory_bytes = 1024;
+  auto by_row_group = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], split);
+  ASSERT_TRUE(by_row_group.ok());
+  EXPECT_EQ(RatesByPosition(by_row_group->get()), whole);
+
+  // Two bad files in one window (files 240-495): the first in path order is named.
+  for (int f : {450, 303}) {
+    std::ofstream(dir.path() / fmt::format("data/part-{:04}.parquet", f), std::ios::trunc)
+        << "not parquet";
+  }
+  auto bad = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("part-0303.parquet is not a readable Parquet file"),
+            std::string::npos)
+      << bad.status().message();
 }
 
 TEST(FeatureSourceScan, ABoundOnDecodingReadsOneRowGroupAtATimeAndTheSameRows) {
