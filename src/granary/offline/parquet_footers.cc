@@ -155,6 +155,17 @@ void Digest(const parquet::FileMetaData& meta, ParquetFooterDigest* d) {
     }
   }
   const int row_groups = meta.num_row_groups();
+  // Every row group holds a chunk of every leaf, and a chunk takes tens of bytes of the footer: a
+  // footer that declares more chunks than it has bytes is refused before the digest's table of
+  // chunks is allocated (a crafted footer of 10,000 empty row groups over 10,000 columns would
+  // otherwise ask for 800 MB).
+  const uint64_t cells = static_cast<uint64_t>(row_groups) * static_cast<uint64_t>(leaves);
+  if (cells > static_cast<uint64_t>(meta.size())) {
+    throw std::runtime_error(fmt::format(
+        "its footer of {} bytes declares {} row groups of {} columns, more column chunks than it "
+        "can hold",
+        meta.size(), row_groups, leaves));
+  }
   d->leaf_bytes.assign(static_cast<size_t>(row_groups) * static_cast<size_t>(leaves), 0);
   d->time_ranges.assign(static_cast<size_t>(row_groups) * d->time_leaves.size(), std::nullopt);
   for (int rg = 0; rg < row_groups; ++rg) {
