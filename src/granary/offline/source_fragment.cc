@@ -271,19 +271,15 @@ Result<OpenedParquet> OpenParquetFragment(const Fragment& fragment,
           path, metadata->num_rows(), metadata->num_row_groups(), fragment.num_rows,
           fragment.row_group_rows.size()));
     }
+    // The leaves of the requested top-level columns, from the Parquet schema: the Arrow schema
+    // manifest (which decodes the Arrow schema stored in the footer) is built once, by
+    // FileReader::Make below, which also reports a schema without an Arrow form.
     std::vector<int> leaves;
     {
-      parquet::arrow::SchemaManifest manifest;
-      auto st = parquet::arrow::SchemaManifest::Make(
-          metadata->schema(), metadata->key_value_metadata(),
-          parquet::default_arrow_reader_properties(), &manifest);
-      if (!st.ok()) {
-        return Status::InvalidArgument(
-            fmt::format("{}: cannot map its Parquet schema to Arrow: {}", path, st.message()));
-      }
+      const parquet::SchemaDescriptor& schema = *metadata->schema();
       for (const auto& wanted : request.columns) {
-        for (const auto& field : manifest.schema_fields) {
-          if (field.field->name() == wanted) CollectLeaves(field, &leaves);
+        for (int i = 0; i < schema.num_columns(); ++i) {
+          if (schema.GetColumnRoot(i)->name() == wanted) leaves.push_back(i);
         }
       }
     }
