@@ -23,16 +23,19 @@
 #include <thread>
 
 #include "granary/common/temp_dir.h"
+#include "granary/online/rocksdb/records.h"
 #include "granary/online/rocksdb/rocksdb_store.h"
 #include "granary/online/rocksdb/sst_compression.h"
 #include "granary/online/value_codec.h"
 
 namespace granary {
+
+using rocksdb_records::kNever;
+using rocksdb_records::kRecordHeader;
+using rocksdb_records::kRecordVersion;
+
 namespace {
 
-constexpr char kRecordVersion = '\x01';
-constexpr size_t kRecordHeader = 9;  // version byte + expiry (int64 microseconds)
-constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 // A final file is closed past this size (the next one starts at a larger key).
 constexpr uint64_t kFinalFileBytes = uint64_t{256} << 20;
 // A final buffer of at least this many rows is written by two threads.

@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <boost/asio/post.hpp>
 #include <charconv>
 #include <ctime>
 #include <fstream>
@@ -19,41 +18,28 @@
 
 #include "granary/common/hash.h"
 #include "granary/common/mutex.h"
+#include "granary/online/rocksdb/records.h"
 #include "granary/online/rocksdb/writer_folders.h"
 #include "granary/online/value_codec.h"
 
 namespace granary {
+
+using rocksdb_records::AppendRecordKey;
+using rocksdb_records::ExpiryOf;
+using rocksdb_records::FromRocks;
+using rocksdb_records::kNever;
+using rocksdb_records::kRecordHeader;
+using rocksdb_records::kRecordVersion;
+
 namespace {
 
-constexpr char kRecordVersion = '\x01';
-constexpr size_t kRecordHeader = 9;  // version byte + expiry (int64 microseconds)
-constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 // Rows compared and written under one set of locks.
 constexpr int64_t kChunkRows = 256;
-
-Status FromRocks(const rocksdb::Status& s, std::string_view what, const std::string& where) {
-  if (s.ok()) return Status::OK();
-  std::string msg = fmt::format("rocksdb {} in {}: {}", what, where, s.ToString());
-  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-    return Status::Unavailable(msg +
-                               " (another process, such as a running server, holds the embedded "
-                               "online store; stop it or use Redis for shared access)");
-  }
-  if (s.IsCorruption()) return Status::Corruption(msg);
-  return Status::IOError(msg);
-}
-
-void AppendRecordKey(std::string* out, std::string_view entity, uint32_t view_id) {
-  out->append(entity);
-  layout::PutBigEndian32(out, view_id);
-}
 
 // View markers: "\0marker\0" + view name (rocksdb_store.h).
 constexpr std::string_view kMarkerPrefix("\0marker\0", 8);
 
 bool IsMarkerKey(const rocksdb::Slice& key) { return !key.empty() && key[0] == '\0'; }
-
-int64_t ExpiryOf(std::string_view record) { return layout::LoadFixed<int64_t>(record.data() + 1); }
 
 // The stripe locks of a write (rocksdb_store.h, stripes_): the stripes of its keys, each taken
 // once and in increasing order, so that two writers never deadlock; released in reverse order
@@ -501,126 +487,6 @@ Result<int64_t> RocksDbOnlineStore::WriteTiles(const ViewLayout& tiles_view,
   return written;
 }
 
-namespace {
-
-// The views of a read that share one key column: an entity's views are adjacent (key = entity
-// key + view id), so one Seek per entity and a few Next() read them all, which costs less than a
-// point lookup per view (MultiGet).
-struct ReadGroup {
-  const EntityKeyColumn* keys;
-  std::vector<std::pair<uint32_t, size_t>> views;  // (view id, index in the request)
-};
-
-// Reads entity rows [begin, end) of every group with one iterator: appends each live record's
-// body to *arena and calls found(view index, row, offset in *arena, size).
-template <typename Found>
-Status ReadRows(rocksdb::DB* db, const std::vector<ReadGroup>& groups, size_t begin, size_t end,
-                Timestamp now, const OnlineStore& store, const std::filesystem::path& path,
-                std::string* arena, Found&& found) {
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-  for (const ReadGroup& group : groups) {
-    for (size_t r = begin; r < end; ++r) {
-      const std::string_view entity = group.keys->key(r);
-      const rocksdb::Slice prefix(entity.data(), entity.size());
-      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-        const rocksdb::Slice key = it->key();
-        if (key.size() != entity.size() + 4) continue;  // a longer entity key with this prefix
-        const unsigned char* id_bytes =
-            reinterpret_cast<const unsigned char*>(key.data()) + entity.size();
-        const uint32_t id = (uint32_t{id_bytes[0]} << 24) | (uint32_t{id_bytes[1]} << 16) |
-                            (uint32_t{id_bytes[2]} << 8) | uint32_t{id_bytes[3]};
-        for (const auto& [view_id, v] : group.views) {
-          if (view_id != id) continue;
-          const rocksdb::Slice value = it->value();
-          std::string_view rec(value.data(), value.size());
-          if (rec.size() < kRecordHeader || rec[0] != kRecordVersion) {
-            return Status::Corruption(fmt::format(
-                "{}: a record of {} bytes has an unknown layout version; it was written by "
-                "another Granary release",
-                store.Describe(), rec.size()));
-          }
-          if (ExpiryOf(rec) <= now.micros) continue;  // expired, not compacted away yet
-          const size_t at = arena->size();
-          arena->append(rec.substr(kRecordHeader));
-          found(v, r, at, rec.size() - kRecordHeader);
-        }
-      }
-      if (!it->status().ok()) return FromRocks(it->status(), "read", path.string());
-    }
-  }
-  return Status::OK();
-}
-
-}  // namespace
-
-Result<OnlineFeatures> RocksDbOnlineStore::Read(const OnlineReadRequest& request) {
-  GRANARY_RETURN_NOT_OK(request.Validate());
-  if (secondary_dir_) GRANARY_RETURN_NOT_OK(CatchUpWithWriter());
-  std::vector<ReadGroup> groups;
-  size_t records = 0;
-  for (size_t v = 0; v < request.views.size(); ++v) {
-    const ViewRead& read = request.views[v];
-    auto same = [&](const ReadGroup& g) { return g.keys == read.keys.get(); };
-    auto g = std::find_if(groups.begin(), groups.end(), same);
-    if (g == groups.end()) g = groups.insert(groups.end(), ReadGroup{read.keys.get(), {}});
-    g->views.emplace_back(read.view->view_id(), v);
-    records += read.keys->size();
-  }
-  const Timestamp now = options_.clock->Now();
-  OnlineFeaturesBuilder builder(request);
-  const size_t rows = request.num_rows();
-  ForkJoinPool* split = request.split;
-  if (split == nullptr || split->parallelism() < 2 || records < kSplitReadRecords || rows < 2) {
-    GRANARY_RETURN_NOT_OK(ReadRows(
-        db_.get(), groups, 0, rows, now, *this, path_, builder.arena(),
-        [&](size_t v, size_t r, size_t at, size_t size) { builder.SetBody(v, r, at, size); }));
-    return builder.Finish(now);
-  }
-  // A large read: ranges of entity rows read on the pool's threads, each into an arena of its
-  // own, then appended in order (the bodies are a small part of the time: the seeks dominate).
-  struct Part {
-    std::string arena;
-    struct Body {
-      uint32_t v;
-      uint32_t r;
-      size_t at;
-      size_t size;
-    };
-    std::vector<Body> bodies;
-    Status status;
-  };
-  const size_t num_parts = std::min(rows, 2 * static_cast<size_t>(split->parallelism()));
-  std::vector<Part> parts(num_parts);
-  split->Run(num_parts, [&](size_t p) {
-    Part& part = parts[p];
-    part.status = ReadRows(
-        db_.get(), groups, rows * p / num_parts, rows * (p + 1) / num_parts, now, *this, path_,
-        &part.arena, [&part](size_t v, size_t r, size_t at, size_t size) {
-          part.bodies.push_back({static_cast<uint32_t>(v), static_cast<uint32_t>(r), at, size});
-        });
-  });
-  std::string* arena = builder.arena();
-  size_t total = 0;
-  for (const Part& part : parts) {
-    GRANARY_RETURN_NOT_OK(part.status);
-    total += part.arena.size();
-  }
-  arena->reserve(total);
-  for (const Part& part : parts) {
-    const size_t base = arena->size();
-    arena->append(part.arena);
-    for (const Part::Body& b : part.bodies) builder.SetBody(b.v, b.r, base + b.at, b.size);
-  }
-  return builder.Finish(now);
-}
-
-void RocksDbOnlineStore::AsyncRead(const boost::asio::any_io_executor& executor,
-                                   OnlineReadRequest request, ReadCallback done) {
-  auto result = std::make_shared<Result<OnlineFeatures>>(Read(request));
-  boost::asio::post(executor,
-                    [result, done = std::move(done)]() mutable { done(std::move(*result)); });
-}
-
 Status RocksDbOnlineStore::DeleteViews(const std::vector<std::string>& view_names) {
   GRANARY_RETURN_NOT_OK(CheckWritable("delete views"));
   std::vector<std::string> suffixes;
@@ -699,6 +565,19 @@ Result<int64_t> RocksDbOnlineStore::CompactAndCount() {
   for (it->SeekToFirst(); it->Valid(); it->Next()) count += IsMarkerKey(it->key()) ? 0 : 1;
   GRANARY_RETURN_NOT_OK(FromRocks(it->status(), "scan", path_.string()));
   return count;
+}
+
+Status rocksdb_records::FromRocks(const rocksdb::Status& s, std::string_view what,
+                                  const std::string& where) {
+  if (s.ok()) return Status::OK();
+  std::string msg = fmt::format("rocksdb {} in {}: {}", what, where, s.ToString());
+  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+    return Status::Unavailable(msg +
+                               " (another process, such as a running server, holds the embedded "
+                               "online store; stop it or use Redis for shared access)");
+  }
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  return Status::IOError(msg);
 }
 
 }  // namespace granary
