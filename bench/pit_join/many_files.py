@@ -116,8 +116,8 @@ def main():
                          "build/granary")
     ap.add_argument("--data", default=str(ROOT / "build" / "bench-data" / "many_files"))
     args = ap.parse_args()
-    binaries = args.granary or [str(ROOT / "build" / "granary")]
-    data = Path(args.data)
+    binaries = [str(Path(b).resolve()) for b in args.granary or [ROOT / "build" / "granary"]]
+    data = Path(args.data).resolve()  # the runs work in it; -o is given relative to it
     generate(data, args.files, args.rows, args.row_groups, args.features, args.entity_rows,
              args.keys, seed=7)
     features = [f"f{f}" for f in range(args.read)]

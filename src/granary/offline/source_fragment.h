@@ -140,6 +140,11 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
 Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& fragment,
                                                                const FragmentRequest& request,
                                                                const std::vector<int>& row_groups);
+// As above for a Parquet fragment already opened with OpenParquetFragment and the same request
+// (its reader is shared: read one such batch reader at a time, on one thread).
+Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const OpenedParquet& opened,
+                                                               const Fragment& fragment,
+                                                               const std::vector<int>& row_groups);
 
 // Reads fragments on `readers` background threads and hands out their raw batches in fragment
 // order, then row order. The unit of work is one row group of a Parquet file (a CSV file, or a
@@ -147,9 +152,11 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const Fragment& f
 // groups of one file at once rather than whole files in turn: with files the consumer waited on
 // one file's reader while the next file's reader, at its limit of batches ahead, waited on the
 // consumer (about 1.2 cores busy on 2; docs/PERFORMANCE.md, "Training sets on a quiet
-// machine"). Readers stay within `readers` units of the consumer and at most `batches_ahead`
-// batches ahead in each unit. One consumer thread calls Next(); the destructor stops and joins
-// the readers. Memory: at most readers * batches_ahead batches.
+// machine"). A reader keeps its last Parquet file open for its next unit if that is of the same
+// file (an open parses the whole footer). Readers stay within `readers` units of the consumer and
+// at most `batches_ahead` batches ahead in each unit. One consumer thread calls Next(); the
+// destructor stops and joins the readers. Memory: at most readers * batches_ahead batches, and
+// each reader's open file (its parsed footer).
 class FragmentPrefetcher {
  public:
   // Row groups of one fragment, read by one reader in one go.

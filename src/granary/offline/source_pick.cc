@@ -119,6 +119,12 @@ Result<std::shared_ptr<arrow::RecordBatch>> ReadChosenRows(const Fragment& fragm
                                                            const std::vector<int64_t>& rows,
                                                            int* columns_picked) {
   GRANARY_ASSIGN_OR_RAISE(OpenedParquet opened, OpenParquetFragment(fragment, request));
+  return ReadChosenRows(opened, fragment, request, row_group, rows, columns_picked);
+}
+
+Result<std::shared_ptr<arrow::RecordBatch>> ReadChosenRows(
+    OpenedParquet& opened, const Fragment& fragment, const FragmentRequest& request, int row_group,
+    const std::vector<int64_t>& rows, int* columns_picked) {
   int picked_count = 0;
   const std::string path = fragment.path.string();
   arrow::MemoryPool* pool = request.pool != nullptr ? request.pool : arrow::default_memory_pool();

@@ -27,5 +27,10 @@ Result<std::shared_ptr<arrow::RecordBatch>> ReadChosenRows(const Fragment& fragm
                                                            int row_group,
                                                            const std::vector<int64_t>& rows,
                                                            int* columns_picked = nullptr);
+// As above through `opened`, the fragment opened with OpenParquetFragment and the same request
+// (a reader's next row group of the same file: each open parses the whole footer).
+Result<std::shared_ptr<arrow::RecordBatch>> ReadChosenRows(
+    OpenedParquet& opened, const Fragment& fragment, const FragmentRequest& request, int row_group,
+    const std::vector<int64_t>& rows, int* columns_picked = nullptr);
 
 }  // namespace granary

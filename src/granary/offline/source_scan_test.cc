@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -106,8 +107,11 @@ void WriteHourlyWithNullTimes(const std::filesystem::path& path, int rows, int g
 }
 
 // Every row a scan returns, by read position: its `rate` (the row's number in the file).
-std::map<int64_t, double> RatesByPosition(FeatureSourceScan* scan) {
+// `after_first` (if set) runs once the first batch is in.
+std::map<int64_t, double> RatesByPosition(FeatureSourceScan* scan,
+                                          const std::function<void()>& after_first = nullptr) {
   std::map<int64_t, double> out;
+  bool first = true;
   const int rate = scan->schema()->GetFieldIndex("rate");
   EXPECT_GE(rate, 0);
   while (true) {
@@ -122,6 +126,8 @@ std::map<int64_t, double> RatesByPosition(FeatureSourceScan* scan) {
                                    : static_cast<const arrow::Int64Array&>(*at.rows).Value(i);
       EXPECT_TRUE(out.emplace(position, values.Value(i)).second) << "position " << position;
     }
+    if (after_first && first) after_first();
+    first = false;
   }
 }
 
@@ -594,6 +600,40 @@ TEST(FeatureSourceScan, ABoundOnDecodingReadsOneRowGroupAtATimeAndTheSameRows) {
   EXPECT_EQ(roomy, 2);
   EXPECT_EQ(read(1024, &tight), all);
   EXPECT_EQ(tight, 1);
+}
+
+// A unit is a row group, and an open parses the file's whole footer (a file of 1,000 columns in
+// 20 row groups was parsed 20 times a pass): a reader keeps its file open for its next unit of
+// the same file. One reader (a tight bound); the file removed once the first batch is in is still
+// read to its end, whole or picked (a new open per row group would fail).
+TEST(FeatureSourceScan, AReaderReadsAFilesRowGroupsThroughOneOpen) {
+  auto dir = TempDir::Make("granary-scan-").ValueOrDie();
+  const auto file = dir.path() / "data/a.parquet";
+  Definitions defs = Load(Defs("data"));
+  for (const bool gather_mode : {false, true}) {
+    SCOPED_TRACE(gather_mode ? "gather mode" : "whole row groups");
+    WriteHourly(file, 0, 1000, 100);  // 10 row groups
+    SourceScanOptions options;
+    options.decode_memory_bytes = 256;
+    options.batch_rows = 64;
+    if (gather_mode) {
+      options.with_join_keys = options.with_created_timestamp = false;
+      options.with_event_timestamp = false;
+      options.chosen_rows = [](int64_t begin, int64_t end, std::vector<int64_t>* rows) {
+        rows->clear();
+        for (int64_t p = begin + (3 - begin % 3) % 3; p < end; p += 3) rows->push_back(p);
+      };
+    }
+    auto all = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], options);
+    ASSERT_TRUE(all.ok()) << all.status().ToString();
+    const auto expected = RatesByPosition(all->get());
+    EXPECT_EQ(expected.size(), gather_mode ? 334u : 1000u);
+    auto scan = FeatureSourceScan::Open(dir.path(), defs, defs.feature_views[0], options);
+    ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+    EXPECT_EQ(RatesByPosition(scan->get(), [&] { std::filesystem::remove(file); }), expected);
+    EXPECT_EQ((*scan)->stats().readers, 1);
+    EXPECT_FALSE(std::filesystem::exists(file));
+  }
 }
 
 TEST(FeatureSourceScan, GatherModeReturnsOnlyTheChosenRowsAndCountsWhatAPickedRowGroupHolds) {
