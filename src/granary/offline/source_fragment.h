@@ -119,6 +119,7 @@ struct OpenedParquet {
   std::shared_ptr<parquet::arrow::FileReader> reader;
   std::shared_ptr<parquet::FileMetaData> metadata;
   std::vector<int> leaves;
+  int file_descriptor = -1;  // the open file's, valid while `reader` lives
 };
 // IOError when the file is gone or changed since planning (its row groups or rows);
 // InvalidArgument when its schema has no Arrow form; Corruption when it cannot be read.
@@ -153,10 +154,11 @@ Result<std::shared_ptr<arrow::RecordBatchReader>> OpenFragment(const OpenedParqu
 // one file's reader while the next file's reader, at its limit of batches ahead, waited on the
 // consumer (about 1.2 cores busy on 2; docs/PERFORMANCE.md, "Training sets on a quiet
 // machine"). A reader keeps its last Parquet file open for its next unit if that is of the same
-// file (an open parses the whole footer). Readers stay within `readers` units of the consumer and
-// at most `batches_ahead` batches ahead in each unit. One consumer thread calls Next(); the
-// destructor stops and joins the readers. Memory: at most readers * batches_ahead batches, and
-// each reader's open file (its parsed footer).
+// file (an open parses the whole footer) and the file was not written since (its size and
+// modification time through the open descriptor; else it is opened again and checked). Readers stay
+// within `readers` units of the consumer and at most `batches_ahead` batches ahead in each unit.
+// One consumer thread calls Next(); the destructor stops and joins the readers. Memory: at most
+// readers * batches_ahead batches, and each reader's open file (its parsed footer).
 class FragmentPrefetcher {
  public:
   // Row groups of one fragment, read by one reader in one go.
@@ -170,8 +172,8 @@ class FragmentPrefetcher {
     int64_t first_position = -1;
   };
   // The units of `fragments`, in read order. A Parquet file whose planned bytes (of the columns
-  // read, uncompressed) are at most `whole_file_bytes` is one unit: one open of the file instead
-  // of one per row group, where decoding its row groups at once would gain nothing.
+  // read, uncompressed) are at most `whole_file_bytes` is one unit: one reader reads it in one
+  // go, where decoding its row groups at once would gain nothing.
   static std::vector<Unit> Units(const std::vector<Fragment>& fragments,
                                  int64_t whole_file_bytes = 0);
   // Rows a unit returns: the rows of its row groups, or -1 when that is not known before reading

@@ -123,8 +123,8 @@ Result<std::shared_ptr<arrow::RecordBatch>> ReadChosenRows(const Fragment& fragm
 }
 
 Result<std::shared_ptr<arrow::RecordBatch>> ReadChosenRows(
-    OpenedParquet& opened, const Fragment& fragment, const FragmentRequest& request, int row_group,
-    const std::vector<int64_t>& rows, int* columns_picked) {
+    const OpenedParquet& opened, const Fragment& fragment, const FragmentRequest& request,
+    int row_group, const std::vector<int64_t>& rows, int* columns_picked) {
   int picked_count = 0;
   const std::string path = fragment.path.string();
   arrow::MemoryPool* pool = request.pool != nullptr ? request.pool : arrow::default_memory_pool();

@@ -1,6 +1,7 @@
 // The gather mode's read of one Parquet row group: only the chosen rows' values, copied from the
 // pages where the column allows it (chosen_values.h), for FragmentPrefetcher's reader threads
-// (FragmentRequest::chosen_rows). Functions only; safe to call from several threads at once.
+// (FragmentRequest::chosen_rows). Functions only; safe to call from several threads at once, each
+// with an OpenedParquet of its own.
 #pragma once
 
 #include <memory>
@@ -30,7 +31,7 @@ Result<std::shared_ptr<arrow::RecordBatch>> ReadChosenRows(const Fragment& fragm
 // As above through `opened`, the fragment opened with OpenParquetFragment and the same request
 // (a reader's next row group of the same file: each open parses the whole footer).
 Result<std::shared_ptr<arrow::RecordBatch>> ReadChosenRows(
-    OpenedParquet& opened, const Fragment& fragment, const FragmentRequest& request, int row_group,
-    const std::vector<int64_t>& rows, int* columns_picked = nullptr);
+    const OpenedParquet& opened, const Fragment& fragment, const FragmentRequest& request,
+    int row_group, const std::vector<int64_t>& rows, int* columns_picked = nullptr);
 
 }  // namespace granary
