@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "granary/cli/cli.h"
+#include "granary/common/threads.h"
 #include "granary/materialize/repository_lock.h"
 #include "granary/online/online_store.h"
 #include "granary/online/store_opener.h"
@@ -109,9 +110,12 @@ Status Serve(const RepoConfig& config, const Options& o) {
   options.max_entities = o.max_entities;
   if (o.split_threads < 0) {
     return Status::InvalidArgument(
-        "--split-threads must be 0 (as many as --threads), 1 (never split) or more");
+        "--split-threads must be 0 (one per core the workers leave, up to one per worker), 1 "
+        "(never split) or more");
   }
-  options.split_threads = o.split_threads > 0 ? o.split_threads : o.threads;
+  options.split_threads = o.split_threads > 0
+                              ? o.split_threads
+                              : DefaultSplitThreads(ThreadCount(o.threads), ThreadCount(0));
   options.server_timing = o.server_timing;
   options.repository = config;  // POST /materialize-incremental
   GRANARY_ASSIGN_OR_RAISE(options.registry_poll_interval,
@@ -263,8 +267,9 @@ void RegisterServeCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("--threads", o->threads, "Worker threads (0: one per core)");
   cmd->add_option("--split-threads", o->split_threads,
                   "Threads that one large get-online-features answer (from about 10 entities x "
-                  "250 features) is read and written on, its worker included (0: as many as "
-                  "--threads; 1: never split)");
+                  "250 features) is read and written on, its worker included (0: the worker and "
+                  "one helper per core the workers leave, at most one per worker; 1: never "
+                  "split)");
   cmd->add_option("--token", o->token,
                   "Require 'Authorization: Bearer <token>' on every endpoint but /health "
                   "(prefer the environment variable: a command line is visible to other users)")

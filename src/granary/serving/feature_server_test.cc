@@ -110,6 +110,15 @@ class FeatureServerTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<http::HttpServer> timed_http_;
 };
 
+TEST(DefaultSplitThreads, HelpersOnlyOnTheCoresTheWorkersLeave) {
+  EXPECT_EQ(DefaultSplitThreads(2, 2), 1);  // every core a worker's: never split
+  EXPECT_EQ(DefaultSplitThreads(8, 8), 1);
+  EXPECT_EQ(DefaultSplitThreads(4, 2), 1);
+  EXPECT_EQ(DefaultSplitThreads(2, 8), 3);  // at most one helper per worker
+  EXPECT_EQ(DefaultSplitThreads(1, 8), 2);
+  EXPECT_EQ(DefaultSplitThreads(4, 6), 3);  // the two cores left
+}
+
 TEST_P(FeatureServerTest, PushThenGetOnlineFeaturesInFeastsShape) {
   const Timestamp now = SystemClock::Default().Now();
   PushRows({1001, 1002}, now - Duration::Minutes(5), 0.5);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 
 #include "granary/common/threads.h"
@@ -46,6 +47,10 @@ void ServingMetrics::CountError(std::string_view path, const Status& status) con
                    "caller's mistake; unavailable: the online store is down).",
                    {{"path", std::string(path)}, {"kind", kind}})
       .Increment();
+}
+
+int DefaultSplitThreads(int workers, int cores) {
+  return 1 + std::clamp(cores - workers, 0, std::max(workers, 0));
 }
 
 Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(FeatureServerOptions options,

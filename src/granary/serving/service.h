@@ -81,6 +81,13 @@ struct Endpoint {
   bool is_public = false;  // answered without the bearer token (health checks)
 };
 
+// `granary serve`'s default split_threads for `workers` worker threads on `cores` cores: one
+// helper per core the workers leave, at most one per worker; 1 (never split) when the workers
+// have every core. A helper on a worker's core takes that worker's time: on 2 cores with 2
+// workers, splitting 100 x 250 answers cut the server's maximum by 20-35 % and gained nothing at
+// 50 req/s (docs/PERFORMANCE.md, "The split's default").
+int DefaultSplitThreads(int workers, int cores);
+
 struct FeatureServerOptions {
   // Relative source paths (push to offline): the embedded engine's root when `repository` is
   // unset; else repository's offline_store builds the engine.
@@ -95,7 +102,8 @@ struct FeatureServerOptions {
   int blocking_threads = 2;
   // Threads one large get-online-features answer (its RocksDB read and its response JSON) is
   // split across, the worker thread included; 0: one per core; 1: never split
-  // (docs/SERVING.md, "Large answers"). Small answers are never split.
+  // (docs/SERVING.md, "Large answers"). Small answers are never split. `granary serve` sets it
+  // from DefaultSplitThreads unless told.
   int split_threads = 0;
   // get-online-features answers say where their time went (ServiceReply::server_timing: the
   // store read and the response JSON), for the HTTP server's Server-Timing header
