@@ -27,7 +27,7 @@ struct Options {
   int port = 6566;     // Feast's default
   int grpc_port = -1;  // off
   int threads = 0;
-  int split_threads = 0;  // 0: as many as --threads
+  int split_threads = 0;  // 0: DefaultSplitThreads (serving/service.h)
   std::string token;
   size_t max_entities = 10'000;
   size_t body_limit_bytes = 4 << 20;
@@ -113,9 +113,10 @@ Status Serve(const RepoConfig& config, const Options& o) {
         "--split-threads must be 0 (one per core the workers leave, up to one per worker), 1 "
         "(never split) or more");
   }
-  options.split_threads = o.split_threads > 0
-                              ? o.split_threads
-                              : DefaultSplitThreads(ThreadCount(o.threads), ThreadCount(0));
+  const int split_threads = o.split_threads > 0
+                                ? o.split_threads
+                                : DefaultSplitThreads(ThreadCount(o.threads), UsableCores());
+  options.split_threads = split_threads;
   options.server_timing = o.server_timing;
   options.repository = config;  // POST /materialize-incremental
   GRANARY_ASSIGN_OR_RAISE(options.registry_poll_interval,
@@ -201,10 +202,12 @@ Status Serve(const RepoConfig& config, const Options& o) {
     ServerLog(fmt::format("warning: {}", record.status().message()));
   }
   ServerLog(fmt::format(
-      "granary serve: listening on http://{}:{} ({} workers); online store {}; registry version "
-      "{} of project {}{}{}",
+      "granary serve: listening on http://{}:{} ({} workers, {}); online store {}; registry "
+      "version {} of project {}{}{}",
       o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host, http->port(),
       o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()),
+      split_threads > 1 ? fmt::format("large answers split on {} threads", split_threads)
+                        : std::string("large answers not split"),
       store->Describe(), server->registry().Current()->info.version,
       server->registry().Current()->info.project, o.token.empty() ? "" : "; bearer token required",
       o.token.empty() || !o.metrics_public ? "" : " (not on /metrics: --metrics-public)"));

@@ -259,6 +259,8 @@ Result<OpenedParquet> OpenParquetFragment(const Fragment& fragment,
     PARQUET_ASSIGN_OR_THROW(std::shared_ptr<arrow::io::ReadableFile> file,
                             arrow::io::ReadableFile::Open(path, pool));
     const int file_descriptor = file->file_descriptor();
+    GRANARY_ASSIGN_OR_RAISE(const ParquetFileIdentity at_open,
+                            IdentityOfDescriptor(file_descriptor, path));
     auto file_reader = parquet::ParquetFileReader::Open(file, file_props);
     const std::shared_ptr<parquet::FileMetaData> metadata = file_reader->metadata();
     bool same = metadata->num_row_groups() == static_cast<int>(fragment.row_group_rows.size()) &&
@@ -303,7 +305,8 @@ Result<OpenedParquet> OpenParquetFragment(const Fragment& fragment,
       return Status::InvalidArgument(fmt::format("{}: cannot map its Parquet schema to Arrow: {}",
                                                  path, made.status().message()));
     }
-    return OpenedParquet{std::move(*made), metadata, std::move(leaves), file_descriptor};
+    return OpenedParquet{std::move(*made), metadata,     std::move(leaves),
+                         file_descriptor,  at_open.size, at_open.modified_ns};
   } catch (...) {
     return ParquetReadFailure(fragment);
   }
@@ -471,27 +474,26 @@ void FragmentPrefetcher::ReadLoop() {
   // units are row groups, and an open parses the whole footer (a file of 1,000 columns in 20 row
   // groups, opened per row group, parsed its 20,000 column chunks' metadata 20 times). A file
   // written in place since (the kept footer would no longer describe its bytes) is opened again,
-  // which checks it against the plan ("changed while it was read"); a file removed or replaced by
-  // a rename is read on through the descriptor, from the file the plan saw.
+  // and checked against the plan as every open is (its row counts: "changed while it was read");
+  // a file removed or replaced by a rename is read on through the descriptor, from the file the
+  // plan saw. Not caught, as before the reuse: a rewrite within the file system's time
+  // resolution that keeps the size, or one that sets the modification time back.
   size_t opened_fragment = SIZE_MAX;
   OpenedParquet opened;
-  ParquetFileIdentity opened_identity;
   auto open = [&](size_t index, const Fragment& fragment) -> Result<OpenedParquet*> {
     if (index == opened_fragment) {
-      // Size and modification time: a write changes them; the change time also moves when the
-      // file is removed or renamed (its links), and then the descriptor still reads the file the
-      // plan saw.
+      // Size and modification time, as at the open (taken before its footer was read): a write
+      // changes them; the change time also moves when the file is removed or renamed (its
+      // links), and then the descriptor still reads the file the plan saw.
       auto now = IdentityOfDescriptor(opened.file_descriptor, fragment.path.string());
-      if (now.ok() && now->size == opened_identity.size &&
-          now->modified_ns == opened_identity.modified_ns) {
+      if (now.ok() && now->size == opened.size_at_open &&
+          now->modified_ns == opened.modified_ns_at_open) {
         return &opened;
       }
     }
     opened = OpenedParquet{};
     opened_fragment = SIZE_MAX;
     GRANARY_ASSIGN_OR_RAISE(opened, OpenParquetFragment(fragment, *request_));
-    GRANARY_ASSIGN_OR_RAISE(opened_identity,
-                            IdentityOfDescriptor(opened.file_descriptor, fragment.path.string()));
     opened_fragment = index;
     return &opened;
   };

@@ -120,6 +120,9 @@ struct OpenedParquet {
   std::shared_ptr<parquet::FileMetaData> metadata;
   std::vector<int> leaves;
   int file_descriptor = -1;  // the open file's, valid while `reader` lives
+  // The file's size and modification time (ns) when opened, before its footer was read.
+  int64_t size_at_open = -1;
+  int64_t modified_ns_at_open = -1;
 };
 // IOError when the file is gone or changed since planning (its row groups or rows);
 // InvalidArgument when its schema has no Arrow form; Corruption when it cannot be read.
