@@ -113,9 +113,9 @@ Status Serve(const RepoConfig& config, const Options& o) {
         "--split-threads must be 0 (one per core the workers leave, up to one per worker), 1 "
         "(never split) or more");
   }
-  const int split_threads = o.split_threads > 0
-                                ? o.split_threads
-                                : DefaultSplitThreads(ThreadCount(o.threads), UsableCores());
+  const int workers = ThreadCount(o.threads);  // as the HTTP server counts them
+  const int split_threads =
+      o.split_threads > 0 ? o.split_threads : DefaultSplitThreads(workers, UsableCores());
   options.split_threads = split_threads;
   options.server_timing = o.server_timing;
   options.repository = config;  // POST /materialize-incremental
@@ -204,8 +204,7 @@ Status Serve(const RepoConfig& config, const Options& o) {
   ServerLog(fmt::format(
       "granary serve: listening on http://{}:{} ({} workers, {}); online store {}; registry "
       "version {} of project {}{}{}",
-      o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host, http->port(),
-      o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()),
+      o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host, http->port(), workers,
       split_threads > 1 ? fmt::format("large answers split on {} threads", split_threads)
                         : std::string("large answers not split"),
       store->Describe(), server->registry().Current()->info.version,

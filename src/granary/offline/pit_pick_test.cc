@@ -258,6 +258,9 @@ int CompareWithArrowsReader(const std::filesystem::path& path, std::mt19937_64& 
   fragment.path = path;
   int64_t total = 0, pruned = 0;
   if (!PlanParquetFragment(request, &fragment, &total, &pruned).ok()) return 0;
+  auto opened = OpenParquetFragment(fragment, request);
+  EXPECT_TRUE(opened.ok()) << path.string() << ": " << opened.status().ToString();
+  if (!opened.ok()) return 0;
   int compared = 0;
   for (int rg : fragment.row_groups) {
     std::shared_ptr<arrow::Table> decoded;
@@ -277,7 +280,7 @@ int CompareWithArrowsReader(const std::filesystem::path& path, std::mt19937_64& 
         }
       }
       int from_pages = 0;
-      auto picked = ReadChosenRows(fragment, request, rg, chosen, &from_pages);
+      auto picked = ReadChosenRows(*opened, fragment, request, rg, chosen, &from_pages);
       *from_pages_total += from_pages;
       EXPECT_TRUE(picked.ok()) << path.string() << " row group " << rg << ": "
                                << picked.status().ToString();

@@ -113,15 +113,6 @@ Result<std::shared_ptr<arrow::RecordBatch>> TakeFromRowGroup(parquet::arrow::Fil
 
 }  // namespace
 
-Result<std::shared_ptr<arrow::RecordBatch>> ReadChosenRows(const Fragment& fragment,
-                                                           const FragmentRequest& request,
-                                                           int row_group,
-                                                           const std::vector<int64_t>& rows,
-                                                           int* columns_picked) {
-  GRANARY_ASSIGN_OR_RAISE(OpenedParquet opened, OpenParquetFragment(fragment, request));
-  return ReadChosenRows(opened, fragment, request, row_group, rows, columns_picked);
-}
-
 Result<std::shared_ptr<arrow::RecordBatch>> ReadChosenRows(
     const OpenedParquet& opened, const Fragment& fragment, const FragmentRequest& request,
     int row_group, const std::vector<int64_t>& rows, int* columns_picked) {

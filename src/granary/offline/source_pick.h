@@ -22,14 +22,9 @@ namespace granary {
 // deletion vector is not read this way (its rows' positions are not the file's). Memory: the
 // chosen values, a read buffer, a page and a dictionary a column, and a fallback column's batch.
 // Errors name the file. `columns_picked` (may be null): set to the number of columns whose
-// values came from their pages.
-Result<std::shared_ptr<arrow::RecordBatch>> ReadChosenRows(const Fragment& fragment,
-                                                           const FragmentRequest& request,
-                                                           int row_group,
-                                                           const std::vector<int64_t>& rows,
-                                                           int* columns_picked = nullptr);
-// As above through `opened`, the fragment opened with OpenParquetFragment and the same request
-// (a reader's next row group of the same file: each open parses the whole footer).
+// values came from their pages. Read through `opened`, the fragment opened with
+// OpenParquetFragment and the same request (a reader keeps it for its next row group of the same
+// file: each open parses the whole footer).
 Result<std::shared_ptr<arrow::RecordBatch>> ReadChosenRows(
     const OpenedParquet& opened, const Fragment& fragment, const FragmentRequest& request,
     int row_group, const std::vector<int64_t>& rows, int* columns_picked = nullptr);
